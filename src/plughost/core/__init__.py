@@ -1,0 +1,1 @@
+"""Pure logic on the standard library: manifests, versions, lifecycle, registry, resolver, bus."""

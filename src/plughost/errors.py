@@ -1,0 +1,293 @@
+"""The whole plughost exception tree.
+
+Every error carries a stable ``code`` (a dotted string such as ``manifest.invalid``), the
+``plugin_id`` when one is concerned, the ``phase`` in which it happened when known, a ``details``
+mapping for machines, and a message that says what went wrong *and what to do*. The HTTP API
+returns ``code`` and ``message`` as JSON; the CLI prints them and exits non-zero.
+
+Errors subclass the builtin they resemble, so ``except PermissionError`` or
+``except TimeoutError`` also catch plughost's versions.
+
+::
+
+    PlughostError
+    ├── ConfigurationError (ValueError)            code: settings.invalid
+    ├── ExtraNotInstalled (ImportError)            code: extra.missing
+    ├── ManifestError (ValueError)                 code: manifest.invalid (.problems)
+    ├── VersionError (ValueError)                  code: version.invalid / range.invalid
+    ├── InvalidTransition (RuntimeError)           code: lifecycle.transition
+    ├── PluginNotFound (LookupError)               code: plugin.not_found
+    ├── ResolutionError                            code: resolve.*
+    │   ├── ResolutionConflict                     code: resolve.conflict
+    │   ├── DependencyMissing                      code: resolve.missing
+    │   ├── DependencyCycle                        code: resolve.cycle
+    │   ├── HostVersionMismatch                    code: resolve.host
+    │   └── DependentsExist                        code: resolve.dependents
+    ├── PluginError                                code: plugin.*
+    │   ├── PluginLoadError                        code: plugin.load      (import / entry failed)
+    │   ├── PluginActivationError                  code: plugin.activate
+    │   ├── PluginTimeout (TimeoutError)           code: plugin.timeout
+    │   ├── PluginCrashed                          code: plugin.crashed
+    │   └── PluginUnavailable                      code: plugin.unavailable
+    ├── PermissionDenied (PermissionError)         code: permission.denied
+    └── OperationRefused                           code: operation.refused
+
+Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
+its codes listed above.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "ConfigurationError",
+    "DependencyCycle",
+    "DependencyMissing",
+    "DependentsExist",
+    "ExtraNotInstalled",
+    "HostVersionMismatch",
+    "InvalidTransition",
+    "ManifestError",
+    "OperationRefused",
+    "PermissionDenied",
+    "PlughostError",
+    "PluginActivationError",
+    "PluginCrashed",
+    "PluginError",
+    "PluginLoadError",
+    "PluginNotFound",
+    "PluginTimeout",
+    "PluginUnavailable",
+    "Problem",
+    "ResolutionConflict",
+    "ResolutionError",
+    "VersionError",
+    "error_context",
+]
+
+
+class PlughostError(Exception):
+    """Root of every error plughost raises on purpose.
+
+    :param message: what went wrong and what to do about it.
+    :param code: stable machine-readable code; defaults to the class's ``default_code``.
+    :param plugin_id: the plugin concerned, if any.
+    :param phase: where it happened (``discover``, ``manifest``, ``resolve``, ``import``,
+        ``activate``, ``install``, ...), if known.
+    :param details: extra JSON-serialisable facts for machines.
+    """
+
+    default_code: ClassVar[str] = "plughost.error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        plugin_id: str | None = None,
+        phase: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.plugin_id = plugin_id
+        self.phase = phase
+        self.details: dict[str, Any] = dict(details or {})
+
+    def __str__(self) -> str:
+        prefix = f"[{self.plugin_id}] " if self.plugin_id else ""
+        return f"{prefix}{self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape used by the HTTP API and ``--json`` CLI output."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.plugin_id:
+            out["plugin_id"] = self.plugin_id
+        if self.phase:
+            out["phase"] = self.phase
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+@contextlib.contextmanager
+def error_context(*, plugin_id: str | None = None, phase: str | None = None) -> Iterator[None]:
+    """Attach ``plugin_id`` / ``phase`` to any :class:`PlughostError` raised inside, once.
+
+    Values already set by the raiser win: the innermost context knows best.
+    """
+    try:
+        yield
+    except PlughostError as exc:
+        if exc.plugin_id is None and plugin_id is not None:
+            exc.plugin_id = plugin_id
+        if exc.phase is None and phase is not None:
+            exc.phase = phase
+        raise
+
+
+class ConfigurationError(PlughostError, ValueError):
+    """Host settings are invalid (bad URL, unknown option, unreadable file)."""
+
+    default_code = "settings.invalid"
+
+
+class ExtraNotInstalled(PlughostError, ImportError):
+    """An optional backend was used without its extra installed."""
+
+    default_code = "extra.missing"
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs the {module!r} package, which is not installed. "
+            f"Install it with: pip install 'plughost[{extra}]'",
+            details={"extra": extra, "module": module},
+        )
+        self.extra = extra
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One validation problem: where (a dotted/JSON path), a stable code, and a message."""
+
+    path: str
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '<root>'}: {self.message} [{self.code}]"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "code": self.code, "message": self.message}
+
+
+class ManifestError(PlughostError, ValueError):
+    """A manifest is invalid. ``problems`` lists *every* problem found, not just the first."""
+
+    default_code = "manifest.invalid"
+
+    def __init__(
+        self,
+        problems: list[Problem],
+        *,
+        source: str | None = None,
+        plugin_id: str | None = None,
+    ) -> None:
+        where = f" in {source}" if source else ""
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"{len(problems)} problem(s){where}:\n{lines}\n"
+            "Fix the manifest and run `plughost check` again.",
+            plugin_id=plugin_id,
+            phase="manifest",
+            details={"problems": [p.to_dict() for p in problems], "source": source},
+        )
+        self.problems = problems
+        self.source = source
+
+
+class VersionError(PlughostError, ValueError):
+    """A version or version range string could not be parsed."""
+
+    default_code = "version.invalid"
+
+
+class InvalidTransition(PlughostError, RuntimeError):
+    """A lifecycle change that the transition table does not allow."""
+
+    default_code = "lifecycle.transition"
+
+
+class PluginNotFound(PlughostError, LookupError):
+    """No plugin with that id is known to the host."""
+
+    default_code = "plugin.not_found"
+
+
+class ResolutionError(PlughostError):
+    """Dependencies could not be resolved."""
+
+    default_code = "resolve.error"
+
+
+class ResolutionConflict(ResolutionError):
+    """No set of versions satisfies every range; the message carries the chain."""
+
+    default_code = "resolve.conflict"
+
+
+class DependencyMissing(ResolutionError):
+    """A required dependency is not available at all."""
+
+    default_code = "resolve.missing"
+
+
+class DependencyCycle(ResolutionError):
+    """Plugins depend on each other in a cycle; ``details['cycle']`` is the full path."""
+
+    default_code = "resolve.cycle"
+
+
+class HostVersionMismatch(ResolutionError):
+    """A plugin does not support this plughost version."""
+
+    default_code = "resolve.host"
+
+
+class DependentsExist(ResolutionError):
+    """Refused: other enabled plugins depend on the target; ``details['dependents']`` names them."""
+
+    default_code = "resolve.dependents"
+
+
+class PluginError(PlughostError):
+    """A plugin failed while the host was driving it."""
+
+    default_code = "plugin.error"
+
+
+class PluginLoadError(PluginError):
+    """The plugin's code could not be imported or its entry point was not found."""
+
+    default_code = "plugin.load"
+
+
+class PluginActivationError(PluginError):
+    """The plugin's ``activate`` raised or returned an error."""
+
+    default_code = "plugin.activate"
+
+
+class PluginTimeout(PluginError, TimeoutError):
+    """A call into a plugin did not finish within its deadline."""
+
+    default_code = "plugin.timeout"
+
+
+class PluginCrashed(PluginError):
+    """The plugin's process or sandbox died; every in-flight call gets this."""
+
+    default_code = "plugin.crashed"
+
+
+class PluginUnavailable(PluginError):
+    """The plugin cannot be used right now (disabled, failed, quarantined, not active)."""
+
+    default_code = "plugin.unavailable"
+
+
+class PermissionDenied(PlughostError, PermissionError):
+    """A plugin asked for something it has not been granted."""
+
+    default_code = "permission.denied"
+
+
+class OperationRefused(PlughostError):
+    """An operation was refused before it changed anything (e.g. already installed)."""
+
+    default_code = "operation.refused"

@@ -1,0 +1,1 @@
+"""Runtimes turn a manifest + files into a PluginInstance the host drives the same way."""
