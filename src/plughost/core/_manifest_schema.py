@@ -160,7 +160,8 @@ def build_reference_markdown() -> str:
             "same names", ""),
     }
     for key, (native, note) in arcade_notes.items():
-        lines.append(f"| `{key}` | {native} | {note} |")
+        keys = ", ".join(f"`{k}`" for k in key.split(", "))
+        lines.append(f"| {keys} | {native} | {note} |")
     camel = sorted({(a, p) for p, s in _doc_rows(FIELDS) for a in s.aliases
                     if a not in ("pluginType", "entryPoint")})
     lines.append("| " + ", ".join(f"`{a}`" for a, _ in camel)
