@@ -15,7 +15,7 @@ from plughost.errors import (
     ResolutionError,
 )
 
-__version__ = "0.1.0"
+from plughost._version import __version__
 
 __all__ = [
     "InvalidTransition",
