@@ -73,6 +73,8 @@ def fail(record: PluginRecord, error: PlughostError) -> None:
     raise error
 
 
+_UNUSABLE = frozenset({State.FAILED, State.DISABLED, State.UNINSTALLED, State.INSTALLED})
+
 _POLICIES: dict[str, ErrorPolicy] = {"isolate": isolate, "fail": fail}
 
 _HINTS: dict[str, str] = {
@@ -458,7 +460,8 @@ class PluginHost:
             return record
         self._require_usable(record)
         for dep in self._deps(record):
-            await self.load(dep)
+            if self.registry.get(dep).state not in _UNUSABLE:
+                await self.load(dep)
         async with self._lock(plugin_id):
             if record.state is not State.RESOLVED:
                 return record
@@ -513,8 +516,16 @@ class PluginHost:
         if record.state is State.ACTIVE:
             return record
         self._require_usable(record)
+        required = record.manifest.dependencies
         for dep in self._deps(record):
-            dep_record = await self.activate(dep)
+            dep_record = self.registry.get(dep)
+            if dep_record.state not in _UNUSABLE:
+                dep_record = await self.activate(dep)
+            if dep_record.state is not State.ACTIVE and dep not in required:
+                record.warnings.append(
+                    f"optional dependency {dep!r} is {dep_record.state.value}; running without it"
+                )
+                continue
             if dep_record.state is not State.ACTIVE:
                 error = PluginActivationError(
                     f"Dependency {dep!r} could not be activated "

@@ -24,7 +24,7 @@ def test_logger_is_named_after_the_plugin() -> None:
 
 def test_unattached_service_says_what_is_missing() -> None:
     ctx = PluginContext(MANIFEST)
-    with pytest.raises(PluginUnavailable, match="ctx.http is not available"):
+    with pytest.raises(PluginUnavailable, match=r"ctx\.http is not available"):
         _ = ctx.http
     with pytest.raises(AttributeError):
         _ = ctx.no_such_thing

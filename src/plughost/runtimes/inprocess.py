@@ -15,6 +15,7 @@ the context. Limits cannot be enforced here (Python code cannot be pre-empted), 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.machinery
 import inspect
@@ -122,9 +123,7 @@ def resolve_entry(manifest: Manifest, root: Path | None) -> tuple[Any, str | Non
             details={"entry": manifest.entry, "hint": hint},
         ) from exc
     try:
-        if inspect.isclass(target):
-            obj = target()
-        elif inspect.isfunction(target) and not _is_plugin_like(target):
+        if inspect.isclass(target) or (inspect.isfunction(target) and not _is_plugin_like(target)):
             obj = target()
         else:
             obj = target
@@ -210,10 +209,9 @@ class InProcessInstance:
     async def start(self, context: PluginContext) -> Sequence[Export]:
         self._check_open()
         obj = self._obj
-        try:
+        # Objects with __slots__ or frozen ones cannot take it; they get it through activate().
+        with contextlib.suppress(AttributeError, TypeError):
             obj.ctx = context
-        except (AttributeError, TypeError):
-            pass  # modules with __slots__ or frozen objects: the context is passed to activate
         activate = getattr(obj, "activate", None)
         if activate is not None:
             await _maybe_await(activate(context))

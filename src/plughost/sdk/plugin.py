@@ -28,11 +28,11 @@ class Plugin:
     ctx: PluginContext
     """The plugin's context; set by the runtime just before :meth:`activate`."""
 
-    def activate(self, ctx: PluginContext) -> None | Awaitable[None]:
+    def activate(self, ctx: PluginContext) -> Awaitable[None] | None:
         """Called once when the plugin becomes active. Raise to refuse activation."""
         return None
 
-    def deactivate(self) -> None | Awaitable[None]:
+    def deactivate(self) -> Awaitable[None] | None:
         """Called once when the plugin is deactivated; release what ``activate`` acquired."""
         return None
 
@@ -44,6 +44,6 @@ class Plugin:
         """Optional: JSON-serialisable state handed to the next version on update."""
         return None
 
-    def import_state(self, state: Any, from_version: str) -> None | Awaitable[None]:
+    def import_state(self, state: Any, from_version: str) -> Awaitable[None] | None:
         """Optional: receive the state exported by ``from_version`` before activation."""
         return None

@@ -248,7 +248,9 @@ def status(
             print_json({**data, "report": report.to_dict()})
         else:
             counts = ", ".join(f"{k}: {v}" for k, v in sorted(data["states"].items())) or "none"
-            console.print(f"plughost {data['host_version']} — {data['plugins']} plugin(s) ({counts})")
+            console.print(
+                f"plughost {data['host_version']} — {data['plugins']} plugin(s) ({counts})"
+            )
             for outcome in report.failed:
                 console.print(
                     f"[red]✗ {outcome.plugin_id}[/] [{outcome.phase}] "
