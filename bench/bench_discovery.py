@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from plughost import PluginHost  # noqa: E402
+from plughost import PluginHost
 
 PLUGIN_CODE = '''
 class Plugin:
