@@ -550,7 +550,7 @@ class PluginHost:
                     if hook is not None:
                         await hook(record, exports)
             except Exception as exc:
-                error = _as_error(exc, record, "activate")
+                error: PlughostError = _as_error(exc, record, "activate")
                 if not isinstance(exc, PlughostError):
                     error = PluginActivationError(
                         f"activate() raised {type(exc).__name__}: {exc}",
@@ -694,7 +694,9 @@ class PluginHost:
         record.hint = None
         self._set_state(record, State.INSTALLED)
         self.resolve()
-        if activate and record.state is State.RESOLVED and not record.manifest.is_lazy:
+        # resolve() moved it on (mypy cannot see that through the attribute).
+        state: State = record.state
+        if activate and state is State.RESOLVED and not record.manifest.is_lazy:
             await self.activate(plugin_id)
         return record
 

@@ -203,7 +203,7 @@ def _entry_point_manifest(ep: metadata.EntryPoint) -> tuple[Manifest, Path | Non
                 return manifest_from_dict(data, source=str(manifest_path)), None
     dist = ep.dist
     version = dist.version if dist is not None else "0.0.0"
-    summary = (dist.metadata.get("Summary") if dist is not None else None) or ""
+    summary = (dist.metadata["Summary"] if dist is not None else None) or ""
     data = {
         "id": ep.name,
         "name": ep.name,
