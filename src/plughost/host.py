@@ -550,17 +550,17 @@ class PluginHost:
                     if hook is not None:
                         await hook(record, exports)
             except Exception as exc:
-                error: PlughostError = _as_error(exc, record, "activate")
+                failure: PlughostError = _as_error(exc, record, "activate")
                 if not isinstance(exc, PlughostError):
-                    error = PluginActivationError(
+                    failure = PluginActivationError(
                         f"activate() raised {type(exc).__name__}: {exc}",
                         plugin_id=plugin_id,
                         phase="activate",
                     )
-                    error.__cause__ = exc
+                    failure.__cause__ = exc
                 await self._teardown_after_failed_activation(record)
-                self._fail(record, error, "activate")
-                self._apply_policy(record, error)
+                self._fail(record, failure, "activate")
+                self._apply_policy(record, failure)
                 return record
             record.context = context
             record.exports = exports
