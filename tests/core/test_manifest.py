@@ -22,6 +22,7 @@ from plughost.core.manifest import (
     manifest_from_dict,
     manifest_json_schema,
     parse_manifest,
+    read_manifest_data,
     validate_manifest_file,
 )
 from plughost.core.version import ANY, Version, VersionRange
@@ -838,6 +839,27 @@ def test_file_problems_carry_the_source(tmp_path: Path) -> None:
         load_manifest(root)
     assert info.value.source == str(root / "plugin.toml")
     assert {p.code for p in info.value.problems} == {"manifest.required"}
+
+
+def test_read_manifest_data_checks_the_file_but_not_the_fields(tmp_path: Path) -> None:
+    root = make_plugin(tmp_path, {"plugin.toml": 'id = "p"\nversion = "1.0.0"\n'})
+    data = read_manifest_data(root)
+    assert data == {"id": "p", "version": "1.0.0"}  # no entry yet: not validated
+    assert manifest_from_dict({**data, "entry": "p:Plugin"}).id == "p"
+
+
+@pytest.mark.parametrize(("content", "code"), [
+    ('{"id": "a", "id": "b"}', "manifest.duplicate_key"),
+    ("[1, 2]", "manifest.type"),
+    (b'{"id": "caf\xe9"}', "manifest.encoding"),
+    ("{" * (MAX_MANIFEST_BYTES + 1), "manifest.too_large"),
+])
+def test_read_manifest_data_refuses_bad_files(tmp_path: Path, content: str | bytes,
+                                              code: str) -> None:
+    root = make_plugin(tmp_path, {"manifest.json": content})
+    with pytest.raises(ManifestError) as info:
+        read_manifest_data(root / "manifest.json")
+    assert [p.code for p in info.value.problems] == [code]
 
 
 # ------------------------------------------------------------------------------------------

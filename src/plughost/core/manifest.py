@@ -68,6 +68,7 @@ __all__ = [
     "manifest_from_dict",
     "manifest_json_schema",
     "parse_manifest",
+    "read_manifest_data",
     "reference_markdown",
     "validate_manifest_file",
 ]
@@ -759,6 +760,18 @@ def _locate(path: str) -> tuple[str, str]:
     return file, suffix[1:]
 
 
+def _read(path: Path | str) -> tuple[str, str, bytes]:
+    """(manifest file, format, at most MAX_MANIFEST_BYTES + 1 bytes of it)."""
+    file, fmt = _locate(os.fspath(path))
+    try:
+        with open(file, "rb") as fh:
+            return file, fmt, fh.read(MAX_MANIFEST_BYTES + 1)  # enough to refuse, no more
+    except OSError as exc:
+        raise ManifestError([Problem("", "manifest.unreadable",
+                                     f"cannot read {file!r}: {exc.strerror or exc}; check "
+                                     "the file's permissions")], source=file) from exc
+
+
 def load_manifest(path: Path | str) -> Manifest:
     """Load and validate the manifest of a plugin folder, or a manifest file.
 
@@ -767,15 +780,28 @@ def load_manifest(path: Path | str) -> Manifest:
 
     :raises ManifestError: listing every problem found.
     """
-    file, fmt = _locate(os.fspath(path))
-    try:
-        with open(file, "rb") as fh:
-            data = fh.read(MAX_MANIFEST_BYTES + 1)  # never read more than needed to refuse
-    except OSError as exc:
-        raise ManifestError([Problem("", "manifest.unreadable",
-                                     f"cannot read {file!r}: {exc.strerror or exc}; check "
-                                     "the file's permissions")], source=file) from exc
+    file, fmt, data = _read(path)
     return _parse_and_build(data, fmt, file, os.path.dirname(file) or ".")
+
+
+def read_manifest_data(path: Path | str) -> dict[str, Any]:
+    """The parsed but not yet validated mapping of a manifest folder or file.
+
+    The file-level checks are done (size, UTF-8, syntax, duplicate keys, an object at the top);
+    the fields are not. For callers that complete a manifest before validating it with
+    :func:`manifest_from_dict`, e.g. an entry-point plugin whose manifest leaves ``entry`` to the
+    entry point.
+
+    :raises ManifestError: listing the file-level problems.
+    """
+    file, fmt, data = _read(path)
+    problems: Problems = []
+    parsed = _parse(data, fmt, problems)
+    if not problems and not isinstance(parsed, dict):
+        _wrong("", "a table/object at the top level", parsed, problems)
+    if problems:
+        raise ManifestError(problems, source=file)
+    return parsed  # type: ignore[no-any-return]
 
 
 def validate_manifest_file(path: Path | str) -> list[Problem]:
