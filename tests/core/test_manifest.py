@@ -889,5 +889,6 @@ def test_schema_refuses_what_the_validator_refuses() -> None:
     validator = jsonschema.Draft202012Validator(manifest_json_schema())
     for bad in (with_(descripton="x"), with_(id="Bad Id"), with_(version="1.0"),
                 with_(runtime="pyton"), with_(limits={"fuel": 0}), with_(entry=None),
-                with_(permissions=["disk:x"]), with_(activation=["lazy"])):
+                with_(permissions=["disk:x"]), with_(activation=["lazy"]),
+                with_(limits={"memory": "5 parsecs"}), with_(limits={"timeout": "2 days"})):
         assert list(validator.iter_errors(bad)), bad

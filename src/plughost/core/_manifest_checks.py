@@ -398,7 +398,9 @@ def _check_schema(value: Any, path: str, problems: Problems) -> Any:
     return result if len(problems) == before else _BAD
 
 
-_SIZE_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+# The unit alternatives are exactly the keys of _SIZE_UNITS (case-insensitive); the JSON Schema
+# reuses this pattern, so it must stay ECMA-262 compatible (no inline flags).
+_SIZE_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*((?:[kKmMgGtT][iI]?)?[bB]?)\s*$")
 _SIZE_UNITS: Final = {
     "": 1, "b": 1,
     "k": 10**3, "kb": 10**3, "ki": 2**10, "kib": 2**10,
