@@ -67,13 +67,12 @@ def normalize_database_url(url: str) -> URL:
             "sqlite:////var/lib/plughost/plughost.db or postgresql+psycopg://user@host/db"
         ) from None
     backend = parsed.get_backend_name()
-    driver = parsed.get_driver_name()
+    # Compare the spelled-out driver name: the implied default driver differs between
+    # SQLAlchemy versions (psycopg2 in 2.0), so pin it explicitly.
     if backend == "postgresql":
-        if driver not in ("psycopg",):
-            parsed = parsed.set(drivername="postgresql+psycopg")
+        parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend in ("mysql", "mariadb"):
-        if driver != "pymysql" or backend == "mariadb":
-            parsed = parsed.set(drivername="mysql+pymysql")
+        parsed = parsed.set(drivername="mysql+pymysql")
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     elif backend != "sqlite":

@@ -8,8 +8,8 @@ PostgreSQL / MySQL / MariaDB — :class:`RowLock`
     ``SELECT ... FROM plugin_locks WHERE plugin_id = :id FOR UPDATE``; the row lock is held until
     the context exits (the transaction is rolled back — it changed nothing). Waiting is bounded by
     the server's lock timeout (PostgreSQL ``lock_timeout``, InnoDB
-    ``innodb_lock_wait_timeout``). Because the lock lives on its own connection, the operation's
-    own transactions (:meth:`Repository.unit_of_work`) can commit while it is held. If the
+    ``innodb_lock_wait_timeout``, which counts whole seconds: timeouts round up). Because the
+    lock lives on its own connection, the operation's own transactions (:meth:`Repository.unit_of_work`) can commit while it is held. If the
     process dies, the server drops the connection and the lock with it.
 
 SQLite — :class:`FileLock`
@@ -139,20 +139,16 @@ class RowLock:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def _ensure_row(self, plugin_id: str) -> None:
+    def _insert_stmt(self) -> Any:
         from sqlalchemy import insert
 
         from plughost.storage.models import PluginLockRow
 
-        stmt: Any
         if self.database.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            stmt = pg_insert(PluginLockRow).on_conflict_do_nothing()
-        else:
-            stmt = insert(PluginLockRow).prefix_with("IGNORE")
-        with self.database.engine.begin() as conn:
-            conn.execute(stmt, {"plugin_id": plugin_id, "created_at": datetime.now(UTC)})
+            return pg_insert(PluginLockRow).on_conflict_do_nothing()
+        return insert(PluginLockRow).prefix_with("IGNORE")
 
     @contextlib.contextmanager
     def hold(self, plugin_id: str, *, timeout: float) -> Iterator[None]:
@@ -162,25 +158,27 @@ class RowLock:
 
         from plughost.storage.models import PluginLockRow
 
-        self._ensure_row(plugin_id)
-        dialect = self.database.dialect
+        postgres = self.database.dialect == "postgresql"
+        row = select(PluginLockRow.plugin_id).where(PluginLockRow.plugin_id == plugin_id)
         with self.database.engine.connect() as conn:
-            trans = conn.begin()
+            # Session-level timeout: it bounds the INSERT below too (InnoDB's duplicate-key
+            # check waits for a row that another holder has locked FOR UPDATE).
+            if postgres:
+                conn.exec_driver_sql(f"SET lock_timeout = {max(int(timeout * 1000), 1)}")
+            else:
+                # InnoDB counts whole seconds; round up so 0.5 s still waits a little.
+                conn.exec_driver_sql(
+                    f"SET SESSION innodb_lock_wait_timeout = {max(int(timeout + 0.999), 1)}"
+                )
+            conn.commit()
             try:
-                if dialect == "postgresql":
-                    ms = max(int(timeout * 1000), 1)
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
-                else:
-                    # InnoDB counts whole seconds; round up so 0.5 s still waits a little.
-                    conn.exec_driver_sql(
-                        f"SET SESSION innodb_lock_wait_timeout = {max(int(timeout + 0.999), 1)}"
-                    )
                 try:
-                    conn.execute(
-                        select(PluginLockRow.plugin_id)
-                        .where(PluginLockRow.plugin_id == plugin_id)
-                        .with_for_update()
-                    )
+                    # A plain read does not wait for locks; insert the row only the first time.
+                    if conn.execute(row).first() is None:
+                        conn.execute(self._insert_stmt(), {"plugin_id": plugin_id,
+                                                           "created_at": datetime.now(UTC)})
+                    conn.commit()
+                    conn.execute(row.with_for_update())
                 except sa_exc.OperationalError as exc:
                     if _is_lock_timeout(exc):
                         raise LockTimeout(
@@ -193,10 +191,13 @@ class RowLock:
                     raise
                 yield
             finally:
-                trans.rollback()
-                if dialect != "postgresql":
-                    # The connection goes back to the pool: restore the server default.
+                conn.rollback()  # ends the FOR UPDATE transaction: releases the lock
+                # The connection goes back to the pool: restore the server default.
+                if postgres:
+                    conn.exec_driver_sql("RESET lock_timeout")
+                else:
                     conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+                conn.commit()
 
 
 def _is_lock_timeout(exc: Exception) -> bool:
