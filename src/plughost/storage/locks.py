@@ -9,8 +9,9 @@ PostgreSQL / MySQL / MariaDB — :class:`RowLock`
     the context exits (the transaction is rolled back — it changed nothing). Waiting is bounded by
     the server's lock timeout (PostgreSQL ``lock_timeout``, InnoDB
     ``innodb_lock_wait_timeout``, which counts whole seconds: timeouts round up). Because the
-    lock lives on its own connection, the operation's own transactions (:meth:`Repository.unit_of_work`) can commit while it is held. If the
-    process dies, the server drops the connection and the lock with it.
+    lock lives on its own connection, the operation's own transactions
+    (:meth:`Repository.unit_of_work`) can commit while it is held. If the process dies,
+    the server drops the connection and the lock with it.
 
 SQLite — :class:`FileLock`
     ``fcntl.flock`` on ``<lock_dir>/<plugin_id>.lock`` (the lock dir defaults to
