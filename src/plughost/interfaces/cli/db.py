@@ -31,8 +31,9 @@ def _url(database_url: str | None) -> str:
 
 
 def _fail(exc: PlughostError) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error[/red] [bold]{exc.code}[/bold]: {exc.message}",
-                               markup=True, highlight=False)
+    Console(stderr=True, soft_wrap=True).print(
+        f"[red]error[/red] [bold]{exc.code}[/bold]: {exc.message}", markup=True, highlight=False
+    )
     return typer.Exit(1)
 
 
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
         """Apply pending migrations (safe to run repeatedly and from several hosts at once)."""
         from plughost.storage import migrations
 
-        console = Console()
+        console = Console(soft_wrap=True)
         try:
             url = _url(database_url)
             before = migrations.current(url)
@@ -96,5 +97,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(data))
             return
         state = "up to date" if found == head else "run `plughost db upgrade`"
-        Console().print(f"{data['database']}: revision {found or '<empty>'} (head {head}, {state})",
-                        highlight=False)
+        Console(soft_wrap=True).print(
+            f"{data['database']}: revision {found or '<empty>'} (head {head}, {state})",
+            highlight=False,
+        )
