@@ -36,7 +36,8 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │                                                too_many_entries too_large ratio encrypted
     │                                                nested prefix_data trailing_data overlap
     │                                                header_mismatch integrity unsupported
-    │                                                corrupt destination missing)
+    │                                                corrupt destination missing
+    │                                                unreadable)
     ├── PackageError (ValueError)                  code: package.* (symlink special reserved
     │                                                manifest integrity output)
     ├── SignatureError                             code: signature.* (missing invalid

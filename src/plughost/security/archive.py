@@ -41,6 +41,7 @@ Each refusal raises :class:`~plughost.errors.ArchiveError` with its own code:
                            data larger than declared, gaps between entries, ...)
 ``archive.destination``    extraction target already exists or its parent is missing
 ``archive.missing``        :meth:`SafeArchive.read` of a name the archive does not hold
+``archive.unreadable``     the archive file cannot be opened (missing, a directory, no access)
 =========================  ========================================================================
 """
 
@@ -328,7 +329,11 @@ class SafeArchive:
     def __init__(self, path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> None:
         self.path = Path(path)
         self.limits = limits
-        self._file = open(self.path, "rb")  # noqa: SIM115 - owned, closed in close()
+        try:
+            self._file = open(self.path, "rb")  # noqa: SIM115 - owned, closed in close()
+        except OSError as exc:
+            raise _refuse("archive.unreadable", f"Cannot read {self.path}: {exc.strerror}. "
+                          "Check the path and its permissions.") from None
         self._mm: mmap.mmap | None = None
         try:
             self.size = os.fstat(self._file.fileno()).st_size
