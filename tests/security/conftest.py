@@ -46,9 +46,7 @@ def plugin_factory(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture(autouse=True)
-def _in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _in_tmp_cwd(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # pack writes to the current directory by default; keep tests out of the worktree.
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     os.umask(0o022)

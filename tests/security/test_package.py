@@ -18,6 +18,7 @@ from plughost.security.package import (
 )
 
 from .conftest import make_plugin
+from .zipcraft import rewrite
 
 
 def test_pack_writes_id_version_zip_in_the_current_directory(plugin_dir: Path) -> None:
@@ -162,19 +163,7 @@ def test_extract_package_gives_the_plugin_files_read_only(plugin_dir: Path, tmp_
     assert stat.S_IMODE((dest / "README.md").stat().st_mode) == 0o444
 
 
-def _rewrite(src: Path, dest: Path, *, change: dict[str, bytes | None]) -> Path:
-    """Copy a package, replacing (bytes) or dropping (None) entries, adding new ones."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            if info.filename in change:
-                if change[info.filename] is not None:
-                    zout.writestr(info, change[info.filename])
-            else:
-                zout.writestr(info, zin.read(info.filename))
-        for name, data in change.items():
-            if name not in zin.namelist() and data is not None:
-                zout.writestr(name, data)
-    return dest
+_rewrite = rewrite
 
 
 @pytest.mark.parametrize(

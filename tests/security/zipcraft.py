@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 LOCAL = struct.Struct("<4sHHHHHIIIHH")
@@ -72,3 +73,20 @@ def build(entries: list[Raw], *, prefix: bytes = b"", suffix: bytes = b"",
                       len(comment)) + comment
     body += suffix
     return bytes(body)
+
+
+def rewrite(src: Path, dest: Path, *, change: dict[str, bytes | None]) -> Path:
+    """Copy a zip, replacing (bytes) or dropping (None) entries and appending new ones."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            if info.filename in change:
+                if change[info.filename] is not None:
+                    zout.writestr(info, change[info.filename])
+            else:
+                zout.writestr(info, zin.read(info.filename))
+        for name, data in change.items():
+            if name not in zin.namelist() and data is not None:
+                zout.writestr(name, data)
+    return dest

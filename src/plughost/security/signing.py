@@ -336,7 +336,7 @@ class TrustStore:
         finally:
             os.close(fd)
 
-    def keys(self) -> list[TrustedKey]:
+    def list_keys(self) -> list[TrustedKey]:
         """Every key, revoked ones included, in the order they were added."""
         return self._load()
 
