@@ -197,7 +197,8 @@ def load_private_key(path: Path | str) -> Ed25519PrivateKey:
     if mode:
         logger.warning("private key %s is readable by group or others (mode %o); chmod 600 it",
                        path, path.stat().st_mode & 0o777)
-    return key
+    private: Ed25519PrivateKey = key
+    return private
 
 
 def load_public_key(source: Path | str | bytes) -> Ed25519PublicKey:
@@ -223,7 +224,8 @@ def load_public_key(source: Path | str | bytes) -> Ed25519PublicKey:
         raise SigningKeyError(f"{where} is not a PEM public key.") from None
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise SigningKeyError(f"{where} is not an Ed25519 public key.")
-    return key
+    public: Ed25519PublicKey = key
+    return public
 
 
 # -- trust store ----------------------------------------------------------------------------------
