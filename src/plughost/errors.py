@@ -31,19 +31,34 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   └── PluginUnavailable                      code: plugin.unavailable
     ├── PermissionDenied (PermissionError)         code: permission.denied
     ├── OperationRefused                           code: operation.refused
-    └── StorageError                               code: storage.*
-        ├── DatabaseUnavailable                    code: storage.database_unavailable
-        ├── MigrationError                         code: storage.migration
-        ├── RecordExists                           code: storage.exists
-        ├── RecordNotFound (LookupError)           code: storage.not_found
-        ├── ConcurrentModification                 code: storage.conflict
-        ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
-        ├── InvalidRecord (ValueError)             code: storage.invalid
-        ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
-        ├── ObjectNotFound (LookupError)           code: storage.object_missing
-        ├── ObjectCorrupted                        code: storage.object_corrupted
-        ├── ObjectTooLarge                         code: storage.object_too_large
-        └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
+    ├── StorageError                               code: storage.*
+    │   ├── DatabaseUnavailable                    code: storage.database_unavailable
+    │   ├── MigrationError                         code: storage.migration
+    │   ├── RecordExists                           code: storage.exists
+    │   ├── RecordNotFound (LookupError)           code: storage.not_found
+    │   ├── ConcurrentModification                 code: storage.conflict
+    │   ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
+    │   ├── InvalidRecord (ValueError)             code: storage.invalid
+    │   ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
+    │   ├── ObjectNotFound (LookupError)           code: storage.object_missing
+    │   ├── ObjectCorrupted                        code: storage.object_corrupted
+    │   ├── ObjectTooLarge                         code: storage.object_too_large
+    │   └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
+    ├── ArchiveError (ValueError)                  code: archive.* (one code per refusal:
+    │                                                path link special duplicate case_collision
+    │                                                too_many_entries too_large ratio encrypted
+    │                                                nested prefix_data trailing_data overlap
+    │                                                header_mismatch integrity unsupported
+    │                                                corrupt destination missing
+    │                                                unreadable)
+    ├── PackageError (ValueError)                  code: package.* (symlink special reserved
+    │                                                manifest integrity output)
+    ├── SignatureError                             code: signature.* (missing invalid
+    │   │                                            untrusted_key revoked_key mismatch)
+    │   └── ChecksumMismatch                       code: integrity.checksum
+    ├── SigningKeyError                            code: key.* (invalid exists)
+    └── TrustStoreError                            code: trust.* (unknown_key duplicate
+                                                     name_taken revoked corrupt)
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -58,6 +73,8 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ConcurrentModification",
+    "ArchiveError",
+    "ChecksumMismatch",
     "ConfigurationError",
     "DatabaseUnavailable",
     "DependencyCycle",
@@ -76,6 +93,7 @@ __all__ = [
     "ObjectStoreUnavailable",
     "ObjectTooLarge",
     "OperationRefused",
+    "PackageError",
     "PermissionDenied",
     "PlughostError",
     "PluginActivationError",
@@ -91,6 +109,9 @@ __all__ = [
     "ResolutionConflict",
     "ResolutionError",
     "StorageError",
+    "SignatureError",
+    "SigningKeyError",
+    "TrustStoreError",
     "VersionError",
     "error_context",
 ]
@@ -398,3 +419,40 @@ class InvalidRecord(StorageError, ValueError):
     """A value given to the repository is not acceptable (unknown state or status, bad range)."""
 
     default_code = "storage.invalid"
+
+class ArchiveError(PlughostError, ValueError):
+    """An archive was refused. ``code`` names the precise reason (``archive.path``,
+    ``archive.link``, ``archive.ratio``, ...); ``details['entry']`` names the entry when one is
+    concerned. Archives are refused, never silently "sanitised"."""
+
+    default_code = "archive.corrupt"
+
+
+class PackageError(PlughostError, ValueError):
+    """A plugin package (or the folder being packed) does not follow the package format."""
+
+    default_code = "package.invalid"
+
+
+class SignatureError(PlughostError):
+    """A package signature is missing, invalid, untrusted, revoked or made for another package."""
+
+    default_code = "signature.invalid"
+
+
+class ChecksumMismatch(SignatureError):
+    """The package's SHA-256 differs from the one the caller expected."""
+
+    default_code = "integrity.checksum"
+
+
+class SigningKeyError(PlughostError, ValueError):
+    """A signing or public key file is unusable (wrong type, unreadable, would be overwritten)."""
+
+    default_code = "key.invalid"
+
+
+class TrustStoreError(PlughostError):
+    """The trust store of publisher keys refused a change or could not be read."""
+
+    default_code = "trust.error"
