@@ -57,8 +57,14 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   │                                            untrusted_key revoked_key mismatch)
     │   └── ChecksumMismatch                       code: integrity.checksum
     ├── SigningKeyError                            code: key.* (invalid exists)
-    └── TrustStoreError                            code: trust.* (unknown_key duplicate
-                                                     name_taken revoked corrupt)
+    ├── TrustStoreError                            code: trust.* (unknown_key duplicate
+    │                                                name_taken revoked corrupt)
+    └── InstallError                               code: install.* (exists too_large
+        │                                            source wrong_plugin same_version
+        │                                            not_kept health state activate)
+        └── DownloadError                          code: download.* (scheme address
+                                                     redirect status too_large timeout
+                                                     failed)
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -72,16 +78,18 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
-    "ConcurrentModification",
     "ArchiveError",
     "ChecksumMismatch",
+    "ConcurrentModification",
     "ConfigurationError",
     "DatabaseUnavailable",
     "DependencyCycle",
     "DependencyMissing",
     "DependentsExist",
+    "DownloadError",
     "ExtraNotInstalled",
     "HostVersionMismatch",
+    "InstallError",
     "InvalidObjectKey",
     "InvalidRecord",
     "InvalidTransition",
@@ -108,9 +116,9 @@ __all__ = [
     "RecordNotFound",
     "ResolutionConflict",
     "ResolutionError",
-    "StorageError",
     "SignatureError",
     "SigningKeyError",
+    "StorageError",
     "TrustStoreError",
     "VersionError",
     "error_context",
@@ -456,3 +464,18 @@ class TrustStoreError(PlughostError):
     """The trust store of publisher keys refused a change or could not be read."""
 
     default_code = "trust.error"
+
+
+# --- install pipeline (plughost.services.installer) ------------------------------------------
+
+
+class InstallError(PlughostError):
+    """An install, update, rollback or uninstall was refused or failed (nothing was changed)."""
+
+    default_code = "install.failed"
+
+
+class DownloadError(InstallError):
+    """Fetching a package from a URL was refused or failed (address, redirect, size, time)."""
+
+    default_code = "download.failed"
