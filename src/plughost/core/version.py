@@ -578,8 +578,13 @@ class VersionRange:
             if sets is None:
                 sets = _compiled(self._text, True)
                 object.__setattr__(self, "_sets_pre", sets)
-            return any(s.test(v, True) for s in sets)
-        return any(s.test(v, False) for s in self._sets)
+        else:
+            sets = self._sets
+        # A plain loop, not any(<genexpr>): this is the resolver's innermost call.
+        for s in sets:  # noqa: SIM110
+            if s.test(v, include_prerelease):
+                return True
+        return False
 
     def __contains__(self, version: object) -> bool:
         if not isinstance(version, Version | str):
