@@ -75,7 +75,7 @@ from plughost.errors import (
 )
 
 if TYPE_CHECKING:
-    from resolvelib import AbstractProvider
+    from resolvelib import AbstractProvider, BaseReporter
 
 __all__ = [
     "Candidate",
@@ -272,6 +272,9 @@ class _Problem(Generic[C]):
             ok = [n for n in nodes if n.obj.host.contains(host_version, include_prerelease=True)]
             self.usable[pid] = ok
             self.host_rejected[pid] = [n for n in nodes if n not in ok]
+        # resolvelib counts pins and backtracks as rounds; pip allows 200,000. A bound scaled
+        # to the problem keeps a hopeless case from spinning for minutes.
+        self.max_rounds = 10_000 + 100 * len(by_id)
         self.why: dict[int, _Why] = {}
         self.viable = self._viability()
         self.active_opt = self._active_optional()
@@ -425,7 +428,7 @@ class _Problem(Generic[C]):
         resolvelib identifiers; ids with a single usable version are *inlined*: a candidate's
         dependencies on them are replaced by their own requirements on the ids with a choice.
         """
-        from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+        from resolvelib import ResolutionImpossible, ResolutionTooDeep, Resolver
 
         fixed: dict[str, _Node] = {}
         if not self.force:
@@ -438,19 +441,23 @@ class _Problem(Generic[C]):
             # resolvelib is imported here, not at module level: the common single-version case
             # never needs it. _Provider implements AbstractProvider's interface.
             abstract = cast("AbstractProvider[_Req, _Node, str]", provider)
-            resolver: Resolver[_Req, _Node, str] = Resolver(abstract, BaseReporter())
+            reporter = _OptionalInConflicts()
+            resolver: Resolver[_Req, _Node, str] = Resolver(
+                abstract, cast("BaseReporter[_Req, _Node, str]", reporter)
+            )
             try:
-                result = resolver.resolve(top, max_rounds=200 + 20 * len(self.viable))
+                result = resolver.resolve(top, max_rounds=self.max_rounds)
             except ResolutionImpossible as exc:
                 causes: Sequence[Any] = list(exc.causes)
-                optional = [c for c in causes if c.requirement.optional]
-                if optional:
-                    # The plugin can run without it: resolve again without those ranges.
-                    for c in optional:
-                        req: _Req = c.requirement
-                        assert req.parent is not None
-                        others = [o.requirement for o in causes if o.requirement is not req]
-                        dropped[(id(req.parent), req.id)] = _conflict_summary(req.id, others)
+                # An optional range may have steered the search into the dead end without being
+                # among the final causes, so drop every optional range that took part in any
+                # conflict on the way: the plugins declared they can run without them.
+                involved = [c.requirement for c in causes if c.requirement.optional]
+                involved += reporter.optional
+                fresh = {(id(q.parent), q.id) for q in involved} - dropped.keys()
+                if fresh:
+                    for key in fresh:
+                        dropped[key] = "conflict"
                     continue
                 error = self._conflict_error(causes, roots)
                 raise _Conflict(error, self._implicated(causes, roots)) from None
@@ -586,10 +593,25 @@ class _Problem(Generic[C]):
         if not any(r.contains(m.version) for m in self.viable[d]):
             return f"only {_only(sorted(m.version for m in self.viable[d]))}"
         if (id(n), d) in dropped:
-            return dropped[(id(n), d)]
+            return self._dropped_reason(d, selection)
         if other is not None:
             return f"the selected {other.label} is outside {r} (other plugins need that version)"
         return f"{d} could not be selected alongside the other plugins"
+
+    def _dropped_reason(self, d: str, selection: Mapping[str, _Node]) -> str:
+        """Why an optional range on ``d`` had to go: what the selected plugins require of ``d``."""
+        needs = sorted(
+            {
+                f"{m.label} needs {d} {r}"
+                for m in selection.values()
+                for dep, r in m.deps
+                if dep == d
+            }
+        )
+        head = [f"{d} is requested"] if d in self.roots else []
+        who = "; ".join([*head, *needs]) or "the other plugins' choices"
+        chosen = f"; {selection[d].label} was chosen" if d in selection else ""
+        return f"it conflicts with what the other plugins need ({who}{chosen})"
 
     # -- error construction --------------------------------------------------------------------
 
@@ -722,7 +744,17 @@ class _Problem(Generic[C]):
             pool = sorted(m.version for m in self.viable.get(dep, ()))
             texts: list[str] = []
             reqs_detail = []
-            for req in by_dep[dep]:
+            # Sorted, so the text does not depend on the order resolvelib met them in.
+            reqs = sorted(
+                by_dep[dep],
+                key=lambda q: (
+                    q.parent is not None,
+                    q.parent.label if q.parent else "",
+                    str(q.range),
+                ),
+            )
+            seen_texts: set[str] = set()
+            for req in reqs:
                 rng = str(req.range) if req.range is not None else "*"
                 if req.parent is None:
                     text = f"{dep} is requested (any version)"
@@ -734,6 +766,9 @@ class _Problem(Generic[C]):
                 chain = self._path_to(req.parent.id, roots) if req.parent else []
                 if chain:
                     text += f" (required by {_chain_text(chain)})"
+                if text in seen_texts:
+                    continue
+                seen_texts.add(text)
                 texts.append(text)
                 reqs_detail.append(
                     {
@@ -778,6 +813,26 @@ class _Rev:
 
     def __hash__(self) -> int:
         return hash(self.v)
+
+
+class _OptionalInConflicts:
+    """A resolvelib reporter that remembers the optional requirements met in conflicts."""
+
+    def __init__(self) -> None:
+        self.optional: list[_Req] = []
+
+    def starting(self) -> None: ...
+    def starting_round(self, index: int) -> None: ...
+    def ending_round(self, index: int, state: Any) -> None: ...
+    def ending(self, state: Any) -> None: ...
+    def adding_requirement(self, requirement: _Req, parent: _Node | None) -> None: ...
+    def pinning(self, candidate: _Node) -> None: ...
+
+    def resolving_conflicts(self, causes: Sequence[Any]) -> None:
+        self.optional.extend(c.requirement for c in causes if c.requirement.optional)
+
+    def rejecting_candidate(self, criterion: Any, candidate: _Node) -> None:
+        self.optional.extend(i.requirement for i in criterion.information if i.requirement.optional)
 
 
 class _Provider:
@@ -891,16 +946,6 @@ def _chain_details(chain: Sequence[tuple[_Node, str, VersionRange]]) -> list[dic
         {"id": n.id, "version": str(n.version), "needs": dep, "range": str(rng)}
         for n, dep, rng in chain
     ]
-
-
-def _conflict_summary(dep: str, others: Sequence[_Req]) -> str:
-    if not others:
-        return f"no version of {dep} fits together with the other plugins"
-    who = "; ".join(
-        f"{r.parent.label} needs {r.id} {r.range}" if r.parent else f"{r.id} is requested"
-        for r in others
-    )
-    return f"it conflicts with other requirements ({who})"
 
 
 def _join_reasons(skipped: Sequence[SkippedOptional]) -> dict[str, str]:
