@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import pytest
 
 from plughost.core.resolver import Candidate, Resolution, resolve
-from plughost.core.version import ANY, Version, VersionRange
+from plughost.core.version import Version, VersionRange
 from plughost.errors import (
     ConfigurationError,
     DependencyCycle,
@@ -18,35 +16,9 @@ from plughost.errors import (
     ResolutionConflict,
     ResolutionError,
 )
+from tests.core._candidates import Plug, plug
 
 HOST = "1.4.0"
-
-
-@dataclass(frozen=True)
-class Plug:
-    """A plain value satisfying the Candidate protocol (what Manifest provides)."""
-
-    id: str
-    version: Version
-    dependencies: Mapping[str, VersionRange] = field(default_factory=dict)
-    optional_dependencies: Mapping[str, VersionRange] = field(default_factory=dict)
-    host: VersionRange = ANY
-
-
-def plug(
-    pid: str,
-    version: str = "1.0.0",
-    deps: dict[str, str] | None = None,
-    opt: dict[str, str] | None = None,
-    host: str = "*",
-) -> Plug:
-    return Plug(
-        pid,
-        Version(version),
-        {k: VersionRange(v) for k, v in (deps or {}).items()},
-        {k: VersionRange(v) for k, v in (opt or {}).items()},
-        VersionRange(host),
-    )
 
 
 def versions(res: Resolution) -> dict[str, str]:

@@ -60,7 +60,6 @@ from plughost.core.depgraph import (
     check_can_remove,
     cycle_error,
     dependents_of,
-    find_cycle,
     load_order,
     order_edges,
 )
@@ -254,6 +253,8 @@ class _Problem(Generic[C]):
             by_id.setdefault(obj.id, []).append(_Node(obj))
         newest = prefer == "newest"
         for pid, nodes in by_id.items():
+            if len(nodes) == 1:
+                continue
             pin = installed.get(pid)
 
             def rank(n: _Node, pin: Version | None = pin) -> tuple[bool, bool, Version | Any]:
@@ -264,14 +265,20 @@ class _Problem(Generic[C]):
                 )
 
             nodes.sort(key=rank)
-        self.by_id = by_id
+        # Sorted by id so every later walk (and so every message) ignores the input order.
+        self.by_id = by_id = dict(sorted(by_id.items()))
         self.roots: list[str] = sorted(by_id) if requested is None else sorted(set(requested))
+        self.root_set = frozenset(self.roots)
         self.usable: dict[str, list[_Node]] = {}
         self.host_rejected: dict[str, list[_Node]] = {}
         for pid, nodes in by_id.items():
-            ok = [n for n in nodes if n.obj.host.contains(host_version, include_prerelease=True)]
+            ok: list[_Node] = []
+            rejected: list[_Node] = []
+            for n in nodes:
+                fits = n.obj.host.contains(host_version, include_prerelease=True)
+                (ok if fits else rejected).append(n)
             self.usable[pid] = ok
-            self.host_rejected[pid] = [n for n in nodes if n not in ok]
+            self.host_rejected[pid] = rejected
         # resolvelib counts pins and backtracks as rounds; pip allows 200,000. A bound scaled
         # to the problem keeps a hopeless case from spinning for minutes.
         self.max_rounds = 10_000 + 100 * len(by_id)
@@ -292,7 +299,7 @@ class _Problem(Generic[C]):
                 for dep, _ in n.deps:
                     needed_by.setdefault(dep, []).append(n)
         dead: set[int] = set()
-        work = [n for nodes in alive.values() for n in nodes]
+        work = [n for nodes in reversed(alive.values()) for n in reversed(nodes)]
         while work:
             n = work.pop()
             if id(n) in dead:
@@ -348,8 +355,7 @@ class _Problem(Generic[C]):
             selection, engine, dropped, _ = self._settle(ok_roots, failed, partial)
         except _Conflict as c:
             raise c.error from None
-        selection, edges, skipped = self._finish_graph(selection, dropped, failed, partial)
-        order = order_edges(edges)
+        selection, order, skipped = self._finish_graph(selection, dropped, failed, partial)
         return Resolution(
             selected={pid: n.obj for pid, n in sorted(selection.items())},  # type: ignore[misc]
             order=order,
@@ -515,7 +521,8 @@ class _Problem(Generic[C]):
         dropped: Mapping[tuple[int, str], str],
         failed: dict[str, ResolutionError],
         partial: bool,
-    ) -> tuple[dict[str, _Node], dict[str, list[str]], list[SkippedOptional]]:
+    ) -> tuple[dict[str, _Node], list[str], list[SkippedOptional]]:
+        """Cut optional edges that close cycles, fail (or raise) required cycles, order."""
         selection = dict(selection)
         cut: dict[tuple[str, str], str] = {}  # optional edges removed to break a cycle
         removed: dict[str, str] = {}  # ids dropped (partial mode) because of a required cycle
@@ -524,9 +531,11 @@ class _Problem(Generic[C]):
             for key in cut:
                 if key[1] in edges.get(key[0], ()):
                     edges[key[0]].remove(key[1])
-            cycle = find_cycle(edges)
-            if cycle is None:
+            try:
+                order = order_edges(edges)  # linear; the cycle search runs only on failure
                 break
+            except DependencyCycle as exc:
+                cycle: list[str] = exc.details["cycle"]
             pairs = list(itertools.pairwise(cycle))
             optional_pairs = [(a, b) for a, b in pairs if b not in dict(selection[a].deps)]
             if optional_pairs:
@@ -545,7 +554,7 @@ class _Problem(Generic[C]):
                         broken.add(pid)
                         changed = True
             for pid in sorted(broken):
-                if pid in self.roots:
+                if pid in self.root_set:
                     if pid in cycle:
                         failed[pid] = cycle_error(cycle)
                         failed[pid].plugin_id = pid
@@ -570,7 +579,7 @@ class _Problem(Generic[C]):
                     reason = self._optional_reason(n, d, r, selection, dropped, cut)
                 if reason is not None:
                     skipped.append(SkippedOptional(pid, d, str(r), reason))
-        return selection, edges, skipped
+        return selection, order, skipped
 
     def _optional_reason(
         self,
@@ -608,7 +617,7 @@ class _Problem(Generic[C]):
                 if dep == d
             }
         )
-        head = [f"{d} is requested"] if d in self.roots else []
+        head = [f"{d} is requested"] if d in self.root_set else []
         who = "; ".join([*head, *needs]) or "the other plugins' choices"
         chosen = f"; {selection[d].label} was chosen" if d in selection else ""
         return f"it conflicts with what the other plugins need ({who}{chosen})"
