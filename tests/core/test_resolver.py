@@ -530,3 +530,24 @@ def test_a_thousand_plugins_in_a_seeded_dag_resolve_correctly():
         # 1.1.0 is chosen unless a dependent pins ~1.0 (which excludes 1.1.0).
         pinned = any(str(c.dependencies.get(pid)) == "~1.0" for c in res.selected.values())
         assert str(res.selected[pid].version) == ("1.0.0" if pinned else "1.1.0")
+
+
+def test_manifests_are_candidates_and_resolve():
+    from plughost.core.manifest import manifest_from_dict
+
+    def manifest(pid: str, version: str, **extra: object):
+        return manifest_from_dict({"id": pid, "version": version, "entry": "m:P", **extra})
+
+    avail = [
+        manifest("lyrics", "1.0.0", dependencies={"music-source": "^2.1"}),
+        manifest("music-source", "2.0.0"),
+        manifest("music-source", "2.3.1"),
+        manifest("music-source", "3.0.0"),
+        manifest("visualiser", "0.1.0", host=">=9"),
+    ]
+    assert all(isinstance(m, Candidate) for m in avail)
+    res = resolve(avail, host_version=HOST, partial=True)
+    # One version per id: lyrics' ^2.1 rules out the newer 3.0.0.
+    assert versions(res) == {"lyrics": "1.0.0", "music-source": "2.3.1"}
+    assert res.order == ["music-source", "lyrics"]
+    assert isinstance(res.failed["visualiser"], HostVersionMismatch)
