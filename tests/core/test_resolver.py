@@ -122,6 +122,22 @@ def test_host_version_may_be_given_as_text():
     assert list(res.selected) == ["a"]
 
 
+def test_requested_as_a_bare_string_is_refused():
+    with pytest.raises(ConfigurationError, match=r"requested=\['a'\]"):
+        resolve([plug("a")], requested="a", host_version=HOST)
+
+
+def test_resolution_serialises_to_json():
+    import json
+
+    avail = [plug("a", opt={"b": "^2"}), plug("b"), plug("bad", deps={"ghost": "*"})]
+    data = resolve(avail, host_version=HOST, partial=True).to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["selected"] == {"a": "1.0.0", "b": "1.0.0"}
+    assert data["failed"]["bad"]["code"] == "resolve.missing"
+    assert data["skipped_optional"][0]["dependency"] == "b"
+
+
 def test_unknown_prefer_or_engine_is_refused():
     with pytest.raises(ConfigurationError):
         resolve([plug("a")], host_version=HOST, prefer="fastest")  # type: ignore[arg-type]

@@ -142,6 +142,16 @@ class Resolution(Generic[C]):
     failed: dict[str, ResolutionError] = field(default_factory=dict)
     engine: str = "direct"
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (versions as text, errors as their ``to_dict()``)."""
+        return {
+            "selected": {pid: str(c.version) for pid, c in self.selected.items()},
+            "order": list(self.order),
+            "skipped_optional": [s.to_dict() for s in self.skipped],
+            "failed": {pid: err.to_dict() for pid, err in self.failed.items()},
+            "engine": self.engine,
+        }
+
 
 # ------------------------------------------------------------------------------------------
 # Internal model
@@ -194,6 +204,11 @@ def resolve(
         raise ConfigurationError(f"prefer must be 'newest' or 'oldest', not {prefer!r}.")
     if engine not in ("auto", "resolvelib"):
         raise ConfigurationError(f"engine must be 'auto' or 'resolvelib', not {engine!r}.")
+    if isinstance(requested, str):
+        raise ConfigurationError(
+            f"requested must be a list of plugin ids, not the string {requested!r}; "
+            f"write requested=[{requested!r}]."
+        )
     problem = _Problem(
         available,
         host_version=Version.parse(host_version),
