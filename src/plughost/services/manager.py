@@ -212,6 +212,7 @@ class PluginService:
         self._host: PluginHost | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._touched: set[str] = set()
         self._opened = False
         self._closed = False
         self.reconcile_report: ReconcileReport | None = None
@@ -287,7 +288,8 @@ class PluginService:
         else:
             host.discover()
             host.resolve()
-        await self._persist_states([p.id for p in plugins])
+        if self._start_plugins:
+            await self._persist_states([p.id for p in plugins])
 
     def _stored_plugins(self) -> list[StoredPlugin]:
         return self.installer._all_plugins()
@@ -386,6 +388,11 @@ class PluginService:
 
     def _info(self, stored: StoredPlugin) -> PluginInfo:
         record = self._host.registry.find(stored.id) if self._host is not None else None
+        if record is not None and not self._start_plugins and stored.id not in self._touched \
+                and record.state is not State.FAILED:
+            # Not started here: the stored state (last observed by a running service) says
+            # more than "resolved"; failures found while registering are live facts.
+            record = None
         state = record.state.value if record is not None else (
             stored.state if stored.enabled else State.DISABLED.value)
         error = None
@@ -529,6 +536,8 @@ class PluginService:
     async def _persist_states(self, ids: Iterable[str]) -> None:
         """Write the host's current state of these plugins to the database (when changed)."""
         wanted: list[tuple[str, str, str | None, str | None]] = []
+        ids = list(ids)
+        self._touched.update(ids)
         for pid in ids:
             record = self._host.registry.find(pid) if self._host is not None else None
             if record is None:
