@@ -380,19 +380,26 @@ class Installer:
         if os.path.lexists(dest):
             remove_tree(dest)  # we hold the lock and no row refers to it: a leftover
         report = None if progress is None else (lambda d, t: progress("extract", d, t))
-        staged.package.extract(dest, progress=report)
         try:
+            staged.package.extract(dest, progress=report)
             manifest = load_manifest(dest)
         except BaseException:
-            remove_tree(dest)
+            self.remove_cache(dest)
             raise
         if manifest.id != staged.plugin_id or str(manifest.version) != staged.version:
-            remove_tree(dest)
+            self.remove_cache(dest)
             raise InstallError(
                 f"the unpacked manifest says {manifest.id} {manifest.version}, the package "
                 f"{staged.plugin_id} {staged.version}; the package is inconsistent",
                 code="install.inconsistent", plugin_id=staged.plugin_id)
         return dest
+
+    def remove_cache(self, path: Path | str) -> None:
+        """Remove a version's cache directory, and the plugin's directory once it is empty."""
+        path = Path(path)
+        remove_tree(path)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
 
     def put_blob(self, staged: Staged, progress: Progress | None = None) -> str:
         """Store the package under its key; return the key."""
@@ -463,7 +470,7 @@ class Installer:
                 if key is not None:
                     _quietly(lambda: self.store.delete(key), "deleting the blob of %s", pid)
                 if cache is not None:
-                    _quietly(lambda: remove_tree(cache), "removing the cache of %s", pid)
+                    _quietly(lambda: self.remove_cache(cache), "removing the cache of %s", pid)
                 raise
             crash_point("install.after_commit")
         v = staged.verification

@@ -171,7 +171,8 @@ class PluginService:
     :param runtimes: extra runtimes for the host (process, wasm...).
     :param trust_store: publisher keys; default ``<home>/trust.json``.
     :param grant_policy: which declared permission scopes are granted at install.
-    :param allow_private_urls: allow package URLs on loopback/private/link-local addresses.
+    :param allow_private_urls: ``True`` allows package URLs on loopback/private/link-local
+        addresses; a collection of addresses allows just those.
     :param allow_http_urls: allow plain ``http://`` package URLs.
     :param download_timeout: seconds allowed for a whole download.
     :param archive_limits: limits applied to package archives.
@@ -187,7 +188,7 @@ class PluginService:
         runtimes: Iterable[Any] = (),
         trust_store: TrustStore | None = None,
         grant_policy: GrantPolicy = grant_declared,
-        allow_private_urls: bool = False,
+        allow_private_urls: bool | Iterable[str] = False,
         allow_http_urls: bool = False,
         download_timeout: float = 120.0,
         archive_limits: ArchiveLimits | None = None,
@@ -201,7 +202,9 @@ class PluginService:
         self._grant_policy = grant_policy
         self._fetch_policy = FetchPolicy(
             max_size=self.settings.max_plugin_size, timeout=download_timeout,
-            allow_private=allow_private_urls, allow_http=allow_http_urls)
+            allow_private=allow_private_urls is True, allow_http=allow_http_urls,
+            allowed_addresses=frozenset(() if isinstance(allow_private_urls, bool)
+                                        else allow_private_urls))
         self._archive_limits = archive_limits
         self._host_options = dict(host_options or {})
         self._database: Any = None
