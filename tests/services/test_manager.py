@@ -47,7 +47,7 @@ async def test_metrics_count_calls_and_errors(service, make_package):
     await service.install(make_package("hello"))
     await service.host.call("hello", "ping")
     await service.host.call("hello", "ping")
-    with pytest.raises(Exception):
+    with pytest.raises(TypeError):
         await service.host.call("hello", "ping", unexpected=1)
     metrics = await service.metrics()
     assert metrics["hello"]["calls"] == 3 and metrics["hello"]["errors"] == 1
