@@ -171,7 +171,8 @@ def snapshot(settings: Any, service: Any = None, *, ignore: frozenset[str] = fro
             result = conn.execute(sa.text(f"SELECT * FROM {table}"))
             items = []
             for row in result.mappings():
-                item = {k: v for k, v in row.items() if k not in _VOLATILE | ignore}
+                item = {k: v for k, v in row.items() if k not in _VOLATILE | ignore
+                        and not (k == "id" and table != "plugins")}  # surrogate keys
                 if isinstance(item.get("cache_path"), str):
                     item["cache_path"] = os.path.relpath(item["cache_path"], settings.home)
                 items.append(item)
@@ -188,8 +189,8 @@ def snapshot(settings: Any, service: Any = None, *, ignore: frozenset[str] = fro
     running = {}
     if service is not None:
         for record in service.host.registry:
-            running[record.id] = (record.state.value, str(record.manifest.version),
-                                  str(record.root))
+            root = os.path.relpath(record.root, settings.home) if record.root else None
+            running[record.id] = (record.state.value, str(record.manifest.version), root)
     staging = sorted(p.name for p in settings.staging_dir.iterdir()) \
         if settings.staging_dir.exists() else []
     return {"rows": rows, "objects": objects, "cache": tree, "running": running,
