@@ -106,7 +106,7 @@ async def test_crash_leaves_the_plugin_exactly_before_or_after(point: str, env: 
     settings = await env.prepare(tmp_path / "home", operation)
     before, _ = await observe(settings)
     assert run(settings.home, operation, env.args(operation), crash=point) == 99
-    observed, report = await observe(settings)
+    observed, _ = await observe(settings)
     after = await env.after(operation)
     assert before != after  # the two outcomes are distinguishable
     assert observed == (before if point in BEFORE_COMMIT else after)
