@@ -532,3 +532,34 @@ def test_reading_a_missing_entry_names_it(tmp_path: Path) -> None:
     with open_archive(good_zip(tmp_path)) as ar, pytest.raises(ArchiveError) as info:
         ar.read("nope")
     assert info.value.code == "archive.missing"
+
+
+def test_mutated_archives_fail_only_with_archive_errors(tmp_path: Path) -> None:
+    """Random byte flips, cuts and insertions: every outcome is success or an ArchiveError."""
+    import random
+
+    base = build([Raw("plugin.toml", b'id = "x"\n' * 5), Raw("pkg/a.py", b"print(1)\n" * 100),
+                  Raw("b.bin", bytes(range(256)), method=0),
+                  Raw("d.txt", b"hello" * 10, descriptor=True)])
+    rng = random.Random(5)
+    path = tmp_path / "m.zip"
+    outcomes = {"ok": 0, "refused": 0}
+    for _ in range(400):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 3)):
+            pos = rng.randrange(len(data))
+            op = rng.random()
+            if op < 0.6:
+                data[pos] = rng.randrange(256)
+            elif op < 0.8:
+                del data[pos : pos + rng.randint(1, 8)]
+            else:
+                data[pos:pos] = rng.randbytes(rng.randint(1, 8))
+        path.write_bytes(bytes(data))
+        try:
+            with open_archive(path) as ar:
+                ar.check()
+            outcomes["ok"] += 1
+        except ArchiveError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 300  # most mutations break something, and say so
