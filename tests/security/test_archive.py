@@ -563,3 +563,20 @@ def test_mutated_archives_fail_only_with_archive_errors(tmp_path: Path) -> None:
         except ArchiveError:
             outcomes["refused"] += 1
     assert outcomes["refused"] > 300  # most mutations break something, and say so
+
+
+def test_paths_nested_too_deep_are_refused(tmp_path: Path) -> None:
+    deep = "/".join(["d"] * 65)
+    err = refused(write(tmp_path, build([Raw(deep, b"x")])), "archive.path")
+    assert "deeper than 64" in err.message
+    with open_archive(write(tmp_path, build([Raw(deep, b"x")]), "ok.zip"),
+                      ArchiveLimits(max_depth=100)) as ar:
+        assert ar.read(deep) == b"x"
+
+
+def test_implied_directories_count_towards_the_entry_limit(tmp_path: Path) -> None:
+    # 200 files, each in its own 60-deep chain of directories: 12,200 paths to create.
+    entries = [Raw("/".join(f"d{i}x{j}" for j in range(60)) + "/f", b"", method=0)
+               for i in range(200)]
+    err = refused(write(tmp_path, build(entries)), "archive.too_many_entries")
+    assert err.details["entries"] > 10_000

@@ -19,12 +19,14 @@ Each refusal raises :class:`~plughost.errors.ArchiveError` with its own code:
 
 =========================  ========================================================================
 ``archive.path``           absolute path, ``..`` or ``.`` component, backslash, drive letter,
-                           empty component, control character, undecodable or ambiguous name
+                           empty component, control character, undecodable or ambiguous name,
+                           too long or too deep
 ``archive.link``           symbolic link or hard link (Unix mode, reparse point, link extra field)
 ``archive.special``        device, FIFO, socket or unknown file type
 ``archive.duplicate``      the same name twice, or one path used as both a file and a directory
 ``archive.case_collision`` names equal up to case or Unicode (NFC/NFKC) normalisation
-``archive.too_many_entries`` more entries than ``max_entries``
+``archive.too_many_entries`` more files and directories (implied ones included) than
+                           ``max_entries``
 ``archive.too_large``      more unpacked bytes than ``max_total_size``
 ``archive.ratio``          compression ratio above ``max_ratio``, measured while streaming
 ``archive.encrypted``      an encrypted entry (traditional, strong or AES) or encrypted directory
@@ -47,6 +49,7 @@ Each refusal raises :class:`~plughost.errors.ArchiveError` with its own code:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -159,6 +162,7 @@ class ArchiveLimits:
         produced this many bytes; below it a ratio means nothing (a 4 KiB file of spaces
         compresses 200:1) and a bomb has done no harm yet.
     :param refuse_nested: refuse entries whose content starts with an archive's magic bytes.
+    :param max_depth: most path components an entry name may have.
     """
 
     max_entries: int = 10_000
@@ -166,9 +170,10 @@ class ArchiveLimits:
     max_ratio: float = 100.0
     ratio_threshold_bytes: int = 1 * MiB
     refuse_nested: bool = True
+    max_depth: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("max_entries", "max_total_size", "ratio_threshold_bytes"):
+        for name in ("max_entries", "max_total_size", "ratio_threshold_bytes", "max_depth"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigurationError(
@@ -229,11 +234,12 @@ def _refuse(code: str, message: str, *, entry: str | None = None, **details: Any
     return ArchiveError(message, code=code, details=details)
 
 
-def check_entry_name(name: str) -> list[str]:
+def check_entry_name(name: str, *, max_depth: int = 64) -> list[str]:
     """Check an entry path (``/``-separated, directories may end in ``/``); return its parts.
 
     Refuses with ``archive.path``: empty names, absolute paths, backslashes, drive letters,
-    control characters, empty, ``.`` or ``..`` components, components over 255 bytes.
+    control characters, empty, ``.`` or ``..`` components, components over 255 bytes, names
+    over 4096 bytes, more than ``max_depth`` components.
     """
     shown = name.encode("unicode_escape").decode("ascii")
 
@@ -261,10 +267,12 @@ def check_entry_name(name: str) -> list[str]:
             raise bad("empty path component ('//')")
         if part in (".", ".."):
             raise bad(f"{part!r} component")
-        if len(part.encode("utf-8")) > 255:
+        if len(part) > 63 and len(part.encode("utf-8")) > 255:  # UTF-8: at most 4 bytes/char
             raise bad("a path component longer than 255 bytes")
     if len(name.encode("utf-8")) > 4096:
         raise bad("longer than 4096 bytes")
+    if len(parts) > max_depth:
+        raise bad(f"nested deeper than {max_depth} levels")
     return parts
 
 
@@ -278,9 +286,31 @@ def detect_archive_magic(head: bytes) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def _fold(path: str) -> str:
     """Key under which two names count as the same on a case-insensitive, normalising FS."""
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", path).casefold())
+
+
+def _register(
+    key: tuple[str, ...], is_dir: bool, folded_key: tuple[str, ...],
+    seen: dict[tuple[str, ...], bool], folded: dict[tuple[str, ...], tuple[str, ...]],
+) -> None:
+    """Record one path (file or directory); refuse file/directory clashes and collisions."""
+    known = seen.get(key)
+    if known is not None and known != is_dir:
+        path = "/".join(key)
+        raise _refuse("archive.duplicate", f"{path!r} is both a file and a directory in the "
+                      "archive.", entry=path)
+    seen[key] = is_dir
+    other = folded.setdefault(folded_key, key)
+    if other != key:
+        a, b = "/".join(other), "/".join(key)
+        raise _refuse(
+            "archive.case_collision",
+            f"{a!r} and {b!r} differ only in case or Unicode normalisation; they would "
+            "overwrite each other on macOS and Windows. Rename one.", entry=b, other=a,
+        )
 
 
 def _iter_extra(extra: bytes, *, entry: str) -> Iterator[tuple[int, bytes]]:
@@ -418,9 +448,9 @@ class SafeArchive:
                           "record says it does.")
 
         entries: list[ArchiveEntry] = []
-        seen: dict[str, bool] = {}  # path -> is_dir, including implied parent directories
-        explicit: set[str] = set()
-        folded: dict[str, str] = {}
+        seen: dict[tuple[str, ...], bool] = {}  # path -> is_dir, with implied parent dirs
+        explicit: set[tuple[str, ...]] = set()
+        folded: dict[tuple[str, ...], tuple[str, ...]] = {}
         declared_total = 0
         pos = cd_offset
         for _ in range(total):
@@ -450,7 +480,7 @@ class SafeArchive:
                 raise _refuse("archive.unsupported", f"Entry {name!r} uses compression method "
                               f"{method}; only stored (0) and deflate (8) are supported.",
                               entry=name, method=method)
-            parts = check_entry_name(name)
+            parts = check_entry_name(name, max_depth=limits.max_depth)
             is_dir = name.endswith("/")
             mode = self._check_type(name, made_by, ext_attr, is_dir)
             _check_extra(extra, entry=name)
@@ -458,28 +488,24 @@ class SafeArchive:
             if is_dir and usize:
                 raise _refuse("archive.corrupt", f"Directory entry {name!r} has content.",
                               entry=name)
-            # Duplicates: the same path twice, or one path both a file and a directory.
-            if path in explicit:
+            # Duplicates and collisions, over the entry and its implied parent directories.
+            # Keys are tuples of components, so a deep path costs O(depth), not O(depth * len).
+            key = tuple(parts)
+            if key in explicit:
                 raise _refuse("archive.duplicate", f"The archive holds {path!r} twice.",
                               entry=path)
-            explicit.add(path)
-            for i in range(1, len(parts) + 1):
-                sub = "/".join(parts[:i])
-                sub_is_dir = is_dir or i < len(parts)
-                known = seen.get(sub)
-                if known is not None and known != sub_is_dir:
-                    raise _refuse("archive.duplicate", f"{sub!r} is both a file and a directory "
-                                  "in the archive.", entry=sub)
-                seen[sub] = sub_is_dir
-                key = _fold(sub)
-                other = folded.setdefault(key, sub)
-                if other != sub:
-                    raise _refuse(
-                        "archive.case_collision",
-                        f"{other!r} and {sub!r} differ only in case or Unicode normalisation; "
-                        "they would overwrite each other on macOS and Windows. Rename one.",
-                        entry=sub, other=other,
-                    )
+            explicit.add(key)
+            folded_parts = tuple(_fold(p) for p in parts)
+            _register(key, is_dir, folded_parts, seen, folded)
+            for i in range(len(parts) - 1, 0, -1):
+                if seen.get(key[:i]) is True:
+                    break  # this directory, and so all its ancestors, are registered already
+                _register(key[:i], True, folded_parts[:i], seen, folded)
+            if len(seen) > limits.max_entries:
+                # Implied directories count too: a few files nested 60 deep are 60 entries.
+                raise _refuse("archive.too_many_entries", f"The archive's files and directories "
+                              f"number more than {limits.max_entries} (limit).",
+                              entries=len(seen), limit=limits.max_entries)
             declared_total += usize
             if declared_total > limits.max_total_size:
                 raise _refuse("archive.too_large", f"The archive unpacks to more than "
