@@ -300,8 +300,14 @@ def pack(
     try:
         write_package(tmp, [*files, SourceFile(INTEGRITY_FILE, integrity, False)],
                       compresslevel=compresslevel)
-        with open_archive(tmp, limits) as ar:
-            ar.check(expected=dict(listing), exempt=RESERVED_NAMES)
+        try:
+            with open_archive(tmp, limits) as ar:
+                ar.check(expected=dict(listing), exempt=RESERVED_NAMES)
+        except ArchiveError as exc:
+            entry = exc.details.get("entry")
+            where = f" Fix or remove {src / entry} and pack again." if entry else ""
+            raise ArchiveError(f"The package would be refused at install: {exc.message}{where}",
+                               code=exc.code, details=exc.details) from None
         _replace_atomically(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
