@@ -32,7 +32,7 @@ def test_code_block_in_the_page_is_the_tested_file() -> None:
 def test_every_error_code_raised_by_the_package_modules_is_documented() -> None:
     page = (DOCS / "packages.md").read_text()
     sources = [ROOT / "src" / "plughost" / "security" / f"{m}.py"
-               for m in ("archive", "_zipstructure", "package", "signing")]
+               for m in ("archive", "_zipstructure", "package", "keys", "trust", "signing")]
     codes: set[str] = set()
     for src in sources:
         text = src.read_text()
