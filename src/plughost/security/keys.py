@@ -21,12 +21,20 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
-__all__ = ["key_id", "keygen", "load_private_key", "load_public_key", "raw_public_key"]
+__all__ = [
+    "crypto",
+    "key_id",
+    "keygen",
+    "load_private_key",
+    "load_public_key",
+    "raw_public_key",
+]
 
 logger = logging.getLogger(__name__)
 
 
 def crypto() -> Any:
+    """The ``cryptography`` Ed25519 module, or :class:`ExtraNotInstalled` naming the extra."""
     try:
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
