@@ -383,3 +383,30 @@ def test_records_are_frozen_plain_dataclasses(repo: Repository) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         plugin.state = "active"  # type: ignore[misc]
     assert type(plugin).__module__ == "plughost.storage.records"
+
+
+def test_parallel_inserts_of_one_id_leave_one_row_and_clear_refusals(repo: Repository) -> None:
+    import threading
+
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def worker(i: int) -> None:
+        barrier.wait(30)
+        try:
+            with repo.unit_of_work():
+                repo.add_plugin(StoredPlugin.from_manifest(manifest(version=f"1.0.{i}")))
+                repo.add_version(StoredVersion("notify-slack", f"1.0.{i}", "f" * 64, f"k{i}",
+                                               manifest(version=f"1.0.{i}")))
+            outcomes.append("ok")
+        except RecordExists:
+            outcomes.append("exists")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["exists"] * 7 + ["ok"]
+    winner = repo.require_plugin("notify-slack")
+    assert [v.version for v in repo.list_versions("notify-slack")] == [winner.version]
