@@ -410,3 +410,29 @@ def test_parallel_inserts_of_one_id_leave_one_row_and_clear_refusals(repo: Repos
     assert sorted(outcomes) == ["exists"] * 7 + ["ok"]
     winner = repo.require_plugin("notify-slack")
     assert [v.version for v in repo.list_versions("notify-slack")] == [winner.version]
+
+
+def test_operation_details_journal_merges_and_unfinished_lists_the_crash_candidates(
+    repo: Repository,
+) -> None:
+    op = repo.create_operation("install", plugin_id="p", details={"object_key": "k"})
+    assert op.details == {"object_key": "k"}
+    op = repo.update_operation(op.id, status="running", details={"cache_path": "/c/p"})
+    assert op.details == {"object_key": "k", "cache_path": "/c/p"}
+    done = repo.create_operation("install", plugin_id="q")
+    repo.update_operation(done.id, status="succeeded")
+    pending = repo.create_operation("uninstall", plugin_id="r")
+    assert {o.id for o in repo.list_operations(unfinished=True)} == {op.id, pending.id}
+
+
+def test_verify_token_records_last_use_at_most_once_a_minute(database: Database, tmp_path) -> None:
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    repo = Repository(database, lock_dir=tmp_path / "locks", clock=lambda: now[0])
+    _, secret = repo.create_token("svc", "operator")
+    assert repo.verify_token(secret).last_used_at == now[0]
+    first = now[0]
+    now[0] = first + timedelta(seconds=30)
+    assert repo.verify_token(secret).last_used_at == first  # within a minute: no write
+    now[0] = first + timedelta(seconds=61)
+    assert repo.verify_token(secret).last_used_at == now[0]
+    assert repo.list_tokens()[0].last_used_at == now[0]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from plughost.errors import OperationRefused, RecordExists, RecordNotFound
@@ -149,18 +149,22 @@ class AccessRecords(RepositoryBase):
         """The active, unexpired token with that secret, or ``None``. Records its last use
         (at most once a minute, so busy clients do not write on every request)."""
         now = self._now()
-        with self._tx() as s:
-            row = s.scalars(
-                select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(secret))
-            ).first()
+        digest = hash_token(secret)
+        with self._tx(write=False) as s:
+            row = s.scalars(select(ApiTokenRow).where(ApiTokenRow.token_hash == digest)).first()
             if row is None or row.revoked_at is not None:
                 return None
             if row.expires_at is not None and row.expires_at <= now:
                 return None
-            if row.last_used_at is None or now - row.last_used_at >= _TOKEN_TOUCH_INTERVAL:
-                row.last_used_at = now
-                s.flush()
-            return to_record(ApiToken, row)
+            token = to_record(ApiToken, row)
+        if token.last_used_at is None or now - token.last_used_at >= _TOKEN_TOUCH_INTERVAL:
+            # A separate, short write: verifying stays a read (no SQLite write lock) mostly.
+            with self._tx() as s:
+                s.execute(
+                    update(ApiTokenRow).where(ApiTokenRow.id == token.id).values(last_used_at=now)
+                )
+            token = replace(token, last_used_at=now)
+        return token
 
     def list_tokens(self, *, include_revoked: bool = False) -> list[ApiToken]:
         """Tokens by name (never their secrets)."""

@@ -71,14 +71,26 @@ class ActivityRecords(RepositoryBase):
     # -- operations ------------------------------------------------------------------------
 
     def create_operation(
-        self, kind: str, *, plugin_id: str | None = None, actor: str = "", message: str = ""
+        self,
+        kind: str,
+        *,
+        plugin_id: str | None = None,
+        actor: str = "",
+        message: str = "",
+        details: Mapping[str, Any] | None = None,
     ) -> Operation:
-        """Record a new pending operation with a fresh id."""
+        """Record a new pending operation with a fresh id.
+
+        ``details`` is the operation's journal (JSON): what it is about to create or replace
+        (object keys, cache directories, the version it replaces), so that recovery after a
+        crash knows what to undo. :meth:`update_operation` merges more into it.
+        """
         now = self._now()
         with self._tx() as s:
             row = OperationRow(id=uuid.uuid4().hex, kind=kind, plugin_id=plugin_id,
                                status="pending", progress=0.0, message=message, error=None,
-                               actor=actor, created_at=now, updated_at=now)
+                               details=dict(details or {}), actor=actor, created_at=now,
+                               updated_at=now)
             s.add(row)
             s.flush()
             return to_record(Operation, row)
@@ -91,8 +103,10 @@ class ActivityRecords(RepositoryBase):
         progress: float | None = None,
         message: str | None = None,
         error: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Operation:
-        """Report progress (0.0-1.0), a message, a new status, or the error of a failure.
+        """Report progress (0.0-1.0), a message, a new status, the error of a failure, or
+        journal entries (``details`` is merged key by key into the stored details).
 
         :raises RecordNotFound: for an unknown id.
         :raises OperationRefused: when the operation already finished.
@@ -129,6 +143,8 @@ class ActivityRecords(RepositoryBase):
                 row.message = message
             if error is not None:
                 row.error = dict(error)
+            if details:
+                row.details = {**(row.details or {}), **details}
             row.updated_at = now
             s.flush()
             return to_record(Operation, row)
@@ -140,13 +156,21 @@ class ActivityRecords(RepositoryBase):
             return None if row is None else to_record(Operation, row)
 
     def list_operations(
-        self, *, plugin_id: str | None = None, status: str | None = None, limit: int = 50
+        self,
+        *,
+        plugin_id: str | None = None,
+        status: str | None = None,
+        unfinished: bool = False,
+        limit: int = 50,
     ) -> list[Operation]:
-        """Operations, newest first."""
+        """Operations, newest first; ``unfinished=True``: only pending and running ones (after
+        a crash: the operations whose owner may have died — see docs/storage.md)."""
         stmt = select(OperationRow).order_by(OperationRow.created_at.desc()).limit(limit)
         if plugin_id is not None:
             stmt = stmt.where(OperationRow.plugin_id == plugin_id)
         if status is not None:
             stmt = stmt.where(OperationRow.status == status)
+        if unfinished:
+            stmt = stmt.where(OperationRow.status.in_(("pending", "running")))
         with self._tx(write=False) as s:
             return [to_record(Operation, r) for r in s.scalars(stmt)]

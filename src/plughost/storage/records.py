@@ -230,6 +230,7 @@ class Operation:
     updated_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
