@@ -383,3 +383,72 @@ def test_records_are_frozen_plain_dataclasses(repo: Repository) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         plugin.state = "active"  # type: ignore[misc]
     assert type(plugin).__module__ == "plughost.storage.records"
+
+
+def test_parallel_inserts_of_one_id_leave_one_row_and_clear_refusals(repo: Repository) -> None:
+    import threading
+
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def worker(i: int) -> None:
+        barrier.wait(30)
+        try:
+            with repo.unit_of_work():
+                repo.add_plugin(StoredPlugin.from_manifest(manifest(version=f"1.0.{i}")))
+                repo.add_version(StoredVersion("notify-slack", f"1.0.{i}", "f" * 64, f"k{i}",
+                                               manifest(version=f"1.0.{i}")))
+            outcomes.append("ok")
+        except RecordExists:
+            outcomes.append("exists")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["exists"] * 7 + ["ok"]
+    winner = repo.require_plugin("notify-slack")
+    assert [v.version for v in repo.list_versions("notify-slack")] == [winner.version]
+
+
+def test_operation_details_journal_merges_and_unfinished_lists_the_crash_candidates(
+    repo: Repository,
+) -> None:
+    op = repo.create_operation("install", plugin_id="p", details={"object_key": "k"})
+    assert op.details == {"object_key": "k"}
+    op = repo.update_operation(op.id, status="running", details={"cache_path": "/c/p"})
+    assert op.details == {"object_key": "k", "cache_path": "/c/p"}
+    done = repo.create_operation("install", plugin_id="q")
+    repo.update_operation(done.id, status="succeeded")
+    pending = repo.create_operation("uninstall", plugin_id="r")
+    assert {o.id for o in repo.list_operations(unfinished=True)} == {op.id, pending.id}
+
+
+def test_verify_token_records_last_use_at_most_once_a_minute(database: Database, tmp_path) -> None:
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    repo = Repository(database, lock_dir=tmp_path / "locks", clock=lambda: now[0])
+    _, secret = repo.create_token("svc", "operator")
+    assert repo.verify_token(secret).last_used_at == now[0]
+    first = now[0]
+    now[0] = first + timedelta(seconds=30)
+    assert repo.verify_token(secret).last_used_at == first  # within a minute: no write
+    now[0] = first + timedelta(seconds=61)
+    assert repo.verify_token(secret).last_used_at == now[0]
+    assert repo.list_tokens()[0].last_used_at == now[0]
+
+
+def test_from_manifest_accepts_a_real_parsed_manifest(repo: Repository) -> None:
+    from plughost.core.manifest import parse_manifest
+
+    parsed = parse_manifest(
+        'id = "notify-slack"\nname = "Slack"\nversion = "1.2.0"\ntype = "notify"\n'
+        'entry = "notify_slack:Plugin"\n[config.schema]\ntype = "object"\n'
+        '[config.defaults]\nchannel = "#x"\n',
+        format="toml",
+    )
+    stored = repo.add_plugin(StoredPlugin.from_manifest(parsed, checksum="0" * 64))
+    assert (stored.id, stored.version, stored.type) == ("notify-slack", "1.2.0", "notify")
+    assert stored.entry_point == "notify_slack:Plugin" and stored.runtime == "python"
+    assert stored.default_config == {"channel": "#x"}
+    assert repo.require_plugin("notify-slack").manifest == parsed.to_dict()

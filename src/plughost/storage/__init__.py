@@ -2,6 +2,7 @@
 
 Front door, imported lazily so ``import plughost.storage`` works without the ``db`` extra::
 
+    Storage, open_storage                     plughost.storage.backends (start here)
     Database, create_engine_from_url          plughost.storage.db
     Repository                                plughost.storage.repository
     ObjectStore, ObjectInfo, FilesystemObjectStore, S3ObjectStore,
@@ -23,15 +24,19 @@ __all__ = [
     "ObjectStore",
     "Repository",
     "S3ObjectStore",
+    "Storage",
     "create_engine_from_url",
     "current",
     "head",
     "object_store_from_url",
+    "open_storage",
     "package_key",
     "upgrade",
 ]
 
 _WHERE = {
+    "Storage": "backends",
+    "open_storage": "backends",
     "Database": "db",
     "create_engine_from_url": "db",
     "Repository": "repository",

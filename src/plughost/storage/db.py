@@ -126,7 +126,7 @@ def create_engine_from_url(url: str, *, echo: bool = False) -> Engine:
         kwargs.update(pool_size=5, max_overflow=10, pool_pre_ping=True, pool_recycle=1800,
                       pool_timeout=30)
     try:
-        engine = sa.create_engine(parsed, **kwargs)
+        engine: Engine = sa.create_engine(parsed, **kwargs)
     except ImportError as exc:
         module = (getattr(exc, "name", None) or str(exc)).split(".")[0]
         extra = _DRIVER_EXTRAS.get(module, "db")

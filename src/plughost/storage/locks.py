@@ -206,5 +206,5 @@ def _is_lock_timeout(exc: Exception) -> bool:
     sqlstate = getattr(orig, "sqlstate", None)  # psycopg
     if sqlstate == "55P03":  # lock_not_available
         return True
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
     return bool(args) and args[0] == 1205  # MySQL ER_LOCK_WAIT_TIMEOUT

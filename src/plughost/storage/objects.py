@@ -22,6 +22,7 @@ old or the new object) with its SHA-256 in the ``x-amz-meta-sha256`` metadata.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import io
@@ -398,7 +399,7 @@ class FilesystemObjectStore:
                 return
             path = path.parent
 
-    def gc(self) -> list[str]:
+    def gc(self) -> builtins.list[str]:
         """Remove temp files and blobs no key refers to (leftovers of interrupted writes and of
         crashes between the blob and the reference); returns the removed digests. Run it when
         no write is in progress (at host start)."""

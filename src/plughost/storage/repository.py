@@ -18,19 +18,15 @@ roll back with it: record the audit of a *failed* operation after the block.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import secrets
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from plughost.core.lifecycle import State
@@ -38,72 +34,34 @@ from plughost.errors import (
     ConcurrentModification,
     InvalidRecord,
     OperationRefused,
-    PluginNotFound,
     RecordExists,
-    RecordNotFound,
 )
+from plughost.storage._repo_access import AccessRecords, hash_token
+from plughost.storage._repo_activity import ActivityRecords
+from plughost.storage._repo_base import check_state, to_record, utcnow
 from plughost.storage.db import Database
 from plughost.storage.locks import FileLock, MemoryLock, RowLock
 from plughost.storage.models import (
-    ApiTokenRow,
-    AuditEventRow,
     ConfigHistoryRow,
-    GrantRow,
-    OperationRow,
-    PermissionRequestRow,
     PluginConfigRow,
     PluginRow,
     PluginVersionRow,
-    TrustedKeyRow,
 )
 from plughost.storage.records import (
-    OPERATION_STATUSES,
-    ApiToken,
-    AuditEvent,
     ConfigChange,
-    Grant,
-    Operation,
-    PermissionRequest,
     StoredConfig,
     StoredPlugin,
     StoredVersion,
-    TrustedKey,
 )
 
 __all__ = ["Repository", "hash_token"]
 
-R = TypeVar("R")
 _MEMORY_LOCKS: weakref.WeakKeyDictionary[Database, MemoryLock] = weakref.WeakKeyDictionary()
-_TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
 _PLUGIN_FIELDS = {f.name for f in fields(StoredPlugin)}
 _UPDATABLE = _PLUGIN_FIELDS - {"id", "installed_at", "updated_at"}
 
 
-def hash_token(secret: str) -> str:
-    """The SHA-256 hex digest stored for an API token secret."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _record(cls: type[R], row: Any, **extra: Any) -> R:
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    values = {n: getattr(row, n) for n in names if n not in extra and hasattr(row, n)}
-    return cls(**values, **extra)
-
-
-def _check_state(state: str) -> str:
-    try:
-        return State(state).value
-    except ValueError:
-        raise InvalidRecord(
-            f"{state!r} is not a plugin state; use one of " + ", ".join(s.value for s in State)
-        ) from None
-
-
-class Repository:
+class Repository(AccessRecords, ActivityRecords):
     """Data access for plugins, versions, config, grants, audit, tokens, operations and keys.
 
     :param database: the :class:`~plughost.storage.db.Database` to use (not closed by this).
@@ -120,7 +78,7 @@ class Repository:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.database = database
-        self._now = clock or _utcnow
+        self._now = clock or utcnow
         self._current: ContextVar[Session | None] = ContextVar(
             f"plughost_uow_{id(self)}", default=None
         )
@@ -152,15 +110,6 @@ class Repository:
         """True inside :meth:`unit_of_work` (in this thread / task)."""
         return self._current.get() is not None
 
-    @contextlib.contextmanager
-    def _tx(self, *, write: bool = True) -> Iterator[Session]:
-        session = self._current.get()
-        if session is not None:
-            yield session
-            return
-        with self.database.transaction(write=write) as session:
-            yield session
-
     def lock_plugin(
         self, plugin_id: str, *, timeout: float = 30.0
     ) -> contextlib.AbstractContextManager[None]:
@@ -180,7 +129,7 @@ class Repository:
         """
         now = self._now()
         values = {n: getattr(plugin, n) for n in _PLUGIN_FIELDS}
-        values["state"] = _check_state(plugin.state)
+        values["state"] = check_state(plugin.state)
         values["installed_at"] = plugin.installed_at or now
         values["updated_at"] = plugin.updated_at or values["installed_at"]
         for key in ("manifest", "config_schema", "default_config"):
@@ -196,13 +145,13 @@ class Repository:
             row = PluginRow(**values)
             s.add(row)
             self._flush(s, f"plugin {plugin.id!r} is already installed", plugin.id)
-            return _record(StoredPlugin, row)
+            return to_record(StoredPlugin, row)
 
     def get_plugin(self, plugin_id: str) -> StoredPlugin | None:
         """The plugin's record, or ``None`` when it is not installed."""
         with self._tx(write=False) as s:
             row = s.get(PluginRow, plugin_id)
-            return None if row is None else _record(StoredPlugin, row)
+            return None if row is None else to_record(StoredPlugin, row)
 
     def require_plugin(self, plugin_id: str) -> StoredPlugin:
         """The plugin's record. :raises PluginNotFound: when it is not installed."""
@@ -222,7 +171,7 @@ class Repository:
         if type is not None:
             stmt = stmt.where(PluginRow.type == type)
         if state is not None:
-            stmt = stmt.where(PluginRow.state == _check_state(state))
+            stmt = stmt.where(PluginRow.state == check_state(state))
         if enabled is not None:
             stmt = stmt.where(PluginRow.enabled == enabled)
         if q:
@@ -253,7 +202,7 @@ class Repository:
         stmt = self._plugin_filter(select(PluginRow), type, state, enabled, q)
         stmt = stmt.order_by(PluginRow.id).limit(limit).offset(offset)
         with self._tx(write=False) as s:
-            return [_record(StoredPlugin, r) for r in s.scalars(stmt)]
+            return [to_record(StoredPlugin, r) for r in s.scalars(stmt)]
 
     def count_plugins(
         self,
@@ -281,14 +230,14 @@ class Repository:
                 + ", ".join(sorted(_UPDATABLE))
             )
         if "state" in changes:
-            changes["state"] = _check_state(changes["state"])
+            changes["state"] = check_state(changes["state"])
         with self._tx() as s:
             row = self._plugin_row(s, plugin_id)
             for key, value in changes.items():
                 setattr(row, key, dict(value) if isinstance(value, Mapping) else value)
             row.updated_at = self._now()
             s.flush()
-            return _record(StoredPlugin, row)
+            return to_record(StoredPlugin, row)
 
     def set_state(
         self,
@@ -300,7 +249,7 @@ class Repository:
     ) -> StoredPlugin:
         """Record the plugin's lifecycle state; the failure reason/phase are kept only for
         ``failed`` and cleared otherwise. Transition rules are the host's job, not checked here."""
-        state = _check_state(state)
+        state = check_state(state)
         failed = state == State.FAILED.value
         return self.update_plugin(
             plugin_id,
@@ -334,7 +283,7 @@ class Repository:
             row.version = ver.version
             row.updated_at = self._now()
             s.flush()
-            return _record(StoredPlugin, row)
+            return to_record(StoredPlugin, row)
 
     def delete_plugin(self, plugin_id: str) -> bool:
         """Delete the plugin and, by cascade, its versions, config, history, grants and
@@ -372,13 +321,13 @@ class Repository:
                 s, f"version {version.version} of {version.plugin_id!r} is already installed",
                 version.plugin_id,
             )
-            return _record(StoredVersion, row)
+            return to_record(StoredVersion, row)
 
     def get_version(self, plugin_id: str, version: str) -> StoredVersion | None:
         """One kept version, or ``None``."""
         with self._tx(write=False) as s:
             row = self._find_version(s, plugin_id, version)
-            return None if row is None else _record(StoredVersion, row)
+            return None if row is None else to_record(StoredVersion, row)
 
     def list_versions(self, plugin_id: str) -> list[StoredVersion]:
         """Kept versions of a plugin, most recently installed first."""
@@ -388,7 +337,7 @@ class Repository:
             .order_by(PluginVersionRow.installed_at.desc(), PluginVersionRow.id.desc())
         )
         with self._tx(write=False) as s:
-            return [_record(StoredVersion, r) for r in s.scalars(stmt)]
+            return [to_record(StoredVersion, r) for r in s.scalars(stmt)]
 
     def set_version_cache_path(
         self, plugin_id: str, version: str, cache_path: str | None
@@ -398,7 +347,7 @@ class Repository:
             row = self._version_row(s, plugin_id, version)
             row.cache_path = cache_path
             s.flush()
-            return _record(StoredVersion, row)
+            return to_record(StoredVersion, row)
 
     def delete_version(self, plugin_id: str, version: str) -> bool:
         """Forget one kept version (not the current one). Returns False if it was not there.
@@ -443,7 +392,7 @@ class Repository:
                     break
                 kept.add(row.version)
             removed = [row for row in rows if row.version not in kept]
-            records = [_record(StoredVersion, r) for r in removed]
+            records = [to_record(StoredVersion, r) for r in removed]
             for row in removed:
                 s.delete(row)
             s.flush()
@@ -455,7 +404,7 @@ class Repository:
         """The plugin's current configuration, or ``None`` if none was ever set."""
         with self._tx(write=False) as s:
             row = s.get(PluginConfigRow, plugin_id)
-            return None if row is None else _record(StoredConfig, row)
+            return None if row is None else to_record(StoredConfig, row)
 
     def set_config(
         self,
@@ -496,7 +445,7 @@ class Repository:
             s.add(ConfigHistoryRow(plugin_id=plugin_id, revision=row.revision, config=data,
                                    changed_by=changed_by, changed_at=now))
             s.flush()
-            return _record(StoredConfig, row)
+            return to_record(StoredConfig, row)
 
     def config_history(self, plugin_id: str, *, limit: int = 50) -> list[ConfigChange]:
         """Past configurations, newest first."""
@@ -507,379 +456,4 @@ class Repository:
             .limit(limit)
         )
         with self._tx(write=False) as s:
-            return [_record(ConfigChange, r) for r in s.scalars(stmt)]
-
-    # -- grants and permission requests ----------------------------------------------------
-
-    def grant(self, plugin_id: str, scope: str, *, granted_by: str = "") -> Grant:
-        """Grant ``scope`` to the plugin; returns the existing grant if already in force."""
-        with self._tx() as s:
-            self._plugin_row(s, plugin_id)
-            return self._grant(s, plugin_id, scope, granted_by)
-
-    def _grant(self, s: Session, plugin_id: str, scope: str, granted_by: str) -> Grant:
-        existing = s.scalars(
-            select(GrantRow).where(GrantRow.plugin_id == plugin_id, GrantRow.scope == scope,
-                                   GrantRow.revoked_at.is_(None))
-        ).first()
-        if existing is not None:
-            return _record(Grant, existing)
-        row = GrantRow(plugin_id=plugin_id, scope=scope, granted_by=granted_by,
-                       granted_at=self._now())
-        s.add(row)
-        s.flush()
-        return _record(Grant, row)
-
-    def revoke_grant(self, plugin_id: str, scope: str, *, revoked_by: str = "") -> bool:
-        """Revoke an active grant (kept as history). Returns False when none was in force."""
-        with self._tx() as s:
-            rows = list(s.scalars(
-                select(GrantRow).where(GrantRow.plugin_id == plugin_id, GrantRow.scope == scope,
-                                       GrantRow.revoked_at.is_(None))
-            ))
-            for row in rows:
-                row.revoked_at = self._now()
-                row.revoked_by = revoked_by
-            s.flush()
-            return bool(rows)
-
-    def list_grants(self, plugin_id: str, *, include_revoked: bool = False) -> list[Grant]:
-        """The plugin's grants, oldest first."""
-        stmt = select(GrantRow).where(GrantRow.plugin_id == plugin_id).order_by(GrantRow.id)
-        if not include_revoked:
-            stmt = stmt.where(GrantRow.revoked_at.is_(None))
-        with self._tx(write=False) as s:
-            return [_record(Grant, r) for r in s.scalars(stmt)]
-
-    def request_permission(
-        self, plugin_id: str, scope: str, *, reason: str = ""
-    ) -> PermissionRequest:
-        """Record that the plugin asks for ``scope``; a pending request for it is reused."""
-        with self._tx() as s:
-            self._plugin_row(s, plugin_id)
-            existing = s.scalars(
-                select(PermissionRequestRow).where(
-                    PermissionRequestRow.plugin_id == plugin_id,
-                    PermissionRequestRow.scope == scope,
-                    PermissionRequestRow.status == "pending",
-                )
-            ).first()
-            if existing is not None:
-                return _record(PermissionRequest, existing)
-            row = PermissionRequestRow(plugin_id=plugin_id, scope=scope, reason=reason,
-                                       status="pending", requested_at=self._now())
-            s.add(row)
-            s.flush()
-            return _record(PermissionRequest, row)
-
-    def list_permission_requests(
-        self, *, plugin_id: str | None = None, status: str | None = "pending"
-    ) -> list[PermissionRequest]:
-        """Permission requests, oldest first; ``status=None`` lists every status."""
-        stmt = select(PermissionRequestRow).order_by(PermissionRequestRow.id)
-        if plugin_id is not None:
-            stmt = stmt.where(PermissionRequestRow.plugin_id == plugin_id)
-        if status is not None:
-            stmt = stmt.where(PermissionRequestRow.status == status)
-        with self._tx(write=False) as s:
-            return [_record(PermissionRequest, r) for r in s.scalars(stmt)]
-
-    def decide_permission_request(
-        self, request_id: int, *, approve: bool, decided_by: str = ""
-    ) -> PermissionRequest:
-        """Approve (granting the scope in the same transaction) or deny a pending request.
-
-        :raises RecordNotFound: for an unknown request id.
-        :raises OperationRefused: when the request was already decided.
-        """
-        with self._tx() as s:
-            row = s.get(PermissionRequestRow, request_id, with_for_update=True)
-            if row is None:
-                raise RecordNotFound(f"there is no permission request {request_id}")
-            if row.status != "pending":
-                raise OperationRefused(
-                    f"permission request {request_id} was already {row.status}",
-                    plugin_id=row.plugin_id,
-                )
-            row.status = "approved" if approve else "denied"
-            row.decided_by = decided_by
-            row.decided_at = self._now()
-            if approve:
-                self._grant(s, row.plugin_id, row.scope, decided_by)
-            s.flush()
-            return _record(PermissionRequest, row)
-
-    # -- audit -----------------------------------------------------------------------------
-
-    def append_audit(
-        self,
-        action: str,
-        *,
-        actor: str = "",
-        plugin_id: str | None = None,
-        outcome: str = "ok",
-        details: Mapping[str, Any] | None = None,
-    ) -> AuditEvent:
-        """Append an audit event (``outcome``: ``ok``, ``denied`` or ``error`` by convention)."""
-        with self._tx() as s:
-            row = AuditEventRow(at=self._now(), actor=actor, action=action, plugin_id=plugin_id,
-                                outcome=outcome, details=dict(details or {}))
-            s.add(row)
-            s.flush()
-            return _record(AuditEvent, row)
-
-    def query_audit(
-        self,
-        *,
-        plugin_id: str | None = None,
-        action: str | None = None,
-        actor: str | None = None,
-        outcome: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before_id: int | None = None,
-        limit: int = 100,
-    ) -> list[AuditEvent]:
-        """Audit events newest first. Page with ``before_id`` = the last id of the previous page."""
-        stmt = select(AuditEventRow).order_by(AuditEventRow.id.desc()).limit(limit)
-        if plugin_id is not None:
-            stmt = stmt.where(AuditEventRow.plugin_id == plugin_id)
-        if action is not None:
-            stmt = stmt.where(AuditEventRow.action == action)
-        if actor is not None:
-            stmt = stmt.where(AuditEventRow.actor == actor)
-        if outcome is not None:
-            stmt = stmt.where(AuditEventRow.outcome == outcome)
-        if since is not None:
-            stmt = stmt.where(AuditEventRow.at >= since)
-        if until is not None:
-            stmt = stmt.where(AuditEventRow.at < until)
-        if before_id is not None:
-            stmt = stmt.where(AuditEventRow.id < before_id)
-        with self._tx(write=False) as s:
-            return [_record(AuditEvent, r) for r in s.scalars(stmt)]
-
-    # -- API tokens ------------------------------------------------------------------------
-
-    def create_token(
-        self, name: str, role: str, *, expires_at: datetime | None = None
-    ) -> tuple[ApiToken, str]:
-        """Create a token; returns its record and the secret (shown once, stored hashed).
-
-        :raises RecordExists: when a token with that name exists (revoked ones included).
-        """
-        secret = "ph_" + secrets.token_urlsafe(32)
-        with self._tx() as s:
-            if s.scalars(select(ApiTokenRow.id).where(ApiTokenRow.name == name)).first():
-                raise RecordExists(f"a token named {name!r} exists; choose another name")
-            row = ApiTokenRow(name=name, role=role, token_hash=hash_token(secret),
-                              created_at=self._now(), expires_at=expires_at)
-            s.add(row)
-            self._flush(s, f"a token named {name!r} exists; choose another name", None)
-            return _record(ApiToken, row), secret
-
-    def verify_token(self, secret: str) -> ApiToken | None:
-        """The active, unexpired token with that secret, or ``None``. Records its last use
-        (at most once a minute, so busy clients do not write on every request)."""
-        now = self._now()
-        with self._tx() as s:
-            row = s.scalars(
-                select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(secret))
-            ).first()
-            if row is None or row.revoked_at is not None:
-                return None
-            if row.expires_at is not None and row.expires_at <= now:
-                return None
-            if row.last_used_at is None or now - row.last_used_at >= _TOKEN_TOUCH_INTERVAL:
-                row.last_used_at = now
-                s.flush()
-            return _record(ApiToken, row)
-
-    def list_tokens(self, *, include_revoked: bool = False) -> list[ApiToken]:
-        """Tokens by name (never their secrets)."""
-        stmt = select(ApiTokenRow).order_by(ApiTokenRow.name)
-        if not include_revoked:
-            stmt = stmt.where(ApiTokenRow.revoked_at.is_(None))
-        with self._tx(write=False) as s:
-            return [_record(ApiToken, r) for r in s.scalars(stmt)]
-
-    def revoke_token(self, name: str) -> bool:
-        """Revoke a token by name. Returns False when no active token has that name."""
-        with self._tx() as s:
-            row = s.scalars(select(ApiTokenRow).where(ApiTokenRow.name == name)).first()
-            if row is None or row.revoked_at is not None:
-                return False
-            row.revoked_at = self._now()
-            s.flush()
-            return True
-
-    # -- operations ------------------------------------------------------------------------
-
-    def create_operation(
-        self, kind: str, *, plugin_id: str | None = None, actor: str = "", message: str = ""
-    ) -> Operation:
-        """Record a new pending operation with a fresh id."""
-        now = self._now()
-        with self._tx() as s:
-            row = OperationRow(id=uuid.uuid4().hex, kind=kind, plugin_id=plugin_id,
-                               status="pending", progress=0.0, message=message, error=None,
-                               actor=actor, created_at=now, updated_at=now)
-            s.add(row)
-            s.flush()
-            return _record(Operation, row)
-
-    def update_operation(
-        self,
-        operation_id: str,
-        *,
-        status: str | None = None,
-        progress: float | None = None,
-        message: str | None = None,
-        error: Mapping[str, Any] | None = None,
-    ) -> Operation:
-        """Report progress (0.0-1.0), a message, a new status, or the error of a failure.
-
-        :raises RecordNotFound: for an unknown id.
-        :raises OperationRefused: when the operation already finished.
-        :raises InvalidRecord: for an unknown status or a progress outside 0..1.
-        """
-        if status is not None and status not in OPERATION_STATUSES:
-            raise InvalidRecord(
-                f"{status!r} is not an operation status; use one of "
-                + ", ".join(OPERATION_STATUSES)
-            )
-        if progress is not None and not 0.0 <= progress <= 1.0:
-            raise InvalidRecord(f"progress must be between 0.0 and 1.0, got {progress}")
-        now = self._now()
-        with self._tx() as s:
-            row = s.get(OperationRow, operation_id, with_for_update=True)
-            if row is None:
-                raise RecordNotFound(f"there is no operation {operation_id!r}")
-            if row.status in ("succeeded", "failed", "cancelled"):
-                raise OperationRefused(
-                    f"operation {operation_id} already {row.status}; start a new one",
-                    plugin_id=row.plugin_id,
-                )
-            if status is not None:
-                row.status = status
-                if status == "running" and row.started_at is None:
-                    row.started_at = now
-                if status in ("succeeded", "failed", "cancelled"):
-                    row.finished_at = now
-                    if status == "succeeded":
-                        row.progress = 1.0
-            if progress is not None:
-                row.progress = progress
-            if message is not None:
-                row.message = message
-            if error is not None:
-                row.error = dict(error)
-            row.updated_at = now
-            s.flush()
-            return _record(Operation, row)
-
-    def get_operation(self, operation_id: str) -> Operation | None:
-        """One operation, or ``None``."""
-        with self._tx(write=False) as s:
-            row = s.get(OperationRow, operation_id)
-            return None if row is None else _record(Operation, row)
-
-    def list_operations(
-        self, *, plugin_id: str | None = None, status: str | None = None, limit: int = 50
-    ) -> list[Operation]:
-        """Operations, newest first."""
-        stmt = select(OperationRow).order_by(OperationRow.created_at.desc()).limit(limit)
-        if plugin_id is not None:
-            stmt = stmt.where(OperationRow.plugin_id == plugin_id)
-        if status is not None:
-            stmt = stmt.where(OperationRow.status == status)
-        with self._tx(write=False) as s:
-            return [_record(Operation, r) for r in s.scalars(stmt)]
-
-    # -- trusted keys ----------------------------------------------------------------------
-
-    def add_trusted_key(self, key: TrustedKey) -> TrustedKey:
-        """Add a publisher key to the trust store.
-
-        :raises RecordExists: when the key id is known — revoked keys stay revoked; publish a
-            new key instead.
-        """
-        with self._tx() as s:
-            existing = s.get(TrustedKeyRow, key.key_id)
-            if existing is not None:
-                state = "revoked" if existing.revoked_at is not None else "trusted"
-                raise RecordExists(
-                    f"key {key.key_id!r} is already in the trust store ({state}); a revoked key "
-                    "cannot be trusted again, use a new key"
-                )
-            values = {f.name: getattr(key, f.name) for f in fields(TrustedKey)}
-            values["added_at"] = key.added_at or self._now()
-            row = TrustedKeyRow(**values)
-            s.add(row)
-            self._flush(s, f"key {key.key_id!r} is already in the trust store", None)
-            return _record(TrustedKey, row)
-
-    def get_trusted_key(self, key_id: str) -> TrustedKey | None:
-        """A key of the trust store (revoked ones included), or ``None``."""
-        with self._tx(write=False) as s:
-            row = s.get(TrustedKeyRow, key_id)
-            return None if row is None else _record(TrustedKey, row)
-
-    def list_trusted_keys(self, *, include_revoked: bool = False) -> list[TrustedKey]:
-        """Keys of the trust store ordered by id."""
-        stmt = select(TrustedKeyRow).order_by(TrustedKeyRow.key_id)
-        if not include_revoked:
-            stmt = stmt.where(TrustedKeyRow.revoked_at.is_(None))
-        with self._tx(write=False) as s:
-            return [_record(TrustedKey, r) for r in s.scalars(stmt)]
-
-    def revoke_trusted_key(self, key_id: str) -> bool:
-        """Revoke a key. Returns False when it is unknown or already revoked."""
-        with self._tx() as s:
-            row = s.get(TrustedKeyRow, key_id)
-            if row is None or row.revoked_at is not None:
-                return False
-            row.revoked_at = self._now()
-            s.flush()
-            return True
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _not_found(plugin_id: str) -> PluginNotFound:
-        return PluginNotFound(
-            f"plugin {plugin_id!r} is not installed; `plughost list` shows installed plugins",
-            plugin_id=plugin_id,
-        )
-
-    def _plugin_row(self, s: Session, plugin_id: str) -> PluginRow:
-        row = s.get(PluginRow, plugin_id)
-        if row is None:
-            raise self._not_found(plugin_id)
-        return row
-
-    @staticmethod
-    def _find_version(s: Session, plugin_id: str, version: str) -> PluginVersionRow | None:
-        return s.scalars(
-            select(PluginVersionRow).where(PluginVersionRow.plugin_id == plugin_id,
-                                           PluginVersionRow.version == version)
-        ).first()
-
-    def _version_row(self, s: Session, plugin_id: str, version: str) -> PluginVersionRow:
-        row = self._find_version(s, plugin_id, version)
-        if row is None:
-            raise RecordNotFound(
-                f"version {version} of {plugin_id!r} is not kept; `plughost versions "
-                f"{plugin_id}` lists the kept ones",
-                plugin_id=plugin_id,
-            )
-        return row
-
-    @staticmethod
-    def _flush(s: Session, exists_message: str, plugin_id: str | None) -> None:
-        # The pre-checks above see committed rows; a concurrent writer can still win the race
-        # between check and insert, which the unique constraint reports here.
-        try:
-            s.flush()
-        except sa_exc.IntegrityError as exc:
-            raise RecordExists(exists_message, plugin_id=plugin_id) from exc
+            return [to_record(ConfigChange, r) for r in s.scalars(stmt)]

@@ -21,8 +21,12 @@ def app() -> typer.Typer:
     return app
 
 
-def test_db_is_a_registered_command_module() -> None:
+def test_db_is_a_registered_command_group_of_the_real_app() -> None:
+    from plughost.interfaces.cli import build_app
+
     assert "db" in COMMAND_MODULES
+    result = CliRunner().invoke(build_app(), ["db", "--help"])
+    assert result.exit_code == 0 and "upgrade" in result.stdout and "current" in result.stdout
 
 
 def test_upgrade_then_current_reports_head(app: typer.Typer, tmp_path: Path) -> None:
@@ -36,6 +40,8 @@ def test_upgrade_then_current_reports_head(app: typer.Typer, tmp_path: Path) -> 
     result = runner.invoke(app, ["db", "upgrade", "--database-url", url])
     assert result.exit_code == 0, result.output
     assert f"from <empty> to {migrations.head()}" in result.stdout
+    result = runner.invoke(app, ["db", "upgrade", "--database-url", url, "--json"])
+    assert json.loads(result.stdout) == {"database": url, "from": "0001", "to": "0001"}
     result = runner.invoke(app, ["db", "upgrade", "--database-url", url])
     assert "already at revision" in result.stdout
     result = runner.invoke(app, ["db", "current", "--database-url", url])
@@ -53,7 +59,19 @@ def test_upgrade_uses_the_home_from_the_environment(
     assert migrations.current(f"sqlite:///{tmp_path / 'home' / 'plughost.db'}") == "0001"
 
 
+def test_home_option_picks_the_database_in_that_home(app: typer.Typer, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["db", "upgrade", "--home", str(tmp_path / "h2")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "h2" / "plughost.db").exists()
+
+
 def test_errors_print_code_and_message_and_exit_1(app: typer.Typer) -> None:
     result = CliRunner().invoke(app, ["db", "upgrade", "--database-url", "oracle://x/y"])
     assert result.exit_code == 1
     assert "settings.invalid" in result.stderr and "does not support" in result.stderr
+
+
+def test_json_errors_are_json(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["db", "current", "--database-url", "oracle://x/y", "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"]["code"] == "settings.invalid"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from plughost.errors import PlughostError
+from plughost.interfaces.cli._common import (
+    HomeOption,
+    JsonOption,
+    console,
+    handle_errors,
+    print_json,
+)
 
 __all__ = ["register"]
 
@@ -16,25 +21,21 @@ DatabaseUrlOption = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="Database URL; default: PLUGHOST_DATABASE_URL or the settings' database_url.",
+        help="Database URL (default: $PLUGHOST_DATABASE_URL, the settings file, or the SQLite "
+        "database in the home).",
         show_default=False,
     ),
 ]
 
 
-def _url(database_url: str | None) -> str:
+def _url(database_url: str | None, home: Path | None) -> str:
     if database_url:
         return database_url
     from plughost.settings import HostSettings
 
+    if home is not None:
+        return HostSettings.from_env({"PLUGHOST_HOME": str(home)}).database_url
     return HostSettings.from_env().database_url
-
-
-def _fail(exc: PlughostError) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True).print(
-        f"[red]error[/red] [bold]{exc.code}[/bold]: {exc.message}", markup=True, highlight=False
-    )
-    return typer.Exit(1)
 
 
 def _hidden(url: str) -> str:
@@ -54,39 +55,38 @@ def register(app: typer.Typer) -> None:
     @db_app.command("upgrade")
     def upgrade_cmd(
         database_url: DatabaseUrlOption = None,
+        home: HomeOption = None,
         revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+        as_json: JsonOption = False,
     ) -> None:
-        """Apply pending migrations (safe to run repeatedly and from several hosts at once)."""
+        """Apply pending migrations (safe to repeat, and to run from several hosts at once)."""
         from plughost.storage import migrations
 
-        console = Console(soft_wrap=True)
-        try:
-            url = _url(database_url)
+        with handle_errors(as_json=as_json):
+            url = _url(database_url, home)
+            where = _hidden(url)
             before = migrations.current(url)
             reached = migrations.upgrade(url, revision)
-        except PlughostError as exc:
-            raise _fail(exc) from None
-        where = _hidden(url)
-        if before == reached:
-            console.print(f"{where} is already at revision {reached}.", highlight=False)
+        if as_json:
+            print_json({"database": where, "from": before, "to": reached})
+        elif before == reached:
+            console.print(f"{where} is already at revision {reached}.")
         else:
-            console.print(f"Upgraded {where} from {before or '<empty>'} to {reached}.",
-                          highlight=False)
+            console.print(f"Upgraded {where} from {before or '<empty>'} to {reached}.")
 
     @db_app.command("current")
     def current_cmd(
         database_url: DatabaseUrlOption = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        home: HomeOption = None,
+        as_json: JsonOption = False,
     ) -> None:
         """Show the database's schema revision and whether migrations are pending."""
         from plughost.storage import migrations
 
-        try:
-            url = _url(database_url)
+        with handle_errors(as_json=as_json):
+            url = _url(database_url, home)
             found = migrations.current(url)
             head = migrations.head()
-        except PlughostError as exc:
-            raise _fail(exc) from None
         data: dict[str, Any] = {
             "database": _hidden(url),
             "current": found,
@@ -94,10 +94,7 @@ def register(app: typer.Typer) -> None:
             "up_to_date": found == head,
         }
         if as_json:
-            typer.echo(json.dumps(data))
+            print_json(data)
             return
         state = "up to date" if found == head else "run `plughost db upgrade`"
-        Console(soft_wrap=True).print(
-            f"{data['database']}: revision {found or '<empty>'} (head {head}, {state})",
-            highlight=False,
-        )
+        console.print(f"{data['database']}: revision {found or '<empty>'} (head {head}, {state})")

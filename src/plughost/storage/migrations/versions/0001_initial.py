@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("progress", sa.Float(), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("error", sa.JSON(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
         sa.Column("actor", sa.String(length=200), nullable=False),
         sa.Column("created_at", plughost.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", plughost.storage.types.UTCDateTime(timezone=True), nullable=False),
