@@ -249,22 +249,13 @@ class PluginService:
         self._opened = True
 
     def _open_storage(self) -> None:
-        from plughost.storage.db import Database
-        from plughost.storage.objects import object_store_from_url
-        from plughost.storage.repository import Repository
+        from plughost.storage.backends import open_storage
 
+        storage = open_storage(self.settings)
+        self._database = storage.database
+        self._repo = storage.repository
+        self._store = storage.objects
         s = self.settings
-        s.ensure_dirs()
-        database = Database(s.database_url)
-        try:
-            if s.auto_migrate:
-                database.migrate()
-            self._repo = Repository(database, lock_dir=s.lock_dir)
-            self._store = object_store_from_url(s.object_store)
-        except BaseException:
-            database.close()
-            raise
-        self._database = database
         self._installer = Installer(
             s, self._repo, self._store, trust_store=self._trust_store,
             host_version=self._host_version, grant_policy=self._grant_policy,
