@@ -176,3 +176,25 @@ async def test_development_folder_plugins_run_beside_installed_ones(trusted, mak
             await svc.install(make_package("devplug"))
         assert info.value.code == "install.conflict"
 
+
+
+async def test_enable_of_a_plugin_that_cannot_activate_is_refused_and_stays_disabled(
+        service, make_package, state_snapshot, monkeypatch):
+    await service.install(make_package("hello", code="""
+        import os
+        from plughost.sdk import Plugin
+
+        class Main(Plugin):
+            def activate(self, ctx):
+                if os.environ.get("HELLO_BROKEN"):
+                    raise RuntimeError("broken on purpose")
+    """))
+    await service.disable("hello")
+    before = state_snapshot(service.settings, service)
+    monkeypatch.setenv("HELLO_BROKEN", "1")
+    with pytest.raises(PlughostError) as info:
+        await service.enable("hello")
+    monkeypatch.delenv("HELLO_BROKEN")
+    assert "broken on purpose" in info.value.message
+    assert state_snapshot(service.settings, service) == before
+    assert (await service.enable("hello")).state == "active"

@@ -35,7 +35,8 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +197,7 @@ class ReconcileReport:
                     self.repaired, self.rolled_back, self.failed))
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: list(getattr(self, name)) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
 
 
 class Installer:
@@ -547,10 +548,10 @@ class Installer:
                 raise
             crash_point("uninstall.after_commit")
             for v in versions:
-                _quietly(lambda v=v: self.store.delete(v.object_key),
-                         "deleting a blob of %s", plugin_id)
+                _quietly(partial(self.store.delete, v.object_key), "deleting a blob of %s",
+                         plugin_id)
             crash_point("uninstall.after_blobs")
-            _quietly(lambda: remove_tree(self.plugins_cache / plugin_id),
+            _quietly(partial(remove_tree, self.plugins_cache / plugin_id),
                      "removing the cache of %s", plugin_id)
         return tuple(v.version for v in versions)
 
@@ -558,10 +559,9 @@ class Installer:
         """Delete the blobs and cache directories of versions already removed from the
         database (pruned after an update). Failures are logged; reconcile retries them."""
         for v in versions:
-            _quietly(lambda v=v: self.store.delete(v.object_key), "deleting blob %s",
-                     v.object_key)
+            _quietly(partial(self.store.delete, v.object_key), "deleting blob %s", v.object_key)
             if v.cache_path:
-                _quietly(lambda v=v: remove_tree(v.cache_path), "removing %s", v.cache_path)
+                _quietly(partial(self.remove_cache, v.cache_path), "removing %s", v.cache_path)
 
     # ------------------------------------------------------------------ reconcile
 

@@ -635,7 +635,8 @@ class PluginService:
             if was_active or (old is not None and old.state is State.FAILED
                               and not manifest.is_lazy):
                 await host.load(pid)
-                if new.state is State.FAILED:
+                loaded: State = new.state  # load() moved it on (mypy cannot see that)
+                if loaded is State.FAILED:
                     raise _record_error(new, "import")
                 if state is not None:
                     await _import_state(new, state, from_version)
@@ -843,23 +844,38 @@ class PluginService:
 
     async def enable(self, plugin_id: str, *, activate: bool = True,
                      actor: str = "") -> PluginInfo:
-        """Persistently enable a plugin and (unless ``activate=False``) activate it now."""
+        """Persistently enable a plugin and (unless ``activate=False``) activate it now.
+
+        A plugin that cannot be resolved or activated is refused with that error and stays
+        disabled (nothing is recorded)."""
         self._check_open()
         async with self._serialised(plugin_id):
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             host = self.host
             record = host.registry.find(plugin_id)
+            if record is not None and record.state in (State.DISABLED, State.FAILED):
+                was_disabled = record.state is State.DISABLED
+                await host.enable(plugin_id, activate=activate)
+                now: State = record.state  # enable() moved it on (mypy cannot see that)
+                if now is State.FAILED and not stored.enabled:
+                    error = _record_error(record, record.phase or "enable")
+                    if was_disabled:
+                        await host.disable(plugin_id)
+                    raise error
+            elif record is not None and activate and record.state is not State.ACTIVE:
+                await host.activate(plugin_id)
             if not stored.enabled:
                 def write() -> None:
                     with self.repository.unit_of_work() as repo:
                         repo.set_enabled(plugin_id, True)
                         repo.append_audit("plugin.enable", actor=actor, plugin_id=plugin_id)
 
-                await asyncio.to_thread(write)
-            if record is not None and record.state in (State.DISABLED, State.FAILED):
-                await host.enable(plugin_id, activate=activate)
-            elif record is not None and activate and record.state is not State.ACTIVE:
-                await host.activate(plugin_id)
+                try:
+                    await asyncio.to_thread(write)
+                except BaseException:
+                    if record is not None:
+                        await host.disable(plugin_id)
+                    raise
             await self._persist_states([plugin_id])
         return await self._info_of(plugin_id)
 

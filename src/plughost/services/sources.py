@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from plughost.errors import DownloadError, ExtraNotInstalled, InstallError
@@ -150,7 +150,11 @@ def _too_large(what: str, size: int | None, limit: int, code: str) -> InstallErr
         code=code, details={"size": size, "max_size": limit})
 
 
-def _copy(src: IO[bytes], dest: Path, limit: int, total: int | None,
+class _Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def _copy(src: _Readable, dest: Path, limit: int, total: int | None,
           progress: Progress | None, what: str, code: str,
           deadline: float | None = None) -> tuple[str, int]:
     h = hashlib.sha256()
