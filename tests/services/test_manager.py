@@ -56,11 +56,15 @@ async def test_metrics_count_calls_and_errors(service, make_package):
 async def test_uninstall_removes_rows_blobs_and_files(service, make_package, state_snapshot):
     empty = state_snapshot(service.settings, service)
     await service.install(make_package("hello", "1.0.0"))
+    data_dir = service.settings.home / "data" / "hello"
+    data_dir.mkdir(parents=True)
+    (data_dir / "notes.txt").write_text("plugin data")
     await service.update("hello", make_package("hello", "1.1.0"))
     result = await service.uninstall("hello")
     assert result.removed == ("hello",)
     assert sorted(result.versions["hello"]) == ["1.0.0", "1.1.0"]
     assert state_snapshot(service.settings, service) == empty
+    assert not data_dir.exists()
     actions = [e["action"] for e in await service.audit(plugin_id="hello")]
     assert actions[0] == "plugin.uninstall"
     with pytest.raises(PlughostError) as info:
@@ -83,6 +87,14 @@ async def test_uninstall_refused_while_enabled_plugins_depend_on_it(service, mak
     assert result.removed == ("top", "app", "lib")
     assert (await service.list_plugins()).total == 0
     assert len(service.host.registry) == 0
+
+
+async def test_uninstall_can_keep_the_plugin_data(service, make_package):
+    await service.install(make_package("hello"))
+    data_dir = service.settings.home / "data" / "hello"
+    data_dir.mkdir(parents=True)
+    await service.uninstall("hello", keep_data=True)
+    assert data_dir.is_dir()
 
 
 async def test_uninstall_allowed_when_the_dependent_is_disabled(service, make_package):

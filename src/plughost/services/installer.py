@@ -494,8 +494,10 @@ class Installer:
         *,
         actor: str = "",
         remove: Callable[[str], Undo] | None = None,
+        keep_data: bool = False,
     ) -> tuple[str, ...]:
-        """Remove one plugin: host (via ``remove``), rows, blobs, cached files, in that order.
+        """Remove one plugin: host (via ``remove``), rows, blobs, cached files and (unless
+        ``keep_data``) its private data directory ``<home>/data/<id>``, in that order.
 
         Refused while enabled plugins require it (the caller cascades by uninstalling them
         first). Returns the versions removed.
@@ -532,6 +534,9 @@ class Installer:
             crash_point("uninstall.after_blobs")
             _quietly(partial(remove_tree, self.plugins_cache / plugin_id),
                      "removing the cache of %s", plugin_id)
+            if not keep_data:
+                _quietly(partial(remove_tree, self.settings.home / "data" / plugin_id),
+                         "removing the data of %s", plugin_id)
         return tuple(v.version for v in versions)
 
     def forget_files(self, versions: Iterable[StoredVersion]) -> None:

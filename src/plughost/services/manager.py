@@ -599,10 +599,11 @@ class PluginService:
                                             state=State.DISABLED), replace=True)
 
     async def uninstall(self, plugin_id: str, *, cascade: bool = False,
-                        actor: str = "") -> UninstallResult:
+                        keep_data: bool = False, actor: str = "") -> UninstallResult:
         """Deactivate, unload and remove a plugin: rows (plugin, versions, config, grants),
-        blobs and cached files. Refused while enabled plugins require it unless ``cascade``
-        (which uninstalls them first, dependents before what they depend on)."""
+        blobs, cached files and its private data directory (unless ``keep_data``). Refused
+        while enabled plugins require it unless ``cascade`` (which uninstalls them first,
+        dependents before what they depend on)."""
         self._check_open()
         installer = self.installer
         try:
@@ -621,7 +622,8 @@ class PluginService:
                         return self._on_loop(self._ops.remove(target))
 
                     versions[pid] = await asyncio.to_thread(installer.uninstall, pid,
-                                                            actor=actor, remove=hook)
+                                                            actor=actor, remove=hook,
+                                                            keep_data=keep_data)
                     removed.append(pid)
         except PlughostError as exc:
             await self._audit_failure("plugin.uninstall", plugin_id, exc, actor)

@@ -214,14 +214,17 @@ def uninstall_cmd(
     plugin_id: IdArgument,
     cascade: Annotated[bool, typer.Option(
         "--cascade", help="Also uninstall the enabled plugins that depend on it.")] = False,
+    keep_data: Annotated[bool, typer.Option(
+        "--keep-data", help="Keep the plugin's private data directory.")] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Remove a plugin: rows, package blobs and unpacked files (refused while needed)."""
+    """Remove a plugin: rows, package blobs, unpacked files and its data (refused while
+    needed)."""
     with handle_errors(as_json=as_json):
         result = _with_service(cli_settings(home),
                                lambda svc: svc.uninstall(plugin_id, cascade=cascade,
-                                                         actor="cli"))
+                                                         keep_data=keep_data, actor="cli"))
     if as_json:
         print_json(result.to_dict())
         return
