@@ -1,11 +1,15 @@
 """Run one PluginService operation in a fresh process (the crash tests set PLUGHOST_CRASH_AT).
 
     python tests/services/crash_driver.py HOME OPERATION [ARGS...]
+
+Settings come from the environment (``PLUGHOST_DATABASE_URL``, ``PLUGHOST_OBJECT_STORE``...) with
+HOME as the plughost home, so the same driver runs on every storage backend.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 
@@ -13,7 +17,8 @@ async def main(home: str, operation: str, *args: str) -> None:
     from plughost.services.manager import PluginService
     from plughost.settings import HostSettings
 
-    async with PluginService(HostSettings(home=home)) as svc:
+    settings = HostSettings.from_env({**os.environ, "PLUGHOST_HOME": home})
+    async with PluginService(settings) as svc:
         if operation == "install":
             await svc.install(args[0])
         elif operation == "update":
