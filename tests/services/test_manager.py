@@ -180,10 +180,17 @@ async def test_development_folder_plugins_run_beside_installed_ones(trusted, mak
                                                                    write_plugin):
     from plughost.services.manager import PluginService
 
-    write_plugin("devplug", directory=trusted.plugins_dir)
+    write_plugin("devplug", directory=trusted.plugins_dir, description="work in progress")
     async with PluginService(trusted) as svc:
         assert svc.host.get("devplug").state.value == "active"
         await svc.install(make_package("hello"))
+        page = await svc.list_plugins()
+        assert [(p.id, p.source, p.state) for p in page] == [
+            ("devplug", "directory", "active"), ("hello", "local", "active")]
+        assert [p.id for p in await svc.list_plugins(q="progress")] == ["devplug"]
+        assert [p.id for p in await svc.list_plugins(enabled=False)] == []
+        detail = await svc.get("devplug")
+        assert (detail.info.source, detail.versions) == ("directory", ())
         with pytest.raises(PlughostError) as info:
             await svc.install(make_package("devplug"))
         assert info.value.code == "install.conflict"

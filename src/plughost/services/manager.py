@@ -363,6 +363,19 @@ class PluginService:
 
         rows = await asyncio.to_thread(query)
         infos = [self._info(r) for r in rows]
+        needle = q.lower() if q else None
+        for record in self.host.registry:
+            # Development folders under plugins_dir run beside installed plugins; list them
+            # too (they are always enabled, and not managed by install/update/uninstall).
+            m = record.manifest
+            if record.source == "installed" or enabled is False:
+                continue
+            if type is not None and m.type != type:
+                continue
+            if needle and not any(needle in t.lower() for t in (m.id, m.name, m.description)):
+                continue
+            infos.append(_info_from_record(record))
+        infos.sort(key=lambda i: i.id)
         if state is not None:
             infos = [i for i in infos if i.state == state]
         return PluginList(tuple(infos[offset:offset + limit]), len(infos), limit, offset)
@@ -370,6 +383,12 @@ class PluginService:
     async def get(self, plugin_id: str) -> PluginDetail:
         """Everything about one installed plugin. :raises PluginNotFound:"""
         self._check_open()
+
+        record = self.host.registry.find(plugin_id)
+        if record is not None and record.source != "installed":
+            stored_row = await asyncio.to_thread(self.repository.get_plugin, plugin_id)
+            if stored_row is None:
+                return _detail_from_record(record, self.host)
 
         def load() -> tuple[Any, ...]:
             repo = self.repository
@@ -718,3 +737,30 @@ class PluginService:
             await self.host.deactivate(plugin_id, cascade=cascade)
             await self._persist_states([plugin_id, *self.host.dependents(plugin_id)])
         return await self._info_of(plugin_id)
+
+
+def _info_from_record(record: PluginRecord) -> PluginInfo:
+    """A plugin the host found in a development folder (not installed: no database row)."""
+    m = record.manifest
+    error = None
+    if record.error is not None and record.state is State.FAILED:
+        error = {"code": getattr(record.error, "code", type(record.error).__name__),
+                 "message": getattr(record.error, "message", str(record.error)),
+                 "phase": record.phase, "hint": record.hint}
+    return PluginInfo(
+        id=m.id, name=m.name, version=str(m.version), description=m.description,
+        author=m.author, type=m.type, runtime=m.runtime, state=record.state.value,
+        enabled=record.state is not State.DISABLED, source=record.source,
+        source_uri=str(record.root) if record.root else "", sha256="", installed_at=None,
+        updated_at=None, error=error, warnings=tuple(record.warnings))
+
+
+def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
+    m = record.manifest
+    return PluginDetail(
+        info=_info_from_record(record), manifest=m.to_dict(),
+        path=str(record.root) if record.root else None, versions=(),
+        dependencies={k: str(v) for k, v in m.dependencies.items()},
+        dependents=tuple(host.dependents(record.id)), config=dict(m.config_defaults),
+        config_revision=0, grants=(),
+        stats=dict(record.instance.stats()) if record.instance is not None else {})
