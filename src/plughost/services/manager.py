@@ -95,6 +95,9 @@ class PluginService:
     :param download_timeout: seconds allowed for a whole download.
     :param archive_limits: limits applied to package archives.
     :param host_options: extra keyword arguments for :class:`PluginHost`.
+    :param refresh_interval: every this many seconds, :meth:`refresh` the host from storage
+        (picks up installs, updates, enable/disable and uninstalls done by other processes,
+        e.g. the CLI next to a server). ``None``: only when :meth:`refresh` is called.
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class PluginService:
         download_timeout: float = 120.0,
         archive_limits: ArchiveLimits | None = None,
         host_options: Mapping[str, Any] | None = None,
+        refresh_interval: float | None = None,
     ) -> None:
         self.settings = settings or HostSettings.from_env()
         self._start_plugins = start
@@ -125,6 +129,8 @@ class PluginService:
                                         else allow_private_urls))
         self._archive_limits = archive_limits
         self._host_options = dict(host_options or {})
+        self._refresh_interval = refresh_interval
+        self._refresher: asyncio.Task[None] | None = None
         self._database: Any = None
         self._repo: Any = None
         self._store: Any = None
@@ -166,6 +172,8 @@ class PluginService:
             await self._close_storage()
             raise
         self._opened = True
+        if self._refresh_interval:
+            self._refresher = asyncio.create_task(self._refresh_forever(self._refresh_interval))
 
     def _open_storage(self) -> None:
         from plughost.storage.backends import open_storage
@@ -238,6 +246,10 @@ class PluginService:
         if self._closed:
             return
         self._closed = True
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         try:
             if self._host is not None:
                 await self._host.aclose()
@@ -255,6 +267,71 @@ class PluginService:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # ================================================================== other processes
+
+    async def refresh(self) -> list[str]:
+        """Bring the running host in line with storage changed by another process (the CLI
+        beside a server, a second server on the same database): newly installed plugins are
+        registered (and activated when this service starts plugins), updated or rolled-back
+        ones switched with their state handed over, enable/disable applied, uninstalled ones
+        unloaded. Returns the ids that changed. A plugin that fails to switch keeps running
+        its old version and is logged (the other process already proved the new one)."""
+        self._check_open()
+        host = self.host
+        rows = {p.id: p for p in await asyncio.to_thread(self.installer.all_plugins)}
+        changed: list[str] = []
+        for pid, row in sorted(rows.items()):
+            async with self._serialised(pid):
+                try:
+                    if await self._refresh_one(pid, row):
+                        changed.append(pid)
+                except PlughostError as exc:
+                    log.error("refreshing %s from storage failed: %s", pid, exc)
+        for record in list(host.registry):
+            if record.source == "installed" and record.id not in rows:
+                async with self._serialised(record.id):
+                    await self._ops.remove(record.id)
+                    changed.append(record.id)
+        return changed
+
+    async def _refresh_one(self, pid: str, row: StoredPlugin) -> bool:
+        host = self.host
+        record = host.registry.find(pid)
+        if record is None:
+            self._register(host, row)
+            host.resolve()
+            new = host.registry.get(pid)
+            if row.enabled and self._start_plugins and not new.manifest.is_lazy:
+                await host.activate(pid)
+            await self._persist_states([pid])
+            return True
+        version = await asyncio.to_thread(self.repository.get_version, pid, row.version)
+        root = Path(version.cache_path) if version and version.cache_path else None
+        if record.source == "installed" and root is not None and record.root != root:
+            if row.enabled and record.state is not State.DISABLED:
+                await self._ops.switch(load_manifest(root), root, str(record.manifest.version))
+            else:
+                host.registry.add(PluginRecord(load_manifest(root), root, source="installed",
+                                               state=State.DISABLED), replace=True)
+            await self._persist_states([pid])
+            return True
+        if row.enabled and record.state is State.DISABLED:
+            await host.enable(pid, activate=self._start_plugins)
+            await self._persist_states([pid])
+            return True
+        if not row.enabled and record.state is not State.DISABLED:
+            await host.disable(pid)
+            return True
+        return False
+
+    async def _refresh_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except PlughostError:
+                log.exception("periodic refresh from storage failed")
 
     # ================================================================== components
 
