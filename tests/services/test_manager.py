@@ -191,9 +191,11 @@ async def test_development_folder_plugins_run_beside_installed_ones(trusted, mak
         assert [p.id for p in await svc.list_plugins(enabled=False)] == []
         detail = await svc.get("devplug")
         assert (detail.info.source, detail.versions) == ("directory", ())
-        with pytest.raises(PlughostError) as info:
-            await svc.install(make_package("devplug"))
-        assert info.value.code == "install.conflict"
+        for enable in (True, False):
+            with pytest.raises(PlughostError) as info:
+                await svc.install(make_package("devplug"), enable=enable)
+            assert info.value.code == "install.conflict"
+        assert svc.host.get("devplug").source == "directory"
 
 
 

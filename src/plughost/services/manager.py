@@ -605,6 +605,13 @@ class PluginService:
         try:
             plugin_id = staged.plugin_id
             async with self._serialised(plugin_id):
+                existing = self.host.registry.find(plugin_id)
+                if existing is not None and existing.source != "installed":
+                    where = existing.root or existing.source
+                    raise InstallError(
+                        f"a plugin {plugin_id} is already loaded from {where} (a development "
+                        "folder under plugins_dir?); remove it before installing",
+                        code="install.conflict", plugin_id=plugin_id)
 
                 def hook(manifest: Manifest, root: Path) -> Undo:
                     return self._on_loop(self._ops.add(manifest, root, activate))
