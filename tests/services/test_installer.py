@@ -443,3 +443,18 @@ async def test_cancelled_install_is_seen_through_then_cancelled(service, make_pa
     # Nothing is left locked: the next operation on the id goes through.
     await service.uninstall("hello")
     assert (await service.list_plugins()).total == 0
+
+
+async def test_failure_at_commit_undoes_the_activation(trusted, make_package, state_snapshot):
+    """The grant policy runs inside the commit, after the plugin already activated: when it
+    fails, the host, the files and the blob are all put back."""
+    from plughost.services.manager import PluginService
+
+    def broken_policy(plugin_id: str, declared: Any) -> Any:
+        raise RuntimeError("policy service unreachable")
+
+    async with PluginService(trusted, grant_policy=broken_policy) as svc:
+        error = await _refused(svc, state_snapshot, "install.policy",
+                               make_package("hello", extra='permissions = ["net:a.example"]'))
+        assert "policy service unreachable" in error.message
+        assert "hello" not in svc.host.registry
