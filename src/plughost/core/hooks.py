@@ -1,0 +1,1006 @@
+"""Extension points: specs, implementations, declarative ordering, and calls.
+
+A host declares an *extension point* ("chat.before_send") with a spec — a function (or a
+``typing.Protocol`` method) whose signature is the contract, plus a result policy::
+
+    @hookspec(policy="pipeline")
+    def before_send(message: str, user: str) -> str: ...
+
+    hooks = HookRegistry()
+    hooks.add_spec(before_send, name="chat.before_send")
+
+Plugins register implementations; each is checked against the spec at registration (its
+parameters must be a subset of the spec's, pluggy's rule) and ordered declaratively: ``tryfirst``
+/ normal / ``trylast`` bands, numeric ``priority`` (higher first) inside a band, registration
+order for ties, and ``before`` / ``after`` constraints naming other plugin ids on top (a cycle
+among those is refused at registration, naming the cycle). The ordered list is cached per
+extension point and rebuilt only when implementations change, so a call is a plain loop::
+
+    hooks.call("chat.before_send", message="hi", user="ann")          # sync
+    await hooks.acall("chat.before_send", message="hi", user="ann")   # async
+
+Result policies: ``all`` (a list of the non-``None`` results), ``first`` (the first non-``None``
+result; the rest are not called), ``pipeline`` (each implementation receives the previous result
+in the piped argument; ``None`` leaves the value unchanged). Wrapper implementations run around
+the others. Error policies and timeouts are in :class:`~plughost.core.hookcall.CallOptions`.
+
+Implementations living in another runtime are registered as *remote*: an async proxy to
+:meth:`PluginInstance.call <plughost.runtimes.base.PluginInstance.call>`. They can only be awaited,
+so a sync ``call`` of an extension point that has one raises
+:class:`~plughost.errors.HookCallError` telling the caller to use ``acall``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import inspect
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from dataclasses import replace as _replace
+from typing import Any, Literal, TypeVar
+
+from plughost.core.hookcall import (
+    ASYNC,
+    ASYNC_GEN,
+    REMOTE,
+    SYNC,
+    SYNC_GEN,
+    CallOptions,
+    ErrorPolicy,
+    Plan,
+    amulticall,
+    multicall,
+)
+from plughost.core.monitoring import Monitor, MonitorSet
+from plughost.core.tasks import OwnerTasks
+from plughost.errors import (
+    HookCallError,
+    HookNotFound,
+    HookOrderCycle,
+    HookSignatureError,
+    HookSpecError,
+    InvalidExport,
+)
+
+__all__ = [
+    "CallOptions",
+    "HookCaller",
+    "HookImpl",
+    "HookRegistry",
+    "HookSpec",
+    "Policy",
+    "RemoteCall",
+    "hookspec",
+]
+
+logger = logging.getLogger(__name__)
+
+Policy = Literal["all", "first", "pipeline"]
+POLICIES: frozenset[str] = frozenset({"all", "first", "pipeline"})
+ERROR_POLICIES: frozenset[str] = frozenset({"raise", "collect", "isolate"})
+
+RemoteCall = Callable[[Mapping[str, Any], float | None], Awaitable[Any]]
+"""An implementation in another runtime: ``(kwargs, timeout) -> awaitable result``."""
+
+SPEC_ATTR = "__plughost_hookspec__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# ---------------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True, slots=True)
+class HookSpec:
+    """The contract of one extension point.
+
+    :param name: dotted name, e.g. ``chat.before_send``.
+    :param params: parameter names, in declaration order; calls pass them by keyword.
+    :param defaults: parameters that may be omitted in a call, with their default values.
+    :param policy: ``all``, ``first`` or ``pipeline``.
+    :param pipe: for ``pipeline``, the parameter that carries the value from one implementation
+        to the next (default: the first parameter).
+    :param errors: default error policy (``raise``, ``collect``, ``isolate``).
+    :param historic: calls are remembered and replayed to implementations registered later.
+    :param concurrent: ``acall`` may run the implementations concurrently (``all`` only).
+    :param timeout: default per-implementation timeout for async/remote implementations.
+    :param doc: the spec's docstring.
+    """
+
+    name: str
+    params: tuple[str, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    policy: Policy = "all"
+    pipe: str | None = None
+    errors: ErrorPolicy = "raise"
+    historic: bool = False
+    concurrent: bool = False
+    timeout: float | None = None
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"extension point {self.name!r}"
+        if not isinstance(self.name, str) or not self.name or any(c.isspace() for c in self.name):
+            raise HookSpecError(
+                f"Invalid extension point name {self.name!r}: use a non-empty dotted name "
+                "without spaces, e.g. 'chat.before_send'."
+            )
+        if self.policy not in POLICIES:
+            raise HookSpecError(
+                f"{where}: unknown policy {self.policy!r}; choose one of all, first, pipeline."
+            )
+        if self.errors not in ERROR_POLICIES:
+            raise HookSpecError(
+                f"{where}: unknown error policy {self.errors!r}; "
+                "choose one of raise, collect, isolate."
+            )
+        if self.concurrent and self.policy != "all":
+            raise HookSpecError(
+                f"{where}: concurrent=True needs policy 'all' ({self.policy!r} depends on the "
+                "order of results)."
+            )
+        if self.historic and self.policy != "all":
+            raise HookSpecError(f"{where}: historic=True needs policy 'all'.")
+        if self.policy == "pipeline":
+            if not self.params:
+                raise HookSpecError(
+                    f"{where}: a pipeline needs at least one parameter to carry the value."
+                )
+            if self.pipe is None:
+                object.__setattr__(self, "pipe", self.params[0])
+            elif self.pipe not in self.params:
+                raise HookSpecError(
+                    f"{where}: pipe={self.pipe!r} is not one of its parameters "
+                    f"({', '.join(self.params)})."
+                )
+        if self.timeout is not None and self.timeout <= 0:
+            raise HookSpecError(f"{where}: timeout must be positive, got {self.timeout!r}.")
+        unknown = set(self.defaults) - set(self.params)
+        if unknown:
+            raise HookSpecError(f"{where}: defaults for unknown parameters {sorted(unknown)}.")
+
+    @property
+    def required(self) -> frozenset[str]:
+        """Parameters a call must pass."""
+        return frozenset(p for p in self.params if p not in self.defaults)
+
+    @classmethod
+    def from_function(cls, fn: Callable[..., Any], *, name: str | None = None,
+                      **options: Any) -> HookSpec:
+        """Build a spec from a function's signature and its ``@hookspec`` options.
+
+        ``self`` is skipped (Protocol methods); keyword ``options`` override the decorator's.
+        """
+        opts: dict[str, Any] = dict(getattr(fn, SPEC_ATTR, {}))
+        opts.update({k: v for k, v in options.items() if v is not None})
+        spec_name = name or opts.pop("name", None) or getattr(fn, "__name__", None)
+        opts.pop("name", None)
+        params, defaults = _spec_params(fn, str(spec_name))
+        return cls(
+            name=str(spec_name), params=params, defaults=defaults,
+            doc=inspect.getdoc(fn) or "", **opts,
+        )
+
+
+def hookspec(
+    name: str | None = None,
+    *,
+    policy: Policy = "all",
+    pipe: str | None = None,
+    errors: ErrorPolicy = "raise",
+    historic: bool = False,
+    concurrent: bool = False,
+    timeout: float | None = None,
+) -> Callable[[F], F]:
+    """Mark a function (or a Protocol method) as an extension point spec.
+
+    Only marks it; :meth:`HookRegistry.add_spec` reads the mark. Options are validated at once,
+    so a typo fails where it is written.
+    """
+    options = {
+        "policy": policy, "pipe": pipe, "errors": errors, "historic": historic,
+        "concurrent": concurrent, "timeout": timeout,
+    }
+    # Validate the option combination now (with a placeholder signature).
+    HookSpec(name=name or "spec", params=(pipe or "value",), **options)
+
+    def mark(fn: F) -> F:
+        setattr(fn, SPEC_ATTR, {**options, "name": name})
+        return fn
+
+    return mark
+
+
+def _spec_params(fn: Callable[..., Any], name: str) -> tuple[tuple[str, ...], dict[str, Any]]:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise HookSpecError(f"Cannot read the signature of spec {name!r}: {exc}") from None
+    params: list[str] = []
+    defaults: dict[str, Any] = {}
+    for i, p in enumerate(sig.parameters.values()):
+        if i == 0 and p.name in ("self", "cls"):
+            continue
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise HookSpecError(
+                f"Spec {name!r} has *{p.name}: extension points are called with named "
+                "arguments only; list every parameter explicitly."
+            )
+        if p.kind is p.POSITIONAL_ONLY:
+            raise HookSpecError(
+                f"Spec {name!r}: parameter {p.name!r} is positional-only; calls pass "
+                "arguments by name."
+            )
+        params.append(p.name)
+        if p.default is not p.empty:
+            defaults[p.name] = p.default
+    return tuple(params), defaults
+
+
+def _specs_from_protocol(proto: type, prefix: str | None, options: Mapping[str, Any]
+                         ) -> list[HookSpec]:
+    base = prefix if prefix is not None else proto.__name__
+    specs = []
+    for attr, value in vars(proto).items():
+        if attr.startswith("_") or not inspect.isfunction(value):
+            continue
+        marked = getattr(value, SPEC_ATTR, {})
+        own_name = marked.get("name")
+        name = own_name or (f"{base}.{attr}" if base else attr)
+        specs.append(HookSpec.from_function(value, name=name, **options))
+    if not specs:
+        raise HookSpecError(
+            f"Protocol {proto.__name__!r} declares no public methods to use as extension points."
+        )
+    return specs
+
+
+# --------------------------------------------------------------------------- implementations
+
+
+_seq = itertools.count()
+
+
+@dataclass(slots=True, eq=False)
+class HookImpl:
+    """One implementation of one extension point, from one plugin (or the host).
+
+    Holds either a direct callable (``function``, the fast path for in-process plugins) or a
+    ``remote`` proxy awaiting :meth:`PluginInstance.call`. Counters are updated in place.
+    """
+
+    hook: str
+    plugin_id: str
+    function: Callable[..., Any] | None = None
+    remote: RemoteCall | None = None
+    label: str = ""
+    argnames: tuple[str, ...] | None = None
+    """Parameters it accepts; ``None`` = everything (``**kwargs`` or remote)."""
+    priority: float = 0
+    tryfirst: bool = False
+    trylast: bool = False
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    wrapper: bool = False
+    timeout: float | None = None
+    kind: int = SYNC
+    seq: int = field(default_factory=lambda: next(_seq))
+    failures: int = 0
+
+    @property
+    def is_async(self) -> bool:
+        """True when it can only be awaited (async function, async wrapper, remote)."""
+        return self.kind in (ASYNC, REMOTE, ASYNC_GEN)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.kind == REMOTE
+
+    def describe(self) -> str:
+        what = self.label or getattr(self.function, "__qualname__", None) or "implementation"
+        return f"{what!s} of {self.hook!r} by plugin {self.plugin_id!r}"
+
+    @property
+    def band(self) -> int:
+        return 0 if self.tryfirst else 2 if self.trylast else 1
+
+
+def _classify(fn: Callable[..., Any], wrapper: bool, where: str) -> int:
+    target = fn
+    while hasattr(target, "func"):  # functools.partial
+        target = target.func
+    if not inspect.isfunction(target) and not inspect.ismethod(target):
+        call = getattr(target, "__call__", None)  # noqa: B004 - callable objects
+        if call is not None and (inspect.ismethod(call) or inspect.isfunction(call)):
+            target = call
+    if wrapper:
+        if inspect.isgeneratorfunction(target):
+            return SYNC_GEN
+        if inspect.isasyncgenfunction(target):
+            return ASYNC_GEN
+        raise HookSignatureError(
+            f"{where} is marked wrapper=True but is not a generator function; a wrapper does "
+            "`result = yield` around the other implementations (or is an async generator)."
+        )
+    if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+        raise HookSignatureError(
+            f"{where} is a generator function; mark it wrapper=True if it wraps the others, "
+            "or return a value instead of yielding."
+        )
+    return ASYNC if inspect.iscoroutinefunction(target) else SYNC
+
+
+def _impl_argnames(fn: Callable[..., Any], where: str) -> tuple[str, ...] | None:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise HookSignatureError(f"Cannot read the signature of {where}: {exc}") from None
+    names: list[str] = []
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            return None
+        if p.kind is p.VAR_POSITIONAL:
+            continue
+        if p.kind is p.POSITIONAL_ONLY and p.default is p.empty:
+            raise HookSignatureError(
+                f"{where}: parameter {p.name!r} is positional-only, but extension points are "
+                "called with named arguments; make it a normal parameter."
+            )
+        if p.default is p.empty:
+            names.append(p.name)
+        else:
+            names.append("?" + p.name)  # optional: passed only when the spec has it
+    return tuple(names)
+
+
+def _check_fits(impl: HookImpl, spec: HookSpec) -> tuple[str, ...] | None:
+    """Check ``impl`` against ``spec``; return the names to pass (``None``: pass all)."""
+    if impl.argnames is None:
+        return None
+    spec_params = set(spec.params)
+    required = [n for n in impl.argnames if not n.startswith("?")]
+    optional = [n[1:] for n in impl.argnames if n.startswith("?")]
+    extra = [n for n in required if n not in spec_params]
+    if extra:
+        raise HookSignatureError(
+            f"{impl.describe()} takes parameter(s) {', '.join(repr(n) for n in extra)} that the "
+            f"spec does not provide; the spec provides: {', '.join(spec.params) or '(none)'}. "
+            "Rename or remove them: an implementation takes any subset of the spec's parameters.",
+            plugin_id=impl.plugin_id,
+            details={"hook": spec.name, "unknown": extra, "spec": list(spec.params)},
+        )
+    return tuple(n for n in (*required, *optional) if n in spec_params)
+
+
+def _adapter(fn: Callable[..., Any], names: tuple[str, ...] | None,
+             spec: HookSpec) -> Callable[..., Any]:
+    """The callable the dispatch loop calls with the full keyword set of the spec."""
+    if names is None or set(names) == set(spec.params):
+        return fn
+
+    def select(**kwargs: Any) -> Any:
+        return fn(**{n: kwargs[n] for n in names})
+
+    return select
+
+
+def _remote_adapter(remote: RemoteCall, names: tuple[str, ...] | None) -> RemoteCall:
+    if names is None:
+        return remote
+
+    def select(kwargs: Mapping[str, Any], timeout: float | None) -> Awaitable[Any]:
+        return remote({n: kwargs[n] for n in names}, timeout)
+
+    return select
+
+
+# ---------------------------------------------------------------------------------- ordering
+
+
+def order_impls(impls: Sequence[HookImpl]) -> list[HookImpl]:
+    """Order implementations deterministically; raise :class:`HookOrderCycle` on a loop.
+
+    Base order: band (tryfirst, normal, trylast), then priority (higher first), then
+    registration order. ``before``/``after`` constraints (plugin ids) are applied on top with a
+    topological sort that, among the implementations free to go next, always picks the one that
+    comes first in the base order — so constraints move things only as much as they must.
+    """
+    if len(impls) < 2:
+        return list(impls)
+    by_plugin: dict[str, list[int]] = {}
+    for i, impl in enumerate(impls):
+        by_plugin.setdefault(impl.plugin_id, []).append(i)
+    succ: list[set[int]] = [set() for _ in impls]
+    for i, impl in enumerate(impls):
+        for other in impl.before:
+            for j in by_plugin.get(other, ()):
+                if j != i and impl.plugin_id != other:
+                    succ[i].add(j)
+        for other in impl.after:
+            for j in by_plugin.get(other, ()):
+                if j != i and impl.plugin_id != other:
+                    succ[j].add(i)
+    indeg = [0] * len(impls)
+    for edges in succ:
+        for j in edges:
+            indeg[j] += 1
+    key = [(impl.band, -impl.priority, impl.seq) for impl in impls]
+    ready = [(key[i], i) for i in range(len(impls)) if indeg[i] == 0]
+    heapq.heapify(ready)
+    out: list[HookImpl] = []
+    while ready:
+        _, i = heapq.heappop(ready)
+        out.append(impls[i])
+        for j in succ[i]:
+            indeg[j] -= 1
+            if indeg[j] == 0:
+                heapq.heappush(ready, (key[j], j))
+    if len(out) == len(impls):
+        return out
+    cycle = _find_cycle([i for i in range(len(impls)) if indeg[i] > 0], succ)
+    names: list[str] = []
+    for i in cycle:  # several implementations of one plugin count as one node
+        if not names or names[-1] != impls[i].plugin_id:
+            names.append(impls[i].plugin_id)
+    while len(names) > 1 and names[-1] == names[0]:
+        names.pop()
+    hook = impls[0].hook
+    path = " → ".join([*names, names[0]])
+    raise HookOrderCycle(
+        f"The before/after constraints on extension point {hook!r} form a cycle: {path}. "
+        "Remove one of these constraints so the plugins can be ordered.",
+        details={"hook": hook, "cycle": [*names, names[0]]},
+    )
+
+
+def _find_cycle(nodes: list[int], succ: list[set[int]]) -> list[int]:
+    remaining = set(nodes)
+    for start in sorted(remaining):
+        path: list[int] = []
+        on_path: dict[int, int] = {}
+        node = start
+        while node not in on_path:
+            on_path[node] = len(path)
+            path.append(node)
+            nxt = sorted(j for j in succ[node] if j in remaining)
+            if not nxt:
+                break
+            node = nxt[0]
+        else:
+            return path[on_path[node]:]
+    return sorted(remaining)  # unreachable for a real cycle; keeps the message useful
+
+
+# ------------------------------------------------------------------------------------ caller
+
+
+class HookCaller:
+    """One extension point: its spec, its implementations and the cached call plan."""
+
+    __slots__ = ("_defaults", "_history", "_impls", "_plan", "_registry", "name", "spec")
+
+    def __init__(self, registry: HookRegistry, name: str) -> None:
+        self._registry = registry
+        self.name = name
+        self.spec: HookSpec | None = None
+        self._impls: list[HookImpl] = []
+        self._plan: Plan | None = None
+        self._defaults = CallOptions()
+        self._history: list[tuple[dict[str, Any], Callable[[Any], None] | None]] = []
+
+    def __repr__(self) -> str:
+        return f"<HookCaller {self.name!r} impls={len(self._impls)}>"
+
+    def __len__(self) -> int:
+        return len(self._impls)
+
+    @property
+    def spec_timeout(self) -> float | None:
+        return self.spec.timeout if self.spec is not None else None
+
+    def implementations(self) -> tuple[HookImpl, ...]:
+        """Wrappers (outermost first), then the others, in call order."""
+        plan = self._plan or self._build()
+        return (*plan.wrappers, *plan.impls)
+
+    # -- plan -------------------------------------------------------------------------------
+
+    def _order(self, impls: Sequence[HookImpl]) -> tuple[list[HookImpl], list[HookImpl]]:
+        wrappers = order_impls([i for i in impls if i.wrapper])
+        others = order_impls([i for i in impls if not i.wrapper])
+        return wrappers, others
+
+    def _build(self) -> Plan:
+        spec = self.spec
+        if spec is None:
+            raise HookNotFound(
+                f"Extension point {self.name!r} has implementations "
+                f"({', '.join(sorted({i.plugin_id for i in self._impls}))}) but no spec; the "
+                "host must declare it with HookRegistry.add_spec before it can be called.",
+                details={"hook": self.name},
+            )
+        wrappers, others = self._order(self._impls)
+        plan = Plan(
+            policy=spec.policy,
+            pipe=spec.pipe,
+            argset=frozenset(spec.params),
+            impls=tuple(others),
+            funcs=tuple(self._func(i, spec) for i in others),
+            wrappers=tuple(wrappers),
+            wfuncs=tuple(self._func(i, spec) for i in wrappers),
+            historic=spec.historic,
+        )
+        if self._registry._exec is multicall and self._defaults.errors == "raise":
+            # Inlining the default dispatch: it would call plan.fast and nothing else.
+            plan.direct = plan.fast
+        self._plan = plan
+        return plan
+
+    @staticmethod
+    def _func(impl: HookImpl, spec: HookSpec) -> Callable[..., Any]:
+        names = _check_fits(impl, spec)
+        if impl.kind == REMOTE:
+            assert impl.remote is not None
+            return _remote_adapter(impl.remote, names)
+        assert impl.function is not None
+        return _adapter(impl.function, names, spec)
+
+    def _invalidate(self) -> None:
+        self._plan = None
+
+    def _complete(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        spec = self.spec
+        assert spec is not None
+        unknown = [k for k in kwargs if k not in spec.params]
+        missing = [p for p in spec.params if p not in kwargs and p not in spec.defaults]
+        if unknown or missing:
+            parts = []
+            if missing:
+                parts.append(f"missing {', '.join(repr(m) for m in missing)}")
+            if unknown:
+                parts.append(f"unknown {', '.join(repr(u) for u in unknown)}")
+            raise HookCallError(
+                f"Bad arguments for extension point {self.name!r}: {'; '.join(parts)}. "
+                f"It takes: {', '.join(spec.params) or '(no arguments)'}.",
+                details={"hook": self.name, "missing": missing, "unknown": unknown},
+            )
+        return {**{p: spec.defaults[p] for p in spec.params if p not in kwargs}, **kwargs}
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def __call__(self, **kwargs: Any) -> Any:
+        """Call the implementations synchronously with the spec's policies."""
+        plan = self._plan
+        if plan is None:
+            plan = self._build()
+        if kwargs.keys() != plan.argset:
+            kwargs = self._complete(kwargs)
+        direct = plan.direct
+        if direct is not None:
+            return direct(kwargs)
+        return self._registry._exec(self, plan, kwargs, self._defaults)
+
+    async def acall(self, **kwargs: Any) -> Any:
+        """Call the implementations, awaiting async and remote ones."""
+        return await self._acall(kwargs, self._defaults)
+
+    async def _acall(self, kwargs: dict[str, Any], opts: CallOptions) -> Any:
+        plan = self._plan or self._build()
+        if kwargs.keys() != plan.argset:
+            kwargs = self._complete(kwargs)
+        return await self._registry._aexec(self, plan, kwargs, opts)
+
+    def _call(self, kwargs: dict[str, Any], opts: CallOptions) -> Any:
+        plan = self._plan or self._build()
+        if kwargs.keys() != plan.argset:
+            kwargs = self._complete(kwargs)
+        return self._registry._exec(self, plan, kwargs, opts)
+
+    def using(self, *, errors: ErrorPolicy | None = None, timeout: float | None = None,
+              concurrent: bool | None = None) -> BoundHook:
+        """This extension point with per-call options (error policy, timeout, concurrency)."""
+        base = self._defaults
+        if errors is not None and errors not in ERROR_POLICIES:
+            raise HookCallError(
+                f"Unknown error policy {errors!r}; choose one of raise, collect, isolate."
+            )
+        if concurrent and self.spec is not None and not self.spec.concurrent:
+            raise HookCallError(
+                f"Extension point {self.name!r} does not allow concurrent calls; its spec must "
+                "say concurrent=True (the host decides whether implementations may overlap)."
+            )
+        opts = CallOptions(
+            errors=errors if errors is not None else base.errors,
+            timeout=timeout if timeout is not None else base.timeout,
+            concurrent=concurrent if concurrent is not None else base.concurrent,
+        )
+        return BoundHook(self, opts)
+
+    def call_historic(self, kwargs: Mapping[str, Any] | None = None,
+                      result_callback: Callable[[Any], None] | None = None) -> None:
+        """Call now and remember the call; implementations registered later receive it too.
+
+        ``result_callback`` receives each non-``None`` result, now and on every replay.
+        """
+        kw = self._historic_args(kwargs)
+        results = self._call(kw, _replace(self._defaults, historic=True))
+        self._history.append((kw, result_callback))
+        if result_callback is not None:
+            for r in results:
+                result_callback(r)
+
+    async def acall_historic(self, kwargs: Mapping[str, Any] | None = None,
+                             result_callback: Callable[[Any], None] | None = None) -> None:
+        """Async twin of :meth:`call_historic`."""
+        kw = self._historic_args(kwargs)
+        results = await self._acall(kw, _replace(self._defaults, historic=True))
+        self._history.append((kw, result_callback))
+        if result_callback is not None:
+            for r in results:
+                result_callback(r)
+
+    def _historic_args(self, kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+        if self.spec is None or not self.spec.historic:
+            raise HookCallError(
+                f"Extension point {self.name!r} is not historic; declare it with "
+                "historic=True to use call_historic, or call it normally."
+            )
+        return dict(kwargs or {})
+
+
+class BoundHook:
+    """An extension point with fixed per-call options; see :meth:`HookCaller.using`."""
+
+    __slots__ = ("_caller", "options")
+
+    def __init__(self, caller: HookCaller, options: CallOptions) -> None:
+        self._caller = caller
+        self.options = options
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self._caller._call(kwargs, self.options)
+
+    async def acall(self, **kwargs: Any) -> Any:
+        return await self._caller._acall(kwargs, self.options)
+
+
+# ---------------------------------------------------------------------------------- registry
+
+
+def _name_of(caller: HookCaller, plan: Plan, kwargs: dict[str, Any], opts: CallOptions
+             ) -> tuple[str, Any]:
+    return caller.name, kwargs
+
+
+class HookRegistry:
+    """Every extension point of one host: specs, implementations, ordering, calls.
+
+    :param monitors: shared monitor set (the facade passes one); monitoring wraps the dispatch
+        functions only while a monitor is installed.
+    :param tasks: where historic replays to async implementations run (per owner).
+    :param dispatch: the sync dispatch function (default :func:`~plughost.core.hookcall.multicall`).
+    :param adispatch: the async one (default :func:`~plughost.core.hookcall.amulticall`).
+    """
+
+    def __init__(
+        self,
+        *,
+        monitors: MonitorSet | None = None,
+        tasks: OwnerTasks | None = None,
+        dispatch: Callable[..., Any] = multicall,
+        adispatch: Callable[..., Awaitable[Any]] = amulticall,
+    ) -> None:
+        self._callers: dict[str, HookCaller] = {}
+        self._inner_exec = dispatch
+        self._inner_aexec = adispatch
+        self._exec: Callable[..., Any] = dispatch
+        self._aexec: Callable[..., Awaitable[Any]] = adispatch
+        self.monitors = monitors if monitors is not None else MonitorSet()
+        self.tasks = tasks if tasks is not None else OwnerTasks()
+        self.monitors.on_change(self._rewrap)
+
+    def _rewrap(self) -> None:
+        self._exec = self.monitors.wrap_sync("hook", self._inner_exec, _name_of)
+        self._aexec = self.monitors.wrap_async("hook", self._inner_aexec, _name_of)
+        for caller in self._callers.values():  # plans know whether they may bypass _exec
+            caller._invalidate()
+
+    def add_monitor(self, monitor: Monitor) -> Callable[[], None]:
+        """Observe every call (see :mod:`plughost.core.monitoring`); returns the undo."""
+        return self.monitors.add(monitor)
+
+    # -- specs ------------------------------------------------------------------------------
+
+    def add_spec(
+        self,
+        spec: HookSpec | Callable[..., Any] | type,
+        *,
+        name: str | None = None,
+        prefix: str | None = None,
+        **options: Any,
+    ) -> Callable[[], None]:
+        """Declare extension point(s); returns an undo that removes them again.
+
+        ``spec`` is a :class:`HookSpec`, a function (its signature is the contract; options come
+        from ``@hookspec`` and ``options``) or a ``typing.Protocol`` class whose public methods
+        each become ``<prefix>.<method>`` (prefix defaults to the class name). Implementations
+        registered earlier are checked now; if one does not fit, nothing is declared.
+        """
+        if isinstance(spec, HookSpec):
+            specs = [spec]
+        elif isinstance(spec, type):
+            specs = _specs_from_protocol(spec, prefix, options)
+        elif callable(spec):
+            specs = [HookSpec.from_function(spec, name=name, **options)]
+        else:
+            raise HookSpecError(
+                f"add_spec expects a HookSpec, a function or a Protocol class, "
+                f"got {type(spec).__name__}."
+            )
+        problems: list[str] = []
+        seen: set[str] = set()
+        for s in specs:
+            caller = self._callers.get(s.name)
+            if s.name in seen or (caller is not None and caller.spec is not None):
+                raise HookSpecError(
+                    f"Extension point {s.name!r} is already declared; each name has one spec. "
+                    "Remove the old one first (call the undo add_spec returned).",
+                    details={"hook": s.name},
+                )
+            seen.add(s.name)
+            if caller is not None:
+                for impl in caller._impls:
+                    try:
+                        _check_fits(impl, s)
+                    except HookSignatureError as exc:
+                        problems.append(exc.message)
+        if problems:
+            raise HookSignatureError(
+                "Cannot declare: already-registered implementations do not fit:\n  - "
+                + "\n  - ".join(problems),
+                details={"problems": problems},
+            )
+        for s in specs:
+            caller = self._callers.get(s.name) or self._callers.setdefault(
+                s.name, HookCaller(self, s.name)
+            )
+            caller.spec = s
+            caller._defaults = CallOptions(errors=s.errors, timeout=None,
+                                           concurrent=s.concurrent)
+            caller._invalidate()
+        names = [s.name for s in specs]
+
+        def undo() -> None:
+            for n in names:
+                c = self._callers.get(n)
+                if c is not None and c.spec is not None and c.spec in specs:
+                    c.spec = None
+                    c._history.clear()
+                    c._invalidate()
+                    if not c._impls:
+                        del self._callers[n]
+
+        return undo
+
+    def spec(self, name: str) -> HookSpec | None:
+        """The spec of ``name``, or ``None`` when not declared."""
+        caller = self._callers.get(name)
+        return caller.spec if caller is not None else None
+
+    def specs(self) -> list[HookSpec]:
+        """Every declared spec, by name."""
+        return sorted((c.spec for c in self._callers.values() if c.spec), key=lambda s: s.name)
+
+    # -- access and calls -------------------------------------------------------------------
+
+    def get(self, name: str) -> HookCaller | None:
+        """The caller of ``name`` (declared or with pending implementations), else ``None``."""
+        return self._callers.get(name)
+
+    def __getitem__(self, name: str) -> HookCaller:
+        caller = self._callers.get(name)
+        if caller is None or caller.spec is None:
+            known = ", ".join(s.name for s in self.specs()) or "(none)"
+            raise HookNotFound(
+                f"No extension point named {name!r} is declared. Declared: {known}.",
+                details={"hook": name},
+            )
+        return caller
+
+    def __contains__(self, name: object) -> bool:
+        caller = self._callers.get(name)  # type: ignore[arg-type]
+        return caller is not None and caller.spec is not None
+
+    def call(self, name: str, /, **kwargs: Any) -> Any:
+        """Call extension point ``name`` synchronously."""
+        return self[name](**kwargs)
+
+    async def acall(self, name: str, /, **kwargs: Any) -> Any:
+        """Call extension point ``name``, awaiting async and remote implementations."""
+        return await self[name].acall(**kwargs)
+
+    # -- registration -----------------------------------------------------------------------
+
+    def register(
+        self,
+        plugin_id: str,
+        name: str,
+        function: Callable[..., Any],
+        *,
+        priority: float = 0,
+        tryfirst: bool = False,
+        trylast: bool = False,
+        before: Iterable[str] | str = (),
+        after: Iterable[str] | str = (),
+        wrapper: bool = False,
+        timeout: float | None = None,
+        label: str = "",
+    ) -> Callable[[], None]:
+        """Register an in-process implementation; returns the undo. See :meth:`register_impl`."""
+        where = f"{label or getattr(function, '__qualname__', 'implementation')} of {name!r} " \
+                f"by plugin {plugin_id!r}"
+        if not callable(function):
+            raise InvalidExport(f"{where}: {function!r} is not callable.")
+        kind = _classify(function, wrapper, where)
+        impl = HookImpl(
+            hook=name, plugin_id=plugin_id, function=function, label=label,
+            argnames=_impl_argnames(function, where), kind=kind,
+            **_impl_options(where, priority, tryfirst, trylast, before, after, wrapper, timeout),
+        )
+        return self.register_impl(impl)
+
+    def register_remote(
+        self,
+        plugin_id: str,
+        name: str,
+        call: RemoteCall,
+        *,
+        args: Sequence[str] | None = None,
+        priority: float = 0,
+        tryfirst: bool = False,
+        trylast: bool = False,
+        before: Iterable[str] | str = (),
+        after: Iterable[str] | str = (),
+        timeout: float | None = None,
+        label: str = "",
+    ) -> Callable[[], None]:
+        """Register an implementation living in another runtime.
+
+        ``call(kwargs, timeout)`` returns an awaitable (typically ``instance.call(target,
+        kwargs, timeout=timeout)``). ``args`` names the parameters it takes when known (they are
+        checked against the spec); otherwise it receives every argument. Remote implementations
+        cannot be wrappers (a wrapper suspends around the others inside one interpreter).
+        """
+        where = f"{label or 'remote implementation'} of {name!r} by plugin {plugin_id!r}"
+        if not callable(call):
+            raise InvalidExport(f"{where}: {call!r} is not callable.")
+        impl = HookImpl(
+            hook=name, plugin_id=plugin_id, remote=call, label=label, kind=REMOTE,
+            argnames=tuple(args) if args is not None else None,
+            **_impl_options(where, priority, tryfirst, trylast, before, after, False, timeout),
+        )
+        return self.register_impl(impl)
+
+    def register_impl(self, impl: HookImpl) -> Callable[[], None]:
+        """Add ``impl``; checks it against the spec and the order, then commits.
+
+        Refused (nothing changed) when it does not fit the spec or when its ``before``/``after``
+        constraints close a cycle. If the spec is historic, earlier calls are replayed to it.
+        """
+        caller = self._callers.get(impl.hook)
+        spec = caller.spec if caller is not None else None
+        if spec is not None:
+            _check_fits(impl, spec)
+        existing = caller._impls if caller is not None else []
+        candidate = [*existing, impl]
+        order_impls([i for i in candidate if i.wrapper == impl.wrapper])  # raises on a cycle
+        history = list(caller._history) if caller is not None else []
+        if history and impl.is_async:
+            import asyncio
+
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                raise HookCallError(
+                    f"{impl.describe()} must receive {len(history)} earlier historic call(s), "
+                    "and it is asynchronous: register it from async code (with a running "
+                    "event loop)."
+                ) from None
+        if caller is None:
+            caller = self._callers.setdefault(impl.hook, HookCaller(self, impl.hook))
+        caller._impls.append(impl)
+        caller._invalidate()
+        if history:
+            self._replay(caller, impl, history)
+
+        def undo() -> None:
+            self._remove(impl)
+
+        return undo
+
+    def _replay(self, caller: HookCaller, impl: HookImpl,
+                history: list[tuple[dict[str, Any], Callable[[Any], None] | None]]) -> None:
+        spec = caller.spec
+        assert spec is not None
+        f = HookCaller._func(impl, spec)
+        if not impl.is_async:
+            for kwargs, cb in history:
+                try:
+                    r = f(**kwargs)
+                except Exception as exc:
+                    impl.failures += 1
+                    logger.error("historic replay to %s failed", impl.describe(), exc_info=exc)
+                    continue
+                if r is not None and cb is not None:
+                    cb(r)
+            return
+
+        async def replay() -> None:
+            from plughost.core.hookcall import _ainvoke
+
+            for kwargs, cb in history:
+                try:
+                    r = await _ainvoke(caller, impl, f, kwargs,
+                                       _replace(caller._defaults, historic=True))
+                except Exception as exc:
+                    impl.failures += 1
+                    logger.error("historic replay to %s failed", impl.describe(), exc_info=exc)
+                    continue
+                if r is not None and cb is not None:
+                    cb(r)
+
+        self.tasks.spawn(impl.plugin_id, replay(), name=f"historic:{caller.name}")
+
+    def _remove(self, impl: HookImpl) -> bool:
+        caller = self._callers.get(impl.hook)
+        if caller is None or impl not in caller._impls:
+            return False
+        caller._impls.remove(impl)
+        caller._invalidate()
+        if not caller._impls and caller.spec is None:
+            del self._callers[impl.hook]
+        return True
+
+    def unregister_owner(self, plugin_id: str) -> int:
+        """Remove every implementation of ``plugin_id`` and cancel its replays; the count."""
+        removed = 0
+        for caller in list(self._callers.values()):
+            for impl in [i for i in caller._impls if i.plugin_id == plugin_id]:
+                removed += self._remove(impl)
+        self.tasks.cancel_owner(plugin_id)
+        return removed
+
+    def implementations(self, plugin_id: str | None = None) -> list[HookImpl]:
+        """Every registered implementation (of ``plugin_id`` when given), by hook name."""
+        out = []
+        for name in sorted(self._callers):
+            out.extend(i for i in self._callers[name]._impls
+                       if plugin_id is None or i.plugin_id == plugin_id)
+        return out
+
+    def owners(self) -> set[str]:
+        """Plugin ids that have at least one implementation registered."""
+        return {i.plugin_id for c in self._callers.values() for i in c._impls}
+
+
+def _impl_options(where: str, priority: float, tryfirst: bool, trylast: bool,
+                  before: Iterable[str] | str, after: Iterable[str] | str, wrapper: bool,
+                  timeout: float | None) -> dict[str, Any]:
+    if tryfirst and trylast:
+        raise InvalidExport(f"{where}: tryfirst and trylast are exclusive; choose one.")
+    if isinstance(priority, bool) or not isinstance(priority, int | float):
+        raise InvalidExport(f"{where}: priority must be a number, got {priority!r}.")
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise InvalidExport(f"{where}: timeout must be a positive number, got {timeout!r}.")
+    b = (before,) if isinstance(before, str) else tuple(before)
+    a = (after,) if isinstance(after, str) else tuple(after)
+    for x in (*b, *a):
+        if not isinstance(x, str) or not x:
+            raise InvalidExport(f"{where}: before/after must name plugin ids, got {x!r}.")
+    return {
+        "priority": priority, "tryfirst": bool(tryfirst), "trylast": bool(trylast),
+        "before": b, "after": a, "wrapper": bool(wrapper),
+        "timeout": float(timeout) if timeout is not None else None,
+    }
