@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from plughost.core.bus import Event, EventBus, PermissionChecker, Subscription
 from plughost.core.channels import ChannelRegistry
@@ -23,8 +23,28 @@ from plughost.core.monitoring import Monitor, MonitorSet
 from plughost.core.tasks import OwnerTasks
 from plughost.errors import InvalidExport
 
-if TYPE_CHECKING:
-    from plughost.runtimes.base import Export, PluginInstance
+
+class Export(Protocol):
+    """What :class:`plughost.runtimes.base.Export` looks like to the core (core sits below
+    the runtimes, so it names the shape instead of importing it)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+
+
+class PluginInstance(Protocol):
+    """The two methods of :class:`plughost.runtimes.base.PluginInstance` used here."""
+
+    def local_callable(self, target: str) -> Callable[..., Any] | None: ...
+
+    def call(self, target: str, kwargs: Mapping[str, Any] | None = None, *,
+             timeout: float | None = None) -> Awaitable[Any]: ...
 
 __all__ = ["EXPORT_OPTIONS", "Communications"]
 
