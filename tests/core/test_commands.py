@@ -16,7 +16,17 @@ from plughost.errors import (
     PluginActivationError,
     PluginTimeout,
 )
-from tests.core.remote_instance import RemoteInstance
+from plughost.runtimes.fake import FakeInstance, FakePlugin
+
+
+def remote_instance(plugin_id: str, handlers: dict[str, Any]) -> FakeInstance:
+    """An instance of the fake runtime in out-of-process mode: reachable only via ``call``."""
+    return FakeInstance(FakePlugin(plugin_id, handlers=handlers, local=False))
+
+
+def calls_of(instance: FakeInstance) -> list[tuple[str, dict[str, Any]]]:
+    return [entry for kind, entry in instance.log if kind == "call"]
+
 
 
 async def greet(name: str, punctuation: str = "!") -> str:
@@ -184,11 +194,11 @@ async def test_remote_command_goes_through_plugin_instance_call() -> None:
     async def shout(text: str) -> str:
         return text.upper()
 
-    remote = RemoteInstance("echo", {"shout": shout})
+    remote = remote_instance("echo", {"shout": shout})
     reg = CommandRegistry()
     reg.register_remote("echo", "shout", lambda args, t: remote.call("shout", args, timeout=t))
     assert await reg.execute("echo.shout", {"text": "hi"}) == "HI"
-    assert remote.calls == [("shout", {"text": "hi"})]
+    assert calls_of(remote) == [("shout", {"text": "hi"})]
 
 
 def test_unregister_owner_and_undo_remove_commands() -> None:

@@ -15,8 +15,18 @@ from plughost.errors import (
     PluginTimeout,
 )
 from plughost.runtimes.base import Export
+from plughost.runtimes.fake import FakeInstance, FakePlugin
 from plughost.sdk import channel, collect_exports, command, hookimpl, on
-from tests.core.remote_instance import RemoteInstance
+
+
+def remote_instance(plugin_id: str, handlers: dict[str, Any]) -> FakeInstance:
+    """An instance of the fake runtime in out-of-process mode: reachable only via ``call``."""
+    return FakeInstance(FakePlugin(plugin_id, handlers=handlers, local=False))
+
+
+def calls_of(instance: FakeInstance) -> list[tuple[str, dict[str, Any]]]:
+    return [entry for kind, entry in instance.log if kind == "call"]
+
 
 
 class Chatty:
@@ -93,7 +103,7 @@ async def test_exports_of_a_remote_plugin_go_through_instance_call() -> None:
     async def watch(event: dict) -> None:
         got.append(event)
 
-    remote = RemoteInstance("far", {"before_send": before_send, "greet": greet, "watch": watch})
+    remote = remote_instance("far", {"before_send": before_send, "greet": greet, "watch": watch})
     exports = [
         Export("hook", "chat.before_send", "before_send", {"args": ["message"]}),
         Export("command", "greet", "greet", {"timeout": 1.0}),
@@ -106,7 +116,7 @@ async def test_exports_of_a_remote_plugin_go_through_instance_call() -> None:
     comms.bus.emit("chat.message", {"text": "x"}, source="ui")
     await comms.bus.drain()
     assert got[0]["topic"] == "chat.message" and got[0]["payload"] == {"text": "x"}
-    assert [c[0] for c in remote.calls] == ["before_send", "greet", "watch"]
+    assert [c[0] for c in calls_of(remote)] == ["before_send", "greet", "watch"]
     await comms.aclose()
 
 
@@ -116,7 +126,7 @@ async def test_remote_command_timeout_comes_from_the_export_options() -> None:
 
     comms = Communications()
     comms.register_exports("far", [Export("command", "slow", "slow", {"timeout": 0.01})],
-                           RemoteInstance("far", {"slow": slow}))
+                           remote_instance("far", {"slow": slow}))
     with pytest.raises(PluginTimeout):
         await comms.commands.execute("far.slow")
 
@@ -149,7 +159,7 @@ def test_unknown_export_kind_or_option_is_refused_by_name() -> None:
 async def test_remote_channel_export_is_refused_clearly() -> None:
     comms = Communications()
     with pytest.raises(InvalidExport, match="in-process handler"):
-        comms.register_exports("far", [Export("channel", "s", "s")], RemoteInstance("far", {}))
+        comms.register_exports("far", [Export("channel", "s", "s")], remote_instance("far", {}))
 
 
 async def test_unregister_owner_leaves_nothing_behind() -> None:

@@ -93,13 +93,13 @@ class Event:
 
 
 _new = object.__new__
-_set_id = Event.id.__set__  # type: ignore[attr-defined]
-_set_type = Event.type.__set__  # type: ignore[attr-defined]
-_set_source = Event.source.__set__  # type: ignore[attr-defined]
-_set_topic = Event.topic.__set__  # type: ignore[attr-defined]
-_set_payload = Event.payload.__set__  # type: ignore[attr-defined]
-_set_timestamp = Event.timestamp.__set__  # type: ignore[attr-defined]
-_set_reply_to = Event.reply_to.__set__  # type: ignore[attr-defined]
+_set_id = Event.__dict__["id"].__set__
+_set_type = Event.__dict__["type"].__set__
+_set_source = Event.__dict__["source"].__set__
+_set_topic = Event.__dict__["topic"].__set__
+_set_payload = Event.__dict__["payload"].__set__
+_set_timestamp = Event.__dict__["timestamp"].__set__
+_set_reply_to = Event.__dict__["reply_to"].__set__
 
 
 def _make_event(id: str, type: str, source: str | None, topic: str, payload: Any,

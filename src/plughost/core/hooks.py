@@ -199,7 +199,7 @@ def hookspec(
     Only marks it; :meth:`HookRegistry.add_spec` reads the mark. Options are validated at once,
     so a typo fails where it is written.
     """
-    options = {
+    options: dict[str, Any] = {
         "policy": policy, "pipe": pipe, "errors": errors, "historic": historic,
         "concurrent": concurrent, "timeout": timeout,
     }
@@ -810,7 +810,7 @@ class HookRegistry:
         return caller
 
     def __contains__(self, name: object) -> bool:
-        caller = self._callers.get(name)  # type: ignore[arg-type]
+        caller = self._callers.get(name) if isinstance(name, str) else None
         return caller is not None and caller.spec is not None
 
     def call(self, name: str, /, **kwargs: Any) -> Any:
@@ -974,7 +974,7 @@ class HookRegistry:
 
     def implementations(self, plugin_id: str | None = None) -> list[HookImpl]:
         """Every registered implementation (of ``plugin_id`` when given), by hook name."""
-        out = []
+        out: list[HookImpl] = []
         for name in sorted(self._callers):
             out.extend(i for i in self._callers[name]._impls
                        if plugin_id is None or i.plugin_id == plugin_id)
