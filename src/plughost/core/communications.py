@@ -18,8 +18,11 @@ from typing import Any, Protocol
 from plughost.core.bus import Event, EventBus, PermissionChecker, Subscription
 from plughost.core.channels import ChannelRegistry
 from plughost.core.commands import CommandRegistry, LazyResolver
+from plughost.core.context import PluginContext
 from plughost.core.hooks import HookRegistry
+from plughost.core.lifecycle import LifecycleEvent
 from plughost.core.monitoring import Monitor, MonitorSet
+from plughost.core.scoped import ScopedBus, ScopedChannels, ScopedCommands, ScopedHooks, ScopedTasks
 from plughost.core.tasks import OwnerTasks
 from plughost.errors import InvalidExport
 
@@ -194,6 +197,35 @@ class Communications:
                 plugin_id=plugin_id,
             )
         return self.channels.register(plugin_id, name, fn, **opts)
+
+    # -- host extension (see plughost.host.HostExtension) -------------------------------------
+
+    def prepare_context(self, record: Any, context: PluginContext) -> None:
+        """Give the plugin owner-scoped views: ``ctx.bus``, ``ctx.commands``, ``ctx.channels``,
+        ``ctx.hooks`` and ``ctx.tasks`` (everything it registers through them is its own)."""
+        pid = context.plugin_id
+        context.attach("bus", ScopedBus(self.bus, pid))
+        context.attach("commands", ScopedCommands(self.commands, pid))
+        context.attach("channels", ScopedChannels(self.channels, pid))
+        context.attach("hooks", ScopedHooks(self.hooks, pid))
+        context.attach("tasks", ScopedTasks(self.tasks, pid))
+
+    async def on_activated(self, record: Any, exports: Iterable[Export]) -> None:
+        """Register what the plugin's ``start`` returned (all or nothing)."""
+        self.register_exports(record.id, exports, record.instance)
+
+    async def on_deactivated(self, record: Any) -> None:
+        """Remove everything the plugin registered; cancel its background work."""
+        await self.unregister_owner(record.id)
+
+    def publish_lifecycle(self, event: LifecycleEvent) -> None:
+        """Publish a lifecycle change as ``plugin.lifecycle.<new state>``.
+
+        ``source`` is ``None`` (the host says it, not the plugin); the payload is
+        :meth:`LifecycleEvent.to_dict` (``plugin_id``, ``old``, ``new``, ``timestamp``,
+        ``reason``, ``phase``).
+        """
+        self.bus.emit(f"plugin.lifecycle.{event.new.value}", event.to_dict())
 
     # -- cleanup ----------------------------------------------------------------------------
 
