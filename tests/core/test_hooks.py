@@ -709,3 +709,45 @@ def test_register_returns_an_undo() -> None:
     undo()
     undo()  # idempotent
     assert reg.call("chat.before_send", message="m") == []
+
+
+@pytest.mark.parametrize("policy", ["all", "first", "pipeline"])
+def test_implementations_receive_the_right_values_whatever_their_parameter_layout(
+        policy: str) -> None:
+    reg = HookRegistry()
+
+    def spec(message: str, user: str, channel: str = "general") -> Any: ...
+
+    reg.add_spec(spec, name="chat.route", policy=policy)
+    seen: list[tuple[str, Any]] = []
+
+    def same_order(message, user, channel):  # type: ignore[no-untyped-def]
+        seen.append(("same", (message, user, channel)))
+
+    def reversed_order(channel, user, message):  # type: ignore[no-untyped-def]
+        seen.append(("reversed", (message, user, channel)))
+
+    def keyword_only(*, user, message):  # type: ignore[no-untyped-def]
+        seen.append(("kwonly", (message, user)))
+
+    def gap(message, extra=1, user="?"):  # type: ignore[no-untyped-def]
+        seen.append(("gap", (message, extra, user)))
+
+    def positional_only_optional(tag=None, /, message="?"):  # type: ignore[no-untyped-def]
+        seen.append(("posonly", (message, tag)))
+
+    for pid, fn in (("a", same_order), ("b", reversed_order), ("c", keyword_only),
+                    ("d", gap), ("e", positional_only_optional),
+                    ("f", lambda channel: seen.append(("one", channel))),
+                    ("g", lambda **kw: seen.append(("kw", sorted(kw.items()))))):
+        reg.register(pid, "chat.route", fn)
+    reg.call("chat.route", message="m", user="u")
+    assert seen == [
+        ("same", ("m", "u", "general")),
+        ("reversed", ("m", "u", "general")),
+        ("kwonly", ("m", "u")),
+        ("gap", ("m", 1, "u")),
+        ("posonly", ("m", None)),
+        ("one", "general"),
+        ("kw", [("channel", "general"), ("message", "m"), ("user", "u")]),
+    ]

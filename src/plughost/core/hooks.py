@@ -36,6 +36,7 @@ import heapq
 import inspect
 import itertools
 import logging
+import operator
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
@@ -386,6 +387,46 @@ def _adapter(fn: Callable[..., Any], names: tuple[str, ...] | None,
     return select
 
 
+def _positional(impl: HookImpl, spec: HookSpec) -> Callable[..., Any]:
+    """The callable the sync fast path calls with the spec's arguments *positionally*.
+
+    When the implementation's leading positional parameters are exactly the ones it takes from
+    the spec, it is called directly (in the spec's order) or through an index shuffle;
+    otherwise through a small keyword adapter.
+    """
+    fn = impl.function
+    assert fn is not None
+    params = spec.params
+    names = _check_fits(impl, spec)
+    if names is not None:
+        wanted = set(names)
+        order: list[str] = []
+        try:
+            sig_params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            sig_params = []
+        for p in sig_params:
+            if p.name not in wanted:
+                break  # a parameter we do not pass: later ones would land in the wrong slot
+            if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                break
+            order.append(p.name)
+        if set(order) == wanted:
+            index = tuple(params.index(n) for n in order)
+            if index == tuple(range(len(params))):
+                return fn
+            if not index:
+                return lambda *args: fn()
+            if len(index) == 1:
+                i = index[0]
+                return lambda *args: fn(args[i])
+            pick = operator.itemgetter(*index)
+            return lambda *args: fn(*pick(args))
+        return lambda *args: fn(**{n: a for n, a in zip(params, args, strict=True)
+                                   if n in wanted})
+    return lambda *args: fn(**dict(zip(params, args, strict=True)))
+
+
 def _remote_adapter(remote: RemoteCall, names: tuple[str, ...] | None) -> RemoteCall:
     if names is None:
         return remote
@@ -522,12 +563,14 @@ class HookCaller:
                 details={"hook": self.name},
             )
         wrappers, others = self._order(self._impls)
+        sync = all(i.kind == SYNC for i in others)
         plan = Plan(
             policy=spec.policy,
             pipe=spec.pipe,
-            argset=frozenset(spec.params),
+            params=spec.params,
             impls=tuple(others),
             funcs=tuple(self._func(i, spec) for i in others),
+            posfuncs=tuple(_positional(i, spec) for i in others) if sync else None,
             wrappers=tuple(wrappers),
             wfuncs=tuple(self._func(i, spec) for i in wrappers),
             historic=spec.historic,
@@ -535,6 +578,8 @@ class HookCaller:
         if self._registry._exec is multicall and self._defaults.errors == "raise":
             # Inlining the default dispatch: it would call plan.fast and nothing else.
             plan.direct = plan.fast
+            if plan.fast is not None and spec.policy == "all":
+                plan.inline_all = plan.posfuncs
         self._plan = plan
         return plan
 
@@ -577,6 +622,24 @@ class HookCaller:
             plan = self._build()
         if kwargs.keys() != plan.argset:
             kwargs = self._complete(kwargs)
+        funcs = plan.inline_all
+        if funcs is not None:
+            # The default dispatch of an ``all`` call (hookcall's run_all), inlined: the
+            # hottest path in the library is this plain loop over a cached tuple.
+            args = plan.args_of(kwargs)
+            results = []
+            f = None
+            try:
+                for f in funcs:
+                    r = f(*args)
+                    if r is not None:
+                        results.append(r)
+            except Exception as exc:
+                impl = plan.by_func.get(f) if f is not None else None
+                if impl is not None:
+                    exc.add_note(f"raised by {impl.describe()}")
+                raise
+            return results
         direct = plan.direct
         if direct is not None:
             return direct(kwargs)
