@@ -32,6 +32,7 @@ so a sync ``call`` of an extension point that has one raises
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import inspect
 import itertools
@@ -51,6 +52,7 @@ from plughost.core.hookcall import (
     CallOptions,
     ErrorPolicy,
     Plan,
+    _ainvoke,
     amulticall,
     multicall,
 )
@@ -961,8 +963,6 @@ class HookRegistry:
         order_impls([i for i in candidate if i.wrapper == impl.wrapper])  # raises on a cycle
         history = list(caller._history) if caller is not None else []
         if history and impl.is_async:
-            import asyncio
-
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
@@ -1001,8 +1001,6 @@ class HookRegistry:
             return
 
         async def replay() -> None:
-            from plughost.core.hookcall import _ainvoke
-
             for kwargs, cb in history:
                 try:
                     r = await _ainvoke(caller, impl, f, kwargs,
