@@ -167,3 +167,63 @@ class Bad(Plugin):
         assert record.state is State.FAILED
         assert record.error.code == "command.exists"
         assert host.comms.owned_by("bad")["commands"] == []
+
+
+LAZY_LISTENER = """
+from plughost.sdk import Plugin, on
+
+class Listener(Plugin):
+    def activate(self, ctx):
+        self.got = []
+
+    @on("chat.opened")
+    def opened(self, event):
+        self.got.append(event.payload)
+"""
+
+LAZY_EXTENSION = """
+from plughost.sdk import Plugin, hookimpl
+
+class Greeting(Plugin):
+    @hookimpl("app.greeting")
+    async def greeting(self, name):
+        return f"Welcome, {name}"
+"""
+
+
+async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.001)
+
+
+async def test_event_activation_wakes_the_plugin_and_delivers_the_event(
+        write_plugin: Any, tmp_path: Path) -> None:
+    write_plugin("listener", code=LAZY_LISTENER, entry="listener:Listener",
+                 activation=["event:chat.opened"])
+    async with PluginHost([tmp_path / "plugins"], on_plugin_error="fail") as host:
+        await host.start()
+        assert host.get("listener").state is State.RESOLVED
+        host.bus.emit("chat.other", 0)  # not its trigger: stays asleep
+        host.bus.emit("chat.opened", 1)
+        await wait_until(lambda: host.get("listener").state is State.ACTIVE
+                         and host.get("listener").instance.plugin_object.got == [1])
+        host.bus.emit("chat.opened", 2)  # now an ordinary subscriber
+        assert host.get("listener").instance.plugin_object.got == [1, 2]
+
+
+async def test_extension_activation_on_first_acall(write_plugin: Any, tmp_path: Path) -> None:
+    write_plugin("greeting", code=LAZY_EXTENSION, entry="greeting:Greeting",
+                 activation=["extension:app.greeting"])
+    async with PluginHost([tmp_path / "plugins"], on_plugin_error="fail") as host:
+
+        def greeting(name: str) -> str: ...
+
+        host.hooks.add_spec(greeting, name="app.greeting")
+        await host.start()
+        assert host.get("greeting").state is State.RESOLVED
+        assert await host.hooks.acall("app.greeting", name="Ada") == ["Welcome, Ada"]
+        assert host.get("greeting").state is State.ACTIVE

@@ -272,6 +272,7 @@ class PluginHost:
         self.add_extension(self.comms)
         self.lifecycle.subscribe(self.comms.publish_lifecycle)
         self.comms.set_lazy_resolver(self._activate_for_command)
+        self.comms.hooks.set_lazy_resolver(self._activate_for_extension)
 
     # ----------------------------------------------------------------- wiring
 
@@ -425,9 +426,28 @@ class PluginHost:
                 if trigger not in ("startup", "manual"):
                     index.setdefault(trigger, []).append(pid)
         self._activation_index = index
+        self.comms.set_event_triggers(
+            [t.removeprefix("event:") for t in index if t.startswith("event:")],
+            needed=lambda pattern: self._asleep(f"event:{pattern}"),
+            activate=self._activate_for_event,
+        )
 
     async def _activate_for_command(self, name: str) -> list[str]:
         return await self.activate_for(f"command:{name}")
+
+    async def _activate_for_extension(self, name: str) -> list[str]:
+        return await self.activate_for(f"extension:{name}")
+
+    def _asleep(self, trigger: str) -> bool:
+        return any(
+            self.registry.get(pid).state in (State.RESOLVED, State.LOADED, State.DEACTIVATED)
+            for pid in self._activation_index.get(trigger, ())
+        )
+
+    async def _activate_for_event(self, pattern: str, event: Any) -> None:
+        activated = await self.activate_for(f"event:{pattern}")
+        if activated:
+            self.comms.bus.redeliver(event, set(activated))
 
     @property
     def hooks(self) -> HookRegistry:

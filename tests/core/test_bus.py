@@ -344,3 +344,15 @@ def test_monitor_sees_each_delivery_and_undo_removes_it() -> None:
     undo()
     bus.emit("a")
     assert seen == [("event", "a")]
+
+
+def test_redeliver_reaches_only_the_named_owners() -> None:
+    bus = EventBus()
+    got: list[str] = []
+    bus.subscribe("a", lambda e: got.append("early"), owner="early")
+    events: list[Event] = []
+    bus.subscribe("a", events.append)
+    bus.emit("a")
+    bus.subscribe("a", lambda e: got.append("late"), owner="late")
+    assert bus.redeliver(events[0], {"late"}) == 1
+    assert got == ["early", "late"]

@@ -751,3 +751,22 @@ def test_implementations_receive_the_right_values_whatever_their_parameter_layou
         ("one", "general"),
         ("kw", [("channel", "general"), ("message", "m"), ("user", "u")]),
     ]
+
+
+async def test_lazy_resolver_runs_once_before_the_first_acall_and_again_after_removal() -> None:
+    reg = registry_with("all")
+    woken: list[str] = []
+
+    async def wake(name: str) -> None:
+        woken.append(name)
+        await asyncio.sleep(0)
+        reg.register("lazy", name, lambda message: "lazy")
+
+    reg.set_lazy_resolver(wake)
+    results = await asyncio.gather(reg.acall("chat.before_send", message="m"),
+                                   reg.acall("chat.before_send", message="m"))
+    assert results == [["lazy"], ["lazy"]]
+    assert woken == ["chat.before_send"]
+    reg.unregister_owner("lazy")
+    assert await reg.acall("chat.before_send", message="m") == ["lazy"]
+    assert woken == ["chat.before_send", "chat.before_send"]

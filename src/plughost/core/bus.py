@@ -558,6 +558,15 @@ class EventBus:
             raise error
         return route.count
 
+    def redeliver(self, event: Event, owners: set[str]) -> int:
+        """Deliver ``event`` again, only to the subscriptions of ``owners``.
+
+        Used after lazy activation: the plugin woken by an event subscribes during activation,
+        after that event was emitted, and still gets it. Returns how many were reached.
+        """
+        subs = tuple(s for s in self.subscribers(event.topic) if s.owner in owners)
+        return self._dispatch(event, _Route(subs, False)) if subs else 0
+
     async def aemit(self, topic: str, payload: Any = None, *, source: str | None = None,
                     reply_to: str | None = None, type: str = "event") -> int:
         """Publish an event, waiting for queue space under ``block`` policies."""

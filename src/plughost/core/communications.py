@@ -24,7 +24,7 @@ from plughost.core.lifecycle import LifecycleEvent
 from plughost.core.monitoring import Monitor, MonitorSet
 from plughost.core.scoped import ScopedBus, ScopedChannels, ScopedCommands, ScopedHooks, ScopedTasks
 from plughost.core.tasks import OwnerTasks
-from plughost.errors import InvalidExport
+from plughost.errors import InvalidExport, PlughostError
 
 
 class Export(Protocol):
@@ -95,6 +95,7 @@ class Communications:
                                         monitors=self.monitors, tasks=self.tasks)
         if lazy_resolver is not None:
             self.commands.set_lazy_resolver(lazy_resolver)
+        self._triggers: list[Callable[[], None]] = []
 
     def set_permission_checker(self, checker: PermissionChecker | None) -> None:
         """Route emitting, executing and opening through ``checker`` (``None``: allow all)."""
@@ -197,6 +198,36 @@ class Communications:
                 plugin_id=plugin_id,
             )
         return self.channels.register(plugin_id, name, fn, **opts)
+
+    # -- lazy activation by events ------------------------------------------------------------
+
+    def set_event_triggers(
+        self,
+        patterns: Iterable[str],
+        *,
+        needed: Callable[[str], bool],
+        activate: Callable[[str, Event], Awaitable[Any]],
+    ) -> None:
+        """Watch topic ``patterns`` on behalf of lazy plugins (``activation = ["event:<p>"]``).
+
+        When an event matches one and ``needed(pattern)`` says a plugin is still asleep,
+        ``activate(pattern, event)`` runs as a host task (it activates the plugins and
+        redelivers the event to them, see :meth:`EventBus.redeliver`). Replaces the previous set.
+        """
+        for undo in self._triggers:
+            undo()
+        self._triggers = []
+        for pattern in dict.fromkeys(patterns):
+
+            def on_event(event: Event, pattern: str = pattern) -> None:
+                if needed(pattern):
+                    self.tasks.spawn(None, activate(pattern, event),  # type: ignore[arg-type]
+                                     name=f"activate:event:{pattern}")
+
+            try:
+                self._triggers.append(self.bus.subscribe(pattern, on_event))
+            except PlughostError as exc:
+                logger.warning("activation trigger event:%s ignored: %s", pattern, exc.message)
 
     # -- host extension (see plughost.host.HostExtension) -------------------------------------
 

@@ -652,6 +652,9 @@ class HookCaller:
         return await self._acall(kwargs, self._defaults)
 
     async def _acall(self, kwargs: dict[str, Any], opts: CallOptions) -> Any:
+        registry = self._registry
+        if registry._lazy is not None and self.name not in registry._woken:
+            await registry._wake(self.name)
         plan = self._plan or self._build()
         if kwargs.keys() != plan.argset:
             kwargs = self._complete(kwargs)
@@ -764,7 +767,36 @@ class HookRegistry:
         self._aexec: Callable[..., Awaitable[Any]] = adispatch
         self.monitors = monitors if monitors is not None else MonitorSet()
         self.tasks = tasks if tasks is not None else OwnerTasks()
+        self._lazy: Callable[[str], Awaitable[Any]] | None = None
+        self._woken: set[str] = set()
+        self._waking: dict[str, asyncio.Future[Any]] = {}
         self.monitors.on_change(self._rewrap)
+
+    def set_lazy_resolver(self, resolver: Callable[[str], Awaitable[Any]] | None) -> None:
+        """Install ``resolver(name)``, awaited before the first ``acall`` of each extension
+        point (the host activates plugins declaring ``activation = ["extension:<name>"]``).
+
+        It runs again after a plugin is unregistered. Sync calls cannot await it: they see the
+        implementations registered so far.
+        """
+        self._lazy = resolver
+        self._woken.clear()
+
+    async def _wake(self, name: str) -> None:
+        pending = self._waking.get(name)
+        if pending is None:
+            assert self._lazy is not None
+            # One activation per name even when several callers race for it.
+            pending = asyncio.ensure_future(self._lazy(name))
+            self._waking[name] = pending
+
+            def done(fut: asyncio.Future[Any]) -> None:
+                self._waking.pop(name, None)
+                if not fut.cancelled() and fut.exception() is None:
+                    self._woken.add(name)
+
+            pending.add_done_callback(done)
+        await asyncio.shield(pending)
 
     def _rewrap(self) -> None:
         self._exec = self.monitors.wrap_sync("hook", self._inner_exec, _name_of)
@@ -1031,6 +1063,7 @@ class HookRegistry:
             for impl in [i for i in caller._impls if i.plugin_id == plugin_id]:
                 removed += self._remove(impl)
         self.tasks.cancel_owner(plugin_id)
+        self._woken.clear()  # a lazy plugin that went away is activated again on demand
         return removed
 
     def implementations(self, plugin_id: str | None = None) -> list[HookImpl]:
