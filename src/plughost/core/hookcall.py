@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from plughost.errors import HookCallError, HookError, PluginTimeout
 
 if TYPE_CHECKING:
-    from plughost.core.hooks import HookCaller, HookImpl
+    from plughost.core.hookimpls import HookImpl
+    from plughost.core.hooks import HookCaller
 
 __all__ = ["CallOptions", "ErrorPolicy", "Plan", "amulticall", "multicall"]
 

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from plughost.core.bus import WhenFull, _split_topic
 from plughost.core.commands import qualify
-from plughost.core.hooks import _impl_options
+from plughost.core.hookimpls import _impl_options
 from plughost.errors import InvalidExport
 from plughost.runtimes.base import Export, ExportKind
 
