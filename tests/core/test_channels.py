@@ -216,3 +216,42 @@ async def test_context_manager_closes_the_channel() -> None:
         await ch.send(1)
         assert await ch.receive() == "echo:1"
     assert ch.closed
+
+
+async def test_deactivating_the_server_keeps_what_the_opener_has_buffered() -> None:
+    async def chatty(ch: Channel) -> None:
+        for i in range(3):
+            await ch.send(i)
+        await asyncio.Event().wait()
+
+    reg = ChannelRegistry()
+    reg.register("ai", "chatty", chatty, buffer=5)
+    ch = await reg.open("ai.chatty")
+    await wait_for(lambda: ch.buffered == 3)
+    reg.unregister_owner("ai")
+    assert [await ch.receive() for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ChannelClosed, match="deactivated"):
+        await ch.receive()
+
+
+async def test_deactivating_the_opener_ends_the_handler_after_its_buffer() -> None:
+    seen: list[object] = []
+    outcome: list[str] = []
+
+    async def sink(ch: Channel) -> None:
+        try:
+            async for message in ch:
+                seen.append(message)
+        except ChannelClosed as exc:
+            outcome.append(exc.code)
+            raise
+
+    reg = ChannelRegistry()
+    reg.register("store", "sink", sink)
+    ch = await reg.open("store.sink", caller="ui-plugin")
+    await ch.send("a")
+    await ch.send("b")
+    reg.unregister_owner("ui-plugin")
+    await wait_for(lambda: outcome == ["channel.closed"])
+    assert seen == ["a", "b"]
+    assert reg.names() == ["store.sink"]  # the server's handler is still registered

@@ -321,13 +321,22 @@ class ChannelRegistry:
         # drain what was buffered, which needs no bookkeeping here.
         del self._open[end.id]
 
-    def _abort_where(self, pred: Callable[[_Open], bool], reason: str) -> int:
+    def _abort_where(self, pred: Callable[[_Open], bool], reason: str, *,
+                     server: bool = True, opener: bool = False) -> int:
+        """Abort matching channels from the side that is going away.
+
+        ``server``: the serving plugin's end (its handler task is cancelled); ``opener``: the
+        opener's end. The other end keeps what was already buffered for it, then its
+        ``receive`` raises ``ChannelClosed`` with ``reason``.
+        """
         records = [r for r in self._open.values() if pred(r)]
         for r in records:
-            r.host_end.abort(reason)
-            r.plugin_end.abort(reason)
-            if r.task is not None:
-                r.task.cancel()
+            if opener:
+                r.host_end.abort(reason)
+            if server:
+                r.plugin_end.abort(reason)
+                if r.task is not None:
+                    r.task.cancel()
             self._open.pop(r.id, None)
         return len(records)
 
@@ -336,10 +345,10 @@ class ChannelRegistry:
         names = [n for n, r in self._handlers.items() if r.owner == owner]
         for n in names:
             del self._handlers[n]
-        aborted = self._abort_where(
-            lambda r: r.registration.owner == owner or r.opener == owner,
-            f"plugin {owner!r} was deactivated",
-        )
+        reason = f"plugin {owner!r} was deactivated"
+        aborted = self._abort_where(lambda r: r.registration.owner == owner, reason)
+        aborted += self._abort_where(lambda r: r.opener == owner, reason,
+                                     server=False, opener=True)
         self.tasks.cancel_owner(owner)
         return len(names) + aborted
 
@@ -357,7 +366,7 @@ class ChannelRegistry:
     async def aclose(self) -> None:
         """Abort every open channel and remove every handler."""
         tasks = [r.task for r in self._open.values() if r.task is not None]
-        self._abort_where(lambda r: True, "the host is shutting down")
+        self._abort_where(lambda r: True, "the host is shutting down", opener=True)
         self._handlers.clear()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
