@@ -171,7 +171,8 @@ def _is_async_callable(fn: Any) -> bool:
 class Subscription:
     """One subscription. Calling it unsubscribes (it is the undo); it also carries counters.
 
-    :ivar delivered: events handed to the subscriber that returned normally.
+    :ivar delivered: events an async subscriber handled without raising (sync subscribers are
+        called inline by ``emit`` and are not counted, to keep that path a bare loop).
     :ivar failed: events whose handling raised.
     :ivar dropped: events discarded because the queue was full (``drop`` policy).
     """
