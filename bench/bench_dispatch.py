@@ -271,8 +271,10 @@ def main() -> None:
     def row(what: str, ours: float, peer_name: str, peer: float, goal: str = "") -> None:
         rows.append((what, f"{ours:8.3f}", f"{peer_name} {peer:8.3f}", f"{peer / ours:6.2f}x {goal}"))
 
-    print(f"python {sys.version.split()[0]}, pluggy {pluggy.__version__}, "
-          f"pyee {getattr(pyee, '__version__', '?')}, blinker {getattr(blinker, '__version__', '?')}")
+    from importlib.metadata import version
+
+    print(f"python {sys.version.split()[0]}, pluggy {version('pluggy')}, "
+          f"pyee {version('pyee')}, blinker {version('blinker')}")
     for policy in ("all", "first"):
         for n in (1, 5, 20):
             r = bench_hooks(n, policy)

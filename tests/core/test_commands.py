@@ -227,3 +227,15 @@ async def test_monitor_observes_execution_and_errors() -> None:
         ("command", "hello.greet", {"name": "Ann"}, "Hello, Ann!", None),
         ("command", "hello.greet", {}, None, "CommandArgumentsError"),
     ]
+
+
+async def test_respond_gives_the_seed_response_shape_for_success_and_errors() -> None:
+    reg = CommandRegistry()
+    reg.register("hello", "greet", greet)
+    ok = await reg.respond("hello.greet", {"name": "Ann"})
+    assert ok.success and ok.data == "Hello, Ann!"
+    assert set(ok.to_dict()) == {"id", "success", "data", "timestamp"}
+    missing = await reg.respond("hello.wave")
+    assert not missing.success
+    assert missing.to_dict()["error"]["code"] == "command.not_found"
+    assert missing.id != ok.id

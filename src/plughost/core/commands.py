@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +40,7 @@ from plughost.errors import (
     PluginTimeout,
 )
 
-__all__ = ["Command", "CommandRegistry", "LazyResolver", "qualify"]
+__all__ = ["Command", "CommandRegistry", "CommandResponse", "LazyResolver", "qualify"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,33 @@ def qualify(owner: str | None, name: str) -> str:
     if owner is None or name.startswith(owner + "."):
         return name
     return f"{owner}.{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResponse:
+    """Seed 000's ``PluginResponse``: the outcome of one execution as data.
+
+    :param id: unique per registry.
+    :param success: whether the command returned a value.
+    :param data: the value when it did.
+    :param error: ``{"code", "message", "details"}`` when it did not.
+    :param timestamp: seconds since the epoch when the execution finished.
+    """
+
+    id: str
+    success: bool
+    data: Any = None
+    error: Mapping[str, Any] | None = None
+    timestamp: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "success": self.success,
+                               "timestamp": self.timestamp}
+        if self.success:
+            out["data"] = self.data
+        else:
+            out["error"] = dict(self.error or {})
+        return out
 
 
 @dataclass(slots=True, eq=False)
@@ -105,6 +134,7 @@ class CommandRegistry:
         self._commands: dict[str, Command] = {}
         self._resolver: LazyResolver | None = None
         self._activating: dict[str, asyncio.Future[Any]] = {}
+        self._next_id = map("response-".__add__, map(str, itertools.count(1))).__next__
         self.checker = checker
         self.default_timeout = default_timeout
         self.monitors = monitors if monitors is not None else MonitorSet()
@@ -207,6 +237,22 @@ class CommandRegistry:
                 details={"command": name},
             )
         return await self._dispatch(cmd, args, timeout)
+
+    async def respond(self, name: str, args: Mapping[str, Any] | None = None, *,
+                      caller: str | None = None, timeout: float | None = None
+                      ) -> CommandResponse:
+        """Like :meth:`execute`, but the outcome is a :class:`CommandResponse` (never raises a
+        :class:`~plughost.errors.PlughostError`), for bridges and APIs that ship it as JSON."""
+        try:
+            data = await self.execute(name, args, caller=caller, timeout=timeout)
+        except PlughostError as exc:
+            return CommandResponse(
+                id=self._next_id(), success=False,
+                error={"code": exc.code, "message": exc.message, "details": exc.details},
+                timestamp=time.time(),
+            )
+        return CommandResponse(id=self._next_id(), success=True, data=data,
+                               timestamp=time.time())
 
     async def _lazy(self, name: str) -> Command:
         if self._resolver is not None:
