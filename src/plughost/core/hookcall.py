@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -549,7 +549,3 @@ async def _wrapped_async(
         raise exc
     return result
 
-
-def describe_kwargs(kwargs: Mapping[str, Any]) -> str:
-    """Short text for logs: the argument names only (values may be large or private)."""
-    return ", ".join(kwargs)
