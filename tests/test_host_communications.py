@@ -95,8 +95,8 @@ async def test_deactivation_removes_what_the_plugin_registered_itself(write_plug
         await host.start()
         assert host.comms.tasks.of("chatty")  # the spawned background task
         await host.deactivate("chatty")
-        assert host.comms.owned_by("chatty") == {
-            "hooks": [], "subscriptions": [], "commands": [], "channels": [], "tasks": []}
+        leftovers = host.comms.owned_by("chatty")
+        assert not any(leftovers.values()), leftovers
         assert host.hooks.call("app.startup_message") == []
         with pytest.raises(CommandNotFound):
             await host.commands.execute("chatty.shout", {"text": "x"})
@@ -227,3 +227,33 @@ async def test_extension_activation_on_first_acall(write_plugin: Any, tmp_path: 
         assert host.get("greeting").state is State.RESOLVED
         assert await host.hooks.acall("app.greeting", name="Ada") == ["Welcome, Ada"]
         assert host.get("greeting").state is State.ACTIVE
+
+
+async def test_extension_points_a_plugin_declares_leave_with_it(write_plugin: Any,
+                                                                tmp_path: Path) -> None:
+    write_plugin("jit", entry="jit:Jit", code="""
+from plughost.sdk import Plugin
+
+class Jit(Plugin):
+    def activate(self, ctx):
+        def optimize(ir: list) -> list: ...
+        ctx.hooks.add_spec(optimize, name="vm.jit.pass", policy="pipeline")
+
+    def compile(self, ir):
+        return self.ctx.hooks.call("vm.jit.pass", ir=ir)
+""")
+    write_plugin("fold", entry="fold:Fold", dependencies={"jit": "*"}, code="""
+from plughost.sdk import Plugin, hookimpl
+
+class Fold(Plugin):
+    @hookimpl("vm.jit.pass")
+    def fold(self, ir):
+        return [x for x in ir if x != "nop"]
+""")
+    async with PluginHost([tmp_path / "plugins"], on_plugin_error="fail") as host:
+        await host.start()
+        assert await host.call("jit", "compile", ir=["a", "nop", "b"]) == ["a", "b"]
+        assert host.comms.owned_by("jit")["specs"] == ["vm.jit.pass"]
+        await host.deactivate("jit", cascade=True)
+        assert "vm.jit.pass" not in host.hooks
+        assert host.comms.owned_by("jit")["specs"] == []

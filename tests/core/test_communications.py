@@ -141,7 +141,7 @@ async def test_register_exports_is_all_or_nothing() -> None:
     ]
     with pytest.raises(HookOrderCycle):
         comms.register_exports("a", exports, LocalInstance(plugin))
-    assert comms.owned_by("a") == {"hooks": [], "subscriptions": [], "commands": [],
+    assert comms.owned_by("a") == {"hooks": [], "specs": [], "subscriptions": [], "commands": [],
                                    "channels": [], "tasks": []}
 
 
@@ -179,8 +179,8 @@ async def test_unregister_owner_leaves_nothing_behind() -> None:
 
     assert removed["hooks"] == 1 and removed["subscriptions"] == 1
     assert removed["commands"] == 1 and removed["channels"] == 2 and removed["tasks"] == 2
-    assert comms.owned_by("chatty") == {"hooks": [], "subscriptions": [], "commands": [],
-                                        "channels": [], "tasks": []}
+    assert comms.owned_by("chatty") == {"hooks": [], "specs": [], "subscriptions": [],
+                                        "commands": [], "channels": [], "tasks": []}
     assert comms.hooks.call("chat.before_send", message="m") == "m"
     assert comms.commands.names() == ["other.greet"]
     assert comms.bus.subscribers("chat.started") == ()

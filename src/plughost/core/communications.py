@@ -287,6 +287,7 @@ class Communications:
         """What ``plugin_id`` still has registered or running (empty lists when nothing)."""
         return {
             "hooks": [i.hook for i in self.hooks.implementations(plugin_id)],
+            "specs": self.hooks.specs_of(plugin_id),
             "subscriptions": [s.pattern for s in self.bus.subscriptions(plugin_id)],
             "commands": self.commands.names(plugin_id),
             "channels": [

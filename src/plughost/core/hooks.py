@@ -347,6 +347,8 @@ class HookRegistry:
         self._lazy: Callable[[str], Awaitable[Any]] | None = None
         self._woken: set[str] = set()
         self._waking: dict[str, asyncio.Future[Any]] = {}
+        self._spec_undos: dict[str, list[Callable[[], None]]] = {}
+        self._spec_owners: dict[str, str] = {}
         self.monitors.on_change(self._rewrap)
 
     def set_lazy_resolver(self, resolver: Callable[[str], Awaitable[Any]] | None) -> None:
@@ -393,9 +395,13 @@ class HookRegistry:
         *,
         name: str | None = None,
         prefix: str | None = None,
+        owner: str | None = None,
         **options: Any,
     ) -> Callable[[], None]:
         """Declare extension point(s); returns an undo that removes them again.
+
+        ``owner`` is the plugin declaring them for other plugins to implement (``None``: the
+        host); :meth:`unregister_owner` removes them with the rest of that plugin's things.
 
         ``spec`` is a :class:`HookSpec`, a function (its signature is the contract; options come
         from ``@hookspec`` and ``options``) or a ``typing.Protocol`` class whose public methods
@@ -455,7 +461,18 @@ class HookRegistry:
                     c._invalidate()
                     if not c._impls:
                         del self._callers[n]
+            if owner is not None:
+                for n in names:
+                    self._spec_owners.pop(n, None)
+                undos = self._spec_undos.get(owner, [])
+                if undo in undos:
+                    undos.remove(undo)
+                if not undos:
+                    self._spec_undos.pop(owner, None)
 
+        if owner is not None:
+            self._spec_undos.setdefault(owner, []).append(undo)
+            self._spec_owners.update(dict.fromkeys(names, owner))
         return undo
 
     def spec(self, name: str) -> HookSpec | None:
@@ -639,9 +656,16 @@ class HookRegistry:
         for caller in list(self._callers.values()):
             for impl in [i for i in caller._impls if i.plugin_id == plugin_id]:
                 removed += self._remove(impl)
+        for undo in list(self._spec_undos.get(plugin_id, ())):
+            undo()  # extension points the plugin declared for others
+            removed += 1
         self.tasks.cancel_owner(plugin_id)
         self._woken.clear()  # a lazy plugin that went away is activated again on demand
         return removed
+
+    def specs_of(self, owner: str) -> list[str]:
+        """Names of the extension points plugin ``owner`` declared."""
+        return sorted(n for n, o in self._spec_owners.items() if o == owner)
 
     def implementations(self, plugin_id: str | None = None) -> list[HookImpl]:
         """Every registered implementation (of ``plugin_id`` when given), by hook name."""

@@ -101,6 +101,11 @@ class ScopedHooks:
     async def acall(self, name: str, /, **kwargs: Any) -> Any:
         return await self._hooks.acall(name, **kwargs)
 
+    def add_spec(self, spec: Any, *, name: str | None = None, prefix: str | None = None,
+                 **options: Any) -> Callable[[], None]:
+        """Declare an extension point other plugins implement (removed on deactivation)."""
+        return self._hooks.add_spec(spec, name=name, prefix=prefix, owner=self.owner, **options)
+
     def register(self, name: str, fn: Callable[..., Any], *, priority: float = 0,
                  tryfirst: bool = False, trylast: bool = False,
                  before: Iterable[str] | str = (), after: Iterable[str] | str = (),
