@@ -30,7 +30,15 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   ├── PluginCrashed                          code: plugin.crashed
     │   └── PluginUnavailable                      code: plugin.unavailable
     ├── PermissionDenied (PermissionError)         code: permission.denied
-    └── OperationRefused                           code: operation.refused
+    ├── OperationRefused                           code: operation.refused
+    ├── ScopeError (ValueError)                    code: permission.scope (.problems)
+    ├── ConfigError                                code: config.*
+    │   ├── ConfigInvalid (ValueError)             code: config.invalid (.problems)
+    │   ├── ConfigRejected                         code: config.rejected
+    │   ├── ConfigVersionNotFound (LookupError)    code: config.version
+    │   └── ConfigConflict                         code: config.conflict
+    ├── KeyValueError                              code: storage.kv
+    └── HttpServiceError                           code: http.request
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -44,13 +52,20 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "ConfigConflict",
+    "ConfigError",
+    "ConfigInvalid",
+    "ConfigRejected",
+    "ConfigVersionNotFound",
     "ConfigurationError",
     "DependencyCycle",
     "DependencyMissing",
     "DependentsExist",
     "ExtraNotInstalled",
     "HostVersionMismatch",
+    "HttpServiceError",
     "InvalidTransition",
+    "KeyValueError",
     "ManifestError",
     "OperationRefused",
     "PermissionDenied",
@@ -65,6 +80,7 @@ __all__ = [
     "Problem",
     "ResolutionConflict",
     "ResolutionError",
+    "ScopeError",
     "VersionError",
     "error_context",
 ]
@@ -291,3 +307,80 @@ class OperationRefused(PlughostError):
     """An operation was refused before it changed anything (e.g. already installed)."""
 
     default_code = "operation.refused"
+
+
+def _problem_lines(problems: list[Problem]) -> str:
+    return "\n".join(f"  - {p}" for p in problems)
+
+
+class ScopeError(PlughostError, ValueError):
+    """One or more permission scope strings are malformed; ``problems`` lists every one."""
+
+    default_code = "permission.scope"
+
+    def __init__(self, problems: list[Problem], *, plugin_id: str | None = None) -> None:
+        super().__init__(
+            f"{len(problems)} invalid permission scope(s):\n{_problem_lines(problems)}\n"
+            "Scopes look like fs:read:/abs/dir, net:api.example.com:443, storage:NAME, "
+            "events:emit:TOPIC, commands:execute:ID, process:spawn, env:NAME "
+            "(prefix with ! for a deny rule).",
+            plugin_id=plugin_id,
+            details={"problems": [p.to_dict() for p in problems]},
+        )
+        self.problems = problems
+
+
+class ConfigError(PlughostError):
+    """A plugin configuration operation failed."""
+
+    default_code = "config.error"
+
+
+class ConfigInvalid(ConfigError, ValueError):
+    """A configuration does not satisfy the plugin's schema; ``problems`` lists every error.
+
+    Messages never contain secret values: they are redacted before the error is built.
+    """
+
+    default_code = "config.invalid"
+
+    def __init__(
+        self, problems: list[Problem], *, plugin_id: str | None = None, what: str = "config"
+    ) -> None:
+        super().__init__(
+            f"{len(problems)} problem(s) in the {what}:\n{_problem_lines(problems)}\n"
+            "Nothing was changed. Fix the values and try again.",
+            plugin_id=plugin_id,
+            details={"problems": [p.to_dict() for p in problems]},
+        )
+        self.problems = problems
+
+
+class ConfigRejected(ConfigError):
+    """The plugin refused a configuration change; the change was rolled back."""
+
+    default_code = "config.rejected"
+
+
+class ConfigVersionNotFound(ConfigError, LookupError):
+    """``restore`` named a configuration version that is not in the history."""
+
+    default_code = "config.version"
+
+
+class ConfigConflict(ConfigError):
+    """Someone else changed the configuration first; reload and retry."""
+
+    default_code = "config.conflict"
+
+
+class KeyValueError(PlughostError):
+    """A plugin key-value storage operation was invalid (bad key, unserialisable value, ...)."""
+
+    default_code = "storage.kv"
+
+
+class HttpServiceError(PlughostError):
+    """An HTTP request made through ``ctx.http`` failed after its retries."""
+
+    default_code = "http.request"

@@ -1,0 +1,3 @@
+"""Security: permission scopes (:mod:`.scopes`), grants and checks (:mod:`.permissions`),
+and the audit log (:mod:`.audit`).
+"""
