@@ -1,0 +1,1 @@
+"""Storage backends: databases, object stores, configuration stores, plugin key-value storage."""
