@@ -183,7 +183,7 @@ async def test_history_restore_and_reset_are_changes_like_any_other(
     reset = await manager.reset("notify")
     assert reset.version == 4 and manager.get("notify")["channel"] == "#general"
     assert [r.action for r in manager.history("notify")] == ["set", "set", "restore 1", "reset"]
-    with pytest.raises(ConfigVersionNotFound, match="versions are 1..4"):
+    with pytest.raises(ConfigVersionNotFound, match=r"versions are 1\.\.4"):
         await manager.restore("notify", 9)
     assert manager.version("notify") == 4
 
