@@ -228,3 +228,15 @@ def test_audit_log_queries_by_plugin_kind_severity_and_time(tmp_path: Path) -> N
         with pytest.raises(ValueError, match="severity"):
             log.query(min_severity="loud")
     assert os.path.exists(tmp_path / "a.db")
+
+
+def test_host_checker_matches_the_communication_hook_shape(manager: PermissionManager) -> None:
+    check = manager.host_checker()
+    check(None, "events:emit", "anything")  # the host itself is never checked
+    manager.grant("p", "events:emit:music.#")
+    manager.grant("p", "channels:open:lyrics.*")
+    check("p", "events:emit", "music.track.changed")
+    check("p", "channels:open", "lyrics.stream")
+    with pytest.raises(PermissionDenied):
+        check("p", "commands:execute", "music.play")
+    assert manager.audit.query(plugin="p", decision="deny")[-1].kind == "commands:execute"

@@ -403,6 +403,25 @@ class PermissionManager:
 
         return check
 
+    def host_checker(self) -> Callable[[str | None, str, str], None]:
+        """The communication layer's single hook: ``check(plugin_id | None, action, target)``.
+
+        ``None`` is the host itself and is always allowed; a plugin is checked and audited like
+        :meth:`check`. Install it with ``Communications.set_permission_checker``.
+        """
+        sets = self._sets
+        build = self.permission_set
+        deny = self.deny
+
+        def check(plugin_id: str | None, kind: str, target: str) -> None:
+            if plugin_id is None:
+                return
+            pset = sets.get(plugin_id) or build(plugin_id)
+            if not pset.check(kind, target):
+                deny(plugin_id, kind, target, pset.explain(kind, target)[2])
+
+        return check
+
     # ---- requests
 
     def request(self, plugin_id: str, scope: str, reason: str) -> PermissionRequest:

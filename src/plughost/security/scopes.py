@@ -7,9 +7,11 @@ A scope is ``[!]KIND:PATTERN``; ``!`` makes it a deny rule. Kinds and what their
 ``fs:write:<dir>``     create, change and remove files at or below a directory
 ``net:<host>[:<port>]``  connect to a host (``*.example.com``, ``*``, ``[::1]``); any port if none
 ``storage:<ns>``       use a key-value namespace (glob: ``shared-*``)
-``events:emit:<t>``    publish events on a topic (``user.*`` one segment, ``user.**`` any)
+``events:emit:<t>``    publish events on a topic (``user.*`` one segment, ``user.#`` or
+                       ``user.**`` any number, as the event bus matches)
 ``events:subscribe:<t>``  subscribe to a topic
 ``commands:execute:<id>``  call a command;   ``commands:register:<id>``: provide one
+``channels:open:<name>``  open a stream channel
 ``process:spawn``      start subprocesses
 ``env:<NAME>``         read an environment variable (glob: ``MYAPP_*``)
 =====================  ==============================================================
@@ -54,6 +56,7 @@ KINDS: Final[dict[str, str]] = {
     "events:subscribe": "topic",
     "commands:execute": "topic",
     "commands:register": "topic",
+    "channels:open": "topic",
     "process:spawn": "none",
     "env": "glob",
 }
@@ -61,7 +64,8 @@ KINDS: Final[dict[str, str]] = {
 #: Pseudo-filesystems that a broad grant (``fs:read:/``) does not cover: a grant must name them.
 SPECIAL_DIRS: Final[tuple[str, ...]] = ("/proc", "/sys", "/dev")
 
-_TOPIC_RE = re.compile(r"^(\*\*|\*|[A-Za-z0-9_\-:/@]+)(\.(\*\*|\*|[A-Za-z0-9_\-:/@]+))*$")
+_SEGMENT = r"(\*\*|\*|#|[A-Za-z0-9_\-:/@]+)"
+_TOPIC_RE = re.compile(rf"^{_SEGMENT}(\.{_SEGMENT})*$")
 _GLOB_RE = re.compile(r"^[A-Za-z0-9_.\-*]+$")
 _HOST_RE = re.compile(
     r"^(\*|(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*)$"
@@ -158,6 +162,7 @@ def _parse(text: object, *, path: str) -> tuple[Scope | None, Problem | None]:
         "events:subscribe",
         "commands:execute",
         "commands:register",
+        "channels:open",
     ):
         if raw.startswith(kind + ":"):
             rest = raw[len(kind) + 1 :]
@@ -187,7 +192,7 @@ def _parse(text: object, *, path: str) -> tuple[Scope | None, Problem | None]:
         return Scope("net", host, port, deny), None
     if style == "topic":
         if not _TOPIC_RE.match(rest):
-            return bad("a topic/id is dot-separated names; '*' matches one segment, '**' any")
+            return bad("a topic/id is dot-separated names; '*' matches one segment, '#' any")
         return Scope(kind, rest, deny=deny), None
     if not _GLOB_RE.match(rest):
         return bad("use letters, digits, '.', '_', '-' and '*' only")
@@ -296,7 +301,7 @@ def match_path(directory: str, path: str) -> bool:
 
 
 def match_segments(pattern: str, topic: str) -> bool:
-    """Dot-segment matching: ``*`` is one segment, ``**`` zero or more; a lone ``*`` is anything."""
+    """Dot segments: ``*`` is one, ``#``/``**`` zero or more; a lone ``*`` matches anything."""
     if pattern == "*" or pattern == topic:
         return True
     return _match_parts(pattern.split("."), topic.split("."))
@@ -306,7 +311,7 @@ def _match_parts(pat: list[str], parts: list[str]) -> bool:
     if not pat:
         return not parts
     head = pat[0]
-    if head == "**":
+    if head in ("**", "#"):
         return any(_match_parts(pat[1:], parts[i:]) for i in range(len(parts) + 1))
     if not parts:
         return False
