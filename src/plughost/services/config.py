@@ -338,6 +338,7 @@ class _Entry:
     version: int
     listeners: list[ConfigListener] = field(default_factory=list)
     lock: asyncio.Lock | None = None
+    problems: list[Problem] = field(default_factory=list)
 
 
 class ConfigView(Mapping[str, Any]):
@@ -407,19 +408,40 @@ class ConfigManager:
         plugin_id: str,
         schema: Mapping[str, Any] | None = None,
         defaults: Mapping[str, Any] | None = None,
+        *,
+        strict: bool = True,
     ) -> ConfigView:
         """Make a plugin's config known (from its manifest); returns its live view.
 
-        The schema itself is checked, then the stored operator settings (if any) are validated
-        against it. Raises :class:`ConfigInvalid` listing every problem; nothing is registered then.
+        An invalid schema raises :class:`ConfigInvalid` and registers nothing. Otherwise the
+        schema is recorded in the store (so the CLI can configure the plugin) and the current
+        config is validated: with ``strict`` (the host, before activation) a problem — say a
+        required ``webhook_url`` nobody set yet — raises :class:`ConfigInvalid`; without it (the
+        CLI) the plugin is registered anyway so the operator can fix it, and :meth:`problems`
+        lists what is wrong.
         """
         schema = copy.deepcopy(dict(schema)) if schema is not None else None
         defaults = copy.deepcopy(dict(defaults or {}))
         check_schema(schema, plugin_id=plugin_id)
+        self.store.save_schema(plugin_id, schema, defaults)
         latest = self.store.latest(plugin_id)
         settings = dict(latest.settings) if latest else {}
-        effective = self._effective(plugin_id, schema, defaults, settings)
-        self.store.save_schema(plugin_id, schema, defaults)
+        problems: list[Problem] = []
+        try:
+            effective = self._effective(plugin_id, schema, defaults, settings)
+        except ConfigInvalid as exc:
+            problems = exc.problems
+            if strict:
+                error = ConfigInvalid(
+                    problems, plugin_id=plugin_id, what=f"current config of {plugin_id}"
+                )
+                error.message = error.message.replace(
+                    "Nothing was changed. Fix the values and try again.",
+                    f"Set the missing or wrong values with `plughost config set {plugin_id} "
+                    "KEY=VALUE` (or in the settings file), then activate the plugin again.",
+                )
+                raise error from None
+            effective = deep_merge(deep_merge(schema_defaults(schema), defaults), settings)
         old = self._entries.get(plugin_id)
         self._entries[plugin_id] = _Entry(
             schema,
@@ -428,8 +450,13 @@ class ConfigManager:
             effective,
             latest.version if latest else 0,
             old.listeners if old else [],
+            problems=problems,
         )
         return ConfigView(self, plugin_id)
+
+    def problems(self, plugin_id: str) -> list[Problem]:
+        """What is wrong with the current config (empty when it is valid)."""
+        return list(self._entry(plugin_id).problems)
 
     def _entry(self, plugin_id: str) -> _Entry:
         entry = self._entries.get(plugin_id)
@@ -441,7 +468,7 @@ class ConfigManager:
                     "the host once so its config schema is recorded",
                     plugin_id=plugin_id,
                 )
-            self.register(plugin_id, *saved)
+            self.register(plugin_id, *saved, strict=False)
             entry = self._entries[plugin_id]
         return entry
 
@@ -597,6 +624,7 @@ class ConfigManager:
                 await self._roll_back(plugin_id, accepted, new, old)
                 raise
             entry.settings, entry.effective, entry.version = settings, new, record.version
+            entry.problems = []
         logger.info(
             "config of %s is now version %d (%s by %s)", plugin_id, record.version, action, actor
         )
