@@ -106,9 +106,11 @@ class FileService:
     # ---- writing
 
     def write_bytes(self, path: str | os.PathLike[str], data: bytes) -> int:
-        """Replace the file's content atomically (write a temp file, then rename)."""
+        """Replace the file's content atomically (temp file, then rename); parents are created."""
         real = self._resolve(path, "fs:write")
         directory = os.path.dirname(real)
+        # The parents lie below the checked, resolved path, so creating them stays in the grant.
+        os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".plughost-")
         try:
             with os.fdopen(fd, "wb") as fh:
