@@ -173,7 +173,7 @@ def _subschema(schema: Mapping[str, Any] | None, path: tuple[str, ...]) -> Mappi
         node = (node.get("properties") or {}).get(part) if isinstance(node, Mapping) else None
         if not isinstance(node, Mapping):
             return {}
-    return node
+    return dict(node)
 
 
 def substitute_env(

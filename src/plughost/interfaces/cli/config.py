@@ -143,7 +143,7 @@ def get(
     with handle_errors(as_json=as_json):
         manager = _manager(home, plugins_dir, plugin_id)
         try:
-            data = {
+            data: dict[str, Any] = {
                 "plugin_id": plugin_id,
                 "version": manager.version(plugin_id),
                 "config": manager.get(plugin_id),

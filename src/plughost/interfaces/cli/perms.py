@@ -130,7 +130,7 @@ def _act(manager: PermissionManager, words: list[str], reason: str) -> dict[str,
 def _show(manager: PermissionManager, plugin_id: str, as_json: bool) -> None:
     declared = [str(s) for s in manager.declared(plugin_id)]
     granted = [str(s) for s in manager.grants(plugin_id)]
-    requests = [
+    requests: list[dict[str, Any]] = [
         {
             "id": r.id,
             "scope": r.scope,
