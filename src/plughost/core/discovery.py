@@ -25,6 +25,7 @@ from plughost.core.manifest import (
     Manifest,
     load_manifest,
     manifest_from_dict,
+    read_manifest_data,
 )
 from plughost.errors import ManifestError, PlughostError, Problem
 
@@ -198,7 +199,7 @@ def _entry_point_manifest(ep: metadata.EntryPoint) -> tuple[Manifest, Path | Non
         for folder in (sub if sub.is_dir() else sub.parent, package_dir):
             manifest_path = _manifest_file(folder)
             if manifest_path is not None:
-                data = dict(_read_manifest_data(manifest_path))
+                data = read_manifest_data(manifest_path)
                 data.setdefault("entry", ep.value)
                 return manifest_from_dict(data, source=str(manifest_path)), None
     dist = ep.dist
@@ -212,18 +213,6 @@ def _entry_point_manifest(ep: metadata.EntryPoint) -> tuple[Manifest, Path | Non
         "entry": ep.value,
     }
     return manifest_from_dict(data, source=f"entry point {ep.name}"), None
-
-
-def _read_manifest_data(path: Path) -> dict[str, Any]:
-    import tomllib
-
-    raw = path.read_bytes()
-    if path.suffix == ".toml":
-        return tomllib.loads(raw.decode("utf-8"))
-    data = json.loads(raw)
-    if not isinstance(data, dict):
-        raise ManifestError([Problem("", "manifest.type", "manifest must be an object")])
-    return data
 
 
 def discover_entry_points(group: str = ENTRY_POINT_GROUP) -> list[Discovered]:
