@@ -127,3 +127,21 @@ async def test_declared_permissions_are_granted_by_the_default_policy(setup) -> 
         f"fs:read:{shared}",
         "storage:rec",
     }
+
+
+async def test_embedder_config_sits_between_manifest_defaults_and_operator_settings(
+    tmp_path: Path,
+) -> None:
+    plugins = tmp_path / "plugins"
+    make_plugin(plugins, "rec", [])
+    host = PluginHost([plugins], home=tmp_path / "home", config={"rec": {"level": "high"}})
+    services = PluginServices(tmp_path / "home", environ={})
+    services.install(host)
+    try:
+        await host.start()
+        assert await host.call("rec", "level") == "high"
+        await services.config.set("rec", {"level": "low"})
+        assert await host.call("rec", "level") == "low"
+    finally:
+        await host.aclose()
+        await services.aclose()

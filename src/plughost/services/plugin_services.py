@@ -131,9 +131,9 @@ class PluginServices:
             for s in manifest.permissions
         ]
         self.permissions.declare(plugin_id, scopes)
-        view = self.config.register(
-            plugin_id, manifest.config_schema, dict(manifest.config_defaults)
-        )
+        # The context arrives holding the manifest defaults updated with the embedder's
+        # PluginHost(config=...) values; both sit below the operator settings.
+        view = self.config.register(plugin_id, manifest.config_schema, dict(context.config))
         # The context keeps whatever Mapping it is given; the view reads the current version on
         # every access, so ctx.config is live.
         context._config = view
