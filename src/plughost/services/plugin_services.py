@@ -103,11 +103,18 @@ class PluginServices:
         self._listeners: dict[str, Callable[[], None]] = {}
         self._host: Any = None
 
-    def install(self, host: Any) -> Callable[[], None]:
-        """Attach to ``host`` (and its communication layer if present); returns the undo."""
+    def install(self, host: Any, *, communications: Any = None) -> Callable[[], None]:
+        """Attach to ``host``; returns the undo.
+
+        The communication layer's permission hook (``set_permission_checker``) is pointed at
+        :meth:`PermissionManager.host_checker` — on ``communications`` if given, else on
+        ``host.communications`` when the host has one.
+        """
         self._host = host
         undo_ext = host.add_extension(self)
-        comms = getattr(host, "communications", None)
+        comms = (
+            communications if communications is not None else getattr(host, "communications", None)
+        )
         setter = getattr(comms, "set_permission_checker", None)
         if setter is not None:
             setter(self.permissions.host_checker())

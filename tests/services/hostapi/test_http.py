@@ -226,3 +226,23 @@ def test_public_address_classification() -> None:
         "::",
     ):
         assert not is_public_address(ipaddress.ip_address(text)), text
+
+
+async def test_url_httpx_cannot_parse_is_refused_before_anything_is_sent(
+    http: HttpService, perms: PermissionManager,
+) -> None:
+    perms.grant("p", "net:*")
+    with pytest.raises(HttpServiceError) as info:
+        await http.get("http://0177.0.0.1/")  # octal loopback: httpx rejects the spelling
+    assert info.value.code == "http.url"
+
+
+async def test_redirect_to_an_unparsable_url_is_not_followed(
+    http: HttpService, perms: PermissionManager, server: LocalServer,
+) -> None:
+    perms.grant("p", "net:*")
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    server.redirect_to = "http://0177.0.0.1/"
+    with pytest.raises(HttpServiceError, match="redirected to an invalid URL"):
+        await http.get(f"{server.url}/redirect")
+    assert len(server.requests) == 1

@@ -206,9 +206,19 @@ class HttpService:
         timeout: float | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        request = self._client.build_request(
-            method, url, timeout=timeout if timeout is not None else self.options.timeout, **kwargs
-        )
+        try:
+            request = self._client.build_request(
+                method,
+                url,
+                timeout=timeout if timeout is not None else self.options.timeout,
+                **kwargs,
+            )
+        except httpx.InvalidURL as exc:
+            raise HttpServiceError(
+                f"{_safe(url)} is not a valid URL ({exc}); nothing was sent",
+                code="http.url",
+                plugin_id=self.plugin_id,
+            ) from exc
         for hop in range(self.options.max_redirects + 1):
             request = await self._intercept(request)
             address = await self._authorize(request.url)
@@ -219,7 +229,14 @@ class HttpService:
             await response.aclose()
             if hop == self.options.max_redirects:
                 break
-            request = self._redirect_request(request, response, location)
+            try:
+                request = self._redirect_request(request, response, location)
+            except httpx.InvalidURL as exc:
+                raise HttpServiceError(
+                    f"{_safe(str(request.url))} redirected to an invalid URL ({exc}); not followed",
+                    code="http.url",
+                    plugin_id=self.plugin_id,
+                ) from exc
         raise HttpServiceError(
             f"more than {self.options.max_redirects} redirects starting at {_safe(url)}",
             plugin_id=self.plugin_id,
