@@ -321,6 +321,7 @@ class HttpService:
         original = request.url
         attempts = (self.options.retries if retries is None else retries) + 1
         idempotent = request.method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
+        original_extensions = request.extensions
         if canonical_host(original.host) != address:
             # Pin the connection to the checked address; Host header and SNI keep the name.
             request.url = original.copy_with(host=address)
@@ -331,6 +332,17 @@ class HttpService:
                 try:
                     response = await self._client.send(request, stream=True)
                 except httpx.TransportError as exc:
+                    if isinstance(exc, httpx.RemoteProtocolError) and (
+                        "location header" in str(exc).lower()
+                    ):
+                        # httpx parses Location even when not following redirects; a bad one
+                        # is the server's answer, not a transient failure: no retry.
+                        raise HttpServiceError(
+                            f"{_safe(str(original))} redirected to an invalid URL ({exc}); "
+                            "not followed",
+                            code="http.url",
+                            plugin_id=self.plugin_id,
+                        ) from exc
                     if attempt + 1 < attempts and (
                         idempotent or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                     ):
@@ -354,6 +366,7 @@ class HttpService:
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             request.url = original
+            request.extensions = original_extensions
 
     def _delay(self, attempt: int) -> float:
         return float(min(self.options.backoff * (2**attempt), self.options.max_backoff))
