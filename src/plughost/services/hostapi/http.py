@@ -9,8 +9,9 @@ For every request *and every redirect hop*:
    (``169.254.169.254`` metadata), shared, reserved, multicast and unspecified addresses — also
    when written as IPv4-mapped IPv6, 6to4 or NAT64 — are refused unless a grant names that exact
    address (``net:127.0.0.1:8080``) or, for loopback, ``localhost``;
-4. the connection goes to the address that was checked (the URL host is pinned to it, with the
-   original ``Host`` header and TLS SNI), so DNS cannot change the answer between check and use.
+4. plain-HTTP connections go to the address that was checked (the URL host is pinned to it, the
+   ``Host`` header keeps the name), so DNS cannot change the answer between check and use; for
+   HTTPS, certificate verification of the name is the guard.
 
 Transport errors and 502/503/504 on idempotent methods are retried with exponential backoff.
 Denials are audited by the :class:`~plughost.security.permissions.PermissionManager`.
@@ -321,12 +322,13 @@ class HttpService:
         original = request.url
         attempts = (self.options.retries if retries is None else retries) + 1
         idempotent = request.method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
-        original_extensions = request.extensions
-        if canonical_host(original.host) != address:
-            # Pin the connection to the checked address; Host header and SNI keep the name.
+        if original.scheme == "http" and canonical_host(original.host) != address:
+            # Pin plain-HTTP connections to the checked address (the Host header keeps the name)
+            # so DNS cannot answer differently between the check and the connect. HTTPS is not
+            # pinned: the pool is keyed by URL origin, so a pinned IP would let two names share
+            # one TLS connection verified for only one of them; certificate verification of the
+            # name is the guard there instead.
             request.url = original.copy_with(host=address)
-            if original.scheme == "https":
-                request.extensions = {**request.extensions, "sni_hostname": original.host}
         try:
             for attempt in range(attempts):
                 try:
@@ -366,7 +368,6 @@ class HttpService:
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             request.url = original
-            request.extensions = original_extensions
 
     def _delay(self, attempt: int) -> float:
         return float(min(self.options.backoff * (2**attempt), self.options.max_backoff))
