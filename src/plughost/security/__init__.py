@@ -1,3 +1,4 @@
-"""Security: permission scopes (:mod:`.scopes`), grants and checks (:mod:`.permissions`),
+"""Security: permission scopes (:mod:`.scopes`), grants and checks (:mod:`.permissions`) over a
+:mod:`.grant_store`,
 and the audit log (:mod:`.audit`).
 """

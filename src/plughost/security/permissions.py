@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Final
 
 from plughost.errors import OperationRefused, PermissionDenied
 from plughost.security.audit import AuditLog
+from plughost.security.grant_store import PermissionStore, SQLitePermissionStore
 from plughost.security.scopes import KINDS, Scope, parse_scope, parse_scopes
 
 __all__ = [
@@ -168,24 +167,16 @@ def approve_declared_requests(request: PermissionRequest, declared: Sequence[Sco
 
 # --------------------------------------------------------------------------- manager
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS declared (plugin TEXT NOT NULL, scope TEXT NOT NULL,
-    PRIMARY KEY (plugin, scope));
-CREATE TABLE IF NOT EXISTS grants (plugin TEXT NOT NULL, scope TEXT NOT NULL, time REAL NOT NULL,
-    actor TEXT NOT NULL, PRIMARY KEY (plugin, scope));
-CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY AUTOINCREMENT, plugin TEXT NOT NULL,
-    scope TEXT NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL,
-    resolved_by TEXT NOT NULL DEFAULT '');
-"""
-
 
 class PermissionManager:
     """Holds every plugin's declared scopes, grants and requests; checks and audits access.
 
     :param path: SQLite file for grants, declarations, requests and the audit log (usually
-        ``<home>/security.db``), or ``":memory:"``.
+        ``<home>/security.db``), or ``":memory:"``; ignored for what ``store``/``audit`` provide.
     :param policy: the :data:`GrantPolicy` applied by :meth:`declare`.
     :param request_policy: the :data:`RequestPolicy` applied by :meth:`request`.
+    :param store: a :class:`PermissionStore` (e.g. an adapter over the host's database);
+        default an :class:`SQLitePermissionStore` at ``path``.
     :param audit: an :class:`AuditLog` to use; by default one in the same file.
     """
 
@@ -195,12 +186,11 @@ class PermissionManager:
         *,
         policy: GrantPolicy = grant_declared_at_install,
         request_policy: RequestPolicy = leave_requests_to_operator,
+        store: PermissionStore | None = None,
         audit: AuditLog | None = None,
     ) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.executescript(_SCHEMA)
+        self.store: PermissionStore = store if store is not None else SQLitePermissionStore(path)
+        self._owns_store = store is None
         self._lock = threading.RLock()
         self.audit = audit if audit is not None else AuditLog(path)
         self._owns_audit = audit is None
@@ -222,16 +212,7 @@ class PermissionManager:
         parsed = parse_scopes(scopes, plugin_id=plugin_id)
         with self._lock:
             before = set(self.declared(plugin_id))
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute("DELETE FROM declared WHERE plugin = ?", (plugin_id,))
-                self._db.executemany(
-                    "INSERT INTO declared VALUES (?, ?)", [(plugin_id, str(s)) for s in parsed]
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self.store.set_declared(plugin_id, [str(s) for s in parsed])
             if apply_policy:
                 new = [s for s in parsed if s not in before]
                 name = getattr(self.policy, "__name__", "policy")
@@ -246,28 +227,15 @@ class PermissionManager:
 
     def declared(self, plugin_id: str) -> list[Scope]:
         """The scopes the plugin's manifest declares."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT scope FROM declared WHERE plugin = ? ORDER BY scope", (plugin_id,)
-            ).fetchall()
-        return [parse_scope(r[0]) for r in rows]
+        return [parse_scope(s) for s in self.store.declared(plugin_id)]
 
     def grants(self, plugin_id: str) -> list[Scope]:
         """The scopes granted to the plugin (deny rules included, with ``deny=True``)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT scope FROM grants WHERE plugin = ? ORDER BY time", (plugin_id,)
-            ).fetchall()
-        return [parse_scope(r[0]) for r in rows]
+        return [parse_scope(s) for s in self.store.grants(plugin_id)]
 
     def plugins(self) -> list[str]:
         """Every plugin with declarations, grants or requests."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT plugin FROM declared UNION SELECT plugin FROM grants"
-                " UNION SELECT plugin FROM requests ORDER BY 1"
-            ).fetchall()
-        return [r[0] for r in rows]
+        return self.store.plugins()
 
     def grant(
         self, plugin_id: str, scope: str, *, actor: str = "operator", reason: str = ""
@@ -275,10 +243,7 @@ class PermissionManager:
         """Grant a scope (``!scope`` adds a deny rule). Audited; takes effect at once."""
         parsed = parse_scope(scope)
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO grants VALUES (?, ?, ?, ?)",
-                (plugin_id, str(parsed), time.time(), actor),
-            )
+            self.store.add_grant(plugin_id, str(parsed), actor)
             self._sets.pop(plugin_id, None)
         self.audit.record(
             plugin_id,
@@ -301,10 +266,7 @@ class PermissionManager:
         """
         parsed = parse_scope(scope)
         with self._lock:
-            cur = self._db.execute(
-                "DELETE FROM grants WHERE plugin = ? AND scope = ?", (plugin_id, str(parsed))
-            )
-            if cur.rowcount == 0:
+            if not self.store.remove_grant(plugin_id, str(parsed), actor):
                 granted = ", ".join(str(s) for s in self.grants(plugin_id)) or "none"
                 raise OperationRefused(
                     f"{parsed} is not granted to {plugin_id}; granted scopes: {granted}. "
@@ -337,8 +299,7 @@ class PermissionManager:
     def forget(self, plugin_id: str) -> None:
         """Drop everything about an uninstalled plugin except its audit history."""
         with self._lock:
-            for table in ("declared", "grants", "requests"):
-                self._db.execute(f"DELETE FROM {table} WHERE plugin = ?", (plugin_id,))
+            self.store.forget(plugin_id)
             self._implicit.pop(plugin_id, None)
             self._sets.pop(plugin_id, None)
 
@@ -431,12 +392,7 @@ class PermissionManager:
             raise OperationRefused(
                 "a permission request needs a reason the operator can read", plugin_id=plugin_id
             )
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO requests (plugin, scope, reason, status, created) VALUES (?,?,?,?,?)",
-                (plugin_id, str(parsed), reason, "pending", time.time()),
-            )
-            req_id = int(cur.lastrowid or 0)
+        req_id = self.store.add_request(plugin_id, str(parsed), reason)
         self.audit.record(
             plugin_id,
             "request",
@@ -457,17 +413,7 @@ class PermissionManager:
         self, plugin_id: str | None = None, *, status: str | None = None
     ) -> list[PermissionRequest]:
         """Recorded requests, oldest first."""
-        sql = "SELECT id FROM requests WHERE 1=1"
-        args: list[str] = []
-        if plugin_id is not None:
-            sql += " AND plugin = ?"
-            args.append(plugin_id)
-        if status is not None:
-            sql += " AND status = ?"
-            args.append(status)
-        with self._lock:
-            ids = [r[0] for r in self._db.execute(sql + " ORDER BY id", args).fetchall()]
-        return [self._request(i) for i in ids]
+        return [PermissionRequest(*row) for row in self.store.list_requests(plugin_id, status)]
 
     def resolve(
         self, request_id: int, *, approve: bool, actor: str = "operator"
@@ -479,11 +425,7 @@ class PermissionManager:
                 f"request {request_id} is already {req.status}", plugin_id=req.plugin
             )
         status = "approved" if approve else "refused"
-        with self._lock:
-            self._db.execute(
-                "UPDATE requests SET status = ?, resolved_by = ? WHERE id = ?",
-                (status, actor, request_id),
-            )
+        self.store.set_request_status(request_id, status, actor)
         self.audit.record(
             req.plugin,
             "resolve",
@@ -500,12 +442,7 @@ class PermissionManager:
         return self._request(request_id)
 
     def _request(self, request_id: int) -> PermissionRequest:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT id, plugin, scope, reason, status, created, resolved_by FROM requests"
-                " WHERE id = ?",
-                (request_id,),
-            ).fetchone()
+        row = self.store.get_request(request_id)
         if row is None:
             raise OperationRefused(
                 f"there is no permission request {request_id}; list them with `plughost perms ID`"
@@ -513,8 +450,9 @@ class PermissionManager:
         return PermissionRequest(*row)
 
     def close(self) -> None:
-        """Close the databases; idempotent."""
-        self._db.close()
+        """Close the databases this manager opened; idempotent."""
+        if self._owns_store:
+            self.store.close()
         if self._owns_audit:
             self.audit.close()
 
