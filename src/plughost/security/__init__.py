@@ -1,4 +1,3 @@
-"""Security: permission scopes (:mod:`.scopes`), grants and checks (:mod:`.permissions`) over a
-:mod:`.grant_store`,
-and the audit log (:mod:`.audit`).
+"""Security: permission scopes (:mod:`.scopes`), grants and checks (:mod:`.permissions`)
+persisted through :mod:`.grant_store`, and the audit log (:mod:`.audit`).
 """
