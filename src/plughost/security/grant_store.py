@@ -141,7 +141,7 @@ class SQLitePermissionStore:
             row = self._db.execute(
                 f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,)
             ).fetchone()
-        return tuple(row) if row else None  # type: ignore[return-value]
+        return tuple(row) if row else None
 
     def list_requests(self, plugin_id: str | None, status: str | None) -> list[RequestRow]:
         sql = f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE 1=1"
@@ -154,7 +154,7 @@ class SQLitePermissionStore:
             args.append(status)
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
     def set_request_status(self, request_id: int, status: str, actor: str) -> None:
         with self._lock:
