@@ -89,3 +89,30 @@ async def test_notify_posts_to_the_configured_webhook(tmp_path: Path, webhook: W
     finally:
         await host.aclose()
         await services.aclose()
+
+
+async def test_webhook_from_the_settings_file_lets_the_plugin_start(
+    tmp_path: Path,
+    webhook: Webhook,
+) -> None:
+    home = tmp_path / "home"
+    settings = tmp_path / "plughost.toml"
+    settings.write_text(
+        "[plugins.notify-slack]\nenabled = true\n"
+        '[plugins.notify-slack.config]\nwebhook_url = "${SLACK_WEBHOOK}"\nchannel = "#ops"\n'
+    )
+    url = f"http://127.0.0.1:{webhook.port}/hook"
+    services = PluginServices(home, environ={"SLACK_WEBHOOK": url}, settings_file=settings)
+    host = PluginHost([EXAMPLES / "notify-slack"], home=home, on_plugin_error="fail")
+    services.install(host)
+    services.permissions.grant("notify-slack", f"net:127.0.0.1:{webhook.port}")
+    try:
+        await host.start()
+        assert await host.call("notify-slack", "notify", message="hi") == 200
+        assert webhook.received == [("/hook", {"channel": "#ops", "text": "hi"})]
+        history = services.config.history("notify-slack")
+        assert [(r.action, r.actor) for r in history] == [("file", "file:plughost.toml")]
+        assert history[0].settings["webhook_url"] == "***"
+    finally:
+        await host.aclose()
+        await services.aclose()

@@ -244,3 +244,44 @@ def test_helpers() -> None:
         "a": {"c": 2},
         "d": 1,
     }
+
+
+@pytest.mark.redis
+async def test_a_host_following_redis_sees_changes_made_by_another_host() -> None:
+    import asyncio
+    import time
+    import uuid
+
+    from plughost.storage.config_store import RedisConfigStore
+
+    prefix = f"plughost-test-{uuid.uuid4().hex}:"
+    a = ConfigManager(RedisConfigStore(prefix=prefix), environ={})
+    b = ConfigManager(RedisConfigStore(prefix=prefix), environ={})
+    schema = {"type": "object", "properties": {"channel": {"type": "string"}}}
+    a.register("notify", schema, {"channel": "#a"})
+    view = b.register("notify", schema, {"channel": "#a"})
+    seen: list[str] = []
+    b.on_change("notify", lambda old, new: seen.append(new["channel"]))
+    follower = asyncio.create_task(b.follow())
+    try:
+        deadline = time.monotonic() + 10
+        n = 0
+        while view["channel"] == "#a":  # repeat until the subscription (still arming) sees one
+            assert time.monotonic() < deadline, "change never arrived"
+            n += 1
+            await a.set("notify", {"channel": f"#b{n}"})
+            await asyncio.sleep(0.05)
+        assert view["channel"].startswith("#b") and seen
+    finally:
+        follower.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await follower
+        a.close()
+        b.close()
+        import redis
+
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

@@ -145,3 +145,29 @@ async def test_embedder_config_sits_between_manifest_defaults_and_operator_setti
     finally:
         await host.aclose()
         await services.aclose()
+
+
+async def test_settings_file_edit_reaches_the_running_plugin(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    plugins = tmp_path / "plugins"
+    make_plugin(plugins, "rec", [])
+    settings = tmp_path / "plughost.toml"
+    settings.write_text('[plugins.rec.config]\nlevel = "high"\n')
+    host = PluginHost([plugins], home=tmp_path / "home")
+    services = PluginServices(tmp_path / "home", environ={}, settings_file=settings)
+    services.install(host)
+    try:
+        await host.start()
+        await services.start()
+        assert await host.call("rec", "level") == "high"  # applied on activation
+        deadline = time.monotonic() + 10
+        while await host.call("rec", "level") != "low":  # repeat while the watcher arms
+            assert time.monotonic() < deadline, "edit never applied"
+            settings.write_text('[plugins.rec.config]\nlevel = "low"\n')
+            await asyncio.sleep(0.1)
+        assert host.get("rec").instance.plugin_object.changes[-1] == ("high", "low")
+    finally:
+        await host.aclose()
+        await services.aclose()

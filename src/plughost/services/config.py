@@ -41,6 +41,7 @@ from plughost.errors import (
     ConfigRejected,
     ConfigVersionNotFound,
     ExtraNotInstalled,
+    OperationRefused,
     PluginNotFound,
     Problem,
 )
@@ -570,6 +571,38 @@ class ConfigManager:
             )
         return await self._change(plugin_id, dict(record.settings), f"restore {version}", actor)
 
+    def replace_now(
+        self,
+        plugin_id: str,
+        settings: Mapping[str, Any],
+        *,
+        actor: str = "operator",
+        action: str = "replace",
+    ) -> ConfigRecord:
+        """Replace the settings synchronously; only while nobody listens (before activation).
+
+        Raises :class:`OperationRefused` when listeners are registered: a running plugin must be
+        asked through the async :meth:`replace`.
+        """
+        entry = self._entry(plugin_id)
+        if entry.listeners:
+            raise OperationRefused(
+                f"{plugin_id} is listening for config changes; use the async replace()",
+                plugin_id=plugin_id,
+            )
+        settings = dict(settings)
+        new = self._effective(plugin_id, entry.schema, entry.defaults, settings)
+        record = ConfigRecord(plugin_id, entry.version + 1, settings, action, actor, self._clock())
+        self.store.append(record)
+        entry.settings, entry.effective, entry.version = settings, new, record.version
+        entry.problems = []
+        logger.info(
+            "config of %s is now version %d (%s by %s)", plugin_id, record.version, action, actor
+        )
+        return ConfigRecord(
+            plugin_id, record.version, _redact(settings, entry.schema), action, actor, record.time
+        )
+
     async def refresh(self, plugin_id: str) -> bool:
         """Pick up a version another process appended to a shared store; ``True`` if changed.
 
@@ -588,6 +621,22 @@ class ConfigManager:
             except Exception:
                 logger.exception("config listener of %s failed on refresh", plugin_id)
         return True
+
+    async def follow(self) -> None:
+        """Refresh plugins as other hosts change them (stores that publish changes, e.g. Redis).
+
+        Runs until cancelled; start it as a task next to the host. Stores without change
+        notifications make this return at once.
+        """
+        changes = getattr(self.store, "changes", None)
+        if changes is None:
+            return
+        async for plugin_id in changes():
+            if plugin_id in self._entries:
+                try:
+                    await self.refresh(plugin_id)
+                except Exception:
+                    logger.exception("could not refresh the config of %s", plugin_id)
 
     async def _change(
         self, plugin_id: str, settings: dict[str, Any], action: str, actor: str

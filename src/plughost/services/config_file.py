@@ -134,7 +134,8 @@ SettingsCallback = Callable[[str, PluginSettings], "Awaitable[None] | None"]
 
 @dataclass(slots=True)
 class _State:
-    applied: dict[str, PluginSettings] = field(default_factory=dict)
+    configs: dict[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    flags: dict[str, tuple[bool, int]] = field(default_factory=dict)
 
 
 class SettingsFile:
@@ -159,6 +160,7 @@ class SettingsFile:
         self.plugins: dict[str, PluginSettings] = {}
         self.errors: dict[str, PlughostError] = {}
         self._state = _State()
+        self._loaded = False
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.applied_count = 0
@@ -177,6 +179,7 @@ class SettingsFile:
             logger.error("settings file not applied: %s", exc)
             self.errors[""] = exc
             return []
+        self._loaded = True
         self.errors.pop("", None)
         known = set(self.manager.plugins())
         changed = [pid for pid in self.plugins if pid in known and await self.apply_plugin(pid)]
@@ -185,33 +188,70 @@ class SettingsFile:
 
     async def apply_plugin(self, plugin_id: str) -> bool:
         """Apply the file's table for one plugin if it changed; ``True`` if something changed."""
+        self._ensure_loaded()
         wanted = self.plugins.get(plugin_id)
         if wanted is None:
             return False
-        before = self._state.applied.get(plugin_id)
         changed = False
-        if wanted.config is not None and (before is None or before.config != wanted.config):
-            current = self.manager.settings(plugin_id, redact=False)
-            if current != dict(wanted.config):
-                try:
-                    await self.manager.replace(
-                        plugin_id, wanted.config, actor=f"file:{self.path.name}", action="file"
-                    )
-                except PlughostError as exc:
-                    logger.error("settings file: config of %s not applied: %s", plugin_id, exc)
-                    self.errors[plugin_id] = exc
-                    return False
-                changed = True
+        if self._config_pending(plugin_id, wanted):
+            try:
+                await self.manager.replace(
+                    plugin_id, wanted.config or {}, actor=f"file:{self.path.name}", action="file"
+                )
+            except PlughostError as exc:
+                logger.error("settings file: config of %s not applied: %s", plugin_id, exc)
+                self.errors[plugin_id] = exc
+                return False
+            changed = True
+        self._state.configs[plugin_id] = wanted.config
         self.errors.pop(plugin_id, None)
-        if self.on_plugin_settings is not None and (
-            before is None or (before.enabled, before.priority) != (wanted.enabled, wanted.priority)
-        ):
+        flags = (wanted.enabled, wanted.priority)
+        if self.on_plugin_settings is not None and self._state.flags.get(plugin_id) != flags:
             result = self.on_plugin_settings(plugin_id, wanted)
             if inspect.isawaitable(result):
                 await result
             changed = True
-        self._state.applied[plugin_id] = wanted
+        self._state.flags[plugin_id] = flags
         return changed
+
+    def apply_plugin_config_now(self, plugin_id: str) -> bool:
+        """Apply one plugin's ``config`` table synchronously, before the plugin is activated.
+
+        The host calls this while preparing the plugin, so it starts with the file's settings
+        (a webhook URL that only the file provides). Errors are kept in :attr:`errors`.
+        """
+        self._ensure_loaded()
+        wanted = self.plugins.get(plugin_id)
+        if wanted is None or not self._config_pending(plugin_id, wanted):
+            return False
+        try:
+            self.manager.replace_now(
+                plugin_id, wanted.config or {}, actor=f"file:{self.path.name}", action="file"
+            )
+        except PlughostError as exc:
+            logger.error("settings file: config of %s not applied: %s", plugin_id, exc)
+            self.errors[plugin_id] = exc
+            return False
+        self._state.configs[plugin_id] = wanted.config
+        self.errors.pop(plugin_id, None)
+        return True
+
+    def _config_pending(self, plugin_id: str, wanted: PluginSettings) -> bool:
+        if wanted.config is None:
+            return False
+        if plugin_id in self._state.configs and self._state.configs[plugin_id] == wanted.config:
+            return False
+        return self.manager.settings(plugin_id, redact=False) != dict(wanted.config)
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        try:
+            self.plugins = load_settings_file(self.path)
+        except PlughostError as exc:
+            logger.error("settings file not applied: %s", exc)
+            self.errors[""] = exc
+        self._loaded = True
 
     async def watch(self) -> None:
         """Apply now, then again after every edit, until :meth:`stop` is called."""

@@ -18,6 +18,8 @@ Everything persists under the plughost home: ``security.db`` (grants, requests, 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -74,7 +76,7 @@ class PluginServices:
     :param home: the plughost home directory.
     :param policy: the grant policy for declared permissions.
     :param config_store: where config history lives (default: ``<home>/config.db``).
-    :param settings_file: a ``plughost.toml`` to apply (and watch with :meth:`start_watching`).
+    :param settings_file: a ``plughost.toml`` to apply (and watch with :meth:`start`).
     :param environ: environment for ``${VAR}`` substitution (default ``os.environ``).
     """
 
@@ -102,6 +104,7 @@ class PluginServices:
         self._services: dict[str, HostServices] = {}
         self._listeners: dict[str, Callable[[], None]] = {}
         self._host: Any = None
+        self._follow: asyncio.Task[None] | None = None
 
     def install(self, host: Any, *, communications: Any = None) -> Callable[[], None]:
         """Attach to ``host``; returns the undo.
@@ -140,7 +143,13 @@ class PluginServices:
         self.permissions.declare(plugin_id, scopes)
         # The context arrives holding the manifest defaults updated with the embedder's
         # PluginHost(config=...) values; both sit below the operator settings.
-        view = self.config.register(plugin_id, manifest.config_schema, dict(context.config))
+        defaults = dict(context.config)
+        view = self.config.register(plugin_id, manifest.config_schema, defaults, strict=False)
+        if self.settings is not None:
+            self.settings.apply_plugin_config_now(plugin_id)
+        # Strict now: a config that is still invalid (a required setting nobody provided) refuses
+        # the plugin, naming what to set.
+        self.config.register(plugin_id, manifest.config_schema, defaults, strict=True)
         # The context keeps whatever Mapping it is given; the view reads the current version on
         # every access, so ctx.config is live.
         context._config = view
@@ -188,11 +197,15 @@ class PluginServices:
 
     # ---- settings file
 
-    async def start_watching(self) -> None:
-        """Apply the settings file and keep applying it on every edit (needs ``settings_file``)."""
-        if self.settings is None:
-            raise ValueError("PluginServices was created without a settings_file")
-        self.settings.start()
+    async def start(self) -> None:
+        """Start the background work: watch the settings file (if any) and follow config changes
+        other hosts publish (Redis store). :meth:`aclose` stops both."""
+        if self.settings is not None:
+            self.settings.start()
+        if self._follow is None:
+            self._follow = asyncio.get_running_loop().create_task(
+                self.config.follow(), name="plughost config follow"
+            )
 
     async def _on_plugin_settings(self, plugin_id: str, settings: PluginSettings) -> None:
         host = self._host
@@ -212,6 +225,11 @@ class PluginServices:
         """Stop watching, close HTTP pools and databases; idempotent."""
         if self.settings is not None:
             await self.settings.stop()
+        if self._follow is not None:
+            self._follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow
+            self._follow = None
         for services in list(self._services.values()):
             await services.aclose()
         self._services.clear()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -256,6 +256,7 @@ class RedisConfigStore:
         except ImportError as exc:  # pragma: no cover - exercised only without the extra
             raise ExtraNotInstalled("The Redis config store", "redis", "redis") from exc
         self._redis = redis.Redis.from_url(url)
+        self._url = url
         self._prefix = prefix
         self._append = self._redis.register_script(_APPEND_LUA)
         self._closed = False
@@ -309,6 +310,22 @@ class RedisConfigStore:
     def plugins(self) -> list[str]:
         members = self._redis.smembers(self._k("config", "plugins"))
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def changes(self) -> AsyncIterator[str]:
+        """Yield the id of every plugin whose config another writer appended (until cancelled)."""
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(self._url)
+        pubsub = client.pubsub()
+        await pubsub.subscribe(self._k("config", "changed"))
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    data = message["data"]
+                    yield data.decode() if isinstance(data, bytes) else str(data)
+        finally:
+            await pubsub.aclose()
+            await client.aclose()
 
     def close(self) -> None:
         if not self._closed:
