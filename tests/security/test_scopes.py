@@ -11,6 +11,7 @@ from plughost.security.scopes import Scope, canonical_host, parse_scope, parse_s
     [
         ("fs:read:/srv/data", "fs:read", "/srv/data", None),
         ("fs:write:/srv/data/../out", "fs:write", "/srv/out", None),
+        ("fs:read:*", "fs:read", "/", None),
         ("net:api.example.com", "net", "api.example.com", None),
         ("net:API.Example.com.:443", "net", "api.example.com", 443),
         ("net:*.example.com", "net", "*.example.com", None),

@@ -177,6 +177,8 @@ def _parse(text: object, *, path: str) -> tuple[Scope | None, Problem | None]:
         return bad(f"{kind} needs a target after '{kind}:'")
     style = KINDS[kind]
     if style == "path":
+        if rest == "*":  # the manifest checker suggests "fs:read:*" for "everywhere"
+            rest = "/"
         if not rest.startswith("/"):
             return bad("the directory must be an absolute path (start with '/')")
         if "\x00" in rest:
