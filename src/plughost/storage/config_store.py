@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from plughost.errors import ConfigConflict, ExtraNotInstalled
 
@@ -334,8 +335,13 @@ class RedisConfigStore:
 
 
 def open_config_store(location: str | Path) -> ConfigStore:
-    """A store from a location: ``redis://...`` / ``rediss://...`` or an SQLite file path."""
+    """A store from a location: ``redis://host:6379/0[?prefix=...]`` or an SQLite file path."""
     text = str(location)
     if text.startswith(("redis://", "rediss://", "unix://")):
-        return RedisConfigStore(text)
+        # A ``prefix`` query parameter selects the key prefix (several installations, tests).
+        parts = urlsplit(text)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefix = next((v for k, v in query if k == "prefix"), "plughost:")
+        rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+        return RedisConfigStore(urlunsplit(parts._replace(query=rest)), prefix=prefix)
     return SQLiteConfigStore(location)

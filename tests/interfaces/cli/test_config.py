@@ -93,3 +93,34 @@ def test_parse_assignments_nests_and_parses_json() -> None:
     }
     with pytest.raises(ConfigurationError, match="KEY=VALUE"):
         parse_assignments(["novalue"])
+
+
+@pytest.mark.redis
+def test_config_commands_work_on_a_redis_store(tmp_path: Path) -> None:
+    import uuid
+
+    import redis
+
+    from plughost.services.config import ConfigManager
+    from plughost.storage.config_store import open_config_store
+
+    prefix = f"plughost-test-{uuid.uuid4().hex}:"
+    url = f"redis://127.0.0.1:6379/0?prefix={prefix}"
+    app = build_app()
+    args = ["--home", str(tmp_path), "--plugins-dir", str(EXAMPLES), "--store", url]
+    try:
+        result = runner.invoke(
+            app, ["config", "set", "notify-slack", f"webhook_url={SECRET}", *args]
+        )
+        assert result.exit_code == 0, result.output
+        manager = ConfigManager(open_config_store(url), environ={})
+        assert manager.get("notify-slack", redact=False)["webhook_url"] == SECRET
+        manager.close()
+        shown = runner.invoke(app, ["config", "get", "notify-slack", "--json", *args])
+        assert json.loads(shown.stdout)["config"]["webhook_url"] == "***"
+    finally:
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

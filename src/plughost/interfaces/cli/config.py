@@ -30,7 +30,7 @@ from plughost.interfaces.cli._common import (
     run_async,
 )
 from plughost.services.config import ConfigManager
-from plughost.storage.config_store import ConfigRecord
+from plughost.storage.config_store import ConfigRecord, open_config_store
 
 __all__ = ["parse_assignments", "register"]
 
@@ -92,9 +92,23 @@ def _load_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _manager(home: Path | None, plugins_dir: list[Path] | None, plugin_id: str) -> ConfigManager:
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="PLUGHOST_CONFIG_STORE",
+        show_default=False,
+        help="Config store: redis://host:6379/0 for a shared Redis store "
+        "(default: <home>/config.db).",
+    ),
+]
+
+
+def _manager(
+    home: Path | None, plugins_dir: list[Path] | None, plugin_id: str, store: str | None = None
+) -> ConfigManager:
     home = home or default_home()
-    manager = ConfigManager.open(home)
+    manager = ConfigManager(open_config_store(store)) if store else ConfigManager.open(home)
     if plugin_id in manager.store.plugins():
         return manager
     from plughost.host import PluginHost
@@ -137,11 +151,12 @@ def get(
     plugin_id: Annotated[str, typer.Argument(help="Plugin id.")],
     home: HomeOption = None,
     plugins_dir: PluginsDirOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a plugin's effective configuration (secrets as ***)."""
     with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id)
+        manager = _manager(home, plugins_dir, plugin_id, store)
         try:
             data: dict[str, Any] = {
                 "plugin_id": plugin_id,
@@ -178,6 +193,7 @@ def set_(
     ] = False,
     home: HomeOption = None,
     plugins_dir: PluginsDirOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Change a plugin's configuration; validated against its schema before it is accepted."""
@@ -188,7 +204,7 @@ def set_(
         from plughost.services.config import merge_patch
 
         values = merge_patch(values, parse_assignments(assignments or []))
-        manager = _manager(home, plugins_dir, plugin_id)
+        manager = _manager(home, plugins_dir, plugin_id, store)
         try:
             if replace:
                 record = run_async(lambda: manager.replace(plugin_id, values, actor="cli"))
@@ -212,11 +228,12 @@ def reset(
     plugin_id: Annotated[str, typer.Argument(help="Plugin id.")],
     home: HomeOption = None,
     plugins_dir: PluginsDirOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Go back to the defaults (recorded as a new version)."""
     with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id)
+        manager = _manager(home, plugins_dir, plugin_id, store)
         try:
             record = run_async(lambda: manager.reset(plugin_id, actor="cli"))
         finally:
@@ -228,11 +245,12 @@ def history(
     plugin_id: Annotated[str, typer.Argument(help="Plugin id.")],
     home: HomeOption = None,
     plugins_dir: PluginsDirOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Every accepted configuration change, oldest first (secrets as ***)."""
     with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id)
+        manager = _manager(home, plugins_dir, plugin_id, store)
         try:
             records = manager.history(plugin_id)
         finally:
@@ -253,11 +271,12 @@ def restore(
     version: Annotated[int, typer.Argument(help="The version to make current again.")],
     home: HomeOption = None,
     plugins_dir: PluginsDirOption = None,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Make an earlier version current again (recorded as a new version)."""
     with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id)
+        manager = _manager(home, plugins_dir, plugin_id, store)
         try:
             record = run_async(lambda: manager.restore(plugin_id, version, actor="cli"))
         finally:
