@@ -105,6 +105,7 @@ class PluginServices:
         self._listeners: dict[str, Callable[[], None]] = {}
         self._host: Any = None
         self._follow: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     def install(self, host: Any, *, communications: Any = None) -> Callable[[], None]:
         """Attach to ``host``; returns the undo.
@@ -155,8 +156,10 @@ class PluginServices:
         context._config = view
         data_dir = self.home / "data" / plugin_id
         old = self._services.pop(plugin_id, None)
-        if old is not None:
-            logger.debug("replacing services of %s", plugin_id)
+        if old is not None:  # prepared again without a deactivation: close the old HTTP pool
+            task = asyncio.get_running_loop().create_task(old.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         services = make_services(plugin_id, self.permissions, data_dir=data_dir, kv=self.kv)
         self._services[plugin_id] = services
         context.attach("files", services.files)
@@ -232,6 +235,8 @@ class PluginServices:
             self._follow = None
         for services in list(self._services.values()):
             await services.aclose()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         self._services.clear()
         self.kv.close()
         self.config.close()
