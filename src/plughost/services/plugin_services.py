@@ -111,14 +111,14 @@ class PluginServices:
         """Attach to ``host``; returns the undo.
 
         The communication layer's permission hook (``set_permission_checker``) is pointed at
-        :meth:`PermissionManager.host_checker` — on ``communications`` if given, else on
-        ``host.communications`` when the host has one.
+        :meth:`PermissionManager.host_checker` — on ``communications`` if given, else on the
+        host's hub (``host.comms``) when it has one.
         """
         self._host = host
         undo_ext = host.add_extension(self)
-        comms = (
-            communications if communications is not None else getattr(host, "communications", None)
-        )
+        comms = communications
+        if comms is None:  # the host's communication hub, whichever name it has
+            comms = getattr(host, "comms", None) or getattr(host, "communications", None)
         setter = getattr(comms, "set_permission_checker", None)
         if setter is not None:
             setter(self.permissions.host_checker())
