@@ -171,3 +171,51 @@ async def test_settings_file_edit_reaches_the_running_plugin(tmp_path: Path) -> 
     finally:
         await host.aclose()
         await services.aclose()
+
+
+EMITTER = """
+from plughost.sdk import Plugin
+
+
+class Emitter(Plugin):
+    def announce(self, topic):
+        return self.ctx.emit(topic, {"from": self.ctx.plugin_id})
+
+    async def run(self, name):
+        return await self.ctx.execute(name, {})
+"""
+
+
+async def test_events_and_commands_go_through_the_permission_checker(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    folder = plugins / "emitter"
+    folder.mkdir(parents=True)
+    (folder / "emitter.py").write_text(EMITTER)
+    (folder / "plugin.toml").write_text(
+        'id = "emitter"\nname = "Emitter"\nversion = "1.0.0"\nentry = "emitter:Emitter"\n'
+        'permissions = ["events:emit:music.#"]\n'
+    )
+    host = PluginHost([plugins], home=tmp_path / "home")
+    services = PluginServices(tmp_path / "home", environ={})
+    services.install(host)
+    received: list[str] = []
+    host.bus.subscribe("#", lambda event: received.append(event.topic))
+    host.commands.register("admin", "reset", lambda: "reset")
+    try:
+        await host.start()
+        await host.call("emitter", "announce", topic="music.track.changed")  # declared: granted
+        with pytest.raises(PermissionDenied, match="events:emit admin.shutdown"):
+            await host.call("emitter", "announce", topic="admin.shutdown")
+        with pytest.raises(PermissionDenied, match="commands:execute admin.reset"):
+            await host.call("emitter", "run", name="admin.reset")
+        services.permissions.grant("emitter", "commands:execute:admin.*")
+        assert await host.call("emitter", "run", name="admin.reset") == "reset"
+        assert "music.track.changed" in received and "admin.shutdown" not in received
+        denials = services.permissions.audit.query(plugin="emitter", decision="deny")
+        assert [(d.kind, d.target) for d in denials] == [
+            ("events:emit", "admin.shutdown"),
+            ("commands:execute", "admin.reset"),
+        ]
+    finally:
+        await host.aclose()
+        await services.aclose()
