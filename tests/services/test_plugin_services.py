@@ -204,9 +204,9 @@ async def test_events_and_commands_go_through_the_permission_checker(tmp_path: P
     try:
         await host.start()
         await host.call("emitter", "announce", topic="music.track.changed")  # declared: granted
-        with pytest.raises(PermissionDenied, match="events:emit admin.shutdown"):
+        with pytest.raises(PermissionDenied, match=r"events:emit admin\.shutdown"):
             await host.call("emitter", "announce", topic="admin.shutdown")
-        with pytest.raises(PermissionDenied, match="commands:execute admin.reset"):
+        with pytest.raises(PermissionDenied, match=r"commands:execute admin\.reset"):
             await host.call("emitter", "run", name="admin.reset")
         services.permissions.grant("emitter", "commands:execute:admin.*")
         assert await host.call("emitter", "run", name="admin.reset") == "reset"
