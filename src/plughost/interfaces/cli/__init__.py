@@ -19,6 +19,8 @@ COMMAND_MODULES: list[str] = [
     "packaging",
     "db",
     "manage",
+    "config",
+    "perms",
 ]
 
 
