@@ -18,6 +18,7 @@ cannot leave grants behind.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from plughost.errors import ConcurrentModification, ConfigConflict
@@ -29,8 +30,11 @@ from plughost.storage.repository import Repository
 __all__ = [
     "RepositoryConfigStore",
     "RepositoryPermissionStore",
+    "config_store_for_home",
     "declared_scopes",
     "installed_aware_policy",
+    "managed_settings",
+    "permission_store_for_home",
 ]
 
 #: Request statuses: the permission manager says ``refused`` where the repository says ``denied``.
@@ -238,3 +242,44 @@ class RepositoryConfigStore:
 
     def close(self) -> None:
         self.fallback.close()
+
+
+# ---------------------------------------------------------------------- for the CLI
+
+def managed_settings(home: Path | None) -> Any | None:
+    """The settings of ``home`` (``$PLUGHOST_HOME`` etc. when ``None``) if it has a plugin
+    database (an SQLite file that exists, or a server URL configured); else ``None``."""
+    import os
+
+    from plughost.settings import HostSettings
+
+    env = dict(os.environ)
+    if home is not None:
+        env["PLUGHOST_HOME"] = str(home)
+    settings = HostSettings.from_env(env)
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        return settings if Path(url[len("sqlite:///"):]).is_file() else None
+    return settings
+
+
+def _repository_for_home(home: Path | None) -> Repository | None:
+    settings = managed_settings(home)
+    if settings is None:
+        return None
+    from plughost.storage.backends import open_storage
+
+    return open_storage(settings).repository
+
+
+def permission_store_for_home(home: Path | None) -> RepositoryPermissionStore | None:
+    """What ``plughost perms`` should use in a home with a database (installed plugins' grants
+    live there), or ``None`` for a plain home (the SQLite file default)."""
+    repo = _repository_for_home(home)
+    return None if repo is None else RepositoryPermissionStore(repo)
+
+
+def config_store_for_home(home: Path | None) -> RepositoryConfigStore | None:
+    """What ``plughost config`` should use in a home with a database, or ``None``."""
+    repo = _repository_for_home(home)
+    return None if repo is None else RepositoryConfigStore(repo)

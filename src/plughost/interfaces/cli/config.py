@@ -107,8 +107,16 @@ StoreOption = Annotated[
 def _manager(
     home: Path | None, plugins_dir: list[Path] | None, plugin_id: str, store: str | None = None
 ) -> ConfigManager:
+    from plughost.services.stores import config_store_for_home
+
+    database = None if store else config_store_for_home(home)  # installed plugins' config
     home = home or default_home()
-    manager = ConfigManager(open_config_store(store)) if store else ConfigManager.open(home)
+    if store:
+        manager = ConfigManager(open_config_store(store))
+    elif database is not None:
+        manager = ConfigManager(database)
+    else:
+        manager = ConfigManager.open(home)
     if plugin_id in manager.store.plugins():
         return manager
     from plughost.host import PluginHost

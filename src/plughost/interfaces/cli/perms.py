@@ -39,7 +39,12 @@ _ACTIONS = ("grant", "revoke", "approve", "refuse")
 
 
 def _manager(home: Path | None) -> PermissionManager:
-    return PermissionManager((home or default_home()) / "security.db")
+    # A home with a plugin database keeps installed plugins' grants there (one source of
+    # truth with `plughost install` and the running service).
+    from plughost.services.stores import permission_store_for_home
+
+    return PermissionManager((home or default_home()) / "security.db",
+                             store=permission_store_for_home(home))
 
 
 def parse_since(text: str, *, now: float | None = None) -> float:
