@@ -358,3 +358,22 @@ async def test_refresh_picks_up_grants_and_config_changed_elsewhere(trusted, mak
         assert server.services.permissions.allowed("hello", "net", "api.example.com:443")
         ctx = server.host.get("hello").context
         assert ctx.config["greeting"] == "hey"
+
+
+async def test_permission_decisions_are_audited_beside_install_events(service, make_package):
+    await service.install(make_package("hello", extra='permissions = ["net:api.example.com"]'))
+    await service.grant("hello", "fs:read:/srv", actor="ops", reason="needs the data")
+    assert not service.services.permissions.allowed("hello", "net", "evil.example:443")
+    import contextlib
+
+    from plughost.errors import PermissionDenied
+
+    with contextlib.suppress(PermissionDenied):
+        service.services.permissions.check("hello", "net", "evil.example:443")
+    actions = [(e["action"], e["outcome"]) for e in await service.audit(plugin_id="hello")]
+    assert ("permission.grant", "ok") in actions
+    assert ("permission.check", "denied") in actions
+    assert ("plugin.install", "ok") in actions
+    events = service.services.permissions.audit.query(plugin="hello", action="grant")
+    assert ("fs:read:/srv", "ops", "needs the data") in [(e.scope, e.actor, e.reason)
+                                                         for e in events]

@@ -61,6 +61,7 @@ from plughost.services.plugin_services import PluginServices
 from plughost.services.reconcile import ReconcileReport
 from plughost.services.sources import FetchPolicy, Progress
 from plughost.services.stores import (
+    RepositoryAuditLog,
     RepositoryConfigStore,
     RepositoryPermissionStore,
     installed_aware_policy,
@@ -223,7 +224,9 @@ class PluginService:
                 policy=installed_aware_policy(_scope_policy(self._grant_policy),
                                               self.repository),
                 permission_store=RepositoryPermissionStore(self.repository),
-                config_store=RepositoryConfigStore(self.repository))
+                config_store=RepositoryConfigStore(self.repository),
+                # Duck-typed AuditLog (record/query/close) over audit_events.
+                audit=RepositoryAuditLog(self.repository))  # type: ignore[arg-type]
             services.install(host)
             self.services = services
             if self._start_plugins:

@@ -22,14 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from plughost.errors import ConcurrentModification, ConfigConflict
+from plughost.security.audit import SEVERITIES, AuditEvent
 from plughost.security.grant_store import PermissionStore, RequestRow, SQLitePermissionStore
 from plughost.security.scopes import parse_scopes
 from plughost.storage.config_store import ConfigRecord, ConfigStore, SQLiteConfigStore
 from plughost.storage.repository import Repository
 
 __all__ = [
+    "RepositoryAuditLog",
     "RepositoryConfigStore",
     "RepositoryPermissionStore",
+    "audit_log_for_home",
     "config_store_for_home",
     "declared_scopes",
     "installed_aware_policy",
@@ -244,6 +247,96 @@ class RepositoryConfigStore:
         self.fallback.close()
 
 
+_AUDIT_PREFIX = "permission."
+
+
+class RepositoryAuditLog:
+    """The permission manager's audit log (:class:`~plughost.security.audit.AuditLog`'s
+    ``record`` / ``query``) in the repository's ``audit_events`` table, beside the install,
+    update and uninstall events: actions are stored as ``permission.<action>`` with the kind,
+    scope, target, decision, severity and reason in ``details``."""
+
+    def __init__(self, repository: Repository) -> None:
+        self.repo = repository
+
+    def record(
+        self,
+        plugin: str,
+        action: str,
+        kind: str,
+        *,
+        scope: str = "",
+        target: str = "",
+        decision: str = "",
+        severity: str = "info",
+        reason: str = "",
+        actor: str = "host",
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        """Append one event and return it (with its id)."""
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity {severity!r} is not one of {SEVERITIES}")
+        extra = dict(details or {})
+        row = self.repo.append_audit(
+            _AUDIT_PREFIX + action, actor=actor, plugin_id=plugin or None,
+            outcome="denied" if decision in ("deny", "refused") else "ok",
+            details={"kind": kind, "scope": scope, "target": target, "decision": decision,
+                     "severity": severity, "reason": reason, "details": extra})
+        return AuditEvent(time=row.at.timestamp(), plugin=plugin, action=action, kind=kind,
+                          scope=scope, target=target, decision=decision, severity=severity,
+                          reason=reason, actor=actor, details=extra, id=row.id)
+
+    def query(
+        self,
+        *,
+        plugin: str | None = None,
+        kind: str | None = None,
+        action: str | None = None,
+        decision: str | None = None,
+        min_severity: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """Events matching every given filter, oldest first (the newest ``limit`` when given)."""
+        from datetime import UTC, datetime
+
+        if min_severity is not None and min_severity not in SEVERITIES:
+            raise ValueError(f"severity {min_severity!r} is not one of {SEVERITIES}")
+        rows = self.repo.query_audit(
+            plugin_id=plugin, action=None if action is None else _AUDIT_PREFIX + action,
+            since=None if since is None else datetime.fromtimestamp(since, UTC),
+            limit=1_000_000)
+        out: list[AuditEvent] = []
+        for row in rows:  # newest first
+            if not row.action.startswith(_AUDIT_PREFIX):
+                continue
+            d = row.details
+            event = AuditEvent(
+                time=row.at.timestamp(), plugin=row.plugin_id or "",
+                action=row.action[len(_AUDIT_PREFIX):], kind=d.get("kind", ""),
+                scope=d.get("scope", ""), target=d.get("target", ""),
+                decision=d.get("decision", ""), severity=d.get("severity", "info"),
+                reason=d.get("reason", ""), actor=row.actor, details=d.get("details", {}),
+                id=row.id)
+            if kind is not None and event.kind != kind:
+                continue
+            if decision is not None and event.decision != decision:
+                continue
+            if min_severity is not None and (SEVERITIES.index(event.severity)
+                                             < SEVERITIES.index(min_severity)):
+                continue
+            if until is not None and event.time > until:
+                continue
+            out.append(event)
+            if limit is not None and len(out) >= limit:
+                break
+        return list(reversed(out))
+
+    def close(self) -> None:
+        """Nothing to release (the repository belongs to its owner)."""
+
+
 # ---------------------------------------------------------------------- for the CLI
 
 def managed_settings(home: Path | None) -> Any | None:
@@ -283,3 +376,9 @@ def config_store_for_home(home: Path | None) -> RepositoryConfigStore | None:
     """What ``plughost config`` should use in a home with a database, or ``None``."""
     repo = _repository_for_home(home)
     return None if repo is None else RepositoryConfigStore(repo)
+
+
+def audit_log_for_home(home: Path | None) -> RepositoryAuditLog | None:
+    """What ``plughost perms`` / ``plughost audit`` should log to in a home with a database."""
+    repo = _repository_for_home(home)
+    return None if repo is None else RepositoryAuditLog(repo)

@@ -186,3 +186,5 @@ def test_perms_and_config_commands_use_the_home_database(app, package, home) -> 
         assert [g.scope for g in repo.list_grants("hello")] == [
             "net:api.example.com", "fs:read:/srv/data"]
         assert repo.get_config("hello").config == {"greeting": "hey"}
+    events = data(invoke(app, "audit", "--plugin", "hello", "--json"))["events"]
+    assert ("grant", "fs:read:/srv/data") in [(e["action"], e["scope"]) for e in events]

@@ -41,10 +41,11 @@ _ACTIONS = ("grant", "revoke", "approve", "refuse")
 def _manager(home: Path | None) -> PermissionManager:
     # A home with a plugin database keeps installed plugins' grants there (one source of
     # truth with `plughost install` and the running service).
-    from plughost.services.stores import permission_store_for_home
+    from plughost.services.stores import audit_log_for_home, permission_store_for_home
 
     return PermissionManager((home or default_home()) / "security.db",
-                             store=permission_store_for_home(home))
+                             store=permission_store_for_home(home),
+                             audit=audit_log_for_home(home))  # type: ignore[arg-type]
 
 
 def parse_since(text: str, *, now: float | None = None) -> float:
