@@ -30,7 +30,8 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   ├── PluginCrashed                          code: plugin.crashed
     │   └── PluginUnavailable                      code: plugin.unavailable
     ├── PermissionDenied (PermissionError)         code: permission.denied
-    └── OperationRefused                           code: operation.refused
+    ├── OperationRefused                           code: operation.refused
+    └── ProtocolError (PluginError)                code: protocol.* (frame/json/handshake/version)
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -63,6 +64,7 @@ __all__ = [
     "PluginTimeout",
     "PluginUnavailable",
     "Problem",
+    "ProtocolError",
     "ResolutionConflict",
     "ResolutionError",
     "VersionError",
@@ -291,3 +293,14 @@ class OperationRefused(PlughostError):
     """An operation was refused before it changed anything (e.g. already installed)."""
 
     default_code = "operation.refused"
+
+
+class ProtocolError(PluginError):
+    """An out-of-process plugin broke the wire protocol; the session is ended.
+
+    Codes: ``protocol.frame`` (bad or oversized frame header), ``protocol.json`` (a body that is
+    not JSON-RPC 2.0), ``protocol.handshake`` (wrong first message, token or plugin id),
+    ``protocol.version`` (the plugin speaks another protocol version; the message names both).
+    """
+
+    default_code = "protocol.error"

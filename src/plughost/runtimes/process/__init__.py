@@ -1,0 +1,1 @@
+"""Subprocess plugins in any language: framing, handshake, JSON-RPC session, supervision."""

@@ -1,0 +1,308 @@
+"""The plugin wire protocol, sans-IO: versions, handshake, message shapes, error codes.
+
+Shared by the host (:mod:`plughost.runtimes.process.connection`) and the Python child runner
+(:mod:`plughost.sdk.child`); ``docs/protocol.md`` is the normative description. Nothing here does
+I/O or imports asyncio, so the child stays lean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from plughost.errors import (
+    PermissionDenied,
+    PlughostError,
+    PluginCrashed,
+    PluginError,
+    PluginTimeout,
+    PluginUnavailable,
+    ProtocolError,
+)
+
+__all__ = [
+    "APP_PROTOCOL_VERSION",
+    "CANCEL",
+    "ENV_APP_PROTOCOL",
+    "ENV_MAX_FRAME",
+    "ENV_PLUGIN_ID",
+    "ENV_PROTOCOL",
+    "ENV_TOKEN",
+    "EXIT",
+    "HELLO",
+    "PROTOCOL_VERSION",
+    "WireCode",
+    "check_hello",
+    "dumps",
+    "error_from_wire",
+    "error_to_wire",
+    "hello_params",
+    "loads",
+    "required_permission",
+]
+
+PROTOCOL_VERSION = 1
+"""Core protocol: framing, JSON-RPC envelope, handshake, cancellation, shutdown."""
+
+APP_PROTOCOL_VERSION = 1
+"""Application protocol: the ``plugin.*`` / ``host.*`` method set and their parameters."""
+
+ENV_PROTOCOL = "PLUGHOST_PROTOCOL"
+ENV_APP_PROTOCOL = "PLUGHOST_APP_PROTOCOL"
+ENV_PLUGIN_ID = "PLUGHOST_PLUGIN_ID"
+ENV_TOKEN = "PLUGHOST_TOKEN"
+ENV_MAX_FRAME = "PLUGHOST_MAX_FRAME"
+
+HELLO = "$/hello"
+CANCEL = "$/cancelRequest"
+EXIT = "$/exit"
+
+
+class WireCode:
+    """JSON-RPC ``error.code`` values used on the wire (see docs/protocol.md, "Errors")."""
+
+    PARSE_ERROR = -32700
+    INVALID_REQUEST = -32600
+    METHOD_NOT_FOUND = -32601
+    INVALID_PARAMS = -32602
+    INTERNAL_ERROR = -32603
+    REQUEST_CANCELLED = -32800
+    PLUGIN_ERROR = -32000
+    PERMISSION_DENIED = -32001
+    TIMEOUT = -32002
+    UNAVAILABLE = -32003
+    NOT_FOUND = -32004
+
+
+# --- JSON: orjson when present (several times faster), stdlib otherwise -------------------------
+try:  # pragma: no cover - depends on the environment
+    import orjson as _orjson
+
+    def dumps(obj: Any) -> bytes:
+        """Serialise one message body to UTF-8 JSON bytes."""
+        return _orjson.dumps(obj)
+
+    loads = _orjson.loads
+    _DecodeError: type[Exception] = _orjson.JSONDecodeError
+except ImportError:  # pragma: no cover
+    _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+    def dumps(obj: Any) -> bytes:
+        """Serialise one message body to UTF-8 JSON bytes."""
+        return _encode(obj).encode("utf-8")
+
+    loads = json.loads
+    _DecodeError = ValueError
+
+
+def decode_message(body: bytes) -> dict[str, Any]:
+    """Parse one frame body into a JSON-RPC message; raise ``protocol.json`` if it is not one."""
+    try:
+        msg = loads(body)
+    except (_DecodeError, ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(
+            f"frame body is not valid JSON ({exc}); starts {body[:60]!r}",
+            code="protocol.json",
+        ) from None
+    if type(msg) is not dict or msg.get("jsonrpc") != "2.0":
+        raise ProtocolError(
+            f'frame body is not a JSON-RPC 2.0 object (need {{"jsonrpc": "2.0", ...}}); '
+            f"starts {body[:60]!r}",
+            code="protocol.json",
+        )
+    return msg
+
+
+# --- handshake ------------------------------------------------------------------------------
+def hello_params(
+    *,
+    plugin_id: str,
+    token: str,
+    implementation: str,
+    error: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``$/hello`` parameters a child sends as its first message."""
+    params: dict[str, Any] = {
+        "protocol": PROTOCOL_VERSION,
+        "app_protocol": APP_PROTOCOL_VERSION,
+        "plugin_id": plugin_id,
+        "token": token,
+        "pid": os.getpid(),
+        "implementation": implementation,
+    }
+    if error is not None:
+        params["error"] = error
+    return params
+
+
+def check_hello(
+    msg: dict[str, Any],
+    *,
+    plugin_id: str,
+    token: str,
+    protocol: int = PROTOCOL_VERSION,
+    app_protocol: int = APP_PROTOCOL_VERSION,
+) -> dict[str, Any]:
+    """Validate the child's first message; return its params or raise ``ProtocolError``.
+
+    Versions are checked before the token so a plugin built for another plughost gets the
+    message that helps (both versions named), not "bad token".
+    """
+    if msg.get("method") != HELLO or "id" in msg:
+        raise ProtocolError(
+            f"the plugin's first message must be the {HELLO!r} notification, got "
+            f"{str(msg.get('method') or 'a response')[:60]!r}; see docs/protocol.md 'Handshake'",
+            code="protocol.handshake",
+            plugin_id=plugin_id,
+        )
+    params = msg.get("params")
+    if type(params) is not dict:
+        raise ProtocolError(
+            f"{HELLO} needs an object of params", code="protocol.handshake", plugin_id=plugin_id
+        )
+    theirs = params.get("protocol")
+    if theirs != protocol:
+        raise ProtocolError(
+            f"protocol version mismatch: the plugin speaks core protocol {theirs!r}, this host "
+            f"speaks {protocol}. Update the plugin (or its SDK) to protocol {protocol}.",
+            code="protocol.version",
+            plugin_id=plugin_id,
+            details={"plugin": theirs, "host": protocol, "kind": "core"},
+        )
+    theirs_app = params.get("app_protocol")
+    if theirs_app != app_protocol:
+        raise ProtocolError(
+            f"application protocol mismatch: the plugin speaks app protocol {theirs_app!r}, "
+            f"this host speaks {app_protocol}. Update the plugin to app protocol {app_protocol}.",
+            code="protocol.version",
+            plugin_id=plugin_id,
+            details={"plugin": theirs_app, "host": app_protocol, "kind": "app"},
+        )
+    import hmac  # host side only; hashlib would cost the child import time
+
+    if not isinstance(params.get("token"), str) or not hmac.compare_digest(
+        params["token"].encode(), token.encode()
+    ):
+        raise ProtocolError(
+            "handshake token does not match the one this launch passed in "
+            f"${ENV_TOKEN}; the plugin must echo it unchanged",
+            code="protocol.handshake",
+            plugin_id=plugin_id,
+        )
+    if params.get("plugin_id") != plugin_id:
+        raise ProtocolError(
+            f"handshake names plugin {params.get('plugin_id')!r} but {plugin_id!r} was launched; "
+            f"echo ${ENV_PLUGIN_ID}",
+            code="protocol.handshake",
+            plugin_id=plugin_id,
+        )
+    return params
+
+
+# --- errors ---------------------------------------------------------------------------------
+_CODE_FOR_CLASS: tuple[tuple[type[BaseException], int], ...] = (
+    (PermissionDenied, WireCode.PERMISSION_DENIED),
+    (PluginTimeout, WireCode.TIMEOUT),
+    (PluginUnavailable, WireCode.UNAVAILABLE),
+)
+
+
+def error_to_wire(exc: BaseException) -> dict[str, Any]:
+    """The JSON-RPC ``error`` object for an exception raised while serving a request."""
+    wire = WireCode.PLUGIN_ERROR
+    for cls, num in _CODE_FOR_CLASS:
+        if isinstance(exc, cls):
+            wire = num
+            break
+    data: dict[str, Any] = {"type": type(exc).__name__}
+    if isinstance(exc, PlughostError):
+        data["code"] = exc.code
+        if exc.details:
+            data["details"] = exc.details
+        message = exc.message
+    else:
+        data["code"] = "plugin.error"
+        message = str(exc) or type(exc).__name__
+    return {"code": wire, "message": message, "data": data}
+
+
+def error_from_wire(err: Any, *, plugin_id: str, method: str) -> PlughostError:
+    """Rebuild the host-side exception for an ``error`` object received from a plugin."""
+    if type(err) is not dict:
+        return ProtocolError(
+            f"{method}: error member is not an object", code="protocol.json", plugin_id=plugin_id
+        )
+    num = err.get("code")
+    message = str(err.get("message") or "no message")
+    data = err.get("data") if type(err.get("data")) is dict else {}
+    code = data.get("code") if isinstance(data.get("code"), str) else None
+    details = {"wire_code": num, "method": method, **{k: v for k, v in data.items() if k != "code"}}
+    if num == WireCode.PERMISSION_DENIED:
+        return PermissionDenied(message, plugin_id=plugin_id, details=details)
+    if num == WireCode.TIMEOUT:
+        return PluginTimeout(message, plugin_id=plugin_id, details=details)
+    if num == WireCode.UNAVAILABLE:
+        return PluginUnavailable(message, plugin_id=plugin_id, details=details)
+    if num == WireCode.REQUEST_CANCELLED:
+        return PluginError(message, code="plugin.cancelled", plugin_id=plugin_id, details=details)
+    if num == WireCode.METHOD_NOT_FOUND:
+        return PluginError(
+            f"{method}: {message}", code="plugin.method", plugin_id=plugin_id, details=details
+        )
+    return PluginError(message, code=code or "plugin.error", plugin_id=plugin_id, details=details)
+
+
+def crashed(plugin_id: str, reason: str, **details: Any) -> PluginCrashed:
+    """A :class:`PluginCrashed` with the reason the supervisor recorded."""
+    return PluginCrashed(
+        f"plugin process ended: {reason}",
+        plugin_id=plugin_id,
+        details={"reason": reason, **details},
+    )
+
+
+# --- permissions at the host boundary -------------------------------------------------------
+def _need_str(params: dict[str, Any], key: str, method: str) -> str:
+    value = params.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{method} needs a non-empty string {key!r}")
+    return value
+
+
+_FS_READ = frozenset({"host.files.read", "host.files.list", "host.files.stat"})
+_FS_WRITE = frozenset({"host.files.write", "host.files.delete", "host.files.mkdir"})
+
+
+def required_permission(
+    method: str, params: dict[str, Any], plugin_id: str
+) -> tuple[str, str] | None:
+    """The ``(kind, target)`` a ``host.*`` request must be granted, or ``None`` if it needs none.
+
+    Raises ``ValueError`` when the parameters that name the target are missing (the caller
+    answers ``invalid params``). Kinds match the permission scopes: ``events:emit``,
+    ``commands:execute``, ``fs:read``, ``fs:write``, ``net``, ``storage``.
+    """
+    if method == "host.emit":
+        return ("events:emit", _need_str(params, "topic", method))
+    if method == "host.execute":
+        return ("commands:execute", _need_str(params, "command", method))
+    if method in _FS_READ:
+        return ("fs:read", _need_str(params, "path", method))
+    if method in _FS_WRITE:
+        return ("fs:write", _need_str(params, "path", method))
+    if method.startswith("host.http."):
+        from urllib.parse import urlsplit  # host side only; keeps the child lean
+
+        url = _need_str(params, "url", method)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{method} needs an absolute http(s) URL, got {url[:100]!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return ("net", f"{parts.hostname}:{port}")
+    if method.startswith("host.storage."):
+        namespace = params.get("namespace") or plugin_id
+        if not isinstance(namespace, str):
+            raise ValueError(f"{method}: 'namespace' must be a string")
+        return ("storage", namespace)
+    return None

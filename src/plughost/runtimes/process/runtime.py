@@ -1,0 +1,656 @@
+"""The ``process`` runtime: plugins in their own OS process, supervised.
+
+A manifest with ``runtime = "process"`` names either a command line (``entry = "node main.js"``,
+run with the plugin folder as working directory, never through a shell) or, for a Python
+:class:`plughost.sdk.Plugin`, ``entry = "module:Class"`` — then the host runs
+``python -m plughost.sdk.child module:Class`` and the plugin runs unchanged, out of process.
+
+Host services reach the plugin through ``handlers`` (``{"host.emit": fn, ...}``, each
+``fn(plugin_id, params)`` returning a value or an awaitable), injected by the host so this module
+imports no service. Every ``host.*`` request first passes the permission check the host gives
+(``check_for(plugin_id)(kind, target)`` raising :class:`~plughost.errors.PermissionDenied`);
+without one, everything that needs a grant is denied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import math
+import os
+import re
+import secrets
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plughost.errors import (
+    PermissionDenied,
+    PlughostError,
+    PluginActivationError,
+    PluginError,
+    PluginLoadError,
+    PluginUnavailable,
+)
+from plughost.observability.health import RestartPolicy, Supervisor
+from plughost.runtimes.base import Export, Health
+from plughost.runtimes.process.connection import (
+    EndInfo,
+    Session,
+    invalid_params,
+    method_not_found,
+)
+from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME
+from plughost.runtimes.process.output import OutputSink
+from plughost.runtimes.process.protocol import (
+    APP_PROTOCOL_VERSION,
+    ENV_APP_PROTOCOL,
+    ENV_MAX_FRAME,
+    ENV_PLUGIN_ID,
+    ENV_PROTOCOL,
+    ENV_TOKEN,
+    PROTOCOL_VERSION,
+    required_permission,
+)
+
+if TYPE_CHECKING:
+    from plughost.core.context import PluginContext
+    from plughost.core.manifest import Manifest
+
+__all__ = [
+    "HostHandler",
+    "PermissionCheck",
+    "ProcessInstance",
+    "ProcessOptions",
+    "ProcessRuntime",
+    "SupervisorEvent",
+    "deny_all",
+]
+
+logger = logging.getLogger(__name__)
+
+PermissionCheck = Callable[[str, str], None]
+"""``check(kind, target)``: return if granted, raise PermissionDenied otherwise."""
+
+HostHandler = Callable[[str, dict[str, Any]], Any]
+"""``handler(plugin_id, params) -> result | Awaitable[result]`` for one ``host.*`` method."""
+
+_PY_ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def deny_all(plugin_id: str) -> PermissionCheck:
+    """The default permission policy: nothing that needs a grant is allowed."""
+
+    def check(kind: str, target: str) -> None:
+        raise PermissionDenied(
+            f"{kind}:{target} is not granted (this host has no permission checker configured, "
+            "so every host.* request that needs a grant is refused)",
+            plugin_id=plugin_id,
+            details={"kind": kind, "target": target},
+        )
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOptions:
+    """Knobs of the process runtime (defaults suit production).
+
+    :param handshake_timeout: seconds a new process has to send ``$/hello``.
+    :param default_timeout: per-call deadline when neither the caller nor the manifest sets one.
+    :param cancel_grace: after a deadline, seconds the child has to answer the cancelled
+        request before it is considered hung and terminated.
+    :param term_grace: SIGTERM → SIGKILL delay.
+    :param stop_grace: seconds a child has to exit after ``$/exit`` at close.
+    :param max_frame: largest message accepted from the plugin (and announced to it).
+    :param output_lines_per_second: stderr lines logged per second before dropping.
+    :param python: interpreter for ``module:Class`` entries.
+    :param python_flags: flags for it; ``-S`` skips ``site`` (the host's ``sys.path`` is passed in
+        ``PYTHONPATH`` instead) which saves most of the interpreter's start-up time.
+    :param env_passthrough: host environment variables the child inherits; others are not
+        passed, so host secrets in the environment do not leak into plugins.
+    """
+
+    handshake_timeout: float = 10.0
+    default_timeout: float | None = 30.0
+    cancel_grace: float = 1.0
+    term_grace: float = 2.0
+    stop_grace: float = 2.0
+    max_frame: int = DEFAULT_MAX_FRAME
+    output_lines_per_second: int = 100
+    python: str = sys.executable
+    python_flags: tuple[str, ...] = ("-S",)
+    env_passthrough: tuple[str, ...] = (
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "TMPDIR",
+        "SYSTEMROOT",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorEvent:
+    """Something the supervisor did: ``crashed``, ``restarted``, ``quarantined``, ``reenabled``."""
+
+    plugin_id: str
+    kind: str
+    reason: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- launching ------------------------------------------------------------------------------
+_LIBC: Any = None
+if sys.platform.startswith("linux"):
+    with contextlib.suppress(OSError):
+        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _rlimits(limits: Mapping[str, Any]) -> list[tuple[int, int, int]]:
+    import resource
+
+    out: list[tuple[int, int, int]] = []
+    if limits.get("memory") is not None:
+        out.append((resource.RLIMIT_AS, int(limits["memory"]), int(limits["memory"])))
+    if limits.get("cpu") is not None:
+        soft = max(1, math.ceil(float(limits["cpu"])))
+        out.append((resource.RLIMIT_CPU, soft, soft + 1))  # SIGXCPU first, SIGKILL 1 s later
+    if limits.get("open_files") is not None:
+        n = int(limits["open_files"])
+        out.append((resource.RLIMIT_NOFILE, n, n))
+    return out
+
+
+def _make_preexec(limits: Mapping[str, Any]) -> Callable[[], None]:
+    """Runs in the forked child before exec: die with the parent, then apply rlimits."""
+    import resource
+    import signal
+
+    parent = os.getpid()
+    rl = _rlimits(limits)
+    libc = _LIBC
+    kill = int(signal.SIGKILL)
+
+    def preexec() -> None:
+        if libc is not None:
+            libc.prctl(_PR_SET_PDEATHSIG, kill, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+        for res, soft, hard in rl:
+            resource.setrlimit(res, (soft, hard))
+
+    return preexec
+
+
+def limits_of(manifest: Manifest) -> dict[str, Any]:
+    """The manifest's limits as a plain dict of the ones that are set."""
+    lim = getattr(manifest, "limits", None)
+    if lim is None:
+        return {}
+    if isinstance(lim, Mapping):
+        return {k: v for k, v in lim.items() if v is not None}
+    names = ("timeout", "memory", "cpu", "fuel", "open_files", "output")
+    return {n: getattr(lim, n) for n in names if getattr(lim, n, None) is not None}
+
+
+def build_argv(entry: str, root: Path, options: ProcessOptions) -> tuple[list[str], bool]:
+    """The command line for ``entry``; the flag says whether it is the Python child runner."""
+    if _PY_ENTRY.match(entry.strip()):
+        return [
+            options.python,
+            *options.python_flags,
+            "-m",
+            "plughost.sdk.child",
+            entry.strip(),
+        ], True
+    try:
+        argv = shlex.split(entry)
+    except ValueError as exc:
+        raise PluginLoadError(f"entry {entry!r} is not a valid command line: {exc}") from None
+    if not argv:
+        raise PluginLoadError("entry is empty; give a command line such as 'node main.js'")
+    prog = argv[0]
+    if prog in ("python", "python3"):
+        argv[0] = options.python  # the host's interpreter, not whatever is first on PATH
+    elif "/" in prog:
+        path = (root / prog).resolve()
+        if not path.exists():
+            raise PluginLoadError(f"entry program {prog!r} not found in {root}")
+        argv[0] = str(path)
+    else:
+        found = shutil.which(prog)
+        if found is None:
+            raise PluginLoadError(
+                f"entry program {prog!r} is not installed (not found on PATH); install it or "
+                "change the manifest's entry"
+            )
+        argv[0] = found
+    return argv, False
+
+
+class ProcessRuntime:
+    """Loads ``runtime = "process"`` plugins. One per host; instances are independent."""
+
+    name = "process"
+    enforces: frozenset[str] = frozenset({"timeout", "memory", "cpu", "open_files", "output"})
+
+    def __init__(
+        self,
+        *,
+        handlers: Mapping[str, HostHandler] | None = None,
+        check_for: Callable[[str], PermissionCheck] | None = None,
+        options: ProcessOptions | None = None,
+        policy: RestartPolicy | None = None,
+        on_event: Callable[[SupervisorEvent], None] | None = None,
+    ) -> None:
+        self.handlers = dict(handlers or {})
+        self.check_for = check_for or deny_all
+        self.options = options or ProcessOptions()
+        self.policy = policy or RestartPolicy()
+        self.on_event = on_event
+        self._instances: set[ProcessInstance] = set()
+        self._closed = False
+
+    async def load(self, manifest: Manifest, root: Path | None) -> ProcessInstance:
+        """Spawn the plugin's process and complete the handshake (state LOADED)."""
+        if self._closed:
+            raise PluginUnavailable("the process runtime is closed", plugin_id=manifest.id)
+        inst = ProcessInstance(self, manifest, Path(root) if root is not None else Path.cwd())
+        await inst._launch(phase="load")
+        self._instances.add(inst)
+        return inst
+
+    async def aclose(self) -> None:
+        """Close every instance still open; idempotent."""
+        self._closed = True
+        instances, self._instances = list(self._instances), set()
+        await asyncio.gather(*(i.close() for i in instances), return_exceptions=True)
+
+
+class ProcessInstance:
+    """One process plugin: a session (replaced on restart) plus its supervisor."""
+
+    def __init__(self, runtime: ProcessRuntime, manifest: Manifest, root: Path) -> None:
+        self.runtime = runtime
+        self.manifest = manifest
+        self.root = root
+        self.options = runtime.options
+        self.limits = limits_of(manifest)
+        self._id = manifest.id
+        self.log = logging.getLogger(f"plughost.plugin.{self._id}")
+        self._check: PermissionCheck = runtime.check_for(self._id)
+        self.supervisor = Supervisor(runtime.policy)
+        self._session: Session | None = None
+        self._context: PluginContext | None = None
+        self._active = False
+        self._closed = False
+        self._ready = asyncio.Event()
+        self._restart_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self.exports: list[Export] = []
+        self.failure: str | None = None
+        self.sink: OutputSink | None = None
+        self._stats = {"calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0}
+
+    @property
+    def plugin_id(self) -> str:
+        """The plugin's id."""
+        return self._id
+
+    @property
+    def pid(self) -> int | None:
+        """The current process id, if running."""
+        return self._session.pid if self._session is not None else None
+
+    # -- launching -----------------------------------------------------------------------------
+    def _env(self, token: str, python_child: bool) -> dict[str, str]:
+        env = {k: os.environ[k] for k in self.options.env_passthrough if k in os.environ}
+        env.update(
+            {
+                ENV_PROTOCOL: str(PROTOCOL_VERSION),
+                ENV_APP_PROTOCOL: str(APP_PROTOCOL_VERSION),
+                ENV_PLUGIN_ID: self._id,
+                ENV_TOKEN: token,
+                ENV_MAX_FRAME: str(self.options.max_frame),
+            }
+        )
+        if python_child:
+            # -S skipped site: hand over the host's resolved path instead (this is what makes
+            # plughost and the plugin's dependencies importable in the child).
+            env["PYTHONPATH"] = os.pathsep.join(
+                os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)
+            )
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        return env
+
+    async def _launch(self, *, phase: str) -> None:
+        entry = self.manifest.entry
+        argv, python_child = build_argv(entry, self.root, self.options)
+        token = secrets.token_hex(16)
+        sink = OutputSink(
+            self.log,
+            lines_per_second=self.options.output_lines_per_second,
+            bytes_per_second=self.limits.get("output"),
+        )
+        self.sink = sink
+        session = Session(
+            self._id,
+            handler=self._serve,
+            sink=sink,
+            limits=self.limits,
+            max_frame=self.options.max_frame,
+            cancel_grace=self.options.cancel_grace,
+            term_grace=self.options.term_grace,
+        )
+        try:
+            await session.spawn(
+                argv,
+                cwd=str(self.root),
+                env=self._env(token, python_child),
+                token=token,
+                preexec_fn=_make_preexec(self.limits),
+                handshake_timeout=self.options.handshake_timeout,
+            )
+        except PlughostError as exc:
+            if exc.code.startswith("protocol."):
+                exc.plugin_id = self._id
+                exc.phase = phase
+                raise
+            raise PluginLoadError(
+                exc.message, plugin_id=self._id, phase=phase, details=exc.details
+            ) from None
+        except OSError as exc:
+            raise PluginLoadError(
+                f"cannot start {argv[0]!r}: {exc}", plugin_id=self._id, phase=phase
+            ) from None
+        self._session = session
+        self._watch_task = asyncio.get_running_loop().create_task(self._watch(session))
+
+    async def _watch(self, session: Session) -> None:
+        info = await session.ended
+        if session is not self._session or info.expected or self._closed:
+            return
+        self._ready.clear()
+        await self._on_crash(info)
+
+    def _emit(self, kind: str, reason: str, **details: Any) -> None:
+        if self.runtime.on_event is not None:
+            try:
+                self.runtime.on_event(SupervisorEvent(self._id, kind, reason, details))
+            except Exception:  # a listener must not break supervision
+                logger.exception("supervisor listener failed")
+
+    async def _on_crash(self, info: EndInfo) -> None:
+        self._stats["crashes"] += 1
+        self.log.error("plugin process crashed: %s", info.reason)
+        decision = self.supervisor.record_crash(info.reason)
+        self._emit("crashed", info.reason, returncode=info.returncode)
+        if decision.quarantine:
+            self.failure = decision.reason
+            self._session = None
+            self._ready.set()  # wake waiters so they see the quarantine
+            self._emit("quarantined", decision.reason, crashes=decision.crashes_in_window)
+            return
+        self._restart_task = asyncio.get_running_loop().create_task(
+            self._restart(decision.delay, info.reason)
+        )
+
+    async def _restart(self, delay: float, reason: str) -> None:
+        await asyncio.sleep(delay)
+        if self._closed:
+            return
+        try:
+            await self._launch(phase="restart")
+            if self._active and self._context is not None:
+                await self._activate(self._context)
+        except PlughostError as exc:
+            if self._session is not None and self._session.alive:
+                await self._session.kill("restart failed", expected=True)
+            await self._on_crash(EndInfo(f"restart failed: {exc.message}", None, False))
+            return
+        self._stats["restarts"] += 1
+        self._ready.set()
+        self._emit("restarted", reason, pid=self.pid)
+
+    async def reenable(self) -> None:
+        """Operator action: clear the quarantine and start the plugin again."""
+        if self.failure is None:
+            return
+        self.supervisor.reenable()
+        self.failure = None
+        await self._launch(phase="reenable")
+        if self._active and self._context is not None:
+            await self._activate(self._context)
+        self._ready.set()
+        self._emit("reenabled", "re-enabled by the operator")
+
+    # -- serving the plugin's requests ---------------------------------------------------------
+    def _serve(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "host.log":
+            level = logging.getLevelName(str(params.get("level", "info")).upper())
+            if self.sink is not None:
+                self.sink.log(
+                    level if isinstance(level, int) else logging.INFO,
+                    str(params.get("message", "")),
+                )
+            return None
+        if method == "host.config.get":
+            config = dict(getattr(self._context, "config", None) or {})
+            key = params.get("key")
+            return config if key is None else config.get(key, params.get("default"))
+        try:
+            need = required_permission(method, params, self._id)
+        except ValueError as exc:
+            raise invalid_params(str(exc)) from None
+        if need is not None:
+            self._check(*need)  # before anything else: a refused request learns nothing
+        handler = self.runtime.handlers.get(method)
+        if handler is None:
+            raise method_not_found(
+                f"{method!r} is not served by this host (unknown method, or its service is "
+                "not configured); see docs/protocol.md"
+            )
+        return handler(self._id, params)
+
+    # -- the PluginInstance contract -----------------------------------------------------------
+    async def _activate(self, context: PluginContext) -> list[Export]:
+        session = self._require_session()
+        data_dir = getattr(context, "data_dir", None)
+        params = {
+            "plugin_id": self._id,
+            "config": dict(getattr(context, "config", None) or {}),
+            "data_dir": str(data_dir) if data_dir is not None else None,
+            "manifest": _manifest_dict(self.manifest),
+        }
+        try:
+            result = await session.request(
+                "plugin.activate", params, self._timeout(None, activation=True)
+            )
+        except PluginUnavailable:
+            raise
+        except PluginError as exc:
+            if exc.code.startswith(("plugin.crashed", "protocol.", "plugin.timeout")):
+                raise
+            raise PluginActivationError(
+                f"activate failed: {exc.message}",
+                plugin_id=self._id,
+                phase="activate",
+                details=exc.details,
+            ) from None
+        exports = []
+        for item in (result or {}).get("exports", []) if isinstance(result, dict) else []:
+            exports.append(
+                Export(item["kind"], item["name"], item["target"], dict(item.get("options") or {}))
+            )
+        self.exports = exports
+        return exports
+
+    async def start(self, context: PluginContext) -> Sequence[Export]:
+        """Send ``plugin.activate``; return the exports the plugin declared."""
+        self._ensure_open()
+        self._context = context
+        exports = await self._activate(context)
+        self._active = True
+        self._ready.set()
+        return exports
+
+    def _timeout(self, timeout: float | None, activation: bool = False) -> float | None:
+        if timeout is not None:
+            return timeout
+        if self.limits.get("timeout") is not None:
+            return float(self.limits["timeout"])
+        return self.options.default_timeout
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise PluginUnavailable(
+                "the plugin instance is closed; load it again", plugin_id=self._id
+            )
+
+    def _require_session(self) -> Session:
+        self._ensure_open()
+        if self.failure is not None:
+            raise PluginUnavailable(self.failure, plugin_id=self._id, details={"quarantined": True})
+        if self._session is None:
+            raise PluginUnavailable("the plugin process is restarting", plugin_id=self._id)
+        return self._session
+
+    async def _ready_session(self, timeout: float | None) -> Session:
+        session = self._session
+        if session is not None and session.alive and self._active:
+            return session
+        self._ensure_open()
+        if not self._active:
+            raise PluginUnavailable(
+                "the plugin is not active; activate it first", plugin_id=self._id
+            )
+        if self.failure is None and (session is None or not session.alive):
+            # Restarting: wait for it within the caller's deadline.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout)
+        return self._require_session()
+
+    async def call(
+        self,
+        target: str,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """``plugin.call``: invoke an export's target with keyword arguments."""
+        timeout = self._timeout(timeout)
+        session = await self._ready_session(timeout)
+        self._stats["calls"] += 1
+        try:
+            return await session.request(
+                "plugin.call", {"target": target, "args": dict(kwargs or {})}, timeout
+            )
+        except TimeoutError:
+            self._stats["timeouts"] += 1
+            raise
+        except PlughostError:
+            self._stats["errors"] += 1
+            raise
+
+    async def notify_event(self, target: str, kwargs: Mapping[str, Any] | None = None) -> None:
+        """``plugin.event`` as a notification: deliver an event without waiting."""
+        session = await self._ready_session(self._timeout(None))
+        session.notify("plugin.event", {"target": target, "args": dict(kwargs or {})})
+
+    async def send_channel(self, channel: str, stream: str, data: Any) -> None:
+        """Send one ``channel.message`` to the plugin."""
+        session = await self._ready_session(self._timeout(None))
+        session.notify("channel.message", {"channel": channel, "stream": stream, "data": data})
+
+    async def health(self) -> Health:
+        """``plugin.health``; a quarantined or restarting plugin reports not ok."""
+        if self.failure is not None:
+            return Health(False, self.failure, {"quarantined": True})
+        session = self._session
+        if session is None or not session.alive:
+            return Health(False, "restarting", {})
+        try:
+            result = await session.request("plugin.health", {}, self._timeout(None))
+        except PlughostError as exc:
+            return Health(False, exc.message, {"code": exc.code})
+        if not isinstance(result, dict):
+            return Health(False, "plugin.health returned a non-object", {})
+        return Health(
+            bool(result.get("ok")), str(result.get("detail", "")), dict(result.get("data") or {})
+        )
+
+    async def export_state(self) -> Any:
+        """``plugin.export_state``: the plugin's state for a hot reload (JSON)."""
+        session = self._require_session()
+        result = await session.request("plugin.export_state", {}, self._timeout(None))
+        return result.get("state") if isinstance(result, dict) else None
+
+    async def import_state(self, state: Any) -> None:
+        """``plugin.import_state``."""
+        session = self._require_session()
+        await session.request("plugin.import_state", {"state": state}, self._timeout(None))
+
+    async def stop(self) -> None:
+        """``plugin.deactivate``; idempotent. The process stays up until :meth:`close`."""
+        if not self._active:
+            return
+        self._active = False
+        session = self._session
+        if session is not None and session.alive:
+            try:
+                await session.request("plugin.deactivate", {}, self.options.stop_grace)
+            except PlughostError as exc:
+                self.log.warning("deactivate failed: %s", exc.message)
+
+    async def close(self) -> None:
+        """Deactivate if needed, then end the process (``$/exit`` → SIGTERM → SIGKILL)."""
+        if self._closed:
+            return
+        await self.stop()
+        self._closed = True
+        self.runtime._instances.discard(self)
+        if self._restart_task is not None:
+            self._restart_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._restart_task
+        session, self._session = self._session, None
+        if session is not None:
+            await session.shutdown(self.options.stop_grace)
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+
+    def stats(self) -> Mapping[str, Any]:
+        """Counters: calls, errors, timeouts, crashes, restarts, pid, dropped log lines."""
+        out: dict[str, Any] = dict(self._stats)
+        out["pid"] = self.pid
+        out["quarantined"] = self.failure is not None
+        if self.sink is not None:
+            out["log_lines_dropped"] = self.sink.dropped_lines
+        return out
+
+    def local_callable(self, target: str) -> Callable[..., Any] | None:
+        """Out of process: no direct callable."""
+        return None
+
+
+def _manifest_dict(manifest: Manifest) -> dict[str, Any]:
+    to_dict = getattr(manifest, "to_dict", None)
+    if to_dict is not None:
+        try:
+            return dict(to_dict())
+        except Exception:  # a manifest that cannot serialise should not block activation
+            logger.debug("manifest.to_dict failed", exc_info=True)
+    return {"id": manifest.id, "version": str(getattr(manifest, "version", ""))}
