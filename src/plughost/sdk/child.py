@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from time import perf_counter
 from typing import Any
 
 from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
@@ -87,6 +88,7 @@ class ChildConnection:
         self._next_id = 0
         self._main = threading.get_ident()
         self._cancelled: set[Any] = set()
+        self._fast: dict[tuple[Any, Any], bool] = {}
         self._tasks: dict[Any, Any] = {}  # request id -> concurrent future (async handlers)
         self.closed = False
         self.handler: Any = None  # callable(method, params) -> result; set by the runner
@@ -201,7 +203,7 @@ class ChildConnection:
             task = self._tasks.get(target)
             if task is not None:
                 task.cancel()
-            else:
+            elif len(self._cancelled) < 4096:  # ids of requests already answered pile up here
                 self._cancelled.add(target)
             return
         if method == EXIT:
@@ -211,8 +213,17 @@ class ChildConnection:
             self._cancelled.discard(rid)
             self.send(_error(rid, WireCode.REQUEST_CANCELLED, "request cancelled"))
             return
+        params = msg.get("params") or {}
+        # Responses of one read go out in one write, but never wait behind a handler that may
+        # be slow: unless this target was fast last time, flush what is queued before running it.
+        target = params.get("target") if type(params) is dict else None
+        key = (method, target if type(target) is str else None)
+        fast = self._fast.get(key, False)
+        if self._out and not fast:
+            self.flush()
+        started = perf_counter()
         try:
-            result = self.handler(method, msg.get("params") or {})
+            result = self.handler(method, params)
         except MemoryError:
             _die_oom()
         except _Reply as reply:
@@ -227,6 +238,8 @@ class ChildConnection:
             else:
                 _log_exception(method, exc)
             return
+        finally:
+            self._fast[key] = perf_counter() - started < 0.0002
         if hasattr(result, "__await__"):
             self._run_async(rid, method, result)
         elif rid is not None:

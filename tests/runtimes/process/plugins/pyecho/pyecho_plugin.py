@@ -39,6 +39,13 @@ class Echo(Plugin):
         time.sleep(seconds)
         return seconds
 
+    @command("echo.nap")
+    async def nap(self, seconds: float) -> float:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+        return seconds
+
     @command("echo.fail")
     def fail(self) -> None:
         raise ValueError("asked to fail")
