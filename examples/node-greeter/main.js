@@ -63,7 +63,7 @@ const cancelled = new Set();
 const targets = {
   // command "greeter.greet": greet someone and tell the host (needs events:emit:greeter.greeted)
   async greet({ name = "world" }) {
-    greeted += 1;
+    const count = ++greeted;
     const text = `${config.greeting || "Hello"}, ${name}!`;
     let emitted = null;
     try {
@@ -71,7 +71,7 @@ const targets = {
     } catch (err) {
       emitted = { error: err.kind };  // e.g. "permission.denied"
     }
-    return { text, greeted, emitted, pid: process.pid };
+    return { text, greeted: count, emitted, pid: process.pid };
   },
   // extension point "greeting.format"
   format({ name }) {

@@ -47,8 +47,10 @@ async def test_node_command_calls_back_into_the_host_with_permission(runtime) ->
     result = await inst.call("greet", {"name": "Ada"})
     assert result["text"] == "Howdy, Ada!"
     assert result["emitted"] == {"error": "permission.denied"}
-    denied = await asyncio.gather(*(inst.call("greet", {"name": str(i)}) for i in range(20)))
-    assert sorted(r["greeted"] for r in denied) == list(range(2, 22))
+    # many calls in flight at once, each one waiting on its own host call
+    many = await asyncio.gather(*(inst.call("greet", {"name": str(i)}) for i in range(20)))
+    assert sorted(r["greeted"] for r in many) == list(range(2, 22))
+    assert [r["text"] for r in many] == [f"Howdy, {i}!" for i in range(20)]
 
 
 async def test_node_extension_point_and_state(runtime) -> None:
