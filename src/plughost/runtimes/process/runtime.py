@@ -549,8 +549,11 @@ class ProcessInstance:
         timeout: float | None = None,
     ) -> Any:
         """``plugin.call``: invoke an export's target with keyword arguments."""
-        timeout = self._timeout(timeout)
-        session = await self._ready_session(timeout)
+        if timeout is None:
+            timeout = self._timeout(None)
+        session = self._session
+        if session is None or not self._active or session.ended.done():
+            session = await self._ready_session(timeout)
         self._stats["calls"] += 1
         try:
             return await session.request(
