@@ -488,7 +488,10 @@ class PluginRunner:
                     f"known: {sorted(self.targets)}",
                     "plugin.not_found",
                 )
-            return fn(**(params.get("args") or {}))
+            result = fn(**(params.get("args") or {}))
+            if method == "plugin.event" and not hasattr(result, "__await__"):
+                return None  # events have no result (docs/protocol.md §6)
+            return result
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             raise _Reply(
