@@ -545,9 +545,10 @@ class PluginRunner:
 
     def _plugin_import_state(self, params: dict[str, Any]) -> Any:
         fn = getattr(self.plugin, "import_state", None)
-        if fn is not None:
-            fn(params.get("state"))
-        return None
+        if fn is None:
+            return None
+        result = fn(params.get("state"), params.get("from_version") or "")
+        return result if hasattr(result, "__await__") else None
 
     def _channel_message(self, params: dict[str, Any]) -> Any:
         fn = self.channels.get(params.get("channel"))  # type: ignore[arg-type]

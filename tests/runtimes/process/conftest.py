@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from plughost.core.manifest import manifest_from_dict
 from plughost.observability.health import RestartPolicy
 from plughost.runtimes.process.runtime import ProcessOptions, ProcessRuntime
 
@@ -19,7 +20,7 @@ PLUGINS = Path(__file__).parent / "plugins"
 
 
 def make_manifest(plugin_id: str, entry: str, limits: Mapping[str, Any] | None = None) -> Any:
-    """A real Manifest for a process plugin (plughost.core.manifest once it has landed)."""
+    """A real Manifest for a process plugin."""
     data: dict[str, Any] = {
         "id": plugin_id,
         "name": plugin_id,
@@ -28,15 +29,7 @@ def make_manifest(plugin_id: str, entry: str, limits: Mapping[str, Any] | None =
         "entry": entry,
     }
     if limits:
-        data["limits"] = dict(limits)
-    try:
-        from plughost.core.manifest import manifest_from_dict
-    except ImportError:  # TEMP until core.manifest lands: the attributes the runtime reads
-        from types import SimpleNamespace
-
-        return SimpleNamespace(
-            id=plugin_id, entry=entry, limits=dict(limits or {}), to_dict=lambda: dict(data)
-        )
+        data["limits"] = {k.replace("_", "-"): v for k, v in limits.items()}
     return manifest_from_dict(data)
 
 

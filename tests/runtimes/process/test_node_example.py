@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from plughost.core.manifest import load_manifest
 from plughost.errors import PluginTimeout
 from plughost.runtimes.process.runtime import ProcessRuntime
 
-from .conftest import Context, make_manifest
+from .conftest import Context
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "node-greeter"
 
@@ -23,9 +23,7 @@ pytestmark = pytest.mark.skipif(
 
 
 async def start(runtime: ProcessRuntime):
-    data = tomllib.loads((EXAMPLE / "plugin.toml").read_text())
-    manifest = make_manifest(data["id"], data["entry"], data.get("limits"))
-    inst = await runtime.load(manifest, EXAMPLE)
+    inst = await runtime.load(load_manifest(EXAMPLE), EXAMPLE)
     exports = await inst.start(Context({"greeting": "Howdy"}))
     return inst, exports
 
@@ -56,7 +54,7 @@ async def test_node_command_calls_back_into_the_host_with_permission(runtime) ->
 async def test_node_extension_point_and_state(runtime) -> None:
     inst, _ = await start(runtime)
     assert (await inst.call("format", {"name": "Bo"})).startswith("Hi Bo, from Node v")
-    await inst.import_state({"greeted": 41})
+    await inst.import_state({"greeted": 41}, from_version="0.1.0")
     assert await inst.export_state() == {"greeted": 41}
 
 

@@ -114,8 +114,8 @@ async def test_async_handler_can_await_host_calls(runtime) -> None:
 async def test_state_export_and_import_round_trip(runtime) -> None:
     inst = await start_echo(runtime)
     assert await inst.export_state() == {"activations": 1}
-    await inst.import_state({"activations": 5})
-    assert await inst.export_state() == {"activations": 5}
+    await inst.import_state({"activations": 5}, from_version="0.9.0")
+    assert await inst.export_state() == {"activations": 5, "from": "0.9.0"}
 
 
 async def test_slow_call_times_out_and_a_plugin_that_answers_late_is_kept(runtime) -> None:
@@ -193,7 +193,7 @@ async def test_cpu_limit_kills_a_busy_loop_and_says_so(runtime) -> None:
 
 async def test_memory_limit_stops_a_memory_bomb_and_says_so(runtime, tmp_path) -> None:
     (tmp_path / "bomb.py").write_text(
-        "from plughost.sdk import command\n"
+        "from plughost.sdk.decorators import command\n"
         "class Bomb:\n"
         "    @command('bomb.run')\n"
         "    def run(self):\n"
@@ -211,7 +211,7 @@ async def test_memory_limit_stops_a_memory_bomb_and_says_so(runtime, tmp_path) -
 
 async def test_open_files_limit_applies_inside_the_child(runtime, tmp_path) -> None:
     (tmp_path / "files.py").write_text(
-        "from plughost.sdk import command\n"
+        "from plughost.sdk.decorators import command\n"
         "class Files:\n"
         "    @command('files.open')\n"
         "    def open_many(self, n):\n"

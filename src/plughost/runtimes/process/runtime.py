@@ -599,10 +599,11 @@ class ProcessInstance:
         result = await session.request("plugin.export_state", {}, self._timeout(None))
         return result.get("state") if isinstance(result, dict) else None
 
-    async def import_state(self, state: Any) -> None:
-        """``plugin.import_state``."""
+    async def import_state(self, state: Any, from_version: str = "") -> None:
+        """``plugin.import_state``: hand over the state ``from_version`` exported."""
         session = self._require_session()
-        await session.request("plugin.import_state", {"state": state}, self._timeout(None))
+        params = {"state": state, "from_version": from_version}
+        await session.request("plugin.import_state", params, self._timeout(None))
 
     async def stop(self) -> None:
         """``plugin.deactivate``; idempotent. The process stays up until :meth:`close`."""

@@ -6,7 +6,8 @@ import os
 import sys
 import time
 
-from plughost.sdk import Plugin, command, hookimpl, on
+from plughost.sdk import Plugin
+from plughost.sdk.decorators import command, hookimpl, on
 
 
 class Echo(Plugin):
@@ -88,5 +89,5 @@ class Echo(Plugin):
     def export_state(self):
         return self.state
 
-    def import_state(self, state):
-        self.state = state
+    def import_state(self, state, from_version):
+        self.state = {**state, "from": from_version}
