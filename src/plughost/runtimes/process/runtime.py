@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import math
 import os
@@ -71,7 +69,10 @@ __all__ = [
     "ProcessOptions",
     "ProcessRuntime",
     "SupervisorEvent",
+    "check_from_context",
+    "create_runtime",
     "deny_all",
+    "handlers_from_context",
 ]
 
 logger = logging.getLogger(__name__)
@@ -151,10 +152,19 @@ class SupervisorEvent:
 
 # --- launching ------------------------------------------------------------------------------
 _LIBC: Any = None
-if sys.platform.startswith("linux"):
-    with contextlib.suppress(OSError):
-        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _PR_SET_PDEATHSIG = 1
+
+
+def _libc() -> Any:
+    """libc for ``prctl`` (Linux only), loaded once, in the parent — never in ``preexec_fn``."""
+    global _LIBC
+    if _LIBC is None and sys.platform.startswith("linux"):
+        import ctypes
+        import ctypes.util
+
+        with contextlib.suppress(OSError):
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return _LIBC
 
 
 def _rlimits(limits: Mapping[str, Any]) -> list[tuple[int, int, int]]:
@@ -179,7 +189,7 @@ def _make_preexec(limits: Mapping[str, Any]) -> Callable[[], None]:
 
     parent = os.getpid()
     rl = _rlimits(limits)
-    libc = _LIBC
+    libc = _libc()
     kill = int(signal.SIGKILL)
 
     def preexec() -> None:
@@ -255,7 +265,7 @@ class ProcessRuntime:
         on_event: Callable[[SupervisorEvent], None] | None = None,
     ) -> None:
         self.handlers = dict(handlers or {})
-        self.check_for = check_for or deny_all
+        self.check_for = check_for
         self.options = options or ProcessOptions()
         self.policy = policy or RestartPolicy()
         self.on_event = on_event
@@ -289,7 +299,12 @@ class ProcessInstance:
         self.limits = limits_of(manifest)
         self._id = manifest.id
         self.log = logging.getLogger(f"plughost.plugin.{self._id}")
-        self._check: PermissionCheck = runtime.check_for(self._id)
+        # An explicit policy from the runtime's owner wins; otherwise the PluginContext's
+        # permission service (set at start); with neither, everything is denied.
+        self._check: PermissionCheck = (
+            runtime.check_for(self._id) if runtime.check_for is not None else deny_all(self._id)
+        )
+        self._context_handlers: dict[str, HostHandler] = {}
         self.supervisor = Supervisor(runtime.policy)
         self._session: Session | None = None
         self._context: PluginContext | None = None
@@ -455,7 +470,7 @@ class ProcessInstance:
             raise invalid_params(str(exc)) from None
         if need is not None:
             self._check(*need)  # before anything else: a refused request learns nothing
-        handler = self.runtime.handlers.get(method)
+        handler = self.runtime.handlers.get(method) or self._context_handlers.get(method)
         if handler is None:
             raise method_not_found(
                 f"{method!r} is not served by this host (unknown method, or its service is "
@@ -500,6 +515,9 @@ class ProcessInstance:
         """Send ``plugin.activate``; return the exports the plugin declared."""
         self._ensure_open()
         self._context = context
+        self._context_handlers = handlers_from_context(context)
+        if self.runtime.check_for is None:
+            self._check = check_from_context(context, self._id)
         exports = await self._activate(context)
         self._active = True
         self._ready.set()
@@ -648,6 +666,96 @@ class ProcessInstance:
     def local_callable(self, target: str) -> Callable[..., Any] | None:
         """Out of process: no direct callable."""
         return None
+
+
+def _service(context: Any, name: str) -> Any:
+    """``context.<name>`` or None (a PluginContext raises PluginUnavailable for unset ones)."""
+    has = getattr(context, "has", None)
+    if has is not None and not has(name):
+        return None
+    try:
+        return getattr(context, name, None)
+    except PlughostError:
+        return None
+
+
+def check_from_context(context: Any, plugin_id: str) -> PermissionCheck:
+    """The permission check of a PluginContext's ``permissions`` service, or :func:`deny_all`.
+
+    Accepts a checker that raises ``PermissionDenied`` and one that returns ``False``.
+    """
+    perms = _service(context, "permissions")
+    fn = getattr(perms, "check", None) or (perms if callable(perms) else None)
+    if fn is None:
+        return deny_all(plugin_id)
+
+    def check(kind: str, target: str) -> None:
+        if fn(kind, target) is False:
+            raise PermissionDenied(
+                f"{kind}:{target} is not granted to plugin {plugin_id!r}; "
+                "an operator can grant it with `plughost grant`",
+                plugin_id=plugin_id,
+                details={"kind": kind, "target": target},
+            )
+
+    return check
+
+
+def handlers_from_context(context: Any) -> dict[str, HostHandler]:
+    """``host.*`` handlers built from the services a PluginContext carries.
+
+    Only services that are attached produce handlers; a request for another one is answered
+    "not served by this host" (after the permission check).
+    """
+    out: dict[str, HostHandler] = {}
+    bus = _service(context, "bus")
+    if bus is not None:
+        emit = getattr(bus, "aemit", None) or getattr(bus, "emit", None)
+        if emit is not None:
+            out["host.emit"] = lambda pid, p: emit(p["topic"], p.get("payload"), source=pid)
+    commands = _service(context, "commands")
+    if commands is not None and hasattr(commands, "execute"):
+        out["host.execute"] = lambda pid, p: commands.execute(
+            p["command"], p.get("args") or {}, caller=pid
+        )
+    http = _service(context, "http")
+    request_json = getattr(http, "request_json", None)
+    if request_json is not None:
+        out["host.http.request"] = lambda pid, p: request_json(p)
+    storage = _service(context, "storage")
+    if storage is not None:
+        for op in ("get", "set", "delete", "keys"):
+            fn = getattr(storage, op, None)
+            if fn is not None:
+                out[f"host.storage.{op}"] = _storage_handler(op, fn)
+    files = _service(context, "files")
+    if files is not None:
+        for method, attr in (("read", "read_text"), ("write", "write_text"), ("list", "list")):
+            fn = getattr(files, attr, None)
+            if fn is not None:
+                out[f"host.files.{method}"] = _files_handler(method, fn)
+    return out
+
+
+def _storage_handler(op: str, fn: Callable[..., Any]) -> HostHandler:
+    if op == "get":
+        return lambda pid, p: fn(p["key"], p.get("default"))
+    if op == "set":
+        return lambda pid, p: fn(p["key"], p.get("value"))
+    if op == "delete":
+        return lambda pid, p: fn(p["key"])
+    return lambda pid, p: list(fn())
+
+
+def _files_handler(method: str, fn: Callable[..., Any]) -> HostHandler:
+    if method == "write":
+        return lambda pid, p: fn(p["path"], p.get("data", ""))
+    return lambda pid, p: fn(p["path"])
+
+
+def create_runtime(home: Path | None = None) -> ProcessRuntime:
+    """Factory used by the host to create the process runtime on first use."""
+    return ProcessRuntime()
 
 
 def _manifest_dict(manifest: Manifest) -> dict[str, Any]:
