@@ -43,6 +43,7 @@ from plughost.errors import (
 )
 from plughost.runtimes.base import Export, PluginInstance, Runtime
 from plughost.runtimes.inprocess import InProcessRuntime
+from plughost.runtimes.process.runtime import ProcessRuntime
 
 __all__ = [
     "ErrorPolicy",
@@ -238,7 +239,11 @@ class PluginHost:
         self.lifecycle = LifecycleEvents()
         self.problems: list[Discovered] = []
         """Plugins found but not registered (invalid manifest, duplicate id)."""
-        self._runtimes: dict[str, Runtime] = {"python": InProcessRuntime()}
+        # The process runtime spawns nothing until a runtime = "process" plugin loads.
+        self._runtimes: dict[str, Runtime] = {
+            "python": InProcessRuntime(),
+            "process": ProcessRuntime(),
+        }
         for runtime in runtimes or ():
             self._runtimes[runtime.name] = runtime
         self._policy = _policy(on_plugin_error)

@@ -36,6 +36,7 @@ from plughost.runtimes.process.protocol import (
     WireCode,
     decode_message,
     dumps,
+    enable_fast_json,
     error_to_wire,
     hello_params,
 )
@@ -614,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
             "Usage (by the host only): python -m plughost.sdk.child module:Attribute\n"
         )
         return EXIT_USAGE
+    enable_fast_json()
     # The plugin's stdout is the protocol channel: keep stray print() calls off it.
     out_fd = os.dup(1)
     os.dup2(2, 1)

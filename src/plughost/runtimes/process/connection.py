@@ -30,6 +30,7 @@ from plughost.runtimes.process.protocol import (
     crashed,
     decode_message,
     dumps,
+    enable_fast_json,
     error_from_wire,
     error_to_wire,
 )
@@ -127,6 +128,7 @@ class Session:
         cancel_grace: float = 1.0,
         term_grace: float = 2.0,
     ) -> None:
+        enable_fast_json()
         self.plugin_id = plugin_id
         self.handler = handler
         self.limits = dict(limits)

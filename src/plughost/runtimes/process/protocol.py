@@ -35,6 +35,7 @@ __all__ = [
     "WireCode",
     "check_hello",
     "dumps",
+    "enable_fast_json",
     "error_from_wire",
     "error_to_wire",
     "hello_params",
@@ -75,31 +76,50 @@ class WireCode:
     NOT_FOUND = -32004
 
 
-# --- JSON: orjson when present (several times faster), stdlib otherwise -------------------------
-try:  # pragma: no cover - depends on the environment
-    import orjson as _orjson
+# --- JSON: the stdlib, or orjson (several times faster) once a session asks for it ---------------
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
-    def dumps(obj: Any) -> bytes:
-        """Serialise one message body to UTF-8 JSON bytes."""
-        return _orjson.dumps(obj)
 
-    loads = _orjson.loads
-    _DecodeError: type[Exception] = _orjson.JSONDecodeError
-except ImportError:  # pragma: no cover
-    _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+def _std_dumps(obj: Any) -> bytes:
+    return _encode(obj).encode("utf-8")
 
-    def dumps(obj: Any) -> bytes:
-        """Serialise one message body to UTF-8 JSON bytes."""
-        return _encode(obj).encode("utf-8")
 
-    loads = json.loads
-    _DecodeError = ValueError
+_dumps: Any = _std_dumps
+_loads: Any = json.loads
+_DecodeError: type[Exception] = ValueError
+
+
+def enable_fast_json() -> bool:
+    """Use orjson for every message from now on if it is installed; return whether it is.
+
+    Called when a session starts rather than at import, so importing plughost never pulls in a
+    third-party module (orjson is an optional speed-up, not a dependency).
+    """
+    global _dumps, _loads, _DecodeError
+    if _dumps is not _std_dumps:
+        return True
+    try:
+        import orjson
+    except ImportError:
+        return False
+    _dumps, _loads, _DecodeError = orjson.dumps, orjson.loads, orjson.JSONDecodeError
+    return True
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialise one message body to UTF-8 JSON bytes."""
+    return _dumps(obj)
+
+
+def loads(body: bytes) -> Any:
+    """Parse one message body."""
+    return _loads(body)
 
 
 def decode_message(body: bytes) -> dict[str, Any]:
     """Parse one frame body into a JSON-RPC message; raise ``protocol.json`` if it is not one."""
     try:
-        msg = loads(body)
+        msg = _loads(body)
     except (_DecodeError, ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(
             f"frame body is not valid JSON ({exc}); starts {body[:60]!r}",
