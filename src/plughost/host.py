@@ -43,7 +43,7 @@ from plughost.errors import (
 )
 from plughost.runtimes.base import Export, PluginInstance, Runtime
 from plughost.runtimes.inprocess import InProcessRuntime
-from plughost.runtimes.process.runtime import ProcessRuntime
+from plughost.runtimes.process.runtime import ProcessRuntime, SupervisorEvent
 
 __all__ = [
     "ErrorPolicy",
@@ -84,6 +84,7 @@ _HINTS: dict[str, str] = {
     "import": "check that `entry` names an importable module:attribute in the plugin folder",
     "activate": "the plugin's activate() raised; see the error and the plugin's log",
     "dependency": "fix the dependency that failed first; this plugin needs it",
+    "supervise": "it crashed repeatedly and was quarantined; fix it, then enable it again",
 }
 
 
@@ -242,7 +243,7 @@ class PluginHost:
         # The process runtime spawns nothing until a runtime = "process" plugin loads.
         self._runtimes: dict[str, Runtime] = {
             "python": InProcessRuntime(),
-            "process": ProcessRuntime(),
+            "process": ProcessRuntime(on_event=self._on_supervisor_event),
         }
         for runtime in runtimes or ():
             self._runtimes[runtime.name] = runtime
@@ -316,6 +317,18 @@ class PluginHost:
         record.since = time.time()
         if len(self.lifecycle):
             self.lifecycle.publish(LifecycleEvent(record.id, old, new, record.since, reason, phase))
+
+    def _on_supervisor_event(self, event: SupervisorEvent) -> None:
+        """An isolated runtime quarantined a plugin: record it as FAILED with the reason."""
+        if event.kind != "quarantined" or event.plugin_id not in self.registry:
+            return
+        record = self.registry.get(event.plugin_id)
+        if record.state is not State.ACTIVE:
+            return
+        error = PluginUnavailable(event.reason, plugin_id=record.id, phase="supervise",
+                                  details=dict(event.details))
+        self._fail(record, error, "supervise")
+        self._apply_policy(record, error)
 
     def _fail(self, record: PluginRecord, error: PlughostError, phase: str) -> None:
         record.error = error

@@ -510,6 +510,9 @@ class PluginRunner:
         self.plugin = plugin
         exports = _exports_of(plugin)
         self.targets = {e["target"]: getattr(plugin, e["target"]) for e in exports}
+        for e in exports:
+            if e["kind"] == "event":  # the host sends event=<Event.to_dict()>; hand over an object
+                self.targets[e["target"]] = _event_adapter(self.targets[e["target"]])
         self.channels = {
             e["name"]: self.targets[e["target"]] for e in exports if e["kind"] == "channel"
         }
@@ -574,6 +577,25 @@ class PluginRunner:
 
     def _channel_close(self, params: dict[str, Any]) -> Any:
         return None
+
+
+class RemoteEvent(dict):  # type: ignore[type-arg]
+    """An event delivered across the process boundary: ``event.topic`` and ``event["topic"]``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _event_adapter(fn: Any) -> Any:
+    def deliver(event: Any = None, **kwargs: Any) -> Any:
+        if isinstance(event, dict):
+            event = RemoteEvent(event)
+        return fn(event, **kwargs) if event is not None else fn(**kwargs)
+
+    return deliver
 
 
 def _load_entry(entry: str) -> Any:

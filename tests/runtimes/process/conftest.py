@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -83,6 +85,15 @@ async def runtime() -> AsyncIterator[ProcessRuntime]:
     rt.host_calls = calls  # type: ignore[attr-defined]
     yield rt
     await rt.aclose()
+
+
+async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``pred`` until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached before the deadline")
+        await asyncio.sleep(0.01)
 
 
 def pid_alive(pid: int) -> bool:

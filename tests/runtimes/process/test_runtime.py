@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,17 +22,9 @@ from plughost.errors import (
 from plughost.runtimes.base import PluginInstance
 from plughost.runtimes.process.runtime import ProcessInstance, ProcessRuntime
 
-from .conftest import PLUGINS, Context, make_manifest, pid_alive
+from .conftest import PLUGINS, Context, eventually, make_manifest, pid_alive
 
 PYECHO = PLUGINS / "pyecho"
-
-
-async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        await asyncio.sleep(0.01)
 
 
 async def start_echo(runtime: ProcessRuntime, **limits: Any) -> ProcessInstance:

@@ -481,7 +481,10 @@ class ProcessInstance:
     # -- the PluginInstance contract -----------------------------------------------------------
     async def _activate(self, context: PluginContext) -> list[Export]:
         session = self._require_session()
-        data_dir = getattr(context, "data_dir", None)
+        try:
+            data_dir = getattr(context, "data_dir", None)
+        except PlughostError:  # a host without a home has no data directories: say None
+            data_dir = None
         params = {
             "plugin_id": self._id,
             "config": dict(getattr(context, "config", None) or {}),
