@@ -242,7 +242,12 @@ def error_to_wire(exc: BaseException) -> dict[str, Any]:
             data["details"] = exc.details
         message = exc.message
     else:
-        data["code"] = "plugin.error"
+        # A refusal the plugin did not handle (the child's HostError carries the host's code)
+        # travels back with that code, so the caller sees e.g. PermissionDenied, not "error".
+        code = getattr(exc, "code", None)
+        data["code"] = code if isinstance(code, str) and "." in code else "plugin.error"
+        if data["code"] == "permission.denied":
+            wire = WireCode.PERMISSION_DENIED
         message = str(exc) or type(exc).__name__
     return {"code": wire, "message": message, "data": data}
 
