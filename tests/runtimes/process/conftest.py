@@ -60,6 +60,7 @@ async def runtime() -> AsyncIterator[ProcessRuntime]:
     granted: set[tuple[str, str]] = {
         ("events:emit", "allowed.topic"),
         ("events:emit", "async.topic"),
+        ("fs:read", "/etc/hostname"),
     }
     calls: list[tuple[str, str, dict[str, Any]]] = []
 

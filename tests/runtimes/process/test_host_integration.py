@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from plughost import PluginHost, State
-from plughost.errors import PermissionDenied, PluginCrashed, PluginError, PluginUnavailable
+from plughost.errors import PermissionDenied, PluginCrashed, PluginUnavailable
 from plughost.runtimes.process.runtime import ProcessRuntime
 
 from .conftest import PLUGINS, eventually, fast_options
@@ -68,7 +68,7 @@ async def test_process_manifest_just_works_through_the_host(plugins_dir: Path) -
         assert result["text"] == "through the host"
         assert await host.call("pyecho", "emit", topic="allowed.topic") == 1
         assert services.bus.events == [("allowed.topic", None, "pyecho")]
-        with pytest.raises(PluginError, match=r"events:emit:denied\.topic is not granted"):
+        with pytest.raises(PermissionDenied, match=r"events:emit:denied\.topic is not granted"):
             await host.call("pyecho", "emit", topic="denied.topic")
         if shutil.which("node"):
             greeted = await host.call("node-greeter", "greet", name="Ada")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from plughost.errors import (
+    PermissionDenied,
     PluginActivationError,
     PluginCrashed,
     PluginError,
@@ -83,18 +84,21 @@ async def test_plugin_exception_becomes_a_plugin_error_and_the_plugin_keeps_work
 async def test_host_calls_are_permission_checked_at_the_boundary(runtime) -> None:
     inst = await start_echo(runtime)
     assert await inst.call("emit", {"topic": "allowed.topic"}) == "emitted allowed.topic"
-    with pytest.raises(PluginError) as info:
+    with pytest.raises(PermissionDenied) as info:
         await inst.call("emit", {"topic": "secret.topic"})
-    # The plugin saw PermissionDenied from the host and let it propagate.
+    # The plugin saw the refusal from the host and let it propagate: the caller gets it typed.
     assert "events:emit:secret.topic not granted" in info.value.message
     assert [c[2]["topic"] for c in runtime.host_calls] == ["allowed.topic"]
 
 
 async def test_host_service_not_configured_is_reported_as_such(runtime) -> None:
     inst = await start_echo(runtime)
-    with pytest.raises(PluginError) as info:
+    with pytest.raises(PermissionDenied) as denied:
+        await inst.call("read", {"path": "/etc/passwd"})
+    assert "not granted" in denied.value.message  # refused before the missing service matters
+    with pytest.raises(PluginError) as info:  # granted, but this host runs no files service
         await inst.call("read", {"path": "/etc/hostname"})
-    assert "not granted" in info.value.message  # denied before the missing service matters
+    assert "'host.files.read' is not served by this host" in info.value.message
 
 
 async def test_async_handler_can_await_host_calls(runtime) -> None:
