@@ -14,11 +14,16 @@ the manifest machinery.
 """
 
 import importlib as _importlib
-import typing as _typing
 
 from plughost._version import __version__
 
-if _typing.TYPE_CHECKING:
+# Not typing.TYPE_CHECKING: importing typing costs a plugin subprocess milliseconds at start-up.
+# Type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
     from plughost.core.lifecycle import LifecycleEvent
     from plughost.core.lifecycle import State
     from plughost.core.manifest import Manifest
@@ -41,6 +46,8 @@ if _typing.TYPE_CHECKING:
     from plughost.host import SyncPluginHost
     from plughost.host import fail
     from plughost.host import isolate
+
+del TYPE_CHECKING  # not an export
 
 _LAZY: dict[str, str] = {
     "LifecycleEvent": "plughost.core.lifecycle",
@@ -94,7 +101,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> "_typing.Any":
+def __getattr__(name: str) -> "Any":
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'plughost' has no attribute {name!r}")

@@ -23,7 +23,6 @@ import os
 import sys
 import threading
 from time import perf_counter
-from typing import Any
 
 from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
 from plughost.runtimes.process.protocol import (
@@ -40,6 +39,10 @@ from plughost.runtimes.process.protocol import (
     error_to_wire,
     hello_params,
 )
+
+TYPE_CHECKING = False  # not typing's: importing typing would cost every plugin start
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ChildConnection", "ChildContext", "HostError", "main"]
 
@@ -459,10 +462,12 @@ def _normalise_health(value: Any) -> dict[str, Any]:
 
 
 def _exports_of(obj: Any) -> list[dict[str, Any]]:
-    try:
-        from plughost.sdk.decorators import collect_exports
-    except ImportError:  # pragma: no cover - the sdk is part of plughost
+    # A plugin that never imported the decorators cannot have decorated exports: do not pay
+    # for importing them (and the communication core behind them) on its behalf.
+    if "plughost.sdk.decorators" not in sys.modules:
         return []
+    from plughost.sdk.decorators import collect_exports
+
     return [
         {"kind": e.kind, "name": e.name, "target": e.target, "options": dict(e.options)}
         for e in collect_exports(obj)

@@ -8,9 +8,10 @@ this package and must not pay for asyncio and the host-side runtime it never use
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # not typing's: the lean child runner imports this package
 if TYPE_CHECKING:
+    from typing import Any
+
     from plughost.runtimes.process.runtime import (
         ProcessInstance,
         ProcessOptions,

@@ -14,7 +14,9 @@ its body, so a hostile peer cannot make the other side buffer gigabytes.
 
 from __future__ import annotations
 
-from plughost.errors import ProtocolError
+TYPE_CHECKING = False  # not typing's: the lean child runner does not import typing
+if TYPE_CHECKING:
+    from plughost.errors import ProtocolError
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
@@ -39,6 +41,9 @@ def encode_frame(body: bytes) -> bytes:
 
 
 def _frame_error(message: str) -> ProtocolError:
+    # Imported here: the error tree costs the lean child runner milliseconds it rarely needs.
+    from plughost.errors import ProtocolError
+
     return ProtocolError(message, code="protocol.frame")
 
 

@@ -7,19 +7,16 @@ I/O or imports asyncio, so the child stays lean.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
-from plughost.errors import (
-    PermissionDenied,
-    PlughostError,
-    PluginCrashed,
-    PluginError,
-    PluginTimeout,
-    PluginUnavailable,
-    ProtocolError,
-)
+TYPE_CHECKING = False  # not typing's: the lean child runner does not import typing
+if TYPE_CHECKING:
+    from typing import Any
+
+    from plughost.errors import PlughostError, PluginCrashed
+
+# plughost.errors is imported inside the functions that raise or map errors: the Python child
+# runner imports this module on every start and only needs the error tree when something fails.
 
 __all__ = [
     "APP_PROTOCOL_VERSION",
@@ -77,15 +74,29 @@ class WireCode:
 
 
 # --- JSON: the stdlib, or orjson (several times faster) once a session asks for it ---------------
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_encode: Any = None
 
 
 def _std_dumps(obj: Any) -> bytes:
-    return _encode(obj).encode("utf-8")
+    global _encode
+    if _encode is None:
+        import json
+
+        _encode = json.JSONEncoder(
+            separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode
+    return _encode(obj).encode("utf-8")  # type: ignore[no-any-return]
 
 
+def _std_loads(body: bytes) -> Any:
+    import json
+
+    return json.loads(body)
+
+
+# json is imported on first use: with orjson the child runner never imports it (nor re).
 _dumps: Any = _std_dumps
-_loads: Any = json.loads
+_loads: Any = _std_loads
 _DecodeError: type[Exception] = ValueError
 
 
@@ -121,11 +132,15 @@ def decode_message(body: bytes) -> dict[str, Any]:
     try:
         msg = _loads(body)
     except (_DecodeError, ValueError, UnicodeDecodeError) as exc:
+        from plughost.errors import ProtocolError
+
         raise ProtocolError(
             f"frame body is not valid JSON ({exc}); starts {body[:60]!r}",
             code="protocol.json",
         ) from None
     if type(msg) is not dict or msg.get("jsonrpc") != "2.0":
+        from plughost.errors import ProtocolError
+
         raise ProtocolError(
             f'frame body is not a JSON-RPC 2.0 object (need {{"jsonrpc": "2.0", ...}}); '
             f"starts {body[:60]!r}",
@@ -169,6 +184,7 @@ def check_hello(
     Versions are checked before the token so a plugin built for another plughost gets the
     message that helps (both versions named), not "bad token".
     """
+    from plughost.errors import ProtocolError
     if msg.get("method") != HELLO or "id" in msg:
         raise ProtocolError(
             f"the plugin's first message must be the {HELLO!r} notification, got "
@@ -221,17 +237,16 @@ def check_hello(
 
 
 # --- errors ---------------------------------------------------------------------------------
-_CODE_FOR_CLASS: tuple[tuple[type[BaseException], int], ...] = (
-    (PermissionDenied, WireCode.PERMISSION_DENIED),
-    (PluginTimeout, WireCode.TIMEOUT),
-    (PluginUnavailable, WireCode.UNAVAILABLE),
-)
-
-
 def error_to_wire(exc: BaseException) -> dict[str, Any]:
     """The JSON-RPC ``error`` object for an exception raised while serving a request."""
+    from plughost.errors import PermissionDenied, PlughostError, PluginTimeout, PluginUnavailable
+
     wire = WireCode.PLUGIN_ERROR
-    for cls, num in _CODE_FOR_CLASS:
+    for cls, num in (
+        (PermissionDenied, WireCode.PERMISSION_DENIED),
+        (PluginTimeout, WireCode.TIMEOUT),
+        (PluginUnavailable, WireCode.UNAVAILABLE),
+    ):
         if isinstance(exc, cls):
             wire = num
             break
@@ -254,6 +269,14 @@ def error_to_wire(exc: BaseException) -> dict[str, Any]:
 
 def error_from_wire(err: Any, *, plugin_id: str, method: str) -> PlughostError:
     """Rebuild the host-side exception for an ``error`` object received from a plugin."""
+    from plughost.errors import (
+        PermissionDenied,
+        PluginError,
+        PluginTimeout,
+        PluginUnavailable,
+        ProtocolError,
+    )
+
     if type(err) is not dict:
         return ProtocolError(
             f"{method}: error member is not an object", code="protocol.json", plugin_id=plugin_id
@@ -280,6 +303,7 @@ def error_from_wire(err: Any, *, plugin_id: str, method: str) -> PlughostError:
 
 def crashed(plugin_id: str, reason: str, **details: Any) -> PluginCrashed:
     """A :class:`PluginCrashed` with the reason the supervisor recorded."""
+    from plughost.errors import PluginCrashed
     return PluginCrashed(
         f"plugin process ended: {reason}",
         plugin_id=plugin_id,
