@@ -165,7 +165,8 @@ class ChildConnection:
     def _outcome(slot: _Slot) -> Any:
         if slot.error is not None:
             err = slot.error
-            data = err.get("data") if isinstance(err.get("data"), dict) else {}
+            raw = err.get("data")
+            data: dict[str, Any] = raw if isinstance(raw, dict) else {}
             raise HostError(
                 str(err.get("message")), str(data.get("code") or "host.error"), err.get("code", 0)
             )
@@ -525,8 +526,10 @@ class PluginRunner:
         result = activate(ctx) if activate is not None else None
         if hasattr(result, "__await__"):
 
+            pending: Any = result
+
             async def finish() -> Any:
-                await result
+                await pending
                 return {"exports": exports}
 
             return finish()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -386,10 +387,10 @@ class Session:
                     f"the plugin's first message must be {HELLO!r}, got {str(method)[:60]!r}",
                     code="protocol.handshake",
                 )
-            params = check_hello(msg, plugin_id=self.plugin_id, token=self._token)
-            self.hello = params
-            if isinstance(params.get("error"), dict):
-                err = params["error"]
+            hello = check_hello(msg, plugin_id=self.plugin_id, token=self._token)
+            self.hello = hello
+            if isinstance(hello.get("error"), dict):
+                err = hello["error"]
                 self._hello.set_exception(
                     PluginError(
                         f"{err.get('message', 'the plugin could not load')}\n"
@@ -399,7 +400,7 @@ class Session:
                     )
                 )
             else:
-                self._hello.set_result(params)
+                self._hello.set_result(hello)
             return
         rid = msg.get("id")
         if method == CANCEL:
@@ -407,7 +408,7 @@ class Session:
             if task is not None:
                 task.cancel()
             return
-        params = msg.get("params")
+        params: Any = msg.get("params")
         if params is None:
             params = {}
         if type(params) is not dict:
@@ -423,7 +424,7 @@ class Session:
             task = self._loop.create_task(result)  # type: ignore[arg-type]
             if rid is not None:
                 self._serving[rid] = task
-            task.add_done_callback(lambda t, rid=rid: self._served(rid, t))
+            task.add_done_callback(functools.partial(self._served, rid))
         elif rid is not None:
             self._send({"jsonrpc": "2.0", "id": rid, "result": result})
 

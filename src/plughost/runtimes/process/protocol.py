@@ -119,7 +119,8 @@ def enable_fast_json() -> bool:
 
 def dumps(obj: Any) -> bytes:
     """Serialise one message body to UTF-8 JSON bytes."""
-    return _dumps(obj)
+    out: bytes = _dumps(obj)
+    return out
 
 
 def loads(body: bytes) -> Any:
@@ -283,7 +284,8 @@ def error_from_wire(err: Any, *, plugin_id: str, method: str) -> PlughostError:
         )
     num = err.get("code")
     message = str(err.get("message") or "no message")
-    data = err.get("data") if type(err.get("data")) is dict else {}
+    raw = err.get("data")
+    data: dict[str, Any] = raw if type(raw) is dict else {}
     code = data.get("code") if isinstance(data.get("code"), str) else None
     details = {"wire_code": num, "method": method, **{k: v for k, v in data.items() if k != "code"}}
     if num == WireCode.PERMISSION_DENIED:
