@@ -26,12 +26,15 @@ from time import perf_counter
 
 from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
 from plughost.runtimes.process.protocol import (
+    ASSIGN,
     CANCEL,
     ENV_MAX_FRAME,
     ENV_PLUGIN_ID,
+    ENV_SPARE,
     ENV_TOKEN,
     EXIT,
     HELLO,
+    SPARE_READY,
     WireCode,
     decode_message,
     dumps,
@@ -93,6 +96,7 @@ class ChildConnection:
         self._main = threading.get_ident()
         self._cancelled: set[Any] = set()
         self._fast: dict[tuple[Any, Any], bool] = {}
+        self._backlog: list[bytes] = []
         self._tasks: dict[Any, Any] = {}  # request id -> concurrent future (async handlers)
         self.closed = False
         self.handler: Any = None  # callable(method, params) -> result; set by the runner
@@ -173,6 +177,27 @@ class ChildConnection:
         return slot.result
 
     # -- input ---------------------------------------------------------------------------------
+    def wait_assign(self) -> dict[str, Any]:
+        """A warm spare's first message must be ``$/assign``; return its params."""
+        while True:
+            data = os.read(self.rfd, 262144)
+            if not data:
+                raise EOFError("the host closed the connection before assigning a plugin")
+            bodies = self.decoder.feed(data)
+            if bodies:
+                msg = decode_message(bodies[0])
+                if msg.get("method") != ASSIGN or type(msg.get("params")) is not dict:
+                    raise ValueError(f"expected {ASSIGN!r} first, got {msg.get('method')!r}")
+                self._backlog = bodies[1:]
+                return dict(msg["params"])
+
+    def drain_backlog(self) -> None:
+        """Handle messages that arrived together with the assignment."""
+        backlog, self._backlog = self._backlog, []
+        for body in backlog:
+            self._handle(decode_message(body))
+        self.flush()
+
     def pump(self) -> bool:
         """Read once and handle every complete message; ``False`` on end of input."""
         try:
@@ -525,7 +550,6 @@ class PluginRunner:
         activate = getattr(plugin, "activate", None)
         result = activate(ctx) if activate is not None else None
         if hasattr(result, "__await__"):
-
             pending: Any = result
 
             async def finish() -> Any:
@@ -618,6 +642,22 @@ def _load_entry(entry: str) -> Any:
     return obj
 
 
+def _apply_limits(limits: dict[str, Any]) -> None:
+    """A warm spare applies its plugin's limits to itself (a cold start gets them before exec)."""
+    import math
+    import resource
+
+    if limits.get("memory") is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (int(limits["memory"]), int(limits["memory"])))
+    if limits.get("cpu") is not None:
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        soft = max(1, math.ceil(used.ru_utime + used.ru_stime + float(limits["cpu"])))
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
+    if limits.get("open_files") is not None:
+        n = int(limits["open_files"])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
 def _start_watchdog(fd: int) -> None:
     """Exit as soon as the host's end of our stdin closes, whatever the main thread is doing."""
     import select
@@ -638,7 +678,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     token = os.environ.get(ENV_TOKEN)
     plugin_id = os.environ.get(ENV_PLUGIN_ID, "")
-    if not token or len(args) != 1:
+    spare = os.environ.get(ENV_SPARE) == "1"
+    if not token or len(args) != (0 if spare else 1):
         sys.stderr.write(
             "This is the plughost plugin runner. It is started by a plughost host, which "
             f"passes ${ENV_TOKEN} and speaks JSON-RPC on stdin/stdout.\n"
@@ -653,14 +694,33 @@ def main(argv: list[str] | None = None) -> int:
     max_frame = int(os.environ.get(ENV_MAX_FRAME) or DEFAULT_MAX_FRAME)
     conn = ChildConnection(0, out_fd, max_frame)
     _start_watchdog(0)
+    try:
+        if spare:
+            # A warm spare: pay in advance for what (nearly) every plugin imports, then wait.
+            import plughost.errors
+            import plughost.sdk.decorators
+            import plughost.sdk.plugin  # noqa: F401
+
+            conn.notify(SPARE_READY)
+            assigned = conn.wait_assign()
+            plugin_id = str(assigned["plugin_id"])
+            os.environ[ENV_PLUGIN_ID] = plugin_id
+            os.chdir(str(assigned["cwd"]))
+            _apply_limits(assigned.get("limits") or {})  # before any plugin code runs
+            entry = str(assigned["entry"])
+        else:
+            entry = args[0]
+    except Exception as exc:  # no or bad assignment: nothing to run
+        sys.stderr.write(f"plughost child: spare not assigned: {exc}\n")
+        return EXIT_PROTOCOL
     sys.path.insert(0, os.getcwd())
     try:
-        obj = _load_entry(args[0])
+        obj = _load_entry(entry)
     except BaseException as exc:
         import traceback
 
         error = {
-            "message": f"cannot load entry {args[0]!r}: {type(exc).__name__}: {exc}",
+            "message": f"cannot load entry {entry!r}: {type(exc).__name__}: {exc}",
             "traceback": traceback.format_exc(),
         }
         conn.notify(
@@ -675,6 +735,7 @@ def main(argv: list[str] | None = None) -> int:
         HELLO, hello_params(plugin_id=plugin_id, token=token, implementation=_IMPLEMENTATION)
     )
     try:
+        conn.drain_backlog()
         while conn.pump():
             pass
     except MemoryError:

@@ -34,19 +34,20 @@ def test_plugin_process_dies_when_its_host_is_killed(mode: str) -> None:
         stdout=subprocess.PIPE,
         env=env,
     )
-    child = 0
+    children: list[int] = []
     try:
         assert host.stdout is not None
-        line = host.stdout.readline()
-        child = int(line)
-        assert pid_alive(child)
+        children = [int(p) for p in host.stdout.readline().split()]
+        assert len(children) == 2  # the plugin and the warm spare
+        assert all(pid_alive(c) for c in children)
         host.send_signal(signal.SIGKILL)  # no cleanup code runs in the host
         host.wait(timeout=5)
-        assert wait_gone(child), f"plugin process {child} outlived its host"
+        for child in children:
+            assert wait_gone(child), f"process {child} outlived its host"
     finally:
         host.kill()
         host.wait()
-        if child:
+        for child in children:
             kill_quietly(child)
 
 

@@ -23,9 +23,11 @@ from plughost.errors import PlughostError, PluginError, PluginTimeout, ProtocolE
 from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
 from plughost.runtimes.process.output import OutputSink
 from plughost.runtimes.process.protocol import (
+    ASSIGN,
     CANCEL,
     EXIT,
     HELLO,
+    SPARE_READY,
     WireCode,
     check_hello,
     crashed,
@@ -147,6 +149,7 @@ class Session:
         self._late: dict[int, asyncio.TimerHandle] = {}  # timed-out ids awaiting an answer
         self._serving: dict[Any, asyncio.Task[Any]] = {}
         self._hello: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        self.spare_ready: asyncio.Future[None] = self._loop.create_future()
         self.ended: asyncio.Future[EndInfo] = self._loop.create_future()
         self._token = ""
         self._eof = False
@@ -172,6 +175,19 @@ class Session:
         handshake_timeout: float,
     ) -> None:
         """Start the process and complete the handshake, or raise (the process is reaped)."""
+        await self.start_process(argv, cwd=cwd, env=env, token=token, preexec_fn=preexec_fn)
+        await self.handshake(handshake_timeout)
+
+    async def start_process(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str,
+        env: Mapping[str, str],
+        token: str,
+        preexec_fn: Callable[[], None] | None,
+    ) -> None:
+        """Start the process (no handshake yet: a warm spare waits for :meth:`assign`)."""
         self._token = token
         transport, _ = await self._loop.subprocess_exec(
             lambda: _Protocol(self),
@@ -187,6 +203,25 @@ class Session:
         self._transport = transport
         self._stdin = transport.get_pipe_transport(0)
         self.pid = transport.get_pid()
+
+    def assign(
+        self,
+        plugin_id: str,
+        *,
+        handler: RequestHandler,
+        sink: OutputSink,
+        limits: Mapping[str, Any],
+        params: Mapping[str, Any],
+    ) -> None:
+        """Give a warm spare its plugin: rebind this session and send ``$/assign``."""
+        self.plugin_id = plugin_id
+        self.handler = handler
+        self._sink = sink
+        self.limits = dict(limits)
+        self.notify(ASSIGN, dict(params))
+
+    async def handshake(self, handshake_timeout: float) -> None:
+        """Wait for ``$/hello``; on failure end the process and raise."""
         try:
             await asyncio.wait(
                 (self._hello, self.ended),
@@ -382,6 +417,9 @@ class Session:
     def _on_message(self, msg: dict[str, Any]) -> None:
         method = msg["method"]
         if not self._hello.done():
+            if method == SPARE_READY and not self.spare_ready.done():
+                self.spare_ready.set_result(None)
+                return
             if method != HELLO:
                 raise ProtocolError(
                     f"the plugin's first message must be {HELLO!r}, got {str(method)[:60]!r}",

@@ -20,15 +20,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APP_PROTOCOL_VERSION",
+    "ASSIGN",
     "CANCEL",
     "ENV_APP_PROTOCOL",
     "ENV_MAX_FRAME",
     "ENV_PLUGIN_ID",
     "ENV_PROTOCOL",
+    "ENV_SPARE",
     "ENV_TOKEN",
     "EXIT",
     "HELLO",
     "PROTOCOL_VERSION",
+    "SPARE_READY",
     "WireCode",
     "check_hello",
     "dumps",
@@ -53,6 +56,9 @@ ENV_TOKEN = "PLUGHOST_TOKEN"
 ENV_MAX_FRAME = "PLUGHOST_MAX_FRAME"
 
 HELLO = "$/hello"
+ASSIGN = "$/assign"  # plughost's own Python runner only: a warm spare is given its plugin
+SPARE_READY = "$/spare"  # ... and the spare says it has finished its imports and waits
+ENV_SPARE = "PLUGHOST_SPARE"
 CANCEL = "$/cancelRequest"
 EXIT = "$/exit"
 
@@ -186,6 +192,7 @@ def check_hello(
     message that helps (both versions named), not "bad token".
     """
     from plughost.errors import ProtocolError
+
     if msg.get("method") != HELLO or "id" in msg:
         raise ProtocolError(
             f"the plugin's first message must be the {HELLO!r} notification, got "
@@ -306,6 +313,7 @@ def error_from_wire(err: Any, *, plugin_id: str, method: str) -> PlughostError:
 def crashed(plugin_id: str, reason: str, **details: Any) -> PluginCrashed:
     """A :class:`PluginCrashed` with the reason the supervisor recorded."""
     from plughost.errors import PluginCrashed
+
     return PluginCrashed(
         f"plugin process ended: {reason}",
         plugin_id=plugin_id,

@@ -54,6 +54,7 @@ from plughost.runtimes.process.protocol import (
     ENV_MAX_FRAME,
     ENV_PLUGIN_ID,
     ENV_PROTOCOL,
+    ENV_SPARE,
     ENV_TOKEN,
     PROTOCOL_VERSION,
     required_permission,
@@ -87,6 +88,10 @@ HostHandler = Callable[[str, dict[str, Any]], Any]
 _PY_ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
+def _refuse_before_assign(method: str, params: dict[str, Any]) -> Any:
+    raise PluginUnavailable("this runner has not been given a plugin yet")
+
+
 def deny_all(plugin_id: str) -> PermissionCheck:
     """The default permission policy: nothing that needs a grant is allowed."""
 
@@ -116,6 +121,9 @@ class ProcessOptions:
     :param python: interpreter for ``module:Class`` entries.
     :param python_flags: flags for it; ``-S`` skips ``site`` (the host's ``sys.path`` is passed in
         ``PYTHONPATH`` instead) which saves most of the interpreter's start-up time.
+    :param warm_spare: keep one Python runner started in advance (after the first Python
+        plugin loads), so the next Python plugin — or a restart — skips interpreter start-up;
+        it applies its plugin's limits to itself before importing any plugin code.
     :param env_passthrough: host environment variables the child inherits; others are not
         passed, so host secrets in the environment do not leak into plugins.
     """
@@ -129,6 +137,7 @@ class ProcessOptions:
     output_lines_per_second: int = 100
     python: str = sys.executable
     python_flags: tuple[str, ...] = ("-S",)
+    warm_spare: bool = True
     env_passthrough: tuple[str, ...] = (
         "PATH",
         "HOME",
@@ -215,13 +224,36 @@ def limits_of(manifest: Manifest) -> dict[str, Any]:
     return {n: getattr(lim, n) for n in names if getattr(lim, n, None) is not None}
 
 
+def child_env(
+    options: ProcessOptions, plugin_id: str, token: str, python_child: bool
+) -> dict[str, str]:
+    """The child's environment: a few passed-through variables plus the protocol's."""
+    env = {k: os.environ[k] for k in options.env_passthrough if k in os.environ}
+    env.update(
+        {
+            ENV_PROTOCOL: str(PROTOCOL_VERSION),
+            ENV_APP_PROTOCOL: str(APP_PROTOCOL_VERSION),
+            ENV_PLUGIN_ID: plugin_id,
+            ENV_TOKEN: token,
+            ENV_MAX_FRAME: str(options.max_frame),
+        }
+    )
+    if python_child:
+        # -S skipped site: hand over the host's resolved path instead (this is what makes
+        # plughost and the plugin's dependencies importable in the child).
+        env["PYTHONPATH"] = os.pathsep.join(
+            os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)
+        )
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
 def build_argv(entry: str, root: Path, options: ProcessOptions) -> tuple[list[str], bool]:
     """The command line for ``entry``; the flag says whether it is the Python child runner."""
     if _PY_ENTRY.match(entry.strip()):
         # ``-c`` rather than ``-m``: runpy would cost the child ~10 ms of imports.
         launcher = (
-            "from plughost.sdk.child import main; "
-            f"raise SystemExit(main([{entry.strip()!r}]))"
+            f"from plughost.sdk.child import main; raise SystemExit(main([{entry.strip()!r}]))"
         )
         return [options.python, *options.python_flags, "-c", launcher], True
     try:
@@ -271,6 +303,65 @@ class ProcessRuntime:
         self.on_event = on_event
         self._instances: set[ProcessInstance] = set()
         self._closed = False
+        self._spare: Session | None = None
+        self._spare_task: asyncio.Task[None] | None = None
+
+    def _new_session(
+        self, plugin_id: str, handler: Any, sink: OutputSink, limits: Mapping[str, Any]
+    ) -> Session:
+        o = self.options
+        return Session(
+            plugin_id,
+            handler=handler,
+            sink=sink,
+            limits=limits,
+            max_frame=o.max_frame,
+            cancel_grace=o.cancel_grace,
+            term_grace=o.term_grace,
+        )
+
+    # -- warm spare ----------------------------------------------------------------------------
+    def _take_spare(self) -> Session | None:
+        """The idle pre-started Python runner, if one is ready (it is then no longer spare)."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.alive:
+            return spare
+        return None
+
+    def _want_spare(self) -> None:
+        """Start a warm spare in the background if the options ask for one and none exists."""
+        if not self.options.warm_spare or self._closed:
+            return
+        if self._spare is not None or (self._spare_task and not self._spare_task.done()):
+            return
+        self._spare_task = asyncio.get_running_loop().create_task(self._make_spare())
+
+    async def _make_spare(self) -> None:
+        sink = OutputSink(logging.getLogger("plughost.runtimes.process.spare"))
+        session = self._new_session("(spare)", _refuse_before_assign, sink, {})
+        token = secrets.token_hex(16)
+        env = child_env(self.options, "", token, True)
+        env[ENV_SPARE] = "1"
+        launcher = "from plughost.sdk.child import main; raise SystemExit(main([]))"
+        argv = [self.options.python, *self.options.python_flags, "-c", launcher]
+        try:
+            await session.start_process(
+                argv, cwd=os.getcwd(), env=env, token=token, preexec_fn=_make_preexec({})
+            )
+        except OSError:
+            logger.warning("could not start a warm spare; plugins will start cold", exc_info=True)
+            return
+        try:  # only a runner that has finished its imports is worth handing out
+            await asyncio.wait_for(
+                asyncio.shield(session.spare_ready), self.options.handshake_timeout
+            )
+        except (TimeoutError, asyncio.CancelledError):
+            await session.kill("warm spare did not become ready", expected=True)
+            return
+        if self._closed or not session.alive:
+            await session.kill("runtime closed", expected=True)
+            return
+        self._spare = session
 
     async def load(self, manifest: Manifest, root: Path | None) -> ProcessInstance:
         """Spawn the plugin's process and complete the handshake (state LOADED)."""
@@ -282,10 +373,16 @@ class ProcessRuntime:
         return inst
 
     async def aclose(self) -> None:
-        """Close every instance still open; idempotent."""
+        """Close every instance still open and the warm spare; idempotent."""
         self._closed = True
         instances, self._instances = list(self._instances), set()
         await asyncio.gather(*(i.close() for i in instances), return_exceptions=True)
+        if self._spare_task is not None:
+            with contextlib.suppress(Exception):
+                await self._spare_task
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            await spare.shutdown(self.options.stop_grace)
 
 
 class ProcessInstance:
@@ -329,54 +426,44 @@ class ProcessInstance:
         return self._session.pid if self._session is not None else None
 
     # -- launching -----------------------------------------------------------------------------
-    def _env(self, token: str, python_child: bool) -> dict[str, str]:
-        env = {k: os.environ[k] for k in self.options.env_passthrough if k in os.environ}
-        env.update(
-            {
-                ENV_PROTOCOL: str(PROTOCOL_VERSION),
-                ENV_APP_PROTOCOL: str(APP_PROTOCOL_VERSION),
-                ENV_PLUGIN_ID: self._id,
-                ENV_TOKEN: token,
-                ENV_MAX_FRAME: str(self.options.max_frame),
-            }
-        )
-        if python_child:
-            # -S skipped site: hand over the host's resolved path instead (this is what makes
-            # plughost and the plugin's dependencies importable in the child).
-            env["PYTHONPATH"] = os.pathsep.join(
-                os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)
-            )
-            env["PYTHONDONTWRITEBYTECODE"] = "1"
-        return env
-
     async def _launch(self, *, phase: str) -> None:
         entry = self.manifest.entry
         argv, python_child = build_argv(entry, self.root, self.options)
-        token = secrets.token_hex(16)
         sink = OutputSink(
             self.log,
             lines_per_second=self.options.output_lines_per_second,
             bytes_per_second=self.limits.get("output"),
         )
         self.sink = sink
-        session = Session(
-            self._id,
-            handler=self._serve,
-            sink=sink,
-            limits=self.limits,
-            max_frame=self.options.max_frame,
-            cancel_grace=self.options.cancel_grace,
-            term_grace=self.options.term_grace,
-        )
+        spare = self.runtime._take_spare() if python_child else None
         try:
-            await session.spawn(
-                argv,
-                cwd=str(self.root),
-                env=self._env(token, python_child),
-                token=token,
-                preexec_fn=_make_preexec(self.limits),
-                handshake_timeout=self.options.handshake_timeout,
-            )
+            if spare is not None:
+                # A warm spare has paid for interpreter start and imports already.
+                session = spare
+                session.assign(
+                    self._id,
+                    handler=self._serve,
+                    sink=sink,
+                    limits=self.limits,
+                    params={
+                        "plugin_id": self._id,
+                        "entry": entry.strip(),
+                        "cwd": str(self.root),
+                        "limits": {k: self.limits.get(k) for k in ("memory", "cpu", "open_files")},
+                    },
+                )
+                await session.handshake(self.options.handshake_timeout)
+            else:
+                session = self.runtime._new_session(self._id, self._serve, sink, self.limits)
+                token = secrets.token_hex(16)
+                await session.spawn(
+                    argv,
+                    cwd=str(self.root),
+                    env=child_env(self.options, self._id, token, python_child),
+                    token=token,
+                    preexec_fn=_make_preexec(self.limits),
+                    handshake_timeout=self.options.handshake_timeout,
+                )
         except PlughostError as exc:
             if exc.code.startswith("protocol."):
                 exc.plugin_id = self._id
@@ -391,6 +478,8 @@ class ProcessInstance:
             ) from None
         self._session = session
         self._watch_task = asyncio.get_running_loop().create_task(self._watch(session))
+        if python_child:
+            self.runtime._want_spare()  # the next Python plugin (or restart) starts warm
 
     async def _watch(self, session: Session) -> None:
         info = await session.ended

@@ -19,7 +19,9 @@ async def main() -> None:
         busy = asyncio.ensure_future(inst.call("sleep", {"seconds": 60}, timeout=120))
         await asyncio.sleep(0.2)
         assert not busy.done()
-    print(inst.pid, flush=True)
+    while runtime._spare is None:  # wait for the warm spare: it must die with us too
+        await asyncio.sleep(0.01)
+    print(inst.pid, runtime._spare.pid, flush=True)
     await asyncio.sleep(3600)
 
 
