@@ -1,11 +1,12 @@
 """Isolated runtimes, side by side in one run; prints ratios against the named peers.
 
     python bench/bench_runtimes.py            # every section
-    python bench/bench_runtimes.py process    # one section
+    python bench/bench_runtimes.py process    # one section: process | wasm (--quick: fewer rounds)
 
 Process section (issue 6): a ``plugin.call`` round trip through the process runtime against a
 bare length-prefixed echo over a pipe to a child (the floor), calls/s with 64 in flight, and
-spawn-to-ready against ``python -c pass``. The wasm section is added beside it.
+spawn-to-ready against ``python -c pass`` (cold, and with the warm spare). The wasm section comes
+from ``bench/bench_runtimes_wasm.py`` (the WebAssembly runtime's half) when it is present.
 """
 
 from __future__ import annotations
@@ -42,9 +43,12 @@ class Row:
     peer: str = ""
     peer_value: float | None = None
     goal: str = ""
+    ratio_text: str = ""
 
     @property
     def ratio(self) -> str:
+        if self.ratio_text:
+            return self.ratio_text
         if self.peer_value in (None, 0):
             return ""
         return f"{self.value / self.peer_value:.2f}x"
@@ -220,7 +224,19 @@ async def process_section(quick: bool) -> list[Row]:
     return rows
 
 
-SECTIONS = {"process": process_section}
+async def wasm_section(quick: bool) -> list[Row]:
+    """The WebAssembly rows, from bench/bench_runtimes_wasm.py (the wasm runtime's half)."""
+    try:
+        import bench_runtimes_wasm as wasm  # type: ignore[import-not-found]
+    except ImportError as exc:  # the wasm half or wasmtime is not installed
+        print(f"(wasm section skipped: {exc})")
+        return []
+    rows = await asyncio.to_thread(wasm.collect)  # it runs its own event loops
+    return [Row("wasm", r["what"], r["us"], "µs", ratio_text=r["ratio"], goal=r["goal"])
+            for r in rows]
+
+
+SECTIONS = {"process": process_section, "wasm": wasm_section}
 
 
 def print_table(rows: list[Row]) -> None:
