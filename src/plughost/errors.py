@@ -31,7 +31,35 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   └── PluginUnavailable                      code: plugin.unavailable
     ├── PermissionDenied (PermissionError)         code: permission.denied
     ├── OperationRefused                           code: operation.refused
-    └── ProtocolError (PluginError)                code: protocol.* (frame/json/handshake/version)
+    ├── ProtocolError (PluginError)                code: protocol.* (frame/json/handshake/version)
+    ├── ArchiveError (ValueError)                  code: archive.* (one code per refusal:
+    │                                                path link special duplicate case_collision
+    │                                                too_many_entries too_large ratio encrypted
+    │                                                nested prefix_data trailing_data overlap
+    │                                                header_mismatch integrity unsupported
+    │                                                corrupt destination missing
+    │                                                unreadable)
+    ├── PackageError (ValueError)                  code: package.* (symlink special reserved
+    │                                                manifest integrity output)
+    ├── SignatureError                             code: signature.* (missing invalid
+    │   │                                            untrusted_key revoked_key mismatch)
+    │   └── ChecksumMismatch                       code: integrity.checksum
+    ├── SigningKeyError                            code: key.* (invalid exists)
+    ├── TrustStoreError                            code: trust.* (unknown_key duplicate
+    │                                                name_taken revoked corrupt)
+    └── StorageError                               code: storage.*
+        ├── DatabaseUnavailable                    code: storage.database_unavailable
+        ├── MigrationError                         code: storage.migration
+        ├── RecordExists                           code: storage.exists
+        ├── RecordNotFound (LookupError)           code: storage.not_found
+        ├── ConcurrentModification                 code: storage.conflict
+        ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
+        ├── InvalidRecord (ValueError)             code: storage.invalid
+        ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
+        ├── ObjectNotFound (LookupError)           code: storage.object_missing
+        ├── ObjectCorrupted                        code: storage.object_corrupted
+        ├── ObjectTooLarge                         code: storage.object_too_large
+        └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -45,15 +73,28 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "ArchiveError",
+    "ChecksumMismatch",
+    "ConcurrentModification",
     "ConfigurationError",
+    "DatabaseUnavailable",
     "DependencyCycle",
     "DependencyMissing",
     "DependentsExist",
     "ExtraNotInstalled",
     "HostVersionMismatch",
+    "InvalidObjectKey",
+    "InvalidRecord",
     "InvalidTransition",
+    "LockTimeout",
     "ManifestError",
+    "MigrationError",
+    "ObjectCorrupted",
+    "ObjectNotFound",
+    "ObjectStoreUnavailable",
+    "ObjectTooLarge",
     "OperationRefused",
+    "PackageError",
     "PermissionDenied",
     "PlughostError",
     "PluginActivationError",
@@ -65,8 +106,14 @@ __all__ = [
     "PluginUnavailable",
     "Problem",
     "ProtocolError",
+    "RecordExists",
+    "RecordNotFound",
     "ResolutionConflict",
     "ResolutionError",
+    "SignatureError",
+    "SigningKeyError",
+    "StorageError",
+    "TrustStoreError",
     "VersionError",
     "error_context",
 ]
@@ -293,6 +340,124 @@ class OperationRefused(PlughostError):
     """An operation was refused before it changed anything (e.g. already installed)."""
 
     default_code = "operation.refused"
+
+
+
+class ArchiveError(PlughostError, ValueError):
+    """An archive was refused. ``code`` names the precise reason (``archive.path``,
+    ``archive.link``, ``archive.ratio``, ...); ``details['entry']`` names the entry when one is
+    concerned. Archives are refused, never silently "sanitised"."""
+
+    default_code = "archive.corrupt"
+
+
+class PackageError(PlughostError, ValueError):
+    """A plugin package (or the folder being packed) does not follow the package format."""
+
+    default_code = "package.invalid"
+
+
+class SignatureError(PlughostError):
+    """A package signature is missing, invalid, untrusted, revoked or made for another package."""
+
+    default_code = "signature.invalid"
+
+
+class ChecksumMismatch(SignatureError):
+    """The package's SHA-256 differs from the one the caller expected."""
+
+    default_code = "integrity.checksum"
+
+
+class SigningKeyError(PlughostError, ValueError):
+    """A signing or public key file is unusable (wrong type, unreadable, would be overwritten)."""
+
+    default_code = "key.invalid"
+
+
+class TrustStoreError(PlughostError):
+    """The trust store of publisher keys refused a change or could not be read."""
+
+    default_code = "trust.error"
+# --- storage (plughost.storage) -------------------------------------------------------------
+
+
+class StorageError(PlughostError):
+    """The database or the object store failed or refused an operation."""
+
+    default_code = "storage.error"
+
+
+class DatabaseUnavailable(StorageError):
+    """The database could not be reached or opened (bad URL, server down, wrong credentials)."""
+
+    default_code = "storage.database_unavailable"
+
+
+class MigrationError(StorageError):
+    """Applying or reading schema migrations failed (unknown revision, schema newer than code)."""
+
+    default_code = "storage.migration"
+
+
+class RecordExists(StorageError):
+    """A row with the same identity already exists (plugin id, plugin version, token name, ...)."""
+
+    default_code = "storage.exists"
+
+
+class RecordNotFound(StorageError, LookupError):
+    """A row the operation needs does not exist (version, token, operation, request, key)."""
+
+    default_code = "storage.not_found"
+
+
+class ConcurrentModification(StorageError):
+    """Someone else changed the row since it was read (optimistic concurrency check failed)."""
+
+    default_code = "storage.conflict"
+
+
+class LockTimeout(StorageError, TimeoutError):
+    """Another operation held the plugin's lock for longer than the caller was willing to wait."""
+
+    default_code = "storage.lock_timeout"
+
+
+class InvalidObjectKey(StorageError, ValueError):
+    """An object-store key is malformed (absolute, ``..``, empty segment, backslash, too long)."""
+
+    default_code = "storage.key_invalid"
+
+
+class ObjectNotFound(StorageError, LookupError):
+    """No object is stored under that key."""
+
+    default_code = "storage.object_missing"
+
+
+class ObjectCorrupted(StorageError):
+    """A stored object's bytes do not match its recorded SHA-256 (or the caller's expected one)."""
+
+    default_code = "storage.object_corrupted"
+
+
+class ObjectTooLarge(StorageError):
+    """An object is larger than the size limit given for the write."""
+
+    default_code = "storage.object_too_large"
+
+
+class ObjectStoreUnavailable(StorageError):
+    """The object store could not be reached (S3 endpoint down, bucket missing, access denied)."""
+
+    default_code = "storage.object_store_unavailable"
+
+
+class InvalidRecord(StorageError, ValueError):
+    """A value given to the repository is not acceptable (unknown state or status, bad range)."""
+
+    default_code = "storage.invalid"
 
 
 class ProtocolError(PluginError):
