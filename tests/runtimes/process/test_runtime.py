@@ -292,3 +292,16 @@ async def test_close_is_idempotent_and_reaps_the_child(runtime) -> None:
     assert not pid_alive(pid)
     with pytest.raises(PluginUnavailable, match="closed"):
         await inst.call("say")
+
+
+async def test_cancellation_interrupts_an_async_handler_in_the_child(runtime) -> None:
+    inst = await start_echo(runtime)
+    pid = inst.pid
+    with pytest.raises(PluginTimeout):
+        await inst.call("nap", {"seconds": 30}, timeout=0.05)
+    # The child cancelled the coroutine and answered "cancelled" at once: no hang, no kill.
+    session = inst._session
+    assert session is not None
+    await eventually(lambda: not session._late)
+    assert inst.pid == pid
+    assert await inst.call("nap", {"seconds": 0}) == 0
