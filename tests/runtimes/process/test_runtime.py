@@ -62,6 +62,21 @@ async def test_events_delivered_as_notifications_reach_the_plugin(runtime) -> No
     assert await inst.call("seen_users") == ["ada", "bob"]
 
 
+async def test_event_dicts_from_the_bus_arrive_as_event_objects(runtime) -> None:
+    inst = await start_echo(runtime)
+    event = {
+        "id": "e1",
+        "type": "event",
+        "source": "shop",
+        "topic": "order.created",
+        "payload": {"id": 42},
+        "time": 0.0,
+        "reply_to": None,
+    }
+    assert await inst.call("on_order", {"event": event}) is None
+    assert await inst.call("seen_users") == ["order.created:42"]
+
+
 async def test_sixty_four_concurrent_calls_each_get_their_own_answer(runtime) -> None:
     inst = await start_echo(runtime)
     results = await asyncio.gather(*(inst.call("say", {"text": str(i)}) for i in range(64)))

@@ -31,6 +31,11 @@ class Echo(Plugin):
     def remember(self, user: str) -> None:
         self.seen.append(user)
 
+    @on("order.*")
+    def on_order(self, event) -> None:
+        # The communications layer delivers Event.to_dict(); the runner hands over an object.
+        self.seen.append(f"{event.topic}:{event['payload']['id']}")
+
     @command("echo.seen")
     def seen_users(self) -> list:
         return self.seen
