@@ -110,3 +110,20 @@ async def test_quarantine_marks_the_record_failed_and_enable_brings_it_back(
         await host.enable("pyecho")
         assert record.state is State.ACTIVE
         assert (await host.call("pyecho", "say", text="again"))["text"] == "again"
+
+
+def test_sync_facade_drives_a_process_plugin_from_its_loop_thread(plugins_dir: Path) -> None:
+    from plughost import SyncPluginHost
+
+    host = SyncPluginHost(PluginHost([plugins_dir]))
+    try:
+        host.start()
+        result = host.call("pyecho", "say", text="sync")
+        assert result["text"] == "sync"
+        pid = result["pid"]
+    finally:
+        host.close()
+    import os
+
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

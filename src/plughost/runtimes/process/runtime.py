@@ -11,6 +11,11 @@ Host services reach the plugin through ``handlers`` (``{"host.emit": fn, ...}``,
 imports no service. Every ``host.*`` request first passes the permission check the host gives
 (``check_for(plugin_id)(kind, target)`` raising :class:`~plughost.errors.PermissionDenied`);
 without one, everything that needs a grant is denied.
+
+Children die with the host: on Linux each child asks the kernel for ``SIGKILL`` when its parent
+goes (``PR_SET_PDEATHSIG``, set between fork and exec) and the Python runner also watches its
+stdin. The kernel ties that signal to the *thread* that started the child, so run the host's
+event loop in a thread that lives as long as the plugins (``SyncPluginHost`` does).
 """
 
 from __future__ import annotations
