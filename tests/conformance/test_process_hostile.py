@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -27,12 +28,30 @@ import pytest
 from plughost import PluginHost, State
 from plughost.errors import PermissionDenied, PluginCrashed, PluginTimeout, ProtocolError
 from plughost.observability.health import RestartPolicy
-from plughost.runtimes.process.runtime import ProcessOptions, ProcessRuntime
+from plughost.runtimes.process.runtime import (
+    ProcessOptions,
+    ProcessRuntime,
+    _libc,
+)
 
 from .conftest import CASES, Services, write_plugin
 
 HERE = Path(__file__).parent
 NEIGHBOUR = HERE.parent / "runtimes" / "process" / "plugins" / "pyecho"
+
+
+def network_namespaces_work() -> bool:
+    """Whether this machine lets a child leave the network namespace (root or user namespaces)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes, sys\n"
+        "libc = ctypes.CDLL('libc.so.6')\n"
+        "ok = libc.unshare(0x40000000) == 0 or libc.unshare(0x50000000) == 0\n"
+        "sys.exit(0 if ok else 1)\n"
+    )
+    return _libc() is not None and subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 async def eventually(pred: Any, timeout: float = 10.0) -> None:
@@ -171,6 +190,21 @@ async def test_forbidden_http_request_is_refused_at_the_boundary(tmp_path, servi
         with pytest.raises(PermissionDenied, match=r"net:evil\.example:443"):
             await host.call("hostile", "forbidden_http_request", url="https://evil.example/x")
     assert services.requests == []
+
+
+@pytest.mark.skipif(not network_namespaces_work(), reason="cannot create network namespaces here")
+async def test_forbidden_http_request_by_its_own_socket_reaches_nothing(tmp_path, services):
+    # The same request without the host: the plugin declares no net: permission, so it runs in
+    # an empty network namespace where even the host's loopback listener is unreachable.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        async with hostile_host(tmp_path, services) as (host, _events):
+            assert host.get("hostile").instance.stats()["network_isolated"] is True
+            answer = await host.call("hostile", "direct_socket", host="127.0.0.1", port=port)
+            assert answer.startswith("refused: ")
+            assert await host.call("pyecho", "say", text="x")
 
 
 async def test_forbidden_event_emit_is_refused_and_a_granted_one_goes_through(

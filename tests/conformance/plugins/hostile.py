@@ -52,6 +52,16 @@ class Hostile(Plugin):
     def forbidden_http_request(self, url: str) -> object:
         return self.ctx.http.get(url)
 
+    @command("direct_socket")
+    def direct_socket(self, host: str, port: int) -> str:
+        import socket
+
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return "connected"
+        except OSError as exc:
+            return f"refused: {exc}"
+
     @command("forbidden_event_emit")
     def forbidden_event_emit(self, topic: str) -> object:
         return self.ctx.bus.emit(topic, {"evil": True})

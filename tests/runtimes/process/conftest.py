@@ -21,7 +21,13 @@ from plughost.runtimes.process.runtime import ProcessOptions, ProcessRuntime
 PLUGINS = Path(__file__).parent / "plugins"
 
 
-def make_manifest(plugin_id: str, entry: str, limits: Mapping[str, Any] | None = None) -> Any:
+def make_manifest(
+    plugin_id: str,
+    entry: str,
+    limits: Mapping[str, Any] | None = None,
+    *,
+    permissions: list[str] | None = None,
+) -> Any:
     """A real Manifest for a process plugin."""
     data: dict[str, Any] = {
         "id": plugin_id,
@@ -32,6 +38,8 @@ def make_manifest(plugin_id: str, entry: str, limits: Mapping[str, Any] | None =
     }
     if limits:
         data["limits"] = {k.replace("_", "-"): v for k, v in limits.items()}
+    if permissions:
+        data["permissions"] = permissions
     return manifest_from_dict(data)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 from typing import Any
 
@@ -320,3 +321,32 @@ async def test_cancellation_interrupts_an_async_handler_in_the_child(runtime) ->
     await eventually(lambda: not session._late)
     assert inst.pid == pid
     assert await inst.call("nap", {"seconds": 0}) == 0
+
+
+async def test_a_plugin_that_declares_net_keeps_its_sockets_others_do_not(runtime, tmp_path):
+    (tmp_path / "net.py").write_text(
+        "import socket\n"
+        "from plughost.sdk.decorators import command\n"
+        "class Net:\n"
+        "    @command('net.connect')\n"
+        "    def connect(self, port):\n"
+        "        try:\n"
+        "            socket.create_connection(('127.0.0.1', port), timeout=2).close()\n"
+        "            return 'connected'\n"
+        "        except OSError as exc:\n"
+        "            return type(exc).__name__\n"
+    )
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        plain = await runtime.load(make_manifest("plain", "net:Net"), tmp_path)
+        await plain.start(Context())
+        networked = await runtime.load(
+            make_manifest("networked", "net:Net", permissions=["net:127.0.0.1:*"]), tmp_path
+        )
+        await networked.start(Context())
+        assert networked.stats()["network_isolated"] is False
+        assert await networked.call("connect", {"port": port}) == "connected"
+        if plain.stats()["network_isolated"]:  # where namespaces are available (Linux, root/userns)
+            assert await plain.call("connect", {"port": port}) != "connected"

@@ -129,6 +129,9 @@ class ProcessOptions:
     :param warm_spare: keep one Python runner started in advance (after the first Python
         plugin loads), so the next Python plugin — or a restart — skips interpreter start-up;
         it applies its plugin's limits to itself before importing any plugin code.
+    :param isolate_network: start plugins whose manifest declares no ``net:`` permission in
+        an empty network namespace (Linux), so their own sockets reach nothing; HTTP goes
+        through ``host.http``, checked per host.
     :param env_passthrough: host environment variables the child inherits; others are not
         passed, so host secrets in the environment do not leak into plugins.
     """
@@ -143,6 +146,7 @@ class ProcessOptions:
     python: str = sys.executable
     python_flags: tuple[str, ...] = ("-S",)
     warm_spare: bool = True
+    isolate_network: bool = True
     env_passthrough: tuple[str, ...] = (
         "PATH",
         "HOME",
@@ -197,8 +201,13 @@ def _rlimits(limits: Mapping[str, Any]) -> list[tuple[int, int, int]]:
     return out
 
 
-def _make_preexec(limits: Mapping[str, Any]) -> Callable[[], None]:
-    """Runs in the forked child before exec: die with the parent, then apply rlimits."""
+_CLONE_NEWNET = 0x40000000
+_CLONE_NEWUSER = 0x10000000
+
+
+def _make_preexec(limits: Mapping[str, Any], *, isolate_network: bool) -> Callable[[], None]:
+    """Runs in the forked child before exec: die with the parent, leave the host's network
+    namespace if asked, then apply rlimits."""
     import resource
     import signal
 
@@ -212,10 +221,28 @@ def _make_preexec(limits: Mapping[str, Any]) -> Callable[[], None]:
             libc.prctl(_PR_SET_PDEATHSIG, kill, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
+        if isolate_network and libc is not None and libc.unshare(_CLONE_NEWNET) != 0:
+            # Without CAP_SYS_ADMIN an unprivileged user namespace may still allow it; if not,
+            # the runtime notices after start (network_isolated() is False) and says so.
+            libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
         for res, soft, hard in rl:
             resource.setrlimit(res, (soft, hard))
 
     return preexec
+
+
+def network_isolated(pid: int) -> bool:
+    """Whether process ``pid`` lives in a network namespace other than ours (Linux)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    except OSError:
+        return False
+
+
+def declares_network(manifest: Any) -> bool:
+    """Whether the manifest asks for any ``net:`` permission (then sockets are left alone)."""
+    perms = getattr(manifest, "permissions", ()) or ()
+    return any(p == "net" or p.startswith("net:") for p in perms)
 
 
 def limits_of(manifest: Manifest) -> dict[str, Any]:
@@ -351,7 +378,12 @@ class ProcessRuntime:
         argv = [self.options.python, *self.options.python_flags, "-c", launcher]
         try:
             await session.start_process(
-                argv, cwd=os.getcwd(), env=env, token=token, preexec_fn=_make_preexec({})
+                argv,
+                cwd=os.getcwd(),
+                env=env,
+                token=token,
+                # Spares serve plugins without direct network; the others always start cold.
+                preexec_fn=_make_preexec({}, isolate_network=self.options.isolate_network),
             )
         except OSError:
             logger.warning("could not start a warm spare; plugins will start cold", exc_info=True)
@@ -407,6 +439,11 @@ class ProcessInstance:
             runtime.check_for(self._id) if runtime.check_for is not None else deny_all(self._id)
         )
         self._context_handlers: dict[str, HostHandler] = {}
+        # Direct sockets are all or nothing: a plugin that declares no net: permission runs in
+        # its own empty network namespace; host.http requests are checked per host either way.
+        self._isolate_net = runtime.options.isolate_network and not declares_network(manifest)
+        self.network_isolated = False
+        self._warned_network = False
         self.supervisor = Supervisor(runtime.policy)
         self._session: Session | None = None
         self._context: PluginContext | None = None
@@ -440,7 +477,10 @@ class ProcessInstance:
             bytes_per_second=self.limits.get("output"),
         )
         self.sink = sink
-        spare = self.runtime._take_spare() if python_child else None
+        # Spares start without network when isolation is on: a plugin that may use its own
+        # sockets then starts cold, in the host's network namespace.
+        spare_fits = self._isolate_net or not self.options.isolate_network
+        spare = self.runtime._take_spare() if python_child and spare_fits else None
         try:
             if spare is not None:
                 # A warm spare has paid for interpreter start and imports already.
@@ -466,7 +506,7 @@ class ProcessInstance:
                     cwd=str(self.root),
                     env=child_env(self.options, self._id, token, python_child),
                     token=token,
-                    preexec_fn=_make_preexec(self.limits),
+                    preexec_fn=_make_preexec(self.limits, isolate_network=self._isolate_net),
                     handshake_timeout=self.options.handshake_timeout,
                 )
         except PlughostError as exc:
@@ -483,6 +523,14 @@ class ProcessInstance:
             ) from None
         self._session = session
         self._watch_task = asyncio.get_running_loop().create_task(self._watch(session))
+        self.network_isolated = session.pid is not None and network_isolated(session.pid)
+        if self._isolate_net and not self.network_isolated and not self._warned_network:
+            self._warned_network = True
+            self.log.warning(
+                "cannot isolate the network of plugin %s (no CAP_SYS_ADMIN and no user "
+                "namespaces): its own sockets are not restricted; host.http is still checked",
+                self._id,
+            )
         if python_child:
             self.runtime._want_spare()  # the next Python plugin (or restart) starts warm
 
@@ -756,6 +804,7 @@ class ProcessInstance:
         out: dict[str, Any] = dict(self._stats)
         out["pid"] = self.pid
         out["quarantined"] = self.failure is not None
+        out["network_isolated"] = self.network_isolated
         if self.sink is not None:
             out["log_lines_dropped"] = self.sink.dropped_lines
         return out
