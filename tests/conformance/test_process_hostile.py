@@ -28,11 +28,8 @@ import pytest
 from plughost import PluginHost, State
 from plughost.errors import PermissionDenied, PluginCrashed, PluginTimeout, ProtocolError
 from plughost.observability.health import RestartPolicy
-from plughost.runtimes.process.runtime import (
-    ProcessOptions,
-    ProcessRuntime,
-    _libc,
-)
+from plughost.runtimes.process.launch import _libc
+from plughost.runtimes.process.runtime import ProcessOptions, ProcessRuntime
 
 from .conftest import CASES, Services, write_plugin
 

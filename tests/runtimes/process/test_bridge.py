@@ -8,11 +8,8 @@ import pytest
 
 from plughost.core.context import PluginContext
 from plughost.errors import PermissionDenied
-from plughost.runtimes.process.runtime import (
-    ProcessRuntime,
-    check_from_context,
-    handlers_from_context,
-)
+from plughost.runtimes.process.bridge import check_from_context, handlers_from_context
+from plughost.runtimes.process.runtime import ProcessRuntime
 
 from .conftest import PLUGINS, fast_options, make_manifest
 
