@@ -99,3 +99,16 @@ def test_required_permission_refuses_missing_target() -> None:
         p.required_permission("host.emit", {}, "demo")
     with pytest.raises(ValueError, match="absolute http"):
         p.required_permission("host.http.request", {"url": "file:///etc/passwd"}, "demo")
+
+
+def test_hand_built_hello_is_the_same_json_as_the_encoder_would_write() -> None:
+    import json
+
+    params = p.hello_params(plugin_id="demo.plugin-1", token="ab12", implementation="x/1")
+    assert json.loads(p.encode_hello(params)) == {
+        "jsonrpc": "2.0",
+        "method": p.HELLO,
+        "params": params,
+    }
+    odd = {**params, "implementation": 'quote " and \\ and é'}
+    assert json.loads(p.encode_hello(odd))["params"] == odd
