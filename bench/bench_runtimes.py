@@ -231,9 +231,8 @@ async def wasm_section(quick: bool) -> list[Row]:
     except ImportError as exc:  # the wasm half or wasmtime is not installed
         print(f"(wasm section skipped: {exc})")
         return []
-    rows = await asyncio.to_thread(wasm.collect)  # it runs its own event loops
-    return [Row("wasm", r["what"], r["us"], "µs", ratio_text=r["ratio"], goal=r["goal"])
-            for r in rows]
+    # It runs its own event loops: keep it off this one.
+    return [Row(**r) for r in await asyncio.to_thread(wasm.section_rows, quick)]
 
 
 SECTIONS = {"process": process_section, "wasm": wasm_section}
