@@ -18,10 +18,11 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["CrashDecision", "RestartPolicy", "Supervisor"]
+__all__ = ["CrashDecision", "RestartPolicy", "Supervisor", "SupervisorEvent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,20 @@ class CrashDecision:
     """Seconds to wait before restarting (0 when quarantined)."""
     crashes_in_window: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorEvent:
+    """What a runtime's supervisor did, reported to the host's listener (``on_event``).
+
+    ``kind`` is ``crashed``, ``restarted``, ``quarantined`` or ``reenabled``; the host marks a
+    quarantined plugin FAILED with ``reason``. Every isolated runtime reports this one shape.
+    """
+
+    plugin_id: str
+    kind: str
+    reason: str
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Supervisor:

@@ -26,7 +26,6 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +36,7 @@ from plughost.errors import (
     PluginLoadError,
     PluginUnavailable,
 )
-from plughost.observability.health import RestartPolicy, Supervisor
+from plughost.observability.health import RestartPolicy, Supervisor, SupervisorEvent
 from plughost.runtimes.base import Export, Health
 from plughost.runtimes.process.bridge import (
     HostHandler,
@@ -86,16 +85,6 @@ logger = logging.getLogger(__name__)
 
 def _refuse_before_assign(method: str, params: dict[str, Any]) -> Any:
     raise PluginUnavailable("this runner has not been given a plugin yet")
-
-
-@dataclass(frozen=True, slots=True)
-class SupervisorEvent:
-    """Something the supervisor did: ``crashed``, ``restarted``, ``quarantined``, ``reenabled``."""
-
-    plugin_id: str
-    kind: str
-    reason: str
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ProcessRuntime:
