@@ -42,9 +42,10 @@ from plughost.errors import (
     PluginUnavailable,
     error_context,
 )
+from plughost.observability.health import SupervisorEvent
 from plughost.runtimes.base import Export, PluginInstance, Runtime
 from plughost.runtimes.inprocess import InProcessRuntime
-from plughost.runtimes.process.runtime import ProcessRuntime, SupervisorEvent
+from plughost.runtimes.process.runtime import ProcessRuntime
 
 __all__ = [
     "ErrorPolicy",
