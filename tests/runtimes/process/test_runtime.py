@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import socket
-import time
 from typing import Any
 
 import pytest
@@ -160,10 +159,9 @@ async def test_crash_mid_call_fails_every_in_flight_call_quickly(runtime) -> Non
     # async handlers run concurrently in the child, so these are really in flight together
     slow = [asyncio.ensure_future(inst.call("nap", {"seconds": 5})) for _ in range(3)]
     await asyncio.sleep(0.05)
-    started = time.monotonic()
+    # Noticed from the exit itself (EOF / process exit), not from the 30 s deadline expiring.
     with pytest.raises(PluginCrashed) as info:
-        await inst.call("exit", {"code": 7})
-    assert time.monotonic() - started < 1.0
+        await inst.call("exit", {"code": 7}, timeout=30)
     assert "exited with code 7" in info.value.message
     for fut in slow:
         with pytest.raises(PluginCrashed):
