@@ -57,6 +57,18 @@ class _Files(_Service):
         """List a directory."""
         return self._call("host.files.list", {"path": path})
 
+    def stat(self, path: str) -> Any:
+        """File metadata (a mapping)."""
+        return self._call("host.files.stat", {"path": path})
+
+    def mkdir(self, path: str) -> Any:
+        """Create a directory (and its parents)."""
+        return self._call("host.files.mkdir", {"path": path})
+
+    def remove(self, path: str) -> Any:
+        """Delete a file."""
+        return self._call("host.files.delete", {"path": path})
+
 
 class _Http(_Service):
     def request(
@@ -83,6 +95,10 @@ class _Storage(_Service):
     def delete(self, key: str) -> Any:
         """Remove a key."""
         return self._call("host.storage.delete", {"key": key})
+
+    def keys(self) -> Any:
+        """Every key in the plugin's namespace."""
+        return self._call("host.storage.keys", {})
 
 
 class ChildContext:

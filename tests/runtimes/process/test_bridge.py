@@ -85,3 +85,60 @@ async def test_plugin_requests_reach_context_services_with_the_plugin_as_caller(
             await inst.call("async_echo", {"text": "x"})  # emits async.topic: not granted
     finally:
         await runtime.aclose()
+
+
+class Storage:
+    """Shaped like services.hostapi.storage.StorageService: namespaces via with_namespace()."""
+
+    def __init__(self, data: dict[str, dict[str, Any]], namespace: str = "pyecho") -> None:
+        self.data, self.namespace = data, namespace
+
+    def with_namespace(self, name: str) -> Storage:
+        return Storage(self.data, name)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.setdefault(self.namespace, {}).get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data.setdefault(self.namespace, {})[key] = value
+
+    def delete(self, key: str) -> bool:
+        return self.data.setdefault(self.namespace, {}).pop(key, None) is not None
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return sorted(k for k in self.data.get(self.namespace, {}) if k.startswith(prefix))
+
+
+class Response:
+    status_code = 201
+    headers = {"content-type": "text/plain"}
+    text = "made"
+
+
+class Http:
+    """Shaped like services.hostapi.http.HttpService: async request() returning a response."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, Any]] = []
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> Response:
+        self.sent.append((method, url, kwargs.get("content")))
+        return Response()
+
+
+async def test_storage_handlers_use_the_requested_namespace() -> None:
+    data: dict[str, dict[str, Any]] = {}
+    handlers = handlers_from_context(context(storage=Storage(data)))
+    handlers["host.storage.set"]("pyecho", {"key": "a", "value": 1})
+    handlers["host.storage.set"]("pyecho", {"key": "b", "value": 2, "namespace": "shared"})
+    assert data == {"pyecho": {"a": 1}, "shared": {"b": 2}}
+    assert handlers["host.storage.keys"]("pyecho", {}) == ["a"]
+    assert handlers["host.storage.get"]("pyecho", {"key": "zz", "default": 5}) == 5
+
+
+async def test_http_response_objects_become_json_shaped() -> None:
+    http = Http()
+    handler = handlers_from_context(context(http=http))["host.http.request"]
+    result = await handler("pyecho", {"method": "POST", "url": "https://a.example/x", "body": "hi"})
+    assert result == {"status": 201, "headers": {"content-type": "text/plain"}, "body": "made"}
+    assert http.sent == [("POST", "https://a.example/x", "hi")]

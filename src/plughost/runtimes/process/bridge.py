@@ -78,7 +78,8 @@ def handlers_from_context(context: Any) -> dict[str, HostHandler]:
     """``host.*`` handlers built from the services a PluginContext carries.
 
     Only services that are attached produce handlers; a request for another one is answered
-    "not served by this host" (after the permission check).
+    "not served by this host" (after the permission check). Results are made JSON-shaped here
+    (an HTTP response becomes ``{"status", "headers", "body"}``, file metadata a mapping).
     """
     out: dict[str, HostHandler] = {}
     bus = _service(context, "bus")
@@ -92,35 +93,91 @@ def handlers_from_context(context: Any) -> dict[str, HostHandler]:
             p["command"], p.get("args") or {}, caller=pid
         )
     http = _service(context, "http")
-    request_json = getattr(http, "request_json", None)
-    if request_json is not None:
-        out["host.http.request"] = lambda pid, p: request_json(p)
+    if http is not None:
+        handler = _http_handler(http)
+        if handler is not None:
+            out["host.http.request"] = handler
     storage = _service(context, "storage")
     if storage is not None:
         for op in ("get", "set", "delete", "keys"):
-            fn = getattr(storage, op, None)
-            if fn is not None:
-                out[f"host.storage.{op}"] = _storage_handler(op, fn)
+            if hasattr(storage, op):
+                out[f"host.storage.{op}"] = _storage_handler(storage, op)
     files = _service(context, "files")
     if files is not None:
-        for method, attr in (("read", "read_text"), ("write", "write_text"), ("list", "list")):
+        for method, attr in (
+            ("read", "read_text"),
+            ("write", "write_text"),
+            ("list", "list"),
+            ("stat", "stat"),
+            ("mkdir", "mkdir"),
+            ("delete", "remove"),
+        ):
             fn = getattr(files, attr, None)
             if fn is not None:
                 out[f"host.files.{method}"] = _files_handler(method, fn)
     return out
 
 
-def _storage_handler(op: str, fn: Callable[..., Any]) -> HostHandler:
+def _http_handler(http: Any) -> HostHandler | None:
+    request_json = getattr(http, "request_json", None)
+    if request_json is not None:
+        return lambda pid, p: request_json(p)
+    request = getattr(http, "request", None)
+    if request is None:
+        return None
+
+    async def send(pid: str, p: dict[str, Any]) -> dict[str, Any]:
+        body = p.get("body") or None
+        response = request(
+            str(p.get("method") or "GET"),
+            p["url"],
+            headers=dict(p.get("headers") or {}),
+            content=body,
+        )
+        if hasattr(response, "__await__"):
+            response = await response
+        return {
+            "status": response.status_code,
+            "headers": dict(response.headers),
+            "body": response.text,
+        }
+
+    return send
+
+
+def _storage_handler(storage: Any, op: str) -> HostHandler:
+    def scoped(pid: str, p: dict[str, Any]) -> Any:
+        # The namespace was permission-checked (storage:<namespace>); default is the plugin's.
+        namespace = p.get("namespace")
+        if namespace and namespace != pid and hasattr(storage, "with_namespace"):
+            return storage.with_namespace(namespace)
+        return storage
+
     if op == "get":
-        return lambda pid, p: fn(p["key"], p.get("default"))
+        return lambda pid, p: scoped(pid, p).get(p["key"], p.get("default"))
     if op == "set":
-        return lambda pid, p: fn(p["key"], p.get("value"))
+        return lambda pid, p: scoped(pid, p).set(p["key"], p.get("value"))
     if op == "delete":
-        return lambda pid, p: fn(p["key"])
-    return lambda pid, p: list(fn())
+        return lambda pid, p: scoped(pid, p).delete(p["key"])
+    return lambda pid, p: list(scoped(pid, p).keys())
 
 
 def _files_handler(method: str, fn: Callable[..., Any]) -> HostHandler:
     if method == "write":
         return lambda pid, p: fn(p["path"], p.get("data", ""))
+    if method == "stat":
+        return lambda pid, p: _plain(fn(p["path"]))
     return lambda pid, p: fn(p["path"])
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly view of a metadata object (dataclass, namedtuple or plain object)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if hasattr(value, "_asdict"):
+        return dict(value._asdict())
+    if isinstance(value, (str, int, float, bool, type(None), list, dict)):
+        return value
+    return str(value)
