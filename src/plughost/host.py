@@ -260,6 +260,7 @@ class PluginHost:
             else None
         )
         self._extensions: list[Any] = []
+        self._releasing: dict[str, asyncio.Task[None]] = {}  # quarantined plugins being released
         self._locks: dict[str, asyncio.Lock] = {}
         self._order: list[str] = []
         self._activation_index: dict[str, list[str]] = {}
@@ -331,6 +332,27 @@ class PluginHost:
                                   details=dict(event.details))
         self._fail(record, error, "supervise")
         self._apply_policy(record, error)
+        # Its exports go (extensions' on_deactivated) and its instance is released, so that
+        # enable() starts it afresh; enable() waits for this to finish.
+        if record.instance is not None:
+            self._releasing[record.id] = asyncio.get_running_loop().create_task(
+                self._release_quarantined(record, record.instance)
+            )
+
+    async def _release_quarantined(self, record: PluginRecord, instance: PluginInstance) -> None:
+        for ext in reversed(self._extensions):
+            hook = getattr(ext, "on_deactivated", None)
+            if hook is not None:
+                try:
+                    await hook(record)
+                except Exception:
+                    logger.exception("extension cleanup failed for %s", record.id)
+        if record.instance is instance:
+            record.instance = None
+        try:
+            await instance.close()
+        except Exception:
+            logger.exception("closing quarantined %s failed", record.id)
 
     def _fail(self, record: PluginRecord, error: PlughostError, phase: str) -> None:
         record.error = error
@@ -700,6 +722,9 @@ class PluginHost:
         record = self.registry.get(plugin_id)
         if record.state not in (State.DISABLED, State.FAILED):
             return record
+        releasing = self._releasing.pop(plugin_id, None)
+        if releasing is not None:
+            await releasing
         self._disabled.discard(plugin_id)
         record.error = None
         record.phase = None

@@ -107,6 +107,7 @@ async def test_quarantine_marks_the_record_failed_and_enable_brings_it_back(
         assert "exited with code 9" in record.error.message
         with pytest.raises(PluginUnavailable):
             await host.call("pyecho", "say", text="x")
+        await eventually(lambda: record.instance is None)  # exports and instance released
         await host.enable("pyecho")
         assert record.state is State.ACTIVE
         assert (await host.call("pyecho", "say", text="again"))["text"] == "again"
