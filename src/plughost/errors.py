@@ -47,19 +47,44 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     ├── SigningKeyError                            code: key.* (invalid exists)
     ├── TrustStoreError                            code: trust.* (unknown_key duplicate
     │                                                name_taken revoked corrupt)
-    └── StorageError                               code: storage.*
-        ├── DatabaseUnavailable                    code: storage.database_unavailable
-        ├── MigrationError                         code: storage.migration
-        ├── RecordExists                           code: storage.exists
-        ├── RecordNotFound (LookupError)           code: storage.not_found
-        ├── ConcurrentModification                 code: storage.conflict
-        ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
-        ├── InvalidRecord (ValueError)             code: storage.invalid
-        ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
-        ├── ObjectNotFound (LookupError)           code: storage.object_missing
-        ├── ObjectCorrupted                        code: storage.object_corrupted
-        ├── ObjectTooLarge                         code: storage.object_too_large
-        └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
+    ├── ScopeError (ValueError)                    code: permission.scope (.problems)
+    ├── ConfigError                                code: config.*
+    │   ├── ConfigInvalid (ValueError)             code: config.invalid (.problems)
+    │   ├── ConfigRejected                         code: config.rejected
+    │   ├── ConfigVersionNotFound (LookupError)    code: config.version
+    │   └── ConfigConflict                         code: config.conflict
+    ├── KeyValueError                              code: storage.kv
+    ├── HttpServiceError                           code: http.request
+    ├── StorageError                               code: storage.*
+    │   ├── DatabaseUnavailable                    code: storage.database_unavailable
+    │   ├── MigrationError                         code: storage.migration
+    │   ├── RecordExists                           code: storage.exists
+    │   ├── RecordNotFound (LookupError)           code: storage.not_found
+    │   ├── ConcurrentModification                 code: storage.conflict
+    │   ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
+    │   ├── InvalidRecord (ValueError)             code: storage.invalid
+    │   ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
+    │   ├── ObjectNotFound (LookupError)           code: storage.object_missing
+    │   ├── ObjectCorrupted                        code: storage.object_corrupted
+    │   ├── ObjectTooLarge                         code: storage.object_too_large
+    │   └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
+    ├── InvalidExport (ValueError)                 code: export.invalid   (a bad decorator/Export)
+    ├── HookError                                  code: hook.*
+    │   ├── HookSpecError (ValueError)             code: hook.spec        (bad or duplicate spec)
+    │   ├── HookNotFound (LookupError)             code: hook.not_found
+    │   ├── HookSignatureError (TypeError)         code: hook.signature   (impl does not fit spec)
+    │   ├── HookOrderCycle                         code: hook.cycle       (before/after loop)
+    │   └── HookCallError (TypeError)              code: hook.call        (bad args, async-only)
+    ├── EventError                                 code: event.*
+    │   ├── TopicError (ValueError)                code: event.topic
+    │   └── EventQueueFull                         code: event.queue_full
+    ├── CommandError                               code: command.failed (or the plugin's own code)
+    │   ├── CommandNotFound (LookupError)          code: command.not_found
+    │   └── CommandArgumentsError (TypeError)      code: command.arguments
+    ├── CommandConflict                            code: command.exists
+    └── ChannelError                               code: channel.*
+        ├── ChannelNotFound (LookupError)          code: channel.not_found
+        └── ChannelClosed                          code: channel.closed
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -74,18 +99,41 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ArchiveError",
+    "ChannelClosed",
+    "ChannelError",
+    "ChannelNotFound",
     "ChecksumMismatch",
+    "CommandArgumentsError",
+    "CommandConflict",
+    "CommandError",
+    "CommandNotFound",
     "ConcurrentModification",
+    "ConfigConflict",
+    "ConfigError",
+    "ConfigInvalid",
+    "ConfigRejected",
+    "ConfigVersionNotFound",
     "ConfigurationError",
     "DatabaseUnavailable",
     "DependencyCycle",
     "DependencyMissing",
     "DependentsExist",
+    "EventError",
+    "EventQueueFull",
     "ExtraNotInstalled",
+    "HookCallError",
+    "HookError",
+    "HookNotFound",
+    "HookOrderCycle",
+    "HookSignatureError",
+    "HookSpecError",
     "HostVersionMismatch",
+    "HttpServiceError",
+    "InvalidExport",
     "InvalidObjectKey",
     "InvalidRecord",
     "InvalidTransition",
+    "KeyValueError",
     "LockTimeout",
     "ManifestError",
     "MigrationError",
@@ -110,9 +158,11 @@ __all__ = [
     "RecordNotFound",
     "ResolutionConflict",
     "ResolutionError",
+    "ScopeError",
     "SignatureError",
     "SigningKeyError",
     "StorageError",
+    "TopicError",
     "TrustStoreError",
     "VersionError",
     "error_context",
@@ -342,6 +392,81 @@ class OperationRefused(PlughostError):
     default_code = "operation.refused"
 
 
+def _problem_lines(problems: list[Problem]) -> str:
+    return "\n".join(f"  - {p}" for p in problems)
+
+
+class ScopeError(PlughostError, ValueError):
+    """One or more permission scope strings are malformed; ``problems`` lists every one."""
+
+    default_code = "permission.scope"
+
+    def __init__(self, problems: list[Problem], *, plugin_id: str | None = None) -> None:
+        super().__init__(
+            f"{len(problems)} invalid permission scope(s):\n{_problem_lines(problems)}\n"
+            "Scopes look like fs:read:/abs/dir, net:api.example.com:443, storage:NAME, "
+            "events:emit:TOPIC, commands:execute:ID, process:spawn, env:NAME "
+            "(prefix with ! for a deny rule).",
+            plugin_id=plugin_id,
+            details={"problems": [p.to_dict() for p in problems]},
+        )
+        self.problems = problems
+
+
+class ConfigError(PlughostError):
+    """A plugin configuration operation failed."""
+
+    default_code = "config.error"
+
+
+class ConfigInvalid(ConfigError, ValueError):
+    """A configuration does not satisfy the plugin's schema; ``problems`` lists every error.
+
+    Messages never contain secret values: they are redacted before the error is built.
+    """
+
+    default_code = "config.invalid"
+
+    def __init__(
+        self, problems: list[Problem], *, plugin_id: str | None = None, what: str = "config"
+    ) -> None:
+        super().__init__(
+            f"{len(problems)} problem(s) in the {what}:\n{_problem_lines(problems)}\n"
+            "Nothing was changed. Fix the values and try again.",
+            plugin_id=plugin_id,
+            details={"problems": [p.to_dict() for p in problems]},
+        )
+        self.problems = problems
+
+
+class ConfigRejected(ConfigError):
+    """The plugin refused a configuration change; the change was rolled back."""
+
+    default_code = "config.rejected"
+
+
+class ConfigVersionNotFound(ConfigError, LookupError):
+    """``restore`` named a configuration version that is not in the history."""
+
+    default_code = "config.version"
+
+
+class ConfigConflict(ConfigError):
+    """Someone else changed the configuration first; reload and retry."""
+
+    default_code = "config.conflict"
+
+
+class KeyValueError(PlughostError):
+    """A plugin key-value storage operation was invalid (bad key, unserialisable value, ...)."""
+
+    default_code = "storage.kv"
+
+
+class HttpServiceError(PlughostError):
+    """An HTTP request made through ``ctx.http`` failed after its retries."""
+
+    default_code = "http.request"
 
 class ArchiveError(PlughostError, ValueError):
     """An archive was refused. ``code`` names the precise reason (``archive.path``,
@@ -379,6 +504,8 @@ class TrustStoreError(PlughostError):
     """The trust store of publisher keys refused a change or could not be read."""
 
     default_code = "trust.error"
+
+
 # --- storage (plughost.storage) -------------------------------------------------------------
 
 
@@ -458,6 +585,111 @@ class InvalidRecord(StorageError, ValueError):
     """A value given to the repository is not acceptable (unknown state or status, bad range)."""
 
     default_code = "storage.invalid"
+
+
+class InvalidExport(PlughostError, ValueError):
+    """A decorator or an :class:`~plughost.runtimes.base.Export` is malformed (bad name, option)."""
+
+    default_code = "export.invalid"
+
+
+class HookError(PlughostError):
+    """Something is wrong with an extension point, its spec or one of its implementations."""
+
+    default_code = "hook.error"
+
+
+class HookSpecError(HookError, ValueError):
+    """An extension point spec is malformed or declared twice."""
+
+    default_code = "hook.spec"
+
+
+class HookNotFound(HookError, LookupError):
+    """No extension point with that name has been declared."""
+
+    default_code = "hook.not_found"
+
+
+class HookSignatureError(HookError, TypeError):
+    """An implementation's parameters do not fit its extension point's spec."""
+
+    default_code = "hook.signature"
+
+
+class HookOrderCycle(HookError):
+    """``before``/``after`` constraints between plugins form a loop; ``details['cycle']``."""
+
+    default_code = "hook.cycle"
+
+
+class HookCallError(HookError, TypeError):
+    """An extension point was called wrongly (missing/unknown arguments, sync call of async)."""
+
+    default_code = "hook.call"
+
+
+class EventError(PlughostError):
+    """An event could not be published or delivered."""
+
+    default_code = "event.error"
+
+
+class TopicError(EventError, ValueError):
+    """A topic or topic pattern is malformed."""
+
+    default_code = "event.topic"
+
+
+class EventQueueFull(EventError):
+    """A ``block`` subscriber's queue is full and the emitter cannot wait (sync ``emit``)."""
+
+    default_code = "event.queue_full"
+
+
+class CommandError(PlughostError):
+    """A command failed. ``code`` may be the plugin's own (``hello.bad_name``); ``details`` too.
+
+    This is the error half of seed 000's ``PluginResponse``: ``code``, ``message``, ``details``.
+    """
+
+    default_code = "command.failed"
+
+
+class CommandNotFound(CommandError, LookupError):
+    """No command with that name is registered (and no lazy plugin declares it)."""
+
+    default_code = "command.not_found"
+
+
+class CommandArgumentsError(CommandError, TypeError):
+    """The arguments given do not fit the command's parameters."""
+
+    default_code = "command.arguments"
+
+
+class CommandConflict(PlughostError):
+    """A command with that name is already registered by another owner."""
+
+    default_code = "command.exists"
+
+
+class ChannelError(PlughostError):
+    """A channel could not be opened or used."""
+
+    default_code = "channel.error"
+
+
+class ChannelNotFound(ChannelError, LookupError):
+    """No channel handler with that name is registered."""
+
+    default_code = "channel.not_found"
+
+
+class ChannelClosed(ChannelError):
+    """The channel is closed (by either side, or because its plugin was deactivated)."""
+
+    default_code = "channel.closed"
 
 
 class ProtocolError(PluginError):

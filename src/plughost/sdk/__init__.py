@@ -1,6 +1,6 @@
 """The plugin author's front door.
 
-    from plughost.sdk import Plugin, PluginContext
+    from plughost.sdk import Plugin, PluginContext, hookimpl, on, command, channel
 
 Everything here depends only on ``plughost.core`` (standard library), so a plugin that imports
 the SDK costs nothing extra to load. Names load on first use (PEP 562): ``from plughost.sdk
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from plughost.core.context import PluginContext
     from plughost.runtimes.base import Health
+    from plughost.sdk.decorators import channel, collect_exports, command, hookimpl, on
     from plughost.sdk.plugin import Plugin
 
 del TYPE_CHECKING  # not an export
@@ -26,12 +27,22 @@ _LAZY: dict[str, str] = {
     "Health": "plughost.runtimes.base",
     "Plugin": "plughost.sdk.plugin",
     "PluginContext": "plughost.core.context",
+    "channel": "plughost.sdk.decorators",
+    "collect_exports": "plughost.sdk.decorators",
+    "command": "plughost.sdk.decorators",
+    "hookimpl": "plughost.sdk.decorators",
+    "on": "plughost.sdk.decorators",
 }
 
 __all__ = [
     "Health",
     "Plugin",
     "PluginContext",
+    "channel",
+    "collect_exports",
+    "command",
+    "hookimpl",
+    "on",
 ]
 
 
