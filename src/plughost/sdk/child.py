@@ -86,12 +86,16 @@ class PluginRunner:
 
     def __call__(self, method: str, params: dict[str, Any]) -> Any:
         if method == "plugin.call" or method == "plugin.event":
-            fn = self.targets.get(params.get("target"))  # type: ignore[arg-type]
+            target = params.get("target")
+            fn = self.targets.get(target)  # type: ignore[arg-type]
+            if fn is None and type(target) is str and not target.startswith("_"):
+                # As in process: the host may call any public method, exported or not.
+                fn = getattr(self.plugin, target, None)
+                fn = fn if callable(fn) else None
             if fn is None:
                 raise _Reply(
                     WireCode.NOT_FOUND,
-                    f"no export with target {params.get('target')!r}; "
-                    f"known: {sorted(self.targets)}",
+                    f"no export or public method {target!r}; exports: {sorted(self.targets)}",
                     "plugin.not_found",
                 )
             result = fn(**(params.get("args") or {}))

@@ -92,7 +92,7 @@ async def test_plugin_exception_becomes_a_plugin_error_and_the_plugin_keeps_work
     assert info.value.details["type"] == "ValueError"
     with pytest.raises(PluginError) as missing:
         await inst.call("no_such_target")
-    assert "no export with target 'no_such_target'" in missing.value.message
+    assert "no export or public method 'no_such_target'" in missing.value.message
     assert (await inst.call("say", {"text": "still here"}))["text"] == "still here"
 
 

@@ -381,6 +381,8 @@ class ProcessInstance:
             key = params.get("key")
             return config if key is None else config.get(key, params.get("default"))
         try:
+            if method.startswith("host.files."):
+                params = self._absolute(params)
             need = required_permission(method, params, self._id)
         except ValueError as exc:
             raise invalid_params(str(exc)) from None
@@ -393,6 +395,27 @@ class ProcessInstance:
                 "not configured); see docs/protocol.md"
             )
         return handler(self._id, params)
+
+    def _absolute(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Resolve a file path once, here: relative to the plugin's data directory, symlinks
+        followed. The permission check and the files service then see the same path."""
+        path = params.get("path")
+        if not isinstance(path, str) or not path:
+            raise ValueError("host.files.* needs a non-empty string 'path'")
+        if "\x00" in path:
+            raise ValueError("path contains a NUL byte")
+        if not os.path.isabs(path):
+            try:
+                data_dir = getattr(self._context, "data_dir", None)
+            except PlughostError:
+                data_dir = None
+            if data_dir is None:
+                raise ValueError(
+                    f"relative path {path!r} needs the plugin's data directory, and this host "
+                    "has none (give PluginHost a home); use an absolute path"
+                )
+            path = os.path.join(str(data_dir), path)
+        return {**params, "path": os.path.realpath(path)}
 
     # -- the PluginInstance contract -----------------------------------------------------------
     async def _activate(self, context: PluginContext) -> list[Export]:
