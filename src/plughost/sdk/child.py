@@ -87,6 +87,8 @@ class PluginRunner:
     def __call__(self, method: str, params: dict[str, Any]) -> Any:
         if method == "plugin.call" or method == "plugin.event":
             target = params.get("target")
+            if target == "on_config_change":
+                return self._config_change(params.get("args") or {})
             fn = self.targets.get(target)  # type: ignore[arg-type]
             if fn is None and type(target) is str and not target.startswith("_"):
                 # As in process: the host may call any public method, exported or not.
@@ -96,7 +98,7 @@ class PluginRunner:
                 raise _Reply(
                     WireCode.NOT_FOUND,
                     f"no export or public method {target!r}; exports: {sorted(self.targets)}",
-                    "plugin.not_found",
+                    "plugin.no_target",
                 )
             result = fn(**(params.get("args") or {}))
             if method == "plugin.event" and not hasattr(result, "__await__"):
@@ -108,6 +110,26 @@ class PluginRunner:
                 WireCode.METHOD_NOT_FOUND, f"method {method!r} not supported", "plugin.method"
             )
         return handler(params)
+
+    def _config_change(self, args: dict[str, Any]) -> Any:
+        """The host's config-change hook: ask the plugin (it may refuse by raising), then keep
+        ``ctx.config`` in step — it is live in process, so it is live here too."""
+        old, new = dict(args.get("old") or {}), dict(args.get("new") or {})
+        fn = getattr(self.plugin, "on_config_change", None)
+        result = fn(old, new) if callable(fn) else None
+        ctx = getattr(self.plugin, "ctx", None)
+        if hasattr(result, "__await__"):
+            pending: Any = result
+
+            async def finish() -> None:
+                await pending
+                if ctx is not None:
+                    ctx.config = new
+
+            return finish()
+        if ctx is not None:
+            ctx.config = new
+        return None
 
     def _plugin_activate(self, params: dict[str, Any]) -> Any:
         obj = self.entry_obj
@@ -168,7 +190,7 @@ class PluginRunner:
         fn = self.channels.get(params.get("channel"))  # type: ignore[arg-type]
         if fn is None:
             raise _Reply(
-                WireCode.NOT_FOUND, f"no channel {params.get('channel')!r}", "plugin.not_found"
+                WireCode.NOT_FOUND, f"no channel {params.get('channel')!r}", "plugin.no_target"
             )
         reply = fn(stream=params.get("stream"), data=params.get("data"))
         if reply is not None and not hasattr(reply, "__await__"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from plughost.errors import PermissionDenied
+from plughost.errors import ConfigRejected, PermissionDenied
 from plughost.host import PluginHost
 from plughost.services.plugin_services import PluginServices
 
@@ -31,6 +31,10 @@ class Recorder(Plugin):
 
     def level(self):
         return self.ctx.config["level"]
+
+    def on_config_change(self, old, new):
+        if new.get("level") == "forbidden":
+            raise ValueError("level 'forbidden' is not supported")
 """
 
 
@@ -51,6 +55,11 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[PluginHost, PluginService
         runtime = "process"
         entry = "recorder:Recorder"
         permissions = ["fs:read:{shared}", "storage"]
+        [config.schema]
+        type = "object"
+        [config.schema.properties.level]
+        type = "string"
+        enum = ["low", "high", "forbidden"]
         [config.defaults]
         level = "low"
     """)
@@ -75,3 +84,13 @@ async def test_process_plugin_uses_config_storage_files_under_its_grants(setup) 
     with pytest.raises(PermissionDenied):
         await host.call("rec", "read", path="/etc/hostname")
     assert services.permissions.audit.query(plugin="rec", decision="deny")
+
+
+async def test_config_changes_reach_the_process_plugin_which_may_refuse_them(setup) -> None:
+    host, services, _ = setup
+    await host.start()
+    await services.config.set("rec", {"level": "high"})
+    assert await host.call("rec", "level") == "high"  # ctx.config stays live out of process
+    with pytest.raises(ConfigRejected, match="level 'forbidden' is not supported"):
+        await services.config.set("rec", {"level": "forbidden"})
+    assert await host.call("rec", "level") == "high"

@@ -326,6 +326,10 @@ def error_from_wire(err: Any, *, plugin_id: str, method: str) -> PlughostError:
         return PluginUnavailable(message, plugin_id=plugin_id, details=details)
     if num == WireCode.REQUEST_CANCELLED:
         return PluginError(message, code="plugin.cancelled", plugin_id=plugin_id, details=details)
+    if num == WireCode.NOT_FOUND:  # as the in-process runtime says it: no such target
+        return PluginUnavailable(
+            message, code="plugin.no_target", plugin_id=plugin_id, details=details
+        )
     if num == WireCode.METHOD_NOT_FOUND:
         return PluginError(
             f"{method}: {message}", code="plugin.method", plugin_id=plugin_id, details=details
