@@ -87,8 +87,8 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   └── ChannelClosed                          code: channel.closed
     └── InstallError                               code: install.* (exists too_large
         │                                            source wrong_plugin same_version
-        │                                            not_kept health state activate policy
-        │                                            conflict inconsistent)
+        │                                            not_kept health state dependent policy
+        │                                            conflict inconsistent files_missing)
         └── DownloadError                          code: download.* (scheme address
                                                      redirect status too_large timeout
                                                      failed)
