@@ -31,19 +31,40 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   └── PluginUnavailable                      code: plugin.unavailable
     ├── PermissionDenied (PermissionError)         code: permission.denied
     ├── OperationRefused                           code: operation.refused
-    └── StorageError                               code: storage.*
-        ├── DatabaseUnavailable                    code: storage.database_unavailable
-        ├── MigrationError                         code: storage.migration
-        ├── RecordExists                           code: storage.exists
-        ├── RecordNotFound (LookupError)           code: storage.not_found
-        ├── ConcurrentModification                 code: storage.conflict
-        ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
-        ├── InvalidRecord (ValueError)             code: storage.invalid
-        ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
-        ├── ObjectNotFound (LookupError)           code: storage.object_missing
-        ├── ObjectCorrupted                        code: storage.object_corrupted
-        ├── ObjectTooLarge                         code: storage.object_too_large
-        └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
+    ├── StorageError                               code: storage.*
+    │   ├── DatabaseUnavailable                    code: storage.database_unavailable
+    │   ├── MigrationError                         code: storage.migration
+    │   ├── RecordExists                           code: storage.exists
+    │   ├── RecordNotFound (LookupError)           code: storage.not_found
+    │   ├── ConcurrentModification                 code: storage.conflict
+    │   ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
+    │   ├── InvalidRecord (ValueError)             code: storage.invalid
+    │   ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
+    │   ├── ObjectNotFound (LookupError)           code: storage.object_missing
+    │   ├── ObjectCorrupted                        code: storage.object_corrupted
+    │   ├── ObjectTooLarge                         code: storage.object_too_large
+    │   └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
+    ├── ArchiveError (ValueError)                  code: archive.* (one code per refusal:
+    │                                                path link special duplicate case_collision
+    │                                                too_many_entries too_large ratio encrypted
+    │                                                nested prefix_data trailing_data overlap
+    │                                                header_mismatch integrity unsupported
+    │                                                corrupt destination missing
+    │                                                unreadable)
+    ├── PackageError (ValueError)                  code: package.* (symlink special reserved
+    │                                                manifest integrity output)
+    ├── SignatureError                             code: signature.* (missing invalid
+    │   │                                            untrusted_key revoked_key mismatch)
+    │   └── ChecksumMismatch                       code: integrity.checksum
+    ├── SigningKeyError                            code: key.* (invalid exists)
+    ├── TrustStoreError                            code: trust.* (unknown_key duplicate
+    │                                                name_taken revoked corrupt)
+    └── InstallError                               code: install.* (exists too_large
+        │                                            source wrong_plugin same_version
+        │                                            not_kept health state activate)
+        └── DownloadError                          code: download.* (scheme address
+                                                     redirect status too_large timeout
+                                                     failed)
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -57,14 +78,18 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "ArchiveError",
+    "ChecksumMismatch",
     "ConcurrentModification",
     "ConfigurationError",
     "DatabaseUnavailable",
     "DependencyCycle",
     "DependencyMissing",
     "DependentsExist",
+    "DownloadError",
     "ExtraNotInstalled",
     "HostVersionMismatch",
+    "InstallError",
     "InvalidObjectKey",
     "InvalidRecord",
     "InvalidTransition",
@@ -76,6 +101,7 @@ __all__ = [
     "ObjectStoreUnavailable",
     "ObjectTooLarge",
     "OperationRefused",
+    "PackageError",
     "PermissionDenied",
     "PlughostError",
     "PluginActivationError",
@@ -90,7 +116,10 @@ __all__ = [
     "RecordNotFound",
     "ResolutionConflict",
     "ResolutionError",
+    "SignatureError",
+    "SigningKeyError",
     "StorageError",
+    "TrustStoreError",
     "VersionError",
     "error_context",
 ]
@@ -398,3 +427,55 @@ class InvalidRecord(StorageError, ValueError):
     """A value given to the repository is not acceptable (unknown state or status, bad range)."""
 
     default_code = "storage.invalid"
+
+class ArchiveError(PlughostError, ValueError):
+    """An archive was refused. ``code`` names the precise reason (``archive.path``,
+    ``archive.link``, ``archive.ratio``, ...); ``details['entry']`` names the entry when one is
+    concerned. Archives are refused, never silently "sanitised"."""
+
+    default_code = "archive.corrupt"
+
+
+class PackageError(PlughostError, ValueError):
+    """A plugin package (or the folder being packed) does not follow the package format."""
+
+    default_code = "package.invalid"
+
+
+class SignatureError(PlughostError):
+    """A package signature is missing, invalid, untrusted, revoked or made for another package."""
+
+    default_code = "signature.invalid"
+
+
+class ChecksumMismatch(SignatureError):
+    """The package's SHA-256 differs from the one the caller expected."""
+
+    default_code = "integrity.checksum"
+
+
+class SigningKeyError(PlughostError, ValueError):
+    """A signing or public key file is unusable (wrong type, unreadable, would be overwritten)."""
+
+    default_code = "key.invalid"
+
+
+class TrustStoreError(PlughostError):
+    """The trust store of publisher keys refused a change or could not be read."""
+
+    default_code = "trust.error"
+
+
+# --- install pipeline (plughost.services.installer) ------------------------------------------
+
+
+class InstallError(PlughostError):
+    """An install, update, rollback or uninstall was refused or failed (nothing was changed)."""
+
+    default_code = "install.failed"
+
+
+class DownloadError(InstallError):
+    """Fetching a package from a URL was refused or failed (address, redirect, size, time)."""
+
+    default_code = "download.failed"

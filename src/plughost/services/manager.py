@@ -1,0 +1,975 @@
+"""PluginService: THE management API — what the CLI uses locally and the HTTP API serves.
+
+It composes the settings, the database (migrated on open) and repository, the object store,
+the installer/updater, and a :class:`~plughost.host.PluginHost` whose plugins are the installed
+ones (loaded from their read-only cache directories; disabled ones registered but not loaded)
+plus any development folders under ``settings.plugins_dir``::
+
+    async with PluginService(HostSettings(home="/srv/plughost")) as svc:
+        result = await svc.install("notify-slack-1.0.0.zip")
+        print(await svc.list_plugins())
+
+    svc = await PluginService.open(settings, start=False)   # CLI: do not run every plugin
+    ...
+    await svc.close()
+
+Every method returns plain frozen dataclasses with ``to_dict()`` (JSON-ready) or dicts, and
+raises only :class:`~plughost.errors.PlughostError` subclasses. Blocking work (database, files,
+downloads) runs in worker threads; host operations run on the service's event loop.
+
+``start=True`` (servers) activates every enabled startup plugin on open. ``start=False`` (one-shot
+CLI commands) only registers and resolves them; operations still activate the plugins they touch
+(an install with ``activate=True`` proves the plugin activates before committing it).
+
+The lifecycle state stored in the database is the last state a service observed; live state
+always comes from the running host. ``enabled`` is the persistent switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from plughost.core.lifecycle import State
+from plughost.core.manifest import Manifest, load_manifest
+from plughost.core.registry import PluginRecord
+from plughost.errors import (
+    InstallError,
+    OperationRefused,
+    PlughostError,
+    PluginActivationError,
+    PluginUnavailable,
+)
+from plughost.host import PluginHost
+from plughost.security.archive import ArchiveLimits
+from plughost.security.signing import TrustStore
+from plughost.services.installer import (
+    GrantPolicy,
+    Installer,
+    InstallResult,
+    ReconcileReport,
+    Undo,
+    UninstallResult,
+    grant_declared,
+)
+from plughost.services.sources import FetchPolicy, Progress
+from plughost.services.updater import Updater, UpdateResult, VersionInfo
+from plughost.settings import HostSettings
+from plughost.storage.records import StoredPlugin
+
+__all__ = [
+    "InstallResult",
+    "PluginDetail",
+    "PluginInfo",
+    "PluginList",
+    "PluginService",
+    "ReconcileReport",
+    "UninstallResult",
+    "UpdateResult",
+    "VersionInfo",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """One installed plugin: its stored record merged with its live state in the host."""
+
+    id: str
+    name: str
+    version: str
+    description: str
+    author: str
+    type: str
+    runtime: str
+    state: str
+    """Live lifecycle state (``active``, ``resolved``, ``disabled``, ``failed``...)."""
+    enabled: bool
+    source: str
+    source_uri: str
+    sha256: str
+    installed_at: datetime | None
+    updated_at: datetime | None
+    error: Mapping[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "version": self.version,
+            "description": self.description, "author": self.author, "type": self.type,
+            "runtime": self.runtime, "state": self.state, "enabled": self.enabled,
+            "source": self.source, "source_uri": self.source_uri, "sha256": self.sha256,
+            "installed_at": _iso(self.installed_at), "updated_at": _iso(self.updated_at),
+            "error": dict(self.error) if self.error else None,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PluginList:
+    """A page of :class:`PluginInfo` and the total number matching the filters."""
+
+    items: tuple[PluginInfo, ...]
+    total: int
+    limit: int
+    offset: int
+
+    def __iter__(self) -> Iterator[PluginInfo]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": [p.to_dict() for p in self.items], "total": self.total,
+                "limit": self.limit, "offset": self.offset}
+
+
+@dataclass(frozen=True, slots=True)
+class PluginDetail:
+    """Everything about one installed plugin."""
+
+    info: PluginInfo
+    manifest: Mapping[str, Any]
+    path: str | None
+    versions: tuple[VersionInfo, ...]
+    dependencies: Mapping[str, str]
+    dependents: tuple[str, ...]
+    config: Mapping[str, Any]
+    config_revision: int
+    grants: tuple[str, ...]
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.info.to_dict(), "manifest": dict(self.manifest), "path": self.path,
+                "versions": [v.to_dict() for v in self.versions],
+                "dependencies": dict(self.dependencies), "dependents": list(self.dependents),
+                "config": dict(self.config), "config_revision": self.config_revision,
+                "grants": list(self.grants), "stats": dict(self.stats)}
+
+
+class PluginService:
+    """The management facade (see the module doc).
+
+    :param settings: the host settings; default :meth:`HostSettings.from_env`.
+    :param start: activate every enabled startup plugin when opened (servers); ``False`` only
+        registers and resolves them (one-shot CLI commands).
+    :param host_version: the version manifests' ``host`` ranges are checked against.
+    :param runtimes: extra runtimes for the host (process, wasm...).
+    :param trust_store: publisher keys; default ``<home>/trust.json``.
+    :param grant_policy: which declared permission scopes are granted at install.
+    :param allow_private_urls: allow package URLs on loopback/private/link-local addresses.
+    :param allow_http_urls: allow plain ``http://`` package URLs.
+    :param download_timeout: seconds allowed for a whole download.
+    :param archive_limits: limits applied to package archives.
+    :param host_options: extra keyword arguments for :class:`PluginHost`.
+    """
+
+    def __init__(
+        self,
+        settings: HostSettings | None = None,
+        *,
+        start: bool = True,
+        host_version: str | None = None,
+        runtimes: Iterable[Any] = (),
+        trust_store: TrustStore | None = None,
+        grant_policy: GrantPolicy = grant_declared,
+        allow_private_urls: bool = False,
+        allow_http_urls: bool = False,
+        download_timeout: float = 120.0,
+        archive_limits: ArchiveLimits | None = None,
+        host_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings or HostSettings.from_env()
+        self._start_plugins = start
+        self._host_version = host_version
+        self._runtimes = list(runtimes)
+        self._trust_store = trust_store
+        self._grant_policy = grant_policy
+        self._fetch_policy = FetchPolicy(
+            max_size=self.settings.max_plugin_size, timeout=download_timeout,
+            allow_private=allow_private_urls, allow_http=allow_http_urls)
+        self._archive_limits = archive_limits
+        self._host_options = dict(host_options or {})
+        self._database: Any = None
+        self._repo: Any = None
+        self._store: Any = None
+        self._installer: Installer | None = None
+        self._updater: Updater | None = None
+        self._host: PluginHost | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._opened = False
+        self._closed = False
+        self.reconcile_report: ReconcileReport | None = None
+        self.load_report: Any = None
+
+    # ================================================================== open / close
+
+    @classmethod
+    async def open(cls, settings: HostSettings | None = None, **options: Any) -> PluginService:
+        """Create and open a service (see the class parameters)."""
+        service = cls(settings, **options)
+        await service.start()
+        return service
+
+    async def start(self) -> None:
+        """Open storage (migrating it), reconcile after crashes, build and start the host.
+        Idempotent."""
+        if self._opened:
+            return
+        if self._closed:
+            raise OperationRefused("this PluginService was closed; open a new one",
+                                   code="service.closed")
+        self._loop = asyncio.get_running_loop()
+        try:
+            await asyncio.to_thread(self._open_storage)
+            self.reconcile_report = await asyncio.to_thread(self.installer.reconcile)
+            await self._build_host()
+        except BaseException:
+            await self._close_storage()
+            raise
+        self._opened = True
+
+    def _open_storage(self) -> None:
+        from plughost.storage.db import Database
+        from plughost.storage.objects import object_store_from_url
+        from plughost.storage.repository import Repository
+
+        s = self.settings
+        s.ensure_dirs()
+        database = Database(s.database_url)
+        try:
+            if s.auto_migrate:
+                database.migrate()
+            self._repo = Repository(database, lock_dir=s.lock_dir)
+            self._store = object_store_from_url(s.object_store)
+        except BaseException:
+            database.close()
+            raise
+        self._database = database
+        self._installer = Installer(
+            s, self._repo, self._store, trust_store=self._trust_store,
+            host_version=self._host_version, grant_policy=self._grant_policy,
+            fetch_policy=self._fetch_policy,
+            **({"archive_limits": self._archive_limits} if self._archive_limits else {}))
+        self._updater = Updater(self._installer)
+
+    async def _build_host(self) -> None:
+        s = self.settings
+        plugins = await asyncio.to_thread(self._stored_plugins)
+        configs = await asyncio.to_thread(
+            lambda: {p.id: c.config for p in plugins
+                     if (c := self.repository.get_config(p.id)) is not None})
+        dirs = [s.plugins_dir] if s.plugins_dir.is_dir() and any(s.plugins_dir.iterdir()) else []
+        options: dict[str, Any] = {"home": s.home, "config": configs, **self._host_options}
+        if self._host_version is not None:
+            options["host_version"] = self._host_version
+        host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
+        for stored in plugins:
+            self._register(host, stored)
+        self._host = host
+        if self._start_plugins:
+            self.load_report = await host.start()
+        else:
+            host.discover()
+            host.resolve()
+        await self._persist_states([p.id for p in plugins])
+
+    def _stored_plugins(self) -> list[StoredPlugin]:
+        return self.installer._all_plugins()
+
+    def _register(self, host: PluginHost, stored: StoredPlugin) -> None:
+        """Register one installed plugin in the host from its current version's cache dir."""
+        version = self.repository.get_version(stored.id, stored.version)
+        root = Path(version.cache_path) if version and version.cache_path else None
+        try:
+            if root is None or not root.is_dir():
+                raise InstallError(
+                    f"the files of {stored.id} {stored.version} are missing; reinstall it",
+                    code="install.files_missing", plugin_id=stored.id)
+            manifest = load_manifest(root)
+        except PlughostError as exc:
+            log.error("installed plugin %s cannot be registered: %s", stored.id, exc)
+            from plughost.core.manifest import manifest_from_dict
+
+            manifest = manifest_from_dict(stored.manifest, source=f"database:{stored.id}")
+            record = PluginRecord(manifest, root, source="installed", state=State.FAILED,
+                                  error=exc, phase="install")
+            host.registry.add(record)
+            return
+        if stored.enabled:
+            host.add_plugin(manifest, root, source="installed")
+        else:
+            host.registry.add(PluginRecord(manifest, root, source="installed",
+                                           state=State.DISABLED))
+
+    async def close(self) -> None:
+        """Stop every plugin and release the database and object store. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._host is not None:
+                await self._host.aclose()
+        finally:
+            await self._close_storage()
+
+    async def _close_storage(self) -> None:
+        if self._database is not None:
+            await asyncio.to_thread(self._database.close)
+            self._database = None
+
+    async def __aenter__(self) -> PluginService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ================================================================== components
+
+    @property
+    def host(self) -> PluginHost:
+        """The running host (plugins, calls, lifecycle events)."""
+        self._check_open()
+        assert self._host is not None
+        return self._host
+
+    @property
+    def repository(self) -> Any:
+        """The :class:`~plughost.storage.repository.Repository`."""
+        if self._repo is None:
+            raise OperationRefused("the service is not open; call start() or use "
+                                   "`async with`", code="service.closed")
+        return self._repo
+
+    @property
+    def store(self) -> Any:
+        """The object store."""
+        self.repository  # noqa: B018 - raises when not open
+        return self._store
+
+    @property
+    def installer(self) -> Installer:
+        self.repository  # noqa: B018
+        assert self._installer is not None
+        return self._installer
+
+    @property
+    def updater(self) -> Updater:
+        self.repository  # noqa: B018
+        assert self._updater is not None
+        return self._updater
+
+    def _check_open(self) -> None:
+        if self._closed or self._host is None:
+            raise OperationRefused(
+                "the PluginService is not open (or was closed); use `async with "
+                "PluginService(settings)` or `await PluginService.open(settings)`",
+                code="service.closed")
+
+    # ================================================================== queries
+
+    def _info(self, stored: StoredPlugin) -> PluginInfo:
+        record = self._host.registry.find(stored.id) if self._host is not None else None
+        state = record.state.value if record is not None else (
+            stored.state if stored.enabled else State.DISABLED.value)
+        error = None
+        warnings: tuple[str, ...] = ()
+        if record is not None:
+            warnings = tuple(record.warnings)
+            if record.error is not None and record.state is State.FAILED:
+                error = {"code": getattr(record.error, "code", type(record.error).__name__),
+                         "message": getattr(record.error, "message", str(record.error)),
+                         "phase": record.phase, "hint": record.hint}
+        elif stored.state == State.FAILED.value and stored.failure_reason:
+            error = {"code": "plugin.failed", "message": stored.failure_reason,
+                     "phase": stored.failure_phase, "hint": None}
+        return PluginInfo(
+            id=stored.id, name=stored.name, version=stored.version,
+            description=stored.description, author=stored.author, type=stored.type,
+            runtime=stored.runtime, state=state, enabled=stored.enabled, source=stored.source,
+            source_uri=stored.source_uri, sha256=stored.checksum,
+            installed_at=stored.installed_at, updated_at=stored.updated_at, error=error,
+            warnings=warnings)
+
+    async def list_plugins(
+        self,
+        *,
+        type: str | None = None,
+        state: str | None = None,
+        enabled: bool | None = None,
+        q: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> PluginList:
+        """Installed plugins by id, filtered by type, live state, enabled flag and a text
+        ``q`` (id, name, description), paginated."""
+        self._check_open()
+        if limit < 0 or offset < 0:
+            raise OperationRefused(f"limit and offset must be >= 0, got {limit} and {offset}",
+                                   code="request.invalid")
+        if state is not None:
+            try:
+                state = State(state).value
+            except ValueError:
+                raise OperationRefused(
+                    f"{state!r} is not a plugin state; use one of "
+                    + ", ".join(s.value for s in State), code="request.invalid") from None
+
+        def query() -> list[StoredPlugin]:
+            out: list[StoredPlugin] = []
+            while True:
+                page = self.repository.list_plugins(type=type, enabled=enabled, q=q,
+                                                    limit=500, offset=len(out))
+                out.extend(page)
+                if len(page) < 500:
+                    return out
+
+        rows = await asyncio.to_thread(query)
+        infos = [self._info(r) for r in rows]
+        if state is not None:
+            infos = [i for i in infos if i.state == state]
+        return PluginList(tuple(infos[offset:offset + limit]), len(infos), limit, offset)
+
+    async def get(self, plugin_id: str) -> PluginDetail:
+        """Everything about one installed plugin. :raises PluginNotFound:"""
+        self._check_open()
+
+        def load() -> tuple[Any, ...]:
+            repo = self.repository
+            stored = repo.require_plugin(plugin_id)
+            return (stored, self.updater.versions(plugin_id), repo.get_config(plugin_id),
+                    [g.scope for g in repo.list_grants(plugin_id)])
+
+        stored, versions, config, grants = await asyncio.to_thread(load)
+        record = self.host.registry.find(plugin_id)
+        stats = dict(record.instance.stats()) if record and record.instance else {}
+        manifest = dict(stored.manifest)
+        deps = {k: str(v) for k, v in (manifest.get("dependencies") or {}).items()}
+        return PluginDetail(
+            info=self._info(stored), manifest=manifest,
+            path=str(record.root) if record and record.root else None,
+            versions=tuple(versions), dependencies=deps,
+            dependents=tuple(self.host.dependents(plugin_id)),
+            config=dict(config.config) if config else {},
+            config_revision=config.revision if config else 0, grants=tuple(grants),
+            stats=stats)
+
+    async def versions(self, plugin_id: str) -> list[VersionInfo]:
+        """Kept versions, newest install first. :raises PluginNotFound:"""
+        self._check_open()
+        return await asyncio.to_thread(self.updater.versions, plugin_id)
+
+    async def metrics(self) -> dict[str, dict[str, Any]]:
+        """Per-plugin counters (calls, errors, busy seconds...) of every loaded plugin."""
+        self._check_open()
+        out: dict[str, dict[str, Any]] = {}
+        for record in self.host.registry:
+            data: dict[str, Any] = {"state": record.state.value}
+            if record.instance is not None:
+                data.update(record.instance.stats())
+            out[record.id] = data
+        return out
+
+    async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
+                    limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
+        """Audit events, newest first (install, update, rollback, uninstall, enable...)."""
+        self._check_open()
+        events = await asyncio.to_thread(
+            self.repository.query_audit, plugin_id=plugin_id, action=action, limit=limit,
+            before_id=before_id)
+        return [{"id": e.id, "at": _iso(e.at), "actor": e.actor, "action": e.action,
+                 "plugin_id": e.plugin_id, "outcome": e.outcome, "details": dict(e.details)}
+                for e in events]
+
+    # ================================================================== helpers
+
+    @contextlib.asynccontextmanager
+    async def _serialised(self, plugin_id: str) -> Any:
+        # One operation per plugin id per process on the event loop, so worker threads never
+        # pile up waiting for the cross-process repository lock the installer takes.
+        lock = self._locks.setdefault(plugin_id, asyncio.Lock())
+        async with lock:
+            yield
+
+    def _on_loop(self, coro: Awaitable[T]) -> T:
+        """Run a host coroutine on the service loop from a worker thread and wait for it."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
+
+    def _undo_on_loop(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+        return lambda: self._on_loop(fn())
+
+    async def _audit_failure(self, action: str, plugin_id: str | None, exc: PlughostError,
+                             actor: str) -> None:
+        outcome = "denied" if exc.code.startswith(("signature.", "integrity.", "archive.",
+                                                   "package.", "download.address")) else "error"
+        try:
+            await asyncio.to_thread(self.repository.append_audit, action, actor=actor,
+                                    plugin_id=plugin_id or exc.plugin_id, outcome=outcome,
+                                    details={"error": exc.to_dict()})
+        except PlughostError:
+            log.exception("could not record the failed %s in the audit log", action)
+
+    async def _persist_states(self, ids: Iterable[str]) -> None:
+        """Write the host's current state of these plugins to the database (when changed)."""
+        wanted: list[tuple[str, str, str | None, str | None]] = []
+        for pid in ids:
+            record = self._host.registry.find(pid) if self._host is not None else None
+            if record is None:
+                continue
+            reason = phase = None
+            if record.state is State.FAILED:
+                reason = getattr(record.error, "message", str(record.error))
+                phase = record.phase
+            wanted.append((pid, record.state.value, reason, phase))
+        if not wanted:
+            return
+
+        def write() -> None:
+            with self.repository.unit_of_work() as repo:
+                for pid, state, reason, phase in wanted:
+                    stored = repo.get_plugin(pid)
+                    if stored is None:
+                        continue
+                    if (stored.state, stored.failure_reason) != (state, reason):
+                        repo.set_state(pid, state, failure_reason=reason, failure_phase=phase)
+
+        await asyncio.to_thread(write)
+
+    async def _info_of(self, plugin_id: str) -> PluginInfo:
+        stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        return self._info(stored)
+
+    # ================================================================== host hooks
+
+    async def _host_add(self, manifest: Manifest, root: Path, activate: bool) -> Undo:
+        host = self.host
+        existing = host.registry.find(manifest.id)
+        if existing is not None:
+            raise InstallError(
+                f"a plugin {manifest.id} is already loaded from {existing.root or existing.source}"
+                " (a development folder under plugins_dir?); remove it before installing",
+                code="install.conflict", plugin_id=manifest.id)
+        record = host.add_plugin(manifest, root, source="installed")
+
+        async def undo() -> None:
+            with contextlib.suppress(PlughostError):
+                await host.unload(manifest.id, cascade=True)
+            if host.registry.find(manifest.id) is record:
+                host.registry.remove(manifest.id)
+            host.resolve()
+
+        host.resolve()
+        try:
+            if record.state is State.FAILED:
+                raise _record_error(record, "resolve")
+            if activate and not manifest.is_lazy:
+                await host.activate(manifest.id)
+                if record.state is not State.ACTIVE:
+                    raise _record_error(record, "activate", undone=True)
+        except BaseException:
+            await undo()
+            raise
+        return self._undo_on_loop(undo)
+
+    async def _host_switch(self, manifest: Manifest, root: Path, from_version: str) -> Undo:
+        """Replace the running version by ``manifest`` at ``root`` (see the updater doc)."""
+        host = self.host
+        pid = manifest.id
+        old = host.registry.find(pid)
+        was_active = old is not None and old.state is State.ACTIVE
+        dependents = host.dependents(pid, states=[State.ACTIVE]) if was_active else []
+        state: Any = None
+        if was_active:
+            assert old is not None
+            state = await _export_state(old)
+            await host.deactivate(pid, cascade=True)
+        if old is not None:
+            await host.unload(pid)
+            host.registry.remove(pid)
+        new = host.add_plugin(manifest, root, source="installed")
+        host.resolve()
+
+        async def restore(handover: Any = None) -> None:
+            with contextlib.suppress(PlughostError):
+                await host.unload(pid, cascade=True)
+            if host.registry.find(pid) is new:
+                host.registry.remove(pid)
+            if old is not None:
+                host.registry.add(old)
+                host.resolve()
+                if was_active:
+                    await host.load(pid)
+                    if handover is not None and old.instance is not None:
+                        with contextlib.suppress(PlughostError):
+                            await _import_state(old, handover, from_version)
+                    await host.activate(pid)
+                    for dep in dependents:
+                        with contextlib.suppress(PlughostError):
+                            await host.activate(dep)
+            else:
+                host.resolve()
+
+        try:
+            if new.state is State.FAILED:
+                raise _record_error(new, "resolve")
+            if was_active or (old is not None and old.state is State.FAILED
+                              and not manifest.is_lazy):
+                await host.load(pid)
+                if new.state is State.FAILED:
+                    raise _record_error(new, "import")
+                if state is not None:
+                    await _import_state(new, state, from_version)
+                await host.activate(pid)
+                if new.state is not State.ACTIVE:
+                    raise _record_error(new, "activate")
+                health = await new.instance.health()
+                if not health.ok:
+                    raise InstallError(
+                        f"{pid} {manifest.version} activated but its health check failed"
+                        f"{': ' + health.detail if health.detail else ''}; the previous version "
+                        "was restored", code="install.health", plugin_id=pid)
+                for dep in dependents:
+                    record = await host.activate(dep)
+                    if record.state is not State.ACTIVE:
+                        raise InstallError(
+                            f"{dep}, which depends on {pid}, did not re-activate with "
+                            f"{manifest.version}; the previous version was restored",
+                            code="install.dependent", plugin_id=pid,
+                            details={"dependent": dep})
+        except BaseException:
+            await restore(state)
+            raise
+
+        async def undo() -> None:
+            handover = await _export_state(new) if new.state is State.ACTIVE else state
+            await restore(handover)
+
+        return self._undo_on_loop(undo)
+
+    async def _host_remove(self, plugin_id: str) -> Undo:
+        host = self.host
+        record = host.registry.find(plugin_id)
+        if record is None:
+            return None
+        was_active = record.state is State.ACTIVE
+        optional_dependents = host.dependents(plugin_id, states=[State.ACTIVE])
+        await host.unload(plugin_id, cascade=True)
+        host.registry.remove(plugin_id)
+        host.resolve()
+        for dep in optional_dependents:  # they only used it optionally: bring them back
+            with contextlib.suppress(PlughostError):
+                await host.activate(dep)
+
+        async def undo() -> None:
+            if host.registry.find(plugin_id) is None:
+                host.registry.add(record)
+                host.resolve()
+                if was_active:
+                    await host.activate(plugin_id)
+
+        return self._undo_on_loop(undo)
+
+    # ================================================================== operations
+
+    async def install(
+        self,
+        source: str | Path,
+        *,
+        sha256: str | None = None,
+        enable: bool = True,
+        activate: bool = True,
+        progress: Progress | None = None,
+        actor: str = "",
+    ) -> InstallResult:
+        """Install a package from a file path or an https URL (see the installer doc).
+
+        :param sha256: the SHA-256 the package must have (compared in constant time).
+        :param enable: record it enabled (loaded at start); ``False`` installs it disabled.
+        :param activate: activate it now (when enabled); an activation failure undoes the
+            install. ``False`` leaves it resolved.
+        :param progress: ``progress(stage, done, total)`` for download / extract / store.
+        :raises InstallError: ``install.exists`` (use update) and other refusals.
+        """
+        self._check_open()
+        installer = self.installer
+        plugin_id: str | None = None
+        try:
+            staged = await asyncio.to_thread(installer.stage, source, sha256=sha256,
+                                             progress=progress)
+        except PlughostError as exc:
+            await self._audit_failure("plugin.install", None, exc, actor)
+            raise
+        try:
+            plugin_id = staged.plugin_id
+            async with self._serialised(plugin_id):
+
+                def hook(manifest: Manifest, root: Path) -> Undo:
+                    return self._on_loop(self._host_add(manifest, root, activate))
+
+                result = await asyncio.to_thread(
+                    installer.install, staged, enabled=enable, actor=actor,
+                    activate=hook, progress=progress)
+                if not enable:
+                    self.host.registry.add(PluginRecord(
+                        load_manifest(Path(result.cache_path)), Path(result.cache_path),
+                        source="installed", state=State.DISABLED), replace=True)
+                await self._persist_states([plugin_id])
+        except PlughostError as exc:
+            await self._audit_failure("plugin.install", plugin_id, exc, actor)
+            raise
+        finally:
+            await asyncio.to_thread(staged.cleanup)
+        record = self.host.registry.find(plugin_id)
+        return replace(result, state=record.state.value if record else result.state)
+
+    async def update(
+        self,
+        plugin_id: str,
+        source: str | Path,
+        *,
+        sha256: str | None = None,
+        progress: Progress | None = None,
+        actor: str = "",
+    ) -> UpdateResult:
+        """Install a new version beside the current one, hand the running plugin's state
+        over, activate and health-check it; on any failure the old version keeps running and
+        nothing changes. Versions beyond ``settings.keep_versions`` are pruned."""
+        self._check_open()
+        await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        try:
+            staged = await asyncio.to_thread(self.installer.stage, source, sha256=sha256,
+                                             progress=progress)
+        except PlughostError as exc:
+            await self._audit_failure("plugin.update", plugin_id, exc, actor)
+            raise
+        try:
+            async with self._serialised(plugin_id):
+
+                def hook(manifest: Manifest, root: Path, from_version: str) -> Undo:
+                    return self._on_loop(self._host_switch(manifest, root, from_version))
+
+                result = await asyncio.to_thread(
+                    self.updater.update, plugin_id, staged, actor=actor, switch=hook,
+                    progress=progress)
+                await self._refresh_disabled(plugin_id)
+                await self._persist_states([plugin_id])
+        except PlughostError as exc:
+            await self._audit_failure("plugin.update", plugin_id, exc, actor)
+            raise
+        finally:
+            await asyncio.to_thread(staged.cleanup)
+        return replace(result, state=self.host.registry.get(plugin_id).state.value)
+
+    async def rollback(self, plugin_id: str, to: str | None = None, *,
+                       actor: str = "") -> UpdateResult:
+        """Switch back to a kept version (``to``, or the most recently installed other one),
+        handing the state over as an update does."""
+        self._check_open()
+        try:
+            async with self._serialised(plugin_id):
+
+                def hook(manifest: Manifest, root: Path, from_version: str) -> Undo:
+                    return self._on_loop(self._host_switch(manifest, root, from_version))
+
+                result = await asyncio.to_thread(self.updater.rollback, plugin_id, to,
+                                                 actor=actor, switch=hook)
+                await self._refresh_disabled(plugin_id)
+                await self._persist_states([plugin_id])
+        except PlughostError as exc:
+            await self._audit_failure("plugin.rollback", plugin_id, exc, actor)
+            raise
+        return replace(result, state=self.host.registry.get(plugin_id).state.value)
+
+    async def _refresh_disabled(self, plugin_id: str) -> None:
+        """A disabled plugin is not switched in the host; point its record at the new files."""
+        stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        if stored.enabled:
+            return
+        version = await asyncio.to_thread(self.repository.get_version, plugin_id,
+                                          stored.version)
+        root = Path(version.cache_path)
+        self.host.registry.add(PluginRecord(load_manifest(root), root, source="installed",
+                                            state=State.DISABLED), replace=True)
+
+    async def uninstall(self, plugin_id: str, *, cascade: bool = False,
+                        actor: str = "") -> UninstallResult:
+        """Deactivate, unload and remove a plugin: rows (plugin, versions, config, grants),
+        blobs and cached files. Refused while enabled plugins require it unless ``cascade``
+        (which uninstalls them first, dependents before what they depend on)."""
+        self._check_open()
+        installer = self.installer
+        try:
+            await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+            order = [plugin_id]
+            if cascade:
+                dependents = await asyncio.to_thread(installer.dependents, plugin_id,
+                                                     transitive=True)
+                order = [*dependents, plugin_id]
+            removed: list[str] = []
+            versions: dict[str, tuple[str, ...]] = {}
+            for pid in order:
+                async with self._serialised(pid):
+
+                    def hook(target: str) -> Undo:
+                        return self._on_loop(self._host_remove(target))
+
+                    versions[pid] = await asyncio.to_thread(installer.uninstall, pid,
+                                                            actor=actor, remove=hook)
+                    removed.append(pid)
+        except PlughostError as exc:
+            await self._audit_failure("plugin.uninstall", plugin_id, exc, actor)
+            raise
+        return UninstallResult(tuple(removed), versions)
+
+    async def enable(self, plugin_id: str, *, activate: bool = True,
+                     actor: str = "") -> PluginInfo:
+        """Persistently enable a plugin and (unless ``activate=False``) activate it now."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+            host = self.host
+            record = host.registry.find(plugin_id)
+            if not stored.enabled:
+                def write() -> None:
+                    with self.repository.unit_of_work() as repo:
+                        repo.set_enabled(plugin_id, True)
+                        repo.append_audit("plugin.enable", actor=actor, plugin_id=plugin_id)
+
+                await asyncio.to_thread(write)
+            if record is not None and record.state in (State.DISABLED, State.FAILED):
+                await host.enable(plugin_id, activate=activate)
+            elif record is not None and activate and record.state is not State.ACTIVE:
+                await host.activate(plugin_id)
+            await self._persist_states([plugin_id])
+        return await self._info_of(plugin_id)
+
+    async def disable(self, plugin_id: str, *, actor: str = "") -> PluginInfo:
+        """Persistently disable a plugin: deactivated and unloaded now, not loaded at start,
+        still installed. Refused while enabled plugins require it (naming them)."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+            host = self.host
+            record = host.registry.find(plugin_id)
+            was_active = record is not None and record.state is State.ACTIVE
+            if record is not None and record.state is not State.DISABLED:
+                await host.disable(plugin_id)
+            if stored.enabled:
+                def write() -> None:
+                    with self.repository.unit_of_work() as repo:
+                        repo.set_enabled(plugin_id, False)
+                        repo.set_state(plugin_id, State.DISABLED.value)
+                        repo.append_audit("plugin.disable", actor=actor, plugin_id=plugin_id)
+
+                try:
+                    await asyncio.to_thread(write)
+                except BaseException:
+                    if record is not None:
+                        await host.enable(plugin_id, activate=was_active)
+                    raise
+            await self._persist_states([plugin_id])
+        return await self._info_of(plugin_id)
+
+    async def activate(self, plugin_id: str) -> PluginInfo:
+        """Activate an installed, enabled plugin now (its dependencies first)."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+            if not stored.enabled:
+                raise PluginUnavailable(
+                    f"{plugin_id} is disabled; enable it first (`plughost enable {plugin_id}`)",
+                    plugin_id=plugin_id)
+            record = await self.host.activate(plugin_id)
+            await self._persist_states([plugin_id])
+            if record.state is not State.ACTIVE:
+                raise _record_error(record, "activate")
+        return await self._info_of(plugin_id)
+
+    async def deactivate(self, plugin_id: str, *, cascade: bool = False) -> PluginInfo:
+        """Deactivate a running plugin (refused while active plugins need it, unless
+        ``cascade``). It stays enabled: it is activated again at the next start."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+            await self.host.deactivate(plugin_id, cascade=cascade)
+            await self._persist_states([plugin_id, *self.host.dependents(plugin_id)])
+        return await self._info_of(plugin_id)
+
+
+# ---------------------------------------------------------------------- state handover
+
+async def _export_state(record: PluginRecord) -> Any:
+    """The plugin's ``export_state()``, checked to be JSON (never pickled)."""
+    instance = record.instance
+    if instance is None:
+        return None
+    try:
+        state = await instance.call("export_state", {})
+    except PluginUnavailable as exc:
+        if exc.code == "plugin.no_target":
+            return None
+        raise
+    except Exception as exc:
+        raise InstallError(
+            f"{record.id}: export_state() raised {type(exc).__name__}: {exc}; the update was "
+            "refused and the running version keeps running", code="install.state",
+            plugin_id=record.id) from exc
+    try:
+        return json.loads(json.dumps(state, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InstallError(
+            f"{record.id}: export_state() returned something that is not JSON-serialisable "
+            f"({exc}); state is handed over as JSON only. The update was refused and the "
+            "running version keeps running", code="install.state", plugin_id=record.id
+        ) from None
+
+
+async def _import_state(record: PluginRecord, state: Any, from_version: str) -> None:
+    instance = record.instance
+    if instance is None:
+        return
+    try:
+        await instance.call("import_state", {"state": state, "from_version": from_version})
+    except PluginUnavailable as exc:
+        if exc.code == "plugin.no_target":
+            return
+        raise
+    except PlughostError:
+        raise
+    except Exception as exc:
+        raise InstallError(
+            f"{record.id} {record.manifest.version}: import_state() raised "
+            f"{type(exc).__name__}: {exc}; the previous version was restored",
+            code="install.state", plugin_id=record.id) from exc
+
+
+def _record_error(record: PluginRecord, phase: str, *, undone: bool = False) -> PlughostError:
+    error = record.error
+    suffix = (" The install was undone; install with --no-activate to keep it installed "
+              "without running it.") if undone else ""
+    if isinstance(error, PlughostError):
+        if suffix:
+            error.message += suffix
+            error.args = (error.message,)
+        return error
+    message = (f"{record.id} is {record.state.value} after {phase}"
+               + (f": {error}" if error else "") + "." + suffix)
+    return PluginActivationError(message, plugin_id=record.id, phase=phase)
+
