@@ -66,6 +66,12 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
                                                      redirect status too_large timeout
                                                      failed)
 
+    (management API, plughost.interfaces.http; also under PlughostError)
+    ├── RequestInvalid (ValueError)                code: request.invalid
+    ├── RequestTooLarge                            code: request.too_large
+    ├── AuthenticationRequired                     code: auth.required / auth.invalid
+    └── AccessDenied (PermissionError)             code: auth.forbidden
+
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
 """
@@ -78,6 +84,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccessDenied",
+    "AuthenticationRequired",
+    "RequestInvalid",
+    "RequestTooLarge",
     "ArchiveError",
     "ChecksumMismatch",
     "ConcurrentModification",
@@ -479,3 +489,31 @@ class DownloadError(InstallError):
     """Fetching a package from a URL was refused or failed (address, redirect, size, time)."""
 
     default_code = "download.failed"
+
+
+# --- management API (plughost.interfaces.http) ----------------------------------------------
+
+
+class RequestInvalid(PlughostError, ValueError):
+    """An API request is malformed: a missing field, a bad value, an unknown option."""
+
+    default_code = "request.invalid"
+
+
+class RequestTooLarge(PlughostError):
+    """An API request body (e.g. an uploaded package) is larger than the configured limit."""
+
+    default_code = "request.too_large"
+
+
+class AuthenticationRequired(PlughostError):
+    """The API needs a valid bearer token (``auth.required``) or the one given is not valid
+    (``auth.invalid``: unknown, revoked or expired)."""
+
+    default_code = "auth.required"
+
+
+class AccessDenied(PlughostError, PermissionError):
+    """The caller's API token has a role that may not do this (``auth.forbidden``)."""
+
+    default_code = "auth.forbidden"
