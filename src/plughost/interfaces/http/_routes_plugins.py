@@ -37,8 +37,8 @@ from plughost.interfaces.http._schemas import (
 )
 from plughost.interfaces.http._state import ApiState, api_state, requires
 from plughost.interfaces.http._uploads import (
-    combine_with_manifest,
     new_upload_dir,
+    normalise_upload,
     safe_filename,
     save_upload,
 )
@@ -387,12 +387,12 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
                              "(curl -F file=@plugin.zip)", details={"field": "file"})
     workdir = await asyncio.to_thread(new_upload_dir, api.settings.staging_dir)
     try:
-        dest = workdir / safe_filename(file.filename)
+        (workdir / "upload").mkdir()
+        dest = workdir / "upload" / safe_filename(file.filename)
         size = await asyncio.to_thread(save_upload, file.file, dest)
         if size == 0:
             raise RequestInvalid("the uploaded file is empty", details={"field": "file"})
-        if manifest is not None:
-            dest = await asyncio.to_thread(combine_with_manifest, dest, manifest)
+        dest = await asyncio.to_thread(normalise_upload, dest, manifest)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

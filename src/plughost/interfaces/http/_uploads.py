@@ -1,13 +1,16 @@
-"""Uploaded packages: streamed to the staging area, and Arcade's separate ``manifest`` part.
+"""Uploaded packages: streamed to the staging area; Arcade's plain zips and ``manifest`` part.
 
-Seed 003 uploads a plugin file and, optionally, its manifest as a separate form part. plughost
-installs packages (a zip with the manifest inside), so:
+Seed 003 builds packages with ``zip plugin.so manifest.json`` and may send the manifest as a
+separate form part. plughost installs packages built by ``plughost pack`` (with an integrity
+list, optionally signed), so an upload is normalised first:
 
-* a zip that carries its own manifest is installed as it is; a ``manifest`` part must then name
+* a package built by ``plughost pack`` is installed as it is; a ``manifest`` part must then name
   the same plugin id and version (anything else is refused, naming both);
-* a zip without a manifest, or a single file that is not a zip, is wrapped with the ``manifest``
-  part as ``manifest.json`` into a new zip, which is then installed like any package (checked,
-  unsigned unless the policy allows it).
+* a plain zip is unpacked with the safe extractor (every archive rule applies: no traversal,
+  links, bombs...), the ``manifest`` part is added as ``manifest.json`` when given, and the
+  folder is packed with :func:`~plughost.security.package.pack` — so the integrity list is
+  computed here, and the signature policy still applies (a repacked package is unsigned);
+* a single file that is not a zip needs the ``manifest`` part; the two become a package.
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from plughost.core.manifest import MANIFEST_FILES, manifest_from_dict, parse_manifest
-from plughost.errors import ManifestError, RequestInvalid
+from plughost.errors import RequestInvalid
+from plughost.security.archive import open_archive
+from plughost.security.package import INTEGRITY_FILE, pack
 
-__all__ = ["combine_with_manifest", "new_upload_dir", "save_upload"]
+__all__ = ["new_upload_dir", "normalise_upload", "safe_filename", "save_upload"]
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _CHUNK = 1024 * 1024
-#: Files that make a package signed/integrity-checked: such a package cannot be re-wrapped.
-_SEALS = ("PLUGHOST-INTEGRITY.json", "PLUGHOST-SIGNATURE.json")
 
 
 def new_upload_dir(staging_dir: Path) -> Path:
@@ -69,52 +72,59 @@ def _parse_manifest_part(text: str) -> dict[str, Any]:
     return data
 
 
-def combine_with_manifest(upload: Path, manifest_text: str) -> Path:
-    """Apply the seed's ``manifest`` part to an uploaded file (see the module doc).
+def _check_agrees(given: Any, text: bytes, inside: str) -> None:
+    fmt = "toml" if inside.endswith(".toml") else "json"
+    packaged = parse_manifest(text, format=fmt, source=inside)
+    if (packaged.id, str(packaged.version)) != (given.id, str(given.version)):
+        raise RequestInvalid(
+            f"the manifest part describes {given.id} {given.version} but the package's "
+            f"{inside} describes {packaged.id} {packaged.version}; drop the manifest part or "
+            "make them agree",
+            details={"part": f"{given.id} {given.version}",
+                     "package": f"{packaged.id} {packaged.version}"})
 
-    Returns the path of the package to install (``upload`` itself or a new zip beside it).
 
-    :raises RequestInvalid: the part is not a JSON object, or disagrees with the package.
-    :raises ManifestError: the part is not a valid manifest (every problem listed).
+def normalise_upload(upload: Path, manifest_text: str | None) -> Path:
+    """Turn an upload into an installable package (see the module doc); returns its path.
+
+    :raises RequestInvalid: the manifest part is not a JSON object or disagrees with the
+        package; a single file came without a manifest part.
+    :raises ManifestError: a manifest is invalid (every problem listed).
+    :raises ArchiveError: a plain zip breaks an archive rule.
     """
-    data = _parse_manifest_part(manifest_text)
-    given = manifest_from_dict(data, source="manifest part")
+    given = None
+    data: dict[str, Any] | None = None
+    if manifest_text is not None:
+        data = _parse_manifest_part(manifest_text)
+        given = manifest_from_dict(data, source="manifest part")
+    work = upload.parent.parent  # uploads are saved as <work>/upload/<name>
+    folder = work / "unpacked"
+    inside: str | None = None
     if zipfile.is_zipfile(upload):
         with zipfile.ZipFile(upload) as zf:
             names = set(zf.namelist())
             inside = next((n for n in MANIFEST_FILES if n in names), None)
-            if inside is not None:
-                fmt = "toml" if inside.endswith(".toml") else "json"
-                try:
-                    packaged = parse_manifest(zf.read(inside), format=fmt, source=inside)
-                except ManifestError:
-                    raise
-                if (packaged.id, str(packaged.version)) != (given.id, str(given.version)):
-                    raise RequestInvalid(
-                        f"the manifest part describes {given.id} {given.version} but the "
-                        f"package's {inside} describes {packaged.id} {packaged.version}; drop "
-                        "the manifest part or make them agree",
-                        details={"part": f"{given.id} {given.version}",
-                                 "package": f"{packaged.id} {packaged.version}"})
-                return upload
-            sealed = sorted(n for n in names if n in _SEALS)
-            if sealed:
-                raise RequestInvalid(
-                    f"the package is sealed ({', '.join(sealed)}) but has no manifest at its "
-                    "root; a sealed package cannot be changed — rebuild it with its manifest")
-            out = upload.with_name(f"{given.id}-{given.version}.zip")
-            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-                for info in zf.infolist():
-                    if info.is_dir():
-                        continue
-                    with zf.open(info) as src, dst.open(info.filename, "w") as target:
-                        shutil.copyfileobj(src, target, _CHUNK)
-                dst.writestr("manifest.json", json.dumps(data, indent=2))
-            return out
-    out = upload.with_name(f"{given.id}-{given.version}.zip")
-    if out == upload:
-        out = upload.with_name(f"{given.id}-{given.version}-package.zip")
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        dst.write(upload, upload.name)
-        dst.writestr("manifest.json", json.dumps(data, indent=2))
-    return out
+            if given is not None and inside is not None:
+                _check_agrees(given, zf.read(inside), inside)
+        if INTEGRITY_FILE in names:
+            return upload  # built by `plughost pack`: the installer checks it as it is
+        if inside is None and given is None:
+            raise RequestInvalid(
+                f"the zip has no {' or '.join(MANIFEST_FILES)} at its root; add one, or send "
+                "the manifest as the form part 'manifest'", details={"field": "manifest"})
+        with open_archive(upload) as archive:
+            archive.extract(folder)
+        folder.chmod(0o700)  # extracted trees are read-only; the manifest is added below
+    else:
+        if given is None:
+            raise RequestInvalid(
+                "the uploaded file is not a zip package; send a package (plughost pack DIR, "
+                "or zip with a manifest.json), or add the manifest as the form part "
+                "'manifest'", details={"field": "file"})
+        folder.mkdir()
+        shutil.copyfile(upload, folder / upload.name)
+    if data is not None and inside is None:
+        (folder / "manifest.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+    out = work / "packed"
+    out.mkdir()
+    return pack(folder, out)
