@@ -85,10 +85,8 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AccessDenied",
-    "AuthenticationRequired",
-    "RequestInvalid",
-    "RequestTooLarge",
     "ArchiveError",
+    "AuthenticationRequired",
     "ChecksumMismatch",
     "ConcurrentModification",
     "ConfigurationError",
@@ -124,6 +122,8 @@ __all__ = [
     "Problem",
     "RecordExists",
     "RecordNotFound",
+    "RequestInvalid",
+    "RequestTooLarge",
     "ResolutionConflict",
     "ResolutionError",
     "SignatureError",

@@ -38,7 +38,7 @@ from plughost.settings import HostSettings
 __all__ = ["API_PREFIX", "ApiOptions", "create_app"]
 
 API_PREFIX = "/api/v1"
-_PACKAGE_ROUTE = re.compile(r"^/api/v1/plugins/(install|[^/]+)$")
+_UPDATE_ROUTE = re.compile(r"^/api/v1/plugins/[^/]+$")
 _MULTIPART_OVERHEAD = 1024 * 1024
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -97,7 +97,8 @@ def create_app(
     default_limit = options.max_request_size
 
     def limit_for(method: str, path: str) -> int:
-        if method in ("POST", "PUT") and _PACKAGE_ROUTE.match(path):
+        if (method == "POST" and path == f"{API_PREFIX}/plugins/install") or (
+                method == "PUT" and _UPDATE_ROUTE.match(path)):
             return upload_limit
         return default_limit
 
