@@ -35,7 +35,7 @@ from plughost.interfaces.http._schemas import ErrorResponse
 from plughost.interfaces.http._state import ApiOptions, ApiState
 from plughost.settings import HostSettings
 
-__all__ = ["API_PREFIX", "ApiOptions", "create_app"]
+__all__ = ["API_PREFIX", "ApiOptions", "create_app", "openapi_document"]
 
 API_PREFIX = "/api/v1"
 _UPDATE_ROUTE = re.compile(r"^/api/v1/plugins/[^/]+$")
@@ -118,3 +118,12 @@ def _mount_dashboard(app: FastAPI) -> None:
     except ImportError:  # pragma: no cover - the dashboard ships with the package
         return
     app.include_router(dashboard_router)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI document (what ``/openapi.json`` serves; docs/openapi.json holds a
+    copy, regenerated with ``python -m plughost.interfaces.http > docs/openapi.json``)."""
+    from pathlib import Path
+
+    settings = HostSettings(home=Path("/nonexistent/plughost-openapi"))
+    return create_app(None, settings).openapi()

@@ -1,0 +1,196 @@
+"""Seed 003's curl flows, run with real curl against a real ``plughost serve`` subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.interfaces.http._server import running_server
+
+pytestmark = pytest.mark.timeout(180)
+
+PLUGIN_CODE = """from plughost.sdk import Plugin
+
+
+class Notifier(Plugin):
+    def activate(self, ctx):
+        self.sent = []
+
+    def notify(self, text):
+        self.sent.append(text)
+        return len(self.sent)
+"""
+
+
+def _manifest(version: str) -> dict[str, Any]:
+    return {"name": "my-notify-plugin", "version": version,
+            "description": "Custom notification plugin", "author": "Your Name",
+            "pluginType": "notify", "entryPoint": "plugin:Notifier",
+            "configSchema": {"type": "object", "properties": {"api_key": {"type": "string"}}}}
+
+
+def _zip(folder: Path, name: str, version: str) -> Path:
+    """Seed 003: ``zip my-notify-plugin.zip plugin.so manifest.json`` (ours: plugin.py)."""
+    (folder / "plugin.py").write_text(PLUGIN_CODE)
+    (folder / "manifest.json").write_text(json.dumps(_manifest(version)))
+    out = folder / name
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.write(folder / "plugin.py", "plugin.py")
+        zf.write(folder / "manifest.json", "manifest.json")
+    return out
+
+
+class Curl:
+    """Run curl (or, where it is missing, the same request with httpx)."""
+
+    def __init__(self, base: str, cwd: Path) -> None:
+        self.base, self.cwd = base, cwd
+        self.curl = shutil.which("curl")
+
+    def __call__(self, *args: str) -> tuple[int, Any]:
+        argv = [a.replace("http://localhost:8080", self.base) for a in args]
+        if self.curl is not None:
+            done = subprocess.run([self.curl, "-sS", "-w", "\n%{http_code}", *argv],
+                                  cwd=self.cwd, capture_output=True, text=True, timeout=60,
+                                  check=True)
+            body, _, code = done.stdout.rpartition("\n")
+            return int(code), json.loads(body) if body else None
+        return self._httpx(argv)
+
+    def _httpx(self, argv: list[str]) -> tuple[int, Any]:
+        method, url, data, files = "GET", "", {}, {}
+        it = iter(argv)
+        for arg in it:
+            if arg == "-X":
+                method = next(it)
+            elif arg == "-F":
+                key, _, value = next(it).partition("=")
+                if value.startswith("@"):
+                    files[key] = (value[1:], (self.cwd / value[1:]).read_bytes())
+                else:
+                    data[key] = value
+                method = method if method != "GET" else "POST"
+            else:
+                url = arg
+        r = httpx.request(method, url, data=data or None, files=files or None, timeout=60)
+        return r.status_code, r.json() if r.content else None
+
+
+def test_seed_003_curl_flows_against_plughost_serve(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    # Seed 003 packages are unsigned zips: this server accepts unsigned packages.
+    (home / "plughost.toml").write_text('require_signature = "never"\n')
+    work = tmp_path / "work"
+    work.mkdir()
+    _zip(work, "my-notify-plugin.zip", "1.0.0")
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    shutil.copy(_zip(v2, "my-notify-plugin-2.0.0.zip", "2.0.0"), work)
+
+    with running_server(home) as server:
+        curl = Curl(server.base_url, work)
+        base = "http://localhost:8080/api/v1/plugins"
+
+        status, body = curl("-X", "POST", f"{base}/install", "-F", "source=local",
+                            "-F", "file=@my-notify-plugin.zip")
+        assert status == 201, body
+        pid = body["pluginId"]
+        assert (pid, body["version"], body["state"]) == ("my-notify-plugin", "1.0.0", "active")
+
+        status, body = curl("-X", "POST", f"{base}/install", "-F", "source=market",
+                            "-F", "marketId=plugin-notify-slack",
+                            "-F", 'manifest={"name": "slack-notify", "version": "1.0.0", '
+                                  '"pluginType": "notify"}')
+        assert status == 400
+        assert body["error"]["code"] == "marketplace.unavailable"
+
+        status, body = curl(base)
+        assert (status, [p["id"] for p in body["items"]]) == (200, [pid])
+        status, body = curl(f"{base}?pluginType=notify")
+        assert [p["pluginType"] for p in body["items"]] == ["notify"]
+        status, body = curl(f"{base}?status=1")
+        assert [p["status"] for p in body["items"]] == [1]
+
+        status, body = curl(f"{base}/{pid}")
+        assert (status, body["manifest"]["type"]) == (200, "notify")
+
+        status, body = curl("-X", "POST", f"{base}/{pid}/disable")
+        assert (status, body["status"], body["state"]) == (200, 0, "disabled")
+        status, body = curl("-X", "POST", f"{base}/{pid}/enable")
+        assert (status, body["status"], body["state"]) == (200, 1, "active")
+
+        status, body = curl("-X", "PUT", f"{base}/{pid}", "-F", "source=local",
+                            "-F", "file=@my-notify-plugin-2.0.0.zip")
+        assert (status, body["to_version"]) == (200, "2.0.0"), body
+
+        status, body = curl(f"{base}/metrics")
+        assert status == 200
+        assert [(m["name"], m["type"], m["version"]) for m in body] == [
+            ("my-notify-plugin", "notify", "2.0.0")]
+        assert body[0]["path"] and body[0]["description"] == "Custom notification plugin"
+
+        status, body = curl("-X", "DELETE", f"{base}/{pid}")
+        assert (status, body["removed"]) == (200, [pid])
+        status, body = curl(f"{base}/{pid}")
+        assert (status, body["error"]["code"]) == (404, "plugin.not_found")
+
+    assert server.returncode == 0, "\n".join(server.lines)
+    messages = [str(r.get("message")) for r in server.records()]
+    assert "installing plugin from source: local" in messages
+    assert f"plugin installed successfully: {pid} (v1.0.0)" in messages
+    access = [r for r in server.records() if "duration_ms" in r]
+    assert {"time", "method", "path", "status", "duration_ms", "client", "request_id"} <= set(
+        access[0])
+    assert ("POST", "/api/v1/plugins/install", 201) in {
+        (r["method"], r["path"], r["status"]) for r in access}
+    with pytest.raises(ProcessLookupError):
+        os.kill(server.proc.pid, 0)
+
+
+def test_serve_refuses_a_public_address_without_tokens(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "src")}
+    done = subprocess.run(
+        [os.sys.executable, "-m", "plughost", "serve", "--host", "0.0.0.0", "--port", "0",
+         "--home", str(tmp_path / "h")], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert "serve.insecure" in done.stderr and "--insecure" in done.stderr
+
+
+def test_sigint_also_stops_gracefully_with_plugins_deactivated(
+    tmp_path: Path, make_package: Any
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "plughost.toml").write_text('require_signature = "never"\n')
+    marker = tmp_path / "deactivated.txt"
+    code = (
+        "from plughost.sdk import Plugin\n\n"
+        "class Main(Plugin):\n"
+        "    def deactivate(self):\n"
+        f"        open({str(marker)!r}, 'a').write(self.ctx.plugin_id + '\\n')\n"
+    )
+    first = make_package("base-svc", code=code)
+    package = make_package("sleeper", code=code, dependencies={"base-svc": "^1.0"})
+    with running_server(home) as server:
+        for pkg in (first, package):
+            with pkg.open("rb") as fh:
+                r = httpx.post(f"{server.base_url}/api/v1/plugins/install",
+                               data={"source": "local"}, files={"file": fh}, timeout=60)
+            assert r.status_code == 201, r.text
+        server.proc.send_signal(signal.SIGINT)
+        server.proc.wait(30)
+    assert server.returncode == 0
+    messages = [str(r.get("message")) for r in server.records()]
+    assert "stopped" in messages
+    # reverse dependency order: the dependent first, then what it depends on
+    assert marker.read_text().split() == ["sleeper", "base-svc"]
