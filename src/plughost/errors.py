@@ -31,19 +31,6 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   └── PluginUnavailable                      code: plugin.unavailable
     ├── PermissionDenied (PermissionError)         code: permission.denied
     ├── OperationRefused                           code: operation.refused
-    ├── StorageError                               code: storage.*
-    │   ├── DatabaseUnavailable                    code: storage.database_unavailable
-    │   ├── MigrationError                         code: storage.migration
-    │   ├── RecordExists                           code: storage.exists
-    │   ├── RecordNotFound (LookupError)           code: storage.not_found
-    │   ├── ConcurrentModification                 code: storage.conflict
-    │   ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
-    │   ├── InvalidRecord (ValueError)             code: storage.invalid
-    │   ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
-    │   ├── ObjectNotFound (LookupError)           code: storage.object_missing
-    │   ├── ObjectCorrupted                        code: storage.object_corrupted
-    │   ├── ObjectTooLarge                         code: storage.object_too_large
-    │   └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
     ├── ArchiveError (ValueError)                  code: archive.* (one code per refusal:
     │                                                path link special duplicate case_collision
     │                                                too_many_entries too_large ratio encrypted
@@ -59,6 +46,19 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     ├── SigningKeyError                            code: key.* (invalid exists)
     ├── TrustStoreError                            code: trust.* (unknown_key duplicate
     │                                                name_taken revoked corrupt)
+    ├── StorageError                               code: storage.*
+    │   ├── DatabaseUnavailable                    code: storage.database_unavailable
+    │   ├── MigrationError                         code: storage.migration
+    │   ├── RecordExists                           code: storage.exists
+    │   ├── RecordNotFound (LookupError)           code: storage.not_found
+    │   ├── ConcurrentModification                 code: storage.conflict
+    │   ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
+    │   ├── InvalidRecord (ValueError)             code: storage.invalid
+    │   ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
+    │   ├── ObjectNotFound (LookupError)           code: storage.object_missing
+    │   ├── ObjectCorrupted                        code: storage.object_corrupted
+    │   ├── ObjectTooLarge                         code: storage.object_too_large
+    │   └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
     └── InstallError                               code: install.* (exists too_large
         │                                            source wrong_plugin same_version
         │                                            not_kept health state activate)
@@ -358,6 +358,43 @@ class OperationRefused(PlughostError):
     default_code = "operation.refused"
 
 
+
+class ArchiveError(PlughostError, ValueError):
+    """An archive was refused. ``code`` names the precise reason (``archive.path``,
+    ``archive.link``, ``archive.ratio``, ...); ``details['entry']`` names the entry when one is
+    concerned. Archives are refused, never silently "sanitised"."""
+
+    default_code = "archive.corrupt"
+
+
+class PackageError(PlughostError, ValueError):
+    """A plugin package (or the folder being packed) does not follow the package format."""
+
+    default_code = "package.invalid"
+
+
+class SignatureError(PlughostError):
+    """A package signature is missing, invalid, untrusted, revoked or made for another package."""
+
+    default_code = "signature.invalid"
+
+
+class ChecksumMismatch(SignatureError):
+    """The package's SHA-256 differs from the one the caller expected."""
+
+    default_code = "integrity.checksum"
+
+
+class SigningKeyError(PlughostError, ValueError):
+    """A signing or public key file is unusable (wrong type, unreadable, would be overwritten)."""
+
+    default_code = "key.invalid"
+
+
+class TrustStoreError(PlughostError):
+    """The trust store of publisher keys refused a change or could not be read."""
+
+    default_code = "trust.error"
 # --- storage (plughost.storage) -------------------------------------------------------------
 
 
@@ -437,43 +474,6 @@ class InvalidRecord(StorageError, ValueError):
     """A value given to the repository is not acceptable (unknown state or status, bad range)."""
 
     default_code = "storage.invalid"
-
-class ArchiveError(PlughostError, ValueError):
-    """An archive was refused. ``code`` names the precise reason (``archive.path``,
-    ``archive.link``, ``archive.ratio``, ...); ``details['entry']`` names the entry when one is
-    concerned. Archives are refused, never silently "sanitised"."""
-
-    default_code = "archive.corrupt"
-
-
-class PackageError(PlughostError, ValueError):
-    """A plugin package (or the folder being packed) does not follow the package format."""
-
-    default_code = "package.invalid"
-
-
-class SignatureError(PlughostError):
-    """A package signature is missing, invalid, untrusted, revoked or made for another package."""
-
-    default_code = "signature.invalid"
-
-
-class ChecksumMismatch(SignatureError):
-    """The package's SHA-256 differs from the one the caller expected."""
-
-    default_code = "integrity.checksum"
-
-
-class SigningKeyError(PlughostError, ValueError):
-    """A signing or public key file is unusable (wrong type, unreadable, would be overwritten)."""
-
-    default_code = "key.invalid"
-
-
-class TrustStoreError(PlughostError):
-    """The trust store of publisher keys refused a change or could not be read."""
-
-    default_code = "trust.error"
 
 
 # --- install pipeline (plughost.services.installer) ------------------------------------------

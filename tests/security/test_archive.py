@@ -532,3 +532,51 @@ def test_reading_a_missing_entry_names_it(tmp_path: Path) -> None:
     with open_archive(good_zip(tmp_path)) as ar, pytest.raises(ArchiveError) as info:
         ar.read("nope")
     assert info.value.code == "archive.missing"
+
+
+def test_mutated_archives_fail_only_with_archive_errors(tmp_path: Path) -> None:
+    """Random byte flips, cuts and insertions: every outcome is success or an ArchiveError."""
+    import random
+
+    base = build([Raw("plugin.toml", b'id = "x"\n' * 5), Raw("pkg/a.py", b"print(1)\n" * 100),
+                  Raw("b.bin", bytes(range(256)), method=0),
+                  Raw("d.txt", b"hello" * 10, descriptor=True)])
+    rng = random.Random(5)
+    path = tmp_path / "m.zip"
+    outcomes = {"ok": 0, "refused": 0}
+    for _ in range(400):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 3)):
+            pos = rng.randrange(len(data))
+            op = rng.random()
+            if op < 0.6:
+                data[pos] = rng.randrange(256)
+            elif op < 0.8:
+                del data[pos : pos + rng.randint(1, 8)]
+            else:
+                data[pos:pos] = rng.randbytes(rng.randint(1, 8))
+        path.write_bytes(bytes(data))
+        try:
+            with open_archive(path) as ar:
+                ar.check()
+            outcomes["ok"] += 1
+        except ArchiveError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 300  # most mutations break something, and say so
+
+
+def test_paths_nested_too_deep_are_refused(tmp_path: Path) -> None:
+    deep = "/".join(["d"] * 65)
+    err = refused(write(tmp_path, build([Raw(deep, b"x")])), "archive.path")
+    assert "deeper than 64" in err.message
+    with open_archive(write(tmp_path, build([Raw(deep, b"x")]), "ok.zip"),
+                      ArchiveLimits(max_depth=100)) as ar:
+        assert ar.read(deep) == b"x"
+
+
+def test_implied_directories_count_towards_the_entry_limit(tmp_path: Path) -> None:
+    # 200 files, each in its own 60-deep chain of directories: 12,200 paths to create.
+    entries = [Raw("/".join(f"d{i}x{j}" for j in range(60)) + "/f", b"", method=0)
+               for i in range(200)]
+    err = refused(write(tmp_path, build(entries)), "archive.too_many_entries")
+    assert err.details["entries"] > 10_000

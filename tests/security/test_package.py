@@ -220,3 +220,23 @@ def test_malformed_integrity_files_are_refused(doc: bytes) -> None:
     with pytest.raises(PackageError) as info:
         parse_integrity(doc)
     assert info.value.code == "package.integrity"
+
+
+def test_package_with_two_manifests_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("plugin.toml", 'id = "x"\nversion = "1.0.0"\n')
+        zf.writestr("manifest.json", '{"id": "x", "version": "1.0.0"}')
+    with pytest.raises(PackageError) as info:
+        open_package(path)
+    assert info.value.code == "package.manifest"
+    assert "exactly one" in info.value.message
+
+
+def test_oversized_manifest_in_a_package_is_refused_before_reading_it(tmp_path: Path) -> None:
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("plugin.toml", "# " + "x" * (1 << 20))
+    with pytest.raises(PackageError) as info:
+        open_package(path)
+    assert info.value.code == "package.manifest"

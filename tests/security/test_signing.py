@@ -2,9 +2,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import stat
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,8 +13,6 @@ from plughost.errors import (
     ChecksumMismatch,
     ConfigurationError,
     SignatureError,
-    SigningKeyError,
-    TrustStoreError,
 )
 from plughost.security.package import INTEGRITY_FILE, SIGNATURE_FILE, open_package, pack
 from plughost.security.signing import (
@@ -25,9 +20,6 @@ from plughost.security.signing import (
     TrustStore,
     canonical_statement,
     key_id,
-    keygen,
-    load_private_key,
-    load_public_key,
     make_statement,
     sign,
     verify,
@@ -58,43 +50,6 @@ def sig_error(path: Path, store: TrustStore, code: str, **kw: object) -> Signatu
         verify(path, store, **kw)  # type: ignore[arg-type]
     assert info.value.code == code, info.value.message
     return info.value
-
-
-# -- keys -----------------------------------------------------------------------------------------
-
-def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path: Path) -> None:
-    private, public = keygen(tmp_path / "keys", "acme")
-    assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    assert private.name == "acme.key" and public.name == "acme.pub"
-    assert key_id(load_private_key(private).public_key()) == key_id(load_public_key(public))
-    assert len(key_id(load_public_key(public))) == 16
-
-
-def test_keygen_never_overwrites_keys(tmp_path: Path) -> None:
-    private, _ = keygen(tmp_path, "k")
-    before = private.read_bytes()
-    with pytest.raises(SigningKeyError) as info:
-        keygen(tmp_path, "k")
-    assert info.value.code == "key.exists"
-    assert private.read_bytes() == before
-
-
-def test_loading_the_wrong_kind_of_key_says_so(tmp_path: Path) -> None:
-    private, public = keygen(tmp_path, "k")
-    with pytest.raises(SigningKeyError, match="private key"):
-        load_public_key(private)
-    with pytest.raises(SigningKeyError, match="not a PEM private key"):
-        load_private_key(public)
-    with pytest.raises(SigningKeyError, match="Cannot read"):
-        load_private_key(tmp_path / "missing.key")
-
-
-def test_key_id_is_the_first_16_hex_of_the_raw_key_sha256() -> None:
-    key = Ed25519PrivateKey.generate().public_key()
-    from cryptography.hazmat.primitives import serialization
-
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    assert key_id(key) == hashlib.sha256(raw).hexdigest()[:16]
 
 
 # -- sign / verify --------------------------------------------------------------------------------
@@ -325,84 +280,3 @@ def test_policy_validates_its_fields() -> None:
     assert policy.allowlist == frozenset({"a"})
     with pytest.raises(AttributeError):
         policy.require_signature = "never"  # type: ignore[misc]
-
-
-# -- trust store ----------------------------------------------------------------------------------
-
-def test_trust_store_round_trips_through_its_file(tmp_path: Path) -> None:
-    _, public = keygen(tmp_path / "keys", "acme")
-    store = TrustStore.for_home(tmp_path / "home")
-    added = store.add(public, "Acme Corp")
-    again = TrustStore(tmp_path / "home" / "trust.json")
-    assert again.list_keys() == [added]
-    assert again.get(added.key_id.upper()) == added
-    revoked = again.revoke(added.key_id, reason="rotated")
-    assert revoked.revoked and revoked.revocation_reason == "rotated"
-    assert store.list_keys() == [revoked]  # still recorded, with the revocation time
-    assert store.revoke(added.key_id) == revoked  # idempotent
-
-
-def test_trust_store_refuses_duplicates_reused_names_and_revoked_keys(
-    tmp_path: Path, store: TrustStore
-) -> None:
-    a, b = Ed25519PrivateKey.generate().public_key(), Ed25519PrivateKey.generate().public_key()
-    store.add(a, "a")
-    for key, name, code in [(a, "again", "trust.duplicate"), (b, "a", "trust.name_taken"),
-                            (b, " ", "trust.name")]:
-        with pytest.raises(TrustStoreError) as info:
-            store.add(key, name)
-        assert info.value.code == code
-    store.revoke(key_id(a))
-    with pytest.raises(TrustStoreError) as info:
-        store.add(a, "back")
-    assert info.value.code == "trust.revoked"
-    with pytest.raises(TrustStoreError) as info:
-        store.revoke("0123456789abcdef")
-    assert info.value.code == "trust.unknown_key"
-
-
-def test_corrupt_trust_store_is_refused_and_left_untouched(tmp_path: Path) -> None:
-    path = tmp_path / "trust.json"
-    path.write_text('{"format": "plughost-trust/v1", "keys": [{"key_id": "x"}]}')
-    before = path.read_bytes()
-    store = TrustStore(path)
-    with pytest.raises(TrustStoreError) as info:
-        store.add(Ed25519PrivateKey.generate().public_key(), "x")
-    assert info.value.code == "trust.corrupt"
-    assert path.read_bytes() == before
-
-
-def test_trust_store_write_is_atomic(tmp_path: Path, store: TrustStore,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    store.add(Ed25519PrivateKey.generate().public_key(), "first")
-    before = store.path.read_bytes()
-
-    def crash(*args: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
-        store.add(Ed25519PrivateKey.generate().public_key(), "second")
-    monkeypatch.undo()
-    assert store.path.read_bytes() == before
-    assert sorted(p.name for p in store.path.parent.iterdir()) == ["trust.json", "trust.json.lock"]
-
-
-def test_concurrent_adds_lose_no_key(tmp_path: Path) -> None:
-    keys = [Ed25519PrivateKey.generate().public_key() for _ in range(8)]
-    errors: list[BaseException] = []
-
-    def add(i: int) -> None:
-        try:
-            TrustStore(tmp_path / "trust.json").add(keys[i], f"k{i}")
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=add, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    assert sorted(k.name for k in TrustStore(tmp_path / "trust.json").list_keys()) == [
-        f"k{i}" for i in range(8)]

@@ -436,3 +436,19 @@ def test_verify_token_records_last_use_at_most_once_a_minute(database: Database,
     now[0] = first + timedelta(seconds=61)
     assert repo.verify_token(secret).last_used_at == now[0]
     assert repo.list_tokens()[0].last_used_at == now[0]
+
+
+def test_from_manifest_accepts_a_real_parsed_manifest(repo: Repository) -> None:
+    from plughost.core.manifest import parse_manifest
+
+    parsed = parse_manifest(
+        'id = "notify-slack"\nname = "Slack"\nversion = "1.2.0"\ntype = "notify"\n'
+        'entry = "notify_slack:Plugin"\n[config.schema]\ntype = "object"\n'
+        '[config.defaults]\nchannel = "#x"\n',
+        format="toml",
+    )
+    stored = repo.add_plugin(StoredPlugin.from_manifest(parsed, checksum="0" * 64))
+    assert (stored.id, stored.version, stored.type) == ("notify-slack", "1.2.0", "notify")
+    assert stored.entry_point == "notify_slack:Plugin" and stored.runtime == "python"
+    assert stored.default_config == {"channel": "#x"}
+    assert repo.require_plugin("notify-slack").manifest == parsed.to_dict()

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import stat as stat_module
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -128,9 +129,26 @@ def _manifest_file(folder: Path) -> Path | None:
     return None
 
 
-def _plugin_folders(directory: Path) -> Iterator[Path]:
+def _manifest_stat(folder: str) -> tuple[str, os.stat_result] | None:
+    """The first manifest file in ``folder`` and its stat, with one ``stat`` call per name tried.
+
+    (A folder holding both files is refused by ``load_manifest`` when it is parsed; a cache hit
+    does not look for the second name, which keeps discovery at one system call per plugin.)
+    """
+    for name in MANIFEST_FILES:
+        path = os.path.join(folder, name)
+        try:
+            stat = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not stat_module.S_ISDIR(stat.st_mode):
+            return path, stat
+    return None
+
+
+def _plugin_folders(directory: str) -> Iterator[str]:
     """The plugin folders in ``directory`` (or ``directory`` itself if it is one), sorted."""
-    if _manifest_file(directory) is not None:
+    if _manifest_stat(directory) is not None:
         yield directory
         return
     try:
@@ -141,7 +159,7 @@ def _plugin_folders(directory: Path) -> Iterator[Path]:
     for entry in entries:
         if entry.name.startswith((".", "_")) or not entry.is_dir():
             continue
-        yield Path(entry.path)
+        yield entry.path
 
 
 def discover_directories(
@@ -151,17 +169,16 @@ def discover_directories(
     found: list[Discovered] = []
     seen: set[str] = set()
     for directory in directories:
-        for folder in _plugin_folders(Path(directory)):
-            manifest_path = _manifest_file(folder)
-            location = str(folder)
-            if manifest_path is None:
+        for location in _plugin_folders(os.fspath(directory)):
+            hit = _manifest_stat(location)
+            folder = Path(location)
+            if hit is None:
                 # A folder without a manifest is simply not a plugin; say so at debug level.
-                logger.debug("skipping %s: no %s", folder, " or ".join(MANIFEST_FILES))
+                logger.debug("skipping %s: no %s", location, " or ".join(MANIFEST_FILES))
                 continue
-            key = str(manifest_path)
+            key, stat = hit
             seen.add(key)
             try:
-                stat = manifest_path.stat()
                 manifest = cache.get(key, stat) if cache is not None else None
                 if manifest is None:
                     manifest = load_manifest(folder)
@@ -172,7 +189,7 @@ def discover_directories(
                 continue
             except OSError as exc:
                 error = ManifestError(
-                    [Problem("", "manifest.unreadable", f"cannot read {manifest_path}: {exc}")],
+                    [Problem("", "manifest.unreadable", f"cannot read {key}: {exc}")],
                     source=key,
                 )
                 found.append(Discovered(location, "directory", folder, error=error))

@@ -30,7 +30,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from plughost.core.manifest import MANIFEST_FILES, Manifest, load_manifest, parse_manifest
+from plughost.core.manifest import (
+    MANIFEST_FILES,
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    load_manifest,
+    parse_manifest,
+)
 from plughost.errors import ArchiveError, PackageError
 from plughost.security.archive import (
     DEFAULT_LIMITS,
@@ -76,7 +82,7 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 COMPRESS_LEVEL = 6
 _FILE_MODE = 0o644
 _EXEC_MODE = 0o755
-_MAX_MANIFEST = 1024 * 1024
+_MAX_SIGNATURE = 1024 * 1024
 _MAX_INTEGRITY = 16 * 1024 * 1024
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -294,8 +300,14 @@ def pack(
     try:
         write_package(tmp, [*files, SourceFile(INTEGRITY_FILE, integrity, False)],
                       compresslevel=compresslevel)
-        with open_archive(tmp, limits) as ar:
-            ar.check(expected=dict(listing), exempt=RESERVED_NAMES)
+        try:
+            with open_archive(tmp, limits) as ar:
+                ar.check(expected=dict(listing), exempt=RESERVED_NAMES)
+        except ArchiveError as exc:
+            entry = exc.details.get("entry")
+            where = f" Fix or remove {src / entry} and pack again." if entry else ""
+            raise ArchiveError(f"The package would be refused at install: {exc.message}{where}",
+                               code=exc.code, details=exc.details) from None
         _replace_atomically(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -383,23 +395,29 @@ def open_package(path: Path | str, limits: ArchiveLimits = DEFAULT_LIMITS) -> Pa
     path = Path(path)
     archive = open_archive(path, limits)
     try:
-        manifest_name = next((n for n in MANIFEST_FILES if n in archive), None)
+        present = [n for n in MANIFEST_FILES if n in archive]
+        if len(present) > 1:
+            raise PackageError(f"{path.name} holds both {' and '.join(present)}; a package "
+                               "keeps exactly one manifest at its root.", code="package.manifest")
+        manifest_name = present[0] if present else None
         if manifest_name is None:
             nested = [n for n in archive.names() if n.rpartition("/")[2] in MANIFEST_FILES]
             hint = (f" (found {nested[0]!r}: zip the folder's contents, not the folder — or use "
                     "`plughost pack`)") if nested else ""
             raise PackageError(f"{path.name} has no {' or '.join(MANIFEST_FILES)} at its "
                                f"root{hint}.", code="package.manifest")
+        # One byte over the manifest limit is enough for parse_manifest to refuse it by name.
+        manifest_bytes = _read_meta(archive, manifest_name, MAX_MANIFEST_BYTES + 1,
+                                    "package.manifest")
+        fmt: Literal["toml", "json"] = "toml" if manifest_name.endswith(".toml") else "json"
+        manifest = parse_manifest(manifest_bytes, format=fmt, source=f"{path.name}!{manifest_name}")
         if INTEGRITY_FILE not in archive:
             raise PackageError(f"{path.name} has no {INTEGRITY_FILE}; it was not built by "
                                "`plughost pack`. Rebuild it with `plughost pack DIR`.",
                                code="package.integrity")
-        manifest_bytes = _read_meta(archive, manifest_name, _MAX_MANIFEST, "package.manifest")
-        fmt: Literal["toml", "json"] = "toml" if manifest_name.endswith(".toml") else "json"
-        manifest = parse_manifest(manifest_bytes, format=fmt, source=f"{path.name}!{manifest_name}")
         integrity_bytes = _read_meta(archive, INTEGRITY_FILE, _MAX_INTEGRITY, "package.integrity")
         integrity = parse_integrity(integrity_bytes)
-        signature = (_read_meta(archive, SIGNATURE_FILE, _MAX_MANIFEST, "package.signature")
+        signature = (_read_meta(archive, SIGNATURE_FILE, _MAX_SIGNATURE, "package.signature")
                      if SIGNATURE_FILE in archive else None)
         info = PackageInfo(
             path=path, sha256=archive.sha256, size=archive.size, plugin_id=manifest.id,

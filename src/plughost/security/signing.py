@@ -21,13 +21,15 @@ deterministic (Ed25519), so signing the same package with the same key gives the
 A key's id is the first 16 hex digits of the SHA-256 of its raw 32-byte public key. The embedded
 public key only lets ``verify`` tell "valid, but from a key you do not trust" from "forged";
 trust always comes from the :class:`TrustStore`, never from the package.
+
+Keys live in :mod:`plughost.security.keys` and the trust store in :mod:`plughost.security.trust`;
+both are re-exported here so one import serves the signing workflow.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import json
@@ -35,9 +37,8 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -45,12 +46,17 @@ from plughost.errors import (
     ArchiveError,
     ChecksumMismatch,
     ConfigurationError,
-    ExtraNotInstalled,
     SignatureError,
-    SigningKeyError,
-    TrustStoreError,
 )
 from plughost.security.archive import DEFAULT_LIMITS, ArchiveLimits
+from plughost.security.keys import (
+    crypto,
+    key_id,
+    keygen,
+    load_private_key,
+    load_public_key,
+    raw_public_key,
+)
 from plughost.security.package import (
     SIGNATURE_FILE,
     PackageInfo,
@@ -58,11 +64,11 @@ from plughost.security.package import (
     open_package,
     write_package,
 )
+from plughost.security.trust import TRUST_FILE, TrustedKey, TrustStore
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
-        Ed25519PublicKey,
     )
 
 __all__ = [
@@ -89,18 +95,7 @@ logger = logging.getLogger(__name__)
 
 STATEMENT_TYPE = "plughost-package-signature/v1"
 SIGNATURE_FORMAT = "plughost-signature/v1"
-TRUST_FORMAT = "plughost-trust/v1"
-TRUST_FILE = "trust.json"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
-
-
-def _crypto() -> Any:
-    try:
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ExtraNotInstalled("Package signing", "security", "cryptography") from exc
-    return ed25519
 
 
 # -- statements -----------------------------------------------------------------------------------
@@ -116,296 +111,6 @@ def canonical_statement(statement: dict[str, str]) -> bytes:
     return json.dumps(statement, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=True).encode("ascii")
 
-
-# -- keys -----------------------------------------------------------------------------------------
-
-def _raw_public(public_key: Ed25519PublicKey) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def key_id(public_key: Ed25519PublicKey | bytes) -> str:
-    """First 16 hex digits of the SHA-256 of the raw 32-byte public key."""
-    raw = public_key if isinstance(public_key, bytes) else _raw_public(public_key)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def keygen(out_dir: Path | str, name: str = "signing") -> tuple[Path, Path]:
-    """Create an Ed25519 key pair as PEM files ``<name>.key`` (mode 0600) and ``<name>.pub``.
-
-    :raises SigningKeyError: ``key.exists`` when either file exists (keys are never overwritten).
-    """
-    from cryptography.hazmat.primitives import serialization
-
-    ed25519 = _crypto()
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
-        raise SigningKeyError(f"Key name {name!r} must be 1-64 letters, digits, '.', '_' or '-'.")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    private_path, public_path = out / f"{name}.key", out / f"{name}.pub"
-    for p in (private_path, public_path):
-        if os.path.lexists(p):
-            raise SigningKeyError(f"{p} already exists; plughost never overwrites keys. Choose "
-                                  "another --name or folder.", code="key.exists",
-                                  details={"path": str(p)})
-    private = ed25519.Ed25519PrivateKey.generate()
-    private_pem = private.private_bytes(serialization.Encoding.PEM,
-                                        serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption())
-    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, private_pem)
-    finally:
-        os.close(fd)
-    try:
-        fd = os.open(public_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with open(fd, "wb") as fh:
-            fh.write(public_pem)
-    except BaseException:
-        private_path.unlink(missing_ok=True)
-        raise
-    logger.info("generated key %s in %s", key_id(private.public_key()), out)
-    return private_path, public_path
-
-
-def load_private_key(path: Path | str) -> Ed25519PrivateKey:
-    """Load an unencrypted PEM Ed25519 private key; ``key.invalid`` names what is wrong."""
-    from cryptography.hazmat.primitives import serialization
-
-    ed25519 = _crypto()
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SigningKeyError(f"Cannot read the key {path}: {exc.strerror}.") from None
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise SigningKeyError(f"{path} is encrypted; plughost reads unencrypted PEM keys "
-                              "(keep them in a protected folder instead).") from None
-    except ValueError:
-        raise SigningKeyError(f"{path} is not a PEM private key. Create one with "
-                              "`plughost keygen`.") from None
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise SigningKeyError(f"{path} is not an Ed25519 key; plughost signs with Ed25519 "
-                              "(`plughost keygen`).")
-    mode = path.stat().st_mode & 0o077
-    if mode:
-        logger.warning("private key %s is readable by group or others (mode %o); chmod 600 it",
-                       path, path.stat().st_mode & 0o777)
-    private: Ed25519PrivateKey = key
-    return private
-
-
-def load_public_key(source: Path | str | bytes) -> Ed25519PublicKey:
-    """Load a PEM Ed25519 public key from a file path or PEM bytes."""
-    from cryptography.hazmat.primitives import serialization
-
-    ed25519 = _crypto()
-    where = "the key"
-    if isinstance(source, bytes):
-        data = source
-    else:
-        where = str(source)
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise SigningKeyError(f"Cannot read {where}: {exc.strerror}.") from None
-    if b"PRIVATE KEY" in data:
-        raise SigningKeyError(f"{where} is a private key. Share and trust only the public key "
-                              "(the .pub file `plughost keygen` wrote).")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError:
-        raise SigningKeyError(f"{where} is not a PEM public key.") from None
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise SigningKeyError(f"{where} is not an Ed25519 public key.")
-    public: Ed25519PublicKey = key
-    return public
-
-
-# -- trust store ----------------------------------------------------------------------------------
-
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class TrustedKey:
-    """A publisher key in the trust store. Revoked keys stay, with the time of revocation."""
-
-    key_id: str
-    name: str
-    public_key: bytes
-    """Raw 32-byte Ed25519 public key."""
-    added_at: str
-    revoked_at: str | None = None
-    revocation_reason: str | None = None
-
-    @property
-    def revoked(self) -> bool:
-        """True once the key has been revoked."""
-        return self.revoked_at is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON shape, as stored and as printed by ``trust list --json``."""
-        return {"key_id": self.key_id, "name": self.name,
-                "public_key": base64.b64encode(self.public_key).decode("ascii"),
-                "added_at": self.added_at, "revoked_at": self.revoked_at,
-                "revocation_reason": self.revocation_reason}
-
-
-class TrustStore:
-    """The publisher keys this host trusts, persisted as one JSON file written atomically.
-
-    Every read goes to the file, so several processes sharing a home see each other's changes;
-    changes hold an exclusive lock on ``<file>.lock`` around read-modify-write.
-    """
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-
-    @classmethod
-    def for_home(cls, home: Path | str) -> TrustStore:
-        """The trust store of a plughost home: ``<home>/trust.json``."""
-        return cls(Path(home) / TRUST_FILE)
-
-    def _load(self) -> list[TrustedKey]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise TrustStoreError(f"Cannot read the trust store {self.path}: {exc.strerror}.",
-                                  code="trust.corrupt") from None
-        try:
-            doc = json.loads(data)
-            if doc.get("format") != TRUST_FORMAT:
-                raise ValueError(f"unknown format {doc.get('format')!r}")
-            keys = []
-            for item in doc["keys"]:
-                raw = base64.b64decode(item["public_key"], validate=True)
-                if len(raw) != 32 or key_id(raw) != item["key_id"]:
-                    raise ValueError(f"key {item.get('key_id')!r} does not match its public key")
-                keys.append(TrustedKey(key_id=item["key_id"], name=item["name"], public_key=raw,
-                                       added_at=item["added_at"],
-                                       revoked_at=item.get("revoked_at"),
-                                       revocation_reason=item.get("revocation_reason")))
-            return keys
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-            raise TrustStoreError(f"The trust store {self.path} is corrupt ({exc}). It was left "
-                                  "untouched: restore it from a backup or move it away and "
-                                  "re-add your keys.", code="trust.corrupt") from None
-
-    def _save(self, keys: list[TrustedKey]) -> None:
-        doc = {"format": TRUST_FORMAT, "keys": [k.to_dict() for k in keys]}
-        payload = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.parent / f".{self.path.name}.tmp-{secrets.token_hex(6)}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            with open(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        with contextlib.suppress(OSError):  # make the rename durable where the OS allows it
-            dfd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                import fcntl
-            except ImportError:  # pragma: no cover - non-POSIX: no cross-process lock
-                yield
-                return
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    def list_keys(self) -> list[TrustedKey]:
-        """Every key, revoked ones included, in the order they were added."""
-        return self._load()
-
-    def get(self, key_id_: str) -> TrustedKey | None:
-        """The key with that id (revoked or not), or ``None``."""
-        wanted = key_id_.lower()
-        return next((k for k in self._load() if k.key_id == wanted), None)
-
-    def add(self, public_key: Path | str | bytes | Ed25519PublicKey, name: str) -> TrustedKey:
-        """Trust a publisher key under ``name``.
-
-        :raises TrustStoreError: ``trust.duplicate`` (already trusted), ``trust.revoked`` (it was
-            revoked: revocation is permanent), ``trust.name_taken``.
-        """
-        if not isinstance(public_key, (bytes, str, Path)):
-            key = public_key
-        else:
-            key = load_public_key(public_key)
-        name = name.strip()
-        if not name or len(name) > 64:
-            raise TrustStoreError("A trusted key needs a name of 1-64 characters (--name).",
-                                  code="trust.name")
-        raw = _raw_public(key)
-        kid = key_id(raw)
-        with self._locked():
-            keys = self._load()
-            for k in keys:
-                if k.key_id == kid and k.revoked:
-                    raise TrustStoreError(f"Key {kid} ({k.name}) was revoked at {k.revoked_at}; "
-                                          "revocation is permanent. Ask the publisher for a new "
-                                          "key.", code="trust.revoked", details={"key_id": kid})
-                if k.key_id == kid:
-                    raise TrustStoreError(f"Key {kid} is already trusted as {k.name!r}.",
-                                          code="trust.duplicate", details={"key_id": kid})
-                if k.name == name:
-                    raise TrustStoreError(f"The name {name!r} is already used by key {k.key_id}; "
-                                          "choose another.", code="trust.name_taken",
-                                          details={"key_id": k.key_id})
-            added = TrustedKey(key_id=kid, name=name, public_key=raw, added_at=_now())
-            self._save([*keys, added])
-        logger.info("trusted key %s as %r", kid, name)
-        return added
-
-    def revoke(self, key_id_: str, reason: str | None = None) -> TrustedKey:
-        """Revoke a key: it stays recorded, and its signatures are refused from now on.
-
-        Revoking an already revoked key changes nothing and returns it.
-
-        :raises TrustStoreError: ``trust.unknown_key``.
-        """
-        wanted = key_id_.strip().lower()
-        with self._locked():
-            keys = self._load()
-            for i, k in enumerate(keys):
-                if k.key_id == wanted:
-                    if k.revoked:
-                        return k
-                    revoked = TrustedKey(key_id=k.key_id, name=k.name, public_key=k.public_key,
-                                         added_at=k.added_at, revoked_at=_now(),
-                                         revocation_reason=reason)
-                    keys[i] = revoked
-                    self._save(keys)
-                    logger.warning("revoked key %s (%s)", k.key_id, k.name)
-                    return revoked
-        raise TrustStoreError(f"No key {key_id_!r} in the trust store; `plughost trust list` "
-                              "shows the key ids.", code="trust.unknown_key",
-                              details={"key_id": key_id_})
 
 
 # -- policy ---------------------------------------------------------------------------------------
@@ -531,7 +236,7 @@ def _signature_document(statement: dict[str, str], sigs: Iterable[_Sig]) -> byte
 def _valid(public_raw: bytes, signature: bytes, message: bytes) -> bool:
     from cryptography.exceptions import InvalidSignature
 
-    ed25519 = _crypto()
+    ed25519 = crypto()
     try:
         ed25519.Ed25519PublicKey.from_public_bytes(public_raw).verify(signature, message)
     except InvalidSignature:
@@ -555,7 +260,7 @@ def sign(
     :returns: the path of the signed package.
     """
     private = key if not isinstance(key, (str, Path)) else load_private_key(key)
-    public_raw = _raw_public(private.public_key())
+    public_raw = raw_public_key(private.public_key())
     kid = key_id(public_raw)
     package = Path(package)
     dest = Path(out) if out is not None else package

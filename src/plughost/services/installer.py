@@ -31,13 +31,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
 from plughost.core.resolver import resolve
@@ -62,15 +62,17 @@ from plughost.security.signing import (
 from plughost.services.crash import crash_point
 from plughost.services.sources import Fetched, FetchPolicy, Progress, fetch
 from plughost.settings import HostSettings
-from plughost.storage.objects import FilesystemObjectStore, ObjectStore, package_key
+from plughost.storage.objects import ObjectStore, package_key
 from plughost.storage.records import StoredPlugin, StoredVersion
 from plughost.storage.repository import Repository
+
+if TYPE_CHECKING:
+    from plughost.services.reconcile import ReconcileReport
 
 __all__ = [
     "GrantPolicy",
     "InstallResult",
     "Installer",
-    "ReconcileReport",
     "Staged",
     "Undo",
     "UninstallResult",
@@ -86,7 +88,6 @@ GrantPolicy = Callable[[str, Sequence[str]], Sequence[Any]]
 #: What a host hook returns: a callable that undoes what the hook did (or ``None``).
 Undo = Callable[[], None] | None
 
-_STAGING_NAME = re.compile(r"^(\d+)-[0-9a-f]+$")
 _LOCK_TIMEOUT = 60.0
 
 
@@ -176,27 +177,6 @@ class UninstallResult:
     def to_dict(self) -> dict[str, Any]:
         return {"removed": list(self.removed),
                 "versions": {k: list(v) for k, v in self.versions.items()}}
-
-
-@dataclass(slots=True)
-class ReconcileReport:
-    """What :meth:`Installer.reconcile` found and fixed at start."""
-
-    staging_removed: list[str] = field(default_factory=list)
-    cache_removed: list[str] = field(default_factory=list)
-    objects_removed: list[str] = field(default_factory=list)
-    repaired: list[str] = field(default_factory=list)
-    rolled_back: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    skipped_busy: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return any((self.staging_removed, self.cache_removed, self.objects_removed,
-                    self.repaired, self.rolled_back, self.failed))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: list(getattr(self, name)) for name in self.__slots__}  # type: ignore[attr-defined]
 
 
 class Installer:
@@ -380,19 +360,26 @@ class Installer:
         if os.path.lexists(dest):
             remove_tree(dest)  # we hold the lock and no row refers to it: a leftover
         report = None if progress is None else (lambda d, t: progress("extract", d, t))
-        staged.package.extract(dest, progress=report)
         try:
+            staged.package.extract(dest, progress=report)
             manifest = load_manifest(dest)
         except BaseException:
-            remove_tree(dest)
+            self.remove_cache(dest)
             raise
         if manifest.id != staged.plugin_id or str(manifest.version) != staged.version:
-            remove_tree(dest)
+            self.remove_cache(dest)
             raise InstallError(
                 f"the unpacked manifest says {manifest.id} {manifest.version}, the package "
                 f"{staged.plugin_id} {staged.version}; the package is inconsistent",
                 code="install.inconsistent", plugin_id=staged.plugin_id)
         return dest
+
+    def remove_cache(self, path: Path | str) -> None:
+        """Remove a version's cache directory, and the plugin's directory once it is empty."""
+        path = Path(path)
+        remove_tree(path)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
 
     def put_blob(self, staged: Staged, progress: Progress | None = None) -> str:
         """Store the package under its key; return the key."""
@@ -463,7 +450,7 @@ class Installer:
                 if key is not None:
                     _quietly(lambda: self.store.delete(key), "deleting the blob of %s", pid)
                 if cache is not None:
-                    _quietly(lambda: remove_tree(cache), "removing the cache of %s", pid)
+                    _quietly(lambda: self.remove_cache(cache), "removing the cache of %s", pid)
                 raise
             crash_point("install.after_commit")
         v = staged.verification
@@ -507,8 +494,10 @@ class Installer:
         *,
         actor: str = "",
         remove: Callable[[str], Undo] | None = None,
+        keep_data: bool = False,
     ) -> tuple[str, ...]:
-        """Remove one plugin: host (via ``remove``), rows, blobs, cached files, in that order.
+        """Remove one plugin: host (via ``remove``), rows, blobs, cached files and (unless
+        ``keep_data``) its private data directory ``<home>/data/<id>``, in that order.
 
         Refused while enabled plugins require it (the caller cascades by uninstalling them
         first). Returns the versions removed.
@@ -540,139 +529,41 @@ class Installer:
                 raise
             crash_point("uninstall.after_commit")
             for v in versions:
-                _quietly(lambda v=v: self.store.delete(v.object_key),
-                         "deleting a blob of %s", plugin_id)
+                _quietly(partial(self.store.delete, v.object_key), "deleting a blob of %s",
+                         plugin_id)
             crash_point("uninstall.after_blobs")
-            _quietly(lambda: remove_tree(self.plugins_cache / plugin_id),
+            _quietly(partial(remove_tree, self.plugins_cache / plugin_id),
                      "removing the cache of %s", plugin_id)
+            if not keep_data:
+                _quietly(partial(remove_tree, self.settings.home / "data" / plugin_id),
+                         "removing the data of %s", plugin_id)
         return tuple(v.version for v in versions)
 
     def forget_files(self, versions: Iterable[StoredVersion]) -> None:
         """Delete the blobs and cache directories of versions already removed from the
         database (pruned after an update). Failures are logged; reconcile retries them."""
         for v in versions:
-            _quietly(lambda v=v: self.store.delete(v.object_key), "deleting blob %s",
-                     v.object_key)
+            _quietly(partial(self.store.delete, v.object_key), "deleting blob %s", v.object_key)
             if v.cache_path:
-                _quietly(lambda v=v: remove_tree(v.cache_path), "removing %s", v.cache_path)
+                _quietly(partial(self.remove_cache, v.cache_path), "removing %s", v.cache_path)
 
     # ------------------------------------------------------------------ reconcile
 
     def reconcile(self) -> ReconcileReport:
-        """Bring database, object store and cache back in step after a crash (see module doc).
+        """Bring database, object store and cache back in step after a crash (see
+        :mod:`plughost.services.reconcile`)."""
+        from plughost.services.reconcile import reconcile
 
-        Plugins whose lock is held (an operation in progress in another process) are skipped.
-        """
-        report = ReconcileReport()
-        self._sweep_staging(report)
-        ids = {p.id for p in self._all_plugins()}
-        if self.plugins_cache.is_dir():
-            ids.update(p.name for p in self.plugins_cache.iterdir() if p.is_dir())
-        for info in self.store.list("plugins/"):
-            parts = info.key.split("/")
-            if len(parts) >= 2:
-                ids.add(parts[1])
-        for pid in sorted(ids):
-            try:
-                with self.locked(pid, timeout=0.5):
-                    self._reconcile_one(pid, report)
-            except LockTimeout:
-                report.skipped_busy.append(pid)
-        if isinstance(self.store, FilesystemObjectStore) and not report.skipped_busy:
-            self.store.gc()
-        if report.changed:
-            log.warning("reconciled storage after an interrupted operation: %s",
-                        report.to_dict())
-        return report
+        return reconcile(self)
 
-    def _all_plugins(self) -> list[StoredPlugin]:
+    def all_plugins(self) -> list[StoredPlugin]:
+        """Every installed plugin's record (paged through the repository)."""
         out: list[StoredPlugin] = []
         while True:
             page = self.repo.list_plugins(limit=500, offset=len(out))
             out.extend(page)
             if len(page) < 500:
                 return out
-
-    def _sweep_staging(self, report: ReconcileReport) -> None:
-        staging = self.settings.staging_dir
-        if not staging.is_dir():
-            return
-        for entry in staging.iterdir():
-            match = _STAGING_NAME.match(entry.name)
-            if match is not None:
-                pid = int(match.group(1))
-                if pid == os.getpid() or _alive(pid):
-                    continue
-            remove_tree(entry)
-            report.staging_removed.append(entry.name)
-
-    def _reconcile_one(self, pid: str, report: ReconcileReport) -> None:
-        plugin = self.repo.get_plugin(pid)
-        versions = self.repo.list_versions(pid) if plugin is not None else []
-        keys = {v.object_key for v in versions}
-        dirs = {Path(v.cache_path).name for v in versions if v.cache_path}
-        for info in self.store.list(f"plugins/{pid}/"):
-            if info.key not in keys:
-                self.store.delete(info.key)
-                report.objects_removed.append(info.key)
-        root = self.plugins_cache / pid
-        if root.is_dir():
-            for entry in root.iterdir():
-                if entry.name not in dirs:
-                    remove_tree(entry)
-                    report.cache_removed.append(f"{pid}/{entry.name}")
-            if plugin is None:
-                with contextlib.suppress(OSError):
-                    root.rmdir()
-        if plugin is None:
-            return
-        for v in versions:
-            has_dir = bool(v.cache_path) and Path(v.cache_path or "").is_dir()
-            has_blob = self.store.exists(v.object_key)
-            if has_dir:
-                if not has_blob:
-                    log.warning("the package blob of %s %s is missing (%s); the unpacked "
-                                "files are intact, reinstall to restore it", pid, v.version,
-                                v.object_key)
-                continue
-            if has_blob:
-                self._repair_cache(v)
-                report.repaired.append(f"{pid}@{v.version}")
-            elif v.version != plugin.version:
-                self.repo.delete_version(pid, v.version)
-                report.rolled_back.append(f"{pid}@{v.version}")
-            else:
-                self.repo.set_state(
-                    pid, "failed", failure_phase="reconcile",
-                    failure_reason=f"the files of version {v.version} are missing (no cache "
-                    f"directory, no package blob); reinstall it: `plughost uninstall {pid}` "
-                    "then `plughost install SOURCE`")
-                report.failed.append(f"{pid}@{v.version}")
-
-    def _repair_cache(self, v: StoredVersion) -> None:
-        workdir = self.new_workdir()
-        try:
-            path = workdir / "package.zip"
-            self.store.download(v.object_key, path)
-            dest = Path(v.cache_path) if v.cache_path else self.cache_path(
-                v.plugin_id, v.version, v.checksum)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with open_package(path, self.archive_limits) as pkg:
-                pkg.extract(dest)
-            if not v.cache_path:
-                self.repo.set_version_cache_path(v.plugin_id, v.version, str(dest))
-        finally:
-            remove_tree(workdir)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _quietly(fn: Callable[[], Any], what: str, *args: Any) -> None:

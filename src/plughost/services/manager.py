@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,23 +42,24 @@ from plughost.errors import (
     InstallError,
     OperationRefused,
     PlughostError,
-    PluginActivationError,
     PluginUnavailable,
 )
 from plughost.host import PluginHost
 from plughost.security.archive import ArchiveLimits
 from plughost.security.signing import TrustStore
+from plughost.services.hostops import HostOps, record_error
 from plughost.services.installer import (
     GrantPolicy,
     Installer,
     InstallResult,
-    ReconcileReport,
     Undo,
     UninstallResult,
     grant_declared,
 )
+from plughost.services.reconcile import ReconcileReport
 from plughost.services.sources import FetchPolicy, Progress
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
+from plughost.services.views import PluginDetail, PluginInfo, PluginList, _iso
 from plughost.settings import HostSettings
 from plughost.storage.records import StoredPlugin
 
@@ -80,87 +79,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class PluginInfo:
-    """One installed plugin: its stored record merged with its live state in the host."""
-
-    id: str
-    name: str
-    version: str
-    description: str
-    author: str
-    type: str
-    runtime: str
-    state: str
-    """Live lifecycle state (``active``, ``resolved``, ``disabled``, ``failed``...)."""
-    enabled: bool
-    source: str
-    source_uri: str
-    sha256: str
-    installed_at: datetime | None
-    updated_at: datetime | None
-    error: Mapping[str, Any] | None = None
-    warnings: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "name": self.name, "version": self.version,
-            "description": self.description, "author": self.author, "type": self.type,
-            "runtime": self.runtime, "state": self.state, "enabled": self.enabled,
-            "source": self.source, "source_uri": self.source_uri, "sha256": self.sha256,
-            "installed_at": _iso(self.installed_at), "updated_at": _iso(self.updated_at),
-            "error": dict(self.error) if self.error else None,
-            "warnings": list(self.warnings),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class PluginList:
-    """A page of :class:`PluginInfo` and the total number matching the filters."""
-
-    items: tuple[PluginInfo, ...]
-    total: int
-    limit: int
-    offset: int
-
-    def __iter__(self) -> Iterator[PluginInfo]:
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"items": [p.to_dict() for p in self.items], "total": self.total,
-                "limit": self.limit, "offset": self.offset}
-
-
-@dataclass(frozen=True, slots=True)
-class PluginDetail:
-    """Everything about one installed plugin."""
-
-    info: PluginInfo
-    manifest: Mapping[str, Any]
-    path: str | None
-    versions: tuple[VersionInfo, ...]
-    dependencies: Mapping[str, str]
-    dependents: tuple[str, ...]
-    config: Mapping[str, Any]
-    config_revision: int
-    grants: tuple[str, ...]
-    stats: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.info.to_dict(), "manifest": dict(self.manifest), "path": self.path,
-                "versions": [v.to_dict() for v in self.versions],
-                "dependencies": dict(self.dependencies), "dependents": list(self.dependents),
-                "config": dict(self.config), "config_revision": self.config_revision,
-                "grants": list(self.grants), "stats": dict(self.stats)}
-
-
 class PluginService:
     """The management facade (see the module doc).
 
@@ -171,7 +89,8 @@ class PluginService:
     :param runtimes: extra runtimes for the host (process, wasm...).
     :param trust_store: publisher keys; default ``<home>/trust.json``.
     :param grant_policy: which declared permission scopes are granted at install.
-    :param allow_private_urls: allow package URLs on loopback/private/link-local addresses.
+    :param allow_private_urls: ``True`` allows package URLs on loopback/private/link-local
+        addresses; a collection of addresses allows just those.
     :param allow_http_urls: allow plain ``http://`` package URLs.
     :param download_timeout: seconds allowed for a whole download.
     :param archive_limits: limits applied to package archives.
@@ -187,7 +106,7 @@ class PluginService:
         runtimes: Iterable[Any] = (),
         trust_store: TrustStore | None = None,
         grant_policy: GrantPolicy = grant_declared,
-        allow_private_urls: bool = False,
+        allow_private_urls: bool | Iterable[str] = False,
         allow_http_urls: bool = False,
         download_timeout: float = 120.0,
         archive_limits: ArchiveLimits | None = None,
@@ -201,7 +120,9 @@ class PluginService:
         self._grant_policy = grant_policy
         self._fetch_policy = FetchPolicy(
             max_size=self.settings.max_plugin_size, timeout=download_timeout,
-            allow_private=allow_private_urls, allow_http=allow_http_urls)
+            allow_private=allow_private_urls is True, allow_http=allow_http_urls,
+            allowed_addresses=frozenset(() if isinstance(allow_private_urls, bool)
+                                        else allow_private_urls))
         self._archive_limits = archive_limits
         self._host_options = dict(host_options or {})
         self._database: Any = None
@@ -210,8 +131,10 @@ class PluginService:
         self._installer: Installer | None = None
         self._updater: Updater | None = None
         self._host: PluginHost | None = None
+        self._ops: HostOps
         self._loop: asyncio.AbstractEventLoop | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._touched: set[str] = set()
         self._opened = False
         self._closed = False
         self.reconcile_report: ReconcileReport | None = None
@@ -245,22 +168,13 @@ class PluginService:
         self._opened = True
 
     def _open_storage(self) -> None:
-        from plughost.storage.db import Database
-        from plughost.storage.objects import object_store_from_url
-        from plughost.storage.repository import Repository
+        from plughost.storage.backends import open_storage
 
+        storage = open_storage(self.settings)
+        self._database = storage.database
+        self._repo = storage.repository
+        self._store = storage.objects
         s = self.settings
-        s.ensure_dirs()
-        database = Database(s.database_url)
-        try:
-            if s.auto_migrate:
-                database.migrate()
-            self._repo = Repository(database, lock_dir=s.lock_dir)
-            self._store = object_store_from_url(s.object_store)
-        except BaseException:
-            database.close()
-            raise
-        self._database = database
         self._installer = Installer(
             s, self._repo, self._store, trust_store=self._trust_store,
             host_version=self._host_version, grant_policy=self._grant_policy,
@@ -282,15 +196,17 @@ class PluginService:
         for stored in plugins:
             self._register(host, stored)
         self._host = host
+        self._ops = HostOps(host, self._on_loop)
         if self._start_plugins:
             self.load_report = await host.start()
         else:
             host.discover()
             host.resolve()
-        await self._persist_states([p.id for p in plugins])
+        if self._start_plugins:
+            await self._persist_states([p.id for p in plugins])
 
     def _stored_plugins(self) -> list[StoredPlugin]:
-        return self.installer._all_plugins()
+        return self.installer.all_plugins()
 
     def _register(self, host: PluginHost, stored: StoredPlugin) -> None:
         """Register one installed plugin in the host from its current version's cache dir."""
@@ -386,6 +302,11 @@ class PluginService:
 
     def _info(self, stored: StoredPlugin) -> PluginInfo:
         record = self._host.registry.find(stored.id) if self._host is not None else None
+        if record is not None and not self._start_plugins and stored.id not in self._touched \
+                and record.state is not State.FAILED:
+            # Not started here: the stored state (last observed by a running service) says
+            # more than "resolved"; failures found while registering are live facts.
+            record = None
         state = record.state.value if record is not None else (
             stored.state if stored.enabled else State.DISABLED.value)
         error = None
@@ -512,9 +433,6 @@ class PluginService:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
 
-    def _undo_on_loop(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], None]:
-        return lambda: self._on_loop(fn())
-
     async def _audit_failure(self, action: str, plugin_id: str | None, exc: PlughostError,
                              actor: str) -> None:
         outcome = "denied" if exc.code.startswith(("signature.", "integrity.", "archive.",
@@ -529,6 +447,8 @@ class PluginService:
     async def _persist_states(self, ids: Iterable[str]) -> None:
         """Write the host's current state of these plugins to the database (when changed)."""
         wanted: list[tuple[str, str, str | None, str | None]] = []
+        ids = list(ids)
+        self._touched.update(ids)
         for pid in ids:
             record = self._host.registry.find(pid) if self._host is not None else None
             if record is None:
@@ -555,136 +475,6 @@ class PluginService:
     async def _info_of(self, plugin_id: str) -> PluginInfo:
         stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
         return self._info(stored)
-
-    # ================================================================== host hooks
-
-    async def _host_add(self, manifest: Manifest, root: Path, activate: bool) -> Undo:
-        host = self.host
-        existing = host.registry.find(manifest.id)
-        if existing is not None:
-            raise InstallError(
-                f"a plugin {manifest.id} is already loaded from {existing.root or existing.source}"
-                " (a development folder under plugins_dir?); remove it before installing",
-                code="install.conflict", plugin_id=manifest.id)
-        record = host.add_plugin(manifest, root, source="installed")
-
-        async def undo() -> None:
-            with contextlib.suppress(PlughostError):
-                await host.unload(manifest.id, cascade=True)
-            if host.registry.find(manifest.id) is record:
-                host.registry.remove(manifest.id)
-            host.resolve()
-
-        host.resolve()
-        try:
-            if record.state is State.FAILED:
-                raise _record_error(record, "resolve")
-            if activate and not manifest.is_lazy:
-                await host.activate(manifest.id)
-                if record.state is not State.ACTIVE:
-                    raise _record_error(record, "activate", undone=True)
-        except BaseException:
-            await undo()
-            raise
-        return self._undo_on_loop(undo)
-
-    async def _host_switch(self, manifest: Manifest, root: Path, from_version: str) -> Undo:
-        """Replace the running version by ``manifest`` at ``root`` (see the updater doc)."""
-        host = self.host
-        pid = manifest.id
-        old = host.registry.find(pid)
-        was_active = old is not None and old.state is State.ACTIVE
-        dependents = host.dependents(pid, states=[State.ACTIVE]) if was_active else []
-        state: Any = None
-        if was_active:
-            assert old is not None
-            state = await _export_state(old)
-            await host.deactivate(pid, cascade=True)
-        if old is not None:
-            await host.unload(pid)
-            host.registry.remove(pid)
-        new = host.add_plugin(manifest, root, source="installed")
-        host.resolve()
-
-        async def restore(handover: Any = None) -> None:
-            with contextlib.suppress(PlughostError):
-                await host.unload(pid, cascade=True)
-            if host.registry.find(pid) is new:
-                host.registry.remove(pid)
-            if old is not None:
-                host.registry.add(old)
-                host.resolve()
-                if was_active:
-                    await host.load(pid)
-                    if handover is not None and old.instance is not None:
-                        with contextlib.suppress(PlughostError):
-                            await _import_state(old, handover, from_version)
-                    await host.activate(pid)
-                    for dep in dependents:
-                        with contextlib.suppress(PlughostError):
-                            await host.activate(dep)
-            else:
-                host.resolve()
-
-        try:
-            if new.state is State.FAILED:
-                raise _record_error(new, "resolve")
-            if was_active or (old is not None and old.state is State.FAILED
-                              and not manifest.is_lazy):
-                await host.load(pid)
-                if new.state is State.FAILED:
-                    raise _record_error(new, "import")
-                if state is not None:
-                    await _import_state(new, state, from_version)
-                await host.activate(pid)
-                if new.state is not State.ACTIVE:
-                    raise _record_error(new, "activate")
-                health = await new.instance.health()
-                if not health.ok:
-                    raise InstallError(
-                        f"{pid} {manifest.version} activated but its health check failed"
-                        f"{': ' + health.detail if health.detail else ''}; the previous version "
-                        "was restored", code="install.health", plugin_id=pid)
-                for dep in dependents:
-                    record = await host.activate(dep)
-                    if record.state is not State.ACTIVE:
-                        raise InstallError(
-                            f"{dep}, which depends on {pid}, did not re-activate with "
-                            f"{manifest.version}; the previous version was restored",
-                            code="install.dependent", plugin_id=pid,
-                            details={"dependent": dep})
-        except BaseException:
-            await restore(state)
-            raise
-
-        async def undo() -> None:
-            handover = await _export_state(new) if new.state is State.ACTIVE else state
-            await restore(handover)
-
-        return self._undo_on_loop(undo)
-
-    async def _host_remove(self, plugin_id: str) -> Undo:
-        host = self.host
-        record = host.registry.find(plugin_id)
-        if record is None:
-            return None
-        was_active = record.state is State.ACTIVE
-        optional_dependents = host.dependents(plugin_id, states=[State.ACTIVE])
-        await host.unload(plugin_id, cascade=True)
-        host.registry.remove(plugin_id)
-        host.resolve()
-        for dep in optional_dependents:  # they only used it optionally: bring them back
-            with contextlib.suppress(PlughostError):
-                await host.activate(dep)
-
-        async def undo() -> None:
-            if host.registry.find(plugin_id) is None:
-                host.registry.add(record)
-                host.resolve()
-                if was_active:
-                    await host.activate(plugin_id)
-
-        return self._undo_on_loop(undo)
 
     # ================================================================== operations
 
@@ -721,7 +511,7 @@ class PluginService:
             async with self._serialised(plugin_id):
 
                 def hook(manifest: Manifest, root: Path) -> Undo:
-                    return self._on_loop(self._host_add(manifest, root, activate))
+                    return self._on_loop(self._ops.add(manifest, root, activate))
 
                 result = await asyncio.to_thread(
                     installer.install, staged, enabled=enable, actor=actor,
@@ -763,7 +553,7 @@ class PluginService:
             async with self._serialised(plugin_id):
 
                 def hook(manifest: Manifest, root: Path, from_version: str) -> Undo:
-                    return self._on_loop(self._host_switch(manifest, root, from_version))
+                    return self._on_loop(self._ops.switch(manifest, root, from_version))
 
                 result = await asyncio.to_thread(
                     self.updater.update, plugin_id, staged, actor=actor, switch=hook,
@@ -786,7 +576,7 @@ class PluginService:
             async with self._serialised(plugin_id):
 
                 def hook(manifest: Manifest, root: Path, from_version: str) -> Undo:
-                    return self._on_loop(self._host_switch(manifest, root, from_version))
+                    return self._on_loop(self._ops.switch(manifest, root, from_version))
 
                 result = await asyncio.to_thread(self.updater.rollback, plugin_id, to,
                                                  actor=actor, switch=hook)
@@ -809,10 +599,11 @@ class PluginService:
                                             state=State.DISABLED), replace=True)
 
     async def uninstall(self, plugin_id: str, *, cascade: bool = False,
-                        actor: str = "") -> UninstallResult:
+                        keep_data: bool = False, actor: str = "") -> UninstallResult:
         """Deactivate, unload and remove a plugin: rows (plugin, versions, config, grants),
-        blobs and cached files. Refused while enabled plugins require it unless ``cascade``
-        (which uninstalls them first, dependents before what they depend on)."""
+        blobs, cached files and its private data directory (unless ``keep_data``). Refused
+        while enabled plugins require it unless ``cascade`` (which uninstalls them first,
+        dependents before what they depend on)."""
         self._check_open()
         installer = self.installer
         try:
@@ -828,10 +619,11 @@ class PluginService:
                 async with self._serialised(pid):
 
                     def hook(target: str) -> Undo:
-                        return self._on_loop(self._host_remove(target))
+                        return self._on_loop(self._ops.remove(target))
 
                     versions[pid] = await asyncio.to_thread(installer.uninstall, pid,
-                                                            actor=actor, remove=hook)
+                                                            actor=actor, remove=hook,
+                                                            keep_data=keep_data)
                     removed.append(pid)
         except PlughostError as exc:
             await self._audit_failure("plugin.uninstall", plugin_id, exc, actor)
@@ -840,23 +632,38 @@ class PluginService:
 
     async def enable(self, plugin_id: str, *, activate: bool = True,
                      actor: str = "") -> PluginInfo:
-        """Persistently enable a plugin and (unless ``activate=False``) activate it now."""
+        """Persistently enable a plugin and (unless ``activate=False``) activate it now.
+
+        A plugin that cannot be resolved or activated is refused with that error and stays
+        disabled (nothing is recorded)."""
         self._check_open()
         async with self._serialised(plugin_id):
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             host = self.host
             record = host.registry.find(plugin_id)
+            if record is not None and record.state in (State.DISABLED, State.FAILED):
+                was_disabled = record.state is State.DISABLED
+                await host.enable(plugin_id, activate=activate)
+                now: State = record.state  # enable() moved it on (mypy cannot see that)
+                if now is State.FAILED and not stored.enabled:
+                    error = record_error(record, record.phase or "enable")
+                    if was_disabled:
+                        await host.disable(plugin_id)
+                    raise error
+            elif record is not None and activate and record.state is not State.ACTIVE:
+                await host.activate(plugin_id)
             if not stored.enabled:
                 def write() -> None:
                     with self.repository.unit_of_work() as repo:
                         repo.set_enabled(plugin_id, True)
                         repo.append_audit("plugin.enable", actor=actor, plugin_id=plugin_id)
 
-                await asyncio.to_thread(write)
-            if record is not None and record.state in (State.DISABLED, State.FAILED):
-                await host.enable(plugin_id, activate=activate)
-            elif record is not None and activate and record.state is not State.ACTIVE:
-                await host.activate(plugin_id)
+                try:
+                    await asyncio.to_thread(write)
+                except BaseException:
+                    if record is not None:
+                        await host.disable(plugin_id)
+                    raise
             await self._persist_states([plugin_id])
         return await self._info_of(plugin_id)
 
@@ -899,7 +706,7 @@ class PluginService:
             record = await self.host.activate(plugin_id)
             await self._persist_states([plugin_id])
             if record.state is not State.ACTIVE:
-                raise _record_error(record, "activate")
+                raise record_error(record, "activate")
         return await self._info_of(plugin_id)
 
     async def deactivate(self, plugin_id: str, *, cascade: bool = False) -> PluginInfo:
@@ -911,65 +718,3 @@ class PluginService:
             await self.host.deactivate(plugin_id, cascade=cascade)
             await self._persist_states([plugin_id, *self.host.dependents(plugin_id)])
         return await self._info_of(plugin_id)
-
-
-# ---------------------------------------------------------------------- state handover
-
-async def _export_state(record: PluginRecord) -> Any:
-    """The plugin's ``export_state()``, checked to be JSON (never pickled)."""
-    instance = record.instance
-    if instance is None:
-        return None
-    try:
-        state = await instance.call("export_state", {})
-    except PluginUnavailable as exc:
-        if exc.code == "plugin.no_target":
-            return None
-        raise
-    except Exception as exc:
-        raise InstallError(
-            f"{record.id}: export_state() raised {type(exc).__name__}: {exc}; the update was "
-            "refused and the running version keeps running", code="install.state",
-            plugin_id=record.id) from exc
-    try:
-        return json.loads(json.dumps(state, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise InstallError(
-            f"{record.id}: export_state() returned something that is not JSON-serialisable "
-            f"({exc}); state is handed over as JSON only. The update was refused and the "
-            "running version keeps running", code="install.state", plugin_id=record.id
-        ) from None
-
-
-async def _import_state(record: PluginRecord, state: Any, from_version: str) -> None:
-    instance = record.instance
-    if instance is None:
-        return
-    try:
-        await instance.call("import_state", {"state": state, "from_version": from_version})
-    except PluginUnavailable as exc:
-        if exc.code == "plugin.no_target":
-            return
-        raise
-    except PlughostError:
-        raise
-    except Exception as exc:
-        raise InstallError(
-            f"{record.id} {record.manifest.version}: import_state() raised "
-            f"{type(exc).__name__}: {exc}; the previous version was restored",
-            code="install.state", plugin_id=record.id) from exc
-
-
-def _record_error(record: PluginRecord, phase: str, *, undone: bool = False) -> PlughostError:
-    error = record.error
-    suffix = (" The install was undone; install with --no-activate to keep it installed "
-              "without running it.") if undone else ""
-    if isinstance(error, PlughostError):
-        if suffix:
-            error.message += suffix
-            error.args = (error.message,)
-        return error
-    message = (f"{record.id} is {record.state.value} after {phase}"
-               + (f": {error}" if error else "") + "." + suffix)
-    return PluginActivationError(message, plugin_id=record.id, phase=phase)
-

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from plughost.errors import DownloadError, ExtraNotInstalled, InstallError
@@ -60,6 +60,9 @@ class FetchPolicy:
     :param allow_private: also allow loopback/private/link-local targets (trusted networks,
         tests against a local server). Off by default.
     :param allow_http: also allow plain ``http://`` (tests, trusted networks). Off by default.
+    :param allowed_addresses: individual non-public addresses allowed even when
+        ``allow_private`` is off (an internal mirror at ``10.0.0.5``); redirects elsewhere are
+        still refused.
     """
 
     max_size: int
@@ -67,6 +70,7 @@ class FetchPolicy:
     max_redirects: int = 5
     allow_private: bool = False
     allow_http: bool = False
+    allowed_addresses: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +150,11 @@ def _too_large(what: str, size: int | None, limit: int, code: str) -> InstallErr
         code=code, details={"size": size, "max_size": limit})
 
 
-def _copy(src: IO[bytes], dest: Path, limit: int, total: int | None,
+class _Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def _copy(src: _Readable, dest: Path, limit: int, total: int | None,
           progress: Progress | None, what: str, code: str,
           deadline: float | None = None) -> tuple[str, int]:
     h = hashlib.sha256()
@@ -181,7 +189,8 @@ def _resolve_checked(host: str, port: int, policy: FetchPolicy, url: str) -> str
     if not policy.allow_private:
         for text in addresses:
             ip = ipaddress.ip_address(text.split("%", 1)[0])
-            if not is_public_address(ip):
+            if not is_public_address(ip) and str(ip) not in policy.allowed_addresses \
+                    and str(_unwrap(ip)) not in policy.allowed_addresses:
                 via = f" ({host} resolves to it)" if host != text else ""
                 raise DownloadError(
                     f"refusing to fetch {url}: {text} is a {_describe(ip)} address{via}. "

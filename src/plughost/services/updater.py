@@ -34,7 +34,6 @@ from typing import Any
 
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.errors import InstallError
-from plughost.security.archive import remove_tree
 from plughost.services.crash import crash_point
 from plughost.services.installer import Installer, Staged, Undo, _quietly
 from plughost.services.sources import Progress
@@ -181,7 +180,8 @@ class Updater:
                     _quietly(lambda: inst.store.delete(key), "deleting the blob of %s",
                              plugin_id)
                 if cache is not None:
-                    _quietly(lambda: remove_tree(cache), "removing the cache of %s", plugin_id)
+                    _quietly(lambda: inst.remove_cache(cache), "removing the cache of %s",
+                             plugin_id)
                 raise
             crash_point("update.after_commit")
             inst.forget_files(pruned)

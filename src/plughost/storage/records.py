@@ -69,7 +69,7 @@ class StoredPlugin:
     @classmethod
     def from_manifest(
         cls,
-        manifest: Mapping[str, Any],
+        manifest: Mapping[str, Any] | Any,
         *,
         checksum: str = "",
         object_key: str = "",
@@ -78,11 +78,14 @@ class StoredPlugin:
         state: str = "installed",
         enabled: bool = True,
     ) -> StoredPlugin:
-        """Fill the descriptive columns from a manifest dict (``Manifest.to_dict()`` shape).
+        """Fill the descriptive columns from a :class:`~plughost.core.manifest.Manifest` or its
+        ``to_dict()`` (the manifest is stored whole, as JSON, in ``manifest``).
 
         Accepts the config schema/defaults either as ``config = {schema, defaults}`` (TOML
         shape) or as top-level ``config_schema`` / ``config_defaults``.
         """
+        if not isinstance(manifest, Mapping):
+            manifest = manifest.to_dict()
         config = manifest.get("config")
         config = config if isinstance(config, Mapping) else {}
         schema = manifest.get("config_schema", config.get("schema"))

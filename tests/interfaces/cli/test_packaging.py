@@ -151,3 +151,10 @@ def test_keygen_refuses_to_overwrite_and_trust_errors_have_codes(
     unknown = invoke(app, "trust", "revoke", "0123456789abcdef")
     assert unknown.exit_code == 1 and "trust.unknown_key" in unknown.stderr
     assert "No trusted keys" in invoke(app, "trust", "list").stdout
+
+
+def test_error_messages_are_not_eaten_as_markup(app: typer.Typer, home: Path,
+                                                tmp_path: Path) -> None:
+    result = invoke(app, "verify", packed(app, tmp_path))
+    assert result.exit_code == 1
+    assert "[notify-slack]" in result.stderr  # the plugin id prefix survives Rich

@@ -16,8 +16,9 @@ __all__ = ["COMMAND_MODULES", "build_app", "main"]
 
 COMMAND_MODULES: list[str] = [
     "plugins",
-    "db",
+    "manage",
     "packaging",
+    "db",
     "serve",
     "token",
 ]

@@ -11,6 +11,7 @@ from rich.table import Table
 from plughost.core.lifecycle import State
 from plughost.core.manifest import validate_manifest_file
 from plughost.host import PluginHost
+from plughost.interfaces.cli import manage
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
@@ -49,6 +50,13 @@ _TRUST_NOTE = (
     "bypass the context (import os, open files). Permissions and limits are enforced only for "
     "the process and wasm runtimes."
 )
+
+
+def _managed(home: Path | None) -> Any:
+    # A home with a plugin database lists what is installed there (plughost install ...);
+    # --plugins-dir always means plain folders.
+    with handle_errors():
+        return manage.managed_settings(home)
 
 
 def _host(plugins_dir: list[Path] | None, home: Path | None) -> PluginHost:
@@ -93,6 +101,8 @@ def list_plugins(
                 f"choose from {', '.join(s.value for s in State)}"
             )
             raise typer.Exit(2)
+        if plugins_dir is None and (managed := _managed(home)) is not None:
+            return manage.list_installed(managed, type_=type_, state=state, as_json=as_json)
         host = _discover(plugins_dir, home)
         records = host.list(type=type_, state=state)
         if as_json:
@@ -132,6 +142,8 @@ def info(
     as_json: JsonOption = False,
 ) -> None:
     """Show everything about one plugin: manifest, dependencies, dependents, permissions."""
+    if plugins_dir is None and (managed := _managed(home)) is not None:
+        return manage.info_installed(managed, plugin_id, as_json=as_json)
     with handle_errors(as_json=as_json):
         host = _discover(plugins_dir, home)
         record = host.get(plugin_id)
@@ -213,6 +225,8 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show the host's state: counts by state, failures with their phase and a suggested fix."""
+    if plugins_dir is None and (managed := _managed(home)) is not None:
+        return manage.status_installed(managed, plugin_id, activate=activate, as_json=as_json)
     with handle_errors(as_json=as_json):
         host = _host(plugins_dir, home)
 
