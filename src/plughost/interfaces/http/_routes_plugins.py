@@ -267,12 +267,14 @@ async def uninstall(
     request: Request, plugin_id: PluginId,
     cascade: Annotated[bool, Query(description="Also uninstall the plugins that require it "
                                                "(dependents first).")] = False,
+    keep_data: Annotated[bool, Query(description="Keep the plugin's private data "
+                                                 "directory.")] = False,
     who: Principal = requires("admin"),
 ) -> dict[str, Any]:
     """Unload the plugin and remove its files, stored packages, records and configuration
     (seed 003). Refused while enabled plugins require it, unless ``cascade``."""
     result = await api_state(request).service.uninstall(plugin_id, cascade=cascade,
-                                                        actor=who.actor)
+                                                        keep_data=keep_data, actor=who.actor)
     log.info("uninstalled plugin: %s", ", ".join(result.removed))
     data = result.to_dict()
     data["message"] = f"uninstalled {', '.join(result.removed)}"
