@@ -159,7 +159,7 @@ def serve(
 
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
-            timeout_graceful_shutdown=shutdown_timeout, server_header=False,
+            timeout_graceful_shutdown=max(1, round(shutdown_timeout)), server_header=False,
             log_level=log_level.lower())
         server = Server(config)
         server.run()

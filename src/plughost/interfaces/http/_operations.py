@@ -85,7 +85,7 @@ class OperationRunner:
 
     async def _run(self, op_id: str, work: Callable[[Progress], Awaitable[Any]]) -> None:
         repo = self.repository
-        last = {"stage": "", "progress": 0.0}
+        last: dict[str, Any] = {"stage": "", "progress": 0.0}
         lock = threading.Lock()
 
         def progress(stage: str, done: int, total: int | None) -> None:

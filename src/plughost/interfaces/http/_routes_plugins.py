@@ -257,7 +257,7 @@ async def rollback(request: Request, plugin_id: PluginId,
     """Switch back to a kept version (``to``, or the previous one), handing state over."""
     result = await api_state(request).service.rollback(
         plugin_id, body.to if body else None, actor=who.actor)
-    data = result.to_dict()
+    data: dict[str, Any] = result.to_dict()
     data["message"] = f"rolled back {plugin_id} to {data['to_version']}"
     return data
 
@@ -276,7 +276,7 @@ async def uninstall(
     result = await api_state(request).service.uninstall(plugin_id, cascade=cascade,
                                                         keep_data=keep_data, actor=who.actor)
     log.info("uninstalled plugin: %s", ", ".join(result.removed))
-    data = result.to_dict()
+    data: dict[str, Any] = result.to_dict()
     data["message"] = f"uninstalled {', '.join(result.removed)}"
     return data
 
@@ -406,7 +406,8 @@ def _accepted(op: dict[str, Any]) -> JSONResponse:
                         headers={"Location": f"/api/v1/operations/{op['id']}"})
 
 
-_ACCEPTED = {202: {"model": OperationOut, "description": "Accepted (?async=true)."}}
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": OperationOut, "description": "Accepted (?async=true)."}}
 
 
 @router.post("/install", summary="Install a plugin", response_model=InstallOut,
@@ -436,7 +437,7 @@ async def install(request: Request, async_: AsyncFlag = False,
                                     message=f"install from {pkg.source}")
         return _accepted(op)
     result = await work()
-    data = result.to_dict()
+    data: dict[str, Any] = result.to_dict()
     data["pluginId"] = data["plugin_id"]
     data["message"] = f"plugin installed successfully: {result.plugin_id} (v{result.version})"
     return data
@@ -469,7 +470,7 @@ async def update(request: Request, plugin_id: PluginId, async_: AsyncFlag = Fals
                                     message=f"update from {pkg.source}")
         return _accepted(op)
     result = await work()
-    data = result.to_dict()
+    data: dict[str, Any] = result.to_dict()
     data["message"] = (f"plugin updated successfully: {plugin_id} "
                        f"(v{result.from_version} -> v{result.to_version})")
     return data

@@ -73,8 +73,10 @@ def _parse_manifest_part(text: str) -> dict[str, Any]:
 
 
 def _check_agrees(given: Any, text: bytes, inside: str) -> None:
-    fmt = "toml" if inside.endswith(".toml") else "json"
-    packaged = parse_manifest(text, format=fmt, source=inside)
+    if inside.endswith(".toml"):
+        packaged = parse_manifest(text, format="toml", source=inside)
+    else:
+        packaged = parse_manifest(text, format="json", source=inside)
     if (packaged.id, str(packaged.version)) != (given.id, str(given.version)):
         raise RequestInvalid(
             f"the manifest part describes {given.id} {given.version} but the package's "
