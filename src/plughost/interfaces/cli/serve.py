@@ -96,6 +96,10 @@ def serve(
     shutdown_timeout: Annotated[float, typer.Option(
         help="Seconds to finish in-flight requests and operations at shutdown.", min=0.0,
         max=600.0)] = 10.0,
+    cache_ttl: Annotated[float, typer.Option(
+        "--cache-ttl", min=0.0, max=60.0,
+        help="Seconds a cached plugin list may be reused when nothing changed through this "
+             "server (bounds staleness for changes by other processes); 0: no cache.")] = 1.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_access_log: Annotated[bool, typer.Option("--no-access-log",
                                                 help="Do not log every request.")] = False,
@@ -135,7 +139,7 @@ def serve(
                 "--role admin` to require tokens.")
         options = ApiOptions(allow_anonymous=loopback or insecure,
                              cors_origins=tuple(cors or ()),
-                             shutdown_timeout=shutdown_timeout)
+                             shutdown_timeout=shutdown_timeout, read_cache_ttl=cache_ttl)
         service = PluginService(settings, start=True)
         app = create_app(service, settings, options=options)
         state = app.state.api

@@ -37,9 +37,11 @@ class ApiMiddleware:
     :param limit_for: returns the largest body accepted for ``(method, path)`` in bytes.
     """
 
-    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str, str], int]) -> None:
+    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str, str], int],
+                 on_write: Callable[[], None] | None = None) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.on_write = on_write
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,6 +79,8 @@ class ApiMiddleware:
             else:
                 await self.app(scope, _limited(receive, limit), send_wrapper)
         finally:
+            if self.on_write is not None and method not in ("GET", "HEAD", "OPTIONS"):
+                self.on_write()  # a change through the API: cached reads are stale
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 access_log.info(json.dumps({

@@ -50,9 +50,11 @@ def operation_dict(op: Any) -> dict[str, Any]:
 class OperationRunner:
     """Runs background operations for the API (see the module doc)."""
 
-    def __init__(self, repository: Any, broker: EventBroker) -> None:
+    def __init__(self, repository: Any, broker: EventBroker,
+                 on_finished: Callable[[], None] | None = None) -> None:
         self.repository = repository
         self.broker = broker
+        self._on_finished = on_finished
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -127,6 +129,8 @@ class OperationRunner:
                 repo.update_operation, op_id, status="failed",
                 message=f"unexpected {type(exc).__name__}; see the server log",
                 error={"code": "server.error", "message": str(exc)})
+        if self._on_finished is not None:
+            self._on_finished()
         self._publish(op)
 
     def _publish(self, op: Any) -> None:

@@ -7,13 +7,14 @@ plugins are made here.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
@@ -129,10 +130,22 @@ async def list_plugins(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     _: Principal = requires("viewer"),
-) -> dict[str, Any]:
+) -> Response:
     """Seed 003's list with its ``pluginType`` and ``status`` filters, plus ``state``, ``q``
     and pagination (``limit``, ``offset``; ``total`` counts every match)."""
-    service = api_state(request).service
+    api = api_state(request)
+
+    async def compute() -> bytes:
+        data = await _list(api.service, pluginType, status_, state, enabled, q, limit, offset)
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    body = await api.cache.get_or_compute(str(request.url.query), compute)
+    return Response(body, media_type="application/json")
+
+
+async def _list(service: Any, pluginType: str | None, status_: ArcadeStatus | None,
+                state: StateName | None, enabled: bool | None, q: str | None, limit: int,
+                offset: int) -> dict[str, Any]:
     state_value = state.value if state is not None else None
     if status_ is None:
         page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, Request
 
 from plughost.errors import AccessDenied, AuthenticationRequired
+from plughost.interfaces.http._cache import ReadCache
 from plughost.interfaces.http._events import EventBroker
 from plughost.interfaces.http._operations import OperationRunner
 from plughost.interfaces.tokens import Principal, TokenAuthority, role_allows
@@ -41,8 +42,9 @@ class ApiOptions:
     shutdown_timeout: float = 10.0
     #: Seconds between keep-alive comments on idle event streams.
     heartbeat: float = 15.0
-    #: Allow the package routes to download from these URLs (tests: local servers).
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Seconds a cached ``GET /plugins`` answer may be reused when nothing changed through
+    #: this server (bounds staleness for changes made by other processes); 0 turns it off.
+    read_cache_ttl: float = 1.0
 
 
 class ApiState:
@@ -53,6 +55,7 @@ class ApiState:
         self.settings = settings
         self.options = options
         self.broker = EventBroker()
+        self.cache = ReadCache(options.read_cache_ttl)
         self._authority: TokenAuthority | None = None
         self._runner: OperationRunner | None = None
         self.ready = False
@@ -69,7 +72,8 @@ class ApiState:
     @property
     def runner(self) -> OperationRunner:
         if self._runner is None:
-            self._runner = OperationRunner(self.service.repository, self.broker)
+            self._runner = OperationRunner(self.service.repository, self.broker,
+                                           on_finished=self.cache.bump)
         return self._runner
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -84,7 +88,17 @@ class ApiState:
         await self.service.start()
         host = self.service.host
 
+        loop = asyncio.get_running_loop()
+
         def on_lifecycle(event: Any) -> None:
+            try:
+                on_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                on_loop = False
+            if on_loop:
+                self.cache.bump()
+            else:
+                loop.call_soon_threadsafe(self.cache.bump)
             self.broker.publish("lifecycle", event.to_dict())
 
         self._undo.append(host.lifecycle.subscribe(on_lifecycle))
