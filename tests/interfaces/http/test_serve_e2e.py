@@ -194,3 +194,17 @@ def test_sigint_also_stops_gracefully_with_plugins_deactivated(
     assert "stopped" in messages
     # reverse dependency order: the dependent first, then what it depends on
     assert marker.read_text().split() == ["sleeper", "base-svc"]
+
+
+def test_serve_starts_on_a_fresh_home_with_embedded_defaults(tmp_path: Path) -> None:
+    home = tmp_path / "fresh"  # does not exist yet: no settings file, no database
+    with running_server(home) as server:
+        ready = httpx.get(f"{server.base_url}/readyz", timeout=10).json()
+        assert ready == {"ready": True, "reason": "", "plugins": 0, "active": 0, "failed": 0}
+        assert httpx.get(f"{server.base_url}/api/v1/plugins", timeout=10).json()["total"] == 0
+        page = httpx.get(f"{server.base_url}/", timeout=10)
+        assert page.status_code == 200 and "/dashboard/app.js" in page.text
+    assert server.returncode == 0
+    assert (home / "plughost.db").is_file() and (home / "objects").is_dir()
+    messages = " ".join(str(r.get("message")) for r in server.records())
+    assert "listening on http://127.0.0.1:" in messages
