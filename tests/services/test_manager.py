@@ -180,13 +180,22 @@ async def test_development_folder_plugins_run_beside_installed_ones(trusted, mak
                                                                    write_plugin):
     from plughost.services.manager import PluginService
 
-    write_plugin("devplug", directory=trusted.plugins_dir)
+    write_plugin("devplug", directory=trusted.plugins_dir, description="work in progress")
     async with PluginService(trusted) as svc:
         assert svc.host.get("devplug").state.value == "active"
         await svc.install(make_package("hello"))
-        with pytest.raises(PlughostError) as info:
-            await svc.install(make_package("devplug"))
-        assert info.value.code == "install.conflict"
+        page = await svc.list_plugins()
+        assert [(p.id, p.source, p.state) for p in page] == [
+            ("devplug", "directory", "active"), ("hello", "local", "active")]
+        assert [p.id for p in await svc.list_plugins(q="progress")] == ["devplug"]
+        assert [p.id for p in await svc.list_plugins(enabled=False)] == []
+        detail = await svc.get("devplug")
+        assert (detail.info.source, detail.versions) == ("directory", ())
+        for enable in (True, False):
+            with pytest.raises(PlughostError) as info:
+                await svc.install(make_package("devplug"), enable=enable)
+            assert info.value.code == "install.conflict"
+        assert svc.host.get("devplug").source == "directory"
 
 
 
@@ -210,3 +219,48 @@ async def test_enable_of_a_plugin_that_cannot_activate_is_refused_and_stays_disa
     assert "broken on purpose" in info.value.message
     assert state_snapshot(service.settings, service) == before
     assert (await service.enable("hello")).state == "active"
+
+
+async def test_refresh_picks_up_what_another_process_changed(trusted, make_package):
+    """A server-like service (plugins running) and a CLI-like one on the same storage: the
+    server's refresh() follows installs, updates (state handed over), disable/enable and
+    uninstalls done by the other."""
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted) as server:
+        async with PluginService(trusted, start=False) as cli:
+            await cli.install(make_package("hello", "1.0.0"))
+        assert await server.refresh() == ["hello"]
+        assert await server.host.call("hello", "ping") == ["1.0.0", 1]
+        assert await server.refresh() == []
+        async with PluginService(trusted, start=False) as cli:
+            await cli.update("hello", make_package("hello", "1.1.0"))
+        assert await server.refresh() == ["hello"]
+        assert await server.host.call("hello", "ping") == ["1.1.0", 2]
+        async with PluginService(trusted, start=False) as cli:
+            await cli.disable("hello")
+        assert await server.refresh() == ["hello"]
+        assert server.host.get("hello").state.value == "disabled"
+        async with PluginService(trusted, start=False) as cli:
+            await cli.enable("hello")
+        await server.refresh()
+        assert server.host.get("hello").state.value == "active"
+        async with PluginService(trusted, start=False) as cli:
+            await cli.uninstall("hello")
+        assert await server.refresh() == ["hello"]
+        assert "hello" not in server.host.registry
+
+
+async def test_refresh_interval_runs_in_the_background(trusted, make_package):
+    import asyncio
+
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted, refresh_interval=0.05) as server:
+        async with PluginService(trusted, start=False) as cli:
+            await cli.install(make_package("hello"))
+        deadline = asyncio.get_running_loop().time() + 10
+        while (record := server.host.registry.find("hello")) is None or \
+                record.state.value != "active":
+            assert asyncio.get_running_loop().time() < deadline, "refresh never ran"
+            await asyncio.sleep(0.02)

@@ -188,3 +188,38 @@ async def test_update_of_a_disabled_plugin_switches_files_only(service, make_pac
     info = await service.enable("hello")
     assert (info.version, info.state) == ("1.1.0", "active")
     assert (await service.host.call("hello", "ping"))[0] == "1.1.0"
+
+
+BROKEN = """
+    from plughost.sdk import Plugin
+
+    class Main(Plugin):
+        def activate(self, ctx):
+            raise RuntimeError("2.0.0 cannot start")
+"""
+
+
+async def test_update_in_a_service_that_did_not_start_plugins_still_proves_activation(
+        trusted, make_package, state_snapshot):
+    """A one-shot CLI process does not run the plugins, but an update is only committed once
+    the new version has activated and passed its health check."""
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted) as svc:
+        await svc.install(make_package("hello", "1.0.0"))
+    async with PluginService(trusted, start=False) as svc:
+        before = state_snapshot(trusted, svc)
+        with pytest.raises(PlughostError) as info:
+            await svc.update("hello", make_package("hello", "2.0.0", code=BROKEN))
+        assert info.value.code == "plugin.activate"
+        assert state_snapshot(trusted, svc) == before
+        result = await svc.update("hello", make_package("hello", "2.1.0"))
+        assert result.state == "active"
+
+
+async def test_update_of_a_deactivated_plugin_checks_it_then_leaves_it_deactivated(
+        service, make_package):
+    await service.install(make_package("hello", "1.0.0"))
+    await service.deactivate("hello")
+    result = await service.update("hello", make_package("hello", "1.1.0"))
+    assert (result.to_version, result.state) == ("1.1.0", "deactivated")

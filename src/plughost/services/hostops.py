@@ -80,7 +80,8 @@ class HostOps:
         host = self.host
         pid = manifest.id
         old = host.registry.find(pid)
-        was_active = old is not None and old.state is State.ACTIVE
+        old_state = old.state if old is not None else None
+        was_active = old_state is State.ACTIVE
         dependents = host.dependents(pid, states=[State.ACTIVE]) if was_active else []
         state: Any = None
         if was_active:
@@ -116,8 +117,10 @@ class HostOps:
         try:
             if new.state is State.FAILED:
                 raise record_error(new, "resolve")
-            if was_active or (old is not None and old.state is State.FAILED
-                              and not manifest.is_lazy):
+            # The new version must prove it activates and is healthy before it is committed —
+            # also when the old one was not running here (a one-shot CLI process, a plugin that
+            # failed at start). A lazy plugin that was not active stays dormant.
+            if was_active or not manifest.is_lazy:
                 await host.load(pid)
                 loaded: State = new.state  # load() moved it on (mypy cannot see that)
                 if loaded is State.FAILED:
@@ -141,6 +144,9 @@ class HostOps:
                             f"{manifest.version}; the previous version was restored",
                             code="install.dependent", plugin_id=pid,
                             details={"dependent": dep})
+                if old_state is State.DEACTIVATED:
+                    # The operator had deactivated it: checked, now back to how it was.
+                    await host.deactivate(pid)
         except BaseException:
             await restore(state)
             raise

@@ -95,6 +95,9 @@ class PluginService:
     :param download_timeout: seconds allowed for a whole download.
     :param archive_limits: limits applied to package archives.
     :param host_options: extra keyword arguments for :class:`PluginHost`.
+    :param refresh_interval: every this many seconds, :meth:`refresh` the host from storage
+        (picks up installs, updates, enable/disable and uninstalls done by other processes,
+        e.g. the CLI next to a server). ``None``: only when :meth:`refresh` is called.
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class PluginService:
         download_timeout: float = 120.0,
         archive_limits: ArchiveLimits | None = None,
         host_options: Mapping[str, Any] | None = None,
+        refresh_interval: float | None = None,
     ) -> None:
         self.settings = settings or HostSettings.from_env()
         self._start_plugins = start
@@ -125,6 +129,8 @@ class PluginService:
                                         else allow_private_urls))
         self._archive_limits = archive_limits
         self._host_options = dict(host_options or {})
+        self._refresh_interval = refresh_interval
+        self._refresher: asyncio.Task[None] | None = None
         self._database: Any = None
         self._repo: Any = None
         self._store: Any = None
@@ -166,6 +172,8 @@ class PluginService:
             await self._close_storage()
             raise
         self._opened = True
+        if self._refresh_interval:
+            self._refresher = asyncio.create_task(self._refresh_forever(self._refresh_interval))
 
     def _open_storage(self) -> None:
         from plughost.storage.backends import open_storage
@@ -238,6 +246,10 @@ class PluginService:
         if self._closed:
             return
         self._closed = True
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         try:
             if self._host is not None:
                 await self._host.aclose()
@@ -255,6 +267,71 @@ class PluginService:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # ================================================================== other processes
+
+    async def refresh(self) -> list[str]:
+        """Bring the running host in line with storage changed by another process (the CLI
+        beside a server, a second server on the same database): newly installed plugins are
+        registered (and activated when this service starts plugins), updated or rolled-back
+        ones switched with their state handed over, enable/disable applied, uninstalled ones
+        unloaded. Returns the ids that changed. A plugin that fails to switch keeps running
+        its old version and is logged (the other process already proved the new one)."""
+        self._check_open()
+        host = self.host
+        rows = {p.id: p for p in await asyncio.to_thread(self.installer.all_plugins)}
+        changed: list[str] = []
+        for pid, row in sorted(rows.items()):
+            async with self._serialised(pid):
+                try:
+                    if await self._refresh_one(pid, row):
+                        changed.append(pid)
+                except PlughostError as exc:
+                    log.error("refreshing %s from storage failed: %s", pid, exc)
+        for record in list(host.registry):
+            if record.source == "installed" and record.id not in rows:
+                async with self._serialised(record.id):
+                    await self._ops.remove(record.id)
+                    changed.append(record.id)
+        return changed
+
+    async def _refresh_one(self, pid: str, row: StoredPlugin) -> bool:
+        host = self.host
+        record = host.registry.find(pid)
+        if record is None:
+            self._register(host, row)
+            host.resolve()
+            new = host.registry.get(pid)
+            if row.enabled and self._start_plugins and not new.manifest.is_lazy:
+                await host.activate(pid)
+            await self._persist_states([pid])
+            return True
+        version = await asyncio.to_thread(self.repository.get_version, pid, row.version)
+        root = Path(version.cache_path) if version and version.cache_path else None
+        if record.source == "installed" and root is not None and record.root != root:
+            if row.enabled and record.state is not State.DISABLED:
+                await self._ops.switch(load_manifest(root), root, str(record.manifest.version))
+            else:
+                host.registry.add(PluginRecord(load_manifest(root), root, source="installed",
+                                               state=State.DISABLED), replace=True)
+            await self._persist_states([pid])
+            return True
+        if row.enabled and record.state is State.DISABLED:
+            await host.enable(pid, activate=self._start_plugins)
+            await self._persist_states([pid])
+            return True
+        if not row.enabled and record.state is not State.DISABLED:
+            await host.disable(pid)
+            return True
+        return False
+
+    async def _refresh_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except PlughostError:
+                log.exception("periodic refresh from storage failed")
 
     # ================================================================== components
 
@@ -363,6 +440,19 @@ class PluginService:
 
         rows = await asyncio.to_thread(query)
         infos = [self._info(r) for r in rows]
+        needle = q.lower() if q else None
+        for record in self.host.registry:
+            # Development folders under plugins_dir run beside installed plugins; list them
+            # too (they are always enabled, and not managed by install/update/uninstall).
+            m = record.manifest
+            if record.source == "installed" or enabled is False:
+                continue
+            if type is not None and m.type != type:
+                continue
+            if needle and not any(needle in t.lower() for t in (m.id, m.name, m.description)):
+                continue
+            infos.append(_info_from_record(record))
+        infos.sort(key=lambda i: i.id)
         if state is not None:
             infos = [i for i in infos if i.state == state]
         return PluginList(tuple(infos[offset:offset + limit]), len(infos), limit, offset)
@@ -370,6 +460,12 @@ class PluginService:
     async def get(self, plugin_id: str) -> PluginDetail:
         """Everything about one installed plugin. :raises PluginNotFound:"""
         self._check_open()
+
+        record = self.host.registry.find(plugin_id)
+        if record is not None and record.source != "installed":
+            stored_row = await asyncio.to_thread(self.repository.get_plugin, plugin_id)
+            if stored_row is None:
+                return _detail_from_record(record, self.host)
 
         def load() -> tuple[Any, ...]:
             repo = self.repository
@@ -509,6 +605,13 @@ class PluginService:
         try:
             plugin_id = staged.plugin_id
             async with self._serialised(plugin_id):
+                existing = self.host.registry.find(plugin_id)
+                if existing is not None and existing.source != "installed":
+                    where = existing.root or existing.source
+                    raise InstallError(
+                        f"a plugin {plugin_id} is already loaded from {where} (a development "
+                        "folder under plugins_dir?); remove it before installing",
+                        code="install.conflict", plugin_id=plugin_id)
 
                 def hook(manifest: Manifest, root: Path) -> Undo:
                     return self._on_loop(self._ops.add(manifest, root, activate))
@@ -718,3 +821,30 @@ class PluginService:
             await self.host.deactivate(plugin_id, cascade=cascade)
             await self._persist_states([plugin_id, *self.host.dependents(plugin_id)])
         return await self._info_of(plugin_id)
+
+
+def _info_from_record(record: PluginRecord) -> PluginInfo:
+    """A plugin the host found in a development folder (not installed: no database row)."""
+    m = record.manifest
+    error = None
+    if record.error is not None and record.state is State.FAILED:
+        error = {"code": getattr(record.error, "code", type(record.error).__name__),
+                 "message": getattr(record.error, "message", str(record.error)),
+                 "phase": record.phase, "hint": record.hint}
+    return PluginInfo(
+        id=m.id, name=m.name, version=str(m.version), description=m.description,
+        author=m.author, type=m.type, runtime=m.runtime, state=record.state.value,
+        enabled=record.state is not State.DISABLED, source=record.source,
+        source_uri=str(record.root) if record.root else "", sha256="", installed_at=None,
+        updated_at=None, error=error, warnings=tuple(record.warnings))
+
+
+def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
+    m = record.manifest
+    return PluginDetail(
+        info=_info_from_record(record), manifest=m.to_dict(),
+        path=str(record.root) if record.root else None, versions=(),
+        dependencies={k: str(v) for k, v in m.dependencies.items()},
+        dependents=tuple(host.dependents(record.id)), config=dict(m.config_defaults),
+        config_revision=0, grants=(),
+        stats=dict(record.instance.stats()) if record.instance is not None else {})
