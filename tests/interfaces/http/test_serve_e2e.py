@@ -208,3 +208,30 @@ def test_serve_starts_on_a_fresh_home_with_embedded_defaults(tmp_path: Path) -> 
     assert (home / "plughost.db").is_file() and (home / "objects").is_dir()
     messages = " ".join(str(r.get("message")) for r in server.records())
     assert "listening on http://127.0.0.1:" in messages
+
+
+def test_a_local_cli_install_next_to_the_server_shows_up_in_the_api(
+    tmp_path: Path, make_package: Any
+) -> None:
+    import time
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "plughost.toml").write_text('require_signature = "never"\n')
+    package = make_package("side-door")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "src")}
+    with running_server(home, "--refresh-interval", "0.5") as server:
+        assert httpx.get(f"{server.base_url}/api/v1/plugins").json()["total"] == 0
+        done = subprocess.run([os.sys.executable, "-m", "plughost", "install", str(package),
+                               "--home", str(home), "--json"],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 20
+        while True:  # refreshed from storage, then the cached list expires (TTL 1 s)
+            items = httpx.get(f"{server.base_url}/api/v1/plugins").json()["items"]
+            if items and items[0]["state"] == "active":
+                break
+            assert time.monotonic() < deadline, items
+            time.sleep(0.1)
+        assert items[0]["id"] == "side-door"
+    assert server.returncode == 0

@@ -100,6 +100,10 @@ def serve(
         "--cache-ttl", min=0.0, max=60.0,
         help="Seconds a cached plugin list may be reused when nothing changed through this "
              "server (bounds staleness for changes by other processes); 0: no cache.")] = 1.0,
+    refresh_interval: Annotated[float, typer.Option(
+        "--refresh-interval", min=0.0, max=3600.0,
+        help="Seconds between checks for changes made by other processes on the same "
+             "storage (a local CLI, other hosts); 0: never.")] = 2.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_access_log: Annotated[bool, typer.Option("--no-access-log",
                                                 help="Do not log every request.")] = False,
@@ -140,7 +144,8 @@ def serve(
         options = ApiOptions(allow_anonymous=loopback or insecure,
                              cors_origins=tuple(cors or ()),
                              shutdown_timeout=shutdown_timeout, read_cache_ttl=cache_ttl)
-        service = PluginService(settings, start=True)
+        service = PluginService(settings, start=True,
+                                refresh_interval=refresh_interval or None)
         app = create_app(service, settings, options=options)
         state = app.state.api
 
