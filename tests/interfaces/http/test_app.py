@@ -62,3 +62,20 @@ async def test_cached_list_follows_changes_made_through_the_service(
     await api.service.deactivate("cached")
     again = (await api.client.get("/api/v1/plugins")).json()["items"][0]["state"]
     assert again == "deactivated"
+
+
+async def test_commands_execute_through_the_host_registry(api: Api) -> None:
+    registry = getattr(api.service.host, "commands", None)
+    if registry is None:  # a host without the communication layer says so, as a 501
+        r = await api.client.get("/api/v1/commands")
+        assert (r.status_code, r.json()["error"]["code"]) == (501, "command.unavailable")
+        return
+    registry.register(None, "demo.echo", lambda text: {"echo": text})
+    assert "demo.echo" in (await api.client.get("/api/v1/commands")).json()
+    r = await api.client.post("/api/v1/commands/demo.echo", json={"args": {"text": "hi"}})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"command": "demo.echo", "result": {"echo": "hi"}}
+    r = await api.client.post("/api/v1/commands/nope.nothing", json={})
+    assert r.status_code == 404
+    r = await api.client.post("/api/v1/commands/demo.echo", json={"args": {"wrong": 1}})
+    assert r.status_code == 422

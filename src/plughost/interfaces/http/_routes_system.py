@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -10,10 +11,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from plughost.errors import RecordNotFound
+from plughost.errors import OperationRefused, RecordNotFound
 from plughost.interfaces.http._operations import operation_dict
 from plughost.interfaces.http._schemas import (
     AuditPage,
+    CommandIn,
+    CommandOut,
     HealthOut,
     OperationOut,
     ReadyOut,
@@ -130,6 +133,44 @@ async def events(
                                heartbeat=api.options.heartbeat, max_events=max_events)
     return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def _commands(request: Request) -> Any:
+    registry = getattr(api_state(request).service.host, "commands", None)
+    if registry is None:
+        raise OperationRefused("this host has no command registry", code="command.unavailable")
+    return registry
+
+
+@router.get("/commands", summary="Registered commands", response_model=list[str],
+            tags=["commands"])
+async def list_commands(request: Request, _: Principal = requires("viewer")) -> list[str]:
+    """Names of the commands active plugins registered."""
+    return sorted(_commands(request).names())
+
+
+@router.post("/commands/{name}", summary="Execute a command", response_model=CommandOut,
+             tags=["commands"])
+async def execute_command(
+    request: Request,
+    name: Annotated[str, PathParam(min_length=1, max_length=200)],
+    body: CommandIn | None = None,
+    who: Principal = requires("operator"),
+) -> dict[str, Any]:
+    """Run a plugin command with keyword ``args`` (activating a lazy plugin that provides it)
+    and return its result."""
+    body = body or CommandIn(args={}, timeout=None)
+    result = await _commands(request).execute(name, body.args, timeout=body.timeout)
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError):
+        result = repr(result)  # the answer must be JSON; say what it was instead
+    await asyncio.to_thread(api_state(request).service.repository.append_audit,
+                            "command.execute", actor=who.actor, details={"command": name})
+    return {"command": name, "result": result}
 
 
 # ---------------------------------------------------------------------------- audit

@@ -19,6 +19,8 @@ __all__ = [
     "ArcadeStatus",
     "AuditEventOut",
     "AuditPage",
+    "CommandIn",
+    "CommandOut",
     "ErrorResponse",
     "HealthOut",
     "InstallOut",
@@ -242,6 +244,17 @@ class AuditPage(BaseModel):
     items: list[AuditEventOut]
     next_before_id: int | None = Field(
         None, description="Pass as before_id to read the next (older) page.")
+
+
+class CommandIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments.")
+    timeout: float | None = Field(None, gt=0, le=3600, description="Seconds to wait.")
+
+
+class CommandOut(BaseModel):
+    command: str
+    result: Any = Field(None, description="What the command returned (JSON).")
 
 
 class TokenCreateIn(BaseModel):

@@ -160,23 +160,25 @@ class ApiState:
 
 
 def _subscribe_plugin_events(service: Any, broker: EventBroker) -> list[Callable[[], None]]:
-    """Forward the plugins' own bus events to the stream, when the host has a bus."""
-    host = service.host
-    bus = getattr(host, "bus", None)
+    """Forward the plugins' own bus events to the stream, when the host has a bus. Lifecycle
+    changes the bus re-emits (``plugin.lifecycle.*``) are already on the stream as
+    ``lifecycle`` events."""
+    bus = getattr(service.host, "bus", None)
     subscribe = getattr(bus, "subscribe", None)
     if subscribe is None:
         return []
 
-    def forward(event: Any, *args: Any, **kwargs: Any) -> None:
-        topic = getattr(event, "topic", None) or kwargs.get("topic") or ""
-        payload = getattr(event, "payload", None)
-        source = getattr(event, "source", None)
-        broker.publish("plugin", {"topic": str(topic), "plugin_id": source,
-                                  "payload": payload if payload is not None else repr(event)})
+    def forward(event: Any) -> None:
+        topic = str(getattr(event, "topic", ""))
+        if topic.startswith("plugin.lifecycle."):
+            return
+        broker.publish("plugin", {"topic": topic, "plugin_id": getattr(event, "source", None),
+                                  "payload": getattr(event, "payload", None),
+                                  "event_id": getattr(event, "id", None)})
 
     try:
-        undo = subscribe("*", forward)
-    except Exception:  # the bus's API is not the one expected: no plugin events on the stream
+        undo = subscribe("#", forward)
+    except Exception:  # a bus without multi-level wildcards: no plugin events on the stream
         log.warning("could not subscribe to the event bus; plugin events are not streamed",
                     exc_info=True)
         return []

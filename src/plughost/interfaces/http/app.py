@@ -46,7 +46,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in (
         (400, "Bad request"), (401, "No or invalid token"), (403, "Role too weak"),
         (404, "Not found"), (409, "Conflict with the current state"),
-        (413, "Body too large"), (422, "Invalid input"), (503, "Not available"),
+        (413, "Body too large"), (422, "Invalid input"), (501, "Not provided by this host"),
+        (503, "Not available"), (504, "A plugin did not answer in time"),
     )
 }
 
