@@ -147,6 +147,9 @@ def test_seed_003_curl_flows_against_plughost_serve(tmp_path: Path) -> None:
     assert server.returncode == 0, "\n".join(server.lines)
     messages = [str(r.get("message")) for r in server.records()]
     assert "installing plugin from source: local" in messages
+    assert any(m.startswith("saved to local cache: ") for m in messages)
+    assert f"uploaded to storage: plugins/{pid}/1.0.0/{pid}_1.0.0.zip" in messages
+    assert f"hot reloaded plugin: {pid}" in messages
     assert f"plugin installed successfully: {pid} (v1.0.0)" in messages
     access = [r for r in server.records() if "duration_ms" in r]
     assert {"time", "method", "path", "status", "duration_ms", "client", "request_id"} <= set(

@@ -442,6 +442,11 @@ async def install(request: Request, async_: AsyncFlag = False,
                 progress=progress, actor=who.actor)
         finally:
             await asyncio.to_thread(pkg.cleanup)
+        # seed 003's log lines, from what the install did
+        log.info("saved to local cache: %s", result.cache_path)
+        log.info("uploaded to storage: %s", result.object_key)
+        if result.state == "active":
+            log.info("hot reloaded plugin: %s", result.plugin_id)
         log.info("plugin installed successfully: %s (v%s)", result.plugin_id, result.version)
         return result
 
