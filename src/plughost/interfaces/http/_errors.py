@@ -49,7 +49,6 @@ _EXACT: dict[str, int] = {
     "operation.not_found": 404,
     "token.not_found": 404,
     "service.closed": 503,
-    "command.unavailable": 501,
     "marketplace.unavailable": 400,
     "extra.missing": 501,
     "storage.database_unavailable": 503,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from plughost.errors import OperationRefused, RecordNotFound
+from plughost.errors import RecordNotFound
 from plughost.interfaces.http._operations import operation_dict
 from plughost.interfaces.http._schemas import (
     AuditPage,
@@ -139,17 +139,16 @@ async def events(
 
 
 def _commands(request: Request) -> Any:
-    registry = getattr(api_state(request).service.host, "commands", None)
-    if registry is None:
-        raise OperationRefused("this host has no command registry", code="command.unavailable")
-    return registry
+    """The host's command registry, or ``None`` on a host without one (no commands then)."""
+    return getattr(api_state(request).service.host, "commands", None)
 
 
 @router.get("/commands", summary="Registered commands", response_model=list[str],
             tags=["commands"])
 async def list_commands(request: Request, _: Principal = requires("viewer")) -> list[str]:
     """Names of the commands active plugins registered."""
-    return sorted(_commands(request).names())
+    registry = _commands(request)
+    return sorted(registry.names()) if registry is not None else []
 
 
 @router.post("/commands/{name}", summary="Execute a command", response_model=CommandOut,
@@ -163,7 +162,11 @@ async def execute_command(
     """Run a plugin command with keyword ``args`` (activating a lazy plugin that provides it)
     and return its result."""
     body = body or CommandIn(args={}, timeout=None)
-    result = await _commands(request).execute(name, body.args, timeout=body.timeout)
+    registry = _commands(request)
+    if registry is None:
+        raise RecordNotFound(f"there is no command {name!r}: no plugin on this host provides "
+                             "commands", code="command.not_found", details={"command": name})
+    result = await registry.execute(name, body.args, timeout=body.timeout)
     try:
         json.dumps(result)
     except (TypeError, ValueError):
