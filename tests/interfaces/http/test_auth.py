@@ -16,6 +16,9 @@ ROUTES = [
     ("GET", "/api/v1/plugins/metrics", "viewer"),
     ("GET", "/api/v1/plugins/p", "viewer"),
     ("GET", "/api/v1/plugins/p/versions", "viewer"),
+    ("GET", "/api/v1/plugins/p/info", "viewer"),
+    ("GET", "/api/v1/plugins/p/health", "viewer"),
+    ("GET", "/api/v1/commands", "viewer"),
     ("POST", "/api/v1/plugins/validate-manifest", "viewer"),
     ("GET", "/api/v1/operations", "viewer"),
     ("GET", "/api/v1/operations/none", "viewer"),
@@ -24,6 +27,9 @@ ROUTES = [
     ("POST", "/api/v1/plugins/p/enable", "operator"),
     ("POST", "/api/v1/plugins/p/deactivate", "operator"),
     ("POST", "/api/v1/plugins/p/activate", "operator"),
+    ("POST", "/api/v1/plugins/p/stop", "operator"),
+    ("POST", "/api/v1/plugins/p/start", "operator"),
+    ("POST", "/api/v1/commands/none.here", "operator"),
     ("POST", "/api/v1/plugins/install", "admin"),
     ("PUT", "/api/v1/plugins/nobody", "admin"),
     ("DELETE", "/api/v1/plugins/nobody", "admin"),
@@ -132,3 +138,11 @@ async def test_without_anonymous_access_even_a_tokenless_server_needs_a_token(
     r = await closed_api.client.get("/api/v1/plugins")
     assert r.status_code == 401
     assert "plughost token create" in r.json()["error"]["message"]
+
+
+async def test_event_stream_needs_a_token_once_tokens_exist(secured: Api) -> None:
+    r = await secured.client.get("/api/v1/events?max_events=1")
+    assert r.status_code == 401
+    r = await secured.client.get("/api/v1/events?max_events=1",
+                                 headers={"Authorization": "Bearer ph_bad"})
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "auth.invalid")

@@ -310,3 +310,28 @@ async def test_zip_with_a_traversal_entry_is_refused_and_nothing_installed(
     assert r.json()["error"]["code"].startswith("archive.")
     assert (await api.client.get("/api/v1/plugins")).json()["total"] == 0
     assert not (tmp_path / "escape.py").exists()
+
+
+HEALTH_CODE = """
+from plughost.sdk import Plugin, Health
+
+class Main(Plugin):
+    def health(self):
+        return Health(False, "queue backlog 500", {"backlog": 500})
+"""
+
+
+async def test_seed_002_info_health_start_stop(api: Api, make_package: MakePackage) -> None:
+    assert (await api.install(make_package("svc", code=HEALTH_CODE))).status_code == 201
+    info = (await api.client.get("/api/v1/plugins/svc/info")).json()
+    assert (info["id"], info["state"]) == ("svc", "active")
+    health = (await api.client.get("/api/v1/plugins/svc/health")).json()
+    assert health == {"plugin_id": "svc", "healthy": False, "state": "active",
+                      "detail": "queue backlog 500", "data": {"backlog": 500}}
+    r = await api.client.post("/api/v1/plugins/svc/stop")
+    assert (r.status_code, r.json()["state"]) == (200, "deactivated")
+    health = (await api.client.get("/api/v1/plugins/svc/health")).json()
+    assert (health["healthy"], health["detail"]) == (False, "not active (deactivated)")
+    r = await api.client.post("/api/v1/plugins/svc/start")
+    assert (r.status_code, r.json()["state"]) == (200, "active")
+    assert (await api.client.get("/api/v1/plugins/nope/health")).status_code == 404

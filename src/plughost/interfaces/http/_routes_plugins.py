@@ -23,6 +23,7 @@ from plughost.core.manifest import manifest_from_dict
 from plughost.errors import ManifestError, RequestInvalid
 from plughost.interfaces.http._schemas import (
     ArcadeStatus,
+    HealthCheckOut,
     InstallOut,
     MetricOut,
     OperationOut,
@@ -219,6 +220,31 @@ async def versions(request: Request, plugin_id: PluginId,
     return [v.to_dict() for v in found]
 
 
+@router.get("/{plugin_id}/info", summary="Plugin details (seed 002's path)",
+            response_model=PluginDetailOut)
+async def get_plugin_info(request: Request, plugin_id: PluginId,
+                          _: Principal = requires("viewer")) -> dict[str, Any]:
+    """The same as ``GET /plugins/{id}``, under seed 002's path."""
+    detail = await api_state(request).service.get(plugin_id)
+    return plugin_dict(detail.to_dict())
+
+
+@router.get("/{plugin_id}/health", summary="Ask a plugin whether it is healthy",
+            response_model=HealthCheckOut)
+async def health(request: Request, plugin_id: PluginId,
+                 _: Principal = requires("viewer")) -> dict[str, Any]:
+    """Seed 002's health check: calls the plugin's ``health()`` when it is active; a plugin
+    that is not active is reported unhealthy with its state."""
+    record = api_state(request).service.host.get(plugin_id)
+    state = record.state.value
+    if record.instance is None or state != "active":
+        return {"plugin_id": plugin_id, "healthy": False, "state": state,
+                "detail": f"not active ({state})", "data": {}}
+    result = await record.instance.health()
+    return {"plugin_id": plugin_id, "healthy": bool(result.ok), "state": state,
+            "detail": result.detail or "", "data": dict(result.data or {})}
+
+
 # ---------------------------------------------------------------------------- lifecycle
 
 
@@ -246,6 +272,24 @@ async def activate(request: Request, plugin_id: PluginId,
                    _: Principal = requires("operator")) -> dict[str, Any]:
     """Activate an enabled plugin now (its dependencies first)."""
     info = await api_state(request).service.activate(plugin_id)
+    return plugin_dict(info.to_dict())
+
+
+@router.post("/{plugin_id}/start", summary="Start a plugin (seed 002; = activate)",
+             response_model=PluginOut)
+async def start(request: Request, plugin_id: PluginId,
+                _: Principal = requires("operator")) -> dict[str, Any]:
+    """Seed 002's start: activate the plugin now."""
+    info = await api_state(request).service.activate(plugin_id)
+    return plugin_dict(info.to_dict())
+
+
+@router.post("/{plugin_id}/stop", summary="Stop a plugin (seed 002; = deactivate)",
+             response_model=PluginOut)
+async def stop(request: Request, plugin_id: PluginId,
+               _: Principal = requires("operator")) -> dict[str, Any]:
+    """Seed 002's stop: deactivate the plugin (it stays enabled)."""
+    info = await api_state(request).service.deactivate(plugin_id)
     return plugin_dict(info.to_dict())
 
 

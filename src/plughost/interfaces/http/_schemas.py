@@ -22,6 +22,7 @@ __all__ = [
     "CommandIn",
     "CommandOut",
     "ErrorResponse",
+    "HealthCheckOut",
     "HealthOut",
     "InstallOut",
     "ManifestProblem",
@@ -244,6 +245,16 @@ class AuditPage(BaseModel):
     items: list[AuditEventOut]
     next_before_id: int | None = Field(
         None, description="Pass as before_id to read the next (older) page.")
+
+
+class HealthCheckOut(BaseModel):
+    """Seed 002's health answer, from the plugin's own ``health()``."""
+
+    plugin_id: str
+    healthy: bool
+    state: str
+    detail: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class CommandIn(BaseModel):
