@@ -238,3 +238,74 @@ def test_a_local_cli_install_next_to_the_server_shows_up_in_the_api(
             time.sleep(0.1)
         assert items[0]["id"] == "side-door"
     assert server.returncode == 0
+
+
+def test_sigterm_lets_in_flight_requests_and_operations_finish(
+    tmp_path: Path, make_package: Any
+) -> None:
+    import http.server
+    import threading
+    import time
+
+    package = make_package("slow-one")
+    package2 = make_package("slow-two")
+    release = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            release.wait(30)  # hold the download until the server was told to stop
+            data = (package if "one" in self.path else package2).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{origin.server_address[1]}"
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "plughost.toml").write_text('require_signature = "never"\n')
+    results: dict[str, Any] = {}
+    try:
+        with running_server(home, "--allow-private-urls", "--allow-http-urls") as server:
+            api = f"{server.base_url}/api/v1/plugins/install"
+            accepted = httpx.post(f"{api}?async=true", timeout=30,
+                                  json={"source": "url", "url": f"{base}/one.zip"})
+            assert accepted.status_code == 202
+
+            def sync_install() -> None:
+                results["sync"] = httpx.post(api, timeout=60,
+                                             json={"source": "url", "url": f"{base}/two.zip"})
+
+            caller = threading.Thread(target=sync_install)
+            caller.start()
+            deadline = time.monotonic() + 20
+            def logged(message: str) -> int:
+                return sum(r.get("message") == message for r in server.records())
+
+            while logged("installing plugin from source: url") < 2:
+                assert time.monotonic() < deadline, "the installs did not start"
+                time.sleep(0.05)
+            server.proc.send_signal(signal.SIGTERM)
+            while not logged("Shutting down"):
+                assert time.monotonic() < deadline, "the server did not begin to stop"
+                time.sleep(0.05)
+            assert server.proc.poll() is None, "it must wait for the two installs in flight"
+            release.set()
+            caller.join(60)
+            server.proc.wait(60)
+    finally:
+        release.set()
+        origin.shutdown()
+        origin.server_close()
+    assert server.returncode == 0
+    assert results["sync"].status_code == 201, results["sync"].text
+    with running_server(home) as again:
+        ids = [p["id"] for p in httpx.get(f"{again.base_url}/api/v1/plugins").json()["items"]]
+        op = httpx.get(f"{again.base_url}/api/v1/operations/{accepted.json()['id']}").json()
+    assert ids == ["slow-one", "slow-two"]
+    assert op["status"] == "succeeded"

@@ -104,6 +104,13 @@ def serve(
         "--refresh-interval", min=0.0, max=3600.0,
         help="Seconds between checks for changes made by other processes on the same "
              "storage (a local CLI, other hosts); 0: never.")] = 2.0,
+    allow_private_urls: Annotated[bool, typer.Option(
+        "--allow-private-urls",
+        help="Allow package URLs on loopback/private addresses (trusted networks only).")
+    ] = False,
+    allow_http_urls: Annotated[bool, typer.Option(
+        "--allow-http-urls", help="Allow plain http:// package URLs (trusted networks only).")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_access_log: Annotated[bool, typer.Option("--no-access-log",
                                                 help="Do not log every request.")] = False,
@@ -145,7 +152,9 @@ def serve(
                              cors_origins=tuple(cors or ()),
                              shutdown_timeout=shutdown_timeout, read_cache_ttl=cache_ttl)
         service = PluginService(settings, start=True,
-                                refresh_interval=refresh_interval or None)
+                                refresh_interval=refresh_interval or None,
+                                allow_private_urls=allow_private_urls,
+                                allow_http_urls=allow_http_urls)
         app = create_app(service, settings, options=options)
         state = app.state.api
 
