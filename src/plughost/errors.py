@@ -59,12 +59,29 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   ├── ObjectCorrupted                        code: storage.object_corrupted
     │   ├── ObjectTooLarge                         code: storage.object_too_large
     │   └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
-    └── InstallError                               code: install.* (exists too_large
-        │                                            source wrong_plugin same_version
-        │                                            not_kept health state activate)
-        └── DownloadError                          code: download.* (scheme address
-                                                     redirect status too_large timeout
-                                                     failed)
+    ├── InstallError                               code: install.* (exists too_large
+    │   │                                         source wrong_plugin same_version
+    │   │                                         not_kept health state activate)
+    │   └── DownloadError                          code: download.* (scheme address
+    │                                                redirect status too_large timeout
+    │                                                failed)
+    ├── InvalidExport (ValueError)                 code: export.invalid   (a bad decorator/Export)
+    ├── HookError                                  code: hook.*
+    │   ├── HookSpecError (ValueError)             code: hook.spec        (bad or duplicate spec)
+    │   ├── HookNotFound (LookupError)             code: hook.not_found
+    │   ├── HookSignatureError (TypeError)         code: hook.signature   (impl does not fit spec)
+    │   ├── HookOrderCycle                         code: hook.cycle       (before/after loop)
+    │   └── HookCallError (TypeError)              code: hook.call        (bad args, async-only)
+    ├── EventError                                 code: event.*
+    │   ├── TopicError (ValueError)                code: event.topic
+    │   └── EventQueueFull                         code: event.queue_full
+    ├── CommandError                               code: command.failed (or the plugin's own code)
+    │   ├── CommandNotFound (LookupError)          code: command.not_found
+    │   └── CommandArgumentsError (TypeError)      code: command.arguments
+    ├── CommandConflict                            code: command.exists
+    └── ChannelError                               code: channel.*
+        ├── ChannelNotFound (LookupError)          code: channel.not_found
+        └── ChannelClosed                          code: channel.closed
 
     (management API, plughost.interfaces.http; also under PlughostError)
     ├── RequestInvalid (ValueError)                code: request.invalid
@@ -87,7 +104,14 @@ __all__ = [
     "AccessDenied",
     "ArchiveError",
     "AuthenticationRequired",
+    "ChannelClosed",
+    "ChannelError",
+    "ChannelNotFound",
     "ChecksumMismatch",
+    "CommandArgumentsError",
+    "CommandConflict",
+    "CommandError",
+    "CommandNotFound",
     "ConcurrentModification",
     "ConfigurationError",
     "DatabaseUnavailable",
@@ -95,9 +119,18 @@ __all__ = [
     "DependencyMissing",
     "DependentsExist",
     "DownloadError",
+    "EventError",
+    "EventQueueFull",
     "ExtraNotInstalled",
+    "HookCallError",
+    "HookError",
+    "HookNotFound",
+    "HookOrderCycle",
+    "HookSignatureError",
+    "HookSpecError",
     "HostVersionMismatch",
     "InstallError",
+    "InvalidExport",
     "InvalidObjectKey",
     "InvalidRecord",
     "InvalidTransition",
@@ -129,6 +162,7 @@ __all__ = [
     "SignatureError",
     "SigningKeyError",
     "StorageError",
+    "TopicError",
     "TrustStoreError",
     "VersionError",
     "error_context",
@@ -358,7 +392,6 @@ class OperationRefused(PlughostError):
     default_code = "operation.refused"
 
 
-
 class ArchiveError(PlughostError, ValueError):
     """An archive was refused. ``code`` names the precise reason (``archive.path``,
     ``archive.link``, ``archive.ratio``, ...); ``details['entry']`` names the entry when one is
@@ -395,6 +428,8 @@ class TrustStoreError(PlughostError):
     """The trust store of publisher keys refused a change or could not be read."""
 
     default_code = "trust.error"
+
+
 # --- storage (plughost.storage) -------------------------------------------------------------
 
 
@@ -517,3 +552,106 @@ class AccessDenied(PlughostError, PermissionError):
     """The caller's API token has a role that may not do this (``auth.forbidden``)."""
 
     default_code = "auth.forbidden"
+class InvalidExport(PlughostError, ValueError):
+    """A decorator or an :class:`~plughost.runtimes.base.Export` is malformed (bad name, option)."""
+
+    default_code = "export.invalid"
+
+
+class HookError(PlughostError):
+    """Something is wrong with an extension point, its spec or one of its implementations."""
+
+    default_code = "hook.error"
+
+
+class HookSpecError(HookError, ValueError):
+    """An extension point spec is malformed or declared twice."""
+
+    default_code = "hook.spec"
+
+
+class HookNotFound(HookError, LookupError):
+    """No extension point with that name has been declared."""
+
+    default_code = "hook.not_found"
+
+
+class HookSignatureError(HookError, TypeError):
+    """An implementation's parameters do not fit its extension point's spec."""
+
+    default_code = "hook.signature"
+
+
+class HookOrderCycle(HookError):
+    """``before``/``after`` constraints between plugins form a loop; ``details['cycle']``."""
+
+    default_code = "hook.cycle"
+
+
+class HookCallError(HookError, TypeError):
+    """An extension point was called wrongly (missing/unknown arguments, sync call of async)."""
+
+    default_code = "hook.call"
+
+
+class EventError(PlughostError):
+    """An event could not be published or delivered."""
+
+    default_code = "event.error"
+
+
+class TopicError(EventError, ValueError):
+    """A topic or topic pattern is malformed."""
+
+    default_code = "event.topic"
+
+
+class EventQueueFull(EventError):
+    """A ``block`` subscriber's queue is full and the emitter cannot wait (sync ``emit``)."""
+
+    default_code = "event.queue_full"
+
+
+class CommandError(PlughostError):
+    """A command failed. ``code`` may be the plugin's own (``hello.bad_name``); ``details`` too.
+
+    This is the error half of seed 000's ``PluginResponse``: ``code``, ``message``, ``details``.
+    """
+
+    default_code = "command.failed"
+
+
+class CommandNotFound(CommandError, LookupError):
+    """No command with that name is registered (and no lazy plugin declares it)."""
+
+    default_code = "command.not_found"
+
+
+class CommandArgumentsError(CommandError, TypeError):
+    """The arguments given do not fit the command's parameters."""
+
+    default_code = "command.arguments"
+
+
+class CommandConflict(PlughostError):
+    """A command with that name is already registered by another owner."""
+
+    default_code = "command.exists"
+
+
+class ChannelError(PlughostError):
+    """A channel could not be opened or used."""
+
+    default_code = "channel.error"
+
+
+class ChannelNotFound(ChannelError, LookupError):
+    """No channel handler with that name is registered."""
+
+    default_code = "channel.not_found"
+
+
+class ChannelClosed(ChannelError):
+    """The channel is closed (by either side, or because its plugin was deactivated)."""
+
+    default_code = "channel.closed"
