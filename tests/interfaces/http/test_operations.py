@@ -170,3 +170,17 @@ async def test_unknown_event_kind_is_400(api: Api) -> None:
     r = await api.client.get("/api/v1/events?kinds=gossip")
     assert r.status_code == 400
     assert "gossip" in r.json()["error"]["message"]
+
+
+async def test_event_stream_carries_plugin_bus_events(api: Api) -> None:
+    bus = getattr(api.service.host, "bus", None)
+    assert bus is not None, "the host has an event bus"
+    reader = asyncio.create_task(api.client.get("/api/v1/events?kinds=plugin&max_events=2"))
+    await _subscribed(api, 1)
+    bus.emit("orders.created", {"order": 42}, source="shop")
+    bus.emit("orders.shipped.express", {"order": 42}, source="shop")
+    events = _events((await asyncio.wait_for(reader, 10)).text)
+    assert [(k, d["topic"], d["plugin_id"], d["payload"]) for k, d in events] == [
+        ("plugin", "orders.created", "shop", {"order": 42}),
+        ("plugin", "orders.shipped.express", "shop", {"order": 42}),
+    ]
