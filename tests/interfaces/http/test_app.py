@@ -80,3 +80,32 @@ async def test_commands_execute_through_the_host_registry(api: Api) -> None:
     assert r.status_code == 404
     r = await api.client.post("/api/v1/commands/demo.echo", json={"args": {"wrong": 1}})
     assert r.status_code == 422
+
+
+GREETER = """
+from plughost.sdk import Plugin, command
+
+class Main(Plugin):
+    @command("greet")
+    def greet(self, name):
+        if not name:
+            raise ValueError("a name is needed")
+        return {"greeting": "hello " + name}
+"""
+
+
+async def test_a_lazy_plugin_command_runs_through_the_api(
+    api: Api, make_package: MakePackage
+) -> None:
+    package = make_package("greeter", code=GREETER, activation=["command:greeter.greet"])
+    assert (await api.install(package)).status_code == 201
+    assert (await api.client.get("/api/v1/plugins/greeter")).json()["state"] != "active"
+    r = await api.client.post("/api/v1/commands/greeter.greet", json={"args": {"name": "Ada"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == {"greeting": "hello Ada"}
+    assert (await api.client.get("/api/v1/plugins/greeter")).json()["state"] == "active"
+    r = await api.client.post("/api/v1/commands/greeter.greet", json={"args": {"name": ""}})
+    assert 400 <= r.status_code < 500
+    assert "a name is needed" in r.json()["error"]["message"]
+    audit = (await api.client.get("/api/v1/audit?action=command.execute")).json()["items"]
+    assert len(audit) == 1  # the refused call is not recorded as executed
