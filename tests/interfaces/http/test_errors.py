@@ -110,3 +110,15 @@ async def test_url_install_to_a_private_address_is_refused_with_4xx(api: Api) ->
     r = await api.client.post("/api/v1/plugins/install", content=b"{",
                               headers={"Content-Type": "application/json"})
     assert r.status_code == 400
+
+
+async def test_malformed_multipart_and_too_many_files_are_400(api: Api) -> None:
+    r = await api.client.post("/api/v1/plugins/install", content=b"--x\r\nnot a part",
+                              headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "request.invalid"
+    r = await api.client.post(
+        "/api/v1/plugins/install", data={"source": "local"},
+        files=[("file", ("a.zip", b"1")), ("other", ("b.zip", b"2"))])
+    assert r.status_code == 400
+    assert "multipart" in r.json()["error"]["message"]

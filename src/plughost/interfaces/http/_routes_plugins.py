@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plughost.core.manifest import manifest_from_dict
 from plughost.errors import ManifestError, RequestInvalid
@@ -394,17 +395,9 @@ async def _read_package_request(request: Request, api: ApiState) -> _PackageRequ
             "or JSON {\"source\": \"url\", \"url\": ...}",
             details={"content_type": ctype or None})
     try:
-        form_cm = request.form(max_files=1, max_fields=16, max_part_size=1024 * 1024)
-        form = await form_cm
-    except RequestInvalid:
-        raise
-    except Exception as exc:
-        from plughost.errors import PlughostError
-
-        if isinstance(exc, PlughostError):
-            raise
-        detail = getattr(exc, "detail", None) or str(exc)
-        raise RequestInvalid(f"the multipart body cannot be read: {detail}") from None
+        form = await request.form(max_files=1, max_fields=16, max_part_size=1024 * 1024)
+    except StarletteHTTPException as exc:  # starlette's answer to a malformed multipart body
+        raise RequestInvalid(f"the multipart body cannot be read: {exc.detail}") from None
     try:
         fields = {k: v for k, v in form.multi_items()}
         return await _package_from_fields(api, fields, fields.get("file"))
