@@ -309,3 +309,28 @@ def test_sigterm_lets_in_flight_requests_and_operations_finish(
         op = httpx.get(f"{again.base_url}/api/v1/operations/{accepted.json()['id']}").json()
     assert ids == ["slow-one", "slow-two"]
     assert op["status"] == "succeeded"
+
+
+def test_shutdown_is_bounded_when_a_plugin_will_not_stop(
+    tmp_path: Path, make_package: Any
+) -> None:
+    import time
+
+    code = ("import asyncio\nfrom plughost.sdk import Plugin\n\nclass Main(Plugin):\n"
+            "    async def deactivate(self):\n        await asyncio.sleep(600)\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "plughost.toml").write_text('require_signature = "never"\n')
+    package = make_package("stubborn", code=code)
+    with running_server(home, "--shutdown-timeout", "2") as server:
+        with package.open("rb") as fh:
+            r = httpx.post(f"{server.base_url}/api/v1/plugins/install",
+                           data={"source": "local"}, files={"file": fh}, timeout=60)
+        assert r.status_code == 201, r.text
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(60)
+        elapsed = time.monotonic() - started
+    assert server.returncode == 0
+    assert elapsed < 30, f"shutdown took {elapsed:.0f} s"
+    assert any("did not stop within 2 s" in str(r.get("message")) for r in server.records())

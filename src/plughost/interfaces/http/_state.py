@@ -123,7 +123,11 @@ class ApiState:
                 undo()
         self._undo.clear()
         if self.options.owns_service:
-            await self.service.close()
+            try:  # bounded: a plugin whose deactivate hangs must not keep the process alive
+                await asyncio.wait_for(self.service.close(), self.options.shutdown_timeout)
+            except TimeoutError:
+                log.error("plugins did not stop within %.0f s of the shutdown; exiting anyway "
+                          "(their deactivate did not finish)", self.options.shutdown_timeout)
 
     # -- auth ----------------------------------------------------------------------------
 
