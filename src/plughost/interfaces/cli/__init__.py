@@ -21,6 +21,8 @@ COMMAND_MODULES: list[str] = [
     "db",
     "serve",
     "token",
+    "config",
+    "perms",
 ]
 
 
