@@ -69,7 +69,8 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
     ├── InstallError                               code: install.* (exists too_large
     │   │                                         source wrong_plugin same_version
-    │   │                                         not_kept health state activate)
+    │   │                                         not_kept health state activate policy
+    │   │                                         conflict inconsistent)
     │   └── DownloadError                          code: download.* (scheme address
     │                                                redirect status too_large timeout
     │                                                failed)

@@ -418,3 +418,43 @@ async def test_reconcile_marks_a_plugin_failed_when_all_its_files_are_gone(trust
         [info] = (await svc.list_plugins()).items
         assert info.state == "failed"
         assert "reinstall" in json.dumps(info.to_dict())
+
+
+async def test_cancelled_install_is_seen_through_then_cancelled(service, make_package,
+                                                               state_snapshot):
+    """A caller that goes away mid-install (an HTTP client hanging up) cannot stop the worker
+    thread; the install finishes consistently, staging is removed, the lock is free, and the
+    caller gets its CancelledError."""
+    loop = asyncio.get_running_loop()
+    package = make_package("hello", files={"blob.bin": os.urandom(256 * 1024)})
+    task: asyncio.Task[Any] | None = None
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        if stage == "extract" and task is not None:
+            loop.call_soon_threadsafe(task.cancel)
+
+    task = asyncio.ensure_future(service.install(package, progress=progress))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    snap = state_snapshot(service.settings, service)
+    assert snap["staging"] == []
+    assert [p["id"] for p in snap["rows"]["plugins"]] == ["hello"]
+    assert list(snap["objects"]) == ["plugins/hello/1.0.0/hello_1.0.0.zip"]
+    # Nothing is left locked: the next operation on the id goes through.
+    await service.uninstall("hello")
+    assert (await service.list_plugins()).total == 0
+
+
+async def test_failure_at_commit_undoes_the_activation(trusted, make_package, state_snapshot):
+    """The grant policy runs inside the commit, after the plugin already activated: when it
+    fails, the host, the files and the blob are all put back."""
+    from plughost.services.manager import PluginService
+
+    def broken_policy(plugin_id: str, declared: Any) -> Any:
+        raise RuntimeError("policy service unreachable")
+
+    async with PluginService(trusted, grant_policy=broken_policy) as svc:
+        error = await _refused(svc, state_snapshot, "install.policy",
+                               make_package("hello", extra='permissions = ["net:a.example"]'))
+        assert "policy service unreachable" in error.message
+        assert "hello" not in svc.host.registry

@@ -223,3 +223,29 @@ async def test_update_of_a_deactivated_plugin_checks_it_then_leaves_it_deactivat
     await service.deactivate("hello")
     result = await service.update("hello", make_package("hello", "1.1.0"))
     assert (result.to_version, result.state) == ("1.1.0", "deactivated")
+
+
+async def test_commit_failure_after_the_switch_restores_the_old_version(
+        service, make_package, state_snapshot, monkeypatch):
+    """Fault injection: the database refuses the commit after the new version already runs.
+    The old version comes back with the state the new one had, and nothing is recorded."""
+    from plughost.errors import DatabaseUnavailable
+
+    await service.install(make_package("hello", "1.0.0"))
+    await service.host.call("hello", "ping")
+    before = state_snapshot(service.settings, service)
+
+    def refuse(*args, **kwargs):
+        raise DatabaseUnavailable("injected: the database went away")
+
+    monkeypatch.setattr(service.repository, "prune_versions", refuse)
+    with pytest.raises(PlughostError) as info:
+        await service.update("hello", make_package("hello", "1.1.0"))
+    assert info.value.code == "storage.database_unavailable"
+    monkeypatch.undo()
+    after = state_snapshot(service.settings, service)
+    assert after["rows"] == before["rows"] and after["objects"] == before["objects"]
+    assert after["cache"] == before["cache"] and after["running"] == before["running"]
+    assert await service.host.call("hello", "ping") == ["1.0.0", 2]
+    plugin = service.host.get("hello").instance.plugin_object
+    assert plugin.imported_from == "1.1.0"

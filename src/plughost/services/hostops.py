@@ -94,7 +94,7 @@ class HostOps:
         new = host.add_plugin(manifest, root, source="installed")
         host.resolve()
 
-        async def restore(handover: Any = None) -> None:
+        async def restore(handover: Any = None, handover_from: str = from_version) -> None:
             with contextlib.suppress(PlughostError):
                 await host.unload(pid, cascade=True)
             if host.registry.find(pid) is new:
@@ -106,7 +106,7 @@ class HostOps:
                     await host.load(pid)
                     if handover is not None and old.instance is not None:
                         with contextlib.suppress(PlughostError):
-                            await _import_state(old, handover, from_version)
+                            await _import_state(old, handover, handover_from)
                     await host.activate(pid)
                     for dep in dependents:
                         with contextlib.suppress(PlughostError):
@@ -152,8 +152,10 @@ class HostOps:
             raise
 
         async def undo() -> None:
-            handover = await _export_state(new) if new.state is State.ACTIVE else state
-            await restore(handover)
+            if new.state is State.ACTIVE:
+                await restore(await _export_state(new), str(manifest.version))
+            else:
+                await restore(state)
 
         return self._undo(undo)
 

@@ -391,7 +391,16 @@ class Installer:
         return key
 
     def _granted(self, manifest: Manifest) -> list[str]:
-        return [str(s) for s in self.grant_policy(manifest.id, list(manifest.permissions))]
+        try:
+            return [str(s) for s in self.grant_policy(manifest.id, list(manifest.permissions))]
+        except PlughostError:
+            raise
+        except Exception as exc:
+            name = getattr(self.grant_policy, "__name__", "the grant policy")
+            raise InstallError(
+                f"{name} failed for {manifest.id}: {type(exc).__name__}: {exc}; nothing was "
+                "installed. Fix the policy passed as grant_policy.",
+                code="install.policy", plugin_id=manifest.id) from exc
 
     def install(
         self,

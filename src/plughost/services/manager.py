@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,6 +52,7 @@ from plughost.services.installer import (
     GrantPolicy,
     Installer,
     InstallResult,
+    Staged,
     Undo,
     UninstallResult,
     grant_declared,
@@ -524,6 +525,24 @@ class PluginService:
         async with lock:
             yield
 
+    async def _complete(self, fn: Callable[..., T], /, *args: Any,
+                        abandon: Callable[[T], None] | None = None, **kwargs: Any) -> T:
+        """Run blocking install work in a worker thread and see it through even when the
+        caller is cancelled (an HTTP client that hangs up): a thread cannot be stopped, and an
+        operation abandoned half-way would still hold its lock and staging. The cancellation
+        is re-raised once the work has finished; ``abandon(result)`` releases what a finished
+        but unwanted step returned."""
+        task = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            while not task.done():  # further cancellations must not cut the wait short either
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(task)
+            if abandon is not None and not task.cancelled() and task.exception() is None:
+                abandon(task.result())
+            raise
+
     def _on_loop(self, coro: Awaitable[T]) -> T:
         """Run a host coroutine on the service loop from a worker thread and wait for it."""
         assert self._loop is not None
@@ -597,8 +616,8 @@ class PluginService:
         installer = self.installer
         plugin_id: str | None = None
         try:
-            staged = await asyncio.to_thread(installer.stage, source, sha256=sha256,
-                                             progress=progress)
+            staged = await self._complete(installer.stage, source, sha256=sha256,
+                                          progress=progress, abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.install", None, exc, actor)
             raise
@@ -616,7 +635,7 @@ class PluginService:
                 def hook(manifest: Manifest, root: Path) -> Undo:
                     return self._on_loop(self._ops.add(manifest, root, activate))
 
-                result = await asyncio.to_thread(
+                result = await self._complete(
                     installer.install, staged, enabled=enable, actor=actor,
                     activate=hook, progress=progress)
                 if not enable:
@@ -628,7 +647,7 @@ class PluginService:
             await self._audit_failure("plugin.install", plugin_id, exc, actor)
             raise
         finally:
-            await asyncio.to_thread(staged.cleanup)
+            staged.cleanup()  # quick (close + remove staging); must run even when cancelled
         record = self.host.registry.find(plugin_id)
         return replace(result, state=record.state.value if record else result.state)
 
@@ -647,8 +666,8 @@ class PluginService:
         self._check_open()
         await asyncio.to_thread(self.repository.require_plugin, plugin_id)
         try:
-            staged = await asyncio.to_thread(self.installer.stage, source, sha256=sha256,
-                                             progress=progress)
+            staged = await self._complete(self.installer.stage, source, sha256=sha256,
+                                          progress=progress, abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.update", plugin_id, exc, actor)
             raise
@@ -658,7 +677,7 @@ class PluginService:
                 def hook(manifest: Manifest, root: Path, from_version: str) -> Undo:
                     return self._on_loop(self._ops.switch(manifest, root, from_version))
 
-                result = await asyncio.to_thread(
+                result = await self._complete(
                     self.updater.update, plugin_id, staged, actor=actor, switch=hook,
                     progress=progress)
                 await self._refresh_disabled(plugin_id)
@@ -667,7 +686,7 @@ class PluginService:
             await self._audit_failure("plugin.update", plugin_id, exc, actor)
             raise
         finally:
-            await asyncio.to_thread(staged.cleanup)
+            staged.cleanup()  # quick (close + remove staging); must run even when cancelled
         return replace(result, state=self.host.registry.get(plugin_id).state.value)
 
     async def rollback(self, plugin_id: str, to: str | None = None, *,
@@ -681,7 +700,7 @@ class PluginService:
                 def hook(manifest: Manifest, root: Path, from_version: str) -> Undo:
                     return self._on_loop(self._ops.switch(manifest, root, from_version))
 
-                result = await asyncio.to_thread(self.updater.rollback, plugin_id, to,
+                result = await self._complete(self.updater.rollback, plugin_id, to,
                                                  actor=actor, switch=hook)
                 await self._refresh_disabled(plugin_id)
                 await self._persist_states([plugin_id])
@@ -724,7 +743,7 @@ class PluginService:
                     def hook(target: str) -> Undo:
                         return self._on_loop(self._ops.remove(target))
 
-                    versions[pid] = await asyncio.to_thread(installer.uninstall, pid,
+                    versions[pid] = await self._complete(installer.uninstall, pid,
                                                             actor=actor, remove=hook,
                                                             keep_data=keep_data)
                     removed.append(pid)
