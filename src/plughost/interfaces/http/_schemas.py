@@ -21,6 +21,10 @@ __all__ = [
     "AuditPage",
     "CommandIn",
     "CommandOut",
+    "ConfigChangeIn",
+    "ConfigHistoryEntry",
+    "ConfigOut",
+    "ConfigRestoreIn",
     "ErrorResponse",
     "HealthCheckOut",
     "HealthOut",
@@ -28,12 +32,15 @@ __all__ = [
     "ManifestProblem",
     "MetricOut",
     "OperationOut",
+    "PermissionRequestOut",
+    "PermissionsOut",
     "PluginDetailOut",
     "PluginOut",
     "PluginPage",
     "ReadyOut",
     "RoleName",
     "RollbackIn",
+    "ScopeIn",
     "StateName",
     "TokenCreateIn",
     "TokenCreatedOut",
@@ -255,6 +262,58 @@ class HealthCheckOut(BaseModel):
     state: str
     detail: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConfigOut(_Out):
+    plugin_id: str
+    version: int = Field(description="0: never changed (defaults only).")
+    config: dict[str, Any] = Field(description="Effective configuration, secrets redacted.")
+    settings: dict[str, Any] = Field(description="The operator's settings, secrets redacted.")
+    schema_: dict[str, Any] | None = Field(None, alias="schema",
+                                           description="The JSON Schema, if any.")
+
+
+class ConfigChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    values: dict[str, Any] = Field(description="Settings to merge (null removes a key).")
+    replace: bool = Field(False, description="Replace the settings instead of merging.")
+
+
+class ConfigRestoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, le=2**31, description="The version to make current again.")
+
+
+class ConfigHistoryEntry(_Out):
+    version: int
+    settings: dict[str, Any]
+    action: str
+    actor: str
+    time: float
+
+
+class ScopeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: str = Field(min_length=1, max_length=500,
+                       examples=["net:api.example.com", "fs:read:/data"])
+    reason: str = Field("", max_length=500)
+
+
+class PermissionRequestOut(_Out):
+    id: int
+    plugin_id: str
+    scope: str
+    reason: str = ""
+    status: str
+    created: float | None = None
+    resolved_by: str | None = None
+
+
+class PermissionsOut(BaseModel):
+    plugin_id: str
+    declared: list[str]
+    granted: list[str]
+    requests: list[PermissionRequestOut]
 
 
 class CommandIn(BaseModel):

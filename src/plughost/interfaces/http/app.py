@@ -92,6 +92,10 @@ def create_app(
     app.include_router(probes)
     app.include_router(plugins_router, prefix=API_PREFIX)
     app.include_router(system_router, prefix=API_PREFIX)
+    if _facade_has_access_methods(service):
+        from plughost.interfaces.http._routes_access import router as access_router
+
+        app.include_router(access_router, prefix=API_PREFIX)
     _mount_dashboard(app)
 
     upload_limit = settings.max_plugin_size + _MULTIPART_OVERHEAD
@@ -111,6 +115,18 @@ def create_app(
             expose_headers=["X-Request-ID", "Location"])
     app.add_middleware(ApiMiddleware, limit_for=limit_for, on_write=state.cache.bump)
     return app
+
+
+def _facade_has_access_methods(service: Any) -> bool:
+    """Config and permission routes are served when the facade provides them (the facade
+    gained them after the first API; a facade without them has no such routes, not 5xx)."""
+    if service is None:
+        from plughost.services.manager import PluginService
+
+        service = PluginService
+    return all(hasattr(service, name) for name in (
+        "config", "set_config", "config_history", "restore_config", "grants", "grant",
+        "revoke", "permission_requests", "decide_request"))
 
 
 def _mount_dashboard(app: FastAPI) -> None:
