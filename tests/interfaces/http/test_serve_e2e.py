@@ -334,3 +334,42 @@ def test_shutdown_is_bounded_when_a_plugin_will_not_stop(
     assert server.returncode == 0
     assert elapsed < 30, f"shutdown took {elapsed:.0f} s"
     assert any("did not stop within 2 s" in str(r.get("message")) for r in server.records())
+
+
+def test_event_stream_is_live_over_a_real_connection(tmp_path: Path, make_package: Any) -> None:
+    import threading
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "plughost.toml").write_text('require_signature = "never"\n')
+    package = make_package("live")
+    with running_server(home) as server:
+        with package.open("rb") as fh:
+            r = httpx.post(f"{server.base_url}/api/v1/plugins/install",
+                           data={"source": "local"}, files={"file": fh}, timeout=60)
+        assert r.status_code == 201
+        received: list[str] = []
+        connected = threading.Event()
+
+        def listen() -> None:
+            with httpx.stream("GET", f"{server.base_url}/api/v1/events?kinds=lifecycle",
+                              timeout=30) as stream:
+                for line in stream.iter_lines():
+                    connected.set()
+                    if line.startswith("data: "):
+                        received.append(line)
+                        if json.loads(line[6:])["new"] == "disabled":
+                            return
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        assert connected.wait(30), "the stream did not open"
+        # the stream stays open (no max_events): events arrive while it is connected
+        assert httpx.post(f"{server.base_url}/api/v1/plugins/live/disable",
+                          timeout=30).status_code == 200
+        listener.join(30)
+        assert not listener.is_alive()
+    events = [json.loads(line[6:]) for line in received]
+    assert events[0]["new"] == "deactivated"
+    assert [(e["plugin_id"], e["new"]) for e in events][-1] == ("live", "disabled")
+    assert server.returncode == 0
