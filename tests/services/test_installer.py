@@ -453,7 +453,8 @@ async def test_failure_at_commit_undoes_the_activation(trusted, make_package, st
     def broken_policy(plugin_id: str, declared: Any) -> Any:
         raise RuntimeError("policy service unreachable")
 
-    async with PluginService(trusted, grant_policy=broken_policy) as svc:
+    async with PluginService(trusted, grant_policy=broken_policy,
+                             plugin_services=False) as svc:
         error = await _refused(svc, state_snapshot, "install.policy",
                                make_package("hello", extra='permissions = ["net:a.example"]'))
         assert "policy service unreachable" in error.message

@@ -57,7 +57,7 @@ async def test_uninstall_removes_rows_blobs_and_files(service, make_package, sta
     empty = state_snapshot(service.settings, service)
     await service.install(make_package("hello", "1.0.0"))
     data_dir = service.settings.home / "data" / "hello"
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "notes.txt").write_text("plugin data")
     await service.update("hello", make_package("hello", "1.1.0"))
     result = await service.uninstall("hello")
@@ -92,7 +92,7 @@ async def test_uninstall_refused_while_enabled_plugins_depend_on_it(service, mak
 async def test_uninstall_can_keep_the_plugin_data(service, make_package):
     await service.install(make_package("hello"))
     data_dir = service.settings.home / "data" / "hello"
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
     await service.uninstall("hello", keep_data=True)
     assert data_dir.is_dir()
 
@@ -264,3 +264,41 @@ async def test_refresh_interval_runs_in_the_background(trusted, make_package):
                 record.state.value != "active":
             assert asyncio.get_running_loop().time() < deadline, "refresh never ran"
             await asyncio.sleep(0.02)
+
+
+async def test_config_and_permissions_pass_through_to_the_live_managers(service, make_package):
+    await service.install(make_package("hello", extra="""
+        permissions = ["net:api.example.com"]
+        [config.schema]
+        type = "object"
+        [config.schema.properties.greeting]
+        type = "string"
+        [config.schema.properties.token]
+        type = "string"
+        writeOnly = true
+        [config.defaults]
+        greeting = "hi"
+    """))
+    current = await service.config("hello")
+    assert (current["config"]["greeting"], current["version"]) == ("hi", 0)
+    changed = await service.set_config("hello", {"greeting": "hello", "token": "s3cret"},
+                                       actor="test")
+    assert changed["config"] == {"greeting": "hello", "token": "***"}
+    assert (await service.config("hello", redact=False))["config"]["token"] == "s3cret"
+    with pytest.raises(PlughostError) as info:
+        await service.set_config("hello", {"greeting": 5})
+    assert info.value.code == "config.invalid"
+    history = await service.config_history("hello")
+    assert [h["actor"] for h in history] == ["test"]
+    restored = await service.restore_config("hello", 1)
+    assert restored["version"] == 2
+    assert await service.grants("hello") == ["net:api.example.com"]
+    assert await service.revoke("hello", "net:api.example.com") == []
+    assert await service.grant("hello", "net:*.example.org") == ["net:*.example.org"]
+    detail = await service.get("hello")
+    assert detail.grants == ("net:*.example.org",) and detail.config["greeting"] == "hello"
+    await service.uninstall("hello")
+    assert service.services.permissions.grants("hello") == []
+    with pytest.raises(PlughostError) as info:
+        await service.grants("hello")
+    assert info.value.code == "plugin.not_found"

@@ -57,6 +57,7 @@ from plughost.services.installer import (
     UninstallResult,
     grant_declared,
 )
+from plughost.services.plugin_services import PluginServices
 from plughost.services.reconcile import ReconcileReport
 from plughost.services.sources import FetchPolicy, Progress
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
@@ -116,6 +117,7 @@ class PluginService:
         archive_limits: ArchiveLimits | None = None,
         host_options: Mapping[str, Any] | None = None,
         refresh_interval: float | None = None,
+        plugin_services: bool = True,
     ) -> None:
         self.settings = settings or HostSettings.from_env()
         self._start_plugins = start
@@ -131,6 +133,8 @@ class PluginService:
         self._archive_limits = archive_limits
         self._host_options = dict(host_options or {})
         self._refresh_interval = refresh_interval
+        self._want_services = plugin_services
+        self.services: PluginServices | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._database: Any = None
         self._repo: Any = None
@@ -206,6 +210,12 @@ class PluginService:
             self._register(host, stored)
         self._host = host
         self._ops = HostOps(host, self._on_loop)
+        if self._want_services:
+            services = PluginServices(s.home, policy=_scope_policy(self._grant_policy))
+            services.install(host)
+            self.services = services
+            if self._start_plugins:
+                await services.start()
         if self._start_plugins:
             self.load_report = await host.start()
         else:
@@ -254,6 +264,8 @@ class PluginService:
         try:
             if self._host is not None:
                 await self._host.aclose()
+            if self.services is not None:
+                await self.services.aclose()
         finally:
             await self._close_storage()
 
@@ -475,6 +487,14 @@ class PluginService:
                     [g.scope for g in repo.list_grants(plugin_id)])
 
         stored, versions, config, grants = await asyncio.to_thread(load)
+        values = dict(config.config) if config else {}
+        revision = config.revision if config else 0
+        if self.services is not None:
+            # The live managers are the source of truth once attached.
+            with contextlib.suppress(PlughostError):
+                live = await self.config(plugin_id)
+                values, revision = live["config"], live["version"]
+            grants = [str(s) for s in self.services.permissions.grants(plugin_id)]
         record = self.host.registry.find(plugin_id)
         stats = dict(record.instance.stats()) if record and record.instance else {}
         manifest = dict(stored.manifest)
@@ -484,8 +504,7 @@ class PluginService:
             path=str(record.root) if record and record.root else None,
             versions=tuple(versions), dependencies=deps,
             dependents=tuple(self.host.dependents(plugin_id)),
-            config=dict(config.config) if config else {},
-            config_revision=config.revision if config else 0, grants=tuple(grants),
+            config=values, config_revision=revision, grants=tuple(grants),
             stats=stats)
 
     async def versions(self, plugin_id: str) -> list[VersionInfo]:
@@ -514,6 +533,105 @@ class PluginService:
         return [{"id": e.id, "at": _iso(e.at), "actor": e.actor, "action": e.action,
                  "plugin_id": e.plugin_id, "outcome": e.outcome, "details": dict(e.details)}
                 for e in events]
+
+    # ================================================================== config and permissions
+
+    def _require_services(self) -> PluginServices:
+        self._check_open()
+        if self.services is None:
+            raise OperationRefused(
+                "this PluginService was opened with plugin_services=False; config and "
+                "permissions are managed by the embedding application",
+                code="service.unavailable")
+        return self.services
+
+    async def _registered(self, plugin_id: str) -> PluginServices:
+        """The services, with ``plugin_id``'s config registered (it is at activation; a plugin
+        that is not running in this process is registered from its stored manifest)."""
+        services = self._require_services()
+        if plugin_id not in services.config.plugins():
+            record = self.host.registry.find(plugin_id)
+            if record is None:
+                await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+                raise PluginUnavailable(f"{plugin_id} is not registered in the host",
+                                        plugin_id=plugin_id)
+            m = record.manifest
+            services.config.register(plugin_id, m.config_schema, m.config_defaults, strict=False)
+        return services
+
+    async def config(self, plugin_id: str, *, redact: bool = True) -> dict[str, Any]:
+        """The plugin's effective configuration (secrets as ``"***"`` unless ``redact=False``)
+        with its version: ``{"plugin_id", "version", "config", "settings", "schema"}``."""
+        services = await self._registered(plugin_id)
+        cm = services.config
+        return {"plugin_id": plugin_id, "version": cm.version(plugin_id),
+                "config": cm.get(plugin_id, redact=redact),
+                "settings": cm.settings(plugin_id, redact=redact),
+                "schema": cm.schema(plugin_id)}
+
+    async def set_config(self, plugin_id: str, values: Mapping[str, Any], *,
+                         replace: bool = False, actor: str = "") -> dict[str, Any]:
+        """Merge ``values`` into the operator settings (RFC 7386: ``None`` removes a key), or
+        replace them with ``replace=True``. Validated against the schema; a running plugin may
+        refuse the change (``config.rejected``); nothing changes then."""
+        services = await self._registered(plugin_id)
+        cm = services.config
+        if replace:
+            await cm.replace(plugin_id, values, actor=actor or "operator")
+        else:
+            await cm.set(plugin_id, values, actor=actor or "operator")
+        return await self.config(plugin_id)
+
+    async def config_history(self, plugin_id: str) -> list[dict[str, Any]]:
+        """Every accepted configuration change, oldest first, secrets redacted."""
+        services = await self._registered(plugin_id)
+        return [{"version": r.version, "settings": dict(r.settings), "action": r.action,
+                 "actor": r.actor, "time": r.time}
+                for r in services.config.history(plugin_id)]
+
+    async def restore_config(self, plugin_id: str, version: int, *,
+                             actor: str = "") -> dict[str, Any]:
+        """Make the settings of an earlier version current again (as a new version)."""
+        services = await self._registered(plugin_id)
+        await services.config.restore(plugin_id, version, actor=actor or "operator")
+        return await self.config(plugin_id)
+
+    async def grants(self, plugin_id: str) -> list[str]:
+        """The permission scopes granted to a plugin (deny rules start with ``!``)."""
+        services = self._require_services()
+        await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        return [str(s) for s in services.permissions.grants(plugin_id)]
+
+    async def grant(self, plugin_id: str, scope: str, *, actor: str = "",
+                    reason: str = "") -> list[str]:
+        """Grant a scope (audited; effective at once). Returns the plugin's grants."""
+        services = self._require_services()
+        await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        services.permissions.grant(plugin_id, scope, actor=actor or "operator", reason=reason)
+        return await self.grants(plugin_id)
+
+    async def revoke(self, plugin_id: str, scope: str, *, actor: str = "",
+                     reason: str = "") -> list[str]:
+        """Revoke a granted scope (audited; effective at once). Returns the remaining grants.
+        :raises OperationRefused: when the scope was not granted."""
+        services = self._require_services()
+        await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        services.permissions.revoke(plugin_id, scope, actor=actor or "operator", reason=reason)
+        return await self.grants(plugin_id)
+
+    async def permission_requests(self, *, plugin_id: str | None = None,
+                                  status: str | None = "pending") -> list[dict[str, Any]]:
+        """Scopes plugins asked for at run time (``status=None``: every status)."""
+        services = self._require_services()
+        return [_request_dict(r) for r in
+                services.permissions.requests(plugin_id, status=status)]
+
+    async def decide_request(self, request_id: int, *, approve: bool,
+                             actor: str = "") -> dict[str, Any]:
+        """Approve (granting the scope) or refuse a pending permission request."""
+        services = self._require_services()
+        return _request_dict(services.permissions.resolve(request_id, approve=approve,
+                                                          actor=actor or "operator"))
 
     # ================================================================== helpers
 
@@ -747,6 +865,10 @@ class PluginService:
                                                             actor=actor, remove=hook,
                                                             keep_data=keep_data)
                     removed.append(pid)
+                    if self.services is not None:
+                        self.services.permissions.forget(pid)
+                        if not keep_data:  # its key-value namespace is its data too
+                            self.services.kv.clear(pid)
         except PlughostError as exc:
             await self._audit_failure("plugin.uninstall", plugin_id, exc, actor)
             raise
@@ -867,3 +989,20 @@ def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
         dependents=tuple(host.dependents(record.id)), config=dict(m.config_defaults),
         config_revision=0, grants=(),
         stats=dict(record.instance.stats()) if record.instance is not None else {})
+
+
+def _request_dict(request: Any) -> dict[str, Any]:
+    return {"id": request.id, "plugin_id": request.plugin, "scope": request.scope,
+            "reason": request.reason, "status": request.status, "created": request.created,
+            "resolved_by": request.resolved_by}
+
+
+def _scope_policy(policy: GrantPolicy) -> Any:
+    """Adapt a grant policy over scope strings to the permission manager's (over Scopes)."""
+
+    def apply(plugin_id: str, declared: Any) -> list[Any]:
+        wanted = {str(s) for s in policy(plugin_id, [str(d) for d in declared])}
+        return [d for d in declared if str(d) in wanted]
+
+    apply.__name__ = getattr(policy, "__name__", "policy")
+    return apply

@@ -16,13 +16,13 @@ __all__ = ["COMMAND_MODULES", "build_app", "main"]
 
 COMMAND_MODULES: list[str] = [
     "plugins",
-    "manage",
     "packaging",
     "db",
-    "serve",
-    "token",
+    "manage",
     "config",
     "perms",
+    "serve",
+    "token",
 ]
 
 
