@@ -125,3 +125,52 @@ def test_unreachable_server_is_a_clear_error() -> None:
     done = _cli("list", "--server", "http://127.0.0.1:9")
     assert done.exit_code == 1
     assert "server.unreachable" in done.stderr and "plughost serve" in done.stderr
+
+
+CONFIG = """
+[config.schema]
+type = "object"
+[config.schema.properties.channel]
+type = "string"
+[config.schema.properties.token]
+type = "string"
+x-secret = true
+[config.defaults]
+channel = "#general"
+"""
+
+
+def test_remote_config_and_perms_match_local_output(
+    server: tuple[ServerProcess, Path, str], tmp_path: Path, write_plugin: Any
+) -> None:
+    proc, home, secret = server
+    remote = ("--server", proc.base_url, "--token", secret)
+    folder = write_plugin("tuned", "1.0.0", directory=tmp_path / "src" / "tuned", extra=CONFIG,
+                          permissions=["net:api.example.com"])
+    (tmp_path / "pkgs").mkdir(exist_ok=True)
+    assert _cli("install", str(pack(folder, tmp_path / "pkgs")), *remote).exit_code == 0
+
+    done = _cli("config", "set", "tuned", "channel=#ops", "token=s3cr3t", *remote)
+    assert done.exit_code == 0, done.output
+    assert "tuned config is now version 1 (set)" in done.stdout
+    remote_get = json.loads(_cli("config", "get", "tuned", "--json", *remote).stdout)
+    local_get = json.loads(_cli("config", "get", "tuned", "--json", "--home", str(home)).stdout)
+    assert remote_get == local_get
+    assert remote_get["config"] == {"channel": "#ops", "token": "***"}
+    history = _cli("config", "history", "tuned", "--json", *remote)
+    assert history.stdout == _cli("config", "history", "tuned", "--json",
+                                  "--home", str(home)).stdout
+    assert "s3cr3t" not in history.stdout
+    done = _cli("config", "restore", "tuned", "1", *remote)
+    assert done.exit_code == 0 and "config is now version 2 (restore 1)" in done.stdout
+
+    done = _cli("perms", "grant", "tuned", "fs:read:/srv/data", *remote)
+    assert done.exit_code == 0, done.output
+    assert "tuned: fs:read:/srv/data granted" in done.stdout
+    shown = json.loads(_cli("perms", "tuned", "--json", *remote).stdout)
+    assert shown == json.loads(_cli("perms", "tuned", "--json", "--home", str(home)).stdout)
+    assert "fs:read:/srv/data" in shown["granted"]
+    denied = _cli("perms", "revoke", "tuned", "fs:read:/nowhere", *remote)
+    assert denied.exit_code == 1
+    local = _cli("perms", "revoke", "tuned", "fs:read:/nowhere", "--home", str(home))
+    assert denied.stderr == local.stderr

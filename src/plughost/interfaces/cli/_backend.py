@@ -30,6 +30,8 @@ from plughost.errors import PlughostError
 __all__ = [
     "Remote",
     "RemoteBackend",
+    "RemoteConfigManager",
+    "RemotePermissionManager",
     "ServerOption",
     "TokenOption",
     "open_backend",
@@ -307,3 +309,152 @@ def _error_from(response: Any) -> PlughostError:
             f"the server answered {response.status_code} {response.reason_phrase} without a "
             f"plughost error body; is {response.url} a plughost server?",
             code="server.error")
+
+
+# ---------------------------------------------------------------------- config and permissions
+#
+# ``plughost config`` and ``plughost perms`` drive a ConfigManager / PermissionManager. Against
+# a server they get these stand-ins with the same methods, speaking the HTTP API.
+
+
+class _SyncApi:
+    """A blocking API client (the config and perms commands are synchronous)."""
+
+    def __init__(self, remote: Remote) -> None:
+        import httpx
+
+        headers = {"User-Agent": "plughost-cli"}
+        if remote.token:
+            headers["Authorization"] = f"Bearer {remote.token}"
+        self.remote = remote
+        self._client = httpx.Client(base_url=f"{remote.url}/api/v1", headers=headers,
+                                    timeout=remote.timeout)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise PlughostError(
+                f"cannot reach the plughost server at {self.remote.url}: {exc or type(exc)}; "
+                "is `plughost serve` running there, and is the URL right?",
+                code="server.unreachable") from None
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response.json() if response.content else None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class RemoteConfigManager:
+    """The ConfigManager methods ``plughost config`` uses, over the API."""
+
+    def __init__(self, remote: Remote) -> None:
+        self._api = _SyncApi(remote)
+
+    def _config(self, plugin_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._api.call("GET", f"/plugins/{plugin_id}/config")
+        return data
+
+    def version(self, plugin_id: str) -> int:
+        return int(self._config(plugin_id)["version"])
+
+    def get(self, plugin_id: str) -> dict[str, Any]:
+        return dict(self._config(plugin_id)["config"])
+
+    def settings(self, plugin_id: str) -> dict[str, Any]:
+        return dict(self._config(plugin_id)["settings"])
+
+    def problems(self, plugin_id: str) -> list[Any]:
+        return []  # the server validates every change against the schema before accepting it
+
+    def history(self, plugin_id: str) -> list[Any]:
+        from plughost.storage.config_store import ConfigRecord
+
+        return [ConfigRecord(plugin_id, e["version"], e["settings"], e["action"], e["actor"],
+                             e["time"])
+                for e in self._api.call("GET", f"/plugins/{plugin_id}/config/history")]
+
+    def _latest(self, plugin_id: str) -> Any:
+        return self.history(plugin_id)[-1]
+
+    async def set(self, plugin_id: str, values: Mapping[str, Any], *, actor: str = "") -> Any:
+        self._api.call("PUT", f"/plugins/{plugin_id}/config", json={"values": dict(values)})
+        return self._latest(plugin_id)
+
+    async def replace(self, plugin_id: str, settings: Mapping[str, Any], *,
+                      actor: str = "") -> Any:
+        self._api.call("PUT", f"/plugins/{plugin_id}/config",
+                       json={"values": dict(settings), "replace": True})
+        return self._latest(plugin_id)
+
+    async def reset(self, plugin_id: str, *, actor: str = "") -> Any:
+        self._api.call("POST", f"/plugins/{plugin_id}/config/reset")
+        return self._latest(plugin_id)
+
+    async def restore(self, plugin_id: str, version: int, *, actor: str = "") -> Any:
+        self._api.call("POST", f"/plugins/{plugin_id}/config/restore", json={"version": version})
+        return self._latest(plugin_id)
+
+    def close(self) -> None:
+        self._api.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    id: int
+    plugin: str
+    scope: str
+    reason: str
+    status: str
+    resolved_by: str | None
+
+
+class RemotePermissionManager:
+    """The PermissionManager methods ``plughost perms`` uses, over the API."""
+
+    def __init__(self, remote: Remote) -> None:
+        self._api = _SyncApi(remote)
+
+    def _permissions(self, plugin_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._api.call("GET", f"/plugins/{plugin_id}/permissions")
+        return data
+
+    def declared(self, plugin_id: str) -> list[str]:
+        return list(self._permissions(plugin_id)["declared"])
+
+    def grants(self, plugin_id: str) -> list[str]:
+        return list(self._permissions(plugin_id)["granted"])
+
+    def requests(self, plugin_id: str | None = None, *, status: str | None = None) -> list[Any]:
+        params = {"status": status or "all", **({"plugin_id": plugin_id} if plugin_id else {})}
+        return [_request(r) for r in self._api.call("GET", "/permissions/requests",
+                                                    params=params)]
+
+    def grant(self, plugin_id: str, scope: str, *, actor: str = "", reason: str = "") -> Any:
+        from plughost.security.scopes import parse_scope
+
+        self._api.call("POST", f"/plugins/{plugin_id}/permissions/grant",
+                       json={"scope": scope, "reason": reason})
+        return parse_scope(scope)
+
+    def revoke(self, plugin_id: str, scope: str, *, actor: str = "", reason: str = "") -> Any:
+        from plughost.security.scopes import parse_scope
+
+        self._api.call("POST", f"/plugins/{plugin_id}/permissions/revoke",
+                       json={"scope": scope, "reason": reason})
+        return parse_scope(scope)
+
+    def resolve(self, request_id: int, *, approve: bool, actor: str = "") -> Any:
+        decision = "approve" if approve else "refuse"
+        return _request(self._api.call("POST", f"/permissions/requests/{request_id}/{decision}"))
+
+    def close(self) -> None:
+        self._api.close()
+
+
+def _request(d: Mapping[str, Any]) -> _Request:
+    return _Request(int(d["id"]), d["plugin_id"], d["scope"], d.get("reason", ""), d["status"],
+                    d.get("resolved_by"))

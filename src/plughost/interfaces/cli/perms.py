@@ -18,6 +18,12 @@ import typer
 from rich.table import Table
 
 from plughost.errors import ConfigurationError
+from plughost.interfaces.cli._backend import (
+    Remote,
+    RemotePermissionManager,
+    ServerOption,
+    TokenOption,
+)
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
@@ -38,7 +44,10 @@ _TRUST_NOTE = (
 _ACTIONS = ("grant", "revoke", "approve", "refuse")
 
 
-def _manager(home: Path | None) -> PermissionManager:
+def _manager(home: Path | None, server: str | None = None,
+             token: str | None = None) -> PermissionManager:
+    if server:  # the same methods, over the HTTP API of that server
+        return RemotePermissionManager(Remote(server.rstrip("/"), token or None))  # type: ignore[return-value]
     return PermissionManager((home or default_home()) / "security.db")
 
 
@@ -72,11 +81,13 @@ def perms(
     ],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")] = "",
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a plugin's permissions, or grant / revoke a scope, or resolve a request."""
     with handle_errors(as_json=as_json):
-        manager = _manager(home)
+        manager = _manager(home, server, token)
         try:
             if words[0] in _ACTIONS:
                 result = _act(manager, words, reason)
