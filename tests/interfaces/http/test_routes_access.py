@@ -81,3 +81,17 @@ async def test_permissions_grant_revoke_and_roles(api: Api, make_package: MakePa
     r = await api.client.put("/api/v1/plugins/reach/config", json={"values": {}},
                              headers=api.auth("viewer"))
     assert r.status_code == 403
+
+
+async def test_plugin_details_show_the_live_config_with_secrets_redacted(
+    api: Api, make_package: MakePackage
+) -> None:
+    assert (await api.install(make_package("detailed", extra=CONFIGURABLE))).status_code == 201
+    r = await api.client.put("/api/v1/plugins/detailed/config",
+                             json={"values": {"channel": "#alerts", "token": "hunter2"}})
+    assert r.status_code == 200
+    for path in ("/api/v1/plugins/detailed", "/api/v1/plugins/detailed/info"):
+        detail = await api.client.get(path)
+        assert detail.json()["config"] == {"channel": "#alerts", "token": "***"}
+        assert detail.json()["config_revision"] == r.json()["version"]
+        assert "hunter2" not in detail.text
