@@ -52,7 +52,7 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(
              "--exclude-method", "DELETE", "--exclude-path", "/api/v1/tokens/{name}",
              "--phases", "examples,coverage,fuzzing", "-n", "8", "--max-time", "60",
              "--seed", "7", "--no-color", "--request-timeout", "30"],
-            capture_output=True, text=True, timeout=240)
+            capture_output=True, text=True, timeout=240, cwd=tmp_path)  # its cache goes there
         still = httpx.get(f"{server.base_url}/api/v1/plugins",
                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
         assert still.status_code == 200, "the fuzzing token must still work afterwards"
