@@ -174,3 +174,23 @@ def test_remote_config_and_perms_match_local_output(
     assert denied.exit_code == 1
     local = _cli("perms", "revoke", "tuned", "fs:read:/nowhere", "--home", str(home))
     assert denied.stderr == local.stderr
+
+
+def test_remote_audit_matches_local(
+    server: tuple[ServerProcess, Path, str], tmp_path: Path, write_plugin: Any
+) -> None:
+    proc, home, secret = server
+    remote = ("--server", proc.base_url, "--token", secret)
+    folder = write_plugin("audited", "1.0.0", directory=tmp_path / "src" / "audited")
+    (tmp_path / "pkgs").mkdir(exist_ok=True)
+    assert _cli("install", str(pack(folder, tmp_path / "pkgs")), *remote).exit_code == 0
+    assert _cli("perms", "grant", "audited", "net:api.example.com", "--reason", "webhooks",
+                *remote).exit_code == 0
+    remote_audit = _cli("audit", "--plugin", "audited", "--json", *remote)
+    assert remote_audit.exit_code == 0, remote_audit.output
+    local_audit = _cli("audit", "--plugin", "audited", "--json", "--home", str(home))
+    assert json.loads(remote_audit.stdout) == json.loads(local_audit.stdout)
+    events = json.loads(remote_audit.stdout)["events"]
+    assert any(e["action"] == "grant" and e["reason"] == "webhooks" for e in events)
+    table = _cli("audit", "--plugin", "audited", *remote)
+    assert table.stdout == _cli("audit", "--plugin", "audited", "--home", str(home)).stdout

@@ -45,6 +45,7 @@ if _facade_has_access_methods(None):  # config and permission routes, once the f
         ("GET", "/api/v1/plugins/p/config/history", "viewer"),
         ("GET", "/api/v1/plugins/p/permissions", "viewer"),
         ("GET", "/api/v1/permissions/requests", "viewer"),
+        ("GET", "/api/v1/security/audit", "viewer"),
         ("PUT", "/api/v1/plugins/p/config", "operator"),
         ("POST", "/api/v1/plugins/p/config/reset", "operator"),
         ("POST", "/api/v1/plugins/p/config/restore", "operator"),

@@ -417,6 +417,7 @@ class RemotePermissionManager:
 
     def __init__(self, remote: Remote) -> None:
         self._api = _SyncApi(remote)
+        self.audit = _RemoteAuditLog(self._api)
 
     def _permissions(self, plugin_id: str) -> dict[str, Any]:
         data: dict[str, Any] = self._api.call("GET", f"/plugins/{plugin_id}/permissions")
@@ -458,3 +459,29 @@ class RemotePermissionManager:
 def _request(d: Mapping[str, Any]) -> _Request:
     return _Request(int(d["id"]), d["plugin_id"], d["scope"], d.get("reason", ""), d["status"],
                     d.get("resolved_by"))
+
+
+class _RemoteAuditLog:
+    """The AuditLog ``query`` of ``plughost audit``, over ``GET /api/v1/security/audit``."""
+
+    def __init__(self, api: _SyncApi) -> None:
+        self._api = api
+
+    def query(self, *, plugin: str | None = None, kind: str | None = None,
+              action: str | None = None, decision: str | None = None,
+              min_severity: str | None = None, since: float | None = None,
+              until: float | None = None, limit: int | None = None) -> list[Any]:
+        from plughost.security.audit import AuditEvent
+
+        params = {k: v for k, v in (("plugin_id", plugin), ("kind", kind), ("action", action),
+                                    ("decision", decision), ("min_severity", min_severity),
+                                    ("since", since), ("until", until), ("limit", limit))
+                  if v is not None}
+        rows = self._api.call("GET", "/security/audit", params=params)
+        return [AuditEvent(time=r["time"], plugin=r["plugin"], action=r["action"],
+                           kind=r["kind"], scope=r.get("scope", ""),
+                           target=r.get("target", ""), decision=r.get("decision", ""),
+                           severity=r.get("severity", "info"), reason=r.get("reason", ""),
+                           actor=r.get("actor", ""), details=r.get("details") or {},
+                           id=r.get("id"))
+                for r in rows]

@@ -195,6 +195,8 @@ def audit(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Newest N rows.")] = 200,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Query the security audit log (denials, grants, revokes, requests)."""
@@ -203,7 +205,7 @@ def audit(
             raise ConfigurationError(f"--severity must be one of {', '.join(SEVERITIES)}")
         start = parse_since(since) if since else None
         end = parse_since(until) if until else None
-        manager = _manager(home)
+        manager = _manager(home, server, token)
         try:
             rows = manager.audit.query(
                 plugin=plugin, kind=kind, min_severity=severity, since=start, until=end, limit=limit

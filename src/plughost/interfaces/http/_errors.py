@@ -49,6 +49,7 @@ _EXACT: dict[str, int] = {
     "operation.not_found": 404,
     "token.not_found": 404,
     "service.closed": 503,
+    "service.no_services": 409,
     "marketplace.unavailable": 400,
     "config.version": 404,
     "config.conflict": 409,

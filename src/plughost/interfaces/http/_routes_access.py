@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from fastapi import Path as PathParam
 
+from plughost.errors import OperationRefused, RequestInvalid
 from plughost.interfaces.http._schemas import (
     ConfigChangeIn,
     ConfigHistoryEntry,
@@ -20,9 +21,11 @@ from plughost.interfaces.http._schemas import (
     PermissionRequestOut,
     PermissionsOut,
     ScopeIn,
+    SecurityAuditOut,
 )
 from plughost.interfaces.http._state import api_state, requires
 from plughost.interfaces.tokens import Principal
+from plughost.security.audit import SEVERITIES
 
 __all__ = ["router"]
 
@@ -154,3 +157,32 @@ async def decide(
     data: dict[str, Any] = await api_state(request).service.decide_request(
         request_id, approve=decision == "approve", actor=who.actor)
     return data
+
+
+@router.get("/security/audit", summary="The security audit log",
+            response_model=list[SecurityAuditOut], tags=["permissions"])
+async def security_audit(
+    request: Request,
+    plugin_id: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(max_length=100, description="fs:read, net, ...")] = None,
+    action: Annotated[str | None, Query(max_length=100)] = None,
+    decision: Annotated[str | None, Query(max_length=50)] = None,
+    min_severity: Annotated[str | None, Query(max_length=20)] = None,
+    since: Annotated[float | None, Query(ge=0, le=1e11, description="Epoch seconds.")] = None,
+    until: Annotated[float | None, Query(ge=0, le=1e11, description="Epoch seconds.")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+    _: Principal = requires("viewer"),
+) -> list[dict[str, Any]]:
+    """Permission decisions (denials, grants, revocations, requests), oldest first; the
+    newest ``limit`` of those matching."""
+    services = getattr(api_state(request).service, "services", None)
+    log = getattr(getattr(services, "permissions", None), "audit", None)
+    if log is None:
+        raise OperationRefused("this service runs without plugin services, so it keeps no "
+                               "security audit log", code="service.no_services")
+    if min_severity is not None and min_severity not in SEVERITIES:
+        raise RequestInvalid(f"min_severity must be one of {', '.join(SEVERITIES)}",
+                             details={"min_severity": min_severity})
+    rows = log.query(plugin=plugin_id, kind=kind, action=action, decision=decision,
+                     min_severity=min_severity, since=since, until=until, limit=limit)
+    return [r.to_dict() for r in rows]

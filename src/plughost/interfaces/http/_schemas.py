@@ -41,6 +41,7 @@ __all__ = [
     "RoleName",
     "RollbackIn",
     "ScopeIn",
+    "SecurityAuditOut",
     "StateName",
     "TokenCreateIn",
     "TokenCreatedOut",
@@ -307,6 +308,23 @@ class PermissionRequestOut(_Out):
     status: str
     created: float | None = None
     resolved_by: str | None = None
+
+
+class SecurityAuditOut(_Out):
+    """One security decision: a denial, a grant, a revocation, a request and its answer."""
+
+    id: int | None = None
+    time: float
+    plugin: str
+    action: str
+    kind: str
+    scope: str = ""
+    target: str = ""
+    decision: str = ""
+    severity: str = "info"
+    reason: str = ""
+    actor: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class PermissionsOut(BaseModel):
