@@ -31,6 +31,7 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   └── PluginUnavailable                      code: plugin.unavailable
     ├── PermissionDenied (PermissionError)         code: permission.denied
     ├── OperationRefused                           code: operation.refused
+    ├── ProtocolError (PluginError)                code: protocol.* (frame/json/handshake/version)
     ├── ArchiveError (ValueError)                  code: archive.* (one code per refusal:
     │                                                path link special duplicate case_collision
     │                                                too_many_entries too_large ratio encrypted
@@ -169,6 +170,7 @@ __all__ = [
     "PluginTimeout",
     "PluginUnavailable",
     "Problem",
+    "ProtocolError",
     "RecordExists",
     "RecordNotFound",
     "RequestInvalid",
@@ -748,3 +750,14 @@ class ChannelClosed(ChannelError):
     """The channel is closed (by either side, or because its plugin was deactivated)."""
 
     default_code = "channel.closed"
+
+
+class ProtocolError(PluginError):
+    """An out-of-process plugin broke the wire protocol; the session is ended.
+
+    Codes: ``protocol.frame`` (bad or oversized frame header), ``protocol.json`` (a body that is
+    not JSON-RPC 2.0), ``protocol.handshake`` (wrong first message, token or plugin id),
+    ``protocol.version`` (the plugin speaks another protocol version; the message names both).
+    """
+
+    default_code = "protocol.error"
