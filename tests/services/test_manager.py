@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from plughost.errors import PlughostError
@@ -280,7 +282,7 @@ async def test_config_and_permissions_pass_through_to_the_live_managers(service,
         greeting = "hi"
     """))
     current = await service.config("hello")
-    assert (current["config"]["greeting"], current["version"]) == ("hi", 0)
+    assert (current["config"]["greeting"], current["version"]) == ("hi", 1)  # 1: install
     changed = await service.set_config("hello", {"greeting": "hello", "token": "s3cret"},
                                        actor="test")
     assert changed["config"] == {"greeting": "hello", "token": "***"}
@@ -289,12 +291,19 @@ async def test_config_and_permissions_pass_through_to_the_live_managers(service,
         await service.set_config("hello", {"greeting": 5})
     assert info.value.code == "config.invalid"
     history = await service.config_history("hello")
-    assert [h["actor"] for h in history] == ["test"]
+    assert [(h["version"], h["action"], h["actor"]) for h in history] == [
+        (1, "install", "install"), (2, "set", "test")]
+    # One source of truth: the live managers wrote the plughost database.
+    stored = await asyncio.to_thread(service.repository.get_config, "hello")
+    assert (stored.revision, stored.config) == (2, {"greeting": "hello", "token": "s3cret"})
     restored = await service.restore_config("hello", 1)
-    assert restored["version"] == 2
+    assert restored["version"] == 3 and restored["config"]["greeting"] == "hi"
+    await service.set_config("hello", {"greeting": "hello"})
     assert await service.grants("hello") == ["net:api.example.com"]
     assert await service.revoke("hello", "net:api.example.com") == []
     assert await service.grant("hello", "net:*.example.org") == ["net:*.example.org"]
+    rows = await asyncio.to_thread(service.repository.list_grants, "hello")
+    assert [g.scope for g in rows] == ["net:*.example.org"]
     detail = await service.get("hello")
     assert detail.grants == ("net:*.example.org",) and detail.config["greeting"] == "hello"
     await service.uninstall("hello")
@@ -302,3 +311,69 @@ async def test_config_and_permissions_pass_through_to_the_live_managers(service,
     with pytest.raises(PlughostError) as info:
         await service.grants("hello")
     assert info.value.code == "plugin.not_found"
+
+
+async def test_grants_live_in_the_database_and_are_enforced_at_once(service, make_package,
+                                                                    state_snapshot):
+    perms = service.services.permissions
+    await service.install(make_package("hello", "1.0.0",
+                                       extra='permissions = ["net:api.example.com"]'))
+    rows = await asyncio.to_thread(service.repository.list_grants, "hello")
+    assert [g.scope for g in rows] == ["net:api.example.com"]
+    assert perms.allowed("hello", "net", "api.example.com:443")
+    assert not perms.allowed("hello", "net", "other.example.com:443")
+    # An update declaring a new scope grants it in its own transaction, effective at once.
+    await service.update("hello", make_package(
+        "hello", "1.1.0", extra='permissions = ["net:api.example.com", "fs:read:/srv/data"]'))
+    assert perms.allowed("hello", "fs:read", "/srv/data/x")
+    # A failed update declaring another scope leaves no grant behind.
+    before = state_snapshot(service.settings, service)
+    broken = make_package("hello", "2.0.0", extra='permissions = ["net:*"]', code="""
+        from plughost.sdk import Plugin
+
+        class Main(Plugin):
+            def activate(self, ctx):
+                raise RuntimeError("no")
+    """)
+    with pytest.raises(PlughostError):
+        await service.update("hello", broken)
+    assert state_snapshot(service.settings, service) == before
+    assert not perms.allowed("hello", "net", "evil.example:443")
+
+
+async def test_refresh_picks_up_grants_and_config_changed_elsewhere(trusted, make_package):
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted) as server:
+        await server.install(make_package("hello", extra="""
+            [config.defaults]
+            greeting = "hi"
+        """))
+        async with PluginService(trusted, start=False) as cli:
+            await cli.grant("hello", "net:api.example.com", actor="cli")
+            await cli.set_config("hello", {"greeting": "hey"}, actor="cli")
+        rows = await asyncio.to_thread(server.repository.list_grants, "hello")
+        assert [g.scope for g in rows] == ["net:api.example.com"]  # one database for both
+        assert "hello" in await server.refresh()
+        assert server.services.permissions.allowed("hello", "net", "api.example.com:443")
+        ctx = server.host.get("hello").context
+        assert ctx.config["greeting"] == "hey"
+
+
+async def test_permission_decisions_are_audited_beside_install_events(service, make_package):
+    await service.install(make_package("hello", extra='permissions = ["net:api.example.com"]'))
+    await service.grant("hello", "fs:read:/srv", actor="ops", reason="needs the data")
+    assert not service.services.permissions.allowed("hello", "net", "evil.example:443")
+    import contextlib
+
+    from plughost.errors import PermissionDenied
+
+    with contextlib.suppress(PermissionDenied):
+        service.services.permissions.check("hello", "net", "evil.example:443")
+    actions = [(e["action"], e["outcome"]) for e in await service.audit(plugin_id="hello")]
+    assert ("permission.grant", "ok") in actions
+    assert ("permission.check", "denied") in actions
+    assert ("plugin.install", "ok") in actions
+    events = service.services.permissions.audit.query(plugin="hello", action="grant")
+    assert ("fs:read:/srv", "ops", "needs the data") in [(e.scope, e.actor, e.reason)
+                                                         for e in events]

@@ -390,9 +390,22 @@ class Installer:
             progress("store", staged.fetched.size, staged.fetched.size)
         return key
 
-    def _granted(self, manifest: Manifest) -> list[str]:
+    def granted(self, manifest: Manifest, *, beyond: Iterable[str] = ()) -> list[str]:
+        """The scopes the grant policy grants ``manifest`` at install, as canonical scope
+        strings — only among those not already declared in ``beyond`` (the version being
+        replaced by an update or rollback).
+
+        :raises ScopeError: for a malformed scope in the manifest.
+        :raises InstallError: ``install.policy`` when the policy itself fails.
+        """
+        from plughost.services.stores import declared_scopes
+
+        already = set(beyond)
+        new = [s for s in declared_scopes(manifest.id, manifest.permissions) if s not in already]
+        if not new:
+            return []
         try:
-            return [str(s) for s in self.grant_policy(manifest.id, list(manifest.permissions))]
+            return [str(s) for s in self.grant_policy(manifest.id, new)]
         except PlughostError:
             raise
         except Exception as exc:
@@ -474,7 +487,7 @@ class Installer:
                         enabled: bool, actor: str) -> list[str]:
         data = manifest.to_dict()
         fetched = staged.fetched
-        granted = self._granted(manifest)
+        granted = self.granted(manifest)
         with self.repo.unit_of_work() as repo:
             repo.add_plugin(StoredPlugin.from_manifest(
                 data, checksum=staged.sha256, object_key=key, source=fetched.source,
@@ -484,7 +497,9 @@ class Installer:
                 object_key=key, manifest=data, size=fetched.size, cache_path=str(cache),
                 source=fetched.source, source_uri=fetched.source_uri,
                 signed_by=staged.verification.key_id if staged.verification.trusted else None))
-            repo.set_config(manifest.id, dict(manifest.config_defaults), changed_by="install")
+            # Version 1 of the config: no operator settings yet, so the manifest defaults
+            # (kept on the plugin row) apply. "actor|action" as the config manager records it.
+            repo.set_config(manifest.id, {}, changed_by=f"{actor or 'install'}|install")
             for scope in granted:
                 repo.grant(manifest.id, scope, granted_by=f"install:{actor or 'policy'}")
             repo.append_audit("plugin.install", actor=actor, plugin_id=manifest.id,

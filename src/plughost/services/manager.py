@@ -60,6 +60,12 @@ from plughost.services.installer import (
 from plughost.services.plugin_services import PluginServices
 from plughost.services.reconcile import ReconcileReport
 from plughost.services.sources import FetchPolicy, Progress
+from plughost.services.stores import (
+    RepositoryAuditLog,
+    RepositoryConfigStore,
+    RepositoryPermissionStore,
+    installed_aware_policy,
+)
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
 from plughost.services.views import PluginDetail, PluginInfo, PluginList, _iso
 from plughost.settings import HostSettings
@@ -211,7 +217,16 @@ class PluginService:
         self._host = host
         self._ops = HostOps(host, self._on_loop)
         if self._want_services:
-            services = PluginServices(s.home, policy=_scope_policy(self._grant_policy))
+            # One source of truth: installed plugins' grants, requests and config live in the
+            # database next to their rows; the installer grants in its own transaction.
+            services = PluginServices(
+                s.home,
+                policy=installed_aware_policy(_scope_policy(self._grant_policy),
+                                              self.repository),
+                permission_store=RepositoryPermissionStore(self.repository),
+                config_store=RepositoryConfigStore(self.repository),
+                # Duck-typed AuditLog (record/query/close) over audit_events.
+                audit=RepositoryAuditLog(self.repository))  # type: ignore[arg-type]
             services.install(host)
             self.services = services
             if self._start_plugins:
@@ -306,6 +321,14 @@ class PluginService:
                 async with self._serialised(record.id):
                     await self._ops.remove(record.id)
                     changed.append(record.id)
+        if self.services is not None:
+            # Grants and config the other process changed: re-read them.
+            self.services.permissions.refresh()
+            for pid in rows:
+                if pid in self.services.config.plugins() and host.registry.find(pid):
+                    with contextlib.suppress(PlughostError):
+                        if await self.services.config.refresh(pid) and pid not in changed:
+                            changed.append(pid)
         return changed
 
     async def _refresh_one(self, pid: str, row: StoredPlugin) -> bool:
@@ -487,7 +510,7 @@ class PluginService:
                     [g.scope for g in repo.list_grants(plugin_id)])
 
         stored, versions, config, grants = await asyncio.to_thread(load)
-        values = dict(config.config) if config else {}
+        values = {**(stored.default_config or {}), **(config.config if config else {})}
         revision = config.revision if config else 0
         if self.services is not None:
             # The live managers are the source of truth once attached.
@@ -705,6 +728,21 @@ class PluginService:
 
         await asyncio.to_thread(write)
 
+    async def _resync(self, plugin_id: str, *, installed_now: bool = False) -> None:
+        """After the installer's transaction: the permission and config managers re-read what it
+        wrote (grants, config version). During an install's activation the plugin had no row
+        yet, so its state lived in the fallback stores; that is dropped now."""
+        services = self.services
+        if services is None:
+            return
+        store = services.permissions.store
+        if installed_now and isinstance(store, RepositoryPermissionStore):
+            store.fallback.forget(plugin_id)
+        services.permissions.refresh(plugin_id)
+        if plugin_id in services.config.plugins() and self.host.registry.find(plugin_id):
+            with contextlib.suppress(PlughostError):
+                await services.config.refresh(plugin_id)
+
     async def _info_of(self, plugin_id: str) -> PluginInfo:
         stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
         return self._info(stored)
@@ -756,6 +794,7 @@ class PluginService:
                 result = await self._complete(
                     installer.install, staged, enabled=enable, actor=actor,
                     activate=hook, progress=progress)
+                await self._resync(plugin_id, installed_now=True)
                 if not enable:
                     self.host.registry.add(PluginRecord(
                         load_manifest(Path(result.cache_path)), Path(result.cache_path),
@@ -798,6 +837,7 @@ class PluginService:
                 result = await self._complete(
                     self.updater.update, plugin_id, staged, actor=actor, switch=hook,
                     progress=progress)
+                await self._resync(plugin_id)
                 await self._refresh_disabled(plugin_id)
                 await self._persist_states([plugin_id])
         except PlughostError as exc:
@@ -820,6 +860,7 @@ class PluginService:
 
                 result = await self._complete(self.updater.rollback, plugin_id, to,
                                                  actor=actor, switch=hook)
+                await self._resync(plugin_id)
                 await self._refresh_disabled(plugin_id)
                 await self._persist_states([plugin_id])
         except PlughostError as exc:

@@ -171,7 +171,7 @@ class Updater:
                         source_uri=staged.fetched.source_uri,
                         signed_by=(staged.verification.key_id
                                    if staged.verification.trusted else None)),
-                    defaults=manifest.config_defaults, crash="update.before_commit")
+                    manifest=manifest, previous=current.manifest, crash="update.before_commit")
                 timings["commit"] = time.perf_counter() - t0
             except BaseException:
                 if undo is not None:
@@ -242,8 +242,8 @@ class Updater:
                     crash_point("rollback.after_activate")
                 t0 = time.perf_counter()
                 self._commit(plugin_id, current.version, target.version, actor,
-                             "plugin.rollback", new=None, defaults=manifest.config_defaults,
-                             crash=None)
+                             "plugin.rollback", new=None, manifest=manifest,
+                             previous=current.manifest, crash=None)
                 timings["commit"] = time.perf_counter() - t0
             except BaseException:
                 if undo is not None:
@@ -262,25 +262,29 @@ class Updater:
         action: str,
         *,
         new: StoredVersion | None,
-        defaults: Mapping[str, Any],
+        manifest: Manifest,
+        previous: Mapping[str, Any],
         crash: str | None,
     ) -> list[StoredVersion]:
+        """One transaction: the version row (update), the current version, grants for scopes
+        the target version declares beyond the previous one (per the grant policy), pruning
+        beyond ``keep_versions``, and the audit event. The operator's config stays; the
+        target version's defaults (on the plugin row) apply to settings it does not set."""
+        from plughost.services.stores import declared_scopes
+
+        before = declared_scopes(plugin_id, previous.get("permissions") or ())
+        granted = self.installer.granted(manifest, beyond=before)
         with self.repo.unit_of_work() as repo:
             if new is not None:
                 repo.add_version(new)
             repo.set_current_version(plugin_id, new_version)
-            config = repo.get_config(plugin_id)
-            current = dict(config.config) if config is not None else {}
-            added = {k: v for k, v in defaults.items() if k not in current}
-            if added or config is None:
-                # New settings of the new version get their defaults; the operator's values
-                # for existing ones are kept.
-                repo.set_config(plugin_id, {**current, **added}, changed_by=action)
+            for scope in granted:
+                repo.grant(plugin_id, scope, granted_by=f"{action}:{actor or 'policy'}")
             pruned = repo.prune_versions(plugin_id, keep=self.settings.keep_versions,
                                          protect=(old,) if self.settings.keep_versions > 1
                                          else ())
             repo.append_audit(action, actor=actor, plugin_id=plugin_id,
-                              details={"from": old, "to": new_version,
+                              details={"from": old, "to": new_version, "granted": granted,
                                        "pruned": [v.version for v in pruned]})
             if crash is not None:
                 crash_point(crash)

@@ -55,10 +55,11 @@ def package(app: typer.Typer, tmp_path: Path, home: Path):
     invoke(app, "keygen", "--out", keys, "--name", "pub")
     assert invoke(app, "trust", "add", keys / "pub.pub", "--name", "publisher").exit_code == 0
 
-    def make(plugin_id: str, version: str = "1.0.0", deps: dict[str, str] | None = None) -> Path:
+    def make(plugin_id: str, version: str = "1.0.0", deps: dict[str, str] | None = None,
+             extra: str = "") -> Path:
         src = tmp_path / "src" / f"{plugin_id}-{version}"
         src.mkdir(parents=True)
-        toml = f'id = "{plugin_id}"\nversion = "{version}"\nentry = "main:Main"\n'
+        toml = f'id = "{plugin_id}"\nversion = "{version}"\nentry = "main:Main"\n' + extra
         if deps:
             toml += "[dependencies]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in deps.items())
         (src / "plugin.toml").write_text(toml)
@@ -163,3 +164,27 @@ def test_plugins_dir_keeps_listing_plain_folders(app, package, home, tmp_path) -
     (folder / "m.py").write_text("class M:\n    pass\n")
     listing = data(invoke(app, "list", "--plugins-dir", tmp_path / "folders", "--json"))
     assert [p["id"] for p in listing["plugins"]] == ["devplug"]
+
+
+def test_perms_and_config_commands_use_the_home_database(app, package, home) -> None:
+    """One source of truth: `plughost perms` / `plughost config` on a home with a database
+    change what install recorded and what the service enforces."""
+    pkg = package("hello", extra='permissions = ["net:api.example.com"]\n'
+                                 '[config.defaults]\ngreeting = "hi"\n')
+    invoke(app, "install", pkg)
+    granted = invoke(app, "perms", "grant", "hello", "fs:read:/srv/data")
+    assert granted.exit_code == 0, granted.output
+    assert invoke(app, "config", "set", "hello", "greeting=hey").exit_code == 0
+    info = data(invoke(app, "info", "hello", "--json"))
+    assert info["grants"] == ["net:api.example.com", "fs:read:/srv/data"]
+    assert info["config"]["greeting"] == "hey"
+    from plughost.settings import HostSettings
+    from plughost.storage.backends import open_storage
+
+    with open_storage(HostSettings(home=home)) as storage:
+        repo = storage.repository
+        assert [g.scope for g in repo.list_grants("hello")] == [
+            "net:api.example.com", "fs:read:/srv/data"]
+        assert repo.get_config("hello").config == {"greeting": "hey"}
+    events = data(invoke(app, "audit", "--plugin", "hello", "--json"))["events"]
+    assert ("grant", "fs:read:/srv/data") in [(e["action"], e["scope"]) for e in events]

@@ -116,8 +116,16 @@ def _manager(
 ) -> ConfigManager:
     if server:  # the same methods, over the HTTP API of that server
         return RemoteConfigManager(Remote(server.rstrip("/"), token or None))  # type: ignore[return-value]
+    from plughost.services.stores import config_store_for_home
+
+    database = None if store else config_store_for_home(home)  # installed plugins' config
     home = home or default_home()
-    manager = ConfigManager(open_config_store(store)) if store else ConfigManager.open(home)
+    if store:
+        manager = ConfigManager(open_config_store(store))
+    elif database is not None:
+        manager = ConfigManager(database)
+    else:
+        manager = ConfigManager.open(home)
     if plugin_id in manager.store.plugins():
         return manager
     from plughost.host import PluginHost

@@ -77,11 +77,9 @@ def cli_settings(home: Path | None) -> Any:
 
 def managed_settings(home: Path | None) -> Any | None:
     """The home's settings when it has a plugin database (else ``None``: plain folders)."""
-    settings = cli_settings(home)
-    url = settings.database_url
-    if url.startswith("sqlite:///"):
-        return settings if Path(url[len("sqlite:///"):]).is_file() else None
-    return settings
+    from plughost.services.stores import managed_settings as find
+
+    return find(home)
 
 
 def _state(state: str) -> str:

@@ -48,7 +48,13 @@ def _manager(home: Path | None, server: str | None = None,
              token: str | None = None) -> PermissionManager:
     if server:  # the same methods, over the HTTP API of that server
         return RemotePermissionManager(Remote(server.rstrip("/"), token or None))  # type: ignore[return-value]
-    return PermissionManager((home or default_home()) / "security.db")
+    # A home with a plugin database keeps installed plugins' grants there (one source of
+    # truth with `plughost install` and the running service).
+    from plughost.services.stores import audit_log_for_home, permission_store_for_home
+
+    return PermissionManager((home or default_home()) / "security.db",
+                             store=permission_store_for_home(home),
+                             audit=audit_log_for_home(home))  # type: ignore[arg-type]
 
 
 def parse_since(text: str, *, now: float | None = None) -> float:
