@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,9 @@ def test_remote_config_and_perms_match_local_output(
 
     done = _cli("config", "set", "tuned", "channel=#ops", "token=s3cr3t", *remote)
     assert done.exit_code == 0, done.output
-    assert "tuned config is now version 1 (set)" in done.stdout
+    match = re.search(r"tuned config is now version (\d+) \(set\)", done.stdout)
+    assert match, done.stdout
+    version = int(match.group(1))
     remote_get = json.loads(_cli("config", "get", "tuned", "--json", *remote).stdout)
     local_get = json.loads(_cli("config", "get", "tuned", "--json", "--home", str(home)).stdout)
     assert remote_get == local_get
@@ -161,8 +164,9 @@ def test_remote_config_and_perms_match_local_output(
     assert history.stdout == _cli("config", "history", "tuned", "--json",
                                   "--home", str(home)).stdout
     assert "s3cr3t" not in history.stdout
-    done = _cli("config", "restore", "tuned", "1", *remote)
-    assert done.exit_code == 0 and "config is now version 2 (restore 1)" in done.stdout
+    done = _cli("config", "restore", "tuned", str(version), *remote)
+    assert done.exit_code == 0, done.output
+    assert f"config is now version {version + 1} (restore {version})" in done.stdout
 
     done = _cli("perms", "grant", "tuned", "fs:read:/srv/data", *remote)
     assert done.exit_code == 0, done.output
