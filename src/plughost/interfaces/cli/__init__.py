@@ -21,6 +21,8 @@ COMMAND_MODULES: list[str] = [
     "manage",
     "config",
     "perms",
+    "serve",
+    "token",
 ]
 
 

@@ -29,6 +29,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from plughost.interfaces.cli._backend import (
+    ServerOption,
+    TokenOption,
+    run_backend,
+    target,
+)
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
@@ -36,7 +42,6 @@ from plughost.interfaces.cli._common import (
     err_console,
     handle_errors,
     print_json,
-    run_async,
 )
 
 __all__ = ["cli_settings", "managed_settings", "register"]
@@ -82,16 +87,9 @@ def _state(state: str) -> str:
     return f"[{style}]{state}[/]" if style else state
 
 
-def _with_service(settings: Any, fn: Callable[[Any], Awaitable[T]], **options: Any) -> T:
-    from plughost.services.manager import PluginService
-
-    start = options.pop("start", False)
-
-    async def go() -> T:
-        async with PluginService(settings, start=start, **options) as svc:
-            return await fn(svc)
-
-    return run_async(go)  # type: ignore[no-any-return]
+def _with_service(where: Any, fn: Callable[[Any], Awaitable[T]], **options: Any) -> T:
+    """Run ``fn`` against the home's service, or the server when ``where`` is remote."""
+    return run_backend(where, fn, **options)
 
 
 @contextmanager
@@ -123,6 +121,8 @@ def install_cmd(
         "--no-activate", help="Do not activate it now (it is still checked and recorded).")
     ] = False,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     allow_private_urls: AllowPrivateOption = False,
     allow_http: AllowHttpOption = False,
     as_json: JsonOption = False,
@@ -130,7 +130,7 @@ def install_cmd(
     """Verify, unpack, resolve, record and enable a plugin package (file or https URL)."""
     with handle_errors(as_json=as_json), _progress(not as_json) as progress:
         result = _with_service(
-            cli_settings(home),
+            target(home, server, token),
             lambda svc: svc.install(source, sha256=sha256, enable=not no_enable,
                                     activate=not no_activate, progress=progress, actor="cli"),
             allow_private_urls=allow_private_urls, allow_http_urls=allow_http)
@@ -151,6 +151,8 @@ def update_cmd(
     source: SourceArgument,
     sha256: Sha256Option = None,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     allow_private_urls: AllowPrivateOption = False,
     allow_http: AllowHttpOption = False,
     as_json: JsonOption = False,
@@ -158,7 +160,7 @@ def update_cmd(
     """Install a new version beside the current one and switch to it (state handed over)."""
     with handle_errors(as_json=as_json), _progress(not as_json) as progress:
         result = _with_service(
-            cli_settings(home),
+            target(home, server, token),
             lambda svc: svc.update(plugin_id, source, sha256=sha256, progress=progress,
                                    actor="cli"),
             allow_private_urls=allow_private_urls, allow_http_urls=allow_http)
@@ -181,20 +183,23 @@ def rollback_cmd(
         "--to", help="The kept version to return to (default: the previous one).",
         metavar="VERSION", show_default=False)] = None,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Return to a kept version (`plughost versions ID` lists them)."""
     with handle_errors(as_json=as_json):
-        result = _with_service(cli_settings(home),
+        result = _with_service(target(home, server, token),
                                lambda svc: svc.rollback(plugin_id, to, actor="cli"))
     _print_switch(result, "rolled back", as_json)
 
 
 def versions_cmd(plugin_id: IdArgument, home: HomeOption = None,
+                 server: ServerOption = None, token: TokenOption = None,
                  as_json: JsonOption = False) -> None:
     """List the kept versions of a plugin, newest install first."""
     with handle_errors(as_json=as_json):
-        versions = _with_service(cli_settings(home), lambda svc: svc.versions(plugin_id))
+        versions = _with_service(target(home, server, token), lambda svc: svc.versions(plugin_id))
     if as_json:
         print_json([v.to_dict() for v in versions])
         return
@@ -215,12 +220,14 @@ def uninstall_cmd(
     keep_data: Annotated[bool, typer.Option(
         "--keep-data", help="Keep the plugin's private data directory.")] = False,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Remove a plugin: rows, package blobs, unpacked files and its data (refused while
     needed)."""
     with handle_errors(as_json=as_json):
-        result = _with_service(cli_settings(home),
+        result = _with_service(target(home, server, token),
                                lambda svc: svc.uninstall(plugin_id, cascade=cascade,
                                                          keep_data=keep_data, actor="cli"))
     if as_json:
@@ -232,19 +239,21 @@ def uninstall_cmd(
 
 
 def enable_cmd(plugin_id: IdArgument, home: HomeOption = None,
+               server: ServerOption = None, token: TokenOption = None,
                as_json: JsonOption = False) -> None:
     """Enable a plugin: it is loaded at start again (and checked to activate now)."""
     with handle_errors(as_json=as_json):
-        info = _with_service(cli_settings(home),
+        info = _with_service(target(home, server, token),
                              lambda svc: svc.enable(plugin_id, actor="cli"))
     _print_info(info, "enabled", as_json)
 
 
 def disable_cmd(plugin_id: IdArgument, home: HomeOption = None,
+                server: ServerOption = None, token: TokenOption = None,
                 as_json: JsonOption = False) -> None:
     """Disable a plugin: not loaded at start, still installed (refused while needed)."""
     with handle_errors(as_json=as_json):
-        info = _with_service(cli_settings(home),
+        info = _with_service(target(home, server, token),
                              lambda svc: svc.disable(plugin_id, actor="cli"))
     _print_info(info, "disabled", as_json)
 

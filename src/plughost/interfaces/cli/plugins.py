@@ -12,6 +12,7 @@ from plughost.core.lifecycle import State
 from plughost.core.manifest import validate_manifest_file
 from plughost.host import PluginHost
 from plughost.interfaces.cli import manage
+from plughost.interfaces.cli._backend import ServerOption, TokenOption, target
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
@@ -52,9 +53,11 @@ _TRUST_NOTE = (
 )
 
 
-def _managed(home: Path | None) -> Any:
-    # A home with a plugin database lists what is installed there (plughost install ...);
-    # --plugins-dir always means plain folders.
+def _managed(home: Path | None, server: str | None = None, token: str | None = None) -> Any:
+    # A server (--server) or a home with a plugin database lists what is installed there
+    # (plughost install ...); --plugins-dir always means plain folders.
+    if server:
+        return target(home, server, token)
     with handle_errors():
         return manage.managed_settings(home)
 
@@ -80,6 +83,8 @@ def _state_text(state: str) -> str:
 def list_plugins(
     plugins_dir: PluginsDirOption = None,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     type_: Annotated[
         str | None, typer.Option("--type", "-t", help="Only plugins of this type (e.g. notify).")
     ] = None,
@@ -101,7 +106,7 @@ def list_plugins(
                 f"choose from {', '.join(s.value for s in State)}"
             )
             raise typer.Exit(2)
-        if plugins_dir is None and (managed := _managed(home)) is not None:
+        if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
             return manage.list_installed(managed, type_=type_, state=state, as_json=as_json)
         host = _discover(plugins_dir, home)
         records = host.list(type=type_, state=state)
@@ -139,10 +144,12 @@ def info(
     plugin_id: Annotated[str, typer.Argument(help="The plugin id.", metavar="ID")],
     plugins_dir: PluginsDirOption = None,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show everything about one plugin: manifest, dependencies, dependents, permissions."""
-    if plugins_dir is None and (managed := _managed(home)) is not None:
+    if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
         return manage.info_installed(managed, plugin_id, as_json=as_json)
     with handle_errors(as_json=as_json):
         host = _discover(plugins_dir, home)
@@ -215,6 +222,8 @@ def status(
     ] = None,
     plugins_dir: PluginsDirOption = None,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     activate: Annotated[
         bool,
         typer.Option(
@@ -225,7 +234,7 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show the host's state: counts by state, failures with their phase and a suggested fix."""
-    if plugins_dir is None and (managed := _managed(home)) is not None:
+    if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
         return manage.status_installed(managed, plugin_id, activate=activate, as_json=as_json)
     with handle_errors(as_json=as_json):
         host = _host(plugins_dir, home)
