@@ -29,6 +29,7 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   ├── PluginTimeout (TimeoutError)           code: plugin.timeout
     │   ├── PluginCrashed                          code: plugin.crashed
     │   └── PluginUnavailable                      code: plugin.unavailable
+    │   └── PluginProtocolError                    code: plugin.protocol  (broke the wire/ABI)
     ├── PermissionDenied (PermissionError)         code: permission.denied
     └── OperationRefused                           code: operation.refused
 
@@ -60,6 +61,7 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "PluginNotFound",
+    "PluginProtocolError",
     "PluginTimeout",
     "PluginUnavailable",
     "Problem",
@@ -291,3 +293,9 @@ class OperationRefused(PlughostError):
     """An operation was refused before it changed anything (e.g. already installed)."""
 
     default_code = "operation.refused"
+
+
+class PluginProtocolError(PluginError):
+    """The plugin broke its runtime's protocol or ABI (bad pointer, oversized or invalid JSON)."""
+
+    default_code = "plugin.protocol"

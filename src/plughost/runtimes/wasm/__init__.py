@@ -1,0 +1,22 @@
+"""The WebAssembly runtime: ``runtime = "wasm"`` plugins run in wasmtime sandboxes.
+
+See ``docs/wasm-abi.md`` for the ABI a plugin module implements. Needs the ``wasm`` extra
+(``pip install 'plughost[wasm]'``).
+"""
+
+from plughost.runtimes.wasm.bindings import FsGrant, PermissionChecker, WasmBindings
+from plughost.runtimes.wasm.cache import ModuleCache
+from plughost.runtimes.wasm.instance import WasmInstance, WasmLimits
+from plughost.runtimes.wasm.runtime import WasmRuntime, bindings_from_context, limits_from_manifest
+
+__all__ = [
+    "FsGrant",
+    "ModuleCache",
+    "PermissionChecker",
+    "WasmBindings",
+    "WasmInstance",
+    "WasmLimits",
+    "WasmRuntime",
+    "bindings_from_context",
+    "limits_from_manifest",
+]

@@ -1,0 +1,763 @@
+"""One running wasm plugin: its own ``Store``, its limits, and the fast call paths into it.
+
+Ownership: the instance owns its store and closes it explicitly (``stop``/``close``/after a
+trap); nothing relies on ``__del__``. After ``close()`` every call raises
+:class:`PluginUnavailable`.
+
+Calls run synchronously on the caller's thread (a trivial export costs microseconds; handing it
+to a thread pool would cost a hundred times more). Runaway code cannot block the caller past its
+limits: fuel is refilled to ``limits.fuel`` before each call and the store's epoch deadline is set
+from the call's timeout; the runtime's ticker thread advances the epoch while the call runs with
+the GIL released. A trap (timeout, memory cap, crash) discards the store, and the next call runs
+in a fresh one with ``plughost_activate`` run again: a crashed sandbox never serves another call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+
+from plughost.errors import (
+    PermissionDenied,
+    PlughostError,
+    PluginActivationError,
+    PluginCrashed,
+    PluginError,
+    PluginProtocolError,
+    PluginTimeout,
+    PluginUnavailable,
+)
+from plughost.runtimes.base import Export, Health
+
+from . import _ffi, abi
+from ._ffi import TRAPPED, make_invoker
+from .bindings import HostDispatch, LogLimiter, WasmBindings
+from .compiled import HANDLER_SIGNATURE, CompiledPlugin
+
+if TYPE_CHECKING:
+    from .runtime import WasmRuntime
+
+__all__ = ["WasmInstance", "WasmLimits"]
+
+log = logging.getLogger(__name__)
+
+_PAGE = 65536
+_UNLIMITED_FUEL = 1 << 62
+_MiB = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class WasmLimits:
+    """Limits in force for one wasm instance (the manifest's, filled in with runtime defaults).
+
+    :param timeout: wall-clock seconds per call (epoch deadline); also bounds activation.
+    :param memory: bytes of linear memory the store may hold; growth past it is refused.
+    :param fuel: fuel units per call (roughly one per wasm instruction); None = unmetered.
+    :param output: bytes/s of log output (``log`` host calls and WASI stdout/stderr).
+    :param max_message: largest JSON message, in bytes, accepted in either direction.
+    """
+
+    timeout: float = 10.0
+    memory: int | None = 64 * _MiB
+    fuel: int | None = None
+    output: int = 64 * 1024
+    max_message: int = 4 * _MiB
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise ValueError(f"wasm timeout must be positive seconds, got {self.timeout!r}")
+        if self.memory is not None and self.memory < _PAGE:
+            raise ValueError(f"wasm memory limit must be at least one 64 KiB page, got {self.memory}")
+        if self.fuel is not None and self.fuel <= 0:
+            raise ValueError(f"wasm fuel must be a positive number of units, got {self.fuel!r}")
+
+
+def _fmt_bytes(n: int) -> str:
+    if n % _MiB == 0:
+        return f"{n // _MiB} MiB"
+    if n % 1024 == 0:
+        return f"{n // 1024} KiB"
+    return f"{n} bytes"
+
+
+@dataclass(slots=True)
+class _Live:
+    """Everything tied to one store: replaced wholesale when the store is recycled."""
+
+    store: wasmtime.Store
+    ctx: int
+    instance: wasmtime.Instance
+    keep: list[Any] = field(default_factory=list)  # Func/Memory objects whose structs we address
+    memory_addr: int = 0
+
+
+class WasmInstance:
+    """A loaded wasm plugin (implements :class:`plughost.runtimes.base.PluginInstance`)."""
+
+    def __init__(
+        self,
+        runtime: WasmRuntime,
+        compiled: CompiledPlugin,
+        plugin_id: str,
+        limits: WasmLimits,
+        *,
+        declared_commands: Sequence[str] = (),
+        root: Path | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._compiled = compiled
+        self._plugin_id = plugin_id
+        self.limits = limits
+        self.root = root
+        self._declared_commands = tuple(declared_commands)
+        self._lock = threading.Lock()
+        self._host_thread: int | None = None  # thread serving a host call for this instance
+        self._live: _Live | None = None
+        self._ctx: int | None = None  # hot-path copy of self._live.ctx
+        self._fuel = limits.fuel or _UNLIMITED_FUEL
+        self._ticks = runtime.ticker.ticks_for(limits.timeout)
+        self._bindings: WasmBindings | None = None
+        self._dispatch: HostDispatch | None = None
+        self._exports: tuple[Export, ...] = ()
+        self._closed = False
+        self._failed: PluginError | None = None
+        # name -> [func address]: one mutable cell per export, re-pointed when the store changes
+        self._cells: dict[str, list[int]] = {}
+        self._invokers: dict[str, tuple[_ffi.RawCall, Callable[..., Any]]] = {}
+        for name, (params, results) in compiled.functions.items():
+            raw = _ffi.RawCall.for_signature(name, params, results)
+            self._invokers[name] = (raw, make_invoker(raw))
+            self._cells[name] = [0]
+        self.counters = {
+            "calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0,
+            "denied": 0, "log_dropped_bytes": 0,
+        }
+
+    # -- PluginInstance -------------------------------------------------------------------------
+
+    @property
+    def plugin_id(self) -> str:
+        """The plugin's id."""
+        return self._plugin_id
+
+    @property
+    def active(self) -> bool:
+        """True between a successful ``start`` and ``stop``."""
+        return self._live is not None and self._bindings is not None
+
+    async def start(self, context: Any) -> Sequence[Export]:
+        """Create the store, instantiate, run ``plughost_activate``; return what it provides.
+
+        ``context`` is a :class:`WasmBindings` or anything the runtime's bindings factory accepts
+        (normally a ``PluginContext``).
+        """
+        return self.start_sync(context)
+
+    def start_sync(self, context: Any) -> Sequence[Export]:
+        """Synchronous :meth:`start`."""
+        self._ensure_open()
+        if self.active:
+            return self._exports
+        bindings = context if isinstance(context, WasmBindings) else self._runtime.bindings_for(
+            context, self
+        )
+        self._bindings = bindings
+        logger = bindings.logger or logging.getLogger(f"plughost.plugin.{self._plugin_id}")
+        self._dispatch = HostDispatch(self._plugin_id, bindings, LogLimiter(logger, self.limits.output))
+        self._failed = None
+        try:
+            self._instantiate()
+            self._exports = tuple(self._discover_exports())
+        except BaseException:
+            self._drop_store()
+            self._bindings = None
+            raise
+        return self._exports
+
+    async def call(
+        self,
+        target: str,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """Invoke the JSON handler export ``target`` with ``kwargs`` as its JSON request."""
+        return self.call_sync(target, kwargs, timeout=timeout)
+
+    def call_sync(
+        self,
+        target: str,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """Synchronous :meth:`call` (what :meth:`local_callable` wraps)."""
+        if not self._compiled.is_handler(target):
+            raise self._no_handler(target)
+        try:
+            data = json.dumps(
+                {} if kwargs is None else dict(kwargs), separators=(",", ":"), ensure_ascii=False
+            ).encode()
+        except (TypeError, ValueError) as exc:
+            raise PluginError(
+                f"arguments for {target!r} are not JSON-serialisable: {exc}",
+                plugin_id=self._plugin_id,
+            ) from None
+        out = self._call_json(target, data, timeout)
+        return None if out is None else abi.decode_envelope(out, what=self._what(target))
+
+    async def health(self) -> Health:
+        """Healthy while active and not failed; ``data`` carries the counters and memory size."""
+        data = dict(self.stats())
+        if self._closed:
+            return Health(False, "closed", data)
+        if self._failed is not None:
+            return Health(False, f"failed: {self._failed.message}", data)
+        if not self.active:
+            return Health(False, "not active", data)
+        return Health(True, "ok", data)
+
+    async def stop(self) -> None:
+        """Run ``plughost_deactivate`` (if exported) and discard the store; idempotent."""
+        self.stop_sync()
+
+    def stop_sync(self) -> None:
+        """Synchronous :meth:`stop`."""
+        if self._live is None:
+            self._bindings = None
+            return
+        try:
+            if self._bindings is not None and self._compiled.is_handler(abi.DEACTIVATE):
+                out = self._call_json(abi.DEACTIVATE, b"{}", None, recycle=False)
+                if out is not None:
+                    abi.decode_envelope(out, what=self._what(abi.DEACTIVATE))
+        except PlughostError as exc:
+            log.warning("[%s] deactivate failed: %s", self._plugin_id, exc)
+        finally:
+            self._drop_store()
+            self._bindings = None
+
+    async def close(self) -> None:
+        """Deactivate if needed and release the store for good; idempotent."""
+        self.close_sync()
+
+    def close_sync(self) -> None:
+        """Synchronous :meth:`close`."""
+        if self._closed:
+            return
+        try:
+            self.stop_sync()
+        finally:
+            self._closed = True
+            self._runtime._forget(self)
+
+    def stats(self) -> Mapping[str, Any]:
+        """Counters: calls, errors, timeouts, crashes, restarts, denied, memory, log drops."""
+        out: dict[str, Any] = dict(self.counters)
+        if self._dispatch is not None:
+            out["denied"] = self._dispatch.denied
+            out["host_calls"] = self._dispatch.host_calls
+            out["log_dropped_bytes"] = self._dispatch.limiter.dropped_bytes
+        out["memory_bytes"] = self.memory_bytes()
+        out["cache"] = self._compiled.cache_source
+        return out
+
+    def local_callable(self, target: str) -> Callable[..., Any] | None:
+        """A synchronous ``fn(**kwargs)`` for a JSON handler: skips the coroutine machinery."""
+        if not self._compiled.is_handler(target):
+            return None
+        call = self.call_sync
+
+        def invoke(**kwargs: Any) -> Any:
+            return call(target, kwargs)
+
+        invoke.__name__ = target
+        return invoke
+
+    # -- extras -----------------------------------------------------------------------------------
+
+    @property
+    def exports(self) -> tuple[Export, ...]:
+        """What the plugin provided at its last ``start``."""
+        return self._exports
+
+    def memory_bytes(self) -> int:
+        """Current size of the linear memory (0 when no store)."""
+        live = self._live
+        if live is None:
+            return 0
+        return int(_ffi.memory_size(live.ctx, live.memory_addr))
+
+    def export_function(self, name: str) -> Callable[..., Any]:
+        """A fast synchronous caller for a numeric export (i32/i64/f32/f64 params and results).
+
+        The signature was read once at load time; the returned function checks each argument's
+        type and range, refills fuel, sets the deadline, makes the raw unchecked call and maps a
+        trap to :class:`PluginTimeout` / :class:`PluginCrashed` like any other call.
+        """
+        if name not in self._invokers:
+            exported = ", ".join(sorted(self._compiled.functions)) or "none"
+            raise PluginError(
+                f"{self._plugin_id} has no exported function {name!r} with i32/i64/f32/f64 "
+                f"types; exported: {exported}",
+                plugin_id=self._plugin_id,
+            )
+        raw, invoke = self._invokers[name]
+        cell = self._cells[name]
+        acquire, release = self._lock.acquire, self._lock.release
+        set_fuel, set_deadline = _ffi.set_fuel, _ffi.set_epoch_deadline
+        counters = self.counters
+        inst = self
+
+        def fast(*args: Any) -> Any:
+            if not acquire(False):
+                inst._wait_turn()
+            try:
+                ctx = inst._ctx
+                if ctx is None:
+                    raise inst._not_callable()
+                set_fuel(ctx, inst._fuel)
+                set_deadline(ctx, inst._ticks)
+                counters["calls"] += 1
+                result = invoke(ctx, cell[0], *args)
+                if result is not TRAPPED:
+                    return result
+                exc = inst._trap_error(raw, name, inst.limits.timeout)
+                inst._drop_store()  # never run another call in a store that trapped
+            finally:
+                release()
+            inst._after_failure(exc, restart=True)
+            raise exc
+
+        fast.__name__ = name
+        fast.__qualname__ = f"{self._plugin_id}.{name}"
+        return fast
+
+    # -- internals: store management --------------------------------------------------------------
+
+    def _instantiate(self) -> None:
+        """Make a fresh store + instance and run ``plughost_activate``."""
+        rt = self._runtime
+        store = wasmtime.Store(rt.engine)
+        try:
+            if self.limits.memory is not None:
+                store.set_limits(memory_size=self.limits.memory)
+            if self._compiled.uses_wasi:
+                store.set_wasi(self._wasi_config())
+            store.set_fuel(self._fuel)
+            store.set_epoch_deadline(self._ticks)
+            rt.ticker.ensure_started()
+            try:
+                instance = self._compiled.pre.instantiate(store)
+            except wasmtime.Trap as exc:
+                raise PluginActivationError(
+                    f"{self._plugin_id}: the module's start function trapped: "
+                    f"{_first_line(exc)}",
+                    plugin_id=self._plugin_id, phase="activate",
+                ) from None
+            except wasmtime.WasmtimeError as exc:
+                text = _first_line(exc)
+                hint = ""
+                if "memory" in text and self.limits.memory is not None:
+                    hint = (f" (the memory limit is {_fmt_bytes(self.limits.memory)}; raise "
+                            "limits.memory or shrink the module's initial memory)")
+                raise PluginActivationError(
+                    f"{self._plugin_id}: cannot instantiate: {text}{hint}",
+                    plugin_id=self._plugin_id, phase="activate",
+                ) from None
+        except BaseException:
+            store.close()
+            raise
+        exports = instance.exports(store)
+        ctx = _ffi.context_address(store)
+        live = _Live(store, ctx, instance)
+        memory = exports[abi.MEMORY]
+        live.keep.append(memory)
+        live.memory_addr = ctypes.addressof(memory._memory)  # type: ignore[union-attr]
+        for name, cell in self._cells.items():
+            func = exports[name]
+            live.keep.append(func)
+            cell[0] = _ffi.func_address(func)
+        self._live = live
+        self._ctx = ctx
+        rt._adopt(ctx, self)
+        if self._compiled.is_handler(abi.ACTIVATE):
+            request = json.dumps(
+                {"plugin_id": self._plugin_id, "config": dict(self._bindings.config if self._bindings else {}),
+                 "abi": abi.ABI_VERSION},
+                separators=(",", ":"),
+            ).encode()
+            try:
+                out = self._call_json(abi.ACTIVATE, request, None, recycle=False)
+                if out is not None:
+                    abi.decode_envelope(out, what=self._what(abi.ACTIVATE))
+            except PlughostError as exc:
+                self._drop_store()
+                raise PluginActivationError(
+                    f"{self._plugin_id}: plughost_activate failed: {exc.message}",
+                    plugin_id=self._plugin_id, phase="activate",
+                    details={"cause": exc.to_dict()},
+                ) from exc
+
+    def _wasi_config(self) -> wasmtime.WasiConfig:
+        wasi = wasmtime.WasiConfig()
+        # no argv, no environment, no inherited stdio: stdout/stderr go to the rate-limited log
+        assert self._dispatch is not None
+        limiter = self._dispatch.limiter
+        wasi.stdout_custom = lambda data: limiter.emit(logging.INFO, _decode(data))
+        wasi.stderr_custom = lambda data: limiter.emit(logging.WARNING, _decode(data))
+        for grant in self._bindings.fs if self._bindings else ():
+            host = Path(grant.host_path)
+            if not host.is_dir():
+                raise PluginActivationError(
+                    f"{self._plugin_id}: granted directory {str(host)!r} does not exist or is "
+                    "not a directory; create it or remove the grant",
+                    plugin_id=self._plugin_id, phase="activate",
+                )
+            wasi.preopen_dir(str(host.resolve()), grant.guest_path, not grant.read_only)
+        return wasi
+
+    def _drop_store(self) -> None:
+        live, self._live, self._ctx = self._live, None, None
+        if live is None:
+            return
+        self._runtime._release(live.ctx)
+        for cell in self._cells.values():
+            cell[0] = 0
+        live.keep.clear()
+        live.store.close()
+
+    def _recycle(self) -> None:
+        """After a trap: throw the store away and start a fresh one (re-running activate)."""
+        self._drop_store()
+        if self._closed or self._bindings is None:
+            return
+        self.counters["restarts"] += 1
+        try:
+            self._instantiate()
+        except PlughostError as exc:
+            self._failed = exc if isinstance(exc, PluginError) else PluginError(
+                exc.message, plugin_id=self._plugin_id
+            )
+            log.error("[%s] could not restart the sandbox after a trap: %s", self._plugin_id, exc)
+
+    # -- internals: the JSON call path ------------------------------------------------------------
+
+    def _call_json(
+        self, name: str, data: bytes, timeout: float | None, *, recycle: bool = True
+    ) -> bytes | None:
+        """alloc + copy in + call + copy out + dealloc, under one fuel budget and deadline."""
+        limits = self.limits
+        if len(data) > limits.max_message:
+            raise PluginProtocolError(
+                f"request for {self._what(name)} is {len(data)} bytes; the limit is "
+                f"{limits.max_message} (limits.max_message)", plugin_id=self._plugin_id,
+            )
+        if not self._lock.acquire(False):
+            self._wait_turn()
+        try:
+            ctx = self._ctx
+            if ctx is None:
+                raise self._not_callable()
+            live = self._live
+            assert live is not None
+            seconds = limits.timeout if timeout is None else min(timeout, limits.timeout)
+            ticks = self._ticks if timeout is None else self._runtime.ticker.ticks_for(seconds)
+            _ffi.set_fuel(ctx, self._fuel)
+            _ffi.set_epoch_deadline(ctx, ticks)
+            self.counters["calls"] += 1
+            try:
+                return self._exchange(live, name, data, seconds)
+            except PlughostError as exc:
+                failure = exc
+                if getattr(exc, "_wasm_trapped", False):
+                    self._drop_store()  # never run another call in a store that trapped
+        finally:
+            self._lock.release()
+        # outside the lock: restarting runs plughost_activate, which takes the lock itself
+        self._after_failure(failure, restart=recycle)
+        raise failure
+
+    def _after_failure(self, exc: PlughostError, *, restart: bool) -> None:
+        self.counters["errors"] += 1
+        if isinstance(exc, PluginTimeout):
+            self.counters["timeouts"] += 1
+        elif isinstance(exc, PluginCrashed):
+            self.counters["crashes"] += 1
+        if restart and self._live is None and getattr(exc, "_wasm_trapped", False):
+            self._recycle()
+
+    def _exchange(self, live: _Live, name: str, data: bytes, seconds: float) -> bytes | None:
+        ctx, mem = live.ctx, live.memory_addr
+        alloc_raw, alloc = self._invokers[abi.ALLOC]
+        dealloc_raw, dealloc = self._invokers[abi.DEALLOC]
+        raw, handler = self._invokers[name]
+        n = len(data)
+        ptr = alloc(ctx, self._cells[abi.ALLOC][0], n)
+        if ptr is TRAPPED:
+            raise self._trap_error(alloc_raw, abi.ALLOC, seconds)
+        ptr &= 0xFFFFFFFF
+        self._check_span(ctx, mem, ptr, n, f"alloc({n})", allocating=True)
+        ctypes.memmove(_ffi.memory_base(ctx, mem) + ptr, data, n)
+        result = handler(ctx, self._cells[name][0], ptr, n)
+        if result is TRAPPED:
+            raise self._trap_error(raw, name, seconds)
+        out: bytes | None = None
+        if result != 0:
+            rptr, rlen = abi.unpack(result)
+            if rlen > self.limits.max_message:
+                raise PluginProtocolError(
+                    f"{self._what(name)} returned a {_fmt_bytes(rlen)} message; the limit is "
+                    f"{_fmt_bytes(self.limits.max_message)} (limits.max_message)",
+                    plugin_id=self._plugin_id, details={"size": rlen},
+                )
+            self._check_span(ctx, mem, rptr, rlen, f"the result of {name}")
+            out = ctypes.string_at(_ffi.memory_base(ctx, mem) + rptr, rlen)
+            if dealloc(ctx, self._cells[abi.DEALLOC][0], rptr, rlen) is TRAPPED:
+                raise self._trap_error(dealloc_raw, abi.DEALLOC, seconds)
+        if dealloc(ctx, self._cells[abi.DEALLOC][0], ptr, n) is TRAPPED:
+            raise self._trap_error(dealloc_raw, abi.DEALLOC, seconds)
+        return out
+
+    def _check_span(
+        self, ctx: int, mem: int, ptr: int, length: int, what: str, *, allocating: bool = False
+    ) -> None:
+        size = int(_ffi.memory_size(ctx, mem))
+        if (ptr == 0 and length and allocating) or ptr + length > size:
+            if allocating and self.limits.memory is not None and size + max(length, _PAGE) > self.limits.memory:
+                raise self._memory_exceeded(size)
+            raise PluginProtocolError(
+                f"{self._plugin_id}: {what} points at bytes {ptr}..{ptr + length}, outside its "
+                f"{size}-byte linear memory (or alloc returned 0): the module breaks the ABI",
+                plugin_id=self._plugin_id,
+            )
+
+    # -- internals: host functions ----------------------------------------------------------------
+
+    def _serve_host(self, op: str, ctx: int, ptr: int, length: int) -> int:
+        """Run a JSON host function for the guest; return the packed response (0 = ok null)."""
+        live = self._live
+        dispatch = self._dispatch
+        if live is None or dispatch is None:
+            raise PluginUnavailable("host call on a store that is gone", plugin_id=self._plugin_id)
+        me = threading.get_ident()
+        previous, self._host_thread = self._host_thread, me
+        try:
+            try:
+                if length > self.limits.max_message:
+                    raise PluginProtocolError(
+                        f"{op} request is {_fmt_bytes(length)}; the limit is "
+                        f"{_fmt_bytes(self.limits.max_message)}", plugin_id=self._plugin_id,
+                    )
+                self._check_span(ctx, live.memory_addr, ptr, length, f"the {op} request")
+                raw = ctypes.string_at(_ffi.memory_base(ctx, live.memory_addr) + ptr, length)
+                value = dispatch.call(op, json.loads(raw))
+                if value is None:
+                    return 0
+                body = abi.encode_ok(value)
+            except (PlughostError, ValueError, TypeError, LookupError, OSError) as exc:
+                if isinstance(exc, PermissionDenied):
+                    log.info("[%s] denied %s: %s", self._plugin_id, op, exc.message)
+                body = abi.encode_error(exc)
+            return self._write_guest(ctx, live, body)
+        finally:
+            self._host_thread = previous
+
+    def _serve_log(self, ctx: int, level: int, ptr: int, length: int) -> None:
+        live, dispatch = self._live, self._dispatch
+        if live is None or dispatch is None:
+            return
+        length = min(length, self.limits.max_message)
+        self._check_span(ctx, live.memory_addr, ptr, length, "the log message")
+        raw = ctypes.string_at(_ffi.memory_base(ctx, live.memory_addr) + ptr, length)
+        dispatch.log(level, _decode(raw))
+
+    def _write_guest(self, ctx: int, live: _Live, body: bytes) -> int:
+        alloc_raw, alloc = self._invokers[abi.ALLOC]
+        n = len(body)
+        ptr = alloc(ctx, self._cells[abi.ALLOC][0], n)
+        if ptr is TRAPPED:
+            raise self._trap_error(alloc_raw, abi.ALLOC, self.limits.timeout)
+        ptr &= 0xFFFFFFFF
+        self._check_span(ctx, live.memory_addr, ptr, n, f"alloc({n})", allocating=True)
+        ctypes.memmove(_ffi.memory_base(ctx, live.memory_addr) + ptr, body, n)
+        return abi.pack(ptr, n)
+
+    # -- internals: errors -----------------------------------------------------------------------
+
+    def _trap_error(self, raw: _ffi.RawCall, name: str, seconds: float | None) -> PluginError:
+        """Translate what the raw call left behind into the plughost error to raise."""
+        parked = _ffi.take_python_exception()
+        trap = _ffi.take_trap(raw.trap) if raw.trap.value else None
+        err_ptr, raw.error[0] = raw.error[0], None
+        error = _ffi.take_error(err_ptr) if err_ptr else None
+        exc: PluginError
+        if isinstance(parked, PluginError):
+            exc = parked  # raised inside a host function (e.g. a nested timeout): keep it
+        else:
+            code = trap.trap_code if trap is not None else None
+            detail = _first_line(trap if trap is not None else error)
+            what = self._what(name)
+            if code == wasmtime.TrapCode.OUT_OF_FUEL:
+                exc = PluginTimeout(
+                    f"{what} used all of its {self.limits.fuel} fuel units and was stopped; "
+                    "raise limits.fuel if the work is legitimate",
+                    plugin_id=self._plugin_id, details={"limit": "fuel", "fuel": self.limits.fuel},
+                )
+            elif code == wasmtime.TrapCode.INTERRUPT:
+                exc = PluginTimeout(
+                    f"{what} ran past its {seconds if seconds is not None else self.limits.timeout}"
+                    " s deadline and was stopped; raise limits.timeout if the work is legitimate",
+                    plugin_id=self._plugin_id,
+                    details={"limit": "timeout", "timeout": seconds},
+                )
+            elif self._memory_at_cap():
+                exc = self._memory_exceeded(self.memory_bytes(), detail)
+            elif parked is not None:
+                exc = PluginCrashed(
+                    f"{what} failed inside a host function: {type(parked).__name__}: {parked}",
+                    plugin_id=self._plugin_id,
+                )
+            else:
+                exc = PluginCrashed(
+                    f"{what} trapped: {detail}; the sandbox was reset",
+                    plugin_id=self._plugin_id, details={"trap": detail},
+                )
+        exc._wasm_trapped = True  # type: ignore[attr-defined]
+        return exc
+
+    def _memory_at_cap(self) -> bool:
+        cap = self.limits.memory
+        return cap is not None and self.memory_bytes() + _PAGE > cap
+
+    def _memory_exceeded(self, size: int, detail: str = "") -> PluginCrashed:
+        cap = self.limits.memory or 0
+        exc = PluginCrashed(
+            f"{self._plugin_id}: memory limit {_fmt_bytes(cap)} exceeded (linear memory is "
+            f"{_fmt_bytes(size)} and cannot grow){'; ' + detail if detail else ''}; raise "
+            "limits.memory if the plugin needs more",
+            plugin_id=self._plugin_id,
+            details={"limit": "memory", "memory": cap, "size": size},
+        )
+        exc._wasm_trapped = True  # type: ignore[attr-defined]
+        return exc
+
+    def _not_callable(self) -> PluginError:
+        if self._closed:
+            return PluginUnavailable(
+                f"{self._plugin_id} is closed; load it again to call it",
+                plugin_id=self._plugin_id,
+            )
+        if self._failed is not None:
+            return PluginUnavailable(
+                f"{self._plugin_id} failed and is not running: {self._failed.message}",
+                plugin_id=self._plugin_id,
+            )
+        return PluginUnavailable(
+            f"{self._plugin_id} is not active; start it before calling it",
+            plugin_id=self._plugin_id,
+        )
+
+    def _wait_turn(self) -> None:
+        """The lock is taken: refuse re-entrance from our own host call, else wait our turn."""
+        if self._host_thread == threading.get_ident():
+            raise PluginUnavailable(
+                f"{self._plugin_id} is already running a call on this thread (a host function "
+                "it called tried to call back into it); re-entrant calls are refused",
+                plugin_id=self._plugin_id,
+            )
+        if not self._lock.acquire(timeout=self.limits.timeout * 2):
+            raise PluginTimeout(
+                f"{self._plugin_id} stayed busy with another call for {self.limits.timeout * 2} s",
+                plugin_id=self._plugin_id,
+            )
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise PluginUnavailable(
+                f"{self._plugin_id} is closed; load it again to use it", plugin_id=self._plugin_id
+            )
+
+    def _no_handler(self, target: str) -> PluginError:
+        handlers = [h for h in self._compiled.handlers if not h.startswith("plughost_")]
+        return PluginError(
+            f"{self._plugin_id} has no handler export {target!r} with signature "
+            f"(i32, i32) -> i64; handlers: {', '.join(handlers) or 'none'}",
+            plugin_id=self._plugin_id,
+        )
+
+    def _what(self, name: str) -> str:
+        return f"{self._plugin_id}:{name}"
+
+    def _discover_exports(self) -> list[Export]:
+        if self._compiled.is_handler(abi.EXPORTS):
+            doc = self.call_sync(abi.EXPORTS)
+            return self._parse_exports(doc)
+        out = []
+        for command in self._declared_commands:
+            if not self._compiled.is_handler(command):
+                raise PluginActivationError(
+                    f"{self._plugin_id} declares command {command!r} but exports no handler of "
+                    f"that name; export {command}(ptr, len) -> i64 or describe the mapping in "
+                    f"{abi.EXPORTS}", plugin_id=self._plugin_id, phase="activate",
+                )
+            out.append(Export("command", command, command))
+        return out
+
+    def _parse_exports(self, doc: Any) -> list[Export]:
+        problems: list[str] = []
+        out: list[Export] = []
+        if not isinstance(doc, dict):
+            doc, problems = {}, [f"{abi.EXPORTS} must return an object, got {type(doc).__name__}"]
+        kinds = {"commands": ("command", "name"), "hooks": ("hook", "name"),
+                 "events": ("event", "topic"), "channels": ("channel", "name")}
+        for key in doc:
+            if key not in kinds:
+                problems.append(f"unknown key {key!r} (expected {', '.join(kinds)})")
+        for key, (kind, name_key) in kinds.items():
+            entries = doc.get(key, [])
+            if not isinstance(entries, list):
+                problems.append(f"{key} must be a list")
+                continue
+            for i, entry in enumerate(entries):
+                if not isinstance(entry, dict) or not isinstance(entry.get(name_key), str):
+                    problems.append(f"{key}[{i}] needs a string {name_key!r}")
+                    continue
+                target = entry.get("export", entry[name_key])
+                if not isinstance(target, str) or not self._compiled.is_handler(target):
+                    problems.append(
+                        f"{key}[{i}] names export {target!r}, which is not a handler "
+                        f"{HANDLER_SIGNATURE[0]} -> {HANDLER_SIGNATURE[1]}"
+                    )
+                    continue
+                options = entry.get("options", {})
+                out.append(Export(kind, entry[name_key], target, options if isinstance(options, dict) else {}))  # type: ignore[arg-type]
+        if problems:
+            raise PluginActivationError(
+                f"{self._plugin_id}: {abi.EXPORTS} returned an invalid description:\n"
+                + "\n".join(f"  - {p}" for p in problems),
+                plugin_id=self._plugin_id, phase="activate", details={"problems": problems},
+            )
+        return out
+
+
+def _first_line(exc: object) -> str:
+    text = str(exc) if exc is not None else "unknown failure"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # wasmtime puts the backtrace first and the cause last ("Caused by: wasm trap: ...")
+    for ln in reversed(lines):
+        if ln.startswith("wasm trap:") or "trap" in ln:
+            return ln
+    return lines[0] if lines else "unknown failure"
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace").rstrip("\n")
