@@ -161,8 +161,12 @@ def make_invoker(raw: RawCall) -> Callable[..., Any]:
         "f64": (ctypes.c_double * (raw.nslots * SLOT_BYTES // 8)).from_buffer(buf),
     }
     # slot i starts at byte 16*i: index 4*i in 4-byte views, 2*i in 8-byte views
-    stride = {"i32": SLOT_BYTES // 4, "f32": SLOT_BYTES // 4, "i64": SLOT_BYTES // 8,
-              "f64": SLOT_BYTES // 8}
+    stride = {
+        "i32": SLOT_BYTES // 4,
+        "f32": SLOT_BYTES // 4,
+        "i64": SLOT_BYTES // 8,
+        "f64": SLOT_BYTES // 8,
+    }
     args = [f"a{i}" for i in range(len(raw.params))]
     lines = [f"def invoke(ctx, func, {', '.join(args)}):" if args else "def invoke(ctx, func):"]
     for i, (arg, kind) in enumerate(zip(args, raw.params, strict=True)):
@@ -174,13 +178,17 @@ def make_invoker(raw: RawCall) -> Callable[..., Any]:
             )
             # an i32 written through the i64 view keeps the right low 32 bits for both
             # signed and unsigned spellings; the upper half is ignored by wasm
-            lines.append(f"    v_i64[{stride['i64'] * i}] = {arg} if {arg} <= I64_MAX_S else {arg} - TWO64")
+            lines.append(
+                f"    v_i64[{stride['i64'] * i}] = {arg} if {arg} <= I64_MAX_S else {arg} - TWO64"
+            )
         else:
             lines.append(
                 f"    if type({arg}) not in (int, float): raise bad(NAME, {i}, {kind!r}, {arg})"
             )
             lines.append(f"    v_{kind}[{stride[kind] * i}] = {arg}")
-    lines.append(f"    err = call(ctx, func, BUF, {len(raw.params)}, TRAP_ADDR)")
+    # the length argument is the buffer's CAPACITY in slots (max of params and results):
+    # passing the parameter count makes wasmtime abort the process when results > params
+    lines.append(f"    err = call(ctx, func, BUF, {raw.nslots}, TRAP_ADDR)")
     lines.append("    if err or TRAP.value:")
     lines.append("        ERR[0] = err")
     lines.append("        return TRAPPED")

@@ -101,7 +101,8 @@ class LogLimiter:
         if pending:
             self.logger.warning(
                 "dropped %d bytes of plugin log output over the %d B/s output limit",
-                pending, self.rate,
+                pending,
+                self.rate,
             )
         self.logger.log(level, "%s", text)
 

@@ -123,8 +123,11 @@ class ModuleCache:
             return wasmtime.Module.deserialize(self.engine, body)
         except wasmtime.WasmtimeError as exc:
             # wasmtime checks its own version/config header too; never trust a stale artefact
-            log.warning("compiled module %s is not usable by this engine (%s); recompiling",
-                        path, str(exc).splitlines()[0])
+            log.warning(
+                "compiled module %s is not usable by this engine (%s); recompiling",
+                path,
+                str(exc).splitlines()[0],
+            )
             self._discard(path)
             return None
 

@@ -75,7 +75,9 @@ class WasmLimits:
         if self.timeout <= 0:
             raise ValueError(f"wasm timeout must be positive seconds, got {self.timeout!r}")
         if self.memory is not None and self.memory < _PAGE:
-            raise ValueError(f"wasm memory limit must be at least one 64 KiB page, got {self.memory}")
+            raise ValueError(
+                f"wasm memory limit must be at least one 64 KiB page, got {self.memory}"
+            )
         if self.fuel is not None and self.fuel <= 0:
             raise ValueError(f"wasm fuel must be a positive number of units, got {self.fuel!r}")
 
@@ -137,8 +139,13 @@ class WasmInstance:
             self._invokers[name] = (raw, make_invoker(raw))
             self._cells[name] = [0]
         self.counters = {
-            "calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0,
-            "denied": 0, "log_dropped_bytes": 0,
+            "calls": 0,
+            "errors": 0,
+            "timeouts": 0,
+            "crashes": 0,
+            "restarts": 0,
+            "denied": 0,
+            "log_dropped_bytes": 0,
         }
 
     # -- PluginInstance -------------------------------------------------------------------------
@@ -166,12 +173,16 @@ class WasmInstance:
         self._ensure_open()
         if self.active:
             return self._exports
-        bindings = context if isinstance(context, WasmBindings) else self._runtime.bindings_for(
-            context, self
+        bindings = (
+            context
+            if isinstance(context, WasmBindings)
+            else self._runtime.bindings_for(context, self)
         )
         self._bindings = bindings
         logger = bindings.logger or logging.getLogger(f"plughost.plugin.{self._plugin_id}")
-        self._dispatch = HostDispatch(self._plugin_id, bindings, LogLimiter(logger, self.limits.output))
+        self._dispatch = HostDispatch(
+            self._plugin_id, bindings, LogLimiter(logger, self.limits.output)
+        )
         self._failed = None
         try:
             self._instantiate()
@@ -359,19 +370,22 @@ class WasmInstance:
                 instance = self._compiled.pre.instantiate(store)
             except wasmtime.Trap as exc:
                 raise PluginActivationError(
-                    f"{self._plugin_id}: the module's start function trapped: "
-                    f"{_first_line(exc)}",
-                    plugin_id=self._plugin_id, phase="activate",
+                    f"{self._plugin_id}: the module's start function trapped: {_first_line(exc)}",
+                    plugin_id=self._plugin_id,
+                    phase="activate",
                 ) from None
             except wasmtime.WasmtimeError as exc:
                 text = _first_line(exc)
                 hint = ""
                 if "memory" in text and self.limits.memory is not None:
-                    hint = (f" (the memory limit is {_fmt_bytes(self.limits.memory)}; raise "
-                            "limits.memory or shrink the module's initial memory)")
+                    hint = (
+                        f" (the memory limit is {_fmt_bytes(self.limits.memory)}; raise "
+                        "limits.memory or shrink the module's initial memory)"
+                    )
                 raise PluginActivationError(
                     f"{self._plugin_id}: cannot instantiate: {text}{hint}",
-                    plugin_id=self._plugin_id, phase="activate",
+                    plugin_id=self._plugin_id,
+                    phase="activate",
                 ) from None
         except BaseException:
             store.close()
@@ -391,8 +405,11 @@ class WasmInstance:
         rt._adopt(ctx, self)
         if self._compiled.is_handler(abi.ACTIVATE):
             request = json.dumps(
-                {"plugin_id": self._plugin_id, "config": dict(self._bindings.config if self._bindings else {}),
-                 "abi": abi.ABI_VERSION},
+                {
+                    "plugin_id": self._plugin_id,
+                    "config": dict(self._bindings.config if self._bindings else {}),
+                    "abi": abi.ABI_VERSION,
+                },
                 separators=(",", ":"),
             ).encode()
             try:
@@ -403,7 +420,8 @@ class WasmInstance:
                 self._drop_store()
                 raise PluginActivationError(
                     f"{self._plugin_id}: plughost_activate failed: {exc.message}",
-                    plugin_id=self._plugin_id, phase="activate",
+                    plugin_id=self._plugin_id,
+                    phase="activate",
                     details={"cause": exc.to_dict()},
                 ) from exc
 
@@ -420,7 +438,8 @@ class WasmInstance:
                 raise PluginActivationError(
                     f"{self._plugin_id}: granted directory {str(host)!r} does not exist or is "
                     "not a directory; create it or remove the grant",
-                    plugin_id=self._plugin_id, phase="activate",
+                    plugin_id=self._plugin_id,
+                    phase="activate",
                 )
             wasi.preopen_dir(str(host.resolve()), grant.guest_path, not grant.read_only)
         return wasi
@@ -444,8 +463,10 @@ class WasmInstance:
         try:
             self._instantiate()
         except PlughostError as exc:
-            self._failed = exc if isinstance(exc, PluginError) else PluginError(
-                exc.message, plugin_id=self._plugin_id
+            self._failed = (
+                exc
+                if isinstance(exc, PluginError)
+                else PluginError(exc.message, plugin_id=self._plugin_id)
             )
             log.error("[%s] could not restart the sandbox after a trap: %s", self._plugin_id, exc)
 
@@ -459,7 +480,8 @@ class WasmInstance:
         if len(data) > limits.max_message:
             raise PluginProtocolError(
                 f"request for {self._what(name)} is {len(data)} bytes; the limit is "
-                f"{limits.max_message} (limits.max_message)", plugin_id=self._plugin_id,
+                f"{limits.max_message} (limits.max_message)",
+                plugin_id=self._plugin_id,
             )
         if not self._lock.acquire(False):
             self._wait_turn()
@@ -517,7 +539,8 @@ class WasmInstance:
                 raise PluginProtocolError(
                     f"{self._what(name)} returned a {_fmt_bytes(rlen)} message; the limit is "
                     f"{_fmt_bytes(self.limits.max_message)} (limits.max_message)",
-                    plugin_id=self._plugin_id, details={"size": rlen},
+                    plugin_id=self._plugin_id,
+                    details={"size": rlen},
                 )
             self._check_span(ctx, mem, rptr, rlen, f"the result of {name}")
             out = ctypes.string_at(_ffi.memory_base(ctx, mem) + rptr, rlen)
@@ -532,7 +555,11 @@ class WasmInstance:
     ) -> None:
         size = int(_ffi.memory_size(ctx, mem))
         if (ptr == 0 and length and allocating) or ptr + length > size:
-            if allocating and self.limits.memory is not None and size + max(length, _PAGE) > self.limits.memory:
+            if (
+                allocating
+                and self.limits.memory is not None
+                and size + max(length, _PAGE) > self.limits.memory
+            ):
                 raise self._memory_exceeded(size)
             raise PluginProtocolError(
                 f"{self._plugin_id}: {what} points at bytes {ptr}..{ptr + length}, outside its "
@@ -555,7 +582,8 @@ class WasmInstance:
                 if length > self.limits.max_message:
                     raise PluginProtocolError(
                         f"{op} request is {_fmt_bytes(length)}; the limit is "
-                        f"{_fmt_bytes(self.limits.max_message)}", plugin_id=self._plugin_id,
+                        f"{_fmt_bytes(self.limits.max_message)}",
+                        plugin_id=self._plugin_id,
                     )
                 self._check_span(ctx, live.memory_addr, ptr, length, f"the {op} request")
                 raw = ctypes.string_at(_ffi.memory_base(ctx, live.memory_addr) + ptr, length)
@@ -610,7 +638,8 @@ class WasmInstance:
                 exc = PluginTimeout(
                     f"{what} used all of its {self.limits.fuel} fuel units and was stopped; "
                     "raise limits.fuel if the work is legitimate",
-                    plugin_id=self._plugin_id, details={"limit": "fuel", "fuel": self.limits.fuel},
+                    plugin_id=self._plugin_id,
+                    details={"limit": "fuel", "fuel": self.limits.fuel},
                 )
             elif code == wasmtime.TrapCode.INTERRUPT:
                 exc = PluginTimeout(
@@ -629,7 +658,8 @@ class WasmInstance:
             else:
                 exc = PluginCrashed(
                     f"{what} trapped: {detail}; the sandbox was reset",
-                    plugin_id=self._plugin_id, details={"trap": detail},
+                    plugin_id=self._plugin_id,
+                    details={"trap": detail},
                 )
         exc._wasm_trapped = True  # type: ignore[attr-defined]
         return exc
@@ -707,7 +737,9 @@ class WasmInstance:
                 raise PluginActivationError(
                     f"{self._plugin_id} declares command {command!r} but exports no handler of "
                     f"that name; export {command}(ptr, len) -> i64 or describe the mapping in "
-                    f"{abi.EXPORTS}", plugin_id=self._plugin_id, phase="activate",
+                    f"{abi.EXPORTS}",
+                    plugin_id=self._plugin_id,
+                    phase="activate",
                 )
             out.append(Export("command", command, command))
         return out
@@ -717,8 +749,12 @@ class WasmInstance:
         out: list[Export] = []
         if not isinstance(doc, dict):
             doc, problems = {}, [f"{abi.EXPORTS} must return an object, got {type(doc).__name__}"]
-        kinds = {"commands": ("command", "name"), "hooks": ("hook", "name"),
-                 "events": ("event", "topic"), "channels": ("channel", "name")}
+        kinds = {
+            "commands": ("command", "name"),
+            "hooks": ("hook", "name"),
+            "events": ("event", "topic"),
+            "channels": ("channel", "name"),
+        }
         for key in doc:
             if key not in kinds:
                 problems.append(f"unknown key {key!r} (expected {', '.join(kinds)})")
@@ -739,12 +775,18 @@ class WasmInstance:
                     )
                     continue
                 options = entry.get("options", {})
-                out.append(Export(kind, entry[name_key], target, options if isinstance(options, dict) else {}))  # type: ignore[arg-type]
+                out.append(
+                    Export(
+                        kind, entry[name_key], target, options if isinstance(options, dict) else {}
+                    )
+                )  # type: ignore[arg-type]
         if problems:
             raise PluginActivationError(
                 f"{self._plugin_id}: {abi.EXPORTS} returned an invalid description:\n"
                 + "\n".join(f"  - {p}" for p in problems),
-                plugin_id=self._plugin_id, phase="activate", details={"problems": problems},
+                plugin_id=self._plugin_id,
+                phase="activate",
+                details={"problems": problems},
             )
         return out
 

@@ -90,14 +90,18 @@ class WasmRuntime:
         if root is None:
             raise PluginLoadError(
                 f"{manifest.id}: a wasm plugin needs its folder to find {manifest.entry!r}",
-                plugin_id=manifest.id, phase="load",
+                plugin_id=manifest.id,
+                phase="load",
             )
         limits = limits_from_manifest(getattr(manifest, "limits", None), self.defaults)
         provides = getattr(manifest, "provides", None)
         commands = tuple(getattr(provides, "commands", ()) or ())
         return self.load_file(
-            manifest.id, _entry_path(manifest.id, root, manifest.entry),
-            limits=limits, declared_commands=commands, root=root,
+            manifest.id,
+            _entry_path(manifest.id, root, manifest.entry),
+            limits=limits,
+            declared_commands=commands,
+            root=root,
         )
 
     def load_file(
@@ -113,8 +117,12 @@ class WasmRuntime:
         self._ensure_open()
         compiled = self.compile(path, plugin_id=plugin_id)
         instance = WasmInstance(
-            self, compiled, plugin_id, limits or self.defaults,
-            declared_commands=declared_commands, root=root,
+            self,
+            compiled,
+            plugin_id,
+            limits or self.defaults,
+            declared_commands=declared_commands,
+            root=root,
         )
         with self._lock:
             self._instances.add(instance)
@@ -128,14 +136,16 @@ class WasmRuntime:
         except OSError as exc:
             raise PluginLoadError(
                 f"cannot read wasm module {str(path)!r}: {exc.strerror or exc}",
-                plugin_id=plugin_id, phase="load",
+                plugin_id=plugin_id,
+                phase="load",
             ) from None
         is_text = Path(path).suffix == ".wat"
         if not is_text and not source.startswith(b"\0asm"):
             raise PluginLoadError(
                 f"{str(path)!r} is not a WebAssembly binary (no \\0asm header); the entry must "
                 "be a .wasm module or a .wat text file",
-                plugin_id=plugin_id, phase="load",
+                plugin_id=plugin_id,
+                phase="load",
             )
         with self._lock:  # a second instance of the same module costs nothing
             known = self._compiled.get(self.cache.digest(source, is_text=is_text))
@@ -146,7 +156,8 @@ class WasmRuntime:
         except (wasmtime.WasmtimeError, UnicodeDecodeError) as exc:
             raise PluginLoadError(
                 f"{str(path)!r} does not compile: {str(exc).strip()}",
-                plugin_id=plugin_id, phase="load",
+                plugin_id=plugin_id,
+                phase="load",
             ) from None
         with self._lock:
             known = self._compiled.get(result.digest)
@@ -159,7 +170,8 @@ class WasmRuntime:
         except wasmtime.WasmtimeError as exc:
             raise PluginLoadError(
                 f"{str(path)!r} cannot be linked: {str(exc).strip()}",
-                plugin_id=plugin_id, phase="load",
+                plugin_id=plugin_id,
+                phase="load",
             ) from None
         compiled = CompiledPlugin(
             result.digest, result.module, pre, functions, uses_wasi, result.source
@@ -230,9 +242,11 @@ class WasmRuntime:
             if name == "log":
                 fn: Callable[..., Any] = log_fn
             else:
+
                 def fn(caller: Any, ptr: int, length: int, _op: str = name) -> int:
                     instance, ctx = owner(caller)
                     return instance._serve_host(_op, ctx, ptr & 0xFFFFFFFF, length & 0xFFFFFFFF)
+
             self._linker.define_func(abi.HOST_MODULE, name, ty, fn, access_caller=True)
 
     def stats(self) -> Mapping[str, Any]:
@@ -271,11 +285,14 @@ def _entry_path(plugin_id: str, root: Path, entry: str) -> Path:
     if not path.is_relative_to(base):
         raise PluginLoadError(
             f"{plugin_id}: entry {entry!r} points outside the plugin folder; name a .wasm or "
-            ".wat file inside it", plugin_id=plugin_id, phase="load",
+            ".wat file inside it",
+            plugin_id=plugin_id,
+            phase="load",
         )
     if path.suffix not in (".wasm", ".wat"):
         raise PluginLoadError(
-            f"{plugin_id}: entry {entry!r} must be a .wasm or .wat file", plugin_id=plugin_id,
+            f"{plugin_id}: entry {entry!r} must be a .wasm or .wat file",
+            plugin_id=plugin_id,
             phase="load",
         )
     return path
@@ -299,8 +316,11 @@ def bindings_from_context(context: Any, instance: WasmInstance) -> WasmBindings:
     bus, commands, storage = get("bus"), get("commands"), get("storage")
     http = get("http")
     emit = getattr(bus, "emit", None) or getattr(bus, "publish", None) if bus is not None else None
-    execute = getattr(commands, "execute_sync", None) or getattr(commands, "execute", None) \
-        if commands is not None else None
+    execute = (
+        getattr(commands, "execute_sync", None) or getattr(commands, "execute", None)
+        if commands is not None
+        else None
+    )
     return WasmBindings(
         config=config,
         check=check,

@@ -1,0 +1,161 @@
+"""WasmRuntime: loading from a manifest, ABI checks at load, ticker and close ownership."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from plughost.errors import PluginLoadError, PluginUnavailable
+from plughost.runtimes.base import Runtime
+from plughost.runtimes.wasm import WasmBindings, WasmLimits, WasmRuntime, limits_from_manifest
+
+from . import wat_modules
+
+EXAMPLE = Path(__file__).parents[3] / "examples" / "wasm-hello"
+
+
+def _ticker_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "plughost-wasm-epoch"]
+
+
+def test_runtime_satisfies_the_runtime_protocol(runtime):
+    assert isinstance(runtime, Runtime)
+    assert runtime.name == "wasm"
+    assert runtime.enforces == {"timeout", "memory", "fuel", "output"}
+
+
+def test_module_importing_an_unknown_host_function_is_refused_at_load(runtime, tmp_path):
+    path = wat_modules.write(tmp_path, "bad", wat_modules.BAD_IMPORT)
+    with pytest.raises(PluginLoadError, match=r"imports env\.system, which the host does not"):
+        runtime.load_file("bad", path)
+
+
+def test_module_without_the_abi_exports_lists_every_problem(runtime, tmp_path):
+    path = wat_modules.write(tmp_path, "main", wat_modules.NOT_A_PLUGIN)
+    with pytest.raises(PluginLoadError) as info:
+        runtime.load_file("main", path)
+    problems = info.value.details["problems"]
+    assert any("memory" in p for p in problems)
+    assert any("alloc(i32) -> (i32)" in p for p in problems)
+    assert any("dealloc(i32, i32) -> ()" in p for p in problems)
+
+
+def test_wrong_host_import_signature_is_refused(runtime, tmp_path):
+    text = wat_modules.module("", imports='  (import "plughost" "emit" (func (param i32)))')
+    path = wat_modules.write(tmp_path, "sig", text)
+    with pytest.raises(PluginLoadError, match=r"plughost\.emit with signature \(i32\)"):
+        runtime.load_file("sig", path)
+
+
+def test_text_that_does_not_assemble_names_the_file(runtime, tmp_path):
+    path = wat_modules.write(tmp_path, "broken", "(module (func (export ")
+    with pytest.raises(PluginLoadError, match="broken.wat' does not compile"):
+        runtime.load_file("broken", path)
+
+
+def test_binary_without_wasm_header_is_refused(runtime, tmp_path):
+    path = tmp_path / "fake.wasm"
+    path.write_bytes(b"MZ\x90\x00 not wasm")
+    with pytest.raises(PluginLoadError, match="not a WebAssembly binary"):
+        runtime.load_file("fake", path)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    timeout: float | None = None
+    memory: int | None = None
+    cpu: float | None = None
+    fuel: int | None = None
+    open_files: int | None = None
+    output: int | None = None
+
+
+@dataclass(frozen=True)
+class _Provides:
+    commands: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    """The Manifest fields the wasm runtime reads (the real one lands from core.manifest)."""
+
+    id: str
+    entry: str
+    runtime: str = "wasm"
+    limits: _Limits = field(default_factory=_Limits)
+    provides: _Provides = field(default_factory=_Provides)
+
+
+async def test_load_from_manifest_applies_its_limits(runtime):
+    manifest = _Manifest("wasm-hello", "hello.wat", limits=_Limits(timeout=0.5, fuel=1000))
+    inst = await runtime.load(manifest, EXAMPLE)
+    assert inst.limits.timeout == 0.5 and inst.limits.fuel == 1000
+    assert inst.limits.memory == runtime.defaults.memory  # unset -> runtime default
+
+
+async def test_entry_outside_the_plugin_folder_is_refused(runtime, tmp_path):
+    with pytest.raises(PluginLoadError, match="points outside the plugin folder"):
+        await runtime.load(_Manifest("x", "../hello.wat"), EXAMPLE)
+    with pytest.raises(PluginLoadError, match="must be a .wasm or .wat file"):
+        await runtime.load(_Manifest("x", "plugin.toml"), EXAMPLE)
+
+
+async def test_declared_command_without_handler_fails_activation(runtime, tmp_path):
+    wat_modules.write(tmp_path, "echo", wat_modules.ECHO)
+    manifest = _Manifest("echo", "echo.wat", provides=_Provides(commands=("echo", "missing")))
+    inst = await runtime.load(manifest, tmp_path)
+    with pytest.raises(Exception, match="declares command 'missing'"):
+        await inst.start(WasmBindings())
+
+
+async def test_declared_commands_map_to_same_named_handlers(runtime, tmp_path):
+    wat_modules.write(tmp_path, "echo", wat_modules.ECHO)
+    inst = await runtime.load(_Manifest("echo", "echo.wat", provides=_Provides(("echo",))), tmp_path)
+    exports = await inst.start(WasmBindings())
+    assert [(e.kind, e.name, e.target) for e in exports] == [("command", "echo", "echo")]
+
+
+def test_limits_from_manifest_fills_unset_limits_from_defaults():
+    defaults = WasmLimits(timeout=3, memory=1 << 20, fuel=None, output=100)
+    got = limits_from_manifest(_Limits(memory=2 << 20, fuel=5), defaults)
+    assert got == WasmLimits(timeout=3, memory=2 << 20, fuel=5, output=100)
+    assert limits_from_manifest(None, defaults) is defaults
+
+
+def test_invalid_limits_are_refused_with_the_value():
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        WasmLimits(timeout=0)
+    with pytest.raises(ValueError, match="at least one 64 KiB page"):
+        WasmLimits(memory=100)
+
+
+async def test_ticker_starts_lazily_and_stops_on_aclose(tmp_path):
+    before = len(_ticker_threads())
+    rt = WasmRuntime(cache_dir=None)
+    path = wat_modules.write(tmp_path, "echo", wat_modules.ECHO)
+    inst = rt.load_file("echo", path)
+    assert not rt.ticker.running  # loading alone starts nothing
+    await inst.start(WasmBindings())
+    assert rt.ticker.running and len(_ticker_threads()) == before + 1
+    await rt.aclose()
+    await rt.aclose()  # idempotent
+    assert not rt.ticker.running and len(_ticker_threads()) == before
+    with pytest.raises(PluginUnavailable, match="closed"):
+        await inst.call("echo", {})
+    with pytest.raises(PluginUnavailable, match="runtime is closed"):
+        rt.load_file("echo", path)
+
+
+async def test_aclose_deactivates_every_instance(tmp_path):
+    rt = WasmRuntime()
+    path = wat_modules.write(tmp_path, "echo", wat_modules.ECHO)
+    instances = [rt.load_file(f"p{i}", path) for i in range(3)]
+    for inst in instances:
+        await inst.start(WasmBindings())
+    assert rt.stats()["stores"] == 3
+    await rt.aclose()
+    assert rt.stats()["stores"] == 0 and rt.stats()["instances"] == 0
+    assert all(not inst.active for inst in instances)
