@@ -17,9 +17,9 @@ def test_fast_caller_matches_func_call_for_every_supported_type(load, runtime):
     store = wasmtime.Store(runtime.engine)
     store.set_fuel(10**9)
     store.set_epoch_deadline(1 << 40)
-    reference = wasmtime.Linker(runtime.engine).instantiate(
-        store, inst._compiled.module
-    ).exports(store)
+    reference = (
+        wasmtime.Linker(runtime.engine).instantiate(store, inst._compiled.module).exports(store)
+    )
     cases = {
         "add": [(2, 3), (-1, 1), (0x7FFFFFFF, 1), (0xFFFFFFFF, 1), (-(1 << 31), -1)],
         "add64": [(1 << 40, 5), (-(1 << 63), -1), ((1 << 64) - 1, 1)],
@@ -40,7 +40,7 @@ def test_fast_caller_rejects_wrong_types_and_ranges_before_calling(load):
     inst = load("echo", wat_modules.ECHO)
     add = inst.export_function("add")
     for bad in [(1 << 32, 0), (-(1 << 31) - 1, 0), ("1", 2), (1.0, 2), (True, 2)]:
-        with pytest.raises(TypeError, match="argument 0 of wasm export 'add' must be an i32"):
+        with pytest.raises(TypeError, match=r"argument 0 of wasm export 'add' must be an i32"):
             add(*bad)
     with pytest.raises(TypeError):
         add(1)
@@ -55,7 +55,7 @@ def test_fast_caller_keeps_module_state_between_calls(load):
 
 def test_export_function_names_the_exports_when_one_is_missing(load):
     inst = load("echo", wat_modules.ECHO)
-    with pytest.raises(PluginError, match="no exported function 'nope'.*add"):
+    with pytest.raises(PluginError, match=r"no exported function 'nope'.*add"):
         inst.export_function("nope")
 
 
@@ -63,7 +63,7 @@ def test_trap_through_fast_caller_is_crash_and_next_call_runs_in_fresh_store(loa
     inst = load("crash", wat_modules.CRASH)
     div = inst.export_function("div")
     assert div(7, 2) == 3
-    with pytest.raises(PluginCrashed, match="crash:div trapped: .*divide by zero"):
+    with pytest.raises(PluginCrashed, match=r"crash:div trapped: .*divide by zero"):
         div(1, 0)
     assert div(9, 3) == 3
     assert inst.stats()["restarts"] == 1
@@ -73,5 +73,5 @@ def test_fast_caller_after_close_raises_unavailable(load):
     inst = load("echo", wat_modules.ECHO)
     add = inst.export_function("add")
     inst.close_sync()
-    with pytest.raises(PluginUnavailable, match="closed"):
+    with pytest.raises(PluginUnavailable, match=r"closed"):
         add(1, 2)

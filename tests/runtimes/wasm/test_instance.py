@@ -34,13 +34,13 @@ async def test_json_handler_round_trips_arguments(load):
 
 async def test_calling_a_missing_handler_names_the_handlers(load):
     inst = load("echo", wat_modules.ECHO)
-    with pytest.raises(PluginError, match="no handler export 'nope'.*handlers: echo"):
+    with pytest.raises(PluginError, match=r"no handler export 'nope'.*handlers: echo"):
         await inst.call("nope", {})
 
 
 async def test_unserialisable_arguments_are_refused_before_the_call(load):
     inst = load("echo", wat_modules.ECHO)
-    with pytest.raises(PluginError, match="not JSON-serialisable"):
+    with pytest.raises(PluginError, match=r"not JSON-serialisable"):
         await inst.call("echo", {"x": object()})
     assert inst.stats()["calls"] == 0
 
@@ -62,7 +62,7 @@ async def test_hello_example_activates_and_lists_its_commands(runtime, caplog):
 
 async def test_fuel_exhaustion_is_a_timeout_and_the_plugin_keeps_serving(load):
     inst = load("spin", wat_modules.SPIN, limits=WasmLimits(fuel=100_000, timeout=30))
-    with pytest.raises(PluginTimeout, match="used all of its 100000 fuel units") as info:
+    with pytest.raises(PluginTimeout, match=r"used all of its 100000 fuel units") as info:
         await inst.call("run", {})
     assert info.value.details["limit"] == "fuel"
     stats = inst.stats()
@@ -74,20 +74,20 @@ async def test_fuel_exhaustion_is_a_timeout_and_the_plugin_keeps_serving(load):
 
 async def test_epoch_deadline_is_a_timeout_without_fuel_limit(load):
     inst = load("spin", wat_modules.SPIN, limits=WasmLimits(timeout=0.05, fuel=None))
-    with pytest.raises(PluginTimeout, match="ran past its 0.05 s deadline") as info:
+    with pytest.raises(PluginTimeout, match=r"ran past its 0.05 s deadline") as info:
         await inst.call("run", {})
     assert info.value.details["limit"] == "timeout"
 
 
 async def test_per_call_timeout_shortens_the_deadline(load):
     inst = load("spin", wat_modules.SPIN, limits=WasmLimits(timeout=30))
-    with pytest.raises(PluginTimeout, match="0.02 s deadline"):
+    with pytest.raises(PluginTimeout, match=r"0.02 s deadline"):
         await inst.call("run", {}, timeout=0.02)
 
 
 async def test_memory_cap_refuses_growth_with_a_clear_reason(load):
     inst = load("bomb", wat_modules.MEMORY_BOMB, limits=WasmLimits(memory=1 << 20))
-    with pytest.raises(PluginCrashed, match="memory limit 1 MiB exceeded") as info:
+    with pytest.raises(PluginCrashed, match=r"memory limit 1 MiB exceeded") as info:
         await inst.call("run", {})
     assert info.value.details == {"limit": "memory", "memory": 1 << 20, "size": 1 << 20}
     # the sandbox was reset: memory is back to its initial single page
@@ -97,7 +97,7 @@ async def test_memory_cap_refuses_growth_with_a_clear_reason(load):
 async def test_initial_memory_above_the_cap_fails_activation(runtime, tmp_path):
     path = wat_modules.write(tmp_path, "big", wat_modules.module("", pages=4))
     inst = runtime.load_file("big", path, limits=WasmLimits(memory=2 * 65536))
-    with pytest.raises(PluginActivationError, match="memory limit is 128 KiB"):
+    with pytest.raises(PluginActivationError, match=r"memory limit is 128 KiB"):
         await inst.start(WasmBindings())
     assert not inst.active
 
@@ -105,7 +105,7 @@ async def test_initial_memory_above_the_cap_fails_activation(runtime, tmp_path):
 async def test_trap_mid_call_is_a_crash_and_the_store_is_replaced(load):
     inst = load("crash", wat_modules.CRASH)
     for _ in range(2):
-        with pytest.raises(PluginCrashed, match="crash:run trapped: .*unreachable"):
+        with pytest.raises(PluginCrashed, match=r"crash:run trapped: .*unreachable"):
             await inst.call("run", {})
     # every trap threw its store away: the counter inside the module starts over each time
     assert inst.export_function("calls")() == 0
@@ -115,7 +115,7 @@ async def test_trap_mid_call_is_a_crash_and_the_store_is_replaced(load):
 async def test_start_function_that_never_returns_fails_activation(runtime, tmp_path):
     path = wat_modules.write(tmp_path, "startspin", wat_modules.SPIN_AT_START)
     inst = runtime.load_file("startspin", path, limits=WasmLimits(timeout=0.05))
-    with pytest.raises(PluginActivationError, match="start function trapped"):
+    with pytest.raises(PluginActivationError, match=r"start function trapped"):
         await inst.start(WasmBindings())
 
 
@@ -131,17 +131,17 @@ async def test_log_flood_is_rate_limited_and_counted(load, caplog):
 
 async def test_oversized_and_wild_results_are_protocol_errors(load):
     inst = load("big", wat_modules.OVERSIZED, limits=WasmLimits(max_message=1 << 20))
-    with pytest.raises(PluginProtocolError, match="returned a 64 MiB message; the limit is 1 MiB"):
+    with pytest.raises(PluginProtocolError, match=r"returned a 64 MiB message; the limit is 1 MiB"):
         await inst.call("run", {})
-    with pytest.raises(PluginProtocolError, match="outside its 65536-byte linear memory"):
+    with pytest.raises(PluginProtocolError, match=r"outside its 65536-byte linear memory"):
         await inst.call("wild", {})
-    with pytest.raises(PluginProtocolError, match="invalid JSON"):
+    with pytest.raises(PluginProtocolError, match=r"invalid JSON"):
         await inst.call("garbage", {})
 
 
 async def test_oversized_request_is_refused_before_entering_the_guest(load):
     inst = load("echo", wat_modules.ECHO, limits=WasmLimits(max_message=1024))
-    with pytest.raises(PluginProtocolError, match="limit is 1024"):
+    with pytest.raises(PluginProtocolError, match=r"limit is 1024"):
         await inst.call("echo", {"blob": "x" * 2000})
     assert inst.stats()["calls"] == 0
 
@@ -151,10 +151,11 @@ async def test_forbidden_http_is_denied_and_never_reaches_the_service(load):
     inst = load(
         "http",
         wat_modules.FORBIDDEN_HTTP,
-        bindings=WasmBindings(check=_allow({"net": {"api.example.com:443"}}),
-                              http_request=fetched.append),
+        bindings=WasmBindings(
+            check=_allow({"net": {"api.example.com:443"}}), http_request=fetched.append
+        ),
     )
-    with pytest.raises(PermissionDenied, match="net 'evil.example.com:80'"):
+    with pytest.raises(PermissionDenied, match=r"net 'evil.example.com:80'"):
         await inst.call("run", {})
     assert fetched == [] and inst.stats()["denied"] == 1
 
@@ -166,21 +167,28 @@ async def test_allowed_http_goes_through_the_injected_service(load):
         seen.append(request)
         return {"status": 200, "body": "fine"}
 
-    inst = load("http", wat_modules.FORBIDDEN_HTTP,
-                bindings=WasmBindings(check=_allow({"net": {"evil.example.com:80"}}), http_request=http))
+    inst = load(
+        "http",
+        wat_modules.FORBIDDEN_HTTP,
+        bindings=WasmBindings(check=_allow({"net": {"evil.example.com:80"}}), http_request=http),
+    )
     assert await inst.call("run", {}) == {"status": 200, "body": "fine"}
     assert seen == [{"method": "GET", "url": "http://evil.example.com/steal"}]
 
 
 async def test_forbidden_emit_is_denied_and_unset_checker_denies_everything(load):
     emitted = []
-    inst = load("emit", wat_modules.FORBIDDEN_EMIT,
-                bindings=WasmBindings(check=_allow({"events:emit": {"hello.greeted"}}),
-                                      emit=lambda t, p: emitted.append(t)))
-    with pytest.raises(PermissionDenied, match="system.shutdown"):
+    inst = load(
+        "emit",
+        wat_modules.FORBIDDEN_EMIT,
+        bindings=WasmBindings(
+            check=_allow({"events:emit": {"hello.greeted"}}), emit=lambda t, p: emitted.append(t)
+        ),
+    )
+    with pytest.raises(PermissionDenied, match=r"system.shutdown"):
         await inst.call("run", {})
     deny_all = load("emit2", wat_modules.FORBIDDEN_EMIT, bindings=WasmBindings(emit=emitted.append))
-    with pytest.raises(PermissionDenied, match="no permissions were granted"):
+    with pytest.raises(PermissionDenied, match=r"no permissions were granted"):
         await deny_all.call("run", {})
     assert emitted == []
 
@@ -188,16 +196,21 @@ async def test_forbidden_emit_is_denied_and_unset_checker_denies_everything(load
 async def test_granted_emit_reaches_the_bus(runtime):
     emitted = []
     inst = runtime.load_file("wasm-hello", HELLO)
-    await inst.start(WasmBindings(check=_allow({"events:emit": {"hello.greeted"}}),
-                                  emit=lambda t, p: emitted.append((t, p))))
+    await inst.start(
+        WasmBindings(
+            check=_allow({"events:emit": {"hello.greeted"}}),
+            emit=lambda t, p: emitted.append((t, p)),
+        )
+    )
     assert await inst.call("announce", {"who": "Ada"}) is None
     assert emitted == [("hello.greeted", {"who": "Ada"})]
 
 
 async def test_missing_service_is_a_clear_error_for_the_guest(load):
-    inst = load("http", wat_modules.FORBIDDEN_HTTP,
-                bindings=WasmBindings(check=lambda kind, target: None))
-    with pytest.raises(PluginError, match="no http_request service"):
+    inst = load(
+        "http", wat_modules.FORBIDDEN_HTTP, bindings=WasmBindings(check=lambda kind, target: None)
+    )
+    with pytest.raises(PluginError, match=r"no http_request service"):
         await inst.call("run", {})
 
 
@@ -206,8 +219,11 @@ async def test_wasi_sees_only_the_granted_directory(load, tmp_path):
     granted.mkdir()
     (granted / "data.txt").write_text("hello-grant")
     (tmp_path / "outside.txt").write_text("secret")
-    inst = load("files", wat_modules.WASI_FILES,
-                bindings=WasmBindings(fs=(FsGrant(granted, "/data", read_only=True),)))
+    inst = load(
+        "files",
+        wat_modules.WASI_FILES,
+        bindings=WasmBindings(fs=(FsGrant(granted, "/data", read_only=True),)),
+    )
     try_open = inst.export_function("try_open")
     assert try_open(0) == 0  # data.txt inside the grant
     assert try_open(1) != 0  # ../outside.txt escapes the grant
@@ -225,8 +241,11 @@ async def test_wasi_without_grants_has_no_filesystem(load):
 async def test_writable_grant_allows_creating_files(load, tmp_path):
     granted = tmp_path / "rw"
     granted.mkdir()
-    inst = load("files", wat_modules.WASI_FILES,
-                bindings=WasmBindings(fs=(FsGrant(granted, "/rw", read_only=False),)))
+    inst = load(
+        "files",
+        wat_modules.WASI_FILES,
+        bindings=WasmBindings(fs=(FsGrant(granted, "/rw", read_only=False),)),
+    )
     assert inst.export_function("try_open")(3) == 0
     assert (granted / "new.txt").exists()
 
@@ -234,7 +253,7 @@ async def test_writable_grant_allows_creating_files(load, tmp_path):
 async def test_missing_granted_directory_fails_activation_with_the_path(runtime, tmp_path):
     path = wat_modules.write(tmp_path, "files", wat_modules.WASI_FILES)
     inst = runtime.load_file("files", path)
-    with pytest.raises(PluginActivationError, match="does not exist"):
+    with pytest.raises(PluginActivationError, match=r"does not exist"):
         await inst.start(WasmBindings(fs=(FsGrant(tmp_path / "nope", "/x"),)))
 
 
@@ -243,11 +262,11 @@ async def test_store_is_closed_explicitly_and_calls_after_close_fail(load, runti
     store = inst._live.store
     await inst.close()
     await inst.close()  # idempotent
-    with pytest.raises(ValueError, match="closed"):
+    with pytest.raises(ValueError, match=r"closed"):
         store._context()
-    with pytest.raises(PluginUnavailable, match="echo is closed; load it again"):
+    with pytest.raises(PluginUnavailable, match=r"echo is closed; load it again"):
         await inst.call("echo", {})
-    with pytest.raises(PluginUnavailable, match="closed"):
+    with pytest.raises(PluginUnavailable, match=r"closed"):
         await inst.start(WasmBindings())
     assert runtime.stats()["stores"] == 0
     assert not (await inst.health()).ok
@@ -259,7 +278,7 @@ async def test_stop_then_start_runs_in_a_fresh_store(load):
     assert bump() == 1
     await inst.stop()
     await inst.stop()  # idempotent
-    with pytest.raises(PluginUnavailable, match="not active; start it"):
+    with pytest.raises(PluginUnavailable, match=r"not active; start it"):
         bump()
     await inst.start(WasmBindings())
     assert bump() == 1
@@ -294,10 +313,13 @@ async def test_reentrant_call_from_a_host_function_is_refused(load):
     def execute(command, args):
         return holder["inst"].call_sync("run", {})
 
-    inst = load("http", wat_modules.FORBIDDEN_HTTP,
-                bindings=WasmBindings(check=lambda k, t: None, http_request=lambda r: execute("x", {})))
+    inst = load(
+        "http",
+        wat_modules.FORBIDDEN_HTTP,
+        bindings=WasmBindings(check=lambda k, t: None, http_request=lambda r: execute("x", {})),
+    )
     holder["inst"] = inst
-    with pytest.raises(PluginError, match="re-entrant calls are refused"):
+    with pytest.raises(PluginError, match=r"re-entrant calls are refused"):
         await inst.call("run", {})
     assert await inst.health()
 

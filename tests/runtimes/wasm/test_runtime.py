@@ -52,14 +52,14 @@ def test_wrong_host_import_signature_is_refused(runtime, tmp_path):
 
 def test_text_that_does_not_assemble_names_the_file(runtime, tmp_path):
     path = wat_modules.write(tmp_path, "broken", "(module (func (export ")
-    with pytest.raises(PluginLoadError, match="broken.wat' does not compile"):
+    with pytest.raises(PluginLoadError, match=r"broken.wat' does not compile"):
         runtime.load_file("broken", path)
 
 
 def test_binary_without_wasm_header_is_refused(runtime, tmp_path):
     path = tmp_path / "fake.wasm"
     path.write_bytes(b"MZ\x90\x00 not wasm")
-    with pytest.raises(PluginLoadError, match="not a WebAssembly binary"):
+    with pytest.raises(PluginLoadError, match=r"not a WebAssembly binary"):
         runtime.load_file("fake", path)
 
 
@@ -97,9 +97,9 @@ async def test_load_from_manifest_applies_its_limits(runtime):
 
 
 async def test_entry_outside_the_plugin_folder_is_refused(runtime, tmp_path):
-    with pytest.raises(PluginLoadError, match="points outside the plugin folder"):
+    with pytest.raises(PluginLoadError, match=r"points outside the plugin folder"):
         await runtime.load(_Manifest("x", "../hello.wat"), EXAMPLE)
-    with pytest.raises(PluginLoadError, match="must be a .wasm or .wat file"):
+    with pytest.raises(PluginLoadError, match=r"must be a .wasm or .wat file"):
         await runtime.load(_Manifest("x", "plugin.toml"), EXAMPLE)
 
 
@@ -107,13 +107,15 @@ async def test_declared_command_without_handler_fails_activation(runtime, tmp_pa
     wat_modules.write(tmp_path, "echo", wat_modules.ECHO)
     manifest = _Manifest("echo", "echo.wat", provides=_Provides(commands=("echo", "missing")))
     inst = await runtime.load(manifest, tmp_path)
-    with pytest.raises(Exception, match="declares command 'missing'"):
+    with pytest.raises(Exception, match=r"declares command 'missing'"):
         await inst.start(WasmBindings())
 
 
 async def test_declared_commands_map_to_same_named_handlers(runtime, tmp_path):
     wat_modules.write(tmp_path, "echo", wat_modules.ECHO)
-    inst = await runtime.load(_Manifest("echo", "echo.wat", provides=_Provides(("echo",))), tmp_path)
+    inst = await runtime.load(
+        _Manifest("echo", "echo.wat", provides=_Provides(("echo",))), tmp_path
+    )
     exports = await inst.start(WasmBindings())
     assert [(e.kind, e.name, e.target) for e in exports] == [("command", "echo", "echo")]
 
@@ -126,9 +128,9 @@ def test_limits_from_manifest_fills_unset_limits_from_defaults():
 
 
 def test_invalid_limits_are_refused_with_the_value():
-    with pytest.raises(ValueError, match="timeout must be positive"):
+    with pytest.raises(ValueError, match=r"timeout must be positive"):
         WasmLimits(timeout=0)
-    with pytest.raises(ValueError, match="at least one 64 KiB page"):
+    with pytest.raises(ValueError, match=r"at least one 64 KiB page"):
         WasmLimits(memory=100)
 
 
@@ -143,9 +145,9 @@ async def test_ticker_starts_lazily_and_stops_on_aclose(tmp_path):
     await rt.aclose()
     await rt.aclose()  # idempotent
     assert not rt.ticker.running and len(_ticker_threads()) == before
-    with pytest.raises(PluginUnavailable, match="closed"):
+    with pytest.raises(PluginUnavailable, match=r"closed"):
         await inst.call("echo", {})
-    with pytest.raises(PluginUnavailable, match="runtime is closed"):
+    with pytest.raises(PluginUnavailable, match=r"runtime is closed"):
         rt.load_file("echo", path)
 
 
