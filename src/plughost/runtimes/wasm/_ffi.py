@@ -16,6 +16,7 @@ wasm runs, which the epoch ticker thread needs to make progress during a runaway
 from __future__ import annotations
 
 import ctypes
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -146,12 +147,13 @@ def _bad_argument(name: str, index: int, kind: str, value: Any) -> TypeError:
 
 
 def make_invoker(raw: RawCall) -> Callable[..., Any]:
-    """Generate ``invoke(ctx, func_addr, *args)`` for ``raw``'s exact signature.
+    """Return ``invoke(ctx, func_addr, *args)`` for ``raw``'s exact signature.
 
     The returned function validates and stores each argument, makes the unchecked call and
     returns ``None`` / the single result / a tuple. On a trap or error it returns the sentinel
     ``TRAPPED`` with the trap left in ``raw.trap`` (or the error pointer in ``raw.error[0]``);
     the instance turns that into a plughost error, because only it knows the limits in force.
+    The code is generated and compiled once per signature; each call here only binds buffers.
     """
     buf = raw.buffer
     views = {
@@ -160,16 +162,28 @@ def make_invoker(raw: RawCall) -> Callable[..., Any]:
         "f32": (ctypes.c_float * (raw.nslots * SLOT_BYTES // 4)).from_buffer(buf),
         "f64": (ctypes.c_double * (raw.nslots * SLOT_BYTES // 8)).from_buffer(buf),
     }
+    factory = _invoker_factory(raw.params, raw.results)
+    invoke = factory(
+        raw.name, ctypes.addressof(buf), raw.trap, ctypes.addressof(raw.trap), raw.error,
+        views["i32"], views["i64"], views["f32"], views["f64"],
+    )
+    invoke.__views__ = views  # keep the buffer views alive as long as the invoker
+    return invoke  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=256)
+def _invoker_factory(params: tuple[str, ...], results: tuple[str, ...]) -> Callable[..., Any]:
+    """Compile ``make(NAME, BUF, TRAP, TRAP_ADDR, ERR, v_i32, v_i64, v_f32, v_f64)`` once."""
+    nslots = max(len(params), len(results), 1)
     # slot i starts at byte 16*i: index 4*i in 4-byte views, 2*i in 8-byte views
-    stride = {
-        "i32": SLOT_BYTES // 4,
-        "f32": SLOT_BYTES // 4,
-        "i64": SLOT_BYTES // 8,
-        "f64": SLOT_BYTES // 8,
-    }
-    args = [f"a{i}" for i in range(len(raw.params))]
-    lines = [f"def invoke(ctx, func, {', '.join(args)}):" if args else "def invoke(ctx, func):"]
-    for i, (arg, kind) in enumerate(zip(args, raw.params, strict=True)):
+    stride = {"i32": SLOT_BYTES // 4, "f32": SLOT_BYTES // 4, "i64": SLOT_BYTES // 8,
+              "f64": SLOT_BYTES // 8}
+    args = [f"a{i}" for i in range(len(params))]
+    lines = [
+        "def make(NAME, BUF, TRAP, TRAP_ADDR, ERR, v_i32, v_i64, v_f32, v_f64):",
+        f"  def invoke(ctx, func{''.join(', ' + a for a in args)}):",
+    ]
+    for i, (arg, kind) in enumerate(zip(args, params, strict=True)):
         if kind in ("i32", "i64"):
             lo, hi = ("I32_MIN", "I32_MAX") if kind == "i32" else ("I64_MIN", "I64_MAX")
             lines.append(
@@ -188,21 +202,21 @@ def make_invoker(raw: RawCall) -> Callable[..., Any]:
             lines.append(f"    v_{kind}[{stride[kind] * i}] = {arg}")
     # the length argument is the buffer's CAPACITY in slots (max of params and results):
     # passing the parameter count makes wasmtime abort the process when results > params
-    lines.append(f"    err = call(ctx, func, BUF, {raw.nslots}, TRAP_ADDR)")
+    lines.append(f"    err = call(ctx, func, BUF, {nslots}, TRAP_ADDR)")
     lines.append("    if err or TRAP.value:")
-    lines.append("        ERR[0] = err")
-    lines.append("        return TRAPPED")
-    if not raw.results:
+    lines.append("      ERR[0] = err")
+    lines.append("      return TRAPPED")
+    if not results:
         lines.append("    return None")
-    elif len(raw.results) == 1:
-        kind = raw.results[0]
-        lines.append(f"    return v_{kind}[0]")
+    elif len(results) == 1:
+        lines.append(f"    return v_{results[0]}[0]")
     else:
-        outs = ", ".join(f"v_{k}[{stride[k] * i}]" for i, k in enumerate(raw.results))
+        outs = ", ".join(f"v_{k}[{stride[k] * i}]" for i, k in enumerate(results))
         lines.append(f"    return ({outs},)")
+    lines.append("  invoke.__name__ = NAME")
+    lines.append("  return invoke")
     namespace: dict[str, Any] = {
         "bad": _bad_argument,
-        "NAME": raw.name,
         "I32_MIN": _I32_MIN,
         "I32_MAX": _I32_MAX,
         "I64_MIN": _I64_MIN,
@@ -210,17 +224,11 @@ def make_invoker(raw: RawCall) -> Callable[..., Any]:
         "I64_MAX_S": (1 << 63) - 1,
         "TWO64": 1 << 64,
         "call": call_unchecked,
-        "BUF": ctypes.addressof(buf),
-        "TRAP": raw.trap,
-        "TRAP_ADDR": ctypes.addressof(raw.trap),
         "TRAPPED": TRAPPED,
-        "ERR": raw.error,
-        **{f"v_{k}": v for k, v in views.items()},
     }
-    exec(compile("\n".join(lines), f"<wasm invoker {raw.name}>", "exec"), namespace)
-    invoke: Callable[..., Any] = namespace["invoke"]
-    invoke.__views__ = views  # type: ignore[attr-defined]  # keep the buffer views alive
-    return invoke
+    label = f"({', '.join(params)}) -> ({', '.join(results)})"
+    exec(compile("\n".join(lines), f"<wasm invoker {label}>", "exec"), namespace)
+    return namespace["make"]  # type: ignore[no-any-return]
 
 
 class _Trapped:

@@ -18,6 +18,7 @@ code that wasmtime runs without re-validating it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 _DIGEST_BYTES = 32
 
 
+@functools.cache
 def wasmtime_version() -> str:
     """The installed wasmtime-py version (it tracks the wasmtime C library version)."""
     from importlib.metadata import PackageNotFoundError, version
