@@ -31,8 +31,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import wasmtime  # noqa: E402
 
-from plughost.runtimes.wasm import WasmBindings, WasmRuntime  # noqa: E402
-from plughost.runtimes.wasm import _ffi  # noqa: E402
+from plughost.runtimes.wasm import (  # noqa: E402
+    WasmBindings,
+    WasmRuntime,
+    _ffi,
+)
 
 HELLO = ROOT / "examples" / "wasm-hello" / "hello.wat"
 Row = dict[str, Any]
