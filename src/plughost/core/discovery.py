@@ -1,0 +1,261 @@
+"""Finding plugins: plugin folders in directories, and the ``plughost.plugins`` entry-point group.
+
+Nothing is imported here: discovery reads manifests only, so a thousand lazy plugins cost a
+thousand small file reads. A :class:`DiscoveryCache` keeps the validated manifests keyed by the
+manifest file's path, size and modification time, so an unchanged plugin is not parsed again; any
+change to the file invalidates its entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from plughost.core.manifest import (
+    MANIFEST_FILES,
+    Manifest,
+    load_manifest,
+    manifest_from_dict,
+)
+from plughost.errors import ManifestError, PlughostError, Problem
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Discovered",
+    "DiscoveryCache",
+    "discover",
+    "discover_directories",
+    "discover_entry_points",
+]
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "plughost.plugins"
+_CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Discovered:
+    """One candidate plugin: a valid manifest, or the error that stopped it."""
+
+    location: str
+    """Where it was found: the folder path, or ``entry point NAME (DIST)``."""
+    source: str
+    """``directory`` or ``entry-point``."""
+    root: Path | None
+    manifest: Manifest | None = None
+    error: PlughostError | None = None
+
+
+class DiscoveryCache:
+    """Validated manifests keyed by ``(path, size, mtime_ns)``, persisted as one JSON file.
+
+    Loading trusts what it validated before only while the file is byte-for-byte the same size
+    and has the same modification time; everything else is parsed and validated again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._dirty = False
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and data.get("format") == _CACHE_FORMAT:
+            entries = data.get("entries")
+            if isinstance(entries, dict):
+                self._entries = entries
+
+    def get(self, manifest_path: str, stat: os.stat_result) -> Manifest | None:
+        entry = self._entries.get(manifest_path)
+        if entry is None or entry["size"] != stat.st_size or entry["mtime"] != stat.st_mtime_ns:
+            return None
+        try:
+            return manifest_from_dict(entry["manifest"], source=manifest_path)
+        except ManifestError:
+            return None
+
+    def put(self, manifest_path: str, stat: os.stat_result, manifest: Manifest) -> None:
+        self._entries[manifest_path] = {
+            "size": stat.st_size,
+            "mtime": stat.st_mtime_ns,
+            "manifest": manifest.to_dict(),
+        }
+        self._dirty = True
+
+    def prune(self, seen: set[str]) -> None:
+        for key in [k for k in self._entries if k not in seen]:
+            del self._entries[key]
+            self._dirty = True
+
+    def save(self) -> None:
+        """Write atomically (temp file + rename) if anything changed."""
+        if not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"format": _CACHE_FORMAT, "entries": self._entries})
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".discovery-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(payload)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._dirty = False
+
+
+def _manifest_file(folder: Path) -> Path | None:
+    for name in MANIFEST_FILES:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _plugin_folders(directory: Path) -> Iterator[Path]:
+    """The plugin folders in ``directory`` (or ``directory`` itself if it is one), sorted."""
+    if _manifest_file(directory) is not None:
+        yield directory
+        return
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except FileNotFoundError:
+        logger.info("plugin directory %s does not exist; nothing to discover there", directory)
+        return
+    for entry in entries:
+        if entry.name.startswith((".", "_")) or not entry.is_dir():
+            continue
+        yield Path(entry.path)
+
+
+def discover_directories(
+    directories: Iterable[Path], *, cache: DiscoveryCache | None = None
+) -> list[Discovered]:
+    """Read and validate the manifest of every plugin folder under ``directories``."""
+    found: list[Discovered] = []
+    seen: set[str] = set()
+    for directory in directories:
+        for folder in _plugin_folders(Path(directory)):
+            manifest_path = _manifest_file(folder)
+            location = str(folder)
+            if manifest_path is None:
+                # A folder without a manifest is simply not a plugin; say so at debug level.
+                logger.debug("skipping %s: no %s", folder, " or ".join(MANIFEST_FILES))
+                continue
+            key = str(manifest_path)
+            seen.add(key)
+            try:
+                stat = manifest_path.stat()
+                manifest = cache.get(key, stat) if cache is not None else None
+                if manifest is None:
+                    manifest = load_manifest(folder)
+                    if cache is not None:
+                        cache.put(key, stat, manifest)
+            except PlughostError as exc:
+                found.append(Discovered(location, "directory", folder, error=exc))
+                continue
+            except OSError as exc:
+                error = ManifestError(
+                    [Problem("", "manifest.unreadable", f"cannot read {manifest_path}: {exc}")],
+                    source=key,
+                )
+                found.append(Discovered(location, "directory", folder, error=error))
+                continue
+            found.append(Discovered(location, "directory", folder, manifest=manifest))
+    if cache is not None:
+        cache.prune(seen)
+        cache.save()
+    return found
+
+
+def _entry_point_manifest(ep: metadata.EntryPoint) -> tuple[Manifest, Path | None]:
+    """The manifest of an entry-point plugin, without importing its module.
+
+    A ``plugin.toml`` / ``manifest.json`` beside the entry module wins; otherwise a manifest is
+    built from the distribution's metadata (id = entry-point name, version = the distribution's).
+    """
+    module = ep.value.partition(":")[0]
+    top = module.split(".")[0]
+    spec = find_spec(top)
+    if spec is not None and spec.submodule_search_locations:
+        package_dir = Path(next(iter(spec.submodule_search_locations)))
+        sub = package_dir.joinpath(*module.split(".")[1:])
+        for folder in (sub if sub.is_dir() else sub.parent, package_dir):
+            manifest_path = _manifest_file(folder)
+            if manifest_path is not None:
+                data = dict(_read_manifest_data(manifest_path))
+                data.setdefault("entry", ep.value)
+                return manifest_from_dict(data, source=str(manifest_path)), None
+    dist = ep.dist
+    version = dist.version if dist is not None else "0.0.0"
+    summary = (dist.metadata["Summary"] if dist is not None else None) or ""
+    data = {
+        "id": ep.name,
+        "name": ep.name,
+        "version": version,
+        "description": summary,
+        "entry": ep.value,
+    }
+    return manifest_from_dict(data, source=f"entry point {ep.name}"), None
+
+
+def _read_manifest_data(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    raw = path.read_bytes()
+    if path.suffix == ".toml":
+        return tomllib.loads(raw.decode("utf-8"))
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ManifestError([Problem("", "manifest.type", "manifest must be an object")])
+    return data
+
+
+def discover_entry_points(group: str = ENTRY_POINT_GROUP) -> list[Discovered]:
+    """Plugins declared by installed distributions in the ``group`` entry-point group."""
+    found: list[Discovered] = []
+    for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        location = f"entry point {ep.name} = {ep.value} ({dist})"
+        try:
+            manifest, root = _entry_point_manifest(ep)
+        except PlughostError as exc:
+            found.append(Discovered(location, "entry-point", None, error=exc))
+            continue
+        except (OSError, ValueError) as exc:
+            error = ManifestError(
+                [Problem("", "manifest.unreadable", f"{type(exc).__name__}: {exc}")],
+                source=location,
+            )
+            found.append(Discovered(location, "entry-point", None, error=error))
+            continue
+        found.append(Discovered(location, "entry-point", root, manifest=manifest))
+    return found
+
+
+def discover(
+    directories: Iterable[Path],
+    *,
+    entry_points: bool = False,
+    cache: DiscoveryCache | None = None,
+) -> list[Discovered]:
+    """Everything in ``directories`` and, if asked, the entry-point group."""
+    found = discover_directories(directories, cache=cache)
+    if entry_points:
+        found.extend(discover_entry_points())
+    return found

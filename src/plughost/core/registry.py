@@ -1,0 +1,217 @@
+"""The in-memory index of plugins the host knows: id → record, plus secondary indexes.
+
+Indexes: by ``type`` (``notify``, ``music-source``), by extension point provided, by capability
+(``command:<id>``, ``event:<topic>``, ``channel:<name>``, ``extension:<name>``) and by tag. They are
+maintained on :meth:`Registry.add` / :meth:`Registry.remove`, so queries never scan manifests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plughost.core.lifecycle import State
+from plughost.errors import OperationRefused, PluginNotFound
+
+if TYPE_CHECKING:
+    from plughost.core.manifest import Manifest
+
+__all__ = ["PluginRecord", "Registry", "capabilities_of"]
+
+
+@dataclass(slots=True, eq=False)
+class PluginRecord:
+    """Everything the host holds about one plugin. Owned by the host; plugins never see it."""
+
+    manifest: Manifest
+    root: Path | None
+    """The plugin folder (``None`` for plugins that come from an entry point only)."""
+    source: str = "directory"
+    """Where it was found: ``directory``, ``entry-point`` or ``installed``."""
+    state: State = State.DISCOVERED
+    instance: Any = None
+    """The runtime's PluginInstance while loaded; ``None`` otherwise."""
+    context: Any = None
+    """The PluginContext while active."""
+    error: BaseException | None = None
+    """The last failure, when ``state`` is ``failed`` (or a lazy activation failed)."""
+    phase: str | None = None
+    """The phase of the last failure: discover, manifest, resolve, import, activate, ..."""
+    hint: str | None = None
+    """A suggested fix for the last failure."""
+    warnings: list[str] = field(default_factory=list)
+    """Non-fatal notes: limits this runtime cannot enforce, skipped optional dependencies..."""
+    since: float = field(default_factory=time.time)
+    """When the plugin entered its current state."""
+    exports: tuple[Any, ...] = ()
+    """What the active plugin provides (runtime Exports)."""
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (CLI ``--json``, HTTP API)."""
+        m = self.manifest
+        return {
+            "id": m.id,
+            "name": m.name,
+            "version": str(m.version),
+            "type": m.type,
+            "runtime": m.runtime,
+            "description": m.description,
+            "state": self.state.value,
+            "source": self.source,
+            "path": str(self.root) if self.root else None,
+            "activation": list(m.activation),
+            "dependencies": {k: str(v) for k, v in m.dependencies.items()},
+            "error": (
+                {
+                    "code": getattr(self.error, "code", type(self.error).__name__),
+                    "message": getattr(self.error, "message", str(self.error)),
+                    "phase": self.phase,
+                    "hint": self.hint,
+                }
+                if self.error is not None
+                else None
+            ),
+            "warnings": list(self.warnings),
+            "since": self.since,
+        }
+
+
+def capabilities_of(manifest: Manifest) -> set[str]:
+    """The capability keys a manifest advertises (used by the capability index)."""
+    p = manifest.provides
+    caps = {f"extension:{x}" for x in p.extension_points}
+    caps.update(f"command:{x}" for x in p.commands)
+    caps.update(f"event:{x}" for x in p.events)
+    caps.update(f"channel:{x}" for x in p.channels)
+    return caps
+
+
+class Registry:
+    """id → :class:`PluginRecord` with secondary indexes kept in step."""
+
+    __slots__ = ("_by_cap", "_by_ext", "_by_tag", "_by_type", "_records")
+
+    def __init__(self) -> None:
+        self._records: dict[str, PluginRecord] = {}
+        self._by_type: defaultdict[str, set[str]] = defaultdict(set)
+        self._by_ext: defaultdict[str, set[str]] = defaultdict(set)
+        self._by_cap: defaultdict[str, set[str]] = defaultdict(set)
+        self._by_tag: defaultdict[str, set[str]] = defaultdict(set)
+
+    def add(self, record: PluginRecord, *, replace: bool = False) -> None:
+        """Index ``record``; refuse a second record with the same id unless ``replace``."""
+        pid = record.id
+        if pid in self._records:
+            if not replace:
+                existing = self._records[pid]
+                raise OperationRefused(
+                    f"Two plugins have the id {pid!r}: {existing.root or existing.source} and "
+                    f"{record.root or record.source}. Plugin ids must be unique; remove or "
+                    "rename one of them.",
+                    plugin_id=pid,
+                    code="registry.duplicate",
+                )
+            self.remove(pid)
+        self._records[pid] = record
+        m = record.manifest
+        if m.type:
+            self._by_type[m.type].add(pid)
+        for ext in m.provides.extension_points:
+            self._by_ext[ext].add(pid)
+        for cap in capabilities_of(m):
+            self._by_cap[cap].add(pid)
+        for tag in m.tags:
+            self._by_tag[tag].add(pid)
+
+    def remove(self, plugin_id: str) -> PluginRecord:
+        """Drop a record and its index entries; returns it."""
+        record = self.get(plugin_id)
+        del self._records[plugin_id]
+        for index in (self._by_type, self._by_ext, self._by_cap, self._by_tag):
+            for key in [k for k, ids in index.items() if plugin_id in ids]:
+                index[key].discard(plugin_id)
+                if not index[key]:
+                    del index[key]
+        return record
+
+    def get(self, plugin_id: str) -> PluginRecord:
+        try:
+            return self._records[plugin_id]
+        except KeyError:
+            known = ", ".join(sorted(self._records)[:10]) or "none"
+            raise PluginNotFound(
+                f"No plugin with id {plugin_id!r} is known to this host (known: {known}). "
+                "Check the id with `plughost list`.",
+                plugin_id=plugin_id,
+            ) from None
+
+    def find(self, plugin_id: str) -> PluginRecord | None:
+        return self._records.get(plugin_id)
+
+    def __contains__(self, plugin_id: object) -> bool:
+        return plugin_id in self._records
+
+    def __iter__(self) -> Iterator[PluginRecord]:
+        return iter(self._records.values())
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def ids(self) -> list[str]:
+        return sorted(self._records)
+
+    def by_type(self, type_: str) -> list[PluginRecord]:
+        return self._collect(self._by_type.get(type_, ()))
+
+    def by_extension_point(self, name: str) -> list[PluginRecord]:
+        return self._collect(self._by_ext.get(name, ()))
+
+    def by_capability(self, capability: str) -> list[PluginRecord]:
+        """Plugins advertising ``capability`` (``command:x``, ``event:y``, ``extension:z``)."""
+        return self._collect(self._by_cap.get(capability, ()))
+
+    def by_tag(self, tag: str) -> list[PluginRecord]:
+        return self._collect(self._by_tag.get(tag, ()))
+
+    def query(
+        self,
+        *,
+        type: str | None = None,
+        state: State | str | None = None,
+        extension_point: str | None = None,
+        capability: str | None = None,
+        tag: str | None = None,
+        runtime: str | None = None,
+    ) -> list[PluginRecord]:
+        """Records matching every given filter, sorted by id."""
+        ids: set[str] | None = None
+        for index, key in (
+            (self._by_type, type),
+            (self._by_ext, extension_point),
+            (self._by_cap, capability),
+            (self._by_tag, tag),
+        ):
+            if key is None:
+                continue
+            found = index.get(key, set())
+            ids = set(found) if ids is None else ids & found
+        records: Iterable[PluginRecord] = (
+            self._records.values() if ids is None else (self._records[i] for i in ids)
+        )
+        if state is not None:
+            wanted = State(state)
+            records = (r for r in records if r.state is wanted)
+        if runtime is not None:
+            records = (r for r in records if r.manifest.runtime == runtime)
+        return sorted(records, key=lambda r: r.id)
+
+    def _collect(self, ids: Iterable[str]) -> list[PluginRecord]:
+        return [self._records[i] for i in sorted(ids)]

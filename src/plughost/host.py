@@ -1,0 +1,931 @@
+"""PluginHost: discover → resolve → load → activate, and back down again.
+
+The host wires the core (manifests, resolver, lifecycle, registry) to the runtimes. Its API is
+asynchronous; :class:`SyncPluginHost` is a facade for applications without an event loop.
+
+    host = PluginHost(["./plugins"])
+    report = await host.start()          # every failure is in the report, none is silent
+    await host.call("hello", "greet", name="Ada")
+    await host.aclose()
+
+Failure policy: ``on_plugin_error`` decides what a plugin's failure means for the rest —
+:func:`isolate` (the default: record it, the others keep working) or :func:`fail` (startup stops).
+A per-plugin policy overrides the global one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from plughost._version import __version__
+from plughost.core.context import PluginContext
+from plughost.core.discovery import Discovered, DiscoveryCache, discover
+from plughost.core.lifecycle import LifecycleEvent, LifecycleEvents, State, transition
+from plughost.core.manifest import Manifest
+from plughost.core.registry import PluginRecord, Registry
+from plughost.core.resolver import resolve
+from plughost.core.version import Version
+from plughost.errors import (
+    DependentsExist,
+    OperationRefused,
+    PlughostError,
+    PluginActivationError,
+    PluginError,
+    PluginUnavailable,
+    error_context,
+)
+from plughost.runtimes.base import Export, PluginInstance, Runtime
+from plughost.runtimes.inprocess import InProcessRuntime
+
+__all__ = [
+    "ErrorPolicy",
+    "HostExtension",
+    "LoadOutcome",
+    "LoadReport",
+    "PluginHost",
+    "SyncPluginHost",
+    "fail",
+    "isolate",
+]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+HOST_VERSION = __version__
+
+ErrorPolicy = Callable[[PluginRecord, PlughostError], None]
+
+
+def isolate(record: PluginRecord, error: PlughostError) -> None:
+    """Policy: record the failure and carry on; the other plugins keep working."""
+    logger.warning("plugin %s failed in %s: %s", record.id, record.phase, error.message)
+
+
+def fail(record: PluginRecord, error: PlughostError) -> None:
+    """Policy: stop — re-raise the plugin's error to the caller of ``start``/``activate``."""
+    raise error
+
+
+_UNUSABLE = frozenset({State.FAILED, State.DISABLED, State.UNINSTALLED, State.INSTALLED})
+
+_POLICIES: dict[str, ErrorPolicy] = {"isolate": isolate, "fail": fail}
+
+_HINTS: dict[str, str] = {
+    "manifest": "fix the manifest; `plughost check {path}` lists every problem",
+    "resolve": "install or update the dependency named above, or relax the version range",
+    "import": "check that `entry` names an importable module:attribute in the plugin folder",
+    "activate": "the plugin's activate() raised; see the error and the plugin's log",
+    "dependency": "fix the dependency that failed first; this plugin needs it",
+}
+
+
+def _policy(value: str | ErrorPolicy) -> ErrorPolicy:
+    if callable(value):
+        return value
+    try:
+        return _POLICIES[value]
+    except KeyError:
+        raise ValueError(
+            f"unknown error policy {value!r}; use 'isolate', 'fail' or a callable"
+        ) from None
+
+
+class HostExtension(Protocol):
+    """Something that attaches to the host's lifecycle (communication, services, metrics).
+
+    Every method is optional; the host calls the ones an extension defines.
+    """
+
+    def prepare_context(self, record: PluginRecord, context: PluginContext) -> None: ...
+
+    async def on_activated(self, record: PluginRecord, exports: tuple[Export, ...]) -> None: ...
+
+    async def on_deactivated(self, record: PluginRecord) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOutcome:
+    """What happened to one plugin during ``start``."""
+
+    plugin_id: str
+    state: State
+    location: str | None = None
+    phase: str | None = None
+    error: PlughostError | None = None
+    hint: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plugin_id": self.plugin_id,
+            "state": self.state.value,
+            "ok": self.ok,
+            "location": self.location,
+            "phase": self.phase,
+            "error": self.error.to_dict() if self.error else None,
+            "hint": self.hint,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(slots=True)
+class LoadReport:
+    """One outcome per plugin seen by ``start``; nothing fails silently."""
+
+    outcomes: list[LoadOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[LoadOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    def __getitem__(self, plugin_id: str) -> LoadOutcome:
+        for outcome in self.outcomes:
+            if outcome.plugin_id == plugin_id:
+                return outcome
+        raise KeyError(plugin_id)
+
+    def __str__(self) -> str:
+        lines = [f"{len(self.outcomes)} plugin(s), {len(self.failed)} failed"]
+        for o in self.outcomes:
+            mark = "ok " if o.ok else "ERR"
+            line = f"  {mark} {o.plugin_id:<30} {o.state.value}"
+            if o.error is not None:
+                line += f"  [{o.phase}] {o.error.code}: {o.error.message}"
+                if o.hint:
+                    line += f"\n      hint: {o.hint}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "seconds": self.seconds,
+            "plugins": [o.to_dict() for o in self.outcomes],
+        }
+
+
+def _as_error(exc: BaseException, record: PluginRecord, phase: str) -> PlughostError:
+    if isinstance(exc, PlughostError):
+        if exc.plugin_id is None:
+            exc.plugin_id = record.id
+        if exc.phase is None:
+            exc.phase = phase
+        return exc
+    wrapped = PluginError(
+        f"{type(exc).__name__}: {exc}", plugin_id=record.id, phase=phase, code=f"plugin.{phase}"
+    )
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+class PluginHost:
+    """The embeddable plugin host.
+
+    :param plugin_dirs: folders holding plugin folders (each with ``plugin.toml`` or
+        ``manifest.json``); a folder that is itself a plugin is accepted too.
+    :param home: the plughost home (private data directories, discovery cache). Optional for
+        embedding; without it plugins get no ``ctx.data_dir``.
+    :param entry_points: also discover installed distributions' ``plughost.plugins`` entry points.
+    :param runtimes: runtimes to use, keyed by their ``name``; the in-process Python runtime is
+        always available unless replaced.
+    :param on_plugin_error: ``"isolate"`` (default), ``"fail"`` or a callable policy.
+    :param error_policies: per-plugin policies overriding ``on_plugin_error``.
+    :param max_concurrency: how many independent plugins are activated at once.
+    :param config: operator configuration per plugin id (merged over the manifest defaults).
+    :param disabled: plugin ids that are not loaded (kept, shown as ``disabled``).
+    :param discovery_cache: keep validated manifests in ``<home>/cache/discovery.json``.
+    :param host_version: the version plugins' ``host`` ranges are checked against.
+    """
+
+    def __init__(
+        self,
+        plugin_dirs: Iterable[str | Path] = (),
+        *,
+        home: str | Path | None = None,
+        entry_points: bool = False,
+        runtimes: Iterable[Runtime] | None = None,
+        on_plugin_error: str | ErrorPolicy = "isolate",
+        error_policies: Mapping[str, str | ErrorPolicy] | None = None,
+        max_concurrency: int = 8,
+        config: Mapping[str, Mapping[str, Any]] | None = None,
+        disabled: Iterable[str] = (),
+        discovery_cache: bool = False,
+        host_version: str | Version = HOST_VERSION,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.plugin_dirs = [Path(d) for d in plugin_dirs]
+        self.home = Path(home) if home is not None else None
+        self.entry_points = entry_points
+        self.host_version = Version(str(host_version))
+        self.registry = Registry()
+        self.lifecycle = LifecycleEvents()
+        self.problems: list[Discovered] = []
+        """Plugins found but not registered (invalid manifest, duplicate id)."""
+        self._runtimes: dict[str, Runtime] = {"python": InProcessRuntime()}
+        for runtime in runtimes or ():
+            self._runtimes[runtime.name] = runtime
+        self._policy = _policy(on_plugin_error)
+        self._policies = {k: _policy(v) for k, v in (error_policies or {}).items()}
+        self._max_concurrency = max_concurrency
+        self._config = {k: dict(v) for k, v in (config or {}).items()}
+        self._disabled = set(disabled)
+        self._cache = (
+            DiscoveryCache(self.home / "cache" / "discovery.json")
+            if discovery_cache and self.home is not None
+            else None
+        )
+        self._extensions: list[Any] = []
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._order: list[str] = []
+        self._activation_index: dict[str, list[str]] = {}
+        self._closed = False
+
+    # ----------------------------------------------------------------- wiring
+
+    def add_runtime(self, runtime: Runtime) -> Callable[[], None]:
+        """Serve manifests whose ``runtime`` is ``runtime.name``; returns the undo."""
+        previous = self._runtimes.get(runtime.name)
+        self._runtimes[runtime.name] = runtime
+
+        def undo() -> None:
+            if previous is None:
+                self._runtimes.pop(runtime.name, None)
+            else:
+                self._runtimes[runtime.name] = previous
+
+        return undo
+
+    def add_extension(self, extension: Any) -> Callable[[], None]:
+        """Attach a :class:`HostExtension`; returns the undo."""
+        self._extensions.append(extension)
+
+        def undo() -> None:
+            if extension in self._extensions:
+                self._extensions.remove(extension)
+
+        return undo
+
+    def runtime_for(self, manifest: Manifest) -> Runtime:
+        try:
+            return self._runtimes[manifest.runtime]
+        except KeyError:
+            raise PluginUnavailable(
+                f"No runtime {manifest.runtime!r} is configured in this host (available: "
+                f"{', '.join(sorted(self._runtimes))}). Install the extra that provides it or "
+                "register the runtime with host.add_runtime().",
+                plugin_id=manifest.id,
+                phase="import",
+                code="runtime.unavailable",
+            ) from None
+
+    # ----------------------------------------------------------------- state
+
+    def _set_state(
+        self,
+        record: PluginRecord,
+        new: State,
+        *,
+        reason: str | None = None,
+        phase: str | None = None,
+    ) -> None:
+        old = record.state
+        transition(old, new, plugin_id=record.id)
+        record.state = new
+        record.since = time.time()
+        if len(self.lifecycle):
+            self.lifecycle.publish(LifecycleEvent(record.id, old, new, record.since, reason, phase))
+
+    def _fail(self, record: PluginRecord, error: PlughostError, phase: str) -> None:
+        record.error = error
+        record.phase = phase
+        hint = _HINTS.get(phase, "")
+        record.hint = hint.format(path=record.root or record.id) if hint else None
+        if record.state is not State.FAILED:
+            self._set_state(record, State.FAILED, reason=error.message, phase=phase)
+
+    def _apply_policy(self, record: PluginRecord, error: PlughostError) -> None:
+        policy = self._policies.get(record.id, self._policy)
+        policy(record, error)
+
+    def _lock(self, plugin_id: str) -> asyncio.Lock:
+        lock = self._locks.get(plugin_id)
+        if lock is None:
+            lock = self._locks[plugin_id] = asyncio.Lock()
+        return lock
+
+    # ----------------------------------------------------------------- discovery
+
+    def discover(self) -> list[PluginRecord]:
+        """Find plugins and register every valid one as ``installed`` (nothing is imported)."""
+        self._check_open()
+        found = discover(self.plugin_dirs, entry_points=self.entry_points, cache=self._cache)
+        added: list[PluginRecord] = []
+        for item in found:
+            if item.manifest is None:
+                self.problems.append(item)
+                continue
+            if item.manifest.id in self.registry:
+                existing = self.registry.get(item.manifest.id)
+                error = OperationRefused(
+                    f"Duplicate plugin id {item.manifest.id!r}: {item.location} and "
+                    f"{existing.root or existing.source}. Remove or rename one of them.",
+                    plugin_id=item.manifest.id,
+                    phase="discover",
+                    code="registry.duplicate",
+                )
+                self.problems.append(
+                    Discovered(item.location, item.source, item.root, error=error)
+                )
+                continue
+            record = PluginRecord(item.manifest, item.root, source=item.source)
+            self.registry.add(record)
+            if item.manifest.id in self._disabled:
+                self._set_state(record, State.DISABLED, reason="disabled by the operator")
+            else:
+                self._set_state(record, State.INSTALLED)
+            added.append(record)
+        return added
+
+    def add_plugin(
+        self, manifest: Manifest, root: Path | None = None, *, source: str = "installed"
+    ) -> PluginRecord:
+        """Register one plugin by hand (installer, tests); it starts ``installed``."""
+        self._check_open()
+        record = PluginRecord(manifest, root, source=source)
+        self.registry.add(record)
+        self._set_state(record, State.INSTALLED)
+        return record
+
+    # ----------------------------------------------------------------- resolution
+
+    def resolve(self) -> list[str]:
+        """Resolve every ``installed`` plugin; move them to ``resolved`` or ``failed``.
+
+        Returns the load order of everything resolved (dependencies first).
+        """
+        self._check_open()
+        candidates = [
+            r.manifest
+            for r in self.registry
+            if r.state in (State.INSTALLED, State.RESOLVED, State.LOADED, State.ACTIVE,
+                           State.DEACTIVATED)
+        ]
+        resolution = resolve(candidates, host_version=self.host_version, partial=True)
+        for pid, error in sorted(resolution.failed.items()):
+            record = self.registry.get(pid)
+            if record.state is State.INSTALLED:
+                self._fail(record, error, "resolve")
+        for pid, reason in resolution.skipped_optional.items():
+            self.registry.get(pid).warnings.append(reason)
+        for pid in resolution.order:
+            record = self.registry.get(pid)
+            if record.state is State.INSTALLED:
+                self._set_state(record, State.RESOLVED)
+        self._order = list(resolution.order)
+        self._index_activation()
+        return list(self._order)
+
+    def _index_activation(self) -> None:
+        index: dict[str, list[str]] = {}
+        for pid in self._order:
+            for trigger in self.registry.get(pid).manifest.activation:
+                if trigger not in ("startup", "manual"):
+                    index.setdefault(trigger, []).append(pid)
+        self._activation_index = index
+
+    def activation_candidates(self, trigger: str) -> list[str]:
+        """Plugins that declared ``trigger`` (``command:x``, ``event:y``, ``extension:z``)."""
+        return list(self._activation_index.get(trigger, ()))
+
+    async def activate_for(self, trigger: str) -> list[str]:
+        """Activate every not-yet-active plugin that declared ``trigger``; return their ids."""
+        activated = []
+        for pid in self.activation_candidates(trigger):
+            record = self.registry.get(pid)
+            if record.state in (State.RESOLVED, State.LOADED, State.DEACTIVATED):
+                await self.activate(pid)
+                activated.append(pid)
+        return activated
+
+    def _deps(self, record: PluginRecord) -> list[str]:
+        m = record.manifest
+        deps = list(m.dependencies)
+        deps += [d for d in m.optional_dependencies if d in self.registry]
+        return sorted(d for d in deps if self.registry.find(d) is not None)
+
+    def dependents(self, plugin_id: str, *, states: Iterable[State] | None = None) -> list[str]:
+        """Plugins that (directly or transitively) need ``plugin_id``, optionally by state."""
+        wanted = set(states) if states is not None else None
+        result: list[str] = []
+        frontier = [plugin_id]
+        seen = {plugin_id}
+        while frontier:
+            current = frontier.pop()
+            for record in self.registry:
+                if record.id in seen:
+                    continue
+                if current in record.manifest.dependencies or (
+                    current in record.manifest.optional_dependencies
+                ):
+                    seen.add(record.id)
+                    frontier.append(record.id)
+                    if wanted is None or record.state in wanted:
+                        result.append(record.id)
+        return sorted(result)
+
+    # ----------------------------------------------------------------- load / activate
+
+    async def load(self, plugin_id: str) -> PluginRecord:
+        """Load a resolved plugin (and its dependencies): import / spawn / compile."""
+        self._check_open()
+        record = self.registry.get(plugin_id)
+        if record.state in (State.LOADED, State.ACTIVE, State.DEACTIVATED):
+            return record
+        self._require_usable(record)
+        for dep in self._deps(record):
+            if self.registry.get(dep).state not in _UNUSABLE:
+                await self.load(dep)
+        async with self._lock(plugin_id):
+            if record.state is not State.RESOLVED:
+                return record
+            runtime = self.runtime_for(record.manifest)
+            try:
+                with error_context(plugin_id=plugin_id, phase="import"):
+                    instance = await runtime.load(record.manifest, record.root)
+            except Exception as exc:
+                error = _as_error(exc, record, "import")
+                self._fail(record, error, "import")
+                self._apply_policy(record, error)
+                return record
+            record.instance = instance
+            unenforced = sorted(record.manifest.limits.declared() - runtime.enforces)
+            if unenforced:
+                record.warnings.append(
+                    f"the {runtime.name!r} runtime cannot enforce limits: "
+                    f"{', '.join(unenforced)} (they are declared but not applied)"
+                )
+            self._set_state(record, State.LOADED)
+        return record
+
+    def _require_usable(self, record: PluginRecord) -> None:
+        if record.state in (State.DISABLED, State.FAILED, State.UNINSTALLED, State.INSTALLED):
+            why = {
+                State.DISABLED: "it is disabled; enable it first",
+                State.FAILED: f"it failed in {record.phase}: "
+                f"{getattr(record.error, 'message', record.error)}",
+                State.UNINSTALLED: "it was uninstalled",
+                State.INSTALLED: "its dependencies are not resolved; call resolve() first",
+            }[record.state]
+            raise PluginUnavailable(
+                f"Plugin {record.id!r} cannot be used: {why}.", plugin_id=record.id
+            )
+
+    def _make_context(self, record: PluginRecord) -> PluginContext:
+        m = record.manifest
+        config = dict(m.config_defaults)
+        config.update(self._config.get(m.id, {}))
+        data_dir = self.home / "data" / m.id if self.home is not None else None
+        context = PluginContext(m, config=config, data_dir=data_dir)
+        for ext in self._extensions:
+            prepare = getattr(ext, "prepare_context", None)
+            if prepare is not None:
+                prepare(record, context)
+        return context
+
+    async def activate(self, plugin_id: str) -> PluginRecord:
+        """Activate a plugin, its dependencies first. Idempotent for an active plugin."""
+        self._check_open()
+        record = self.registry.get(plugin_id)
+        if record.state is State.ACTIVE:
+            return record
+        self._require_usable(record)
+        required = record.manifest.dependencies
+        for dep in self._deps(record):
+            dep_record = self.registry.get(dep)
+            if dep_record.state not in _UNUSABLE:
+                dep_record = await self.activate(dep)
+            if dep_record.state is not State.ACTIVE and dep not in required:
+                record.warnings.append(
+                    f"optional dependency {dep!r} is {dep_record.state.value}; running without it"
+                )
+                continue
+            if dep_record.state is not State.ACTIVE:
+                error = PluginActivationError(
+                    f"Dependency {dep!r} could not be activated "
+                    f"({dep_record.state.value}); {plugin_id!r} needs it.",
+                    plugin_id=plugin_id,
+                    phase="dependency",
+                    details={"dependency": dep},
+                )
+                self._fail(record, error, "dependency")
+                self._apply_policy(record, error)
+                return record
+        await self.load(plugin_id)
+        async with self._lock(plugin_id):
+            if record.state not in (State.LOADED, State.DEACTIVATED):
+                return record
+            context = self._make_context(record)
+            try:
+                with error_context(plugin_id=plugin_id, phase="activate"):
+                    exports = tuple(await record.instance.start(context))
+                for ext in self._extensions:
+                    hook = getattr(ext, "on_activated", None)
+                    if hook is not None:
+                        await hook(record, exports)
+            except Exception as exc:
+                failure: PlughostError = _as_error(exc, record, "activate")
+                if not isinstance(exc, PlughostError):
+                    failure = PluginActivationError(
+                        f"activate() raised {type(exc).__name__}: {exc}",
+                        plugin_id=plugin_id,
+                        phase="activate",
+                    )
+                    failure.__cause__ = exc
+                await self._teardown_after_failed_activation(record)
+                self._fail(record, failure, "activate")
+                self._apply_policy(record, failure)
+                return record
+            record.context = context
+            record.exports = exports
+            record.error = None
+            self._set_state(record, State.ACTIVE)
+        return record
+
+    async def _teardown_after_failed_activation(self, record: PluginRecord) -> None:
+        for ext in reversed(self._extensions):
+            hook = getattr(ext, "on_deactivated", None)
+            if hook is not None:
+                try:
+                    await hook(record)
+                except Exception:
+                    logger.exception("extension cleanup failed for %s", record.id)
+        instance: PluginInstance | None = record.instance
+        record.instance = None
+        if instance is not None:
+            try:
+                await instance.close()
+            except Exception:
+                logger.exception("closing %s after a failed activation failed", record.id)
+
+    async def ensure_active(self, plugin_id: str) -> PluginRecord:
+        """Lazy activation: activate on first use, or raise why it cannot be used."""
+        record = self.registry.get(plugin_id)
+        if record.state is not State.ACTIVE:
+            record = await self.activate(plugin_id)
+            if record.state is not State.ACTIVE:
+                self._require_usable(record)
+                raise PluginUnavailable(
+                    f"Plugin {plugin_id!r} is {record.state.value}, not active.",
+                    plugin_id=plugin_id,
+                )
+        return record
+
+    async def call(
+        self, plugin_id: str, target: str, /, *, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
+        """Call ``target`` on a plugin, activating it first if it is lazy."""
+        record = await self.ensure_active(plugin_id)
+        if timeout is None:
+            timeout = record.manifest.limits.timeout
+        return await record.instance.call(target, kwargs, timeout=timeout)
+
+    # ----------------------------------------------------------------- deactivate / unload
+
+    async def deactivate(self, plugin_id: str, *, cascade: bool = False) -> PluginRecord:
+        """Deactivate a plugin. Active dependents are refused unless ``cascade``."""
+        self._check_open()
+        record = self.registry.get(plugin_id)
+        if record.state is not State.ACTIVE:
+            return record
+        active_dependents = self.dependents(plugin_id, states=[State.ACTIVE])
+        if active_dependents and not cascade:
+            raise DependentsExist(
+                f"Cannot deactivate {plugin_id!r}: active plugins depend on it: "
+                f"{', '.join(active_dependents)}. Deactivate them first or pass cascade=True.",
+                plugin_id=plugin_id,
+                details={"dependents": active_dependents},
+            )
+        for dep in reversed(self._ordered(active_dependents)):
+            await self.deactivate(dep, cascade=True)
+        async with self._lock(plugin_id):
+            if record.state is not State.ACTIVE:
+                return record
+            self._set_state(record, State.DEACTIVATED)
+            for ext in reversed(self._extensions):
+                hook = getattr(ext, "on_deactivated", None)
+                if hook is not None:
+                    try:
+                        await hook(record)
+                    except Exception:
+                        logger.exception("extension cleanup failed for %s", plugin_id)
+            try:
+                await record.instance.stop()
+            except Exception as exc:
+                logger.warning("deactivate() of %s raised %s: %s", plugin_id, type(exc).__name__,
+                               exc)
+                record.warnings.append(f"deactivate() raised {type(exc).__name__}: {exc}")
+            record.context = None
+            record.exports = ()
+        return record
+
+    async def unload(self, plugin_id: str, *, cascade: bool = False) -> PluginRecord:
+        """Deactivate if needed, release the code/process/sandbox, and go back to ``resolved``."""
+        record = await self.deactivate(plugin_id, cascade=cascade)
+        async with self._lock(plugin_id):
+            if record.state not in (State.LOADED, State.DEACTIVATED):
+                return record
+            instance: PluginInstance | None = record.instance
+            record.instance = None
+            if instance is not None:
+                await instance.close()
+            self._set_state(record, State.RESOLVED)
+        return record
+
+    async def disable(self, plugin_id: str) -> PluginRecord:
+        """Switch a plugin off (not loaded again until enabled). Refused while others need it."""
+        record = self.registry.get(plugin_id)
+        if record.state is State.DISABLED:
+            return record
+        needed_by = [
+            d
+            for d in self.dependents(plugin_id)
+            if self.registry.get(d).state not in (State.DISABLED, State.UNINSTALLED, State.FAILED)
+            and plugin_id in self.registry.get(d).manifest.dependencies
+        ]
+        if needed_by:
+            raise DependentsExist(
+                f"Cannot disable {plugin_id!r}: enabled plugins depend on it: "
+                f"{', '.join(needed_by)}. Disable them first.",
+                plugin_id=plugin_id,
+                details={"dependents": needed_by},
+            )
+        await self.unload(plugin_id)
+        if record.state is State.RESOLVED:
+            self._set_state(record, State.INSTALLED)
+        self._set_state(record, State.DISABLED, reason="disabled by the operator")
+        self._disabled.add(plugin_id)
+        return record
+
+    async def enable(self, plugin_id: str, *, activate: bool = True) -> PluginRecord:
+        """Undo ``disable`` (or retry a failed plugin): resolve again and activate."""
+        record = self.registry.get(plugin_id)
+        if record.state not in (State.DISABLED, State.FAILED):
+            return record
+        self._disabled.discard(plugin_id)
+        record.error = None
+        record.phase = None
+        record.hint = None
+        self._set_state(record, State.INSTALLED)
+        self.resolve()
+        # resolve() moved it on (mypy cannot see that through the attribute).
+        state: State = record.state
+        if activate and state is State.RESOLVED and not record.manifest.is_lazy:
+            await self.activate(plugin_id)
+        return record
+
+    # ----------------------------------------------------------------- start / stop
+
+    def _ordered(self, ids: Iterable[str]) -> list[str]:
+        position = {pid: i for i, pid in enumerate(self._order)}
+        return sorted(ids, key=lambda pid: (position.get(pid, len(position)), pid))
+
+    async def start(self) -> LoadReport:
+        """Discover, resolve, and activate every ``startup`` plugin (dependencies first).
+
+        Independent plugins activate concurrently, up to ``max_concurrency``. Lazy plugins stay
+        ``resolved`` until first used. Returns a report with one outcome per plugin.
+        """
+        started = time.perf_counter()
+        self.discover()
+        self.resolve()
+        eager = {pid for pid in self._order if not self.registry.get(pid).manifest.is_lazy}
+        needed: set[str] = set()
+        stack = list(eager)
+        while stack:
+            pid = stack.pop()
+            if pid in needed:
+                continue
+            needed.add(pid)
+            stack.extend(self._deps(self.registry.get(pid)))
+        await self._activate_many(self._ordered(needed))
+        return self.report(seconds=time.perf_counter() - started)
+
+    async def _activate_many(self, ordered: list[str]) -> None:
+        """Activate in dependency levels; each level concurrently, bounded by the semaphore."""
+        level: dict[str, int] = {}
+        for pid in ordered:
+            deps = [d for d in self._deps(self.registry.get(pid)) if d in level]
+            level[pid] = 1 + max((level[d] for d in deps), default=-1)
+        semaphore = asyncio.Semaphore(self._max_concurrency)
+
+        async def one(pid: str) -> None:
+            async with semaphore:
+                await self.activate(pid)
+
+        for depth in sorted(set(level.values())):
+            batch = [pid for pid in ordered if level[pid] == depth]
+            if len(batch) == 1:
+                await one(batch[0])
+                continue
+            results = await asyncio.gather(*(one(pid) for pid in batch), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+
+    def report(self, *, seconds: float = 0.0) -> LoadReport:
+        """The current outcome of every plugin, plus the discovery problems."""
+        outcomes = [
+            LoadOutcome(
+                plugin_id=(item.error.plugin_id if item.error and item.error.plugin_id else
+                           Path(item.location).name),
+                state=State.FAILED,
+                location=item.location,
+                phase=item.error.phase if item.error and item.error.phase else "manifest",
+                error=item.error,
+                hint=_HINTS["manifest"].format(path=item.location),
+            )
+            for item in self.problems
+        ]
+        for record in sorted(self.registry, key=lambda r: r.id):
+            error = record.error if isinstance(record.error, PlughostError) else None
+            outcomes.append(
+                LoadOutcome(
+                    plugin_id=record.id,
+                    state=record.state,
+                    location=str(record.root) if record.root else record.source,
+                    phase=record.phase if error else None,
+                    error=error,
+                    hint=record.hint if error else None,
+                    warnings=tuple(record.warnings),
+                )
+            )
+        return LoadReport(outcomes, seconds)
+
+    async def aclose(self) -> None:
+        """Deactivate every active plugin in reverse dependency order, unload all, close
+        runtimes. Idempotent."""
+        if self._closed:
+            return
+        for pid in reversed(self._ordered(r.id for r in self.registry)):
+            record = self.registry.get(pid)
+            try:
+                if record.state is State.ACTIVE:
+                    await self.deactivate(pid, cascade=True)
+                if record.state in (State.LOADED, State.DEACTIVATED):
+                    await self.unload(pid)
+            except Exception:
+                logger.exception("shutting down %s failed", pid)
+        for runtime in self._runtimes.values():
+            try:
+                await runtime.aclose()
+            except Exception:
+                logger.exception("closing runtime %s failed", runtime.name)
+        self._closed = True
+
+    async def __aenter__(self) -> PluginHost:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise OperationRefused(
+                "This PluginHost was closed; create a new one.", code="host.closed"
+            )
+
+    # ----------------------------------------------------------------- queries
+
+    def get(self, plugin_id: str) -> PluginRecord:
+        return self.registry.get(plugin_id)
+
+    def list(
+        self,
+        *,
+        type: str | None = None,
+        state: State | str | None = None,
+        extension_point: str | None = None,
+        capability: str | None = None,
+        tag: str | None = None,
+    ) -> list[PluginRecord]:
+        return self.registry.query(
+            type=type,
+            state=state,
+            extension_point=extension_point,
+            capability=capability,
+            tag=tag,
+        )
+
+    def status(self, plugin_id: str | None = None) -> dict[str, Any]:
+        """A JSON-serialisable status: one plugin, or the whole host."""
+        if plugin_id is not None:
+            record = self.registry.get(plugin_id)
+            data = record.to_dict()
+            if record.instance is not None:
+                data["stats"] = dict(record.instance.stats())
+            data["enforced_limits"] = sorted(
+                record.manifest.limits.declared()
+                & self._runtimes.get(record.manifest.runtime, InProcessRuntime()).enforces
+            )
+            return data
+        counts: dict[str, int] = {}
+        for record in self.registry:
+            counts[record.state.value] = counts.get(record.state.value, 0) + 1
+        return {
+            "host_version": str(self.host_version),
+            "plugins": len(self.registry),
+            "states": counts,
+            "problems": [
+                {"location": p.location, "error": p.error.to_dict() if p.error else None}
+                for p in self.problems
+            ],
+            "runtimes": sorted(self._runtimes),
+        }
+
+
+
+class SyncPluginHost:
+    """Blocking facade for applications without an event loop.
+
+    The async host runs on a private event loop in a daemon thread (plugins that hold loop-bound
+    resources — pipes, sockets — stay on that one loop). ``close()`` stops it.
+
+        with SyncPluginHost(PluginHost(["plugins"])) as host:
+            host.start()
+            host.call("hello", "greet", name="Ada")
+    """
+
+    def __init__(self, host: PluginHost) -> None:
+        self.host = host
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="plughost-loop", daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the host's loop and wait for its result."""
+        if self._closed:
+            coro.close()
+            raise OperationRefused("This SyncPluginHost was closed.", code="host.closed")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def start(self) -> LoadReport:
+        return self.run(self.host.start())
+
+    def activate(self, plugin_id: str) -> PluginRecord:
+        return self.run(self.host.activate(plugin_id))
+
+    def deactivate(self, plugin_id: str, *, cascade: bool = False) -> PluginRecord:
+        return self.run(self.host.deactivate(plugin_id, cascade=cascade))
+
+    def unload(self, plugin_id: str) -> PluginRecord:
+        return self.run(self.host.unload(plugin_id))
+
+    def call(self, plugin_id: str, target: str, /, **kwargs: Any) -> Any:
+        return self.run(self.host.call(plugin_id, target, **kwargs))
+
+    def get(self, plugin_id: str) -> PluginRecord:
+        return self.host.get(plugin_id)
+
+    def list(self, **filters: Any) -> list[PluginRecord]:
+        return self.host.list(**filters)
+
+    def status(self, plugin_id: str | None = None) -> dict[str, Any]:
+        return self.host.status(plugin_id)
+
+    def close(self) -> None:
+        """Close the host and stop the loop thread. Idempotent."""
+        if self._closed:
+            return
+        try:
+            self.run(self.host.aclose())
+        finally:
+            self._closed = True
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+
+    def __enter__(self) -> SyncPluginHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,80 @@
+"""Shared CLI plumbing: consoles, the home directory option, JSON output, error exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from plughost.errors import PlughostError
+
+__all__ = [
+    "HomeOption",
+    "JsonOption",
+    "console",
+    "default_home",
+    "err_console",
+    "exit_with",
+    "handle_errors",
+    "print_json",
+]
+
+T = TypeVar("T")
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def default_home() -> Path:
+    """``$PLUGHOST_HOME``, else ``~/.local/share/plughost``."""
+    env = os.environ.get("PLUGHOST_HOME")
+    return Path(env) if env else Path.home() / ".local" / "share" / "plughost"
+
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help="plughost home directory (default: $PLUGHOST_HOME or ~/.local/share/plughost).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as indented JSON to stdout (no Rich markup, no wrapping)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def exit_with(error: PlughostError, *, as_json: bool = False) -> NoReturn:
+    """Print ``error`` (code + message) and exit 1."""
+    if as_json:
+        print_json({"error": error.to_dict()})
+    else:
+        err_console.print(f"[bold red]error[/] [red]{error.code}[/]: {error}", markup=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def handle_errors(*, as_json: bool = False) -> Iterator[None]:
+    """Turn any PlughostError raised inside into a clean message and exit code 1."""
+    try:
+        yield
+    except PlughostError as exc:
+        exit_with(exc, as_json=as_json)
+
+
+def run_async(fn: Callable[[], Any]) -> Any:
+    """Run a coroutine function to completion in a fresh event loop."""
+    import asyncio
+
+    return asyncio.run(fn())

@@ -1,0 +1,302 @@
+"""``plughost list | info | status | check``: what plugins there are and whether they are sound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from plughost.core.lifecycle import State
+from plughost.core.manifest import validate_manifest_file
+from plughost.host import PluginHost
+from plughost.interfaces.cli._common import (
+    HomeOption,
+    JsonOption,
+    console,
+    default_home,
+    err_console,
+    handle_errors,
+    print_json,
+    run_async,
+)
+
+__all__ = ["register"]
+
+PluginsDirOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--plugins-dir",
+        "-d",
+        help="A folder of plugin folders; repeat for several (default: <home>/plugins).",
+        show_default=False,
+    ),
+]
+
+_STATE_STYLE = {
+    "active": "green",
+    "failed": "bold red",
+    "disabled": "dim",
+    "resolved": "cyan",
+    "loaded": "cyan",
+    "deactivated": "yellow",
+    "installed": "blue",
+}
+
+_TRUST_NOTE = (
+    "In-process Python plugins are trusted code: they run in the host's interpreter and can "
+    "bypass the context (import os, open files). Permissions and limits are enforced only for "
+    "the process and wasm runtimes."
+)
+
+
+def _host(plugins_dir: list[Path] | None, home: Path | None) -> PluginHost:
+    home = home or default_home()
+    dirs = plugins_dir or [home / "plugins"]
+    return PluginHost(dirs, home=home)
+
+
+def _discover(plugins_dir: list[Path] | None, home: Path | None) -> PluginHost:
+    host = _host(plugins_dir, home)
+    host.discover()
+    host.resolve()
+    return host
+
+
+def _state_text(state: str) -> str:
+    style = _STATE_STYLE.get(state, "")
+    return f"[{style}]{state}[/]" if style else state
+
+
+def list_plugins(
+    plugins_dir: PluginsDirOption = None,
+    home: HomeOption = None,
+    type_: Annotated[
+        str | None, typer.Option("--type", "-t", help="Only plugins of this type (e.g. notify).")
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            "-s",
+            help=f"Only plugins in this state ({', '.join(s.value for s in State)}).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List plugins with their version, type, runtime and state."""
+    with handle_errors(as_json=as_json):
+        if state is not None and state not in {s.value for s in State}:
+            err_console.print(
+                f"[red]error[/]: unknown state {state!r}; "
+                f"choose from {', '.join(s.value for s in State)}"
+            )
+            raise typer.Exit(2)
+        host = _discover(plugins_dir, home)
+        records = host.list(type=type_, state=state)
+        if as_json:
+            print_json(
+                {
+                    "plugins": [r.to_dict() for r in records],
+                    "problems": host.status()["problems"],
+                }
+            )
+            return
+        table = Table(title=f"{len(records)} plugin(s)", title_justify="left")
+        for column in ("id", "version", "type", "runtime", "state", "description"):
+            table.add_column(column, overflow="fold")
+        for r in records:
+            m = r.manifest
+            table.add_row(
+                m.id, str(m.version), m.type or "-", m.runtime, _state_text(r.state.value),
+                m.description,
+            )
+        console.print(table)
+        _print_problems(host)
+
+
+def _print_problems(host: PluginHost) -> None:
+    for problem in host.problems:
+        err = problem.error
+        err_console.print(
+            f"[red]✗[/] {problem.location}: [red]{err.code if err else '?'}[/] "
+            f"{err.message if err else ''}"
+        )
+
+
+def info(
+    plugin_id: Annotated[str, typer.Argument(help="The plugin id.", metavar="ID")],
+    plugins_dir: PluginsDirOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show everything about one plugin: manifest, dependencies, dependents, permissions."""
+    with handle_errors(as_json=as_json):
+        host = _discover(plugins_dir, home)
+        record = host.get(plugin_id)
+        m = record.manifest
+        data: dict[str, Any] = {
+            **record.to_dict(),
+            "manifest": m.to_dict(),
+            "dependents": host.dependents(plugin_id),
+            "enforcement": (
+                _TRUST_NOTE
+                if m.runtime == "python"
+                else f"runs isolated in the {m.runtime!r} runtime; permissions and limits apply"
+            ),
+        }
+        if as_json:
+            print_json(data)
+            return
+        console.print(f"[bold]{m.name}[/] ({m.id}) [cyan]{m.version}[/]")
+        if m.description:
+            console.print(m.description)
+        rows = [
+            ("state", _state_text(record.state.value)),
+            ("type", m.type or "-"),
+            ("runtime", m.runtime),
+            ("entry", m.entry),
+            ("path", str(record.root) if record.root else record.source),
+            ("author", m.author or "-"),
+            ("license", m.license or "-"),
+            ("host", str(m.host)),
+            ("activation", ", ".join(m.activation)),
+            ("dependencies", ", ".join(f"{k} {v}" for k, v in m.dependencies.items()) or "-"),
+            (
+                "optional",
+                ", ".join(f"{k} {v}" for k, v in m.optional_dependencies.items()) or "-",
+            ),
+            ("needed by", ", ".join(data["dependents"]) or "-"),
+            ("provides", _provides(m) or "-"),
+            ("permissions", ", ".join(m.permissions) or "-"),
+            ("limits", ", ".join(sorted(m.limits.declared())) or "-"),
+            ("tags", ", ".join(m.tags) or "-"),
+            ("enforcement", data["enforcement"]),
+        ]
+        table = Table(show_header=False, box=None)
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+        for key, value in rows:
+            table.add_row(key, value)
+        console.print(table)
+        if record.error is not None:
+            console.print(f"[bold red]failed in {record.phase}[/]: {record.error}")
+            if record.hint:
+                console.print(f"[yellow]hint[/]: {record.hint}")
+        for warning in record.warnings:
+            console.print(f"[yellow]warning[/]: {warning}")
+
+
+def _provides(manifest: Any) -> str:
+    p = manifest.provides
+    parts = [f"extension {x}" for x in p.extension_points]
+    parts += [f"command {x}" for x in p.commands]
+    parts += [f"event {x}" for x in p.events]
+    parts += [f"channel {x}" for x in p.channels]
+    return ", ".join(parts)
+
+
+def status(
+    plugin_id: Annotated[
+        str | None, typer.Argument(help="A plugin id (default: the whole host).", metavar="[ID]")
+    ] = None,
+    plugins_dir: PluginsDirOption = None,
+    home: HomeOption = None,
+    activate: Annotated[
+        bool,
+        typer.Option(
+            "--activate",
+            help="Also load and activate the startup plugins, then report (and shut down).",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the host's state: counts by state, failures with their phase and a suggested fix."""
+    with handle_errors(as_json=as_json):
+        host = _host(plugins_dir, home)
+
+        async def go() -> Any:
+            try:
+                if activate:
+                    report = await host.start()
+                else:
+                    host.discover()
+                    host.resolve()
+                    report = host.report()
+                return report, host.status(plugin_id)
+            finally:
+                await host.aclose()
+
+        report, data = run_async(go)
+        if plugin_id is not None:
+            if as_json:
+                print_json(data)
+            else:
+                console.print(f"{plugin_id}: {_state_text(data['state'])}")
+                if data.get("error"):
+                    e = data["error"]
+                    console.print(f"  [red]{e['code']}[/] in {e['phase']}: {e['message']}")
+                    if e.get("hint"):
+                        console.print(f"  [yellow]hint[/]: {e['hint']}")
+                for w in data.get("warnings", []):
+                    console.print(f"  [yellow]warning[/]: {w}")
+            if data["state"] == "failed":
+                raise typer.Exit(1)
+            return
+        if as_json:
+            print_json({**data, "report": report.to_dict()})
+        else:
+            counts = ", ".join(f"{k}: {v}" for k, v in sorted(data["states"].items())) or "none"
+            console.print(
+                f"plughost {data['host_version']} — {data['plugins']} plugin(s) ({counts})"
+            )
+            for outcome in report.failed:
+                console.print(
+                    f"[red]✗ {outcome.plugin_id}[/] [{outcome.phase}] "
+                    f"{outcome.error.code if outcome.error else ''}: "
+                    f"{outcome.error.message if outcome.error else ''}"
+                )
+                if outcome.hint:
+                    console.print(f"    [yellow]hint[/]: {outcome.hint}")
+        if not report.ok:
+            raise typer.Exit(1)
+
+
+def check(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A plugin folder, or a plugin.toml / manifest.json file.",
+            exists=False,
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a plugin folder or manifest: exit 0 if valid, 1 with every problem listed."""
+    if not path.exists():
+        message = f"{path} does not exist; give a plugin folder or a manifest file."
+        if as_json:
+            print_json({"valid": False, "problems": [
+                {"path": "", "code": "manifest.missing", "message": message}]})
+        else:
+            err_console.print(f"[red]error[/] manifest.missing: {message}")
+        raise typer.Exit(1)
+    problems = validate_manifest_file(path)
+    if as_json:
+        print_json({"valid": not problems, "problems": [p.to_dict() for p in problems]})
+    elif problems:
+        err_console.print(f"[bold red]{path}: {len(problems)} problem(s)[/]")
+        for p in problems:
+            err_console.print(f"  [red]✗[/] {p.path or '<root>'}: {p.message} [dim]{p.code}[/]")
+    else:
+        console.print(f"[green]✓[/] {path} is a valid plugin")
+    if problems:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(list_plugins)
+    app.command("info")(info)
+    app.command("status")(status)
+    app.command("check")(check)

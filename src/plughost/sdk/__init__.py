@@ -1,0 +1,17 @@
+"""The plugin author's front door.
+
+    from plughost.sdk import Plugin, PluginContext
+
+Everything here depends only on ``plughost.core`` (standard library), so a plugin that imports
+the SDK costs nothing extra to load.
+"""
+
+from plughost.core.context import PluginContext
+from plughost.runtimes.base import Health
+from plughost.sdk.plugin import Plugin
+
+__all__ = [
+    "Health",
+    "Plugin",
+    "PluginContext",
+]

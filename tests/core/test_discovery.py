@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from plughost.core.discovery import DiscoveryCache, discover, discover_directories
+from tests.conftest import WritePlugin
+
+
+def test_finds_plugin_folders_sorted_and_skips_non_plugins(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("b-plugin")
+    write_plugin("a-plugin")
+    (plugins_dir / "not-a-plugin").mkdir()
+    (plugins_dir / ".hidden").mkdir()
+    found = discover_directories([plugins_dir])
+    assert [d.manifest.id for d in found if d.manifest] == ["a-plugin", "b-plugin"]
+
+
+def test_a_folder_that_is_itself_a_plugin_is_accepted(write_plugin: WritePlugin) -> None:
+    root = write_plugin("solo")
+    [item] = discover_directories([root])
+    assert item.manifest is not None and item.manifest.id == "solo"
+
+
+def test_invalid_manifest_is_reported_not_raised(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("good")
+    bad = plugins_dir / "bad"
+    bad.mkdir()
+    (bad / "plugin.toml").write_text('id = "Bad Id"\nversion = "one"\n')
+    found = {Path(d.location).name: d for d in discover_directories([plugins_dir])}
+    assert found["good"].manifest is not None
+    assert found["bad"].manifest is None
+    assert found["bad"].error is not None and found["bad"].error.code == "manifest.invalid"
+
+
+def test_missing_directory_is_not_an_error(tmp_path: Path) -> None:
+    assert discover([tmp_path / "nowhere"]) == []
+
+
+def test_cache_serves_unchanged_manifests_and_invalidates_on_change(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path
+) -> None:
+    root = write_plugin("cached", "1.0.0")
+    cache_file = tmp_path / "cache.json"
+    first = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert first[0].manifest is not None and str(first[0].manifest.version) == "1.0.0"
+    assert "cached" in cache_file.read_text()
+
+    # Poison the cached copy: an unchanged file must be served from the cache.
+    data = json.loads(cache_file.read_text())
+    [entry] = data["entries"].values()
+    entry["manifest"]["description"] = "from the cache"
+    cache_file.write_text(json.dumps(data))
+    again = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert again[0].manifest is not None and again[0].manifest.description == "from the cache"
+
+    # Any change to the manifest file invalidates its entry.
+    write_plugin("cached", "1.1.0")
+    stat = (root / "plugin.toml").stat()
+    os.utime(root / "plugin.toml", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10_000_000))
+    changed = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert changed[0].manifest is not None and str(changed[0].manifest.version) == "1.1.0"
+
+
+def test_cache_drops_plugins_that_disappeared(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    write_plugin("keep")
+    gone = write_plugin("gone")
+    cache_file = tmp_path / "cache.json"
+    discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    shutil.rmtree(gone)
+    discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert "gone" not in cache_file.read_text()
+
+
+def test_corrupt_cache_file_is_ignored(write_plugin: WritePlugin, plugins_dir: Path,
+                                       tmp_path: Path) -> None:
+    write_plugin("p")
+    cache_file = tmp_path / "cache.json"
+    cache_file.write_text("{not json")
+    found = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert found[0].manifest is not None
+
+
+def test_entry_point_plugins_are_discovered_without_importing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    pkg = site / "ep_plugin_pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise RuntimeError('must not be imported by discovery')\n")
+    dist = site / "ep_plugin_pkg-2.3.4.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: ep-plugin-pkg\nVersion: 2.3.4\nSummary: An EP plugin\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[plughost.plugins]\nep-hello = ep_plugin_pkg.main:Plugin\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    found = [d for d in discover([], entry_points=True) if d.location.startswith("entry point ep-")]
+    assert len(found) == 1
+    manifest = found[0].manifest
+    assert manifest is not None
+    assert (manifest.id, str(manifest.version), manifest.entry) == (
+        "ep-hello", "2.3.4", "ep_plugin_pkg.main:Plugin")
+    assert manifest.description == "An EP plugin"
+    assert found[0].source == "entry-point"
+

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+
+from plughost.core.lifecycle import State
+from plughost.core.manifest import manifest_from_dict
+from plughost.core.registry import PluginRecord, Registry, capabilities_of
+from plughost.errors import OperationRefused, PluginNotFound
+
+
+def record(pid: str, **fields: object) -> PluginRecord:
+    data = {"id": pid, "name": pid, "version": "1.0.0", "entry": "m:P", **fields}
+    return PluginRecord(manifest_from_dict(data), None)
+
+
+@pytest.fixture
+def registry() -> Registry:
+    reg = Registry()
+    reg.add(record("slack", type="notify", tags=["chat"],
+                   provides={"commands": ["slack.send"], "extension-points": ["notify.send"]}))
+    reg.add(record("mail", type="notify", provides={"extension-points": ["notify.send"]}))
+    reg.add(record("netease", type="music-source", tags=["chat", "music"],
+                   provides={"events": ["music.played"], "channels": ["music.stream"]}))
+    return reg
+
+
+def test_get_unknown_id_names_known_ids(registry: Registry) -> None:
+    with pytest.raises(PluginNotFound, match="known: mail, netease, slack"):
+        registry.get("nope")
+
+
+def test_duplicate_id_is_refused_unless_replacing(registry: Registry) -> None:
+    with pytest.raises(OperationRefused) as info:
+        registry.add(record("mail"))
+    assert info.value.code == "registry.duplicate"
+    registry.add(record("mail", type="other"), replace=True)
+    assert [r.id for r in registry.by_type("notify")] == ["slack"]
+    assert [r.id for r in registry.by_type("other")] == ["mail"]
+
+
+def test_indexes_by_type_extension_capability_and_tag(registry: Registry) -> None:
+    assert [r.id for r in registry.by_type("notify")] == ["mail", "slack"]
+    assert [r.id for r in registry.by_extension_point("notify.send")] == ["mail", "slack"]
+    assert [r.id for r in registry.by_capability("command:slack.send")] == ["slack"]
+    assert [r.id for r in registry.by_capability("channel:music.stream")] == ["netease"]
+    assert [r.id for r in registry.by_tag("chat")] == ["netease", "slack"]
+    assert registry.by_type("missing") == []
+
+
+def test_query_combines_filters(registry: Registry) -> None:
+    registry.get("mail").state = State.ACTIVE
+    assert [r.id for r in registry.query(type="notify", state="active")] == ["mail"]
+    assert [r.id for r in registry.query(tag="chat", type="notify")] == ["slack"]
+    assert [r.id for r in registry.query()] == ["mail", "netease", "slack"]
+    assert registry.query(type="notify", extension_point="nothing") == []
+
+
+def test_remove_cleans_every_index(registry: Registry) -> None:
+    removed = registry.remove("slack")
+    assert removed.id == "slack"
+    assert "slack" not in registry
+    assert [r.id for r in registry.by_extension_point("notify.send")] == ["mail"]
+    assert registry.by_capability("command:slack.send") == []
+    assert len(registry) == 2
+
+
+def test_capabilities_of_lists_every_kind() -> None:
+    m = manifest_from_dict({"id": "x", "name": "x", "version": "1.0.0", "entry": "m:P",
+                            "provides": {"commands": ["x.a"], "events": ["e"],
+                                         "channels": ["c"], "extension-points": ["p"]}})
+    assert capabilities_of(m) == {"command:x.a", "event:e", "channel:c", "extension:p"}
+
+
+def test_record_to_dict_is_json_ready(registry: Registry) -> None:
+    data = registry.get("slack").to_dict()
+    assert data["id"] == "slack" and data["state"] == "discovered" and data["error"] is None

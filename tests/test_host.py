@@ -1,0 +1,305 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from plughost.core.lifecycle import LifecycleEvent, State
+from plughost.errors import (
+    DependentsExist,
+    OperationRefused,
+    PluginActivationError,
+    PluginUnavailable,
+)
+from plughost.host import PluginHost, SyncPluginHost
+from plughost.runtimes.fake import FakePlugin, FakeRuntime
+from tests.conftest import WritePlugin
+
+
+async def test_start_activates_in_dependency_order_and_reports(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("app", dependencies={"lib": "^1.0"})
+    write_plugin("lib", "1.4.0")
+    host = PluginHost([plugins_dir])
+    seen: list[tuple[str, State]] = []
+    host.lifecycle.subscribe(lambda e: seen.append((e.plugin_id, e.new)))
+    report = await host.start()
+    assert report.ok, report
+    assert host.get("app").state is State.ACTIVE and host.get("lib").state is State.ACTIVE
+    activations = [pid for pid, state in seen if state is State.ACTIVE]
+    assert activations == ["lib", "app"]
+    assert await host.call("app", "ping", value=3) == ("pong", "app", 3)
+    await host.aclose()
+    deactivations = [pid for pid, state in seen if state is State.DEACTIVATED]
+    assert deactivations == ["app", "lib"]
+    assert host.get("app").state is State.RESOLVED
+
+
+async def test_every_lifecycle_change_emits_an_event_with_a_timestamp(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("solo")
+    events: list[LifecycleEvent] = []
+    async with PluginHost([plugins_dir]) as host:
+        host.lifecycle.subscribe(events.append)
+        await host.start()
+    assert [(e.old.value, e.new.value) for e in events] == [
+        ("discovered", "installed"),
+        ("installed", "resolved"),
+        ("resolved", "loaded"),
+        ("loaded", "active"),
+        ("active", "deactivated"),
+        ("deactivated", "resolved"),
+    ]
+    assert all(e.timestamp > 0 for e in events)
+
+
+async def test_lazy_plugin_is_resolved_but_not_imported_until_first_use(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("lazy", activation=["command:lazy.go"],
+                 code="raise RuntimeError('imported too early')\n")
+    write_plugin("later", activation=["manual"])
+    async with PluginHost([plugins_dir]) as host:
+        report = await host.start()
+        assert report.ok
+        assert host.get("lazy").state is State.RESOLVED
+        assert host.get("later").state is State.RESOLVED
+        assert host.activation_candidates("command:lazy.go") == ["lazy"]
+        assert await host.call("later", "ping") == ("pong", "later", None)
+        assert host.get("later").state is State.ACTIVE
+        with pytest.raises(PluginUnavailable, match="imported too early"):
+            await host.activate_for("command:lazy.go")
+            await host.ensure_active("lazy")
+        assert host.get("lazy").state is State.FAILED
+        assert host.get("lazy").phase == "import"
+
+
+async def test_isolate_policy_keeps_the_others_working_and_reports_phases(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("good")
+    write_plugin("bad-import", code="import does_not_exist_anywhere\n")
+    write_plugin("bad-activate", code="""
+        from plughost.sdk import Plugin
+        class Main(Plugin):
+            def activate(self, ctx):
+                raise ValueError("no token configured")
+    """)
+    write_plugin("bad-resolve", dependencies={"ghost": "^1"})
+    write_plugin("needs-bad", dependencies={"bad-activate": "*"})
+    broken = plugins_dir / "bad-manifest"
+    broken.mkdir()
+    (broken / "plugin.toml").write_text('id = "bad-manifest"\nversion = "x"\n')
+    async with PluginHost([plugins_dir]) as host:
+        report = await host.start()
+        assert not report.ok
+        phases = {o.plugin_id: o.phase for o in report.failed}
+        assert phases == {
+            "bad-manifest": "manifest",
+            "bad-import": "import",
+            "bad-activate": "activate",
+            "bad-resolve": "resolve",
+            "needs-bad": "dependency",
+        }
+        assert report["bad-activate"].error is not None
+        assert "no token configured" in report["bad-activate"].error.message
+        assert report["bad-resolve"].hint and "dependency" in report["bad-resolve"].hint
+        assert host.get("good").state is State.ACTIVE
+        assert "bad-import" in str(report)
+
+
+async def test_fail_policy_stops_startup(write_plugin: WritePlugin, plugins_dir: Path) -> None:
+    write_plugin("bad", code="""
+        from plughost.sdk import Plugin
+        class Main(Plugin):
+            def activate(self, ctx):
+                raise ValueError("broken")
+    """)
+    async with PluginHost([plugins_dir], on_plugin_error="fail") as host:
+        with pytest.raises(PluginActivationError, match="broken"):
+            await host.start()
+
+
+async def test_per_plugin_policy_overrides_the_global_one(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("critical", code="raise ImportError('x')\n")
+    async with PluginHost([plugins_dir], error_policies={"critical": "fail"}) as host:
+        with pytest.raises(Exception, match="x"):
+            await host.start()
+    with pytest.raises(ValueError, match="unknown error policy"):
+        PluginHost([plugins_dir], on_plugin_error="ignore")
+
+
+async def test_failed_activation_releases_the_instance(plugins_dir: Path,
+                                                       write_plugin: WritePlugin) -> None:
+    write_plugin("flaky")
+    fake = FakeRuntime()
+    fake.define(FakePlugin("flaky", fail_on={"start": RuntimeError("nope")}))
+    async with PluginHost([plugins_dir], runtimes=[fake]) as host:
+        await host.start()
+        assert host.get("flaky").state is State.FAILED
+        assert host.get("flaky").instance is None
+        assert fake.instances["flaky"].closed
+
+
+async def test_independent_plugins_activate_concurrently_up_to_the_limit(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    running = 0
+    peak = 0
+    release = asyncio.Event()
+
+    fake = FakeRuntime()
+    for i in range(6):
+        write_plugin(f"p{i}")
+        fake.define(FakePlugin(f"p{i}"))
+
+    # Wrap start() of every fake instance to measure overlap.
+    from plughost.runtimes import fake as fake_module
+
+    real_start = fake_module.FakeInstance.start
+
+    async def counting_start(self: fake_module.FakeInstance, context: object) -> object:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        if running >= 3:
+            release.set()
+        await asyncio.wait_for(release.wait(), 5)
+        running -= 1
+        return await real_start(self, context)  # type: ignore[arg-type]
+
+    fake_module.FakeInstance.start = counting_start  # type: ignore[method-assign]
+    try:
+        async with PluginHost([plugins_dir], runtimes=[fake], max_concurrency=3) as host:
+            report = await host.start()
+            assert report.ok, report
+    finally:
+        fake_module.FakeInstance.start = real_start  # type: ignore[method-assign]
+    assert peak == 3
+
+
+async def test_deactivate_refuses_while_active_dependents_unless_cascade(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("base")
+    write_plugin("mid", dependencies={"base": "*"})
+    write_plugin("top", dependencies={"mid": "*"})
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        with pytest.raises(DependentsExist) as info:
+            await host.deactivate("base")
+        assert info.value.details["dependents"] == ["mid", "top"]
+        assert host.get("base").state is State.ACTIVE
+        await host.deactivate("base", cascade=True)
+        assert [host.get(p).state for p in ("base", "mid", "top")] == [State.DEACTIVATED] * 3
+        await host.activate("top")
+        assert [host.get(p).state for p in ("base", "mid", "top")] == [State.ACTIVE] * 3
+
+
+async def test_disable_reports_who_needs_it_and_enable_brings_it_back(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("base")
+    write_plugin("user", dependencies={"base": "^1"})
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        with pytest.raises(DependentsExist, match="user"):
+            await host.disable("base")
+        await host.disable("user")
+        assert host.get("user").state is State.DISABLED
+        assert host.get("user").instance is None
+        await host.disable("base")
+        assert host.get("base").state is State.DISABLED
+        with pytest.raises(PluginUnavailable, match="disabled"):
+            await host.call("base", "ping")
+        await host.enable("base")
+        await host.enable("user")
+        assert host.get("user").state is State.ACTIVE
+
+
+async def test_disabled_at_start_are_kept_but_not_loaded(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("off", code="raise RuntimeError('must not import')\n")
+    async with PluginHost([plugins_dir], disabled=["off"]) as host:
+        report = await host.start()
+        assert report.ok
+        assert host.get("off").state is State.DISABLED
+
+
+async def test_unenforceable_limits_are_reported_at_load(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("limited", extra="[limits]\ntimeout = 2\nmemory = \"64Mi\"\n")
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        [warning] = host.get("limited").warnings
+        assert "cannot enforce" in warning and "memory" in warning and "timeout" in warning
+        assert host.status("limited")["enforced_limits"] == []
+
+
+async def test_config_defaults_are_overridden_by_operator_config(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path
+) -> None:
+    write_plugin("configured", extra='[config.defaults]\ncolour = "red"\nsize = 1\n',
+                 code="""
+        from plughost.sdk import Plugin
+        class Main(Plugin):
+            def settings(self):
+                return dict(self.ctx.config), str(self.ctx.data_dir)
+    """)
+    async with PluginHost([plugins_dir], config={"configured": {"size": 3}},
+                          home=tmp_path / "home") as host:
+        await host.start()
+        config, data_dir = await host.call("configured", "settings")
+    assert config == {"colour": "red", "size": 3}
+    assert data_dir == str(tmp_path / "home" / "data" / "configured")
+
+
+async def test_closed_host_refuses_work_and_close_is_idempotent(plugins_dir: Path) -> None:
+    host = PluginHost([plugins_dir])
+    await host.aclose()
+    await host.aclose()
+    with pytest.raises(OperationRefused, match="closed"):
+        host.discover()
+
+
+async def test_status_counts_states_and_lists_problems(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("ok")
+    (plugins_dir / "junk").mkdir()
+    (plugins_dir / "junk" / "manifest.json").write_text("{")
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        status = host.status()
+    assert status["states"] == {"active": 1}
+    assert status["problems"][0]["error"]["code"] == "manifest.invalid"
+
+
+def test_sync_facade_runs_without_an_event_loop(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("syncy")
+    with SyncPluginHost(PluginHost([plugins_dir])) as host:
+        assert host.start().ok
+        assert host.call("syncy", "ping", value=1) == ("pong", "syncy", 1)
+        assert host.get("syncy").state is State.ACTIVE
+        assert [r.id for r in host.list(state="active")] == ["syncy"]
+    with pytest.raises(OperationRefused):
+        host.start()
+
+
+async def test_duplicate_ids_across_directories_are_reported(
+    write_plugin: WritePlugin, tmp_path: Path
+) -> None:
+    write_plugin("twin", directory=tmp_path / "a")
+    write_plugin("twin", directory=tmp_path / "b")
+    async with PluginHost([tmp_path / "a", tmp_path / "b"]) as host:
+        report = await host.start()
+    assert [o.error.code for o in report.failed if o.error] == ["registry.duplicate"]
