@@ -16,6 +16,7 @@ A per-plugin policy overrides the global one.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import threading
 import time
@@ -61,6 +62,13 @@ T = TypeVar("T")
 HOST_VERSION = __version__
 
 ErrorPolicy = Callable[[PluginRecord, PlughostError], None]
+
+# Runtimes whose backends are optional extras, created on first use by a manifest that asks for
+# them: a host without wasmtime still starts, and a wasm plugin's load error names the extra.
+# Each value is "module:factory"; the factory takes ``home`` (Path | None) and returns a Runtime.
+BUILTIN_RUNTIMES: dict[str, str] = {
+    "wasm": "plughost.runtimes.wasm:create_runtime",
+}
 
 
 def isolate(record: PluginRecord, error: PlughostError) -> None:
@@ -283,6 +291,10 @@ class PluginHost:
         return undo
 
     def runtime_for(self, manifest: Manifest) -> Runtime:
+        if manifest.runtime not in self._runtimes and manifest.runtime in BUILTIN_RUNTIMES:
+            module_name, _, factory = BUILTIN_RUNTIMES[manifest.runtime].partition(":")
+            module = importlib.import_module(module_name)  # ExtraNotInstalled names the extra
+            self._runtimes[manifest.runtime] = getattr(module, factory)(home=self.home)
         try:
             return self._runtimes[manifest.runtime]
         except KeyError:

@@ -16,24 +16,21 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plughost.errors import ExtraNotInstalled, PluginLoadError, PluginUnavailable
+from plughost.errors import PluginLoadError, PluginUnavailable
 
 if TYPE_CHECKING:
     from plughost.core.manifest import Manifest
 
-try:
-    import wasmtime
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ExtraNotInstalled("The WebAssembly runtime", "wasm", "wasmtime") from exc
+import wasmtime
 
 from . import _ffi, abi
-from .bindings import WasmBindings
+from .bindings import FsGrant, WasmBindings
 from .cache import ModuleCache
 from .compiled import CompiledPlugin, inspect_module
 from .instance import WasmInstance, WasmLimits
 from .ticker import EpochTicker
 
-__all__ = ["BindingsFactory", "WasmRuntime"]
+__all__ = ["BindingsFactory", "WasmRuntime", "create_runtime"]
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +258,11 @@ class WasmRuntime:
         }
 
 
+def create_runtime(*, home: Path | None = None) -> WasmRuntime:
+    """The host's default wasm runtime: compiled modules cached under ``<home>/cache/wasm``."""
+    return WasmRuntime(cache_dir=Path(home) / "cache" / "wasm" if home is not None else None)
+
+
 def limits_from_manifest(limits: Any, defaults: WasmLimits) -> WasmLimits:
     """Manifest ``Limits`` (any object with timeout/memory/fuel/output) over ``defaults``."""
     if limits is None:
@@ -321,6 +323,12 @@ def bindings_from_context(context: Any, instance: WasmInstance) -> WasmBindings:
         if commands is not None
         else None
     )
+    fs = list(get("wasi_dirs") or ())
+    if instance._compiled.uses_wasi:
+        # the plugin's own data directory is the one place it may always read and write
+        data_dir = get("data_dir")
+        if data_dir is not None:
+            fs.append(FsGrant(data_dir, "/data", read_only=False))
     return WasmBindings(
         config=config,
         check=check,
@@ -329,7 +337,7 @@ def bindings_from_context(context: Any, instance: WasmInstance) -> WasmBindings:
         http_request=getattr(http, "request_json", None) if http is not None else None,
         storage_get=getattr(storage, "get", None) if storage is not None else None,
         storage_set=getattr(storage, "set", None) if storage is not None else None,
-        fs=tuple(get("wasi_dirs") or ()),
+        fs=tuple(fs),
         logger=get("logger"),
     )
 

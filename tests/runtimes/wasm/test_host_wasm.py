@@ -1,0 +1,94 @@
+"""``runtime = "wasm"`` through PluginHost: discovered, loaded, activated, called, closed."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from plughost.core.lifecycle import State
+from plughost.errors import PermissionDenied
+from plughost.host import PluginHost
+
+EXAMPLE = Path(__file__).parents[3] / "examples" / "wasm-hello"
+
+
+class _Grants:
+    """A permissions service granting exact (kind, target) pairs."""
+
+    def __init__(self, *pairs: tuple[str, str]) -> None:
+        self.pairs = set(pairs)
+
+    def check(self, kind: str, target: str) -> None:
+        if (kind, target) not in self.pairs:
+            raise PermissionDenied(f"{kind} {target!r} is not granted")
+
+
+class _Bus:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def emit(self, topic: str, payload: object) -> None:
+        self.events.append((topic, payload))
+
+
+class _Services:
+    """A host extension attaching services to every context, as the service layers will."""
+
+    def __init__(self, **services: object) -> None:
+        self.services = services
+
+    def prepare_context(self, record, context) -> None:
+        for name, service in self.services.items():
+            context.attach(name, service)
+
+
+async def test_wasm_plugin_runs_through_the_host(tmp_path):
+    plugins = tmp_path / "plugins"
+    shutil.copytree(EXAMPLE, plugins / "wasm-hello")
+    host = PluginHost([plugins], home=tmp_path / "home")
+    report = await host.start()
+    assert report.ok, str(report)
+    record = host.get("wasm-hello")
+    assert record.state is State.ACTIVE
+    assert [e.name for e in record.exports] == ["hello.greet", "hello.announce"]
+    assert await host.call("wasm-hello", "greet", name="Ada") == {
+        "greeting": "hello from wasm",
+        "request": {"name": "Ada"},
+    }
+    # no permissions service attached: deny by default
+    with pytest.raises(PermissionDenied):
+        await host.call("wasm-hello", "announce", who="Ada")
+    assert host.status("wasm-hello")
+    await host.aclose()
+    assert record.state is not State.ACTIVE
+    assert not any(t.name == "plughost-wasm-epoch" for t in threading.enumerate())
+    assert list((tmp_path / "home" / "cache" / "wasm").glob("*.cwasm"))
+
+
+async def test_granted_services_reach_the_wasm_plugin(tmp_path):
+    bus = _Bus()
+    host = PluginHost([EXAMPLE])
+    host.add_extension(
+        _Services(bus=bus, permissions=_Grants(("events:emit", "hello.greeted")))
+    )
+    try:
+        assert (await host.start()).ok
+        assert await host.call("wasm-hello", "announce", who="Ada") is None
+        assert bus.events == [("hello.greeted", {"who": "Ada"})]
+    finally:
+        await host.aclose()
+
+
+async def test_wasm_limits_from_the_manifest_are_reported_as_enforced(tmp_path):
+    host = PluginHost([EXAMPLE])
+    try:
+        await host.start()
+        record = host.get("wasm-hello")
+        assert not record.warnings  # timeout, memory and fuel are all enforced by wasm
+        limits = record.instance.limits
+        assert (limits.timeout, limits.memory, limits.fuel) == (1.0, 16 << 20, 10_000_000)
+    finally:
+        await host.aclose()
