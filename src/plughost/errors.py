@@ -29,9 +29,9 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   ├── PluginTimeout (TimeoutError)           code: plugin.timeout
     │   ├── PluginCrashed                          code: plugin.crashed
     │   └── PluginUnavailable                      code: plugin.unavailable
-    │   └── PluginProtocolError                    code: plugin.protocol  (broke the wire/ABI)
     ├── PermissionDenied (PermissionError)         code: permission.denied
-    └── OperationRefused                           code: operation.refused
+    ├── OperationRefused                           code: operation.refused
+    └── ProtocolError (PluginError)                code: protocol.* (frame/json/handshake/version)
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -61,10 +61,10 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "PluginNotFound",
-    "PluginProtocolError",
     "PluginTimeout",
     "PluginUnavailable",
     "Problem",
+    "ProtocolError",
     "ResolutionConflict",
     "ResolutionError",
     "VersionError",
@@ -295,7 +295,12 @@ class OperationRefused(PlughostError):
     default_code = "operation.refused"
 
 
-class PluginProtocolError(PluginError):
-    """The plugin broke its runtime's protocol or ABI (bad pointer, oversized or invalid JSON)."""
+class ProtocolError(PluginError):
+    """An out-of-process plugin broke the wire protocol; the session is ended.
 
-    default_code = "plugin.protocol"
+    Codes: ``protocol.frame`` (bad or oversized frame header), ``protocol.json`` (a body that is
+    not JSON-RPC 2.0), ``protocol.handshake`` (wrong first message, token or plugin id),
+    ``protocol.version`` (the plugin speaks another protocol version; the message names both).
+    """
+
+    default_code = "protocol.error"

@@ -12,9 +12,9 @@ from plughost.errors import (
     PluginActivationError,
     PluginCrashed,
     PluginError,
-    PluginProtocolError,
     PluginTimeout,
     PluginUnavailable,
+    ProtocolError,
 )
 from plughost.runtimes.wasm import FsGrant, WasmBindings, WasmLimits
 
@@ -131,17 +131,20 @@ async def test_log_flood_is_rate_limited_and_counted(load, caplog):
 
 async def test_oversized_and_wild_results_are_protocol_errors(load):
     inst = load("big", wat_modules.OVERSIZED, limits=WasmLimits(max_message=1 << 20))
-    with pytest.raises(PluginProtocolError, match=r"returned a 64 MiB message; the limit is 1 MiB"):
+    with pytest.raises(ProtocolError, match=r"returned a 64 MiB message; the limit is 1 MiB") as e:
         await inst.call("run", {})
-    with pytest.raises(PluginProtocolError, match=r"outside its 65536-byte linear memory"):
+    assert e.value.code == "protocol.size"
+    with pytest.raises(ProtocolError, match=r"outside its 65536-byte linear memory") as e:
         await inst.call("wild", {})
-    with pytest.raises(PluginProtocolError, match=r"invalid JSON"):
+    assert e.value.code == "protocol.abi"
+    with pytest.raises(ProtocolError, match=r"invalid JSON") as e:
         await inst.call("garbage", {})
+    assert e.value.code == "protocol.json"
 
 
 async def test_oversized_request_is_refused_before_entering_the_guest(load):
     inst = load("echo", wat_modules.ECHO, limits=WasmLimits(max_message=1024))
-    with pytest.raises(PluginProtocolError, match=r"limit is 1024"):
+    with pytest.raises(ProtocolError, match=r"limit is 1024"):
         await inst.call("echo", {"blob": "x" * 2000})
     assert inst.stats()["calls"] == 0
 

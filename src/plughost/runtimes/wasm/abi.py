@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from plughost.errors import PermissionDenied, PlughostError, PluginError, PluginProtocolError
+from plughost.errors import PermissionDenied, PlughostError, PluginError, ProtocolError
 
 __all__ = [
     "ABI_VERSION",
@@ -95,9 +95,10 @@ def decode_envelope(data: bytes, *, what: str) -> Any:
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PluginProtocolError(
+        raise ProtocolError(
             f"{what} returned invalid JSON ({exc}); a handler must return a UTF-8 JSON "
-            'envelope {"ok": value} or {"error": {"code", "message"}}'
+            'envelope {"ok": value} or {"error": {"code", "message"}}',
+            code="protocol.json",
         ) from None
     if isinstance(doc, dict) and len(doc) == 1:
         if "ok" in doc:
@@ -112,7 +113,8 @@ def decode_envelope(data: bytes, *, what: str) -> Any:
                 f"{what} failed: {message} [{code}]",
                 details={"guest_code": code, "guest_error": err},
             )
-    raise PluginProtocolError(
+    raise ProtocolError(
         f'{what} returned {data[:80]!r}, not an envelope: expected {{"ok": value}} or '
-        '{"error": {"code": "...", "message": "..."}}'
+        '{"error": {"code": "...", "message": "..."}}',
+        code="protocol.abi",
     )

@@ -31,9 +31,9 @@ from plughost.errors import (
     PluginActivationError,
     PluginCrashed,
     PluginError,
-    PluginProtocolError,
     PluginTimeout,
     PluginUnavailable,
+    ProtocolError,
 )
 from plughost.runtimes.base import Export, Health
 
@@ -478,10 +478,11 @@ class WasmInstance:
         """alloc + copy in + call + copy out + dealloc, under one fuel budget and deadline."""
         limits = self.limits
         if len(data) > limits.max_message:
-            raise PluginProtocolError(
+            raise ProtocolError(
                 f"request for {self._what(name)} is {len(data)} bytes; the limit is "
                 f"{limits.max_message} (limits.max_message)",
                 plugin_id=self._plugin_id,
+                code="protocol.size",
             )
         if not self._lock.acquire(False):
             self._wait_turn()
@@ -536,10 +537,11 @@ class WasmInstance:
         if result != 0:
             rptr, rlen = abi.unpack(result)
             if rlen > self.limits.max_message:
-                raise PluginProtocolError(
+                raise ProtocolError(
                     f"{self._what(name)} returned a {_fmt_bytes(rlen)} message; the limit is "
                     f"{_fmt_bytes(self.limits.max_message)} (limits.max_message)",
                     plugin_id=self._plugin_id,
+                    code="protocol.size",
                     details={"size": rlen},
                 )
             self._check_span(ctx, mem, rptr, rlen, f"the result of {name}")
@@ -561,10 +563,11 @@ class WasmInstance:
                 and size + max(length, _PAGE) > self.limits.memory
             ):
                 raise self._memory_exceeded(size)
-            raise PluginProtocolError(
+            raise ProtocolError(
                 f"{self._plugin_id}: {what} points at bytes {ptr}..{ptr + length}, outside its "
                 f"{size}-byte linear memory (or alloc returned 0): the module breaks the ABI",
                 plugin_id=self._plugin_id,
+                code="protocol.abi",
             )
 
     # -- internals: host functions ----------------------------------------------------------------
@@ -580,10 +583,11 @@ class WasmInstance:
         try:
             try:
                 if length > self.limits.max_message:
-                    raise PluginProtocolError(
+                    raise ProtocolError(
                         f"{op} request is {_fmt_bytes(length)}; the limit is "
                         f"{_fmt_bytes(self.limits.max_message)}",
                         plugin_id=self._plugin_id,
+                        code="protocol.size",
                     )
                 self._check_span(ctx, live.memory_addr, ptr, length, f"the {op} request")
                 raw = ctypes.string_at(_ffi.memory_base(ctx, live.memory_addr) + ptr, length)
