@@ -18,6 +18,7 @@ import ctypes
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,9 @@ class WasmInstance:
         self._exports: tuple[Export, ...] = ()
         self._closed = False
         self._failed: PluginError | None = None
+        self._restart_at: float | None = None
+        self._last_failure = ""
+        self._supervisor = runtime.new_supervisor()
         # name -> [func address]: one mutable cell per export, re-pointed when the store changes
         self._cells: dict[str, list[int]] = {}
         self._invokers: dict[str, tuple[_ffi.RawCall, Callable[..., Any]]] = {}
@@ -184,6 +188,8 @@ class WasmInstance:
             self._plugin_id, bindings, LogLimiter(logger, self.limits.output)
         )
         self._failed = None
+        self._restart_at = None
+        self._acquire()
         try:
             self._instantiate()
             self._exports = tuple(self._discover_exports())
@@ -191,6 +197,8 @@ class WasmInstance:
             self._drop_store()
             self._bindings = None
             raise
+        finally:
+            self._lock.release()
         return self._exports
 
     async def call(
@@ -232,6 +240,8 @@ class WasmInstance:
             return Health(False, "closed", data)
         if self._failed is not None:
             return Health(False, f"failed: {self._failed.message}", data)
+        if self._restart_at is not None:
+            return Health(False, f"restarting after a crash: {self._last_failure}", data)
         if not self.active:
             return Health(False, "not active", data)
         return Health(True, "ok", data)
@@ -242,12 +252,10 @@ class WasmInstance:
 
     def stop_sync(self) -> None:
         """Synchronous :meth:`stop`."""
-        if self._live is None:
-            self._bindings = None
-            return
+        self._acquire()
         try:
-            if self._bindings is not None and self._compiled.is_handler(abi.DEACTIVATE):
-                out = self._call_json(abi.DEACTIVATE, b"{}", None, recycle=False)
+            if self._live is not None and self._compiled.is_handler(abi.DEACTIVATE):
+                out = self._call_json_locked(abi.DEACTIVATE, b"{}", None, restart=False)
                 if out is not None:
                     abi.decode_envelope(out, what=self._what(abi.DEACTIVATE))
         except PlughostError as exc:
@@ -255,6 +263,8 @@ class WasmInstance:
         finally:
             self._drop_store()
             self._bindings = None
+            self._restart_at = None
+            self._lock.release()
 
     async def close(self) -> None:
         """Deactivate if needed and release the store for good; idempotent."""
@@ -278,6 +288,9 @@ class WasmInstance:
             out["host_calls"] = self._dispatch.host_calls
             out["log_dropped_bytes"] = self._dispatch.limiter.dropped_bytes
         out["memory_bytes"] = self.memory_bytes()
+        out["quarantined"] = self._failed is not None and bool(
+            self._failed.details.get("quarantined")
+        )
         out["cache"] = self._compiled.cache_source
         return out
 
@@ -334,7 +347,7 @@ class WasmInstance:
             try:
                 ctx = inst._ctx
                 if ctx is None:
-                    raise inst._not_callable()
+                    ctx = inst._revive()
                 set_fuel(ctx, inst._fuel)
                 set_deadline(ctx, inst._ticks)
                 counters["calls"] += 1
@@ -342,11 +355,10 @@ class WasmInstance:
                 if result is not TRAPPED:
                     return result
                 exc = inst._trap_error(raw, name, inst.limits.timeout)
-                inst._drop_store()  # never run another call in a store that trapped
+                inst._after_failure(exc, restart=True)
+                raise exc
             finally:
                 release()
-            inst._after_failure(exc, restart=True)
-            raise exc
 
         fast.__name__ = name
         fast.__qualname__ = f"{self._plugin_id}.{name}"
@@ -355,7 +367,7 @@ class WasmInstance:
     # -- internals: store management --------------------------------------------------------------
 
     def _instantiate(self) -> None:
-        """Make a fresh store + instance and run ``plughost_activate``."""
+        """Make a fresh store + instance and run ``plughost_activate`` (lock held)."""
         rt = self._runtime
         store = wasmtime.Store(rt.engine)
         try:
@@ -413,7 +425,7 @@ class WasmInstance:
                 separators=(",", ":"),
             ).encode()
             try:
-                out = self._call_json(abi.ACTIVATE, request, None, recycle=False)
+                out = self._call_json_locked(abi.ACTIVATE, request, None, restart=False)
                 if out is not None:
                     abi.decode_envelope(out, what=self._what(abi.ACTIVATE))
             except PlughostError as exc:
@@ -455,8 +467,9 @@ class WasmInstance:
         live.store.close()
 
     def _recycle(self) -> None:
-        """After a trap: throw the store away and start a fresh one (re-running activate)."""
+        """Throw the store away and start a fresh one, re-running activate (lock held)."""
         self._drop_store()
+        self._restart_at = None
         if self._closed or self._bindings is None:
             return
         self.counters["restarts"] += 1
@@ -470,53 +483,105 @@ class WasmInstance:
             )
             log.error("[%s] could not restart the sandbox after a trap: %s", self._plugin_id, exc)
 
+    def _revive(self) -> int:
+        """No store: restart one if a crash left us waiting and the backoff is over (lock held).
+
+        Returns the new store's context, or raises why the plugin cannot be called.
+        """
+        if self._closed or self._failed is not None or self._bindings is None:
+            raise self._not_callable()
+        if self._restart_at is not None:
+            wait = self._restart_at - time.monotonic()
+            if wait > 0:
+                raise PluginUnavailable(
+                    f"{self._plugin_id} crashed and restarts in {wait:.2f} s (backoff); "
+                    f"last failure: {self._last_failure}",
+                    plugin_id=self._plugin_id,
+                    details={"retry_after": wait},
+                )
+        self._recycle()
+        if self._ctx is None:
+            raise self._not_callable()
+        return self._ctx
+
+    def reenable(self) -> None:
+        """An operator cleared a quarantine: forget the crash history; next call restarts."""
+        if self._supervisor is not None:
+            self._supervisor.reenable()
+        self._failed = None
+        self._restart_at = None
+
     # -- internals: the JSON call path ------------------------------------------------------------
 
-    def _call_json(
-        self, name: str, data: bytes, timeout: float | None, *, recycle: bool = True
-    ) -> bytes | None:
+    def _acquire(self) -> None:
+        if not self._lock.acquire(False):
+            self._wait_turn()
+
+    def _call_json(self, name: str, data: bytes, timeout: float | None) -> bytes | None:
         """alloc + copy in + call + copy out + dealloc, under one fuel budget and deadline."""
-        limits = self.limits
-        if len(data) > limits.max_message:
+        if len(data) > self.limits.max_message:
             raise ProtocolError(
                 f"request for {self._what(name)} is {len(data)} bytes; the limit is "
-                f"{limits.max_message} (limits.max_message)",
+                f"{self.limits.max_message} (limits.max_message)",
                 plugin_id=self._plugin_id,
                 code="protocol.size",
             )
         if not self._lock.acquire(False):
             self._wait_turn()
         try:
-            ctx = self._ctx
-            if ctx is None:
-                raise self._not_callable()
-            live = self._live
-            assert live is not None
-            seconds = limits.timeout if timeout is None else min(timeout, limits.timeout)
-            ticks = self._ticks if timeout is None else self._runtime.ticker.ticks_for(seconds)
-            _ffi.set_fuel(ctx, self._fuel)
-            _ffi.set_epoch_deadline(ctx, ticks)
-            self.counters["calls"] += 1
-            try:
-                return self._exchange(live, name, data, seconds)
-            except PlughostError as exc:
-                failure = exc
-                if getattr(exc, "_wasm_trapped", False):
-                    self._drop_store()  # never run another call in a store that trapped
+            return self._call_json_locked(name, data, timeout, restart=True)
         finally:
             self._lock.release()
-        # outside the lock: restarting runs plughost_activate, which takes the lock itself
-        self._after_failure(failure, restart=recycle)
-        raise failure
+
+    def _call_json_locked(
+        self, name: str, data: bytes, timeout: float | None, *, restart: bool
+    ) -> bytes | None:
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._revive()
+        live = self._live
+        assert live is not None
+        limits = self.limits
+        seconds = limits.timeout if timeout is None else min(timeout, limits.timeout)
+        ticks = self._ticks if timeout is None else self._runtime.ticker.ticks_for(seconds)
+        _ffi.set_fuel(ctx, self._fuel)
+        _ffi.set_epoch_deadline(ctx, ticks)
+        self.counters["calls"] += 1
+        try:
+            return self._exchange(live, name, data, seconds)
+        except PlughostError as exc:
+            self._after_failure(exc, restart=restart)
+            raise
 
     def _after_failure(self, exc: PlughostError, *, restart: bool) -> None:
+        """Count ``exc``; after a trap, drop the store and apply the restart policy."""
         self.counters["errors"] += 1
         if isinstance(exc, PluginTimeout):
             self.counters["timeouts"] += 1
         elif isinstance(exc, PluginCrashed):
             self.counters["crashes"] += 1
-        if restart and self._live is None and getattr(exc, "_wasm_trapped", False):
+        if not getattr(exc, "_wasm_trapped", False):
+            return  # the guest misbehaved at the ABI level but its store is intact
+        self._drop_store()  # never run another call in a store that trapped
+        self._last_failure = exc.message
+        if not restart:
+            return
+        supervisor = self._supervisor
+        if supervisor is None:
             self._recycle()
+            return
+        decision = supervisor.record_crash(exc.message)
+        if decision.quarantine:
+            self._failed = PluginUnavailable(
+                f"{self._plugin_id} is quarantined: {decision.reason}",
+                plugin_id=self._plugin_id,
+                details={"quarantined": True, "crashes": decision.crashes_in_window},
+            )
+            log.error("[%s] %s", self._plugin_id, decision.reason)
+        elif decision.delay <= 0:
+            self._recycle()
+        else:  # restart lazily, on the first call after the backoff
+            self._restart_at = time.monotonic() + decision.delay
 
     def _exchange(self, live: _Live, name: str, data: bytes, seconds: float) -> bytes | None:
         ctx, mem = live.ctx, live.memory_addr
@@ -661,7 +726,7 @@ class WasmInstance:
                 )
             else:
                 exc = PluginCrashed(
-                    f"{what} trapped: {detail}; the sandbox was reset",
+                    f"{what} trapped: {detail}",
                     plugin_id=self._plugin_id,
                     details={"trap": detail},
                 )
@@ -691,6 +756,10 @@ class WasmInstance:
                 plugin_id=self._plugin_id,
             )
         if self._failed is not None:
+            if isinstance(self._failed, PluginUnavailable):  # quarantined: say so, as is
+                return PluginUnavailable(
+                    self._failed.message, plugin_id=self._plugin_id, details=self._failed.details
+                )
             return PluginUnavailable(
                 f"{self._plugin_id} failed and is not running: {self._failed.message}",
                 plugin_id=self._plugin_id,
@@ -733,7 +802,8 @@ class WasmInstance:
 
     def _discover_exports(self) -> list[Export]:
         if self._compiled.is_handler(abi.EXPORTS):
-            doc = self.call_sync(abi.EXPORTS)
+            out = self._call_json_locked(abi.EXPORTS, b"{}", None, restart=False)
+            doc = None if out is None else abi.decode_envelope(out, what=self._what(abi.EXPORTS))
             return self._parse_exports(doc)
         out = []
         for command in self._declared_commands:

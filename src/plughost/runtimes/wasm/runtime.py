@@ -37,6 +37,21 @@ log = logging.getLogger(__name__)
 BindingsFactory = Callable[[Any, WasmInstance], WasmBindings]
 """Turns the context given to ``start`` (normally a PluginContext) into :class:`WasmBindings`."""
 
+class _Default:
+    """Marker for "use the default" where None is a meaningful choice."""
+
+
+_DEFAULT = _Default()
+
+
+def _default_supervisor_factory() -> Callable[[], Any] | None:
+    try:  # the isolated runtimes share one backoff/quarantine policy when it is installed
+        from plughost.observability.health import Supervisor
+    except ImportError:
+        return None
+    return Supervisor  # type: ignore[no-any-return]
+
+
 # Part of every cache key: change it whenever the Config below changes.
 _ENGINE_TAG = "fuel1-epoch1-v1"
 
@@ -50,6 +65,11 @@ class WasmRuntime:
     :param bindings: builds :class:`WasmBindings` from the context passed to ``start``; the
         default understands a ``PluginContext`` (see :func:`bindings_from_context`).
     :param epoch_interval: seconds per epoch tick: the resolution of call deadlines.
+    :param supervisor: makes one crash supervisor per instance (an object with
+        ``record_crash(reason) -> decision`` where the decision has ``quarantine``, ``delay``,
+        ``reason``, ``crashes_in_window``, and ``reenable()``), deciding backoff and quarantine
+        after a trap. Default: ``plughost.observability.health.Supervisor`` when available; None
+        restarts the sandbox at once, every time.
     """
 
     name = "wasm"
@@ -62,6 +82,7 @@ class WasmRuntime:
         defaults: WasmLimits | None = None,
         bindings: BindingsFactory | None = None,
         epoch_interval: float = 0.005,
+        supervisor: Callable[[], Any] | _Default | None = _DEFAULT,
     ) -> None:
         config = wasmtime.Config()
         config.consume_fuel = True
@@ -71,6 +92,9 @@ class WasmRuntime:
         self.defaults = defaults or WasmLimits()
         self.ticker = EpochTicker(self.engine, epoch_interval)
         self._bindings_factory = bindings or bindings_from_context
+        self._supervisor_factory = (
+            _default_supervisor_factory() if isinstance(supervisor, _Default) else supervisor
+        )
         self._linker = wasmtime.Linker(self.engine)
         self._linker.define_wasi()
         self._owners: dict[int, WasmInstance] = {}
@@ -200,6 +224,10 @@ class WasmRuntime:
         self._linker.close()
 
     # -- used by instances -------------------------------------------------------------------
+
+    def new_supervisor(self) -> Any:
+        """A fresh crash supervisor for one instance, or None (restart at once, always)."""
+        return None if self._supervisor_factory is None else self._supervisor_factory()
 
     def bindings_for(self, context: Any, instance: WasmInstance) -> WasmBindings:
         """The :class:`WasmBindings` for ``instance`` from the context given to ``start``."""
