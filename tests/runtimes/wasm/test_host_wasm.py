@@ -71,9 +71,7 @@ async def test_wasm_plugin_runs_through_the_host(tmp_path):
 async def test_granted_services_reach_the_wasm_plugin(tmp_path):
     bus = _Bus()
     host = PluginHost([EXAMPLE])
-    host.add_extension(
-        _Services(bus=bus, permissions=_Grants(("events:emit", "hello.greeted")))
-    )
+    host.add_extension(_Services(bus=bus, permissions=_Grants(("events:emit", "hello.greeted"))))
     try:
         assert (await host.start()).ok
         assert await host.call("wasm-hello", "announce", who="Ada") is None
