@@ -40,19 +40,20 @@ __all__ = [
 ]
 
 _vp = ctypes.c_void_p
+_DLL: Any = _b.dll  # type: ignore[attr-defined]  # the loaded wasmtime C library
 
 call_unchecked = ctypes.CFUNCTYPE(_vp, _vp, _vp, _vp, ctypes.c_size_t, _vp)(
-    ("wasmtime_func_call_unchecked", _b.dll)
+    ("wasmtime_func_call_unchecked", _DLL)
 )
-set_fuel = ctypes.CFUNCTYPE(_vp, _vp, ctypes.c_uint64)(("wasmtime_context_set_fuel", _b.dll))
+set_fuel = ctypes.CFUNCTYPE(_vp, _vp, ctypes.c_uint64)(("wasmtime_context_set_fuel", _DLL))
 set_epoch_deadline = ctypes.CFUNCTYPE(None, _vp, ctypes.c_uint64)(
-    ("wasmtime_context_set_epoch_deadline", _b.dll)
+    ("wasmtime_context_set_epoch_deadline", _DLL)
 )
 _get_fuel = ctypes.CFUNCTYPE(_vp, _vp, ctypes.POINTER(ctypes.c_uint64))(
-    ("wasmtime_context_get_fuel", _b.dll)
+    ("wasmtime_context_get_fuel", _DLL)
 )
-memory_base = ctypes.CFUNCTYPE(_vp, _vp, _vp)(("wasmtime_memory_data", _b.dll))
-memory_size = ctypes.CFUNCTYPE(ctypes.c_size_t, _vp, _vp)(("wasmtime_memory_data_size", _b.dll))
+memory_base = ctypes.CFUNCTYPE(_vp, _vp, _vp)(("wasmtime_memory_data", _DLL))
+memory_size = ctypes.CFUNCTYPE(ctypes.c_size_t, _vp, _vp)(("wasmtime_memory_data_size", _DLL))
 
 SLOT_BYTES = ctypes.sizeof(_b.wasmtime_val_raw_t)  # 16: the union holds a v128
 _I32_MIN, _I32_MAX = -(1 << 31), (1 << 32) - 1  # accept signed and unsigned spellings
@@ -98,6 +99,7 @@ def take_trap(slot: ctypes.c_void_p) -> Any:
 
     ptr = slot.value
     slot.value = None
+    assert ptr is not None, "take_trap() called without a trap in the slot"
     return Trap._from_ptr(ctypes.cast(ptr, ctypes.POINTER(_b.wasm_trap_t)))
 
 

@@ -100,7 +100,7 @@ class ModuleCache:
             if module is not None:
                 self.hits += 1
                 return CacheResult(module, digest, "hit", path)
-        binary = wasmtime.wat2wasm(source.decode("utf-8")) if is_text else source
+        binary = bytes(wasmtime.wat2wasm(source.decode("utf-8"))) if is_text else source
         module = wasmtime.Module(self.engine, binary)
         self.misses += 1
         if path is None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import wasmtime
 
@@ -36,7 +36,7 @@ from plughost.errors import (
     PluginUnavailable,
     ProtocolError,
 )
-from plughost.runtimes.base import Export, Health
+from plughost.runtimes.base import Export, ExportKind, Health
 
 from . import _ffi, abi
 from ._ffi import TRAPPED, make_invoker
@@ -805,7 +805,7 @@ class WasmInstance:
             out = self._call_json_locked(abi.EXPORTS, b"{}", None, restart=False)
             doc = None if out is None else abi.decode_envelope(out, what=self._what(abi.EXPORTS))
             return self._parse_exports(doc)
-        out = []
+        exports: list[Export] = []
         for command in self._declared_commands:
             if not self._compiled.is_handler(command):
                 raise PluginActivationError(
@@ -815,8 +815,8 @@ class WasmInstance:
                     plugin_id=self._plugin_id,
                     phase="activate",
                 )
-            out.append(Export("command", command, command))
-        return out
+            exports.append(Export("command", command, command))
+        return exports
 
     def _parse_exports(self, doc: Any) -> list[Export]:
         problems: list[str] = []
@@ -851,9 +851,12 @@ class WasmInstance:
                 options = entry.get("options", {})
                 out.append(
                     Export(
-                        kind, entry[name_key], target, options if isinstance(options, dict) else {}
+                        cast(ExportKind, kind),
+                        entry[name_key],
+                        target,
+                        options if isinstance(options, dict) else {},
                     )
-                )  # type: ignore[arg-type]
+                )
         if problems:
             raise PluginActivationError(
                 f"{self._plugin_id}: {abi.EXPORTS} returned an invalid description:\n"

@@ -337,7 +337,10 @@ def bindings_from_context(context: Any, instance: WasmInstance) -> WasmBindings:
     """
     if context is None:
         return WasmBindings()
-    get = lambda name: _optional(context, name)  # noqa: E731
+
+    def get(name: str) -> Any:
+        return _optional(context, name)
+
     config = get("config") or {}
     perms = get("permissions")
     check = None
