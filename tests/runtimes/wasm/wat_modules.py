@@ -210,6 +210,27 @@ WASI_FILES = module(
 """,
 )
 
+# kv: storage_set {"key":"k","value":42} then storage_get {"key":"k"}; cfg: config_get "greeting"
+STORAGE_CONFIG = module(
+    """
+  (data (i32.const 64) "{\\"key\\":\\"k\\",\\"value\\":42}")
+  (data (i32.const 96) "{\\"key\\":\\"k\\"}")
+  (data (i32.const 112) "{\\"key\\":\\"greeting\\"}")
+  (func (export "kv") (param i32 i32) (result i64)
+    (local $r i64)
+    (local.set $r (call $set (i32.const 64) (i32.const 22)))
+    (if (i64.ne (local.get $r) (i64.const 0)) (then (return (local.get $r))))
+    (call $get (i32.const 96) (i32.const 11)))
+  (func (export "cfg") (param i32 i32) (result i64)
+    (call $config (i32.const 112) (i32.const 18)))
+""",
+    imports="""
+  (import "plughost" "storage_set" (func $set (param i32 i32) (result i64)))
+  (import "plughost" "storage_get" (func $get (param i32 i32) (result i64)))
+  (import "plughost" "config_get" (func $config (param i32 i32) (result i64)))
+""",
+)
+
 # start function that never returns: instantiation must hit the deadline
 SPIN_AT_START = module("""
   (func $forever (loop $l (br $l)))

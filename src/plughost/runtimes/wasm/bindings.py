@@ -10,11 +10,12 @@ deny by default.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,25 @@ class WasmBindings:
     storage_set: Callable[[str, str, Any], Any] | None = None
     fs: tuple[FsGrant, ...] = ()
     logger: logging.Logger | None = None
+
+    def async_services(self) -> frozenset[str]:
+        """Names of the services given as coroutine functions (``async def``).
+
+        A module importing one of them is called on a worker thread, so the host function can
+        wait for the coroutine on the event loop (see ``WasmInstance.call``).
+        """
+        out = set()
+        for name in SERVICE_NAMES:
+            fn = getattr(self, name)
+            if fn is not None and (
+                inspect.iscoroutinefunction(fn)
+                or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
+            ):
+                out.add(name)
+        return frozenset(out)
+
+
+SERVICE_NAMES = ("emit", "execute", "http_request", "storage_get", "storage_set")
 
 
 class LogLimiter:
@@ -113,10 +133,17 @@ _LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.
 class HostDispatch:
     """Serves the ``plughost`` host functions for one instance (JSON request -> value)."""
 
-    def __init__(self, plugin_id: str, bindings: WasmBindings, limiter: LogLimiter) -> None:
+    def __init__(
+        self,
+        plugin_id: str,
+        bindings: WasmBindings,
+        limiter: LogLimiter,
+        wait: Callable[[Awaitable[Any]], Any],
+    ) -> None:
         self.plugin_id = plugin_id
         self.bindings = bindings
         self.limiter = limiter
+        self.wait = wait  # turns an awaitable a service returned into its result
         self.denied = 0
         self.host_calls = 0
 
@@ -153,7 +180,10 @@ class HostDispatch:
         if not isinstance(request, dict):
             raise ValueError(f"{op} expects a JSON object, got {type(request).__name__}")
         handler = getattr(self, f"_op_{op}")
-        return handler(request)
+        result = handler(request)
+        if inspect.isawaitable(result):
+            result = self.wait(result)
+        return result
 
     def _op_emit(self, req: dict[str, Any]) -> Any:
         topic = _string(req, "topic")

@@ -42,6 +42,8 @@ class CompiledPlugin:
     """Every exported function whose signature the fast path supports."""
     uses_wasi: bool
     cache_source: str
+    host_imports: frozenset[str] = frozenset()
+    """Names of the ``plughost`` host functions the module imports."""
 
     def is_handler(self, name: str) -> bool:
         """True when ``name`` is a JSON handler export ``(i32, i32) -> i64``."""
@@ -58,19 +60,23 @@ class CompiledPlugin:
         self.module.close()
 
 
-def inspect_module(module: wasmtime.Module, *, name: str) -> tuple[dict[str, Signature], bool]:
-    """Check ``module`` against the ABI; return its function signatures and whether it uses WASI.
+def inspect_module(
+    module: wasmtime.Module, *, name: str
+) -> tuple[dict[str, Signature], bool, frozenset[str]]:
+    """Check ``module`` against the ABI: its function signatures, WASI use, host imports.
 
     Raises :class:`PluginLoadError` listing every problem: a missing ``memory``/``alloc``/
     ``dealloc``, a wrong signature, an import the host does not provide.
     """
     problems: list[str] = []
     uses_wasi = False
+    host_imports: set[str] = set()
     for imp in module.imports:
         if imp.module == abi.WASI_MODULE:
             uses_wasi = True
             continue
         if imp.module == abi.HOST_MODULE and imp.name in abi.HOST_FUNCTIONS:
+            host_imports.add(imp.name)
             want = abi.HOST_FUNCTIONS[imp.name]
             got = _signature(imp.type)
             if got != want:
@@ -110,7 +116,7 @@ def inspect_module(module: wasmtime.Module, *, name: str) -> tuple[dict[str, Sig
             phase="load",
             details={"problems": problems},
         )
-    return functions, uses_wasi
+    return functions, uses_wasi, frozenset(host_imports)
 
 
 def _signature(ty: object) -> Signature | None:

@@ -14,7 +14,11 @@ in a fresh one with ``plughost_activate`` run again: a crashed sandbox never ser
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import ctypes
+import inspect
 import json
 import logging
 import threading
@@ -134,6 +138,9 @@ class WasmInstance:
         self._failed: PluginError | None = None
         self._restart_at: float | None = None
         self._last_failure = ""
+        self._off_loop = False  # calls go through a worker thread (async host services)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadline = 0.0  # monotonic deadline of the call in progress
         self._supervisor = runtime.new_supervisor()
         # name -> [func address]: one mutable cell per export, re-pointed when the store changes
         self._cells: dict[str, list[int]] = {}
@@ -170,22 +177,29 @@ class WasmInstance:
         ``context`` is a :class:`WasmBindings` or anything the runtime's bindings factory accepts
         (normally a ``PluginContext``).
         """
-        return self.start_sync(context)
+        bindings = self._bindings_from(context)
+        if self._compiled.host_imports & bindings.async_services():
+            self._loop = asyncio.get_running_loop()
+            return await asyncio.to_thread(self.start_sync, bindings)
+        return self.start_sync(bindings)
+
+    def _bindings_from(self, context: Any) -> WasmBindings:
+        self._ensure_open()
+        if isinstance(context, WasmBindings):
+            return context
+        return self._runtime.bindings_for(context, self)
 
     def start_sync(self, context: Any) -> Sequence[Export]:
         """Synchronous :meth:`start`."""
-        self._ensure_open()
+        bindings = self._bindings_from(context)
         if self.active:
             return self._exports
-        bindings = (
-            context
-            if isinstance(context, WasmBindings)
-            else self._runtime.bindings_for(context, self)
-        )
         self._bindings = bindings
+        # async services are only reachable when calls run off the event loop thread
+        self._off_loop = bool(self._compiled.host_imports & bindings.async_services())
         logger = bindings.logger or logging.getLogger(f"plughost.plugin.{self._plugin_id}")
         self._dispatch = HostDispatch(
-            self._plugin_id, bindings, LogLimiter(logger, self.limits.output)
+            self._plugin_id, bindings, LogLimiter(logger, self.limits.output), self._await_result
         )
         self._failed = None
         self._restart_at = None
@@ -208,7 +222,15 @@ class WasmInstance:
         *,
         timeout: float | None = None,
     ) -> Any:
-        """Invoke the JSON handler export ``target`` with ``kwargs`` as its JSON request."""
+        """Invoke the JSON handler export ``target`` with ``kwargs`` as its JSON request.
+
+        Runs inline (microseconds). When the module imports a host function whose service is
+        asynchronous, runs on a worker thread instead, so that host function can wait for the
+        service's coroutine on this event loop.
+        """
+        if self._off_loop:
+            self._loop = asyncio.get_running_loop()
+            return await asyncio.to_thread(self.call_sync, target, kwargs, timeout=timeout)
         return self.call_sync(target, kwargs, timeout=timeout)
 
     def call_sync(
@@ -248,7 +270,11 @@ class WasmInstance:
 
     async def stop(self) -> None:
         """Run ``plughost_deactivate`` (if exported) and discard the store; idempotent."""
-        self.stop_sync()
+        if self._off_loop and self._live is not None:
+            self._loop = asyncio.get_running_loop()
+            await asyncio.to_thread(self.stop_sync)
+        else:
+            self.stop_sync()
 
     def stop_sync(self) -> None:
         """Synchronous :meth:`stop`."""
@@ -268,7 +294,12 @@ class WasmInstance:
 
     async def close(self) -> None:
         """Deactivate if needed and release the store for good; idempotent."""
-        self.close_sync()
+        if self._closed:
+            return
+        try:
+            await self.stop()
+        finally:
+            self.close_sync()
 
     def close_sync(self) -> None:
         """Synchronous :meth:`close`."""
@@ -295,8 +326,12 @@ class WasmInstance:
         return out
 
     def local_callable(self, target: str) -> Callable[..., Any] | None:
-        """A synchronous ``fn(**kwargs)`` for a JSON handler: skips the coroutine machinery."""
-        if not self._compiled.is_handler(target):
+        """A synchronous ``fn(**kwargs)`` for a JSON handler: skips the coroutine machinery.
+
+        None when ``target`` is not a handler, or when the plugin's calls must run off the event
+        loop (it imports a host function backed by an async service): use :meth:`call` then.
+        """
+        if not self._compiled.is_handler(target) or self._off_loop:
             return None
         call = self.call_sync
 
@@ -546,6 +581,7 @@ class WasmInstance:
         ticks = self._ticks if timeout is None else self._runtime.ticker.ticks_for(seconds)
         _ffi.set_fuel(ctx, self._fuel)
         _ffi.set_epoch_deadline(ctx, ticks)
+        self._deadline = time.monotonic() + seconds
         self.counters["calls"] += 1
         try:
             return self._exchange(live, name, data, seconds)
@@ -660,13 +696,47 @@ class WasmInstance:
                 if value is None:
                     return 0
                 body = abi.encode_ok(value)
-            except (PlughostError, ValueError, TypeError, LookupError, OSError) as exc:
+            except PluginTimeout:
+                raise  # the call's deadline passed while a service ran: the call fails
+            except Exception as exc:  # the guest gets an error envelope, never a host trace
                 if isinstance(exc, PermissionDenied):
                     log.info("[%s] denied %s: %s", self._plugin_id, op, exc.message)
+                elif not isinstance(exc, (PlughostError, ValueError, TypeError, LookupError)):
+                    log.exception("[%s] host service %s failed", self._plugin_id, op)
                 body = abi.encode_error(exc)
             return self._write_guest(ctx, live, body)
         finally:
             self._host_thread = previous
+
+    def _await_result(self, awaitable: Any) -> Any:
+        """Wait for an async service's result on the event loop (we are on a worker thread)."""
+        loop = self._loop
+        on_loop = False
+        with contextlib.suppress(RuntimeError):  # no running loop in this thread
+            on_loop = asyncio.get_running_loop() is loop
+        if loop is None or loop.is_closed() or on_loop:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            raise PluginUnavailable(
+                "an asynchronous host service was reached from a synchronous call; call the "
+                "plugin with `await instance.call(...)` (local_callable is not offered for it)",
+                plugin_id=self._plugin_id,
+            )
+
+        async def run() -> Any:
+            return await awaitable
+
+        future = asyncio.run_coroutine_threadsafe(run(), loop)
+        remaining = max(0.0, self._deadline - time.monotonic())
+        try:
+            return future.result(timeout=remaining)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise PluginTimeout(
+                f"{self._plugin_id}: a host service did not answer before the call's deadline",
+                plugin_id=self._plugin_id,
+                details={"limit": "timeout"},
+            ) from None
 
     def _serve_log(self, ctx: int, level: int, ptr: int, length: int) -> None:
         live, dispatch = self._live, self._dispatch

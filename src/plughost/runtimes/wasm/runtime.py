@@ -185,7 +185,7 @@ class WasmRuntime:
             if known is not None:
                 result.module.close()
                 return known
-        functions, uses_wasi = inspect_module(result.module, name=str(path))
+        functions, uses_wasi, host_imports = inspect_module(result.module, name=str(path))
         try:
             pre = self._linker.instantiate_pre(result.module)
         except wasmtime.WasmtimeError as exc:
@@ -195,13 +195,20 @@ class WasmRuntime:
                 phase="load",
             ) from None
         compiled = CompiledPlugin(
-            result.digest, result.module, pre, functions, uses_wasi, result.source
+            result.digest, result.module, pre, functions, uses_wasi, result.source, host_imports
         )
         with self._lock:
             return self._compiled.setdefault(result.digest, compiled)
 
     async def aclose(self) -> None:
         """Close every instance, stop the ticker, release modules; idempotent."""
+        with self._lock:
+            instances = list(self._instances)
+        for instance in instances:  # async close: deactivate may need async host services
+            try:
+                await instance.close()
+            except Exception:
+                log.exception("closing wasm plugin %s failed", instance.plugin_id)
         self.close()
 
     def close(self) -> None:
@@ -331,9 +338,16 @@ def _entry_path(plugin_id: str, root: Path, entry: str) -> Path:
 def bindings_from_context(context: Any, instance: WasmInstance) -> WasmBindings:
     """Default factory: build bindings from a ``PluginContext``-like object.
 
-    Reads what the context offers (``config``, ``logger``, ``permissions``, ``bus``, ``commands``,
-    ``http``, ``storage``, ``wasi_dirs``) and leaves the rest unset: an unset service answers the
-    guest with a clear ``plugin.unavailable`` error, an absent checker denies.
+    Uses what the context offers and leaves the rest unset (an unset service answers the guest
+    with a clear ``plugin.unavailable`` error; no checker denies everything):
+
+    * ``permissions.check(kind, target)`` is the checker; ``permissions.granted()`` scopes
+      ``fs:read:<dir>`` / ``fs:write:<dir>`` become WASI preopens at the same path;
+    * ``bus.emit(topic, payload)`` (or ``publish``), ``commands.execute(command, args)``;
+    * ``http.request_json(request)``, or ``http.request(method, url, ...)`` returning an
+      httpx-style response;
+    * ``storage.get(key)`` / ``storage.set(key, value)`` with ``storage.with_namespace(ns)``;
+    * ``data_dir`` is preopened writable at ``/data`` for modules that import WASI.
     """
     if context is None:
         return WasmBindings()
@@ -341,36 +355,86 @@ def bindings_from_context(context: Any, instance: WasmInstance) -> WasmBindings:
     def get(name: str) -> Any:
         return _optional(context, name)
 
-    config = get("config") or {}
     perms = get("permissions")
-    check = None
-    if perms is not None:
-        check = getattr(perms, "check", None) or (perms if callable(perms) else None)
-    bus, commands, storage = get("bus"), get("commands"), get("storage")
-    http = get("http")
-    emit = getattr(bus, "emit", None) or getattr(bus, "publish", None) if bus is not None else None
-    execute = (
-        getattr(commands, "execute_sync", None) or getattr(commands, "execute", None)
-        if commands is not None
-        else None
-    )
-    fs = list(get("wasi_dirs") or ())
+    check = getattr(perms, "check", None) if perms is not None else None
+    bus, commands = get("bus"), get("commands")
+    emit = (getattr(bus, "emit", None) or getattr(bus, "publish", None)) if bus else None
+    execute = getattr(commands, "execute", None) if commands is not None else None
+    fs: list[FsGrant] = list(get("wasi_dirs") or ())
     if instance._compiled.uses_wasi:
+        fs.extend(_fs_grants(perms))
         # the plugin's own data directory is the one place it may always read and write
         data_dir = get("data_dir")
         if data_dir is not None:
             fs.append(FsGrant(data_dir, "/data", read_only=False))
+    storage = get("storage")
     return WasmBindings(
-        config=config,
+        config=get("config") or {},
         check=check,
         emit=emit,
         execute=execute,
-        http_request=getattr(http, "request_json", None) if http is not None else None,
-        storage_get=getattr(storage, "get", None) if storage is not None else None,
-        storage_set=getattr(storage, "set", None) if storage is not None else None,
+        http_request=_http_adapter(get("http")),
+        storage_get=_storage_adapter(storage, "get"),
+        storage_set=_storage_adapter(storage, "set"),
         fs=tuple(fs),
         logger=get("logger"),
     )
+
+
+def _fs_grants(perms: Any) -> list[FsGrant]:
+    granted = getattr(perms, "granted", None)
+    if granted is None:
+        return []
+    out = []
+    for scope in granted():
+        kind, pattern = getattr(scope, "kind", ""), getattr(scope, "pattern", "")
+        if getattr(scope, "deny", False) or kind not in ("fs:read", "fs:write"):
+            continue
+        if Path(pattern).is_dir():
+            out.append(FsGrant(pattern, pattern, read_only=kind == "fs:read"))
+    return out
+
+
+def _http_adapter(http: Any) -> Callable[[Mapping[str, Any]], Any] | None:
+    if http is None:
+        return None
+    direct = getattr(http, "request_json", None)
+    if direct is not None:
+        return direct  # type: ignore[no-any-return]
+    request = getattr(http, "request", None)
+    if request is None:
+        return None
+
+    async def http_request(req: Mapping[str, Any]) -> dict[str, Any]:
+        body = req.get("body")
+        response = await request(
+            str(req.get("method") or "GET"),
+            str(req["url"]),
+            headers=req.get("headers") or None,
+            content=body.encode() if isinstance(body, str) else body,
+        )
+        return {
+            "status": response.status_code,
+            "headers": dict(response.headers),
+            "body": response.text,
+        }
+
+    return http_request
+
+
+def _storage_adapter(storage: Any, op: str) -> Callable[..., Any] | None:
+    if storage is None or getattr(storage, op, None) is None:
+        return None
+    default_ns = getattr(storage, "namespace", None)
+
+    def scoped(namespace: str) -> Any:
+        if namespace == default_ns or not hasattr(storage, "with_namespace"):
+            return storage
+        return storage.with_namespace(namespace)
+
+    if op == "get":
+        return lambda namespace, key: scoped(namespace).get(key)
+    return lambda namespace, key, value: scoped(namespace).set(key, value)
 
 
 def _optional(obj: Any, name: str) -> Any:
