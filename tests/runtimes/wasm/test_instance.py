@@ -333,3 +333,10 @@ def _allow(grants):
             raise PermissionDenied(f"{kind} {target!r} is not granted to this plugin")
 
     return check
+
+
+async def test_any_mapping_is_accepted_as_arguments(load):
+    from types import MappingProxyType
+
+    inst = load("echo", wat_modules.ECHO)
+    assert await inst.call("echo", MappingProxyType({"a": [1]})) == {"a": [1]}

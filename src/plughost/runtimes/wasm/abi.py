@@ -57,6 +57,10 @@ HOST_FUNCTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 _MASK32 = 0xFFFFFFFF
 
+# bound once: json.dumps/json.loads build an encoder/decoder per call when given options
+encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_decode_json = json.JSONDecoder().decode
+
 
 def pack(ptr: int, length: int) -> int:
     """``(ptr << 32) | len`` as a signed i64 (what a wasm ``i64`` result holds)."""
@@ -72,7 +76,7 @@ def unpack(value: int) -> tuple[int, int]:
 
 def encode_ok(value: Any) -> bytes:
     """``{"ok": value}`` as compact UTF-8 JSON."""
-    return json.dumps({"ok": value}, separators=(",", ":"), ensure_ascii=False).encode()
+    return encode_json({"ok": value}).encode()
 
 
 def encode_error(exc: BaseException) -> bytes:
@@ -81,7 +85,7 @@ def encode_error(exc: BaseException) -> bytes:
         body: dict[str, Any] = {"code": exc.code, "message": exc.message}
     else:
         body = {"code": "host.error", "message": f"{type(exc).__name__}: {exc}"}
-    return json.dumps({"error": body}, separators=(",", ":"), ensure_ascii=False).encode()
+    return encode_json({"error": body}).encode()
 
 
 def decode_envelope(data: bytes, *, what: str) -> Any:
@@ -93,7 +97,7 @@ def decode_envelope(data: bytes, *, what: str) -> Any:
     host error codes such as ``plugin.timeout``).
     """
     try:
-        doc = json.loads(data)
+        doc = _decode_json(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(
             f"{what} returned invalid JSON ({exc}); a handler must return a UTF-8 JSON "

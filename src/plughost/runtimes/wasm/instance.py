@@ -244,9 +244,8 @@ class WasmInstance:
         if not self._compiled.is_handler(target):
             raise self._no_handler(target)
         try:
-            data = json.dumps(
-                {} if kwargs is None else dict(kwargs), separators=(",", ":"), ensure_ascii=False
-            ).encode()
+            args = {} if kwargs is None else kwargs if type(kwargs) is dict else dict(kwargs)
+            data = abi.encode_json(args).encode()
         except (TypeError, ValueError) as exc:
             raise PluginError(
                 f"arguments for {target!r} are not JSON-serialisable: {exc}",
