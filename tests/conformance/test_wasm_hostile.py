@@ -110,7 +110,16 @@ CASES = [
         detail=("limit", "memory"),
     ),
     Case("crash-mid-call", wat_modules.CRASH, "", PluginCrashed, r"unreachable"),
+    Case(
+        "crash-stack-overflow",
+        wat_modules.CRASH,
+        "",
+        PluginCrashed,
+        r"call stack exhausted",
+        handler="recurse",
+    ),
     Case("output-flood", wat_modules.LOG_FLOOD, "output = 8192", None, ""),
+    Case("output-flood-stdout", wat_modules.STDOUT_FLOOD, "output = 8192", None, ""),
     Case(
         "oversized-message",
         wat_modules.OVERSIZED,
@@ -199,7 +208,7 @@ async def test_hostile_wasm_plugin_is_contained(world, case: Case, caplog) -> No
         result = await host.call(case.name, case.handler)
         if case.name == "forbidden-file-read":
             assert result == "denied"  # neither /etc/passwd nor ../outside.txt opened
-        if case.name == "output-flood":
+        if case.name.startswith("output-flood"):
             stats = host.get(case.name).instance.stats()
             lines = [r for r in caplog.records if r.name == f"plughost.plugin.{case.name}"]
             assert len(lines) <= 10 and stats["log_dropped_bytes"] > 4_000_000

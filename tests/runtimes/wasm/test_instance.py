@@ -340,3 +340,19 @@ async def test_any_mapping_is_accepted_as_arguments(load):
 
     inst = load("echo", wat_modules.ECHO)
     assert await inst.call("echo", MappingProxyType({"a": [1]})) == {"a": [1]}
+
+
+async def test_stack_overflow_is_a_crash(load):
+    inst = load("crash", wat_modules.CRASH)
+    with pytest.raises(PluginCrashed, match=r"call stack exhausted"):
+        await inst.call("recurse", {})
+    assert (await inst.health()).ok
+
+
+async def test_wasi_stdout_goes_to_the_rate_limited_log(load, caplog):
+    caplog.set_level(logging.INFO, logger="plughost.plugin.stdout")
+    inst = load("stdout", wat_modules.STDOUT_FLOOD, limits=WasmLimits(output=8192))
+    assert inst.export_function("flood")(2000) == 2000
+    lines = [r for r in caplog.records if r.name == "plughost.plugin.stdout"]
+    assert 1 <= len(lines) <= 10 and lines[0].getMessage() == "o" * 1023
+    assert inst.stats()["log_dropped_bytes"] >= 1900 * 1024

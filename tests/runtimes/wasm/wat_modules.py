@@ -96,6 +96,8 @@ CRASH = module("""
     unreachable)
   (func (export "div") (param i32 i32) (result i32) (i32.div_s (local.get 0) (local.get 1)))
   (func (export "calls") (result i32) (global.get $calls))
+  (func $recurse (export "recurse") (param i32 i32) (result i64)
+    (call $recurse (i32.const 0) (i32.const 0)))
 """)
 
 # flood: calls plughost.log `count` times with a 1 KiB line
@@ -228,6 +230,32 @@ STORAGE_CONFIG = module(
   (import "plughost" "storage_set" (func $set (param i32 i32) (result i64)))
   (import "plughost" "storage_get" (func $get (param i32 i32) (result i64)))
   (import "plughost" "config_get" (func $config (param i32 i32) (result i64)))
+""",
+)
+
+# stdout flood: writes a 1 KiB line to WASI stdout `count` times
+STDOUT_FLOOD = module(
+    """
+  (func $flood (export "flood") (param $count i32) (result i32)
+    (local $i i32)
+    (i32.store (i32.const 16) (i32.const 1024))  ;; iovec: buf 1024, len 1024
+    (i32.store (i32.const 20) (i32.const 1024))
+    (memory.fill (i32.const 1024) (i32.const 111) (i32.const 1023))
+    (i32.store8 (i32.const 2047) (i32.const 10))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+        (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 32)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (local.get $i))
+  (func (export "run") (param i32 i32) (result i64)
+    (drop (call $flood (i32.const 5000)))
+    (i64.const 0))
+""",
+    imports="""
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
 """,
 )
 
