@@ -38,8 +38,9 @@ class _CountingSupervisor:
         self.crashes = 0
 
 
-def _crash_instance(tmp_path, supervisor):
-    rt = WasmRuntime(supervisor=lambda: supervisor)
+def _crash_instance(tmp_path, supervisor, events=None):
+    on_event = events.append if events is not None else None
+    rt = WasmRuntime(supervisor=lambda: supervisor, on_event=on_event)
     inst = rt.load_file("crash", wat_modules.write(tmp_path, "crash", wat_modules.CRASH))
     inst.start_sync(WasmBindings())
     return rt, inst
@@ -47,12 +48,16 @@ def _crash_instance(tmp_path, supervisor):
 
 async def test_repeated_crashes_quarantine_the_plugin(tmp_path):
     supervisor = _CountingSupervisor(limit=3)
-    rt, inst = _crash_instance(tmp_path, supervisor)
+    events = []
+    rt, inst = _crash_instance(tmp_path, supervisor, events)
     try:
         for _ in range(3):
             with pytest.raises(PluginCrashed, match=r"unreachable"):
                 await inst.call("run", {})
         assert supervisor.crashes == 3 and "unreachable" in supervisor.reasons[-1]
+        kinds = [e.kind for e in events]
+        assert kinds == ["crashed", "restarted", "crashed", "restarted", "crashed", "quarantined"]
+        assert events[-1].plugin_id == "crash" and events[-1].details == {"crashes": 3}
         with pytest.raises(PluginUnavailable, match=r"is quarantined: 3 crashes") as info:
             inst.export_function("calls")()
         assert info.value.details["quarantined"] is True
@@ -60,6 +65,7 @@ async def test_repeated_crashes_quarantine_the_plugin(tmp_path):
         assert not health.ok and "quarantined" in health.detail
         assert inst.stats()["quarantined"] is True
         inst.reenable()
+        assert events[-1].kind == "reenabled"
         assert inst.export_function("calls")() == 0  # a fresh sandbox after re-enabling
         assert (await inst.health()).ok
     finally:

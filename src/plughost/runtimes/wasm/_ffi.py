@@ -166,8 +166,15 @@ def make_invoker(raw: RawCall) -> Callable[..., Any]:
     }
     factory = _invoker_factory(raw.params, raw.results)
     invoke = factory(
-        raw.name, ctypes.addressof(buf), raw.trap, ctypes.addressof(raw.trap), raw.error,
-        views["i32"], views["i64"], views["f32"], views["f64"],
+        raw.name,
+        ctypes.addressof(buf),
+        raw.trap,
+        ctypes.addressof(raw.trap),
+        raw.error,
+        views["i32"],
+        views["i64"],
+        views["f32"],
+        views["f64"],
     )
     invoke.__views__ = views  # keep the buffer views alive as long as the invoker
     return invoke  # type: ignore[no-any-return]
@@ -178,8 +185,12 @@ def _invoker_factory(params: tuple[str, ...], results: tuple[str, ...]) -> Calla
     """Compile ``make(NAME, BUF, TRAP, TRAP_ADDR, ERR, v_i32, v_i64, v_f32, v_f64)`` once."""
     nslots = max(len(params), len(results), 1)
     # slot i starts at byte 16*i: index 4*i in 4-byte views, 2*i in 8-byte views
-    stride = {"i32": SLOT_BYTES // 4, "f32": SLOT_BYTES // 4, "i64": SLOT_BYTES // 8,
-              "f64": SLOT_BYTES // 8}
+    stride = {
+        "i32": SLOT_BYTES // 4,
+        "f32": SLOT_BYTES // 4,
+        "i64": SLOT_BYTES // 8,
+        "f64": SLOT_BYTES // 8,
+    }
     args = [f"a{i}" for i in range(len(params))]
     lines = [
         "def make(NAME, BUF, TRAP, TRAP_ADDR, ERR, v_i32, v_i64, v_f32, v_f64):",

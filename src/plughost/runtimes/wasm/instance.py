@@ -509,6 +509,7 @@ class WasmInstance:
         self.counters["restarts"] += 1
         try:
             self._instantiate()
+            self._runtime._emit(self._plugin_id, "restarted", self._last_failure)
         except PlughostError as exc:
             self._failed = (
                 exc
@@ -544,6 +545,7 @@ class WasmInstance:
             self._supervisor.reenable()
         self._failed = None
         self._restart_at = None
+        self._runtime._emit(self._plugin_id, "reenabled", "re-enabled by the operator")
 
     # -- internals: the JSON call path ------------------------------------------------------------
 
@@ -599,6 +601,8 @@ class WasmInstance:
             return  # the guest misbehaved at the ABI level but its store is intact
         self._drop_store()  # never run another call in a store that trapped
         self._last_failure = exc.message
+        emit = self._runtime._emit
+        emit(self._plugin_id, "crashed", exc.message, code=exc.code)
         if not restart:
             return
         supervisor = self._supervisor
@@ -613,6 +617,9 @@ class WasmInstance:
                 details={"quarantined": True, "crashes": decision.crashes_in_window},
             )
             log.error("[%s] %s", self._plugin_id, decision.reason)
+            emit(
+                self._plugin_id, "quarantined", decision.reason, crashes=decision.crashes_in_window
+            )
         elif decision.delay <= 0:
             self._recycle()
         else:  # restart lazily, on the first call after the backoff

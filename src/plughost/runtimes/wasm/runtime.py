@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +31,26 @@ from .compiled import CompiledPlugin, inspect_module
 from .instance import WasmInstance, WasmLimits
 from .ticker import EpochTicker
 
-__all__ = ["BindingsFactory", "WasmRuntime", "create_runtime"]
+__all__ = ["BindingsFactory", "SupervisorEvent", "WasmRuntime", "create_runtime"]
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True, slots=True)
+class SupervisorEvent:
+    """Something happened to a sandbox: ``crashed``, ``restarted``, ``quarantined``,
+    ``reenabled`` (the same shape the process runtime reports, so one host listener serves both).
+    """
+
+    plugin_id: str
+    kind: str
+    reason: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
 BindingsFactory = Callable[[Any, WasmInstance], WasmBindings]
 """Turns the context given to ``start`` (normally a PluginContext) into :class:`WasmBindings`."""
+
 
 class _Default:
     """Marker for "use the default" where None is a meaningful choice."""
@@ -70,6 +85,8 @@ class WasmRuntime:
         ``reason``, ``crashes_in_window``, and ``reenable()``), deciding backoff and quarantine
         after a trap. Default: ``plughost.observability.health.Supervisor`` when available; None
         restarts the sandbox at once, every time.
+    :param on_event: called with a :class:`SupervisorEvent` after each crash, restart and
+        quarantine (the host records a quarantine as the plugin's failure).
     """
 
     name = "wasm"
@@ -83,6 +100,7 @@ class WasmRuntime:
         bindings: BindingsFactory | None = None,
         epoch_interval: float = 0.005,
         supervisor: Callable[[], Any] | _Default | None = _DEFAULT,
+        on_event: Callable[[SupervisorEvent], None] | None = None,
     ) -> None:
         config = wasmtime.Config()
         config.consume_fuel = True
@@ -92,6 +110,7 @@ class WasmRuntime:
         self.defaults = defaults or WasmLimits()
         self.ticker = EpochTicker(self.engine, epoch_interval)
         self._bindings_factory = bindings or bindings_from_context
+        self.on_event = on_event
         self._supervisor_factory = (
             _default_supervisor_factory() if isinstance(supervisor, _Default) else supervisor
         )
@@ -232,6 +251,14 @@ class WasmRuntime:
 
     # -- used by instances -------------------------------------------------------------------
 
+    def _emit(self, plugin_id: str, kind: str, reason: str, **details: Any) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(SupervisorEvent(plugin_id, kind, reason, details))
+        except Exception:  # a listener must not break supervision
+            log.exception("wasm supervisor listener failed")
+
     def new_supervisor(self) -> Any:
         """A fresh crash supervisor for one instance, or None (restart at once, always)."""
         return None if self._supervisor_factory is None else self._supervisor_factory()
@@ -293,9 +320,12 @@ class WasmRuntime:
         }
 
 
-def create_runtime(*, home: Path | None = None) -> WasmRuntime:
+def create_runtime(
+    *, home: Path | None = None, on_event: Callable[[SupervisorEvent], None] | None = None
+) -> WasmRuntime:
     """The host's default wasm runtime: compiled modules cached under ``<home>/cache/wasm``."""
-    return WasmRuntime(cache_dir=Path(home) / "cache" / "wasm" if home is not None else None)
+    cache = Path(home) / "cache" / "wasm" if home is not None else None
+    return WasmRuntime(cache_dir=cache, on_event=on_event)
 
 
 def limits_from_manifest(limits: Any, defaults: WasmLimits) -> WasmLimits:
