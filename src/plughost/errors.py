@@ -31,7 +31,22 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   └── PluginUnavailable                      code: plugin.unavailable
     ├── PermissionDenied (PermissionError)         code: permission.denied
     ├── OperationRefused                           code: operation.refused
-    └── ProtocolError (PluginError)                code: protocol.* (frame/json/handshake/version)
+    ├── ProtocolError (PluginError)                code: protocol.* (frame/json/handshake/version)
+    ├── ArchiveError (ValueError)                  code: archive.* (one code per refusal:
+    │                                                path link special duplicate case_collision
+    │                                                too_many_entries too_large ratio encrypted
+    │                                                nested prefix_data trailing_data overlap
+    │                                                header_mismatch integrity unsupported
+    │                                                corrupt destination missing
+    │                                                unreadable)
+    ├── PackageError (ValueError)                  code: package.* (symlink special reserved
+    │                                                manifest integrity output)
+    ├── SignatureError                             code: signature.* (missing invalid
+    │   │                                            untrusted_key revoked_key mismatch)
+    │   └── ChecksumMismatch                       code: integrity.checksum
+    ├── SigningKeyError                            code: key.* (invalid exists)
+    └── TrustStoreError                            code: trust.* (unknown_key duplicate
+                                                     name_taken revoked corrupt)
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -45,6 +60,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "ArchiveError",
+    "ChecksumMismatch",
     "ConfigurationError",
     "DependencyCycle",
     "DependencyMissing",
@@ -54,6 +71,7 @@ __all__ = [
     "InvalidTransition",
     "ManifestError",
     "OperationRefused",
+    "PackageError",
     "PermissionDenied",
     "PlughostError",
     "PluginActivationError",
@@ -67,6 +85,9 @@ __all__ = [
     "ProtocolError",
     "ResolutionConflict",
     "ResolutionError",
+    "SignatureError",
+    "SigningKeyError",
+    "TrustStoreError",
     "VersionError",
     "error_context",
 ]
@@ -293,6 +314,45 @@ class OperationRefused(PlughostError):
     """An operation was refused before it changed anything (e.g. already installed)."""
 
     default_code = "operation.refused"
+
+
+
+class ArchiveError(PlughostError, ValueError):
+    """An archive was refused. ``code`` names the precise reason (``archive.path``,
+    ``archive.link``, ``archive.ratio``, ...); ``details['entry']`` names the entry when one is
+    concerned. Archives are refused, never silently "sanitised"."""
+
+    default_code = "archive.corrupt"
+
+
+class PackageError(PlughostError, ValueError):
+    """A plugin package (or the folder being packed) does not follow the package format."""
+
+    default_code = "package.invalid"
+
+
+class SignatureError(PlughostError):
+    """A package signature is missing, invalid, untrusted, revoked or made for another package."""
+
+    default_code = "signature.invalid"
+
+
+class ChecksumMismatch(SignatureError):
+    """The package's SHA-256 differs from the one the caller expected."""
+
+    default_code = "integrity.checksum"
+
+
+class SigningKeyError(PlughostError, ValueError):
+    """A signing or public key file is unusable (wrong type, unreadable, would be overwritten)."""
+
+    default_code = "key.invalid"
+
+
+class TrustStoreError(PlughostError):
+    """The trust store of publisher keys refused a change or could not be read."""
+
+    default_code = "trust.error"
 
 
 class ProtocolError(PluginError):

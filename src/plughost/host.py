@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 from plughost._version import __version__
 from plughost.core.context import PluginContext
+from plughost.core.depgraph import dependents_of
 from plughost.core.discovery import Discovered, DiscoveryCache, discover
 from plughost.core.lifecycle import LifecycleEvent, LifecycleEvents, State, transition
 from plughost.core.manifest import Manifest
@@ -443,24 +444,18 @@ class PluginHost:
         return sorted(d for d in deps if self.registry.find(d) is not None)
 
     def dependents(self, plugin_id: str, *, states: Iterable[State] | None = None) -> list[str]:
-        """Plugins that (directly or transitively) need ``plugin_id``, optionally by state."""
+        """Plugins that need ``plugin_id`` (required dependencies, transitively).
+
+        With ``states``, only plugins in those states count (and the chain runs through them).
+        """
+        manifests = {r.id: r.manifest for r in self.registry}
         wanted = set(states) if states is not None else None
-        result: list[str] = []
-        frontier = [plugin_id]
-        seen = {plugin_id}
-        while frontier:
-            current = frontier.pop()
-            for record in self.registry:
-                if record.id in seen:
-                    continue
-                if current in record.manifest.dependencies or (
-                    current in record.manifest.optional_dependencies
-                ):
-                    seen.add(record.id)
-                    frontier.append(record.id)
-                    if wanted is None or record.state in wanted:
-                        result.append(record.id)
-        return sorted(result)
+        considered = (
+            None
+            if wanted is None
+            else {r.id for r in self.registry if r.state in wanted}
+        )
+        return dependents_of(plugin_id, manifests, enabled=considered)
 
     # ----------------------------------------------------------------- load / activate
 
@@ -675,12 +670,10 @@ class PluginHost:
         record = self.registry.get(plugin_id)
         if record.state is State.DISABLED:
             return record
-        needed_by = [
-            d
-            for d in self.dependents(plugin_id)
-            if self.registry.get(d).state not in (State.DISABLED, State.UNINSTALLED, State.FAILED)
-            and plugin_id in self.registry.get(d).manifest.dependencies
-        ]
+        needed_by = self.dependents(
+            plugin_id,
+            states=set(State) - {State.DISABLED, State.UNINSTALLED, State.FAILED},
+        )
         if needed_by:
             raise DependentsExist(
                 f"Cannot disable {plugin_id!r}: enabled plugins depend on it: "

@@ -88,7 +88,7 @@ def _check_string(value: Any, path: str, problems: Problems) -> Any:
 def _check_id(value: Any, path: str, problems: Problems) -> Any:
     if not isinstance(value, str):
         return _wrong(path, "a string", value, problems)
-    if _ID_RE.match(value):
+    if _ID_RE.fullmatch(value):
         return value
     problems.append(Problem(path, "manifest.id", _id_message(value)))
     return _BAD
@@ -96,7 +96,7 @@ def _check_id(value: Any, path: str, problems: Problems) -> Any:
 
 def _id_message(value: str) -> str:
     hint = re.sub(r"[^a-z0-9._-]+", "-", value.lower()).strip("-._")[:64]
-    suggestion = f"; for example {hint!r}" if hint and _ID_RE.match(hint) else ""
+    suggestion = f"; for example {hint!r}" if hint and _ID_RE.fullmatch(hint) else ""
     return (f"{value!r} is not a valid plugin id: use 1-64 lowercase letters, digits, '.', '_' "
             f"or '-', starting with a letter or digit{suggestion}")
 
@@ -111,13 +111,17 @@ def _range(text: str) -> VersionRange:
     return VersionRange(text)
 
 
+def _message(exc: Exception) -> str:
+    return exc.message if isinstance(exc, PlughostError) else str(exc)
+
+
 def _check_version(value: Any, path: str, problems: Problems) -> Any:
     if not isinstance(value, str):
         return _wrong(path, 'a SemVer string such as "1.0.0"', value, problems)
     try:
         return _version(value)
-    except PlughostError as exc:
-        problems.append(Problem(path, "manifest.version", exc.message))
+    except ValueError as exc:  # VersionError, or any ValueError the parser lets through
+        problems.append(Problem(path, "manifest.version", _message(exc)))
         return _BAD
 
 
@@ -126,8 +130,8 @@ def _check_range(value: Any, path: str, problems: Problems) -> Any:
         return _wrong(path, 'a version range string such as "^1.2"', value, problems)
     try:
         return _range(value)
-    except PlughostError as exc:
-        problems.append(Problem(path, "manifest.range", exc.message))
+    except ValueError as exc:  # VersionError, or any ValueError the parser lets through
+        problems.append(Problem(path, "manifest.range", _message(exc)))
         return _BAD
 
 
@@ -224,7 +228,7 @@ def _check_deps(value: Any, path: str, problems: Problems) -> Any:
     out: dict[str, VersionRange] = {}
     ok = True
     for dep_id, item_path, spec in pairs:
-        if not _ID_RE.match(dep_id):
+        if not _ID_RE.fullmatch(dep_id):
             problems.append(Problem(item_path, "manifest.id", _id_message(dep_id)))
             ok = False
             continue
@@ -394,7 +398,9 @@ def _check_schema(value: Any, path: str, problems: Problems) -> Any:
     return result if len(problems) == before else _BAD
 
 
-_SIZE_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+# The unit alternatives are exactly the keys of _SIZE_UNITS (case-insensitive); the JSON Schema
+# reuses this pattern, so it must stay ECMA-262 compatible (no inline flags).
+_SIZE_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*((?:[kKmMgGtT][iI]?)?[bB]?)\s*$")
 _SIZE_UNITS: Final = {
     "": 1, "b": 1,
     "k": 10**3, "kb": 10**3, "ki": 2**10, "kib": 2**10,
@@ -501,7 +507,7 @@ def _infer_runtime(entry: Any, arcade_entry: bool) -> str:
     if isinstance(entry, str):
         if entry.endswith((".wasm", ".wat")):
             return "wasm"
-        if arcade_entry and not _PY_ENTRY_RE.match(entry):
+        if arcade_entry and not _PY_ENTRY_RE.fullmatch(entry):
             return "process"
     return "python"
 
@@ -512,7 +518,7 @@ def _check_entry_for_runtime(entry: str, runtime: str, path: str, root: str | No
         problems.append(Problem(path, "manifest.entry", message))
 
     if runtime == "python":
-        m = _PY_ENTRY_RE.match(entry)
+        m = _PY_ENTRY_RE.fullmatch(entry)
         parts = [*m.group(1).split("."), m.group(2)] if m else []
         if not m or any(keyword.iskeyword(p) for p in parts):
             bad(f"{entry!r} is not 'module:attribute' (a dotted module path, a colon, an "
@@ -545,6 +551,6 @@ def _check_entry_for_runtime(entry: str, runtime: str, path: str, root: str | No
         if root is not None and not os.path.isfile(os.path.join(root, *rel_path.parts)):
             bad(f"{entry!r} does not exist in the plugin folder {root!r}")
     elif runtime == "grpc":
-        m = _GRPC_RE.match(entry)
+        m = _GRPC_RE.fullmatch(entry)
         if not m or not 0 < int(m.group(2)) < 65536:
             bad(f"{entry!r} is not 'host:port' (port 1-65535), e.g. '127.0.0.1:50051'")

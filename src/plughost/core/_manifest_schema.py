@@ -10,10 +10,14 @@ import re
 from collections.abc import Iterator
 from typing import Any, Final
 
-from plughost.core._manifest_checks import ID_PATTERN, PERMISSION_KINDS, RUNTIMES
+from plughost.core._manifest_checks import (
+    _DURATION_RE,
+    _SIZE_RE,
+    ID_PATTERN,
+    PERMISSION_KINDS,
+    RUNTIMES,
+)
 from plughost.core.manifest import _LIFTED, FIELDS, PROBLEM_CODES, _Field
-
-# --------------------------------------------------------------------------------------------
 
 SEMVER_PATTERN: Final = (
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -62,10 +66,9 @@ def _schema_for(spec: _Field) -> dict[str, Any]:
         "object": {"type": "object"},
         "schema": {"type": "object"},
         "bytes": {"anyOf": [{"type": "integer", "minimum": 1},
-                            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[A-Za-z]*\s*$"}]},
+                            {"type": "string", "pattern": _SIZE_RE.pattern}]},
         "seconds": {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
-                              {"type": "string",
-                               "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$"}]},
+                              {"type": "string", "pattern": _DURATION_RE.pattern}]},
         "count": {"type": "integer", "minimum": 1},
         "hint": {"type": ["string", "number"]},
     }
@@ -111,7 +114,6 @@ def build_json_schema() -> dict[str, Any]:
         props[key] = base
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://plughost.dev/schemas/manifest.schema.json",
         "title": "plughost plugin manifest",
         "description": "plugin.toml (native, kebab-case keys) or manifest.json (Arcade, "
                        "camelCase keys). Generated from plughost.core.manifest.FIELDS; do not "
@@ -160,7 +162,8 @@ def build_reference_markdown() -> str:
             "same names", ""),
     }
     for key, (native, note) in arcade_notes.items():
-        lines.append(f"| `{key}` | {native} | {note} |")
+        keys = ", ".join(f"`{k}`" for k in key.split(", "))
+        lines.append(f"| {keys} | {native} | {note} |")
     camel = sorted({(a, p) for p, s in _doc_rows(FIELDS) for a in s.aliases
                     if a not in ("pluginType", "entryPoint")})
     lines.append("| " + ", ".join(f"`{a}`" for a, _ in camel)

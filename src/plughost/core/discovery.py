@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import stat as stat_module
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from plughost.core.manifest import (
     Manifest,
     load_manifest,
     manifest_from_dict,
+    read_manifest_data,
 )
 from plughost.errors import ManifestError, PlughostError, Problem
 
@@ -127,9 +129,26 @@ def _manifest_file(folder: Path) -> Path | None:
     return None
 
 
-def _plugin_folders(directory: Path) -> Iterator[Path]:
+def _manifest_stat(folder: str) -> tuple[str, os.stat_result] | None:
+    """The first manifest file in ``folder`` and its stat, with one ``stat`` call per name tried.
+
+    (A folder holding both files is refused by ``load_manifest`` when it is parsed; a cache hit
+    does not look for the second name, which keeps discovery at one system call per plugin.)
+    """
+    for name in MANIFEST_FILES:
+        path = os.path.join(folder, name)
+        try:
+            stat = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not stat_module.S_ISDIR(stat.st_mode):
+            return path, stat
+    return None
+
+
+def _plugin_folders(directory: str) -> Iterator[str]:
     """The plugin folders in ``directory`` (or ``directory`` itself if it is one), sorted."""
-    if _manifest_file(directory) is not None:
+    if _manifest_stat(directory) is not None:
         yield directory
         return
     try:
@@ -140,7 +159,7 @@ def _plugin_folders(directory: Path) -> Iterator[Path]:
     for entry in entries:
         if entry.name.startswith((".", "_")) or not entry.is_dir():
             continue
-        yield Path(entry.path)
+        yield entry.path
 
 
 def discover_directories(
@@ -150,17 +169,16 @@ def discover_directories(
     found: list[Discovered] = []
     seen: set[str] = set()
     for directory in directories:
-        for folder in _plugin_folders(Path(directory)):
-            manifest_path = _manifest_file(folder)
-            location = str(folder)
-            if manifest_path is None:
+        for location in _plugin_folders(os.fspath(directory)):
+            hit = _manifest_stat(location)
+            folder = Path(location)
+            if hit is None:
                 # A folder without a manifest is simply not a plugin; say so at debug level.
-                logger.debug("skipping %s: no %s", folder, " or ".join(MANIFEST_FILES))
+                logger.debug("skipping %s: no %s", location, " or ".join(MANIFEST_FILES))
                 continue
-            key = str(manifest_path)
+            key, stat = hit
             seen.add(key)
             try:
-                stat = manifest_path.stat()
                 manifest = cache.get(key, stat) if cache is not None else None
                 if manifest is None:
                     manifest = load_manifest(folder)
@@ -171,7 +189,7 @@ def discover_directories(
                 continue
             except OSError as exc:
                 error = ManifestError(
-                    [Problem("", "manifest.unreadable", f"cannot read {manifest_path}: {exc}")],
+                    [Problem("", "manifest.unreadable", f"cannot read {key}: {exc}")],
                     source=key,
                 )
                 found.append(Discovered(location, "directory", folder, error=error))
@@ -198,7 +216,7 @@ def _entry_point_manifest(ep: metadata.EntryPoint) -> tuple[Manifest, Path | Non
         for folder in (sub if sub.is_dir() else sub.parent, package_dir):
             manifest_path = _manifest_file(folder)
             if manifest_path is not None:
-                data = dict(_read_manifest_data(manifest_path))
+                data = read_manifest_data(manifest_path)
                 data.setdefault("entry", ep.value)
                 return manifest_from_dict(data, source=str(manifest_path)), None
     dist = ep.dist
@@ -212,18 +230,6 @@ def _entry_point_manifest(ep: metadata.EntryPoint) -> tuple[Manifest, Path | Non
         "entry": ep.value,
     }
     return manifest_from_dict(data, source=f"entry point {ep.name}"), None
-
-
-def _read_manifest_data(path: Path) -> dict[str, Any]:
-    import tomllib
-
-    raw = path.read_bytes()
-    if path.suffix == ".toml":
-        return tomllib.loads(raw.decode("utf-8"))
-    data = json.loads(raw)
-    if not isinstance(data, dict):
-        raise ManifestError([Problem("", "manifest.type", "manifest must be an object")])
-    return data
 
 
 def discover_entry_points(group: str = ENTRY_POINT_GROUP) -> list[Discovered]:

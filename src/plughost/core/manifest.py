@@ -68,6 +68,7 @@ __all__ = [
     "manifest_from_dict",
     "manifest_json_schema",
     "parse_manifest",
+    "read_manifest_data",
     "reference_markdown",
     "validate_manifest_file",
 ]
@@ -251,11 +252,8 @@ class Manifest:
 
 
 def _get_attr(m: Manifest, path: str) -> Any:
-    table, _, leaf = path.rpartition(".")
-    if table == "config":
-        return m.config_schema if leaf == "schema" else m.config_defaults
-    obj: Any = getattr(m, table) if table else m
-    return getattr(obj, leaf.replace("-", "_"))
+    group, attr = _MODEL_ATTR[path]
+    return getattr(getattr(m, group) if group else m, attr)
 
 
 def _put(out: dict[str, Any], path: str, value: Any) -> None:
@@ -440,6 +438,21 @@ _NATIVE_KEYS: Final = {
     **{f.key: [c.key for c in f.children] for f in FIELDS if f.kind == "table"},
 }
 
+_PARTS: Final[Mapping[str, type[Any]]] = MappingProxyType(
+    {"provides": Provides, "limits": Limits, "resources": Resources}
+)
+
+
+def _model_attr(native: str) -> tuple[str, str]:
+    """Where a field lands in the model: ("", Manifest attribute) or (part, part attribute)."""
+    table, _, leaf = native.rpartition(".")
+    if table == "config":
+        return "", f"config_{leaf}"  # config.schema -> Manifest.config_schema
+    return table, leaf.replace("-", "_")
+
+
+_MODEL_ATTR: Final = {native: _model_attr(native) for native, _ in _LEAVES}
+
 
 # --------------------------------------------------------------------------------------------
 # Building a Manifest from a mapping
@@ -505,7 +518,7 @@ def _build(data: Any, root: str | None, problems: Problems) -> Manifest | None:
             problems.append(Problem("id", "manifest.required",
                                     "missing: add an 'id' such as 'my-plugin'"))
         elif name is not _BAD:
-            if name and _ID_RE.match(name):
+            if name and _ID_RE.fullmatch(name):
                 plugin_id = name
             else:
                 problems.append(Problem(found["name"][0], "manifest.id",
@@ -543,56 +556,25 @@ def _build(data: Any, root: str | None, problems: Problems) -> Manifest | None:
 
     if problems:
         return None
-    v = values.get
-    return Manifest(
-        id=plugin_id,
-        name=name or plugin_id,
-        version=values["version"],
-        description=v("description", ""),
-        author=v("author", ""),
-        license=v("license", ""),
-        homepage=v("homepage", ""),
-        repository=v("repository", ""),
-        documentation=v("documentation", ""),
-        icon=v("icon", ""),
-        tags=v("tags", ()),
-        type=v("type", ""),
-        runtime=runtime,
-        entry=entry,
-        host=v("host", ANY),
-        platforms=v("platforms", ()),
-        dependencies=deps if deps is not None else _EMPTY,
-        optional_dependencies=opt if opt is not None else _EMPTY,
-        provides=Provides(
-            extension_points=v("provides.extension-points", ()),
-            commands=v("provides.commands", ()),
-            events=v("provides.events", ()),
-            channels=v("provides.channels", ()),
-        ),
-        activation=v("activation", ("startup",)),
-        permissions=v("permissions", ()),
-        config_schema=v("config.schema"),
-        config_defaults=v("config.defaults", _EMPTY),
-        limits=Limits(
-            timeout=v("limits.timeout"),
-            memory=v("limits.memory"),
-            cpu=v("limits.cpu"),
-            fuel=v("limits.fuel"),
-            open_files=v("limits.open-files"),
-            output=v("limits.output"),
-        ),
-        resources=Resources(
-            cpu=v("resources.cpu"), memory=v("resources.memory"), disk=v("resources.disk")
-        ),
-        extras=MappingProxyType(extras) if extras else _EMPTY,
-    )
+    kwargs: dict[str, Any] = {}
+    parts: dict[str, dict[str, Any]] = {"provides": {}, "limits": {}, "resources": {}}
+    for native, value in values.items():
+        group, attr = _MODEL_ATTR[native]
+        (parts[group] if group else kwargs)[attr] = value
+    kwargs.update(id=plugin_id, name=name or plugin_id, runtime=runtime)
+    if extras:
+        kwargs["extras"] = MappingProxyType(extras)
+    for group, cls in _PARTS.items():
+        if parts[group]:
+            kwargs[group] = cls(**parts[group])
+    return Manifest(**kwargs)
 
 
 def _raise(problems: Problems, source: str | None, data: Any = None) -> None:
     plugin_id = None
     if isinstance(data, dict):
         candidate = data.get("id", data.get("name"))
-        if isinstance(candidate, str) and _ID_RE.match(candidate):
+        if isinstance(candidate, str) and _ID_RE.fullmatch(candidate):
             plugin_id = candidate
     raise ManifestError(problems, source=source, plugin_id=plugin_id)
 
@@ -605,7 +587,9 @@ def manifest_from_dict(data: Mapping[str, Any], *, source: str | None = None) ->
     :raises ManifestError: listing every problem found.
     """
     problems: Problems = []
-    plain = dict(data) if isinstance(data, Mapping) and not isinstance(data, dict) else data
+    # Parsers give dicts and lists; callers may hand over read-only mappings and tuples (e.g.
+    # a Manifest's own config mappings). One plain copy keeps the checkers simple and fast.
+    plain = _thaw(data) if isinstance(data, Mapping) else data
     manifest = _build(plain, None, problems)
     if manifest is None:
         _raise(problems, source, plain)
@@ -751,17 +735,18 @@ def _locate(path: str) -> tuple[str, str]:
     Uses ``os.path`` on strings: discovery calls this for every plugin folder, and ``pathlib``
     objects cost several microseconds each.
     """
-    if os.path.isdir(path):
-        present = [f for f in (os.path.join(path, n) for n in MANIFEST_FILES) if os.path.isfile(f)]
-        if not present:
-            raise ManifestError([Problem("", "manifest.missing",
-                                         f"no {' or '.join(MANIFEST_FILES)} in {path!r}; "
-                                         "create one (see docs/manifest.md)")], source=path)
-        if len(present) > 1:
-            raise ManifestError([Problem("", "manifest.ambiguous",
-                                         f"both {' and '.join(MANIFEST_FILES)} are in "
-                                         f"{path!r}; keep exactly one")], source=path)
+    # Two stats in the common case (a folder with one manifest): look for the files first.
+    present = [f for f in (os.path.join(path, n) for n in MANIFEST_FILES) if os.path.isfile(f)]
+    if len(present) == 1:
         file = present[0]
+    elif present:
+        raise ManifestError([Problem("", "manifest.ambiguous",
+                                     f"both {' and '.join(MANIFEST_FILES)} are in "
+                                     f"{path!r}; keep exactly one")], source=path)
+    elif os.path.isdir(path):
+        raise ManifestError([Problem("", "manifest.missing",
+                                     f"no {' or '.join(MANIFEST_FILES)} in {path!r}; "
+                                     "create one (see docs/manifest.md)")], source=path)
     elif os.path.isfile(path):
         file = path
     else:
@@ -775,6 +760,18 @@ def _locate(path: str) -> tuple[str, str]:
     return file, suffix[1:]
 
 
+def _read(path: Path | str) -> tuple[str, str, bytes]:
+    """(manifest file, format, at most MAX_MANIFEST_BYTES + 1 bytes of it)."""
+    file, fmt = _locate(os.fspath(path))
+    try:
+        with open(file, "rb") as fh:
+            return file, fmt, fh.read(MAX_MANIFEST_BYTES + 1)  # enough to refuse, no more
+    except OSError as exc:
+        raise ManifestError([Problem("", "manifest.unreadable",
+                                     f"cannot read {file!r}: {exc.strerror or exc}; check "
+                                     "the file's permissions")], source=file) from exc
+
+
 def load_manifest(path: Path | str) -> Manifest:
     """Load and validate the manifest of a plugin folder, or a manifest file.
 
@@ -783,15 +780,28 @@ def load_manifest(path: Path | str) -> Manifest:
 
     :raises ManifestError: listing every problem found.
     """
-    file, fmt = _locate(os.fspath(path))
-    try:
-        with open(file, "rb") as fh:
-            data = fh.read(MAX_MANIFEST_BYTES + 1)  # never read more than needed to refuse
-    except OSError as exc:
-        raise ManifestError([Problem("", "manifest.unreadable",
-                                     f"cannot read {file!r}: {exc.strerror or exc}; check "
-                                     "the file's permissions")], source=file) from exc
+    file, fmt, data = _read(path)
     return _parse_and_build(data, fmt, file, os.path.dirname(file) or ".")
+
+
+def read_manifest_data(path: Path | str) -> dict[str, Any]:
+    """The parsed but not yet validated mapping of a manifest folder or file.
+
+    The file-level checks are done (size, UTF-8, syntax, duplicate keys, an object at the top);
+    the fields are not. For callers that complete a manifest before validating it with
+    :func:`manifest_from_dict`, e.g. an entry-point plugin whose manifest leaves ``entry`` to the
+    entry point.
+
+    :raises ManifestError: listing the file-level problems.
+    """
+    file, fmt, data = _read(path)
+    problems: Problems = []
+    parsed = _parse(data, fmt, problems)
+    if not problems and not isinstance(parsed, dict):
+        _wrong("", "a table/object at the top level", parsed, problems)
+    if problems:
+        raise ManifestError(problems, source=file)
+    return parsed  # type: ignore[no-any-return]
 
 
 def validate_manifest_file(path: Path | str) -> list[Problem]:

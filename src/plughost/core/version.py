@@ -130,7 +130,7 @@ def _diagnose_version(text: str) -> str:
     return "it is not of the form MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]"
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=8192)
 def _parse_version(text: str) -> tuple[int, int, int, tuple[_PreId, ...], tuple[str, ...]]:
     if len(text) > MAX_LENGTH:
         raise _version_error(text[:40] + "...", f"it is longer than {MAX_LENGTH} characters")
@@ -160,7 +160,7 @@ class Version:
     :raises VersionError: code ``version.invalid``, quoting the text and saying what is wrong.
     """
 
-    __slots__ = ("_key", "_str", "build", "major", "minor", "patch", "prerelease")
+    __slots__ = ("_hash", "_key", "_str", "build", "major", "minor", "patch", "prerelease")
 
     major: int
     minor: int
@@ -168,6 +168,7 @@ class Version:
     prerelease: tuple[str | int, ...]
     build: tuple[str, ...]
     _key: _Key
+    _hash: int
     _str: str
 
     def __init__(self, text: str) -> None:
@@ -180,7 +181,9 @@ class Version:
         setattr_(self, "patch", patch)
         setattr_(self, "prerelease", pre)
         setattr_(self, "build", build)
-        setattr_(self, "_key", (major, minor, patch, 0 if pre else 1, _pre_key(pre)))
+        key = (major, minor, patch, 0 if pre else 1, _pre_key(pre))
+        setattr_(self, "_key", key)
+        setattr_(self, "_hash", hash(key))
         canonical = f"{major}.{minor}.{patch}"
         if pre:
             canonical += "-" + ".".join(str(p) for p in pre)
@@ -221,7 +224,7 @@ class Version:
         return f"Version({self._str!r})"
 
     def __hash__(self) -> int:
-        return hash(self._key)
+        return self._hash
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Version):
@@ -261,7 +264,9 @@ _ANY_COMP: Final = ("", None)
 _Comp: TypeAlias = "tuple[str, Version | None]"
 
 
+@functools.lru_cache(maxsize=8192)
 def _v(text: str) -> Version:
+    # Versions are immutable, so desugared bounds such as "<2.0.0-0" can be shared.
     return Version(text)
 
 
@@ -505,7 +510,7 @@ def _desugar_set(set_text: str, whole: str, include: bool) -> tuple[_Comp, ...]:
     return tuple(comps.values())
 
 
-@functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=8192)
 def _desugar(text: str, include: bool) -> tuple[tuple[_Comp, ...], ...]:
     sets = [_desugar_set(part, text, include) for part in text.split("||")]
     if len(sets) > 1:
@@ -550,7 +555,7 @@ class VersionRange:
     __slots__ = ("_sets", "_sets_pre", "_str", "_text")
 
     _text: str
-    _str: str
+    _str: str | None
     _sets: tuple[_CompiledSet, ...]
     _sets_pre: tuple[_CompiledSet, ...] | None
 
@@ -563,7 +568,7 @@ class VersionRange:
         setattr_(self, "_text", text)
         setattr_(self, "_sets", _compiled(text, False))
         setattr_(self, "_sets_pre", None)
-        setattr_(self, "_str", _normalise(text))
+        setattr_(self, "_str", None)  # normalised lazily: most ranges are never printed
 
     def contains(self, version: Version | str, *, include_prerelease: bool = False) -> bool:
         """True if ``version`` satisfies the range.
@@ -578,8 +583,13 @@ class VersionRange:
             if sets is None:
                 sets = _compiled(self._text, True)
                 object.__setattr__(self, "_sets_pre", sets)
-            return any(s.test(v, True) for s in sets)
-        return any(s.test(v, False) for s in self._sets)
+        else:
+            sets = self._sets
+        # A plain loop, not any(<genexpr>): this is the resolver's innermost call.
+        for s in sets:  # noqa: SIM110
+            if s.test(v, include_prerelease):
+                return True
+        return False
 
     def __contains__(self, version: object) -> bool:
         if not isinstance(version, Version | str):
@@ -626,10 +636,14 @@ class VersionRange:
         return (VersionRange, (self._text,))
 
     def __str__(self) -> str:
-        return self._str
+        text = self._str
+        if text is None:
+            text = _normalise(self._text)
+            object.__setattr__(self, "_str", text)
+        return text
 
     def __repr__(self) -> str:
-        return f"VersionRange({self._str!r})"
+        return f"VersionRange({str(self)!r})"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, VersionRange):
@@ -640,7 +654,7 @@ class VersionRange:
         return hash(self.desugared())
 
 
-@functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=8192)
 def _compiled(text: str, include: bool) -> tuple[_CompiledSet, ...]:
     return tuple(_CompiledSet(s) for s in _desugar(text, include))
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from plughost.errors import PlughostError
 
@@ -60,7 +61,9 @@ def exit_with(error: PlughostError, *, as_json: bool = False) -> NoReturn:
     if as_json:
         print_json({"error": error.to_dict()})
     else:
-        err_console.print(f"[bold red]error[/] [red]{error.code}[/]: {error}", markup=True)
+        # Messages are plain text: "[plugin-id] ..." must not be read as Rich markup.
+        err_console.print(f"[bold red]error[/] [red]{error.code}[/]: {escape(str(error))}",
+                          markup=True)
     raise typer.Exit(1)
 
 

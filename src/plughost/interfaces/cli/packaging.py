@@ -1,0 +1,210 @@
+"""``plughost pack | keygen | sign | verify | trust add|list|revoke``: packages and signatures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from plughost.interfaces.cli._common import (
+    HomeOption,
+    JsonOption,
+    console,
+    default_home,
+    handle_errors,
+    print_json,
+)
+
+if TYPE_CHECKING:
+    from plughost.security.signing import TrustStore
+
+__all__ = ["register"]
+
+trust_app = typer.Typer(
+    name="trust",
+    help="The publisher keys whose signatures this host trusts: add, list, revoke.",
+    no_args_is_help=True,
+)
+
+
+def _store(home: Path | None) -> TrustStore:
+    from plughost.security.signing import TrustStore
+
+    return TrustStore.for_home(home or default_home())
+
+
+def pack_cmd(
+    directory: Annotated[Path, typer.Argument(help="The plugin folder (with plugin.toml or "
+                                                   "manifest.json at its root).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file, or a folder for "
+                                             "<id>-<version>.zip (default: current folder).",
+                                             show_default=False)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Build a reproducible plugin package (same files, same bytes)."""
+    with handle_errors(as_json=as_json):
+        from plughost.security.package import open_package, pack
+
+        path = pack(directory, out)
+        with open_package(path) as pkg:
+            info = pkg.info
+        data = {"path": str(path), "plugin_id": info.plugin_id, "version": info.version,
+                "files": len(info.integrity), "size": info.size, "sha256": info.sha256}
+        if as_json:
+            print_json(data)
+            return
+        console.print(f"[green]packed[/] {escape(info.plugin_id)} {escape(info.version)} → "
+                      f"[bold]{escape(str(path))}[/]")
+        console.print(f"  {data['files']} files, {info.size} bytes, sha256 {info.sha256}")
+
+
+def keygen_cmd(
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the key pair "
+                                             "(default: <home>/keys).", show_default=False)] = None,
+    name: Annotated[str, typer.Option("--name", help="Base name of the key files.")] = "signing",
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an Ed25519 signing key pair: NAME.key (private, mode 600) and NAME.pub."""
+    with handle_errors(as_json=as_json):
+        from plughost.security.signing import key_id, keygen, load_public_key
+
+        folder = out or (home or default_home()) / "keys"
+        private, public = keygen(folder, name)
+        kid = key_id(load_public_key(public))
+        if as_json:
+            print_json({"private_key": str(private), "public_key": str(public), "key_id": kid})
+            return
+        console.print(f"[green]created[/] key [bold]{kid}[/]")
+        console.print(f"  private: {escape(str(private))}  (keep it secret)")
+        console.print(f"  public:  {escape(str(public))}  (share it; hosts run "
+                      f"`plughost trust add {escape(str(public))} --name NAME`)")
+
+
+def sign_cmd(
+    package: Annotated[Path, typer.Argument(help="The package to sign.")],
+    key: Annotated[Path, typer.Option("--key", "-k", help="Ed25519 private key (PEM).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the signed package here "
+                                             "(default: sign in place).",
+                                             show_default=False)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign a package: adds PLUGHOST-SIGNATURE.json binding its id, version and files."""
+    with handle_errors(as_json=as_json):
+        from plughost.security.package import open_package
+        from plughost.security.signing import key_id, load_private_key, sign
+
+        private = load_private_key(key)
+        path = sign(package, private, out=out)
+        with open_package(path) as pkg:
+            info = pkg.info
+        kid = key_id(private.public_key())
+        if as_json:
+            print_json({"path": str(path), "plugin_id": info.plugin_id, "version": info.version,
+                        "key_id": kid, "sha256": info.sha256})
+            return
+        console.print(f"[green]signed[/] {escape(info.plugin_id)} {escape(info.version)} with "
+                      f"key [bold]{kid}[/] → {escape(str(path))}")
+        console.print(f"  sha256 {info.sha256}")
+
+
+def verify_cmd(
+    package: Annotated[Path, typer.Argument(help="The package to verify.")],
+    sha256: Annotated[str | None, typer.Option("--sha256", help="Expected SHA-256 of the "
+                                               "package file.", show_default=False)] = None,
+    policy: Annotated[str, typer.Option("--policy", help="require_signature: always, never or "
+                                        "unless-allowlisted.")] = "always",
+    allow: Annotated[list[str] | None, typer.Option("--allow", help="Plugin id that may be "
+                                                    "unsigned under unless-allowlisted; "
+                                                    "repeatable.", show_default=False)] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify a package: checksum, archive safety, every file, and the signature."""
+    with handle_errors(as_json=as_json):
+        from plughost.security.signing import SignaturePolicy, verify
+
+        pol = SignaturePolicy(policy, frozenset(allow or ()))  # type: ignore[arg-type]
+        result = verify(package, _store(home), pol, expected_sha256=sha256)
+        if as_json:
+            print_json(result.to_dict())
+            return
+        console.print(f"[green]verified[/] {escape(result.plugin_id)} "
+                      f"{escape(result.version)}: archive safe, every file matches its "
+                      "integrity entry")
+        if result.trusted:
+            console.print(f"  signed by [bold]{escape(result.key_name or '')}[/] "
+                          f"(key {result.key_id})")
+        elif result.signed:
+            console.print(f"  [yellow]signed by key {result.key_id}, which is not in the trust "
+                          "store[/] (accepted: the policy does not require a signature)")
+        else:
+            console.print("  [yellow]not signed[/] (accepted: the policy does not require a "
+                          "signature)")
+        console.print(f"  sha256 {result.package_sha256}")
+
+
+@trust_app.command("add")
+def trust_add(
+    keyfile: Annotated[Path, typer.Argument(help="The publisher's public key (PEM, .pub).")],
+    name: Annotated[str, typer.Option("--name", "-n", help="A name for this publisher.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Trust a publisher's public key."""
+    with handle_errors(as_json=as_json):
+        key = _store(home).add(keyfile, name)
+        if as_json:
+            print_json(key.to_dict())
+            return
+        console.print(f"[green]trusted[/] key [bold]{key.key_id}[/] as {escape(key.name)}")
+
+
+@trust_app.command("list")
+def trust_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """List trusted keys, revoked ones included."""
+    with handle_errors(as_json=as_json):
+        keys = _store(home).list_keys()
+        if as_json:
+            print_json({"keys": [k.to_dict() for k in keys]})
+            return
+        if not keys:
+            console.print("No trusted keys. Add one with `plughost trust add KEYFILE --name N`.")
+            return
+        table = Table("key id", "name", "added", "status")
+        for k in keys:
+            status = (f"[red]revoked {k.revoked_at}[/]"
+                      + (f" ({escape(k.revocation_reason)})" if k.revocation_reason else "")
+                      if k.revoked else "[green]trusted[/]")
+            table.add_row(k.key_id, escape(k.name), k.added_at, status)
+        console.print(table)
+
+
+@trust_app.command("revoke")
+def trust_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (16 hex digits, see `trust list`).")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).",
+                                               show_default=False)] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a key: it stays recorded and its signatures are refused from now on."""
+    with handle_errors(as_json=as_json):
+        key = _store(home).revoke(key_id, reason)
+        if as_json:
+            print_json(key.to_dict())
+            return
+        console.print(f"[red]revoked[/] key [bold]{key.key_id}[/] ({escape(key.name)}) at "
+                      f"{key.revoked_at}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the packaging and signing commands to ``app``."""
+    app.command("pack")(pack_cmd)
+    app.command("keygen")(keygen_cmd)
+    app.command("sign")(sign_cmd)
+    app.command("verify")(verify_cmd)
+    app.add_typer(trust_app, name="trust")
