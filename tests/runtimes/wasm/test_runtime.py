@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from plughost.errors import PluginLoadError, PluginUnavailable
+from plughost.core.manifest import Limits, Manifest, manifest_from_dict
+from plughost.errors import PluginActivationError, PluginLoadError, PluginUnavailable
 from plughost.runtimes.base import Runtime
 from plughost.runtimes.wasm import WasmBindings, WasmLimits, WasmRuntime, limits_from_manifest
 
@@ -63,66 +63,54 @@ def test_binary_without_wasm_header_is_refused(runtime, tmp_path):
         runtime.load_file("fake", path)
 
 
-@dataclass(frozen=True)
-class _Limits:
-    timeout: float | None = None
-    memory: int | None = None
-    cpu: float | None = None
-    fuel: int | None = None
-    open_files: int | None = None
-    output: int | None = None
-
-
-@dataclass(frozen=True)
-class _Provides:
-    commands: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Manifest:
-    """The Manifest fields the wasm runtime reads (the real one lands from core.manifest)."""
-
-    id: str
-    entry: str
-    runtime: str = "wasm"
-    limits: _Limits = field(default_factory=_Limits)
-    provides: _Provides = field(default_factory=_Provides)
+def _manifest(plugin_id: str, entry: str, **more: object) -> Manifest:
+    return manifest_from_dict(
+        {
+            "id": plugin_id,
+            "name": plugin_id,
+            "version": "1.0.0",
+            "runtime": "wasm",
+            "entry": entry,
+            **more,
+        }
+    )
 
 
 async def test_load_from_manifest_applies_its_limits(runtime):
-    manifest = _Manifest("wasm-hello", "hello.wat", limits=_Limits(timeout=0.5, fuel=1000))
+    manifest = _manifest("wasm-hello", "hello.wat", limits={"timeout": 0.5, "fuel": 1000})
     inst = await runtime.load(manifest, EXAMPLE)
     assert inst.limits.timeout == 0.5 and inst.limits.fuel == 1000
     assert inst.limits.memory == runtime.defaults.memory  # unset -> runtime default
 
 
-async def test_entry_outside_the_plugin_folder_is_refused(runtime, tmp_path):
+async def test_entry_escaping_the_plugin_folder_through_a_symlink_is_refused(runtime, tmp_path):
+    outside = wat_modules.write(tmp_path, "outside", wat_modules.ECHO)
+    folder = tmp_path / "plugin"
+    folder.mkdir()
+    (folder / "echo.wat").symlink_to(outside)
     with pytest.raises(PluginLoadError, match=r"points outside the plugin folder"):
-        await runtime.load(_Manifest("x", "../hello.wat"), EXAMPLE)
-    with pytest.raises(PluginLoadError, match=r"must be a .wasm or .wat file"):
-        await runtime.load(_Manifest("x", "plugin.toml"), EXAMPLE)
+        await runtime.load(_manifest("x", "echo.wat"), folder)
 
 
 async def test_declared_command_without_handler_fails_activation(runtime, tmp_path):
     wat_modules.write(tmp_path, "echo", wat_modules.ECHO)
-    manifest = _Manifest("echo", "echo.wat", provides=_Provides(commands=("echo", "missing")))
+    manifest = _manifest("echo", "echo.wat", provides={"commands": ["echo", "missing"]})
     inst = await runtime.load(manifest, tmp_path)
-    with pytest.raises(Exception, match=r"declares command 'missing'"):
+    with pytest.raises(PluginActivationError, match=r"declares command 'missing'"):
         await inst.start(WasmBindings())
 
 
 async def test_declared_commands_map_to_same_named_handlers(runtime, tmp_path):
     wat_modules.write(tmp_path, "echo", wat_modules.ECHO)
-    inst = await runtime.load(
-        _Manifest("echo", "echo.wat", provides=_Provides(("echo",))), tmp_path
-    )
+    manifest = _manifest("echo", "echo.wat", provides={"commands": ["echo"]})
+    inst = await runtime.load(manifest, tmp_path)
     exports = await inst.start(WasmBindings())
     assert [(e.kind, e.name, e.target) for e in exports] == [("command", "echo", "echo")]
 
 
 def test_limits_from_manifest_fills_unset_limits_from_defaults():
     defaults = WasmLimits(timeout=3, memory=1 << 20, fuel=None, output=100)
-    got = limits_from_manifest(_Limits(memory=2 << 20, fuel=5), defaults)
+    got = limits_from_manifest(Limits(memory=2 << 20, fuel=5), defaults)
     assert got == WasmLimits(timeout=3, memory=2 << 20, fuel=5, output=100)
     assert limits_from_manifest(None, defaults) is defaults
 
