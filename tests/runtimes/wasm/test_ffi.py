@@ -75,3 +75,20 @@ def test_fast_caller_after_close_raises_unavailable(load):
     inst.close_sync()
     with pytest.raises(PluginUnavailable, match=r"closed"):
         add(1, 2)
+
+
+def test_concurrent_callers_are_serialised_on_one_store(load):
+    import threading
+
+    bump = load("echo", wat_modules.ECHO).export_function("bump")
+    results: list[int] = []
+
+    def worker() -> None:
+        results.extend(bump() for _ in range(500))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == list(range(1, 2001))  # every increment seen exactly once
