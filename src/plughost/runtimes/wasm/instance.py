@@ -373,6 +373,7 @@ class WasmInstance:
         acquire, release = self._lock.acquire, self._lock.release
         set_fuel, set_deadline = _ffi.set_fuel, _ffi.set_epoch_deadline
         counters = self.counters
+        monotonic = time.monotonic
         inst = self
 
         def fast(*args: Any) -> Any:
@@ -384,6 +385,8 @@ class WasmInstance:
                     ctx = inst._revive()
                 set_fuel(ctx, inst._fuel)
                 set_deadline(ctx, inst._ticks)
+                if inst._off_loop:  # async host services wait until this deadline
+                    inst._deadline = monotonic() + inst.limits.timeout
                 counters["calls"] += 1
                 result = invoke(ctx, cell[0], *args)
                 if result is not TRAPPED:
