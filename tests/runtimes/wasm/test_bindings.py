@@ -178,3 +178,16 @@ def test_log_limiter_truncates_long_lines(caplog):
     LogLimiter(logger, rate=1 << 20).emit(logging.INFO, "y" * 20000)
     (record,) = [r for r in caplog.records if r.name == logger.name]
     assert record.getMessage().endswith("[truncated 11808 chars]")
+
+
+def test_fs_grants_accept_plain_tuples_and_need_absolute_guest_paths(tmp_path):
+    bindings = WasmBindings(fs=[(tmp_path, "/music", False)])
+    assert bindings.fs == (FsGrant(tmp_path, "/music", read_only=False),)
+    with pytest.raises(ValueError, match=r"guest path 'music' must be absolute"):
+        WasmBindings(fs=[(tmp_path, "music", True)])
+
+
+async def test_plain_tuple_grant_is_preopened(load, tmp_path):
+    (tmp_path / "data.txt").write_text("from-a-tuple")
+    inst = load("files", wat_modules.WASI_FILES, bindings=WasmBindings(fs=[(tmp_path, "/d", True)]))
+    assert await inst.call("run") == "from-a-tuple"

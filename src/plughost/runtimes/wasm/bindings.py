@@ -18,7 +18,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from plughost.errors import PermissionDenied, PluginUnavailable
 
@@ -28,9 +28,11 @@ PermissionChecker = Callable[[str, str], None]
 """``check(kind, target)`` returns None when allowed and raises PermissionDenied otherwise."""
 
 
-@dataclass(frozen=True, slots=True)
-class FsGrant:
-    """A host directory the guest may open through WASI, at ``guest_path``."""
+class FsGrant(NamedTuple):
+    """A host directory the guest may open through WASI, at ``guest_path``.
+
+    A plain ``(host_path, guest_path, read_only)`` tuple is accepted wherever a grant is.
+    """
 
     host_path: str | Path
     guest_path: str
@@ -62,6 +64,15 @@ class WasmBindings:
     storage_set: Callable[[str, str, Any], Any] | None = None
     fs: tuple[FsGrant, ...] = ()
     logger: logging.Logger | None = None
+
+    def __post_init__(self) -> None:
+        fs = tuple(FsGrant(*grant) for grant in self.fs)  # accept plain tuples
+        for grant in fs:
+            if not str(grant.guest_path).startswith("/"):
+                raise ValueError(
+                    f"WASI guest path {grant.guest_path!r} must be absolute, e.g. '/data'"
+                )
+        object.__setattr__(self, "fs", fs)
 
     def async_services(self) -> frozenset[str]:
         """Names of the services given as coroutine functions (``async def``).
