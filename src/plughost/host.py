@@ -66,7 +66,8 @@ ErrorPolicy = Callable[[PluginRecord, PlughostError], None]
 
 # Runtimes whose backends are optional extras, created on first use by a manifest that asks for
 # them: a host without wasmtime still starts, and a wasm plugin's load error names the extra.
-# Each value is "module:factory"; the factory takes ``home`` (Path | None) and returns a Runtime.
+# Each value is "module:factory"; the factory takes ``home`` (Path | None) and ``on_event``
+# (a supervisor-event listener or None) and returns a Runtime.
 BUILTIN_RUNTIMES: dict[str, str] = {
     "wasm": "plughost.runtimes.wasm:create_runtime",
 }
@@ -295,7 +296,12 @@ class PluginHost:
         if manifest.runtime not in self._runtimes and manifest.runtime in BUILTIN_RUNTIMES:
             module_name, _, factory = BUILTIN_RUNTIMES[manifest.runtime].partition(":")
             module = importlib.import_module(module_name)  # ExtraNotInstalled names the extra
-            self._runtimes[manifest.runtime] = getattr(module, factory)(home=self.home)
+            # quarantines reported by the runtime's supervisor mark the plugin FAILED, once the
+            # host has that listener (it arrives with the process runtime's integration)
+            on_event = getattr(self, "_on_supervisor_event", None)
+            self._runtimes[manifest.runtime] = getattr(module, factory)(
+                home=self.home, on_event=on_event
+            )
         try:
             return self._runtimes[manifest.runtime]
         except KeyError:
