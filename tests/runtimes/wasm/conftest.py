@@ -15,7 +15,9 @@ from . import wat_modules
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[WasmRuntime]:
-    rt = WasmRuntime(cache_dir=tmp_path / "cache")
+    """A runtime that restarts a trapped sandbox at once (backoff and quarantine are the
+    supervisor's business, tested in test_supervision.py)."""
+    rt = WasmRuntime(cache_dir=tmp_path / "cache", supervisor=None)
     yield rt
     rt.close()
     assert not any(t.name == "plughost-wasm-epoch" and t.is_alive() for t in threading.enumerate())

@@ -106,3 +106,33 @@ async def test_without_a_supervisor_the_sandbox_restarts_immediately(tmp_path):
         assert inst.stats()["restarts"] == 5
     finally:
         rt.close()
+
+
+async def test_the_shared_supervisor_backs_off_then_quarantines(tmp_path):
+    health = pytest.importorskip("plughost.observability.health")
+    policy = health.RestartPolicy(initial_delay=0.05, multiplier=1.0, jitter=0.0, max_crashes=3)
+    events = []
+    rt = WasmRuntime(supervisor=lambda: health.Supervisor(policy), on_event=events.append)
+    try:
+        inst = rt.load_file("crash", wat_modules.write(tmp_path, "crash", wat_modules.CRASH))
+        await inst.start(WasmBindings())
+        calls = inst.export_function("calls")
+        for _ in range(2):
+            with pytest.raises(PluginCrashed):
+                await inst.call("run", {})
+            with pytest.raises(PluginUnavailable, match=r"backoff"):
+                calls()
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    assert calls() == 0
+                    break
+                except PluginUnavailable:
+                    assert time.monotonic() < deadline
+        with pytest.raises(PluginCrashed):
+            await inst.call("run", {})
+        with pytest.raises(PluginUnavailable, match=r"quarantined"):
+            calls()
+        assert [e.kind for e in events].count("quarantined") == 1
+    finally:
+        rt.close()
