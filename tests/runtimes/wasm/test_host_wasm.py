@@ -90,3 +90,39 @@ async def test_wasm_limits_from_the_manifest_are_reported_as_enforced(tmp_path):
         assert (limits.timeout, limits.memory, limits.fuel) == (1.0, 16 << 20, 10_000_000)
     finally:
         await host.aclose()
+
+
+async def test_a_crash_looping_wasm_plugin_is_quarantined_as_failed(tmp_path):
+    pytest.importorskip("plughost.observability.health")
+    if not hasattr(PluginHost, "_on_supervisor_event"):
+        pytest.skip("the host's supervisor-event listener lands with the process runtime")
+    from plughost.errors import PluginCrashed, PluginUnavailable
+    from plughost.observability.health import RestartPolicy, Supervisor
+    from plughost.runtimes.wasm import WasmRuntime
+
+    from . import wat_modules
+
+    folder = tmp_path / "crasher"
+    folder.mkdir()
+    wat_modules.write(folder, "crash", wat_modules.CRASH)
+    (folder / "plugin.toml").write_text(
+        'id = "crasher"\nname = "crasher"\nversion = "1.0.0"\nruntime = "wasm"\n'
+        'entry = "crash.wat"\n[provides]\ncommands = ["run"]\n'
+    )
+    host = PluginHost([tmp_path])
+    policy = RestartPolicy(initial_delay=0.0, jitter=0.0, max_crashes=3)
+    host.add_runtime(
+        WasmRuntime(supervisor=lambda: Supervisor(policy), on_event=host._on_supervisor_event)
+    )
+    try:
+        assert (await host.start()).ok
+        for _ in range(3):
+            with pytest.raises(PluginCrashed):
+                await host.call("crasher", "run")
+        record = host.get("crasher")
+        assert record.state is State.FAILED and record.phase == "supervise"
+        assert "quarantined after 3 crashes" in record.error.message
+        with pytest.raises(PluginUnavailable):
+            await host.call("crasher", "run")
+    finally:
+        await host.aclose()
