@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from plughost.core.lifecycle import State
-from plughost.errors import PermissionDenied
+from plughost.errors import PermissionDenied, PluginCrashed, PluginUnavailable
 from plughost.host import PluginHost
+from plughost.runtimes.wasm import WasmRuntime
+
+from . import wat_modules
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "wasm-hello"
 
@@ -93,14 +96,10 @@ async def test_wasm_limits_from_the_manifest_are_reported_as_enforced(tmp_path):
 
 
 async def test_a_crash_looping_wasm_plugin_is_quarantined_as_failed(tmp_path):
-    pytest.importorskip("plughost.observability.health")
     if not hasattr(PluginHost, "_on_supervisor_event"):
         pytest.skip("the host's supervisor-event listener lands with the process runtime")
-    from plughost.errors import PluginCrashed, PluginUnavailable
-    from plughost.observability.health import RestartPolicy, Supervisor
-    from plughost.runtimes.wasm import WasmRuntime
-
-    from . import wat_modules
+    health = pytest.importorskip("plughost.observability.health")
+    RestartPolicy, Supervisor = health.RestartPolicy, health.Supervisor
 
     folder = tmp_path / "crasher"
     folder.mkdir()
