@@ -356,3 +356,31 @@ async def test_wasi_stdout_goes_to_the_rate_limited_log(load, caplog):
     lines = [r for r in caplog.records if r.name == "plughost.plugin.stdout"]
     assert 1 <= len(lines) <= 10 and lines[0].getMessage() == "o" * 1023
     assert inst.stats()["log_dropped_bytes"] >= 1900 * 1024
+
+
+async def test_plughost_exports_describes_commands_events_and_hooks(load):
+    from types import SimpleNamespace
+
+    inst = load("events", wat_modules.EVENTS)
+    assert [(e.kind, e.name, e.target, dict(e.options)) for e in inst.exports] == [
+        ("command", "echo.say", "echo", {}),
+        ("hook", "app.filter", "echo", {"priority": 5}),
+        ("event", "music.*", "echo", {}),
+    ]
+    fn = inst.local_callable("echo")
+    assert fn(text="hi") == {"text": "hi"}  # as a command / hook: keyword arguments
+    event = SimpleNamespace(to_dict=lambda: {"topic": "music.play", "payload": {"id": 1}})
+    assert fn(event) == {"event": {"topic": "music.play", "payload": {"id": 1}}}
+    with pytest.raises(TypeError, match=r"keyword arguments, or one event"):
+        fn(event, extra=1)
+
+
+async def test_invalid_plughost_exports_fails_activation_listing_every_problem(runtime, tmp_path):
+    path = wat_modules.write(tmp_path, "bad", wat_modules.BAD_EXPORTS)
+    inst = runtime.load_file("bad", path)
+    with pytest.raises(PluginActivationError) as info:
+        await inst.start(WasmBindings())
+    problems = info.value.details["problems"]
+    assert any("unknown key 'bogus'" in p for p in problems)
+    assert any("names export 'nope', which is not a handler" in p for p in problems)
+    assert not inst.active and runtime.stats()["stores"] == 0

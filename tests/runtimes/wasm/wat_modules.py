@@ -69,6 +69,29 @@ ECHO = module("""
     (global.get $counter))
 """)
 
+def with_exports(base: str, envelope: str) -> str:
+    """``base`` plus a ``plughost_exports`` handler returning the JSON ``envelope`` verbatim."""
+    escaped = envelope.replace("\\", "\\\\").replace('"', '\\"')
+    return base.rstrip().removesuffix(")") + (
+        f'  (data (i32.const 256) "{escaped}")\n'
+        '  (func (export "plughost_exports") (param i32 i32) (result i64)\n'
+        f"    (call $pack (i32.const 256) (i32.const {len(envelope.encode())})))\n)"
+    )
+
+
+# events: ECHO plus plughost_exports declaring a command, an event subscription and a hook
+EVENTS = with_exports(
+    ECHO,
+    '{"ok":{"commands":[{"name":"echo.say","export":"echo"}],'
+    '"events":[{"topic":"music.*","export":"echo"}],'
+    '"hooks":[{"name":"app.filter","export":"echo","options":{"priority":5}}]}}',
+)
+
+# bad exports: plughost_exports names a missing handler and an unknown key
+BAD_EXPORTS = with_exports(
+    ECHO, '{"ok":{"commands":[{"name":"x","export":"nope"}],"bogus":[]}}'
+)
+
 # spin: loops forever in a handler (and in a numeric export)
 SPIN = module("""
   (func (export "run") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))

@@ -332,10 +332,21 @@ class WasmInstance:
         """
         if not self._compiled.is_handler(target) or self._off_loop:
             return None
+        kinds = {e.kind for e in self._exports if e.target == target}
+        if "channel" in kinds:
+            return None  # a channel handler holds a live channel object: not a JSON call
         call = self.call_sync
 
-        def invoke(**kwargs: Any) -> Any:
-            return call(target, kwargs)
+        def invoke(*event: Any, **kwargs: Any) -> Any:
+            if not event:  # commands and hooks: keyword arguments
+                return call(target, kwargs)
+            if len(event) != 1 or kwargs:
+                raise TypeError(
+                    f"{self._plugin_id}:{target} takes keyword arguments, or one event"
+                )
+            # the bus hands subscribers an Event; the guest gets {"event": <its wire shape>}
+            data = event[0].to_dict() if hasattr(event[0], "to_dict") else event[0]
+            return call(target, {"event": data})
 
         invoke.__name__ = target
         return invoke
