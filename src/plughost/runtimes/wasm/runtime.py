@@ -248,6 +248,7 @@ class WasmRuntime:
         for item in compiled:
             item.close()
         self._linker.close()
+        self.engine.close()  # last: every store, module and linker of this engine is gone
 
     # -- used by instances -------------------------------------------------------------------
 
