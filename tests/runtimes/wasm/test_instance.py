@@ -384,3 +384,10 @@ async def test_invalid_plughost_exports_fails_activation_listing_every_problem(r
     assert any("unknown key 'bogus'" in p for p in problems)
     assert any("names export 'nope', which is not a handler" in p for p in problems)
     assert not inst.active and runtime.stats()["stores"] == 0
+
+
+async def test_plughost_health_export_is_the_health_probe(load):
+    inst = load("sick", wat_modules.SICK)
+    health = await inst.health()
+    assert not health.ok and health.detail == "db down" and health.data["retries"] == 3
+    assert (await load("echo", wat_modules.ECHO).health()).ok  # no probe: alive is healthy

@@ -92,6 +92,14 @@ BAD_EXPORTS = with_exports(
     ECHO, '{"ok":{"commands":[{"name":"x","export":"nope"}],"bogus":[]}}'
 )
 
+# health: plughost_health answers {"ok": false, "detail": "db down", "data": {"retries": 3}}
+SICK = with_exports(ECHO, '{"ok":{}}').rstrip().removesuffix(")") + """
+  (data (i32.const 512) "{\\"ok\\":{\\"ok\\":false,\\"detail\\":\\"db down\\","
+                        "\\"data\\":{\\"retries\\":3}}}")
+  (func (export "plughost_health") (param i32 i32) (result i64)
+    (call $pack (i32.const 512) (i32.const 59)))
+)"""
+
 # spin: loops forever in a handler (and in a numeric export)
 SPIN = module("""
   (func (export "run") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))

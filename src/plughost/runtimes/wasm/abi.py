@@ -23,6 +23,7 @@ __all__ = [
     "DEACTIVATE",
     "DEALLOC",
     "EXPORTS",
+    "HEALTH",
     "HOST_FUNCTIONS",
     "HOST_MODULE",
     "MEMORY",
@@ -41,6 +42,7 @@ DEALLOC = "dealloc"
 ACTIVATE = "plughost_activate"
 DEACTIVATE = "plughost_deactivate"
 EXPORTS = "plughost_exports"
+HEALTH = "plughost_health"
 HOST_MODULE = "plughost"
 WASI_MODULE = "wasi_snapshot_preview1"
 

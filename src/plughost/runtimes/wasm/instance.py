@@ -255,7 +255,11 @@ class WasmInstance:
         return None if out is None else abi.decode_envelope(out, what=self._what(target))
 
     async def health(self) -> Health:
-        """Healthy while active and not failed; ``data`` carries the counters and memory size."""
+        """Healthy while active and not failed, and ``plughost_health`` (if exported) agrees.
+
+        ``data`` carries the counters and memory size. The probe runs under the plugin's limits
+        like any call; a probe that traps or errs makes the plugin unhealthy.
+        """
         data = dict(self.stats())
         if self._closed:
             return Health(False, "closed", data)
@@ -265,6 +269,18 @@ class WasmInstance:
             return Health(False, f"restarting after a crash: {self._last_failure}", data)
         if not self.active:
             return Health(False, "not active", data)
+        if self._compiled.is_handler(abi.HEALTH):
+            try:
+                answer = await self.call(abi.HEALTH)
+            except PlughostError as exc:
+                return Health(False, f"health probe failed: {exc.message}", data)
+            if isinstance(answer, dict):
+                return Health(
+                    bool(answer.get("ok")),
+                    str(answer.get("detail", "")),
+                    {**data, **(answer.get("data") or {})},
+                )
+            return Health(bool(answer), "ok" if answer else "the plugin reports unhealthy", data)
         return Health(True, "ok", data)
 
     async def stop(self) -> None:
