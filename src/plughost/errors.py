@@ -45,8 +45,21 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   │                                            untrusted_key revoked_key mismatch)
     │   └── ChecksumMismatch                       code: integrity.checksum
     ├── SigningKeyError                            code: key.* (invalid exists)
-    └── TrustStoreError                            code: trust.* (unknown_key duplicate
-                                                     name_taken revoked corrupt)
+    ├── TrustStoreError                            code: trust.* (unknown_key duplicate
+    │                                                name_taken revoked corrupt)
+    └── StorageError                               code: storage.*
+        ├── DatabaseUnavailable                    code: storage.database_unavailable
+        ├── MigrationError                         code: storage.migration
+        ├── RecordExists                           code: storage.exists
+        ├── RecordNotFound (LookupError)           code: storage.not_found
+        ├── ConcurrentModification                 code: storage.conflict
+        ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
+        ├── InvalidRecord (ValueError)             code: storage.invalid
+        ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
+        ├── ObjectNotFound (LookupError)           code: storage.object_missing
+        ├── ObjectCorrupted                        code: storage.object_corrupted
+        ├── ObjectTooLarge                         code: storage.object_too_large
+        └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -62,14 +75,24 @@ from typing import Any, ClassVar
 __all__ = [
     "ArchiveError",
     "ChecksumMismatch",
+    "ConcurrentModification",
     "ConfigurationError",
+    "DatabaseUnavailable",
     "DependencyCycle",
     "DependencyMissing",
     "DependentsExist",
     "ExtraNotInstalled",
     "HostVersionMismatch",
+    "InvalidObjectKey",
+    "InvalidRecord",
     "InvalidTransition",
+    "LockTimeout",
     "ManifestError",
+    "MigrationError",
+    "ObjectCorrupted",
+    "ObjectNotFound",
+    "ObjectStoreUnavailable",
+    "ObjectTooLarge",
     "OperationRefused",
     "PackageError",
     "PermissionDenied",
@@ -83,10 +106,13 @@ __all__ = [
     "PluginUnavailable",
     "Problem",
     "ProtocolError",
+    "RecordExists",
+    "RecordNotFound",
     "ResolutionConflict",
     "ResolutionError",
     "SignatureError",
     "SigningKeyError",
+    "StorageError",
     "TrustStoreError",
     "VersionError",
     "error_context",
@@ -353,6 +379,85 @@ class TrustStoreError(PlughostError):
     """The trust store of publisher keys refused a change or could not be read."""
 
     default_code = "trust.error"
+# --- storage (plughost.storage) -------------------------------------------------------------
+
+
+class StorageError(PlughostError):
+    """The database or the object store failed or refused an operation."""
+
+    default_code = "storage.error"
+
+
+class DatabaseUnavailable(StorageError):
+    """The database could not be reached or opened (bad URL, server down, wrong credentials)."""
+
+    default_code = "storage.database_unavailable"
+
+
+class MigrationError(StorageError):
+    """Applying or reading schema migrations failed (unknown revision, schema newer than code)."""
+
+    default_code = "storage.migration"
+
+
+class RecordExists(StorageError):
+    """A row with the same identity already exists (plugin id, plugin version, token name, ...)."""
+
+    default_code = "storage.exists"
+
+
+class RecordNotFound(StorageError, LookupError):
+    """A row the operation needs does not exist (version, token, operation, request, key)."""
+
+    default_code = "storage.not_found"
+
+
+class ConcurrentModification(StorageError):
+    """Someone else changed the row since it was read (optimistic concurrency check failed)."""
+
+    default_code = "storage.conflict"
+
+
+class LockTimeout(StorageError, TimeoutError):
+    """Another operation held the plugin's lock for longer than the caller was willing to wait."""
+
+    default_code = "storage.lock_timeout"
+
+
+class InvalidObjectKey(StorageError, ValueError):
+    """An object-store key is malformed (absolute, ``..``, empty segment, backslash, too long)."""
+
+    default_code = "storage.key_invalid"
+
+
+class ObjectNotFound(StorageError, LookupError):
+    """No object is stored under that key."""
+
+    default_code = "storage.object_missing"
+
+
+class ObjectCorrupted(StorageError):
+    """A stored object's bytes do not match its recorded SHA-256 (or the caller's expected one)."""
+
+    default_code = "storage.object_corrupted"
+
+
+class ObjectTooLarge(StorageError):
+    """An object is larger than the size limit given for the write."""
+
+    default_code = "storage.object_too_large"
+
+
+class ObjectStoreUnavailable(StorageError):
+    """The object store could not be reached (S3 endpoint down, bucket missing, access denied)."""
+
+    default_code = "storage.object_store_unavailable"
+
+
+class InvalidRecord(StorageError, ValueError):
+    """A value given to the repository is not acceptable (unknown state or status, bad range)."""
+
+    default_code = "storage.invalid"
 
 
 class ProtocolError(PluginError):

@@ -17,6 +17,7 @@ __all__ = ["COMMAND_MODULES", "build_app", "main"]
 COMMAND_MODULES: list[str] = [
     "plugins",
     "packaging",
+    "db",
 ]
 
 

@@ -1,0 +1,287 @@
+"""SQLAlchemy 2 models: the persistent state of a plughost installation.
+
+These ORM classes stay inside :mod:`plughost.storage`; services see the frozen records of
+:mod:`plughost.storage.records` returned by the repository.
+
+Portability rules kept here: JSON via :class:`sqlalchemy.JSON`; timestamps via
+:class:`~plughost.storage.types.UTCDateTime`; indexed strings short enough for MySQL's 3072-byte
+InnoDB index limit under utf8mb4 (4 bytes a character); constraint names from one naming
+convention so migrations name them the same on every backend.
+
+Deleting a plugin row removes its versions, config, config history, grants and permission
+requests (``ON DELETE CASCADE`` in the database and ``cascade="all, delete-orphan"`` in the ORM).
+Audit events and operations keep the plugin id as plain text: they outlive the plugin on purpose.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from plughost.storage.types import BigIntPK, UTCDateTime
+
+__all__ = [
+    "ApiTokenRow",
+    "AuditEventRow",
+    "Base",
+    "ConfigHistoryRow",
+    "GrantRow",
+    "OperationRow",
+    "PermissionRequestRow",
+    "PluginConfigRow",
+    "PluginLockRow",
+    "PluginRow",
+    "PluginVersionRow",
+    "TrustedKeyRow",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Lengths. Plugin ids follow the manifest rule ^[a-z0-9][a-z0-9._-]{0,63}$.
+ID_LEN = 64
+VERSION_LEN = 100
+NAME_LEN = 200
+URL_LEN = 500
+SCOPE_LEN = 500
+SHA256_LEN = 64
+SHORT_LEN = 32
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the shared metadata and naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime}
+
+
+class PluginRow(Base):
+    """One installed plugin and its *current* version (seed 003's ``t_plugin``)."""
+
+    __tablename__ = "plugins"
+
+    id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    version: Mapped[str] = mapped_column(String(VERSION_LEN))
+    description: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+    type: Mapped[str] = mapped_column(String(ID_LEN), default="", index=True)
+    runtime: Mapped[str] = mapped_column(String(SHORT_LEN), default="python")
+    entry_point: Mapped[str] = mapped_column(String(URL_LEN), default="")
+    config_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    default_config: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    icon: Mapped[str] = mapped_column(String(URL_LEN), default="")
+    repository: Mapped[str] = mapped_column(String(URL_LEN), default="")
+    documentation: Mapped[str] = mapped_column(String(URL_LEN), default="")
+    state: Mapped[str] = mapped_column(String(SHORT_LEN), index=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    checksum: Mapped[str] = mapped_column(String(SHA256_LEN), default="")
+    source: Mapped[str] = mapped_column(String(SHORT_LEN), default="local", index=True)
+    source_uri: Mapped[str] = mapped_column(Text, default="")
+    object_key: Mapped[str] = mapped_column(String(URL_LEN), default="")
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failure_phase: Mapped[str | None] = mapped_column(String(SHORT_LEN), nullable=True)
+    installed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    versions: Mapped[list[PluginVersionRow]] = relationship(
+        back_populates="plugin", cascade="all, delete-orphan", passive_deletes=True
+    )
+    config: Mapped[PluginConfigRow | None] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+    config_history: Mapped[list[ConfigHistoryRow]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+    grants: Mapped[list[GrantRow]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+    permission_requests: Mapped[list[PermissionRequestRow]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class PluginVersionRow(Base):
+    """Every kept version of a plugin: the package blob and the unpacked cache directory."""
+
+    __tablename__ = "plugin_versions"
+    __table_args__ = (UniqueConstraint("plugin_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plugin_id: Mapped[str] = mapped_column(
+        String(ID_LEN), ForeignKey("plugins.id", ondelete="CASCADE")
+    )
+    version: Mapped[str] = mapped_column(String(VERSION_LEN))
+    checksum: Mapped[str] = mapped_column(String(SHA256_LEN))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    object_key: Mapped[str] = mapped_column(String(URL_LEN))
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cache_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source: Mapped[str] = mapped_column(String(SHORT_LEN), default="local")
+    source_uri: Mapped[str] = mapped_column(Text, default="")
+    signed_by: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True)
+    installed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    plugin: Mapped[PluginRow] = relationship(back_populates="versions")
+
+
+class PluginConfigRow(Base):
+    """A plugin's current configuration; ``revision`` grows by one on every change."""
+
+    __tablename__ = "plugin_config"
+
+    plugin_id: Mapped[str] = mapped_column(
+        String(ID_LEN), ForeignKey("plugins.id", ondelete="CASCADE"), primary_key=True
+    )
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConfigHistoryRow(Base):
+    """Every configuration a plugin has had, for audit and for undo."""
+
+    __tablename__ = "config_history"
+    __table_args__ = (UniqueConstraint("plugin_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plugin_id: Mapped[str] = mapped_column(
+        String(ID_LEN), ForeignKey("plugins.id", ondelete="CASCADE")
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    changed_by: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GrantRow(Base):
+    """A permission scope granted to a plugin; revoking sets ``revoked_at`` (history is kept)."""
+
+    __tablename__ = "grants"
+    __table_args__ = (Index(None, "plugin_id", "scope"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plugin_id: Mapped[str] = mapped_column(
+        String(ID_LEN), ForeignKey("plugins.id", ondelete="CASCADE")
+    )
+    scope: Mapped[str] = mapped_column(String(SCOPE_LEN))
+    granted_by: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PermissionRequestRow(Base):
+    """A scope a plugin asked for at run time, waiting for an operator's decision."""
+
+    __tablename__ = "permission_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plugin_id: Mapped[str] = mapped_column(
+        String(ID_LEN), ForeignKey("plugins.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(String(SCOPE_LEN))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(SHORT_LEN), default="pending", index=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(NAME_LEN), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditEventRow(Base):
+    """An append-only record of who did what to which plugin, and how it ended."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "plugin_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+    action: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    plugin_id: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(SHORT_LEN), default="ok")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ApiTokenRow(Base):
+    """An API token of the management service; only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    role: Mapped[str] = mapped_column(String(SHORT_LEN))
+    token_hash: Mapped[str] = mapped_column(String(SHA256_LEN), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OperationRow(Base):
+    """A long-running operation (install, update, ...) that clients can poll."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[str] = mapped_column(String(SHORT_LEN), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(SHORT_LEN))
+    plugin_id: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(SHORT_LEN), index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: The operation's journal: what it created or replaced, for recovery after a crash.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TrustedKeyRow(Base):
+    """A publisher's public signing key in the trust store (``revoked_at`` set = distrusted)."""
+
+    __tablename__ = "trusted_keys"
+
+    key_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+    algorithm: Mapped[str] = mapped_column(String(SHORT_LEN), default="ed25519")
+    public_key: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PluginLockRow(Base):
+    """One row per plugin id ever locked; ``SELECT ... FOR UPDATE`` on it serialises operations.
+
+    Not a foreign key: an install takes the lock before the plugin row exists.
+    """
+
+    __tablename__ = "plugin_locks"
+
+    plugin_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

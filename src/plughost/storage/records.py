@@ -1,0 +1,254 @@
+"""Plain frozen records the repository takes and returns (no ORM objects leak out of storage).
+
+JSON-ish fields (``manifest``, ``config``...) are plain dicts; treat them as read-only.
+Timestamps are timezone-aware UTC datetimes. No SQLAlchemy import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "ConfigChange",
+    "Grant",
+    "Operation",
+    "PermissionRequest",
+    "StoredConfig",
+    "StoredPlugin",
+    "StoredVersion",
+    "TrustedKey",
+]
+
+#: Operation statuses, in lifecycle order.
+OPERATION_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+#: Permission request statuses.
+REQUEST_STATUSES = ("pending", "approved", "denied")
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPlugin:
+    """An installed plugin as recorded in ``plugins`` (seed 003's ``t_plugin`` and more).
+
+    ``installed_at`` / ``updated_at`` left ``None`` are set by the repository on insert.
+    """
+
+    id: str
+    name: str
+    version: str
+    manifest: Mapping[str, Any]
+    state: str = "installed"
+    enabled: bool = True
+    description: str = ""
+    author: str = ""
+    type: str = ""
+    runtime: str = "python"
+    entry_point: str = ""
+    config_schema: Mapping[str, Any] | None = None
+    default_config: Mapping[str, Any] | None = None
+    icon: str = ""
+    repository: str = ""
+    documentation: str = ""
+    checksum: str = ""
+    source: str = "local"
+    source_uri: str = ""
+    object_key: str = ""
+    failure_reason: str | None = None
+    failure_phase: str | None = None
+    installed_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest: Mapping[str, Any] | Any,
+        *,
+        checksum: str = "",
+        object_key: str = "",
+        source: str = "local",
+        source_uri: str = "",
+        state: str = "installed",
+        enabled: bool = True,
+    ) -> StoredPlugin:
+        """Fill the descriptive columns from a :class:`~plughost.core.manifest.Manifest` or its
+        ``to_dict()`` (the manifest is stored whole, as JSON, in ``manifest``).
+
+        Accepts the config schema/defaults either as ``config = {schema, defaults}`` (TOML
+        shape) or as top-level ``config_schema`` / ``config_defaults``.
+        """
+        if not isinstance(manifest, Mapping):
+            manifest = manifest.to_dict()
+        config = manifest.get("config")
+        config = config if isinstance(config, Mapping) else {}
+        schema = manifest.get("config_schema", config.get("schema"))
+        defaults = manifest.get("config_defaults", config.get("defaults"))
+        return cls(
+            id=_text(manifest.get("id")),
+            name=_text(manifest.get("name") or manifest.get("id")),
+            version=_text(manifest.get("version")),
+            manifest=dict(manifest),
+            state=state,
+            enabled=enabled,
+            description=_text(manifest.get("description")),
+            author=_text(manifest.get("author")),
+            type=_text(manifest.get("type")),
+            runtime=_text(manifest.get("runtime") or "python"),
+            entry_point=_text(manifest.get("entry")),
+            config_schema=dict(schema) if isinstance(schema, Mapping) else None,
+            default_config=dict(defaults) if isinstance(defaults, Mapping) else None,
+            icon=_text(manifest.get("icon")),
+            repository=_text(manifest.get("repository")),
+            documentation=_text(manifest.get("documentation")),
+            checksum=checksum,
+            source=source,
+            source_uri=source_uri,
+            object_key=object_key,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One kept version of a plugin: its package blob, manifest and unpacked cache directory."""
+
+    plugin_id: str
+    version: str
+    checksum: str
+    object_key: str
+    manifest: Mapping[str, Any]
+    size: int = 0
+    cache_path: str | None = None
+    source: str = "local"
+    source_uri: str = ""
+    signed_by: str | None = None
+    installed_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConfig:
+    """A plugin's current configuration and its revision number (1 for the first)."""
+
+    plugin_id: str
+    config: Mapping[str, Any]
+    revision: int
+    updated_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """One entry of a plugin's configuration history."""
+
+    plugin_id: str
+    revision: int
+    config: Mapping[str, Any]
+    changed_by: str
+    changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A permission scope granted to a plugin; ``revoked_at`` set means no longer in force."""
+
+    id: int
+    plugin_id: str
+    scope: str
+    granted_by: str
+    granted_at: datetime
+    revoked_by: str | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """True while the grant has not been revoked."""
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionRequest:
+    """A scope a plugin asked for at run time; ``status`` is pending, approved or denied."""
+
+    id: int
+    plugin_id: str
+    scope: str
+    reason: str
+    status: str
+    requested_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audit log entry. ``outcome`` is ``ok``, ``denied`` or ``error`` by convention."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    plugin_id: str | None
+    outcome: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """An API token's record; the secret itself is shown once at creation and never stored."""
+
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """True unless revoked (expiry is checked by :meth:`Repository.verify_token`)."""
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """A long-running operation clients can poll; ``progress`` goes from 0.0 to 1.0."""
+
+    id: str
+    kind: str
+    plugin_id: str | None
+    status: str
+    progress: float
+    message: str
+    error: Mapping[str, Any] | None
+    actor: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        """True once the operation has succeeded, failed or been cancelled."""
+        return self.status in ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    """A publisher key in the trust store; ``revoked_at`` set means signatures are refused."""
+
+    key_id: str
+    public_key: str
+    name: str = ""
+    algorithm: str = "ed25519"
+    added_by: str = ""
+    added_at: datetime | None = None
+    revoked_at: datetime | None = None

@@ -1,0 +1,459 @@
+"""The data-access layer services use: plain records in, plain records out.
+
+Every method runs in its own transaction, unless called inside :meth:`Repository.unit_of_work`,
+in which case all calls share that one transaction — committed when the block ends normally,
+rolled back (leaving nothing) when it raises::
+
+    with repo.lock_plugin("notify-slack"):          # serialise operations on this plugin id
+        with repo.unit_of_work():                   # one transaction
+            repo.add_plugin(StoredPlugin.from_manifest(manifest, checksum=..., object_key=...))
+            repo.add_version(StoredVersion(...))
+            repo.set_config("notify-slack", defaults, changed_by="install")
+
+The unit of work is bound to the calling thread / asyncio task (a ``ContextVar``); nested
+``unit_of_work()`` blocks join the outer transaction. Audit events written inside a unit of work
+roll back with it: record the audit of a *failed* operation after the block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from plughost.core.lifecycle import State
+from plughost.errors import (
+    ConcurrentModification,
+    InvalidRecord,
+    OperationRefused,
+    RecordExists,
+)
+from plughost.storage._repo_access import AccessRecords, hash_token
+from plughost.storage._repo_activity import ActivityRecords
+from plughost.storage._repo_base import check_state, to_record, utcnow
+from plughost.storage.db import Database
+from plughost.storage.locks import FileLock, MemoryLock, RowLock
+from plughost.storage.models import (
+    ConfigHistoryRow,
+    PluginConfigRow,
+    PluginRow,
+    PluginVersionRow,
+)
+from plughost.storage.records import (
+    ConfigChange,
+    StoredConfig,
+    StoredPlugin,
+    StoredVersion,
+)
+
+__all__ = ["Repository", "hash_token"]
+
+_MEMORY_LOCKS: weakref.WeakKeyDictionary[Database, MemoryLock] = weakref.WeakKeyDictionary()
+_PLUGIN_FIELDS = {f.name for f in fields(StoredPlugin)}
+_UPDATABLE = _PLUGIN_FIELDS - {"id", "installed_at", "updated_at"}
+
+
+class Repository(AccessRecords, ActivityRecords):
+    """Data access for plugins, versions, config, grants, audit, tokens, operations and keys.
+
+    :param database: the :class:`~plughost.storage.db.Database` to use (not closed by this).
+    :param lock_dir: where SQLite plugin lock files go; default ``locks/`` beside the database
+        file (``<home>/locks`` with the default settings).
+    :param clock: returns "now" as an aware UTC datetime (tests inject a fixed clock).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        lock_dir: Path | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.database = database
+        self._now = clock or utcnow
+        self._current: ContextVar[Session | None] = ContextVar(
+            f"plughost_uow_{id(self)}", default=None
+        )
+        self._locks: FileLock | MemoryLock | RowLock
+        if not database.is_sqlite:
+            self._locks = RowLock(database)
+        elif database.sqlite_path is not None:
+            self._locks = FileLock(lock_dir or database.sqlite_path.parent / "locks")
+        else:
+            self._locks = _MEMORY_LOCKS.setdefault(database, MemoryLock())
+
+    # -- transactions and locks ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def unit_of_work(self) -> Iterator[Repository]:
+        """Run every repository call in the block in ONE transaction (see the module doc)."""
+        if self._current.get() is not None:
+            yield self  # join the outer unit of work
+            return
+        with self.database.transaction(write=True) as session:
+            token = self._current.set(session)
+            try:
+                yield self
+            finally:
+                self._current.reset(token)
+
+    @property
+    def in_unit_of_work(self) -> bool:
+        """True inside :meth:`unit_of_work` (in this thread / task)."""
+        return self._current.get() is not None
+
+    def lock_plugin(
+        self, plugin_id: str, *, timeout: float = 30.0
+    ) -> contextlib.AbstractContextManager[None]:
+        """Serialise operations on ``plugin_id`` across threads and processes (module
+        :mod:`plughost.storage.locks` explains how). Not re-entrant.
+
+        :raises LockTimeout: when another holder keeps the lock longer than ``timeout`` seconds.
+        """
+        return self._locks.hold(plugin_id, timeout=timeout)
+
+    # -- plugins ---------------------------------------------------------------------------
+
+    def add_plugin(self, plugin: StoredPlugin) -> StoredPlugin:
+        """Insert a new plugin row.
+
+        :raises RecordExists: when a plugin with that id is already installed.
+        """
+        now = self._now()
+        values = {n: getattr(plugin, n) for n in _PLUGIN_FIELDS}
+        values["state"] = check_state(plugin.state)
+        values["installed_at"] = plugin.installed_at or now
+        values["updated_at"] = plugin.updated_at or values["installed_at"]
+        for key in ("manifest", "config_schema", "default_config"):
+            if values[key] is not None:
+                values[key] = dict(values[key])
+        with self._tx() as s:
+            if s.get(PluginRow, plugin.id) is not None:
+                raise RecordExists(
+                    f"plugin {plugin.id!r} is already installed; use update to change its "
+                    "version or uninstall it first",
+                    plugin_id=plugin.id,
+                )
+            row = PluginRow(**values)
+            s.add(row)
+            self._flush(s, f"plugin {plugin.id!r} is already installed", plugin.id)
+            return to_record(StoredPlugin, row)
+
+    def get_plugin(self, plugin_id: str) -> StoredPlugin | None:
+        """The plugin's record, or ``None`` when it is not installed."""
+        with self._tx(write=False) as s:
+            row = s.get(PluginRow, plugin_id)
+            return None if row is None else to_record(StoredPlugin, row)
+
+    def require_plugin(self, plugin_id: str) -> StoredPlugin:
+        """The plugin's record. :raises PluginNotFound: when it is not installed."""
+        found = self.get_plugin(plugin_id)
+        if found is None:
+            raise self._not_found(plugin_id)
+        return found
+
+    def _plugin_filter(
+        self,
+        stmt: Select[Any],
+        type: str | None,
+        state: str | None,
+        enabled: bool | None,
+        q: str | None,
+    ) -> Select[Any]:
+        if type is not None:
+            stmt = stmt.where(PluginRow.type == type)
+        if state is not None:
+            stmt = stmt.where(PluginRow.state == check_state(state))
+        if enabled is not None:
+            stmt = stmt.where(PluginRow.enabled == enabled)
+        if q:
+            needle = q.lower()
+            stmt = stmt.where(
+                or_(
+                    func.lower(PluginRow.id).contains(needle, autoescape=True),
+                    func.lower(PluginRow.name).contains(needle, autoescape=True),
+                    func.lower(PluginRow.description).contains(needle, autoescape=True),
+                )
+            )
+        return stmt
+
+    def list_plugins(
+        self,
+        *,
+        type: str | None = None,
+        state: str | None = None,
+        enabled: bool | None = None,
+        q: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredPlugin]:
+        """Installed plugins ordered by id, filtered by type, state, enabled flag and a
+        case-insensitive text ``q`` matched against id, name and description."""
+        if limit < 0 or offset < 0:
+            raise InvalidRecord(f"limit and offset must be >= 0, got {limit} and {offset}")
+        stmt = self._plugin_filter(select(PluginRow), type, state, enabled, q)
+        stmt = stmt.order_by(PluginRow.id).limit(limit).offset(offset)
+        with self._tx(write=False) as s:
+            return [to_record(StoredPlugin, r) for r in s.scalars(stmt)]
+
+    def count_plugins(
+        self,
+        *,
+        type: str | None = None,
+        state: str | None = None,
+        enabled: bool | None = None,
+        q: str | None = None,
+    ) -> int:
+        """How many plugins :meth:`list_plugins` would return without limit/offset."""
+        stmt = self._plugin_filter(select(func.count(PluginRow.id)), type, state, enabled, q)
+        with self._tx(write=False) as s:
+            return int(s.scalar(stmt) or 0)
+
+    def update_plugin(self, plugin_id: str, **changes: Any) -> StoredPlugin:
+        """Change columns of an installed plugin; ``updated_at`` is set to now.
+
+        :raises PluginNotFound: when it is not installed.
+        :raises InvalidRecord: for unknown column names or an unknown state.
+        """
+        unknown = sorted(set(changes) - _UPDATABLE)
+        if unknown:
+            raise InvalidRecord(
+                f"cannot update {', '.join(unknown)}; updatable fields: "
+                + ", ".join(sorted(_UPDATABLE))
+            )
+        if "state" in changes:
+            changes["state"] = check_state(changes["state"])
+        with self._tx() as s:
+            row = self._plugin_row(s, plugin_id)
+            for key, value in changes.items():
+                setattr(row, key, dict(value) if isinstance(value, Mapping) else value)
+            row.updated_at = self._now()
+            s.flush()
+            return to_record(StoredPlugin, row)
+
+    def set_state(
+        self,
+        plugin_id: str,
+        state: str,
+        *,
+        failure_reason: str | None = None,
+        failure_phase: str | None = None,
+    ) -> StoredPlugin:
+        """Record the plugin's lifecycle state; the failure reason/phase are kept only for
+        ``failed`` and cleared otherwise. Transition rules are the host's job, not checked here."""
+        state = check_state(state)
+        failed = state == State.FAILED.value
+        return self.update_plugin(
+            plugin_id,
+            state=state,
+            failure_reason=failure_reason if failed else None,
+            failure_phase=failure_phase if failed else None,
+        )
+
+    def set_enabled(self, plugin_id: str, enabled: bool) -> StoredPlugin:
+        """Persist the enabled flag (a disabled plugin is not loaded at start)."""
+        return self.update_plugin(plugin_id, enabled=enabled)
+
+    def set_current_version(self, plugin_id: str, version: str) -> StoredPlugin:
+        """Make a kept version the plugin's current one (after update or for rollback):
+        copies its manifest-derived columns, checksum, object key and source."""
+        with self._tx() as s:
+            row = self._plugin_row(s, plugin_id)
+            ver = self._version_row(s, plugin_id, version)
+            fresh = StoredPlugin.from_manifest(
+                ver.manifest,
+                checksum=ver.checksum,
+                object_key=ver.object_key,
+                source=ver.source,
+                source_uri=ver.source_uri,
+            )
+            for name in ("name", "description", "author", "type", "runtime", "entry_point",
+                         "config_schema", "default_config", "icon", "repository",
+                         "documentation", "checksum", "source", "source_uri", "object_key",
+                         "manifest"):
+                setattr(row, name, getattr(fresh, name))
+            row.version = ver.version
+            row.updated_at = self._now()
+            s.flush()
+            return to_record(StoredPlugin, row)
+
+    def delete_plugin(self, plugin_id: str) -> bool:
+        """Delete the plugin and, by cascade, its versions, config, history, grants and
+        permission requests. Audit events and operations stay. Returns False if absent."""
+        with self._tx() as s:
+            row = s.get(PluginRow, plugin_id)
+            if row is None:
+                return False
+            s.delete(row)
+            s.flush()
+            return True
+
+    # -- versions --------------------------------------------------------------------------
+
+    def add_version(self, version: StoredVersion) -> StoredVersion:
+        """Record a kept version of an installed plugin.
+
+        :raises PluginNotFound: when the plugin row does not exist (add it first).
+        :raises RecordExists: when that version is already recorded.
+        """
+        with self._tx() as s:
+            self._plugin_row(s, version.plugin_id)
+            if self._find_version(s, version.plugin_id, version.version) is not None:
+                raise RecordExists(
+                    f"version {version.version} of {version.plugin_id!r} is already installed",
+                    plugin_id=version.plugin_id,
+                )
+            values = {f.name: getattr(version, f.name) for f in fields(StoredVersion)}
+            values.pop("id")
+            values["manifest"] = dict(version.manifest)
+            values["installed_at"] = version.installed_at or self._now()
+            row = PluginVersionRow(**values)
+            s.add(row)
+            self._flush(
+                s, f"version {version.version} of {version.plugin_id!r} is already installed",
+                version.plugin_id,
+            )
+            return to_record(StoredVersion, row)
+
+    def get_version(self, plugin_id: str, version: str) -> StoredVersion | None:
+        """One kept version, or ``None``."""
+        with self._tx(write=False) as s:
+            row = self._find_version(s, plugin_id, version)
+            return None if row is None else to_record(StoredVersion, row)
+
+    def list_versions(self, plugin_id: str) -> list[StoredVersion]:
+        """Kept versions of a plugin, most recently installed first."""
+        stmt = (
+            select(PluginVersionRow)
+            .where(PluginVersionRow.plugin_id == plugin_id)
+            .order_by(PluginVersionRow.installed_at.desc(), PluginVersionRow.id.desc())
+        )
+        with self._tx(write=False) as s:
+            return [to_record(StoredVersion, r) for r in s.scalars(stmt)]
+
+    def set_version_cache_path(
+        self, plugin_id: str, version: str, cache_path: str | None
+    ) -> StoredVersion:
+        """Record where a version is unpacked (or ``None`` once the cache is gone)."""
+        with self._tx() as s:
+            row = self._version_row(s, plugin_id, version)
+            row.cache_path = cache_path
+            s.flush()
+            return to_record(StoredVersion, row)
+
+    def delete_version(self, plugin_id: str, version: str) -> bool:
+        """Forget one kept version (not the current one). Returns False if it was not there.
+
+        :raises OperationRefused: for the plugin's current version.
+        """
+        with self._tx() as s:
+            plugin = s.get(PluginRow, plugin_id)
+            if plugin is not None and plugin.version == version:
+                raise OperationRefused(
+                    f"{version} is the current version of {plugin_id!r}; roll back or update "
+                    "to another version first",
+                    plugin_id=plugin_id,
+                )
+            row = self._find_version(s, plugin_id, version)
+            if row is None:
+                return False
+            s.delete(row)
+            s.flush()
+            return True
+
+    def prune_versions(
+        self, plugin_id: str, keep: int = 3, *, protect: Iterable[str] = ()
+    ) -> list[StoredVersion]:
+        """Forget all but the ``keep`` most recently installed versions and return the removed
+        ones (the caller deletes their blobs and cache directories). The current version and
+        those in ``protect`` are always kept and count towards ``keep``."""
+        if keep < 1:
+            raise InvalidRecord(f"keep must be at least 1 (the current version), got {keep}")
+        with self._tx() as s:
+            plugin = self._plugin_row(s, plugin_id)
+            rows = list(
+                s.scalars(
+                    select(PluginVersionRow)
+                    .where(PluginVersionRow.plugin_id == plugin_id)
+                    .order_by(PluginVersionRow.installed_at.desc(), PluginVersionRow.id.desc())
+                )
+            )
+            kept = {plugin.version, *protect}
+            for row in rows:
+                if len(kept) >= keep:
+                    break
+                kept.add(row.version)
+            removed = [row for row in rows if row.version not in kept]
+            records = [to_record(StoredVersion, r) for r in removed]
+            for row in removed:
+                s.delete(row)
+            s.flush()
+            return records
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def get_config(self, plugin_id: str) -> StoredConfig | None:
+        """The plugin's current configuration, or ``None`` if none was ever set."""
+        with self._tx(write=False) as s:
+            row = s.get(PluginConfigRow, plugin_id)
+            return None if row is None else to_record(StoredConfig, row)
+
+    def set_config(
+        self,
+        plugin_id: str,
+        config: Mapping[str, Any],
+        *,
+        changed_by: str = "",
+        expected_revision: int | None = None,
+    ) -> StoredConfig:
+        """Replace the configuration (revision + 1) and append it to the history.
+
+        :param expected_revision: the revision the caller read (0 = none yet); when given and
+            different from the stored one, nothing changes and ConcurrentModification is raised.
+        :raises PluginNotFound: when the plugin is not installed.
+        """
+        now = self._now()
+        with self._tx() as s:
+            self._plugin_row(s, plugin_id)
+            row = s.get(PluginConfigRow, plugin_id, with_for_update=True)
+            current = 0 if row is None else row.revision
+            if expected_revision is not None and expected_revision != current:
+                raise ConcurrentModification(
+                    f"the configuration of {plugin_id!r} is at revision {current}, not "
+                    f"{expected_revision}: someone changed it meanwhile; reload and retry",
+                    plugin_id=plugin_id,
+                    details={"current_revision": current, "expected_revision": expected_revision},
+                )
+            data = dict(config)
+            if row is None:
+                row = PluginConfigRow(plugin_id=plugin_id, config=data, revision=1,
+                                      updated_by=changed_by, updated_at=now)
+                s.add(row)
+            else:
+                row.config = data
+                row.revision = current + 1
+                row.updated_by = changed_by
+                row.updated_at = now
+            s.add(ConfigHistoryRow(plugin_id=plugin_id, revision=row.revision, config=data,
+                                   changed_by=changed_by, changed_at=now))
+            s.flush()
+            return to_record(StoredConfig, row)
+
+    def config_history(self, plugin_id: str, *, limit: int = 50) -> list[ConfigChange]:
+        """Past configurations, newest first."""
+        stmt = (
+            select(ConfigHistoryRow)
+            .where(ConfigHistoryRow.plugin_id == plugin_id)
+            .order_by(ConfigHistoryRow.revision.desc())
+            .limit(limit)
+        )
+        with self._tx(write=False) as s:
+            return [to_record(ConfigChange, r) for r in s.scalars(stmt)]

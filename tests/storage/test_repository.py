@@ -1,0 +1,454 @@
+"""The repository contract, run on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from plughost.errors import (
+    ConcurrentModification,
+    InvalidRecord,
+    OperationRefused,
+    PluginNotFound,
+    RecordExists,
+    RecordNotFound,
+)
+from plughost.storage.db import Database
+from plughost.storage.objects import package_key
+from plughost.storage.records import StoredPlugin, StoredVersion, TrustedKey
+from plughost.storage.repository import Repository
+
+
+def manifest(pid: str = "notify-slack", version: str = "1.0.0", **extra: object) -> dict:
+    data = {
+        "id": pid,
+        "name": pid.replace("-", " ").title(),
+        "version": version,
+        "description": f"{pid} plugin",
+        "author": "Ada",
+        "type": "notify",
+        "runtime": "python",
+        "entry": "notify_slack:Plugin",
+        "repository": "https://example.org/repo",
+        "config": {"schema": {"type": "object"}, "defaults": {"channel": "#general"}},
+    }
+    data.update(extra)
+    return data
+
+
+@pytest.fixture
+def repo(database: Database, tmp_path) -> Repository:
+    return Repository(database, lock_dir=tmp_path / "locks")
+
+
+def install(repo: Repository, pid: str = "notify-slack", version: str = "1.0.0", **kw: object):
+    m = manifest(pid, version, **kw)
+    key = package_key(pid, version)
+    with repo.unit_of_work():
+        plugin = repo.add_plugin(
+            StoredPlugin.from_manifest(m, checksum="a" * 64, object_key=key)
+        )
+        repo.add_version(StoredVersion(pid, version, "a" * 64, key, m, size=10))
+        repo.set_config(pid, m["config"]["defaults"], changed_by="install")
+    return plugin
+
+
+def test_add_plugin_fills_seed_003_columns_from_the_manifest(repo: Repository) -> None:
+    plugin = install(repo)
+    got = repo.get_plugin("notify-slack")
+    assert got == plugin
+    assert got.name == "Notify Slack" and got.version == "1.0.0"
+    assert got.entry_point == "notify_slack:Plugin" and got.type == "notify"
+    assert got.config_schema == {"type": "object"}
+    assert got.default_config == {"channel": "#general"}
+    assert got.object_key == "plugins/notify-slack/1.0.0/notify-slack_1.0.0.zip"
+    assert got.manifest["entry"] == "notify_slack:Plugin"
+    assert got.state == "installed" and got.enabled is True
+    assert got.installed_at.tzinfo is not None and got.installed_at == got.updated_at
+
+
+def test_timestamps_round_trip_as_aware_utc_with_microseconds(repo: Repository) -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone(timedelta(hours=2)))
+    repo.add_plugin(dataclasses.replace(StoredPlugin.from_manifest(manifest()), installed_at=when))
+    got = repo.require_plugin("notify-slack")
+    assert got.installed_at == when
+    assert got.installed_at.utcoffset() == timedelta(0)
+
+
+def test_adding_an_installed_id_is_refused_and_changes_nothing(repo: Repository) -> None:
+    install(repo)
+    with pytest.raises(RecordExists, match="already installed") as info:
+        repo.add_plugin(StoredPlugin.from_manifest(manifest(version="2.0.0")))
+    assert info.value.code == "storage.exists"
+    assert repo.require_plugin("notify-slack").version == "1.0.0"
+
+
+def test_missing_plugin_is_none_or_plugin_not_found(repo: Repository) -> None:
+    assert repo.get_plugin("nope") is None
+    with pytest.raises(PluginNotFound, match="not installed"):
+        repo.require_plugin("nope")
+    with pytest.raises(PluginNotFound):
+        repo.set_state("nope", "active")
+
+
+def test_list_plugins_filters_by_type_state_enabled_and_text(repo: Repository) -> None:
+    install(repo, "notify-slack")
+    install(repo, "notify-mail", description="Sends 100% e-mail")
+    install(repo, "music-netease", type="music-source")
+    repo.set_state("notify-mail", "active")
+    repo.set_enabled("music-netease", False)
+    assert [p.id for p in repo.list_plugins()] == ["music-netease", "notify-mail", "notify-slack"]
+    assert [p.id for p in repo.list_plugins(type="notify")] == ["notify-mail", "notify-slack"]
+    assert [p.id for p in repo.list_plugins(state="active")] == ["notify-mail"]
+    assert [p.id for p in repo.list_plugins(enabled=False)] == ["music-netease"]
+    assert [p.id for p in repo.list_plugins(q="SLACK")] == ["notify-slack"]
+    assert [p.id for p in repo.list_plugins(q="100%")] == ["notify-mail"]
+    assert [p.id for p in repo.list_plugins(q="%")] == ["notify-mail"]  # % is literal
+    assert [p.id for p in repo.list_plugins(limit=1, offset=1)] == ["notify-mail"]
+    assert repo.count_plugins(type="notify") == 2
+    with pytest.raises(InvalidRecord, match="not a plugin state"):
+        repo.list_plugins(state="running")
+
+
+def test_set_state_keeps_failure_reason_only_while_failed(repo: Repository) -> None:
+    install(repo)
+    failed = repo.set_state(
+        "notify-slack", "failed", failure_reason="boom", failure_phase="activate"
+    )
+    assert (failed.state, failed.failure_reason) == ("failed", "boom")
+    assert failed.failure_phase == "activate"
+    active = repo.set_state("notify-slack", "active")
+    assert (active.failure_reason, active.failure_phase) == (None, None)
+    with pytest.raises(InvalidRecord):
+        repo.set_state("notify-slack", "sleeping")
+    assert repo.require_plugin("notify-slack").state == "active"
+
+
+def test_update_plugin_refuses_unknown_columns(repo: Repository) -> None:
+    install(repo)
+    with pytest.raises(InvalidRecord, match="cannot update id"):
+        repo.update_plugin("notify-slack", id="other")
+
+
+def test_unit_of_work_rolls_back_everything_on_error(repo: Repository) -> None:
+    with pytest.raises(RuntimeError, match="crash"), repo.unit_of_work():
+        repo.add_plugin(StoredPlugin.from_manifest(manifest()))
+        repo.add_version(StoredVersion("notify-slack", "1.0.0", "a" * 64, "k", manifest()))
+        repo.set_config("notify-slack", {"x": 1})
+        repo.grant("notify-slack", "net:*.slack.com")
+        repo.append_audit("install", plugin_id="notify-slack")
+        raise RuntimeError("crash after writing rows")
+    assert repo.get_plugin("notify-slack") is None
+    assert repo.list_versions("notify-slack") == []
+    assert repo.get_config("notify-slack") is None
+    assert repo.list_grants("notify-slack") == []
+    assert repo.query_audit() == []
+
+
+def test_unit_of_work_sees_its_own_writes_and_nests(repo: Repository) -> None:
+    with repo.unit_of_work():
+        repo.add_plugin(StoredPlugin.from_manifest(manifest()))
+        assert repo.in_unit_of_work
+        with repo.unit_of_work():
+            assert repo.get_plugin("notify-slack") is not None
+    assert not repo.in_unit_of_work
+    assert repo.get_plugin("notify-slack") is not None
+
+
+def test_failed_insert_inside_unit_of_work_rolls_back_the_earlier_rows(repo: Repository) -> None:
+    install(repo, "notify-mail")
+    with pytest.raises(RecordExists), repo.unit_of_work():
+        repo.add_plugin(StoredPlugin.from_manifest(manifest("notify-slack")))
+        repo.add_plugin(StoredPlugin.from_manifest(manifest("notify-mail")))
+    assert [p.id for p in repo.list_plugins()] == ["notify-mail"]
+
+
+def test_versions_are_listed_newest_first_and_duplicates_refused(repo: Repository) -> None:
+    install(repo)
+    for v in ("1.1.0", "2.0.0"):
+        repo.add_version(StoredVersion("notify-slack", v, "b" * 64, package_key("notify-slack", v),
+                                       manifest(version=v)))
+    assert [v.version for v in repo.list_versions("notify-slack")] == ["2.0.0", "1.1.0", "1.0.0"]
+    with pytest.raises(RecordExists, match="already installed"):
+        repo.add_version(StoredVersion("notify-slack", "2.0.0", "c" * 64, "k", manifest()))
+    with pytest.raises(PluginNotFound):
+        repo.add_version(StoredVersion("ghost", "1.0.0", "c" * 64, "k", manifest("ghost")))
+    got = repo.get_version("notify-slack", "1.1.0")
+    assert got is not None and got.checksum == "b" * 64 and got.id is not None
+    assert repo.set_version_cache_path("notify-slack", "1.1.0", "/c/x").cache_path == "/c/x"
+
+
+def test_set_current_version_switches_the_plugin_columns(repo: Repository) -> None:
+    install(repo)
+    m2 = manifest(version="2.0.0", description="v2", entry="notify_slack.v2:Plugin")
+    repo.add_version(StoredVersion("notify-slack", "2.0.0", "d" * 64,
+                                   package_key("notify-slack", "2.0.0"), m2))
+    switched = repo.set_current_version("notify-slack", "2.0.0")
+    assert (switched.version, switched.description, switched.checksum) == ("2.0.0", "v2", "d" * 64)
+    assert switched.entry_point == "notify_slack.v2:Plugin"
+    assert switched.object_key.endswith("notify-slack_2.0.0.zip")
+    with pytest.raises(RecordNotFound, match="not kept"):
+        repo.set_current_version("notify-slack", "9.9.9")
+    with pytest.raises(OperationRefused, match="current version"):
+        repo.delete_version("notify-slack", "2.0.0")
+    assert repo.delete_version("notify-slack", "1.0.0") is True
+    assert repo.delete_version("notify-slack", "1.0.0") is False
+
+
+def test_prune_keeps_the_newest_and_the_current_version(repo: Repository) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    install(repo)  # current = 1.0.0, installed "now" (after t0 + n hours)
+    for i, v in enumerate(("1.1.0", "1.2.0", "1.3.0", "1.4.0")):
+        repo.add_version(StoredVersion("notify-slack", v, "e" * 64, f"k/{v}", manifest(version=v),
+                                       installed_at=t0 + timedelta(hours=i)))
+    # Roll back to an old version: it must survive pruning even though it is not the newest.
+    repo.update_plugin("notify-slack", version="1.1.0")
+    removed = repo.prune_versions("notify-slack", keep=3)
+    kept = [v.version for v in repo.list_versions("notify-slack")]
+    assert "1.1.0" in kept and len(kept) == 3
+    assert kept == ["1.0.0", "1.4.0", "1.1.0"]
+    assert sorted(v.version for v in removed) == ["1.2.0", "1.3.0"]
+    with pytest.raises(InvalidRecord):
+        repo.prune_versions("notify-slack", keep=0)
+
+
+def test_delete_plugin_cascades_to_versions_config_grants_and_requests(
+    repo: Repository, database: Database
+) -> None:
+    install(repo)
+    repo.grant("notify-slack", "net:*.slack.com")
+    repo.request_permission("notify-slack", "fs:read:/data")
+    repo.append_audit("install", plugin_id="notify-slack")
+    op = repo.create_operation("install", plugin_id="notify-slack")
+    assert repo.delete_plugin("notify-slack") is True
+    assert repo.delete_plugin("notify-slack") is False
+    from sqlalchemy import func, select
+
+    from plughost.storage import models
+
+    with database.session() as s:
+        for table in (models.PluginVersionRow, models.PluginConfigRow, models.ConfigHistoryRow,
+                      models.GrantRow, models.PermissionRequestRow):
+            assert s.scalar(select(func.count()).select_from(table)) == 0, table.__tablename__
+    # Audit events and operations outlive the plugin on purpose.
+    assert [e.action for e in repo.query_audit(plugin_id="notify-slack")] == ["install"]
+    assert repo.get_operation(op.id) is not None
+
+
+def test_database_level_cascade_also_applies_to_raw_deletes(database: Database, repo) -> None:
+    install(repo)
+    from sqlalchemy import delete, func, select
+
+    from plughost.storage import models
+
+    with database.transaction() as s:
+        s.execute(delete(models.PluginRow).where(models.PluginRow.id == "notify-slack"))
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(models.PluginVersionRow)) == 0
+
+
+def test_config_revisions_history_and_optimistic_check(repo: Repository) -> None:
+    install(repo)  # revision 1 = defaults
+    cfg = repo.set_config("notify-slack", {"channel": "#ops"}, changed_by="alice",
+                          expected_revision=1)
+    assert (cfg.revision, cfg.config, cfg.updated_by) == (2, {"channel": "#ops"}, "alice")
+    with pytest.raises(ConcurrentModification, match="revision 2, not 1") as info:
+        repo.set_config("notify-slack", {"channel": "#lost"}, expected_revision=1)
+    assert info.value.code == "storage.conflict"
+    assert repo.get_config("notify-slack").config == {"channel": "#ops"}
+    history = repo.config_history("notify-slack")
+    assert [(h.revision, h.config) for h in history] == [
+        (2, {"channel": "#ops"}), (1, {"channel": "#general"})
+    ]
+    with pytest.raises(PluginNotFound):
+        repo.set_config("ghost", {})
+
+
+def test_grants_are_idempotent_revocable_and_keep_history(repo: Repository) -> None:
+    install(repo)
+    g1 = repo.grant("notify-slack", "net:*.slack.com", granted_by="op")
+    assert repo.grant("notify-slack", "net:*.slack.com").id == g1.id
+    repo.grant("notify-slack", "fs:read:/data")
+    assert [g.scope for g in repo.list_grants("notify-slack")] == ["net:*.slack.com",
+                                                                    "fs:read:/data"]
+    assert repo.revoke_grant("notify-slack", "net:*.slack.com", revoked_by="op") is True
+    assert repo.revoke_grant("notify-slack", "net:*.slack.com") is False
+    assert [g.scope for g in repo.list_grants("notify-slack")] == ["fs:read:/data"]
+    history = repo.list_grants("notify-slack", include_revoked=True)
+    assert not history[0].active and history[0].revoked_by == "op"
+    regrant = repo.grant("notify-slack", "net:*.slack.com")
+    assert regrant.id != g1.id and regrant.active
+
+
+def test_permission_requests_approve_grants_in_the_same_transaction(repo: Repository) -> None:
+    install(repo)
+    req = repo.request_permission("notify-slack", "net:api.example.com", reason="webhook")
+    assert repo.request_permission("notify-slack", "net:api.example.com").id == req.id
+    denied = repo.request_permission("notify-slack", "process:spawn")
+    assert [r.id for r in repo.list_permission_requests()] == [req.id, denied.id]
+    approved = repo.decide_permission_request(req.id, approve=True, decided_by="op")
+    assert approved.status == "approved" and approved.decided_at is not None
+    assert [g.scope for g in repo.list_grants("notify-slack")] == ["net:api.example.com"]
+    repo.decide_permission_request(denied.id, approve=False, decided_by="op")
+    assert [g.scope for g in repo.list_grants("notify-slack")] == ["net:api.example.com"]
+    with pytest.raises(OperationRefused, match="already approved"):
+        repo.decide_permission_request(req.id, approve=False)
+    with pytest.raises(RecordNotFound):
+        repo.decide_permission_request(99999, approve=True)
+    every = repo.list_permission_requests(status=None, plugin_id="notify-slack")
+    assert [r.status for r in every] == ["approved", "denied"]
+
+
+def test_audit_append_and_query_newest_first_with_filters_and_paging(repo: Repository) -> None:
+    for i in range(5):
+        repo.append_audit("install" if i % 2 == 0 else "config.set", actor=f"u{i % 2}",
+                          plugin_id="p" if i < 4 else None, outcome="ok" if i else "denied",
+                          details={"i": i})
+    events = repo.query_audit()
+    assert [e.details["i"] for e in events] == [4, 3, 2, 1, 0]
+    assert [e.details["i"] for e in repo.query_audit(action="install")] == [4, 2, 0]
+    assert [e.details["i"] for e in repo.query_audit(plugin_id="p", actor="u1")] == [3, 1]
+    assert [e.details["i"] for e in repo.query_audit(outcome="denied")] == [0]
+    page1 = repo.query_audit(limit=2)
+    page2 = repo.query_audit(limit=2, before_id=page1[-1].id)
+    assert [e.details["i"] for e in page1 + page2] == [4, 3, 2, 1]
+    assert repo.query_audit(since=events[0].at + timedelta(seconds=1)) == []
+    assert len(repo.query_audit(until=events[0].at + timedelta(seconds=1))) == 5
+
+
+def test_tokens_store_only_a_hash_and_verify_revoke_expire(repo: Repository, database) -> None:
+    token, secret = repo.create_token("ci", "admin")
+    assert secret.startswith("ph_") and token.role == "admin"
+    from sqlalchemy import select
+
+    from plughost.storage.models import ApiTokenRow
+
+    with database.session() as s:
+        stored = s.scalars(select(ApiTokenRow.token_hash)).one()
+    assert secret not in stored and len(stored) == 64
+    verified = repo.verify_token(secret)
+    assert verified is not None and verified.name == "ci" and verified.last_used_at is not None
+    assert repo.verify_token(secret + "x") is None
+    with pytest.raises(RecordExists):
+        repo.create_token("ci", "viewer")
+    _, old_secret = repo.create_token(
+        "old", "viewer", expires_at=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    assert repo.verify_token(old_secret) is None
+    assert repo.revoke_token("ci") is True and repo.revoke_token("ci") is False
+    assert repo.verify_token(secret) is None
+    assert [t.name for t in repo.list_tokens()] == ["old"]
+    assert [t.name for t in repo.list_tokens(include_revoked=True)] == ["ci", "old"]
+
+
+def test_operations_progress_and_finish_once(repo: Repository) -> None:
+    op = repo.create_operation("install", plugin_id="notify-slack", actor="cli")
+    assert (op.status, op.progress, op.done) == ("pending", 0.0, False)
+    running = repo.update_operation(op.id, status="running", progress=0.25, message="verifying")
+    assert running.started_at is not None and running.message == "verifying"
+    failed = repo.update_operation(
+        op.id, status="failed", error={"code": "archive.path", "message": "bad entry"}
+    )
+    assert failed.done and failed.finished_at is not None and failed.error["code"] == "archive.path"
+    with pytest.raises(OperationRefused, match="already failed"):
+        repo.update_operation(op.id, progress=0.5)
+    with pytest.raises(InvalidRecord):
+        repo.update_operation(op.id, status="exploded")
+    with pytest.raises(InvalidRecord):
+        repo.update_operation(op.id, progress=1.5)
+    with pytest.raises(RecordNotFound):
+        repo.update_operation("missing", progress=0.1)
+    ok = repo.create_operation("update", plugin_id="notify-slack")
+    assert repo.update_operation(ok.id, status="succeeded").progress == 1.0
+    assert {o.id for o in repo.list_operations(plugin_id="notify-slack")} == {op.id, ok.id}
+    assert [o.id for o in repo.list_operations(status="failed")] == [op.id]
+
+
+def test_trusted_keys_add_list_revoke_and_no_retrust(repo: Repository) -> None:
+    key = repo.add_trusted_key(TrustedKey("k1", "BASE64KEY", name="Acme", added_by="op"))
+    assert key.added_at is not None and key.algorithm == "ed25519"
+    repo.add_trusted_key(TrustedKey("k2", "OTHER"))
+    assert [k.key_id for k in repo.list_trusted_keys()] == ["k1", "k2"]
+    assert repo.revoke_trusted_key("k1") is True and repo.revoke_trusted_key("k1") is False
+    assert [k.key_id for k in repo.list_trusted_keys()] == ["k2"]
+    assert repo.get_trusted_key("k1").revoked_at is not None
+    with pytest.raises(RecordExists, match="revoked"):
+        repo.add_trusted_key(TrustedKey("k1", "BASE64KEY"))
+
+
+def test_records_are_frozen_plain_dataclasses(repo: Repository) -> None:
+    plugin = install(repo)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plugin.state = "active"  # type: ignore[misc]
+    assert type(plugin).__module__ == "plughost.storage.records"
+
+
+def test_parallel_inserts_of_one_id_leave_one_row_and_clear_refusals(repo: Repository) -> None:
+    import threading
+
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def worker(i: int) -> None:
+        barrier.wait(30)
+        try:
+            with repo.unit_of_work():
+                repo.add_plugin(StoredPlugin.from_manifest(manifest(version=f"1.0.{i}")))
+                repo.add_version(StoredVersion("notify-slack", f"1.0.{i}", "f" * 64, f"k{i}",
+                                               manifest(version=f"1.0.{i}")))
+            outcomes.append("ok")
+        except RecordExists:
+            outcomes.append("exists")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["exists"] * 7 + ["ok"]
+    winner = repo.require_plugin("notify-slack")
+    assert [v.version for v in repo.list_versions("notify-slack")] == [winner.version]
+
+
+def test_operation_details_journal_merges_and_unfinished_lists_the_crash_candidates(
+    repo: Repository,
+) -> None:
+    op = repo.create_operation("install", plugin_id="p", details={"object_key": "k"})
+    assert op.details == {"object_key": "k"}
+    op = repo.update_operation(op.id, status="running", details={"cache_path": "/c/p"})
+    assert op.details == {"object_key": "k", "cache_path": "/c/p"}
+    done = repo.create_operation("install", plugin_id="q")
+    repo.update_operation(done.id, status="succeeded")
+    pending = repo.create_operation("uninstall", plugin_id="r")
+    assert {o.id for o in repo.list_operations(unfinished=True)} == {op.id, pending.id}
+
+
+def test_verify_token_records_last_use_at_most_once_a_minute(database: Database, tmp_path) -> None:
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    repo = Repository(database, lock_dir=tmp_path / "locks", clock=lambda: now[0])
+    _, secret = repo.create_token("svc", "operator")
+    assert repo.verify_token(secret).last_used_at == now[0]
+    first = now[0]
+    now[0] = first + timedelta(seconds=30)
+    assert repo.verify_token(secret).last_used_at == first  # within a minute: no write
+    now[0] = first + timedelta(seconds=61)
+    assert repo.verify_token(secret).last_used_at == now[0]
+    assert repo.list_tokens()[0].last_used_at == now[0]
+
+
+def test_from_manifest_accepts_a_real_parsed_manifest(repo: Repository) -> None:
+    from plughost.core.manifest import parse_manifest
+
+    parsed = parse_manifest(
+        'id = "notify-slack"\nname = "Slack"\nversion = "1.2.0"\ntype = "notify"\n'
+        'entry = "notify_slack:Plugin"\n[config.schema]\ntype = "object"\n'
+        '[config.defaults]\nchannel = "#x"\n',
+        format="toml",
+    )
+    stored = repo.add_plugin(StoredPlugin.from_manifest(parsed, checksum="0" * 64))
+    assert (stored.id, stored.version, stored.type) == ("notify-slack", "1.2.0", "notify")
+    assert stored.entry_point == "notify_slack:Plugin" and stored.runtime == "python"
+    assert stored.default_config == {"channel": "#x"}
+    assert repo.require_plugin("notify-slack").manifest == parsed.to_dict()
