@@ -1,8 +1,8 @@
 """WebAssembly half of the runtimes benchmark: call overhead and module load, with ratios.
 
-Run: ``python bench/bench_runtimes_wasm.py`` (from the repository root).
-``bench/bench_runtimes.py`` imports :func:`collect` to print these rows beside the process
-runtime's.
+Run: ``python bench/bench_runtimes_wasm.py [--quick]`` (from the repository root).
+``bench/bench_runtimes.py`` prints these rows beside the process runtime's:
+``rows = [Row(**r) for r in bench_runtimes_wasm.section_rows(quick)]``.
 
 Peers, measured in the same run on the same export (``add(i32, i32) -> i32``):
 - wasmtime-py's ordinary ``Func.__call__`` (what a naive runtime would use),
@@ -164,23 +164,32 @@ def bench_calls(number: int = 100_000) -> list[Row]:
         asyncio.run(through_host(number // 10))
     t_host = min(host_times)
     us = 1e6
+    raw, func_call = "raw unchecked call", "wasmtime-py Func.__call__ (same export)"
     return [
-        {"what": "wasm add(2,3): raw unchecked ctypes call (floor)", "us": t_raw * us,
-         "ratio": f"{t_raw / t_rt:.2f}x of runtime", "goal": ""},
-        {"what": "wasm add(2,3): plughost runtime fast path", "us": t_rt * us,
-         "ratio": f"{t_rt / t_raw:.2f}x raw, {t_bare / t_rt:.1f}x faster than Func.__call__",
-         "goal": "<= 5 us " + ("OK" if t_rt * us <= 5 else "MISSED")},
-        {"what": "wasm add(2,3): wasmtime-py Func.__call__", "us": t_bare * us,
-         "ratio": f"{t_bare / t_raw:.1f}x raw", "goal": ""},
-        {"what": "wasm JSON handler greet (sync local_callable)", "us": t_json * us,
-         "ratio": f"{t_bare_json / t_json:.1f}x faster than wasmtime-py JSON", "goal": "(reported)"},
-        {"what": "wasm JSON greet in plain wasmtime-py (Func.__call__, Memory)",
-         "us": t_bare_json * us, "ratio": "", "goal": ""},
-        {"what": "wasm JSON handler greet (await instance.call)", "us": t_async * us,
-         "ratio": f"{t_async / t_json:.2f}x sync", "goal": "(reported)"},
-        {"what": "wasm JSON handler greet (await PluginHost.call)", "us": t_host * us,
-         "ratio": f"{t_host / t_async:.2f}x instance.call", "goal": "(reported)"},
+        _row("wasm add(2,3): raw unchecked ctypes call (floor)", t_raw, "", None,
+             f"{t_raw / t_rt:.2f}x of runtime"),
+        _row("wasm add(2,3): plughost runtime fast path", t_rt, func_call, t_bare,
+             f"{t_rt / t_raw:.2f}x raw, {t_bare / t_rt:.1f}x faster than Func.__call__",
+             "<= 5 us " + ("OK" if t_rt * us <= 5 else "MISSED")),
+        _row("wasm add(2,3): wasmtime-py Func.__call__", t_bare, raw, t_raw,
+             f"{t_bare / t_raw:.1f}x raw"),
+        _row("wasm JSON handler greet (sync local_callable)", t_json, "plain wasmtime-py JSON",
+             t_bare_json, f"{t_bare_json / t_json:.1f}x faster than wasmtime-py JSON",
+             "(reported)"),
+        _row("wasm JSON greet in plain wasmtime-py (Func.__call__, Memory)", t_bare_json, "",
+             None, ""),
+        _row("wasm JSON handler greet (await instance.call)", t_async, "sync local_callable",
+             t_json, f"{t_async / t_json:.2f}x sync", "(reported)"),
+        _row("wasm JSON handler greet (await PluginHost.call)", t_host, "await instance.call",
+             t_async, f"{t_host / t_async:.2f}x instance.call", "(reported)"),
     ]
+
+
+def _row(what: str, seconds: float, peer: str, peer_seconds: float | None, ratio: str,
+         goal: str = "") -> Row:
+    return {"what": what, "us": seconds * 1e6, "peer": peer,
+            "peer_us": None if peer_seconds is None else peer_seconds * 1e6,
+            "ratio": ratio, "goal": goal}
 
 
 def bench_load(times: int = 40) -> list[Row]:
@@ -226,21 +235,32 @@ def bench_load(times: int = 40) -> list[Row]:
         shutil.rmtree(tmp, ignore_errors=True)
     ms = 1e3
     return [
-        {"what": "wasm load hello.wat, cold cache (wat2wasm + compile + write)",
-         "us": t_cold * 1e6, "ratio": f"{t_cold / t_warm:.0f}x warm", "goal": ""},
-        {"what": "wasm load hello.wat, warm disk cache (deserialize)", "us": t_warm * 1e6,
-         "ratio": f"{t_cold / t_warm:.0f}x faster than cold",
-         "goal": "<= 1 ms " + ("OK" if t_warm * ms <= 1 else "MISSED")},
-        {"what": "wasm load again in the same runtime (in-memory)", "us": t_mem * 1e6,
-         "ratio": f"{t_warm / t_mem:.0f}x faster than warm disk", "goal": ""},
-        {"what": "wasm load + start (instantiate, activate, exports) + close",
-         "us": t_start * 1e6, "ratio": "", "goal": "(reported)"},
+        _row("wasm load hello.wat, cold cache (wat2wasm + compile + write)", t_cold,
+             "warm disk cache", t_warm, f"{t_cold / t_warm:.0f}x warm"),
+        _row("wasm load hello.wat, warm disk cache (deserialize)", t_warm, "cold cache", t_cold,
+             f"{t_cold / t_warm:.0f}x faster than cold",
+             "<= 1 ms " + ("OK" if t_warm * ms <= 1 else "MISSED")),
+        _row("wasm load again in the same runtime (in-memory)", t_mem, "warm disk cache",
+             t_warm, f"{t_warm / t_mem:.0f}x faster than warm disk"),
+        _row("wasm load + start (instantiate, activate, exports) + close", t_start, "", None,
+             "", "(reported)"),
     ]
 
 
-def collect() -> list[Row]:
-    """Every wasm row (used by bench/bench_runtimes.py)."""
+def collect(quick: bool = False) -> list[Row]:
+    """Every wasm row: ``what``, ``us``, ``peer``, ``peer_us``, ``ratio`` (text), ``goal``."""
+    if quick:
+        return bench_calls(number=20_000) + bench_load(times=10)
     return bench_calls() + bench_load()
+
+
+def section_rows(quick: bool = False) -> list[dict[str, Any]]:
+    """The rows in ``bench/bench_runtimes.py``'s ``Row`` shape: ``Row(**r) for r in ...``."""
+    return [
+        {"section": "wasm", "what": r["what"], "value": r["us"], "unit": "us",
+         "peer": r["peer"], "peer_value": r["peer_us"], "goal": r["goal"]}
+        for r in collect(quick)
+    ]
 
 
 def print_table(rows: list[Row]) -> None:
@@ -255,8 +275,8 @@ def print_table(rows: list[Row]) -> None:
 
 
 def main() -> None:
-    print(f"wasmtime {wasmtime.__name__} {_version()} - Python {sys.version.split()[0]}")
-    print_table(collect())
+    print(f"wasmtime {_version()} - Python {sys.version.split()[0]}")
+    print_table(collect(quick="--quick" in sys.argv))
 
 
 def _version() -> str:
