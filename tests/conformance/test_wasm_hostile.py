@@ -83,10 +83,14 @@ class Case:
     handler: str = "run"
     detail: tuple[str, Any] | None = None
 
+    @property
+    def plugin_id(self) -> str:
+        return self.name.replace("_", "-")  # plugin ids allow no underscores
+
 
 CASES = [
     Case(
-        "infinite-loop",
+        "infinite_loop",
         wat_modules.SPIN,
         "timeout = 0.1",
         PluginTimeout,
@@ -94,7 +98,7 @@ CASES = [
         detail=("limit", "timeout"),
     ),
     Case(
-        "infinite-loop-fuel",
+        "infinite_loop_fuel",
         wat_modules.SPIN,
         "timeout = 30\nfuel = 200000",
         PluginTimeout,
@@ -102,42 +106,42 @@ CASES = [
         detail=("limit", "fuel"),
     ),
     Case(
-        "memory-bomb",
+        "memory_bomb",
         wat_modules.MEMORY_BOMB,
         'memory = "2Mi"',
         PluginCrashed,
         r"memory limit 2 MiB exceeded",
         detail=("limit", "memory"),
     ),
-    Case("crash-mid-call", wat_modules.CRASH, "", PluginCrashed, r"unreachable"),
+    Case("crash_mid_call", wat_modules.CRASH, "", PluginCrashed, r"unreachable"),
     Case(
-        "crash-stack-overflow",
+        "crash_mid_call_stack_overflow",
         wat_modules.CRASH,
         "",
         PluginCrashed,
         r"call stack exhausted",
         handler="recurse",
     ),
-    Case("output-flood", wat_modules.LOG_FLOOD, "output = 8192", None, ""),
-    Case("output-flood-stdout", wat_modules.STDOUT_FLOOD, "output = 8192", None, ""),
+    Case("output_flood", wat_modules.LOG_FLOOD, "output = 8192", None, ""),
+    Case("output_flood_stdout", wat_modules.STDOUT_FLOOD, "output = 8192", None, ""),
     Case(
-        "oversized-message",
+        "oversized_message",
         wat_modules.OVERSIZED,
         "",
         ProtocolError,
         r"returned a 64 MiB message",
         detail=None,
     ),
-    Case("forbidden-file-read", wat_modules.WASI_FILES, "", None, "", handler="steal"),
+    Case("forbidden_file_read", wat_modules.WASI_FILES, "", None, "", handler="steal"),
     Case(
-        "forbidden-http",
+        "forbidden_http_request",
         wat_modules.FORBIDDEN_HTTP,
         "",
         PermissionDenied,
         r"net 'evil\.example\.com:80' is not granted",
     ),
     Case(
-        "forbidden-emit",
+        "forbidden_event_emit",
         wat_modules.FORBIDDEN_EMIT,
         "",
         PermissionDenied,
@@ -147,14 +151,14 @@ CASES = [
 
 
 def _write_plugin(root: Path, case: Case) -> None:
-    folder = root / case.name
+    folder = root / case.plugin_id
     folder.mkdir(parents=True)
     wat_modules.write(folder, "plugin", case.wat)
     (folder / "plugin.toml").write_text(
         textwrap.dedent(
             f"""\
-            id = "{case.name}"
-            name = "hostile {case.name}"
+            id = "{case.plugin_id}"
+            name = "hostile {case.plugin_id}"
             version = "1.0.0"
             runtime = "wasm"
             entry = "plugin.wat"
@@ -193,24 +197,24 @@ async def _neighbour_answers(host: PluginHost) -> None:
 async def test_hostile_wasm_plugin_is_contained(world, case: Case, caplog) -> None:
     host, services, plugins = world
     _write_plugin(plugins, case)
-    caplog.set_level(logging.INFO, logger=f"plughost.plugin.{case.name}")
+    caplog.set_level(logging.INFO, logger=f"plughost.plugin.{case.plugin_id}")
     report = await host.start()
     assert report.ok, str(report)
     await _neighbour_answers(host)
 
     if case.error is not None:
         with pytest.raises(case.error, match=case.match) as info:
-            await host.call(case.name, case.handler)
+            await host.call(case.plugin_id, case.handler)
         if case.detail is not None:
             key, value = case.detail
             assert info.value.details[key] == value
     else:
-        result = await host.call(case.name, case.handler)
-        if case.name == "forbidden-file-read":
+        result = await host.call(case.plugin_id, case.handler)
+        if case.name == "forbidden_file_read":
             assert result == "denied"  # neither /etc/passwd nor ../outside.txt opened
-        if case.name.startswith("output-flood"):
-            stats = host.get(case.name).instance.stats()
-            lines = [r for r in caplog.records if r.name == f"plughost.plugin.{case.name}"]
+        if case.name.startswith("output_flood"):
+            stats = host.get(case.plugin_id).instance.stats()
+            lines = [r for r in caplog.records if r.name == f"plughost.plugin.{case.plugin_id}"]
             assert len(lines) <= 10 and stats["log_dropped_bytes"] > 4_000_000
 
     # nothing the plugin was refused happened
@@ -220,7 +224,7 @@ async def test_hostile_wasm_plugin_is_contained(world, case: Case, caplog) -> No
     await _neighbour_answers(host)
     assert host.get("wasm-hello").state is State.ACTIVE
     # the hostile plugin is still registered and active: a trapped sandbox was replaced
-    record = host.get(case.name)
+    record = host.get(case.plugin_id)
     assert record.state is State.ACTIVE
     assert (await record.instance.health()).ok
 
@@ -232,10 +236,10 @@ async def test_every_hostile_plugin_at_once_leaves_the_neighbour_working(world) 
     assert (await host.start()).ok
     for case in CASES:
         if case.error is None:
-            await host.call(case.name, case.handler)
+            await host.call(case.plugin_id, case.handler)
         else:
             with pytest.raises(case.error):
-                await host.call(case.name, case.handler)
+                await host.call(case.plugin_id, case.handler)
         await _neighbour_answers(host)
     assert services.fetched == []
     assert host.get("wasm-hello").instance.stats()["errors"] == 0
