@@ -26,3 +26,16 @@ def test_wasm_embed_example_is_referenced_and_runs_as_a_script() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "hello from wasm" in out.stdout
+
+
+def test_the_manifest_shown_on_the_page_is_valid() -> None:
+    import re
+
+    from plughost.core.manifest import parse_manifest
+
+    text = (DOCS / "wasm-abi.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", text, re.S)
+    assert block is not None
+    manifest = parse_manifest(block.group(1), format="toml")
+    assert manifest.runtime == "wasm"
+    assert (manifest.limits.memory, manifest.limits.fuel) == (16 << 20, 10_000_000)
