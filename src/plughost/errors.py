@@ -47,19 +47,36 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     ├── SigningKeyError                            code: key.* (invalid exists)
     ├── TrustStoreError                            code: trust.* (unknown_key duplicate
     │                                                name_taken revoked corrupt)
-    └── StorageError                               code: storage.*
-        ├── DatabaseUnavailable                    code: storage.database_unavailable
-        ├── MigrationError                         code: storage.migration
-        ├── RecordExists                           code: storage.exists
-        ├── RecordNotFound (LookupError)           code: storage.not_found
-        ├── ConcurrentModification                 code: storage.conflict
-        ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
-        ├── InvalidRecord (ValueError)             code: storage.invalid
-        ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
-        ├── ObjectNotFound (LookupError)           code: storage.object_missing
-        ├── ObjectCorrupted                        code: storage.object_corrupted
-        ├── ObjectTooLarge                         code: storage.object_too_large
-        └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
+    ├── StorageError                               code: storage.*
+    │   ├── DatabaseUnavailable                    code: storage.database_unavailable
+    │   ├── MigrationError                         code: storage.migration
+    │   ├── RecordExists                           code: storage.exists
+    │   ├── RecordNotFound (LookupError)           code: storage.not_found
+    │   ├── ConcurrentModification                 code: storage.conflict
+    │   ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
+    │   ├── InvalidRecord (ValueError)             code: storage.invalid
+    │   ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
+    │   ├── ObjectNotFound (LookupError)           code: storage.object_missing
+    │   ├── ObjectCorrupted                        code: storage.object_corrupted
+    │   ├── ObjectTooLarge                         code: storage.object_too_large
+    │   └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
+    ├── InvalidExport (ValueError)                 code: export.invalid   (a bad decorator/Export)
+    ├── HookError                                  code: hook.*
+    │   ├── HookSpecError (ValueError)             code: hook.spec        (bad or duplicate spec)
+    │   ├── HookNotFound (LookupError)             code: hook.not_found
+    │   ├── HookSignatureError (TypeError)         code: hook.signature   (impl does not fit spec)
+    │   ├── HookOrderCycle                         code: hook.cycle       (before/after loop)
+    │   └── HookCallError (TypeError)              code: hook.call        (bad args, async-only)
+    ├── EventError                                 code: event.*
+    │   ├── TopicError (ValueError)                code: event.topic
+    │   └── EventQueueFull                         code: event.queue_full
+    ├── CommandError                               code: command.failed (or the plugin's own code)
+    │   ├── CommandNotFound (LookupError)          code: command.not_found
+    │   └── CommandArgumentsError (TypeError)      code: command.arguments
+    ├── CommandConflict                            code: command.exists
+    └── ChannelError                               code: channel.*
+        ├── ChannelNotFound (LookupError)          code: channel.not_found
+        └── ChannelClosed                          code: channel.closed
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -74,15 +91,31 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ArchiveError",
+    "ChannelClosed",
+    "ChannelError",
+    "ChannelNotFound",
     "ChecksumMismatch",
+    "CommandArgumentsError",
+    "CommandConflict",
+    "CommandError",
+    "CommandNotFound",
     "ConcurrentModification",
     "ConfigurationError",
     "DatabaseUnavailable",
     "DependencyCycle",
     "DependencyMissing",
     "DependentsExist",
+    "EventError",
+    "EventQueueFull",
     "ExtraNotInstalled",
+    "HookCallError",
+    "HookError",
+    "HookNotFound",
+    "HookOrderCycle",
+    "HookSignatureError",
+    "HookSpecError",
     "HostVersionMismatch",
+    "InvalidExport",
     "InvalidObjectKey",
     "InvalidRecord",
     "InvalidTransition",
@@ -113,6 +146,7 @@ __all__ = [
     "SignatureError",
     "SigningKeyError",
     "StorageError",
+    "TopicError",
     "TrustStoreError",
     "VersionError",
     "error_context",
@@ -342,7 +376,6 @@ class OperationRefused(PlughostError):
     default_code = "operation.refused"
 
 
-
 class ArchiveError(PlughostError, ValueError):
     """An archive was refused. ``code`` names the precise reason (``archive.path``,
     ``archive.link``, ``archive.ratio``, ...); ``details['entry']`` names the entry when one is
@@ -379,6 +412,8 @@ class TrustStoreError(PlughostError):
     """The trust store of publisher keys refused a change or could not be read."""
 
     default_code = "trust.error"
+
+
 # --- storage (plughost.storage) -------------------------------------------------------------
 
 
@@ -458,6 +493,111 @@ class InvalidRecord(StorageError, ValueError):
     """A value given to the repository is not acceptable (unknown state or status, bad range)."""
 
     default_code = "storage.invalid"
+
+
+class InvalidExport(PlughostError, ValueError):
+    """A decorator or an :class:`~plughost.runtimes.base.Export` is malformed (bad name, option)."""
+
+    default_code = "export.invalid"
+
+
+class HookError(PlughostError):
+    """Something is wrong with an extension point, its spec or one of its implementations."""
+
+    default_code = "hook.error"
+
+
+class HookSpecError(HookError, ValueError):
+    """An extension point spec is malformed or declared twice."""
+
+    default_code = "hook.spec"
+
+
+class HookNotFound(HookError, LookupError):
+    """No extension point with that name has been declared."""
+
+    default_code = "hook.not_found"
+
+
+class HookSignatureError(HookError, TypeError):
+    """An implementation's parameters do not fit its extension point's spec."""
+
+    default_code = "hook.signature"
+
+
+class HookOrderCycle(HookError):
+    """``before``/``after`` constraints between plugins form a loop; ``details['cycle']``."""
+
+    default_code = "hook.cycle"
+
+
+class HookCallError(HookError, TypeError):
+    """An extension point was called wrongly (missing/unknown arguments, sync call of async)."""
+
+    default_code = "hook.call"
+
+
+class EventError(PlughostError):
+    """An event could not be published or delivered."""
+
+    default_code = "event.error"
+
+
+class TopicError(EventError, ValueError):
+    """A topic or topic pattern is malformed."""
+
+    default_code = "event.topic"
+
+
+class EventQueueFull(EventError):
+    """A ``block`` subscriber's queue is full and the emitter cannot wait (sync ``emit``)."""
+
+    default_code = "event.queue_full"
+
+
+class CommandError(PlughostError):
+    """A command failed. ``code`` may be the plugin's own (``hello.bad_name``); ``details`` too.
+
+    This is the error half of seed 000's ``PluginResponse``: ``code``, ``message``, ``details``.
+    """
+
+    default_code = "command.failed"
+
+
+class CommandNotFound(CommandError, LookupError):
+    """No command with that name is registered (and no lazy plugin declares it)."""
+
+    default_code = "command.not_found"
+
+
+class CommandArgumentsError(CommandError, TypeError):
+    """The arguments given do not fit the command's parameters."""
+
+    default_code = "command.arguments"
+
+
+class CommandConflict(PlughostError):
+    """A command with that name is already registered by another owner."""
+
+    default_code = "command.exists"
+
+
+class ChannelError(PlughostError):
+    """A channel could not be opened or used."""
+
+    default_code = "channel.error"
+
+
+class ChannelNotFound(ChannelError, LookupError):
+    """No channel handler with that name is registered."""
+
+    default_code = "channel.not_found"
+
+
+class ChannelClosed(ChannelError):
+    """The channel is closed (by either side, or because its plugin was deactivated)."""
+
+    default_code = "channel.closed"
 
 
 class ProtocolError(PluginError):

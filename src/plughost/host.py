@@ -26,9 +26,14 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from plughost._version import __version__
+from plughost.core.bus import EventBus, PermissionChecker
+from plughost.core.channels import ChannelRegistry
+from plughost.core.commands import CommandRegistry
+from plughost.core.communications import Communications
 from plughost.core.context import PluginContext
 from plughost.core.depgraph import dependents_of
 from plughost.core.discovery import Discovered, DiscoveryCache, discover
+from plughost.core.hooks import HookRegistry
 from plughost.core.lifecycle import LifecycleEvent, LifecycleEvents, State, transition
 from plughost.core.manifest import Manifest
 from plughost.core.registry import PluginRecord, Registry
@@ -237,6 +242,8 @@ class PluginHost:
         disabled: Iterable[str] = (),
         discovery_cache: bool = False,
         host_version: str | Version = HOST_VERSION,
+        communications: Communications | None = None,
+        permission_checker: PermissionChecker | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -266,6 +273,15 @@ class PluginHost:
         self._order: list[str] = []
         self._activation_index: dict[str, list[str]] = {}
         self._closed = False
+        # Extension points, events, commands, channels: registered from each plugin's exports
+        # on activation, removed on deactivation; lifecycle changes are published on the bus.
+        self.comms = communications or Communications(checker=permission_checker)
+        if communications is not None and permission_checker is not None:
+            self.comms.set_permission_checker(permission_checker)
+        self.add_extension(self.comms)
+        self.lifecycle.subscribe(self.comms.publish_lifecycle)
+        self.comms.set_lazy_resolver(self._activate_for_command)
+        self.comms.hooks.set_lazy_resolver(self._activate_for_extension)
 
     # ----------------------------------------------------------------- wiring
 
@@ -428,6 +444,48 @@ class PluginHost:
                 if trigger not in ("startup", "manual"):
                     index.setdefault(trigger, []).append(pid)
         self._activation_index = index
+        self.comms.set_event_triggers(
+            [t.removeprefix("event:") for t in index if t.startswith("event:")],
+            needed=lambda pattern: self._asleep(f"event:{pattern}"),
+            activate=self._activate_for_event,
+        )
+
+    async def _activate_for_command(self, name: str) -> list[str]:
+        return await self.activate_for(f"command:{name}")
+
+    async def _activate_for_extension(self, name: str) -> list[str]:
+        return await self.activate_for(f"extension:{name}")
+
+    def _asleep(self, trigger: str) -> bool:
+        return any(
+            self.registry.get(pid).state in (State.RESOLVED, State.LOADED, State.DEACTIVATED)
+            for pid in self._activation_index.get(trigger, ())
+        )
+
+    async def _activate_for_event(self, pattern: str, event: Any) -> None:
+        activated = await self.activate_for(f"event:{pattern}")
+        if activated:
+            self.comms.bus.redeliver(event, set(activated))
+
+    @property
+    def hooks(self) -> HookRegistry:
+        """The host's extension points (``host.comms.hooks``)."""
+        return self.comms.hooks
+
+    @property
+    def bus(self) -> EventBus:
+        """The host's event bus (``host.comms.bus``)."""
+        return self.comms.bus
+
+    @property
+    def commands(self) -> CommandRegistry:
+        """The host's commands (``host.comms.commands``)."""
+        return self.comms.commands
+
+    @property
+    def channels(self) -> ChannelRegistry:
+        """The host's channels (``host.comms.channels``)."""
+        return self.comms.channels
 
     def activation_candidates(self, trigger: str) -> list[str]:
         """Plugins that declared ``trigger`` (``command:x``, ``event:y``, ``extension:z``)."""
@@ -803,6 +861,10 @@ class PluginHost:
                     await self.unload(pid)
             except Exception:
                 logger.exception("shutting down %s failed", pid)
+        try:
+            await self.comms.aclose()
+        except Exception:
+            logger.exception("closing the communication layer failed")
         for runtime in self._runtimes.values():
             try:
                 await runtime.aclose()

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["PluginContext", "plugin_logger"]
 
 _SERVICES = frozenset(
-    {"bus", "commands", "channels", "hooks", "files", "http", "storage", "permissions", "host"}
+    {"bus", "commands", "channels", "hooks", "tasks", "files", "http", "storage", "permissions",
+     "host"}
 )
 
 
@@ -99,6 +100,30 @@ class PluginContext:
                     plugin_id=self.plugin_id,
                 ) from None
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    # -- communication shortcuts (owner-scoped: the host stamps this plugin's id) -------------
+
+    def emit(self, topic: str, payload: Any = None, *, reply_to: str | None = None) -> int:
+        """Publish an event from this plugin; ``ctx.bus.emit``."""
+        return self.bus.emit(topic, payload, reply_to=reply_to)  # type: ignore[no-any-return]
+
+    def subscribe(self, pattern: str, fn: Any, *, queue: int | None = None,
+                  when_full: str = "block") -> Any:
+        """Subscribe to events (removed on deactivation); ``ctx.bus.subscribe``."""
+        return self.bus.subscribe(pattern, fn, queue=queue, when_full=when_full)
+
+    async def execute(self, name: str, args: Mapping[str, Any] | None = None, *,
+                      timeout: float | None = None) -> Any:
+        """Execute a command as this plugin; ``ctx.commands.execute``."""
+        return await self.commands.execute(name, args, timeout=timeout)
+
+    async def open_channel(self, name: str, *, buffer: int | None = None) -> Any:
+        """Open a channel as this plugin; ``ctx.channels.open``."""
+        return await self.channels.open(name, buffer=buffer)
+
+    def spawn(self, coro: Any, *, name: str | None = None) -> Any:
+        """Run background work owned by this plugin (cancelled on deactivation)."""
+        return self.tasks.spawn(coro, name=name)
 
     def __repr__(self) -> str:
         return f"<PluginContext {self.plugin_id} {self.manifest.version}>"

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from plughost.core.monitoring import MonitorSet
+
+
+def inner(x: int) -> int:
+    if x < 0:
+        raise ValueError("negative")
+    return x * 2
+
+
+def test_without_monitors_the_raw_function_is_used() -> None:
+    monitors = MonitorSet()
+    assert monitors.wrap_sync("hook", inner, lambda x: ("n", x)) is inner
+
+
+def test_monitors_see_start_and_finish_in_order_and_undo_restores() -> None:
+    monitors = MonitorSet()
+    current: list[Any] = []
+    monitors.on_change(lambda: current.__setitem__(slice(None), [
+        monitors.wrap_sync("hook", inner, lambda x: ("double", x))]))
+    trail: list[Any] = []
+
+    def make(tag: str) -> Any:
+        def monitor(kind: str, name: str, payload: Any) -> Any:
+            trail.append((tag, "start", kind, name, payload))
+            return lambda err, res: trail.append((tag, "end", err, res))
+        return monitor
+
+    undo_a = monitors.add(make("a"))
+    monitors.add(make("b"))
+    assert current[0](3) == 6
+    with pytest.raises(ValueError):
+        current[0](-1)
+    assert trail[:4] == [("a", "start", "hook", "double", 3), ("b", "start", "hook", "double", 3),
+                         ("b", "end", None, 6), ("a", "end", None, 6)]
+    assert isinstance(trail[6][2], ValueError)
+    undo_a()
+    undo_a()  # idempotent
+    assert len(monitors) == 1
+
+
+async def test_async_wrapper_finishes_after_the_await() -> None:
+    monitors = MonitorSet()
+    order: list[str] = []
+
+    async def work() -> str:
+        order.append("work")
+        return "done"
+
+    monitors.add(lambda kind, name, payload: (order.append("start"),
+                                              lambda e, r: order.append(f"end {r}"))[1])
+    wrapped = monitors.wrap_async("command", work, lambda: ("w", None))
+    assert await wrapped() == "done"
+    assert order == ["start", "work", "end done"]
+
+
+def test_a_failing_monitor_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    monitors = MonitorSet()
+    monitors.add(lambda kind, name, payload: 1 / 0)
+    monitors.add(lambda kind, name, payload: lambda e, r: 1 / 0)
+    wrapped = monitors.wrap_sync("hook", inner, lambda x: ("n", x))
+    with caplog.at_level(logging.ERROR):
+        assert wrapped(2) == 4
+    assert "monitor" in caplog.text
+
+
+def test_monitor_must_be_callable() -> None:
+    with pytest.raises(TypeError):
+        MonitorSet().add("not callable")  # type: ignore[arg-type]
