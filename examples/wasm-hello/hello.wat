@@ -13,8 +13,9 @@
   (memory (export "memory") 1)
 
   ;; static strings (below the heap; dealloc ignores them)
-  (data (i32.const 16) "{\"ok\":{\"commands\":[{\"name\":\"hello.greet\",\"export\":\"greet\"},{\"name\":\"hello.announce\",\"export\":\"announce\"}]}}")
-  ;; offset 16, length 107
+  (data (i32.const 16) "{\"ok\":{\"commands\":[{\"name\":\"wasm-hello.greet\",\"export\":\"greet\"},"
+                       "{\"name\":\"wasm-hello.announce\",\"export\":\"announce\"}]}}")
+  ;; offset 16, length 117
   (data (i32.const 256) "{\"ok\":{\"greeting\":\"hello from wasm\",\"request\":")
   ;; offset 256, length 46
   (data (i32.const 320) "}}")
@@ -65,7 +66,7 @@
     (i64.const 0))
 
   (func (export "plughost_exports") (param $ptr i32) (param $len i32) (result i64)
-    (call $pack (i32.const 16) (i32.const 107)))
+    (call $pack (i32.const 16) (i32.const 117)))
 
   ;; ---- handlers ----------------------------------------------------------------------------
   ;; greet: {"ok":{"greeting":"hello from wasm","request":<the request JSON>}}

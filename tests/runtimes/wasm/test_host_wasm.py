@@ -56,7 +56,7 @@ async def test_wasm_plugin_runs_through_the_host(tmp_path):
     assert report.ok, str(report)
     record = host.get("wasm-hello")
     assert record.state is State.ACTIVE
-    assert [e.name for e in record.exports] == ["hello.greet", "hello.announce"]
+    assert [e.name for e in record.exports] == ["wasm-hello.greet", "wasm-hello.announce"]
     assert await host.call("wasm-hello", "greet", name="Ada") == {
         "greeting": "hello from wasm",
         "request": {"name": "Ada"},
@@ -123,5 +123,68 @@ async def test_a_crash_looping_wasm_plugin_is_quarantined_as_failed(tmp_path):
         assert "quarantined after 3 crashes" in record.error.message
         with pytest.raises(PluginUnavailable):
             await host.call("crasher", "run")
+    finally:
+        await host.aclose()
+
+
+async def test_wasm_exports_reach_the_communication_layer(tmp_path):
+    events_dir = tmp_path / "events"
+    events_dir.mkdir()
+    wat_modules.write(events_dir, "p", wat_modules.EVENTS)
+    (events_dir / "plugin.toml").write_text(
+        'id = "events"\nname = "events"\nversion = "1.0.0"\nruntime = "wasm"\nentry = "p.wat"\n'
+    )
+    host = PluginHost([tmp_path, EXAMPLE])
+    # the ScopedBus the communication layer attaches is what the wasm emit goes through
+    host.add_extension(_Services(permissions=_Grants(("events:emit", "hello.greeted"))))
+    seen: list[tuple[str, object, str | None]] = []
+    host.bus.subscribe("hello.*", lambda ev: seen.append((ev.topic, ev.payload, ev.source)))
+    try:
+        assert (await host.start()).ok
+        # a wasm command, executed by name through the command registry
+        assert await host.commands.execute("wasm-hello.greet", {"name": "Ada"}) == {
+            "greeting": "hello from wasm",
+            "request": {"name": "Ada"},
+        }
+        assert await host.commands.execute("events.echo.say", {"x": 1}) == {"x": 1}
+        # a wasm event subscription receives the bus's events
+        events = host.get("events").instance
+        before = events.stats()["calls"]
+        host.bus.emit("music.play", {"id": 7})
+        await host.bus.drain()
+        assert events.stats()["calls"] == before + 1 and events.stats()["errors"] == 0
+        # a wasm plugin's emit goes out on the host bus, stamped with its id
+        assert await host.commands.execute("wasm-hello.announce", {"who": "Ada"}) == 1  # delivered
+        await host.bus.drain()
+        assert seen == [("hello.greeted", {"who": "Ada"}, "wasm-hello")]
+        # deactivating removes the plugin's registrations
+        await host.deactivate("events")
+        assert "events.echo.say" not in host.commands.names()
+    finally:
+        await host.aclose()
+
+
+async def test_wasm_plugin_executes_another_plugins_command_through_the_host(tmp_path):
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    wat_modules.write(caller, "p", wat_modules.EXECUTE)
+    (caller / "plugin.toml").write_text(
+        'id = "caller"\nname = "caller"\nversion = "1.0.0"\nruntime = "wasm"\nentry = "p.wat"\n'
+        '[provides]\ncommands = ["caller.run"]\n'
+    )
+    host = PluginHost([tmp_path, EXAMPLE])
+    grants = _Grants(("commands:execute", "wasm-hello.greet"))
+    host.add_extension(_Services(permissions=grants))
+    try:
+        assert (await host.start()).ok
+        # ctx.commands.execute is async: the caller's calls run off the event loop
+        assert host.get("caller").instance.local_callable("run") is None
+        assert await host.call("caller", "run") == {
+            "greeting": "hello from wasm",
+            "request": {"name": "Bob"},
+        }
+        grants.pairs.clear()
+        with pytest.raises(PermissionDenied, match=r"commands:execute 'wasm-hello.greet'"):
+            await host.call("caller", "run")
     finally:
         await host.aclose()

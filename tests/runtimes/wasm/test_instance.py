@@ -50,8 +50,8 @@ async def test_hello_example_activates_and_lists_its_commands(runtime, caplog):
     inst = runtime.load_file("wasm-hello", HELLO)
     exports = await inst.start(WasmBindings())
     assert [(e.kind, e.name, e.target) for e in exports] == [
-        ("command", "hello.greet", "greet"),
-        ("command", "hello.announce", "announce"),
+        ("command", "wasm-hello.greet", "greet"),
+        ("command", "wasm-hello.announce", "announce"),
     ]
     assert "wasm-hello activated" in caplog.text
     assert await inst.call("greet", {"name": "Ada"}) == {

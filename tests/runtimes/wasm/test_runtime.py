@@ -149,3 +149,10 @@ async def test_aclose_deactivates_every_instance(tmp_path):
     await rt.aclose()
     assert rt.stats()["stores"] == 0 and rt.stats()["instances"] == 0
     assert all(not inst.active for inst in instances)
+
+
+async def test_declared_full_command_ids_map_to_short_handler_names(runtime, tmp_path):
+    wat_modules.write(tmp_path, "echo", wat_modules.ECHO)
+    manifest = _manifest("echo-plugin", "echo.wat", provides={"commands": ["echo-plugin.echo"]})
+    exports = await (await runtime.load(manifest, tmp_path)).start(WasmBindings())
+    assert [(e.name, e.target) for e in exports] == [("echo-plugin.echo", "echo")]

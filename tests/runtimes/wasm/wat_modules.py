@@ -290,6 +290,17 @@ STDOUT_FLOOD = module(
 """,
 )
 
+# execute: runs the command wasm-hello.greet with {"name":"Bob"}; returns the host's answer
+_EXECUTE_JSON = '{"command":"wasm-hello.greet","args":{"name":"Bob"}}'
+EXECUTE = module(
+    f"""
+  (data (i32.const 64) "{_EXECUTE_JSON.replace('"', chr(92) + '"')}")
+  (func (export "run") (param i32 i32) (result i64)
+    (call $execute (i32.const 64) (i32.const {len(_EXECUTE_JSON)})))
+""",
+    imports='  (import "plughost" "execute" (func $execute (param i32 i32) (result i64)))',
+)
+
 # start function that never returns: instantiation must hit the deadline
 SPIN_AT_START = module("""
   (func $forever (loop $l (br $l)))

@@ -912,16 +912,20 @@ class WasmInstance:
             doc = None if out is None else abi.decode_envelope(out, what=self._what(abi.EXPORTS))
             return self._parse_exports(doc)
         exports: list[Export] = []
+        prefix = f"{self._plugin_id}."
         for command in self._declared_commands:
-            if not self._compiled.is_handler(command):
+            # "my-plugin.greet" is served by the handler "my-plugin.greet" or "greet"
+            short = command.removeprefix(prefix)
+            target = command if self._compiled.is_handler(command) else short
+            if not self._compiled.is_handler(target):
                 raise PluginActivationError(
-                    f"{self._plugin_id} declares command {command!r} but exports no handler of "
-                    f"that name; export {command}(ptr, len) -> i64 or describe the mapping in "
-                    f"{abi.EXPORTS}",
+                    f"{self._plugin_id} declares command {command!r} but exports no handler "
+                    f"{command!r} or {short!r}; export one with the signature "
+                    f"(ptr: i32, len: i32) -> i64, or describe the mapping in {abi.EXPORTS}",
                     plugin_id=self._plugin_id,
                     phase="activate",
                 )
-            exports.append(Export("command", command, command))
+            exports.append(Export("command", command, target))
         return exports
 
     def _parse_exports(self, doc: Any) -> list[Export]:
