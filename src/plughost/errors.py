@@ -47,6 +47,14 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     ├── SigningKeyError                            code: key.* (invalid exists)
     ├── TrustStoreError                            code: trust.* (unknown_key duplicate
     │                                                name_taken revoked corrupt)
+    ├── ScopeError (ValueError)                    code: permission.scope (.problems)
+    ├── ConfigError                                code: config.*
+    │   ├── ConfigInvalid (ValueError)             code: config.invalid (.problems)
+    │   ├── ConfigRejected                         code: config.rejected
+    │   ├── ConfigVersionNotFound (LookupError)    code: config.version
+    │   └── ConfigConflict                         code: config.conflict
+    ├── KeyValueError                              code: storage.kv
+    ├── HttpServiceError                           code: http.request
     ├── StorageError                               code: storage.*
     │   ├── DatabaseUnavailable                    code: storage.database_unavailable
     │   ├── MigrationError                         code: storage.migration
@@ -100,6 +108,11 @@ __all__ = [
     "CommandError",
     "CommandNotFound",
     "ConcurrentModification",
+    "ConfigConflict",
+    "ConfigError",
+    "ConfigInvalid",
+    "ConfigRejected",
+    "ConfigVersionNotFound",
     "ConfigurationError",
     "DatabaseUnavailable",
     "DependencyCycle",
@@ -115,10 +128,12 @@ __all__ = [
     "HookSignatureError",
     "HookSpecError",
     "HostVersionMismatch",
+    "HttpServiceError",
     "InvalidExport",
     "InvalidObjectKey",
     "InvalidRecord",
     "InvalidTransition",
+    "KeyValueError",
     "LockTimeout",
     "ManifestError",
     "MigrationError",
@@ -143,6 +158,7 @@ __all__ = [
     "RecordNotFound",
     "ResolutionConflict",
     "ResolutionError",
+    "ScopeError",
     "SignatureError",
     "SigningKeyError",
     "StorageError",
@@ -375,6 +391,82 @@ class OperationRefused(PlughostError):
 
     default_code = "operation.refused"
 
+
+def _problem_lines(problems: list[Problem]) -> str:
+    return "\n".join(f"  - {p}" for p in problems)
+
+
+class ScopeError(PlughostError, ValueError):
+    """One or more permission scope strings are malformed; ``problems`` lists every one."""
+
+    default_code = "permission.scope"
+
+    def __init__(self, problems: list[Problem], *, plugin_id: str | None = None) -> None:
+        super().__init__(
+            f"{len(problems)} invalid permission scope(s):\n{_problem_lines(problems)}\n"
+            "Scopes look like fs:read:/abs/dir, net:api.example.com:443, storage:NAME, "
+            "events:emit:TOPIC, commands:execute:ID, process:spawn, env:NAME "
+            "(prefix with ! for a deny rule).",
+            plugin_id=plugin_id,
+            details={"problems": [p.to_dict() for p in problems]},
+        )
+        self.problems = problems
+
+
+class ConfigError(PlughostError):
+    """A plugin configuration operation failed."""
+
+    default_code = "config.error"
+
+
+class ConfigInvalid(ConfigError, ValueError):
+    """A configuration does not satisfy the plugin's schema; ``problems`` lists every error.
+
+    Messages never contain secret values: they are redacted before the error is built.
+    """
+
+    default_code = "config.invalid"
+
+    def __init__(
+        self, problems: list[Problem], *, plugin_id: str | None = None, what: str = "config"
+    ) -> None:
+        super().__init__(
+            f"{len(problems)} problem(s) in the {what}:\n{_problem_lines(problems)}\n"
+            "Nothing was changed. Fix the values and try again.",
+            plugin_id=plugin_id,
+            details={"problems": [p.to_dict() for p in problems]},
+        )
+        self.problems = problems
+
+
+class ConfigRejected(ConfigError):
+    """The plugin refused a configuration change; the change was rolled back."""
+
+    default_code = "config.rejected"
+
+
+class ConfigVersionNotFound(ConfigError, LookupError):
+    """``restore`` named a configuration version that is not in the history."""
+
+    default_code = "config.version"
+
+
+class ConfigConflict(ConfigError):
+    """Someone else changed the configuration first; reload and retry."""
+
+    default_code = "config.conflict"
+
+
+class KeyValueError(PlughostError):
+    """A plugin key-value storage operation was invalid (bad key, unserialisable value, ...)."""
+
+    default_code = "storage.kv"
+
+
+class HttpServiceError(PlughostError):
+    """An HTTP request made through ``ctx.http`` failed after its retries."""
+
+    default_code = "http.request"
 
 class ArchiveError(PlughostError, ValueError):
     """An archive was refused. ``code`` names the precise reason (``archive.path``,

@@ -612,8 +612,10 @@ class PluginHost:
         async with self._lock(plugin_id):
             if record.state not in (State.LOADED, State.DEACTIVATED):
                 return record
-            context = self._make_context(record)
             try:
+                # Inside the try: an extension refusing the plugin (bad permission scope, invalid
+                # stored config) fails this plugin like any activation error.
+                context = self._make_context(record)
                 with error_context(plugin_id=plugin_id, phase="activate"):
                     exports = tuple(await record.instance.start(context))
                 for ext in self._extensions:

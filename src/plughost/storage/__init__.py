@@ -9,6 +9,11 @@ Front door, imported lazily so ``import plughost.storage`` works without the ``d
     object_store_from_url, package_key        plughost.storage.objects
     upgrade, current, head                    plughost.storage.migrations
 
+Stdlib-only stores used by the plugin services (no extra needed), imported directly:
+
+    ConfigStore, SQLiteConfigStore, RedisConfigStore   plughost.storage.config_store
+    KeyValueStore (ctx.storage backend)                 plughost.storage.kv
+
 See docs/storage.md.
 """
 

@@ -18,6 +18,8 @@ COMMAND_MODULES: list[str] = [
     "plugins",
     "packaging",
     "db",
+    "config",
+    "perms",
 ]
 
 

@@ -1,0 +1,297 @@
+"""``plughost config get | set | reset | history | restore``: plugin configuration from the shell.
+
+These commands work on the plughost home (``--home``). A plugin's schema comes from the home's
+config store (recorded when the host first activated it) or, failing that, from its manifest in
+``<home>/plugins`` / ``--plugins-dir``. Secrets are always shown as ``***``.
+
+A running host does not poll the store; to change a running host live, edit its settings file
+(``plughost.toml``, watched), or restart it.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from plughost.errors import ConfigurationError, PluginNotFound
+from plughost.interfaces.cli._common import (
+    HomeOption,
+    JsonOption,
+    console,
+    default_home,
+    handle_errors,
+    print_json,
+    run_async,
+)
+from plughost.services.config import ConfigManager
+from plughost.storage.config_store import ConfigRecord, open_config_store
+
+__all__ = ["parse_assignments", "register"]
+
+PluginsDirOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--plugins-dir",
+        "-d",
+        show_default=False,
+        help="Where to find the plugin's manifest if the home has no record of it "
+        "(default: <home>/plugins).",
+    ),
+]
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "x=y"]`` -> ``{"a": {"b": 1}, "x": "y"}``; values are JSON if they parse."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(
+                f"{pair!r} is not KEY=VALUE; write e.g. channel=#ops or server.port=8080 "
+                "(values are parsed as JSON when they can be: 8080, true, null, [1,2])"
+            )
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigurationError(f"{key!r} conflicts with another assignment to {part!r}")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _load_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:
+        raise ConfigurationError(f"{path} does not parse: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path} must hold an object/table of settings")
+    return data
+
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="PLUGHOST_CONFIG_STORE",
+        show_default=False,
+        help="Config store: redis://host:6379/0 for a shared Redis store "
+        "(default: <home>/config.db).",
+    ),
+]
+
+
+def _manager(
+    home: Path | None, plugins_dir: list[Path] | None, plugin_id: str, store: str | None = None
+) -> ConfigManager:
+    home = home or default_home()
+    manager = ConfigManager(open_config_store(store)) if store else ConfigManager.open(home)
+    if plugin_id in manager.store.plugins():
+        return manager
+    from plughost.host import PluginHost
+
+    host = PluginHost(plugins_dir or [home / "plugins"], home=home)
+    host.discover()
+    try:
+        record = host.get(plugin_id)
+    except PluginNotFound:
+        manager.close()
+        raise PluginNotFound(
+            f"no plugin {plugin_id!r} is known in {home} (no config record, no manifest under "
+            f"{', '.join(str(d) for d in host.plugin_dirs)}); check the id with `plughost list`",
+            plugin_id=plugin_id,
+        ) from None
+    manager.register(
+        plugin_id,
+        record.manifest.config_schema,
+        dict(record.manifest.config_defaults),
+        strict=False,
+    )
+    return manager
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _record_dict(r: ConfigRecord) -> dict[str, Any]:
+    return {
+        "version": r.version,
+        "time": r.time,
+        "action": r.action,
+        "actor": r.actor,
+        "settings": dict(r.settings),
+    }
+
+
+def get(
+    plugin_id: Annotated[str, typer.Argument(help="Plugin id.")],
+    home: HomeOption = None,
+    plugins_dir: PluginsDirOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a plugin's effective configuration (secrets as ***)."""
+    with handle_errors(as_json=as_json):
+        manager = _manager(home, plugins_dir, plugin_id, store)
+        try:
+            data: dict[str, Any] = {
+                "plugin_id": plugin_id,
+                "version": manager.version(plugin_id),
+                "config": manager.get(plugin_id),
+                "settings": manager.settings(plugin_id),
+                "problems": [p.to_dict() for p in manager.problems(plugin_id)],
+            }
+        finally:
+            manager.close()
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"[bold]{plugin_id}[/] config version {data['version']}")
+    console.print_json(json.dumps(data["config"]))
+    for problem in data["problems"]:
+        console.print(f"[yellow]problem[/] {problem['path']}: {problem['message']}")
+
+
+def set_(
+    plugin_id: Annotated[str, typer.Argument(help="Plugin id.")],
+    assignments: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="KEY=VALUE pairs; dotted keys nest (server.port=8080); null removes a setting.",
+            show_default=False,
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Settings from a JSON, TOML or YAML file.")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace all operator settings instead of merging.")
+    ] = False,
+    home: HomeOption = None,
+    plugins_dir: PluginsDirOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a plugin's configuration; validated against its schema before it is accepted."""
+    with handle_errors(as_json=as_json):
+        if not assignments and file is None:
+            raise ConfigurationError("nothing to set: give KEY=VALUE pairs or --file FILE")
+        values: dict[str, Any] = _load_file(file) if file is not None else {}
+        from plughost.services.config import merge_patch
+
+        values = merge_patch(values, parse_assignments(assignments or []))
+        manager = _manager(home, plugins_dir, plugin_id, store)
+        try:
+            if replace:
+                record = run_async(lambda: manager.replace(plugin_id, values, actor="cli"))
+            else:
+                record = run_async(lambda: manager.set(plugin_id, values, actor="cli"))
+        finally:
+            manager.close()
+    _done(record, as_json)
+
+
+def _done(record: ConfigRecord, as_json: bool) -> None:
+    if as_json:
+        print_json(_record_dict(record))
+    else:
+        console.print(
+            f"[green]{record.plugin_id}[/] config is now version {record.version} ({record.action})"
+        )
+
+
+def reset(
+    plugin_id: Annotated[str, typer.Argument(help="Plugin id.")],
+    home: HomeOption = None,
+    plugins_dir: PluginsDirOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Go back to the defaults (recorded as a new version)."""
+    with handle_errors(as_json=as_json):
+        manager = _manager(home, plugins_dir, plugin_id, store)
+        try:
+            record = run_async(lambda: manager.reset(plugin_id, actor="cli"))
+        finally:
+            manager.close()
+    _done(record, as_json)
+
+
+def history(
+    plugin_id: Annotated[str, typer.Argument(help="Plugin id.")],
+    home: HomeOption = None,
+    plugins_dir: PluginsDirOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every accepted configuration change, oldest first (secrets as ***)."""
+    with handle_errors(as_json=as_json):
+        manager = _manager(home, plugins_dir, plugin_id, store)
+        try:
+            records = manager.history(plugin_id)
+        finally:
+            manager.close()
+    if as_json:
+        print_json({"plugin_id": plugin_id, "history": [_record_dict(r) for r in records]})
+        return
+    table = Table("version", "time (UTC)", "action", "actor", "settings")
+    for r in records:
+        table.add_row(
+            str(r.version), _when(r.time), r.action, r.actor, json.dumps(dict(r.settings))
+        )
+    console.print(table if records else f"{plugin_id}: no changes yet (defaults only)")
+
+
+def restore(
+    plugin_id: Annotated[str, typer.Argument(help="Plugin id.")],
+    version: Annotated[int, typer.Argument(help="The version to make current again.")],
+    home: HomeOption = None,
+    plugins_dir: PluginsDirOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make an earlier version current again (recorded as a new version)."""
+    with handle_errors(as_json=as_json):
+        manager = _manager(home, plugins_dir, plugin_id, store)
+        try:
+            record = run_async(lambda: manager.restore(plugin_id, version, actor="cli"))
+        finally:
+            manager.close()
+    _done(record, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``config`` command group."""
+    group = typer.Typer(
+        name="config", help="Show and change plugin configuration.", no_args_is_help=True
+    )
+    group.command("get")(get)
+    group.command("set")(set_)
+    group.command("reset")(reset)
+    group.command("history")(history)
+    group.command("restore")(restore)
+    app.add_typer(group, name="config")

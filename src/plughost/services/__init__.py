@@ -1,0 +1,1 @@
+"""Services: orchestration across layers (config, host services for plugins, installer, ...)."""

@@ -1,0 +1,718 @@
+"""Plugin configuration: validate, substitute, redact, version, notify, roll back.
+
+Why here (``services``): validation needs ``jsonschema``, a third-party library, which ``core``
+may not import; and a change touches three things at once — the store (:mod:`plughost.storage`),
+the plugin (its ``on_config_change`` listener) and the audit trail — which is orchestration.
+
+A plugin's **effective config** is ``schema defaults ← manifest config.defaults ← operator
+settings`` (deep-merged, right wins), where operator settings have ``${VAR}`` /
+``${VAR:-default}`` replaced from the environment. It must validate against the plugin's JSON
+Schema (draft 2020-12); every error is reported with its JSON path.
+
+Properties marked ``"x-secret": true`` or ``"writeOnly": true`` are shown as ``"***"`` in every
+output: :meth:`ConfigManager.get` (unless ``redact=False``), :meth:`ConfigManager.history`,
+``repr`` of a :class:`ConfigView`, error messages and logs. The plugin itself receives the real
+values.
+
+Every accepted change (``set``, ``replace``, ``reset``, ``restore``, a settings-file edit) appends
+a new version to the store. Listeners (``on_config_change(old, new)``, sync or async) run *before*
+the change is committed; if one raises, the listeners that already accepted it are called again
+with ``(new, old)``, nothing is stored, and the caller gets :class:`ConfigRejected` carrying the
+plugin's error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from plughost.errors import (
+    ConfigInvalid,
+    ConfigRejected,
+    ConfigVersionNotFound,
+    ExtraNotInstalled,
+    OperationRefused,
+    PluginNotFound,
+    Problem,
+)
+from plughost.storage.config_store import ConfigRecord, ConfigStore, SQLiteConfigStore
+
+__all__ = [
+    "REDACTED",
+    "ConfigListener",
+    "ConfigManager",
+    "ConfigView",
+    "deep_merge",
+    "merge_patch",
+    "redact",
+    "schema_defaults",
+    "secret_paths",
+    "substitute_env",
+    "validate_config",
+]
+
+logger = logging.getLogger(__name__)
+
+REDACTED: Final = "***"
+
+#: ``listener(old, new)``; may be a coroutine function. Raising refuses the change.
+ConfigListener = Callable[[Mapping[str, Any], Mapping[str, Any]], "Awaitable[None] | None"]
+
+_VAR_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``over`` into a copy of ``base``; nested mappings merge, anything else replaces."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386 JSON Merge Patch: like :func:`deep_merge`, but ``None`` removes a key."""
+    out = copy.deepcopy(dict(target))
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping):
+            current = out.get(key)
+            out[key] = merge_patch(current if isinstance(current, Mapping) else {}, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def schema_defaults(schema: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``default`` of every property, recursively through nested object properties."""
+    out: dict[str, Any] = {}
+    if not isinstance(schema, Mapping):
+        return out
+    for name, sub in (schema.get("properties") or {}).items():
+        if not isinstance(sub, Mapping):
+            continue
+        if "default" in sub:
+            out[name] = copy.deepcopy(sub["default"])
+        elif sub.get("properties"):
+            nested = schema_defaults(sub)
+            if nested:
+                out[name] = nested
+    return out
+
+
+def secret_paths(schema: Mapping[str, Any] | None) -> list[tuple[str, ...]]:
+    """Property paths marked ``x-secret: true`` or ``writeOnly: true``."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(node: Any, prefix: tuple[str, ...]) -> None:
+        if not isinstance(node, Mapping):
+            return
+        for name, sub in (node.get("properties") or {}).items():
+            if not isinstance(sub, Mapping):
+                continue
+            path = (*prefix, name)
+            if sub.get("x-secret") is True or sub.get("writeOnly") is True:
+                found.append(path)
+            else:
+                walk(sub, path)
+
+    walk(schema, ())
+    return found
+
+
+def redact(value: Any, schema: Mapping[str, Any] | None) -> Any:
+    """A copy of ``value`` with every secret property replaced by ``"***"``."""
+    out = copy.deepcopy(value)
+    for path in secret_paths(schema):
+        node = out
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(path[-1]) is not None:
+            node[path[-1]] = REDACTED
+    return out
+
+
+def _secret_strings(value: Any, schema: Mapping[str, Any] | None) -> list[str]:
+    """The concrete secret values (as text) in ``value``, longest first, for scrubbing messages."""
+    texts: list[str] = []
+    for path in secret_paths(schema):
+        node = value
+        for part in path:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None:
+            continue
+        leaves = [node] if not isinstance(node, Mapping | list) else [json.dumps(node)]
+        texts.extend(str(leaf) for leaf in leaves if str(leaf))
+    return sorted(set(texts), key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _subschema(schema: Mapping[str, Any] | None, path: tuple[str, ...]) -> Mapping[str, Any]:
+    node: Any = schema or {}
+    for part in path:
+        node = (node.get("properties") or {}).get(part) if isinstance(node, Mapping) else None
+        if not isinstance(node, Mapping):
+            return {}
+    return dict(node)
+
+
+def substitute_env(
+    value: Any,
+    environ: Mapping[str, str],
+    *,
+    schema: Mapping[str, Any] | None = None,
+    path: tuple[str, ...] = (),
+    problems: list[Problem] | None = None,
+) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``.
+
+    A string that is exactly one placeholder takes the schema's type at that path (``"${PORT}"``
+    becomes ``8080`` for an ``integer`` property). Unset variables without a default are
+    appended to ``problems`` (or raise :class:`ConfigInvalid` when ``problems`` is ``None``).
+    """
+    own = problems is None
+    found: list[Problem] = [] if problems is None else problems
+    if isinstance(value, Mapping):
+        out: Any = {
+            k: substitute_env(v, environ, schema=schema, path=(*path, str(k)), problems=found)
+            for k, v in value.items()
+        }
+    elif isinstance(value, list):
+        out = [
+            substitute_env(v, environ, schema=schema, path=(*path, str(i)), problems=found)
+            for i, v in enumerate(value)
+        ]
+    elif isinstance(value, str) and "$" in value:
+
+        def repl(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            found.append(
+                Problem(
+                    _json_path(path),
+                    "config.env",
+                    f"environment variable {name} is not set; set it or write ${{{name}:-default}}",
+                )
+            )
+            return ""
+
+        out = _VAR_RE.sub(repl, value)
+        whole = _VAR_RE.fullmatch(value)
+        if whole and whole.group(0) != "$$":
+            out = _coerce(out, _subschema(schema, path).get("type"))
+    else:
+        out = value
+    if own and found:
+        raise ConfigInvalid(found, what="operator settings")
+    return out
+
+
+def _coerce(text: str, type_: Any) -> Any:
+    types = type_ if isinstance(type_, list) else [type_]
+    if "string" in types or not ({"integer", "number", "boolean"} & set(types)):
+        return text
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    return parsed if isinstance(parsed, int | float | bool) else text
+
+
+def _json_path(parts: tuple[str, ...] | list[Any]) -> str:
+    out = "$"
+    for part in parts:
+        if isinstance(part, int) or (isinstance(part, str) and part.isdigit()):
+            out += f"[{part}]"
+        elif isinstance(part, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out
+
+
+# Validators whose messages name keys, never values: safe to show even above a secret.
+_KEY_ONLY_VALIDATORS: Final = frozenset(
+    {
+        "required",
+        "additionalProperties",
+        "unevaluatedProperties",
+        "dependentRequired",
+        "propertyNames",
+        "minProperties",
+        "maxProperties",
+    }
+)
+
+
+def _validator_class() -> Any:
+    try:
+        import jsonschema
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise ExtraNotInstalled("Plugin config validation", "config", "jsonschema") from exc
+    return jsonschema.Draft202012Validator
+
+
+def check_schema(schema: Mapping[str, Any] | None, *, plugin_id: str | None = None) -> None:
+    """Raise :class:`ConfigInvalid` if ``schema`` is not a valid draft 2020-12 JSON Schema."""
+    if schema is None:
+        return
+    cls = _validator_class()
+    problems = [
+        Problem(_json_path(list(err.absolute_path)), "config.schema", err.message)
+        for err in cls(cls.META_SCHEMA).iter_errors(schema)
+    ]
+    if problems:
+        raise ConfigInvalid(problems, plugin_id=plugin_id, what="config schema")
+
+
+def validate_config(instance: Any, schema: Mapping[str, Any] | None) -> list[Problem]:
+    """Every schema violation as a :class:`Problem` with its JSON path, secrets redacted."""
+    if schema is None:
+        return []
+    cls = _validator_class()
+    import jsonschema
+
+    validator = cls(schema, format_checker=jsonschema.FormatChecker())
+    secrets = secret_paths(schema)
+    secret_texts = _secret_strings(instance, schema)
+    problems = []
+    for err in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path))):
+        path = tuple(str(p) for p in err.absolute_path)
+        covers_secret = any(s[: len(path)] == path for s in secrets)
+        message = err.message
+        if covers_secret and err.validator not in _KEY_ONLY_VALIDATORS:
+            message = (
+                f"value ({REDACTED}) does not satisfy {err.validator!r}: "
+                f"{json.dumps(err.validator_value)}"
+            )
+        problems.append(
+            Problem(
+                _json_path(list(err.absolute_path)),
+                f"config.{err.validator}",
+                _scrub(message, secret_texts),
+            )
+        )
+    return problems
+
+
+async def _call(listener: ConfigListener, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    result = listener(old, new)
+    if inspect.isawaitable(result):
+        await result
+
+
+# --------------------------------------------------------------------------- manager
+
+
+@dataclass(slots=True)
+class _Entry:
+    schema: dict[str, Any] | None
+    defaults: dict[str, Any]
+    settings: dict[str, Any]
+    effective: dict[str, Any]
+    version: int
+    listeners: list[ConfigListener] = field(default_factory=list)
+    lock: asyncio.Lock | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+class ConfigView(Mapping[str, Any]):
+    """A live, read-only view of one plugin's effective config (``ctx.config``).
+
+    Reading it always shows the current version; ``repr`` redacts secrets.
+    """
+
+    __slots__ = ("_manager", "_plugin_id")
+
+    def __init__(self, manager: ConfigManager, plugin_id: str) -> None:
+        self._manager = manager
+        self._plugin_id = plugin_id
+
+    def _data(self) -> dict[str, Any]:
+        return self._manager._entry(self._plugin_id).effective
+
+    def __getitem__(self, key: str) -> Any:
+        return copy.deepcopy(self._data()[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._data()))
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    @property
+    def version(self) -> int:
+        """The config version the view currently shows (0 = defaults only)."""
+        return self._manager._entry(self._plugin_id).version
+
+    def __repr__(self) -> str:
+        entry = self._manager._entry(self._plugin_id)
+        shown = redact(entry.effective, entry.schema)
+        return f"ConfigView({self._plugin_id!r}, v{entry.version}, {shown!r})"
+
+
+class ConfigManager:
+    """Every plugin's configuration: register, read, change, history, restore, listen.
+
+    :param store: where history lives (SQLite by default, or Redis).
+    :param environ: the environment used for ``${VAR}`` substitution.
+    :param clock: epoch-seconds clock for history records.
+    """
+
+    def __init__(
+        self,
+        store: ConfigStore | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store: ConfigStore = store if store is not None else SQLiteConfigStore()
+        self._environ = environ if environ is not None else os.environ
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+
+    @classmethod
+    def open(cls, home: str | Path, **kwargs: Any) -> ConfigManager:
+        """A manager on the default SQLite store under a plughost home (``<home>/config.db``)."""
+        return cls(SQLiteConfigStore(Path(home) / "config.db"), **kwargs)
+
+    # ---- registration and reads
+
+    def register(
+        self,
+        plugin_id: str,
+        schema: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        *,
+        strict: bool = True,
+    ) -> ConfigView:
+        """Make a plugin's config known (from its manifest); returns its live view.
+
+        An invalid schema raises :class:`ConfigInvalid` and registers nothing. Otherwise the
+        schema is recorded in the store (so the CLI can configure the plugin) and the current
+        config is validated: with ``strict`` (the host, before activation) a problem — say a
+        required ``webhook_url`` nobody set yet — raises :class:`ConfigInvalid`; without it (the
+        CLI) the plugin is registered anyway so the operator can fix it, and :meth:`problems`
+        lists what is wrong.
+        """
+        schema = copy.deepcopy(dict(schema)) if schema is not None else None
+        defaults = copy.deepcopy(dict(defaults or {}))
+        check_schema(schema, plugin_id=plugin_id)
+        self.store.save_schema(plugin_id, schema, defaults)
+        latest = self.store.latest(plugin_id)
+        settings = dict(latest.settings) if latest else {}
+        problems: list[Problem] = []
+        try:
+            effective = self._effective(plugin_id, schema, defaults, settings)
+        except ConfigInvalid as exc:
+            problems = exc.problems
+            if strict:
+                error = ConfigInvalid(
+                    problems, plugin_id=plugin_id, what=f"current config of {plugin_id}"
+                )
+                error.message = error.message.replace(
+                    "Nothing was changed. Fix the values and try again.",
+                    f"Set the missing or wrong values with `plughost config set {plugin_id} "
+                    "KEY=VALUE` (or in the settings file), then activate the plugin again.",
+                )
+                raise error from None
+            effective = deep_merge(deep_merge(schema_defaults(schema), defaults), settings)
+        old = self._entries.get(plugin_id)
+        self._entries[plugin_id] = _Entry(
+            schema,
+            defaults,
+            settings,
+            effective,
+            latest.version if latest else 0,
+            old.listeners if old else [],
+            problems=problems,
+        )
+        return ConfigView(self, plugin_id)
+
+    def problems(self, plugin_id: str) -> list[Problem]:
+        """What is wrong with the current config (empty when it is valid)."""
+        return list(self._entry(plugin_id).problems)
+
+    def _entry(self, plugin_id: str) -> _Entry:
+        entry = self._entries.get(plugin_id)
+        if entry is None:
+            saved = self.store.load_schema(plugin_id)
+            if saved is None:
+                raise PluginNotFound(
+                    f"no configuration is known for {plugin_id!r}: install the plugin or start "
+                    "the host once so its config schema is recorded",
+                    plugin_id=plugin_id,
+                )
+            self.register(plugin_id, *saved, strict=False)
+            entry = self._entries[plugin_id]
+        return entry
+
+    def plugins(self) -> list[str]:
+        """Plugins with a registered or stored configuration."""
+        return sorted(set(self._entries) | set(self.store.plugins()))
+
+    def view(self, plugin_id: str) -> ConfigView:
+        """The live read-only view handed to the plugin as ``ctx.config``."""
+        self._entry(plugin_id)
+        return ConfigView(self, plugin_id)
+
+    def get(self, plugin_id: str, *, redact: bool = True) -> dict[str, Any]:
+        """The effective config; secrets shown as ``"***"`` unless ``redact=False``."""
+        entry = self._entry(plugin_id)
+        return _redact(entry.effective, entry.schema) if redact else copy.deepcopy(entry.effective)
+
+    def settings(self, plugin_id: str, *, redact: bool = True) -> dict[str, Any]:
+        """The operator settings only (raw, ``${VAR}`` unsubstituted)."""
+        entry = self._entry(plugin_id)
+        return _redact(entry.settings, entry.schema) if redact else copy.deepcopy(entry.settings)
+
+    def schema(self, plugin_id: str) -> dict[str, Any] | None:
+        """The registered JSON Schema."""
+        return copy.deepcopy(self._entry(plugin_id).schema)
+
+    def version(self, plugin_id: str) -> int:
+        """The current version (0 = never changed: defaults only)."""
+        return self._entry(plugin_id).version
+
+    def history(self, plugin_id: str) -> list[ConfigRecord]:
+        """Every accepted change, oldest first, with secrets redacted."""
+        entry = self._entry(plugin_id)
+        return [
+            ConfigRecord(
+                r.plugin_id,
+                r.version,
+                _redact(r.settings, entry.schema),
+                r.action,
+                r.actor,
+                r.time,
+                r.meta,
+            )
+            for r in self.store.history(plugin_id)
+        ]
+
+    def on_change(self, plugin_id: str, listener: ConfigListener) -> Callable[[], None]:
+        """Call ``listener(old, new)`` before each change commits; returns the undo callable."""
+        entry = self._entry(plugin_id)
+        entry.listeners.append(listener)
+
+        def undo() -> None:
+            if listener in entry.listeners:
+                entry.listeners.remove(listener)
+
+        return undo
+
+    # ---- changes
+
+    async def set(
+        self,
+        plugin_id: str,
+        values: Mapping[str, Any],
+        *,
+        actor: str = "operator",
+        action: str = "set",
+    ) -> ConfigRecord:
+        """Merge ``values`` into the operator settings (RFC 7386: ``None`` removes a key)."""
+        entry = self._entry(plugin_id)
+        return await self._change(plugin_id, merge_patch(entry.settings, values), action, actor)
+
+    async def replace(
+        self,
+        plugin_id: str,
+        settings: Mapping[str, Any],
+        *,
+        actor: str = "operator",
+        action: str = "replace",
+    ) -> ConfigRecord:
+        """Replace the operator settings wholesale."""
+        return await self._change(plugin_id, dict(settings), action, actor)
+
+    async def reset(self, plugin_id: str, *, actor: str = "operator") -> ConfigRecord:
+        """Back to defaults (empty operator settings), as a new version."""
+        return await self._change(plugin_id, {}, "reset", actor)
+
+    async def restore(
+        self, plugin_id: str, version: int, *, actor: str = "operator"
+    ) -> ConfigRecord:
+        """Make the settings of an earlier version current again, as a new version."""
+        record = self.store.get(plugin_id, version)
+        if record is None:
+            latest = self.version(plugin_id)
+            raise ConfigVersionNotFound(
+                f"{plugin_id} has no config version {version}; versions are 1..{latest}. "
+                f"See them with: plughost config history {plugin_id}",
+                plugin_id=plugin_id,
+                details={"version": version, "latest": latest},
+            )
+        return await self._change(plugin_id, dict(record.settings), f"restore {version}", actor)
+
+    def replace_now(
+        self,
+        plugin_id: str,
+        settings: Mapping[str, Any],
+        *,
+        actor: str = "operator",
+        action: str = "replace",
+    ) -> ConfigRecord:
+        """Replace the settings synchronously; only while nobody listens (before activation).
+
+        Raises :class:`OperationRefused` when listeners are registered: a running plugin must be
+        asked through the async :meth:`replace`.
+        """
+        entry = self._entry(plugin_id)
+        if entry.listeners:
+            raise OperationRefused(
+                f"{plugin_id} is listening for config changes; use the async replace()",
+                plugin_id=plugin_id,
+            )
+        settings = dict(settings)
+        new = self._effective(plugin_id, entry.schema, entry.defaults, settings)
+        record = ConfigRecord(plugin_id, entry.version + 1, settings, action, actor, self._clock())
+        self.store.append(record)
+        entry.settings, entry.effective, entry.version = settings, new, record.version
+        entry.problems = []
+        logger.info(
+            "config of %s is now version %d (%s by %s)", plugin_id, record.version, action, actor
+        )
+        return ConfigRecord(
+            plugin_id, record.version, _redact(settings, entry.schema), action, actor, record.time
+        )
+
+    async def refresh(self, plugin_id: str) -> bool:
+        """Pick up a version another process appended to a shared store; ``True`` if changed.
+
+        Listeners are told, but cannot refuse (the change is already committed elsewhere).
+        """
+        entry = self._entry(plugin_id)
+        latest = self.store.latest(plugin_id)
+        if latest is None or latest.version == entry.version:
+            return False
+        new = self._effective(plugin_id, entry.schema, entry.defaults, dict(latest.settings))
+        old = entry.effective
+        entry.settings, entry.effective, entry.version = dict(latest.settings), new, latest.version
+        for listener in list(entry.listeners):
+            try:
+                await _call(listener, old, new)
+            except Exception:
+                logger.exception("config listener of %s failed on refresh", plugin_id)
+        return True
+
+    async def follow(self) -> None:
+        """Refresh plugins as other hosts change them (stores that publish changes, e.g. Redis).
+
+        Runs until cancelled; start it as a task next to the host. Stores without change
+        notifications make this return at once.
+        """
+        changes = getattr(self.store, "changes", None)
+        if changes is None:
+            return
+        async for plugin_id in changes():
+            if plugin_id in self._entries:
+                try:
+                    await self.refresh(plugin_id)
+                except Exception:
+                    logger.exception("could not refresh the config of %s", plugin_id)
+
+    async def _change(
+        self, plugin_id: str, settings: dict[str, Any], action: str, actor: str
+    ) -> ConfigRecord:
+        entry = self._entry(plugin_id)
+        if entry.lock is None:
+            entry.lock = asyncio.Lock()
+        async with entry.lock:
+            new = self._effective(plugin_id, entry.schema, entry.defaults, settings)
+            old = entry.effective
+            record = ConfigRecord(
+                plugin_id, entry.version + 1, settings, action, actor, self._clock()
+            )
+            accepted: list[ConfigListener] = []
+            for listener in list(entry.listeners):
+                try:
+                    await _call(listener, copy.deepcopy(old), copy.deepcopy(new))
+                except Exception as exc:
+                    await self._roll_back(plugin_id, accepted, new, old)
+                    secrets = _secret_strings(new, entry.schema) + _secret_strings(
+                        old, entry.schema
+                    )
+                    detail = _scrub(f"{type(exc).__name__}: {exc}", secrets)
+                    raise ConfigRejected(
+                        f"{plugin_id} refused the configuration change ({detail}); it was "
+                        f"rolled back and version {entry.version} is still current",
+                        plugin_id=plugin_id,
+                        details={"error": detail},
+                    ) from exc
+                accepted.append(listener)
+            try:
+                self.store.append(record)
+            except BaseException:
+                await self._roll_back(plugin_id, accepted, new, old)
+                raise
+            entry.settings, entry.effective, entry.version = settings, new, record.version
+            entry.problems = []
+        logger.info(
+            "config of %s is now version %d (%s by %s)", plugin_id, record.version, action, actor
+        )
+        return ConfigRecord(
+            plugin_id, record.version, _redact(settings, entry.schema), action, actor, record.time
+        )
+
+    async def _roll_back(
+        self,
+        plugin_id: str,
+        accepted: list[ConfigListener],
+        new: Mapping[str, Any],
+        old: Mapping[str, Any],
+    ) -> None:
+        for listener in reversed(accepted):
+            try:
+                await _call(listener, copy.deepcopy(new), copy.deepcopy(old))
+            except Exception:
+                logger.exception("config listener of %s failed while rolling back", plugin_id)
+
+    def _effective(
+        self,
+        plugin_id: str,
+        schema: dict[str, Any] | None,
+        defaults: dict[str, Any],
+        settings: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        problems: list[Problem] = []
+        resolved = substitute_env(settings, self._environ, schema=schema, problems=problems)
+        effective = deep_merge(deep_merge(schema_defaults(schema), defaults), resolved)
+        problems.extend(validate_config(effective, schema))
+        if problems:
+            raise ConfigInvalid(problems, plugin_id=plugin_id)
+        return effective
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+
+def _redact(value: Mapping[str, Any], schema: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(redact(dict(value), schema))

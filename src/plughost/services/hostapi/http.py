@@ -1,0 +1,424 @@
+"""``ctx.http``: outbound HTTP for plugins, built on httpx, with no SSRF.
+
+For every request *and every redirect hop*:
+
+1. request interceptors run (they may rewrite the request), then
+2. the scheme must be ``http``/``https`` and ``host:port`` must match a ``net:`` grant (deny
+   rules win; numeric IP spellings such as ``2130706433`` are canonicalised first);
+3. the host name is resolved and **every** address checked: loopback, private, link-local
+   (``169.254.169.254`` metadata), shared, reserved, multicast and unspecified addresses — also
+   when written as IPv4-mapped IPv6, 6to4 or NAT64 — are refused unless a grant names that exact
+   address (``net:127.0.0.1:8080``) or, for loopback, ``localhost``;
+4. plain-HTTP connections go to the address that was checked (the URL host is pinned to it, the
+   ``Host`` header keeps the name), so DNS cannot change the answer between check and use; for
+   HTTPS, certificate verification of the name is the guard.
+
+Transport errors and 502/503/504 on idempotent methods are retried with exponential backoff.
+Denials are audited by the :class:`~plughost.security.permissions.PermissionManager`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import ipaddress
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from plughost.errors import ExtraNotInstalled, HttpServiceError
+from plughost.security.permissions import PermissionManager
+from plughost.security.scopes import Scope, canonical_host
+
+try:
+    import httpx
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ExtraNotInstalled("ctx.http", "http", "httpx") from exc
+
+__all__ = ["HttpOptions", "HttpService", "is_public_address"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+RequestInterceptor = Callable[
+    [httpx.Request], "httpx.Request | Awaitable[httpx.Request | None] | None"
+]
+ResponseInterceptor = Callable[
+    [httpx.Response], "httpx.Response | Awaitable[httpx.Response | None] | None"
+]
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+_NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """Defaults for one plugin's HTTP client.
+
+    :ivar timeout: seconds for connect/read/write/pool, per attempt.
+    :ivar retries: extra attempts after a transport error or a retryable status.
+    :ivar backoff: first retry delay in seconds; doubles each attempt, capped at ``max_backoff``.
+    :ivar max_redirects: hops followed before giving up.
+    :ivar retry_statuses: statuses retried for idempotent methods.
+    :ivar user_agent: the ``User-Agent`` sent unless the plugin sets one.
+    """
+
+    timeout: float = 10.0
+    retries: int = 2
+    backoff: float = 0.2
+    max_backoff: float = 5.0
+    max_redirects: int = 5
+    retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({502, 503, 504}))
+    user_agent: str = "plughost"
+
+
+def _unwrap(ip: IPAddress) -> IPAddress:
+    """The IPv4 address hidden in an IPv4-mapped, 6to4 or NAT64 IPv6 address, else ``ip``."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """Whether an address is globally routable (and not multicast), looking through IPv6 wraps."""
+    inner = _unwrap(ip)
+    return inner.is_global and not inner.is_multicast
+
+
+async def _system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: list[str] = []
+    for info in infos:
+        addr = str(info[4][0])
+        if addr not in seen:
+            seen.append(addr)
+    return seen
+
+
+class HttpService:
+    """Outbound HTTP for one plugin.
+
+    :param plugin_id: the plugin.
+    :param permissions: checks ``net:`` grants and audits denials.
+    :param options: timeouts, retries, redirects.
+    :param transport: an httpx transport (tests may pass a real alternative transport).
+    :param resolver: ``async (host, port) -> [address, ...]``; defaults to the system resolver.
+    """
+
+    def __init__(
+        self,
+        plugin_id: str,
+        permissions: PermissionManager,
+        *,
+        options: HttpOptions | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self.plugin_id = plugin_id
+        self.options = options or HttpOptions()
+        self._perms = permissions
+        self._resolver = resolver or _system_resolver
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=self.options.timeout,
+            transport=transport,
+            headers={"User-Agent": self.options.user_agent},
+            trust_env=False,
+        )
+        self._request_interceptors: list[RequestInterceptor] = []
+        self._response_interceptors: list[ResponseInterceptor] = []
+
+    # ---- interceptors
+
+    def add_request_interceptor(self, fn: RequestInterceptor) -> Callable[[], None]:
+        """Run ``fn(request)`` before each hop is checked and sent; returns the undo callable."""
+        self._request_interceptors.append(fn)
+        return lambda: (
+            self._request_interceptors.remove(fn) if fn in self._request_interceptors else None
+        )
+
+    def add_response_interceptor(self, fn: ResponseInterceptor) -> Callable[[], None]:
+        """Run ``fn(response)`` on each final response; returns the undo callable."""
+        self._response_interceptors.append(fn)
+        return lambda: (
+            self._response_interceptors.remove(fn) if fn in self._response_interceptors else None
+        )
+
+    # ---- verbs
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        """GET; see :meth:`request` for the keyword arguments."""
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """POST; see :meth:`request`."""
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        """PUT; see :meth:`request`."""
+        return await self.request("PUT", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        """DELETE; see :meth:`request`."""
+        return await self.request("DELETE", url, **kwargs)
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send a request and read the whole body.
+
+        Keyword arguments: ``params``, ``headers``, ``json``, ``content``, ``data``, ``files``,
+        ``cookies``, ``timeout`` (seconds), ``follow_redirects`` (default ``True``),
+        ``retries`` (overrides the option).
+        """
+        response = await self._send(method, url, **kwargs)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, url: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
+        """``async with ctx.http.stream("GET", url) as r: async for chunk in r.aiter_bytes()``."""
+        response = await self._send(method, url, **kwargs)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool; idempotent."""
+        await self._client.aclose()
+
+    # ---- the loop: intercept, authorise, pin, send, retry, redirect
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        follow_redirects: bool = True,
+        retries: int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        try:
+            request = self._client.build_request(
+                method,
+                url,
+                timeout=timeout if timeout is not None else self.options.timeout,
+                **kwargs,
+            )
+        except httpx.InvalidURL as exc:
+            raise HttpServiceError(
+                f"{_safe(url)} is not a valid URL ({exc}); nothing was sent",
+                code="http.url",
+                plugin_id=self.plugin_id,
+            ) from exc
+        for hop in range(self.options.max_redirects + 1):
+            request = await self._intercept(request)
+            address = await self._authorize(request.url)
+            response = await self._send_with_retries(request, address, retries)
+            location = response.headers.get("location")
+            if not (follow_redirects and response.status_code in _REDIRECTS and location):
+                return await self._intercept_response(response)
+            await response.aclose()
+            if hop == self.options.max_redirects:
+                break
+            try:
+                request = self._redirect_request(request, response, location)
+            except httpx.InvalidURL as exc:
+                raise HttpServiceError(
+                    f"{_safe(str(request.url))} redirected to an invalid URL ({exc}); not followed",
+                    code="http.url",
+                    plugin_id=self.plugin_id,
+                ) from exc
+        raise HttpServiceError(
+            f"more than {self.options.max_redirects} redirects starting at {_safe(url)}",
+            plugin_id=self.plugin_id,
+            details={"url": _safe(url)},
+        )
+
+    async def _intercept(self, request: httpx.Request) -> httpx.Request:
+        for fn in list(self._request_interceptors):
+            result = fn(request)
+            if inspect.isawaitable(result):
+                result = await result
+            if result is not None:
+                request = result
+        return request
+
+    async def _intercept_response(self, response: httpx.Response) -> httpx.Response:
+        for fn in list(self._response_interceptors):
+            result = fn(response)
+            if inspect.isawaitable(result):
+                result = await result
+            if result is not None:
+                response = result
+        return response
+
+    async def _authorize(self, url: httpx.URL) -> str:
+        """Check ``url`` against the grants; return the address to connect to."""
+        scheme = url.scheme
+        host = canonical_host(url.host)
+        port = url.port or (443 if scheme == "https" else 80)
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if scheme not in ("http", "https"):
+            self._perms.deny(
+                self.plugin_id, "net", shown, f"scheme {scheme!r} is not allowed; use http or https"
+            )
+        self._perms.check(self.plugin_id, "net", shown)
+        try:
+            addresses = [str(ipaddress.ip_address(host))]
+        except ValueError:
+            try:
+                addresses = await self._resolver(host, port)
+            except OSError as exc:
+                raise HttpServiceError(
+                    f"cannot resolve {host}: {exc}",
+                    plugin_id=self.plugin_id,
+                    details={"host": host},
+                ) from exc
+        if not addresses:
+            raise HttpServiceError(f"{host} resolved to no address", plugin_id=self.plugin_id)
+        pset = self._perms.permission_set(self.plugin_id)
+        for text in addresses:
+            ip = ipaddress.ip_address(text.split("%", 1)[0])
+            if is_public_address(ip):
+                continue
+            inner = _unwrap(ip)
+
+            def names(rule: Scope, ip: IPAddress = ip, inner: IPAddress = inner) -> bool:
+                return (
+                    not rule.is_wildcard
+                    and rule.port in (None, port)
+                    and (
+                        rule.pattern in (str(ip), str(inner))
+                        or (rule.pattern == "localhost" and inner.is_loopback)
+                    )
+                )
+
+            if not pset.allows_explicitly("net", names):
+                what = _describe(inner)
+                via = f" ({host} resolves to it)" if host != str(ip) else ""
+                self._perms.deny(
+                    self.plugin_id,
+                    "net",
+                    shown,
+                    f"{ip} is a {what} address{via}; only a grant naming it exactly "
+                    f"(net:{_bracket(str(inner))}:{port}) allows it",
+                    severity="error",
+                )
+        return addresses[0]
+
+    async def _send_with_retries(
+        self, request: httpx.Request, address: str, retries: int | None
+    ) -> httpx.Response:
+        original = request.url
+        attempts = (self.options.retries if retries is None else retries) + 1
+        idempotent = request.method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
+        if original.scheme == "http" and canonical_host(original.host) != address:
+            # Pin plain-HTTP connections to the checked address (the Host header keeps the name)
+            # so DNS cannot answer differently between the check and the connect. HTTPS is not
+            # pinned: the pool is keyed by URL origin, so a pinned IP would let two names share
+            # one TLS connection verified for only one of them; certificate verification of the
+            # name is the guard there instead.
+            request.url = original.copy_with(host=address)
+        try:
+            for attempt in range(attempts):
+                try:
+                    response = await self._client.send(request, stream=True)
+                except httpx.TransportError as exc:
+                    if isinstance(exc, httpx.RemoteProtocolError) and (
+                        "location header" in str(exc).lower()
+                    ):
+                        # httpx parses Location even when not following redirects; a bad one
+                        # is the server's answer, not a transient failure: no retry.
+                        raise HttpServiceError(
+                            f"{_safe(str(original))} redirected to an invalid URL ({exc}); "
+                            "not followed",
+                            code="http.url",
+                            plugin_id=self.plugin_id,
+                        ) from exc
+                    if attempt + 1 < attempts and (
+                        idempotent or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                    ):
+                        await asyncio.sleep(self._delay(attempt))
+                        continue
+                    raise HttpServiceError(
+                        f"{request.method} {_safe(str(original))} failed after {attempt + 1} "
+                        f"attempt(s): {type(exc).__name__}: {exc}",
+                        plugin_id=self.plugin_id,
+                        details={"url": _safe(str(original))},
+                    ) from exc
+                if (
+                    idempotent
+                    and response.status_code in self.options.retry_statuses
+                    and attempt + 1 < attempts
+                ):
+                    await response.aclose()
+                    await asyncio.sleep(self._delay(attempt))
+                    continue
+                return response
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            request.url = original
+
+    def _delay(self, attempt: int) -> float:
+        return float(min(self.options.backoff * (2**attempt), self.options.max_backoff))
+
+    def _redirect_request(
+        self, request: httpx.Request, response: httpx.Response, location: str
+    ) -> httpx.Request:
+        url = request.url.join(location)
+        method = request.method
+        if (response.status_code == 303 and method != "HEAD") or (
+            response.status_code in (301, 302) and method == "POST"
+        ):
+            method = "GET"
+        headers = httpx.Headers(request.headers)
+        headers.pop("host", None)
+        if url.host != request.url.host or url.scheme != request.url.scheme:
+            headers.pop("authorization", None)  # never leak credentials to another origin
+            headers.pop("cookie", None)
+        content: bytes | None = None
+        if method == request.method and response.status_code in (307, 308):
+            content = request.content
+        else:
+            headers.pop("content-length", None)
+            headers.pop("content-type", None)
+        return self._client.build_request(
+            method, url, headers=headers, content=content, extensions=request.extensions
+        )
+
+
+def _describe(ip: IPAddress) -> str:
+    for attr in (
+        "is_loopback",
+        "is_link_local",
+        "is_private",
+        "is_multicast",
+        "is_unspecified",
+        "is_reserved",
+    ):
+        if getattr(ip, attr):
+            return attr[3:].replace("_", "-")
+    return "non-public"
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _safe(url: str) -> str:
+    """A URL without userinfo or query (they may carry secrets) for messages."""
+    try:
+        parsed = httpx.URL(url)
+    except Exception:  # an unparsable URL is shown as nothing rather than leaked
+        return "<url>"
+    return str(parsed.copy_with(username=None, password=None, query=None, fragment=None))

@@ -1,0 +1,248 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from plughost.errors import HttpServiceError, PermissionDenied
+from plughost.security.permissions import PermissionManager
+from plughost.services.hostapi.http import HttpOptions, HttpService, is_public_address
+
+from .conftest import LocalServer
+
+
+@pytest.fixture
+async def http(perms: PermissionManager) -> AsyncIterator[HttpService]:
+    service = HttpService("p", perms, options=HttpOptions(backoff=0.01, timeout=5))
+    yield service
+    await service.aclose()
+
+
+async def test_granted_local_server_is_reachable_with_an_explicit_grant(
+    http: HttpService,
+    perms: PermissionManager,
+    server: LocalServer,
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    response = await http.post(f"{server.url}/echo", content=b"world")
+    assert (response.status_code, response.text) == (200, "hello world")
+    assert (await http.get(f"{server.url}/x")).status_code == 200
+    assert (await http.put(f"{server.url}/x", json={"a": 1})).text == 'hello {"a":1}'
+    assert (await http.delete(f"{server.url}/x")).status_code == 200
+    assert [r[0] for r in server.requests] == ["POST", "GET", "PUT", "DELETE"]
+
+
+async def test_ungranted_host_is_denied_and_audited(
+    http: HttpService,
+    perms: PermissionManager,
+    server: LocalServer,
+) -> None:
+    with pytest.raises(PermissionDenied, match=r"no grant covers net 127\.0\.0\.1"):
+        await http.get(f"{server.url}/x")
+    assert server.requests == []
+    row = perms.audit.query(plugin="p", decision="deny")[-1]
+    assert (row.kind, row.target) == ("net", f"127.0.0.1:{server.port}")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/",
+        "http://localhost:{port}/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://2130706433:{port}/",  # decimal 127.0.0.1
+        "http://0x7f000001:{port}/",  # hex
+        "http://127.1:{port}/",  # short form
+        "http://[::1]:{port}/",
+        "http://[::ffff:127.0.0.1]:{port}/",  # IPv4-mapped IPv6
+        "http://10.0.0.1/",
+        "http://[fd00:ec2::254]/",
+        "http://0.0.0.0:{port}/",
+    ],
+)
+async def test_non_public_addresses_are_refused_even_with_a_wildcard_grant(
+    http: HttpService,
+    perms: PermissionManager,
+    server: LocalServer,
+    url: str,
+) -> None:
+    perms.grant("p", "net:*")
+    with pytest.raises(PermissionDenied) as info:
+        await http.get(url.format(port=server.port))
+    assert "only a grant naming it exactly" in str(info.value)
+    assert server.requests == []
+    assert perms.audit.query(plugin="p", decision="deny")[-1].severity == "error"
+
+
+async def test_localhost_grant_names_loopback_explicitly(
+    http: HttpService,
+    perms: PermissionManager,
+    server: LocalServer,
+) -> None:
+    perms.grant("p", f"net:localhost:{server.port}")
+    response = await http.get(f"http://localhost:{server.port}/named")
+    assert response.status_code == 200
+    assert server.requests[0][2]["Host"] == f"localhost:{server.port}"
+
+
+async def test_redirect_to_loopback_is_rechecked_and_refused(
+    http: HttpService,
+    perms: PermissionManager,
+    server: LocalServer,
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    perms.grant("p", "net:*")
+    other = LocalServer()
+    try:
+        server.redirect_to = f"http://2130706433:{other.port}/internal"
+        with pytest.raises(PermissionDenied, match="loopback"):
+            await http.get(f"{server.url}/redirect")
+        assert other.requests == []  # the second hop never happened
+    finally:
+        other.close()
+
+
+async def test_redirects_to_granted_targets_are_followed(
+    http: HttpService,
+    perms: PermissionManager,
+    server: LocalServer,
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    server.redirect_to = f"{server.url}/landed"
+    response = await http.post(
+        f"{server.url}/redirect", content=b"x", headers={"Authorization": "Bearer t"}
+    )
+    assert response.status_code == 200
+    assert [(r[0], r[1]) for r in server.requests] == [("POST", "/redirect"), ("GET", "/landed")]
+    no_follow = await http.get(f"{server.url}/redirect", follow_redirects=False)
+    assert no_follow.status_code == 302
+
+
+async def test_host_resolving_to_any_private_address_is_refused(perms: PermissionManager) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "10.1.2.3"]  # DNS answer mixing a public and a private address
+
+    service = HttpService("p", perms, resolver=resolver)
+    perms.grant("p", "net:*.example.com")
+    with pytest.raises(PermissionDenied, match=r"10\.1\.2\.3 is a private address"):
+        await service.get("http://api.example.com/")
+    await service.aclose()
+
+
+async def test_unsupported_scheme_is_denied(http: HttpService, perms: PermissionManager) -> None:
+    perms.grant("p", "net:*")
+    with pytest.raises(PermissionDenied, match="scheme 'ftp'"):
+        await http.get("ftp://example.com/file")
+
+
+async def test_retries_with_backoff_on_503(
+    http: HttpService,
+    perms: PermissionManager,
+    server: LocalServer,
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    server.flaky_left = 2
+    response = await http.get(f"{server.url}/flaky")
+    assert response.status_code == 200 and len(server.requests) == 3
+    server.flaky_left = 5
+    response = await http.get(f"{server.url}/flaky", retries=0)
+    assert response.status_code == 503
+
+
+async def test_connection_failure_is_a_clear_error_after_retries(
+    http: HttpService,
+    perms: PermissionManager,
+) -> None:
+    closed = LocalServer()
+    port = closed.port
+    closed.close()  # nothing listens there any more
+    perms.grant("p", f"net:127.0.0.1:{port}")
+    with pytest.raises(HttpServiceError, match="failed after 3 attempt") as info:
+        await http.get(f"http://127.0.0.1:{port}/?token=secret")
+    assert "secret" not in str(info.value)
+
+
+async def test_interceptors_rewrite_requests_and_see_responses(
+    http: HttpService,
+    perms: PermissionManager,
+    server: LocalServer,
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    seen: list[int] = []
+
+    def add_header(request: httpx.Request) -> None:
+        request.headers["X-Plugin"] = "p"
+
+    async def record(response: httpx.Response) -> None:
+        seen.append(response.status_code)
+
+    undo = http.add_request_interceptor(add_header)
+    http.add_response_interceptor(record)
+    await http.get(f"{server.url}/a")
+    undo()
+    await http.get(f"{server.url}/b")
+    assert server.requests[0][2].get("X-Plugin") == "p"
+    assert "X-Plugin" not in server.requests[1][2]
+    assert seen == [200, 200]
+
+
+async def test_an_interceptor_cannot_redirect_a_request_past_the_check(
+    http: HttpService,
+    perms: PermissionManager,
+    server: LocalServer,
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    http.add_request_interceptor(
+        lambda r: httpx.Request(r.method, "http://169.254.169.254/latest/meta-data/")
+    )
+    with pytest.raises(PermissionDenied):
+        await http.get(f"{server.url}/a")
+
+
+async def test_streaming_response(
+    http: HttpService,
+    perms: PermissionManager,
+    server: LocalServer,
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    async with http.stream("GET", f"{server.url}/stream") as response:
+        chunks = [c async for c in response.aiter_bytes()]
+    assert b"".join(chunks) == b"part0;part1;part2;"
+
+
+def test_public_address_classification() -> None:
+    import ipaddress
+
+    assert is_public_address(ipaddress.ip_address("93.184.216.34"))
+    for text in (
+        "127.0.0.1",
+        "169.254.169.254",
+        "::ffff:10.0.0.1",
+        "2002:7f00:1::",
+        "64:ff9b::7f00:1",
+        "100.64.0.1",
+        "224.0.0.1",
+        "::",
+    ):
+        assert not is_public_address(ipaddress.ip_address(text)), text
+
+
+async def test_url_httpx_cannot_parse_is_refused_before_anything_is_sent(
+    http: HttpService, perms: PermissionManager,
+) -> None:
+    perms.grant("p", "net:*")
+    with pytest.raises(HttpServiceError) as info:
+        await http.get("http://0177.0.0.1/")  # octal loopback: httpx rejects the spelling
+    assert info.value.code == "http.url"
+
+
+async def test_redirect_to_an_unparsable_url_is_not_followed(
+    http: HttpService, perms: PermissionManager, server: LocalServer,
+) -> None:
+    perms.grant("p", "net:*")
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    server.redirect_to = "http://0177.0.0.1/"
+    with pytest.raises(HttpServiceError, match="redirected to an invalid URL"):
+        await http.get(f"{server.url}/redirect")
+    assert len(server.requests) == 1
