@@ -48,8 +48,10 @@ from plughost.errors import (
     PluginUnavailable,
     error_context,
 )
+from plughost.observability.health import SupervisorEvent
 from plughost.runtimes.base import Export, PluginInstance, Runtime
 from plughost.runtimes.inprocess import InProcessRuntime
+from plughost.runtimes.process.runtime import ProcessRuntime
 
 __all__ = [
     "ErrorPolicy",
@@ -98,6 +100,7 @@ _HINTS: dict[str, str] = {
     "import": "check that `entry` names an importable module:attribute in the plugin folder",
     "activate": "the plugin's activate() raised; see the error and the plugin's log",
     "dependency": "fix the dependency that failed first; this plugin needs it",
+    "supervise": "it crashed repeatedly and was quarantined; fix it, then enable it again",
 }
 
 
@@ -255,7 +258,11 @@ class PluginHost:
         self.lifecycle = LifecycleEvents()
         self.problems: list[Discovered] = []
         """Plugins found but not registered (invalid manifest, duplicate id)."""
-        self._runtimes: dict[str, Runtime] = {"python": InProcessRuntime()}
+        # The process runtime spawns nothing until a runtime = "process" plugin loads.
+        self._runtimes: dict[str, Runtime] = {
+            "python": InProcessRuntime(),
+            "process": ProcessRuntime(on_event=self._on_supervisor_event),
+        }
         for runtime in runtimes or ():
             self._runtimes[runtime.name] = runtime
         self._policy = _policy(on_plugin_error)
@@ -269,6 +276,7 @@ class PluginHost:
             else None
         )
         self._extensions: list[Any] = []
+        self._releasing: dict[str, asyncio.Task[None]] = {}  # quarantined plugins being released
         self._locks: dict[str, asyncio.Lock] = {}
         self._order: list[str] = []
         self._activation_index: dict[str, list[str]] = {}
@@ -346,6 +354,39 @@ class PluginHost:
         record.since = time.time()
         if len(self.lifecycle):
             self.lifecycle.publish(LifecycleEvent(record.id, old, new, record.since, reason, phase))
+
+    def _on_supervisor_event(self, event: SupervisorEvent) -> None:
+        """An isolated runtime quarantined a plugin: record it as FAILED with the reason."""
+        if event.kind != "quarantined" or event.plugin_id not in self.registry:
+            return
+        record = self.registry.get(event.plugin_id)
+        if record.state is not State.ACTIVE:
+            return
+        error = PluginUnavailable(event.reason, plugin_id=record.id, phase="supervise",
+                                  details=dict(event.details))
+        self._fail(record, error, "supervise")
+        self._apply_policy(record, error)
+        # Its exports go (extensions' on_deactivated) and its instance is released, so that
+        # enable() starts it afresh; enable() waits for this to finish.
+        if record.instance is not None:
+            self._releasing[record.id] = asyncio.get_running_loop().create_task(
+                self._release_quarantined(record, record.instance)
+            )
+
+    async def _release_quarantined(self, record: PluginRecord, instance: PluginInstance) -> None:
+        for ext in reversed(self._extensions):
+            hook = getattr(ext, "on_deactivated", None)
+            if hook is not None:
+                try:
+                    await hook(record)
+                except Exception:
+                    logger.exception("extension cleanup failed for %s", record.id)
+        if record.instance is instance:
+            record.instance = None
+        try:
+            await instance.close()
+        except Exception:
+            logger.exception("closing quarantined %s failed", record.id)
 
     def _fail(self, record: PluginRecord, error: PlughostError, phase: str) -> None:
         record.error = error
@@ -759,6 +800,9 @@ class PluginHost:
         record = self.registry.get(plugin_id)
         if record.state not in (State.DISABLED, State.FAILED):
             return record
+        releasing = self._releasing.pop(plugin_id, None)
+        if releasing is not None:
+            await releasing
         self._disabled.discard(plugin_id)
         record.error = None
         record.phase = None

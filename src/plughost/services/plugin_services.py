@@ -175,7 +175,7 @@ class PluginServices:
         target = local("on_config_change") if local is not None else None
         if target is not None:
             self._listeners[plugin_id] = self.config.on_change(plugin_id, target)
-        elif instance is not None and local is None:
+        elif instance is not None:  # out of process: local_callable() gives None, so call it
 
             async def remote(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
                 try:

@@ -1,0 +1,1 @@
+"""Observability: metrics, health probes and supervisor policies, logs, alerts."""

@@ -1,0 +1,558 @@
+"""The host's end of one plugin process: spawn, handshake, JSON-RPC in both directions, ending.
+
+A :class:`Session` owns exactly one child process. It is built on asyncio's low-level subprocess
+protocol (no StreamReader layers), batches outgoing frames into one pipe write per loop turn, and
+resolves responses straight from ``pipe_data_received``. It knows nothing about plugins beyond
+the protocol: the runtime gives it a request handler and learns, through :attr:`Session.ended`,
+why the session ended (exit code, signal, limit, protocol error, our own kill).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from plughost.errors import PlughostError, PluginError, PluginTimeout, ProtocolError
+from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
+from plughost.runtimes.process.output import OutputSink
+from plughost.runtimes.process.protocol import (
+    ASSIGN,
+    CANCEL,
+    EXIT,
+    HELLO,
+    SPARE_READY,
+    WireCode,
+    check_hello,
+    crashed,
+    decode_message,
+    dumps,
+    enable_fast_json,
+    error_from_wire,
+    error_to_wire,
+)
+
+__all__ = ["EndInfo", "RequestHandler", "Session", "describe_exit"]
+
+logger = logging.getLogger(__name__)
+
+RequestHandler = Callable[[str, dict[str, Any]], Any]
+"""``(method, params) -> result`` (or an awaitable of it) for requests the plugin sends."""
+
+EXIT_USAGE, EXIT_LOAD, EXIT_PROTOCOL, EXIT_MEMORY = 2, 3, 4, 5  # see plughost.sdk.child
+
+
+@dataclass(frozen=True, slots=True)
+class EndInfo:
+    """Why a session ended."""
+
+    reason: str
+    returncode: int | None
+    expected: bool
+    """True when the host asked for it (stop/close), False for a crash."""
+    error: PlughostError | None = None
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+def describe_exit(returncode: int | None, limits: Mapping[str, Any]) -> str:
+    """A human reason for an exit status, naming the manifest limit when one was hit."""
+    if returncode is None:
+        return "closed its output without exiting"
+    cpu, memory = limits.get("cpu"), limits.get("memory")
+    if returncode < 0:
+        sig = -returncode
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        if sig == signal.SIGXCPU and cpu is not None:
+            return f"cpu limit {cpu:g}s exceeded (killed by SIGXCPU)"
+        if sig == signal.SIGKILL and cpu is not None:
+            return f"killed by SIGKILL (the cpu limit {cpu:g}s hard cap, or the system)"
+        if memory is not None and sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGKILL):
+            return f"killed by {name} (likely the memory limit {_fmt_bytes(memory)})"
+        return f"killed by {name}"
+    if returncode == EXIT_MEMORY:
+        limit = f" {_fmt_bytes(memory)}" if memory is not None else ""
+        return f"memory limit{limit} exceeded (MemoryError)"
+    if returncode == EXIT_PROTOCOL:
+        return "ended the session after a protocol error (see its log)"
+    if returncode == 0:
+        return "exited unexpectedly with code 0"
+    return f"exited with code {returncode}"
+
+
+class _Protocol(asyncio.SubprocessProtocol):
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 1:
+            self.s._on_stdout(data)
+        else:
+            self.s._sink.feed(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self.s._on_eof()
+        elif fd == 2:
+            self.s._sink.close()
+
+    def process_exited(self) -> None:
+        self.s._on_exit()
+
+
+class Session:
+    """One child process speaking the plugin protocol.
+
+    Create with :meth:`spawn`; the returned session has completed the handshake.
+    """
+
+    def __init__(
+        self,
+        plugin_id: str,
+        *,
+        handler: RequestHandler,
+        sink: OutputSink,
+        limits: Mapping[str, Any],
+        max_frame: int = DEFAULT_MAX_FRAME,
+        cancel_grace: float = 1.0,
+        term_grace: float = 2.0,
+    ) -> None:
+        enable_fast_json()
+        self.plugin_id = plugin_id
+        self.handler = handler
+        self.limits = dict(limits)
+        self.cancel_grace = cancel_grace
+        self.term_grace = term_grace
+        self._sink = sink
+        self._decoder = FrameDecoder(max_frame)
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._stdin: Any = None
+        self._wbuf: list[bytes] = []
+        self._flush_scheduled = False
+        self._next_id = 0
+        self._pending: dict[int, tuple[asyncio.Future[Any], str]] = {}
+        self._late: dict[int, asyncio.TimerHandle] = {}  # timed-out ids awaiting an answer
+        self._serving: dict[Any, asyncio.Task[Any]] = {}
+        self._hello: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        self.spare_ready: asyncio.Future[None] = self._loop.create_future()
+        self.ended: asyncio.Future[EndInfo] = self._loop.create_future()
+        self._token = ""
+        self._eof = False
+        self._exited = False
+        self._exit_event = asyncio.Event()
+        self._closing = False  # an expected end (stop/close) is in progress
+        self._kill_reason: str | None = None
+        self._kill_error: PlughostError | None = None
+        self._finalizer: asyncio.Task[None] | None = None
+        self.pid: int | None = None
+        self.calls = 0
+        self.hello: dict[str, Any] = {}
+
+    # -- life ----------------------------------------------------------------------------------
+    async def spawn(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str,
+        env: Mapping[str, str],
+        token: str,
+        preexec_fn: Callable[[], None] | None,
+        handshake_timeout: float,
+    ) -> None:
+        """Start the process and complete the handshake, or raise (the process is reaped)."""
+        await self.start_process(argv, cwd=cwd, env=env, token=token, preexec_fn=preexec_fn)
+        await self.handshake(handshake_timeout)
+
+    async def start_process(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str,
+        env: Mapping[str, str],
+        token: str,
+        preexec_fn: Callable[[], None] | None,
+    ) -> None:
+        """Start the process (no handshake yet: a warm spare waits for :meth:`assign`)."""
+        self._token = token
+        transport, _ = await self._loop.subprocess_exec(
+            lambda: _Protocol(self),
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env),
+            preexec_fn=preexec_fn,
+            start_new_session=True,
+        )
+        self._transport = transport
+        self._stdin = transport.get_pipe_transport(0)
+        self.pid = transport.get_pid()
+
+    def assign(
+        self,
+        plugin_id: str,
+        *,
+        handler: RequestHandler,
+        sink: OutputSink,
+        limits: Mapping[str, Any],
+        params: Mapping[str, Any],
+    ) -> None:
+        """Give a warm spare its plugin: rebind this session and send ``$/assign``."""
+        self.plugin_id = plugin_id
+        self.handler = handler
+        self._sink = sink
+        self.limits = dict(limits)
+        self.notify(ASSIGN, dict(params))
+
+    async def handshake(self, handshake_timeout: float) -> None:
+        """Wait for ``$/hello``; on failure end the process and raise."""
+        try:
+            await asyncio.wait(
+                (self._hello, self.ended),
+                timeout=handshake_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if self._hello.done() and self._hello.exception() is None:
+                return
+            if self.ended.done():
+                info = self.ended.result()
+                raise info.error or PluginError(
+                    f"plugin process {info.reason} before completing the handshake"
+                    + self._tail_text(),
+                    code="plugin.load",
+                    plugin_id=self.plugin_id,
+                )
+            if self._hello.done():
+                raise self._hello.exception()  # type: ignore[misc]
+            raise PluginError(
+                f"plugin did not complete the handshake within {handshake_timeout:g}s; "
+                f"it must send {HELLO!r} first (docs/protocol.md){self._tail_text()}",
+                code="plugin.load",
+                plugin_id=self.plugin_id,
+            )
+        except BaseException:
+            await self.kill("handshake failed")
+            raise
+
+    def _tail_text(self) -> str:
+        lines = [line for line in self._sink.tail if line.strip()]
+        return ("; its stderr ends with:\n  " + "\n  ".join(lines[-8:])) if lines else ""
+
+    @property
+    def alive(self) -> bool:
+        """True until the session has ended."""
+        return not self.ended.done()
+
+    async def shutdown(self, grace: float) -> EndInfo:
+        """Ask the child to exit (``$/exit``, close stdin); escalate to SIGTERM, SIGKILL."""
+        if self.ended.done():
+            return self.ended.result()
+        self._closing = True
+        with contextlib.suppress(Exception):
+            self.notify(EXIT)
+            self._flush()
+            self._stdin.close()
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.ended), grace)
+        except TimeoutError:
+            return await self.kill("did not exit within the shutdown grace period", expected=True)
+
+    async def kill(
+        self, reason: str, *, expected: bool = False, error: PlughostError | None = None
+    ) -> EndInfo:
+        """End the session now: SIGTERM, then SIGKILL after ``term_grace``."""
+        if not self.ended.done():
+            if self._kill_reason is None:
+                self._kill_reason = reason
+                self._kill_error = error
+                self._closing = self._closing or expected
+            self._signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.ended), self.term_grace)
+            except TimeoutError:
+                self._signal(signal.SIGKILL)
+                await asyncio.shield(self.ended)
+        return self.ended.result()
+
+    def _signal(self, sig: int) -> None:
+        if self.pid is None or self._exited:
+            return
+        # The child leads its own process group: take its children down with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    # -- outgoing ------------------------------------------------------------------------------
+    def _send(self, msg: dict[str, Any], idle: bool = False) -> None:
+        # Under load, frames of one loop turn are joined and written in one system call at the
+        # end of the turn (fewer wake-ups on both sides). A request sent while nothing else is
+        # in flight (``idle``) is written at once instead: latency is all that matters then.
+        frame = encode_frame(dumps(msg))
+        if idle and not self._flush_scheduled:
+            if self._stdin is not None and not self._stdin.is_closing():
+                self._stdin.write(frame)
+            return
+        self._wbuf.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._wbuf:
+            data = b"".join(self._wbuf) if len(self._wbuf) > 1 else self._wbuf[0]
+            self._wbuf.clear()
+            if self._stdin is not None and not self._stdin.is_closing():
+                self._stdin.write(data)
+
+    def notify(self, method: str, params: Any = None) -> None:
+        """Send a notification (no answer expected)."""
+        msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            msg["params"] = params
+        self._send(msg)
+
+    async def request(self, method: str, params: Any, timeout: float | None) -> Any:
+        """Send a request and await its result; errors come back as plughost errors."""
+        if self.ended.done():
+            info = self.ended.result()
+            raise info.error or crashed(self.plugin_id, info.reason)
+        self._next_id += 1
+        rid = self._next_id
+        fut = self._loop.create_future()
+        idle = not self._pending
+        self._pending[rid] = (fut, method)
+        self.calls += 1
+        self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}, idle)
+        if timeout is None:
+            return await fut
+        handle = self._loop.call_later(timeout, self._expire, rid, timeout)
+        try:
+            return await fut
+        finally:
+            handle.cancel()
+
+    def _expire(self, rid: int, timeout: float) -> None:
+        entry = self._pending.pop(rid, None)
+        if entry is None:
+            return
+        fut, method = entry
+        target = ""
+        if not fut.done():
+            fut.set_exception(
+                PluginTimeout(
+                    f"{method} did not answer within {timeout:g}s; the request was cancelled",
+                    plugin_id=self.plugin_id,
+                    details={"method": method, "timeout": timeout},
+                )
+            )
+        with contextlib.suppress(Exception):
+            self.notify(CANCEL, {"id": rid})
+        # A child that cannot even answer a cancelled request within the grace is hung.
+        target = f"{method} (request {rid})"
+        self._late[rid] = self._loop.call_later(self.cancel_grace, self._hung, rid, target, timeout)
+
+    def _hung(self, rid: int, target: str, timeout: float) -> None:
+        self._late.pop(rid, None)
+        reason = (
+            f"did not answer {target} within its {timeout:g}s deadline plus "
+            f"{self.cancel_grace:g}s grace; terminated"
+        )
+        logger.warning("plugin %s %s", self.plugin_id, reason)
+        self._loop.create_task(self.kill(reason))
+
+    # -- incoming ------------------------------------------------------------------------------
+    def _on_stdout(self, data: bytes) -> None:
+        try:
+            bodies = self._decoder.feed(data)
+            for body in bodies:
+                msg = decode_message(body)
+                if "method" not in msg:
+                    self._on_response(msg)
+                else:
+                    self._on_message(msg)
+        except ProtocolError as exc:
+            exc.plugin_id = exc.plugin_id or self.plugin_id
+            self._protocol_violation(exc)
+
+    def _protocol_violation(self, exc: ProtocolError) -> None:
+        if self._kill_reason is None:
+            self._kill_reason = f"protocol error: {exc.message}"
+            self._kill_error = exc
+        self._signal(signal.SIGKILL)  # it broke the stream; nothing it says can be trusted now
+
+    def _on_response(self, msg: dict[str, Any]) -> None:
+        rid = msg.get("id")
+        entry = self._pending.pop(rid, None)  # type: ignore[arg-type]
+        if entry is None:
+            late = self._late.pop(rid, None)  # type: ignore[arg-type]
+            if late is not None:
+                late.cancel()  # it answered after all (probably "cancelled"): not hung
+            return
+        fut, method = entry
+        if fut.done():
+            return
+        if "error" in msg:
+            fut.set_exception(
+                error_from_wire(msg["error"], plugin_id=self.plugin_id, method=method)
+            )
+        else:
+            fut.set_result(msg.get("result"))
+
+    def _on_message(self, msg: dict[str, Any]) -> None:
+        method = msg["method"]
+        if not self._hello.done():
+            if method == SPARE_READY and not self.spare_ready.done():
+                self.spare_ready.set_result(None)
+                return
+            if method != HELLO:
+                raise ProtocolError(
+                    f"the plugin's first message must be {HELLO!r}, got {str(method)[:60]!r}",
+                    code="protocol.handshake",
+                )
+            hello = check_hello(msg, plugin_id=self.plugin_id, token=self._token)
+            self.hello = hello
+            if isinstance(hello.get("error"), dict):
+                err = hello["error"]
+                self._hello.set_exception(
+                    PluginError(
+                        f"{err.get('message', 'the plugin could not load')}\n"
+                        f"{err.get('traceback', '')}".rstrip(),
+                        code="plugin.load",
+                        plugin_id=self.plugin_id,
+                    )
+                )
+            else:
+                self._hello.set_result(hello)
+            return
+        rid = msg.get("id")
+        if method == CANCEL:
+            task = self._serving.get((msg.get("params") or {}).get("id"))
+            if task is not None:
+                task.cancel()
+            return
+        params: Any = msg.get("params")
+        if params is None:
+            params = {}
+        if type(params) is not dict:
+            if rid is not None:
+                self._reply_error(rid, WireCode.INVALID_PARAMS, "params must be an object")
+            return
+        try:
+            result = self.handler(method, params)
+        except BaseException as exc:
+            self._reply_exc(rid, exc)
+            return
+        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            task = self._loop.create_task(result)  # type: ignore[arg-type]
+            if rid is not None:
+                self._serving[rid] = task
+            task.add_done_callback(functools.partial(self._served, rid))
+        elif rid is not None:
+            self._send({"jsonrpc": "2.0", "id": rid, "result": result})
+
+    def _served(self, rid: Any, task: asyncio.Task[Any]) -> None:
+        if rid is None:
+            if not task.cancelled() and task.exception() is not None:
+                logger.warning(
+                    "plugin %s notification handler failed: %s", self.plugin_id, task.exception()
+                )
+            return
+        self._serving.pop(rid, None)
+        if task.cancelled():
+            self._reply_error(rid, WireCode.REQUEST_CANCELLED, "request cancelled")
+        elif task.exception() is not None:
+            self._reply_exc(rid, task.exception())  # type: ignore[arg-type]
+        else:
+            self._send({"jsonrpc": "2.0", "id": rid, "result": task.result()})
+
+    def _reply_exc(self, rid: Any, exc: BaseException) -> None:
+        if rid is None:
+            logger.warning("plugin %s notification failed: %s", self.plugin_id, exc)
+            return
+        if isinstance(exc, _InvalidParams):
+            self._reply_error(rid, WireCode.INVALID_PARAMS, str(exc))
+        elif isinstance(exc, _MethodNotFound):
+            self._reply_error(rid, WireCode.METHOD_NOT_FOUND, str(exc))
+        else:
+            self._send({"jsonrpc": "2.0", "id": rid, "error": error_to_wire(exc)})
+
+    def _reply_error(self, rid: Any, code: int, message: str) -> None:
+        self._send({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}})
+
+    # -- ending --------------------------------------------------------------------------------
+    def _on_eof(self) -> None:
+        self._eof = True
+        self._start_finalizer()
+
+    def _on_exit(self) -> None:
+        self._exited = True
+        self._exit_event.set()
+        self._start_finalizer()
+
+    def _start_finalizer(self) -> None:
+        if self._finalizer is None and not self.ended.done():
+            self._finalizer = self._loop.create_task(self._finalize())
+
+    async def _finalize(self) -> None:
+        # EOF and exit arrive in either order; give the other up to 0.5 s so the reason can
+        # name the exit status, then kill what is left (a child that closed stdout is done).
+        try:
+            await asyncio.wait_for(self._exit_event.wait(), 0.5)
+        except TimeoutError:
+            self._signal(signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit_event.wait(), 2.0)
+        rc = self._transport.get_returncode() if self._transport else None
+        reason = self._kill_reason or describe_exit(rc, self.limits)
+        error = self._kill_error or crashed(
+            self.plugin_id, reason, returncode=rc, stderr_tail=list(self._sink.tail)[-8:]
+        )
+        for fut, _method in self._pending.values():
+            if not fut.done():
+                fut.set_exception(error)
+        self._pending.clear()
+        for handle in self._late.values():
+            handle.cancel()
+        self._late.clear()
+        for task in self._serving.values():
+            task.cancel()
+        if not self._hello.done():
+            self._hello.set_exception(error)
+            self._hello.exception()  # mark retrieved
+        if self._transport is not None:
+            self._transport.close()
+        self.ended.set_result(EndInfo(reason, rc, self._closing, self._kill_error))
+
+
+class _InvalidParams(ValueError):
+    pass
+
+
+class _MethodNotFound(LookupError):
+    pass
+
+
+def invalid_params(message: str) -> Exception:
+    """Raise this from a request handler to answer ``invalid params``."""
+    return _InvalidParams(message)
+
+
+def method_not_found(message: str) -> Exception:
+    """Raise this from a request handler to answer ``method not found``."""
+    return _MethodNotFound(message)

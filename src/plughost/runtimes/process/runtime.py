@@ -1,0 +1,626 @@
+"""The ``process`` runtime: plugins in their own OS process, supervised.
+
+A manifest with ``runtime = "process"`` names either a command line (``entry = "node main.js"``,
+run with the plugin folder as working directory, never through a shell) or, for a Python
+:class:`plughost.sdk.Plugin`, ``entry = "module:Class"`` — then the host runs
+the runner :mod:`plughost.sdk.child` with ``module:Class`` and the plugin runs unchanged, out
+of process.
+
+Host services reach the plugin through ``handlers`` (``{"host.emit": fn, ...}``, each
+``fn(plugin_id, params)`` returning a value or an awaitable), injected by the host so this module
+imports no service. Every ``host.*`` request first passes the permission check the host gives
+(``check_for(plugin_id)(kind, target)`` raising :class:`~plughost.errors.PermissionDenied`);
+without one, everything that needs a grant is denied.
+
+Children die with the host: on Linux each child asks the kernel for ``SIGKILL`` when its parent
+goes (``PR_SET_PDEATHSIG``, set between fork and exec) and the Python runner also watches its
+stdin. The kernel ties that signal to the *thread* that started the child, so run the host's
+event loop in a thread that lives as long as the plugins (``SyncPluginHost`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plughost.errors import (
+    PlughostError,
+    PluginActivationError,
+    PluginError,
+    PluginLoadError,
+    PluginUnavailable,
+)
+from plughost.observability.health import RestartPolicy, Supervisor, SupervisorEvent
+from plughost.runtimes.base import Export, Health
+from plughost.runtimes.process.bridge import (
+    HostHandler,
+    PermissionCheck,
+    check_from_context,
+    deny_all,
+    handlers_from_context,
+)
+from plughost.runtimes.process.connection import (
+    EndInfo,
+    Session,
+    invalid_params,
+    method_not_found,
+)
+from plughost.runtimes.process.launch import (
+    ProcessOptions,
+    build_argv,
+    child_env,
+    declares_network,
+    limits_of,
+    make_preexec,
+    network_isolated,
+)
+from plughost.runtimes.process.output import OutputSink
+from plughost.runtimes.process.protocol import ENV_SPARE, required_permission
+
+if TYPE_CHECKING:
+    from plughost.core.context import PluginContext
+    from plughost.core.manifest import Manifest
+
+__all__ = [
+    "HostHandler",
+    "PermissionCheck",
+    "ProcessInstance",
+    "ProcessOptions",
+    "ProcessRuntime",
+    "SupervisorEvent",
+    "check_from_context",
+    "create_runtime",
+    "deny_all",
+    "handlers_from_context",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _refuse_before_assign(method: str, params: dict[str, Any]) -> Any:
+    raise PluginUnavailable("this runner has not been given a plugin yet")
+
+
+class ProcessRuntime:
+    """Loads ``runtime = "process"`` plugins. One per host; instances are independent."""
+
+    name = "process"
+    enforces: frozenset[str] = frozenset({"timeout", "memory", "cpu", "open_files", "output"})
+
+    def __init__(
+        self,
+        *,
+        handlers: Mapping[str, HostHandler] | None = None,
+        check_for: Callable[[str], PermissionCheck] | None = None,
+        options: ProcessOptions | None = None,
+        policy: RestartPolicy | None = None,
+        on_event: Callable[[SupervisorEvent], None] | None = None,
+    ) -> None:
+        self.handlers = dict(handlers or {})
+        self.check_for = check_for
+        self.options = options or ProcessOptions()
+        self.policy = policy or RestartPolicy()
+        self.on_event = on_event
+        self._instances: set[ProcessInstance] = set()
+        self._closed = False
+        self._spare: Session | None = None
+        self._spare_task: asyncio.Task[None] | None = None
+
+    def _new_session(
+        self, plugin_id: str, handler: Any, sink: OutputSink, limits: Mapping[str, Any]
+    ) -> Session:
+        o = self.options
+        return Session(
+            plugin_id,
+            handler=handler,
+            sink=sink,
+            limits=limits,
+            max_frame=o.max_frame,
+            cancel_grace=o.cancel_grace,
+            term_grace=o.term_grace,
+        )
+
+    # -- warm spare ----------------------------------------------------------------------------
+    def _take_spare(self) -> Session | None:
+        """The idle pre-started Python runner, if one is ready (it is then no longer spare)."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.alive:
+            return spare
+        return None
+
+    def _want_spare(self) -> None:
+        """Start a warm spare in the background if the options ask for one and none exists."""
+        if not self.options.warm_spare or self._closed:
+            return
+        if self._spare is not None or (self._spare_task and not self._spare_task.done()):
+            return
+        self._spare_task = asyncio.get_running_loop().create_task(self._make_spare())
+
+    async def _make_spare(self) -> None:
+        sink = OutputSink(logging.getLogger("plughost.runtimes.process.spare"))
+        session = self._new_session("(spare)", _refuse_before_assign, sink, {})
+        token = secrets.token_hex(16)
+        env = child_env(self.options, "", token, True)
+        env[ENV_SPARE] = "1"
+        launcher = "from plughost.sdk.child import main; raise SystemExit(main([]))"
+        argv = [self.options.python, *self.options.python_flags, "-c", launcher]
+        try:
+            await session.start_process(
+                argv,
+                cwd=os.getcwd(),
+                env=env,
+                token=token,
+                # Spares serve plugins without direct network; the others always start cold.
+                preexec_fn=make_preexec({}, isolate_network=self.options.isolate_network),
+            )
+        except OSError:
+            logger.warning("could not start a warm spare; plugins will start cold", exc_info=True)
+            return
+        try:  # only a runner that has finished its imports is worth handing out
+            await asyncio.wait_for(
+                asyncio.shield(session.spare_ready), self.options.handshake_timeout
+            )
+        except (TimeoutError, asyncio.CancelledError):
+            await session.kill("warm spare did not become ready", expected=True)
+            return
+        if self._closed or not session.alive:
+            await session.kill("runtime closed", expected=True)
+            return
+        self._spare = session
+
+    async def load(self, manifest: Manifest, root: Path | None) -> ProcessInstance:
+        """Spawn the plugin's process and complete the handshake (state LOADED)."""
+        if self._closed:
+            raise PluginUnavailable("the process runtime is closed", plugin_id=manifest.id)
+        inst = ProcessInstance(self, manifest, Path(root) if root is not None else Path.cwd())
+        await inst._launch(phase="load")
+        self._instances.add(inst)
+        return inst
+
+    async def aclose(self) -> None:
+        """Close every instance still open and the warm spare; idempotent."""
+        self._closed = True
+        instances, self._instances = list(self._instances), set()
+        await asyncio.gather(*(i.close() for i in instances), return_exceptions=True)
+        if self._spare_task is not None:
+            with contextlib.suppress(Exception):
+                await self._spare_task
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            await spare.shutdown(self.options.stop_grace)
+
+
+class ProcessInstance:
+    """One process plugin: a session (replaced on restart) plus its supervisor."""
+
+    def __init__(self, runtime: ProcessRuntime, manifest: Manifest, root: Path) -> None:
+        self.runtime = runtime
+        self.manifest = manifest
+        self.root = root
+        self.options = runtime.options
+        self.limits = limits_of(manifest)
+        self._id = manifest.id
+        self.log = logging.getLogger(f"plughost.plugin.{self._id}")
+        # An explicit policy from the runtime's owner wins; otherwise the PluginContext's
+        # permission service (set at start); with neither, everything is denied.
+        self._check: PermissionCheck = (
+            runtime.check_for(self._id) if runtime.check_for is not None else deny_all(self._id)
+        )
+        self._context_handlers: dict[str, HostHandler] = {}
+        # Direct sockets are all or nothing: a plugin that declares no net: permission runs in
+        # its own empty network namespace; host.http requests are checked per host either way.
+        self._isolate_net = runtime.options.isolate_network and not declares_network(manifest)
+        self.network_isolated = False
+        self._warned_network = False
+        self.supervisor = Supervisor(runtime.policy)
+        self._session: Session | None = None
+        self._context: PluginContext | None = None
+        self._active = False
+        self._closed = False
+        self._ready = asyncio.Event()
+        self._restart_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self.exports: list[Export] = []
+        self.failure: str | None = None
+        self.sink: OutputSink | None = None
+        self._stats = {"calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0}
+
+    @property
+    def plugin_id(self) -> str:
+        """The plugin's id."""
+        return self._id
+
+    @property
+    def pid(self) -> int | None:
+        """The current process id, if running."""
+        return self._session.pid if self._session is not None else None
+
+    # -- launching -----------------------------------------------------------------------------
+    async def _launch(self, *, phase: str) -> None:
+        entry = self.manifest.entry
+        argv, python_child = build_argv(entry, self.root, self.options)
+        sink = OutputSink(
+            self.log,
+            lines_per_second=self.options.output_lines_per_second,
+            bytes_per_second=self.limits.get("output"),
+        )
+        self.sink = sink
+        # Spares start without network when isolation is on: a plugin that may use its own
+        # sockets then starts cold, in the host's network namespace.
+        spare_fits = self._isolate_net or not self.options.isolate_network
+        spare = self.runtime._take_spare() if python_child and spare_fits else None
+        try:
+            if spare is not None:
+                # A warm spare has paid for interpreter start and imports already.
+                session = spare
+                session.assign(
+                    self._id,
+                    handler=self._serve,
+                    sink=sink,
+                    limits=self.limits,
+                    params={
+                        "plugin_id": self._id,
+                        "entry": entry.strip(),
+                        "cwd": str(self.root),
+                        "limits": {k: self.limits.get(k) for k in ("memory", "cpu", "open_files")},
+                    },
+                )
+                await session.handshake(self.options.handshake_timeout)
+            else:
+                session = self.runtime._new_session(self._id, self._serve, sink, self.limits)
+                token = secrets.token_hex(16)
+                await session.spawn(
+                    argv,
+                    cwd=str(self.root),
+                    env=child_env(self.options, self._id, token, python_child),
+                    token=token,
+                    preexec_fn=make_preexec(self.limits, isolate_network=self._isolate_net),
+                    handshake_timeout=self.options.handshake_timeout,
+                )
+        except PlughostError as exc:
+            if exc.code.startswith("protocol."):
+                exc.plugin_id = self._id
+                exc.phase = phase
+                raise
+            raise PluginLoadError(
+                exc.message, plugin_id=self._id, phase=phase, details=exc.details
+            ) from None
+        except OSError as exc:
+            raise PluginLoadError(
+                f"cannot start {argv[0]!r}: {exc}", plugin_id=self._id, phase=phase
+            ) from None
+        self._session = session
+        self._watch_task = asyncio.get_running_loop().create_task(self._watch(session))
+        self.network_isolated = session.pid is not None and network_isolated(session.pid)
+        if self._isolate_net and not self.network_isolated and not self._warned_network:
+            self._warned_network = True
+            self.log.warning(
+                "cannot isolate the network of plugin %s (no CAP_SYS_ADMIN and no user "
+                "namespaces): its own sockets are not restricted; host.http is still checked",
+                self._id,
+            )
+        if python_child:
+            self.runtime._want_spare()  # the next Python plugin (or restart) starts warm
+
+    async def _watch(self, session: Session) -> None:
+        info = await session.ended
+        if session is not self._session or info.expected or self._closed:
+            return
+        self._ready.clear()
+        await self._on_crash(info)
+
+    def _emit(self, kind: str, reason: str, **details: Any) -> None:
+        if self.runtime.on_event is not None:
+            try:
+                self.runtime.on_event(SupervisorEvent(self._id, kind, reason, details))
+            except Exception:  # a listener must not break supervision
+                logger.exception("supervisor listener failed")
+
+    async def _on_crash(self, info: EndInfo) -> None:
+        self._stats["crashes"] += 1
+        self.log.error("plugin process crashed: %s", info.reason)
+        decision = self.supervisor.record_crash(info.reason)
+        self._emit("crashed", info.reason, returncode=info.returncode)
+        if decision.quarantine:
+            self.failure = decision.reason
+            self._session = None
+            self._ready.set()  # wake waiters so they see the quarantine
+            self._emit("quarantined", decision.reason, crashes=decision.crashes_in_window)
+            return
+        self._restart_task = asyncio.get_running_loop().create_task(
+            self._restart(decision.delay, info.reason)
+        )
+
+    async def _restart(self, delay: float, reason: str) -> None:
+        await asyncio.sleep(delay)
+        if self._closed:
+            return
+        try:
+            await self._launch(phase="restart")
+            if self._active and self._context is not None:
+                await self._activate(self._context)
+        except PlughostError as exc:
+            if self._session is not None and self._session.alive:
+                await self._session.kill("restart failed", expected=True)
+            await self._on_crash(EndInfo(f"restart failed: {exc.message}", None, False))
+            return
+        self._stats["restarts"] += 1
+        self._ready.set()
+        self._emit("restarted", reason, pid=self.pid)
+
+    async def reenable(self) -> None:
+        """Operator action: clear the quarantine and start the plugin again."""
+        if self.failure is None:
+            return
+        self.supervisor.reenable()
+        self.failure = None
+        await self._launch(phase="reenable")
+        if self._active and self._context is not None:
+            await self._activate(self._context)
+        self._ready.set()
+        self._emit("reenabled", "re-enabled by the operator")
+
+    # -- serving the plugin's requests ---------------------------------------------------------
+    def _serve(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "host.log":
+            level = logging.getLevelName(str(params.get("level", "info")).upper())
+            if self.sink is not None:
+                self.sink.log(
+                    level if isinstance(level, int) else logging.INFO,
+                    str(params.get("message", "")),
+                )
+            return None
+        if method == "host.config.get":
+            config = dict(getattr(self._context, "config", None) or {})
+            key = params.get("key")
+            return config if key is None else config.get(key, params.get("default"))
+        try:
+            if method.startswith("host.files."):
+                params = self._absolute(params)
+            need = required_permission(method, params, self._id)
+        except ValueError as exc:
+            raise invalid_params(str(exc)) from None
+        if need is not None:
+            self._check(*need)  # before anything else: a refused request learns nothing
+        handler = self.runtime.handlers.get(method) or self._context_handlers.get(method)
+        if handler is None:
+            raise method_not_found(
+                f"{method!r} is not served by this host (unknown method, or its service is "
+                "not configured); see docs/protocol.md"
+            )
+        return handler(self._id, params)
+
+    def _absolute(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Resolve a file path once, here: relative to the plugin's data directory, symlinks
+        followed. The permission check and the files service then see the same path."""
+        path = params.get("path")
+        if not isinstance(path, str) or not path:
+            raise ValueError("host.files.* needs a non-empty string 'path'")
+        if "\x00" in path:
+            raise ValueError("path contains a NUL byte")
+        if not os.path.isabs(path):
+            try:
+                data_dir = getattr(self._context, "data_dir", None)
+            except PlughostError:
+                data_dir = None
+            if data_dir is None:
+                raise ValueError(
+                    f"relative path {path!r} needs the plugin's data directory, and this host "
+                    "has none (give PluginHost a home); use an absolute path"
+                )
+            path = os.path.join(str(data_dir), path)
+        return {**params, "path": os.path.realpath(path)}
+
+    # -- the PluginInstance contract -----------------------------------------------------------
+    async def _activate(self, context: PluginContext) -> list[Export]:
+        session = self._require_session()
+        try:
+            data_dir = getattr(context, "data_dir", None)
+        except PlughostError:  # a host without a home has no data directories: say None
+            data_dir = None
+        params = {
+            "plugin_id": self._id,
+            "config": dict(getattr(context, "config", None) or {}),
+            "data_dir": str(data_dir) if data_dir is not None else None,
+            "manifest": _manifest_dict(self.manifest),
+        }
+        try:
+            result = await session.request(
+                "plugin.activate", params, self._timeout(None, activation=True)
+            )
+        except PluginUnavailable:
+            raise
+        except PluginError as exc:
+            if exc.code.startswith(("plugin.crashed", "protocol.", "plugin.timeout")):
+                raise
+            raise PluginActivationError(
+                f"activate failed: {exc.message}",
+                plugin_id=self._id,
+                phase="activate",
+                details=exc.details,
+            ) from None
+        exports = []
+        for item in (result or {}).get("exports", []) if isinstance(result, dict) else []:
+            exports.append(
+                Export(item["kind"], item["name"], item["target"], dict(item.get("options") or {}))
+            )
+        self.exports = exports
+        return exports
+
+    async def start(self, context: PluginContext) -> Sequence[Export]:
+        """Send ``plugin.activate``; return the exports the plugin declared."""
+        self._ensure_open()
+        self._context = context
+        self._context_handlers = handlers_from_context(context)
+        if self.runtime.check_for is None:
+            self._check = check_from_context(context, self._id)
+        exports = await self._activate(context)
+        self._active = True
+        self._ready.set()
+        return exports
+
+    def _timeout(self, timeout: float | None, activation: bool = False) -> float | None:
+        if timeout is not None:
+            return timeout
+        if self.limits.get("timeout") is not None:
+            return float(self.limits["timeout"])
+        return self.options.default_timeout
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise PluginUnavailable(
+                "the plugin instance is closed; load it again", plugin_id=self._id
+            )
+
+    def _require_session(self) -> Session:
+        self._ensure_open()
+        if self.failure is not None:
+            raise PluginUnavailable(self.failure, plugin_id=self._id, details={"quarantined": True})
+        if self._session is None:
+            raise PluginUnavailable("the plugin process is restarting", plugin_id=self._id)
+        return self._session
+
+    async def _ready_session(self, timeout: float | None) -> Session:
+        session = self._session
+        if session is not None and session.alive and self._active:
+            return session
+        self._ensure_open()
+        if not self._active:
+            raise PluginUnavailable(
+                "the plugin is not active; activate it first", plugin_id=self._id
+            )
+        if self.failure is None and (session is None or not session.alive):
+            # Restarting: wait for it within the caller's deadline.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout)
+        return self._require_session()
+
+    async def call(
+        self,
+        target: str,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """``plugin.call``: invoke an export's target with keyword arguments."""
+        if timeout is None:
+            timeout = self._timeout(None)
+        session = self._session
+        if session is None or not self._active or session.ended.done():
+            session = await self._ready_session(timeout)
+        self._stats["calls"] += 1
+        try:
+            return await session.request(
+                "plugin.call", {"target": target, "args": dict(kwargs or {})}, timeout
+            )
+        except TimeoutError:
+            self._stats["timeouts"] += 1
+            raise
+        except PlughostError:
+            self._stats["errors"] += 1
+            raise
+
+    async def notify_event(self, target: str, kwargs: Mapping[str, Any] | None = None) -> None:
+        """``plugin.event`` as a notification: deliver an event without waiting."""
+        session = await self._ready_session(self._timeout(None))
+        session.notify("plugin.event", {"target": target, "args": dict(kwargs or {})})
+
+    async def send_channel(self, channel: str, stream: str, data: Any) -> None:
+        """Send one ``channel.message`` to the plugin."""
+        session = await self._ready_session(self._timeout(None))
+        session.notify("channel.message", {"channel": channel, "stream": stream, "data": data})
+
+    async def health(self) -> Health:
+        """``plugin.health``; a quarantined or restarting plugin reports not ok."""
+        if self.failure is not None:
+            return Health(False, self.failure, {"quarantined": True})
+        session = self._session
+        if session is None or not session.alive:
+            return Health(False, "restarting", {})
+        try:
+            result = await session.request("plugin.health", {}, self._timeout(None))
+        except PlughostError as exc:
+            return Health(False, exc.message, {"code": exc.code})
+        if not isinstance(result, dict):
+            return Health(False, "plugin.health returned a non-object", {})
+        return Health(
+            bool(result.get("ok")), str(result.get("detail", "")), dict(result.get("data") or {})
+        )
+
+    async def export_state(self) -> Any:
+        """``plugin.export_state``: the plugin's state for a hot reload (JSON)."""
+        session = self._require_session()
+        result = await session.request("plugin.export_state", {}, self._timeout(None))
+        return result.get("state") if isinstance(result, dict) else None
+
+    async def import_state(self, state: Any, from_version: str = "") -> None:
+        """``plugin.import_state``: hand over the state ``from_version`` exported."""
+        session = self._require_session()
+        params = {"state": state, "from_version": from_version}
+        await session.request("plugin.import_state", params, self._timeout(None))
+
+    async def stop(self) -> None:
+        """``plugin.deactivate``; idempotent. The process stays up until :meth:`close`."""
+        if not self._active:
+            return
+        self._active = False
+        session = self._session
+        if session is not None and session.alive:
+            try:
+                await session.request("plugin.deactivate", {}, self.options.stop_grace)
+            except PlughostError as exc:
+                self.log.warning("deactivate failed: %s", exc.message)
+
+    async def close(self) -> None:
+        """Deactivate if needed, then end the process (``$/exit`` → SIGTERM → SIGKILL)."""
+        if self._closed:
+            return
+        await self.stop()
+        self._closed = True
+        self.runtime._instances.discard(self)
+        if self._restart_task is not None:
+            self._restart_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._restart_task
+        session, self._session = self._session, None
+        if session is not None:
+            await session.shutdown(self.options.stop_grace)
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+
+    def stats(self) -> Mapping[str, Any]:
+        """Counters: calls, errors, timeouts, crashes, restarts, pid, dropped log lines."""
+        out: dict[str, Any] = dict(self._stats)
+        out["pid"] = self.pid
+        out["quarantined"] = self.failure is not None
+        out["network_isolated"] = self.network_isolated
+        if self.sink is not None:
+            out["log_lines_dropped"] = self.sink.dropped_lines
+        return out
+
+    def local_callable(self, target: str) -> Callable[..., Any] | None:
+        """Out of process: no direct callable."""
+        return None
+
+
+def create_runtime(home: Path | None = None) -> ProcessRuntime:
+    """Factory used by the host to create the process runtime on first use."""
+    return ProcessRuntime()
+
+
+def _manifest_dict(manifest: Manifest) -> dict[str, Any]:
+    to_dict = getattr(manifest, "to_dict", None)
+    if to_dict is not None:
+        try:
+            return dict(to_dict())
+        except Exception:  # a manifest that cannot serialise should not block activation
+            logger.debug("manifest.to_dict failed", exc_info=True)
+    return {"id": manifest.id, "version": str(getattr(manifest, "version", ""))}

@@ -1,0 +1,130 @@
+"""runtime = "process" plugins through PluginHost: discovery, activation, calls, permissions,
+quarantine recorded as FAILED and cleared by enable()."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plughost import PluginHost, State
+from plughost.errors import PermissionDenied, PluginCrashed, PluginUnavailable
+from plughost.runtimes.process.runtime import ProcessRuntime
+
+from .conftest import PLUGINS, eventually, fast_options
+
+NODE_EXAMPLE = Path(__file__).parents[3] / "examples" / "node-greeter"
+
+
+class Grants:
+    """A permission service: exact (kind, target) pairs; everything else is denied."""
+
+    def __init__(self, *pairs: tuple[str, str]) -> None:
+        self.pairs = set(pairs)
+
+    def check(self, kind: str, target: str) -> None:
+        if (kind, target) not in self.pairs:
+            raise PermissionDenied(f"{kind}:{target} is not granted")
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any, str | None]] = []
+
+    def emit(self, topic: str, payload: Any = None, *, source: str | None = None) -> int:
+        self.events.append((topic, payload, source))
+        return 1
+
+
+class Services:
+    """A HostExtension that attaches permissions and a bus to every plugin context."""
+
+    def __init__(self) -> None:
+        self.grants = Grants(("events:emit", "allowed.topic"), ("events:emit", "greeter.greeted"))
+        self.bus = Bus()
+
+    def prepare_context(self, record: Any, context: Any) -> None:
+        context.attach("permissions", self.grants)
+        context.attach("bus", self.bus)
+
+
+@pytest.fixture
+def plugins_dir(tmp_path: Path) -> Path:
+    shutil.copytree(PLUGINS / "pyecho", tmp_path / "pyecho")
+    if shutil.which("node"):
+        shutil.copytree(NODE_EXAMPLE, tmp_path / "node-greeter")
+    return tmp_path
+
+
+async def test_process_manifest_just_works_through_the_host(plugins_dir: Path) -> None:
+    services = Services()
+    async with PluginHost([plugins_dir]) as host:
+        host.add_extension(services)
+        report = await host.start()
+        assert host.get("pyecho").state is State.ACTIVE, report
+        result = await host.call("pyecho", "say", text="through the host")
+        assert result["text"] == "through the host"
+        assert await host.call("pyecho", "emit", topic="allowed.topic") == 1
+        assert services.bus.events == [("allowed.topic", None, "pyecho")]
+        with pytest.raises(PermissionDenied, match=r"events:emit:denied\.topic is not granted"):
+            await host.call("pyecho", "emit", topic="denied.topic")
+        if shutil.which("node"):
+            greeted = await host.call("node-greeter", "greet", name="Ada")
+            assert greeted["text"] == "Hello, Ada!" and greeted["emitted"] == 1
+        pid = host.get("pyecho").instance.pid
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):
+        import os
+
+        os.kill(pid, 0)
+
+
+async def test_quarantine_marks_the_record_failed_and_enable_brings_it_back(
+    plugins_dir: Path,
+) -> None:
+    from plughost.observability.health import RestartPolicy
+
+    host = PluginHost([plugins_dir])
+    fast = ProcessRuntime(
+        options=fast_options(),
+        policy=RestartPolicy(initial_delay=0.01, max_delay=0.05, max_crashes=2),
+        on_event=host._on_supervisor_event,
+    )
+    host.add_runtime(fast)
+    async with host:
+        await host.start()
+        record = host.get("pyecho")
+        with pytest.raises(PluginCrashed):
+            await host.call("pyecho", "exit", code=9)
+        assert (await host.call("pyecho", "say", text="restarted"))["text"] == "restarted"
+        with pytest.raises(PluginCrashed):
+            await host.call("pyecho", "exit", code=9)
+        await eventually(lambda: record.state is State.FAILED)
+        assert record.phase == "supervise"
+        assert "quarantined after 2 crashes" in record.error.message
+        assert "exited with code 9" in record.error.message
+        with pytest.raises(PluginUnavailable):
+            await host.call("pyecho", "say", text="x")
+        await eventually(lambda: record.instance is None)  # exports and instance released
+        await host.enable("pyecho")
+        assert record.state is State.ACTIVE
+        assert (await host.call("pyecho", "say", text="again"))["text"] == "again"
+
+
+def test_sync_facade_drives_a_process_plugin_from_its_loop_thread(plugins_dir: Path) -> None:
+    from plughost import SyncPluginHost
+
+    host = SyncPluginHost(PluginHost([plugins_dir]))
+    try:
+        host.start()
+        result = host.call("pyecho", "say", text="sync")
+        assert result["text"] == "sync"
+        pid = result["pid"]
+    finally:
+        host.close()
+    import os
+
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
