@@ -320,11 +320,9 @@ class PluginHost:
         if manifest.runtime not in self._runtimes and manifest.runtime in BUILTIN_RUNTIMES:
             module_name, _, factory = BUILTIN_RUNTIMES[manifest.runtime].partition(":")
             module = importlib.import_module(module_name)  # ExtraNotInstalled names the extra
-            # quarantines reported by the runtime's supervisor mark the plugin FAILED, once the
-            # host has that listener (it arrives with the process runtime's integration)
-            on_event = getattr(self, "_on_supervisor_event", None)
+            # a quarantine reported by the runtime's supervisor marks the plugin FAILED
             self._runtimes[manifest.runtime] = getattr(module, factory)(
-                home=self.home, on_event=on_event
+                home=self.home, on_event=self._on_supervisor_event
             )
         try:
             return self._runtimes[manifest.runtime]

@@ -11,6 +11,7 @@ import pytest
 from plughost.core.lifecycle import State
 from plughost.errors import PermissionDenied, PluginCrashed, PluginUnavailable
 from plughost.host import PluginHost
+from plughost.observability.health import RestartPolicy, Supervisor
 from plughost.runtimes.wasm import WasmRuntime
 
 from . import wat_modules
@@ -96,11 +97,6 @@ async def test_wasm_limits_from_the_manifest_are_reported_as_enforced(tmp_path):
 
 
 async def test_a_crash_looping_wasm_plugin_is_quarantined_as_failed(tmp_path):
-    if not hasattr(PluginHost, "_on_supervisor_event"):
-        pytest.skip("the host's supervisor-event listener lands with the process runtime")
-    health = pytest.importorskip("plughost.observability.health")
-    RestartPolicy, Supervisor = health.RestartPolicy, health.Supervisor
-
     folder = tmp_path / "crasher"
     folder.mkdir()
     wat_modules.write(folder, "crash", wat_modules.CRASH)

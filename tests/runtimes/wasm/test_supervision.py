@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
 import pytest
 
 from plughost.errors import PluginCrashed, PluginUnavailable
+from plughost.observability.health import RestartPolicy, Supervisor, SupervisorEvent
 from plughost.runtimes.wasm import WasmBindings, WasmRuntime
 
 from . import wat_modules
@@ -109,10 +111,9 @@ async def test_without_a_supervisor_the_sandbox_restarts_immediately(tmp_path):
 
 
 async def test_the_shared_supervisor_backs_off_then_quarantines(tmp_path):
-    health = pytest.importorskip("plughost.observability.health")
-    policy = health.RestartPolicy(initial_delay=0.05, multiplier=1.0, jitter=0.0, max_crashes=3)
-    events = []
-    rt = WasmRuntime(supervisor=lambda: health.Supervisor(policy), on_event=events.append)
+    policy = RestartPolicy(initial_delay=0.05, multiplier=1.0, jitter=0.0, max_crashes=3)
+    events: list[SupervisorEvent] = []
+    rt = WasmRuntime(supervisor=lambda: Supervisor(policy), on_event=events.append)
     try:
         inst = rt.load_file("crash", wat_modules.write(tmp_path, "crash", wat_modules.CRASH))
         await inst.start(WasmBindings())
@@ -134,5 +135,19 @@ async def test_the_shared_supervisor_backs_off_then_quarantines(tmp_path):
         with pytest.raises(PluginUnavailable, match=r"quarantined"):
             calls()
         assert [e.kind for e in events].count("quarantined") == 1
+    finally:
+        rt.close()
+
+
+async def test_a_health_probe_after_the_backoff_brings_the_sandbox_back(tmp_path):
+    rt, inst = _crash_instance(tmp_path, _CountingSupervisor(limit=10, delay=0.02))
+    try:
+        with pytest.raises(PluginCrashed):
+            await inst.call("run", {})
+        deadline = time.monotonic() + 5
+        while not (await inst.health()).ok:
+            assert time.monotonic() < deadline, "the sandbox never came back"
+            await asyncio.sleep(0.005)
+        assert inst.active and inst.stats()["restarts"] == 1
     finally:
         rt.close()

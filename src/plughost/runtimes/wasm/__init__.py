@@ -15,7 +15,6 @@ from plughost.runtimes.wasm.bindings import FsGrant, PermissionChecker, WasmBind
 from plughost.runtimes.wasm.cache import ModuleCache
 from plughost.runtimes.wasm.instance import WasmInstance, WasmLimits
 from plughost.runtimes.wasm.runtime import (
-    SupervisorEvent,
     WasmRuntime,
     bindings_from_context,
     create_runtime,
@@ -26,7 +25,6 @@ __all__ = [
     "FsGrant",
     "ModuleCache",
     "PermissionChecker",
-    "SupervisorEvent",
     "WasmBindings",
     "WasmInstance",
     "WasmLimits",

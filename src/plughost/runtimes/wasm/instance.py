@@ -265,7 +265,7 @@ class WasmInstance:
             return Health(False, "closed", data)
         if self._failed is not None:
             return Health(False, f"failed: {self._failed.message}", data)
-        if self._restart_at is not None:
+        if self._restart_at is not None and not self._revive_if_due():
             return Health(False, f"restarting after a crash: {self._last_failure}", data)
         if not self.active:
             return Health(False, "not active", data)
@@ -568,6 +568,21 @@ class WasmInstance:
         if self._ctx is None:
             raise self._not_callable()
         return self._ctx
+
+    def _revive_if_due(self) -> bool:
+        """Restart a crashed sandbox whose backoff is over (a probe should see it come back)."""
+        if self._restart_at is None or self._restart_at > time.monotonic():
+            return False
+        if not self._lock.acquire(False):  # busy: never block the caller's event loop here
+            return False
+        try:
+            if self._live is None and self._restart_at is not None:
+                self._revive()
+        except PlughostError:
+            return False
+        finally:
+            self._lock.release()
+        return self._live is not None
 
     def reenable(self) -> None:
         """An operator cleared a quarantine: forget the crash history; next call restarts."""

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plughost.errors import PluginLoadError, PluginUnavailable
+from plughost.observability.health import Supervisor, SupervisorEvent
 
 if TYPE_CHECKING:
     from plughost.core.manifest import Manifest
@@ -31,21 +31,9 @@ from .compiled import CompiledPlugin, inspect_module
 from .instance import WasmInstance, WasmLimits
 from .ticker import EpochTicker
 
-__all__ = ["BindingsFactory", "SupervisorEvent", "WasmRuntime", "create_runtime"]
+__all__ = ["BindingsFactory", "WasmRuntime", "create_runtime"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SupervisorEvent:
-    """Something happened to a sandbox: ``crashed``, ``restarted``, ``quarantined``,
-    ``reenabled`` (the same shape the process runtime reports, so one host listener serves both).
-    """
-
-    plugin_id: str
-    kind: str
-    reason: str
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 BindingsFactory = Callable[[Any, WasmInstance], WasmBindings]
@@ -60,11 +48,7 @@ _DEFAULT = _Default()
 
 
 def _default_supervisor_factory() -> Callable[[], Any] | None:
-    try:  # the isolated runtimes share one backoff/quarantine policy when it is installed
-        from plughost.observability.health import Supervisor
-    except ImportError:
-        return None
-    return Supervisor  # type: ignore[no-any-return]
+    return Supervisor  # the isolated runtimes share one backoff/quarantine policy
 
 
 # Part of every cache key: change it whenever the Config below changes.
@@ -83,8 +67,8 @@ class WasmRuntime:
     :param supervisor: makes one crash supervisor per instance (an object with
         ``record_crash(reason) -> decision`` where the decision has ``quarantine``, ``delay``,
         ``reason``, ``crashes_in_window``, and ``reenable()``), deciding backoff and quarantine
-        after a trap. Default: ``plughost.observability.health.Supervisor`` when available; None
-        restarts the sandbox at once, every time.
+        after a trap. Default: ``plughost.observability.health.Supervisor`` (the policy the
+        process runtime uses too); None restarts the sandbox at once, every time.
     :param on_event: called with a :class:`SupervisorEvent` after each crash, restart and
         quarantine (the host records a quarantine as the plugin's failure).
     """
