@@ -13,7 +13,8 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
 
 from plughost.runtimes.wasm.bindings import FsGrant, PermissionChecker, WasmBindings
 from plughost.runtimes.wasm.cache import ModuleCache
-from plughost.runtimes.wasm.instance import WasmInstance, WasmLimits
+from plughost.runtimes.wasm.instance import WasmInstance
+from plughost.runtimes.wasm.limits import WasmLimits
 from plughost.runtimes.wasm.runtime import (
     WasmRuntime,
     bindings_from_context,

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
@@ -40,59 +40,24 @@ from plughost.errors import (
     PluginUnavailable,
     ProtocolError,
 )
-from plughost.runtimes.base import Export, ExportKind, Health
+from plughost.runtimes.base import Export, Health
 
 from . import _ffi, abi
 from ._ffi import TRAPPED, make_invoker
 from .bindings import HostDispatch, LogLimiter, WasmBindings
-from .compiled import HANDLER_SIGNATURE, CompiledPlugin
+from .compiled import CompiledPlugin
+from .exports import declared_exports, parse_exports
+from .limits import PAGE, WasmLimits, format_bytes
+from .traps import first_line, memory_exceeded, trap_error
 
 if TYPE_CHECKING:
     from .runtime import WasmRuntime
 
-__all__ = ["WasmInstance", "WasmLimits"]
+__all__ = ["WasmInstance"]
 
 log = logging.getLogger(__name__)
 
-_PAGE = 65536
 _UNLIMITED_FUEL = 1 << 62
-_MiB = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class WasmLimits:
-    """Limits in force for one wasm instance (the manifest's, filled in with runtime defaults).
-
-    :param timeout: wall-clock seconds per call (epoch deadline); also bounds activation.
-    :param memory: bytes of linear memory the store may hold; growth past it is refused.
-    :param fuel: fuel units per call (roughly one per wasm instruction); None = unmetered.
-    :param output: bytes/s of log output (``log`` host calls and WASI stdout/stderr).
-    :param max_message: largest JSON message, in bytes, accepted in either direction.
-    """
-
-    timeout: float = 10.0
-    memory: int | None = 64 * _MiB
-    fuel: int | None = None
-    output: int = 64 * 1024
-    max_message: int = 4 * _MiB
-
-    def __post_init__(self) -> None:
-        if self.timeout <= 0:
-            raise ValueError(f"wasm timeout must be positive seconds, got {self.timeout!r}")
-        if self.memory is not None and self.memory < _PAGE:
-            raise ValueError(
-                f"wasm memory limit must be at least one 64 KiB page, got {self.memory}"
-            )
-        if self.fuel is not None and self.fuel <= 0:
-            raise ValueError(f"wasm fuel must be a positive number of units, got {self.fuel!r}")
-
-
-def _fmt_bytes(n: int) -> str:
-    if n % _MiB == 0:
-        return f"{n // _MiB} MiB"
-    if n % 1024 == 0:
-        return f"{n // 1024} KiB"
-    return f"{n} bytes"
 
 
 @dataclass(slots=True)
@@ -357,9 +322,7 @@ class WasmInstance:
             if not event:  # commands and hooks: keyword arguments
                 return call(target, kwargs)
             if len(event) != 1 or kwargs:
-                raise TypeError(
-                    f"{self._plugin_id}:{target} takes keyword arguments, or one event"
-                )
+                raise TypeError(f"{self._plugin_id}:{target} takes keyword arguments, or one event")
             # the bus hands subscribers an Event; the guest gets {"event": <its wire shape>}
             data = event[0].to_dict() if hasattr(event[0], "to_dict") else event[0]
             return call(target, {"event": data})
@@ -446,16 +409,16 @@ class WasmInstance:
                 instance = self._compiled.pre.instantiate(store)
             except wasmtime.Trap as exc:
                 raise PluginActivationError(
-                    f"{self._plugin_id}: the module's start function trapped: {_first_line(exc)}",
+                    f"{self._plugin_id}: the module's start function trapped: {first_line(exc)}",
                     plugin_id=self._plugin_id,
                     phase="activate",
                 ) from None
             except wasmtime.WasmtimeError as exc:
-                text = _first_line(exc)
+                text = first_line(exc)
                 hint = ""
                 if "memory" in text and self.limits.memory is not None:
                     hint = (
-                        f" (the memory limit is {_fmt_bytes(self.limits.memory)}; raise "
+                        f" (the memory limit is {format_bytes(self.limits.memory)}; raise "
                         "limits.memory or shrink the module's initial memory)"
                     )
                 raise PluginActivationError(
@@ -690,8 +653,8 @@ class WasmInstance:
             rptr, rlen = abi.unpack(result)
             if rlen > self.limits.max_message:
                 raise ProtocolError(
-                    f"{self._what(name)} returned a {_fmt_bytes(rlen)} message; the limit is "
-                    f"{_fmt_bytes(self.limits.max_message)} (limits.max_message)",
+                    f"{self._what(name)} returned a {format_bytes(rlen)} message; the limit is "
+                    f"{format_bytes(self.limits.max_message)} (limits.max_message)",
                     plugin_id=self._plugin_id,
                     code="protocol.size",
                     details={"size": rlen},
@@ -712,7 +675,7 @@ class WasmInstance:
             if (
                 allocating
                 and self.limits.memory is not None
-                and size + max(length, _PAGE) > self.limits.memory
+                and size + max(length, PAGE) > self.limits.memory
             ):
                 raise self._memory_exceeded(size)
             raise ProtocolError(
@@ -736,8 +699,8 @@ class WasmInstance:
             try:
                 if length > self.limits.max_message:
                     raise ProtocolError(
-                        f"{op} request is {_fmt_bytes(length)}; the limit is "
-                        f"{_fmt_bytes(self.limits.max_message)}",
+                        f"{op} request is {format_bytes(length)}; the limit is "
+                        f"{format_bytes(self.limits.max_message)}",
                         plugin_id=self._plugin_id,
                         code="protocol.size",
                     )
@@ -817,58 +780,19 @@ class WasmInstance:
         trap = _ffi.take_trap(raw.trap) if raw.trap.value else None
         err_ptr, raw.error[0] = raw.error[0], None
         error = _ffi.take_error(err_ptr) if err_ptr else None
-        exc: PluginError
-        if isinstance(parked, PluginError):
-            exc = parked  # raised inside a host function (e.g. a nested timeout): keep it
-        else:
-            code = trap.trap_code if trap is not None else None
-            detail = _first_line(trap if trap is not None else error)
-            what = self._what(name)
-            if code == wasmtime.TrapCode.OUT_OF_FUEL:
-                exc = PluginTimeout(
-                    f"{what} used all of its {self.limits.fuel} fuel units and was stopped; "
-                    "raise limits.fuel if the work is legitimate",
-                    plugin_id=self._plugin_id,
-                    details={"limit": "fuel", "fuel": self.limits.fuel},
-                )
-            elif code == wasmtime.TrapCode.INTERRUPT:
-                exc = PluginTimeout(
-                    f"{what} ran past its {seconds if seconds is not None else self.limits.timeout}"
-                    " s deadline and was stopped; raise limits.timeout if the work is legitimate",
-                    plugin_id=self._plugin_id,
-                    details={"limit": "timeout", "timeout": seconds},
-                )
-            elif self._memory_at_cap():
-                exc = self._memory_exceeded(self.memory_bytes(), detail)
-            elif parked is not None:
-                exc = PluginCrashed(
-                    f"{what} failed inside a host function: {type(parked).__name__}: {parked}",
-                    plugin_id=self._plugin_id,
-                )
-            else:
-                exc = PluginCrashed(
-                    f"{what} trapped: {detail}",
-                    plugin_id=self._plugin_id,
-                    details={"trap": detail},
-                )
-        exc._wasm_trapped = True  # type: ignore[attr-defined]
-        return exc
-
-    def _memory_at_cap(self) -> bool:
-        cap = self.limits.memory
-        return cap is not None and self.memory_bytes() + _PAGE > cap
-
-    def _memory_exceeded(self, size: int, detail: str = "") -> PluginCrashed:
-        cap = self.limits.memory or 0
-        exc = PluginCrashed(
-            f"{self._plugin_id}: memory limit {_fmt_bytes(cap)} exceeded (linear memory is "
-            f"{_fmt_bytes(size)} and cannot grow){'; ' + detail if detail else ''}; raise "
-            "limits.memory if the plugin needs more",
-            plugin_id=self._plugin_id,
-            details={"limit": "memory", "memory": cap, "size": size},
+        return trap_error(
+            self._plugin_id,
+            self._what(name),
+            self.limits,
+            seconds,
+            trap=trap,
+            error=error,
+            parked=parked,
+            memory_size=self.memory_bytes(),
         )
-        exc._wasm_trapped = True  # type: ignore[attr-defined]
-        return exc
+
+    def _memory_exceeded(self, size: int) -> PluginCrashed:
+        return memory_exceeded(self._plugin_id, self.limits.memory or 0, size)
 
     def _not_callable(self) -> PluginError:
         if self._closed:
@@ -925,82 +849,8 @@ class WasmInstance:
         if self._compiled.is_handler(abi.EXPORTS):
             out = self._call_json_locked(abi.EXPORTS, b"{}", None, restart=False)
             doc = None if out is None else abi.decode_envelope(out, what=self._what(abi.EXPORTS))
-            return self._parse_exports(doc)
-        exports: list[Export] = []
-        prefix = f"{self._plugin_id}."
-        for command in self._declared_commands:
-            # "my-plugin.greet" is served by the handler "my-plugin.greet" or "greet"
-            short = command.removeprefix(prefix)
-            target = command if self._compiled.is_handler(command) else short
-            if not self._compiled.is_handler(target):
-                raise PluginActivationError(
-                    f"{self._plugin_id} declares command {command!r} but exports no handler "
-                    f"{command!r} or {short!r}; export one with the signature "
-                    f"(ptr: i32, len: i32) -> i64, or describe the mapping in {abi.EXPORTS}",
-                    plugin_id=self._plugin_id,
-                    phase="activate",
-                )
-            exports.append(Export("command", command, target))
-        return exports
-
-    def _parse_exports(self, doc: Any) -> list[Export]:
-        problems: list[str] = []
-        out: list[Export] = []
-        if not isinstance(doc, dict):
-            doc, problems = {}, [f"{abi.EXPORTS} must return an object, got {type(doc).__name__}"]
-        kinds = {
-            "commands": ("command", "name"),
-            "hooks": ("hook", "name"),
-            "events": ("event", "topic"),
-            "channels": ("channel", "name"),
-        }
-        for key in doc:
-            if key not in kinds:
-                problems.append(f"unknown key {key!r} (expected {', '.join(kinds)})")
-        for key, (kind, name_key) in kinds.items():
-            entries = doc.get(key, [])
-            if not isinstance(entries, list):
-                problems.append(f"{key} must be a list")
-                continue
-            for i, entry in enumerate(entries):
-                if not isinstance(entry, dict) or not isinstance(entry.get(name_key), str):
-                    problems.append(f"{key}[{i}] needs a string {name_key!r}")
-                    continue
-                target = entry.get("export", entry[name_key])
-                if not isinstance(target, str) or not self._compiled.is_handler(target):
-                    problems.append(
-                        f"{key}[{i}] names export {target!r}, which is not a handler "
-                        f"{HANDLER_SIGNATURE[0]} -> {HANDLER_SIGNATURE[1]}"
-                    )
-                    continue
-                options = entry.get("options", {})
-                out.append(
-                    Export(
-                        cast(ExportKind, kind),
-                        entry[name_key],
-                        target,
-                        options if isinstance(options, dict) else {},
-                    )
-                )
-        if problems:
-            raise PluginActivationError(
-                f"{self._plugin_id}: {abi.EXPORTS} returned an invalid description:\n"
-                + "\n".join(f"  - {p}" for p in problems),
-                plugin_id=self._plugin_id,
-                phase="activate",
-                details={"problems": problems},
-            )
-        return out
-
-
-def _first_line(exc: object) -> str:
-    text = str(exc) if exc is not None else "unknown failure"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # wasmtime puts the backtrace first and the cause last ("Caused by: wasm trap: ...")
-    for ln in reversed(lines):
-        if ln.startswith("wasm trap:") or "trap" in ln:
-            return ln
-    return lines[0] if lines else "unknown failure"
+            return parse_exports(doc, self._compiled, self._plugin_id)
+        return declared_exports(self._declared_commands, self._compiled, self._plugin_id)
 
 
 def _decode(data: bytes) -> str:

@@ -28,7 +28,8 @@ from . import _ffi, abi
 from .bindings import FsGrant, WasmBindings
 from .cache import ModuleCache
 from .compiled import CompiledPlugin, inspect_module
-from .instance import WasmInstance, WasmLimits
+from .instance import WasmInstance
+from .limits import WasmLimits
 from .ticker import EpochTicker
 
 __all__ = ["BindingsFactory", "WasmRuntime", "create_runtime"]
