@@ -34,8 +34,9 @@ async def test_json_handler_round_trips_arguments(load):
 
 async def test_calling_a_missing_handler_names_the_handlers(load):
     inst = load("echo", wat_modules.ECHO)
-    with pytest.raises(PluginError, match=r"no handler export 'nope'.*handlers: echo"):
+    with pytest.raises(PluginUnavailable, match=r"no handler export 'nope'.*handlers: echo") as e:
         await inst.call("nope", {})
+    assert e.value.code == "plugin.no_target"  # what every runtime answers for a missing target
 
 
 async def test_unserialisable_arguments_are_refused_before_the_call(load):

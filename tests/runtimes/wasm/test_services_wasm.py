@@ -79,3 +79,11 @@ async def test_undeclared_http_is_denied_and_audited(world) -> None:
         await host.call("http", "run")
     denials = services.permissions.audit.query(plugin="http", decision="deny")
     assert any("evil.example.com" in str(row) for row in denials)
+
+
+async def test_config_change_for_a_wasm_plugin_without_a_listener_is_accepted(world) -> None:
+    host, services = world
+    # "http" reaches an async service, so its calls go through instance.call (no local callable)
+    assert host.get("http").instance.local_callable("run") is None
+    await services.config.set("http", {"anything": 1})
+    assert services.config.version("http") == 1

@@ -836,10 +836,12 @@ class WasmInstance:
 
     def _no_handler(self, target: str) -> PluginError:
         handlers = [h for h in self._compiled.handlers if not h.startswith("plughost_")]
-        return PluginError(
+        # the code every runtime uses for "no such target", so callers can tell it apart
+        return PluginUnavailable(
             f"{self._plugin_id} has no handler export {target!r} with signature "
             f"(i32, i32) -> i64; handlers: {', '.join(handlers) or 'none'}",
             plugin_id=self._plugin_id,
+            code="plugin.no_target",
         )
 
     def _what(self, name: str) -> str:
