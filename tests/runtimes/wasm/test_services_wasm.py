@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from plughost.errors import PermissionDenied
+from plughost.errors import ConfigRejected, PermissionDenied
 from plughost.host import PluginHost
 from plughost.services.plugin_services import PluginServices
 
@@ -42,6 +42,7 @@ async def world(tmp_path):
     _plugin(plugins, "files", wat_modules.WASI_FILES, [f"fs:read:{shared}"])
     _plugin(plugins, "kv", wat_modules.STORAGE_CONFIG, ["storage"])
     _plugin(plugins, "http", wat_modules.FORBIDDEN_HTTP, ["net:api.example.com"])
+    _plugin(plugins, "guard", wat_modules.CONFIG_GUARD, [])
     host = PluginHost([plugins], home=tmp_path / "home")
     services = PluginServices(tmp_path / "home", environ={})
     services.install(host)
@@ -87,3 +88,11 @@ async def test_config_change_for_a_wasm_plugin_without_a_listener_is_accepted(wo
     assert host.get("http").instance.local_callable("run") is None
     await services.config.set("http", {"anything": 1})
     assert services.config.version("http") == 1
+
+
+async def test_a_wasm_plugin_can_refuse_a_config_change(world) -> None:
+    host, services = world
+    assert host.get("guard").instance.local_callable("on_config_change") is None  # via call()
+    with pytest.raises(ConfigRejected, match=r"this plugin takes no configuration"):
+        await services.config.set("guard", {"x": 1})
+    assert services.config.version("guard") == 0

@@ -301,6 +301,14 @@ EXECUTE = module(
     imports='  (import "plughost" "execute" (func $execute (param i32 i32) (result i64)))',
 )
 
+# config guard: on_config_change refuses every change
+_REFUSAL = '{"error":{"code":"config.readonly","message":"this plugin takes no configuration"}}'
+CONFIG_GUARD = module(f"""
+  (data (i32.const 64) "{_REFUSAL.replace('"', chr(92) + '"')}")
+  (func (export "on_config_change") (param i32 i32) (result i64)
+    (call $pack (i32.const 64) (i32.const {len(_REFUSAL)})))
+""")
+
 # start function that never returns: instantiation must hit the deadline
 SPIN_AT_START = module("""
   (func $forever (loop $l (br $l)))

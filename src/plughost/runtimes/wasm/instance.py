@@ -58,6 +58,9 @@ __all__ = ["WasmInstance"]
 log = logging.getLogger(__name__)
 
 _UNLIMITED_FUEL = 1 << 62
+# host callbacks invoked with positional arguments (``listener(old, new)``): a JSON handler
+# needs names, so these go through ``call`` with ``{"old": ..., "new": ...}`` instead
+POSITIONAL_HOOKS = frozenset({"on_config_change"})
 
 
 @dataclass(slots=True)
@@ -316,6 +319,8 @@ class WasmInstance:
         kinds = {e.kind for e in self._exports if e.target == target}
         if "channel" in kinds:
             return None  # a channel handler holds a live channel object: not a JSON call
+        if target in POSITIONAL_HOOKS:
+            return None  # the host calls these positionally; call() gets them as named JSON
         call = self.call_sync
 
         def invoke(*event: Any, **kwargs: Any) -> Any:
