@@ -68,6 +68,13 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   ├── ObjectCorrupted                        code: storage.object_corrupted
     │   ├── ObjectTooLarge                         code: storage.object_too_large
     │   └── ObjectStoreUnavailable                 code: storage.object_store_unavailable
+    ├── InstallError                               code: install.* (exists too_large
+    │   │                                         source wrong_plugin same_version
+    │   │                                         not_kept health state activate policy
+    │   │                                         conflict inconsistent)
+    │   └── DownloadError                          code: download.* (scheme address
+    │                                                redirect status too_large timeout
+    │                                                failed)
     ├── InvalidExport (ValueError)                 code: export.invalid   (a bad decorator/Export)
     ├── HookError                                  code: hook.*
     │   ├── HookSpecError (ValueError)             code: hook.spec        (bad or duplicate spec)
@@ -82,9 +89,22 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   ├── CommandNotFound (LookupError)          code: command.not_found
     │   └── CommandArgumentsError (TypeError)      code: command.arguments
     ├── CommandConflict                            code: command.exists
-    └── ChannelError                               code: channel.*
-        ├── ChannelNotFound (LookupError)          code: channel.not_found
-        └── ChannelClosed                          code: channel.closed
+    ├── ChannelError                               code: channel.*
+    │   ├── ChannelNotFound (LookupError)          code: channel.not_found
+    │   └── ChannelClosed                          code: channel.closed
+    └── InstallError                               code: install.* (exists too_large
+        │                                            source wrong_plugin same_version
+        │                                            not_kept health state dependent policy
+        │                                            conflict inconsistent files_missing)
+        └── DownloadError                          code: download.* (scheme address
+                                                     redirect status too_large timeout
+                                                     failed)
+
+    (management API, plughost.interfaces.http; also under PlughostError)
+    ├── RequestInvalid (ValueError)                code: request.invalid
+    ├── RequestTooLarge                            code: request.too_large
+    ├── AuthenticationRequired                     code: auth.required / auth.invalid
+    └── AccessDenied (PermissionError)             code: auth.forbidden
 
 Later layers add their own subtrees here (archive, signature, storage, protocol, ...), each with
 its codes listed above.
@@ -98,7 +118,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccessDenied",
     "ArchiveError",
+    "AuthenticationRequired",
     "ChannelClosed",
     "ChannelError",
     "ChannelNotFound",
@@ -118,6 +140,7 @@ __all__ = [
     "DependencyCycle",
     "DependencyMissing",
     "DependentsExist",
+    "DownloadError",
     "EventError",
     "EventQueueFull",
     "ExtraNotInstalled",
@@ -129,6 +152,7 @@ __all__ = [
     "HookSpecError",
     "HostVersionMismatch",
     "HttpServiceError",
+    "InstallError",
     "InvalidExport",
     "InvalidObjectKey",
     "InvalidRecord",
@@ -156,6 +180,8 @@ __all__ = [
     "ProtocolError",
     "RecordExists",
     "RecordNotFound",
+    "RequestInvalid",
+    "RequestTooLarge",
     "ResolutionConflict",
     "ResolutionError",
     "ScopeError",
@@ -587,6 +613,47 @@ class InvalidRecord(StorageError, ValueError):
     default_code = "storage.invalid"
 
 
+# --- install pipeline (plughost.services.installer) ------------------------------------------
+
+
+class InstallError(PlughostError):
+    """An install, update, rollback or uninstall was refused or failed (nothing was changed)."""
+
+    default_code = "install.failed"
+
+
+class DownloadError(InstallError):
+    """Fetching a package from a URL was refused or failed (address, redirect, size, time)."""
+
+    default_code = "download.failed"
+
+
+# --- management API (plughost.interfaces.http) ----------------------------------------------
+
+
+class RequestInvalid(PlughostError, ValueError):
+    """An API request is malformed: a missing field, a bad value, an unknown option."""
+
+    default_code = "request.invalid"
+
+
+class RequestTooLarge(PlughostError):
+    """An API request body (e.g. an uploaded package) is larger than the configured limit."""
+
+    default_code = "request.too_large"
+
+
+class AuthenticationRequired(PlughostError):
+    """The API needs a valid bearer token (``auth.required``) or the one given is not valid
+    (``auth.invalid``: unknown, revoked or expired)."""
+
+    default_code = "auth.required"
+
+
+class AccessDenied(PlughostError, PermissionError):
+    """The caller's API token has a role that may not do this (``auth.forbidden``)."""
+
+    default_code = "auth.forbidden"
 class InvalidExport(PlughostError, ValueError):
     """A decorator or an :class:`~plughost.runtimes.base.Export` is malformed (bad name, option)."""
 

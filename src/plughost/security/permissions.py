@@ -296,6 +296,16 @@ class PermissionManager:
             self._implicit[plugin_id] = parsed
             self._sets.pop(plugin_id, None)
 
+    def refresh(self, plugin_id: str | None = None) -> None:
+        """Drop the compiled rules of one plugin (or all), so the next check reads the store
+        again: another writer (the installer's transaction, another process sharing the
+        database) changed its grants."""
+        with self._lock:
+            if plugin_id is None:
+                self._sets.clear()
+            else:
+                self._sets.pop(plugin_id, None)
+
     def forget(self, plugin_id: str) -> None:
         """Drop everything about an uninstalled plugin except its audit history."""
         with self._lock:

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from plughost.errors import PluginUnavailable
+from plughost.security.audit import AuditLog
+from plughost.security.grant_store import PermissionStore
 from plughost.security.permissions import (
     GrantPolicy,
     PermissionManager,
@@ -78,6 +80,9 @@ class PluginServices:
     :param config_store: where config history lives (default: ``<home>/config.db``).
     :param settings_file: a ``plughost.toml`` to apply (and watch with :meth:`start`).
     :param environ: environment for ``${VAR}`` substitution (default ``os.environ``).
+    :param permission_store: where grants, declarations and requests persist (default:
+        ``<home>/security.db``; the management service passes one over its database).
+    :param audit: where permission decisions are audited (default: ``<home>/security.db``).
     """
 
     def __init__(
@@ -88,10 +93,13 @@ class PluginServices:
         config_store: ConfigStore | None = None,
         settings_file: str | Path | None = None,
         environ: Mapping[str, str] | None = None,
+        permission_store: PermissionStore | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
-        self.permissions = PermissionManager(self.home / "security.db", policy=policy)
+        self.permissions = PermissionManager(self.home / "security.db", policy=policy,
+                                             store=permission_store, audit=audit)
         self.config = ConfigManager(
             config_store or SQLiteConfigStore(self.home / "config.db"), environ=environ
         )

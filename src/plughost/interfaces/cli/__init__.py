@@ -18,8 +18,11 @@ COMMAND_MODULES: list[str] = [
     "plugins",
     "packaging",
     "db",
+    "manage",
     "config",
     "perms",
+    "serve",
+    "token",
 ]
 
 

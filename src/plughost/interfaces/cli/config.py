@@ -20,6 +20,12 @@ import typer
 from rich.table import Table
 
 from plughost.errors import ConfigurationError, PluginNotFound
+from plughost.interfaces.cli._backend import (
+    Remote,
+    RemoteConfigManager,
+    ServerOption,
+    TokenOption,
+)
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
@@ -105,10 +111,21 @@ StoreOption = Annotated[
 
 
 def _manager(
-    home: Path | None, plugins_dir: list[Path] | None, plugin_id: str, store: str | None = None
+    home: Path | None, plugins_dir: list[Path] | None, plugin_id: str, store: str | None = None,
+    server: str | None = None, token: str | None = None,
 ) -> ConfigManager:
+    if server:  # the same methods, over the HTTP API of that server
+        return RemoteConfigManager(Remote(server.rstrip("/"), token or None))  # type: ignore[return-value]
+    from plughost.services.stores import config_store_for_home
+
+    database = None if store else config_store_for_home(home)  # installed plugins' config
     home = home or default_home()
-    manager = ConfigManager(open_config_store(store)) if store else ConfigManager.open(home)
+    if store:
+        manager = ConfigManager(open_config_store(store))
+    elif database is not None:
+        manager = ConfigManager(database)
+    else:
+        manager = ConfigManager.open(home)
     if plugin_id in manager.store.plugins():
         return manager
     from plughost.host import PluginHost
@@ -152,11 +169,13 @@ def get(
     home: HomeOption = None,
     plugins_dir: PluginsDirOption = None,
     store: StoreOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a plugin's effective configuration (secrets as ***)."""
     with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id, store)
+        manager = _manager(home, plugins_dir, plugin_id, store, server, token)
         try:
             data: dict[str, Any] = {
                 "plugin_id": plugin_id,
@@ -194,6 +213,8 @@ def set_(
     home: HomeOption = None,
     plugins_dir: PluginsDirOption = None,
     store: StoreOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Change a plugin's configuration; validated against its schema before it is accepted."""
@@ -204,7 +225,7 @@ def set_(
         from plughost.services.config import merge_patch
 
         values = merge_patch(values, parse_assignments(assignments or []))
-        manager = _manager(home, plugins_dir, plugin_id, store)
+        manager = _manager(home, plugins_dir, plugin_id, store, server, token)
         try:
             if replace:
                 record = run_async(lambda: manager.replace(plugin_id, values, actor="cli"))
@@ -229,11 +250,13 @@ def reset(
     home: HomeOption = None,
     plugins_dir: PluginsDirOption = None,
     store: StoreOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Go back to the defaults (recorded as a new version)."""
     with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id, store)
+        manager = _manager(home, plugins_dir, plugin_id, store, server, token)
         try:
             record = run_async(lambda: manager.reset(plugin_id, actor="cli"))
         finally:
@@ -246,11 +269,13 @@ def history(
     home: HomeOption = None,
     plugins_dir: PluginsDirOption = None,
     store: StoreOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Every accepted configuration change, oldest first (secrets as ***)."""
     with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id, store)
+        manager = _manager(home, plugins_dir, plugin_id, store, server, token)
         try:
             records = manager.history(plugin_id)
         finally:
@@ -272,11 +297,13 @@ def restore(
     home: HomeOption = None,
     plugins_dir: PluginsDirOption = None,
     store: StoreOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Make an earlier version current again (recorded as a new version)."""
     with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id, store)
+        manager = _manager(home, plugins_dir, plugin_id, store, server, token)
         try:
             record = run_async(lambda: manager.restore(plugin_id, version, actor="cli"))
         finally:

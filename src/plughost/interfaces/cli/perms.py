@@ -18,6 +18,12 @@ import typer
 from rich.table import Table
 
 from plughost.errors import ConfigurationError
+from plughost.interfaces.cli._backend import (
+    Remote,
+    RemotePermissionManager,
+    ServerOption,
+    TokenOption,
+)
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
@@ -38,8 +44,17 @@ _TRUST_NOTE = (
 _ACTIONS = ("grant", "revoke", "approve", "refuse")
 
 
-def _manager(home: Path | None) -> PermissionManager:
-    return PermissionManager((home or default_home()) / "security.db")
+def _manager(home: Path | None, server: str | None = None,
+             token: str | None = None) -> PermissionManager:
+    if server:  # the same methods, over the HTTP API of that server
+        return RemotePermissionManager(Remote(server.rstrip("/"), token or None))  # type: ignore[return-value]
+    # A home with a plugin database keeps installed plugins' grants there (one source of
+    # truth with `plughost install` and the running service).
+    from plughost.services.stores import audit_log_for_home, permission_store_for_home
+
+    return PermissionManager((home or default_home()) / "security.db",
+                             store=permission_store_for_home(home),
+                             audit=audit_log_for_home(home))  # type: ignore[arg-type]
 
 
 def parse_since(text: str, *, now: float | None = None) -> float:
@@ -72,11 +87,13 @@ def perms(
     ],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")] = "",
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a plugin's permissions, or grant / revoke a scope, or resolve a request."""
     with handle_errors(as_json=as_json):
-        manager = _manager(home)
+        manager = _manager(home, server, token)
         try:
             if words[0] in _ACTIONS:
                 result = _act(manager, words, reason)
@@ -184,6 +201,8 @@ def audit(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Newest N rows.")] = 200,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Query the security audit log (denials, grants, revokes, requests)."""
@@ -192,7 +211,7 @@ def audit(
             raise ConfigurationError(f"--severity must be one of {', '.join(SEVERITIES)}")
         start = parse_since(since) if since else None
         end = parse_since(until) if until else None
-        manager = _manager(home)
+        manager = _manager(home, server, token)
         try:
             rows = manager.audit.query(
                 plugin=plugin, kind=kind, min_severity=severity, since=start, until=end, limit=limit

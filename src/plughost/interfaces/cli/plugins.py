@@ -11,6 +11,8 @@ from rich.table import Table
 from plughost.core.lifecycle import State
 from plughost.core.manifest import validate_manifest_file
 from plughost.host import PluginHost
+from plughost.interfaces.cli import manage
+from plughost.interfaces.cli._backend import ServerOption, TokenOption, target
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
@@ -51,6 +53,15 @@ _TRUST_NOTE = (
 )
 
 
+def _managed(home: Path | None, server: str | None = None, token: str | None = None) -> Any:
+    # A server (--server) or a home with a plugin database lists what is installed there
+    # (plughost install ...); --plugins-dir always means plain folders.
+    if server:
+        return target(home, server, token)
+    with handle_errors():
+        return manage.managed_settings(home)
+
+
 def _host(plugins_dir: list[Path] | None, home: Path | None) -> PluginHost:
     home = home or default_home()
     dirs = plugins_dir or [home / "plugins"]
@@ -72,6 +83,8 @@ def _state_text(state: str) -> str:
 def list_plugins(
     plugins_dir: PluginsDirOption = None,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     type_: Annotated[
         str | None, typer.Option("--type", "-t", help="Only plugins of this type (e.g. notify).")
     ] = None,
@@ -93,6 +106,8 @@ def list_plugins(
                 f"choose from {', '.join(s.value for s in State)}"
             )
             raise typer.Exit(2)
+        if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
+            return manage.list_installed(managed, type_=type_, state=state, as_json=as_json)
         host = _discover(plugins_dir, home)
         records = host.list(type=type_, state=state)
         if as_json:
@@ -129,9 +144,13 @@ def info(
     plugin_id: Annotated[str, typer.Argument(help="The plugin id.", metavar="ID")],
     plugins_dir: PluginsDirOption = None,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show everything about one plugin: manifest, dependencies, dependents, permissions."""
+    if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
+        return manage.info_installed(managed, plugin_id, as_json=as_json)
     with handle_errors(as_json=as_json):
         host = _discover(plugins_dir, home)
         record = host.get(plugin_id)
@@ -203,6 +222,8 @@ def status(
     ] = None,
     plugins_dir: PluginsDirOption = None,
     home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     activate: Annotated[
         bool,
         typer.Option(
@@ -213,6 +234,8 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show the host's state: counts by state, failures with their phase and a suggested fix."""
+    if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
+        return manage.status_installed(managed, plugin_id, activate=activate, as_json=as_json)
     with handle_errors(as_json=as_json):
         host = _host(plugins_dir, home)
 

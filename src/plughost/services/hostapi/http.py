@@ -124,15 +124,24 @@ class HttpService:
         self.options = options or HttpOptions()
         self._perms = permissions
         self._resolver = resolver or _system_resolver
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            timeout=self.options.timeout,
-            transport=transport,
-            headers={"User-Agent": self.options.user_agent},
-            trust_env=False,
-        )
+        self._transport = transport
+        self._client_instance: httpx.AsyncClient | None = None
         self._request_interceptors: list[RequestInterceptor] = []
         self._response_interceptors: list[ResponseInterceptor] = []
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        # Created on first use: building the TLS context costs ~15 ms, paid by every plugin
+        # activation otherwise, though most plugins never make a request.
+        if self._client_instance is None:
+            self._client_instance = httpx.AsyncClient(
+                follow_redirects=False,
+                timeout=self.options.timeout,
+                transport=self._transport,
+                headers={"User-Agent": self.options.user_agent},
+                trust_env=False,
+            )
+        return self._client_instance
 
     # ---- interceptors
 
@@ -192,8 +201,9 @@ class HttpService:
             await response.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool; idempotent."""
-        await self._client.aclose()
+        """Close the connection pool (if one was ever opened); idempotent."""
+        if self._client_instance is not None:
+            await self._client_instance.aclose()
 
     # ---- the loop: intercept, authorise, pin, send, retry, redirect
 

@@ -1,0 +1,487 @@
+"""Where CLI management commands send their work: the local home or a remote server.
+
+One abstraction for every command: a *backend* is an async context manager with the service
+facade's methods (``list_plugins``, ``get``, ``install``, ``update``, ``rollback``, ``versions``,
+``uninstall``, ``enable``, ``disable``, ``activate``, ``deactivate``, ``metrics``, ``audit``)
+returning the facade's own records, so the commands print the same thing either way.
+
+* **Local**: the home's :class:`~plughost.services.manager.PluginService` itself.
+* **Remote**: :class:`RemoteBackend`, which speaks the HTTP API (``--server URL --token T`` or
+  ``PLUGHOST_SERVER`` / ``PLUGHOST_TOKEN``) and rebuilds the same records from the JSON.
+
+Commands call :func:`run_backend` with a *target* from :func:`target` — settings for the home,
+or a :class:`Remote` — and a function of the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from plughost.errors import PlughostError
+
+__all__ = [
+    "Remote",
+    "RemoteBackend",
+    "RemoteConfigManager",
+    "RemotePermissionManager",
+    "ServerOption",
+    "TokenOption",
+    "open_backend",
+    "run_backend",
+    "target",
+]
+
+T = TypeVar("T")
+
+ServerOption = Annotated[
+    str | None,
+    typer.Option("--server", envvar="PLUGHOST_SERVER", metavar="URL", show_default=False,
+                 help="Manage the plughost server at URL (e.g. http://127.0.0.1:8080) "
+                      "instead of the local home. Env: PLUGHOST_SERVER."),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", envvar="PLUGHOST_TOKEN", metavar="TOKEN", show_default=False,
+                 help="API token for --server. Env: PLUGHOST_TOKEN."),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """A server to manage: its base URL and the bearer token (if any)."""
+
+    url: str
+    token: str | None = None
+    timeout: float = 300.0
+
+
+def target(home: Path | None, server: str | None, token: str | None) -> Any:
+    """:class:`Remote` when a server is named, else the home's settings."""
+    if server:
+        return Remote(server.rstrip("/"), token or None)
+    from plughost.settings import HostSettings
+
+    env = dict(os.environ)
+    if home is not None:
+        env["PLUGHOST_HOME"] = str(home)
+    return HostSettings.from_env(env)
+
+
+def open_backend(where: Any, **service_options: Any) -> Any:
+    """The backend for ``where`` (settings or :class:`Remote`), not yet entered."""
+    if isinstance(where, Remote):
+        return RemoteBackend(where)
+    from plughost.services.manager import PluginService
+
+    start = service_options.pop("start", False)
+    return PluginService(where, start=start, **service_options)
+
+
+def run_backend(where: Any, fn: Callable[[Any], Awaitable[T]], **service_options: Any) -> T:
+    """Open the backend for ``where``, run ``fn(backend)`` to completion, close it."""
+    if isinstance(where, Remote):
+        # Local-only knobs (start, allowed URL kinds) are the server's business remotely.
+        service_options = {}
+
+    async def go() -> T:
+        async with open_backend(where, **service_options) as backend:
+            return await fn(backend)
+
+    return asyncio.run(go())
+
+
+# ---------------------------------------------------------------------- records from JSON
+
+
+def _dt(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _info(d: Mapping[str, Any]) -> Any:
+    from plughost.services.views import PluginInfo
+
+    return PluginInfo(
+        id=d["id"], name=d["name"], version=d["version"], description=d.get("description", ""),
+        author=d.get("author", ""), type=d.get("type", ""), runtime=d.get("runtime", ""),
+        state=d["state"], enabled=bool(d["enabled"]), source=d.get("source", ""),
+        source_uri=d.get("source_uri", ""), sha256=d.get("sha256", ""),
+        installed_at=_dt(d.get("installed_at")), updated_at=_dt(d.get("updated_at")),
+        error=d.get("error"), warnings=tuple(d.get("warnings") or ()))
+
+
+def _version(d: Mapping[str, Any]) -> Any:
+    from plughost.services.updater import VersionInfo
+
+    return VersionInfo(
+        plugin_id=d["plugin_id"], version=d["version"], current=bool(d["current"]),
+        sha256=d.get("sha256", ""), size=int(d.get("size", 0)), source=d.get("source", ""),
+        source_uri=d.get("source_uri", ""), signed_by=d.get("signed_by"),
+        installed_at=_dt(d.get("installed_at")), cache_path=d.get("cache_path"))
+
+
+def _detail(d: Mapping[str, Any]) -> Any:
+    from plughost.services.views import PluginDetail
+
+    return PluginDetail(
+        info=_info(d), manifest=d.get("manifest") or {}, path=d.get("path"),
+        versions=tuple(_version(v) for v in d.get("versions") or ()),
+        dependencies=d.get("dependencies") or {}, dependents=tuple(d.get("dependents") or ()),
+        config=d.get("config") or {}, config_revision=int(d.get("config_revision", 0)),
+        grants=tuple(d.get("grants") or ()), stats=d.get("stats") or {})
+
+
+def _install_result(d: Mapping[str, Any]) -> Any:
+    from plughost.services.installer import InstallResult
+
+    return InstallResult(
+        plugin_id=d["plugin_id"], version=d["version"], sha256=d["sha256"], size=d["size"],
+        enabled=d["enabled"], state=d["state"], signed=d["signed"], signed_by=d.get("signed_by"),
+        cache_path=d.get("cache_path", ""), object_key=d.get("object_key", ""),
+        source=d.get("source", ""), source_uri=d.get("source_uri", ""),
+        granted=tuple(d.get("granted") or ()), timings=d.get("timings") or {})
+
+
+def _update_result(d: Mapping[str, Any]) -> Any:
+    from plughost.services.updater import UpdateResult
+
+    return UpdateResult(plugin_id=d["plugin_id"], from_version=d["from_version"],
+                        to_version=d["to_version"], state=d["state"],
+                        pruned=tuple(d.get("pruned") or ()), timings=d.get("timings") or {})
+
+
+def _uninstall_result(d: Mapping[str, Any]) -> Any:
+    from plughost.services.installer import UninstallResult
+
+    return UninstallResult(tuple(d["removed"]),
+                           {k: tuple(v) for k, v in (d.get("versions") or {}).items()})
+
+
+# ---------------------------------------------------------------------- the remote backend
+
+
+class RemoteBackend:
+    """The service facade's methods over the HTTP API (see the module doc)."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+        self._client: Any = None
+
+    async def __aenter__(self) -> RemoteBackend:
+        import httpx
+
+        headers = {"User-Agent": "plughost-cli"}
+        if self.remote.token:
+            headers["Authorization"] = f"Bearer {self.remote.token}"
+        self._client = httpx.AsyncClient(base_url=f"{self.remote.url}/api/v1", headers=headers,
+                                         timeout=self.remote.timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise PlughostError(
+                f"cannot reach the plughost server at {self.remote.url}: {exc or type(exc)}; "
+                "is `plughost serve` running there, and is the URL right?",
+                code="server.unreachable") from None
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response.json() if response.content else None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def list_plugins(self, *, type: str | None = None, state: str | None = None,
+                           enabled: bool | None = None, q: str | None = None,
+                           limit: int = 100, offset: int = 0) -> Any:
+        from plughost.services.views import PluginList
+
+        params: dict[str, Any] = {"offset": offset}
+        for key, value in (("pluginType", type), ("state", state), ("q", q)):
+            if value is not None:
+                params[key] = value
+        if enabled is not None:
+            params["enabled"] = "true" if enabled else "false"
+        items: list[Any] = []
+        total = 0
+        want = limit
+        while want > 0:  # the API pages by at most 1000
+            params["limit"] = min(want, 1000)
+            page = await self._call("GET", "/plugins", params=params)
+            items.extend(_info(p) for p in page["items"])
+            total = page["total"]
+            if len(page["items"]) < params["limit"]:
+                break
+            want -= len(page["items"])
+            params["offset"] += len(page["items"])
+        return PluginList(tuple(items), total, limit, offset)
+
+    async def get(self, plugin_id: str) -> Any:
+        return _detail(await self._call("GET", f"/plugins/{plugin_id}"))
+
+    async def versions(self, plugin_id: str) -> list[Any]:
+        return [_version(v) for v in await self._call("GET", f"/plugins/{plugin_id}/versions")]
+
+    async def metrics(self) -> dict[str, dict[str, Any]]:
+        return {m["id"]: m for m in await self._call("GET", "/plugins/metrics")}
+
+    async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
+                    limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("plugin_id", plugin_id), ("action", action),
+                                    ("limit", limit), ("before_id", before_id)) if v is not None}
+        items: list[dict[str, Any]] = (await self._call("GET", "/audit", params=params))["items"]
+        return items
+
+    # -- changing --------------------------------------------------------------------------
+
+    async def _package(self, method: str, path: str, source: str | Path,
+                       sha256: str | None, extra: Mapping[str, str]) -> Any:
+        text = str(source)
+        fields = {**extra, **({"sha256": sha256} if sha256 else {})}
+        if text.startswith(("https://", "http://")):
+            return await self._call(method, path, json={"source": "url", "url": text, **{
+                k: (v == "true" if v in ("true", "false") else v) for k, v in fields.items()}})
+        file = Path(source)
+        if not file.is_file():  # noqa: ASYNC240 - a one-shot CLI call; nothing else runs
+            raise PlughostError(f"{file} is not a file; give a package (.zip) or an https URL",
+                                code="install.source")
+        with file.open("rb") as fh:  # noqa: ASYNC230 - streamed by httpx, see above
+            return await self._call(method, path, data={"source": "local", **fields},
+                                    files={"file": (file.name, fh, "application/zip")})
+
+    async def install(self, source: str | Path, *, sha256: str | None = None,
+                      enable: bool = True, activate: bool = True, progress: Any = None,
+                      actor: str = "") -> Any:
+        flags = {"enable": str(enable).lower(), "activate": str(activate).lower()}
+        return _install_result(await self._package("POST", "/plugins/install", source, sha256,
+                                                   flags))
+
+    async def update(self, plugin_id: str, source: str | Path, *, sha256: str | None = None,
+                     progress: Any = None, actor: str = "") -> Any:
+        return _update_result(await self._package("PUT", f"/plugins/{plugin_id}", source,
+                                                  sha256, {}))
+
+    async def rollback(self, plugin_id: str, to: str | None = None, *, actor: str = "") -> Any:
+        return _update_result(await self._call("POST", f"/plugins/{plugin_id}/rollback",
+                                               json={"to": to}))
+
+    async def uninstall(self, plugin_id: str, *, cascade: bool = False, keep_data: bool = False,
+                        actor: str = "") -> Any:
+        params = {"cascade": str(cascade).lower(), "keep_data": str(keep_data).lower()}
+        return _uninstall_result(await self._call("DELETE", f"/plugins/{plugin_id}",
+                                                  params=params))
+
+    async def enable(self, plugin_id: str, *, activate: bool = True, actor: str = "") -> Any:
+        return _info(await self._call("POST", f"/plugins/{plugin_id}/enable"))
+
+    async def disable(self, plugin_id: str, *, actor: str = "") -> Any:
+        return _info(await self._call("POST", f"/plugins/{plugin_id}/disable"))
+
+    async def activate(self, plugin_id: str) -> Any:
+        return _info(await self._call("POST", f"/plugins/{plugin_id}/activate"))
+
+    async def deactivate(self, plugin_id: str, *, cascade: bool = False) -> Any:
+        return _info(await self._call("POST", f"/plugins/{plugin_id}/deactivate",
+                                      params={"cascade": str(cascade).lower()}))
+
+
+def _error_from(response: Any) -> PlughostError:
+    """The server's error envelope as a PlughostError (same code and message)."""
+    try:
+        error = response.json()["error"]
+        details = dict(error.get("details") or {})
+        return PlughostError(error["message"], code=error["code"],
+                             plugin_id=details.get("plugin_id"), details=details)
+    except (ValueError, KeyError, TypeError):
+        return PlughostError(
+            f"the server answered {response.status_code} {response.reason_phrase} without a "
+            f"plughost error body; is {response.url} a plughost server?",
+            code="server.error")
+
+
+# ---------------------------------------------------------------------- config and permissions
+#
+# ``plughost config`` and ``plughost perms`` drive a ConfigManager / PermissionManager. Against
+# a server they get these stand-ins with the same methods, speaking the HTTP API.
+
+
+class _SyncApi:
+    """A blocking API client (the config and perms commands are synchronous)."""
+
+    def __init__(self, remote: Remote) -> None:
+        import httpx
+
+        headers = {"User-Agent": "plughost-cli"}
+        if remote.token:
+            headers["Authorization"] = f"Bearer {remote.token}"
+        self.remote = remote
+        self._client = httpx.Client(base_url=f"{remote.url}/api/v1", headers=headers,
+                                    timeout=remote.timeout)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise PlughostError(
+                f"cannot reach the plughost server at {self.remote.url}: {exc or type(exc)}; "
+                "is `plughost serve` running there, and is the URL right?",
+                code="server.unreachable") from None
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response.json() if response.content else None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class RemoteConfigManager:
+    """The ConfigManager methods ``plughost config`` uses, over the API."""
+
+    def __init__(self, remote: Remote) -> None:
+        self._api = _SyncApi(remote)
+
+    def _config(self, plugin_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._api.call("GET", f"/plugins/{plugin_id}/config")
+        return data
+
+    def version(self, plugin_id: str) -> int:
+        return int(self._config(plugin_id)["version"])
+
+    def get(self, plugin_id: str) -> dict[str, Any]:
+        return dict(self._config(plugin_id)["config"])
+
+    def settings(self, plugin_id: str) -> dict[str, Any]:
+        return dict(self._config(plugin_id)["settings"])
+
+    def problems(self, plugin_id: str) -> list[Any]:
+        return []  # the server validates every change against the schema before accepting it
+
+    def history(self, plugin_id: str) -> list[Any]:
+        from plughost.storage.config_store import ConfigRecord
+
+        return [ConfigRecord(plugin_id, e["version"], e["settings"], e["action"], e["actor"],
+                             e["time"])
+                for e in self._api.call("GET", f"/plugins/{plugin_id}/config/history")]
+
+    def _latest(self, plugin_id: str) -> Any:
+        return self.history(plugin_id)[-1]
+
+    async def set(self, plugin_id: str, values: Mapping[str, Any], *, actor: str = "") -> Any:
+        self._api.call("PUT", f"/plugins/{plugin_id}/config", json={"values": dict(values)})
+        return self._latest(plugin_id)
+
+    async def replace(self, plugin_id: str, settings: Mapping[str, Any], *,
+                      actor: str = "") -> Any:
+        self._api.call("PUT", f"/plugins/{plugin_id}/config",
+                       json={"values": dict(settings), "replace": True})
+        return self._latest(plugin_id)
+
+    async def reset(self, plugin_id: str, *, actor: str = "") -> Any:
+        self._api.call("POST", f"/plugins/{plugin_id}/config/reset")
+        return self._latest(plugin_id)
+
+    async def restore(self, plugin_id: str, version: int, *, actor: str = "") -> Any:
+        self._api.call("POST", f"/plugins/{plugin_id}/config/restore", json={"version": version})
+        return self._latest(plugin_id)
+
+    def close(self) -> None:
+        self._api.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    id: int
+    plugin: str
+    scope: str
+    reason: str
+    status: str
+    resolved_by: str | None
+
+
+class RemotePermissionManager:
+    """The PermissionManager methods ``plughost perms`` uses, over the API."""
+
+    def __init__(self, remote: Remote) -> None:
+        self._api = _SyncApi(remote)
+        self.audit = _RemoteAuditLog(self._api)
+
+    def _permissions(self, plugin_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._api.call("GET", f"/plugins/{plugin_id}/permissions")
+        return data
+
+    def declared(self, plugin_id: str) -> list[str]:
+        return list(self._permissions(plugin_id)["declared"])
+
+    def grants(self, plugin_id: str) -> list[str]:
+        return list(self._permissions(plugin_id)["granted"])
+
+    def requests(self, plugin_id: str | None = None, *, status: str | None = None) -> list[Any]:
+        params = {"status": status or "all", **({"plugin_id": plugin_id} if plugin_id else {})}
+        return [_request(r) for r in self._api.call("GET", "/permissions/requests",
+                                                    params=params)]
+
+    def grant(self, plugin_id: str, scope: str, *, actor: str = "", reason: str = "") -> Any:
+        from plughost.security.scopes import parse_scope
+
+        self._api.call("POST", f"/plugins/{plugin_id}/permissions/grant",
+                       json={"scope": scope, "reason": reason})
+        return parse_scope(scope)
+
+    def revoke(self, plugin_id: str, scope: str, *, actor: str = "", reason: str = "") -> Any:
+        from plughost.security.scopes import parse_scope
+
+        self._api.call("POST", f"/plugins/{plugin_id}/permissions/revoke",
+                       json={"scope": scope, "reason": reason})
+        return parse_scope(scope)
+
+    def resolve(self, request_id: int, *, approve: bool, actor: str = "") -> Any:
+        decision = "approve" if approve else "refuse"
+        return _request(self._api.call("POST", f"/permissions/requests/{request_id}/{decision}"))
+
+    def close(self) -> None:
+        self._api.close()
+
+
+def _request(d: Mapping[str, Any]) -> _Request:
+    return _Request(int(d["id"]), d["plugin_id"], d["scope"], d.get("reason", ""), d["status"],
+                    d.get("resolved_by"))
+
+
+class _RemoteAuditLog:
+    """The AuditLog ``query`` of ``plughost audit``, over ``GET /api/v1/security/audit``."""
+
+    def __init__(self, api: _SyncApi) -> None:
+        self._api = api
+
+    def query(self, *, plugin: str | None = None, kind: str | None = None,
+              action: str | None = None, decision: str | None = None,
+              min_severity: str | None = None, since: float | None = None,
+              until: float | None = None, limit: int | None = None) -> list[Any]:
+        from plughost.security.audit import AuditEvent
+
+        params = {k: v for k, v in (("plugin_id", plugin), ("kind", kind), ("action", action),
+                                    ("decision", decision), ("min_severity", min_severity),
+                                    ("since", since), ("until", until), ("limit", limit))
+                  if v is not None}
+        rows = self._api.call("GET", "/security/audit", params=params)
+        return [AuditEvent(time=r["time"], plugin=r["plugin"], action=r["action"],
+                           kind=r["kind"], scope=r.get("scope", ""),
+                           target=r.get("target", ""), decision=r.get("decision", ""),
+                           severity=r.get("severity", "info"), reason=r.get("reason", ""),
+                           actor=r.get("actor", ""), details=r.get("details") or {},
+                           id=r.get("id"))
+                for r in rows]

@@ -1,0 +1,367 @@
+"""``plughost install | uninstall | update | rollback | versions | enable | disable``.
+
+Each command opens the home's :class:`~plughost.services.manager.PluginService` without starting
+every plugin (``start=False``), does its one operation, and closes it. ``install`` and ``update``
+activate the plugin they touch (so a plugin that cannot activate is refused, nothing kept) unless
+told not to. Errors print their code and message in red and exit 1; ``--json`` prints data.
+
+Also here: the database-backed views ``plughost list | info | status`` switch to when the home
+has a database (:func:`managed_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from plughost.interfaces.cli._backend import (
+    ServerOption,
+    TokenOption,
+    run_backend,
+    target,
+)
+from plughost.interfaces.cli._common import (
+    HomeOption,
+    JsonOption,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+)
+
+__all__ = ["cli_settings", "managed_settings", "register"]
+
+T = TypeVar("T")
+
+_STATE_STYLE = {"active": "green", "failed": "bold red", "disabled": "dim", "resolved": "cyan",
+                "loaded": "cyan", "deactivated": "yellow", "installed": "blue"}
+
+IdArgument = Annotated[str, typer.Argument(help="The plugin id.", metavar="ID")]
+SourceArgument = Annotated[
+    str, typer.Argument(help="A package file (.zip from `plughost pack`) or an https:// URL.",
+                        metavar="SOURCE")]
+Sha256Option = Annotated[
+    str | None, typer.Option("--sha256", help="Refuse the package unless its SHA-256 is this.",
+                             metavar="HEX", show_default=False)]
+AllowPrivateOption = Annotated[
+    bool, typer.Option("--allow-private-urls", hidden=True,
+                       help="Allow URLs on loopback/private addresses (trusted networks).")]
+AllowHttpOption = Annotated[
+    bool, typer.Option("--allow-http", hidden=True, help="Allow plain http:// URLs.")]
+
+
+def cli_settings(home: Path | None) -> Any:
+    """Settings from the environment (and ``plughost.toml``), with ``--home`` winning."""
+    from plughost.settings import HostSettings
+
+    env = dict(os.environ)
+    if home is not None:
+        env["PLUGHOST_HOME"] = str(home)
+    return HostSettings.from_env(env)
+
+
+def managed_settings(home: Path | None) -> Any | None:
+    """The home's settings when it has a plugin database (else ``None``: plain folders)."""
+    from plughost.services.stores import managed_settings as find
+
+    return find(home)
+
+
+def _state(state: str) -> str:
+    style = _STATE_STYLE.get(state, "")
+    return f"[{style}]{state}[/]" if style else state
+
+
+def _with_service(where: Any, fn: Callable[[Any], Awaitable[T]], **options: Any) -> T:
+    """Run ``fn`` against the home's service, or the server when ``where`` is remote."""
+    return run_backend(where, fn, **options)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int | None], None] | None]:
+    """Rich progress bars for download / extract / store, or nothing (``--json``)."""
+    if not enabled:
+        yield None
+        return
+    bars = Progress(TextColumn("{task.description:<9}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TimeRemainingColumn(), console=err_console,
+                    transient=True)
+    tasks: dict[str, TaskID] = {}
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total)
+        bars.update(tasks[stage], completed=done, total=total)
+
+    with bars:
+        yield report
+
+
+def install_cmd(
+    source: SourceArgument,
+    sha256: Sha256Option = None,
+    no_enable: Annotated[bool, typer.Option(
+        "--no-enable", help="Install it disabled (not loaded at start).")] = False,
+    no_activate: Annotated[bool, typer.Option(
+        "--no-activate", help="Do not activate it now (it is still checked and recorded).")
+    ] = False,
+    home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+    allow_private_urls: AllowPrivateOption = False,
+    allow_http: AllowHttpOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify, unpack, resolve, record and enable a plugin package (file or https URL)."""
+    with handle_errors(as_json=as_json), _progress(not as_json) as progress:
+        result = _with_service(
+            target(home, server, token),
+            lambda svc: svc.install(source, sha256=sha256, enable=not no_enable,
+                                    activate=not no_activate, progress=progress, actor="cli"),
+            allow_private_urls=allow_private_urls, allow_http_urls=allow_http)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    signed = f"signed by key {result.signed_by}" if result.signed_by else (
+        "signed (key not trusted, allowed by policy)" if result.signed else "unsigned")
+    console.print(f"[green]✓[/] installed [bold]{result.plugin_id}[/] {result.version} "
+                  f"({_state(result.state)}), {signed}")
+    console.print(f"  sha256 {result.sha256}")
+    if result.granted:
+        console.print(f"  granted: {', '.join(result.granted)}")
+
+
+def update_cmd(
+    plugin_id: IdArgument,
+    source: SourceArgument,
+    sha256: Sha256Option = None,
+    home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+    allow_private_urls: AllowPrivateOption = False,
+    allow_http: AllowHttpOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Install a new version beside the current one and switch to it (state handed over)."""
+    with handle_errors(as_json=as_json), _progress(not as_json) as progress:
+        result = _with_service(
+            target(home, server, token),
+            lambda svc: svc.update(plugin_id, source, sha256=sha256, progress=progress,
+                                   actor="cli"),
+            allow_private_urls=allow_private_urls, allow_http_urls=allow_http)
+    _print_switch(result, "updated", as_json)
+
+
+def _print_switch(result: Any, verb: str, as_json: bool) -> None:
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console.print(f"[green]✓[/] {verb} [bold]{result.plugin_id}[/] {result.from_version} → "
+                  f"{result.to_version} ({_state(result.state)})")
+    if result.pruned:
+        console.print(f"  no longer kept: {', '.join(result.pruned)}")
+
+
+def rollback_cmd(
+    plugin_id: IdArgument,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="The kept version to return to (default: the previous one).",
+        metavar="VERSION", show_default=False)] = None,
+    home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Return to a kept version (`plughost versions ID` lists them)."""
+    with handle_errors(as_json=as_json):
+        result = _with_service(target(home, server, token),
+                               lambda svc: svc.rollback(plugin_id, to, actor="cli"))
+    _print_switch(result, "rolled back", as_json)
+
+
+def versions_cmd(plugin_id: IdArgument, home: HomeOption = None,
+                 server: ServerOption = None, token: TokenOption = None,
+                 as_json: JsonOption = False) -> None:
+    """List the kept versions of a plugin, newest install first."""
+    with handle_errors(as_json=as_json):
+        versions = _with_service(target(home, server, token), lambda svc: svc.versions(plugin_id))
+    if as_json:
+        print_json([v.to_dict() for v in versions])
+        return
+    table = Table(title=f"{plugin_id}: {len(versions)} kept version(s)", title_justify="left")
+    for column in ("", "version", "installed", "sha256", "signed by", "source"):
+        table.add_column(column, overflow="fold")
+    for v in versions:
+        table.add_row("[green]*[/]" if v.current else "", v.version,
+                      v.installed_at.strftime("%Y-%m-%d %H:%M:%S") if v.installed_at else "-",
+                      v.sha256[:12], v.signed_by or "-", v.source_uri)
+    console.print(table)
+
+
+def uninstall_cmd(
+    plugin_id: IdArgument,
+    cascade: Annotated[bool, typer.Option(
+        "--cascade", help="Also uninstall the enabled plugins that depend on it.")] = False,
+    keep_data: Annotated[bool, typer.Option(
+        "--keep-data", help="Keep the plugin's private data directory.")] = False,
+    home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove a plugin: rows, package blobs, unpacked files and its data (refused while
+    needed)."""
+    with handle_errors(as_json=as_json):
+        result = _with_service(target(home, server, token),
+                               lambda svc: svc.uninstall(plugin_id, cascade=cascade,
+                                                         keep_data=keep_data, actor="cli"))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    for pid in result.removed:
+        console.print(f"[green]✓[/] uninstalled [bold]{pid}[/] "
+                      f"({', '.join(result.versions.get(pid, ())) or 'no versions'})")
+
+
+def enable_cmd(plugin_id: IdArgument, home: HomeOption = None,
+               server: ServerOption = None, token: TokenOption = None,
+               as_json: JsonOption = False) -> None:
+    """Enable a plugin: it is loaded at start again (and checked to activate now)."""
+    with handle_errors(as_json=as_json):
+        info = _with_service(target(home, server, token),
+                             lambda svc: svc.enable(plugin_id, actor="cli"))
+    _print_info(info, "enabled", as_json)
+
+
+def disable_cmd(plugin_id: IdArgument, home: HomeOption = None,
+                server: ServerOption = None, token: TokenOption = None,
+                as_json: JsonOption = False) -> None:
+    """Disable a plugin: not loaded at start, still installed (refused while needed)."""
+    with handle_errors(as_json=as_json):
+        info = _with_service(target(home, server, token),
+                             lambda svc: svc.disable(plugin_id, actor="cli"))
+    _print_info(info, "disabled", as_json)
+
+
+def _print_info(info: Any, verb: str, as_json: bool) -> None:
+    if as_json:
+        print_json(info.to_dict())
+        return
+    console.print(f"[green]✓[/] {verb} [bold]{info.id}[/] {info.version} ({_state(info.state)})")
+    if info.error:
+        err_console.print(f"  [red]{info.error['code']}[/]: {info.error['message']}")
+
+
+# ---------------------------------------------------------------------- list / info / status
+
+def list_installed(settings: Any, *, type_: str | None, state: str | None,
+                   as_json: bool) -> None:
+    """``plughost list`` for a home with a database: installed plugins with their state."""
+    with handle_errors(as_json=as_json):
+        page = _with_service(settings, lambda svc: svc.list_plugins(type=type_, state=state,
+                                                                   limit=10_000))
+    if as_json:
+        print_json({"plugins": [p.to_dict() for p in page.items], "total": page.total})
+        return
+    table = Table(title=f"{page.total} installed plugin(s)", title_justify="left")
+    for column in ("id", "version", "type", "runtime", "state", "enabled", "description"):
+        table.add_column(column, overflow="fold")
+    for p in page.items:
+        table.add_row(p.id, p.version, p.type or "-", p.runtime, _state(p.state),
+                      "yes" if p.enabled else "[dim]no[/]", p.description)
+    console.print(table)
+
+
+def info_installed(settings: Any, plugin_id: str, *, as_json: bool) -> None:
+    """``plughost info ID`` for an installed plugin."""
+    with handle_errors(as_json=as_json):
+        detail = _with_service(settings, lambda svc: svc.get(plugin_id))
+    if as_json:
+        print_json(detail.to_dict())
+        return
+    i = detail.info
+    console.print(f"[bold]{i.name}[/] ({i.id}) [cyan]{i.version}[/]")
+    if i.description:
+        console.print(i.description)
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in (
+        ("state", _state(i.state)), ("enabled", "yes" if i.enabled else "no"),
+        ("type", i.type or "-"), ("runtime", i.runtime), ("path", detail.path or "-"),
+        ("source", i.source_uri or i.source), ("sha256", i.sha256),
+        ("versions", ", ".join(v.version + (" (current)" if v.current else "")
+                               for v in detail.versions)),
+        ("dependencies", ", ".join(f"{k} {v}" for k, v in detail.dependencies.items()) or "-"),
+        ("needed by", ", ".join(detail.dependents) or "-"),
+        ("grants", ", ".join(detail.grants) or "-"),
+    ):
+        table.add_row(key, value)
+    console.print(table)
+    if i.error:
+        console.print(f"[bold red]failed in {i.error.get('phase')}[/]: {i.error['message']}")
+
+
+def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
+                     as_json: bool) -> None:
+    """``plughost status [ID]`` for a home with a database."""
+
+    async def collect(svc: Any) -> dict[str, Any]:
+        page = await svc.list_plugins(limit=10_000)
+        counts: dict[str, int] = {}
+        for p in page.items:
+            counts[p.state] = counts.get(p.state, 0) + 1
+        return {"plugins": page.total, "states": counts,
+                "failed": [p.to_dict() for p in page.items if p.state == "failed"],
+                "one": (await svc.get(plugin_id)).to_dict() if plugin_id else None}
+
+    with handle_errors(as_json=as_json):
+        data = _with_service(settings, collect, start=activate)
+    if plugin_id is not None:
+        one = data["one"]
+        if as_json:
+            print_json(one)
+        else:
+            console.print(f"{plugin_id}: {_state(one['state'])}")
+            if one.get("error"):
+                console.print(f"  [red]{one['error']['code']}[/]: {one['error']['message']}")
+        if one["state"] == "failed":
+            raise typer.Exit(1)
+        return
+    data.pop("one")
+    if as_json:
+        print_json(data)
+    else:
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(data["states"].items())) or "none"
+        console.print(f"{data['plugins']} installed plugin(s) ({counts})")
+        for p in data["failed"]:
+            error = p.get("error") or {}
+            console.print(f"[red]✗ {p['id']}[/] {error.get('code', '')}: "
+                          f"{error.get('message', '')}")
+    if data["failed"]:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("install")(install_cmd)
+    app.command("update")(update_cmd)
+    app.command("rollback")(rollback_cmd)
+    app.command("versions")(versions_cmd)
+    app.command("uninstall")(uninstall_cmd)
+    app.command("enable")(enable_cmd)
+    app.command("disable")(disable_cmd)

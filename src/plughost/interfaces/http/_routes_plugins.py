@@ -1,0 +1,533 @@
+"""``/api/v1/plugins``: Arcade's endpoints (seed 003) and plughost's lifecycle additions.
+
+Thin adapters: parse the request, call the service facade, shape the answer. No decisions about
+plugins are made here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from plughost.core.manifest import manifest_from_dict
+from plughost.errors import ManifestError, RequestInvalid
+from plughost.interfaces.http._schemas import (
+    ArcadeStatus,
+    HealthCheckOut,
+    InstallOut,
+    MetricOut,
+    OperationOut,
+    PluginDetailOut,
+    PluginOut,
+    PluginPage,
+    RollbackIn,
+    StateName,
+    UninstallOut,
+    UpdateOut,
+    ValidateManifestOut,
+    VersionOut,
+)
+from plughost.interfaces.http._state import ApiState, api_state, requires
+from plughost.interfaces.http._uploads import (
+    new_upload_dir,
+    normalise_upload,
+    safe_filename,
+    save_upload,
+)
+from plughost.interfaces.tokens import Principal
+
+__all__ = ["plugin_dict", "router"]
+
+log = logging.getLogger("plughost.server")
+
+router = APIRouter(prefix="/plugins", tags=["plugins"])
+
+PluginId = Annotated[str, PathParam(description="The plugin id.", min_length=1, max_length=64)]
+AsyncFlag = Annotated[bool, Query(alias="async", description=(
+    "Run in the background: answer 202 with an operation id at once; follow it at "
+    "/api/v1/operations/{id} or on the event stream."))]
+
+_PACKAGE_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["source"],
+                    "properties": {
+                        "source": {"type": "string", "enum": ["local", "url", "market"],
+                                   "description": "Where the package comes from."},
+                        "file": {"type": "string", "format": "binary",
+                                 "description": "source=local: the package (zip) or plugin file."},
+                        "url": {"type": "string", "description": "source=url: an https URL."},
+                        "marketId": {"type": "string",
+                                     "description": "source=market: the marketplace id."},
+                        "manifest": {"type": "string",
+                                     "description": "Optional manifest JSON (Arcade shape)."},
+                        "sha256": {"type": "string",
+                                   "description": "Optional expected SHA-256 of the package."},
+                        "enable": {"type": "boolean", "default": True},
+                        "activate": {"type": "boolean", "default": True},
+                    },
+                },
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["source"],
+                    "properties": {
+                        "source": {"type": "string", "enum": ["url", "market"]},
+                        "url": {"type": "string"},
+                        "marketId": {"type": "string"},
+                        "sha256": {"type": "string"},
+                        "enable": {"type": "boolean", "default": True},
+                        "activate": {"type": "boolean", "default": True},
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def arcade_status(state: str, enabled: bool) -> int:
+    """Seed 003's status: 2 error, 1 enabled, 0 disabled."""
+    if state == "failed":
+        return ArcadeStatus.error
+    return ArcadeStatus.enabled if enabled else ArcadeStatus.disabled
+
+
+def plugin_dict(info: dict[str, Any]) -> dict[str, Any]:
+    """A facade plugin dict plus Arcade's names."""
+    return {**info, "pluginId": info["id"], "pluginType": info.get("type", ""),
+            "status": arcade_status(info.get("state", ""), bool(info.get("enabled")))}
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@router.get("", summary="List installed plugins", response_model=PluginPage)
+async def list_plugins(
+    request: Request,
+    pluginType: Annotated[str | None, Query(description="Only this plugin type, e.g. notify.",
+                                            max_length=200)] = None,
+    status_: Annotated[ArcadeStatus | None, Query(
+        alias="status", description="Arcade status: 0 disabled, 1 enabled, 2 error.")] = None,
+    state: Annotated[StateName | None, Query(description="Only this lifecycle state.")] = None,
+    enabled: Annotated[bool | None, Query(description="Only enabled / disabled ones.")] = None,
+    q: Annotated[str | None, Query(description="Text in id, name or description.",
+                                   max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    _: Principal = requires("viewer"),
+) -> Response:
+    """Seed 003's list with its ``pluginType`` and ``status`` filters, plus ``state``, ``q``
+    and pagination (``limit``, ``offset``; ``total`` counts every match)."""
+    api = api_state(request)
+
+    async def compute() -> bytes:
+        data = await _list(api.service, pluginType, status_, state, enabled, q, limit, offset)
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    body = await api.cache.get_or_compute(str(request.url.query), compute)
+    return Response(body, media_type="application/json")
+
+
+async def _list(service: Any, pluginType: str | None, status_: ArcadeStatus | None,
+                state: StateName | None, enabled: bool | None, q: str | None, limit: int,
+                offset: int) -> dict[str, Any]:
+    state_value = state.value if state is not None else None
+    if status_ is None:
+        page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
+                                          q=q, limit=limit, offset=offset)
+        items = [plugin_dict(p.to_dict()) for p in page.items]
+        return {"items": items, "total": page.total, "limit": limit, "offset": offset}
+    # status is derived from (state, enabled): filter the full match, then page it.
+    page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
+                                      q=q, limit=1_000_000, offset=0)
+    items = [d for p in page.items if (d := plugin_dict(p.to_dict()))["status"] == status_]
+    return {"items": items[offset:offset + limit], "total": len(items), "limit": limit,
+            "offset": offset}
+
+
+@router.get("/metrics", summary="Per-plugin runtime metrics", response_model=list[MetricOut])
+async def metrics(request: Request, _: Principal = requires("viewer")) -> list[dict[str, Any]]:
+    """Seed 003's metrics (name, type, version, path, description) with the live state and
+    the call / error counters the host keeps."""
+    service = api_state(request).service
+    page = await service.list_plugins(limit=1_000_000)
+    counters = await service.metrics()
+    registry = service.host.registry
+    out = []
+    for info in page.items:
+        data = dict(counters.get(info.id, {}))
+        record = registry.find(info.id)
+        out.append({
+            **data, "id": info.id, "name": info.name, "type": info.type,
+            "version": info.version,
+            "path": str(record.root) if record is not None and record.root else None,
+            "description": info.description, "state": data.get("state", info.state),
+        })
+    return out
+
+
+@router.post("/validate-manifest", summary="Validate a plugin manifest",
+             response_model=ValidateManifestOut)
+async def validate_manifest(
+    manifest: Annotated[dict[str, Any], Body(
+        description="A manifest as JSON: native keys or Arcade's (name, pluginType, "
+                    "entryPoint, configSchema, ...).",
+        examples=[{"name": "slack-notify", "version": "1.0.0", "pluginType": "notify",
+                   "entryPoint": "slack:SlackNotifier"}])],
+    _: Principal = requires("viewer"),
+) -> dict[str, Any]:
+    """Check a manifest without installing anything: ``valid``, every problem with its path
+    and code, and the normalised manifest when valid."""
+    try:
+        parsed = manifest_from_dict(manifest, source="request")
+    except ManifestError as exc:
+        return {"valid": False, "problems": [p.to_dict() for p in exc.problems],
+                "manifest": None}
+    return {"valid": True, "problems": [], "manifest": parsed.to_dict()}
+
+
+@router.get("/{plugin_id}", summary="Plugin details", response_model=PluginDetailOut)
+async def get_plugin(request: Request, plugin_id: PluginId,
+                     _: Principal = requires("viewer")) -> dict[str, Any]:
+    """Everything about one plugin: manifest, path, versions, dependencies and dependents,
+    configuration (secrets redacted), granted permissions, counters."""
+    detail = await api_state(request).service.get(plugin_id)
+    return plugin_dict(detail.to_dict())
+
+
+@router.get("/{plugin_id}/versions", summary="Kept versions of a plugin",
+            response_model=list[VersionOut])
+async def versions(request: Request, plugin_id: PluginId,
+                   _: Principal = requires("viewer")) -> list[dict[str, Any]]:
+    """Installed versions kept for rollback, newest install first."""
+    found = await api_state(request).service.versions(plugin_id)
+    return [v.to_dict() for v in found]
+
+
+@router.get("/{plugin_id}/info", summary="Plugin details (seed 002's path)",
+            response_model=PluginDetailOut)
+async def get_plugin_info(request: Request, plugin_id: PluginId,
+                          _: Principal = requires("viewer")) -> dict[str, Any]:
+    """The same as ``GET /plugins/{id}``, under seed 002's path."""
+    detail = await api_state(request).service.get(plugin_id)
+    return plugin_dict(detail.to_dict())
+
+
+@router.get("/{plugin_id}/health", summary="Ask a plugin whether it is healthy",
+            response_model=HealthCheckOut)
+async def health(request: Request, plugin_id: PluginId,
+                 _: Principal = requires("viewer")) -> dict[str, Any]:
+    """Seed 002's health check: calls the plugin's ``health()`` when it is active; a plugin
+    that is not active is reported unhealthy with its state."""
+    record = api_state(request).service.host.get(plugin_id)
+    state = record.state.value
+    if record.instance is None or state != "active":
+        return {"plugin_id": plugin_id, "healthy": False, "state": state,
+                "detail": f"not active ({state})", "data": {}}
+    result = await record.instance.health()
+    return {"plugin_id": plugin_id, "healthy": bool(result.ok), "state": state,
+            "detail": result.detail or "", "data": dict(result.data or {})}
+
+
+# ---------------------------------------------------------------------------- lifecycle
+
+
+@router.post("/{plugin_id}/enable", summary="Enable a plugin", response_model=PluginOut)
+async def enable(request: Request, plugin_id: PluginId,
+                 who: Principal = requires("operator")) -> dict[str, Any]:
+    """Persistently enable the plugin and activate it now (seed 003)."""
+    info = await api_state(request).service.enable(plugin_id, actor=who.actor)
+    log.info("enabled plugin: %s", plugin_id)
+    return plugin_dict(info.to_dict())
+
+
+@router.post("/{plugin_id}/disable", summary="Disable a plugin", response_model=PluginOut)
+async def disable(request: Request, plugin_id: PluginId,
+                  who: Principal = requires("operator")) -> dict[str, Any]:
+    """Deactivate and unload the plugin and keep it from loading at start; its files and
+    configuration stay (seed 003)."""
+    info = await api_state(request).service.disable(plugin_id, actor=who.actor)
+    log.info("disabled plugin: %s", plugin_id)
+    return plugin_dict(info.to_dict())
+
+
+@router.post("/{plugin_id}/activate", summary="Activate a plugin now", response_model=PluginOut)
+async def activate(request: Request, plugin_id: PluginId,
+                   _: Principal = requires("operator")) -> dict[str, Any]:
+    """Activate an enabled plugin now (its dependencies first)."""
+    info = await api_state(request).service.activate(plugin_id)
+    return plugin_dict(info.to_dict())
+
+
+@router.post("/{plugin_id}/start", summary="Start a plugin (seed 002; = activate)",
+             response_model=PluginOut)
+async def start(request: Request, plugin_id: PluginId,
+                _: Principal = requires("operator")) -> dict[str, Any]:
+    """Seed 002's start: activate the plugin now."""
+    info = await api_state(request).service.activate(plugin_id)
+    return plugin_dict(info.to_dict())
+
+
+@router.post("/{plugin_id}/stop", summary="Stop a plugin (seed 002; = deactivate)",
+             response_model=PluginOut)
+async def stop(request: Request, plugin_id: PluginId,
+               _: Principal = requires("operator")) -> dict[str, Any]:
+    """Seed 002's stop: deactivate the plugin (it stays enabled)."""
+    info = await api_state(request).service.deactivate(plugin_id)
+    return plugin_dict(info.to_dict())
+
+
+@router.post("/{plugin_id}/deactivate", summary="Deactivate a plugin",
+             response_model=PluginOut)
+async def deactivate(
+    request: Request, plugin_id: PluginId,
+    cascade: Annotated[bool, Query(description="Also deactivate the active plugins that "
+                                               "need it.")] = False,
+    _: Principal = requires("operator"),
+) -> dict[str, Any]:
+    """Deactivate a running plugin; it stays enabled and starts again at the next start."""
+    info = await api_state(request).service.deactivate(plugin_id, cascade=cascade)
+    return plugin_dict(info.to_dict())
+
+
+@router.post("/{plugin_id}/rollback", summary="Roll back to a kept version",
+             response_model=UpdateOut)
+async def rollback(request: Request, plugin_id: PluginId,
+                   body: Annotated[RollbackIn | None, Body()] = None,
+                   who: Principal = requires("admin")) -> dict[str, Any]:
+    """Switch back to a kept version (``to``, or the previous one), handing state over."""
+    result = await api_state(request).service.rollback(
+        plugin_id, body.to if body else None, actor=who.actor)
+    data: dict[str, Any] = result.to_dict()
+    data["message"] = f"rolled back {plugin_id} to {data['to_version']}"
+    return data
+
+
+@router.delete("/{plugin_id}", summary="Uninstall a plugin", response_model=UninstallOut)
+async def uninstall(
+    request: Request, plugin_id: PluginId,
+    cascade: Annotated[bool, Query(description="Also uninstall the plugins that require it "
+                                               "(dependents first).")] = False,
+    keep_data: Annotated[bool, Query(description="Keep the plugin's private data "
+                                                 "directory.")] = False,
+    who: Principal = requires("admin"),
+) -> dict[str, Any]:
+    """Unload the plugin and remove its files, stored packages, records and configuration
+    (seed 003). Refused while enabled plugins require it, unless ``cascade``."""
+    result = await api_state(request).service.uninstall(plugin_id, cascade=cascade,
+                                                        keep_data=keep_data, actor=who.actor)
+    log.info("uninstalled plugin: %s", ", ".join(result.removed))
+    data: dict[str, Any] = result.to_dict()
+    data["message"] = f"uninstalled {', '.join(result.removed)}"
+    return data
+
+
+# ---------------------------------------------------------------------------- packages
+
+
+@dataclass(slots=True)
+class _PackageRequest:
+    source: str
+    location: str | Path
+    sha256: str | None
+    enable: bool
+    activate: bool
+    workdir: Path | None
+
+    def cleanup(self) -> None:
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _flag(value: Any, name: str, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise RequestInvalid(f"{name} must be true or false, got {value!r}", details={"field": name})
+
+
+def _text(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, UploadFile) or not isinstance(value, str):
+        raise RequestInvalid(f"{name} must be a text field, not a file",
+                             details={"field": name})
+    return value.strip() or None
+
+
+async def _read_package_request(request: Request, api: ApiState) -> _PackageRequest:
+    """Parse install/update input: multipart (seed 003) or JSON (url / market sources)."""
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            data = await request.json()
+        except ValueError:
+            raise RequestInvalid("the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise RequestInvalid("the JSON body must be an object with a 'source' field")
+        return await _package_from_fields(api, data, None)
+    if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise RequestInvalid(
+            "send the package as multipart/form-data (curl -F source=local -F file=@pkg.zip), "
+            "or JSON {\"source\": \"url\", \"url\": ...}",
+            details={"content_type": ctype or None})
+    try:
+        form = await request.form(max_files=1, max_fields=16, max_part_size=1024 * 1024)
+    except StarletteHTTPException as exc:  # starlette's answer to a malformed multipart body
+        raise RequestInvalid(f"the multipart body cannot be read: {exc.detail}") from None
+    try:
+        fields = {k: v for k, v in form.multi_items()}
+        return await _package_from_fields(api, fields, fields.get("file"))
+    finally:
+        await form.close()
+
+
+async def _package_from_fields(api: ApiState, fields: dict[str, Any],
+                               file: Any) -> _PackageRequest:
+    source = _text(fields.get("source"), "source")
+    sha256 = _text(fields.get("sha256"), "sha256")
+    enable = _flag(fields.get("enable"), "enable", True)
+    activate_ = _flag(fields.get("activate"), "activate", True)
+    manifest = _text(fields.get("manifest"), "manifest")
+    if source is None:
+        raise RequestInvalid("the field 'source' is required: local (with file), url (with "
+                             "url) or market (with marketId)", details={"field": "source"})
+    if source == "market":
+        market_id = _text(fields.get("marketId"), "marketId")
+        raise RequestInvalid(
+            "no marketplace is configured on this server, so source=market cannot install "
+            f"{market_id or 'anything'}; upload the package (source=local) or give its URL "
+            "(source=url)", code="marketplace.unavailable",
+            details={"marketId": market_id})
+    if source == "url":
+        url = _text(fields.get("url"), "url")
+        if url is None:
+            raise RequestInvalid("source=url needs the field 'url' (an https URL of the "
+                                 "package)", details={"field": "url"})
+        if manifest is not None:
+            raise RequestInvalid("a manifest part is only accepted with source=local",
+                                 details={"field": "manifest"})
+        return _PackageRequest("url", url, sha256, enable, activate_, None)
+    if source != "local":
+        raise RequestInvalid(f"unknown source {source!r}; use local, url or market",
+                             details={"field": "source"})
+    if not isinstance(file, UploadFile):
+        raise RequestInvalid("source=local needs the package as the file part 'file' "
+                             "(curl -F file=@plugin.zip)", details={"field": "file"})
+    workdir = await asyncio.to_thread(new_upload_dir, api.settings.staging_dir)
+    try:
+        (workdir / "upload").mkdir()
+        dest = workdir / "upload" / safe_filename(file.filename)
+        size = await asyncio.to_thread(save_upload, file.file, dest)
+        if size == 0:
+            raise RequestInvalid("the uploaded file is empty", details={"field": "file"})
+        dest = await asyncio.to_thread(normalise_upload, dest, manifest)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return _PackageRequest("local", dest, sha256, enable, activate_, workdir)
+
+
+def _accepted(op: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(op, status_code=202,
+                        headers={"Location": f"/api/v1/operations/{op['id']}"})
+
+
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": OperationOut, "description": "Accepted (?async=true)."}}
+
+
+@router.post("/install", summary="Install a plugin", response_model=InstallOut,
+             status_code=status.HTTP_201_CREATED, openapi_extra=_PACKAGE_FORM,
+             responses=_ACCEPTED)
+async def install(request: Request, async_: AsyncFlag = False,
+                  who: Principal = requires("admin")) -> Any:
+    """Seed 003's install: ``source=local`` with ``file`` (and optionally Arcade's
+    ``manifest`` part), ``source=url`` with ``url``, ``source=market`` with ``marketId``.
+    Checked, stored and activated atomically; nothing changes when it is refused."""
+    api = api_state(request)
+    pkg = await _read_package_request(request, api)
+    log.info("installing plugin from source: %s", pkg.source)
+
+    async def work(progress: Any = None) -> Any:
+        try:
+            result = await api.service.install(
+                pkg.location, sha256=pkg.sha256, enable=pkg.enable, activate=pkg.activate,
+                progress=progress, actor=who.actor)
+        finally:
+            await asyncio.to_thread(pkg.cleanup)
+        # seed 003's log lines, from what the install did
+        log.info("saved to local cache: %s", result.cache_path)
+        log.info("uploaded to storage: %s", result.object_key)
+        if result.state == "active":
+            log.info("hot reloaded plugin: %s", result.plugin_id)
+        log.info("plugin installed successfully: %s (v%s)", result.plugin_id, result.version)
+        return result
+
+    if async_:
+        op = await api.runner.start("install", work, actor=who.actor,
+                                    message=f"install from {pkg.source}")
+        return _accepted(op)
+    result = await work()
+    data: dict[str, Any] = result.to_dict()
+    data["pluginId"] = data["plugin_id"]
+    data["message"] = f"plugin installed successfully: {result.plugin_id} (v{result.version})"
+    return data
+
+
+@router.put("/{plugin_id}", summary="Update a plugin to a new package",
+            response_model=UpdateOut, openapi_extra=_PACKAGE_FORM, responses=_ACCEPTED)
+async def update(request: Request, plugin_id: PluginId, async_: AsyncFlag = False,
+                 who: Principal = requires("admin")) -> Any:
+    """Seed 003's update: the new package as in install. The new version is started beside
+    the old one and swapped in only when healthy; otherwise the old one keeps running."""
+    api = api_state(request)
+    # Fail fast (before a long upload is kept) when the plugin is not installed.
+    await api.service.versions(plugin_id)
+    pkg = await _read_package_request(request, api)
+    log.info("updating plugin %s from source: %s", plugin_id, pkg.source)
+
+    async def work(progress: Any = None) -> Any:
+        try:
+            result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
+                                              progress=progress, actor=who.actor)
+        finally:
+            await asyncio.to_thread(pkg.cleanup)
+        log.info("plugin updated successfully: %s (v%s -> v%s)", plugin_id,
+                 result.from_version, result.to_version)
+        return result
+
+    if async_:
+        op = await api.runner.start("update", work, plugin_id=plugin_id, actor=who.actor,
+                                    message=f"update from {pkg.source}")
+        return _accepted(op)
+    result = await work()
+    data: dict[str, Any] = result.to_dict()
+    data["message"] = (f"plugin updated successfully: {plugin_id} "
+                       f"(v{result.from_version} -> v{result.to_version})")
+    return data
+
+

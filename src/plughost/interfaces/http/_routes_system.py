@@ -1,0 +1,242 @@
+"""Operations, the event stream, the audit log, API tokens, and the health probes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from plughost.errors import RecordNotFound
+from plughost.interfaces.http._operations import operation_dict
+from plughost.interfaces.http._schemas import (
+    AuditPage,
+    CommandIn,
+    CommandOut,
+    HealthOut,
+    OperationOut,
+    ReadyOut,
+    TokenCreatedOut,
+    TokenCreateIn,
+    TokenOut,
+)
+from plughost.interfaces.http._state import api_state, requires
+from plughost.interfaces.tokens import Principal
+
+__all__ = ["probes", "router"]
+
+router = APIRouter()
+probes = APIRouter(tags=["health"])
+
+EVENT_KINDS = ("lifecycle", "operation", "plugin")
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# ---------------------------------------------------------------------------- probes
+
+
+@probes.get("/healthz", summary="Liveness", response_model=HealthOut)
+async def healthz() -> dict[str, str]:
+    """The process is up and serving (no dependency is checked)."""
+    return {"status": "ok"}
+
+
+@probes.get("/readyz", summary="Readiness", response_model=ReadyOut,
+            responses={503: {"model": ReadyOut, "description": "Not ready yet / stopping."}})
+async def readyz(request: Request) -> Any:
+    """Ready once migrations ran and the enabled plugins were loaded; 503 before that and
+    while shutting down."""
+    api = api_state(request)
+    if not api.ready:
+        return JSONResponse({"ready": False, "reason": api.not_ready_reason}, status_code=503)
+    records = list(api.service.host.registry)
+    return {
+        "ready": True, "reason": "", "plugins": len(records),
+        "active": sum(1 for r in records if r.state.value == "active"),
+        "failed": sum(1 for r in records if r.state.value == "failed"),
+    }
+
+
+# ---------------------------------------------------------------------------- operations
+
+
+@router.get("/operations/{operation_id}", summary="A background operation",
+            response_model=OperationOut, tags=["operations"])
+async def get_operation(
+    request: Request,
+    operation_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+    _: Principal = requires("viewer"),
+) -> dict[str, Any]:
+    """Status, progress, message, and the result or error of an ``?async=true`` request."""
+    op = await asyncio.to_thread(api_state(request).service.repository.get_operation,
+                                 operation_id)
+    if op is None:
+        raise RecordNotFound(f"there is no operation {operation_id!r}",
+                             code="operation.not_found", details={"id": operation_id})
+    return operation_dict(op)
+
+
+@router.get("/operations", summary="Recent operations", response_model=list[OperationOut],
+            tags=["operations"])
+async def list_operations(
+    request: Request,
+    plugin_id: Annotated[str | None, Query(max_length=64)] = None,
+    unfinished: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    _: Principal = requires("viewer"),
+) -> list[dict[str, Any]]:
+    """Operations, newest first (``unfinished``: only pending and running ones)."""
+    ops = await asyncio.to_thread(api_state(request).service.repository.list_operations,
+                                  plugin_id=plugin_id, unfinished=unfinished, limit=limit)
+    return [operation_dict(o) for o in ops]
+
+
+# ---------------------------------------------------------------------------- events
+
+
+@router.get(
+    "/events", summary="Live event stream (Server-Sent Events)", tags=["events"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                     "description": "An endless text/event-stream."}},
+)
+async def events(
+    request: Request,
+    kinds: Annotated[str | None, Query(
+        description="Comma-separated kinds: lifecycle, operation, plugin. Default: all.",
+        max_length=100)] = None,
+    plugin_id: Annotated[str | None, Query(max_length=64)] = None,
+    max_events: Annotated[int | None, Query(ge=1, le=100_000, description=(
+        "End the stream after this many events (scripts, tests)."))] = None,
+    _: Principal = requires("viewer"),
+) -> StreamingResponse:
+    """Lifecycle changes, operation progress and the plugins' own events as they happen.
+    Each SSE message has ``event:`` (the kind), ``id:`` and JSON ``data:``."""
+    wanted: frozenset[str] | None = None
+    if kinds:
+        wanted = frozenset(k.strip() for k in kinds.split(",") if k.strip())
+        unknown = sorted(wanted - set(EVENT_KINDS))
+        if unknown:
+            from plughost.errors import RequestInvalid
+
+            raise RequestInvalid(f"unknown event kind(s) {', '.join(unknown)}; use "
+                                 + ", ".join(EVENT_KINDS), details={"kinds": unknown})
+    api = api_state(request)
+    stream = api.broker.stream(kinds=wanted, plugin_id=plugin_id,
+                               heartbeat=api.options.heartbeat, max_events=max_events)
+    return StreamingResponse(stream, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def _commands(request: Request) -> Any:
+    """The host's command registry, or ``None`` on a host without one (no commands then)."""
+    return getattr(api_state(request).service.host, "commands", None)
+
+
+@router.get("/commands", summary="Registered commands", response_model=list[str],
+            tags=["commands"])
+async def list_commands(request: Request, _: Principal = requires("viewer")) -> list[str]:
+    """Names of the commands active plugins registered."""
+    registry = _commands(request)
+    return sorted(registry.names()) if registry is not None else []
+
+
+@router.post("/commands/{name}", summary="Execute a command", response_model=CommandOut,
+             tags=["commands"])
+async def execute_command(
+    request: Request,
+    name: Annotated[str, PathParam(min_length=1, max_length=200)],
+    body: CommandIn | None = None,
+    who: Principal = requires("operator"),
+) -> dict[str, Any]:
+    """Run a plugin command with keyword ``args`` (activating a lazy plugin that provides it)
+    and return its result."""
+    body = body or CommandIn(args={}, timeout=None)
+    registry = _commands(request)
+    if registry is None:
+        raise RecordNotFound(f"there is no command {name!r}: no plugin on this host provides "
+                             "commands", code="command.not_found", details={"command": name})
+    result = await registry.execute(name, body.args, timeout=body.timeout)
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError):
+        result = repr(result)  # the answer must be JSON; say what it was instead
+    await asyncio.to_thread(api_state(request).service.repository.append_audit,
+                            "command.execute", actor=who.actor, details={"command": name})
+    return {"command": name, "result": result}
+
+
+# ---------------------------------------------------------------------------- audit
+
+
+@router.get("/audit", summary="Query the audit log", response_model=AuditPage, tags=["audit"])
+async def audit(
+    request: Request,
+    plugin_id: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(max_length=100,
+                                        description="e.g. plugin.install")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    _: Principal = requires("viewer"),
+) -> dict[str, Any]:
+    """Audit events, newest first; page with ``before_id``."""
+    items = await api_state(request).service.audit(plugin_id=plugin_id, action=action,
+                                                   limit=limit, before_id=before_id)
+    next_id = items[-1]["id"] if len(items) == limit else None
+    return {"items": items, "next_before_id": next_id}
+
+
+# ---------------------------------------------------------------------------- tokens
+
+
+def _token(t: Any) -> dict[str, Any]:
+    return {"id": t.id, "name": t.name, "role": t.role, "created_at": _iso(t.created_at),
+            "expires_at": _iso(t.expires_at), "last_used_at": _iso(t.last_used_at),
+            "revoked_at": _iso(t.revoked_at)}
+
+
+@router.get("/tokens", summary="List API tokens", response_model=list[TokenOut],
+            tags=["tokens"])
+async def list_tokens(request: Request, include_revoked: bool = False,
+                      _: Principal = requires("admin")) -> list[dict[str, Any]]:
+    """API tokens by name (never their secrets)."""
+    found = await asyncio.to_thread(api_state(request).authority.list,
+                                    include_revoked=include_revoked)
+    return [_token(t) for t in found]
+
+
+@router.post("/tokens", summary="Create an API token", response_model=TokenCreatedOut,
+             status_code=201, tags=["tokens"])
+async def create_token(request: Request, body: TokenCreateIn,
+                       who: Principal = requires("admin")) -> dict[str, Any]:
+    """Create a token; the answer holds its secret, shown this once."""
+    api = api_state(request)
+    expires = timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    record, secret = await asyncio.to_thread(api.authority.create, body.role.value, body.name,
+                                             expires_in=expires)
+    await asyncio.to_thread(api.service.repository.append_audit, "token.create",
+                            actor=who.actor, details={"name": record.name, "role": record.role})
+    return {**_token(record), "secret": secret}
+
+
+@router.delete("/tokens/{name}", summary="Revoke an API token", status_code=204,
+               tags=["tokens"], response_class=Response)
+async def revoke_token(request: Request,
+                       name: Annotated[str, PathParam(min_length=1, max_length=64)],
+                       who: Principal = requires("admin")) -> Response:
+    """Revoke a token by name; requests with it fail from now on."""
+    api = api_state(request)
+    await asyncio.to_thread(api.authority.revoke, name)
+    await asyncio.to_thread(api.service.repository.append_audit, "token.revoke",
+                            actor=who.actor, details={"name": name})
+    return Response(status_code=204)

@@ -1,0 +1,366 @@
+"""Request and response models of the management API (they make the OpenAPI document).
+
+Field names follow the service facade's ``to_dict()`` shapes (snake_case), so the CLI prints
+the same thing locally and remotely. Plugin objects also carry Arcade's names from seed 003 —
+``pluginId``, ``pluginType`` and ``status`` (0 disabled, 1 enabled, 2 error) — so Arcade clients
+keep working.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, IntEnum, StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from plughost.core.lifecycle import State
+
+__all__ = [
+    "ArcadeStatus",
+    "AuditEventOut",
+    "AuditPage",
+    "CommandIn",
+    "CommandOut",
+    "ConfigChangeIn",
+    "ConfigHistoryEntry",
+    "ConfigOut",
+    "ConfigRestoreIn",
+    "ErrorResponse",
+    "HealthCheckOut",
+    "HealthOut",
+    "InstallOut",
+    "ManifestProblem",
+    "MetricOut",
+    "OperationOut",
+    "PermissionRequestOut",
+    "PermissionsOut",
+    "PluginDetailOut",
+    "PluginOut",
+    "PluginPage",
+    "ReadyOut",
+    "RoleName",
+    "RollbackIn",
+    "ScopeIn",
+    "SecurityAuditOut",
+    "StateName",
+    "TokenCreateIn",
+    "TokenCreatedOut",
+    "TokenOut",
+    "UninstallOut",
+    "UpdateOut",
+    "ValidateManifestOut",
+    "VersionOut",
+]
+
+StateName = Enum("StateName", {s.name: s.value for s in State}, type=str)  # type: ignore[misc]
+StateName.__doc__ = "A lifecycle state."
+
+
+class ArcadeStatus(IntEnum):
+    """Seed 003's ``is_enabled`` column: 0 disabled, 1 enabled, 2 error."""
+
+    disabled = 0
+    enabled = 1
+    error = 2
+
+
+class RoleName(StrEnum):
+    """API token roles, weakest first."""
+
+    viewer = "viewer"
+    operator = "operator"
+    admin = "admin"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. plugin.not_found.")
+    message: str = Field(description="What went wrong and what to do.")
+    details: dict[str, Any] = Field(default_factory=dict, description="Facts for machines.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error response."""
+
+    error: ErrorDetail
+
+
+class HealthOut(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    reason: str = ""
+    plugins: int = 0
+    active: int = 0
+    failed: int = 0
+
+
+class PluginOut(_Out):
+    """One installed plugin: stored record + live state."""
+
+    id: str
+    pluginId: str = Field(description="Arcade name of `id`.")
+    name: str
+    version: str
+    description: str = ""
+    author: str = ""
+    type: str = ""
+    pluginType: str = Field("", description="Arcade name of `type`.")
+    runtime: str = "python"
+    state: str = Field(description="Live lifecycle state.")
+    status: ArcadeStatus = Field(description="Arcade status: 0 disabled, 1 enabled, 2 error.")
+    enabled: bool
+    source: str = ""
+    source_uri: str = ""
+    sha256: str = ""
+    installed_at: str | None = None
+    updated_at: str | None = None
+    error: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class PluginPage(BaseModel):
+    items: list[PluginOut]
+    total: int = Field(description="How many plugins match the filters.")
+    limit: int
+    offset: int
+
+
+class VersionOut(_Out):
+    plugin_id: str
+    version: str
+    current: bool
+    sha256: str = ""
+    size: int = 0
+    source: str = ""
+    source_uri: str = ""
+    signed_by: str | None = None
+    installed_at: str | None = None
+    cache_path: str | None = None
+
+
+class PluginDetailOut(PluginOut):
+    manifest: dict[str, Any]
+    path: str | None = None
+    versions: list[VersionOut] = Field(default_factory=list)
+    dependencies: dict[str, str] = Field(default_factory=dict)
+    dependents: list[str] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
+    config_revision: int = 0
+    grants: list[str] = Field(default_factory=list)
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+class InstallOut(_Out):
+    plugin_id: str
+    pluginId: str
+    version: str
+    sha256: str
+    size: int
+    enabled: bool
+    state: str
+    signed: bool
+    signed_by: str | None = None
+    cache_path: str = ""
+    object_key: str = ""
+    source: str = ""
+    source_uri: str = ""
+    granted: list[str] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+    message: str = ""
+
+
+class UpdateOut(_Out):
+    plugin_id: str
+    from_version: str
+    to_version: str
+    state: str
+    pruned: list[str] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+    message: str = ""
+
+
+class UninstallOut(_Out):
+    removed: list[str]
+    versions: dict[str, list[str]] = Field(default_factory=dict)
+    message: str = ""
+
+
+class RollbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str | None = Field(None, description="Version to go back to; default: the previous one.")
+
+
+class MetricOut(_Out):
+    """Seed 003's metrics entry plus the host's counters."""
+
+    id: str
+    name: str
+    type: str
+    version: str
+    path: str | None = None
+    description: str = ""
+    state: str
+    calls: int = 0
+    errors: int = 0
+    busy_seconds: float = 0.0
+
+
+class ManifestProblem(BaseModel):
+    path: str
+    code: str
+    message: str
+
+
+class ValidateManifestOut(BaseModel):
+    valid: bool
+    problems: list[ManifestProblem] = Field(default_factory=list)
+    manifest: dict[str, Any] | None = Field(None, description="The normalised manifest.")
+
+
+class OperationOut(BaseModel):
+    id: str
+    kind: str
+    plugin_id: str | None = None
+    status: str = Field(description="pending, running, succeeded, failed or cancelled.")
+    progress: float
+    message: str = ""
+    error: dict[str, Any] | None = None
+    actor: str = ""
+    result: Any = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class AuditEventOut(_Out):
+    id: int
+    at: str | None
+    actor: str
+    action: str
+    plugin_id: str | None = None
+    outcome: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventOut]
+    next_before_id: int | None = Field(
+        None, description="Pass as before_id to read the next (older) page.")
+
+
+class HealthCheckOut(BaseModel):
+    """Seed 002's health answer, from the plugin's own ``health()``."""
+
+    plugin_id: str
+    healthy: bool
+    state: str
+    detail: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConfigOut(_Out):
+    plugin_id: str
+    version: int = Field(description="0: never changed (defaults only).")
+    config: dict[str, Any] = Field(description="Effective configuration, secrets redacted.")
+    settings: dict[str, Any] = Field(description="The operator's settings, secrets redacted.")
+    schema_: dict[str, Any] | None = Field(None, alias="schema",
+                                           description="The JSON Schema, if any.")
+
+
+class ConfigChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    values: dict[str, Any] = Field(description="Settings to merge (null removes a key).")
+    replace: bool = Field(False, description="Replace the settings instead of merging.")
+
+
+class ConfigRestoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, le=2**31, description="The version to make current again.")
+
+
+class ConfigHistoryEntry(_Out):
+    version: int
+    settings: dict[str, Any]
+    action: str
+    actor: str
+    time: float
+
+
+class ScopeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: str = Field(min_length=1, max_length=500,
+                       examples=["net:api.example.com", "fs:read:/data"])
+    reason: str = Field("", max_length=500)
+
+
+class PermissionRequestOut(_Out):
+    id: int
+    plugin_id: str
+    scope: str
+    reason: str = ""
+    status: str
+    created: float | None = None
+    resolved_by: str | None = None
+
+
+class SecurityAuditOut(_Out):
+    """One security decision: a denial, a grant, a revocation, a request and its answer."""
+
+    id: int | None = None
+    time: float
+    plugin: str
+    action: str
+    kind: str
+    scope: str = ""
+    target: str = ""
+    decision: str = ""
+    severity: str = "info"
+    reason: str = ""
+    actor: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class PermissionsOut(BaseModel):
+    plugin_id: str
+    declared: list[str]
+    granted: list[str]
+    requests: list[PermissionRequestOut]
+
+
+class CommandIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments.")
+    timeout: float | None = Field(None, gt=0, le=3600, description="Seconds to wait.")
+
+
+class CommandOut(BaseModel):
+    command: str
+    result: Any = Field(None, description="What the command returned (JSON).")
+
+
+class TokenCreateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: RoleName
+    name: str | None = Field(None, min_length=1, max_length=64)
+    expires_in_days: int | None = Field(None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    role: str
+    created_at: str | None = None
+    expires_at: str | None = None
+    last_used_at: str | None = None
+    revoked_at: str | None = None
+
+
+class TokenCreatedOut(TokenOut):
+    secret: str = Field(description="The bearer secret. Shown once; store it now.")

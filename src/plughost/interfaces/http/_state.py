@@ -1,0 +1,206 @@
+"""What the routes share: the service facade, settings, options, events, operations, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, Request
+
+from plughost.errors import AccessDenied, AuthenticationRequired
+from plughost.interfaces.http._cache import ReadCache
+from plughost.interfaces.http._events import EventBroker
+from plughost.interfaces.http._operations import OperationRunner
+from plughost.interfaces.tokens import Principal, TokenAuthority, role_allows
+from plughost.settings import HostSettings
+
+__all__ = ["ApiOptions", "ApiState", "api_state", "requires"]
+
+log = logging.getLogger("plughost.server")
+
+_ANONYMOUS = Principal("anonymous", "admin", anonymous=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiOptions:
+    """How the API behaves (``plughost serve`` fills these from its flags)."""
+
+    #: Requests without a token act as admin while no token exists. ``serve`` sets this only
+    #: when bound to loopback, or with ``--insecure``.
+    allow_anonymous: bool = True
+    #: Origins allowed by CORS (``*`` for any); empty: CORS off.
+    cors_origins: tuple[str, ...] = ()
+    #: Largest body of any request other than a package upload, in bytes.
+    max_request_size: int = 1024 * 1024
+    #: Close the service at shutdown (the server owns it).
+    owns_service: bool = True
+    #: Seconds shutdown waits for background operations before cancelling them.
+    shutdown_timeout: float = 10.0
+    #: Seconds between keep-alive comments on idle event streams.
+    heartbeat: float = 15.0
+    #: Seconds a cached ``GET /plugins`` answer may be reused when nothing changed through
+    #: this server (bounds staleness for changes made by other processes); 0 turns it off.
+    read_cache_ttl: float = 1.0
+
+
+class ApiState:
+    """The server's shared objects; one per app (``app.state.api``)."""
+
+    def __init__(self, service: Any, settings: HostSettings, options: ApiOptions) -> None:
+        self.service = service
+        self.settings = settings
+        self.options = options
+        self.broker = EventBroker()
+        self.cache = ReadCache(options.read_cache_ttl)
+        self._authority: TokenAuthority | None = None
+        self._runner: OperationRunner | None = None
+        self.ready = False
+        self.not_ready_reason = "starting: opening storage and loading plugins"
+        self._undo: list[Callable[[], None]] = []
+        self._started = False
+
+    @property
+    def authority(self) -> TokenAuthority:
+        if self._authority is None:
+            self._authority = TokenAuthority(self.service.repository)
+        return self._authority
+
+    @property
+    def runner(self) -> OperationRunner:
+        if self._runner is None:
+            self._runner = OperationRunner(self.service.repository, self.broker,
+                                           on_finished=self.cache.bump)
+        return self._runner
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Open the service (migrations, enabled plugins in dependency order), wire events,
+        then turn ready. Idempotent."""
+        if self._started:
+            return
+        self._started = True
+        self.broker.bind(asyncio.get_running_loop())
+        await self.service.start()
+        host = self.service.host
+
+        loop = asyncio.get_running_loop()
+
+        def on_lifecycle(event: Any) -> None:
+            try:
+                on_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                on_loop = False
+            if on_loop:
+                self.cache.bump()
+            else:
+                loop.call_soon_threadsafe(self.cache.bump)
+            self.broker.publish("lifecycle", event.to_dict())
+
+        self._undo.append(host.lifecycle.subscribe(on_lifecycle))
+        self._undo.extend(_subscribe_plugin_events(self.service, self.broker))
+        self.ready = True
+        self.not_ready_reason = ""
+        report = getattr(self.service, "load_report", None)
+        if report is not None and hasattr(report, "failed") and report.failed:
+            log.warning("plugins that failed to start: %s",
+                        ", ".join(o.plugin_id for o in report.failed))
+
+    async def shutdown(self) -> None:
+        """Not ready; end event streams; finish (bounded) background operations; close the
+        service if owned (plugins deactivated in reverse dependency order)."""
+        self.ready = False
+        self.not_ready_reason = "shutting down"
+        self.broker.close()
+        if self._runner is not None:
+            await self._runner.drain(self.options.shutdown_timeout)
+        for undo in reversed(self._undo):
+            with contextlib.suppress(Exception):
+                undo()
+        self._undo.clear()
+        if self.options.owns_service:
+            try:  # bounded: a plugin whose deactivate hangs must not keep the process alive
+                await asyncio.wait_for(self.service.close(), self.options.shutdown_timeout)
+            except TimeoutError:
+                log.error("plugins did not stop within %.0f s of the shutdown; exiting anyway "
+                          "(their deactivate did not finish)", self.options.shutdown_timeout)
+
+    # -- auth ----------------------------------------------------------------------------
+
+    def authenticate(self, request: Request, required: str) -> Principal:
+        """The caller, checked to have ``required`` role or more.
+
+        :raises AuthenticationRequired: no token where one is needed, or an invalid one.
+        :raises AccessDenied: the token's role is too weak.
+        """
+        header = request.headers.get("authorization")
+        if header:
+            scheme, _, secret = header.partition(" ")
+            secret = secret.strip()
+            if scheme.lower() != "bearer" or not secret:
+                raise AuthenticationRequired(
+                    "the Authorization header must be 'Bearer <token>'", code="auth.invalid")
+            principal = self.authority.verify(secret)
+            if principal is None:
+                raise AuthenticationRequired(
+                    "the API token is unknown, revoked or expired; create a new one with "
+                    "`plughost token create --role ROLE`", code="auth.invalid")
+        elif self.options.allow_anonymous and not self.authority.any_active():
+            principal = _ANONYMOUS
+        else:
+            raise AuthenticationRequired(
+                "this server requires an API token: send 'Authorization: Bearer <token>' "
+                "(an admin creates one with `plughost token create --role viewer`)")
+        if not role_allows(principal.role, required):
+            raise AccessDenied(
+                f"the token {principal.name!r} has the role {principal.role!r}; this needs "
+                f"{required!r} or higher",
+                details={"role": principal.role, "required": required})
+        return principal
+
+
+def _subscribe_plugin_events(service: Any, broker: EventBroker) -> list[Callable[[], None]]:
+    """Forward the plugins' own bus events to the stream, when the host has a bus. Lifecycle
+    changes the bus re-emits (``plugin.lifecycle.*``) are already on the stream as
+    ``lifecycle`` events."""
+    bus = getattr(service.host, "bus", None)
+    subscribe = getattr(bus, "subscribe", None)
+    if subscribe is None:
+        return []
+
+    def forward(event: Any) -> None:
+        topic = str(getattr(event, "topic", ""))
+        if topic.startswith("plugin.lifecycle."):
+            return
+        broker.publish("plugin", {"topic": topic, "plugin_id": getattr(event, "source", None),
+                                  "payload": getattr(event, "payload", None),
+                                  "event_id": getattr(event, "id", None)})
+
+    try:
+        undo = subscribe("#", forward)
+    except Exception:  # a bus without multi-level wildcards: no plugin events on the stream
+        log.warning("could not subscribe to the event bus; plugin events are not streamed",
+                    exc_info=True)
+        return []
+    return [undo] if callable(undo) else []
+
+
+def api_state(request: Request) -> ApiState:
+    """The app's :class:`ApiState`."""
+    state: ApiState = request.app.state.api
+    return state
+
+
+def requires(role: str) -> Any:
+    """A dependency returning the caller's :class:`Principal`, who must have ``role``."""
+
+    async def dependency(request: Request) -> Principal:
+        # async so it runs on the loop: verifying is a cached lookup, not worth a thread hop
+        return api_state(request).authenticate(request, role)
+
+    dependency.__name__ = f"requires_{role}"
+    return Depends(dependency)

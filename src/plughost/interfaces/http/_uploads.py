@@ -1,0 +1,132 @@
+"""Uploaded packages: streamed to the staging area; Arcade's plain zips and ``manifest`` part.
+
+Seed 003 builds packages with ``zip plugin.so manifest.json`` and may send the manifest as a
+separate form part. plughost installs packages built by ``plughost pack`` (with an integrity
+list, optionally signed), so an upload is normalised first:
+
+* a package built by ``plughost pack`` is installed as it is; a ``manifest`` part must then name
+  the same plugin id and version (anything else is refused, naming both);
+* a plain zip is unpacked with the safe extractor (every archive rule applies: no traversal,
+  links, bombs...), the ``manifest`` part is added as ``manifest.json`` when given, and the
+  folder is packed with :func:`~plughost.security.package.pack` — so the integrity list is
+  computed here, and the signature policy still applies (a repacked package is unsigned);
+* a single file that is not a zip needs the ``manifest`` part; the two become a package.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from plughost.core.manifest import MANIFEST_FILES, manifest_from_dict, parse_manifest
+from plughost.errors import RequestInvalid
+from plughost.security.archive import open_archive
+from plughost.security.package import INTEGRITY_FILE, pack
+
+__all__ = ["new_upload_dir", "normalise_upload", "safe_filename", "save_upload"]
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_CHUNK = 1024 * 1024
+
+
+def new_upload_dir(staging_dir: Path) -> Path:
+    """A fresh private directory under ``<staging>/uploads`` (swept at start if left over)."""
+    path = staging_dir / "uploads" / uuid.uuid4().hex
+    path.mkdir(parents=True, mode=0o700)
+    return path
+
+
+def safe_filename(name: str | None, default: str = "package.zip") -> str:
+    """The uploaded file's base name reduced to safe characters."""
+    base = Path(name or "").name
+    base = _SAFE_NAME.sub("_", base).strip("._")
+    return base[:120] or default
+
+
+def save_upload(stream: BinaryIO, dest: Path) -> int:
+    """Copy an uploaded (spooled) file to ``dest`` in chunks; returns the byte count."""
+    size = 0
+    with dest.open("wb") as out:
+        while chunk := stream.read(_CHUNK):
+            out.write(chunk)
+            size += len(chunk)
+    return size
+
+
+def _parse_manifest_part(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestInvalid(
+            f"the manifest part is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "send the manifest as a JSON object, as in -F 'manifest={\"name\": ...}'",
+            details={"field": "manifest"}) from None
+    if not isinstance(data, dict):
+        raise RequestInvalid("the manifest part must be a JSON object",
+                             details={"field": "manifest"})
+    return data
+
+
+def _check_agrees(given: Any, text: bytes, inside: str) -> None:
+    if inside.endswith(".toml"):
+        packaged = parse_manifest(text, format="toml", source=inside)
+    else:
+        packaged = parse_manifest(text, format="json", source=inside)
+    if (packaged.id, str(packaged.version)) != (given.id, str(given.version)):
+        raise RequestInvalid(
+            f"the manifest part describes {given.id} {given.version} but the package's "
+            f"{inside} describes {packaged.id} {packaged.version}; drop the manifest part or "
+            "make them agree",
+            details={"part": f"{given.id} {given.version}",
+                     "package": f"{packaged.id} {packaged.version}"})
+
+
+def normalise_upload(upload: Path, manifest_text: str | None) -> Path:
+    """Turn an upload into an installable package (see the module doc); returns its path.
+
+    :raises RequestInvalid: the manifest part is not a JSON object or disagrees with the
+        package; a single file came without a manifest part.
+    :raises ManifestError: a manifest is invalid (every problem listed).
+    :raises ArchiveError: a plain zip breaks an archive rule.
+    """
+    given = None
+    data: dict[str, Any] | None = None
+    if manifest_text is not None:
+        data = _parse_manifest_part(manifest_text)
+        given = manifest_from_dict(data, source="manifest part")
+    work = upload.parent.parent  # uploads are saved as <work>/upload/<name>
+    folder = work / "unpacked"
+    inside: str | None = None
+    if zipfile.is_zipfile(upload):
+        with zipfile.ZipFile(upload) as zf:
+            names = set(zf.namelist())
+            inside = next((n for n in MANIFEST_FILES if n in names), None)
+            if given is not None and inside is not None:
+                _check_agrees(given, zf.read(inside), inside)
+        if INTEGRITY_FILE in names:
+            return upload  # built by `plughost pack`: the installer checks it as it is
+        if inside is None and given is None:
+            raise RequestInvalid(
+                f"the zip has no {' or '.join(MANIFEST_FILES)} at its root; add one, or send "
+                "the manifest as the form part 'manifest'", details={"field": "manifest"})
+        with open_archive(upload) as archive:
+            archive.extract(folder)
+        folder.chmod(0o700)  # extracted trees are read-only; the manifest is added below
+    else:
+        if given is None:
+            raise RequestInvalid(
+                "the uploaded file is not a zip package; send a package (plughost pack DIR, "
+                "or zip with a manifest.json), or add the manifest as the form part "
+                "'manifest'", details={"field": "file"})
+        folder.mkdir()
+        shutil.copyfile(upload, folder / upload.name)
+    if data is not None and inside is None:
+        (folder / "manifest.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+    out = work / "packed"
+    out.mkdir()
+    return pack(folder, out)

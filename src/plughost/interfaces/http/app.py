@@ -1,0 +1,146 @@
+"""The management API application: ``create_app(service, settings)``.
+
+::
+
+    service = PluginService(HostSettings.from_env(), start=True)
+    app = create_app(service)               # FastAPI; uvicorn runs it (``plughost serve``)
+
+Opening the service (migrations, enabled plugins in dependency order) happens in the app's
+lifespan; ``/readyz`` answers 503 until it is done. Shutdown ends event streams, waits (bounded)
+for background operations, then closes the service, which deactivates plugins in reverse order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+try:
+    from fastapi import FastAPI
+    from fastapi.middleware.cors import CORSMiddleware
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    from plughost.errors import ExtraNotInstalled
+
+    raise ExtraNotInstalled("The HTTP API", "server", "fastapi") from exc
+
+from plughost._version import __version__
+from plughost.interfaces.http._errors import install_error_handlers
+from plughost.interfaces.http._middleware import ApiMiddleware
+from plughost.interfaces.http._routes_plugins import router as plugins_router
+from plughost.interfaces.http._routes_system import probes
+from plughost.interfaces.http._routes_system import router as system_router
+from plughost.interfaces.http._schemas import ErrorResponse
+from plughost.interfaces.http._state import ApiOptions, ApiState
+from plughost.settings import HostSettings
+
+__all__ = ["API_PREFIX", "ApiOptions", "create_app", "openapi_document"]
+
+API_PREFIX = "/api/v1"
+_UPDATE_ROUTE = re.compile(r"^/api/v1/plugins/[^/]+$")
+_MULTIPART_OVERHEAD = 1024 * 1024
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in (
+        (400, "Bad request"), (401, "No or invalid token"), (403, "Role too weak"),
+        (404, "Not found"), (409, "Conflict with the current state"),
+        (413, "Body too large"), (422, "Invalid input"), (501, "Not provided by this host"),
+        (503, "Not available"), (504, "A plugin did not answer in time"),
+    )
+}
+
+
+def create_app(
+    service: Any,
+    settings: HostSettings | None = None,
+    *,
+    options: ApiOptions | None = None,
+) -> FastAPI:
+    """Build the API around a service facade (:class:`plughost.services.manager.PluginService`).
+
+    :param service: the facade; opened in the app's lifespan if it is not open yet.
+    :param settings: default ``service.settings``; ``max_plugin_size`` caps uploads.
+    :param options: auth, CORS, limits (:class:`ApiOptions`).
+    """
+    settings = settings or service.settings
+    options = options or ApiOptions()
+    state = ApiState(service, settings, options)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.startup()
+        try:
+            yield
+        finally:
+            await state.shutdown()
+
+    app = FastAPI(
+        title="plughost management API",
+        version=__version__,
+        description=(
+            "Install, update, enable, disable and observe plugins (Arcade-compatible "
+            "`/api/v1/plugins` endpoints plus plughost's lifecycle, config, permissions, audit "
+            "and events). Authenticate with `Authorization: Bearer <token>`."
+        ),
+        lifespan=lifespan,
+        responses=_ERRORS,
+    )
+    app.state.api = state
+    install_error_handlers(app)
+    app.include_router(probes)
+    app.include_router(plugins_router, prefix=API_PREFIX)
+    app.include_router(system_router, prefix=API_PREFIX)
+    if _facade_has_access_methods(service):
+        from plughost.interfaces.http._routes_access import router as access_router
+
+        app.include_router(access_router, prefix=API_PREFIX)
+    _mount_dashboard(app)
+
+    upload_limit = settings.max_plugin_size + _MULTIPART_OVERHEAD
+    default_limit = options.max_request_size
+
+    def limit_for(method: str, path: str) -> int:
+        if (method == "POST" and path == f"{API_PREFIX}/plugins/install") or (
+                method == "PUT" and _UPDATE_ROUTE.match(path)):
+            return upload_limit
+        return default_limit
+
+    if options.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(options.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Location"])
+    app.add_middleware(ApiMiddleware, limit_for=limit_for, on_write=state.cache.bump)
+    return app
+
+
+def _facade_has_access_methods(service: Any) -> bool:
+    """Config and permission routes are served when the facade provides them (the facade
+    gained them after the first API; a facade without them has no such routes, not 5xx)."""
+    if service is None:
+        from plughost.services.manager import PluginService
+
+        service = PluginService
+    return all(hasattr(service, name) for name in (
+        "config", "set_config", "config_history", "restore_config", "grants", "grant",
+        "revoke", "permission_requests", "decide_request"))
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    try:
+        from plughost.interfaces.dashboard import router as dashboard_router
+    except ImportError:  # pragma: no cover - the dashboard ships with the package
+        return
+    app.include_router(dashboard_router)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI document (what ``/openapi.json`` serves; docs/openapi.json holds a
+    copy, regenerated with ``python -m plughost.interfaces.http > docs/openapi.json``)."""
+    from pathlib import Path
+
+    settings = HostSettings(home=Path("/nonexistent/plughost-openapi"))
+    return create_app(None, settings).openapi()

@@ -1,0 +1,1049 @@
+"""PluginService: THE management API — what the CLI uses locally and the HTTP API serves.
+
+It composes the settings, the database (migrated on open) and repository, the object store,
+the installer/updater, and a :class:`~plughost.host.PluginHost` whose plugins are the installed
+ones (loaded from their read-only cache directories; disabled ones registered but not loaded)
+plus any development folders under ``settings.plugins_dir``::
+
+    async with PluginService(HostSettings(home="/srv/plughost")) as svc:
+        result = await svc.install("notify-slack-1.0.0.zip")
+        print(await svc.list_plugins())
+
+    svc = await PluginService.open(settings, start=False)   # CLI: do not run every plugin
+    ...
+    await svc.close()
+
+Every method returns plain frozen dataclasses with ``to_dict()`` (JSON-ready) or dicts, and
+raises only :class:`~plughost.errors.PlughostError` subclasses. Blocking work (database, files,
+downloads) runs in worker threads; host operations run on the service's event loop.
+
+``start=True`` (servers) activates every enabled startup plugin on open. ``start=False`` (one-shot
+CLI commands) only registers and resolves them; operations still activate the plugins they touch
+(an install with ``activate=True`` proves the plugin activates before committing it).
+
+The lifecycle state stored in the database is the last state a service observed; live state
+always comes from the running host. ``enabled`` is the persistent switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from plughost.core.lifecycle import State
+from plughost.core.manifest import Manifest, load_manifest
+from plughost.core.registry import PluginRecord
+from plughost.errors import (
+    InstallError,
+    OperationRefused,
+    PlughostError,
+    PluginUnavailable,
+)
+from plughost.host import PluginHost
+from plughost.security.archive import ArchiveLimits
+from plughost.security.signing import TrustStore
+from plughost.services.hostops import HostOps, record_error
+from plughost.services.installer import (
+    GrantPolicy,
+    Installer,
+    InstallResult,
+    Staged,
+    Undo,
+    UninstallResult,
+    grant_declared,
+)
+from plughost.services.plugin_services import PluginServices
+from plughost.services.reconcile import ReconcileReport
+from plughost.services.sources import FetchPolicy, Progress
+from plughost.services.stores import (
+    RepositoryAuditLog,
+    RepositoryConfigStore,
+    RepositoryPermissionStore,
+    installed_aware_policy,
+)
+from plughost.services.updater import Updater, UpdateResult, VersionInfo
+from plughost.services.views import PluginDetail, PluginInfo, PluginList, _iso
+from plughost.settings import HostSettings
+from plughost.storage.records import StoredPlugin
+
+__all__ = [
+    "InstallResult",
+    "PluginDetail",
+    "PluginInfo",
+    "PluginList",
+    "PluginService",
+    "ReconcileReport",
+    "UninstallResult",
+    "UpdateResult",
+    "VersionInfo",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class PluginService:
+    """The management facade (see the module doc).
+
+    :param settings: the host settings; default :meth:`HostSettings.from_env`.
+    :param start: activate every enabled startup plugin when opened (servers); ``False`` only
+        registers and resolves them (one-shot CLI commands).
+    :param host_version: the version manifests' ``host`` ranges are checked against.
+    :param runtimes: extra runtimes for the host (process, wasm...).
+    :param trust_store: publisher keys; default ``<home>/trust.json``.
+    :param grant_policy: which declared permission scopes are granted at install.
+    :param allow_private_urls: ``True`` allows package URLs on loopback/private/link-local
+        addresses; a collection of addresses allows just those.
+    :param allow_http_urls: allow plain ``http://`` package URLs.
+    :param download_timeout: seconds allowed for a whole download.
+    :param archive_limits: limits applied to package archives.
+    :param host_options: extra keyword arguments for :class:`PluginHost`.
+    :param refresh_interval: every this many seconds, :meth:`refresh` the host from storage
+        (picks up installs, updates, enable/disable and uninstalls done by other processes,
+        e.g. the CLI next to a server). ``None``: only when :meth:`refresh` is called.
+    """
+
+    def __init__(
+        self,
+        settings: HostSettings | None = None,
+        *,
+        start: bool = True,
+        host_version: str | None = None,
+        runtimes: Iterable[Any] = (),
+        trust_store: TrustStore | None = None,
+        grant_policy: GrantPolicy = grant_declared,
+        allow_private_urls: bool | Iterable[str] = False,
+        allow_http_urls: bool = False,
+        download_timeout: float = 120.0,
+        archive_limits: ArchiveLimits | None = None,
+        host_options: Mapping[str, Any] | None = None,
+        refresh_interval: float | None = None,
+        plugin_services: bool = True,
+    ) -> None:
+        self.settings = settings or HostSettings.from_env()
+        self._start_plugins = start
+        self._host_version = host_version
+        self._runtimes = list(runtimes)
+        self._trust_store = trust_store
+        self._grant_policy = grant_policy
+        self._fetch_policy = FetchPolicy(
+            max_size=self.settings.max_plugin_size, timeout=download_timeout,
+            allow_private=allow_private_urls is True, allow_http=allow_http_urls,
+            allowed_addresses=frozenset(() if isinstance(allow_private_urls, bool)
+                                        else allow_private_urls))
+        self._archive_limits = archive_limits
+        self._host_options = dict(host_options or {})
+        self._refresh_interval = refresh_interval
+        self._want_services = plugin_services
+        self.services: PluginServices | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._database: Any = None
+        self._repo: Any = None
+        self._store: Any = None
+        self._installer: Installer | None = None
+        self._updater: Updater | None = None
+        self._host: PluginHost | None = None
+        self._ops: HostOps
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._touched: set[str] = set()
+        self._opened = False
+        self._closed = False
+        self.reconcile_report: ReconcileReport | None = None
+        self.load_report: Any = None
+
+    # ================================================================== open / close
+
+    @classmethod
+    async def open(cls, settings: HostSettings | None = None, **options: Any) -> PluginService:
+        """Create and open a service (see the class parameters)."""
+        service = cls(settings, **options)
+        await service.start()
+        return service
+
+    async def start(self) -> None:
+        """Open storage (migrating it), reconcile after crashes, build and start the host.
+        Idempotent."""
+        if self._opened:
+            return
+        if self._closed:
+            raise OperationRefused("this PluginService was closed; open a new one",
+                                   code="service.closed")
+        self._loop = asyncio.get_running_loop()
+        try:
+            await asyncio.to_thread(self._open_storage)
+            self.reconcile_report = await asyncio.to_thread(self.installer.reconcile)
+            await self._build_host()
+        except BaseException:
+            await self._close_storage()
+            raise
+        self._opened = True
+        if self._refresh_interval:
+            self._refresher = asyncio.create_task(self._refresh_forever(self._refresh_interval))
+
+    def _open_storage(self) -> None:
+        from plughost.storage.backends import open_storage
+
+        storage = open_storage(self.settings)
+        self._database = storage.database
+        self._repo = storage.repository
+        self._store = storage.objects
+        s = self.settings
+        self._installer = Installer(
+            s, self._repo, self._store, trust_store=self._trust_store,
+            host_version=self._host_version, grant_policy=self._grant_policy,
+            fetch_policy=self._fetch_policy,
+            **({"archive_limits": self._archive_limits} if self._archive_limits else {}))
+        self._updater = Updater(self._installer)
+
+    async def _build_host(self) -> None:
+        s = self.settings
+        plugins = await asyncio.to_thread(self._stored_plugins)
+        configs = await asyncio.to_thread(
+            lambda: {p.id: c.config for p in plugins
+                     if (c := self.repository.get_config(p.id)) is not None})
+        dirs = [s.plugins_dir] if s.plugins_dir.is_dir() and any(s.plugins_dir.iterdir()) else []
+        options: dict[str, Any] = {"home": s.home, "config": configs, **self._host_options}
+        if self._host_version is not None:
+            options["host_version"] = self._host_version
+        host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
+        for stored in plugins:
+            self._register(host, stored)
+        self._host = host
+        self._ops = HostOps(host, self._on_loop)
+        if self._want_services:
+            # One source of truth: installed plugins' grants, requests and config live in the
+            # database next to their rows; the installer grants in its own transaction.
+            services = PluginServices(
+                s.home,
+                policy=installed_aware_policy(_scope_policy(self._grant_policy),
+                                              self.repository),
+                permission_store=RepositoryPermissionStore(self.repository),
+                config_store=RepositoryConfigStore(self.repository),
+                # Duck-typed AuditLog (record/query/close) over audit_events.
+                audit=RepositoryAuditLog(self.repository))  # type: ignore[arg-type]
+            services.install(host)
+            self.services = services
+            if self._start_plugins:
+                await services.start()
+        if self._start_plugins:
+            self.load_report = await host.start()
+        else:
+            host.discover()
+            host.resolve()
+        if self._start_plugins:
+            await self._persist_states([p.id for p in plugins])
+
+    def _stored_plugins(self) -> list[StoredPlugin]:
+        return self.installer.all_plugins()
+
+    def _register(self, host: PluginHost, stored: StoredPlugin) -> None:
+        """Register one installed plugin in the host from its current version's cache dir."""
+        version = self.repository.get_version(stored.id, stored.version)
+        root = Path(version.cache_path) if version and version.cache_path else None
+        try:
+            if root is None or not root.is_dir():
+                raise InstallError(
+                    f"the files of {stored.id} {stored.version} are missing; reinstall it",
+                    code="install.files_missing", plugin_id=stored.id)
+            manifest = load_manifest(root)
+        except PlughostError as exc:
+            log.error("installed plugin %s cannot be registered: %s", stored.id, exc)
+            from plughost.core.manifest import manifest_from_dict
+
+            manifest = manifest_from_dict(stored.manifest, source=f"database:{stored.id}")
+            record = PluginRecord(manifest, root, source="installed", state=State.FAILED,
+                                  error=exc, phase="install")
+            host.registry.add(record)
+            return
+        if stored.enabled:
+            host.add_plugin(manifest, root, source="installed")
+        else:
+            host.registry.add(PluginRecord(manifest, root, source="installed",
+                                           state=State.DISABLED))
+
+    async def close(self) -> None:
+        """Stop every plugin and release the database and object store. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        try:
+            if self._host is not None:
+                await self._host.aclose()
+            if self.services is not None:
+                await self.services.aclose()
+        finally:
+            await self._close_storage()
+
+    async def _close_storage(self) -> None:
+        if self._database is not None:
+            await asyncio.to_thread(self._database.close)
+            self._database = None
+
+    async def __aenter__(self) -> PluginService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ================================================================== other processes
+
+    async def refresh(self) -> list[str]:
+        """Bring the running host in line with storage changed by another process (the CLI
+        beside a server, a second server on the same database): newly installed plugins are
+        registered (and activated when this service starts plugins), updated or rolled-back
+        ones switched with their state handed over, enable/disable applied, uninstalled ones
+        unloaded. Returns the ids that changed. A plugin that fails to switch keeps running
+        its old version and is logged (the other process already proved the new one)."""
+        self._check_open()
+        host = self.host
+        rows = {p.id: p for p in await asyncio.to_thread(self.installer.all_plugins)}
+        changed: list[str] = []
+        for pid, row in sorted(rows.items()):
+            async with self._serialised(pid):
+                try:
+                    if await self._refresh_one(pid, row):
+                        changed.append(pid)
+                except PlughostError as exc:
+                    log.error("refreshing %s from storage failed: %s", pid, exc)
+        for record in list(host.registry):
+            if record.source == "installed" and record.id not in rows:
+                async with self._serialised(record.id):
+                    await self._ops.remove(record.id)
+                    changed.append(record.id)
+        if self.services is not None:
+            # Grants and config the other process changed: re-read them.
+            self.services.permissions.refresh()
+            for pid in rows:
+                if pid in self.services.config.plugins() and host.registry.find(pid):
+                    with contextlib.suppress(PlughostError):
+                        if await self.services.config.refresh(pid) and pid not in changed:
+                            changed.append(pid)
+        return changed
+
+    async def _refresh_one(self, pid: str, row: StoredPlugin) -> bool:
+        host = self.host
+        record = host.registry.find(pid)
+        if record is None:
+            self._register(host, row)
+            host.resolve()
+            new = host.registry.get(pid)
+            if row.enabled and self._start_plugins and not new.manifest.is_lazy:
+                await host.activate(pid)
+            await self._persist_states([pid])
+            return True
+        version = await asyncio.to_thread(self.repository.get_version, pid, row.version)
+        root = Path(version.cache_path) if version and version.cache_path else None
+        if record.source == "installed" and root is not None and record.root != root:
+            if row.enabled and record.state is not State.DISABLED:
+                await self._ops.switch(load_manifest(root), root, str(record.manifest.version))
+            else:
+                host.registry.add(PluginRecord(load_manifest(root), root, source="installed",
+                                               state=State.DISABLED), replace=True)
+            await self._persist_states([pid])
+            return True
+        if row.enabled and record.state is State.DISABLED:
+            await host.enable(pid, activate=self._start_plugins)
+            await self._persist_states([pid])
+            return True
+        if not row.enabled and record.state is not State.DISABLED:
+            await host.disable(pid)
+            return True
+        return False
+
+    async def _refresh_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except PlughostError:
+                log.exception("periodic refresh from storage failed")
+
+    # ================================================================== components
+
+    @property
+    def host(self) -> PluginHost:
+        """The running host (plugins, calls, lifecycle events)."""
+        self._check_open()
+        assert self._host is not None
+        return self._host
+
+    @property
+    def repository(self) -> Any:
+        """The :class:`~plughost.storage.repository.Repository`."""
+        if self._repo is None:
+            raise OperationRefused("the service is not open; call start() or use "
+                                   "`async with`", code="service.closed")
+        return self._repo
+
+    @property
+    def store(self) -> Any:
+        """The object store."""
+        self.repository  # noqa: B018 - raises when not open
+        return self._store
+
+    @property
+    def installer(self) -> Installer:
+        self.repository  # noqa: B018
+        assert self._installer is not None
+        return self._installer
+
+    @property
+    def updater(self) -> Updater:
+        self.repository  # noqa: B018
+        assert self._updater is not None
+        return self._updater
+
+    def _check_open(self) -> None:
+        if self._closed or self._host is None:
+            raise OperationRefused(
+                "the PluginService is not open (or was closed); use `async with "
+                "PluginService(settings)` or `await PluginService.open(settings)`",
+                code="service.closed")
+
+    # ================================================================== queries
+
+    def _info(self, stored: StoredPlugin) -> PluginInfo:
+        record = self._host.registry.find(stored.id) if self._host is not None else None
+        if record is not None and not self._start_plugins and stored.id not in self._touched \
+                and record.state is not State.FAILED:
+            # Not started here: the stored state (last observed by a running service) says
+            # more than "resolved"; failures found while registering are live facts.
+            record = None
+        state = record.state.value if record is not None else (
+            stored.state if stored.enabled else State.DISABLED.value)
+        error = None
+        warnings: tuple[str, ...] = ()
+        if record is not None:
+            warnings = tuple(record.warnings)
+            if record.error is not None and record.state is State.FAILED:
+                error = {"code": getattr(record.error, "code", type(record.error).__name__),
+                         "message": getattr(record.error, "message", str(record.error)),
+                         "phase": record.phase, "hint": record.hint}
+        elif stored.state == State.FAILED.value and stored.failure_reason:
+            error = {"code": "plugin.failed", "message": stored.failure_reason,
+                     "phase": stored.failure_phase, "hint": None}
+        return PluginInfo(
+            id=stored.id, name=stored.name, version=stored.version,
+            description=stored.description, author=stored.author, type=stored.type,
+            runtime=stored.runtime, state=state, enabled=stored.enabled, source=stored.source,
+            source_uri=stored.source_uri, sha256=stored.checksum,
+            installed_at=stored.installed_at, updated_at=stored.updated_at, error=error,
+            warnings=warnings)
+
+    async def list_plugins(
+        self,
+        *,
+        type: str | None = None,
+        state: str | None = None,
+        enabled: bool | None = None,
+        q: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> PluginList:
+        """Installed plugins by id, filtered by type, live state, enabled flag and a text
+        ``q`` (id, name, description), paginated."""
+        self._check_open()
+        if limit < 0 or offset < 0:
+            raise OperationRefused(f"limit and offset must be >= 0, got {limit} and {offset}",
+                                   code="request.invalid")
+        if state is not None:
+            try:
+                state = State(state).value
+            except ValueError:
+                raise OperationRefused(
+                    f"{state!r} is not a plugin state; use one of "
+                    + ", ".join(s.value for s in State), code="request.invalid") from None
+
+        def query() -> list[StoredPlugin]:
+            out: list[StoredPlugin] = []
+            while True:
+                page = self.repository.list_plugins(type=type, enabled=enabled, q=q,
+                                                    limit=500, offset=len(out))
+                out.extend(page)
+                if len(page) < 500:
+                    return out
+
+        rows = await asyncio.to_thread(query)
+        infos = [self._info(r) for r in rows]
+        needle = q.lower() if q else None
+        for record in self.host.registry:
+            # Development folders under plugins_dir run beside installed plugins; list them
+            # too (they are always enabled, and not managed by install/update/uninstall).
+            m = record.manifest
+            if record.source == "installed" or enabled is False:
+                continue
+            if type is not None and m.type != type:
+                continue
+            if needle and not any(needle in t.lower() for t in (m.id, m.name, m.description)):
+                continue
+            infos.append(_info_from_record(record))
+        infos.sort(key=lambda i: i.id)
+        if state is not None:
+            infos = [i for i in infos if i.state == state]
+        return PluginList(tuple(infos[offset:offset + limit]), len(infos), limit, offset)
+
+    async def get(self, plugin_id: str) -> PluginDetail:
+        """Everything about one installed plugin. :raises PluginNotFound:"""
+        self._check_open()
+
+        record = self.host.registry.find(plugin_id)
+        if record is not None and record.source != "installed":
+            stored_row = await asyncio.to_thread(self.repository.get_plugin, plugin_id)
+            if stored_row is None:
+                return _detail_from_record(record, self.host)
+
+        def load() -> tuple[Any, ...]:
+            repo = self.repository
+            stored = repo.require_plugin(plugin_id)
+            return (stored, self.updater.versions(plugin_id), repo.get_config(plugin_id),
+                    [g.scope for g in repo.list_grants(plugin_id)])
+
+        stored, versions, config, grants = await asyncio.to_thread(load)
+        values = {**(stored.default_config or {}), **(config.config if config else {})}
+        revision = config.revision if config else 0
+        if self.services is not None:
+            # The live managers are the source of truth once attached.
+            with contextlib.suppress(PlughostError):
+                live = await self.config(plugin_id)
+                values, revision = live["config"], live["version"]
+            grants = [str(s) for s in self.services.permissions.grants(plugin_id)]
+        record = self.host.registry.find(plugin_id)
+        stats = dict(record.instance.stats()) if record and record.instance else {}
+        manifest = dict(stored.manifest)
+        deps = {k: str(v) for k, v in (manifest.get("dependencies") or {}).items()}
+        return PluginDetail(
+            info=self._info(stored), manifest=manifest,
+            path=str(record.root) if record and record.root else None,
+            versions=tuple(versions), dependencies=deps,
+            dependents=tuple(self.host.dependents(plugin_id)),
+            config=values, config_revision=revision, grants=tuple(grants),
+            stats=stats)
+
+    async def versions(self, plugin_id: str) -> list[VersionInfo]:
+        """Kept versions, newest install first. :raises PluginNotFound:"""
+        self._check_open()
+        return await asyncio.to_thread(self.updater.versions, plugin_id)
+
+    async def metrics(self) -> dict[str, dict[str, Any]]:
+        """Per-plugin counters (calls, errors, busy seconds...) of every loaded plugin."""
+        self._check_open()
+        out: dict[str, dict[str, Any]] = {}
+        for record in self.host.registry:
+            data: dict[str, Any] = {"state": record.state.value}
+            if record.instance is not None:
+                data.update(record.instance.stats())
+            out[record.id] = data
+        return out
+
+    async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
+                    limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
+        """Audit events, newest first (install, update, rollback, uninstall, enable...)."""
+        self._check_open()
+        events = await asyncio.to_thread(
+            self.repository.query_audit, plugin_id=plugin_id, action=action, limit=limit,
+            before_id=before_id)
+        return [{"id": e.id, "at": _iso(e.at), "actor": e.actor, "action": e.action,
+                 "plugin_id": e.plugin_id, "outcome": e.outcome, "details": dict(e.details)}
+                for e in events]
+
+    # ================================================================== config and permissions
+
+    def _require_services(self) -> PluginServices:
+        self._check_open()
+        if self.services is None:
+            raise OperationRefused(
+                "this PluginService was opened with plugin_services=False; config and "
+                "permissions are managed by the embedding application",
+                code="service.unavailable")
+        return self.services
+
+    async def _registered(self, plugin_id: str) -> PluginServices:
+        """The services, with ``plugin_id``'s config registered (it is at activation; a plugin
+        that is not running in this process is registered from its stored manifest)."""
+        services = self._require_services()
+        if plugin_id not in services.config.plugins():
+            record = self.host.registry.find(plugin_id)
+            if record is None:
+                await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+                raise PluginUnavailable(f"{plugin_id} is not registered in the host",
+                                        plugin_id=plugin_id)
+            m = record.manifest
+            services.config.register(plugin_id, m.config_schema, m.config_defaults, strict=False)
+        return services
+
+    async def config(self, plugin_id: str, *, redact: bool = True) -> dict[str, Any]:
+        """The plugin's effective configuration (secrets as ``"***"`` unless ``redact=False``)
+        with its version: ``{"plugin_id", "version", "config", "settings", "schema"}``."""
+        services = await self._registered(plugin_id)
+        cm = services.config
+        return {"plugin_id": plugin_id, "version": cm.version(plugin_id),
+                "config": cm.get(plugin_id, redact=redact),
+                "settings": cm.settings(plugin_id, redact=redact),
+                "schema": cm.schema(plugin_id)}
+
+    async def set_config(self, plugin_id: str, values: Mapping[str, Any], *,
+                         replace: bool = False, actor: str = "") -> dict[str, Any]:
+        """Merge ``values`` into the operator settings (RFC 7386: ``None`` removes a key), or
+        replace them with ``replace=True``. Validated against the schema; a running plugin may
+        refuse the change (``config.rejected``); nothing changes then."""
+        services = await self._registered(plugin_id)
+        cm = services.config
+        if replace:
+            await cm.replace(plugin_id, values, actor=actor or "operator")
+        else:
+            await cm.set(plugin_id, values, actor=actor or "operator")
+        return await self.config(plugin_id)
+
+    async def config_history(self, plugin_id: str) -> list[dict[str, Any]]:
+        """Every accepted configuration change, oldest first, secrets redacted."""
+        services = await self._registered(plugin_id)
+        return [{"version": r.version, "settings": dict(r.settings), "action": r.action,
+                 "actor": r.actor, "time": r.time}
+                for r in services.config.history(plugin_id)]
+
+    async def restore_config(self, plugin_id: str, version: int, *,
+                             actor: str = "") -> dict[str, Any]:
+        """Make the settings of an earlier version current again (as a new version)."""
+        services = await self._registered(plugin_id)
+        await services.config.restore(plugin_id, version, actor=actor or "operator")
+        return await self.config(plugin_id)
+
+    async def grants(self, plugin_id: str) -> list[str]:
+        """The permission scopes granted to a plugin (deny rules start with ``!``)."""
+        services = self._require_services()
+        await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        return [str(s) for s in services.permissions.grants(plugin_id)]
+
+    async def grant(self, plugin_id: str, scope: str, *, actor: str = "",
+                    reason: str = "") -> list[str]:
+        """Grant a scope (audited; effective at once). Returns the plugin's grants."""
+        services = self._require_services()
+        await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        services.permissions.grant(plugin_id, scope, actor=actor or "operator", reason=reason)
+        return await self.grants(plugin_id)
+
+    async def revoke(self, plugin_id: str, scope: str, *, actor: str = "",
+                     reason: str = "") -> list[str]:
+        """Revoke a granted scope (audited; effective at once). Returns the remaining grants.
+        :raises OperationRefused: when the scope was not granted."""
+        services = self._require_services()
+        await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        services.permissions.revoke(plugin_id, scope, actor=actor or "operator", reason=reason)
+        return await self.grants(plugin_id)
+
+    async def permission_requests(self, *, plugin_id: str | None = None,
+                                  status: str | None = "pending") -> list[dict[str, Any]]:
+        """Scopes plugins asked for at run time (``status=None``: every status)."""
+        services = self._require_services()
+        return [_request_dict(r) for r in
+                services.permissions.requests(plugin_id, status=status)]
+
+    async def decide_request(self, request_id: int, *, approve: bool,
+                             actor: str = "") -> dict[str, Any]:
+        """Approve (granting the scope) or refuse a pending permission request."""
+        services = self._require_services()
+        return _request_dict(services.permissions.resolve(request_id, approve=approve,
+                                                          actor=actor or "operator"))
+
+    # ================================================================== helpers
+
+    @contextlib.asynccontextmanager
+    async def _serialised(self, plugin_id: str) -> Any:
+        # One operation per plugin id per process on the event loop, so worker threads never
+        # pile up waiting for the cross-process repository lock the installer takes.
+        lock = self._locks.setdefault(plugin_id, asyncio.Lock())
+        async with lock:
+            yield
+
+    async def _complete(self, fn: Callable[..., T], /, *args: Any,
+                        abandon: Callable[[T], None] | None = None, **kwargs: Any) -> T:
+        """Run blocking install work in a worker thread and see it through even when the
+        caller is cancelled (an HTTP client that hangs up): a thread cannot be stopped, and an
+        operation abandoned half-way would still hold its lock and staging. The cancellation
+        is re-raised once the work has finished; ``abandon(result)`` releases what a finished
+        but unwanted step returned."""
+        task = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            while not task.done():  # further cancellations must not cut the wait short either
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(task)
+            if abandon is not None and not task.cancelled() and task.exception() is None:
+                abandon(task.result())
+            raise
+
+    def _on_loop(self, coro: Awaitable[T]) -> T:
+        """Run a host coroutine on the service loop from a worker thread and wait for it."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
+
+    async def _audit_failure(self, action: str, plugin_id: str | None, exc: PlughostError,
+                             actor: str) -> None:
+        outcome = "denied" if exc.code.startswith(("signature.", "integrity.", "archive.",
+                                                   "package.", "download.address")) else "error"
+        try:
+            await asyncio.to_thread(self.repository.append_audit, action, actor=actor,
+                                    plugin_id=plugin_id or exc.plugin_id, outcome=outcome,
+                                    details={"error": exc.to_dict()})
+        except PlughostError:
+            log.exception("could not record the failed %s in the audit log", action)
+
+    async def _persist_states(self, ids: Iterable[str]) -> None:
+        """Write the host's current state of these plugins to the database (when changed)."""
+        wanted: list[tuple[str, str, str | None, str | None]] = []
+        ids = list(ids)
+        self._touched.update(ids)
+        for pid in ids:
+            record = self._host.registry.find(pid) if self._host is not None else None
+            if record is None:
+                continue
+            reason = phase = None
+            if record.state is State.FAILED:
+                reason = getattr(record.error, "message", str(record.error))
+                phase = record.phase
+            wanted.append((pid, record.state.value, reason, phase))
+        if not wanted:
+            return
+
+        def write() -> None:
+            with self.repository.unit_of_work() as repo:
+                for pid, state, reason, phase in wanted:
+                    stored = repo.get_plugin(pid)
+                    if stored is None:
+                        continue
+                    if (stored.state, stored.failure_reason) != (state, reason):
+                        repo.set_state(pid, state, failure_reason=reason, failure_phase=phase)
+
+        await asyncio.to_thread(write)
+
+    async def _resync(self, plugin_id: str, *, installed_now: bool = False) -> None:
+        """After the installer's transaction: the permission and config managers re-read what it
+        wrote (grants, config version). During an install's activation the plugin had no row
+        yet, so its state lived in the fallback stores; that is dropped now."""
+        services = self.services
+        if services is None:
+            return
+        store = services.permissions.store
+        if installed_now and isinstance(store, RepositoryPermissionStore):
+            store.fallback.forget(plugin_id)
+        services.permissions.refresh(plugin_id)
+        if plugin_id in services.config.plugins() and self.host.registry.find(plugin_id):
+            with contextlib.suppress(PlughostError):
+                await services.config.refresh(plugin_id)
+
+    async def _info_of(self, plugin_id: str) -> PluginInfo:
+        stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        return self._info(stored)
+
+    # ================================================================== operations
+
+    async def install(
+        self,
+        source: str | Path,
+        *,
+        sha256: str | None = None,
+        enable: bool = True,
+        activate: bool = True,
+        progress: Progress | None = None,
+        actor: str = "",
+    ) -> InstallResult:
+        """Install a package from a file path or an https URL (see the installer doc).
+
+        :param sha256: the SHA-256 the package must have (compared in constant time).
+        :param enable: record it enabled (loaded at start); ``False`` installs it disabled.
+        :param activate: activate it now (when enabled); an activation failure undoes the
+            install. ``False`` leaves it resolved.
+        :param progress: ``progress(stage, done, total)`` for download / extract / store.
+        :raises InstallError: ``install.exists`` (use update) and other refusals.
+        """
+        self._check_open()
+        installer = self.installer
+        plugin_id: str | None = None
+        try:
+            staged = await self._complete(installer.stage, source, sha256=sha256,
+                                          progress=progress, abandon=Staged.cleanup)
+        except PlughostError as exc:
+            await self._audit_failure("plugin.install", None, exc, actor)
+            raise
+        try:
+            plugin_id = staged.plugin_id
+            async with self._serialised(plugin_id):
+                existing = self.host.registry.find(plugin_id)
+                if existing is not None and existing.source != "installed":
+                    where = existing.root or existing.source
+                    raise InstallError(
+                        f"a plugin {plugin_id} is already loaded from {where} (a development "
+                        "folder under plugins_dir?); remove it before installing",
+                        code="install.conflict", plugin_id=plugin_id)
+
+                def hook(manifest: Manifest, root: Path) -> Undo:
+                    return self._on_loop(self._ops.add(manifest, root, activate))
+
+                result = await self._complete(
+                    installer.install, staged, enabled=enable, actor=actor,
+                    activate=hook, progress=progress)
+                await self._resync(plugin_id, installed_now=True)
+                if not enable:
+                    self.host.registry.add(PluginRecord(
+                        load_manifest(Path(result.cache_path)), Path(result.cache_path),
+                        source="installed", state=State.DISABLED), replace=True)
+                await self._persist_states([plugin_id])
+        except PlughostError as exc:
+            await self._audit_failure("plugin.install", plugin_id, exc, actor)
+            raise
+        finally:
+            staged.cleanup()  # quick (close + remove staging); must run even when cancelled
+        record = self.host.registry.find(plugin_id)
+        return replace(result, state=record.state.value if record else result.state)
+
+    async def update(
+        self,
+        plugin_id: str,
+        source: str | Path,
+        *,
+        sha256: str | None = None,
+        progress: Progress | None = None,
+        actor: str = "",
+    ) -> UpdateResult:
+        """Install a new version beside the current one, hand the running plugin's state
+        over, activate and health-check it; on any failure the old version keeps running and
+        nothing changes. Versions beyond ``settings.keep_versions`` are pruned."""
+        self._check_open()
+        await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        try:
+            staged = await self._complete(self.installer.stage, source, sha256=sha256,
+                                          progress=progress, abandon=Staged.cleanup)
+        except PlughostError as exc:
+            await self._audit_failure("plugin.update", plugin_id, exc, actor)
+            raise
+        try:
+            async with self._serialised(plugin_id):
+
+                def hook(manifest: Manifest, root: Path, from_version: str) -> Undo:
+                    return self._on_loop(self._ops.switch(manifest, root, from_version))
+
+                result = await self._complete(
+                    self.updater.update, plugin_id, staged, actor=actor, switch=hook,
+                    progress=progress)
+                await self._resync(plugin_id)
+                await self._refresh_disabled(plugin_id)
+                await self._persist_states([plugin_id])
+        except PlughostError as exc:
+            await self._audit_failure("plugin.update", plugin_id, exc, actor)
+            raise
+        finally:
+            staged.cleanup()  # quick (close + remove staging); must run even when cancelled
+        return replace(result, state=self.host.registry.get(plugin_id).state.value)
+
+    async def rollback(self, plugin_id: str, to: str | None = None, *,
+                       actor: str = "") -> UpdateResult:
+        """Switch back to a kept version (``to``, or the most recently installed other one),
+        handing the state over as an update does."""
+        self._check_open()
+        try:
+            async with self._serialised(plugin_id):
+
+                def hook(manifest: Manifest, root: Path, from_version: str) -> Undo:
+                    return self._on_loop(self._ops.switch(manifest, root, from_version))
+
+                result = await self._complete(self.updater.rollback, plugin_id, to,
+                                                 actor=actor, switch=hook)
+                await self._resync(plugin_id)
+                await self._refresh_disabled(plugin_id)
+                await self._persist_states([plugin_id])
+        except PlughostError as exc:
+            await self._audit_failure("plugin.rollback", plugin_id, exc, actor)
+            raise
+        return replace(result, state=self.host.registry.get(plugin_id).state.value)
+
+    async def _refresh_disabled(self, plugin_id: str) -> None:
+        """A disabled plugin is not switched in the host; point its record at the new files."""
+        stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+        if stored.enabled:
+            return
+        version = await asyncio.to_thread(self.repository.get_version, plugin_id,
+                                          stored.version)
+        root = Path(version.cache_path)
+        self.host.registry.add(PluginRecord(load_manifest(root), root, source="installed",
+                                            state=State.DISABLED), replace=True)
+
+    async def uninstall(self, plugin_id: str, *, cascade: bool = False,
+                        keep_data: bool = False, actor: str = "") -> UninstallResult:
+        """Deactivate, unload and remove a plugin: rows (plugin, versions, config, grants),
+        blobs, cached files and its private data directory (unless ``keep_data``). Refused
+        while enabled plugins require it unless ``cascade`` (which uninstalls them first,
+        dependents before what they depend on)."""
+        self._check_open()
+        installer = self.installer
+        try:
+            await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+            order = [plugin_id]
+            if cascade:
+                dependents = await asyncio.to_thread(installer.dependents, plugin_id,
+                                                     transitive=True)
+                order = [*dependents, plugin_id]
+            removed: list[str] = []
+            versions: dict[str, tuple[str, ...]] = {}
+            for pid in order:
+                async with self._serialised(pid):
+
+                    def hook(target: str) -> Undo:
+                        return self._on_loop(self._ops.remove(target))
+
+                    versions[pid] = await self._complete(installer.uninstall, pid,
+                                                            actor=actor, remove=hook,
+                                                            keep_data=keep_data)
+                    removed.append(pid)
+                    if self.services is not None:
+                        self.services.permissions.forget(pid)
+                        if not keep_data:  # its key-value namespace is its data too
+                            self.services.kv.clear(pid)
+        except PlughostError as exc:
+            await self._audit_failure("plugin.uninstall", plugin_id, exc, actor)
+            raise
+        return UninstallResult(tuple(removed), versions)
+
+    async def enable(self, plugin_id: str, *, activate: bool = True,
+                     actor: str = "") -> PluginInfo:
+        """Persistently enable a plugin and (unless ``activate=False``) activate it now.
+
+        A plugin that cannot be resolved or activated is refused with that error and stays
+        disabled (nothing is recorded)."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+            host = self.host
+            record = host.registry.find(plugin_id)
+            if record is not None and record.state in (State.DISABLED, State.FAILED):
+                was_disabled = record.state is State.DISABLED
+                await host.enable(plugin_id, activate=activate)
+                now: State = record.state  # enable() moved it on (mypy cannot see that)
+                if now is State.FAILED and not stored.enabled:
+                    error = record_error(record, record.phase or "enable")
+                    if was_disabled:
+                        await host.disable(plugin_id)
+                    raise error
+            elif record is not None and activate and record.state is not State.ACTIVE:
+                await host.activate(plugin_id)
+            if not stored.enabled:
+                def write() -> None:
+                    with self.repository.unit_of_work() as repo:
+                        repo.set_enabled(plugin_id, True)
+                        repo.append_audit("plugin.enable", actor=actor, plugin_id=plugin_id)
+
+                try:
+                    await asyncio.to_thread(write)
+                except BaseException:
+                    if record is not None:
+                        await host.disable(plugin_id)
+                    raise
+            await self._persist_states([plugin_id])
+        return await self._info_of(plugin_id)
+
+    async def disable(self, plugin_id: str, *, actor: str = "") -> PluginInfo:
+        """Persistently disable a plugin: deactivated and unloaded now, not loaded at start,
+        still installed. Refused while enabled plugins require it (naming them)."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+            host = self.host
+            record = host.registry.find(plugin_id)
+            was_active = record is not None and record.state is State.ACTIVE
+            if record is not None and record.state is not State.DISABLED:
+                await host.disable(plugin_id)
+            if stored.enabled:
+                def write() -> None:
+                    with self.repository.unit_of_work() as repo:
+                        repo.set_enabled(plugin_id, False)
+                        repo.set_state(plugin_id, State.DISABLED.value)
+                        repo.append_audit("plugin.disable", actor=actor, plugin_id=plugin_id)
+
+                try:
+                    await asyncio.to_thread(write)
+                except BaseException:
+                    if record is not None:
+                        await host.enable(plugin_id, activate=was_active)
+                    raise
+            await self._persist_states([plugin_id])
+        return await self._info_of(plugin_id)
+
+    async def activate(self, plugin_id: str) -> PluginInfo:
+        """Activate an installed, enabled plugin now (its dependencies first)."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+            if not stored.enabled:
+                raise PluginUnavailable(
+                    f"{plugin_id} is disabled; enable it first (`plughost enable {plugin_id}`)",
+                    plugin_id=plugin_id)
+            record = await self.host.activate(plugin_id)
+            await self._persist_states([plugin_id])
+            if record.state is not State.ACTIVE:
+                raise record_error(record, "activate")
+        return await self._info_of(plugin_id)
+
+    async def deactivate(self, plugin_id: str, *, cascade: bool = False) -> PluginInfo:
+        """Deactivate a running plugin (refused while active plugins need it, unless
+        ``cascade``). It stays enabled: it is activated again at the next start."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            await asyncio.to_thread(self.repository.require_plugin, plugin_id)
+            await self.host.deactivate(plugin_id, cascade=cascade)
+            await self._persist_states([plugin_id, *self.host.dependents(plugin_id)])
+        return await self._info_of(plugin_id)
+
+
+def _info_from_record(record: PluginRecord) -> PluginInfo:
+    """A plugin the host found in a development folder (not installed: no database row)."""
+    m = record.manifest
+    error = None
+    if record.error is not None and record.state is State.FAILED:
+        error = {"code": getattr(record.error, "code", type(record.error).__name__),
+                 "message": getattr(record.error, "message", str(record.error)),
+                 "phase": record.phase, "hint": record.hint}
+    return PluginInfo(
+        id=m.id, name=m.name, version=str(m.version), description=m.description,
+        author=m.author, type=m.type, runtime=m.runtime, state=record.state.value,
+        enabled=record.state is not State.DISABLED, source=record.source,
+        source_uri=str(record.root) if record.root else "", sha256="", installed_at=None,
+        updated_at=None, error=error, warnings=tuple(record.warnings))
+
+
+def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
+    m = record.manifest
+    return PluginDetail(
+        info=_info_from_record(record), manifest=m.to_dict(),
+        path=str(record.root) if record.root else None, versions=(),
+        dependencies={k: str(v) for k, v in m.dependencies.items()},
+        dependents=tuple(host.dependents(record.id)), config=dict(m.config_defaults),
+        config_revision=0, grants=(),
+        stats=dict(record.instance.stats()) if record.instance is not None else {})
+
+
+def _request_dict(request: Any) -> dict[str, Any]:
+    return {"id": request.id, "plugin_id": request.plugin, "scope": request.scope,
+            "reason": request.reason, "status": request.status, "created": request.created,
+            "resolved_by": request.resolved_by}
+
+
+def _scope_policy(policy: GrantPolicy) -> Any:
+    """Adapt a grant policy over scope strings to the permission manager's (over Scopes)."""
+
+    def apply(plugin_id: str, declared: Any) -> list[Any]:
+        wanted = {str(s) for s in policy(plugin_id, [str(d) for d in declared])}
+        return [d for d in declared if str(d) in wanted]
+
+    apply.__name__ = getattr(policy, "__name__", "policy")
+    return apply

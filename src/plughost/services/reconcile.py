@@ -1,0 +1,183 @@
+"""Start-up reconciliation: database, object store and plugin cache brought back in step.
+
+The installer writes files *before* the transaction that refers to them and deletes them *after*
+the transaction that forgets them, so after a crash the database is the old state or the new one
+and the only damage is files nobody refers to. :func:`reconcile` (run when a PluginService opens)
+removes them, and leftover staging directories of dead processes. Rows whose files are missing
+(damage from outside) are repaired from the package blob when it is there, and otherwise rolled
+back (an old kept version is forgotten) or marked failed (the current version).
+
+Each plugin is reconciled while holding its lock, so an operation running in another process is
+never disturbed (its plugin is skipped and listed in ``skipped_busy``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plughost.errors import LockTimeout
+from plughost.security.archive import remove_tree
+from plughost.security.package import open_package
+from plughost.storage.objects import FilesystemObjectStore
+from plughost.storage.records import StoredVersion
+
+if TYPE_CHECKING:
+    from plughost.services.installer import Installer
+
+__all__ = ["ReconcileReport", "reconcile"]
+
+log = logging.getLogger(__name__)
+
+_STAGING_NAME = re.compile(r"^(\d+)-[0-9a-f]+$")
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    """What :meth:`Installer.reconcile` found and fixed at start."""
+
+    staging_removed: list[str] = field(default_factory=list)
+    cache_removed: list[str] = field(default_factory=list)
+    objects_removed: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    rolled_back: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped_busy: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any((self.staging_removed, self.cache_removed, self.objects_removed,
+                    self.repaired, self.rolled_back, self.failed))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
+
+
+def reconcile(installer: Installer) -> ReconcileReport:
+    """Reconcile ``installer``'s storage; returns what was found and fixed."""
+    return _Reconciler(installer).run()
+
+
+class _Reconciler:
+    def __init__(self, installer: Installer) -> None:
+        self.installer = installer
+        self.repo = installer.repo
+        self.store = installer.store
+        self.settings = installer.settings
+        self.plugins_cache = installer.plugins_cache
+
+
+    def run(self) -> ReconcileReport:
+        """Bring database, object store and cache back in step after a crash (see module doc).
+
+        Plugins whose lock is held (an operation in progress in another process) are skipped.
+        """
+        report = ReconcileReport()
+        self._sweep_staging(report)
+        ids = {p.id for p in self.installer.all_plugins()}
+        if self.plugins_cache.is_dir():
+            ids.update(p.name for p in self.plugins_cache.iterdir() if p.is_dir())
+        for info in self.store.list("plugins/"):
+            parts = info.key.split("/")
+            if len(parts) >= 2:
+                ids.add(parts[1])
+        for pid in sorted(ids):
+            try:
+                with self.installer.locked(pid, timeout=0.5):
+                    self._reconcile_one(pid, report)
+            except LockTimeout:
+                report.skipped_busy.append(pid)
+        if isinstance(self.store, FilesystemObjectStore) and not report.skipped_busy:
+            self.store.gc()
+        if report.changed:
+            log.warning("reconciled storage after an interrupted operation: %s",
+                        report.to_dict())
+        return report
+
+    def _sweep_staging(self, report: ReconcileReport) -> None:
+        staging = self.settings.staging_dir
+        if not staging.is_dir():
+            return
+        for entry in staging.iterdir():
+            match = _STAGING_NAME.match(entry.name)
+            if match is not None:
+                pid = int(match.group(1))
+                if pid == os.getpid() or _alive(pid):
+                    continue
+            remove_tree(entry)
+            report.staging_removed.append(entry.name)
+
+    def _reconcile_one(self, pid: str, report: ReconcileReport) -> None:
+        plugin = self.repo.get_plugin(pid)
+        versions = self.repo.list_versions(pid) if plugin is not None else []
+        keys = {v.object_key for v in versions}
+        dirs = {Path(v.cache_path).name for v in versions if v.cache_path}
+        for info in self.store.list(f"plugins/{pid}/"):
+            if info.key not in keys:
+                self.store.delete(info.key)
+                report.objects_removed.append(info.key)
+        root = self.plugins_cache / pid
+        if root.is_dir():
+            for entry in root.iterdir():
+                if entry.name not in dirs:
+                    remove_tree(entry)
+                    report.cache_removed.append(f"{pid}/{entry.name}")
+            if plugin is None:
+                with contextlib.suppress(OSError):
+                    root.rmdir()
+        if plugin is None:
+            return
+        for v in versions:
+            has_dir = bool(v.cache_path) and Path(v.cache_path or "").is_dir()
+            has_blob = self.store.exists(v.object_key)
+            if has_dir:
+                if not has_blob:
+                    log.warning("the package blob of %s %s is missing (%s); the unpacked "
+                                "files are intact, reinstall to restore it", pid, v.version,
+                                v.object_key)
+                continue
+            if has_blob:
+                self._repair_cache(v)
+                report.repaired.append(f"{pid}@{v.version}")
+            elif v.version != plugin.version:
+                self.repo.delete_version(pid, v.version)
+                report.rolled_back.append(f"{pid}@{v.version}")
+            else:
+                self.repo.set_state(
+                    pid, "failed", failure_phase="reconcile",
+                    failure_reason=f"the files of version {v.version} are missing (no cache "
+                    f"directory, no package blob); reinstall it: `plughost uninstall {pid}` "
+                    "then `plughost install SOURCE`")
+                report.failed.append(f"{pid}@{v.version}")
+
+    def _repair_cache(self, v: StoredVersion) -> None:
+        workdir = self.installer.new_workdir()
+        try:
+            path = workdir / "package.zip"
+            self.store.download(v.object_key, path)
+            dest = Path(v.cache_path) if v.cache_path else self.installer.cache_path(
+                v.plugin_id, v.version, v.checksum)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open_package(path, self.installer.archive_limits) as pkg:
+                pkg.extract(dest)
+            if not v.cache_path:
+                self.repo.set_version_cache_path(v.plugin_id, v.version, str(dest))
+        finally:
+            remove_tree(workdir)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+

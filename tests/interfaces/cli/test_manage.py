@@ -1,0 +1,190 @@
+"""``plughost install | update | rollback | versions | uninstall | enable | disable`` and the
+database-backed ``list | info | status``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import typer
+from click.testing import Result
+from typer.testing import CliRunner
+
+from plughost.interfaces.cli import build_app
+
+runner = CliRunner()
+
+CODE = """
+from plughost.sdk import Plugin
+
+class Main(Plugin):
+    def ping(self):
+        return "pong"
+"""
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    return build_app()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PLUGHOST_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "home"
+
+
+def invoke(app: typer.Typer, *args: object) -> Result:
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def data(result: Result) -> object:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def package(app: typer.Typer, tmp_path: Path, home: Path):
+    """``package(id, version, deps)`` → a package packed and signed with the CLI, its key
+    trusted in the home."""
+    keys = tmp_path / "keys"
+    invoke(app, "keygen", "--out", keys, "--name", "pub")
+    assert invoke(app, "trust", "add", keys / "pub.pub", "--name", "publisher").exit_code == 0
+
+    def make(plugin_id: str, version: str = "1.0.0", deps: dict[str, str] | None = None,
+             extra: str = "") -> Path:
+        src = tmp_path / "src" / f"{plugin_id}-{version}"
+        src.mkdir(parents=True)
+        toml = f'id = "{plugin_id}"\nversion = "{version}"\nentry = "main:Main"\n' + extra
+        if deps:
+            toml += "[dependencies]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in deps.items())
+        (src / "plugin.toml").write_text(toml)
+        (src / "main.py").write_text(textwrap.dedent(CODE))
+        out = tmp_path / "dist"
+        out.mkdir(exist_ok=True)
+        packed = Path(data(invoke(app, "pack", src, "-o", out, "--json"))["path"])
+        assert invoke(app, "sign", packed, "--key", keys / "pub.key").exit_code == 0
+        return packed
+
+    return make
+
+
+def test_help_lists_the_management_commands(app: typer.Typer) -> None:
+    out = invoke(app, "--help").output
+    for command in ("install", "uninstall", "update", "rollback", "versions", "enable",
+                    "disable"):
+        assert command in out
+
+
+def test_install_list_info_and_refusal_of_a_second_install(app, package, home) -> None:
+    pkg = package("hello")
+    result = data(invoke(app, "install", pkg, "--json"))
+    assert (result["plugin_id"], result["version"], result["state"]) == ("hello", "1.0.0",
+                                                                         "active")
+    assert result["sha256"] == hashlib.sha256(pkg.read_bytes()).hexdigest()
+    human = invoke(app, "install", pkg)
+    assert human.exit_code == 1
+    assert "install.exists" in human.output and "plughost update hello" in human.output
+    listing = data(invoke(app, "list", "--json"))
+    assert [(p["id"], p["state"], p["enabled"]) for p in listing["plugins"]] == [
+        ("hello", "active", True)]
+    table = invoke(app, "list")
+    assert "hello" in table.output and "active" in table.output
+    info = data(invoke(app, "info", "hello", "--json"))
+    assert info["versions"][0]["version"] == "1.0.0" and info["path"]
+    assert "1 installed plugin(s)" in invoke(app, "status").output
+
+
+def test_install_checks_the_expected_sha256(app, package, home) -> None:
+    pkg = package("hello")
+    wrong = invoke(app, "install", pkg, "--sha256", "0" * 64, "--json")
+    assert wrong.exit_code == 1
+    assert json.loads(wrong.stdout)["error"]["code"] == "integrity.checksum"
+    assert data(invoke(app, "list", "--json"))["plugins"] == []
+    right = hashlib.sha256(pkg.read_bytes()).hexdigest()
+    assert data(invoke(app, "install", pkg, "--sha256", right, "--json"))["sha256"] == right
+
+
+def test_install_no_enable_and_enable_disable(app, package, home) -> None:
+    result = data(invoke(app, "install", package("hello"), "--no-enable", "--json"))
+    assert (result["enabled"], result["state"]) == (False, "disabled")
+    assert data(invoke(app, "enable", "hello", "--json"))["state"] == "active"
+    out = invoke(app, "disable", "hello")
+    assert out.exit_code == 0 and "disabled" in out.output
+    listing = data(invoke(app, "list", "--json"))["plugins"]
+    assert [(p["state"], p["enabled"]) for p in listing] == [("disabled", False)]
+
+
+def test_no_activate_leaves_it_resolved(app, package, home) -> None:
+    result = data(invoke(app, "install", package("hello"), "--no-activate", "--json"))
+    assert result["state"] == "resolved"
+
+
+def test_update_versions_rollback(app, package, home) -> None:
+    invoke(app, "install", package("hello", "1.0.0"))
+    updated = data(invoke(app, "update", "hello", package("hello", "1.1.0"), "--json"))
+    assert (updated["from_version"], updated["to_version"]) == ("1.0.0", "1.1.0")
+    versions = data(invoke(app, "versions", "hello", "--json"))
+    assert [(v["version"], v["current"]) for v in versions] == [("1.1.0", True),
+                                                                ("1.0.0", False)]
+    assert "1.0.0" in invoke(app, "versions", "hello").output
+    back = invoke(app, "rollback", "hello", "--to", "1.0.0")
+    assert back.exit_code == 0 and "1.1.0 → 1.0.0" in back.output
+    missing = invoke(app, "rollback", "hello", "--to", "7.0.0")
+    assert missing.exit_code == 1 and "install.not_kept" in missing.output
+
+
+def test_uninstall_refuses_with_dependents_then_cascades(app, package, home) -> None:
+    invoke(app, "install", package("lib"))
+    invoke(app, "install", package("app", deps={"lib": "^1.0"}))
+    refused = invoke(app, "uninstall", "lib")
+    assert refused.exit_code == 1
+    assert "resolve.dependents" in refused.output and "app" in refused.output
+    removed = data(invoke(app, "uninstall", "lib", "--cascade", "--json"))
+    assert removed["removed"] == ["app", "lib"]
+    assert data(invoke(app, "list", "--json"))["plugins"] == []
+
+
+def test_unknown_plugin_is_a_clear_error(app, home) -> None:
+    home.mkdir(parents=True)
+    for command in (["versions", "nope"], ["enable", "nope"], ["uninstall", "nope"]):
+        result = invoke(app, *command)
+        assert result.exit_code == 1 and "plugin.not_found" in result.output
+
+
+def test_plugins_dir_keeps_listing_plain_folders(app, package, home, tmp_path) -> None:
+    invoke(app, "install", package("hello"))
+    folder = tmp_path / "folders" / "devplug"
+    folder.mkdir(parents=True)
+    (folder / "plugin.toml").write_text('id = "devplug"\nversion = "0.1.0"\nentry = "m:M"\n')
+    (folder / "m.py").write_text("class M:\n    pass\n")
+    listing = data(invoke(app, "list", "--plugins-dir", tmp_path / "folders", "--json"))
+    assert [p["id"] for p in listing["plugins"]] == ["devplug"]
+
+
+def test_perms_and_config_commands_use_the_home_database(app, package, home) -> None:
+    """One source of truth: `plughost perms` / `plughost config` on a home with a database
+    change what install recorded and what the service enforces."""
+    pkg = package("hello", extra='permissions = ["net:api.example.com"]\n'
+                                 '[config.defaults]\ngreeting = "hi"\n')
+    invoke(app, "install", pkg)
+    granted = invoke(app, "perms", "grant", "hello", "fs:read:/srv/data")
+    assert granted.exit_code == 0, granted.output
+    assert invoke(app, "config", "set", "hello", "greeting=hey").exit_code == 0
+    info = data(invoke(app, "info", "hello", "--json"))
+    assert info["grants"] == ["net:api.example.com", "fs:read:/srv/data"]
+    assert info["config"]["greeting"] == "hey"
+    from plughost.settings import HostSettings
+    from plughost.storage.backends import open_storage
+
+    with open_storage(HostSettings(home=home)) as storage:
+        repo = storage.repository
+        assert [g.scope for g in repo.list_grants("hello")] == [
+            "net:api.example.com", "fs:read:/srv/data"]
+        assert repo.get_config("hello").config == {"greeting": "hey"}
+    events = data(invoke(app, "audit", "--plugin", "hello", "--json"))["events"]
+    assert ("grant", "fs:read:/srv/data") in [(e["action"], e["scope"]) for e in events]

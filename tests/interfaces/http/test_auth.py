@@ -1,0 +1,163 @@
+"""Bearer tokens and roles: every route checks the caller's role; open mode only without tokens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from plughost.interfaces.http import ApiOptions
+from plughost.interfaces.http.app import _facade_has_access_methods
+from plughost.settings import HostSettings
+from tests.interfaces.http.conftest import Api, MakePackage, open_api
+
+# (method, path, required role). "p" is installed; "nobody" is not (for destructive routes).
+ROUTES = [
+    ("GET", "/api/v1/plugins", "viewer"),
+    ("GET", "/api/v1/plugins/metrics", "viewer"),
+    ("GET", "/api/v1/plugins/p", "viewer"),
+    ("GET", "/api/v1/plugins/p/versions", "viewer"),
+    ("GET", "/api/v1/plugins/p/info", "viewer"),
+    ("GET", "/api/v1/plugins/p/health", "viewer"),
+    ("GET", "/api/v1/commands", "viewer"),
+    ("POST", "/api/v1/plugins/validate-manifest", "viewer"),
+    ("GET", "/api/v1/operations", "viewer"),
+    ("GET", "/api/v1/operations/none", "viewer"),
+    ("GET", "/api/v1/audit", "viewer"),
+    ("POST", "/api/v1/plugins/p/disable", "operator"),
+    ("POST", "/api/v1/plugins/p/enable", "operator"),
+    ("POST", "/api/v1/plugins/p/deactivate", "operator"),
+    ("POST", "/api/v1/plugins/p/activate", "operator"),
+    ("POST", "/api/v1/plugins/p/stop", "operator"),
+    ("POST", "/api/v1/plugins/p/start", "operator"),
+    ("POST", "/api/v1/commands/none.here", "operator"),
+    ("POST", "/api/v1/plugins/install", "admin"),
+    ("PUT", "/api/v1/plugins/nobody", "admin"),
+    ("DELETE", "/api/v1/plugins/nobody", "admin"),
+    ("POST", "/api/v1/plugins/nobody/rollback", "admin"),
+    ("GET", "/api/v1/tokens", "admin"),
+    ("POST", "/api/v1/tokens", "admin"),
+    ("DELETE", "/api/v1/tokens/nobody", "admin"),
+]
+if _facade_has_access_methods(None):  # config and permission routes, once the facade has them
+    ROUTES += [
+        ("GET", "/api/v1/plugins/p/config", "viewer"),
+        ("GET", "/api/v1/plugins/p/config/history", "viewer"),
+        ("GET", "/api/v1/plugins/p/permissions", "viewer"),
+        ("GET", "/api/v1/permissions/requests", "viewer"),
+        ("GET", "/api/v1/security/audit", "viewer"),
+        ("PUT", "/api/v1/plugins/p/config", "operator"),
+        ("POST", "/api/v1/plugins/p/config/reset", "operator"),
+        ("POST", "/api/v1/plugins/p/config/restore", "operator"),
+        ("POST", "/api/v1/plugins/nobody/permissions/grant", "admin"),
+        ("POST", "/api/v1/plugins/nobody/permissions/revoke", "admin"),
+        ("POST", "/api/v1/permissions/requests/1/approve", "admin"),
+    ]
+ROLES = ["viewer", "operator", "admin"]
+
+
+@pytest.fixture
+async def secured(api: Api, make_package: MakePackage) -> Api:
+    assert (await api.install(make_package("p"))).status_code == 201
+    for role in ROLES:
+        api.auth(role)
+    return api
+
+
+@pytest.mark.parametrize(("method", "path", "required"), ROUTES,
+                         ids=[f"{m} {p}" for m, p, _ in ROUTES])
+async def test_each_route_requires_its_role(
+    secured: Api, method: str, path: str, required: str
+) -> None:
+    body = {"json": {}} if method in ("POST", "PUT") else {}
+    r = await secured.client.request(method, path, **body)
+    assert r.status_code == 401, "a request without a token must be refused"
+    assert r.json()["error"]["code"] == "auth.required"
+    assert r.headers["www-authenticate"] == "Bearer"
+    for role in ROLES:
+        r = await secured.client.request(method, path, headers=secured.auth(role), **body)
+        if ROLES.index(role) < ROLES.index(required):
+            assert r.status_code == 403, (role, r.text)
+            error = r.json()["error"]
+            assert error["code"] == "auth.forbidden"
+            assert required in error["message"]
+        else:
+            assert r.status_code not in (401, 403), (role, r.text)
+
+
+async def test_malformed_or_unknown_tokens_are_401(secured: Api) -> None:
+    for header in ("Basic abc", "Bearer", "Bearer ph_not-a-real-token"):
+        r = await secured.client.get("/api/v1/plugins", headers={"Authorization": header})
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "auth.invalid"
+
+
+async def test_probes_and_dashboard_need_no_token(secured: Api) -> None:
+    assert (await secured.client.get("/healthz")).json() == {"status": "ok"}
+    ready = (await secured.client.get("/readyz")).json()
+    assert (ready["ready"], ready["plugins"], ready["active"]) == (True, 1, 1)
+    page = await secured.client.get("/")
+    assert page.status_code == 200 and "plughost" in page.text
+    assert (await secured.client.get("/dashboard/app.js")).status_code == 200
+
+
+async def test_open_mode_only_until_a_token_exists(api: Api) -> None:
+    assert (await api.client.get("/api/v1/plugins")).status_code == 200
+    r = await api.client.post("/api/v1/tokens", json={"role": "viewer", "name": "first"})
+    assert r.status_code == 201
+    secret = r.json()["secret"]
+    assert secret.startswith("ph_")
+    assert (await api.client.get("/api/v1/plugins")).status_code == 401
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert (await api.client.get("/api/v1/plugins", headers=headers)).status_code == 200
+
+
+async def test_tokens_are_listed_without_secrets_and_revocation_takes_effect(
+    secured: Api,
+) -> None:
+    admin = secured.auth("admin")
+    r = await secured.client.post("/api/v1/tokens", json={"role": "operator", "name": "ci"},
+                                  headers=admin)
+    secret = r.json()["secret"]
+    listed = (await secured.client.get("/api/v1/tokens", headers=admin)).json()
+    assert {t["name"] for t in listed} == {"test-viewer", "test-operator", "test-admin", "ci"}
+    assert all("secret" not in t for t in listed)
+    ci = {"Authorization": f"Bearer {secret}"}
+    assert (await secured.client.post("/api/v1/plugins/p/disable", headers=ci)).status_code == 200
+    assert (await secured.client.delete("/api/v1/tokens/ci", headers=admin)).status_code == 204
+    r = await secured.client.post("/api/v1/plugins/p/enable", headers=ci)
+    assert r.status_code == 401
+    r = await secured.client.delete("/api/v1/tokens/ci", headers=admin)
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "token.not_found")
+    r = await secured.client.post("/api/v1/tokens", json={"role": "root"}, headers=admin)
+    assert r.status_code == 422
+
+
+async def test_audit_names_the_token_that_acted(secured: Api) -> None:
+    r = await secured.client.post("/api/v1/plugins/p/disable", headers=secured.auth("operator"))
+    assert r.status_code == 200
+    events = (await secured.client.get("/api/v1/audit?action=plugin.disable",
+                                       headers=secured.auth("viewer"))).json()["items"]
+    assert [(e["actor"], e["plugin_id"]) for e in events] == [("token:test-operator", "p")]
+
+
+@pytest.fixture
+async def closed_api(settings: HostSettings) -> AsyncIterator[Api]:
+    async for value in open_api(settings, ApiOptions(allow_anonymous=False)):
+        yield value
+
+
+async def test_without_anonymous_access_even_a_tokenless_server_needs_a_token(
+    closed_api: Api,
+) -> None:
+    r = await closed_api.client.get("/api/v1/plugins")
+    assert r.status_code == 401
+    assert "plughost token create" in r.json()["error"]["message"]
+
+
+async def test_event_stream_needs_a_token_once_tokens_exist(secured: Api) -> None:
+    r = await secured.client.get("/api/v1/events?max_events=1")
+    assert r.status_code == 401
+    r = await secured.client.get("/api/v1/events?max_events=1",
+                                 headers={"Authorization": "Bearer ph_bad"})
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "auth.invalid")

@@ -1,0 +1,97 @@
+"""Configuration and permissions through the API (served when the facade provides them)."""
+
+from __future__ import annotations
+
+import pytest
+
+from plughost.interfaces.http.app import _facade_has_access_methods
+from tests.interfaces.http.conftest import Api, MakePackage
+
+pytestmark = pytest.mark.skipif(
+    not _facade_has_access_methods(None),
+    reason="PluginService does not provide config/permission methods on this branch yet")
+
+CONFIGURABLE = """
+[config.schema]
+type = "object"
+required = ["channel"]
+[config.schema.properties.channel]
+type = "string"
+[config.schema.properties.token]
+type = "string"
+x-secret = true
+[config.defaults]
+channel = "#general"
+"""
+
+
+async def test_config_get_change_history_restore_reset_with_secrets_redacted(
+    api: Api, make_package: MakePackage
+) -> None:
+    package = make_package("chatty", extra=CONFIGURABLE, permissions=["net:api.example.com"])
+    assert (await api.install(package)).status_code == 201
+    r = await api.client.get("/api/v1/plugins/chatty/config")
+    assert r.status_code == 200, r.text
+    assert r.json()["config"]["channel"] == "#general"
+    assert r.json()["schema"]["required"] == ["channel"]
+    r = await api.client.put("/api/v1/plugins/chatty/config",
+                             json={"values": {"channel": "#ops", "token": "s3cr3t"}})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["config"]["channel"] == "#ops"
+    assert body["config"]["token"] == "***" and "s3cr3t" not in r.text
+    version = body["version"]
+    r = await api.client.put("/api/v1/plugins/chatty/config", json={"values": {"channel": 5}})
+    assert r.status_code == 422, "a value the schema refuses changes nothing"
+    assert (await api.client.get("/api/v1/plugins/chatty/config")).json()["version"] == version
+    history = (await api.client.get("/api/v1/plugins/chatty/config/history")).json()
+    assert history and "s3cr3t" not in str(history)
+    r = await api.client.post("/api/v1/plugins/chatty/config/reset")
+    assert (r.status_code, r.json()["config"]["channel"]) == (200, "#general")
+    r = await api.client.post("/api/v1/plugins/chatty/config/restore", json={"version": version})
+    assert (r.status_code, r.json()["config"]["channel"]) == (200, "#ops")
+    r = await api.client.post("/api/v1/plugins/chatty/config/restore", json={"version": 999})
+    assert r.status_code == 404
+
+
+async def test_permissions_grant_revoke_and_roles(api: Api, make_package: MakePackage) -> None:
+    package = make_package("reach", permissions=["net:api.example.com"])
+    assert (await api.install(package)).status_code == 201
+    r = await api.client.get("/api/v1/plugins/reach/permissions")
+    assert r.status_code == 200, r.text
+    assert r.json()["declared"] == ["net:api.example.com"]
+    r = await api.client.post("/api/v1/plugins/reach/permissions/grant",
+                              json={"scope": "fs:read:/data", "reason": "reports"})
+    assert r.status_code == 200, r.text
+    assert "fs:read:/data" in r.json()["granted"]
+    r = await api.client.post("/api/v1/plugins/reach/permissions/revoke",
+                              json={"scope": "fs:read:/data"})
+    assert r.status_code == 200
+    assert "fs:read:/data" not in r.json()["granted"]
+    r = await api.client.post("/api/v1/plugins/reach/permissions/grant", json={"scope": "bogus"})
+    assert 400 <= r.status_code < 500
+    assert (await api.client.get("/api/v1/permissions/requests")).json() == []
+    r = await api.client.post("/api/v1/permissions/requests/12345/approve")
+    assert r.status_code in (404, 409)  # the permission manager calls it a refusal
+    assert "12345" in r.json()["error"]["message"]
+    operator = api.auth("operator")
+    r = await api.client.post("/api/v1/plugins/reach/permissions/grant",
+                              json={"scope": "fs:read:/tmp"}, headers=operator)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "auth.forbidden")
+    r = await api.client.put("/api/v1/plugins/reach/config", json={"values": {}},
+                             headers=api.auth("viewer"))
+    assert r.status_code == 403
+
+
+async def test_plugin_details_show_the_live_config_with_secrets_redacted(
+    api: Api, make_package: MakePackage
+) -> None:
+    assert (await api.install(make_package("detailed", extra=CONFIGURABLE))).status_code == 201
+    r = await api.client.put("/api/v1/plugins/detailed/config",
+                             json={"values": {"channel": "#alerts", "token": "hunter2"}})
+    assert r.status_code == 200
+    for path in ("/api/v1/plugins/detailed", "/api/v1/plugins/detailed/info"):
+        detail = await api.client.get(path)
+        assert detail.json()["config"] == {"channel": "#alerts", "token": "***"}
+        assert detail.json()["config_revision"] == r.json()["version"]
+        assert "hunter2" not in detail.text

@@ -1,0 +1,337 @@
+"""Arcade's /api/v1/plugins endpoints and the lifecycle additions, through the ASGI app."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from tests.interfaces.http.conftest import Api, MakePackage
+
+FAILING_CODE = """
+from plughost.sdk import Plugin
+
+class Main(Plugin):
+    def activate(self, ctx):
+        raise RuntimeError("cannot reach the notification service")
+"""
+
+
+async def test_list_is_empty_on_a_fresh_home(api: Api) -> None:
+    r = await api.client.get("/api/v1/plugins")
+    assert r.status_code == 200
+    assert r.json() == {"items": [], "total": 0, "limit": 100, "offset": 0}
+
+
+async def test_install_local_package_is_listed_with_arcade_fields(
+    api: Api, make_package: MakePackage
+) -> None:
+    r = await api.install(make_package("notify-mail", "1.2.0", type="notify"))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["plugin_id"] == body["pluginId"] == "notify-mail"
+    assert body["version"] == "1.2.0"
+    assert body["state"] == "active"
+    assert body["message"] == "plugin installed successfully: notify-mail (v1.2.0)"
+    listed = (await api.client.get("/api/v1/plugins")).json()
+    assert listed["total"] == 1
+    item = listed["items"][0]
+    assert (item["id"], item["pluginType"], item["status"], item["enabled"]) == (
+        "notify-mail", "notify", 1, True)
+    detail = (await api.client.get("/api/v1/plugins/notify-mail")).json()
+    assert detail["manifest"]["id"] == "notify-mail"
+    assert detail["versions"][0]["version"] == "1.2.0"
+    assert detail["path"] and Path(detail["path"]).is_dir()
+
+
+async def test_list_filters_by_type_status_state_and_text_and_pages(
+    api: Api, make_package: MakePackage
+) -> None:
+    for pid, kind in (("alpha", "notify"), ("bravo", "notify"), ("charlie", "demo")):
+        assert (await api.install(make_package(pid, type=kind))).status_code == 201
+    assert (await api.client.post("/api/v1/plugins/bravo/disable")).status_code == 200
+
+    async def ids(query: str) -> list[str]:
+        r = await api.client.get(f"/api/v1/plugins?{query}")
+        assert r.status_code == 200, r.text
+        return [p["id"] for p in r.json()["items"]]
+
+    assert await ids("pluginType=notify") == ["alpha", "bravo"]
+    assert await ids("status=0") == ["bravo"]
+    assert await ids("status=1") == ["alpha", "charlie"]
+    assert await ids("state=disabled") == ["bravo"]
+    assert await ids("state=active&pluginType=demo") == ["charlie"]
+    assert await ids("q=CHAR") == ["charlie"]
+    page = (await api.client.get("/api/v1/plugins?limit=1&offset=1")).json()
+    assert [p["id"] for p in page["items"]] == ["bravo"]
+    assert (page["total"], page["limit"], page["offset"]) == (3, 1, 1)
+    page = (await api.client.get("/api/v1/plugins?status=1&limit=1&offset=1")).json()
+    assert ([p["id"] for p in page["items"]], page["total"]) == (["charlie"], 2)
+
+
+async def test_failed_activation_shows_status_2_and_names_the_error(
+    api: Api, make_package: MakePackage
+) -> None:
+    r = await api.install(make_package("flaky", code=FAILING_CODE), activate="false")
+    assert r.status_code == 201, r.text
+    r = await api.client.post("/api/v1/plugins/flaky/activate")
+    assert r.status_code == 422
+    assert "cannot reach the notification service" in r.json()["error"]["message"]
+    failed = (await api.client.get("/api/v1/plugins?status=2")).json()["items"]
+    assert [p["id"] for p in failed] == ["flaky"]
+    assert failed[0]["state"] == "failed"
+
+
+async def test_install_of_an_installed_plugin_is_409_and_changes_nothing(
+    api: Api, make_package: MakePackage
+) -> None:
+    package = make_package("solo")
+    assert (await api.install(package)).status_code == 201
+    before = (await api.client.get("/api/v1/plugins/solo")).json()
+    r = await api.install(package)
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "install.exists"
+    after = (await api.client.get("/api/v1/plugins/solo")).json()
+    assert after["versions"] == before["versions"]
+
+
+async def test_install_requires_source_and_file(api: Api) -> None:
+    r = await api.client.post("/api/v1/plugins/install", data={"nothing": "here"})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "request.invalid"
+    assert "source" in r.json()["error"]["message"]
+    r = await api.client.post("/api/v1/plugins/install", data={"source": "local"})
+    assert r.status_code == 400
+    assert "file" in r.json()["error"]["message"]
+    r = await api.client.post("/api/v1/plugins/install", data={"source": "ftp"})
+    assert r.status_code == 400
+    assert "unknown source 'ftp'" in r.json()["error"]["message"]
+    r = await api.client.post("/api/v1/plugins/install", content=b"raw",
+                              headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 400
+    assert "multipart/form-data" in r.json()["error"]["message"]
+
+
+async def test_install_from_market_says_no_marketplace_is_configured(api: Api) -> None:
+    r = await api.client.post("/api/v1/plugins/install",
+                              data={"source": "market", "marketId": "plugin-notify-slack"})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == "marketplace.unavailable"
+    assert "no marketplace is configured" in error["message"]
+    assert error["details"]["marketId"] == "plugin-notify-slack"
+
+
+async def test_install_single_file_with_arcade_manifest_part(api: Api, tmp_path: Path) -> None:
+    source = tmp_path / "plugin.py"
+    source.write_text("from plughost.sdk import Plugin\n\nclass Main(Plugin):\n    pass\n")
+    manifest = {"name": "my-plugin", "version": "1.0.0", "pluginType": "notify",
+                "entryPoint": "plugin:Main", "description": "My custom plugin"}
+    with source.open("rb") as fh:
+        r = await api.client.post(
+            "/api/v1/plugins/install",
+            data={"source": "local", "manifest": json.dumps(manifest)},
+            files={"file": ("plugin.py", fh, "text/x-python")})
+    assert r.status_code == 201, r.text
+    detail = (await api.client.get("/api/v1/plugins/my-plugin")).json()
+    assert (detail["type"], detail["state"], detail["description"]) == (
+        "notify", "active", "My custom plugin")
+
+
+async def test_manifest_part_that_disagrees_with_the_package_is_refused(
+    api: Api, make_package: MakePackage
+) -> None:
+    package = make_package("agree")
+    manifest = {"name": "agree", "version": "9.9.9", "entryPoint": "main:Main"}
+    r = await api.install(package, manifest=json.dumps(manifest))
+    assert r.status_code == 400
+    assert "9.9.9" in r.json()["error"]["message"]
+    assert (await api.client.get("/api/v1/plugins")).json()["total"] == 0
+
+
+async def test_invalid_manifest_part_lists_its_problems(
+    api: Api, make_package: MakePackage
+) -> None:
+    r = await api.install(make_package("bad"), manifest=json.dumps({"name": "bad"}))
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "manifest.invalid"
+    assert {p["path"] for p in error["details"]["problems"]} >= {"version", "entry"}
+    r = await api.install(make_package("bad2"), manifest="{not json")
+    assert r.status_code == 400
+    assert "not JSON" in r.json()["error"]["message"]
+
+
+async def test_install_checks_the_given_sha256(api: Api, make_package: MakePackage) -> None:
+    package = make_package("checked")
+    r = await api.install(package, sha256="0" * 64)
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "integrity.checksum"
+    good = hashlib.sha256(package.read_bytes()).hexdigest()
+    assert (await api.install(package, sha256=good)).status_code == 201
+
+
+async def test_update_with_put_then_versions_and_rollback(
+    api: Api, make_package: MakePackage
+) -> None:
+    assert (await api.install(make_package("evolving", "1.0.0"))).status_code == 201
+    v2 = make_package("evolving", "2.0.0")
+    with v2.open("rb") as fh:
+        r = await api.client.put("/api/v1/plugins/evolving", data={"source": "local"},
+                                 files={"file": (v2.name, fh, "application/zip")})
+    assert r.status_code == 200, r.text
+    assert (r.json()["from_version"], r.json()["to_version"]) == ("1.0.0", "2.0.0")
+    versions = (await api.client.get("/api/v1/plugins/evolving/versions")).json()
+    assert [(v["version"], v["current"]) for v in versions] == [("2.0.0", True),
+                                                                ("1.0.0", False)]
+    r = await api.client.post("/api/v1/plugins/evolving/rollback", json={"to": "1.0.0"})
+    assert r.status_code == 200, r.text
+    assert r.json()["to_version"] == "1.0.0"
+    assert (await api.client.get("/api/v1/plugins/evolving")).json()["version"] == "1.0.0"
+    r = await api.client.post("/api/v1/plugins/evolving/rollback", json={"to": "7.0.0"})
+    assert r.status_code == 404
+
+
+async def test_update_of_an_unknown_plugin_is_404(api: Api, make_package: MakePackage) -> None:
+    package = make_package("ghost")
+    with package.open("rb") as fh:
+        r = await api.client.put("/api/v1/plugins/ghost", data={"source": "local"},
+                                 files={"file": (package.name, fh, "application/zip")})
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "plugin.not_found"
+
+
+async def test_enable_disable_activate_deactivate(api: Api, make_package: MakePackage) -> None:
+    assert (await api.install(make_package("switch"))).status_code == 201
+    r = await api.client.post("/api/v1/plugins/switch/disable")
+    assert (r.status_code, r.json()["state"], r.json()["status"]) == (200, "disabled", 0)
+    r = await api.client.post("/api/v1/plugins/switch/activate")
+    assert r.status_code == 409
+    assert "enable it first" in r.json()["error"]["message"]
+    r = await api.client.post("/api/v1/plugins/switch/enable")
+    assert (r.status_code, r.json()["state"], r.json()["status"]) == (200, "active", 1)
+    r = await api.client.post("/api/v1/plugins/switch/deactivate")
+    assert (r.status_code, r.json()["state"], r.json()["enabled"]) == (200, "deactivated", True)
+    r = await api.client.post("/api/v1/plugins/switch/activate")
+    assert (r.status_code, r.json()["state"]) == (200, "active")
+    actions = [e["action"] for e in (await api.client.get("/api/v1/audit")).json()["items"]]
+    assert actions[:2] == ["plugin.enable", "plugin.disable"]
+
+
+async def test_uninstall_removes_the_plugin(api: Api, make_package: MakePackage) -> None:
+    assert (await api.install(make_package("gone"))).status_code == 201
+    r = await api.client.delete("/api/v1/plugins/gone")
+    assert r.status_code == 200
+    assert r.json()["removed"] == ["gone"]
+    assert (await api.client.get("/api/v1/plugins/gone")).status_code == 404
+    r = await api.client.delete("/api/v1/plugins/gone")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "plugin.not_found"
+
+
+async def test_uninstall_refused_while_required_unless_cascade(
+    api: Api, make_package: MakePackage
+) -> None:
+    assert (await api.install(make_package("base"))).status_code == 201
+    assert (await api.install(make_package("top", dependencies={"base": "^1.0"}))
+            ).status_code == 201
+    r = await api.client.delete("/api/v1/plugins/base")
+    assert r.status_code == 409
+    assert "top" in r.json()["error"]["message"]
+    r = await api.client.delete("/api/v1/plugins/base?cascade=true")
+    assert r.status_code == 200
+    assert r.json()["removed"] == ["top", "base"]
+
+
+async def test_metrics_have_the_seed_fields_and_counters(
+    api: Api, make_package: MakePackage
+) -> None:
+    assert (await api.install(make_package("counted", type="notify",
+                                           description="Counts"))).status_code == 201
+    await api.service.host.call("counted", "ping", value=1)
+    r = await api.client.get("/api/v1/plugins/metrics")
+    assert r.status_code == 200
+    [entry] = r.json()
+    assert {k: entry[k] for k in ("name", "type", "version", "description", "state")} == {
+        "name": "Counted", "type": "notify", "version": "1.0.0", "description": "Counts",
+        "state": "active"}
+    assert Path(entry["path"]).is_dir()
+    assert (entry["calls"], entry["errors"]) == (1, 0)
+
+
+async def test_validate_manifest_accepts_the_arcade_example_and_lists_problems(
+    api: Api,
+) -> None:
+    example = json.loads(
+        (Path(__file__).parents[3] / "examples" / "notify-slack" / "manifest.json").read_text())
+    r = await api.client.post("/api/v1/plugins/validate-manifest", json=example)
+    assert r.status_code == 200
+    assert r.json()["valid"] is True
+    assert r.json()["manifest"]["id"] == "notify-slack"
+    r = await api.client.post("/api/v1/plugins/validate-manifest",
+                              json={"name": "Not An Id!", "version": "one"})
+    body = r.json()
+    assert (r.status_code, body["valid"]) == (200, False)
+    assert {p["path"] for p in body["problems"]} >= {"version", "entry"}
+    r = await api.client.post("/api/v1/plugins/validate-manifest", json=["not", "an", "object"])
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "request.invalid"
+
+
+async def test_plain_zip_as_in_the_seed_is_repacked_and_installed(
+    api: Api, tmp_path: Path
+) -> None:
+    import zipfile
+
+    package = tmp_path / "my-notify-plugin.zip"
+    with zipfile.ZipFile(package, "w") as zf:  # seed 003: zip plugin.so manifest.json
+        zf.writestr("manifest.json", json.dumps({
+            "name": "my-notify-plugin", "version": "1.0.0", "pluginType": "notify",
+            "entryPoint": "plugin:Main", "author": "Your Name"}))
+        zf.writestr("plugin.py", "from plughost.sdk import Plugin\n\nclass Main(Plugin):\n"
+                                 "    pass\n")
+    r = await api.install(package)
+    assert r.status_code == 201, r.text
+    assert (r.json()["plugin_id"], r.json()["state"]) == ("my-notify-plugin", "active")
+
+
+async def test_zip_with_a_traversal_entry_is_refused_and_nothing_installed(
+    api: Api, tmp_path: Path
+) -> None:
+    import zipfile
+
+    package = tmp_path / "evil.zip"
+    with zipfile.ZipFile(package, "w") as zf:
+        zf.writestr("manifest.json", json.dumps({"name": "evil", "version": "1.0.0",
+                                                 "entryPoint": "plugin:Main"}))
+        zf.writestr("../escape.py", "print('owned')")
+    r = await api.install(package)
+    assert r.status_code == 422
+    assert r.json()["error"]["code"].startswith("archive.")
+    assert (await api.client.get("/api/v1/plugins")).json()["total"] == 0
+    assert not (tmp_path / "escape.py").exists()
+
+
+HEALTH_CODE = """
+from plughost.sdk import Plugin, Health
+
+class Main(Plugin):
+    def health(self):
+        return Health(False, "queue backlog 500", {"backlog": 500})
+"""
+
+
+async def test_seed_002_info_health_start_stop(api: Api, make_package: MakePackage) -> None:
+    assert (await api.install(make_package("svc", code=HEALTH_CODE))).status_code == 201
+    info = (await api.client.get("/api/v1/plugins/svc/info")).json()
+    assert (info["id"], info["state"]) == ("svc", "active")
+    health = (await api.client.get("/api/v1/plugins/svc/health")).json()
+    assert health == {"plugin_id": "svc", "healthy": False, "state": "active",
+                      "detail": "queue backlog 500", "data": {"backlog": 500}}
+    r = await api.client.post("/api/v1/plugins/svc/stop")
+    assert (r.status_code, r.json()["state"]) == (200, "deactivated")
+    health = (await api.client.get("/api/v1/plugins/svc/health")).json()
+    assert (health["healthy"], health["detail"]) == (False, "not active (deactivated)")
+    r = await api.client.post("/api/v1/plugins/svc/start")
+    assert (r.status_code, r.json()["state"]) == (200, "active")
+    assert (await api.client.get("/api/v1/plugins/nope/health")).status_code == 404

@@ -1,0 +1,379 @@
+"""The PluginService facade: queries, uninstall, enable/disable persistence across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from plughost.errors import PlughostError
+
+
+async def test_list_filters_and_paginates(service, make_package):
+    await service.install(make_package("alpha", extra='type = "notify"\ndescription = "Slack"'))
+    await service.install(make_package("beta", extra='type = "music-source"'))
+    await service.install(make_package("gamma", extra='type = "notify"'), enable=False)
+    page = await service.list_plugins()
+    assert [p.id for p in page] == ["alpha", "beta", "gamma"] and page.total == 3
+    assert [p.id for p in await service.list_plugins(type="notify")] == ["alpha", "gamma"]
+    assert [p.id for p in await service.list_plugins(state="disabled")] == ["gamma"]
+    assert [p.id for p in await service.list_plugins(q="SLACK")] == ["alpha"]
+    assert [p.id for p in await service.list_plugins(enabled=True)] == ["alpha", "beta"]
+    page = await service.list_plugins(limit=1, offset=1)
+    assert ([p.id for p in page], page.total) == (["beta"], 3)
+    assert page.to_dict()["items"][0]["id"] == "beta"
+    with pytest.raises(PlughostError) as info:
+        await service.list_plugins(state="sleeping")
+    assert info.value.code == "request.invalid"
+
+
+async def test_get_returns_everything_json_ready(service, make_package):
+    import json
+
+    await service.install(make_package("lib"))
+    await service.install(make_package("app", dependencies={"lib": "^1.0"},
+                                       extra='permissions = ["net:api.example.com"]'))
+    detail = await service.get("lib")
+    assert detail.dependents == ("app",)
+    app = await service.get("app")
+    assert app.dependencies == {"lib": "^1.0"}
+    assert app.grants == ("net:api.example.com",)
+    assert [v.version for v in app.versions] == ["1.0.0"]
+    json.dumps(app.to_dict())
+    with pytest.raises(PlughostError) as info:
+        await service.get("nope")
+    assert info.value.code == "plugin.not_found"
+
+
+async def test_metrics_count_calls_and_errors(service, make_package):
+    await service.install(make_package("hello"))
+    await service.host.call("hello", "ping")
+    await service.host.call("hello", "ping")
+    with pytest.raises(TypeError):
+        await service.host.call("hello", "ping", unexpected=1)
+    metrics = await service.metrics()
+    assert metrics["hello"]["calls"] == 3 and metrics["hello"]["errors"] == 1
+
+
+async def test_uninstall_removes_rows_blobs_and_files(service, make_package, state_snapshot):
+    empty = state_snapshot(service.settings, service)
+    await service.install(make_package("hello", "1.0.0"))
+    data_dir = service.settings.home / "data" / "hello"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "notes.txt").write_text("plugin data")
+    await service.update("hello", make_package("hello", "1.1.0"))
+    result = await service.uninstall("hello")
+    assert result.removed == ("hello",)
+    assert sorted(result.versions["hello"]) == ["1.0.0", "1.1.0"]
+    assert state_snapshot(service.settings, service) == empty
+    assert not data_dir.exists()
+    actions = [e["action"] for e in await service.audit(plugin_id="hello")]
+    assert actions[0] == "plugin.uninstall"
+    with pytest.raises(PlughostError) as info:
+        await service.uninstall("hello")
+    assert info.value.code == "plugin.not_found"
+
+
+async def test_uninstall_refused_while_enabled_plugins_depend_on_it(service, make_package,
+                                                                    state_snapshot):
+    await service.install(make_package("lib"))
+    await service.install(make_package("app", dependencies={"lib": "^1.0"}))
+    await service.install(make_package("top", dependencies={"app": "^1.0"}))
+    before = state_snapshot(service.settings, service)
+    with pytest.raises(PlughostError) as info:
+        await service.uninstall("lib")
+    assert info.value.code == "resolve.dependents"
+    assert "app" in info.value.message and "--cascade" in info.value.message
+    assert state_snapshot(service.settings, service) == before
+    result = await service.uninstall("lib", cascade=True)
+    assert result.removed == ("top", "app", "lib")
+    assert (await service.list_plugins()).total == 0
+    assert len(service.host.registry) == 0
+
+
+async def test_uninstall_can_keep_the_plugin_data(service, make_package):
+    await service.install(make_package("hello"))
+    data_dir = service.settings.home / "data" / "hello"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    await service.uninstall("hello", keep_data=True)
+    assert data_dir.is_dir()
+
+
+async def test_uninstall_allowed_when_the_dependent_is_disabled(service, make_package):
+    await service.install(make_package("lib"))
+    await service.install(make_package("app", dependencies={"lib": "^1.0"}))
+    await service.disable("app")
+    await service.uninstall("lib")
+    assert [p.id for p in await service.list_plugins()] == ["app"]
+
+
+async def test_disable_refused_while_enabled_dependents_exist(service, make_package,
+                                                              state_snapshot):
+    await service.install(make_package("lib"))
+    await service.install(make_package("app", dependencies={"lib": "^1.0"}))
+    before = state_snapshot(service.settings, service)
+    with pytest.raises(PlughostError) as info:
+        await service.disable("lib")
+    assert info.value.code == "resolve.dependents" and "app" in info.value.message
+    assert state_snapshot(service.settings, service) == before
+
+
+async def test_enable_and_disable_persist_across_restarts(trusted, make_package):
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted) as svc:
+        await svc.install(make_package("hello"))
+        await svc.install(make_package("other"))
+        info = await svc.disable("hello")
+        assert (info.state, info.enabled) == ("disabled", False)
+    async with PluginService(trusted) as svc:
+        record = svc.host.get("hello")
+        assert record.state.value == "disabled" and record.instance is None
+        assert svc.host.get("other").state.value == "active"
+        assert [(p.id, p.state) for p in await svc.list_plugins()] == [
+            ("hello", "disabled"), ("other", "active")]
+        with pytest.raises(PlughostError) as info_:
+            await svc.activate("hello")
+        assert "enable it first" in info_.value.message
+        info = await svc.enable("hello")
+        assert (info.state, info.enabled) == ("active", True)
+    async with PluginService(trusted) as svc:
+        assert svc.host.get("hello").state.value == "active"
+        assert await svc.host.call("hello", "ping") == ["1.0.0", 1]
+        events = [e["action"] for e in await svc.audit(plugin_id="hello")]
+        assert events[:2] == ["plugin.enable", "plugin.disable"]
+
+
+async def test_deactivate_and_activate(service, make_package):
+    await service.install(make_package("hello"))
+    info = await service.deactivate("hello")
+    assert info.state == "deactivated" and info.enabled
+    info = await service.activate("hello")
+    assert info.state == "active"
+
+
+async def test_cli_style_service_does_not_start_plugins_but_shows_last_state(trusted,
+                                                                            make_package):
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted) as svc:
+        await svc.install(make_package("hello"))
+    async with PluginService(trusted, start=False) as svc:
+        assert svc.host.get("hello").instance is None
+        [info] = (await svc.list_plugins()).items
+        assert info.state == "active"  # as last observed by a running service
+
+
+async def test_service_refuses_use_before_open_and_after_close(trusted):
+    from plughost.services.manager import PluginService
+
+    svc = PluginService(trusted)
+    with pytest.raises(PlughostError) as info:
+        await svc.list_plugins()
+    assert info.value.code == "service.closed"
+    await svc.start()
+    await svc.close()
+    with pytest.raises(PlughostError):
+        await svc.list_plugins()
+    await svc.close()  # idempotent
+
+
+async def test_development_folder_plugins_run_beside_installed_ones(trusted, make_package,
+                                                                   write_plugin):
+    from plughost.services.manager import PluginService
+
+    write_plugin("devplug", directory=trusted.plugins_dir, description="work in progress")
+    async with PluginService(trusted) as svc:
+        assert svc.host.get("devplug").state.value == "active"
+        await svc.install(make_package("hello"))
+        page = await svc.list_plugins()
+        assert [(p.id, p.source, p.state) for p in page] == [
+            ("devplug", "directory", "active"), ("hello", "local", "active")]
+        assert [p.id for p in await svc.list_plugins(q="progress")] == ["devplug"]
+        assert [p.id for p in await svc.list_plugins(enabled=False)] == []
+        detail = await svc.get("devplug")
+        assert (detail.info.source, detail.versions) == ("directory", ())
+        for enable in (True, False):
+            with pytest.raises(PlughostError) as info:
+                await svc.install(make_package("devplug"), enable=enable)
+            assert info.value.code == "install.conflict"
+        assert svc.host.get("devplug").source == "directory"
+
+
+
+async def test_enable_of_a_plugin_that_cannot_activate_is_refused_and_stays_disabled(
+        service, make_package, state_snapshot, monkeypatch):
+    await service.install(make_package("hello", code="""
+        import os
+        from plughost.sdk import Plugin
+
+        class Main(Plugin):
+            def activate(self, ctx):
+                if os.environ.get("HELLO_BROKEN"):
+                    raise RuntimeError("broken on purpose")
+    """))
+    await service.disable("hello")
+    before = state_snapshot(service.settings, service)
+    monkeypatch.setenv("HELLO_BROKEN", "1")
+    with pytest.raises(PlughostError) as info:
+        await service.enable("hello")
+    monkeypatch.delenv("HELLO_BROKEN")
+    assert "broken on purpose" in info.value.message
+    assert state_snapshot(service.settings, service) == before
+    assert (await service.enable("hello")).state == "active"
+
+
+async def test_refresh_picks_up_what_another_process_changed(trusted, make_package):
+    """A server-like service (plugins running) and a CLI-like one on the same storage: the
+    server's refresh() follows installs, updates (state handed over), disable/enable and
+    uninstalls done by the other."""
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted) as server:
+        async with PluginService(trusted, start=False) as cli:
+            await cli.install(make_package("hello", "1.0.0"))
+        assert await server.refresh() == ["hello"]
+        assert await server.host.call("hello", "ping") == ["1.0.0", 1]
+        assert await server.refresh() == []
+        async with PluginService(trusted, start=False) as cli:
+            await cli.update("hello", make_package("hello", "1.1.0"))
+        assert await server.refresh() == ["hello"]
+        assert await server.host.call("hello", "ping") == ["1.1.0", 2]
+        async with PluginService(trusted, start=False) as cli:
+            await cli.disable("hello")
+        assert await server.refresh() == ["hello"]
+        assert server.host.get("hello").state.value == "disabled"
+        async with PluginService(trusted, start=False) as cli:
+            await cli.enable("hello")
+        await server.refresh()
+        assert server.host.get("hello").state.value == "active"
+        async with PluginService(trusted, start=False) as cli:
+            await cli.uninstall("hello")
+        assert await server.refresh() == ["hello"]
+        assert "hello" not in server.host.registry
+
+
+async def test_refresh_interval_runs_in_the_background(trusted, make_package):
+    import asyncio
+
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted, refresh_interval=0.05) as server:
+        async with PluginService(trusted, start=False) as cli:
+            await cli.install(make_package("hello"))
+        deadline = asyncio.get_running_loop().time() + 10
+        while (record := server.host.registry.find("hello")) is None or \
+                record.state.value != "active":
+            assert asyncio.get_running_loop().time() < deadline, "refresh never ran"
+            await asyncio.sleep(0.02)
+
+
+async def test_config_and_permissions_pass_through_to_the_live_managers(service, make_package):
+    await service.install(make_package("hello", extra="""
+        permissions = ["net:api.example.com"]
+        [config.schema]
+        type = "object"
+        [config.schema.properties.greeting]
+        type = "string"
+        [config.schema.properties.token]
+        type = "string"
+        writeOnly = true
+        [config.defaults]
+        greeting = "hi"
+    """))
+    current = await service.config("hello")
+    assert (current["config"]["greeting"], current["version"]) == ("hi", 1)  # 1: install
+    changed = await service.set_config("hello", {"greeting": "hello", "token": "s3cret"},
+                                       actor="test")
+    assert changed["config"] == {"greeting": "hello", "token": "***"}
+    assert (await service.config("hello", redact=False))["config"]["token"] == "s3cret"
+    with pytest.raises(PlughostError) as info:
+        await service.set_config("hello", {"greeting": 5})
+    assert info.value.code == "config.invalid"
+    history = await service.config_history("hello")
+    assert [(h["version"], h["action"], h["actor"]) for h in history] == [
+        (1, "install", "install"), (2, "set", "test")]
+    # One source of truth: the live managers wrote the plughost database.
+    stored = await asyncio.to_thread(service.repository.get_config, "hello")
+    assert (stored.revision, stored.config) == (2, {"greeting": "hello", "token": "s3cret"})
+    restored = await service.restore_config("hello", 1)
+    assert restored["version"] == 3 and restored["config"]["greeting"] == "hi"
+    await service.set_config("hello", {"greeting": "hello"})
+    assert await service.grants("hello") == ["net:api.example.com"]
+    assert await service.revoke("hello", "net:api.example.com") == []
+    assert await service.grant("hello", "net:*.example.org") == ["net:*.example.org"]
+    rows = await asyncio.to_thread(service.repository.list_grants, "hello")
+    assert [g.scope for g in rows] == ["net:*.example.org"]
+    detail = await service.get("hello")
+    assert detail.grants == ("net:*.example.org",) and detail.config["greeting"] == "hello"
+    await service.uninstall("hello")
+    assert service.services.permissions.grants("hello") == []
+    with pytest.raises(PlughostError) as info:
+        await service.grants("hello")
+    assert info.value.code == "plugin.not_found"
+
+
+async def test_grants_live_in_the_database_and_are_enforced_at_once(service, make_package,
+                                                                    state_snapshot):
+    perms = service.services.permissions
+    await service.install(make_package("hello", "1.0.0",
+                                       extra='permissions = ["net:api.example.com"]'))
+    rows = await asyncio.to_thread(service.repository.list_grants, "hello")
+    assert [g.scope for g in rows] == ["net:api.example.com"]
+    assert perms.allowed("hello", "net", "api.example.com:443")
+    assert not perms.allowed("hello", "net", "other.example.com:443")
+    # An update declaring a new scope grants it in its own transaction, effective at once.
+    await service.update("hello", make_package(
+        "hello", "1.1.0", extra='permissions = ["net:api.example.com", "fs:read:/srv/data"]'))
+    assert perms.allowed("hello", "fs:read", "/srv/data/x")
+    # A failed update declaring another scope leaves no grant behind.
+    before = state_snapshot(service.settings, service)
+    broken = make_package("hello", "2.0.0", extra='permissions = ["net:*"]', code="""
+        from plughost.sdk import Plugin
+
+        class Main(Plugin):
+            def activate(self, ctx):
+                raise RuntimeError("no")
+    """)
+    with pytest.raises(PlughostError):
+        await service.update("hello", broken)
+    assert state_snapshot(service.settings, service) == before
+    assert not perms.allowed("hello", "net", "evil.example:443")
+
+
+async def test_refresh_picks_up_grants_and_config_changed_elsewhere(trusted, make_package):
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted) as server:
+        await server.install(make_package("hello", extra="""
+            [config.defaults]
+            greeting = "hi"
+        """))
+        async with PluginService(trusted, start=False) as cli:
+            await cli.grant("hello", "net:api.example.com", actor="cli")
+            await cli.set_config("hello", {"greeting": "hey"}, actor="cli")
+        rows = await asyncio.to_thread(server.repository.list_grants, "hello")
+        assert [g.scope for g in rows] == ["net:api.example.com"]  # one database for both
+        assert "hello" in await server.refresh()
+        assert server.services.permissions.allowed("hello", "net", "api.example.com:443")
+        ctx = server.host.get("hello").context
+        assert ctx.config["greeting"] == "hey"
+
+
+async def test_permission_decisions_are_audited_beside_install_events(service, make_package):
+    await service.install(make_package("hello", extra='permissions = ["net:api.example.com"]'))
+    await service.grant("hello", "fs:read:/srv", actor="ops", reason="needs the data")
+    assert not service.services.permissions.allowed("hello", "net", "evil.example:443")
+    import contextlib
+
+    from plughost.errors import PermissionDenied
+
+    with contextlib.suppress(PermissionDenied):
+        service.services.permissions.check("hello", "net", "evil.example:443")
+    actions = [(e["action"], e["outcome"]) for e in await service.audit(plugin_id="hello")]
+    assert ("permission.grant", "ok") in actions
+    assert ("permission.check", "denied") in actions
+    assert ("plugin.install", "ok") in actions
+    events = service.services.permissions.audit.query(plugin="hello", action="grant")
+    assert ("fs:read:/srv", "ops", "needs the data") in [(e.scope, e.actor, e.reason)
+                                                         for e in events]

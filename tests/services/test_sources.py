@@ -1,0 +1,72 @@
+"""Package sources: local files and the address rules for URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from plughost.errors import DownloadError, InstallError
+from plughost.services.sources import FetchPolicy, fetch, is_public_address, is_url
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1",
+    "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1",
+    "::ffff:169.254.169.254", "2002:7f00:1::", "64:ff9b::a9fe:a9fe",
+])
+def test_non_public_addresses_are_recognised(address: str) -> None:
+    assert not is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8"])
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert is_public_address(ipaddress.ip_address(address))
+
+
+def test_is_url_tells_urls_from_paths(tmp_path: Path) -> None:
+    assert is_url("https://example.com/p.zip")
+    assert not is_url("plugins/p.zip")
+    assert not is_url(tmp_path / "p.zip")
+
+
+def test_local_file_is_copied_and_hashed(tmp_path: Path) -> None:
+    src = tmp_path / "p.zip"
+    src.write_bytes(b"x" * 1000)
+    fetched = fetch(src, tmp_path / "copy.zip", FetchPolicy(max_size=10_000))
+    assert fetched.sha256 == hashlib.sha256(b"x" * 1000).hexdigest()
+    assert (fetched.size, fetched.source) == (1000, "local")
+    assert (tmp_path / "copy.zip").read_bytes() == src.read_bytes()
+
+
+def test_local_file_over_the_limit_is_refused_before_copying(tmp_path: Path) -> None:
+    src = tmp_path / "p.zip"
+    src.write_bytes(b"x" * 1000)
+    with pytest.raises(InstallError) as info:
+        fetch(src, tmp_path / "copy.zip", FetchPolicy(max_size=999))
+    assert info.value.code == "install.too_large"
+    assert not (tmp_path / "copy.zip").exists()
+
+
+def test_metadata_address_literal_is_refused_without_connecting(tmp_path: Path) -> None:
+    with pytest.raises(DownloadError) as info:
+        fetch("https://169.254.169.254/latest/meta-data/", tmp_path / "x.zip",
+              FetchPolicy(max_size=1000))
+    assert info.value.code == "download.address"
+    assert "link-local" in info.value.message
+
+
+def test_allowing_one_address_does_not_allow_others(tmp_path: Path) -> None:
+    policy = FetchPolicy(max_size=1000, allowed_addresses=frozenset({"10.0.0.5"}))
+    with pytest.raises(DownloadError) as info:
+        fetch("https://10.0.0.6/p.zip", tmp_path / "x.zip", policy)
+    assert info.value.code == "download.address"
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/p.zip", "file:///etc/passwd"])
+def test_other_schemes_are_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(DownloadError) as info:
+        fetch(url, tmp_path / "x.zip", FetchPolicy(max_size=1000, allow_http=True))
+    assert info.value.code == "download.scheme"
