@@ -16,6 +16,7 @@ A per-plugin policy overrides the global one.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import threading
 import time
@@ -69,6 +70,14 @@ T = TypeVar("T")
 HOST_VERSION = __version__
 
 ErrorPolicy = Callable[[PluginRecord, PlughostError], None]
+
+# Runtimes whose backends are optional extras, created on first use by a manifest that asks for
+# them: a host without wasmtime still starts, and a wasm plugin's load error names the extra.
+# Each value is "module:factory"; the factory takes ``home`` (Path | None) and ``on_event``
+# (a supervisor-event listener or None) and returns a Runtime.
+BUILTIN_RUNTIMES: dict[str, str] = {
+    "wasm": "plughost.runtimes.wasm:create_runtime",
+}
 
 
 def isolate(record: PluginRecord, error: PlughostError) -> None:
@@ -308,6 +317,13 @@ class PluginHost:
         return undo
 
     def runtime_for(self, manifest: Manifest) -> Runtime:
+        if manifest.runtime not in self._runtimes and manifest.runtime in BUILTIN_RUNTIMES:
+            module_name, _, factory = BUILTIN_RUNTIMES[manifest.runtime].partition(":")
+            module = importlib.import_module(module_name)  # ExtraNotInstalled names the extra
+            # a quarantine reported by the runtime's supervisor marks the plugin FAILED
+            self._runtimes[manifest.runtime] = getattr(module, factory)(
+                home=self.home, on_event=self._on_supervisor_event
+            )
         try:
             return self._runtimes[manifest.runtime]
         except KeyError:
