@@ -27,17 +27,17 @@ import asyncio
 import inspect
 import itertools
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from time import time as _now
-from typing import Any, Literal
+from typing import Any
 
 from plughost.core.monitoring import Monitor, MonitorSet
+from plughost.core.names import WhenFull, split_topic
 from plughost.core.tasks import OwnerTasks
-from plughost.errors import EventQueueFull, InvalidExport, TopicError
+from plughost.errors import EventQueueFull, InvalidExport
 
 __all__ = [
     "Event",
@@ -51,7 +51,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-WhenFull = Literal["block", "drop"]
 
 PermissionChecker = Callable[[str | None, str, str], None]
 """``checker(plugin_id_or_None, action, target)`` raises
@@ -120,25 +119,9 @@ def _make_event(id: str, type: str, source: str | None, topic: str, payload: Any
     return e
 
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
-def _split_topic(topic: str, *, pattern: bool) -> tuple[str, ...]:
-    what = "pattern" if pattern else "topic"
-    if not isinstance(topic, str) or not topic:
-        raise TopicError(f"Invalid {what} {topic!r}: use a dotted name such as 'chat.message'.")
-    parts = tuple(topic.split("."))
-    for part in parts:
-        if pattern and part in ("*", "#"):
-            continue
-        if not _SEGMENT.match(part):
-            hint = (
-                " Wildcards (* and #) are only allowed when subscribing."
-                if not pattern and part in ("*", "#") else
-                " Segments use letters, digits, '_' and '-', separated by single dots."
-            )
-            raise TopicError(f"Invalid {what} {topic!r}: bad segment {part!r}.{hint}")
-    return parts
+
 
 
 def _match(pat: tuple[str, ...], seg: tuple[str, ...], i: int = 0, j: int = 0) -> bool:
@@ -157,7 +140,7 @@ def _match(pat: tuple[str, ...], seg: tuple[str, ...], i: int = 0, j: int = 0) -
 
 def topic_matches(pattern: str, topic: str) -> bool:
     """Whether ``topic`` matches ``pattern`` (``*`` one segment, ``#`` any number)."""
-    return _match(_split_topic(pattern, pattern=True), _split_topic(topic, pattern=False))
+    return _match(split_topic(pattern, pattern=True), split_topic(topic, pattern=False))
 
 
 def _is_async_callable(fn: Any) -> bool:
@@ -422,7 +405,7 @@ class EventBus:
         queue, ``when_full`` is ``block`` or ``drop``). Returns the :class:`Subscription`, which
         is also the undo callable.
         """
-        parts = _split_topic(pattern, pattern=True)
+        parts = split_topic(pattern, pattern=True)
         if not callable(fn):
             raise InvalidExport(f"Subscriber for {pattern!r} is not callable: {fn!r}")
         if when_full not in ("block", "drop"):
@@ -474,7 +457,7 @@ class EventBus:
         return len(subs)
 
     def _resolve(self, topic: str) -> _Route:
-        segs = _split_topic(topic, pattern=False)
+        segs = split_topic(topic, pattern=False)
         subs = tuple(s for s in self._subs if s.pattern == topic or _match(s.parts, segs))
         if len(self._cache) >= 4096:  # topics can be unbounded (ids in them); stay bounded
             self._cache.clear()

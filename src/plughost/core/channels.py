@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from plughost.core.bus import PermissionChecker
-from plughost.core.commands import qualify
 from plughost.core.monitoring import Monitor, MonitorSet
+from plughost.core.names import qualify
 from plughost.core.tasks import OwnerTasks
 from plughost.errors import ChannelClosed, ChannelNotFound, CommandConflict, InvalidExport
 

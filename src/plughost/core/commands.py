@@ -30,6 +30,7 @@ from typing import Any
 
 from plughost.core.bus import PermissionChecker
 from plughost.core.monitoring import Monitor, MonitorSet
+from plughost.core.names import qualify
 from plughost.errors import (
     CommandArgumentsError,
     CommandConflict,
@@ -50,16 +51,7 @@ LazyResolver = Callable[[str], Awaitable[Any]]
 RemoteCommand = Callable[[Mapping[str, Any], float | None], Awaitable[Any]]
 
 
-def qualify(owner: str | None, name: str) -> str:
-    """The full command/channel name: ``<owner>.<name>`` unless already under the namespace.
 
-    The host (``owner=None``) registers names as given.
-    """
-    if not isinstance(name, str) or not name or any(c.isspace() for c in name):
-        raise InvalidExport(f"Invalid name {name!r}: use a non-empty dotted name without spaces.")
-    if owner is None or name.startswith(owner + "."):
-        return name
-    return f"{owner}.{name}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,13 @@ import heapq
 import inspect
 import itertools
 import operator
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from plughost.core.hookcall import ASYNC, ASYNC_GEN, REMOTE, SYNC, SYNC_GEN
 from plughost.core.hookspecs import HookSpec
-from plughost.errors import HookOrderCycle, HookSignatureError, InvalidExport
+from plughost.errors import HookOrderCycle, HookSignatureError
 
 __all__ = ["HookImpl", "RemoteCall", "order_impls"]
 
@@ -281,24 +281,3 @@ def _find_cycle(nodes: list[int], succ: list[set[int]]) -> list[int]:
         else:
             return path[on_path[node]:]
     return sorted(remaining)  # unreachable for a real cycle; keeps the message useful
-
-
-def _impl_options(where: str, priority: float, tryfirst: bool, trylast: bool,
-                  before: Iterable[str] | str, after: Iterable[str] | str, wrapper: bool,
-                  timeout: float | None) -> dict[str, Any]:
-    if tryfirst and trylast:
-        raise InvalidExport(f"{where}: tryfirst and trylast are exclusive; choose one.")
-    if isinstance(priority, bool) or not isinstance(priority, int | float):
-        raise InvalidExport(f"{where}: priority must be a number, got {priority!r}.")
-    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-        raise InvalidExport(f"{where}: timeout must be a positive number, got {timeout!r}.")
-    b = (before,) if isinstance(before, str) else tuple(before)
-    a = (after,) if isinstance(after, str) else tuple(after)
-    for x in (*b, *a):
-        if not isinstance(x, str) or not x:
-            raise InvalidExport(f"{where}: before/after must name plugin ids, got {x!r}.")
-    return {
-        "priority": priority, "tryfirst": bool(tryfirst), "trylast": bool(trylast),
-        "before": b, "after": a, "wrapper": bool(wrapper),
-        "timeout": float(timeout) if timeout is not None else None,
-    }

@@ -55,7 +55,6 @@ from plughost.core.hookimpls import (
     _check_fits,
     _classify,
     _impl_argnames,
-    _impl_options,
     _positional,
     _remote_adapter,
     order_impls,
@@ -68,6 +67,7 @@ from plughost.core.hookspecs import (
     hookspec,
 )
 from plughost.core.monitoring import Monitor, MonitorSet
+from plughost.core.names import impl_options
 from plughost.core.tasks import OwnerTasks
 from plughost.errors import (
     HookCallError,
@@ -538,7 +538,7 @@ class HookRegistry:
         impl = HookImpl(
             hook=name, plugin_id=plugin_id, function=function, label=label,
             argnames=_impl_argnames(function, where), kind=kind,
-            **_impl_options(where, priority, tryfirst, trylast, before, after, wrapper, timeout),
+            **impl_options(where, priority, tryfirst, trylast, before, after, wrapper, timeout),
         )
         return self.register_impl(impl)
 
@@ -570,7 +570,7 @@ class HookRegistry:
         impl = HookImpl(
             hook=name, plugin_id=plugin_id, remote=call, label=label, kind=REMOTE,
             argnames=tuple(args) if args is not None else None,
-            **_impl_options(where, priority, tryfirst, trylast, before, after, False, timeout),
+            **impl_options(where, priority, tryfirst, trylast, before, after, False, timeout),
         )
         return self.register_impl(impl)
 

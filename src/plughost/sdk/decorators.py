@@ -23,15 +23,12 @@ runtime resolves on the plugin object (``PluginInstance.local_callable``) or cal
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import MappingProxyType, ModuleType
 from typing import Any, TypeVar
 
-from plughost.core.bus import WhenFull, _split_topic
-from plughost.core.commands import qualify
-from plughost.core.hookimpls import _impl_options
+from plughost.core.names import WhenFull, impl_options, qualify, split_topic
 from plughost.errors import InvalidExport
 from plughost.runtimes.base import Export, ExportKind
 
@@ -96,7 +93,7 @@ def hookimpl(
     if not isinstance(name, str) or not name:
         raise InvalidExport(f"@hookimpl needs an extension point name, got {name!r}.")
     where = f"@hookimpl({name!r})"
-    opts = _impl_options(where, priority, tryfirst, trylast, before, after, wrapper, timeout)
+    opts = impl_options(where, priority, tryfirst, trylast, before, after, wrapper, timeout)
     options: dict[str, Any] = {"priority": opts["priority"]}
     for key in ("tryfirst", "trylast", "wrapper"):
         if opts[key]:
@@ -117,7 +114,7 @@ def on(pattern: str, *, queue: int | None = None, when_full: WhenFull = "block"
     For async handlers, ``queue`` bounds the handler's queue and ``when_full`` says what happens
     when it is full: ``block`` (the emitter waits) or ``drop`` (discard and count).
     """
-    _split_topic(pattern, pattern=True)
+    split_topic(pattern, pattern=True)
     if when_full not in ("block", "drop"):
         raise InvalidExport(f"@on({pattern!r}): when_full must be 'block' or 'drop', "
                             f"got {when_full!r}.")
@@ -152,13 +149,13 @@ def _members(obj: Any) -> list[tuple[str, Any]]:
     """``(attribute name, raw function)`` in definition order, base classes first."""
     if isinstance(obj, ModuleType):
         return list(vars(obj).items())
-    cls = obj if inspect.isclass(obj) else type(obj)
+    cls = obj if isinstance(obj, type) else type(obj)
     seen: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
         for attr, value in vars(klass).items():
             seen.pop(attr, None)  # an override moves to the subclass's position
             seen[attr] = value
-    if not inspect.isclass(obj) and hasattr(obj, "__dict__"):
+    if not isinstance(obj, type) and hasattr(obj, "__dict__"):
         for attr, value in vars(obj).items():
             if hasattr(value, EXPORTS_ATTR):
                 seen[attr] = value
