@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from plughost.errors import DownloadError, ExtraNotInstalled, InstallError
+from plughost.security.addresses import IPAddress, is_public_address, unwrap
 
 __all__ = [
     "FetchPolicy",
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 #: ``store``; ``total`` is ``None`` when unknown.
 Progress = Callable[[str, int, int | None], None]
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 256 * 1024
 
@@ -90,25 +89,8 @@ def is_url(source: str | Path) -> bool:
     return isinstance(source, str) and "://" in source
 
 
-def _unwrap(ip: IPAddress) -> IPAddress:
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped
-        if ip.sixtofour is not None:
-            return ip.sixtofour
-        if ip in _NAT64:
-            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return ip
-
-
-def is_public_address(ip: IPAddress) -> bool:
-    """Whether an address is globally routable (and not multicast), looking through IPv6 wraps."""
-    inner = _unwrap(ip)
-    return inner.is_global and not inner.is_multicast
-
-
 def _describe(ip: IPAddress) -> str:
-    inner = _unwrap(ip)
+    inner = unwrap(ip)
     for attr, name in (("is_loopback", "loopback"), ("is_link_local", "link-local (metadata)"),
                        ("is_private", "private"), ("is_multicast", "multicast"),
                        ("is_unspecified", "unspecified"), ("is_reserved", "reserved")):
@@ -190,7 +172,7 @@ def _resolve_checked(host: str, port: int, policy: FetchPolicy, url: str) -> str
         for text in addresses:
             ip = ipaddress.ip_address(text.split("%", 1)[0])
             if not is_public_address(ip) and str(ip) not in policy.allowed_addresses \
-                    and str(_unwrap(ip)) not in policy.allowed_addresses:
+                    and str(unwrap(ip)) not in policy.allowed_addresses:
                 via = f" ({host} resolves to it)" if host != text else ""
                 raise DownloadError(
                     f"refusing to fetch {url}: {text} is a {_describe(ip)} address{via}. "

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from plughost.errors import ExtraNotInstalled, HttpServiceError
+from plughost.security.addresses import IPAddress, is_public_address, unwrap
 from plughost.security.permissions import PermissionManager
 from plughost.security.scopes import Scope, canonical_host
 
@@ -39,7 +40,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["HttpOptions", "HttpService", "is_public_address"]
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 RequestInterceptor = Callable[
     [httpx.Request], "httpx.Request | Awaitable[httpx.Request | None] | None"
 ]
@@ -48,7 +48,6 @@ ResponseInterceptor = Callable[
 ]
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
-_NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 
 
@@ -71,24 +70,6 @@ class HttpOptions:
     max_redirects: int = 5
     retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({502, 503, 504}))
     user_agent: str = "plughost"
-
-
-def _unwrap(ip: IPAddress) -> IPAddress:
-    """The IPv4 address hidden in an IPv4-mapped, 6to4 or NAT64 IPv6 address, else ``ip``."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped
-        if ip.sixtofour is not None:
-            return ip.sixtofour
-        if ip in _NAT64:
-            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return ip
-
-
-def is_public_address(ip: IPAddress) -> bool:
-    """Whether an address is globally routable (and not multicast), looking through IPv6 wraps."""
-    inner = _unwrap(ip)
-    return inner.is_global and not inner.is_multicast
 
 
 async def _system_resolver(host: str, port: int) -> list[str]:
@@ -301,7 +282,7 @@ class HttpService:
             ip = ipaddress.ip_address(text.split("%", 1)[0])
             if is_public_address(ip):
                 continue
-            inner = _unwrap(ip)
+            inner = unwrap(ip)
 
             def names(rule: Scope, ip: IPAddress = ip, inner: IPAddress = inner) -> bool:
                 return (
