@@ -13,7 +13,9 @@ class LocalMusicSource(Plugin):
 
     def search(self, query: str) -> list[dict[str, Any]]:
         q = query.casefold()
-        return [t for t in self.library if q in t["title"].casefold() or q in t["artist"].casefold()]
+        return [
+            t for t in self.library if q in t["title"].casefold() or q in t["artist"].casefold()
+        ]
 
     def track(self, track_id: str) -> dict[str, Any] | None:
         return next((t for t in self.library if t["id"] == track_id), None)
