@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -154,6 +156,19 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+@contextmanager
+def _opened(
+    home: Path | None, plugins_dir: list[Path] | None, plugin_id: str, store: str | None,
+    server: str | None, token: str | None,
+) -> Iterator[ConfigManager]:
+    """The config manager for one command, closed when the command is done."""
+    manager = _manager(home, plugins_dir, plugin_id, store, server, token)
+    try:
+        yield manager
+    finally:
+        manager.close()
+
+
 def _record_dict(r: ConfigRecord) -> dict[str, Any]:
     return {
         "version": r.version,
@@ -174,18 +189,17 @@ def get(
     as_json: JsonOption = False,
 ) -> None:
     """Show a plugin's effective configuration (secrets as ***)."""
-    with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id, store, server, token)
-        try:
-            data: dict[str, Any] = {
-                "plugin_id": plugin_id,
-                "version": manager.version(plugin_id),
-                "config": manager.get(plugin_id),
-                "settings": manager.settings(plugin_id),
-                "problems": [p.to_dict() for p in manager.problems(plugin_id)],
-            }
-        finally:
-            manager.close()
+    with (
+        handle_errors(as_json=as_json),
+        _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
+    ):
+        data: dict[str, Any] = {
+            "plugin_id": plugin_id,
+            "version": manager.version(plugin_id),
+            "config": manager.get(plugin_id),
+            "settings": manager.settings(plugin_id),
+            "problems": [p.to_dict() for p in manager.problems(plugin_id)],
+        }
     if as_json:
         print_json(data)
         return
@@ -225,14 +239,11 @@ def set_(
         from plughost.services.config import merge_patch
 
         values = merge_patch(values, parse_assignments(assignments or []))
-        manager = _manager(home, plugins_dir, plugin_id, store, server, token)
-        try:
+        with _opened(home, plugins_dir, plugin_id, store, server, token) as manager:
             if replace:
                 record = run_async(lambda: manager.replace(plugin_id, values, actor="cli"))
             else:
                 record = run_async(lambda: manager.set(plugin_id, values, actor="cli"))
-        finally:
-            manager.close()
     _done(record, as_json)
 
 
@@ -255,12 +266,11 @@ def reset(
     as_json: JsonOption = False,
 ) -> None:
     """Go back to the defaults (recorded as a new version)."""
-    with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id, store, server, token)
-        try:
-            record = run_async(lambda: manager.reset(plugin_id, actor="cli"))
-        finally:
-            manager.close()
+    with (
+        handle_errors(as_json=as_json),
+        _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
+    ):
+        record = run_async(lambda: manager.reset(plugin_id, actor="cli"))
     _done(record, as_json)
 
 
@@ -274,12 +284,11 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Every accepted configuration change, oldest first (secrets as ***)."""
-    with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id, store, server, token)
-        try:
-            records = manager.history(plugin_id)
-        finally:
-            manager.close()
+    with (
+        handle_errors(as_json=as_json),
+        _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
+    ):
+        records = manager.history(plugin_id)
     if as_json:
         print_json({"plugin_id": plugin_id, "history": [_record_dict(r) for r in records]})
         return
@@ -302,12 +311,11 @@ def restore(
     as_json: JsonOption = False,
 ) -> None:
     """Make an earlier version current again (recorded as a new version)."""
-    with handle_errors(as_json=as_json):
-        manager = _manager(home, plugins_dir, plugin_id, store, server, token)
-        try:
-            record = run_async(lambda: manager.restore(plugin_id, version, actor="cli"))
-        finally:
-            manager.close()
+    with (
+        handle_errors(as_json=as_json),
+        _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
+    ):
+        record = run_async(lambda: manager.restore(plugin_id, version, actor="cli"))
     _done(record, as_json)
 
 
