@@ -75,7 +75,10 @@ class PermissionSet:
     def check(self, kind: str, target: str = "") -> bool:
         """``True`` if ``kind`` on ``target`` is allowed. File paths are resolved first."""
         if kind in _PATH_KINDS:
-            target = os.path.realpath(target)
+            real = _realpath(target)
+            if real is None:
+                return False
+            target = real
         key = (kind, target)
         decision = self._cache.get(key)
         if decision is None:
@@ -90,7 +93,10 @@ class PermissionSet:
         if kind not in KINDS:
             return False, None, f"unknown permission kind {kind!r}"
         if kind in _PATH_KINDS:
-            target = os.path.realpath(target)
+            real = _realpath(target)
+            if real is None:
+                return False, None, "the path changed while it was being resolved"
+            target = real
         for rule in self._deny.get(kind, ()):
             if rule.matches(target):
                 return False, rule, f"denied by rule {rule}"
@@ -99,6 +105,20 @@ class PermissionSet:
                 return True, rule, f"allowed by {rule}"
         what = f"{kind} {target}".strip()
         return False, None, f"no grant covers {what}"
+
+    def grant_root(self, kind: str, path: str) -> str | None:
+        """For a path kind: the deepest granted directory that allows ``path`` (already
+        resolved), or ``None`` when the access is not allowed. File access opens this directory
+        and walks beneath it (:mod:`plughost.security.beneath`), so what is opened can only lie
+        inside the grant that allowed it."""
+        if kind not in _PATH_KINDS or not os.path.isabs(path):
+            return None
+        # ``path`` is already resolved: matched as given, not resolved again (that would be a
+        # second, racy look at the filesystem).
+        if any(rule.matches(path) for rule in self._deny.get(kind, ())):
+            return None
+        roots = [rule.pattern for rule in self._allow.get(kind, ()) if rule.matches(path)]
+        return max(roots, key=len) if roots else None
 
     def allows_explicitly(self, kind: str, predicate: Callable[[Scope], bool]) -> bool:
         """Whether a non-denied allow rule of ``kind`` satisfies ``predicate`` (used for SSRF)."""
@@ -110,6 +130,15 @@ class PermissionSet:
         return [s for rules in self._deny.values() for s in rules] + [
             s for rules in self._allow.values() for s in rules
         ]
+
+
+def _realpath(path: str) -> str | None:
+    """``os.path.realpath``, or ``None`` when the path changes while it is being resolved (a
+    component swapped between ``lstat`` and ``readlink``): such a target is denied."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return None
 
 
 def _by_kind(scopes: Iterable[Scope]) -> dict[str, tuple[Scope, ...]]:
@@ -335,6 +364,20 @@ class PermissionManager:
         pset = self._sets.get(plugin_id) or self.permission_set(plugin_id)
         if not pset.check(kind, target):
             self.deny(plugin_id, kind, target, pset.explain(kind, target)[2])
+
+    def check_path(self, plugin_id: str, kind: str, path: str) -> str:
+        """Check a resolved path like :meth:`check`; return the granted directory to open it
+        beneath (see :meth:`PermissionSet.grant_root`)."""
+        pset = self._sets.get(plugin_id) or self.permission_set(plugin_id)
+        root = pset.grant_root(kind, path)
+        if root is None:
+            denied = next(
+                (r for r in pset.rules if r.deny and r.kind == kind and r.matches(path)), None
+            )
+            reason = f"denied by rule {denied}" if denied else f"no grant covers {kind} {path}"
+            self.deny(plugin_id, kind, path, reason)
+        assert root is not None
+        return root
 
     def deny(
         self, plugin_id: str, kind: str, target: str, reason: str, *, severity: str = "warning"
