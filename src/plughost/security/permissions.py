@@ -63,13 +63,23 @@ class PermissionSet:
 
     :param allow: allow rules (grants, implicit grants).
     :param deny: deny rules.
+    :param private: storage namespaces no rule can open: the private namespaces of the *other*
+        plugins (each plugin's own namespace is its id), so no grant — ``storage:*``,
+        ``storage:kv-*`` or even the exact name — reaches another plugin's storage.
     """
 
-    __slots__ = ("_allow", "_cache", "_deny")
+    __slots__ = ("_allow", "_cache", "_deny", "_private")
 
-    def __init__(self, allow: Iterable[Scope] = (), deny: Iterable[Scope] = ()) -> None:
+    def __init__(
+        self,
+        allow: Iterable[Scope] = (),
+        deny: Iterable[Scope] = (),
+        *,
+        private: Iterable[str] = (),
+    ) -> None:
         self._allow: dict[str, tuple[Scope, ...]] = _by_kind(allow)
         self._deny: dict[str, tuple[Scope, ...]] = _by_kind(deny)
+        self._private = frozenset(private)
         self._cache: dict[tuple[str, str], bool] = {}
 
     def check(self, kind: str, target: str = "") -> bool:
@@ -97,6 +107,11 @@ class PermissionSet:
             if real is None:
                 return False, None, "the path changed while it was being resolved"
             target = real
+        if kind == "storage" and target in self._private:
+            return False, None, (
+                f"{target!r} is the private storage namespace of the plugin {target}; only that "
+                "plugin can use it (share data through a namespace that is no plugin's id)"
+            )
         for rule in self._deny.get(kind, ()):
             if rule.matches(target):
                 return False, rule, f"denied by rule {rule}"
@@ -240,6 +255,7 @@ class PermissionManager:
         """
         parsed = parse_scopes(scopes, plugin_id=plugin_id)
         with self._lock:
+            self._learn(plugin_id)
             before = set(self.declared(plugin_id))
             self.store.set_declared(plugin_id, [str(s) for s in parsed])
             if apply_policy:
@@ -272,6 +288,7 @@ class PermissionManager:
         """Grant a scope (``!scope`` adds a deny rule). Audited; takes effect at once."""
         parsed = parse_scope(scope)
         with self._lock:
+            self._learn(plugin_id)
             self.store.add_grant(plugin_id, str(parsed), actor)
             self._sets.pop(plugin_id, None)
         self.audit.record(
@@ -322,6 +339,7 @@ class PermissionManager:
         """
         parsed = [parse_scope(s) for s in scopes]
         with self._lock:
+            self._learn(plugin_id)
             self._implicit[plugin_id] = parsed
             self._sets.pop(plugin_id, None)
 
@@ -342,6 +360,17 @@ class PermissionManager:
             self._implicit.pop(plugin_id, None)
             self._sets.pop(plugin_id, None)
 
+    def _known_plugins(self) -> set[str]:
+        """Every plugin this manager knows (declared, granted or running): whose storage
+        namespaces are private."""
+        return set(self.store.plugins()) | set(self._implicit)
+
+    def _learn(self, plugin_id: str) -> None:
+        """A plugin not known before: every other plugin's compiled rules must now keep out of
+        its storage namespace, so they are rebuilt."""
+        if plugin_id not in self._implicit and plugin_id not in self.store.plugins():
+            self._sets.clear()
+
     # ---- checks
 
     def permission_set(self, plugin_id: str) -> PermissionSet:
@@ -352,7 +381,8 @@ class PermissionManager:
                 rules = self.grants(plugin_id)
                 allow = [s for s in rules if not s.deny] + self._implicit.get(plugin_id, [])
                 deny = [s for s in rules if s.deny]
-                pset = self._sets[plugin_id] = PermissionSet(allow, deny)
+                others = self._known_plugins() - {plugin_id}
+                pset = self._sets[plugin_id] = PermissionSet(allow, deny, private=others)
         return pset
 
     def allowed(self, plugin_id: str, kind: str, target: str = "") -> bool:
@@ -383,6 +413,9 @@ class PermissionManager:
         self, plugin_id: str, kind: str, target: str, reason: str, *, severity: str = "warning"
     ) -> None:
         """Audit a denial and raise :class:`PermissionDenied` (also used by the services)."""
+        # A target may come from a plugin and hold anything (a lone surrogate cannot be stored
+        # as text): keep it readable and storable.
+        target = target.encode("utf-8", "backslashreplace").decode("utf-8")[:4096]
         self.audit.record(
             plugin_id,
             "check",
