@@ -92,7 +92,9 @@ class ProcessRuntime:
     """Loads ``runtime = "process"`` plugins. One per host; instances are independent."""
 
     name = "process"
-    enforces: frozenset[str] = frozenset({"timeout", "memory", "cpu", "open_files", "output"})
+    enforces: frozenset[str] = frozenset(
+        {"timeout", "memory", "cpu", "open_files", "output", "processes"}
+    )
 
     def __init__(
         self,
@@ -314,7 +316,7 @@ class ProcessInstance:
                 "namespaces): its own sockets are not restricted; host.http is still checked",
                 self._id,
             )
-        if python_child:
+        if python_child and not plan.enabled:
             self.runtime._want_spare()  # the next Python plugin (or restart) starts warm
 
     async def _watch(self, session: Session) -> None:
