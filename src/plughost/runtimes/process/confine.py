@@ -367,6 +367,9 @@ _ETC = (
 )
 
 
+_PROC = ("meminfo", "cpuinfo", "stat", "loadavg", "uptime", "version", "filesystems", "sys")
+
+
 def _prefix_of(program: str) -> str:
     """The installation a program belongs to: ``/opt/node`` for ``/opt/node/bin/node``."""
     real = os.path.dirname(os.path.realpath(program))
@@ -384,7 +387,9 @@ def _runtime_rules(argv0: str, python: str) -> list[tuple[str, int]]:
     rules += [(os.path.abspath(p), READ) for p in sys.path if p and os.path.isdir(p)]
     rules += [(f"/etc/{name}", READ) for name in _ETC]
     rules += [
-        ("/proc", READ),  # other processes' private entries stay closed: Landlock scopes ptrace
+        # /proc/self is added in the child (it names the child there); of the rest of /proc
+        # only what describes the machine, never another process.
+        *((f"/proc/{name}", READ) for name in _PROC),
         ("/sys/devices/system/cpu", READ),
         ("/sys/fs/cgroup", READ),
         ("/dev/null", WRITE),
@@ -576,6 +581,9 @@ class Jail:
     def preexec(self) -> None:
         """Restrict the filesystem and process creation (last, just before ``exec``)."""
         libc = _libc()
+        if self._ruleset_fd >= 0:
+            with contextlib.suppress(OSError):
+                self._add_rule("/proc/self", READ)  # /proc/<this child's pid>
         if self._ruleset_fd >= 0 or self._seccomp is not None:
             libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         restrict = _SYS_LANDLOCK_RESTRICT_SELF
@@ -610,8 +618,9 @@ class Jail:
             parts.append("landlock")
         if self._seccomp is not None:
             parts.append("seccomp")
-        text = "+".join(parts) or "none"
-        return "; ".join([text, *self.missing])
+        if not parts:
+            return "none: " + ("; ".join(self.missing) or "not on Linux")
+        return "; ".join(["+".join(parts), *self.missing])
 
     def processes(self) -> int | None:
         """Tasks (processes and threads) now in the plugin's cgroup."""
