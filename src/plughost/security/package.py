@@ -385,7 +385,7 @@ def _read_meta(archive: SafeArchive, name: str, cap: int, code: str) -> bytes:
     if entry.size > cap:
         raise PackageError(f"{name} is {entry.size} bytes; at most {cap} are allowed.",
                            code=code, details={"entry": name})
-    return archive.read(name)
+    return archive.read(name, max_size=cap)
 
 
 def open_package(path: Path | str, limits: ArchiveLimits = DEFAULT_LIMITS) -> Package:

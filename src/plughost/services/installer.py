@@ -264,7 +264,8 @@ class Installer:
         package: Package | None = None
         try:
             t0 = time.perf_counter()
-            fetched = fetch(source, workdir / "package.zip", self.fetch_policy, progress)
+            fetched = fetch(source, workdir / "package.zip", self.fetch_policy, progress,
+                            limits=self.archive_limits)
             timings["fetch"] = time.perf_counter() - t0
             crash_point("install.after_stage")
             t0 = time.perf_counter()
