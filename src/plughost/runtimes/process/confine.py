@@ -298,33 +298,45 @@ class Grants:
     spawn: bool = False
 
 
-def _allowed(check: Callable[[str, str], None], kind: str, target: str) -> bool:
-    try:
-        check(kind, target)
-    except PermissionDenied:
-        return False
-    return True
+Query = Callable[[str, str], bool]
+"""``allowed(kind, target)``: whether the plugin's permission policy grants it."""
 
 
-def granted_access(permissions: Iterable[str], check: Callable[[str, str], None]) -> Grants:
-    """The ``fs:`` directories and ``process:spawn`` the manifest declares *and* ``check``
-    (the plugin's permission policy: raise :class:`PermissionDenied` or return) allows.
+def query_from_check(check: Callable[[str, str], None]) -> Query:
+    """A :data:`Query` from a check that raises :class:`PermissionDenied` when refused."""
+
+    def allowed(kind: str, target: str) -> bool:
+        try:
+            check(kind, target)
+        except PermissionDenied:
+            return False
+        return True
+
+    return allowed
+
+
+def granted_access(permissions: Iterable[str], allowed: Query) -> Grants:
+    """The ``fs:`` directories and ``process:spawn`` the manifest declares *and* the plugin's
+    permission policy (``allowed``) grants.
 
     Directories are what Landlock can express; a wildcard or deny rule names none, and a grant
     the manifest does not declare is reachable through ``host.files`` only.
     """
     read: list[str] = []
     write: list[str] = []
+    spawn = False
     for text in permissions:
         try:
             scope = parse_scope(text)
         except Exception:  # the manifest was validated at install; ignore what is not a scope
             continue
-        if scope.deny or scope.is_wildcard or scope.kind not in ("fs:read", "fs:write"):
+        if scope.deny or scope.is_wildcard:
             continue
-        if _allowed(check, scope.kind, scope.pattern):
+        if scope.kind == "process:spawn":
+            spawn = spawn or allowed(scope.kind, "")
+        elif scope.kind in ("fs:read", "fs:write") and allowed(scope.kind, scope.pattern):
             (write if scope.kind == "fs:write" else read).append(scope.pattern)
-    return Grants(tuple(read), tuple(write), _allowed(check, "process:spawn", ""))
+    return Grants(tuple(read), tuple(write), spawn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,7 +450,12 @@ def plan_launch(instance: Any, argv0: str) -> Plan:
     check (``instance._check``, the plugin's grants) allows of what the manifest declares."""
     data_dir = None
     context = instance._context
+    allowed = query_from_check(instance._check)
     if context is not None:
+        with contextlib.suppress(PlughostError):
+            service: Any = getattr(context, "permissions", None)
+            if instance.runtime.check_for is None and callable(getattr(service, "allowed", None)):
+                allowed = service.allowed  # asks without writing a denial to the audit log
         try:
             raw = getattr(context, "data_dir", None)
         except PlughostError:  # a host without a home gives plugins no data directory
@@ -452,7 +469,7 @@ def plan_launch(instance: Any, argv0: str) -> Plan:
         argv0=argv0,
         python=instance.options.python,
         data_dir=data_dir,
-        grants=granted_access(getattr(manifest, "permissions", ()) or (), instance._check),
+        grants=granted_access(getattr(manifest, "permissions", ()) or (), allowed),
         processes=instance.limits.get("processes"),
         enabled=instance.options.confine,
     )
