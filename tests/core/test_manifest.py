@@ -758,7 +758,7 @@ def test_field_table_covers_the_native_keys() -> None:
     }
     limits = next(f for f in FIELDS if f.key == "limits")
     assert [c.key for c in limits.children] == [
-        "timeout", "memory", "cpu", "fuel", "open-files", "output"]
+        "timeout", "memory", "cpu", "fuel", "open-files", "output", "processes"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -932,3 +932,11 @@ def test_config_schema_may_refer_to_itself() -> None:
     }
     manifest = manifest_from_dict(with_(config={"schema": schema}))
     assert manifest.config_schema == schema
+
+
+@pytest.mark.parametrize("fmt,text", [("json", "[" * 30_000), ("toml", "a = " + "[" * 30_000)])
+def test_a_manifest_nested_too_deeply_is_a_syntax_problem_not_a_crash(fmt: str, text: str
+                                                                      ) -> None:
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(text, format=fmt)  # type: ignore[arg-type]
+    assert [p.code for p in info.value.problems] == ["manifest.syntax"]
