@@ -874,7 +874,8 @@ def test_committed_schema_is_up_to_date() -> None:
 
 
 def test_schema_is_valid_draft_2020_12_and_accepts_the_examples() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     schema = manifest_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
@@ -885,7 +886,8 @@ def test_schema_is_valid_draft_2020_12_and_accepts_the_examples() -> None:
 
 
 def test_schema_refuses_what_the_validator_refuses() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(manifest_json_schema())
     for bad in (with_(descripton="x"), with_(id="Bad Id"), with_(version="1.0"),
                 with_(runtime="pyton"), with_(limits={"fuel": 0}), with_(entry=None),

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from plughost.interfaces.http import ApiOptions
-from plughost.interfaces.http.app import _facade_has_access_methods
 from plughost.settings import HostSettings
 from tests.interfaces.http.conftest import Api, MakePackage, open_api
 
@@ -38,21 +37,19 @@ ROUTES = [
     ("GET", "/api/v1/tokens", "admin"),
     ("POST", "/api/v1/tokens", "admin"),
     ("DELETE", "/api/v1/tokens/nobody", "admin"),
+    # config and permissions
+    ("GET", "/api/v1/plugins/p/config", "viewer"),
+    ("GET", "/api/v1/plugins/p/config/history", "viewer"),
+    ("GET", "/api/v1/plugins/p/permissions", "viewer"),
+    ("GET", "/api/v1/permissions/requests", "viewer"),
+    ("GET", "/api/v1/security/audit", "viewer"),
+    ("PUT", "/api/v1/plugins/p/config", "operator"),
+    ("POST", "/api/v1/plugins/p/config/reset", "operator"),
+    ("POST", "/api/v1/plugins/p/config/restore", "operator"),
+    ("POST", "/api/v1/plugins/nobody/permissions/grant", "admin"),
+    ("POST", "/api/v1/plugins/nobody/permissions/revoke", "admin"),
+    ("POST", "/api/v1/permissions/requests/1/approve", "admin"),
 ]
-if _facade_has_access_methods(None):  # config and permission routes, once the facade has them
-    ROUTES += [
-        ("GET", "/api/v1/plugins/p/config", "viewer"),
-        ("GET", "/api/v1/plugins/p/config/history", "viewer"),
-        ("GET", "/api/v1/plugins/p/permissions", "viewer"),
-        ("GET", "/api/v1/permissions/requests", "viewer"),
-        ("GET", "/api/v1/security/audit", "viewer"),
-        ("PUT", "/api/v1/plugins/p/config", "operator"),
-        ("POST", "/api/v1/plugins/p/config/reset", "operator"),
-        ("POST", "/api/v1/plugins/p/config/restore", "operator"),
-        ("POST", "/api/v1/plugins/nobody/permissions/grant", "admin"),
-        ("POST", "/api/v1/plugins/nobody/permissions/revoke", "admin"),
-        ("POST", "/api/v1/permissions/requests/1/approve", "admin"),
-    ]
 ROLES = ["viewer", "operator", "admin"]
 
 
