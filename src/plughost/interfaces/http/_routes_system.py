@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from plughost.errors import RecordNotFound
 from plughost.interfaces.http._operations import operation_dict
+from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
     AuditPage,
     CommandIn,
@@ -29,8 +30,8 @@ from plughost.interfaces.tokens import Principal
 
 __all__ = ["probes", "router"]
 
-router = APIRouter()
-probes = APIRouter(tags=["health"])
+router = APIRouter(route_class=ApiRoute)
+probes = APIRouter(tags=["health"], route_class=ApiRoute)
 
 EVENT_KINDS = ("lifecycle", "operation", "plugin")
 

@@ -18,11 +18,16 @@ from plughost.interfaces.http._operations import OperationRunner
 from plughost.interfaces.tokens import Principal, TokenAuthority, role_allows
 from plughost.settings import HostSettings
 
-__all__ = ["ApiOptions", "ApiState", "api_state", "requires"]
+__all__ = ["ROLE_ATTRIBUTE", "ApiOptions", "ApiState", "api_state", "authenticate_request",
+           "requires"]
 
 log = logging.getLogger("plughost.server")
 
 _ANONYMOUS = Principal("anonymous", "admin", anonymous=True)
+
+#: Attribute of a :func:`requires` dependency naming the role its route needs (the route
+#: class reads it to authenticate before the body is read).
+ROLE_ATTRIBUTE = "plughost_role"
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,12 +200,25 @@ def api_state(request: Request) -> ApiState:
     return state
 
 
+def authenticate_request(request: Request, role: str) -> Principal:
+    """The caller of ``request``, checked to have ``role``; verified once per request (the
+    route class does it before the body is read, the dependency then finds it)."""
+    state = request.state
+    principal: Principal | None = getattr(state, "principal", None)
+    if principal is None or getattr(state, "principal_role", None) != role:
+        principal = api_state(request).authenticate(request, role)
+        state.principal = principal
+        state.principal_role = role
+    return principal
+
+
 def requires(role: str) -> Any:
     """A dependency returning the caller's :class:`Principal`, who must have ``role``."""
 
     async def dependency(request: Request) -> Principal:
         # async so it runs on the loop: verifying is a cached lookup, not worth a thread hop
-        return api_state(request).authenticate(request, role)
+        return authenticate_request(request, role)
 
     dependency.__name__ = f"requires_{role}"
+    setattr(dependency, ROLE_ATTRIBUTE, role)
     return Depends(dependency)

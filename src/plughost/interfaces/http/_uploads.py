@@ -103,18 +103,20 @@ def normalise_upload(upload: Path, manifest_text: str | None) -> Path:
     folder = work / "unpacked"
     inside: str | None = None
     if zipfile.is_zipfile(upload):
-        with zipfile.ZipFile(upload) as zf:
-            names = set(zf.namelist())
+        # Only the safe reader touches the zip: a malformed or hostile one is an ArchiveError
+        # (4xx) naming the problem, and the manifest inside is read under the archive limits.
+        with open_archive(upload) as archive:
+            names = set(archive.names())
             inside = next((n for n in MANIFEST_FILES if n in names), None)
             if given is not None and inside is not None:
-                _check_agrees(given, zf.read(inside), inside)
-        if INTEGRITY_FILE in names:
-            return upload  # built by `plughost pack`: the installer checks it as it is
-        if inside is None and given is None:
-            raise RequestInvalid(
-                f"the zip has no {' or '.join(MANIFEST_FILES)} at its root; add one, or send "
-                "the manifest as the form part 'manifest'", details={"field": "manifest"})
-        with open_archive(upload) as archive:
+                _check_agrees(given, archive.read(inside), inside)
+            if INTEGRITY_FILE in names:
+                return upload  # built by `plughost pack`: the installer checks it as it is
+            if inside is None and given is None:
+                raise RequestInvalid(
+                    f"the zip has no {' or '.join(MANIFEST_FILES)} at its root; add one, or "
+                    "send the manifest as the form part 'manifest'",
+                    details={"field": "manifest"})
             archive.extract(folder)
         folder.chmod(0o700)  # extracted trees are read-only; the manifest is added below
     else:
