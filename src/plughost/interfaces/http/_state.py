@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 
-from plughost.errors import AccessDenied, AuthenticationRequired
+from plughost.errors import AccessDenied, AuthenticationRequired, PlughostError
 from plughost.interfaces.http._cache import ReadCache
 from plughost.interfaces.http._events import EventBroker
 from plughost.interfaces.http._operations import OperationRunner
@@ -67,6 +67,7 @@ class ApiState:
         self.not_ready_reason = "starting: opening storage and loading plugins"
         self._undo: list[Callable[[], None]] = []
         self._started = False
+        self._probe: asyncio.Future[str] | None = None
 
     @property
     def authority(self) -> TokenAuthority:
@@ -133,6 +134,26 @@ class ApiState:
             except TimeoutError:
                 log.error("plugins did not stop within %.0f s of the shutdown; exiting anyway "
                           "(their deactivate did not finish)", self.options.shutdown_timeout)
+
+    async def storage_problem(self, timeout: float = 5.0) -> str:
+        """Why the database cannot serve requests right now ("" when it can): a ``SELECT 1``
+        through the pool, bounded by ``timeout``. Concurrent callers share one probe."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._ping_database())
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._probe), timeout)
+        except TimeoutError:
+            return f"the database did not answer within {timeout:g} s"
+
+    async def _ping_database(self) -> str:
+        database = getattr(self.service.repository, "database", None)
+        if database is None:
+            return ""
+        try:
+            await asyncio.to_thread(database.ping)
+        except PlughostError as exc:
+            return exc.message
+        return ""
 
     # -- auth ----------------------------------------------------------------------------
 
