@@ -469,6 +469,14 @@ def test_each_problem_is_reported_with_its_path_and_code(
 
 TEXT_CASES: list[tuple[str, str | bytes, str, list[tuple[str, str]]]] = [
     ("toml syntax", 'id = "a"\nversion = ', "toml", [("", "manifest.syntax")]),
+    ("json nested 30k deep", "[" * 30_000 + "]" * 30_000, "json",
+     [("", "manifest.too_deep")]),
+    ("json nested 900 deep (parses, too deep to walk)", '{"x-a": ' * 900 + "1" + "}" * 900,
+     "json", [("", "manifest.too_deep")]),
+    ("toml nested 5000 deep", "x-a = " + "[" * 5000 + "]" * 5000, "toml",
+     [("", "manifest.too_deep")]),
+    ("toml nested 65 deep", "x-a = " + "[" * 65 + "]" * 65, "toml",
+     [("", "manifest.too_deep")]),
     ("json syntax", '{"id": "a",}', "json", [("", "manifest.syntax")]),
     ("json NaN", '{"id": NaN}', "json", [("", "manifest.syntax")]),
     ("toml duplicate key", 'id = "a"\nid = "b"\n', "toml", [("", "manifest.duplicate_key")]),
