@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plughost.core.correlation import correlation_id
 from plughost.errors import (
     PlughostError,
     PluginActivationError,
@@ -515,6 +516,8 @@ class ProcessInstance:
         if session is None or not self._active or session.ended.done():
             session = await self._ready_session(timeout)
         self._stats["calls"] += 1
+        if self.sink is not None:  # lines logged during the call carry its correlation id
+            self.sink.correlation = correlation_id.get()
         try:
             return await session.request(
                 "plugin.call", {"target": target, "args": dict(kwargs or {})}, timeout
