@@ -665,6 +665,9 @@ def _parse(data: bytes | str, fmt: str, problems: Problems) -> Any:
     if fmt == "toml":
         try:
             return tomllib.loads(text)
+        except RecursionError:
+            problems.append(Problem("", "manifest.syntax", "invalid TOML: nested too deeply"))
+            return None
         except tomllib.TOMLDecodeError as exc:
             msg = str(exc)
             code = ("manifest.duplicate_key"
@@ -683,6 +686,9 @@ def _parse(data: bytes | str, fmt: str, problems: Problems) -> Any:
             return None
         except ValueError as exc:
             problems.append(Problem("", "manifest.syntax", f"invalid JSON: {exc}"))
+            return None
+        except RecursionError:
+            problems.append(Problem("", "manifest.syntax", "invalid JSON: nested too deeply"))
             return None
         before = len(problems)
         if _json_pairs_had_dups(parsed):
