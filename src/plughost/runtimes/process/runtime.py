@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plughost.core._manifest_checks import entry_problem
+from plughost.core.contract import Capability
 from plughost.core.correlation import correlation_id
 from plughost.errors import (
     PlughostError,
@@ -66,6 +68,7 @@ from plughost.runtimes.process.output import OutputSink
 from plughost.runtimes.process.protocol import ENV_SPARE, required_permission
 
 if TYPE_CHECKING:
+    from plughost.core.bus import Event
     from plughost.core.context import PluginContext
     from plughost.core.manifest import Manifest
 
@@ -96,6 +99,13 @@ class ProcessRuntime:
     enforces: frozenset[str] = frozenset(
         {"timeout", "memory", "cpu", "open_files", "output", "processes"}
     )
+    capabilities: frozenset[Capability] = frozenset({
+        Capability.CALL, Capability.HEALTH, Capability.EVENTS, Capability.STATE,
+        Capability.CONFIG,
+    })
+
+    def check_entry(self, entry: str, root: Path | None) -> str | None:
+        return entry_problem(self.name, entry, str(root) if root is not None else None)
 
     def __init__(
         self,
@@ -558,6 +568,18 @@ class ProcessInstance:
         session = await self._ready_session(self._timeout(None))
         session.notify("plugin.event", {"target": target, "args": dict(kwargs or {})})
 
+    async def deliver_event(self, target: str, event: Event) -> None:
+        """Deliver ``event`` to the subscription exported as ``target``."""
+        await self.call(target, {"event": event.to_dict()})
+
+    async def config_changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        """The plugin's ``on_config_change(old, new)``; raising refuses the change."""
+        try:
+            await self.call("on_config_change", {"old": dict(old), "new": dict(new)})
+        except PluginUnavailable as exc:
+            if exc.code != "plugin.no_target":
+                raise
+
     async def send_channel(self, channel: str, stream: str, data: Any) -> None:
         """Send one ``channel.message`` to the plugin."""
         session = await self._ready_session(self._timeout(None))
@@ -643,9 +665,11 @@ class ProcessInstance:
         return None
 
 
-def create_runtime(home: Path | None = None) -> ProcessRuntime:
-    """Factory used by the host to create the process runtime on first use."""
-    return ProcessRuntime()
+def create_runtime(
+    home: Path | None = None, on_event: Callable[[SupervisorEvent], None] | None = None
+) -> ProcessRuntime:
+    """Factory used by the host (see :data:`plughost.runtimes.base.BUILTIN_RUNTIMES`)."""
+    return ProcessRuntime(on_event=on_event)
 
 
 def _manifest_dict(manifest: Manifest) -> dict[str, Any]:
