@@ -98,16 +98,22 @@ async def test_exports_of_a_remote_plugin_go_through_instance_call() -> None:
     async def greet(name: str) -> str:
         return f"remote hi {name}"
 
-    got: list[dict] = []
+    got: list[Event] = []
 
-    async def watch(event: dict) -> None:
+    async def watch(event: Event) -> None:
         got.append(event)
 
-    remote = remote_instance("far", {"before_send": before_send, "greet": greet, "watch": watch})
+    async def stream(ch: Channel) -> None:
+        async for word in ch:
+            await ch.send(word[::-1])
+
+    handlers = {"before_send": before_send, "greet": greet, "watch": watch, "stream": stream}
+    remote = remote_instance("far", handlers)
     exports = [
         Export("hook", "chat.before_send", "before_send", {"args": ["message"]}),
         Export("command", "greet", "greet", {"timeout": 1.0}),
         Export("event", "chat.*", "watch", {"queue": 4}),
+        Export("channel", "stream", "stream"),
     ]
     comms = comms_with_spec()
     comms.register_exports("far", exports, remote)
@@ -115,8 +121,15 @@ async def test_exports_of_a_remote_plugin_go_through_instance_call() -> None:
     assert await comms.commands.execute("far.greet", {"name": "bo"}) == "remote hi bo"
     comms.bus.emit("chat.message", {"text": "x"}, source="ui")
     await comms.bus.drain()
-    assert got[0]["topic"] == "chat.message" and got[0]["payload"] == {"text": "x"}
-    assert [c[0] for c in calls_of(remote)] == ["before_send", "greet", "watch"]
+    assert got[0].topic == "chat.message" and got[0].payload == {"text": "x"}
+    ch = await comms.channels.open("far.stream")
+    await ch.send("abc")
+    assert await ch.receive() == "cba"
+    ch.close()
+    # commands and hooks through call, events through deliver_event, channels serve_channel
+    assert [c[0] for c in calls_of(remote)] == ["before_send", "greet"]
+    assert [entry for kind, entry in remote.log if kind in ("event", "channel")] == [
+        ("watch", "chat.message"), ("stream", "far.stream")]
     await comms.aclose()
 
 
@@ -156,10 +169,22 @@ def test_unknown_export_kind_or_option_is_refused_by_name() -> None:
                                LocalInstance(plugin))
 
 
-async def test_remote_channel_export_is_refused_clearly() -> None:
+class CallOnly:
+    """A remote instance that can only be called: no event delivery, no channels."""
+
+    def local_callable(self, target: str) -> None:
+        return None
+
+    async def call(self, target: str, kwargs: Any = None, *, timeout: float | None = None) -> Any:
+        return None
+
+
+@pytest.mark.parametrize(("kind", "method"), [("channel", "serve_channel"),
+                                              ("event", "deliver_event")])
+async def test_export_a_runtime_cannot_serve_is_refused_clearly(kind: str, method: str) -> None:
     comms = Communications()
-    with pytest.raises(InvalidExport, match="in-process handler"):
-        comms.register_exports("far", [Export("channel", "s", "s")], remote_instance("far", {}))
+    with pytest.raises(InvalidExport, match=f"its runtime cannot serve the {kind} export.*{method}"):
+        comms.register_exports("far", [Export(kind, "s.x", "s")], CallOnly())
 
 
 async def test_unregister_owner_leaves_nothing_behind() -> None:

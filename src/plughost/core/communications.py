@@ -4,13 +4,16 @@ The host owns one :class:`Communications`. It gives the four registries one perm
 one monitor set (``add_monitor`` observes every dispatch) and one per-owner task set, and it
 knows how to turn what a plugin exports (:class:`~plughost.runtimes.base.Export`) into
 registrations — a direct callable when the runtime offers one
-(:meth:`PluginInstance.local_callable`), an async proxy to :meth:`PluginInstance.call` otherwise
-— and how to remove everything a plugin registered (:meth:`unregister_owner`).
+(:meth:`PluginInstance.local_callable`), otherwise the runtime's own transport:
+:meth:`PluginInstance.call` for commands and hooks, ``deliver_event`` for subscriptions and
+``serve_channel`` for channels — and how to remove everything a plugin registered
+(:meth:`unregister_owner`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
@@ -42,7 +45,9 @@ class Export(Protocol):
 
 
 class PluginInstance(Protocol):
-    """The two methods of :class:`plughost.runtimes.base.PluginInstance` used here."""
+    """The two methods of :class:`plughost.runtimes.base.PluginInstance` used here; events and
+    channels of a plugin without local callables also need ``deliver_event(target, event)``
+    and ``serve_channel(target, channel)``."""
 
     def local_callable(self, target: str) -> Callable[..., Any] | None: ...
 
@@ -183,7 +188,7 @@ class Communications:
         if kind == "event":
             if fn is None:
                 assert instance is not None
-                fn = _event_proxy(instance, target)
+                fn = _remote(instance, "deliver_event", target, plugin_id, export)
             return self.bus.subscribe(name, fn, owner=plugin_id, **opts)
         if kind == "command":
             if fn is not None:
@@ -192,11 +197,8 @@ class Communications:
             return self.commands.register_remote(plugin_id, name, _proxy(instance, target),
                                                  **opts)
         if fn is None:
-            raise InvalidExport(
-                f"Plugin {plugin_id!r}: channel {name!r} needs an in-process handler; "
-                "channels to plugins in other runtimes are not supported yet.",
-                plugin_id=plugin_id,
-            )
+            assert instance is not None
+            fn = _remote(instance, "serve_channel", target, plugin_id, export)
         return self.channels.register(plugin_id, name, fn, **opts)
 
     # -- lazy activation by events ------------------------------------------------------------
@@ -314,8 +316,16 @@ def _proxy(instance: PluginInstance, target: str) -> Callable[[Mapping[str, Any]
     return call
 
 
-def _event_proxy(instance: PluginInstance, target: str) -> Callable[[Event], Any]:
-    async def deliver(event: Event) -> None:
-        await instance.call(target, {"event": event.to_dict()})
-
-    return deliver
+def _remote(instance: PluginInstance, method: str, target: str, plugin_id: str,
+            export: Export) -> Callable[[Any], Awaitable[None]]:
+    """``instance.<method>`` bound to ``target``: how a plugin without local callables receives
+    events (``deliver_event``) and serves channels (``serve_channel``)."""
+    bound = getattr(instance, method, None)
+    if bound is None:
+        raise InvalidExport(
+            f"Plugin {plugin_id!r}: its runtime cannot serve the {export.kind} export "
+            f"{export.name!r} ({type(instance).__name__} has no {method}); run the plugin on a "
+            "runtime that delivers events and serves channels.",
+            plugin_id=plugin_id,
+        )
+    return functools.partial(bound, target)

@@ -116,6 +116,30 @@ class FakeInstance:
             self._errors += 1
             raise
 
+    async def deliver_event(self, target: str, event: Any) -> None:
+        """Hand the event object to the handler ``target`` (logged as ``event``)."""
+        self._check_open()
+        self.log.append(("event", (target, event.topic)))
+        result = self._handler(target)(event)
+        if inspect.isawaitable(result):
+            await result
+
+    async def serve_channel(self, target: str, channel: Any) -> None:
+        """Serve one opened channel with the async handler ``target``."""
+        self._check_open()
+        self.log.append(("channel", (target, channel.name)))
+        await self._handler(target)(channel)
+
+    def _handler(self, target: str) -> Callable[..., Any]:
+        handler = self.spec.handlers.get(target)
+        if handler is None:
+            raise PluginUnavailable(
+                f"fake plugin has no handler {target!r}",
+                plugin_id=self.plugin_id,
+                code="plugin.no_target",
+            )
+        return handler
+
     def local_callable(self, target: str) -> Callable[..., Any] | None:
         self._check_open()
         return self.spec.handlers.get(target) if self.spec.local else None

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from plughost.core.bus import Event, EventBus
 from plughost.errors import (
     PermissionDenied,
     PluginActivationError,
@@ -26,6 +27,15 @@ from plughost.runtimes.process.runtime import ProcessInstance, ProcessRuntime
 from .conftest import PLUGINS, Context, eventually, make_manifest, pid_alive
 
 PYECHO = PLUGINS / "pyecho"
+
+
+def make_event(topic: str, payload: Any) -> Event:
+    """An event as the host's bus makes it."""
+    bus = EventBus()
+    got: list[Event] = []
+    bus.subscribe(topic, got.append)
+    bus.emit(topic, payload, source="shop")
+    return got[0]
 
 
 async def start_echo(runtime: ProcessRuntime, **limits: Any) -> ProcessInstance:
@@ -57,23 +67,14 @@ async def test_python_plugin_runs_out_of_process_and_reports_its_exports(runtime
 
 async def test_events_delivered_as_notifications_reach_the_plugin(runtime) -> None:
     inst = await start_echo(runtime)
-    await inst.notify_event("remember", {"user": "ada"})
-    await inst.notify_event("remember", {"user": "bob"})
+    await inst.deliver_event("remember", make_event("user.created", {"user": "ada"}))
+    await inst.deliver_event("remember", make_event("user.created", {"user": "bob"}))
     assert await inst.call("seen_users") == ["ada", "bob"]
 
 
-async def test_event_dicts_from_the_bus_arrive_as_event_objects(runtime) -> None:
+async def test_events_arrive_as_event_objects_with_topic_and_payload(runtime) -> None:
     inst = await start_echo(runtime)
-    event = {
-        "id": "e1",
-        "type": "event",
-        "source": "shop",
-        "topic": "order.created",
-        "payload": {"id": 42},
-        "time": 0.0,
-        "reply_to": None,
-    }
-    assert await inst.call("on_order", {"event": event}) is None
+    await inst.deliver_event("on_order", make_event("order.created", {"id": 42}))
     assert await inst.call("seen_users") == ["order.created:42"]
 
 

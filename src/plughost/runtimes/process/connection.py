@@ -19,24 +19,28 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from plughost.errors import PlughostError, PluginError, PluginTimeout, ProtocolError
-from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
-from plughost.runtimes.process.output import OutputSink
-from plughost.runtimes.process.protocol import (
-    ASSIGN,
-    CANCEL,
-    EXIT,
-    HELLO,
-    SPARE_READY,
+from plughost.core.wire import (
+    DEFAULT_MAX_FRAME,
+    EXIT_MEMORY,
+    EXIT_PROTOCOL,
+    FrameDecoder,
+    M,
     WireCode,
     check_hello,
     crashed,
     decode_message,
     dumps,
     enable_fast_json,
+    encode_frame,
     error_from_wire,
-    error_to_wire,
+    error_response,
+    exception_response,
+    notification,
+    request,
+    response,
 )
+from plughost.errors import PlughostError, PluginError, PluginTimeout, ProtocolError
+from plughost.runtimes.process.output import OutputSink
 
 __all__ = ["EndInfo", "RequestHandler", "Session", "describe_exit"]
 
@@ -44,8 +48,6 @@ logger = logging.getLogger(__name__)
 
 RequestHandler = Callable[[str, dict[str, Any]], Any]
 """``(method, params) -> result`` (or an awaitable of it) for requests the plugin sends."""
-
-EXIT_USAGE, EXIT_LOAD, EXIT_PROTOCOL, EXIT_MEMORY = 2, 3, 4, 5  # see plughost.sdk.child
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +220,7 @@ class Session:
         self.handler = handler
         self._sink = sink
         self.limits = dict(limits)
-        self.notify(ASSIGN, dict(params))
+        self.notify(M.ASSIGN, dict(params))
 
     async def handshake(self, handshake_timeout: float) -> None:
         """Wait for ``$/hello``; on failure end the process and raise."""
@@ -242,7 +244,7 @@ class Session:
                 raise self._hello.exception()  # type: ignore[misc]
             raise PluginError(
                 f"plugin did not complete the handshake within {handshake_timeout:g}s; "
-                f"it must send {HELLO!r} first (docs/protocol.md){self._tail_text()}",
+                f"it must send {M.HELLO!r} first (docs/protocol.md){self._tail_text()}",
                 code="plugin.load",
                 plugin_id=self.plugin_id,
             )
@@ -259,13 +261,25 @@ class Session:
         """True until the session has ended."""
         return not self.ended.done()
 
+    @property
+    def accepting(self) -> bool:
+        """True while the session takes new requests: not ended, and not being ended (a kill
+        or shutdown under way, or the child's output or process already gone)."""
+        return not (
+            self.ended.done()
+            or self._kill_reason is not None
+            or self._closing
+            or self._eof
+            or self._exited
+        )
+
     async def shutdown(self, grace: float) -> EndInfo:
         """Ask the child to exit (``$/exit``, close stdin); escalate to SIGTERM, SIGKILL."""
         if self.ended.done():
             return self.ended.result()
         self._closing = True
         with contextlib.suppress(Exception):
-            self.notify(EXIT)
+            self.notify(M.EXIT)
             self._flush()
             self._stdin.close()
         try:
@@ -322,10 +336,7 @@ class Session:
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send a notification (no answer expected)."""
-        msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            msg["params"] = params
-        self._send(msg)
+        self._send(notification(method, params))
 
     async def request(self, method: str, params: Any, timeout: float | None) -> Any:
         """Send a request and await its result; errors come back as plughost errors."""
@@ -338,7 +349,7 @@ class Session:
         idle = not self._pending
         self._pending[rid] = (fut, method)
         self.calls += 1
-        self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}, idle)
+        self._send(request(rid, method, params), idle)
         if timeout is None:
             return await fut
         handle = self._loop.call_later(timeout, self._expire, rid, timeout)
@@ -362,7 +373,7 @@ class Session:
                 )
             )
         with contextlib.suppress(Exception):
-            self.notify(CANCEL, {"id": rid})
+            self.notify(M.CANCEL, {"id": rid})
         # A child that cannot even answer a cancelled request within the grace is hung.
         target = f"{method} (request {rid})"
         self._late[rid] = self._loop.call_later(self.cancel_grace, self._hung, rid, target, timeout)
@@ -417,12 +428,12 @@ class Session:
     def _on_message(self, msg: dict[str, Any]) -> None:
         method = msg["method"]
         if not self._hello.done():
-            if method == SPARE_READY and not self.spare_ready.done():
+            if method == M.SPARE and not self.spare_ready.done():
                 self.spare_ready.set_result(None)
                 return
-            if method != HELLO:
+            if method != M.HELLO:
                 raise ProtocolError(
-                    f"the plugin's first message must be {HELLO!r}, got {str(method)[:60]!r}",
+                    f"the plugin's first message must be {M.HELLO!r}, got {str(method)[:60]!r}",
                     code="protocol.handshake",
                 )
             hello = check_hello(msg, plugin_id=self.plugin_id, token=self._token)
@@ -441,7 +452,7 @@ class Session:
                 self._hello.set_result(hello)
             return
         rid = msg.get("id")
-        if method == CANCEL:
+        if method == M.CANCEL:
             task = self._serving.get((msg.get("params") or {}).get("id"))
             if task is not None:
                 task.cancel()
@@ -464,7 +475,7 @@ class Session:
                 self._serving[rid] = task
             task.add_done_callback(functools.partial(self._served, rid))
         elif rid is not None:
-            self._send({"jsonrpc": "2.0", "id": rid, "result": result})
+            self._send(response(rid, result))
 
     def _served(self, rid: Any, task: asyncio.Task[Any]) -> None:
         if rid is None:
@@ -479,7 +490,7 @@ class Session:
         elif task.exception() is not None:
             self._reply_exc(rid, task.exception())  # type: ignore[arg-type]
         else:
-            self._send({"jsonrpc": "2.0", "id": rid, "result": task.result()})
+            self._send(response(rid, task.result()))
 
     def _reply_exc(self, rid: Any, exc: BaseException) -> None:
         if rid is None:
@@ -490,10 +501,10 @@ class Session:
         elif isinstance(exc, _MethodNotFound):
             self._reply_error(rid, WireCode.METHOD_NOT_FOUND, str(exc))
         else:
-            self._send({"jsonrpc": "2.0", "id": rid, "error": error_to_wire(exc)})
+            self._send(exception_response(rid, exc))
 
     def _reply_error(self, rid: Any, code: int, message: str) -> None:
-        self._send({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}})
+        self._send(error_response(rid, code, message))
 
     # -- ending --------------------------------------------------------------------------------
     def _on_eof(self) -> None:

@@ -28,12 +28,12 @@ class Echo(Plugin):
         return f"Hello, {name}!"
 
     @on("user.created")
-    def remember(self, user: str) -> None:
-        self.seen.append(user)
+    def remember(self, event) -> None:
+        self.seen.append(event.payload["user"])
 
     @on("order.*")
     def on_order(self, event) -> None:
-        # The communications layer delivers Event.to_dict(); the runner hands over an object.
+        # plugin.event carries {"topic", "payload", ...}; the runner hands over an object.
         self.seen.append(f"{event.topic}:{event['payload']['id']}")
 
     @command("echo.seen")
