@@ -183,7 +183,8 @@ class CallOnly:
                                               ("event", "deliver_event")])
 async def test_export_a_runtime_cannot_serve_is_refused_clearly(kind: str, method: str) -> None:
     comms = Communications()
-    with pytest.raises(InvalidExport, match=f"its runtime cannot serve the {kind} export.*{method}"):
+    refused = f"its runtime cannot serve the {kind} export.*{method}"
+    with pytest.raises(InvalidExport, match=refused):
         comms.register_exports("far", [Export(kind, "s.x", "s")], CallOnly())
 
 

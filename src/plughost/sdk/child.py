@@ -151,11 +151,6 @@ class PluginRunner:
             )
         return fn
 
-    def _hook(self, name: str, *args: Any) -> Any:
-        """Run the plugin's optional callback ``name``; ``None`` when it has none."""
-        fn = getattr(self.plugin, name, None)
-        return fn(*args) if callable(fn) else None
-
     def _call(self, params: dict[str, Any]) -> Any:
         return self._target(params.get("target"))(**(params.get("args") or {}))
 
@@ -164,14 +159,25 @@ class PluginRunner:
         event = RemoteEvent(params.get("args") or {})
         return _then(self._target(params.get("target"))(event), _none)
 
+    def _instance(self) -> Any:
+        """The plugin object, made on first need and kept, as in process: ``import_state``
+        comes before ``plugin.activate``, and a deactivated plugin may be activated again."""
+        if self.plugin is None:
+            obj = self.entry_obj
+            # A class is instantiated; a factory is called; any other object is the plugin.
+            is_factory = isinstance(obj, type) or (callable(obj) and not hasattr(obj, "activate"))
+            self.plugin = obj() if is_factory else obj
+        return self.plugin
+
+    def _hook(self, name: str, *args: Any) -> Any:
+        """Run the plugin's optional callback ``name``; ``None`` when it has none."""
+        fn = getattr(self._instance(), name, None)
+        return fn(*args) if callable(fn) else None
+
     def _activate(self, params: dict[str, Any]) -> Any:
-        obj = self.entry_obj
-        # A class is instantiated; a factory is called; any other object is the plugin itself.
-        is_factory = isinstance(obj, type) or (callable(obj) and not hasattr(obj, "activate"))
-        plugin = obj() if is_factory else obj
+        plugin = self._instance()
         ctx = ChildContext(self.conn, params)
         plugin.ctx = ctx
-        self.plugin = plugin
         exports = _exports_of(plugin)
         self.targets = {e["target"]: getattr(plugin, e["target"]) for e in exports}
         result = self._hook("activate", ctx)
@@ -183,7 +189,7 @@ class PluginRunner:
         return _then(self._hook("deactivate"), _none)
 
     def _health(self, params: dict[str, Any]) -> Any:
-        fn = getattr(self.plugin, "health", None)
+        fn = getattr(self._instance(), "health", None)
         return _then(fn() if fn is not None else True, _normalise_health)
 
     def _export_state(self, params: dict[str, Any]) -> Any:

@@ -155,6 +155,22 @@ async def test_hung_child_gets_sigterm_then_sigkill_and_is_restarted(runtime) ->
     assert inst.pid not in (None, pid)
 
 
+async def test_a_call_made_while_a_hung_plugin_is_being_killed_waits_for_the_restart(
+    runtime, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger="plughost.runtimes.process.connection")
+    inst = await start_echo(runtime)
+    await inst.call("ignore_term")  # SIGTERM is ignored: the kill takes the whole term grace
+    pid = inst.pid
+    assert pid is not None
+    with pytest.raises(PluginTimeout):
+        await inst.call("sleep", {"seconds": 30}, timeout=0.1)  # blocks: cannot answer cancel
+    await eventually(lambda: "terminated" in caplog.text)  # found hung; SIGTERM sent
+    assert pid_alive(pid)  # still dying: SIGKILL comes after the term grace
+    result = await inst.call("say", {"text": "after"}, timeout=10)
+    assert result["text"] == "after" and result["pid"] not in (None, pid)
+
+
 async def test_crash_mid_call_fails_every_in_flight_call_quickly(runtime) -> None:
     inst = await start_echo(runtime)
     # async handlers run concurrently in the child, so these are really in flight together

@@ -116,6 +116,19 @@ class _Protocol(asyncio.SubprocessProtocol):
         self.s._on_exit()
 
 
+class _PipeReader(asyncio.Protocol):
+    """The host's read end when the peer is not a process (:meth:`Session.connect_pipes`)."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def data_received(self, data: bytes) -> None:
+        self.s._on_stdout(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.s._on_eof()
+
+
 class Session:
     """One child process speaking the plugin protocol.
 
@@ -161,6 +174,8 @@ class Session:
         self._kill_reason: str | None = None
         self._kill_error: PlughostError | None = None
         self._finalizer: asyncio.Task[None] | None = None
+        self._peer_returncode: int | None = None  # a pipe peer's exit status (no process)
+        self._pipe_reader: asyncio.BaseTransport | None = None
         self.pid: int | None = None
         self.calls = 0
         self.hello: dict[str, Any] = {}
@@ -205,6 +220,24 @@ class Session:
         self._transport = transport
         self._stdin = transport.get_pipe_transport(0)
         self.pid = transport.get_pid()
+
+    async def connect_pipes(self, read_fd: int, write_fd: int, *, token: str) -> None:
+        """Speak to a peer over two pipe ends instead of a child process (no handshake yet).
+
+        The in-memory host/child pair (:func:`plughost.sdk.testing.wire_pair`) runs the Python
+        runner in a thread on the other ends; it reports its end with :meth:`peer_exited`.
+        Ending such a session closes the pipe to the peer instead of signalling a process.
+        """
+        self._token = token
+        reader = os.fdopen(read_fd, "rb", buffering=0)
+        writer = os.fdopen(write_fd, "wb", buffering=0)
+        self._pipe_reader, _ = await self._loop.connect_read_pipe(lambda: _PipeReader(self), reader)
+        self._stdin, _ = await self._loop.connect_write_pipe(asyncio.Protocol, writer)
+
+    def peer_exited(self, returncode: int) -> None:
+        """A pipe peer (see :meth:`connect_pipes`) has ended with ``returncode``."""
+        self._peer_returncode = returncode
+        self._on_exit()
 
     def assign(
         self,
@@ -305,7 +338,11 @@ class Session:
         return self.ended.result()
 
     def _signal(self, sig: int) -> None:
-        if self.pid is None or self._exited:
+        if self._exited:
+            return
+        if self.pid is None:  # a pipe peer: closing its input is how it is told to end
+            if self._stdin is not None:
+                self._stdin.close()
             return
         # The child leads its own process group: take its children down with it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -529,7 +566,7 @@ class Session:
             self._signal(signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exit_event.wait(), 2.0)
-        rc = self._transport.get_returncode() if self._transport else None
+        rc = self._transport.get_returncode() if self._transport else self._peer_returncode
         reason = self._kill_reason or describe_exit(rc, self.limits)
         error = self._kill_error or crashed(
             self.plugin_id, reason, returncode=rc, stderr_tail=list(self._sink.tail)[-8:]
@@ -548,6 +585,10 @@ class Session:
             self._hello.exception()  # mark retrieved
         if self._transport is not None:
             self._transport.close()
+        else:
+            for pipe in (self._stdin, self._pipe_reader):
+                if pipe is not None:
+                    pipe.close()
         self.ended.set_result(EndInfo(reason, rc, self._closing, self._kill_error))
 
 

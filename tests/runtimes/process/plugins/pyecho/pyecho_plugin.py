@@ -79,6 +79,12 @@ class Echo(Plugin):
         sys.stderr.flush()
         return n
 
+    @command("echo.ignore_term")
+    def ignore_term(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a hung plugin then needs SIGKILL
+
     @command("echo.exit")
     def exit(self, code: int) -> None:
         os._exit(code)
