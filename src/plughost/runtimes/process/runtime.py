@@ -617,14 +617,22 @@ class ProcessInstance:
     async def config_changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         """``plugin.config_change``: the plugin may refuse the change by answering an error."""
         session = await self._ready_session(self._timeout(None))
-        await session.request(
-            M.CONFIG_CHANGE, {"old": dict(old), "new": dict(new)}, self._timeout(None)
-        )
+        await self._optional(session, M.CONFIG_CHANGE, {"old": dict(old), "new": dict(new)})
 
     async def enabled_changed(self, enabled: bool) -> None:
         """``plugin.enable`` / ``plugin.disable``: the operator enabled or disabled the plugin."""
         session = await self._ready_session(self._timeout(None))
-        await session.request(M.ENABLE if enabled else M.DISABLE, {}, self._timeout(None))
+        await self._optional(session, M.ENABLE if enabled else M.DISABLE, {})
+
+    async def _optional(self, session: Session, method: str, params: dict[str, Any]) -> Any:
+        """A request the plugin need not implement: ``method not found`` is the neutral
+        answer (``None``: no state, change accepted, nothing to do)."""
+        try:
+            return await session.request(method, params, self._timeout(None))
+        except PluginError as exc:
+            if exc.code == "plugin.method":
+                return None
+            raise
 
     async def health(self) -> Health:
         """``plugin.health``; a quarantined or restarting plugin reports not ok."""
@@ -646,14 +654,14 @@ class ProcessInstance:
     async def export_state(self) -> Any:
         """``plugin.export_state``: the plugin's state for a hot reload (JSON)."""
         session = self._require_session()
-        result = await session.request(M.EXPORT_STATE, {}, self._timeout(None))
+        result = await self._optional(session, M.EXPORT_STATE, {})
         return result.get("state") if isinstance(result, dict) else None
 
     async def import_state(self, state: Any, from_version: str = "") -> None:
         """``plugin.import_state``: hand over the state ``from_version`` exported."""
         session = self._require_session()
         params = {"state": state, "from_version": from_version}
-        await session.request(M.IMPORT_STATE, params, self._timeout(None))
+        await self._optional(session, M.IMPORT_STATE, params)
 
     async def stop(self) -> None:
         """``plugin.deactivate``; idempotent. The process stays up until :meth:`close`."""
