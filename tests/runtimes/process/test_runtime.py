@@ -21,10 +21,11 @@ from plughost.errors import (
     PluginUnavailable,
     ProtocolError,
 )
+from plughost.observability.health import RestartPolicy
 from plughost.runtimes.base import PluginInstance
 from plughost.runtimes.process.runtime import ProcessInstance, ProcessRuntime
 
-from .conftest import PLUGINS, Context, eventually, make_manifest, pid_alive
+from .conftest import PLUGINS, Context, eventually, fast_options, make_manifest, pid_alive
 
 PYECHO = PLUGINS / "pyecho"
 
@@ -156,9 +157,21 @@ async def test_hung_child_gets_sigterm_then_sigkill_and_is_restarted(runtime) ->
 
 
 async def test_a_call_made_while_a_hung_plugin_is_being_killed_waits_for_the_restart(
-    runtime, caplog
+    caplog,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="plughost.runtimes.process.connection")
+    # a term grace long enough that the call below is surely made while the process is dying
+    runtime = ProcessRuntime(
+        options=fast_options(term_grace=2.0),
+        policy=RestartPolicy(initial_delay=0.05, max_delay=0.2, jitter=0.1),
+    )
+    try:
+        await _call_during_the_kill(runtime, caplog)
+    finally:
+        await runtime.aclose()
+
+
+async def _call_during_the_kill(runtime: ProcessRuntime, caplog: Any) -> None:
     inst = await start_echo(runtime)
     await inst.call("ignore_term")  # SIGTERM is ignored: the kill takes the whole term grace
     pid = inst.pid
