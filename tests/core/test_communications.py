@@ -98,22 +98,16 @@ async def test_exports_of_a_remote_plugin_go_through_instance_call() -> None:
     async def greet(name: str) -> str:
         return f"remote hi {name}"
 
-    got: list[Event] = []
+    got: list[dict] = []
 
-    async def watch(event: Event) -> None:
+    async def watch(event: dict) -> None:
         got.append(event)
 
-    async def stream(ch: Channel) -> None:
-        async for word in ch:
-            await ch.send(word[::-1])
-
-    handlers = {"before_send": before_send, "greet": greet, "watch": watch, "stream": stream}
-    remote = remote_instance("far", handlers)
+    remote = remote_instance("far", {"before_send": before_send, "greet": greet, "watch": watch})
     exports = [
         Export("hook", "chat.before_send", "before_send", {"args": ["message"]}),
         Export("command", "greet", "greet", {"timeout": 1.0}),
         Export("event", "chat.*", "watch", {"queue": 4}),
-        Export("channel", "stream", "stream"),
     ]
     comms = comms_with_spec()
     comms.register_exports("far", exports, remote)
@@ -121,15 +115,8 @@ async def test_exports_of_a_remote_plugin_go_through_instance_call() -> None:
     assert await comms.commands.execute("far.greet", {"name": "bo"}) == "remote hi bo"
     comms.bus.emit("chat.message", {"text": "x"}, source="ui")
     await comms.bus.drain()
-    assert got[0].topic == "chat.message" and got[0].payload == {"text": "x"}
-    ch = await comms.channels.open("far.stream")
-    await ch.send("abc")
-    assert await ch.receive() == "cba"
-    ch.close()
-    # commands and hooks through call, events through deliver_event, channels serve_channel
-    assert [c[0] for c in calls_of(remote)] == ["before_send", "greet"]
-    assert [entry for kind, entry in remote.log if kind in ("event", "channel")] == [
-        ("watch", "chat.message"), ("stream", "far.stream")]
+    assert got[0]["topic"] == "chat.message" and got[0]["payload"] == {"text": "x"}
+    assert [c[0] for c in calls_of(remote)] == ["before_send", "greet", "watch"]
     await comms.aclose()
 
 
@@ -169,23 +156,33 @@ def test_unknown_export_kind_or_option_is_refused_by_name() -> None:
                                LocalInstance(plugin))
 
 
-class CallOnly:
-    """A remote instance that can only be called: no event delivery, no channels."""
+async def test_remote_channel_export_is_served_through_the_runtime_contract() -> None:
+    async def echo(channel: Channel) -> None:
+        async for word in channel:
+            await channel.send(word[::-1])
 
-    def local_callable(self, target: str) -> None:
-        return None
-
-    async def call(self, target: str, kwargs: Any = None, *, timeout: float | None = None) -> Any:
-        return None
-
-
-@pytest.mark.parametrize(("kind", "method"), [("channel", "serve_channel"),
-                                              ("event", "deliver_event")])
-async def test_export_a_runtime_cannot_serve_is_refused_clearly(kind: str, method: str) -> None:
     comms = Communications()
-    refused = f"its runtime cannot serve the {kind} export.*{method}"
-    with pytest.raises(InvalidExport, match=refused):
-        comms.register_exports("far", [Export(kind, "s.x", "s")], CallOnly())
+    far = remote_instance("far", {"s": echo})
+    comms.register_exports("far", [Export("channel", "s", "s")], far)
+    ch = await comms.channels.open("far.s")
+    await ch.send("abc")
+    assert await ch.receive() == "cba"
+    ch.close()
+    assert ("channel", ("s", "far.s")) in far.log
+
+
+async def test_channel_export_of_a_runtime_that_cannot_serve_channels_is_refused() -> None:
+    class CallOnly:
+        async def call(self, target: str, kwargs: Any = None, *, timeout: Any = None) -> Any:
+            return None
+
+        def local_callable(self, target: str) -> Any:
+            return None
+
+    comms = Communications()
+    with pytest.raises(InvalidExport, match="cannot serve channels"):
+        comms.register_exports("far", [Export("channel", "s", "s")],
+                               CallOnly())  # type: ignore[arg-type]
 
 
 async def test_unregister_owner_leaves_nothing_behind() -> None:

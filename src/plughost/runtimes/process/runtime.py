@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plughost.core._manifest_checks import entry_problem
+from plughost.core.contract import Capability
 from plughost.core.correlation import correlation_id
 from plughost.core.wire import ENV_SPARE, M, crashed
 from plughost.errors import (
@@ -100,6 +102,10 @@ class ProcessRuntime:
     enforces: frozenset[str] = frozenset(
         {"timeout", "memory", "cpu", "open_files", "output", "processes"}
     )
+    capabilities: frozenset[Capability] = frozenset(Capability)  # docs/protocol.md, all of it
+
+    def check_entry(self, entry: str, root: Path | None) -> str | None:
+        return entry_problem(self.name, entry, str(root) if root is not None else None)
 
     def __init__(
         self,
@@ -813,9 +819,11 @@ class _Stream:
                 raise value
 
 
-def create_runtime(home: Path | None = None) -> ProcessRuntime:
-    """Factory used by the host to create the process runtime on first use."""
-    return ProcessRuntime()
+def create_runtime(
+    home: Path | None = None, on_event: Callable[[SupervisorEvent], None] | None = None
+) -> ProcessRuntime:
+    """Factory used by the host (see :data:`plughost.runtimes.base.BUILTIN_RUNTIMES`)."""
+    return ProcessRuntime(on_event=on_event)
 
 
 def _manifest_dict(manifest: Manifest) -> dict[str, Any]:
