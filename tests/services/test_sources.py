@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from plughost.errors import DownloadError, InstallError
-from plughost.services.sources import FetchPolicy, fetch, is_public_address, is_url
+from plughost.services.sources import (
+    FetchPolicy,
+    fetch,
+    is_public_address,
+    is_url,
+    parse_package_url,
+)
 
 
 @pytest.mark.parametrize("address", [
@@ -96,6 +102,34 @@ def test_an_allowed_private_address_is_allowed_on_its_port_only(tmp_path: Path) 
     finally:
         mirror.close()
         other.close()
+
+
+@pytest.mark.parametrize("url", [
+    "https://127.0.0.1:99999/x.zip", "https://[::1", "https://h:abc/x", "https://h:-1/x",
+    "https://ex\x00ample.com/x", "https:///x", "https://" + "a" * 64 + ".com/x",
+    "https://a..b/x", "https://exa mple.com/x", "https://[::1]:0/x",
+])
+def test_malformed_urls_are_refused_before_any_network_use(tmp_path: Path, url: str) -> None:
+    with pytest.raises(DownloadError) as info:
+        parse_package_url(url)
+    assert info.value.code == "download.url"
+    assert "not valid" in info.value.message and "https://" in info.value.message
+    with pytest.raises(DownloadError) as info:
+        fetch(url, tmp_path / "x.zip", FetchPolicy(max_size=1000))
+    assert info.value.code == "download.url"
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_a_valid_url_is_parsed_into_its_parts() -> None:
+    parsed = parse_package_url("https://user:pw@Example.COM:8443/p.zip?x=1")
+    assert (parsed.scheme, parsed.host, parsed.port, parsed.netloc) == (
+        "https", "example.com", 8443, "Example.COM:8443")
+    assert parse_package_url("https://[2606:4700::1111]/p.zip").port == 443
+    assert parse_package_url("https://bücher.example/p.zip").host == "bücher.example"
+    assert parse_package_url("http://example.com/p.zip", allow_http=True).port == 80
+    with pytest.raises(DownloadError) as info:
+        parse_package_url("http://example.com/p.zip")
+    assert info.value.code == "download.scheme"
 
 
 # -- compressed downloads go through the archive limits -----------------------------------------
