@@ -48,11 +48,12 @@ class ReconcileReport:
     rolled_back: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped_busy: list[str] = field(default_factory=list)
+    data_removed: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         return any((self.staging_removed, self.cache_removed, self.objects_removed,
-                    self.repaired, self.rolled_back, self.failed))
+                    self.repaired, self.rolled_back, self.failed, self.data_removed))
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(getattr(self, f.name)) for f in fields(self)}
@@ -92,12 +93,32 @@ class _Reconciler:
                     self._reconcile_one(pid, report)
             except LockTimeout:
                 report.skipped_busy.append(pid)
+        self._sweep_empty_data_dirs(report)
         if isinstance(self.store, FilesystemObjectStore) and not report.skipped_busy:
             self.store.gc()
         if report.changed:
             log.warning("reconciled storage after an interrupted operation: %s",
                         report.to_dict())
         return report
+
+    def _sweep_empty_data_dirs(self, report: ReconcileReport) -> None:
+        """An *empty* ``data/<id>`` of a plugin that is not installed is what an install that
+        crashed after activation leaves; remove it. A non-empty one is data an uninstall kept
+        (``keep_data``) and stays; a plugin being installed right now holds its lock."""
+        data = self.settings.home / "data"
+        if not data.is_dir():
+            return
+        for entry in sorted(data.iterdir()):
+            if entry.is_symlink() or not entry.is_dir() or any(entry.iterdir()):
+                continue
+            try:
+                with self.installer.locked(entry.name, timeout=0.5):
+                    if self.repo.get_plugin(entry.name) is None:
+                        with contextlib.suppress(OSError):  # written meanwhile: keep it
+                            entry.rmdir()
+                            report.data_removed.append(entry.name)
+            except LockTimeout:
+                report.skipped_busy.append(entry.name)
 
     def _sweep_staging(self, report: ReconcileReport) -> None:
         staging = self.settings.staging_dir
