@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import MappingProxyType
@@ -98,7 +101,8 @@ async def test_what_a_plugin_started_dies_with_it_whatever_way_it_ends(make_runt
             await eventually(lambda: inst._stats["crashes"] == 1)
         await rt.aclose()
         assert [p for p in pids if pid_alive(p)] == []
-        assert not any(kernel_support().cgroup_root.glob("escapee.*"))  # type: ignore[union-attr]
+        root = kernel_support().cgroup_root
+        assert root is not None and not any(root.glob(f"escapee.{os.getpid()}.*"))
     finally:
         for p in pids:
             kill_quietly(p)
@@ -204,3 +208,30 @@ async def test_confinement_can_be_turned_off_and_status_says_so(make_runtime, tm
     inst = await start_escapee(make_runtime(confine=False), [])
     assert (await inst.call("read", {"path": str(tmp_path / "f")}))["ok"] is True
     assert inst.stats()["confinement"].startswith("none: confinement turned off")
+
+
+def test_a_host_killed_outright_leaves_nothing_behind() -> None:
+    """SIGKILL on the host: the plugin dies with it (parent-death signal) and the host's watchdog
+    kills what the plugin started (here a daemon that left the plugin's session)."""
+    src = Path(__file__).parents[3] / "src"
+    host = subprocess.Popen(
+        [sys.executable, str(PLUGINS / "confined_host.py"), str(ESCAPEE)],
+        stdout=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(src)),
+    )
+    pids: list[int] = []
+    try:
+        assert host.stdout is not None
+        pids = [int(p) for p in host.stdout.readline().split()]
+        assert len(pids) == 2 and all(pid_alive(p) for p in pids)
+        host.kill()
+        host.wait(timeout=5)
+        deadline = time.monotonic() + 10
+        while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [p for p in pids if pid_alive(p)] == []
+    finally:
+        host.kill()
+        host.wait()
+        for p in pids:
+            kill_quietly(p)

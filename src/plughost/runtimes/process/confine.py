@@ -39,6 +39,7 @@ import shutil
 import struct
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,6 +270,80 @@ def _pids_cgroup() -> tuple[Path | None, str | None]:
     return None, "cannot create a pids cgroup (" + "; ".join(errors) + ")"
 
 
+def _kill_cgroup(path: Path, deadline: float) -> list[int]:
+    """SIGKILL everything in ``path`` until it is empty, then remove it; what is left, if any.
+
+    A process with a pending SIGKILL cannot fork, and ``pids.max`` bounds the rest: this ends.
+    """
+    while True:
+        try:
+            pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError):
+            pids = []
+        if not pids:
+            try:
+                path.rmdir()
+                return []
+            except FileNotFoundError:
+                return []
+            except OSError:
+                pass
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+        if time.monotonic() > deadline:
+            return pids
+        time.sleep(0.005)
+
+
+def sweep(root: Path, host_pid: int | None = None) -> None:
+    """Kill and remove the cgroups that hosts left behind: those of ``host_pid``, or (``None``)
+    those of every host process that no longer exists."""
+    deadline = time.monotonic() + 5.0
+    for path in root.glob("*.*.*"):
+        try:
+            owner = int(path.name.rsplit(".", 2)[1])
+        except ValueError:
+            continue
+        if owner == host_pid or (host_pid is None and not os.path.exists(f"/proc/{owner}")):
+            left = _kill_cgroup(path, deadline)
+            if left:
+                logger.warning("cannot empty %s: processes %s remain", path, left)
+
+
+_WATCHDOG: Any = None
+_WATCHDOG_CODE = (
+    "import sys\n"
+    "sys.stdin.buffer.read()\n"  # returns when the host is gone, however it ended
+    "from pathlib import Path\n"
+    "from plughost.runtimes.process.confine import sweep\n"
+    "sweep(Path(sys.argv[1]), int(sys.argv[2]))\n"
+)
+
+
+def _start_watchdog(root: Path) -> None:
+    """A process that outlives this host (own session, no parent-death signal) and, when the
+    host is gone, kills what its plugins left in their cgroups: even ``SIGKILL`` on the host
+    leaves nothing behind."""
+    global _WATCHDOG
+    import subprocess
+
+    path = os.pathsep.join(os.path.abspath(p) for p in sys.path if p and os.path.isdir(p))
+    try:
+        _WATCHDOG = subprocess.Popen(
+            [sys.executable, "-S", "-c", _WATCHDOG_CODE, str(root), str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,  # holds no pipe of whoever runs the host
+            env={"PYTHONPATH": path, "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            start_new_session=True,
+        )
+    except OSError as exc:
+        logger.warning("no clean-up after a host crash: cannot start the watchdog: %s", exc)
+
+
 def kernel_support() -> KernelSupport:
     """Probe once per host process (Linux only) what confinement the kernel offers."""
     global _SUPPORT
@@ -282,6 +357,9 @@ def kernel_support() -> KernelSupport:
             if platform.machine() not in _SYSCALLS:
                 sc_why = f"no seccomp filter for the {platform.machine()} architecture"
             cg_root, cg_why = _pids_cgroup()
+            if cg_root is not None:
+                sweep(cg_root)  # what hosts killed before they could clean up left behind
+                _start_watchdog(cg_root)
             _SUPPORT = KernelSupport(abi, ll_why, sc_why, cg_root, cg_why)
     return _SUPPORT
 
@@ -662,31 +740,11 @@ class Jail:
 
     async def _empty_cgroup(self, timeout: float) -> None:
         assert self.cgroup is not None
+        path, self.cgroup = self.cgroup, None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                pids = [int(p) for p in (self.cgroup / "cgroup.procs").read_text().split()]
-            except OSError:
-                pids = []
-            if not pids:
-                try:
-                    self.cgroup.rmdir()
-                except OSError as exc:
-                    if exc.errno != errno.EBUSY or loop.time() > deadline:
-                        if exc.errno != errno.ENOENT:
-                            logger.warning("cannot remove %s: %s", self.cgroup, exc.strerror)
-                        break
-                else:
-                    break
-            for pid in pids:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, 9)
-            if loop.time() > deadline:
-                logger.warning(
-                    "processes of plugin %s still in %s after %gs: %s",
-                    self.plugin_id, self.cgroup, timeout, pids,
-                )
-                break
-            await asyncio.sleep(0.005)
-        self.cgroup = None
+        left = await loop.run_in_executor(None, _kill_cgroup, path, time.monotonic() + timeout)
+        if left:
+            logger.warning(
+                "processes of plugin %s still in %s after %gs: %s",
+                self.plugin_id, path, timeout, left,
+            )

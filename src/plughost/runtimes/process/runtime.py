@@ -258,6 +258,8 @@ class ProcessInstance:
         self.sink = sink
         # Spares start without network when isolation is on: a plugin that may use its own
         # sockets then starts cold, in the host's network namespace.
+        if self._jail is not None:  # what the previous process left behind goes first
+            await self._jail.release()
         plan = plan_launch(self, argv[0])  # a confined plugin starts cold: spares are not
         spare_fits = (self._isolate_net or not self.options.isolate_network) and not plan.enabled
         spare = self.runtime._take_spare() if python_child and spare_fits else None
@@ -322,11 +324,11 @@ class ProcessInstance:
 
     async def _watch(self, session: Session) -> None:
         info = await session.ended
-        if self._jail is not None and self._jail.session is session:
-            await self._jail.release()  # kill what the plugin left behind, free its cgroup
         if session is not self._session or info.expected or self._closed:
             return
         self._ready.clear()
+        if self._jail is not None and self._jail.session is session:
+            await self._jail.release()  # kill what the plugin left behind, free its cgroup
         await self._on_crash(info)
 
     def _emit(self, kind: str, reason: str, **details: Any) -> None:
