@@ -51,7 +51,7 @@ from plughost.errors import (
 from plughost.observability.health import SupervisorEvent
 from plughost.runtimes.base import Export, PluginInstance, Runtime
 from plughost.runtimes.inprocess import InProcessRuntime
-from plughost.runtimes.process.runtime import ProcessRuntime
+from plughost.runtimes.process.runtime import ProcessOptions, ProcessRuntime
 
 __all__ = [
     "ErrorPolicy",
@@ -261,7 +261,10 @@ class PluginHost:
         # The process runtime spawns nothing until a runtime = "process" plugin loads.
         self._runtimes: dict[str, Runtime] = {
             "python": InProcessRuntime(),
-            "process": ProcessRuntime(on_event=self._on_supervisor_event),
+            "process": ProcessRuntime(
+                on_event=self._on_supervisor_event,
+                options=ProcessOptions(data_root=self.home / "data" if self.home else None),
+            ),
         }
         for runtime in runtimes or ():
             self._runtimes[runtime.name] = runtime

@@ -40,7 +40,7 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_PROCESSES",
     "Jail",
     "Plan",
+    "confine_self",
     "granted_access",
     "kernel_support",
     "plan_for",
@@ -136,6 +137,79 @@ def _handled_fs(abi: int) -> int:
     if abi >= 5:
         rights |= _FS_IOCTL_DEV
     return rights
+
+
+def _ruleset(abi: int, rules: Iterable[tuple[str, int]]) -> int:
+    """A Landlock ruleset fd handling every right of ``abi``, allowing ``rules``."""
+    libc = _libc()
+    handled = _handled_fs(abi)
+    scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+    attr = ctypes.create_string_buffer(struct.pack("=QQQ", handled, 0, scoped)[:size], size)
+    fd = int(libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, attr, ctypes.c_size_t(size), 0))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+    try:
+        for path, rights in rules:
+            _add_rule(fd, path, rights & handled)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _add_rule(ruleset: int, path: str, rights: int) -> None:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # a directory that does not exist grants nothing
+    try:
+        if not os.path.isdir(path):
+            rights &= _FILE_RIGHTS
+        attr = ctypes.create_string_buffer(struct.pack("=Qi", rights, fd), 12)
+        if _libc().syscall(
+            _SYS_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH, attr, 0
+        ) < 0:
+            raise OSError(ctypes.get_errno(), f"landlock_add_rule({path})")
+    finally:
+        os.close(fd)
+
+
+def _restrict(ruleset: int, seccomp: Any) -> None:
+    """Confine the calling thread (and what it starts later): Landlock, then seccomp."""
+    libc = _libc()
+    if ruleset >= 0:
+        with contextlib.suppress(OSError):
+            _add_rule(ruleset, "/proc/self", READ)  # /proc/<this process's pid>
+    if ruleset >= 0 or seccomp is not None:
+        libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if ruleset >= 0 and libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    if seccomp is not None and libc.prctl(
+        _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(seccomp[0]), 0, 0
+    ):
+        raise OSError(ctypes.get_errno(), "seccomp")
+
+
+def confine_self(spec: Mapping[str, Any]) -> None:
+    """Apply a :meth:`Jail.spec` to this process, which must have a single thread: how a warm
+    spare, started before its plugin was known, confines itself before importing the plugin.
+    Raises :class:`OSError` (the runner then refuses the assignment) if it cannot."""
+    with open("/proc/self/status", "rb") as f:
+        threads = next(int(line.split()[1]) for line in f if line.startswith(b"Threads:"))
+    if threads != 1:
+        raise OSError(errno.EBUSY, f"cannot confine a process with {threads} threads")
+    if spec.get("tmpdir"):
+        os.environ["TMPDIR"] = str(spec["tmpdir"])
+        tempfile.tempdir = None
+    ruleset = -1
+    if spec.get("landlock_abi"):
+        ruleset = _ruleset(int(spec["landlock_abi"]), [(p, int(r)) for p, r in spec["rules"]])
+    try:
+        _restrict(ruleset, None if spec.get("spawn", True) else _no_spawn_filter())
+    finally:
+        if ruleset >= 0:
+            os.close(ruleset)
 
 
 # ------------------------------------------------------------------------------------- seccomp
@@ -529,6 +603,9 @@ def plan_launch(instance: Any, argv0: str) -> Plan:
     data_dir = None
     context = instance._context
     allowed = query_from_check(instance._check)
+    if context is None and instance.options.data_root is not None:
+        data_dir = str(Path(instance.options.data_root) / instance.plugin_id)  # as the host's
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
     if context is not None:
         with contextlib.suppress(PlughostError):
             service: Any = getattr(context, "permissions", None)
@@ -582,6 +659,7 @@ class Jail:
     _procs_fd: int = -1
     _ruleset_fd: int = -1
     landlock: bool = False
+    _abi: int = 0
     _seccomp: Any = None
     session: Any = None
 
@@ -630,37 +708,15 @@ class Jail:
         self.cgroup = path
 
     def _make_ruleset(self, abi: int) -> None:
-        libc = _libc()
-        handled = _handled_fs(abi)
-        scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
-        attr = struct.pack("=QQQ", handled, 0, scoped)
-        size = 24 if abi >= 6 else 16 if abi >= 4 else 8
-        buf = ctypes.create_string_buffer(attr[:size], size)
-        fd = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, buf, ctypes.c_size_t(size), 0)
-        if fd < 0:
-            raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
-        self._ruleset_fd = int(fd)
+        self._ruleset_fd = _ruleset(abi, self._rules())
+        self._abi = abi
+        self.landlock = True
+
+    def _rules(self) -> list[tuple[str, int]]:
         rules = list(self.plan.rules)
         if self.tmpdir is not None:
             rules.append((self.tmpdir, WRITE))
-        for path, rights in rules:
-            self._add_rule(path, rights & handled)
-        self.landlock = True
-
-    def _add_rule(self, path: str, rights: int) -> None:
-        try:
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        except OSError:
-            return  # a directory that does not exist grants nothing
-        try:
-            if not os.path.isdir(path):
-                rights &= _FILE_RIGHTS
-            attr = ctypes.create_string_buffer(struct.pack("=Qi", rights, fd), 12)
-            if _libc().syscall(_SYS_LANDLOCK_ADD_RULE, self._ruleset_fd,
-                               _LANDLOCK_RULE_PATH_BENEATH, attr, 0) < 0:
-                raise OSError(ctypes.get_errno(), f"landlock_add_rule({path})")
-        finally:
-            os.close(fd)
+        return rules
 
     def _close_ruleset(self) -> None:
         if self._ruleset_fd >= 0:
@@ -675,19 +731,25 @@ class Jail:
 
     def preexec(self) -> None:
         """Restrict the filesystem and process creation (last, just before ``exec``)."""
-        libc = _libc()
-        if self._ruleset_fd >= 0:
-            with contextlib.suppress(OSError):
-                self._add_rule("/proc/self", READ)  # /proc/<this child's pid>
-        if self._ruleset_fd >= 0 or self._seccomp is not None:
-            libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-        restrict = _SYS_LANDLOCK_RESTRICT_SELF
-        if self._ruleset_fd >= 0 and libc.syscall(restrict, self._ruleset_fd, 0) != 0:
+        try:
+            _restrict(self._ruleset_fd, self._seccomp)
+        except OSError:
             os._exit(126)
-        if self._seccomp is not None:
-            fprog = self._seccomp[0]
-            if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0):
-                os._exit(126)
+
+    def spec(self) -> dict[str, Any]:
+        """What :func:`confine_self` needs to apply this jail inside an already running runner
+        (a warm spare): the process is moved into the cgroup by :meth:`adopt`."""
+        return {
+            "landlock_abi": self._abi if self.landlock else 0,
+            "rules": [[p, r] for p, r in self._rules()],
+            "spawn": self._seccomp is None,
+            "tmpdir": self.tmpdir,
+        }
+
+    def adopt(self, pid: int | None) -> None:
+        """Move a running process (a warm spare and its threads) into the plugin's cgroup."""
+        if self._procs_fd >= 0 and pid is not None:
+            os.write(self._procs_fd, str(pid).encode())
 
     # -- in the host, after the start -----------------------------------------------------------
     def env(self) -> dict[str, str]:

@@ -260,14 +260,14 @@ class ProcessInstance:
         # sockets then starts cold, in the host's network namespace.
         if self._jail is not None:  # what the previous process left behind goes first
             await self._jail.release()
-        plan = plan_launch(self, argv[0])  # a confined plugin starts cold: spares are not
-        spare_fits = (self._isolate_net or not self.options.isolate_network) and not plan.enabled
+        spare_fits = self._isolate_net or not self.options.isolate_network
         spare = self.runtime._take_spare() if python_child and spare_fits else None
-        jail = Jail.prepare(plan, self._id)
+        jail = Jail.prepare(plan_launch(self, argv[0]), self._id)
         try:
             if spare is not None:
                 # A warm spare has paid for interpreter start and imports already.
                 session = spare
+                jail.adopt(session.pid)  # into the plugin's cgroup; it confines itself (below)
                 session.assign(
                     self._id,
                     handler=self._serve,
@@ -278,6 +278,7 @@ class ProcessInstance:
                         "entry": entry.strip(),
                         "cwd": str(self.root),
                         "limits": {k: self.limits.get(k) for k in ("memory", "cpu", "open_files")},
+                        "confine": jail.spec(),
                     },
                 )
                 await session.handshake(self.options.handshake_timeout)
@@ -319,7 +320,7 @@ class ProcessInstance:
                 "namespaces): its own sockets are not restricted; host.http is still checked",
                 self._id,
             )
-        if python_child and not plan.enabled:
+        if python_child:
             self.runtime._want_spare()  # the next Python plugin (or restart) starts warm
 
     async def _watch(self, session: Session) -> None:
