@@ -5,7 +5,6 @@ directory and the granted directories (plugins/escapee tries each way out)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from plughost.runtimes.process.confine import kernel_support
 from plughost.runtimes.process.runtime import ProcessInstance, ProcessRuntime
 from plughost.security.permissions import PermissionSet
 from plughost.security.scopes import parse_scopes
+from tests._tools import require_tool
 
 from .conftest import PLUGINS, eventually, fast_options, kill_quietly, make_manifest, pid_alive
 
@@ -163,8 +163,8 @@ async def test_a_declared_but_refused_spawn_grant_is_not_given(make_runtime) -> 
     assert (await inst.call("spawn", {"argv": ["true"]}))["errno"] == 1
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 async def test_node_runs_confined(make_runtime) -> None:
+    require_tool("node", "the Node example runs confined")
     rt = make_runtime()
     inst = await rt.load(load_manifest(NODE_EXAMPLE), NODE_EXAMPLE)
     await inst.start(Context())

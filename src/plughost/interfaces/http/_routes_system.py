@@ -12,7 +12,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from plughost.errors import RecordNotFound
+from plughost.interfaces.http._errors import RETRY_AFTER_SECONDS
 from plughost.interfaces.http._operations import operation_dict
+from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
     AuditPage,
     CommandIn,
@@ -29,8 +31,8 @@ from plughost.interfaces.tokens import Principal
 
 __all__ = ["probes", "router"]
 
-router = APIRouter()
-probes = APIRouter(tags=["health"])
+router = APIRouter(route_class=ApiRoute)
+probes = APIRouter(tags=["health"], route_class=ApiRoute)
 
 EVENT_KINDS = ("lifecycle", "operation", "plugin")
 
@@ -51,11 +53,14 @@ async def healthz() -> dict[str, str]:
 @probes.get("/readyz", summary="Readiness", response_model=ReadyOut,
             responses={503: {"model": ReadyOut, "description": "Not ready yet / stopping."}})
 async def readyz(request: Request) -> Any:
-    """Ready once migrations ran and the enabled plugins were loaded; 503 before that and
+    """Ready once migrations ran and the enabled plugins were loaded, while the database
+    answers; 503 (with ``Retry-After``) before that, while the database is unreachable, and
     while shutting down."""
     api = api_state(request)
-    if not api.ready:
-        return JSONResponse({"ready": False, "reason": api.not_ready_reason}, status_code=503)
+    reason = api.not_ready_reason if not api.ready else await api.storage_problem()
+    if reason:
+        return JSONResponse({"ready": False, "reason": reason}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     records = list(api.service.host.registry)
     return {
         "ready": True, "reason": "", "plugins": len(records),

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plughost.errors import PluginLoadError
-from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME
-from plughost.runtimes.process.protocol import (
+from plughost.core.wire import (
     APP_PROTOCOL_VERSION,
+    DEFAULT_MAX_FRAME,
     ENV_APP_PROTOCOL,
     ENV_MAX_FRAME,
     ENV_PLUGIN_ID,
@@ -31,6 +30,7 @@ from plughost.runtimes.process.protocol import (
     ENV_TOKEN,
     PROTOCOL_VERSION,
 )
+from plughost.errors import PluginLoadError
 
 if TYPE_CHECKING:
     from plughost.core.manifest import Manifest
