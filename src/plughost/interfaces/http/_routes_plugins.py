@@ -41,7 +41,6 @@ from plughost.interfaces.http._schemas import (
 )
 from plughost.interfaces.http._state import ApiState, api_state, requires
 from plughost.interfaces.http._uploads import (
-    new_upload_dir,
     normalise_upload,
     safe_filename,
     save_upload,
@@ -442,7 +441,7 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     if not isinstance(file, UploadFile):
         raise RequestInvalid("source=local needs the package as the file part 'file' "
                              "(curl -F file=@plugin.zip)", details={"field": "file"})
-    workdir = await asyncio.to_thread(new_upload_dir, api.settings.staging_dir)
+    workdir = await asyncio.to_thread(api.service.installer.new_workdir)  # owned by us
     try:
         (workdir / "upload").mkdir()
         dest = workdir / "upload" / safe_filename(file.filename)
