@@ -104,8 +104,10 @@ class EventBroker:
     async def stream(
         self, *, kinds: frozenset[str] | None = None, plugin_id: str | None = None,
         heartbeat: float = 15.0, max_events: int | None = None,
+        max_seconds: float | None = None,
     ) -> AsyncIterator[bytes]:
-        """SSE chunks for one subscriber until the broker closes (or ``max_events`` were sent).
+        """SSE chunks for one subscriber until the broker closes (or ``max_events`` were sent,
+        or ``max_seconds`` passed).
 
         :param kinds: only these event kinds; ``None``: all.
         :param plugin_id: only events about this plugin.
@@ -114,13 +116,22 @@ class EventBroker:
         queue: asyncio.Queue[Any] = asyncio.Queue(self._queue_size)
         self._subscribers.add(queue)
         sent = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds if max_seconds is not None else None
         try:
             yield b": plughost event stream\nretry: 3000\n\n"
             while not self._closed:
+                wait = heartbeat
+                if deadline is not None:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    wait = min(wait, left)
                 try:
-                    item = await asyncio.wait_for(queue.get(), heartbeat)
+                    item = await asyncio.wait_for(queue.get(), wait)
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    if deadline is None or loop.time() < deadline:
+                        yield b": keep-alive\n\n"
                     continue
                 if item is _CLOSED:
                     break
