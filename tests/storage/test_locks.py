@@ -200,3 +200,46 @@ def test_dead_owners_lock_files_are_pruned_and_live_ones_kept(tmp_path: Path) ->
     assert sorted(p.name for p in locks.owners_dir.iterdir()) == [f"{alive.id}.lock"]
     alive.close()
     assert list(locks.owners_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("database_url", [
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+], indirect=True)
+def test_a_database_owner_lease_takes_its_lock_again_after_losing_its_connection(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from sqlalchemy import text
+
+    from plughost.storage import locks
+
+    monkeypatch.setattr(locks, "_HEARTBEAT", 0.1)
+    monkeypatch.setattr(locks, "_HEARTBEAT_RETRY", 0.1)
+    repo = Repository(database, lock_dir=tmp_path / "locks")
+    owner = repo.owner_id
+    with database.engine.connect() as conn:  # the database drops the lease's session
+        if database.dialect == "postgresql":
+            key = int(owner, 16) & 0x7FFF_FFFF_FFFF_FFFF
+            pid = conn.execute(text(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :hi "
+                "AND objid = :lo AND objsubid = 1 AND granted"),
+                {"hi": key >> 32, "lo": key & 0xFFFF_FFFF}).scalar_one()
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        else:
+            cid = conn.execute(text("SELECT IS_USED_LOCK(:n)"),
+                               {"n": f"plughost.owner.{owner}"}).scalar_one()
+            conn.exec_driver_sql(f"KILL {int(cid)}")
+        conn.commit()
+    deadline = time.monotonic() + 30
+    seen_dead = False
+    while True:
+        alive = repo.owner_alive(owner)
+        seen_dead = seen_dead or not alive
+        if alive and seen_dead:
+            break
+        assert time.monotonic() < deadline, "the lease never took its lock again"
+        time.sleep(0.02)
+    repo.close()
+    assert not repo.owner_alive(owner)
