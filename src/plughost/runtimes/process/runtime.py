@@ -273,14 +273,16 @@ class ProcessInstance:
         self.sink = sink
         # Spares start without network when isolation is on: a plugin that may use its own
         # sockets then starts cold, in the host's network namespace.
-        plan = plan_launch(self, argv[0])  # a confined plugin starts cold: spares are not
-        spare_fits = (self._isolate_net or not self.options.isolate_network) and not plan.enabled
+        if self._jail is not None:  # what the previous process left behind goes first
+            await self._jail.release()
+        spare_fits = self._isolate_net or not self.options.isolate_network
         spare = self.runtime._take_spare() if python_child and spare_fits else None
-        jail = Jail.prepare(plan, self._id)
+        jail = Jail.prepare(plan_launch(self, argv[0]), self._id)
         try:
             if spare is not None:
                 # A warm spare has paid for interpreter start and imports already.
                 session = spare
+                jail.adopt(session.pid)  # into the plugin's cgroup; it confines itself (below)
                 session.assign(
                     self._id,
                     handler=self._serve,
@@ -291,6 +293,7 @@ class ProcessInstance:
                         "entry": entry.strip(),
                         "cwd": str(self.root),
                         "limits": {k: self.limits.get(k) for k in ("memory", "cpu", "open_files")},
+                        "confine": jail.spec(),
                     },
                 )
                 await session.handshake(self.options.handshake_timeout)
@@ -332,7 +335,7 @@ class ProcessInstance:
                 "namespaces): its own sockets are not restricted; host.http is still checked",
                 self._id,
             )
-        if python_child and not plan.enabled:
+        if python_child:
             self.runtime._want_spare()  # the next Python plugin (or restart) starts warm
 
     def _notify_change(self) -> None:
@@ -343,12 +346,12 @@ class ProcessInstance:
         info = await session.ended
         for stream in [s for s in self._streams.values() if s.session is session]:
             stream.end(info.error or crashed(self._id, info.reason))
-        if self._jail is not None and self._jail.session is session:
-            await self._jail.release()  # kill what the plugin left behind, free its cgroup
         if session is not self._session or info.expected or self._closed:
             return
         if self._live is session:
             self._live = None
+        if self._jail is not None and self._jail.session is session:
+            await self._jail.release()  # kill what the plugin left behind, free its cgroup
         await self._on_crash(info)
 
     def _emit(self, kind: str, reason: str, **details: Any) -> None:
@@ -822,8 +825,12 @@ class _Stream:
 def create_runtime(
     home: Path | None = None, on_event: Callable[[SupervisorEvent], None] | None = None
 ) -> ProcessRuntime:
-    """Factory used by the host (see :data:`plughost.runtimes.base.BUILTIN_RUNTIMES`)."""
-    return ProcessRuntime(on_event=on_event)
+    """Factory used by the host (see :data:`plughost.runtimes.base.BUILTIN_RUNTIMES`).
+
+    With a ``home``, plugins are confined to ``<home>/data/<id>`` (their ``ctx.data_dir``) from
+    their first start."""
+    options = ProcessOptions(data_root=home / "data" if home is not None else None)
+    return ProcessRuntime(on_event=on_event, options=options)
 
 
 def _manifest_dict(manifest: Manifest) -> dict[str, Any]:
