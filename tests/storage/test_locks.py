@@ -219,27 +219,31 @@ def test_a_database_owner_lease_takes_its_lock_again_after_losing_its_connection
     monkeypatch.setattr(locks, "_HEARTBEAT_RETRY", 0.1)
     repo = Repository(database, lock_dir=tmp_path / "locks")
     owner = repo.owner_id
+
+    def holder() -> int | None:
+        """The session (PostgreSQL pid, MySQL connection id) holding the owner's lock."""
+        with database.engine.connect() as conn:
+            if database.dialect == "postgresql":
+                key = int(owner, 16) & 0x7FFF_FFFF_FFFF_FFFF
+                return conn.execute(text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :hi "
+                    "AND objid = :lo AND objsubid = 1 AND granted AND mode = 'ExclusiveLock'"),
+                    {"hi": key >> 32, "lo": key & 0xFFFF_FFFF}).scalar()
+            return conn.execute(text("SELECT IS_USED_LOCK(:n)"),
+                                {"n": f"plughost.owner.{owner}"}).scalar()
+
+    first = holder()
+    assert first is not None and repo.owner_alive(owner)
     with database.engine.connect() as conn:  # the database drops the lease's session
         if database.dialect == "postgresql":
-            key = int(owner, 16) & 0x7FFF_FFFF_FFFF_FFFF
-            pid = conn.execute(text(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :hi "
-                "AND objid = :lo AND objsubid = 1 AND granted"),
-                {"hi": key >> 32, "lo": key & 0xFFFF_FFFF}).scalar_one()
-            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
         else:
-            cid = conn.execute(text("SELECT IS_USED_LOCK(:n)"),
-                               {"n": f"plughost.owner.{owner}"}).scalar_one()
-            conn.exec_driver_sql(f"KILL {int(cid)}")
+            conn.exec_driver_sql(f"KILL {int(first)}")
         conn.commit()
     deadline = time.monotonic() + 30
-    seen_dead = False
-    while True:
-        alive = repo.owner_alive(owner)
-        seen_dead = seen_dead or not alive
-        if alive and seen_dead:
-            break
+    while holder() in (None, first):  # until a new session holds it
         assert time.monotonic() < deadline, "the lease never took its lock again"
         time.sleep(0.02)
+    assert repo.owner_alive(owner)
     repo.close()
     assert not repo.owner_alive(owner)
