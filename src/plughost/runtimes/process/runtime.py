@@ -39,18 +39,14 @@ from plughost.errors import (
 from plughost.observability.health import RestartPolicy, Supervisor, SupervisorEvent
 from plughost.runtimes.base import Export, Health
 from plughost.runtimes.process.bridge import (
+    HostCalls,
     HostHandler,
     PermissionCheck,
     check_from_context,
     deny_all,
-    handlers_from_context,
+    serve,
 )
-from plughost.runtimes.process.connection import (
-    EndInfo,
-    Session,
-    invalid_params,
-    method_not_found,
-)
+from plughost.runtimes.process.connection import EndInfo, Session
 from plughost.runtimes.process.launch import (
     ProcessOptions,
     build_argv,
@@ -61,7 +57,7 @@ from plughost.runtimes.process.launch import (
     network_isolated,
 )
 from plughost.runtimes.process.output import OutputSink
-from plughost.runtimes.process.protocol import ENV_SPARE, required_permission
+from plughost.runtimes.process.protocol import ENV_SPARE
 
 if TYPE_CHECKING:
     from plughost.core.context import PluginContext
@@ -77,7 +73,6 @@ __all__ = [
     "check_from_context",
     "create_runtime",
     "deny_all",
-    "handlers_from_context",
 ]
 
 logger = logging.getLogger(__name__)
@@ -207,12 +202,9 @@ class ProcessInstance:
         self.limits = limits_of(manifest)
         self._id = manifest.id
         self.log = logging.getLogger(f"plughost.plugin.{self._id}")
-        # An explicit policy from the runtime's owner wins; otherwise the PluginContext's
-        # permission service (set at start); with neither, everything is denied.
-        self._check: PermissionCheck = (
-            runtime.check_for(self._id) if runtime.check_for is not None else deny_all(self._id)
-        )
-        self._context_handlers: dict[str, HostHandler] = {}
+        # host.* requests go through the host operations table; until start() gives the
+        # context, only log and config are served and everything that needs a grant is denied.
+        self._calls = self._host_calls(None)
         # Direct sockets are all or nothing: a plugin that declares no net: permission runs in
         # its own empty network namespace; host.http requests are checked per host either way.
         self._isolate_net = runtime.options.isolate_network and not declares_network(manifest)
@@ -367,55 +359,23 @@ class ProcessInstance:
         self._emit("reenabled", "re-enabled by the operator")
 
     # -- serving the plugin's requests ---------------------------------------------------------
-    def _serve(self, method: str, params: dict[str, Any]) -> Any:
-        if method == "host.log":
-            level = logging.getLevelName(str(params.get("level", "info")).upper())
-            if self.sink is not None:
-                self.sink.log(
-                    level if isinstance(level, int) else logging.INFO,
-                    str(params.get("message", "")),
-                )
-            return None
-        if method == "host.config.get":
-            config = dict(getattr(self._context, "config", None) or {})
-            key = params.get("key")
-            return config if key is None else config.get(key, params.get("default"))
-        try:
-            if method.startswith("host.files."):
-                params = self._absolute(params)
-            need = required_permission(method, params, self._id)
-        except ValueError as exc:
-            raise invalid_params(str(exc)) from None
-        if need is not None:
-            self._check(*need)  # before anything else: a refused request learns nothing
-        handler = self.runtime.handlers.get(method) or self._context_handlers.get(method)
-        if handler is None:
-            raise method_not_found(
-                f"{method!r} is not served by this host (unknown method, or its service is "
-                "not configured); see docs/protocol.md"
-            )
-        return handler(self._id, params)
+    def _host_calls(self, context: PluginContext | None) -> HostCalls:
+        # An explicit policy from the runtime's owner wins; otherwise the PluginContext's
+        # permission service; with neither, everything is denied.
+        runtime = self.runtime
+        check = runtime.check_for(self._id) if runtime.check_for is not None else None
+        if check is None and context is None:
+            check = deny_all(self._id)
+        return HostCalls(
+            self._id, context, check=check, handlers=runtime.handlers, log=self._log_line
+        )
 
-    def _absolute(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Resolve a file path once, here: relative to the plugin's data directory, symlinks
-        followed. The permission check and the files service then see the same path."""
-        path = params.get("path")
-        if not isinstance(path, str) or not path:
-            raise ValueError("host.files.* needs a non-empty string 'path'")
-        if "\x00" in path:
-            raise ValueError("path contains a NUL byte")
-        if not os.path.isabs(path):
-            try:
-                data_dir = getattr(self._context, "data_dir", None)
-            except PlughostError:
-                data_dir = None
-            if data_dir is None:
-                raise ValueError(
-                    f"relative path {path!r} needs the plugin's data directory, and this host "
-                    "has none (give PluginHost a home); use an absolute path"
-                )
-            path = os.path.join(str(data_dir), path)
-        return {**params, "path": os.path.realpath(path)}
+    def _log_line(self, level: int, message: str) -> None:
+        if self.sink is not None:  # rate-limited like the plugin's stderr
+            self.sink.log(level, message)
+
+    def _serve(self, method: str, params: dict[str, Any]) -> Any:
+        return serve(self._calls, method, params)
 
     # -- the PluginInstance contract -----------------------------------------------------------
     async def _activate(self, context: PluginContext) -> list[Export]:
@@ -457,9 +417,7 @@ class ProcessInstance:
         """Send ``plugin.activate``; return the exports the plugin declared."""
         self._ensure_open()
         self._context = context
-        self._context_handlers = handlers_from_context(context)
-        if self.runtime.check_for is None:
-            self._check = check_from_context(context, self._id)
+        self._calls = self._host_calls(context)
         exports = await self._activate(context)
         self._active = True
         self._ready.set()
