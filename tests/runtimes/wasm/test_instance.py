@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from plughost.core.bus import EventBus
+from plughost.core.context import PluginContext
+from plughost.core.manifest import manifest_from_dict
+from plughost.core.scoped import ScopedBus
 from plughost.errors import (
     PermissionDenied,
     PluginActivationError,
@@ -156,7 +160,8 @@ async def test_forbidden_http_is_denied_and_never_reaches_the_service(load):
         "http",
         wat_modules.FORBIDDEN_HTTP,
         bindings=WasmBindings(
-            check=_allow({"net": {"api.example.com:443"}}), http_request=fetched.append
+            check=_allow({"net": {"api.example.com:443"}}),
+            handlers={"host.http.request": lambda pid, request: fetched.append(request)},
         ),
     )
     with pytest.raises(PermissionDenied, match=r"net 'evil.example.com:80'"):
@@ -167,54 +172,74 @@ async def test_forbidden_http_is_denied_and_never_reaches_the_service(load):
 async def test_allowed_http_goes_through_the_injected_service(load):
     seen = []
 
-    def http(request):
+    def http(plugin_id, request):
         seen.append(request)
         return {"status": 200, "body": "fine"}
 
     inst = load(
         "http",
         wat_modules.FORBIDDEN_HTTP,
-        bindings=WasmBindings(check=_allow({"net": {"evil.example.com:80"}}), http_request=http),
+        bindings=WasmBindings(
+            check=_allow({"net": {"evil.example.com:80"}}), handlers={"host.http.request": http}
+        ),
     )
     assert await inst.call("run", {}) == {"status": 200, "body": "fine"}
     assert seen == [{"method": "GET", "url": "http://evil.example.com/steal"}]
 
 
+def _bus_context(plugin_id, bus):
+    manifest = manifest_from_dict(
+        {"id": plugin_id, "name": plugin_id, "version": "1.0.0", "runtime": "wasm",
+         "entry": "x.wat"}
+    )
+    context = PluginContext(manifest)
+    context.attach("bus", ScopedBus(bus, plugin_id))
+    return context
+
+
 async def test_forbidden_emit_is_denied_and_unset_checker_denies_everything(load):
+    bus = EventBus()
     emitted = []
+    bus.subscribe("#", emitted.append)
     inst = load(
         "emit",
         wat_modules.FORBIDDEN_EMIT,
         bindings=WasmBindings(
-            check=_allow({"events:emit": {"hello.greeted"}}), emit=lambda t, p: emitted.append(t)
+            context=_bus_context("emit", bus), check=_allow({"events:emit": {"hello.greeted"}})
         ),
     )
     with pytest.raises(PermissionDenied, match=r"system.shutdown"):
         await inst.call("run", {})
-    deny_all = load("emit2", wat_modules.FORBIDDEN_EMIT, bindings=WasmBindings(emit=emitted.append))
-    with pytest.raises(PermissionDenied, match=r"no permissions were granted"):
+    deny_all = load(
+        "emit2", wat_modules.FORBIDDEN_EMIT, bindings=WasmBindings(_bus_context("emit2", bus))
+    )
+    with pytest.raises(PermissionDenied, match=r"no permission checker configured"):
         await deny_all.call("run", {})
     assert emitted == []
 
 
 async def test_granted_emit_reaches_the_bus(runtime):
+    bus = EventBus()
     emitted = []
+    bus.subscribe("hello.*", emitted.append)
     inst = runtime.load_file("wasm-hello", HELLO)
     await inst.start(
         WasmBindings(
+            context=_bus_context("wasm-hello", bus),
             check=_allow({"events:emit": {"hello.greeted"}}),
-            emit=lambda t, p: emitted.append((t, p)),
         )
     )
-    assert await inst.call("announce", {"who": "Ada"}) is None
-    assert emitted == [("hello.greeted", {"who": "Ada"})]
+    assert await inst.call("announce", {"who": "Ada"}) == 1  # the bus: subscribers reached
+    assert [(e.topic, e.payload, e.source) for e in emitted] == [
+        ("hello.greeted", {"who": "Ada"}, "wasm-hello")
+    ]
 
 
 async def test_missing_service_is_a_clear_error_for_the_guest(load):
     inst = load(
         "http", wat_modules.FORBIDDEN_HTTP, bindings=WasmBindings(check=lambda kind, target: None)
     )
-    with pytest.raises(PluginError, match=r"no http_request service"):
+    with pytest.raises(PluginError, match=r"no 'http' service is configured"):
         await inst.call("run", {})
 
 
@@ -320,7 +345,10 @@ async def test_reentrant_call_from_a_host_function_is_refused(load):
     inst = load(
         "http",
         wat_modules.FORBIDDEN_HTTP,
-        bindings=WasmBindings(check=lambda k, t: None, http_request=lambda r: execute("x", {})),
+        bindings=WasmBindings(
+            check=lambda k, t: None,
+            handlers={"host.http.request": lambda pid, r: execute("x", {})},
+        ),
     )
     holder["inst"] = inst
     with pytest.raises(PluginError, match=r"re-entrant calls are refused"):

@@ -330,3 +330,17 @@ def write(directory: Path, name: str, text: str) -> Path:
     path = directory / f"{name}.wat"
     path.write_text(text)
     return path
+
+
+def relay(*names: str) -> str:
+    """A plugin whose handler ``<name>`` passes its request to host function ``<name>`` and
+    answers the host's envelope as its own (so a test drives any host function directly)."""
+    imports = "\n".join(
+        f'  (import "plughost" "{n}" (func ${n} (param i32 i32) (result i64)))' for n in names
+    )
+    body = "\n".join(
+        f'  (func (export "{n}") (param $p i32) (param $l i32) (result i64)\n'
+        f"    (call ${n} (local.get $p) (local.get $l)))"
+        for n in names
+    )
+    return module(body, imports=imports)

@@ -146,10 +146,23 @@ class WasmInstance:
         (normally a ``PluginContext``).
         """
         bindings = self._bindings_from(context)
-        if self._compiled.host_imports & bindings.async_services():
+        if self._dispatch_for(bindings).awaits(self._compiled.host_imports):
             self._loop = asyncio.get_running_loop()
             return await asyncio.to_thread(self.start_sync, bindings)
         return self.start_sync(bindings)
+
+    def _dispatch_for(self, bindings: WasmBindings) -> HostDispatch:
+        dispatch = self._dispatch
+        if dispatch is None or dispatch.bindings is not bindings:
+            logger = bindings.logger or logging.getLogger(f"plughost.plugin.{self._plugin_id}")
+            dispatch = HostDispatch(
+                self._plugin_id,
+                bindings,
+                LogLimiter(logger, self.limits.output),
+                self._await_result,
+            )
+            self._dispatch = dispatch
+        return dispatch
 
     def _bindings_from(self, context: Any) -> WasmBindings:
         self._ensure_open()
@@ -164,11 +177,7 @@ class WasmInstance:
             return self._exports
         self._bindings = bindings
         # async services are only reachable when calls run off the event loop thread
-        self._off_loop = bool(self._compiled.host_imports & bindings.async_services())
-        logger = bindings.logger or logging.getLogger(f"plughost.plugin.{self._plugin_id}")
-        self._dispatch = HostDispatch(
-            self._plugin_id, bindings, LogLimiter(logger, self.limits.output), self._await_result
-        )
+        self._off_loop = self._dispatch_for(bindings).awaits(self._compiled.host_imports)
         self._failed = None
         self._restart_at = None
         self._acquire()
@@ -451,7 +460,7 @@ class WasmInstance:
             request = json.dumps(
                 {
                     "plugin_id": self._plugin_id,
-                    "config": dict(self._bindings.config if self._bindings else {}),
+                    "config": dict(self._bindings.config() if self._bindings else {}),
                     "abi": abi.ABI_VERSION,
                 },
                 separators=(",", ":"),
