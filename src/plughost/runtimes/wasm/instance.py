@@ -98,7 +98,6 @@ class WasmInstance:
         self._live: _Live | None = None
         self._ctx: int | None = None  # hot-path copy of self._live.ctx
         self._fuel = limits.fuel or _UNLIMITED_FUEL
-        self._ticks = runtime.ticker.ticks_for(limits.timeout)
         self._bindings: WasmBindings | None = None
         self._dispatch: HostDispatch | None = None
         self._exports: tuple[Export, ...] = ()
@@ -378,6 +377,8 @@ class WasmInstance:
         set_fuel, set_deadline = _ffi.set_fuel, _ffi.set_epoch_deadline
         counters = self.counters
         monotonic = time.monotonic
+        ticks_until = self._runtime.ticker.ticks_until
+        timeout = self.limits.timeout
         inst = self
 
         def fast(*args: Any) -> Any:
@@ -388,9 +389,9 @@ class WasmInstance:
                 if ctx is None:
                     ctx = inst._revive()
                 set_fuel(ctx, inst._fuel)
-                set_deadline(ctx, inst._ticks)
-                if inst._off_loop:  # async host services wait until this deadline
-                    inst._deadline = monotonic() + inst.limits.timeout
+                deadline = monotonic() + timeout
+                set_deadline(ctx, ticks_until(deadline))
+                inst._deadline = deadline  # async host services wait until this deadline
                 counters["calls"] += 1
                 result = invoke(ctx, cell[0], *args)
                 if result is not TRAPPED:
@@ -417,8 +418,8 @@ class WasmInstance:
             if self._compiled.uses_wasi:
                 store.set_wasi(self._wasi_config())
             store.set_fuel(self._fuel)
-            store.set_epoch_deadline(self._ticks)
             rt.ticker.ensure_started()
+            store.set_epoch_deadline(rt.ticker.ticks_until(time.monotonic() + self.limits.timeout))
             try:
                 instance = self._compiled.pre.instantiate(store)
             except wasmtime.Trap as exc:
@@ -601,10 +602,10 @@ class WasmInstance:
         assert live is not None
         limits = self.limits
         seconds = limits.timeout if timeout is None else min(timeout, limits.timeout)
-        ticks = self._ticks if timeout is None else self._runtime.ticker.ticks_for(seconds)
+        deadline = time.monotonic() + seconds
         _ffi.set_fuel(ctx, self._fuel)
-        _ffi.set_epoch_deadline(ctx, ticks)
-        self._deadline = time.monotonic() + seconds
+        _ffi.set_epoch_deadline(ctx, self._runtime.ticker.ticks_until(deadline))
+        self._deadline = deadline
         self.counters["calls"] += 1
         try:
             return self._exchange(live, name, data, seconds)
