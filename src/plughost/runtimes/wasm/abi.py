@@ -21,12 +21,16 @@ __all__ = [
     "ABI_VERSION",
     "ACTIVATE",
     "ALLOC",
+    "CONFIG_CHANGE",
     "DEACTIVATE",
     "DEALLOC",
+    "ENABLED",
     "EXPORTS",
+    "EXPORT_STATE",
     "HEALTH",
     "HOST_FUNCTIONS",
     "HOST_MODULE",
+    "IMPORT_STATE",
     "MEMORY",
     "WASI_MODULE",
     "decode_envelope",
@@ -44,6 +48,10 @@ ACTIVATE = "plughost_activate"
 DEACTIVATE = "plughost_deactivate"
 EXPORTS = "plughost_exports"
 HEALTH = "plughost_health"
+EXPORT_STATE = "plughost_export_state"
+IMPORT_STATE = "plughost_import_state"
+ENABLED = "plughost_enabled"
+CONFIG_CHANGE = "on_config_change"
 HOST_MODULE = "plughost"
 WASI_MODULE = "wasi_snapshot_preview1"
 

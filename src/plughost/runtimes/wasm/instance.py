@@ -108,6 +108,7 @@ class WasmInstance:
         self._off_loop = False  # calls go through a worker thread (async host services)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deadline = 0.0  # monotonic deadline of the call in progress
+        self._pending_state: dict[str, Any] | None = None  # import_state before start
         self._supervisor = runtime.new_supervisor()
         # name -> [func address]: one mutable cell per export, re-pointed when the store changes
         self._cells: dict[str, list[int]] = {}
@@ -258,6 +259,49 @@ class WasmInstance:
                 )
             return Health(bool(answer), "ok" if answer else "the plugin reports unhealthy", data)
         return Health(True, "ok", data)
+
+    # -- what the host asks beyond calls: events, state, configuration, enable/disable ---------
+
+    async def deliver_event(self, target: str, event: Any) -> None:
+        """Hand an event to the subscription handler ``target`` as ``{"event": <wire shape>}``."""
+        data = event.to_dict() if hasattr(event, "to_dict") else event
+        await self.call(target, {"event": data})
+
+    async def export_state(self) -> Any:
+        """The guest's ``plughost_export_state`` answer; None when it exports none (no state)."""
+        if not self._compiled.is_handler(abi.EXPORT_STATE):
+            return None
+        return await self.call(abi.EXPORT_STATE)
+
+    async def import_state(self, state: Any, from_version: str) -> None:
+        """Hand over the state ``from_version`` exported (update, rollback).
+
+        Before :meth:`start` (the host's order) the state is kept and given to
+        ``plughost_import_state`` right after instantiation, before ``plughost_activate``; on a
+        running instance it is given at once. A module without the export keeps no state, so
+        there is nothing to give it.
+        """
+        if not self._compiled.is_handler(abi.IMPORT_STATE):
+            if state is not None:
+                log.info("[%s] exports no %s: the state of %s is not carried over",
+                         self._plugin_id, abi.IMPORT_STATE, from_version or "the old version")
+            return
+        request = {"state": state, "from_version": from_version}
+        if self.active:
+            await self.call(abi.IMPORT_STATE, request)
+        else:
+            self._ensure_open()
+            self._pending_state = request
+
+    async def config_changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        """``on_config_change`` with ``{"old", "new"}`` (if exported); an error refuses it."""
+        if self._compiled.is_handler(abi.CONFIG_CHANGE):
+            await self.call(abi.CONFIG_CHANGE, {"old": dict(old), "new": dict(new)})
+
+    async def enabled_changed(self, enabled: bool) -> None:
+        """``plughost_enabled`` with ``{"enabled": bool}`` (if exported)."""
+        if self._compiled.is_handler(abi.ENABLED):
+            await self.call(abi.ENABLED, {"enabled": enabled})
 
     async def stop(self) -> None:
         """Run ``plughost_deactivate`` (if exported) and discard the store; idempotent."""
@@ -457,6 +501,23 @@ class WasmInstance:
         self._live = live
         self._ctx = ctx
         rt._adopt(ctx, self)
+        pending, self._pending_state = self._pending_state, None
+        if pending is not None:  # an update hands over the old version's state: before activate
+            try:
+                out = self._call_json_locked(
+                    abi.IMPORT_STATE, abi.encode_json(pending).encode(), None, restart=False
+                )
+                if out is not None:
+                    abi.decode_envelope(out, what=self._what(abi.IMPORT_STATE))
+            except PlughostError as exc:
+                self._drop_store()
+                raise PluginActivationError(
+                    f"{self._plugin_id}: {abi.IMPORT_STATE} refused the state of "
+                    f"{pending['from_version'] or 'the previous version'}: {exc.message}",
+                    plugin_id=self._plugin_id,
+                    phase="activate",
+                    details={"cause": exc.to_dict()},
+                ) from exc
         if self._compiled.is_handler(abi.ACTIVATE):
             request = json.dumps(
                 {
