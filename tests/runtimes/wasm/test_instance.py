@@ -94,7 +94,9 @@ async def test_memory_cap_refuses_growth_with_a_clear_reason(load):
     inst = load("bomb", wat_modules.MEMORY_BOMB, limits=WasmLimits(memory=1 << 20))
     with pytest.raises(PluginCrashed, match=r"memory limit 1 MiB exceeded") as info:
         await inst.call("run", {})
-    assert info.value.details == {"limit": "memory", "memory": 1 << 20, "size": 1 << 20}
+    assert info.value.details == {
+        "limit": "memory", "memory": 1 << 20, "size": 1 << 20, "asked": (1 << 20) + 65536
+    }
     # the sandbox was reset: memory is back to its initial single page
     assert inst.export_function("pages")() == 1
 
@@ -420,3 +422,17 @@ async def test_plughost_health_export_is_the_health_probe(load):
     health = await inst.health()
     assert not health.ok and health.detail == "db down" and health.data["retries"] == 3
     assert (await load("echo", wat_modules.ECHO).health()).ok  # no probe: alive is healthy
+
+
+async def test_any_refused_grow_is_the_memory_limit_and_a_tolerated_one_is_not(load, runtime):
+    big = load("big", wat_modules.BIG_GROW, limits=WasmLimits(memory=16 << 20))
+    await big.call("tolerant", {})  # refused, answered -1, handled: no error
+    assert big.export_function("pages")() == 112
+    with pytest.raises(PluginCrashed, match=r"growing it to 17 MiB was refused") as info:
+        await big.call("run", {})
+    assert info.value.details["limit"] == "memory" and info.value.details["size"] == 7 << 20
+    crash = load("crash", wat_modules.CRASH, limits=WasmLimits(memory=16 << 20))
+    with pytest.raises(PluginCrashed, match=r"unreachable") as plain:  # no grow refused: a crash
+        await crash.call("run", {})
+    assert "limit" not in plain.value.details
+    assert runtime.memories is not None and runtime.memories.live == 2

@@ -381,3 +381,19 @@ STATEFUL = recorder(
     ("on_config_change", "last_config"),
     ("plughost_enabled", "last_enabled"),
 )
+
+
+# one big grow: memory starts at 7 MiB (112 pages); "run" asks for 160 more pages (10 MiB, past
+# a 16 MiB cap) in one memory.grow and traps when refused, as an allocator's caller would
+BIG_GROW = module(
+    """
+  (func (export "run") (param i32 i32) (result i64)
+    (if (i32.eq (memory.grow (i32.const 160)) (i32.const -1)) (then unreachable))
+    (i64.const 0))
+  (func (export "tolerant") (param i32 i32) (result i64)
+    (drop (memory.grow (i32.const 160)))
+    (i64.const 0))
+  (func (export "pages") (result i32) (memory.size))
+""",
+    pages=112,
+)

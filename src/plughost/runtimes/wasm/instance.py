@@ -109,6 +109,8 @@ class WasmInstance:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deadline = 0.0  # monotonic deadline of the call in progress
         self._pending_state: dict[str, Any] | None = None  # import_state before start
+        # (size, asked) of a memory.grow refused at the memory limit since the call began
+        self._grow_refused: tuple[int, int] | None = None
         self._supervisor = runtime.new_supervisor()
         # name -> [func address]: one mutable cell per export, re-pointed when the store changes
         self._cells: dict[str, list[int]] = {}
@@ -436,6 +438,7 @@ class WasmInstance:
                 deadline = monotonic() + timeout
                 set_deadline(ctx, ticks_until(deadline))
                 inst._deadline = deadline  # async host services wait until this deadline
+                inst._grow_refused = None
                 counters["calls"] += 1
                 result = invoke(ctx, cell[0], *args)
                 if result is not TRAPPED:
@@ -457,15 +460,20 @@ class WasmInstance:
         rt = self._runtime
         store = wasmtime.Store(rt.engine)
         try:
-            if self.limits.memory is not None:
-                store.set_limits(memory_size=self.limits.memory)
+            memories = rt.memories
+            if self.limits.memory is not None and memories is None:
+                store.set_limits(memory_size=self.limits.memory)  # no creator: wasmtime's cap
             if self._compiled.uses_wasi:
                 store.set_wasi(self._wasi_config())
             store.set_fuel(self._fuel)
             rt.ticker.ensure_started()
             store.set_epoch_deadline(rt.ticker.ticks_until(time.monotonic() + self.limits.timeout))
             try:
-                instance = self._compiled.pre.instantiate(store)
+                if memories is None:
+                    instance = self._compiled.pre.instantiate(store)
+                else:
+                    with memories.creating(self.limits.memory, self._refused_grow):
+                        instance = self._compiled.pre.instantiate(store)
             except wasmtime.Trap as exc:
                 raise PluginActivationError(
                     f"{self._plugin_id}: the module's start function trapped: {first_line(exc)}",
@@ -539,6 +547,10 @@ class WasmInstance:
                     phase="activate",
                     details={"cause": exc.to_dict()},
                 ) from exc
+
+    def _refused_grow(self, size: int, asked: int) -> None:
+        """The memory creator refused to grow our memory past the limit (any size)."""
+        self._grow_refused = (size, asked)
 
     def _wasi_config(self) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
@@ -667,6 +679,7 @@ class WasmInstance:
         _ffi.set_fuel(ctx, self._fuel)
         _ffi.set_epoch_deadline(ctx, self._runtime.ticker.ticks_until(deadline))
         self._deadline = deadline
+        self._grow_refused = None
         self.counters["calls"] += 1
         try:
             return self._exchange(live, name, data, seconds)
@@ -751,7 +764,10 @@ class WasmInstance:
             if (
                 allocating
                 and self.limits.memory is not None
-                and size + max(length, PAGE) > self.limits.memory
+                and (
+                    self._grow_refused is not None
+                    or size + max(length, PAGE) > self.limits.memory
+                )
             ):
                 raise self._memory_exceeded(size)
             raise ProtocolError(
@@ -865,10 +881,12 @@ class WasmInstance:
             error=error,
             parked=parked,
             memory_size=self.memory_bytes(),
+            grow_refused=self._grow_refused,
         )
 
     def _memory_exceeded(self, size: int) -> PluginCrashed:
-        return memory_exceeded(self._plugin_id, self.limits.memory or 0, size)
+        asked = self._grow_refused[1] if self._grow_refused is not None else None
+        return memory_exceeded(self._plugin_id, self.limits.memory or 0, size, asked=asked)
 
     def _not_callable(self) -> PluginError:
         if self._closed:

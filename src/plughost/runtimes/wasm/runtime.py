@@ -30,6 +30,8 @@ from .cache import ModuleCache
 from .compiled import CompiledPlugin, inspect_module
 from .instance import WasmInstance
 from .limits import WasmLimits
+from .memory import MemoryCreator
+from .memory import supported as memory_supported
 from .ticker import EpochTicker
 
 __all__ = ["BindingsFactory", "WasmRuntime", "create_runtime"]
@@ -90,8 +92,14 @@ class WasmRuntime:
         config = wasmtime.Config()
         config.consume_fuel = True
         config.epoch_interruption = True
+        # the host allocates linear memories itself, to see every refused memory.grow
+        self.memories = MemoryCreator() if memory_supported() else None
+        if self.memories is not None:
+            self.memories.install(config)
         self.engine = wasmtime.Engine(config)
-        self.cache = ModuleCache(cache_dir, self.engine, _ENGINE_TAG)
+        # the memory creator turns copy-on-write images off, which compiled artefacts record
+        tag = _ENGINE_TAG + ("-hostmem" if self.memories is not None else "")
+        self.cache = ModuleCache(cache_dir, self.engine, tag)
         self.defaults = defaults or WasmLimits()
         self.ticker = EpochTicker(self.engine, epoch_interval)
         self._bindings_factory = bindings or bindings_from_context
