@@ -40,6 +40,8 @@ __all__ = [
 DEFAULT_MAX_PLUGIN_SIZE = 100 * 1024 * 1024
 #: The settings file looked up in the home directory (or named by ``$PLUGHOST_SETTINGS``).
 SETTINGS_FILE = "plughost.toml"
+#: Tables of the settings file that other parts read (not :class:`HostSettings` fields).
+SHARED_TABLES = frozenset({"plugins", "logs", "health", "metrics", "alerts"})
 #: Accepted values of :attr:`HostSettings.require_signature`.
 SIGNATURE_POLICIES = ("always", "never", "unless-allowlisted")
 
@@ -214,6 +216,8 @@ class HostSettings:
             ) from None
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigurationError(f"cannot read settings file {path}: {exc}") from None
+        # Tables read by other parts of plughost share the file (observability, plugin config).
+        data = {k: v for k, v in data.items() if k not in SHARED_TABLES}
         if set(data) == {"plughost"} and isinstance(data["plughost"], dict):
             data = data["plughost"]
         data = {**data, **overrides}

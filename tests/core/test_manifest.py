@@ -737,7 +737,7 @@ def test_field_table_covers_the_native_keys() -> None:
     }
     limits = next(f for f in FIELDS if f.key == "limits")
     assert [c.key for c in limits.children] == [
-        "timeout", "memory", "cpu", "fuel", "open-files", "output"]
+        "timeout", "memory", "cpu", "fuel", "open-files", "output", "processes"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -892,3 +892,11 @@ def test_schema_refuses_what_the_validator_refuses() -> None:
                 with_(permissions=["disk:x"]), with_(activation=["lazy"]),
                 with_(limits={"memory": "5 parsecs"}), with_(limits={"timeout": "2 days"})):
         assert list(validator.iter_errors(bad)), bad
+
+
+@pytest.mark.parametrize("fmt,text", [("json", "[" * 30_000), ("toml", "a = " + "[" * 30_000)])
+def test_a_manifest_nested_too_deeply_is_a_syntax_problem_not_a_crash(fmt: str, text: str
+                                                                      ) -> None:
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(text, format=fmt)  # type: ignore[arg-type]
+    assert [p.code for p in info.value.problems] == ["manifest.syntax"]

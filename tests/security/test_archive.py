@@ -234,9 +234,10 @@ def test_one_gigabyte_bomb_with_lying_headers_is_stopped_early_by_the_streaming_
     tmp_path: Path,
 ) -> None:
     stream = zeros_stream(1024)
-    # Headers claim 150 MiB (under the 200 MiB limit): only the measured ratio can catch it.
+    # Headers claim 90 MiB (under the entry and total limits): only the measured ratio can
+    # catch it.
     bomb = Raw("zeros.bin", b"", packed=stream,
-               local={"usize": 150 << 20, "crc": 0}, central={"usize": 150 << 20, "crc": 0})
+               local={"usize": 90 << 20, "crc": 0}, central={"usize": 90 << 20, "crc": 0})
     err = refused(write(tmp_path, build([bomb])), "archive.ratio")
     assert err.details["bytes_out"] < 4 << 20, "must stop after a few MiB, not a gigabyte"
     assert zlib.decompressobj(-15).decompress(stream[:1 << 16], 1) == b"\0"
@@ -580,3 +581,94 @@ def test_implied_directories_count_towards_the_entry_limit(tmp_path: Path) -> No
                for i in range(200)]
     err = refused(write(tmp_path, build(entries)), "archive.too_many_entries")
     assert err.details["entries"] > 10_000
+
+
+# -- one entry's size, and reads with their own cap ---------------------------------------------
+
+def test_an_entry_larger_than_max_entry_size_is_refused_before_decompressing(
+    tmp_path: Path
+) -> None:
+    path = write(tmp_path, build([Raw("small.txt", b"a" * 10), Raw("big.bin", b"b" * 5000)]))
+    err = refused(path, "archive.too_large", ArchiveLimits(max_entry_size=4096))
+    assert err.details["entry"] == "big.bin" and err.details["limit"] == 4096
+    with open_archive(path, ArchiveLimits(max_entry_size=5000)) as ar:
+        ar.check()
+
+
+def test_read_with_a_cap_refuses_on_the_declared_size(tmp_path: Path) -> None:
+    from .zipcraft import bomb
+
+    path = write(tmp_path, build([bomb("manifest.json", 50 << 20)]))
+    with open_archive(path) as ar, pytest.raises(ArchiveError) as info:
+        ar.read("manifest.json", max_size=65537)
+    assert info.value.code == "archive.too_large"
+    assert info.value.details["size"] == 50 << 20
+
+
+# -- inflate: compressed streams under the same limits ------------------------------------------
+
+def _chunks(data: bytes, size: int = 1000) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("encoding,pack", [
+    ("gzip", gzip.compress),
+    ("x-gzip", gzip.compress),
+    ("deflate", zlib.compress),
+    ("deflate", lambda d: zlib.compress(d)[2:-4]),   # raw deflate, as some servers send it
+    ("identity", lambda d: d),
+    ("gzip, identity", gzip.compress),
+])
+def test_inflate_decodes_each_supported_encoding(encoding: str, pack: object) -> None:
+    from plughost.security.archive import inflate
+
+    data = os.urandom(3000) * 50
+    out = b"".join(inflate(_chunks(pack(data)), encoding))  # type: ignore[operator]
+    assert out == data
+
+
+def test_inflate_reads_every_gzip_member() -> None:
+    from plughost.security.archive import inflate
+
+    body = gzip.compress(b"first ") + gzip.compress(b"second")
+    assert b"".join(inflate([body], "gzip")) == b"first second"
+
+
+def test_inflate_never_yields_more_than_a_bounded_chunk() -> None:
+    from plughost.security.archive import inflate
+
+    body = gzip.compress(b"\0" * (4 << 20))
+    limits = ArchiveLimits(max_ratio=10_000)
+    sizes = [len(c) for c in inflate([body], "gzip", limits)]
+    assert sum(sizes) == 4 << 20 and max(sizes) <= 256 * 1024
+
+
+@pytest.mark.parametrize("limits,code", [
+    (ArchiveLimits(), "archive.ratio"),
+    (ArchiveLimits(max_ratio=100_000, max_entry_size=2 << 20), "archive.too_large"),
+])
+def test_inflate_stops_a_bomb(limits: ArchiveLimits, code: str) -> None:
+    from plughost.security.archive import inflate
+
+    body = gzip.compress(b"\0" * (16 << 20))
+    produced = 0
+    with pytest.raises(ArchiveError) as info:
+        for chunk in inflate([body], "gzip", limits, what="the download"):
+            produced += len(chunk)
+    assert info.value.code == code
+    assert produced <= 3 << 20
+
+
+@pytest.mark.parametrize("encoding,body,code", [
+    ("br", b"x", "archive.unsupported"),
+    ("gzip, deflate", b"x", "archive.unsupported"),
+    ("gzip", gzip.compress(b"hello" * 100)[:-12], "archive.corrupt"),
+    ("gzip", b"not gzip at all", "archive.corrupt"),
+    ("deflate", zlib.compress(b"hello") + b"junk", "archive.corrupt"),
+])
+def test_inflate_refuses_what_it_cannot_decode(encoding: str, body: bytes, code: str) -> None:
+    from plughost.security.archive import inflate
+
+    with pytest.raises(ArchiveError) as info:
+        b"".join(inflate([body], encoding))
+    assert info.value.code == code

@@ -90,7 +90,88 @@ def test_signing_with_a_second_key_keeps_the_first(signed: Path, store: TrustSto
     with open_package(signed) as pkg:
         doc = json.loads(pkg.info.signature_bytes or b"")
     assert len(doc["signatures"]) == 2
+    store.add(market.public_key(), "market")
     assert verify(signed, store).key_name == "acme"
+
+
+# -- every signature must pass, not just one ---------------------------------------------------
+
+ALL_POLICIES = [SignaturePolicy("always"), SignaturePolicy("never"),
+                SignaturePolicy("unless-allowlisted"),
+                SignaturePolicy("unless-allowlisted", allowlist={"notify-slack"})]
+
+
+@pytest.mark.parametrize("policy", ALL_POLICIES, ids=lambda p: f"{p.require_signature}"
+                         f"{'+listed' if p.allowlist else ''}")
+def test_a_revoked_signature_beside_a_trusted_one_is_refused_under_every_policy(
+    plugin_dir: Path, store: TrustStore, publisher: Ed25519PrivateKey, policy: SignaturePolicy
+) -> None:
+    old = Ed25519PrivateKey.generate()
+    store.add(old.public_key(), "old laptop")
+    package = sign(sign(pack(plugin_dir), old), publisher)   # revoked first, trusted second
+    store.revoke(key_id(old.public_key()), reason="stolen")
+    err = sig_error(package, store, "signature.revoked_key", policy=policy)
+    assert err.details["key_id"] == key_id(old.public_key())
+    # the other order too: the trusted signature first
+    again = sign(sign(pack(plugin_dir, plugin_dir.parent / "b.zip"), publisher), old)
+    sig_error(again, store, "signature.revoked_key", policy=policy)
+
+
+def _with_signatures(package: Path, dest: Path, edit: Callable[[list[dict[str, str]]], None]
+                     ) -> Path:
+    with open_package(package) as pkg:
+        doc = json.loads(pkg.info.signature_bytes or b"")
+    edit(doc["signatures"])
+    return rewrite(package, dest, change={SIGNATURE_FILE: json.dumps(doc).encode()})
+
+
+@pytest.mark.parametrize("policy", ALL_POLICIES, ids=lambda p: f"{p.require_signature}"
+                         f"{'+listed' if p.allowlist else ''}")
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_corrupted_signature_beside_a_valid_one_is_refused_under_every_policy(
+    signed: Path, tmp_path: Path, store: TrustStore, publisher: Ed25519PrivateKey,
+    policy: SignaturePolicy, where: str,
+) -> None:
+    import base64
+
+    def corrupt(sigs: list[dict[str, str]]) -> None:
+        bad = dict(sigs[0])
+        raw = bytearray(base64.b64decode(bad["signature"]))
+        raw[0] ^= 0x01  # one flipped bit
+        bad["signature"] = base64.b64encode(bytes(raw)).decode()
+        sigs.insert(0 if where == "before" else 1, bad)
+
+    forged = _with_signatures(signed, tmp_path / "forged.zip", corrupt)
+    err = sig_error(forged, store, "signature.invalid", policy=policy)
+    assert err.details["key_ids"] == [key_id(publisher.public_key())]
+
+
+def test_a_malformed_signature_entry_beside_a_valid_one_is_refused(
+    signed: Path, tmp_path: Path, store: TrustStore
+) -> None:
+    forged = _with_signatures(signed, tmp_path / "forged.zip",
+                              lambda sigs: sigs.insert(0, {"algorithm": "ed25519"}))
+    sig_error(forged, store, "signature.invalid", policy=SignaturePolicy("never"))
+
+
+def test_an_untrusted_signature_beside_a_trusted_one_is_refused_when_a_signature_is_required(
+    signed: Path, store: TrustStore
+) -> None:
+    stranger = Ed25519PrivateKey.generate()
+    sign(signed, stranger)
+    err = sig_error(signed, store, "signature.untrusted_key")
+    assert err.details["key_ids"] == [key_id(stranger.public_key())]
+    assert "acme" in err.message
+    # Not required: the trusted signature is reported, the unknown one tolerated.
+    result = verify(signed, store, SignaturePolicy("never"))
+    assert result.trusted and result.key_name == "acme"
+
+
+def test_a_signature_file_nested_too_deeply_is_invalid_not_a_crash(
+    signed: Path, tmp_path: Path, store: TrustStore
+) -> None:
+    bad = rewrite(signed, tmp_path / "deep.zip", change={SIGNATURE_FILE: b"[" * 200_000})
+    sig_error(bad, store, "signature.invalid")
 
 
 def test_sign_refuses_a_damaged_package(plugin_dir: Path, tmp_path: Path,

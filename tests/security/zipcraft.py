@@ -90,3 +90,30 @@ def rewrite(src: Path, dest: Path, *, change: dict[str, bytes | None]) -> Path:
             if name not in zin.namelist() and data is not None:
                 zout.writestr(name, data)
     return dest
+
+
+def bomb(name: str, size: int, *, byte: bytes = b"\0") -> Raw:
+    """An entry of ``size`` copies of ``byte``, deflated at the highest ratio (~1000:1), built
+    in 1 MiB steps so the test itself never holds the unpacked bytes."""
+    packed, crc = _deflated_repeat(size, byte)
+    fields = {"crc": crc, "usize": size, "csize": len(packed)}
+    return Raw(name, packed=packed, local=dict(fields), central=dict(fields))
+
+
+_BOMBS: dict[tuple[int, bytes], tuple[bytes, int]] = {}
+
+
+def _deflated_repeat(size: int, byte: bytes) -> tuple[bytes, int]:
+    key = (size, byte)
+    if key not in _BOMBS:
+        step = byte * (1 << 20)
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        parts, crc, left = [], 0, size
+        while left:
+            chunk = step[: min(left, len(step))]
+            parts.append(c.compress(chunk))
+            crc = zlib.crc32(chunk, crc)
+            left -= len(chunk)
+        parts.append(c.flush())
+        _BOMBS[key] = (b"".join(parts), crc)
+    return _BOMBS[key]

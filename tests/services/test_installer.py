@@ -95,6 +95,48 @@ async def test_signature_by_revoked_key_refused(service, make_package, state_sna
     await _refused(service, state_snapshot, "signature.revoked_key", package)
 
 
+async def test_revoked_signature_beside_a_trusted_one_refused(service, make_package,
+                                                             state_snapshot, signer, tmp_path):
+    from plughost.security.signing import TrustStore, key_id, keygen, load_public_key, sign
+
+    old_private, old_public = keygen(tmp_path / "old-keys", "old")
+    store = TrustStore.for_home(service.settings.home)
+    store.add(old_public, "old")
+    package = make_package("hello", key=old_private)   # the soon revoked key signs first,
+    sign(package, signer["private"])                  # then the trusted publisher's
+    store.revoke(key_id(load_public_key(old_public)), "leaked")
+    await _refused(service, state_snapshot, "signature.revoked_key", package)
+    # the update path applies the same rule
+    await service.install(make_package("hello", "1.0.0"))
+    newer = make_package("hello", "1.1.0", key=old_private)
+    sign(newer, signer["private"])
+    before = state_snapshot(service.settings, service)
+    with pytest.raises(PlughostError) as info:
+        await service.update("hello", newer)
+    assert info.value.code == "signature.revoked_key"
+    assert state_snapshot(service.settings, service) == before
+
+
+async def test_corrupted_signature_before_a_valid_one_refused(service, make_package,
+                                                              state_snapshot, tmp_path):
+    import base64
+    import zipfile
+
+    from plughost.security.package import SIGNATURE_FILE
+
+    package = make_package("hello")
+    with zipfile.ZipFile(package) as z:
+        doc = json.loads(z.read(SIGNATURE_FILE))
+    bad = dict(doc["signatures"][0])
+    raw = bytearray(base64.b64decode(bad["signature"]))
+    raw[-1] ^= 0x80
+    bad["signature"] = base64.b64encode(bytes(raw)).decode()
+    doc["signatures"].insert(0, bad)
+    forged = rewrite(package, tmp_path / "forged.zip",
+                     change={SIGNATURE_FILE: json.dumps(doc).encode()})
+    await _refused(service, state_snapshot, "signature.invalid", forged)
+
+
 @pytest.mark.parametrize("other", ["plugin", "version"])
 async def test_signature_of_another_plugin_or_version_refused(service, make_package,
                                                               state_snapshot, tmp_path, other):

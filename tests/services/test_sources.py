@@ -70,3 +70,98 @@ def test_other_schemes_are_refused(tmp_path: Path, url: str) -> None:
     with pytest.raises(DownloadError) as info:
         fetch(url, tmp_path / "x.zip", FetchPolicy(max_size=1000, allow_http=True))
     assert info.value.code == "download.scheme"
+
+
+# -- compressed downloads go through the archive limits -----------------------------------------
+
+class _Served:
+    """A local HTTP server answering every GET with ``body`` and ``headers``."""
+
+    def __init__(self, body: bytes, headers: dict[str, str]) -> None:
+        import http.server
+        import threading
+
+        served = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                served.accept_encoding = self.headers.get("Accept-Encoding")
+                self.send_response(200)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.accept_encoding: str | None = None
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/p.zip"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+LOCAL = FetchPolicy(max_size=100 * 1024 * 1024, allow_private=True, allow_http=True)
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data)
+
+
+def test_a_gzip_encoded_bomb_download_stops_at_the_ratio_in_bounded_memory(
+    tmp_path: Path
+) -> None:
+    import tracemalloc
+    import zlib
+
+    from plughost.errors import ArchiveError
+
+    c = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    step = b"\0" * (1 << 20)
+    body = b"".join(c.compress(step) for _ in range(64)) + c.flush()  # 64 KiB -> 64 MiB
+    server = _Served(body, {"Content-Encoding": "gzip"})
+    try:
+        tracemalloc.start()
+        try:
+            with pytest.raises(ArchiveError) as info:
+                fetch(server.url, tmp_path / "x.zip", LOCAL)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    finally:
+        server.close()
+    assert info.value.code == "archive.ratio"
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB for a 64 KiB download"
+    assert server.accept_encoding == "identity"
+
+
+def test_a_gzip_encoded_package_is_decoded(tmp_path: Path) -> None:
+    payload = bytes(range(256)) * 4096
+    server = _Served(_gzip(payload), {"Content-Encoding": "gzip"})
+    try:
+        fetched = fetch(server.url, tmp_path / "x.zip", LOCAL)
+    finally:
+        server.close()
+    assert (tmp_path / "x.zip").read_bytes() == payload
+    assert fetched.sha256 == hashlib.sha256(payload).hexdigest()
+
+
+def test_an_unknown_content_encoding_is_refused_by_name(tmp_path: Path) -> None:
+    from plughost.errors import ArchiveError
+
+    server = _Served(b"whatever", {"Content-Encoding": "br"})
+    try:
+        with pytest.raises(ArchiveError) as info:
+            fetch(server.url, tmp_path / "x.zip", LOCAL)
+    finally:
+        server.close()
+    assert info.value.code == "archive.unsupported" and "'br'" in info.value.message

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 LIMIT_NAMES: frozenset[str] = frozenset(
-    {"timeout", "memory", "cpu", "fuel", "open_files", "output"}
+    {"timeout", "memory", "cpu", "fuel", "open_files", "output", "processes"}
 )
 """Limit names a manifest may set and a runtime may claim to enforce."""
 

@@ -467,6 +467,11 @@ class HostCalls:
         self._log = log
         self.can_await = can_await
 
+    @property
+    def check(self) -> PermissionCheck:
+        """The permission check every request that needs a grant passes."""
+        return self._check
+
     # -- what handlers use
 
     def service(self, name: str) -> Any:

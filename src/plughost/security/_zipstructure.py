@@ -81,6 +81,14 @@ class ArchiveLimits:
         compresses 200:1) and a bomb has done no harm yet.
     :param refuse_nested: refuse entries whose content starts with an archive's magic bytes.
     :param max_depth: most path components an entry name may have.
+    :param max_entry_size: most bytes one entry may unpack to (declared, and counted while
+        streaming). Smaller reads (a manifest, an integrity file) pass their own, lower cap
+        to :meth:`~plughost.security.archive.SafeArchive.read`.
+
+    One instance applies to every archive and every compressed input plughost reads: package
+    archives wherever they come from (a file, a URL, an upload, the object store), plain zips
+    uploaded with a ``manifest`` part, and compressed HTTP downloads
+    (:func:`~plughost.security.archive.inflate`).
     """
 
     max_entries: int = 10_000
@@ -89,9 +97,11 @@ class ArchiveLimits:
     ratio_threshold_bytes: int = 1 * MiB
     refuse_nested: bool = True
     max_depth: int = 64
+    max_entry_size: int = 100 * MiB
 
     def __post_init__(self) -> None:
-        for name in ("max_entries", "max_total_size", "ratio_threshold_bytes", "max_depth"):
+        for name in ("max_entries", "max_total_size", "ratio_threshold_bytes", "max_depth",
+                     "max_entry_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigurationError(
@@ -413,6 +423,13 @@ class ZipStructure:
                     f"number more than {limits.max_entries} (limit).",
                     entries=len(seen),
                     limit=limits.max_entries,
+                )
+            if usize > limits.max_entry_size:
+                raise refuse(
+                    "archive.too_large",
+                    f"Entry {path!r} unpacks to {usize} bytes; one entry may unpack to at most "
+                    f"{limits.max_entry_size} bytes (limit).",
+                    entry=path, limit=limits.max_entry_size, size=usize,
                 )
             declared_total += usize
             if declared_total > limits.max_total_size:

@@ -58,7 +58,7 @@ import re
 import secrets
 import shutil
 import zlib
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -74,6 +74,7 @@ from plughost.security._zipstructure import (
 from plughost.security._zipstructure import refuse as _refuse
 
 __all__ = [
+    "CONTENT_ENCODINGS",
     "DEFAULT_LIMITS",
     "ArchiveEntry",
     "ArchiveLimits",
@@ -81,6 +82,7 @@ __all__ = [
     "SafeArchive",
     "check_entry_name",
     "detect_archive_magic",
+    "inflate",
     "open_archive",
     "remove_tree",
 ]
@@ -223,9 +225,18 @@ class SafeArchive:
             raise _refuse("archive.missing", f"The archive has no entry {name!r}.",
                           entry=name) from None
 
-    def read(self, name: str) -> bytes:
-        """Return one file's content, streamed through every content check."""
+    def read(self, name: str, *, max_size: int | None = None) -> bytes:
+        """Return one file's content, streamed through every content check.
+
+        :param max_size: a lower cap than the limits' ``max_entry_size`` for this read (a
+            manifest, an integrity file); checked on the declared size before anything is
+            decompressed, and the stream cannot exceed the declared size.
+        """
         entry = self.get(name)
+        if max_size is not None and entry.size > max_size:
+            raise _refuse("archive.too_large", f"Entry {name!r} unpacks to {entry.size} bytes; "
+                          f"at most {max_size} are read here.", entry=name, limit=max_size,
+                          size=entry.size)
         return b"".join(self._stream(entry, _Budget(self.limits)))
 
     def _stream(self, entry: ArchiveEntry, budget: _Budget) -> Iterator[bytes]:
@@ -464,6 +475,98 @@ class SafeArchive:
                                        expected.get(entry.name) if expected is not None else None)
                 os.fchmod(fh.fileno(), 0o555 if entry.executable else 0o444)
         return dirs
+
+
+#: HTTP ``Content-Encoding`` values :func:`inflate` decodes.
+CONTENT_ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
+
+
+def inflate(
+    chunks: Iterable[bytes],
+    encoding: str,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    *,
+    max_size: int | None = None,
+    what: str = "the data",
+) -> Iterator[bytes]:
+    """Decode a compressed stream (an HTTP ``Content-Encoding``) chunk by chunk, bounded.
+
+    The same limits as for archives apply, measured on the bytes actually produced: at most
+    ``max_size`` (default ``limits.max_entry_size``) bytes out, and the ratio
+    ``limits.max_ratio`` once ``limits.ratio_threshold_bytes`` have been produced. Each output
+    chunk is at most 256 KiB, whatever the input, so a bomb never sits in memory whole.
+
+    :param encoding: ``identity`` (passed through, size-capped), ``gzip`` (several members
+        allowed) or ``deflate`` (zlib-wrapped or raw); a comma-separated list of them.
+    :raises ArchiveError: ``archive.unsupported`` (another encoding), ``archive.too_large``,
+        ``archive.ratio``, ``archive.corrupt``.
+    """
+    cap = limits.max_entry_size if max_size is None else max_size
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    unknown = [c for c in codings if c not in CONTENT_ENCODINGS]
+    if unknown or len(codings) > 1:
+        raise _refuse("archive.unsupported", f"{what} is compressed as {encoding!r}; plughost "
+                      "decodes only gzip or deflate (one of them). Serve the file uncompressed.",
+                      encoding=encoding)
+    coding = codings[0] if codings else "identity"
+    produced = consumed = 0
+
+    def account(out: bytes, used: int) -> None:
+        nonlocal produced, consumed
+        produced += len(out)
+        consumed += used
+        if produced > cap:
+            raise _refuse("archive.too_large", f"{what} unpacks to more than {cap} bytes "
+                          "(limit).", limit=cap, bytes_out=produced)
+        if produced > limits.ratio_threshold_bytes and produced > limits.max_ratio * max(
+                consumed, 1):
+            raise _refuse("archive.ratio", f"{what} decompresses at more than "
+                          f"{limits.max_ratio:g}:1 ({produced / max(consumed, 1):.0f}:1 after "
+                          f"{produced} bytes): a decompression bomb? Refused.",
+                          bytes_out=produced, bytes_in=consumed)
+
+    if coding == "identity":
+        for chunk in chunks:
+            account(chunk, len(chunk))
+            yield chunk
+        return
+    gzip_like = coding in ("gzip", "x-gzip")
+    d = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip_like else zlib.MAX_WBITS)
+    started = False  # deflate: whether the zlib wrapper was accepted (else: raw deflate)
+    try:
+        for chunk in chunks:
+            data = chunk
+            while data:
+                if d.eof:
+                    if not gzip_like:
+                        raise _refuse("archive.corrupt", f"{what} has bytes after the end of "
+                                      "its compressed data.")
+                    d = zlib.decompressobj(zlib.MAX_WBITS | 16)  # the next gzip member
+                try:
+                    out = d.decompress(data, _OUT_CHUNK)
+                except zlib.error:
+                    if gzip_like or started:
+                        raise
+                    d = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" sent without wrapper
+                    out = d.decompress(data, _OUT_CHUNK)
+                started = True
+                rest = d.unconsumed_tail or d.unused_data
+                account(out, len(data) - len(rest))
+                if out:
+                    yield out
+                data = rest
+        # Drain what the decompressor still holds (max_length left some output behind).
+        while not d.eof:
+            out = d.decompress(b"", _OUT_CHUNK)
+            if not out:
+                break
+            account(out, 0)
+            yield out
+    except zlib.error as exc:
+        raise _refuse("archive.corrupt", f"{what} has corrupt {coding} data ({exc}).") from None
+    if started and not d.eof:
+        raise _refuse("archive.corrupt", f"{what}: the {coding} data is truncated.")
 
 
 def open_archive(path: Path | str, limits: ArchiveLimits = DEFAULT_LIMITS) -> SafeArchive:

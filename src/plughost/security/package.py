@@ -137,6 +137,8 @@ def parse_integrity(data: bytes) -> dict[str, ExpectedFile]:
         doc = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise bad(f"not JSON ({exc})") from None
+    except RecursionError:
+        raise bad("JSON nested too deeply") from None
     if not isinstance(doc, dict) or set(doc) != {"algorithm", "files", "format"}:
         raise bad("expected exactly the keys 'algorithm', 'files' and 'format'")
     if doc["format"] != INTEGRITY_FORMAT:
@@ -383,7 +385,7 @@ def _read_meta(archive: SafeArchive, name: str, cap: int, code: str) -> bytes:
     if entry.size > cap:
         raise PackageError(f"{name} is {entry.size} bytes; at most {cap} are allowed.",
                            code=code, details={"entry": name})
-    return archive.read(name)
+    return archive.read(name, max_size=cap)
 
 
 def open_package(path: Path | str, limits: ArchiveLimits = DEFAULT_LIMITS) -> Package:

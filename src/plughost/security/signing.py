@@ -71,6 +71,8 @@ if TYPE_CHECKING:
         Ed25519PrivateKey,
     )
 
+    from plughost.settings import HostSettings
+
 __all__ = [
     "SIGNATURE_FORMAT",
     "STATEMENT_TYPE",
@@ -146,6 +148,13 @@ class SignaturePolicy:
                                      "ids, not one string.")
         object.__setattr__(self, "allowlist", frozenset(self.allowlist))
 
+    @classmethod
+    def from_settings(cls, settings: HostSettings) -> SignaturePolicy:
+        """The policy a host's settings name (``require_signature``, ``signature_allowlist``):
+        what ``install``, ``update`` and ``plughost verify`` apply by default."""
+        return cls(settings.require_signature,  # type: ignore[arg-type]
+                   frozenset(settings.signature_allowlist))
+
     def requires(self, plugin_id: str) -> bool:
         """Whether ``plugin_id`` must carry a trusted signature under this policy."""
         if self.require_signature == "always":
@@ -197,6 +206,8 @@ def _parse_signature_document(data: bytes) -> tuple[dict[str, str], list[_Sig]]:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise bad(f"not JSON ({exc})") from None
+    except RecursionError:
+        raise bad("JSON nested too deeply") from None
     if not isinstance(doc, dict) or doc.get("format") != SIGNATURE_FORMAT:
         raise bad(f"expected format {SIGNATURE_FORMAT!r}")
     statement = doc.get("statement")
@@ -340,9 +351,13 @@ def verify_signature(
             code="signature.mismatch", plugin_id=info.plugin_id,
             details={"fields": fields, "signed": statement, "package": expected})
     message = canonical_statement(expected)
+    # Every signature must pass: one bad signature refuses the package even when another one
+    # is by a trusted key. Otherwise a forged or revoked signature placed beside a good one
+    # would be ignored, and revoking a key would not stop packages it co-signed.
     invalid: list[str] = []
     revoked: list[TrustedKey] = []
     untrusted: list[str] = []
+    good: list[TrustedKey] = []
     for sig in sigs:
         trusted = trust_store.get(sig.key_id)
         # Trust comes from the store's copy of the key, never from the one in the package.
@@ -354,8 +369,7 @@ def verify_signature(
         elif trusted.revoked:
             revoked.append(trusted)
         else:
-            return result(signed=True, trusted=True, key_id=trusted.key_id,
-                          key_name=trusted.name)
+            good.append(trusted)
     if invalid:
         raise SignatureError(f"The signature by key {invalid[0]} does not verify: the package "
                              "or its signature was tampered with. Do not install it.",
@@ -365,15 +379,22 @@ def verify_signature(
         k = revoked[0]
         raise SignatureError(f"{info.plugin_id} {info.version} is signed by key {k.key_id} "
                              f"({k.name}), which was revoked at {k.revoked_at}. Signatures by "
-                             "revoked keys are refused; get a package signed with a current key.",
+                             "revoked keys are refused, whatever other keys signed; get a "
+                             "package signed with current keys only.",
                              code="signature.revoked_key", plugin_id=info.plugin_id,
                              details={"key_id": k.key_id, "revoked_at": k.revoked_at})
-    if required:
+    if required and untrusted:
+        also = f" (it is also signed by {good[0].name})" if good else ""
         raise SignatureError(f"{info.plugin_id} {info.version} is signed by key {untrusted[0]}, "
-                             "which is not in the trust store. If you trust this publisher, add "
-                             "their public key: `plughost trust add KEYFILE --name NAME`.",
+                             f"which is not in the trust store{also}. When a signature is "
+                             "required, every key that signed must be trusted. If you trust "
+                             "this signer, add their public key: "
+                             "`plughost trust add KEYFILE --name NAME`.",
                              code="signature.untrusted_key", plugin_id=info.plugin_id,
                              details={"key_ids": untrusted})
+    if good:
+        return result(signed=True, trusted=True, key_id=good[0].key_id,
+                      key_name=good[0].name)
     return result(signed=True, trusted=False, key_id=untrusted[0], key_name=None)
 
 

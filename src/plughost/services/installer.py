@@ -213,10 +213,7 @@ class Installer:
         self.repo = repository
         self.store = store
         self.trust_store = trust_store or TrustStore.for_home(settings.home)
-        self.signature_policy = SignaturePolicy(
-            settings.require_signature,  # type: ignore[arg-type]
-            frozenset(settings.signature_allowlist),
-        )
+        self.signature_policy = SignaturePolicy.from_settings(settings)
         self.host_version = Version(str(host_version or HOST_VERSION))
         self.grant_policy = grant_policy
         self.fetch_policy = fetch_policy or FetchPolicy(max_size=settings.max_plugin_size)
@@ -267,7 +264,8 @@ class Installer:
         package: Package | None = None
         try:
             t0 = time.perf_counter()
-            fetched = fetch(source, workdir / "package.zip", self.fetch_policy, progress)
+            fetched = fetch(source, workdir / "package.zip", self.fetch_policy, progress,
+                            limits=self.archive_limits)
             timings["fetch"] = time.perf_counter() - t0
             crash_point("install.after_stage")
             t0 = time.perf_counter()

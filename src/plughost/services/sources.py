@@ -21,7 +21,7 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from plughost.errors import DownloadError, ExtraNotInstalled, InstallError
 from plughost.security.addresses import IPAddress, is_public_address, unwrap
+from plughost.security.archive import DEFAULT_LIMITS, ArchiveLimits, inflate
 
 __all__ = [
     "FetchPolicy",
@@ -100,14 +101,18 @@ def _describe(ip: IPAddress) -> str:
 
 
 def fetch(source: str | Path, dest: Path, policy: FetchPolicy,
-          progress: Progress | None = None) -> Fetched:
+          progress: Progress | None = None, *,
+          limits: ArchiveLimits = DEFAULT_LIMITS) -> Fetched:
     """Copy ``source`` (a file path or an https URL) to ``dest``, hashing and capping its size.
+
+    A download the server sends compressed (``Content-Encoding: gzip``) is decoded under
+    ``limits`` (size and ratio, see :func:`~plughost.security.archive.inflate`).
 
     :raises InstallError: ``install.source`` (no such file), ``install.too_large``.
     :raises DownloadError: for URLs refused or failed (see the module doc).
     """
     if is_url(source):
-        return _download(str(source), dest, policy, progress)
+        return _download(str(source), dest, policy, progress, limits)
     path = Path(source).expanduser()
     if not path.is_file():
         raise InstallError(
@@ -182,8 +187,8 @@ def _resolve_checked(host: str, port: int, policy: FetchPolicy, url: str) -> str
     return addresses[0]
 
 
-def _download(url: str, dest: Path, policy: FetchPolicy,
-              progress: Progress | None) -> Fetched:
+def _download(url: str, dest: Path, policy: FetchPolicy, progress: Progress | None,
+              limits: ArchiveLimits = DEFAULT_LIMITS) -> Fetched:
     try:
         import httpx
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -206,7 +211,11 @@ def _download(url: str, dest: Path, policy: FetchPolicy,
             port = parts.port or (443 if scheme == "https" else 80)
             address = _resolve_checked(host, port, policy, current)
             pinned = httpx.URL(current).copy_with(host=address)
-            headers = {"Host": parts.netloc.rpartition("@")[2], "User-Agent": "plughost"}
+            # A package is a zip: ask for it as it is. A server that compresses it anyway is
+            # decoded by the archive module's bounded inflater, never by httpx (which would
+            # inflate each network chunk whole: a gzip bomb of a few KiB -> hundreds of MiB).
+            headers = {"Host": parts.netloc.rpartition("@")[2], "User-Agent": "plughost",
+                       "Accept-Encoding": "identity"}
             extensions: dict[str, Any] = {"sni_hostname": host} if scheme == "https" else {}
             request = client.build_request("GET", pinned, headers=headers,
                                            extensions=extensions)
@@ -235,7 +244,10 @@ def _download(url: str, dest: Path, policy: FetchPolicy,
                 if total is not None and total > policy.max_size:
                     raise _too_large(url, total, policy.max_size, "download.too_large")
                 try:
-                    digest, size = _copy(_ResponseReader(response), dest, policy.max_size,
+                    body = inflate(response.iter_raw(_CHUNK),
+                                   response.headers.get("content-encoding", "identity"),
+                                   limits, max_size=policy.max_size + 1, what=url)
+                    digest, size = _copy(_ChunkReader(body), dest, policy.max_size,
                                          total, progress, url, "download.too_large", deadline)
                 except httpx.TimeoutException:
                     raise DownloadError(f"{current} stopped sending; nothing was installed",
@@ -250,11 +262,14 @@ def _download(url: str, dest: Path, policy: FetchPolicy,
                         code="download.redirect")
 
 
-class _ResponseReader:
-    """``read(n)`` over an httpx streaming response (what :func:`_copy` expects)."""
+class _ChunkReader:
+    """``read(n)`` over an iterator of byte chunks (what :func:`_copy` expects)."""
 
-    def __init__(self, response: Any) -> None:
-        self._iter = response.iter_bytes(_CHUNK)
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._iter = chunks
 
     def read(self, _n: int = -1) -> bytes:
-        return next(self._iter, b"")
+        for chunk in self._iter:
+            if chunk:
+                return chunk
+        return b""

@@ -36,6 +36,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from plughost.storage.types import BigIntPK, UTCDateTime
 
 __all__ = [
+    "AlertEventRow",
+    "AlertRuleRow",
     "ApiTokenRow",
     "AuditEventRow",
     "Base",
@@ -45,6 +47,7 @@ __all__ = [
     "PermissionRequestRow",
     "PluginConfigRow",
     "PluginLockRow",
+    "PluginLogRow",
     "PluginRow",
     "PluginVersionRow",
     "TrustedKeyRow",
@@ -285,3 +288,49 @@ class PluginLockRow(Base):
 
     plugin_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PluginLogRow(Base):
+    """One captured plugin log line (kept for the retention period; plugin id as plain text so
+    the logs of an uninstalled plugin can still be read until they expire)."""
+
+    __tablename__ = "plugin_logs"
+    __table_args__ = (Index(None, "plugin_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    plugin_id: Mapped[str] = mapped_column(String(ID_LEN))
+    level: Mapped[str] = mapped_column(String(SHORT_LEN))
+    message: Mapped[str] = mapped_column(Text)
+    correlation_id: Mapped[str | None] = mapped_column(String(SHORT_LEN * 4), nullable=True)
+    logger: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+
+
+class AlertRuleRow(Base):
+    """An alert rule added through the API (rules from ``plughost.toml`` are not stored)."""
+
+    __tablename__ = "alert_rules"
+
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    #: The rule as the API accepted it (expr, op, threshold, for, severity, labels, ...).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertEventRow(Base):
+    """Alert history: each time an alert starts firing or resolves."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index(None, "rule", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    rule: Mapped[str] = mapped_column(String(NAME_LEN))
+    state: Mapped[str] = mapped_column(String(SHORT_LEN))
+    severity: Mapped[str] = mapped_column(String(SHORT_LEN))
+    plugin_id: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(Text, default="")

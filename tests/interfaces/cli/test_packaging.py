@@ -128,6 +128,24 @@ def test_unless_allowlisted_policy_from_the_command_line(
     assert bad.exit_code == 1 and "settings.invalid" in bad.stderr
 
 
+def test_verify_applies_the_homes_policy_like_install(
+    app: typer.Typer, home: Path, tmp_path: Path
+) -> None:
+    pkg = packed(app, tmp_path)
+    home.mkdir(parents=True, exist_ok=True)
+    # The same settings install reads: unsigned packages allowed for this id only.
+    (home / "plughost.toml").write_text('require_signature = "unless-allowlisted"\n'
+                                        'signature_allowlist = ["notify-slack"]\n')
+    ok = invoke(app, "verify", pkg, "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["signature_required"] is False
+    (home / "plughost.toml").write_text('require_signature = "always"\n')
+    refused = invoke(app, "verify", pkg)
+    assert refused.exit_code == 1 and "signature.missing" in refused.stderr
+    # an explicit --policy still wins
+    assert invoke(app, "verify", pkg, "--policy", "never").exit_code == 0
+
+
 def test_pack_errors_are_printed_with_their_code(
     app: typer.Typer, home: Path, tmp_path: Path
 ) -> None:

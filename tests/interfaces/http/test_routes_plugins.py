@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.interfaces.http.conftest import Api, MakePackage
 
@@ -335,3 +336,64 @@ async def test_seed_002_info_health_start_stop(api: Api, make_package: MakePacka
     r = await api.client.post("/api/v1/plugins/svc/start")
     assert (r.status_code, r.json()["state"]) == (200, "active")
     assert (await api.client.get("/api/v1/plugins/nope/health")).status_code == 404
+
+
+# -- every archive in an upload goes through the archive limits --------------------------------
+
+async def _upload_peak(api: Api, path: Path, manifest: str | None) -> tuple[Any, int]:
+    """POST ``path`` (with a ``manifest`` part); return the response and the peak memory
+    allocated while the server handled it."""
+    import tracemalloc
+
+    data = {"source": "local"} | ({"manifest": manifest} if manifest is not None else {})
+    body = path.read_bytes()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        r = await api.client.post("/api/v1/plugins/install", data=data,
+                                  files={"file": (path.name, body, "application/zip")})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return r, peak
+
+
+ARCADE = json.dumps({"name": "bomb", "version": "1.0.0", "entryPoint": "main:Main"})
+MiB = 1 << 20
+
+
+async def test_a_manifest_bomb_beside_a_manifest_part_is_refused_in_bounded_memory(
+    api: Api, tmp_path: Path
+) -> None:
+    from tests.security.zipcraft import Raw, bomb, build
+
+    upload = tmp_path / "bomb.zip"   # 64 KiB on the wire, a 64 MiB manifest.json inside
+    upload.write_bytes(build([bomb("manifest.json", 64 * MiB), Raw("main.py", b"x = 1\n")]))
+    r, peak = await _upload_peak(api, upload, ARCADE)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "archive.too_large" and error["details"]["entry"] == "manifest.json"
+    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB while refusing a 64 KiB upload"
+    assert (await api.client.get("/api/v1/plugins")).json()["total"] == 0
+
+
+async def test_a_bomb_entry_in_a_plain_zip_with_a_manifest_part_stops_at_the_ratio(
+    api: Api, tmp_path: Path
+) -> None:
+    from tests.security.zipcraft import Raw, bomb, build
+
+    upload = tmp_path / "bomb.zip"
+    upload.write_bytes(build([Raw("main.py", b"x = 1\n"), bomb("data.bin", 64 * MiB)]))
+    r, peak = await _upload_peak(api, upload, ARCADE)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "archive.ratio"
+    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB"
+    assert not list((api.service.settings.staging_dir).rglob("data.bin"))
+
+
+async def test_a_manifest_part_nested_too_deeply_is_a_400(api: Api, tmp_path: Path) -> None:
+    upload = tmp_path / "plugin.py"
+    upload.write_text("x = 1\n")
+    r, _ = await _upload_peak(api, upload, "[" * 50_000)
+    assert r.status_code == 400, r.text
+    assert "nested too deeply" in r.json()["error"]["message"]

@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "manage",
     "config",
     "perms",
+    "observe",
     "serve",
     "token",
 ]
@@ -49,5 +50,12 @@ def build_app() -> typer.Typer:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the one logging setup (colours on a terminal, JSON
+    otherwise; ``$PLUGHOST_LOG_FORMAT``), then the command."""
+    from plughost.observability.console import configure_logging
+
+    try:
+        configure_logging("warning")
+    except ValueError as exc:  # a bad $PLUGHOST_LOG_FORMAT
+        raise SystemExit(f"error settings.invalid: PLUGHOST_LOG_FORMAT: {exc}") from None
     build_app()()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,6 +21,7 @@ from plughost.interfaces.cli._common import (
 
 if TYPE_CHECKING:
     from plughost.security.signing import TrustStore
+    from plughost.settings import HostSettings
 
 __all__ = ["register"]
 
@@ -34,6 +36,15 @@ def _store(home: Path | None) -> TrustStore:
     from plughost.security.signing import TrustStore
 
     return TrustStore.for_home(home or default_home())
+
+
+def _settings(home: Path | None) -> HostSettings:
+    from plughost.settings import HostSettings
+
+    env = dict(os.environ)
+    if home is not None:
+        env["PLUGHOST_HOME"] = str(home)
+    return HostSettings.from_env(env)
 
 
 def pack_cmd(
@@ -115,8 +126,9 @@ def verify_cmd(
     package: Annotated[Path, typer.Argument(help="The package to verify.")],
     sha256: Annotated[str | None, typer.Option("--sha256", help="Expected SHA-256 of the "
                                                "package file.", show_default=False)] = None,
-    policy: Annotated[str, typer.Option("--policy", help="require_signature: always, never or "
-                                        "unless-allowlisted.")] = "always",
+    policy: Annotated[str | None, typer.Option(
+        "--policy", help="require_signature: always, never or unless-allowlisted (default: "
+        "the home's setting, the policy install applies).", show_default=False)] = None,
     allow: Annotated[list[str] | None, typer.Option("--allow", help="Plugin id that may be "
                                                     "unsigned under unless-allowlisted; "
                                                     "repeatable.", show_default=False)] = None,
@@ -127,7 +139,13 @@ def verify_cmd(
     with handle_errors(as_json=as_json):
         from plughost.security.signing import SignaturePolicy, verify
 
-        pol = SignaturePolicy(policy, frozenset(allow or ()))  # type: ignore[arg-type]
+        if policy is None:
+            # The policy install and update apply: the home's settings (plughost.toml, env).
+            pol = SignaturePolicy.from_settings(_settings(home))
+            if allow:
+                pol = SignaturePolicy(pol.require_signature, pol.allowlist | set(allow))
+        else:
+            pol = SignaturePolicy(policy, frozenset(allow or ()))  # type: ignore[arg-type]
         result = verify(package, _store(home), pol, expected_sha256=sha256)
         if as_json:
             print_json(result.to_dict())

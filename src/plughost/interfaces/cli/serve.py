@@ -4,18 +4,16 @@ Start-up: settings from the home (embedded defaults: SQLite, filesystem object s
 migrations applied, enabled plugins loaded in dependency order, then ``/readyz`` turns ready.
 SIGTERM / SIGINT: stop accepting, end event streams, finish in-flight requests and background
 operations (bounded by ``--shutdown-timeout``), deactivate plugins in reverse order, exit 0.
-Logs are JSON lines on stderr; access lines carry time, method, path, status, duration_ms,
-client and request_id.
+Logs are JSON lines on stderr when it is not a terminal, coloured lines on one
+(``--log-format`` / ``$PLUGHOST_LOG_FORMAT`` chooses); access lines carry time, method, path,
+status, duration_ms, client and request_id.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +21,7 @@ import typer
 
 from plughost.errors import OperationRefused
 from plughost.interfaces.cli._common import HomeOption, err_console, handle_errors
+from plughost.observability.console import FORMATS, JsonFormatter, configure_logging
 
 __all__ = ["JsonLogFormatter", "is_loopback", "register", "serve", "settings_for"]
 
@@ -48,30 +47,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line; access-log records are already JSON and pass through."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.name == "plughost.access":
-            return message
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": message,
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+JsonLogFormatter = JsonFormatter  # the server's JSON lines (one logging setup for every command)
 
 
-def _configure_logging(level: str, access_log: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+def _configure_logging(level: str, access_log: bool, fmt: str = "auto") -> None:
+    configure_logging(level, fmt=fmt)
     logging.getLogger("plughost.access").setLevel(logging.INFO if access_log else logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
@@ -114,6 +94,9 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_access_log: Annotated[bool, typer.Option("--no-access-log",
                                                 help="Do not log every request.")] = False,
+    log_format: Annotated[str, typer.Option(
+        "--log-format", envvar="PLUGHOST_LOG_FORMAT",
+        help="auto (colours on a terminal, JSON otherwise), console or json.")] = "auto",
 ) -> None:
     """Run the management service: HTTP API under /api/v1, dashboard at /, health at /healthz
     and /readyz. Loads every enabled plugin."""
@@ -131,7 +114,10 @@ def serve(
         from plughost.services.manager import PluginService
         from plughost.storage.backends import open_storage
 
-        _configure_logging(log_level, not no_access_log)
+        if log_format.lower() not in FORMATS:
+            raise OperationRefused(f"unknown log format {log_format!r}; use "
+                                   + ", ".join(FORMATS), code="request.invalid")
+        _configure_logging(log_level, not no_access_log, log_format.lower())
         settings = settings_for(home)
         loopback = is_loopback(host)
         with open_storage(settings) as storage:  # migrations happen here, before binding
@@ -171,6 +157,7 @@ def serve(
             def handle_exit(self, sig: int, frame: Any) -> None:
                 # End event streams now: they would otherwise hold the graceful shutdown open.
                 state.broker.close()
+                state.observer.logs.end_tails()
                 super().handle_exit(sig, frame)
                 # A graceful stop is a success: exit 0 instead of re-raising the signal.
                 self._captured_signals.clear()

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+from plughost.core.correlation import correlation_id
 from plughost.errors import RequestTooLarge
 from plughost.interfaces.http._errors import error_body
 
@@ -73,12 +74,14 @@ class ApiMiddleware:
             await send(message)
 
         limit = self.limit_for(method, path)
+        correlation = correlation_id.set(request_id)  # plugin logs of this request carry it
         try:
             if length is not None and length > limit:
                 await _too_large(send_wrapper, limit, length)
             else:
                 await self.app(scope, _limited(receive, limit), send_wrapper)
         finally:
+            correlation_id.reset(correlation)
             if self.on_write is not None and method not in ("GET", "HEAD", "OPTIONS"):
                 self.on_write()  # a change through the API: cached reads are stale
             if access_log.isEnabledFor(logging.INFO):

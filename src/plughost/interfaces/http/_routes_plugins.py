@@ -444,7 +444,8 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
         size = await asyncio.to_thread(save_upload, file.file, dest)
         if size == 0:
             raise RequestInvalid("the uploaded file is empty", details={"field": "file"})
-        dest = await asyncio.to_thread(normalise_upload, dest, manifest)
+        dest = await asyncio.to_thread(normalise_upload, dest, manifest,
+                                       api.service.installer.archive_limits)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

@@ -16,6 +16,8 @@ from plughost.interfaces.http._cache import ReadCache
 from plughost.interfaces.http._events import EventBroker
 from plughost.interfaces.http._operations import OperationRunner
 from plughost.interfaces.tokens import Principal, TokenAuthority, role_allows
+from plughost.observability.observer import Observer
+from plughost.observability.settings import ObservabilitySettings
 from plughost.settings import HostSettings
 
 __all__ = ["ApiOptions", "ApiState", "api_state", "requires"]
@@ -55,6 +57,7 @@ class ApiState:
         self.settings = settings
         self.options = options
         self.broker = EventBroker()
+        self.observer = Observer(ObservabilitySettings.for_home(settings.home))
         self.cache = ReadCache(options.read_cache_ttl)
         self._authority: TokenAuthority | None = None
         self._runner: OperationRunner | None = None
@@ -85,6 +88,7 @@ class ApiState:
             return
         self._started = True
         self.broker.bind(asyncio.get_running_loop())
+        self.observer.capture()  # plugins' first log lines (activation) are captured too
         await self.service.start()
         host = self.service.host
 
@@ -103,6 +107,7 @@ class ApiState:
 
         self._undo.append(host.lifecycle.subscribe(on_lifecycle))
         self._undo.extend(_subscribe_plugin_events(self.service, self.broker))
+        await self.observer.start(self.service, self.broker.publish)
         self.ready = True
         self.not_ready_reason = ""
         report = getattr(self.service, "load_report", None)
@@ -122,6 +127,7 @@ class ApiState:
             with contextlib.suppress(Exception):
                 undo()
         self._undo.clear()
+        await self.observer.aclose()  # its last log lines go to the database, still open
         if self.options.owns_service:
             try:  # bounded: a plugin whose deactivate hangs must not keep the process alive
                 await asyncio.wait_for(self.service.close(), self.options.shutdown_timeout)

@@ -28,6 +28,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from plughost._version import __version__
 from plughost.interfaces.http._errors import install_error_handlers
 from plughost.interfaces.http._middleware import ApiMiddleware
+from plughost.interfaces.http._routes_observability import probes as observability_probes
+from plughost.interfaces.http._routes_observability import router as observability_router
 from plughost.interfaces.http._routes_plugins import router as plugins_router
 from plughost.interfaces.http._routes_system import probes
 from plughost.interfaces.http._routes_system import router as system_router
@@ -92,6 +94,8 @@ def create_app(
     app.include_router(probes)
     app.include_router(plugins_router, prefix=API_PREFIX)
     app.include_router(system_router, prefix=API_PREFIX)
+    app.include_router(observability_router, prefix=API_PREFIX)
+    app.include_router(observability_probes)
     if _facade_has_access_methods(service):
         from plughost.interfaces.http._routes_access import router as access_router
 

@@ -44,6 +44,8 @@ class OutputSink:
         self._pending_bytes = 0
         self.tail: deque[str] = deque(maxlen=tail)
         """The last lines seen (logged or not): attached to crash reports."""
+        self.correlation: str | None = None
+        """The correlation id of the call in flight, attached to the lines logged meanwhile."""
 
     def feed(self, data: bytes) -> None:
         """Consume a chunk of stderr."""
@@ -72,7 +74,7 @@ class OutputSink:
     def log(self, level: int, text: str) -> None:
         """Log a message that arrived another way (``host.log``) under the same budget."""
         if self._admit(len(text)):
-            self.logger.log(level, "%s", text)
+            self.logger.log(level, "%s", text, extra={"correlation_id": self.correlation})
 
     def _line(self, raw: bytes) -> None:
         if len(raw) > self.max_line:
@@ -80,7 +82,7 @@ class OutputSink:
         text = raw.rstrip(b"\r").decode("utf-8", "replace")
         self.tail.append(text)
         if self._admit(len(raw)):
-            self.logger.info("%s", text)
+            self.logger.info("%s", text, extra={"correlation_id": self.correlation})
 
     def _admit(self, size: int) -> bool:
         now = self._clock()
@@ -107,5 +109,6 @@ class OutputSink:
                 self._pending_lines,
                 self._pending_bytes,
                 self.lines_per_second,
+                extra={"dropped_lines": self._pending_lines},
             )
             self._pending_lines = self._pending_bytes = 0

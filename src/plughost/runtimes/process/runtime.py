@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plughost.core.correlation import correlation_id
 from plughost.errors import (
     PlughostError,
     PluginActivationError,
@@ -46,6 +47,7 @@ from plughost.runtimes.process.bridge import (
     deny_all,
     serve,
 )
+from plughost.runtimes.process.confine import Jail, plan_launch
 from plughost.runtimes.process.connection import EndInfo, Session
 from plughost.runtimes.process.launch import (
     ProcessOptions,
@@ -86,7 +88,9 @@ class ProcessRuntime:
     """Loads ``runtime = "process"`` plugins. One per host; instances are independent."""
 
     name = "process"
-    enforces: frozenset[str] = frozenset({"timeout", "memory", "cpu", "open_files", "output"})
+    enforces: frozenset[str] = frozenset(
+        {"timeout", "memory", "cpu", "open_files", "output", "processes"}
+    )
 
     def __init__(
         self,
@@ -222,6 +226,7 @@ class ProcessInstance:
         self.failure: str | None = None
         self.sink: OutputSink | None = None
         self._stats = {"calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0}
+        self._jail: Jail | None = None  # the confinement of the current process (confine.py)
 
     @property
     def plugin_id(self) -> str:
@@ -245,8 +250,10 @@ class ProcessInstance:
         self.sink = sink
         # Spares start without network when isolation is on: a plugin that may use its own
         # sockets then starts cold, in the host's network namespace.
-        spare_fits = self._isolate_net or not self.options.isolate_network
+        plan = plan_launch(self, argv[0])  # a confined plugin starts cold: spares are not
+        spare_fits = (self._isolate_net or not self.options.isolate_network) and not plan.enabled
         spare = self.runtime._take_spare() if python_child and spare_fits else None
+        jail = Jail.prepare(plan, self._id)
         try:
             if spare is not None:
                 # A warm spare has paid for interpreter start and imports already.
@@ -270,12 +277,15 @@ class ProcessInstance:
                 await session.spawn(
                     argv,
                     cwd=str(self.root),
-                    env=child_env(self.options, self._id, token, python_child),
+                    env={**child_env(self.options, self._id, token, python_child), **jail.env()},
                     token=token,
-                    preexec_fn=make_preexec(self.limits, isolate_network=self._isolate_net),
+                    preexec_fn=make_preexec(
+                        self.limits, isolate_network=self._isolate_net, jail=jail
+                    ),
                     handshake_timeout=self.options.handshake_timeout,
                 )
         except PlughostError as exc:
+            await jail.release()
             if exc.code.startswith("protocol."):
                 exc.plugin_id = self._id
                 exc.phase = phase
@@ -284,10 +294,12 @@ class ProcessInstance:
                 exc.message, plugin_id=self._id, phase=phase, details=exc.details
             ) from None
         except OSError as exc:
+            await jail.release()
             raise PluginLoadError(
                 f"cannot start {argv[0]!r}: {exc}", plugin_id=self._id, phase=phase
             ) from None
         self._session = session
+        self._jail = jail.started(session)
         self._watch_task = asyncio.get_running_loop().create_task(self._watch(session))
         self.network_isolated = session.pid is not None and network_isolated(session.pid)
         if self._isolate_net and not self.network_isolated and not self._warned_network:
@@ -297,11 +309,13 @@ class ProcessInstance:
                 "namespaces): its own sockets are not restricted; host.http is still checked",
                 self._id,
             )
-        if python_child:
+        if python_child and not plan.enabled:
             self.runtime._want_spare()  # the next Python plugin (or restart) starts warm
 
     async def _watch(self, session: Session) -> None:
         info = await session.ended
+        if self._jail is not None and self._jail.session is session:
+            await self._jail.release()  # kill what the plugin left behind, free its cgroup
         if session is not self._session or info.expected or self._closed:
             return
         self._ready.clear()
@@ -346,6 +360,14 @@ class ProcessInstance:
         self._ready.set()
         self._emit("restarted", reason, pid=self.pid)
 
+    async def _relaunch_confined(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.shutdown(self.options.stop_grace)
+        if self._jail is not None:
+            await self._jail.release()
+        await self._launch(phase="activate")
+
     async def reenable(self) -> None:
         """Operator action: clear the quarantine and start the plugin again."""
         if self.failure is None:
@@ -369,6 +391,11 @@ class ProcessInstance:
         return HostCalls(
             self._id, context, check=check, handlers=runtime.handlers, log=self._log_line
         )
+
+    @property
+    def _check(self) -> PermissionCheck:
+        """The permission check host.* requests pass (the confinement reads grants from it)."""
+        return self._calls.check
 
     def _log_line(self, level: int, message: str) -> None:
         if self.sink is not None:  # rate-limited like the plugin's stderr
@@ -418,6 +445,9 @@ class ProcessInstance:
         self._ensure_open()
         self._context = context
         self._calls = self._host_calls(context)
+        if self._jail is not None and self._jail.plan != plan_launch(self, self._jail.plan.argv0):
+            # The context brings the data directory and the grants: confine to them.
+            await self._relaunch_confined()
         exports = await self._activate(context)
         self._active = True
         self._ready.set()
@@ -473,6 +503,8 @@ class ProcessInstance:
         if session is None or not self._active or session.ended.done():
             session = await self._ready_session(timeout)
         self._stats["calls"] += 1
+        if self.sink is not None:  # lines logged during the call carry its correlation id
+            self.sink.correlation = correlation_id.get()
         try:
             return await session.request(
                 "plugin.call", {"target": target, "args": dict(kwargs or {})}, timeout
@@ -549,6 +581,8 @@ class ProcessInstance:
         session, self._session = self._session, None
         if session is not None:
             await session.shutdown(self.options.stop_grace)
+        if self._jail is not None:
+            await self._jail.release()  # nothing the plugin started survives close()
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -560,6 +594,9 @@ class ProcessInstance:
         out["pid"] = self.pid
         out["quarantined"] = self.failure is not None
         out["network_isolated"] = self.network_isolated
+        if self._jail is not None:
+            out["confinement"] = self._jail.label
+            out["processes"] = self._jail.processes()
         if self.sink is not None:
             out["log_lines_dropped"] = self.sink.dropped_lines
         return out

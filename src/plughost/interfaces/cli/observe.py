@@ -1,0 +1,146 @@
+"""``plughost logs``: plugin logs from the home's database or a server, with a live follow.
+
+::
+
+    plughost logs notify-slack -f                 # that plugin's lines, then new ones live
+    plughost logs --level error --since 1h        # every plugin's errors of the last hour
+    plughost logs --grep timeout --server URL     # through a running server's API
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from plughost.interfaces.cli._backend import Remote, ServerOption, TokenOption, target
+from plughost.interfaces.cli._common import HomeOption, JsonOption, console, handle_errors
+
+__all__ = ["register"]
+
+_LEVEL_STYLE = {"debug": "dim", "info": "cyan", "warning": "yellow", "error": "red",
+                "critical": "bold red"}
+
+
+def _print_line(item: dict[str, Any], as_json: bool) -> None:
+    if as_json:  # one object a line, so `-f --json` can be piped into jq
+        sys.stdout.write(json.dumps(item) + "\n")
+        sys.stdout.flush()
+        return
+    when = datetime.fromisoformat(item["time"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    level = item["level"]
+    style = _LEVEL_STYLE.get(level, "")
+    cid = f" [dim]{escape(item['correlation_id'])}[/]" if item.get("correlation_id") else ""
+    console.print(f"[dim]{when}[/] [{style}]{level:<8}[/] [bold]{escape(item['plugin_id'])}[/]"
+                  f"  {escape(item['message'])}{cid}", markup=True, highlight=False)
+
+
+def _local(home: Path | None, params: dict[str, Any], follow: bool, limit: int,
+           emit: Callable[[dict[str, Any]], None]) -> None:
+    from plughost.observability.logs import LogFilter, parse_since
+
+    flt = LogFilter(plugin_id=params.get("plugin_id"), min_level=params.get("level"),
+                    since=parse_since(params.get("since")), grep=params.get("grep"))
+    from plughost.storage.backends import open_storage
+
+    with open_storage(target(home, None, None)) as storage:
+        repo = storage.repository
+        items = repo.query_logs(flt, limit=limit)
+        for entry in reversed(items):
+            emit(entry.to_dict())
+        last = items[0].id if items else 0
+        while follow:  # the server writes what it captures; read what is new
+            time.sleep(0.5)
+            newer = repo.query_logs(flt, limit=1000, after_id=last)
+            for entry in reversed(newer):
+                emit(entry.to_dict())
+            if newer:
+                last = newer[0].id
+
+
+def _remote(remote: Remote, params: dict[str, Any], follow: bool, limit: int,
+            emit: Callable[[dict[str, Any]], None]) -> None:
+    import httpx
+
+    from plughost.interfaces.cli._backend import _SyncApi
+
+    api = _SyncApi(remote)
+    try:
+        query = {k: v for k, v in params.items() if v is not None}
+        page = api.call("GET", "/logs", params={**query, "limit": limit})
+        for item in reversed(page["items"]):
+            emit(item)
+        if not follow:
+            return
+        stream_params = {k: v for k, v in query.items() if k != "since"}
+        headers = {"Accept": "text/event-stream"}
+        try:
+            with api._client.stream("GET", "/logs/stream", params=stream_params,
+                                    headers=headers, timeout=None) as response:
+                event = ""
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "log":
+                        emit(json.loads(line[6:]))
+                    elif line.startswith("data: ") and event == "dropped":
+                        count = json.loads(line[6:])["count"]
+                        console.print(f"[yellow]... {count} lines dropped (this reader fell "
+                                      "behind)[/]", markup=True)
+        except httpx.TransportError:
+            console.print("[yellow]the server closed the log stream[/]", markup=True)
+    finally:
+        api.close()
+
+
+def logs(
+    plugin_id: Annotated[str | None, typer.Argument(
+        metavar="[ID]", help="Only this plugin's lines.", show_default=False)] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f",
+                                         help="Keep printing new lines as they come.")] = False,
+    level: Annotated[str | None, typer.Option(
+        "--level", "-l", help="This level or more severe: debug, info, warning, error, "
+                              "critical.")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only lines since a duration ago (30s, 15m, 2h, 7d) or an ISO "
+                        "time.")] = None,
+    grep: Annotated[str | None, typer.Option(
+        "--grep", "-g", help="Only lines containing this text (case-insensitive).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=5000,
+                                       help="How many recent lines first.")] = 100,
+    home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show plugins' logs (their own logger, a process plugin's stderr, a WebAssembly plugin's
+    host.log), oldest first; each line names its plugin, level and the request it served."""
+    from plughost.observability.logs import LogFilter
+
+    params = {"plugin_id": plugin_id, "level": level, "since": since, "grep": grep}
+
+    def emit(item: dict[str, Any]) -> None:
+        _print_line(item, as_json)
+
+    with handle_errors(as_json=as_json):
+        LogFilter(min_level=level)  # a bad level is refused before anything is opened
+        where = target(home, server, token)
+        try:
+            if isinstance(where, Remote):
+                _remote(where, params, follow, limit, emit)
+            else:
+                _local(home, params, follow, limit, emit)
+        except KeyboardInterrupt:
+            return
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``plughost logs``."""
+    app.command("logs")(logs)

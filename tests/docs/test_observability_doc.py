@@ -1,0 +1,23 @@
+"""docs/observability.md: the documented settings are exactly what the server accepts."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from plughost.observability.settings import ObservabilitySettings
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "observability.md"
+
+
+def test_the_documented_settings_parse_and_match_the_defaults() -> None:
+    block = re.search(r"```toml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    assert block is not None
+    parsed = ObservabilitySettings.from_mapping(tomllib.loads(block[1]), source="doc")
+    defaults = ObservabilitySettings()
+    assert parsed.logs == defaults.logs
+    assert parsed.health == defaults.health
+    assert parsed.alerts.interval == defaults.alerts.interval
+    assert parsed.alerts.webhooks == ("https://alerts.example.com/plughost",)
+    assert parsed.metrics.public_bind == "127.0.0.1:9464"
