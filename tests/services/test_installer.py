@@ -278,10 +278,11 @@ def web() -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture
-async def url_service(trusted: Any) -> Any:
+async def url_service(trusted: Any, web: Any) -> Any:
     from plughost.services.manager import PluginService
 
-    async with PluginService(trusted, allow_private_urls=["127.0.0.1"],
+    port = web[0].rsplit(":", 1)[1]  # an allowed private address is allowed on its port only
+    async with PluginService(trusted, allow_private_urls=[f"127.0.0.1:{port}"],
                              allow_http_urls=True) as svc:
         yield svc
 

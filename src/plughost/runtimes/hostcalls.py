@@ -265,7 +265,7 @@ def _storage_delete(calls: HostCalls, p: dict[str, Any]) -> bool:
 
 
 def _storage_keys(calls: HostCalls, p: dict[str, Any]) -> list[str]:
-    return list(_storage(calls, p).keys(p.get("prefix") or ""))
+    return list(_storage(calls, p).keys())
 
 
 def _files(calls: HostCalls) -> FileService:
@@ -348,8 +348,8 @@ HOST_OPS: Final[Mapping[str, HostOp]] = dict(
             _storage_set),
         _op("host.storage.delete", (_KEY, _NS), _namespace, "storage", _storage_delete,
             result="whether the key existed"),
-        _op("host.storage.keys", (Param("prefix", "string?"), _NS), _namespace, "storage",
-            _storage_keys, result="the keys"),
+        _op("host.storage.keys", (_NS,), _namespace, "storage", _storage_keys,
+            result="the keys"),
     ]
 )
 """Every ``host.*`` operation, by method name."""

@@ -51,6 +51,8 @@ from .limits import PAGE, WasmLimits, format_bytes
 from .traps import first_line, memory_exceeded, trap_error
 
 if TYPE_CHECKING:
+    from plughost.core.bus import Event
+
     from .runtime import WasmRuntime
 
 __all__ = ["WasmInstance"]
@@ -264,10 +266,9 @@ class WasmInstance:
 
     # -- what the host asks beyond calls: events, state, configuration, enable/disable ---------
 
-    async def deliver_event(self, target: str, event: Any) -> None:
+    async def deliver_event(self, target: str, event: Event) -> None:
         """Hand an event to the subscription handler ``target`` as ``{"event": <wire shape>}``."""
-        data = event.to_dict() if hasattr(event, "to_dict") else event
-        await self.call(target, {"event": data})
+        await self.call(target, {"event": event.to_dict()})
 
     async def export_state(self) -> Any:
         """The guest's ``plughost_export_state`` answer; None when it exports none (no state)."""

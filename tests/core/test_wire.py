@@ -1,17 +1,20 @@
+"""The wire protocol shared by both ends: framing, envelopes, handshake, error codes."""
+
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
 
+from plughost.core import wire as p
+from plughost.core.wire import MAX_HEADER, FrameDecoder, encode_frame
 from plughost.errors import PermissionDenied, PluginError, PluginTimeout, ProtocolError
-from plughost.runtimes.process import protocol as p
 
 
 def hello(**over: Any) -> dict[str, Any]:
     params = p.hello_params(plugin_id="demo", token="t0k", implementation="test")
     params.update(over)
-    return {"jsonrpc": "2.0", "method": p.HELLO, "params": params}
+    return {"jsonrpc": "2.0", "method": p.M.HELLO, "params": params}
 
 
 def test_valid_hello_is_accepted() -> None:
@@ -76,8 +79,80 @@ def test_hand_built_hello_is_the_same_json_as_the_encoder_would_write() -> None:
     params = p.hello_params(plugin_id="demo.plugin-1", token="ab12", implementation="x/1")
     assert json.loads(p.encode_hello(params)) == {
         "jsonrpc": "2.0",
-        "method": p.HELLO,
+        "method": p.M.HELLO,
         "params": params,
     }
     odd = {**params, "implementation": 'quote " and \\ and é'}
     assert json.loads(p.encode_hello(odd))["params"] == odd
+
+def test_encode_frame_uses_lsp_content_length_header() -> None:
+    assert encode_frame(b'{"a":1}') == b'Content-Length: 7\r\n\r\n{"a":1}'
+
+
+def test_decoder_returns_every_frame_of_one_chunk_in_order() -> None:
+    dec = FrameDecoder()
+    chunk = encode_frame(b"one") + encode_frame(b"two") + encode_frame(b"three")
+    assert dec.feed(chunk) == [b"one", b"two", b"three"]
+    assert dec.buffered == 0
+
+
+def test_decoder_reassembles_a_frame_fed_one_byte_at_a_time() -> None:
+    dec = FrameDecoder()
+    out: list[bytes] = []
+    for b in encode_frame(b'{"x":"split"}') + encode_frame(b"[]"):
+        out += dec.feed(bytes([b]))
+    assert out == [b'{"x":"split"}', b"[]"]
+
+
+def test_decoder_handles_header_split_at_the_blank_line() -> None:
+    dec = FrameDecoder()
+    assert dec.feed(b"Content-Length: 2\r\n\r") == []
+    assert dec.feed(b"\nhi") == [b"hi"]
+
+
+def test_decoder_accepts_other_headers_in_any_case() -> None:
+    dec = FrameDecoder()
+    data = b"Content-Type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+    assert dec.feed(data) == [b"{}"]
+
+
+def test_decoder_accepts_a_zero_length_body() -> None:
+    assert FrameDecoder().feed(b"Content-Length: 0\r\n\r\n") == [b""]
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"Content-Length: abc\r\n\r\n", "decimal"),
+        (b"Content-Length: -1\r\n\r\n", "decimal"),
+        (b"Content-Length: 1_0\r\n\r\n", "decimal"),
+        (b"Content-Type: x\r\n\r\n{}", "no Content-Length"),
+        (b"garbage line\r\n\r\n", "malformed frame header"),
+    ],
+)
+def test_decoder_refuses_bad_headers_with_a_protocol_error(data: bytes, fragment: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        FrameDecoder().feed(data)
+    assert info.value.code == "protocol.frame"
+    assert fragment in info.value.message
+
+
+def test_decoder_refuses_oversized_frame_before_reading_its_body() -> None:
+    dec = FrameDecoder(max_frame=100)
+    with pytest.raises(ProtocolError) as info:
+        dec.feed(b"Content-Length: 101\r\n\r\n")  # no body sent yet: refused on the header
+    assert "exceeds the limit of 100 bytes" in info.value.message
+
+
+def test_decoder_refuses_plain_text_without_header_end() -> None:
+    dec = FrameDecoder()
+    with pytest.raises(ProtocolError) as info:
+        dec.feed(b"hello from a print() call\n" * (MAX_HEADER // 20))
+    assert "Logs belong on stderr" in info.value.message
+
+
+def test_decoder_keeps_partial_body_until_complete() -> None:
+    dec = FrameDecoder()
+    assert dec.feed(b"Content-Length: 10\r\n\r\n01234") == []
+    assert dec.buffered == 5
+    assert dec.feed(b"56789Content-Length: 1\r\n\r\nx") == [b"0123456789", b"x"]
