@@ -90,3 +90,64 @@ async def test_state_for_a_closed_instance_is_refused(runtime, tmp_path) -> None
     await inst.close()
     with pytest.raises(PluginUnavailable, match="closed"):
         await inst.import_state({}, "1.0.0")
+
+
+# -- through the host: install, update, rollback; a capability the runtime lacks -------------
+
+
+def _wasm_plugin(folder, plugin_id, version, wat, extra=""):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "plugin.wat").write_text(wat)
+    (folder / "plugin.toml").write_text(
+        f'id = "{plugin_id}"\nname = "{plugin_id}"\nversion = "{version}"\n'
+        f'runtime = "wasm"\nentry = "plugin.wat"\n{extra}'
+    )
+    return folder
+
+
+async def test_state_survives_update_and_rollback_through_the_service(tmp_path) -> None:
+    from plughost.security.package import pack
+    from plughost.services.manager import PluginService
+    from plughost.settings import HostSettings
+
+    def package(version):
+        folder = _wasm_plugin(tmp_path / "src" / version, "keeper", version, wat_modules.HANDOVER)
+        return pack(folder, tmp_path / "packages")
+
+    settings = HostSettings(home=tmp_path / "home", require_signature="never")
+    async with PluginService(settings, start=True) as service:
+        await service.install(package("1.0.0"))
+        host = service.host
+        assert await host.call("keeper", "remember", note="from 1.0.0") is None
+        await service.update("keeper", package("2.0.0"))
+        # the service used to send plugin.call target=export_state: "no target", state lost
+        assert await host.call("keeper", "imported") == {
+            "state": {"note": "from 1.0.0"},
+            "from_version": "1.0.0",
+        }
+        await host.call("keeper", "remember", note="from 2.0.0")
+        await service.rollback("keeper")
+        assert str(host.get("keeper").manifest.version) == "1.0.0"
+        assert await host.call("keeper", "imported") == {
+            "state": {"note": "from 2.0.0"},
+            "from_version": "2.0.0",
+        }
+
+
+async def test_a_wasm_plugin_that_provides_channels_is_refused_at_load(tmp_path) -> None:
+    from plughost.core.lifecycle import State
+    from plughost.host import PluginHost
+
+    _wasm_plugin(
+        tmp_path / "plugins" / "streamer",
+        "streamer",
+        "1.0.0",
+        wat_modules.ECHO,
+        '[provides]\nchannels = ["lyrics"]\n',
+    )
+    async with PluginHost([tmp_path / "plugins"]) as host:
+        report = await host.start()
+        record = host.get("streamer")
+        assert record.state is State.FAILED, report
+        assert record.error.code == "runtime.capability"
+        assert "channels" in record.error.message and "'wasm' runtime" in record.error.message

@@ -397,3 +397,10 @@ BIG_GROW = module(
 """,
     pages=112,
 )
+
+# state through update and rollback: "remember" keeps its request, which is the state
+# plughost_export_state hands over; "imported" answers what plughost_import_state was given
+HANDOVER = recorder(
+    ("remember", "plughost_export_state"),
+    ("plughost_import_state", "imported"),
+)
