@@ -32,7 +32,7 @@ __all__ = ["probes", "router"]
 router = APIRouter()
 probes = APIRouter(tags=["health"])
 
-EVENT_KINDS = ("lifecycle", "operation", "plugin")
+EVENT_KINDS = ("lifecycle", "operation", "plugin", "alert", "health")
 
 
 def _iso(value: Any) -> str | None:
@@ -110,7 +110,8 @@ async def list_operations(
 async def events(
     request: Request,
     kinds: Annotated[str | None, Query(
-        description="Comma-separated kinds: lifecycle, operation, plugin. Default: all.",
+        description="Comma-separated kinds: lifecycle, operation, plugin, alert, health. "
+                    "Default: all.",
         max_length=100)] = None,
     plugin_id: Annotated[str | None, Query(max_length=64)] = None,
     max_events: Annotated[int | None, Query(ge=1, le=100_000, description=(
