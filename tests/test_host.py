@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from plughost.core.contract import Capability, Export, Runtime
 from plughost.core.lifecycle import LifecycleEvent, State
+from plughost.core.manifest import Manifest
 from plughost.errors import (
     DependentsExist,
     OperationRefused,
@@ -13,7 +15,7 @@ from plughost.errors import (
     PluginUnavailable,
 )
 from plughost.host import PluginHost, SyncPluginHost
-from plughost.runtimes.fake import FakePlugin, FakeRuntime
+from plughost.runtimes.fake import FakeInstance, FakePlugin, FakeRuntime
 from tests.conftest import WritePlugin
 
 
@@ -303,3 +305,121 @@ async def test_duplicate_ids_across_directories_are_reported(
     async with PluginHost([tmp_path / "a", tmp_path / "b"]) as host:
         report = await host.start()
     assert [o.error.code for o in report.failed if o.error] == ["registry.duplicate"]
+
+
+# ------------------------------------------------------------------ the runtime contract
+
+
+def _fake_without(*lacking: Capability) -> FakeRuntime:
+    return FakeRuntime(capabilities=frozenset(Capability) - set(lacking))
+
+
+async def test_plugin_needing_a_capability_its_runtime_lacks_is_refused_at_load(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("woken", activation=["event:files.changed"])
+    fake = _fake_without(Capability.EVENTS)
+    async with PluginHost([plugins_dir], runtimes=[fake]) as host:
+        await host.start()
+        record = await host.load("woken")
+        assert record.state is State.FAILED and record.phase == "import"
+        assert record.error is not None and record.error.code == "runtime.capability"
+        assert "'python' runtime cannot give plugin 'woken'" in str(record.error)
+        assert "events (it is activated by event:files.changed)" in str(record.error)
+        assert "woken" not in fake.instances  # refused before anything was loaded
+
+
+async def test_export_its_runtime_cannot_serve_fails_the_activation_after_deactivating(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("streamer")
+    fake = _fake_without(Capability.CHANNELS)
+    fake.define(FakePlugin("streamer", exports=[Export("channel", "talk", "talk")]))
+    async with PluginHost([plugins_dir], runtimes=[fake]) as host:
+        await host.start()
+        record = host.get("streamer")
+        assert record.state is State.FAILED and record.phase == "activate"
+        assert record.error is not None and record.error.code == "runtime.capability"
+        assert "channels (it serves channel 'talk')" in str(record.error)
+        log = [kind for kind, _ in fake.instances["streamer"].log]
+        assert log == ["start", "stop", "close"]
+
+
+async def test_runtime_declaring_a_capability_its_instance_lacks_is_caught_at_load(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    class Broken(FakeInstance):
+        enabled_changed = None  # type: ignore[assignment]
+
+    class BrokenRuntime(FakeRuntime):
+        async def load(self, manifest: Manifest, root: Path | None) -> FakeInstance:
+            return Broken(FakePlugin(manifest.id))
+
+    write_plugin("odd")
+    async with PluginHost([plugins_dir], runtimes=[BrokenRuntime()]) as host:
+        await host.start()
+        record = host.get("odd")
+        assert record.state is State.FAILED
+        assert record.error is not None and record.error.code == "runtime.contract"
+        assert "declares enable" in str(record.error)
+
+
+async def test_each_runtime_checks_its_own_entry_before_loading(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    class Picky(FakeRuntime):
+        def check_entry(self, entry: str, root: Path | None) -> str | None:
+            return None if entry.startswith("pick:") else f"{entry!r} does not start with pick:"
+
+    write_plugin("picky")
+    picky = Picky()
+    async with PluginHost([plugins_dir], runtimes=[picky]) as host:
+        await host.start()
+        record = host.get("picky")
+        assert record.state is State.FAILED and record.phase == "import"
+        assert record.error is not None and record.error.code == "manifest.entry"
+        assert "'main:Main' does not start with pick:" in str(record.error)
+        assert not picky.instances
+
+
+async def test_plugin_is_told_when_the_operator_disables_and_enables_it(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("told")
+    fake = FakeRuntime()
+    async with PluginHost([plugins_dir], runtimes=[fake]) as host:
+        await host.start()
+        first = fake.instances["told"]
+        await host.disable("told")
+        assert [kind for kind, _ in first.log][-3:] == ["disabled", "stop", "close"]
+        await host.enable("told")
+        second = fake.instances["told"]
+        assert [kind for kind, _ in second.log] == ["start", "enabled"]
+        await host.deactivate("told")
+        await host.activate("told")  # a plain re-activation is not an enable
+        assert [kind for kind, _ in second.log].count("enabled") == 1
+
+
+async def test_runtime_without_enable_notifications_still_enables_and_disables(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("quiet")
+    fake = _fake_without(Capability.ENABLE)
+    async with PluginHost([plugins_dir], runtimes=[fake]) as host:
+        await host.start()
+        await host.disable("quiet")
+        await host.enable("quiet")
+        assert host.get("quiet").state is State.ACTIVE
+        assert "enabled" not in [kind for kind, _ in fake.instances["quiet"].log]
+
+
+async def test_every_builtin_runtime_declares_its_capabilities() -> None:
+    from plughost.runtimes.base import BUILTIN_RUNTIMES, create_runtime
+
+    for name in BUILTIN_RUNTIMES:
+        runtime = create_runtime(name)
+        try:
+            assert isinstance(runtime, Runtime)
+            assert {Capability.CALL, Capability.HEALTH} <= runtime.capabilities, name
+        finally:
+            await runtime.aclose()

@@ -16,7 +16,7 @@ A per-plugin policy overrides the global one.
 from __future__ import annotations
 
 import asyncio
-import importlib
+import contextlib
 import logging
 import threading
 import time
@@ -31,6 +31,18 @@ from plughost.core.channels import ChannelRegistry
 from plughost.core.commands import CommandRegistry
 from plughost.core.communications import Communications
 from plughost.core.context import PluginContext
+from plughost.core.contract import (
+    Capability,
+    EnableListener,
+    Export,
+    PluginInstance,
+    Runtime,
+    check_instance,
+    missing_capabilities,
+    needed_by_exports,
+    needed_by_manifest,
+    refuse,
+)
 from plughost.core.depgraph import dependents_of
 from plughost.core.discovery import Discovered, DiscoveryCache, discover
 from plughost.core.hooks import HookRegistry
@@ -45,13 +57,12 @@ from plughost.errors import (
     PlughostError,
     PluginActivationError,
     PluginError,
+    PluginLoadError,
     PluginUnavailable,
     error_context,
 )
 from plughost.observability.health import SupervisorEvent
-from plughost.runtimes.base import Export, PluginInstance, Runtime
-from plughost.runtimes.inprocess import InProcessRuntime
-from plughost.runtimes.process.runtime import ProcessRuntime
+from plughost.runtimes.base import BUILTIN_RUNTIMES, create_runtime
 
 __all__ = [
     "ErrorPolicy",
@@ -71,13 +82,10 @@ HOST_VERSION = __version__
 
 ErrorPolicy = Callable[[PluginRecord, PlughostError], None]
 
-# Runtimes whose backends are optional extras, created on first use by a manifest that asks for
-# them: a host without wasmtime still starts, and a wasm plugin's load error names the extra.
-# Each value is "module:factory"; the factory takes ``home`` (Path | None) and ``on_event``
-# (a supervisor-event listener or None) and returns a Runtime.
-BUILTIN_RUNTIMES: dict[str, str] = {
-    "wasm": "plughost.runtimes.wasm:create_runtime",
-}
+# Runtimes created with the host; the other built-in ones (runtimes.base.BUILTIN_RUNTIMES) are
+# created on first use by a manifest that asks for them: a host without wasmtime still starts,
+# and a wasm plugin's load error names the extra.
+_EAGER_RUNTIMES = ("python", "process")
 
 
 def isolate(record: PluginRecord, error: PlughostError) -> None:
@@ -260,8 +268,8 @@ class PluginHost:
         """Plugins found but not registered (invalid manifest, duplicate id)."""
         # The process runtime spawns nothing until a runtime = "process" plugin loads.
         self._runtimes: dict[str, Runtime] = {
-            "python": InProcessRuntime(),
-            "process": ProcessRuntime(on_event=self._on_supervisor_event),
+            name: create_runtime(name, home=self.home, on_event=self._on_supervisor_event)
+            for name in _EAGER_RUNTIMES
         }
         for runtime in runtimes or ():
             self._runtimes[runtime.name] = runtime
@@ -277,6 +285,7 @@ class PluginHost:
         )
         self._extensions: list[Any] = []
         self._releasing: dict[str, asyncio.Task[None]] = {}  # quarantined plugins being released
+        self._enabling: set[str] = set()  # enabled by the operator; told once active again
         self._locks: dict[str, asyncio.Lock] = {}
         self._order: list[str] = []
         self._activation_index: dict[str, list[str]] = {}
@@ -317,12 +326,12 @@ class PluginHost:
         return undo
 
     def runtime_for(self, manifest: Manifest) -> Runtime:
+        """The runtime serving ``manifest.runtime`` (a built-in one is created on first use)."""
         if manifest.runtime not in self._runtimes and manifest.runtime in BUILTIN_RUNTIMES:
-            module_name, _, factory = BUILTIN_RUNTIMES[manifest.runtime].partition(":")
-            module = importlib.import_module(module_name)  # ExtraNotInstalled names the extra
-            # a quarantine reported by the runtime's supervisor marks the plugin FAILED
-            self._runtimes[manifest.runtime] = getattr(module, factory)(
-                home=self.home, on_event=self._on_supervisor_event
+            # ExtraNotInstalled names the extra; a quarantine reported by the runtime's
+            # supervisor marks the plugin FAILED.
+            self._runtimes[manifest.runtime] = create_runtime(
+                manifest.runtime, home=self.home, on_event=self._on_supervisor_event
             )
         try:
             return self._runtimes[manifest.runtime]
@@ -575,12 +584,23 @@ class PluginHost:
         async with self._lock(plugin_id):
             if record.state is not State.RESOLVED:
                 return record
-            runtime = self.runtime_for(record.manifest)
             try:
+                runtime = self.runtime_for(record.manifest)
+                self._check_runtime(runtime, record)
                 with error_context(plugin_id=plugin_id, phase="import"):
                     instance = await runtime.load(record.manifest, record.root)
             except Exception as exc:
                 error = _as_error(exc, record, "import")
+                self._fail(record, error, "import")
+                self._apply_policy(record, error)
+                return record
+            broken = check_instance(runtime, instance)
+            if broken:
+                await instance.close()
+                error = PluginUnavailable(
+                    f"The {runtime.name!r} runtime declares {', '.join(broken)} but its instance "
+                    f"of {plugin_id!r} does not implement it; this is a bug in that runtime.",
+                    plugin_id=plugin_id, phase="import", code="runtime.contract")
                 self._fail(record, error, "import")
                 self._apply_policy(record, error)
                 return record
@@ -593,6 +613,20 @@ class PluginHost:
                 )
             self._set_state(record, State.LOADED)
         return record
+
+    def _check_runtime(self, runtime: Runtime, record: PluginRecord) -> None:
+        """Refuse, before anything is loaded, a plugin its runtime cannot serve: a bad ``entry``
+        (each runtime checks its own), or a capability it needs that the runtime lacks."""
+        m = record.manifest
+        problem = runtime.check_entry(m.entry, record.root)
+        if problem is not None:
+            raise PluginLoadError(
+                f"`entry` does not fit the {runtime.name!r} runtime: {problem}.",
+                plugin_id=m.id, phase="import", code="manifest.entry",
+                details={"entry": m.entry})
+        missing = missing_capabilities(runtime, needed_by_manifest(m))
+        if missing:
+            raise refuse(runtime, m.id, missing, phase="import")
 
     def _require_usable(self, record: PluginRecord) -> None:
         if record.state in (State.DISABLED, State.FAILED, State.UNINSTALLED, State.INSTALLED):
@@ -657,6 +691,12 @@ class PluginHost:
                 context = self._make_context(record)
                 with error_context(plugin_id=plugin_id, phase="activate"):
                     exports = tuple(await record.instance.start(context))
+                runtime = self.runtime_for(record.manifest)
+                missing = missing_capabilities(runtime, needed_by_exports(exports))
+                if missing:
+                    with contextlib.suppress(Exception):  # it did start: let it deactivate
+                        await record.instance.stop()
+                    raise refuse(runtime, plugin_id, missing, phase="activate")
                 for ext in self._extensions:
                     hook = getattr(ext, "on_activated", None)
                     if hook is not None:
@@ -678,7 +718,26 @@ class PluginHost:
             record.exports = exports
             record.error = None
             self._set_state(record, State.ACTIVE)
+        if plugin_id in self._enabling:
+            self._enabling.discard(plugin_id)
+            await self._tell_enabled(record, True)
         return record
+
+    async def _tell_enabled(self, record: PluginRecord, enabled: bool) -> None:
+        """The plugin's ``on_enable`` / ``on_disable``, where its runtime can deliver them
+        (``docs/runtimes.md`` lists which can). A failure is a warning, not a refusal: the
+        operator's decision stands."""
+        instance = record.instance
+        if not isinstance(instance, EnableListener) or Capability.ENABLE not in (
+            self.runtime_for(record.manifest).capabilities
+        ):
+            return
+        try:
+            await instance.enabled_changed(enabled)
+        except Exception as exc:
+            what = "on_enable" if enabled else "on_disable"
+            logger.warning("%s() of %s raised %s: %s", what, record.id, type(exc).__name__, exc)
+            record.warnings.append(f"{what}() raised {type(exc).__name__}: {exc}")
 
     async def _teardown_after_failed_activation(self, record: PluginRecord) -> None:
         for ext in reversed(self._extensions):
@@ -716,7 +775,28 @@ class PluginHost:
         record = await self.ensure_active(plugin_id)
         if timeout is None:
             timeout = record.manifest.limits.timeout
-        return await record.instance.call(target, kwargs, timeout=timeout)
+        started = time.perf_counter()
+        failed = True
+        try:
+            result = await record.instance.call(target, kwargs, timeout=timeout)
+            failed = False
+            return result
+        finally:
+            self.comms.counters.record(plugin_id, "direct_calls", time.perf_counter() - started,
+                                      failed)
+
+    def metrics(self, plugin_id: str) -> dict[str, Any]:
+        """What the host counted for one plugin (calls, commands, hooks, events, channels,
+        errors, busy seconds — the same for every runtime), its state and runtime, and what
+        only its runtime can count (restarts, memory, ...)."""
+        record = self.registry.get(plugin_id)
+        data: dict[str, Any] = {}
+        if record.instance is not None:
+            data.update(record.instance.stats())
+        data.update(self.comms.counters.snapshot(plugin_id))
+        data["state"] = record.state.value
+        data["runtime"] = record.manifest.runtime
+        return data
 
     # ----------------------------------------------------------------- deactivate / unload
 
@@ -786,6 +866,9 @@ class PluginHost:
                 plugin_id=plugin_id,
                 details={"dependents": needed_by},
             )
+        self._enabling.discard(plugin_id)
+        if record.state is State.ACTIVE:
+            await self._tell_enabled(record, False)
         await self.unload(plugin_id)
         if record.state is State.RESOLVED:
             self._set_state(record, State.INSTALLED)
@@ -802,6 +885,8 @@ class PluginHost:
         if releasing is not None:
             await releasing
         self._disabled.discard(plugin_id)
+        if record.state is State.DISABLED:
+            self._enabling.add(plugin_id)
         record.error = None
         record.phase = None
         record.hint = None
@@ -957,10 +1042,11 @@ class PluginHost:
             data = record.to_dict()
             if record.instance is not None:
                 data["stats"] = dict(record.instance.stats())
+            runtime = self._runtimes.get(record.manifest.runtime)
             data["enforced_limits"] = sorted(
-                record.manifest.limits.declared()
-                & self._runtimes.get(record.manifest.runtime, InProcessRuntime()).enforces
+                record.manifest.limits.declared() & runtime.enforces if runtime else ()
             )
+            data["capabilities"] = sorted(runtime.capabilities) if runtime else []
             return data
         counts: dict[str, int] = {}
         for record in self.registry:

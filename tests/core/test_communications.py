@@ -156,10 +156,33 @@ def test_unknown_export_kind_or_option_is_refused_by_name() -> None:
                                LocalInstance(plugin))
 
 
-async def test_remote_channel_export_is_refused_clearly() -> None:
+async def test_remote_channel_export_is_served_through_the_runtime_contract() -> None:
+    async def echo(channel: Channel) -> None:
+        async for word in channel:
+            await channel.send(word[::-1])
+
     comms = Communications()
-    with pytest.raises(InvalidExport, match="in-process handler"):
-        comms.register_exports("far", [Export("channel", "s", "s")], remote_instance("far", {}))
+    far = remote_instance("far", {"s": echo})
+    comms.register_exports("far", [Export("channel", "s", "s")], far)
+    ch = await comms.channels.open("far.s")
+    await ch.send("abc")
+    assert await ch.receive() == "cba"
+    ch.close()
+    assert ("channel", ("s", "far.s")) in far.log
+
+
+async def test_channel_export_of_a_runtime_that_cannot_serve_channels_is_refused() -> None:
+    class CallOnly:
+        async def call(self, target: str, kwargs: Any = None, *, timeout: Any = None) -> Any:
+            return None
+
+        def local_callable(self, target: str) -> Any:
+            return None
+
+    comms = Communications()
+    with pytest.raises(InvalidExport, match="cannot serve channels"):
+        comms.register_exports("far", [Export("channel", "s", "s")],
+                               CallOnly())  # type: ignore[arg-type]
 
 
 async def test_unregister_owner_leaves_nothing_behind() -> None:

@@ -737,7 +737,7 @@ def test_field_table_covers_the_native_keys() -> None:
     }
     limits = next(f for f in FIELDS if f.key == "limits")
     assert [c.key for c in limits.children] == [
-        "timeout", "memory", "cpu", "fuel", "open-files", "output"]
+        "timeout", "memory", "cpu", "fuel", "open-files", "output", "processes"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -514,43 +514,49 @@ def _infer_runtime(entry: Any, arcade_entry: bool) -> str:
 
 def _check_entry_for_runtime(entry: str, runtime: str, path: str, root: str | None,
                              problems: Problems) -> None:
-    def bad(message: str) -> None:
+    message = entry_problem(runtime, entry, root)
+    if message is not None:
         problems.append(Problem(path, "manifest.entry", message))
 
+
+def entry_problem(runtime: str, entry: str, root: str | None) -> str | None:
+    """What is wrong with ``entry`` for one of the built-in runtimes (``None``: nothing).
+
+    The built-in runtimes' ``check_entry`` answer with this, and the manifest check asks it too
+    so that ``plughost check`` reports a bad entry before anything is loaded. A runtime added
+    later checks its entry itself (``Runtime.check_entry``); this answers ``None`` for it.
+    """
     if runtime == "python":
         m = _PY_ENTRY_RE.fullmatch(entry)
         parts = [*m.group(1).split("."), m.group(2)] if m else []
         if not m or any(keyword.iskeyword(p) for p in parts):
-            bad(f"{entry!r} is not 'module:attribute' (a dotted module path, a colon, an "
-                "identifier), e.g. 'hello.plugin:HelloPlugin'")
-            return
+            return (f"{entry!r} is not 'module:attribute' (a dotted module path, a colon, an "
+                    "identifier), e.g. 'hello.plugin:HelloPlugin'")
         if root is not None:
             rel = os.path.join(*m.group(1).split("."))
             base = os.path.join(root, rel)
             if not (os.path.isfile(base + ".py")
                     or os.path.isfile(os.path.join(base, "__init__.py"))):
                 shown = rel.replace(os.sep, "/")
-                bad(f"module {m.group(1)!r} is not in the plugin folder {root!r}: expected "
-                    f"{shown}.py or {shown}/__init__.py")
+                return (f"module {m.group(1)!r} is not in the plugin folder {root!r}: expected "
+                        f"{shown}.py or {shown}/__init__.py")
     elif runtime == "process":
         try:
             argv = shlex.split(entry)
         except ValueError as exc:
-            bad(f"{entry!r} is not a valid command line ({exc}); check the quotes")
-            return
+            return f"{entry!r} is not a valid command line ({exc}); check the quotes"
         if not argv:
-            bad("the command line is empty; name the program to run")
+            return "the command line is empty; name the program to run"
     elif runtime == "wasm":
         if not entry.endswith((".wasm", ".wat")):
-            bad(f"{entry!r} must be a .wasm or .wat file")
-            return
+            return f"{entry!r} must be a .wasm or .wat file"
         rel_path = PurePosixPath(entry.replace("\\", "/"))
         if rel_path.is_absolute() or ".." in rel_path.parts or re.match(r"^[A-Za-z]:", entry):
-            bad(f"{entry!r} must be a relative path inside the plugin folder")
-            return
+            return f"{entry!r} must be a relative path inside the plugin folder"
         if root is not None and not os.path.isfile(os.path.join(root, *rel_path.parts)):
-            bad(f"{entry!r} does not exist in the plugin folder {root!r}")
+            return f"{entry!r} does not exist in the plugin folder {root!r}"
     elif runtime == "grpc":
         m = _GRPC_RE.fullmatch(entry)
         if not m or not 0 < int(m.group(2)) < 65536:
-            bad(f"{entry!r} is not 'host:port' (port 1-65535), e.g. '127.0.0.1:50051'")
+            return f"{entry!r} is not 'host:port' (port 1-65535), e.g. '127.0.0.1:50051'"
+    return None

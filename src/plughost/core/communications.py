@@ -2,10 +2,11 @@
 
 The host owns one :class:`Communications`. It gives the four registries one permission checker,
 one monitor set (``add_monitor`` observes every dispatch) and one per-owner task set, and it
-knows how to turn what a plugin exports (:class:`~plughost.runtimes.base.Export`) into
+knows how to turn what a plugin exports (:class:`~plughost.core.contract.Export`) into
 registrations — a direct callable when the runtime offers one
-(:meth:`PluginInstance.local_callable`), an async proxy to :meth:`PluginInstance.call` otherwise
-— and how to remove everything a plugin registered (:meth:`unregister_owner`).
+(:meth:`PluginInstance.local_callable`), otherwise an async proxy to the runtime contract
+(:meth:`PluginInstance.call`, ``deliver_event``, ``serve_channel``) — and how to remove
+everything a plugin registered (:meth:`unregister_owner`).
 """
 
 from __future__ import annotations
@@ -13,41 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from plughost.core.bus import Event, EventBus, PermissionChecker, Subscription
-from plughost.core.channels import ChannelRegistry
+from plughost.core.channels import Channel, ChannelRegistry
 from plughost.core.commands import CommandRegistry, LazyResolver
 from plughost.core.context import PluginContext
+from plughost.core.contract import ChannelService, EventDelivery, Export, PluginInstance
 from plughost.core.hooks import HookRegistry
 from plughost.core.lifecycle import LifecycleEvent
-from plughost.core.monitoring import Monitor, MonitorSet
+from plughost.core.monitoring import DispatchCounters, Monitor, MonitorSet
 from plughost.core.scoped import ScopedBus, ScopedChannels, ScopedCommands, ScopedHooks, ScopedTasks
 from plughost.core.tasks import OwnerTasks
 from plughost.errors import InvalidExport, PlughostError
-
-
-class Export(Protocol):
-    """What :class:`plughost.runtimes.base.Export` looks like to the core (core sits below
-    the runtimes, so it names the shape instead of importing it)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def target(self) -> str: ...
-    @property
-    def options(self) -> Mapping[str, Any]: ...
-
-
-class PluginInstance(Protocol):
-    """The two methods of :class:`plughost.runtimes.base.PluginInstance` used here."""
-
-    def local_callable(self, target: str) -> Callable[..., Any] | None: ...
-
-    def call(self, target: str, kwargs: Mapping[str, Any] | None = None, *,
-             timeout: float | None = None) -> Awaitable[Any]: ...
 
 __all__ = ["EXPORT_OPTIONS", "Communications"]
 
@@ -62,6 +41,9 @@ EXPORT_OPTIONS: Mapping[str, frozenset[str]] = {
     "channel": frozenset({"buffer"}),
 }
 """The options each kind of :class:`Export` may carry."""
+
+_COUNTED: Mapping[str, str] = {
+    "hook": "hooks", "event": "events", "command": "commands", "channel": "channels"}
 
 
 class Communications:
@@ -85,6 +67,7 @@ class Communications:
         on_event_error: Callable[[Subscription, Event, BaseException], None] | None = None,
     ) -> None:
         self.monitors = MonitorSet()
+        self.counters = DispatchCounters()
         self.tasks = OwnerTasks()
         self.hooks = HookRegistry(monitors=self.monitors, tasks=self.tasks)
         self.bus = EventBus(checker=checker, on_error=on_event_error, default_queue=default_queue,
@@ -172,31 +155,43 @@ class Communications:
                 plugin_id=plugin_id,
             )
         label = f"{target}"
+        # Every dispatch to a plugin's export is counted here, once, for every runtime.
+        count = self.counters.counted
+        if fn is not None:
+            fn = count(plugin_id, _COUNTED[kind], fn)
         if kind == "hook":
             args = opts.pop("args", None)
             if fn is not None:
                 return self.hooks.register(plugin_id, name, fn, label=label, **opts)
             assert instance is not None
             return self.hooks.register_remote(
-                plugin_id, name, _proxy(instance, target), args=args, label=label, **opts
+                plugin_id, name, count(plugin_id, "hooks", _proxy(instance, target)), args=args,
+                label=label, **opts
             )
         if kind == "event":
             if fn is None:
-                assert instance is not None
-                fn = _event_proxy(instance, target)
+                if not isinstance(instance, EventDelivery):
+                    raise InvalidExport(
+                        f"Plugin {plugin_id!r}: its runtime cannot deliver events, so it cannot "
+                        f"subscribe to {name!r}.",
+                        plugin_id=plugin_id,
+                    )
+                fn = count(plugin_id, "events", _event_proxy(instance, target))
             return self.bus.subscribe(name, fn, owner=plugin_id, **opts)
         if kind == "command":
             if fn is not None:
                 return self.commands.register(plugin_id, name, fn, **opts)
             assert instance is not None
-            return self.commands.register_remote(plugin_id, name, _proxy(instance, target),
-                                                 **opts)
+            return self.commands.register_remote(
+                plugin_id, name, count(plugin_id, "commands", _proxy(instance, target)), **opts)
         if fn is None:
-            raise InvalidExport(
-                f"Plugin {plugin_id!r}: channel {name!r} needs an in-process handler; "
-                "channels to plugins in other runtimes are not supported yet.",
-                plugin_id=plugin_id,
-            )
+            if not isinstance(instance, ChannelService):
+                raise InvalidExport(
+                    f"Plugin {plugin_id!r}: its runtime cannot serve channels, so it cannot "
+                    f"serve {name!r}.",
+                    plugin_id=plugin_id,
+                )
+            fn = count(plugin_id, "channels", _channel_proxy(instance, target))
         return self.channels.register(plugin_id, name, fn, **opts)
 
     # -- lazy activation by events ------------------------------------------------------------
@@ -314,8 +309,15 @@ def _proxy(instance: PluginInstance, target: str) -> Callable[[Mapping[str, Any]
     return call
 
 
-def _event_proxy(instance: PluginInstance, target: str) -> Callable[[Event], Any]:
+def _event_proxy(instance: EventDelivery, target: str) -> Callable[[Event], Any]:
     async def deliver(event: Event) -> None:
-        await instance.call(target, {"event": event.to_dict()})
+        await instance.deliver_event(target, event)
 
     return deliver
+
+
+def _channel_proxy(instance: ChannelService, target: str) -> Callable[[Channel], Any]:
+    async def serve(channel: Channel) -> None:
+        await instance.serve_channel(target, channel)
+
+    return serve

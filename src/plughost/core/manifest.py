@@ -147,6 +147,8 @@ class Limits:
     """Open file descriptors."""
     output: int | None = None
     """Bytes per second of stderr/log output before it is throttled."""
+    processes: int | None = None
+    """Processes and threads at once, the plugin's own included."""
 
     def declared(self) -> frozenset[str]:
         """Names (as in :data:`plughost.runtimes.base.LIMIT_NAMES`) of the limits that are set."""
@@ -155,7 +157,9 @@ class Limits:
         )
 
 
-_LIMIT_ATTRS: Final = ("timeout", "memory", "cpu", "fuel", "open_files", "output")
+_LIMIT_ATTRS: Final = (
+    "timeout", "memory", "cpu", "fuel", "open_files", "output", "processes"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +392,8 @@ FIELDS: Final[tuple[_Field, ...]] = (
         _f("open-files", "count", "Open file descriptors (a positive integer).", "none"),
         _f("output", "bytes", "Bytes per second of stderr/log output (same syntax as "
            "`memory`).", "none"),
+        _f("processes", "count", "Processes and threads the plugin may run at once, its own "
+           "included (process runtime; default 256).", "none"),
     )),
     _f("resources", "table", "Arcade resource hints (Kubernetes quantities), kept as given.",
        "{}", children=(

@@ -22,11 +22,14 @@ A monitor that raises is logged and ignored: observation never breaks the call i
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["Finish", "Monitor", "MonitorSet"]
+__all__ = ["COUNTED_KINDS", "DispatchCounters", "Finish", "Monitor", "MonitorSet"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,3 +152,100 @@ class MonitorSet:
         with contextlib.suppress(Exception):
             self._monitors = ()
             self._changed()
+
+
+COUNTED_KINDS: tuple[str, ...] = ("direct_calls", "commands", "hooks", "events", "channels")
+"""What :class:`DispatchCounters` counts per plugin: direct calls (``host.call``), commands run,
+extension-point implementations run, events delivered and channels served. ``calls`` in a
+snapshot is their sum."""
+
+
+class DispatchCounters:
+    """Per-plugin counts of everything the host dispatches to plugins, whatever the runtime.
+
+    One instance per host. Counts survive a plugin's deactivation and reload (they describe the
+    plugin, not one load of it); :meth:`forget` drops them when the plugin is removed.
+    """
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[str, dict[str, float]] = {}
+
+    def _of(self, owner: str) -> dict[str, float]:
+        counts = self._counts.get(owner)
+        if counts is None:
+            counts = self._counts[owner] = dict.fromkeys((*COUNTED_KINDS, "errors"), 0)
+            counts["busy_seconds"] = 0.0
+        return counts
+
+    def record(self, owner: str, kind: str, seconds: float, failed: bool) -> None:
+        """Count one finished dispatch of ``kind`` (one of :data:`COUNTED_KINDS`)."""
+        counts = self._of(owner)
+        counts[kind] += 1
+        counts["busy_seconds"] += seconds
+        if failed:
+            counts["errors"] += 1
+
+    def snapshot(self, owner: str) -> dict[str, Any]:
+        """``calls`` (every dispatch), each of :data:`COUNTED_KINDS`, ``errors`` and
+        ``busy_seconds``; all zero for a plugin never dispatched to."""
+        counts = self._counts.get(owner) or self._of(owner)
+        out: dict[str, Any] = {"calls": int(sum(counts[k] for k in COUNTED_KINDS))}
+        out.update({k: int(counts[k]) for k in (*COUNTED_KINDS, "errors")})
+        out["busy_seconds"] = counts["busy_seconds"]
+        return out
+
+    def forget(self, owner: str) -> None:
+        self._counts.pop(owner, None)
+
+    def counted(self, owner: str, kind: str, fn: F) -> F:
+        """``fn`` wrapped so that each call is counted as ``kind`` for ``owner``.
+
+        The wrapper keeps what the registries read from a handler: it is a coroutine function
+        exactly when ``fn`` is one, and ``inspect.signature`` sees ``fn``'s signature.
+        """
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            return fn  # a hook wrapper runs around the implementations, which are counted
+        record = self.record
+        perf = time.perf_counter
+        if inspect.iscoroutinefunction(fn):
+
+            async def acounted(*args: Any, **kwargs: Any) -> Any:
+                started = perf()
+                failed = True
+                try:
+                    result = await fn(*args, **kwargs)
+                    failed = False
+                    return result
+                finally:
+                    record(owner, kind, perf() - started, failed)
+
+            return functools.wraps(fn)(acounted)  # type: ignore[return-value]
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            started = perf()
+            failed = True
+            try:
+                result = fn(*args, **kwargs)
+                failed = False
+            finally:
+                if failed:
+                    record(owner, kind, perf() - started, True)
+            if inspect.isawaitable(result):
+                return _finish_later(result, record, owner, kind, started)
+            record(owner, kind, perf() - started, False)
+            return result
+
+        return functools.wraps(fn)(counted)  # type: ignore[return-value]
+
+
+async def _finish_later(awaitable: Awaitable[Any], record: Callable[[str, str, float, bool], None],
+                        owner: str, kind: str, started: float) -> Any:
+    failed = True
+    try:
+        result = await awaitable
+        failed = False
+        return result
+    finally:
+        record(owner, kind, time.perf_counter() - started, failed)

@@ -1,130 +1,64 @@
-"""The runtime contract: every runtime turns a manifest + files into a :class:`PluginInstance`.
+"""Runtime registration: which runtime serves which manifest ``runtime`` value.
 
-The host drives every instance the same way and never asks which runtime it is talking to::
+The contract itself (:class:`Runtime`, :class:`PluginInstance`, :class:`Export`,
+:class:`Health`, :class:`Capability`) lives in :mod:`plughost.core.contract`; its names are
+re-exported here so ``from plughost.runtimes.base import Export`` keeps working.
 
-    instance = await runtime.load(manifest, root)     # LOADED: imported / spawned / compiled
-    exports = await instance.start(context)           # ACTIVE: activate ran; what it provides
-    result = await instance.call(target, kwargs, timeout=5.0)
-    health = await instance.health()
-    await instance.stop()                             # DEACTIVATED: deactivate ran
-    await instance.close()                            # unloaded: every resource released
-
-``close`` is idempotent; any call after it raises :class:`~plughost.errors.PluginUnavailable`.
-A runtime declares in ``enforces`` which manifest limits it can really enforce; the host reports
-the others at load time instead of pretending (in-process Python cannot be pre-empted).
+A runtime is one line in :data:`BUILTIN_RUNTIMES`: the manifest ``runtime`` value and the
+``module:factory`` that builds it. Factories are imported on first use, so a runtime whose
+backend is an optional extra (wasmtime) costs nothing until a plugin asks for it, and its load
+error names the extra. See ``docs/runtimes.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Final
 
-if TYPE_CHECKING:
-    from plughost.core.context import PluginContext
-    from plughost.core.manifest import Manifest
+from plughost.core.contract import (
+    LIMIT_NAMES,
+    Capability,
+    Export,
+    ExportKind,
+    Health,
+    PluginInstance,
+    Runtime,
+)
 
 __all__ = [
+    "BUILTIN_RUNTIMES",
     "LIMIT_NAMES",
+    "Capability",
     "Export",
     "ExportKind",
     "Health",
     "PluginInstance",
     "Runtime",
+    "create_runtime",
 ]
 
-LIMIT_NAMES: frozenset[str] = frozenset(
-    {"timeout", "memory", "cpu", "fuel", "open_files", "output"}
-)
-"""Limit names a manifest may set and a runtime may claim to enforce."""
+RuntimeFactory = Callable[..., Runtime]
+"""``factory(home=Path | None, on_event=listener | None) -> Runtime``."""
 
-ExportKind = Literal["hook", "command", "event", "channel"]
+BUILTIN_RUNTIMES: Final[dict[str, str]] = {
+    "python": "plughost.runtimes.inprocess:create_runtime",
+    "process": "plughost.runtimes.process.runtime:create_runtime",
+    "wasm": "plughost.runtimes.wasm:create_runtime",
+}
+"""Manifest ``runtime`` value → ``module:factory``. Adding a runtime is adding a line here."""
 
 
-@dataclass(frozen=True, slots=True)
-class Export:
-    """One thing an active plugin provides to the host.
+def create_runtime(name: str, *, home: Path | None = None, on_event: Any = None) -> Runtime:
+    """Build the built-in runtime serving ``name``.
 
-    :param kind: ``hook`` (an extension-point implementation), ``command``, ``event``
-        (a subscription) or ``channel`` (a channel handler).
-    :param name: the extension point name, command id, topic pattern or channel name.
-    :param target: what to pass to :meth:`PluginInstance.call` to invoke it.
-    :param options: kind-specific options (priority, tryfirst, before/after, wrapper, ...).
+    :param on_event: a supervisor-event listener (``SupervisorEvent`` → None) for runtimes that
+        restart and quarantine their plugins.
+    :raises KeyError: no built-in runtime serves ``name``.
+    :raises ExtraNotInstalled: its backend is an extra that is not installed (names the extra).
     """
-
-    kind: ExportKind
-    name: str
-    target: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    """Result of a health probe."""
-
-    ok: bool
-    detail: str = ""
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-
-@runtime_checkable
-class PluginInstance(Protocol):
-    """A loaded plugin, whatever runs it."""
-
-    @property
-    def plugin_id(self) -> str: ...
-
-    async def start(self, context: PluginContext) -> Sequence[Export]:
-        """Activate the plugin; return what it provides."""
-        ...
-
-    async def call(
-        self,
-        target: str,
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-    ) -> Any:
-        """Invoke ``target`` (from an :class:`Export`) with keyword arguments."""
-        ...
-
-    async def health(self) -> Health: ...
-
-    async def stop(self) -> None:
-        """Deactivate; idempotent."""
-        ...
-
-    async def close(self) -> None:
-        """Release everything (modules, process, store); idempotent."""
-        ...
-
-    def stats(self) -> Mapping[str, Any]:
-        """Counters for metrics: calls, errors, restarts, memory, ..."""
-        ...
-
-    def local_callable(self, target: str) -> Callable[..., Any] | None:
-        """A direct in-interpreter callable for ``target`` when there is one (fast path).
-
-        Out-of-process runtimes return ``None`` and the host goes through :meth:`call`.
-        """
-        ...
-
-
-@runtime_checkable
-class Runtime(Protocol):
-    """Something that can load plugins of one ``runtime`` kind."""
-
-    name: str
-    """The manifest ``runtime`` value this runtime serves (``python``, ``process``, ``wasm``...)."""
-
-    enforces: frozenset[str]
-    """The subset of :data:`LIMIT_NAMES` this runtime really enforces."""
-
-    async def load(self, manifest: Manifest, root: Path | None) -> PluginInstance:
-        """Import / spawn / compile the plugin at ``root``; raise PluginLoadError on failure."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release runtime-wide resources (tickers, caches, pools); idempotent."""
-        ...
+    module_name, _, factory = BUILTIN_RUNTIMES[name].partition(":")
+    module = importlib.import_module(module_name)
+    make: RuntimeFactory = getattr(module, factory)
+    return make(home=home, on_event=on_event)

@@ -18,15 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plughost.core.contract import Capability, Export, Health
 from plughost.errors import (
     PluginActivationError,
     PluginLoadError,
     PluginTimeout,
     PluginUnavailable,
 )
-from plughost.runtimes.base import Export, Health
 
 if TYPE_CHECKING:
+    from plughost.core.bus import Event
+    from plughost.core.channels import Channel
     from plughost.core.context import PluginContext
     from plughost.core.manifest import Manifest
 
@@ -56,8 +58,6 @@ class FakeInstance:
         self.context: PluginContext | None = None
         self.started = False
         self.closed = False
-        self._calls = 0
-        self._errors = 0
 
     @property
     def plugin_id(self) -> str:
@@ -101,20 +101,48 @@ class FakeInstance:
                 plugin_id=self.plugin_id,
                 code="plugin.no_target",
             )
-        self._calls += 1
-        try:
-            result = handler(**(kwargs or {}))
-            if inspect.isawaitable(result):
-                try:
-                    result = await asyncio.wait_for(result, timeout)
-                except TimeoutError:
-                    raise PluginTimeout(
-                        f"{target!r} took longer than {timeout}s", plugin_id=self.plugin_id
-                    ) from None
-            return result
-        except BaseException:
-            self._errors += 1
-            raise
+        result = handler(**(kwargs or {}))
+        if inspect.isawaitable(result):
+            try:
+                result = await asyncio.wait_for(result, timeout)
+            except TimeoutError:
+                raise PluginTimeout(
+                    f"{target!r} took longer than {timeout}s", plugin_id=self.plugin_id
+                ) from None
+        return result
+
+    async def _optional(self, name: str, **kwargs: Any) -> Any:
+        """Run the handler ``name`` if the script has one (lifecycle callbacks are optional)."""
+        self._check_open()
+        handler = self.spec.handlers.get(name)
+        if handler is None:
+            return None
+        result = handler(**kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    async def deliver_event(self, target: str, event: Event) -> None:
+        self.log.append(("event", (target, event.topic)))
+        await self.call(target, {"event": event.to_dict()})
+
+    async def serve_channel(self, target: str, channel: Channel) -> None:
+        self.log.append(("channel", (target, channel.name)))
+        await self.call(target, {"channel": channel})
+
+    async def export_state(self) -> Any:
+        self.log.append(("export_state", None))
+        return await self._optional("export_state")
+
+    async def import_state(self, state: Any, from_version: str) -> None:
+        self.log.append(("import_state", (state, from_version)))
+        await self._optional("import_state", state=state, from_version=from_version)
+
+    async def config_changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        self.log.append(("config_changed", (dict(old), dict(new))))
+        await self._optional("on_config_change", old=old, new=new)
+
+    async def enabled_changed(self, enabled: bool) -> None:
+        self.log.append(("enabled" if enabled else "disabled", None))
+        await self._optional("on_enable" if enabled else "on_disable")
 
     def local_callable(self, target: str) -> Callable[..., Any] | None:
         self._check_open()
@@ -142,7 +170,7 @@ class FakeInstance:
         self.closed = True
 
     def stats(self) -> Mapping[str, Any]:
-        return {"calls": self._calls, "errors": self._errors}
+        return {}
 
 
 class FakeRuntime:
@@ -150,14 +178,21 @@ class FakeRuntime:
 
     :param serves: the manifest ``runtime`` value this fake answers for (default ``python``).
     :param enforces: which limits it claims to enforce (to test the host's reporting).
+    :param capabilities: what it declares it can do (default: everything), to test how the
+        host treats a runtime that lacks a capability.
     """
 
-    def __init__(self, serves: str = "python", *, enforces: frozenset[str] = frozenset()):
+    def __init__(self, serves: str = "python", *, enforces: frozenset[str] = frozenset(),
+                 capabilities: frozenset[Capability] = frozenset(Capability)):
         self.name = serves
         self.enforces = enforces
+        self.capabilities = capabilities
         self.specs: dict[str, FakePlugin] = {}
         self.instances: dict[str, FakeInstance] = {}
         self.closed = False
+
+    def check_entry(self, entry: str, root: Path | None) -> str | None:
+        return None  # a fake plugin is its script: any entry will do
 
     def define(self, spec: FakePlugin) -> FakePlugin:
         self.specs[spec.plugin_id] = spec

@@ -24,20 +24,28 @@ import itertools
 import logging
 import re
 import sys
-import time
 import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plughost.core._manifest_checks import entry_problem
+from plughost.core.contract import Capability, Export, Health
 from plughost.errors import PluginLoadError, PluginTimeout, PluginUnavailable
-from plughost.runtimes.base import Export, Health
 
 if TYPE_CHECKING:
+    from plughost.core.bus import Event
+    from plughost.core.channels import Channel
     from plughost.core.context import PluginContext
     from plughost.core.manifest import Manifest
 
-__all__ = ["NAMESPACE_ROOT", "InProcessInstance", "InProcessRuntime", "resolve_entry"]
+__all__ = [
+    "NAMESPACE_ROOT",
+    "InProcessInstance",
+    "InProcessRuntime",
+    "create_runtime",
+    "resolve_entry",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -186,15 +194,12 @@ class InProcessInstance:
     """A plugin object living in this interpreter."""
 
     __slots__ = (
-        "_calls",
         "_closed",
-        "_errors",
         "_namespace",
         "_obj",
         "_plugin_id",
         "_root",
         "_started",
-        "_time",
     )
 
     def __init__(self, plugin_id: str, obj: Any, namespace: str | None, root: Path | None):
@@ -204,9 +209,6 @@ class InProcessInstance:
         self._root = root
         self._started = False
         self._closed = False
-        self._calls = 0
-        self._errors = 0
-        self._time = 0.0
 
     @property
     def plugin_id(self) -> str:
@@ -229,6 +231,22 @@ class InProcessInstance:
                 "This plugin instance was unloaded; load the plugin again to use it.",
                 plugin_id=self._plugin_id,
             )
+
+    def _callback(self, name: str) -> Callable[..., Any] | None:
+        """The plugin's optional lifecycle callback ``name`` (None when it has none)."""
+        self._check_open()
+        fn = getattr(self._obj, name, None)
+        return fn if callable(fn) else None
+
+    def _target(self, target: str) -> Callable[..., Any]:
+        fn = self.local_callable(target)
+        if fn is None:
+            raise PluginUnavailable(
+                f"Plugin has no callable {target!r}.",
+                plugin_id=self._plugin_id,
+                code="plugin.no_target",
+            )
+        return fn
 
     async def start(self, context: PluginContext) -> Sequence[Export]:
         self._check_open()
@@ -256,32 +274,42 @@ class InProcessInstance:
         *,
         timeout: float | None = None,
     ) -> Any:
-        fn = self.local_callable(target)
-        if fn is None:
-            raise PluginUnavailable(
-                f"Plugin has no callable {target!r}.",
-                plugin_id=self._plugin_id,
-                code="plugin.no_target",
-            )
-        self._calls += 1
-        started = time.perf_counter()
-        try:
-            result = fn(**(kwargs or {}))
-            if inspect.isawaitable(result):
-                try:
-                    result = await asyncio.wait_for(_maybe_await(result), timeout)
-                except TimeoutError:
-                    raise PluginTimeout(
-                        f"Call to {target!r} did not finish within {timeout}s.",
-                        plugin_id=self._plugin_id,
-                        details={"target": target, "timeout": timeout},
-                    ) from None
-            return result
-        except BaseException:
-            self._errors += 1
-            raise
-        finally:
-            self._time += time.perf_counter() - started
+        result = self._target(target)(**(kwargs or {}))
+        if inspect.isawaitable(result):
+            try:
+                result = await asyncio.wait_for(_maybe_await(result), timeout)
+            except TimeoutError:
+                raise PluginTimeout(
+                    f"Call to {target!r} did not finish within {timeout}s.",
+                    plugin_id=self._plugin_id,
+                    details={"target": target, "timeout": timeout},
+                ) from None
+        return result
+
+    async def deliver_event(self, target: str, event: Event) -> None:
+        await _maybe_await(self._target(target)(event))
+
+    async def serve_channel(self, target: str, channel: Channel) -> None:
+        await _maybe_await(self._target(target)(channel))
+
+    async def export_state(self) -> Any:
+        fn = self._callback("export_state")
+        return await _maybe_await(fn()) if fn is not None else None
+
+    async def import_state(self, state: Any, from_version: str) -> None:
+        fn = self._callback("import_state")
+        if fn is not None:
+            await _maybe_await(fn(state, from_version))
+
+    async def config_changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        fn = self._callback("on_config_change")
+        if fn is not None:
+            await _maybe_await(fn(old, new))
+
+    async def enabled_changed(self, enabled: bool) -> None:
+        fn = self._callback("on_enable" if enabled else "on_disable")
+        if fn is not None:
+            await _maybe_await(fn())
 
     async def health(self) -> Health:
         if self._closed:
@@ -315,7 +343,8 @@ class InProcessInstance:
             logger.debug("unloaded %s: removed %d modules", self._plugin_id, removed)
 
     def stats(self) -> Mapping[str, Any]:
-        return {"calls": self._calls, "errors": self._errors, "busy_seconds": self._time}
+        """Nothing only this runtime can count: the host counts calls and deliveries."""
+        return {}
 
 
 class InProcessRuntime:
@@ -323,6 +352,10 @@ class InProcessRuntime:
 
     name = "python"
     enforces: frozenset[str] = frozenset()
+    capabilities: frozenset[Capability] = frozenset(Capability)
+
+    def check_entry(self, entry: str, root: Path | None) -> str | None:
+        return entry_problem(self.name, entry, str(root) if root is not None else None)
 
     async def load(self, manifest: Manifest, root: Path | None) -> InProcessInstance:
         obj, namespace = resolve_entry(manifest, root)
@@ -330,3 +363,8 @@ class InProcessRuntime:
 
     async def aclose(self) -> None:
         return None
+
+
+def create_runtime(home: Path | None = None, on_event: Any = None) -> InProcessRuntime:
+    """Factory used by the host (see :data:`plughost.runtimes.base.BUILTIN_RUNTIMES`)."""
+    return InProcessRuntime()

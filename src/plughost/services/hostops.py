@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from plughost.core.contract import StateHandover
 from plughost.core.lifecycle import State
 from plughost.core.manifest import Manifest
 from plughost.core.registry import PluginRecord
@@ -21,7 +22,6 @@ from plughost.errors import (
     InstallError,
     PlughostError,
     PluginActivationError,
-    PluginUnavailable,
 )
 from plughost.host import PluginHost
 from plughost.services.installer import Undo
@@ -187,14 +187,10 @@ class HostOps:
 async def _export_state(record: PluginRecord) -> Any:
     """The plugin's ``export_state()``, checked to be JSON (never pickled)."""
     instance = record.instance
-    if instance is None:
+    if not isinstance(instance, StateHandover):
         return None
     try:
-        state = await instance.call("export_state", {})
-    except PluginUnavailable as exc:
-        if exc.code == "plugin.no_target":
-            return None
-        raise
+        state = await instance.export_state()
     except Exception as exc:
         raise InstallError(
             f"{record.id}: export_state() raised {type(exc).__name__}: {exc}; the update was "
@@ -212,14 +208,10 @@ async def _export_state(record: PluginRecord) -> Any:
 
 async def _import_state(record: PluginRecord, state: Any, from_version: str) -> None:
     instance = record.instance
-    if instance is None:
+    if not isinstance(instance, StateHandover):
         return
     try:
-        await instance.call("import_state", {"state": state, "from_version": from_version})
-    except PluginUnavailable as exc:
-        if exc.code == "plugin.no_target":
-            return
-        raise
+        await instance.import_state(state, from_version)
     except PlughostError:
         raise
     except Exception as exc:

@@ -538,13 +538,7 @@ class PluginService:
     async def metrics(self) -> dict[str, dict[str, Any]]:
         """Per-plugin counters (calls, errors, busy seconds...) of every loaded plugin."""
         self._check_open()
-        out: dict[str, dict[str, Any]] = {}
-        for record in self.host.registry:
-            data: dict[str, Any] = {"state": record.state.value}
-            if record.instance is not None:
-                data.update(record.instance.stats())
-            out[record.id] = data
-        return out
+        return {record.id: self.host.metrics(record.id) for record in self.host.registry}
 
     async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
                     limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:

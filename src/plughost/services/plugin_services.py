@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from plughost.errors import PluginUnavailable
+from plughost.core.contract import ConfigListener
 from plughost.security.audit import AuditLog
 from plughost.security.grant_store import PermissionStore
 from plughost.security.permissions import (
@@ -179,20 +179,9 @@ class PluginServices:
         """Subscribe the plugin's ``on_config_change`` and apply its settings-file table."""
         plugin_id = record.manifest.id
         instance = record.instance
-        local = getattr(instance, "local_callable", None)
-        target = local("on_config_change") if local is not None else None
-        if target is not None:
-            self._listeners[plugin_id] = self.config.on_change(plugin_id, target)
-        elif instance is not None:  # out of process: local_callable() gives None, so call it
-
-            async def remote(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-                try:
-                    await instance.call("on_config_change", {"old": dict(old), "new": dict(new)})
-                except PluginUnavailable as exc:
-                    if exc.code != "plugin.no_target":
-                        raise
-
-            self._listeners[plugin_id] = self.config.on_change(plugin_id, remote)
+        if isinstance(instance, ConfigListener):  # the host refused a runtime without it
+            self._listeners[plugin_id] = self.config.on_change(plugin_id,
+                                                               instance.config_changed)
         if self.settings is not None:
             await self.settings.apply_plugin(plugin_id)
 

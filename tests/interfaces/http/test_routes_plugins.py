@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.interfaces.http.conftest import Api, MakePackage
 
 FAILING_CODE = """
@@ -258,6 +260,48 @@ async def test_metrics_have_the_seed_fields_and_counters(
         "state": "active"}
     assert Path(entry["path"]).is_dir()
     assert (entry["calls"], entry["errors"]) == (1, 0)
+
+
+COUNTED_PLUGIN = """
+from plughost.sdk import Plugin, command, hookimpl, on
+
+class Main(Plugin):
+    @command("greet")
+    def greet(self, name):
+        return f"hi {name}"
+
+    @command("boom")
+    async def boom(self):
+        raise ValueError("no")
+
+    @hookimpl("counted.format")
+    def format(self, text):
+        return text.upper()
+
+    @on("counted.tick")
+    def tick(self, event):
+        pass
+"""
+
+
+async def test_metrics_count_every_command_hook_and_event_of_an_in_process_plugin(
+    api: Api, make_package: MakePackage
+) -> None:
+    assert (await api.install(make_package("counted", code=COUNTED_PLUGIN))).status_code == 201
+    host = api.service.host
+    assert await host.commands.execute("counted.greet", {"name": "Ada"}) == "hi Ada"
+    assert await host.commands.execute("counted.greet", {"name": "Bob"}) == "hi Bob"
+    with pytest.raises(Exception, match="no"):
+        await host.commands.execute("counted.boom")
+    host.hooks.add_spec(lambda text: None, name="counted.format")
+    assert host.hooks.call("counted.format", text="a") == ["A"]
+    host.bus.emit("counted.tick", {})
+    r = await api.client.get("/api/v1/plugins/metrics")
+    [entry] = r.json()
+    assert {k: entry[k] for k in ("runtime", "calls", "commands", "hooks", "events",
+                                  "direct_calls", "errors")} == {
+        "runtime": "python", "calls": 5, "commands": 3, "hooks": 1, "events": 1,
+        "direct_calls": 0, "errors": 1}
 
 
 async def test_validate_manifest_accepts_the_arcade_example_and_lists_problems(

@@ -206,9 +206,15 @@ class MetricOut(_Out):
     path: str | None = None
     description: str = ""
     state: str
-    calls: int = 0
-    errors: int = 0
-    busy_seconds: float = 0.0
+    runtime: str = Field("", description="The runtime the plugin runs on (python, process, ...).")
+    calls: int = Field(0, description="Every dispatch to the plugin: the sum of the next five.")
+    direct_calls: int = Field(0, description="Direct calls (``host.call``).")
+    commands: int = Field(0, description="Commands the plugin ran.")
+    hooks: int = Field(0, description="Extension-point implementations of the plugin run.")
+    events: int = Field(0, description="Events delivered to the plugin's subscriptions.")
+    channels: int = Field(0, description="Channels the plugin served.")
+    errors: int = Field(0, description="Dispatches that raised.")
+    busy_seconds: float = Field(0.0, description="Time spent in those dispatches.")
 
 
 class ManifestProblem(BaseModel):

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plughost.errors import PluginLoadError
-from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME
-from plughost.runtimes.process.protocol import (
+from plughost.core.wire import (
     APP_PROTOCOL_VERSION,
+    DEFAULT_MAX_FRAME,
     ENV_APP_PROTOCOL,
     ENV_MAX_FRAME,
     ENV_PLUGIN_ID,
@@ -31,9 +30,11 @@ from plughost.runtimes.process.protocol import (
     ENV_TOKEN,
     PROTOCOL_VERSION,
 )
+from plughost.errors import PluginLoadError
 
 if TYPE_CHECKING:
     from plughost.core.manifest import Manifest
+    from plughost.runtimes.process.confine import Jail
 
 __all__ = [
     "ProcessOptions",
@@ -69,6 +70,9 @@ class ProcessOptions:
     :param isolate_network: start plugins whose manifest declares no ``net:`` permission in
         an empty network namespace (Linux), so their own sockets reach nothing; HTTP goes
         through ``host.http``, checked per host.
+    :param confine: confine each plugin process (pid namespace, pids cgroup, Landlock,
+        seccomp: see :mod:`plughost.runtimes.process.confine`); a confined Python plugin starts
+        cold, since a warm spare was started before its confinement was known.
     :param env_passthrough: host environment variables the child inherits; others are not
         passed, so host secrets in the environment do not leak into plugins.
     """
@@ -84,6 +88,7 @@ class ProcessOptions:
     python_flags: tuple[str, ...] = ("-S",)
     warm_spare: bool = True
     isolate_network: bool = True
+    confine: bool = True
     env_passthrough: tuple[str, ...] = (
         "PATH",
         "HOME",
@@ -131,9 +136,12 @@ _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
 
 
-def make_preexec(limits: Mapping[str, Any], *, isolate_network: bool) -> Callable[[], None]:
+def make_preexec(
+    limits: Mapping[str, Any], *, isolate_network: bool, jail: Jail | None = None
+) -> Callable[[], None]:
     """Runs in the forked child before exec: die with the parent, leave the host's network
-    namespace if asked, then apply rlimits."""
+    namespace if asked, apply rlimits, then the jail's
+    cgroup, Landlock and seccomp steps (:meth:`Jail.preexec`)."""
     import resource
     import signal
 
@@ -141,18 +149,23 @@ def make_preexec(limits: Mapping[str, Any], *, isolate_network: bool) -> Callabl
     rl = _rlimits(limits)
     libc = _libc()
     kill = int(signal.SIGKILL)
+    flags = _CLONE_NEWNET if isolate_network else 0
 
     def preexec() -> None:
         if libc is not None:
             libc.prctl(_PR_SET_PDEATHSIG, kill, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
-        if isolate_network and libc is not None and libc.unshare(_CLONE_NEWNET) != 0:
+        if jail is not None:
+            jail.enter_cgroup()  # first: from a user namespace (below) it could not
+        if flags and libc is not None and libc.unshare(flags) != 0:
             # Without CAP_SYS_ADMIN an unprivileged user namespace may still allow it; if not,
             # the runtime notices after start (network_isolated() is False) and says so.
-            libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
+            libc.unshare(_CLONE_NEWUSER | flags)
         for res, soft, hard in rl:
             resource.setrlimit(res, (soft, hard))
+        if jail is not None:
+            jail.preexec()
 
     return preexec
 
@@ -178,7 +191,7 @@ def limits_of(manifest: Manifest) -> dict[str, Any]:
         return {}
     if isinstance(lim, Mapping):
         return {k: v for k, v in lim.items() if v is not None}
-    names = ("timeout", "memory", "cpu", "fuel", "open_files", "output")
+    names = ("timeout", "memory", "cpu", "fuel", "open_files", "output", "processes")
     return {n: getattr(lim, n) for n in names if getattr(lim, n, None) is not None}
 
 

@@ -51,6 +51,8 @@ from .limits import PAGE, WasmLimits, format_bytes
 from .traps import first_line, memory_exceeded, trap_error
 
 if TYPE_CHECKING:
+    from plughost.core.bus import Event
+
     from .runtime import WasmRuntime
 
 __all__ = ["WasmInstance"]
@@ -221,6 +223,15 @@ class WasmInstance:
             ) from None
         out = self._call_json(target, data, timeout)
         return None if out is None else abi.decode_envelope(out, what=self._what(target))
+
+    async def deliver_event(self, target: str, event: Event) -> None:
+        """The handler ``target`` receives ``{"event": <the event's wire shape>}``."""
+        await self.call(target, {"event": event.to_dict()})
+
+    async def config_changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        """The guest's ``on_config_change`` handler (if it exports one); an error refuses."""
+        if self._compiled.is_handler("on_config_change"):
+            await self.call("on_config_change", {"old": dict(old), "new": dict(new)})
 
     async def health(self) -> Health:
         """Healthy while active and not failed, and ``plughost_health`` (if exported) agrees.

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plughost.core._manifest_checks import entry_problem
+from plughost.core.contract import Capability
 from plughost.errors import PluginLoadError, PluginUnavailable
 from plughost.observability.health import Supervisor, SupervisorEvent
 
@@ -76,6 +78,12 @@ class WasmRuntime:
 
     name = "wasm"
     enforces: frozenset[str] = frozenset({"timeout", "memory", "fuel", "output"})
+    capabilities: frozenset[Capability] = frozenset({
+        Capability.CALL, Capability.HEALTH, Capability.EVENTS, Capability.CONFIG,
+    })
+
+    def check_entry(self, entry: str, root: Path | None) -> str | None:
+        return entry_problem(self.name, entry, str(root) if root is not None else None)
 
     def __init__(
         self,

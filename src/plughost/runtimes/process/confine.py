@@ -1,0 +1,692 @@
+"""Process confinement: what a ``runtime = "process"`` plugin may touch, enforced by the kernel.
+
+One :class:`Jail` per started process, built in the host from a :class:`Plan`:
+
+* **pid namespace** — everything the plugin starts lives in a PID namespace of its own whose
+  init is a tiny holder process (forked between fork and exec, it only reaps orphans). The
+  holder dies with the plugin (``PR_SET_PDEATHSIG``), and when a namespace's init dies the kernel
+  kills every process in it: nothing the plugin started survives it, ``setsid`` or not.
+* **pids cgroup** — the plugin and all its descendants are in a cgroup of their own whose
+  ``pids.max`` is the manifest's ``limits.processes`` (default :data:`DEFAULT_PROCESSES`); it
+  counts threads too and binds root, which ``RLIMIT_NPROC`` does not. When the plugin ends the
+  host kills whatever is left in it and removes it, so the end is observable.
+* **seccomp** — without the ``process:spawn`` grant, ``fork``, ``vfork`` and ``clone`` without
+  ``CLONE_THREAD`` fail with ``EPERM`` (``clone3`` answers ``ENOSYS`` so the C library falls
+  back to ``clone``, where the flags can be seen); threads still work.
+* **Landlock** — the filesystem is reduced to the package (read, execute), the data directory
+  and a private temporary directory (read, write), the granted ``fs:read:``/``fs:write:``
+  directories, and what the interpreter needs to run (system libraries and programs, the Python
+  installation and import path, a few files in ``/etc``, ``/proc``, ``/dev/null``...).
+  With Landlock ABI 6 signals and abstract UNIX sockets are scoped too: the plugin cannot
+  signal the host.
+
+What the kernel refuses is left out, logged once per reason, and named in :attr:`Jail.label`
+(``plughost status`` shows it): e.g. ``pidns+cgroup+landlock+seccomp`` or
+``pidns+cgroup; no landlock: kernel has no Landlock (ENOSYS)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import errno
+import itertools
+import logging
+import os
+import platform
+import shutil
+import struct
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plughost.errors import PermissionDenied, PlughostError
+from plughost.security.scopes import parse_scope
+
+__all__ = [
+    "DEFAULT_PROCESSES",
+    "Jail",
+    "Plan",
+    "granted_access",
+    "kernel_support",
+    "plan_for",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PROCESSES = 256
+"""``pids.max`` when the manifest sets no ``limits.processes`` (processes *and* threads: Node
+starts about a dozen threads; a fork bomb stops here)."""
+
+# ---------------------------------------------------------------------------------------- libc
+
+_LIBC: Any = None
+
+
+def _libc() -> Any:
+    global _LIBC
+    if _LIBC is None:
+        import ctypes.util
+
+        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        _LIBC.syscall.restype = ctypes.c_long
+    return _LIBC
+
+
+_SYS_LANDLOCK_CREATE_RULESET = 444  # the same number on every architecture (generic table)
+_SYS_LANDLOCK_ADD_RULE = 445
+_SYS_LANDLOCK_RESTRICT_SELF = 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_LANDLOCK_RULE_PATH_BENEATH = 1
+
+# Landlock filesystem rights, by the ABI version that introduced them.
+_FS_EXECUTE = 1 << 0
+_FS_WRITE_FILE = 1 << 1
+_FS_READ_FILE = 1 << 2
+_FS_READ_DIR = 1 << 3
+_FS_REMOVE_DIR = 1 << 4
+_FS_REMOVE_FILE = 1 << 5
+_FS_MAKE_CHAR = 1 << 6
+_FS_MAKE_DIR = 1 << 7
+_FS_MAKE_REG = 1 << 8
+_FS_MAKE_SOCK = 1 << 9
+_FS_MAKE_FIFO = 1 << 10
+_FS_MAKE_BLOCK = 1 << 11
+_FS_MAKE_SYM = 1 << 12
+_FS_REFER = 1 << 13  # ABI 2
+_FS_TRUNCATE = 1 << 14  # ABI 3
+_FS_IOCTL_DEV = 1 << 15  # ABI 5
+_SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0  # ABI 6
+_SCOPE_SIGNAL = 1 << 1  # ABI 6
+
+_FS_ABI1 = (1 << 13) - 1
+_FILE_RIGHTS = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
+
+READ = _FS_READ_FILE | _FS_READ_DIR
+"""Read files and list directories."""
+EXEC = READ | _FS_EXECUTE
+"""Read and execute."""
+WRITE = (
+    READ
+    | _FS_WRITE_FILE
+    | _FS_REMOVE_DIR
+    | _FS_REMOVE_FILE
+    | _FS_MAKE_DIR
+    | _FS_MAKE_REG
+    | _FS_MAKE_SOCK
+    | _FS_MAKE_FIFO
+    | _FS_MAKE_SYM
+    | _FS_REFER
+    | _FS_TRUNCATE
+)
+"""Everything a private directory needs (no device nodes, no execute)."""
+
+
+def _handled_fs(abi: int) -> int:
+    rights = _FS_ABI1
+    if abi >= 2:
+        rights |= _FS_REFER
+    if abi >= 3:
+        rights |= _FS_TRUNCATE
+    if abi >= 5:
+        rights |= _FS_IOCTL_DEV
+    return rights
+
+
+# ------------------------------------------------------------------------------------- seccomp
+
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_SECCOMP_RET_ALLOW = 0x7FFF0000
+_SECCOMP_RET_ERRNO = 0x00050000
+_CLONE_THREAD = 0x00010000
+
+# (audit arch, fork, vfork, clone, clone3); fork and vfork do not exist on arm64.
+_SYSCALLS: dict[str, tuple[int, int | None, int | None, int, int]] = {
+    "x86_64": (0xC000003E, 57, 58, 56, 435),
+    "aarch64": (0xC00000B7, None, None, 220, 435),
+}
+
+_BPF_LD_W_ABS = 0x20
+_BPF_JEQ_K = 0x15
+_BPF_JGE_K = 0x35
+_BPF_JSET_K = 0x45
+_BPF_RET_K = 0x06
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = (
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint),
+    )
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter)))
+
+
+def _no_spawn_filter() -> tuple[Any, Any] | None:
+    """A BPF program refusing new processes (threads allowed), or None on other machines."""
+    table = _SYSCALLS.get(platform.machine())
+    if table is None or sys.byteorder != "little":
+        return None
+    arch, fork, vfork, clone, clone3 = table
+    deny = _SECCOMP_RET_ERRNO | errno.EPERM
+    nosys = _SECCOMP_RET_ERRNO | errno.ENOSYS
+    # Each entry: (code, jump-if-true label, jump-if-false label, k); labels resolved below.
+    prog: list[tuple[int, str | int, str | int, int]] = [
+        (_BPF_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
+        (_BPF_JEQ_K, 0, "deny", arch),  # another ABI (i386 int 0x80...): refuse it all
+        (_BPF_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
+        (_BPF_JGE_K, "deny", 0, 0x40000000),  # the x32 ABI: refuse
+        (_BPF_JEQ_K, "nosys", 0, clone3),
+        (_BPF_JEQ_K, 0, "allow", clone),
+        (_BPF_LD_W_ABS, 0, 0, 16),  # low half of args[0]: clone's flags
+        (_BPF_JSET_K, "allow", "deny", _CLONE_THREAD),
+    ]
+    for nr in (fork, vfork):
+        if nr is not None:
+            prog.insert(5, (_BPF_JEQ_K, "deny", 0, nr))
+    tail = {"allow": _SECCOMP_RET_ALLOW, "deny": deny, "nosys": nosys}
+    where = {name: len(prog) + i for i, name in enumerate(tail)}
+    insns = []
+    for i, (code, jt, jf, k) in enumerate(prog):
+        jt_n = where[jt] - i - 1 if isinstance(jt, str) else jt
+        jf_n = where[jf] - i - 1 if isinstance(jf, str) else jf
+        insns.append(_SockFilter(code, jt_n, jf_n, k))
+    insns += [_SockFilter(_BPF_RET_K, 0, 0, value) for value in tail.values()]
+    array = (_SockFilter * len(insns))(*insns)
+    fprog = _SockFprog(len(insns), ctypes.cast(array, ctypes.POINTER(_SockFilter)))
+    return fprog, array  # keep the array alive with the program
+
+
+# ------------------------------------------------------------------------------ kernel support
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSupport:
+    """What this machine's kernel lets the host use; a reason string when it does not."""
+
+    landlock_abi: int
+    landlock: str | None
+    seccomp: str | None
+    cgroup_root: Path | None
+    cgroup: str | None
+
+
+_SUPPORT: KernelSupport | None = None
+
+
+def _landlock_abi() -> tuple[int, str | None]:
+    libc = _libc()
+    abi = libc.syscall(
+        _SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), _LANDLOCK_CREATE_RULESET_VERSION
+    )
+    if abi < 0:
+        err = ctypes.get_errno()
+        why = {
+            errno.ENOSYS: "the kernel has no Landlock (ENOSYS)",
+            errno.EOPNOTSUPP: "Landlock is disabled on this kernel (boot with lsm=...,landlock)",
+        }.get(err, f"landlock_create_ruleset failed: {os.strerror(err)}")
+        return 0, why
+    return int(abi), None
+
+
+def _pids_cgroup() -> tuple[Path | None, str | None]:
+    """A directory under which this host may create pids cgroups (v1 or v2), or why not."""
+    v1 = Path("/sys/fs/cgroup/pids")
+    candidates: list[Path] = []
+    if (v1 / "cgroup.procs").exists():
+        candidates.append(v1)
+    v2 = Path("/sys/fs/cgroup/unified")
+    if not (v2 / "cgroup.controllers").exists():
+        v2 = Path("/sys/fs/cgroup")
+    try:
+        if "pids" in (v2 / "cgroup.controllers").read_text().split():
+            candidates.append(v2)
+    except OSError:
+        pass
+    if not candidates:
+        return None, "no pids cgroup controller is mounted"
+    errors = []
+    for base in candidates:
+        root = base / "plughost"
+        try:
+            root.mkdir(exist_ok=True)
+            if base != v1:  # v2: the controller must be enabled for the children
+                (base / "cgroup.subtree_control").write_text("+pids")
+                (root / "cgroup.subtree_control").write_text("+pids")
+            return root, None
+        except OSError as exc:
+            errors.append(f"{root}: {exc.strerror or exc}")
+    return None, "cannot create a pids cgroup (" + "; ".join(errors) + ")"
+
+
+def kernel_support() -> KernelSupport:
+    """Probe once per host process (Linux only) what confinement the kernel offers."""
+    global _SUPPORT
+    if _SUPPORT is None:
+        if not sys.platform.startswith("linux"):
+            why = f"not available on {sys.platform}"
+            _SUPPORT = KernelSupport(0, why, why, None, why)
+        else:
+            abi, ll_why = _landlock_abi()
+            sc_why = None
+            if platform.machine() not in _SYSCALLS:
+                sc_why = f"no seccomp filter for the {platform.machine()} architecture"
+            cg_root, cg_why = _pids_cgroup()
+            _SUPPORT = KernelSupport(abi, ll_why, sc_why, cg_root, cg_why)
+    return _SUPPORT
+
+
+# ------------------------------------------------------------------------------------ the plan
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """The directories and process rights the permission policy gives a plugin."""
+
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    spawn: bool = False
+
+
+Query = Callable[[str, str], bool]
+"""``allowed(kind, target)``: whether the plugin's permission policy grants it."""
+
+
+def query_from_check(check: Callable[[str, str], None]) -> Query:
+    """A :data:`Query` from a check that raises :class:`PermissionDenied` when refused."""
+
+    def allowed(kind: str, target: str) -> bool:
+        try:
+            check(kind, target)
+        except PermissionDenied:
+            return False
+        return True
+
+    return allowed
+
+
+def granted_access(permissions: Iterable[str], allowed: Query) -> Grants:
+    """The ``fs:`` directories and ``process:spawn`` the manifest declares *and* the plugin's
+    permission policy (``allowed``) grants.
+
+    Directories are what Landlock can express; a wildcard or deny rule names none, and a grant
+    the manifest does not declare is reachable through ``host.files`` only.
+    """
+    read: list[str] = []
+    write: list[str] = []
+    spawn = False
+    for text in permissions:
+        try:
+            scope = parse_scope(text)
+        except Exception:  # the manifest was validated at install; ignore what is not a scope
+            continue
+        if scope.deny or scope.is_wildcard:
+            continue
+        if scope.kind == "process:spawn":
+            spawn = spawn or allowed(scope.kind, "")
+        elif scope.kind in ("fs:read", "fs:write") and allowed(scope.kind, scope.pattern):
+            (write if scope.kind == "fs:write" else read).append(scope.pattern)
+    return Grants(tuple(read), tuple(write), spawn)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one process plugin may use; equal plans mean equal confinement.
+
+    :ivar argv0: the program started (its installation is readable and executable).
+    :ivar rules: ``(path, rights)`` Landlock rules (rights: :data:`READ`, :data:`EXEC`,
+        :data:`WRITE`), the runtime's own files included.
+    :ivar spawn: whether the plugin may start processes (the ``process:spawn`` grant).
+    :ivar processes: ``pids.max`` for the plugin's cgroup.
+    :ivar enabled: ``False`` turns every mechanism off (``ProcessOptions(confine=False)``).
+    """
+
+    argv0: str = ""
+    rules: tuple[tuple[str, int], ...] = ()
+    spawn: bool = True
+    processes: int = DEFAULT_PROCESSES
+    enabled: bool = True
+
+
+_ETC = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "ssl",
+    "ca-certificates",
+    "pki",
+    "resolv.conf",
+    "hosts",
+    "nsswitch.conf",
+    "gai.conf",
+    "host.conf",
+    "passwd",
+    "group",
+    "mime.types",
+    "os-release",
+)
+
+
+_PROC = ("meminfo", "cpuinfo", "stat", "loadavg", "uptime", "version", "filesystems", "sys")
+
+
+def _prefix_of(program: str) -> str:
+    """The installation a program belongs to: ``/opt/node`` for ``/opt/node/bin/node``."""
+    real = os.path.dirname(os.path.realpath(program))
+    return os.path.dirname(real) if os.path.basename(real) == "bin" else real
+
+
+def _runtime_rules(argv0: str, python: str) -> list[tuple[str, int]]:
+    rules: list[tuple[str, int]] = [
+        (p, EXEC) for p in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
+    ]
+    for prog in {argv0, python}:
+        rules.append((_prefix_of(prog), EXEC))
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
+        rules.append((prefix, EXEC))
+    rules += [(os.path.abspath(p), READ) for p in sys.path if p and os.path.isdir(p)]
+    rules += [(f"/etc/{name}", READ) for name in _ETC]
+    rules += [
+        # /proc/self is added in the child (it names the child there); of the rest of /proc
+        # only what describes the machine, never another process.
+        *((f"/proc/{name}", READ) for name in _PROC),
+        ("/sys/devices/system/cpu", READ),
+        ("/sys/fs/cgroup", READ),
+        ("/dev/null", WRITE),
+        ("/dev/zero", READ),
+        ("/dev/full", WRITE),
+        ("/dev/random", READ),
+        ("/dev/urandom", READ),
+    ]
+    return rules
+
+
+def plan_for(
+    *,
+    root: Path,
+    argv0: str,
+    python: str,
+    data_dir: str | None,
+    grants: Grants,
+    processes: int | None,
+    enabled: bool = True,
+) -> Plan:
+    """The confinement of a plugin in ``root`` started as ``argv0``, given its grants."""
+    if not enabled:
+        return Plan(argv0, enabled=False)
+    rules = _runtime_rules(argv0, python)
+    rules.append((str(root), EXEC))
+    if data_dir is not None:
+        rules.append((data_dir, WRITE))
+    rules += [(d, READ) for d in grants.read]
+    rules += [(d, WRITE) for d in grants.write]
+    seen: dict[str, int] = {}
+    for path, rights in rules:
+        real = os.path.realpath(path)
+        seen[real] = seen.get(real, 0) | rights
+    return Plan(
+        argv0,
+        rules=tuple(sorted(seen.items())),
+        spawn=grants.spawn,
+        processes=int(processes) if processes is not None else DEFAULT_PROCESSES,
+    )
+
+
+def plan_launch(instance: Any, argv0: str) -> Plan:
+    """The plan for a :class:`~plughost.runtimes.process.runtime.ProcessInstance` now: its
+    package, its context's data directory (once it has a context) and what its permission
+    check (``instance._check``, the plugin's grants) allows of what the manifest declares."""
+    data_dir = None
+    context = instance._context
+    allowed = query_from_check(instance._check)
+    if context is not None:
+        with contextlib.suppress(PlughostError):
+            service: Any = getattr(context, "permissions", None)
+            if instance.runtime.check_for is None and callable(getattr(service, "allowed", None)):
+                allowed = service.allowed  # asks without writing a denial to the audit log
+        try:
+            raw = getattr(context, "data_dir", None)
+        except PlughostError:  # a host without a home gives plugins no data directory
+            raw = None
+        if raw is not None:
+            Path(raw).mkdir(parents=True, exist_ok=True)
+            data_dir = str(raw)
+    manifest = instance.manifest
+    return plan_for(
+        root=instance.root,
+        argv0=argv0,
+        python=instance.options.python,
+        data_dir=data_dir,
+        grants=granted_access(getattr(manifest, "permissions", ()) or (), allowed),
+        processes=instance.limits.get("processes"),
+        enabled=instance.options.confine,
+    )
+
+
+# ------------------------------------------------------------------------------------ the jail
+
+_SEQ = itertools.count(1)
+_WARNED: set[str] = set()
+
+
+def _warn_once(reason: str) -> None:
+    if reason not in _WARNED:
+        _WARNED.add(reason)
+        logger.warning("process plugins run with weaker confinement: %s", reason)
+
+
+@dataclass
+class Jail:
+    """The kernel objects confining one process, from :meth:`prepare` to :meth:`release`.
+
+    ``preexec()`` runs in the forked child before ``exec``. Use: ``jail = Jail.prepare(plan,
+    plugin_id)``, start the process with ``jail.preexec`` (after the runtime's own preexec
+    steps), then ``jail.started(pid)``, and ``await jail.release()`` once it has ended.
+    """
+
+    plugin_id: str
+    plan: Plan
+    cgroup: Path | None = None
+    tmpdir: str | None = None
+    missing: list[str] = field(default_factory=list)
+    _procs_fd: int = -1
+    _ruleset_fd: int = -1
+    landlock: bool = False
+    _seccomp: Any = None
+    session: Any = None
+
+    @classmethod
+    def prepare(cls, plan: Plan, plugin_id: str) -> Jail:
+        """Create the cgroup, the private temporary directory and the Landlock ruleset."""
+        jail = cls(plugin_id, plan)
+        if not plan.enabled:
+            jail.missing.append("confinement turned off (ProcessOptions.confine)")
+            return jail
+        support = kernel_support()
+        if support.cgroup_root is not None:
+            jail._make_cgroup(support.cgroup_root)
+        elif support.cgroup:
+            jail.missing.append(f"no process limit or clean-up: {support.cgroup}")
+        if support.landlock is None:
+            try:
+                jail.tmpdir = tempfile.mkdtemp(prefix=f"plughost-{plugin_id}-")
+                jail._make_ruleset(support.landlock_abi)
+            except OSError as exc:
+                jail.missing.append(f"no landlock: {exc}")
+                jail._close_ruleset()
+        else:
+            jail.missing.append(f"no landlock: {support.landlock}")
+        if not plan.spawn:
+            if support.seccomp is None:
+                jail._seccomp = _no_spawn_filter()
+            else:
+                jail.missing.append(f"process:spawn not enforced: {support.seccomp}")
+        for reason in jail.missing:
+            _warn_once(reason)
+        return jail
+
+    def _make_cgroup(self, root: Path) -> None:
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in self.plugin_id)
+        path = root / f"{safe}.{os.getpid()}.{next(_SEQ)}"
+        try:
+            path.mkdir()
+            (path / "pids.max").write_text(str(self.plan.processes))
+            self._procs_fd = os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            self.missing.append(f"no process limit: cannot set up {path}: {exc.strerror}")
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            return
+        self.cgroup = path
+
+    def _make_ruleset(self, abi: int) -> None:
+        libc = _libc()
+        handled = _handled_fs(abi)
+        scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+        attr = struct.pack("=QQQ", handled, 0, scoped)
+        size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+        buf = ctypes.create_string_buffer(attr[:size], size)
+        fd = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, buf, ctypes.c_size_t(size), 0)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+        self._ruleset_fd = int(fd)
+        rules = list(self.plan.rules)
+        if self.tmpdir is not None:
+            rules.append((self.tmpdir, WRITE))
+        for path, rights in rules:
+            self._add_rule(path, rights & handled)
+        self.landlock = True
+
+    def _add_rule(self, path: str, rights: int) -> None:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            return  # a directory that does not exist grants nothing
+        try:
+            if not os.path.isdir(path):
+                rights &= _FILE_RIGHTS
+            attr = ctypes.create_string_buffer(struct.pack("=Qi", rights, fd), 12)
+            if _libc().syscall(_SYS_LANDLOCK_ADD_RULE, self._ruleset_fd,
+                               _LANDLOCK_RULE_PATH_BENEATH, attr, 0) < 0:
+                raise OSError(ctypes.get_errno(), f"landlock_add_rule({path})")
+        finally:
+            os.close(fd)
+
+    def _close_ruleset(self) -> None:
+        if self._ruleset_fd >= 0:
+            os.close(self._ruleset_fd)
+            self._ruleset_fd = -1
+
+    # -- in the child, between fork and exec --------------------------------------------------
+    def enter_cgroup(self) -> None:
+        """Move this (forked) process into the plugin's cgroup."""
+        if self._procs_fd >= 0:
+            os.write(self._procs_fd, str(os.getpid()).encode())
+
+    def preexec(self) -> None:
+        """Restrict the filesystem and process creation (last, just before ``exec``)."""
+        libc = _libc()
+        if self._ruleset_fd >= 0:
+            with contextlib.suppress(OSError):
+                self._add_rule("/proc/self", READ)  # /proc/<this child's pid>
+        if self._ruleset_fd >= 0 or self._seccomp is not None:
+            libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        restrict = _SYS_LANDLOCK_RESTRICT_SELF
+        if self._ruleset_fd >= 0 and libc.syscall(restrict, self._ruleset_fd, 0) != 0:
+            os._exit(126)
+        if self._seccomp is not None:
+            fprog = self._seccomp[0]
+            if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0):
+                os._exit(126)
+
+    # -- in the host, after the start -----------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        """Environment the child needs: its private temporary directory."""
+        return {"TMPDIR": self.tmpdir} if self.tmpdir is not None else {}
+
+    def started(self, session: Any) -> Jail:
+        """The process is running: close what only the child needed; check the namespace."""
+        self.session = session
+        self._close_ruleset()
+        if self._procs_fd >= 0:
+            os.close(self._procs_fd)
+            self._procs_fd = -1
+        return self
+
+    @property
+    def label(self) -> str:
+        """``cgroup+landlock+seccomp`` (what applies), then ``; `` and what is missing."""
+        parts = []
+        if self.cgroup is not None:
+            parts.append("cgroup")
+        if self.landlock:
+            parts.append("landlock")
+        if self._seccomp is not None:
+            parts.append("seccomp")
+        if not parts:
+            return "none: " + ("; ".join(self.missing) or "not on Linux")
+        return "; ".join(["+".join(parts), *self.missing])
+
+    def processes(self) -> int | None:
+        """Tasks (processes and threads) now in the plugin's cgroup."""
+        if self.cgroup is None:
+            return None
+        try:
+            return int((self.cgroup / "pids.current").read_text())
+        except (OSError, ValueError):
+            return None
+
+    async def release(self, timeout: float = 5.0) -> None:
+        """Kill whatever is left of the plugin, then remove its cgroup and temporary files."""
+        self._close_ruleset()
+        if self._procs_fd >= 0:
+            os.close(self._procs_fd)
+            self._procs_fd = -1
+        if self.cgroup is not None:
+            await self._empty_cgroup(timeout)
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+    async def _empty_cgroup(self, timeout: float) -> None:
+        assert self.cgroup is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                pids = [int(p) for p in (self.cgroup / "cgroup.procs").read_text().split()]
+            except OSError:
+                pids = []
+            if not pids:
+                try:
+                    self.cgroup.rmdir()
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or loop.time() > deadline:
+                        if exc.errno != errno.ENOENT:
+                            logger.warning("cannot remove %s: %s", self.cgroup, exc.strerror)
+                        break
+                else:
+                    break
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, 9)
+            if loop.time() > deadline:
+                logger.warning(
+                    "processes of plugin %s still in %s after %gs: %s",
+                    self.plugin_id, self.cgroup, timeout, pids,
+                )
+                break
+            await asyncio.sleep(0.005)
+        self.cgroup = None

@@ -1,0 +1,206 @@
+"""Process confinement, tried for real: processes a plugin starts die with it, a process limit that
+binds root, ``process:spawn`` enforced, and a filesystem reduced to the package, the data
+directory and the granted directories (plugins/escapee tries each way out)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from plughost.core.manifest import load_manifest
+from plughost.errors import PermissionDenied
+from plughost.runtimes.process.confine import kernel_support
+from plughost.runtimes.process.runtime import ProcessInstance, ProcessRuntime
+from plughost.security.permissions import PermissionSet
+from plughost.security.scopes import parse_scopes
+
+from .conftest import PLUGINS, eventually, fast_options, kill_quietly, make_manifest, pid_alive
+
+ESCAPEE = PLUGINS / "escapee"
+NODE_EXAMPLE = Path(__file__).parents[3] / "examples" / "node-greeter"
+
+
+class Context:
+    """The slice of PluginContext the process runtime reads, with a data directory."""
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self.config = MappingProxyType({})
+        self.data_dir = data_dir
+
+
+def grants(scopes: list[str]) -> Callable[[str], Callable[[str, str], None]]:
+    """``check_for`` backed by the real permission model: these scopes are granted."""
+    rules = PermissionSet(allow=parse_scopes(scopes))
+
+    def check_for(plugin_id: str) -> Callable[[str, str], None]:
+        def check(kind: str, target: str) -> None:
+            if not rules.check(kind, target):
+                raise PermissionDenied(f"{kind}:{target} not granted", plugin_id=plugin_id)
+
+        return check
+
+    return check_for
+
+
+@pytest.fixture
+async def make_runtime() -> AsyncIterator[Callable[..., ProcessRuntime]]:
+    made: list[ProcessRuntime] = []
+
+    def make(scopes: tuple[str, ...] | list[str] = (), **options: Any) -> ProcessRuntime:
+        rt = ProcessRuntime(check_for=grants(list(scopes)), options=fast_options(**options))
+        made.append(rt)
+        return rt
+
+    yield make
+    for rt in made:
+        await rt.aclose()
+
+
+async def start_escapee(
+    rt: ProcessRuntime, scopes: list[str], limits: dict[str, Any] | None = None,
+    data_dir: Path | None = None,
+) -> ProcessInstance:
+    manifest = make_manifest("escapee", "escapee_plugin:Escapee", limits, permissions=scopes)
+    inst = await rt.load(manifest, ESCAPEE)
+    await inst.start(Context(data_dir))
+    return inst
+
+
+# ------------------------------------------------------------------------------ descendants
+
+
+@pytest.mark.parametrize("end", ["exit", "crash", "kill", "close"])
+async def test_what_a_plugin_started_dies_with_it_whatever_way_it_ends(make_runtime, end) -> None:
+    rt = make_runtime(["process:spawn"])
+    inst = await start_escapee(rt, ["process:spawn"])
+    plain = await inst.call("spawn", {"argv": ["sleep", "90"]})
+    daemon = await inst.call("spawn", {"argv": ["sleep", "91"], "detach": True})  # setsid, orphan
+    pids = [plain["pid"], daemon["pid"]]
+    try:
+        assert all(pid_alive(p) for p in pids)
+        plugin = inst.pid
+        assert plugin is not None
+        if end == "exit":
+            with pytest.raises(Exception):  # noqa: B017 - the call dies with the process
+                await inst.call("exit", {"code": 0})
+        elif end == "crash":
+            os.kill(plugin, signal.SIGSEGV)
+        elif end == "kill":
+            os.kill(plugin, signal.SIGKILL)
+        if end != "close":
+            await eventually(lambda: inst._stats["crashes"] == 1)
+        await rt.aclose()
+        assert [p for p in pids if pid_alive(p)] == []
+        assert not any(kernel_support().cgroup_root.glob("escapee.*"))  # type: ignore[union-attr]
+    finally:
+        for p in pids:
+            kill_quietly(p)
+
+
+# ---------------------------------------------------------------------------- process limit
+
+
+async def test_process_limit_binds_even_root(make_runtime) -> None:
+    assert kernel_support().cgroup is None, kernel_support().cgroup
+    rt = make_runtime(["process:spawn"])
+    inst = await start_escapee(rt, ["process:spawn"], {"processes": 12})
+    result = await inst.call("fork_many", {"n": 50})
+    assert result["errno"] == 11  # EAGAIN: the cgroup's pids.max, which root does not bypass
+    assert 1 <= result["started"] < 12
+    assert inst.stats()["processes"] == 12
+
+
+async def test_default_process_limit_stops_a_fork_bomb(make_runtime) -> None:
+    rt = make_runtime(["process:spawn"])
+    inst = await start_escapee(rt, ["process:spawn"])
+    result = await inst.call("fork_many", {"n": 1000})
+    assert result["errno"] == 11 and result["started"] < 256
+
+
+# ---------------------------------------------------------------------------- process:spawn
+
+
+async def test_without_process_spawn_a_plugin_cannot_start_processes(make_runtime) -> None:
+    inst = await start_escapee(make_runtime(), [])
+    refused = await inst.call("spawn", {"argv": ["true"]})
+    assert refused["ok"] is False and refused["errno"] == 1  # EPERM
+    assert await inst.call("fork_many", {"n": 3}) == {"started": 0, "errno": 1}
+    assert await inst.call("threads", {"n": 8}) == 8  # threads are not processes
+    assert "seccomp" in inst.stats()["confinement"]
+
+
+async def test_with_process_spawn_it_can(make_runtime) -> None:
+    inst = await start_escapee(make_runtime(["process:spawn"]), ["process:spawn"])
+    assert (await inst.call("spawn", {"argv": ["true"]}))["ok"] is True
+    assert "seccomp" not in inst.stats()["confinement"]
+
+
+async def test_a_declared_but_refused_spawn_grant_is_not_given(make_runtime) -> None:
+    inst = await start_escapee(make_runtime([]), ["process:spawn"])  # declared, not granted
+    assert (await inst.call("spawn", {"argv": ["true"]}))["errno"] == 1
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+async def test_node_runs_confined(make_runtime) -> None:
+    rt = make_runtime()
+    inst = await rt.load(load_manifest(NODE_EXAMPLE), NODE_EXAMPLE)
+    await inst.start(Context())
+    assert await inst.call("greet", {"name": "Ada"}) is not None
+    assert inst.stats()["confinement"] == "cgroup+landlock+seccomp"
+
+
+# ------------------------------------------------------------------------------- filesystem
+
+
+async def test_filesystem_is_the_package_the_data_dir_and_the_grants(make_runtime, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    readable = tmp_path / "shared"
+    readable.mkdir()
+    (readable / "in.txt").write_text("shared")
+    writable = tmp_path / "out"
+    writable.mkdir()
+    data = tmp_path / "data"
+    scopes = [f"fs:read:{readable}", f"fs:write:{writable}"]
+    inst = await start_escapee(make_runtime(scopes), scopes, data_dir=data)
+
+    async def read(path: Path | str) -> bool:
+        return bool((await inst.call("read", {"path": str(path)}))["ok"])
+
+    async def write(path: Path | str) -> bool:
+        return bool((await inst.call("write", {"path": str(path)}))["ok"])
+
+    assert not await read(secret)
+    assert not await write(tmp_path / "new.txt")
+    assert await read(ESCAPEE / "plugin.toml")
+    assert not await write(ESCAPEE / "planted.txt")  # the package is read-only
+    assert await read(readable / "in.txt") and not await write(readable / "x.txt")
+    assert await write(writable / "x.txt")
+    assert await write(data / "state.json") and await read(data / "state.json")
+    tmpdir = (await inst.call("read", {"path": "/proc/self/environ"}))["ok"]
+    assert tmpdir  # its own /proc entries stay readable
+    assert not await read(f"/proc/{os.getpid()}/environ")  # the host's do not
+    assert not await read("/etc/shadow")
+    assert await read("/etc/hosts") and await read("/dev/null")
+    assert inst.stats()["confinement"] == "cgroup+landlock+seccomp"
+    assert not (ESCAPEE / "planted.txt").exists()
+
+
+async def test_a_declared_directory_without_the_grant_stays_closed(make_runtime, tmp_path):
+    (tmp_path / "f").write_text("x")
+    inst = await start_escapee(make_runtime([]), [f"fs:read:{tmp_path}"])
+    assert (await inst.call("read", {"path": str(tmp_path / "f")}))["ok"] is False
+
+
+async def test_confinement_can_be_turned_off_and_status_says_so(make_runtime, tmp_path):
+    (tmp_path / "f").write_text("x")
+    inst = await start_escapee(make_runtime(confine=False), [])
+    assert (await inst.call("read", {"path": str(tmp_path / "f")}))["ok"] is True
+    assert inst.stats()["confinement"].startswith("none: confinement turned off")
