@@ -121,7 +121,8 @@ async def test_a_failing_check_marks_the_plugin_degraded_then_the_policy_restart
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert (await client.get("/healthz/plugins/sickly")).status_code == 503  # unknown
+            r = await client.get("/healthz/plugins/sickly")
+            assert (r.status_code, r.json()["status"]) == (200, "unknown")
             r = await client.post("/api/v1/health/sickly/check")
             assert r.json()["status"] == "healthy"
             assert (await client.get("/healthz/plugins/sickly")).status_code == 200
@@ -132,6 +133,7 @@ async def test_a_failing_check_marks_the_plugin_degraded_then_the_policy_restart
             assert (r.json()["status"], r.json()["consecutive_failures"]) == ("degraded", 1)
             r = await client.get("/healthz/plugins")
             assert r.status_code == 503 and r.json()["degraded"] == ["sickly"]
+            assert (await client.get("/healthz/plugins/sickly")).status_code == 503
             overall = (await client.get("/api/v1/health")).json()
             assert overall["status"] == "degraded"
             assert await service.host.call("sickly", "activations") == 1

@@ -99,6 +99,7 @@ class Observer:
         self.service = service
         self.publish = publish
         self.logs.store = service.repository
+        self.logs.output_drops = self._output_drops
         self.logs.start()
         host = service.host
         comms = getattr(host, "comms", None)
@@ -140,6 +141,16 @@ class Observer:
                            health=self.health.verdict if self.health is not None else None,
                            log_drops={pid: d["store_queue"] + d["output_limit"]
                                       for pid, d in drops.items()})
+
+    def _output_drops(self) -> dict[str, int]:
+        """Lines each plugin's runtime dropped by its output limit (its own counter)."""
+        out: dict[str, int] = {}
+        for record in list(self.service.host.registry):
+            if record.instance is not None:
+                value = record.instance.stats().get("log_lines_dropped", 0)
+                if isinstance(value, int) and value:
+                    out[record.id] = value
+        return out
 
     # -- health ----------------------------------------------------------------------------
 

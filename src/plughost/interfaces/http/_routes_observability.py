@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
 
 from plughost.errors import OperationRefused, PluginNotFound
 from plughost.interfaces.http._state import api_state, requires
@@ -224,7 +225,18 @@ async def check_health(
     return (await poller.check(plugin_id)).to_dict()
 
 
-@probes.get("/healthz/plugins", summary="Plugins' health probe")
+class PluginsProbeOut(BaseModel):
+    status: str
+    degraded: list[str]
+
+
+class PluginProbeOut(BaseModel):
+    plugin_id: str
+    status: str
+
+
+@probes.get("/healthz/plugins", summary="Plugins' health probe", response_model=PluginsProbeOut,
+            responses={503: {"model": PluginsProbeOut, "description": "A plugin is degraded."}})
 async def healthz_plugins(request: Request) -> Any:
     """200 when no plugin is degraded, else 503 naming the degraded ones."""
     overall = _health(request).overall()
@@ -232,11 +244,15 @@ async def healthz_plugins(request: Request) -> Any:
     return JSONResponse(body, status_code=200 if not overall["degraded"] else 503)
 
 
-@probes.get("/healthz/plugins/{plugin_id}", summary="One plugin's health probe")
+@probes.get("/healthz/plugins/{plugin_id}", summary="One plugin's health probe",
+            response_model=PluginProbeOut,
+            responses={503: {"model": PluginProbeOut,
+                             "description": "The plugin is degraded."}})
 async def healthz_plugin(
     request: Request, plugin_id: Annotated[str, PathParam(min_length=1, max_length=64)],
 ) -> Any:
-    """200 when the plugin's last check passed, 503 when it is degraded or not checked."""
+    """503 when the plugin is degraded; 200 when its last check passed or it was not checked
+    yet (``unknown``: not active, or no check so far)."""
     poller = _health(request)
     if poller.host.registry.find(plugin_id) is None:
         raise PluginNotFound(f"there is no plugin {plugin_id!r} on this host",
@@ -244,4 +260,4 @@ async def healthz_plugin(
     item = poller.plugins.get(plugin_id)
     status = item.status if item is not None else "unknown"
     return JSONResponse({"plugin_id": plugin_id, "status": status},
-                        status_code=200 if status == "healthy" else 503)
+                        status_code=503 if status == "degraded" else 200)
