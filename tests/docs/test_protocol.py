@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shutil
 from pathlib import Path
 
 from plughost.core import wire
+from tests._tools import require_tool
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 async def test_process_plugins_example() -> None:
+    require_tool("node", "the example drives a Node.js plugin")
     path = DOCS / "examples" / "protocol_process_plugins.py"
     spec = importlib.util.spec_from_file_location("docs_examples_protocol", path)
     assert spec and spec.loader
@@ -21,8 +22,7 @@ async def test_process_plugins_example() -> None:
     result = await module.main()
     assert result["bumps"] == [2, 3]
     assert result["out_of_process"] is True
-    if shutil.which("node"):
-        assert result["greeting"] == "Hello, Ada!"
+    assert result["greeting"] == "Hello, Ada!"
     assert "examples/protocol_process_plugins.py" in (DOCS / "protocol.md").read_text()
 
 

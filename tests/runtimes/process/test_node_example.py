@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,17 @@ import pytest
 from plughost.core.manifest import load_manifest
 from plughost.errors import PluginTimeout
 from plughost.runtimes.process.runtime import ProcessRuntime
+from tests._tools import require_tool
 
 from .conftest import Context
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "node-greeter"
 
 
+
 @pytest.fixture(autouse=True)
 def _node() -> None:
-    # A missing test dependency fails (it never skips): install Node.js to run the suite.
-    assert shutil.which("node"), "node is not installed: the Node example cannot run"
+    require_tool("node", "the Node example plugin runs on it")
 
 
 async def start(runtime: ProcessRuntime):
