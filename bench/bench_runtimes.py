@@ -194,28 +194,33 @@ def spawn_pass(flags: list[str]) -> float:
 
 
 async def spawn_to_ready(
-    plugin_id: str, entry: str, root: Path, n: int, *, warm: bool, confine: bool = False
-) -> float:
-    """Median seconds from ``runtime.load`` to a completed handshake (ready to activate).
+    plugin_id: str, entry: str, root: Path, n: int, *, warm: bool
+) -> tuple[float, float]:
+    """Median seconds from ``runtime.load`` to a completed handshake (ready to activate),
+    unconfined and confined (pids cgroup, Landlock, seccomp: the default), the two measured
+    alternately so that both see the same machine load.
 
     ``warm``: a spare runner is waiting (primed by one untimed load), as after the first Python
-    plugin of a host; otherwise every start is cold (interpreter + imports + handshake).
-    ``confine``: the plugin runs confined (pids cgroup, Landlock, seccomp: the default); a warm
-    spare then joins the plugin's cgroup and confines itself when it is assigned.
+    plugin of a host (a confined spare joins the plugin's cgroup and confines itself when it is
+    assigned); otherwise every start is cold (interpreter + imports + handshake).
     """
-    rt = ProcessRuntime(options=ProcessOptions(warm_spare=warm, confine=confine))
-    # One untimed load: primes the spare, the kernel probe and the page cache alike.
-    await (await rt.load(manifest(plugin_id, entry), root)).close()
-    times = []
+    runtimes = [ProcessRuntime(options=ProcessOptions(warm_spare=warm, confine=c))
+                for c in (False, True)]
+    # One untimed load each: primes the spare, the kernel probe and the page cache alike.
+    for rt in runtimes:
+        await (await rt.load(manifest(plugin_id, entry), root)).close()
+    times: list[list[float]] = [[], []]
     for _ in range(n):
-        while warm and rt._spare is None:  # noqa: ASYNC110 - polling a private field, untimed
-            await asyncio.sleep(0.005)
-        start = time.perf_counter()
-        inst = await rt.load(manifest(plugin_id, entry), root)
-        times.append(time.perf_counter() - start)
-        await inst.close()
-    await rt.aclose()
-    return statistics.median(times)
+        for rt, out in zip(runtimes, times, strict=True):
+            while warm and rt._spare is None:  # noqa: ASYNC110 - polling a private field, untimed
+                await asyncio.sleep(0.005)
+            start = time.perf_counter()
+            inst = await rt.load(manifest(plugin_id, entry), root)
+            out.append(time.perf_counter() - start)
+            await inst.close()
+    for rt in runtimes:
+        await rt.aclose()
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 async def process_section(quick: bool) -> list[Row]:
@@ -249,18 +254,17 @@ async def process_section(quick: bool) -> list[Row]:
     ):
         for warm in (False, True):
             mode = "warm spare" if warm else "cold"
-            bare = await spawn_to_ready(plugin_id, entry, root, reps, warm=warm)
+            bare, confined = await spawn_to_ready(plugin_id, entry, root, reps, warm=warm)
             rows.append(Row("process", f"spawn-to-ready: {label}, {mode}, unconfined",
                             bare * 1e3, "ms", "python -c pass", py_pass * 1e3, "≤ 30 ms"))
-            confined = await spawn_to_ready(plugin_id, entry, root, reps, warm=warm, confine=True)
             rows.append(Row("process", f"spawn-to-ready: {label}, {mode}, confined",
                             confined * 1e3, "ms", "unconfined", bare * 1e3))
     if shutil.which("node"):
-        bare = await spawn_to_ready("node-greeter", "node main.js", NODE_EXAMPLE, reps, warm=False)
+        bare, confined = await spawn_to_ready(
+            "node-greeter", "node main.js", NODE_EXAMPLE, reps, warm=False
+        )
         rows.append(Row("process", "spawn-to-ready: Node example, unconfined", bare * 1e3, "ms",
                         "python -c pass", py_pass * 1e3))
-        confined = await spawn_to_ready("node-greeter", "node main.js", NODE_EXAMPLE, reps,
-                                        warm=False, confine=True)
         rows.append(Row("process", "spawn-to-ready: Node example, confined", confined * 1e3,
                         "ms", "unconfined", bare * 1e3))
     return rows

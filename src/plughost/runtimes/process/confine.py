@@ -72,9 +72,12 @@ _LIBC: Any = None
 def _libc() -> Any:
     global _LIBC
     if _LIBC is None:
-        import ctypes.util
+        try:  # find_library() runs ldconfig: a warm spare would pay for it on assignment
+            _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+        except OSError:
+            from ctypes.util import find_library
 
-        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            _LIBC = ctypes.CDLL(find_library("c"), use_errno=True)
         _LIBC.syscall.restype = ctypes.c_long
     return _LIBC
 
