@@ -212,7 +212,8 @@ async def spawn_to_ready(
     times: list[list[float]] = [[], []]
     for _ in range(n):
         for rt, out in zip(runtimes, times, strict=True):
-            while warm and rt._spare is None:  # noqa: ASYNC110 - polling a private field, untimed
+            # Both spares ready: no spare is starting (and taking CPU) during a timed load.
+            while warm and any(r._spare is None for r in runtimes):  # noqa: ASYNC110 - untimed
                 await asyncio.sleep(0.005)
             start = time.perf_counter()
             inst = await rt.load(manifest(plugin_id, entry), root)

@@ -636,6 +636,7 @@ def plan_launch(instance: Any, argv0: str) -> Plan:
 # ------------------------------------------------------------------------------------ the jail
 
 _SEQ = itertools.count(1)
+_SPARES: dict[int, Jail] = {}  # warm spares waiting in a cgroup of their own, by pid
 _WARNED: set[str] = set()
 
 
@@ -664,6 +665,8 @@ class Jail:
     landlock: bool = False
     _abi: int = 0
     _seccomp: Any = None
+    _attach_late: bool = False  # moved into the cgroup by attach(), after exec
+    _unassigned: Any = None  # a spare's clean-up task
     session: Any = None
 
     @classmethod
@@ -690,6 +693,7 @@ class Jail:
         if not plan.spawn:
             if support.seccomp is None:
                 jail._seccomp = _no_spawn_filter()
+                jail._attach_late = jail._seccomp is not None  # it cannot fork: no hurry
             else:
                 jail.missing.append(f"process:spawn not enforced: {support.seccomp}")
         for reason in jail.missing:
@@ -728,8 +732,11 @@ class Jail:
 
     # -- in the child, between fork and exec --------------------------------------------------
     def enter_cgroup(self) -> None:
-        """Move this (forked) process into the plugin's cgroup."""
-        if self._procs_fd >= 0:
+        """Move this (forked) process into the plugin's cgroup, if it may start processes:
+        then it must be inside before its first instruction. (Moving a process costs the kernel
+        an RCU grace period, ~10 ms here; a plugin that cannot fork is moved by :meth:`attach`
+        while it starts, and without stalling the host's event loop.)"""
+        if self._procs_fd >= 0 and not self._attach_late:
             os.write(self._procs_fd, str(os.getpid()).encode())
 
     def preexec(self) -> None:
@@ -749,10 +756,47 @@ class Jail:
             "tmpdir": self.tmpdir,
         }
 
-    def adopt(self, pid: int | None) -> None:
-        """Move a running process (a warm spare and its threads) into the plugin's cgroup."""
-        if self._procs_fd >= 0 and pid is not None:
+    def attach(self, pid: int | None) -> asyncio.Future[None]:
+        """Move the started process into the cgroup, in a worker thread (see
+        :meth:`enter_cgroup`); await it before :meth:`started`."""
+        loop = asyncio.get_running_loop()
+        if self._procs_fd < 0 or pid is None or not self._attach_late:
+            done: asyncio.Future[None] = loop.create_future()
+            done.set_result(None)  # nothing to move, or moved between fork and exec
+            return done
+        return loop.run_in_executor(None, self._move, pid)
+
+    def _move(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # it died already: nothing to count
             os.write(self._procs_fd, str(pid).encode())
+
+    def adopt(self, pid: int | None) -> None:
+        """Take a warm spare (and its threads): it waits in a cgroup of its own, which becomes
+        the plugin's; any other running process is moved in."""
+        spare = _SPARES.pop(pid, None) if pid is not None else None
+        if spare is not None and spare.cgroup is not None and self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                (spare.cgroup / "pids.max").write_text(str(self.plan.processes))
+                if self._procs_fd >= 0:
+                    os.close(self._procs_fd)
+                    self._procs_fd = -1
+                self.cgroup.rmdir()
+                self.cgroup, spare.cgroup = spare.cgroup, None
+                return
+        if self._procs_fd >= 0 and pid is not None:
+            self._move(pid)
+
+    @classmethod
+    def for_spare(cls) -> Jail:
+        """A cgroup for a warm spare to wait in: moving a process between cgroups is slow, so
+        the spare is moved ahead of time and its plugin takes the cgroup over (:meth:`adopt`).
+        Landlock and seccomp it applies to itself once it knows its plugin."""
+        jail = cls("spare", Plan(spawn=False))
+        root = kernel_support().cgroup_root
+        if root is not None:
+            jail._make_cgroup(root)
+            jail._attach_late = True  # runs only the runner's own code until it is assigned
+        return jail
 
     # -- in the host, after the start -----------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -766,7 +810,17 @@ class Jail:
         if self._procs_fd >= 0:
             os.close(self._procs_fd)
             self._procs_fd = -1
+        if self.plugin_id == "spare" and session.pid is not None and self.cgroup is not None:
+            _SPARES[session.pid] = self
+            self._unassigned = asyncio.get_running_loop().create_task(self._drop_if_unused())
         return self
+
+    async def _drop_if_unused(self) -> None:
+        """A spare that ends without a plugin takes its cgroup with it."""
+        await asyncio.shield(self.session.ended)
+        if _SPARES.get(self.session.pid) is self:
+            del _SPARES[self.session.pid]
+            await self.release()
 
     @property
     def label(self) -> str:

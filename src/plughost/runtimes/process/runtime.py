@@ -164,6 +164,7 @@ class ProcessRuntime:
         env[ENV_SPARE] = "1"
         launcher = "from plughost.sdk.child import main; raise SystemExit(main([]))"
         argv = [self.options.python, *self.options.python_flags, "-c", launcher]
+        jail = Jail.for_spare() if self.options.confine else None  # its plugin's cgroup-to-be
         try:
             await session.start_process(
                 argv,
@@ -171,8 +172,13 @@ class ProcessRuntime:
                 env=env,
                 token=token,
                 # Spares serve plugins without direct network; the others always start cold.
-                preexec_fn=make_preexec({}, isolate_network=self.options.isolate_network),
+                preexec_fn=make_preexec(
+                    {}, isolate_network=self.options.isolate_network, jail=jail
+                ),
             )
+            if jail is not None:
+                await jail.attach(session.pid)
+                jail.started(session)
         except OSError:
             logger.warning("could not start a warm spare; plugins will start cold", exc_info=True)
             return
@@ -300,7 +306,7 @@ class ProcessInstance:
             else:
                 session = self.runtime._new_session(self._id, self._serve, sink, self.limits)
                 token = secrets.token_hex(16)
-                await session.spawn(
+                await session.start_process(
                     argv,
                     cwd=str(self.root),
                     env={**child_env(self.options, self._id, token, python_child), **jail.env()},
@@ -308,8 +314,10 @@ class ProcessInstance:
                     preexec_fn=make_preexec(
                         self.limits, isolate_network=self._isolate_net, jail=jail
                     ),
-                    handshake_timeout=self.options.handshake_timeout,
                 )
+                attached = jail.attach(session.pid)  # into its cgroup while it starts
+                await session.handshake(self.options.handshake_timeout)
+                await attached
         except PlughostError as exc:
             await jail.release()
             if exc.code.startswith("protocol."):
