@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -543,7 +544,10 @@ def _prefix_of(program: str) -> str:
     return os.path.dirname(real) if os.path.basename(real) == "bin" else real
 
 
-def _runtime_rules(argv0: str, python: str) -> list[tuple[str, int]]:
+@functools.lru_cache(maxsize=64)
+def _runtime_rules(argv0: str, python: str) -> tuple[tuple[str, int], ...]:
+    """What the interpreter needs (computed once per program: the host's ``sys.path`` is
+    read at the first start)."""
     rules: list[tuple[str, int]] = [
         (p, EXEC) for p in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
     ]
@@ -565,7 +569,7 @@ def _runtime_rules(argv0: str, python: str) -> list[tuple[str, int]]:
         ("/dev/random", READ),
         ("/dev/urandom", READ),
     ]
-    return rules
+    return tuple((os.path.realpath(p), r) for p, r in rules)
 
 
 def plan_for(
@@ -581,13 +585,14 @@ def plan_for(
     """The confinement of a plugin in ``root`` started as ``argv0``, given its grants."""
     if not enabled:
         return Plan(argv0, enabled=False)
-    rules = _runtime_rules(argv0, python)
-    rules.append((str(root), EXEC))
+    rules = [(str(root), EXEC)]
     if data_dir is not None:
         rules.append((data_dir, WRITE))
     rules += [(d, READ) for d in grants.read]
     rules += [(d, WRITE) for d in grants.write]
     seen: dict[str, int] = {}
+    for real, rights in _runtime_rules(argv0, python):  # resolved already
+        seen[real] = seen.get(real, 0) | rights
     for path, rights in rules:
         real = os.path.realpath(path)
         seen[real] = seen.get(real, 0) | rights
@@ -670,8 +675,9 @@ class Jail:
     session: Any = None
 
     @classmethod
-    def prepare(cls, plan: Plan, plugin_id: str) -> Jail:
-        """Create the cgroup, the private temporary directory and the Landlock ruleset."""
+    def prepare(cls, plan: Plan, plugin_id: str, *, spare: bool = False) -> Jail:
+        """Create the cgroup, the private temporary directory and the Landlock ruleset (not
+        for a ``spare``, which builds its own from :meth:`spec`)."""
         jail = cls(plugin_id, plan)
         if not plan.enabled:
             jail.missing.append("confinement turned off (ProcessOptions.confine)")
@@ -684,7 +690,10 @@ class Jail:
         if support.landlock is None:
             try:
                 jail.tmpdir = tempfile.mkdtemp(prefix=f"plughost-{plugin_id}-")
-                jail._make_ruleset(support.landlock_abi)
+                if spare:
+                    jail._abi, jail.landlock = support.landlock_abi, True
+                else:
+                    jail._make_ruleset(support.landlock_abi)
             except OSError as exc:
                 jail.missing.append(f"no landlock: {exc}")
                 jail._close_ruleset()

@@ -283,7 +283,7 @@ class ProcessInstance:
             await self._jail.release()
         spare_fits = self._isolate_net or not self.options.isolate_network
         spare = self.runtime._take_spare() if python_child and spare_fits else None
-        jail = Jail.prepare(plan_launch(self, argv[0]), self._id)
+        jail = Jail.prepare(plan_launch(self, argv[0]), self._id, spare=spare is not None)
         try:
             if spare is not None:
                 # A warm spare has paid for interpreter start and imports already.
