@@ -433,6 +433,22 @@ async def test_reconcile_removes_orphans_and_dead_staging(trusted, make_package)
         assert svc.host.get("hello").state.value == "active"
 
 
+async def test_reconcile_removes_an_empty_data_dir_an_interrupted_install_left(trusted,
+                                                                              make_package):
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted) as svc:
+        await svc.install(make_package("hello"))
+    data = trusted.home / "data"
+    (data / "ghost").mkdir(parents=True)  # activated, then the install died before its commit
+    (data / "kept").mkdir()  # an uninstall with keep_data: the plugin's data stays
+    (data / "kept" / "notes.txt").write_text("mine")
+    (data / "hello").mkdir()  # installed: its (empty) directory is its own business
+    async with PluginService(trusted) as svc:
+        assert svc.reconcile_report.data_removed == ["ghost"]
+    assert sorted(p.name for p in data.iterdir()) == ["hello", "kept"]
+
+
 async def test_reconcile_repairs_a_missing_cache_dir_from_the_blob(trusted, make_package):
     from plughost.security.archive import remove_tree
     from plughost.services.manager import PluginService

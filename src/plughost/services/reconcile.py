@@ -60,11 +60,14 @@ class ReconcileReport:
     skipped_busy: list[str] = field(default_factory=list)
     operations_failed: list[str] = field(default_factory=list)
     """Ids of operations left unfinished by a dead process, now marked failed."""
+    data_removed: list[str] = field(default_factory=list)
+    """Empty ``data/<id>`` directories of plugins that are not installed, removed."""
 
     @property
     def changed(self) -> bool:
         return any((self.staging_removed, self.cache_removed, self.objects_removed,
-                    self.repaired, self.rolled_back, self.failed, self.operations_failed))
+                    self.repaired, self.rolled_back, self.failed, self.operations_failed,
+                    self.data_removed))
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(getattr(self, f.name)) for f in fields(self)}
@@ -104,6 +107,7 @@ class _Reconciler:
                     self._reconcile_one(pid, report)
             except LockTimeout:
                 report.skipped_busy.append(pid)
+        self._sweep_empty_data_dirs(report)
         if isinstance(self.store, FilesystemObjectStore) and not report.skipped_busy:
             self.store.gc()
         # Storage is in step again: close the operations whose process died, with the reason.
@@ -114,6 +118,25 @@ class _Reconciler:
             log.warning("reconciled storage after an interrupted operation: %s",
                         report.to_dict())
         return report
+
+    def _sweep_empty_data_dirs(self, report: ReconcileReport) -> None:
+        """An *empty* ``data/<id>`` of a plugin that is not installed is what an install that
+        crashed after activation leaves; remove it. A non-empty one is data an uninstall kept
+        (``keep_data``) and stays; a plugin being installed right now holds its lock."""
+        data = self.settings.home / "data"
+        if not data.is_dir():
+            return
+        for entry in sorted(data.iterdir()):
+            if entry.is_symlink() or not entry.is_dir() or any(entry.iterdir()):
+                continue
+            try:
+                with self.installer.locked(entry.name, timeout=0.5):
+                    if self.repo.get_plugin(entry.name) is None:
+                        with contextlib.suppress(OSError):  # written meanwhile: keep it
+                            entry.rmdir()
+                            report.data_removed.append(entry.name)
+            except LockTimeout:
+                report.skipped_busy.append(entry.name)
 
     def _sweep_staging(self, report: ReconcileReport) -> None:
         staging = self.settings.staging_dir

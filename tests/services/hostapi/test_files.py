@@ -266,3 +266,16 @@ def test_the_data_dir_is_made_on_the_first_write_only(files: FileService) -> Non
     assert not files.data_dir.exists()
     files.write_text("x", "1")
     assert files.data_dir.is_dir() and files.list() == ["x"]
+
+
+def test_text_that_is_not_valid_unicode_is_refused_and_nothing_is_written(
+    files: FileService,
+) -> None:
+    with pytest.raises(OperationRefused, match="not valid text"):
+        files.write_text("a\ud800.txt", "x")
+    with pytest.raises(OperationRefused, match="nothing was written"):
+        files.write_text("b.txt", "lone \ud800 surrogate")
+    files.write_bytes("c.bin", b"\xff\xfe")
+    with pytest.raises(OperationRefused, match="read it as bytes"):
+        files.read_text("c.bin")
+    assert files.list() == ["c.bin"]

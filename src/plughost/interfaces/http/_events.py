@@ -38,7 +38,15 @@ class ServerEvent:
 
     def encode(self) -> bytes:
         """The SSE wire form."""
-        payload = json.dumps({**self.data, "time": self.time}, default=str)
+        try:
+            payload = json.dumps({**self.data, "time": self.time}, default=str)
+        except (RecursionError, ValueError):
+            # A plugin's event payload nested too deeply (or circular): the stream must go on.
+            payload = json.dumps({
+                **{k: v for k, v in self.data.items() if isinstance(v, str | int | None)},
+                "payload": None, "error": "the event's payload could not be encoded as JSON",
+                "time": self.time,
+            })
         return f"id: {self.id}\nevent: {self.kind}\ndata: {payload}\n\n".encode()
 
 

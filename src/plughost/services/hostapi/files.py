@@ -95,6 +95,13 @@ class FileService:
         raw = os.fspath(path)
         if "\x00" in raw:
             raise OperationRefused(f"path {raw!r} contains a NUL byte", plugin_id=self.plugin_id)
+        try:
+            os.fsencode(raw)
+        except UnicodeEncodeError:
+            raise OperationRefused(
+                f"path {raw[:200]!r} is not valid text (an unpaired surrogate); name the file "
+                "with a proper Unicode string", plugin_id=self.plugin_id,
+            ) from None
         full = raw if os.path.isabs(raw) else os.path.join(self.data_dir, raw)
         try:
             real = os.path.realpath(full)
@@ -205,7 +212,14 @@ class FileService:
 
     def read_text(self, path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
         """The file's content, decoded."""
-        return self.read_bytes(path).decode(encoding)
+        data = self.read_bytes(path)
+        try:
+            return data.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise OperationRefused(
+                f"{os.fspath(path)!s} is not {encoding} text ({exc}); read it as bytes",
+                plugin_id=self.plugin_id,
+            ) from None
 
     def list(self, path: str | os.PathLike[str] = ".") -> list[str]:
         """Names in a directory, sorted."""
@@ -263,7 +277,14 @@ class FileService:
 
     def write_text(self, path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> int:
         """Replace the file's content with ``text``, atomically."""
-        return self.write_bytes(path, text.encode(encoding))
+        try:
+            data = text.encode(encoding)
+        except (UnicodeEncodeError, LookupError) as exc:
+            raise OperationRefused(
+                f"the text for {os.fspath(path)!s} cannot be written as {encoding} ({exc}); "
+                "nothing was written", plugin_id=self.plugin_id,
+            ) from None
+        return self.write_bytes(path, data)
 
     def mkdir(self, path: str | os.PathLike[str], *, parents: bool = True) -> None:
         """Create a directory (and its parents); an existing directory is fine."""
