@@ -233,6 +233,7 @@ class ProcessInstance:
         # stopped: callers waiting out a restart wake up and look again.
         self._changed = asyncio.Event()
         self._streams: dict[tuple[str, str], _Stream] = {}
+        self._handover: dict[str, Any] | None = None  # imported state, until activation
         self._stream_ids = 0
         self._restart_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -475,7 +476,10 @@ class ProcessInstance:
         if self._jail is not None and self._jail.plan != plan_launch(self, self._jail.plan.argv0):
             # The context brings the data directory and the grants: confine to them.
             await self._relaunch_confined()
+            if self._handover is not None:  # the new process gets the state the old one got
+                await self._optional(self._require_session(), M.IMPORT_STATE, self._handover)
         exports = await self._activate(context)
+        self._handover = None
         self._active = True
         self._go_live()
         return exports
@@ -660,6 +664,7 @@ class ProcessInstance:
         session = self._require_session()
         params = {"state": state, "from_version": from_version}
         await self._optional(session, M.IMPORT_STATE, params)
+        self._handover = params  # until activated: a relaunch before then imports it again
 
     async def stop(self) -> None:
         """``plugin.deactivate``; idempotent. The process stays up until :meth:`close`."""
