@@ -36,6 +36,7 @@ from plughost.core.contract import (
     Capability,
     EnableListener,
     Export,
+    Health,
     PluginInstance,
     Runtime,
     StateHandover,
@@ -1025,6 +1026,18 @@ class PluginHost:
             self.comms.counters.record(plugin_id, "direct_calls", time.perf_counter() - started,
                                       failed)
 
+    async def health(self, plugin_id: str) -> Health:
+        """Ask a plugin whether it is healthy; one that is not active is not healthy (its
+        state says why). Never raises for a known plugin."""
+        record = self.registry.get(plugin_id)
+        if record.instance is None or record.state is not State.ACTIVE:
+            return Health(False, f"not active ({record.state.value})")
+        try:
+            health: Health = await record.instance.health()
+        except Exception as exc:  # the contract says never raise; a broken runtime still answers
+            return Health(False, f"health() raised {type(exc).__name__}: {exc}")
+        return health
+
     def metrics(self, plugin_id: str) -> dict[str, Any]:
         """What the host counted for one plugin (calls, commands, hooks, events, channels,
         errors, busy seconds — the same for every runtime), its state and runtime, and what
@@ -1036,6 +1049,7 @@ class PluginHost:
         data.update(self.comms.counters.snapshot(plugin_id))
         data["state"] = record.state.value
         data["runtime"] = record.manifest.runtime
+        data["path"] = str(record.root) if record.root is not None else None
         return data
 
     # ----------------------------------------------------------------- deactivate / unload

@@ -91,6 +91,24 @@ async def test_install_update_and_uninstall_change_states_only_through_the_host(
         assert before == after
 
 
+async def test_the_facade_answers_health_states_and_commands_without_the_host(
+        service, make_package):
+    await service.install(make_package("hello"))
+    report = await service.health("hello")
+    assert (report.plugin_id, report.healthy, report.state) == ("hello", True, "active")
+    await service.deactivate("hello")
+    assert (await service.health("hello")).to_dict() == {
+        "plugin_id": "hello", "healthy": False, "state": "deactivated",
+        "detail": "not active (deactivated)", "data": {}}
+    assert service.plugin_states() == {"deactivated": 1}
+    assert service.command_names() == []
+    seen = []
+    undo = service.on_lifecycle(lambda e: seen.append(e.new.value))
+    await service.activate("hello")
+    undo()
+    assert seen == ["active"]
+
+
 async def test_uninstall_refused_while_enabled_plugins_depend_on_it(service, make_package,
                                                                     state_snapshot):
     await service.install(make_package("lib"))

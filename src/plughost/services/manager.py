@@ -35,7 +35,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from plughost.core.lifecycle import State
+from plughost.core.bus import Event
+from plughost.core.lifecycle import LifecycleEvent, State
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.core.registry import PluginRecord
 from plughost.errors import (
@@ -67,7 +68,7 @@ from plughost.services.stores import (
     installed_aware_policy,
 )
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
-from plughost.services.views import PluginDetail, PluginInfo, PluginList, _iso
+from plughost.services.views import HealthReport, PluginDetail, PluginInfo, PluginList, _iso
 from plughost.settings import HostSettings
 from plughost.storage.records import StoredPlugin
 
@@ -532,6 +533,41 @@ class PluginService:
         """Per-plugin counters (calls, errors, busy seconds...) of every loaded plugin."""
         self._check_open()
         return {record.id: self.host.metrics(record.id) for record in self.host.registry}
+
+    async def health(self, plugin_id: str) -> HealthReport:
+        """Ask a plugin whether it is healthy (one that is not active is not).
+        :raises PluginNotFound:"""
+        self._check_open()
+        host = self.host
+        state = host.get(plugin_id).state.value
+        result = await host.health(plugin_id)
+        return HealthReport(plugin_id, result.ok, state, result.detail, dict(result.data))
+
+    def plugin_states(self) -> dict[str, int]:
+        """How many plugins the running host has in each lifecycle state."""
+        self._check_open()
+        counts: dict[str, int] = {}
+        for record in self.host.registry:
+            counts[record.state.value] = counts.get(record.state.value, 0) + 1
+        return counts
+
+    def command_names(self) -> list[str]:
+        """The commands active plugins registered, sorted."""
+        return sorted(self.host.commands.names())
+
+    async def execute_command(self, name: str, args: Mapping[str, Any] | None = None, *,
+                              timeout: float | None = None) -> Any:
+        """Run a plugin command (activating a lazy plugin that declares it); its result."""
+        return await self.host.commands.execute(name, args, timeout=timeout)
+
+    def on_lifecycle(self, listener: Callable[[LifecycleEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` on every lifecycle change of every plugin; returns the undo."""
+        return self.host.lifecycle.subscribe(listener)
+
+    def on_event(self, pattern: str, listener: Callable[[Event], Any]) -> Callable[[], None]:
+        """Subscribe ``listener`` to the plugins' events matching ``pattern`` (as the host,
+        not as a plugin); returns the undo."""
+        return self.host.bus.subscribe(pattern, listener)
 
     async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
                     limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
