@@ -92,3 +92,22 @@ def plugins_dir(tmp_path: Path) -> Path:
     path = tmp_path / "plugins"
     path.mkdir(exist_ok=True)
     return path
+
+
+# ---------------------------------------------------------------- fuzzing: hypothesis profiles
+# Property-based tests (tests/**/test_*_properties.py) run under a profile chosen by
+# HYPOTHESIS_PROFILE: "ci" (the default: bounded and derandomized, so CI is fast and every run
+# tries the same inputs) or "night" (many more examples, fresh randomness each run):
+#     HYPOTHESIS_PROFILE=night python -m pytest tests -k properties -p no:cacheprovider
+
+import os  # noqa: E402 - this section is self-contained
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile(
+    "night", max_examples=20_000, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

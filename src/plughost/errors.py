@@ -72,7 +72,7 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   │                                         source wrong_plugin same_version
     │   │                                         not_kept health state activate policy
     │   │                                         conflict inconsistent)
-    │   └── DownloadError                          code: download.* (scheme address
+    │   └── DownloadError                          code: download.* (url scheme address
     │                                                redirect status too_large timeout
     │                                                failed)
     ├── InvalidExport (ValueError)                 code: export.invalid   (a bad decorator/Export)
@@ -96,7 +96,7 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
         │                                            source wrong_plugin same_version
         │                                            not_kept health state dependent policy
         │                                            conflict inconsistent files_missing)
-        └── DownloadError                          code: download.* (scheme address
+        └── DownloadError                          code: download.* (url scheme address
                                                      redirect status too_large timeout
                                                      failed)
 

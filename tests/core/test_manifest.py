@@ -438,6 +438,27 @@ DICT_CASES: list[tuple[str, dict[str, Any], list[tuple[str, str]]]] = [
                               "additionalProperties": False}}),
      [("config.schema.required", "manifest.config")]),
     ("schema not an object", with_(config={"schema": True}), [("config.schema", "manifest.type")]),
+    # A reference outside the schema would make the host read a file or fetch a URL.
+    ("schema $ref to a local file",
+     with_(config={"schema": {"properties": {"a": {"$ref": "file:///etc/passwd"}}}}),
+     [("config.schema.properties.a.$ref", "manifest.config")]),
+    ("schema $ref to a URL",
+     with_(config={"schema": {"allOf": [{"$ref": "http://169.254.169.254/latest"}]}}),
+     [("config.schema.allOf[0].$ref", "manifest.config")]),
+    ("schema relative $ref against a remote $id",
+     with_(config={"schema": {"$id": "http://10.0.0.1/s/", "$ref": "x.json"}}),
+     [("config.schema.$ref", "manifest.config")]),
+    ("schema $dynamicRef to a URL",
+     with_(config={"schema": {"$defs": {"a": {"$dynamicRef": "https://e.test/m#meta"}}}}),
+     [("config.schema.$defs.a.$dynamicRef", "manifest.config")]),
+    ("schema $ref to a bundled meta-schema",
+     with_(config={"schema": {"$ref": "https://json-schema.org/draft/2020-12/schema"}}),
+     [("config.schema.$ref", "manifest.config")]),
+    ("schema $schema of another draft",
+     with_(config={"schema": {"$schema": "http://json-schema.org/draft-07/schema#"}}),
+     [("config.schema.$schema", "manifest.config")]),
+    ("schema $ref not a string", with_(config={"schema": {"$ref": ["#"]}}),
+     [("config.schema.$ref", "manifest.config")]),
     ("defaults not an object", with_(config={"defaults": [1]}),
      [("config.defaults", "manifest.type")]),
     ("unknown top-level key", with_(descripton="x"), [("descripton", "manifest.unknown_key")]),
@@ -469,6 +490,14 @@ def test_each_problem_is_reported_with_its_path_and_code(
 
 TEXT_CASES: list[tuple[str, str | bytes, str, list[tuple[str, str]]]] = [
     ("toml syntax", 'id = "a"\nversion = ', "toml", [("", "manifest.syntax")]),
+    ("json nested 30k deep", "[" * 30_000 + "]" * 30_000, "json",
+     [("", "manifest.too_deep")]),
+    ("json nested 900 deep (parses, too deep to walk)", '{"x-a": ' * 900 + "1" + "}" * 900,
+     "json", [("", "manifest.too_deep")]),
+    ("toml nested 5000 deep", "x-a = " + "[" * 5000 + "]" * 5000, "toml",
+     [("", "manifest.too_deep")]),
+    ("toml nested 65 deep", "x-a = " + "[" * 65 + "]" * 65, "toml",
+     [("", "manifest.too_deep")]),
     ("json syntax", '{"id": "a",}', "json", [("", "manifest.syntax")]),
     ("json NaN", '{"id": NaN}', "json", [("", "manifest.syntax")]),
     ("toml duplicate key", 'id = "a"\nid = "b"\n', "toml", [("", "manifest.duplicate_key")]),
@@ -874,7 +903,8 @@ def test_committed_schema_is_up_to_date() -> None:
 
 
 def test_schema_is_valid_draft_2020_12_and_accepts_the_examples() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     schema = manifest_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
@@ -885,7 +915,8 @@ def test_schema_is_valid_draft_2020_12_and_accepts_the_examples() -> None:
 
 
 def test_schema_refuses_what_the_validator_refuses() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(manifest_json_schema())
     for bad in (with_(descripton="x"), with_(id="Bad Id"), with_(version="1.0"),
                 with_(runtime="pyton"), with_(limits={"fuel": 0}), with_(entry=None),
@@ -894,9 +925,27 @@ def test_schema_refuses_what_the_validator_refuses() -> None:
         assert list(validator.iter_errors(bad)), bad
 
 
+def test_config_schema_may_refer_to_itself() -> None:
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://example.com/hello-config",
+        "properties": {
+            "a": {"$ref": "#/$defs/port"},
+            "b": {"$ref": "limits#/properties/max"},
+            "c": {"$ref": "#port", "default": {"$ref": "http://data.not/a-reference"}},
+            "d": {"const": {"$ref": "file:///also/just/data"}},
+        },
+        "$defs": {
+            "port": {"$anchor": "port", "type": "integer"},
+            "limits": {"$id": "limits", "properties": {"max": {"type": "integer"}}},
+        },
+    }
+    manifest = manifest_from_dict(with_(config={"schema": schema}))
+    assert manifest.config_schema == schema
+
+
 @pytest.mark.parametrize("fmt,text", [("json", "[" * 30_000), ("toml", "a = " + "[" * 30_000)])
-def test_a_manifest_nested_too_deeply_is_a_syntax_problem_not_a_crash(fmt: str, text: str
-                                                                      ) -> None:
+def test_a_manifest_nested_too_deeply_is_a_problem_not_a_crash(fmt: str, text: str) -> None:
     with pytest.raises(ManifestError) as info:
         parse_manifest(text, format=fmt)  # type: ignore[arg-type]
-    assert [p.code for p in info.value.problems] == ["manifest.syntax"]
+    assert [p.code for p in info.value.problems] == ["manifest.too_deep"]

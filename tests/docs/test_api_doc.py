@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests._tools import require_tool
 from tests.interfaces.http._server import SRC, running_server
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
-pytestmark = [
-    pytest.mark.timeout(180),
-    pytest.mark.skipif(not (shutil.which("curl") and shutil.which("zip") and shutil.which("bash")),
-                       reason="needs curl, zip and bash"),
-]
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(autouse=True)
+def _tools() -> None:
+    for tool in ("curl", "zip", "bash"):
+        require_tool(tool, "the guide's examples are run as written")
 
 PREAMBLE = r"""
 set -euo pipefail

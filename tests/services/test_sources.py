@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from plughost.errors import DownloadError, InstallError
-from plughost.services.sources import FetchPolicy, fetch, is_public_address, is_url
+from plughost.services.sources import (
+    FetchPolicy,
+    fetch,
+    is_public_address,
+    is_url,
+    parse_package_url,
+)
 
 
 @pytest.mark.parametrize("address", [
@@ -69,6 +75,60 @@ def test_allowing_one_address_does_not_allow_others(tmp_path: Path) -> None:
 def test_other_schemes_are_refused(tmp_path: Path, url: str) -> None:
     with pytest.raises(DownloadError) as info:
         fetch(url, tmp_path / "x.zip", FetchPolicy(max_size=1000, allow_http=True))
+    assert info.value.code == "download.scheme"
+
+
+def test_an_allowed_private_address_is_allowed_on_its_port_only(tmp_path: Path) -> None:
+    from tests.services.hostapi.conftest import LocalServer
+
+    mirror, other = LocalServer(), LocalServer()
+    try:
+        mirror.redirect_to = f"http://127.0.0.1:{other.port}/p.zip"
+        named = FetchPolicy(max_size=1000, allow_http=True,
+                            allowed_addresses=frozenset({f"127.0.0.1:{mirror.port}"}))
+        fetched = fetch(f"{mirror.url}/p.zip", tmp_path / "ok.zip", named)
+        assert fetched.size == len(b"hello ")
+        # A redirect to another port on the same allowed address is refused, as is a first
+        # request there; an entry without a port allows only the default port (80 for http).
+        bare = FetchPolicy(max_size=1000, allow_http=True,
+                           allowed_addresses=frozenset({"127.0.0.1"}))
+        for url, policy in [(f"{mirror.url}/redirect", named), (f"{other.url}/p.zip", named),
+                            (f"{mirror.url}/p.zip", bare), (f"{mirror.url}/redirect", bare)]:
+            with pytest.raises(DownloadError) as info:
+                fetch(url, tmp_path / "refused.zip", policy)
+            assert info.value.code == "download.address", url
+            assert not (tmp_path / "refused.zip").exists()
+        assert other.requests == []
+    finally:
+        mirror.close()
+        other.close()
+
+
+@pytest.mark.parametrize("url", [
+    "https://127.0.0.1:99999/x.zip", "https://[::1", "https://h:abc/x", "https://h:-1/x",
+    "https://ex\x00ample.com/x", "https:///x", "https://" + "a" * 64 + ".com/x",
+    "https://a..b/x", "https://exa mple.com/x", "https://[::1]:0/x",
+])
+def test_malformed_urls_are_refused_before_any_network_use(tmp_path: Path, url: str) -> None:
+    with pytest.raises(DownloadError) as info:
+        parse_package_url(url)
+    assert info.value.code == "download.url"
+    assert "not valid" in info.value.message and "https://" in info.value.message
+    with pytest.raises(DownloadError) as info:
+        fetch(url, tmp_path / "x.zip", FetchPolicy(max_size=1000))
+    assert info.value.code == "download.url"
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_a_valid_url_is_parsed_into_its_parts() -> None:
+    parsed = parse_package_url("https://user:pw@Example.COM:8443/p.zip?x=1")
+    assert (parsed.scheme, parsed.host, parsed.port, parsed.netloc) == (
+        "https", "example.com", 8443, "Example.COM:8443")
+    assert parse_package_url("https://[2606:4700::1111]/p.zip").port == 443
+    assert parse_package_url("https://bücher.example/p.zip").host == "bücher.example"
+    assert parse_package_url("http://example.com/p.zip", allow_http=True).port == 80
+    with pytest.raises(DownloadError) as info:
+        parse_package_url("http://example.com/p.zip")
     assert info.value.code == "download.scheme"
 
 

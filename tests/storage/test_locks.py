@@ -165,3 +165,38 @@ def test_in_memory_sqlite_locks_within_the_process() -> None:
         other = Repository(db)  # same database, another repository: same locks
         with repo.lock_plugin("x"), pytest.raises(LockTimeout), other.lock_plugin("x", timeout=0.1):
             pass
+
+
+# -- owner leases --------------------------------------------------------------------------------
+
+def test_an_owner_lease_is_alive_until_closed(database: Database, tmp_path: Path) -> None:
+    repo = Repository(database, lock_dir=tmp_path / "locks")
+    other = Repository(database, lock_dir=tmp_path / "locks")
+    owner = repo.owner_id
+    assert repo.owner_id == owner  # one lease per repository, claimed once
+    assert other.owner_alive(owner) and repo.owner_alive(owner)
+    assert not other.owner_alive("0123456789abcdef") and not other.owner_alive("../etc")
+    repo.close()
+    repo.close()  # idempotent
+    assert not other.owner_alive(owner)
+    assert repo.owner_id != owner  # used again after close: a new lease
+    repo.close()
+    other.close()
+
+
+def test_dead_owners_lock_files_are_pruned_and_live_ones_kept(tmp_path: Path) -> None:
+    from plughost.storage.locks import FileLock
+
+    locks = FileLock(tmp_path / "locks")
+    alive = locks.claim_owner()
+    dead = locks.claim_owner()
+    dead_file = locks.owners_dir / f"{dead.id}.lock"
+    # A process killed with -9 leaves its file behind, unlocked.
+    dead_file.unlink()
+    dead.close()
+    dead_file.write_text("pid 1\n")
+    assert not locks.owner_alive(dead.id) and locks.owner_alive(alive.id)
+    assert locks.prune_owners() == [dead.id]
+    assert sorted(p.name for p in locks.owners_dir.iterdir()) == [f"{alive.id}.lock"]
+    alive.close()
+    assert list(locks.owners_dir.iterdir()) == []

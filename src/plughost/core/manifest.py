@@ -57,6 +57,7 @@ __all__ = [
     "ID_PATTERN",
     "MANIFEST_FILES",
     "MAX_MANIFEST_BYTES",
+    "MAX_MANIFEST_DEPTH",
     "PERMISSION_KINDS",
     "PROBLEM_CODES",
     "RUNTIMES",
@@ -79,6 +80,10 @@ MANIFEST_FILES: Final = ("plugin.toml", "manifest.json")
 MAX_MANIFEST_BYTES: Final = 64 * 1024
 """Manifests larger than this are refused before any parsing (``manifest.too_large``)."""
 
+MAX_MANIFEST_DEPTH: Final = 64
+"""Deepest nesting of tables/arrays accepted (``manifest.too_deep``): far more than any real
+manifest needs, and far from Python's recursion limit for every walk over the data."""
+
 
 PROBLEM_CODES: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -89,6 +94,8 @@ PROBLEM_CODES: Final[Mapping[str, str]] = MappingProxyType(
         "manifest.unreadable": "The file exists but could not be read (permissions, I/O error).",
         "manifest.too_large": f"The manifest is larger than {MAX_MANIFEST_BYTES // 1024} KiB; "
         "refused before parsing.",
+        "manifest.too_deep": f"Tables and arrays nest more than {MAX_MANIFEST_DEPTH} levels "
+        "deep.",
         "manifest.encoding": "The file is not valid UTF-8.",
         "manifest.syntax": "The file is not valid TOML / JSON (the message gives line and column).",
         "manifest.duplicate_key": "A key appears twice in the same table/object, or a dependency "
@@ -115,7 +122,9 @@ PROBLEM_CODES: Final[Mapping[str, str]] = MappingProxyType(
         "manifest.permission": "A permission scope is not `kind[:target]` with a known kind.",
         "manifest.limit": "A limit is not a positive size / duration / count.",
         "manifest.config": "`config.schema` is not a usable JSON Schema object (bad `type`, "
-        "`properties`, `required`), or `config.defaults` is not an object.",
+        "`properties`, `required`; a `$ref` that points outside the schema; a `$schema` other "
+        "than draft 2020-12; nesting deeper than 64 levels), or `config.defaults` is not an "
+        "object.",
     }
 )
 """Every code a manifest :class:`~plughost.errors.Problem` can carry, with its meaning."""
@@ -595,6 +604,8 @@ def manifest_from_dict(data: Mapping[str, Any], *, source: str | None = None) ->
     problems: Problems = []
     # Parsers give dicts and lists; callers may hand over read-only mappings and tuples (e.g.
     # a Manifest's own config mappings). One plain copy keeps the checkers simple and fast.
+    if _too_deep(data, problems):
+        _raise(problems, source)
     plain = _thaw(data) if isinstance(data, Mapping) else data
     manifest = _build(plain, None, problems)
     if manifest is None:
@@ -642,6 +653,31 @@ def _find_dups(value: Any, path: str, problems: Problems) -> None:
             _find_dups(item, f"{path.rstrip('.')}[{i}].", problems)
 
 
+def _too_deep(value: Any, problems: Problems) -> bool:
+    """Append ``manifest.too_deep`` when ``value`` nests deeper than MAX_MANIFEST_DEPTH.
+    Iterative, so any depth is measured without recursing."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth >= MAX_MANIFEST_DEPTH:
+            problems.append(_deep_problem())
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _deep_problem() -> Problem:
+    return Problem("", "manifest.too_deep",
+                   f"tables and arrays nest more than {MAX_MANIFEST_DEPTH} levels deep; "
+                   "flatten the data (a manifest needs a few levels)")
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON; use a finite number")
 
@@ -668,12 +704,20 @@ def _parse(data: bytes | str, fmt: str, problems: Problems) -> Any:
         text = data
     if text.startswith("\ufeff"):
         text = text[1:]  # a UTF-8 byte-order mark is harmless; editors on Windows add it
+    try:
+        parsed = _parse_text(text, fmt, problems)
+    except RecursionError:  # nesting thousands deep: the parsers recurse
+        problems.append(_deep_problem())
+        return None
+    if parsed is not None and _too_deep(parsed, problems):
+        return None
+    return parsed
+
+
+def _parse_text(text: str, fmt: str, problems: Problems) -> Any:
     if fmt == "toml":
         try:
             return tomllib.loads(text)
-        except RecursionError:
-            problems.append(Problem("", "manifest.syntax", "invalid TOML: nested too deeply"))
-            return None
         except tomllib.TOMLDecodeError as exc:
             msg = str(exc)
             code = ("manifest.duplicate_key"
@@ -692,9 +736,6 @@ def _parse(data: bytes | str, fmt: str, problems: Problems) -> Any:
             return None
         except ValueError as exc:
             problems.append(Problem("", "manifest.syntax", f"invalid JSON: {exc}"))
-            return None
-        except RecursionError:
-            problems.append(Problem("", "manifest.syntax", "invalid JSON: nested too deeply"))
             return None
         before = len(problems)
         if _json_pairs_had_dups(parsed):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from plughost.runtimes.process.protocol import ENV_PLUGIN_ID
-from plughost.sdk._wire import ChildConnection, in_helper_loop
+from plughost.core.wire import ENV_PLUGIN_ID, M
+from plughost.sdk._connection import ChildConnection, in_helper_loop
 
 TYPE_CHECKING = False  # not typing's: importing typing would cost every plugin start
 if TYPE_CHECKING:
@@ -35,13 +35,13 @@ class _Service:
 class _Bus(_Service):
     def emit(self, topic: str, payload: Any = None) -> Any:
         """Publish an event (needs ``events:emit:<topic>``)."""
-        return self._call("host.emit", {"topic": topic, "payload": payload})
+        return self._call(M.EMIT, {"topic": topic, "payload": payload})
 
 
 class _Commands(_Service):
     def execute(self, command: str, **kwargs: Any) -> Any:
         """Run a command provided by the host or another plugin."""
-        return self._call("host.execute", {"command": command, "args": kwargs})
+        return self._call(M.EXECUTE, {"command": command, "args": kwargs})
 
 
 class _Files(_Service):
@@ -137,7 +137,7 @@ class ChildContext:
             class _HostHandler(logging.Handler):
                 def emit(self, record: logging.LogRecord) -> None:
                     conn.notify(
-                        "host.log",
+                        M.LOG,
                         {"level": record.levelname.lower(), "message": self.format(record)},
                     )
 

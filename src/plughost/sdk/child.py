@@ -23,29 +23,38 @@ import os
 import sys
 import threading
 
-from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME
-from plughost.runtimes.process.protocol import (
+from plughost.core.wire import (
+    DEFAULT_MAX_FRAME,
     ENV_MAX_FRAME,
     ENV_PLUGIN_ID,
     ENV_SPARE,
     ENV_TOKEN,
-    HELLO,
-    SPARE_READY,
+    EXIT_LOAD,
+    EXIT_OK,
+    EXIT_PROTOCOL,
+    EXIT_USAGE,
+    M,
     WireCode,
     enable_fast_json,
     encode_hello,
     hello_params,
+    notification,
+)
+from plughost.sdk._connection import (
+    ChildConnection,
+    HostError,
+    _die_oom,
+    _helper_loop,
+    _Reply,
 )
 from plughost.sdk._remote_context import ChildContext
-from plughost.sdk._wire import ChildConnection, HostError, _die_oom, _Reply
 
 TYPE_CHECKING = False  # not typing's: importing typing would cost every plugin start
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ChildConnection", "ChildContext", "HostError", "main"]
+__all__ = ["ChildConnection", "ChildContext", "HostError", "PluginRunner", "main", "serve"]
 
-EXIT_OK, EXIT_USAGE, EXIT_LOAD, EXIT_PROTOCOL, EXIT_MEMORY = 0, 2, 3, 4, 5
 _IMPLEMENTATION = "plughost-python-child/1"
 
 
@@ -74,141 +83,173 @@ def _exports_of(obj: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _then(result: Any, finish: Any) -> Any:
+    """``finish(value)`` now, or a coroutine doing it once an awaitable ``result`` is done."""
+    if hasattr(result, "__await__"):
+
+        async def later() -> Any:
+            return finish(await result)
+
+        return later()
+    return finish(result)
+
+
+def _none(_: Any) -> None:
+    return None
+
+
 class PluginRunner:
-    """Maps ``plugin.*`` methods onto a plugin object."""
+    """Maps the ``plugin.*`` and ``channel.*`` methods of docs/protocol.md onto a plugin object.
+
+    The callbacks are those of :class:`plughost.sdk.Plugin`, so a plugin runs out of process
+    unchanged: exported handlers get the same arguments (an event object with ``topic`` and
+    ``payload``, a channel end with ``send``/``receive``/``close``), and ``ctx.config`` follows
+    configuration changes as it does in process.
+    """
 
     def __init__(self, conn: ChildConnection, entry_obj: Any) -> None:
         self.conn = conn
         self.entry_obj = entry_obj
         self.plugin: Any = None
         self.targets: dict[str, Any] = {}
-        self.channels: dict[str, Any] = {}
+        self.streams: dict[tuple[str, str], RemoteChannel] = {}
+        self._methods = {
+            M.ACTIVATE: self._activate,
+            M.CALL: self._call,
+            M.EVENT: self._event,
+            M.HEALTH: self._health,
+            M.EXPORT_STATE: self._export_state,
+            M.IMPORT_STATE: self._import_state,
+            M.CONFIG_CHANGE: self._config_change,
+            M.ENABLE: self._enable,
+            M.DISABLE: self._disable,
+            M.DEACTIVATE: self._deactivate,
+            M.CHANNEL_OPEN: self._channel_open,
+            M.CHANNEL_MESSAGE: self._channel_message,
+            M.CHANNEL_CLOSE: self._channel_close,
+        }
 
     def __call__(self, method: str, params: dict[str, Any]) -> Any:
-        if method == "plugin.call" or method == "plugin.event":
-            target = params.get("target")
-            if target == "on_config_change":
-                return self._config_change(params.get("args") or {})
-            fn = self.targets.get(target)  # type: ignore[arg-type]
-            if fn is None and type(target) is str and not target.startswith("_"):
-                # As in process: the host may call any public method, exported or not.
-                fn = getattr(self.plugin, target, None)
-                fn = fn if callable(fn) else None
-            if fn is None:
-                raise _Reply(
-                    WireCode.NOT_FOUND,
-                    f"no export or public method {target!r}; exports: {sorted(self.targets)}",
-                    "plugin.no_target",
-                )
-            result = fn(**(params.get("args") or {}))
-            if method == "plugin.event" and not hasattr(result, "__await__"):
-                return None  # events have no result (docs/protocol.md §6)
-            return result
-        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        handler = self._methods.get(method)
         if handler is None:
             raise _Reply(
                 WireCode.METHOD_NOT_FOUND, f"method {method!r} not supported", "plugin.method"
             )
         return handler(params)
 
-    def _config_change(self, args: dict[str, Any]) -> Any:
-        """The host's config-change hook: ask the plugin (it may refuse by raising), then keep
-        ``ctx.config`` in step — it is live in process, so it is live here too."""
-        old, new = dict(args.get("old") or {}), dict(args.get("new") or {})
-        fn = getattr(self.plugin, "on_config_change", None)
-        result = fn(old, new) if callable(fn) else None
-        ctx = getattr(self.plugin, "ctx", None)
-        if hasattr(result, "__await__"):
-            pending: Any = result
-
-            async def finish() -> None:
-                await pending
-                if ctx is not None:
-                    ctx.config = new
-
-            return finish()
-        if ctx is not None:
-            ctx.config = new
-        return None
-
-    def _plugin_activate(self, params: dict[str, Any]) -> Any:
-        obj = self.entry_obj
-        # A class is instantiated; a factory is called; any other object is the plugin itself.
-        is_factory = isinstance(obj, type) or (callable(obj) and not hasattr(obj, "activate"))
-        plugin = obj() if is_factory else obj
-        ctx = ChildContext(self.conn, params)
-        plugin.ctx = ctx
-        self.plugin = plugin
-        exports = _exports_of(plugin)
-        self.targets = {e["target"]: getattr(plugin, e["target"]) for e in exports}
-        for e in exports:
-            if e["kind"] == "event":  # the host sends event=<Event.to_dict()>; hand over an object
-                self.targets[e["target"]] = _event_adapter(self.targets[e["target"]])
-        self.channels = {
-            e["name"]: self.targets[e["target"]] for e in exports if e["kind"] == "channel"
-        }
-        activate = getattr(plugin, "activate", None)
-        result = activate(ctx) if activate is not None else None
-        if hasattr(result, "__await__"):
-            pending: Any = result
-
-            async def finish() -> Any:
-                await pending
-                return {"exports": exports}
-
-            return finish()
-        return {"exports": exports}
-
-    def _plugin_deactivate(self, params: dict[str, Any]) -> Any:
-        fn = getattr(self.plugin, "deactivate", None)
-        result = fn() if fn is not None else None
-        return result if hasattr(result, "__await__") else None
-
-    def _plugin_health(self, params: dict[str, Any]) -> Any:
-        fn = getattr(self.plugin, "health", None)
-        value = fn() if fn is not None else True
-        if hasattr(value, "__await__"):
-
-            async def finish() -> Any:
-                return _normalise_health(await value)
-
-            return finish()
-        return _normalise_health(value)
-
-    def _plugin_export_state(self, params: dict[str, Any]) -> Any:
-        fn = getattr(self.plugin, "export_state", None)
-        return {"state": fn() if fn is not None else None}
-
-    def _plugin_import_state(self, params: dict[str, Any]) -> Any:
-        fn = getattr(self.plugin, "import_state", None)
-        if fn is None:
-            return None
-        result = fn(params.get("state"), params.get("from_version") or "")
-        return result if hasattr(result, "__await__") else None
-
-    def _channel_message(self, params: dict[str, Any]) -> Any:
-        fn = self.channels.get(params.get("channel"))  # type: ignore[arg-type]
+    def _target(self, target: Any) -> Any:
+        fn = self.targets.get(target)
+        if fn is None and type(target) is str and not target.startswith("_"):
+            # As in process: the host may call any public method, exported or not.
+            fn = getattr(self.plugin, target, None)
+            fn = fn if callable(fn) else None
         if fn is None:
             raise _Reply(
-                WireCode.NOT_FOUND, f"no channel {params.get('channel')!r}", "plugin.no_target"
+                WireCode.NOT_FOUND,
+                f"no export or public method {target!r}; exports: {sorted(self.targets)}",
+                "plugin.no_target",
             )
-        reply = fn(stream=params.get("stream"), data=params.get("data"))
-        if reply is not None and not hasattr(reply, "__await__"):
-            self.conn.send(
-                {
-                    "jsonrpc": "2.0",
-                    "method": "channel.message",
-                    "params": {
-                        "channel": params.get("channel"),
-                        "stream": params.get("stream"),
-                        "data": reply,
-                    },
-                }
-            )
-        return None
+        return fn
 
-    def _channel_close(self, params: dict[str, Any]) -> Any:
-        return None
+    def _call(self, params: dict[str, Any]) -> Any:
+        return self._target(params.get("target"))(**(params.get("args") or {}))
+
+    def _event(self, params: dict[str, Any]) -> Any:
+        # Events have no result (docs/protocol.md §6): the handler's return value is dropped.
+        event = RemoteEvent(params.get("args") or {})
+        return _then(self._target(params.get("target"))(event), _none)
+
+    def _instance(self) -> Any:
+        """The plugin object, made on first need and kept, as in process: ``import_state``
+        comes before ``plugin.activate``, and a deactivated plugin may be activated again."""
+        if self.plugin is None:
+            obj = self.entry_obj
+            # A class is instantiated; a factory is called; any other object is the plugin.
+            is_factory = isinstance(obj, type) or (callable(obj) and not hasattr(obj, "activate"))
+            self.plugin = obj() if is_factory else obj
+        return self.plugin
+
+    def _hook(self, name: str, *args: Any) -> Any:
+        """Run the plugin's optional callback ``name``; ``None`` when it has none."""
+        fn = getattr(self._instance(), name, None)
+        return fn(*args) if callable(fn) else None
+
+    def _activate(self, params: dict[str, Any]) -> Any:
+        plugin = self._instance()
+        ctx = ChildContext(self.conn, params)
+        plugin.ctx = ctx
+        exports = _exports_of(plugin)
+        self.targets = {e["target"]: getattr(plugin, e["target"]) for e in exports}
+        result = self._hook("activate", ctx)
+        return _then(result, lambda _: {"exports": exports})
+
+    def _deactivate(self, params: dict[str, Any]) -> Any:
+        for ch in list(self.streams.values()):
+            ch._deliver_close("the plugin was deactivated")
+        return _then(self._hook("deactivate"), _none)
+
+    def _health(self, params: dict[str, Any]) -> Any:
+        fn = getattr(self._instance(), "health", None)
+        return _then(fn() if fn is not None else True, _normalise_health)
+
+    def _export_state(self, params: dict[str, Any]) -> Any:
+        return _then(self._hook("export_state"), lambda state: {"state": state})
+
+    def _import_state(self, params: dict[str, Any]) -> Any:
+        state, from_version = params.get("state"), params.get("from_version") or ""
+        return _then(self._hook("import_state", state, from_version), _none)
+
+    def _config_change(self, params: dict[str, Any]) -> Any:
+        """Ask the plugin (it may refuse by raising), then keep ``ctx.config`` in step — it is
+        live in process, so it is live here too."""
+        old, new = dict(params.get("old") or {}), dict(params.get("new") or {})
+        ctx = getattr(self.plugin, "ctx", None)
+
+        def apply(_: Any) -> None:
+            if ctx is not None:
+                ctx.config = new
+
+        return _then(self._hook("on_config_change", old, new), apply)
+
+    def _enable(self, params: dict[str, Any]) -> Any:
+        return _then(self._hook("on_enable"), _none)
+
+    def _disable(self, params: dict[str, Any]) -> Any:
+        return _then(self._hook("on_disable"), _none)
+
+    # -- channels: each stream is served by the exported async handler, given a channel end ----
+    def _channel_open(self, params: dict[str, Any]) -> None:
+        name, stream = str(params.get("channel")), str(params.get("stream"))
+        ch = RemoteChannel(self.conn, name, stream)
+        try:
+            handler = self._target(params.get("target"))
+        except _Reply as exc:  # a notification has no answer: end the stream, saying why
+            ch._closed_here(exc.message)
+            return
+        self.streams[(name, stream)] = ch
+        import asyncio
+
+        async def serve() -> None:
+            reason = None
+            try:
+                await handler(ch)
+            except Exception as exc:
+                reason = f"the handler failed: {type(exc).__name__}: {exc}"
+            finally:
+                self.streams.pop((name, stream), None)
+                ch._closed_here(reason)
+
+        asyncio.run_coroutine_threadsafe(serve(), _helper_loop())
+
+    def _channel_message(self, params: dict[str, Any]) -> None:
+        ch = self.streams.get((str(params.get("channel")), str(params.get("stream"))))
+        if ch is not None:  # a message for a stream that ended here: the host will learn
+            ch._deliver(params.get("data"))
+
+    def _channel_close(self, params: dict[str, Any]) -> None:
+        ch = self.streams.get((str(params.get("channel")), str(params.get("stream"))))
+        if ch is not None:
+            ch._deliver_close(params.get("reason"))
 
 
 class RemoteEvent(dict):  # type: ignore[type-arg]
@@ -221,13 +262,88 @@ class RemoteEvent(dict):  # type: ignore[type-arg]
             raise AttributeError(name) from None
 
 
-def _event_adapter(fn: Any) -> Any:
-    def deliver(event: Any = None, **kwargs: Any) -> Any:
-        if isinstance(event, dict):
-            event = RemoteEvent(event)
-        return fn(event, **kwargs) if event is not None else fn(**kwargs)
+_END = object()
 
-    return deliver
+
+class RemoteChannel:
+    """The plugin's end of one channel stream, with the in-process :class:`Channel` API.
+
+    Lives on the runner's helper event loop (channel handlers are ``async def``): ``receive``
+    and ``async for`` read what the host sends, ``send`` writes a ``channel.message``, ``close``
+    a ``channel.close``.
+    """
+
+    def __init__(self, conn: ChildConnection, name: str, stream: str) -> None:
+        import asyncio
+
+        self._conn = conn
+        self.name = name
+        self.id = stream
+        self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._loop = _helper_loop()
+        self._closed = False  # this end can no longer send
+        self._error: str | None = None
+
+    @property
+    def closed(self) -> bool:
+        """True once either end has closed."""
+        return self._closed
+
+    def _params(self, **extra: Any) -> dict[str, Any]:
+        return {"channel": self.name, "stream": self.id, **extra}
+
+    def _deliver(self, data: Any) -> None:  # runner thread -> helper loop
+        self._loop.call_soon_threadsafe(self._inbox.put_nowait, data)
+
+    def _deliver_close(self, reason: Any) -> None:
+        def end() -> None:
+            self._closed = True
+            self._error = str(reason) if reason else None
+            self._inbox.put_nowait(_END)
+
+        self._loop.call_soon_threadsafe(end)
+
+    def _closed_here(self, reason: str | None) -> None:
+        if not self._closed:
+            self._closed = True
+            params = self._params(reason=reason) if reason else self._params()
+            self._conn.send(notification(M.CHANNEL_CLOSE, params))
+
+    async def send(self, message: Any) -> None:
+        """Send ``message`` to the other end."""
+        if self._closed:
+            from plughost.errors import ChannelClosed
+
+            raise ChannelClosed(f"Channel {self.name!r} is closed; nothing more can be sent")
+        self._conn.send(notification(M.CHANNEL_MESSAGE, self._params(data=message)))
+
+    async def receive(self) -> Any:
+        """The next message; ``StopAsyncIteration`` after an orderly close."""
+        item = await self._inbox.get()
+        if item is _END:
+            self._inbox.put_nowait(_END)  # later reads end too
+            if self._error:
+                from plughost.errors import ChannelClosed
+
+                raise ChannelClosed(f"Channel {self.name!r} was closed: {self._error}")
+            raise StopAsyncIteration
+        return item
+
+    def __aiter__(self) -> RemoteChannel:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self.receive()
+
+    def close(self) -> None:
+        """Close this end (orderly); idempotent."""
+        self._closed_here(None)
+
+    async def __aenter__(self) -> RemoteChannel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _load_entry(entry: str) -> Any:
@@ -292,21 +408,26 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
     max_frame = int(os.environ.get(ENV_MAX_FRAME) or DEFAULT_MAX_FRAME)
     conn = ChildConnection(0, out_fd, max_frame)
-    _start_watchdog(0)
+    if not spare:  # a spare starts it once confined: confinement applies to one thread only
+        _start_watchdog(0)
     try:
         if spare:
             # A warm spare: pay in advance for what (nearly) every plugin imports, then wait.
             import plughost.errors
             import plughost.sdk.decorators
             import plughost.sdk.plugin  # noqa: F401
+            from plughost.runtimes.process.confine import confine_self
 
             enable_fast_json()  # a spare pays for orjson in advance too
-            conn.notify(SPARE_READY)
+            conn.notify(M.SPARE)
             assigned = conn.wait_assign()
             plugin_id = str(assigned["plugin_id"])
             os.environ[ENV_PLUGIN_ID] = plugin_id
             os.chdir(str(assigned["cwd"]))
             _apply_limits(assigned.get("limits") or {})  # before any plugin code runs
+            if assigned.get("confine"):  # Landlock and seccomp, as a cold start gets them
+                confine_self(assigned["confine"])
+            _start_watchdog(0)
             entry = str(assigned["entry"])
         else:
             entry = args[0]
@@ -324,12 +445,21 @@ def main(argv: list[str] | None = None) -> int:
             "traceback": traceback.format_exc(),
         }
         conn.notify(
-            HELLO,
+            M.HELLO,
             hello_params(
                 plugin_id=plugin_id, token=token, implementation=_IMPLEMENTATION, error=error
             ),
         )
         return EXIT_LOAD
+    return serve(conn, obj, plugin_id=plugin_id, token=token)
+
+
+def serve(conn: ChildConnection, obj: Any, *, plugin_id: str, token: str) -> int:
+    """Say ``$/hello`` and serve ``obj`` (the loaded entry) on ``conn`` until the session ends.
+
+    Returns the exit status. :func:`main` calls it on stdin/stdout; the in-memory pair of
+    :mod:`plughost.sdk.testing` calls it on a pipe, in a thread.
+    """
     conn.handler = PluginRunner(conn, obj)
     # Ready: say so without importing any JSON module, then load the fast codec while the host
     # prepares plugin.activate (orjson's own imports cost more than the stdlib json's).
@@ -348,7 +478,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_PROTOCOL
     conn.flush()
     return EXIT_OK
-
 
 if __name__ == "__main__":
     sys.exit(main())

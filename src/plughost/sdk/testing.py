@@ -10,12 +10,25 @@
 
 A plugin class defined in a test module works too: ``make_test_host(MyPlugin)`` builds a manifest
 for it (id from the class's ``plugin_id`` attribute or its name) and imports it normally.
+
+:func:`wire_pair` is the process protocol without a process (go-plugin's ``testing.go``): the
+host's end of a session and the Python runner serving a plugin object, connected by two pipes
+in this process, so the protocol (docs/protocol.md) is exercised byte for byte in milliseconds::
+
+    async with wire_pair(MyPlugin()) as session:
+        result = await session.request("plugin.activate", {...}, timeout=5)
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import re
-from collections.abc import Iterable, Mapping
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +36,7 @@ from plughost.core.manifest import Manifest, manifest_from_dict
 from plughost.host import PluginHost
 from plughost.runtimes.base import Runtime
 
-__all__ = ["make_test_host", "manifest_for_class"]
+__all__ = ["make_test_host", "manifest_for_class", "wire_pair"]
 
 
 def manifest_for_class(cls: type, **fields: Any) -> Manifest:
@@ -70,3 +83,60 @@ def make_test_host(
     for cls in classes:
         host.add(manifest_for_class(cls), None, source="test")
     return host
+
+
+def _refuse(method: str, params: dict[str, Any]) -> Any:
+    from plughost.runtimes.process.connection import method_not_found
+
+    raise method_not_found(f"{method!r} is not served by this test pair")
+
+
+@asynccontextmanager
+async def wire_pair(
+    plugin: Any,
+    *,
+    plugin_id: str = "test-plugin",
+    handler: Callable[[str, dict[str, Any]], Any] | None = None,
+    timeout: float = 10.0,
+) -> AsyncIterator[Any]:
+    """The host's end of a process-plugin session, talking to ``plugin`` through the wire.
+
+    ``plugin`` is what a manifest's ``module:Attribute`` entry would name (a class, a factory or
+    an object); the Python runner (:func:`plughost.sdk.child.serve`) serves it in a thread,
+    over two pipes. ``handler(method, params)`` answers the plugin's ``host.*`` requests
+    (default: "not served"). Yields the :class:`~plughost.runtimes.process.connection.Session`
+    after the ``$/hello`` handshake; on exit the session is shut down as the host does it
+    (``$/exit``, input closed) and the runner's thread is joined.
+    """
+    from plughost.runtimes.process.connection import Session
+    from plughost.runtimes.process.output import OutputSink
+    from plughost.sdk._connection import ChildConnection
+    from plughost.sdk.child import serve
+
+    loop = asyncio.get_running_loop()
+    sink = OutputSink(logging.getLogger(f"plughost.plugin.{plugin_id}"))
+    session = Session(plugin_id, handler=handler or _refuse, sink=sink, limits={})
+    to_child_r, to_child_w = os.pipe()
+    to_host_r, to_host_w = os.pipe()
+    token = secrets.token_hex(8)
+
+    def child() -> None:
+        code = 4
+        try:
+            code = serve(ChildConnection(to_child_r, to_host_w), plugin, plugin_id=plugin_id,
+                         token=token)
+        finally:
+            os.close(to_host_w)
+            os.close(to_child_r)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(session.peer_exited, code)
+
+    await session.connect_pipes(to_host_r, to_child_w, token=token)
+    thread = threading.Thread(target=child, name=f"plughost-wire-pair:{plugin_id}", daemon=True)
+    thread.start()
+    try:
+        await session.handshake(timeout)
+        yield session
+    finally:
+        await session.shutdown(timeout)
+        await asyncio.to_thread(thread.join, timeout)

@@ -280,6 +280,8 @@ class PluginService:
             await self._close_storage()
 
     async def _close_storage(self) -> None:
+        if self._repo is not None:
+            await asyncio.to_thread(self._repo.close)  # its owner lease
         if self._database is not None:
             await asyncio.to_thread(self._database.close)
             self._database = None

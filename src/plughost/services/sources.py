@@ -4,6 +4,12 @@ Both sources are copied into the operation's private staging directory while the
 computed and their size capped, so what is verified is exactly what is extracted later (the
 original file may change meanwhile; the staged copy cannot).
 
+A URL is parsed and checked by one function, :func:`parse_package_url`, before anything else
+happens to it — the API calls it when the request arrives, and the download calls it again for
+every redirect target. A URL that cannot be a package URL (unparsable, a port that is not
+1-65535, no host, a host name that is not a valid DNS name, control characters or spaces,
+longer than 2,048 characters) is refused with ``download.url`` naming the problem.
+
 URLs are fetched with httpx, streaming, under a size cap and an overall deadline. Every hop —
 the first request and each redirect — is checked before connecting: the scheme must be
 ``https`` (``http`` only when the operator allows it), and **every** address the host name
@@ -19,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -28,16 +35,20 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from plughost.errors import DownloadError, ExtraNotInstalled, InstallError
-from plughost.security.addresses import IPAddress, is_public_address, unwrap
+from plughost.security.addresses import IPAddress, allowance_opens, is_public_address, unwrap
 from plughost.security.archive import DEFAULT_LIMITS, ArchiveLimits, inflate
+from plughost.security.scopes import split_net_target
 
 __all__ = [
+    "MAX_URL_LENGTH",
     "FetchPolicy",
     "Fetched",
+    "PackageUrl",
     "Progress",
     "fetch",
     "is_public_address",
     "is_url",
+    "parse_package_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +59,9 @@ Progress = Callable[[str, int, int | None], None]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 256 * 1024
+#: Longest package URL accepted (browsers and proxies commonly stop near 2,000 characters).
+MAX_URL_LENGTH = 2048
+_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +74,11 @@ class FetchPolicy:
     :param allow_private: also allow loopback/private/link-local targets (trusted networks,
         tests against a local server). Off by default.
     :param allow_http: also allow plain ``http://`` (tests, trusted networks). Off by default.
-    :param allowed_addresses: individual non-public addresses allowed even when
-        ``allow_private`` is off (an internal mirror at ``10.0.0.5``); redirects elsewhere are
-        still refused.
+    :param allowed_addresses: individual non-public ``ADDRESS[:PORT]`` allowed even when
+        ``allow_private`` is off (an internal mirror at ``10.0.0.5`` or ``10.0.0.5:8443``); an
+        entry without a port allows only the scheme's default port (443, or 80 for http). The
+        port is honoured on the first request and on every redirect hop; redirects elsewhere
+        are refused.
     """
 
     max_size: int
@@ -88,6 +104,87 @@ class Fetched:
 def is_url(source: str | Path) -> bool:
     """True when ``source`` looks like a URL (has a ``scheme://``) rather than a file path."""
     return isinstance(source, str) and "://" in source
+
+
+@dataclass(frozen=True, slots=True)
+class PackageUrl:
+    """A URL that :func:`parse_package_url` accepted."""
+
+    url: str
+    scheme: str
+    """``https`` or ``http``, lower case."""
+    host: str
+    """The host name or address literal (no brackets), as written (case folded by urllib)."""
+    port: int
+    """The port, or the scheme's default."""
+    netloc: str
+    """``host[:port]`` as written, without user info (the ``Host`` header)."""
+
+
+def _bad_url(url: str, problem: str, what_to_do: str = "") -> DownloadError:
+    shown = url if len(url) <= 200 else url[:200] + "..."
+    return DownloadError(
+        f"the package URL {shown!r} is not valid: {problem}. "
+        + (what_to_do or "Give the https:// URL of a package, e.g. "
+                         "https://example.com/plugins/hello-1.0.0.zip"),
+        code="download.url", details={"url": shown, "problem": problem})
+
+
+def _check_host(url: str, host: str) -> None:
+    if not host:
+        raise _bad_url(url, "it names no host")
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return  # an address literal (IPv6 ones come without their brackets)
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise _bad_url(url, f"the host name {host!r} is not a valid international "
+                                "domain name") from None
+    if len(name) > 253:
+        raise _bad_url(url, "the host name is longer than 253 characters")
+    for label in name.split("."):
+        if not _LABEL.match(label):
+            raise _bad_url(url, f"the host name {host!r} has an invalid part {label!r} "
+                                "(letters, digits and hyphens, 1-63 of them, between dots)")
+
+
+def parse_package_url(url: str, *, allow_http: bool = False) -> PackageUrl:
+    """Parse and check a package URL without touching the network (see the module doc).
+
+    :raises DownloadError: ``download.url`` when it cannot be a package URL, naming why;
+        ``download.scheme`` when it is not https (or http with ``allow_http``).
+    """
+    if len(url) > MAX_URL_LENGTH:
+        raise _bad_url(url, f"it is longer than {MAX_URL_LENGTH} characters")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise _bad_url(url, "it contains spaces or control characters",
+                       "Percent-encode them (a space is %20) or check where the URL came from.")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
+        problem = str(exc)
+        if "Port" in problem:
+            problem = "its port is not a number from 1 to 65535"
+        elif "IPv6" in problem:
+            problem = "its [IPv6 address] is malformed"
+        raise _bad_url(url, problem) from None
+    scheme = parts.scheme.lower()
+    if scheme != "https" and not (scheme == "http" and allow_http):
+        raise DownloadError(
+            f"refusing {url}: packages are fetched over https only",
+            code="download.scheme", details={"url": url})
+    if port == 0:
+        raise _bad_url(url, "its port is not a number from 1 to 65535")
+    host = parts.hostname or ""
+    _check_host(url, host)
+    netloc = parts.netloc.rpartition("@")[2]
+    return PackageUrl(url, scheme, host, port or (443 if scheme == "https" else 80), netloc)
 
 
 def _describe(ip: IPAddress) -> str:
@@ -174,15 +271,18 @@ def _resolve_checked(host: str, port: int, policy: FetchPolicy, url: str) -> str
     if not addresses:
         raise DownloadError(f"{host!r} resolves to no address", code="download.failed")
     if not policy.allow_private:
+        scheme = urlsplit(url).scheme
+        allowances = [split_net_target(a) for a in policy.allowed_addresses]
         for text in addresses:
             ip = ipaddress.ip_address(text.split("%", 1)[0])
-            if not is_public_address(ip) and str(ip) not in policy.allowed_addresses \
-                    and str(unwrap(ip)) not in policy.allowed_addresses:
+            if not is_public_address(ip) and not any(
+                    allowance_opens(h, p, ip, port, scheme=scheme) for h, p in allowances):
                 via = f" ({host} resolves to it)" if host != text else ""
                 raise DownloadError(
                     f"refusing to fetch {url}: {text} is a {_describe(ip)} address{via}. "
                     "Packages are fetched only from public addresses; an operator can allow "
-                    "private targets explicitly (allow_private_urls).",
+                    "a private address and port explicitly (allow_private_urls, e.g. "
+                    f"{_bracket(str(unwrap(ip)))}:{port}).",
                     code="download.address", details={"host": host, "address": text})
     return addresses[0]
 
@@ -199,22 +299,24 @@ def _download(url: str, dest: Path, policy: FetchPolicy, progress: Progress | No
     with httpx.Client(timeout=httpx.Timeout(min(policy.timeout, 30.0)),
                       follow_redirects=False, trust_env=False) as client:
         for _hop in range(policy.max_redirects + 1):
-            parts = urlsplit(current)
-            scheme = parts.scheme.lower()
-            if scheme != "https" and not (scheme == "http" and policy.allow_http):
-                raise DownloadError(
-                    f"refusing {current}: packages are fetched over https only"
-                    + (" (the first URL or a redirect named another scheme)" if scheme else ""),
-                    code="download.scheme" if current == url else "download.redirect",
-                    details={"url": current})
-            host = parts.hostname or ""
-            port = parts.port or (443 if scheme == "https" else 80)
+            try:
+                target = parse_package_url(current, allow_http=policy.allow_http)
+            except DownloadError as exc:
+                if current == url:
+                    raise
+                raise DownloadError(f"{url} redirected to a URL that is refused: {exc.message}",
+                                    code="download.redirect",
+                                    details={"url": url, "redirect": current[:200]}) from None
+            scheme, host, port = target.scheme, target.host, target.port
             address = _resolve_checked(host, port, policy, current)
-            pinned = httpx.URL(current).copy_with(host=address)
+            try:
+                pinned = httpx.URL(current).copy_with(host=address)
+            except (httpx.InvalidURL, ValueError) as exc:
+                raise _bad_url(current, str(exc)) from None
             # A package is a zip: ask for it as it is. A server that compresses it anyway is
             # decoded by the archive module's bounded inflater, never by httpx (which would
             # inflate each network chunk whole: a gzip bomb of a few KiB -> hundreds of MiB).
-            headers = {"Host": parts.netloc.rpartition("@")[2], "User-Agent": "plughost",
+            headers = {"Host": target.netloc, "User-Agent": "plughost",
                        "Accept-Encoding": "identity"}
             extensions: dict[str, Any] = {"sni_hostname": host} if scheme == "https" else {}
             request = client.build_request("GET", pinned, headers=headers,
@@ -233,7 +335,12 @@ def _download(url: str, dest: Path, policy: FetchPolicy, progress: Progress | No
                     if not location:
                         raise DownloadError(f"{current} redirected without a Location",
                                             code="download.redirect")
-                    current = str(httpx.URL(current).join(location))
+                    try:
+                        current = str(httpx.URL(current).join(location))
+                    except (httpx.InvalidURL, ValueError, UnicodeError):
+                        raise DownloadError(
+                            f"{current} redirected to {location[:200]!r}, which is not a URL",
+                            code="download.redirect") from None
                     continue
                 if response.status_code != 200:
                     raise DownloadError(
@@ -260,6 +367,10 @@ def _download(url: str, dest: Path, policy: FetchPolicy, progress: Progress | No
                 response.close()
     raise DownloadError(f"{url} redirected more than {policy.max_redirects} times",
                         code="download.redirect")
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 class _ChunkReader:

@@ -12,7 +12,14 @@ Supported URLs:
     A pool of 5 (+10 overflow) connections, checked with a ping before use and recycled every
     30 minutes (MySQL closes idle connections after ``wait_timeout``). ``postgres://``,
     ``postgresql://``, ``mysql://`` and ``mariadb://`` are rewritten to those drivers, and MySQL
-    URLs get ``charset=utf8mb4`` unless they name a charset.
+    URLs get ``charset=utf8mb4`` unless they name a charset. Connecting gives up after 10 s.
+
+**Outages.** When the server cannot be reached — a refused or failed connection, or one that
+drops mid-statement — every database call raises
+:class:`~plughost.errors.DatabaseUnavailable` (``storage.database_unavailable``; the HTTP API
+answers 503 with ``Retry-After``) instead of the driver's own error. Nothing has to be
+reopened afterwards: broken connections are discarded, the pool checks each connection before
+use, and the first call after the server returns simply works.
 """
 
 from __future__ import annotations
@@ -97,6 +104,30 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _on_error(context: Any) -> None:
+    """``handle_error`` hook: a lost or refused connection becomes DatabaseUnavailable.
+
+    Connection-level failures are the ones the dialect calls a disconnect, and any failure
+    while connecting (``context.connection`` is ``None`` then). The pool's own pre-ping is
+    left alone: it handles a dead connection by reconnecting, and reports through here only
+    if reconnecting fails too.
+    """
+    if context.is_pre_ping:
+        return
+    if not (context.is_disconnect or context.connection is None):
+        return
+    error = context.original_exception
+    engine = context.engine
+    where = engine.url.render_as_string(hide_password=True) if engine is not None else "?"
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    raise DatabaseUnavailable(
+        f"cannot reach the database {where} ({type(error).__name__}: {first_line}); "
+        "nothing was changed. Retry when it is back; check that the server runs and accepts "
+        "connections.",
+        details={"database": where, "error": type(error).__name__},
+    ) from context.sqlalchemy_exception or error
+
+
 def _sqlite_on_begin(conn: Any) -> None:
     write = conn.get_execution_options().get(_WRITE_OPTION, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -125,12 +156,15 @@ def create_engine_from_url(url: str, *, echo: bool = False) -> Engine:
     else:
         kwargs.update(pool_size=5, max_overflow=10, pool_pre_ping=True, pool_recycle=1800,
                       pool_timeout=30)
+        if "connect_timeout" not in parsed.query:  # the URL's own setting wins
+            kwargs["connect_args"] = {"connect_timeout": 10}
     try:
         engine: Engine = sa.create_engine(parsed, **kwargs)
     except ImportError as exc:
         module = (getattr(exc, "name", None) or str(exc)).split(".")[0]
         extra = _DRIVER_EXTRAS.get(module, "db")
         raise ExtraNotInstalled(f"The {backend} database backend", extra, module) from exc
+    sa.event.listen(engine, "handle_error", _on_error)
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         sa.event.listen(engine, "begin", _sqlite_on_begin)

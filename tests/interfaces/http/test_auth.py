@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import pytest
 
 from plughost.interfaces.http import ApiOptions
-from plughost.interfaces.http.app import _facade_has_access_methods
 from plughost.settings import HostSettings
 from tests.interfaces.http.conftest import Api, MakePackage, open_api
 
@@ -38,21 +39,19 @@ ROUTES = [
     ("GET", "/api/v1/tokens", "admin"),
     ("POST", "/api/v1/tokens", "admin"),
     ("DELETE", "/api/v1/tokens/nobody", "admin"),
+    # config and permissions
+    ("GET", "/api/v1/plugins/p/config", "viewer"),
+    ("GET", "/api/v1/plugins/p/config/history", "viewer"),
+    ("GET", "/api/v1/plugins/p/permissions", "viewer"),
+    ("GET", "/api/v1/permissions/requests", "viewer"),
+    ("GET", "/api/v1/security/audit", "viewer"),
+    ("PUT", "/api/v1/plugins/p/config", "operator"),
+    ("POST", "/api/v1/plugins/p/config/reset", "operator"),
+    ("POST", "/api/v1/plugins/p/config/restore", "operator"),
+    ("POST", "/api/v1/plugins/nobody/permissions/grant", "admin"),
+    ("POST", "/api/v1/plugins/nobody/permissions/revoke", "admin"),
+    ("POST", "/api/v1/permissions/requests/1/approve", "admin"),
 ]
-if _facade_has_access_methods(None):  # config and permission routes, once the facade has them
-    ROUTES += [
-        ("GET", "/api/v1/plugins/p/config", "viewer"),
-        ("GET", "/api/v1/plugins/p/config/history", "viewer"),
-        ("GET", "/api/v1/plugins/p/permissions", "viewer"),
-        ("GET", "/api/v1/permissions/requests", "viewer"),
-        ("GET", "/api/v1/security/audit", "viewer"),
-        ("PUT", "/api/v1/plugins/p/config", "operator"),
-        ("POST", "/api/v1/plugins/p/config/reset", "operator"),
-        ("POST", "/api/v1/plugins/p/config/restore", "operator"),
-        ("POST", "/api/v1/plugins/nobody/permissions/grant", "admin"),
-        ("POST", "/api/v1/plugins/nobody/permissions/revoke", "admin"),
-        ("POST", "/api/v1/permissions/requests/1/approve", "admin"),
-    ]
 ROLES = ["viewer", "operator", "admin"]
 
 
@@ -161,3 +160,84 @@ async def test_event_stream_needs_a_token_once_tokens_exist(secured: Api) -> Non
     r = await secured.client.get("/api/v1/events?max_events=1",
                                  headers={"Authorization": "Bearer ph_bad"})
     assert (r.status_code, r.json()["error"]["code"]) == (401, "auth.invalid")
+
+
+async def test_an_open_event_stream_ends_when_its_token_is_revoked(settings: HostSettings) -> None:
+    async for api in open_api(settings, ApiOptions(heartbeat=0.1)):
+        headers = api.auth("viewer")
+        api.auth("admin")  # another token stays, so the server keeps requiring tokens
+        broker = api.app.state.api.broker
+        reader = asyncio.create_task(api.client.get("/api/v1/events", headers=headers))
+        for _ in range(200):  # wait until the stream is subscribed
+            if broker.subscribers:
+                break
+            await asyncio.sleep(0.01)
+        broker.publish("plugin", {"plugin_id": "p", "topic": "before"})
+        await asyncio.sleep(0.2)
+        api.app.state.api.authority.revoke("test-viewer")
+        broker.publish("plugin", {"plugin_id": "p", "topic": "after"})
+        response = await asyncio.wait_for(reader, 10)  # on its own: the stream ended
+        assert response.status_code == 200
+        assert '"topic": "before"' in response.text
+        assert '"topic": "after"' not in response.text
+        assert response.text.rstrip().splitlines()[-2:][0] == "event: closed"
+        assert "revoked" in response.text
+        assert broker.subscribers == 0
+
+
+def _every_api_operation(app: object) -> list[tuple[str, str]]:
+    """(method, path) of every operation the app documents, path parameters filled in."""
+    out = []
+    for path, item in app.openapi()["paths"].items():  # type: ignore[attr-defined]
+        if path.startswith("/api/"):
+            filled = re.sub(r"\{[^}]+\}", "p", path)
+            out.extend((method.upper(), filled) for method in item)
+    return out
+
+
+async def test_authentication_comes_before_reading_the_body_on_every_route(
+    secured: Api,
+) -> None:
+    # Whatever is wrong with the body or the query, a caller without a valid token learns
+    # only that: 401 first, on every route the app serves.
+    operations = _every_api_operation(secured.app)
+    assert len(operations) >= 35
+    bad_inputs = [
+        {"content": b"{", "headers": {"Content-Type": "application/json"}},
+        {"content": b"[" * 5000 + b"]" * 5000, "headers": {"Content-Type": "application/json"}},
+        {"content": b"--x\r\nbroken", "headers": {"Content-Type": "multipart/form-data; "
+                                                                 "boundary=x"}},
+        {"params": {"limit": "-5", "async": "maybe", "cascade": "perhaps"}},
+    ]
+    for method, path in operations:
+        for bad in bad_inputs:
+            extra = dict(bad)
+            for header in (None, "Bearer ph_not-a-real-token"):
+                headers = dict(extra.get("headers", {}))  # type: ignore[arg-type]
+                if header:
+                    headers["Authorization"] = header
+                r = await secured.client.request(
+                    method, path, params=extra.get("params"),  # type: ignore[arg-type]
+                    content=extra.get("content"), headers=headers)  # type: ignore[arg-type]
+                assert r.status_code == 401, (method, path, bad, r.status_code, r.text[:200])
+                assert r.json()["error"]["code"] in ("auth.required", "auth.invalid")
+
+
+async def test_a_weak_role_is_refused_before_the_body_is_read(secured: Api) -> None:
+    r = await secured.client.post("/api/v1/tokens", content=b"{",
+                                  headers={**secured.auth("viewer"),
+                                           "Content-Type": "application/json"})
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "auth.forbidden")
+
+
+def test_every_api_route_authenticates_through_the_route_class() -> None:
+    from plughost.interfaces.http._routes_access import router as access
+    from plughost.interfaces.http._routes_plugins import router as plugins
+    from plughost.interfaces.http._routes_system import router as system
+    from plughost.interfaces.http._routing import ApiRoute, _required_role
+
+    routes = [*access.routes, *plugins.routes, *system.routes]
+    assert len(routes) >= 35
+    for route in routes:
+        assert isinstance(route, ApiRoute), route
+        assert _required_role(route.dependant) in ROLES, route.path

@@ -6,15 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from plughost import PluginHost
 
 from .conftest import PLUGINS
-
-pytest.importorskip(
-    "plughost.core.communications", reason="the communications layer has not landed yet"
-)
 
 
 class AllowAll:

@@ -12,6 +12,7 @@ import pytest
 from plughost import PluginHost, State
 from plughost.errors import PermissionDenied, PluginCrashed, PluginUnavailable
 from plughost.runtimes.process.runtime import ProcessRuntime
+from tests._tools import require_tool
 
 from .conftest import PLUGINS, eventually, fast_options
 
@@ -53,8 +54,8 @@ class Services:
 @pytest.fixture
 def plugins_dir(tmp_path: Path) -> Path:
     shutil.copytree(PLUGINS / "pyecho", tmp_path / "pyecho")
-    if shutil.which("node"):
-        shutil.copytree(NODE_EXAMPLE, tmp_path / "node-greeter")
+    require_tool("node", "the host drives the Node.js example beside the Python one")
+    shutil.copytree(NODE_EXAMPLE, tmp_path / "node-greeter")
     return tmp_path
 
 
@@ -70,9 +71,8 @@ async def test_process_manifest_just_works_through_the_host(plugins_dir: Path) -
         assert services.bus.events == [("allowed.topic", None, "pyecho")]
         with pytest.raises(PermissionDenied, match=r"events:emit:denied\.topic is not granted"):
             await host.call("pyecho", "emit", topic="denied.topic")
-        if shutil.which("node"):
-            greeted = await host.call("node-greeter", "greet", name="Ada")
-            assert greeted["text"] == "Hello, Ada!" and greeted["emitted"] == 1
+        greeted = await host.call("node-greeter", "greet", name="Ada")
+        assert greeted["text"] == "Hello, Ada!" and greeted["emitted"] == 1
         pid = host.get("pyecho").instance.pid
     assert pid is not None
     with pytest.raises(ProcessLookupError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,17 @@ import pytest
 from plughost.core.manifest import load_manifest
 from plughost.errors import PluginTimeout
 from plughost.runtimes.process.runtime import ProcessRuntime
+from tests._tools import require_tool
 
 from .conftest import Context
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "node-greeter"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None, reason="node is not installed: the Node example cannot run"
-)
+
+
+@pytest.fixture(autouse=True)
+def _node() -> None:
+    require_tool("node", "the Node example plugin runs on it")
 
 
 async def start(runtime: ProcessRuntime):

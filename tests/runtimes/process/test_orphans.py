@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from plughost.runtimes.process.protocol import ENV_PLUGIN_ID, ENV_TOKEN
+from plughost.core.wire import ENV_PLUGIN_ID, ENV_TOKEN
 
 from .conftest import PLUGINS, kill_quietly, pid_alive
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from plughost.core.bus import Event, EventBus
 from plughost.errors import (
     PermissionDenied,
     PluginActivationError,
@@ -20,12 +21,22 @@ from plughost.errors import (
     PluginUnavailable,
     ProtocolError,
 )
+from plughost.observability.health import RestartPolicy
 from plughost.runtimes.base import PluginInstance
 from plughost.runtimes.process.runtime import ProcessInstance, ProcessRuntime
 
-from .conftest import PLUGINS, Context, eventually, make_manifest, pid_alive
+from .conftest import PLUGINS, Context, eventually, fast_options, make_manifest, pid_alive
 
 PYECHO = PLUGINS / "pyecho"
+
+
+def make_event(topic: str, payload: Any) -> Event:
+    """An event as the host's bus makes it."""
+    bus = EventBus()
+    got: list[Event] = []
+    bus.subscribe(topic, got.append)
+    bus.emit(topic, payload, source="shop")
+    return got[0]
 
 
 async def start_echo(runtime: ProcessRuntime, **limits: Any) -> ProcessInstance:
@@ -57,23 +68,14 @@ async def test_python_plugin_runs_out_of_process_and_reports_its_exports(runtime
 
 async def test_events_delivered_as_notifications_reach_the_plugin(runtime) -> None:
     inst = await start_echo(runtime)
-    await inst.notify_event("remember", {"user": "ada"})
-    await inst.notify_event("remember", {"user": "bob"})
+    await inst.deliver_event("remember", make_event("user.created", {"user": "ada"}))
+    await inst.deliver_event("remember", make_event("user.created", {"user": "bob"}))
     assert await inst.call("seen_users") == ["ada", "bob"]
 
 
-async def test_event_dicts_from_the_bus_arrive_as_event_objects(runtime) -> None:
+async def test_events_arrive_as_event_objects_with_topic_and_payload(runtime) -> None:
     inst = await start_echo(runtime)
-    event = {
-        "id": "e1",
-        "type": "event",
-        "source": "shop",
-        "topic": "order.created",
-        "payload": {"id": 42},
-        "time": 0.0,
-        "reply_to": None,
-    }
-    assert await inst.call("on_order", {"event": event}) is None
+    await inst.deliver_event("on_order", make_event("order.created", {"id": 42}))
     assert await inst.call("seen_users") == ["order.created:42"]
 
 
@@ -152,6 +154,34 @@ async def test_hung_child_gets_sigterm_then_sigkill_and_is_restarted(runtime) ->
     await eventually(lambda: any(e.startswith("restarted") for e in events))
     assert "did not answer plugin.call" in events[0]
     assert inst.pid not in (None, pid)
+
+
+async def test_a_call_made_while_a_hung_plugin_is_being_killed_waits_for_the_restart(
+    caplog,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="plughost.runtimes.process.connection")
+    # a term grace long enough that the call below is surely made while the process is dying
+    runtime = ProcessRuntime(
+        options=fast_options(term_grace=2.0),
+        policy=RestartPolicy(initial_delay=0.05, max_delay=0.2, jitter=0.1),
+    )
+    try:
+        await _call_during_the_kill(runtime, caplog)
+    finally:
+        await runtime.aclose()
+
+
+async def _call_during_the_kill(runtime: ProcessRuntime, caplog: Any) -> None:
+    inst = await start_echo(runtime)
+    await inst.call("ignore_term")  # SIGTERM is ignored: the kill takes the whole term grace
+    pid = inst.pid
+    assert pid is not None
+    with pytest.raises(PluginTimeout):
+        await inst.call("sleep", {"seconds": 30}, timeout=0.1)  # blocks: cannot answer cancel
+    await eventually(lambda: "terminated" in caplog.text)  # found hung; SIGTERM sent
+    assert pid_alive(pid)  # still dying: SIGKILL comes after the term grace
+    result = await inst.call("say", {"text": "after"}, timeout=10)
+    assert result["text"] == "after" and result["pid"] not in (None, pid)
 
 
 async def test_crash_mid_call_fails_every_in_flight_call_quickly(runtime) -> None:

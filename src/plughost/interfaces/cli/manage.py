@@ -346,6 +346,8 @@ def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
             console.print(f"{plugin_id}: {_state(one['state'])}")
             if one.get("error"):
                 console.print(f"  [red]{one['error']['code']}[/]: {one['error']['message']}")
+            if (one.get("stats") or {}).get("confinement"):
+                console.print(f"  confinement: {one['stats']['confinement']}")
         if one["state"] == "failed":
             raise typer.Exit(1)
         return

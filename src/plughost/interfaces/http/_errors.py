@@ -3,7 +3,9 @@
 Statuses come from the error's stable ``code`` (exact match, then its prefix before the first
 dot), so new error classes in lower layers get a sensible status without this table knowing
 their classes. Bad input is always a 4xx: only an unexpected exception (a bug) is a 500, and
-even then the body has the same envelope and no traceback.
+even then the body has the same envelope and no traceback. A dependency outage (the database
+or the object store cannot be reached) is a 503 with ``Retry-After``: the same request can
+succeed once it is back, without restarting anything.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plughost.errors import PlughostError
 
-__all__ = ["error_body", "install_error_handlers", "status_for"]
+__all__ = ["RETRY_AFTER_SECONDS", "error_body", "install_error_handlers", "status_for"]
 
 log = logging.getLogger(__name__)
+
+#: ``Retry-After`` of a 503 (a dependency outage, the service starting or stopping).
+RETRY_AFTER_SECONDS = 5
 
 #: Exact codes whose status differs from their prefix's.
 _EXACT: dict[str, int] = {
@@ -127,7 +132,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def plughost_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, PlughostError)
         status = status_for(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers: dict[str, str] | None = None
+        if status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif status == 503:
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            log.warning("%s %s: %s", request.method, request.url.path, exc.message)
         return JSONResponse(_plughost_body(exc), status_code=status, headers=headers)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,9 +1,12 @@
 """One pure-ASGI middleware for every request: request id, body size limit, access log.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so streamed uploads stay streamed and the hot path costs
-a few attribute lookups. The size limit is enforced twice: a declared ``Content-Length`` over the
-limit is refused before the body is read, and a body that turns out larger while streaming is
-cut off at the limit (the route sees :class:`~plughost.errors.RequestTooLarge`, answered 413).
+a few attribute lookups. The size limit is enforced twice, both times with a 413
+``request.too_large``: a declared ``Content-Length`` over the limit is refused before the body
+is read, and a body that turns out larger while streaming (chunked, or lying about its length)
+is cut off at the limit — the 413 is sent from here at once, and the route, which sees
+:class:`~plughost.errors.RequestTooLarge` from its next read, is abandoned (whatever parser was
+reading the body cannot turn the overflow into a 400 or a 500).
 """
 
 from __future__ import annotations
@@ -66,12 +69,24 @@ class ApiMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status_holder = [500]
         rid_header = (b"x-request-id", request_id.encode("latin-1"))
+        started = False
+        refused = False  # a streamed body overflowed: the 413 is sent, the app is ignored
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
+                started = True
                 status_holder[0] = message["status"]
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
+
+        async def refuse() -> None:
+            nonlocal refused
+            if not started:
+                await _too_large(send_wrapper, limit, None)
+                refused = True
 
         limit = self.limit_for(method, path)
         correlation = correlation_id.set(request_id)  # plugin logs of this request carry it
@@ -79,7 +94,11 @@ class ApiMiddleware:
             if length is not None and length > limit:
                 await _too_large(send_wrapper, limit, length)
             else:
-                await self.app(scope, _limited(receive, limit), send_wrapper)
+                await self.app(scope, _limited(receive, limit, refuse), send_wrapper)
+        except Exception:
+            if not refused:
+                raise
+            # the app failed on the body it could not finish reading: already answered 413
         finally:
             correlation_id.reset(correlation)
             if self.on_write is not None and method not in ("GET", "HEAD", "OPTIONS"):
@@ -97,7 +116,8 @@ class ApiMiddleware:
                 }))
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
+def _limited(receive: Receive, limit: int,
+             on_overflow: Callable[[], Awaitable[None]]) -> Receive:
     seen = 0
 
     async def limited_receive() -> Message:
@@ -106,6 +126,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
+                await on_overflow()
                 raise RequestTooLarge(
                     f"the request body is larger than {limit} bytes, the limit for this route "
                     "(packages: the max_plugin_size setting); send a smaller package or raise "
@@ -115,13 +136,17 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return limited_receive
 
 
-async def _too_large(send: Send, limit: int, length: int) -> None:
+async def _too_large(send: Send, limit: int, length: int | None) -> None:
+    size = f" ({length} bytes)" if length is not None else ""
+    details: dict[str, Any] = {"limit": limit}
+    if length is not None:
+        details["content_length"] = length
     body = json.dumps(error_body(
         "request.too_large",
-        f"the request body ({length} bytes) is larger than {limit} bytes, the limit for this "
+        f"the request body{size} is larger than {limit} bytes, the limit for this "
         "route (packages: the max_plugin_size setting); send a smaller package or raise the "
         "limit",
-        {"limit": limit, "content_length": length},
+        details,
     )).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi import Path as PathParam
 
 from plughost.errors import OperationRefused, RequestInvalid
+from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
     ConfigChangeIn,
     ConfigHistoryEntry,
@@ -29,7 +30,7 @@ from plughost.security.audit import SEVERITIES
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(route_class=ApiRoute)
 
 PluginId = Annotated[str, PathParam(description="The plugin id.", min_length=1, max_length=64)]
 

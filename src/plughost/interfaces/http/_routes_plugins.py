@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plughost.core.manifest import manifest_from_dict
 from plughost.errors import ManifestError, RequestInvalid
+from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
     ArcadeStatus,
     HealthCheckOut,
@@ -40,18 +41,18 @@ from plughost.interfaces.http._schemas import (
 )
 from plughost.interfaces.http._state import ApiState, api_state, requires
 from plughost.interfaces.http._uploads import (
-    new_upload_dir,
     normalise_upload,
     safe_filename,
     save_upload,
 )
 from plughost.interfaces.tokens import Principal
+from plughost.services.sources import parse_package_url
 
 __all__ = ["plugin_dict", "router"]
 
 log = logging.getLogger("plughost.server")
 
-router = APIRouter(prefix="/plugins", tags=["plugins"])
+router = APIRouter(prefix="/plugins", tags=["plugins"], route_class=ApiRoute)
 
 PluginId = Annotated[str, PathParam(description="The plugin id.", min_length=1, max_length=64)]
 AsyncFlag = Annotated[bool, Query(alias="async", description=(
@@ -421,6 +422,9 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
         if manifest is not None:
             raise RequestInvalid("a manifest part is only accepted with source=local",
                                  details={"field": "manifest"})
+        # refuse a malformed URL now, not from a background operation (http:// is judged by
+        # the fetch policy when the download starts)
+        parse_package_url(url, allow_http=True)
         return _PackageRequest("url", url, sha256, enable, activate_, None)
     if source != "local":
         raise RequestInvalid(f"unknown source {source!r}; use local, url or market",
@@ -428,7 +432,7 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     if not isinstance(file, UploadFile):
         raise RequestInvalid("source=local needs the package as the file part 'file' "
                              "(curl -F file=@plugin.zip)", details={"field": "file"})
-    workdir = await asyncio.to_thread(new_upload_dir, api.settings.staging_dir)
+    workdir = await asyncio.to_thread(api.service.installer.new_workdir)  # owned by us
     try:
         (workdir / "upload").mkdir()
         dest = workdir / "upload" / safe_filename(file.filename)

@@ -11,8 +11,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from plughost.errors import RecordNotFound
+from plughost.errors import PlughostError, RecordNotFound
+from plughost.interfaces.http._errors import RETRY_AFTER_SECONDS
 from plughost.interfaces.http._operations import operation_dict
+from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
     AuditPage,
     CommandIn,
@@ -29,8 +31,8 @@ from plughost.interfaces.tokens import Principal
 
 __all__ = ["probes", "router"]
 
-router = APIRouter()
-probes = APIRouter(tags=["health"])
+router = APIRouter(route_class=ApiRoute)
+probes = APIRouter(tags=["health"], route_class=ApiRoute)
 
 EVENT_KINDS = ("lifecycle", "operation", "plugin")
 
@@ -51,11 +53,14 @@ async def healthz() -> dict[str, str]:
 @probes.get("/readyz", summary="Readiness", response_model=ReadyOut,
             responses={503: {"model": ReadyOut, "description": "Not ready yet / stopping."}})
 async def readyz(request: Request) -> Any:
-    """Ready once migrations ran and the enabled plugins were loaded; 503 before that and
+    """Ready once migrations ran and the enabled plugins were loaded, while the database
+    answers; 503 (with ``Retry-After``) before that, while the database is unreachable, and
     while shutting down."""
     api = api_state(request)
-    if not api.ready:
-        return JSONResponse({"ready": False, "reason": api.not_ready_reason}, status_code=503)
+    reason = api.not_ready_reason if not api.ready else await api.storage_problem()
+    if reason:
+        return JSONResponse({"ready": False, "reason": reason}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     states = api.service.plugin_states()
     return {
         "ready": True, "reason": "", "plugins": sum(states.values()),
@@ -117,7 +122,9 @@ async def events(
     _: Principal = requires("viewer"),
 ) -> StreamingResponse:
     """Lifecycle changes, operation progress and the plugins' own events as they happen.
-    Each SSE message has ``event:`` (the kind), ``id:`` and JSON ``data:``."""
+    Each SSE message has ``event:`` (the kind), ``id:`` and JSON ``data:``. The token is checked
+    again before every event and every few seconds: once it is revoked or expires, a final
+    ``closed`` event (with the reason) ends the stream."""
     wanted: frozenset[str] | None = None
     if kinds:
         wanted = frozenset(k.strip() for k in kinds.split(",") if k.strip())
@@ -128,8 +135,20 @@ async def events(
             raise RequestInvalid(f"unknown event kind(s) {', '.join(unknown)}; use "
                                  + ", ".join(EVENT_KINDS), details={"kinds": unknown})
     api = api_state(request)
+
+    def allowed() -> str | None:
+        # The token is checked again while the stream is open: revoking it ends the stream.
+        try:
+            api.authenticate(request, "viewer")
+        except PlughostError as exc:
+            return exc.message
+        except Exception:  # cannot tell (storage down): stop delivering rather than guess
+            return "the API token could not be verified; reconnect"
+        return None
+
     stream = api.broker.stream(kinds=wanted, plugin_id=plugin_id,
-                               heartbeat=api.options.heartbeat, max_events=max_events)
+                               heartbeat=api.options.heartbeat, max_events=max_events,
+                               allowed=allowed)
     return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -12,7 +12,12 @@ from typing import Any
 from fastapi import Depends, Request
 
 from plughost.core.bus import Event
-from plughost.errors import AccessDenied, AuthenticationRequired, OperationRefused
+from plughost.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    OperationRefused,
+    PlughostError,
+)
 from plughost.interfaces.http._cache import ReadCache
 from plughost.interfaces.http._events import EventBroker
 from plughost.interfaces.http._operations import OperationRunner
@@ -22,11 +27,16 @@ from plughost.observability.settings import ObservabilitySettings
 from plughost.services.manager import PluginService
 from plughost.settings import HostSettings
 
-__all__ = ["ApiOptions", "ApiState", "api_state", "requires"]
+__all__ = ["ROLE_ATTRIBUTE", "ApiOptions", "ApiState", "api_state", "authenticate_request",
+           "requires"]
 
 log = logging.getLogger("plughost.server")
 
 _ANONYMOUS = Principal("anonymous", "admin", anonymous=True)
+
+#: Attribute of a :func:`requires` dependency naming the role its route needs (the route
+#: class reads it to authenticate before the body is read).
+ROLE_ATTRIBUTE = "plughost_role"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +87,7 @@ class ApiState:
         self.not_ready_reason = "starting: opening storage and loading plugins"
         self._undo: list[Callable[[], None]] = []
         self._started = False
+        self._probe: asyncio.Future[str] | None = None
 
     @property
     def authority(self) -> TokenAuthority:
@@ -146,6 +157,26 @@ class ApiState:
                 log.error("plugins did not stop within %.0f s of the shutdown; exiting anyway "
                           "(their deactivate did not finish)", self.options.shutdown_timeout)
 
+    async def storage_problem(self, timeout: float = 5.0) -> str:
+        """Why the database cannot serve requests right now ("" when it can): a ``SELECT 1``
+        through the pool, bounded by ``timeout``. Concurrent callers share one probe."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._ping_database())
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._probe), timeout)
+        except TimeoutError:
+            return f"the database did not answer within {timeout:g} s"
+
+    async def _ping_database(self) -> str:
+        database = getattr(self.service.repository, "database", None)
+        if database is None:
+            return ""
+        try:
+            await asyncio.to_thread(database.ping)
+        except PlughostError as exc:
+            return exc.message
+        return ""
+
     # -- auth ----------------------------------------------------------------------------
 
     def authenticate(self, request: Request, required: str) -> Principal:
@@ -200,12 +231,25 @@ def api_state(request: Request) -> ApiState:
     return state
 
 
+def authenticate_request(request: Request, role: str) -> Principal:
+    """The caller of ``request``, checked to have ``role``; verified once per request (the
+    route class does it before the body is read, the dependency then finds it)."""
+    state = request.state
+    principal: Principal | None = getattr(state, "principal", None)
+    if principal is None or getattr(state, "principal_role", None) != role:
+        principal = api_state(request).authenticate(request, role)
+        state.principal = principal
+        state.principal_role = role
+    return principal
+
+
 def requires(role: str) -> Any:
     """A dependency returning the caller's :class:`Principal`, who must have ``role``."""
 
     async def dependency(request: Request) -> Principal:
         # async so it runs on the loop: verifying is a cached lookup, not worth a thread hop
-        return api_state(request).authenticate(request, role)
+        return authenticate_request(request, role)
 
     dependency.__name__ = f"requires_{role}"
+    setattr(dependency, ROLE_ATTRIBUTE, role)
     return Depends(dependency)

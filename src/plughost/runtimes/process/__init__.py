@@ -1,14 +1,16 @@
 """Subprocess plugins in any language: framing, handshake, JSON-RPC session, supervision.
 
-See ``docs/protocol.md`` for the wire protocol a plugin implements.
+See ``docs/protocol.md`` for the wire protocol a plugin implements; :mod:`plughost.core.wire`
+implements it for both ends (this package is the host's end, :mod:`plughost.sdk.child` the
+Python plugin's).
 
-The names below load lazily: the Python child runner imports ``framing`` and ``protocol`` from
-this package and must not pay for asyncio and the host-side runtime it never uses.
+The names below load lazily: importing a submodule (``launch``, ``protocol``) does not pay for
+asyncio and the supervised runtime.
 """
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # not typing's: the lean child runner imports this package
+TYPE_CHECKING = False  # not typing's: keeps importing a submodule cheap
 if TYPE_CHECKING:
     from typing import Any
 

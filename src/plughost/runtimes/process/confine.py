@@ -39,7 +39,8 @@ import shutil
 import struct
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ __all__ = [
     "DEFAULT_PROCESSES",
     "Jail",
     "Plan",
+    "confine_self",
     "granted_access",
     "kernel_support",
     "plan_for",
@@ -135,6 +137,79 @@ def _handled_fs(abi: int) -> int:
     if abi >= 5:
         rights |= _FS_IOCTL_DEV
     return rights
+
+
+def _ruleset(abi: int, rules: Iterable[tuple[str, int]]) -> int:
+    """A Landlock ruleset fd handling every right of ``abi``, allowing ``rules``."""
+    libc = _libc()
+    handled = _handled_fs(abi)
+    scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+    attr = ctypes.create_string_buffer(struct.pack("=QQQ", handled, 0, scoped)[:size], size)
+    fd = int(libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, attr, ctypes.c_size_t(size), 0))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+    try:
+        for path, rights in rules:
+            _add_rule(fd, path, rights & handled)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _add_rule(ruleset: int, path: str, rights: int) -> None:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # a directory that does not exist grants nothing
+    try:
+        if not os.path.isdir(path):
+            rights &= _FILE_RIGHTS
+        attr = ctypes.create_string_buffer(struct.pack("=Qi", rights, fd), 12)
+        if _libc().syscall(
+            _SYS_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH, attr, 0
+        ) < 0:
+            raise OSError(ctypes.get_errno(), f"landlock_add_rule({path})")
+    finally:
+        os.close(fd)
+
+
+def _restrict(ruleset: int, seccomp: Any) -> None:
+    """Confine the calling thread (and what it starts later): Landlock, then seccomp."""
+    libc = _libc()
+    if ruleset >= 0:
+        with contextlib.suppress(OSError):
+            _add_rule(ruleset, "/proc/self", READ)  # /proc/<this process's pid>
+    if ruleset >= 0 or seccomp is not None:
+        libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if ruleset >= 0 and libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    if seccomp is not None and libc.prctl(
+        _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(seccomp[0]), 0, 0
+    ):
+        raise OSError(ctypes.get_errno(), "seccomp")
+
+
+def confine_self(spec: Mapping[str, Any]) -> None:
+    """Apply a :meth:`Jail.spec` to this process, which must have a single thread: how a warm
+    spare, started before its plugin was known, confines itself before importing the plugin.
+    Raises :class:`OSError` (the runner then refuses the assignment) if it cannot."""
+    with open("/proc/self/status", "rb") as f:
+        threads = next(int(line.split()[1]) for line in f if line.startswith(b"Threads:"))
+    if threads != 1:
+        raise OSError(errno.EBUSY, f"cannot confine a process with {threads} threads")
+    if spec.get("tmpdir"):
+        os.environ["TMPDIR"] = str(spec["tmpdir"])
+        tempfile.tempdir = None
+    ruleset = -1
+    if spec.get("landlock_abi"):
+        ruleset = _ruleset(int(spec["landlock_abi"]), [(p, int(r)) for p, r in spec["rules"]])
+    try:
+        _restrict(ruleset, None if spec.get("spawn", True) else _no_spawn_filter())
+    finally:
+        if ruleset >= 0:
+            os.close(ruleset)
 
 
 # ------------------------------------------------------------------------------------- seccomp
@@ -269,6 +344,80 @@ def _pids_cgroup() -> tuple[Path | None, str | None]:
     return None, "cannot create a pids cgroup (" + "; ".join(errors) + ")"
 
 
+def _kill_cgroup(path: Path, deadline: float) -> list[int]:
+    """SIGKILL everything in ``path`` until it is empty, then remove it; what is left, if any.
+
+    A process with a pending SIGKILL cannot fork, and ``pids.max`` bounds the rest: this ends.
+    """
+    while True:
+        try:
+            pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError):
+            pids = []
+        if not pids:
+            try:
+                path.rmdir()
+                return []
+            except FileNotFoundError:
+                return []
+            except OSError:
+                pass
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+        if time.monotonic() > deadline:
+            return pids
+        time.sleep(0.005)
+
+
+def sweep(root: Path, host_pid: int | None = None) -> None:
+    """Kill and remove the cgroups that hosts left behind: those of ``host_pid``, or (``None``)
+    those of every host process that no longer exists."""
+    deadline = time.monotonic() + 5.0
+    for path in root.glob("*.*.*"):
+        try:
+            owner = int(path.name.rsplit(".", 2)[1])
+        except ValueError:
+            continue
+        if owner == host_pid or (host_pid is None and not os.path.exists(f"/proc/{owner}")):
+            left = _kill_cgroup(path, deadline)
+            if left:
+                logger.warning("cannot empty %s: processes %s remain", path, left)
+
+
+_WATCHDOG: Any = None
+_WATCHDOG_CODE = (
+    "import sys\n"
+    "sys.stdin.buffer.read()\n"  # returns when the host is gone, however it ended
+    "from pathlib import Path\n"
+    "from plughost.runtimes.process.confine import sweep\n"
+    "sweep(Path(sys.argv[1]), int(sys.argv[2]))\n"
+)
+
+
+def _start_watchdog(root: Path) -> None:
+    """A process that outlives this host (own session, no parent-death signal) and, when the
+    host is gone, kills what its plugins left in their cgroups: even ``SIGKILL`` on the host
+    leaves nothing behind."""
+    global _WATCHDOG
+    import subprocess
+
+    path = os.pathsep.join(os.path.abspath(p) for p in sys.path if p and os.path.isdir(p))
+    try:
+        _WATCHDOG = subprocess.Popen(
+            [sys.executable, "-S", "-c", _WATCHDOG_CODE, str(root), str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,  # holds no pipe of whoever runs the host
+            env={"PYTHONPATH": path, "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            start_new_session=True,
+        )
+    except OSError as exc:
+        logger.warning("no clean-up after a host crash: cannot start the watchdog: %s", exc)
+
+
 def kernel_support() -> KernelSupport:
     """Probe once per host process (Linux only) what confinement the kernel offers."""
     global _SUPPORT
@@ -282,6 +431,9 @@ def kernel_support() -> KernelSupport:
             if platform.machine() not in _SYSCALLS:
                 sc_why = f"no seccomp filter for the {platform.machine()} architecture"
             cg_root, cg_why = _pids_cgroup()
+            if cg_root is not None:
+                sweep(cg_root)  # what hosts killed before they could clean up left behind
+                _start_watchdog(cg_root)
             _SUPPORT = KernelSupport(abi, ll_why, sc_why, cg_root, cg_why)
     return _SUPPORT
 
@@ -451,6 +603,9 @@ def plan_launch(instance: Any, argv0: str) -> Plan:
     data_dir = None
     context = instance._context
     allowed = query_from_check(instance._check)
+    if context is None and instance.options.data_root is not None:
+        data_dir = str(Path(instance.options.data_root) / instance.plugin_id)  # as the host's
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
     if context is not None:
         with contextlib.suppress(PlughostError):
             service: Any = getattr(context, "permissions", None)
@@ -504,6 +659,7 @@ class Jail:
     _procs_fd: int = -1
     _ruleset_fd: int = -1
     landlock: bool = False
+    _abi: int = 0
     _seccomp: Any = None
     session: Any = None
 
@@ -552,37 +708,15 @@ class Jail:
         self.cgroup = path
 
     def _make_ruleset(self, abi: int) -> None:
-        libc = _libc()
-        handled = _handled_fs(abi)
-        scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
-        attr = struct.pack("=QQQ", handled, 0, scoped)
-        size = 24 if abi >= 6 else 16 if abi >= 4 else 8
-        buf = ctypes.create_string_buffer(attr[:size], size)
-        fd = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, buf, ctypes.c_size_t(size), 0)
-        if fd < 0:
-            raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
-        self._ruleset_fd = int(fd)
+        self._ruleset_fd = _ruleset(abi, self._rules())
+        self._abi = abi
+        self.landlock = True
+
+    def _rules(self) -> list[tuple[str, int]]:
         rules = list(self.plan.rules)
         if self.tmpdir is not None:
             rules.append((self.tmpdir, WRITE))
-        for path, rights in rules:
-            self._add_rule(path, rights & handled)
-        self.landlock = True
-
-    def _add_rule(self, path: str, rights: int) -> None:
-        try:
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        except OSError:
-            return  # a directory that does not exist grants nothing
-        try:
-            if not os.path.isdir(path):
-                rights &= _FILE_RIGHTS
-            attr = ctypes.create_string_buffer(struct.pack("=Qi", rights, fd), 12)
-            if _libc().syscall(_SYS_LANDLOCK_ADD_RULE, self._ruleset_fd,
-                               _LANDLOCK_RULE_PATH_BENEATH, attr, 0) < 0:
-                raise OSError(ctypes.get_errno(), f"landlock_add_rule({path})")
-        finally:
-            os.close(fd)
+        return rules
 
     def _close_ruleset(self) -> None:
         if self._ruleset_fd >= 0:
@@ -597,19 +731,25 @@ class Jail:
 
     def preexec(self) -> None:
         """Restrict the filesystem and process creation (last, just before ``exec``)."""
-        libc = _libc()
-        if self._ruleset_fd >= 0:
-            with contextlib.suppress(OSError):
-                self._add_rule("/proc/self", READ)  # /proc/<this child's pid>
-        if self._ruleset_fd >= 0 or self._seccomp is not None:
-            libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-        restrict = _SYS_LANDLOCK_RESTRICT_SELF
-        if self._ruleset_fd >= 0 and libc.syscall(restrict, self._ruleset_fd, 0) != 0:
+        try:
+            _restrict(self._ruleset_fd, self._seccomp)
+        except OSError:
             os._exit(126)
-        if self._seccomp is not None:
-            fprog = self._seccomp[0]
-            if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0):
-                os._exit(126)
+
+    def spec(self) -> dict[str, Any]:
+        """What :func:`confine_self` needs to apply this jail inside an already running runner
+        (a warm spare): the process is moved into the cgroup by :meth:`adopt`."""
+        return {
+            "landlock_abi": self._abi if self.landlock else 0,
+            "rules": [[p, r] for p, r in self._rules()],
+            "spawn": self._seccomp is None,
+            "tmpdir": self.tmpdir,
+        }
+
+    def adopt(self, pid: int | None) -> None:
+        """Move a running process (a warm spare and its threads) into the plugin's cgroup."""
+        if self._procs_fd >= 0 and pid is not None:
+            os.write(self._procs_fd, str(pid).encode())
 
     # -- in the host, after the start -----------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -662,31 +802,11 @@ class Jail:
 
     async def _empty_cgroup(self, timeout: float) -> None:
         assert self.cgroup is not None
+        path, self.cgroup = self.cgroup, None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                pids = [int(p) for p in (self.cgroup / "cgroup.procs").read_text().split()]
-            except OSError:
-                pids = []
-            if not pids:
-                try:
-                    self.cgroup.rmdir()
-                except OSError as exc:
-                    if exc.errno != errno.EBUSY or loop.time() > deadline:
-                        if exc.errno != errno.ENOENT:
-                            logger.warning("cannot remove %s: %s", self.cgroup, exc.strerror)
-                        break
-                else:
-                    break
-            for pid in pids:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, 9)
-            if loop.time() > deadline:
-                logger.warning(
-                    "processes of plugin %s still in %s after %gs: %s",
-                    self.plugin_id, self.cgroup, timeout, pids,
-                )
-                break
-            await asyncio.sleep(0.005)
-        self.cgroup = None
+        left = await loop.run_in_executor(None, _kill_cgroup, path, time.monotonic() + timeout)
+        if left:
+            logger.warning(
+                "processes of plugin %s still in %s after %gs: %s",
+                self.plugin_id, path, timeout, left,
+            )

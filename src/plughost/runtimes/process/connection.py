@@ -19,24 +19,28 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from plughost.errors import PlughostError, PluginError, PluginTimeout, ProtocolError
-from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
-from plughost.runtimes.process.output import OutputSink
-from plughost.runtimes.process.protocol import (
-    ASSIGN,
-    CANCEL,
-    EXIT,
-    HELLO,
-    SPARE_READY,
+from plughost.core.wire import (
+    DEFAULT_MAX_FRAME,
+    EXIT_MEMORY,
+    EXIT_PROTOCOL,
+    FrameDecoder,
+    M,
     WireCode,
     check_hello,
     crashed,
     decode_message,
     dumps,
     enable_fast_json,
+    encode_frame,
     error_from_wire,
-    error_to_wire,
+    error_response,
+    exception_response,
+    notification,
+    request,
+    response,
 )
+from plughost.errors import PlughostError, PluginError, PluginTimeout, ProtocolError
+from plughost.runtimes.process.output import OutputSink
 
 __all__ = ["EndInfo", "RequestHandler", "Session", "describe_exit"]
 
@@ -44,8 +48,6 @@ logger = logging.getLogger(__name__)
 
 RequestHandler = Callable[[str, dict[str, Any]], Any]
 """``(method, params) -> result`` (or an awaitable of it) for requests the plugin sends."""
-
-EXIT_USAGE, EXIT_LOAD, EXIT_PROTOCOL, EXIT_MEMORY = 2, 3, 4, 5  # see plughost.sdk.child
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,19 @@ class _Protocol(asyncio.SubprocessProtocol):
         self.s._on_exit()
 
 
+class _PipeReader(asyncio.Protocol):
+    """The host's read end when the peer is not a process (:meth:`Session.connect_pipes`)."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def data_received(self, data: bytes) -> None:
+        self.s._on_stdout(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.s._on_eof()
+
+
 class Session:
     """One child process speaking the plugin protocol.
 
@@ -159,6 +174,8 @@ class Session:
         self._kill_reason: str | None = None
         self._kill_error: PlughostError | None = None
         self._finalizer: asyncio.Task[None] | None = None
+        self._peer_returncode: int | None = None  # a pipe peer's exit status (no process)
+        self._pipe_reader: asyncio.BaseTransport | None = None
         self.pid: int | None = None
         self.calls = 0
         self.hello: dict[str, Any] = {}
@@ -204,6 +221,24 @@ class Session:
         self._stdin = transport.get_pipe_transport(0)
         self.pid = transport.get_pid()
 
+    async def connect_pipes(self, read_fd: int, write_fd: int, *, token: str) -> None:
+        """Speak to a peer over two pipe ends instead of a child process (no handshake yet).
+
+        The in-memory host/child pair (:func:`plughost.sdk.testing.wire_pair`) runs the Python
+        runner in a thread on the other ends; it reports its end with :meth:`peer_exited`.
+        Ending such a session closes the pipe to the peer instead of signalling a process.
+        """
+        self._token = token
+        reader = os.fdopen(read_fd, "rb", buffering=0)
+        writer = os.fdopen(write_fd, "wb", buffering=0)
+        self._pipe_reader, _ = await self._loop.connect_read_pipe(lambda: _PipeReader(self), reader)
+        self._stdin, _ = await self._loop.connect_write_pipe(asyncio.Protocol, writer)
+
+    def peer_exited(self, returncode: int) -> None:
+        """A pipe peer (see :meth:`connect_pipes`) has ended with ``returncode``."""
+        self._peer_returncode = returncode
+        self._on_exit()
+
     def assign(
         self,
         plugin_id: str,
@@ -218,7 +253,7 @@ class Session:
         self.handler = handler
         self._sink = sink
         self.limits = dict(limits)
-        self.notify(ASSIGN, dict(params))
+        self.notify(M.ASSIGN, dict(params))
 
     async def handshake(self, handshake_timeout: float) -> None:
         """Wait for ``$/hello``; on failure end the process and raise."""
@@ -242,7 +277,7 @@ class Session:
                 raise self._hello.exception()  # type: ignore[misc]
             raise PluginError(
                 f"plugin did not complete the handshake within {handshake_timeout:g}s; "
-                f"it must send {HELLO!r} first (docs/protocol.md){self._tail_text()}",
+                f"it must send {M.HELLO!r} first (docs/protocol.md){self._tail_text()}",
                 code="plugin.load",
                 plugin_id=self.plugin_id,
             )
@@ -259,13 +294,25 @@ class Session:
         """True until the session has ended."""
         return not self.ended.done()
 
+    @property
+    def accepting(self) -> bool:
+        """True while the session takes new requests: not ended, and not being ended (a kill
+        or shutdown under way, or the child's output or process already gone)."""
+        return not (
+            self.ended.done()
+            or self._kill_reason is not None
+            or self._closing
+            or self._eof
+            or self._exited
+        )
+
     async def shutdown(self, grace: float) -> EndInfo:
         """Ask the child to exit (``$/exit``, close stdin); escalate to SIGTERM, SIGKILL."""
         if self.ended.done():
             return self.ended.result()
         self._closing = True
         with contextlib.suppress(Exception):
-            self.notify(EXIT)
+            self.notify(M.EXIT)
             self._flush()
             self._stdin.close()
         try:
@@ -291,7 +338,11 @@ class Session:
         return self.ended.result()
 
     def _signal(self, sig: int) -> None:
-        if self.pid is None or self._exited:
+        if self._exited:
+            return
+        if self.pid is None:  # a pipe peer: closing its input is how it is told to end
+            if self._stdin is not None:
+                self._stdin.close()
             return
         # The child leads its own process group: take its children down with it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -322,10 +373,7 @@ class Session:
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send a notification (no answer expected)."""
-        msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            msg["params"] = params
-        self._send(msg)
+        self._send(notification(method, params))
 
     async def request(self, method: str, params: Any, timeout: float | None) -> Any:
         """Send a request and await its result; errors come back as plughost errors."""
@@ -338,7 +386,7 @@ class Session:
         idle = not self._pending
         self._pending[rid] = (fut, method)
         self.calls += 1
-        self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}, idle)
+        self._send(request(rid, method, params), idle)
         if timeout is None:
             return await fut
         handle = self._loop.call_later(timeout, self._expire, rid, timeout)
@@ -362,7 +410,7 @@ class Session:
                 )
             )
         with contextlib.suppress(Exception):
-            self.notify(CANCEL, {"id": rid})
+            self.notify(M.CANCEL, {"id": rid})
         # A child that cannot even answer a cancelled request within the grace is hung.
         target = f"{method} (request {rid})"
         self._late[rid] = self._loop.call_later(self.cancel_grace, self._hung, rid, target, timeout)
@@ -417,12 +465,12 @@ class Session:
     def _on_message(self, msg: dict[str, Any]) -> None:
         method = msg["method"]
         if not self._hello.done():
-            if method == SPARE_READY and not self.spare_ready.done():
+            if method == M.SPARE and not self.spare_ready.done():
                 self.spare_ready.set_result(None)
                 return
-            if method != HELLO:
+            if method != M.HELLO:
                 raise ProtocolError(
-                    f"the plugin's first message must be {HELLO!r}, got {str(method)[:60]!r}",
+                    f"the plugin's first message must be {M.HELLO!r}, got {str(method)[:60]!r}",
                     code="protocol.handshake",
                 )
             hello = check_hello(msg, plugin_id=self.plugin_id, token=self._token)
@@ -441,7 +489,7 @@ class Session:
                 self._hello.set_result(hello)
             return
         rid = msg.get("id")
-        if method == CANCEL:
+        if method == M.CANCEL:
             task = self._serving.get((msg.get("params") or {}).get("id"))
             if task is not None:
                 task.cancel()
@@ -464,7 +512,7 @@ class Session:
                 self._serving[rid] = task
             task.add_done_callback(functools.partial(self._served, rid))
         elif rid is not None:
-            self._send({"jsonrpc": "2.0", "id": rid, "result": result})
+            self._send(response(rid, result))
 
     def _served(self, rid: Any, task: asyncio.Task[Any]) -> None:
         if rid is None:
@@ -479,7 +527,7 @@ class Session:
         elif task.exception() is not None:
             self._reply_exc(rid, task.exception())  # type: ignore[arg-type]
         else:
-            self._send({"jsonrpc": "2.0", "id": rid, "result": task.result()})
+            self._send(response(rid, task.result()))
 
     def _reply_exc(self, rid: Any, exc: BaseException) -> None:
         if rid is None:
@@ -490,10 +538,10 @@ class Session:
         elif isinstance(exc, _MethodNotFound):
             self._reply_error(rid, WireCode.METHOD_NOT_FOUND, str(exc))
         else:
-            self._send({"jsonrpc": "2.0", "id": rid, "error": error_to_wire(exc)})
+            self._send(exception_response(rid, exc))
 
     def _reply_error(self, rid: Any, code: int, message: str) -> None:
-        self._send({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}})
+        self._send(error_response(rid, code, message))
 
     # -- ending --------------------------------------------------------------------------------
     def _on_eof(self) -> None:
@@ -518,7 +566,7 @@ class Session:
             self._signal(signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exit_event.wait(), 2.0)
-        rc = self._transport.get_returncode() if self._transport else None
+        rc = self._transport.get_returncode() if self._transport else self._peer_returncode
         reason = self._kill_reason or describe_exit(rc, self.limits)
         error = self._kill_error or crashed(
             self.plugin_id, reason, returncode=rc, stderr_tail=list(self._sink.tail)[-8:]
@@ -537,6 +585,10 @@ class Session:
             self._hello.exception()  # mark retrieved
         if self._transport is not None:
             self._transport.close()
+        else:
+            for pipe in (self._stdin, self._pipe_reader):
+                if pipe is not None:
+                    pipe.close()
         self.ended.set_result(EndInfo(reason, rc, self._closing, self._kill_error))
 
 

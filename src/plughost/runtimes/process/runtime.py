@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 from plughost.core._manifest_checks import entry_problem
 from plughost.core.contract import Capability
 from plughost.core.correlation import correlation_id
+from plughost.core.wire import ENV_SPARE, M, crashed
 from plughost.errors import (
+    ChannelClosed,
     PlughostError,
     PluginActivationError,
     PluginError,
@@ -65,10 +67,11 @@ from plughost.runtimes.process.launch import (
     network_isolated,
 )
 from plughost.runtimes.process.output import OutputSink
-from plughost.runtimes.process.protocol import ENV_SPARE, required_permission
+from plughost.runtimes.process.protocol import required_permission
 
 if TYPE_CHECKING:
     from plughost.core.bus import Event
+    from plughost.core.channels import Channel
     from plughost.core.context import PluginContext
     from plughost.core.manifest import Manifest
 
@@ -99,10 +102,7 @@ class ProcessRuntime:
     enforces: frozenset[str] = frozenset(
         {"timeout", "memory", "cpu", "open_files", "output", "processes"}
     )
-    capabilities: frozenset[Capability] = frozenset({
-        Capability.CALL, Capability.HEALTH, Capability.EVENTS, Capability.STATE,
-        Capability.CONFIG,
-    })
+    capabilities: frozenset[Capability] = frozenset(Capability)  # docs/protocol.md, all of it
 
     def check_entry(self, entry: str, root: Path | None) -> str | None:
         return entry_problem(self.name, entry, str(root) if root is not None else None)
@@ -233,11 +233,16 @@ class ProcessInstance:
         self.network_isolated = False
         self._warned_network = False
         self.supervisor = Supervisor(runtime.policy)
-        self._session: Session | None = None
+        self._session: Session | None = None  # the current process, activated or not
+        self._live: Session | None = None  # the session calls go to: activated, not ending
         self._context: PluginContext | None = None
         self._active = False
         self._closed = False
-        self._ready = asyncio.Event()
+        # Set (and replaced) whenever ``_live`` changes or the plugin is quarantined, closed,
+        # stopped: callers waiting out a restart wake up and look again.
+        self._changed = asyncio.Event()
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._stream_ids = 0
         self._restart_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self.exports: list[Export] = []
@@ -268,14 +273,16 @@ class ProcessInstance:
         self.sink = sink
         # Spares start without network when isolation is on: a plugin that may use its own
         # sockets then starts cold, in the host's network namespace.
-        plan = plan_launch(self, argv[0])  # a confined plugin starts cold: spares are not
-        spare_fits = (self._isolate_net or not self.options.isolate_network) and not plan.enabled
+        if self._jail is not None:  # what the previous process left behind goes first
+            await self._jail.release()
+        spare_fits = self._isolate_net or not self.options.isolate_network
         spare = self.runtime._take_spare() if python_child and spare_fits else None
-        jail = Jail.prepare(plan, self._id)
+        jail = Jail.prepare(plan_launch(self, argv[0]), self._id)
         try:
             if spare is not None:
                 # A warm spare has paid for interpreter start and imports already.
                 session = spare
+                jail.adopt(session.pid)  # into the plugin's cgroup; it confines itself (below)
                 session.assign(
                     self._id,
                     handler=self._serve,
@@ -286,6 +293,7 @@ class ProcessInstance:
                         "entry": entry.strip(),
                         "cwd": str(self.root),
                         "limits": {k: self.limits.get(k) for k in ("memory", "cpu", "open_files")},
+                        "confine": jail.spec(),
                     },
                 )
                 await session.handshake(self.options.handshake_timeout)
@@ -327,16 +335,23 @@ class ProcessInstance:
                 "namespaces): its own sockets are not restricted; host.http is still checked",
                 self._id,
             )
-        if python_child and not plan.enabled:
+        if python_child:
             self.runtime._want_spare()  # the next Python plugin (or restart) starts warm
+
+    def _notify_change(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def _watch(self, session: Session) -> None:
         info = await session.ended
-        if self._jail is not None and self._jail.session is session:
-            await self._jail.release()  # kill what the plugin left behind, free its cgroup
+        for stream in [s for s in self._streams.values() if s.session is session]:
+            stream.end(info.error or crashed(self._id, info.reason))
         if session is not self._session or info.expected or self._closed:
             return
-        self._ready.clear()
+        if self._live is session:
+            self._live = None
+        if self._jail is not None and self._jail.session is session:
+            await self._jail.release()  # kill what the plugin left behind, free its cgroup
         await self._on_crash(info)
 
     def _emit(self, kind: str, reason: str, **details: Any) -> None:
@@ -354,7 +369,7 @@ class ProcessInstance:
         if decision.quarantine:
             self.failure = decision.reason
             self._session = None
-            self._ready.set()  # wake waiters so they see the quarantine
+            self._notify_change()  # wake waiters so they see the quarantine
             self._emit("quarantined", decision.reason, crashes=decision.crashes_in_window)
             return
         self._restart_task = asyncio.get_running_loop().create_task(
@@ -375,7 +390,7 @@ class ProcessInstance:
             await self._on_crash(EndInfo(f"restart failed: {exc.message}", None, False))
             return
         self._stats["restarts"] += 1
-        self._ready.set()
+        self._go_live()
         self._emit("restarted", reason, pid=self.pid)
 
     async def _relaunch_confined(self) -> None:
@@ -395,12 +410,15 @@ class ProcessInstance:
         await self._launch(phase="reenable")
         if self._active and self._context is not None:
             await self._activate(self._context)
-        self._ready.set()
+        self._go_live()
         self._emit("reenabled", "re-enabled by the operator")
 
     # -- serving the plugin's requests ---------------------------------------------------------
     def _serve(self, method: str, params: dict[str, Any]) -> Any:
-        if method == "host.log":
+        if method == M.CHANNEL_MESSAGE or method == M.CHANNEL_CLOSE:
+            self._channel_from_plugin(method, params)
+            return None
+        if method == M.LOG:
             level = logging.getLevelName(str(params.get("level", "info")).upper())
             if self.sink is not None:
                 self.sink.log(
@@ -408,7 +426,7 @@ class ProcessInstance:
                     str(params.get("message", "")),
                 )
             return None
-        if method == "host.config.get":
+        if method == M.CONFIG_GET:
             config = dict(getattr(self._context, "config", None) or {})
             key = params.get("key")
             return config if key is None else config.get(key, params.get("default"))
@@ -464,7 +482,7 @@ class ProcessInstance:
         }
         try:
             result = await session.request(
-                "plugin.activate", params, self._timeout(None, activation=True)
+                M.ACTIVATE, params, self._timeout(None, activation=True)
             )
         except PluginUnavailable:
             raise
@@ -497,8 +515,13 @@ class ProcessInstance:
             await self._relaunch_confined()
         exports = await self._activate(context)
         self._active = True
-        self._ready.set()
+        self._go_live()
         return exports
+
+    def _go_live(self) -> None:
+        """Calls may use the current session: it is started and (when active) activated."""
+        self._live = self._session if self._active else None
+        self._notify_change()
 
     def _timeout(self, timeout: float | None, activation: bool = False) -> float | None:
         if timeout is not None:
@@ -522,19 +545,35 @@ class ProcessInstance:
         return self._session
 
     async def _ready_session(self, timeout: float | None) -> Session:
-        session = self._session
-        if session is not None and session.alive and self._active:
-            return session
-        self._ensure_open()
-        if not self._active:
-            raise PluginUnavailable(
-                "the plugin is not active; activate it first", plugin_id=self._id
-            )
-        if self.failure is None and (session is None or not session.alive):
-            # Restarting: wait for it within the caller's deadline.
+        """The session to send a call to, waiting out a restart within ``timeout``.
+
+        A session being ended (killed as hung, exited, shutting down) takes no new request:
+        the caller waits for the restart, whatever ended the process (docs/protocol.md §8).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            self._ensure_open()
+            if self.failure is not None:
+                raise PluginUnavailable(
+                    self.failure, plugin_id=self._id, details={"quarantined": True}
+                )
+            if not self._active:
+                raise PluginUnavailable(
+                    "the plugin is not active; activate it first", plugin_id=self._id
+                )
+            live = self._live
+            if live is not None and live.accepting:
+                return live
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise PluginUnavailable(
+                    f"the plugin process is restarting and was not back within {timeout:g}s",
+                    plugin_id=self._id,
+                    details={"restarting": True},
+                )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout)
-        return self._require_session()
+                await asyncio.wait_for(self._changed.wait(), remaining)
 
     async def call(
         self,
@@ -546,16 +585,15 @@ class ProcessInstance:
         """``plugin.call``: invoke an export's target with keyword arguments."""
         if timeout is None:
             timeout = self._timeout(None)
-        session = self._session
-        if session is None or not self._active or session.ended.done():
+        session = self._live
+        if session is None or not session.accepting:
             session = await self._ready_session(timeout)
         self._stats["calls"] += 1
         if self.sink is not None:  # lines logged during the call carry its correlation id
             self.sink.correlation = correlation_id.get()
         try:
-            return await session.request(
-                "plugin.call", {"target": target, "args": dict(kwargs or {})}, timeout
-            )
+            params = {"target": target, "args": dict(kwargs or {})}
+            return await session.request(M.CALL, params, timeout)
         except TimeoutError:
             self._stats["timeouts"] += 1
             raise
@@ -563,37 +601,84 @@ class ProcessInstance:
             self._stats["errors"] += 1
             raise
 
-    async def notify_event(self, target: str, kwargs: Mapping[str, Any] | None = None) -> None:
-        """``plugin.event`` as a notification: deliver an event without waiting."""
-        session = await self._ready_session(self._timeout(None))
-        session.notify("plugin.event", {"target": target, "args": dict(kwargs or {})})
-
     async def deliver_event(self, target: str, event: Event) -> None:
-        """Deliver ``event`` to the subscription exported as ``target``."""
-        await self.call(target, {"event": event.to_dict()})
+        """``plugin.event`` as a notification: hand ``event`` to the subscription ``target``."""
+        session = self._live
+        if session is None or not session.accepting:
+            session = await self._ready_session(self._timeout(None))
+        args = {
+            "topic": event.topic,
+            "payload": event.payload,
+            "source": event.source,
+            "id": event.id,
+            "timestamp": event.timestamp,
+        }
+        session.notify(M.EVENT, {"target": target, "args": args})
+
+    async def serve_channel(self, target: str, channel: Channel) -> None:
+        """Serve one opened channel with the plugin's handler ``target`` (docs/protocol.md §7).
+
+        The host sends ``channel.open`` and then every message the opener sends as
+        ``channel.message``; what the plugin sends on the stream goes to the opener. Either side
+        ends the stream with ``channel.close``; the process ending aborts it with the reason.
+        """
+        session = await self._ready_session(self._timeout(None))
+        name = next((e.name for e in self.exports if e.kind == "channel" and e.target == target),
+                    target)
+        self._stream_ids += 1
+        stream = _Stream(session, name, str(self._stream_ids))
+        key = (name, stream.id)
+        self._streams[key] = stream
+        session.notify(M.CHANNEL_OPEN, {**stream.params(), "target": target})
+        forward = asyncio.get_running_loop().create_task(stream.forward(channel))
+        try:
+            await stream.pump(channel)
+        finally:
+            forward.cancel()
+            self._streams.pop(key, None)
+            if not stream.closed_by_plugin and session.accepting:
+                reason = {"reason": stream.reason} if stream.reason else {}
+                session.notify(M.CHANNEL_CLOSE, {**stream.params(), **reason})
+
+    def _channel_from_plugin(self, method: str, params: dict[str, Any]) -> None:
+        stream = self._streams.get((str(params.get("channel")), str(params.get("stream"))))
+        if stream is None:  # a stream that ended here already: the plugin will learn
+            return
+        if method == M.CHANNEL_MESSAGE:
+            stream.put(params.get("data"))
+        else:
+            reason = params.get("reason")
+            stream.close(str(reason) if reason else None)
 
     async def config_changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        """The plugin's ``on_config_change(old, new)``; raising refuses the change."""
-        try:
-            await self.call("on_config_change", {"old": dict(old), "new": dict(new)})
-        except PluginUnavailable as exc:
-            if exc.code != "plugin.no_target":
-                raise
-
-    async def send_channel(self, channel: str, stream: str, data: Any) -> None:
-        """Send one ``channel.message`` to the plugin."""
+        """``plugin.config_change``: the plugin may refuse the change by answering an error."""
         session = await self._ready_session(self._timeout(None))
-        session.notify("channel.message", {"channel": channel, "stream": stream, "data": data})
+        await self._optional(session, M.CONFIG_CHANGE, {"old": dict(old), "new": dict(new)})
+
+    async def enabled_changed(self, enabled: bool) -> None:
+        """``plugin.enable`` / ``plugin.disable``: the operator enabled or disabled the plugin."""
+        session = await self._ready_session(self._timeout(None))
+        await self._optional(session, M.ENABLE if enabled else M.DISABLE, {})
+
+    async def _optional(self, session: Session, method: str, params: dict[str, Any]) -> Any:
+        """A request the plugin need not implement: ``method not found`` is the neutral
+        answer (``None``: no state, change accepted, nothing to do)."""
+        try:
+            return await session.request(method, params, self._timeout(None))
+        except PluginError as exc:
+            if exc.code == "plugin.method":
+                return None
+            raise
 
     async def health(self) -> Health:
         """``plugin.health``; a quarantined or restarting plugin reports not ok."""
         if self.failure is not None:
             return Health(False, self.failure, {"quarantined": True})
         session = self._session
-        if session is None or not session.alive:
+        if session is None or not session.accepting:
             return Health(False, "restarting", {})
         try:
-            result = await session.request("plugin.health", {}, self._timeout(None))
+            result = await session.request(M.HEALTH, {}, self._timeout(None))
         except PlughostError as exc:
             return Health(False, exc.message, {"code": exc.code})
         if not isinstance(result, dict):
@@ -605,24 +690,26 @@ class ProcessInstance:
     async def export_state(self) -> Any:
         """``plugin.export_state``: the plugin's state for a hot reload (JSON)."""
         session = self._require_session()
-        result = await session.request("plugin.export_state", {}, self._timeout(None))
+        result = await self._optional(session, M.EXPORT_STATE, {})
         return result.get("state") if isinstance(result, dict) else None
 
     async def import_state(self, state: Any, from_version: str = "") -> None:
         """``plugin.import_state``: hand over the state ``from_version`` exported."""
         session = self._require_session()
         params = {"state": state, "from_version": from_version}
-        await session.request("plugin.import_state", params, self._timeout(None))
+        await self._optional(session, M.IMPORT_STATE, params)
 
     async def stop(self) -> None:
         """``plugin.deactivate``; idempotent. The process stays up until :meth:`close`."""
         if not self._active:
             return
         self._active = False
+        self._live = None
+        self._notify_change()
         session = self._session
         if session is not None and session.alive:
             try:
-                await session.request("plugin.deactivate", {}, self.options.stop_grace)
+                await session.request(M.DEACTIVATE, {}, self.options.stop_grace)
             except PlughostError as exc:
                 self.log.warning("deactivate failed: %s", exc.message)
 
@@ -632,6 +719,7 @@ class ProcessInstance:
             return
         await self.stop()
         self._closed = True
+        self._notify_change()
         self.runtime._instances.discard(self)
         if self._restart_task is not None:
             self._restart_task.cancel()
@@ -665,11 +753,84 @@ class ProcessInstance:
         return None
 
 
+class _Stream:
+    """One channel stream a process plugin serves: what it sent, waiting for the opener.
+
+    The plugin's messages arrive as notifications and are queued here in order; the serving
+    task hands them to the opener's end, waiting while the opener's buffer is full. Backpressure
+    stops at the host: a plugin that sends more than :attr:`LIMIT` messages the opener has not
+    read yet loses the stream.
+    """
+
+    LIMIT = 10_000
+
+    def __init__(self, session: Session, name: str, stream_id: str) -> None:
+        self.session = session
+        self.name = name
+        self.id = stream_id
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.closed_by_plugin = False
+        self.reason: str | None = None  # why the opener's side ended, told to the plugin
+
+    def params(self) -> dict[str, Any]:
+        return {"channel": self.name, "stream": self.id}
+
+    def put(self, data: Any) -> None:
+        if self._queue.qsize() >= self.LIMIT:
+            self.end(PluginError(
+                f"channel {self.name!r}: the plugin sent more than {self.LIMIT} messages the "
+                "opener has not read; the stream was closed",
+                code="plugin.channel",
+            ))
+        else:
+            self._queue.put_nowait(("data", data))
+
+    def close(self, reason: str | None) -> None:
+        self._queue.put_nowait(("close", reason))
+
+    def end(self, error: BaseException) -> None:
+        self._queue.put_nowait(("error", error))
+
+    async def forward(self, channel: Channel) -> None:
+        """Opener -> plugin: every message becomes a ``channel.message`` notification."""
+        reason = None
+        try:
+            async for message in channel:
+                if not self.session.accepting:
+                    return
+                self.session.notify(M.CHANNEL_MESSAGE, {**self.params(), "data": message})
+        except ChannelClosed as exc:
+            reason = exc.details.get("reason") or exc.message
+        self._queue.put_nowait(("opener", reason))
+
+    async def pump(self, channel: Channel) -> None:
+        """Plugin -> opener, until either side ends the stream or the process ends."""
+        while True:
+            kind, value = await self._queue.get()
+            if kind == "data":
+                await channel.send(value)
+            elif kind == "close":
+                self.closed_by_plugin = True
+                if value:
+                    raise PluginError(value, code="plugin.channel")
+                return
+            elif kind == "opener":
+                self.reason = value
+                return
+            else:
+                self.closed_by_plugin = True
+                raise value
+
+
 def create_runtime(
     home: Path | None = None, on_event: Callable[[SupervisorEvent], None] | None = None
 ) -> ProcessRuntime:
-    """Factory used by the host (see :data:`plughost.runtimes.base.BUILTIN_RUNTIMES`)."""
-    return ProcessRuntime(on_event=on_event)
+    """Factory used by the host (see :data:`plughost.runtimes.base.BUILTIN_RUNTIMES`).
+
+    With a ``home``, plugins are confined to ``<home>/data/<id>`` (their ``ctx.data_dir``) from
+    their first start."""
+    options = ProcessOptions(data_root=home / "data" if home is not None else None)
+    return ProcessRuntime(on_event=on_event, options=options)
 
 
 def _manifest_dict(manifest: Manifest) -> dict[str, Any]:

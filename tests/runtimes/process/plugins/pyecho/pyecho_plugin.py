@@ -28,12 +28,12 @@ class Echo(Plugin):
         return f"Hello, {name}!"
 
     @on("user.created")
-    def remember(self, user: str) -> None:
-        self.seen.append(user)
+    def remember(self, event) -> None:
+        self.seen.append(event.payload["user"])
 
     @on("order.*")
     def on_order(self, event) -> None:
-        # The communications layer delivers Event.to_dict(); the runner hands over an object.
+        # plugin.event carries {"topic", "payload", ...}; the runner hands over an object.
         self.seen.append(f"{event.topic}:{event['payload']['id']}")
 
     @command("echo.seen")
@@ -78,6 +78,12 @@ class Echo(Plugin):
             sys.stderr.write(f"line {i}\n")
         sys.stderr.flush()
         return n
+
+    @command("echo.ignore_term")
+    def ignore_term(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a hung plugin then needs SIGKILL
 
     @command("echo.exit")
     def exit(self, code: int) -> None:

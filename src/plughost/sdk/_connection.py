@@ -1,7 +1,8 @@
-"""The Python runner's end of the wire: framing, request ids, re-entrant pumping, async handlers.
+"""The Python runner's end of a session: request ids, re-entrant pumping, async handlers.
 
-Used by :mod:`plughost.sdk.child`. Lean on purpose (no asyncio unless an ``async def`` handler
-needs it): see that module for why.
+The wire itself (framing, envelopes, codes) is :mod:`plughost.core.wire`, shared with the host's
+end (:mod:`plughost.runtimes.process.connection`). Used by :mod:`plughost.sdk.child`. Lean on
+purpose (no asyncio unless an ``async def`` handler needs it): see that module for why.
 """
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ import sys
 import threading
 from time import perf_counter
 
-from plughost.runtimes.process.framing import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
-from plughost.runtimes.process.protocol import (
-    ASSIGN,
-    CANCEL,
-    EXIT,
+from plughost.core.wire import (
+    DEFAULT_MAX_FRAME,
+    EXIT_MEMORY,
+    FrameDecoder,
+    M,
     WireCode,
     decode_message,
     dumps,
-    error_to_wire,
+    encode_frame,
+    error_response,
+    exception_response,
+    notification,
+    request,
+    response,
 )
 
 TYPE_CHECKING = False  # not typing's: importing typing would cost every plugin start
@@ -27,8 +33,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["ChildConnection", "HostError", "in_helper_loop"]
-
-EXIT_MEMORY = 5
 
 
 class HostError(Exception):
@@ -103,10 +107,7 @@ class ChildConnection:
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send a notification and flush it."""
-        msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            msg["params"] = params
-        self.send(msg)
+        self.send(notification(method, params))
         if threading.get_ident() == self._main:
             self.flush()
 
@@ -117,7 +118,7 @@ class ChildConnection:
             rid = self._next_id
         slot = _Slot()
         self._pending[rid] = slot
-        self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+        self.send(request(rid, method, params))
         return rid, slot
 
     def request(self, method: str, params: Any = None) -> Any:
@@ -168,8 +169,8 @@ class ChildConnection:
             bodies = self.decoder.feed(data)
             if bodies:
                 msg = decode_message(bodies[0])
-                if msg.get("method") != ASSIGN or type(msg.get("params")) is not dict:
-                    raise ValueError(f"expected {ASSIGN!r} first, got {msg.get('method')!r}")
+                if msg.get("method") != M.ASSIGN or type(msg.get("params")) is not dict:
+                    raise ValueError(f"expected {M.ASSIGN!r} first, got {msg.get('method')!r}")
                 self._backlog = bodies[1:]
                 return dict(msg["params"])
 
@@ -210,7 +211,7 @@ class ChildConnection:
                 loop.call_soon_threadsafe(_resolve, fut)
             return
         rid = msg.get("id")
-        if method == CANCEL:
+        if method == M.CANCEL:
             target = (msg.get("params") or {}).get("id")
             task = self._tasks.get(target)
             if task is not None:
@@ -218,12 +219,12 @@ class ChildConnection:
             elif len(self._cancelled) < 4096:  # ids of requests already answered pile up here
                 self._cancelled.add(target)
             return
-        if method == EXIT:
+        if method == M.EXIT:
             self.closed = True
             return
         if rid is not None and rid in self._cancelled:
             self._cancelled.discard(rid)
-            self.send(_error(rid, WireCode.REQUEST_CANCELLED, "request cancelled"))
+            self.send(error_response(rid, WireCode.REQUEST_CANCELLED, "request cancelled"))
             return
         params = msg.get("params") or {}
         # Responses of one read go out in one write, but never wait behind a handler that may
@@ -240,13 +241,13 @@ class ChildConnection:
             _die_oom()
         except _Reply as reply:
             if rid is not None:
-                self.send({"jsonrpc": "2.0", "id": rid, "error": reply.error})
+                self.send(reply.answer(rid))
             return
         except BaseException as exc:  # every failure is answered, never fatal to the runner
             if isinstance(exc, (SystemExit, KeyboardInterrupt)):
                 raise
             if rid is not None:
-                self.send({"jsonrpc": "2.0", "id": rid, "error": error_to_wire(exc)})
+                self.send(exception_response(rid, exc))
             else:
                 _log_exception(method, exc)
             return
@@ -255,7 +256,7 @@ class ChildConnection:
         if hasattr(result, "__await__"):
             self._run_async(rid, method, result)
         elif rid is not None:
-            self.send({"jsonrpc": "2.0", "id": rid, "result": result})
+            self.send(response(rid, result))
 
     # -- async handlers ------------------------------------------------------------------------
     def _run_async(self, rid: Any, method: str, coro: Any) -> None:
@@ -270,15 +271,15 @@ class ChildConnection:
         def done(f: Any) -> None:
             self._tasks.pop(rid, None)
             if f.cancelled():
-                self.send(_error(rid, WireCode.REQUEST_CANCELLED, "request cancelled"))
+                self.send(error_response(rid, WireCode.REQUEST_CANCELLED, "request cancelled"))
                 return
             exc = f.exception()
             if exc is None:
-                self.send({"jsonrpc": "2.0", "id": rid, "result": f.result()})
+                self.send(response(rid, f.result()))
             elif isinstance(exc, _Reply):
-                self.send({"jsonrpc": "2.0", "id": rid, "error": exc.error})
+                self.send(exc.answer(rid))
             else:
-                self.send({"jsonrpc": "2.0", "id": rid, "error": error_to_wire(exc)})
+                self.send(exception_response(rid, exc))
 
         fut.add_done_callback(done)
 
@@ -314,11 +315,10 @@ class _Reply(Exception):
 
     def __init__(self, code: int, message: str, data_code: str) -> None:
         super().__init__(message)
-        self.error = {"code": code, "message": message, "data": {"code": data_code}}
+        self.code, self.message, self.data_code = code, message, data_code
 
-
-def _error(rid: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
+    def answer(self, rid: Any) -> dict[str, Any]:
+        return error_response(rid, self.code, self.message, self.data_code)
 
 
 def _log_exception(where: str, exc: BaseException) -> None:
