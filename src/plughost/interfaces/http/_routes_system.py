@@ -34,7 +34,7 @@ __all__ = ["probes", "router"]
 router = APIRouter(route_class=ApiRoute)
 probes = APIRouter(tags=["health"], route_class=ApiRoute)
 
-EVENT_KINDS = ("lifecycle", "operation", "plugin")
+EVENT_KINDS = ("lifecycle", "operation", "plugin", "alert", "health")
 
 
 def _iso(value: Any) -> str | None:
@@ -114,7 +114,8 @@ async def list_operations(
 async def events(
     request: Request,
     kinds: Annotated[str | None, Query(
-        description="Comma-separated kinds: lifecycle, operation, plugin. Default: all.",
+        description="Comma-separated kinds: lifecycle, operation, plugin, alert, health. "
+                    "Default: all.",
         max_length=100)] = None,
     plugin_id: Annotated[str | None, Query(max_length=64)] = None,
     max_events: Annotated[int | None, Query(ge=1, le=100_000, description=(

@@ -28,7 +28,9 @@ __all__ = [
     "SLOT_BYTES",
     "RawCall",
     "context_address",
+    "engine_address",
     "func_address",
+    "increment_epoch",
     "make_invoker",
     "memory_base",
     "memory_size",
@@ -45,15 +47,20 @@ _DLL: Any = _b.dll  # type: ignore[attr-defined]  # the loaded wasmtime C librar
 call_unchecked = ctypes.CFUNCTYPE(_vp, _vp, _vp, _vp, ctypes.c_size_t, _vp)(
     ("wasmtime_func_call_unchecked", _DLL)
 )
-set_fuel = ctypes.CFUNCTYPE(_vp, _vp, ctypes.c_uint64)(("wasmtime_context_set_fuel", _DLL))
-set_epoch_deadline = ctypes.CFUNCTYPE(None, _vp, ctypes.c_uint64)(
+# Setting fuel and the deadline are a few stores into the context: these calls keep the GIL
+# (PYFUNCTYPE) instead of releasing and re-acquiring it, which costs more than the call and,
+# under a contended GIL, lets the epoch ticker run between reading the epoch and setting a
+# deadline relative to it.
+set_fuel = ctypes.PYFUNCTYPE(_vp, _vp, ctypes.c_uint64)(("wasmtime_context_set_fuel", _DLL))
+set_epoch_deadline = ctypes.PYFUNCTYPE(None, _vp, ctypes.c_uint64)(
     ("wasmtime_context_set_epoch_deadline", _DLL)
 )
+increment_epoch = ctypes.PYFUNCTYPE(None, _vp)(("wasmtime_engine_increment_epoch", _DLL))
 _get_fuel = ctypes.CFUNCTYPE(_vp, _vp, ctypes.POINTER(ctypes.c_uint64))(
     ("wasmtime_context_get_fuel", _DLL)
 )
-memory_base = ctypes.CFUNCTYPE(_vp, _vp, _vp)(("wasmtime_memory_data", _DLL))
-memory_size = ctypes.CFUNCTYPE(ctypes.c_size_t, _vp, _vp)(("wasmtime_memory_data_size", _DLL))
+memory_base = ctypes.PYFUNCTYPE(_vp, _vp, _vp)(("wasmtime_memory_data", _DLL))
+memory_size = ctypes.PYFUNCTYPE(ctypes.c_size_t, _vp, _vp)(("wasmtime_memory_data_size", _DLL))
 
 SLOT_BYTES = ctypes.sizeof(_b.wasmtime_val_raw_t)  # 16: the union holds a v128
 _I32_MIN, _I32_MAX = -(1 << 31), (1 << 32) - 1  # accept signed and unsigned spellings
@@ -63,6 +70,13 @@ _I64_MIN, _I64_MAX = -(1 << 63), (1 << 64) - 1
 def context_address(storelike: Any) -> int:
     """The address of a store's (or caller's) ``wasmtime_context_t``."""
     addr = ctypes.cast(storelike._context(), _vp).value
+    assert addr is not None
+    return addr
+
+
+def engine_address(engine: Any) -> int:
+    """The address of a ``wasmtime.Engine``'s ``wasm_engine_t`` (keep ``engine`` alive)."""
+    addr = ctypes.cast(engine.ptr(), _vp).value
     assert addr is not None
     return addr
 
