@@ -131,7 +131,9 @@ class MemoryCreator:
                     f"memory limit of {cap} bytes is below the module's initial memory of "
                     f"{minimum} bytes"
                 )
-            capacity = reserved or max(minimum, min(maximum, cap or maximum))
+            # wasmtime's reservation when it gives one (static memories), else room up to the
+            # cap (or 4 GiB, a 32-bit memory's whole range, when there is none)
+            capacity = reserved or max(minimum, min(maximum, cap or 1 << 32))
             capacity = -(-capacity // self._page) * self._page
             mapped = capacity + guard
             base = self._mmap(None, mapped, _PROT_NONE,
