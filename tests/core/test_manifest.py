@@ -438,6 +438,27 @@ DICT_CASES: list[tuple[str, dict[str, Any], list[tuple[str, str]]]] = [
                               "additionalProperties": False}}),
      [("config.schema.required", "manifest.config")]),
     ("schema not an object", with_(config={"schema": True}), [("config.schema", "manifest.type")]),
+    # A reference outside the schema would make the host read a file or fetch a URL.
+    ("schema $ref to a local file",
+     with_(config={"schema": {"properties": {"a": {"$ref": "file:///etc/passwd"}}}}),
+     [("config.schema.properties.a.$ref", "manifest.config")]),
+    ("schema $ref to a URL",
+     with_(config={"schema": {"allOf": [{"$ref": "http://169.254.169.254/latest"}]}}),
+     [("config.schema.allOf[0].$ref", "manifest.config")]),
+    ("schema relative $ref against a remote $id",
+     with_(config={"schema": {"$id": "http://10.0.0.1/s/", "$ref": "x.json"}}),
+     [("config.schema.$ref", "manifest.config")]),
+    ("schema $dynamicRef to a URL",
+     with_(config={"schema": {"$defs": {"a": {"$dynamicRef": "https://e.test/m#meta"}}}}),
+     [("config.schema.$defs.a.$dynamicRef", "manifest.config")]),
+    ("schema $ref to a bundled meta-schema",
+     with_(config={"schema": {"$ref": "https://json-schema.org/draft/2020-12/schema"}}),
+     [("config.schema.$ref", "manifest.config")]),
+    ("schema $schema of another draft",
+     with_(config={"schema": {"$schema": "http://json-schema.org/draft-07/schema#"}}),
+     [("config.schema.$schema", "manifest.config")]),
+    ("schema $ref not a string", with_(config={"schema": {"$ref": ["#"]}}),
+     [("config.schema.$ref", "manifest.config")]),
     ("defaults not an object", with_(config={"defaults": [1]}),
      [("config.defaults", "manifest.type")]),
     ("unknown top-level key", with_(descripton="x"), [("descripton", "manifest.unknown_key")]),
@@ -902,6 +923,25 @@ def test_schema_refuses_what_the_validator_refuses() -> None:
                 with_(permissions=["disk:x"]), with_(activation=["lazy"]),
                 with_(limits={"memory": "5 parsecs"}), with_(limits={"timeout": "2 days"})):
         assert list(validator.iter_errors(bad)), bad
+
+
+def test_config_schema_may_refer_to_itself() -> None:
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://example.com/hello-config",
+        "properties": {
+            "a": {"$ref": "#/$defs/port"},
+            "b": {"$ref": "limits#/properties/max"},
+            "c": {"$ref": "#port", "default": {"$ref": "http://data.not/a-reference"}},
+            "d": {"const": {"$ref": "file:///also/just/data"}},
+        },
+        "$defs": {
+            "port": {"$anchor": "port", "type": "integer"},
+            "limits": {"$id": "limits", "properties": {"max": {"type": "integer"}}},
+        },
+    }
+    manifest = manifest_from_dict(with_(config={"schema": schema}))
+    assert manifest.config_schema == schema
 
 
 @pytest.mark.parametrize("fmt,text", [("json", "[" * 30_000), ("toml", "a = " + "[" * 30_000)])

@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from plughost.security.addresses import is_public_address, unwrap
+from plughost.security.addresses import allowance_opens, is_public_address, unwrap
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,26 @@ def test_unwrap_returns_the_hidden_ipv4_address() -> None:
     assert unwrap(ipaddress.ip_address("::ffff:10.0.0.1")) == ipaddress.ip_address("10.0.0.1")
     plain = ipaddress.ip_address("8.8.8.8")
     assert unwrap(plain) is plain
+
+
+@pytest.mark.parametrize(
+    ("allowance", "ip", "port", "scheme", "opens"),
+    [
+        (("10.0.0.5", 8443), "10.0.0.5", 8443, "https", True),
+        (("10.0.0.5", 8443), "10.0.0.5", 6379, "https", False),  # another port: never
+        (("10.0.0.5", None), "10.0.0.5", 443, "https", True),  # no port: the default one
+        (("10.0.0.5", None), "10.0.0.5", 80, "http", True),
+        (("10.0.0.5", None), "10.0.0.5", 6379, "http", False),
+        (("10.0.0.5", None), "10.0.0.6", 443, "https", False),
+        (("127.0.0.1", 8080), "::ffff:127.0.0.1", 8080, "http", True),  # the wrapped address
+        (("localhost", 8080), "127.0.0.2", 8080, "http", True),  # localhost: any loopback
+        (("localhost", 8080), "10.0.0.5", 8080, "http", False),
+        (("internal.example", 443), "10.0.0.5", 443, "https", False),  # a name never does
+    ],
+)
+def test_an_allowance_opens_one_address_on_one_port(
+    allowance: tuple[str, int | None], ip: str, port: int, scheme: str, opens: bool
+) -> None:
+    host, allowed_port = allowance
+    assert allowance_opens(host, allowed_port, ipaddress.ip_address(ip), port,
+                           scheme=scheme) is opens

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from plughost.services.config import (
     merge_patch,
     schema_defaults,
     substitute_env,
+    validate_config,
 )
 from plughost.storage.config_store import ConfigRecord, SQLiteConfigStore
 
@@ -232,6 +236,117 @@ def test_invalid_schema_is_refused_at_registration(manager: ConfigManager) -> No
         manager.register("bad", {"type": "object", "properties": {"a": {"type": 5}}})
     with pytest.raises(PluginNotFound):
         manager.get("bad")
+
+
+class Leaks:
+    """A local file and a local HTTP server that a schema reference could read: both hold a
+    schema whose error message would echo their content, and the server counts requests."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.file = tmp_path / "private.json"
+        self.file.write_text(json.dumps({"enum": ["FILE-CONTENT"]}))
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer.requests.append(self.path)
+                body = json.dumps({"enum": ["SERVER-CONTENT"]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
+                                       daemon=True)
+        self.thread.start()
+
+    def schemas(self) -> list[dict[str, object]]:
+        """Config schemas that reach outside themselves, each in a different way."""
+        return [
+            {"properties": {"a": {"$ref": self.file.as_uri()}}},
+            {"properties": {"a": {"$ref": f"{self.url}/schema.json"}}},
+            {"$id": f"{self.url}/base/", "properties": {"a": {"$ref": "schema.json"}}},
+            {"properties": {"a": {"$dynamicRef": f"{self.url}/d.json"}}},
+            {"properties": {"a": {"allOf": [{"$ref": self.file.as_uri() + "#/enum"}]}}},
+        ]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def leaks(tmp_path: Path) -> Iterator[Leaks]:
+    leaks = Leaks(tmp_path)
+    yield leaks
+    leaks.close()
+
+
+def test_schema_reaching_outside_itself_is_refused_at_registration(
+    manager: ConfigManager, leaks: Leaks
+) -> None:
+    for i, schema in enumerate(leaks.schemas()):
+        with pytest.raises(ConfigInvalid) as info:
+            manager.register(f"p{i}", schema)
+        problems = info.value.problems
+        assert [p.code for p in problems] == ["config.schema"], schema
+        assert "points outside the schema" in problems[0].message
+        assert problems[0].path.startswith("$.properties.a") or problems[0].path == "$"
+        assert "CONTENT" not in str(info.value)
+        with pytest.raises(PluginNotFound):
+            manager.get(f"p{i}")
+    assert leaks.requests == []
+
+
+def test_validation_never_fetches_a_reference_even_from_a_schema_stored_before(
+    leaks: Leaks,
+) -> None:
+    # A schema recorded by an older version (before the registration check) still validates
+    # through a registry that retrieves nothing: one clear problem, no file read, no request.
+    for schema in leaks.schemas():
+        problems = validate_config({"a": "x"}, schema)
+        assert [p.code for p in problems] == ["config.schema"], schema
+        assert "nothing is fetched" in problems[0].message
+        assert "CONTENT" not in repr(problems)
+    assert leaks.requests == []
+
+
+async def test_references_inside_the_schema_are_resolved(manager: ConfigManager) -> None:
+    schema = {
+        "$id": "https://example.com/cfg",
+        "type": "object",
+        "properties": {
+            "port": {"$ref": "#/$defs/port"},
+            "backup": {"$ref": "#port"},
+            "limit": {"$ref": "limits#/properties/max"},
+        },
+        "$defs": {
+            "port": {"$anchor": "port", "type": "integer", "maximum": 65535},
+            "limits": {"$id": "limits", "properties": {"max": {"type": "integer"}}},
+        },
+    }
+    manager.register("p", schema)
+    with pytest.raises(ConfigInvalid) as info:
+        await manager.set("p", {"port": 70000, "backup": "x", "limit": 1.5})
+    assert [(p.path, p.code) for p in info.value.problems] == [
+        ("$.backup", "config.type"), ("$.limit", "config.type"), ("$.port", "config.maximum")]
+    await manager.set("p", {"port": 80, "backup": 81, "limit": 3})
+
+
+def test_a_config_too_deep_to_validate_is_a_problem_not_a_crash() -> None:
+    schema = {"type": "object", "additionalProperties": {"$ref": "#"}}
+    value: dict[str, object] = {}
+    for _ in range(5000):
+        value = {"a": value}
+    assert [p.code for p in validate_config(value, schema)] == ["config.depth"]
 
 
 def test_helpers() -> None:

@@ -278,10 +278,11 @@ def web() -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture
-async def url_service(trusted: Any) -> Any:
+async def url_service(trusted: Any, web: Any) -> Any:
     from plughost.services.manager import PluginService
 
-    async with PluginService(trusted, allow_private_urls=["127.0.0.1"],
+    port = web[0].rsplit(":", 1)[1]  # an allowed private address is allowed on its port only
+    async with PluginService(trusted, allow_private_urls=[f"127.0.0.1:{port}"],
                              allow_http_urls=True) as svc:
         yield svc
 
@@ -430,6 +431,22 @@ async def test_reconcile_removes_orphans_and_dead_staging(trusted, make_package)
         assert not (trusted.cache_dir / "plugins" / "ghost").exists()
         assert [o.key for o in store.list("")] == ["plugins/hello/1.0.0/hello_1.0.0.zip"]
         assert svc.host.get("hello").state.value == "active"
+
+
+async def test_reconcile_removes_an_empty_data_dir_an_interrupted_install_left(trusted,
+                                                                              make_package):
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted) as svc:
+        await svc.install(make_package("hello"))
+    data = trusted.home / "data"
+    (data / "ghost").mkdir(parents=True)  # activated, then the install died before its commit
+    (data / "kept").mkdir()  # an uninstall with keep_data: the plugin's data stays
+    (data / "kept" / "notes.txt").write_text("mine")
+    (data / "hello").mkdir()  # installed: its (empty) directory is its own business
+    async with PluginService(trusted) as svc:
+        assert svc.reconcile_report.data_removed == ["ghost"]
+    assert sorted(p.name for p in data.iterdir()) == ["hello", "kept"]
 
 
 async def test_reconcile_repairs_a_missing_cache_dir_from_the_blob(trusted, make_package):

@@ -102,6 +102,17 @@ async def test_plugin_gets_live_config_storage_files_and_permissions(setup) -> N
     assert services.permissions.audit.query(plugin="rec", decision="deny")
 
 
+async def test_a_plugin_that_never_writes_leaves_no_data_directory(setup) -> None:
+    host, services, _ = setup
+    report = await host.start()
+    assert report["rec"].ok and not report["bad"].ok
+    data = services.home / "data"
+    # Neither the active plugin (it has not written yet) nor the refused one has a directory.
+    assert not (data / "rec").exists() and not (data / "bad").exists()
+    assert await host.call("rec", "write_note", text="hi") == "hi"
+    assert sorted(p.name for p in data.iterdir()) == ["rec"]
+
+
 async def test_plugin_refusal_of_a_config_change_rolls_it_back(setup) -> None:
     host, services, _ = setup
     await host.start()

@@ -78,6 +78,32 @@ def test_other_schemes_are_refused(tmp_path: Path, url: str) -> None:
     assert info.value.code == "download.scheme"
 
 
+def test_an_allowed_private_address_is_allowed_on_its_port_only(tmp_path: Path) -> None:
+    from tests.services.hostapi.conftest import LocalServer
+
+    mirror, other = LocalServer(), LocalServer()
+    try:
+        mirror.redirect_to = f"http://127.0.0.1:{other.port}/p.zip"
+        named = FetchPolicy(max_size=1000, allow_http=True,
+                            allowed_addresses=frozenset({f"127.0.0.1:{mirror.port}"}))
+        fetched = fetch(f"{mirror.url}/p.zip", tmp_path / "ok.zip", named)
+        assert fetched.size == len(b"hello ")
+        # A redirect to another port on the same allowed address is refused, as is a first
+        # request there; an entry without a port allows only the default port (80 for http).
+        bare = FetchPolicy(max_size=1000, allow_http=True,
+                           allowed_addresses=frozenset({"127.0.0.1"}))
+        for url, policy in [(f"{mirror.url}/redirect", named), (f"{other.url}/p.zip", named),
+                            (f"{mirror.url}/p.zip", bare), (f"{mirror.url}/redirect", bare)]:
+            with pytest.raises(DownloadError) as info:
+                fetch(url, tmp_path / "refused.zip", policy)
+            assert info.value.code == "download.address", url
+            assert not (tmp_path / "refused.zip").exists()
+        assert other.requests == []
+    finally:
+        mirror.close()
+        other.close()
+
+
 @pytest.mark.parametrize("url", [
     "https://127.0.0.1:99999/x.zip", "https://[::1", "https://h:abc/x", "https://h:-1/x",
     "https://ex\x00ample.com/x", "https:///x", "https://" + "a" * 64 + ".com/x",

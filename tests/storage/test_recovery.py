@@ -80,9 +80,11 @@ def test_operations_still_running_elsewhere_are_left_alone(
 def test_a_failing_handler_marks_the_operation_failed_and_continues(
     database: Database, tmp_path: Path
 ) -> None:
+    creator = Repository(database, lock_dir=tmp_path / "locks")
+    first = creator.create_operation("install", plugin_id="a")
+    second = creator.create_operation("update", plugin_id="b")
+    creator.close()  # its owner is gone, as if its process had died
     repo = Repository(database, lock_dir=tmp_path / "locks")
-    first = repo.create_operation("install", plugin_id="a")
-    second = repo.create_operation("update", plugin_id="b")
 
     def handler(op):
         if op.plugin_id == "a":
@@ -95,3 +97,63 @@ def test_a_failing_handler_marks_the_operation_failed_and_continues(
     assert finished[second.id].status == "failed"
     assert "expected one of" in finished[second.id].error["message"]
     assert recover_operations(repo, handler, kinds=("install",)) == []
+
+
+# -- owners: an operation is recovered only when the process that owns it is gone ---------------
+
+LIVE_OWNER = """
+import os, sys, time
+sys.path.insert(0, {src!r})
+from pathlib import Path
+from plughost.storage.db import Database
+from plughost.storage.repository import Repository
+db = Database({url!r})
+repo = Repository(db, lock_dir=Path({locks!r}))
+op = repo.create_operation("install", message="install from local")   # no plugin id yet
+repo.update_operation(op.id, status="running", progress=0.3)
+print(op.id, repo.owner_id, flush=True)
+time.sleep(120)   # an upload still in progress
+"""
+
+
+def test_an_operation_of_a_live_process_is_left_alone_until_it_is_killed(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", LIVE_OWNER.format(src=SRC, url=database_url,
+                                                  locks=str(tmp_path / "locks"))],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        op_id, owner = child.stdout.readline().split()  # type: ignore[union-attr]
+        repo = Repository(database, lock_dir=tmp_path / "locks")
+        assert repo.get_operation(op_id).owner == owner
+        assert repo.owner_alive(owner) and not repo.owner_alive(repo.owner_id[::-1])
+        assert recover_operations(repo, lambda o: "failed") == []
+        assert repo.get_operation(op_id).status == "running"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)  # kill -9: no cleanup at all
+        child.wait(30)
+        child.stdout.close()  # type: ignore[union-attr]
+    assert not repo.owner_alive(owner)
+    [done] = recover_operations(repo, lambda o: "failed")
+    assert (done.id, done.status) == (op_id, "failed")
+    assert done.error["code"] == "operation.interrupted"
+    assert "stopped before it finished" in done.error["message"]
+    assert done.finished_at is not None
+    assert repo.list_operations(unfinished=True) == []
+
+
+def test_a_process_never_recovers_its_own_running_operations(
+    database: Database, tmp_path: Path
+) -> None:
+    repo = Repository(database, lock_dir=tmp_path / "locks")
+    op = repo.create_operation("update", plugin_id="p")
+    repo.update_operation(op.id, status="running")
+    assert recover_operations(repo, lambda o: "failed") == []
+    other = Repository(database, lock_dir=tmp_path / "locks")   # a second service, same process
+    assert recover_operations(other, lambda o: "failed") == []
+    repo.close()
+    assert [o.id for o in recover_operations(other, lambda o: "failed")] == [op.id]

@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any, Final
 
+from plughost.core.schemarefs import schema_reference_problems
 from plughost.core.version import ANY, Version, VersionRange
 from plughost.errors import PlughostError, Problem
 
@@ -395,7 +396,18 @@ def _check_schema(value: Any, path: str, problems: Problems) -> Any:
                                             f"{name!r} is required but not in 'properties' and "
                                             "additionalProperties is false: no config could "
                                             "ever be valid"))
+    # A reference outside the schema would make the host read files or fetch URLs when it
+    # validates the config: refused here, so such a package never installs.
+    for where, message in schema_reference_problems(value):
+        problems.append(Problem(_schema_path(path, where), "manifest.config", message))
     return result if len(problems) == before else _BAD
+
+
+def _schema_path(path: str, parts: tuple[str | int, ...]) -> str:
+    out = path
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
 
 
 # The unit alternatives are exactly the keys of _SIZE_UNITS (case-insensitive); the JSON Schema

@@ -122,7 +122,9 @@ PROBLEM_CODES: Final[Mapping[str, str]] = MappingProxyType(
         "manifest.permission": "A permission scope is not `kind[:target]` with a known kind.",
         "manifest.limit": "A limit is not a positive size / duration / count.",
         "manifest.config": "`config.schema` is not a usable JSON Schema object (bad `type`, "
-        "`properties`, `required`), or `config.defaults` is not an object.",
+        "`properties`, `required`; a `$ref` that points outside the schema; a `$schema` other "
+        "than draft 2020-12; nesting deeper than 64 levels), or `config.defaults` is not an "
+        "object.",
     }
 )
 """Every code a manifest :class:`~plughost.errors.Problem` can carry, with its meaning."""

@@ -408,13 +408,15 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
     max_frame = int(os.environ.get(ENV_MAX_FRAME) or DEFAULT_MAX_FRAME)
     conn = ChildConnection(0, out_fd, max_frame)
-    _start_watchdog(0)
+    if not spare:  # a spare starts it once confined: confinement applies to one thread only
+        _start_watchdog(0)
     try:
         if spare:
             # A warm spare: pay in advance for what (nearly) every plugin imports, then wait.
             import plughost.errors
             import plughost.sdk.decorators
             import plughost.sdk.plugin  # noqa: F401
+            from plughost.runtimes.process.confine import confine_self
 
             enable_fast_json()  # a spare pays for orjson in advance too
             conn.notify(M.SPARE)
@@ -423,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[ENV_PLUGIN_ID] = plugin_id
             os.chdir(str(assigned["cwd"]))
             _apply_limits(assigned.get("limits") or {})  # before any plugin code runs
+            if assigned.get("confine"):  # Landlock and seccomp, as a cold start gets them
+                confine_self(assigned["confine"])
+            _start_watchdog(0)
             entry = str(assigned["entry"])
         else:
             entry = args[0]

@@ -63,19 +63,32 @@ class PermissionSet:
 
     :param allow: allow rules (grants, implicit grants).
     :param deny: deny rules.
+    :param private: storage namespaces no rule can open: the private namespaces of the *other*
+        plugins (each plugin's own namespace is its id), so no grant — ``storage:*``,
+        ``storage:kv-*`` or even the exact name — reaches another plugin's storage.
     """
 
-    __slots__ = ("_allow", "_cache", "_deny")
+    __slots__ = ("_allow", "_cache", "_deny", "_private")
 
-    def __init__(self, allow: Iterable[Scope] = (), deny: Iterable[Scope] = ()) -> None:
+    def __init__(
+        self,
+        allow: Iterable[Scope] = (),
+        deny: Iterable[Scope] = (),
+        *,
+        private: Iterable[str] = (),
+    ) -> None:
         self._allow: dict[str, tuple[Scope, ...]] = _by_kind(allow)
         self._deny: dict[str, tuple[Scope, ...]] = _by_kind(deny)
+        self._private = frozenset(private)
         self._cache: dict[tuple[str, str], bool] = {}
 
     def check(self, kind: str, target: str = "") -> bool:
         """``True`` if ``kind`` on ``target`` is allowed. File paths are resolved first."""
         if kind in _PATH_KINDS:
-            target = os.path.realpath(target)
+            real = _realpath(target)
+            if real is None:
+                return False
+            target = real
         key = (kind, target)
         decision = self._cache.get(key)
         if decision is None:
@@ -90,7 +103,15 @@ class PermissionSet:
         if kind not in KINDS:
             return False, None, f"unknown permission kind {kind!r}"
         if kind in _PATH_KINDS:
-            target = os.path.realpath(target)
+            real = _realpath(target)
+            if real is None:
+                return False, None, "the path changed while it was being resolved"
+            target = real
+        if kind == "storage" and target in self._private:
+            return False, None, (
+                f"{target!r} is the private storage namespace of the plugin {target}; only that "
+                "plugin can use it (share data through a namespace that is no plugin's id)"
+            )
         for rule in self._deny.get(kind, ()):
             if rule.matches(target):
                 return False, rule, f"denied by rule {rule}"
@@ -99,6 +120,20 @@ class PermissionSet:
                 return True, rule, f"allowed by {rule}"
         what = f"{kind} {target}".strip()
         return False, None, f"no grant covers {what}"
+
+    def grant_root(self, kind: str, path: str) -> str | None:
+        """For a path kind: the deepest granted directory that allows ``path`` (already
+        resolved), or ``None`` when the access is not allowed. File access opens this directory
+        and walks beneath it (:mod:`plughost.security.beneath`), so what is opened can only lie
+        inside the grant that allowed it."""
+        if kind not in _PATH_KINDS or not os.path.isabs(path):
+            return None
+        # ``path`` is already resolved: matched as given, not resolved again (that would be a
+        # second, racy look at the filesystem).
+        if any(rule.matches(path) for rule in self._deny.get(kind, ())):
+            return None
+        roots = [rule.pattern for rule in self._allow.get(kind, ()) if rule.matches(path)]
+        return max(roots, key=len) if roots else None
 
     def allows_explicitly(self, kind: str, predicate: Callable[[Scope], bool]) -> bool:
         """Whether a non-denied allow rule of ``kind`` satisfies ``predicate`` (used for SSRF)."""
@@ -110,6 +145,15 @@ class PermissionSet:
         return [s for rules in self._deny.values() for s in rules] + [
             s for rules in self._allow.values() for s in rules
         ]
+
+
+def _realpath(path: str) -> str | None:
+    """``os.path.realpath``, or ``None`` when the path changes while it is being resolved (a
+    component swapped between ``lstat`` and ``readlink``): such a target is denied."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return None
 
 
 def _by_kind(scopes: Iterable[Scope]) -> dict[str, tuple[Scope, ...]]:
@@ -211,6 +255,7 @@ class PermissionManager:
         """
         parsed = parse_scopes(scopes, plugin_id=plugin_id)
         with self._lock:
+            self._learn(plugin_id)
             before = set(self.declared(plugin_id))
             self.store.set_declared(plugin_id, [str(s) for s in parsed])
             if apply_policy:
@@ -243,6 +288,7 @@ class PermissionManager:
         """Grant a scope (``!scope`` adds a deny rule). Audited; takes effect at once."""
         parsed = parse_scope(scope)
         with self._lock:
+            self._learn(plugin_id)
             self.store.add_grant(plugin_id, str(parsed), actor)
             self._sets.pop(plugin_id, None)
         self.audit.record(
@@ -293,6 +339,7 @@ class PermissionManager:
         """
         parsed = [parse_scope(s) for s in scopes]
         with self._lock:
+            self._learn(plugin_id)
             self._implicit[plugin_id] = parsed
             self._sets.pop(plugin_id, None)
 
@@ -313,6 +360,17 @@ class PermissionManager:
             self._implicit.pop(plugin_id, None)
             self._sets.pop(plugin_id, None)
 
+    def _known_plugins(self) -> set[str]:
+        """Every plugin this manager knows (declared, granted or running): whose storage
+        namespaces are private."""
+        return set(self.store.plugins()) | set(self._implicit)
+
+    def _learn(self, plugin_id: str) -> None:
+        """A plugin not known before: every other plugin's compiled rules must now keep out of
+        its storage namespace, so they are rebuilt."""
+        if plugin_id not in self._implicit and plugin_id not in self.store.plugins():
+            self._sets.clear()
+
     # ---- checks
 
     def permission_set(self, plugin_id: str) -> PermissionSet:
@@ -323,7 +381,8 @@ class PermissionManager:
                 rules = self.grants(plugin_id)
                 allow = [s for s in rules if not s.deny] + self._implicit.get(plugin_id, [])
                 deny = [s for s in rules if s.deny]
-                pset = self._sets[plugin_id] = PermissionSet(allow, deny)
+                others = self._known_plugins() - {plugin_id}
+                pset = self._sets[plugin_id] = PermissionSet(allow, deny, private=others)
         return pset
 
     def allowed(self, plugin_id: str, kind: str, target: str = "") -> bool:
@@ -336,10 +395,27 @@ class PermissionManager:
         if not pset.check(kind, target):
             self.deny(plugin_id, kind, target, pset.explain(kind, target)[2])
 
+    def check_path(self, plugin_id: str, kind: str, path: str) -> str:
+        """Check a resolved path like :meth:`check`; return the granted directory to open it
+        beneath (see :meth:`PermissionSet.grant_root`)."""
+        pset = self._sets.get(plugin_id) or self.permission_set(plugin_id)
+        root = pset.grant_root(kind, path)
+        if root is None:
+            denied = next(
+                (r for r in pset.rules if r.deny and r.kind == kind and r.matches(path)), None
+            )
+            reason = f"denied by rule {denied}" if denied else f"no grant covers {kind} {path}"
+            self.deny(plugin_id, kind, path, reason)
+        assert root is not None
+        return root
+
     def deny(
         self, plugin_id: str, kind: str, target: str, reason: str, *, severity: str = "warning"
     ) -> None:
         """Audit a denial and raise :class:`PermissionDenied` (also used by the services)."""
+        # A target may come from a plugin and hold anything (a lone surrogate cannot be stored
+        # as text): keep it readable and storable.
+        target = target.encode("utf-8", "backslashreplace").decode("utf-8")[:4096]
         self.audit.record(
             plugin_id,
             "check",

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from plughost.core.schemarefs import schema_reference_problems
 from plughost.errors import (
     ConfigInvalid,
     ConfigRejected,
@@ -270,39 +271,96 @@ _KEY_ONLY_VALIDATORS: Final = frozenset(
 )
 
 
-def _validator_class() -> Any:
+# Formats whose checkers are pure functions of the value (no DNS, no network, no files). An
+# explicit list, so a checker some other library registers globally is never run on config.
+_PURE_FORMATS: Final = (
+    "date", "date-time", "duration", "email", "hostname", "idn-email", "idn-hostname", "ipv4",
+    "ipv6", "iri", "iri-reference", "json-pointer", "regex", "relative-json-pointer", "time",
+    "uri", "uri-reference", "uri-template", "uuid",
+)
+
+
+def _jsonschema() -> Any:
     try:
         import jsonschema
+        import referencing
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise ExtraNotInstalled("Plugin config validation", "config", "jsonschema") from exc
-    return jsonschema.Draft202012Validator
+    return jsonschema, referencing
+
+
+def _retrieve_nothing(uri: str) -> Any:
+    """The registry's retrieve function: a schema never reads a file or fetches a URL."""
+    from referencing.exceptions import NoSuchResource
+
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # attrs class, untyped init
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    """A draft 2020-12 validator whose references resolve only inside ``schema``.
+
+    The registry knows the bundled meta-schemas and ``schema`` itself; anything else reaches
+    :func:`_retrieve_nothing` and is unresolvable (never fetched, never read from disk).
+    """
+    jsonschema, referencing = _jsonschema()
+    registry = referencing.Registry(retrieve=_retrieve_nothing)
+    checker = jsonschema.FormatChecker(
+        formats=[f for f in _PURE_FORMATS if f in jsonschema.FormatChecker.checkers]
+    )
+    return jsonschema.Draft202012Validator(schema, registry=registry, format_checker=checker)
 
 
 def check_schema(schema: Mapping[str, Any] | None, *, plugin_id: str | None = None) -> None:
-    """Raise :class:`ConfigInvalid` if ``schema`` is not a valid draft 2020-12 JSON Schema."""
+    """Raise :class:`ConfigInvalid` if ``schema`` is not a valid draft 2020-12 JSON Schema
+    that refers only to itself (see :mod:`plughost.core.schemarefs`)."""
     if schema is None:
         return
-    cls = _validator_class()
+    # The reference rule first: it also bounds the nesting the meta-schema check recurses into.
     problems = [
-        Problem(_json_path(list(err.absolute_path)), "config.schema", err.message)
-        for err in cls(cls.META_SCHEMA).iter_errors(schema)
+        Problem(_json_path(list(where)), "config.schema", message)
+        for where, message in schema_reference_problems(schema)
     ]
+    if not problems:
+        jsonschema, _ = _jsonschema()
+        meta = _validator(jsonschema.Draft202012Validator.META_SCHEMA)
+        problems = [
+            Problem(_json_path(list(err.absolute_path)), "config.schema", err.message)
+            for err in meta.iter_errors(schema)
+        ]
     if problems:
         raise ConfigInvalid(problems, plugin_id=plugin_id, what="config schema")
 
 
 def validate_config(instance: Any, schema: Mapping[str, Any] | None) -> list[Problem]:
-    """Every schema violation as a :class:`Problem` with its JSON path, secrets redacted."""
+    """Every schema violation as a :class:`Problem` with its JSON path, secrets redacted.
+
+    A reference the schema cannot resolve inside itself is one problem (``config.schema``);
+    it is never fetched, and no message carries anything but the reference itself.
+    """
     if schema is None:
         return []
-    cls = _validator_class()
-    import jsonschema
-
-    validator = cls(schema, format_checker=jsonschema.FormatChecker())
+    _, referencing = _jsonschema()
+    validator = _validator(schema)
+    try:
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path)))
+    except referencing.exceptions.Unresolvable as exc:
+        ref = getattr(exc, "ref", None) or getattr(getattr(exc, "_wrapped", None), "ref", "")
+        return [
+            Problem(
+                "$",
+                "config.schema",
+                f"the plugin's config schema refers to {str(ref)[:200]!r}, which is not inside "
+                "the schema; only references inside it are resolved (nothing is fetched). "
+                "Update the plugin to a version whose schema keeps its definitions in $defs.",
+            )
+        ]
+    except RecursionError:
+        return [Problem("$", "config.depth", "the configuration nests too deeply to validate; "
+                                             "flatten it")]
     secrets = secret_paths(schema)
     secret_texts = _secret_strings(instance, schema)
     problems = []
-    for err in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path))):
+    for err in errors:
         path = tuple(str(p) for p in err.absolute_path)
         covers_secret = any(s[: len(path)] == path for s in secrets)
         message = err.message

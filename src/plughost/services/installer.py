@@ -240,9 +240,11 @@ class Installer:
     # ------------------------------------------------------------------ stage + verify
 
     def new_workdir(self) -> Path:
-        """A private staging directory named after this process (swept if it dies)."""
+        """A private staging directory named after this process's owner id
+        (``<owner>.<token>``): reconciliation in another process leaves it alone while this
+        one lives, and removes it once it died."""
         self.settings.staging_dir.mkdir(parents=True, exist_ok=True)
-        path = self.settings.staging_dir / f"{os.getpid()}-{secrets.token_hex(6)}"
+        path = self.settings.staging_dir / f"{self.repo.owner_id}.{secrets.token_hex(6)}"
         path.mkdir(mode=0o700)
         return path
 

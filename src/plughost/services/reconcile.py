@@ -5,10 +5,16 @@ the transaction that forgets them, so after a crash the database is the old stat
 and the only damage is files nobody refers to. :func:`reconcile` (run when a PluginService opens)
 removes them, and leftover staging directories of dead processes. Rows whose files are missing
 (damage from outside) are repaired from the package blob when it is there, and otherwise rolled
-back (an old kept version is forgotten) or marked failed (the current version).
+back (an old kept version is forgotten) or marked failed (the current version). Operations left
+``pending``/``running`` by a dead process are marked ``failed`` with the reason
+(``operation.interrupted``), once storage is back in step.
 
-Each plugin is reconciled while holding its lock, so an operation running in another process is
-never disturbed (its plugin is skipped and listed in ``skipped_busy``).
+Nothing a live process owns is touched. Each plugin is reconciled while holding its lock, so an
+operation running in another process is never disturbed (its plugin is skipped and listed in
+``skipped_busy``). Staging directories and operations carry their owner's id (see
+:mod:`plughost.storage.locks`), and are reclaimed only when a non-blocking probe finds that
+owner's lease free: ``plughost list`` next to a running server never deletes the server's
+staged upload nor fails its running operation.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from plughost.security.archive import remove_tree
 from plughost.security.package import open_package
 from plughost.storage.objects import FilesystemObjectStore
 from plughost.storage.records import StoredVersion
+from plughost.storage.recovery import recover_operations
 
 if TYPE_CHECKING:
     from plughost.services.installer import Installer
@@ -34,7 +41,10 @@ __all__ = ["ReconcileReport", "reconcile"]
 
 log = logging.getLogger(__name__)
 
-_STAGING_NAME = re.compile(r"^(\d+)-[0-9a-f]+$")
+#: ``<owner id>.<token>``: a staging directory of the owner (see Installer.new_workdir).
+_STAGING_NAME = re.compile(r"^([0-9a-f]{16})\.[0-9a-f]+$")
+#: ``<pid>-<token>``: the name used before staging directories recorded their owner.
+_LEGACY_STAGING_NAME = re.compile(r"^(\d+)-[0-9a-f]+$")
 
 
 @dataclass(slots=True)
@@ -48,11 +58,16 @@ class ReconcileReport:
     rolled_back: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped_busy: list[str] = field(default_factory=list)
+    operations_failed: list[str] = field(default_factory=list)
+    """Ids of operations left unfinished by a dead process, now marked failed."""
+    data_removed: list[str] = field(default_factory=list)
+    """Empty ``data/<id>`` directories of plugins that are not installed, removed."""
 
     @property
     def changed(self) -> bool:
         return any((self.staging_removed, self.cache_removed, self.objects_removed,
-                    self.repaired, self.rolled_back, self.failed))
+                    self.repaired, self.rolled_back, self.failed, self.operations_failed,
+                    self.data_removed))
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(getattr(self, f.name)) for f in fields(self)}
@@ -92,25 +107,60 @@ class _Reconciler:
                     self._reconcile_one(pid, report)
             except LockTimeout:
                 report.skipped_busy.append(pid)
+        self._sweep_empty_data_dirs(report)
         if isinstance(self.store, FilesystemObjectStore) and not report.skipped_busy:
             self.store.gc()
+        # Storage is in step again: close the operations whose process died, with the reason.
+        for op in recover_operations(self.repo, lambda op: "failed"):
+            report.operations_failed.append(op.id)
+        self.repo.prune_owners()
         if report.changed:
             log.warning("reconciled storage after an interrupted operation: %s",
                         report.to_dict())
         return report
+
+    def _sweep_empty_data_dirs(self, report: ReconcileReport) -> None:
+        """An *empty* ``data/<id>`` of a plugin that is not installed is what an install that
+        crashed after activation leaves; remove it. A non-empty one is data an uninstall kept
+        (``keep_data``) and stays; a plugin being installed right now holds its lock."""
+        data = self.settings.home / "data"
+        if not data.is_dir():
+            return
+        for entry in sorted(data.iterdir()):
+            if entry.is_symlink() or not entry.is_dir() or any(entry.iterdir()):
+                continue
+            try:
+                with self.installer.locked(entry.name, timeout=0.5):
+                    if self.repo.get_plugin(entry.name) is None:
+                        with contextlib.suppress(OSError):  # written meanwhile: keep it
+                            entry.rmdir()
+                            report.data_removed.append(entry.name)
+            except LockTimeout:
+                report.skipped_busy.append(entry.name)
 
     def _sweep_staging(self, report: ReconcileReport) -> None:
         staging = self.settings.staging_dir
         if not staging.is_dir():
             return
         for entry in staging.iterdir():
-            match = _STAGING_NAME.match(entry.name)
-            if match is not None:
-                pid = int(match.group(1))
-                if pid == os.getpid() or _alive(pid):
-                    continue
-            remove_tree(entry)
+            if not self._staging_abandoned(entry.name):
+                continue
+            try:
+                remove_tree(entry)
+            except FileNotFoundError:
+                continue  # another process reclaimed it at the same time
             report.staging_removed.append(entry.name)
+
+    def _staging_abandoned(self, name: str) -> bool:
+        """Whether the staging entry ``name`` belongs to no live process."""
+        match = _STAGING_NAME.match(name)
+        if match is not None:
+            return not self.repo.owner_alive(match.group(1))
+        legacy = _LEGACY_STAGING_NAME.match(name)
+        if legacy is not None:
+            pid = int(legacy.group(1))
+            return pid != os.getpid() and not _alive(pid)
+        return not name.startswith(".")  # nothing plughost makes; dot files are not ours
 
     def _reconcile_one(self, pid: str, report: ReconcileReport) -> None:
         plugin = self.repo.get_plugin(pid)

@@ -35,8 +35,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from plughost.errors import DownloadError, ExtraNotInstalled, InstallError
-from plughost.security.addresses import IPAddress, is_public_address, unwrap
+from plughost.security.addresses import IPAddress, allowance_opens, is_public_address, unwrap
 from plughost.security.archive import DEFAULT_LIMITS, ArchiveLimits, inflate
+from plughost.security.scopes import split_net_target
 
 __all__ = [
     "MAX_URL_LENGTH",
@@ -73,9 +74,11 @@ class FetchPolicy:
     :param allow_private: also allow loopback/private/link-local targets (trusted networks,
         tests against a local server). Off by default.
     :param allow_http: also allow plain ``http://`` (tests, trusted networks). Off by default.
-    :param allowed_addresses: individual non-public addresses allowed even when
-        ``allow_private`` is off (an internal mirror at ``10.0.0.5``); redirects elsewhere are
-        still refused.
+    :param allowed_addresses: individual non-public ``ADDRESS[:PORT]`` allowed even when
+        ``allow_private`` is off (an internal mirror at ``10.0.0.5`` or ``10.0.0.5:8443``); an
+        entry without a port allows only the scheme's default port (443, or 80 for http). The
+        port is honoured on the first request and on every redirect hop; redirects elsewhere
+        are refused.
     """
 
     max_size: int
@@ -268,15 +271,18 @@ def _resolve_checked(host: str, port: int, policy: FetchPolicy, url: str) -> str
     if not addresses:
         raise DownloadError(f"{host!r} resolves to no address", code="download.failed")
     if not policy.allow_private:
+        scheme = urlsplit(url).scheme
+        allowances = [split_net_target(a) for a in policy.allowed_addresses]
         for text in addresses:
             ip = ipaddress.ip_address(text.split("%", 1)[0])
-            if not is_public_address(ip) and str(ip) not in policy.allowed_addresses \
-                    and str(unwrap(ip)) not in policy.allowed_addresses:
+            if not is_public_address(ip) and not any(
+                    allowance_opens(h, p, ip, port, scheme=scheme) for h, p in allowances):
                 via = f" ({host} resolves to it)" if host != text else ""
                 raise DownloadError(
                     f"refusing to fetch {url}: {text} is a {_describe(ip)} address{via}. "
                     "Packages are fetched only from public addresses; an operator can allow "
-                    "private targets explicitly (allow_private_urls).",
+                    "a private address and port explicitly (allow_private_urls, e.g. "
+                    f"{_bracket(str(unwrap(ip)))}:{port}).",
                     code="download.address", details={"host": host, "address": text})
     return addresses[0]
 
@@ -361,6 +367,10 @@ def _download(url: str, dest: Path, policy: FetchPolicy, progress: Progress | No
                 response.close()
     raise DownloadError(f"{url} redirected more than {policy.max_redirects} times",
                         code="download.redirect")
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 class _ChunkReader:

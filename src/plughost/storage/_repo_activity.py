@@ -83,14 +83,15 @@ class ActivityRecords(RepositoryBase):
 
         ``details`` is the operation's journal (JSON): what it is about to create or replace
         (object keys, cache directories, the version it replaces), so that recovery after a
-        crash knows what to undo. :meth:`update_operation` merges more into it.
+        crash knows what to undo. :meth:`update_operation` merges more into it. The row records
+        this repository's owner id: no other process recovers it while this one lives.
         """
         now = self._now()
         with self._tx() as s:
             row = OperationRow(id=uuid.uuid4().hex, kind=kind, plugin_id=plugin_id,
                                status="pending", progress=0.0, message=message, error=None,
                                details=dict(details or {}), actor=actor, created_at=now,
-                               updated_at=now)
+                               updated_at=now, owner=self.owner_id)
             s.add(row)
             s.flush()
             return to_record(Operation, row)

@@ -54,6 +54,11 @@ class RepositoryBase:
     _now: Callable[[], datetime]
     _current: ContextVar[Session | None]
 
+    @property
+    def owner_id(self) -> str:
+        """The owner id of this repository's process (see :class:`Repository`)."""
+        raise NotImplementedError
+
     @contextlib.contextmanager
     def _tx(self, *, write: bool = True) -> Iterator[Session]:
         # Join the caller's unit of work if there is one, else run in a transaction of our own.

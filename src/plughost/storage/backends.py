@@ -36,7 +36,9 @@ class Storage:
     objects: ObjectStore
 
     def close(self) -> None:
-        """Close the database connections (idempotent). The object stores hold no resources."""
+        """Release the owner lease and close the database connections (idempotent). The
+        object stores hold no resources."""
+        self.repository.close()
         self.database.close()
 
     def __enter__(self) -> Storage:

@@ -36,17 +36,36 @@ CREATE INDEX IF NOT EXISTS kv_index_entry_key ON kv_index_entry (ns, key);
 """
 
 
+def _check_text(what: str, text: object) -> str:
+    """A name stored as text (namespace, key, prefix, index name) must be a string that UTF-8
+    can encode: a lone surrogate (``"\\ud800"``) cannot be stored and is refused here."""
+    if not isinstance(text, str):
+        raise KeyValueError(f"storage {what}s must be strings, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise KeyValueError(
+            f"the storage {what} {text[:40]!r} is not valid text (it contains "
+            f"{text[exc.start]!r}, an unpaired surrogate); use a proper Unicode string"
+        ) from None
+    return text
+
+
 def _check_key(key: object) -> str:
     if not isinstance(key, str) or not key:
-        raise KeyValueError(f"storage keys must be non-empty strings, got {key!r}")
+        raise KeyValueError(f"storage keys must be non-empty strings, got {key!r}"[:200])
     if len(key) > MAX_KEY_LENGTH:
         raise KeyValueError(f"storage key is {len(key)} characters; the limit is {MAX_KEY_LENGTH}")
-    return key
+    return _check_text("key", key)
 
 
 def _dump(key: str, value: Any) -> str:
     try:
         return json.dumps(value, sort_keys=True, allow_nan=False)
+    except RecursionError:
+        raise KeyValueError(
+            f"the value for {key!r} nests too deeply to be stored; flatten it"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise KeyValueError(
             f"the value for {key!r} cannot be stored: {exc}. Store JSON data (dict, list, str, "
@@ -89,13 +108,15 @@ class KeyValueStore:
     def get(self, ns: str, key: str, default: Any = None) -> Any:
         """The value at ``key``, or ``default``."""
         row = self._db.execute(
-            "SELECT value FROM kv WHERE ns = ? AND key = ?", (ns, key)
+            "SELECT value FROM kv WHERE ns = ? AND key = ?",
+            (_check_text("namespace", ns), _check_key(key)),
         ).fetchone()
         return json.loads(row[0]) if row is not None else default
 
     def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, Any]:
         """The values of the keys that exist."""
-        keys = list(keys)
+        _check_text("namespace", ns)
+        keys = [_check_key(k) for k in keys]
         out: dict[str, Any] = {}
         with self._lock:
             for i in range(0, len(keys), 500):
@@ -109,6 +130,8 @@ class KeyValueStore:
 
     def keys(self, ns: str, prefix: str = "") -> list[str]:
         """Keys in the namespace (optionally starting with ``prefix``), sorted."""
+        _check_text("namespace", ns)
+        _check_text("key prefix", prefix)
         with self._lock:
             rows = self._db.execute(
                 "SELECT key FROM kv WHERE ns = ? AND substr(key, 1, ?) = ? ORDER BY key",
@@ -118,6 +141,7 @@ class KeyValueStore:
 
     def query_by_index(self, ns: str, name: str, value: Any) -> dict[str, Any]:
         """``{key: value}`` for every entry whose indexed field equals ``value``, by key."""
+        _check_text("namespace", ns)
         if name not in self._indexes.get(ns, {}):
             known = ", ".join(sorted(self._indexes.get(ns, {}))) or "none"
             raise KeyValueError(
@@ -163,6 +187,9 @@ class KeyValueStore:
         """
         if not name or not key_path:
             raise KeyValueError("an index needs a name and a dotted key path such as 'user.email'")
+        _check_text("namespace", ns)
+        _check_text("index name", name)
+        _check_text("index key path", key_path)
         existing = self._indexes.get(ns, {}).get(name)
         if existing is not None:
             if existing != key_path:
@@ -189,6 +216,7 @@ class KeyValueStore:
 
     def apply(self, ns: str, ops: Iterable[tuple[str, str, Any]]) -> None:
         """Apply ``(op, key, value)`` operations (``set``/``delete``/``clear``) all or nothing."""
+        _check_text("namespace", ns)
         prepared: list[tuple[str, str, Any, str | None]] = []
         for op, key, value in ops:  # validate everything before touching the database
             if op == "clear":

@@ -21,6 +21,17 @@ SQLite — :class:`FileLock`
 
 Locks are not re-entrant: taking the same plugin's lock twice in one thread waits for itself
 until the timeout. Hold one lock per operation, around the whole operation.
+
+Owner leases
+    Every process that opens storage holds an *owner lease* for as long as storage is open:
+    a random owner id whose lock nobody else can take while the process lives, and that the
+    kernel (a file lock) or the database server (a session advisory lock: PostgreSQL
+    ``pg_advisory_lock``, MySQL ``GET_LOCK``) releases the moment the process dies — ``kill
+    -9`` included. Operations rows and staging directories record their owner id, and
+    start-up reconciliation of *another* process touches them only when a non-blocking probe
+    (:meth:`owner_alive`) finds the owner's lock free. So ``plughost list`` next to a running
+    server never deletes the server's staged upload or fails its running operation, and after
+    a crash nothing stays ``running`` forever.
 """
 
 from __future__ import annotations
@@ -28,11 +39,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import re
+import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,11 +55,62 @@ from plughost.errors import LockTimeout
 if TYPE_CHECKING:
     from plughost.storage.db import Database
 
-__all__ = ["FileLock", "RowLock", "file_lock", "lock_file_name"]
+__all__ = ["FileLock", "OwnerLease", "RowLock", "file_lock", "lock_file_name", "new_owner_id"]
+
+log = logging.getLogger(__name__)
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _POLL_INITIAL = 0.005
 _POLL_MAX = 0.1
+
+
+_OWNER_ID = re.compile(r"^[0-9a-f]{16}$")
+_HEARTBEAT = 60.0
+_HEARTBEAT_RETRY = 5.0
+
+
+def new_owner_id() -> str:
+    """A fresh owner id: 16 hex digits (63 random bits, so it is also a PostgreSQL bigint)."""
+    return f"{secrets.randbits(63):016x}"
+
+
+def is_owner_id(text: str) -> bool:
+    """Whether ``text`` has the shape of an owner id (16 lowercase hex digits)."""
+    return bool(_OWNER_ID.match(text))
+
+
+class OwnerLease:
+    """Proof that an owner (one open storage of one process) is alive, held until closed.
+
+    Close it when the storage closes; if the process dies instead, the kernel or the database
+    server releases it. Idempotent ``close()``; a context manager.
+    """
+
+    def __init__(self, owner_id: str, release: Callable[[], None]) -> None:
+        self.id = owner_id
+        self._release: Callable[[], None] | None = release
+        self._guard = threading.Lock()
+
+    @property
+    def closed(self) -> bool:
+        """True once released."""
+        return self._release is None
+
+    def close(self) -> None:
+        """Release the lease. Idempotent."""
+        with self._guard:
+            release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def __enter__(self) -> OwnerLease:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"OwnerLease({self.id!r}{', closed' if self.closed else ''})"
 
 
 def lock_file_name(name: str) -> str:
@@ -110,12 +174,116 @@ class FileLock:
             yield
 
 
+    # -- owner leases: <lock_dir>/owners/<owner>.lock, flocked for the owner's lifetime -----
+
+    @property
+    def owners_dir(self) -> Path:
+        """Where owner lock files live."""
+        return self.lock_dir / "owners"
+
+    def claim_owner(self) -> OwnerLease:
+        """A new owner id, its lock file held (exclusive ``flock``) until the lease closes."""
+        import fcntl
+
+        self.owners_dir.mkdir(parents=True, exist_ok=True)
+        owner = new_owner_id()
+        path = self.owners_dir / f"{owner}.lock"
+        # Locked under a temporary name and then renamed into place: a pruner never sees the
+        # file unlocked, so it cannot delete it between creation and flock.
+        tmp = self.owners_dir / f".{owner}.tmp"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                     0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(fd, f"pid {os.getpid()} since {datetime.now(UTC).isoformat()}\n".encode())
+            os.rename(tmp, path)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+        def release() -> None:
+            with contextlib.suppress(OSError):
+                path.unlink()  # while still locked: nobody can mistake it for a dead owner's
+            os.close(fd)
+
+        return OwnerLease(owner, release)
+
+    def owner_alive(self, owner_id: str) -> bool:
+        """Whether ``owner_id``'s lease is held (non-blocking probe; a missing file: dead)."""
+        import fcntl
+
+        if not is_owner_id(owner_id):
+            return False
+        try:
+            fd = os.open(self.owners_dir / f"{owner_id}.lock",
+                         os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return False
+        try:
+            # A shared probe: several reconcilers probing at once all see a dead owner as dead.
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return True
+            raise
+        finally:
+            os.close(fd)  # closing also drops the probe's lock
+        return False
+
+    def prune_owners(self) -> list[str]:
+        """Delete the lock files of dead owners; return their ids."""
+        import fcntl
+
+        removed: list[str] = []
+        if not self.owners_dir.is_dir():
+            return removed
+        for path in self.owners_dir.glob("*.lock"):
+            try:
+                fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue  # alive, or being probed right now
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path.stem)
+            os.close(fd)
+        return removed
+
+
 class MemoryLock:
     """Per-plugin locks inside one process (in-memory SQLite: nothing else can see the data)."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
+        self._owners: set[str] = set()
+
+    def claim_owner(self) -> OwnerLease:
+        """A new owner id, alive until the lease closes (only this process sees the data)."""
+        owner = new_owner_id()
+        with self._guard:
+            self._owners.add(owner)
+
+        def release() -> None:
+            with self._guard:
+                self._owners.discard(owner)
+
+        return OwnerLease(owner, release)
+
+    def owner_alive(self, owner_id: str) -> bool:
+        """Whether ``owner_id``'s lease is held."""
+        with self._guard:
+            return owner_id in self._owners
+
+    def prune_owners(self) -> list[str]:
+        """Nothing to prune: leases of an in-memory database live in memory."""
+        return []
 
     @contextlib.contextmanager
     def hold(self, plugin_id: str, *, timeout: float) -> Iterator[None]:
@@ -199,6 +367,118 @@ class RowLock:
                 else:
                     conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = DEFAULT")
                 conn.commit()
+
+
+    # -- owner leases: a session advisory lock on a dedicated connection ---------------------
+
+    def _owner_sql(self, owner_id: str) -> tuple[str, str, dict[str, Any]]:
+        """(take, probe, params): SQL taking the owner's lock without waiting, and SQL that is
+        true when the lock is free (without keeping anything)."""
+        if self.database.dialect == "postgresql":
+            key = int(owner_id, 16) & 0x7FFF_FFFF_FFFF_FFFF
+            return ("SELECT pg_try_advisory_lock(:k)", "SELECT pg_try_advisory_lock_shared(:k)",
+                    {"k": key})
+        name = f"plughost.owner.{owner_id}"
+        return "SELECT GET_LOCK(:k, 0)", "SELECT IS_FREE_LOCK(:k)", {"k": name}
+
+    def claim_owner(self) -> OwnerLease:
+        """A new owner id whose advisory lock a dedicated connection holds until the lease
+        closes. A heartbeat keeps the connection from idling out (MySQL ``wait_timeout``) and,
+        if the database drops it (an outage, a server restart), takes the lock again on a new
+        connection as soon as the database answers."""
+        while True:
+            owner = new_owner_id()
+            conn = self._take_owner_lock(owner)
+            if conn is not None:
+                break  # else: 63 random bits collided with a live owner; draw again
+        stop = threading.Event()
+        guard = threading.Lock()
+        held: dict[str, Any] = {"conn": conn}
+
+        def beat() -> None:
+            interval = _HEARTBEAT
+            while not stop.wait(interval):
+                with guard:
+                    if stop.is_set():
+                        return
+                    try:
+                        if held["conn"] is None:
+                            # None: a prober holds it shared for an instant; try again soon.
+                            held["conn"] = self._take_owner_lock(owner)
+                            if held["conn"] is None:
+                                interval = _HEARTBEAT_RETRY
+                                continue
+                            log.warning("owner lease %s: lock taken again after the database "
+                                        "came back", owner)
+                        held["conn"].exec_driver_sql("SELECT 1")
+                        held["conn"].commit()
+                        interval = _HEARTBEAT
+                    except Exception:  # pragma: no cover - a database outage
+                        log.warning("owner lease %s lost its database connection; until it "
+                                    "is back, other processes may reconcile its operations",
+                                    owner, exc_info=True)
+                        _drop(held["conn"])
+                        held["conn"] = None
+                        interval = _HEARTBEAT_RETRY
+
+        thread = threading.Thread(target=beat, name=f"plughost-owner-{owner}", daemon=True)
+        thread.start()
+
+        def release() -> None:
+            stop.set()
+            with guard:
+                _drop(held["conn"])
+                held["conn"] = None
+            thread.join(5)
+
+        return OwnerLease(owner, release)
+
+    def _take_owner_lock(self, owner: str) -> Any:
+        """A dedicated connection holding ``owner``'s advisory lock, or ``None`` when another
+        session holds it."""
+        from sqlalchemy import text
+
+        take, _probe, params = self._owner_sql(owner)
+        conn = self.database.engine.connect()
+        try:
+            got = conn.execute(text(take), params).scalar()
+            conn.commit()
+        except BaseException:
+            _drop(conn)
+            raise
+        if not got:
+            _drop(conn)
+            return None
+        return conn
+
+    def owner_alive(self, owner_id: str) -> bool:
+        """Whether ``owner_id``'s advisory lock is held by some session (non-blocking)."""
+        from sqlalchemy import text
+
+        if not is_owner_id(owner_id):
+            return False
+        _take, probe, params = self._owner_sql(owner_id)
+        with self.database.engine.connect() as conn:
+            free = conn.execute(text(probe), params).scalar()
+            if free and self.database.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_unlock_shared(:k)"), params)
+            conn.commit()
+        return not free
+
+    def prune_owners(self) -> list[str]:
+        """Nothing to prune: the database server drops a dead session's advisory locks."""
+        return []
+
+
+def _drop(conn: Any) -> None:
+    """Close a connection for good: invalidated rather than returned to the pool, so its
+    database session ends and the session's advisory locks with it."""
+    if conn is None:
+        return
+    with contextlib.suppress(Exception):
+        conn.invalidate()
+    with contextlib.suppress(Exception):
+        conn.close()
 
 
 def _is_lock_timeout(exc: Exception) -> bool:

@@ -262,6 +262,9 @@ class OperationRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The owner id of the process running it (see plughost.storage.locks): while that owner
+    #: lives, no other process reconciles the operation.
+    owner: Mapped[str | None] = mapped_column(String(SHORT_LEN), nullable=True)
 
 
 class TrustedKeyRow(Base):

@@ -234,6 +234,8 @@ class Operation:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    owner: str | None = None
+    """The owner id of the process running it (``None``: recorded before owners were)."""
 
     @property
     def done(self) -> bool:

@@ -18,6 +18,7 @@ roll back with it: record the audit of a *failed* operation after the block.
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
@@ -41,7 +42,7 @@ from plughost.storage._repo_activity import ActivityRecords
 from plughost.storage._repo_base import check_state, to_record, utcnow
 from plughost.storage._repo_observability import ObservabilityRecords
 from plughost.storage.db import Database
-from plughost.storage.locks import FileLock, MemoryLock, RowLock
+from plughost.storage.locks import FileLock, MemoryLock, OwnerLease, RowLock
 from plughost.storage.models import (
     ConfigHistoryRow,
     PluginConfigRow,
@@ -90,6 +91,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
             self._locks = FileLock(lock_dir or database.sqlite_path.parent / "locks")
         else:
             self._locks = _MEMORY_LOCKS.setdefault(database, MemoryLock())
+        self._owner: OwnerLease | None = None
+        self._owner_guard = threading.Lock()
 
     # -- transactions and locks ------------------------------------------------------------
 
@@ -120,6 +123,36 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
         :raises LockTimeout: when another holder keeps the lock longer than ``timeout`` seconds.
         """
         return self._locks.hold(plugin_id, timeout=timeout)
+
+    # -- the owner lease (see plughost.storage.locks) ----------------------------------------
+
+    @property
+    def owner_id(self) -> str:
+        """This repository's owner id, its lease claimed on first use and held until
+        :meth:`close`. Operations it creates and staging directories record it, so other
+        processes leave them alone while this one lives."""
+        with self._owner_guard:
+            if self._owner is None or self._owner.closed:
+                self._owner = self._locks.claim_owner()
+                # A safety net only: Storage.close() (or close()) releases it explicitly.
+                weakref.finalize(self, self._owner.close)
+            return self._owner.id
+
+    def owner_alive(self, owner_id: str) -> bool:
+        """Whether the owner ``owner_id`` (any process on this storage, this one included)
+        still holds its lease. A non-blocking probe; an unknown id is dead."""
+        return self._locks.owner_alive(owner_id)
+
+    def prune_owners(self) -> list[str]:
+        """Forget the lease records of dead owners (lock files); returns their ids."""
+        return self._locks.prune_owners()
+
+    def close(self) -> None:
+        """Release this repository's owner lease (idempotent). The database stays open."""
+        with self._owner_guard:
+            owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.close()
 
     # -- plugins ---------------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ def test_upgrade_then_current_reports_head(app: typer.Typer, tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert f"from <empty> to {migrations.head()}" in result.stdout
     result = runner.invoke(app, ["db", "upgrade", "--database-url", url, "--json"])
-    assert json.loads(result.stdout) == {"database": url, "from": "0001", "to": "0001"}
+    head = migrations.head()
+    assert json.loads(result.stdout) == {"database": url, "from": head, "to": head}
     result = runner.invoke(app, ["db", "upgrade", "--database-url", url])
     assert "already at revision" in result.stdout
     result = runner.invoke(app, ["db", "current", "--database-url", url])
@@ -56,7 +57,7 @@ def test_upgrade_uses_the_home_from_the_environment(
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "home" / "plughost.db").exists()
-    assert migrations.current(f"sqlite:///{tmp_path / 'home' / 'plughost.db'}") == "0001"
+    assert migrations.current(f"sqlite:///{tmp_path / 'home' / 'plughost.db'}") == migrations.head()
 
 
 def test_home_option_picks_the_database_in_that_home(app: typer.Typer, tmp_path: Path) -> None:

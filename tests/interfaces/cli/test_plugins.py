@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,14 @@ def test_status_activates_and_reports_failures_with_hints(
     one = runner.invoke(app, ["status", "fine", "-d", str(plugins_dir), "--activate", "--json"])
     assert one.exit_code == 0
     assert json.loads(one.stdout)["state"] == "active"
+
+
+def test_status_says_how_a_process_plugin_is_confined(app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    escapee = Path(__file__).parents[2] / "runtimes" / "process" / "plugins" / "escapee"
+    shutil.copytree(escapee, tmp_path / "escapee")
+    result = invoke(app, "status", "escapee", "-d", str(tmp_path), "--activate")
+    assert result.exit_code == 0, result.output
+    assert "confinement: cgroup+landlock+seccomp" in result.output
 
 
 def test_check_valid_plugin_exits_0(app) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -159,6 +160,29 @@ async def test_event_stream_needs_a_token_once_tokens_exist(secured: Api) -> Non
     r = await secured.client.get("/api/v1/events?max_events=1",
                                  headers={"Authorization": "Bearer ph_bad"})
     assert (r.status_code, r.json()["error"]["code"]) == (401, "auth.invalid")
+
+
+async def test_an_open_event_stream_ends_when_its_token_is_revoked(settings: HostSettings) -> None:
+    async for api in open_api(settings, ApiOptions(heartbeat=0.1)):
+        headers = api.auth("viewer")
+        api.auth("admin")  # another token stays, so the server keeps requiring tokens
+        broker = api.app.state.api.broker
+        reader = asyncio.create_task(api.client.get("/api/v1/events", headers=headers))
+        for _ in range(200):  # wait until the stream is subscribed
+            if broker.subscribers:
+                break
+            await asyncio.sleep(0.01)
+        broker.publish("plugin", {"plugin_id": "p", "topic": "before"})
+        await asyncio.sleep(0.2)
+        api.app.state.api.authority.revoke("test-viewer")
+        broker.publish("plugin", {"plugin_id": "p", "topic": "after"})
+        response = await asyncio.wait_for(reader, 10)  # on its own: the stream ended
+        assert response.status_code == 200
+        assert '"topic": "before"' in response.text
+        assert '"topic": "after"' not in response.text
+        assert response.text.rstrip().splitlines()[-2:][0] == "event: closed"
+        assert "revoked" in response.text
+        assert broker.subscribers == 0
 
 
 def _every_api_operation(app: object) -> list[tuple[str, str]]:

@@ -184,3 +184,18 @@ async def test_event_stream_carries_plugin_bus_events(api: Api) -> None:
         ("plugin", "orders.created", None, {"order": 42}),
         ("plugin", "orders.shipped.express", None, {"order": 42}),
     ]
+
+
+async def test_a_payload_too_deep_to_encode_does_not_break_the_stream(api: Api) -> None:
+    bus = api.service.host.bus
+    reader = asyncio.create_task(api.client.get("/api/v1/events?kinds=plugin&max_events=2"))
+    await _subscribed(api, 1)
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    bus.emit("orders.deep", {"order": deep})
+    bus.emit("orders.after", {"order": 1})
+    events = _events((await asyncio.wait_for(reader, 10)).text)
+    assert [(d["topic"], d["payload"]) for _, d in events] == [
+        ("orders.deep", None), ("orders.after", {"order": 1})]
+    assert "could not be encoded" in events[0][1]["error"]

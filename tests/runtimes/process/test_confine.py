@@ -5,7 +5,11 @@ directory and the granted directories (plugins/escapee tries each way out)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import MappingProxyType
@@ -15,6 +19,7 @@ import pytest
 
 from plughost.core.manifest import load_manifest
 from plughost.errors import PermissionDenied
+from plughost.host import PluginHost
 from plughost.runtimes.process.confine import kernel_support
 from plughost.runtimes.process.runtime import ProcessInstance, ProcessRuntime
 from plughost.security.permissions import PermissionSet
@@ -65,21 +70,31 @@ async def make_runtime() -> AsyncIterator[Callable[..., ProcessRuntime]]:
 
 async def start_escapee(
     rt: ProcessRuntime, scopes: list[str], limits: dict[str, Any] | None = None,
-    data_dir: Path | None = None,
+    data_dir: Path | None = None, *, warm: bool = False,
 ) -> ProcessInstance:
+    """Start the escapee cold, or (``warm``) in a warm spare started before it was known."""
+    spare = None
+    if warm:
+        await rt.load(make_manifest("other", "pyecho_plugin:Echo"), PLUGINS / "pyecho")
+        await eventually(lambda: rt._spare is not None)
+        spare = rt._spare.pid  # type: ignore[union-attr]
     manifest = make_manifest("escapee", "escapee_plugin:Escapee", limits, permissions=scopes)
     inst = await rt.load(manifest, ESCAPEE)
     await inst.start(Context(data_dir))
+    assert (inst.pid == spare) is warm  # the spare was taken (and confined itself)
     return inst
 
 
 # ------------------------------------------------------------------------------ descendants
 
 
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "spare"])
 @pytest.mark.parametrize("end", ["exit", "crash", "kill", "close"])
-async def test_what_a_plugin_started_dies_with_it_whatever_way_it_ends(make_runtime, end) -> None:
+async def test_what_a_plugin_started_dies_with_it_whatever_way_it_ends(
+    make_runtime, end, warm
+) -> None:
     rt = make_runtime(["process:spawn"])
-    inst = await start_escapee(rt, ["process:spawn"])
+    inst = await start_escapee(rt, ["process:spawn"], warm=warm)
     plain = await inst.call("spawn", {"argv": ["sleep", "90"]})
     daemon = await inst.call("spawn", {"argv": ["sleep", "91"], "detach": True})  # setsid, orphan
     pids = [plain["pid"], daemon["pid"]]
@@ -98,7 +113,8 @@ async def test_what_a_plugin_started_dies_with_it_whatever_way_it_ends(make_runt
             await eventually(lambda: inst._stats["crashes"] == 1)
         await rt.aclose()
         assert [p for p in pids if pid_alive(p)] == []
-        assert not any(kernel_support().cgroup_root.glob("escapee.*"))  # type: ignore[union-attr]
+        root = kernel_support().cgroup_root
+        assert root is not None and not any(root.glob(f"escapee.{os.getpid()}.*"))
     finally:
         for p in pids:
             kill_quietly(p)
@@ -107,10 +123,11 @@ async def test_what_a_plugin_started_dies_with_it_whatever_way_it_ends(make_runt
 # ---------------------------------------------------------------------------- process limit
 
 
-async def test_process_limit_binds_even_root(make_runtime) -> None:
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "spare"])
+async def test_process_limit_binds_even_root(make_runtime, warm) -> None:
     assert kernel_support().cgroup is None, kernel_support().cgroup
     rt = make_runtime(["process:spawn"])
-    inst = await start_escapee(rt, ["process:spawn"], {"processes": 12})
+    inst = await start_escapee(rt, ["process:spawn"], {"processes": 12}, warm=warm)
     result = await inst.call("fork_many", {"n": 50})
     assert result["errno"] == 11  # EAGAIN: the cgroup's pids.max, which root does not bypass
     assert 1 <= result["started"] < 12
@@ -127,8 +144,9 @@ async def test_default_process_limit_stops_a_fork_bomb(make_runtime) -> None:
 # ---------------------------------------------------------------------------- process:spawn
 
 
-async def test_without_process_spawn_a_plugin_cannot_start_processes(make_runtime) -> None:
-    inst = await start_escapee(make_runtime(), [])
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "spare"])
+async def test_without_process_spawn_a_plugin_cannot_start_processes(make_runtime, warm) -> None:
+    inst = await start_escapee(make_runtime(), [], warm=warm)
     refused = await inst.call("spawn", {"argv": ["true"]})
     assert refused["ok"] is False and refused["errno"] == 1  # EPERM
     assert await inst.call("fork_many", {"n": 3}) == {"started": 0, "errno": 1}
@@ -159,7 +177,8 @@ async def test_node_runs_confined(make_runtime) -> None:
 # ------------------------------------------------------------------------------- filesystem
 
 
-async def test_filesystem_is_the_package_the_data_dir_and_the_grants(make_runtime, tmp_path):
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "spare"])
+async def test_filesystem_is_the_package_the_data_dir_and_the_grants(make_runtime, tmp_path, warm):
     secret = tmp_path / "secret.txt"
     secret.write_text("host secret")
     readable = tmp_path / "shared"
@@ -167,9 +186,10 @@ async def test_filesystem_is_the_package_the_data_dir_and_the_grants(make_runtim
     (readable / "in.txt").write_text("shared")
     writable = tmp_path / "out"
     writable.mkdir()
-    data = tmp_path / "data"
+    data = tmp_path / "data" / "escapee"  # as PluginHost(home=...) names it
     scopes = [f"fs:read:{readable}", f"fs:write:{writable}"]
-    inst = await start_escapee(make_runtime(scopes), scopes, data_dir=data)
+    rt = make_runtime(scopes, data_root=tmp_path / "data")
+    inst = await start_escapee(rt, scopes, data_dir=data, warm=warm)
 
     async def read(path: Path | str) -> bool:
         return bool((await inst.call("read", {"path": str(path)}))["ok"])
@@ -204,3 +224,65 @@ async def test_confinement_can_be_turned_off_and_status_says_so(make_runtime, tm
     inst = await start_escapee(make_runtime(confine=False), [])
     assert (await inst.call("read", {"path": str(tmp_path / "f")}))["ok"] is True
     assert inst.stats()["confinement"].startswith("none: confinement turned off")
+
+
+def test_a_host_killed_outright_leaves_nothing_behind() -> None:
+    """SIGKILL on the host: the plugin dies with it (parent-death signal) and the host's watchdog
+    kills what the plugin started (here a daemon that left the plugin's session)."""
+    src = Path(__file__).parents[3] / "src"
+    host = subprocess.Popen(
+        [sys.executable, str(PLUGINS / "confined_host.py"), str(ESCAPEE)],
+        stdout=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(src)),
+    )
+    pids: list[int] = []
+    try:
+        assert host.stdout is not None
+        pids = [int(p) for p in host.stdout.readline().split()]
+        assert len(pids) == 2 and all(pid_alive(p) for p in pids)
+        host.kill()
+        host.wait(timeout=5)
+        deadline = time.monotonic() + 10
+        while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [p for p in pids if pid_alive(p)] == []
+    finally:
+        host.kill()
+        host.wait()
+        for p in pids:
+            kill_quietly(p)
+
+
+async def test_an_activation_that_brings_a_data_dir_restarts_the_process_confined_to_it(
+    make_runtime, tmp_path
+) -> None:
+    rt = make_runtime(warm_spare=False)  # no data_root: the data directory is news at start
+    inst = await rt.load(make_manifest("escapee", "escapee_plugin:Escapee"), ESCAPEE)
+    loaded = inst.pid
+    await inst.start(Context(tmp_path / "data"))
+    assert inst.pid != loaded and not pid_alive(loaded)  # type: ignore[arg-type]
+    assert (await inst.call("write", {"path": str(tmp_path / "data" / "x")}))["ok"] is True
+
+
+
+async def test_a_host_with_a_home_confines_to_the_data_dir_from_the_first_start(tmp_path) -> None:
+    shutil.copytree(ESCAPEE, tmp_path / "plugins" / "escapee")
+    host = PluginHost([tmp_path / "plugins"], home=tmp_path / "home")
+    try:
+        host.discover()
+        host.resolve()
+        record = await host.load("escapee")
+        loaded = record.instance.pid
+        await host.activate("escapee")
+        assert record.instance.pid == loaded  # no second start to learn the data directory
+        data = tmp_path / "home" / "data" / "escapee"
+        assert (await host.call("escapee", "write", path=str(data / "x")))["ok"] is True
+        (tmp_path / "home" / "tokens").write_text("the host's, not the plugin's")
+        assert (await host.call("escapee", "read", path=str(tmp_path / "home" / "tokens")))[
+            "errno"
+        ] == 13
+        stats = host.status("escapee")["stats"]
+        assert stats["confinement"] == "cgroup+landlock+seccomp"
+        assert stats["processes"] >= 1
+    finally:
+        await host.aclose()

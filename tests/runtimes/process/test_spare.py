@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from plughost.errors import PluginCrashed, PluginError
@@ -12,14 +10,6 @@ from plughost.runtimes.process.runtime import ProcessRuntime
 from .conftest import PLUGINS, Context, eventually, fast_options, make_manifest, pid_alive
 
 PYECHO = PLUGINS / "pyecho"
-
-
-@pytest.fixture
-async def runtime() -> AsyncIterator[ProcessRuntime]:
-    """Spares serve unconfined plugins only: a confined one starts cold (test_confine.py)."""
-    rt = ProcessRuntime(options=fast_options(confine=False))
-    yield rt
-    await rt.aclose()
 
 
 async def warm(runtime: ProcessRuntime) -> int:
@@ -100,7 +90,7 @@ async def test_no_spare_when_disabled_and_none_left_after_close() -> None:
     await runtime.aclose()
     assert not pid_alive(pid)
 
-    runtime = ProcessRuntime(options=fast_options(confine=False))
+    runtime = ProcessRuntime(options=fast_options())
     await warm(runtime)
     spare_pid = runtime._spare.pid
     await runtime.aclose()

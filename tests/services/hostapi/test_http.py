@@ -103,6 +103,43 @@ async def test_redirect_to_loopback_is_rechecked_and_refused(
         other.close()
 
 
+@pytest.mark.parametrize("grant", ["net:127.0.0.1:{port}", "net:localhost:{port}"])
+async def test_a_private_grant_opens_its_port_only_also_across_redirects(
+    http: HttpService, perms: PermissionManager, server: LocalServer, grant: str
+) -> None:
+    perms.grant("p", grant.format(port=server.port))
+    host = "localhost" if "localhost" in grant else "127.0.0.1"
+    other = LocalServer()
+    try:
+        for target in (f"http://{host}:{other.port}/x", f"http://127.0.0.1:{other.port}/x"):
+            with pytest.raises(PermissionDenied):
+                await http.get(target)
+            server.redirect_to = target
+            with pytest.raises(PermissionDenied):
+                await http.get(f"http://{host}:{server.port}/redirect")
+        assert other.requests == []
+        assert (await http.get(f"http://{host}:{server.port}/ok")).status_code == 200
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize(
+    ("grant", "host"),
+    [("net:127.0.0.1", "127.0.0.1"), ("net:localhost", "localhost"),
+     ("net:[::ffff:127.0.0.1]", "[::ffff:127.0.0.1]")],
+)
+async def test_a_private_grant_without_a_port_opens_only_the_default_port(
+    http: HttpService, perms: PermissionManager, server: LocalServer, grant: str, host: str
+) -> None:
+    # "No port" is "any port" for public hosts; on a non-public address it is the scheme's
+    # default port, so allowing loopback HTTP does not open every service listening there.
+    perms.grant("p", "net:*")
+    perms.grant("p", grant)
+    with pytest.raises(PermissionDenied, match="only a grant naming it exactly"):
+        await http.get(f"http://{host}:{server.port}/x")
+    assert server.requests == []
+
+
 async def test_redirects_to_granted_targets_are_followed(
     http: HttpService,
     perms: PermissionManager,
@@ -246,3 +283,18 @@ async def test_redirect_to_an_unparsable_url_is_not_followed(
     with pytest.raises(HttpServiceError, match="redirected to an invalid URL"):
         await http.get(f"{server.url}/redirect")
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("body", ["deep", "not-json"])
+async def test_a_body_that_cannot_be_encoded_is_an_http_service_error(
+    http: HttpService, perms: PermissionManager, server: LocalServer, body: str
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    value: object = object()
+    if body == "deep":
+        value = []
+        for _ in range(100_000):
+            value = [value]
+    with pytest.raises(HttpServiceError, match="nothing was sent"):
+        await http.post(f"{server.url}/x", json=value)
+    assert server.requests == []

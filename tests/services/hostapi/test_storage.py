@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from plughost.errors import PermissionDenied
+from plughost.errors import KeyValueError, PermissionDenied
 from plughost.security.permissions import PermissionManager
 from plughost.services.hostapi import implicit_scopes, make_services
 from plughost.services.hostapi.storage import StorageService
@@ -85,3 +85,85 @@ async def test_make_services_wires_all_three(
     with pytest.raises(PermissionDenied):
         await services.http.get("http://example.com/")
     await services.aclose()
+
+
+@pytest.mark.parametrize("grant", ["storage:kv-*", "storage:*", "storage:kv-victim"])
+def test_no_grant_reaches_another_plugins_private_namespace(
+    perms: PermissionManager, kv: KeyValueStore, tmp_path: Path, grant: str
+) -> None:
+    # The victim's own namespace is its id; the attacker holds a (wildcard) storage grant.
+    perms.set_implicit("kv-victim", implicit_scopes("kv-victim", tmp_path / "victim"))
+    StorageService("kv-victim", perms, kv).set("token", "victim-secret")
+    perms.set_implicit("kv-attacker", implicit_scopes("kv-attacker", tmp_path / "attacker"))
+    perms.grant("kv-attacker", grant)
+    perms.grant("kv-attacker", "storage:kv-shared")
+    attacker = StorageService("kv-attacker", perms, kv)
+    victim_ns = attacker.with_namespace("kv-victim")
+    for call in (lambda: victim_ns.get("token"), lambda: victim_ns.keys(),
+                 lambda: victim_ns.set("token", "overwritten"), victim_ns.clear):
+        with pytest.raises(PermissionDenied, match="private storage namespace of the plugin"):
+            call()
+    assert kv.get("kv-victim", "token") == "victim-secret"
+    # A shared namespace the grant names still works, and so does the attacker's own.
+    attacker.with_namespace("kv-shared").set("k", 1)
+    attacker.set("k", 2)
+    assert (kv.get("kv-shared", "k"), kv.get("kv-attacker", "k")) == (1, 2)
+
+
+def test_a_plugin_known_later_is_private_from_then_on(
+    perms: PermissionManager, kv: KeyValueStore, tmp_path: Path
+) -> None:
+    perms.set_implicit("a", implicit_scopes("a", tmp_path / "a"))
+    perms.grant("a", "storage:*")
+    other = StorageService("a", perms, kv).with_namespace("late")
+    other.set("k", 1)  # nobody's namespace yet: the wildcard grant covers it
+    perms.declare("late", ["net:example.com"])  # a plugin called "late" is installed
+    with pytest.raises(PermissionDenied, match="private storage namespace"):
+        other.get("k")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.set("\ud800", 1),
+        lambda s: s.get("\udfff"),
+        lambda s: s.delete("a\ud800b"),
+        lambda s: s.get_many(["ok", "\ud800"]),
+        lambda s: s.keys(prefix="\ud800"),
+        lambda s: s.set_many({"ok": 1, "\ud800": 2}),
+        lambda s: s.create_index("\ud800", "a.b"),
+        lambda s: s.set("deep", _deep(100_000)),
+        lambda s: s.set("deep", {"a": _deep(5_000)}),
+        lambda s: s.query_by_index("i", _deep(100_000)),
+        lambda s: s.transaction().set("deep", _deep(100_000)),
+        lambda s: s.transaction().set("\ud800", 1),
+        lambda s: s.get(""),
+    ],
+    ids=["set-surrogate-key", "get-surrogate-key", "delete-surrogate-key", "get-many",
+         "keys-prefix", "set-many", "index-name", "set-100k-deep", "set-5k-deep-inside",
+         "query-100k-deep", "tx-deep", "tx-surrogate-key", "get-empty-key"],
+)
+def test_bad_keys_and_values_raise_key_value_error_and_write_nothing(
+    storage: StorageService, kv: KeyValueStore, call: Callable[[StorageService], object]
+) -> None:
+    storage.set("ok", 0)
+    storage.create_index("i", "a")
+    with pytest.raises(KeyValueError):
+        call(storage)
+    assert storage.keys() == ["ok"] and storage.get("ok") == 0
+
+
+def test_a_bad_namespace_name_is_a_key_value_error(
+    storage: StorageService, perms: PermissionManager
+) -> None:
+    perms.grant("p", "storage:*")
+    with pytest.raises(KeyValueError, match="surrogate"):
+        storage.with_namespace("ns\ud800").set("k", 1)
+    assert perms.audit.query(plugin="p", decision="deny") == []
+
+
+def _deep(levels: int) -> object:
+    value: object = []
+    for _ in range(levels):
+        value = [value]
+    return value

@@ -264,6 +264,8 @@ def status(
                         console.print(f"  [yellow]hint[/]: {e['hint']}")
                 for w in data.get("warnings", []):
                     console.print(f"  [yellow]warning[/]: {w}")
+                if (data.get("stats") or {}).get("confinement"):
+                    console.print(f"  confinement: {data['stats']['confinement']}")
             if data["state"] == "failed":
                 raise typer.Exit(1)
             return

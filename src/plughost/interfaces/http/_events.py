@@ -14,13 +14,17 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["EventBroker", "ServerEvent"]
+__all__ = ["AUTH_RECHECK", "EventBroker", "ServerEvent"]
 
 _CLOSED = object()
+
+#: Seconds at most between two checks that a stream's reader may still read (a revoked token
+#: ends its stream within this, plus the token cache's few seconds).
+AUTH_RECHECK = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,15 @@ class ServerEvent:
 
     def encode(self) -> bytes:
         """The SSE wire form."""
-        payload = json.dumps({**self.data, "time": self.time}, default=str)
+        try:
+            payload = json.dumps({**self.data, "time": self.time}, default=str)
+        except (RecursionError, ValueError):
+            # A plugin's event payload nested too deeply (or circular): the stream must go on.
+            payload = json.dumps({
+                **{k: v for k, v in self.data.items() if isinstance(v, str | int | None)},
+                "payload": None, "error": "the event's payload could not be encoded as JSON",
+                "time": self.time,
+            })
         return f"id: {self.id}\nevent: {self.kind}\ndata: {payload}\n\n".encode()
 
 
@@ -104,6 +116,7 @@ class EventBroker:
     async def stream(
         self, *, kinds: frozenset[str] | None = None, plugin_id: str | None = None,
         heartbeat: float = 15.0, max_events: int | None = None,
+        allowed: Callable[[], str | None] | None = None, recheck: float = AUTH_RECHECK,
         max_seconds: float | None = None,
     ) -> AsyncIterator[bytes]:
         """SSE chunks for one subscriber until the broker closes (or ``max_events`` were sent,
@@ -112,25 +125,36 @@ class EventBroker:
         :param kinds: only these event kinds; ``None``: all.
         :param plugin_id: only events about this plugin.
         :param heartbeat: seconds between keep-alive comments when nothing happens.
+        :param allowed: ``None`` while the subscriber may still read, else why not (its token
+            was revoked or expired). Asked before every event and at least every ``recheck``
+            seconds; a refusal sends a final ``closed`` event and ends the stream.
         """
         queue: asyncio.Queue[Any] = asyncio.Queue(self._queue_size)
         self._subscribers.add(queue)
         sent = 0
         loop = asyncio.get_running_loop()
+        wait = min(heartbeat, recheck) if allowed is not None else heartbeat
+        quiet_since = loop.time()
         deadline = loop.time() + max_seconds if max_seconds is not None else None
         try:
             yield b": plughost event stream\nretry: 3000\n\n"
             while not self._closed:
-                wait = heartbeat
+                timeout = wait
                 if deadline is not None:
-                    left = deadline - loop.time()
-                    if left <= 0:
+                    timeout = min(wait, deadline - loop.time())
+                    if timeout <= 0:
                         break
-                    wait = min(wait, left)
                 try:
-                    item = await asyncio.wait_for(queue.get(), wait)
+                    item = await asyncio.wait_for(queue.get(), timeout)
                 except TimeoutError:
-                    if deadline is None or loop.time() < deadline:
+                    item = None
+                refused = allowed() if allowed is not None else None
+                if refused is not None:
+                    yield ServerEvent(0, "closed", {"reason": refused}).encode()
+                    break
+                if item is None:
+                    if loop.time() - quiet_since >= heartbeat:
+                        quiet_since = loop.time()
                         yield b": keep-alive\n\n"
                     continue
                 if item is _CLOSED:
@@ -144,6 +168,7 @@ class EventBroker:
                 if plugin_id is not None and item.data.get("plugin_id") != plugin_id:
                     continue
                 yield item.encode()
+                quiet_since = loop.time()
                 sent += 1
                 if max_events is not None and sent >= max_events:
                     break

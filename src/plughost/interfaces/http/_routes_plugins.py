@@ -41,7 +41,6 @@ from plughost.interfaces.http._schemas import (
 )
 from plughost.interfaces.http._state import ApiState, api_state, requires
 from plughost.interfaces.http._uploads import (
-    new_upload_dir,
     normalise_upload,
     safe_filename,
     save_upload,
@@ -171,15 +170,13 @@ async def metrics(request: Request, _: Principal = requires("viewer")) -> list[d
     service = api_state(request).service
     page = await service.list_plugins(limit=1_000_000)
     counters = await service.metrics()
-    registry = service.host.registry
     out = []
     for info in page.items:
         data = dict(counters.get(info.id, {}))
-        record = registry.find(info.id)
         out.append({
             **data, "id": info.id, "name": info.name, "type": info.type,
-            "version": info.version,
-            "path": str(record.root) if record is not None and record.root else None,
+            "version": info.version, "path": data.get("path"),
+            "runtime": data.get("runtime", info.runtime),
             "description": info.description, "state": data.get("state", info.state),
         })
     return out
@@ -238,14 +235,7 @@ async def health(request: Request, plugin_id: PluginId,
                  _: Principal = requires("viewer")) -> dict[str, Any]:
     """Seed 002's health check: calls the plugin's ``health()`` when it is active; a plugin
     that is not active is reported unhealthy with its state."""
-    record = api_state(request).service.host.get(plugin_id)
-    state = record.state.value
-    if record.instance is None or state != "active":
-        return {"plugin_id": plugin_id, "healthy": False, "state": state,
-                "detail": f"not active ({state})", "data": {}}
-    result = await record.instance.health()
-    return {"plugin_id": plugin_id, "healthy": bool(result.ok), "state": state,
-            "detail": result.detail or "", "data": dict(result.data or {})}
+    return (await api_state(request).service.health(plugin_id)).to_dict()
 
 
 # ---------------------------------------------------------------------------- lifecycle
@@ -442,7 +432,7 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     if not isinstance(file, UploadFile):
         raise RequestInvalid("source=local needs the package as the file part 'file' "
                              "(curl -F file=@plugin.zip)", details={"field": "file"})
-    workdir = await asyncio.to_thread(new_upload_dir, api.settings.staging_dir)
+    workdir = await asyncio.to_thread(api.service.installer.new_workdir)  # owned by us
     try:
         (workdir / "upload").mkdir()
         dest = workdir / "upload" / safe_filename(file.filename)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,18 +35,11 @@ from plughost.security.archive import (
 )
 from plughost.security.package import INTEGRITY_FILE, pack
 
-__all__ = ["new_upload_dir", "normalise_upload", "safe_filename", "save_upload"]
+__all__ = ["normalise_upload", "safe_filename", "save_upload"]
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _CHUNK = 1024 * 1024
 _EOCD_SEARCH = 22 + 65535  # the end record plus the longest comment
-
-
-def new_upload_dir(staging_dir: Path) -> Path:
-    """A fresh private directory under ``<staging>/uploads`` (swept at start if left over)."""
-    path = staging_dir / "uploads" / uuid.uuid4().hex
-    path.mkdir(parents=True, mode=0o700)
-    return path
 
 
 def safe_filename(name: str | None, default: str = "package.zip") -> str:

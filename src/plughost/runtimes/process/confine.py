@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -39,7 +40,8 @@ import shutil
 import struct
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,7 @@ __all__ = [
     "DEFAULT_PROCESSES",
     "Jail",
     "Plan",
+    "confine_self",
     "granted_access",
     "kernel_support",
     "plan_for",
@@ -70,9 +73,12 @@ _LIBC: Any = None
 def _libc() -> Any:
     global _LIBC
     if _LIBC is None:
-        import ctypes.util
+        try:  # find_library() runs ldconfig: a warm spare would pay for it on assignment
+            _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+        except OSError:
+            from ctypes.util import find_library
 
-        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            _LIBC = ctypes.CDLL(find_library("c"), use_errno=True)
         _LIBC.syscall.restype = ctypes.c_long
     return _LIBC
 
@@ -135,6 +141,79 @@ def _handled_fs(abi: int) -> int:
     if abi >= 5:
         rights |= _FS_IOCTL_DEV
     return rights
+
+
+def _ruleset(abi: int, rules: Iterable[tuple[str, int]]) -> int:
+    """A Landlock ruleset fd handling every right of ``abi``, allowing ``rules``."""
+    libc = _libc()
+    handled = _handled_fs(abi)
+    scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+    attr = ctypes.create_string_buffer(struct.pack("=QQQ", handled, 0, scoped)[:size], size)
+    fd = int(libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, attr, ctypes.c_size_t(size), 0))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+    try:
+        for path, rights in rules:
+            _add_rule(fd, path, rights & handled)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _add_rule(ruleset: int, path: str, rights: int) -> None:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # a directory that does not exist grants nothing
+    try:
+        if not os.path.isdir(path):
+            rights &= _FILE_RIGHTS
+        attr = ctypes.create_string_buffer(struct.pack("=Qi", rights, fd), 12)
+        if _libc().syscall(
+            _SYS_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH, attr, 0
+        ) < 0:
+            raise OSError(ctypes.get_errno(), f"landlock_add_rule({path})")
+    finally:
+        os.close(fd)
+
+
+def _restrict(ruleset: int, seccomp: Any) -> None:
+    """Confine the calling thread (and what it starts later): Landlock, then seccomp."""
+    libc = _libc()
+    if ruleset >= 0:
+        with contextlib.suppress(OSError):
+            _add_rule(ruleset, "/proc/self", READ)  # /proc/<this process's pid>
+    if ruleset >= 0 or seccomp is not None:
+        libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if ruleset >= 0 and libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    if seccomp is not None and libc.prctl(
+        _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(seccomp[0]), 0, 0
+    ):
+        raise OSError(ctypes.get_errno(), "seccomp")
+
+
+def confine_self(spec: Mapping[str, Any]) -> None:
+    """Apply a :meth:`Jail.spec` to this process, which must have a single thread: how a warm
+    spare, started before its plugin was known, confines itself before importing the plugin.
+    Raises :class:`OSError` (the runner then refuses the assignment) if it cannot."""
+    with open("/proc/self/status", "rb") as f:
+        threads = next(int(line.split()[1]) for line in f if line.startswith(b"Threads:"))
+    if threads != 1:
+        raise OSError(errno.EBUSY, f"cannot confine a process with {threads} threads")
+    if spec.get("tmpdir"):
+        os.environ["TMPDIR"] = str(spec["tmpdir"])
+        tempfile.tempdir = None
+    ruleset = -1
+    if spec.get("landlock_abi"):
+        ruleset = _ruleset(int(spec["landlock_abi"]), [(p, int(r)) for p, r in spec["rules"]])
+    try:
+        _restrict(ruleset, None if spec.get("spawn", True) else _no_spawn_filter())
+    finally:
+        if ruleset >= 0:
+            os.close(ruleset)
 
 
 # ------------------------------------------------------------------------------------- seccomp
@@ -269,6 +348,80 @@ def _pids_cgroup() -> tuple[Path | None, str | None]:
     return None, "cannot create a pids cgroup (" + "; ".join(errors) + ")"
 
 
+def _kill_cgroup(path: Path, deadline: float) -> list[int]:
+    """SIGKILL everything in ``path`` until it is empty, then remove it; what is left, if any.
+
+    A process with a pending SIGKILL cannot fork, and ``pids.max`` bounds the rest: this ends.
+    """
+    while True:
+        try:
+            pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError):
+            pids = []
+        if not pids:
+            try:
+                path.rmdir()
+                return []
+            except FileNotFoundError:
+                return []
+            except OSError:
+                pass
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+        if time.monotonic() > deadline:
+            return pids
+        time.sleep(0.005)
+
+
+def sweep(root: Path, host_pid: int | None = None) -> None:
+    """Kill and remove the cgroups that hosts left behind: those of ``host_pid``, or (``None``)
+    those of every host process that no longer exists."""
+    deadline = time.monotonic() + 5.0
+    for path in root.glob("*.*.*"):
+        try:
+            owner = int(path.name.rsplit(".", 2)[1])
+        except ValueError:
+            continue
+        if owner == host_pid or (host_pid is None and not os.path.exists(f"/proc/{owner}")):
+            left = _kill_cgroup(path, deadline)
+            if left:
+                logger.warning("cannot empty %s: processes %s remain", path, left)
+
+
+_WATCHDOG: Any = None
+_WATCHDOG_CODE = (
+    "import sys\n"
+    "sys.stdin.buffer.read()\n"  # returns when the host is gone, however it ended
+    "from pathlib import Path\n"
+    "from plughost.runtimes.process.confine import sweep\n"
+    "sweep(Path(sys.argv[1]), int(sys.argv[2]))\n"
+)
+
+
+def _start_watchdog(root: Path) -> None:
+    """A process that outlives this host (own session, no parent-death signal) and, when the
+    host is gone, kills what its plugins left in their cgroups: even ``SIGKILL`` on the host
+    leaves nothing behind."""
+    global _WATCHDOG
+    import subprocess
+
+    path = os.pathsep.join(os.path.abspath(p) for p in sys.path if p and os.path.isdir(p))
+    try:
+        _WATCHDOG = subprocess.Popen(
+            [sys.executable, "-S", "-c", _WATCHDOG_CODE, str(root), str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,  # holds no pipe of whoever runs the host
+            env={"PYTHONPATH": path, "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            start_new_session=True,
+        )
+    except OSError as exc:
+        logger.warning("no clean-up after a host crash: cannot start the watchdog: %s", exc)
+
+
 def kernel_support() -> KernelSupport:
     """Probe once per host process (Linux only) what confinement the kernel offers."""
     global _SUPPORT
@@ -282,6 +435,9 @@ def kernel_support() -> KernelSupport:
             if platform.machine() not in _SYSCALLS:
                 sc_why = f"no seccomp filter for the {platform.machine()} architecture"
             cg_root, cg_why = _pids_cgroup()
+            if cg_root is not None:
+                sweep(cg_root)  # what hosts killed before they could clean up left behind
+                _start_watchdog(cg_root)
             _SUPPORT = KernelSupport(abi, ll_why, sc_why, cg_root, cg_why)
     return _SUPPORT
 
@@ -388,7 +544,10 @@ def _prefix_of(program: str) -> str:
     return os.path.dirname(real) if os.path.basename(real) == "bin" else real
 
 
-def _runtime_rules(argv0: str, python: str) -> list[tuple[str, int]]:
+@functools.lru_cache(maxsize=64)
+def _runtime_rules(argv0: str, python: str) -> tuple[tuple[str, int], ...]:
+    """What the interpreter needs (computed once per program: the host's ``sys.path`` is
+    read at the first start)."""
     rules: list[tuple[str, int]] = [
         (p, EXEC) for p in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
     ]
@@ -410,7 +569,7 @@ def _runtime_rules(argv0: str, python: str) -> list[tuple[str, int]]:
         ("/dev/random", READ),
         ("/dev/urandom", READ),
     ]
-    return rules
+    return tuple((os.path.realpath(p), r) for p, r in rules)
 
 
 def plan_for(
@@ -426,13 +585,14 @@ def plan_for(
     """The confinement of a plugin in ``root`` started as ``argv0``, given its grants."""
     if not enabled:
         return Plan(argv0, enabled=False)
-    rules = _runtime_rules(argv0, python)
-    rules.append((str(root), EXEC))
+    rules = [(str(root), EXEC)]
     if data_dir is not None:
         rules.append((data_dir, WRITE))
     rules += [(d, READ) for d in grants.read]
     rules += [(d, WRITE) for d in grants.write]
     seen: dict[str, int] = {}
+    for real, rights in _runtime_rules(argv0, python):  # resolved already
+        seen[real] = seen.get(real, 0) | rights
     for path, rights in rules:
         real = os.path.realpath(path)
         seen[real] = seen.get(real, 0) | rights
@@ -451,6 +611,9 @@ def plan_launch(instance: Any, argv0: str) -> Plan:
     data_dir = None
     context = instance._context
     allowed = query_from_check(instance._check)
+    if context is None and instance.options.data_root is not None:
+        data_dir = str(Path(instance.options.data_root) / instance.plugin_id)  # as the host's
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
     if context is not None:
         with contextlib.suppress(PlughostError):
             service: Any = getattr(context, "permissions", None)
@@ -478,6 +641,7 @@ def plan_launch(instance: Any, argv0: str) -> Plan:
 # ------------------------------------------------------------------------------------ the jail
 
 _SEQ = itertools.count(1)
+_SPARES: dict[int, Jail] = {}  # warm spares waiting in a cgroup of their own, by pid
 _WARNED: set[str] = set()
 
 
@@ -504,12 +668,16 @@ class Jail:
     _procs_fd: int = -1
     _ruleset_fd: int = -1
     landlock: bool = False
+    _abi: int = 0
     _seccomp: Any = None
+    _attach_late: bool = False  # moved into the cgroup by attach(), after exec
+    _unassigned: Any = None  # a spare's clean-up task
     session: Any = None
 
     @classmethod
-    def prepare(cls, plan: Plan, plugin_id: str) -> Jail:
-        """Create the cgroup, the private temporary directory and the Landlock ruleset."""
+    def prepare(cls, plan: Plan, plugin_id: str, *, spare: bool = False) -> Jail:
+        """Create the cgroup, the private temporary directory and the Landlock ruleset (not
+        for a ``spare``, which builds its own from :meth:`spec`)."""
         jail = cls(plugin_id, plan)
         if not plan.enabled:
             jail.missing.append("confinement turned off (ProcessOptions.confine)")
@@ -522,7 +690,10 @@ class Jail:
         if support.landlock is None:
             try:
                 jail.tmpdir = tempfile.mkdtemp(prefix=f"plughost-{plugin_id}-")
-                jail._make_ruleset(support.landlock_abi)
+                if spare:
+                    jail._abi, jail.landlock = support.landlock_abi, True
+                else:
+                    jail._make_ruleset(support.landlock_abi)
             except OSError as exc:
                 jail.missing.append(f"no landlock: {exc}")
                 jail._close_ruleset()
@@ -531,6 +702,7 @@ class Jail:
         if not plan.spawn:
             if support.seccomp is None:
                 jail._seccomp = _no_spawn_filter()
+                jail._attach_late = jail._seccomp is not None  # it cannot fork: no hurry
             else:
                 jail.missing.append(f"process:spawn not enforced: {support.seccomp}")
         for reason in jail.missing:
@@ -552,37 +724,15 @@ class Jail:
         self.cgroup = path
 
     def _make_ruleset(self, abi: int) -> None:
-        libc = _libc()
-        handled = _handled_fs(abi)
-        scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
-        attr = struct.pack("=QQQ", handled, 0, scoped)
-        size = 24 if abi >= 6 else 16 if abi >= 4 else 8
-        buf = ctypes.create_string_buffer(attr[:size], size)
-        fd = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, buf, ctypes.c_size_t(size), 0)
-        if fd < 0:
-            raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
-        self._ruleset_fd = int(fd)
+        self._ruleset_fd = _ruleset(abi, self._rules())
+        self._abi = abi
+        self.landlock = True
+
+    def _rules(self) -> list[tuple[str, int]]:
         rules = list(self.plan.rules)
         if self.tmpdir is not None:
             rules.append((self.tmpdir, WRITE))
-        for path, rights in rules:
-            self._add_rule(path, rights & handled)
-        self.landlock = True
-
-    def _add_rule(self, path: str, rights: int) -> None:
-        try:
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        except OSError:
-            return  # a directory that does not exist grants nothing
-        try:
-            if not os.path.isdir(path):
-                rights &= _FILE_RIGHTS
-            attr = ctypes.create_string_buffer(struct.pack("=Qi", rights, fd), 12)
-            if _libc().syscall(_SYS_LANDLOCK_ADD_RULE, self._ruleset_fd,
-                               _LANDLOCK_RULE_PATH_BENEATH, attr, 0) < 0:
-                raise OSError(ctypes.get_errno(), f"landlock_add_rule({path})")
-        finally:
-            os.close(fd)
+        return rules
 
     def _close_ruleset(self) -> None:
         if self._ruleset_fd >= 0:
@@ -591,25 +741,71 @@ class Jail:
 
     # -- in the child, between fork and exec --------------------------------------------------
     def enter_cgroup(self) -> None:
-        """Move this (forked) process into the plugin's cgroup."""
-        if self._procs_fd >= 0:
+        """Move this (forked) process into the plugin's cgroup, if it may start processes:
+        then it must be inside before its first instruction. (Moving a process costs the kernel
+        an RCU grace period, ~10 ms here; a plugin that cannot fork is moved by :meth:`attach`
+        while it starts, and without stalling the host's event loop.)"""
+        if self._procs_fd >= 0 and not self._attach_late:
             os.write(self._procs_fd, str(os.getpid()).encode())
 
     def preexec(self) -> None:
         """Restrict the filesystem and process creation (last, just before ``exec``)."""
-        libc = _libc()
-        if self._ruleset_fd >= 0:
-            with contextlib.suppress(OSError):
-                self._add_rule("/proc/self", READ)  # /proc/<this child's pid>
-        if self._ruleset_fd >= 0 or self._seccomp is not None:
-            libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-        restrict = _SYS_LANDLOCK_RESTRICT_SELF
-        if self._ruleset_fd >= 0 and libc.syscall(restrict, self._ruleset_fd, 0) != 0:
+        try:
+            _restrict(self._ruleset_fd, self._seccomp)
+        except OSError:
             os._exit(126)
-        if self._seccomp is not None:
-            fprog = self._seccomp[0]
-            if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0):
-                os._exit(126)
+
+    def spec(self) -> dict[str, Any]:
+        """What :func:`confine_self` needs to apply this jail inside an already running runner
+        (a warm spare): the process is moved into the cgroup by :meth:`adopt`."""
+        return {
+            "landlock_abi": self._abi if self.landlock else 0,
+            "rules": [[p, r] for p, r in self._rules()],
+            "spawn": self._seccomp is None,
+            "tmpdir": self.tmpdir,
+        }
+
+    def attach(self, pid: int | None) -> asyncio.Future[None]:
+        """Move the started process into the cgroup, in a worker thread (see
+        :meth:`enter_cgroup`); await it before :meth:`started`."""
+        loop = asyncio.get_running_loop()
+        if self._procs_fd < 0 or pid is None or not self._attach_late:
+            done: asyncio.Future[None] = loop.create_future()
+            done.set_result(None)  # nothing to move, or moved between fork and exec
+            return done
+        return loop.run_in_executor(None, self._move, pid)
+
+    def _move(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # it died already: nothing to count
+            os.write(self._procs_fd, str(pid).encode())
+
+    def adopt(self, pid: int | None) -> None:
+        """Take a warm spare (and its threads): it waits in a cgroup of its own, which becomes
+        the plugin's; any other running process is moved in."""
+        spare = _SPARES.pop(pid, None) if pid is not None else None
+        if spare is not None and spare.cgroup is not None and self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                (spare.cgroup / "pids.max").write_text(str(self.plan.processes))
+                if self._procs_fd >= 0:
+                    os.close(self._procs_fd)
+                    self._procs_fd = -1
+                self.cgroup.rmdir()
+                self.cgroup, spare.cgroup = spare.cgroup, None
+                return
+        if self._procs_fd >= 0 and pid is not None:
+            self._move(pid)
+
+    @classmethod
+    def for_spare(cls) -> Jail:
+        """A cgroup for a warm spare to wait in: moving a process between cgroups is slow, so
+        the spare is moved ahead of time and its plugin takes the cgroup over (:meth:`adopt`).
+        Landlock and seccomp it applies to itself once it knows its plugin."""
+        jail = cls("spare", Plan(spawn=False))
+        root = kernel_support().cgroup_root
+        if root is not None:
+            jail._make_cgroup(root)
+            jail._attach_late = True  # runs only the runner's own code until it is assigned
+        return jail
 
     # -- in the host, after the start -----------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -623,7 +819,17 @@ class Jail:
         if self._procs_fd >= 0:
             os.close(self._procs_fd)
             self._procs_fd = -1
+        if self.plugin_id == "spare" and session.pid is not None and self.cgroup is not None:
+            _SPARES[session.pid] = self
+            self._unassigned = asyncio.get_running_loop().create_task(self._drop_if_unused())
         return self
+
+    async def _drop_if_unused(self) -> None:
+        """A spare that ends without a plugin takes its cgroup with it."""
+        await asyncio.shield(self.session.ended)
+        if _SPARES.get(self.session.pid) is self:
+            del _SPARES[self.session.pid]
+            await self.release()
 
     @property
     def label(self) -> str:
@@ -662,31 +868,11 @@ class Jail:
 
     async def _empty_cgroup(self, timeout: float) -> None:
         assert self.cgroup is not None
+        path, self.cgroup = self.cgroup, None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                pids = [int(p) for p in (self.cgroup / "cgroup.procs").read_text().split()]
-            except OSError:
-                pids = []
-            if not pids:
-                try:
-                    self.cgroup.rmdir()
-                except OSError as exc:
-                    if exc.errno != errno.EBUSY or loop.time() > deadline:
-                        if exc.errno != errno.ENOENT:
-                            logger.warning("cannot remove %s: %s", self.cgroup, exc.strerror)
-                        break
-                else:
-                    break
-            for pid in pids:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, 9)
-            if loop.time() > deadline:
-                logger.warning(
-                    "processes of plugin %s still in %s after %gs: %s",
-                    self.plugin_id, self.cgroup, timeout, pids,
-                )
-                break
-            await asyncio.sleep(0.005)
-        self.cgroup = None
+        left = await loop.run_in_executor(None, _kill_cgroup, path, time.monotonic() + timeout)
+        if left:
+            logger.warning(
+                "processes of plugin %s still in %s after %gs: %s",
+                self.plugin_id, path, timeout, left,
+            )

@@ -73,6 +73,9 @@ class ProcessOptions:
     :param confine: confine each plugin process (pid namespace, pids cgroup, Landlock,
         seccomp: see :mod:`plughost.runtimes.process.confine`); a confined Python plugin starts
         cold, since a warm spare was started before its confinement was known.
+    :param data_root: where the host keeps plugins' data directories (``<data_root>/<id>``,
+        as ``PluginContext.data_dir``): a plugin is then confined to its data directory from
+        its first start; without it, an activation that brings one restarts the process once.
     :param env_passthrough: host environment variables the child inherits; others are not
         passed, so host secrets in the environment do not leak into plugins.
     """
@@ -89,6 +92,7 @@ class ProcessOptions:
     warm_spare: bool = True
     isolate_network: bool = True
     confine: bool = True
+    data_root: Path | None = None
     env_passthrough: tuple[str, ...] = (
         "PATH",
         "HOME",

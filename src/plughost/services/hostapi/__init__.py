@@ -62,10 +62,13 @@ def make_services(
     kv: KeyValueStore,
     http_options: HttpOptions | None = None,
 ) -> HostServices:
-    """Build ``files``/``http``/``storage`` for a plugin and register its implicit grants."""
+    """Build ``files``/``http``/``storage`` for a plugin and register its implicit grants.
+
+    The data directory is not created here but on the plugin's first write (see
+    :class:`FileService`): an activation that fails, or a crash, leaves no empty directory.
+    """
     from plughost.services.hostapi.http import HttpService
 
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
     permissions.set_implicit(plugin_id, implicit_scopes(plugin_id, data_dir))
     return HostServices(
         files=FileService(plugin_id, permissions, data_dir),

@@ -8,7 +8,9 @@ For every request *and every redirect hop*:
 3. the host name is resolved and **every** address checked: loopback, private, link-local
    (``169.254.169.254`` metadata), shared, reserved, multicast and unspecified addresses — also
    when written as IPv4-mapped IPv6, 6to4 or NAT64 — are refused unless a grant names that exact
-   address (``net:127.0.0.1:8080``) or, for loopback, ``localhost``;
+   address (``net:127.0.0.1:8080``) or, for loopback, ``localhost``, *and the port* (a grant
+   without a port opens only the scheme's default port there; see
+   :func:`~plughost.security.addresses.allowance_opens`);
 4. plain-HTTP connections go to the address that was checked (the URL host is pinned to it, the
    ``Host`` header keeps the name), so DNS cannot change the answer between check and use; for
    HTTPS, certificate verification of the name is the guard.
@@ -29,7 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from plughost.errors import ExtraNotInstalled, HttpServiceError
-from plughost.security.addresses import IPAddress, is_public_address, unwrap
+from plughost.security.addresses import (
+    IPAddress,
+    allowance_opens,
+    is_public_address,
+    unwrap,
+)
 from plughost.security.permissions import PermissionManager
 from plughost.security.scopes import Scope, canonical_host
 
@@ -211,6 +218,17 @@ class HttpService:
                 code="http.url",
                 plugin_id=self.plugin_id,
             ) from exc
+        except RecursionError:
+            raise HttpServiceError(
+                f"the request body for {_safe(url)} nests too deeply to encode; nothing was sent",
+                plugin_id=self.plugin_id,
+            ) from None
+        except (TypeError, ValueError) as exc:  # a json= body that is not JSON, bad headers
+            raise HttpServiceError(
+                f"the request for {_safe(url)} cannot be built ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); nothing was sent",
+                plugin_id=self.plugin_id,
+            ) from exc
         for hop in range(self.options.max_redirects + 1):
             request = await self._intercept(request)
             address = await self._authorize(request.url)
@@ -284,14 +302,9 @@ class HttpService:
                 continue
             inner = unwrap(ip)
 
-            def names(rule: Scope, ip: IPAddress = ip, inner: IPAddress = inner) -> bool:
-                return (
-                    not rule.is_wildcard
-                    and rule.port in (None, port)
-                    and (
-                        rule.pattern in (str(ip), str(inner))
-                        or (rule.pattern == "localhost" and inner.is_loopback)
-                    )
+            def names(rule: Scope, ip: IPAddress = ip) -> bool:
+                return not rule.is_wildcard and allowance_opens(
+                    rule.pattern, rule.port, ip, port, scheme=scheme
                 )
 
             if not pset.allows_explicitly("net", names):

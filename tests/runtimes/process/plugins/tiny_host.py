@@ -5,12 +5,12 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from plughost.runtimes.process.runtime import ProcessOptions, ProcessRuntime
+from plughost.runtimes.process.runtime import ProcessRuntime
 
 
 async def main() -> None:
     root = Path(sys.argv[1])
-    runtime = ProcessRuntime(options=ProcessOptions(confine=False))  # spares: unconfined only
+    runtime = ProcessRuntime()
     manifest = SimpleNamespace(id="pyecho", entry="pyecho_plugin:Echo", limits={})
     inst = await runtime.load(manifest, root)
     await inst.start(SimpleNamespace(config={}, data_dir=None))
