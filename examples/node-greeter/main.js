@@ -59,6 +59,7 @@ function log(level, message) {
 let config = {};
 let greeted = 0;
 const cancelled = new Set();
+const heard = [];  // events and notices from the host: pings, enable/disable, config changes
 
 const targets = {
   // command "greeter.greet": greet someone and tell the host (needs events:emit:greeter.greeted)
@@ -93,7 +94,24 @@ const targets = {
   async sneak() {
     return hostCall("host.emit", { topic: "admin.shutdown", payload: {} });
   },
+  // command "greeter.heard": what the host told us besides calls
+  heard() {
+    return heard;
+  },
 };
+
+// subscriptions, reached by plugin.event {"target", "args": {"topic", "payload", ...}}
+const subscriptions = {
+  onPing({ topic, payload }) {
+    heard.push({ topic, payload });
+  },
+};
+
+// channel "greeter.chat": each line the opener sends is greeted back; "bye" ends the stream
+function send_notification(method, params) {
+  send({ jsonrpc: "2.0", method, params });
+}
+const chats = new Set();
 
 const methods = {
   "plugin.activate"(params) {
@@ -104,7 +122,10 @@ const methods = {
         { kind: "command", name: "greeter.greet", target: "greet", options: {} },
         { kind: "command", name: "greeter.slow", target: "slow", options: {} },
         { kind: "command", name: "greeter.sneak", target: "sneak", options: {} },
+        { kind: "command", name: "greeter.heard", target: "heard", options: {} },
         { kind: "hook", name: "greeting.format", target: "format", options: {} },
+        { kind: "event", name: "greeter.ping", target: "onPing", options: {} },
+        { kind: "channel", name: "greeter.chat", target: "chat", options: {} },
       ],
     };
   },
@@ -113,10 +134,37 @@ const methods = {
     if (!fn) throw { code: -32004, message: `no export with target ${params.target}` };
     return fn(params.args || {}, id);
   },
+  "plugin.event"(params) {
+    const fn = subscriptions[params.target];
+    if (fn) fn(params.args || {});
+    return null;
+  },
   "plugin.health"() { return { ok: true, detail: "", data: { greeted } }; },
   "plugin.export_state"() { return { state: { greeted } }; },
   "plugin.import_state"(params) { greeted = (params.state || {}).greeted || 0; return null; },
+  "plugin.config_change"(params) {
+    if (params.new.greeting === "") throw { code: -32000, message: "the greeting cannot be empty" };
+    config = params.new;
+    heard.push({ config: config.greeting });
+    return null;
+  },
+  "plugin.enable"() { heard.push("enabled"); return null; },
+  "plugin.disable"() { heard.push("disabled"); return null; },
   "plugin.deactivate"() { log("info", "deactivating"); return null; },
+  // channels: the host opens a stream, then relays the opener's messages (notifications)
+  "channel.open"({ channel, stream }) { chats.add(`${channel}/${stream}`); },
+  "channel.message"({ channel, stream, data }) {
+    if (!chats.has(`${channel}/${stream}`)) return;
+    if (data === "bye") {
+      chats.delete(`${channel}/${stream}`);
+      send_notification("channel.close", { channel, stream });
+    } else {
+      send_notification("channel.message", {
+        channel, stream, data: `${config.greeting || "Hello"}, ${data}!`,
+      });
+    }
+  },
+  "channel.close"({ channel, stream }) { chats.delete(`${channel}/${stream}`); },
 };
 
 async function dispatch(msg) {

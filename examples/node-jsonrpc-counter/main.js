@@ -113,8 +113,18 @@ connection.onRequest("plugin.config_change", ({ old, new: next }) => {
   return null;
 });
 
-connection.onRequest("plugin.enable", () => { enabled = true; notices.push("enabled"); return null; });
-connection.onRequest("plugin.disable", () => { enabled = false; notices.push("disabled"); return null; });
+connection.onRequest("plugin.enable", () => {
+  enabled = true;
+  notices.push("enabled");
+  log("info", "enabled by the operator");
+  return null;
+});
+connection.onRequest("plugin.disable", () => {
+  enabled = false;
+  notices.push("disabled");
+  log("info", "disabled by the operator");
+  return null;
+});
 
 connection.onRequest("plugin.deactivate", () => {
   log("info", "deactivating");

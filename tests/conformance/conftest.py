@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -58,20 +59,23 @@ class Services:
     reads: list[str] = field(default_factory=list)
     requests: list[Any] = field(default_factory=list)
 
-    # bus
-    def emit(self, topic: str, payload: Any = None, *, source: str | None = None) -> int:
+    # bus (shaped like ctx.bus: the host stamps the plugin as the source)
+    def emit(self, topic: str, payload: Any = None, *, reply_to: str | None = None) -> int:
         self.events.append((topic, payload))
         return 1
+
+    async def aemit(self, topic: str, payload: Any = None, *, reply_to: str | None = None) -> int:
+        return self.emit(topic, payload)
 
     # files
     def read_text(self, path: str) -> str:
         self.reads.append(path)
         return Path(path).read_text()
 
-    # http
-    def request_json(self, request: Any) -> Any:
-        self.requests.append(request)
-        return {"status": 200, "headers": {}, "body": ""}
+    # http (shaped like ctx.http)
+    async def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        self.requests.append((method, url))
+        return SimpleNamespace(status_code=200, headers={}, text="")
 
     def prepare_context(self, record: Any, context: Any) -> None:
         context.attach("permissions", self.grants)

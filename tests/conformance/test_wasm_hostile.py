@@ -83,6 +83,15 @@ WASM_CASES = [
         r"memory limit 2 MiB exceeded",
         detail=("limit", "memory"),
     ),
+    Case(
+        # one grow from 7 MiB past a 16 MiB cap, then a trap: was reported as a generic trap
+        "memory_one_big_grow",
+        wat_modules.BIG_GROW,
+        {"memory": "16Mi"},
+        PluginCrashed,
+        r"memory limit 16 MiB exceeded \(linear memory is 7 MiB; growing it to 17 MiB was refused",
+        detail=("limit", "memory"),
+    ),
     Case("crash_mid_call", wat_modules.CRASH, {}, PluginCrashed, r"unreachable"),
     Case(
         "crash_mid_call_stack_overflow",

@@ -21,3 +21,18 @@ def test_the_documented_settings_parse_and_match_the_defaults() -> None:
     assert parsed.alerts.interval == defaults.alerts.interval
     assert parsed.alerts.webhooks == ("https://alerts.example.com/plughost",)
     assert parsed.metrics.public_bind == "127.0.0.1:9464"
+
+
+def test_the_documented_rule_and_built_in_thresholds_are_the_real_ones() -> None:
+    from plughost.observability.alerts import DEFAULT_RULES, parse_rules
+    from plughost.observability.figures import FIGURES
+
+    text = DOC.read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", text, re.S)
+    assert block is not None
+    (rule,) = parse_rules(tomllib.loads(block[1])["alerts"]["rules"])
+    assert (rule.name, rule.for_, rule.plugin) == ("slack-errors", 120.0, "notify-slack")
+    for default in DEFAULT_RULES:
+        assert f"| `{default.name}` |" in text, default.name
+    for figure in FIGURES:
+        assert f"`{figure}`" in text, figure

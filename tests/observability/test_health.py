@@ -71,3 +71,118 @@ def test_policy_refuses_nonsense_values() -> None:
         RestartPolicy(initial_delay=5, max_delay=1)
     with pytest.raises(ValueError):
         RestartPolicy(jitter=1.5)
+
+
+# --------------------------------------------------------------------------- health checks
+
+SICKLY = """
+import asyncio
+from pathlib import Path
+from plughost.sdk import Plugin
+
+HERE = Path(__file__).parent
+
+class Main(Plugin):
+    def activate(self, ctx):  # a restart loads the module afresh: count on disk
+        with open(HERE / "activations", "a") as fh:
+            fh.write("x")
+
+    def activations(self):
+        return len((HERE / "activations").read_text())
+
+    async def health(self):
+        if (HERE / "hang").exists():
+            await asyncio.sleep(30)
+        return not (HERE / "sick").exists()
+"""
+
+
+def _server(tmp_path, write_plugin, health_table: str):  # type: ignore[no-untyped-def]
+    from plughost.interfaces.http import create_app
+    from plughost.services.manager import PluginService
+    from plughost.settings import HostSettings
+
+    home = tmp_path / "home"
+    folder = write_plugin("sickly", code=SICKLY, directory=home / "plugins")
+    (home / "plughost.toml").write_text(f"[health]\n{health_table}\n")
+    settings = HostSettings(home=home, require_signature="never")
+    service = PluginService(settings, start=True)
+    return folder, service, create_app(service, settings)
+
+
+async def test_a_failing_check_marks_the_plugin_degraded_then_the_policy_restarts_it(
+    tmp_path, write_plugin
+) -> None:
+    import httpx
+
+    folder, service, app = _server(
+        tmp_path, write_plugin,
+        'interval = "1h"\ntimeout = "0.2s"\nfailures = 2\npolicy = "restart"')
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.get("/healthz/plugins/sickly")
+            assert (r.status_code, r.json()["status"]) == (200, "unknown")
+            r = await client.post("/api/v1/health/sickly/check")
+            assert r.json()["status"] == "healthy"
+            assert (await client.get("/healthz/plugins/sickly")).status_code == 200
+            assert (await client.get("/healthz/plugins")).json() == {"status": "healthy",
+                                                                    "degraded": []}
+            (folder / "sick").write_text("")
+            r = await client.post("/api/v1/health/sickly/check")
+            assert (r.json()["status"], r.json()["consecutive_failures"]) == ("degraded", 1)
+            r = await client.get("/healthz/plugins")
+            assert r.status_code == 503 and r.json()["degraded"] == ["sickly"]
+            assert (await client.get("/healthz/plugins/sickly")).status_code == 503
+            overall = (await client.get("/api/v1/health")).json()
+            assert overall["status"] == "degraded"
+            assert await service.host.call("sickly", "activations") == 1
+            r = await client.post("/api/v1/health/sickly/check")  # the second failure in a row
+            assert r.json()["last_action"] == "restarted after 2 failed checks"
+            assert await service.host.call("sickly", "activations") == 2
+            (folder / "sick").unlink()
+            (folder / "hang").write_text("")
+            r = await client.post("/api/v1/health/sickly/check")
+            assert r.json()["status"] == "degraded"
+            assert "did not answer within 0.2s" in r.json()["message"]
+            assert (await client.get("/healthz/plugins/nope")).status_code == 404
+
+
+async def test_the_poller_checks_on_its_interval_and_deactivates_per_policy(
+    tmp_path, write_plugin
+) -> None:
+    import asyncio
+
+    import httpx
+
+    folder, service, app = _server(
+        tmp_path, write_plugin,
+        'interval = "0.05s"\ntimeout = "1s"\nfailures = 2\npolicy = "deactivate"')
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            events: list[dict] = []
+
+            async def read() -> None:  # the ASGI test transport delivers whole bodies
+                import json
+
+                async with client.stream("GET", "/api/v1/events",
+                                         params={"kinds": "health", "max_events": "1"}) as r:
+                    async for line in r.aiter_lines():
+                        if line.startswith("data: "):
+                            events.append(json.loads(line[6:]))
+
+            reader = asyncio.create_task(read())
+            while app.state.api.broker.subscribers == 0:
+                await asyncio.sleep(0.01)
+            (folder / "sick").write_text("")
+            await asyncio.wait_for(reader, 20)
+            assert events[0]["plugin_id"] == "sickly"
+            assert events[0]["status"] in ("healthy", "degraded")
+            for _ in range(400):
+                item = (await client.get("/api/v1/health")).json()["plugins"][0]
+                if item["last_action"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert item["last_action"] == "deactivated after 2 failed checks"
+            assert service.host.registry.get("sickly").state.value == "deactivated"

@@ -174,6 +174,9 @@ class Flooder(Plugin):
                 sys.stderr.flush()
                 written += batch
                 time.sleep(0.01)
+            time.sleep(1.1)  # the next output-limit window: its first line brings the summary
+            sys.stderr.write("flood over\\n")
+            sys.stderr.flush()
         threading.Thread(target=run, daemon=True).start()
         return "flooding"
 
@@ -212,7 +215,11 @@ async def test_a_process_plugin_flooding_stderr_keeps_the_host_responsive_and_co
                 await asyncio.sleep(0.05)
             assert dropped >= 50_000, r.json()
             assert answered > 1
-            r = await client.get("/api/v1/logs", params={"plugin_id": "flooder",
-                                                        "grep": "dropped by the output limit"})
-            assert r.json()["items"], "the drop summary is a visible log line"
-            assert r.json()["items"][0]["level"] == "warning"
+            params = {"plugin_id": "flooder", "grep": "dropped by the output limit"}
+            while time.monotonic() < deadline + 30:
+                items = (await client.get("/api/v1/logs", params=params)).json()["items"]
+                if items:
+                    break
+                await asyncio.sleep(0.1)
+            assert items, "the drop summary is a visible log line"
+            assert items[0]["level"] == "warning"

@@ -1,4 +1,5 @@
-"""Supervisor policies shared by the isolated runtimes: restart backoff and quarantine.
+"""Supervisor policies shared by the isolated runtimes (restart backoff and quarantine), and the
+health poller of the server (each plugin's ``health()`` on an interval, with a policy).
 
 A runtime owns one :class:`Supervisor` per plugin instance and asks it, each time the plugin's
 process or sandbox dies, what to do next::
@@ -15,6 +16,8 @@ The policy is a frozen option bag; clock and randomness are injected so tests ar
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
 import time
 from collections import deque
@@ -22,7 +25,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CrashDecision", "RestartPolicy", "Supervisor", "SupervisorEvent"]
+__all__ = [
+    "CrashDecision",
+    "HealthPoller",
+    "PluginHealth",
+    "RestartPolicy",
+    "Supervisor",
+    "SupervisorEvent",
+]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +144,166 @@ class Supervisor:
         self._crashes.clear()
         self.quarantined = False
         self.quarantine_reason = None
+
+
+# --------------------------------------------------------------------------- health checks
+
+
+@dataclass(slots=True)
+class PluginHealth:
+    """What the poller knows of one plugin's health.
+
+    ``status`` is ``healthy``, ``degraded`` (the last check failed or timed out) or
+    ``unknown`` (not checked yet, or not active).
+    """
+
+    plugin_id: str
+    status: str = "unknown"
+    message: str = ""
+    checked_at: float | None = None
+    consecutive_failures: int = 0
+    checks: int = 0
+    failures: int = 0
+    last_action: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        when = (datetime.fromtimestamp(self.checked_at, UTC).isoformat(timespec="seconds")
+                if self.checked_at is not None else None)
+        return {"plugin_id": self.plugin_id, "status": self.status, "message": self.message,
+                "checked_at": when, "consecutive_failures": self.consecutive_failures,
+                "checks": self.checks, "failures": self.failures,
+                "last_action": self.last_action}
+
+
+class HealthPoller:
+    """Calls every active plugin's ``health()`` each ``interval`` seconds (bounded by
+    ``timeout``); a failed check marks the plugin degraded, and ``failures`` failed checks in
+    a row apply the policy: ``restart`` (unload and activate again), ``deactivate``, or
+    ``none``. ``on_change(health)`` hears every change of status and every action.
+
+    :param host: the :class:`~plughost.host.PluginHost` (its registry and lifecycle methods).
+    """
+
+    def __init__(self, host: Any, *, interval: float = 30.0, timeout: float = 5.0,
+                 failures: int = 3, policy: str = "restart",
+                 on_change: Callable[[PluginHealth], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        if policy not in ("restart", "deactivate", "none"):
+            raise ValueError("policy must be restart, deactivate or none")
+        self.host = host
+        self.interval = interval
+        self.timeout = timeout
+        self.failures = failures
+        self.policy = policy
+        self.on_change = on_change
+        self._clock = clock
+        self.plugins: dict[str, PluginHealth] = {}
+        self._task: Any = None
+
+    def verdict(self, plugin_id: str) -> bool | None:
+        """True healthy, False degraded, None not known."""
+        health = self.plugins.get(plugin_id)
+        if health is None or health.status == "unknown":
+            return None
+        return health.status == "healthy"
+
+    def overall(self) -> dict[str, Any]:
+        """``{"status": healthy|degraded, "plugins": [...]}`` over the plugins checked."""
+        items = [h.to_dict() for _, h in sorted(self.plugins.items())]
+        degraded = [h["plugin_id"] for h in items if h["status"] == "degraded"]
+        return {"status": "degraded" if degraded else "healthy", "degraded": degraded,
+                "plugins": items}
+
+    def _notify(self, health: PluginHealth) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(health)
+            except Exception:  # a listener must not stop the checks
+                logger.exception("health listener failed")
+
+    async def check(self, plugin_id: str) -> PluginHealth:
+        """Check one plugin now (and apply the policy if it is due)."""
+        import asyncio
+
+        record = self.host.registry.get(plugin_id)
+        health = self.plugins.setdefault(plugin_id, PluginHealth(plugin_id))
+        if record.state.value != "active" or record.instance is None:
+            if health.status != "unknown":
+                health.status, health.message = "unknown", f"not active ({record.state.value})"
+                health.consecutive_failures = 0
+                self._notify(health)
+            return health
+        try:
+            result = await asyncio.wait_for(record.instance.health(), self.timeout)
+            ok, message = bool(result.ok), str(getattr(result, "detail", "") or "")
+        except TimeoutError:
+            ok, message = False, f"health() did not answer within {self.timeout:g}s"
+        except Exception as exc:
+            ok, message = False, f"health() raised {type(exc).__name__}: {exc}"
+        before = health.status
+        health.checks += 1
+        health.checked_at = self._clock()
+        health.message = message
+        if ok:
+            health.status, health.consecutive_failures = "healthy", 0
+        else:
+            health.status = "degraded"
+            health.failures += 1
+            health.consecutive_failures += 1
+        if health.status != before:
+            logger.log(logging.WARNING if not ok else logging.INFO,
+                       "plugin %s is %s%s", plugin_id, health.status,
+                       f": {message}" if message else "")
+            self._notify(health)
+        if not ok and health.consecutive_failures >= self.failures and self.policy != "none":
+            await self._act(plugin_id, health)
+        return health
+
+    async def _act(self, plugin_id: str, health: PluginHealth) -> None:
+        action = self.policy
+        try:
+            if action == "restart":
+                await self.host.unload(plugin_id)
+                await self.host.activate(plugin_id)
+            else:
+                await self.host.deactivate(plugin_id)
+            health.last_action = f"{'restarted' if action == 'restart' else 'deactivated'} " \
+                                 f"after {health.consecutive_failures} failed checks"
+        except Exception as exc:
+            health.last_action = f"{action} failed: {exc}"
+        logger.warning("plugin %s: %s", plugin_id, health.last_action)
+        health.consecutive_failures = 0
+        health.status = "unknown" if action == "deactivate" else health.status
+        self._notify(health)
+
+    async def check_all(self) -> None:
+        """One round over every registered plugin."""
+        for record in list(self.host.registry):
+            try:
+                await self.check(record.id)
+            except Exception:  # one plugin's trouble must not stop the round
+                logger.exception("health check of %s failed", record.id)
+
+    def start(self) -> None:
+        import asyncio
+
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        import asyncio
+
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.check_all()
+
+    async def aclose(self) -> None:
+        import asyncio
+
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

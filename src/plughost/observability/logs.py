@@ -283,7 +283,9 @@ class LogHub:
         self.captured = 0
         self.persisted = 0
         self.dropped_queue: dict[str, int] = {}
-        self.dropped_output: dict[str, int] = {}
+        #: Lines the runtimes dropped before they reached the logger (a process plugin's
+        #: output limit), per plugin: read from the runtimes' own counters when set.
+        self.output_drops: Callable[[], Mapping[str, int]] | None = None
         self.write_errors = 0
         self._handler = _Capture(self)
         self._writer: threading.Thread | None = None
@@ -319,16 +321,12 @@ class LogHub:
         if record.exc_info and record.exc_info[0] is not None:
             message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
         cid = getattr(record, "correlation_id", None) or correlation_id.get()
-        dropped_output = getattr(record, "dropped_lines", 0)
         now = record.created
         with self._lock:
             entry = LogEntry(next(self._seq), now, plugin_id, _level_name(record.levelno),
                              message, cid, name)
             self.captured += 1
             self._ring.append(entry)
-            if dropped_output:
-                self.dropped_output[plugin_id] = (
-                    self.dropped_output.get(plugin_id, 0) + int(dropped_output))
             if self.store is not None or self.store_later:
                 if len(self._pending) >= self.queue_size or not self._admit(plugin_id, now):
                     self.dropped_queue[plugin_id] = self.dropped_queue.get(plugin_id, 0) + 1
@@ -410,6 +408,12 @@ class LogHub:
 
     def stats(self) -> dict[str, Any]:
         """What was captured, persisted and dropped (per plugin), for the API and metrics."""
+        output: Mapping[str, int] = {}
+        if self.output_drops is not None:
+            try:
+                output = {k: v for k, v in self.output_drops().items() if v}
+            except Exception:  # figures are best effort; capture goes on
+                log.exception("reading the runtimes' dropped-output counters failed")
         with self._lock:
             return {
                 "captured": self.captured,
@@ -420,12 +424,12 @@ class LogHub:
                 "write_errors": self.write_errors,
                 "dropped": {
                     "store_queue": sum(self.dropped_queue.values()),
-                    "output_limit": sum(self.dropped_output.values()),
+                    "output_limit": sum(output.values()),
                 },
                 "dropped_by_plugin": {
                     pid: {"store_queue": self.dropped_queue.get(pid, 0),
-                          "output_limit": self.dropped_output.get(pid, 0)}
-                    for pid in sorted(set(self.dropped_queue) | set(self.dropped_output))
+                          "output_limit": output.get(pid, 0)}
+                    for pid in sorted(set(self.dropped_queue) | set(output))
                 },
             }
 

@@ -20,6 +20,7 @@ beside ``[plughost]``::
 
     [alerts]
     interval = "15s"
+    window = "5m"           # rates and counts are over this much time
     default_rules = true
     webhooks = ["https://alerts.example.com/plughost"]
 
@@ -116,6 +117,7 @@ class AlertSettings:
     """``[alerts]``: evaluation interval, webhooks, and rules (as given; parsed by alerts)."""
 
     interval: float = 15.0
+    window: float = 300.0
     default_rules: bool = True
     webhooks: tuple[str, ...] = ()
     webhook_timeout: float = 5.0
@@ -193,7 +195,7 @@ class ObservabilitySettings:
             bind = None
         metrics = MetricsSettings(bind)
 
-        at = table("alerts", {"interval", "default_rules", "webhooks", "webhook_timeout",
+        at = table("alerts", {"interval", "window", "default_rules", "webhooks", "webhook_timeout",
                               "webhook_retries", "rules"})
         hooks = at.get("webhooks", [])
         if not isinstance(hooks, list) or not all(
@@ -209,6 +211,7 @@ class ObservabilitySettings:
             problems.append("alerts.default_rules: expected true or false")
             default_rules = True
         alerts = AlertSettings(duration(at, "interval", "alerts.interval", 15.0),
+                               duration(at, "window", "alerts.window", 300.0),
                                default_rules, tuple(hooks),
                                duration(at, "webhook_timeout", "alerts.webhook_timeout", 5.0),
                                integer(at, "webhook_retries", "alerts.webhook_retries", 4),

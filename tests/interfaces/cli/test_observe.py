@@ -106,3 +106,33 @@ def test_logs_follow_prints_new_lines_as_the_server_captures_them(
     finally:
         follower.terminate()
         follower.wait(timeout=10)
+
+
+def test_alerts_and_health_from_a_server(server: tuple[ServerProcess, Path]) -> None:
+    proc, home = server
+    rules = runner.invoke(build_app(), ["alerts", "--rules", "--json", "--server",
+                                        proc.base_url])
+    assert rules.exit_code == 0, rules.output
+    assert {r["name"] for r in json.loads(rules.stdout)} >= {"plugin-error-rate",
+                                                             "plugin-unhealthy"}
+    active = runner.invoke(build_app(), ["alerts", "--json", "--server", proc.base_url])
+    assert active.exit_code == 0 and json.loads(active.stdout)["firing"] == 0
+    table = runner.invoke(build_app(), ["alerts", "--rules", "--server", proc.base_url],
+                          env={"COLUMNS": "200"})
+    assert "plugin-error-rate" in table.stdout and "default" in table.stdout
+    history = runner.invoke(build_app(), ["alerts", "--history", "--json", "--home", str(home)])
+    assert history.exit_code == 0 and json.loads(history.stdout) == []
+    checked = runner.invoke(build_app(), ["health", "chatty", "--check", "--json", "--server",
+                                          proc.base_url])
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout)["plugins"][0]["status"] == "healthy"
+    shown = runner.invoke(build_app(), ["health", "--server", proc.base_url],
+                          env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "chatty" in shown.stdout and "healthy" in shown.stdout
+
+
+def test_alerts_now_and_health_need_a_server(tmp_path: Path) -> None:
+    for args in (["alerts"], ["health"]):
+        result = runner.invoke(build_app(), [*args, "--home", str(tmp_path)])
+        assert result.exit_code == 1
+        assert "server.required" in result.output and "--server" in result.output

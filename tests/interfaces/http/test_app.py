@@ -109,3 +109,43 @@ async def test_a_lazy_plugin_command_runs_through_the_api(
     assert "a name is needed" in r.json()["error"]["message"]
     audit = (await api.client.get("/api/v1/audit?action=command.execute")).json()["items"]
     assert len(audit) == 1  # the refused call is not recorded as executed
+
+
+async def test_streams_end_after_max_seconds(api: Api) -> None:
+    import time
+
+    for path in ("/api/v1/events?max_seconds=0.3", "/api/v1/logs/stream?max_seconds=0.3"):
+        started = time.monotonic()
+        r = await api.client.get(path)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("text/event-stream")
+        assert time.monotonic() - started < 10, "the stream ended on its own"
+        r = await api.client.get(path.replace("0.3", "0"))
+        assert r.status_code == 422
+
+
+EMITTER = """
+from plughost.sdk import Plugin, command
+
+class Main(Plugin):
+    @command("ping")
+    def ping(self, text):
+        return {"reached": self.ctx.bus.emit("emitter.pinged", {"text": text})}
+"""
+
+
+async def test_process_plugin_command_that_emits_answers_over_the_api(
+    api: Api, make_package: MakePackage
+) -> None:
+    # A process plugin's host.emit went through a bridge passing arguments the host's bus does
+    # not take: every such command answered 422.
+    package = make_package(
+        "emitter", code=EMITTER, runtime="process", permissions=["events:emit:emitter.*"]
+    )
+    assert (await api.install(package)).status_code == 201
+    seen: list[object] = []
+    api.service.host.comms.bus.subscribe("emitter.*", seen.append)
+    r = await api.client.post("/api/v1/commands/emitter.ping", json={"args": {"text": "hi"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"]["reached"] >= 1
+    assert [(e.topic, e.source) for e in seen] == [("emitter.pinged", "emitter")]

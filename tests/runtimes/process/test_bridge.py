@@ -1,15 +1,25 @@
-"""host.* requests reach the services a PluginContext carries, after its permission check."""
+"""host.* requests from a process plugin go through the host operations table to the services a
+PluginContext carries (the real owner-scoped bus and command registry), after its check."""
 
 from __future__ import annotations
 
+import shutil
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from plughost.core.bus import EventBus
+from plughost.core.commands import CommandRegistry
 from plughost.core.context import PluginContext
-from plughost.errors import PermissionDenied
-from plughost.runtimes.process.bridge import check_from_context, handlers_from_context
+from plughost.core.scoped import ScopedBus, ScopedCommands
+from plughost.errors import PermissionDenied, PluginError
+from plughost.host import PluginHost
+from plughost.runtimes.process.bridge import check_from_context
 from plughost.runtimes.process.runtime import ProcessRuntime
+from plughost.services.plugin_services import PluginServices
 
 from .conftest import PLUGINS, fast_options, make_manifest
 
@@ -22,23 +32,6 @@ class BoolChecker:
 
     def check(self, kind: str, target: str = "") -> bool:
         return (kind, target) in self.allowed
-
-
-class AsyncBus:
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, Any, str | None]] = []
-
-    def emit(self, topic: str, payload: Any = None, *, source: str | None = None) -> int:
-        raise AssertionError("aemit is preferred: it waits for queue space instead of failing")
-
-    async def aemit(self, topic: str, payload: Any = None, *, source: str | None = None) -> int:
-        self.seen.append((topic, payload, source))
-        return 3
-
-
-class Commands:
-    async def execute(self, name: str, args: Any = None, *, caller: str | None = None) -> Any:
-        return {"name": name, "args": dict(args or {}), "caller": caller}
 
 
 def context(**services: Any) -> PluginContext:
@@ -61,23 +54,21 @@ def test_no_permission_service_means_deny_everything() -> None:
         check("events:emit", "anything")
 
 
-def test_only_attached_services_get_handlers() -> None:
-    assert handlers_from_context(context()) == {}
-    handlers = handlers_from_context(context(bus=AsyncBus(), commands=Commands()))
-    assert set(handlers) == {"host.emit", "host.execute"}
-
-
-async def test_plugin_requests_reach_context_services_with_the_plugin_as_caller() -> None:
-    bus = AsyncBus()
+async def test_plugin_emits_through_the_real_bus_as_itself() -> None:
+    bus, commands = EventBus(), CommandRegistry()
+    seen: list[Any] = []
+    bus.subscribe("ok.*", seen.append)
     ctx = context(
-        bus=bus, commands=Commands(), permissions=BoolChecker(("events:emit", "ok.topic"))
+        bus=ScopedBus(bus, "pyecho"),
+        commands=ScopedCommands(commands, "pyecho"),
+        permissions=BoolChecker(("events:emit", "ok.topic")),
     )
     runtime = ProcessRuntime(options=fast_options())
     try:
         inst = await runtime.load(ctx.manifest, PLUGINS / "pyecho")
         await inst.start(ctx)
-        assert await inst.call("emit", {"topic": "ok.topic", "payload": [1]}) == 3
-        assert bus.seen == [("ok.topic", [1], "pyecho")]
+        assert await inst.call("emit", {"topic": "ok.topic", "payload": [1]}) == 1
+        assert [(e.topic, e.payload, e.source) for e in seen] == [("ok.topic", [1], "pyecho")]
         with pytest.raises(PermissionDenied):
             await inst.call("emit", {"topic": "nope.topic"})
         assert await inst.call("config", {"key": "k"}) == "v"
@@ -87,58 +78,92 @@ async def test_plugin_requests_reach_context_services_with_the_plugin_as_caller(
         await runtime.aclose()
 
 
-class Storage:
-    """Shaped like services.hostapi.storage.StorageService: namespaces via with_namespace()."""
-
-    def __init__(self, data: dict[str, dict[str, Any]], namespace: str = "pyecho") -> None:
-        self.data, self.namespace = data, namespace
-
-    def with_namespace(self, name: str) -> Storage:
-        return Storage(self.data, name)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.setdefault(self.namespace, {}).get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.data.setdefault(self.namespace, {})[key] = value
-
-    def delete(self, key: str) -> bool:
-        return self.data.setdefault(self.namespace, {}).pop(key, None) is not None
-
-    def keys(self, prefix: str = "") -> list[str]:
-        return sorted(k for k in self.data.get(self.namespace, {}) if k.startswith(prefix))
+async def test_requests_with_bad_params_are_invalid_params_naming_the_field() -> None:
+    ctx = context(bus=ScopedBus(EventBus(), "pyecho"), permissions=BoolChecker())
+    runtime = ProcessRuntime(options=fast_options())
+    try:
+        inst = await runtime.load(ctx.manifest, PLUGINS / "pyecho")
+        await inst.start(ctx)
+        with pytest.raises(PluginError, match="'topic' must be a non-empty string"):
+            await inst.call("emit", {"topic": ""})
+    finally:
+        await runtime.aclose()
 
 
-class Response:
-    status_code = 201
-    headers = {"content-type": "text/plain"}
-    text = "made"
+# -- through the real host: PluginHost, its communication layer and PluginServices --------------
+
+NODE_EXAMPLE = Path(__file__).parents[3] / "examples" / "node-greeter"
+
+CALLER = """
+from plughost.sdk import Plugin, command
 
 
-class Http:
-    """Shaped like services.hostapi.http.HttpService: async request() returning a response."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, Any]] = []
-
-    async def request(self, method: str, url: str, **kwargs: Any) -> Response:
-        self.sent.append((method, url, kwargs.get("content")))
-        return Response()
+class Caller(Plugin):
+    @command("caller.relay")
+    def relay(self, topic, command, **args):
+        emitted = self.ctx.bus.emit(topic, {"args": args})
+        return {"emitted": emitted, "result": self.ctx.commands.execute(command, **args)}
+"""
 
 
-async def test_storage_handlers_use_the_requested_namespace() -> None:
-    data: dict[str, dict[str, Any]] = {}
-    handlers = handlers_from_context(context(storage=Storage(data)))
-    handlers["host.storage.set"]("pyecho", {"key": "a", "value": 1})
-    handlers["host.storage.set"]("pyecho", {"key": "b", "value": 2, "namespace": "shared"})
-    assert data == {"pyecho": {"a": 1}, "shared": {"b": 2}}
-    assert handlers["host.storage.keys"]("pyecho", {}) == ["a"]
-    assert handlers["host.storage.get"]("pyecho", {"key": "zz", "default": 5}) == 5
+@pytest.fixture
+async def host(tmp_path: Path) -> AsyncIterator[tuple[PluginHost, PluginServices]]:
+    plugins = tmp_path / "plugins"
+    shutil.copytree(NODE_EXAMPLE, plugins / "node-greeter")
+    folder = plugins / "caller"
+    folder.mkdir()
+    (folder / "caller.py").write_text(CALLER)
+    (folder / "plugin.toml").write_text(
+        textwrap.dedent("""
+        id = "caller"
+        name = "Caller"
+        version = "1.0.0"
+        runtime = "process"
+        entry = "caller:Caller"
+        permissions = ["events:emit:caller.*", "commands:execute:node-greeter.greeter.greet"]
+    """)
+    )
+    host = PluginHost([plugins], home=tmp_path / "home")
+    services = PluginServices(tmp_path / "home", environ={})
+    services.install(host)
+    yield host, services
+    await host.aclose()
+    await services.aclose()
 
 
-async def test_http_response_objects_become_json_shaped() -> None:
-    http = Http()
-    handler = handlers_from_context(context(http=http))["host.http.request"]
-    result = await handler("pyecho", {"method": "POST", "url": "https://a.example/x", "body": "hi"})
-    assert result == {"status": 201, "headers": {"content-type": "text/plain"}, "body": "made"}
-    assert http.sent == [("POST", "https://a.example/x", "hi")]
+async def test_node_greeter_emits_through_the_real_host(host) -> None:
+    plugin_host, _ = host
+    report = await plugin_host.start()
+    assert report["node-greeter"].ok, report
+    seen: list[Any] = []
+    plugin_host.comms.bus.subscribe("greeter.*", seen.append)
+    result = await plugin_host.call("node-greeter", "greet", name="Ada")
+    assert result["emitted"] == 1  # was {"error": "plugin.error"}: the bridge passed source=
+    assert [(e.topic, e.payload, e.source) for e in seen] == [
+        ("greeter.greeted", {"name": "Ada"}, "node-greeter")
+    ]
+    # what it was not granted is refused at the boundary, and audited
+    with pytest.raises(PermissionDenied):
+        await plugin_host.call("node-greeter", "sneak")
+
+
+async def test_process_plugin_executes_commands_and_emits_through_the_real_host(host) -> None:
+    plugin_host, services = host
+    await plugin_host.start()
+    seen: list[Any] = []
+    plugin_host.comms.bus.subscribe("caller.*", seen.append)
+    out = await plugin_host.comms.commands.execute(
+        "caller.relay",
+        {"topic": "caller.went", "command": "node-greeter.greeter.greet", "name": "Bo"},
+    )
+    assert out["emitted"] == 1
+    assert out["result"]["text"] == "Hello, Bo!" and out["result"]["emitted"] == 0
+    assert [(e.topic, e.source) for e in seen] == [("caller.went", "caller")]
+    with pytest.raises(PermissionDenied):  # node-greeter.greeter.slow: not granted
+        await plugin_host.comms.commands.execute(
+            "caller.relay", {"topic": "caller.went", "command": "node-greeter.greeter.slow"}
+        )
+    denied = services.permissions.audit.query(plugin="caller", decision="deny")
+    assert [(r.kind, r.target) for r in denied] == [
+        ("commands:execute", "node-greeter.greeter.slow")
+    ]

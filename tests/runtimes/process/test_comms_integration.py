@@ -39,5 +39,10 @@ async def test_commands_hooks_and_events_of_a_process_plugin_are_served(tmp_path
         comms.bus.emit("order.created", {"id": 7})
         await comms.bus.drain()
         assert await host.call("pyecho", "seen_users") == ["order.created:7"]
+        ch = await comms.channels.open("pyecho.echo.chat")
+        await ch.send("shout")
+        await ch.send("louder")
+        assert [await ch.receive(), await ch.receive()] == ["SHOUT", "LOUDER"]
+        ch.close()
         await host.deactivate("pyecho")
         assert "pyecho.echo.say" not in comms.commands

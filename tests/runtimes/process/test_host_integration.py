@@ -30,25 +30,15 @@ class Grants:
             raise PermissionDenied(f"{kind}:{target} is not granted")
 
 
-class Bus:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any, str | None]] = []
-
-    def emit(self, topic: str, payload: Any = None, *, source: str | None = None) -> int:
-        self.events.append((topic, payload, source))
-        return 1
-
-
 class Services:
-    """A HostExtension that attaches permissions and a bus to every plugin context."""
+    """A HostExtension that attaches permissions to every plugin context (the host's own
+    communication layer attaches the real, owner-scoped bus)."""
 
     def __init__(self) -> None:
         self.grants = Grants(("events:emit", "allowed.topic"), ("events:emit", "greeter.greeted"))
-        self.bus = Bus()
 
     def prepare_context(self, record: Any, context: Any) -> None:
         context.attach("permissions", self.grants)
-        context.attach("bus", self.bus)
 
 
 @pytest.fixture
@@ -63,16 +53,20 @@ async def test_process_manifest_just_works_through_the_host(plugins_dir: Path) -
     services = Services()
     async with PluginHost([plugins_dir]) as host:
         host.add_extension(services)
+        events: list[Any] = []
+        host.comms.bus.subscribe("allowed.*", events.append)
         report = await host.start()
         assert host.get("pyecho").state is State.ACTIVE, report
         result = await host.call("pyecho", "say", text="through the host")
         assert result["text"] == "through the host"
         assert await host.call("pyecho", "emit", topic="allowed.topic") == 1
-        assert services.bus.events == [("allowed.topic", None, "pyecho")]
+        assert [(e.topic, e.payload, e.source) for e in events] == [
+            ("allowed.topic", None, "pyecho")
+        ]
         with pytest.raises(PermissionDenied, match=r"events:emit:denied\.topic is not granted"):
             await host.call("pyecho", "emit", topic="denied.topic")
         greeted = await host.call("node-greeter", "greet", name="Ada")
-        assert greeted["text"] == "Hello, Ada!" and greeted["emitted"] == 1
+        assert greeted["text"] == "Hello, Ada!" and greeted["emitted"] == 0  # no subscriber
         pid = host.get("pyecho").instance.pid
     assert pid is not None
     with pytest.raises(ProcessLookupError):

@@ -30,14 +30,6 @@ class _Grants:
             raise PermissionDenied(f"{kind} {target!r} is not granted")
 
 
-class _Bus:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, object]] = []
-
-    def emit(self, topic: str, payload: object) -> None:
-        self.events.append((topic, payload))
-
-
 class _Services:
     """A host extension attaching services to every context, as the service layers will."""
 
@@ -73,13 +65,16 @@ async def test_wasm_plugin_runs_through_the_host(tmp_path):
 
 
 async def test_granted_services_reach_the_wasm_plugin(tmp_path):
-    bus = _Bus()
     host = PluginHost([EXAMPLE])
-    host.add_extension(_Services(bus=bus, permissions=_Grants(("events:emit", "hello.greeted"))))
+    host.add_extension(_Services(permissions=_Grants(("events:emit", "hello.greeted"))))
+    events: list = []
+    host.comms.bus.subscribe("hello.*", events.append)
     try:
         assert (await host.start()).ok
-        assert await host.call("wasm-hello", "announce", who="Ada") is None
-        assert bus.events == [("hello.greeted", {"who": "Ada"})]
+        assert await host.call("wasm-hello", "announce", who="Ada") == 1  # subscribers reached
+        assert [(e.topic, e.payload, e.source) for e in events] == [
+            ("hello.greeted", {"who": "Ada"}, "wasm-hello")
+        ]
     finally:
         await host.aclose()
 

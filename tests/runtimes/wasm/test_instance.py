@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from plughost.core.bus import EventBus
+from plughost.core.context import PluginContext
+from plughost.core.manifest import manifest_from_dict
+from plughost.core.scoped import ScopedBus
 from plughost.errors import (
     PermissionDenied,
     PluginActivationError,
@@ -90,7 +94,9 @@ async def test_memory_cap_refuses_growth_with_a_clear_reason(load):
     inst = load("bomb", wat_modules.MEMORY_BOMB, limits=WasmLimits(memory=1 << 20))
     with pytest.raises(PluginCrashed, match=r"memory limit 1 MiB exceeded") as info:
         await inst.call("run", {})
-    assert info.value.details == {"limit": "memory", "memory": 1 << 20, "size": 1 << 20}
+    assert info.value.details == {
+        "limit": "memory", "memory": 1 << 20, "size": 1 << 20, "asked": (1 << 20) + 65536
+    }
     # the sandbox was reset: memory is back to its initial single page
     assert inst.export_function("pages")() == 1
 
@@ -156,7 +162,8 @@ async def test_forbidden_http_is_denied_and_never_reaches_the_service(load):
         "http",
         wat_modules.FORBIDDEN_HTTP,
         bindings=WasmBindings(
-            check=_allow({"net": {"api.example.com:443"}}), http_request=fetched.append
+            check=_allow({"net": {"api.example.com:443"}}),
+            handlers={"host.http.request": lambda pid, request: fetched.append(request)},
         ),
     )
     with pytest.raises(PermissionDenied, match=r"net 'evil.example.com:80'"):
@@ -167,54 +174,74 @@ async def test_forbidden_http_is_denied_and_never_reaches_the_service(load):
 async def test_allowed_http_goes_through_the_injected_service(load):
     seen = []
 
-    def http(request):
+    def http(plugin_id, request):
         seen.append(request)
         return {"status": 200, "body": "fine"}
 
     inst = load(
         "http",
         wat_modules.FORBIDDEN_HTTP,
-        bindings=WasmBindings(check=_allow({"net": {"evil.example.com:80"}}), http_request=http),
+        bindings=WasmBindings(
+            check=_allow({"net": {"evil.example.com:80"}}), handlers={"host.http.request": http}
+        ),
     )
     assert await inst.call("run", {}) == {"status": 200, "body": "fine"}
     assert seen == [{"method": "GET", "url": "http://evil.example.com/steal"}]
 
 
+def _bus_context(plugin_id, bus):
+    manifest = manifest_from_dict(
+        {"id": plugin_id, "name": plugin_id, "version": "1.0.0", "runtime": "wasm",
+         "entry": "x.wat"}
+    )
+    context = PluginContext(manifest)
+    context.attach("bus", ScopedBus(bus, plugin_id))
+    return context
+
+
 async def test_forbidden_emit_is_denied_and_unset_checker_denies_everything(load):
+    bus = EventBus()
     emitted = []
+    bus.subscribe("#", emitted.append)
     inst = load(
         "emit",
         wat_modules.FORBIDDEN_EMIT,
         bindings=WasmBindings(
-            check=_allow({"events:emit": {"hello.greeted"}}), emit=lambda t, p: emitted.append(t)
+            context=_bus_context("emit", bus), check=_allow({"events:emit": {"hello.greeted"}})
         ),
     )
     with pytest.raises(PermissionDenied, match=r"system.shutdown"):
         await inst.call("run", {})
-    deny_all = load("emit2", wat_modules.FORBIDDEN_EMIT, bindings=WasmBindings(emit=emitted.append))
-    with pytest.raises(PermissionDenied, match=r"no permissions were granted"):
+    deny_all = load(
+        "emit2", wat_modules.FORBIDDEN_EMIT, bindings=WasmBindings(_bus_context("emit2", bus))
+    )
+    with pytest.raises(PermissionDenied, match=r"no permission checker configured"):
         await deny_all.call("run", {})
     assert emitted == []
 
 
 async def test_granted_emit_reaches_the_bus(runtime):
+    bus = EventBus()
     emitted = []
+    bus.subscribe("hello.*", emitted.append)
     inst = runtime.load_file("wasm-hello", HELLO)
     await inst.start(
         WasmBindings(
+            context=_bus_context("wasm-hello", bus),
             check=_allow({"events:emit": {"hello.greeted"}}),
-            emit=lambda t, p: emitted.append((t, p)),
         )
     )
-    assert await inst.call("announce", {"who": "Ada"}) is None
-    assert emitted == [("hello.greeted", {"who": "Ada"})]
+    assert await inst.call("announce", {"who": "Ada"}) == 1  # the bus: subscribers reached
+    assert [(e.topic, e.payload, e.source) for e in emitted] == [
+        ("hello.greeted", {"who": "Ada"}, "wasm-hello")
+    ]
 
 
 async def test_missing_service_is_a_clear_error_for_the_guest(load):
     inst = load(
         "http", wat_modules.FORBIDDEN_HTTP, bindings=WasmBindings(check=lambda kind, target: None)
     )
-    with pytest.raises(PluginError, match=r"no http_request service"):
+    with pytest.raises(PluginError, match=r"no 'http' service is configured"):
         await inst.call("run", {})
 
 
@@ -320,7 +347,10 @@ async def test_reentrant_call_from_a_host_function_is_refused(load):
     inst = load(
         "http",
         wat_modules.FORBIDDEN_HTTP,
-        bindings=WasmBindings(check=lambda k, t: None, http_request=lambda r: execute("x", {})),
+        bindings=WasmBindings(
+            check=lambda k, t: None,
+            handlers={"host.http.request": lambda pid, r: execute("x", {})},
+        ),
     )
     holder["inst"] = inst
     with pytest.raises(PluginError, match=r"re-entrant calls are refused"):
@@ -392,3 +422,17 @@ async def test_plughost_health_export_is_the_health_probe(load):
     health = await inst.health()
     assert not health.ok and health.detail == "db down" and health.data["retries"] == 3
     assert (await load("echo", wat_modules.ECHO).health()).ok  # no probe: alive is healthy
+
+
+async def test_any_refused_grow_is_the_memory_limit_and_a_tolerated_one_is_not(load, runtime):
+    big = load("big", wat_modules.BIG_GROW, limits=WasmLimits(memory=16 << 20))
+    await big.call("tolerant", {})  # refused, answered -1, handled: no error
+    assert big.export_function("pages")() == 112
+    with pytest.raises(PluginCrashed, match=r"growing it to 17 MiB was refused") as info:
+        await big.call("run", {})
+    assert info.value.details["limit"] == "memory" and info.value.details["size"] == 7 << 20
+    crash = load("crash", wat_modules.CRASH, limits=WasmLimits(memory=16 << 20))
+    with pytest.raises(PluginCrashed, match=r"unreachable") as plain:  # no grow refused: a crash
+        await crash.call("run", {})
+    assert "limit" not in plain.value.details
+    assert runtime.memories is not None and runtime.memories.live == 2

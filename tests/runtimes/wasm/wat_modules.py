@@ -330,3 +330,77 @@ def write(directory: Path, name: str, text: str) -> Path:
     path = directory / f"{name}.wat"
     path.write_text(text)
     return path
+
+
+def relay(*names: str) -> str:
+    """A plugin whose handler ``<name>`` passes its request to host function ``<name>`` and
+    answers the host's envelope as its own (so a test drives any host function directly)."""
+    imports = "\n".join(
+        f'  (import "plughost" "{n}" (func ${n} (param i32 i32) (result i64)))' for n in names
+    )
+    body = "\n".join(
+        f'  (func (export "{n}") (param $p i32) (param $l i32) (result i64)\n'
+        f"    (call ${n} (local.get $p) (local.get $l)))"
+        for n in names
+    )
+    return module(body, imports=imports)
+
+
+def recorder(*pairs: tuple[str, str]) -> str:
+    """A plugin that remembers requests: handler ``setter`` keeps its request (answers null),
+    handler ``getter`` answers ``{"ok": <the kept request>}`` (``null`` before any)."""
+    body = ['  (data (i32.const 16) "{\\"ok\\":")', '  (data (i32.const 32) "}")']
+    for i, (setter, getter) in enumerate(pairs):
+        region = 131072 + i * 8192  # page 3 onwards: away from the allocator's heap
+        body.append(f"""
+  (global $len{i} (mut i32) (i32.const 0))
+  (func (export "{setter}") (param $ptr i32) (param $len i32) (result i64)
+    (memory.copy (i32.const {region}) (local.get $ptr) (local.get $len))
+    (global.set $len{i} (local.get $len))
+    (i64.const 0))
+  (func (export "{getter}") (param i32 i32) (result i64)
+    (local $out i32) (local $n i32)
+    (if (i32.eqz (global.get $len{i})) (then (return (i64.const 0))))
+    (local.set $n (i32.add (global.get $len{i}) (i32.const 7)))
+    (local.set $out (call $alloc (local.get $n)))
+    (memory.copy (local.get $out) (i32.const 16) (i32.const 6))
+    (memory.copy (i32.add (local.get $out) (i32.const 6)) (i32.const {region})
+                 (global.get $len{i}))
+    (memory.copy (i32.add (local.get $out) (i32.add (i32.const 6) (global.get $len{i})))
+                 (i32.const 32) (i32.const 1))
+    (call $pack (local.get $out) (local.get $n)))""")
+    return module("\n".join(body), pages=4)
+
+
+# a stateful plugin: its state is what it was last given (plughost_import_state keeps the
+# request, plughost_export_state answers it); it also records the last event, configuration
+# change and enable/disable notification it was sent
+STATEFUL = recorder(
+    ("plughost_import_state", "plughost_export_state"),
+    ("on_event", "last_event"),
+    ("on_config_change", "last_config"),
+    ("plughost_enabled", "last_enabled"),
+)
+
+
+# one big grow: memory starts at 7 MiB (112 pages); "run" asks for 160 more pages (10 MiB, past
+# a 16 MiB cap) in one memory.grow and traps when refused, as an allocator's caller would
+BIG_GROW = module(
+    """
+  (func (export "run") (param i32 i32) (result i64)
+    (if (i32.eq (memory.grow (i32.const 160)) (i32.const -1)) (then unreachable))
+    (i64.const 0))
+  (func (export "tolerant") (param i32 i32) (result i64)
+    (drop (memory.grow (i32.const 160)))
+    (i64.const 0))
+  (func (export "pages") (result i32) (memory.size))
+""",
+    pages=112,
+)
+
+# state through update and rollback: "remember" keeps its request, which is the state
+# plughost_export_state hands over; "imported" answers what plughost_import_state was given
+HANDOVER = recorder(
+    ("remember", "plughost_export_state"),
+    ("plughost_import_state", "imported"),
+)

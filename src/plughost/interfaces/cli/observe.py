@@ -1,10 +1,13 @@
-"""``plughost logs``: plugin logs from the home's database or a server, with a live follow.
+"""``plughost logs``, ``plughost alerts``, ``plughost health``: what the server observes.
 
 ::
 
     plughost logs notify-slack -f                 # that plugin's lines, then new ones live
     plughost logs --level error --since 1h        # every plugin's errors of the last hour
     plughost logs --grep timeout --server URL     # through a running server's API
+    plughost alerts --server URL                  # alerts pending and firing now
+    plughost alerts --history --since 1d          # when alerts fired and resolved
+    plughost health --server URL                  # each plugin's last health check
 """
 
 from __future__ import annotations
@@ -19,9 +22,17 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
+from plughost.errors import PlughostError
 from plughost.interfaces.cli._backend import Remote, ServerOption, TokenOption, target
-from plughost.interfaces.cli._common import HomeOption, JsonOption, console, handle_errors
+from plughost.interfaces.cli._common import (
+    HomeOption,
+    JsonOption,
+    console,
+    handle_errors,
+    print_json,
+)
 
 __all__ = ["register"]
 
@@ -141,6 +152,137 @@ def logs(
             return
 
 
+def _server_only(what: str) -> PlughostError:
+    return PlughostError(
+        f"{what} is known to the running server only: pass --server URL (or set "
+        "PLUGHOST_SERVER) to ask `plughost serve`", code="server.required")
+
+
+def alerts(
+    history: Annotated[bool, typer.Option("--history", help=(
+        "When alerts fired and resolved (from the home's database without --server)."))
+    ] = False,
+    rules: Annotated[bool, typer.Option("--rules", help="The rules in force.")] = False,
+    rule: Annotated[str | None, typer.Option("--rule", help="History of this rule only.")
+                    ] = None,
+    plugin_id: Annotated[str | None, typer.Option("--plugin", "-p",
+                                                  help="History of this plugin only.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="History since (1h, 7d, ISO).")
+                     ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 50,
+    home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Alerts pending and firing now (default), their history, or the rules in force."""
+    from plughost.observability.logs import parse_since
+
+    with handle_errors(as_json=as_json):
+        where = target(home, server, token)
+        remote = where if isinstance(where, Remote) else None
+        local = where if not isinstance(where, Remote) else None
+        if history:
+            params = {"rule": rule, "plugin_id": plugin_id, "since": since, "limit": limit}
+            if remote is not None:
+                data = _get(remote, "/alerts/history", params)["items"]
+            else:
+                from plughost.storage.backends import open_storage
+
+                with open_storage(local) as storage:
+                    data = storage.repository.query_alert_events(
+                        rule=rule, plugin_id=plugin_id, since=parse_since(since), limit=limit)
+        elif remote is None:
+            raise _server_only("Which alerts fire now" if not rules else "The rules in force")
+        else:
+            data = _get(remote, "/alerts/rules" if rules else "/alerts", {})
+    if as_json:
+        print_json(data)
+        return
+    if history:
+        table = Table("time (UTC)", "rule", "plugin", "state", "severity", "value", "message")
+        for h in data:
+            colour = "red" if h["state"] == "firing" else "green"
+            table.add_row(h["at"][:19], h["rule"], h["plugin_id"] or "", f"[{colour}]"
+                          f"{h['state']}[/]", h["severity"], _num(h["value"]),
+                          escape(h["message"]))
+    elif rules:
+        table = Table("rule", "figure", "condition", "for", "plugin", "severity", "source")
+        for r in data:
+            table.add_row(r["name"], r["expr"], f"{r['op']} {_num(r['threshold'])}",
+                          f"{r['for']:g}s", r["plugin"] or "every", r["severity"], r["source"])
+    else:
+        table = Table("rule", "plugin", "state", "severity", "value", "condition", "since")
+        for a in data["alerts"]:
+            colour = "red" if a["state"] == "firing" else "yellow"
+            table.add_row(a["rule"], a["plugin_id"] or "", f"[{colour}]{a['state']}[/]",
+                          a["severity"], _num(a["value"]),
+                          f"{a['expr']} {a['op']} {_num(a['threshold'])}", a["since"])
+    console.print(table)
+
+
+def health(
+    plugin_id: Annotated[str | None, typer.Argument(metavar="[ID]", show_default=False,
+                                                    help="Only this plugin.")] = None,
+    check: Annotated[bool, typer.Option("--check", help=(
+        "Run the plugin's health check now (operator)."))] = False,
+    home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Each plugin's last health check (healthy, degraded, unknown) and what the policy did;
+    exits 1 when a plugin shown is degraded."""
+    with handle_errors(as_json=as_json):
+        where = target(home, server, token)
+        if not isinstance(where, Remote):
+            raise _server_only("Plugin health")
+        if check and plugin_id is None:
+            raise PlughostError("--check needs a plugin ID", code="request.invalid")
+        if check:
+            from plughost.interfaces.cli._backend import _SyncApi
+
+            api = _SyncApi(where)
+            try:
+                items = [api.call("POST", f"/health/{plugin_id}/check")]
+            finally:
+                api.close()
+        else:
+            items = _get(where, "/health", {})["plugins"]
+            if plugin_id is not None:
+                items = [i for i in items if i["plugin_id"] == plugin_id]
+    degraded = any(i["status"] == "degraded" for i in items)
+    if as_json:
+        print_json({"plugins": items})
+    else:
+        table = Table("plugin", "status", "checked (UTC)", "failures in a row", "message",
+                      "last action")
+        colours = {"healthy": "green", "degraded": "red", "unknown": "dim"}
+        for i in items:
+            table.add_row(i["plugin_id"], f"[{colours[i['status']]}]{i['status']}[/]",
+                          (i["checked_at"] or "")[:19], str(i["consecutive_failures"]),
+                          escape(i["message"]), escape(i["last_action"] or ""))
+        console.print(table)
+    if degraded:
+        raise typer.Exit(1)
+
+
+def _num(value: Any) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _get(remote: Remote, path: str, params: dict[str, Any]) -> Any:
+    from plughost.interfaces.cli._backend import _SyncApi
+
+    api = _SyncApi(remote)
+    try:
+        return api.call("GET", path, params={k: v for k, v in params.items() if v is not None})
+    finally:
+        api.close()
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``plughost logs``."""
+    """Add ``plughost logs``, ``plughost alerts`` and ``plughost health``."""
     app.command("logs")(logs)
+    app.command("alerts")(alerts)
+    app.command("health")(health)

@@ -54,6 +54,8 @@ _EXACT: dict[str, int] = {
     "operation.not_found": 404,
     "token.not_found": 404,
     "service.closed": 503,
+    "service.starting": 503,
+    "alert.rule_readonly": 409,
     "service.no_services": 409,
     "marketplace.unavailable": 400,
     "config.version": 404,

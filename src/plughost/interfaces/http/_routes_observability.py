@@ -1,4 +1,4 @@
-"""Observability routes: plugin logs (query, live tail, stats)."""
+"""Observability routes: plugin logs (query, live tail, stats), alerts and rules, health."""
 
 from __future__ import annotations
 
@@ -7,17 +7,25 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Body, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
 
+from plughost.errors import OperationRefused, PluginNotFound
+from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._state import api_state, requires
 from plughost.interfaces.tokens import Principal
+from plughost.observability.alerts import rule_from_request
+from plughost.observability.health import HealthPoller
 from plughost.observability.logs import LogFilter, parse_since
+from plughost.observability.metrics import CONTENT_TYPE, render
+from plughost.observability.observer import Observer
 
 __all__ = ["probes", "router"]
 
-router = APIRouter(tags=["observability"])
-probes = APIRouter(tags=["health"])
+router = APIRouter(tags=["observability"], route_class=ApiRoute)
+probes = APIRouter(tags=["health"], route_class=ApiRoute)
 
 PluginQuery = Annotated[str | None, Query(max_length=64, description="Only this plugin.")]
 LevelQuery = Annotated[str | None, Query(
@@ -81,6 +89,8 @@ async def log_stream(
         "First replay this many recent lines."))] = 0,
     max_events: Annotated[int | None, Query(ge=1, le=1_000_000, description=(
         "End the stream after this many lines (scripts, tests)."))] = None,
+    max_seconds: Annotated[float | None, Query(gt=0, le=86_400, description=(
+        "End the stream after this many seconds (scripts, tests)."))] = None,
     _: Principal = requires("viewer"),
 ) -> StreamingResponse:
     """Each captured line as an SSE ``log`` event (JSON ``data:``); a reader that falls behind
@@ -91,8 +101,14 @@ async def log_stream(
     async def stream() -> AsyncIterator[bytes]:
         yield b": plughost log stream\nretry: 3000\n\n"
         sent = 0
-        async for item in api.observer.logs.tail(flt, backlog=backlog,
-                                                 heartbeat=api.options.heartbeat):
+        heartbeat = api.options.heartbeat
+        if max_seconds is not None:  # wake up often enough to end on time
+            heartbeat = min(heartbeat, max_seconds / 4)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds if max_seconds is not None else None
+        async for item in api.observer.logs.tail(flt, backlog=backlog, heartbeat=heartbeat):
+            if deadline is not None and loop.time() >= deadline:
+                return
             if item is None:
                 yield b": keep-alive\n\n"
             elif isinstance(item, int):
@@ -106,3 +122,174 @@ async def log_stream(
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# ---------------------------------------------------------------------------- alerts
+
+
+def _alerts(request: Request) -> Observer:
+    observer = api_state(request).observer
+    if observer.alerts is None:
+        raise OperationRefused("alerts are not evaluated yet: the server is starting",
+                               code="service.starting")
+    return observer
+
+
+@router.get("/alerts", summary="Alerts pending and firing now")
+async def alerts(request: Request, _: Principal = requires("viewer")) -> dict[str, Any]:
+    """Each alert (rule and plugin) whose condition holds: ``pending`` while it has held for
+    less than the rule's ``for``, then ``firing``."""
+    observer = _alerts(request)
+    assert observer.alerts is not None
+    active = observer.alerts.evaluator.active()
+    return {"alerts": active, "firing": sum(1 for a in active if a["state"] == "firing"),
+            "evaluations": observer.alerts.evaluations}
+
+
+@router.get("/alerts/history", summary="Alert history")
+async def alert_history(
+    request: Request,
+    rule: Annotated[str | None, Query(max_length=100)] = None,
+    plugin_id: PluginQuery = None,
+    state: Annotated[str | None, Query(pattern="^(firing|resolved)$")] = None,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    _: Principal = requires("viewer"),
+) -> dict[str, Any]:
+    """Each time an alert started firing or resolved, newest first."""
+    repo = api_state(request).service.repository
+    items = await asyncio.to_thread(repo.query_alert_events, rule=rule, plugin_id=plugin_id,
+                                    state=state, since=parse_since(since), limit=limit,
+                                    before_id=before_id)
+    return {"items": items,
+            "next_before_id": items[-1]["id"] if len(items) == limit else None}
+
+
+@router.get("/alerts/rules", summary="Alert rules in force")
+async def alert_rules(request: Request, _: Principal = requires("viewer")) -> list[dict[str, Any]]:
+    """Built-in rules (``source: default``), rules from the settings file (``file``) and rules
+    added through the API (``api``)."""
+    return [r.to_dict() for r in _alerts(request).rules()]
+
+
+@router.post("/alerts/rules", summary="Add an alert rule", status_code=201)
+async def add_alert_rule(
+    request: Request,
+    body: Annotated[dict[str, Any], Body(examples=[{
+        "name": "slack-errors", "expr": "error_rate", "op": ">", "threshold": 0.1,
+        "for": "2m", "plugin": "notify-slack", "severity": "critical",
+        "labels": {"team": "ops"}}])],
+    who: Principal = requires("operator"),
+) -> dict[str, Any]:
+    """A rule as in ``[[alerts.rules]]`` of the settings file; stored, in force at once."""
+    rule = rule_from_request(body)
+    added = await _alerts(request).add_rule(rule, actor=who.actor)
+    await asyncio.to_thread(api_state(request).service.repository.append_audit,
+                            "alert.rule.add", actor=who.actor, details={"name": rule.name})
+    return added.to_dict()
+
+
+@router.delete("/alerts/rules/{name}", summary="Remove an alert rule added through the API",
+               status_code=204, response_class=Response)
+async def remove_alert_rule(
+    request: Request, name: Annotated[str, PathParam(min_length=1, max_length=100)],
+    who: Principal = requires("operator"),
+) -> Response:
+    """Its alerts resolve. Built-in rules and rules of the settings file cannot be removed
+    here."""
+    await _alerts(request).remove_rule(name)
+    await asyncio.to_thread(api_state(request).service.repository.append_audit,
+                            "alert.rule.remove", actor=who.actor, details={"name": name})
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------------------- health
+
+
+def _health(request: Request) -> HealthPoller:
+    poller = api_state(request).observer.health
+    if poller is None:
+        raise OperationRefused("health checks have not started yet: the server is starting",
+                               code="service.starting")
+    return poller
+
+
+@router.get("/health", summary="Plugins' health")
+async def health(request: Request, _: Principal = requires("viewer")) -> dict[str, Any]:
+    """The last health check of every plugin (``healthy``, ``degraded`` or ``unknown``),
+    the overall status, and what the policy did."""
+    return _health(request).overall()
+
+
+@router.post("/health/{plugin_id}/check", summary="Check a plugin's health now")
+async def check_health(
+    request: Request, plugin_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+    _: Principal = requires("operator"),
+) -> dict[str, Any]:
+    """Run the plugin's health check now (the policy applies as on the interval)."""
+    poller = _health(request)
+    if poller.host.registry.find(plugin_id) is None:
+        raise PluginNotFound(f"there is no plugin {plugin_id!r} on this host",
+                             plugin_id=plugin_id)
+    return (await poller.check(plugin_id)).to_dict()
+
+
+class PluginsProbeOut(BaseModel):
+    status: str
+    degraded: list[str]
+
+
+class PluginProbeOut(BaseModel):
+    plugin_id: str
+    status: str
+
+
+@probes.get("/healthz/plugins", summary="Plugins' health probe", response_model=PluginsProbeOut,
+            responses={503: {"model": PluginsProbeOut, "description": "A plugin is degraded."}})
+async def healthz_plugins(request: Request) -> Any:
+    """200 when no plugin is degraded, else 503 naming the degraded ones."""
+    overall = _health(request).overall()
+    body = {"status": overall["status"], "degraded": overall["degraded"]}
+    return JSONResponse(body, status_code=200 if not overall["degraded"] else 503)
+
+
+@probes.get("/healthz/plugins/{plugin_id}", summary="One plugin's health probe",
+            response_model=PluginProbeOut,
+            responses={503: {"model": PluginProbeOut,
+                             "description": "The plugin is degraded."}})
+async def healthz_plugin(
+    request: Request, plugin_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+) -> Any:
+    """503 when the plugin is degraded; 200 when its last check passed or it was not checked
+    yet (``unknown``: not active, or no check so far)."""
+    poller = _health(request)
+    if poller.host.registry.find(plugin_id) is None:
+        raise PluginNotFound(f"there is no plugin {plugin_id!r} on this host",
+                             plugin_id=plugin_id)
+    item = poller.plugins.get(plugin_id)
+    status = item.status if item is not None else "unknown"
+    return JSONResponse({"plugin_id": plugin_id, "status": status},
+                        status_code=503 if status == "degraded" else 200)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+@probes.get("/metrics", summary="Prometheus metrics", tags=["observability"],
+            response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+                             "description": "The Prometheus text format."}})
+async def metrics(request: Request, _: Principal = requires("viewer")) -> Response:
+    """Every figure of the host in the Prometheus text format: per plugin and runtime
+    (dispatches by kind, errors by code, timeouts, latency histograms, restarts, crashes,
+    quarantine, limit hits, state, health, process RSS/CPU, wasm memory), and host-wide
+    (plugins by state, installs/updates/uninstalls by outcome, operation durations, API
+    requests by route, event queues, log drops, alerts). Needs a viewer token once tokens
+    exist; ``[metrics] public_bind`` serves it without one on a separate address."""
+    observer = api_state(request).observer
+    if observer.service is None:
+        raise OperationRefused("metrics are not available yet: the server is starting",
+                               code="service.starting")
+    body = await asyncio.to_thread(render, observer.registry)
+    return Response(body, media_type=CONTENT_TYPE)

@@ -109,6 +109,5 @@ class OutputSink:
                 self._pending_lines,
                 self._pending_bytes,
                 self.lines_per_second,
-                extra={"dropped_lines": self._pending_lines},
             )
             self._pending_lines = self._pending_bytes = 0

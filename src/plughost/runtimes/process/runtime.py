@@ -44,19 +44,15 @@ from plughost.errors import (
 from plughost.observability.health import RestartPolicy, Supervisor, SupervisorEvent
 from plughost.runtimes.base import Export, Health
 from plughost.runtimes.process.bridge import (
+    HostCalls,
     HostHandler,
     PermissionCheck,
     check_from_context,
     deny_all,
-    handlers_from_context,
+    serve,
 )
 from plughost.runtimes.process.confine import Jail, plan_launch
-from plughost.runtimes.process.connection import (
-    EndInfo,
-    Session,
-    invalid_params,
-    method_not_found,
-)
+from plughost.runtimes.process.connection import EndInfo, Session
 from plughost.runtimes.process.launch import (
     ProcessOptions,
     build_argv,
@@ -67,7 +63,6 @@ from plughost.runtimes.process.launch import (
     network_isolated,
 )
 from plughost.runtimes.process.output import OutputSink
-from plughost.runtimes.process.protocol import required_permission
 
 if TYPE_CHECKING:
     from plughost.core.bus import Event
@@ -85,7 +80,6 @@ __all__ = [
     "check_from_context",
     "create_runtime",
     "deny_all",
-    "handlers_from_context",
 ]
 
 logger = logging.getLogger(__name__)
@@ -164,6 +158,7 @@ class ProcessRuntime:
         env[ENV_SPARE] = "1"
         launcher = "from plughost.sdk.child import main; raise SystemExit(main([]))"
         argv = [self.options.python, *self.options.python_flags, "-c", launcher]
+        jail = Jail.for_spare() if self.options.confine else None  # its plugin's cgroup-to-be
         try:
             await session.start_process(
                 argv,
@@ -171,8 +166,13 @@ class ProcessRuntime:
                 env=env,
                 token=token,
                 # Spares serve plugins without direct network; the others always start cold.
-                preexec_fn=make_preexec({}, isolate_network=self.options.isolate_network),
+                preexec_fn=make_preexec(
+                    {}, isolate_network=self.options.isolate_network, jail=jail
+                ),
             )
+            if jail is not None:
+                await jail.attach(session.pid)
+                jail.started(session)
         except OSError:
             logger.warning("could not start a warm spare; plugins will start cold", exc_info=True)
             return
@@ -221,12 +221,9 @@ class ProcessInstance:
         self.limits = limits_of(manifest)
         self._id = manifest.id
         self.log = logging.getLogger(f"plughost.plugin.{self._id}")
-        # An explicit policy from the runtime's owner wins; otherwise the PluginContext's
-        # permission service (set at start); with neither, everything is denied.
-        self._check: PermissionCheck = (
-            runtime.check_for(self._id) if runtime.check_for is not None else deny_all(self._id)
-        )
-        self._context_handlers: dict[str, HostHandler] = {}
+        # host.* requests go through the host operations table; until start() gives the
+        # context, only log and config are served and everything that needs a grant is denied.
+        self._calls = self._host_calls(None)
         # Direct sockets are all or nothing: a plugin that declares no net: permission runs in
         # its own empty network namespace; host.http requests are checked per host either way.
         self._isolate_net = runtime.options.isolate_network and not declares_network(manifest)
@@ -242,6 +239,7 @@ class ProcessInstance:
         # stopped: callers waiting out a restart wake up and look again.
         self._changed = asyncio.Event()
         self._streams: dict[tuple[str, str], _Stream] = {}
+        self._handover: dict[str, Any] | None = None  # imported state, until activation
         self._stream_ids = 0
         self._restart_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -277,7 +275,7 @@ class ProcessInstance:
             await self._jail.release()
         spare_fits = self._isolate_net or not self.options.isolate_network
         spare = self.runtime._take_spare() if python_child and spare_fits else None
-        jail = Jail.prepare(plan_launch(self, argv[0]), self._id)
+        jail = Jail.prepare(plan_launch(self, argv[0]), self._id, spare=spare is not None)
         try:
             if spare is not None:
                 # A warm spare has paid for interpreter start and imports already.
@@ -300,7 +298,7 @@ class ProcessInstance:
             else:
                 session = self.runtime._new_session(self._id, self._serve, sink, self.limits)
                 token = secrets.token_hex(16)
-                await session.spawn(
+                await session.start_process(
                     argv,
                     cwd=str(self.root),
                     env={**child_env(self.options, self._id, token, python_child), **jail.env()},
@@ -308,8 +306,10 @@ class ProcessInstance:
                     preexec_fn=make_preexec(
                         self.limits, isolate_network=self._isolate_net, jail=jail
                     ),
-                    handshake_timeout=self.options.handshake_timeout,
                 )
+                attached = jail.attach(session.pid)  # into its cgroup while it starts
+                await session.handshake(self.options.handshake_timeout)
+                await attached
         except PlughostError as exc:
             await jail.release()
             if exc.code.startswith("protocol."):
@@ -414,58 +414,31 @@ class ProcessInstance:
         self._emit("reenabled", "re-enabled by the operator")
 
     # -- serving the plugin's requests ---------------------------------------------------------
+    def _host_calls(self, context: PluginContext | None) -> HostCalls:
+        # An explicit policy from the runtime's owner wins; otherwise the PluginContext's
+        # permission service; with neither, everything is denied.
+        runtime = self.runtime
+        check = runtime.check_for(self._id) if runtime.check_for is not None else None
+        if check is None and context is None:
+            check = deny_all(self._id)
+        return HostCalls(
+            self._id, context, check=check, handlers=runtime.handlers, log=self._log_line
+        )
+
+    @property
+    def _check(self) -> PermissionCheck:
+        """The permission check host.* requests pass (the confinement reads grants from it)."""
+        return self._calls.check
+
+    def _log_line(self, level: int, message: str) -> None:
+        if self.sink is not None:  # rate-limited like the plugin's stderr
+            self.sink.log(level, message)
+
     def _serve(self, method: str, params: dict[str, Any]) -> Any:
         if method == M.CHANNEL_MESSAGE or method == M.CHANNEL_CLOSE:
             self._channel_from_plugin(method, params)
             return None
-        if method == M.LOG:
-            level = logging.getLevelName(str(params.get("level", "info")).upper())
-            if self.sink is not None:
-                self.sink.log(
-                    level if isinstance(level, int) else logging.INFO,
-                    str(params.get("message", "")),
-                )
-            return None
-        if method == M.CONFIG_GET:
-            config = dict(getattr(self._context, "config", None) or {})
-            key = params.get("key")
-            return config if key is None else config.get(key, params.get("default"))
-        try:
-            if method.startswith("host.files."):
-                params = self._absolute(params)
-            need = required_permission(method, params, self._id)
-        except ValueError as exc:
-            raise invalid_params(str(exc)) from None
-        if need is not None:
-            self._check(*need)  # before anything else: a refused request learns nothing
-        handler = self.runtime.handlers.get(method) or self._context_handlers.get(method)
-        if handler is None:
-            raise method_not_found(
-                f"{method!r} is not served by this host (unknown method, or its service is "
-                "not configured); see docs/protocol.md"
-            )
-        return handler(self._id, params)
-
-    def _absolute(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Resolve a file path once, here: relative to the plugin's data directory, symlinks
-        followed. The permission check and the files service then see the same path."""
-        path = params.get("path")
-        if not isinstance(path, str) or not path:
-            raise ValueError("host.files.* needs a non-empty string 'path'")
-        if "\x00" in path:
-            raise ValueError("path contains a NUL byte")
-        if not os.path.isabs(path):
-            try:
-                data_dir = getattr(self._context, "data_dir", None)
-            except PlughostError:
-                data_dir = None
-            if data_dir is None:
-                raise ValueError(
-                    f"relative path {path!r} needs the plugin's data directory, and this host "
-                    "has none (give PluginHost a home); use an absolute path"
-                )
-            path = os.path.join(str(data_dir), path)
-        return {**params, "path": os.path.realpath(path)}
+        return serve(self._calls, method, params)
 
     # -- the PluginInstance contract -----------------------------------------------------------
     async def _activate(self, context: PluginContext) -> list[Export]:
@@ -507,13 +480,14 @@ class ProcessInstance:
         """Send ``plugin.activate``; return the exports the plugin declared."""
         self._ensure_open()
         self._context = context
-        self._context_handlers = handlers_from_context(context)
-        if self.runtime.check_for is None:
-            self._check = check_from_context(context, self._id)
+        self._calls = self._host_calls(context)
         if self._jail is not None and self._jail.plan != plan_launch(self, self._jail.plan.argv0):
             # The context brings the data directory and the grants: confine to them.
             await self._relaunch_confined()
+            if self._handover is not None:  # the new process gets the state the old one got
+                await self._optional(self._require_session(), M.IMPORT_STATE, self._handover)
         exports = await self._activate(context)
+        self._handover = None
         self._active = True
         self._go_live()
         return exports
@@ -698,6 +672,7 @@ class ProcessInstance:
         session = self._require_session()
         params = {"state": state, "from_version": from_version}
         await self._optional(session, M.IMPORT_STATE, params)
+        self._handover = params  # until activated: a relaunch before then imports it again
 
     async def stop(self) -> None:
         """``plugin.deactivate``; idempotent. The process stays up until :meth:`close`."""

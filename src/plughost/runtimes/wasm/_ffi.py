@@ -28,10 +28,13 @@ __all__ = [
     "SLOT_BYTES",
     "RawCall",
     "context_address",
+    "engine_address",
     "func_address",
+    "increment_epoch",
     "make_invoker",
     "memory_base",
     "memory_size",
+    "module_shape",
     "set_epoch_deadline",
     "set_fuel",
     "take_python_exception",
@@ -45,15 +48,20 @@ _DLL: Any = _b.dll  # type: ignore[attr-defined]  # the loaded wasmtime C librar
 call_unchecked = ctypes.CFUNCTYPE(_vp, _vp, _vp, _vp, ctypes.c_size_t, _vp)(
     ("wasmtime_func_call_unchecked", _DLL)
 )
-set_fuel = ctypes.CFUNCTYPE(_vp, _vp, ctypes.c_uint64)(("wasmtime_context_set_fuel", _DLL))
-set_epoch_deadline = ctypes.CFUNCTYPE(None, _vp, ctypes.c_uint64)(
+# Setting fuel and the deadline are a few stores into the context: these calls keep the GIL
+# (PYFUNCTYPE) instead of releasing and re-acquiring it, which costs more than the call and,
+# under a contended GIL, lets the epoch ticker run between reading the epoch and setting a
+# deadline relative to it.
+set_fuel = ctypes.PYFUNCTYPE(_vp, _vp, ctypes.c_uint64)(("wasmtime_context_set_fuel", _DLL))
+set_epoch_deadline = ctypes.PYFUNCTYPE(None, _vp, ctypes.c_uint64)(
     ("wasmtime_context_set_epoch_deadline", _DLL)
 )
+increment_epoch = ctypes.PYFUNCTYPE(None, _vp)(("wasmtime_engine_increment_epoch", _DLL))
 _get_fuel = ctypes.CFUNCTYPE(_vp, _vp, ctypes.POINTER(ctypes.c_uint64))(
     ("wasmtime_context_get_fuel", _DLL)
 )
-memory_base = ctypes.CFUNCTYPE(_vp, _vp, _vp)(("wasmtime_memory_data", _DLL))
-memory_size = ctypes.CFUNCTYPE(ctypes.c_size_t, _vp, _vp)(("wasmtime_memory_data_size", _DLL))
+memory_base = ctypes.PYFUNCTYPE(_vp, _vp, _vp)(("wasmtime_memory_data", _DLL))
+memory_size = ctypes.PYFUNCTYPE(ctypes.c_size_t, _vp, _vp)(("wasmtime_memory_data_size", _DLL))
 
 SLOT_BYTES = ctypes.sizeof(_b.wasmtime_val_raw_t)  # 16: the union holds a v128
 _I32_MIN, _I32_MAX = -(1 << 31), (1 << 32) - 1  # accept signed and unsigned spellings
@@ -63,6 +71,13 @@ _I64_MIN, _I64_MAX = -(1 << 63), (1 << 64) - 1
 def context_address(storelike: Any) -> int:
     """The address of a store's (or caller's) ``wasmtime_context_t``."""
     addr = ctypes.cast(storelike._context(), _vp).value
+    assert addr is not None
+    return addr
+
+
+def engine_address(engine: Any) -> int:
+    """The address of a ``wasmtime.Engine``'s ``wasm_engine_t`` (keep ``engine`` alive)."""
+    addr = ctypes.cast(engine.ptr(), _vp).value
     assert addr is not None
     return addr
 
@@ -80,6 +95,95 @@ def get_fuel(ctx: int) -> int | None:
         _b.wasmtime_error_delete(ctypes.cast(err, ctypes.POINTER(_b.wasmtime_error_t)))
         return None
     return out.value
+
+
+_VALKINDS = {0: "i32", 1: "i64", 2: "f32", 3: "f64"}
+_EXTERNKINDS = {0: "func", 1: "global", 2: "table", 3: "memory"}
+Signature = tuple[tuple[str, ...], tuple[str, ...]]
+Shape = tuple[str, str, "Signature | None"]
+
+
+def _reader(name: str, restype: Any = _vp) -> Any:
+    # accessors that read a field of a type object: keep the GIL (cheaper than releasing it)
+    return ctypes.PYFUNCTYPE(restype, _vp)((name, _DLL))
+
+
+_valtype_kind = _reader("wasm_valtype_kind", ctypes.c_uint8)
+_externtype_kind = _reader("wasm_externtype_kind", ctypes.c_uint8)
+_as_functype = _reader("wasm_externtype_as_functype_const")
+_params = _reader("wasm_functype_params")
+_results = _reader("wasm_functype_results")
+_import_module = _reader("wasm_importtype_module")
+_import_name = _reader("wasm_importtype_name")
+_import_type = _reader("wasm_importtype_type")
+_export_name = _reader("wasm_exporttype_name")
+_export_type = _reader("wasm_exporttype_type")
+_PTR = ctypes.sizeof(_vp)
+
+
+def _vec(addr: int) -> tuple[int, int]:
+    """``(size, data)`` of a ``wasm_*_vec_t`` at ``addr``."""
+    size = ctypes.c_size_t.from_address(addr).value
+    data = _vp.from_address(addr + _PTR).value or 0
+    return size, data
+
+
+def _items(addr: int) -> list[int]:
+    size, data = _vec(addr)
+    return [_vp.from_address(data + i * _PTR).value or 0 for i in range(size)]
+
+
+def _kinds(vec_addr: int) -> tuple[str, ...] | None:
+    out = []
+    for valtype in _items(vec_addr):
+        kind = _VALKINDS.get(_valtype_kind(valtype))
+        if kind is None:
+            return None
+        out.append(kind)
+    return tuple(out)
+
+
+def _shape(name: str, externtype: int) -> Shape:
+    kind = _EXTERNKINDS.get(_externtype_kind(externtype), "other")
+    if kind != "func":
+        return name, kind, None
+    functype = _as_functype(externtype)
+    params, results = _kinds(_params(functype)), _kinds(_results(functype))
+    return name, kind, None if params is None or results is None else (params, results)
+
+
+def _text(vec_addr: int) -> str:
+    size, data = _vec(vec_addr)
+    return ctypes.string_at(data, size).decode("utf-8", "replace")
+
+
+def module_shape(module: Any) -> tuple[list[tuple[str, Shape]], list[Shape]]:
+    """A module's imports ``[(module, (name, kind, signature))]`` and exports
+    ``[(name, kind, signature)]``, read through the C API in one pass.
+
+    ``kind`` is ``func``, ``global``, ``table`` or ``memory``; ``signature`` is
+    ``(params, results)`` for a function of i32/i64/f32/f64 only, else None. wasmtime-py's
+    ``Module.imports`` / ``exports`` build a Python object per type and value type, which made
+    this check most of the cost of loading a cached module.
+    """
+    imports: list[tuple[str, Shape]] = []
+    exports: list[Shape] = []
+    ivec = _b.wasm_importtype_vec_t()
+    _b.wasmtime_module_imports(module.ptr(), ctypes.byref(ivec))
+    try:
+        for imp in _items(ctypes.addressof(ivec)):
+            shape = _shape(_text(_import_name(imp)), _import_type(imp))
+            imports.append((_text(_import_module(imp)), shape))
+    finally:
+        _b.wasm_importtype_vec_delete(ctypes.byref(ivec))
+    evec = _b.wasm_exporttype_vec_t()
+    _b.wasmtime_module_exports(module.ptr(), ctypes.byref(evec))
+    try:
+        for exp in _items(ctypes.addressof(evec)):
+            exports.append(_shape(_text(_export_name(exp)), _export_type(exp)))
+    finally:
+        _b.wasm_exporttype_vec_delete(ctypes.byref(evec))
+    return imports, exports
 
 
 def value_kinds(types: Sequence[Any]) -> tuple[str, ...] | None:

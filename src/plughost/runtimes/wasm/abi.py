@@ -15,17 +15,22 @@ import json
 from typing import Any
 
 from plughost.errors import PermissionDenied, PlughostError, PluginError, ProtocolError
+from plughost.runtimes.hostcalls import HOST_OPS
 
 __all__ = [
     "ABI_VERSION",
     "ACTIVATE",
     "ALLOC",
+    "CONFIG_CHANGE",
     "DEACTIVATE",
     "DEALLOC",
+    "ENABLED",
     "EXPORTS",
+    "EXPORT_STATE",
     "HEALTH",
     "HOST_FUNCTIONS",
     "HOST_MODULE",
+    "IMPORT_STATE",
     "MEMORY",
     "WASI_MODULE",
     "decode_envelope",
@@ -43,18 +48,21 @@ ACTIVATE = "plughost_activate"
 DEACTIVATE = "plughost_deactivate"
 EXPORTS = "plughost_exports"
 HEALTH = "plughost_health"
+EXPORT_STATE = "plughost_export_state"
+IMPORT_STATE = "plughost_import_state"
+ENABLED = "plughost_enabled"
+CONFIG_CHANGE = "on_config_change"
 HOST_MODULE = "plughost"
 WASI_MODULE = "wasi_snapshot_preview1"
 
-# name -> (params, results) of every host function the ``plughost`` module offers
+# name -> (params, results) of every host function the ``plughost`` module offers: one per row
+# of the host operations table (``host.storage.get`` is ``storage_get``); ``log`` takes its text
+# directly, every other one a JSON request and answers a packed envelope.
 HOST_FUNCTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "log": (("i32", "i32", "i32"), ()),
-    "emit": (("i32", "i32"), ("i64",)),
-    "execute": (("i32", "i32"), ("i64",)),
-    "config_get": (("i32", "i32"), ("i64",)),
-    "http_request": (("i32", "i32"), ("i64",)),
-    "storage_get": (("i32", "i32"), ("i64",)),
-    "storage_set": (("i32", "i32"), ("i64",)),
+    op.wasm_name: (("i32", "i32", "i32"), ())
+    if method == "host.log"
+    else (("i32", "i32"), ("i64",))
+    for method, op in HOST_OPS.items()
 }
 
 _MASK32 = 0xFFFFFFFF

@@ -1,11 +1,11 @@
-"""What the host gives one wasm plugin instance: services as callables, a permission checker,
-filesystem grants. Plain inputs, so the runtime imports no host service.
+"""What the host gives one wasm plugin instance: its context, a permission check, filesystem
+grants, and the WebAssembly transport of the host operations table.
 
-Every host function a guest calls goes through :class:`HostDispatch`, which checks the
-permission with ``bindings.check(kind, target)`` *before* touching the service. Kinds follow the
-permission scopes: ``events:emit`` (target: topic), ``commands:execute`` (command id), ``net``
-(``host:port`` of the URL), ``storage`` (namespace). ``check=None`` denies everything checked:
-deny by default.
+Every ``plughost`` host function a guest calls is a row of :mod:`plughost.runtimes.hostcalls`:
+the import ``storage_get`` is ``host.storage.get`` (``host.`` dropped, ``.`` → ``_``), with the
+same parameters, the same permission computed by the same rule and the same handler as a process
+plugin's request. :class:`HostDispatch` only decodes the guest's request and maps the table's
+refusals onto the ABI's error codes.
 """
 
 from __future__ import annotations
@@ -14,18 +14,30 @@ import inspect
 import logging
 import threading
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from plughost.errors import PermissionDenied, PluginUnavailable
+from plughost.runtimes.hostcalls import (
+    HOST_OPS,
+    HostCalls,
+    HostHandler,
+    HostOpUnserved,
+    PermissionCheck,
+)
 
-__all__ = ["FsGrant", "HostDispatch", "LogLimiter", "PermissionChecker", "WasmBindings"]
+__all__ = ["WASM_METHODS", "FsGrant", "HostDispatch", "LogLimiter", "PermissionChecker",
+           "WasmBindings"]
 
-PermissionChecker = Callable[[str, str], None]
+PermissionChecker = PermissionCheck
 """``check(kind, target)`` returns None when allowed and raises PermissionDenied otherwise."""
+
+_LOG = HOST_OPS["host.log"]
+
+WASM_METHODS: dict[str, str] = {op.wasm_name: method for method, op in HOST_OPS.items()}
+"""Import name in the ``plughost`` module → operation (``storage_get`` → ``host.storage.get``)."""
 
 
 class FsGrant(NamedTuple):
@@ -41,27 +53,22 @@ class FsGrant(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class WasmBindings:
-    """The host services one wasm plugin instance may reach, each optional.
+    """What one wasm plugin instance may reach, each part optional.
 
-    :param config: the plugin's configuration (``config_get``).
-    :param check: the permission checker; None denies every checked operation.
-    :param emit: ``emit(topic, payload)`` publishes an event.
-    :param execute: ``execute(command, args) -> result`` runs a command.
-    :param http_request: ``http_request({"method", "url", "headers", "body"}) -> {"status",
-        "headers", "body"}``; the only network the guest has.
-    :param storage_get: ``storage_get(namespace, key) -> value | None``.
-    :param storage_set: ``storage_set(namespace, key, value)``.
+    :param context: the plugin's :class:`~plughost.core.context.PluginContext` (or an object
+        with the same services): its services answer the host functions, its ``config`` is
+        what ``config_get`` and ``plughost_activate`` see.
+    :param check: the permission check; default: the context's ``permissions`` service, and
+        with neither every checked operation is denied.
+    :param handlers: handlers replacing the table's for some operations
+        (``{"host.emit": fn(plugin_id, params)}``); the table's permission rule still applies.
     :param fs: directories preopened for WASI; nothing else is visible.
     :param logger: where ``log`` and WASI stdout/stderr go (default ``plughost.plugin.<id>``).
     """
 
-    config: Mapping[str, Any] = field(default_factory=dict)
+    context: Any = None
     check: PermissionChecker | None = None
-    emit: Callable[[str, Any], Any] | None = None
-    execute: Callable[[str, Mapping[str, Any]], Any] | None = None
-    http_request: Callable[[Mapping[str, Any]], Any] | None = None
-    storage_get: Callable[[str, str], Any] | None = None
-    storage_set: Callable[[str, str, Any], Any] | None = None
+    handlers: Mapping[str, HostHandler] = field(default_factory=dict)
     fs: tuple[FsGrant, ...] = ()
     logger: logging.Logger | None = None
 
@@ -74,24 +81,9 @@ class WasmBindings:
                 )
         object.__setattr__(self, "fs", fs)
 
-    def async_services(self) -> frozenset[str]:
-        """Names of the services given as coroutine functions (``async def``).
-
-        A module importing one of them is called on a worker thread, so the host function can
-        wait for the coroutine on the event loop (see ``WasmInstance.call``).
-        """
-        out = set()
-        for name in SERVICE_NAMES:
-            fn = getattr(self, name)
-            if fn is not None and (
-                inspect.iscoroutinefunction(fn)
-                or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
-            ):
-                out.add(name)
-        return frozenset(out)
-
-
-SERVICE_NAMES = ("emit", "execute", "http_request", "storage_get", "storage_set")
+    def config(self) -> Mapping[str, Any]:
+        """The plugin's configuration now."""
+        return getattr(self.context, "config", None) or {}
 
 
 class LogLimiter:
@@ -138,11 +130,12 @@ class LogLimiter:
         self.logger.log(level, "%s", text)
 
 
-_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
-
-
 class HostDispatch:
-    """Serves the ``plughost`` host functions for one instance (JSON request -> value)."""
+    """Serves the ``plughost`` host functions of one instance (JSON request → value).
+
+    :param wait: turns an awaitable a service returned into its result (the instance waits on
+        the event loop from its worker thread, within the call's deadline).
+    """
 
     def __init__(
         self,
@@ -154,94 +147,44 @@ class HostDispatch:
         self.plugin_id = plugin_id
         self.bindings = bindings
         self.limiter = limiter
-        self.wait = wait  # turns an awaitable a service returned into its result
+        self.wait = wait
+        self.calls = HostCalls(
+            plugin_id,
+            bindings.context,
+            check=bindings.check,
+            handlers=bindings.handlers,
+            log=limiter.emit,
+            can_await=False,
+        )
         self.denied = 0
         self.host_calls = 0
 
-    def log(self, level: int, text: str) -> None:
-        self.limiter.emit(_LEVELS[min(max(level, 0), len(_LEVELS) - 1)], text)
+    def awaits(self, imports: frozenset[str]) -> bool:
+        """Whether a module importing ``imports`` may reach an asynchronous service.
 
-    def _check(self, kind: str, target: str) -> None:
-        check = self.bindings.check
+        Such a module's calls run on a worker thread, so a host function can wait for the
+        service on the event loop; the synchronous form of a service is used otherwise.
+        """
+        off_loop = any(self.calls.awaits(WASM_METHODS[name]) for name in imports)
+        self.calls.can_await = off_loop
+        return off_loop
+
+    def log(self, level: int, text: str) -> None:
+        # the row's handler, without the request checks: this transport built the request
+        _LOG.handler(self.calls, {"level": level, "message": text})
+
+    def call(self, name: str, request: Any) -> Any:
+        """Run host function ``name`` for a decoded JSON ``request``; return the ``ok`` value."""
+        self.host_calls += 1
         try:
-            if check is None:
-                raise PermissionDenied(
-                    f"{kind} {target!r} is not granted (no permissions were granted to this "
-                    "plugin); grant the scope to the plugin to allow it",
-                    plugin_id=self.plugin_id,
-                    details={"kind": kind, "target": target},
-                )
-            check(kind, target)
+            result = self.calls.dispatch(WASM_METHODS[name], request)
         except PermissionDenied:
             self.denied += 1
             raise
-
-    def _service(self, name: str) -> Callable[..., Any]:
-        fn = getattr(self.bindings, name)
-        if fn is None:
+        except HostOpUnserved as exc:
             raise PluginUnavailable(
-                f"the host offers no {name} service to this plugin; configure one in the host",
-                plugin_id=self.plugin_id,
-            )
-        return fn  # type: ignore[no-any-return]
-
-    def call(self, op: str, request: Any) -> Any:
-        """Run host function ``op`` for a decoded JSON ``request``; return the ``ok`` value."""
-        self.host_calls += 1
-        if not isinstance(request, dict):
-            raise ValueError(f"{op} expects a JSON object, got {type(request).__name__}")
-        handler = getattr(self, f"_op_{op}")
-        result = handler(request)
+                f"{exc}; configure the service in the host", plugin_id=self.plugin_id
+            ) from None
         if inspect.isawaitable(result):
             result = self.wait(result)
         return result
-
-    def _op_emit(self, req: dict[str, Any]) -> Any:
-        topic = _string(req, "topic")
-        self._check("events:emit", topic)
-        return self._service("emit")(topic, req.get("payload"))
-
-    def _op_execute(self, req: dict[str, Any]) -> Any:
-        command = _string(req, "command")
-        self._check("commands:execute", command)
-        args = req.get("args") or {}
-        if not isinstance(args, dict):
-            raise ValueError("execute: 'args' must be a JSON object")
-        return self._service("execute")(command, args)
-
-    def _op_config_get(self, req: dict[str, Any]) -> Any:
-        key = req.get("key")
-        config = self.bindings.config
-        if key is None:
-            return dict(config)
-        if not isinstance(key, str):
-            raise ValueError("config_get: 'key' must be a string or null")
-        return config.get(key)
-
-    def _op_http_request(self, req: dict[str, Any]) -> Any:
-        url = _string(req, "url")
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"http_request: {url!r} is not an absolute http(s) URL")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._check("net", f"{parts.hostname}:{port}")
-        return self._service("http_request")(req)
-
-    def _op_storage_get(self, req: dict[str, Any]) -> Any:
-        namespace = req.get("namespace") or self.plugin_id
-        key = _string(req, "key")
-        self._check("storage", str(namespace))
-        return self._service("storage_get")(str(namespace), key)
-
-    def _op_storage_set(self, req: dict[str, Any]) -> Any:
-        namespace = req.get("namespace") or self.plugin_id
-        key = _string(req, "key")
-        self._check("storage", str(namespace))
-        return self._service("storage_set")(str(namespace), key, req.get("value"))
-
-
-def _string(req: Mapping[str, Any], key: str) -> str:
-    value = req.get(key)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"missing or empty string field {key!r}")
-    return value

@@ -72,35 +72,32 @@ def inspect_module(
     problems: list[str] = []
     uses_wasi = False
     host_imports: set[str] = set()
-    for imp in module.imports:
-        if imp.module == abi.WASI_MODULE:
+    imports, exports = _ffi.module_shape(module)
+    for module_name, (imp_name, _kind, got) in imports:
+        if module_name == abi.WASI_MODULE:
             uses_wasi = True
             continue
-        if imp.module == abi.HOST_MODULE and imp.name in abi.HOST_FUNCTIONS:
-            host_imports.add(imp.name)
-            want = abi.HOST_FUNCTIONS[imp.name]
-            got = _signature(imp.type)
+        if module_name == abi.HOST_MODULE and imp_name in abi.HOST_FUNCTIONS:
+            host_imports.add(imp_name)
+            want = abi.HOST_FUNCTIONS[imp_name]
             if got != want:
                 problems.append(
-                    f"imports {abi.HOST_MODULE}.{imp.name} with signature {_show(got)}; "
+                    f"imports {abi.HOST_MODULE}.{imp_name} with signature {_show(got)}; "
                     f"the host provides {_show(want)}"
                 )
             continue
         problems.append(
-            f"imports {imp.module}.{imp.name}, which the host does not provide; a plugin may "
+            f"imports {module_name}.{imp_name}, which the host does not provide; a plugin may "
             f"import only {abi.HOST_MODULE}.{{{', '.join(sorted(abi.HOST_FUNCTIONS))}}} and "
             f"{abi.WASI_MODULE}.*"
         )
     functions: dict[str, Signature] = {}
     has_memory = False
-    for exp in module.exports:
-        ty = exp.type
-        if isinstance(ty, wasmtime.MemoryType) and exp.name == abi.MEMORY:
+    for exp_name, kind, sig in exports:
+        if kind == "memory" and exp_name == abi.MEMORY:
             has_memory = True
-        elif isinstance(ty, wasmtime.FuncType):
-            sig = _signature(ty)
-            if sig is not None:
-                functions[exp.name] = sig
+        elif kind == "func" and sig is not None:
+            functions[exp_name] = sig
     if not has_memory:
         problems.append(f"does not export its linear memory as {abi.MEMORY!r}")
     for fname, want in {**_REQUIRED, **_OPTIONAL}.items():

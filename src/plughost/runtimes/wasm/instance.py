@@ -100,7 +100,6 @@ class WasmInstance:
         self._live: _Live | None = None
         self._ctx: int | None = None  # hot-path copy of self._live.ctx
         self._fuel = limits.fuel or _UNLIMITED_FUEL
-        self._ticks = runtime.ticker.ticks_for(limits.timeout)
         self._bindings: WasmBindings | None = None
         self._dispatch: HostDispatch | None = None
         self._exports: tuple[Export, ...] = ()
@@ -111,6 +110,9 @@ class WasmInstance:
         self._off_loop = False  # calls go through a worker thread (async host services)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deadline = 0.0  # monotonic deadline of the call in progress
+        self._pending_state: dict[str, Any] | None = None  # import_state before start
+        # (size, asked) of a memory.grow refused at the memory limit since the call began
+        self._grow_refused: tuple[int, int] | None = None
         self._supervisor = runtime.new_supervisor()
         # name -> [func address]: one mutable cell per export, re-pointed when the store changes
         self._cells: dict[str, list[int]] = {}
@@ -148,10 +150,23 @@ class WasmInstance:
         (normally a ``PluginContext``).
         """
         bindings = self._bindings_from(context)
-        if self._compiled.host_imports & bindings.async_services():
+        if self._dispatch_for(bindings).awaits(self._compiled.host_imports):
             self._loop = asyncio.get_running_loop()
             return await asyncio.to_thread(self.start_sync, bindings)
         return self.start_sync(bindings)
+
+    def _dispatch_for(self, bindings: WasmBindings) -> HostDispatch:
+        dispatch = self._dispatch
+        if dispatch is None or dispatch.bindings is not bindings:
+            logger = bindings.logger or logging.getLogger(f"plughost.plugin.{self._plugin_id}")
+            dispatch = HostDispatch(
+                self._plugin_id,
+                bindings,
+                LogLimiter(logger, self.limits.output),
+                self._await_result,
+            )
+            self._dispatch = dispatch
+        return dispatch
 
     def _bindings_from(self, context: Any) -> WasmBindings:
         self._ensure_open()
@@ -166,11 +181,7 @@ class WasmInstance:
             return self._exports
         self._bindings = bindings
         # async services are only reachable when calls run off the event loop thread
-        self._off_loop = bool(self._compiled.host_imports & bindings.async_services())
-        logger = bindings.logger or logging.getLogger(f"plughost.plugin.{self._plugin_id}")
-        self._dispatch = HostDispatch(
-            self._plugin_id, bindings, LogLimiter(logger, self.limits.output), self._await_result
-        )
+        self._off_loop = self._dispatch_for(bindings).awaits(self._compiled.host_imports)
         self._failed = None
         self._restart_at = None
         self._acquire()
@@ -224,15 +235,6 @@ class WasmInstance:
         out = self._call_json(target, data, timeout)
         return None if out is None else abi.decode_envelope(out, what=self._what(target))
 
-    async def deliver_event(self, target: str, event: Event) -> None:
-        """The handler ``target`` receives ``{"event": <the event's wire shape>}``."""
-        await self.call(target, {"event": event.to_dict()})
-
-    async def config_changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        """The guest's ``on_config_change`` handler (if it exports one); an error refuses."""
-        if self._compiled.is_handler("on_config_change"):
-            await self.call("on_config_change", {"old": dict(old), "new": dict(new)})
-
     async def health(self) -> Health:
         """Healthy while active and not failed, and ``plughost_health`` (if exported) agrees.
 
@@ -261,6 +263,48 @@ class WasmInstance:
                 )
             return Health(bool(answer), "ok" if answer else "the plugin reports unhealthy", data)
         return Health(True, "ok", data)
+
+    # -- what the host asks beyond calls: events, state, configuration, enable/disable ---------
+
+    async def deliver_event(self, target: str, event: Event) -> None:
+        """Hand an event to the subscription handler ``target`` as ``{"event": <wire shape>}``."""
+        await self.call(target, {"event": event.to_dict()})
+
+    async def export_state(self) -> Any:
+        """The guest's ``plughost_export_state`` answer; None when it exports none (no state)."""
+        if not self._compiled.is_handler(abi.EXPORT_STATE):
+            return None
+        return await self.call(abi.EXPORT_STATE)
+
+    async def import_state(self, state: Any, from_version: str) -> None:
+        """Hand over the state ``from_version`` exported (update, rollback).
+
+        Before :meth:`start` (the host's order) the state is kept and given to
+        ``plughost_import_state`` right after instantiation, before ``plughost_activate``; on a
+        running instance it is given at once. A module without the export keeps no state, so
+        there is nothing to give it.
+        """
+        if not self._compiled.is_handler(abi.IMPORT_STATE):
+            if state is not None:
+                log.info("[%s] exports no %s: the state of %s is not carried over",
+                         self._plugin_id, abi.IMPORT_STATE, from_version or "the old version")
+            return
+        request = {"state": state, "from_version": from_version}
+        if self.active:
+            await self.call(abi.IMPORT_STATE, request)
+        else:
+            self._ensure_open()
+            self._pending_state = request
+
+    async def config_changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        """``on_config_change`` with ``{"old", "new"}`` (if exported); an error refuses it."""
+        if self._compiled.is_handler(abi.CONFIG_CHANGE):
+            await self.call(abi.CONFIG_CHANGE, {"old": dict(old), "new": dict(new)})
+
+    async def enabled_changed(self, enabled: bool) -> None:
+        """``plughost_enabled`` with ``{"enabled": bool}`` (if exported)."""
+        if self._compiled.is_handler(abi.ENABLED):
+            await self.call(abi.ENABLED, {"enabled": enabled})
 
     async def stop(self) -> None:
         """Run ``plughost_deactivate`` (if exported) and discard the store; idempotent."""
@@ -380,6 +424,8 @@ class WasmInstance:
         set_fuel, set_deadline = _ffi.set_fuel, _ffi.set_epoch_deadline
         counters = self.counters
         monotonic = time.monotonic
+        ticks_until = self._runtime.ticker.ticks_until
+        timeout = self.limits.timeout
         inst = self
 
         def fast(*args: Any) -> Any:
@@ -390,9 +436,10 @@ class WasmInstance:
                 if ctx is None:
                     ctx = inst._revive()
                 set_fuel(ctx, inst._fuel)
-                set_deadline(ctx, inst._ticks)
-                if inst._off_loop:  # async host services wait until this deadline
-                    inst._deadline = monotonic() + inst.limits.timeout
+                deadline = monotonic() + timeout
+                set_deadline(ctx, ticks_until(deadline))
+                inst._deadline = deadline  # async host services wait until this deadline
+                inst._grow_refused = None
                 counters["calls"] += 1
                 result = invoke(ctx, cell[0], *args)
                 if result is not TRAPPED:
@@ -414,15 +461,20 @@ class WasmInstance:
         rt = self._runtime
         store = wasmtime.Store(rt.engine)
         try:
-            if self.limits.memory is not None:
-                store.set_limits(memory_size=self.limits.memory)
+            memories = rt.memories
+            if self.limits.memory is not None and memories is None:
+                store.set_limits(memory_size=self.limits.memory)  # no creator: wasmtime's cap
             if self._compiled.uses_wasi:
                 store.set_wasi(self._wasi_config())
             store.set_fuel(self._fuel)
-            store.set_epoch_deadline(self._ticks)
             rt.ticker.ensure_started()
+            store.set_epoch_deadline(rt.ticker.ticks_until(time.monotonic() + self.limits.timeout))
             try:
-                instance = self._compiled.pre.instantiate(store)
+                if memories is None:
+                    instance = self._compiled.pre.instantiate(store)
+                else:
+                    with memories.creating(self.limits.memory, self._refused_grow):
+                        instance = self._compiled.pre.instantiate(store)
             except wasmtime.Trap as exc:
                 raise PluginActivationError(
                     f"{self._plugin_id}: the module's start function trapped: {first_line(exc)}",
@@ -458,11 +510,28 @@ class WasmInstance:
         self._live = live
         self._ctx = ctx
         rt._adopt(ctx, self)
+        pending, self._pending_state = self._pending_state, None
+        if pending is not None:  # an update hands over the old version's state: before activate
+            try:
+                out = self._call_json_locked(
+                    abi.IMPORT_STATE, abi.encode_json(pending).encode(), None, restart=False
+                )
+                if out is not None:
+                    abi.decode_envelope(out, what=self._what(abi.IMPORT_STATE))
+            except PlughostError as exc:
+                self._drop_store()
+                raise PluginActivationError(
+                    f"{self._plugin_id}: {abi.IMPORT_STATE} refused the state of "
+                    f"{pending['from_version'] or 'the previous version'}: {exc.message}",
+                    plugin_id=self._plugin_id,
+                    phase="activate",
+                    details={"cause": exc.to_dict()},
+                ) from exc
         if self._compiled.is_handler(abi.ACTIVATE):
             request = json.dumps(
                 {
                     "plugin_id": self._plugin_id,
-                    "config": dict(self._bindings.config if self._bindings else {}),
+                    "config": dict(self._bindings.config() if self._bindings else {}),
                     "abi": abi.ABI_VERSION,
                 },
                 separators=(",", ":"),
@@ -479,6 +548,10 @@ class WasmInstance:
                     phase="activate",
                     details={"cause": exc.to_dict()},
                 ) from exc
+
+    def _refused_grow(self, size: int, asked: int) -> None:
+        """The memory creator refused to grow our memory past the limit (any size)."""
+        self._grow_refused = (size, asked)
 
     def _wasi_config(self) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
@@ -603,10 +676,11 @@ class WasmInstance:
         assert live is not None
         limits = self.limits
         seconds = limits.timeout if timeout is None else min(timeout, limits.timeout)
-        ticks = self._ticks if timeout is None else self._runtime.ticker.ticks_for(seconds)
+        deadline = time.monotonic() + seconds
         _ffi.set_fuel(ctx, self._fuel)
-        _ffi.set_epoch_deadline(ctx, ticks)
-        self._deadline = time.monotonic() + seconds
+        _ffi.set_epoch_deadline(ctx, self._runtime.ticker.ticks_until(deadline))
+        self._deadline = deadline
+        self._grow_refused = None
         self.counters["calls"] += 1
         try:
             return self._exchange(live, name, data, seconds)
@@ -691,7 +765,10 @@ class WasmInstance:
             if (
                 allocating
                 and self.limits.memory is not None
-                and size + max(length, PAGE) > self.limits.memory
+                and (
+                    self._grow_refused is not None
+                    or size + max(length, PAGE) > self.limits.memory
+                )
             ):
                 raise self._memory_exceeded(size)
             raise ProtocolError(
@@ -805,10 +882,12 @@ class WasmInstance:
             error=error,
             parked=parked,
             memory_size=self.memory_bytes(),
+            grow_refused=self._grow_refused,
         )
 
     def _memory_exceeded(self, size: int) -> PluginCrashed:
-        return memory_exceeded(self._plugin_id, self.limits.memory or 0, size)
+        asked = self._grow_refused[1] if self._grow_refused is not None else None
+        return memory_exceeded(self._plugin_id, self.limits.memory or 0, size, asked=asked)
 
     def _not_callable(self) -> PluginError:
         if self._closed:

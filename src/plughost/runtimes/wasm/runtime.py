@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from plughost.core._manifest_checks import entry_problem
 from plughost.core.contract import Capability
-from plughost.errors import PluginLoadError, PluginUnavailable
+from plughost.errors import PlughostError, PluginLoadError, PluginUnavailable
 from plughost.observability.health import Supervisor, SupervisorEvent
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ from .cache import ModuleCache
 from .compiled import CompiledPlugin, inspect_module
 from .instance import WasmInstance
 from .limits import WasmLimits
+from .memory import MemoryCreator
+from .memory import supported as memory_supported
 from .ticker import EpochTicker
 
 __all__ = ["BindingsFactory", "WasmRuntime", "create_runtime"]
@@ -78,8 +80,11 @@ class WasmRuntime:
 
     name = "wasm"
     enforces: frozenset[str] = frozenset({"timeout", "memory", "fuel", "output"})
+    # channels are not offered: a wasm handler is a call that returns, not a live stream
+    # (docs/wasm-abi.md), so the host refuses a wasm plugin that needs them, naming it
     capabilities: frozenset[Capability] = frozenset({
         Capability.CALL, Capability.HEALTH, Capability.EVENTS, Capability.CONFIG,
+        Capability.STATE, Capability.ENABLE,
     })
 
     def check_entry(self, entry: str, root: Path | None) -> str | None:
@@ -98,8 +103,14 @@ class WasmRuntime:
         config = wasmtime.Config()
         config.consume_fuel = True
         config.epoch_interruption = True
+        # the host allocates linear memories itself, to see every refused memory.grow
+        self.memories = MemoryCreator() if memory_supported() else None
+        if self.memories is not None:
+            self.memories.install(config)
         self.engine = wasmtime.Engine(config)
-        self.cache = ModuleCache(cache_dir, self.engine, _ENGINE_TAG)
+        # the memory creator turns copy-on-write images off, which compiled artefacts record
+        tag = _ENGINE_TAG + ("-hostmem" if self.memories is not None else "")
+        self.cache = ModuleCache(cache_dir, self.engine, tag)
         self.defaults = defaults or WasmLimits()
         self.ticker = EpochTicker(self.engine, epoch_interval)
         self._bindings_factory = bindings or bindings_from_context
@@ -360,49 +371,26 @@ def _entry_path(plugin_id: str, root: Path, entry: str) -> Path:
 
 
 def bindings_from_context(context: Any, instance: WasmInstance) -> WasmBindings:
-    """Default factory: build bindings from a ``PluginContext``-like object.
+    """Default factory: the bindings of a ``PluginContext``-like object.
 
-    Uses what the context offers and leaves the rest unset (an unset service answers the guest
-    with a clear ``plugin.unavailable`` error; no checker denies everything):
-
-    * ``permissions.check(kind, target)`` is the checker; ``permissions.granted()`` scopes
-      ``fs:read:<dir>`` / ``fs:write:<dir>`` become WASI preopens at the same path;
-    * ``bus.emit(topic, payload)`` (or ``publish``), ``commands.execute(command, args)``;
-    * ``http.request_json(request)``, or ``http.request(method, url, ...)`` returning an
-      httpx-style response;
-    * ``storage.get(key)`` / ``storage.set(key, value)`` with ``storage.with_namespace(ns)``;
-    * ``data_dir`` is preopened writable at ``/data`` for modules that import WASI.
+    The context's services answer the host functions through the host operations table
+    (:mod:`plughost.runtimes.hostcalls`; an unset service answers the guest with a clear
+    ``plugin.unavailable`` error, and without a ``permissions`` service everything checked is
+    denied). For modules that import WASI, the ``fs:read:<dir>`` / ``fs:write:<dir>`` scopes of
+    ``permissions.granted()`` become preopens at the same path, and ``data_dir`` is preopened
+    writable at ``/data``.
     """
     if context is None:
         return WasmBindings()
-
-    def get(name: str) -> Any:
-        return _optional(context, name)
-
-    perms = get("permissions")
-    check = getattr(perms, "check", None) if perms is not None else None
-    bus, commands = get("bus"), get("commands")
-    emit = (getattr(bus, "emit", None) or getattr(bus, "publish", None)) if bus else None
-    execute = getattr(commands, "execute", None) if commands is not None else None
-    fs: list[FsGrant] = list(get("wasi_dirs") or ())
+    perms = _optional(context, "permissions")
+    fs: list[FsGrant] = list(_optional(context, "wasi_dirs") or ())
     if instance._compiled.uses_wasi:
         fs.extend(_fs_grants(perms))
         # the plugin's own data directory is the one place it may always read and write
-        data_dir = get("data_dir")
+        data_dir = _optional(context, "data_dir")
         if data_dir is not None:
             fs.append(FsGrant(data_dir, "/data", read_only=False))
-    storage = get("storage")
-    return WasmBindings(
-        config=get("config") or {},
-        check=check,
-        emit=emit,
-        execute=execute,
-        http_request=_http_adapter(get("http")),
-        storage_get=_storage_adapter(storage, "get"),
-        storage_set=_storage_adapter(storage, "set"),
-        fs=tuple(fs),
-        logger=get("logger"),
-    )
+    return WasmBindings(context=context, fs=tuple(fs), logger=_optional(context, "logger"))
 
 
 def _fs_grants(perms: Any) -> list[FsGrant]:
@@ -419,51 +407,9 @@ def _fs_grants(perms: Any) -> list[FsGrant]:
     return out
 
 
-def _http_adapter(http: Any) -> Callable[[Mapping[str, Any]], Any] | None:
-    if http is None:
-        return None
-    direct = getattr(http, "request_json", None)
-    if direct is not None:
-        return direct  # type: ignore[no-any-return]
-    request = getattr(http, "request", None)
-    if request is None:
-        return None
-
-    async def http_request(req: Mapping[str, Any]) -> dict[str, Any]:
-        body = req.get("body")
-        response = await request(
-            str(req.get("method") or "GET"),
-            str(req["url"]),
-            headers=req.get("headers") or None,
-            content=body.encode() if isinstance(body, str) else body,
-        )
-        return {
-            "status": response.status_code,
-            "headers": dict(response.headers),
-            "body": response.text,
-        }
-
-    return http_request
-
-
-def _storage_adapter(storage: Any, op: str) -> Callable[..., Any] | None:
-    if storage is None or getattr(storage, op, None) is None:
-        return None
-    default_ns = getattr(storage, "namespace", None)
-
-    def scoped(namespace: str) -> Any:
-        if namespace == default_ns or not hasattr(storage, "with_namespace"):
-            return storage
-        return storage.with_namespace(namespace)
-
-    if op == "get":
-        return lambda namespace, key: scoped(namespace).get(key)
-    return lambda namespace, key, value: scoped(namespace).set(key, value)
-
-
 def _optional(obj: Any, name: str) -> Any:
     """``obj.name`` or None; a PluginContext raises PluginUnavailable for unset services."""
     try:
         return getattr(obj, name, None)
-    except PluginUnavailable:
+    except PlughostError:
         return None

@@ -29,6 +29,7 @@ def trap_error(
     error: Any,
     parked: BaseException | None,
     memory_size: int,
+    grow_refused: tuple[int, int] | None = None,
 ) -> PluginError:
     """The error for a call of ``what`` that trapped (or failed) under ``limits``.
 
@@ -36,13 +37,14 @@ def trap_error(
     :param trap: the trap wasmtime reported, if any; ``error`` the wasmtime error otherwise.
     :param parked: an exception a host function raised during the call, if any.
     :param memory_size: the linear memory's size when the call stopped.
+    :param grow_refused: ``(size, asked)`` of a ``memory.grow`` past the memory limit refused
+        during the call (whatever its size): a trap that follows is the memory limit's doing.
     """
     exc: PluginError
     if isinstance(parked, PluginError):
         exc = parked  # raised inside a host function (e.g. a nested timeout): keep it
     else:
         code = trap.trap_code if trap is not None else None
-        detail = first_line(trap if trap is not None else error)
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             exc = PluginTimeout(
                 f"{what} used all of its {limits.fuel} fuel units and was stopped; "
@@ -57,29 +59,43 @@ def trap_error(
                 plugin_id=plugin_id,
                 details={"limit": "timeout", "timeout": seconds},
             )
-        elif limits.memory is not None and memory_size + PAGE > limits.memory:
-            exc = memory_exceeded(plugin_id, limits.memory, memory_size, detail)
         elif parked is not None:
             exc = PluginCrashed(
                 f"{what} failed inside a host function: {type(parked).__name__}: {parked}",
                 plugin_id=plugin_id,
             )
         else:
-            exc = PluginCrashed(
-                f"{what} trapped: {detail}", plugin_id=plugin_id, details={"trap": detail}
-            )
+            # the message walks the backtrace: only read it when it is what the caller gets
+            detail = first_line(trap if trap is not None else error)
+            if grow_refused or (limits.memory is not None and memory_size + PAGE > limits.memory):
+                asked = grow_refused[1] if grow_refused else None
+                exc = memory_exceeded(plugin_id, limits.memory or 0, memory_size, detail, asked)
+            else:
+                exc = PluginCrashed(
+                    f"{what} trapped: {detail}", plugin_id=plugin_id, details={"trap": detail}
+                )
     exc._wasm_trapped = True  # type: ignore[attr-defined]
     return exc
 
 
-def memory_exceeded(plugin_id: str, cap: int, size: int, detail: str = "") -> PluginCrashed:
+def memory_exceeded(
+    plugin_id: str, cap: int, size: int, detail: str = "", asked: int | None = None
+) -> PluginCrashed:
     """The memory limit's error: ``memory limit 16 MiB exceeded``."""
+    growth = (
+        f"growing it to {format_bytes(asked)} was refused"
+        if asked is not None
+        else "it cannot grow"
+    )
+    details: dict[str, object] = {"limit": "memory", "memory": cap, "size": size}
+    if asked is not None:
+        details["asked"] = asked
     exc = PluginCrashed(
         f"{plugin_id}: memory limit {format_bytes(cap)} exceeded (linear memory is "
-        f"{format_bytes(size)} and cannot grow){'; ' + detail if detail else ''}; raise "
+        f"{format_bytes(size)}; {growth}){'; ' + detail if detail else ''}; raise "
         "limits.memory if the plugin needs more",
         plugin_id=plugin_id,
-        details={"limit": "memory", "memory": cap, "size": size},
+        details=details,
     )
     exc._wasm_trapped = True  # type: ignore[attr-defined]
     return exc

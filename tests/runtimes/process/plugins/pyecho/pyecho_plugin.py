@@ -7,7 +7,7 @@ import sys
 import time
 
 from plughost.sdk import Plugin
-from plughost.sdk.decorators import command, hookimpl, on
+from plughost.sdk.decorators import channel, command, hookimpl, on
 
 
 class Echo(Plugin):
@@ -35,6 +35,12 @@ class Echo(Plugin):
     def on_order(self, event) -> None:
         # plugin.event carries {"topic", "payload", ...}; the runner hands over an object.
         self.seen.append(f"{event.topic}:{event['payload']['id']}")
+
+    @channel("echo.chat")
+    async def chat(self, ch) -> None:
+        # the runner hands over a channel end with the in-process API
+        async for text in ch:
+            await ch.send(text.upper())
 
     @command("echo.seen")
     def seen_users(self) -> list:
