@@ -13,17 +13,19 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from plughost.errors import OperationRefused, PluginNotFound
+from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._state import api_state, requires
 from plughost.interfaces.tokens import Principal
 from plughost.observability.alerts import rule_from_request
 from plughost.observability.health import HealthPoller
 from plughost.observability.logs import LogFilter, parse_since
+from plughost.observability.metrics import CONTENT_TYPE, render
 from plughost.observability.observer import Observer
 
 __all__ = ["probes", "router"]
 
-router = APIRouter(tags=["observability"])
-probes = APIRouter(tags=["health"])
+router = APIRouter(tags=["observability"], route_class=ApiRoute)
+probes = APIRouter(tags=["health"], route_class=ApiRoute)
 
 PluginQuery = Annotated[str | None, Query(max_length=64, description="Only this plugin.")]
 LevelQuery = Annotated[str | None, Query(
@@ -87,6 +89,8 @@ async def log_stream(
         "First replay this many recent lines."))] = 0,
     max_events: Annotated[int | None, Query(ge=1, le=1_000_000, description=(
         "End the stream after this many lines (scripts, tests)."))] = None,
+    max_seconds: Annotated[float | None, Query(gt=0, le=86_400, description=(
+        "End the stream after this many seconds (scripts, tests)."))] = None,
     _: Principal = requires("viewer"),
 ) -> StreamingResponse:
     """Each captured line as an SSE ``log`` event (JSON ``data:``); a reader that falls behind
@@ -97,8 +101,14 @@ async def log_stream(
     async def stream() -> AsyncIterator[bytes]:
         yield b": plughost log stream\nretry: 3000\n\n"
         sent = 0
-        async for item in api.observer.logs.tail(flt, backlog=backlog,
-                                                 heartbeat=api.options.heartbeat):
+        heartbeat = api.options.heartbeat
+        if max_seconds is not None:  # wake up often enough to end on time
+            heartbeat = min(heartbeat, max_seconds / 4)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds if max_seconds is not None else None
+        async for item in api.observer.logs.tail(flt, backlog=backlog, heartbeat=heartbeat):
+            if deadline is not None and loop.time() >= deadline:
+                return
             if item is None:
                 yield b": keep-alive\n\n"
             elif isinstance(item, int):
@@ -261,3 +271,25 @@ async def healthz_plugin(
     status = item.status if item is not None else "unknown"
     return JSONResponse({"plugin_id": plugin_id, "status": status},
                         status_code=503 if status == "degraded" else 200)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+@probes.get("/metrics", summary="Prometheus metrics", tags=["observability"],
+            response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+                             "description": "The Prometheus text format."}})
+async def metrics(request: Request, _: Principal = requires("viewer")) -> Response:
+    """Every figure of the host in the Prometheus text format: per plugin and runtime
+    (dispatches by kind, errors by code, timeouts, latency histograms, restarts, crashes,
+    quarantine, limit hits, state, health, process RSS/CPU, wasm memory), and host-wide
+    (plugins by state, installs/updates/uninstalls by outcome, operation durations, API
+    requests by route, event queues, log drops, alerts). Needs a viewer token once tokens
+    exist; ``[metrics] public_bind`` serves it without one on a separate address."""
+    observer = api_state(request).observer
+    if observer.service is None:
+        raise OperationRefused("metrics are not available yet: the server is starting",
+                               code="service.starting")
+    body = await asyncio.to_thread(render, observer.registry)
+    return Response(body, media_type=CONTENT_TYPE)
