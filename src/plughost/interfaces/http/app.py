@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ExtraNotInstalled("The HTTP API", "server", "fastapi") from exc
 
 from plughost._version import __version__
+from plughost.errors import OperationRefused
 from plughost.interfaces.http._errors import install_error_handlers
 from plughost.interfaces.http._middleware import ApiMiddleware
 from plughost.interfaces.http._routes_observability import probes as observability_probes
@@ -35,6 +36,7 @@ from plughost.interfaces.http._routes_system import probes
 from plughost.interfaces.http._routes_system import router as system_router
 from plughost.interfaces.http._schemas import ErrorResponse
 from plughost.interfaces.http._state import ApiOptions, ApiState
+from plughost.services.manager import PluginService
 from plughost.settings import HostSettings
 
 __all__ = ["API_PREFIX", "ApiOptions", "create_app", "openapi_document"]
@@ -55,7 +57,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(
-    service: Any,
+    service: PluginService | None,
     settings: HostSettings | None = None,
     *,
     options: ApiOptions | None = None,
@@ -66,7 +68,11 @@ def create_app(
     :param settings: default ``service.settings``; ``max_plugin_size`` caps uploads.
     :param options: auth, CORS, limits (:class:`ApiOptions`).
     """
-    settings = settings or service.settings
+    if settings is None:
+        if service is None:
+            raise OperationRefused("create_app needs settings when it gets no service",
+                                   code="service.unavailable")
+        settings = service.settings
     options = options or ApiOptions()
     state = ApiState(service, settings, options)
 
