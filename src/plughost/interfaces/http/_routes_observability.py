@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from plughost.errors import OperationRefused, PluginNotFound
+from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._state import api_state, requires
 from plughost.interfaces.tokens import Principal
 from plughost.observability.alerts import rule_from_request
@@ -23,8 +24,8 @@ from plughost.observability.observer import Observer
 
 __all__ = ["probes", "router"]
 
-router = APIRouter(tags=["observability"])
-probes = APIRouter(tags=["health"])
+router = APIRouter(tags=["observability"], route_class=ApiRoute)
+probes = APIRouter(tags=["health"], route_class=ApiRoute)
 
 PluginQuery = Annotated[str | None, Query(max_length=64, description="Only this plugin.")]
 LevelQuery = Annotated[str | None, Query(
