@@ -242,3 +242,21 @@ def test_every_api_route_authenticates_through_the_route_class() -> None:
     for route in routes:
         assert isinstance(route, ApiRoute), route
         assert _required_role(route.dependant) in ROLES, route.path
+
+
+def test_an_api_router_without_the_route_class_is_refused_when_the_app_is_built() -> None:
+    from pathlib import Path
+
+    from fastapi import APIRouter
+
+    from plughost.interfaces.http import app as app_module
+
+    stray = APIRouter()
+
+    @stray.get("/stray")
+    async def stray_route() -> dict[str, str]:
+        return {}
+
+    app = app_module.create_app(None, HostSettings(home=Path("/nonexistent/plughost")))
+    with pytest.raises(TypeError, match="route_class=ApiRoute"):
+        app_module._include(app, stray, "/api/v1")

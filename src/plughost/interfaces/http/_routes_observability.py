@@ -89,6 +89,8 @@ async def log_stream(
         "First replay this many recent lines."))] = 0,
     max_events: Annotated[int | None, Query(ge=1, le=1_000_000, description=(
         "End the stream after this many lines (scripts, tests)."))] = None,
+    max_seconds: Annotated[float | None, Query(gt=0, le=86_400, description=(
+        "End the stream after this many seconds (scripts, tests)."))] = None,
     _: Principal = requires("viewer"),
 ) -> StreamingResponse:
     """Each captured line as an SSE ``log`` event (JSON ``data:``); a reader that falls behind
@@ -99,8 +101,14 @@ async def log_stream(
     async def stream() -> AsyncIterator[bytes]:
         yield b": plughost log stream\nretry: 3000\n\n"
         sent = 0
-        async for item in api.observer.logs.tail(flt, backlog=backlog,
-                                                 heartbeat=api.options.heartbeat):
+        heartbeat = api.options.heartbeat
+        if max_seconds is not None:  # wake up often enough to end on time
+            heartbeat = min(heartbeat, max_seconds / 4)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds if max_seconds is not None else None
+        async for item in api.observer.logs.tail(flt, backlog=backlog, heartbeat=heartbeat):
+            if deadline is not None and loop.time() >= deadline:
+                return
             if item is None:
                 yield b": keep-alive\n\n"
             elif isinstance(item, int):
