@@ -73,3 +73,41 @@ def test_a_failing_monitor_is_logged_and_ignored(caplog: pytest.LogCaptureFixtur
 def test_monitor_must_be_callable() -> None:
     with pytest.raises(TypeError):
         MonitorSet().add("not callable")  # type: ignore[arg-type]
+
+
+def test_counters_keep_a_latency_histogram_and_count_failures_by_code_and_limit() -> None:
+    import asyncio
+
+    from plughost.core.monitoring import LATENCY_BUCKETS, DispatchCounters
+    from plughost.errors import PluginTimeout
+
+    counters = DispatchCounters()
+
+    def ok() -> str:
+        return "ok"
+
+    def too_slow() -> None:
+        raise PluginTimeout("no answer in time", plugin_id="p")
+
+    async def fails() -> None:
+        raise KeyError("k")
+
+    counted_ok = counters.counted("p", "hooks", ok)
+    counted_slow = counters.counted("p", "commands", too_slow)
+    counted_async = counters.counted("p", "events", fails)
+    for _ in range(3):
+        assert counted_ok() == "ok"
+    with pytest.raises(PluginTimeout):
+        counted_slow()
+    with pytest.raises(KeyError):
+        asyncio.run(counted_async())
+    snap = counters.snapshot("p")
+    assert (snap["calls"], snap["hooks"], snap["commands"], snap["events"], snap["errors"]) == (
+        5, 3, 1, 1, 2)
+    assert snap["errors_by_code"] == {"plugin.timeout": 1, "KeyError": 1}
+    assert snap["limit_hits"] == {"timeout": 1}
+    hooks = snap["latency_by_kind"]["hooks"]
+    assert hooks["count"] == 3 and hooks["buckets"][-1] == [float("inf"), 3]
+    assert len(hooks["buckets"]) == len(LATENCY_BUCKETS) + 1
+    assert snap["latency"]["count"] == 5
+    assert snap["busy_seconds"] == pytest.approx(snap["latency"]["sum"])

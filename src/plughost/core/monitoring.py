@@ -25,11 +25,21 @@ import contextlib
 import functools
 import inspect
 import logging
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Mapping
+from types import GeneratorType
 from typing import Any, TypeVar
 
-__all__ = ["COUNTED_KINDS", "DispatchCounters", "Finish", "Monitor", "MonitorSet"]
+__all__ = [
+    "COUNTED_KINDS",
+    "LATENCY_BUCKETS",
+    "DispatchCounters",
+    "Finish",
+    "Monitor",
+    "MonitorSet",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -160,40 +170,96 @@ extension-point implementations run, events delivered and channels served. ``cal
 snapshot is their sum."""
 
 
+#: Upper bounds (seconds) of the latency histogram buckets, the last one implicit (+Inf).
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)
+_HIST = {kind: f"latency:{kind}" for kind in COUNTED_KINDS}
+_SUM = {kind: f"seconds:{kind}" for kind in COUNTED_KINDS}
+
+
 class DispatchCounters:
     """Per-plugin counts of everything the host dispatches to plugins, whatever the runtime.
 
     One instance per host. Counts survive a plugin's deactivation and reload (they describe the
-    plugin, not one load of it); :meth:`forget` drops them when the plugin is removed.
+    plugin, not one load of it); :meth:`forget` drops them when the plugin is removed. Besides
+    counts, each kind keeps a latency histogram (:data:`LATENCY_BUCKETS`), and failures are
+    counted by error code and, for a limit the plugin hit, by limit — labels cost nothing on
+    the hot path: they are read from the exception only when a dispatch fails.
     """
 
     __slots__ = ("_counts",)
 
     def __init__(self) -> None:
-        self._counts: dict[str, dict[str, float]] = {}
+        self._counts: dict[str, dict[str, Any]] = {}
 
-    def _of(self, owner: str) -> dict[str, float]:
+    def _of(self, owner: str) -> dict[str, Any]:
         counts = self._counts.get(owner)
         if counts is None:
             counts = self._counts[owner] = dict.fromkeys((*COUNTED_KINDS, "errors"), 0)
-            counts["busy_seconds"] = 0.0
+            for key in _SUM.values():
+                counts[key] = 0.0
+            for key in _HIST.values():
+                counts[key] = [0] * (len(LATENCY_BUCKETS) + 1)
+            counts["codes"] = {}
+            counts["limits"] = {}
         return counts
 
     def record(self, owner: str, kind: str, seconds: float, failed: bool) -> None:
-        """Count one finished dispatch of ``kind`` (one of :data:`COUNTED_KINDS`)."""
-        counts = self._of(owner)
+        """Count one finished dispatch of ``kind`` (one of :data:`COUNTED_KINDS`).
+
+        Called while a failure propagates (a ``finally`` block), it reads the error's code
+        and limit from the exception being raised."""
+        counts = self._counts.get(owner) or self._of(owner)
         counts[kind] += 1
-        counts["busy_seconds"] += seconds
+        counts[_SUM[kind]] += seconds
+        counts[_HIST[kind]][bisect_left(LATENCY_BUCKETS, seconds)] += 1
         if failed:
             counts["errors"] += 1
+            exc = sys.exc_info()[1]
+            code = str(getattr(exc, "code", None) or (type(exc).__name__ if exc else "error"))
+            codes = counts["codes"]
+            codes[code] = codes.get(code, 0) + 1
+            details = getattr(exc, "details", None)
+            limit = details.get("limit") if isinstance(details, Mapping) else None
+            if limit is None and code == "plugin.timeout":
+                limit = "timeout"
+            if limit is not None:
+                counts["limits"][str(limit)] = counts["limits"].get(str(limit), 0) + 1
 
     def snapshot(self, owner: str) -> dict[str, Any]:
         """``calls`` (every dispatch), each of :data:`COUNTED_KINDS`, ``errors`` and
-        ``busy_seconds``; all zero for a plugin never dispatched to."""
+        ``busy_seconds``; ``errors_by_code`` and ``limit_hits`` (mappings); ``latency``, the
+        histogram of every kind together, and ``latency_by_kind``, each
+        ``{"buckets": [[upper_bound, cumulative_count], ...], "sum": s, "count": n}`` (the last
+        bound is ``inf``). All zero for a plugin never dispatched to."""
         counts = self._counts.get(owner) or self._of(owner)
         out: dict[str, Any] = {"calls": int(sum(counts[k] for k in COUNTED_KINDS))}
         out.update({k: int(counts[k]) for k in (*COUNTED_KINDS, "errors")})
-        out["busy_seconds"] = counts["busy_seconds"]
+        busy = sum(counts[k] for k in _SUM.values())
+        out["busy_seconds"] = busy
+        out["errors_by_code"] = dict(counts["codes"])
+        out["limit_hits"] = dict(counts["limits"])
+        bounds = (*LATENCY_BUCKETS, float("inf"))
+        total = [0] * len(bounds)
+        by_kind: dict[str, Any] = {}
+        for kind, key in _HIST.items():
+            cells = counts[key]
+            running = 0
+            cumulative = []
+            for i, n in enumerate(cells):
+                running += n
+                total[i] += n
+                cumulative.append([bounds[i], running])
+            by_kind[kind] = {"buckets": cumulative, "sum": counts[_SUM[kind]],
+                             "count": running}
+        running = 0
+        merged = []
+        for i, n in enumerate(total):
+            running += n
+            merged.append([bounds[i], running])
+        out["latency"] = {"buckets": merged, "sum": busy, "count": running}
+        out["latency_by_kind"] = by_kind
         return out
 
     def forget(self, owner: str) -> None:
@@ -223,18 +289,30 @@ class DispatchCounters:
 
             return functools.wraps(fn)(acounted)  # type: ignore[return-value]
 
+        # The sync path is the hot one (a hook with five implementations runs it five times):
+        # the success case is counted inline, and the awaitable check looks at the type first
+        # (inspect.isawaitable costs more than the rest of the bookkeeping together).
+        counts_of = self._counts.get
+        make = self._of
+        hist_key = _HIST[kind]
+        sum_key = _SUM[kind]
+        bounds = LATENCY_BUCKETS
+
         def counted(*args: Any, **kwargs: Any) -> Any:
             started = perf()
-            failed = True
             try:
                 result = fn(*args, **kwargs)
-                failed = False
-            finally:
-                if failed:
-                    record(owner, kind, perf() - started, True)
-            if inspect.isawaitable(result):
+            except BaseException:
+                record(owner, kind, perf() - started, True)
+                raise
+            if hasattr(type(result), "__await__") or (
+                    type(result) is GeneratorType and inspect.isawaitable(result)):
                 return _finish_later(result, record, owner, kind, started)
-            record(owner, kind, perf() - started, False)
+            seconds = perf() - started
+            counts = counts_of(owner) or make(owner)
+            counts[kind] += 1
+            counts[sum_key] += seconds
+            counts[hist_key][bisect_left(bounds, seconds)] += 1
             return result
 
         return functools.wraps(fn)(counted)  # type: ignore[return-value]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from plughost.core.correlation import correlation_id, new_correlation_id
-from plughost.errors import OperationRefused, RecordExists
+from plughost.errors import ConfigurationError, OperationRefused, RecordExists
 from plughost.observability.alerts import (
     DEFAULT_RULES,
     AlertChange,
@@ -34,6 +34,7 @@ from plughost.observability.alerts import (
 from plughost.observability.figures import Sample, read_sample
 from plughost.observability.health import HealthPoller, PluginHealth
 from plughost.observability.logs import LogHub
+from plughost.observability.metrics import ApiRequestMetrics, metrics_registry
 from plughost.observability.settings import ObservabilitySettings
 
 __all__ = ["Observer", "correlation_monitor"]
@@ -80,6 +81,10 @@ class Observer:
         self.health: HealthPoller | None = None
         self.alerts: AlertManager | None = None
         self.api_rules: list[AlertRule] = []
+        self.api_metrics = ApiRequestMetrics()
+        self.registry = metrics_registry(self)
+        self.public_metrics: tuple[str, int] | None = None
+        self._public_server: Any = None
         self._undo: list[Callable[[], None]] = []
         self._started = False
 
@@ -118,9 +123,32 @@ class Observer:
                                    sinks=[self._record_alert, self._announce_alert,
                                           self._send_webhooks])
         self.alerts.start()
+        if self.settings.metrics.public_bind:
+            self._serve_public(self.settings.metrics.public_bind)
+
+    def _serve_public(self, bind: str) -> None:
+        """``/metrics`` without a token on its own address (``[metrics] public_bind``)."""
+        from prometheus_client import start_http_server
+
+        address, _, port = bind.rpartition(":")
+        try:
+            server, _thread = start_http_server(int(port), address.strip("[]"),
+                                                registry=self.registry)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"[metrics] public_bind = {bind!r}: cannot listen there ({exc}); choose a free "
+                "HOST:PORT or remove the setting") from None
+        self._public_server = server
+        self.public_metrics = (str(server.server_address[0]), int(server.server_address[1]))
+        log.info("metrics without a token on http://%s:%s/metrics", self.public_metrics[0],
+                 self.public_metrics[1])
 
     async def aclose(self) -> None:
         """Stop everything; the last log lines are written. Idempotent."""
+        server, self._public_server = self._public_server, None
+        if server is not None:
+            await asyncio.to_thread(server.shutdown)
+            server.server_close()
         if self.alerts is not None:
             await self.alerts.aclose()
         if self.health is not None:

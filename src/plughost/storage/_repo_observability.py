@@ -11,7 +11,13 @@ from sqlalchemy import delete, func, insert, select
 from plughost.errors import RecordExists, RecordNotFound
 from plughost.observability.logs import LEVELS, LogEntry, LogFilter
 from plughost.storage._repo_base import RepositoryBase
-from plughost.storage.models import AlertEventRow, AlertRuleRow, PluginLogRow
+from plughost.storage.models import (
+    AlertEventRow,
+    AlertRuleRow,
+    AuditEventRow,
+    OperationRow,
+    PluginLogRow,
+)
 
 _LEVEL_ORDER = list(LEVELS)
 
@@ -134,3 +140,24 @@ class ObservabilityRecords(RepositoryBase):
                      "severity": r.severity, "plugin_id": r.plugin_id, "value": r.value,
                      "threshold": r.threshold, "labels": dict(r.labels), "message": r.message}
                     for r in s.scalars(stmt)]
+
+    # -- figures for metrics ---------------------------------------------------------------
+
+    def count_audit(self, actions: Sequence[str]) -> list[tuple[str, str, int]]:
+        """``(action, outcome, count)`` of the audit events with these actions."""
+        stmt = (select(AuditEventRow.action, AuditEventRow.outcome, func.count())
+                .where(AuditEventRow.action.in_(list(actions)))
+                .group_by(AuditEventRow.action, AuditEventRow.outcome))
+        with self._tx(write=False) as s:
+            return [(a, o, int(n)) for a, o, n in s.execute(stmt)]
+
+    def operation_durations(self, *, limit: int = 10_000) -> list[tuple[str, str, float]]:
+        """``(kind, status, seconds)`` of the most recent finished operations."""
+        stmt = (select(OperationRow.kind, OperationRow.status, OperationRow.started_at,
+                       OperationRow.created_at, OperationRow.finished_at)
+                .where(OperationRow.finished_at.is_not(None))
+                .order_by(OperationRow.finished_at.desc()).limit(limit))
+        with self._tx(write=False) as s:
+            rows = list(s.execute(stmt))
+        return [(k, st, max(0.0, (fin - (start or created)).total_seconds()))
+                for k, st, start, created, fin in rows if fin is not None]

@@ -42,10 +42,13 @@ class ApiMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, limit_for: Callable[[str, str], int],
-                 on_write: Callable[[], None] | None = None) -> None:
+                 on_write: Callable[[], None] | None = None,
+                 on_finished: Callable[[str, str, int, float], None] | None = None) -> None:
         self.app = app
         self.limit_for = limit_for
         self.on_write = on_write
+        #: ``(method, route template, status, seconds)`` of every request (metrics).
+        self.on_finished = on_finished
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,22 +72,22 @@ class ApiMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status_holder = [500]
         rid_header = (b"x-request-id", request_id.encode("latin-1"))
-        started = False
+        response_started = False  # not `started`: that is the request's clock
         refused = False  # a streamed body overflowed: the 413 is sent, the app is ignored
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started
+            nonlocal response_started
             if refused:
                 return
             if message["type"] == "http.response.start":
-                started = True
+                response_started = True
                 status_holder[0] = message["status"]
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
         async def refuse() -> None:
             nonlocal refused
-            if not started:
+            if not response_started:
                 await _too_large(send_wrapper, limit, None)
                 refused = True
 
@@ -103,6 +106,9 @@ class ApiMiddleware:
             correlation_id.reset(correlation)
             if self.on_write is not None and method not in ("GET", "HEAD", "OPTIONS"):
                 self.on_write()  # a change through the API: cached reads are stale
+            if self.on_finished is not None:
+                self.on_finished(method, route_template(scope), status_holder[0],
+                                 time.perf_counter() - started)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 access_log.info(json.dumps({
@@ -114,6 +120,20 @@ class ApiMiddleware:
                     "client": f"{client[0]}:{client[1]}" if client else None,
                     "request_id": request_id,
                 }))
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route as a template (``/api/v1/plugins/{plugin_id}``), ``unmatched`` when
+    no route matched: a metrics label that stays bounded whatever paths clients send."""
+    if scope.get("route") is None:
+        return "unmatched"
+    segments = str(scope.get("path", "")).split("/")
+    for name, value in (scope.get("path_params") or {}).items():
+        for i in range(len(segments) - 1, -1, -1):
+            if segments[i] == str(value):
+                segments[i] = "{" + name + "}"
+                break
+    return "/".join(segments)
 
 
 def _limited(receive: Receive, limit: int,

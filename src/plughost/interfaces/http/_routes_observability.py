@@ -18,6 +18,7 @@ from plughost.interfaces.tokens import Principal
 from plughost.observability.alerts import rule_from_request
 from plughost.observability.health import HealthPoller
 from plughost.observability.logs import LogFilter, parse_since
+from plughost.observability.metrics import CONTENT_TYPE, render
 from plughost.observability.observer import Observer
 
 __all__ = ["probes", "router"]
@@ -261,3 +262,25 @@ async def healthz_plugin(
     status = item.status if item is not None else "unknown"
     return JSONResponse({"plugin_id": plugin_id, "status": status},
                         status_code=503 if status == "degraded" else 200)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+@probes.get("/metrics", summary="Prometheus metrics", tags=["observability"],
+            response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+                             "description": "The Prometheus text format."}})
+async def metrics(request: Request, _: Principal = requires("viewer")) -> Response:
+    """Every figure of the host in the Prometheus text format: per plugin and runtime
+    (dispatches by kind, errors by code, timeouts, latency histograms, restarts, crashes,
+    quarantine, limit hits, state, health, process RSS/CPU, wasm memory), and host-wide
+    (plugins by state, installs/updates/uninstalls by outcome, operation durations, API
+    requests by route, event queues, log drops, alerts). Needs a viewer token once tokens
+    exist; ``[metrics] public_bind`` serves it without one on a separate address."""
+    observer = api_state(request).observer
+    if observer.service is None:
+        raise OperationRefused("metrics are not available yet: the server is starting",
+                               code="service.starting")
+    body = await asyncio.to_thread(render, observer.registry)
+    return Response(body, media_type=CONTENT_TYPE)

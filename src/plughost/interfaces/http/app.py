@@ -117,7 +117,8 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Location"])
-    app.add_middleware(ApiMiddleware, limit_for=limit_for, on_write=state.cache.bump)
+    app.add_middleware(ApiMiddleware, limit_for=limit_for, on_write=state.cache.bump,
+                       on_finished=state.observer.api_metrics.record)
     return app
 
 
