@@ -7,7 +7,7 @@ import pytest
 
 from plughost.core.contract import Capability, Export, Runtime
 from plughost.core.lifecycle import LifecycleEvent, State
-from plughost.core.manifest import Manifest
+from plughost.core.manifest import Manifest, load_manifest
 from plughost.errors import (
     DependentsExist,
     OperationRefused,
@@ -423,3 +423,89 @@ async def test_every_builtin_runtime_declares_its_capabilities() -> None:
             assert {Capability.CALL, Capability.HEALTH} <= runtime.capabilities, name
         finally:
             await runtime.aclose()
+
+
+# ------------------------------------------------------------------ the host owns the lifecycle
+
+
+async def test_add_disabled_replace_and_remove_go_through_transitions_and_emit_events(
+    write_plugin: WritePlugin, tmp_path: Path
+) -> None:
+    v1 = load_manifest(write_plugin("kept", "1.0.0", directory=tmp_path / "v1"))
+    v2 = load_manifest(write_plugin("kept", "2.0.0", directory=tmp_path / "v2"))
+    events: list[tuple[str, str, str]] = []
+    async with PluginHost() as host:
+        host.lifecycle.subscribe(lambda e: events.append((e.plugin_id, e.old.value, e.new.value)))
+        bus_topics: list[str] = []
+        host.bus.subscribe("plugin.lifecycle.#", lambda e: bus_topics.append(e.topic))
+        off = host.add(v1, tmp_path / "v1" / "kept", enabled=False)
+        assert off.state is State.DISABLED and events[-1] == ("kept", "discovered", "disabled")
+        await host.enable("kept")
+        assert off.state is State.ACTIVE
+        undo = await host.replace(v2, tmp_path / "v2" / "kept")
+        assert host.get("kept") is off and str(off.manifest.version) == "2.0.0"
+        assert off.state is State.ACTIVE
+        await undo()
+        assert str(host.get("kept").manifest.version) == "1.0.0"
+        assert host.get("kept").state is State.ACTIVE
+        removed = await host.remove("kept")
+        assert removed.state is State.UNINSTALLED and "kept" not in host.registry
+        assert events[-1] == ("kept", "resolved", "uninstalled")
+        assert bus_topics[-1] == "plugin.lifecycle.uninstalled"
+
+
+async def test_replace_hands_the_state_over_through_the_runtime_contract(
+    write_plugin: WritePlugin, tmp_path: Path
+) -> None:
+    v1 = load_manifest(write_plugin("counter", "1.0.0", directory=tmp_path / "v1"))
+    v2 = load_manifest(write_plugin("counter", "2.0.0", directory=tmp_path / "v2"))
+    fake = FakeRuntime()
+    received: list[tuple[object, str]] = []
+    fake.define(FakePlugin("counter", handlers={
+        "export_state": lambda: {"count": 41},
+        "import_state": lambda state, from_version: received.append((state, from_version)),
+    }))
+    async with PluginHost(runtimes=[fake]) as host:
+        host.add(v1, tmp_path / "v1" / "counter")
+        await host.start()
+        old = fake.instances["counter"]
+        await host.replace(v2, tmp_path / "v2" / "counter")
+        new = fake.instances["counter"]
+        assert new is not old and old.closed
+        assert ("export_state", None) in old.log
+        assert ("call", ("export_state", {})) not in old.log  # the contract, not call()
+        assert received == [({"count": 41}, "1.0.0")]
+        kinds = [kind for kind, _ in new.log]
+        assert kinds.index("import_state") < kinds.index("start")
+
+
+async def test_replace_on_a_runtime_without_state_handover_says_so(
+    write_plugin: WritePlugin, tmp_path: Path
+) -> None:
+    v1 = load_manifest(write_plugin("amnesic", "1.0.0", directory=tmp_path / "v1"))
+    v2 = load_manifest(write_plugin("amnesic", "2.0.0", directory=tmp_path / "v2"))
+    fake = _fake_without(Capability.STATE)
+    async with PluginHost(runtimes=[fake]) as host:
+        host.add(v1, tmp_path / "v1" / "amnesic")
+        await host.start()
+        await host.replace(v2, tmp_path / "v2" / "amnesic")
+        record = host.get("amnesic")
+        assert record.state is State.ACTIVE
+        assert any("cannot hand state over" in w for w in record.warnings)
+        assert "export_state" not in [kind for kind, _ in fake.instances["amnesic"].log]
+
+
+async def test_replace_that_fails_to_activate_puts_the_previous_version_back(
+    write_plugin: WritePlugin, tmp_path: Path
+) -> None:
+    v1 = load_manifest(write_plugin("steady", "1.0.0", directory=tmp_path / "v1"))
+    v2 = load_manifest(write_plugin("steady", "2.0.0", directory=tmp_path / "v2",
+                                    code="class Main:\n    def activate(self, ctx):\n"
+                                         "        raise RuntimeError('broken 2.0')\n"))
+    async with PluginHost() as host:
+        host.add(v1, tmp_path / "v1" / "steady")
+        await host.start()
+        with pytest.raises(PluginActivationError, match=r"broken 2\.0"):
+            await host.replace(v2, tmp_path / "v2" / "steady")
+        record = host.get("steady")
+        assert (str(record.manifest.version), record.state) == ("1.0.0", State.ACTIVE)

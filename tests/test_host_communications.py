@@ -130,7 +130,7 @@ async def test_exports_of_an_out_of_process_plugin_are_called_through_the_runtim
                  Export("command", "ping", "ping")],
     ))
     host = PluginHost(runtimes=[runtime], on_plugin_error="fail")
-    host.add_plugin(manifest_from_dict({"id": "remote-filter", "name": "R", "version": "1.0.0",
+    host.add(manifest_from_dict({"id": "remote-filter", "name": "R", "version": "1.0.0",
                                         "entry": "x:y"}))
 
     def before_send_spec(message: str) -> str: ...

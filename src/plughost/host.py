@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -35,8 +36,10 @@ from plughost.core.contract import (
     Capability,
     EnableListener,
     Export,
+    Health,
     PluginInstance,
     Runtime,
+    StateHandover,
     check_instance,
     missing_capabilities,
     needed_by_exports,
@@ -53,6 +56,7 @@ from plughost.core.resolver import resolve
 from plughost.core.version import Version
 from plughost.errors import (
     DependentsExist,
+    InstallError,
     OperationRefused,
     PlughostError,
     PluginActivationError,
@@ -72,6 +76,7 @@ __all__ = [
     "PluginHost",
     "SyncPluginHost",
     "fail",
+    "failure_of",
     "isolate",
 ]
 
@@ -204,6 +209,20 @@ class LoadReport:
             "seconds": self.seconds,
             "plugins": [o.to_dict() for o in self.outcomes],
         }
+
+
+def failure_of(record: PluginRecord, phase: str, *, suffix: str = "") -> PlughostError:
+    """The error that left ``record`` failed (or not active) after ``phase``, as a
+    :class:`PlughostError` to raise; ``suffix`` is added to its message."""
+    error = record.error
+    if isinstance(error, PlughostError):
+        if suffix:
+            error.message += suffix
+            error.args = (error.message,)
+        return error
+    message = (f"{record.id} is {record.state.value} after {phase}"
+               + (f": {error}" if error else "") + "." + suffix)
+    return PluginActivationError(message, plugin_id=record.id, phase=phase)
 
 
 def _as_error(exc: BaseException, record: PluginRecord, phase: str) -> PlughostError:
@@ -446,15 +465,237 @@ class PluginHost:
             added.append(record)
         return added
 
-    def add_plugin(
-        self, manifest: Manifest, root: Path | None = None, *, source: str = "installed"
+    def add(
+        self,
+        manifest: Manifest,
+        root: Path | None = None,
+        *,
+        source: str = "installed",
+        enabled: bool = True,
+        failure: PlughostError | None = None,
+        phase: str = "install",
     ) -> PluginRecord:
-        """Register one plugin by hand (installer, tests); it starts ``installed``."""
+        """Register one plugin (installer, services, tests); call :meth:`resolve` next.
+
+        It starts ``installed``; ``disabled`` when not ``enabled``; ``failed`` with ``failure``
+        (in ``phase``) when it is known but cannot run (its files are missing, say). An id
+        that is already registered is refused (``registry.duplicate``).
+        """
         self._check_open()
         record = PluginRecord(manifest, root, source=source)
         self.registry.add(record)
-        self._set_state(record, State.INSTALLED)
+        if failure is not None:
+            self._fail(record, failure, phase)
+        elif not enabled:
+            self._disabled.add(manifest.id)
+            self._set_state(record, State.DISABLED, reason="disabled by the operator")
+        else:
+            self._disabled.discard(manifest.id)
+            self._set_state(record, State.INSTALLED)
         return record
+
+    async def remove(self, plugin_id: str) -> PluginRecord:
+        """Take a plugin out of the host: deactivate it (and its active dependents), unload
+        it, enter ``uninstalled`` (emitted like every change) and forget it. Plugins that used
+        it only optionally are activated again without it. Returns the removed record, which
+        stays ``uninstalled``: :meth:`add` registers the plugin afresh."""
+        self._check_open()
+        record = self.registry.get(plugin_id)
+        active_dependents = self.dependents(plugin_id, states=[State.ACTIVE])
+        releasing = self._releasing.pop(plugin_id, None)
+        if releasing is not None:
+            await releasing
+        await self.unload(plugin_id, cascade=True)
+        async with self._lock(plugin_id):
+            self._set_state(record, State.UNINSTALLED, reason="removed from the host")
+            self.registry.remove(plugin_id)
+        self._disabled.discard(plugin_id)
+        self._enabling.discard(plugin_id)
+        self._locks.pop(plugin_id, None)
+        self.comms.counters.forget(plugin_id)
+        self.resolve()
+        for dep in active_dependents:
+            if dep in self.registry:
+                with contextlib.suppress(PlughostError):
+                    await self.activate(dep)
+        return record
+
+    async def replace(
+        self, manifest: Manifest, root: Path | None, *, source: str = "installed"
+    ) -> Callable[[], Awaitable[None]]:
+        """Put ``manifest`` (files at ``root``) in place of the registered version of the same
+        plugin, its state handed over; returns the undo.
+
+        A running plugin's state is exported (:meth:`~plughost.core.contract.StateHandover.
+        export_state`, JSON only); it and its active dependents are deactivated; the new
+        version is loaded, given that state (``import_state``) before it activates, activated
+        and health-checked; the dependents are activated again. If any step fails, the
+        previous version is put back, given back its state, and the error is raised. A plugin
+        that was not running is proved the same way unless it is lazy, then left as it was (a
+        deactivated one deactivated). A disabled plugin only gets the new files; an unknown
+        one is added.
+
+        The undo (for a caller's later step that fails, e.g. a database commit) puts the
+        previous version back the same way, with the state the new one exports.
+        """
+        self._check_open()
+        pid = manifest.id
+        record = self.registry.find(pid)
+        if record is None:
+            added = self.add(manifest, root, source=source)
+            self.resolve()
+
+            async def forget() -> None:
+                if self.registry.find(pid) is added:
+                    await self.remove(pid)
+
+            try:
+                if not manifest.is_lazy:
+                    await self._prove(added, None, "", [])
+            except BaseException:
+                await forget()
+                raise
+            return forget
+        previous = (record.manifest, record.root, record.source)
+        if record.state is State.DISABLED:
+            self._swap(record, manifest, root, source)
+
+            async def swap_back() -> None:
+                if record.state is State.DISABLED:
+                    self._swap(record, *previous)
+
+            return swap_back
+        old_state = record.state
+        was_active = old_state is State.ACTIVE
+        from_version = str(previous[0].version)
+        dependents = self.dependents(pid, states=[State.ACTIVE]) if was_active else []
+        state = await self._export_state(record) if was_active else None
+        if was_active:
+            await self.deactivate(pid, cascade=True)
+        await self.unload(pid)
+        self._swap(record, manifest, root, source)
+        if was_active and Capability.STATE not in self.runtime_for(manifest).capabilities:
+            record.warnings.append(
+                f"the {manifest.runtime!r} runtime cannot hand state over: {pid} "
+                f"{manifest.version} started without the state of {from_version}")
+
+        async def restore(handover: Any, handover_from: str) -> None:
+            with contextlib.suppress(PlughostError):
+                await self.unload(pid, cascade=True)
+            self._swap(record, *previous)
+            if not was_active:
+                return
+            await self.load(pid)
+            if handover is not None and record.state is State.LOADED:
+                with contextlib.suppress(PlughostError):
+                    await self._import_state(record, handover, handover_from)
+            await self.activate(pid)
+            for dep in dependents:
+                with contextlib.suppress(PlughostError):
+                    await self.activate(dep)
+
+        try:
+            if was_active or not manifest.is_lazy:
+                await self._prove(record, state, from_version, dependents)
+                if old_state is State.DEACTIVATED:
+                    await self.deactivate(pid)  # the operator had deactivated it
+        except BaseException:
+            await restore(state, from_version)
+            raise
+
+        async def undo() -> None:
+            if record.state is State.ACTIVE:
+                await restore(await self._export_state(record), str(manifest.version))
+            else:
+                await restore(state, from_version)
+
+        return undo
+
+    def _swap(self, record: PluginRecord, manifest: Manifest, root: Path | None,
+              source: str) -> None:
+        """Point a record that is not loaded at other files (another version of the plugin)."""
+        if manifest.id != record.id:
+            raise OperationRefused(
+                f"Cannot replace plugin {record.id!r} by {manifest.id!r}: a replacement must "
+                "have the same id.", plugin_id=record.id, code="registry.replace")
+        if record.state in (State.RESOLVED, State.FAILED):
+            self._set_state(record, State.INSTALLED, reason=f"switching to {manifest.version}")
+        record.manifest, record.root, record.source = manifest, root, source
+        record.error = record.phase = record.hint = None
+        record.warnings = []
+        self.registry.add(record, replace=True)  # re-index: type, capabilities, tags may differ
+        if record.state is State.INSTALLED:
+            self.resolve()
+
+    async def _prove(self, record: PluginRecord, state: Any, from_version: str,
+                     dependents: Iterable[str]) -> None:
+        """Load, hand ``state`` over, activate and health-check a replacement, then activate
+        the dependents it had; raise what failed."""
+        pid = record.id
+        await self.load(pid)
+        loaded: State = record.state  # load() moved it on (mypy cannot see that)
+        if loaded is not State.LOADED:
+            raise failure_of(record, "import")
+        if state is not None:
+            await self._import_state(record, state, from_version)
+        await self.activate(pid)
+        active: State = record.state
+        if active is not State.ACTIVE:
+            raise failure_of(record, "activate")
+        health = await record.instance.health()
+        if not health.ok:
+            raise InstallError(
+                f"{pid} {record.manifest.version} activated but its health check failed"
+                f"{': ' + health.detail if health.detail else ''}; the previous version "
+                "was restored", code="install.health", plugin_id=pid)
+        for dep in dependents:
+            if (await self.activate(dep)).state is not State.ACTIVE:
+                raise InstallError(
+                    f"{dep}, which depends on {pid}, did not re-activate with "
+                    f"{record.manifest.version}; the previous version was restored",
+                    code="install.dependent", plugin_id=pid, details={"dependent": dep})
+
+    def _state_handover(self, record: PluginRecord) -> StateHandover | None:
+        """The instance's state handover, or None when its runtime has none."""
+        if Capability.STATE not in self.runtime_for(record.manifest).capabilities:
+            return None
+        instance = record.instance
+        return instance if isinstance(instance, StateHandover) else None
+
+    async def _export_state(self, record: PluginRecord) -> Any:
+        """The running plugin's ``export_state()``, checked to be JSON (never pickled)."""
+        handover = self._state_handover(record)
+        if handover is None:
+            return None
+        try:
+            state = await handover.export_state()
+        except Exception as exc:
+            raise InstallError(
+                f"{record.id}: export_state() raised {type(exc).__name__}: {exc}; the update "
+                "was refused and the running version keeps running", code="install.state",
+                plugin_id=record.id) from exc
+        try:
+            return json.loads(json.dumps(state, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise InstallError(
+                f"{record.id}: export_state() returned something that is not JSON-serialisable "
+                f"({exc}); state is handed over as JSON only. The update was refused and the "
+                "running version keeps running", code="install.state", plugin_id=record.id
+            ) from None
+
+    async def _import_state(self, record: PluginRecord, state: Any, from_version: str) -> None:
+        handover = self._state_handover(record)
+        if handover is None:
+            return
+        try:
+            await handover.import_state(state, from_version)
+        except PlughostError:
+            raise
+        except Exception as exc:
+            raise InstallError(
+                f"{record.id} {record.manifest.version}: import_state() raised "
+                f"{type(exc).__name__}: {exc}; the previous version was restored",
+                code="install.state", plugin_id=record.id) from exc
 
     # ----------------------------------------------------------------- resolution
 
@@ -785,6 +1026,18 @@ class PluginHost:
             self.comms.counters.record(plugin_id, "direct_calls", time.perf_counter() - started,
                                       failed)
 
+    async def health(self, plugin_id: str) -> Health:
+        """Ask a plugin whether it is healthy; one that is not active is not healthy (its
+        state says why). Never raises for a known plugin."""
+        record = self.registry.get(plugin_id)
+        if record.instance is None or record.state is not State.ACTIVE:
+            return Health(False, f"not active ({record.state.value})")
+        try:
+            health: Health = await record.instance.health()
+        except Exception as exc:  # the contract says never raise; a broken runtime still answers
+            return Health(False, f"health() raised {type(exc).__name__}: {exc}")
+        return health
+
     def metrics(self, plugin_id: str) -> dict[str, Any]:
         """What the host counted for one plugin (calls, commands, hooks, events, channels,
         errors, busy seconds — the same for every runtime), its state and runtime, and what
@@ -796,6 +1049,7 @@ class PluginHost:
         data.update(self.comms.counters.snapshot(plugin_id))
         data["state"] = record.state.value
         data["runtime"] = record.manifest.runtime
+        data["path"] = str(record.root) if record.root is not None else None
         return data
 
     # ----------------------------------------------------------------- deactivate / unload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -72,6 +73,40 @@ async def test_uninstall_removes_rows_blobs_and_files(service, make_package, sta
     with pytest.raises(PlughostError) as info:
         await service.uninstall("hello")
     assert info.value.code == "plugin.not_found"
+
+
+async def test_install_update_and_uninstall_change_states_only_through_the_host(
+        service, make_package):
+    seen = []
+    service.host.lifecycle.subscribe(lambda e: seen.append((e.plugin_id, e.old.value,
+                                                            e.new.value)))
+    await service.install(make_package("hello", "1.0.0"), enable=False)
+    assert seen[-1] == ("hello", "discovered", "disabled")
+    await service.enable("hello")
+    await service.update("hello", make_package("hello", "1.1.0"))
+    await service.uninstall("hello")
+    assert seen[-1] == ("hello", "resolved", "uninstalled")
+    # one record went through every state: each change followed the last (no hidden writes)
+    for (_, _, before), (_, after, _) in itertools.pairwise(seen):
+        assert before == after
+
+
+async def test_the_facade_answers_health_states_and_commands_without_the_host(
+        service, make_package):
+    await service.install(make_package("hello"))
+    report = await service.health("hello")
+    assert (report.plugin_id, report.healthy, report.state) == ("hello", True, "active")
+    await service.deactivate("hello")
+    assert (await service.health("hello")).to_dict() == {
+        "plugin_id": "hello", "healthy": False, "state": "deactivated",
+        "detail": "not active (deactivated)", "data": {}}
+    assert service.plugin_states() == {"deactivated": 1}
+    assert service.command_names() == []
+    seen = []
+    undo = service.on_lifecycle(lambda e: seen.append(e.new.value))
+    await service.activate("hello")
+    undo()
+    assert seen == ["active"]
 
 
 async def test_uninstall_refused_while_enabled_plugins_depend_on_it(service, make_package,

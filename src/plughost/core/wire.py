@@ -428,7 +428,8 @@ def decode_message(body: bytes) -> dict[str, Any]:
     """Parse one frame body into a JSON-RPC message; raise ``protocol.json`` if it is not one."""
     try:
         msg = _loads(body)
-    except (_DecodeError, ValueError, UnicodeDecodeError) as exc:
+    except (_DecodeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: a body nested thousands of levels deep (the stdlib parser recurses)
         from plughost.errors import ProtocolError
 
         raise ProtocolError(
@@ -538,7 +539,8 @@ def check_hello(
     import hmac  # host side only; hashlib would cost the child import time
 
     if not isinstance(params.get("token"), str) or not hmac.compare_digest(
-        params["token"].encode(), token.encode()
+        # surrogatepass: a JSON string may hold a lone surrogate ("\udc80"); it just differs
+        params["token"].encode("utf-8", "surrogatepass"), token.encode()
     ):
         raise ProtocolError(
             "handshake token does not match the one this launch passed in "

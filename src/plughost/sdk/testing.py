@@ -81,7 +81,7 @@ def make_test_host(
         **host_options,
     )
     for cls in classes:
-        host.add_plugin(manifest_for_class(cls), None, source="test")
+        host.add(manifest_for_class(cls), None, source="test")
     return host
 
 

@@ -35,7 +35,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from plughost.core.lifecycle import State
+from plughost.core.bus import Event
+from plughost.core.lifecycle import LifecycleEvent, State
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.core.registry import PluginRecord
 from plughost.errors import (
@@ -67,7 +68,7 @@ from plughost.services.stores import (
     installed_aware_policy,
 )
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
-from plughost.services.views import PluginDetail, PluginInfo, PluginList, _iso
+from plughost.services.views import HealthReport, PluginDetail, PluginInfo, PluginList, _iso
 from plughost.settings import HostSettings
 from plughost.storage.records import StoredPlugin
 
@@ -257,15 +258,9 @@ class PluginService:
             from plughost.core.manifest import manifest_from_dict
 
             manifest = manifest_from_dict(stored.manifest, source=f"database:{stored.id}")
-            record = PluginRecord(manifest, root, source="installed", state=State.FAILED,
-                                  error=exc, phase="install")
-            host.registry.add(record)
+            host.add(manifest, root, source="installed", failure=exc, phase="install")
             return
-        if stored.enabled:
-            host.add_plugin(manifest, root, source="installed")
-        else:
-            host.registry.add(PluginRecord(manifest, root, source="installed",
-                                           state=State.DISABLED))
+        host.add(manifest, root, source="installed", enabled=stored.enabled)
 
     async def close(self) -> None:
         """Stop every plugin and release the database and object store. Idempotent."""
@@ -346,22 +341,21 @@ class PluginService:
             return True
         version = await asyncio.to_thread(self.repository.get_version, pid, row.version)
         root = Path(version.cache_path) if version and version.cache_path else None
-        if record.source == "installed" and root is not None and record.root != root:
-            if row.enabled and record.state is not State.DISABLED:
-                await self._ops.switch(load_manifest(root), root, str(record.manifest.version))
-            else:
-                host.registry.add(PluginRecord(load_manifest(root), root, source="installed",
-                                               state=State.DISABLED), replace=True)
-            await self._persist_states([pid])
-            return True
-        if row.enabled and record.state is State.DISABLED:
-            await host.enable(pid, activate=self._start_plugins)
-            await self._persist_states([pid])
-            return True
+        changed = False
         if not row.enabled and record.state is not State.DISABLED:
             await host.disable(pid)
-            return True
-        return False
+            changed = True
+        if record.source == "installed" and root is not None and record.root != root:
+            # A disabled plugin only gets the new files; a running one is switched with its
+            # state handed over.
+            await host.replace(load_manifest(root), root, source="installed")
+            changed = True
+        if row.enabled and record.state is State.DISABLED:
+            await host.enable(pid, activate=self._start_plugins)
+            changed = True
+        if changed:
+            await self._persist_states([pid])
+        return changed
 
     async def _refresh_forever(self, interval: float) -> None:
         while True:
@@ -541,6 +535,41 @@ class PluginService:
         """Per-plugin counters (calls, errors, busy seconds...) of every loaded plugin."""
         self._check_open()
         return {record.id: self.host.metrics(record.id) for record in self.host.registry}
+
+    async def health(self, plugin_id: str) -> HealthReport:
+        """Ask a plugin whether it is healthy (one that is not active is not).
+        :raises PluginNotFound:"""
+        self._check_open()
+        host = self.host
+        state = host.get(plugin_id).state.value
+        result = await host.health(plugin_id)
+        return HealthReport(plugin_id, result.ok, state, result.detail, dict(result.data))
+
+    def plugin_states(self) -> dict[str, int]:
+        """How many plugins the running host has in each lifecycle state."""
+        self._check_open()
+        counts: dict[str, int] = {}
+        for record in self.host.registry:
+            counts[record.state.value] = counts.get(record.state.value, 0) + 1
+        return counts
+
+    def command_names(self) -> list[str]:
+        """The commands active plugins registered, sorted."""
+        return sorted(self.host.commands.names())
+
+    async def execute_command(self, name: str, args: Mapping[str, Any] | None = None, *,
+                              timeout: float | None = None) -> Any:
+        """Run a plugin command (activating a lazy plugin that declares it); its result."""
+        return await self.host.commands.execute(name, args, timeout=timeout)
+
+    def on_lifecycle(self, listener: Callable[[LifecycleEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` on every lifecycle change of every plugin; returns the undo."""
+        return self.host.lifecycle.subscribe(listener)
+
+    def on_event(self, pattern: str, listener: Callable[[Event], Any]) -> Callable[[], None]:
+        """Subscribe ``listener`` to the plugins' events matching ``pattern`` (as the host,
+        not as a plugin); returns the undo."""
+        return self.host.bus.subscribe(pattern, listener)
 
     async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
                     limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
@@ -791,10 +820,9 @@ class PluginService:
                     installer.install, staged, enabled=enable, actor=actor,
                     activate=hook, progress=progress)
                 await self._resync(plugin_id, installed_now=True)
-                if not enable:
-                    self.host.registry.add(PluginRecord(
-                        load_manifest(Path(result.cache_path)), Path(result.cache_path),
-                        source="installed", state=State.DISABLED), replace=True)
+                if not enable:  # the installer activates nothing disabled: register it now
+                    root = Path(result.cache_path)
+                    self.host.add(load_manifest(root), root, source="installed", enabled=False)
                 await self._persist_states([plugin_id])
         except PlughostError as exc:
             await self._audit_failure("plugin.install", plugin_id, exc, actor)
@@ -828,7 +856,7 @@ class PluginService:
             async with self._serialised(plugin_id):
 
                 def hook(manifest: Manifest, root: Path, from_version: str) -> Undo:
-                    return self._on_loop(self._ops.switch(manifest, root, from_version))
+                    return self._on_loop(self._ops.switch(manifest, root))
 
                 result = await self._complete(
                     self.updater.update, plugin_id, staged, actor=actor, switch=hook,
@@ -852,7 +880,7 @@ class PluginService:
             async with self._serialised(plugin_id):
 
                 def hook(manifest: Manifest, root: Path, from_version: str) -> Undo:
-                    return self._on_loop(self._ops.switch(manifest, root, from_version))
+                    return self._on_loop(self._ops.switch(manifest, root))
 
                 result = await self._complete(self.updater.rollback, plugin_id, to,
                                                  actor=actor, switch=hook)
@@ -865,15 +893,14 @@ class PluginService:
         return replace(result, state=self.host.registry.get(plugin_id).state.value)
 
     async def _refresh_disabled(self, plugin_id: str) -> None:
-        """A disabled plugin is not switched in the host; point its record at the new files."""
+        """A disabled plugin is not switched in the host; point it at the new files."""
         stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
         if stored.enabled:
             return
         version = await asyncio.to_thread(self.repository.get_version, plugin_id,
                                           stored.version)
         root = Path(version.cache_path)
-        self.host.registry.add(PluginRecord(load_manifest(root), root, source="installed",
-                                            state=State.DISABLED), replace=True)
+        await self.host.replace(load_manifest(root), root, source="installed")
 
     async def uninstall(self, plugin_id: str, *, cascade: bool = False,
                         keep_data: bool = False, actor: str = "") -> UninstallResult:

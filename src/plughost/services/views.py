@@ -1,15 +1,25 @@
-"""What the management API returns: plain frozen records with ``to_dict()`` (JSON-ready)."""
+"""What the management API returns — plain frozen records with ``to_dict()`` (JSON-ready) — and
+:class:`PluginManagement`, the one typed facade the local CLI, the HTTP API and the remote CLI
+share (:class:`~plughost.services.manager.PluginService` locally, the CLI's ``RemoteBackend``
+over HTTP). mypy checks both against it, so an interface never reaches past it into the host.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from plughost.services.updater import VersionInfo
 
-__all__ = ["PluginDetail", "PluginInfo", "PluginList"]
+if TYPE_CHECKING:
+    from plughost.services.installer import InstallResult, UninstallResult
+    from plughost.services.sources import Progress
+    from plughost.services.updater import UpdateResult
+
+__all__ = ["HealthReport", "PluginDetail", "PluginInfo", "PluginList", "PluginManagement"]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -91,3 +101,59 @@ class PluginDetail:
                 "dependencies": dict(self.dependencies), "dependents": list(self.dependents),
                 "config": dict(self.config), "config_revision": self.config_revision,
                 "grants": list(self.grants), "stats": dict(self.stats)}
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """A plugin's answer to a health check (a plugin that is not active is not healthy)."""
+
+    plugin_id: str
+    healthy: bool
+    state: str
+    detail: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plugin_id": self.plugin_id, "healthy": self.healthy, "state": self.state,
+                "detail": self.detail, "data": dict(self.data)}
+
+
+class PluginManagement(Protocol):
+    """What an interface may ask of plughost's management, locally or over HTTP."""
+
+    async def list_plugins(self, *, type: str | None = None, state: str | None = None,
+                           enabled: bool | None = None, q: str | None = None,
+                           limit: int = 100, offset: int = 0) -> PluginList: ...
+
+    async def get(self, plugin_id: str) -> PluginDetail: ...
+
+    async def versions(self, plugin_id: str) -> list[VersionInfo]: ...
+
+    async def health(self, plugin_id: str) -> HealthReport: ...
+
+    async def metrics(self) -> dict[str, dict[str, Any]]: ...
+
+    async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
+                    limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]: ...
+
+    async def install(self, source: str | Path, *, sha256: str | None = None,
+                      enable: bool = True, activate: bool = True,
+                      progress: Progress | None = None, actor: str = "") -> InstallResult: ...
+
+    async def update(self, plugin_id: str, source: str | Path, *, sha256: str | None = None,
+                     progress: Progress | None = None, actor: str = "") -> UpdateResult: ...
+
+    async def rollback(self, plugin_id: str, to: str | None = None, *,
+                       actor: str = "") -> UpdateResult: ...
+
+    async def uninstall(self, plugin_id: str, *, cascade: bool = False,
+                        keep_data: bool = False, actor: str = "") -> UninstallResult: ...
+
+    async def enable(self, plugin_id: str, *, activate: bool = True,
+                     actor: str = "") -> PluginInfo: ...
+
+    async def disable(self, plugin_id: str, *, actor: str = "") -> PluginInfo: ...
+
+    async def activate(self, plugin_id: str) -> PluginInfo: ...
+
+    async def deactivate(self, plugin_id: str, *, cascade: bool = False) -> PluginInfo: ...

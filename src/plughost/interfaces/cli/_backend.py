@@ -1,9 +1,11 @@
 """Where CLI management commands send their work: the local home or a remote server.
 
-One abstraction for every command: a *backend* is an async context manager with the service
-facade's methods (``list_plugins``, ``get``, ``install``, ``update``, ``rollback``, ``versions``,
-``uninstall``, ``enable``, ``disable``, ``activate``, ``deactivate``, ``metrics``, ``audit``)
-returning the facade's own records, so the commands print the same thing either way.
+One abstraction for every command: a *backend* is an async context manager giving a
+:class:`~plughost.services.views.PluginManagement` — the typed facade the HTTP API serves too
+(``list_plugins``, ``get``, ``install``, ``update``, ``rollback``, ``versions``, ``health``,
+``uninstall``, ``enable``, ``disable``, ``activate``, ``deactivate``, ``metrics``, ``audit``) —
+returning the facade's own records, so the commands print the same thing either way; mypy
+checks both backends against it.
 
 * **Local**: the home's :class:`~plughost.services.manager.PluginService` itself.
 * **Remote**: :class:`RemoteBackend`, which speaks the HTTP API (``--server URL --token T`` or
@@ -18,14 +20,28 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, overload
 
 import typer
 
 from plughost.errors import PlughostError
+
+if TYPE_CHECKING:
+    from plughost.services.installer import InstallResult, UninstallResult
+    from plughost.services.sources import Progress
+    from plughost.services.updater import UpdateResult, VersionInfo
+    from plughost.services.views import (
+        HealthReport,
+        PluginDetail,
+        PluginInfo,
+        PluginList,
+        PluginManagement,
+    )
+    from plughost.settings import HostSettings
 
 __all__ = [
     "Remote",
@@ -63,7 +79,11 @@ class Remote:
     timeout: float = 300.0
 
 
-def target(home: Path | None, server: str | None, token: str | None) -> Any:
+@overload
+def target(home: Path | None, server: None, token: str | None) -> HostSettings: ...
+@overload
+def target(home: Path | None, server: str | None, token: str | None) -> HostSettings | Remote: ...
+def target(home: Path | None, server: str | None, token: str | None) -> HostSettings | Remote:
     """:class:`Remote` when a server is named, else the home's settings."""
     if server:
         return Remote(server.rstrip("/"), token or None)
@@ -75,7 +95,8 @@ def target(home: Path | None, server: str | None, token: str | None) -> Any:
     return HostSettings.from_env(env)
 
 
-def open_backend(where: Any, **service_options: Any) -> Any:
+def open_backend(where: HostSettings | Remote,
+                 **service_options: Any) -> AbstractAsyncContextManager[PluginManagement]:
     """The backend for ``where`` (settings or :class:`Remote`), not yet entered."""
     if isinstance(where, Remote):
         return RemoteBackend(where)
@@ -85,7 +106,8 @@ def open_backend(where: Any, **service_options: Any) -> Any:
     return PluginService(where, start=start, **service_options)
 
 
-def run_backend(where: Any, fn: Callable[[Any], Awaitable[T]], **service_options: Any) -> T:
+def run_backend(where: HostSettings | Remote, fn: Callable[[PluginManagement], Awaitable[T]],
+                **service_options: Any) -> T:
     """Open the backend for ``where``, run ``fn(backend)`` to completion, close it."""
     if isinstance(where, Remote):
         # Local-only knobs (start, allowed URL kinds) are the server's business remotely.
@@ -105,7 +127,7 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
-def _info(d: Mapping[str, Any]) -> Any:
+def _info(d: Mapping[str, Any]) -> PluginInfo:
     from plughost.services.views import PluginInfo
 
     return PluginInfo(
@@ -117,7 +139,7 @@ def _info(d: Mapping[str, Any]) -> Any:
         error=d.get("error"), warnings=tuple(d.get("warnings") or ()))
 
 
-def _version(d: Mapping[str, Any]) -> Any:
+def _version(d: Mapping[str, Any]) -> VersionInfo:
     from plughost.services.updater import VersionInfo
 
     return VersionInfo(
@@ -127,7 +149,7 @@ def _version(d: Mapping[str, Any]) -> Any:
         installed_at=_dt(d.get("installed_at")), cache_path=d.get("cache_path"))
 
 
-def _detail(d: Mapping[str, Any]) -> Any:
+def _detail(d: Mapping[str, Any]) -> PluginDetail:
     from plughost.services.views import PluginDetail
 
     return PluginDetail(
@@ -138,7 +160,7 @@ def _detail(d: Mapping[str, Any]) -> Any:
         grants=tuple(d.get("grants") or ()), stats=d.get("stats") or {})
 
 
-def _install_result(d: Mapping[str, Any]) -> Any:
+def _install_result(d: Mapping[str, Any]) -> InstallResult:
     from plughost.services.installer import InstallResult
 
     return InstallResult(
@@ -149,7 +171,7 @@ def _install_result(d: Mapping[str, Any]) -> Any:
         granted=tuple(d.get("granted") or ()), timings=d.get("timings") or {})
 
 
-def _update_result(d: Mapping[str, Any]) -> Any:
+def _update_result(d: Mapping[str, Any]) -> UpdateResult:
     from plughost.services.updater import UpdateResult
 
     return UpdateResult(plugin_id=d["plugin_id"], from_version=d["from_version"],
@@ -157,7 +179,7 @@ def _update_result(d: Mapping[str, Any]) -> Any:
                         pruned=tuple(d.get("pruned") or ()), timings=d.get("timings") or {})
 
 
-def _uninstall_result(d: Mapping[str, Any]) -> Any:
+def _uninstall_result(d: Mapping[str, Any]) -> UninstallResult:
     from plughost.services.installer import UninstallResult
 
     return UninstallResult(tuple(d["removed"]),
@@ -205,7 +227,7 @@ class RemoteBackend:
 
     async def list_plugins(self, *, type: str | None = None, state: str | None = None,
                            enabled: bool | None = None, q: str | None = None,
-                           limit: int = 100, offset: int = 0) -> Any:
+                           limit: int = 100, offset: int = 0) -> PluginList:
         from plughost.services.views import PluginList
 
         params: dict[str, Any] = {"offset": offset}
@@ -214,7 +236,7 @@ class RemoteBackend:
                 params[key] = value
         if enabled is not None:
             params["enabled"] = "true" if enabled else "false"
-        items: list[Any] = []
+        items: list[PluginInfo] = []
         total = 0
         want = limit
         while want > 0:  # the API pages by at most 1000
@@ -228,11 +250,18 @@ class RemoteBackend:
             params["offset"] += len(page["items"])
         return PluginList(tuple(items), total, limit, offset)
 
-    async def get(self, plugin_id: str) -> Any:
+    async def get(self, plugin_id: str) -> PluginDetail:
         return _detail(await self._call("GET", f"/plugins/{plugin_id}"))
 
-    async def versions(self, plugin_id: str) -> list[Any]:
+    async def versions(self, plugin_id: str) -> list[VersionInfo]:
         return [_version(v) for v in await self._call("GET", f"/plugins/{plugin_id}/versions")]
+
+    async def health(self, plugin_id: str) -> HealthReport:
+        from plughost.services.views import HealthReport
+
+        d = await self._call("GET", f"/plugins/{plugin_id}/health")
+        return HealthReport(d["plugin_id"], bool(d["healthy"]), d["state"],
+                            d.get("detail", ""), d.get("data") or {})
 
     async def metrics(self) -> dict[str, dict[str, Any]]:
         return {m["id"]: m for m in await self._call("GET", "/plugins/metrics")}
@@ -262,37 +291,39 @@ class RemoteBackend:
                                     files={"file": (file.name, fh, "application/zip")})
 
     async def install(self, source: str | Path, *, sha256: str | None = None,
-                      enable: bool = True, activate: bool = True, progress: Any = None,
-                      actor: str = "") -> Any:
+                      enable: bool = True, activate: bool = True,
+                      progress: Progress | None = None, actor: str = "") -> InstallResult:
         flags = {"enable": str(enable).lower(), "activate": str(activate).lower()}
         return _install_result(await self._package("POST", "/plugins/install", source, sha256,
                                                    flags))
 
     async def update(self, plugin_id: str, source: str | Path, *, sha256: str | None = None,
-                     progress: Any = None, actor: str = "") -> Any:
+                     progress: Progress | None = None, actor: str = "") -> UpdateResult:
         return _update_result(await self._package("PUT", f"/plugins/{plugin_id}", source,
                                                   sha256, {}))
 
-    async def rollback(self, plugin_id: str, to: str | None = None, *, actor: str = "") -> Any:
+    async def rollback(self, plugin_id: str, to: str | None = None, *,
+                       actor: str = "") -> UpdateResult:
         return _update_result(await self._call("POST", f"/plugins/{plugin_id}/rollback",
                                                json={"to": to}))
 
     async def uninstall(self, plugin_id: str, *, cascade: bool = False, keep_data: bool = False,
-                        actor: str = "") -> Any:
+                        actor: str = "") -> UninstallResult:
         params = {"cascade": str(cascade).lower(), "keep_data": str(keep_data).lower()}
         return _uninstall_result(await self._call("DELETE", f"/plugins/{plugin_id}",
                                                   params=params))
 
-    async def enable(self, plugin_id: str, *, activate: bool = True, actor: str = "") -> Any:
+    async def enable(self, plugin_id: str, *, activate: bool = True,
+                     actor: str = "") -> PluginInfo:
         return _info(await self._call("POST", f"/plugins/{plugin_id}/enable"))
 
-    async def disable(self, plugin_id: str, *, actor: str = "") -> Any:
+    async def disable(self, plugin_id: str, *, actor: str = "") -> PluginInfo:
         return _info(await self._call("POST", f"/plugins/{plugin_id}/disable"))
 
-    async def activate(self, plugin_id: str) -> Any:
+    async def activate(self, plugin_id: str) -> PluginInfo:
         return _info(await self._call("POST", f"/plugins/{plugin_id}/activate"))
 
-    async def deactivate(self, plugin_id: str, *, cascade: bool = False) -> Any:
+    async def deactivate(self, plugin_id: str, *, cascade: bool = False) -> PluginInfo:
         return _info(await self._call("POST", f"/plugins/{plugin_id}/deactivate",
                                       params={"cascade": str(cascade).lower()}))
 

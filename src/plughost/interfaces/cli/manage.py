@@ -15,7 +15,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.progress import (
@@ -30,6 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 from plughost.interfaces.cli._backend import (
+    Remote,
     ServerOption,
     TokenOption,
     run_backend,
@@ -43,6 +44,10 @@ from plughost.interfaces.cli._common import (
     handle_errors,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from plughost.services.views import PluginManagement
+    from plughost.settings import HostSettings
 
 __all__ = ["cli_settings", "managed_settings", "register"]
 
@@ -87,7 +92,8 @@ def _state(state: str) -> str:
     return f"[{style}]{state}[/]" if style else state
 
 
-def _with_service(where: Any, fn: Callable[[Any], Awaitable[T]], **options: Any) -> T:
+def _with_service(where: HostSettings | Remote, fn: Callable[[PluginManagement], Awaitable[T]],
+                  **options: Any) -> T:
     """Run ``fn`` against the home's service, or the server when ``where`` is remote."""
     return run_backend(where, fn, **options)
 
@@ -321,7 +327,7 @@ def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
                      as_json: bool) -> None:
     """``plughost status [ID]`` for a home with a database."""
 
-    async def collect(svc: Any) -> dict[str, Any]:
+    async def collect(svc: PluginManagement) -> dict[str, Any]:
         page = await svc.list_plugins(limit=10_000)
         counts: dict[str, int] = {}
         for p in page.items:

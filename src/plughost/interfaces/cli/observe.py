@@ -181,6 +181,7 @@ def alerts(
     with handle_errors(as_json=as_json):
         where = target(home, server, token)
         remote = where if isinstance(where, Remote) else None
+        local = where if not isinstance(where, Remote) else None
         if history:
             params = {"rule": rule, "plugin_id": plugin_id, "since": since, "limit": limit}
             if remote is not None:
@@ -188,7 +189,7 @@ def alerts(
             else:
                 from plughost.storage.backends import open_storage
 
-                with open_storage(where) as storage:
+                with open_storage(local) as storage:
                     data = storage.repository.query_alert_events(
                         rule=rule, plugin_id=plugin_id, since=parse_since(since), limit=limit)
         elif remote is None:

@@ -170,15 +170,13 @@ async def metrics(request: Request, _: Principal = requires("viewer")) -> list[d
     service = api_state(request).service
     page = await service.list_plugins(limit=1_000_000)
     counters = await service.metrics()
-    registry = service.host.registry
     out = []
     for info in page.items:
         data = dict(counters.get(info.id, {}))
-        record = registry.find(info.id)
         out.append({
             **data, "id": info.id, "name": info.name, "type": info.type,
-            "version": info.version,
-            "path": str(record.root) if record is not None and record.root else None,
+            "version": info.version, "path": data.get("path"),
+            "runtime": data.get("runtime", info.runtime),
             "description": info.description, "state": data.get("state", info.state),
         })
     return out
@@ -237,14 +235,7 @@ async def health(request: Request, plugin_id: PluginId,
                  _: Principal = requires("viewer")) -> dict[str, Any]:
     """Seed 002's health check: calls the plugin's ``health()`` when it is active; a plugin
     that is not active is reported unhealthy with its state."""
-    record = api_state(request).service.host.get(plugin_id)
-    state = record.state.value
-    if record.instance is None or state != "active":
-        return {"plugin_id": plugin_id, "healthy": False, "state": state,
-                "detail": f"not active ({state})", "data": {}}
-    result = await record.instance.health()
-    return {"plugin_id": plugin_id, "healthy": bool(result.ok), "state": state,
-            "detail": result.detail or "", "data": dict(result.data or {})}
+    return (await api_state(request).service.health(plugin_id)).to_dict()
 
 
 # ---------------------------------------------------------------------------- lifecycle

@@ -61,11 +61,10 @@ async def readyz(request: Request) -> Any:
     if reason:
         return JSONResponse({"ready": False, "reason": reason}, status_code=503,
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-    records = list(api.service.host.registry)
+    states = api.service.plugin_states()
     return {
-        "ready": True, "reason": "", "plugins": len(records),
-        "active": sum(1 for r in records if r.state.value == "active"),
-        "failed": sum(1 for r in records if r.state.value == "failed"),
+        "ready": True, "reason": "", "plugins": sum(states.values()),
+        "active": states.get("active", 0), "failed": states.get("failed", 0),
     }
 
 
@@ -121,6 +120,8 @@ async def events(
     plugin_id: Annotated[str | None, Query(max_length=64)] = None,
     max_events: Annotated[int | None, Query(ge=1, le=100_000, description=(
         "End the stream after this many events (scripts, tests)."))] = None,
+    max_seconds: Annotated[float | None, Query(gt=0, le=86_400, description=(
+        "End the stream after this many seconds (scripts, tests)."))] = None,
     _: Principal = requires("viewer"),
 ) -> StreamingResponse:
     """Lifecycle changes, operation progress and the plugins' own events as they happen.
@@ -150,7 +151,7 @@ async def events(
 
     stream = api.broker.stream(kinds=wanted, plugin_id=plugin_id,
                                heartbeat=api.options.heartbeat, max_events=max_events,
-                               allowed=allowed)
+                               allowed=allowed, max_seconds=max_seconds)
     return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -158,17 +159,11 @@ async def events(
 # ---------------------------------------------------------------------------- commands
 
 
-def _commands(request: Request) -> Any:
-    """The host's command registry, or ``None`` on a host without one (no commands then)."""
-    return getattr(api_state(request).service.host, "commands", None)
-
-
 @router.get("/commands", summary="Registered commands", response_model=list[str],
             tags=["commands"])
 async def list_commands(request: Request, _: Principal = requires("viewer")) -> list[str]:
     """Names of the commands active plugins registered."""
-    registry = _commands(request)
-    return sorted(registry.names()) if registry is not None else []
+    return api_state(request).service.command_names()
 
 
 @router.post("/commands/{name}", summary="Execute a command", response_model=CommandOut,
@@ -182,11 +177,8 @@ async def execute_command(
     """Run a plugin command with keyword ``args`` (activating a lazy plugin that provides it)
     and return its result."""
     body = body or CommandIn(args={}, timeout=None)
-    registry = _commands(request)
-    if registry is None:
-        raise RecordNotFound(f"there is no command {name!r}: no plugin on this host provides "
-                             "commands", code="command.not_found", details={"command": name})
-    result = await registry.execute(name, body.args, timeout=body.timeout)
+    result = await api_state(request).service.execute_command(name, body.args,
+                                                              timeout=body.timeout)
     try:
         json.dumps(result)
     except (TypeError, ValueError):

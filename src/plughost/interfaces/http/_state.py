@@ -11,13 +11,20 @@ from typing import Any
 
 from fastapi import Depends, Request
 
-from plughost.errors import AccessDenied, AuthenticationRequired, PlughostError
+from plughost.core.bus import Event
+from plughost.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    OperationRefused,
+    PlughostError,
+)
 from plughost.interfaces.http._cache import ReadCache
 from plughost.interfaces.http._events import EventBroker
 from plughost.interfaces.http._operations import OperationRunner
 from plughost.interfaces.tokens import Principal, TokenAuthority, role_allows
 from plughost.observability.observer import Observer
 from plughost.observability.settings import ObservabilitySettings
+from plughost.services.manager import PluginService
 from plughost.settings import HostSettings
 
 __all__ = ["ROLE_ATTRIBUTE", "ApiOptions", "ApiState", "api_state", "authenticate_request",
@@ -57,8 +64,18 @@ class ApiOptions:
 class ApiState:
     """The server's shared objects; one per app (``app.state.api``)."""
 
-    def __init__(self, service: Any, settings: HostSettings, options: ApiOptions) -> None:
-        self.service = service
+    @property
+    def service(self) -> PluginService:
+        """The management facade the routes talk to (typed: routes reach nothing past it)."""
+        if self._service is None:
+            raise OperationRefused(
+                "this app was built without a service (for its OpenAPI document only); "
+                "create it with create_app(PluginService(settings))", code="service.unavailable")
+        return self._service
+
+    def __init__(self, service: PluginService | None, settings: HostSettings,
+                 options: ApiOptions) -> None:
+        self._service = service
         self.settings = settings
         self.options = options
         self.broker = EventBroker()
@@ -96,7 +113,6 @@ class ApiState:
         self.broker.bind(asyncio.get_running_loop())
         self.observer.capture()  # plugins' first log lines (activation) are captured too
         await self.service.start()
-        host = self.service.host
 
         loop = asyncio.get_running_loop()
 
@@ -111,7 +127,7 @@ class ApiState:
                 loop.call_soon_threadsafe(self.cache.bump)
             self.broker.publish("lifecycle", event.to_dict())
 
-        self._undo.append(host.lifecycle.subscribe(on_lifecycle))
+        self._undo.append(self.service.on_lifecycle(on_lifecycle))
         self._undo.extend(_subscribe_plugin_events(self.service, self.broker))
         await self.observer.start(self.service, self.broker.publish)
         self.ready = True
@@ -195,30 +211,18 @@ class ApiState:
         return principal
 
 
-def _subscribe_plugin_events(service: Any, broker: EventBroker) -> list[Callable[[], None]]:
-    """Forward the plugins' own bus events to the stream, when the host has a bus. Lifecycle
-    changes the bus re-emits (``plugin.lifecycle.*``) are already on the stream as
-    ``lifecycle`` events."""
-    bus = getattr(service.host, "bus", None)
-    subscribe = getattr(bus, "subscribe", None)
-    if subscribe is None:
-        return []
+def _subscribe_plugin_events(service: PluginService,
+                             broker: EventBroker) -> list[Callable[[], None]]:
+    """Forward the plugins' own bus events to the stream. Lifecycle changes the bus re-emits
+    (``plugin.lifecycle.*``) are already on the stream as ``lifecycle`` events."""
 
-    def forward(event: Any) -> None:
-        topic = str(getattr(event, "topic", ""))
-        if topic.startswith("plugin.lifecycle."):
+    def forward(event: Event) -> None:
+        if event.topic.startswith("plugin.lifecycle."):
             return
-        broker.publish("plugin", {"topic": topic, "plugin_id": getattr(event, "source", None),
-                                  "payload": getattr(event, "payload", None),
-                                  "event_id": getattr(event, "id", None)})
+        broker.publish("plugin", {"topic": event.topic, "plugin_id": event.source,
+                                  "payload": event.payload, "event_id": event.id})
 
-    try:
-        undo = subscribe("#", forward)
-    except Exception:  # a bus without multi-level wildcards: no plugin events on the stream
-        log.warning("could not subscribe to the event bus; plugin events are not streamed",
-                    exc_info=True)
-        return []
-    return [undo] if callable(undo) else []
+    return [service.on_event("#", forward)]
 
 
 def api_state(request: Request) -> ApiState:
