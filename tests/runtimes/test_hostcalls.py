@@ -196,13 +196,3 @@ def test_every_operation_is_documented_for_both_transports() -> None:
         assert _documented(method, protocol), f"{method} is missing from docs/protocol.md"
         name = import_name(method)
         assert f"`{name}`" in wasm, f"{name} is missing from docs/wasm-abi.md"
-
-
-def test_the_wire_protocol_names_the_same_parameters() -> None:
-    """core.wire describes the process protocol's messages; the host.* rows must agree."""
-    from plughost.core.wire import METHODS
-
-    wire = {name for name in METHODS if name.startswith("host.")}
-    assert wire == set(HOST_OPS)
-    for method, op in HOST_OPS.items():
-        assert set(METHODS[method].names) == {p.name for p in op.params}, method
