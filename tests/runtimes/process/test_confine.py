@@ -5,6 +5,7 @@ directory and the granted directories (plugins/escapee tries each way out)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 from plughost.core.manifest import load_manifest
 from plughost.errors import PermissionDenied
+from plughost.host import PluginHost
 from plughost.runtimes.process.confine import kernel_support
 from plughost.runtimes.process.runtime import ProcessInstance, ProcessRuntime
 from plughost.security.permissions import PermissionSet
@@ -261,3 +263,26 @@ async def test_an_activation_that_brings_a_data_dir_restarts_the_process_confine
     assert inst.pid != loaded and not pid_alive(loaded)  # type: ignore[arg-type]
     assert (await inst.call("write", {"path": str(tmp_path / "data" / "x")}))["ok"] is True
 
+
+
+async def test_a_host_with_a_home_confines_to_the_data_dir_from_the_first_start(tmp_path) -> None:
+    shutil.copytree(ESCAPEE, tmp_path / "plugins" / "escapee")
+    host = PluginHost([tmp_path / "plugins"], home=tmp_path / "home")
+    try:
+        host.discover()
+        host.resolve()
+        record = await host.load("escapee")
+        loaded = record.instance.pid
+        await host.activate("escapee")
+        assert record.instance.pid == loaded  # no second start to learn the data directory
+        data = tmp_path / "home" / "data" / "escapee"
+        assert (await host.call("escapee", "write", path=str(data / "x")))["ok"] is True
+        (tmp_path / "home" / "tokens").write_text("the host's, not the plugin's")
+        assert (await host.call("escapee", "read", path=str(tmp_path / "home" / "tokens")))[
+            "errno"
+        ] == 13
+        stats = host.status("escapee")["stats"]
+        assert stats["confinement"] == "cgroup+landlock+seccomp"
+        assert stats["processes"] >= 1
+    finally:
+        await host.aclose()

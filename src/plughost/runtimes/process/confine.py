@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -72,9 +73,12 @@ _LIBC: Any = None
 def _libc() -> Any:
     global _LIBC
     if _LIBC is None:
-        import ctypes.util
+        try:  # find_library() runs ldconfig: a warm spare would pay for it on assignment
+            _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+        except OSError:
+            from ctypes.util import find_library
 
-        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            _LIBC = ctypes.CDLL(find_library("c"), use_errno=True)
         _LIBC.syscall.restype = ctypes.c_long
     return _LIBC
 
@@ -540,7 +544,10 @@ def _prefix_of(program: str) -> str:
     return os.path.dirname(real) if os.path.basename(real) == "bin" else real
 
 
-def _runtime_rules(argv0: str, python: str) -> list[tuple[str, int]]:
+@functools.lru_cache(maxsize=64)
+def _runtime_rules(argv0: str, python: str) -> tuple[tuple[str, int], ...]:
+    """What the interpreter needs (computed once per program: the host's ``sys.path`` is
+    read at the first start)."""
     rules: list[tuple[str, int]] = [
         (p, EXEC) for p in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
     ]
@@ -562,7 +569,7 @@ def _runtime_rules(argv0: str, python: str) -> list[tuple[str, int]]:
         ("/dev/random", READ),
         ("/dev/urandom", READ),
     ]
-    return rules
+    return tuple((os.path.realpath(p), r) for p, r in rules)
 
 
 def plan_for(
@@ -578,13 +585,14 @@ def plan_for(
     """The confinement of a plugin in ``root`` started as ``argv0``, given its grants."""
     if not enabled:
         return Plan(argv0, enabled=False)
-    rules = _runtime_rules(argv0, python)
-    rules.append((str(root), EXEC))
+    rules = [(str(root), EXEC)]
     if data_dir is not None:
         rules.append((data_dir, WRITE))
     rules += [(d, READ) for d in grants.read]
     rules += [(d, WRITE) for d in grants.write]
     seen: dict[str, int] = {}
+    for real, rights in _runtime_rules(argv0, python):  # resolved already
+        seen[real] = seen.get(real, 0) | rights
     for path, rights in rules:
         real = os.path.realpath(path)
         seen[real] = seen.get(real, 0) | rights
@@ -633,6 +641,7 @@ def plan_launch(instance: Any, argv0: str) -> Plan:
 # ------------------------------------------------------------------------------------ the jail
 
 _SEQ = itertools.count(1)
+_SPARES: dict[int, Jail] = {}  # warm spares waiting in a cgroup of their own, by pid
 _WARNED: set[str] = set()
 
 
@@ -661,11 +670,14 @@ class Jail:
     landlock: bool = False
     _abi: int = 0
     _seccomp: Any = None
+    _attach_late: bool = False  # moved into the cgroup by attach(), after exec
+    _unassigned: Any = None  # a spare's clean-up task
     session: Any = None
 
     @classmethod
-    def prepare(cls, plan: Plan, plugin_id: str) -> Jail:
-        """Create the cgroup, the private temporary directory and the Landlock ruleset."""
+    def prepare(cls, plan: Plan, plugin_id: str, *, spare: bool = False) -> Jail:
+        """Create the cgroup, the private temporary directory and the Landlock ruleset (not
+        for a ``spare``, which builds its own from :meth:`spec`)."""
         jail = cls(plugin_id, plan)
         if not plan.enabled:
             jail.missing.append("confinement turned off (ProcessOptions.confine)")
@@ -678,7 +690,10 @@ class Jail:
         if support.landlock is None:
             try:
                 jail.tmpdir = tempfile.mkdtemp(prefix=f"plughost-{plugin_id}-")
-                jail._make_ruleset(support.landlock_abi)
+                if spare:
+                    jail._abi, jail.landlock = support.landlock_abi, True
+                else:
+                    jail._make_ruleset(support.landlock_abi)
             except OSError as exc:
                 jail.missing.append(f"no landlock: {exc}")
                 jail._close_ruleset()
@@ -687,6 +702,7 @@ class Jail:
         if not plan.spawn:
             if support.seccomp is None:
                 jail._seccomp = _no_spawn_filter()
+                jail._attach_late = jail._seccomp is not None  # it cannot fork: no hurry
             else:
                 jail.missing.append(f"process:spawn not enforced: {support.seccomp}")
         for reason in jail.missing:
@@ -725,8 +741,11 @@ class Jail:
 
     # -- in the child, between fork and exec --------------------------------------------------
     def enter_cgroup(self) -> None:
-        """Move this (forked) process into the plugin's cgroup."""
-        if self._procs_fd >= 0:
+        """Move this (forked) process into the plugin's cgroup, if it may start processes:
+        then it must be inside before its first instruction. (Moving a process costs the kernel
+        an RCU grace period, ~10 ms here; a plugin that cannot fork is moved by :meth:`attach`
+        while it starts, and without stalling the host's event loop.)"""
+        if self._procs_fd >= 0 and not self._attach_late:
             os.write(self._procs_fd, str(os.getpid()).encode())
 
     def preexec(self) -> None:
@@ -746,10 +765,47 @@ class Jail:
             "tmpdir": self.tmpdir,
         }
 
-    def adopt(self, pid: int | None) -> None:
-        """Move a running process (a warm spare and its threads) into the plugin's cgroup."""
-        if self._procs_fd >= 0 and pid is not None:
+    def attach(self, pid: int | None) -> asyncio.Future[None]:
+        """Move the started process into the cgroup, in a worker thread (see
+        :meth:`enter_cgroup`); await it before :meth:`started`."""
+        loop = asyncio.get_running_loop()
+        if self._procs_fd < 0 or pid is None or not self._attach_late:
+            done: asyncio.Future[None] = loop.create_future()
+            done.set_result(None)  # nothing to move, or moved between fork and exec
+            return done
+        return loop.run_in_executor(None, self._move, pid)
+
+    def _move(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # it died already: nothing to count
             os.write(self._procs_fd, str(pid).encode())
+
+    def adopt(self, pid: int | None) -> None:
+        """Take a warm spare (and its threads): it waits in a cgroup of its own, which becomes
+        the plugin's; any other running process is moved in."""
+        spare = _SPARES.pop(pid, None) if pid is not None else None
+        if spare is not None and spare.cgroup is not None and self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                (spare.cgroup / "pids.max").write_text(str(self.plan.processes))
+                if self._procs_fd >= 0:
+                    os.close(self._procs_fd)
+                    self._procs_fd = -1
+                self.cgroup.rmdir()
+                self.cgroup, spare.cgroup = spare.cgroup, None
+                return
+        if self._procs_fd >= 0 and pid is not None:
+            self._move(pid)
+
+    @classmethod
+    def for_spare(cls) -> Jail:
+        """A cgroup for a warm spare to wait in: moving a process between cgroups is slow, so
+        the spare is moved ahead of time and its plugin takes the cgroup over (:meth:`adopt`).
+        Landlock and seccomp it applies to itself once it knows its plugin."""
+        jail = cls("spare", Plan(spawn=False))
+        root = kernel_support().cgroup_root
+        if root is not None:
+            jail._make_cgroup(root)
+            jail._attach_late = True  # runs only the runner's own code until it is assigned
+        return jail
 
     # -- in the host, after the start -----------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -763,7 +819,17 @@ class Jail:
         if self._procs_fd >= 0:
             os.close(self._procs_fd)
             self._procs_fd = -1
+        if self.plugin_id == "spare" and session.pid is not None and self.cgroup is not None:
+            _SPARES[session.pid] = self
+            self._unassigned = asyncio.get_running_loop().create_task(self._drop_if_unused())
         return self
+
+    async def _drop_if_unused(self) -> None:
+        """A spare that ends without a plugin takes its cgroup with it."""
+        await asyncio.shield(self.session.ended)
+        if _SPARES.get(self.session.pid) is self:
+            del _SPARES[self.session.pid]
+            await self.release()
 
     @property
     def label(self) -> str:

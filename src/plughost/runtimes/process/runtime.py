@@ -158,6 +158,7 @@ class ProcessRuntime:
         env[ENV_SPARE] = "1"
         launcher = "from plughost.sdk.child import main; raise SystemExit(main([]))"
         argv = [self.options.python, *self.options.python_flags, "-c", launcher]
+        jail = Jail.for_spare() if self.options.confine else None  # its plugin's cgroup-to-be
         try:
             await session.start_process(
                 argv,
@@ -165,8 +166,13 @@ class ProcessRuntime:
                 env=env,
                 token=token,
                 # Spares serve plugins without direct network; the others always start cold.
-                preexec_fn=make_preexec({}, isolate_network=self.options.isolate_network),
+                preexec_fn=make_preexec(
+                    {}, isolate_network=self.options.isolate_network, jail=jail
+                ),
             )
+            if jail is not None:
+                await jail.attach(session.pid)
+                jail.started(session)
         except OSError:
             logger.warning("could not start a warm spare; plugins will start cold", exc_info=True)
             return
@@ -269,7 +275,7 @@ class ProcessInstance:
             await self._jail.release()
         spare_fits = self._isolate_net or not self.options.isolate_network
         spare = self.runtime._take_spare() if python_child and spare_fits else None
-        jail = Jail.prepare(plan_launch(self, argv[0]), self._id)
+        jail = Jail.prepare(plan_launch(self, argv[0]), self._id, spare=spare is not None)
         try:
             if spare is not None:
                 # A warm spare has paid for interpreter start and imports already.
@@ -292,7 +298,7 @@ class ProcessInstance:
             else:
                 session = self.runtime._new_session(self._id, self._serve, sink, self.limits)
                 token = secrets.token_hex(16)
-                await session.spawn(
+                await session.start_process(
                     argv,
                     cwd=str(self.root),
                     env={**child_env(self.options, self._id, token, python_child), **jail.env()},
@@ -300,8 +306,10 @@ class ProcessInstance:
                     preexec_fn=make_preexec(
                         self.limits, isolate_network=self._isolate_net, jail=jail
                     ),
-                    handshake_timeout=self.options.handshake_timeout,
                 )
+                attached = jail.attach(session.pid)  # into its cgroup while it starts
+                await session.handshake(self.options.handshake_timeout)
+                await attached
         except PlughostError as exc:
             await jail.release()
             if exc.code.startswith("protocol."):
