@@ -6,8 +6,8 @@ With no settings at all everything lives under one *home* directory::
     <home>/objects/        filesystem object store (object_store)
     <home>/cache/          unpacked, read-only plugin versions (cache_dir)
     <home>/plugins/        plugin folders discovered at start (plugins_dir)
-    <home>/staging/        temporary work of installs/updates, swept at start (staging_dir)
-    <home>/locks/          per-plugin lock files when the database is SQLite (lock_dir)
+    <home>/staging/        temporary work of installs/updates (staging_dir)
+    <home>/locks/          plugin locks and owner leases with SQLite (lock_dir)
 
 The home is ``$PLUGHOST_HOME`` or ``~/.local/share/plughost``. Settings can be given in code
 (``HostSettings(home=...)``), in a ``plughost.toml`` file (:meth:`HostSettings.from_file`) and in
@@ -119,9 +119,10 @@ class HostSettings:
     cache_dir: Path = None  # type: ignore[assignment]
     #: Plugin folders the host discovers at start (development plugins, pre-installed ones).
     plugins_dir: Path = None  # type: ignore[assignment]
-    #: Temporary work area of install / update; whatever is left there is removed at start.
+    #: Temporary work area of install / update / uploads, one directory per task named after
+    #: its process's owner id; what dead processes left is removed at start.
     staging_dir: Path = None  # type: ignore[assignment]
-    #: Per-plugin lock files (used when the database is SQLite).
+    #: Per-plugin lock files and owner leases (used when the database is SQLite).
     lock_dir: Path = None  # type: ignore[assignment]
     #: Largest accepted plugin package, in bytes (seed 003's ``max_plugin_size``: 100 MiB).
     max_plugin_size: int = DEFAULT_MAX_PLUGIN_SIZE

@@ -623,8 +623,9 @@ def test_inflate_decodes_each_supported_encoding(encoding: str, pack: object) ->
     from plughost.security.archive import inflate
 
     data = os.urandom(3000) * 50
-    out = b"".join(inflate(_chunks(pack(data)), encoding))  # type: ignore[operator]
-    assert out == data
+    for size in (1, 1000):  # one byte at a time too: the header split across reads
+        out = b"".join(inflate(_chunks(pack(data), size), encoding))  # type: ignore[operator]
+        assert out == data
 
 
 def test_inflate_reads_every_gzip_member() -> None:

@@ -200,3 +200,50 @@ def test_dead_owners_lock_files_are_pruned_and_live_ones_kept(tmp_path: Path) ->
     assert sorted(p.name for p in locks.owners_dir.iterdir()) == [f"{alive.id}.lock"]
     alive.close()
     assert list(locks.owners_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("database_url", [
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+], indirect=True)
+def test_a_database_owner_lease_takes_its_lock_again_after_losing_its_connection(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from sqlalchemy import text
+
+    from plughost.storage import locks
+
+    monkeypatch.setattr(locks, "_HEARTBEAT", 0.1)
+    monkeypatch.setattr(locks, "_HEARTBEAT_RETRY", 0.1)
+    repo = Repository(database, lock_dir=tmp_path / "locks")
+    owner = repo.owner_id
+
+    def holder() -> int | None:
+        """The session (PostgreSQL pid, MySQL connection id) holding the owner's lock."""
+        with database.engine.connect() as conn:
+            if database.dialect == "postgresql":
+                key = int(owner, 16) & 0x7FFF_FFFF_FFFF_FFFF
+                return conn.execute(text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :hi "
+                    "AND objid = :lo AND objsubid = 1 AND granted AND mode = 'ExclusiveLock'"),
+                    {"hi": key >> 32, "lo": key & 0xFFFF_FFFF}).scalar()
+            return conn.execute(text("SELECT IS_USED_LOCK(:n)"),
+                                {"n": f"plughost.owner.{owner}"}).scalar()
+
+    first = holder()
+    assert first is not None and repo.owner_alive(owner)
+    with database.engine.connect() as conn:  # the database drops the lease's session
+        if database.dialect == "postgresql":
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        else:
+            conn.exec_driver_sql(f"KILL {int(first)}")
+        conn.commit()
+    deadline = time.monotonic() + 30
+    while holder() in (None, first):  # until a new session holds it
+        assert time.monotonic() < deadline, "the lease never took its lock again"
+        time.sleep(0.02)
+    assert repo.owner_alive(owner)
+    repo.close()
+    assert not repo.owner_alive(owner)

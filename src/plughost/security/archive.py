@@ -534,9 +534,14 @@ def inflate(
     gzip_like = coding in ("gzip", "x-gzip")
     d = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip_like else zlib.MAX_WBITS)
     started = False  # deflate: whether the zlib wrapper was accepted (else: raw deflate)
+    head = b""  # deflate: the first bytes, until there are enough to tell the two apart
     try:
         for chunk in chunks:
             data = chunk
+            if not gzip_like and not started and len(head + data) < 2:
+                head += data
+                continue
+            data, head = head + data, b""
             while data:
                 if d.eof:
                     if not gzip_like:
@@ -556,6 +561,8 @@ def inflate(
                 if out:
                     yield out
                 data = rest
+        if head:
+            raise _refuse("archive.corrupt", f"{what}: the {coding} data is truncated.")
         # Drain what the decompressor still holds (max_length left some output behind).
         while not d.eof:
             out = d.decompress(b"", _OUT_CHUNK)

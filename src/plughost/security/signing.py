@@ -128,10 +128,11 @@ class SignaturePolicy:
         (required except for the plugin ids in ``allowlist``).
     :param allowlist: plugin ids that may be installed unsigned under ``unless-allowlisted``.
 
-    Whatever the policy, a signature that is present is checked: a forged signature, one made
-    for another plugin, version or content, or one by a revoked key is always refused. A valid
-    signature by a key that is not in the trust store is refused only when a signature is
-    required.
+    Whatever the policy, every signature that is present is checked, and the package is
+    refused if *any* of them fails: a forged or malformed signature, one made for another
+    plugin, version or content, or one by a revoked key is always refused, even beside a valid
+    signature by a trusted key. A valid signature by a key that is not in the trust store is
+    refused only when a signature is required (then every signer must be trusted).
     """
 
     require_signature: RequireSignature = "always"
@@ -316,7 +317,11 @@ def check_sha256(actual: str, expected: str) -> None:
 def verify_signature(
     info: PackageInfo, trust_store: TrustStore, policy: SignaturePolicy | None = None
 ) -> VerificationResult:
-    """Check a package's signature (not its files: see :func:`verify`) against the trust store.
+    """Apply the signature policy to a package (not its files: see :func:`verify`): the one
+    place the policy is decided, for install, update and ``plughost verify`` alike.
+
+    Every signature is checked against the trust store; one that is invalid, revoked, or
+    untrusted while a signature is required refuses the package, whatever the others are.
 
     :raises SignatureError: ``signature.missing``, ``signature.invalid``,
         ``signature.untrusted_key``, ``signature.revoked_key`` or ``signature.mismatch``.

@@ -66,6 +66,7 @@ _POLL_MAX = 0.1
 
 _OWNER_ID = re.compile(r"^[0-9a-f]{16}$")
 _HEARTBEAT = 60.0
+_HEARTBEAT_RETRY = 5.0
 
 
 def new_owner_id() -> str:
@@ -382,38 +383,43 @@ class RowLock:
 
     def claim_owner(self) -> OwnerLease:
         """A new owner id whose advisory lock a dedicated connection holds until the lease
-        closes; a heartbeat keeps the connection from idling out (MySQL ``wait_timeout``)."""
-        from sqlalchemy import text
-
-        owner = new_owner_id()
-        take, _probe, params = self._owner_sql(owner)
-        conn = self.database.engine.connect()
-        try:
-            got = conn.execute(text(take), params).scalar()
-            conn.commit()
-        except BaseException:
-            conn.invalidate()
-            conn.close()
-            raise
-        if not got:  # 63 random bits: only a collision with a live owner gets here
-            conn.close()
-            return self.claim_owner()
+        closes. A heartbeat keeps the connection from idling out (MySQL ``wait_timeout``) and,
+        if the database drops it (an outage, a server restart), takes the lock again on a new
+        connection as soon as the database answers."""
+        while True:
+            owner = new_owner_id()
+            conn = self._take_owner_lock(owner)
+            if conn is not None:
+                break  # else: 63 random bits collided with a live owner; draw again
         stop = threading.Event()
         guard = threading.Lock()
+        held: dict[str, Any] = {"conn": conn}
 
         def beat() -> None:
-            while not stop.wait(_HEARTBEAT):
+            interval = _HEARTBEAT
+            while not stop.wait(interval):
                 with guard:
                     if stop.is_set():
                         return
                     try:
-                        conn.exec_driver_sql("SELECT 1")
-                        conn.commit()
+                        if held["conn"] is None:
+                            # None: a prober holds it shared for an instant; try again soon.
+                            held["conn"] = self._take_owner_lock(owner)
+                            if held["conn"] is None:
+                                interval = _HEARTBEAT_RETRY
+                                continue
+                            log.warning("owner lease %s: lock taken again after the database "
+                                        "came back", owner)
+                        held["conn"].exec_driver_sql("SELECT 1")
+                        held["conn"].commit()
+                        interval = _HEARTBEAT
                     except Exception:  # pragma: no cover - a database outage
-                        log.warning("the owner lease %s lost its database connection; other "
-                                    "processes may now reconcile its operations", owner,
-                                    exc_info=True)
-                        return
+                        log.warning("owner lease %s lost its database connection; until it "
+                                    "is back, other processes may reconcile its operations",
+                                    owner, exc_info=True)
+                        _drop(held["conn"])
+                        held["conn"] = None
+                        interval = _HEARTBEAT_RETRY
 
         thread = threading.Thread(target=beat, name=f"plughost-owner-{owner}", daemon=True)
         thread.start()
@@ -421,15 +427,29 @@ class RowLock:
         def release() -> None:
             stop.set()
             with guard:
-                # Invalidate rather than return it to the pool: closing the DBAPI connection
-                # ends the session, and with it the advisory lock.
-                with contextlib.suppress(Exception):
-                    conn.invalidate()
-                with contextlib.suppress(Exception):
-                    conn.close()
+                _drop(held["conn"])
+                held["conn"] = None
             thread.join(5)
 
         return OwnerLease(owner, release)
+
+    def _take_owner_lock(self, owner: str) -> Any:
+        """A dedicated connection holding ``owner``'s advisory lock, or ``None`` when another
+        session holds it."""
+        from sqlalchemy import text
+
+        take, _probe, params = self._owner_sql(owner)
+        conn = self.database.engine.connect()
+        try:
+            got = conn.execute(text(take), params).scalar()
+            conn.commit()
+        except BaseException:
+            _drop(conn)
+            raise
+        if not got:
+            _drop(conn)
+            return None
+        return conn
 
     def owner_alive(self, owner_id: str) -> bool:
         """Whether ``owner_id``'s advisory lock is held by some session (non-blocking)."""
@@ -448,6 +468,17 @@ class RowLock:
     def prune_owners(self) -> list[str]:
         """Nothing to prune: the database server drops a dead session's advisory locks."""
         return []
+
+
+def _drop(conn: Any) -> None:
+    """Close a connection for good: invalidated rather than returned to the pool, so its
+    database session ends and the session's advisory locks with it."""
+    if conn is None:
+        return
+    with contextlib.suppress(Exception):
+        conn.invalidate()
+    with contextlib.suppress(Exception):
+        conn.close()
 
 
 def _is_lock_timeout(exc: Exception) -> bool:
