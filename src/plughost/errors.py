@@ -31,7 +31,8 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   └── PluginUnavailable                      code: plugin.unavailable
     ├── PermissionDenied (PermissionError)         code: permission.denied
     ├── OperationRefused                           code: operation.refused
-    ├── ProtocolError (PluginError)                code: protocol.* (frame/json/handshake/version)
+    ├── ProtocolError (PluginError)                code: protocol.* (frame/json/handshake/version
+    │                                                /abi/size)
     ├── ArchiveError (ValueError)                  code: archive.* (one code per refusal:
     │                                                path link special duplicate case_collision
     │                                                too_many_entries too_large ratio encrypted
@@ -40,13 +41,14 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │                                                corrupt destination missing
     │                                                unreadable)
     ├── PackageError (ValueError)                  code: package.* (symlink special reserved
-    │                                                manifest integrity output)
+    │                                                manifest integrity output path
+    │                                                signature source invalid)
     ├── SignatureError                             code: signature.* (missing invalid
     │   │                                            untrusted_key revoked_key mismatch)
     │   └── ChecksumMismatch                       code: integrity.checksum
     ├── SigningKeyError                            code: key.* (invalid exists)
     ├── TrustStoreError                            code: trust.* (unknown_key duplicate
-    │                                                name_taken revoked corrupt)
+    │                                                name name_taken revoked corrupt)
     ├── ScopeError (ValueError)                    code: permission.scope (.problems)
     ├── ConfigError                                code: config.*
     │   ├── ConfigInvalid (ValueError)             code: config.invalid (.problems)
@@ -103,6 +105,8 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     (management API, plughost.interfaces.http; also under PlughostError)
     ├── RequestInvalid (ValueError)                code: request.invalid
     ├── RequestTooLarge                            code: request.too_large
+    │   (answers without an exception class: request.not_found, request.method,
+    │    request.error — an unknown route, a method it does not take, another HTTP error)
     ├── AuthenticationRequired                     code: auth.required / auth.invalid
     └── AccessDenied (PermissionError)             code: auth.forbidden
 

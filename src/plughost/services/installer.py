@@ -2,7 +2,7 @@
 
 Install, step by step (each failure undoes everything done before it)::
 
-    stage      fetch the package (file or https URL) into <home>/staging/<pid>-<token>/,
+    stage      fetch the package (file or https URL) into <home>/staging/<owner>.<token>/,
                size-capped and hashed; compare the caller's SHA-256 in constant time
     verify     open the package (archive structure, manifest, integrity file) and check its
                signature against the trust store and the signature policy

@@ -86,7 +86,6 @@ class _Reconciler:
         self.settings = installer.settings
         self.plugins_cache = installer.plugins_cache
 
-
     def run(self) -> ReconcileReport:
         """Bring database, object store and cache back in step after a crash (see module doc).
 

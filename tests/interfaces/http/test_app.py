@@ -111,6 +111,19 @@ async def test_a_lazy_plugin_command_runs_through_the_api(
     assert len(audit) == 1  # the refused call is not recorded as executed
 
 
+async def test_streams_end_after_max_seconds(api: Api) -> None:
+    import time
+
+    for path in ("/api/v1/events?max_seconds=0.3", "/api/v1/logs/stream?max_seconds=0.3"):
+        started = time.monotonic()
+        r = await api.client.get(path)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("text/event-stream")
+        assert time.monotonic() - started < 10, "the stream ended on its own"
+        r = await api.client.get(path.replace("0.3", "0"))
+        assert r.status_code == 422
+
+
 EMITTER = """
 from plughost.sdk import Plugin, command
 

@@ -232,12 +232,31 @@ async def test_a_weak_role_is_refused_before_the_body_is_read(secured: Api) -> N
 
 def test_every_api_route_authenticates_through_the_route_class() -> None:
     from plughost.interfaces.http._routes_access import router as access
+    from plughost.interfaces.http._routes_observability import router as observability
     from plughost.interfaces.http._routes_plugins import router as plugins
     from plughost.interfaces.http._routes_system import router as system
     from plughost.interfaces.http._routing import ApiRoute, _required_role
 
-    routes = [*access.routes, *plugins.routes, *system.routes]
+    routes = [*access.routes, *plugins.routes, *system.routes, *observability.routes]
     assert len(routes) >= 35
     for route in routes:
         assert isinstance(route, ApiRoute), route
         assert _required_role(route.dependant) in ROLES, route.path
+
+
+def test_an_api_router_without_the_route_class_is_refused_when_the_app_is_built() -> None:
+    from pathlib import Path
+
+    from fastapi import APIRouter
+
+    from plughost.interfaces.http import app as app_module
+
+    stray = APIRouter()
+
+    @stray.get("/stray")
+    async def stray_route() -> dict[str, str]:
+        return {}
+
+    app = app_module.create_app(None, HostSettings(home=Path("/nonexistent/plughost")))
+    with pytest.raises(TypeError, match="route_class=ApiRoute"):
+        app_module._include(app, stray, "/api/v1")

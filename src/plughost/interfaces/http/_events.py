@@ -117,8 +117,10 @@ class EventBroker:
         self, *, kinds: frozenset[str] | None = None, plugin_id: str | None = None,
         heartbeat: float = 15.0, max_events: int | None = None,
         allowed: Callable[[], str | None] | None = None, recheck: float = AUTH_RECHECK,
+        max_seconds: float | None = None,
     ) -> AsyncIterator[bytes]:
-        """SSE chunks for one subscriber until the broker closes (or ``max_events`` were sent).
+        """SSE chunks for one subscriber until the broker closes (or ``max_events`` were sent,
+        or ``max_seconds`` passed).
 
         :param kinds: only these event kinds; ``None``: all.
         :param plugin_id: only events about this plugin.
@@ -133,11 +135,17 @@ class EventBroker:
         loop = asyncio.get_running_loop()
         wait = min(heartbeat, recheck) if allowed is not None else heartbeat
         quiet_since = loop.time()
+        deadline = loop.time() + max_seconds if max_seconds is not None else None
         try:
             yield b": plughost event stream\nretry: 3000\n\n"
             while not self._closed:
+                timeout = wait
+                if deadline is not None:
+                    timeout = min(wait, deadline - loop.time())
+                    if timeout <= 0:
+                        break
                 try:
-                    item = await asyncio.wait_for(queue.get(), wait)
+                    item = await asyncio.wait_for(queue.get(), timeout)
                 except TimeoutError:
                     item = None
                 refused = allowed() if allowed is not None else None

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from plughost.errors import OperationRefused, PluginNotFound
+from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._state import api_state, requires
 from plughost.interfaces.tokens import Principal
 from plughost.observability.alerts import rule_from_request
@@ -23,8 +24,8 @@ from plughost.observability.observer import Observer
 
 __all__ = ["probes", "router"]
 
-router = APIRouter(tags=["observability"])
-probes = APIRouter(tags=["health"])
+router = APIRouter(tags=["observability"], route_class=ApiRoute)
+probes = APIRouter(tags=["health"], route_class=ApiRoute)
 
 PluginQuery = Annotated[str | None, Query(max_length=64, description="Only this plugin.")]
 LevelQuery = Annotated[str | None, Query(
@@ -88,6 +89,8 @@ async def log_stream(
         "First replay this many recent lines."))] = 0,
     max_events: Annotated[int | None, Query(ge=1, le=1_000_000, description=(
         "End the stream after this many lines (scripts, tests)."))] = None,
+    max_seconds: Annotated[float | None, Query(gt=0, le=86_400, description=(
+        "End the stream after this many seconds (scripts, tests)."))] = None,
     _: Principal = requires("viewer"),
 ) -> StreamingResponse:
     """Each captured line as an SSE ``log`` event (JSON ``data:``); a reader that falls behind
@@ -98,8 +101,14 @@ async def log_stream(
     async def stream() -> AsyncIterator[bytes]:
         yield b": plughost log stream\nretry: 3000\n\n"
         sent = 0
-        async for item in api.observer.logs.tail(flt, backlog=backlog,
-                                                 heartbeat=api.options.heartbeat):
+        heartbeat = api.options.heartbeat
+        if max_seconds is not None:  # wake up often enough to end on time
+            heartbeat = min(heartbeat, max_seconds / 4)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds if max_seconds is not None else None
+        async for item in api.observer.logs.tail(flt, backlog=backlog, heartbeat=heartbeat):
+            if deadline is not None and loop.time() >= deadline:
+                return
             if item is None:
                 yield b": keep-alive\n\n"
             elif isinstance(item, int):

@@ -120,6 +120,8 @@ async def events(
     plugin_id: Annotated[str | None, Query(max_length=64)] = None,
     max_events: Annotated[int | None, Query(ge=1, le=100_000, description=(
         "End the stream after this many events (scripts, tests)."))] = None,
+    max_seconds: Annotated[float | None, Query(gt=0, le=86_400, description=(
+        "End the stream after this many seconds (scripts, tests)."))] = None,
     _: Principal = requires("viewer"),
 ) -> StreamingResponse:
     """Lifecycle changes, operation progress and the plugins' own events as they happen.
@@ -149,7 +151,7 @@ async def events(
 
     stream = api.broker.stream(kinds=wanted, plugin_id=plugin_id,
                                heartbeat=api.options.heartbeat, max_events=max_events,
-                               allowed=allowed)
+                               allowed=allowed, max_seconds=max_seconds)
     return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

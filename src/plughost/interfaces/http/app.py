@@ -18,8 +18,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 try:
-    from fastapi import FastAPI
+    from fastapi import APIRouter, FastAPI
     from fastapi.middleware.cors import CORSMiddleware
+    from fastapi.routing import APIRoute
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     from plughost.errors import ExtraNotInstalled
 
@@ -34,6 +35,7 @@ from plughost.interfaces.http._routes_observability import router as observabili
 from plughost.interfaces.http._routes_plugins import router as plugins_router
 from plughost.interfaces.http._routes_system import probes
 from plughost.interfaces.http._routes_system import router as system_router
+from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import ErrorResponse
 from plughost.interfaces.http._state import ApiOptions, ApiState
 from plughost.services.manager import PluginService
@@ -97,15 +99,15 @@ def create_app(
     )
     app.state.api = state
     install_error_handlers(app)
-    app.include_router(probes)
-    app.include_router(plugins_router, prefix=API_PREFIX)
-    app.include_router(system_router, prefix=API_PREFIX)
-    app.include_router(observability_router, prefix=API_PREFIX)
-    app.include_router(observability_probes)
+    _include(app, probes)
+    _include(app, plugins_router, API_PREFIX)
+    _include(app, system_router, API_PREFIX)
+    _include(app, observability_router, API_PREFIX)
+    _include(app, observability_probes)
     if _facade_has_access_methods(service):
         from plughost.interfaces.http._routes_access import router as access_router
 
-        app.include_router(access_router, prefix=API_PREFIX)
+        _include(app, access_router, API_PREFIX)
     _mount_dashboard(app)
 
     upload_limit = settings.max_plugin_size + _MULTIPART_OVERHEAD
@@ -126,6 +128,18 @@ def create_app(
     app.add_middleware(ApiMiddleware, limit_for=limit_for, on_write=state.cache.bump,
                        on_finished=state.observer.api_metrics.record)
     return app
+
+
+def _include(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
+    """Include an API router whose every route is an :class:`ApiRoute` (the caller is
+    authenticated before the body is read); any other route is a mistake, refused here."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and not isinstance(route, ApiRoute):
+            raise TypeError(
+                f"the API route {route.path} must be declared on "
+                "APIRouter(route_class=ApiRoute) (plughost.interfaces.http._routing), so that "
+                "its caller is authenticated before its body is read")
+    app.include_router(router, prefix=prefix)
 
 
 def _facade_has_access_methods(service: Any) -> bool:
