@@ -124,3 +124,17 @@ async def test_a_flooding_plugin_does_not_block_the_host_and_drops_are_counted(
     # every line is accounted for: stored, or dropped and counted
     assert after["pending"] == 0
     assert after["persisted"] + after["dropped"]["store_queue"] == after["captured"]
+
+
+async def test_every_api_path_the_dashboard_calls_exists(api: Api) -> None:
+    import re
+    from pathlib import Path
+
+    import plughost.interfaces.dashboard as dashboard
+
+    script = (Path(dashboard.__file__).parent / "app.js").read_text()
+    called = set(re.findall(r'call\("GET", "(/[a-z/]+)', script))
+    assert {"/health", "/alerts", "/plugins"} <= called
+    for path in called:
+        r = await api.client.get("/api/v1" + path)
+        assert r.status_code == 200, (path, r.text)
