@@ -1,6 +1,8 @@
 """Dispatch cost of plughost's extension points, events and commands against their peers.
 
 Run: ``python bench/bench_dispatch.py`` (needs the ``bench`` extra: pluggy, blinker, pyee).
+``hook all x5 metrics`` is the same hook call with each implementation wrapped in the host's
+dispatch counters (what ``/metrics`` reads) against the bare implementations.
 Prints per-call cost (µs, best of several repeats) and the ratio ``peer / plughost`` (above 1:
 plughost is faster) or ``plughost / floor`` for the plain-loop and direct-call floors. Two
 floors for extension points: a loop calling each function with ``**kwargs`` (how a call's
@@ -35,10 +37,10 @@ NUMBER = 20_000
 REPEAT = 7
 
 
-def best(fn: Any, number: int = NUMBER) -> float:
+def best(fn: Any, number: int = NUMBER, repeat: int = REPEAT) -> float:
     """Best per-call time in microseconds."""
     gc.collect()
-    times = timeit.repeat(fn, number=number, repeat=REPEAT)
+    times = timeit.repeat(fn, number=number, repeat=repeat)
     return min(times) / number * 1e6
 
 
@@ -128,6 +130,34 @@ def bench_hooks(n: int, policy: str) -> dict[str, float]:
             return None
     pos_floor = best(loop_pos)
     return {"ours": ours, "pluggy": peer, "loop": floor, "loop_pos": pos_floor}
+
+
+# ------------------------------------------------------------------ metrics on / off
+
+
+def bench_metrics_hook(n: int = 5) -> dict[str, float]:
+    """A hook call with ``n`` implementations, each wrapped in the host's dispatch counters
+    (metrics on: calls, latency histogram, errors by code — what every plugin implementation
+    gets in a host) or registered bare (metrics off). Interleaved, best of many rounds."""
+    from plughost.core.monitoring import DispatchCounters
+
+    def caller(counters: DispatchCounters | None) -> Any:
+        @hookspec(policy="all")
+        def before_send(message: str, user: str) -> Any: ...
+
+        reg = HookRegistry()
+        reg.add_spec(before_send, name="chat.before_send")
+        for i, f in enumerate(make_funcs(n, "all")):
+            reg.register(f"p{i}", "chat.before_send",
+                         counters.counted(f"p{i}", "hooks", f) if counters else f)
+        return reg["chat.before_send"]
+
+    off, on = caller(None), caller(DispatchCounters())
+    best_off = best_on = float("inf")
+    for _ in range(REPEAT * 4):
+        best_off = min(best_off, best(lambda: off(message="hi", user="ann"), NUMBER // 4, 1))
+        best_on = min(best_on, best(lambda: on(message="hi", user="ann"), NUMBER // 4, 1))
+    return {"off": best_off, "on": best_on}
 
 
 # ----------------------------------------------------------------------------- events, sync
@@ -298,6 +328,10 @@ def main() -> None:
                  f"{c['ours'] / c['direct']:6.2f}x of floor"))
     rows.append(("command +timeout", f"{c['timeout']:8.3f}", f"direct {c['direct']:8.3f}",
                  f"{c['timeout'] / c['direct']:6.2f}x of floor"))
+
+    m = bench_metrics_hook(5)
+    rows.append(("hook all x5 metrics", f"{m['on']:8.3f}", f"metrics off {m['off']:8.3f}",
+                 f"{m['on'] / m['off']:6.2f}x of off (goal <= 1.10x)"))
 
     print(f"{'case':18} {'plughost µs':>11}  {'peer µs':>20}  ratio (peer/plughost, or plughost/floor)")
     for what, ours, peer, ratio in rows:

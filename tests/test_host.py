@@ -509,3 +509,24 @@ async def test_replace_that_fails_to_activate_puts_the_previous_version_back(
             await host.replace(v2, tmp_path / "v2" / "steady")
         record = host.get("steady")
         assert (str(record.manifest.version), record.state) == ("1.0.0", State.ACTIVE)
+
+
+async def test_host_counts_what_a_plugin_registers_at_run_time_like_its_exports(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("dynamic", code="""
+        class Main:
+            def activate(self, ctx):
+                ctx.commands.register("twice", lambda n: n * 2)
+                ctx.bus.subscribe("dyn.*", lambda event: None)
+        """)
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        assert await host.commands.execute("dynamic.twice", {"n": 2}) == 4
+        with pytest.raises(TypeError):
+            await host.commands.execute("dynamic.twice", {"m": 2})
+        host.bus.emit("dyn.x")
+        counts = host.metrics("dynamic")
+        assert {k: counts[k] for k in ("calls", "commands", "events", "errors")} == {
+            "calls": 3, "commands": 2, "events": 1, "errors": 1}
+        assert counts["runtime"] == "python" and counts["state"] == "active"

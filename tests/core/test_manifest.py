@@ -378,7 +378,8 @@ DICT_CASES: list[tuple[str, dict[str, Any], list[tuple[str, str]]]] = [
      [("optional-dependencies.a", "manifest.range")]),
     ("list dependency with empty range", with_(dependencies=["http@"]),
      [("dependencies[0]", "manifest.range")]),
-    ("unknown runtime", with_(runtime="pyton"), [("runtime", "manifest.runtime")]),
+    ("misspelt runtime", with_(runtime="pyton"), [("runtime", "manifest.runtime")]),
+    ("runtime that is not a name", with_(runtime="Node JS"), [("runtime", "manifest.runtime")]),
     ("python entry without colon", with_(entry="hello.py"), [("entry", "manifest.entry")]),
     ("python entry with keyword", with_(entry="class:Plugin"), [("entry", "manifest.entry")]),
     ("python entry with dotted attribute", with_(entry="a:b.c"), [("entry", "manifest.entry")]),
@@ -919,7 +920,7 @@ def test_schema_refuses_what_the_validator_refuses() -> None:
 
     validator = jsonschema.Draft202012Validator(manifest_json_schema())
     for bad in (with_(descripton="x"), with_(id="Bad Id"), with_(version="1.0"),
-                with_(runtime="pyton"), with_(limits={"fuel": 0}), with_(entry=None),
+                with_(runtime="Python 3"), with_(limits={"fuel": 0}), with_(entry=None),
                 with_(permissions=["disk:x"]), with_(activation=["lazy"]),
                 with_(limits={"memory": "5 parsecs"}), with_(limits={"timeout": "2 days"})):
         assert list(validator.iter_errors(bad)), bad

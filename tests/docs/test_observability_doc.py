@@ -36,3 +36,18 @@ def test_the_documented_rule_and_built_in_thresholds_are_the_real_ones() -> None
         assert f"| `{default.name}` |" in text, default.name
     for figure in FIGURES:
         assert f"`{figure}`" in text, figure
+
+
+async def test_the_tracing_example_runs(tmp_path: Path) -> None:
+    from plughost.host import PluginHost
+
+    block = re.search(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    assert block is not None and "enable_tracing" in block[1]
+    async with PluginHost([tmp_path]) as host:
+        await host.start()
+        namespace: dict[str, object] = {"host": host}
+        exec(compile(block[1], "docs/observability.md", "exec"), namespace)
+        undo = namespace["undo"]
+        assert callable(undo)
+        assert len(host.comms.monitors) >= 1
+        undo()

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from plughost.core import wire
+from plughost.runtimes.hostcalls import HOST_OPS
 from tests._tools import require_tool
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -66,11 +67,19 @@ def _doc_params(cells: list[str]) -> set[str]:
     return {name + opt for name, opt in _KEY.findall(cell.strip("`"))}
 
 
-def test_every_method_in_the_doc_tables_is_the_wire_modules_with_the_same_params() -> None:
+def test_every_method_in_the_doc_tables_has_the_params_the_code_defines() -> None:
     rows = _method_rows()
     assert rows, "no method tables found in docs/protocol.md"
     documented = set()
     for section, name, cells, kind_text in rows:
+        if name in HOST_OPS:  # a host operation: its shape is the host operations table's
+            op = HOST_OPS[name]
+            doc = _doc_params(cells)
+            assert {p.rstrip("?") for p in doc} == {p.name for p in op.params}, name
+            assert {p.name for p in op.params if p.required} <= doc, f"{name}: required params"
+            assert section == "7", f"{name} is a host operation, documented in §7"
+            documented.add(name)
+            continue
         spec = wire.METHODS.get(name)
         assert spec is not None, f"docs/protocol.md §{section} documents unknown method {name}"
         assert not spec.private, f"{name} is private to the Python runner; keep it out of tables"
@@ -87,6 +96,7 @@ def test_every_method_in_the_doc_tables_is_the_wire_modules_with_the_same_params
         documented.add(name)
     public = {name for name, spec in wire.METHODS.items() if not spec.private}
     assert public - documented == set(), "methods of plughost.core.wire missing from the doc"
+    assert set(HOST_OPS) - documented == set(), "host operations missing from the doc's §7"
 
 
 def test_error_codes_environment_and_hello_fields_match_the_wire_module() -> None:

@@ -225,3 +225,16 @@ def test_an_unknown_content_encoding_is_refused_by_name(tmp_path: Path) -> None:
     finally:
         server.close()
     assert info.value.code == "archive.unsupported" and "'br'" in info.value.message
+
+
+@pytest.mark.parametrize("entry", ["mirror.internal", "10.0.0.5:abc", "10.0.0.5:99999", "",
+                                   "::1", "*"])
+def test_an_allowed_address_that_is_not_an_address_is_refused_at_once(entry: str) -> None:
+    with pytest.raises(DownloadError) as info:
+        FetchPolicy(max_size=1000, allowed_addresses=frozenset({entry}))
+    assert info.value.code == "download.address" and "10.0.0.5:8443" in info.value.message
+
+
+def test_allowed_addresses_take_ports_and_ipv6() -> None:
+    FetchPolicy(max_size=1, allowed_addresses=frozenset({"10.0.0.5", "10.0.0.5:8443",
+                                                          "[fd00::5]:443", "localhost:8080"}))

@@ -24,6 +24,9 @@ from plughost.core.version import ANY, Version, VersionRange
 from plughost.errors import PlughostError, Problem
 
 RUNTIMES: Final = ("python", "process", "wasm", "grpc")
+"""The built-in runtimes. Another name is accepted too (a runtime added beside them), unless it
+looks like a misspelling of one of these."""
+RUNTIME_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 """Runtimes a manifest may name in ``runtime``."""
 
 ID_PATTERN: Final = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -152,10 +155,16 @@ def _check_runtime(value: Any, path: str, problems: Problems) -> Any:
         return _wrong(path, "a string", value, problems)
     if value in RUNTIMES:
         return value
-    problems.append(Problem(path, "manifest.runtime",
-                            f"unknown runtime {value!r}{_did_you_mean(value, RUNTIMES)}; "
-                            f"use one of {', '.join(RUNTIMES)}"))
-    return _BAD
+    hint = _did_you_mean(value, RUNTIMES)
+    if hint or not RUNTIME_NAME_RE.fullmatch(value):
+        problems.append(Problem(path, "manifest.runtime",
+                                f"unknown runtime {value!r}{hint}; the built-in runtimes are "
+                                f"{', '.join(RUNTIMES)} (another runtime's name is lowercase "
+                                "letters, digits, '-' and '_')"))
+        return _BAD
+    # A runtime added beside the built-in ones (docs/runtimes.md): the host that loads the
+    # plugin says whether it has it (runtime.unavailable otherwise).
+    return value
 
 
 def _check_entry(value: Any, path: str, problems: Problems) -> Any:

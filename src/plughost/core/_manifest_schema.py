@@ -15,6 +15,7 @@ from plughost.core._manifest_checks import (
     _SIZE_RE,
     ID_PATTERN,
     PERMISSION_KINDS,
+    RUNTIME_NAME_RE,
     RUNTIMES,
 )
 from plughost.core.manifest import _LIFTED, FIELDS, PROBLEM_CODES, _Field
@@ -46,7 +47,8 @@ def _schema_for(spec: _Field) -> dict[str, Any]:
         "version": {"type": "string", "pattern": SEMVER_PATTERN},
         "range": {"type": "string", "minLength": 1},
         "strings": string_list,
-        "runtime": {"enum": list(RUNTIMES)},
+        "runtime": {"anyOf": [{"enum": list(RUNTIMES)},
+                              {"type": "string", "pattern": RUNTIME_NAME_RE.pattern}]},
         "entry": {"type": "string", "minLength": 1},
         "deps": {"anyOf": [
             {"type": "object", "propertyNames": {"pattern": ID_PATTERN},

@@ -230,10 +230,11 @@ class Communications:
         """Give the plugin owner-scoped views: ``ctx.bus``, ``ctx.commands``, ``ctx.channels``,
         ``ctx.hooks`` and ``ctx.tasks`` (everything it registers through them is its own)."""
         pid = context.plugin_id
-        context.attach("bus", ScopedBus(self.bus, pid))
-        context.attach("commands", ScopedCommands(self.commands, pid))
-        context.attach("channels", ScopedChannels(self.channels, pid))
-        context.attach("hooks", ScopedHooks(self.hooks, pid))
+        count = self.counters.counted  # what the plugin registers is counted like its exports
+        context.attach("bus", ScopedBus(self.bus, pid, count))
+        context.attach("commands", ScopedCommands(self.commands, pid, count))
+        context.attach("channels", ScopedChannels(self.channels, pid, count))
+        context.attach("hooks", ScopedHooks(self.hooks, pid, count))
         context.attach("tasks", ScopedTasks(self.tasks, pid))
 
     async def on_activated(self, record: Any, exports: Iterable[Export]) -> None:

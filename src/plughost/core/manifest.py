@@ -111,7 +111,8 @@ PROBLEM_CODES: Final[Mapping[str, str]] = MappingProxyType(
         f"`{ID_PATTERN}`.",
         "manifest.version": "A version (`version`, `minVersion`) is not SemVer 2.0 `X.Y.Z`.",
         "manifest.range": "A version range (`host`, a dependency) does not parse.",
-        "manifest.runtime": f"`runtime` is not one of {', '.join(RUNTIMES)}.",
+        "manifest.runtime": f"`runtime` looks like a misspelling of one of {', '.join(RUNTIMES)}, "
+        "or is not a runtime name (lowercase letters, digits, `-`, `_`).",
         "manifest.entry": "`entry` does not fit the runtime: python needs `module:attribute` "
         "with the module present in the plugin folder; process a command line; wasm an existing "
         "`.wasm`/`.wat` file inside the folder; grpc `host:port`.",
@@ -360,7 +361,8 @@ FIELDS: Final[tuple[_Field, ...]] = (
     _f("type", "string", "Free-text category used to group and filter plugins (`notify`, "
        "`music-source`).", '""', aliases=("pluginType",)),
     _f("runtime", "runtime", "How the plugin runs: `python` (in-process), `process` "
-       "(subprocess speaking JSON-RPC), `wasm` (WebAssembly sandbox), `grpc` (remote service).",
+       "(subprocess speaking JSON-RPC), `wasm` (WebAssembly sandbox), `grpc` (remote service), "
+       "or the name of a runtime added to the host (docs/runtimes.md).",
        '`"python"` (see *Runtime inference*)'),
     _f("entry", "entry", "What to start. python: `module:attribute` (the module must exist in "
        "the plugin folder as `module.py` or `module/__init__.py`); process: a command line; "

@@ -21,15 +21,24 @@ if TYPE_CHECKING:
 
 __all__ = ["ScopedBus", "ScopedChannels", "ScopedCommands", "ScopedHooks", "ScopedTasks"]
 
+Count = Callable[[str, str, Callable[..., Any]], Callable[..., Any]]
+"""``count(owner, kind, fn)``: ``fn`` wrapped so the host counts its calls (see
+:meth:`plughost.core.monitoring.DispatchCounters.counted`)."""
+
+
+def _uncounted(owner: str, kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    return fn
+
 
 class ScopedBus:
     """The event bus as seen by plugin ``owner``."""
 
-    __slots__ = ("_bus", "owner")
+    __slots__ = ("_bus", "_count", "owner")
 
-    def __init__(self, bus: EventBus, owner: str) -> None:
+    def __init__(self, bus: EventBus, owner: str, count: Count = _uncounted) -> None:
         self._bus = bus
         self.owner = owner
+        self._count = count
 
     def emit(self, topic: str, payload: Any = None, *, reply_to: str | None = None) -> int:
         """Publish an event from this plugin (see :meth:`EventBus.emit`)."""
@@ -43,18 +52,19 @@ class ScopedBus:
     def subscribe(self, pattern: str, fn: Callable[[Event], Any], *, queue: int | None = None,
                   when_full: WhenFull = "block") -> Subscription:
         """Subscribe on behalf of this plugin; removed when it is deactivated."""
-        return self._bus.subscribe(pattern, fn, owner=self.owner, queue=queue,
-                                   when_full=when_full)
+        return self._bus.subscribe(pattern, self._count(self.owner, "events", fn),
+                                   owner=self.owner, queue=queue, when_full=when_full)
 
 
 class ScopedCommands:
     """The command registry as seen by plugin ``owner``."""
 
-    __slots__ = ("_commands", "owner")
+    __slots__ = ("_commands", "_count", "owner")
 
-    def __init__(self, commands: CommandRegistry, owner: str) -> None:
+    def __init__(self, commands: CommandRegistry, owner: str, count: Count = _uncounted) -> None:
         self._commands = commands
         self.owner = owner
+        self._count = count
 
     async def execute(self, name: str, args: Mapping[str, Any] | None = None, *,
                       timeout: float | None = None) -> Any:
@@ -64,17 +74,19 @@ class ScopedCommands:
     def register(self, name: str, fn: Callable[..., Any], *, timeout: float | None = None
                  ) -> Callable[[], None]:
         """Serve ``<plugin id>.<name>``; returns the undo."""
-        return self._commands.register(self.owner, name, fn, timeout=timeout)
+        return self._commands.register(self.owner, name,
+                                       self._count(self.owner, "commands", fn), timeout=timeout)
 
 
 class ScopedChannels:
     """The channel registry as seen by plugin ``owner``."""
 
-    __slots__ = ("_channels", "owner")
+    __slots__ = ("_channels", "_count", "owner")
 
-    def __init__(self, channels: ChannelRegistry, owner: str) -> None:
+    def __init__(self, channels: ChannelRegistry, owner: str, count: Count = _uncounted) -> None:
         self._channels = channels
         self.owner = owner
+        self._count = count
 
     async def open(self, name: str, *, buffer: int | None = None) -> Channel:
         """Open a channel as this plugin; it is closed when this plugin is deactivated."""
@@ -83,17 +95,20 @@ class ScopedChannels:
     def register(self, name: str, handler: ChannelHandler, *, buffer: int | None = None
                  ) -> Callable[[], None]:
         """Serve channel ``<plugin id>.<name>``; returns the undo."""
-        return self._channels.register(self.owner, name, handler, buffer=buffer)
+        return self._channels.register(self.owner, name,
+                                       self._count(self.owner, "channels", handler),
+                                       buffer=buffer)
 
 
 class ScopedHooks:
     """Extension points as seen by plugin ``owner``: call them, implement them."""
 
-    __slots__ = ("_hooks", "owner")
+    __slots__ = ("_count", "_hooks", "owner")
 
-    def __init__(self, hooks: HookRegistry, owner: str) -> None:
+    def __init__(self, hooks: HookRegistry, owner: str, count: Count = _uncounted) -> None:
         self._hooks = hooks
         self.owner = owner
+        self._count = count
 
     def call(self, name: str, /, **kwargs: Any) -> Any:
         return self._hooks.call(name, **kwargs)
@@ -111,7 +126,8 @@ class ScopedHooks:
                  before: Iterable[str] | str = (), after: Iterable[str] | str = (),
                  wrapper: bool = False, timeout: float | None = None) -> Callable[[], None]:
         """Implement extension point ``name`` as this plugin; returns the undo."""
-        return self._hooks.register(self.owner, name, fn, priority=priority, tryfirst=tryfirst,
+        return self._hooks.register(self.owner, name, self._count(self.owner, "hooks", fn),
+                                    priority=priority, tryfirst=tryfirst,
                                     trylast=trylast, before=before, after=after,
                                     wrapper=wrapper, timeout=timeout)
 

@@ -93,8 +93,8 @@ _Handler = Callable[["HostCalls", dict[str, Any]], Any]
 class HostOp:
     """One row of the table.
 
-    :ivar method: the operation's name on every transport (``host.storage.get``; the
-        WebAssembly import is the same name without ``host.`` and with ``_`` for ``.``).
+    :ivar method: the operation's name (``host.storage.get``); a transport may spell it its
+        own way (the WebAssembly import ``storage_get``).
     :ivar params: the request's parameters; others are ignored.
     :ivar permission: ``(params, plugin_id) -> (kind, target)``; None when the operation
         needs no grant (the plugin's own log and configuration).
@@ -112,11 +112,6 @@ class HostOp:
     handler: _Handler
     awaits: bool = False
     result: str = "null"
-
-    @property
-    def wasm_name(self) -> str:
-        """The import name in the WebAssembly ``plughost`` module (``storage_get``)."""
-        return self.method.removeprefix("host.").replace(".", "_")
 
 
 # -- parameter checks ------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The base class plugin authors subclass.
 
 Every callback may be sync or async; the host adapts once at the call site. A plugin needs none of
-them: a subclass that only carries decorated methods is a complete plugin.
+them: a subclass that only carries decorated methods is a complete plugin. How they map onto the
+runtime contract is in ``docs/runtimes.md``.
 
     from plughost.sdk import Plugin
 
@@ -12,7 +13,7 @@ them: a subclass that only carries decorated methods is a complete plugin.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,4 +47,18 @@ class Plugin:
 
     def import_state(self, state: Any, from_version: str) -> Awaitable[None] | None:
         """Optional: receive the state exported by ``from_version`` before activation."""
+        return None
+
+    def on_config_change(self, old: Mapping[str, Any],
+                         new: Mapping[str, Any]) -> Awaitable[None] | None:
+        """Optional: the operator changed the configuration. Raise to refuse the change."""
+        return None
+
+    def on_enable(self) -> Awaitable[None] | None:
+        """Optional: the operator enabled the plugin (called once it is active again)."""
+        return None
+
+    def on_disable(self) -> Awaitable[None] | None:
+        """Optional: the operator is disabling the plugin (called just before
+        :meth:`deactivate`)."""
         return None

@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from plughost.errors import DownloadError, ExtraNotInstalled, InstallError
+from plughost.errors import DownloadError, ExtraNotInstalled, InstallError, ScopeError
 from plughost.security.addresses import IPAddress, allowance_opens, is_public_address, unwrap
 from plughost.security.archive import DEFAULT_LIMITS, ArchiveLimits, inflate
-from plughost.security.scopes import split_net_target
+from plughost.security.scopes import parse_scope, split_net_target
 
 __all__ = [
     "MAX_URL_LENGTH",
@@ -87,6 +87,31 @@ class FetchPolicy:
     allow_private: bool = False
     allow_http: bool = False
     allowed_addresses: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        # An entry that is not an address (a name, a bad port) would silently allow nothing.
+        for entry in self.allowed_addresses:
+            problem = _allowance_problem(entry)
+            if problem:
+                raise DownloadError(
+                    f"the allowed private address {entry!r} {problem}; write an IP address "
+                    "with an optional port: 10.0.0.5, 10.0.0.5:8443, [fd00::5]:443",
+                    code="download.address", details={"entry": entry})
+
+
+def _allowance_problem(entry: object) -> str:
+    if not isinstance(entry, str) or not entry.strip():
+        return "is empty"
+    try:
+        scope = parse_scope(f"net:{entry.strip()}")
+    except ScopeError as exc:
+        return f"does not parse ({exc.problems[0].message.split(': ', 1)[-1]})"
+    if scope.pattern != "localhost":
+        try:
+            ipaddress.ip_address(scope.pattern)
+        except ValueError:
+            return "is a host name, and only an address can be allowed (names resolve anywhere)"
+    return ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,10 +66,7 @@ async def test_repeated_crashes_quarantine_the_plugin(tmp_path):
         health = await inst.health()
         assert not health.ok and "quarantined" in health.detail
         assert inst.stats()["quarantined"] is True
-        inst.reenable()
-        assert events[-1].kind == "reenabled"
-        assert inst.export_function("calls")() == 0  # a fresh sandbox after re-enabling
-        assert (await inst.health()).ok
+        # Clearing a quarantine is the host's enable(): a fresh instance is loaded.
     finally:
         rt.close()
 

@@ -1,4 +1,5 @@
-// plughost dashboard: lists plugins, enables/disables them, shows the live event stream.
+// plughost dashboard: lists plugins with their health, enables/disables them, shows alerts
+// and the live event stream.
 "use strict";
 const API = "/api/v1";
 const tokenInput = document.getElementById("token");
@@ -34,8 +35,33 @@ function cell(text) {
   return td;
 }
 
-async function refresh() {
+async function healthById() {
   try {
+    const report = await call("GET", "/health");
+    return Object.fromEntries(report.plugins.map(h => [h.plugin_id, h]));
+  } catch (e) { return {}; }  // health checks not started yet
+}
+
+async function refreshAlerts() {
+  const list = document.getElementById("alerts");
+  try {
+    const report = await call("GET", "/alerts");
+    list.replaceChildren();
+    for (const a of report.alerts) {
+      const li = document.createElement("li");
+      li.className = "alert alert-" + a.state;
+      li.textContent = `${a.state} ${a.severity}: ${a.rule}` +
+        (a.plugin_id ? ` (${a.plugin_id})` : "") + ` — ${a.expr} ${a.op} ${a.threshold}, now ${a.value}`;
+      list.append(li);
+    }
+    if (!report.alerts.length) list.textContent = "none";
+  } catch (e) { list.textContent = "not available: " + e.message; }
+}
+
+async function refresh() {
+  refreshAlerts();
+  try {
+    const health = await healthById();
     const page = await call("GET", "/plugins?limit=1000");
     const tbody = document.getElementById("plugins");
     tbody.replaceChildren();
@@ -46,6 +72,11 @@ async function refresh() {
       state.className = "state state-" + p.state;
       if (p.error) state.title = p.error.message || "";
       tr.append(state);
+      const h = health[p.id];
+      const healthCell = cell(h ? h.status : "-");
+      healthCell.className = "health health-" + (h ? h.status : "unknown");
+      if (h && h.message) healthCell.title = h.message;
+      tr.append(healthCell);
       const actions = document.createElement("td");
       const button = document.createElement("button");
       button.textContent = p.enabled ? "Disable" : "Enable";
@@ -97,7 +128,7 @@ async function connectEvents() {
         if (!data) continue;
         log.textContent += `[${new Date().toLocaleTimeString()}] ${kind} ${data}\n`;
         log.scrollTop = log.scrollHeight;
-        if (kind === "lifecycle" || kind === "operation") refresh();
+        if (["lifecycle", "operation", "alert", "health"].includes(kind)) refresh();
       }
     }
   } catch (e) {

@@ -2,27 +2,28 @@
 
 One :class:`Jail` per started process, built in the host from a :class:`Plan`:
 
-* **pid namespace** — everything the plugin starts lives in a PID namespace of its own whose
-  init is a tiny holder process (forked between fork and exec, it only reaps orphans). The
-  holder dies with the plugin (``PR_SET_PDEATHSIG``), and when a namespace's init dies the kernel
-  kills every process in it: nothing the plugin started survives it, ``setsid`` or not.
 * **pids cgroup** — the plugin and all its descendants are in a cgroup of their own whose
   ``pids.max`` is the manifest's ``limits.processes`` (default :data:`DEFAULT_PROCESSES`); it
-  counts threads too and binds root, which ``RLIMIT_NPROC`` does not. When the plugin ends the
-  host kills whatever is left in it and removes it, so the end is observable.
+  counts threads too and binds root, which ``RLIMIT_NPROC`` does not. Membership is inherited
+  and ``setsid`` does not leave it: when the plugin ends (exit, crash, kill, close) the host
+  kills whatever is left in it and removes it. If the host itself is killed, a watchdog process
+  (:func:`sweep`) does it.
 * **seccomp** — without the ``process:spawn`` grant, ``fork``, ``vfork`` and ``clone`` without
   ``CLONE_THREAD`` fail with ``EPERM`` (``clone3`` answers ``ENOSYS`` so the C library falls
   back to ``clone``, where the flags can be seen); threads still work.
 * **Landlock** — the filesystem is reduced to the package (read, execute), the data directory
   and a private temporary directory (read, write), the granted ``fs:read:``/``fs:write:``
   directories, and what the interpreter needs to run (system libraries and programs, the Python
-  installation and import path, a few files in ``/etc``, ``/proc``, ``/dev/null``...).
-  With Landlock ABI 6 signals and abstract UNIX sockets are scoped too: the plugin cannot
-  signal the host.
+  installation and import path, a few files in ``/etc``, the plugin's own ``/proc/<pid>``,
+  ``/dev/null``...). With Landlock ABI 6 signals and abstract UNIX sockets are scoped too: the
+  plugin cannot signal the host.
+
+A PID namespace is not used: a process that unshares one cannot start threads any more, so the
+plugin would need a resident parent of its own; the cgroup gives the same guarantee.
 
 What the kernel refuses is left out, logged once per reason, and named in :attr:`Jail.label`
-(``plughost status`` shows it): e.g. ``pidns+cgroup+landlock+seccomp`` or
-``pidns+cgroup; no landlock: kernel has no Landlock (ENOSYS)``.
+(``plughost status`` shows it): e.g. ``cgroup+landlock+seccomp`` or
+``cgroup+seccomp; no landlock: the kernel has no Landlock (ENOSYS)``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ __all__ = [
     "granted_access",
     "kernel_support",
     "plan_for",
+    "sweep",
 ]
 
 logger = logging.getLogger(__name__)
@@ -181,6 +183,8 @@ def _add_rule(ruleset: int, path: str, rights: int) -> None:
 
 def _restrict(ruleset: int, seccomp: Any) -> None:
     """Confine the calling thread (and what it starts later): Landlock, then seccomp."""
+    if ruleset < 0 and seccomp is None:
+        return  # nothing to apply (and no libc to look up between fork and exec)
     libc = _libc()
     if ruleset >= 0:
         with contextlib.suppress(OSError):
@@ -655,9 +659,10 @@ def _warn_once(reason: str) -> None:
 class Jail:
     """The kernel objects confining one process, from :meth:`prepare` to :meth:`release`.
 
-    ``preexec()`` runs in the forked child before ``exec``. Use: ``jail = Jail.prepare(plan,
-    plugin_id)``, start the process with ``jail.preexec`` (after the runtime's own preexec
-    steps), then ``jail.started(pid)``, and ``await jail.release()`` once it has ended.
+    Use: ``jail = Jail.prepare(plan, plugin_id)``; start the process with
+    :func:`~plughost.runtimes.process.launch.make_preexec` (``jail=jail``), then
+    ``await jail.attach(pid)`` and ``jail.started(session)``; ``await jail.release()`` once it
+    has ended. A warm spare instead takes ``jail.adopt(pid)`` and ``jail.spec()``.
     """
 
     plugin_id: str
@@ -672,6 +677,7 @@ class Jail:
     _seccomp: Any = None
     _attach_late: bool = False  # moved into the cgroup by attach(), after exec
     _unassigned: Any = None  # a spare's clean-up task
+    _is_spare: bool = False
     session: Any = None
 
     @classmethod
@@ -800,7 +806,7 @@ class Jail:
         """A cgroup for a warm spare to wait in: moving a process between cgroups is slow, so
         the spare is moved ahead of time and its plugin takes the cgroup over (:meth:`adopt`).
         Landlock and seccomp it applies to itself once it knows its plugin."""
-        jail = cls("spare", Plan(spawn=False))
+        jail = cls("spare", Plan(spawn=False), _is_spare=True)
         root = kernel_support().cgroup_root
         if root is not None:
             jail._make_cgroup(root)
@@ -813,13 +819,13 @@ class Jail:
         return {"TMPDIR": self.tmpdir} if self.tmpdir is not None else {}
 
     def started(self, session: Any) -> Jail:
-        """The process is running: close what only the child needed; check the namespace."""
+        """The process is running: close what only the child needed."""
         self.session = session
         self._close_ruleset()
         if self._procs_fd >= 0:
             os.close(self._procs_fd)
             self._procs_fd = -1
-        if self.plugin_id == "spare" and session.pid is not None and self.cgroup is not None:
+        if self._is_spare and session.pid is not None and self.cgroup is not None:
             _SPARES[session.pid] = self
             self._unassigned = asyncio.get_running_loop().create_task(self._drop_if_unused())
         return self

@@ -401,18 +401,6 @@ class ProcessInstance:
             await self._jail.release()
         await self._launch(phase="activate")
 
-    async def reenable(self) -> None:
-        """Operator action: clear the quarantine and start the plugin again."""
-        if self.failure is None:
-            return
-        self.supervisor.reenable()
-        self.failure = None
-        await self._launch(phase="reenable")
-        if self._active and self._context is not None:
-            await self._activate(self._context)
-        self._go_live()
-        self._emit("reenabled", "re-enabled by the operator")
-
     # -- serving the plugin's requests ---------------------------------------------------------
     def _host_calls(self, context: PluginContext | None) -> HostCalls:
         # An explicit policy from the runtime's owner wins; otherwise the PluginContext's

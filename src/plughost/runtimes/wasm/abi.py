@@ -36,6 +36,7 @@ __all__ = [
     "decode_envelope",
     "encode_error",
     "encode_ok",
+    "import_name",
     "pack",
     "unpack",
 ]
@@ -58,11 +59,17 @@ WASI_MODULE = "wasi_snapshot_preview1"
 # name -> (params, results) of every host function the ``plughost`` module offers: one per row
 # of the host operations table (``host.storage.get`` is ``storage_get``); ``log`` takes its text
 # directly, every other one a JSON request and answers a packed envelope.
+def import_name(method: str) -> str:
+    """The ``plughost`` import serving host operation ``method``: ``storage_get`` for
+    ``host.storage.get``."""
+    return method.removeprefix("host.").replace(".", "_")
+
+
 HOST_FUNCTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    op.wasm_name: (("i32", "i32", "i32"), ())
+    import_name(method): (("i32", "i32", "i32"), ())
     if method == "host.log"
     else (("i32", "i32"), ("i64",))
-    for method, op in HOST_OPS.items()
+    for method in HOST_OPS
 }
 
 _MASK32 = 0xFFFFFFFF

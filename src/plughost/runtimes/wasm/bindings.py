@@ -27,6 +27,7 @@ from plughost.runtimes.hostcalls import (
     HostOpUnserved,
     PermissionCheck,
 )
+from plughost.runtimes.wasm.abi import import_name
 
 __all__ = ["WASM_METHODS", "FsGrant", "HostDispatch", "LogLimiter", "PermissionChecker",
            "WasmBindings"]
@@ -36,7 +37,7 @@ PermissionChecker = PermissionCheck
 
 _LOG = HOST_OPS["host.log"]
 
-WASM_METHODS: dict[str, str] = {op.wasm_name: method for method, op in HOST_OPS.items()}
+WASM_METHODS: dict[str, str] = {import_name(method): method for method in HOST_OPS}
 """Import name in the ``plughost`` module → operation (``storage_get`` → ``host.storage.get``)."""
 
 

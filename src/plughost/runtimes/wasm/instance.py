@@ -636,14 +636,6 @@ class WasmInstance:
             self._lock.release()
         return self._live is not None
 
-    def reenable(self) -> None:
-        """An operator cleared a quarantine: forget the crash history; next call restarts."""
-        if self._supervisor is not None:
-            self._supervisor.reenable()
-        self._failed = None
-        self._restart_at = None
-        self._runtime._emit(self._plugin_id, "reenabled", "re-enabled by the operator")
-
     # -- internals: the JSON call path ------------------------------------------------------------
 
     def _acquire(self) -> None:
