@@ -183,6 +183,8 @@ def _add_rule(ruleset: int, path: str, rights: int) -> None:
 
 def _restrict(ruleset: int, seccomp: Any) -> None:
     """Confine the calling thread (and what it starts later): Landlock, then seccomp."""
+    if ruleset < 0 and seccomp is None:
+        return  # nothing to apply (and no libc to look up between fork and exec)
     libc = _libc()
     if ruleset >= 0:
         with contextlib.suppress(OSError):
