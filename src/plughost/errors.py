@@ -56,7 +56,8 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   ├── ConfigVersionNotFound (LookupError)    code: config.version
     │   └── ConfigConflict                         code: config.conflict
     ├── KeyValueError                              code: storage.kv
-    ├── HttpServiceError                           code: http.request
+    ├── HttpServiceError                           code: http.* (request url too_large
+    │                                                ratio encoding corrupt)
     ├── StorageError                               code: storage.*
     │   ├── DatabaseUnavailable                    code: storage.database_unavailable
     │   ├── MigrationError                         code: storage.migration
@@ -494,7 +495,10 @@ class KeyValueError(PlughostError):
 
 
 class HttpServiceError(PlughostError):
-    """An HTTP request made through ``ctx.http`` failed after its retries."""
+    """An HTTP request made through ``ctx.http`` failed (``http.request``, after its retries),
+    or its URL (``http.url``) or its response was refused: over ``max_response_size``
+    (``http.too_large``), a compression bomb (``http.ratio``), an unsupported or corrupt
+    ``Content-Encoding`` (``http.encoding``, ``http.corrupt``)."""
 
     default_code = "http.request"
 

@@ -19,7 +19,7 @@ SRC = REPO / "src" / "plughost"
 
 #: The families of refusal codes the threat model lists in full.
 FAMILIES = ("auth", "request", "permission", "download", "archive", "package", "signature",
-            "integrity", "key", "trust", "protocol")
+            "integrity", "key", "trust", "protocol", "http")
 #: Single codes from other families the threat model lists.
 SINGLES = {"storage.database_unavailable", "storage.object_store_unavailable"}
 #: String constants that look like codes but are file names.

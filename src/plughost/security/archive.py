@@ -79,6 +79,7 @@ __all__ = [
     "ArchiveEntry",
     "ArchiveLimits",
     "ExpectedFile",
+    "Inflater",
     "SafeArchive",
     "check_entry_name",
     "detect_archive_magic",
@@ -495,85 +496,122 @@ def inflate(
     ``max_size`` (default ``limits.max_entry_size``) bytes out, and the ratio
     ``limits.max_ratio`` once ``limits.ratio_threshold_bytes`` have been produced. Each output
     chunk is at most 256 KiB, whatever the input, so a bomb never sits in memory whole.
+    :class:`Inflater` is the same decoder fed one chunk at a time (for asynchronous input).
 
     :param encoding: ``identity`` (passed through, size-capped), ``gzip`` (several members
         allowed) or ``deflate`` (zlib-wrapped or raw); a comma-separated list of them.
     :raises ArchiveError: ``archive.unsupported`` (another encoding), ``archive.too_large``,
         ``archive.ratio``, ``archive.corrupt``.
     """
-    cap = limits.max_entry_size if max_size is None else max_size
-    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
-    codings = [c for c in codings if c != "identity"]
-    unknown = [c for c in codings if c not in CONTENT_ENCODINGS]
-    if unknown or len(codings) > 1:
-        raise _refuse("archive.unsupported", f"{what} is compressed as {encoding!r}; plughost "
-                      "decodes only gzip or deflate (one of them). Serve the file uncompressed.",
-                      encoding=encoding)
-    coding = codings[0] if codings else "identity"
-    produced = consumed = 0
+    inflater = Inflater(encoding, limits, max_size=max_size, what=what)
+    for chunk in chunks:
+        yield from inflater.feed(chunk)
+    yield from inflater.finish()
 
-    def account(out: bytes, used: int) -> None:
-        nonlocal produced, consumed
-        produced += len(out)
-        consumed += used
+
+class Inflater:
+    """:func:`inflate`, fed one chunk at a time: ``feed(chunk)`` for each input chunk, then
+    ``finish()``; both return iterators of output chunks (at most 256 KiB each), which must be
+    exhausted before the next call. The same limits and refusals as :func:`inflate`; an
+    unsupported encoding is refused here, before any input.
+    """
+
+    def __init__(
+        self,
+        encoding: str,
+        limits: ArchiveLimits = DEFAULT_LIMITS,
+        *,
+        max_size: int | None = None,
+        what: str = "the data",
+    ) -> None:
+        self.limits = limits
+        self.max_size = limits.max_entry_size if max_size is None else max_size
+        self.what = what
+        codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        unknown = [c for c in codings if c not in CONTENT_ENCODINGS]
+        if unknown or len(codings) > 1:
+            raise _refuse("archive.unsupported", f"{what} is compressed as {encoding!r}; "
+                          "plughost decodes only gzip or deflate (one of them). Serve the file "
+                          "uncompressed.", encoding=encoding)
+        self.coding = codings[0] if codings else "identity"
+        self._gzip_like = self.coding in ("gzip", "x-gzip")
+        self._d = zlib.decompressobj(zlib.MAX_WBITS | 16 if self._gzip_like else zlib.MAX_WBITS)
+        self._started = False  # deflate: the zlib wrapper was accepted (else: raw deflate)
+        self._head = b""  # deflate: the first bytes, until there are enough to tell them apart
+        #: bytes produced and consumed so far
+        self.produced = 0
+        self.consumed = 0
+
+    def _account(self, out: bytes, used: int) -> None:
+        self.produced += len(out)
+        self.consumed += used
+        produced, consumed, limits, cap = self.produced, self.consumed, self.limits, self.max_size
         if produced > cap:
-            raise _refuse("archive.too_large", f"{what} unpacks to more than {cap} bytes "
+            raise _refuse("archive.too_large", f"{self.what} unpacks to more than {cap} bytes "
                           "(limit).", limit=cap, bytes_out=produced)
         if produced > limits.ratio_threshold_bytes and produced > limits.max_ratio * max(
                 consumed, 1):
-            raise _refuse("archive.ratio", f"{what} decompresses at more than "
+            raise _refuse("archive.ratio", f"{self.what} decompresses at more than "
                           f"{limits.max_ratio:g}:1 ({produced / max(consumed, 1):.0f}:1 after "
                           f"{produced} bytes): a decompression bomb? Refused.",
                           bytes_out=produced, bytes_in=consumed)
 
-    if coding == "identity":
-        for chunk in chunks:
-            account(chunk, len(chunk))
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """Decode one input chunk."""
+        if self.coding == "identity":
+            self._account(chunk, len(chunk))
             yield chunk
-        return
-    gzip_like = coding in ("gzip", "x-gzip")
-    d = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip_like else zlib.MAX_WBITS)
-    started = False  # deflate: whether the zlib wrapper was accepted (else: raw deflate)
-    head = b""  # deflate: the first bytes, until there are enough to tell the two apart
-    try:
-        for chunk in chunks:
+            return
+        try:
             data = chunk
-            if not gzip_like and not started and len(head + data) < 2:
-                head += data
-                continue
-            data, head = head + data, b""
+            if not self._gzip_like and not self._started and len(self._head + data) < 2:
+                self._head += data
+                return
+            data, self._head = self._head + data, b""
             while data:
-                if d.eof:
-                    if not gzip_like:
-                        raise _refuse("archive.corrupt", f"{what} has bytes after the end of "
-                                      "its compressed data.")
-                    d = zlib.decompressobj(zlib.MAX_WBITS | 16)  # the next gzip member
+                if self._d.eof:
+                    if not self._gzip_like:
+                        raise _refuse("archive.corrupt", f"{self.what} has bytes after the end "
+                                      "of its compressed data.")
+                    self._d = zlib.decompressobj(zlib.MAX_WBITS | 16)  # the next gzip member
                 try:
-                    out = d.decompress(data, _OUT_CHUNK)
+                    out = self._d.decompress(data, _OUT_CHUNK)
                 except zlib.error:
-                    if gzip_like or started:
+                    if self._gzip_like or self._started:
                         raise
-                    d = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" sent without wrapper
-                    out = d.decompress(data, _OUT_CHUNK)
-                started = True
-                rest = d.unconsumed_tail or d.unused_data
-                account(out, len(data) - len(rest))
+                    self._d = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" without wrapper
+                    out = self._d.decompress(data, _OUT_CHUNK)
+                self._started = True
+                rest = self._d.unconsumed_tail or self._d.unused_data
+                self._account(out, len(data) - len(rest))
                 if out:
                     yield out
                 data = rest
-        if head:
-            raise _refuse("archive.corrupt", f"{what}: the {coding} data is truncated.")
-        # Drain what the decompressor still holds (max_length left some output behind).
-        while not d.eof:
-            out = d.decompress(b"", _OUT_CHUNK)
-            if not out:
-                break
-            account(out, 0)
-            yield out
-    except zlib.error as exc:
-        raise _refuse("archive.corrupt", f"{what} has corrupt {coding} data ({exc}).") from None
-    if started and not d.eof:
-        raise _refuse("archive.corrupt", f"{what}: the {coding} data is truncated.")
+        except zlib.error as exc:
+            raise self._corrupt(exc) from None
+
+    def finish(self) -> Iterator[bytes]:
+        """Drain what the decoder still holds; refuse truncated input."""
+        if self.coding == "identity":
+            return
+        if self._head:
+            raise _refuse("archive.corrupt", f"{self.what}: the {self.coding} data is truncated.")
+        try:
+            # max_length may have left output behind in the decompressor.
+            while not self._d.eof:
+                out = self._d.decompress(b"", _OUT_CHUNK)
+                if not out:
+                    break
+                self._account(out, 0)
+                yield out
+        except zlib.error as exc:
+            raise self._corrupt(exc) from None
+        if self._started and not self._d.eof:
+            raise _refuse("archive.corrupt", f"{self.what}: the {self.coding} data is truncated.")
+
+    def _corrupt(self, exc: zlib.error) -> Exception:
+        return _refuse("archive.corrupt", f"{self.what} has corrupt {self.coding} data ({exc}).")
 
 
 def open_archive(path: Path | str, limits: ArchiveLimits = DEFAULT_LIMITS) -> SafeArchive:

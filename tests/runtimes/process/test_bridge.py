@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,11 @@ from plughost.errors import PermissionDenied, PluginError
 from plughost.host import PluginHost
 from plughost.runtimes.process.bridge import check_from_context
 from plughost.runtimes.process.runtime import ProcessRuntime
+from plughost.security.permissions import PermissionManager
+from plughost.services.hostapi.http import HttpOptions, HttpService
 from plughost.services.plugin_services import PluginServices
 
+from ...services.hostapi.conftest import LocalServer
 from .conftest import PLUGINS, fast_options, make_manifest
 
 
@@ -167,3 +171,37 @@ async def test_process_plugin_executes_commands_and_emits_through_the_real_host(
     assert [(r.kind, r.target) for r in denied] == [
         ("commands:execute", "node-greeter.greeter.slow")
     ]
+
+
+async def test_a_plugin_fetching_a_gzip_bomb_gets_the_refusal_not_the_host_memory(
+    tmp_path: Path,
+) -> None:
+    """host.http.request reads through the same bounded ctx.http: the bomb is refused in the
+    host and the plugin's call fails with the ratio refusal."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    bomb = b"".join([*(packer.compress(bytes(1 << 20)) for _ in range(64)), packer.flush()])
+
+    def answer(handler: Any) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(bomb)))
+        handler.end_headers()
+        handler.wfile.write(bomb)
+
+    server = LocalServer()
+    server.routes["/bomb"] = answer
+    with PermissionManager(tmp_path / "security.db") as perms:
+        perms.grant("pyecho", f"net:127.0.0.1:{server.port}")
+        http = HttpService("pyecho", perms, options=HttpOptions(retries=0))
+        ctx = context(http=http, permissions=BoolChecker(("net", f"127.0.0.1:{server.port}")))
+        runtime = ProcessRuntime(options=fast_options())
+        try:
+            inst = await runtime.load(ctx.manifest, PLUGINS / "pyecho")
+            await inst.start(ctx)
+            with pytest.raises(PluginError, match="decompression bomb") as info:
+                await inst.call("http", {"url": f"{server.url}/bomb"})
+            assert info.value.code == "http.ratio"  # the code crosses the wire intact
+        finally:
+            await runtime.aclose()
+            await http.aclose()
+            server.close()

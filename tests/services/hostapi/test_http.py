@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import gzip
+import random
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -298,3 +303,161 @@ async def test_a_body_that_cannot_be_encoded_is_an_http_service_error(
     with pytest.raises(HttpServiceError, match="nothing was sent"):
         await http.post(f"{server.url}/x", json=value)
     assert server.requests == []
+
+
+# ---- bounded response bodies: a size cap, and Content-Encoding decoded by the Inflater
+
+MiB = 1024 * 1024
+
+
+def _gzip_of_zeros(size: int) -> bytes:
+    """``size`` zero bytes, gzip-compressed chunk by chunk (200 MiB -> about 200 KiB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = bytes(MiB)
+    parts = [packer.compress(block) for _ in range(size // MiB)]
+    return b"".join([*parts, packer.flush()])
+
+
+def _answer(body: bytes, *, encoding: str | None = None, chunked: bool = False,
+            repeat: int = 1) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A route answering 200 with ``body`` sent ``repeat`` times."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        if encoding:
+            handler.send_header("Content-Encoding", encoding)
+        if chunked:
+            handler.send_header("Transfer-Encoding", "chunked")
+        else:
+            handler.send_header("Content-Length", str(len(body) * repeat))
+        handler.end_headers()
+        for _ in range(repeat):
+            if chunked:
+                handler.wfile.write(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+            else:
+                handler.wfile.write(body)
+        if chunked:
+            handler.wfile.write(b"0\r\n\r\n")
+
+    return route
+
+
+async def _peak_while(action: Callable[[], Awaitable[object]]) -> tuple[BaseException | None,
+                                                                         int]:
+    """Run ``action``; return what it raised and the peak of traced allocations in bytes."""
+    tracemalloc.start()
+    try:
+        try:
+            await action()
+        except Exception as exc:  # returned to the test, which checks it
+            raised: BaseException | None = exc
+        else:
+            raised = None
+        return raised, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+async def test_a_gzip_bomb_is_refused_after_about_a_megabyte_without_inflating_it(
+    http: HttpService, perms: PermissionManager, server: LocalServer
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    bomb = _gzip_of_zeros(200 * MiB)
+    assert len(bomb) < MiB
+    server.routes["/bomb"] = _answer(bomb, encoding="gzip")
+    raised, peak = await _peak_while(lambda: http.get(f"{server.url}/bomb"))
+    assert isinstance(raised, HttpServiceError), raised
+    assert raised.code == "http.ratio"
+    assert "decompression bomb" in raised.message and "100:1" in raised.message
+    assert peak < 8 * MiB, peak  # not 200 MiB, nor the 16 MiB cap
+    # ... and through the streaming API too
+    async def stream() -> None:
+        async with http.stream("GET", f"{server.url}/bomb") as response:
+            async for _ in response.aiter_bytes():
+                pass
+
+    raised, peak = await _peak_while(stream)
+    assert isinstance(raised, HttpServiceError) and raised.code == "http.ratio", raised
+    assert peak < 8 * MiB, peak
+    # the host asked for the body as it is; it was the server that compressed it
+    assert all(r[2].get("Accept-Encoding") == "identity" for r in server.requests)
+
+
+async def test_a_compressed_body_over_the_cap_is_refused_by_size(
+    http: HttpService, perms: PermissionManager, server: LocalServer
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    # random-ish bytes compress about 2:1, under the ratio limit: the size cap decides
+    packed = zlib.compress(bytes(range(256)) * 4 * 1024 + random.Random(1).randbytes(MiB))
+    server.routes["/deflated"] = _answer(packed, encoding="deflate")
+    with pytest.raises(HttpServiceError) as info:
+        await http.get(f"{server.url}/deflated", max_response_size=MiB)
+    assert info.value.code == "http.too_large"
+    assert f"larger than {MiB} bytes, the max_response_size limit" in info.value.message
+    assert info.value.details["limit"] == MiB
+
+
+async def test_an_oversized_plain_body_is_refused_declared_or_streamed(
+    http: HttpService, perms: PermissionManager, server: LocalServer
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    block = b"x" * (64 * 1024)
+    server.routes["/declared"] = _answer(block, repeat=800)  # 50 MiB, Content-Length says so
+    server.routes["/chunked"] = _answer(block, chunked=True, repeat=800)  # 50 MiB, no length
+    for path in ("/declared", "/chunked"):
+        raised, peak = await _peak_while(lambda path=path: http.get(  # type: ignore[misc]
+            f"{server.url}{path}", max_response_size=2 * MiB))
+        assert isinstance(raised, HttpServiceError) and raised.code == "http.too_large", raised
+        assert "max_response_size" in raised.message
+        assert peak < 8 * MiB, (path, peak)
+
+    # The operator's cap applies without asking, and a plugin cannot raise it.
+    small = HttpService("p", perms, options=HttpOptions(max_response_size=MiB))
+    try:
+        with pytest.raises(HttpServiceError, match=f"larger than {MiB} bytes") as info:
+            await small.get(f"{server.url}/chunked")
+        assert info.value.code == "http.too_large"
+        before = len(server.requests)
+        with pytest.raises(HttpServiceError, match="above the host's limit") as info:
+            await small.get(f"{server.url}/chunked", max_response_size=2 * MiB)
+        assert info.value.code == "http.too_large"
+        assert len(server.requests) == before  # nothing was sent
+        with pytest.raises(HttpServiceError, match="non-negative integer"):
+            await small.get(f"{server.url}/chunked", max_response_size=-1)
+        async with small.stream("GET", f"{server.url}/chunked") as response:
+            with pytest.raises(HttpServiceError, match="max_response_size") as info:
+                async for _ in response.aiter_bytes():
+                    pass
+        assert info.value.code == "http.too_large"
+    finally:
+        await small.aclose()
+
+
+async def test_gzip_and_deflate_bodies_still_decode_and_exactly_the_cap_passes(
+    http: HttpService, perms: PermissionManager, server: LocalServer
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    text = b'{"greeting": "hello", "n": 1}' * 1000
+    server.routes["/gz"] = _answer(gzip.compress(text), encoding="gzip")
+    server.routes["/zlib"] = _answer(zlib.compress(text), encoding="deflate")
+    server.routes["/plain"] = _answer(text)
+    for path in ("/gz", "/zlib", "/plain"):
+        response = await http.get(f"{server.url}{path}", max_response_size=len(text))
+        assert response.content == text, path
+        assert "content-encoding" not in response.headers
+    async with http.stream("GET", f"{server.url}/gz") as streamed:
+        assert b"".join([c async for c in streamed.aiter_bytes()]) == text
+
+
+async def test_an_unsupported_or_corrupt_encoding_is_a_clear_error(
+    http: HttpService, perms: PermissionManager, server: LocalServer
+) -> None:
+    perms.grant("p", f"net:127.0.0.1:{server.port}")
+    server.routes["/br"] = _answer(b"\x0b\x02\x80hello\x03", encoding="br")
+    server.routes["/bad"] = _answer(b"not gzip at all", encoding="gzip")
+    with pytest.raises(HttpServiceError, match="unsupported Content-Encoding") as info:
+        await http.get(f"{server.url}/br")
+    assert info.value.code == "http.encoding"
+    with pytest.raises(HttpServiceError, match="corrupt gzip data") as info:
+        await http.get(f"{server.url}/bad")
+    assert info.value.code == "http.corrupt"

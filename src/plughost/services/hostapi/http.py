@@ -16,6 +16,13 @@ For every request *and every redirect hop*:
    HTTPS, certificate verification of the name is the guard.
 
 Transport errors and 502/503/504 on idempotent methods are retried with exponential backoff.
+
+Response bodies are read as a stream, never whole: at most ``max_response_size`` bytes (the
+operator's :class:`HttpOptions` cap, 16 MiB by default; a request may ask for less, never more)
+are accepted, also through :meth:`HttpService.stream`. ``Accept-Encoding: identity`` is sent
+unless the plugin asks otherwise, and any ``Content-Encoding`` is decoded by
+:class:`~plughost.security.archive.Inflater` under the host's archive limits (size and
+compression ratio), never by httpx: a gzip bomb is stopped after about a megabyte of output.
 Denials are audited by the :class:`~plughost.security.permissions.PermissionManager`.
 """
 
@@ -30,13 +37,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from plughost.errors import ExtraNotInstalled, HttpServiceError
+from plughost.errors import ArchiveError, ExtraNotInstalled, HttpServiceError
 from plughost.security.addresses import (
     IPAddress,
     allowance_opens,
     is_public_address,
     unwrap,
 )
+from plughost.security.archive import DEFAULT_LIMITS, ArchiveLimits, Inflater
 from plughost.security.permissions import PermissionManager
 from plughost.security.scopes import Scope, canonical_host
 
@@ -56,6 +64,13 @@ ResponseInterceptor = Callable[
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_MiB: Final = 1024 * 1024
+#: ArchiveError codes of the decoder -> the HttpServiceError code a plugin sees.
+_BODY_CODES: Final = {
+    "archive.too_large": "http.too_large",
+    "archive.ratio": "http.ratio",
+    "archive.unsupported": "http.encoding",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +83,10 @@ class HttpOptions:
     :ivar max_redirects: hops followed before giving up.
     :ivar retry_statuses: statuses retried for idempotent methods.
     :ivar user_agent: the ``User-Agent`` sent unless the plugin sets one.
+    :ivar max_response_size: the operator's cap on one response body in bytes (after decoding
+        any ``Content-Encoding``); a request may pass a lower ``max_response_size``, never a
+        higher one.
+    :ivar limits: the archive limits compressed bodies are decoded under (compression ratio).
     """
 
     timeout: float = 10.0
@@ -77,6 +96,8 @@ class HttpOptions:
     max_redirects: int = 5
     retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({502, 503, 504}))
     user_agent: str = "plughost"
+    max_response_size: int = 16 * _MiB
+    limits: ArchiveLimits = DEFAULT_LIMITS
 
 
 async def _system_resolver(host: str, port: int) -> list[str]:
@@ -126,7 +147,8 @@ class HttpService:
                 follow_redirects=False,
                 timeout=self.options.timeout,
                 transport=self._transport,
-                headers={"User-Agent": self.options.user_agent},
+                # Compressed bodies are decoded by the bounded Inflater, not by httpx.
+                headers={"User-Agent": self.options.user_agent, "Accept-Encoding": "identity"},
                 trust_env=False,
             )
         return self._client_instance
@@ -166,11 +188,16 @@ class HttpService:
         return await self.request("DELETE", url, **kwargs)
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """Send a request and read the whole body.
+        """Send a request and read the whole body (at most ``max_response_size`` bytes).
 
         Keyword arguments: ``params``, ``headers``, ``json``, ``content``, ``data``, ``files``,
         ``cookies``, ``timeout`` (seconds), ``follow_redirects`` (default ``True``),
-        ``retries`` (overrides the option).
+        ``retries`` (overrides the option), ``max_response_size`` (bytes; at most the option).
+
+        :raises HttpServiceError: ``http.too_large`` (the body is over the limit),
+            ``http.ratio`` (a compressed body inflates like a bomb), ``http.encoding`` (a
+            ``Content-Encoding`` other than gzip/deflate), ``http.corrupt`` (undecodable
+            compressed data), ``http.request`` (network failure, also while reading).
         """
         response = await self._send(method, url, **kwargs)
         try:
@@ -181,7 +208,10 @@ class HttpService:
 
     @contextlib.asynccontextmanager
     async def stream(self, method: str, url: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
-        """``async with ctx.http.stream("GET", url) as r: async for chunk in r.aiter_bytes()``."""
+        """``async with ctx.http.stream("GET", url) as r: async for chunk in r.aiter_bytes()``.
+
+        The body is capped and decoded as in :meth:`request`, chunk by chunk while it streams.
+        """
         response = await self._send(method, url, **kwargs)
         try:
             yield response
@@ -203,8 +233,10 @@ class HttpService:
         follow_redirects: bool = True,
         retries: int | None = None,
         timeout: float | None = None,
+        max_response_size: int | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
+        cap = self._response_cap(max_response_size, url)
         try:
             request = self._client.build_request(
                 method,
@@ -235,6 +267,11 @@ class HttpService:
             response = await self._send_with_retries(request, address, retries)
             location = response.headers.get("location")
             if not (follow_redirects and response.status_code in _REDIRECTS and location):
+                try:
+                    self._bound_body(response, cap)
+                except BaseException:
+                    await response.aclose()
+                    raise
                 return await self._intercept_response(response)
             await response.aclose()
             if hop == self.options.max_redirects:
@@ -251,6 +288,78 @@ class HttpService:
             f"more than {self.options.max_redirects} redirects starting at {_safe(url)}",
             plugin_id=self.plugin_id,
             details={"url": _safe(url)},
+        )
+
+    def _response_cap(self, requested: int | None, url: str) -> int:
+        ceiling = self.options.max_response_size
+        if requested is None:
+            return ceiling
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 0:
+            raise HttpServiceError(
+                f"max_response_size must be a number of bytes (a non-negative integer), got "
+                f"{requested!r}; nothing was sent",
+                plugin_id=self.plugin_id,
+            )
+        if requested > ceiling:
+            raise HttpServiceError(
+                f"max_response_size={requested} is above the host's limit of {ceiling} bytes "
+                f"per response (HttpOptions.max_response_size); ask for at most {ceiling} or "
+                f"have the operator raise the limit. Nothing was sent to {_safe(url)}",
+                code="http.too_large",
+                plugin_id=self.plugin_id,
+                details={"limit": ceiling, "requested": requested},
+            )
+        return requested
+
+    def _bound_body(self, response: httpx.Response, cap: int) -> None:
+        """Replace the body stream by one that is decoded by the bounded Inflater and capped."""
+        url = _safe(str(response.request.url))
+        encoding = response.headers.get("content-encoding", "identity")
+        try:
+            inflater = Inflater(encoding, self.options.limits, max_size=cap, what="the body")
+        except ArchiveError as exc:
+            raise self._body_error(exc, response.request.method, url, cap) from None
+        length = response.headers.get("content-length", "")
+        if inflater.coding == "identity" and length.isdigit() and int(length) > cap:
+            raise self._body_error(
+                ArchiveError("", code="archive.too_large"), response.request.method, url, cap
+            )
+        # httpx must not decode again: the headers now describe the decoded body.
+        response.headers.pop("content-encoding", None)
+        if inflater.coding != "identity":
+            response.headers.pop("content-length", None)
+        response.stream = _BoundedBody(response.stream, inflater, self, response, cap)
+
+    def _body_error(
+        self, exc: ArchiveError, method: str, url: str, cap: int
+    ) -> HttpServiceError:
+        code = _BODY_CODES.get(exc.code, "http.corrupt")
+        if code == "http.too_large":
+            message = (
+                f"the response to {method} {url} is larger than {cap} bytes, the "
+                "max_response_size limit; ask for less (a range, a page, a filter) or, if the "
+                "operator allows more (HttpOptions.max_response_size), pass a higher "
+                "max_response_size"
+            )
+        elif code == "http.ratio":
+            message = (
+                f"the response to {method} {url} {exc.message.removeprefix('the body ')} The "
+                "host decodes compressed bodies only within its archive limits; ask the server "
+                "for an uncompressed body"
+            )
+        elif code == "http.encoding":
+            message = (
+                f"the response to {method} {url} uses an unsupported Content-Encoding "
+                f"({exc.details.get('encoding')!r}); ctx.http decodes only gzip and deflate. "
+                "Ask for 'Accept-Encoding: identity' (the default)"
+            )
+        else:
+            message = f"the response to {method} {url}: {exc.message}"
+        return HttpServiceError(
+            message,
+            code=code,
+            plugin_id=self.plugin_id,
+            details={"url": url, "limit": cap, "reason": exc.code},
         )
 
     async def _intercept(self, request: httpx.Request) -> httpx.Request:
@@ -399,6 +508,48 @@ class HttpService:
         return self._client.build_request(
             method, url, headers=headers, content=content, extensions=request.extensions
         )
+
+
+class _BoundedBody(httpx.AsyncByteStream):
+    """A response body read through the bounded Inflater: capped and decoded as it streams."""
+
+    def __init__(
+        self,
+        raw: httpx.AsyncByteStream | httpx.SyncByteStream,
+        inflater: Inflater,
+        service: HttpService,
+        response: httpx.Response,
+        cap: int,
+    ) -> None:
+        if not isinstance(raw, httpx.AsyncByteStream):  # pragma: no cover - async client only
+            raise TypeError("ctx.http reads asynchronous responses only")
+        self._raw = raw
+        self._inflater = inflater
+        self._service = service
+        self._response = response
+        self._cap = cap
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        method = self._response.request.method
+        url = _safe(str(self._response.request.url))
+        try:
+            async for chunk in self._raw:
+                for out in self._inflater.feed(chunk):
+                    if out:
+                        yield out
+            for out in self._inflater.finish():
+                yield out
+        except ArchiveError as exc:
+            raise self._service._body_error(exc, method, url, self._cap) from None
+        except httpx.TransportError as exc:
+            raise HttpServiceError(
+                f"reading the response to {method} {url} failed: {type(exc).__name__}: {exc}",
+                plugin_id=self._service.plugin_id,
+                details={"url": url},
+            ) from exc
+
+    async def aclose(self) -> None:
+        await self._raw.aclose()
 
 
 def _describe(ip: IPAddress) -> str:
