@@ -1016,15 +1016,26 @@ class PluginHost:
         record = await self.ensure_active(plugin_id)
         if timeout is None:
             timeout = record.manifest.limits.timeout
+        monitors = self.comms.monitors
+        finish = monitors.begin("call", f"{plugin_id}:{target}", {
+            "plugin_id": plugin_id, "version": str(record.manifest.version),
+            "target": target, "args": kwargs}) if monitors else None
         started = time.perf_counter()
         failed = True
+        error: BaseException | None = None
+        result: Any = None
         try:
             result = await record.instance.call(target, kwargs, timeout=timeout)
             failed = False
             return result
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             self.comms.counters.record(plugin_id, "direct_calls", time.perf_counter() - started,
                                       failed)
+            if finish is not None:
+                finish(error, result)
 
     async def health(self, plugin_id: str) -> Health:
         """Ask a plugin whether it is healthy; one that is not active is not healthy (its

@@ -68,3 +68,52 @@ async def test_a_command_and_the_event_it_emits_are_nested_spans(
                   and not s.status.is_ok)
     assert failed.events[0].name == "exception"
     assert len([n for n in names if n.startswith("plughost.command")]) == 2  # none after undo
+
+
+TRACED = """
+from opentelemetry import trace
+from plughost.sdk import Plugin, command
+
+
+class Main(Plugin):
+    def _seen(self):
+        span = trace.get_current_span().get_span_context()
+        return {"traceparent": self.ctx.trace_parent,
+                "trace_id": f"{span.trace_id:032x}" if span.is_valid else None}
+
+    def where(self):
+        return self._seen()
+
+    @command("where")
+    async def where_async(self):
+        return self._seen()
+"""
+
+
+async def test_a_process_plugin_joins_the_host_trace_of_a_direct_call_and_a_command(
+    tmp_path: Path, write_plugin: Any
+) -> None:
+    write_plugin("proc", "2.1.0", code=TRACED, runtime="process")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with PluginHost([tmp_path / "plugins"]) as host:
+        report = await host.start()
+        assert report.ok, report
+        untraced = await host.call("proc", "where")
+        undo = enable_tracing(host, tracer_provider=provider)
+        called = await host.call("proc", "where")
+        commanded = await host.commands.execute("proc.where", {})
+        undo()
+    assert untraced == {"traceparent": None, "trace_id": None}
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    call = spans["plughost.call proc:where"]
+    assert call.attributes["plughost.plugin_id"] == "proc"
+    assert call.attributes["plughost.plugin_version"] == "2.1.0"
+    command = spans["plughost.command proc.where"]
+    for span, seen in ((call, called), (command, commanded)):
+        ctx = span.context
+        assert seen["traceparent"] == (
+            f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}")
+        assert seen["trace_id"] == f"{ctx.trace_id:032x}"  # the child's own span, same trace
+    assert call.context.trace_id != command.context.trace_id

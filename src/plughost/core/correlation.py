@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-__all__ = ["correlated", "correlation_id", "new_correlation_id"]
+__all__ = ["correlated", "correlation_id", "new_correlation_id", "trace_context", "trace_fields"]
 
 correlation_id: ContextVar[str | None] = ContextVar("plughost_correlation_id", default=None)
 
@@ -40,3 +40,16 @@ def correlated(value: str | None = None) -> Iterator[str]:
         yield cid
     finally:
         correlation_id.reset(token)
+
+
+# --- W3C trace context -------------------------------------------------------------------
+#: The W3C trace context of the span being served, as the wire carries it
+#: (``{"traceparent": ..., "tracestate": ...}``), or ``None``. The tracing extra sets it for
+#: each span it starts; the process runtime adds it to the messages it sends a plugin.
+trace_context: ContextVar[dict[str, str] | None] = ContextVar("plughost_trace_context",
+                                                              default=None)
+
+
+def trace_fields() -> dict[str, str]:
+    """The trace context fields to add to a message (empty when nothing is traced)."""
+    return dict(trace_context.get() or {})

@@ -9,7 +9,9 @@ A monitor is a function called when a dispatch starts::
 
     def monitor(kind: str, name: str, payload: object) -> Finish | None: ...
 
-``kind`` is ``"hook"``, ``"event"``, ``"command"`` or ``"channel"``; ``name`` is the extension
+``kind`` is ``"hook"``, ``"event"``, ``"command"``, ``"channel"`` or ``"call"`` (a direct
+``host.call``: name ``<plugin id>:<target>``, payload ``{"plugin_id", "version", "target",
+"args"}``); ``name`` is the extension
 point, topic, command or channel name; ``payload`` is the call's keyword arguments, the
 :class:`~plughost.core.bus.Event`, the command arguments or ``None``. It may return a *finish*
 callback, called once the dispatch is over (after the ``await`` for async paths) with
@@ -103,6 +105,12 @@ class MonitorSet:
             if fin is not None:
                 finishes.append(fin)
         return finishes
+
+    def begin(self, kind: str, name: str, payload: Any) -> Finish:
+        """Monitor one dispatch made outside the registries (a direct ``host.call``): calls the
+        monitors now and returns the finish callback to call once the dispatch is over."""
+        finishes = self._start(kind, name, payload)
+        return lambda error, result: self._finish(finishes, error, result)
 
     @staticmethod
     def _finish(finishes: list[Finish], error: BaseException | None, result: Any) -> None:

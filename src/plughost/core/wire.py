@@ -175,6 +175,11 @@ class MethodSpec:
         return tuple(p.rstrip("?") for p in self.params)
 
 
+TRACE_PARAMS = ("traceparent?", "tracestate?")
+"""The optional W3C trace context fields (https://www.w3.org/TR/trace-context/) of
+``plugin.call``, ``plugin.event``, ``channel.open`` and ``channel.message``: the host sends them
+when the message is sent inside a traced span, so a plugin's own spans join the host's trace."""
+
 METHODS: dict[str, MethodSpec] = {
     s.name: s
     for s in (
@@ -192,8 +197,9 @@ METHODS: dict[str, MethodSpec] = {
         # host -> plugin (§6)
         MethodSpec(M.ACTIVATE, "host", "request", ("plugin_id", "config", "data_dir", "manifest"),
                    '{"exports": [{"kind", "name", "target", "options"}]}'),
-        MethodSpec(M.CALL, "host", "request", ("target", "args"), "the handler's return value"),
-        MethodSpec(M.EVENT, "host", "either", ("target", "args"), "null"),
+        MethodSpec(M.CALL, "host", "request", ("target", "args", *TRACE_PARAMS),
+                   "the handler's return value"),
+        MethodSpec(M.EVENT, "host", "either", ("target", "args", *TRACE_PARAMS), "null"),
         MethodSpec(M.HEALTH, "host", "request", (), '{"ok", "detail", "data"}'),
         MethodSpec(M.EXPORT_STATE, "host", "request", (), '{"state"}'),
         MethodSpec(M.IMPORT_STATE, "host", "request", ("state", "from_version")),
@@ -202,8 +208,10 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(M.DISABLE, "host", "request", ()),
         MethodSpec(M.DEACTIVATE, "host", "request", ()),
         # channels, both directions (§7)
-        MethodSpec(M.CHANNEL_OPEN, "host", "notification", ("channel", "stream", "target")),
-        MethodSpec(M.CHANNEL_MESSAGE, "both", "notification", ("channel", "stream", "data")),
+        MethodSpec(M.CHANNEL_OPEN, "host", "notification",
+                   ("channel", "stream", "target", *TRACE_PARAMS)),
+        MethodSpec(M.CHANNEL_MESSAGE, "both", "notification",
+                   ("channel", "stream", "data", *TRACE_PARAMS)),
         MethodSpec(M.CHANNEL_CLOSE, "both", "notification", ("channel", "stream", "reason?")),
     )
 }

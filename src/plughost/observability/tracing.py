@@ -31,19 +31,32 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise ExtraNotInstalled("Tracing", "otel", "opentelemetry-api") from exc
 
-from plughost.core.correlation import correlation_id
+from plughost.core.correlation import correlation_id, trace_context
 
-__all__ = ["enable_tracing"]
+__all__ = ["enable_tracing", "wire_fields"]
 
 
-def _owner(host: Any, kind: str, name: str) -> str | None:
+def _owner(host: Any, kind: str, name: str, payload: Any) -> str | None:
     """The plugin a command belongs to (hooks and events may reach several)."""
+    if kind == "call" and isinstance(payload, dict):
+        return str(payload["plugin_id"])
     if kind != "command":
         return None
     get = getattr(getattr(host, "commands", None), "get", None)
     command = get(name) if callable(get) else None
     owner = getattr(command, "owner", None)
     return str(owner) if owner else None
+
+
+def wire_fields(span: Any) -> dict[str, str]:
+    """The W3C ``traceparent`` (and ``tracestate``) of ``span``, as the process protocol
+    carries them to a plugin (docs/protocol.md, "Trace context")."""
+    sc = span.get_span_context()
+    fields = {"traceparent": f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{sc.trace_flags:02x}"}
+    state = sc.trace_state.to_header() if sc.trace_state else ""
+    if state:
+        fields["tracestate"] = state
+    return fields
 
 
 def enable_tracing(host: Any, *, tracer_provider: Any = None) -> Callable[[], None]:
@@ -57,14 +70,19 @@ def enable_tracing(host: Any, *, tracer_provider: Any = None) -> Callable[[], No
         cid = correlation_id.get()
         if cid:
             span.set_attribute("plughost.correlation_id", cid)
-        owner = _owner(host, kind, name)
+        owner = _owner(host, kind, name, payload)
         if owner:
             span.set_attribute("plughost.plugin_id", owner)
+        if kind == "call" and isinstance(payload, dict):
+            span.set_attribute("plughost.plugin_version", str(payload["version"]))
         token = otel_context.attach(trace.set_span_in_context(span))
+        wire_token = trace_context.set(wire_fields(span))
 
         def finish(error: BaseException | None, result: Any) -> None:
             with contextlib.suppress(Exception):  # finished in another context: still ends
                 otel_context.detach(token)
+            with contextlib.suppress(Exception):
+                trace_context.reset(wire_token)
             if error is not None:
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))

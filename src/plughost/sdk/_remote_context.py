@@ -7,6 +7,7 @@ handlers, an awaitable inside ``async def`` handlers.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 
 from plughost.core.wire import ENV_PLUGIN_ID, M
 from plughost.sdk._connection import ChildConnection, in_helper_loop
@@ -15,7 +16,12 @@ TYPE_CHECKING = False  # not typing's: importing typing would cost every plugin 
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ChildContext"]
+__all__ = ["ChildContext", "trace_context"]
+
+#: The W3C trace context (``traceparent``/``tracestate``) of the message being served, as the
+#: host sent it (docs/protocol.md, "Trace context"); ``None`` when the host is not tracing.
+trace_context: ContextVar[dict[str, str] | None] = ContextVar("plughost_child_trace",
+                                                              default=None)
 
 
 class _Service:
@@ -116,6 +122,20 @@ class ChildContext:
         self.storage = _Storage(conn)
         self._conn = conn
         self._logger: Any = None
+
+    @property
+    def trace_parent(self) -> str | None:
+        """The W3C ``traceparent`` of the call, event or channel being served (the host span
+        it joins), or ``None`` when the host is not tracing. A plugin in another language
+        reads the same field off the message (docs/protocol.md)."""
+        fields = trace_context.get()
+        return fields.get("traceparent") if fields else None
+
+    @property
+    def trace_state(self) -> str | None:
+        """The W3C ``tracestate`` sent with :attr:`trace_parent`, or ``None``."""
+        fields = trace_context.get()
+        return fields.get("tracestate") if fields else None
 
     @property
     def data_dir(self) -> Any:

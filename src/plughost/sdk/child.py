@@ -47,7 +47,7 @@ from plughost.sdk._connection import (
     _helper_loop,
     _Reply,
 )
-from plughost.sdk._remote_context import ChildContext
+from plughost.sdk._remote_context import ChildContext, trace_context
 
 TYPE_CHECKING = False  # not typing's: importing typing would cost every plugin start
 if TYPE_CHECKING:
@@ -96,6 +96,73 @@ def _then(result: Any, finish: Any) -> Any:
 
 def _none(_: Any) -> None:
     return None
+
+
+_TRACE_FIELDS = ("traceparent", "tracestate")
+_otel: Any = None  # the opentelemetry modules, False when not importable; loaded on first need
+
+
+def _load_otel() -> Any:
+    global _otel
+    if _otel is None:
+        try:
+            from opentelemetry import context, trace
+            from opentelemetry.trace.propagation.tracecontext import (
+                TraceContextTextMapPropagator,
+            )
+
+            _otel = (context, trace, TraceContextTextMapPropagator())
+        except ImportError:
+            _otel = False
+    return _otel
+
+
+def _traced(name: str, params: dict[str, Any], run: Any) -> Any:
+    """``run()`` under the host's trace context (docs/protocol.md, "Trace context"): exposed as
+    ``ctx.trace_parent``, and, when opentelemetry is importable here, as the remote parent of a
+    span ``name`` that is current while the handler runs (sync or async)."""
+    fields = {k: params[k] for k in _TRACE_FIELDS if type(params.get(k)) is str}
+    trace_context.set(fields or None)
+    otel: Any = _load_otel() if fields else False
+    if not otel:
+        return run()
+    context, trace, propagator = otel
+    span = trace.get_tracer("plughost.plugin").start_span(
+        name, context=propagator.extract(fields), kind=trace.SpanKind.SERVER)
+    current = trace.set_span_in_context(span)
+
+    def end(error: BaseException | None) -> None:
+        if error is not None:
+            span.record_exception(error)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
+        span.end()
+
+    token = context.attach(current)
+    try:
+        result = run()
+    except BaseException as exc:
+        end(exc)
+        raise
+    finally:
+        context.detach(token)
+    if not hasattr(result, "__await__"):
+        end(None)
+        return result
+
+    async def later() -> Any:
+        trace_context.set(fields)
+        inner = context.attach(current)
+        try:
+            value = await result
+        except BaseException as exc:
+            end(exc)
+            raise
+        finally:
+            context.detach(inner)
+        end(None)
+        return value
+
+    return later()
 
 
 class PluginRunner:
@@ -152,12 +219,15 @@ class PluginRunner:
         return fn
 
     def _call(self, params: dict[str, Any]) -> Any:
-        return self._target(params.get("target"))(**(params.get("args") or {}))
+        fn = self._target(params.get("target"))
+        return _traced(f"plugin.call {params.get('target')}", params,
+                       lambda: fn(**(params.get("args") or {})))
 
     def _event(self, params: dict[str, Any]) -> Any:
         # Events have no result (docs/protocol.md §6): the handler's return value is dropped.
         event = RemoteEvent(params.get("args") or {})
-        return _then(self._target(params.get("target"))(event), _none)
+        fn = self._target(params.get("target"))
+        return _then(_traced(f"plugin.event {event.topic}", params, lambda: fn(event)), _none)
 
     def _instance(self) -> Any:
         """The plugin object, made on first need and kept, as in process: ``import_state``
@@ -239,7 +309,8 @@ class PluginRunner:
                 self.streams.pop((name, stream), None)
                 ch._closed_here(reason)
 
-        asyncio.run_coroutine_threadsafe(serve(), _helper_loop())
+        asyncio.run_coroutine_threadsafe(
+            _traced(f"plugin.channel {name}", params, serve), _helper_loop())
 
     def _channel_message(self, params: dict[str, Any]) -> None:
         ch = self.streams.get((str(params.get("channel")), str(params.get("stream"))))

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from plughost.core._manifest_checks import entry_problem
 from plughost.core.contract import Capability
-from plughost.core.correlation import correlation_id
+from plughost.core.correlation import correlation_id, trace_fields
 from plughost.core.wire import ENV_SPARE, M, crashed
 from plughost.errors import (
     ChannelClosed,
@@ -554,7 +554,7 @@ class ProcessInstance:
         if self.sink is not None:  # lines logged during the call carry its correlation id
             self.sink.correlation = correlation_id.get()
         try:
-            params = {"target": target, "args": dict(kwargs or {})}
+            params = {"target": target, "args": dict(kwargs or {}), **trace_fields()}
             return await session.request(M.CALL, params, timeout)
         except TimeoutError:
             self._stats["timeouts"] += 1
@@ -575,7 +575,7 @@ class ProcessInstance:
             "id": event.id,
             "timestamp": event.timestamp,
         }
-        session.notify(M.EVENT, {"target": target, "args": args})
+        session.notify(M.EVENT, {"target": target, "args": args, **trace_fields()})
 
     async def serve_channel(self, target: str, channel: Channel) -> None:
         """Serve one opened channel with the plugin's handler ``target`` (docs/protocol.md §7).
@@ -591,7 +591,7 @@ class ProcessInstance:
         stream = _Stream(session, name, str(self._stream_ids))
         key = (name, stream.id)
         self._streams[key] = stream
-        session.notify(M.CHANNEL_OPEN, {**stream.params(), "target": target})
+        session.notify(M.CHANNEL_OPEN, {**stream.params(), "target": target, **trace_fields()})
         forward = asyncio.get_running_loop().create_task(stream.forward(channel))
         try:
             await stream.pump(channel)
@@ -761,7 +761,8 @@ class _Stream:
             async for message in channel:
                 if not self.session.accepting:
                     return
-                self.session.notify(M.CHANNEL_MESSAGE, {**self.params(), "data": message})
+                self.session.notify(M.CHANNEL_MESSAGE,
+                                    {**self.params(), "data": message, **trace_fields()})
         except ChannelClosed as exc:
             reason = exc.details.get("reason") or exc.message
         self._queue.put_nowait(("opener", reason))
