@@ -117,3 +117,45 @@ async def test_a_process_plugin_joins_the_host_trace_of_a_direct_call_and_a_comm
             f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}")
         assert seen["trace_id"] == f"{ctx.trace_id:032x}"  # the child's own span, same trace
     assert call.context.trace_id != command.context.trace_id
+
+
+async def test_every_install_update_rollback_and_uninstall_step_is_a_span(
+    tmp_path: Path, write_plugin: Any
+) -> None:
+    from plughost.security.package import pack
+    from plughost.services.manager import PluginService
+    from plughost.settings import HostSettings
+
+    packages = []
+    for version in ("1.0.0", "1.1.0"):
+        root = write_plugin("hello", version, directory=tmp_path / "src" / version)
+        packages.append(pack(root, tmp_path / f"hello-{version}.zip"))
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = HostSettings(home=tmp_path / "home", require_signature="never")
+    async with PluginService(settings) as service:
+        undo = enable_tracing(service.host, tracer_provider=provider)
+        try:
+            await service.install(packages[0])
+            await service.update("hello", packages[1])
+            await service.rollback("hello")
+            await service.uninstall("hello")
+        finally:
+            undo()
+        await service.install(packages[0])  # not traced any more
+    spans = exporter.get_finished_spans()
+    steps = {s.name: s for s in spans}
+    assert {"plughost.stage fetch", "plughost.stage verify", "plughost.install resolve",
+            "plughost.install extract", "plughost.install store", "plughost.install activate",
+            "plughost.install commit", "plughost.update extract", "plughost.update switch",
+            "plughost.update commit", "plughost.rollback switch", "plughost.rollback commit",
+            "plughost.uninstall deactivate", "plughost.uninstall commit",
+            "plughost.uninstall files"} <= set(steps)
+    for name, version in (("plughost.install extract", "1.0.0"),
+                          ("plughost.update switch", "1.1.0"),
+                          ("plughost.rollback commit", "1.0.0"),
+                          ("plughost.uninstall files", "1.0.0")):
+        assert steps[name].attributes["plughost.plugin_id"] == "hello", name
+        assert steps[name].attributes["plughost.plugin_version"] == version, name
+    assert len([s for s in spans if s.name == "plughost.install extract"]) == 1

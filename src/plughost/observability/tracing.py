@@ -1,9 +1,11 @@
 """OpenTelemetry spans for the host's dispatches (the ``otel`` extra).
 
 :func:`enable_tracing` installs one dispatch monitor on the host's communication layer: every
-hook call, event delivery, command and channel opening becomes a span named
+hook call, event delivery, command, channel opening and direct ``host.call`` becomes a span named
 ``plughost.<kind> <name>`` (``plughost.command notify.send``), a child of the span that was
 current when it started, with the correlation id and the owning plugin when one is known;
+every install, update, rollback and uninstall step of this process too (``plughost.install
+extract``, with the plugin id and version);
 a failure is recorded on the span and sets its status to error::
 
     from opentelemetry.sdk.trace import TracerProvider
@@ -32,14 +34,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ExtraNotInstalled("Tracing", "otel", "opentelemetry-api") from exc
 
 from plughost.core.correlation import correlation_id, trace_context
+from plughost.services.installer import step_monitors
 
 __all__ = ["enable_tracing", "wire_fields"]
 
 
 def _owner(host: Any, kind: str, name: str, payload: Any) -> str | None:
     """The plugin a command belongs to (hooks and events may reach several)."""
-    if kind == "call" and isinstance(payload, dict):
-        return str(payload["plugin_id"])
+    if isinstance(payload, dict) and "plugin_id" in payload:  # a direct call, an install step
+        return str(payload["plugin_id"]) if payload["plugin_id"] else None
     if kind != "command":
         return None
     get = getattr(getattr(host, "commands", None), "get", None)
@@ -73,7 +76,7 @@ def enable_tracing(host: Any, *, tracer_provider: Any = None) -> Callable[[], No
         owner = _owner(host, kind, name, payload)
         if owner:
             span.set_attribute("plughost.plugin_id", owner)
-        if kind == "call" and isinstance(payload, dict):
+        if isinstance(payload, dict) and payload.get("version"):
             span.set_attribute("plughost.plugin_version", str(payload["version"]))
         token = otel_context.attach(trace.set_span_in_context(span))
         wire_token = trace_context.set(wire_fields(span))
@@ -93,4 +96,11 @@ def enable_tracing(host: Any, *, tracer_provider: Any = None) -> Callable[[], No
 
         return finish
 
-    return host.comms.add_monitor(monitor)  # type: ignore[no-any-return]
+    undo_dispatch = host.comms.add_monitor(monitor)
+    undo_steps = step_monitors.add(monitor)
+
+    def undo() -> None:
+        undo_dispatch()
+        undo_steps()
+
+    return undo

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
+from plughost.core.monitoring import MonitorSet
 from plughost.core.resolver import resolve
 from plughost.core.version import Version
 from plughost.errors import (
@@ -89,6 +90,33 @@ GrantPolicy = Callable[[str, Sequence[str]], Sequence[Any]]
 Undo = Callable[[], None] | None
 
 _LOCK_TIMEOUT = 60.0
+
+
+step_monitors = MonitorSet()
+"""Monitors of every install, update, rollback and uninstall step in this process (the
+dispatch monitor shape of :mod:`plughost.core.monitoring`): ``kind`` is the operation
+(``stage`` for fetching and verifying a package, ``install``, ``update``, ``rollback``,
+``uninstall``), ``name`` the step, ``payload`` ``{"plugin_id", "version"}`` (``None`` while
+the package is not opened yet). The tracing extra turns each step into a span."""
+
+
+@contextlib.contextmanager
+def step(timings: dict[str, float], operation: str, name: str, plugin_id: str | None,
+         version: str | None) -> Iterator[None]:
+    """Run one step of ``operation``: record its duration in ``timings[name]`` when it
+    succeeds, and tell the step monitors when it starts and ends."""
+    finish = step_monitors.begin(operation, name, {"plugin_id": plugin_id, "version": version}
+                                 ) if step_monitors else None
+    t0 = time.perf_counter()
+    try:
+        yield
+    except BaseException as exc:
+        if finish is not None:
+            finish(exc, None)
+        raise
+    timings[name] = time.perf_counter() - t0
+    if finish is not None:
+        finish(None, None)
 
 
 def grant_declared(plugin_id: str, declared: Sequence[str]) -> Sequence[str]:
@@ -265,20 +293,18 @@ class Installer:
         workdir = self.new_workdir()
         package: Package | None = None
         try:
-            t0 = time.perf_counter()
-            fetched = fetch(source, workdir / "package.zip", self.fetch_policy, progress,
-                            limits=self.archive_limits)
-            timings["fetch"] = time.perf_counter() - t0
+            with step(timings, "stage", "fetch", None, None):
+                fetched = fetch(source, workdir / "package.zip", self.fetch_policy, progress,
+                                limits=self.archive_limits)
             crash_point("install.after_stage")
-            t0 = time.perf_counter()
-            if sha256 is not None:
-                check_sha256(fetched.sha256, sha256)
-            package = open_package(fetched.path, self.archive_limits)
-            if sha256 is not None:
-                check_sha256(package.info.sha256, sha256)  # the bytes actually opened
-            verification = verify_signature(package.info, self.trust_store,
-                                            self.signature_policy)
-            timings["verify"] = time.perf_counter() - t0
+            with step(timings, "stage", "verify", None, None):
+                if sha256 is not None:
+                    check_sha256(fetched.sha256, sha256)
+                package = open_package(fetched.path, self.archive_limits)
+                if sha256 is not None:
+                    check_sha256(package.info.sha256, sha256)  # the bytes actually opened
+                verification = verify_signature(package.info, self.trust_store,
+                                                self.signature_policy)
             if progress is not None:
                 progress("verify", 1, 1)
             return Staged(workdir, fetched, package, verification, timings)
@@ -442,30 +468,25 @@ class Installer:
                     "first",
                     code="install.exists", plugin_id=pid,
                     details={"installed_version": existing.version})
-            t0 = time.perf_counter()
-            self.check_resolves(staged.manifest, self.installed_manifests())
-            timings["resolve"] = time.perf_counter() - t0
+            with step(timings, "install", "resolve", pid, staged.version):
+                self.check_resolves(staged.manifest, self.installed_manifests())
             cache: Path | None = None
             key: str | None = None
             undo: Undo = None
             try:
-                t0 = time.perf_counter()
-                cache = self.extract(staged, progress)
-                timings["extract"] = time.perf_counter() - t0
+                with step(timings, "install", "extract", pid, staged.version):
+                    cache = self.extract(staged, progress)
                 crash_point("install.after_extract")
-                t0 = time.perf_counter()
-                key = self.put_blob(staged, progress)
-                timings["store"] = time.perf_counter() - t0
+                with step(timings, "install", "store", pid, staged.version):
+                    key = self.put_blob(staged, progress)
                 crash_point("install.after_blob")
                 manifest = load_manifest(cache)
                 if activate is not None and enabled:
-                    t0 = time.perf_counter()
-                    undo = activate(manifest, cache)
-                    timings["activate"] = time.perf_counter() - t0
+                    with step(timings, "install", "activate", pid, staged.version):
+                        undo = activate(manifest, cache)
                     crash_point("install.after_activate")
-                t0 = time.perf_counter()
-                granted = self._commit_install(staged, manifest, cache, key, enabled, actor)
-                timings["commit"] = time.perf_counter() - t0
+                with step(timings, "install", "commit", pid, staged.version):
+                    granted = self._commit_install(staged, manifest, cache, key, enabled, actor)
             except BaseException:
                 if undo is not None:
                     _quietly(undo, "undoing the host activation of %s", pid)
@@ -530,7 +551,7 @@ class Installer:
         :raises DependentsExist: naming the enabled plugins that require it.
         """
         with self.locked(plugin_id):
-            self.repo.require_plugin(plugin_id)
+            version = self.repo.require_plugin(plugin_id).version
             dependents = self.dependents(plugin_id)
             if dependents:
                 raise DependentsExist(
@@ -539,10 +560,14 @@ class Installer:
                     "--cascade to uninstall them too.",
                     plugin_id=plugin_id, details={"dependents": dependents})
             versions = self.repo.list_versions(plugin_id)
-            undo: Undo = remove(plugin_id) if remove is not None else None
+            timings: dict[str, float] = {}
+            undo: Undo = None
+            with step(timings, "uninstall", "deactivate", plugin_id, version):
+                undo = remove(plugin_id) if remove is not None else None
             crash_point("uninstall.after_deactivate")
             try:
-                with self.repo.unit_of_work() as repo:
+                with step(timings, "uninstall", "commit", plugin_id, version), \
+                        self.repo.unit_of_work() as repo:
                     repo.delete_plugin(plugin_id)
                     repo.append_audit("plugin.uninstall", actor=actor, plugin_id=plugin_id,
                                       details={"versions": [v.version for v in versions]})
@@ -552,15 +577,16 @@ class Installer:
                     _quietly(undo, "restoring %s in the host", plugin_id)
                 raise
             crash_point("uninstall.after_commit")
-            for v in versions:
-                _quietly(partial(self.store.delete, v.object_key), "deleting a blob of %s",
-                         plugin_id)
-            crash_point("uninstall.after_blobs")
-            _quietly(partial(remove_tree, self.plugins_cache / plugin_id),
-                     "removing the cache of %s", plugin_id)
-            if not keep_data:
-                _quietly(partial(remove_tree, self.settings.home / "data" / plugin_id),
-                         "removing the data of %s", plugin_id)
+            with step(timings, "uninstall", "files", plugin_id, version):
+                for v in versions:
+                    _quietly(partial(self.store.delete, v.object_key), "deleting a blob of %s",
+                             plugin_id)
+                crash_point("uninstall.after_blobs")
+                _quietly(partial(remove_tree, self.plugins_cache / plugin_id),
+                         "removing the cache of %s", plugin_id)
+                if not keep_data:
+                    _quietly(partial(remove_tree, self.settings.home / "data" / plugin_id),
+                             "removing the data of %s", plugin_id)
         return tuple(v.version for v in versions)
 
     def forget_files(self, versions: Iterable[StoredVersion]) -> None:

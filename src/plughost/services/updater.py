@@ -25,7 +25,6 @@ version that is still kept, with no extract or store step.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +34,7 @@ from typing import Any
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.errors import InstallError
 from plughost.services.crash import crash_point
-from plughost.services.installer import Installer, Staged, Undo, _quietly
+from plughost.services.installer import Installer, Staged, Undo, _quietly, step
 from plughost.services.sources import Progress
 from plughost.storage.records import StoredVersion
 
@@ -138,41 +137,36 @@ class Updater:
                        f"switch to it with `plughost rollback {plugin_id} --to {staged.version}`"),
                     code="install.same_version", plugin_id=plugin_id,
                     details={"version": staged.version, "current": current.version})
-            t0 = time.perf_counter()
-            installed = inst.installed_manifests()
-            if current.enabled:
-                inst.check_resolves(staged.manifest, installed)
-            timings["resolve"] = time.perf_counter() - t0
+            with step(timings, "update", "resolve", plugin_id, staged.version):
+                installed = inst.installed_manifests()
+                if current.enabled:
+                    inst.check_resolves(staged.manifest, installed)
             cache: Path | None = None
             key: str | None = None
             undo: Undo = None
             try:
-                t0 = time.perf_counter()
-                cache = inst.extract(staged, progress)
-                timings["extract"] = time.perf_counter() - t0
+                with step(timings, "update", "extract", plugin_id, staged.version):
+                    cache = inst.extract(staged, progress)
                 crash_point("update.after_extract")
-                t0 = time.perf_counter()
-                key = inst.put_blob(staged, progress)
-                timings["store"] = time.perf_counter() - t0
+                with step(timings, "update", "store", plugin_id, staged.version):
+                    key = inst.put_blob(staged, progress)
                 crash_point("update.after_blob")
                 manifest = load_manifest(cache)
                 if switch is not None and current.enabled:
-                    t0 = time.perf_counter()
-                    undo = switch(manifest, cache, current.version)
-                    timings["switch"] = time.perf_counter() - t0
+                    with step(timings, "update", "switch", plugin_id, staged.version):
+                        undo = switch(manifest, cache, current.version)
                     crash_point("update.after_activate")
-                t0 = time.perf_counter()
-                pruned = self._commit(
-                    plugin_id, current.version, staged.version, actor, "plugin.update",
-                    new=StoredVersion(
-                        plugin_id=plugin_id, version=staged.version, checksum=staged.sha256,
-                        object_key=key, manifest=manifest.to_dict(), size=staged.fetched.size,
-                        cache_path=str(cache), source=staged.fetched.source,
-                        source_uri=staged.fetched.source_uri,
-                        signed_by=(staged.verification.key_id
-                                   if staged.verification.trusted else None)),
-                    manifest=manifest, previous=current.manifest, crash="update.before_commit")
-                timings["commit"] = time.perf_counter() - t0
+                with step(timings, "update", "commit", plugin_id, staged.version):
+                    pruned = self._commit(
+                        plugin_id, current.version, staged.version, actor, "plugin.update",
+                        new=StoredVersion(
+                            plugin_id=plugin_id, version=staged.version, checksum=staged.sha256,
+                            object_key=key, manifest=manifest.to_dict(), size=staged.fetched.size,
+                            cache_path=str(cache), source=staged.fetched.source,
+                            source_uri=staged.fetched.source_uri,
+                            signed_by=(staged.verification.key_id
+                                       if staged.verification.trusted else None)),
+                        manifest=manifest, previous=current.manifest, crash="update.before_commit")
             except BaseException:
                 if undo is not None:
                     _quietly(undo, "switching %s back to the old version", plugin_id)
@@ -236,15 +230,13 @@ class Updater:
             undo: Undo = None
             try:
                 if switch is not None and current.enabled:
-                    t0 = time.perf_counter()
-                    undo = switch(manifest, Path(target.cache_path), current.version)
-                    timings["switch"] = time.perf_counter() - t0
+                    with step(timings, "rollback", "switch", plugin_id, target.version):
+                        undo = switch(manifest, Path(target.cache_path), current.version)
                     crash_point("rollback.after_activate")
-                t0 = time.perf_counter()
-                self._commit(plugin_id, current.version, target.version, actor,
-                             "plugin.rollback", new=None, manifest=manifest,
-                             previous=current.manifest, crash=None)
-                timings["commit"] = time.perf_counter() - t0
+                with step(timings, "rollback", "commit", plugin_id, target.version):
+                    self._commit(plugin_id, current.version, target.version, actor,
+                                 "plugin.rollback", new=None, manifest=manifest,
+                                 previous=current.manifest, crash=None)
             except BaseException:
                 if undo is not None:
                     _quietly(undo, "switching %s back", plugin_id)
