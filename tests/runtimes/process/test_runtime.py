@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -156,32 +158,84 @@ async def test_hung_child_gets_sigterm_then_sigkill_and_is_restarted(runtime) ->
     assert inst.pid not in (None, pid)
 
 
-async def test_a_call_made_while_a_hung_plugin_is_being_killed_waits_for_the_restart(
+class _OnRecord(logging.Handler):
+    """Runs ``action`` inside the host's own code, at the instant it logs a record."""
+
+    def __init__(self, action: Callable[[logging.LogRecord], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.action = action
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.action(record)
+
+
+async def test_a_call_made_the_instant_a_plugin_is_found_hung_waits_for_the_restart(
     caplog,
 ) -> None:
+    # The call starts from inside the host's decision that the plugin is hung (its warning),
+    # so it runs before anything that decision schedules: no timing luck either way.
     caplog.set_level(logging.WARNING, logger="plughost.runtimes.process.connection")
-    # a term grace long enough that the call below is surely made while the process is dying
     runtime = ProcessRuntime(
-        options=fast_options(term_grace=2.0),
+        options=fast_options(term_grace=1.0),
         policy=RestartPolicy(initial_delay=0.05, max_delay=0.2, jitter=0.1),
     )
-    try:
-        await _call_during_the_kill(runtime, caplog)
-    finally:
-        await runtime.aclose()
-
-
-async def _call_during_the_kill(runtime: ProcessRuntime, caplog: Any) -> None:
     inst = await start_echo(runtime)
     await inst.call("ignore_term")  # SIGTERM is ignored: the kill takes the whole term grace
     pid = inst.pid
+    calls: list[asyncio.Task[Any]] = []
+
+    def call_now(record: logging.LogRecord) -> None:
+        if "terminated" in record.getMessage():
+            assert pid_alive(pid)  # still running: it is being ended, not yet gone
+            calls.append(asyncio.ensure_future(inst.call("say", {"text": "after"}, timeout=10)))
+
+    hook = _OnRecord(call_now)
+    logging.getLogger("plughost.runtimes.process.connection").addHandler(hook)
+    try:
+        with pytest.raises(PluginTimeout):
+            await inst.call("sleep", {"seconds": 30}, timeout=0.1)  # blocks: cannot answer cancel
+        await eventually(lambda: bool(calls))
+        result = await calls[0]
+        assert result["text"] == "after" and result["pid"] not in (None, pid)
+        assert not pid_alive(pid) and len(calls) == 1
+    finally:
+        logging.getLogger("plughost.runtimes.process.connection").removeHandler(hook)
+        await runtime.aclose()
+
+
+@pytest.mark.parametrize("end", ["exit 0", "exit 7", "SIGKILL from outside"])
+async def test_a_call_made_the_instant_the_host_sees_the_process_end_waits_for_the_restart(
+    runtime, end: str
+) -> None:
+    calls: list[asyncio.Task[Any]] = []
+
+    def on_event(ev: Any) -> None:  # runs inside the supervisor's handling of the end
+        if ev.kind == "crashed":
+            calls.append(asyncio.ensure_future(inst.call("say", {"text": "after"}, timeout=10)))
+
+    runtime.on_event = on_event
+    inst = await start_echo(runtime)
+    pid = inst.pid
     assert pid is not None
-    with pytest.raises(PluginTimeout):
-        await inst.call("sleep", {"seconds": 30}, timeout=0.1)  # blocks: cannot answer cancel
-    await eventually(lambda: "terminated" in caplog.text)  # found hung; SIGTERM sent
-    assert pid_alive(pid)  # still dying: SIGKILL comes after the term grace
-    result = await inst.call("say", {"text": "after"}, timeout=10)
+    if end == "SIGKILL from outside":
+        os.kill(pid, signal.SIGKILL)
+    else:
+        with pytest.raises(PluginCrashed, match=f"exited .*code {end.split()[1]}"):
+            await inst.call("exit", {"code": int(end.split()[1])})
+    await eventually(lambda: bool(calls))
+    result = await calls[0]
     assert result["text"] == "after" and result["pid"] not in (None, pid)
+
+
+async def test_a_call_made_while_the_plugin_is_closing_is_refused_as_unavailable(runtime):
+    inst = await start_echo(runtime)
+    closing = asyncio.ensure_future(inst.close())
+    await asyncio.sleep(0)  # close() has begun: deactivating, then ending the process
+    with pytest.raises(PluginUnavailable):
+        await inst.call("say", {"text": "late"})
+    await closing
+    with pytest.raises(PluginUnavailable, match="closed"):
+        await inst.call("say", {"text": "later"})
 
 
 async def test_crash_mid_call_fails_every_in_flight_call_quickly(runtime) -> None:

@@ -173,6 +173,7 @@ class Session:
         self._closing = False  # an expected end (stop/close) is in progress
         self._kill_reason: str | None = None
         self._kill_error: PlughostError | None = None
+        self._killer: asyncio.Task[EndInfo] | None = None  # the kill of a hung child
         self._finalizer: asyncio.Task[None] | None = None
         self._peer_returncode: int | None = None  # a pipe peer's exit status (no process)
         self._pipe_reader: asyncio.BaseTransport | None = None
@@ -297,7 +298,12 @@ class Session:
     @property
     def accepting(self) -> bool:
         """True while the session takes new requests: not ended, and not being ended (a kill
-        or shutdown under way, or the child's output or process already gone)."""
+        or shutdown decided, or the child's output or process already gone).
+
+        Every way a session ends turns this off synchronously, in the very callback where the
+        end is decided or noticed (:meth:`_end`, :meth:`shutdown`, :meth:`_on_eof`,
+        :meth:`_on_exit`), before anything awaits: a caller that checks it and then sends in
+        the same step never reaches a dying process."""
         return not (
             self.ended.done()
             or self._kill_reason is not None
@@ -305,6 +311,30 @@ class Session:
             or self._eof
             or self._exited
         )
+
+    def _end(
+        self, reason: str, *, expected: bool = False, error: PlughostError | None = None
+    ) -> None:
+        """Decide that this session ends (the first reason given is the one reported).
+
+        Synchronous on purpose: from here on :attr:`accepting` is False, so new requests go
+        to whoever waits for the restart instead of to the process being ended."""
+        if self._kill_reason is None and not self.ended.done():
+            self._kill_reason = reason
+            self._kill_error = error
+            self._closing = self._closing or expected
+
+    def _refusal(self) -> PlughostError:
+        """The error for a request to a session that is ended or being ended."""
+        if self.ended.done():
+            info = self.ended.result()
+            return info.error or crashed(self.plugin_id, info.reason)
+        if self._kill_error is not None:
+            return self._kill_error
+        reason = self._kill_reason or (
+            "is shutting down" if self._closing else "ended (its process or output is gone)"
+        )
+        return crashed(self.plugin_id, reason)
 
     async def shutdown(self, grace: float) -> EndInfo:
         """Ask the child to exit (``$/exit``, close stdin); escalate to SIGTERM, SIGKILL."""
@@ -325,10 +355,7 @@ class Session:
     ) -> EndInfo:
         """End the session now: SIGTERM, then SIGKILL after ``term_grace``."""
         if not self.ended.done():
-            if self._kill_reason is None:
-                self._kill_reason = reason
-                self._kill_error = error
-                self._closing = self._closing or expected
+            self._end(reason, expected=expected, error=error)
             self._signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(asyncio.shield(self.ended), self.term_grace)
@@ -376,10 +403,12 @@ class Session:
         self._send(notification(method, params))
 
     async def request(self, method: str, params: Any, timeout: float | None) -> Any:
-        """Send a request and await its result; errors come back as plughost errors."""
-        if self.ended.done():
-            info = self.ended.result()
-            raise info.error or crashed(self.plugin_id, info.reason)
+        """Send a request and await its result; errors come back as plughost errors.
+
+        A session that is ended or being ended (see :attr:`accepting`) refuses at once: the
+        request would only reach a process that is going away."""
+        if not self.accepting:
+            raise self._refusal()
         self._next_id += 1
         rid = self._next_id
         fut = self._loop.create_future()
@@ -421,8 +450,12 @@ class Session:
             f"did not answer {target} within its {timeout:g}s deadline plus "
             f"{self.cancel_grace:g}s grace; terminated"
         )
+        # Stop taking requests now, not when the kill task first runs: a call made in between
+        # would be sent to the dying process and fail instead of waiting for the restart.
+        self._end(reason)
         logger.warning("plugin %s %s", self.plugin_id, reason)
-        self._loop.create_task(self.kill(reason))
+        if self._killer is None:
+            self._killer = self._loop.create_task(self.kill(reason))
 
     # -- incoming ------------------------------------------------------------------------------
     def _on_stdout(self, data: bytes) -> None:
@@ -439,9 +472,7 @@ class Session:
             self._protocol_violation(exc)
 
     def _protocol_violation(self, exc: ProtocolError) -> None:
-        if self._kill_reason is None:
-            self._kill_reason = f"protocol error: {exc.message}"
-            self._kill_error = exc
+        self._end(f"protocol error: {exc.message}", error=exc)
         self._signal(signal.SIGKILL)  # it broke the stream; nothing it says can be trusted now
 
     def _on_response(self, msg: dict[str, Any]) -> None:
