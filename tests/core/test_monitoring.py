@@ -111,3 +111,62 @@ def test_counters_keep_a_latency_histogram_and_count_failures_by_code_and_limit(
     assert len(hooks["buckets"]) == len(LATENCY_BUCKETS) + 1
     assert snap["latency"]["count"] == 5
     assert snap["busy_seconds"] == pytest.approx(snap["latency"]["sum"])
+
+
+def test_hook_counts_are_exact_across_plugins_including_a_failing_one() -> None:
+    """The dispatch loops count each implementation run exactly, on every path (plain, sampled
+    for timing, ``first`` stopping early, failures, async), and time only a sample."""
+    import asyncio
+
+    from plughost.core.hookcall import SAMPLE
+    from plughost.core.hooks import HookRegistry, hookspec
+    from plughost.core.monitoring import DispatchCounters
+    from plughost.errors import PluginTimeout
+
+    counters = DispatchCounters()
+    reg = HookRegistry()
+    reg.count_into(counters)
+
+    @hookspec(policy="all")
+    def on_message(text: str) -> Any: ...
+
+    @hookspec(policy="first")
+    def answer(text: str) -> Any: ...
+
+    reg.add_spec(on_message, name="msg")
+    reg.add_spec(answer, name="answer")
+    fail = {"now": False}
+
+    def boom(text: str) -> Any:
+        if fail["now"]:
+            raise PluginTimeout("too slow", plugin_id="c")
+        return None
+
+    reg.register("a", "msg", lambda text: 1, tryfirst=True)
+    reg.register("b", "msg", lambda text: None)
+    reg.register("c", "msg", boom)
+    reg.register("d", "msg", lambda text: 4, trylast=True)
+    reg.register("a", "answer", lambda text: None, tryfirst=True)
+    reg.register("b", "answer", lambda text: "b", trylast=True)
+
+    calls = 3 * SAMPLE + 5  # crosses several timed samples
+    for _ in range(calls):
+        assert reg["msg"](text="hi") == [1, 4]
+        assert reg["answer"](text="?") == "b"
+    fail["now"] = True
+    for _ in range(3):
+        with pytest.raises(PluginTimeout):
+            reg["msg"](text="hi")
+    assert asyncio.run(reg["answer"].acall(text="?")) == "b"
+    snaps = {p: counters.snapshot(p) for p in "abcd"}
+    assert {p: s["hooks"] for p, s in snaps.items()} == {
+        "a": 2 * calls + 3 + 1, "b": 2 * calls + 3 + 1, "c": calls + 3, "d": calls}
+    assert {p: s["errors"] for p, s in snaps.items()} == {"a": 0, "b": 0, "c": 3, "d": 0}
+    assert snaps["c"]["errors_by_code"] == {"plugin.timeout": 3}
+    assert snaps["c"]["limit_hits"] == {"timeout": 3}
+    for s in snaps.values():
+        timed = s["latency_by_kind"]["hooks"]["count"]
+        assert 0 < timed < s["hooks"]  # sampled, never more observations than calls
+    # A registration change hands the pending counts over; nothing is counted twice.
+    reg.register("e", "msg", lambda text: None)
+    assert counters.snapshot("a")["hooks"] == 2 * calls + 4

@@ -70,6 +70,7 @@ class Communications:
         self.counters = DispatchCounters()
         self.tasks = OwnerTasks()
         self.hooks = HookRegistry(monitors=self.monitors, tasks=self.tasks)
+        self.hooks.count_into(self.counters)  # hooks are counted in the dispatch loops
         self.bus = EventBus(checker=checker, on_error=on_event_error, default_queue=default_queue,
                             monitors=self.monitors, tasks=self.tasks)
         self.commands = CommandRegistry(checker=checker, default_timeout=command_timeout,
@@ -157,7 +158,7 @@ class Communications:
         label = f"{target}"
         # Every dispatch to a plugin's export is counted here, once, for every runtime.
         count = self.counters.counted
-        if fn is not None:
+        if fn is not None and kind != "hook":  # hooks: counted by the registry's loops
             fn = count(plugin_id, _COUNTED[kind], fn)
         if kind == "hook":
             args = opts.pop("args", None)
@@ -165,8 +166,7 @@ class Communications:
                 return self.hooks.register(plugin_id, name, fn, label=label, **opts)
             assert instance is not None
             return self.hooks.register_remote(
-                plugin_id, name, count(plugin_id, "hooks", _proxy(instance, target)), args=args,
-                label=label, **opts
+                plugin_id, name, _proxy(instance, target), args=args, label=label, **opts
             )
         if kind == "event":
             if fn is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,8 +21,13 @@ from plughost.errors import HookCallError, HookError, PluginTimeout
 if TYPE_CHECKING:
     from plughost.core.hookimpls import HookImpl
     from plughost.core.hooks import HookCaller
+    from plughost.core.monitoring import DispatchCounters
 
-__all__ = ["CallOptions", "ErrorPolicy", "Plan", "amulticall", "multicall"]
+__all__ = ["SAMPLE", "CallOptions", "ErrorPolicy", "Plan", "amulticall", "multicall"]
+
+SAMPLE = 64
+"""One synchronous call in ``SAMPLE`` of each extension point is timed, implementation by
+implementation, for the latency histogram; every call is counted."""
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +79,11 @@ class Plan:
     __slots__ = (
         "args_of",
         "argset",
+        "attempts",
         "blocker",
         "by_func",
+        "calls",
+        "counters",
         "direct",
         "fast",
         "funcs",
@@ -82,6 +91,7 @@ class Plan:
         "impls",
         "inline_all",
         "pipe",
+        "pipe_index",
         "policy",
         "posfuncs",
         "sync_ok",
@@ -101,10 +111,19 @@ class Plan:
         wrappers: tuple[HookImpl, ...],
         wfuncs: tuple[Callable[..., Any], ...],
         historic: bool = False,
+        counters: DispatchCounters | None = None,
     ) -> None:
         self.historic = historic
+        # Counting (see :meth:`flush`): ``calls`` counts the calls that ran every
+        # implementation, ``attempts[k]`` corrects it for calls that ran only the first ``k``
+        # (a ``first`` answer, a failure, a slow path). One increment per call, none per
+        # implementation; the owners' counts are computed when someone reads them.
+        self.counters = counters
+        self.calls = 0
+        self.attempts = [0] * (len(impls) + 1)
         self.policy = policy
         self.pipe = pipe
+        self.pipe_index = params.index(pipe) if pipe else -1
         self.argset = frozenset(params)
         self.args_of = _args_getter(params)
         self.impls = impls
@@ -121,8 +140,7 @@ class Plan:
         # The common case — sync implementations, no wrappers, error policy "raise" — gets a
         # closure specialised for the policy: a plain loop over a tuple, nothing else.
         self.fast: Callable[[dict[str, Any]], Any] | None = (
-            _fast_loop(policy, params.index(pipe) if pipe else -1, posfuncs, self.args_of,
-                       self.by_func)
+            _fast_loop(policy, self.pipe_index, posfuncs, self.args_of, self)
             if self.sync_ok and not wrappers and not historic and posfuncs is not None
             else None
         )
@@ -131,6 +149,76 @@ class Plan:
         self.direct: Callable[[dict[str, Any]], Any] | None = None
         # Same condition, policy "all": the caller runs this loop itself (one frame less).
         self.inline_all: tuple[Callable[..., Any], ...] | None = None
+
+    def ran(self, k: int) -> None:
+        """Count a call that ran the first ``k`` implementations (not through ``calls``)."""
+        self.attempts[k] += 1
+
+    def error(self, impl: HookImpl, exc: BaseException) -> None:
+        """Count a failure of ``impl`` (its call is counted by :meth:`ran`)."""
+        if self.counters is not None:
+            self.counters.failure(impl.plugin_id, exc)
+
+    def failed(self, exc: BaseException, f: Callable[..., Any] | None) -> None:
+        """The failure path of the positional loops: annotate ``exc`` and count the call."""
+        impl = self.by_func.get(f) if f is not None else None
+        if impl is None:
+            return
+        _annotate(exc, impl)
+        self.attempts[self.impls.index(impl) + 1] += 1
+        self.error(impl, exc)
+
+    def flush(self) -> None:
+        """Add the calls counted since the last flush to the owners' counts."""
+        counters = self.counters
+        calls, attempts = self.calls, self.attempts
+        if counters is None or not (calls or any(attempts)):
+            return
+        self.calls = 0
+        self.attempts = [0] * len(attempts)
+        ran = calls
+        for k in range(len(attempts) - 1, 0, -1):
+            ran += attempts[k]
+            counters.add(self.impls[k - 1].plugin_id, "hooks", ran)
+
+    def timed(self, kwargs: dict[str, Any]) -> Any:
+        """The sampled call of the fast path: the same loop, timing each implementation."""
+        self.calls += 1  # advances the sampling clock even when the call fails
+        self.attempts[-1] -= 1
+        counters = self.counters
+        funcs = self.posfuncs
+        assert funcs is not None
+        args = list(self.args_of(kwargs))
+        policy = self.policy
+        pipe_index = self.pipe_index
+        results = []
+        perf = time.perf_counter
+        for i, f in enumerate(funcs):
+            started = perf()
+            try:
+                r = f(*args)
+            except Exception as exc:
+                self.failed(exc, f)
+                raise
+            finally:
+                if counters is not None:
+                    counters.observe(self.impls[i].plugin_id, "hooks", perf() - started)
+            if r is None:
+                continue
+            if policy == "all":
+                results.append(r)
+            elif policy == "first":
+                self.attempts[i + 1] += 1
+                return r
+            else:
+                args[pipe_index] = r
+        self.attempts[-1] += 1
+        if policy == "all":
+            return results
+        if policy == "first":
+            return None
+        return args[pipe_index]
+
 
 
 def _args_getter(params: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -145,14 +233,17 @@ def _args_getter(params: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[An
 
 def _fast_loop(policy: str, pipe_index: int, funcs: tuple[Callable[..., Any], ...] | None,
                args_of: Callable[[dict[str, Any]], tuple[Any, ...]],
-               by_func: dict[Callable[..., Any], HookImpl]) -> Callable[[dict[str, Any]], Any]:
+               plan: Plan) -> Callable[[dict[str, Any]], Any]:
+    """The loop of one policy, counting the call (one increment) and timing one in SAMPLE."""
     assert funcs is not None
-
-    def failed(exc: BaseException, f: Callable[..., Any] | None) -> None:
-        _annotate(exc, by_func.get(f) if f is not None else None)
+    failed = plan.failed
+    timed = plan.timed
 
     if policy == "all":
         def run_all(kwargs: dict[str, Any]) -> list[Any]:
+            calls = plan.calls
+            if not calls % SAMPLE:
+                return timed(kwargs)  # type: ignore[no-any-return]
             args = args_of(kwargs)
             results = []
             f = None
@@ -164,26 +255,38 @@ def _fast_loop(policy: str, pipe_index: int, funcs: tuple[Callable[..., Any], ..
             except Exception as exc:
                 failed(exc, f)
                 raise
+            plan.calls = calls + 1
             return results
 
         return run_all
     if policy == "first":
         def run_first(kwargs: dict[str, Any]) -> Any:
+            calls = plan.calls
+            if not calls % SAMPLE:
+                return timed(kwargs)
             args = args_of(kwargs)
             f = None
             try:
                 for f in funcs:
                     r = f(*args)
                     if r is not None:
+                        plan.calls = calls + 1
+                        attempts = plan.attempts
+                        attempts[funcs.index(f) + 1] += 1
+                        attempts[-1] -= 1
                         return r
             except Exception as exc:
                 failed(exc, f)
                 raise
+            plan.calls = calls + 1
             return None
 
         return run_first
 
     def run_pipeline(kwargs: dict[str, Any]) -> Any:
+        calls = plan.calls
+        if not calls % SAMPLE:
+            return timed(kwargs)
         args = list(args_of(kwargs))
         f = None
         try:
@@ -194,6 +297,7 @@ def _fast_loop(policy: str, pipe_index: int, funcs: tuple[Callable[..., Any], ..
         except Exception as exc:
             failed(exc, f)
             raise
+        plan.calls = calls + 1
         return args[pipe_index]
 
     return run_pipeline
@@ -252,12 +356,15 @@ def _inner_sync(caller: HookCaller, plan: Plan, kwargs: dict[str, Any], opts: Ca
                     r = f(**kwargs)
                     if r is not None:
                         results.append(r)
+                plan.ran(len(funcs))
                 return results
             if policy == "first":
                 for f in funcs:
                     r = f(**kwargs)
                     if r is not None:
+                        plan.ran(funcs.index(f) + 1)
                         return r
+                plan.ran(len(funcs))
                 return None
             pipe = plan.pipe
             assert pipe is not None
@@ -266,9 +373,10 @@ def _inner_sync(caller: HookCaller, plan: Plan, kwargs: dict[str, Any], opts: Ca
                 r = f(**kw)
                 if r is not None:
                     kw[pipe] = r
+            plan.ran(len(funcs))
             return kw[pipe]
         except Exception as exc:
-            _annotate(exc, plan.by_func.get(f) if f is not None else None)
+            plan.failed(exc, f)
             raise
     return _tolerant_sync(caller, plan, kwargs, opts.errors)
 
@@ -280,10 +388,13 @@ def _tolerant_sync(caller: HookCaller, plan: Plan, kwargs: dict[str, Any], error
     results: list[Any] = []
     found: Any = None
     kw = dict(kwargs) if policy == "pipeline" else kwargs
+    attempted = 0
     for impl, f in zip(plan.impls, plan.funcs, strict=True):
+        attempted += 1
         try:
             r = f(**kw)
         except Exception as exc:
+            plan.error(impl, exc)
             if errors == "isolate":
                 _isolate(caller, impl, exc)
             else:
@@ -299,6 +410,7 @@ def _tolerant_sync(caller: HookCaller, plan: Plan, kwargs: dict[str, Any], error
             break
         else:
             kw[plan.pipe] = r  # type: ignore[index]
+    plan.ran(attempted)
     if failures:
         raise _group(caller, failures)
     if policy == "all":
@@ -354,6 +466,24 @@ def _wrapped_sync(
 
 
 async def _ainvoke(
+    caller: HookCaller, plan: Plan, impl: HookImpl, f: Callable[..., Any],
+    kwargs: dict[str, Any], opts: CallOptions,
+) -> Any:
+    """One implementation of an async call, timed (every async call is: awaiting costs more)."""
+    counters = plan.counters
+    if counters is None:
+        return await _ainvoke_untimed(caller, impl, f, kwargs, opts)
+    started = time.perf_counter()
+    try:
+        return await _ainvoke_untimed(caller, impl, f, kwargs, opts)
+    except BaseException as exc:
+        plan.error(impl, exc)
+        raise
+    finally:
+        counters.observe(impl.plugin_id, "hooks", time.perf_counter() - started)
+
+
+async def _ainvoke_untimed(
     caller: HookCaller, impl: HookImpl, f: Callable[..., Any], kwargs: dict[str, Any],
     opts: CallOptions,
 ) -> Any:
@@ -403,27 +533,32 @@ async def _inner_async(
     results: list[Any] = []
     found: Any = None
     kw = dict(kwargs) if policy == "pipeline" else kwargs
-    for impl, f in zip(plan.impls, plan.funcs, strict=True):
-        try:
-            r = await _ainvoke(caller, impl, f, kw, opts)
-        except Exception as exc:
-            if errors == "isolate":
-                _isolate(caller, impl, exc)
+    attempted = 0
+    try:
+        for impl, f in zip(plan.impls, plan.funcs, strict=True):
+            attempted += 1
+            try:
+                r = await _ainvoke(caller, plan, impl, f, kw, opts)
+            except Exception as exc:
+                if errors == "isolate":
+                    _isolate(caller, impl, exc)
+                    continue
+                _annotate(exc, impl)
+                if errors == "raise":
+                    raise
+                failures.append(exc)
                 continue
-            _annotate(exc, impl)
-            if errors == "raise":
-                raise
-            failures.append(exc)
-            continue
-        if r is None:
-            continue
-        if policy == "all":
-            results.append(r)
-        elif policy == "first":
-            found = r
-            break
-        else:
-            kw[plan.pipe] = r  # type: ignore[index]
+            if r is None:
+                continue
+            if policy == "all":
+                results.append(r)
+            elif policy == "first":
+                found = r
+                break
+            else:
+                kw[plan.pipe] = r  # type: ignore[index]
+    finally:
+        plan.ran(attempted)
     if failures:
         raise _group(caller, failures)
     if policy == "all":
@@ -442,9 +577,10 @@ async def _concurrent(
     """
     loop = asyncio.get_running_loop()
     tasks = [
-        loop.create_task(_ainvoke(caller, impl, f, kwargs, opts))
+        loop.create_task(_ainvoke(caller, plan, impl, f, kwargs, opts))
         for impl, f in zip(plan.impls, plan.funcs, strict=True)
     ]
+    plan.ran(len(tasks))
     try:
         if opts.errors == "raise":
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

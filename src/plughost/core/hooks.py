@@ -40,11 +40,12 @@ from typing import Any
 
 from plughost.core.hookcall import (
     REMOTE,
+    SAMPLE,
     SYNC,
     CallOptions,
     ErrorPolicy,
     Plan,
-    _ainvoke,
+    _ainvoke_untimed,
     amulticall,
     multicall,
 )
@@ -66,7 +67,7 @@ from plughost.core.hookspecs import (
     _specs_from_protocol,
     hookspec,
 )
-from plughost.core.monitoring import Monitor, MonitorSet
+from plughost.core.monitoring import DispatchCounters, Monitor, MonitorSet
 from plughost.core.names import impl_options
 from plughost.core.tasks import OwnerTasks
 from plughost.errors import (
@@ -153,6 +154,7 @@ class HookCaller:
             wrappers=tuple(wrappers),
             wfuncs=tuple(self._func(i, spec) for i in wrappers),
             historic=spec.historic,
+            counters=self._registry.counters,
         )
         if self._registry._exec is multicall and self._defaults.errors == "raise":
             # Inlining the default dispatch: it would call plan.fast and nothing else.
@@ -172,6 +174,9 @@ class HookCaller:
         return _adapter(impl.function, names, spec)
 
     def _invalidate(self) -> None:
+        plan = self._plan
+        if plan is not None:
+            plan.flush()  # its counts belong to the implementations it ran
         self._plan = None
 
     def _complete(self, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +210,11 @@ class HookCaller:
         if funcs is not None:
             # The default dispatch of an ``all`` call (hookcall's run_all), inlined: the
             # hottest path in the library is this plain loop over a cached tuple.
+            # Counting is one increment for the whole call (see Plan.flush); one call in
+            # SAMPLE takes Plan.timed instead, which times each implementation.
+            calls = plan.calls
+            if not calls % SAMPLE:
+                return plan.timed(kwargs)
             args = plan.args_of(kwargs)
             results = []
             f = None
@@ -214,10 +224,9 @@ class HookCaller:
                     if r is not None:
                         results.append(r)
             except Exception as exc:
-                impl = plan.by_func.get(f) if f is not None else None
-                if impl is not None:
-                    exc.add_note(f"raised by {impl.describe()}")
+                plan.failed(exc, f)
                 raise
+            plan.calls = calls + 1
             return results
         direct = plan.direct
         if direct is not None:
@@ -344,6 +353,7 @@ class HookRegistry:
         self._aexec: Callable[..., Awaitable[Any]] = adispatch
         self.monitors = monitors if monitors is not None else MonitorSet()
         self.tasks = tasks if tasks is not None else OwnerTasks()
+        self.counters: DispatchCounters | None = None
         self._lazy: Callable[[str], Awaitable[Any]] | None = None
         self._woken: set[str] = set()
         self._waking: dict[str, asyncio.Future[Any]] = {}
@@ -382,6 +392,26 @@ class HookRegistry:
         self._aexec = self.monitors.wrap_async("hook", self._inner_aexec, _name_of)
         for caller in self._callers.values():  # plans know whether they may bypass _exec
             caller._invalidate()
+
+    def count_into(self, counters: DispatchCounters) -> None:
+        """Count every implementation call, per plugin, as ``hooks`` in ``counters``.
+
+        The dispatch loops count (one increment per call, see
+        :meth:`plughost.core.hookcall.Plan.flush`) and time one call in
+        :data:`~plughost.core.hookcall.SAMPLE`; failures are counted by code on the failure
+        path. ``counters`` asks for the pending counts before every read.
+        """
+        self.counters = counters
+        counters.add_source(self.flush_counts)
+        for caller in self._callers.values():
+            caller._invalidate()
+
+    def flush_counts(self) -> None:
+        """Hand the counts the cached plans hold to :attr:`counters`."""
+        for caller in self._callers.values():
+            plan = caller._plan
+            if plan is not None:
+                plan.flush()
 
     def add_monitor(self, monitor: Monitor) -> Callable[[], None]:
         """Observe every call (see :mod:`plughost.core.monitoring`); returns the undo."""
@@ -614,11 +644,21 @@ class HookRegistry:
         spec = caller.spec
         assert spec is not None
         f = HookCaller._func(impl, spec)
+        counters = self.counters
+
+        def counted(exc: BaseException | None) -> None:
+            if counters is not None:
+                counters.add(impl.plugin_id, "hooks", 1)
+                if exc is not None:
+                    counters.failure(impl.plugin_id, exc)
+
         if not impl.is_async:
             for kwargs, cb in history:
                 try:
                     r = f(**kwargs)
+                    counted(None)
                 except Exception as exc:
+                    counted(exc)
                     impl.failures += 1
                     logger.error("historic replay to %s failed", impl.describe(), exc_info=exc)
                     continue
@@ -629,9 +669,11 @@ class HookRegistry:
         async def replay() -> None:
             for kwargs, cb in history:
                 try:
-                    r = await _ainvoke(caller, impl, f, kwargs,
-                                       _replace(caller._defaults, historic=True))
+                    r = await _ainvoke_untimed(caller, impl, f, kwargs,
+                                               _replace(caller._defaults, historic=True))
+                    counted(None)
                 except Exception as exc:
+                    counted(exc)
                     impl.failures += 1
                     logger.error("historic replay to %s failed", impl.describe(), exc_info=exc)
                     continue

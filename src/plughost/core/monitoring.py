@@ -197,10 +197,43 @@ class DispatchCounters:
     the hot path: they are read from the exception only when a dispatch fails.
     """
 
-    __slots__ = ("_counts",)
+    __slots__ = ("_counts", "_sources")
 
     def __init__(self) -> None:
         self._counts: dict[str, dict[str, Any]] = {}
+        self._sources: list[Callable[[], None]] = []
+
+    def add_source(self, flush: Callable[[], None]) -> None:
+        """Register ``flush()``, called before every read: a dispatcher that keeps its counts
+        in its own loop (the extension-point caller, see :mod:`plughost.core.hookcall`) adds
+        them here with :meth:`add` when asked."""
+        self._sources.append(flush)
+
+    def add(self, owner: str, kind: str, n: int) -> None:
+        """Count ``n`` dispatches of ``kind`` to ``owner`` (no timing)."""
+        if n:
+            counts = self._counts.get(owner) or self._of(owner)
+            counts[kind] += n
+
+    def observe(self, owner: str, kind: str, seconds: float) -> None:
+        """Add one latency observation of ``kind`` for ``owner`` (not a count)."""
+        counts = self._counts.get(owner) or self._of(owner)
+        counts[_SUM[kind]] += seconds
+        counts[_HIST[kind]][bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+    def failure(self, owner: str, exc: BaseException | None) -> None:
+        """Count one failed dispatch to ``owner``, by the error's code and the limit it hit."""
+        counts = self._counts.get(owner) or self._of(owner)
+        counts["errors"] += 1
+        code = str(getattr(exc, "code", None) or (type(exc).__name__ if exc else "error"))
+        codes = counts["codes"]
+        codes[code] = codes.get(code, 0) + 1
+        details = getattr(exc, "details", None)
+        limit = details.get("limit") if isinstance(details, Mapping) else None
+        if limit is None and code == "plugin.timeout":
+            limit = "timeout"
+        if limit is not None:
+            counts["limits"][str(limit)] = counts["limits"].get(str(limit), 0) + 1
 
     def _of(self, owner: str) -> dict[str, Any]:
         counts = self._counts.get(owner)
@@ -224,24 +257,19 @@ class DispatchCounters:
         counts[_SUM[kind]] += seconds
         counts[_HIST[kind]][bisect_left(LATENCY_BUCKETS, seconds)] += 1
         if failed:
-            counts["errors"] += 1
-            exc = sys.exc_info()[1]
-            code = str(getattr(exc, "code", None) or (type(exc).__name__ if exc else "error"))
-            codes = counts["codes"]
-            codes[code] = codes.get(code, 0) + 1
-            details = getattr(exc, "details", None)
-            limit = details.get("limit") if isinstance(details, Mapping) else None
-            if limit is None and code == "plugin.timeout":
-                limit = "timeout"
-            if limit is not None:
-                counts["limits"][str(limit)] = counts["limits"].get(str(limit), 0) + 1
+            self.failure(owner, sys.exc_info()[1])
 
     def snapshot(self, owner: str) -> dict[str, Any]:
         """``calls`` (every dispatch), each of :data:`COUNTED_KINDS`, ``errors`` and
         ``busy_seconds``; ``errors_by_code`` and ``limit_hits`` (mappings); ``latency``, the
         histogram of every kind together, and ``latency_by_kind``, each
         ``{"buckets": [[upper_bound, cumulative_count], ...], "sum": s, "count": n}`` (the last
-        bound is ``inf``). All zero for a plugin never dispatched to."""
+        bound is ``inf``). All zero for a plugin never dispatched to.
+
+        Extension-point latency is sampled (see :data:`plughost.core.hookcall.SAMPLE`), so
+        ``latency_by_kind["hooks"]["count"]`` may be lower than ``hooks``; counts are exact."""
+        for flush in self._sources:
+            flush()
         counts = self._counts.get(owner) or self._of(owner)
         out: dict[str, Any] = {"calls": int(sum(counts[k] for k in COUNTED_KINDS))}
         out.update({k: int(counts[k]) for k in (*COUNTED_KINDS, "errors")})

@@ -126,7 +126,8 @@ class ScopedHooks:
                  before: Iterable[str] | str = (), after: Iterable[str] | str = (),
                  wrapper: bool = False, timeout: float | None = None) -> Callable[[], None]:
         """Implement extension point ``name`` as this plugin; returns the undo."""
-        return self._hooks.register(self.owner, name, self._count(self.owner, "hooks", fn),
+        # Counted by the registry's dispatch loops (HookRegistry.count_into), not wrapped.
+        return self._hooks.register(self.owner, name, fn,
                                     priority=priority, tryfirst=tryfirst,
                                     trylast=trylast, before=before, after=after,
                                     wrapper=wrapper, timeout=timeout)
