@@ -40,6 +40,7 @@ __all__ = [
     "Finish",
     "Monitor",
     "MonitorSet",
+    "step_monitors",
 ]
 
 logger = logging.getLogger(__name__)
@@ -363,3 +364,11 @@ async def _finish_later(awaitable: Awaitable[Any], record: Callable[[str, str, f
         return result
     finally:
         record(owner, kind, time.perf_counter() - started, failed)
+
+
+step_monitors = MonitorSet()
+"""Monitors of every install, update, rollback and uninstall step in this process (the
+dispatch monitor shape of :mod:`plughost.core.monitoring`): ``kind`` is the operation
+(``stage`` for fetching and verifying a package, ``install``, ``update``, ``rollback``,
+``uninstall``), ``name`` the step, ``payload`` ``{"plugin_id", "version"}`` (``None`` while
+the package is not opened yet). The tracing extra turns each step into a span."""

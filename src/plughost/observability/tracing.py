@@ -34,7 +34,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ExtraNotInstalled("Tracing", "otel", "opentelemetry-api") from exc
 
 from plughost.core.correlation import correlation_id, trace_context
-from plughost.services.installer import step_monitors
+from plughost.core.monitoring import step_monitors
 
 __all__ = ["enable_tracing", "wire_fields"]
 

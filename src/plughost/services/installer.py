@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
-from plughost.core.monitoring import MonitorSet
+from plughost.core.monitoring import step_monitors
 from plughost.core.resolver import resolve
 from plughost.core.version import Version
 from plughost.errors import (
@@ -92,19 +92,12 @@ Undo = Callable[[], None] | None
 _LOCK_TIMEOUT = 60.0
 
 
-step_monitors = MonitorSet()
-"""Monitors of every install, update, rollback and uninstall step in this process (the
-dispatch monitor shape of :mod:`plughost.core.monitoring`): ``kind`` is the operation
-(``stage`` for fetching and verifying a package, ``install``, ``update``, ``rollback``,
-``uninstall``), ``name`` the step, ``payload`` ``{"plugin_id", "version"}`` (``None`` while
-the package is not opened yet). The tracing extra turns each step into a span."""
-
-
 @contextlib.contextmanager
 def step(timings: dict[str, float], operation: str, name: str, plugin_id: str | None,
          version: str | None) -> Iterator[None]:
     """Run one step of ``operation``: record its duration in ``timings[name]`` when it
-    succeeds, and tell the step monitors when it starts and ends."""
+    succeeds, and tell the step monitors (:data:`plughost.core.monitoring.step_monitors`)
+    when it starts and ends."""
     finish = step_monitors.begin(operation, name, {"plugin_id": plugin_id, "version": version}
                                  ) if step_monitors else None
     t0 = time.perf_counter()
