@@ -1,4 +1,4 @@
-"""Streams replies token by token over the channel ``ai-stream.chat`` (seed 000's AI chat).
+"""Streams replies token by token over the channel ``ai-stream.chat`` (an AI chat).
 
 The "model" is a tiny deterministic responder so the example runs anywhere; a real plugin would
 forward the tokens of an LLM client the same way. Each prompt received on the channel gets a

@@ -725,7 +725,7 @@ class EventQueueFull(EventError):
 class CommandError(PlughostError):
     """A command failed. ``code`` may be the plugin's own (``hello.bad_name``); ``details`` too.
 
-    This is the error half of seed 000's ``PluginResponse``: ``code``, ``message``, ``details``.
+    This is the error half of the ``PluginResponse`` shape: ``code``, ``message``, ``details``.
     """
 
     default_code = "command.failed"

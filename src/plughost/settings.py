@@ -36,7 +36,7 @@ __all__ = [
     "parse_size",
 ]
 
-#: Seed 003's ``max_plugin_size = 100`` (MB), in bytes.
+#: Arcade's ``max_plugin_size = 100`` (MB), in bytes.
 DEFAULT_MAX_PLUGIN_SIZE = 100 * 1024 * 1024
 #: The settings file looked up in the home directory (or named by ``$PLUGHOST_SETTINGS``).
 SETTINGS_FILE = "plughost.toml"
@@ -124,7 +124,7 @@ class HostSettings:
     staging_dir: Path = None  # type: ignore[assignment]
     #: Per-plugin lock files and owner leases (used when the database is SQLite).
     lock_dir: Path = None  # type: ignore[assignment]
-    #: Largest accepted plugin package, in bytes (seed 003's ``max_plugin_size``: 100 MiB).
+    #: Largest accepted plugin package, in bytes (Arcade's ``max_plugin_size``: 100 MiB).
     max_plugin_size: int = DEFAULT_MAX_PLUGIN_SIZE
     #: How many installed versions of each plugin are kept for rollback (the current included).
     keep_versions: int = 3

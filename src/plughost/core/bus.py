@@ -1,6 +1,6 @@
 """Events: publish/subscribe on dotted topics with wildcards, sync and async subscribers.
 
-Every event has one shape, :class:`Event` (seed 000 §2.3's ``PluginMessage``): ``id``, ``type``,
+Every event has one shape, :class:`Event` (the ``PluginMessage`` shape): ``id``, ``type``,
 ``source`` (plugin id, ``None`` for the host), ``topic``, ``payload``, ``timestamp``,
 ``reply_to``. Topics are dotted names (``chat.message.sent``); patterns add ``*`` (exactly one
 segment) and ``#`` (any number of segments, including none): ``chat.*`` matches
@@ -64,7 +64,7 @@ def allow_all(plugin_id: str | None, action: str, target: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One message on the bus (seed 000 §2.3).
+    """One message on the bus (the ``PluginMessage`` shape).
 
     :param id: unique within the bus that created it (``"<bus>-<n>"``).
     :param type: ``event`` for pub/sub; ``command`` / ``channel`` for bridged messages.
@@ -84,7 +84,7 @@ class Event:
     reply_to: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire shape (camelCase as in the seed's protocol)."""
+        """The wire shape (camelCase: ``pluginId``, ``responseTo``)."""
         return {
             "id": self.id, "type": self.type, "pluginId": self.source, "topic": self.topic,
             "payload": self.payload, "timestamp": self.timestamp, "responseTo": self.reply_to,

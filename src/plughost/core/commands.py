@@ -7,7 +7,7 @@ A plugin registers a command under its namespace (plugin ``hello`` registering `
     result = await commands.execute("hello.greet", {"name": "Ann"}, caller="ui")
 
 The result is the command's return value, or an error carrying ``code``, ``message`` and
-``details`` (seed 000's ``PluginResponse``): :class:`~plughost.errors.CommandError` (the plugin's
+``details`` (the ``PluginResponse`` shape): :class:`~plughost.errors.CommandError` (the plugin's
 own code when it raised one, ``command.failed`` for any other exception),
 :class:`~plughost.errors.CommandNotFound`, :class:`~plughost.errors.CommandArgumentsError`, or
 :class:`~plughost.errors.PluginTimeout` when it outlives its deadline.
@@ -56,7 +56,7 @@ RemoteCommand = Callable[[Mapping[str, Any], float | None], Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class CommandResponse:
-    """Seed 000's ``PluginResponse``: the outcome of one execution as data.
+    """The ``PluginResponse`` shape: the outcome of one execution as data.
 
     :param id: unique per registry.
     :param success: whether the command returned a value.

@@ -1,6 +1,6 @@
 """The host settings file (``plughost.toml`` or YAML): per-plugin enabled, priority, config.
 
-The shape follows seed 002's ``config/plugins.yaml``, one table per plugin::
+The shape follows the ``config/plugins.yaml`` other plugin managers use, one table per plugin::
 
     [plugins.notify-slack]
     enabled = true
@@ -9,8 +9,8 @@ The shape follows seed 002's ``config/plugins.yaml``, one table per plugin::
     webhook_url = "${SLACK_WEBHOOK}"
     channel = "#ops"
 
-YAML works the same (``plugins: {notify-slack: {enabled: true, config: {...}}}``); seed 002's
-``plugins.plugin_configs`` nesting is accepted too.
+YAML works the same (``plugins: {notify-slack: {enabled: true, config: {...}}}``); the
+``plugins.plugin_configs`` nesting other plugin managers use is accepted too.
 
 :class:`SettingsFile` applies the file's ``config`` tables as operator settings (each through
 :meth:`ConfigManager.replace`, so validation, listeners, history and rollback all apply) and
@@ -60,7 +60,7 @@ def parse_settings(
     if not isinstance(plugins, Mapping):
         problems.append(Problem("plugins", "settings.type", "must be a table of plugin ids"))
         plugins = {}
-    if isinstance(plugins.get("plugin_configs"), Mapping):  # seed 002 nesting
+    if isinstance(plugins.get("plugin_configs"), Mapping):  # other plugin managers' nesting
         plugins = plugins["plugin_configs"]
     out: dict[str, PluginSettings] = {}
     for plugin_id, table in plugins.items():

@@ -241,7 +241,7 @@ return n + 1
 
 
 class RedisConfigStore:
-    """Configuration history in Redis (seed 004), for several hosts sharing one config.
+    """Configuration history in Redis, for several hosts sharing one config.
 
     Keys (all under ``prefix``): ``config:history:<id>`` a list of JSON records,
     ``config:schema:<id>`` a JSON string, ``config:plugins`` a set. Every append publishes the

@@ -1,6 +1,6 @@
 """Plugin key-value storage on SQLite: namespaces, batches, secondary indexes, transactions.
 
-This is the backend behind ``ctx.storage`` (seed 000 §5.3). Values are JSON. A secondary index
+This is the backend behind ``ctx.storage``. Values are JSON. A secondary index
 maps a dotted key path inside the values (``"user.email"``) to the keys holding each value, and
 is maintained on every write. A :class:`Transaction` buffers writes and applies them in one
 SQLite transaction on commit: all or nothing, and reads inside it see its own writes.

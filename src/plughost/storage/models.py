@@ -79,7 +79,7 @@ class Base(DeclarativeBase):
 
 
 class PluginRow(Base):
-    """One installed plugin and its *current* version (seed 003's ``t_plugin``)."""
+    """One installed plugin and its *current* version (Arcade's ``t_plugin``)."""
 
     __tablename__ = "plugins"
 

@@ -1,7 +1,7 @@
 """Object stores for plugin packages: the filesystem (default) and S3.
 
 Keys are ``/``-separated relative paths; plugin packages live at :func:`package_key`
-(``plugins/{id}/{version}/{id}_{version}.zip``, seed 003's layout). Every object carries its
+(``plugins/{id}/{version}/{id}_{version}.zip``, Arcade's layout). Every object carries its
 SHA-256, recorded at write time and checked on :meth:`ObjectStore.get`.
 
 :class:`FilesystemObjectStore` is content-addressed::

@@ -36,7 +36,7 @@ def _text(value: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StoredPlugin:
-    """An installed plugin as recorded in ``plugins`` (seed 003's ``t_plugin`` and more).
+    """An installed plugin as recorded in ``plugins`` (Arcade's ``t_plugin`` columns and more).
 
     ``installed_at`` / ``updated_at`` left ``None`` are set by the repository on insert.
     """

@@ -1,4 +1,4 @@
-"""``/api/v1/plugins``: Arcade's endpoints (seed 003) and plughost's lifecycle additions.
+"""``/api/v1/plugins``: Arcade's endpoints and plughost's lifecycle additions.
 
 Thin adapters: parse the request, call the service facade, shape the answer. No decisions about
 plugins are made here.
@@ -104,7 +104,7 @@ _PACKAGE_FORM = {
 
 
 def arcade_status(state: str, enabled: bool) -> int:
-    """Seed 003's status: 2 error, 1 enabled, 0 disabled."""
+    """Arcade's status: 2 error, 1 enabled, 0 disabled."""
     if state == "failed":
         return ArcadeStatus.error
     return ArcadeStatus.enabled if enabled else ArcadeStatus.disabled
@@ -134,7 +134,7 @@ async def list_plugins(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     _: Principal = requires("viewer"),
 ) -> Response:
-    """Seed 003's list with its ``pluginType`` and ``status`` filters, plus ``state``, ``q``
+    """Arcade's plugin list with its ``pluginType`` and ``status`` filters, plus ``state``, ``q``
     and pagination (``limit``, ``offset``; ``total`` counts every match)."""
     api = api_state(request)
 
@@ -165,7 +165,7 @@ async def _list(service: Any, pluginType: str | None, status_: ArcadeStatus | No
 
 @router.get("/metrics", summary="Per-plugin runtime metrics", response_model=list[MetricOut])
 async def metrics(request: Request, _: Principal = requires("viewer")) -> list[dict[str, Any]]:
-    """Seed 003's metrics (name, type, version, path, description) with the live state and
+    """Arcade's metrics (name, type, version, path, description) with the live state and
     the call / error counters the host keeps."""
     service = api_state(request).service
     page = await service.list_plugins(limit=1_000_000)
@@ -220,11 +220,11 @@ async def versions(request: Request, plugin_id: PluginId,
     return [v.to_dict() for v in found]
 
 
-@router.get("/{plugin_id}/info", summary="Plugin details (seed 002's path)",
+@router.get("/{plugin_id}/info", summary="Plugin details (alternative path)",
             response_model=PluginDetailOut)
 async def get_plugin_info(request: Request, plugin_id: PluginId,
                           _: Principal = requires("viewer")) -> dict[str, Any]:
-    """The same as ``GET /plugins/{id}``, under seed 002's path."""
+    """The same as ``GET /plugins/{id}``, under the path other plugin managers use."""
     detail = await api_state(request).service.get(plugin_id)
     return plugin_dict(detail.to_dict())
 
@@ -233,7 +233,7 @@ async def get_plugin_info(request: Request, plugin_id: PluginId,
             response_model=HealthCheckOut)
 async def health(request: Request, plugin_id: PluginId,
                  _: Principal = requires("viewer")) -> dict[str, Any]:
-    """Seed 002's health check: calls the plugin's ``health()`` when it is active; a plugin
+    """The plugin's own health check: calls the plugin's ``health()`` when it is active; a plugin
     that is not active is reported unhealthy with its state."""
     return (await api_state(request).service.health(plugin_id)).to_dict()
 
@@ -244,7 +244,7 @@ async def health(request: Request, plugin_id: PluginId,
 @router.post("/{plugin_id}/enable", summary="Enable a plugin", response_model=PluginOut)
 async def enable(request: Request, plugin_id: PluginId,
                  who: Principal = requires("operator")) -> dict[str, Any]:
-    """Persistently enable the plugin and activate it now (seed 003)."""
+    """Persistently enable the plugin and activate it now."""
     info = await api_state(request).service.enable(plugin_id, actor=who.actor)
     log.info("enabled plugin: %s", plugin_id)
     return plugin_dict(info.to_dict())
@@ -254,7 +254,7 @@ async def enable(request: Request, plugin_id: PluginId,
 async def disable(request: Request, plugin_id: PluginId,
                   who: Principal = requires("operator")) -> dict[str, Any]:
     """Deactivate and unload the plugin and keep it from loading at start; its files and
-    configuration stay (seed 003)."""
+    configuration stay."""
     info = await api_state(request).service.disable(plugin_id, actor=who.actor)
     log.info("disabled plugin: %s", plugin_id)
     return plugin_dict(info.to_dict())
@@ -268,20 +268,20 @@ async def activate(request: Request, plugin_id: PluginId,
     return plugin_dict(info.to_dict())
 
 
-@router.post("/{plugin_id}/start", summary="Start a plugin (seed 002; = activate)",
+@router.post("/{plugin_id}/start", summary="Start a plugin (= activate)",
              response_model=PluginOut)
 async def start(request: Request, plugin_id: PluginId,
                 _: Principal = requires("operator")) -> dict[str, Any]:
-    """Seed 002's start: activate the plugin now."""
+    """Start: activate the plugin now."""
     info = await api_state(request).service.activate(plugin_id)
     return plugin_dict(info.to_dict())
 
 
-@router.post("/{plugin_id}/stop", summary="Stop a plugin (seed 002; = deactivate)",
+@router.post("/{plugin_id}/stop", summary="Stop a plugin (= deactivate)",
              response_model=PluginOut)
 async def stop(request: Request, plugin_id: PluginId,
                _: Principal = requires("operator")) -> dict[str, Any]:
-    """Seed 002's stop: deactivate the plugin (it stays enabled)."""
+    """Stop: deactivate the plugin (it stays enabled)."""
     info = await api_state(request).service.deactivate(plugin_id)
     return plugin_dict(info.to_dict())
 
@@ -322,7 +322,7 @@ async def uninstall(
     who: Principal = requires("admin"),
 ) -> dict[str, Any]:
     """Unload the plugin and remove its files, stored packages, records and configuration
-    (seed 003). Refused while enabled plugins require it, unless ``cascade``."""
+    (as Arcade does). Refused while enabled plugins require it, unless ``cascade``."""
     result = await api_state(request).service.uninstall(plugin_id, cascade=cascade,
                                                         keep_data=keep_data, actor=who.actor)
     log.info("uninstalled plugin: %s", ", ".join(result.removed))
@@ -371,7 +371,7 @@ def _text(value: Any, name: str) -> str | None:
 
 
 async def _read_package_request(request: Request, api: ApiState) -> _PackageRequest:
-    """Parse install/update input: multipart (seed 003) or JSON (url / market sources)."""
+    """Parse install/update input: multipart (Arcade's form) or JSON (url / market sources)."""
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype == "application/json":
         try:
@@ -461,7 +461,7 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
              responses=_ACCEPTED)
 async def install(request: Request, async_: AsyncFlag = False,
                   who: Principal = requires("admin")) -> Any:
-    """Seed 003's install: ``source=local`` with ``file`` (and optionally Arcade's
+    """Arcade's install: ``source=local`` with ``file`` (and optionally Arcade's
     ``manifest`` part), ``source=url`` with ``url``, ``source=market`` with ``marketId``.
     Checked, stored and activated atomically; nothing changes when it is refused."""
     api = api_state(request)
@@ -475,7 +475,7 @@ async def install(request: Request, async_: AsyncFlag = False,
                 progress=progress, actor=who.actor)
         finally:
             await asyncio.to_thread(pkg.cleanup)
-        # seed 003's log lines, from what the install did
+        # Arcade's log lines, from what the install did
         log.info("saved to local cache: %s", result.cache_path)
         log.info("uploaded to storage: %s", result.object_key)
         if result.state == "active":
@@ -498,7 +498,7 @@ async def install(request: Request, async_: AsyncFlag = False,
             response_model=UpdateOut, openapi_extra=_PACKAGE_FORM, responses=_ACCEPTED)
 async def update(request: Request, plugin_id: PluginId, async_: AsyncFlag = False,
                  who: Principal = requires("admin")) -> Any:
-    """Seed 003's update: the new package as in install. The new version is started beside
+    """Arcade's update: the new package as in install. The new version is started beside
     the old one and swapped in only when healthy; otherwise the old one keeps running."""
     api = api_state(request)
     # Fail fast (before a long upload is kept) when the plugin is not installed.

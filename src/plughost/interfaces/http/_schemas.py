@@ -1,7 +1,7 @@
 """Request and response models of the management API (they make the OpenAPI document).
 
 Field names follow the service facade's ``to_dict()`` shapes (snake_case), so the CLI prints
-the same thing locally and remotely. Plugin objects also carry Arcade's names from seed 003 —
+the same thing locally and remotely. Plugin objects also carry Arcade's names —
 ``pluginId``, ``pluginType`` and ``status`` (0 disabled, 1 enabled, 2 error) — so Arcade clients
 keep working.
 """
@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plughost.core.hookcall import SAMPLE as HOOK_SAMPLE
 from plughost.core.lifecycle import State
 
 __all__ = [
@@ -57,7 +58,7 @@ StateName.__doc__ = "A lifecycle state."
 
 
 class ArcadeStatus(IntEnum):
-    """Seed 003's ``is_enabled`` column: 0 disabled, 1 enabled, 2 error."""
+    """Arcade's ``status`` (its ``is_enabled`` column): 0 disabled, 1 enabled, 2 error."""
 
     disabled = 0
     enabled = 1
@@ -197,7 +198,7 @@ class RollbackIn(BaseModel):
 
 
 class MetricOut(_Out):
-    """Seed 003's metrics entry plus the host's counters."""
+    """Arcade's metrics entry plus the host's counters."""
 
     id: str
     name: str
@@ -214,7 +215,10 @@ class MetricOut(_Out):
     events: int = Field(0, description="Events delivered to the plugin's subscriptions.")
     channels: int = Field(0, description="Channels the plugin served.")
     errors: int = Field(0, description="Dispatches that raised.")
-    busy_seconds: float = Field(0.0, description="Time spent in those dispatches.")
+    busy_seconds: float = Field(0.0, description=(
+        "Time spent in those dispatches. Extension-point (hook) time is sampled: one "
+        f"synchronous hook call in {HOOK_SAMPLE} is timed (asynchronous ones every time) "
+        "and only the timed calls are added, so for hooks this is a sample, not the total."))
 
 
 class ManifestProblem(BaseModel):
@@ -262,7 +266,7 @@ class AuditPage(BaseModel):
 
 
 class HealthCheckOut(BaseModel):
-    """Seed 002's health answer, from the plugin's own ``health()``."""
+    """The health answer, from the plugin's own ``health()``."""
 
     plugin_id: str
     healthy: bool

@@ -1,6 +1,6 @@
 """Uploaded packages: streamed to the staging area; Arcade's plain zips and ``manifest`` part.
 
-Seed 003 builds packages with ``zip plugin.so manifest.json`` and may send the manifest as a
+Arcade builds packages with ``zip plugin.so manifest.json`` and may send the manifest as a
 separate form part. plughost installs packages built by ``plughost pack`` (with an integrity
 list, optionally signed), so an upload is normalised first:
 
