@@ -75,6 +75,8 @@ async def test_metrics_cover_plugins_runtimes_operations_and_requests_and_pass_p
     home = tmp_path / "home"
     write_plugin("worker", code=WORKER, directory=home / "plugins")
     write_plugin("proc", code=PROCESS, runtime="process", directory=home / "plugins")
+    shutil.copytree(Path(__file__).parents[2] / "examples" / "wasm-hello",
+                    home / "plugins" / "wasm-hello")
     packaged = pack(write_plugin("packaged", directory=tmp_path / "src"), tmp_path / "pkgs")
     settings = HostSettings(home=home, require_signature="never")
     service = PluginService(settings, start=True)
@@ -88,6 +90,9 @@ async def test_metrics_cover_plugins_runtimes_operations_and_requests_and_pass_p
             with pytest.raises(Exception, match="bad input"):
                 await host.call("worker", "work", fail=True)
             assert await host.call("proc", "ping") == "pong"
+            r = await client.post("/api/v1/commands/wasm-hello.greet",
+                                  json={"args": {"name": "Ada"}})
+            assert r.status_code == 200, r.text
             with pytest.raises(TimeoutError):
                 await host.call("proc", "slow", timeout=0.1)
             r = await client.post("/api/v1/commands/worker.run", json={})
@@ -117,7 +122,10 @@ async def test_metrics_cover_plugins_runtimes_operations_and_requests_and_pass_p
     assert value(text, "plughost_plugin_dispatch_duration_seconds_bucket", kind="call",
                  le="+Inf", **worker) == 4
     assert value(text, "plughost_plugin_state", state="active", **worker) == 1
-    assert value(text, "plughost_plugins", state="active") == 3
+    assert value(text, "plughost_plugins", state="active") == 4
+    assert value(text, "plughost_wasm_memory_pages", plugin="wasm-hello") >= 1
+    assert value(text, "plughost_wasm_fuel_limit", plugin="wasm-hello") == 10_000_000
+    assert value(text, "plughost_wasm_fuel_used_total", plugin="wasm-hello") > 0
     assert value(text, "plughost_process_resident_memory_bytes", plugin="proc") > 1_000_000
     assert value(text, "plughost_process_cpu_seconds_total", plugin="proc") > 0
     assert value(text, "plughost_plugin_restarts_total", plugin="proc") == 0
@@ -126,7 +134,7 @@ async def test_metrics_cover_plugins_runtimes_operations_and_requests_and_pass_p
     assert value(text, "plughost_api_requests_total", method="GET", route="/api/v1/logs",
                  status="200") == 1
     assert value(text, "plughost_api_request_duration_seconds_count", method="POST",
-                 route="/api/v1/commands/{name}") == 1
+                 route="/api/v1/commands/{name}") == 2
     assert value(text, "plughost_events_dropped_total") == 0
     assert value(text, "plughost_alerts_firing", severity="critical") == 0
     assert "plughost_log_lines_captured_total" in text

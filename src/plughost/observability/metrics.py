@@ -173,6 +173,9 @@ class HostCollector:
         fuel = GaugeMetricFamily("plughost_wasm_fuel_limit",
                                  "Fuel a WebAssembly plugin's call may use (its limit).",
                                  labels=["plugin"])
+        fuel_used = CounterMetricFamily("plughost_wasm_fuel_used",
+                                        "Fuel a WebAssembly plugin's calls have used.",
+                                        labels=["plugin"])
         for pid, data in plugins.items():
             base = [pid, str(data.get("runtime", ""))]
             if "restarts" in data:
@@ -194,7 +197,9 @@ class HostCollector:
                 limit = getattr(limits, "fuel", None)
                 if limit:
                     fuel.add_metric([pid], float(limit))
-        yield from (restarts, crashes, quarantined, rss, cpu, pages, fuel)
+                if "fuel_used" in data:
+                    fuel_used.add_metric([pid], float(data["fuel_used"]))
+        yield from (restarts, crashes, quarantined, rss, cpu, pages, fuel, fuel_used)
 
     def _states(self, plugins: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
         state = GaugeMetricFamily("plughost_plugin_state",

@@ -440,3 +440,18 @@ async def test_any_refused_grow_is_the_memory_limit_and_a_tolerated_one_is_not(l
         await crash.call("run", {})
     assert "limit" not in plain.value.details
     assert runtime.memories is not None and runtime.memories.live == 2
+
+
+async def test_fuel_used_counts_every_call_json_and_fast_path_and_an_exhausted_budget(load):
+    inst = load("spin", wat_modules.SPIN, limits=WasmLimits(fuel=100_000, timeout=30))
+    assert inst.stats()["fuel_used"] == 0
+    with pytest.raises(PluginTimeout):
+        await inst.call("run", {})
+    used = inst.stats()["fuel_used"]
+    assert 100_000 - 100 <= used <= 100_000  # the whole budget, read before the store was dropped
+    echo = load("echo", wat_modules.ECHO)
+    await echo.call("echo", {"a": 1})
+    after_json = echo.stats()["fuel_used"]
+    assert after_json > 0
+    assert echo.export_function("add")(2, 3) == 5
+    assert echo.stats()["fuel_used"] > after_json

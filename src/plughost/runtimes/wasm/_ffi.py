@@ -57,7 +57,9 @@ set_epoch_deadline = ctypes.PYFUNCTYPE(None, _vp, ctypes.c_uint64)(
     ("wasmtime_context_set_epoch_deadline", _DLL)
 )
 increment_epoch = ctypes.PYFUNCTYPE(None, _vp)(("wasmtime_engine_increment_epoch", _DLL))
-_get_fuel = ctypes.CFUNCTYPE(_vp, _vp, ctypes.POINTER(ctypes.c_uint64))(
+# Reading the fuel left is a load from the context too: it keeps the GIL for the same reason
+# (it runs after every call, to count the fuel each call used).
+_get_fuel = ctypes.PYFUNCTYPE(_vp, _vp, ctypes.POINTER(ctypes.c_uint64))(
     ("wasmtime_context_get_fuel", _DLL)
 )
 memory_base = ctypes.PYFUNCTYPE(_vp, _vp, _vp)(("wasmtime_memory_data", _DLL))
@@ -87,9 +89,13 @@ def func_address(func: Any) -> int:
     return ctypes.addressof(func._func)
 
 
-def get_fuel(ctx: int) -> int | None:
-    """Fuel left in the store at ``ctx``, or None when fuel is not enabled."""
-    out = ctypes.c_uint64(0)
+def get_fuel(ctx: int, out: ctypes.c_uint64 | None = None) -> int | None:
+    """Fuel left in the store at ``ctx``, or None when fuel is not enabled.
+
+    :param out: a reusable ``c_uint64`` to read into (saves an allocation on the call path).
+    """
+    if out is None:
+        out = ctypes.c_uint64(0)
     err = _get_fuel(ctx, ctypes.byref(out))
     if err:
         _b.wasmtime_error_delete(ctypes.cast(err, ctypes.POINTER(_b.wasmtime_error_t)))

@@ -129,7 +129,9 @@ class WasmInstance:
             "restarts": 0,
             "denied": 0,
             "log_dropped_bytes": 0,
+            "fuel_used": 0,
         }
+        self._fuel_left = ctypes.c_uint64(0)  # read into after every call (see _count_fuel)
 
     # -- PluginInstance -------------------------------------------------------------------------
 
@@ -350,7 +352,7 @@ class WasmInstance:
             self._runtime._forget(self)
 
     def stats(self) -> Mapping[str, Any]:
-        """Counters: calls, errors, timeouts, crashes, restarts, denied, memory, log drops."""
+        """Counters: calls, errors, timeouts, crashes, restarts, denied, fuel, memory, drops."""
         out: dict[str, Any] = dict(self.counters)
         if self._dispatch is not None:
             out["denied"] = self._dispatch.denied
@@ -442,6 +444,7 @@ class WasmInstance:
                 inst._grow_refused = None
                 counters["calls"] += 1
                 result = invoke(ctx, cell[0], *args)
+                inst._count_fuel(ctx)
                 if result is not TRAPPED:
                     return result
                 exc = inst._trap_error(raw, name, inst.limits.timeout)
@@ -675,10 +678,19 @@ class WasmInstance:
         self._grow_refused = None
         self.counters["calls"] += 1
         try:
-            return self._exchange(live, name, data, seconds)
+            out = self._exchange(live, name, data, seconds)
         except PlughostError as exc:
+            self._count_fuel(ctx)  # before the failure handling drops a trapped store
             self._after_failure(exc, restart=restart)
             raise
+        self._count_fuel(ctx)
+        return out
+
+    def _count_fuel(self, ctx: int) -> None:
+        """Add what the call that just ended used: fuel is refilled to ``_fuel`` before each."""
+        left = _ffi.get_fuel(ctx, self._fuel_left)
+        if left is not None and left <= self._fuel:
+            self.counters["fuel_used"] += self._fuel - left
 
     def _after_failure(self, exc: PlughostError, *, restart: bool) -> None:
         """Count ``exc``; after a trap, drop the store and apply the restart policy."""
