@@ -235,9 +235,12 @@ function card(title, id) {
   return { el, errors, body, heading };
 }
 
+// Fill a card's content from `loader`; a loader answering undefined keeps what is shown
+// (nothing changed: a form being edited is left alone).
 async function fill(c, loader) {
   try {
     const nodes = await loader();
+    if (nodes === undefined) return;
     c.body.replaceChildren(...[nodes].flat().filter(n => n != null));
   } catch (e) {
     showError(c.errors, e, "Loading " + c.heading.textContent.toLowerCase());

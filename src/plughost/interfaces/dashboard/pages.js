@@ -335,10 +335,12 @@ App.routes.market = marketPage;
 
 // ------------------------------------------------------------------ operations
 
+function pluginOf(op) { return op.plugin_id || (op.result && op.result.plugin_id) || ""; }
+
 function operationRow(op) {
   return h("tr", { "data-operation": op.id },
     h("td", {}, op.kind, h("span", { class: "sub" }, op.id)),
-    h("td", {}, op.plugin_id ? h("a", { href: `#/plugins/${enc(op.plugin_id)}` }, op.plugin_id) : ""),
+    h("td", {}, pluginOf(op) ? h("a", { href: `#/plugins/${enc(pluginOf(op))}` }, pluginOf(op)) : ""),
     h("td", {}, badge(op.status, "st-" + op.status),
       ["pending", "running"].includes(op.status) ? h("progress", { max: 1, value: op.progress || 0 }) : null),
     h("td", {}, op.error ? `${op.error.code}: ${op.error.message}` : op.message || ""),
@@ -424,9 +426,9 @@ App.routes.audit = auditPage;
 
 function alertsPage(view) {
   view.append(h("h1", {}, "Alerts"));
-  const now = card("Firing and pending");
-  const rules = card("Rules");
-  const history = card("History");
+  const now = card("Firing and pending", "alerts-now");
+  const rules = card("Rules", "rules");
+  const history = card("History", "alert-history");
   const ruleForm = can("POST /alerts/rules") ? newRuleForm() : null;
   view.append(now.el, rules.el, history.el);
 
@@ -521,23 +523,29 @@ function tokensPage(view) {
   view.append(h("h1", {}, "API tokens"));
   const c = card("Tokens");
   const created = h("div");
-  const name = h("input", { required: true, id: "new-token-name", pattern: "[A-Za-z0-9._-]+" });
+  const name = h("input", { required: true, id: "new-token-name", pattern: "[A-Za-z0-9._\\-]+" });
   const role = h("select", { id: "new-token-role" }, (App.me.roles || []).map(r => h("option", {}, r)));
   const days = h("input", { type: "number", min: 1, id: "new-token-days", placeholder: "never" });
+  const note = App.me.signed_in ? null : h("p", { class: "hint" },
+    "This server is open because no token exists. Creating the first token closes it: every request then needs a token.");
   const form = h("form", { class: "filters" }, h("label", {}, "Name", name), h("label", {}, "Role", role),
     h("label", {}, "Expires in days", days), h("button", { type: "submit" }, "Create token"));
   const tableBox = h("div");
-  c.body.replaceWith(h("div", {}, tableBox, can("POST /tokens") ? form : null, created));
+  c.body.replaceWith(h("div", {}, tableBox, can("POST /tokens") ? [note, form] : null, created));
   view.append(c.el);
   form.addEventListener("submit", async e => {
     e.preventDefault();
     await run(c.errors, form.querySelector("button"), "Creating the token " + name.value, () =>
       api("POST", "/tokens", { json: { name: name.value.trim(), role: role.value, expires_in_days: days.value ? Number(days.value) : null } }),
       token => {
+        const open = !App.me.signed_in;
         created.replaceChildren(h("div", { class: "ok", role: "status" }, `Token ${token.name} (${token.role}) created. Copy it now, it is not shown again: `,
-          h("code", { id: "new-token-secret" }, token.secret)));
+          h("code", { id: "new-token-secret" }, token.secret),
+          open ? h("p", {}, "From now on every request needs a token. ",
+            h("button", { type: "button", id: "use-new-token", onclick: async () => { setToken(token.secret); await start(); } },
+              "Sign in with this token")) : null));
         form.reset();
-        refresh();
+        if (!open) refresh();
       });
   });
   async function refresh() {

@@ -29,6 +29,18 @@ function pluginPage(view, rest) {
   const cleanups = [];
   let detail = null;
   let removed = false;
+  const shown = {};
+  // True when `data` differs from what the card `name` shows (then it is drawn again).
+  function changed(name, data) {
+    const key = JSON.stringify(data);
+    if (shown[name] === key) return false;
+    shown[name] = key;
+    return true;
+  }
+  const summaryInfo = h("div");
+  const updateBox = can("PUT /plugins/{plugin_id}") ? h("details", {}, h("summary", {}, "Update to a new package"),
+    packageForms(summary.errors, "PUT", path, "Update")) : null;
+  summary.body.replaceChildren(summaryInfo, updateBox);
 
   async function refresh() {
     if (removed) return;
@@ -54,9 +66,7 @@ function pluginPage(view, rest) {
         location.hash = "#/plugins";
       });
     }, "danger");
-    const update = can("PUT /plugins/{plugin_id}") ? h("details", {}, h("summary", {}, "Update to a new package"),
-      packageForms(summary.errors, "PUT", path, "Update")) : null;
-    summary.body.replaceChildren(
+    summaryInfo.replaceChildren(
       h("p", {}, stateBadge(p), " ", p.enabled ? "enabled" : "disabled", " ", stateNote(p)),
       p.description ? h("p", {}, p.description) : null,
       props([["Version", p.version], ["Type", p.type], ["Runtime", p.runtime], ["Author", p.author],
@@ -64,7 +74,7 @@ function pluginPage(view, rest) {
         ["Installed", when(p.installed_at)], ["Updated", when(p.updated_at)],
         ["Warnings", (p.warnings || []).join("; ")],
         ["Error", p.error ? `${p.error.code}: ${p.error.message}` : null]]),
-      h("div", {}, stateButtons(p, summary.errors, refresh), uninstall), update);
+      h("div", {}, stateButtons(p, summary.errors, refresh), uninstall));
   }
 
   function renderDeps() {
@@ -142,6 +152,11 @@ function pluginPage(view, rest) {
   async function renderConfig() {
     await fill(config, async () => {
       const cfg = await api("GET", `${path}/config`);
+      const history = await api("GET", `${path}/config/history`).catch(e => {
+        showError(config.errors, e, "Loading the configuration history");
+        return [];
+      });
+      if (!changed("config", [cfg, history, detail.state, App.me.role])) return undefined;
       const schema = cfg.schema || {};
       const editable = can("PUT /plugins/{plugin_id}/config");
       const values = cfg.config || {};
@@ -181,16 +196,13 @@ function pluginPage(view, rest) {
         }, () => { showOk(config.errors, "Saved."); return refresh(); });
       });
       out.push(form);
-      try {
-        const history = await api("GET", `${path}/config/history`);
-        if (history.length) {
+      if (history.length) {
           out.push(h("details", {}, h("summary", {}, `History (${history.length} versions)`),
-            h("ul", {}, history.slice().reverse().map(v => h("li", {}, `version ${v.version} · ${v.action} · ${when(v.at || v.created_at)} `,
+            h("ul", {}, history.slice().reverse().map(v => h("li", {}, `version ${v.version} · ${v.action} · ${when(v.time || v.at)} `,
               h("code", { class: "small" }, JSON.stringify(v.settings)), " ",
               v.version !== cfg.version ? actionButton("Restore", "POST /plugins/{plugin_id}/config/restore", b =>
                 run(config.errors, b, `Restoring version ${v.version}`, () => api("POST", `${path}/config/restore`, { json: { version: v.version } }), refresh)) : null)))));
-        }
-      } catch (e) { showError(config.errors, e, "Loading the configuration history"); }
+      }
       return out;
     });
     if (focus === "config") config.el.scrollIntoView();
@@ -202,6 +214,7 @@ function pluginPage(view, rest) {
     await fill(perms, async () => {
       const [p, requests] = await Promise.all([api("GET", `${path}/permissions`),
         list("/permissions/requests", { plugin_id: id, status: "pending" })]);
+      if (!changed("permissions", [p, requests.items])) return undefined;
       const granted = p.granted || [];
       const declared = (p.declared || []).filter(s => !granted.includes(s));
       const scope = h("input", { required: true, id: "grant-scope", placeholder: "net:api.example.com" });

@@ -17,7 +17,6 @@ from plughost.core.hookcall import SAMPLE as HOOK_SAMPLE
 from plughost.core.lifecycle import State
 
 __all__ = [
-    "WhoAmIOut",
     "ArcadeStatus",
     "AuditEventOut",
     "AuditPage",
@@ -52,6 +51,7 @@ __all__ = [
     "UpdateOut",
     "ValidateManifestOut",
     "VersionOut",
+    "WhoAmIOut",
 ]
 
 StateName = Enum("StateName", {s.name: s.value for s in State}, type=str)  # type: ignore[misc]
