@@ -31,6 +31,7 @@ from plughost.core.bus import EventBus, PermissionChecker
 from plughost.core.channels import ChannelRegistry
 from plughost.core.commands import CommandRegistry
 from plughost.core.communications import Communications
+from plughost.core.configschema import check_config, effective_config
 from plughost.core.context import PluginContext
 from plughost.core.contract import (
     Capability,
@@ -55,6 +56,7 @@ from plughost.core.registry import PluginRecord, Registry
 from plughost.core.resolver import resolve
 from plughost.core.version import Version
 from plughost.errors import (
+    ConfigInvalid,
     DependentsExist,
     InstallError,
     OperationRefused,
@@ -112,6 +114,7 @@ _HINTS: dict[str, str] = {
     "resolve": "install or update the dependency named above, or relax the version range",
     "import": "check that `entry` names an importable module:attribute in the plugin folder",
     "activate": "the plugin's activate() raised; see the error and the plugin's log",
+    "config": "its configuration does not satisfy its config schema; fix the values named above",
     "dependency": "fix the dependency that failed first; this plugin needs it",
     "supervise": "it crashed repeatedly and was quarantined; fix it, then enable it again",
 }
@@ -884,14 +887,16 @@ class PluginHost:
 
     def _make_context(self, record: PluginRecord) -> PluginContext:
         m = record.manifest
-        config = dict(m.config_defaults)
-        config.update(self._config.get(m.id, {}))
+        config = effective_config(m.config_schema, m.config_defaults, self._config.get(m.id))
         data_dir = self.home / "data" / m.id if self.home is not None else None
         context = PluginContext(m, config=config, data_dir=data_dir)
         for ext in self._extensions:
             prepare = getattr(ext, "prepare_context", None)
             if prepare is not None:
                 prepare(record, context)
+        # The same rule as the service's (core.configschema): an embedded host, a test host
+        # and `plughost serve` refuse the same config.
+        check_config(m.id, m.config_schema, context.config)
         return context
 
     async def activate(self, plugin_id: str) -> PluginRecord:
@@ -952,7 +957,8 @@ class PluginHost:
                     )
                     failure.__cause__ = exc
                 await self._teardown_after_failed_activation(record)
-                self._fail(record, failure, "activate")
+                self._fail(record, failure, "config" if isinstance(exc, ConfigInvalid)
+                           else "activate")
                 self._apply_policy(record, failure)
                 return record
             record.context = context

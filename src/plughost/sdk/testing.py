@@ -32,11 +32,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from plughost.core.manifest import Manifest, manifest_from_dict
+from plughost.core.configschema import effective_config, validate_config
+from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
+from plughost.errors import Problem
 from plughost.host import PluginHost
 from plughost.runtimes.base import Runtime
 
-__all__ = ["make_test_host", "manifest_for_class", "wire_pair"]
+__all__ = ["config_problems", "make_test_host", "manifest_for_class", "wire_pair"]
 
 
 def manifest_for_class(cls: type, **fields: Any) -> Manifest:
@@ -52,6 +54,16 @@ def manifest_for_class(cls: type, **fields: Any) -> Manifest:
     return manifest_from_dict(data, source=f"class {cls.__qualname__}")
 
 
+def config_problems(plugin: str | Path | Manifest, config: Mapping[str, Any] | None = None
+                    ) -> list[Problem]:
+    """What the host (and ``plughost serve``) would refuse in ``config`` for ``plugin`` (a
+    folder or a manifest): the plugin's effective config (schema defaults, manifest defaults,
+    ``config``) checked by the same rule the service applies. Empty when it is accepted."""
+    manifest = plugin if isinstance(plugin, Manifest) else load_manifest(Path(plugin))
+    effective = effective_config(manifest.config_schema, manifest.config_defaults, config)
+    return validate_config(effective, manifest.config_schema)
+
+
 def make_test_host(
     *plugins: str | Path | type,
     config: Mapping[str, Mapping[str, Any]] | None = None,
@@ -63,7 +75,9 @@ def make_test_host(
     """A :class:`PluginHost` over the given plugin folders and/or plugin classes.
 
     Failures raise by default (``on_plugin_error="fail"``) so a broken plugin fails the test
-    loudly. Without ``home`` plugins get no ``ctx.data_dir`` (pass pytest's ``tmp_path``).
+    loudly. ``config`` is validated against each plugin's config schema exactly as the service
+    validates it (:mod:`plughost.core.configschema`): a config the service refuses fails here.
+    Without ``home`` plugins get no ``ctx.data_dir`` (pass pytest's ``tmp_path``).
     """
     dirs: list[Path] = []
     classes: list[type] = []
