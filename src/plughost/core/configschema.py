@@ -760,16 +760,17 @@ def check_config(
     plugin_id: str,
     schema: Mapping[str, Any] | None,
     config: Mapping[str, Any],
+    *,
+    advice: str | None = None,
 ) -> None:
-    """Raise :class:`ConfigInvalid` naming every problem when ``config`` does not satisfy the
-    plugin's ``schema`` (the check before a plugin is activated)."""
+    """Raise :class:`ConfigInvalid` (phase ``config``) naming every problem when ``config``
+    does not satisfy the plugin's ``schema`` (the check before a plugin is activated)."""
     problems = validate_config(dict(config), schema)
     if problems:
-        error = ConfigInvalid(problems, plugin_id=plugin_id, what=f"config of {plugin_id}")
-        error.message = error.message.replace(
-            "Nothing was changed. Fix the values and try again.",
-            f"Set the missing or wrong values (`plughost config set {plugin_id} KEY=VALUE`, the "
-            "settings file, or the host's config=) and activate the plugin again.")
-        error.args = (error.message,)
+        error = ConfigInvalid(
+            problems, plugin_id=plugin_id, what=f"config of {plugin_id}",
+            advice=advice or f"Set the missing or wrong values (`plughost config set "
+                             f"{plugin_id} KEY=VALUE`, the settings file, or the host's "
+                             "config=) and activate the plugin again.")
         error.phase = "config"
         raise error
