@@ -552,7 +552,6 @@ async def test_embedded_host_refuses_config_its_schema_refuses(tmp_path) -> None
         report = await host.start()
         outcome = report["thermo"]
         assert outcome.state is State.NEEDS_CONFIG and outcome.phase == "config"
-        assert not report.ok
         assert outcome.error is not None and outcome.error.code == "config.invalid"
         assert "$.unit" in outcome.error.message and "'K' is not one of" in outcome.error.message
     async with PluginHost([plugin], config={"thermo": {"unit": "F"}}) as host:
