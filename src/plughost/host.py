@@ -1841,6 +1841,9 @@ class SyncPluginHost:
     def call(self, plugin_id: str, target: str, /, **kwargs: Any) -> Any:
         return self.run(self.host.call(plugin_id, target, **kwargs))
 
+    def reload(self, plugin_id: str, root: str | Path | None = None) -> ReloadResult:
+        return self.run(self.host.reload(plugin_id, root))
+
     def get(self, plugin_id: str) -> PluginRecord:
         return self.host.get(plugin_id)
 
