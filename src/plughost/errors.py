@@ -66,6 +66,7 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   ├── RecordExists                           code: storage.exists
     │   ├── RecordNotFound (LookupError)           code: storage.not_found
     │   ├── ConcurrentModification                 code: storage.conflict
+    │   ├── ChangesPruned                          code: storage.changes_pruned
     │   ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
     │   ├── InvalidRecord (ValueError)             code: storage.invalid
     │   ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
@@ -128,6 +129,7 @@ __all__ = [
     "AccessDenied",
     "ArchiveError",
     "AuthenticationRequired",
+    "ChangesPruned",
     "ChannelClosed",
     "ChannelError",
     "ChannelNotFound",
@@ -583,6 +585,12 @@ class ConcurrentModification(StorageError):
     """Someone else changed the row since it was read (optimistic concurrency check failed)."""
 
     default_code = "storage.conflict"
+
+
+class ChangesPruned(StorageError):
+    """The change log no longer holds the changes after the requested sequence number."""
+
+    default_code = "storage.changes_pruned"
 
 
 class LockTimeout(StorageError, TimeoutError):
