@@ -45,7 +45,8 @@ from plughost.errors import (
     PlughostError,
     PluginUnavailable,
 )
-from plughost.host import PluginHost
+from plughost.host import HINTS as HOST_HINTS
+from plughost.host import PluginHost, ReloadResult
 from plughost.security.archive import ArchiveLimits
 from plughost.security.signing import TrustStore
 from plughost.services.hostops import HostOps, record_error
@@ -143,6 +144,7 @@ class PluginService:
         self._want_services = plugin_services
         self.services: PluginServices | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()  # audit writes of hot reloads
         self._database: Any = None
         self._repo: Any = None
         self._store: Any = None
@@ -209,13 +211,15 @@ class PluginService:
             lambda: {p.id: c.config for p in plugins
                      if (c := self.repository.get_config(p.id)) is not None})
         dirs = [s.plugins_dir] if s.plugins_dir.is_dir() and any(s.plugins_dir.iterdir()) else []
-        options: dict[str, Any] = {"home": s.home, "config": configs, **self._host_options}
+        options: dict[str, Any] = {"home": s.home, "config": configs, "watch": s.watch,
+                                   "debounce": s.reload_debounce, **self._host_options}
         if self._host_version is not None:
             options["host_version"] = self._host_version
         host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
         for stored in plugins:
             self._register(host, stored)
         self._host = host
+        host.on_reload(self._audit_reload)
         self._ops = HostOps(host, self._on_loop)
         if self._want_services:
             # One source of truth: installed plugins' grants, requests and config live in the
@@ -274,6 +278,8 @@ class PluginService:
         try:
             if self._host is not None:
                 await self._host.aclose()
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
             if self.services is not None:
                 await self.services.aclose()
         finally:
@@ -422,13 +428,12 @@ class PluginService:
         warnings: tuple[str, ...] = ()
         if record is not None:
             warnings = tuple(record.warnings)
-            if record.error is not None and record.state is State.FAILED:
-                error = {"code": getattr(record.error, "code", type(record.error).__name__),
-                         "message": getattr(record.error, "message", str(record.error)),
-                         "phase": record.phase, "hint": record.hint}
-        elif stored.state == State.FAILED.value and stored.failure_reason:
-            error = {"code": "plugin.failed", "message": stored.failure_reason,
-                     "phase": stored.failure_phase, "hint": None}
+            error = _error_of(record)
+        elif stored.state in _SHOWS_ERROR and stored.failure_reason:
+            waiting = stored.state == State.NEEDS_CONFIG.value
+            error = {"code": "config.invalid" if waiting else "plugin.failed",
+                     "message": stored.failure_reason, "phase": stored.failure_phase,
+                     "hint": _CONFIG_HINT.format(id=stored.id) if waiting else None}
         return PluginInfo(
             id=stored.id, name=stored.name, version=stored.version,
             description=stored.description, author=stored.author, type=stored.type,
@@ -714,6 +719,23 @@ class PluginService:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
 
+    def _audit_reload(self, result: ReloadResult) -> None:
+        """One audit entry per hot reload (done or rolled back), written off the loop."""
+        details = result.to_dict()
+
+        def write() -> None:
+            try:
+                self.repository.append_audit(
+                    "plugin.reload", actor="watch", plugin_id=result.plugin_id,
+                    outcome="ok" if result.ok else "error", details=details)
+            except PlughostError:
+                log.exception("could not record the reload of %s in the audit log",
+                              result.plugin_id)
+
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(write))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def _audit_failure(self, action: str, plugin_id: str | None, exc: PlughostError,
                              actor: str) -> None:
         outcome = "denied" if exc.code.startswith(("signature.", "integrity.", "archive.",
@@ -735,7 +757,7 @@ class PluginService:
             if record is None:
                 continue
             reason = phase = None
-            if record.state is State.FAILED:
+            if record.state in (State.FAILED, State.NEEDS_CONFIG):
                 reason = getattr(record.error, "message", str(record.error))
                 phase = record.phase
             wanted.append((pid, record.state.value, reason, phase))
@@ -840,10 +862,12 @@ class PluginService:
         sha256: str | None = None,
         progress: Progress | None = None,
         actor: str = "",
+        force: bool = False,
     ) -> UpdateResult:
         """Install a new version beside the current one, hand the running plugin's state
         over, activate and health-check it; on any failure the old version keeps running and
-        nothing changes. Versions beyond ``settings.keep_versions`` are pruned."""
+        nothing changes. Versions beyond ``settings.keep_versions`` are pruned. ``force``
+        reinstalls a version that is already kept (see :meth:`Updater.update`)."""
         self._check_open()
         await asyncio.to_thread(self.repository.require_plugin, plugin_id)
         try:
@@ -860,7 +884,7 @@ class PluginService:
 
                 result = await self._complete(
                     self.updater.update, plugin_id, staged, actor=actor, switch=hook,
-                    progress=progress)
+                    progress=progress, force=force)
                 await self._resync(plugin_id)
                 await self._refresh_disabled(plugin_id)
                 await self._persist_states([plugin_id])
@@ -949,7 +973,8 @@ class PluginService:
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             host = self.host
             record = host.registry.find(plugin_id)
-            if record is not None and record.state in (State.DISABLED, State.FAILED):
+            if record is not None and record.state in (State.DISABLED, State.FAILED,
+                                                       State.NEEDS_CONFIG):
                 was_disabled = record.state is State.DISABLED
                 await host.enable(plugin_id, activate=activate)
                 now: State = record.state  # enable() moved it on (mypy cannot see that)
@@ -1028,14 +1053,23 @@ class PluginService:
         return await self._info_of(plugin_id)
 
 
+_SHOWS_ERROR = frozenset({State.FAILED.value, State.NEEDS_CONFIG.value})
+_CONFIG_HINT = HOST_HINTS["config"]
+
+
+def _error_of(record: PluginRecord) -> dict[str, Any] | None:
+    """Why a failed (or ``needs-config``) plugin is not running: code, message, phase, hint."""
+    if record.error is None or record.state.value not in _SHOWS_ERROR:
+        return None
+    return {"code": getattr(record.error, "code", type(record.error).__name__),
+            "message": getattr(record.error, "message", str(record.error)),
+            "phase": record.phase, "hint": record.hint}
+
+
 def _info_from_record(record: PluginRecord) -> PluginInfo:
     """A plugin the host found in a development folder (not installed: no database row)."""
     m = record.manifest
-    error = None
-    if record.error is not None and record.state is State.FAILED:
-        error = {"code": getattr(record.error, "code", type(record.error).__name__),
-                 "message": getattr(record.error, "message", str(record.error)),
-                 "phase": record.phase, "hint": record.hint}
+    error = _error_of(record)
     return PluginInfo(
         id=m.id, name=m.name, version=str(m.version), description=m.description,
         author=m.author, type=m.type, runtime=m.runtime, state=record.state.value,
