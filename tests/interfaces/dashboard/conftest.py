@@ -15,13 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from plughost.security.package import pack
 from plughost.services.manager import PluginService
 from plughost.settings import HostSettings
 from tests.interfaces.http._server import ServerProcess, running_server
 from tests.interfaces.http.conftest import Api, open_api
+
+# the machine running the suite is shared and loaded: waits are for events, with room to spare
+expect.set_options(timeout=15_000)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -120,14 +123,22 @@ class Site:
 def install_examples(home: Path, pkgs: dict[str, Path]) -> None:
     """Install the examples into ``home`` (before the server starts, as ``plughost install``
     does): music-local, lyrics-lrc (needs music-local), hello, asker, and notify-slack,
-    which lacks its required webhook setting."""
+    which lacks its required webhook setting (so it waits in state needs-config)."""
+    install_into(home, [pkgs[name] for name in ("music-local", "lyrics-lrc", "hello", "asker",
+                                                "notify-slack")])
+
+
+def install_into(home: Path, pkgs: list[Path], *, activate: bool = True,
+                 batch: int = 1) -> None:
+    """Install packages into ``home`` through the service facade, ``batch`` at a time (in
+    order when 1, for dependencies)."""
 
     async def main() -> None:
         settings = HostSettings.from_file(home / "plughost.toml", home=home)
         async with PluginService(settings) as service:
-            for name in ("music-local", "lyrics-lrc", "hello", "asker"):
-                await service.install(pkgs[name], actor="test")
-            await service.install(pkgs["notify-slack"], activate=False, actor="test")
+            for i in range(0, len(pkgs), batch):
+                await asyncio.gather(*(service.install(p, activate=activate, actor="test")
+                                       for p in pkgs[i:i + batch]))
 
     in_thread(main())
 

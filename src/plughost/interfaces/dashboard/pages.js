@@ -41,7 +41,7 @@ function stateButtons(p, where, then) {
     verb === "disable" || verb === "deactivate" ? "danger" : "");
   return [
     p.enabled ? op("disable", "Disable") : op("enable", "Enable"),
-    p.enabled && p.state !== "active" && p.state !== "needs-config" ? op("activate", "Activate") : null,
+    p.enabled && p.state !== "active" ? op("activate", "Activate") : null,
     p.state === "active" ? op("deactivate", "Deactivate") : null,
   ];
 }
@@ -295,11 +295,13 @@ function marketPage(view) {
       h("td", { class: "hide-narrow" }, m.rating != null ? `${Number(m.rating).toFixed(1)} (${m.ratings_count || 0})` : "–",
         h("span", { class: "sub" }, `${m.downloads || 0} downloads`)),
       h("td", {}, have ? h("a", { href: `#/plugins/${enc(m.id)}` }, `installed ${have}`) : null,
-        !have || have !== m.version ? actionButton(have ? "Update" : "Install", "POST /plugins/install", b => {
+        !have || have !== m.version ? actionButton(have ? "Update" : "Install", have ? "PUT /plugins/{plugin_id}" : "POST /plugins/install", b => {
           bar.hidden = false;
-          return run(c.errors, b, `Installing ${m.id} ${m.version}`, async () => {
-            const op = await api("POST", "/plugins/install", { query: { async: true },
-              json: { source: "market", marketId: m.id, version: m.version } });
+          return run(c.errors, b, `${have ? "Updating" : "Installing"} ${m.id} ${m.version}`, async () => {
+            const body = { source: "market", marketId: m.id, version: m.version };
+            const op = have
+              ? await api("PUT", `/plugins/${enc(m.id)}`, { query: { async: true }, json: body })
+              : await api("POST", "/plugins/install", { query: { async: true }, json: body });
             return awaitOperation(op, bar, status);
           }, op => { installResult(c.errors, op); search(); });
         }) : null, bar, status));

@@ -61,10 +61,11 @@ function pluginPage(view, rest) {
     const p = detail;
     const uninstall = actionButton("Uninstall", "DELETE /plugins/{plugin_id}", b => {
       if (!confirm(`Uninstall ${id}? Its files and data are removed.`)) return;
-      return run(summary.errors, b, "Uninstalling " + id, () => api("DELETE", path), () => {
-        removed = true;
-        location.hash = "#/plugins";
-      });
+      removed = true;  // no refresh of this page meanwhile: it is going away
+      return run(summary.errors, b, "Uninstalling " + id, () => api("DELETE", path).catch(e => {
+        removed = false;
+        throw e;
+      }), () => { location.hash = "#/plugins"; });
     }, "danger");
     summaryInfo.replaceChildren(
       h("p", {}, stateBadge(p), " ", p.enabled ? "enabled" : "disabled", " ", stateNote(p)),
@@ -287,7 +288,7 @@ function pluginPage(view, rest) {
   let last = null;
   let chart = null;
   const chartBox = h("div", { class: "chart", id: "metrics-chart", role: "img", "aria-label": "Calls, errors and mean latency over time" });
-  const figures = h("div");
+  const figures = h("div", {}, h("p", { class: "muted" }, "Collecting figures…"));
   metrics.body.replaceChildren(figures, chartBox);
 
   async function sampleMetrics() {
@@ -335,7 +336,11 @@ function pluginPage(view, rest) {
   }
 
   function drawChart() {
-    if (series.t.length < 2 || !window.uPlot) return;
+    if (series.t.length < 2 || !window.uPlot) {
+      if (!chart) chartBox.textContent = "The chart appears after the second sample (every 5 s).";
+      return;
+    }
+    if (!chart) chartBox.textContent = "";
     const data = [series.t, series.calls, series.errors, series.latency];
     if (chart) { chart.setData(data); return; }
     const width = Math.max(chartBox.clientWidth, 260);
@@ -392,7 +397,7 @@ function pluginPage(view, rest) {
   return {
     refresh,
     onEvent(kind, data) {
-      if (kind === "lifecycle" && data && data.plugin_id === id && String(data.to || data.state || "") === "uninstalled") removed = true;
+      if (kind === "lifecycle" && data && data.plugin_id === id && data.new === "uninstalled") removed = true;
     },
     cleanup() { for (const f of cleanups) f(); },
   };

@@ -1,0 +1,138 @@
+"""Benchmark the dashboard's first load in Chromium with 10, 100 and 1,000 installed plugins.
+
+Setup per size: a fresh home with N installed plugins (installed through the service facade,
+not activated), ``plughost serve`` in a subprocess; Debian's Chromium through Playwright.
+
+Measured, median of >= 5 fresh page loads per size:
+
+* interactive: from navigation start until the plugin list shows its first page of rows with
+  their buttons ("Showing 1–50 of N"), read with ``performance.now()`` in the page;
+* bytes: HTML + CSS + JS of the dashboard itself (not /docs, not the lazily loaded chart);
+* floor (same run, same browser): navigating to a static file of the same server
+  (``/dashboard/app.css``) until it is loaded — the browser's and server's own overhead.
+
+Goals (issue 13): first load <= 150 KB; interactive <= 300 ms with 1,000 plugins.
+
+    python bench/bench_dashboard.py [--sizes 10,100,1000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+GOAL_KB = 150
+GOAL_MS = 300.0
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def make_home(home: Path, count: int) -> None:
+    from plughost.security.package import pack
+    from plughost.services.manager import PluginService
+    from plughost.settings import HostSettings
+
+    home.mkdir(parents=True)
+    (home / "plughost.toml").write_text('require_signature = "never"\n')
+    work = home.parent / "src"
+    out = home.parent / "packages"
+    out.mkdir()
+    packages = []
+    kinds = ["demo", "notify", "storage", "search"]
+    for i in range(count):
+        folder = work / f"p{i:05d}"
+        folder.mkdir(parents=True)
+        (folder / "plugin.toml").write_text(
+            f'id = "bench-{i:05d}"\nname = "Bench plugin {i}"\nversion = "1.0.{i % 7}"\n'
+            f'description = "Plugin number {i} of the dashboard benchmark."\n'
+            f'type = "{kinds[i % len(kinds)]}"\nentry = "m:P"\n')
+        (folder / "m.py").write_text("from plughost.sdk import Plugin\n\n\nclass P(Plugin):\n"
+                                     "    pass\n")
+        packages.append(pack(folder, out))
+
+    async def install_all() -> None:
+        settings = HostSettings.from_file(home / "plughost.toml", home=home)
+        async with PluginService(settings) as service:
+            for i in range(0, len(packages), 8):
+                await asyncio.gather(*(service.install(p, activate=False, actor="bench")
+                                       for p in packages[i:i + 8]))
+
+    asyncio.run(install_all())
+
+
+def measure(base: str, count: int, runs: int) -> dict[str, float]:
+    from playwright.sync_api import sync_playwright
+
+    shown = f"of {count}"
+    loads: list[float] = []
+    floors: list[float] = []
+    sizes: dict[str, int] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            for run in range(runs + 1):  # the first run warms the server's caches: not counted
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                page = context.new_page()
+                if run == 1:
+                    def record(response) -> None:  # type: ignore[no-untyped-def]
+                        path = urlsplit(response.url).path
+                        if path == "/" or path.startswith("/dashboard/"):
+                            sizes[path] = len(response.body())
+                    page.on("response", record)
+                page.goto(base + "/")
+                page.wait_for_function(
+                    "t => (document.getElementById('plugin-range') || {}).textContent?.endsWith(t)"
+                    " && document.querySelectorAll('tbody tr[data-plugin] button').length > 0",
+                    arg=shown, timeout=60_000)
+                ms = page.evaluate("() => performance.now()")
+                t0 = time.perf_counter()
+                page.goto(base + "/dashboard/app.css")
+                floor = (time.perf_counter() - t0) * 1000
+                context.close()
+                if run:
+                    loads.append(ms)
+                    floors.append(floor)
+        finally:
+            browser.close()
+    return {"interactive_ms": statistics.median(loads), "floor_ms": statistics.median(floors),
+            "bytes": float(sum(sizes.values()))}
+
+
+def main() -> None:
+    from tests.interfaces.http._server import running_server
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    print(f"{'plugins':>8} {'interactive ms':>15} {'floor ms':>9} {'ratio':>6} {'first load KB':>14}")
+    results = {}
+    for count in (int(s) for s in args.sizes.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp) / "home"
+            t0 = time.perf_counter()
+            make_home(home, count)
+            setup = time.perf_counter() - t0
+            with running_server(home, timeout=300) as server:
+                r = measure(server.base_url, count, args.runs)
+        results[count] = r
+        print(f"{count:>8} {r['interactive_ms']:>15.1f} {r['floor_ms']:>9.1f} "
+              f"{r['interactive_ms'] / r['floor_ms']:>6.1f} {r['bytes'] / 1024:>14.1f}"
+              f"   (setup {setup:.0f} s)", flush=True)
+    biggest = results[max(results)]
+    print(f"goal: first load <= {GOAL_KB} KB: {biggest['bytes'] / 1024:.1f} KB; interactive "
+          f"<= {GOAL_MS:.0f} ms with {max(results)} plugins: {biggest['interactive_ms']:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
