@@ -87,6 +87,9 @@ _PACKAGE_FORM = {
                             "type": "boolean", "default": False,
                             "description": "Install it even though it is not signed (for a "
                                            "plugin in development; recorded in the audit log)."},
+                        "force": {"type": "boolean", "default": False,
+                                  "description": "Update only: reinstall a version that is "
+                                                 "already installed."},
                     },
                 },
             },
@@ -105,6 +108,7 @@ _PACKAGE_FORM = {
                             "type": "boolean", "default": False,
                             "description": "Install it even though it is not signed (for a "
                                            "plugin in development; recorded in the audit log)."},
+                        "force": {"type": "boolean", "default": False},
                     },
                 },
             },
@@ -360,6 +364,7 @@ class _PackageRequest:
     activate: bool
     workdir: Path | None
     allow_unsigned: bool = False
+    force: bool = False
 
     def cleanup(self) -> None:
         if self.workdir is not None:
@@ -422,6 +427,7 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     enable = _flag(fields.get("enable"), "enable", True)
     activate_ = _flag(fields.get("activate"), "activate", True)
     allow_unsigned = _flag(fields.get("allow_unsigned"), "allow_unsigned", False)
+    force = _flag(fields.get("force"), "force", False)
     manifest = _text(fields.get("manifest"), "manifest")
     if source is None:
         raise RequestInvalid("the field 'source' is required: local (with file), url (with "
@@ -444,7 +450,8 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
         # refuse a malformed URL now, not from a background operation (http:// is judged by
         # the fetch policy when the download starts)
         parse_package_url(url, allow_http=True)
-        return _PackageRequest("url", url, sha256, enable, activate_, None, allow_unsigned)
+        return _PackageRequest("url", url, sha256, enable, activate_, None, allow_unsigned,
+                               force)
     if source != "local":
         raise RequestInvalid(f"unknown source {source!r}; use local, url or market",
                              details={"field": "source"})
@@ -463,7 +470,8 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return _PackageRequest("local", dest, sha256, enable, activate_, workdir, allow_unsigned)
+    return _PackageRequest("local", dest, sha256, enable, activate_, workdir, allow_unsigned,
+                           force)
 
 
 def _accepted(op: dict[str, Any]) -> JSONResponse:
@@ -528,7 +536,8 @@ async def update(request: Request, plugin_id: PluginId, async_: AsyncFlag = Fals
     async def work(progress: Any = None) -> Any:
         try:
             result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
-                                              progress=progress, actor=who.actor)
+                                              progress=progress, actor=who.actor,
+                                              force=pkg.force)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         log.info("plugin updated successfully: %s (v%s -> v%s)", plugin_id,
