@@ -134,6 +134,18 @@ class HostSettings:
     signature_allowlist: tuple[str, ...] = ()
     #: Apply pending database migrations automatically when storage is opened.
     auto_migrate: bool = True
+    #: Read plugins from marketplaces (``plughost search``, ``install ID``, ``source=market``).
+    enable_market: bool = True
+    #: Base URL of the plughost server whose database keeps the marketplace's ratings,
+    #: reviews and download counts (``https://market.example.com``); empty: this server's.
+    market_api: str = ""
+    #: Check the marketplaces for updates every ``update_check_interval`` seconds while
+    #: ``plughost serve`` runs, applying each plugin's update policy.
+    auto_check_update: bool = False
+    #: Seconds between scheduled update checks (Arcade's default: one day).
+    update_check_interval: int = 86400
+    #: Seconds a plugin may take to load and activate before it is failed.
+    load_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser()
@@ -169,6 +181,24 @@ class HostSettings:
                 + ", ".join(SIGNATURE_POLICIES)
             )
         set_(self, "signature_allowlist", tuple(self.signature_allowlist))
+        for name in ("enable_market", "auto_check_update"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(
+                    f"{name}: expected true or false, got {getattr(self, name)!r}")
+        if isinstance(self.update_check_interval, bool) or not isinstance(
+                self.update_check_interval, int) or self.update_check_interval < 60:
+            raise ConfigurationError(
+                "update_check_interval: expected a whole number of seconds >= 60, got "
+                f"{self.update_check_interval!r}")
+        if isinstance(self.load_timeout, bool) or not isinstance(
+                self.load_timeout, (int, float)) or not 0 < self.load_timeout <= 3600:
+            raise ConfigurationError(
+                f"load_timeout: expected seconds between 0 and 3600, got {self.load_timeout!r}")
+        set_(self, "load_timeout", float(self.load_timeout))
+        if not isinstance(self.market_api, str) or (
+                self.market_api and not self.market_api.startswith(("https://", "http://"))):
+            raise ConfigurationError(
+                f"market_api: expected an http(s) URL, got {self.market_api!r}")
 
     def ensure_dirs(self) -> None:
         """Create the home and the local directories (not the database or object store)."""
@@ -221,6 +251,9 @@ class HostSettings:
         data = {k: v for k, v in data.items() if k not in SHARED_TABLES}
         if set(data) == {"plughost"} and isinstance(data["plughost"], dict):
             data = data["plughost"]
+        if isinstance(data.get("plugin"), dict):
+            data = {**{k: v for k, v in data.items() if k != "plugin"},
+                    **_arcade_table(data["plugin"], path)}
         data = {**data, **overrides}
         return cls.from_mapping(data, source=str(path))
 
@@ -251,6 +284,18 @@ class HostSettings:
         return cls.from_mapping({"home": home, **values}, source="environment")
 
 
+def _arcade_table(table: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The Arcade-compatible ``[plugin]`` table: the same keys, with ``local_cache_dir`` for
+    ``cache_dir`` and a bare ``max_plugin_size`` number meaning megabytes (as in Arcade)."""
+    out = dict(table)
+    if "local_cache_dir" in out:
+        out["cache_dir"] = out.pop("local_cache_dir")
+    size = out.get("max_plugin_size")
+    if isinstance(size, int) and not isinstance(size, bool):
+        out["max_plugin_size"] = size * 1024 * 1024
+    return out
+
+
 def _from_env_text(name: str, raw: str) -> Any:
     if name == "keep_versions":
         try:
@@ -259,13 +304,26 @@ def _from_env_text(name: str, raw: str) -> Any:
             raise ConfigurationError(
                 f"PLUGHOST_KEEP_VERSIONS: expected a whole number, got {raw!r}"
             ) from None
-    if name == "auto_migrate":
+    if name in ("auto_migrate", "enable_market", "auto_check_update"):
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise ConfigurationError(f"PLUGHOST_AUTO_MIGRATE: expected 0/1/true/false, got {raw!r}")
+        raise ConfigurationError(
+            f"PLUGHOST_{name.upper()}: expected 0/1/true/false, got {raw!r}")
+    if name == "update_check_interval":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"PLUGHOST_UPDATE_CHECK_INTERVAL: expected whole seconds, got {raw!r}") from None
+    if name == "load_timeout":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"PLUGHOST_LOAD_TIMEOUT: expected seconds, got {raw!r}") from None
     if name == "max_plugin_size":
         return raw.strip() if not raw.strip().isdigit() else int(raw)
     return raw
