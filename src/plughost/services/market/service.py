@@ -154,7 +154,16 @@ class Market:
             if isinstance(exc, PlughostError) and done:
                 exc.details = {**exc.details, "rolled_back": [r.plugin_id for r in done]}
             raise
+        await self._count_downloads([(r.plugin_id, r.version) for r in done])
         return MarketInstallResult(plan, tuple(done))
+
+    async def _count_downloads(self, items: Sequence[tuple[str, str]]) -> None:
+        repo = self.service.repository
+        for pid, version in items:
+            try:
+                await asyncio.to_thread(repo.count_download, pid, version)
+            except PlughostError:  # a counter must never fail an install that succeeded
+                log.warning("could not count the download of %s %s", pid, version)
 
     def _download_all(self, plan: InstallPlan) -> list[Path]:
         return [self.client.download(p.source, p.version) for p in plan.packages]
@@ -216,9 +225,11 @@ class Market:
                               "version", code="market.not_found", plugin_id=plugin_id,
                               details={"installed_version": str(installed.version)})
         path = await asyncio.to_thread(self.client.download, source, newest)
-        return await self.service.update(
+        result = await self.service.update(
             plugin_id, path, sha256=newest.sha256, actor=actor,
             origin=f"market:{source}/{plugin_id}@{newest.version}")
+        await self._count_downloads([(plugin_id, str(newest.version))])
+        return result
 
     async def update_all(self, *, actor: str = "") -> list[dict[str, Any]]:
         """Update every outdated plugin; one failure does not stop the others (each update
@@ -233,3 +244,80 @@ class Market:
             except PlughostError as exc:
                 outcomes.append({"id": item.plugin_id, "ok": False, "error": exc.to_dict()})
         return outcomes
+
+    # ------------------------------------------------------------------ catalog (API)
+
+    async def catalog_page(self, query: SearchQuery, *, limit: int = 20,
+                           cursor: str | None = None) -> dict[str, Any]:
+        """A search page as the API and the dashboard show it: each plugin with its rating,
+        rating count, downloads (the index's plus this server's) and installed version."""
+        page = await self.search(query, limit=limit, cursor=cursor)
+        ids = [h.plugin.id for h in page.hits]
+        repo = self.service.repository
+        ratings = await asyncio.to_thread(repo.rating_summary, ids)
+        downloads = await asyncio.to_thread(repo.download_counts, ids)
+        installed = await self.installed_manifests()
+        items = []
+        for h in page.hits:
+            pid = h.plugin.id
+            avg, count = ratings.get(pid, (None, 0))
+            items.append({
+                "id": pid, "name": h.plugin.name, "version": str(h.version.version),
+                "description": h.plugin.description, "type": h.plugin.type,
+                "tags": list(h.plugin.tags), "runtime": h.version.runtime,
+                "author": h.plugin.author, "rating": avg, "ratings_count": count,
+                "downloads": h.plugin.downloads + downloads.get(pid, 0),
+                "installed_version": str(installed[pid].version) if pid in installed else None,
+                "yanked": h.version.yanked, "source": h.source,
+                "advisories": [a.to_dict() for a in h.plugin.advisories],
+            })
+        return {"items": items, "next_cursor": page.next_cursor, "total": page.total}
+
+    async def plugin_details(self, plugin_id: str) -> dict[str, Any]:
+        """Everything the marketplace says about a plugin, with this server's ratings,
+        downloads and the installed version."""
+        source, plugin = await self.details(plugin_id)
+        repo = self.service.repository
+        avg, count = (await asyncio.to_thread(repo.rating_summary, [plugin_id])).get(
+            plugin_id, (None, 0))
+        downloads = (await asyncio.to_thread(repo.download_counts, [plugin_id])).get(
+            plugin_id, 0)
+        installed = (await self.installed_manifests()).get(plugin_id)
+        newest = self._newest_compatible(plugin)
+        return {**plugin.to_dict(), "source": source, "rating": avg, "ratings_count": count,
+                "downloads": plugin.downloads + downloads,
+                "installed_version": str(installed.version) if installed else None,
+                "compatible_version": str(newest.version) if newest else None}
+
+    async def rate(self, plugin_id: str, rater: str, rating: int,
+                   review: str = "") -> dict[str, Any]:
+        """Record ``rater``'s rating (1-5) and review of a listed plugin (one per rater)."""
+        if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+            raise MarketError(f"a rating is a whole number from 1 to 5, not {rating!r}",
+                              code="market.rating", plugin_id=plugin_id)
+        if len(review) > MAX_REVIEW:
+            raise MarketError(f"a review is at most {MAX_REVIEW} characters; this one has "
+                              f"{len(review)}", code="market.rating", plugin_id=plugin_id)
+        await self.details(plugin_id)  # only plugins a marketplace lists can be rated
+        record = await asyncio.to_thread(self.service.repository.rate, plugin_id, rater,
+                                         rating, review)
+        return rating_dict(record)
+
+
+#: Longest review accepted, in characters.
+MAX_REVIEW = 5000
+
+
+def rating_dict(record: Any, *, moderation: bool = False) -> dict[str, Any]:
+    """The JSON shape of a rating (moderation fields only for admins)."""
+    out = {"id": record.id, "plugin_id": record.plugin_id, "rater": record.rater,
+           "rating": record.rating, "review": record.review,
+           "created_at": _iso(record.created_at), "updated_at": _iso(record.updated_at)}
+    if moderation:
+        out.update(hidden=record.hidden, moderated_by=record.moderated_by,
+                   moderation_reason=record.moderation_reason)
+    return out
+
+
+def _iso(when: Any) -> str:
+    return str(when.strftime("%Y-%m-%dT%H:%M:%SZ"))
