@@ -23,7 +23,7 @@ from plughost.errors import MarketError
 from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._state import ApiState, api_state, requires
 from plughost.interfaces.tokens import Principal
-from plughost.services.market.index import SearchQuery
+from plughost.services.market.index import SearchQuery, iso
 from plughost.services.market.service import Market, rating_dict
 
 __all__ = ["market_of", "market_tasks", "router"]
@@ -264,10 +264,10 @@ async def check(request: Request, who: Principal = requires("admin")) -> dict[st
 
 
 def _policy_dict(p: Any) -> dict[str, Any]:
-    def iso(v: Any) -> str | None:
-        return None if v is None else v.strftime("%Y-%m-%dT%H:%M:%SZ")
+    def when(v: Any) -> str | None:
+        return None if v is None else iso(v)
 
     return {"id": p.plugin_id, "policy": p.policy, "cooldown_seconds": p.cooldown_seconds,
             "window": p.maintenance_window, "notified_version": p.notified_version or None,
-            "last_checked_at": iso(p.last_checked_at),
-            "last_update_at": iso(p.last_update_at)}
+            "last_checked_at": when(p.last_checked_at),
+            "last_update_at": when(p.last_update_at)}

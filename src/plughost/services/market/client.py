@@ -28,7 +28,6 @@ plugin of the first (dependency confusion).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -42,7 +41,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from plughost.errors import MarketError
-from plughost.services.market.index import INDEX_TARGET, Index, IndexVersion, parse_index
+from plughost.services.market._files import atomic_write, locked
+from plughost.services.market.index import (
+    INDEX_TARGET,
+    Index,
+    IndexVersion,
+    iso,
+    parse_index,
+)
 
 __all__ = ["MarketClient", "MarketSource", "RefreshResult", "tuf_error"]
 
@@ -175,8 +181,8 @@ class MarketClient:
 
     def _save(self, sources: Sequence[MarketSource]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        _atomic_text(self.dir / _SOURCES, json.dumps(
-            {"sources": [s.to_dict() for s in sources]}, indent=2) + "\n")
+        atomic_write(self.dir / _SOURCES, (json.dumps(
+            {"sources": [s.to_dict() for s in sources]}, indent=2) + "\n").encode())
 
     def add(self, name: str, url: str, root: bytes, *, priority: int = 100) -> MarketSource:
         """Add a marketplace: ``root`` is its ``root.json``, obtained out of band (it is the
@@ -228,7 +234,7 @@ class MarketClient:
     @contextlib.contextmanager
     def _locked_sources(self) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with _flock(self.dir / ".lock"):
+        with locked(self.dir / ".lock"):
             yield
 
     # ------------------------------------------------------------------ TUF
@@ -255,7 +261,7 @@ class MarketClient:
         folder = self.dir / name
         from tuf.api import exceptions as tx
 
-        with _flock(folder / ".lock"):
+        with locked(folder / ".lock"):
             link = folder / "metadata"
             current = link.resolve() if link.is_symlink() else None
             work = folder / f"meta-{secrets.token_hex(6)}"
@@ -289,15 +295,15 @@ class MarketClient:
             self._remember_index(name, index_path)
             return RefreshResult(name, False, int(trusted.timestamp.version),
                                  int(trusted.targets.version), changed,
-                                 _iso(trusted.timestamp.expires))
+                                 iso(trusted.timestamp.expires))
 
     def _offline(self, source: MarketSource, error: MarketError) -> RefreshResult:
         trusted = self._trusted_offline(source)
         log.warning("marketplace %s is unreachable; using its last good metadata (valid "
-                    "until %s)", source.name, _iso(trusted.timestamp.expires))
+                    "until %s)", source.name, iso(trusted.timestamp.expires))
         return RefreshResult(source.name, True, int(trusted.timestamp.version),
                              int(trusted.targets.version), False,
-                             _iso(trusted.timestamp.expires), error.to_dict())
+                             iso(trusted.timestamp.expires), error.to_dict())
 
     def _trusted_offline(self, source: MarketSource) -> Any:
         """The last good metadata, verified again from disk (chain, signatures, expiry)."""
@@ -417,7 +423,7 @@ class MarketClient:
         folder = self.dir / source
         from tuf.api import exceptions as tx
 
-        with _flock(folder / ".lock"):
+        with locked(folder / ".lock"):
             meta = (folder / "metadata").resolve()
             try:
                 updater = self._updater(src, meta)
@@ -436,8 +442,6 @@ class MarketClient:
                 raise tuf_error(exc, source) from None
 
 
-def _iso(when: Any) -> str:
-    return str(when.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def _differs(a: Path, b: Path) -> bool:
@@ -456,20 +460,3 @@ def _swap_symlink(link: Path, target: Path) -> None:
     tmp = link.with_name(f".{link.name}.{secrets.token_hex(4)}")
     os.symlink(target.name, tmp)
     os.replace(tmp, link)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

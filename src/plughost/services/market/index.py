@@ -41,6 +41,7 @@ __all__ = [
     "SearchQuery",
     "decode_cursor",
     "encode_cursor",
+    "iso",
     "iso_now",
     "package_target",
     "parse_index",
@@ -55,9 +56,17 @@ _EMPTY: Mapping[str, VersionRange] = {}
 _ID = re.compile(ID_PATTERN)
 
 
+def iso(when: datetime) -> str:
+    """``when`` as an ISO 8601 UTC string (``2026-12-03T17:20:00Z``), the one time format of
+    every marketplace output (a naive ``when`` is taken as UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def iso_now() -> str:
-    """The current time as an ISO 8601 UTC string (``2026-12-03T17:20:00Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time as :func:`iso` writes it."""
+    return iso(datetime.now(UTC))
 
 
 def package_target(plugin_id: str, version: str) -> str:

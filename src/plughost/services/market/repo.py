@@ -32,14 +32,13 @@ same).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any
 
 from plughost.core.version import Version, VersionRange
 from plughost.errors import MarketError, VersionError
+from plughost.services.market._files import atomic_write, locked
 from plughost.services.market.index import (
     INDEX_TARGET,
     Advisory,
@@ -259,16 +259,10 @@ class MarketRepository:
         return metadata
 
     def _write_metadata(self, metadata: Any, name: str) -> None:
-        _atomic_write(self.metadata_dir / name, metadata.to_bytes())
+        atomic_write(self.metadata_dir / name, metadata.to_bytes())
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with (self.path / ".lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.path / ".lock")
 
     def _commit(self, targets_md: Any, index: Index, *, new: bool = False) -> int:
         """Write ``index`` as a target, then new targets, snapshot and timestamp metadata."""
@@ -276,7 +270,7 @@ class MarketRepository:
         data = index.to_bytes()
         digest = hashlib.sha256(data).hexdigest()
         path = self._target_path(INDEX_TARGET, digest)
-        _atomic_write(path, data)
+        atomic_write(path, data)
         targets = targets_md.signed
         targets.targets[INDEX_TARGET] = md.TargetFile(len(data), {"sha256": digest},
                                                       INDEX_TARGET)
@@ -285,7 +279,7 @@ class MarketRepository:
         targets.expires = self._expiry("targets")
         self._sign(targets_md, "targets")
         targets_bytes = targets_md.to_bytes()
-        _atomic_write(self.metadata_dir / f"{targets.version}.targets.json", targets_bytes)
+        atomic_write(self.metadata_dir / f"{targets.version}.targets.json", targets_bytes)
         if new:
             snapshot = md.Snapshot(expires=self._expiry("snapshot"))
         else:
@@ -297,7 +291,7 @@ class MarketRepository:
             hashes={"sha256": hashlib.sha256(targets_bytes).hexdigest()})
         snapshot_md = self._sign(md.Metadata(snapshot), "snapshot")
         snapshot_bytes = snapshot_md.to_bytes()
-        _atomic_write(self.metadata_dir / f"{snapshot.version}.snapshot.json", snapshot_bytes)
+        atomic_write(self.metadata_dir / f"{snapshot.version}.snapshot.json", snapshot_bytes)
         self._write_timestamp(snapshot.version, snapshot_bytes, new=new)
         return int(targets.version)
 
@@ -492,21 +486,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -514,5 +493,5 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    _atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 

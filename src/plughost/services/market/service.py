@@ -29,6 +29,7 @@ from plughost.services.market.index import (
     IndexVersion,
     SearchPage,
     SearchQuery,
+    iso,
     search,
 )
 from plughost.services.market.plan import InstallPlan, parse_request, plan_install
@@ -312,12 +313,9 @@ def rating_dict(record: Any, *, moderation: bool = False) -> dict[str, Any]:
     """The JSON shape of a rating (moderation fields only for admins)."""
     out = {"id": record.id, "plugin_id": record.plugin_id, "rater": record.rater,
            "rating": record.rating, "review": record.review,
-           "created_at": _iso(record.created_at), "updated_at": _iso(record.updated_at)}
+           "created_at": iso(record.created_at), "updated_at": iso(record.updated_at)}
     if moderation:
         out.update(hidden=record.hidden, moderated_by=record.moderated_by,
                    moderation_reason=record.moderation_reason)
     return out
 
-
-def _iso(when: Any) -> str:
-    return str(when.strftime("%Y-%m-%dT%H:%M:%SZ"))
