@@ -252,6 +252,11 @@ class MarketRepository:
                 "there (or rotate the role's keys)", role=role)
         return found
 
+    def _check_signers(self) -> None:
+        """Refuse before writing anything when a role that signs every change lacks keys."""
+        for role in ("targets", "snapshot", "timestamp"):
+            self._signers(role)
+
     def _sign(self, metadata: Any, role: str) -> Any:
         metadata.signatures.clear()
         for signer in self._signers(role):
@@ -267,6 +272,7 @@ class MarketRepository:
     def _commit(self, targets_md: Any, index: Index, *, new: bool = False) -> int:
         """Write ``index`` as a target, then new targets, snapshot and timestamp metadata."""
         md = _tuf()
+        self._check_signers()
         data = index.to_bytes()
         digest = hashlib.sha256(data).hexdigest()
         path = self._target_path(INDEX_TARGET, digest)
@@ -355,6 +361,7 @@ class MarketRepository:
                     "content; published versions never change — publish a new version (or "
                     f"yank this one with `plughost market yank {info.plugin_id}@{info.version}`)",
                     plugin_id=info.plugin_id, version=info.version)
+            self._check_signers()
             dest = self._target_path(target, info.sha256)
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(f".{secrets.token_hex(6)}.tmp")
