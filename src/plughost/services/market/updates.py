@@ -147,7 +147,7 @@ class UpdateScheduler:
                     details={"installed": item.installed, "available": item.latest,
                              "advisories": list(item.advisories)})
                 return decision("notified")
-            published = await self._published(item)
+            published = await self._published(item) if policy.cooldown_seconds else None
             if published is not None and now - published < timedelta(
                     seconds=policy.cooldown_seconds):
                 return decision("waiting", f"published {published:%Y-%m-%dT%H:%M:%SZ}; "
