@@ -154,3 +154,20 @@ def test_add_refuses_a_wrong_root_and_keeps_nothing(app, home, tmp_path, served_
     assert result.exit_code == 1
     assert json.loads(result.stdout)["error"]["code"] == "market.signature"
     assert data(invoke(app, "market", "list", "--json"))["items"] == []  # type: ignore[index]
+
+
+def test_policy_and_check_from_the_command_line(app, home, tmp_path, keys, served_repo):
+    repo, url = served_repo
+    invoke(app, "publish", package(tmp_path, keys, "solo", "1.0.0"), "--repo", repo)
+    invoke(app, "market", "add", "main", url, "--root", repo / "root.json")
+    data(invoke(app, "install", "solo", "--json"))
+    shown = data(invoke(app, "market", "policy", "solo", "--json"))
+    assert shown["policy"] == "notify"  # type: ignore[index]
+    bad = invoke(app, "market", "policy", "solo", "--policy", "auto", "--window", "9-5",
+                 "--json")
+    assert bad.exit_code == 1 and json.loads(bad.stdout)["error"]["code"] == "market.invalid"
+    data(invoke(app, "market", "policy", "solo", "--policy", "auto", "--json"))
+    invoke(app, "publish", package(tmp_path, keys, "solo", "1.1.0"), "--repo", repo)
+    checked = data(invoke(app, "market", "check", "--json"))
+    assert [(d["id"], d["action"]) for d in checked["items"]] == [  # type: ignore[index]
+        ("solo", "updated")]

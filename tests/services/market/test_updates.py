@@ -48,14 +48,14 @@ async def test_each_policy_is_applied(service, market, market_repo, make_package
     await scheduler.set_policy("auto", "auto", cooldown_seconds=3600)
     decisions = {d.plugin_id: d.action for d in await scheduler.run_once()}
     assert decisions == {"man": "none", "note": "notified", "auto": "waiting"}
-    audit = await service.audit(plugin_id="note", action="market.update_available")
+    audit = await service.audit(plugin_id="note", action="plugin.update_available")
     assert len(audit) == 1
     clock.now += timedelta(hours=2)
     decisions = {d.plugin_id: d.action for d in await scheduler.run_once()}
     assert decisions == {"man": "none", "note": "none", "auto": "updated"}
     assert service.repository.require_plugin("auto").version == "1.1.0"
     assert service.repository.require_plugin("man").version == "1.0.0"
-    assert len(await service.audit(plugin_id="note", action="market.update_available")) == 1
+    assert len(await service.audit(plugin_id="note", action="plugin.update_available")) == 1
 
 
 async def test_the_maintenance_window_and_a_forced_advisory(service, market, market_repo,

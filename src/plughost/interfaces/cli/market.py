@@ -410,6 +410,62 @@ def outdated_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+@market_app.command("policy")
+def policy_cmd(
+    plugin_id: Annotated[str, typer.Argument(metavar="ID")],
+    policy: Annotated[str | None, typer.Option(
+        "--policy", help="manual, notify or auto (omit to show the current one).")] = None,
+    cooldown: Annotated[int, typer.Option(
+        "--cooldown", min=0, help="auto: seconds a release must be out before it is "
+                                  "installed.")] = 0,
+    window: Annotated[str, typer.Option(
+        "--window", help="auto: HH:MM-HH:MM (UTC) when updates may run.")] = "",
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show or set how an installed plugin is updated from its marketplace."""
+    from plughost.services.market.updates import UpdateScheduler
+
+    async def go(market: Market) -> Any:
+        scheduler = UpdateScheduler(market)
+        if policy is None:
+            return await scheduler.policy(plugin_id)
+        return await scheduler.set_policy(plugin_id, policy, cooldown_seconds=cooldown,
+                                          window=window)
+
+    with handle_errors(as_json=as_json):
+        result = with_market(home, go)
+    data = {"id": result.plugin_id, "policy": result.policy,
+            "cooldown_seconds": result.cooldown_seconds, "window": result.maintenance_window}
+    if as_json:
+        print_json(data)
+        return
+    extra = (f", cooldown {result.cooldown_seconds} s" if result.cooldown_seconds else "") + (
+        f", window {result.maintenance_window} UTC" if result.maintenance_window else "")
+    console.print(f"{plugin_id}: {result.policy}{extra}")
+
+
+@market_app.command("check")
+def check_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Run the scheduled update check once: apply each plugin's update policy now."""
+    from plughost.services.market.updates import UpdateScheduler
+
+    async def go(market: Market) -> Any:
+        return await UpdateScheduler(market).run_once()
+
+    with handle_errors(as_json=as_json):
+        decisions = with_market(home, go)
+    if as_json:
+        print_json({"items": [d.to_dict() for d in decisions], "next_cursor": None,
+                    "total": len(decisions)})
+        return
+    if not decisions:
+        console.print("everything is up to date")
+    for d in decisions:
+        console.print(f"{d.plugin_id} {d.installed} → {d.available or '-'}: {d.action}"
+                      + (f" ({escape(d.reason)})" if d.reason else ""))
+
+
 def looks_like_request(source: str) -> bool:
     """True when an install argument names a plugin (``id`` / ``id@range``), not a file or URL."""
     from plughost.services.market.plan import _REQ

@@ -214,7 +214,7 @@ async def moderate(request: Request, rating_id: Annotated[int, PathParam(ge=1, l
     market_of(api)
     record = await asyncio.to_thread(api.service.repository.moderate_rating, rating_id,
                                      hidden=body.hidden, by=who.actor, reason=body.reason)
-    await asyncio.to_thread(api.service.repository.append_audit, "market.moderate",
+    await asyncio.to_thread(api.service.repository.append_audit, "rating.moderate",
                             actor=who.actor, plugin_id=record.plugin_id,
                             details={"rating": rating_id, "hidden": body.hidden,
                                      "reason": body.reason})
@@ -247,7 +247,7 @@ async def set_policy(request: Request, plugin_id: PluginId, body: PolicyIn,
     api = api_state(request)
     policy = await UpdateScheduler(market_of(api)).set_policy(
         plugin_id, body.policy, cooldown_seconds=body.cooldown_seconds, window=body.window)
-    await asyncio.to_thread(api.service.repository.append_audit, "market.policy",
+    await asyncio.to_thread(api.service.repository.append_audit, "plugin.update_policy",
                             actor=who.actor, plugin_id=plugin_id,
                             details=_policy_dict(policy))
     return _policy_dict(policy)

@@ -5,7 +5,7 @@ runs) the marketplaces are refreshed and each installed plugin with a newer comp
 is handled by its policy (``plughost market policy ID ...``; default ``notify``):
 
 ``manual``  nothing happens (``plughost outdated`` still lists it).
-``notify``  an audit event ``market.update_available`` is written, once per new version.
+``notify``  an audit event ``plugin.update_available`` is written, once per new version.
 ``auto``    the plugin is updated through the host's update path (state handed over, health
             checked, the old version kept running when the new one fails) — once the new
             version has been published for ``cooldown_seconds`` and only inside the
@@ -142,7 +142,7 @@ class UpdateScheduler:
                 if policy.notified_version == item.latest:
                     return decision("none", "already notified")
                 await asyncio.to_thread(
-                    self.market.service.repository.append_audit, "market.update_available",
+                    self.market.service.repository.append_audit, "plugin.update_available",
                     actor="scheduler", plugin_id=item.plugin_id,
                     details={"installed": item.installed, "available": item.latest,
                              "advisories": list(item.advisories)})
