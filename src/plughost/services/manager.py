@@ -70,6 +70,7 @@ from plughost.services.stores import (
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
 from plughost.services.views import HealthReport, PluginDetail, PluginInfo, PluginList, _iso
 from plughost.settings import HostSettings
+from plughost.storage.kv_db import DatabaseKeyValueStore, import_sqlite_kv
 from plughost.storage.records import StoredPlugin
 
 __all__ = [
@@ -227,7 +228,8 @@ class PluginService:
                 permission_store=RepositoryPermissionStore(self.repository),
                 config_store=RepositoryConfigStore(self.repository),
                 # Duck-typed AuditLog (record/query/close) over audit_events.
-                audit=RepositoryAuditLog(self.repository))  # type: ignore[arg-type]
+                audit=RepositoryAuditLog(self.repository),  # type: ignore[arg-type]
+                kv=await asyncio.to_thread(self._plugin_storage))
             services.install(host)
             self.services = services
             if self._start_plugins:
@@ -240,14 +242,31 @@ class PluginService:
         if self._start_plugins:
             await self._persist_states([p.id for p in plugins])
 
+    def _plugin_storage(self) -> DatabaseKeyValueStore:
+        """``ctx.storage`` in the database, so every server on it sees the same data. A
+        ``storage.db`` left by an earlier version is imported once (renamed afterwards)."""
+        store = DatabaseKeyValueStore(self._database)
+        legacy = self.settings.home / "storage.db"
+        if legacy.is_file():
+            copied = import_sqlite_kv(legacy, store)
+            legacy.rename(legacy.with_name("storage.db.imported"))
+            log.info("imported %d plugin storage values from %s into the database",
+                     copied, legacy)
+        return store
+
     def _stored_plugins(self) -> list[StoredPlugin]:
         return self.installer.all_plugins()
+
+    def _version_root(self, version: Any) -> Path | None:
+        """A stored version's files on this node (fetched and unpacked when another node
+        installed it), or ``None`` when there is no such version."""
+        return None if version is None else self.installer.version_dir(version)
 
     def _register(self, host: PluginHost, stored: StoredPlugin) -> None:
         """Register one installed plugin in the host from its current version's cache dir."""
         version = self.repository.get_version(stored.id, stored.version)
-        root = Path(version.cache_path) if version and version.cache_path else None
         try:
+            root = self._version_root(version)
             if root is None or not root.is_dir():
                 raise InstallError(
                     f"the files of {stored.id} {stored.version} are missing; reinstall it",
@@ -332,6 +351,10 @@ class PluginService:
         host = self.host
         record = host.registry.find(pid)
         if record is None:
+            # Installed by another process: fetch its files off the event loop first.
+            with contextlib.suppress(PlughostError):
+                await asyncio.to_thread(
+                    lambda: self._version_root(self.repository.get_version(pid, row.version)))
             self._register(host, row)
             host.resolve()
             new = host.registry.get(pid)
@@ -340,7 +363,7 @@ class PluginService:
             await self._persist_states([pid])
             return True
         version = await asyncio.to_thread(self.repository.get_version, pid, row.version)
-        root = Path(version.cache_path) if version and version.cache_path else None
+        root = await asyncio.to_thread(self._version_root, version)
         changed = False
         if not row.enabled and record.state is not State.DISABLED:
             await host.disable(pid)
@@ -899,7 +922,7 @@ class PluginService:
             return
         version = await asyncio.to_thread(self.repository.get_version, plugin_id,
                                           stored.version)
-        root = Path(version.cache_path)
+        root = await asyncio.to_thread(self.installer.version_dir, version)
         await self.host.replace(load_manifest(root), root, source="installed")
 
     async def uninstall(self, plugin_id: str, *, cascade: bool = False,
