@@ -60,6 +60,7 @@ from plughost.services.installer import (
     grant_declared,
 )
 from plughost.services.plugin_services import PluginServices
+from plughost.services.preflight import ManifestCheck, check_manifest
 from plughost.services.reconcile import ReconcileReport
 from plughost.services.sources import FetchPolicy, Progress
 from plughost.services.stores import (
@@ -266,8 +267,15 @@ class PluginService:
     def _register(self, host: PluginHost, stored: StoredPlugin) -> None:
         """Register one installed plugin in the host from its current version's cache dir."""
         version = self.repository.get_version(stored.id, stored.version)
+        root = None if version is None else self.installer.local_dir(version)
         try:
-            root = self._version_root(version)
+            try:
+                self._version_root(version)
+            except PlughostError as exc:
+                raise InstallError(
+                    f"the files of {stored.id} {stored.version} are missing and its package "
+                    f"cannot be read ({exc.message}); reinstall it",
+                    code="install.files_missing", plugin_id=stored.id) from exc
             if root is None or not root.is_dir():
                 raise InstallError(
                     f"the files of {stored.id} {stored.version} are missing; reinstall it",
@@ -511,6 +519,12 @@ class PluginService:
         if state is not None:
             infos = [i for i in infos if i.state == state]
         return PluginList(tuple(infos[offset:offset + limit]), len(infos), limit, offset)
+
+    async def check_manifest(self, data: Mapping[str, Any]) -> ManifestCheck:
+        """What install would refuse about this manifest (see
+        :mod:`plughost.services.preflight`)."""
+        self._check_open()
+        return check_manifest(data, installer=self.installer, host=self.host)
 
     async def get(self, plugin_id: str) -> PluginDetail:
         """Everything about one installed plugin. :raises PluginNotFound:"""

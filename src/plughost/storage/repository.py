@@ -40,6 +40,7 @@ from plughost.errors import (
 from plughost.storage._repo_access import AccessRecords, hash_token
 from plughost.storage._repo_activity import ActivityRecords
 from plughost.storage._repo_base import check_state, to_record, utcnow
+from plughost.storage._repo_cluster import ClusterRecords
 from plughost.storage._repo_observability import ObservabilityRecords
 from plughost.storage.db import Database
 from plughost.storage.locks import FileLock, MemoryLock, OwnerLease, RowLock
@@ -63,7 +64,7 @@ _PLUGIN_FIELDS = {f.name for f in fields(StoredPlugin)}
 _UPDATABLE = _PLUGIN_FIELDS - {"id", "installed_at", "updated_at"}
 
 
-class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
+class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRecords):
     """Data access for plugins, versions, config, grants, audit, tokens, operations and keys.
 
     :param database: the :class:`~plughost.storage.db.Database` to use (not closed by this).

@@ -123,6 +123,13 @@ class PluginOut(_Out):
     updated_at: str | None = None
     error: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
+    checksum: str = Field("", description="Arcade name of `sha256`.")
+    installTime: str | None = Field(None, description="Arcade name of `installed_at`.")
+    updateTime: str | None = Field(None, description="Arcade name of `updated_at`.")
+    isEnabled: ArcadeStatus = Field(description="Arcade name of `status`: 0 disabled, "
+                                                "1 enabled, 2 error.")
+    isBuiltin: int = Field(0, description="Arcade's built-in flag: always 0 (every plugin "
+                                          "can be uninstalled).")
 
 
 class PluginPage(BaseModel):
@@ -155,6 +162,17 @@ class PluginDetailOut(PluginOut):
     config_revision: int = 0
     grants: list[str] = Field(default_factory=list)
     stats: dict[str, Any] = Field(default_factory=dict)
+    entryPoint: str = Field("", description="Arcade name of the manifest's `entry`.")
+    configSchema: dict[str, Any] | None = Field(
+        None, description="Arcade name of the manifest's `config.schema`.")
+    paramsSchema: dict[str, Any] | None = Field(
+        None, description="Arcade name of the manifest's `params-schema`.")
+    defaultConfig: dict[str, Any] = Field(
+        default_factory=dict, description="Arcade name of the manifest's `config.defaults`.")
+    icon: str = ""
+    repository: str = ""
+    documentation: str = Field("", description="The documentation URL (else the homepage).")
+    s3Path: str = Field("", description="The package's key in the object store.")
 
 
 class InstallOut(_Out):
@@ -228,9 +246,15 @@ class ManifestProblem(BaseModel):
 
 
 class ValidateManifestOut(BaseModel):
-    valid: bool
-    problems: list[ManifestProblem] = Field(default_factory=list)
+    valid: bool = Field(description="True when install would accept this manifest.")
+    problems: list[ManifestProblem] = Field(
+        default_factory=list, description="Everything install would refuse: the manifest, its "
+        "permission scopes, host-version compatibility (`host`, Arcade `minVersion`), "
+        "dependencies and the runtime.")
     manifest: dict[str, Any] | None = Field(None, description="The normalised manifest.")
+    warnings: list[str] = Field(default_factory=list,
+                                description="Not a problem of the manifest, but worth knowing "
+                                            "(e.g. the plugin is already installed).")
 
 
 class OperationOut(BaseModel):
