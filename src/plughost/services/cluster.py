@@ -27,9 +27,9 @@ Operations left ``running`` by a dead node are failed — and what they left hal
 by the next node that notices (every :data:`TAKEOVER_EVERY` heartbeats), through the same
 reconciliation a restart runs.
 
-**Readiness.** :meth:`ClusterNode.problem` says why the node cannot serve (the database or the
-object store is unreachable); Redis being down only slows propagation to polling, so it is
-reported in the node's figures but does not make the node unready.
+**Readiness.** :meth:`PluginService.storage_problem` says why a node cannot serve (the
+database or the object store is unreachable); Redis being down only slows propagation to
+polling, so it is reported in the node's figures but does not make the node unready.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from typing import Any, Final
 
 from plughost.errors import PlughostError
 
-__all__ = ["FORGET_AFTER", "TAKEOVER_EVERY", "ClusterNode", "NodeInfo"]
+__all__ = ["FORGET_AFTER", "TAKEOVER_EVERY", "ClusterNode", "NodeInfo", "list_nodes"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ FORGET_AFTER: Final = timedelta(minutes=10)
 TAKEOVER_EVERY: Final = 3
 _PG_CHANNEL: Final = "plughost_changes"
 _RETRY: Final = (0.2, 0.5, 1.0, 2.0, 5.0)
-_PROBE_KEY: Final = "plughost-readiness-probe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +84,24 @@ class NodeInfo:
                 "applied_seq": self.applied_seq, "transport": self.transport,
                 "plugins": [{"id": k, "state": v} for k, v in sorted(self.plugins.items())],
                 "package_cache": self.info.get("package_cache", {})}
+
+
+def list_nodes(repo: Any, *, this_node: str | None = None,
+               heartbeat_interval: float = 2.0) -> list[NodeInfo]:
+    """The nodes that reported to ``repo``'s database, each ``up``, ``stale`` or ``down``
+    (blocking). A node is down when its owner lease is free, whatever its last heartbeat."""
+    late = timedelta(seconds=max(3 * heartbeat_interval, 5.0))
+    now = datetime.now(UTC)
+    out = []
+    for n in repo.list_nodes():
+        alive = n.id == this_node or repo.owner_alive(n.id)
+        status = "down" if not alive else "stale" if now - n.heartbeat_at > late else "up"
+        out.append(NodeInfo(id=n.id, name=n.name, url=n.url, version=n.version, status=status,
+                            started_at=n.started_at, heartbeat_at=n.heartbeat_at,
+                            applied_seq=n.applied_seq, plugins=dict(n.plugins),
+                            transport=str(n.info.get("transport", "")),
+                            this_node=n.id == this_node, info=dict(n.info)))
+    return out
 
 
 def _iso(value: datetime) -> str:
@@ -141,9 +158,6 @@ class ClusterNode:
     async def start(self) -> None:
         """Note where the change log stands, write the first heartbeat and start listening,
         polling and beating. The service has just loaded everything from the database."""
-        repo = self.service.repository
-        self.applied_seq = await asyncio.to_thread(repo.last_change_seq)
-        self.service.repository.on_commit(self._committed)
         if self.redis_url:
             self.transport = "redis"
             self._tasks.append(asyncio.create_task(self._listen_redis(), name="cluster redis"))
@@ -160,7 +174,6 @@ class ClusterNode:
         if self._closed:
             return
         self._closed = True
-        self.service.repository.on_commit(self._committed, remove=True)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -293,19 +306,8 @@ class ClusterNode:
     async def catch_up(self) -> int:
         """Apply every change committed after :attr:`applied_seq`; returns the new position.
         Idempotent: what is applied is the database's current state."""
-        from plughost.errors import ChangesPruned
-
-        repo = self.service.repository
-        try:
-            changes = await asyncio.to_thread(repo.changes_since, self.applied_seq, 10_000)
-        except ChangesPruned:
-            last = await asyncio.to_thread(repo.last_change_seq)
-            await self.service.refresh()
-            return self._applied(last)
-        if not changes:
-            return self.applied_seq
         await self.service.refresh()
-        return self._applied(changes[-1].seq)
+        return self._applied(self.applied_seq)
 
     def _applied(self, seq: int) -> int:
         self.applied_seq = max(self.applied_seq, seq)
@@ -361,33 +363,5 @@ class ClusterNode:
 
     def nodes(self) -> list[NodeInfo]:
         """Every node that reported (blocking: run it in a thread)."""
-        repo = self.service.repository
-        late = timedelta(seconds=max(3 * self.heartbeat_interval, 5.0))
-        now = datetime.now(UTC)
-        out = []
-        for n in repo.list_nodes():
-            alive = n.id == self.id or repo.owner_alive(n.id)
-            status = "down" if not alive else "stale" if now - n.heartbeat_at > late else "up"
-            out.append(NodeInfo(id=n.id, name=n.name, url=n.url, version=n.version,
-                                status=status, started_at=n.started_at,
-                                heartbeat_at=n.heartbeat_at, applied_seq=n.applied_seq,
-                                plugins=dict(n.plugins), transport=str(n.info.get("transport",
-                                                                                  "")),
-                                this_node=n.id == self.id, info=dict(n.info)))
-        return out
-
-    # ------------------------------------------------------------------ readiness
-
-    def problem(self) -> str:
-        """Why this node cannot serve ("" when it can): the database or the object store is
-        unreachable. Blocking: run it in a thread."""
-        try:
-            self.service.repository.database.ping()
-        except PlughostError as exc:
-            return exc.message
-        try:
-            self.service.store.exists(_PROBE_KEY)
-        except PlughostError as exc:
-            return f"the object store is unreachable: {exc.message}"
-        return ""
-
+        return list_nodes(self.service.repository, this_node=self.id,
+                          heartbeat_interval=self.heartbeat_interval)

@@ -49,6 +49,7 @@ from plughost.host import HINTS as HOST_HINTS
 from plughost.host import PluginHost
 from plughost.security.archive import ArchiveLimits
 from plughost.security.signing import TrustStore
+from plughost.services.cluster import ClusterNode, NodeInfo
 from plughost.services.hostops import HostOps, record_error
 from plughost.services.installer import (
     GrantPolicy,
@@ -89,6 +90,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: The key readiness looks up in the object store (a HEAD that proves it answers).
+_READINESS_PROBE = "plughost-readiness-probe"
 
 
 class PluginService:
@@ -110,6 +113,10 @@ class PluginService:
     :param refresh_interval: every this many seconds, :meth:`refresh` the host from storage
         (picks up installs, updates, enable/disable and uninstalls done by other processes,
         e.g. the CLI next to a server). ``None``: only when :meth:`refresh` is called.
+    :param cluster: run a :class:`~plughost.services.cluster.ClusterNode` with these options
+        (``redis_url``, ``heartbeat_interval``, ``name``, ``url``; its ``poll_interval`` is
+        ``refresh_interval``): changes are announced to, and applied from, the other servers
+        on this database. Servers pass it; one-shot CLI commands do not.
     """
 
     def __init__(
@@ -128,6 +135,7 @@ class PluginService:
         host_options: Mapping[str, Any] | None = None,
         refresh_interval: float | None = None,
         plugin_services: bool = True,
+        cluster: Mapping[str, Any] | None = None,
     ) -> None:
         self.settings = settings or HostSettings.from_env()
         self._start_plugins = start
@@ -144,7 +152,10 @@ class PluginService:
         self._host_options = dict(host_options or {})
         self._refresh_interval = refresh_interval
         self._want_services = plugin_services
+        self._cluster_options = None if cluster is None else dict(cluster)
         self.services: PluginServices | None = None
+        #: The cluster node (propagation, membership), when the server runs one.
+        self.cluster: ClusterNode | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._database: Any = None
         self._repo: Any = None
@@ -187,7 +198,12 @@ class PluginService:
             await self._close_storage()
             raise
         self._opened = True
-        if self._refresh_interval:
+        if self._cluster_options is not None:
+            node = ClusterNode(self, poll_interval=self._refresh_interval or 2.0,
+                               **self._cluster_options)
+            await node.start()
+            self.cluster = node
+        elif self._refresh_interval:
             self._refresher = asyncio.create_task(self._refresh_forever(self._refresh_interval))
 
     def _open_storage(self) -> None:
@@ -299,6 +315,8 @@ class PluginService:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        if self.cluster is not None:
+            await self.cluster.aclose()
         try:
             if self._host is not None:
                 await self._host.aclose()
@@ -519,6 +537,27 @@ class PluginService:
         if state is not None:
             infos = [i for i in infos if i.state == state]
         return PluginList(tuple(infos[offset:offset + limit]), len(infos), limit, offset)
+
+    def storage_problem(self) -> str:
+        """Why this service cannot serve ("" when it can): the database or the object store
+        (shared by every node of a cluster) does not answer. Blocking: run it in a thread."""
+        try:
+            self.repository.database.ping()
+        except PlughostError as exc:
+            return exc.message
+        try:
+            self.store.exists(_READINESS_PROBE)
+        except PlughostError as exc:
+            return f"the object store is unreachable: {exc.message}"
+        return ""
+
+    def nodes(self) -> list[NodeInfo]:
+        """The servers sharing this database (blocking: run it in a thread)."""
+        from plughost.services.cluster import list_nodes
+
+        if self.cluster is not None:
+            return self.cluster.nodes()
+        return list_nodes(self.repository)
 
     async def check_manifest(self, data: Mapping[str, Any]) -> ManifestCheck:
         """What install would refuse about this manifest (see

@@ -32,6 +32,8 @@ __all__ = [
     "InstallOut",
     "ManifestProblem",
     "MetricOut",
+    "NodeOut",
+    "NodePage",
     "OperationOut",
     "PermissionRequestOut",
     "PermissionsOut",
@@ -99,6 +101,36 @@ class ReadyOut(BaseModel):
     plugins: int = 0
     active: int = 0
     failed: int = 0
+
+
+class NodePluginOut(BaseModel):
+    id: str
+    state: str = Field(description="The plugin's live state on that node.")
+
+
+class NodeOut(BaseModel):
+    """A ``plughost serve`` sharing this database."""
+
+    id: str = Field(description="The node's owner id (its lease in the database).")
+    name: str
+    url: str = ""
+    version: str = Field(description="The plughost version it runs.")
+    status: str = Field(description="`up`; `stale` (heartbeat late); `down` (its process is "
+                                    "gone: its lease in the database is free).")
+    this_node: bool = Field(description="The node that answered this request.")
+    started_at: str
+    heartbeat_at: str = Field(description="Its last heartbeat (UTC).")
+    applied_seq: int = Field(description="The last change (sequence number) it applied.")
+    transport: str = Field(description="How it hears about changes: redis, postgres or "
+                                       "polling.")
+    plugins: list[NodePluginOut] = Field(default_factory=list)
+    package_cache: dict[str, Any] = Field(
+        default_factory=dict, description="Hits and misses of each package cache tier.")
+
+
+class NodePage(BaseModel):
+    items: list[NodeOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
 
 
 class PluginOut(_Out):
