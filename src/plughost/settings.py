@@ -162,6 +162,11 @@ class HostSettings:
     update_check_interval: int = 86400
     #: Seconds a plugin may take to load and activate (Arcade's ``load_timeout``).
     load_timeout: float = 30.0
+    #: Hot reload: watch the plugin folders (``plugins_dir``) and reload a plugin when its
+    #: files change (``plughost serve --watch`` turns it on too).
+    watch: bool = False
+    #: Seconds without a change that end a burst of saves before a reload (``watch``).
+    reload_debounce: float = 0.2
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser()
@@ -214,6 +219,13 @@ class HostSettings:
                                                               "unix://")):
             raise ConfigurationError(f"redis_url: {self.redis_url!r} is not a Redis URL; use "
                                      "redis://host:6379/0 (or rediss://, unix://)")
+        if not isinstance(self.watch, bool):
+            raise ConfigurationError(f"watch: expected true or false, got {self.watch!r}")
+        debounce = self.reload_debounce
+        if isinstance(debounce, bool) or not isinstance(debounce, int | float) \
+                or not 0 <= debounce <= 60:
+            raise ConfigurationError(
+                f"reload_debounce: expected seconds between 0 and 60, got {debounce!r}")
 
     def ensure_dirs(self) -> None:
         """Create the home and the local directories (not the database or object store)."""
@@ -281,7 +293,8 @@ class HostSettings:
         ``PLUGHOST_OBJECT_STORE``, ``PLUGHOST_CACHE_DIR``, ``PLUGHOST_PLUGINS_DIR``,
         ``PLUGHOST_STAGING_DIR``, ``PLUGHOST_LOCK_DIR``, ``PLUGHOST_MAX_PLUGIN_SIZE``,
         ``PLUGHOST_KEEP_VERSIONS``, ``PLUGHOST_REQUIRE_SIGNATURE``,
-        ``PLUGHOST_SIGNATURE_ALLOWLIST`` (comma-separated), ``PLUGHOST_AUTO_MIGRATE`` (0/1).
+        ``PLUGHOST_SIGNATURE_ALLOWLIST`` (comma-separated), ``PLUGHOST_AUTO_MIGRATE`` (0/1),
+        ``PLUGHOST_WATCH`` (0/1), ``PLUGHOST_RELOAD_DEBOUNCE`` (seconds).
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -324,7 +337,7 @@ def _from_env_text(name: str, raw: str) -> Any:
             raise ConfigurationError(
                 f"PLUGHOST_KEEP_VERSIONS: expected a whole number, got {raw!r}"
             ) from None
-    if name in ("auto_migrate", "enable_market", "auto_check_update"):
+    if name in ("auto_migrate", "watch", "enable_market", "auto_check_update"):
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
@@ -338,6 +351,12 @@ def _from_env_text(name: str, raw: str) -> Any:
         except ValueError:
             raise ConfigurationError(
                 f"PLUGHOST_{name.upper()}: expected a number of seconds, got {raw!r}") from None
+    if name == "reload_debounce":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"PLUGHOST_RELOAD_DEBOUNCE: expected seconds, got {raw!r}") from None
     if name == "max_plugin_size":
         return raw.strip() if not raw.strip().isdigit() else int(raw)
     return raw

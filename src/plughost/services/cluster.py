@@ -45,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from plughost.errors import PlughostError
+from plughost.storage.records import PLUGIN_CHANGE_KINDS
 
 __all__ = ["FORGET_AFTER", "TAKEOVER_EVERY", "ClusterNode", "NodeInfo", "list_nodes"]
 
@@ -84,6 +85,15 @@ class NodeInfo:
                 "applied_seq": self.applied_seq, "transport": self.transport,
                 "plugins": [{"id": k, "state": v} for k, v in sorted(self.plugins.items())],
                 "package_cache": self.info.get("package_cache", {})}
+
+
+def _needs_refresh(change: Any) -> bool:
+    """Whether applying ``change`` means re-reading plugins: not for the lifecycle state a
+    node records (each node runs its own), a cache path, nor tokens, keys and alert rules,
+    which are read from the database on use."""
+    if change.kind not in PLUGIN_CHANGE_KINDS:
+        return False
+    return (change.kind, change.action) not in (("plugin", "state"), ("version", "cache"))
 
 
 def list_nodes(repo: Any, *, this_node: str | None = None,
@@ -137,6 +147,7 @@ class ClusterNode:
         self.transport = "polling"
         self.listening = False
         self._hint = asyncio.Event()
+        self._applying = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._publisher: Any = None
         self._listeners: list[Callable[[int], None]] = []
@@ -165,6 +176,10 @@ class ClusterNode:
             self.transport = "postgres"
             self._tasks.append(asyncio.create_task(self._listen_postgres(),
                                                    name="cluster listen"))
+        repo = self.service.repository
+        self.applied_seq = await asyncio.to_thread(repo.last_change_seq)
+        repo.origin = self.id  # its changes say they come from this node
+        repo.on_commit(self._committed)
         self._tasks.append(asyncio.create_task(self._apply_forever(), name="cluster apply"))
         self._tasks.append(asyncio.create_task(self._beat_forever(), name="cluster heartbeat"))
         await self._beat()
@@ -174,6 +189,7 @@ class ClusterNode:
         if self._closed:
             return
         self._closed = True
+        self.service.repository.on_commit(self._committed, remove=True)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -306,8 +322,22 @@ class ClusterNode:
     async def catch_up(self) -> int:
         """Apply every change committed after :attr:`applied_seq`; returns the new position.
         Idempotent: what is applied is the database's current state."""
-        await self.service.refresh()
-        return self._applied(self.applied_seq)
+        from plughost.errors import ChangesPruned
+
+        repo = self.service.repository
+        async with self._applying:
+            try:
+                changes = await asyncio.to_thread(repo.changes_since, self.applied_seq, 10_000)
+            except ChangesPruned:
+                last = await asyncio.to_thread(repo.last_change_seq)
+                await self.service.refresh()
+                return self._applied(last)
+            if not changes:
+                return self.applied_seq
+            # This node's own changes are applied already (it made them).
+            if any(_needs_refresh(c) and c.origin != self.id for c in changes):
+                await self.service.refresh()
+            return self._applied(changes[-1].seq)
 
     def _applied(self, seq: int) -> int:
         self.applied_seq = max(self.applied_seq, seq)

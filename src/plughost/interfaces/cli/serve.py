@@ -11,6 +11,7 @@ status, duration_ms, client and request_id.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -97,6 +98,9 @@ def serve(
     heartbeat: Annotated[float, typer.Option(
         "--heartbeat", min=0.2, max=300.0,
         help="Seconds between this server's heartbeats in the nodes table.")] = 2.0,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Hot reload: watch the plugin folders and reload a plugin when its "
+        "files change (also `watch = true` in plughost.toml).")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_access_log: Annotated[bool, typer.Option("--no-access-log",
                                                 help="Do not log every request.")] = False,
@@ -125,6 +129,8 @@ def serve(
                                    + ", ".join(FORMATS), code="request.invalid")
         _configure_logging(log_level, not no_access_log, log_format.lower())
         settings = settings_for(home)
+        if watch:
+            settings = dataclasses.replace(settings, watch=True)
         loopback = is_loopback(host)
         with open_storage(settings) as storage:  # migrations happen here, before binding
             has_tokens = bool(storage.repository.list_tokens())

@@ -1,7 +1,7 @@
 """Cluster state: plugin key-value storage in the database, and the nodes sharing it.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-03 17:45:00.000000
 """
 
@@ -15,8 +15,8 @@ from sqlalchemy.dialects import mysql
 
 import plughost.storage.types
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
