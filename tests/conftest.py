@@ -111,3 +111,22 @@ settings.register_profile(
     "night", max_examples=20_000, deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# ---------------------------------------------------------------- native runtime: the C example
+
+@pytest.fixture(scope="session", autouse=True)
+def _native_example_built() -> None:
+    """examples/native-c-counter is a plugin folder once its library is built (as .ci/run
+    does): build it, so every test that scans examples/ sees a valid plugin there."""
+    from tests.fixtures.native import build_library
+
+    folder = EXAMPLES / "native-c-counter"
+    target = folder / "counter.so"
+    source = folder / "counter.c"
+    header = REPO / "include" / "plughost.h"
+    newest = max(source.stat().st_mtime, header.stat().st_mtime)
+    if not target.exists() or target.stat().st_mtime < newest:
+        tmp = folder / f".counter.{__import__('os').getpid()}.so"
+        build_library(source, tmp)
+        tmp.replace(target)  # atomic: parallel workers never see half a library

@@ -23,7 +23,7 @@ from plughost.core.schemarefs import schema_reference_problems
 from plughost.core.version import ANY, Version, VersionRange
 from plughost.errors import PlughostError, Problem
 
-RUNTIMES: Final = ("python", "process", "wasm", "grpc")
+RUNTIMES: Final = ("python", "process", "wasm", "grpc", "native")
 """The built-in runtimes. Another name is accepted too (a runtime added beside them), unless it
 looks like a misspelling of one of these."""
 RUNTIME_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -524,10 +524,16 @@ _GRPC_RE: Final = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*
                              r":(\d{1,5})$")
 
 
+NATIVE_SUFFIXES: Final = (".so", ".dylib", ".dll")
+"""File endings of the shared libraries the ``native`` runtime loads."""
+
+
 def _infer_runtime(entry: Any, arcade_entry: bool) -> str:
     if isinstance(entry, str):
         if entry.endswith((".wasm", ".wat")):
             return "wasm"
+        if entry.endswith(NATIVE_SUFFIXES):  # a shared library: never a program on PATH
+            return "native"
         if arcade_entry and not _PY_ENTRY_RE.fullmatch(entry):
             return "process"
     return "python"
@@ -568,9 +574,12 @@ def entry_problem(runtime: str, entry: str, root: str | None) -> str | None:
             return f"{entry!r} is not a valid command line ({exc}); check the quotes"
         if not argv:
             return "the command line is empty; name the program to run"
-    elif runtime == "wasm":
-        if not entry.endswith((".wasm", ".wat")):
-            return f"{entry!r} must be a .wasm or .wat file"
+    elif runtime in ("wasm", "native"):
+        suffixes = (".wasm", ".wat") if runtime == "wasm" else NATIVE_SUFFIXES
+        if not entry.endswith(suffixes):
+            kinds = ("a .wasm or .wat file" if runtime == "wasm"
+                     else "a shared library (.so, .dylib or .dll)")
+            return f"{entry!r} must be {kinds}"
         rel_path = PurePosixPath(entry.replace("\\", "/"))
         if rel_path.is_absolute() or ".." in rel_path.parts or re.match(r"^[A-Za-z]:", entry):
             return f"{entry!r} must be a relative path inside the plugin folder"

@@ -361,12 +361,15 @@ FIELDS: Final[tuple[_Field, ...]] = (
     _f("type", "string", "Free-text category used to group and filter plugins (`notify`, "
        "`music-source`).", '""', aliases=("pluginType",)),
     _f("runtime", "runtime", "How the plugin runs: `python` (in-process), `process` "
-       "(subprocess speaking JSON-RPC), `wasm` (WebAssembly sandbox), `grpc` (remote service), "
-       "or the name of a runtime added to the host (docs/runtimes.md).",
+       "(subprocess speaking JSON-RPC), `wasm` (WebAssembly sandbox), `grpc` (gRPC plugin "
+       "service), `native` (a shared library implementing include/plughost.h), or the name of "
+       "a runtime added to the host (docs/runtimes.md).",
        '`"python"` (see *Runtime inference*)'),
     _f("entry", "entry", "What to start. python: `module:attribute` (the module must exist in "
        "the plugin folder as `module.py` or `module/__init__.py`); process: a command line; "
-       "wasm: a relative path to a `.wasm`/`.wat` file in the folder; grpc: `host:port`.",
+       "wasm: a relative path to a `.wasm`/`.wat` file in the folder; native: a relative path to "
+       "a `.so`/`.dylib`/`.dll` in the folder (inferred from that ending); grpc: a command line "
+       "that starts the plugin's gRPC server, or `host:port` of one already running.",
        required=True, aliases=("entryPoint",)),
     _f("host", "range", "plughost versions the plugin works with (npm range syntax). Arcade "
        "`minVersion: X` means `>=X`.", '`"*"`'),

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from plughost.core.lifecycle import State
-from plughost.core.manifest import validate_manifest_file
+from plughost.core.manifest import load_manifest, validate_manifest_file
+from plughost.errors import Problem
 from plughost.host import PluginHost
 from plughost.interfaces.cli import manage
 from plughost.interfaces.cli._backend import ServerOption, TokenOption, target
@@ -307,7 +308,7 @@ def check(
         else:
             err_console.print(f"[red]error[/] manifest.missing: {message}")
         raise typer.Exit(1)
-    problems = validate_manifest_file(path)
+    problems = validate_manifest_file(path) or runtime_problems(path)
     if as_json:
         print_json({"valid": not problems, "problems": [p.to_dict() for p in problems]})
     elif problems:
@@ -318,6 +319,14 @@ def check(
         console.print(f"[green]✓[/] {path} is a valid plugin")
     if problems:
         raise typer.Exit(1)
+
+
+def runtime_problems(path: Path) -> list[Problem]:
+    """A valid manifest whose runtime this machine cannot run (its extra is not installed)."""
+    from plughost.runtimes.base import unavailable
+
+    why = unavailable(load_manifest(path).runtime)
+    return [] if why is None else [Problem("runtime", "runtime.unavailable", why)]
 
 
 def register(app: typer.Typer) -> None:
