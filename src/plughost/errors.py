@@ -459,15 +459,18 @@ class ConfigInvalid(ConfigError, ValueError):
     default_code = "config.invalid"
 
     def __init__(
-        self, problems: list[Problem], *, plugin_id: str | None = None, what: str = "config"
+        self, problems: list[Problem], *, plugin_id: str | None = None, what: str = "config",
+        advice: str = "Nothing was changed. Fix the values and try again.",
     ) -> None:
         super().__init__(
-            f"{len(problems)} problem(s) in the {what}:\n{_problem_lines(problems)}\n"
-            "Nothing was changed. Fix the values and try again.",
+            f"{len(problems)} problem(s) in the {what}:\n{_problem_lines(problems)}\n{advice}",
             plugin_id=plugin_id,
             details={"problems": [p.to_dict() for p in problems]},
         )
         self.problems = problems
+        self.what = what
+        """What was checked: ``"config schema"`` for a broken schema (the plugin's fault), else
+        a configuration (the operator's to fix)."""
 
 
 class ConfigRejected(ConfigError):

@@ -55,6 +55,7 @@ from plughost.core.registry import PluginRecord, Registry
 from plughost.core.resolver import resolve
 from plughost.core.version import Version
 from plughost.errors import (
+    ConfigInvalid,
     DependentsExist,
     InstallError,
     OperationRefused,
@@ -63,6 +64,7 @@ from plughost.errors import (
     PluginError,
     PluginLoadError,
     PluginUnavailable,
+    Problem,
     error_context,
 )
 from plughost.observability.health import SupervisorEvent
@@ -107,14 +109,27 @@ _UNUSABLE = frozenset({State.FAILED, State.DISABLED, State.UNINSTALLED, State.IN
 
 _POLICIES: dict[str, ErrorPolicy] = {"isolate": isolate, "fail": fail}
 
-_HINTS: dict[str, str] = {
+HINTS: dict[str, str] = {
     "manifest": "fix the manifest; `plughost check {path}` lists every problem",
     "resolve": "install or update the dependency named above, or relax the version range",
     "import": "check that `entry` names an importable module:attribute in the plugin folder",
     "activate": "the plugin's activate() raised; see the error and the plugin's log",
     "dependency": "fix the dependency that failed first; this plugin needs it",
     "supervise": "it crashed repeatedly and was quarantined; fix it, then enable it again",
+    "config": "set the values named above with `plughost config set {id} KEY=VALUE` (or in the "
+              "settings file, or PluginHost(config=...) when embedding), then "
+              "`plughost enable {id}`",
 }
+
+
+def _missing_required(schema: Mapping[str, Any] | None,
+                      config: Mapping[str, Any]) -> list[Problem]:
+    """The top-level settings ``schema`` requires that ``config`` lacks (or holds as ``None``)."""
+    required = schema.get("required") if isinstance(schema, Mapping) else None
+    if not isinstance(required, list):
+        return []
+    return [Problem(key, "config.required", f"{key!r} is a required setting and is not set")
+            for key in required if isinstance(key, str) and config.get(key) is None]
 
 
 def _policy(value: str | ErrorPolicy) -> ErrorPolicy:
@@ -155,7 +170,9 @@ class LoadOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        """No failure. A plugin waiting for its configuration (``needs-config``) is not a
+        failure: ``error`` then says what to set."""
+        return self.error is None or self.state is State.NEEDS_CONFIG
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,9 +209,11 @@ class LoadReport:
         raise KeyError(plugin_id)
 
     def __str__(self) -> str:
-        lines = [f"{len(self.outcomes)} plugin(s), {len(self.failed)} failed"]
+        waiting = sum(o.state is State.NEEDS_CONFIG for o in self.outcomes)
+        lines = [f"{len(self.outcomes)} plugin(s), {len(self.failed)} failed"
+                 + (f", {waiting} waiting for configuration" if waiting else "")]
         for o in self.outcomes:
-            mark = "ok " if o.ok else "ERR"
+            mark = "cfg" if o.state is State.NEEDS_CONFIG else "ok " if o.ok else "ERR"
             line = f"  {mark} {o.plugin_id:<30} {o.state.value}"
             if o.error is not None:
                 line += f"  [{o.phase}] {o.error.code}: {o.error.message}"
@@ -417,7 +436,7 @@ class PluginHost:
     def _fail(self, record: PluginRecord, error: PlughostError, phase: str) -> None:
         record.error = error
         record.phase = phase
-        hint = _HINTS.get(phase, "")
+        hint = HINTS.get(phase, "")
         record.hint = hint.format(path=record.root or record.id) if hint else None
         if record.state is not State.FAILED:
             self._set_state(record, State.FAILED, reason=error.message, phase=phase)
@@ -892,6 +911,13 @@ class PluginHost:
             prepare = getattr(ext, "prepare_context", None)
             if prepare is not None:
                 prepare(record, context)
+        # The config service validates the whole schema; without it (an embedded host) the
+        # required top-level settings are still checked, so the plugin waits in
+        # ``needs-config`` instead of failing inside its own activate().
+        missing = _missing_required(m.config_schema, context.config)
+        if missing:
+            raise ConfigInvalid(missing, plugin_id=m.id, what=f"config of {m.id}",
+                                advice=HINTS["config"].format(id=m.id))
         return context
 
     async def activate(self, plugin_id: str) -> PluginRecord:
@@ -900,6 +926,8 @@ class PluginHost:
         record = self.registry.get(plugin_id)
         if record.state is State.ACTIVE:
             return record
+        if record.state is State.NEEDS_CONFIG:  # try again: the config may be valid now
+            self._set_state(record, State.RESOLVED)
         self._require_usable(record)
         required = record.manifest.dependencies
         for dep in self._deps(record):
@@ -927,9 +955,16 @@ class PluginHost:
             if record.state not in (State.LOADED, State.DEACTIVATED):
                 return record
             try:
-                # Inside the try: an extension refusing the plugin (bad permission scope, invalid
-                # stored config) fails this plugin like any activation error.
-                context = self._make_context(record)
+                # Inside the try: an extension refusing the plugin (bad permission scope) fails
+                # this plugin like any activation error; a configuration that is missing
+                # required values is not a failure: the plugin waits in ``needs-config``.
+                try:
+                    context = self._make_context(record)
+                except ConfigInvalid as exc:
+                    if exc.what == "config schema":  # the plugin's own schema is broken
+                        raise
+                    await self._needs_config(record, exc)
+                    return record
                 with error_context(plugin_id=plugin_id, phase="activate"):
                     exports = tuple(await record.instance.start(context))
                 runtime = self.runtime_for(record.manifest)
@@ -963,6 +998,17 @@ class PluginHost:
             self._enabling.discard(plugin_id)
             await self._tell_enabled(record, True)
         return record
+
+    async def _needs_config(self, record: PluginRecord, error: ConfigInvalid) -> None:
+        """Park ``record`` in ``needs-config``: its code is released, the error says what to
+        set. Not a failure: the error policy is not applied."""
+        await self._teardown_after_failed_activation(record)
+        if error.plugin_id is None:
+            error.plugin_id = record.id
+        record.error = error
+        record.phase = "config"
+        record.hint = HINTS["config"].format(id=record.id)
+        self._set_state(record, State.NEEDS_CONFIG, reason=error.message, phase="config")
 
     async def _tell_enabled(self, record: PluginRecord, enabled: bool) -> None:
         """The plugin's ``on_enable`` / ``on_disable``, where its runtime can deliver them
@@ -1144,7 +1190,7 @@ class PluginHost:
     async def enable(self, plugin_id: str, *, activate: bool = True) -> PluginRecord:
         """Undo ``disable`` (or retry a failed plugin): resolve again and activate."""
         record = self.registry.get(plugin_id)
-        if record.state not in (State.DISABLED, State.FAILED):
+        if record.state not in (State.DISABLED, State.FAILED, State.NEEDS_CONFIG):
             return record
         releasing = self._releasing.pop(plugin_id, None)
         if releasing is not None:
@@ -1222,7 +1268,7 @@ class PluginHost:
                 location=item.location,
                 phase=item.error.phase if item.error and item.error.phase else "manifest",
                 error=item.error,
-                hint=_HINTS["manifest"].format(path=item.location),
+                hint=HINTS["manifest"].format(path=item.location),
             )
             for item in self.problems
         ]

@@ -412,3 +412,58 @@ async def test_permission_decisions_are_audited_beside_install_events(service, m
     events = service.services.permissions.audit.query(plugin="hello", action="grant")
     assert ("fs:read:/srv", "ops", "needs the data") in [(e.scope, e.actor, e.reason)
                                                          for e in events]
+
+
+NEEDS_WEBHOOK = '''
+[config.schema]
+type = "object"
+required = ["webhook_url"]
+[config.schema.properties.webhook_url]
+type = "string"
+'''
+
+
+async def test_plugin_missing_required_config_installs_as_needs_config(service, make_package):
+    from plughost.core.lifecycle import State
+    from plughost.services.manager import PluginService
+
+    result = await service.install(make_package("notify", extra=NEEDS_WEBHOOK))
+    assert result.state == "needs-config"
+    record = service.host.get("notify")
+    assert record.state is State.NEEDS_CONFIG and record.instance is None
+    assert "webhook_url" in record.error.message and "config set notify" in record.hint
+    info = (await service.list_plugins()).items[0]
+    assert (info.id, info.state, info.enabled) == ("notify", "needs-config", True)
+    assert (await service.get("notify")).info.error["code"] == "config.invalid"
+    # Activating without the value is refused, naming what to set; nothing changes.
+    with pytest.raises(PlughostError) as refused:
+        await service.activate("notify")
+    assert refused.value.code == "config.invalid" and "webhook_url" in refused.value.message
+    assert service.host.get("notify").state is State.NEEDS_CONFIG
+    # config set works on it; enabling it once the config is valid activates it.
+    await service.set_config("notify", {"webhook_url": "https://hooks.example.com/x"})
+    assert (await service.enable("notify")).state == "active"
+    assert await service.host.call("notify", "ping") == ["1.0.0", 1]
+    # A second host on the same home starts it, since the config is stored.
+    await service.close()
+    async with PluginService(service.settings) as again:
+        assert again.host.get("notify").state is State.ACTIVE
+        assert again.load_report is not None and again.load_report.ok
+
+
+async def test_needs_config_is_not_a_failure_in_the_load_report(service, make_package):
+    from plughost.services.manager import PluginService
+
+    await service.install(make_package("notify", extra=NEEDS_WEBHOOK))
+    await service.install(make_package("hello"))
+    await service.close()
+    async with PluginService(service.settings) as again:
+        report = again.load_report
+        assert report is not None and report.ok and report.failed == []
+        outcome = report["notify"]
+        assert outcome.state.value == "needs-config" and "config set notify" in (outcome.hint or "")
+        assert "cfg notify" in str(report) and "ERR" not in str(report)
+        assert outcome.to_dict()["error"]["code"] == "config.invalid"
+        # Disabling and uninstalling work from needs-config.
+        assert (await again.disable("notify")).state == "disabled"
+        assert (await again.uninstall("notify")).removed == ("notify",)

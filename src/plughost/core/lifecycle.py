@@ -4,6 +4,10 @@
 
     discovered → installed → resolved → loaded → active ⇄ deactivated → uninstalled
                      ↑   ↘ disabled (persisted)       ↘ failed (reason + phase)
+                                         loaded ↘ needs-config (required settings missing)
+
+``needs-config`` is not a failure: the plugin is installed and visible, its configuration can be
+set, and activating (or enabling) it once the configuration is valid runs it.
 
 Every change goes through :func:`transition`, which raises :class:`InvalidTransition` naming both
 states when the table does not allow it. :class:`LifecycleEvents` fans each change out to
@@ -55,6 +59,9 @@ class State(enum.StrEnum):
     """Switched off by the operator; persisted, survives restarts, not loaded at start."""
     FAILED = "failed"
     """Something went wrong; the record carries the reason and the phase."""
+    NEEDS_CONFIG = "needs-config"
+    """Installed and enabled, but its configuration is missing required values (or is
+    invalid): not activated until the operator sets them; the record names what to set."""
 
 
 S = State
@@ -63,9 +70,12 @@ TRANSITIONS: Final[dict[State, frozenset[State]]] = {
     S.DISCOVERED: frozenset({S.INSTALLED, S.FAILED, S.DISABLED}),
     S.INSTALLED: frozenset({S.RESOLVED, S.DISABLED, S.FAILED, S.UNINSTALLED}),
     S.RESOLVED: frozenset({S.LOADED, S.INSTALLED, S.DISABLED, S.FAILED, S.UNINSTALLED}),
-    S.LOADED: frozenset({S.ACTIVE, S.RESOLVED, S.FAILED, S.DISABLED, S.UNINSTALLED}),
+    S.LOADED: frozenset({S.ACTIVE, S.RESOLVED, S.FAILED, S.DISABLED, S.UNINSTALLED,
+                         S.NEEDS_CONFIG}),
     S.ACTIVE: frozenset({S.DEACTIVATED, S.FAILED}),
-    S.DEACTIVATED: frozenset({S.ACTIVE, S.RESOLVED, S.DISABLED, S.FAILED, S.UNINSTALLED}),
+    S.DEACTIVATED: frozenset({S.ACTIVE, S.RESOLVED, S.DISABLED, S.FAILED, S.UNINSTALLED,
+                              S.NEEDS_CONFIG}),
+    S.NEEDS_CONFIG: frozenset({S.RESOLVED, S.INSTALLED, S.DISABLED, S.FAILED, S.UNINSTALLED}),
     S.DISABLED: frozenset({S.INSTALLED, S.UNINSTALLED}),
     S.FAILED: frozenset({S.INSTALLED, S.DISABLED, S.UNINSTALLED}),
     S.UNINSTALLED: frozenset(),
@@ -77,6 +87,8 @@ _HINTS: Final[dict[State, str]] = {
     S.UNINSTALLED: "an uninstalled plugin cannot change state; install it again",
     S.DISABLED: "enable it first",
     S.FAILED: "fix the cause shown in its status, then enable it again",
+    S.NEEDS_CONFIG: "set its required configuration (`plughost config set <id> KEY=VALUE`), "
+    "then enable it",
 }
 
 

@@ -491,15 +491,12 @@ class ConfigManager:
         except ConfigInvalid as exc:
             problems = exc.problems
             if strict:
-                error = ConfigInvalid(
-                    problems, plugin_id=plugin_id, what=f"current config of {plugin_id}"
-                )
-                error.message = error.message.replace(
-                    "Nothing was changed. Fix the values and try again.",
-                    f"Set the missing or wrong values with `plughost config set {plugin_id} "
-                    "KEY=VALUE` (or in the settings file), then activate the plugin again.",
-                )
-                raise error from None
+                raise ConfigInvalid(
+                    problems, plugin_id=plugin_id, what=f"current config of {plugin_id}",
+                    advice=f"Set the missing or wrong values with `plughost config set "
+                    f"{plugin_id} KEY=VALUE` (or in the settings file), then enable the plugin "
+                    "again.",
+                ) from None
             effective = deep_merge(deep_merge(schema_defaults(schema), defaults), settings)
         old = self._entries.get(plugin_id)
         self._entries[plugin_id] = _Entry(

@@ -61,7 +61,9 @@ class HostOps:
                 raise record_error(record, "resolve")
             if activate and not manifest.is_lazy:
                 await host.activate(manifest.id)
-                if record.state is not State.ACTIVE:
+                # Missing required settings do not undo the install: the plugin stays,
+                # visible as ``needs-config``, for the operator to configure and enable.
+                if record.state not in (State.ACTIVE, State.NEEDS_CONFIG):
                     raise record_error(record, "activate", undone=True)
         except BaseException:
             await undo()

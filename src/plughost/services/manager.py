@@ -45,6 +45,7 @@ from plughost.errors import (
     PlughostError,
     PluginUnavailable,
 )
+from plughost.host import HINTS as HOST_HINTS
 from plughost.host import PluginHost
 from plughost.security.archive import ArchiveLimits
 from plughost.security.signing import TrustStore
@@ -422,13 +423,12 @@ class PluginService:
         warnings: tuple[str, ...] = ()
         if record is not None:
             warnings = tuple(record.warnings)
-            if record.error is not None and record.state is State.FAILED:
-                error = {"code": getattr(record.error, "code", type(record.error).__name__),
-                         "message": getattr(record.error, "message", str(record.error)),
-                         "phase": record.phase, "hint": record.hint}
-        elif stored.state == State.FAILED.value and stored.failure_reason:
-            error = {"code": "plugin.failed", "message": stored.failure_reason,
-                     "phase": stored.failure_phase, "hint": None}
+            error = _error_of(record)
+        elif stored.state in _SHOWS_ERROR and stored.failure_reason:
+            waiting = stored.state == State.NEEDS_CONFIG.value
+            error = {"code": "config.invalid" if waiting else "plugin.failed",
+                     "message": stored.failure_reason, "phase": stored.failure_phase,
+                     "hint": _CONFIG_HINT.format(id=stored.id) if waiting else None}
         return PluginInfo(
             id=stored.id, name=stored.name, version=stored.version,
             description=stored.description, author=stored.author, type=stored.type,
@@ -735,7 +735,7 @@ class PluginService:
             if record is None:
                 continue
             reason = phase = None
-            if record.state is State.FAILED:
+            if record.state in (State.FAILED, State.NEEDS_CONFIG):
                 reason = getattr(record.error, "message", str(record.error))
                 phase = record.phase
             wanted.append((pid, record.state.value, reason, phase))
@@ -949,7 +949,8 @@ class PluginService:
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             host = self.host
             record = host.registry.find(plugin_id)
-            if record is not None and record.state in (State.DISABLED, State.FAILED):
+            if record is not None and record.state in (State.DISABLED, State.FAILED,
+                                                       State.NEEDS_CONFIG):
                 was_disabled = record.state is State.DISABLED
                 await host.enable(plugin_id, activate=activate)
                 now: State = record.state  # enable() moved it on (mypy cannot see that)
@@ -1028,14 +1029,23 @@ class PluginService:
         return await self._info_of(plugin_id)
 
 
+_SHOWS_ERROR = frozenset({State.FAILED.value, State.NEEDS_CONFIG.value})
+_CONFIG_HINT = HOST_HINTS["config"]
+
+
+def _error_of(record: PluginRecord) -> dict[str, Any] | None:
+    """Why a failed (or ``needs-config``) plugin is not running: code, message, phase, hint."""
+    if record.error is None or record.state.value not in _SHOWS_ERROR:
+        return None
+    return {"code": getattr(record.error, "code", type(record.error).__name__),
+            "message": getattr(record.error, "message", str(record.error)),
+            "phase": record.phase, "hint": record.hint}
+
+
 def _info_from_record(record: PluginRecord) -> PluginInfo:
     """A plugin the host found in a development folder (not installed: no database row)."""
     m = record.manifest
-    error = None
-    if record.error is not None and record.state is State.FAILED:
-        error = {"code": getattr(record.error, "code", type(record.error).__name__),
-                 "message": getattr(record.error, "message", str(record.error)),
-                 "phase": record.phase, "hint": record.hint}
+    error = _error_of(record)
     return PluginInfo(
         id=m.id, name=m.name, version=str(m.version), description=m.description,
         author=m.author, type=m.type, runtime=m.runtime, state=record.state.value,
