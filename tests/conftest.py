@@ -116,17 +116,21 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # ---------------------------------------------------------------- native runtime: the C example
 
 @pytest.fixture(scope="session", autouse=True)
-def _native_example_built() -> None:
-    """examples/native-c-counter is a plugin folder once its library is built (as .ci/run
-    does): build it, so every test that scans examples/ sees a valid plugin there."""
+def _native_examples_built() -> None:
+    """The native examples are plugin folders once their library is built (as .ci/run does):
+    build them, so every test that scans examples/ (or the docs' manifests) sees a valid plugin."""
+    import os
+
     from tests.fixtures.native import build_library
 
-    folder = EXAMPLES / "native-c-counter"
-    target = folder / "counter.so"
-    source = folder / "counter.c"
     header = REPO / "include" / "plughost.h"
-    newest = max(source.stat().st_mtime, header.stat().st_mtime)
-    if not target.exists() or target.stat().st_mtime < newest:
-        tmp = folder / f".counter.{__import__('os').getpid()}.so"
-        build_library(source, tmp)
-        tmp.replace(target)  # atomic: parallel workers never see half a library
+    for source, target in (
+        (EXAMPLES / "native-c-counter" / "counter.c", EXAMPLES / "native-c-counter" / "counter.so"),
+        (REPO / "docs" / "examples" / "manifests" / "slack-notify" / "slack.c",
+         REPO / "docs" / "examples" / "manifests" / "slack-notify" / "slack.so"),
+    ):
+        newest = max(source.stat().st_mtime, header.stat().st_mtime)
+        if not target.exists() or target.stat().st_mtime < newest:
+            tmp = target.with_name(f".{target.stem}.{os.getpid()}.so")
+            build_library(source, tmp)
+            tmp.replace(target)  # atomic: parallel workers never see half a library

@@ -587,6 +587,19 @@ def entry_problem(runtime: str, entry: str, root: str | None) -> str | None:
             return f"{entry!r} does not exist in the plugin folder {root!r}"
     elif runtime == "grpc":
         m = _GRPC_RE.fullmatch(entry)
-        if not m or not 0 < int(m.group(2)) < 65536:
-            return f"{entry!r} is not 'host:port' (port 1-65535), e.g. '127.0.0.1:50051'"
+        if m and not 0 < int(m.group(2)) < 65536:
+            return f"{entry!r}: the port must be 1-65535, e.g. '127.0.0.1:50051'"
+        if entry.startswith("unix:") and not entry[5:].startswith("/"):
+            return f"{entry!r}: a Unix socket address is 'unix:/absolute/path'"
+        if grpc_address(entry) is None:  # a command line that starts the plugin's server
+            return entry_problem("process", entry, root)
     return None
+
+
+def grpc_address(entry: str) -> str | None:
+    """The address a ``grpc`` entry attaches to (``host:port``, ``unix:/path``), or ``None``
+    when the entry is a command line the host starts."""
+    entry = entry.strip()
+    if entry.startswith("unix:/"):
+        return entry
+    return entry if _GRPC_RE.fullmatch(entry) else None

@@ -48,6 +48,7 @@ BUILTIN_RUNTIMES: Final[dict[str, str]] = {
     "process": "plughost.runtimes.process.runtime:create_runtime",
     "wasm": "plughost.runtimes.wasm:create_runtime",
     "native": "plughost.runtimes.native:create_runtime",
+    "grpc": "plughost.runtimes.grpc:create_runtime",
 }
 """Manifest ``runtime`` value → ``module:factory``. Adding a runtime is adding a line here."""
 
