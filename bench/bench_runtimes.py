@@ -3,16 +3,21 @@
     python bench/bench_runtimes.py            # every section
     python bench/bench_runtimes.py process    # one section: process | wasm (--quick: fewer rounds)
 
-Process section (issue 6): a ``plugin.call`` round trip through the process runtime against a
-bare length-prefixed echo over a pipe to a child (the floor), calls/s with 64 in flight, and
-spawn-to-ready against ``python -c pass`` (cold, with the warm spare, and confined: the pids
-cgroup, Landlock and seccomp a process plugin runs under by default). The wasm section comes
+Process section: a ``plugin.call`` round trip through the process runtime against a bare
+length-prefixed echo over a pipe to a child driven by asyncio (the floor): wall time and CPU per
+call (host and child together, the child's from ``/proc/<pid>/task/*/schedstat``); calls/s with
+64 in flight against the same echo with 64 frames in flight; memory per Python plugin (RSS and
+PSS from ``/proc/<pid>/smaps_rollup``) started cold, from the warm spare and from the fork
+server; spawn-to-ready against ``python -c pass`` (cold, warm spare, fork server, and confined:
+the pids cgroup, Landlock and seccomp a process plugin runs under by default). Every figure is
+the median of 5 runs (``--quick``: 3), each floor measured in the same run. The wasm section comes
 from ``bench/bench_runtimes_wasm.py`` (the WebAssembly runtime's half) when it is present.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -102,24 +108,97 @@ def bare_pipe_echo(n: int) -> float:
     return elapsed
 
 
-async def bare_pipe_echo_asyncio(n: int) -> float:
+def task_cpu(pid: int) -> float:
+    """CPU seconds used so far by every thread of process ``pid`` (nanosecond resolution)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError):
+            total += int(stat.read_text().split()[0])
+    return total / 1e9
+
+
+@dataclass
+class Cost:
+    """Per round trip: wall seconds, host CPU seconds, child CPU seconds."""
+
+    wall: float
+    host: float
+    child: float
+
+    @property
+    def cpu(self) -> float:
+        return self.host + self.child
+
+
+async def measured(n: int, child_pid: int, one: Callable[[], Any]) -> Cost:
+    """Run ``await one()`` ``n`` times; the cost of one."""
+    c0, h0, t0 = task_cpu(child_pid), time.process_time(), time.perf_counter()
+    for _ in range(n):
+        await one()
+    t1, h1, c1 = time.perf_counter(), time.process_time(), task_cpu(child_pid)
+    return Cost((t1 - t0) / n, (h1 - h0) / n, (c1 - c0) / n)
+
+
+async def bare_pipe_echo_asyncio(n: int) -> Cost:
     """The same echo with the host side on asyncio pipes (the event loop's own floor)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-S", "-c", _ECHO_CHILD,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert proc.stdin and proc.stdout
+    stdin, stdout = proc.stdin, proc.stdout
     frame = struct.pack("<I", len(PAYLOAD)) + PAYLOAD
+
+    async def one() -> None:
+        stdin.write(frame)
+        await stdout.readexactly(len(frame))
+
     for _ in range(200):
-        proc.stdin.write(frame)
-        await proc.stdout.readexactly(len(frame))
-    start = time.perf_counter()
-    for _ in range(n):
-        proc.stdin.write(frame)
-        await proc.stdout.readexactly(len(frame))
-    elapsed = (time.perf_counter() - start) / n
-    proc.stdin.close()
+        await one()
+    cost = await measured(n, proc.pid, one)
+    stdin.close()
     await proc.wait()
-    return elapsed
+    return cost
+
+
+async def bare_pipe_echo_in_flight(total: int, in_flight: int = 64) -> float:
+    """Frames/s through the asyncio echo with ``in_flight`` frames outstanding: each answer
+    sends the next frame (the floor of calls/s with 64 in flight)."""
+    loop = asyncio.get_running_loop()
+    frame = struct.pack("<I", len(PAYLOAD)) + PAYLOAD
+    size = len(frame)
+    done = loop.create_future()
+
+    class Echo(asyncio.SubprocessProtocol):
+        def __init__(self) -> None:
+            self.buf = b""
+            self.left = total
+            self.sent = 0
+            self.stdin: Any = None
+
+        def pipe_data_received(self, fd: int, data: bytes) -> None:
+            self.buf += data
+            answered, rest = divmod(len(self.buf), size)
+            self.buf = self.buf[len(self.buf) - rest:]
+            self.left -= answered
+            more = min(answered, total - self.sent)
+            if more > 0:
+                self.sent += more
+                self.stdin.write(frame * more)
+            if self.left <= 0 and not done.done():
+                done.set_result(None)
+
+    transport, echo = await loop.subprocess_exec(
+        Echo, sys.executable, "-S", "-c", _ECHO_CHILD, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=None)
+    echo.stdin = transport.get_pipe_transport(0)
+    start = time.perf_counter()
+    echo.sent = in_flight
+    echo.stdin.write(frame * in_flight)
+    await done
+    rate = total / (time.perf_counter() - start)
+    echo.stdin.close()
+    transport.close()
+    return rate
 
 
 # --- the process runtime ------------------------------------------------------------------------
@@ -130,27 +209,30 @@ def manifest(plugin_id: str, entry: str) -> SimpleNamespace:
 CTX = SimpleNamespace(config=MappingProxyType({}), data_dir=None)
 
 
-async def runtime_round_trip(n: int, *, metrics: bool = False) -> float:
-    """Seconds per ``plugin.call``; ``metrics``: through the host's dispatch counters (what
+async def runtime_round_trip(n: int, *, metrics: bool = False) -> Cost:
+    """The cost of one ``plugin.call``; ``metrics``: through the host's dispatch counters (what
     ``host.call`` counts for ``/metrics``: calls, latency histogram, errors by code)."""
     from plughost.core.monitoring import DispatchCounters
 
-    rt = ProcessRuntime()
+    rt = ProcessRuntime(options=ProcessOptions(warm_spare=False))
     inst = await rt.load(manifest("pyecho", "pyecho_plugin:Echo"), PYECHO)
     await inst.start(CTX)
     call = DispatchCounters().counted("pyecho", "direct_calls", inst.call) if metrics else inst.call
+    args = {"text": "x"}
+
+    async def one() -> None:
+        await call("say", args)
+
     for _ in range(500):
-        await call("say", {"text": "x"})
-    start = time.perf_counter()
-    for _ in range(n):
-        await call("say", {"text": "x"})
-    elapsed = (time.perf_counter() - start) / n
+        await one()
+    assert inst.pid is not None
+    cost = await measured(n, inst.pid, one)
     await rt.aclose()
-    return elapsed
+    return cost
 
 
 async def runtime_throughput(total: int, in_flight: int = 64) -> float:
-    rt = ProcessRuntime()
+    rt = ProcessRuntime(options=ProcessOptions(warm_spare=False))
     inst = await rt.load(manifest("pyecho", "pyecho_plugin:Echo"), PYECHO)
     await inst.start(CTX)
     call = inst.call
@@ -165,6 +247,43 @@ async def runtime_throughput(total: int, in_flight: int = 64) -> float:
     rate = (total // in_flight * in_flight) / (time.perf_counter() - start)
     await rt.aclose()
     return rate
+
+
+def smaps(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) of process ``pid`` in MiB, from /proc/<pid>/smaps_rollup."""
+    values = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Rss", "Pss"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values["Rss"], values["Pss"]
+
+
+async def memory_per_plugin(mode: str, count: int) -> tuple[float, float, float]:
+    """Median (RSS, PSS) in MiB of ``count`` Python plugins started ``mode`` (cold, spare,
+    forked), each after one call; plus the fork server's own PSS (0 unless forked)."""
+    options = {
+        "cold": ProcessOptions(warm_spare=False),
+        "spare": ProcessOptions(warm_spare=True),
+        "forked": ProcessOptions(fork_server=True),
+    }[mode]
+    rt = ProcessRuntime(options=options)
+    insts = []
+    for i in range(count):
+        if mode == "spare":  # each plugin takes a spare that has finished its imports
+            while i and rt._spare is None:  # noqa: ASYNC110 - untimed
+                await asyncio.sleep(0.005)
+        inst = await rt.load(manifest(f"pyecho{i}", "pyecho_plugin:Echo"), PYECHO)
+        await inst.start(CTX)
+        await inst.call("say", {"text": "x"})
+        assert inst.stats()["started"] == (mode if i or mode != "spare" else "cold")
+        insts.append(inst)
+    sizes = [smaps(i.pid) for i in insts if i.pid is not None]
+    server = rt._forkserver
+    server_pss = smaps(server.pid)[1] if server is not None and server.pid is not None else 0.0
+    await rt.aclose()
+    return (statistics.median(r for r, _ in sizes), statistics.median(p for _, p in sizes),
+            server_pss)
 
 
 async def crash_detection(n: int) -> float:
@@ -199,17 +318,20 @@ def spawn_pass(flags: list[str]) -> float:
 
 
 async def spawn_to_ready(
-    plugin_id: str, entry: str, root: Path, n: int, *, warm: bool
+    plugin_id: str, entry: str, root: Path, n: int, *, mode: str = "cold"
 ) -> tuple[float, float]:
     """Median seconds from ``runtime.load`` to a completed handshake (ready to activate),
     unconfined and confined (pids cgroup, Landlock, seccomp: the default), the two measured
     alternately so that both see the same machine load.
 
-    ``warm``: a spare runner is waiting (primed by one untimed load), as after the first Python
-    plugin of a host (a confined spare joins the plugin's cgroup and confines itself when it is
-    assigned); otherwise every start is cold (interpreter + imports + handshake).
+    ``mode``: ``spare``, a spare runner is waiting (primed by one untimed load), as after the
+    first Python plugin of a host (a confined spare joins the plugin's cgroup and confines itself
+    when it is assigned); ``forked``, forked from the fork server (started by the untimed load);
+    ``cold``, interpreter + imports + handshake every time.
     """
-    runtimes = [ProcessRuntime(options=ProcessOptions(warm_spare=warm, confine=c))
+    warm = mode == "spare"
+    runtimes = [ProcessRuntime(options=ProcessOptions(warm_spare=warm, confine=c,
+                                                      fork_server=mode == "forked"))
                 for c in (False, True)]
     # One untimed load each: primes the spare, the kernel probe and the page cache alike.
     for rt in runtimes:
@@ -231,27 +353,58 @@ async def spawn_to_ready(
 
 async def process_section(quick: bool) -> list[Row]:
     n = 2000 if quick else 10000
+    runs = 3 if quick else 5
     rows: list[Row] = []
-    floor = min(bare_pipe_echo(n) for _ in range(3))
-    floor_async = min([await bare_pipe_echo_asyncio(n) for _ in range(3)])
-    rt = min([await runtime_round_trip(n) for _ in range(3)])
-    rows.append(Row("process", "bare pipe echo round trip (blocking, floor)", floor * 1e6, "µs"))
-    rows.append(Row("process", "bare pipe echo round trip (asyncio host)", floor_async * 1e6, "µs",
-                    "blocking floor", floor * 1e6))
-    rows.append(Row("process", "plugin.call round trip (process runtime)", rt * 1e6, "µs",
-                    "blocking floor", floor * 1e6, "≤ 1.5x floor"))
-    rows.append(Row("process", "plugin.call round trip vs asyncio echo", rt * 1e6, "µs",
-                    "asyncio echo", floor_async * 1e6))
+    blocking, floor, call = [], [], []
+    for _ in range(runs):  # interleaved: the machine's load moves all three alike
+        blocking.append(bare_pipe_echo(n))
+        floor.append(await bare_pipe_echo_asyncio(n))
+        call.append(await runtime_round_trip(n))
+    b = statistics.median(blocking)
+    f = Cost(*(statistics.median(getattr(c, k) for c in floor) for k in ("wall", "host", "child")))
+    c = Cost(*(statistics.median(getattr(x, k) for x in call) for k in ("wall", "host", "child")))
+    f_cpu = statistics.median(x.cpu for x in floor)
+    c_cpu = statistics.median(x.cpu for x in call)
+    rows.append(Row("process", "bare pipe echo round trip (blocking, floor)", b * 1e6, "µs"))
+    rows.append(Row("process", "asyncio pipe echo round trip, wall", f.wall * 1e6, "µs",
+                    "blocking floor", b * 1e6))
+    rows.append(Row("process", "asyncio pipe echo round trip, CPU host+child (floor)",
+                    f_cpu * 1e6, "µs", ratio_text=f"host {f.host * 1e6:.1f} + child "
+                    f"{f.child * 1e6:.1f}"))
+    rows.append(Row("process", "plugin.call round trip, wall", c.wall * 1e6, "µs",
+                    "asyncio echo", f.wall * 1e6))
+    rows.append(Row("process", "plugin.call round trip, CPU host+child", c_cpu * 1e6, "µs",
+                    "asyncio echo CPU", f_cpu * 1e6, "≤ 2x floor"))
+    rows.append(Row("process", "  of which host", c.host * 1e6, "µs", "echo host", f.host * 1e6))
+    rows.append(Row("process", "  of which child", c.child * 1e6, "µs", "echo child",
+                    f.child * 1e6))
     off, on = [], []
-    for _ in range(3):  # interleaved: the machine's load moves both alike
-        off.append(await runtime_round_trip(n))
-        on.append(await runtime_round_trip(n, metrics=True))
-    rows.append(Row("process", "plugin.call round trip, metrics on", min(on) * 1e6, "µs",
-                    "metrics off", min(off) * 1e6, "≤ 1.10x"))
+    for _ in range(runs):  # interleaved: the machine's load moves both alike
+        off.append((await runtime_round_trip(n)).wall)
+        on.append((await runtime_round_trip(n, metrics=True)).wall)
+    rows.append(Row("process", "plugin.call round trip, metrics on", statistics.median(on) * 1e6,
+                    "µs", "metrics off", statistics.median(off) * 1e6, "≤ 1.10x"))
     total = 50_000 if quick else 200_000
-    rate = max([await runtime_throughput(total) for _ in range(3)])
-    rows.append(Row("process", "plugin.call with 64 in flight", rate, "calls/s",
-                    "goal 100,000", 100_000, "≥ 100,000/s"))
+    echo_rates, rates = [], []
+    for _ in range(runs):
+        echo_rates.append(await bare_pipe_echo_in_flight(total))
+        rates.append(await runtime_throughput(total))
+    rows.append(Row("process", "asyncio pipe echo, 64 in flight (floor)",
+                    statistics.median(echo_rates), "frames/s"))
+    rows.append(Row("process", "plugin.call with 64 in flight", statistics.median(rates),
+                    "calls/s", "echo, 64 in flight", statistics.median(echo_rates),
+                    "≥ 100,000/s"))
+    count = 10
+    for mode in ("cold", "spare", "forked"):
+        mem = [await memory_per_plugin(mode, count) for _ in range(runs)]
+        rss = statistics.median(m[0] for m in mem)
+        pss = statistics.median(m[1] for m in mem)
+        rows.append(Row("process", f"memory per Python plugin ({count} running), {mode}: RSS",
+                        rss, "MiB"))
+        server = statistics.median(m[2] for m in mem)
+        note = f"+ fork server PSS {server:.1f} MiB / {count}" if mode == "forked" else ""
+        rows.append(Row("process", f"memory per Python plugin ({count} running), {mode}: PSS",
+                        pss, "MiB", ratio_text=note))
     crash = await crash_detection(5 if quick else 15)
     rows.append(Row("process", "crash (SIGKILL) to PluginCrashed on in-flight call", crash * 1e3,
                     "ms", "goal 1 s", 1000.0, "≤ 1000 ms"))
@@ -264,16 +417,16 @@ async def process_section(quick: bool) -> list[Row]:
         ("plain Python class", "lean", "lean_plugin:Lean", PLUGINS / "lean"),
         ("plughost.sdk.Plugin subclass", "pyecho", "pyecho_plugin:Echo", PYECHO),
     ):
-        for warm in (False, True):
-            mode = "warm spare" if warm else "cold"
-            bare, confined = await spawn_to_ready(plugin_id, entry, root, reps, warm=warm)
-            rows.append(Row("process", f"spawn-to-ready: {label}, {mode}, unconfined",
+        for mode in ("cold", "spare", "forked"):
+            text = {"cold": "cold", "spare": "warm spare", "forked": "fork server"}[mode]
+            bare, confined = await spawn_to_ready(plugin_id, entry, root, reps, mode=mode)
+            rows.append(Row("process", f"spawn-to-ready: {label}, {text}, unconfined",
                             bare * 1e3, "ms", "python -c pass", py_pass * 1e3, "≤ 30 ms"))
-            rows.append(Row("process", f"spawn-to-ready: {label}, {mode}, confined",
+            rows.append(Row("process", f"spawn-to-ready: {label}, {text}, confined",
                             confined * 1e3, "ms", "unconfined", bare * 1e3))
     if shutil.which("node"):
         bare, confined = await spawn_to_ready(
-            "node-greeter", "node main.js", NODE_EXAMPLE, reps, warm=False
+            "node-greeter", "node main.js", NODE_EXAMPLE, reps
         )
         rows.append(Row("process", "spawn-to-ready: Node example, unconfined", bare * 1e3, "ms",
                         "python -c pass", py_pass * 1e3))

@@ -530,3 +530,30 @@ async def test_host_counts_what_a_plugin_registers_at_run_time_like_its_exports(
         assert {k: counts[k] for k in ("calls", "commands", "events", "errors")} == {
             "calls": 3, "commands": 2, "events": 1, "errors": 1}
         assert counts["runtime"] == "python" and counts["state"] == "active"
+
+
+async def test_embedded_host_refuses_config_its_schema_refuses(tmp_path) -> None:
+    """The embedded host applies the service's config rule: unit = "K" against enum
+    ["C", "F"] does not activate; a valid value does, with the schema's defaults merged."""
+
+    plugin = tmp_path / "thermo"
+    plugin.mkdir()
+    (plugin / "plugin.toml").write_text(
+        'id = "thermo"\nversion = "1.0.0"\nentry = "main:Main"\n'
+        '[config.schema]\ntype = "object"\nadditionalProperties = false\n'
+        '[config.schema.properties.unit]\ntype = "string"\nenum = ["C", "F"]\n'
+        '[config.schema.properties.digits]\ntype = "integer"\ndefault = 1\n')
+    (plugin / "main.py").write_text(
+        "from plughost.sdk import Plugin\n\n"
+        "class Main(Plugin):\n"
+        "    def activate(self, ctx):\n        self.cfg = dict(ctx.config)\n\n"
+        "    def config(self):\n        return self.cfg\n")
+    async with PluginHost([plugin], config={"thermo": {"unit": "K"}}) as host:
+        report = await host.start()
+        outcome = report["thermo"]
+        assert outcome.state is State.NEEDS_CONFIG and outcome.phase == "config"
+        assert outcome.error is not None and outcome.error.code == "config.invalid"
+        assert "$.unit" in outcome.error.message and "'K' is not one of" in outcome.error.message
+    async with PluginHost([plugin], config={"thermo": {"unit": "F"}}) as host:
+        assert (await host.start()).ok
+        assert await host.call("thermo", "config") == {"unit": "F", "digits": 1}

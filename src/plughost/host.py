@@ -31,6 +31,7 @@ from plughost.core.bus import EventBus, PermissionChecker
 from plughost.core.channels import ChannelRegistry
 from plughost.core.commands import CommandRegistry
 from plughost.core.communications import Communications
+from plughost.core.configschema import check_config, effective_config
 from plughost.core.context import PluginContext
 from plughost.core.contract import (
     Capability,
@@ -64,7 +65,6 @@ from plughost.errors import (
     PluginError,
     PluginLoadError,
     PluginUnavailable,
-    Problem,
     error_context,
 )
 from plughost.observability.health import SupervisorEvent
@@ -120,16 +120,6 @@ HINTS: dict[str, str] = {
               "settings file, or PluginHost(config=...) when embedding), then "
               "`plughost enable {id}`",
 }
-
-
-def _missing_required(schema: Mapping[str, Any] | None,
-                      config: Mapping[str, Any]) -> list[Problem]:
-    """The top-level settings ``schema`` requires that ``config`` lacks (or holds as ``None``)."""
-    required = schema.get("required") if isinstance(schema, Mapping) else None
-    if not isinstance(required, list):
-        return []
-    return [Problem(key, "config.required", f"{key!r} is a required setting and is not set")
-            for key in required if isinstance(key, str) and config.get(key) is None]
 
 
 def _policy(value: str | ErrorPolicy) -> ErrorPolicy:
@@ -903,21 +893,18 @@ class PluginHost:
 
     def _make_context(self, record: PluginRecord) -> PluginContext:
         m = record.manifest
-        config = dict(m.config_defaults)
-        config.update(self._config.get(m.id, {}))
+        config = effective_config(m.config_schema, m.config_defaults, self._config.get(m.id))
         data_dir = self.home / "data" / m.id if self.home is not None else None
         context = PluginContext(m, config=config, data_dir=data_dir)
         for ext in self._extensions:
             prepare = getattr(ext, "prepare_context", None)
             if prepare is not None:
                 prepare(record, context)
-        # The config service validates the whole schema; without it (an embedded host) the
-        # required top-level settings are still checked, so the plugin waits in
-        # ``needs-config`` instead of failing inside its own activate().
-        missing = _missing_required(m.config_schema, context.config)
-        if missing:
-            raise ConfigInvalid(missing, plugin_id=m.id, what=f"config of {m.id}",
-                                advice=HINTS["config"].format(id=m.id))
+        # The service's rule (core.configschema), so an embedded host, a test host and
+        # `plughost serve` refuse the same config; the plugin then waits in ``needs-config``
+        # instead of failing inside its own activate().
+        check_config(m.id, m.config_schema, context.config,
+                     advice=HINTS["config"].format(id=m.id))
         return context
 
     async def activate(self, plugin_id: str) -> PluginRecord:
@@ -987,7 +974,8 @@ class PluginHost:
                     )
                     failure.__cause__ = exc
                 await self._teardown_after_failed_activation(record)
-                self._fail(record, failure, "activate")
+                self._fail(record, failure, "config" if isinstance(exc, ConfigInvalid)
+                           else "activate")
                 self._apply_policy(record, failure)
                 return record
             record.context = context

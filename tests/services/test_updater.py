@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -98,11 +99,65 @@ async def test_update_to_a_kept_or_current_version_is_refused(service, make_pack
     await service.install(make_package("hello", "1.0.0"))
     error = await _refused_update(service, state_snapshot, "install.same_version", "hello",
                                   make_package("hello", "1.0.0"))
-    assert "nothing to update" in error.message
+    assert "--force" in error.message
     await service.update("hello", make_package("hello", "1.1.0"))
     error = await _refused_update(service, state_snapshot, "install.same_version", "hello",
                                   make_package("hello", "1.0.0"))
     assert "rollback hello --to 1.0.0" in error.message
+
+
+async def test_forced_update_reinstalls_the_same_version_beside_the_kept_one(
+        service, make_package, state_snapshot):
+    await service.install(make_package("hello", "1.0.0"))
+    assert await service.host.call("hello", "ping") == ["1.0.0", 1]
+    before = state_snapshot(service.settings, service)
+    fixed = make_package("hello", "1.0.0", code="""
+        from plughost.sdk import Plugin
+
+        class Main(Plugin):
+            def activate(self, ctx):
+                self.count = getattr(self, "count", 0)
+
+            def ping(self):
+                self.count += 1
+                return ["fixed", self.count]
+
+            def export_state(self):
+                return {"count": self.count}
+
+            def import_state(self, state, from_version):
+                self.count = state["count"]
+    """)
+    result = await service.update("hello", fixed, force=True)
+    assert (result.from_version, result.to_version, result.state) == ("1.0.0", "1.0.0",
+                                                                      "active")
+    assert await service.host.call("hello", "ping") == ["fixed", 2]  # state handed over
+    after = state_snapshot(service.settings, service)
+    # One kept version, its new files only: the replaced blob and directory are gone.
+    versions = await service.versions("hello")
+    assert [v.version for v in versions] == ["1.0.0"]
+    assert versions[0].sha256 == hashlib.sha256(fixed.read_bytes()).hexdigest()
+    assert len(after["objects"]) == 1 and after["objects"] != before["objects"]
+    audit = (await service.audit(plugin_id="hello"))[0]
+    assert audit["action"] == "plugin.update" and audit["details"]["reinstalled"] is True
+
+
+async def test_failed_forced_reinstall_leaves_the_kept_version_untouched(
+        service, make_package, state_snapshot):
+    await service.install(make_package("hello", "1.0.0"))
+    await service.host.call("hello", "ping")
+    broken = make_package("hello", "1.0.0", code="""
+        from plughost.sdk import Plugin
+
+        class Main(Plugin):
+            def activate(self, ctx):
+                raise RuntimeError("the reinstall cannot start")
+    """)
+    before = state_snapshot(service.settings, service)
+    with pytest.raises(PlughostError, match="the reinstall cannot start"):
+        await service.update("hello", broken, force=True)
+    assert state_snapshot(service.settings, service) == before
+    assert await service.host.call("hello", "ping") == ["1.0.0", 2]
 
 
 async def test_update_with_another_plugins_package_is_refused(service, make_package,

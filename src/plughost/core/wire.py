@@ -20,6 +20,7 @@ A frame is the Language Server Protocol's::
 from __future__ import annotations
 
 import os
+import sys
 
 TYPE_CHECKING = False  # not typing's: the lean child runner does not import typing
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ __all__ = [
     "ENV_PROTOCOL",
     "ENV_SPARE",
     "ENV_TOKEN",
+    "ENV_ZYGOTE",
     "EXIT_LOAD",
     "EXIT_MEMORY",
     "EXIT_OK",
@@ -44,6 +46,7 @@ __all__ = [
     "MAX_HEADER",
     "METHODS",
     "PROTOCOL_VERSION",
+    "READ_SIZE",
     "FrameDecoder",
     "M",
     "MethodSpec",
@@ -51,6 +54,7 @@ __all__ = [
     "check_hello",
     "crashed",
     "decode_message",
+    "disable_fast_json",
     "dumps",
     "enable_fast_json",
     "encode_frame",
@@ -59,6 +63,7 @@ __all__ = [
     "error_response",
     "error_to_wire",
     "exception_response",
+    "fast_json",
     "hello_params",
     "launch_env",
     "loads",
@@ -79,12 +84,17 @@ ENV_PLUGIN_ID = "PLUGHOST_PLUGIN_ID"
 ENV_TOKEN = "PLUGHOST_TOKEN"
 ENV_MAX_FRAME = "PLUGHOST_MAX_FRAME"
 ENV_SPARE = "PLUGHOST_SPARE"  # plughost's own Python runner only: start as a warm spare
+ENV_ZYGOTE = "PLUGHOST_ZYGOTE"  # ... and its fork server: the number of its socket to the host
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 """Largest body accepted by default (16 MiB); configurable per side."""
 
 MAX_HEADER = 1024
 """Largest header block accepted; a real one is ~25 bytes."""
+
+READ_SIZE = 64 * 1024
+"""Bytes asked for per read of a pipe, on both ends. Larger costs on Linux: a 256 KiB buffer is
+allocated with mmap and faulted in on every read (~10x the time of a 64 KiB one, measured)."""
 
 EXIT_OK, EXIT_USAGE, EXIT_LOAD, EXIT_PROTOCOL, EXIT_MEMORY = 0, 2, 3, 4, 5
 """Exit statuses the host recognises: normal, started by hand, could not load, protocol error,
@@ -192,8 +202,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(M.CANCEL, "both", "notification", ("id",)),
         MethodSpec(M.EXIT, "host", "notification", ()),
         MethodSpec(M.SPARE, "plugin", "notification", (), private=True),
-        MethodSpec(M.ASSIGN, "host", "notification", ("plugin_id", "entry", "cwd", "limits"),
-                   private=True),
+        MethodSpec(M.ASSIGN, "host", "notification",
+                   ("plugin_id", "entry", "cwd", "limits", "confine?", "env?"), private=True),
         # host -> plugin (§6)
         MethodSpec(M.ACTIVATE, "host", "request", ("plugin_id", "config", "data_dir", "manifest"),
                    '{"exports": [{"kind", "name", "target", "options"}]}'),
@@ -378,7 +388,38 @@ class FrameDecoder:
 
 
 # --- JSON: the stdlib, or orjson (several times faster) once a session asks for it ---------------
+#
+# One meaning, two codecs. The standard library's encoder (compact, UTF-8, NaN refused) and
+# decoder define what a message means; orjson, when installed, is used only where it gives the
+# very same values, and hands everything else to the standard library:
+#
+# * encoding: orjson refuses (TypeError) subclasses of the builtin types, datetimes, dataclasses,
+#   integers beyond 64 bits and non-string keys -> the standard library encodes them (or refuses
+#   them) exactly as it would alone. orjson writes NaN and infinities as ``null``, which the
+#   standard library refuses: a body with ``null`` in it is re-encoded by the standard library
+#   (it refuses, or writes the same values). Both codecs write ``uuid.UUID`` as its string and an
+#   ``enum.Enum`` as its value (the standard library through :func:`_default`).
+# * decoding: orjson refuses NaN/Infinity literals, lone surrogates, a byte order mark and
+#   numbers out of a double's range -> the standard library decodes (or refuses) them. orjson
+#   reads an integer beyond 64 bits as a float: a body with a run of 19 digits (-2**63 - 1 has
+#   19) goes to the standard library, which keeps it an integer.
+#
+# Byte-for-byte the output may differ (``1e16`` vs ``1e+16``); decoded, it never does.
+
 _encode: Any = None
+
+
+def _default(obj: Any) -> Any:
+    """What the standard library encoder does with the two types orjson writes natively and it
+    does not: a UUID is its string, an enum member its value. Neither module is imported for
+    it: an object of a class from a module that is not loaded cannot be here."""
+    uuid = sys.modules.get("uuid")
+    if uuid is not None and isinstance(obj, uuid.UUID):
+        return str(obj)
+    enum = sys.modules.get("enum")
+    if enum is not None and isinstance(obj, enum.Enum):
+        return obj.value
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
 def _std_dumps(obj: Any) -> bytes:
@@ -387,7 +428,7 @@ def _std_dumps(obj: Any) -> bytes:
         import json
 
         _encode = json.JSONEncoder(
-            separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
         ).encode
     return _encode(obj).encode("utf-8")  # type: ignore[no-any-return]
 
@@ -398,27 +439,70 @@ def _std_loads(body: bytes) -> Any:
     return json.loads(body)
 
 
+# Every digit to "0", everything else to a space: a run of 19 zeros is a 19-digit number (or a
+# string of digits, which the standard library decodes as well).
+_DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_DIGIT_RUN = b"0" * 19
+_orjson: Any = None
+
+
+def _fast_dumps(obj: Any) -> bytes:
+    try:
+        out: bytes = _orjson.dumps(obj, option=_FAST_OPTIONS)
+    except TypeError:  # a type or value only the standard library encodes (or refuses) right
+        return _std_dumps(obj)
+    if b"null" in out:  # perhaps a NaN or infinity orjson wrote as null
+        return _std_dumps(obj)
+    return out
+
+
+def _fast_loads(body: bytes) -> Any:
+    if _DIGIT_RUN in body.translate(_DIGITS):
+        return _std_loads(body)
+    try:
+        return _orjson.loads(body)
+    except ValueError:  # orjson.JSONDecodeError: let the standard library decide
+        return _std_loads(body)
+
+
 # json is imported on first use: with orjson the child runner never imports it (nor re).
 _dumps: Any = _std_dumps
 _loads: Any = _std_loads
-_DecodeError: type[Exception] = ValueError
+_FAST_OPTIONS = 0
 
 
 def enable_fast_json() -> bool:
     """Use orjson for every message from now on if it is installed; return whether it is.
 
     Called when a session starts rather than at import, so importing plughost never pulls in a
-    third-party module (orjson is an optional speed-up, not a dependency).
+    third-party module (orjson is an optional speed-up, the ``fast`` extra, not a dependency).
     """
-    global _dumps, _loads, _DecodeError
-    if _dumps is not _std_dumps:
+    global _dumps, _loads, _orjson, _FAST_OPTIONS
+    if _dumps is _fast_dumps:
         return True
     try:
         import orjson
     except ImportError:
         return False
-    _dumps, _loads, _DecodeError = orjson.dumps, orjson.loads, orjson.JSONDecodeError
+    _orjson = orjson
+    _FAST_OPTIONS = (
+        orjson.OPT_PASSTHROUGH_SUBCLASS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+    )
+    _dumps, _loads = _fast_dumps, _fast_loads
     return True
+
+
+def disable_fast_json() -> None:
+    """Back to the standard library's codec (tests compare the two)."""
+    global _dumps, _loads
+    _dumps, _loads = _std_dumps, _std_loads
+
+
+def fast_json() -> bool:
+    """Whether messages are encoded with orjson now."""
+    return _dumps is _fast_dumps
 
 
 def dumps(obj: Any) -> bytes:
@@ -436,7 +520,7 @@ def decode_message(body: bytes) -> dict[str, Any]:
     """Parse one frame body into a JSON-RPC message; raise ``protocol.json`` if it is not one."""
     try:
         msg = _loads(body)
-    except (_DecodeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         # RecursionError: a body nested thousands of levels deep (the stdlib parser recurses)
         from plughost.errors import ProtocolError
 

@@ -15,6 +15,7 @@ from time import perf_counter
 from plughost.core.wire import (
     DEFAULT_MAX_FRAME,
     EXIT_MEMORY,
+    READ_SIZE,
     FrameDecoder,
     M,
     WireCode,
@@ -163,7 +164,7 @@ class ChildConnection:
     def wait_assign(self) -> dict[str, Any]:
         """A warm spare's first message must be ``$/assign``; return its params."""
         while True:
-            data = os.read(self.rfd, 262144)
+            data = os.read(self.rfd, READ_SIZE)
             if not data:
                 raise EOFError("the host closed the connection before assigning a plugin")
             bodies = self.decoder.feed(data)
@@ -184,7 +185,7 @@ class ChildConnection:
     def pump(self) -> bool:
         """Read once and handle every complete message; ``False`` on end of input."""
         try:
-            data = os.read(self.rfd, 262144)
+            data = os.read(self.rfd, READ_SIZE)
         except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
             return True
         if not data:

@@ -460,11 +460,55 @@ def _start_watchdog(fd: int) -> None:
     threading.Thread(target=watch, name="plughost-watchdog", daemon=True).start()
 
 
+def _preload() -> None:
+    """Pay in advance for what (nearly) every plugin imports: a warm spare and the fork server."""
+    import plughost.errors
+    import plughost.runtimes.process.confine
+    import plughost.sdk.decorators
+    import plughost.sdk.plugin  # noqa: F401
+
+    enable_fast_json()
+
+
+def _take_assignment(conn: ChildConnection) -> str:
+    """A pre-started runner (warm spare, fork-server child) becomes its plugin: wait for
+    ``$/assign``, take its environment, directory, limits and confinement — all before any
+    plugin code runs — and return the entry to load."""
+    from plughost.runtimes.process.confine import confine_self
+
+    assigned = conn.wait_assign()
+    env = assigned.get("env")
+    if type(env) is dict:  # exactly the plugin's environment: nothing of the runner's stays
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+    else:
+        os.environ[ENV_PLUGIN_ID] = str(assigned["plugin_id"])
+    prefix = os.environ.get("PYTHONPYCACHEPREFIX")
+    if prefix:  # the plugin's own .pyc directory (started without one: it had no plugin yet)
+        sys.pycache_prefix = prefix
+        sys.dont_write_bytecode = False
+    os.chdir(str(assigned["cwd"]))
+    _apply_limits(assigned.get("limits") or {})  # before any plugin code runs
+    if assigned.get("confine"):  # Landlock and seccomp, as a cold start gets them
+        confine_self(assigned["confine"])
+    _start_watchdog(0)
+    return str(assigned["entry"])
+
+
+def _protocol_fds() -> ChildConnection:
+    """Keep stray ``print()`` calls off the protocol channel: stdout becomes stderr, and the
+    session writes to a duplicate of the original stdout."""
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    max_frame = int(os.environ.get(ENV_MAX_FRAME) or DEFAULT_MAX_FRAME)
+    return ChildConnection(0, out_fd, max_frame)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m plughost.sdk.child module:Attribute``."""
     args = sys.argv[1:] if argv is None else argv
     token = os.environ.get(ENV_TOKEN)
-    plugin_id = os.environ.get(ENV_PLUGIN_ID, "")
     spare = os.environ.get(ENV_SPARE) == "1"
     if not token or len(args) != (0 if spare else 1):
         sys.stderr.write(
@@ -473,38 +517,29 @@ def main(argv: list[str] | None = None) -> int:
             "Usage (by the host only): python -m plughost.sdk.child module:Attribute\n"
         )
         return EXIT_USAGE
-    # The plugin's stdout is the protocol channel: keep stray print() calls off it.
-    out_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    max_frame = int(os.environ.get(ENV_MAX_FRAME) or DEFAULT_MAX_FRAME)
-    conn = ChildConnection(0, out_fd, max_frame)
+    conn = _protocol_fds()
     if not spare:  # a spare starts it once confined: confinement applies to one thread only
         _start_watchdog(0)
-    try:
-        if spare:
-            # A warm spare: pay in advance for what (nearly) every plugin imports, then wait.
-            import plughost.errors
-            import plughost.sdk.decorators
-            import plughost.sdk.plugin  # noqa: F401
-            from plughost.runtimes.process.confine import confine_self
+        return run(conn, args[0])
+    _preload()
+    conn.notify(M.SPARE)
+    return run_assigned(conn)
 
-            enable_fast_json()  # a spare pays for orjson in advance too
-            conn.notify(M.SPARE)
-            assigned = conn.wait_assign()
-            plugin_id = str(assigned["plugin_id"])
-            os.environ[ENV_PLUGIN_ID] = plugin_id
-            os.chdir(str(assigned["cwd"]))
-            _apply_limits(assigned.get("limits") or {})  # before any plugin code runs
-            if assigned.get("confine"):  # Landlock and seccomp, as a cold start gets them
-                confine_self(assigned["confine"])
-            _start_watchdog(0)
-            entry = str(assigned["entry"])
-        else:
-            entry = args[0]
+
+def run_assigned(conn: ChildConnection) -> int:
+    """Serve the plugin a ``$/assign`` names (a warm spare, a fork-server child)."""
+    try:
+        entry = _take_assignment(conn)
     except Exception as exc:  # no or bad assignment: nothing to run
         sys.stderr.write(f"plughost child: spare not assigned: {exc}\n")
         return EXIT_PROTOCOL
+    return run(conn, entry)
+
+
+def run(conn: ChildConnection, entry: str) -> int:
+    """Load ``entry`` from the working directory and serve it; the exit status."""
+    token = os.environ.get(ENV_TOKEN, "")
+    plugin_id = os.environ.get(ENV_PLUGIN_ID, "")
     sys.path.insert(0, os.getcwd())
     try:
         obj = _load_entry(entry)

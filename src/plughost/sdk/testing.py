@@ -32,11 +32,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from plughost.core.manifest import Manifest, manifest_from_dict
-from plughost.host import PluginHost
+from plughost.core.configschema import effective_config, validate_config
+from plughost.core.lifecycle import State
+from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
+from plughost.errors import Problem
+from plughost.host import LoadReport, PluginHost
 from plughost.runtimes.base import Runtime
 
-__all__ = ["make_test_host", "manifest_for_class", "wire_pair"]
+__all__ = ["TestHost", "config_problems", "make_test_host", "manifest_for_class", "wire_pair"]
 
 
 def manifest_for_class(cls: type, **fields: Any) -> Manifest:
@@ -52,18 +55,51 @@ def manifest_for_class(cls: type, **fields: Any) -> Manifest:
     return manifest_from_dict(data, source=f"class {cls.__qualname__}")
 
 
+def config_problems(plugin: str | Path | Manifest, config: Mapping[str, Any] | None = None
+                    ) -> list[Problem]:
+    """What the host (and ``plughost serve``) would refuse in ``config`` for ``plugin`` (a
+    folder or a manifest): the plugin's effective config (schema defaults, manifest defaults,
+    ``config``) checked by the same rule the service applies. Empty when it is accepted."""
+    manifest = plugin if isinstance(plugin, Manifest) else load_manifest(Path(plugin))
+    effective = effective_config(manifest.config_schema, manifest.config_defaults, config)
+    return validate_config(effective, manifest.config_schema)
+
+
+class TestHost(PluginHost):
+    """The host :func:`make_test_host` builds: a :class:`PluginHost` whose ``start`` raises a
+    plugin's config problems (:class:`~plughost.errors.ConfigInvalid`, the problems the
+    service reports) instead of leaving it waiting in ``needs-config``, so a test that passes
+    a config the service refuses fails loudly."""
+
+    __test__ = False  # not a pytest test class
+
+    strict_config: bool = True
+
+    async def start(self) -> LoadReport:
+        report = await super().start()
+        if self.strict_config:
+            for outcome in report.outcomes:
+                if outcome.state is State.NEEDS_CONFIG and outcome.error is not None:
+                    raise outcome.error
+        return report
+
+
 def make_test_host(
     *plugins: str | Path | type,
     config: Mapping[str, Mapping[str, Any]] | None = None,
     runtimes: Iterable[Runtime] | None = None,
     home: str | Path | None = None,
     on_plugin_error: str = "fail",
+    strict_config: bool = True,
     **host_options: Any,
-) -> PluginHost:
+) -> TestHost:
     """A :class:`PluginHost` over the given plugin folders and/or plugin classes.
 
     Failures raise by default (``on_plugin_error="fail"``) so a broken plugin fails the test
-    loudly. Without ``home`` plugins get no ``ctx.data_dir`` (pass pytest's ``tmp_path``).
+    loudly. ``config`` is validated against each plugin's config schema exactly as the service
+    validates it (:mod:`plughost.core.configschema`): ``start`` raises a config the service
+    refuses (``strict_config=False`` leaves the plugin in ``needs-config`` instead).
+    Without ``home`` plugins get no ``ctx.data_dir`` (pass pytest's ``tmp_path``).
     """
     dirs: list[Path] = []
     classes: list[type] = []
@@ -72,7 +108,7 @@ def make_test_host(
             classes.append(item)
         else:
             dirs.append(Path(item))
-    host = PluginHost(
+    host = TestHost(
         dirs,
         home=home,
         config=config,
@@ -80,6 +116,7 @@ def make_test_host(
         on_plugin_error=on_plugin_error,
         **host_options,
     )
+    host.strict_config = strict_config
     for cls in classes:
         host.add(manifest_for_class(cls), None, source="test")
     return host

@@ -1,13 +1,15 @@
 """Plugin configuration: validate, substitute, redact, version, notify, roll back.
 
-Why here (``services``): validation needs ``jsonschema``, a third-party library, which ``core``
-may not import; and a change touches three things at once — the store (:mod:`plughost.storage`),
-the plugin (its ``on_config_change`` listener) and the audit trail — which is orchestration.
+Why here (``services``): a change touches three things at once — the store
+(:mod:`plughost.storage`), the plugin (its ``on_config_change`` listener) and the audit
+trail — which is orchestration.
 
 A plugin's **effective config** is ``schema defaults ← manifest config.defaults ← operator
 settings`` (deep-merged, right wins), where operator settings have ``${VAR}`` /
 ``${VAR:-default}`` replaced from the environment. It must validate against the plugin's JSON
-Schema (draft 2020-12); every error is reported with its JSON path.
+Schema (draft 2020-12); every error is reported with its JSON path. The rule itself (merging
+and validation) is :mod:`plughost.core.configschema`, which an embedded host and the plugin
+author's test host apply too; ``jsonschema`` only checks a schema against the meta-schema.
 
 Properties marked ``"x-secret": true`` or ``"writeOnly": true`` are shown as ``"***"`` in every
 output: :meth:`ConfigManager.get` (unless ``redact=False``), :meth:`ConfigManager.history`,
@@ -36,6 +38,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from plughost.core.configschema import (
+    REDACTED,
+    deep_merge,
+    redact,
+    schema_defaults,
+    scrub,
+    secret_paths,
+    secret_strings,
+    validate_config,
+)
+from plughost.core.configschema import json_path as _json_path
 from plughost.core.schemarefs import schema_reference_problems
 from plughost.errors import (
     ConfigInvalid,
@@ -64,7 +77,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-REDACTED: Final = "***"
 
 #: ``listener(old, new)``; may be a coroutine function. Raising refuses the change.
 ConfigListener = Callable[[Mapping[str, Any], Mapping[str, Any]], "Awaitable[None] | None"]
@@ -73,17 +85,6 @@ _VAR_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
 # --------------------------------------------------------------------------- pure helpers
-
-
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``over`` into a copy of ``base``; nested mappings merge, anything else replaces."""
-    out = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,75 +99,6 @@ def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def schema_defaults(schema: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``default`` of every property, recursively through nested object properties."""
-    out: dict[str, Any] = {}
-    if not isinstance(schema, Mapping):
-        return out
-    for name, sub in (schema.get("properties") or {}).items():
-        if not isinstance(sub, Mapping):
-            continue
-        if "default" in sub:
-            out[name] = copy.deepcopy(sub["default"])
-        elif sub.get("properties"):
-            nested = schema_defaults(sub)
-            if nested:
-                out[name] = nested
-    return out
-
-
-def secret_paths(schema: Mapping[str, Any] | None) -> list[tuple[str, ...]]:
-    """Property paths marked ``x-secret: true`` or ``writeOnly: true``."""
-    found: list[tuple[str, ...]] = []
-
-    def walk(node: Any, prefix: tuple[str, ...]) -> None:
-        if not isinstance(node, Mapping):
-            return
-        for name, sub in (node.get("properties") or {}).items():
-            if not isinstance(sub, Mapping):
-                continue
-            path = (*prefix, name)
-            if sub.get("x-secret") is True or sub.get("writeOnly") is True:
-                found.append(path)
-            else:
-                walk(sub, path)
-
-    walk(schema, ())
-    return found
-
-
-def redact(value: Any, schema: Mapping[str, Any] | None) -> Any:
-    """A copy of ``value`` with every secret property replaced by ``"***"``."""
-    out = copy.deepcopy(value)
-    for path in secret_paths(schema):
-        node = out
-        for part in path[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and node.get(path[-1]) is not None:
-            node[path[-1]] = REDACTED
-    return out
-
-
-def _secret_strings(value: Any, schema: Mapping[str, Any] | None) -> list[str]:
-    """The concrete secret values (as text) in ``value``, longest first, for scrubbing messages."""
-    texts: list[str] = []
-    for path in secret_paths(schema):
-        node = value
-        for part in path:
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if node is None:
-            continue
-        leaves = [node] if not isinstance(node, Mapping | list) else [json.dumps(node)]
-        texts.extend(str(leaf) for leaf in leaves if str(leaf))
-    return sorted(set(texts), key=len, reverse=True)
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
 
 
 def _subschema(schema: Mapping[str, Any] | None, path: tuple[str, ...]) -> Mapping[str, Any]:
@@ -245,34 +177,9 @@ def _coerce(text: str, type_: Any) -> Any:
     return parsed if isinstance(parsed, int | float | bool) else text
 
 
-def _json_path(parts: tuple[str, ...] | list[Any]) -> str:
-    out = "$"
-    for part in parts:
-        if isinstance(part, int) or (isinstance(part, str) and part.isdigit()):
-            out += f"[{part}]"
-        elif isinstance(part, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
-            out += f".{part}"
-        else:
-            out += f"[{json.dumps(part)}]"
-    return out
-
-
-# Validators whose messages name keys, never values: safe to show even above a secret.
-_KEY_ONLY_VALIDATORS: Final = frozenset(
-    {
-        "required",
-        "additionalProperties",
-        "unevaluatedProperties",
-        "dependentRequired",
-        "propertyNames",
-        "minProperties",
-        "maxProperties",
-    }
-)
-
-
-# Formats whose checkers are pure functions of the value (no DNS, no network, no files). An
-# explicit list, so a checker some other library registers globally is never run on config.
+# Formats whose checkers are pure functions of the value (no DNS, no network, no files), for the
+# meta-schema check of a plugin's schema. An explicit list, so a checker some other library
+# registers globally is never run.
 _PURE_FORMATS: Final = (
     "date", "date-time", "duration", "email", "hostname", "idn-email", "idn-hostname", "ipv4",
     "ipv6", "iri", "iri-reference", "json-pointer", "regex", "relative-json-pointer", "time",
@@ -329,54 +236,6 @@ def check_schema(schema: Mapping[str, Any] | None, *, plugin_id: str | None = No
         ]
     if problems:
         raise ConfigInvalid(problems, plugin_id=plugin_id, what="config schema")
-
-
-def validate_config(instance: Any, schema: Mapping[str, Any] | None) -> list[Problem]:
-    """Every schema violation as a :class:`Problem` with its JSON path, secrets redacted.
-
-    A reference the schema cannot resolve inside itself is one problem (``config.schema``);
-    it is never fetched, and no message carries anything but the reference itself.
-    """
-    if schema is None:
-        return []
-    _, referencing = _jsonschema()
-    validator = _validator(schema)
-    try:
-        errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path)))
-    except referencing.exceptions.Unresolvable as exc:
-        ref = getattr(exc, "ref", None) or getattr(getattr(exc, "_wrapped", None), "ref", "")
-        return [
-            Problem(
-                "$",
-                "config.schema",
-                f"the plugin's config schema refers to {str(ref)[:200]!r}, which is not inside "
-                "the schema; only references inside it are resolved (nothing is fetched). "
-                "Update the plugin to a version whose schema keeps its definitions in $defs.",
-            )
-        ]
-    except RecursionError:
-        return [Problem("$", "config.depth", "the configuration nests too deeply to validate; "
-                                             "flatten it")]
-    secrets = secret_paths(schema)
-    secret_texts = _secret_strings(instance, schema)
-    problems = []
-    for err in errors:
-        path = tuple(str(p) for p in err.absolute_path)
-        covers_secret = any(s[: len(path)] == path for s in secrets)
-        message = err.message
-        if covers_secret and err.validator not in _KEY_ONLY_VALIDATORS:
-            message = (
-                f"value ({REDACTED}) does not satisfy {err.validator!r}: "
-                f"{json.dumps(err.validator_value)}"
-            )
-        problems.append(
-            Problem(
-                _json_path(list(err.absolute_path)),
-                f"config.{err.validator}",
-                _scrub(message, secret_texts),
-            )
-        )
-    return problems
 
 
 async def _call(listener: ConfigListener, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
@@ -711,10 +570,10 @@ class ConfigManager:
                     await _call(listener, copy.deepcopy(old), copy.deepcopy(new))
                 except Exception as exc:
                     await self._roll_back(plugin_id, accepted, new, old)
-                    secrets = _secret_strings(new, entry.schema) + _secret_strings(
+                    secrets = secret_strings(new, entry.schema) + secret_strings(
                         old, entry.schema
                     )
-                    detail = _scrub(f"{type(exc).__name__}: {exc}", secrets)
+                    detail = scrub(f"{type(exc).__name__}: {exc}", secrets)
                     raise ConfigRejected(
                         f"{plugin_id} refused the configuration change ({detail}); it was "
                         f"rolled back and version {entry.version} is still current",

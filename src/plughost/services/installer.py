@@ -63,7 +63,7 @@ from plughost.security.signing import (
 from plughost.services.crash import crash_point
 from plughost.services.sources import Fetched, FetchPolicy, Progress, fetch
 from plughost.settings import HostSettings
-from plughost.storage.objects import ObjectStore, package_key
+from plughost.storage.objects import ObjectStore, package_key, validate_key
 from plughost.storage.records import StoredPlugin, StoredVersion
 from plughost.storage.repository import Repository
 
@@ -371,10 +371,14 @@ class Installer:
 
     # ------------------------------------------------------------------ install
 
-    def extract(self, staged: Staged, progress: Progress | None = None) -> Path:
+    def extract(self, staged: Staged, progress: Progress | None = None, *,
+                suffix: str | None = None) -> Path:
         """Unpack a staged package into its cache directory (replacing an unreferenced
-        leftover of an interrupted attempt) and check the manifest found there."""
+        leftover of an interrupted attempt) and check the manifest found there. ``suffix``
+        makes the directory distinct from a kept version's (a forced reinstall)."""
         dest = self.cache_path(staged.plugin_id, staged.version, staged.sha256)
+        if suffix is not None:
+            dest = dest.with_name(f"{dest.name}-{suffix}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         if os.path.lexists(dest):
             remove_tree(dest)  # we hold the lock and no row refers to it: a leftover
@@ -400,9 +404,13 @@ class Installer:
         with contextlib.suppress(OSError):
             path.parent.rmdir()
 
-    def put_blob(self, staged: Staged, progress: Progress | None = None) -> str:
-        """Store the package under its key; return the key."""
+    def put_blob(self, staged: Staged, progress: Progress | None = None, *,
+                 suffix: str | None = None) -> str:
+        """Store the package under its key (``suffix`` makes it distinct from a kept
+        version's, for a forced reinstall); return the key."""
         key = package_key(staged.plugin_id, staged.version)
+        if suffix is not None:
+            key = validate_key(key.removesuffix(".zip") + f"-{suffix}.zip")
         self.store.put(key, staged.fetched.path, sha256=staged.sha256,
                        max_size=self.settings.max_plugin_size)
         if progress is not None:

@@ -840,10 +840,12 @@ class PluginService:
         sha256: str | None = None,
         progress: Progress | None = None,
         actor: str = "",
+        force: bool = False,
     ) -> UpdateResult:
         """Install a new version beside the current one, hand the running plugin's state
         over, activate and health-check it; on any failure the old version keeps running and
-        nothing changes. Versions beyond ``settings.keep_versions`` are pruned."""
+        nothing changes. Versions beyond ``settings.keep_versions`` are pruned. ``force``
+        reinstalls a version that is already kept (see :meth:`Updater.update`)."""
         self._check_open()
         await asyncio.to_thread(self.repository.require_plugin, plugin_id)
         try:
@@ -860,7 +862,7 @@ class PluginService:
 
                 result = await self._complete(
                     self.updater.update, plugin_id, staged, actor=actor, switch=hook,
-                    progress=progress)
+                    progress=progress, force=force)
                 await self._resync(plugin_id)
                 await self._refresh_disabled(plugin_id)
                 await self._persist_states([plugin_id])

@@ -25,6 +25,7 @@ version that is still kept, with no extract or store step.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -111,11 +112,17 @@ class Updater:
         actor: str = "",
         switch: SwitchHook | None = None,
         progress: Progress | None = None,
+        force: bool = False,
     ) -> UpdateResult:
         """Install ``staged`` as the new current version of ``plugin_id`` (see module doc).
 
+        With ``force``, a version that is already kept is reinstalled from ``staged``: the
+        package goes beside the kept one (its own blob key and cache directory), the running
+        plugin is switched to it as in any update, and only after the commit are the old files
+        deleted — a failure leaves the kept version exactly as it was.
+
         :raises InstallError: ``install.wrong_plugin`` (the package is another plugin),
-            ``install.same_version`` (that version is kept: use rollback).
+            ``install.same_version`` (that version is kept: use rollback, or ``force``).
         :raises ResolutionError: the new version does not fit its dependencies or dependents.
         """
         inst = self.installer
@@ -129,12 +136,15 @@ class Updater:
             timings = dict(staged.timings)
             current = self.repo.require_plugin(plugin_id)
             kept = {v.version for v in self.repo.list_versions(plugin_id)}
-            if staged.version in kept:
+            reinstall = staged.version in kept
+            if reinstall and not force:
                 what = "current" if staged.version == current.version else "kept"
                 raise InstallError(
                     f"{plugin_id} {staged.version} is already installed ({what} version); "
-                    + ("nothing to update" if what == "current" else
-                       f"switch to it with `plughost rollback {plugin_id} --to {staged.version}`"),
+                    + (f"to reinstall it, run `plughost update {plugin_id} SOURCE --force`"
+                       if what == "current" else
+                       f"switch to it with `plughost rollback {plugin_id} --to {staged.version}`"
+                       " (or reinstall it with --force)"),
                     code="install.same_version", plugin_id=plugin_id,
                     details={"version": staged.version, "current": current.version})
             with step(timings, "update", "resolve", plugin_id, staged.version):
@@ -145,11 +155,14 @@ class Updater:
             key: str | None = None
             undo: Undo = None
             try:
+                # A reinstall never writes where the kept version's files are: a fresh
+                # directory and blob key, so a failure leaves the kept version untouched.
+                fresh = secrets.token_hex(4) if reinstall else None
                 with step(timings, "update", "extract", plugin_id, staged.version):
-                    cache = inst.extract(staged, progress)
+                    cache = inst.extract(staged, progress, suffix=fresh)
                 crash_point("update.after_extract")
                 with step(timings, "update", "store", plugin_id, staged.version):
-                    key = inst.put_blob(staged, progress)
+                    key = inst.put_blob(staged, progress, suffix=fresh)
                 crash_point("update.after_blob")
                 manifest = load_manifest(cache)
                 if switch is not None and current.enabled:
@@ -166,7 +179,8 @@ class Updater:
                             source_uri=staged.fetched.source_uri,
                             signed_by=(staged.verification.key_id
                                        if staged.verification.trusted else None)),
-                        manifest=manifest, previous=current.manifest, crash="update.before_commit")
+                        manifest=manifest, previous=current.manifest, crash="update.before_commit",
+                        replace=reinstall)
             except BaseException:
                 if undo is not None:
                     _quietly(undo, "switching %s back to the old version", plugin_id)
@@ -257,6 +271,7 @@ class Updater:
         manifest: Manifest,
         previous: Mapping[str, Any],
         crash: str | None,
+        replace: bool = False,
     ) -> list[StoredVersion]:
         """One transaction: the version row (update), the current version, grants for scopes
         the target version declares beyond the previous one (per the grant policy), pruning
@@ -267,7 +282,10 @@ class Updater:
         before = declared_scopes(plugin_id, previous.get("permissions") or ())
         granted = self.installer.granted(manifest, beyond=before)
         with self.repo.unit_of_work() as repo:
-            if new is not None:
+            replaced: list[StoredVersion] = []
+            if new is not None and replace:
+                replaced.append(repo.replace_version(new)[0])
+            elif new is not None:
                 repo.add_version(new)
             repo.set_current_version(plugin_id, new_version)
             for scope in granted:
@@ -275,12 +293,15 @@ class Updater:
             pruned = repo.prune_versions(plugin_id, keep=self.settings.keep_versions,
                                          protect=(old,) if self.settings.keep_versions > 1
                                          else ())
-            repo.append_audit(action, actor=actor, plugin_id=plugin_id,
-                              details={"from": old, "to": new_version, "granted": granted,
-                                       "pruned": [v.version for v in pruned]})
+            details: dict[str, Any] = {"from": old, "to": new_version, "granted": granted,
+                                       "pruned": [v.version for v in pruned]}
+            if replace:
+                details["reinstalled"] = True
+            repo.append_audit(action, actor=actor, plugin_id=plugin_id, details=details)
             if crash is not None:
                 crash_point(crash)
-        return pruned
+        # The replaced package's files go with the pruned ones (after the commit).
+        return pruned + replaced
 
 
 def _version_info(v: StoredVersion, current: str) -> VersionInfo:

@@ -357,6 +357,24 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
             )
             return to_record(StoredVersion, row)
 
+    def replace_version(self, version: StoredVersion) -> tuple[StoredVersion, StoredVersion]:
+        """Put another package in place of a kept version (a forced reinstall of the same
+        version): its blob, files, manifest and provenance; returns ``(old, new)``.
+
+        :raises RecordNotFound: when that version is not kept.
+        """
+        with self._tx() as s:
+            row = self._version_row(s, version.plugin_id, version.version)
+            old = to_record(StoredVersion, row)
+            for f in fields(StoredVersion):
+                if f.name in ("id", "plugin_id", "version", "installed_at"):
+                    continue
+                value = getattr(version, f.name)
+                setattr(row, f.name, dict(value) if isinstance(value, Mapping) else value)
+            row.installed_at = version.installed_at or self._now()
+            s.flush()
+            return old, to_record(StoredVersion, row)
+
     def get_version(self, plugin_id: str, version: str) -> StoredVersion | None:
         """One kept version, or ``None``."""
         with self._tx(write=False) as s:

@@ -138,6 +138,19 @@ def test_update_versions_rollback(app, package, home) -> None:
     assert missing.exit_code == 1 and "install.not_kept" in missing.output
 
 
+def test_update_force_reinstalls_the_installed_version(app, package, home) -> None:
+    same = package("hello", "1.0.0")
+    invoke(app, "install", same)
+    refused = invoke(app, "update", "hello", same)
+    assert refused.exit_code == 1 and "install.same_version" in refused.output
+    assert "--force" in refused.output
+    forced = data(invoke(app, "update", "hello", same, "--force", "--json"))
+    assert (forced["from_version"], forced["to_version"]) == ("1.0.0", "1.0.0")
+    versions = data(invoke(app, "versions", "hello", "--json"))
+    assert [(v["version"], v["sha256"]) for v in versions] == [
+        ("1.0.0", hashlib.sha256(same.read_bytes()).hexdigest())]
+
+
 def test_uninstall_refuses_with_dependents_then_cascades(app, package, home) -> None:
     invoke(app, "install", package("lib"))
     invoke(app, "install", package("app", deps={"lib": "^1.0"}))

@@ -4,6 +4,7 @@ directory and the granted directories (plugins/escapee tries each way out)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -70,25 +71,36 @@ async def make_runtime() -> AsyncIterator[Callable[..., ProcessRuntime]]:
 
 async def start_escapee(
     rt: ProcessRuntime, scopes: list[str], limits: dict[str, Any] | None = None,
-    data_dir: Path | None = None, *, warm: bool = False,
+    data_dir: Path | None = None, *, warm: str = "cold",
 ) -> ProcessInstance:
-    """Start the escapee cold, or (``warm``) in a warm spare started before it was known."""
+    """Start the escapee cold, in a warm spare started before it was known (``spare``), or
+    forked from the fork server (``forked``): every way must confine it alike."""
     spare = None
-    if warm:
+    if warm == "forked":
+        rt.options = dataclasses.replace(rt.options, fork_server=True)
+    if warm == "spare":
         await rt.load(make_manifest("other", "pyecho_plugin:Echo"), PLUGINS / "pyecho")
         await eventually(lambda: rt._spare is not None)
         spare = rt._spare.pid  # type: ignore[union-attr]
     manifest = make_manifest("escapee", "escapee_plugin:Escapee", limits, permissions=scopes)
     inst = await rt.load(manifest, ESCAPEE)
     await inst.start(Context(data_dir))
-    assert (inst.pid == spare) is warm  # the spare was taken (and confined itself)
+    assert (inst.pid == spare) is (warm == "spare")  # the spare was taken (and confined itself)
+    assert inst.stats()["started"] == warm
+    if warm == "forked":  # a child of the fork server, not of the host
+        assert rt._forkserver is not None and _ppid(inst.pid) == rt._forkserver.pid
     return inst
+
+
+def _ppid(pid: int | None) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 # ------------------------------------------------------------------------------ descendants
 
 
-@pytest.mark.parametrize("warm", [False, True], ids=["cold", "spare"])
+@pytest.mark.parametrize("warm", ["cold", "spare", "forked"])
 @pytest.mark.parametrize("end", ["exit", "crash", "kill", "close"])
 async def test_what_a_plugin_started_dies_with_it_whatever_way_it_ends(
     make_runtime, end, warm
@@ -123,7 +135,7 @@ async def test_what_a_plugin_started_dies_with_it_whatever_way_it_ends(
 # ---------------------------------------------------------------------------- process limit
 
 
-@pytest.mark.parametrize("warm", [False, True], ids=["cold", "spare"])
+@pytest.mark.parametrize("warm", ["cold", "spare", "forked"])
 async def test_process_limit_binds_even_root(make_runtime, warm) -> None:
     assert kernel_support().cgroup is None, kernel_support().cgroup
     rt = make_runtime(["process:spawn"])
@@ -144,7 +156,7 @@ async def test_default_process_limit_stops_a_fork_bomb(make_runtime) -> None:
 # ---------------------------------------------------------------------------- process:spawn
 
 
-@pytest.mark.parametrize("warm", [False, True], ids=["cold", "spare"])
+@pytest.mark.parametrize("warm", ["cold", "spare", "forked"])
 async def test_without_process_spawn_a_plugin_cannot_start_processes(make_runtime, warm) -> None:
     inst = await start_escapee(make_runtime(), [], warm=warm)
     refused = await inst.call("spawn", {"argv": ["true"]})
@@ -177,7 +189,7 @@ async def test_node_runs_confined(make_runtime) -> None:
 # ------------------------------------------------------------------------------- filesystem
 
 
-@pytest.mark.parametrize("warm", [False, True], ids=["cold", "spare"])
+@pytest.mark.parametrize("warm", ["cold", "spare", "forked"])
 async def test_filesystem_is_the_package_the_data_dir_and_the_grants(make_runtime, tmp_path, warm):
     secret = tmp_path / "secret.txt"
     secret.write_text("host secret")

@@ -298,9 +298,10 @@ class RemoteBackend:
                                                    flags))
 
     async def update(self, plugin_id: str, source: str | Path, *, sha256: str | None = None,
-                     progress: Progress | None = None, actor: str = "") -> UpdateResult:
+                     progress: Progress | None = None, actor: str = "",
+                     force: bool = False) -> UpdateResult:
         return _update_result(await self._package("PUT", f"/plugins/{plugin_id}", source,
-                                                  sha256, {}))
+                                                  sha256, {"force": str(force).lower()}))
 
     async def rollback(self, plugin_id: str, to: str | None = None, *,
                        actor: str = "") -> UpdateResult:

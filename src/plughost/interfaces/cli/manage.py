@@ -161,6 +161,8 @@ def update_cmd(
     token: TokenOption = None,
     allow_private_urls: AllowPrivateOption = False,
     allow_http: AllowHttpOption = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Reinstall even when this version is already installed.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Install a new version beside the current one and switch to it (state handed over)."""
@@ -168,7 +170,7 @@ def update_cmd(
         result = _with_service(
             target(home, server, token),
             lambda svc: svc.update(plugin_id, source, sha256=sha256, progress=progress,
-                                   actor="cli"),
+                                   actor="cli", force=force),
             allow_private_urls=allow_private_urls, allow_http_urls=allow_http)
     _print_switch(result, "updated", as_json)
 

@@ -81,6 +81,9 @@ _PACKAGE_FORM = {
                                    "description": "Optional expected SHA-256 of the package."},
                         "enable": {"type": "boolean", "default": True},
                         "activate": {"type": "boolean", "default": True},
+                        "force": {"type": "boolean", "default": False,
+                                  "description": "Update only: reinstall a version that is "
+                                                 "already installed."},
                     },
                 },
             },
@@ -95,6 +98,7 @@ _PACKAGE_FORM = {
                         "sha256": {"type": "string"},
                         "enable": {"type": "boolean", "default": True},
                         "activate": {"type": "boolean", "default": True},
+                        "force": {"type": "boolean", "default": False},
                     },
                 },
             },
@@ -342,6 +346,7 @@ class _PackageRequest:
     enable: bool
     activate: bool
     workdir: Path | None
+    force: bool = False
 
     def cleanup(self) -> None:
         if self.workdir is not None:
@@ -403,6 +408,7 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     sha256 = _text(fields.get("sha256"), "sha256")
     enable = _flag(fields.get("enable"), "enable", True)
     activate_ = _flag(fields.get("activate"), "activate", True)
+    force = _flag(fields.get("force"), "force", False)
     manifest = _text(fields.get("manifest"), "manifest")
     if source is None:
         raise RequestInvalid("the field 'source' is required: local (with file), url (with "
@@ -425,7 +431,7 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
         # refuse a malformed URL now, not from a background operation (http:// is judged by
         # the fetch policy when the download starts)
         parse_package_url(url, allow_http=True)
-        return _PackageRequest("url", url, sha256, enable, activate_, None)
+        return _PackageRequest("url", url, sha256, enable, activate_, None, force)
     if source != "local":
         raise RequestInvalid(f"unknown source {source!r}; use local, url or market",
                              details={"field": "source"})
@@ -444,7 +450,7 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return _PackageRequest("local", dest, sha256, enable, activate_, workdir)
+    return _PackageRequest("local", dest, sha256, enable, activate_, workdir, force)
 
 
 def _accepted(op: dict[str, Any]) -> JSONResponse:
@@ -509,7 +515,8 @@ async def update(request: Request, plugin_id: PluginId, async_: AsyncFlag = Fals
     async def work(progress: Any = None) -> Any:
         try:
             result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
-                                              progress=progress, actor=who.actor)
+                                              progress=progress, actor=who.actor,
+                                              force=pkg.force)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         log.info("plugin updated successfully: %s (v%s -> v%s)", plugin_id,

@@ -585,13 +585,17 @@ def plan_for(
     grants: Grants,
     processes: int | None,
     enabled: bool = True,
+    pycache_dir: str | None = None,
 ) -> Plan:
-    """The confinement of a plugin in ``root`` started as ``argv0``, given its grants."""
+    """The confinement of a plugin in ``root`` started as ``argv0``, given its grants
+    (``pycache_dir``: its own ``.pyc`` directory, written by it alone)."""
     if not enabled:
         return Plan(argv0, enabled=False)
     rules = [(str(root), EXEC)]
     if data_dir is not None:
         rules.append((data_dir, WRITE))
+    if pycache_dir is not None:
+        rules.append((pycache_dir, WRITE))
     rules += [(d, READ) for d in grants.read]
     rules += [(d, WRITE) for d in grants.write]
     seen: dict[str, int] = {}
@@ -631,6 +635,10 @@ def plan_launch(instance: Any, argv0: str) -> Plan:
             Path(raw).mkdir(parents=True, exist_ok=True)
             data_dir = str(raw)
     manifest = instance.manifest
+    from plughost.runtimes.process.launch import is_python_entry, pycache_dir
+
+    python_child = is_python_entry(str(getattr(manifest, "entry", "")))
+    cache = pycache_dir(instance.options, instance.plugin_id) if python_child else None
     return plan_for(
         root=instance.root,
         argv0=argv0,
@@ -639,6 +647,7 @@ def plan_launch(instance: Any, argv0: str) -> Plan:
         grants=granted_access(getattr(manifest, "permissions", ()) or (), allowed),
         processes=instance.limits.get("processes"),
         enabled=instance.options.confine,
+        pycache_dir=str(cache) if cache is not None else None,
     )
 
 

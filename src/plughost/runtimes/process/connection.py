@@ -23,6 +23,7 @@ from plughost.core.wire import (
     DEFAULT_MAX_FRAME,
     EXIT_MEMORY,
     EXIT_PROTOCOL,
+    READ_SIZE,
     FrameDecoder,
     M,
     WireCode,
@@ -96,6 +97,16 @@ def describe_exit(returncode: int | None, limits: Mapping[str, Any]) -> str:
     return f"exited with code {returncode}"
 
 
+def _small_reads(transport: Any) -> None:
+    """Read :data:`~plughost.core.wire.READ_SIZE` bytes at a time from a pipe transport.
+
+    asyncio's Unix pipe transport asks for 256 KiB per read (its ``max_size``), an allocation
+    that costs more than the rest of a round trip; other loops (uvloop) have no such attribute
+    and read in 64 KiB already."""
+    if transport is not None and isinstance(getattr(transport, "max_size", None), int):
+        transport.max_size = READ_SIZE
+
+
 class _Protocol(asyncio.SubprocessProtocol):
     def __init__(self, session: Session) -> None:
         self.s = session
@@ -129,6 +140,19 @@ class _PipeReader(asyncio.Protocol):
         self.s._on_eof()
 
 
+class _ErrReader(asyncio.Protocol):
+    """A pipe peer's stderr, into the session's output sink."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def data_received(self, data: bytes) -> None:
+        self.s._sink.feed(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.s._sink.close()
+
+
 class Session:
     """One child process speaking the plugin protocol.
 
@@ -160,7 +184,12 @@ class Session:
         self._wbuf: list[bytes] = []
         self._flush_scheduled = False
         self._next_id = 0
-        self._pending: dict[int, tuple[asyncio.Future[Any], str]] = {}
+        # request id -> (future, method, deadline on the loop's clock, timeout) of each call
+        self._pending: dict[
+            int, tuple[asyncio.Future[Any], str, float | None, float | None]
+        ] = {}
+        self._deadline: asyncio.TimerHandle | None = None  # the one timer of all deadlines
+        self._deadline_at = 0.0
         self._late: dict[int, asyncio.TimerHandle] = {}  # timed-out ids awaiting an answer
         self._serving: dict[Any, asyncio.Task[Any]] = {}
         self._hello: asyncio.Future[dict[str, Any]] = self._loop.create_future()
@@ -177,6 +206,8 @@ class Session:
         self._finalizer: asyncio.Task[None] | None = None
         self._peer_returncode: int | None = None  # a pipe peer's exit status (no process)
         self._pipe_reader: asyncio.BaseTransport | None = None
+        self._err_reader: asyncio.BaseTransport | None = None
+        self._signaller: Callable[[int], None] | None = None  # a pipe peer's way to signal
         self.pid: int | None = None
         self.calls = 0
         self.hello: dict[str, Any] = {}
@@ -221,19 +252,47 @@ class Session:
         self._transport = transport
         self._stdin = transport.get_pipe_transport(0)
         self.pid = transport.get_pid()
+        for fd in (1, 2):
+            _small_reads(transport.get_pipe_transport(fd))
 
-    async def connect_pipes(self, read_fd: int, write_fd: int, *, token: str) -> None:
+    async def connect_pipes(
+        self,
+        read_fd: int,
+        write_fd: int,
+        *,
+        token: str,
+        stderr_fd: int | None = None,
+        pid: int | None = None,
+        signaller: Callable[[int], None] | None = None,
+    ) -> None:
         """Speak to a peer over two pipe ends instead of a child process (no handshake yet).
 
         The in-memory host/child pair (:func:`plughost.sdk.testing.wire_pair`) runs the Python
-        runner in a thread on the other ends; it reports its end with :meth:`peer_exited`.
-        Ending such a session closes the pipe to the peer instead of signalling a process.
+        runner in a thread on the other ends; a process forked by the fork server
+        (:mod:`plughost.runtimes.process.zygote`) is another process's child, so it comes with
+        its ``pid``, its stderr and the ``signaller`` that reaches it. Either reports its end
+        with :meth:`peer_exited`. Ending a peer without a ``signaller`` closes its input instead
+        of signalling a process.
         """
         self._token = token
         reader = os.fdopen(read_fd, "rb", buffering=0)
         writer = os.fdopen(write_fd, "wb", buffering=0)
         self._pipe_reader, _ = await self._loop.connect_read_pipe(lambda: _PipeReader(self), reader)
+        _small_reads(self._pipe_reader)
         self._stdin, _ = await self._loop.connect_write_pipe(asyncio.Protocol, writer)
+        if stderr_fd is not None:
+            errors = os.fdopen(stderr_fd, "rb", buffering=0)
+            self._err_reader, _ = await self._loop.connect_read_pipe(
+                lambda: _ErrReader(self), errors
+            )
+        self.pid = pid
+        self._signaller = signaller
+
+    def lost(self, reason: str) -> None:
+        """The process is gone and its exit status will never be known (a pipe peer's
+        supervisor ended): end the session with ``reason``, as a crash."""
+        self._end(reason)
+        self._on_exit()
 
     def peer_exited(self, returncode: int) -> None:
         """A pipe peer (see :meth:`connect_pipes`) has ended with ``returncode``."""
@@ -289,6 +348,11 @@ class Session:
     def _tail_text(self) -> str:
         lines = [line for line in self._sink.tail if line.strip()]
         return ("; its stderr ends with:\n  " + "\n  ".join(lines[-8:])) if lines else ""
+
+    @property
+    def token(self) -> str:
+        """The handshake token this session expects the child to echo."""
+        return self._token
 
     @property
     def alive(self) -> bool:
@@ -367,6 +431,9 @@ class Session:
     def _signal(self, sig: int) -> None:
         if self._exited:
             return
+        if self._signaller is not None:
+            self._signaller(sig)
+            return
         if self.pid is None:  # a pipe peer: closing its input is how it is told to end
             if self._stdin is not None:
                 self._stdin.close()
@@ -413,31 +480,52 @@ class Session:
         rid = self._next_id
         fut = self._loop.create_future()
         idle = not self._pending
-        self._pending[rid] = (fut, method)
+        if timeout is None:
+            self._pending[rid] = (fut, method, None, None)
+        else:
+            deadline = self._loop.time() + timeout
+            self._pending[rid] = (fut, method, deadline, timeout)
+            if self._deadline is None or deadline < self._deadline_at:
+                self._arm(deadline)
         self.calls += 1
         self._send(request(rid, method, params), idle)
-        if timeout is None:
-            return await fut
-        handle = self._loop.call_later(timeout, self._expire, rid, timeout)
-        try:
-            return await fut
-        finally:
-            handle.cancel()
+        return await fut
 
-    def _expire(self, rid: int, timeout: float) -> None:
+    # One timer per session, not one per call: it fires at the earliest deadline it knows of,
+    # expires what is due and re-arms for the earliest deadline still pending. A call answered
+    # in time costs a comparison; the timer fires about once per timeout period while busy.
+    def _arm(self, when: float) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline_at = when
+        self._deadline = self._loop.call_at(when, self._expire_due)
+
+    def _expire_due(self) -> None:
+        self._deadline = None
+        now = self._loop.time()
+        due = [rid for rid, entry in self._pending.items()
+               if entry[2] is not None and entry[2] <= now]
+        for rid in due:
+            self._expire(rid)
+        nxt = min((e[2] for e in self._pending.values() if e[2] is not None), default=None)
+        if nxt is not None:
+            self._arm(nxt)
+
+    def _expire(self, rid: int) -> None:
         entry = self._pending.pop(rid, None)
         if entry is None:
             return
-        fut, method = entry
-        target = ""
-        if not fut.done():
-            fut.set_exception(
-                PluginTimeout(
-                    f"{method} did not answer within {timeout:g}s; the request was cancelled",
-                    plugin_id=self.plugin_id,
-                    details={"method": method, "timeout": timeout},
-                )
+        fut, method, _, timeout = entry
+        if fut.done():  # the caller gave up (cancelled) before the deadline: nothing to do
+            return
+        assert timeout is not None
+        fut.set_exception(
+            PluginTimeout(
+                f"{method} did not answer within {timeout:g}s; the request was cancelled",
+                plugin_id=self.plugin_id,
+                details={"method": method, "timeout": timeout},
             )
+        )
         with contextlib.suppress(Exception):
             self.notify(M.CANCEL, {"id": rid})
         # A child that cannot even answer a cancelled request within the grace is hung.
@@ -483,7 +571,7 @@ class Session:
             if late is not None:
                 late.cancel()  # it answered after all (probably "cancelled"): not hung
             return
-        fut, method = entry
+        fut, method = entry[0], entry[1]
         if fut.done():
             return
         if "error" in msg:
@@ -602,10 +690,13 @@ class Session:
         error = self._kill_error or crashed(
             self.plugin_id, reason, returncode=rc, stderr_tail=list(self._sink.tail)[-8:]
         )
-        for fut, _method in self._pending.values():
-            if not fut.done():
-                fut.set_exception(error)
+        for entry in self._pending.values():
+            if not entry[0].done():
+                entry[0].set_exception(error)
         self._pending.clear()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         for handle in self._late.values():
             handle.cancel()
         self._late.clear()
@@ -617,7 +708,7 @@ class Session:
         if self._transport is not None:
             self._transport.close()
         else:
-            for pipe in (self._stdin, self._pipe_reader):
+            for pipe in (self._stdin, self._pipe_reader, self._err_reader):
                 if pipe is not None:
                     pipe.close()
         self.ended.set_result(EndInfo(reason, rc, self._closing, self._kill_error))

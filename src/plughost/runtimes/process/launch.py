@@ -41,9 +41,11 @@ __all__ = [
     "build_argv",
     "child_env",
     "declares_network",
+    "is_python_entry",
     "limits_of",
     "make_preexec",
     "network_isolated",
+    "pycache_dir",
 ]
 
 _PY_ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -78,6 +80,16 @@ class ProcessOptions:
         its first start; without it, an activation that brings one restarts the process once.
     :param env_passthrough: host environment variables the child inherits; others are not
         passed, so host secrets in the environment do not leak into plugins.
+    :param fork_server: start Python plugins by forking them from one pre-imported parent
+        (:mod:`plughost.runtimes.process.zygote`) instead of starting an interpreter each: the
+        modules every runner imports are shared copy-on-write, and a start costs a fork. Each
+        child still gets its own cgroup, limits, Landlock, seccomp, network namespace and
+        environment, applied before any plugin code runs; replaces the warm spare.
+    :param pycache_root: where Python plugins keep their compiled ``.pyc`` files, one directory
+        per plugin (``<pycache_root>/<id>``, ``PYTHONPYCACHEPREFIX``; the host gives
+        ``<home>/cache/pyc``). A plugin may write only its own: none can plant bytecode another
+        plugin — or the host — would run. Without it children write no ``.pyc`` (never beside
+        the package's sources: that would change an installed package).
     """
 
     handshake_timeout: float = 10.0
@@ -103,6 +115,8 @@ class ProcessOptions:
         "TMPDIR",
         "SYSTEMROOT",
     )
+    pycache_root: Path | None = None
+    fork_server: bool = False
 
 
 _LIBC: Any = None
@@ -199,6 +213,21 @@ def limits_of(manifest: Manifest) -> dict[str, Any]:
     return {n: getattr(lim, n) for n in names if getattr(lim, n, None) is not None}
 
 
+def is_python_entry(entry: str) -> bool:
+    """Whether ``entry`` names a Python plugin (``module:Class``), run by plughost's runner."""
+    return _PY_ENTRY.match(entry.strip()) is not None
+
+
+def pycache_dir(options: ProcessOptions, plugin_id: str) -> Path | None:
+    """The plugin's own ``.pyc`` directory (created), or ``None`` when there is no cache."""
+    if options.pycache_root is None or not plugin_id:
+        return None
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in plugin_id).lstrip(".")
+    path = Path(options.pycache_root) / (safe or "_")
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
 def child_env(
     options: ProcessOptions, plugin_id: str, token: str, python_child: bool
 ) -> dict[str, str]:
@@ -219,13 +248,17 @@ def child_env(
         env["PYTHONPATH"] = os.pathsep.join(
             os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)
         )
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        cache = pycache_dir(options, plugin_id)
+        if cache is None:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        else:
+            env["PYTHONPYCACHEPREFIX"] = str(cache)
     return env
 
 
 def build_argv(entry: str, root: Path, options: ProcessOptions) -> tuple[list[str], bool]:
     """The command line for ``entry``; the flag says whether it is the Python child runner."""
-    if _PY_ENTRY.match(entry.strip()):
+    if is_python_entry(entry):
         # ``-c`` rather than ``-m``: runpy would cost the child ~10 ms of imports.
         launcher = (
             f"from plughost.sdk.child import main; raise SystemExit(main([{entry.strip()!r}]))"

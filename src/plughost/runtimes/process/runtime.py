@@ -63,6 +63,7 @@ from plughost.runtimes.process.launch import (
     network_isolated,
 )
 from plughost.runtimes.process.output import OutputSink
+from plughost.runtimes.process.zygote import ForkServer
 
 if TYPE_CHECKING:
     from plughost.core.bus import Event
@@ -119,6 +120,9 @@ class ProcessRuntime:
         self._closed = False
         self._spare: Session | None = None
         self._spare_task: asyncio.Task[None] | None = None
+        self._forkserver: ForkServer | None = None
+        self._forkserver_task: asyncio.Task[ForkServer | None] | None = None
+        self._forkserver_starts: list[float] = []  # when each was started (restart budget)
 
     def command(self, manifest: Manifest, root: Path) -> tuple[list[str], bool, dict[str, str]]:
         """How ``manifest``'s plugin is started: its command line, whether that is the Python
@@ -151,7 +155,7 @@ class ProcessRuntime:
 
     def _want_spare(self) -> None:
         """Start a warm spare in the background if the options ask for one and none exists."""
-        if not self.options.warm_spare or self._closed:
+        if not self.options.warm_spare or self.options.fork_server or self._closed:
             return
         if self._spare is not None or (self._spare_task and not self._spare_task.done()):
             return
@@ -195,6 +199,75 @@ class ProcessRuntime:
             return
         self._spare = session
 
+    # -- fork server -----------------------------------------------------------------------------
+    FORK_SERVER_STARTS = 5
+    """Fork servers started within :attr:`FORK_SERVER_WINDOW` seconds before Python plugins
+    start cold instead (one that keeps ending is not worth restarting)."""
+    FORK_SERVER_WINDOW = 60.0
+
+    async def _fork_server(self) -> ForkServer | None:
+        """The running fork server, started on first need; ``None``: start cold."""
+        if not self.options.fork_server or self._closed:
+            return None
+        server = self._forkserver
+        if server is not None and server.ready:
+            return server
+        if self._forkserver_task is None or self._forkserver_task.done():
+            self._forkserver_task = asyncio.get_running_loop().create_task(
+                self._start_fork_server()
+            )
+        return await asyncio.shield(self._forkserver_task)
+
+    async def _start_fork_server(self) -> ForkServer | None:
+        now = asyncio.get_running_loop().time()
+        recent = [t for t in self._forkserver_starts if now - t < self.FORK_SERVER_WINDOW]
+        if len(recent) >= self.FORK_SERVER_STARTS:
+            if len(recent) == self.FORK_SERVER_STARTS:
+                logger.error(
+                    "the fork server for Python plugins ended %d times within %gs; Python "
+                    "plugins start cold from now on", len(recent), self.FORK_SERVER_WINDOW,
+                )
+                self._forkserver_starts.append(now)
+            return None
+        self._forkserver_starts = [*recent, now]
+        server = ForkServer(self.options, self._fork_server_ended)
+        try:
+            await server.start()
+        except (OSError, PlughostError, TimeoutError) as exc:
+            logger.warning("could not start the fork server (%s); Python plugins start cold", exc)
+            return None
+        if self._closed:
+            await server.aclose()
+            return None
+        self._forkserver = server
+        return server
+
+    def _fork_server_ended(self, server: ForkServer) -> None:
+        if self._forkserver is server:
+            self._forkserver = None
+
+    async def _forked(
+        self, plugin_id: str, handler: Any, sink: OutputSink, limits: Mapping[str, Any],
+        *, isolate_network: bool,
+    ) -> Session | None:
+        """A runner forked from the fork server, waiting for its ``$/assign``; ``None`` when
+        there is no fork server (then the plugin starts cold)."""
+        server = await self._fork_server()
+        if server is None:
+            return None
+        try:
+            pid, stdin, stdout, stderr = await server.fork(isolate_network=isolate_network)
+        except (PlughostError, TimeoutError) as exc:
+            logger.warning("fork server: %s; plugin %s starts cold", exc, plugin_id)
+            return None
+        session = self._new_session(plugin_id, handler, sink, limits)
+        server.adopt(pid, session)
+        await session.connect_pipes(
+            stdout, stdin, token=secrets.token_hex(16), stderr_fd=stderr, pid=pid,
+            signaller=server.signaller(pid),
+        )
+        return session
+
     async def load(self, manifest: Manifest, root: Path | None) -> ProcessInstance:
         """Spawn the plugin's process and complete the handshake (state LOADED)."""
         if self._closed:
@@ -215,6 +288,12 @@ class ProcessRuntime:
         spare, self._spare = self._spare, None
         if spare is not None:
             await spare.shutdown(self.options.stop_grace)
+        if self._forkserver_task is not None:
+            with contextlib.suppress(Exception):
+                await self._forkserver_task
+        server, self._forkserver = self._forkserver, None
+        if server is not None:
+            await server.aclose()
 
 
 class ProcessInstance:
@@ -255,6 +334,7 @@ class ProcessInstance:
         self.sink: OutputSink | None = None
         self._stats = {"calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0}
         self._jail: Jail | None = None  # the confinement of the current process (confine.py)
+        self._start = "cold"  # how the current process started: cold, spare or forked
 
     @property
     def plugin_id(self) -> str:
@@ -283,12 +363,23 @@ class ProcessInstance:
         spare_fits = self._isolate_net or not self.options.isolate_network
         spare_fits = spare_fits and not own_env  # a spare cannot take environment variables
         spare = self.runtime._take_spare() if python_child and spare_fits else None
+        if spare is None and python_child and self.options.fork_server:
+            # forked from the fork server; it leaves the network namespace when asked
+            spare = await self.runtime._forked(
+                self._id, self._serve, sink, self.limits, isolate_network=self._isolate_net
+            )
+            self._start = "forked" if spare is not None else "cold"
+        else:
+            self._start = "spare" if spare is not None else "cold"
         jail = Jail.prepare(plan_launch(self, argv[0]), self._id, spare=spare is not None)
         try:
             if spare is not None:
-                # A warm spare has paid for interpreter start and imports already.
+                # A warm spare (or a forked runner) has paid for interpreter start and imports.
                 session = spare
-                jail.adopt(session.pid)  # into the plugin's cgroup; it confines itself (below)
+                if self._start == "forked":  # into the plugin's cgroup before any plugin code
+                    await asyncio.to_thread(jail.adopt, session.pid)
+                else:
+                    jail.adopt(session.pid)  # it confines itself (below)
                 session.assign(
                     self._id,
                     handler=self._serve,
@@ -300,6 +391,11 @@ class ProcessInstance:
                         "cwd": str(self.root),
                         "limits": {k: self.limits.get(k) for k in ("memory", "cpu", "open_files")},
                         "confine": jail.spec(),
+                        # exactly what a cold start of this plugin gets: nothing of the spare's
+                        "env": {
+                            **child_env(self.options, self._id, session.token, True),
+                            **jail.env(),
+                        },
                     },
                 )
                 await session.handshake(self.options.handshake_timeout)
@@ -320,7 +416,7 @@ class ProcessInstance:
                 await session.handshake(self.options.handshake_timeout)
                 await attached
         except PlughostError as exc:
-            await jail.release()
+            await self._abandon(spare, jail)
             if exc.code.startswith("protocol."):
                 exc.plugin_id = self._id
                 exc.phase = phase
@@ -329,7 +425,7 @@ class ProcessInstance:
                 exc.message, plugin_id=self._id, phase=phase, details=exc.details
             ) from None
         except OSError as exc:
-            await jail.release()
+            await self._abandon(spare, jail)
             raise PluginLoadError(
                 f"cannot start {argv[0]!r}: {exc}", plugin_id=self._id, phase=phase
             ) from None
@@ -346,6 +442,13 @@ class ProcessInstance:
             )
         if python_child:
             self.runtime._want_spare()  # the next Python plugin (or restart) starts warm
+
+    @staticmethod
+    async def _abandon(runner: Session | None, jail: Jail) -> None:
+        """A start failed: end the pre-started runner it had taken (if any), free the jail."""
+        if runner is not None and runner.alive:
+            await runner.kill("its plugin could not start")
+        await jail.release()
 
     def _notify_change(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
@@ -713,6 +816,7 @@ class ProcessInstance:
         out["pid"] = self.pid
         out["quarantined"] = self.failure is not None
         out["network_isolated"] = self.network_isolated
+        out["started"] = self._start
         if self._jail is not None:
             out["confinement"] = self._jail.label
             out["processes"] = self._jail.processes()
@@ -802,7 +906,10 @@ def create_runtime(
 
     With a ``home``, plugins are confined to ``<home>/data/<id>`` (their ``ctx.data_dir``) from
     their first start."""
-    options = ProcessOptions(data_root=home / "data" if home is not None else None)
+    options = ProcessOptions(
+        data_root=home / "data" if home is not None else None,
+        pycache_root=home / "cache" / "pyc" if home is not None else None,
+    )
     return ProcessRuntime(on_event=on_event, options=options)
 
 
