@@ -88,7 +88,7 @@ async def test_a_crashed_plugin_is_restarted_like_a_process_plugin(tmp_path: Pat
     async with host:
         await host.start()
         await host.call("grpc-python-echo", "count", by=5)
-        with pytest.raises(Exception, match="went away|crashed"):
+        with pytest.raises(Exception, match=r"went away|crashed"):
             await host.call("grpc-python-echo", "crash")
         for _ in range(500):
             if "restarted" in events:

@@ -363,7 +363,7 @@ class ProcessInstance:
         spare_fits = self._isolate_net or not self.options.isolate_network
         spare_fits = spare_fits and not own_env  # a spare cannot take environment variables
         spare = self.runtime._take_spare() if python_child and spare_fits else None
-        if spare is None and python_child and self.options.fork_server:
+        if spare is None and python_child and self.options.fork_server and not own_env:
             # forked from the fork server; it leaves the network namespace when asked
             spare = await self.runtime._forked(
                 self._id, self._serve, sink, self.limits, isolate_network=self._isolate_net
