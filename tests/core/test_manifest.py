@@ -394,6 +394,11 @@ DICT_CASES: list[tuple[str, dict[str, Any], list[tuple[str, str]]]] = [
      [("entry", "manifest.entry")]),
     ("grpc unix address not absolute", with_(runtime="grpc", entry="unix:plugin.sock"),
      [("entry", "manifest.entry")]),
+    ("platform not os-arch", with_(platforms=["Linux x86"]),
+     [("platforms", "manifest.platform")]),
+    ("alternative platform not os-arch",
+     with_(alternatives=[{"runtime": "wasm", "entry": "p.wasm", "platforms": ["any thing"]}]),
+     [("alternatives[0].platforms", "manifest.platform")]),
     ("grpc port out of range", with_(runtime="grpc", entry="localhost:70000"),
      [("entry", "manifest.entry")]),
     ("self dependency", with_(dependencies={"hello": "*"}),
@@ -762,7 +767,7 @@ def test_field_table_covers_the_native_keys() -> None:
     assert keys == {
         "id", "name", "version", "description", "author", "license", "homepage", "repository",
         "documentation", "icon", "tags", "type", "runtime", "entry", "host", "platforms",
-        "dependencies", "optional-dependencies", "provides", "activation", "permissions",
+        "alternatives", "dependencies", "optional-dependencies", "provides", "activation", "permissions",
         "config", "limits", "resources",
     }
     limits = next(f for f in FIELDS if f.key == "limits")

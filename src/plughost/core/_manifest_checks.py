@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any, Final
 
+from plughost.core.platforms import PLATFORM_RE, Alternative
 from plughost.core.schemarefs import schema_reference_problems
 from plughost.core.version import ANY, Version, VersionRange
 from plughost.errors import PlughostError, Problem
@@ -148,6 +149,47 @@ def _check_strings(value: Any, path: str, problems: Problems) -> Any:
             _wrong(f"{path}[{i}]", "a non-empty string", item, problems)
             ok = False
     return tuple(value) if ok else _BAD
+
+
+def _check_platforms(value: Any, path: str, problems: Problems) -> Any:
+    value = _check_strings(value, path, problems)
+    if value is _BAD:
+        return _BAD
+    bad = [p for p in value if not PLATFORM_RE.fullmatch(p)]
+    for item in bad:
+        problems.append(Problem(path, "manifest.platform",
+                                f"{item!r} is not a platform: write <os> or <os>-<arch>, e.g. "
+                                "'linux', 'linux-x86_64', 'darwin-arm64', 'win32'"))
+    return _BAD if bad else value
+
+
+_ALTERNATIVE_KEYS: Final = ("runtime", "entry", "platforms")
+
+
+def _check_alternatives(value: Any, path: str, problems: Problems) -> Any:
+    if not isinstance(value, list):
+        return _wrong(path, "a list of tables {runtime, entry, platforms}", value, problems)
+    out: list[Alternative] = []
+    for i, item in enumerate(value):
+        where = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            _wrong(where, "a table {runtime, entry, platforms}", item, problems)
+            continue
+        before = len(problems)
+        for key in item.keys() - set(_ALTERNATIVE_KEYS):
+            problems.append(Problem(f"{where}.{key}", "manifest.unknown_key",
+                                    f"unknown key {key!r}; an alternative has "
+                                    f"{', '.join(_ALTERNATIVE_KEYS)}"))
+        for key in ("runtime", "entry"):
+            if key not in item:
+                problems.append(Problem(f"{where}.{key}", "manifest.required",
+                                        f"missing: an alternative names its {key}"))
+        runtime = _check_runtime(item.get("runtime", "python"), f"{where}.runtime", problems)
+        entry = _check_entry(item.get("entry", "x"), f"{where}.entry", problems)
+        platforms = _check_platforms(item.get("platforms", []), f"{where}.platforms", problems)
+        if len(problems) == before:
+            out.append(Alternative(runtime, entry, tuple(platforms)))
+    return tuple(out) if len(out) == len(value) else _BAD
 
 
 def _check_runtime(value: Any, path: str, problems: Problems) -> Any:
@@ -492,6 +534,8 @@ _CHECKERS: Final[dict[str, Callable[[Any, str, Problems], Any]]] = {
     "runtime": _check_runtime,
     "entry": _check_entry,
     "deps": _check_deps,
+    "platforms": _check_platforms,
+    "alternatives": _check_alternatives,
     "activation": _check_activation,
     "permissions": _check_permissions,
     "object": _check_object,

@@ -41,8 +41,9 @@ async def test_the_python_example_is_started_and_answers(tmp_path: Path) -> None
         report = await host.start()
         assert report.ok, report
         record = host.get("grpc-python-echo")
-        assert record.state is State.ACTIVE
+        assert record.state is State.RESOLVED  # activation = ["manual"]: started on first use
         assert await host.call("grpc-python-echo", "echo", a=1, b=[2]) == {"a": 1, "b": [2]}
+        assert record.state is State.ACTIVE
         assert await host.commands.execute("grpc-python-echo.count", {"by": 2}) == 2
         health = await host.health("grpc-python-echo")
         assert health.ok and health.detail == "SERVING"
@@ -104,8 +105,8 @@ async def test_mutual_tls_with_per_launch_certificates(tmp_path: Path) -> None:
     host.add_runtime(GrpcRuntime(options=GrpcOptions(mtls=True)))
     async with host:
         assert (await host.start()).ok
-        assert host.get("grpc-python-echo").instance.stats()["mtls"] is True
         assert await host.call("grpc-python-echo", "echo", x="tls") == {"x": "tls"}
+        assert host.get("grpc-python-echo").instance.stats()["mtls"] is True
 
 
 def _start_server(socket_dir: Path) -> tuple[subprocess.Popen[str], str]:
@@ -170,3 +171,33 @@ def test_the_plugin_refuses_to_run_without_the_magic_cookie() -> None:
                          timeout=60)
     assert out.returncode == 1
     assert "started by a plughost host" in out.stderr
+
+
+NODE_EXAMPLE = REPO / "examples" / "grpc-node-echo"
+
+
+def test_the_node_example_ships_the_published_proto() -> None:
+    published = REPO / "src" / "plughost" / "runtimes" / "grpc" / "plughost.proto"
+    assert (NODE_EXAMPLE / "plughost.proto").read_text() == published.read_text()
+
+
+async def test_the_node_example_on_grpc_js_is_started_and_answers(tmp_path: Path) -> None:
+    assert (NODE_EXAMPLE / "node_modules" / "@grpc" / "grpc-js").is_dir(), (
+        "run `npm ci` in examples/grpc-node-echo (its @grpc/grpc-js dependency is not installed)")
+    services = Services(grants=Grants(("events:emit", "node.said")))
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "grpc-node-echo").symlink_to(NODE_EXAMPLE)
+    host = PluginHost([plugins])
+    host.add_extension(services)
+    async with host:
+        assert (await host.start()).ok
+        assert await host.call("grpc-node-echo", "echo", a=[1, "x"]) == {"a": [1, "x"]}
+        assert await host.commands.execute("grpc-node-echo.count", {"by": 3}) == 3
+        assert (await host.health("grpc-node-echo")).ok
+        assert await host.call("grpc-node-echo", "announce", topic="node.said") == 1
+        with pytest.raises(PermissionDenied):
+            await host.call("grpc-node-echo", "announce", topic="admin.x")
+        assert services.events == [("node.said", {"from": "node"})]
+        instance = host.get("grpc-node-echo").instance
+        assert await instance.export_state() == {"counter": 3}

@@ -322,11 +322,17 @@ def check(
 
 
 def runtime_problems(path: Path) -> list[Problem]:
-    """A valid manifest whose runtime this machine cannot run (its extra is not installed)."""
+    """A valid manifest with no way to run on this machine: its platforms do not include it,
+    or its runtime's extra is not installed (and no alternative fits instead)."""
+    from plughost.core import platforms
     from plughost.runtimes.base import unavailable
 
-    why = unavailable(load_manifest(path).runtime)
-    return [] if why is None else [Problem("runtime", "runtime.unavailable", why)]
+    choice = platforms.select(load_manifest(path), unavailable)
+    if not isinstance(choice, list):
+        return []
+    code = "runtime.platform" if any(" is for " in r for r in choice) else "runtime.unavailable"
+    return [Problem("runtime", code, f"no way to run on {platforms.current()}: "
+                                     f"{'; '.join(choice)}")]
 
 
 def register(app: typer.Typer) -> None:
