@@ -39,6 +39,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plughost.core import platforms
 from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
 from plughost.core.monitoring import step_monitors
 from plughost.core.resolver import resolve
@@ -503,6 +504,7 @@ class Installer:
                     "first",
                     code="install.exists", plugin_id=pid,
                     details={"installed_version": existing.version})
+            check_platform(staged.manifest)
             with step(timings, "install", "resolve", pid, staged.version):
                 self.check_resolves(staged.manifest, self.installed_manifests())
             cache: Path | None = None
@@ -650,6 +652,18 @@ class Installer:
             out.extend(page)
             if len(page) < 500:
                 return out
+
+
+def check_platform(manifest: Manifest) -> None:
+    """Refuse a plugin none of whose ways to run (its entry, its ``alternatives``) is for this
+    machine's platform (``install.platform``); nothing is extracted or stored then."""
+    choice = platforms.select(manifest, lambda _runtime: None)
+    if isinstance(choice, list):
+        raise InstallError(
+            f"{manifest.id} {manifest.version} does not run on {platforms.current()}: "
+            f"{'; '.join(choice)}. Install its build for this platform.",
+            code="install.platform", plugin_id=manifest.id,
+            details={"platform": platforms.current()})
 
 
 def _quietly(fn: Callable[[], Any], what: str, *args: Any) -> None:

@@ -35,7 +35,14 @@ from typing import Any
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.errors import InstallError, PlughostError
 from plughost.services.crash import crash_point
-from plughost.services.installer import Installer, Staged, Undo, _quietly, step
+from plughost.services.installer import (
+    Installer,
+    Staged,
+    Undo,
+    _quietly,
+    check_platform,
+    step,
+)
 from plughost.services.sources import Progress
 from plughost.storage.records import StoredVersion
 
@@ -149,6 +156,7 @@ class Updater:
                     details={"version": staged.version, "current": current.version})
             with step(timings, "update", "resolve", plugin_id, staged.version):
                 installed = inst.installed_manifests()
+                check_platform(staged.manifest)
                 if current.enabled:
                     inst.check_resolves(staged.manifest, installed)
             cache: Path | None = None
