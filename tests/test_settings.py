@@ -116,43 +116,42 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
         s.home = Path("/")  # type: ignore[misc]
 
 
-def test_the_marketplace_keys_are_read_from_the_file_and_the_environment(tmp_path: Path
-                                                                        ) -> None:
-    s = HostSettings(home=tmp_path)
-    assert (s.enable_market, s.market_api, s.auto_check_update) == (True, "", False)
-    assert (s.update_check_interval, s.load_timeout) == (86400, 30.0)
-    file = tmp_path / "plughost.toml"
-    file.write_text('enable_market = false\nmarket_api = "https://market.example.com"\n'
-                    "auto_check_update = true\nupdate_check_interval = 3600\n"
-                    "load_timeout = 10\n")
-    s = HostSettings.from_file(file, home=tmp_path)
-    assert (s.enable_market, s.market_api, s.auto_check_update) == (
-        False, "https://market.example.com", True)
-    assert (s.update_check_interval, s.load_timeout) == (3600, 10.0)
-    s = HostSettings.from_env({"PLUGHOST_HOME": str(tmp_path), "PLUGHOST_SETTINGS": str(file),
-                               "PLUGHOST_ENABLE_MARKET": "1",
-                               "PLUGHOST_UPDATE_CHECK_INTERVAL": "600"})
-    assert (s.enable_market, s.update_check_interval) == (True, 600)
-
-
-def test_the_arcade_plugin_table_is_read_with_its_units(tmp_path: Path) -> None:
-    file = tmp_path / "plughost.toml"
-    file.write_text('[plugin]\nlocal_cache_dir = "/var/lib/arcade/plugins"\n'
-                    "enable_market = true\nauto_check_update = true\n"
-                    "update_check_interval = 86400\nload_timeout = 30\n"
-                    "max_plugin_size = 100\n")
-    s = HostSettings.from_file(file, home=tmp_path)
+def test_the_arcade_plugin_service_table_is_read(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "plughost.toml").write_text(
+        '[plugin]\nlocal_cache_dir = "/var/lib/arcade/plugins"\nenable_market = true\n'
+        'market_api = "https://marketplace.example/api"\nauto_check_update = true\n'
+        'update_check_interval = 86400\nload_timeout = 30\nmax_plugin_size = 100\n'
+        '\n[plugins.slack]\nenabled = true\n')
+    s = HostSettings.from_env({"PLUGHOST_HOME": str(home)})
     assert s.cache_dir == Path("/var/lib/arcade/plugins")
-    assert s.max_plugin_size == 100 * 1024 * 1024 and s.auto_check_update
+    assert s.max_plugin_size == 100 * 1024 * 1024  # megabytes, as the Arcade service counts
+    assert (s.market_api, s.enable_market, s.auto_check_update) == (
+        "https://marketplace.example/api", True, True)
+    assert (s.update_check_interval, s.load_timeout) == (86400, 30)
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"enable_market": "yes"}, "enable_market"),
-    ({"update_check_interval": 5}, "update_check_interval"),
-    ({"load_timeout": 0}, "load_timeout"),
-    ({"market_api": "ftp://x"}, "market_api"),
+@pytest.mark.parametrize(("table", "message"), [
+    ("[plugin]\nlocal_cache = 1\n", "unknown key(s) in [plugin]: local_cache; valid keys"),
+    ("[plugin]\nload_timeout = -1\n", "load_timeout: expected a positive number"),
+    ("plugin = 3\n", "[plugin] must be a table"),
+    ('redis_url = "http://x"\n', "is not a Redis URL"),
 ])
-def test_bad_marketplace_keys_name_the_problem(tmp_path: Path, data: dict,
-                                               message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message):
-        HostSettings.from_mapping({"home": tmp_path, **data})
+def test_bad_plugin_table_and_cluster_settings_name_the_problem(
+        tmp_path: Path, table: str, message: str) -> None:
+    path = tmp_path / "plughost.toml"
+    path.write_text(table)
+    with pytest.raises(ConfigurationError) as info:
+        HostSettings.from_file(path, home=tmp_path)
+    assert message in info.value.message
+
+
+def test_cluster_settings_from_the_environment(tmp_path: Path) -> None:
+    s = HostSettings.from_env({"PLUGHOST_HOME": str(tmp_path),
+                               "PLUGHOST_REDIS_URL": "redis://127.0.0.1:6379/3",
+                               "PLUGHOST_NODE_NAME": "node-a",
+                               "PLUGHOST_LOAD_TIMEOUT": "12.5",
+                               "PLUGHOST_ENABLE_MARKET": "0"})
+    assert (s.redis_url, s.node_name, s.load_timeout, s.enable_market) == (
+        "redis://127.0.0.1:6379/3", "node-a", 12.5, False)

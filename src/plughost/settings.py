@@ -29,6 +29,7 @@ from plughost.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_MAX_PLUGIN_SIZE",
+    "PLUGIN_TABLE_KEYS",
     "SETTINGS_FILE",
     "SIGNATURE_POLICIES",
     "HostSettings",
@@ -42,6 +43,16 @@ DEFAULT_MAX_PLUGIN_SIZE = 100 * 1024 * 1024
 SETTINGS_FILE = "plughost.toml"
 #: Tables of the settings file that other parts read (not :class:`HostSettings` fields).
 SHARED_TABLES = frozenset({"plugins", "logs", "health", "metrics", "alerts"})
+#: The Arcade-compatible ``[plugin]`` service table: its keys and the settings they set.
+PLUGIN_TABLE_KEYS = {
+    "local_cache_dir": "cache_dir",
+    "enable_market": "enable_market",
+    "market_api": "market_api",
+    "auto_check_update": "auto_check_update",
+    "update_check_interval": "update_check_interval",
+    "load_timeout": "load_timeout",
+    "max_plugin_size": "max_plugin_size",
+}
 #: Accepted values of :attr:`HostSettings.require_signature`.
 SIGNATURE_POLICIES = ("always", "never", "unless-allowlisted")
 
@@ -134,17 +145,22 @@ class HostSettings:
     signature_allowlist: tuple[str, ...] = ()
     #: Apply pending database migrations automatically when storage is opened.
     auto_migrate: bool = True
-    #: Read plugins from marketplaces (``plughost search``, ``install ID``, ``source=market``).
-    enable_market: bool = True
-    #: Base URL of the plughost server whose database keeps the marketplace's ratings,
-    #: reviews and download counts (``https://market.example.com``); empty: this server's.
+    #: Redis URL (``redis://host:6379/0``) through which the nodes of a cluster announce
+    #: changes to each other. Empty: PostgreSQL ``LISTEN/NOTIFY`` when the database is
+    #: PostgreSQL, else polling the database (see ``docs/deploy.md``).
+    redis_url: str = ""
+    #: This node's name in ``plughost nodes`` (default: the host name and port it serves on).
+    node_name: str = ""
+    #: The plugin marketplace's API address (Arcade's ``market_api``); empty: none configured.
     market_api: str = ""
-    #: Check the marketplaces for updates every ``update_check_interval`` seconds while
-    #: ``plughost serve`` runs, applying each plugin's update policy.
+    #: Whether installs from the marketplace are allowed (Arcade's ``enable_market``).
+    enable_market: bool = True
+    #: Whether the service checks for plugin updates on its own (Arcade's
+    #: ``auto_check_update``), every :attr:`update_check_interval` seconds.
     auto_check_update: bool = False
-    #: Seconds between scheduled update checks (Arcade's default: one day).
+    #: Seconds between automatic update checks (Arcade's ``update_check_interval``).
     update_check_interval: int = 86400
-    #: Seconds a plugin may take to load and activate before it is failed.
+    #: Seconds a plugin may take to load and activate (Arcade's ``load_timeout``).
     load_timeout: float = 30.0
     #: Hot reload: watch the plugin folders (``plugins_dir``) and reload a plugin when its
     #: files change (``plughost serve --watch`` turns it on too).
@@ -186,24 +202,23 @@ class HostSettings:
                 + ", ".join(SIGNATURE_POLICIES)
             )
         set_(self, "signature_allowlist", tuple(self.signature_allowlist))
-        for name in ("enable_market", "auto_check_update"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigurationError(
-                    f"{name}: expected true or false, got {getattr(self, name)!r}")
-        if isinstance(self.update_check_interval, bool) or not isinstance(
-                self.update_check_interval, int) or self.update_check_interval < 60:
-            raise ConfigurationError(
-                "update_check_interval: expected a whole number of seconds >= 60, got "
-                f"{self.update_check_interval!r}")
-        if isinstance(self.load_timeout, bool) or not isinstance(
-                self.load_timeout, (int, float)) or not 0 < self.load_timeout <= 3600:
-            raise ConfigurationError(
-                f"load_timeout: expected seconds between 0 and 3600, got {self.load_timeout!r}")
-        set_(self, "load_timeout", float(self.load_timeout))
-        if not isinstance(self.market_api, str) or (
-                self.market_api and not self.market_api.startswith(("https://", "http://"))):
-            raise ConfigurationError(
-                f"market_api: expected an http(s) URL, got {self.market_api!r}")
+        for name, kind in (("enable_market", bool), ("auto_check_update", bool)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigurationError(f"{name}: expected true or false, got "
+                                         f"{getattr(self, name)!r}")
+        for name in ("update_check_interval", "load_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigurationError(f"{name}: expected a positive number of seconds, got "
+                                         f"{value!r}")
+        for name in ("redis_url", "node_name", "market_api"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigurationError(f"{name}: expected a string, got "
+                                         f"{getattr(self, name)!r}")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://",
+                                                              "unix://")):
+            raise ConfigurationError(f"redis_url: {self.redis_url!r} is not a Redis URL; use "
+                                     "redis://host:6379/0 (or rediss://, unix://)")
         if not isinstance(self.watch, bool):
             raise ConfigurationError(f"watch: expected true or false, got {self.watch!r}")
         debounce = self.reload_debounce
@@ -261,11 +276,11 @@ class HostSettings:
             raise ConfigurationError(f"cannot read settings file {path}: {exc}") from None
         # Tables read by other parts of plughost share the file (observability, plugin config).
         data = {k: v for k, v in data.items() if k not in SHARED_TABLES}
+        service = data.pop("plugin", None)
         if set(data) == {"plughost"} and isinstance(data["plughost"], dict):
             data = data["plughost"]
-        if isinstance(data.get("plugin"), dict):
-            data = {**{k: v for k, v in data.items() if k != "plugin"},
-                    **_arcade_table(data["plugin"], path)}
+        if service is not None:
+            data = {**_plugin_table(service, source=str(path)), **data}
         data = {**data, **overrides}
         return cls.from_mapping(data, source=str(path))
 
@@ -297,12 +312,17 @@ class HostSettings:
         return cls.from_mapping({"home": home, **values}, source="environment")
 
 
-def _arcade_table(table: Mapping[str, Any], path: Path) -> dict[str, Any]:
-    """The Arcade-compatible ``[plugin]`` table: the same keys, with ``local_cache_dir`` for
-    ``cache_dir`` and a bare ``max_plugin_size`` number meaning megabytes (as in Arcade)."""
-    out = dict(table)
-    if "local_cache_dir" in out:
-        out["cache_dir"] = out.pop("local_cache_dir")
+def _plugin_table(table: Any, *, source: str) -> dict[str, Any]:
+    """The settings an Arcade-compatible ``[plugin]`` table sets (``max_plugin_size`` there
+    counts megabytes: ``100`` is 100 MiB). Keys it does not know are refused by name."""
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{source}: [plugin] must be a table of settings")
+    unknown = sorted(set(table) - set(PLUGIN_TABLE_KEYS))
+    if unknown:
+        raise ConfigurationError(
+            f"{source}: unknown key(s) in [plugin]: {', '.join(unknown)}; valid keys are "
+            + ", ".join(sorted(PLUGIN_TABLE_KEYS)))
+    out = {PLUGIN_TABLE_KEYS[k]: v for k, v in table.items()}
     size = out.get("max_plugin_size")
     if isinstance(size, int) and not isinstance(size, bool):
         out["max_plugin_size"] = size * 1024 * 1024
@@ -317,7 +337,7 @@ def _from_env_text(name: str, raw: str) -> Any:
             raise ConfigurationError(
                 f"PLUGHOST_KEEP_VERSIONS: expected a whole number, got {raw!r}"
             ) from None
-    if name in ("auto_migrate", "enable_market", "auto_check_update", "watch"):
+    if name in ("auto_migrate", "watch", "enable_market", "auto_check_update"):
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
@@ -325,18 +345,12 @@ def _from_env_text(name: str, raw: str) -> Any:
             return False
         raise ConfigurationError(
             f"PLUGHOST_{name.upper()}: expected 0/1/true/false, got {raw!r}")
-    if name == "update_check_interval":
+    if name in ("update_check_interval", "load_timeout"):
         try:
-            return int(raw)
+            return int(raw) if name == "update_check_interval" else float(raw)
         except ValueError:
             raise ConfigurationError(
-                f"PLUGHOST_UPDATE_CHECK_INTERVAL: expected whole seconds, got {raw!r}") from None
-    if name == "load_timeout":
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigurationError(
-                f"PLUGHOST_LOAD_TIMEOUT: expected seconds, got {raw!r}") from None
+                f"PLUGHOST_{name.upper()}: expected a number of seconds, got {raw!r}") from None
     if name == "reload_debounce":
         try:
             return float(raw)
