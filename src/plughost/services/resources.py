@@ -191,12 +191,14 @@ def plugin(info: Mapping[str, Any]) -> dict[str, Any]:
     data.setdefault("signed", None)
     data.setdefault("error", None)
     data.setdefault("warnings", [])
-    data["pluginId"] = data["id"]
-    data["pluginType"] = data.get("type", "")
-    data["checksum"] = data.get("sha256", "")
-    data["installTime"] = data["installed_at"]
-    data["updateTime"] = data["updated_at"]
-    data["isEnabled"] = bool(data.get("enabled"))
+    # The Arcade-compatible names (the facade's to_dict() carries them; the cluster work owns
+    # their values): filled in only where a record lacks them.
+    data.setdefault("pluginId", data["id"])
+    data.setdefault("pluginType", data.get("type", ""))
+    data.setdefault("checksum", data.get("sha256", ""))
+    data["installTime"] = iso(data.get("installTime", data["installed_at"]))
+    data["updateTime"] = iso(data.get("updateTime", data["updated_at"]))
+    data.setdefault("isEnabled", 1 if data.get("enabled") else 0)
     if "versions" in data:
         data["versions"] = [version(v) for v in data["versions"]]
     return data
@@ -324,7 +326,9 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
          "error": {"type": ["object", "null"]},
          "warnings": {"type": "array", "items": _STR},
          "pluginId": _STR, "pluginType": _STR, "checksum": _STR, "installTime": _TIME,
-         "updateTime": _TIME, "isEnabled": {"type": "boolean"}},
+         "updateTime": _TIME,
+         "isEnabled": {"type": "integer", "description": "Arcade: 0 disabled, 1 enabled, "
+                                                         "2 error"}},
         description="An installed plugin: plughost's fields and the Arcade-compatible names "
                     "beside them."),
     "version": _obj({"plugin_id": _STR, "version": _STR, "current": {"type": "boolean"},

@@ -111,7 +111,7 @@ def test_every_command_prints_its_documented_shape(cli: Callable[..., Any],
     # install and the plugin commands
     installed = cli("install", v1, kind="plugin")
     assert (installed["state"], installed["pluginId"], installed["isEnabled"]) == (
-        "active", "hello", True)
+        "active", "hello", 1)
     assert cli("list", kind="plugin", page=True)["items"][0]["id"] == "hello"
     assert cli("list", kind="plugin", plain=True)[0][:3] == ["hello", "1.0.0", "active"]
     assert cli("info", "hello", kind="plugin")["signed"] is True

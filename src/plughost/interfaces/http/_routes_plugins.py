@@ -20,8 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from plughost.core.manifest import manifest_from_dict
-from plughost.errors import ManifestError, RequestInvalid
+from plughost.errors import RequestInvalid
 from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
     ArcadeStatus,
@@ -50,7 +49,7 @@ from plughost.interfaces.tokens import Principal
 from plughost.services import resources
 from plughost.services.sources import parse_package_url
 
-__all__ = ["plugin_dict", "router"]
+__all__ = ["router"]
 
 log = logging.getLogger("plughost.server")
 
@@ -76,7 +75,11 @@ _PACKAGE_FORM = {
                                  "description": "source=local: the package (zip) or plugin file."},
                         "url": {"type": "string", "description": "source=url: an https URL."},
                         "marketId": {"type": "string",
-                                     "description": "source=market: the marketplace id."},
+                                     "description": "source=market: the plugin id (or "
+                                                    "id@range), installed with its "
+                                                    "dependencies."},
+                        "version": {"type": "string",
+                                    "description": "source=market: a version or range."},
                         "manifest": {"type": "string",
                                      "description": "Optional manifest JSON (Arcade shape)."},
                         "sha256": {"type": "string",
@@ -101,6 +104,7 @@ _PACKAGE_FORM = {
                         "source": {"type": "string", "enum": ["url", "market"]},
                         "url": {"type": "string"},
                         "marketId": {"type": "string"},
+                        "version": {"type": "string"},
                         "sha256": {"type": "string"},
                         "enable": {"type": "boolean", "default": True},
                         "activate": {"type": "boolean", "default": True},
@@ -117,19 +121,10 @@ _PACKAGE_FORM = {
 }
 
 
-def arcade_status(state: str, enabled: bool) -> int:
-    """Arcade's status: 2 error, 1 enabled, 0 disabled."""
-    if state == "failed":
-        return ArcadeStatus.error
-    return ArcadeStatus.enabled if enabled else ArcadeStatus.disabled
-
-
 def plugin_dict(info: dict[str, Any]) -> dict[str, Any]:
     """The plugin resource (:func:`plughost.services.resources.plugin`: plughost's fields and
     the Arcade-compatible names beside them) plus Arcade's ``status``."""
-    data = resources.plugin(info)
-    data["status"] = arcade_status(data.get("state", ""), bool(data.get("enabled")))
-    return data
+    return resources.plugin(info)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -207,16 +202,13 @@ async def validate_manifest(
                     "entryPoint, configSchema, ...).",
         examples=[{"name": "slack-notify", "version": "1.0.0", "pluginType": "notify",
                    "entryPoint": "slack:SlackNotifier"}])],
+    request: Request,
     _: Principal = requires("viewer"),
 ) -> dict[str, Any]:
-    """Check a manifest without installing anything: ``valid``, every problem with its path
-    and code, and the normalised manifest when valid."""
-    try:
-        parsed = manifest_from_dict(manifest, source="request")
-    except ManifestError as exc:
-        return {"valid": False, "problems": [p.to_dict() for p in exc.problems],
-                "manifest": None}
-    return {"valid": True, "problems": [], "manifest": parsed.to_dict()}
+    """Check a manifest without installing anything, as install would: ``valid``, every
+    problem with its path and code (the manifest, permission scopes, host-version
+    compatibility, dependencies, runtime), and the normalised manifest when valid."""
+    return (await api_state(request).service.check_manifest(manifest)).to_dict()
 
 
 @router.get("/{plugin_id}", summary="Plugin details", response_model=PluginDetailOut)
@@ -225,7 +217,7 @@ async def get_plugin(request: Request, plugin_id: PluginId,
     """Everything about one plugin: manifest, path, versions, dependencies and dependents,
     configuration (secrets redacted), granted permissions, counters."""
     detail = await api_state(request).service.get(plugin_id)
-    return plugin_dict(detail.to_dict())
+    return detail.to_dict()
 
 
 @router.get("/{plugin_id}/versions", summary="Kept versions of a plugin",
@@ -247,7 +239,7 @@ async def get_plugin_info(request: Request, plugin_id: PluginId,
                           _: Principal = requires("viewer")) -> dict[str, Any]:
     """The same as ``GET /plugins/{id}``, under the path other plugin managers use."""
     detail = await api_state(request).service.get(plugin_id)
-    return plugin_dict(detail.to_dict())
+    return detail.to_dict()
 
 
 @router.get("/{plugin_id}/health", summary="Ask a plugin whether it is healthy",
@@ -268,7 +260,7 @@ async def enable(request: Request, plugin_id: PluginId,
     """Persistently enable the plugin and activate it now."""
     info = await api_state(request).service.enable(plugin_id, actor=who.actor)
     log.info("enabled plugin: %s", plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/disable", summary="Disable a plugin", response_model=PluginOut)
@@ -278,7 +270,7 @@ async def disable(request: Request, plugin_id: PluginId,
     configuration stay."""
     info = await api_state(request).service.disable(plugin_id, actor=who.actor)
     log.info("disabled plugin: %s", plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/activate", summary="Activate a plugin now", response_model=PluginOut)
@@ -286,7 +278,7 @@ async def activate(request: Request, plugin_id: PluginId,
                    _: Principal = requires("operator")) -> dict[str, Any]:
     """Activate an enabled plugin now (its dependencies first)."""
     info = await api_state(request).service.activate(plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/start", summary="Start a plugin (= activate)",
@@ -295,7 +287,7 @@ async def start(request: Request, plugin_id: PluginId,
                 _: Principal = requires("operator")) -> dict[str, Any]:
     """Start: activate the plugin now."""
     info = await api_state(request).service.activate(plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/stop", summary="Stop a plugin (= deactivate)",
@@ -304,7 +296,7 @@ async def stop(request: Request, plugin_id: PluginId,
                _: Principal = requires("operator")) -> dict[str, Any]:
     """Stop: deactivate the plugin (it stays enabled)."""
     info = await api_state(request).service.deactivate(plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/deactivate", summary="Deactivate a plugin",
@@ -317,7 +309,7 @@ async def deactivate(
 ) -> dict[str, Any]:
     """Deactivate a running plugin; it stays enabled and starts again at the next start."""
     info = await api_state(request).service.deactivate(plugin_id, cascade=cascade)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/rollback", summary="Roll back to a kept version",
@@ -434,11 +426,22 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
                              "url) or market (with marketId)", details={"field": "source"})
     if source == "market":
         market_id = _text(fields.get("marketId"), "marketId")
-        raise RequestInvalid(
-            "no marketplace is configured on this server, so source=market cannot install "
-            f"{market_id or 'anything'}; upload the package (source=local) or give its URL "
-            "(source=url)", code="marketplace.unavailable",
-            details={"marketId": market_id})
+        version = _text(fields.get("version"), "version")
+        if market_id is None:
+            raise RequestInvalid("source=market needs the field 'marketId' (the plugin id, "
+                                 "or id@range)", details={"field": "marketId"})
+        if not api.settings.enable_market or not await asyncio.to_thread(_has_markets, api):
+            raise RequestInvalid(
+                "no marketplace is configured on this server, so source=market cannot "
+                f"install {market_id}; add one (`plughost market add NAME URL --root "
+                "root.json`), upload the package (source=local) or give its URL (source=url)",
+                code="marketplace.unavailable", details={"marketId": market_id})
+        request_text = f"{market_id}@{version}" if version and "@" not in market_id \
+            else market_id
+        from plughost.services.market.plan import parse_request
+
+        parse_request(request_text)  # refuse a malformed request now, not in the background
+        return _PackageRequest("market", request_text, sha256, enable, activate_, None)
     if source == "url":
         url = _text(fields.get("url"), "url")
         if url is None:
@@ -474,6 +477,12 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
                            force)
 
 
+def _has_markets(api: ApiState) -> bool:
+    from plughost.services.market.client import MarketClient
+
+    return bool(MarketClient(api.settings.home).sources())
+
+
 def _accepted(op: dict[str, Any]) -> JSONResponse:
     return JSONResponse(op, status_code=202,
                         headers={"Location": f"/api/v1/operations/{op['id']}"})
@@ -497,9 +506,17 @@ async def install(request: Request, async_: AsyncFlag = False,
 
     async def work(progress: Any = None) -> Any:
         try:
-            result = await api.service.install(
-                pkg.location, sha256=pkg.sha256, enable=pkg.enable, activate=pkg.activate,
-                progress=progress, actor=who.actor, allow_unsigned=pkg.allow_unsigned)
+            if pkg.source == "market":
+                from plughost.interfaces.http._routes_market import market_of
+
+                done = await market_of(api).install(str(pkg.location), actor=who.actor,
+                                                    activate=pkg.activate)
+                result = done.installed[-1]
+            else:
+                result = await api.service.install(
+                    pkg.location, sha256=pkg.sha256, enable=pkg.enable,
+                    activate=pkg.activate, progress=progress, actor=who.actor,
+                    allow_unsigned=pkg.allow_unsigned)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         # Arcade's log lines, from what the install did
@@ -535,9 +552,14 @@ async def update(request: Request, plugin_id: PluginId, async_: AsyncFlag = Fals
 
     async def work(progress: Any = None) -> Any:
         try:
-            result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
-                                              progress=progress, actor=who.actor,
-                                              force=pkg.force)
+            if pkg.source == "market":
+                from plughost.interfaces.http._routes_market import market_of
+
+                result = await market_of(api).update(plugin_id, actor=who.actor)
+            else:
+                result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
+                                                  progress=progress, actor=who.actor,
+                                                  force=pkg.force)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         log.info("plugin updated successfully: %s (v%s -> v%s)", plugin_id,
