@@ -231,10 +231,11 @@ def new_page(browser: Browser) -> Iterator[NewPage]:
             context.close()
 
 
-def shoot(page: Page, name: str) -> None:
-    """Save a screenshot of the page for docs/dashboard.md."""
+def shoot(page: Page, name: str, *, full: bool = True) -> None:
+    """Save a screenshot of the page (the whole page, or what the window shows) for
+    docs/dashboard.md."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full, timeout=60_000)
 
 
 def http_status(code: int) -> str:

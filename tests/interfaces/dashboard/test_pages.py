@@ -144,7 +144,7 @@ def test_api_reference_works_without_the_internet(site: Site, new_page: NewPage)
     page.goto(site.url + "/docs")
     expect(page.locator(".swagger-ui")).to_be_visible()
     expect(page.get_by_text("/api/v1/whoami", exact=True).first).to_be_visible(timeout=60_000)
-    shoot(page, "api-reference")
+    shoot(page, "api-reference", full=False)
     assert outside == []
 
 
