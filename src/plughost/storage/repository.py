@@ -391,6 +391,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
                 setattr(row, f.name, dict(value) if isinstance(value, Mapping) else value)
             row.installed_at = version.installed_at or self._now()
             s.flush()
+            self._record_change(s, "version", version.plugin_id, "replace",
+                                {"version": version.version})
             return old, to_record(StoredVersion, row)
 
     def get_version(self, plugin_id: str, version: str) -> StoredVersion | None:
