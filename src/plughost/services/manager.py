@@ -43,6 +43,7 @@ from plughost.errors import (
     InstallError,
     OperationRefused,
     PlughostError,
+    PluginNotFound,
     PluginUnavailable,
 )
 from plughost.host import HINTS as HOST_HINTS
@@ -962,13 +963,61 @@ class PluginService:
             raise
         return UninstallResult(tuple(removed), versions)
 
+    async def _development(self, plugin_id: str) -> PluginRecord | None:
+        """The host's record of a plugin from a development folder (no database row), or
+        ``None`` for an installed one. Neither: :class:`PluginNotFound`."""
+        if await asyncio.to_thread(self.repository.get_plugin, plugin_id) is not None:
+            return None
+        record = self.host.registry.find(plugin_id)
+        if record is None:
+            raise PluginNotFound(
+                f"no plugin {plugin_id!r} is installed or in a development folder; "
+                "`plughost list` shows them", plugin_id=plugin_id)
+        return record
+
+    async def _toggle_development(self, record: PluginRecord, enable: bool, activate: bool,
+                                  actor: str) -> PluginInfo:
+        """Enable or disable a development plugin in the running host (it has no database row:
+        the change lasts until the service restarts), with an audit entry."""
+        if enable:
+            await self.host.enable(record.id, activate=activate)
+        else:
+            await self.host.disable(record.id)
+        await asyncio.to_thread(
+            self.repository.append_audit, "plugin.enable" if enable else "plugin.disable",
+            actor=actor, plugin_id=record.id, details={"development": True})
+        return _info_from_record(record)
+
+    async def reload(self, plugin_id: str, *, actor: str = "") -> ReloadResult:
+        """Hot reload a plugin from its files (a watched development folder: its current
+        contents, as a save would), handing its state over; on failure the running version
+        keeps serving and the error is raised. Audited like every reload."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            installed = await self._development(plugin_id) is None
+            host = self.host
+            host.registry.get(plugin_id)  # installed but not registered: PluginNotFound
+            if host.source_of(plugin_id) is not None:
+                result = await host.reload_source(plugin_id)
+                if result is None:  # the files did not change: reload them anyway
+                    result = await host.reload(plugin_id)
+            else:
+                result = await host.reload(plugin_id)
+            if installed:
+                await self._persist_states([plugin_id])
+        return result
+
     async def enable(self, plugin_id: str, *, activate: bool = True,
                      actor: str = "") -> PluginInfo:
         """Persistently enable a plugin and (unless ``activate=False``) activate it now.
 
         A plugin that cannot be resolved or activated is refused with that error and stays
-        disabled (nothing is recorded)."""
+        disabled (nothing is recorded). A development plugin is enabled in the running host."""
         self._check_open()
+        development = await self._development(plugin_id)
+        if development is not None:
+            async with self._serialised(plugin_id):
+                return await self._toggle_development(development, True, activate, actor)
         async with self._serialised(plugin_id):
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             host = self.host
@@ -1002,8 +1051,13 @@ class PluginService:
 
     async def disable(self, plugin_id: str, *, actor: str = "") -> PluginInfo:
         """Persistently disable a plugin: deactivated and unloaded now, not loaded at start,
-        still installed. Refused while enabled plugins require it (naming them)."""
+        still installed. Refused while enabled plugins require it (naming them). A development
+        plugin is disabled in the running host."""
         self._check_open()
+        development = await self._development(plugin_id)
+        if development is not None:
+            async with self._serialised(plugin_id):
+                return await self._toggle_development(development, False, False, actor)
         async with self._serialised(plugin_id):
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             host = self.host

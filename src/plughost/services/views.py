@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from plughost.services.updater import VersionInfo
 
 if TYPE_CHECKING:
+    from plughost.host import ReloadResult
     from plughost.services.installer import InstallResult, UninstallResult
     from plughost.services.sources import Progress
     from plughost.services.updater import UpdateResult
@@ -146,6 +147,8 @@ class PluginManagement(Protocol):
 
     async def rollback(self, plugin_id: str, to: str | None = None, *,
                        actor: str = "") -> UpdateResult: ...
+
+    async def reload(self, plugin_id: str, *, actor: str = "") -> ReloadResult: ...
 
     async def uninstall(self, plugin_id: str, *, cascade: bool = False,
                         keep_data: bool = False, actor: str = "") -> UninstallResult: ...

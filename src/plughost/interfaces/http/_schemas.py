@@ -186,6 +186,20 @@ class UpdateOut(_Out):
     message: str = ""
 
 
+class ReloadOut(_Out):
+    plugin_id: str
+    from_version: str
+    to_version: str
+    state: str
+    ok: bool
+    swapped: bool = True
+    seconds: float = 0.0
+    load_seconds: float = 0.0
+    switch_seconds: float = 0.0
+    warnings: list[str] = Field(default_factory=list)
+    message: str = ""
+
+
 class UninstallOut(_Out):
     removed: list[str]
     versions: dict[str, list[str]] = Field(default_factory=dict)
