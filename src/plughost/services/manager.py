@@ -45,6 +45,7 @@ from plughost.errors import (
     PlughostError,
     PluginNotFound,
     PluginUnavailable,
+    ReloadError,
 )
 from plughost.host import HINTS as HOST_HINTS
 from plughost.host import PluginHost, ReloadResult
@@ -1006,6 +1007,20 @@ class PluginService:
             if installed:
                 await self._persist_states([plugin_id])
         return result
+
+    async def rollback_build(self, plugin_id: str, ref: str | None = None, *,
+                             actor: str = "") -> ReloadResult:
+        """Reload a watched development plugin to one of its kept good builds (``ref``: a
+        digest prefix or a version; default: the one before the current)."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            await self._development(plugin_id)
+            if self.host.source_of(plugin_id) is None:
+                raise ReloadError(
+                    f"{plugin_id} is not a watched development plugin, so it has no builds; "
+                    "an installed plugin rolls back to a kept version (--to)",
+                    plugin_id=plugin_id, code="reload.no_build")
+            return await self.host.rollback_build(plugin_id, ref)
 
     async def enable(self, plugin_id: str, *, activate: bool = True,
                      actor: str = "") -> PluginInfo:

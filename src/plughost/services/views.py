@@ -150,6 +150,9 @@ class PluginManagement(Protocol):
 
     async def reload(self, plugin_id: str, *, actor: str = "") -> ReloadResult: ...
 
+    async def rollback_build(self, plugin_id: str, ref: str | None = None, *,
+                             actor: str = "") -> ReloadResult: ...
+
     async def uninstall(self, plugin_id: str, *, cascade: bool = False,
                         keep_data: bool = False, actor: str = "") -> UninstallResult: ...
 

@@ -73,3 +73,30 @@ async def test_development_plugin_is_reloaded_enabled_and_disabled_through_the_a
     assert ("plugin.disable", "ok") in actions and ("plugin.enable", "ok") in actions
     missing = await api.client.post("/api/v1/plugins/nobody/reload")
     assert missing.status_code == 404
+
+
+async def test_a_watched_development_plugin_rolls_back_to_a_kept_build(tmp_path: Path) -> None:
+    from tests.interfaces.http.conftest import open_api
+
+    settings = HostSettings(home=tmp_path / "home", require_signature="never", watch=True,
+                            reload_debounce=0.05)
+    folder = settings.plugins_dir / "devplug"
+    write(folder, "1.0.0", "v1")
+    apis = open_api(settings)
+    api = await anext(apis)
+    try:
+        ping = "/api/v1/commands/devplug.ping"
+        assert (await api.client.post(ping)).json()["result"] == ["v1", 1]
+        write(folder, "1.1.0", "v2")
+        r = await api.client.post("/api/v1/plugins/devplug/reload")
+        assert r.status_code == 200, r.text
+        assert (await api.client.post(ping)).json()["result"] == ["v2", 2]
+        r = await api.client.post("/api/v1/plugins/devplug/rollback",
+                                  json={"build": "previous"})
+        assert r.status_code == 200, r.text
+        assert (r.json()["from_version"], r.json()["to_version"]) == ("1.1.0", "1.0.0")
+        assert (await api.client.post(ping)).json()["result"] == ["v1", 3]
+        r = await api.client.post("/api/v1/plugins/devplug/rollback", json={"build": "9.9.9"})
+        assert r.status_code == 400 and "reload.no_build" in r.text
+    finally:
+        await apis.aclose()

@@ -309,6 +309,15 @@ class RemoteBackend:
         return _update_result(await self._call("POST", f"/plugins/{plugin_id}/rollback",
                                                json={"to": to}))
 
+    async def rollback_build(self, plugin_id: str, ref: str | None = None, *,
+                             actor: str = "") -> ReloadResult:
+        from plughost.host import ReloadResult
+
+        d = await self._call("POST", f"/plugins/{plugin_id}/rollback",
+                             json={"build": ref or "previous"})
+        return ReloadResult(d["plugin_id"], d["from_version"], d["to_version"], d["state"],
+                            True, None, float((d.get("timings") or {}).get("reload") or 0))
+
     async def reload(self, plugin_id: str, *, actor: str = "") -> ReloadResult:
         from plughost.host import ReloadResult
 

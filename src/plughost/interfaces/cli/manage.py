@@ -190,13 +190,29 @@ def rollback_cmd(
     to: Annotated[str | None, typer.Option(
         "--to", help="The kept version to return to (default: the previous one).",
         metavar="VERSION", show_default=False)] = None,
+    build: Annotated[str | None, typer.Option(
+        "--build", help="A development plugin on a server watching its folder: reload a kept "
+        "good build (digest prefix, version, or 'previous').", metavar="REF",
+        show_default=False)] = None,
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Return to a kept version (`plughost versions ID` lists them)."""
+    """Return to a kept version (`plughost versions ID` lists them), or with --build to a
+    kept good build of a development plugin."""
     with handle_errors(as_json=as_json):
+        if build is not None:
+            ref = None if build == "previous" else build
+            reloaded = _with_service(
+                target(home, server, token),
+                lambda svc: svc.rollback_build(plugin_id, ref, actor="cli"))
+            if as_json:
+                print_json(reloaded.to_dict())
+            else:
+                console.print(f"[green]✓[/] {plugin_id} back to build {build} "
+                              f"({reloaded.from_version} → {reloaded.to_version})")
+            return
         result = _with_service(target(home, server, token),
                                lambda svc: svc.rollback(plugin_id, to, actor="cli"))
     _print_switch(result, "rolled back", as_json)

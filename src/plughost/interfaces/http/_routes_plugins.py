@@ -309,7 +309,15 @@ async def deactivate(
 async def rollback(request: Request, plugin_id: PluginId,
                    body: Annotated[RollbackIn | None, Body()] = None,
                    who: Principal = requires("admin")) -> dict[str, Any]:
-    """Switch back to a kept version (``to``, or the previous one), handing state over."""
+    """Switch back to a kept version (``to``, or the previous one), handing state over; for a
+    development plugin, ``build`` reloads one of its kept good builds."""
+    if body is not None and body.build is not None:
+        reloaded = await api_state(request).service.rollback_build(
+            plugin_id, None if body.build == "previous" else body.build, actor=who.actor)
+        return {"plugin_id": plugin_id, "from_version": reloaded.from_version,
+                "to_version": reloaded.to_version, "state": reloaded.state, "pruned": [],
+                "timings": {"reload": reloaded.seconds},
+                "message": f"reloaded {plugin_id} build {body.build}"}
     result = await api_state(request).service.rollback(
         plugin_id, body.to if body else None, actor=who.actor)
     data: dict[str, Any] = result.to_dict()

@@ -209,6 +209,10 @@ class UninstallOut(_Out):
 class RollbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str | None = Field(None, description="Version to go back to; default: the previous one.")
+    build: str | None = Field(
+        None, max_length=64,
+        description="A development plugin: the kept good build to reload (digest prefix or "
+                    "version; 'previous' for the one before the current).")
 
 
 class MetricOut(_Out):
