@@ -77,7 +77,7 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     ├── InstallError                               code: install.* (exists too_large
     │   │                                         source wrong_plugin same_version
     │   │                                         not_kept health state activate policy
-    │   │                                         conflict inconsistent)
+    │   │                                         conflict inconsistent platform)
     │   └── DownloadError                          code: download.* (url scheme address
     │                                                redirect status too_large timeout
     │                                                failed)
@@ -101,7 +101,8 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     └── InstallError                               code: install.* (exists too_large
         │                                            source wrong_plugin same_version
         │                                            not_kept health state dependent policy
-        │                                            conflict inconsistent files_missing)
+        │                                            conflict inconsistent files_missing
+        │                                            platform)
         └── DownloadError                          code: download.* (url scheme address
                                                      redirect status too_large timeout
                                                      failed)

@@ -20,6 +20,7 @@ __all__ = [
     "Operation",
     "PermissionRequest",
     "StoredConfig",
+    "StoredNode",
     "StoredPlugin",
     "StoredVersion",
     "TrustedKey",
@@ -258,6 +259,23 @@ class TrustedKey:
     added_by: str = ""
     added_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredNode:
+    """A ``plughost serve`` sharing the database, as of its last heartbeat."""
+
+    id: str
+    """Its owner id: the node lives while its owner lease is held."""
+    name: str
+    url: str
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    applied_seq: int
+    plugins: Mapping[str, str]
+    """``{plugin id: live state}`` on that node."""
+    info: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

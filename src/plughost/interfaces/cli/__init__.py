@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "perms",
     "observe",
     "serve",
+    "cluster",
     "token",
     "devloop",
 ]

@@ -20,8 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from plughost.core.manifest import manifest_from_dict
-from plughost.errors import ManifestError, RequestInvalid
+from plughost.errors import RequestInvalid
 from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
     ArcadeStatus,
@@ -49,7 +48,7 @@ from plughost.interfaces.http._uploads import (
 from plughost.interfaces.tokens import Principal
 from plughost.services.sources import parse_package_url
 
-__all__ = ["plugin_dict", "router"]
+__all__ = ["router"]
 
 log = logging.getLogger("plughost.server")
 
@@ -108,19 +107,6 @@ _PACKAGE_FORM = {
 }
 
 
-def arcade_status(state: str, enabled: bool) -> int:
-    """Arcade's status: 2 error, 1 enabled, 0 disabled."""
-    if state == "failed":
-        return ArcadeStatus.error
-    return ArcadeStatus.enabled if enabled else ArcadeStatus.disabled
-
-
-def plugin_dict(info: dict[str, Any]) -> dict[str, Any]:
-    """A facade plugin dict plus Arcade's names."""
-    return {**info, "pluginId": info["id"], "pluginType": info.get("type", ""),
-            "status": arcade_status(info.get("state", ""), bool(info.get("enabled")))}
-
-
 # ---------------------------------------------------------------------------- reading
 
 
@@ -158,12 +144,12 @@ async def _list(service: Any, pluginType: str | None, status_: ArcadeStatus | No
     if status_ is None:
         page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
                                           q=q, limit=limit, offset=offset)
-        items = [plugin_dict(p.to_dict()) for p in page.items]
+        items = [p.to_dict() for p in page.items]
         return {"items": items, "total": page.total, "limit": limit, "offset": offset}
     # status is derived from (state, enabled): filter the full match, then page it.
     page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
                                       q=q, limit=1_000_000, offset=0)
-    items = [d for p in page.items if (d := plugin_dict(p.to_dict()))["status"] == status_]
+    items = [d for p in page.items if (d := p.to_dict())["status"] == status_]
     return {"items": items[offset:offset + limit], "total": len(items), "limit": limit,
             "offset": offset}
 
@@ -195,16 +181,13 @@ async def validate_manifest(
                     "entryPoint, configSchema, ...).",
         examples=[{"name": "slack-notify", "version": "1.0.0", "pluginType": "notify",
                    "entryPoint": "slack:SlackNotifier"}])],
+    request: Request,
     _: Principal = requires("viewer"),
 ) -> dict[str, Any]:
-    """Check a manifest without installing anything: ``valid``, every problem with its path
-    and code, and the normalised manifest when valid."""
-    try:
-        parsed = manifest_from_dict(manifest, source="request")
-    except ManifestError as exc:
-        return {"valid": False, "problems": [p.to_dict() for p in exc.problems],
-                "manifest": None}
-    return {"valid": True, "problems": [], "manifest": parsed.to_dict()}
+    """Check a manifest without installing anything, as install would: ``valid``, every
+    problem with its path and code (the manifest, permission scopes, host-version
+    compatibility, dependencies, runtime), and the normalised manifest when valid."""
+    return (await api_state(request).service.check_manifest(manifest)).to_dict()
 
 
 @router.get("/{plugin_id}", summary="Plugin details", response_model=PluginDetailOut)
@@ -213,7 +196,7 @@ async def get_plugin(request: Request, plugin_id: PluginId,
     """Everything about one plugin: manifest, path, versions, dependencies and dependents,
     configuration (secrets redacted), granted permissions, counters."""
     detail = await api_state(request).service.get(plugin_id)
-    return plugin_dict(detail.to_dict())
+    return detail.to_dict()
 
 
 @router.get("/{plugin_id}/versions", summary="Kept versions of a plugin",
@@ -231,7 +214,7 @@ async def get_plugin_info(request: Request, plugin_id: PluginId,
                           _: Principal = requires("viewer")) -> dict[str, Any]:
     """The same as ``GET /plugins/{id}``, under the path other plugin managers use."""
     detail = await api_state(request).service.get(plugin_id)
-    return plugin_dict(detail.to_dict())
+    return detail.to_dict()
 
 
 @router.get("/{plugin_id}/health", summary="Ask a plugin whether it is healthy",
@@ -252,7 +235,7 @@ async def enable(request: Request, plugin_id: PluginId,
     """Persistently enable the plugin and activate it now."""
     info = await api_state(request).service.enable(plugin_id, actor=who.actor)
     log.info("enabled plugin: %s", plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/disable", summary="Disable a plugin", response_model=PluginOut)
@@ -262,7 +245,7 @@ async def disable(request: Request, plugin_id: PluginId,
     configuration stay."""
     info = await api_state(request).service.disable(plugin_id, actor=who.actor)
     log.info("disabled plugin: %s", plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/activate", summary="Activate a plugin now", response_model=PluginOut)
@@ -270,7 +253,7 @@ async def activate(request: Request, plugin_id: PluginId,
                    _: Principal = requires("operator")) -> dict[str, Any]:
     """Activate an enabled plugin now (its dependencies first)."""
     info = await api_state(request).service.activate(plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/start", summary="Start a plugin (= activate)",
@@ -279,7 +262,7 @@ async def start(request: Request, plugin_id: PluginId,
                 _: Principal = requires("operator")) -> dict[str, Any]:
     """Start: activate the plugin now."""
     info = await api_state(request).service.activate(plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/stop", summary="Stop a plugin (= deactivate)",
@@ -288,7 +271,7 @@ async def stop(request: Request, plugin_id: PluginId,
                _: Principal = requires("operator")) -> dict[str, Any]:
     """Stop: deactivate the plugin (it stays enabled)."""
     info = await api_state(request).service.deactivate(plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/deactivate", summary="Deactivate a plugin",
@@ -301,7 +284,7 @@ async def deactivate(
 ) -> dict[str, Any]:
     """Deactivate a running plugin; it stays enabled and starts again at the next start."""
     info = await api_state(request).service.deactivate(plugin_id, cascade=cascade)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/rollback", summary="Roll back to a kept version",
