@@ -240,6 +240,8 @@ class Manifest:
     config_schema: Mapping[str, Any] | None = None
     """JSON Schema of the plugin's configuration."""
     config_defaults: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    params_schema: Mapping[str, Any] | None = None
+    """JSON Schema of the parameters the plugin's calls take (Arcade's ``paramsSchema``)."""
     limits: Limits = Limits()
     resources: Resources = Resources()
     extras: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
@@ -410,6 +412,9 @@ FIELDS: Final[tuple[_Field, ...]] = (
            "`configSchema`.", "none"),
         _f("defaults", "object", "Default configuration values. Arcade: `defaultConfig`.", "{}"),
     )),
+    _f("params-schema", "schema", "JSON Schema (an object) of the parameters the plugin's "
+       "calls take; checked as a schema and shown in the API. Arcade: `paramsSchema`.",
+       "none"),
     _f("limits", "table", "Resource limits enforced by runtimes that can (others say so at "
        "load time).", "{}", children=(
         _f("timeout", "seconds", "Seconds per call: a number or `\"500ms\"`, `\"2s\"`, "
