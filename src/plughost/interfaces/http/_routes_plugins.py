@@ -24,6 +24,7 @@ from plughost.errors import RequestInvalid
 from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
     ArcadeStatus,
+    CursorQuery,
     HealthCheckOut,
     InstallOut,
     MetricOut,
@@ -37,7 +38,7 @@ from plughost.interfaces.http._schemas import (
     UninstallOut,
     UpdateOut,
     ValidateManifestOut,
-    VersionOut,
+    VersionPage,
 )
 from plughost.interfaces.http._state import ApiState, api_state, requires
 from plughost.interfaces.http._uploads import (
@@ -46,6 +47,7 @@ from plughost.interfaces.http._uploads import (
     save_upload,
 )
 from plughost.interfaces.tokens import Principal
+from plughost.services import resources
 from plughost.services.sources import parse_package_url
 
 __all__ = ["router"]
@@ -74,13 +76,21 @@ _PACKAGE_FORM = {
                                  "description": "source=local: the package (zip) or plugin file."},
                         "url": {"type": "string", "description": "source=url: an https URL."},
                         "marketId": {"type": "string",
-                                     "description": "source=market: the marketplace id."},
+                                     "description": "source=market: the plugin id (or "
+                                                    "id@range), installed with its "
+                                                    "dependencies."},
+                        "version": {"type": "string",
+                                    "description": "source=market: a version or range."},
                         "manifest": {"type": "string",
                                      "description": "Optional manifest JSON (Arcade shape)."},
                         "sha256": {"type": "string",
                                    "description": "Optional expected SHA-256 of the package."},
                         "enable": {"type": "boolean", "default": True},
                         "activate": {"type": "boolean", "default": True},
+                        "allow_unsigned": {
+                            "type": "boolean", "default": False,
+                            "description": "Install it even though it is not signed (for a "
+                                           "plugin in development; recorded in the audit log)."},
                         "force": {"type": "boolean", "default": False,
                                   "description": "Update only: reinstall a version that is "
                                                  "already installed."},
@@ -95,9 +105,14 @@ _PACKAGE_FORM = {
                         "source": {"type": "string", "enum": ["url", "market"]},
                         "url": {"type": "string"},
                         "marketId": {"type": "string"},
+                        "version": {"type": "string"},
                         "sha256": {"type": "string"},
                         "enable": {"type": "boolean", "default": True},
                         "activate": {"type": "boolean", "default": True},
+                        "allow_unsigned": {
+                            "type": "boolean", "default": False,
+                            "description": "Install it even though it is not signed (for a "
+                                           "plugin in development; recorded in the audit log)."},
                         "force": {"type": "boolean", "default": False},
                     },
                 },
@@ -105,6 +120,12 @@ _PACKAGE_FORM = {
         },
     },
 }
+
+
+def plugin_dict(info: dict[str, Any]) -> dict[str, Any]:
+    """The plugin resource (:func:`plughost.services.resources.plugin`: plughost's fields and
+    the Arcade-compatible names beside them) plus Arcade's ``status``."""
+    return resources.plugin(info)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -122,12 +143,14 @@ async def list_plugins(
     q: Annotated[str | None, Query(description="Text in id, name or description.",
                                    max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: CursorQuery = None,
     _: Principal = requires("viewer"),
 ) -> Response:
     """Arcade's plugin list with its ``pluginType`` and ``status`` filters, plus ``state``, ``q``
-    and pagination (``limit``, ``offset``; ``total`` counts every match)."""
+    and pagination (``limit``, ``cursor`` = the previous page's ``next_cursor``; ``total``
+    counts every match)."""
     api = api_state(request)
+    offset = resources.offset_of(cursor)
 
     async def compute() -> bytes:
         data = await _list(api.service, pluginType, status_, state, enabled, q, limit, offset)
@@ -144,14 +167,13 @@ async def _list(service: Any, pluginType: str | None, status_: ArcadeStatus | No
     if status_ is None:
         page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
                                           q=q, limit=limit, offset=offset)
-        items = [p.to_dict() for p in page.items]
-        return {"items": items, "total": page.total, "limit": limit, "offset": offset}
+        items = [plugin_dict(p.to_dict()) for p in page.items]
+        return resources.offset_page(items, offset, total=page.total)
     # status is derived from (state, enabled): filter the full match, then page it.
     page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
                                       q=q, limit=1_000_000, offset=0)
-    items = [d for p in page.items if (d := p.to_dict())["status"] == status_]
-    return {"items": items[offset:offset + limit], "total": len(items), "limit": limit,
-            "offset": offset}
+    items = [d for p in page.items if (d := plugin_dict(p.to_dict()))["status"] == status_]
+    return resources.offset_page(items[offset:offset + limit], offset, total=len(items))
 
 
 @router.get("/metrics", summary="Per-plugin runtime metrics", response_model=list[MetricOut])
@@ -200,12 +222,16 @@ async def get_plugin(request: Request, plugin_id: PluginId,
 
 
 @router.get("/{plugin_id}/versions", summary="Kept versions of a plugin",
-            response_model=list[VersionOut])
+            response_model=VersionPage)
 async def versions(request: Request, plugin_id: PluginId,
-                   _: Principal = requires("viewer")) -> list[dict[str, Any]]:
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                   cursor: CursorQuery = None,
+                   _: Principal = requires("viewer")) -> dict[str, Any]:
     """Installed versions kept for rollback, newest install first."""
     found = await api_state(request).service.versions(plugin_id)
-    return [v.to_dict() for v in found]
+    offset = resources.offset_of(cursor)
+    items = [resources.version(v.to_dict()) for v in found[offset:offset + limit]]
+    return resources.offset_page(items, offset, total=len(found))
 
 
 @router.get("/{plugin_id}/info", summary="Plugin details (alternative path)",
@@ -352,6 +378,7 @@ class _PackageRequest:
     enable: bool
     activate: bool
     workdir: Path | None
+    allow_unsigned: bool = False
     force: bool = False
 
     def cleanup(self) -> None:
@@ -414,6 +441,7 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     sha256 = _text(fields.get("sha256"), "sha256")
     enable = _flag(fields.get("enable"), "enable", True)
     activate_ = _flag(fields.get("activate"), "activate", True)
+    allow_unsigned = _flag(fields.get("allow_unsigned"), "allow_unsigned", False)
     force = _flag(fields.get("force"), "force", False)
     manifest = _text(fields.get("manifest"), "manifest")
     if source is None:
@@ -421,11 +449,22 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
                              "url) or market (with marketId)", details={"field": "source"})
     if source == "market":
         market_id = _text(fields.get("marketId"), "marketId")
-        raise RequestInvalid(
-            "no marketplace is configured on this server, so source=market cannot install "
-            f"{market_id or 'anything'}; upload the package (source=local) or give its URL "
-            "(source=url)", code="marketplace.unavailable",
-            details={"marketId": market_id})
+        version = _text(fields.get("version"), "version")
+        if market_id is None:
+            raise RequestInvalid("source=market needs the field 'marketId' (the plugin id, "
+                                 "or id@range)", details={"field": "marketId"})
+        if not api.settings.enable_market or not await asyncio.to_thread(_has_markets, api):
+            raise RequestInvalid(
+                "no marketplace is configured on this server, so source=market cannot "
+                f"install {market_id}; add one (`plughost market add NAME URL --root "
+                "root.json`), upload the package (source=local) or give its URL (source=url)",
+                code="marketplace.unavailable", details={"marketId": market_id})
+        request_text = f"{market_id}@{version}" if version and "@" not in market_id \
+            else market_id
+        from plughost.services.market.plan import parse_request
+
+        parse_request(request_text)  # refuse a malformed request now, not in the background
+        return _PackageRequest("market", request_text, sha256, enable, activate_, None)
     if source == "url":
         url = _text(fields.get("url"), "url")
         if url is None:
@@ -437,7 +476,8 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
         # refuse a malformed URL now, not from a background operation (http:// is judged by
         # the fetch policy when the download starts)
         parse_package_url(url, allow_http=True)
-        return _PackageRequest("url", url, sha256, enable, activate_, None, force)
+        return _PackageRequest("url", url, sha256, enable, activate_, None, allow_unsigned,
+                               force)
     if source != "local":
         raise RequestInvalid(f"unknown source {source!r}; use local, url or market",
                              details={"field": "source"})
@@ -456,7 +496,14 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return _PackageRequest("local", dest, sha256, enable, activate_, workdir, force)
+    return _PackageRequest("local", dest, sha256, enable, activate_, workdir, allow_unsigned,
+                           force)
+
+
+def _has_markets(api: ApiState) -> bool:
+    from plughost.services.market.client import MarketClient
+
+    return bool(MarketClient(api.settings.home).sources())
 
 
 def _accepted(op: dict[str, Any]) -> JSONResponse:
@@ -482,9 +529,17 @@ async def install(request: Request, async_: AsyncFlag = False,
 
     async def work(progress: Any = None) -> Any:
         try:
-            result = await api.service.install(
-                pkg.location, sha256=pkg.sha256, enable=pkg.enable, activate=pkg.activate,
-                progress=progress, actor=who.actor)
+            if pkg.source == "market":
+                from plughost.interfaces.http._routes_market import market_of
+
+                done = await market_of(api).install(str(pkg.location), actor=who.actor,
+                                                    activate=pkg.activate)
+                result = done.installed[-1]
+            else:
+                result = await api.service.install(
+                    pkg.location, sha256=pkg.sha256, enable=pkg.enable,
+                    activate=pkg.activate, progress=progress, actor=who.actor,
+                    allow_unsigned=pkg.allow_unsigned)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         # Arcade's log lines, from what the install did
@@ -520,9 +575,14 @@ async def update(request: Request, plugin_id: PluginId, async_: AsyncFlag = Fals
 
     async def work(progress: Any = None) -> Any:
         try:
-            result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
-                                              progress=progress, actor=who.actor,
-                                              force=pkg.force)
+            if pkg.source == "market":
+                from plughost.interfaces.http._routes_market import market_of
+
+                result = await market_of(api).update(plugin_id, actor=who.actor)
+            else:
+                result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
+                                                  progress=progress, actor=who.actor,
+                                                  force=pkg.force)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         log.info("plugin updated successfully: %s (v%s -> v%s)", plugin_id,
