@@ -357,10 +357,15 @@ class PluginService:
         host = self.host
         rows = {p.id: p for p in await asyncio.to_thread(self.installer.all_plugins)}
         changed: list[str] = []
-        for pid, row in sorted(rows.items()):
+        for pid in sorted(rows):
             async with self._serialised(pid):
                 try:
-                    if await self._refresh_one(pid, row):
+                    # Read again under the lock: an operation of this service that held it
+                    # may have changed the row since (applying the older row would undo it).
+                    row = await asyncio.to_thread(self.repository.get_plugin, pid)
+                    if row is None:
+                        rows.pop(pid)
+                    elif await self._refresh_one(pid, row):
                         changed.append(pid)
                 except PlughostError as exc:
                     log.error("refreshing %s from storage failed: %s", pid, exc)
