@@ -34,7 +34,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -310,10 +310,13 @@ class Installer:
         *,
         sha256: str | None = None,
         progress: Progress | None = None,
+        origin: str | None = None,
     ) -> Staged:
         """Fetch ``source`` into staging, check the expected SHA-256, the archive structure,
         the manifest and the signature. Nothing outside staging is touched.
 
+        :param origin: where the package really came from when ``source`` is a local copy
+            (a marketplace download): recorded as the source URI, with source ``market``.
         :raises InstallError, DownloadError, ChecksumMismatch, SignatureError, ArchiveError,
             PackageError, ManifestError: the package is refused; staging is removed.
         """
@@ -324,6 +327,8 @@ class Installer:
             with step(timings, "stage", "fetch", None, None):
                 fetched = fetch(source, workdir / "package.zip", self.fetch_policy, progress,
                                 limits=self.archive_limits)
+                if origin is not None:
+                    fetched = replace(fetched, source="market", source_uri=origin)
             crash_point("install.after_stage")
             with step(timings, "stage", "verify", None, None):
                 if sha256 is not None:

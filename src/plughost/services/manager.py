@@ -886,6 +886,7 @@ class PluginService:
         activate: bool = True,
         progress: Progress | None = None,
         actor: str = "",
+        origin: str | None = None,
     ) -> InstallResult:
         """Install a package from a file path or an https URL (see the installer doc).
 
@@ -894,6 +895,8 @@ class PluginService:
         :param activate: activate it now (when enabled); an activation failure undoes the
             install. ``False`` leaves it resolved.
         :param progress: ``progress(stage, done, total)`` for download / extract / store.
+        :param origin: the marketplace a local ``source`` was fetched from (recorded as the
+            plugin's source, ``market``).
         :raises InstallError: ``install.exists`` (use update) and other refusals.
         """
         self._check_open()
@@ -901,7 +904,8 @@ class PluginService:
         plugin_id: str | None = None
         try:
             staged = await self._complete(installer.stage, source, sha256=sha256,
-                                          progress=progress, abandon=Staged.cleanup)
+                                          progress=progress, origin=origin,
+                                          abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.install", None, exc, actor)
             raise
@@ -944,6 +948,7 @@ class PluginService:
         progress: Progress | None = None,
         actor: str = "",
         force: bool = False,
+        origin: str | None = None,
     ) -> UpdateResult:
         """Install a new version beside the current one, hand the running plugin's state
         over, activate and health-check it; on any failure the old version keeps running and
@@ -953,7 +958,8 @@ class PluginService:
         await asyncio.to_thread(self.repository.require_plugin, plugin_id)
         try:
             staged = await self._complete(self.installer.stage, source, sha256=sha256,
-                                          progress=progress, abandon=Staged.cleanup)
+                                          progress=progress, origin=origin,
+                                          abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.update", plugin_id, exc, actor)
             raise

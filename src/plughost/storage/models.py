@@ -47,6 +47,9 @@ __all__ = [
     "ClusterNodeRow",
     "ConfigHistoryRow",
     "GrantRow",
+    "MarketDownloadRow",
+    "MarketRatingRow",
+    "MarketUpdatePolicyRow",
     "OperationRow",
     "PermissionRequestRow",
     "PluginConfigRow",
@@ -348,6 +351,50 @@ class AlertEventRow(Base):
     threshold: Mapped[float] = mapped_column(Float)
     labels: Mapped[dict[str, Any]] = mapped_column(JSON)
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class MarketRatingRow(Base):
+    """A rating (1-5) and optional review of a marketplace plugin: one per token holder per
+    plugin (a new one replaces it); admins hide abusive ones (kept, with who and why)."""
+
+    __tablename__ = "market_ratings"
+    __table_args__ = (UniqueConstraint("plugin_id", "rater"), Index(None, "plugin_id", "id"))
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    plugin_id: Mapped[str] = mapped_column(String(ID_LEN))
+    rater: Mapped[str] = mapped_column(String(NAME_LEN))
+    rating: Mapped[int] = mapped_column(Integer)
+    review: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    moderated_by: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+    moderation_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class MarketDownloadRow(Base):
+    """How many times this server installed (or served) each marketplace plugin version."""
+
+    __tablename__ = "market_downloads"
+
+    plugin_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    version: Mapped[str] = mapped_column(String(VERSION_LEN), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MarketUpdatePolicyRow(Base):
+    """How an installed plugin is updated from its marketplace: ``manual``, ``notify`` or
+    ``auto`` (with a cooldown after a release and an optional UTC maintenance window)."""
+
+    __tablename__ = "market_update_policies"
+
+    plugin_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(SHORT_LEN))
+    cooldown_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    maintenance_window: Mapped[str] = mapped_column(String(SHORT_LEN), default="")
+    notified_version: Mapped[str] = mapped_column(String(VERSION_LEN), default="")
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_update_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class PluginKVRow(Base):

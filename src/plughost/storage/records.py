@@ -17,6 +17,7 @@ __all__ = [
     "Change",
     "ConfigChange",
     "Grant",
+    "MarketRating",
     "Operation",
     "PermissionRequest",
     "StoredConfig",
@@ -24,6 +25,7 @@ __all__ = [
     "StoredPlugin",
     "StoredVersion",
     "TrustedKey",
+    "UpdatePolicy",
 ]
 
 #: Operation statuses, in lifecycle order.
@@ -259,6 +261,43 @@ class TrustedKey:
     added_by: str = ""
     added_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRating:
+    """A rating and review of a marketplace plugin by one token holder."""
+
+    id: int
+    plugin_id: str
+    rater: str
+    rating: int
+    review: str
+    created_at: datetime
+    updated_at: datetime
+    hidden: bool = False
+    moderated_by: str = ""
+    moderation_reason: str = ""
+
+
+#: Update policies of marketplace plugins.
+UPDATE_POLICIES = ("manual", "notify", "auto")
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatePolicy:
+    """How an installed plugin is updated from its marketplace (see ``UPDATE_POLICIES``).
+
+    ``cooldown_seconds``: an ``auto`` update waits this long after a version is published;
+    ``maintenance_window``: ``"HH:MM-HH:MM"`` (UTC) when ``auto`` updates may run, or ``""``.
+    """
+
+    plugin_id: str
+    policy: str = "notify"
+    cooldown_seconds: int = 0
+    maintenance_window: str = ""
+    notified_version: str = ""
+    last_checked_at: datetime | None = None
+    last_update_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,11 @@ _PACKAGE_FORM = {
                                  "description": "source=local: the package (zip) or plugin file."},
                         "url": {"type": "string", "description": "source=url: an https URL."},
                         "marketId": {"type": "string",
-                                     "description": "source=market: the marketplace id."},
+                                     "description": "source=market: the plugin id (or "
+                                                    "id@range), installed with its "
+                                                    "dependencies."},
+                        "version": {"type": "string",
+                                    "description": "source=market: a version or range."},
                         "manifest": {"type": "string",
                                      "description": "Optional manifest JSON (Arcade shape)."},
                         "sha256": {"type": "string",
@@ -94,6 +98,7 @@ _PACKAGE_FORM = {
                         "source": {"type": "string", "enum": ["url", "market"]},
                         "url": {"type": "string"},
                         "marketId": {"type": "string"},
+                        "version": {"type": "string"},
                         "sha256": {"type": "string"},
                         "enable": {"type": "boolean", "default": True},
                         "activate": {"type": "boolean", "default": True},
@@ -398,11 +403,22 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
                              "url) or market (with marketId)", details={"field": "source"})
     if source == "market":
         market_id = _text(fields.get("marketId"), "marketId")
-        raise RequestInvalid(
-            "no marketplace is configured on this server, so source=market cannot install "
-            f"{market_id or 'anything'}; upload the package (source=local) or give its URL "
-            "(source=url)", code="marketplace.unavailable",
-            details={"marketId": market_id})
+        version = _text(fields.get("version"), "version")
+        if market_id is None:
+            raise RequestInvalid("source=market needs the field 'marketId' (the plugin id, "
+                                 "or id@range)", details={"field": "marketId"})
+        if not api.settings.enable_market or not await asyncio.to_thread(_has_markets, api):
+            raise RequestInvalid(
+                "no marketplace is configured on this server, so source=market cannot "
+                f"install {market_id}; add one (`plughost market add NAME URL --root "
+                "root.json`), upload the package (source=local) or give its URL (source=url)",
+                code="marketplace.unavailable", details={"marketId": market_id})
+        request_text = f"{market_id}@{version}" if version and "@" not in market_id \
+            else market_id
+        from plughost.services.market.plan import parse_request
+
+        parse_request(request_text)  # refuse a malformed request now, not in the background
+        return _PackageRequest("market", request_text, sha256, enable, activate_, None)
     if source == "url":
         url = _text(fields.get("url"), "url")
         if url is None:
@@ -436,6 +452,12 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     return _PackageRequest("local", dest, sha256, enable, activate_, workdir, force)
 
 
+def _has_markets(api: ApiState) -> bool:
+    from plughost.services.market.client import MarketClient
+
+    return bool(MarketClient(api.settings.home).sources())
+
+
 def _accepted(op: dict[str, Any]) -> JSONResponse:
     return JSONResponse(op, status_code=202,
                         headers={"Location": f"/api/v1/operations/{op['id']}"})
@@ -459,9 +481,16 @@ async def install(request: Request, async_: AsyncFlag = False,
 
     async def work(progress: Any = None) -> Any:
         try:
-            result = await api.service.install(
-                pkg.location, sha256=pkg.sha256, enable=pkg.enable, activate=pkg.activate,
-                progress=progress, actor=who.actor)
+            if pkg.source == "market":
+                from plughost.interfaces.http._routes_market import market_of
+
+                done = await market_of(api).install(str(pkg.location), actor=who.actor,
+                                                    activate=pkg.activate)
+                result = done.installed[-1]
+            else:
+                result = await api.service.install(
+                    pkg.location, sha256=pkg.sha256, enable=pkg.enable,
+                    activate=pkg.activate, progress=progress, actor=who.actor)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         # Arcade's log lines, from what the install did
@@ -497,9 +526,14 @@ async def update(request: Request, plugin_id: PluginId, async_: AsyncFlag = Fals
 
     async def work(progress: Any = None) -> Any:
         try:
-            result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
-                                              progress=progress, actor=who.actor,
-                                              force=pkg.force)
+            if pkg.source == "market":
+                from plughost.interfaces.http._routes_market import market_of
+
+                result = await market_of(api).update(plugin_id, actor=who.actor)
+            else:
+                result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
+                                                  progress=progress, actor=who.actor,
+                                                  force=pkg.force)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         log.info("plugin updated successfully: %s (v%s -> v%s)", plugin_id,

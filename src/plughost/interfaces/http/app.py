@@ -30,6 +30,8 @@ from plughost._version import __version__
 from plughost.errors import OperationRefused
 from plughost.interfaces.http._errors import install_error_handlers
 from plughost.interfaces.http._middleware import ApiMiddleware
+from plughost.interfaces.http._routes_market import market_tasks
+from plughost.interfaces.http._routes_market import router as market_router
 from plughost.interfaces.http._routes_observability import probes as observability_probes
 from plughost.interfaces.http._routes_observability import router as observability_router
 from plughost.interfaces.http._routes_plugins import router as plugins_router
@@ -84,7 +86,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.startup()
         try:
-            yield
+            async with market_tasks(state):
+                yield
         finally:
             await state.shutdown()
 
@@ -110,6 +113,7 @@ def create_app(
     _include(app, system_router, API_PREFIX)
     _include(app, observability_router, API_PREFIX)
     _include(app, observability_probes)
+    _include(app, market_router, API_PREFIX)
     _include(app, session_router, API_PREFIX)
     if _facade_has_access_methods(service):
         from plughost.interfaces.http._routes_access import router as access_router
