@@ -190,8 +190,8 @@ class ClusterNode:
         repo.origin = self.id  # its changes say they come from this node
         repo.on_commit(self._committed)
         self._tasks.append(asyncio.create_task(self._apply_forever(), name="cluster apply"))
-        self._tasks.append(asyncio.create_task(self._beat_forever(), name="cluster heartbeat"))
         await self._beat()
+        self._tasks.append(asyncio.create_task(self._beat_forever(), name="cluster heartbeat"))
 
     async def aclose(self) -> None:
         """Stop, and remove this node's row (it left; it did not die). Idempotent."""
