@@ -405,7 +405,7 @@ class PluginService:
         if not row.enabled and record.state is not State.DISABLED:
             await host.disable(pid)
             changed = True
-        if record.source == "installed" and root is not None and record.root != root:
+        if record.source == "installed" and root is not None and _moved(record.root, root):
             # A disabled plugin only gets the new files; a running one is switched with its
             # state handed over.
             await host.replace(load_manifest(root), root, source="installed")
@@ -1191,3 +1191,9 @@ def _scope_policy(policy: GrantPolicy) -> Any:
 
     apply.__name__ = getattr(policy, "__name__", "policy")
     return apply
+
+
+def _moved(current: Any, root: Path) -> bool:
+    """Whether a plugin registered from ``current`` must switch to ``root`` (compared once
+    resolved: the same directory spelled two ways is not a new version)."""
+    return current is None or Path(current).resolve() != root.resolve()
