@@ -112,6 +112,8 @@ class PluginService:
     :param refresh_interval: every this many seconds, :meth:`refresh` the host from storage
         (picks up installs, updates, enable/disable and uninstalls done by other processes,
         e.g. the CLI next to a server). ``None``: only when :meth:`refresh` is called.
+    :param reconcile: repair storage after an interrupted operation when opened (see
+        :mod:`plughost.services.reconcile`); ``False`` for commands that only read.
     """
 
     def __init__(
@@ -130,6 +132,7 @@ class PluginService:
         host_options: Mapping[str, Any] | None = None,
         refresh_interval: float | None = None,
         plugin_services: bool = True,
+        reconcile: bool = True,
     ) -> None:
         self.settings = settings or HostSettings.from_env()
         self._start_plugins = start
@@ -146,6 +149,7 @@ class PluginService:
         self._host_options = dict(host_options or {})
         self._refresh_interval = refresh_interval
         self._want_services = plugin_services
+        self._reconcile = reconcile
         self.services: PluginServices | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._database: Any = None
@@ -186,7 +190,8 @@ class PluginService:
         self._loop = asyncio.get_running_loop()
         try:
             await asyncio.to_thread(self._open_storage)
-            self.reconcile_report = await asyncio.to_thread(self.installer.reconcile)
+            if self._reconcile:
+                self.reconcile_report = await asyncio.to_thread(self.installer.reconcile)
             await self._build_host()
         except BaseException:
             await self._close_storage()

@@ -207,7 +207,8 @@ def versions_cmd(plugin_id: IdArgument, home: HomeOption = None,
                  as_json: JsonOption = False) -> None:
     """List the kept versions of a plugin, newest install first."""
     with handle_errors(as_json=as_json):
-        versions = _with_service(target(home, server, token), lambda svc: svc.versions(plugin_id))
+        versions = _with_service(target(home, server, token), lambda svc: svc.versions(plugin_id),
+                                 reconcile=False)
     if as_json:
         print_json([v.to_dict() for v in versions])
         return
@@ -282,7 +283,8 @@ def list_installed(settings: Any, *, type_: str | None, state: str | None,
     """``plughost list`` for a home with a database: installed plugins with their state."""
     with handle_errors(as_json=as_json):
         page = _with_service(settings, lambda svc: svc.list_plugins(type=type_, state=state,
-                                                                   limit=10_000))
+                                                                   limit=10_000),
+                             reconcile=False)
     if as_json:
         print_json({"plugins": [p.to_dict() for p in page.items], "total": page.total})
         return
@@ -298,7 +300,7 @@ def list_installed(settings: Any, *, type_: str | None, state: str | None,
 def info_installed(settings: Any, plugin_id: str, *, as_json: bool) -> None:
     """``plughost info ID`` for an installed plugin."""
     with handle_errors(as_json=as_json):
-        detail = _with_service(settings, lambda svc: svc.get(plugin_id))
+        detail = _with_service(settings, lambda svc: svc.get(plugin_id), reconcile=False)
     if as_json:
         print_json(detail.to_dict())
         return
@@ -339,7 +341,7 @@ def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
                 "one": (await svc.get(plugin_id)).to_dict() if plugin_id else None}
 
     with handle_errors(as_json=as_json):
-        data = _with_service(settings, collect, start=activate)
+        data = _with_service(settings, collect, start=activate, reconcile=activate)
     if plugin_id is not None:
         one = data["one"]
         if as_json:
