@@ -550,6 +550,17 @@ class PluginService:
                     f"{state!r} is not a plugin state; use one of "
                     + ", ".join(s.value for s in State), code="request.invalid") from None
 
+        if state is None and not any(r.source != "installed" for r in self.host.registry):
+            # Only installed plugins and no live-state filter: the database pages and counts.
+            def page() -> tuple[list[StoredPlugin], int]:
+                with self.repository.reading() as repo:
+                    return (repo.list_plugins(type=type, enabled=enabled, q=q, limit=limit,
+                                              offset=offset),
+                            repo.count_plugins(type=type, enabled=enabled, q=q))
+
+            found, total = await asyncio.to_thread(page)
+            return PluginList(tuple(self._info(r) for r in found), total, limit, offset)
+
         def query() -> list[StoredPlugin]:
             out: list[StoredPlugin] = []
             while True:
@@ -589,10 +600,10 @@ class PluginService:
                 return _detail_from_record(record, self.host)
 
         def load() -> tuple[Any, ...]:
-            repo = self.repository
-            stored = repo.require_plugin(plugin_id)
-            return (stored, self.updater.versions(plugin_id), repo.get_config(plugin_id),
-                    [g.scope for g in repo.list_grants(plugin_id)])
+            with self.repository.reading() as repo:  # one transaction for the whole detail
+                stored = repo.require_plugin(plugin_id)
+                return (stored, self.updater.versions(plugin_id), repo.get_config(plugin_id),
+                        [g.scope for g in repo.list_grants(plugin_id)])
 
         stored, versions, config, grants = await asyncio.to_thread(load)
         values = {**(stored.default_config or {}), **(config.config if config else {})}
@@ -602,7 +613,8 @@ class PluginService:
             with contextlib.suppress(PlughostError):
                 live = await self.config(plugin_id)
                 values, revision = live["config"], live["version"]
-            grants = [str(s) for s in self.services.permissions.grants(plugin_id)]
+            live_grants = await asyncio.to_thread(self.services.permissions.grants, plugin_id)
+            grants = [str(s) for s in live_grants]
         record = self.host.registry.find(plugin_id)
         stats = dict(record.instance.stats()) if record and record.instance else {}
         manifest = dict(stored.manifest)
@@ -686,7 +698,7 @@ class PluginService:
         """The services, with ``plugin_id``'s config registered (it is at activation; a plugin
         that is not running in this process is registered from its stored manifest)."""
         services = self._require_services()
-        if plugin_id not in services.config.plugins():
+        if not await asyncio.to_thread(services.config.knows, plugin_id):
             record = self.host.registry.find(plugin_id)
             if record is None:
                 await asyncio.to_thread(self.repository.require_plugin, plugin_id)

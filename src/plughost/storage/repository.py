@@ -120,6 +120,21 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
             finally:
                 self._current.reset(token)
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Repository]:
+        """Run the reads in the block in ONE read transaction (one consistent view, one
+        connection checkout); joins an enclosing unit of work. Not for writes."""
+        if self._current.get() is not None:
+            yield self
+            return
+        with self.database.transaction(write=False) as session:
+            token = self._current.set(session)
+            try:
+                yield self
+                self._write_changes(session)
+            finally:
+                self._current.reset(token)
+
     @property
     def in_unit_of_work(self) -> bool:
         """True inside :meth:`unit_of_work` (in this thread / task)."""
