@@ -31,6 +31,8 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   └── PluginUnavailable                      code: plugin.unavailable
     ├── PermissionDenied (PermissionError)         code: permission.denied
     ├── OperationRefused                           code: operation.refused
+    ├── ReloadError                                code: reload.* (failed identity
+    │                                                breaks_dependents health busy no_build)
     ├── ProtocolError (PluginError)                code: protocol.* (frame/json/handshake/version
     │                                                /abi/size)
     ├── ArchiveError (ValueError)                  code: archive.* (one code per refusal:
@@ -187,6 +189,7 @@ __all__ = [
     "ProtocolError",
     "RecordExists",
     "RecordNotFound",
+    "ReloadError",
     "RequestInvalid",
     "RequestTooLarge",
     "ResolutionConflict",
@@ -633,6 +636,12 @@ class InvalidRecord(StorageError, ValueError):
 
 
 # --- install pipeline (plughost.services.installer) ------------------------------------------
+
+
+class ReloadError(PlughostError):
+    """A hot reload was refused or failed; the version that was serving keeps serving."""
+
+    default_code = "reload.failed"
 
 
 class InstallError(PlughostError):
