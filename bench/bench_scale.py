@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_api import LOADGEN, free_port  # noqa: E402
+from bench_api import LOADGEN, free_port, stop_server, wait_ready  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(SRC)}
 CODE = "from plughost.sdk import Plugin\n\n\nclass Main(Plugin):\n    pass\n"
@@ -95,31 +94,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 600) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.02)
-    raise SystemExit("server did not become ready")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def serve(home: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "plughost", "serve", "--port", str(port), "--home", str(home),
            "--no-access-log", "--log-level", "warning", "--cache-ttl", "0"]
@@ -162,7 +136,7 @@ def timed_start(start: Callable[[int], subprocess.Popen[bytes]]) -> tuple[float,
     port = free_port()
     t0 = time.perf_counter()
     proc = start(port)
-    wait_ready(f"http://127.0.0.1:{port}", proc)
+    wait_ready(f"http://127.0.0.1:{port}", proc, timeout=600)
     return time.perf_counter() - t0, (proc, port)
 
 
@@ -239,7 +213,7 @@ def measure(size: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
             lists.append(load(f"{url}/api/v1/plugins", args.duration))
             details.append(load(url + detail_path, args.duration))
         finally:
-            stop(proc)
+            stop_server(proc, 60)
         took, (proc, port) = timed_start(
             lambda p: bare(p, bodies, log))
         try:
@@ -248,7 +222,7 @@ def measure(size: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
             bare_lists.append(load(f"{url}/api/v1/plugins", args.duration))
             bare_details.append(load(url + detail_path, args.duration))
         finally:
-            stop(proc)
+            stop_server(proc, 60)
     med = statistics.median
     out.update(start=med(starts), bare_start=med(bare_starts), idle=med(idle),
                list=med(lists), bare_list=med(bare_lists), detail=med(details),
