@@ -51,6 +51,7 @@ from plughost.host import HINTS as HOST_HINTS
 from plughost.host import PluginHost, ReloadResult
 from plughost.security.archive import ArchiveLimits
 from plughost.security.signing import TrustStore
+from plughost.services.cluster import ClusterNode, NodeInfo
 from plughost.services.hostops import HostOps, record_error
 from plughost.services.installer import (
     GrantPolicy,
@@ -62,6 +63,7 @@ from plughost.services.installer import (
     grant_declared,
 )
 from plughost.services.plugin_services import PluginServices
+from plughost.services.preflight import ManifestCheck, check_manifest
 from plughost.services.reconcile import ReconcileReport
 from plughost.services.sources import FetchPolicy, Progress
 from plughost.services.stores import (
@@ -73,6 +75,7 @@ from plughost.services.stores import (
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
 from plughost.services.views import HealthReport, PluginDetail, PluginInfo, PluginList, _iso
 from plughost.settings import HostSettings
+from plughost.storage.kv_db import DatabaseKeyValueStore, import_sqlite_kv
 from plughost.storage.records import StoredPlugin
 
 __all__ = [
@@ -91,6 +94,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: What registering an installed plugin needs: its manifest, cache dir, and why it cannot run.
 _Prepared = tuple[Manifest, Path | None, PlughostError | None]
+#: The key readiness looks up in the object store (a HEAD that proves it answers).
+_READINESS_PROBE = "plughost-readiness-probe"
 
 
 class PluginService:
@@ -114,6 +119,10 @@ class PluginService:
         e.g. the CLI next to a server). ``None``: only when :meth:`refresh` is called.
     :param reconcile: repair storage after an interrupted operation when opened (see
         :mod:`plughost.services.reconcile`); ``False`` for commands that only read.
+    :param cluster: run a :class:`~plughost.services.cluster.ClusterNode` with these options
+        (``redis_url``, ``heartbeat_interval``, ``name``, ``url``; its ``poll_interval`` is
+        ``refresh_interval``): changes are announced to, and applied from, the other servers
+        on this database. Servers pass it; one-shot CLI commands do not.
     """
 
     def __init__(
@@ -133,6 +142,7 @@ class PluginService:
         refresh_interval: float | None = None,
         plugin_services: bool = True,
         reconcile: bool = True,
+        cluster: Mapping[str, Any] | None = None,
     ) -> None:
         self.settings = settings or HostSettings.from_env()
         self._start_plugins = start
@@ -150,7 +160,10 @@ class PluginService:
         self._refresh_interval = refresh_interval
         self._want_services = plugin_services
         self._reconcile = reconcile
+        self._cluster_options = None if cluster is None else dict(cluster)
         self.services: PluginServices | None = None
+        #: The cluster node (propagation, membership), when the server runs one.
+        self.cluster: ClusterNode | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()  # audit writes of hot reloads
         self._database: Any = None
@@ -198,7 +211,12 @@ class PluginService:
             await self._close_storage()
             raise
         self._opened = True
-        if self._refresh_interval:
+        if self._cluster_options is not None:
+            node = ClusterNode(self, poll_interval=self._refresh_interval or 2.0,
+                               **self._cluster_options)
+            await node.start()
+            self.cluster = node
+        elif self._refresh_interval:
             self._refresher = asyncio.create_task(self._refresh_forever(self._refresh_interval))
 
     def _open_storage(self) -> None:
@@ -249,7 +267,8 @@ class PluginService:
                 permission_store=RepositoryPermissionStore(self.repository),
                 config_store=RepositoryConfigStore(self.repository),
                 # Duck-typed AuditLog (record/query/close) over audit_events.
-                audit=RepositoryAuditLog(self.repository))  # type: ignore[arg-type]
+                audit=RepositoryAuditLog(self.repository),  # type: ignore[arg-type]
+                kv=await asyncio.to_thread(self._plugin_storage))
             services.install(host)
             self.services = services
             if self._start_plugins:
@@ -262,15 +281,39 @@ class PluginService:
         if self._start_plugins:
             await self._persist_states([p.id for p in plugins])
 
+    def _plugin_storage(self) -> DatabaseKeyValueStore:
+        """``ctx.storage`` in the database, so every server on it sees the same data. A
+        ``storage.db`` left by an earlier version is imported once (renamed afterwards)."""
+        store = DatabaseKeyValueStore(self._database)
+        legacy = self.settings.home / "storage.db"
+        if legacy.is_file():
+            copied = import_sqlite_kv(legacy, store)
+            legacy.rename(legacy.with_name("storage.db.imported"))
+            log.info("imported %d plugin storage values from %s into the database",
+                     copied, legacy)
+        return store
+
     def _stored_plugins(self) -> list[StoredPlugin]:
         return self.installer.all_plugins()
+
+    def _version_root(self, version: Any) -> Path | None:
+        """A stored version's files on this node (fetched and unpacked when another node
+        installed it), or ``None`` when there is no such version."""
+        return None if version is None else self.installer.version_dir(version)
 
     def _prepare(self, stored: StoredPlugin) -> _Prepared:
         """Read what registering an installed plugin needs (database and files: call it in a
         worker thread): its manifest and cache dir, or why it cannot run."""
         version = self.repository.get_version(stored.id, stored.version)
-        root = Path(version.cache_path) if version and version.cache_path else None
+        root = None if version is None else self.installer.local_dir(version)
         try:
+            try:
+                self._version_root(version)
+            except PlughostError as exc:
+                raise InstallError(
+                    f"the files of {stored.id} {stored.version} are missing and its package "
+                    f"cannot be read ({exc.message}); reinstall it",
+                    code="install.files_missing", plugin_id=stored.id) from exc
             if root is None or not root.is_dir():
                 raise InstallError(
                     f"the files of {stored.id} {stored.version} are missing; reinstall it",
@@ -301,6 +344,8 @@ class PluginService:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        if self.cluster is not None:
+            await self.cluster.aclose()
         try:
             if self._host is not None:
                 await self._host.aclose()
@@ -434,7 +479,7 @@ class PluginService:
             await self._persist_states([pid])
             return True
         version = await asyncio.to_thread(self.repository.get_version, pid, row.version)
-        root = Path(version.cache_path) if version and version.cache_path else None
+        root = await asyncio.to_thread(self._version_root, version)
         changed = False
         if not row.enabled and record.state is not State.DISABLED:
             await host.disable(pid)
@@ -593,6 +638,33 @@ class PluginService:
         if state is not None:
             infos = [i for i in infos if i.state == state]
         return PluginList(tuple(infos[offset:offset + limit]), len(infos), limit, offset)
+
+    def storage_problem(self) -> str:
+        """Why this service cannot serve ("" when it can): the database or the object store
+        (shared by every node of a cluster) does not answer. Blocking: run it in a thread."""
+        try:
+            self.repository.database.ping()
+        except PlughostError as exc:
+            return exc.message
+        try:
+            self.store.exists(_READINESS_PROBE)
+        except PlughostError as exc:
+            return f"the object store is unreachable: {exc.message}"
+        return ""
+
+    def nodes(self) -> list[NodeInfo]:
+        """The servers sharing this database (blocking: run it in a thread)."""
+        from plughost.services.cluster import list_nodes
+
+        if self.cluster is not None:
+            return self.cluster.nodes()
+        return list_nodes(self.repository)
+
+    async def check_manifest(self, data: Mapping[str, Any]) -> ManifestCheck:
+        """What install would refuse about this manifest (see
+        :mod:`plughost.services.preflight`)."""
+        self._check_open()
+        return check_manifest(data, installer=self.installer, host=self.host)
 
     async def get(self, plugin_id: str) -> PluginDetail:
         """Everything about one installed plugin. :raises PluginNotFound:"""
@@ -904,6 +976,7 @@ class PluginService:
         activate: bool = True,
         progress: Progress | None = None,
         actor: str = "",
+        origin: str | None = None,
     ) -> InstallResult:
         """Install a package from a file path or an https URL (see the installer doc).
 
@@ -912,6 +985,8 @@ class PluginService:
         :param activate: activate it now (when enabled); an activation failure undoes the
             install. ``False`` leaves it resolved.
         :param progress: ``progress(stage, done, total)`` for download / extract / store.
+        :param origin: the marketplace a local ``source`` was fetched from (recorded as the
+            plugin's source, ``market``).
         :raises InstallError: ``install.exists`` (use update) and other refusals.
         """
         self._check_open()
@@ -919,7 +994,8 @@ class PluginService:
         plugin_id: str | None = None
         try:
             staged = await self._complete(installer.stage, source, sha256=sha256,
-                                          progress=progress, abandon=Staged.cleanup)
+                                          progress=progress, origin=origin,
+                                          abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.install", None, exc, actor)
             raise
@@ -962,6 +1038,7 @@ class PluginService:
         progress: Progress | None = None,
         actor: str = "",
         force: bool = False,
+        origin: str | None = None,
     ) -> UpdateResult:
         """Install a new version beside the current one, hand the running plugin's state
         over, activate and health-check it; on any failure the old version keeps running and
@@ -971,7 +1048,8 @@ class PluginService:
         await asyncio.to_thread(self.repository.require_plugin, plugin_id)
         try:
             staged = await self._complete(self.installer.stage, source, sha256=sha256,
-                                          progress=progress, abandon=Staged.cleanup)
+                                          progress=progress, origin=origin,
+                                          abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.update", plugin_id, exc, actor)
             raise
@@ -1022,7 +1100,7 @@ class PluginService:
             return
         version = await asyncio.to_thread(self.repository.get_version, plugin_id,
                                           stored.version)
-        root = Path(version.cache_path)
+        root = await asyncio.to_thread(self.installer.version_dir, version)
         await self.host.replace(load_manifest(root), root, source="installed")
 
     async def uninstall(self, plugin_id: str, *, cascade: bool = False,

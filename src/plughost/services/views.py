@@ -19,11 +19,26 @@ if TYPE_CHECKING:
     from plughost.services.sources import Progress
     from plughost.services.updater import UpdateResult
 
-__all__ = ["HealthReport", "PluginDetail", "PluginInfo", "PluginList", "PluginManagement"]
+__all__ = [
+    "HealthReport",
+    "PluginDetail",
+    "PluginInfo",
+    "PluginList",
+    "PluginManagement",
+    "arcade_status",
+]
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def arcade_status(state: str, enabled: bool) -> int:
+    """The Arcade-compatible status (``isEnabled``, ``status``): 2 error, 1 enabled,
+    0 disabled."""
+    if state == "failed":
+        return 2
+    return 1 if enabled else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +72,11 @@ class PluginInfo:
             "installed_at": _iso(self.installed_at), "updated_at": _iso(self.updated_at),
             "error": dict(self.error) if self.error else None,
             "warnings": list(self.warnings),
+            # The Arcade-compatible names, beside plughost's own (same values).
+            "pluginId": self.id, "pluginType": self.type, "checksum": self.sha256,
+            "installTime": _iso(self.installed_at), "updateTime": _iso(self.updated_at),
+            "isEnabled": arcade_status(self.state, self.enabled),
+            "status": arcade_status(self.state, self.enabled), "isBuiltin": 0,
         }
 
 
@@ -96,11 +116,22 @@ class PluginDetail:
     stats: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        from plughost.storage.objects import package_key
+
+        m = self.manifest
+        config = m.get("config") or {}
         return {**self.info.to_dict(), "manifest": dict(self.manifest), "path": self.path,
                 "versions": [v.to_dict() for v in self.versions],
                 "dependencies": dict(self.dependencies), "dependents": list(self.dependents),
                 "config": dict(self.config), "config_revision": self.config_revision,
-                "grants": list(self.grants), "stats": dict(self.stats)}
+                "grants": list(self.grants), "stats": dict(self.stats),
+                # The Arcade-compatible names of the manifest's fields.
+                "entryPoint": m.get("entry", ""), "configSchema": config.get("schema"),
+                "paramsSchema": m.get("params-schema"),
+                "defaultConfig": dict(config.get("defaults") or {}),
+                "icon": m.get("icon", ""), "repository": m.get("repository", ""),
+                "documentation": m.get("documentation") or m.get("homepage", ""),
+                "s3Path": package_key(self.info.id, self.info.version)}
 
 
 @dataclass(frozen=True, slots=True)

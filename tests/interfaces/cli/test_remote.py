@@ -18,7 +18,7 @@ from tests.interfaces.http._server import ServerProcess, running_server
 pytestmark = pytest.mark.timeout(180)
 
 runner = CliRunner()
-LIVE = ("state", "stats", "updated_at", "warnings", "error")
+LIVE = ("state", "stats", "updated_at", "updateTime", "warnings", "error")
 
 
 @pytest.fixture

@@ -23,7 +23,9 @@ COMMAND_MODULES: list[str] = [
     "perms",
     "observe",
     "serve",
+    "cluster",
     "token",
+    "market",
     "devloop",
 ]
 

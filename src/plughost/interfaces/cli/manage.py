@@ -133,7 +133,13 @@ def install_cmd(
     allow_http: AllowHttpOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify, unpack, resolve, record and enable a plugin package (file or https URL)."""
+    """Verify, unpack, resolve, record and enable a plugin package (file or https URL), or
+    install ID[@RANGE] from the marketplaces with its dependencies."""
+    from plughost.interfaces.cli.market import install_from_market, looks_like_request
+
+    if server is None and sha256 is None and not no_enable and looks_like_request(source):
+        install_from_market(source, home, activate=not no_activate, as_json=as_json)
+        return
     with handle_errors(as_json=as_json), _progress(not as_json) as progress:
         result = _with_service(
             target(home, server, token),
@@ -153,8 +159,14 @@ def install_cmd(
 
 
 def update_cmd(
-    plugin_id: IdArgument,
-    source: SourceArgument,
+    plugin_id: Annotated[str | None, typer.Argument(
+        help="The plugin id (omit with --all).", metavar="ID")] = None,
+    source: Annotated[str | None, typer.Argument(
+        help="A package file or https:// URL; omitted: the newest compatible version from "
+             "the marketplaces.", metavar="[SOURCE]")] = None,
+    all_: Annotated[bool, typer.Option(
+        "--all", help="Update every plugin with a newer version in its marketplace.")
+    ] = False,
     sha256: Sha256Option = None,
     home: HomeOption = None,
     server: ServerOption = None,
@@ -165,11 +177,26 @@ def update_cmd(
         "--force", help="Reinstall even when this version is already installed.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Install a new version beside the current one and switch to it (state handed over)."""
+    """Install a new version beside the current one and switch to it (state handed over);
+    without SOURCE, from the marketplaces (``--all``: every outdated plugin)."""
+    from plughost.errors import RequestInvalid
+    from plughost.interfaces.cli.market import update_all
+
+    if all_ or (source is None and plugin_id is not None and server is None):
+        if all_ and (plugin_id or source):
+            with handle_errors(as_json=as_json):
+                raise RequestInvalid("--all updates every plugin; give no ID or SOURCE with it")
+        update_all(home, as_json, None if all_ else plugin_id)
+        return
+    if plugin_id is None or source is None:
+        with handle_errors(as_json=as_json):
+            raise RequestInvalid("give ID and SOURCE, ID alone (from the marketplaces) or "
+                                 "--all")
+    pid, src = plugin_id or "", source or ""
     with handle_errors(as_json=as_json), _progress(not as_json) as progress:
         result = _with_service(
             target(home, server, token),
-            lambda svc: svc.update(plugin_id, source, sha256=sha256, progress=progress,
+            lambda svc: svc.update(pid, src, sha256=sha256, progress=progress,
                                    actor="cli", force=force),
             allow_private_urls=allow_private_urls, allow_http_urls=allow_http)
     _print_switch(result, "updated", as_json)

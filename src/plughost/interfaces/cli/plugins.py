@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from plughost.core.lifecycle import State
-from plughost.core.manifest import validate_manifest_file
+from plughost.core.manifest import load_manifest, validate_manifest_file
+from plughost.errors import Problem
 from plughost.host import PluginHost
 from plughost.interfaces.cli import manage
 from plughost.interfaces.cli._backend import ServerOption, TokenOption, target
@@ -307,7 +308,7 @@ def check(
         else:
             err_console.print(f"[red]error[/] manifest.missing: {message}")
         raise typer.Exit(1)
-    problems = validate_manifest_file(path)
+    problems = validate_manifest_file(path) or runtime_problems(path)
     if as_json:
         print_json({"valid": not problems, "problems": [p.to_dict() for p in problems]})
     elif problems:
@@ -318,6 +319,20 @@ def check(
         console.print(f"[green]✓[/] {path} is a valid plugin")
     if problems:
         raise typer.Exit(1)
+
+
+def runtime_problems(path: Path) -> list[Problem]:
+    """A valid manifest with no way to run on this machine: its platforms do not include it,
+    or its runtime's extra is not installed (and no alternative fits instead)."""
+    from plughost.core import platforms
+    from plughost.runtimes.base import unavailable
+
+    choice = platforms.select(load_manifest(path), unavailable)
+    if not isinstance(choice, list):
+        return []
+    code = "runtime.platform" if any(" is for " in r for r in choice) else "runtime.unavailable"
+    return [Problem("runtime", code, f"no way to run on {platforms.current()}: "
+                                     f"{'; '.join(choice)}")]
 
 
 def register(app: typer.Typer) -> None:

@@ -58,6 +58,10 @@ _EXACT: dict[str, int] = {
     "alert.rule_readonly": 409,
     "service.no_services": 409,
     "marketplace.unavailable": 400,
+    "market.not_found": 404,
+    "market.unreachable": 502,
+    "market.disabled": 409,
+    "market.invalid": 400,
     "config.version": 404,
     "config.conflict": 409,
     "config.rejected": 409,
@@ -90,6 +94,7 @@ _PREFIX: dict[str, int] = {
     "plugin": 422,
     "storage": 503,
     "command": 422,
+    "market": 422,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from datetime import timedelta
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from plughost.errors import PlughostError, RecordNotFound
+from plughost.errors import OperationRefused, PlughostError, RecordNotFound
 from plughost.interfaces.http._errors import RETRY_AFTER_SECONDS
 from plughost.interfaces.http._operations import operation_dict
 from plughost.interfaces.http._routing import ApiRoute
@@ -20,6 +21,7 @@ from plughost.interfaces.http._schemas import (
     CommandIn,
     CommandOut,
     HealthOut,
+    NodePage,
     OperationOut,
     ReadyOut,
     TokenCreatedOut,
@@ -66,6 +68,47 @@ async def readyz(request: Request) -> Any:
         "ready": True, "reason": "", "plugins": sum(states.values()),
         "active": states.get("active", 0), "failed": states.get("failed", 0),
     }
+
+
+# ---------------------------------------------------------------------------- cluster
+
+
+@router.get("/nodes", summary="The servers sharing this database", response_model=NodePage,
+            tags=["cluster"])
+async def nodes(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64,
+                                        description="`next_cursor` of the previous page.")
+                      ] = None,
+    _: Principal = requires("viewer"),
+) -> dict[str, Any]:
+    """Every `plughost serve` on this database with its version, last heartbeat, the change
+    it applied, how it hears about changes, and each plugin's live state on it."""
+    start = _offset(cursor)
+    found = await asyncio.to_thread(api_state(request).service.nodes)
+    page = found[start:start + limit]
+    more = start + limit < len(found)
+    return {"items": [n.to_dict() for n in page],
+            "next_cursor": _cursor(start + limit) if more else None}
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if text[:1] != "o" or not text[1:].isdigit():
+            raise ValueError(text)
+        return int(text[1:])
+    except (ValueError, UnicodeDecodeError):
+        raise OperationRefused(f"cursor {cursor[:64]!r} is not one this API gave; pass the "
+                               "next_cursor of the previous page, or none for the first",
+                               code="request.invalid") from None
 
 
 # ---------------------------------------------------------------------------- operations

@@ -32,6 +32,8 @@ __all__ = [
     "InstallOut",
     "ManifestProblem",
     "MetricOut",
+    "NodeOut",
+    "NodePage",
     "OperationOut",
     "PermissionRequestOut",
     "PermissionsOut",
@@ -51,6 +53,7 @@ __all__ = [
     "UpdateOut",
     "ValidateManifestOut",
     "VersionOut",
+    "WhoAmIOut",
 ]
 
 StateName = Enum("StateName", {s.name: s.value for s in State}, type=str)  # type: ignore[misc]
@@ -101,6 +104,36 @@ class ReadyOut(BaseModel):
     failed: int = 0
 
 
+class NodePluginOut(BaseModel):
+    id: str
+    state: str = Field(description="The plugin's live state on that node.")
+
+
+class NodeOut(BaseModel):
+    """A ``plughost serve`` sharing this database."""
+
+    id: str = Field(description="The node's owner id (its lease in the database).")
+    name: str
+    url: str = ""
+    version: str = Field(description="The plughost version it runs.")
+    status: str = Field(description="`up`; `stale` (heartbeat late); `down` (its process is "
+                                    "gone: its lease in the database is free).")
+    this_node: bool = Field(description="The node that answered this request.")
+    started_at: str
+    heartbeat_at: str = Field(description="Its last heartbeat (UTC).")
+    applied_seq: int = Field(description="The last change (sequence number) it applied.")
+    transport: str = Field(description="How it hears about changes: redis, postgres or "
+                                       "polling.")
+    plugins: list[NodePluginOut] = Field(default_factory=list)
+    package_cache: dict[str, Any] = Field(
+        default_factory=dict, description="Hits and misses of each package cache tier.")
+
+
+class NodePage(BaseModel):
+    items: list[NodeOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
+
+
 class PluginOut(_Out):
     """One installed plugin: stored record + live state."""
 
@@ -123,6 +156,13 @@ class PluginOut(_Out):
     updated_at: str | None = None
     error: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
+    checksum: str = Field("", description="Arcade name of `sha256`.")
+    installTime: str | None = Field(None, description="Arcade name of `installed_at`.")
+    updateTime: str | None = Field(None, description="Arcade name of `updated_at`.")
+    isEnabled: ArcadeStatus = Field(description="Arcade name of `status`: 0 disabled, "
+                                                "1 enabled, 2 error.")
+    isBuiltin: int = Field(0, description="Arcade's built-in flag: always 0 (every plugin "
+                                          "can be uninstalled).")
 
 
 class PluginPage(BaseModel):
@@ -155,6 +195,17 @@ class PluginDetailOut(PluginOut):
     config_revision: int = 0
     grants: list[str] = Field(default_factory=list)
     stats: dict[str, Any] = Field(default_factory=dict)
+    entryPoint: str = Field("", description="Arcade name of the manifest's `entry`.")
+    configSchema: dict[str, Any] | None = Field(
+        None, description="Arcade name of the manifest's `config.schema`.")
+    paramsSchema: dict[str, Any] | None = Field(
+        None, description="Arcade name of the manifest's `params-schema`.")
+    defaultConfig: dict[str, Any] = Field(
+        default_factory=dict, description="Arcade name of the manifest's `config.defaults`.")
+    icon: str = ""
+    repository: str = ""
+    documentation: str = Field("", description="The documentation URL (else the homepage).")
+    s3Path: str = Field("", description="The package's key in the object store.")
 
 
 class InstallOut(_Out):
@@ -228,9 +279,15 @@ class ManifestProblem(BaseModel):
 
 
 class ValidateManifestOut(BaseModel):
-    valid: bool
-    problems: list[ManifestProblem] = Field(default_factory=list)
+    valid: bool = Field(description="True when install would accept this manifest.")
+    problems: list[ManifestProblem] = Field(
+        default_factory=list, description="Everything install would refuse: the manifest, its "
+        "permission scopes, host-version compatibility (`host`, Arcade `minVersion`), "
+        "dependencies and the runtime.")
     manifest: dict[str, Any] | None = Field(None, description="The normalised manifest.")
+    warnings: list[str] = Field(default_factory=list,
+                                description="Not a problem of the manifest, but worth knowing "
+                                            "(e.g. the plugin is already installed).")
 
 
 class OperationOut(BaseModel):
@@ -374,3 +431,14 @@ class TokenOut(BaseModel):
 
 class TokenCreatedOut(TokenOut):
     secret: str = Field(description="The bearer secret. Shown once; store it now.")
+
+
+class WhoAmIOut(_Out):
+    signed_in: bool = Field(description="A token was sent and accepted.")
+    token_required: bool = Field(description="Requests without a token are refused.")
+    name: str | None = Field(description="The token's name (null without one).")
+    role: str | None = Field(description="viewer, operator or admin; null when not signed in.")
+    roles: list[str] = Field(description="Every role, weakest first.")
+    operations: list[str] = Field(description=(
+        "The operations this caller may call, as \"METHOD /path\" (path templates as in "
+        "this document)."))
