@@ -135,6 +135,8 @@ class Staged:
     package: Package
     verification: VerificationResult
     timings: dict[str, float] = field(default_factory=dict)
+    allow_unsigned: bool = False
+    """Installed with ``--allow-unsigned`` (the audit entry says so)."""
 
     @property
     def info(self) -> PackageInfo:
@@ -316,10 +318,14 @@ class Installer:
         *,
         sha256: str | None = None,
         progress: Progress | None = None,
+        allow_unsigned: bool = False,
         origin: str | None = None,
     ) -> Staged:
         """Fetch ``source`` into staging, check the expected SHA-256, the archive structure,
         the manifest and the signature. Nothing outside staging is touched.
+
+        :param allow_unsigned: accept this package without a signature even when the policy
+            requires one (every signature that is present is still checked).
 
         :param origin: where the package really came from when ``source`` is a local copy
             (a marketplace download): recorded as the source URI, with source ``market``.
@@ -342,11 +348,14 @@ class Installer:
                 package = open_package(fetched.path, self.archive_limits)
                 if sha256 is not None:
                     check_sha256(package.info.sha256, sha256)  # the bytes actually opened
-                verification = verify_signature(package.info, self.trust_store,
-                                                self.signature_policy)
+                policy = self.signature_policy
+                if allow_unsigned:
+                    policy = policy.allowing(package.info.plugin_id)
+                verification = verify_signature(package.info, self.trust_store, policy)
             if progress is not None:
                 progress("verify", 1, 1)
-            return Staged(workdir, fetched, package, verification, timings)
+            return Staged(workdir, fetched, package, verification, timings,
+                          allow_unsigned=allow_unsigned and not verification.signed)
         except BaseException:
             if package is not None:
                 package.close()
@@ -611,6 +620,8 @@ class Installer:
                               details={"version": staged.version, "sha256": staged.sha256,
                                        "source": fetched.source_uri,
                                        "signed_by": staged.verification.key_id,
+                                       "signed": staged.verification.signed,
+                                       "allow_unsigned": staged.allow_unsigned,
                                        "granted": granted})
             crash_point("install.before_commit")
         return granted

@@ -33,11 +33,12 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from plughost.core.bus import Event
-from plughost.core.lifecycle import LifecycleEvent, State
+from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, State
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.core.registry import PluginRecord
 from plughost.errors import (
@@ -47,10 +48,10 @@ from plughost.errors import (
     PlughostError,
     PluginUnavailable,
 )
-from plughost.host import HINTS as HOST_HINTS
 from plughost.host import PluginHost, ReloadResult
 from plughost.security.archive import ArchiveLimits
 from plughost.security.signing import TrustStore
+from plughost.services import resources
 from plughost.services.cluster import ClusterNode, NodeInfo
 from plughost.services.hostops import HostOps, record_error
 from plughost.services.installer import (
@@ -73,7 +74,15 @@ from plughost.services.stores import (
     installed_aware_policy,
 )
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
-from plughost.services.views import HealthReport, PluginDetail, PluginInfo, PluginList, _iso
+from plughost.services.views import (
+    SHOWS_ERROR,
+    HealthReport,
+    PluginDetail,
+    PluginInfo,
+    PluginList,
+    error_of,
+    info_from_record,
+)
 from plughost.settings import HostSettings
 from plughost.storage.kv_db import DatabaseKeyValueStore, import_sqlite_kv
 from plughost.storage.records import StoredPlugin
@@ -562,12 +571,12 @@ class PluginService:
         warnings: tuple[str, ...] = ()
         if record is not None:
             warnings = tuple(record.warnings)
-            error = _error_of(record)
-        elif stored.state in _SHOWS_ERROR and stored.failure_reason:
+            error = error_of(record)
+        elif stored.state in SHOWS_ERROR and stored.failure_reason:
             waiting = stored.state == State.NEEDS_CONFIG.value
             error = {"code": "config.invalid" if waiting else "plugin.failed",
                      "message": stored.failure_reason, "phase": stored.failure_phase,
-                     "hint": _CONFIG_HINT.format(id=stored.id) if waiting else None}
+                     "hint": CONFIG_HINT.format(id=stored.id) if waiting else None}
         return PluginInfo(
             id=stored.id, name=stored.name, version=stored.version,
             description=stored.description, author=stored.author, type=stored.type,
@@ -633,7 +642,7 @@ class PluginService:
                 continue
             if needle and not any(needle in t.lower() for t in (m.id, m.name, m.description)):
                 continue
-            infos.append(_info_from_record(record))
+            infos.append(info_from_record(record))
         infos.sort(key=lambda i: i.id)
         if state is not None:
             infos = [i for i in infos if i.state == state]
@@ -696,8 +705,11 @@ class PluginService:
         stats = dict(record.instance.stats()) if record and record.instance else {}
         manifest = dict(stored.manifest)
         deps = {k: str(v) for k, v in (manifest.get("dependencies") or {}).items()}
+        current = next((v for v in versions if v.current), None)
+        info = replace(self._info(stored),
+                       signed=None if current is None else current.signed_by is not None)
         return PluginDetail(
-            info=self._info(stored), manifest=manifest,
+            info=info, manifest=manifest,
             path=str(record.root) if record and record.root else None,
             versions=tuple(versions), dependencies=deps,
             dependents=tuple(self.host.dependents(plugin_id)),
@@ -750,15 +762,39 @@ class PluginService:
         return self.host.bus.subscribe(pattern, listener)
 
     async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
-                    limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
-        """Audit events, newest first (install, update, rollback, uninstall, enable...)."""
+                    limit: int = 100, before_id: int | None = None, kind: str | None = None,
+                    outcome: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None) -> list[dict[str, Any]]:
+        """The one audit view, newest first: operations (install, update, rollback, uninstall,
+        enable...) and security decisions (grants, revocations, denials, requests), as
+        ``audit_entry`` resources. ``kind`` is ``operation`` or ``security``; a page is
+        full (``limit`` entries) unless the log has no more matching ones."""
         self._check_open()
-        events = await asyncio.to_thread(
-            self.repository.query_audit, plugin_id=plugin_id, action=action, limit=limit,
-            before_id=before_id)
-        return [{"id": e.id, "at": _iso(e.at), "actor": e.actor, "action": e.action,
-                 "plugin_id": e.plugin_id, "outcome": e.outcome, "details": dict(e.details)}
-                for e in events]
+        if kind not in (None, "operation", "security"):
+            raise OperationRefused(f"kind must be operation or security, not {kind!r}",
+                                   code="request.invalid")
+
+        def query() -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            cursor = before_id
+            batch = limit if kind is None else max(limit, 200)
+            while len(out) < limit:
+                events = self.repository.query_audit(
+                    plugin_id=plugin_id, action=action, outcome=outcome, since=since,
+                    until=until, limit=batch, before_id=cursor)
+                for e in events:
+                    entry = resources.audit_entry({
+                        "id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
+                        "plugin_id": e.plugin_id, "outcome": e.outcome,
+                        "details": dict(e.details)})
+                    if kind is None or entry["kind"] == kind:
+                        out.append(entry)
+                if len(events) < batch:
+                    break
+                cursor = events[-1].id
+            return out[:limit]
+
+        return await asyncio.to_thread(query)
 
     # ================================================================== config and permissions
 
@@ -976,9 +1012,13 @@ class PluginService:
         activate: bool = True,
         progress: Progress | None = None,
         actor: str = "",
+        allow_unsigned: bool = False,
         origin: str | None = None,
     ) -> InstallResult:
         """Install a package from a file path or an https URL (see the installer doc).
+
+        :param allow_unsigned: accept it without a signature even when the policy requires
+            one (for a plugin in development; recorded in the audit entry).
 
         :param sha256: the SHA-256 the package must have (compared in constant time).
         :param enable: record it enabled (loaded at start); ``False`` installs it disabled.
@@ -995,6 +1035,7 @@ class PluginService:
         try:
             staged = await self._complete(installer.stage, source, sha256=sha256,
                                           progress=progress, origin=origin,
+                                          allow_unsigned=allow_unsigned,
                                           abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.install", None, exc, actor)
@@ -1230,35 +1271,10 @@ class PluginService:
         return await self._info_of(plugin_id)
 
 
-_SHOWS_ERROR = frozenset({State.FAILED.value, State.NEEDS_CONFIG.value})
-_CONFIG_HINT = HOST_HINTS["config"]
-
-
-def _error_of(record: PluginRecord) -> dict[str, Any] | None:
-    """Why a failed (or ``needs-config``) plugin is not running: code, message, phase, hint."""
-    if record.error is None or record.state.value not in _SHOWS_ERROR:
-        return None
-    return {"code": getattr(record.error, "code", type(record.error).__name__),
-            "message": getattr(record.error, "message", str(record.error)),
-            "phase": record.phase, "hint": record.hint}
-
-
-def _info_from_record(record: PluginRecord) -> PluginInfo:
-    """A plugin the host found in a development folder (not installed: no database row)."""
-    m = record.manifest
-    error = _error_of(record)
-    return PluginInfo(
-        id=m.id, name=m.name, version=str(m.version), description=m.description,
-        author=m.author, type=m.type, runtime=m.runtime, state=record.state.value,
-        enabled=record.state is not State.DISABLED, source=record.source,
-        source_uri=str(record.root) if record.root else "", sha256="", installed_at=None,
-        updated_at=None, error=error, warnings=tuple(record.warnings))
-
-
 def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
     m = record.manifest
     return PluginDetail(
-        info=_info_from_record(record), manifest=m.to_dict(),
+        info=info_from_record(record), manifest=m.to_dict(),
         path=str(record.root) if record.root else None, versions=(),
         dependencies={k: str(v) for k, v in m.dependencies.items()},
         dependents=tuple(host.dependents(record.id)), config=dict(m.config_defaults),
@@ -1268,7 +1284,8 @@ def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
 
 def _request_dict(request: Any) -> dict[str, Any]:
     return {"id": request.id, "plugin_id": request.plugin, "scope": request.scope,
-            "reason": request.reason, "status": request.status, "created": request.created,
+            "reason": request.reason, "status": request.status,
+            "created": resources.iso(request.created),
             "resolved_by": request.resolved_by}
 
 

@@ -341,9 +341,10 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         failure_phase: str | None = None,
     ) -> StoredPlugin:
         """Record the plugin's lifecycle state; the failure reason/phase are kept only for
-        ``failed`` and cleared otherwise. Transition rules are the host's job, not checked here."""
+        ``failed`` and ``needs-config`` (what to set) and cleared otherwise. Transition rules
+        are the host's job, not checked here."""
         state = check_state(state)
-        failed = state == State.FAILED.value
+        failed = state in (State.FAILED.value, State.NEEDS_CONFIG.value)
         return self.update_plugin(
             plugin_id,
             state=state,
