@@ -52,7 +52,7 @@ from plughost.core.contract import (
 from plughost.core.depgraph import dependents_of
 from plughost.core.discovery import Discovered, DiscoveryCache, discover
 from plughost.core.hooks import HookRegistry
-from plughost.core.lifecycle import LifecycleEvent, LifecycleEvents, State, transition
+from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, LifecycleEvents, State, transition
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.core.registry import PluginRecord, Registry
 from plughost.core.resolver import resolve
@@ -122,9 +122,7 @@ HINTS: dict[str, str] = {
     "activate": "the plugin's activate() raised; see the error and the plugin's log",
     "dependency": "fix the dependency that failed first; this plugin needs it",
     "supervise": "it crashed repeatedly and was quarantined; fix it, then enable it again",
-    "config": "set the values named above with `plughost config set {id} KEY=VALUE` (or in the "
-              "settings file, or PluginHost(config=...) when embedding), then "
-              "`plughost enable {id}`",
+    "config": CONFIG_HINT,
 }
 
 

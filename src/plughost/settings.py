@@ -23,12 +23,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from plughost.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_MAX_PLUGIN_SIZE",
+    "DEFAULT_REQUIRE_SIGNATURE",
     "PLUGIN_TABLE_KEYS",
     "SETTINGS_FILE",
     "SIGNATURE_POLICIES",
@@ -55,6 +56,10 @@ PLUGIN_TABLE_KEYS = {
 }
 #: Accepted values of :attr:`HostSettings.require_signature`.
 SIGNATURE_POLICIES = ("always", "never", "unless-allowlisted")
+#: The signature policy when nothing is configured — for install, update and ``plughost
+#: verify`` alike: every package must carry a trusted signature, except the plugin ids in
+#: ``signature_allowlist`` (empty by default) and one ``install --allow-unsigned``.
+DEFAULT_REQUIRE_SIGNATURE: Final = "unless-allowlisted"
 
 _SIZE_UNITS = {
     "": 1,
@@ -140,7 +145,7 @@ class HostSettings:
     #: How many installed versions of each plugin are kept for rollback (the current included).
     keep_versions: int = 3
     #: Signature policy for packages: ``always``, ``never`` or ``unless-allowlisted``.
-    require_signature: str = "unless-allowlisted"
+    require_signature: str = DEFAULT_REQUIRE_SIGNATURE
     #: Plugin ids that may be installed unsigned under ``unless-allowlisted``.
     signature_allowlist: tuple[str, ...] = ()
     #: Apply pending database migrations automatically when storage is opened.

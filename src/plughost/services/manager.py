@@ -30,25 +30,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from plughost.core.bus import Event
-from plughost.core.lifecycle import LifecycleEvent, State
+from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, State
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.core.registry import PluginRecord
 from plughost.errors import (
+    ChangesPruned,
     InstallError,
     OperationRefused,
     PlughostError,
     PluginUnavailable,
 )
-from plughost.host import HINTS as HOST_HINTS
 from plughost.host import PluginHost, ReloadResult
 from plughost.security.archive import ArchiveLimits
 from plughost.security.signing import TrustStore
+from plughost.services import resources
 from plughost.services.cluster import ClusterNode, NodeInfo
 from plughost.services.hostops import HostOps, record_error
 from plughost.services.installer import (
@@ -71,7 +74,15 @@ from plughost.services.stores import (
     installed_aware_policy,
 )
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
-from plughost.services.views import HealthReport, PluginDetail, PluginInfo, PluginList, _iso
+from plughost.services.views import (
+    SHOWS_ERROR,
+    HealthReport,
+    PluginDetail,
+    PluginInfo,
+    PluginList,
+    error_of,
+    info_from_record,
+)
 from plughost.settings import HostSettings
 from plughost.storage.kv_db import DatabaseKeyValueStore, import_sqlite_kv
 from plughost.storage.records import StoredPlugin
@@ -90,6 +101,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: What registering an installed plugin needs: its manifest, cache dir, and why it cannot run.
+_Prepared = tuple[Manifest, Path | None, PlughostError | None]
 #: The key readiness looks up in the object store (a HEAD that proves it answers).
 _READINESS_PROBE = "plughost-readiness-probe"
 
@@ -113,6 +126,8 @@ class PluginService:
     :param refresh_interval: every this many seconds, :meth:`refresh` the host from storage
         (picks up installs, updates, enable/disable and uninstalls done by other processes,
         e.g. the CLI next to a server). ``None``: only when :meth:`refresh` is called.
+    :param reconcile: repair storage after an interrupted operation when opened (see
+        :mod:`plughost.services.reconcile`); ``False`` for commands that only read.
     :param cluster: run a :class:`~plughost.services.cluster.ClusterNode` with these options
         (``redis_url``, ``heartbeat_interval``, ``name``, ``url``; its ``poll_interval`` is
         ``refresh_interval``): changes are announced to, and applied from, the other servers
@@ -135,6 +150,7 @@ class PluginService:
         host_options: Mapping[str, Any] | None = None,
         refresh_interval: float | None = None,
         plugin_services: bool = True,
+        reconcile: bool = True,
         cluster: Mapping[str, Any] | None = None,
     ) -> None:
         self.settings = settings or HostSettings.from_env()
@@ -152,6 +168,7 @@ class PluginService:
         self._host_options = dict(host_options or {})
         self._refresh_interval = refresh_interval
         self._want_services = plugin_services
+        self._reconcile = reconcile
         self._cluster_options = None if cluster is None else dict(cluster)
         self.services: PluginServices | None = None
         #: The cluster node (propagation, membership), when the server runs one.
@@ -168,6 +185,9 @@ class PluginService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._touched: set[str] = set()
+        #: Written as the origin of this service's changes, so refresh skips them.
+        self._origin = "service-" + secrets.token_hex(8)
+        self._change_seq = 0
         self._opened = False
         self._closed = False
         self.reconcile_report: ReconcileReport | None = None
@@ -193,7 +213,8 @@ class PluginService:
         self._loop = asyncio.get_running_loop()
         try:
             await asyncio.to_thread(self._open_storage)
-            self.reconcile_report = await asyncio.to_thread(self.installer.reconcile)
+            if self._reconcile:
+                self.reconcile_report = await asyncio.to_thread(self.installer.reconcile)
             await self._build_host()
         except BaseException:
             await self._close_storage()
@@ -213,6 +234,8 @@ class PluginService:
         storage = open_storage(self.settings)
         self._database = storage.database
         self._repo = storage.repository
+        if self._repo.origin is None:
+            self._repo.origin = self._origin
         self._store = storage.objects
         s = self.settings
         self._installer = Installer(
@@ -224,18 +247,22 @@ class PluginService:
 
     async def _build_host(self) -> None:
         s = self.settings
+        # The change log position first: whatever changes while the rows are read is applied
+        # again by the next refresh (applying a change is idempotent).
+        self._change_seq = await asyncio.to_thread(self.repository.last_change_seq)
         plugins = await asyncio.to_thread(self._stored_plugins)
         configs = await asyncio.to_thread(
             lambda: {p.id: c.config for p in plugins
                      if (c := self.repository.get_config(p.id)) is not None})
+        prepared = await asyncio.to_thread(lambda: [self._prepare(p) for p in plugins])
         dirs = [s.plugins_dir] if s.plugins_dir.is_dir() and any(s.plugins_dir.iterdir()) else []
         options: dict[str, Any] = {"home": s.home, "config": configs, "watch": s.watch,
                                    "debounce": s.reload_debounce, **self._host_options}
         if self._host_version is not None:
             options["host_version"] = self._host_version
         host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
-        for stored in plugins:
-            self._register(host, stored)
+        for stored, ready in zip(plugins, prepared, strict=True):
+            self._register(host, stored, ready)
         self._host = host
         host.on_reload(self._audit_reload)
         self._ops = HostOps(host, self._on_loop)
@@ -283,8 +310,9 @@ class PluginService:
         installed it), or ``None`` when there is no such version."""
         return None if version is None else self.installer.version_dir(version)
 
-    def _register(self, host: PluginHost, stored: StoredPlugin) -> None:
-        """Register one installed plugin in the host from its current version's cache dir."""
+    def _prepare(self, stored: StoredPlugin) -> _Prepared:
+        """Read what registering an installed plugin needs (database and files: call it in a
+        worker thread): its manifest and cache dir, or why it cannot run."""
         version = self.repository.get_version(stored.id, stored.version)
         root = None if version is None else self.installer.local_dir(version)
         try:
@@ -299,15 +327,22 @@ class PluginService:
                 raise InstallError(
                     f"the files of {stored.id} {stored.version} are missing; reinstall it",
                     code="install.files_missing", plugin_id=stored.id)
-            manifest = load_manifest(root)
+            return load_manifest(root), root, None
         except PlughostError as exc:
             log.error("installed plugin %s cannot be registered: %s", stored.id, exc)
             from plughost.core.manifest import manifest_from_dict
 
-            manifest = manifest_from_dict(stored.manifest, source=f"database:{stored.id}")
-            host.add(manifest, root, source="installed", failure=exc, phase="install")
-            return
-        host.add(manifest, root, source="installed", enabled=stored.enabled)
+            return (manifest_from_dict(stored.manifest, source=f"database:{stored.id}"), root,
+                    exc)
+
+    @staticmethod
+    def _register(host: PluginHost, stored: StoredPlugin, prepared: _Prepared) -> None:
+        """Register one installed plugin in the host (see :meth:`_prepare`)."""
+        manifest, root, failure = prepared
+        if failure is not None:
+            host.add(manifest, root, source="installed", failure=failure, phase="install")
+        else:
+            host.add(manifest, root, source="installed", enabled=stored.enabled)
 
     async def close(self) -> None:
         """Stop every plugin and release the database and object store. Idempotent."""
@@ -351,11 +386,68 @@ class PluginService:
         beside a server, a second server on the same database): newly installed plugins are
         registered (and activated when this service starts plugins), updated or rolled-back
         ones switched with their state handed over, enable/disable applied, uninstalled ones
-        unloaded. Returns the ids that changed. A plugin that fails to switch keeps running
-        its old version and is logged (the other process already proved the new one)."""
+        unloaded, grants and config re-read. Returns the ids that changed. A plugin that fails
+        to switch keeps running its old version and is logged (the other process already
+        proved the new one).
+
+        Costs what changed, not what is installed: it reads the change log from the last
+        position it applied (see :meth:`Repository.changes_since`), then only those plugins.
+        Database and file reads run in worker threads, never on the event loop."""
         self._check_open()
-        host = self.host
-        rows = {p.id: p for p in await asyncio.to_thread(self.installer.all_plugins)}
+        try:
+            seq, plugins, configs, grants = await asyncio.to_thread(self._changes_to_apply)
+        except ChangesPruned:
+            return await self._refresh_all()
+        if seq == self._change_seq:
+            return []
+        rows = await asyncio.to_thread(
+            lambda: {pid: self.repository.get_plugin(pid) for pid in plugins})
+        changed = await self._apply_rows(rows)
+        for pid in sorted(configs | grants | plugins):
+            if await self._reread_services(pid, grants=pid in grants or pid in plugins) \
+                    and pid not in changed:
+                changed.append(pid)
+        self._change_seq = max(self._change_seq, seq)
+        return changed
+
+    def _changes_to_apply(self) -> tuple[int, set[str], set[str], set[str]]:
+        """From the change log after our position: (newest seq, plugin ids whose row or
+        versions changed, ids whose config changed, ids whose grants changed)."""
+        seq = self._change_seq
+        plugins: set[str] = set()
+        configs: set[str] = set()
+        grants: set[str] = set()
+        while changes := self.repository.changes_since(seq, limit=10_000):
+            for change in changes:
+                if change.origin == self.repository.origin:
+                    continue  # made through this service's host: already applied
+                target = {"plugin": plugins, "version": plugins, "config": configs,
+                          "grant": grants, "permission_request": grants}.get(change.kind)
+                if target is not None:
+                    target.add(change.key)
+            seq = changes[-1].seq
+        return seq, plugins, configs, grants
+
+    async def _refresh_all(self) -> list[str]:
+        """Compare every installed plugin (when the change log no longer reaches back to our
+        position)."""
+        seq = await asyncio.to_thread(self.repository.last_change_seq)
+        rows: dict[str, StoredPlugin | None] = {
+            p.id: p for p in await asyncio.to_thread(self.installer.all_plugins)}
+        for record in list(self.host.registry):
+            if record.source == "installed" and record.id not in rows:
+                rows[record.id] = None
+        changed = await self._apply_rows(rows)
+        if self.services is not None:
+            self.services.permissions.refresh()
+        for pid in sorted(p for p, row in rows.items() if row is not None):
+            if await self._reread_services(pid, grants=False) and pid not in changed:
+                changed.append(pid)
+        self._change_seq = max(self._change_seq, seq)
+        return changed
+
+    async def _apply_rows(self, rows: Mapping[str, StoredPlugin | None]) -> list[str]:
+        """Make the host match these plugin rows (``None``: uninstalled)."""
         changed: list[str] = []
         for pid in sorted(rows):
             async with self._serialised(pid):
@@ -364,35 +456,34 @@ class PluginService:
                     # may have changed the row since (applying the older row would undo it).
                     row = await asyncio.to_thread(self.repository.get_plugin, pid)
                     if row is None:
-                        rows.pop(pid)
+                        record = self.host.registry.find(pid)
+                        if record is not None and record.source == "installed":
+                            await self._ops.remove(pid)
+                            changed.append(pid)
                     elif await self._refresh_one(pid, row):
                         changed.append(pid)
                 except PlughostError as exc:
                     log.error("refreshing %s from storage failed: %s", pid, exc)
-        for record in list(host.registry):
-            if record.source == "installed" and record.id not in rows:
-                async with self._serialised(record.id):
-                    await self._ops.remove(record.id)
-                    changed.append(record.id)
-        if self.services is not None:
-            # Grants and config the other process changed: re-read them.
-            self.services.permissions.refresh()
-            for pid in rows:
-                if pid in self.services.config.plugins() and host.registry.find(pid):
-                    with contextlib.suppress(PlughostError):
-                        if await self.services.config.refresh(pid) and pid not in changed:
-                            changed.append(pid)
         return changed
+
+    async def _reread_services(self, pid: str, *, grants: bool) -> bool:
+        """Grants and config another process changed: drop the compiled grants, re-read the
+        config version. True when the config changed."""
+        services = self.services
+        if services is None or not self.host.registry.find(pid):
+            return False
+        if grants:
+            services.permissions.refresh(pid)
+        with contextlib.suppress(PlughostError):
+            if await asyncio.to_thread(services.config.knows, pid):
+                return await services.config.refresh(pid)
+        return False
 
     async def _refresh_one(self, pid: str, row: StoredPlugin) -> bool:
         host = self.host
         record = host.registry.find(pid)
         if record is None:
-            # Installed by another process: fetch its files off the event loop first.
-            with contextlib.suppress(PlughostError):
-                await asyncio.to_thread(
-                    lambda: self._version_root(self.repository.get_version(pid, row.version)))
-            self._register(host, row)
+            self._register(host, row, await asyncio.to_thread(self._prepare, row))
             host.resolve()
             new = host.registry.get(pid)
             if row.enabled and self._start_plugins and not new.manifest.is_lazy:
@@ -408,7 +499,8 @@ class PluginService:
         if record.source == "installed" and root is not None and _moved(record.root, root):
             # A disabled plugin only gets the new files; a running one is switched with its
             # state handed over.
-            await host.replace(load_manifest(root), root, source="installed")
+            manifest = await asyncio.to_thread(load_manifest, root)
+            await host.replace(manifest, root, source="installed")
             changed = True
         if row.enabled and record.state is State.DISABLED:
             await host.enable(pid, activate=self._start_plugins)
@@ -482,12 +574,12 @@ class PluginService:
         warnings: tuple[str, ...] = ()
         if record is not None:
             warnings = tuple(record.warnings)
-            error = _error_of(record)
-        elif stored.state in _SHOWS_ERROR and stored.failure_reason:
+            error = error_of(record)
+        elif stored.state in SHOWS_ERROR and stored.failure_reason:
             waiting = stored.state == State.NEEDS_CONFIG.value
             error = {"code": "config.invalid" if waiting else "plugin.failed",
                      "message": stored.failure_reason, "phase": stored.failure_phase,
-                     "hint": _CONFIG_HINT.format(id=stored.id) if waiting else None}
+                     "hint": CONFIG_HINT.format(id=stored.id) if waiting else None}
         return PluginInfo(
             id=stored.id, name=stored.name, version=stored.version,
             description=stored.description, author=stored.author, type=stored.type,
@@ -520,6 +612,17 @@ class PluginService:
                     f"{state!r} is not a plugin state; use one of "
                     + ", ".join(s.value for s in State), code="request.invalid") from None
 
+        if state is None and not any(r.source != "installed" for r in self.host.registry):
+            # Only installed plugins and no live-state filter: the database pages and counts.
+            def page() -> tuple[list[StoredPlugin], int]:
+                with self.repository.reading() as repo:
+                    return (repo.list_plugins(type=type, enabled=enabled, q=q, limit=limit,
+                                              offset=offset),
+                            repo.count_plugins(type=type, enabled=enabled, q=q))
+
+            found, total = await asyncio.to_thread(page)
+            return PluginList(tuple(self._info(r) for r in found), total, limit, offset)
+
         def query() -> list[StoredPlugin]:
             out: list[StoredPlugin] = []
             while True:
@@ -542,7 +645,7 @@ class PluginService:
                 continue
             if needle and not any(needle in t.lower() for t in (m.id, m.name, m.description)):
                 continue
-            infos.append(_info_from_record(record))
+            infos.append(info_from_record(record))
         infos.sort(key=lambda i: i.id)
         if state is not None:
             infos = [i for i in infos if i.state == state]
@@ -586,10 +689,10 @@ class PluginService:
                 return _detail_from_record(record, self.host)
 
         def load() -> tuple[Any, ...]:
-            repo = self.repository
-            stored = repo.require_plugin(plugin_id)
-            return (stored, self.updater.versions(plugin_id), repo.get_config(plugin_id),
-                    [g.scope for g in repo.list_grants(plugin_id)])
+            with self.repository.reading() as repo:  # one transaction for the whole detail
+                stored = repo.require_plugin(plugin_id)
+                return (stored, self.updater.versions(plugin_id), repo.get_config(plugin_id),
+                        [g.scope for g in repo.list_grants(plugin_id)])
 
         stored, versions, config, grants = await asyncio.to_thread(load)
         values = {**(stored.default_config or {}), **(config.config if config else {})}
@@ -599,13 +702,17 @@ class PluginService:
             with contextlib.suppress(PlughostError):
                 live = await self.config(plugin_id)
                 values, revision = live["config"], live["version"]
-            grants = [str(s) for s in self.services.permissions.grants(plugin_id)]
+            live_grants = await asyncio.to_thread(self.services.permissions.grants, plugin_id)
+            grants = [str(s) for s in live_grants]
         record = self.host.registry.find(plugin_id)
         stats = dict(record.instance.stats()) if record and record.instance else {}
         manifest = dict(stored.manifest)
         deps = {k: str(v) for k, v in (manifest.get("dependencies") or {}).items()}
+        current = next((v for v in versions if v.current), None)
+        info = replace(self._info(stored),
+                       signed=None if current is None else current.signed_by is not None)
         return PluginDetail(
-            info=self._info(stored), manifest=manifest,
+            info=info, manifest=manifest,
             path=str(record.root) if record and record.root else None,
             versions=tuple(versions), dependencies=deps,
             dependents=tuple(self.host.dependents(plugin_id)),
@@ -658,15 +765,39 @@ class PluginService:
         return self.host.bus.subscribe(pattern, listener)
 
     async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
-                    limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
-        """Audit events, newest first (install, update, rollback, uninstall, enable...)."""
+                    limit: int = 100, before_id: int | None = None, kind: str | None = None,
+                    outcome: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None) -> list[dict[str, Any]]:
+        """The one audit view, newest first: operations (install, update, rollback, uninstall,
+        enable...) and security decisions (grants, revocations, denials, requests), as
+        ``audit_entry`` resources. ``kind`` is ``operation`` or ``security``; a page is
+        full (``limit`` entries) unless the log has no more matching ones."""
         self._check_open()
-        events = await asyncio.to_thread(
-            self.repository.query_audit, plugin_id=plugin_id, action=action, limit=limit,
-            before_id=before_id)
-        return [{"id": e.id, "at": _iso(e.at), "actor": e.actor, "action": e.action,
-                 "plugin_id": e.plugin_id, "outcome": e.outcome, "details": dict(e.details)}
-                for e in events]
+        if kind not in (None, "operation", "security"):
+            raise OperationRefused(f"kind must be operation or security, not {kind!r}",
+                                   code="request.invalid")
+
+        def query() -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            cursor = before_id
+            batch = limit if kind is None else max(limit, 200)
+            while len(out) < limit:
+                events = self.repository.query_audit(
+                    plugin_id=plugin_id, action=action, outcome=outcome, since=since,
+                    until=until, limit=batch, before_id=cursor)
+                for e in events:
+                    entry = resources.audit_entry({
+                        "id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
+                        "plugin_id": e.plugin_id, "outcome": e.outcome,
+                        "details": dict(e.details)})
+                    if kind is None or entry["kind"] == kind:
+                        out.append(entry)
+                if len(events) < batch:
+                    break
+                cursor = events[-1].id
+            return out[:limit]
+
+        return await asyncio.to_thread(query)
 
     # ================================================================== config and permissions
 
@@ -683,7 +814,7 @@ class PluginService:
         """The services, with ``plugin_id``'s config registered (it is at activation; a plugin
         that is not running in this process is registered from its stored manifest)."""
         services = self._require_services()
-        if plugin_id not in services.config.plugins():
+        if not await asyncio.to_thread(services.config.knows, plugin_id):
             record = self.host.registry.find(plugin_id)
             if record is None:
                 await asyncio.to_thread(self.repository.require_plugin, plugin_id)
@@ -867,9 +998,7 @@ class PluginService:
         if installed_now and isinstance(store, RepositoryPermissionStore):
             store.fallback.forget(plugin_id)
         services.permissions.refresh(plugin_id)
-        if plugin_id in services.config.plugins() and self.host.registry.find(plugin_id):
-            with contextlib.suppress(PlughostError):
-                await services.config.refresh(plugin_id)
+        await self._reread_services(plugin_id, grants=False)
 
     async def _info_of(self, plugin_id: str) -> PluginInfo:
         stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
@@ -886,9 +1015,13 @@ class PluginService:
         activate: bool = True,
         progress: Progress | None = None,
         actor: str = "",
+        allow_unsigned: bool = False,
         origin: str | None = None,
     ) -> InstallResult:
         """Install a package from a file path or an https URL (see the installer doc).
+
+        :param allow_unsigned: accept it without a signature even when the policy requires
+            one (for a plugin in development; recorded in the audit entry).
 
         :param sha256: the SHA-256 the package must have (compared in constant time).
         :param enable: record it enabled (loaded at start); ``False`` installs it disabled.
@@ -905,6 +1038,7 @@ class PluginService:
         try:
             staged = await self._complete(installer.stage, source, sha256=sha256,
                                           progress=progress, origin=origin,
+                                          allow_unsigned=allow_unsigned,
                                           abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.install", None, exc, actor)
@@ -1140,35 +1274,10 @@ class PluginService:
         return await self._info_of(plugin_id)
 
 
-_SHOWS_ERROR = frozenset({State.FAILED.value, State.NEEDS_CONFIG.value})
-_CONFIG_HINT = HOST_HINTS["config"]
-
-
-def _error_of(record: PluginRecord) -> dict[str, Any] | None:
-    """Why a failed (or ``needs-config``) plugin is not running: code, message, phase, hint."""
-    if record.error is None or record.state.value not in _SHOWS_ERROR:
-        return None
-    return {"code": getattr(record.error, "code", type(record.error).__name__),
-            "message": getattr(record.error, "message", str(record.error)),
-            "phase": record.phase, "hint": record.hint}
-
-
-def _info_from_record(record: PluginRecord) -> PluginInfo:
-    """A plugin the host found in a development folder (not installed: no database row)."""
-    m = record.manifest
-    error = _error_of(record)
-    return PluginInfo(
-        id=m.id, name=m.name, version=str(m.version), description=m.description,
-        author=m.author, type=m.type, runtime=m.runtime, state=record.state.value,
-        enabled=record.state is not State.DISABLED, source=record.source,
-        source_uri=str(record.root) if record.root else "", sha256="", installed_at=None,
-        updated_at=None, error=error, warnings=tuple(record.warnings))
-
-
 def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
     m = record.manifest
     return PluginDetail(
-        info=_info_from_record(record), manifest=m.to_dict(),
+        info=info_from_record(record), manifest=m.to_dict(),
         path=str(record.root) if record.root else None, versions=(),
         dependencies={k: str(v) for k, v in m.dependencies.items()},
         dependents=tuple(host.dependents(record.id)), config=dict(m.config_defaults),
@@ -1178,7 +1287,8 @@ def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
 
 def _request_dict(request: Any) -> dict[str, Any]:
     return {"id": request.id, "plugin_id": request.plugin, "scope": request.scope,
-            "reason": request.reason, "status": request.status, "created": request.created,
+            "reason": request.reason, "status": request.status,
+            "created": resources.iso(request.created),
             "resolved_by": request.resolved_by}
 
 

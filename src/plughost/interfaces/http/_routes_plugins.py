@@ -24,6 +24,7 @@ from plughost.errors import RequestInvalid
 from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
     ArcadeStatus,
+    CursorQuery,
     HealthCheckOut,
     InstallOut,
     MetricOut,
@@ -36,7 +37,7 @@ from plughost.interfaces.http._schemas import (
     UninstallOut,
     UpdateOut,
     ValidateManifestOut,
-    VersionOut,
+    VersionPage,
 )
 from plughost.interfaces.http._state import ApiState, api_state, requires
 from plughost.interfaces.http._uploads import (
@@ -45,6 +46,7 @@ from plughost.interfaces.http._uploads import (
     save_upload,
 )
 from plughost.interfaces.tokens import Principal
+from plughost.services import resources
 from plughost.services.sources import parse_package_url
 
 __all__ = ["router"]
@@ -84,6 +86,10 @@ _PACKAGE_FORM = {
                                    "description": "Optional expected SHA-256 of the package."},
                         "enable": {"type": "boolean", "default": True},
                         "activate": {"type": "boolean", "default": True},
+                        "allow_unsigned": {
+                            "type": "boolean", "default": False,
+                            "description": "Install it even though it is not signed (for a "
+                                           "plugin in development; recorded in the audit log)."},
                         "force": {"type": "boolean", "default": False,
                                   "description": "Update only: reinstall a version that is "
                                                  "already installed."},
@@ -102,6 +108,10 @@ _PACKAGE_FORM = {
                         "sha256": {"type": "string"},
                         "enable": {"type": "boolean", "default": True},
                         "activate": {"type": "boolean", "default": True},
+                        "allow_unsigned": {
+                            "type": "boolean", "default": False,
+                            "description": "Install it even though it is not signed (for a "
+                                           "plugin in development; recorded in the audit log)."},
                         "force": {"type": "boolean", "default": False},
                     },
                 },
@@ -109,6 +119,12 @@ _PACKAGE_FORM = {
         },
     },
 }
+
+
+def plugin_dict(info: dict[str, Any]) -> dict[str, Any]:
+    """The plugin resource (:func:`plughost.services.resources.plugin`: plughost's fields and
+    the Arcade-compatible names beside them) plus Arcade's ``status``."""
+    return resources.plugin(info)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -126,12 +142,14 @@ async def list_plugins(
     q: Annotated[str | None, Query(description="Text in id, name or description.",
                                    max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: CursorQuery = None,
     _: Principal = requires("viewer"),
 ) -> Response:
     """Arcade's plugin list with its ``pluginType`` and ``status`` filters, plus ``state``, ``q``
-    and pagination (``limit``, ``offset``; ``total`` counts every match)."""
+    and pagination (``limit``, ``cursor`` = the previous page's ``next_cursor``; ``total``
+    counts every match)."""
     api = api_state(request)
+    offset = resources.offset_of(cursor)
 
     async def compute() -> bytes:
         data = await _list(api.service, pluginType, status_, state, enabled, q, limit, offset)
@@ -148,14 +166,13 @@ async def _list(service: Any, pluginType: str | None, status_: ArcadeStatus | No
     if status_ is None:
         page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
                                           q=q, limit=limit, offset=offset)
-        items = [p.to_dict() for p in page.items]
-        return {"items": items, "total": page.total, "limit": limit, "offset": offset}
+        items = [plugin_dict(p.to_dict()) for p in page.items]
+        return resources.offset_page(items, offset, total=page.total)
     # status is derived from (state, enabled): filter the full match, then page it.
     page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
                                       q=q, limit=1_000_000, offset=0)
-    items = [d for p in page.items if (d := p.to_dict())["status"] == status_]
-    return {"items": items[offset:offset + limit], "total": len(items), "limit": limit,
-            "offset": offset}
+    items = [d for p in page.items if (d := plugin_dict(p.to_dict()))["status"] == status_]
+    return resources.offset_page(items[offset:offset + limit], offset, total=len(items))
 
 
 @router.get("/metrics", summary="Per-plugin runtime metrics", response_model=list[MetricOut])
@@ -204,12 +221,16 @@ async def get_plugin(request: Request, plugin_id: PluginId,
 
 
 @router.get("/{plugin_id}/versions", summary="Kept versions of a plugin",
-            response_model=list[VersionOut])
+            response_model=VersionPage)
 async def versions(request: Request, plugin_id: PluginId,
-                   _: Principal = requires("viewer")) -> list[dict[str, Any]]:
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                   cursor: CursorQuery = None,
+                   _: Principal = requires("viewer")) -> dict[str, Any]:
     """Installed versions kept for rollback, newest install first."""
     found = await api_state(request).service.versions(plugin_id)
-    return [v.to_dict() for v in found]
+    offset = resources.offset_of(cursor)
+    items = [resources.version(v.to_dict()) for v in found[offset:offset + limit]]
+    return resources.offset_page(items, offset, total=len(found))
 
 
 @router.get("/{plugin_id}/info", summary="Plugin details (alternative path)",
@@ -334,6 +355,7 @@ class _PackageRequest:
     enable: bool
     activate: bool
     workdir: Path | None
+    allow_unsigned: bool = False
     force: bool = False
 
     def cleanup(self) -> None:
@@ -396,6 +418,7 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     sha256 = _text(fields.get("sha256"), "sha256")
     enable = _flag(fields.get("enable"), "enable", True)
     activate_ = _flag(fields.get("activate"), "activate", True)
+    allow_unsigned = _flag(fields.get("allow_unsigned"), "allow_unsigned", False)
     force = _flag(fields.get("force"), "force", False)
     manifest = _text(fields.get("manifest"), "manifest")
     if source is None:
@@ -430,7 +453,8 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
         # refuse a malformed URL now, not from a background operation (http:// is judged by
         # the fetch policy when the download starts)
         parse_package_url(url, allow_http=True)
-        return _PackageRequest("url", url, sha256, enable, activate_, None, force)
+        return _PackageRequest("url", url, sha256, enable, activate_, None, allow_unsigned,
+                               force)
     if source != "local":
         raise RequestInvalid(f"unknown source {source!r}; use local, url or market",
                              details={"field": "source"})
@@ -449,7 +473,8 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return _PackageRequest("local", dest, sha256, enable, activate_, workdir, force)
+    return _PackageRequest("local", dest, sha256, enable, activate_, workdir, allow_unsigned,
+                           force)
 
 
 def _has_markets(api: ApiState) -> bool:
@@ -490,7 +515,8 @@ async def install(request: Request, async_: AsyncFlag = False,
             else:
                 result = await api.service.install(
                     pkg.location, sha256=pkg.sha256, enable=pkg.enable,
-                    activate=pkg.activate, progress=progress, actor=who.actor)
+                    activate=pkg.activate, progress=progress, actor=who.actor,
+                    allow_unsigned=pkg.allow_unsigned)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         # Arcade's log lines, from what the install did

@@ -9,23 +9,28 @@ keep working.
 from __future__ import annotations
 
 from enum import Enum, IntEnum, StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from plughost.core.hookcall import SAMPLE as HOOK_SAMPLE
 from plughost.core.lifecycle import State
 
 __all__ = [
+    "NEXT_CURSOR",
     "ArcadeStatus",
     "AuditEventOut",
+    "AuditKind",
     "AuditPage",
     "CommandIn",
     "CommandOut",
     "ConfigChangeIn",
     "ConfigHistoryEntry",
+    "ConfigHistoryPage",
     "ConfigOut",
     "ConfigRestoreIn",
+    "CursorQuery",
     "ErrorResponse",
     "HealthCheckOut",
     "HealthOut",
@@ -36,6 +41,7 @@ __all__ = [
     "NodePage",
     "OperationOut",
     "PermissionRequestOut",
+    "PermissionRequestPage",
     "PermissionsOut",
     "PluginDetailOut",
     "PluginOut",
@@ -45,14 +51,17 @@ __all__ = [
     "RollbackIn",
     "ScopeIn",
     "SecurityAuditOut",
+    "SecurityAuditPage",
     "StateName",
     "TokenCreateIn",
     "TokenCreatedOut",
     "TokenOut",
+    "TokenPage",
     "UninstallOut",
     "UpdateOut",
     "ValidateManifestOut",
     "VersionOut",
+    "VersionPage",
     "WhoAmIOut",
 ]
 
@@ -76,6 +85,10 @@ class RoleName(StrEnum):
     admin = "admin"
 
 
+NEXT_CURSOR: Any = Field(None, description="Pass as ?cursor= to read the next page; null at "
+                                           "the end.")
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -83,7 +96,10 @@ class _Out(BaseModel):
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable machine-readable code, e.g. plugin.not_found.")
     message: str = Field(description="What went wrong and what to do.")
-    details: dict[str, Any] = Field(default_factory=dict, description="Facts for machines.")
+    hint: str | None = Field(None, description="The command or setting that fixes it, if any.")
+    plugin_id: str | None = Field(None, description="The plugin concerned, if any.")
+    details: dict[str, Any] = Field(default_factory=dict, description="Facts for machines "
+                                    "(phase, problems, ...).")
 
 
 class ErrorResponse(BaseModel):
@@ -167,9 +183,8 @@ class PluginOut(_Out):
 
 class PluginPage(BaseModel):
     items: list[PluginOut]
+    next_cursor: str | None = NEXT_CURSOR
     total: int = Field(description="How many plugins match the filters.")
-    limit: int
-    offset: int
 
 
 class VersionOut(_Out):
@@ -183,6 +198,12 @@ class VersionOut(_Out):
     signed_by: str | None = None
     installed_at: str | None = None
     cache_path: str | None = None
+
+
+class VersionPage(BaseModel):
+    items: list[VersionOut]
+    next_cursor: str | None = NEXT_CURSOR
+    total: int
 
 
 class PluginDetailOut(PluginOut):
@@ -306,20 +327,34 @@ class OperationOut(BaseModel):
     finished_at: str | None = None
 
 
+class AuditKind(StrEnum):
+    """What an audit entry records."""
+
+    operation = "operation"
+    security = "security"
+
+
 class AuditEventOut(_Out):
-    id: int
-    at: str | None
+    """One audit entry (the ``audit_entry`` resource)."""
+
+    id: int | None
+    at: str | None = Field(description="ISO 8601 UTC time.")
     actor: str
     action: str
     plugin_id: str | None = None
     outcome: str
+    kind: AuditKind = Field(description="operation (install, update...) or security "
+                                        "(grants, revocations, denials, requests).")
     details: dict[str, Any] = Field(default_factory=dict)
 
 
 class AuditPage(BaseModel):
     items: list[AuditEventOut]
-    next_before_id: int | None = Field(
-        None, description="Pass as before_id to read the next (older) page.")
+    next_cursor: str | None = NEXT_CURSOR
+
+
+CursorQuery = Annotated[str | None, Query(
+    max_length=1000, description="The next_cursor of the previous page (omit for the first).")]
 
 
 class HealthCheckOut(BaseModel):
@@ -357,7 +392,13 @@ class ConfigHistoryEntry(_Out):
     settings: dict[str, Any]
     action: str
     actor: str
-    time: float
+    time: str | None = Field(description="ISO 8601 UTC time.")
+
+
+class ConfigHistoryPage(BaseModel):
+    items: list[ConfigHistoryEntry]
+    next_cursor: str | None = NEXT_CURSOR
+    total: int
 
 
 class ScopeIn(BaseModel):
@@ -373,7 +414,7 @@ class PermissionRequestOut(_Out):
     scope: str
     reason: str = ""
     status: str
-    created: float | None = None
+    created: str | None = Field(None, description="ISO 8601 UTC time.")
     resolved_by: str | None = None
 
 
@@ -381,7 +422,7 @@ class SecurityAuditOut(_Out):
     """One security decision: a denial, a grant, a revocation, a request and its answer."""
 
     id: int | None = None
-    time: float
+    time: str | None = Field(description="ISO 8601 UTC time.")
     plugin: str
     action: str
     kind: str
@@ -392,6 +433,17 @@ class SecurityAuditOut(_Out):
     reason: str = ""
     actor: str = ""
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class PermissionRequestPage(BaseModel):
+    items: list[PermissionRequestOut]
+    next_cursor: str | None = NEXT_CURSOR
+    total: int
+
+
+class SecurityAuditPage(BaseModel):
+    items: list[SecurityAuditOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class PermissionsOut(BaseModel):
@@ -427,6 +479,12 @@ class TokenOut(BaseModel):
     expires_at: str | None = None
     last_used_at: str | None = None
     revoked_at: str | None = None
+
+
+class TokenPage(BaseModel):
+    items: list[TokenOut]
+    next_cursor: str | None = NEXT_CURSOR
+    total: int
 
 
 class TokenCreatedOut(TokenOut):

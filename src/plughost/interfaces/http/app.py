@@ -120,6 +120,7 @@ def create_app(
 
         _include(app, access_router, API_PREFIX)
     _mount_dashboard(app)
+    _document_resources(app)
 
     upload_limit = settings.max_plugin_size + _MULTIPART_OVERHEAD
     default_limit = options.max_request_size
@@ -158,6 +159,26 @@ def _include(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
             for method in sorted(route.methods or ()):
                 if method != "HEAD":
                     roles[f"{method} {prefix}{route.path}"] = role
+
+
+def _document_resources(app: FastAPI) -> None:
+    """Put the resource schemas (:mod:`plughost.services.resources`: one shape per kind, the
+    same in the CLI's ``--output json``) in the OpenAPI document's components, as
+    ``Resource.<kind>`` and ``Resource.<kind>.page``."""
+    from plughost.services.resources import SCHEMAS, page_schema
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for kind, schema in SCHEMAS.items():
+                schemas[f"Resource.{kind}"] = schema
+                schemas[f"Resource.{kind}.page"] = page_schema(kind)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _facade_has_access_methods(service: Any) -> bool:
