@@ -20,6 +20,8 @@ EXPECTED_ROOT = {
     "PluginNotFound",
     "PluginTimeout",
     "PluginUnavailable",
+    "ReloadError",
+    "ReloadResult",
     "ResolutionError",
     "State",
     "SyncPluginHost",
@@ -42,7 +44,7 @@ def test_public_names_are_all_exported() -> None:
     public = {n for n in vars(plughost) if not n.startswith("_")}
     # Subpackages appear as attributes once imported; they are not exports.
     modules = {"core", "errors", "host", "runtimes", "sdk", "interfaces", "security", "storage",
-               "services", "observability", "settings"}
+               "services", "observability", "settings", "watch"}
     assert public - modules <= set(plughost.__all__)
 
 

@@ -19,6 +19,7 @@ RANK = {
     "storage": 1,
     "observability": 1,
     "settings": 1,
+    "watch": 1,
     "host": 2,
     "services": 2,
     "sdk": 2,

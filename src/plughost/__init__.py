@@ -40,8 +40,10 @@ if TYPE_CHECKING:
     from plughost.errors import PluginNotFound
     from plughost.errors import PluginTimeout
     from plughost.errors import PluginUnavailable
+    from plughost.errors import ReloadError
     from plughost.errors import ResolutionError
     from plughost.host import LoadReport
+    from plughost.host import ReloadResult
     from plughost.host import PluginHost
     from plughost.host import SyncPluginHost
     from plughost.host import fail
@@ -66,8 +68,10 @@ _LAZY: dict[str, str] = {
     "PluginNotFound": "plughost.errors",
     "PluginTimeout": "plughost.errors",
     "PluginUnavailable": "plughost.errors",
+    "ReloadError": "plughost.errors",
     "ResolutionError": "plughost.errors",
     "LoadReport": "plughost.host",
+    "ReloadResult": "plughost.host",
     "PluginHost": "plughost.host",
     "SyncPluginHost": "plughost.host",
     "fail": "plughost.host",
@@ -89,6 +93,8 @@ __all__ = [
     "PluginNotFound",
     "PluginTimeout",
     "PluginUnavailable",
+    "ReloadError",
+    "ReloadResult",
     "ResolutionError",
     "State",
     "SyncPluginHost",

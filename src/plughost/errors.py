@@ -31,6 +31,8 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   └── PluginUnavailable                      code: plugin.unavailable
     ├── PermissionDenied (PermissionError)         code: permission.denied
     ├── OperationRefused                           code: operation.refused
+    ├── ReloadError                                code: reload.* (failed identity
+    │                                                breaks_dependents health busy no_build)
     ├── ProtocolError (PluginError)                code: protocol.* (frame/json/handshake/version
     │                                                /abi/size)
     ├── ArchiveError (ValueError)                  code: archive.* (one code per refusal:
@@ -64,6 +66,7 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     │   ├── RecordExists                           code: storage.exists
     │   ├── RecordNotFound (LookupError)           code: storage.not_found
     │   ├── ConcurrentModification                 code: storage.conflict
+    │   ├── ChangesPruned                          code: storage.changes_pruned
     │   ├── LockTimeout (TimeoutError)             code: storage.lock_timeout
     │   ├── InvalidRecord (ValueError)             code: storage.invalid
     │   ├── InvalidObjectKey (ValueError)          code: storage.key_invalid
@@ -126,6 +129,7 @@ __all__ = [
     "AccessDenied",
     "ArchiveError",
     "AuthenticationRequired",
+    "ChangesPruned",
     "ChannelClosed",
     "ChannelError",
     "ChannelNotFound",
@@ -185,6 +189,7 @@ __all__ = [
     "ProtocolError",
     "RecordExists",
     "RecordNotFound",
+    "ReloadError",
     "RequestInvalid",
     "RequestTooLarge",
     "ResolutionConflict",
@@ -582,6 +587,12 @@ class ConcurrentModification(StorageError):
     default_code = "storage.conflict"
 
 
+class ChangesPruned(StorageError):
+    """The change log no longer holds the changes after the requested sequence number."""
+
+    default_code = "storage.changes_pruned"
+
+
 class LockTimeout(StorageError, TimeoutError):
     """Another operation held the plugin's lock for longer than the caller was willing to wait."""
 
@@ -625,6 +636,12 @@ class InvalidRecord(StorageError, ValueError):
 
 
 # --- install pipeline (plughost.services.installer) ------------------------------------------
+
+
+class ReloadError(PlughostError):
+    """A hot reload was refused or failed; the version that was serving keeps serving."""
+
+    default_code = "reload.failed"
 
 
 class InstallError(PlughostError):

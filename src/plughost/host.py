@@ -51,7 +51,7 @@ from plughost.core.depgraph import dependents_of
 from plughost.core.discovery import Discovered, DiscoveryCache, discover
 from plughost.core.hooks import HookRegistry
 from plughost.core.lifecycle import LifecycleEvent, LifecycleEvents, State, transition
-from plughost.core.manifest import Manifest
+from plughost.core.manifest import Manifest, load_manifest
 from plughost.core.registry import PluginRecord, Registry
 from plughost.core.resolver import resolve
 from plughost.core.version import Version
@@ -59,16 +59,19 @@ from plughost.errors import (
     ConfigInvalid,
     DependentsExist,
     InstallError,
+    ManifestError,
     OperationRefused,
     PlughostError,
     PluginActivationError,
     PluginError,
     PluginLoadError,
     PluginUnavailable,
+    ReloadError,
     error_context,
 )
 from plughost.observability.health import SupervisorEvent
 from plughost.runtimes.base import BUILTIN_RUNTIMES, create_runtime
+from plughost.watch import Build, BuildStore, FolderWatcher
 
 __all__ = [
     "ErrorPolicy",
@@ -76,6 +79,7 @@ __all__ = [
     "LoadOutcome",
     "LoadReport",
     "PluginHost",
+    "ReloadResult",
     "SyncPluginHost",
     "fail",
     "failure_of",
@@ -220,6 +224,35 @@ class LoadReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What one :meth:`PluginHost.reload` did: the versions, whether it switched (``ok``) or
+    the old version kept serving (``error`` says why), and how long each part took."""
+
+    plugin_id: str
+    from_version: str
+    to_version: str
+    state: str
+    ok: bool
+    error: PlughostError | None
+    seconds: float
+    load_seconds: float = 0.0
+    switch_seconds: float = 0.0
+    swapped: bool = True
+    """False when the plugin was not running: only its files were switched."""
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plugin_id": self.plugin_id, "from_version": self.from_version,
+            "to_version": self.to_version, "state": self.state, "ok": self.ok,
+            "error": self.error.to_dict() if self.error is not None else None,
+            "seconds": round(self.seconds, 6), "load_seconds": round(self.load_seconds, 6),
+            "switch_seconds": round(self.switch_seconds, 6), "swapped": self.swapped,
+            "warnings": list(self.warnings),
+        }
+
+
 def failure_of(record: PluginRecord, phase: str, *, suffix: str = "") -> PlughostError:
     """The error that left ``record`` failed (or not active) after ``phase``, as a
     :class:`PlughostError` to raise; ``suffix`` is added to its message."""
@@ -265,6 +298,12 @@ class PluginHost:
     :param disabled: plugin ids that are not loaded (kept, shown as ``disabled``).
     :param discovery_cache: keep validated manifests in ``<home>/cache/discovery.json``.
     :param host_version: the version plugins' ``host`` ranges are checked against.
+    :param watch: hot reload: watch the plugin folders and reload a plugin when its files
+        change (needs the ``config`` extra for ``watchfiles``). Plugins then run from
+        content-addressed copies of their folders (``<home>/builds``, or a temporary directory
+        without ``home``), so a broken save is rolled back to the last good build.
+    :param debounce: seconds without a change that end a burst of saves (``watch``).
+    :param keep_builds: how many good builds of each watched plugin are kept for rollback.
     """
 
     def __init__(
@@ -283,9 +322,14 @@ class PluginHost:
         host_version: str | Version = HOST_VERSION,
         communications: Communications | None = None,
         permission_checker: PermissionChecker | None = None,
+        watch: bool = False,
+        debounce: float = 0.2,
+        keep_builds: int = 5,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if debounce < 0:
+            raise ValueError("debounce must be zero or more seconds")
         self.plugin_dirs = [Path(d) for d in plugin_dirs]
         self.home = Path(home) if home is not None else None
         self.entry_points = entry_points
@@ -318,6 +362,20 @@ class PluginHost:
         self._order: list[str] = []
         self._activation_index: dict[str, list[str]] = {}
         self._closed = False
+        # Hot reload: calls wait at a plugin's gate while it switches; in-flight direct calls
+        # are counted so the old version is drained before it stops.
+        self._reload_gates: dict[str, asyncio.Event] = {}
+        self._reload_locks: dict[str, asyncio.Lock] = {}
+        self._inflight: dict[str, int] = {}
+        self._drained: dict[str, asyncio.Event] = {}
+        self._reload_listeners: list[Callable[[ReloadResult], Any]] = []
+        self.watch = watch
+        self.debounce = debounce
+        self._keep_builds = keep_builds
+        self._build_store: BuildStore | None = None
+        self._watcher: FolderWatcher | None = None
+        self._sources: dict[str, Path] = {}  # watched plugin id -> the folder being edited
+        self._current_build: dict[str, Build] = {}
         # Extension points, events, commands, channels: registered from each plugin's exports
         # on activation, removed on deactivation; lifecycle changes are published on the bus.
         self.comms = communications or Communications(checker=permission_checker)
@@ -706,6 +764,343 @@ class PluginHost:
                 f"{type(exc).__name__}: {exc}; the previous version was restored",
                 code="install.state", plugin_id=record.id) from exc
 
+    # ----------------------------------------------------------------- hot reload
+
+    def on_reload(self, listener: Callable[[ReloadResult], Any]) -> Callable[[], None]:
+        """Call ``listener(result)`` after every reload attempt (done or rolled back);
+        returns the undo. The service records an audit entry per reload this way."""
+        self._reload_listeners.append(listener)
+
+        def undo() -> None:
+            if listener in self._reload_listeners:
+                self._reload_listeners.remove(listener)
+
+        return undo
+
+    def _reload_fits(self, record: PluginRecord, manifest: Manifest) -> None:
+        """Refuse a new version whose id differs, which the host range excludes, whose own
+        required dependencies are not satisfied by the registered versions, or which breaks a
+        registered plugin's range on it."""
+        pid = record.id
+        if manifest.id != pid:
+            raise ReloadError(
+                f"the folder of {pid!r} now declares id {manifest.id!r}; a reload keeps the "
+                "id. Put the old id back, or install the plugin under its new id",
+                plugin_id=pid, code="reload.identity")
+        if not manifest.host.contains(self.host_version, include_prerelease=True):
+            raise ReloadError(
+                f"{pid} {manifest.version} needs plughost {manifest.host}, this host is "
+                f"{self.host_version}; the running version keeps running",
+                plugin_id=pid, code="reload.breaks_dependents")
+        for dep, wanted in manifest.dependencies.items():
+            found = self.registry.find(dep)
+            if found is None or not wanted.contains(found.manifest.version,
+                                                    include_prerelease=True):
+                have = f"{found.manifest.version} is registered" if found else "it is missing"
+                raise ReloadError(
+                    f"{pid} {manifest.version} needs {dep} {wanted}, but {have}; the "
+                    "running version keeps running", plugin_id=pid,
+                    code="reload.breaks_dependents", details={"dependency": dep})
+        for other in self.registry:
+            if other.id == pid:
+                continue
+            needed = other.manifest.dependencies.get(pid) or (
+                other.manifest.optional_dependencies.get(pid))
+            if needed is not None and not needed.contains(manifest.version,
+                                                          include_prerelease=True):
+                raise ReloadError(
+                    f"{other.id} needs {pid} {needed}; {manifest.version} would break it. "
+                    f"Keep the version inside that range (or update {other.id} first); the "
+                    "running version keeps running", plugin_id=pid,
+                    code="reload.breaks_dependents", details={"dependent": other.id})
+
+    async def _drain(self, plugin_id: str, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until no direct call to ``plugin_id`` is in
+        flight; return whether it drained."""
+        if not self._inflight.get(plugin_id):
+            return True
+        drained = self._drained.setdefault(plugin_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(drained.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def reload(
+        self,
+        plugin_id: str,
+        root: str | Path | None = None,
+        *,
+        manifest: Manifest | None = None,
+        drain_timeout: float = 5.0,
+    ) -> ReloadResult:
+        """Switch a plugin to the code at ``root`` (default: where it is loaded from) without
+        dropping a call; on any failure the version that was serving keeps serving.
+
+        The order: read and check the manifest (id, host range, dependencies, and every
+        registered plugin's range on this one — a version that breaks a dependent is refused);
+        **load the new version beside the running one** (import / spawn / compile: the slow
+        part, while the old one still serves); then, with direct calls held at the plugin's
+        gate (they wait, they do not fail) and commands waiting for the switch: drain the
+        calls in flight (at most ``drain_timeout`` seconds), ``export_state()`` of the old
+        version, stop it (its hooks, commands, subscriptions and channels are removed),
+        ``import_state(state, from_version)`` into the new one, start it (it registers its
+        exports), check its health; open the gate; close the old version. If importing,
+        starting or the health check fails, the new version is closed and the old one is
+        started again with the exports it had — it never stopped being the plugin's code.
+
+        State crosses as JSON (see :doc:`state handover <runtimes>`): the new version receives
+        the old one's ``export_state()`` and its version string, so it can migrate formats (a
+        plugin may put a ``"state_version"`` key in its state for that).
+
+        A plugin that is not active only gets the new files (checked, resolved; it loads them
+        when it is next activated). Returns a :class:`ReloadResult`; raises
+        :class:`~plughost.errors.ReloadError` (or the plugin's error) when refused or rolled
+        back, after notifying :meth:`on_reload` listeners either way.
+        """
+        self._check_open()
+        started = time.perf_counter()
+        record = self.registry.get(plugin_id)
+        where = Path(root) if root is not None else record.root
+        if manifest is None:
+            if where is None:
+                raise ReloadError(f"{plugin_id} has no folder to reload from; give root=",
+                                  plugin_id=plugin_id, code="reload.failed")
+            manifest = load_manifest(where)
+        lock = self._reload_locks.setdefault(plugin_id, asyncio.Lock())
+        async with lock:
+            from_version = str(record.manifest.version)
+            try:
+                self._reload_fits(record, manifest)
+                if record.state is not State.ACTIVE:
+                    await self.replace(manifest, where, source=record.source)
+                    result = ReloadResult(plugin_id, from_version, str(manifest.version),
+                                          record.state.value, True, None,
+                                          time.perf_counter() - started, swapped=False)
+                else:
+                    result = await self._switch(record, manifest, where, from_version,
+                                                started, drain_timeout)
+            except PlughostError as exc:
+                result = ReloadResult(plugin_id, from_version, str(manifest.version),
+                                      record.state.value, False, exc,
+                                      time.perf_counter() - started)
+                self._notify_reload(result)
+                raise
+            self._notify_reload(result)
+            return result
+
+    def _notify_reload(self, result: ReloadResult) -> None:
+        payload = result.to_dict()
+        record = self.registry.find(result.plugin_id)
+        if record is not None and not result.ok and result.error is not None:
+            record.warnings.append(f"reload to {result.to_version} failed: "
+                                   f"{result.error.code}: {result.error.message}")
+            del record.warnings[:-20]
+        self.comms.bus.emit("plugin.lifecycle.reloaded" if result.ok
+                            else "plugin.lifecycle.reload_failed", payload)
+        for listener in list(self._reload_listeners):
+            try:
+                listener(result)
+            except Exception:
+                logger.exception("reload listener failed for %s", result.plugin_id)
+
+    async def _switch(self, record: PluginRecord, manifest: Manifest, root: Path | None,
+                      from_version: str, started: float, drain_timeout: float) -> ReloadResult:
+        pid = record.id
+        runtime = self.runtime_for(manifest)
+        probe = PluginRecord(manifest, root, source=record.source)
+        self._check_runtime(runtime, probe)
+        with error_context(plugin_id=pid, phase="import"):
+            new = await runtime.load(manifest, root)
+        broken = check_instance(runtime, new)
+        if broken:
+            await new.close()
+            raise PluginUnavailable(
+                f"The {runtime.name!r} runtime declares {', '.join(broken)} but its instance "
+                f"of {pid!r} does not implement it; this is a bug in that runtime.",
+                plugin_id=pid, phase="import", code="runtime.contract")
+        loaded = time.perf_counter()
+        old = record.instance
+        previous = (record.manifest, record.root, record.source)
+        gate = self._reload_gates[pid] = asyncio.Event()
+        warnings: list[str] = []
+        try:
+            if not await self._drain(pid, drain_timeout):
+                warnings.append(f"calls still in flight after {drain_timeout}s were left to "
+                                "the old version")
+            try:
+                state = await self._export_state(record)
+            except BaseException:
+                await new.close()
+                raise
+            await self._stop_instance(record)
+            record.manifest, record.root = manifest, root
+            record.instance = new
+            self.registry.add(record, replace=True)
+            try:
+                if state is not None:
+                    await self._import_state(record, state, from_version)
+                context = self._make_context(record)
+                exports = await self._start_instance(record, context)
+                health = await new.health()
+                if not health.ok:
+                    raise ReloadError(
+                        f"{pid} {manifest.version} started but its health check failed"
+                        f"{': ' + health.detail if health.detail else ''}; {from_version} "
+                        "keeps serving", plugin_id=pid, code="reload.health")
+            except BaseException as exc:
+                await self._stop_instance(record)
+                with contextlib.suppress(Exception):
+                    await new.close()
+                record.manifest, record.root, record.source = previous
+                record.instance = old
+                self.registry.add(record, replace=True)
+                try:
+                    context = self._make_context(record)
+                    record.exports = await self._start_instance(record, context)
+                    record.context = context
+                except Exception as again:
+                    error = _as_error(again, record, "activate")
+                    self._fail(record, error, "activate")
+                    raise error from exc
+                if isinstance(exc, Exception) and not isinstance(exc, PlughostError):
+                    raise ReloadError(
+                        f"{pid} {manifest.version} could not start: {type(exc).__name__}: "
+                        f"{exc}; {from_version} keeps serving", plugin_id=pid,
+                        code="reload.failed") from exc
+                raise
+            record.context, record.exports = context, exports
+        finally:
+            self._reload_gates.pop(pid, None)
+            gate.set()
+        switched = time.perf_counter()
+        try:
+            await old.close()
+        except Exception:
+            logger.exception("closing the previous version of %s failed", pid)
+        return ReloadResult(pid, from_version, str(manifest.version), record.state.value, True,
+                            None, time.perf_counter() - started, load_seconds=loaded - started,
+                            switch_seconds=switched - loaded, warnings=tuple(warnings))
+
+    # ----------------------------------------------------------------- watching
+
+    @property
+    def builds_store(self) -> BuildStore:
+        """The content-addressed builds of watched plugins (created on first use)."""
+        if self._build_store is None:
+            root = self.home / "builds" if self.home is not None else None
+            self._build_store = BuildStore(root, keep=self._keep_builds)
+        return self._build_store
+
+    def _adopt_builds(self) -> None:
+        """Point every folder plugin at a build (a copy) of its folder: edits to the folder
+        never change the running code."""
+        for record in self.registry:
+            if record.source != "directory" or record.root is None or record.id in self._sources:
+                continue
+            if record.state not in (State.INSTALLED, State.DISABLED):
+                continue
+            try:
+                build = self.builds_store.snapshot(record.id, record.root)
+            except (OSError, PlughostError) as exc:
+                logger.warning("cannot copy %s for hot reload (%s); it runs from its folder",
+                               record.id, exc)
+                continue
+            self._sources[record.id] = record.root
+            self._current_build[record.id] = build
+            record.root = build.path
+
+    def source_of(self, plugin_id: str) -> Path | None:
+        """The folder a watched plugin is edited in (``None`` when not watched)."""
+        return self._sources.get(plugin_id)
+
+    def builds(self, plugin_id: str) -> list[Build]:
+        """The good builds kept for a watched plugin, newest first."""
+        self.registry.get(plugin_id)
+        return self.builds_store.history(plugin_id)
+
+    async def start_watching(self) -> None:
+        """Watch the plugin folders (``watch=True`` does this in :meth:`start`)."""
+        self._check_open()
+        self.watch = True
+        self._adopt_builds()
+        if self._watcher is None:
+            self._watcher = FolderWatcher(self.plugin_dirs, self._on_folders_changed,
+                                          debounce=self.debounce)
+            await self._watcher.start()
+
+    async def _on_folders_changed(self, roots: set[Path]) -> None:
+        by_folder = {folder.resolve(): pid for pid, folder in self._sources.items()}
+        for root in sorted(roots):
+            pid = by_folder.get(root.resolve())
+            if pid is None:
+                logger.info("%s changed but is not a loaded plugin folder; restart to add it",
+                            root)
+                continue
+            with contextlib.suppress(PlughostError):
+                await self.reload_source(pid)
+
+    async def reload_source(self, plugin_id: str, *, attempts: int = 3,
+                            backoff: float = 0.05) -> ReloadResult | None:
+        """Reload a watched plugin from its folder: copy it to a build and
+        :meth:`reload` to that; ``None`` when the files did not change. A transient failure
+        (a file being written, a manifest caught half-saved) is retried ``attempts`` times
+        with doubling ``backoff``; a good build is recorded for rollback, a failed one is
+        deleted and the running version keeps serving."""
+        source = self._sources.get(plugin_id)
+        if source is None:
+            raise ReloadError(f"{plugin_id} is not a watched plugin folder; reload it with "
+                              "reload(plugin_id, root)", plugin_id=plugin_id,
+                              code="reload.failed")
+        store = self.builds_store
+        delay = backoff
+        for attempt in range(1, attempts + 1):
+            build: Build | None = None
+            try:
+                build = store.snapshot(plugin_id, source)
+                current = self._current_build.get(plugin_id)
+                if current is not None and current.digest == build.digest:
+                    return None
+                manifest = load_manifest(build.path)
+            except (OSError, ManifestError, ReloadError) as exc:
+                if attempt < attempts:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                    continue
+                error = exc if isinstance(exc, PlughostError) else ReloadError(
+                    f"cannot read {source}: {exc}", plugin_id=plugin_id, code="reload.busy")
+                record = self.registry.get(plugin_id)
+                self._notify_reload(ReloadResult(
+                    plugin_id, str(record.manifest.version), "?", record.state.value, False,
+                    error, 0.0))
+                self._prune_builds(plugin_id)
+                raise error from None
+            try:
+                result = await self.reload(plugin_id, build.path, manifest=manifest)
+            except BaseException:
+                self._prune_builds(plugin_id)
+                raise
+            self._current_build[plugin_id] = build
+            store.mark_good(build, str(manifest.version))
+            return result
+        return None  # pragma: no cover - the loop returns or raises
+
+    def _prune_builds(self, plugin_id: str) -> None:
+        keep = {b.digest for b in self.builds_store.history(plugin_id)}
+        current = self._current_build.get(plugin_id)
+        if current is not None:
+            keep.add(current.digest)
+        self.builds_store.prune(plugin_id, keep=keep)
+
+    async def rollback_build(self, plugin_id: str, ref: str | None = None) -> ReloadResult:
+        """Reload a watched plugin to a kept good build: ``ref`` is a digest prefix or a
+        version (default: the build before the current one)."""
+        build = self.builds_store.find(plugin_id, ref)
+        result = await self.reload(plugin_id, build.path)
+        self._current_build[plugin_id] = build
+        self.builds_store.mark_good(build, result.to_version)
+        return result
+
     # ----------------------------------------------------------------- resolution
 
     def resolve(self) -> list[str]:
@@ -749,6 +1144,9 @@ class PluginHost:
         )
 
     async def _activate_for_command(self, name: str) -> list[str]:
+        # A command missing because its plugin is switching versions: wait for the switch.
+        for gate in list(self._reload_gates.values()):
+            await gate.wait()
         return await self.activate_for(f"command:{name}")
 
     async def _activate_for_extension(self, name: str) -> list[str]:
@@ -952,18 +1350,7 @@ class PluginHost:
                         raise
                     await self._needs_config(record, exc)
                     return record
-                with error_context(plugin_id=plugin_id, phase="activate"):
-                    exports = tuple(await record.instance.start(context))
-                runtime = self.runtime_for(record.manifest)
-                missing = missing_capabilities(runtime, needed_by_exports(exports))
-                if missing:
-                    with contextlib.suppress(Exception):  # it did start: let it deactivate
-                        await record.instance.stop()
-                    raise refuse(runtime, plugin_id, missing, phase="activate")
-                for ext in self._extensions:
-                    hook = getattr(ext, "on_activated", None)
-                    if hook is not None:
-                        await hook(record, exports)
+                exports = await self._start_instance(record, context)
             except Exception as exc:
                 failure: PlughostError = _as_error(exc, record, "activate")
                 if not isinstance(exc, PlughostError):
@@ -997,6 +1384,40 @@ class PluginHost:
         record.phase = "config"
         record.hint = HINTS["config"].format(id=record.id)
         self._set_state(record, State.NEEDS_CONFIG, reason=error.message, phase="config")
+
+    async def _start_instance(self, record: PluginRecord,
+                              context: PluginContext) -> tuple[Export, ...]:
+        """Start ``record.instance`` with ``context`` and register what it exports (the
+        extensions' ``on_activated``); raise what failed. No state change."""
+        with error_context(plugin_id=record.id, phase="activate"):
+            exports = tuple(await record.instance.start(context))
+        runtime = self.runtime_for(record.manifest)
+        missing = missing_capabilities(runtime, needed_by_exports(exports))
+        if missing:
+            with contextlib.suppress(Exception):  # it did start: let it deactivate
+                await record.instance.stop()
+            raise refuse(runtime, record.id, missing, phase="activate")
+        for ext in self._extensions:
+            hook = getattr(ext, "on_activated", None)
+            if hook is not None:
+                await hook(record, exports)
+        return exports
+
+    async def _stop_instance(self, record: PluginRecord) -> None:
+        """Remove what the running instance registered and stop it (it stays loaded)."""
+        for ext in reversed(self._extensions):
+            hook = getattr(ext, "on_deactivated", None)
+            if hook is not None:
+                try:
+                    await hook(record)
+                except Exception:
+                    logger.exception("extension cleanup failed for %s", record.id)
+        try:
+            await record.instance.stop()
+        except Exception as exc:
+            logger.warning("deactivate() of %s raised %s: %s", record.id, type(exc).__name__,
+                           exc)
+            record.warnings.append(f"deactivate() raised {type(exc).__name__}: {exc}")
 
     async def _tell_enabled(self, record: PluginRecord, enabled: bool) -> None:
         """The plugin's ``on_enable`` / ``on_disable``, where its runtime can deliver them
@@ -1046,8 +1467,14 @@ class PluginHost:
     async def call(
         self, plugin_id: str, target: str, /, *, timeout: float | None = None, **kwargs: Any
     ) -> Any:
-        """Call ``target`` on a plugin, activating it first if it is lazy."""
+        """Call ``target`` on a plugin, activating it first if it is lazy. While the plugin
+        is being reloaded the call waits for the switch and goes to the version that serves
+        after it (it does not fail)."""
+        gate = self._reload_gates.get(plugin_id)
+        if gate is not None:
+            await gate.wait()
         record = await self.ensure_active(plugin_id)
+        self._inflight[plugin_id] = self._inflight.get(plugin_id, 0) + 1
         if timeout is None:
             timeout = record.manifest.limits.timeout
         monitors = self.comms.monitors
@@ -1066,6 +1493,14 @@ class PluginHost:
             error = exc
             raise
         finally:
+            left = self._inflight[plugin_id] - 1
+            if left:
+                self._inflight[plugin_id] = left
+            else:
+                del self._inflight[plugin_id]
+                drained = self._drained.pop(plugin_id, None)
+                if drained is not None:
+                    drained.set()
             self.comms.counters.record(plugin_id, "direct_calls", time.perf_counter() - started,
                                       failed)
             if finish is not None:
@@ -1119,19 +1554,7 @@ class PluginHost:
             if record.state is not State.ACTIVE:
                 return record
             self._set_state(record, State.DEACTIVATED)
-            for ext in reversed(self._extensions):
-                hook = getattr(ext, "on_deactivated", None)
-                if hook is not None:
-                    try:
-                        await hook(record)
-                    except Exception:
-                        logger.exception("extension cleanup failed for %s", plugin_id)
-            try:
-                await record.instance.stop()
-            except Exception as exc:
-                logger.warning("deactivate() of %s raised %s: %s", plugin_id, type(exc).__name__,
-                               exc)
-                record.warnings.append(f"deactivate() raised {type(exc).__name__}: {exc}")
+            await self._stop_instance(record)
             record.context = None
             record.exports = ()
         return record
@@ -1211,6 +1634,8 @@ class PluginHost:
         """
         started = time.perf_counter()
         self.discover()
+        if self.watch:
+            self._adopt_builds()
         self.resolve()
         eager = {pid for pid in self._order if not self.registry.get(pid).manifest.is_lazy}
         needed: set[str] = set()
@@ -1222,6 +1647,12 @@ class PluginHost:
             needed.add(pid)
             stack.extend(self._deps(self.registry.get(pid)))
         await self._activate_many(self._ordered(needed))
+        if self.watch:
+            for pid, build in self._current_build.items():
+                record = self.registry.find(pid)
+                if record is not None and record.state is State.ACTIVE:
+                    self.builds_store.mark_good(build, str(record.manifest.version))
+            await self.start_watching()
         return self.report(seconds=time.perf_counter() - started)
 
     async def _activate_many(self, ordered: list[str]) -> None:
@@ -1280,6 +1711,9 @@ class PluginHost:
         runtimes. Idempotent."""
         if self._closed:
             return
+        if self._watcher is not None:
+            await self._watcher.aclose()
+            self._watcher = None
         for pid in reversed(self._ordered(r.id for r in self.registry)):
             record = self.registry.get(pid)
             try:
@@ -1298,6 +1732,8 @@ class PluginHost:
                 await runtime.aclose()
             except Exception:
                 logger.exception("closing runtime %s failed", runtime.name)
+        if self._build_store is not None:
+            self._build_store.close()
         self._closed = True
 
     async def __aenter__(self) -> PluginHost:
@@ -1404,6 +1840,9 @@ class SyncPluginHost:
 
     def call(self, plugin_id: str, target: str, /, **kwargs: Any) -> Any:
         return self.run(self.host.call(plugin_id, target, **kwargs))
+
+    def reload(self, plugin_id: str, root: str | Path | None = None) -> ReloadResult:
+        return self.run(self.host.reload(plugin_id, root))
 
     def get(self, plugin_id: str) -> PluginRecord:
         return self.host.get(plugin_id)

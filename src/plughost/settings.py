@@ -134,6 +134,11 @@ class HostSettings:
     signature_allowlist: tuple[str, ...] = ()
     #: Apply pending database migrations automatically when storage is opened.
     auto_migrate: bool = True
+    #: Hot reload: watch the plugin folders (``plugins_dir``) and reload a plugin when its
+    #: files change (``plughost serve --watch`` turns it on too).
+    watch: bool = False
+    #: Seconds without a change that end a burst of saves before a reload (``watch``).
+    reload_debounce: float = 0.2
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser()
@@ -169,6 +174,13 @@ class HostSettings:
                 + ", ".join(SIGNATURE_POLICIES)
             )
         set_(self, "signature_allowlist", tuple(self.signature_allowlist))
+        if not isinstance(self.watch, bool):
+            raise ConfigurationError(f"watch: expected true or false, got {self.watch!r}")
+        debounce = self.reload_debounce
+        if isinstance(debounce, bool) or not isinstance(debounce, int | float) \
+                or not 0 <= debounce <= 60:
+            raise ConfigurationError(
+                f"reload_debounce: expected seconds between 0 and 60, got {debounce!r}")
 
     def ensure_dirs(self) -> None:
         """Create the home and the local directories (not the database or object store)."""
@@ -233,7 +245,8 @@ class HostSettings:
         ``PLUGHOST_OBJECT_STORE``, ``PLUGHOST_CACHE_DIR``, ``PLUGHOST_PLUGINS_DIR``,
         ``PLUGHOST_STAGING_DIR``, ``PLUGHOST_LOCK_DIR``, ``PLUGHOST_MAX_PLUGIN_SIZE``,
         ``PLUGHOST_KEEP_VERSIONS``, ``PLUGHOST_REQUIRE_SIGNATURE``,
-        ``PLUGHOST_SIGNATURE_ALLOWLIST`` (comma-separated), ``PLUGHOST_AUTO_MIGRATE`` (0/1).
+        ``PLUGHOST_SIGNATURE_ALLOWLIST`` (comma-separated), ``PLUGHOST_AUTO_MIGRATE`` (0/1),
+        ``PLUGHOST_WATCH`` (0/1), ``PLUGHOST_RELOAD_DEBOUNCE`` (seconds).
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -259,13 +272,20 @@ def _from_env_text(name: str, raw: str) -> Any:
             raise ConfigurationError(
                 f"PLUGHOST_KEEP_VERSIONS: expected a whole number, got {raw!r}"
             ) from None
-    if name == "auto_migrate":
+    if name in ("auto_migrate", "watch"):
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise ConfigurationError(f"PLUGHOST_AUTO_MIGRATE: expected 0/1/true/false, got {raw!r}")
+        raise ConfigurationError(
+            f"PLUGHOST_{name.upper()}: expected 0/1/true/false, got {raw!r}")
+    if name == "reload_debounce":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"PLUGHOST_RELOAD_DEBOUNCE: expected seconds, got {raw!r}") from None
     if name == "max_plugin_size":
         return raw.strip() if not raw.strip().isdigit() else int(raw)
     return raw

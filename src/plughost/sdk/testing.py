@@ -36,10 +36,19 @@ from plughost.core.configschema import effective_config, validate_config
 from plughost.core.lifecycle import State
 from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
 from plughost.errors import Problem
-from plughost.host import LoadReport, PluginHost
+from plughost.host import LoadReport, PluginHost, ReloadResult
 from plughost.runtimes.base import Runtime
 
-__all__ = ["TestHost", "config_problems", "make_test_host", "manifest_for_class", "wire_pair"]
+__all__ = [
+    "TestHost",
+    "collect_events",
+    "config_problems",
+    "make_test_host",
+    "manifest_for_class",
+    "simulate_reload",
+    "state_roundtrip",
+    "wire_pair",
+]
 
 
 def manifest_for_class(cls: type, **fields: Any) -> Manifest:
@@ -120,6 +129,29 @@ def make_test_host(
     for cls in classes:
         host.add(manifest_for_class(cls), None, source="test")
     return host
+
+
+async def simulate_reload(host: PluginHost, plugin_id: str,
+                          root: str | Path | None = None) -> ReloadResult:
+    """Reload ``plugin_id`` as a save would (the host's :meth:`PluginHost.reload`: the new
+    code loaded beside the old, ``export_state`` → ``import_state`` handed over, exports
+    switched, the old version kept on any failure). ``root`` defaults to the plugin's folder,
+    so a test can edit files there first."""
+    return await host.reload(plugin_id, root)
+
+
+def collect_events(host: PluginHost, pattern: str) -> list[Any]:
+    """A list that fills with every event on ``pattern`` (``*`` / ``**`` wildcards) the
+    host's bus delivers from now on."""
+    seen: list[Any] = []
+    host.bus.subscribe(pattern, seen.append)
+    return seen
+
+
+async def state_roundtrip(host: PluginHost, plugin_id: str) -> Any:
+    """What the running plugin's ``export_state()`` returns, checked to be JSON as the host
+    checks it before a reload or update hands it over."""
+    return await host._export_state(host.get(plugin_id))
 
 
 def _refuse(method: str, params: dict[str, Any]) -> Any:

@@ -46,7 +46,7 @@ from plughost.errors import (
     PluginUnavailable,
 )
 from plughost.host import HINTS as HOST_HINTS
-from plughost.host import PluginHost
+from plughost.host import PluginHost, ReloadResult
 from plughost.security.archive import ArchiveLimits
 from plughost.security.signing import TrustStore
 from plughost.services.hostops import HostOps, record_error
@@ -144,6 +144,7 @@ class PluginService:
         self._want_services = plugin_services
         self.services: PluginServices | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()  # audit writes of hot reloads
         self._database: Any = None
         self._repo: Any = None
         self._store: Any = None
@@ -210,13 +211,15 @@ class PluginService:
             lambda: {p.id: c.config for p in plugins
                      if (c := self.repository.get_config(p.id)) is not None})
         dirs = [s.plugins_dir] if s.plugins_dir.is_dir() and any(s.plugins_dir.iterdir()) else []
-        options: dict[str, Any] = {"home": s.home, "config": configs, **self._host_options}
+        options: dict[str, Any] = {"home": s.home, "config": configs, "watch": s.watch,
+                                   "debounce": s.reload_debounce, **self._host_options}
         if self._host_version is not None:
             options["host_version"] = self._host_version
         host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
         for stored in plugins:
             self._register(host, stored)
         self._host = host
+        host.on_reload(self._audit_reload)
         self._ops = HostOps(host, self._on_loop)
         if self._want_services:
             # One source of truth: installed plugins' grants, requests and config live in the
@@ -275,6 +278,8 @@ class PluginService:
         try:
             if self._host is not None:
                 await self._host.aclose()
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
             if self.services is not None:
                 await self.services.aclose()
         finally:
@@ -713,6 +718,23 @@ class PluginService:
         """Run a host coroutine on the service loop from a worker thread and wait for it."""
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
+
+    def _audit_reload(self, result: ReloadResult) -> None:
+        """One audit entry per hot reload (done or rolled back), written off the loop."""
+        details = result.to_dict()
+
+        def write() -> None:
+            try:
+                self.repository.append_audit(
+                    "plugin.reload", actor="watch", plugin_id=result.plugin_id,
+                    outcome="ok" if result.ok else "error", details=details)
+            except PlughostError:
+                log.exception("could not record the reload of %s in the audit log",
+                              result.plugin_id)
+
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(write))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _audit_failure(self, action: str, plugin_id: str | None, exc: PlughostError,
                              actor: str) -> None:

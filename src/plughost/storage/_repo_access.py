@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from plughost.errors import OperationRefused, RecordExists, RecordNotFound
-from plughost.storage._repo_base import RepositoryBase, to_record
+from plughost.storage._repo_base import to_record
+from plughost.storage._repo_changes import ChangeLog
 from plughost.storage.models import ApiTokenRow, GrantRow, PermissionRequestRow, TrustedKeyRow
 from plughost.storage.records import ApiToken, Grant, PermissionRequest, TrustedKey
 
@@ -23,7 +24,7 @@ def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-class AccessRecords(RepositoryBase):
+class AccessRecords(ChangeLog):
     """Who may do what: grants, permission requests, API tokens, trusted keys."""
 
     # -- grants and permission requests ----------------------------------------------------
@@ -45,6 +46,7 @@ class AccessRecords(RepositoryBase):
                        granted_at=self._now())
         s.add(row)
         s.flush()
+        self._record_change(s, "grant", plugin_id, "grant", {"scope": scope})
         return to_record(Grant, row)
 
     def revoke_grant(self, plugin_id: str, scope: str, *, revoked_by: str = "") -> bool:
@@ -58,6 +60,8 @@ class AccessRecords(RepositoryBase):
                 row.revoked_at = self._now()
                 row.revoked_by = revoked_by
             s.flush()
+            if rows:
+                self._record_change(s, "grant", plugin_id, "revoke", {"scope": scope})
             return bool(rows)
 
     def list_grants(self, plugin_id: str, *, include_revoked: bool = False) -> list[Grant]:
@@ -87,6 +91,8 @@ class AccessRecords(RepositoryBase):
                                        status="pending", requested_at=self._now())
             s.add(row)
             s.flush()
+            self._record_change(s, "permission_request", plugin_id, "request",
+                                {"id": row.id, "scope": scope})
             return to_record(PermissionRequest, row)
 
     def list_permission_requests(
@@ -121,6 +127,10 @@ class AccessRecords(RepositoryBase):
             row.status = "approved" if approve else "denied"
             row.decided_by = decided_by
             row.decided_at = self._now()
+            s.flush()
+            self._record_change(s, "permission_request", row.plugin_id,
+                                "approve" if approve else "deny",
+                                {"id": row.id, "scope": row.scope})
             if approve:
                 self._grant(s, row.plugin_id, row.scope, decided_by)
             s.flush()
@@ -143,6 +153,7 @@ class AccessRecords(RepositoryBase):
                               created_at=self._now(), expires_at=expires_at)
             s.add(row)
             self._flush(s, f"a token named {name!r} exists; choose another name", None)
+            self._record_change(s, "token", name, "create", {"role": role})
             return to_record(ApiToken, row), secret
 
     def verify_token(self, secret: str) -> ApiToken | None:
@@ -182,6 +193,7 @@ class AccessRecords(RepositoryBase):
                 return False
             row.revoked_at = self._now()
             s.flush()
+            self._record_change(s, "token", name, "revoke")
             return True
 
     # -- trusted keys ----------------------------------------------------------------------
@@ -205,6 +217,7 @@ class AccessRecords(RepositoryBase):
             row = TrustedKeyRow(**values)
             s.add(row)
             self._flush(s, f"key {key.key_id!r} is already in the trust store", None)
+            self._record_change(s, "trusted_key", key.key_id, "add")
             return to_record(TrustedKey, row)
 
     def get_trusted_key(self, key_id: str) -> TrustedKey | None:
@@ -229,4 +242,5 @@ class AccessRecords(RepositoryBase):
                 return False
             row.revoked_at = self._now()
             s.flush()
+            self._record_change(s, "trusted_key", key_id, "revoke")
             return True

@@ -10,12 +10,13 @@ from typing import Any
 from sqlalchemy import select
 
 from plughost.errors import InvalidRecord, OperationRefused, RecordNotFound
-from plughost.storage._repo_base import RepositoryBase, to_record
+from plughost.storage._repo_base import to_record
+from plughost.storage._repo_changes import ChangeLog
 from plughost.storage.models import AuditEventRow, OperationRow
 from plughost.storage.records import OPERATION_STATUSES, AuditEvent, Operation
 
 
-class ActivityRecords(RepositoryBase):
+class ActivityRecords(ChangeLog):
     """What happened and what is happening: audit events, operations."""
 
     # -- audit -----------------------------------------------------------------------------

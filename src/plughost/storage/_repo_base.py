@@ -68,6 +68,11 @@ class RepositoryBase:
             return
         with self.database.transaction(write=write) as session:
             yield session
+            self._write_changes(session)
+
+    def _write_changes(self, s: Session) -> None:
+        """Called last before a transaction of the repository commits (the change log's
+        hook, see :mod:`plughost.storage._repo_changes`)."""
 
     @staticmethod
     def _not_found(plugin_id: str) -> PluginNotFound:

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert, select
 
 from plughost.errors import RecordExists, RecordNotFound
 from plughost.observability.logs import LEVELS, LogEntry, LogFilter
-from plughost.storage._repo_base import RepositoryBase
+from plughost.storage._repo_changes import ChangeLog
 from plughost.storage.models import (
     AlertEventRow,
     AlertRuleRow,
@@ -22,7 +22,7 @@ from plughost.storage.models import (
 _LEVEL_ORDER = list(LEVELS)
 
 
-class ObservabilityRecords(RepositoryBase):
+class ObservabilityRecords(ChangeLog):
     """Plugin log lines (append in batches, query, prune) and alert rules and history."""
 
     # -- plugin logs -----------------------------------------------------------------------
@@ -95,6 +95,8 @@ class ObservabilityRecords(RepositoryBase):
                                    "choose another name", details={"name": name})
             s.add(AlertRuleRow(name=name, spec=dict(spec), created_by=actor,
                                created_at=self._now()))
+            s.flush()
+            self._record_change(s, "alert_rule", name, "add")
 
     def delete_alert_rule(self, name: str) -> None:
         """Remove a stored rule; :class:`RecordNotFound` if there is none."""
@@ -104,6 +106,8 @@ class ObservabilityRecords(RepositoryBase):
                 raise RecordNotFound(f"there is no alert rule {name!r} added through the API",
                                      details={"name": name})
             s.delete(row)
+            s.flush()
+            self._record_change(s, "alert_rule", name, "delete")
 
     # -- alert history ---------------------------------------------------------------------
 

@@ -41,6 +41,8 @@ __all__ = [
     "ApiTokenRow",
     "AuditEventRow",
     "Base",
+    "ChangeRow",
+    "ChangeSequenceRow",
     "ConfigHistoryRow",
     "GrantRow",
     "OperationRow",
@@ -337,3 +339,33 @@ class AlertEventRow(Base):
     threshold: Mapped[float] = mapped_column(Float)
     labels: Mapped[dict[str, Any]] = mapped_column(JSON)
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class ChangeRow(Base):
+    """The change log: one row per state-changing write, numbered by ``seq``.
+
+    ``seq`` is assigned from :class:`ChangeSequenceRow` while holding its row lock until commit,
+    so sequence numbers are gap-free and become visible in order: a reader that has seen ``n``
+    never later finds a row below ``n`` (see :mod:`plughost.storage._repo_changes`).
+    """
+
+    __tablename__ = "change_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(SHORT_LEN))
+    key: Mapped[str] = mapped_column(String(NAME_LEN))
+    action: Mapped[str] = mapped_column(String(SHORT_LEN))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    origin: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True)
+
+
+class ChangeSequenceRow(Base):
+    """One row (``id`` 1): the last change sequence number handed out, and how far the log
+    has been pruned. Writers lock it last, just before commit, so it orders commits."""
+
+    __tablename__ = "change_sequence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    pruned_through: Mapped[int] = mapped_column(BigInteger, default=0)

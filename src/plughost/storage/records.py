@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "Change",
     "ConfigChange",
     "Grant",
     "Operation",
@@ -26,6 +27,9 @@ __all__ = [
 
 #: Operation statuses, in lifecycle order.
 OPERATION_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+#: Change log kinds whose ``key`` is a plugin id (the others: ``token``, ``trusted_key``,
+#: ``alert_rule``).
+PLUGIN_CHANGE_KINDS = frozenset({"plugin", "version", "config", "grant", "permission_request"})
 #: Permission request statuses.
 REQUEST_STATUSES = ("pending", "approved", "denied")
 
@@ -254,3 +258,23 @@ class TrustedKey:
     added_by: str = ""
     added_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change log: ``kind`` / ``key`` say what changed, ``action`` how;
+    ``seq`` orders all changes (gap-free, commit order). Re-read the entity to apply it."""
+
+    seq: int
+    at: datetime
+    kind: str
+    key: str
+    action: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    origin: str | None = None
+
+    @property
+    def plugin_id(self) -> str | None:
+        """The plugin the change is about, or ``None`` (tokens, keys, alert rules)."""
+        return self.key if self.kind in PLUGIN_CHANGE_KINDS else None
+

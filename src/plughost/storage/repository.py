@@ -63,6 +63,16 @@ _PLUGIN_FIELDS = {f.name for f in fields(StoredPlugin)}
 _UPDATABLE = _PLUGIN_FIELDS - {"id", "installed_at", "updated_at"}
 
 
+def _plugin_change(changes: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The change-log action and details of an update of these plugin columns."""
+    names = set(changes)
+    if names == {"enabled"}:
+        return ("enable" if changes["enabled"] else "disable"), {}
+    if "state" in names and names <= {"state", "failure_reason", "failure_phase"}:
+        return "state", {"state": changes["state"]}
+    return "update", {"fields": sorted(names)}
+
+
 class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
     """Data access for plugins, versions, config, grants, audit, tokens, operations and keys.
 
@@ -106,6 +116,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
             token = self._current.set(session)
             try:
                 yield self
+                self._write_changes(session)
             finally:
                 self._current.reset(token)
 
@@ -179,6 +190,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
             row = PluginRow(**values)
             s.add(row)
             self._flush(s, f"plugin {plugin.id!r} is already installed", plugin.id)
+            self._record_change(s, "plugin", plugin.id, "install",
+                                {"version": row.version, "state": row.state})
             return to_record(StoredPlugin, row)
 
     def get_plugin(self, plugin_id: str) -> StoredPlugin | None:
@@ -271,6 +284,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
                 setattr(row, key, dict(value) if isinstance(value, Mapping) else value)
             row.updated_at = self._now()
             s.flush()
+            self._record_change(s, "plugin", plugin_id, *_plugin_change(changes))
             return to_record(StoredPlugin, row)
 
     def set_state(
@@ -317,6 +331,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
             row.version = ver.version
             row.updated_at = self._now()
             s.flush()
+            self._record_change(s, "plugin", plugin_id, "update", {"version": ver.version})
             return to_record(StoredPlugin, row)
 
     def delete_plugin(self, plugin_id: str) -> bool:
@@ -328,6 +343,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
                 return False
             s.delete(row)
             s.flush()
+            self._record_change(s, "plugin", plugin_id, "uninstall")
             return True
 
     # -- versions --------------------------------------------------------------------------
@@ -355,6 +371,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
                 s, f"version {version.version} of {version.plugin_id!r} is already installed",
                 version.plugin_id,
             )
+            self._record_change(s, "version", version.plugin_id, "add",
+                                {"version": version.version})
             return to_record(StoredVersion, row)
 
     def replace_version(self, version: StoredVersion) -> tuple[StoredVersion, StoredVersion]:
@@ -399,6 +417,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
             row = self._version_row(s, plugin_id, version)
             row.cache_path = cache_path
             s.flush()
+            self._record_change(s, "version", plugin_id, "cache", {"version": version})
             return to_record(StoredVersion, row)
 
     def delete_version(self, plugin_id: str, version: str) -> bool:
@@ -419,6 +438,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
                 return False
             s.delete(row)
             s.flush()
+            self._record_change(s, "version", plugin_id, "delete", {"version": version})
             return True
 
     def prune_versions(
@@ -448,6 +468,9 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
             for row in removed:
                 s.delete(row)
             s.flush()
+            for record in records:
+                self._record_change(s, "version", plugin_id, "delete",
+                                    {"version": record.version})
             return records
 
     # -- configuration ---------------------------------------------------------------------
@@ -497,6 +520,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
             s.add(ConfigHistoryRow(plugin_id=plugin_id, revision=row.revision, config=data,
                                    changed_by=changed_by, changed_at=now))
             s.flush()
+            self._record_change(s, "config", plugin_id, "set", {"revision": row.revision})
             return to_record(StoredConfig, row)
 
     def config_history(self, plugin_id: str, *, limit: int = 50) -> list[ConfigChange]:

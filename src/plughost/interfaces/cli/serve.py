@@ -11,6 +11,7 @@ status, duration_ms, client and request_id.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -91,6 +92,9 @@ def serve(
     allow_http_urls: Annotated[bool, typer.Option(
         "--allow-http-urls", help="Allow plain http:// package URLs (trusted networks only).")
     ] = False,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Hot reload: watch the plugin folders and reload a plugin when its "
+        "files change (also `watch = true` in plughost.toml).")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_access_log: Annotated[bool, typer.Option("--no-access-log",
                                                 help="Do not log every request.")] = False,
@@ -119,6 +123,8 @@ def serve(
                                    + ", ".join(FORMATS), code="request.invalid")
         _configure_logging(log_level, not no_access_log, log_format.lower())
         settings = settings_for(home)
+        if watch:
+            settings = dataclasses.replace(settings, watch=True)
         loopback = is_loopback(host)
         with open_storage(settings) as storage:  # migrations happen here, before binding
             has_tokens = bool(storage.repository.list_tokens())

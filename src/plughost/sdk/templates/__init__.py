@@ -1,0 +1,1 @@
+"""Scaffolds for `plughost new`: one folder of ``*.tmpl`` files per runtime."""

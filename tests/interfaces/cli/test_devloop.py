@@ -1,0 +1,142 @@
+"""`plughost new | dev | call`: generated folders really pass check and their own tests, the
+dev loop reloads on save and survives a broken one, and call needs no prompt."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from plughost.interfaces.cli import build_app
+from plughost.interfaces.cli.devloop import parse_args, plugin_frames_first
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+runner = CliRunner()
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.parametrize("runtime", ["python", "process", "wasm"])
+def test_new_plugin_passes_check_and_its_own_tests(tmp_path: Path, runtime: str) -> None:
+    app = build_app()
+    created = runner.invoke(app, ["new", "my-plugin", "--runtime", runtime, "--dir",
+                                  str(tmp_path), "--json"], catch_exceptions=False)
+    assert created.exit_code == 0, created.output
+    folder = tmp_path / "my-plugin"
+    files = set(json.loads(created.stdout)["files"])
+    assert {"plugin.toml", "README.md", "tests/test_plugin.py"} <= files
+    checked = runner.invoke(app, ["check", str(folder)], catch_exceptions=False)
+    assert checked.exit_code == 0, checked.output
+    # the generated test, run the way its README says, in its own folder (not our suite)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests"], cwd=folder, env=_env(), capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " passed" in done.stdout
+
+
+def test_new_refuses_a_bad_id_and_an_existing_folder(tmp_path: Path) -> None:
+    app = build_app()
+    bad = runner.invoke(app, ["new", "Bad Name", "--dir", str(tmp_path)])
+    assert bad.exit_code == 1 and "request.invalid" in bad.output
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    taken = runner.invoke(app, ["new", "taken", "--dir", str(tmp_path)])
+    assert taken.exit_code == 1 and "not empty" in taken.output
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+    wrong = runner.invoke(app, ["new", "x", "--runtime", "cobol", "--dir", str(tmp_path)])
+    assert wrong.exit_code == 1 and "unknown runtime" in wrong.output
+
+
+def test_call_runs_a_method_without_a_prompt(tmp_path: Path) -> None:
+    app = build_app()
+    plugins = tmp_path / "plugins"
+    runner.invoke(app, ["new", "greeter", "--dir", str(plugins)], catch_exceptions=False)
+    result = runner.invoke(app, ["call", "greeter", "greet", "--arg", "name=Ada", "-d",
+                                 str(plugins), "--home", str(tmp_path / "home")],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "Hello, Ada!"
+    missing = runner.invoke(app, ["call", "nobody", "greet", "-d", str(plugins), "--home",
+                                  str(tmp_path / "home")])
+    assert missing.exit_code == 1 and "plugin.not_found" in missing.output
+
+
+def test_parse_args_decodes_json_values() -> None:
+    assert parse_args(["n=3", "flag=true", "name=Ada", "xs=[1,2]"]) == {
+        "n": 3, "flag": True, "name": "Ada", "xs": [1, 2]}
+
+
+def test_plugin_frames_come_first(tmp_path: Path) -> None:
+    code = tmp_path / "plug.py"
+    code.write_text("def boom():\n    raise ValueError('x')\n")
+    namespace: dict[str, object] = {}
+    exec(compile(code.read_text(), str(code), "exec"), namespace)
+    try:
+        namespace["boom"]()  # type: ignore[operator]
+    except ValueError as exc:
+        lines = plugin_frames_first(exc, [tmp_path])
+    assert lines[0].startswith(f"{code}:2 in boom")
+    assert any("test_devloop.py" in line for line in lines[1:])
+
+
+def _reader(stream: object) -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _wait_for(lines: queue.Queue[str], text: str, seen: list[str]) -> str:
+    while True:
+        line = lines.get(timeout=60)
+        seen.append(line)
+        if text in line:
+            return line
+
+
+def test_dev_reloads_on_save_shows_logs_and_survives_a_broken_save(tmp_path: Path) -> None:
+    app = build_app()
+    runner.invoke(app, ["new", "greeter", "--dir", str(tmp_path)], catch_exceptions=False)
+    folder = tmp_path / "greeter"
+    env = {**_env(), "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plughost", "dev", str(folder), "--debounce", "0.05",
+         "--home", str(tmp_path / "home")], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    try:
+        lines = _reader(proc.stdout)
+        _wait_for(lines, "watching", seen)
+        assert any("greeter active" in line for line in seen), seen  # the plugin's own log
+        code = (folder / "plugin.py").read_text()
+        (folder / "plugin.py").write_text(code.replace('f"{self.greeting}, {name}!"',
+                                                       'f"{self.greeting}, {name}!!"'))
+        line = _wait_for(lines, "reloaded", seen)
+        assert "greeter 0.1.0 → 0.1.0" in line and " ms " in line
+        (folder / "plugin.py").write_text(code + "\ndef broken(:\n")
+        _wait_for(lines, "reload of greeter failed", seen)
+        detail = _wait_for(lines, "plugin.py", seen)
+        assert "plugin.py" in detail  # the plugin's own file comes first
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, "".join(seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
