@@ -27,7 +27,10 @@ def _ppid(pid: int | None) -> int:
 
 async def _start(rt: ProcessRuntime, plugin_id: str) -> ProcessInstance:
     inst = await rt.load(make_manifest(plugin_id, "forkprobe_plugin:Probe"), PROBE)
-    await inst.start(Context())
+    context = Context()
+    if rt.options.data_root is not None:  # as the host gives it: no second start at activation
+        context.data_dir = rt.options.data_root / plugin_id  # type: ignore[assignment]
+    await inst.start(context)
     return inst
 
 
