@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 from plughost.errors import RequestInvalid
 from plughost.interfaces.http._state import ROLE_ATTRIBUTE, authenticate_request
 
-__all__ = ["MAX_JSON_DEPTH", "ROLE_ATTRIBUTE", "ApiRoute", "json_depth"]
+__all__ = ["MAX_JSON_DEPTH", "ROLE_ATTRIBUTE", "ApiRoute", "json_depth", "required_role"]
 
 #: Deepest JSON nesting accepted in a request body (objects and arrays). Manifests, config
 #: values and command arguments need a handful of levels; the limit keeps every recursive
@@ -58,7 +58,8 @@ def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
-def _required_role(dependant: Dependant) -> str | None:
+def required_role(dependant: Dependant) -> str | None:
+    """The role a route needs (named by its ``requires`` dependency); None: no token needed."""
     pending = list(dependant.dependencies)
     while pending:
         dep = pending.pop()
@@ -103,7 +104,7 @@ class ApiRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         inner = super().get_route_handler()
-        role = _required_role(self.dependant)
+        role = required_role(self.dependant)
         reads_json = self.body_field is not None or "requestBody" in (self.openapi_extra or {})
 
         async def handler(request: Request) -> Response:

@@ -51,6 +51,7 @@ __all__ = [
     "UpdateOut",
     "ValidateManifestOut",
     "VersionOut",
+    "WhoAmIOut",
 ]
 
 StateName = Enum("StateName", {s.name: s.value for s in State}, type=str)  # type: ignore[misc]
@@ -374,3 +375,14 @@ class TokenOut(BaseModel):
 
 class TokenCreatedOut(TokenOut):
     secret: str = Field(description="The bearer secret. Shown once; store it now.")
+
+
+class WhoAmIOut(_Out):
+    signed_in: bool = Field(description="A token was sent and accepted.")
+    token_required: bool = Field(description="Requests without a token are refused.")
+    name: str | None = Field(description="The token's name (null without one).")
+    role: str | None = Field(description="viewer, operator or admin; null when not signed in.")
+    roles: list[str] = Field(description="Every role, weakest first.")
+    operations: list[str] = Field(description=(
+        "The operations this caller may call, as \"METHOD /path\" (path templates as in "
+        "this document)."))

@@ -33,9 +33,11 @@ from plughost.interfaces.http._middleware import ApiMiddleware
 from plughost.interfaces.http._routes_observability import probes as observability_probes
 from plughost.interfaces.http._routes_observability import router as observability_router
 from plughost.interfaces.http._routes_plugins import router as plugins_router
+from plughost.interfaces.http._routes_session import operation_roles
+from plughost.interfaces.http._routes_session import router as session_router
 from plughost.interfaces.http._routes_system import probes
 from plughost.interfaces.http._routes_system import router as system_router
-from plughost.interfaces.http._routing import ApiRoute
+from plughost.interfaces.http._routing import ApiRoute, required_role
 from plughost.interfaces.http._schemas import ErrorResponse
 from plughost.interfaces.http._state import ApiOptions, ApiState
 from plughost.services.manager import PluginService
@@ -96,6 +98,10 @@ def create_app(
         ),
         lifespan=lifespan,
         responses=_ERRORS,
+        # /docs is the dashboard's (Swagger UI served from the package, no CDN); no ReDoc page,
+        # which would load its script from the internet
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.api = state
     install_error_handlers(app)
@@ -104,6 +110,7 @@ def create_app(
     _include(app, system_router, API_PREFIX)
     _include(app, observability_router, API_PREFIX)
     _include(app, observability_probes)
+    _include(app, session_router, API_PREFIX)
     if _facade_has_access_methods(service):
         from plughost.interfaces.http._routes_access import router as access_router
 
@@ -140,6 +147,13 @@ def _include(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
                 "APIRouter(route_class=ApiRoute) (plughost.interfaces.http._routing), so that "
                 "its caller is authenticated before its body is read")
     app.include_router(router, prefix=prefix)
+    roles = operation_roles(app)
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            role = required_role(route.dependant)
+            for method in sorted(route.methods or ()):
+                if method != "HEAD":
+                    roles[f"{method} {prefix}{route.path}"] = role
 
 
 def _facade_has_access_methods(service: Any) -> bool:
