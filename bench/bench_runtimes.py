@@ -351,7 +351,7 @@ async def spawn_to_ready(
     when it is assigned); ``forked``, forked from the fork server (started by the untimed load);
     ``cold``, interpreter + imports + handshake every time.
     """
-    warm = mode == "spare"
+    warm = mode != "cold"  # the fork server forks the next runner ahead of need, as a spare
     runtimes = [ProcessRuntime(options=ProcessOptions(warm_spare=warm, confine=c,
                                                       fork_server=mode == "forked"))
                 for c in (False, True)]
