@@ -1,7 +1,8 @@
 """Isolated runtimes, side by side in one run; prints ratios against the named peers.
 
     python bench/bench_runtimes.py            # every section
-    python bench/bench_runtimes.py process    # one section: process | wasm (--quick: fewer rounds)
+    python bench/bench_runtimes.py process    # one section: process | wasm | grpc | native
+                                              # (--quick: fewer rounds)
 
 Process section: a ``plugin.call`` round trip through the process runtime against a bare
 length-prefixed echo over a pipe to a child driven by asyncio (the floor): wall time and CPU per
@@ -11,7 +12,8 @@ PSS from ``/proc/<pid>/smaps_rollup``) started cold, from the warm spare and fro
 server; spawn-to-ready against ``python -c pass`` (cold, warm spare, fork server, and confined:
 the pids cgroup, Landlock and seccomp a process plugin runs under by default). Every figure is
 the median of 5 runs (``--quick``: 3), each floor measured in the same run. The wasm section comes
-from ``bench/bench_runtimes_wasm.py`` (the WebAssembly runtime's half) when it is present.
+from ``bench/bench_runtimes_wasm.py`` (the WebAssembly runtime's half) when it is present; the
+grpc and native sections from ``bench/bench_runtimes_grpc_native.py``.
 """
 
 from __future__ import annotations
@@ -472,7 +474,22 @@ async def wasm_section(quick: bool) -> list[Row]:
     return [Row(**r) for r in await asyncio.to_thread(wasm.section_rows, quick)]
 
 
-SECTIONS = {"process": process_section, "wasm": wasm_section}
+async def grpc_section(quick: bool) -> list[Row]:
+    """The gRPC rows, from bench/bench_runtimes_grpc_native.py."""
+    import bench_runtimes_grpc_native as other
+
+    return [Row(**r) for r in await asyncio.to_thread(other.section_rows, "grpc", quick)]
+
+
+async def native_section(quick: bool) -> list[Row]:
+    """The native-library rows, from bench/bench_runtimes_grpc_native.py."""
+    import bench_runtimes_grpc_native as other
+
+    return [Row(**r) for r in await asyncio.to_thread(other.section_rows, "native", quick)]
+
+
+SECTIONS = {"process": process_section, "wasm": wasm_section, "grpc": grpc_section,
+            "native": native_section}
 
 
 def print_table(rows: list[Row]) -> None:

@@ -111,3 +111,26 @@ settings.register_profile(
     "night", max_examples=20_000, deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# ---------------------------------------------------------------- native runtime: the C example
+
+@pytest.fixture(scope="session", autouse=True)
+def _native_examples_built() -> None:
+    """The native examples are plugin folders once their library is built (as .ci/run does):
+    build them, so every test that scans examples/ (or the docs' manifests) sees a valid plugin."""
+    import os
+
+    from tests.fixtures.native import build_library
+
+    header = REPO / "include" / "plughost.h"
+    for source, target in (
+        (EXAMPLES / "native-c-counter" / "counter.c", EXAMPLES / "native-c-counter" / "counter.so"),
+        (REPO / "docs" / "examples" / "manifests" / "slack-notify" / "slack.c",
+         REPO / "docs" / "examples" / "manifests" / "slack-notify" / "slack.so"),
+    ):
+        newest = max(source.stat().st_mtime, header.stat().st_mtime)
+        if not target.exists() or target.stat().st_mtime < newest:
+            tmp = target.with_name(f".{target.stem}.{os.getpid()}.so")
+            build_library(source, tmp)
+            tmp.replace(target)  # atomic: parallel workers never see half a library

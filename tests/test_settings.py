@@ -114,3 +114,44 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
     s = HostSettings(home=tmp_path)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.home = Path("/")  # type: ignore[misc]
+
+
+def test_the_arcade_plugin_service_table_is_read(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "plughost.toml").write_text(
+        '[plugin]\nlocal_cache_dir = "/var/lib/arcade/plugins"\nenable_market = true\n'
+        'market_api = "https://marketplace.example/api"\nauto_check_update = true\n'
+        'update_check_interval = 86400\nload_timeout = 30\nmax_plugin_size = 100\n'
+        '\n[plugins.slack]\nenabled = true\n')
+    s = HostSettings.from_env({"PLUGHOST_HOME": str(home)})
+    assert s.cache_dir == Path("/var/lib/arcade/plugins")
+    assert s.max_plugin_size == 100 * 1024 * 1024  # megabytes, as the Arcade service counts
+    assert (s.market_api, s.enable_market, s.auto_check_update) == (
+        "https://marketplace.example/api", True, True)
+    assert (s.update_check_interval, s.load_timeout) == (86400, 30)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ("[plugin]\nlocal_cache = 1\n", "unknown key(s) in [plugin]: local_cache; valid keys"),
+    ("[plugin]\nload_timeout = -1\n", "load_timeout: expected a positive number"),
+    ("plugin = 3\n", "[plugin] must be a table"),
+    ('redis_url = "http://x"\n', "is not a Redis URL"),
+])
+def test_bad_plugin_table_and_cluster_settings_name_the_problem(
+        tmp_path: Path, table: str, message: str) -> None:
+    path = tmp_path / "plughost.toml"
+    path.write_text(table)
+    with pytest.raises(ConfigurationError) as info:
+        HostSettings.from_file(path, home=tmp_path)
+    assert message in info.value.message
+
+
+def test_cluster_settings_from_the_environment(tmp_path: Path) -> None:
+    s = HostSettings.from_env({"PLUGHOST_HOME": str(tmp_path),
+                               "PLUGHOST_REDIS_URL": "redis://127.0.0.1:6379/3",
+                               "PLUGHOST_NODE_NAME": "node-a",
+                               "PLUGHOST_LOAD_TIMEOUT": "12.5",
+                               "PLUGHOST_ENABLE_MARKET": "0"})
+    assert (s.redis_url, s.node_name, s.load_timeout, s.enable_market) == (
+        "redis://127.0.0.1:6379/3", "node-a", 12.5, False)

@@ -77,7 +77,7 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     ├── InstallError                               code: install.* (exists too_large
     │   │                                         source wrong_plugin same_version
     │   │                                         not_kept health state activate policy
-    │   │                                         conflict inconsistent)
+    │   │                                         conflict inconsistent platform)
     │   └── DownloadError                          code: download.* (url scheme address
     │                                                redirect status too_large timeout
     │                                                failed)
@@ -98,13 +98,19 @@ Errors subclass the builtin they resemble, so ``except PermissionError`` or
     ├── ChannelError                               code: channel.*
     │   ├── ChannelNotFound (LookupError)          code: channel.not_found
     │   └── ChannelClosed                          code: channel.closed
-    └── InstallError                               code: install.* (exists too_large
-        │                                            source wrong_plugin same_version
-        │                                            not_kept health state dependent policy
-        │                                            conflict inconsistent files_missing)
-        └── DownloadError                          code: download.* (url scheme address
-                                                     redirect status too_large timeout
-                                                     failed)
+    ├── InstallError                               code: install.* (exists too_large
+    │                                              source wrong_plugin same_version
+    │                                              not_kept health state dependent policy
+    │                                              conflict inconsistent files_missing
+    │                                              platform)
+    │   └── DownloadError                          code: download.* (url scheme address
+    │                                                redirect status too_large timeout
+    │                                                failed)
+    └── MarketError                                code: market.* (rollback expired
+                                                     signature mix_and_match tampered
+                                                     invalid unreachable not_found source
+                                                     repository incompatible yanked
+                                                     disabled rating unsigned)
 
     (management API, plughost.interfaces.http; also under PlughostError)
     ├── RequestInvalid (ValueError)                code: request.invalid
@@ -169,6 +175,7 @@ __all__ = [
     "KeyValueError",
     "LockTimeout",
     "ManifestError",
+    "MarketError",
     "MigrationError",
     "ObjectCorrupted",
     "ObjectNotFound",
@@ -654,6 +661,20 @@ class DownloadError(InstallError):
     """Fetching a package from a URL was refused or failed (address, redirect, size, time)."""
 
     default_code = "download.failed"
+
+
+class MarketError(PlughostError):
+    """A marketplace repository, its metadata or a request to it was refused or failed.
+
+    The metadata checks of The Update Framework each have their own code: ``market.rollback``
+    (a version older than one already trusted), ``market.expired`` (a frozen or stale
+    repository), ``market.signature`` (too few valid signatures for a role's threshold),
+    ``market.mix_and_match`` (metadata files that do not belong to one repository state),
+    ``market.tampered`` (a file whose length or hash differs from the signed metadata).
+    Nothing local changes when one of them is raised.
+    """
+
+    default_code = "market.error"
 
 
 # --- management API (plughost.interfaces.http) ----------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from plughost._version import __version__
+from plughost.core import platforms
 from plughost.core.bus import EventBus, PermissionChecker
 from plughost.core.channels import ChannelRegistry
 from plughost.core.commands import CommandRegistry
@@ -50,7 +52,7 @@ from plughost.core.contract import (
 from plughost.core.depgraph import dependents_of
 from plughost.core.discovery import Discovered, DiscoveryCache, discover
 from plughost.core.hooks import HookRegistry
-from plughost.core.lifecycle import LifecycleEvent, LifecycleEvents, State, transition
+from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, LifecycleEvents, State, transition
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.core.registry import PluginRecord, Registry
 from plughost.core.resolver import resolve
@@ -120,9 +122,7 @@ HINTS: dict[str, str] = {
     "activate": "the plugin's activate() raised; see the error and the plugin's log",
     "dependency": "fix the dependency that failed first; this plugin needs it",
     "supervise": "it crashed repeatedly and was quarantined; fix it, then enable it again",
-    "config": "set the values named above with `plughost config set {id} KEY=VALUE` (or in the "
-              "settings file, or PluginHost(config=...) when embedding), then "
-              "`plughost enable {id}`",
+    "config": CONFIG_HINT,
 }
 
 
@@ -336,6 +336,7 @@ class PluginHost:
         self.host_version = Version(str(host_version))
         self.registry = Registry()
         self.lifecycle = LifecycleEvents()
+        self._ran_as: dict[str, Manifest] = {}  # plugin id -> the alternative it runs as
         self.problems: list[Discovered] = []
         """Plugins found but not registered (invalid manifest, duplicate id)."""
         # The process runtime spawns nothing until a runtime = "process" plugin loads.
@@ -724,7 +725,7 @@ class PluginHost:
 
     def _state_handover(self, record: PluginRecord) -> StateHandover | None:
         """The instance's state handover, or None when its runtime has none."""
-        if Capability.STATE not in self.runtime_for(record.manifest).capabilities:
+        if Capability.STATE not in self.runtime_for(self._running(record)).capabilities:
             return None
         instance = record.instance
         return instance if isinstance(instance, StateHandover) else None
@@ -1233,10 +1234,10 @@ class PluginHost:
             if record.state is not State.RESOLVED:
                 return record
             try:
-                runtime = self.runtime_for(record.manifest)
-                self._check_runtime(runtime, record)
+                manifest, runtime = self._choose_runtime(record)
+                self._check_runtime(runtime, record, manifest)
                 with error_context(plugin_id=plugin_id, phase="import"):
-                    instance = await runtime.load(record.manifest, record.root)
+                    instance = await runtime.load(manifest, record.root)
             except Exception as exc:
                 error = _as_error(exc, record, "import")
                 self._fail(record, error, "import")
@@ -1262,10 +1263,46 @@ class PluginHost:
             self._set_state(record, State.LOADED)
         return record
 
-    def _check_runtime(self, runtime: Runtime, record: PluginRecord) -> None:
+    def _choose_runtime(self, record: PluginRecord) -> tuple[Manifest, Runtime]:
+        """How to run ``record`` here: its manifest's own runtime/entry, or the first of its
+        ``alternatives`` that fits this platform and whose runtime this host has (said in the
+        plugin's warnings); none fitting fails the plugin alone (``runtime.platform``)."""
+        m = record.manifest
+        self._ran_as.pop(record.id, None)
+        if not m.platforms and not m.alternatives:
+            return m, self.runtime_for(m)
+
+        def unavailable(name: str) -> str | None:
+            try:
+                self.runtime_for(dataclasses.replace(m, runtime=name))
+            except PlughostError as exc:
+                return exc.message
+            return None
+
+        choice = platforms.select(m, unavailable)
+        if isinstance(choice, list):
+            raise PluginUnavailable(
+                f"Plugin {m.id!r} has no way to run on {platforms.current()}: "
+                f"{'; '.join(choice)}. Install the plugin's build for this platform (or the "
+                "extra its runtime needs).", plugin_id=m.id, phase="import",
+                code="runtime.platform", details={"platform": platforms.current()})
+        if choice.index or choice.skipped:
+            skipped = f" ({'; '.join(choice.skipped)})" if choice.skipped else ""
+            note = choice.describe() + skipped
+            if note not in record.warnings:
+                record.warnings.append(note)
+        self._ran_as[record.id] = choice.manifest
+        return choice.manifest, self.runtime_for(choice.manifest)
+
+    def _running(self, record: PluginRecord) -> Manifest:
+        """The manifest ``record`` was loaded with (an alternative's runtime/entry, if one)."""
+        return self._ran_as.get(record.id, record.manifest)
+
+    def _check_runtime(self, runtime: Runtime, record: PluginRecord,
+                       manifest: Manifest | None = None) -> None:
         """Refuse, before anything is loaded, a plugin its runtime cannot serve: a bad ``entry``
         (each runtime checks its own), or a capability it needs that the runtime lacks."""
-        m = record.manifest
+        m = manifest or record.manifest
         problem = runtime.check_entry(m.entry, record.root)
         if problem is not None:
             raise PluginLoadError(
@@ -1391,7 +1428,7 @@ class PluginHost:
         extensions' ``on_activated``); raise what failed. No state change."""
         with error_context(plugin_id=record.id, phase="activate"):
             exports = tuple(await record.instance.start(context))
-        runtime = self.runtime_for(record.manifest)
+        runtime = self.runtime_for(self._running(record))
         missing = missing_capabilities(runtime, needed_by_exports(exports))
         if missing:
             with contextlib.suppress(Exception):  # it did start: let it deactivate
@@ -1425,7 +1462,7 @@ class PluginHost:
         operator's decision stands."""
         instance = record.instance
         if not isinstance(instance, EnableListener) or Capability.ENABLE not in (
-            self.runtime_for(record.manifest).capabilities
+            self.runtime_for(self._running(record)).capabilities
         ):
             return
         try:
@@ -1528,7 +1565,7 @@ class PluginHost:
             data.update(record.instance.stats())
         data.update(self.comms.counters.snapshot(plugin_id))
         data["state"] = record.state.value
-        data["runtime"] = record.manifest.runtime
+        data["runtime"] = self._running(record).runtime
         data["path"] = str(record.root) if record.root is not None else None
         return data
 
@@ -1777,7 +1814,7 @@ class PluginHost:
             data = record.to_dict()
             if record.instance is not None:
                 data["stats"] = dict(record.instance.stats())
-            runtime = self._runtimes.get(record.manifest.runtime)
+            runtime = self._runtimes.get(self._running(record).runtime)
             data["enforced_limits"] = sorted(
                 record.manifest.limits.declared() & runtime.enforces if runtime else ()
             )

@@ -23,12 +23,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from plughost.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_MAX_PLUGIN_SIZE",
+    "DEFAULT_REQUIRE_SIGNATURE",
+    "PLUGIN_TABLE_KEYS",
     "SETTINGS_FILE",
     "SIGNATURE_POLICIES",
     "HostSettings",
@@ -42,8 +44,22 @@ DEFAULT_MAX_PLUGIN_SIZE = 100 * 1024 * 1024
 SETTINGS_FILE = "plughost.toml"
 #: Tables of the settings file that other parts read (not :class:`HostSettings` fields).
 SHARED_TABLES = frozenset({"plugins", "logs", "health", "metrics", "alerts"})
+#: The Arcade-compatible ``[plugin]`` service table: its keys and the settings they set.
+PLUGIN_TABLE_KEYS = {
+    "local_cache_dir": "cache_dir",
+    "enable_market": "enable_market",
+    "market_api": "market_api",
+    "auto_check_update": "auto_check_update",
+    "update_check_interval": "update_check_interval",
+    "load_timeout": "load_timeout",
+    "max_plugin_size": "max_plugin_size",
+}
 #: Accepted values of :attr:`HostSettings.require_signature`.
 SIGNATURE_POLICIES = ("always", "never", "unless-allowlisted")
+#: The signature policy when nothing is configured — for install, update and ``plughost
+#: verify`` alike: every package must carry a trusted signature, except the plugin ids in
+#: ``signature_allowlist`` (empty by default) and one ``install --allow-unsigned``.
+DEFAULT_REQUIRE_SIGNATURE: Final = "unless-allowlisted"
 
 _SIZE_UNITS = {
     "": 1,
@@ -129,11 +145,28 @@ class HostSettings:
     #: How many installed versions of each plugin are kept for rollback (the current included).
     keep_versions: int = 3
     #: Signature policy for packages: ``always``, ``never`` or ``unless-allowlisted``.
-    require_signature: str = "unless-allowlisted"
+    require_signature: str = DEFAULT_REQUIRE_SIGNATURE
     #: Plugin ids that may be installed unsigned under ``unless-allowlisted``.
     signature_allowlist: tuple[str, ...] = ()
     #: Apply pending database migrations automatically when storage is opened.
     auto_migrate: bool = True
+    #: Redis URL (``redis://host:6379/0``) through which the nodes of a cluster announce
+    #: changes to each other. Empty: PostgreSQL ``LISTEN/NOTIFY`` when the database is
+    #: PostgreSQL, else polling the database (see ``docs/deploy.md``).
+    redis_url: str = ""
+    #: This node's name in ``plughost nodes`` (default: the host name and port it serves on).
+    node_name: str = ""
+    #: The plugin marketplace's API address (Arcade's ``market_api``); empty: none configured.
+    market_api: str = ""
+    #: Whether installs from the marketplace are allowed (Arcade's ``enable_market``).
+    enable_market: bool = True
+    #: Whether the service checks for plugin updates on its own (Arcade's
+    #: ``auto_check_update``), every :attr:`update_check_interval` seconds.
+    auto_check_update: bool = False
+    #: Seconds between automatic update checks (Arcade's ``update_check_interval``).
+    update_check_interval: int = 86400
+    #: Seconds a plugin may take to load and activate (Arcade's ``load_timeout``).
+    load_timeout: float = 30.0
     #: Hot reload: watch the plugin folders (``plugins_dir``) and reload a plugin when its
     #: files change (``plughost serve --watch`` turns it on too).
     watch: bool = False
@@ -174,6 +207,23 @@ class HostSettings:
                 + ", ".join(SIGNATURE_POLICIES)
             )
         set_(self, "signature_allowlist", tuple(self.signature_allowlist))
+        for name, kind in (("enable_market", bool), ("auto_check_update", bool)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigurationError(f"{name}: expected true or false, got "
+                                         f"{getattr(self, name)!r}")
+        for name in ("update_check_interval", "load_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigurationError(f"{name}: expected a positive number of seconds, got "
+                                         f"{value!r}")
+        for name in ("redis_url", "node_name", "market_api"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigurationError(f"{name}: expected a string, got "
+                                         f"{getattr(self, name)!r}")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://",
+                                                              "unix://")):
+            raise ConfigurationError(f"redis_url: {self.redis_url!r} is not a Redis URL; use "
+                                     "redis://host:6379/0 (or rediss://, unix://)")
         if not isinstance(self.watch, bool):
             raise ConfigurationError(f"watch: expected true or false, got {self.watch!r}")
         debounce = self.reload_debounce
@@ -231,8 +281,11 @@ class HostSettings:
             raise ConfigurationError(f"cannot read settings file {path}: {exc}") from None
         # Tables read by other parts of plughost share the file (observability, plugin config).
         data = {k: v for k, v in data.items() if k not in SHARED_TABLES}
+        service = data.pop("plugin", None)
         if set(data) == {"plughost"} and isinstance(data["plughost"], dict):
             data = data["plughost"]
+        if service is not None:
+            data = {**_plugin_table(service, source=str(path)), **data}
         data = {**data, **overrides}
         return cls.from_mapping(data, source=str(path))
 
@@ -264,6 +317,23 @@ class HostSettings:
         return cls.from_mapping({"home": home, **values}, source="environment")
 
 
+def _plugin_table(table: Any, *, source: str) -> dict[str, Any]:
+    """The settings an Arcade-compatible ``[plugin]`` table sets (``max_plugin_size`` there
+    counts megabytes: ``100`` is 100 MiB). Keys it does not know are refused by name."""
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{source}: [plugin] must be a table of settings")
+    unknown = sorted(set(table) - set(PLUGIN_TABLE_KEYS))
+    if unknown:
+        raise ConfigurationError(
+            f"{source}: unknown key(s) in [plugin]: {', '.join(unknown)}; valid keys are "
+            + ", ".join(sorted(PLUGIN_TABLE_KEYS)))
+    out = {PLUGIN_TABLE_KEYS[k]: v for k, v in table.items()}
+    size = out.get("max_plugin_size")
+    if isinstance(size, int) and not isinstance(size, bool):
+        out["max_plugin_size"] = size * 1024 * 1024
+    return out
+
+
 def _from_env_text(name: str, raw: str) -> Any:
     if name == "keep_versions":
         try:
@@ -272,7 +342,7 @@ def _from_env_text(name: str, raw: str) -> Any:
             raise ConfigurationError(
                 f"PLUGHOST_KEEP_VERSIONS: expected a whole number, got {raw!r}"
             ) from None
-    if name in ("auto_migrate", "watch"):
+    if name in ("auto_migrate", "watch", "enable_market", "auto_check_update"):
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
@@ -280,6 +350,12 @@ def _from_env_text(name: str, raw: str) -> Any:
             return False
         raise ConfigurationError(
             f"PLUGHOST_{name.upper()}: expected 0/1/true/false, got {raw!r}")
+    if name in ("update_check_interval", "load_timeout"):
+        try:
+            return int(raw) if name == "update_check_interval" else float(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"PLUGHOST_{name.upper()}: expected a number of seconds, got {raw!r}") from None
     if name == "reload_debounce":
         try:
             return float(raw)

@@ -262,7 +262,7 @@ def test_arcade_seed_manifest_is_normalised_into_the_model() -> None:
     assert m.id == "slack-notify" and m.name == "slack-notify"
     assert m.type == "notify"
     assert m.entry == "slack.so"
-    assert m.runtime == "process"  # a non-module:attribute entryPoint is a program
+    assert m.runtime == "native"  # a shared library: the native runtime, never PATH
     assert str(m.host) == ">=1.0.0"
     assert m.host.contains("1.0.0") and m.host.contains("7.2.0")
     assert not m.host.contains("0.9.9")
@@ -392,8 +392,13 @@ DICT_CASES: list[tuple[str, dict[str, Any], list[tuple[str, str]]]] = [
      [("entry", "manifest.entry")]),
     ("wasm entry escapes", with_(runtime="wasm", entry="../p.wasm"),
      [("entry", "manifest.entry")]),
-    ("grpc entry without port", with_(runtime="grpc", entry="localhost"),
+    ("grpc unix address not absolute", with_(runtime="grpc", entry="unix:plugin.sock"),
      [("entry", "manifest.entry")]),
+    ("platform not os-arch", with_(platforms=["Linux x86"]),
+     [("platforms", "manifest.platform")]),
+    ("alternative platform not os-arch",
+     with_(alternatives=[{"runtime": "wasm", "entry": "p.wasm", "platforms": ["any thing"]}]),
+     [("alternatives[0].platforms", "manifest.platform")]),
     ("grpc port out of range", with_(runtime="grpc", entry="localhost:70000"),
      [("entry", "manifest.entry")]),
     ("self dependency", with_(dependencies={"hello": "*"}),
@@ -696,7 +701,7 @@ def test_process_command_lines(entry: str) -> None:
 
 
 def test_runtimes_are_the_contract_ones() -> None:
-    assert RUNTIMES == ("python", "process", "wasm", "grpc")
+    assert RUNTIMES == ("python", "process", "wasm", "grpc", "native")
     assert MANIFEST_FILES == ("plugin.toml", "manifest.json")
 
 
@@ -732,7 +737,7 @@ def test_to_dict_of_an_arcade_manifest_is_native() -> None:
     m = manifest_from_dict(ARCADE_SEED)
     d = m.to_dict()
     assert "pluginType" not in d and d["type"] == "notify"
-    assert d["host"] == ">=1.0.0" and d["runtime"] == "process" and d["entry"] == "slack.so"
+    assert d["host"] == ">=1.0.0" and d["runtime"] == "native" and d["entry"] == "slack.so"
     assert d["config"]["defaults"] == {"channel": "#general"}
     assert manifest_from_dict(d) == m
 
@@ -762,8 +767,8 @@ def test_field_table_covers_the_native_keys() -> None:
     assert keys == {
         "id", "name", "version", "description", "author", "license", "homepage", "repository",
         "documentation", "icon", "tags", "type", "runtime", "entry", "host", "platforms",
-        "dependencies", "optional-dependencies", "provides", "activation", "permissions",
-        "config", "limits", "resources",
+        "alternatives", "dependencies", "optional-dependencies", "provides", "activation",
+        "permissions", "config", "limits", "resources", "params-schema",
     }
     limits = next(f for f in FIELDS if f.key == "limits")
     assert [c.key for c in limits.children] == [
@@ -816,7 +821,12 @@ def test_load_manifest_file_uses_its_folder_as_root(tmp_path: Path) -> None:
 
 def test_load_arcade_manifest_json_folder(tmp_path: Path) -> None:
     root = make_plugin(tmp_path, {"manifest.json": json.dumps(ARCADE_SEED)})
-    assert load_manifest(root).id == "slack-notify"
+    # entryPoint "slack.so" is a native library, looked for in the folder (never on PATH)
+    assert [(p.path, p.code) for p in validate_manifest_file(root)] == [
+        ("entryPoint", "manifest.entry")]
+    (root / "slack.so").write_bytes(b"\x7fELF")
+    manifest = load_manifest(root)
+    assert (manifest.id, manifest.runtime) == ("slack-notify", "native")
 
 
 def test_wasm_entry_must_exist_in_folder(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_native_example_loads_from_its_folder() -> None:
 
 def test_arcade_example_loads_from_its_folder() -> None:
     m = load_manifest(EXAMPLES / "slack-notify")
-    assert (m.id, m.type, m.runtime, str(m.host)) == ("slack-notify", "notify", "process",
+    assert (m.id, m.type, m.runtime, str(m.host)) == ("slack-notify", "notify", "native",
                                                       ">=1.0.0")
     assert m.config_defaults == {"channel": "#general"}
 

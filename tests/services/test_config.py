@@ -215,14 +215,35 @@ async def test_state_survives_a_new_manager_and_the_cli_can_use_the_stored_schem
     cli.close()
 
 
-async def test_store_conflict_rolls_listeners_back(tmp_path: Path) -> None:
+async def test_a_change_lands_on_the_version_another_process_wrote(tmp_path: Path) -> None:
     store = SQLiteConfigStore(tmp_path / "c.db")
     m = ConfigManager(store, environ={})
     register(m)
     calls: list[str] = []
     m.on_change("notify", lambda old, new: calls.append(new["channel"]))
-    # another process writes version 1 behind this manager's back
+    # another process (another node) writes version 1 behind this manager's back: the next
+    # change starts from it instead of failing with a conflict nobody caused
     store.append(ConfigRecord("notify", 1, {"channel": "#other"}, "set", "elsewhere", 0.0))
+    record = await m.set("notify", {"retries": 5})
+    assert record.version == 2
+    assert (m.get("notify")["channel"], m.get("notify")["retries"]) == ("#other", 5)
+    assert calls == ["#other", "#other"]  # told of the other version, then of its own
+    m.close()
+
+
+async def test_store_conflict_rolls_listeners_back(tmp_path: Path) -> None:
+    store = SQLiteConfigStore(tmp_path / "c.db")
+    m = ConfigManager(store, environ={})
+    register(m)
+    calls: list[str] = []
+
+    def listener(old: dict, new: dict) -> None:
+        calls.append(new["channel"])
+        if len(calls) == 1:  # another process commits while this change is being applied
+            store.append(ConfigRecord("notify", 1, {"channel": "#other"}, "set", "elsewhere",
+                                      0.0))
+
+    m.on_change("notify", listener)
     with pytest.raises(ConfigConflict):
         await m.set("notify", {"channel": "#mine"})
     assert calls == ["#mine", "#general"]

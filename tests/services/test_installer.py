@@ -518,3 +518,15 @@ async def test_failure_at_commit_undoes_the_activation(trusted, make_package, st
                                make_package("hello", extra='permissions = ["net:a.example"]'))
         assert "policy service unreachable" in error.message
         assert "hello" not in svc.host.registry
+
+
+async def test_a_package_for_another_platform_is_refused_before_anything_is_stored(
+        service, make_package, state_snapshot):
+    from plughost.core import platforms
+
+    elsewhere = "win32-arm64" if not platforms.current().startswith("win32") else "linux"
+    package = make_package("hello", "1.0.0", extra=f'platforms = ["{elsewhere}"]')
+    error = await _refused(service, state_snapshot, "install.platform", package)
+    assert platforms.current() in error.message and elsewhere in error.message
+    fits = make_package("hello", "1.0.0", extra=f'platforms = ["{platforms.current()}"]')
+    assert (await service.install(fits)).state == "active"

@@ -18,7 +18,7 @@ print(m.id, m.version, m.dependencies["music-source"])  # lyrics-finder 1.2.0 ^2
 print(m.is_lazy, m.limits.memory, m.limits.declared() == {"timeout", "memory", "open_files"})
 
 arcade = load_manifest(here / "slack-notify" / "manifest.json")
-print(arcade.id, arcade.type, arcade.runtime, arcade.host)  # slack-notify notify process >=1.0.0
+print(arcade.id, arcade.type, arcade.runtime, arcade.host)  # slack-notify notify native >=1.0.0
 
 # to_dict() is the native shape, JSON-serialisable, and reads back to an equal manifest.
 assert manifest_from_dict(json.loads(json.dumps(m.to_dict()))) == m

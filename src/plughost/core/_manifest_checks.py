@@ -19,11 +19,12 @@ from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any, Final
 
+from plughost.core.platforms import PLATFORM_RE, Alternative
 from plughost.core.schemarefs import schema_reference_problems
 from plughost.core.version import ANY, Version, VersionRange
 from plughost.errors import PlughostError, Problem
 
-RUNTIMES: Final = ("python", "process", "wasm", "grpc")
+RUNTIMES: Final = ("python", "process", "wasm", "grpc", "native")
 """The built-in runtimes. Another name is accepted too (a runtime added beside them), unless it
 looks like a misspelling of one of these."""
 RUNTIME_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -148,6 +149,47 @@ def _check_strings(value: Any, path: str, problems: Problems) -> Any:
             _wrong(f"{path}[{i}]", "a non-empty string", item, problems)
             ok = False
     return tuple(value) if ok else _BAD
+
+
+def _check_platforms(value: Any, path: str, problems: Problems) -> Any:
+    value = _check_strings(value, path, problems)
+    if value is _BAD:
+        return _BAD
+    bad = [p for p in value if not PLATFORM_RE.fullmatch(p)]
+    for item in bad:
+        problems.append(Problem(path, "manifest.platform",
+                                f"{item!r} is not a platform: write <os> or <os>-<arch>, e.g. "
+                                "'linux', 'linux-x86_64', 'darwin-arm64', 'win32'"))
+    return _BAD if bad else value
+
+
+_ALTERNATIVE_KEYS: Final = ("runtime", "entry", "platforms")
+
+
+def _check_alternatives(value: Any, path: str, problems: Problems) -> Any:
+    if not isinstance(value, list):
+        return _wrong(path, "a list of tables {runtime, entry, platforms}", value, problems)
+    out: list[Alternative] = []
+    for i, item in enumerate(value):
+        where = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            _wrong(where, "a table {runtime, entry, platforms}", item, problems)
+            continue
+        before = len(problems)
+        for key in item.keys() - set(_ALTERNATIVE_KEYS):
+            problems.append(Problem(f"{where}.{key}", "manifest.unknown_key",
+                                    f"unknown key {key!r}; an alternative has "
+                                    f"{', '.join(_ALTERNATIVE_KEYS)}"))
+        for key in ("runtime", "entry"):
+            if key not in item:
+                problems.append(Problem(f"{where}.{key}", "manifest.required",
+                                        f"missing: an alternative names its {key}"))
+        runtime = _check_runtime(item.get("runtime", "python"), f"{where}.runtime", problems)
+        entry = _check_entry(item.get("entry", "x"), f"{where}.entry", problems)
+        platforms = _check_platforms(item.get("platforms", []), f"{where}.platforms", problems)
+        if len(problems) == before:
+            out.append(Alternative(runtime, entry, tuple(platforms)))
+    return tuple(out) if len(out) == len(value) else _BAD
 
 
 def _check_runtime(value: Any, path: str, problems: Problems) -> Any:
@@ -492,6 +534,8 @@ _CHECKERS: Final[dict[str, Callable[[Any, str, Problems], Any]]] = {
     "runtime": _check_runtime,
     "entry": _check_entry,
     "deps": _check_deps,
+    "platforms": _check_platforms,
+    "alternatives": _check_alternatives,
     "activation": _check_activation,
     "permissions": _check_permissions,
     "object": _check_object,
@@ -524,10 +568,16 @@ _GRPC_RE: Final = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*
                              r":(\d{1,5})$")
 
 
+NATIVE_SUFFIXES: Final = (".so", ".dylib", ".dll")
+"""File endings of the shared libraries the ``native`` runtime loads."""
+
+
 def _infer_runtime(entry: Any, arcade_entry: bool) -> str:
     if isinstance(entry, str):
         if entry.endswith((".wasm", ".wat")):
             return "wasm"
+        if entry.endswith(NATIVE_SUFFIXES):  # a shared library: never a program on PATH
+            return "native"
         if arcade_entry and not _PY_ENTRY_RE.fullmatch(entry):
             return "process"
     return "python"
@@ -568,9 +618,12 @@ def entry_problem(runtime: str, entry: str, root: str | None) -> str | None:
             return f"{entry!r} is not a valid command line ({exc}); check the quotes"
         if not argv:
             return "the command line is empty; name the program to run"
-    elif runtime == "wasm":
-        if not entry.endswith((".wasm", ".wat")):
-            return f"{entry!r} must be a .wasm or .wat file"
+    elif runtime in ("wasm", "native"):
+        suffixes = (".wasm", ".wat") if runtime == "wasm" else NATIVE_SUFFIXES
+        if not entry.endswith(suffixes):
+            kinds = ("a .wasm or .wat file" if runtime == "wasm"
+                     else "a shared library (.so, .dylib or .dll)")
+            return f"{entry!r} must be {kinds}"
         rel_path = PurePosixPath(entry.replace("\\", "/"))
         if rel_path.is_absolute() or ".." in rel_path.parts or re.match(r"^[A-Za-z]:", entry):
             return f"{entry!r} must be a relative path inside the plugin folder"
@@ -578,6 +631,19 @@ def entry_problem(runtime: str, entry: str, root: str | None) -> str | None:
             return f"{entry!r} does not exist in the plugin folder {root!r}"
     elif runtime == "grpc":
         m = _GRPC_RE.fullmatch(entry)
-        if not m or not 0 < int(m.group(2)) < 65536:
-            return f"{entry!r} is not 'host:port' (port 1-65535), e.g. '127.0.0.1:50051'"
+        if m and not 0 < int(m.group(2)) < 65536:
+            return f"{entry!r}: the port must be 1-65535, e.g. '127.0.0.1:50051'"
+        if entry.startswith("unix:") and not entry[5:].startswith("/"):
+            return f"{entry!r}: a Unix socket address is 'unix:/absolute/path'"
+        if grpc_address(entry) is None:  # a command line that starts the plugin's server
+            return entry_problem("process", entry, root)
     return None
+
+
+def grpc_address(entry: str) -> str | None:
+    """The address a ``grpc`` entry attaches to (``host:port``, ``unix:/path``), or ``None``
+    when the entry is a command line the host starts."""
+    entry = entry.strip()
+    if entry.startswith("unix:/"):
+        return entry
+    return entry if _GRPC_RE.fullmatch(entry) else None

@@ -19,6 +19,7 @@ from plughost.core._manifest_checks import (
     RUNTIMES,
 )
 from plughost.core.manifest import _LIFTED, FIELDS, PROBLEM_CODES, _Field
+from plughost.core.platforms import PLATFORM_RE
 
 SEMVER_PATTERN: Final = (
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -58,6 +59,17 @@ def _schema_for(spec: _Field) -> dict[str, Any]:
                 {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]{0,63}(@.+)?$"},
                 dep_object]}},
         ]},
+        "platforms": {"type": "array",
+                      "items": {"type": "string", "pattern": PLATFORM_RE.pattern}},
+        "alternatives": {"type": "array", "items": {
+            "type": "object", "required": ["runtime", "entry"], "additionalProperties": False,
+            "properties": {
+                "runtime": {"anyOf": [{"enum": list(RUNTIMES)},
+                                      {"type": "string", "pattern": RUNTIME_NAME_RE.pattern}]},
+                "entry": {"type": "string", "minLength": 1},
+                "platforms": {"type": "array",
+                              "items": {"type": "string", "pattern": PLATFORM_RE.pattern}},
+            }}},
         "activation": {"anyOf": [
             {"type": "string", "pattern": _ACTIVATION_PATTERN},
             {"type": "array", "minItems": 1,
@@ -138,7 +150,8 @@ def build_reference_markdown() -> str:
     type_names = {
         "id": "string (id)", "string": "string", "version": "string (SemVer)",
         "range": "string (range)", "strings": "list of strings", "runtime": "string (enum)",
-        "entry": "string", "deps": "table id → range", "activation": "string or list",
+        "entry": "string", "deps": "table id → range", "platforms": "list of platforms",
+        "alternatives": "list of tables", "activation": "string or list",
         "permissions": "list of scopes", "object": "table", "schema": "table (JSON Schema)",
         "bytes": "integer or size string", "seconds": "number or duration string",
         "count": "positive integer", "hint": "string", "table": "table",

@@ -27,6 +27,7 @@ from typing import Final
 from plughost.errors import InvalidTransition
 
 __all__ = [
+    "CONFIG_HINT",
     "TRANSITIONS",
     "LifecycleEvent",
     "LifecycleEvents",
@@ -82,13 +83,18 @@ TRANSITIONS: Final[dict[State, frozenset[State]]] = {
 }
 """Allowed moves: ``TRANSITIONS[current]`` is the set of states reachable in one step."""
 
+CONFIG_HINT: Final = (
+    "set the values named above with `plughost config set {id} KEY=VALUE` (or in the settings "
+    "file, or PluginHost(config=...) when embedding), then `plughost enable {id}`")
+"""What to do about a plugin in ``needs-config`` (``.format(id=plugin_id)``)."""
+
 _HINTS: Final[dict[State, str]] = {
     S.ACTIVE: "deactivate it first",
     S.UNINSTALLED: "an uninstalled plugin cannot change state; install it again",
     S.DISABLED: "enable it first",
     S.FAILED: "fix the cause shown in its status, then enable it again",
-    S.NEEDS_CONFIG: "set its required configuration (`plughost config set <id> KEY=VALUE`), "
-    "then enable it",
+    S.NEEDS_CONFIG: CONFIG_HINT.replace("the values named above", "its required settings")
+    .format(id="<id>"),
 }
 
 

@@ -49,6 +49,7 @@ from plughost.core._manifest_checks import (
     _range,
     _wrong,
 )
+from plughost.core.platforms import Alternative
 from plughost.core.version import ANY, Version, VersionRange
 from plughost.errors import ManifestError, Problem
 
@@ -113,6 +114,8 @@ PROBLEM_CODES: Final[Mapping[str, str]] = MappingProxyType(
         "manifest.range": "A version range (`host`, a dependency) does not parse.",
         "manifest.runtime": f"`runtime` looks like a misspelling of one of {', '.join(RUNTIMES)}, "
         "or is not a runtime name (lowercase letters, digits, `-`, `_`).",
+        "manifest.platform": "A `platforms` entry is not `<os>` or `<os>-<arch>` (`linux`, "
+        "`linux-x86_64`, `darwin-arm64`, `win32`).",
         "manifest.entry": "`entry` does not fit the runtime: python needs `module:attribute` "
         "with the module present in the plugin folder; process a command line; wasm an existing "
         "`.wasm`/`.wat` file inside the folder; grpc `host:port`.",
@@ -224,6 +227,9 @@ class Manifest:
     host: VersionRange = ANY
     """plughost versions the plugin supports."""
     platforms: tuple[str, ...] = ()
+    """Where ``runtime``/``entry`` runs: ``<os>`` or ``<os>-<arch>`` (empty: everywhere)."""
+    alternatives: tuple[Alternative, ...] = ()
+    """Other ``{runtime, entry, platforms}`` tried in order when the main one does not fit."""
     dependencies: Mapping[str, VersionRange] = field(default_factory=lambda: _EMPTY)
     optional_dependencies: Mapping[str, VersionRange] = field(default_factory=lambda: _EMPTY)
     provides: Provides = Provides()
@@ -234,6 +240,8 @@ class Manifest:
     config_schema: Mapping[str, Any] | None = None
     """JSON Schema of the plugin's configuration."""
     config_defaults: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    params_schema: Mapping[str, Any] | None = None
+    """JSON Schema of the parameters the plugin's calls take (Arcade's ``paramsSchema``)."""
     limits: Limits = Limits()
     resources: Resources = Resources()
     extras: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
@@ -304,6 +312,8 @@ _DUMP: Final[dict[str, Callable[[Any], Any]]] = {
     "version": str,
     "range": str,
     "deps": lambda d: {k: str(v) for k, v in d.items()},
+    "platforms": list,
+    "alternatives": lambda alts: [a.to_dict() for a in alts],
     "strings": list,
     "activation": list,
     "permissions": list,
@@ -361,17 +371,27 @@ FIELDS: Final[tuple[_Field, ...]] = (
     _f("type", "string", "Free-text category used to group and filter plugins (`notify`, "
        "`music-source`).", '""', aliases=("pluginType",)),
     _f("runtime", "runtime", "How the plugin runs: `python` (in-process), `process` "
-       "(subprocess speaking JSON-RPC), `wasm` (WebAssembly sandbox), `grpc` (remote service), "
-       "or the name of a runtime added to the host (docs/runtimes.md).",
+       "(subprocess speaking JSON-RPC), `wasm` (WebAssembly sandbox), `grpc` (gRPC plugin "
+       "service), `native` (a shared library implementing include/plughost.h), or the name of "
+       "a runtime added to the host (docs/runtimes.md).",
        '`"python"` (see *Runtime inference*)'),
     _f("entry", "entry", "What to start. python: `module:attribute` (the module must exist in "
        "the plugin folder as `module.py` or `module/__init__.py`); process: a command line; "
-       "wasm: a relative path to a `.wasm`/`.wat` file in the folder; grpc: `host:port`.",
+       "wasm: a relative path to a `.wasm`/`.wat` file in the folder; native: a relative path to "
+       "a `.so`/`.dylib`/`.dll` in the folder (inferred from that ending); grpc: a command line "
+       "that starts the plugin's gRPC server, or `host:port` of one already running.",
        required=True, aliases=("entryPoint",)),
     _f("host", "range", "plughost versions the plugin works with (npm range syntax). Arcade "
        "`minVersion: X` means `>=X`.", '`"*"`'),
-    _f("platforms", "strings", "Platforms the plugin runs on, as `sys.platform` prefixes "
-       "(`linux`, `darwin`, `win32`); empty means all.", "[]"),
+    _f("platforms", "platforms", "Platforms `runtime`/`entry` runs on: `<os>` (a `sys.platform` "
+       "prefix: `linux`, `darwin`, `win32`) or `<os>-<arch>` (`linux-x86_64`, `darwin-arm64`; "
+       "`amd64`/`aarch64` are accepted); empty means all. Checked by `plughost check`, at "
+       "install and at load.", "[]"),
+    _f("alternatives", "alternatives", "Other ways to run the plugin, tried in order when the "
+       "main `runtime`/`entry` does not fit this machine (its platform, or a runtime this host "
+       "lacks): a list of tables `{runtime, entry, platforms}`, e.g. a native library on "
+       "Linux and a WebAssembly build elsewhere. The host runs the first that fits and says "
+       "which.", "[]"),
     _f("dependencies", "deps", "Plugins this one needs: a table id → version range. Arcade "
        'lists are accepted too: `["a", "b@^1.2", {"id": "c", "version": ">=2"}]`.', "{}"),
     _f("optional-dependencies", "deps", "Plugins used when present (same shapes as "
@@ -392,6 +412,9 @@ FIELDS: Final[tuple[_Field, ...]] = (
            "`configSchema`.", "none"),
         _f("defaults", "object", "Default configuration values. Arcade: `defaultConfig`.", "{}"),
     )),
+    _f("params-schema", "schema", "JSON Schema (an object) of the parameters the plugin's "
+       "calls take; checked as a schema and shown in the API. Arcade: `paramsSchema`.",
+       "none"),
     _f("limits", "table", "Resource limits enforced by runtimes that can (others say so at "
        "load time).", "{}", children=(
         _f("timeout", "seconds", "Seconds per call: a number or `\"500ms\"`, `\"2s\"`, "
@@ -557,6 +580,11 @@ def _build(data: Any, root: str | None, problems: Problems) -> Manifest | None:
         runtime = _infer_runtime(entry, entry_hit is not None and entry_hit[0] == "entryPoint")
     if isinstance(entry, str) and isinstance(runtime, str) and entry_hit is not None:
         _check_entry_for_runtime(entry, runtime, entry_hit[0], root, problems)
+    alternatives = values.get("alternatives")
+    if alternatives and alternatives is not _BAD:
+        for i, alt in enumerate(alternatives):
+            _check_entry_for_runtime(alt.entry, alt.runtime,
+                                     f"{found['alternatives'][0]}[{i}].entry", root, problems)
 
     deps = values.get("dependencies")
     opt = values.get("optional-dependencies")

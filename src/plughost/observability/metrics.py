@@ -115,6 +115,7 @@ class HostCollector:
         yield from self._alerts()
         yield from self._operations(service.repository)
         yield from self._api()
+        yield from self._packages(service)
 
     # -- per plugin ------------------------------------------------------------------------
 
@@ -287,6 +288,21 @@ class HostCollector:
         for (kind, status), (count, total) in sorted(totals.items()):
             durations.add_metric([kind, status], count, total)
         yield from (outcomes, durations)
+
+    def _packages(self, service: Any) -> Iterator[Metric]:
+        installer = getattr(service, "installer", None)
+        figures = installer.packages.figures() if installer is not None else {}
+        requests = CounterMetricFamily(
+            "plughost_package_cache_requests",
+            "Package look-ups by cache tier (memory, disk, store) and result (hit, miss).",
+            labels=["tier", "result"])
+        for tier, counts in figures.items():
+            for result in ("hit", "miss"):
+                requests.add_metric([tier, result], float(counts[result]))
+        held = GaugeMetricFamily("plughost_package_cache_memory_bytes",
+                                 "Bytes of packages held by the memory tier.")
+        held.add_metric([], float(figures.get("memory", {}).get("bytes", 0)))
+        yield from (requests, held)
 
     def _api(self) -> Iterator[Metric]:
         requests, latency = self.observer.api_metrics.snapshot()

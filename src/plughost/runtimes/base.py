@@ -37,6 +37,7 @@ __all__ = [
     "PluginInstance",
     "Runtime",
     "create_runtime",
+    "unavailable",
 ]
 
 RuntimeFactory = Callable[..., Runtime]
@@ -46,6 +47,8 @@ BUILTIN_RUNTIMES: Final[dict[str, str]] = {
     "python": "plughost.runtimes.inprocess:create_runtime",
     "process": "plughost.runtimes.process.runtime:create_runtime",
     "wasm": "plughost.runtimes.wasm:create_runtime",
+    "native": "plughost.runtimes.native:create_runtime",
+    "grpc": "plughost.runtimes.grpc:create_runtime",
 }
 """Manifest ``runtime`` value → ``module:factory``. Adding a runtime is adding a line here."""
 
@@ -62,3 +65,21 @@ def create_runtime(name: str, *, home: Path | None = None, on_event: Any = None)
     module = importlib.import_module(module_name)
     make: RuntimeFactory = getattr(module, factory)
     return make(home=home, on_event=on_event)
+
+
+def unavailable(name: str) -> str | None:
+    """Why the built-in runtime ``name`` cannot run on this machine, or ``None``.
+
+    Its module is imported (nothing is started): a backend that is an extra not installed says
+    so with the extra to install (``pip install 'plughost[wasm]'``). A name that is not built in
+    answers ``None``: the host that loads the plugin may have it registered.
+    """
+    spec = BUILTIN_RUNTIMES.get(name)
+    if spec is None:
+        return None
+    try:
+        importlib.import_module(spec.partition(":")[0])
+    except ImportError as exc:  # ExtraNotInstalled is one: its message names the extra
+        return getattr(exc, "message", None) or (
+            f"the {name!r} runtime cannot be imported here: {exc}")
+    return None

@@ -65,6 +65,7 @@ from plughost.security.package import (
     write_package,
 )
 from plughost.security.trust import TRUST_FILE, TrustedKey, TrustStore
+from plughost.settings import DEFAULT_REQUIRE_SIGNATURE
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -89,6 +90,7 @@ __all__ = [
     "load_public_key",
     "make_statement",
     "sign",
+    "unsigned_hint",
     "verify",
     "verify_signature",
 ]
@@ -124,8 +126,9 @@ RequireSignature = Literal["always", "never", "unless-allowlisted"]
 class SignaturePolicy:
     """When a package must carry a trusted signature.
 
-    :param require_signature: ``always`` (default), ``never``, or ``unless-allowlisted``
-        (required except for the plugin ids in ``allowlist``).
+    :param require_signature: ``unless-allowlisted`` (the default, the same as the host
+        settings': with an empty allowlist every package must be signed), ``always`` or
+        ``never``.
     :param allowlist: plugin ids that may be installed unsigned under ``unless-allowlisted``.
 
     Whatever the policy, every signature that is present is checked, and the package is
@@ -135,7 +138,7 @@ class SignaturePolicy:
     refused only when a signature is required (then every signer must be trusted).
     """
 
-    require_signature: RequireSignature = "always"
+    require_signature: RequireSignature = DEFAULT_REQUIRE_SIGNATURE
     allowlist: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -156,6 +159,15 @@ class SignaturePolicy:
         return cls(settings.require_signature,  # type: ignore[arg-type]
                    frozenset(settings.signature_allowlist))
 
+    def allowing(self, plugin_id: str) -> SignaturePolicy:
+        """This policy, except that ``plugin_id`` may be unsigned (``install
+        --allow-unsigned``). Signatures that are present are still all checked."""
+        if not self.requires(plugin_id):
+            return self
+        return SignaturePolicy("unless-allowlisted", self.allowlist | {plugin_id}
+                               if self.require_signature == "unless-allowlisted"
+                               else frozenset({plugin_id}))
+
     def requires(self, plugin_id: str) -> bool:
         """Whether ``plugin_id`` must carry a trusted signature under this policy."""
         if self.require_signature == "always":
@@ -163,6 +175,18 @@ class SignaturePolicy:
         if self.require_signature == "never":
             return False
         return plugin_id not in self.allowlist
+
+
+def unsigned_hint(plugin_id: str, policy: SignaturePolicy) -> str:
+    """What to do about an unsigned package: the exact flag or setting, never the policy
+    already in force."""
+    allow = (f"add it to `signature_allowlist` in plughost.toml "
+             f"(or PLUGHOST_SIGNATURE_ALLOWLIST={plugin_id})")
+    if policy.require_signature == "always":
+        allow = (f"set `require_signature = \"unless-allowlisted\"` and {allow}")
+    return (f"Ask the publisher for a signed package. For your own plugin in development, "
+            f"install it once with `plughost install --allow-unsigned` (recorded in the audit "
+            f"log), or {allow} to always allow {plugin_id} unsigned.")
 
 
 # -- signing and verifying ------------------------------------------------------------------------
@@ -338,10 +362,12 @@ def verify_signature(
     if info.signature_bytes is None:
         if required:
             raise SignatureError(
-                f"{info.plugin_id} {info.version} is not signed, and the policy requires a "
-                "signature. Ask the publisher for a signed package, or allow this plugin "
-                "(require_signature = 'unless-allowlisted' with it in the allowlist).",
-                code="signature.missing", plugin_id=info.plugin_id)
+                f"{info.plugin_id} {info.version} is not signed, and the signature policy "
+                f"({policy.require_signature!r}) requires a signature. "
+                + unsigned_hint(info.plugin_id, policy),
+                code="signature.missing", plugin_id=info.plugin_id,
+                details={"require_signature": policy.require_signature,
+                         "hint": unsigned_hint(info.plugin_id, policy)})
         return result(signed=False, trusted=False, key_id=None, key_name=None)
 
     statement, sigs = _parse_signature_document(info.signature_bytes)

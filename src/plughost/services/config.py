@@ -452,8 +452,8 @@ class ConfigManager:
         action: str = "set",
     ) -> ConfigRecord:
         """Merge ``values`` into the operator settings (RFC 7386: ``None`` removes a key)."""
-        entry = self._entry(plugin_id)
-        return await self._change(plugin_id, merge_patch(entry.settings, values), action, actor)
+        return await self._change(plugin_id, lambda base: merge_patch(base, values), action,
+                                  actor)
 
     async def replace(
         self,
@@ -526,7 +526,15 @@ class ConfigManager:
         latest = self.store.latest(plugin_id)
         if latest is None or latest.version == entry.version:
             return False
-        new = self._effective(plugin_id, entry.schema, entry.defaults, dict(latest.settings))
+        try:
+            new = self._effective(plugin_id, entry.schema, entry.defaults,
+                                  dict(latest.settings))
+        except ConfigInvalid as exc:
+            # Stored but not (yet) valid, e.g. a required setting nobody gave: adopt it as the
+            # base of the next change; the plugin keeps its last valid configuration.
+            entry.settings, entry.version = dict(latest.settings), latest.version
+            entry.problems = list(exc.problems)
+            return True
         old = entry.effective
         entry.settings, entry.effective, entry.version = dict(latest.settings), new, latest.version
         for listener in list(entry.listeners):
@@ -553,12 +561,19 @@ class ConfigManager:
                     logger.exception("could not refresh the config of %s", plugin_id)
 
     async def _change(
-        self, plugin_id: str, settings: dict[str, Any], action: str, actor: str
+        self, plugin_id: str,
+        change: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]],
+        action: str, actor: str,
     ) -> ConfigRecord:
         entry = self._entry(plugin_id)
         if entry.lock is None:
             entry.lock = asyncio.Lock()
         async with entry.lock:
+            # Start from the store's latest version: another process, another node of the
+            # cluster or the installer's own transaction may have written one since this
+            # manager last looked (not a conflict: the change applies to what is current).
+            await self.refresh(plugin_id)
+            settings = change(dict(entry.settings)) if callable(change) else change
             new = self._effective(plugin_id, entry.schema, entry.defaults, settings)
             old = entry.effective
             record = ConfigRecord(

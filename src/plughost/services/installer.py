@@ -34,11 +34,12 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plughost.core import platforms
 from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
 from plughost.core.monitoring import step_monitors
 from plughost.core.resolver import resolve
@@ -64,6 +65,7 @@ from plughost.services.crash import crash_point
 from plughost.services.sources import Fetched, FetchPolicy, Progress, fetch
 from plughost.settings import HostSettings
 from plughost.storage.objects import ObjectStore, package_key, validate_key
+from plughost.storage.package_cache import PackageCache
 from plughost.storage.records import StoredPlugin, StoredVersion
 from plughost.storage.repository import Repository
 
@@ -131,6 +133,8 @@ class Staged:
     package: Package
     verification: VerificationResult
     timings: dict[str, float] = field(default_factory=dict)
+    allow_unsigned: bool = False
+    """Installed with ``--allow-unsigned`` (the audit entry says so)."""
 
     @property
     def info(self) -> PackageInfo:
@@ -240,12 +244,45 @@ class Installer:
         self.fetch_policy = fetch_policy or FetchPolicy(max_size=settings.max_plugin_size)
         self.archive_limits = archive_limits
         self.plugins_cache = settings.cache_dir / "plugins"
+        #: Packages installed by other nodes come through memory, local disk, object store.
+        self.packages = PackageCache(store, settings.cache_dir / "packages")
 
     # ------------------------------------------------------------------ paths and locks
 
     def cache_path(self, plugin_id: str, version: str, sha256: str) -> Path:
         """The content-addressed directory a version is unpacked into."""
         return self.plugins_cache / plugin_id / f"{version}-{sha256[:12]}"
+
+    def local_dir(self, v: StoredVersion) -> Path:
+        """Where this node keeps a stored version unpacked. Computed here, never taken from
+        the row's ``cache_path``: that is the path on the node that installed it."""
+        return self.cache_path(v.plugin_id, v.version, v.checksum)
+
+    def version_dir(self, v: StoredVersion) -> Path:
+        """The version's unpacked files on this node, unpacking the package first when they
+        are missing (another node installed it): the package comes through the 3-tier
+        :class:`~plughost.storage.package_cache.PackageCache`, is verified against the
+        recorded SHA-256 and unpacked with the same archive limits as an install, into a
+        temporary directory renamed into place (two processes may race; one wins)."""
+        dest = self.local_dir(v)
+        if dest.is_dir():
+            return dest
+        workdir = self.new_workdir()
+        try:
+            package = workdir / "package.zip"
+            self.packages.fetch(v.object_key, v.checksum, package)
+            tmp = workdir / "unpacked"
+            with open_package(package, self.archive_limits) as pkg:
+                pkg.extract(tmp)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(tmp, dest)
+            except OSError:
+                if not dest.is_dir():
+                    raise
+        finally:
+            remove_tree(workdir)
+        return dest
 
     @contextlib.contextmanager
     def locked(self, plugin_id: str, *, timeout: float = _LOCK_TIMEOUT) -> Iterator[None]:
@@ -275,10 +312,17 @@ class Installer:
         *,
         sha256: str | None = None,
         progress: Progress | None = None,
+        allow_unsigned: bool = False,
+        origin: str | None = None,
     ) -> Staged:
         """Fetch ``source`` into staging, check the expected SHA-256, the archive structure,
         the manifest and the signature. Nothing outside staging is touched.
 
+        :param allow_unsigned: accept this package without a signature even when the policy
+            requires one (every signature that is present is still checked).
+
+        :param origin: where the package really came from when ``source`` is a local copy
+            (a marketplace download): recorded as the source URI, with source ``market``.
         :raises InstallError, DownloadError, ChecksumMismatch, SignatureError, ArchiveError,
             PackageError, ManifestError: the package is refused; staging is removed.
         """
@@ -289,6 +333,8 @@ class Installer:
             with step(timings, "stage", "fetch", None, None):
                 fetched = fetch(source, workdir / "package.zip", self.fetch_policy, progress,
                                 limits=self.archive_limits)
+                if origin is not None:
+                    fetched = replace(fetched, source="market", source_uri=origin)
             crash_point("install.after_stage")
             with step(timings, "stage", "verify", None, None):
                 if sha256 is not None:
@@ -296,11 +342,14 @@ class Installer:
                 package = open_package(fetched.path, self.archive_limits)
                 if sha256 is not None:
                     check_sha256(package.info.sha256, sha256)  # the bytes actually opened
-                verification = verify_signature(package.info, self.trust_store,
-                                                self.signature_policy)
+                policy = self.signature_policy
+                if allow_unsigned:
+                    policy = policy.allowing(package.info.plugin_id)
+                verification = verify_signature(package.info, self.trust_store, policy)
             if progress is not None:
                 progress("verify", 1, 1)
-            return Staged(workdir, fetched, package, verification, timings)
+            return Staged(workdir, fetched, package, verification, timings,
+                          allow_unsigned=allow_unsigned and not verification.signed)
         except BaseException:
             if package is not None:
                 package.close()
@@ -469,6 +518,7 @@ class Installer:
                     "first",
                     code="install.exists", plugin_id=pid,
                     details={"installed_version": existing.version})
+            check_platform(staged.manifest)
             with step(timings, "install", "resolve", pid, staged.version):
                 self.check_resolves(staged.manifest, self.installed_manifests())
             cache: Path | None = None
@@ -528,6 +578,8 @@ class Installer:
                               details={"version": staged.version, "sha256": staged.sha256,
                                        "source": fetched.source_uri,
                                        "signed_by": staged.verification.key_id,
+                                       "signed": staged.verification.signed,
+                                       "allow_unsigned": staged.allow_unsigned,
                                        "granted": granted})
             crash_point("install.before_commit")
         return granted
@@ -595,8 +647,9 @@ class Installer:
         database (pruned after an update). Failures are logged; reconcile retries them."""
         for v in versions:
             _quietly(partial(self.store.delete, v.object_key), "deleting blob %s", v.object_key)
-            if v.cache_path:
-                _quietly(partial(self.remove_cache, v.cache_path), "removing %s", v.cache_path)
+            local = self.local_dir(v)
+            _quietly(partial(self.remove_cache, local), "removing %s", local)
+            self.packages.forget(v.checksum)
 
     # ------------------------------------------------------------------ reconcile
 
@@ -615,6 +668,18 @@ class Installer:
             out.extend(page)
             if len(page) < 500:
                 return out
+
+
+def check_platform(manifest: Manifest) -> None:
+    """Refuse a plugin none of whose ways to run (its entry, its ``alternatives``) is for this
+    machine's platform (``install.platform``); nothing is extracted or stored then."""
+    choice = platforms.select(manifest, lambda _runtime: None)
+    if isinstance(choice, list):
+        raise InstallError(
+            f"{manifest.id} {manifest.version} does not run on {platforms.current()}: "
+            f"{'; '.join(choice)}. Install its build for this platform.",
+            code="install.platform", plugin_id=manifest.id,
+            details={"platform": platforms.current()})
 
 
 def _quietly(fn: Callable[[], Any], what: str, *args: Any) -> None:

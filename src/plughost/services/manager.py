@@ -32,11 +32,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from plughost.core.bus import Event
-from plughost.core.lifecycle import LifecycleEvent, State
+from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, State
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.core.registry import PluginRecord
 from plughost.errors import (
@@ -45,10 +46,11 @@ from plughost.errors import (
     PlughostError,
     PluginUnavailable,
 )
-from plughost.host import HINTS as HOST_HINTS
 from plughost.host import PluginHost, ReloadResult
 from plughost.security.archive import ArchiveLimits
 from plughost.security.signing import TrustStore
+from plughost.services import resources
+from plughost.services.cluster import ClusterNode, NodeInfo
 from plughost.services.hostops import HostOps, record_error
 from plughost.services.installer import (
     GrantPolicy,
@@ -60,6 +62,7 @@ from plughost.services.installer import (
     grant_declared,
 )
 from plughost.services.plugin_services import PluginServices
+from plughost.services.preflight import ManifestCheck, check_manifest
 from plughost.services.reconcile import ReconcileReport
 from plughost.services.sources import FetchPolicy, Progress
 from plughost.services.stores import (
@@ -69,8 +72,17 @@ from plughost.services.stores import (
     installed_aware_policy,
 )
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
-from plughost.services.views import HealthReport, PluginDetail, PluginInfo, PluginList, _iso
+from plughost.services.views import (
+    SHOWS_ERROR,
+    HealthReport,
+    PluginDetail,
+    PluginInfo,
+    PluginList,
+    error_of,
+    info_from_record,
+)
 from plughost.settings import HostSettings
+from plughost.storage.kv_db import DatabaseKeyValueStore, import_sqlite_kv
 from plughost.storage.records import StoredPlugin
 
 __all__ = [
@@ -87,6 +99,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: The key readiness looks up in the object store (a HEAD that proves it answers).
+_READINESS_PROBE = "plughost-readiness-probe"
 
 
 class PluginService:
@@ -108,6 +122,10 @@ class PluginService:
     :param refresh_interval: every this many seconds, :meth:`refresh` the host from storage
         (picks up installs, updates, enable/disable and uninstalls done by other processes,
         e.g. the CLI next to a server). ``None``: only when :meth:`refresh` is called.
+    :param cluster: run a :class:`~plughost.services.cluster.ClusterNode` with these options
+        (``redis_url``, ``heartbeat_interval``, ``name``, ``url``; its ``poll_interval`` is
+        ``refresh_interval``): changes are announced to, and applied from, the other servers
+        on this database. Servers pass it; one-shot CLI commands do not.
     """
 
     def __init__(
@@ -126,6 +144,7 @@ class PluginService:
         host_options: Mapping[str, Any] | None = None,
         refresh_interval: float | None = None,
         plugin_services: bool = True,
+        cluster: Mapping[str, Any] | None = None,
     ) -> None:
         self.settings = settings or HostSettings.from_env()
         self._start_plugins = start
@@ -142,7 +161,10 @@ class PluginService:
         self._host_options = dict(host_options or {})
         self._refresh_interval = refresh_interval
         self._want_services = plugin_services
+        self._cluster_options = None if cluster is None else dict(cluster)
         self.services: PluginServices | None = None
+        #: The cluster node (propagation, membership), when the server runs one.
+        self.cluster: ClusterNode | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()  # audit writes of hot reloads
         self._database: Any = None
@@ -186,7 +208,12 @@ class PluginService:
             await self._close_storage()
             raise
         self._opened = True
-        if self._refresh_interval:
+        if self._cluster_options is not None:
+            node = ClusterNode(self, poll_interval=self._refresh_interval or 2.0,
+                               **self._cluster_options)
+            await node.start()
+            self.cluster = node
+        elif self._refresh_interval:
             self._refresher = asyncio.create_task(self._refresh_forever(self._refresh_interval))
 
     def _open_storage(self) -> None:
@@ -231,7 +258,8 @@ class PluginService:
                 permission_store=RepositoryPermissionStore(self.repository),
                 config_store=RepositoryConfigStore(self.repository),
                 # Duck-typed AuditLog (record/query/close) over audit_events.
-                audit=RepositoryAuditLog(self.repository))  # type: ignore[arg-type]
+                audit=RepositoryAuditLog(self.repository),  # type: ignore[arg-type]
+                kv=await asyncio.to_thread(self._plugin_storage))
             services.install(host)
             self.services = services
             if self._start_plugins:
@@ -244,14 +272,38 @@ class PluginService:
         if self._start_plugins:
             await self._persist_states([p.id for p in plugins])
 
+    def _plugin_storage(self) -> DatabaseKeyValueStore:
+        """``ctx.storage`` in the database, so every server on it sees the same data. A
+        ``storage.db`` left by an earlier version is imported once (renamed afterwards)."""
+        store = DatabaseKeyValueStore(self._database)
+        legacy = self.settings.home / "storage.db"
+        if legacy.is_file():
+            copied = import_sqlite_kv(legacy, store)
+            legacy.rename(legacy.with_name("storage.db.imported"))
+            log.info("imported %d plugin storage values from %s into the database",
+                     copied, legacy)
+        return store
+
     def _stored_plugins(self) -> list[StoredPlugin]:
         return self.installer.all_plugins()
+
+    def _version_root(self, version: Any) -> Path | None:
+        """A stored version's files on this node (fetched and unpacked when another node
+        installed it), or ``None`` when there is no such version."""
+        return None if version is None else self.installer.version_dir(version)
 
     def _register(self, host: PluginHost, stored: StoredPlugin) -> None:
         """Register one installed plugin in the host from its current version's cache dir."""
         version = self.repository.get_version(stored.id, stored.version)
-        root = Path(version.cache_path) if version and version.cache_path else None
+        root = None if version is None else self.installer.local_dir(version)
         try:
+            try:
+                self._version_root(version)
+            except PlughostError as exc:
+                raise InstallError(
+                    f"the files of {stored.id} {stored.version} are missing and its package "
+                    f"cannot be read ({exc.message}); reinstall it",
+                    code="install.files_missing", plugin_id=stored.id) from exc
             if root is None or not root.is_dir():
                 raise InstallError(
                     f"the files of {stored.id} {stored.version} are missing; reinstall it",
@@ -275,6 +327,8 @@ class PluginService:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        if self.cluster is not None:
+            await self.cluster.aclose()
         try:
             if self._host is not None:
                 await self._host.aclose()
@@ -338,6 +392,10 @@ class PluginService:
         host = self.host
         record = host.registry.find(pid)
         if record is None:
+            # Installed by another process: fetch its files off the event loop first.
+            with contextlib.suppress(PlughostError):
+                await asyncio.to_thread(
+                    lambda: self._version_root(self.repository.get_version(pid, row.version)))
             self._register(host, row)
             host.resolve()
             new = host.registry.get(pid)
@@ -346,7 +404,7 @@ class PluginService:
             await self._persist_states([pid])
             return True
         version = await asyncio.to_thread(self.repository.get_version, pid, row.version)
-        root = Path(version.cache_path) if version and version.cache_path else None
+        root = await asyncio.to_thread(self._version_root, version)
         changed = False
         if not row.enabled and record.state is not State.DISABLED:
             await host.disable(pid)
@@ -428,12 +486,12 @@ class PluginService:
         warnings: tuple[str, ...] = ()
         if record is not None:
             warnings = tuple(record.warnings)
-            error = _error_of(record)
-        elif stored.state in _SHOWS_ERROR and stored.failure_reason:
+            error = error_of(record)
+        elif stored.state in SHOWS_ERROR and stored.failure_reason:
             waiting = stored.state == State.NEEDS_CONFIG.value
             error = {"code": "config.invalid" if waiting else "plugin.failed",
                      "message": stored.failure_reason, "phase": stored.failure_phase,
-                     "hint": _CONFIG_HINT.format(id=stored.id) if waiting else None}
+                     "hint": CONFIG_HINT.format(id=stored.id) if waiting else None}
         return PluginInfo(
             id=stored.id, name=stored.name, version=stored.version,
             description=stored.description, author=stored.author, type=stored.type,
@@ -488,11 +546,38 @@ class PluginService:
                 continue
             if needle and not any(needle in t.lower() for t in (m.id, m.name, m.description)):
                 continue
-            infos.append(_info_from_record(record))
+            infos.append(info_from_record(record))
         infos.sort(key=lambda i: i.id)
         if state is not None:
             infos = [i for i in infos if i.state == state]
         return PluginList(tuple(infos[offset:offset + limit]), len(infos), limit, offset)
+
+    def storage_problem(self) -> str:
+        """Why this service cannot serve ("" when it can): the database or the object store
+        (shared by every node of a cluster) does not answer. Blocking: run it in a thread."""
+        try:
+            self.repository.database.ping()
+        except PlughostError as exc:
+            return exc.message
+        try:
+            self.store.exists(_READINESS_PROBE)
+        except PlughostError as exc:
+            return f"the object store is unreachable: {exc.message}"
+        return ""
+
+    def nodes(self) -> list[NodeInfo]:
+        """The servers sharing this database (blocking: run it in a thread)."""
+        from plughost.services.cluster import list_nodes
+
+        if self.cluster is not None:
+            return self.cluster.nodes()
+        return list_nodes(self.repository)
+
+    async def check_manifest(self, data: Mapping[str, Any]) -> ManifestCheck:
+        """What install would refuse about this manifest (see
+        :mod:`plughost.services.preflight`)."""
+        self._check_open()
+        return check_manifest(data, installer=self.installer, host=self.host)
 
     async def get(self, plugin_id: str) -> PluginDetail:
         """Everything about one installed plugin. :raises PluginNotFound:"""
@@ -523,8 +608,11 @@ class PluginService:
         stats = dict(record.instance.stats()) if record and record.instance else {}
         manifest = dict(stored.manifest)
         deps = {k: str(v) for k, v in (manifest.get("dependencies") or {}).items()}
+        current = next((v for v in versions if v.current), None)
+        info = replace(self._info(stored),
+                       signed=None if current is None else current.signed_by is not None)
         return PluginDetail(
-            info=self._info(stored), manifest=manifest,
+            info=info, manifest=manifest,
             path=str(record.root) if record and record.root else None,
             versions=tuple(versions), dependencies=deps,
             dependents=tuple(self.host.dependents(plugin_id)),
@@ -577,15 +665,39 @@ class PluginService:
         return self.host.bus.subscribe(pattern, listener)
 
     async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
-                    limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
-        """Audit events, newest first (install, update, rollback, uninstall, enable...)."""
+                    limit: int = 100, before_id: int | None = None, kind: str | None = None,
+                    outcome: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None) -> list[dict[str, Any]]:
+        """The one audit view, newest first: operations (install, update, rollback, uninstall,
+        enable...) and security decisions (grants, revocations, denials, requests), as
+        ``audit_entry`` resources. ``kind`` is ``operation`` or ``security``; a page is
+        full (``limit`` entries) unless the log has no more matching ones."""
         self._check_open()
-        events = await asyncio.to_thread(
-            self.repository.query_audit, plugin_id=plugin_id, action=action, limit=limit,
-            before_id=before_id)
-        return [{"id": e.id, "at": _iso(e.at), "actor": e.actor, "action": e.action,
-                 "plugin_id": e.plugin_id, "outcome": e.outcome, "details": dict(e.details)}
-                for e in events]
+        if kind not in (None, "operation", "security"):
+            raise OperationRefused(f"kind must be operation or security, not {kind!r}",
+                                   code="request.invalid")
+
+        def query() -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            cursor = before_id
+            batch = limit if kind is None else max(limit, 200)
+            while len(out) < limit:
+                events = self.repository.query_audit(
+                    plugin_id=plugin_id, action=action, outcome=outcome, since=since,
+                    until=until, limit=batch, before_id=cursor)
+                for e in events:
+                    entry = resources.audit_entry({
+                        "id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
+                        "plugin_id": e.plugin_id, "outcome": e.outcome,
+                        "details": dict(e.details)})
+                    if kind is None or entry["kind"] == kind:
+                        out.append(entry)
+                if len(events) < batch:
+                    break
+                cursor = events[-1].id
+            return out[:limit]
+
+        return await asyncio.to_thread(query)
 
     # ================================================================== config and permissions
 
@@ -805,14 +917,21 @@ class PluginService:
         activate: bool = True,
         progress: Progress | None = None,
         actor: str = "",
+        allow_unsigned: bool = False,
+        origin: str | None = None,
     ) -> InstallResult:
         """Install a package from a file path or an https URL (see the installer doc).
+
+        :param allow_unsigned: accept it without a signature even when the policy requires
+            one (for a plugin in development; recorded in the audit entry).
 
         :param sha256: the SHA-256 the package must have (compared in constant time).
         :param enable: record it enabled (loaded at start); ``False`` installs it disabled.
         :param activate: activate it now (when enabled); an activation failure undoes the
             install. ``False`` leaves it resolved.
         :param progress: ``progress(stage, done, total)`` for download / extract / store.
+        :param origin: the marketplace a local ``source`` was fetched from (recorded as the
+            plugin's source, ``market``).
         :raises InstallError: ``install.exists`` (use update) and other refusals.
         """
         self._check_open()
@@ -820,7 +939,9 @@ class PluginService:
         plugin_id: str | None = None
         try:
             staged = await self._complete(installer.stage, source, sha256=sha256,
-                                          progress=progress, abandon=Staged.cleanup)
+                                          progress=progress, origin=origin,
+                                          allow_unsigned=allow_unsigned,
+                                          abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.install", None, exc, actor)
             raise
@@ -863,6 +984,7 @@ class PluginService:
         progress: Progress | None = None,
         actor: str = "",
         force: bool = False,
+        origin: str | None = None,
     ) -> UpdateResult:
         """Install a new version beside the current one, hand the running plugin's state
         over, activate and health-check it; on any failure the old version keeps running and
@@ -872,7 +994,8 @@ class PluginService:
         await asyncio.to_thread(self.repository.require_plugin, plugin_id)
         try:
             staged = await self._complete(self.installer.stage, source, sha256=sha256,
-                                          progress=progress, abandon=Staged.cleanup)
+                                          progress=progress, origin=origin,
+                                          abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.update", plugin_id, exc, actor)
             raise
@@ -923,7 +1046,7 @@ class PluginService:
             return
         version = await asyncio.to_thread(self.repository.get_version, plugin_id,
                                           stored.version)
-        root = Path(version.cache_path)
+        root = await asyncio.to_thread(self.installer.version_dir, version)
         await self.host.replace(load_manifest(root), root, source="installed")
 
     async def uninstall(self, plugin_id: str, *, cascade: bool = False,
@@ -1053,35 +1176,10 @@ class PluginService:
         return await self._info_of(plugin_id)
 
 
-_SHOWS_ERROR = frozenset({State.FAILED.value, State.NEEDS_CONFIG.value})
-_CONFIG_HINT = HOST_HINTS["config"]
-
-
-def _error_of(record: PluginRecord) -> dict[str, Any] | None:
-    """Why a failed (or ``needs-config``) plugin is not running: code, message, phase, hint."""
-    if record.error is None or record.state.value not in _SHOWS_ERROR:
-        return None
-    return {"code": getattr(record.error, "code", type(record.error).__name__),
-            "message": getattr(record.error, "message", str(record.error)),
-            "phase": record.phase, "hint": record.hint}
-
-
-def _info_from_record(record: PluginRecord) -> PluginInfo:
-    """A plugin the host found in a development folder (not installed: no database row)."""
-    m = record.manifest
-    error = _error_of(record)
-    return PluginInfo(
-        id=m.id, name=m.name, version=str(m.version), description=m.description,
-        author=m.author, type=m.type, runtime=m.runtime, state=record.state.value,
-        enabled=record.state is not State.DISABLED, source=record.source,
-        source_uri=str(record.root) if record.root else "", sha256="", installed_at=None,
-        updated_at=None, error=error, warnings=tuple(record.warnings))
-
-
 def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
     m = record.manifest
     return PluginDetail(
-        info=_info_from_record(record), manifest=m.to_dict(),
+        info=info_from_record(record), manifest=m.to_dict(),
         path=str(record.root) if record.root else None, versions=(),
         dependencies={k: str(v) for k, v in m.dependencies.items()},
         dependents=tuple(host.dependents(record.id)), config=dict(m.config_defaults),
@@ -1091,7 +1189,8 @@ def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
 
 def _request_dict(request: Any) -> dict[str, Any]:
     return {"id": request.id, "plugin_id": request.plugin, "scope": request.scope,
-            "reason": request.reason, "status": request.status, "created": request.created,
+            "reason": request.reason, "status": request.status,
+            "created": resources.iso(request.created),
             "resolved_by": request.resolved_by}
 
 

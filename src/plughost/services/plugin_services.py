@@ -11,9 +11,11 @@
 * routes the communication layer's permission hook (events, commands, channels) to the
   :class:`~plughost.security.permissions.PermissionManager`, when the host has one.
 
-Everything persists under the plughost home: ``security.db`` (grants, requests, audit),
-``config.db`` (config history; or Redis), ``storage.db`` (plugin key-value data) and
-``data/<plugin-id>/`` (private directories).
+Embedded (a bare host), everything persists under the plughost home: ``security.db`` (grants,
+requests, audit), ``config.db`` (config history; or Redis), ``storage.db`` (plugin key-value
+data) and ``data/<plugin-id>/`` (private directories). The management service passes stores
+over its database instead (grants, config, audit and ``ctx.storage`` alike), so several
+servers on one database share them.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from plughost.services.config import ConfigManager
 from plughost.services.config_file import PluginSettings, SettingsFile
 from plughost.services.hostapi import HostServices, make_services
 from plughost.storage.config_store import ConfigStore, SQLiteConfigStore
-from plughost.storage.kv import KeyValueStore
+from plughost.storage.kv import KeyValueBackend, KeyValueStore
 
 __all__ = ["PluginPermissions", "PluginServices"]
 
@@ -83,6 +85,8 @@ class PluginServices:
     :param permission_store: where grants, declarations and requests persist (default:
         ``<home>/security.db``; the management service passes one over its database).
     :param audit: where permission decisions are audited (default: ``<home>/security.db``).
+    :param kv: plugin key-value storage behind ``ctx.storage`` (default: ``<home>/storage.db``;
+        the management service passes the database-backed store). Closed by :meth:`aclose`.
     """
 
     def __init__(
@@ -95,6 +99,7 @@ class PluginServices:
         environ: Mapping[str, str] | None = None,
         permission_store: PermissionStore | None = None,
         audit: AuditLog | None = None,
+        kv: KeyValueBackend | None = None,
     ) -> None:
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
@@ -103,7 +108,8 @@ class PluginServices:
         self.config = ConfigManager(
             config_store or SQLiteConfigStore(self.home / "config.db"), environ=environ
         )
-        self.kv = KeyValueStore(self.home / "storage.db")
+        self.kv: KeyValueBackend = kv if kv is not None else KeyValueStore(
+            self.home / "storage.db")
         self.settings = (
             SettingsFile(settings_file, self.config, on_plugin_settings=self._on_plugin_settings)
             if settings_file is not None

@@ -24,12 +24,10 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plughost.errors import LockTimeout
 from plughost.security.archive import remove_tree
-from plughost.security.package import open_package
 from plughost.storage.objects import FilesystemObjectStore
 from plughost.storage.records import StoredVersion
 from plughost.storage.recovery import recover_operations
@@ -165,7 +163,7 @@ class _Reconciler:
         plugin = self.repo.get_plugin(pid)
         versions = self.repo.list_versions(pid) if plugin is not None else []
         keys = {v.object_key for v in versions}
-        dirs = {Path(v.cache_path).name for v in versions if v.cache_path}
+        dirs = {self.installer.local_dir(v).name for v in versions}
         for info in self.store.list(f"plugins/{pid}/"):
             if info.key not in keys:
                 self.store.delete(info.key)
@@ -182,7 +180,7 @@ class _Reconciler:
         if plugin is None:
             return
         for v in versions:
-            has_dir = bool(v.cache_path) and Path(v.cache_path or "").is_dir()
+            has_dir = self.installer.local_dir(v).is_dir()
             has_blob = self.store.exists(v.object_key)
             if has_dir:
                 if not has_blob:
@@ -205,19 +203,9 @@ class _Reconciler:
                 report.failed.append(f"{pid}@{v.version}")
 
     def _repair_cache(self, v: StoredVersion) -> None:
-        workdir = self.installer.new_workdir()
-        try:
-            path = workdir / "package.zip"
-            self.store.download(v.object_key, path)
-            dest = Path(v.cache_path) if v.cache_path else self.installer.cache_path(
-                v.plugin_id, v.version, v.checksum)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with open_package(path, self.installer.archive_limits) as pkg:
-                pkg.extract(dest)
-            if not v.cache_path:
-                self.repo.set_version_cache_path(v.plugin_id, v.version, str(dest))
-        finally:
-            remove_tree(workdir)
+        dest = self.installer.version_dir(v)  # through the package cache tiers
+        if not v.cache_path:
+            self.repo.set_version_cache_path(v.plugin_id, v.version, str(dest))
 
 
 def _alive(pid: int) -> bool:

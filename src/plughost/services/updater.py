@@ -33,9 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from plughost.core.manifest import Manifest, load_manifest
-from plughost.errors import InstallError
+from plughost.errors import InstallError, PlughostError
 from plughost.services.crash import crash_point
-from plughost.services.installer import Installer, Staged, Undo, _quietly, step
+from plughost.services.installer import (
+    Installer,
+    Staged,
+    Undo,
+    _quietly,
+    check_platform,
+    step,
+)
 from plughost.services.sources import Progress
 from plughost.storage.records import StoredVersion
 
@@ -149,6 +156,7 @@ class Updater:
                     details={"version": staged.version, "current": current.version})
             with step(timings, "update", "resolve", plugin_id, staged.version):
                 installed = inst.installed_manifests()
+                check_platform(staged.manifest)
                 if current.enabled:
                     inst.check_resolves(staged.manifest, installed)
             cache: Path | None = None
@@ -233,19 +241,21 @@ class Updater:
                         code="install.not_kept", plugin_id=plugin_id,
                         details={"requested": to, "kept": [v.version for v in others]})
                 target = found[0]
-            if not target.cache_path or not Path(target.cache_path).is_dir():
+            try:  # unpacked here, or fetched through the package cache (another node's)
+                target_dir = inst.version_dir(target)
+            except PlughostError as exc:
                 raise InstallError(
-                    f"the files of {plugin_id} {target.version} are missing; restart the "
-                    "service (it repairs them from the package blob) and retry",
-                    code="install.not_kept", plugin_id=plugin_id)
-            manifest = load_manifest(Path(target.cache_path))
+                    f"the files of {plugin_id} {target.version} are missing and its package "
+                    f"cannot be read ({exc.message}); reinstall that version",
+                    code="install.not_kept", plugin_id=plugin_id) from exc
+            manifest = load_manifest(target_dir)
             if current.enabled:
                 inst.check_resolves(manifest, inst.installed_manifests())
             undo: Undo = None
             try:
                 if switch is not None and current.enabled:
                     with step(timings, "rollback", "switch", plugin_id, target.version):
-                        undo = switch(manifest, Path(target.cache_path), current.version)
+                        undo = switch(manifest, target_dir, current.version)
                     crash_point("rollback.after_activate")
                 with step(timings, "rollback", "commit", plugin_id, target.version):
                     self._commit(plugin_id, current.version, target.version, actor,

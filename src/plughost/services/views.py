@@ -15,15 +15,33 @@ from typing import TYPE_CHECKING, Any, Protocol
 from plughost.services.updater import VersionInfo
 
 if TYPE_CHECKING:
+    from plughost.core.registry import PluginRecord
     from plughost.services.installer import InstallResult, UninstallResult
     from plughost.services.sources import Progress
     from plughost.services.updater import UpdateResult
 
-__all__ = ["HealthReport", "PluginDetail", "PluginInfo", "PluginList", "PluginManagement"]
+__all__ = [
+    "HealthReport",
+    "PluginDetail",
+    "PluginInfo",
+    "PluginList",
+    "PluginManagement",
+    "arcade_status",
+    "error_of",
+    "info_from_record",
+]
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def arcade_status(state: str, enabled: bool) -> int:
+    """The Arcade-compatible status (``isEnabled``, ``status``): 2 error, 1 enabled,
+    0 disabled."""
+    if state == "failed":
+        return 2
+    return 1 if enabled else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +65,10 @@ class PluginInfo:
     updated_at: datetime | None
     error: Mapping[str, Any] | None = None
     warnings: tuple[str, ...] = ()
+    signed: bool | None = None
+    """Installed with a signature by a trusted key (``False``: without one, e.g.
+    ``--allow-unsigned``); ``None`` when not known (a development folder, or a list that does
+    not read versions)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,8 +78,37 @@ class PluginInfo:
             "source": self.source, "source_uri": self.source_uri, "sha256": self.sha256,
             "installed_at": _iso(self.installed_at), "updated_at": _iso(self.updated_at),
             "error": dict(self.error) if self.error else None,
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings), "signed": self.signed,
+            # The Arcade-compatible names, beside plughost's own (same values).
+            "pluginId": self.id, "pluginType": self.type, "checksum": self.sha256,
+            "installTime": _iso(self.installed_at), "updateTime": _iso(self.updated_at),
+            "isEnabled": arcade_status(self.state, self.enabled),
+            "status": arcade_status(self.state, self.enabled), "isBuiltin": 0,
         }
+
+
+SHOWS_ERROR = frozenset({"failed", "needs-config"})
+"""States whose record carries an error to show (why it is not running)."""
+
+
+def error_of(record: PluginRecord) -> dict[str, Any] | None:
+    """Why a failed (or ``needs-config``) plugin is not running: code, message, phase, hint."""
+    if record.error is None or record.state.value not in SHOWS_ERROR:
+        return None
+    return {"code": getattr(record.error, "code", type(record.error).__name__),
+            "message": getattr(record.error, "message", str(record.error)),
+            "phase": record.phase, "hint": record.hint}
+
+
+def info_from_record(record: PluginRecord) -> PluginInfo:
+    """A plugin the host found in a development folder (not installed: no database row)."""
+    m = record.manifest
+    return PluginInfo(
+        id=m.id, name=m.name, version=str(m.version), description=m.description,
+        author=m.author, type=m.type, runtime=m.runtime, state=record.state.value,
+        enabled=record.state.value != "disabled", source=record.source,
+        source_uri=str(record.root) if record.root else "", sha256="", installed_at=None,
+        updated_at=None, error=error_of(record), warnings=tuple(record.warnings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +147,22 @@ class PluginDetail:
     stats: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        from plughost.storage.objects import package_key
+
+        m = self.manifest
+        config = m.get("config") or {}
         return {**self.info.to_dict(), "manifest": dict(self.manifest), "path": self.path,
                 "versions": [v.to_dict() for v in self.versions],
                 "dependencies": dict(self.dependencies), "dependents": list(self.dependents),
                 "config": dict(self.config), "config_revision": self.config_revision,
-                "grants": list(self.grants), "stats": dict(self.stats)}
+                "grants": list(self.grants), "stats": dict(self.stats),
+                # The Arcade-compatible names of the manifest's fields.
+                "entryPoint": m.get("entry", ""), "configSchema": config.get("schema"),
+                "paramsSchema": m.get("params-schema"),
+                "defaultConfig": dict(config.get("defaults") or {}),
+                "icon": m.get("icon", ""), "repository": m.get("repository", ""),
+                "documentation": m.get("documentation") or m.get("homepage", ""),
+                "s3Path": package_key(self.info.id, self.info.version)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +196,14 @@ class PluginManagement(Protocol):
     async def metrics(self) -> dict[str, dict[str, Any]]: ...
 
     async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
-                    limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]: ...
+                    limit: int = 100, before_id: int | None = None, kind: str | None = None,
+                    outcome: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None) -> list[dict[str, Any]]: ...
 
     async def install(self, source: str | Path, *, sha256: str | None = None,
                       enable: bool = True, activate: bool = True,
-                      progress: Progress | None = None, actor: str = "") -> InstallResult: ...
+                      progress: Progress | None = None, actor: str = "",
+                      allow_unsigned: bool = False) -> InstallResult: ...
 
     async def update(self, plugin_id: str, source: str | Path, *, sha256: str | None = None,
                      progress: Progress | None = None, actor: str = "",

@@ -69,10 +69,15 @@ class RepositoryBase:
         with self.database.transaction(write=write) as session:
             yield session
             self._write_changes(session)
+        self._committed(session)
 
     def _write_changes(self, s: Session) -> None:
         """Called last before a transaction of the repository commits (the change log's
         hook, see :mod:`plughost.storage._repo_changes`)."""
+
+    def _committed(self, s: Session) -> None:
+        """Called once a transaction of the repository committed (the change log's hook:
+        tells :meth:`ChangeLog.on_commit` listeners)."""
 
     @staticmethod
     def _not_found(plugin_id: str) -> PluginNotFound:

@@ -26,7 +26,8 @@ own) and an API token's ``last_used_at`` (a touch, not a change).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from sqlalchemy import delete, func, select, update
@@ -40,7 +41,10 @@ from plughost.storage.records import Change
 
 __all__ = ["ChangeLog"]
 
+log = logging.getLogger(__name__)
+
 _PENDING = "plughost_changes"
+_COMMITTING = "plughost_committing_seq"
 _SEQ_ID = 1
 #: The most changes one changes_since call returns.
 MAX_CHANGES_PAGE: Final = 10_000
@@ -76,6 +80,35 @@ class ChangeLog(RepositoryBase):
             for i, (kind, key, action, details) in enumerate(pending)
         )
         s.flush()
+        s.info[_COMMITTING] = last
+
+    def _committed(self, s: Session) -> None:
+        """Tell the :meth:`on_commit` listeners the sequence number just committed."""
+        last = s.info.pop(_COMMITTING, None)
+        if last is None:
+            return
+        for listener in list(self._commit_listeners):
+            try:
+                listener(int(last))
+            except Exception:
+                log.exception("a change-log commit listener failed")
+
+    @property
+    def _commit_listeners(self) -> list[Callable[[int], None]]:
+        listeners: list[Callable[[int], None]] | None = self.__dict__.get("_on_commit")
+        if listeners is None:
+            listeners = self.__dict__.setdefault("_on_commit", [])
+        return listeners
+
+    def on_commit(self, listener: Callable[[int], None], *, remove: bool = False) -> None:
+        """Call ``listener(seq)`` (in the committing thread) each time a transaction of this
+        repository commits changes, with the last sequence number it wrote — how a cluster
+        node learns it should announce a change. ``remove=True`` takes it off again."""
+        if remove:
+            if listener in self._commit_listeners:
+                self._commit_listeners.remove(listener)
+        else:
+            self._commit_listeners.append(listener)
 
     def _claim_seqs(self, s: Session, count: int) -> int:
         """Advance the sequence by ``count`` under its row lock; returns the new last number."""

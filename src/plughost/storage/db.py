@@ -156,8 +156,16 @@ def create_engine_from_url(url: str, *, echo: bool = False) -> Engine:
     else:
         kwargs.update(pool_size=5, max_overflow=10, pool_pre_ping=True, pool_recycle=1800,
                       pool_timeout=30)
+        connect_args: dict[str, Any] = {}
         if "connect_timeout" not in parsed.query:  # the URL's own setting wins
-            kwargs["connect_args"] = {"connect_timeout": 10}
+            connect_args["connect_timeout"] = 10
+        if backend == "postgresql" and "keepalives" not in parsed.query:
+            # The lease of a lock held on a connection (plugin locks, owner leases): a node
+            # that vanishes without closing its sockets is declared dead after ~25 s.
+            connect_args.update(keepalives=1, keepalives_idle=10, keepalives_interval=5,
+                                keepalives_count=3)
+        if connect_args:
+            kwargs["connect_args"] = connect_args
     try:
         engine: Engine = sa.create_engine(parsed, **kwargs)
     except ImportError as exc:

@@ -1,6 +1,11 @@
-"""Plugin key-value storage on SQLite: namespaces, batches, secondary indexes, transactions.
+"""Plugin key-value storage: namespaces, batches, secondary indexes, transactions.
 
-This is the backend behind ``ctx.storage``. Values are JSON. A secondary index
+This is the backend behind ``ctx.storage``. :class:`KeyValueBackend` is the contract; two
+implementations satisfy it: :class:`KeyValueStore` (embedded: one SQLite file, the default of a
+bare :class:`~plughost.host.PluginHost`) and
+:class:`~plughost.storage.kv_db.DatabaseKeyValueStore` (the plughost database — PostgreSQL,
+MySQL or SQLite — what the management service and ``plughost serve`` use, so every node of a
+cluster sees the same data). Values are JSON. A secondary index
 maps a dotted key path inside the values (``"user.email"``) to the keys holding each value, and
 is maintained on every write. A :class:`Transaction` buffers writes and applies them in one
 SQLite transaction on commit: all or nothing, and reads inside it see its own writes.
@@ -16,14 +21,29 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 from plughost.errors import KeyValueError
 
-__all__ = ["MAX_KEY_LENGTH", "KeyValueStore", "Transaction"]
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MISSING",
+    "KeyValueBackend",
+    "KeyValueStore",
+    "Transaction",
+    "check_index_spec",
+    "check_key",
+    "check_text",
+    "dump",
+    "extract",
+    "prepare_ops",
+    "unknown_index",
+]
 
 MAX_KEY_LENGTH: Final = 1024
-_MISSING: Final = object()
+#: What :func:`extract` returns for a path the value does not have.
+MISSING: Final = object()
+_MISSING: Final = MISSING
 
 _SQL = """
 CREATE TABLE IF NOT EXISTS kv (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -36,7 +56,7 @@ CREATE INDEX IF NOT EXISTS kv_index_entry_key ON kv_index_entry (ns, key);
 """
 
 
-def _check_text(what: str, text: object) -> str:
+def check_text(what: str, text: object) -> str:
     """A name stored as text (namespace, key, prefix, index name) must be a string that UTF-8
     can encode: a lone surrogate (``"\\ud800"``) cannot be stored and is refused here."""
     if not isinstance(text, str):
@@ -51,15 +71,15 @@ def _check_text(what: str, text: object) -> str:
     return text
 
 
-def _check_key(key: object) -> str:
+def check_key(key: object) -> str:
     if not isinstance(key, str) or not key:
         raise KeyValueError(f"storage keys must be non-empty strings, got {key!r}"[:200])
     if len(key) > MAX_KEY_LENGTH:
         raise KeyValueError(f"storage key is {len(key)} characters; the limit is {MAX_KEY_LENGTH}")
-    return _check_text("key", key)
+    return check_text("key", key)
 
 
-def _dump(key: str, value: Any) -> str:
+def dump(key: str, value: Any) -> str:
     try:
         return json.dumps(value, sort_keys=True, allow_nan=False)
     except RecursionError:
@@ -73,13 +93,70 @@ def _dump(key: str, value: Any) -> str:
         ) from exc
 
 
-def _extract(value: Any, path: str) -> Any:
+def extract(value: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(value, Mapping) and part in value:
             value = value[part]
         else:
             return _MISSING
     return value
+
+
+@runtime_checkable
+class KeyValueBackend(Protocol):
+    """What ``ctx.storage`` needs of a store (see the module doc for the implementations).
+
+    Every write method is atomic; :meth:`apply` applies ``(op, key, value)`` operations
+    (``set`` / ``delete`` / ``clear``) all or nothing. Names are validated the same way by
+    every implementation (:func:`check_key`, :func:`check_text`, :func:`dump`).
+    """
+
+    def get(self, ns: str, key: str, default: Any = None) -> Any: ...
+    def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, Any]: ...
+    def keys(self, ns: str, prefix: str = "") -> list[str]: ...
+    def query_by_index(self, ns: str, name: str, value: Any) -> dict[str, Any]: ...
+    def indexes(self, ns: str) -> dict[str, str]: ...
+    def set(self, ns: str, key: str, value: Any) -> None: ...
+    def set_many(self, ns: str, items: Mapping[str, Any]) -> None: ...
+    def delete(self, ns: str, key: str) -> bool: ...
+    def clear(self, ns: str) -> None: ...
+    def create_index(self, ns: str, name: str, key_path: str) -> None: ...
+    def drop_index(self, ns: str, name: str) -> None: ...
+    def transaction(self, ns: str) -> Transaction: ...
+    def apply(self, ns: str, ops: Iterable[tuple[str, str, Any]]) -> None: ...
+    def close(self) -> None: ...
+
+
+def prepare_ops(ops: Iterable[tuple[str, str, Any]]) -> list[tuple[str, str, Any, str | None]]:
+    """Validate ``(op, key, value)`` operations before anything is written: each becomes
+    ``(op, key, value, json text or None)``."""
+    prepared: list[tuple[str, str, Any, str | None]] = []
+    for op, key, value in ops:
+        if op == "clear":
+            prepared.append((op, "", None, None))
+        elif op in ("set", "delete"):
+            check_key(key)
+            prepared.append((op, key, value, dump(key, value) if op == "set" else None))
+        else:
+            raise KeyValueError(f"unknown storage operation {op!r}")
+    return prepared
+
+
+def check_index_spec(name: str, key_path: str) -> None:
+    """An index needs a name and a dotted key path, both storable text."""
+    if not name or not key_path:
+        raise KeyValueError("an index needs a name and a dotted key path such as 'user.email'")
+    check_text("index name", name)
+    check_text("index key path", key_path)
+
+
+def unknown_index(ns: str, name: str, known: Iterable[str]) -> KeyValueError:
+    """The refusal of a query on an index that does not exist, naming the known ones."""
+    names = ", ".join(sorted(known)) or "none"
+    return KeyValueError(
+        f"no index {name!r} in namespace {ns!r} (indexes: {names}); "
+        "create it with create_index(name, key_path)"
+    )
 
 
 class KeyValueStore:
@@ -109,14 +186,14 @@ class KeyValueStore:
         """The value at ``key``, or ``default``."""
         row = self._db.execute(
             "SELECT value FROM kv WHERE ns = ? AND key = ?",
-            (_check_text("namespace", ns), _check_key(key)),
+            (check_text("namespace", ns), check_key(key)),
         ).fetchone()
         return json.loads(row[0]) if row is not None else default
 
     def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, Any]:
         """The values of the keys that exist."""
-        _check_text("namespace", ns)
-        keys = [_check_key(k) for k in keys]
+        check_text("namespace", ns)
+        keys = [check_key(k) for k in keys]
         out: dict[str, Any] = {}
         with self._lock:
             for i in range(0, len(keys), 500):
@@ -130,8 +207,8 @@ class KeyValueStore:
 
     def keys(self, ns: str, prefix: str = "") -> list[str]:
         """Keys in the namespace (optionally starting with ``prefix``), sorted."""
-        _check_text("namespace", ns)
-        _check_text("key prefix", prefix)
+        check_text("namespace", ns)
+        check_text("key prefix", prefix)
         with self._lock:
             rows = self._db.execute(
                 "SELECT key FROM kv WHERE ns = ? AND substr(key, 1, ?) = ? ORDER BY key",
@@ -141,18 +218,14 @@ class KeyValueStore:
 
     def query_by_index(self, ns: str, name: str, value: Any) -> dict[str, Any]:
         """``{key: value}`` for every entry whose indexed field equals ``value``, by key."""
-        _check_text("namespace", ns)
+        check_text("namespace", ns)
         if name not in self._indexes.get(ns, {}):
-            known = ", ".join(sorted(self._indexes.get(ns, {}))) or "none"
-            raise KeyValueError(
-                f"no index {name!r} in namespace {ns!r} (indexes: {known}); "
-                "create it with create_index(name, key_path)"
-            )
+            raise unknown_index(ns, name, self._indexes.get(ns, {}))
         with self._lock:
             rows = self._db.execute(
                 "SELECT kv.key, kv.value FROM kv_index_entry e JOIN kv ON kv.ns = e.ns AND "
                 "kv.key = e.key WHERE e.ns = ? AND e.name = ? AND e.value = ? ORDER BY kv.key",
-                (ns, name, _dump(name, value)),
+                (ns, name, dump(name, value)),
             ).fetchall()
         return {k: json.loads(v) for k, v in rows}
 
@@ -185,11 +258,8 @@ class KeyValueStore:
 
         Re-creating an index with the same path is a no-op; a different path is refused.
         """
-        if not name or not key_path:
-            raise KeyValueError("an index needs a name and a dotted key path such as 'user.email'")
-        _check_text("namespace", ns)
-        _check_text("index name", name)
-        _check_text("index key path", key_path)
+        check_index_spec(name, key_path)
+        check_text("namespace", ns)
         existing = self._indexes.get(ns, {}).get(name)
         if existing is not None:
             if existing != key_path:
@@ -216,16 +286,8 @@ class KeyValueStore:
 
     def apply(self, ns: str, ops: Iterable[tuple[str, str, Any]]) -> None:
         """Apply ``(op, key, value)`` operations (``set``/``delete``/``clear``) all or nothing."""
-        _check_text("namespace", ns)
-        prepared: list[tuple[str, str, Any, str | None]] = []
-        for op, key, value in ops:  # validate everything before touching the database
-            if op == "clear":
-                prepared.append((op, "", None, None))
-            elif op in ("set", "delete"):
-                _check_key(key)
-                prepared.append((op, key, value, _dump(key, value) if op == "set" else None))
-            else:
-                raise KeyValueError(f"unknown storage operation {op!r}")
+        check_text("namespace", ns)
+        prepared = prepare_ops(ops)  # validate everything before touching the database
         indexes = self._indexes.get(ns, {})
         with self._lock, self._write():
             for op, key, value, raw in prepared:
@@ -245,11 +307,11 @@ class KeyValueStore:
                         self._index_one(ns, name, path, key, value)
 
     def _index_one(self, ns: str, name: str, path: str, key: str, value: Any) -> None:
-        field = _extract(value, path)
+        field = extract(value, path)
         if field is not _MISSING:
             self._db.execute(
                 "INSERT OR IGNORE INTO kv_index_entry VALUES (?, ?, ?, ?)",
-                (ns, name, _dump(key, field), key),
+                (ns, name, dump(key, field), key),
             )
 
     @contextmanager
@@ -282,7 +344,7 @@ class Transaction:
     the transaction see its own pending writes.
     """
 
-    def __init__(self, store: KeyValueStore, ns: str) -> None:
+    def __init__(self, store: KeyValueBackend, ns: str) -> None:
         self._store = store
         self._ns = ns
         self._ops: list[tuple[str, str, Any]] = []
@@ -312,14 +374,14 @@ class Transaction:
     def set(self, key: str, value: Any) -> None:
         """Buffer a write (validated now, so a bad value fails here, not at commit)."""
         self._open()
-        _dump(_check_key(key), value)
+        dump(check_key(key), value)
         self._ops.append(("set", key, value))
         self._pending[key] = value
 
     def delete(self, key: str) -> None:
         """Buffer a delete."""
         self._open()
-        self._ops.append(("delete", _check_key(key), None))
+        self._ops.append(("delete", check_key(key), None))
         self._pending[key] = _MISSING
 
     def clear(self) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from plughost.storage.types import BigIntPK, UTCDateTime
@@ -43,11 +44,18 @@ __all__ = [
     "Base",
     "ChangeRow",
     "ChangeSequenceRow",
+    "ClusterNodeRow",
     "ConfigHistoryRow",
     "GrantRow",
+    "MarketDownloadRow",
+    "MarketRatingRow",
+    "MarketUpdatePolicyRow",
     "OperationRow",
     "PermissionRequestRow",
     "PluginConfigRow",
+    "PluginKVIndexEntryRow",
+    "PluginKVIndexRow",
+    "PluginKVRow",
     "PluginLockRow",
     "PluginLogRow",
     "PluginRow",
@@ -71,6 +79,10 @@ URL_LEN = 500
 SCOPE_LEN = 500
 SHA256_LEN = 64
 SHORT_LEN = 32
+#: Plugin storage namespaces (``storage:<namespace>``).
+NAMESPACE_LEN = 200
+#: Text that may be large (plugin storage values): LONGTEXT on MySQL, whose TEXT stops at 64 KiB.
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
 class Base(DeclarativeBase):
@@ -339,6 +351,110 @@ class AlertEventRow(Base):
     threshold: Mapped[float] = mapped_column(Float)
     labels: Mapped[dict[str, Any]] = mapped_column(JSON)
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class MarketRatingRow(Base):
+    """A rating (1-5) and optional review of a marketplace plugin: one per token holder per
+    plugin (a new one replaces it); admins hide abusive ones (kept, with who and why)."""
+
+    __tablename__ = "market_ratings"
+    __table_args__ = (UniqueConstraint("plugin_id", "rater"), Index(None, "plugin_id", "id"))
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    plugin_id: Mapped[str] = mapped_column(String(ID_LEN))
+    rater: Mapped[str] = mapped_column(String(NAME_LEN))
+    rating: Mapped[int] = mapped_column(Integer)
+    review: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    moderated_by: Mapped[str] = mapped_column(String(NAME_LEN), default="")
+    moderation_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class MarketDownloadRow(Base):
+    """How many times this server installed (or served) each marketplace plugin version."""
+
+    __tablename__ = "market_downloads"
+
+    plugin_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    version: Mapped[str] = mapped_column(String(VERSION_LEN), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MarketUpdatePolicyRow(Base):
+    """How an installed plugin is updated from its marketplace: ``manual``, ``notify`` or
+    ``auto`` (with a cooldown after a release and an optional UTC maintenance window)."""
+
+    __tablename__ = "market_update_policies"
+
+    plugin_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(SHORT_LEN))
+    cooldown_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    maintenance_window: Mapped[str] = mapped_column(String(SHORT_LEN), default="")
+    notified_version: Mapped[str] = mapped_column(String(VERSION_LEN), default="")
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_update_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PluginKVRow(Base):
+    """One value of plugin key-value storage (``ctx.storage``) in a namespace.
+
+    Keys are looked up by their SHA-256 (``key_hash``): keys may be 1,024 characters, longer
+    than MySQL can index, and MySQL's default collation would compare ``"A"`` equal to ``"a"``.
+    """
+
+    __tablename__ = "plugin_kv"
+
+    ns: Mapped[str] = mapped_column(String(NAMESPACE_LEN), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(SHA256_LEN), primary_key=True)
+    key: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(LongText)
+
+
+class PluginKVIndexRow(Base):
+    """A secondary index of a storage namespace: a name and the dotted key path it indexes."""
+
+    __tablename__ = "plugin_kv_indexes"
+
+    ns: Mapped[str] = mapped_column(String(NAMESPACE_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+
+
+class PluginKVIndexEntryRow(Base):
+    """One (index, indexed value) -> key entry of a secondary index (values by their SHA-256)."""
+
+    __tablename__ = "plugin_kv_index_entries"
+    __table_args__ = (Index(None, "ns", "key_hash"),)
+
+    ns: Mapped[str] = mapped_column(String(NAMESPACE_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    value_hash: Mapped[str] = mapped_column(String(SHA256_LEN), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(SHA256_LEN), primary_key=True)
+
+
+class ClusterNodeRow(Base):
+    """One ``plughost serve`` sharing this database: what it runs and when it last reported.
+
+    ``id`` is the node's owner id (:mod:`plughost.storage.locks`): whether the node still lives
+    is answered by its owner lease, not by the heartbeat alone.
+    """
+
+    __tablename__ = "cluster_nodes"
+
+    id: Mapped[str] = mapped_column(String(SHORT_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    url: Mapped[str] = mapped_column(String(URL_LEN), default="")
+    version: Mapped[str] = mapped_column(String(VERSION_LEN))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    #: The last change sequence this node applied (0 before the first).
+    applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: ``{plugin id: live state}`` as of the last heartbeat.
+    plugins: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: ``{"redis": bool, ...}``: how the node hears about changes, its cache figures.
+    info: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class ChangeRow(Base):

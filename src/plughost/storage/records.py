@@ -17,12 +17,15 @@ __all__ = [
     "Change",
     "ConfigChange",
     "Grant",
+    "MarketRating",
     "Operation",
     "PermissionRequest",
     "StoredConfig",
+    "StoredNode",
     "StoredPlugin",
     "StoredVersion",
     "TrustedKey",
+    "UpdatePolicy",
 ]
 
 #: Operation statuses, in lifecycle order.
@@ -258,6 +261,60 @@ class TrustedKey:
     added_by: str = ""
     added_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRating:
+    """A rating and review of a marketplace plugin by one token holder."""
+
+    id: int
+    plugin_id: str
+    rater: str
+    rating: int
+    review: str
+    created_at: datetime
+    updated_at: datetime
+    hidden: bool = False
+    moderated_by: str = ""
+    moderation_reason: str = ""
+
+
+#: Update policies of marketplace plugins.
+UPDATE_POLICIES = ("manual", "notify", "auto")
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatePolicy:
+    """How an installed plugin is updated from its marketplace (see ``UPDATE_POLICIES``).
+
+    ``cooldown_seconds``: an ``auto`` update waits this long after a version is published;
+    ``maintenance_window``: ``"HH:MM-HH:MM"`` (UTC) when ``auto`` updates may run, or ``""``.
+    """
+
+    plugin_id: str
+    policy: str = "notify"
+    cooldown_seconds: int = 0
+    maintenance_window: str = ""
+    notified_version: str = ""
+    last_checked_at: datetime | None = None
+    last_update_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredNode:
+    """A ``plughost serve`` sharing the database, as of its last heartbeat."""
+
+    id: str
+    """Its owner id: the node lives while its owner lease is held."""
+    name: str
+    url: str
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    applied_seq: int
+    plugins: Mapping[str, str]
+    """``{plugin id: live state}`` on that node."""
+    info: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,8 @@ from plughost.errors import (
 from plughost.storage._repo_access import AccessRecords, hash_token
 from plughost.storage._repo_activity import ActivityRecords
 from plughost.storage._repo_base import check_state, to_record, utcnow
+from plughost.storage._repo_cluster import ClusterRecords
+from plughost.storage._repo_market import MarketRecords
 from plughost.storage._repo_observability import ObservabilityRecords
 from plughost.storage.db import Database
 from plughost.storage.locks import FileLock, MemoryLock, OwnerLease, RowLock
@@ -73,7 +75,8 @@ def _plugin_change(changes: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return "update", {"fields": sorted(names)}
 
 
-class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
+class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRecords,
+                 MarketRecords):
     """Data access for plugins, versions, config, grants, audit, tokens, operations and keys.
 
     :param database: the :class:`~plughost.storage.db.Database` to use (not closed by this).
@@ -119,6 +122,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
                 self._write_changes(session)
             finally:
                 self._current.reset(token)
+        self._committed(session)
 
     @property
     def in_unit_of_work(self) -> bool:
@@ -296,9 +300,10 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords):
         failure_phase: str | None = None,
     ) -> StoredPlugin:
         """Record the plugin's lifecycle state; the failure reason/phase are kept only for
-        ``failed`` and cleared otherwise. Transition rules are the host's job, not checked here."""
+        ``failed`` and ``needs-config`` (what to set) and cleared otherwise. Transition rules
+        are the host's job, not checked here."""
         state = check_state(state)
-        failed = state == State.FAILED.value
+        failed = state in (State.FAILED.value, State.NEEDS_CONFIG.value)
         return self.update_plugin(
             plugin_id,
             state=state,

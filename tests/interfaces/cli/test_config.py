@@ -44,7 +44,7 @@ def test_set_get_history_restore_reset_round_trip(cli) -> None:  # type: ignore[
     # The defaults lack the required webhook_url, so a reset is refused and changes nothing.
     result = cli("config", "reset", "notify-slack")
     assert result.exit_code == 1 and "'webhook_url' is a required property" in result.output
-    history = json.loads(cli("config", "history", "notify-slack", "--json").stdout)["history"]
+    history = json.loads(cli("config", "history", "notify-slack", "--json").stdout)["items"]
     assert [h["action"] for h in history] == ["set", "set", "restore 1"]
     table = cli("config", "history", "notify-slack")
     assert table.exit_code == 0

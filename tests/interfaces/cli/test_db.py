@@ -42,7 +42,8 @@ def test_upgrade_then_current_reports_head(app: typer.Typer, tmp_path: Path) -> 
     assert f"from <empty> to {migrations.head()}" in result.stdout
     result = runner.invoke(app, ["db", "upgrade", "--database-url", url, "--json"])
     head = migrations.head()
-    assert json.loads(result.stdout) == {"database": url, "from": head, "to": head}
+    assert json.loads(result.stdout) == {"database": url, "from": head, "to": head,
+                                         "current": head, "head": head, "up_to_date": True}
     result = runner.invoke(app, ["db", "upgrade", "--database-url", url])
     assert "already at revision" in result.stdout
     result = runner.invoke(app, ["db", "current", "--database-url", url])

@@ -83,14 +83,14 @@ def test_help_lists_the_management_commands(app: typer.Typer) -> None:
 def test_install_list_info_and_refusal_of_a_second_install(app, package, home) -> None:
     pkg = package("hello")
     result = data(invoke(app, "install", pkg, "--json"))
-    assert (result["plugin_id"], result["version"], result["state"]) == ("hello", "1.0.0",
+    assert (result["id"], result["version"], result["state"]) == ("hello", "1.0.0",
                                                                          "active")
     assert result["sha256"] == hashlib.sha256(pkg.read_bytes()).hexdigest()
     human = invoke(app, "install", pkg)
     assert human.exit_code == 1
     assert "install.exists" in human.output and "plughost update hello" in human.output
     listing = data(invoke(app, "list", "--json"))
-    assert [(p["id"], p["state"], p["enabled"]) for p in listing["plugins"]] == [
+    assert [(p["id"], p["state"], p["enabled"]) for p in listing["items"]] == [
         ("hello", "active", True)]
     table = invoke(app, "list")
     assert "hello" in table.output and "active" in table.output
@@ -104,7 +104,7 @@ def test_install_checks_the_expected_sha256(app, package, home) -> None:
     wrong = invoke(app, "install", pkg, "--sha256", "0" * 64, "--json")
     assert wrong.exit_code == 1
     assert json.loads(wrong.stdout)["error"]["code"] == "integrity.checksum"
-    assert data(invoke(app, "list", "--json"))["plugins"] == []
+    assert data(invoke(app, "list", "--json"))["items"] == []
     right = hashlib.sha256(pkg.read_bytes()).hexdigest()
     assert data(invoke(app, "install", pkg, "--sha256", right, "--json"))["sha256"] == right
 
@@ -115,7 +115,7 @@ def test_install_no_enable_and_enable_disable(app, package, home) -> None:
     assert data(invoke(app, "enable", "hello", "--json"))["state"] == "active"
     out = invoke(app, "disable", "hello")
     assert out.exit_code == 0 and "disabled" in out.output
-    listing = data(invoke(app, "list", "--json"))["plugins"]
+    listing = data(invoke(app, "list", "--json"))["items"]
     assert [(p["state"], p["enabled"]) for p in listing] == [("disabled", False)]
 
 
@@ -129,7 +129,7 @@ def test_update_versions_rollback(app, package, home) -> None:
     updated = data(invoke(app, "update", "hello", package("hello", "1.1.0"), "--json"))
     assert (updated["from_version"], updated["to_version"]) == ("1.0.0", "1.1.0")
     versions = data(invoke(app, "versions", "hello", "--json"))
-    assert [(v["version"], v["current"]) for v in versions] == [("1.1.0", True),
+    assert [(v["version"], v["current"]) for v in versions["items"]] == [("1.1.0", True),
                                                                 ("1.0.0", False)]
     assert "1.0.0" in invoke(app, "versions", "hello").output
     back = invoke(app, "rollback", "hello", "--to", "1.0.0")
@@ -147,7 +147,7 @@ def test_update_force_reinstalls_the_installed_version(app, package, home) -> No
     forced = data(invoke(app, "update", "hello", same, "--force", "--json"))
     assert (forced["from_version"], forced["to_version"]) == ("1.0.0", "1.0.0")
     versions = data(invoke(app, "versions", "hello", "--json"))
-    assert [(v["version"], v["sha256"]) for v in versions] == [
+    assert [(v["version"], v["sha256"]) for v in versions["items"]] == [
         ("1.0.0", hashlib.sha256(same.read_bytes()).hexdigest())]
 
 
@@ -158,8 +158,8 @@ def test_uninstall_refuses_with_dependents_then_cascades(app, package, home) -> 
     assert refused.exit_code == 1
     assert "resolve.dependents" in refused.output and "app" in refused.output
     removed = data(invoke(app, "uninstall", "lib", "--cascade", "--json"))
-    assert removed["removed"] == ["app", "lib"]
-    assert data(invoke(app, "list", "--json"))["plugins"] == []
+    assert [r["plugin_id"] for r in removed["items"]] == ["app", "lib"]
+    assert data(invoke(app, "list", "--json"))["items"] == []
 
 
 def test_unknown_plugin_is_a_clear_error(app, home) -> None:
@@ -176,7 +176,7 @@ def test_plugins_dir_keeps_listing_plain_folders(app, package, home, tmp_path) -
     (folder / "plugin.toml").write_text('id = "devplug"\nversion = "0.1.0"\nentry = "m:M"\n')
     (folder / "m.py").write_text("class M:\n    pass\n")
     listing = data(invoke(app, "list", "--plugins-dir", tmp_path / "folders", "--json"))
-    assert [p["id"] for p in listing["plugins"]] == ["devplug"]
+    assert [p["id"] for p in listing["items"]] == ["devplug"]
 
 
 def test_perms_and_config_commands_use_the_home_database(app, package, home) -> None:
@@ -199,5 +199,8 @@ def test_perms_and_config_commands_use_the_home_database(app, package, home) -> 
         assert [g.scope for g in repo.list_grants("hello")] == [
             "net:api.example.com", "fs:read:/srv/data"]
         assert repo.get_config("hello").config == {"greeting": "hey"}
-    events = data(invoke(app, "audit", "--plugin", "hello", "--json"))["events"]
-    assert ("grant", "fs:read:/srv/data") in [(e["action"], e["scope"]) for e in events]
+    events = data(invoke(app, "audit", "--plugin", "hello", "--json"))["items"]
+    assert ("permission.grant", "fs:read:/srv/data") in [
+        (e["action"], e["details"].get("scope")) for e in events]
+    # The one audit view: the install (an operation) is there too.
+    assert "plugin.install" in [e["action"] for e in events]

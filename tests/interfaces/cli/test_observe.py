@@ -64,14 +64,16 @@ def test_logs_from_a_server_and_from_its_home_database_agree(
     remote = runner.invoke(build_app(), ["logs", "chatty", "--level", "warning", "--json",
                                          "--server", proc.base_url])
     assert remote.exit_code == 0, remote.output
-    lines = _json_lines(remote.stdout)
+    lines = json.loads(remote.stdout)["items"]
     assert [x["message"] for x in lines] == ["chatty has no disk quota", "boom"]
+    assert lines[1]["time"].endswith("Z")
     assert lines[1]["correlation_id"] == "cli-req-1" and lines[1]["level"] == "error"
     # the server stored them: the local command reads the same lines from the database
     local = runner.invoke(build_app(), ["logs", "chatty", "--level", "warning", "--json",
                                         "--home", str(home)])
     assert local.exit_code == 0, local.output
-    assert [x["message"] for x in _json_lines(local.stdout)] == [x["message"] for x in lines]
+    assert [x["message"] for x in json.loads(local.stdout)["items"]] == [
+        x["message"] for x in lines]
     human = runner.invoke(build_app(), ["logs", "--grep", "BOOM", "--server", proc.base_url])
     assert human.exit_code == 0 and "chatty" in human.stdout and "boom" in human.stdout
     assert "cli-req-1" in human.stdout
@@ -113,19 +115,19 @@ def test_alerts_and_health_from_a_server(server: tuple[ServerProcess, Path]) -> 
     rules = runner.invoke(build_app(), ["alerts", "--rules", "--json", "--server",
                                         proc.base_url])
     assert rules.exit_code == 0, rules.output
-    assert {r["name"] for r in json.loads(rules.stdout)} >= {"plugin-error-rate",
-                                                             "plugin-unhealthy"}
+    assert {r["name"] for r in json.loads(rules.stdout)["items"]} >= {"plugin-error-rate",
+                                                                      "plugin-unhealthy"}
     active = runner.invoke(build_app(), ["alerts", "--json", "--server", proc.base_url])
-    assert active.exit_code == 0 and json.loads(active.stdout)["firing"] == 0
+    assert active.exit_code == 0 and json.loads(active.stdout)["items"] == []
     table = runner.invoke(build_app(), ["alerts", "--rules", "--server", proc.base_url],
                           env={"COLUMNS": "200"})
     assert "plugin-error-rate" in table.stdout and "default" in table.stdout
     history = runner.invoke(build_app(), ["alerts", "--history", "--json", "--home", str(home)])
-    assert history.exit_code == 0 and json.loads(history.stdout) == []
+    assert history.exit_code == 0 and json.loads(history.stdout)["items"] == []
     checked = runner.invoke(build_app(), ["health", "chatty", "--check", "--json", "--server",
                                           proc.base_url])
     assert checked.exit_code == 0, checked.output
-    assert json.loads(checked.stdout)["plugins"][0]["status"] == "healthy"
+    assert json.loads(checked.stdout)["items"][0]["status"] == "healthy"
     shown = runner.invoke(build_app(), ["health", "--server", proc.base_url],
                           env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and "chatty" in shown.stdout and "healthy" in shown.stdout

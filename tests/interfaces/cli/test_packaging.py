@@ -84,7 +84,7 @@ def test_pack_keygen_trust_sign_verify_end_to_end(
     assert "Acme" in human.stdout and "verified" in human.stdout
 
     listing = json.loads(invoke(app, "trust", "list", "--json").stdout)
-    assert [key["name"] for key in listing["keys"]] == ["Acme"]
+    assert [key["name"] for key in listing["items"]] == ["Acme"]
 
     revoked = invoke(app, "trust", "revoke", k["key_id"], "--reason", "rotated")
     assert revoked.exit_code == 0, revoked.output

@@ -35,13 +35,13 @@ def test_grant_show_revoke_and_audit(cli, tmp_path: Path) -> None:  # type: igno
     assert cli("perms", "revoke", "p", "net:api.example.com:443").exit_code == 0
     with PermissionManager(tmp_path / "security.db") as m:
         assert not m.allowed("p", "net", "api.example.com:443")
-    events = json.loads(cli("audit", "--plugin", "p", "--json").stdout)["events"]
-    assert [(e["action"], e["actor"]) for e in events] == [
-        ("grant", "cli"),
-        ("grant", "cli"),
-        ("revoke", "cli"),
+    events = json.loads(cli("audit", "--plugin", "p", "--json").stdout)["items"]
+    assert [(e["action"], e["actor"], e["kind"]) for e in events] == [
+        ("permission.revoke", "cli", "security"),
+        ("permission.grant", "cli", "security"),
+        ("permission.grant", "cli", "security"),
     ]
-    assert events[0]["reason"] == "album art"
+    assert events[-1]["details"]["reason"] == "album art"
     assert "revoke" in cli("audit", "--since", "1h").output
 
 
@@ -65,11 +65,14 @@ def test_audit_filters_by_severity_and_kind(cli, tmp_path: Path) -> None:  # typ
     with PermissionManager(tmp_path / "security.db") as m:
         m.audit.record("p", "check", "net", target="10.0.0.1:80", decision="deny", severity="error")
         m.audit.record("q", "check", "storage", target="x", decision="deny", severity="warning")
-    rows = json.loads(cli("audit", "--severity", "error", "--json").stdout)["events"]
-    assert [r["plugin"] for r in rows] == ["p"]
-    rows = json.loads(cli("audit", "--kind", "storage", "--json").stdout)["events"]
-    assert [r["plugin"] for r in rows] == ["q"]
+    rows = json.loads(cli("audit", "--severity", "error", "--json").stdout)["items"]
+    assert [r["plugin_id"] for r in rows] == ["p"]
+    rows = json.loads(cli("audit", "--kind", "security", "--outcome", "denied", "--json"
+                          ).stdout)["items"]
+    assert [r["plugin_id"] for r in rows] == ["q", "p"]
+    assert json.loads(cli("audit", "--kind", "operation", "--json").stdout)["items"] == []
     assert cli("audit", "--severity", "loud").exit_code == 1
+    assert cli("audit", "--kind", "storage").exit_code == 1
     assert cli("audit", "--since", "yesterday-ish").exit_code == 1
 
 

@@ -37,11 +37,11 @@ def test_list_shows_examples_and_filters_by_type(app) -> None:  # type: ignore[n
     result = invoke(app, "list", "--plugins-dir", str(EXAMPLES), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    ids = [p["id"] for p in data["plugins"]]
+    ids = [p["id"] for p in data["items"]]
     assert {"hello", "notify-slack", "music-local", "lyrics-lrc"} <= set(ids)
-    assert {p["state"] for p in data["plugins"]} == {"resolved"}
+    assert {p["state"] for p in data["items"]} == {"resolved"}
     notify = invoke(app, "list", "-d", str(EXAMPLES), "--type", "notify", "--json")
-    assert [p["id"] for p in json.loads(notify.stdout)["plugins"]] == ["notify-slack"]
+    assert [p["id"] for p in json.loads(notify.stdout)["items"]] == ["notify-slack"]
     table = invoke(app, "list", "-d", str(EXAMPLES))
     assert "hello" in table.output and "music-source" in table.output
 

@@ -18,7 +18,7 @@ from tests.interfaces.http._server import ServerProcess, running_server
 pytestmark = pytest.mark.timeout(180)
 
 runner = CliRunner()
-LIVE = ("state", "stats", "updated_at", "warnings", "error")
+LIVE = ("state", "stats", "updated_at", "updateTime", "warnings", "error")
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_remote_commands_match_local_output(
     assert _stable(json.loads(remote_info.stdout)) == _stable(json.loads(local.stdout))
 
     listed = _cli("list", "--json", *remote)
-    assert [p["id"] for p in json.loads(listed.stdout)["plugins"]] == ["remote-demo"]
+    assert [p["id"] for p in json.loads(listed.stdout)["items"]] == ["remote-demo"]
     assert _stable(json.loads(listed.stdout)) == _stable(
         json.loads(_cli("list", "--json", "--home", str(home)).stdout))
 
@@ -116,7 +116,7 @@ def test_environment_variables_select_the_server_and_token(
     env = {"PLUGHOST_SERVER": proc.base_url, "PLUGHOST_TOKEN": secret}
     done = _cli("list", "--json", env=env)
     assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout)["plugins"] == []
+    assert json.loads(done.stdout)["items"] == []
     denied = _cli("list", env={"PLUGHOST_SERVER": proc.base_url, "PLUGHOST_TOKEN": "ph_wrong"})
     assert denied.exit_code == 1
     assert "auth.invalid" in denied.stderr
@@ -194,7 +194,9 @@ def test_remote_audit_matches_local(
     assert remote_audit.exit_code == 0, remote_audit.output
     local_audit = _cli("audit", "--plugin", "audited", "--json", "--home", str(home))
     assert json.loads(remote_audit.stdout) == json.loads(local_audit.stdout)
-    events = json.loads(remote_audit.stdout)["events"]
-    assert any(e["action"] == "grant" and e["reason"] == "webhooks" for e in events)
+    events = json.loads(remote_audit.stdout)["items"]
+    assert any(e["action"] == "permission.grant" and e["details"]["reason"] == "webhooks"
+               for e in events)
+    assert any(e["action"] == "plugin.install" and e["kind"] == "operation" for e in events)
     table = _cli("audit", "--plugin", "audited", *remote)
     assert table.stdout == _cli("audit", "--plugin", "audited", "--home", str(home)).stdout

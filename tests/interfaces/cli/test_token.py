@@ -33,8 +33,11 @@ def test_create_prints_the_secret_once_and_stores_only_its_hash(tmp_path: Path) 
         assert storage.repository.verify_token(secret) is not None
     db = (tmp_path / "plughost.db").read_bytes()
     assert secret.encode() not in db and hash_token(secret).encode() in db
+    piped = _run("token", "create", "--role", "viewer", "--name", "ci", "--output", "plain",
+                 "--home", str(tmp_path))
+    assert piped.stdout.strip().startswith("ph_") and "\n" not in piped.stdout.strip()
     listed = _run("token", "list", "--json", "--home", str(tmp_path))
-    assert [t["name"] for t in json.loads(listed.stdout)] == ["deploy"]
+    assert [t["name"] for t in json.loads(listed.stdout)["items"]] == ["ci", "deploy"]
     assert secret not in listed.stdout
 
 
@@ -53,9 +56,10 @@ def test_revoke(tmp_path: Path) -> None:
                 "--home", str(tmp_path)).exit_code == 0
     done = _run("token", "revoke", "old", "--home", str(tmp_path))
     assert done.exit_code == 0 and "revoked token old" in done.stdout
-    assert json.loads(_run("token", "list", "--json", "--home", str(tmp_path)).stdout) == []
+    assert json.loads(_run("token", "list", "--json", "--home", str(tmp_path)).stdout
+                      )["items"] == []
     assert len(json.loads(_run("token", "list", "--all", "--json",
-                               "--home", str(tmp_path)).stdout)) == 1
+                               "--home", str(tmp_path)).stdout)["items"]) == 1
     again = _run("token", "revoke", "old", "--home", str(tmp_path))
     assert again.exit_code == 1 and "token.not_found" in again.stderr
 

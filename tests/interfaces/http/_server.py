@@ -31,9 +31,10 @@ def running_server(home: Path, *args: str, timeout: float = 60.0) -> Iterator[Se
 
 
 class ServerProcess:
-    def __init__(self, home: Path, args: list[str]) -> None:
+    def __init__(self, home: Path, args: list[str],
+                 env: dict[str, str] | None = None) -> None:
         env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               "PLUGHOST_HOME": str(home)}
+               "PLUGHOST_HOME": str(home), **(env or {})}
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "plughost", "serve", "--port", "0", "--home", str(home),

@@ -118,7 +118,7 @@ async def test_tokens_are_listed_without_secrets_and_revocation_takes_effect(
     r = await secured.client.post("/api/v1/tokens", json={"role": "operator", "name": "ci"},
                                   headers=admin)
     secret = r.json()["secret"]
-    listed = (await secured.client.get("/api/v1/tokens", headers=admin)).json()
+    listed = (await secured.client.get("/api/v1/tokens", headers=admin)).json()["items"]
     assert {t["name"] for t in listed} == {"test-viewer", "test-operator", "test-admin", "ci"}
     assert all("secret" not in t for t in listed)
     ci = {"Authorization": f"Bearer {secret}"}

@@ -44,7 +44,8 @@ async def test_config_get_change_history_restore_reset_with_secrets_redacted(
     assert r.status_code == 422, "a value the schema refuses changes nothing"
     assert (await api.client.get("/api/v1/plugins/chatty/config")).json()["version"] == version
     history = (await api.client.get("/api/v1/plugins/chatty/config/history")).json()
-    assert history and "s3cr3t" not in str(history)
+    assert history["items"] and "s3cr3t" not in str(history)
+    assert history["items"][0]["time"].endswith("Z")
     r = await api.client.post("/api/v1/plugins/chatty/config/reset")
     assert (r.status_code, r.json()["config"]["channel"]) == (200, "#general")
     r = await api.client.post("/api/v1/plugins/chatty/config/restore", json={"version": version})
@@ -69,7 +70,8 @@ async def test_permissions_grant_revoke_and_roles(api: Api, make_package: MakePa
     assert "fs:read:/data" not in r.json()["granted"]
     r = await api.client.post("/api/v1/plugins/reach/permissions/grant", json={"scope": "bogus"})
     assert 400 <= r.status_code < 500
-    assert (await api.client.get("/api/v1/permissions/requests")).json() == []
+    assert (await api.client.get("/api/v1/permissions/requests")).json() == {
+        "items": [], "next_cursor": None, "total": 0}
     r = await api.client.post("/api/v1/permissions/requests/12345/approve")
     assert r.status_code in (404, 409)  # the permission manager calls it a refusal
     assert "12345" in r.json()["error"]["message"]

@@ -23,7 +23,7 @@ class Main(Plugin):
 async def test_list_is_empty_on_a_fresh_home(api: Api) -> None:
     r = await api.client.get("/api/v1/plugins")
     assert r.status_code == 200
-    assert r.json() == {"items": [], "total": 0, "limit": 100, "offset": 0}
+    assert r.json() == {"items": [], "next_cursor": None, "total": 0}
 
 
 async def test_install_local_package_is_listed_with_arcade_fields(
@@ -65,11 +65,19 @@ async def test_list_filters_by_type_status_state_and_text_and_pages(
     assert await ids("state=disabled") == ["bravo"]
     assert await ids("state=active&pluginType=demo") == ["charlie"]
     assert await ids("q=CHAR") == ["charlie"]
-    page = (await api.client.get("/api/v1/plugins?limit=1&offset=1")).json()
-    assert [p["id"] for p in page["items"]] == ["bravo"]
-    assert (page["total"], page["limit"], page["offset"]) == (3, 1, 1)
-    page = (await api.client.get("/api/v1/plugins?status=1&limit=1&offset=1")).json()
+    first = (await api.client.get("/api/v1/plugins?limit=1")).json()
+    page = (await api.client.get("/api/v1/plugins", params={
+        "limit": 1, "cursor": first["next_cursor"]})).json()
+    assert [p["id"] for p in page["items"]] == ["bravo"] and page["total"] == 3
+    last = (await api.client.get("/api/v1/plugins", params={
+        "limit": 5, "cursor": page["next_cursor"]})).json()
+    assert ([p["id"] for p in last["items"]], last["next_cursor"]) == (["charlie"], None)
+    first = (await api.client.get("/api/v1/plugins?status=1&limit=1")).json()
+    page = (await api.client.get("/api/v1/plugins", params={
+        "status": 1, "limit": 1, "cursor": first["next_cursor"]})).json()
     assert ([p["id"] for p in page["items"]], page["total"]) == (["charlie"], 2)
+    bad = await api.client.get("/api/v1/plugins", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "request.invalid"
 
 
 async def test_failed_activation_shows_status_2_and_names_the_error(
@@ -184,7 +192,7 @@ async def test_update_with_put_then_versions_and_rollback(
                                  files={"file": (v2.name, fh, "application/zip")})
     assert r.status_code == 200, r.text
     assert (r.json()["from_version"], r.json()["to_version"]) == ("1.0.0", "2.0.0")
-    versions = (await api.client.get("/api/v1/plugins/evolving/versions")).json()
+    versions = (await api.client.get("/api/v1/plugins/evolving/versions")).json()["items"]
     assert [(v["version"], v["current"]) for v in versions] == [("2.0.0", True),
                                                                 ("1.0.0", False)]
     r = await api.client.post("/api/v1/plugins/evolving/rollback", json={"to": "1.0.0"})

@@ -23,27 +23,49 @@ COMMAND_MODULES: list[str] = [
     "perms",
     "observe",
     "serve",
+    "cluster",
     "token",
+    "market",
     "devloop",
 ]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        import typer
+
+        from plughost._version import __version__
+
+        typer.echo(f"plughost {__version__}")
+        raise typer.Exit()
 
 
 def build_app() -> typer.Typer:
     """Build the Typer application with every command group registered."""
     try:
+        import rich  # noqa: F401  (the CLI's tables and progress bars)
         import typer
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    except ImportError as exc:  # exercised by tests/interfaces/cli/test_app.py in a child
         from plughost.errors import ExtraNotInstalled
 
-        raise ExtraNotInstalled("The plughost CLI", "cli", "typer") from exc
+        raise ExtraNotInstalled("The plughost command line", "cli", exc.name or "typer") \
+            from None
 
     app = typer.Typer(
         name="plughost",
         help="plughost: discover, check, install and run plugins; serve the management API.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         rich_markup_mode="rich",
     )
+
+    @app.callback()
+    def root(
+        version: bool = typer.Option(False, "--version", help="Print the plughost version.",
+                                     callback=_version_callback, is_eager=True),
+    ) -> None:
+        """plughost: discover, check, install and run plugins; serve the management API."""
+
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"{__name__}.{name}")
         module.register(app)
@@ -52,11 +74,21 @@ def build_app() -> typer.Typer:
 
 def main() -> None:
     """Console-script entry point: the one logging setup (colours on a terminal, JSON
-    otherwise; ``$PLUGHOST_LOG_FORMAT``), then the command."""
+    otherwise; ``$PLUGHOST_LOG_FORMAT``), then the command. Without the ``cli`` extra it says
+    which one line to run instead of a traceback."""
+    import sys
+
+    from plughost.errors import ExtraNotInstalled
+
+    try:
+        app = build_app()
+    except ExtraNotInstalled as exc:
+        sys.stderr.write(f"error {exc.code}: {exc.message}\n")
+        raise SystemExit(1) from None
     from plughost.observability.console import configure_logging
 
     try:
         configure_logging("warning")
     except ValueError as exc:  # a bad $PLUGHOST_LOG_FORMAT
         raise SystemExit(f"error settings.invalid: PLUGHOST_LOG_FORMAT: {exc}") from None
-    build_app()()
+    app()

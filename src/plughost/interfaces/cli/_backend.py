@@ -228,9 +228,12 @@ class RemoteBackend:
     async def list_plugins(self, *, type: str | None = None, state: str | None = None,
                            enabled: bool | None = None, q: str | None = None,
                            limit: int = 100, offset: int = 0) -> PluginList:
+        from plughost.services.resources import encode_cursor
         from plughost.services.views import PluginList
 
-        params: dict[str, Any] = {"offset": offset}
+        params: dict[str, Any] = {}
+        if offset:
+            params["cursor"] = encode_cursor({"offset": offset})
         for key, value in (("pluginType", type), ("state", state), ("q", q)):
             if value is not None:
                 params[key] = value
@@ -238,23 +241,23 @@ class RemoteBackend:
             params["enabled"] = "true" if enabled else "false"
         items: list[PluginInfo] = []
         total = 0
-        want = limit
-        while want > 0:  # the API pages by at most 1000
-            params["limit"] = min(want, 1000)
+        while len(items) < limit:  # the API pages by at most 1000: follow next_cursor
+            params["limit"] = min(limit - len(items), 1000)
             page = await self._call("GET", "/plugins", params=params)
             items.extend(_info(p) for p in page["items"])
             total = page["total"]
-            if len(page["items"]) < params["limit"]:
+            if not page.get("next_cursor"):
                 break
-            want -= len(page["items"])
-            params["offset"] += len(page["items"])
+            params["cursor"] = page["next_cursor"]
         return PluginList(tuple(items), total, limit, offset)
 
     async def get(self, plugin_id: str) -> PluginDetail:
         return _detail(await self._call("GET", f"/plugins/{plugin_id}"))
 
     async def versions(self, plugin_id: str) -> list[VersionInfo]:
-        return [_version(v) for v in await self._call("GET", f"/plugins/{plugin_id}/versions")]
+        page = await self._call("GET", f"/plugins/{plugin_id}/versions",
+                                params={"limit": 1000})
+        return [_version(v) for v in page["items"]]
 
     async def health(self, plugin_id: str) -> HealthReport:
         from plughost.services.views import HealthReport
@@ -267,9 +270,16 @@ class RemoteBackend:
         return {m["id"]: m for m in await self._call("GET", "/plugins/metrics")}
 
     async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
-                    limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
-        params = {k: v for k, v in (("plugin_id", plugin_id), ("action", action),
-                                    ("limit", limit), ("before_id", before_id)) if v is not None}
+                    limit: int = 100, before_id: int | None = None, kind: str | None = None,
+                    outcome: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None) -> list[dict[str, Any]]:
+        from plughost.services.resources import encode_cursor, iso
+
+        params = {k: v for k, v in (
+            ("plugin_id", plugin_id), ("action", action), ("limit", limit), ("kind", kind),
+            ("outcome", outcome), ("since", iso(since)), ("until", iso(until)),
+            ("cursor", encode_cursor({"before": before_id}) if before_id else None))
+            if v is not None}
         items: list[dict[str, Any]] = (await self._call("GET", "/audit", params=params))["items"]
         return items
 
@@ -292,8 +302,10 @@ class RemoteBackend:
 
     async def install(self, source: str | Path, *, sha256: str | None = None,
                       enable: bool = True, activate: bool = True,
-                      progress: Progress | None = None, actor: str = "") -> InstallResult:
-        flags = {"enable": str(enable).lower(), "activate": str(activate).lower()}
+                      progress: Progress | None = None, actor: str = "",
+                      allow_unsigned: bool = False) -> InstallResult:
+        flags = {"enable": str(enable).lower(), "activate": str(activate).lower(),
+                 "allow_unsigned": str(allow_unsigned).lower()}
         return _install_result(await self._package("POST", "/plugins/install", source, sha256,
                                                    flags))
 
@@ -335,7 +347,8 @@ def _error_from(response: Any) -> PlughostError:
         error = response.json()["error"]
         details = dict(error.get("details") or {})
         return PlughostError(error["message"], code=error["code"],
-                             plugin_id=details.get("plugin_id"), details=details)
+                             plugin_id=error.get("plugin_id") or details.get("plugin_id"),
+                             details=details)
     except (ValueError, KeyError, TypeError):
         return PlughostError(
             f"the server answered {response.status_code} {response.reason_phrase} without a "
@@ -405,9 +418,11 @@ class RemoteConfigManager:
     def history(self, plugin_id: str) -> list[Any]:
         from plughost.storage.config_store import ConfigRecord
 
+        page = self._api.call("GET", f"/plugins/{plugin_id}/config/history",
+                              params={"limit": 1000})
         return [ConfigRecord(plugin_id, e["version"], e["settings"], e["action"], e["actor"],
-                             e["time"])
-                for e in self._api.call("GET", f"/plugins/{plugin_id}/config/history")]
+                             datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp())
+                for e in page["items"]]
 
     def _latest(self, plugin_id: str) -> Any:
         return self.history(plugin_id)[-1]
@@ -449,7 +464,6 @@ class RemotePermissionManager:
 
     def __init__(self, remote: Remote) -> None:
         self._api = _SyncApi(remote)
-        self.audit = _RemoteAuditLog(self._api)
 
     def _permissions(self, plugin_id: str) -> dict[str, Any]:
         data: dict[str, Any] = self._api.call("GET", f"/plugins/{plugin_id}/permissions")
@@ -463,8 +477,8 @@ class RemotePermissionManager:
 
     def requests(self, plugin_id: str | None = None, *, status: str | None = None) -> list[Any]:
         params = {"status": status or "all", **({"plugin_id": plugin_id} if plugin_id else {})}
-        return [_request(r) for r in self._api.call("GET", "/permissions/requests",
-                                                    params=params)]
+        page = self._api.call("GET", "/permissions/requests", params={**params, "limit": 1000})
+        return [_request(r) for r in page["items"]]
 
     def grant(self, plugin_id: str, scope: str, *, actor: str = "", reason: str = "") -> Any:
         from plughost.security.scopes import parse_scope
@@ -491,29 +505,3 @@ class RemotePermissionManager:
 def _request(d: Mapping[str, Any]) -> _Request:
     return _Request(int(d["id"]), d["plugin_id"], d["scope"], d.get("reason", ""), d["status"],
                     d.get("resolved_by"))
-
-
-class _RemoteAuditLog:
-    """The AuditLog ``query`` of ``plughost audit``, over ``GET /api/v1/security/audit``."""
-
-    def __init__(self, api: _SyncApi) -> None:
-        self._api = api
-
-    def query(self, *, plugin: str | None = None, kind: str | None = None,
-              action: str | None = None, decision: str | None = None,
-              min_severity: str | None = None, since: float | None = None,
-              until: float | None = None, limit: int | None = None) -> list[Any]:
-        from plughost.security.audit import AuditEvent
-
-        params = {k: v for k, v in (("plugin_id", plugin), ("kind", kind), ("action", action),
-                                    ("decision", decision), ("min_severity", min_severity),
-                                    ("since", since), ("until", until), ("limit", limit))
-                  if v is not None}
-        rows = self._api.call("GET", "/security/audit", params=params)
-        return [AuditEvent(time=r["time"], plugin=r["plugin"], action=r["action"],
-                           kind=r["kind"], scope=r.get("scope", ""),
-                           target=r.get("target", ""), decision=r.get("decision", ""),
-                           severity=r.get("severity", "info"), reason=r.get("reason", ""),
-                           actor=r.get("actor", ""), details=r.get("details") or {},
-                           id=r.get("id"))
-                for r in rows]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,10 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from plughost.errors import PlughostError
+from plughost.interfaces.cli._output import JsonOption, OutputOption, print_json
 
 __all__ = [
     "HomeOption",
     "JsonOption",
+    "OutputOption",
     "console",
     "default_home",
     "err_console",
@@ -47,19 +47,15 @@ HomeOption = Annotated[
         show_default=False,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def print_json(data: Any) -> None:
-    """Write ``data`` as indented JSON to stdout (no Rich markup, no wrapping)."""
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    sys.stdout.flush()
 
 
 def exit_with(error: PlughostError, *, as_json: bool = False) -> NoReturn:
-    """Print ``error`` (code + message) and exit 1."""
+    """Print ``error`` and exit 1: the error resource (``{"error": {code, message, hint,
+    plugin_id, details}}``) on stdout with ``as_json``, else one line on stderr."""
     if as_json:
-        print_json({"error": error.to_dict()})
+        from plughost.services.resources import error as error_resource
+
+        print_json(error_resource(error))
     else:
         # Messages are plain text: "[plugin-id] ..." must not be read as Rich markup.
         err_console.print(f"[bold red]error[/] [red]{error.code}[/]: {escape(str(error))}",

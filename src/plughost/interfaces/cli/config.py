@@ -34,8 +34,14 @@ from plughost.interfaces.cli._common import (
     console,
     default_home,
     handle_errors,
-    print_json,
     run_async,
+)
+from plughost.interfaces.cli._output import (
+    Format,
+    OutputOption,
+    emit,
+    emit_page,
+    output_format,
 )
 from plughost.services.config import ConfigManager
 from plughost.storage.config_store import ConfigRecord, open_config_store
@@ -186,27 +192,36 @@ def get(
     store: StoreOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a plugin's effective configuration (secrets as ***)."""
+    fmt = output_format(output, as_json)
     with (
-        handle_errors(as_json=as_json),
+        handle_errors(as_json=fmt == "json"),
         _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
     ):
-        data: dict[str, Any] = {
-            "plugin_id": plugin_id,
-            "version": manager.version(plugin_id),
-            "config": manager.get(plugin_id),
-            "settings": manager.settings(plugin_id),
-            "problems": [p.to_dict() for p in manager.problems(plugin_id)],
-        }
-    if as_json:
-        print_json(data)
-        return
-    console.print(f"[bold]{plugin_id}[/] config version {data['version']}")
-    console.print_json(json.dumps(data["config"]))
-    for problem in data["problems"]:
-        console.print(f"[yellow]problem[/] {problem['path']}: {problem['message']}")
+        data = _config_resource(manager, plugin_id)
+
+    def human() -> None:
+        console.print(f"[bold]{plugin_id}[/] config version {data['version']}")
+        console.print_json(json.dumps(data["config"]))
+        for problem in data["problems"]:
+            console.print(f"[yellow]problem[/] {problem['path']}: {problem['message']}")
+
+    emit("config", data, fmt, human=human)
+
+
+def _config_resource(manager: ConfigManager, plugin_id: str) -> dict[str, Any]:
+    """The ``config`` resource: effective config and operator settings (secrets as ***), the
+    version, and what is still wrong (a plugin in ``needs-config`` lists what to set)."""
+    return {
+        "plugin_id": plugin_id,
+        "version": manager.version(plugin_id),
+        "config": manager.get(plugin_id),
+        "settings": manager.settings(plugin_id),
+        "problems": [p.to_dict() for p in manager.problems(plugin_id)],
+    }
 
 
 def set_(
@@ -229,10 +244,12 @@ def set_(
     store: StoreOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Change a plugin's configuration; validated against its schema before it is accepted."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         if not assignments and file is None:
             raise ConfigurationError("nothing to set: give KEY=VALUE pairs or --file FILE")
         values: dict[str, Any] = _load_file(file) if file is not None else {}
@@ -244,16 +261,23 @@ def set_(
                 record = run_async(lambda: manager.replace(plugin_id, values, actor="cli"))
             else:
                 record = run_async(lambda: manager.set(plugin_id, values, actor="cli"))
-    _done(record, as_json)
+            data = _config_resource(manager, plugin_id)
+    _done(record, data, fmt)
 
 
-def _done(record: ConfigRecord, as_json: bool) -> None:
-    if as_json:
-        print_json(_record_dict(record))
-    else:
-        console.print(
-            f"[green]{record.plugin_id}[/] config is now version {record.version} ({record.action})"
-        )
+def _done(record: ConfigRecord, data: dict[str, Any], fmt: Format) -> None:
+    def human() -> None:
+        console.print(f"[green]{record.plugin_id}[/] config is now version {record.version} "
+                      f"({record.action})")
+        if data["problems"]:
+            for problem in data["problems"]:
+                console.print(f"  [yellow]still wrong[/] {problem['path']}: "
+                              f"{problem['message']}")
+        else:
+            console.print(f"  valid; a plugin waiting for it (needs-config) starts with "
+                          f"`plughost enable {record.plugin_id}`")
+
+    emit("config", {**data, "action": record.action}, fmt, human=human)
 
 
 def reset(
@@ -263,15 +287,18 @@ def reset(
     store: StoreOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Go back to the defaults (recorded as a new version)."""
+    fmt = output_format(output, as_json)
     with (
-        handle_errors(as_json=as_json),
+        handle_errors(as_json=fmt == "json"),
         _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
     ):
         record = run_async(lambda: manager.reset(plugin_id, actor="cli"))
-    _done(record, as_json)
+        data = _config_resource(manager, plugin_id)
+    _done(record, data, fmt)
 
 
 def history(
@@ -281,16 +308,19 @@ def history(
     store: StoreOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Every accepted configuration change, oldest first (secrets as ***)."""
+    fmt = output_format(output, as_json)
     with (
-        handle_errors(as_json=as_json),
+        handle_errors(as_json=fmt == "json"),
         _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
     ):
         records = manager.history(plugin_id)
-    if as_json:
-        print_json({"plugin_id": plugin_id, "history": [_record_dict(r) for r in records]})
+    if fmt != "table":
+        emit_page("config_change", [_record_dict(r) for r in records], fmt,
+                  total=len(records))
         return
     table = Table("version", "time (UTC)", "action", "actor", "settings")
     for r in records:
@@ -308,15 +338,18 @@ def restore(
     store: StoreOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Make an earlier version current again (recorded as a new version)."""
+    fmt = output_format(output, as_json)
     with (
-        handle_errors(as_json=as_json),
+        handle_errors(as_json=fmt == "json"),
         _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
     ):
         record = run_async(lambda: manager.restore(plugin_id, version, actor="cli"))
-    _done(record, as_json)
+        data = _config_resource(manager, plugin_id)
+    _done(record, data, fmt)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,8 +12,8 @@ from plughost.interfaces.cli._common import (
     JsonOption,
     console,
     handle_errors,
-    print_json,
 )
+from plughost.interfaces.cli._output import OutputOption, emit, output_format
 
 __all__ = ["register"]
 
@@ -57,18 +57,23 @@ def register(app: typer.Typer) -> None:
         database_url: DatabaseUrlOption = None,
         home: HomeOption = None,
         revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+        output: OutputOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Apply pending migrations (safe to repeat, and to run from several hosts at once)."""
         from plughost.storage import migrations
 
-        with handle_errors(as_json=as_json):
+        fmt = output_format(output, as_json)
+        with handle_errors(as_json=fmt == "json"):
             url = _url(database_url, home)
             where = _hidden(url)
             before = migrations.current(url)
             reached = migrations.upgrade(url, revision)
-        if as_json:
-            print_json({"database": where, "from": before, "to": reached})
+            head = migrations.head()
+        if fmt != "table":
+            emit("schema_revision", {"database": where, "from": before, "to": reached,
+                                     "current": reached, "head": head,
+                                     "up_to_date": reached == head}, fmt)
         elif before == reached:
             console.print(f"{where} is already at revision {reached}.")
         else:
@@ -78,12 +83,14 @@ def register(app: typer.Typer) -> None:
     def current_cmd(
         database_url: DatabaseUrlOption = None,
         home: HomeOption = None,
+        output: OutputOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Show the database's schema revision and whether migrations are pending."""
         from plughost.storage import migrations
 
-        with handle_errors(as_json=as_json):
+        fmt = output_format(output, as_json)
+        with handle_errors(as_json=fmt == "json"):
             url = _url(database_url, home)
             found = migrations.current(url)
             head = migrations.head()
@@ -93,8 +100,8 @@ def register(app: typer.Typer) -> None:
             "head": head,
             "up_to_date": found == head,
         }
-        if as_json:
-            print_json(data)
+        if fmt != "table":
+            emit("schema_revision", data, fmt)
             return
         state = "up to date" if found == head else "run `plughost db upgrade`"
         console.print(f"{data['database']}: revision {found or '<empty>'} (head {head}, {state})")

@@ -15,9 +15,10 @@ import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -39,14 +40,16 @@ from plughost.interfaces.cli._backend import (
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
+    OutputOption,
     console,
     err_console,
     handle_errors,
-    print_json,
 )
+from plughost.interfaces.cli._output import Format, emit, emit_page, output_format
+from plughost.services import resources
 
 if TYPE_CHECKING:
-    from plughost.services.views import PluginManagement
+    from plughost.services.views import PluginInfo, PluginManagement
     from plughost.settings import HostSettings
 
 __all__ = ["cli_settings", "managed_settings", "register"]
@@ -126,63 +129,135 @@ def install_cmd(
     no_activate: Annotated[bool, typer.Option(
         "--no-activate", help="Do not activate it now (it is still checked and recorded).")
     ] = False,
+    allow_unsigned: Annotated[bool, typer.Option(
+        "--allow-unsigned",
+        help="Install this package even though it is not signed (for your own plugins in "
+             "development). Recorded in the audit log; `list` and `info` show it as unsigned."
+    )] = False,
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
     allow_private_urls: AllowPrivateOption = False,
     allow_http: AllowHttpOption = False,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify, unpack, resolve, record and enable a plugin package (file or https URL)."""
-    with handle_errors(as_json=as_json), _progress(not as_json) as progress:
-        result = _with_service(
-            target(home, server, token),
-            lambda svc: svc.install(source, sha256=sha256, enable=not no_enable,
-                                    activate=not no_activate, progress=progress, actor="cli"),
-            allow_private_urls=allow_private_urls, allow_http_urls=allow_http)
-    if as_json:
-        print_json(result.to_dict())
+    """Verify, unpack, resolve, record and enable a plugin package (file or https URL), or
+    install ID[@RANGE] from the marketplaces with its dependencies."""
+    from plughost.interfaces.cli.market import install_from_market, looks_like_request
+
+    fmt = output_format(output, as_json)
+    if server is None and sha256 is None and not no_enable and looks_like_request(source):
+        install_from_market(source, home, activate=not no_activate, as_json=fmt == "json")
         return
-    signed = f"signed by key {result.signed_by}" if result.signed_by else (
-        "signed (key not trusted, allowed by policy)" if result.signed else "unsigned")
-    console.print(f"[green]✓[/] installed [bold]{result.plugin_id}[/] {result.version} "
-                  f"({_state(result.state)}), {signed}")
-    console.print(f"  sha256 {result.sha256}")
-    if result.granted:
-        console.print(f"  granted: {', '.join(result.granted)}")
+    with handle_errors(as_json=fmt == "json"), _progress(fmt == "table") as progress:
+        result, info = _with_service(
+            target(home, server, token),
+            lambda svc: _then_info(svc, svc.install(
+                source, sha256=sha256, enable=not no_enable, activate=not no_activate,
+                progress=progress, actor="cli", allow_unsigned=allow_unsigned)),
+            allow_private_urls=allow_private_urls, allow_http_urls=allow_http)
+
+    def human() -> None:
+        signed = f"signed by key {result.signed_by}" if result.signed_by else (
+            "signed (key not trusted, allowed by policy)" if result.signed else "unsigned")
+        console.print(f"[green]✓[/] installed [bold]{result.plugin_id}[/] {result.version} "
+                      f"({_state(info.state)}), {signed}")
+        console.print(f"  sha256 {result.sha256}")
+        if result.granted:
+            console.print(f"  granted: {', '.join(result.granted)}")
+        _explain(info)
+
+    emit("plugin", {**info.to_dict(), "granted": list(result.granted),
+                    "timings": dict(result.timings)}, fmt, human=human)
+
+
+class _OnePlugin(Protocol):
+    @property
+    def plugin_id(self) -> str: ...
+
+
+R = TypeVar("R", bound=_OnePlugin)
+
+
+async def _then_info(svc: PluginManagement, operation: Awaitable[R]) -> tuple[R, PluginInfo]:
+    """Run ``operation`` (on one plugin), then read that plugin's resource."""
+    result = await operation
+    return result, (await svc.get(str(result.plugin_id))).info
+
+
+def _explain(info: PluginInfo) -> None:
+    """What a person should know about a plugin that is not running as asked."""
+    if info.state == "needs-config" and info.error:
+        err_console.print(f"  [yellow]needs configuration[/]: {escape(info.error['message'])}")
+        if info.error.get("hint"):
+            err_console.print(f"  hint: {escape(info.error['hint'])}")
+    elif info.error:
+        err_console.print(f"  [red]{info.error['code']}[/]: {escape(info.error['message'])}")
+    for note in info.warnings:
+        err_console.print(f"  [yellow]note[/]: {escape(note)}")
 
 
 def update_cmd(
-    plugin_id: IdArgument,
-    source: SourceArgument,
+    plugin_id: Annotated[str | None, typer.Argument(
+        help="The plugin id (omit with --all).", metavar="ID")] = None,
+    source: Annotated[str | None, typer.Argument(
+        help="A package file or https:// URL; omitted: the newest compatible version from "
+             "the marketplaces.", metavar="[SOURCE]")] = None,
+    all_: Annotated[bool, typer.Option(
+        "--all", help="Update every plugin with a newer version in its marketplace.")
+    ] = False,
     sha256: Sha256Option = None,
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
     allow_private_urls: AllowPrivateOption = False,
     allow_http: AllowHttpOption = False,
+    output: OutputOption = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Reinstall even when this version is already installed.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Install a new version beside the current one and switch to it (state handed over)."""
-    with handle_errors(as_json=as_json), _progress(not as_json) as progress:
+    """Install a new version beside the current one and switch to it (state handed over);
+    without SOURCE, from the marketplaces (``--all``: every outdated plugin)."""
+    from plughost.errors import RequestInvalid
+    from plughost.interfaces.cli.market import update_all
+
+    fmt = output_format(output, as_json)
+    if all_ or (source is None and plugin_id is not None and server is None):
+        if all_ and (plugin_id or source):
+            with handle_errors(as_json=fmt == "json"):
+                raise RequestInvalid("--all updates every plugin; give no ID or SOURCE with it")
+        update_all(home, fmt == "json", None if all_ else plugin_id)
+        return
+    if plugin_id is None or source is None:
+        with handle_errors(as_json=fmt == "json"):
+            raise RequestInvalid("give ID and SOURCE, ID alone (from the marketplaces) or "
+                                 "--all")
+    pid, src = plugin_id or "", source or ""
+    with handle_errors(as_json=fmt == "json"), _progress(fmt == "table") as progress:
         result = _with_service(
             target(home, server, token),
-            lambda svc: svc.update(plugin_id, source, sha256=sha256, progress=progress,
-                                   actor="cli", force=force),
+            lambda svc: _then_info(svc, svc.update(pid, src, sha256=sha256,
+                                                   progress=progress, actor="cli",
+                                                   force=force)),
             allow_private_urls=allow_private_urls, allow_http_urls=allow_http)
-    _print_switch(result, "updated", as_json)
+    _print_switch(result, "updated", fmt)
 
 
-def _print_switch(result: Any, verb: str, as_json: bool) -> None:
-    if as_json:
-        print_json(result.to_dict())
-        return
-    console.print(f"[green]✓[/] {verb} [bold]{result.plugin_id}[/] {result.from_version} → "
-                  f"{result.to_version} ({_state(result.state)})")
-    if result.pruned:
-        console.print(f"  no longer kept: {', '.join(result.pruned)}")
+def _print_switch(outcome: tuple[Any, PluginInfo], verb: str, fmt: Format) -> None:
+    result, info = outcome
+
+    def human() -> None:
+        console.print(f"[green]✓[/] {verb} [bold]{result.plugin_id}[/] {result.from_version} "
+                      f"→ {result.to_version} ({_state(info.state)})")
+        if result.pruned:
+            console.print(f"  no longer kept: {', '.join(result.pruned)}")
+        _explain(info)
+
+    emit("plugin", {**info.to_dict(), "from_version": result.from_version,
+                    "to_version": result.to_version, "pruned": list(result.pruned)},
+         fmt, human=human)
 
 
 def rollback_cmd(
@@ -193,32 +268,26 @@ def rollback_cmd(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Return to a kept version (`plughost versions ID` lists them)."""
-    with handle_errors(as_json=as_json):
-        result = _with_service(target(home, server, token),
-                               lambda svc: svc.rollback(plugin_id, to, actor="cli"))
-    _print_switch(result, "rolled back", as_json)
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
+        result = _with_service(target(home, server, token), lambda svc: _then_info(
+            svc, svc.rollback(plugin_id, to, actor="cli")))
+    _print_switch(result, "rolled back", fmt)
 
 
 def versions_cmd(plugin_id: IdArgument, home: HomeOption = None,
                  server: ServerOption = None, token: TokenOption = None,
-                 as_json: JsonOption = False) -> None:
+                 output: OutputOption = None, as_json: JsonOption = False) -> None:
     """List the kept versions of a plugin, newest install first."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         versions = _with_service(target(home, server, token), lambda svc: svc.versions(plugin_id))
-    if as_json:
-        print_json([v.to_dict() for v in versions])
-        return
-    table = Table(title=f"{plugin_id}: {len(versions)} kept version(s)", title_justify="left")
-    for column in ("", "version", "installed", "sha256", "signed by", "source"):
-        table.add_column(column, overflow="fold")
-    for v in versions:
-        table.add_row("[green]*[/]" if v.current else "", v.version,
-                      v.installed_at.strftime("%Y-%m-%d %H:%M:%S") if v.installed_at else "-",
-                      v.sha256[:12], v.signed_by or "-", v.source_uri)
-    console.print(table)
+    emit_page("version", [v.to_dict() for v in versions], fmt, total=len(versions),
+              title=f"{plugin_id}: {len(versions)} kept version(s)")
 
 
 def uninstall_cmd(
@@ -230,140 +299,169 @@ def uninstall_cmd(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Remove a plugin: rows, package blobs, unpacked files and its data (refused while
     needed)."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         result = _with_service(target(home, server, token),
                                lambda svc: svc.uninstall(plugin_id, cascade=cascade,
                                                          keep_data=keep_data, actor="cli"))
-    if as_json:
-        print_json(result.to_dict())
+    removed = [{"plugin_id": pid, "versions": list(result.versions.get(pid, ()))}
+               for pid in result.removed]
+    if fmt != "table":
+        emit_page("removal", removed, fmt, total=len(removed))
         return
-    for pid in result.removed:
-        console.print(f"[green]✓[/] uninstalled [bold]{pid}[/] "
-                      f"({', '.join(result.versions.get(pid, ())) or 'no versions'})")
+    for item in removed:
+        console.print(f"[green]✓[/] uninstalled [bold]{item['plugin_id']}[/] "
+                      f"({', '.join(item['versions']) or 'no versions'})")
+
+
+def _switch_cmd(verb: str, plugin_id: str, home: Path | None, server: str | None,
+                token: str | None, output: str | None, as_json: bool,
+                op: Callable[[PluginManagement], Awaitable[PluginInfo]]) -> None:
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
+        info = _with_service(target(home, server, token), op)
+    _print_info(info, verb, fmt)
 
 
 def enable_cmd(plugin_id: IdArgument, home: HomeOption = None,
                server: ServerOption = None, token: TokenOption = None,
-               as_json: JsonOption = False) -> None:
-    """Enable a plugin: it is loaded at start again (and checked to activate now)."""
-    with handle_errors(as_json=as_json):
-        info = _with_service(target(home, server, token),
-                             lambda svc: svc.enable(plugin_id, actor="cli"))
-    _print_info(info, "enabled", as_json)
+               output: OutputOption = None, as_json: JsonOption = False) -> None:
+    """Enable a plugin: it is loaded at start again (and activated now when a host runs)."""
+    _switch_cmd("enabled", plugin_id, home, server, token, output, as_json,
+                lambda svc: svc.enable(plugin_id, actor="cli"))
 
 
 def disable_cmd(plugin_id: IdArgument, home: HomeOption = None,
                 server: ServerOption = None, token: TokenOption = None,
-                as_json: JsonOption = False) -> None:
+                output: OutputOption = None, as_json: JsonOption = False) -> None:
     """Disable a plugin: not loaded at start, still installed (refused while needed)."""
-    with handle_errors(as_json=as_json):
-        info = _with_service(target(home, server, token),
-                             lambda svc: svc.disable(plugin_id, actor="cli"))
-    _print_info(info, "disabled", as_json)
+    _switch_cmd("disabled", plugin_id, home, server, token, output, as_json,
+                lambda svc: svc.disable(plugin_id, actor="cli"))
 
 
-def _print_info(info: Any, verb: str, as_json: bool) -> None:
-    if as_json:
-        print_json(info.to_dict())
-        return
-    console.print(f"[green]✓[/] {verb} [bold]{info.id}[/] {info.version} ({_state(info.state)})")
-    if info.error:
-        err_console.print(f"  [red]{info.error['code']}[/]: {info.error['message']}")
+def activate_cmd(plugin_id: IdArgument, home: HomeOption = None,
+                 server: ServerOption = None, token: TokenOption = None,
+                 output: OutputOption = None, as_json: JsonOption = False) -> None:
+    """Activate an enabled plugin in the running host now (its dependencies first)."""
+    _switch_cmd("activated", plugin_id, home, server, token, output, as_json,
+                lambda svc: svc.activate(plugin_id))
+
+
+def deactivate_cmd(
+    plugin_id: IdArgument,
+    cascade: Annotated[bool, typer.Option(
+        "--cascade", help="Also deactivate the active plugins that depend on it.")] = False,
+    home: HomeOption = None, server: ServerOption = None, token: TokenOption = None,
+    output: OutputOption = None, as_json: JsonOption = False,
+) -> None:
+    """Deactivate a plugin in the running host (it stays enabled: it runs again at the next
+    start)."""
+    _switch_cmd("deactivated", plugin_id, home, server, token, output, as_json,
+                lambda svc: svc.deactivate(plugin_id, cascade=cascade))
+
+
+def _print_info(info: PluginInfo, verb: str, fmt: Format) -> None:
+    def human() -> None:
+        console.print(f"[green]✓[/] {verb} [bold]{info.id}[/] {info.version} "
+                      f"({_state(info.state)})")
+        _explain(info)
+
+    emit("plugin", info.to_dict(), fmt, human=human)
 
 
 # ---------------------------------------------------------------------- list / info / status
 
 def list_installed(settings: Any, *, type_: str | None, state: str | None,
-                   as_json: bool) -> None:
+                   fmt: Format, limit: int = 10_000, cursor: str | None = None) -> None:
     """``plughost list`` for a home with a database: installed plugins with their state."""
-    with handle_errors(as_json=as_json):
-        page = _with_service(settings, lambda svc: svc.list_plugins(type=type_, state=state,
-                                                                   limit=10_000))
-    if as_json:
-        print_json({"plugins": [p.to_dict() for p in page.items], "total": page.total})
-        return
-    table = Table(title=f"{page.total} installed plugin(s)", title_justify="left")
-    for column in ("id", "version", "type", "runtime", "state", "enabled", "description"):
-        table.add_column(column, overflow="fold")
-    for p in page.items:
-        table.add_row(p.id, p.version, p.type or "-", p.runtime, _state(p.state),
-                      "yes" if p.enabled else "[dim]no[/]", p.description)
-    console.print(table)
+    with handle_errors(as_json=fmt == "json"):
+        page = _with_service(settings, lambda svc: svc.list_plugins(
+            type=type_, state=state, limit=limit, offset=resources.offset_of(cursor)))
+    emit_page("plugin", [p.to_dict() for p in page.items], fmt, total=page.total,
+              next_cursor=resources.offset_cursor(page.offset, len(page.items), page.total),
+              title=f"{page.total} installed plugin(s)", empty="no plugins installed")
 
 
-def info_installed(settings: Any, plugin_id: str, *, as_json: bool) -> None:
+def info_installed(settings: Any, plugin_id: str, *, fmt: Format) -> None:
     """``plughost info ID`` for an installed plugin."""
-    with handle_errors(as_json=as_json):
+    with handle_errors(as_json=fmt == "json"):
         detail = _with_service(settings, lambda svc: svc.get(plugin_id))
-    if as_json:
-        print_json(detail.to_dict())
-        return
-    i = detail.info
-    console.print(f"[bold]{i.name}[/] ({i.id}) [cyan]{i.version}[/]")
-    if i.description:
-        console.print(i.description)
-    table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in (
-        ("state", _state(i.state)), ("enabled", "yes" if i.enabled else "no"),
-        ("type", i.type or "-"), ("runtime", i.runtime), ("path", detail.path or "-"),
-        ("source", i.source_uri or i.source), ("sha256", i.sha256),
-        ("versions", ", ".join(v.version + (" (current)" if v.current else "")
-                               for v in detail.versions)),
-        ("dependencies", ", ".join(f"{k} {v}" for k, v in detail.dependencies.items()) or "-"),
-        ("needed by", ", ".join(detail.dependents) or "-"),
-        ("grants", ", ".join(detail.grants) or "-"),
-    ):
-        table.add_row(key, value)
-    console.print(table)
-    if i.error:
-        console.print(f"[bold red]failed in {i.error.get('phase')}[/]: {i.error['message']}")
+
+    def human() -> None:
+        i = detail.info
+        console.print(f"[bold]{escape(i.name)}[/] ({i.id}) [cyan]{i.version}[/]")
+        if i.description:
+            console.print(escape(i.description))
+        table = Table(show_header=False, box=None)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        signed = detail.to_dict().get("signed")
+        for key, value in (
+            ("state", _state(i.state)), ("enabled", "yes" if i.enabled else "no"),
+            ("type", i.type or "-"), ("runtime", i.runtime), ("path", detail.path or "-"),
+            ("source", i.source_uri or i.source), ("sha256", i.sha256),
+            ("signature", "-" if signed is None else "signed" if signed else "unsigned"),
+            ("versions", ", ".join(v.version + (" (current)" if v.current else "")
+                                   for v in detail.versions)),
+            ("dependencies",
+             ", ".join(f"{k} {v}" for k, v in detail.dependencies.items()) or "-"),
+            ("needed by", ", ".join(detail.dependents) or "-"),
+            ("grants", ", ".join(detail.grants) or "-"),
+        ):
+            table.add_row(key, value)
+        console.print(table)
+        _explain(i)
+
+    emit("plugin", detail.to_dict(), fmt, human=human)
 
 
 def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
-                     as_json: bool) -> None:
+                     fmt: Format) -> None:
     """``plughost status [ID]`` for a home with a database."""
 
     async def collect(svc: PluginManagement) -> dict[str, Any]:
         page = await svc.list_plugins(limit=10_000)
-        counts: dict[str, int] = {}
-        for p in page.items:
-            counts[p.state] = counts.get(p.state, 0) + 1
-        return {"plugins": page.total, "states": counts,
-                "failed": [p.to_dict() for p in page.items if p.state == "failed"],
+        return {"items": [p.to_dict() for p in page.items], "total": page.total,
                 "one": (await svc.get(plugin_id)).to_dict() if plugin_id else None}
 
-    with handle_errors(as_json=as_json):
+    with handle_errors(as_json=fmt == "json"):
         data = _with_service(settings, collect, start=activate)
     if plugin_id is not None:
         one = data["one"]
-        if as_json:
-            print_json(one)
-        else:
+
+        def human_one() -> None:
             console.print(f"{plugin_id}: {_state(one['state'])}")
             if one.get("error"):
-                console.print(f"  [red]{one['error']['code']}[/]: {one['error']['message']}")
+                console.print(f"  [red]{one['error']['code']}[/]: "
+                              f"{escape(one['error']['message'])}")
             if (one.get("stats") or {}).get("confinement"):
                 console.print(f"  confinement: {one['stats']['confinement']}")
+
+        emit("plugin", one, fmt, human=human_one)
         if one["state"] == "failed":
             raise typer.Exit(1)
         return
-    data.pop("one")
-    if as_json:
-        print_json(data)
+    items = data["items"]
+    failed = [p for p in items if p["state"] == "failed"]
+    if fmt != "table":
+        emit_page("plugin", items, fmt, total=data["total"])
     else:
-        counts = ", ".join(f"{k}: {v}" for k, v in sorted(data["states"].items())) or "none"
-        console.print(f"{data['plugins']} installed plugin(s) ({counts})")
-        for p in data["failed"]:
-            error = p.get("error") or {}
-            console.print(f"[red]✗ {p['id']}[/] {error.get('code', '')}: "
-                          f"{error.get('message', '')}")
-    if data["failed"]:
+        counts: dict[str, int] = {}
+        for p in items:
+            counts[p["state"]] = counts.get(p["state"], 0) + 1
+        text = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"
+        console.print(f"{data['total']} installed plugin(s) ({text})")
+        for p in items:
+            if p.get("error"):
+                mark = "[yellow]…" if p["state"] == "needs-config" else "[red]✗"
+                console.print(f"{mark} {p['id']}[/] {p['error'].get('code', '')}: "
+                              f"{escape(p['error'].get('message', ''))}")
+    if failed:
         raise typer.Exit(1)
 
 
@@ -375,3 +473,5 @@ def register(app: typer.Typer) -> None:
     app.command("uninstall")(uninstall_cmd)
     app.command("enable")(enable_cmd)
     app.command("disable")(disable_cmd)
+    app.command("activate")(activate_cmd)
+    app.command("deactivate")(deactivate_cmd)

@@ -29,10 +29,12 @@ from plughost.interfaces.cli._backend import Remote, ServerOption, TokenOption, 
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
+    OutputOption,
     console,
     handle_errors,
-    print_json,
 )
+from plughost.interfaces.cli._output import Format, emit_page, output_format
+from plughost.services import resources
 
 __all__ = ["register"]
 
@@ -40,10 +42,13 @@ _LEVEL_STYLE = {"debug": "dim", "info": "cyan", "warning": "yellow", "error": "r
                 "critical": "bold red"}
 
 
-def _print_line(item: dict[str, Any], as_json: bool) -> None:
-    if as_json:  # one object a line, so `-f --json` can be piped into jq
-        sys.stdout.write(json.dumps(item) + "\n")
+def _print_line(item: dict[str, Any], fmt: Format) -> None:
+    if fmt == "json":  # one log_line resource a line (JSON Lines), so `-f` can feed jq
+        sys.stdout.write(json.dumps(resources.resource("log_line", item)) + "\n")
         sys.stdout.flush()
+        return
+    if fmt == "plain":
+        emit_page("log_line", [item], fmt)
         return
     when = datetime.fromisoformat(item["time"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     level = item["level"]
@@ -129,18 +134,26 @@ def logs(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show plugins' logs (their own logger, a process plugin's stderr, a WebAssembly plugin's
-    host.log), oldest first; each line names its plugin, level and the request it served."""
+    host.log), oldest first; each line names its plugin, level and the request it served.
+    With --output json: a page of log_line objects, or with -f one object per line (JSON
+    Lines)."""
     from plughost.observability.logs import LogFilter
 
+    fmt = output_format(output, as_json)
     params = {"plugin_id": plugin_id, "level": level, "since": since, "grep": grep}
+    collected: list[dict[str, Any]] | None = [] if fmt == "json" and not follow else None
 
     def emit(item: dict[str, Any]) -> None:
-        _print_line(item, as_json)
+        if collected is not None:
+            collected.append(item)
+        else:
+            _print_line(item, fmt)
 
-    with handle_errors(as_json=as_json):
+    with handle_errors(as_json=fmt == "json"):
         LogFilter(min_level=level)  # a bad level is refused before anything is opened
         where = target(home, server, token)
         try:
@@ -150,6 +163,8 @@ def logs(
                 _local(home, params, follow, limit, emit)
         except KeyboardInterrupt:
             return
+    if collected is not None:
+        emit_page("log_line", collected, fmt)
 
 
 def _server_only(what: str) -> PlughostError:
@@ -173,12 +188,14 @@ def alerts(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Alerts pending and firing now (default), their history, or the rules in force."""
     from plughost.observability.logs import parse_since
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         where = target(home, server, token)
         remote = where if isinstance(where, Remote) else None
         local = where if not isinstance(where, Remote) else None
@@ -196,8 +213,10 @@ def alerts(
             raise _server_only("Which alerts fire now" if not rules else "The rules in force")
         else:
             data = _get(remote, "/alerts/rules" if rules else "/alerts", {})
-    if as_json:
-        print_json(data)
+    if fmt != "table":
+        kind = "alert_rule" if rules and not history else "alert"
+        items = data if isinstance(data, list) else data["alerts"]
+        emit_page(kind, items, fmt)
         return
     if history:
         table = Table("time (UTC)", "rule", "plugin", "state", "severity", "value", "message")
@@ -229,11 +248,13 @@ def health(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Each plugin's last health check (healthy, degraded, unknown) and what the policy did;
     exits 1 when a plugin shown is degraded."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         where = target(home, server, token)
         if not isinstance(where, Remote):
             raise _server_only("Plugin health")
@@ -252,8 +273,8 @@ def health(
             if plugin_id is not None:
                 items = [i for i in items if i["plugin_id"] == plugin_id]
     degraded = any(i["status"] == "degraded" for i in items)
-    if as_json:
-        print_json({"plugins": items})
+    if fmt != "table":
+        emit_page("health", items, fmt)
     else:
         table = Table("plugin", "status", "checked (UTC)", "failures in a row", "message",
                       "last action")

@@ -16,7 +16,13 @@ from plughost.interfaces.cli._common import (
     console,
     default_home,
     handle_errors,
-    print_json,
+)
+from plughost.interfaces.cli._output import (
+    OutputLongOption,
+    OutputOption,
+    emit,
+    emit_page,
+    output_format,
 )
 
 if TYPE_CHECKING:
@@ -53,10 +59,12 @@ def pack_cmd(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file, or a folder for "
                                              "<id>-<version>.zip (default: current folder).",
                                              show_default=False)] = None,
+    output: OutputLongOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Build a reproducible plugin package (same files, same bytes)."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         from plughost.security.package import open_package, pack
 
         path = pack(directory, out)
@@ -64,8 +72,8 @@ def pack_cmd(
             info = pkg.info
         data = {"path": str(path), "plugin_id": info.plugin_id, "version": info.version,
                 "files": len(info.integrity), "size": info.size, "sha256": info.sha256}
-        if as_json:
-            print_json(data)
+        if fmt != "table":
+            emit("package", data, fmt)
             return
         console.print(f"[green]packed[/] {escape(info.plugin_id)} {escape(info.version)} → "
                       f"[bold]{escape(str(path))}[/]")
@@ -77,17 +85,20 @@ def keygen_cmd(
                                              "(default: <home>/keys).", show_default=False)] = None,
     name: Annotated[str, typer.Option("--name", help="Base name of the key files.")] = "signing",
     home: HomeOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create an Ed25519 signing key pair: NAME.key (private, mode 600) and NAME.pub."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         from plughost.security.signing import key_id, keygen, load_public_key
 
         folder = out or (home or default_home()) / "keys"
         private, public = keygen(folder, name)
         kid = key_id(load_public_key(public))
-        if as_json:
-            print_json({"private_key": str(private), "public_key": str(public), "key_id": kid})
+        if fmt != "table":
+            emit("key", {"key_id": kid, "private_key": str(private), "public_key": str(public),
+                         "public_key_file": str(public)}, fmt)
             return
         console.print(f"[green]created[/] key [bold]{kid}[/]")
         console.print(f"  private: {escape(str(private))}  (keep it secret)")
@@ -101,10 +112,12 @@ def sign_cmd(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the signed package here "
                                              "(default: sign in place).",
                                              show_default=False)] = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Sign a package: adds PLUGHOST-SIGNATURE.json binding its id, version and files."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         from plughost.security.package import open_package
         from plughost.security.signing import key_id, load_private_key, sign
 
@@ -113,9 +126,10 @@ def sign_cmd(
         with open_package(path) as pkg:
             info = pkg.info
         kid = key_id(private.public_key())
-        if as_json:
-            print_json({"path": str(path), "plugin_id": info.plugin_id, "version": info.version,
-                        "key_id": kid, "sha256": info.sha256})
+        if fmt != "table":
+            emit("package", {"path": str(path), "plugin_id": info.plugin_id,
+                             "version": info.version, "key_id": kid, "sha256": info.sha256,
+                             "signed": True}, fmt)
             return
         console.print(f"[green]signed[/] {escape(info.plugin_id)} {escape(info.version)} with "
                       f"key [bold]{kid}[/] → {escape(str(path))}")
@@ -133,10 +147,12 @@ def verify_cmd(
                                                     "unsigned under unless-allowlisted; "
                                                     "repeatable.", show_default=False)] = None,
     home: HomeOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Verify a package: checksum, archive safety, every file, and the signature."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         from plughost.security.signing import SignaturePolicy, verify
 
         if policy is None:
@@ -147,8 +163,8 @@ def verify_cmd(
         else:
             pol = SignaturePolicy(policy, frozenset(allow or ()))  # type: ignore[arg-type]
         result = verify(package, _store(home), pol, expected_sha256=sha256)
-        if as_json:
-            print_json(result.to_dict())
+        if fmt != "table":
+            emit("package", {**result.to_dict(), "path": str(package)}, fmt)
             return
         console.print(f"[green]verified[/] {escape(result.plugin_id)} "
                       f"{escape(result.version)}: archive safe, every file matches its "
@@ -170,24 +186,28 @@ def trust_add(
     keyfile: Annotated[Path, typer.Argument(help="The publisher's public key (PEM, .pub).")],
     name: Annotated[str, typer.Option("--name", "-n", help="A name for this publisher.")],
     home: HomeOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Trust a publisher's public key."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         key = _store(home).add(keyfile, name)
-        if as_json:
-            print_json(key.to_dict())
+        if fmt != "table":
+            emit("key", key.to_dict(), fmt)
             return
         console.print(f"[green]trusted[/] key [bold]{key.key_id}[/] as {escape(key.name)}")
 
 
 @trust_app.command("list")
-def trust_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
+def trust_list(home: HomeOption = None, output: OutputOption = None,
+               as_json: JsonOption = False) -> None:
     """List trusted keys, revoked ones included."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         keys = _store(home).list_keys()
-        if as_json:
-            print_json({"keys": [k.to_dict() for k in keys]})
+        if fmt != "table":
+            emit_page("key", [k.to_dict() for k in keys], fmt, total=len(keys))
             return
         if not keys:
             console.print("No trusted keys. Add one with `plughost trust add KEYFILE --name N`.")
@@ -207,13 +227,15 @@ def trust_revoke(
     reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).",
                                                show_default=False)] = None,
     home: HomeOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a key: it stays recorded and its signatures are refused from now on."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         key = _store(home).revoke(key_id, reason)
-        if as_json:
-            print_json(key.to_dict())
+        if fmt != "table":
+            emit("key", key.to_dict(), fmt)
             return
         console.print(f"[red]revoked[/] key [bold]{key.key_id}[/] ({escape(key.name)}) at "
                       f"{key.revoked_at}")

@@ -23,6 +23,7 @@ from plughost.interfaces.cli._backend import (
     RemotePermissionManager,
     ServerOption,
     TokenOption,
+    target,
 )
 from plughost.interfaces.cli._common import (
     HomeOption,
@@ -30,10 +31,17 @@ from plughost.interfaces.cli._common import (
     console,
     default_home,
     handle_errors,
-    print_json,
+)
+from plughost.interfaces.cli._output import (
+    Format,
+    OutputOption,
+    emit,
+    emit_page,
+    output_format,
 )
 from plughost.security.audit import SEVERITIES
 from plughost.security.permissions import PermissionManager
+from plughost.services import resources
 
 __all__ = ["parse_since", "register"]
 
@@ -89,25 +97,28 @@ def perms(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a plugin's permissions, or grant / revoke a scope, or resolve a request."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         manager = _manager(home, server, token)
         try:
             if words[0] in _ACTIONS:
                 result = _act(manager, words, reason)
-                if as_json:
-                    print_json(result)
-                else:
-                    console.print(result["message"])
+                plugin_id = result["plugin_id"]
+                emit("permission", {
+                    **result, "declared": [str(s) for s in manager.declared(plugin_id)],
+                    "granted": [str(s) for s in manager.grants(plugin_id)]},
+                    fmt, human=lambda: console.print(result["message"]))
                 return
             if len(words) != 1:
                 raise ConfigurationError(
                     f"unexpected {' '.join(words[1:])!r}; use `plughost perms ID` or "
                     "`plughost perms grant|revoke ID SCOPE`"
                 )
-            _show(manager, words[0], as_json)
+            _show(manager, words[0], fmt)
         finally:
             manager.close()
 
@@ -144,7 +155,7 @@ def _act(manager: PermissionManager, words: list[str], reason: str) -> dict[str,
     }
 
 
-def _show(manager: PermissionManager, plugin_id: str, as_json: bool) -> None:
+def _show(manager: PermissionManager, plugin_id: str, fmt: Format) -> None:
     declared = [str(s) for s in manager.declared(plugin_id)]
     granted = [str(s) for s in manager.grants(plugin_id)]
     requests: list[dict[str, Any]] = [
@@ -157,16 +168,9 @@ def _show(manager: PermissionManager, plugin_id: str, as_json: bool) -> None:
         }
         for r in manager.requests(plugin_id)
     ]
-    if as_json:
-        print_json(
-            {
-                "plugin_id": plugin_id,
-                "declared": declared,
-                "granted": granted,
-                "requests": requests,
-                "note": _TRUST_NOTE,
-            }
-        )
+    if fmt != "table":
+        emit("permission", {"plugin_id": plugin_id, "declared": declared, "granted": granted,
+                            "requests": requests, "note": _TRUST_NOTE}, fmt)
         return
     table = Table("scope", "declared", "granted")
     for scope in sorted(set(declared) | set(granted)):
@@ -187,57 +191,92 @@ def _show(manager: PermissionManager, plugin_id: str, as_json: bool) -> None:
     console.print(f"[dim]{_TRUST_NOTE}[/]")
 
 
+def _security_entry(event: Any) -> dict[str, Any]:
+    """A permission-log event (a home without a database) as an audit entry."""
+    return resources.audit_entry({
+        "id": event.id, "at": event.time, "actor": event.actor,
+        "action": f"permission.{event.action}", "plugin_id": event.plugin or None,
+        "outcome": "denied" if event.decision in ("deny", "refused") else "ok",
+        "kind": "security",
+        "details": {"kind": event.kind, "scope": event.scope, "target": event.target,
+                    "decision": event.decision, "severity": event.severity,
+                    "reason": event.reason, **dict(event.details)}})
+
+
 def audit(
     plugin: Annotated[str | None, typer.Option("--plugin", "-p", help="Only this plugin.")] = None,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", "-k", help="operation (install, update, enable...) or security (grants, "
+                             "revocations, denials, requests).")] = None,
+    action: Annotated[str | None, typer.Option(
+        "--action", "-a", help="Only this action, e.g. plugin.install or permission.deny.")
+    ] = None,
+    outcome: Annotated[str | None, typer.Option(
+        "--outcome", help="Only this outcome: ok, denied, failed.")] = None,
+    severity: Annotated[str | None, typer.Option(
+        "--severity", help=f"Security decisions of this severity or worse: "
+                           f"{', '.join(SEVERITIES)}.")] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Duration ago (10m, 2h, 7d) or ISO date/time.")
     ] = None,
     until: Annotated[
         str | None, typer.Option("--until", help="ISO date/time or duration ago.")
     ] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="fs:read, net, storage, ...")] = None,
-    severity: Annotated[
-        str | None, typer.Option("--severity", help=f"Minimum severity: {', '.join(SEVERITIES)}.")
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Newest N rows.")] = 200,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000,
+                                       help="Newest N entries.")] = 100,
+    cursor: Annotated[str | None, typer.Option(
+        "--cursor", help="Continue after the page that returned this next_cursor.",
+        show_default=False)] = None,
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Query the security audit log (denials, grants, revokes, requests)."""
-    with handle_errors(as_json=as_json):
+    """The audit log, newest first: operations (install, update, rollback, enable...) and
+    security decisions (grants, revocations, denials, requests), filterable."""
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
+        if kind is not None and kind not in ("operation", "security"):
+            raise ConfigurationError("--kind must be operation or security")
         if severity is not None and severity not in SEVERITIES:
             raise ConfigurationError(f"--severity must be one of {', '.join(SEVERITIES)}")
+        if severity is not None:
+            kind = "security"
         start = parse_since(since) if since else None
         end = parse_since(until) if until else None
-        manager = _manager(home, server, token)
-        try:
-            rows = manager.audit.query(
-                plugin=plugin, kind=kind, min_severity=severity, since=start, until=end, limit=limit
-            )
-        finally:
-            manager.close()
-    if as_json:
-        print_json({"events": [r.to_dict() for r in rows]})
-        return
-    table = Table(
-        "time (UTC)", "plugin", "action", "kind", "scope / target", "decision", "severity", "reason"
-    )
-    colour = {"deny": "red", "refused": "red", "granted": "green", "approved": "green"}
-    for r in rows:
-        c = colour.get(r.decision, "")
-        table.add_row(
-            datetime.fromtimestamp(r.time, UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            r.plugin,
-            r.action,
-            r.kind,
-            r.target or r.scope,
-            f"[{c}]{r.decision}[/]" if c else r.decision,
-            r.severity,
-            r.reason,
-        )
-    console.print(table if rows else "no audit events match")
+        from plughost.interfaces.cli.manage import managed_settings
+
+        where = target(home, server, token) if server else managed_settings(home)
+        if where is not None:
+            from datetime import UTC, datetime
+
+            from plughost.interfaces.cli._backend import run_backend
+
+            def when(ts: float | None) -> datetime | None:
+                return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+            items = run_backend(where, lambda svc: svc.audit(
+                plugin_id=plugin, action=action, kind=kind, outcome=outcome, since=when(start),
+                until=when(end), limit=limit, before_id=resources.before_id(cursor)))
+        else:  # a home without a database: only the permission log exists
+            manager = _manager(home, None, None)
+            try:
+                rows = manager.audit.query(plugin=plugin, since=start, until=end)
+            finally:
+                manager.close()
+            entries = [_security_entry(r) for r in reversed(rows)]
+            before = resources.before_id(cursor)
+            items = [e for e in entries
+                     if (before is None or (e["id"] or 0) < before)
+                     and (kind in (None, "security")) and action in (None, e["action"])
+                     and outcome in (None, e["outcome"])][:limit]
+    if severity is not None:
+        worst = SEVERITIES.index(severity)
+        items = [e for e in items if e["details"].get("severity") in SEVERITIES[worst:]]
+    page = resources.id_page(items, limit)
+    emit_page("audit_entry", page["items"], fmt, next_cursor=page["next_cursor"],
+              title="audit log (newest first)", empty="no audit entries match")
 
 
 def register(app: typer.Typer) -> None:

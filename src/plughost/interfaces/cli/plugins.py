@@ -6,16 +6,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from plughost.core.lifecycle import State
-from plughost.core.manifest import validate_manifest_file
+from plughost.core.manifest import load_manifest, validate_manifest_file
+from plughost.errors import Problem
 from plughost.host import PluginHost
 from plughost.interfaces.cli import manage
 from plughost.interfaces.cli._backend import ServerOption, TokenOption, target
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
+    OutputOption,
     console,
     default_home,
     err_console,
@@ -23,6 +26,8 @@ from plughost.interfaces.cli._common import (
     print_json,
     run_async,
 )
+from plughost.interfaces.cli._output import emit, emit_page, output_format
+from plughost.services import resources
 
 __all__ = ["register"]
 
@@ -96,10 +101,17 @@ def list_plugins(
             help=f"Only plugins in this state ({', '.join(s.value for s in State)}).",
         ),
     ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000,
+                                       help="At most this many plugins.")] = 10_000,
+    cursor: Annotated[str | None, typer.Option(
+        "--cursor", help="Continue after the page that returned this next_cursor.",
+        show_default=False)] = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List plugins with their version, type, runtime and state."""
-    with handle_errors(as_json=as_json):
+    """List plugins with their version, state, type and runtime."""
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         if state is not None and state not in {s.value for s in State}:
             err_console.print(
                 f"[red]error[/]: unknown state {state!r}; "
@@ -107,27 +119,24 @@ def list_plugins(
             )
             raise typer.Exit(2)
         if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
-            return manage.list_installed(managed, type_=type_, state=state, as_json=as_json)
+            return manage.list_installed(managed, type_=type_, state=state, fmt=fmt,
+                                         limit=limit, cursor=cursor)
+        from plughost.services import resources
+        from plughost.services.views import info_from_record
+
+        offset = resources.offset_of(cursor)
         host = _discover(plugins_dir, home)
         records = host.list(type=type_, state=state)
-        if as_json:
-            print_json(
-                {
-                    "plugins": [r.to_dict() for r in records],
-                    "problems": host.status()["problems"],
-                }
-            )
+        items = [info_from_record(r).to_dict() for r in records[offset:offset + limit]]
+        nxt = resources.offset_cursor(offset, len(items), len(records))
+        if fmt == "json":
+            print_json({**resources.page([resources.plugin(i) for i in items], nxt,
+                                         total=len(records)),
+                        "problems": host.status()["problems"]})
             return
-        table = Table(title=f"{len(records)} plugin(s)", title_justify="left")
-        for column in ("id", "version", "type", "runtime", "state", "description"):
-            table.add_column(column, overflow="fold")
-        for r in records:
-            m = r.manifest
-            table.add_row(
-                m.id, str(m.version), m.type or "-", m.runtime, _state_text(r.state.value),
-                m.description,
-            )
-        console.print(table)
+        emit_page("plugin", items, fmt, next_cursor=nxt, total=len(records),
+                  title=f"{len(records)} plugin(s) in {', '.join(map(str, host.plugin_dirs))}",
+                  empty="no plugins found")
         _print_problems(host)
 
 
@@ -146,17 +155,21 @@ def info(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show everything about one plugin: manifest, dependencies, dependents, permissions."""
+    fmt = output_format(output, as_json)
     if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
-        return manage.info_installed(managed, plugin_id, as_json=as_json)
-    with handle_errors(as_json=as_json):
+        return manage.info_installed(managed, plugin_id, fmt=fmt)
+    with handle_errors(as_json=fmt == "json"):
+        from plughost.services.views import info_from_record
+
         host = _discover(plugins_dir, home)
         record = host.get(plugin_id)
         m = record.manifest
         data: dict[str, Any] = {
-            **record.to_dict(),
+            **info_from_record(record).to_dict(),
             "manifest": m.to_dict(),
             "dependents": host.dependents(plugin_id),
             "enforcement": (
@@ -165,10 +178,10 @@ def info(
                 else f"runs isolated in the {m.runtime!r} runtime; permissions and limits apply"
             ),
         }
-        if as_json:
-            print_json(data)
+        if fmt != "table":
+            emit("plugin", data, fmt)
             return
-        console.print(f"[bold]{m.name}[/] ({m.id}) [cyan]{m.version}[/]")
+        console.print(f"[bold]{escape(m.name)}[/] ({m.id}) [cyan]{m.version}[/]")
         if m.description:
             console.print(m.description)
         rows = [
@@ -231,12 +244,16 @@ def status(
             help="Also load and activate the startup plugins, then report (and shut down).",
         ),
     ] = False,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show the host's state: counts by state, failures with their phase and a suggested fix."""
+    fmt = output_format(output, as_json)
     if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
-        return manage.status_installed(managed, plugin_id, activate=activate, as_json=as_json)
-    with handle_errors(as_json=as_json):
+        return manage.status_installed(managed, plugin_id, activate=activate, fmt=fmt)
+    with handle_errors(as_json=fmt == "json"):
+        from plughost.services.views import info_from_record
+
         host = _host(plugins_dir, home)
 
         async def go() -> Any:
@@ -247,14 +264,16 @@ def status(
                     host.discover()
                     host.resolve()
                     report = host.report()
-                return report, host.status(plugin_id)
+                one = host.status(plugin_id) if plugin_id else host.status()
+                return report, one, [info_from_record(r).to_dict() for r in host.list()]
             finally:
                 await host.aclose()
 
-        report, data = run_async(go)
+        report, data, items = run_async(go)
         if plugin_id is not None:
-            if as_json:
-                print_json(data)
+            if fmt != "table":
+                emit("plugin", {**next(i for i in items if i["id"] == plugin_id),
+                                "stats": data.get("stats", {})}, fmt)
             else:
                 console.print(f"{plugin_id}: {_state_text(data['state'])}")
                 if data.get("error"):
@@ -269,8 +288,12 @@ def status(
             if data["state"] == "failed":
                 raise typer.Exit(1)
             return
-        if as_json:
-            print_json({**data, "report": report.to_dict()})
+        if fmt == "json":
+            print_json({**resources.page([resources.plugin(i) for i in items], None,
+                                         total=len(items)),
+                        "host_version": data["host_version"], "report": report.to_dict()})
+        elif fmt == "plain":
+            emit_page("plugin", items, fmt)
         else:
             counts = ", ".join(f"{k}: {v}" for k, v in sorted(data["states"].items())) or "none"
             console.print(
@@ -296,20 +319,23 @@ def check(
             exists=False,
         ),
     ],
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Validate a plugin folder or manifest: exit 0 if valid, 1 with every problem listed."""
+    fmt = output_format(output, as_json)
     if not path.exists():
         message = f"{path} does not exist; give a plugin folder or a manifest file."
-        if as_json:
-            print_json({"valid": False, "problems": [
-                {"path": "", "code": "manifest.missing", "message": message}]})
+        problems_out = [{"path": "", "code": "manifest.missing", "message": message}]
+        if fmt != "table":
+            emit("validation", {"valid": False, "problems": problems_out}, fmt)
         else:
             err_console.print(f"[red]error[/] manifest.missing: {message}")
         raise typer.Exit(1)
-    problems = validate_manifest_file(path)
-    if as_json:
-        print_json({"valid": not problems, "problems": [p.to_dict() for p in problems]})
+    problems = validate_manifest_file(path) or runtime_problems(path)
+    if fmt != "table":
+        emit("validation", {"valid": not problems,
+                            "problems": [p.to_dict() for p in problems]}, fmt)
     elif problems:
         err_console.print(f"[bold red]{path}: {len(problems)} problem(s)[/]")
         for p in problems:
@@ -318,6 +344,20 @@ def check(
         console.print(f"[green]✓[/] {path} is a valid plugin")
     if problems:
         raise typer.Exit(1)
+
+
+def runtime_problems(path: Path) -> list[Problem]:
+    """A valid manifest with no way to run on this machine: its platforms do not include it,
+    or its runtime's extra is not installed (and no alternative fits instead)."""
+    from plughost.core import platforms
+    from plughost.runtimes.base import unavailable
+
+    choice = platforms.select(load_manifest(path), unavailable)
+    if not isinstance(choice, list):
+        return []
+    code = "runtime.platform" if any(" is for " in r for r in choice) else "runtime.unavailable"
+    return [Problem("runtime", code, f"no way to run on {platforms.current()}: "
+                                     f"{'; '.join(choice)}")]
 
 
 def register(app: typer.Typer) -> None:

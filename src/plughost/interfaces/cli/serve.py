@@ -92,6 +92,12 @@ def serve(
     allow_http_urls: Annotated[bool, typer.Option(
         "--allow-http-urls", help="Allow plain http:// package URLs (trusted networks only).")
     ] = False,
+    node_name: Annotated[str | None, typer.Option(
+        "--node-name", help="This server's name in `plughost nodes` (default: the setting "
+                            "node_name, else the host name).", show_default=False)] = None,
+    heartbeat: Annotated[float, typer.Option(
+        "--heartbeat", min=0.2, max=300.0,
+        help="Seconds between this server's heartbeats in the nodes table.")] = 2.0,
     watch: Annotated[bool, typer.Option(
         "--watch", help="Hot reload: watch the plugin folders and reload a plugin when its "
         "files change (also `watch = true` in plughost.toml).")] = False,
@@ -143,7 +149,12 @@ def serve(
         options = ApiOptions(allow_anonymous=loopback or insecure,
                              cors_origins=tuple(cors or ()),
                              shutdown_timeout=shutdown_timeout, read_cache_ttl=cache_ttl)
-        service = PluginService(settings, start=True,
+        # Every server is a node of the cluster on its database: it announces its changes,
+        # applies the others' (polling every --refresh-interval as the fallback) and reports
+        # its heartbeat; alone on its database it is a cluster of one.
+        cluster = {"name": node_name or "", "heartbeat_interval": heartbeat,
+                   "url": f"http://{host}:{port}" if port else ""}
+        service = PluginService(settings, start=True, cluster=cluster,
                                 refresh_interval=refresh_interval or None,
                                 allow_private_urls=allow_private_urls,
                                 allow_http_urls=allow_http_urls)

@@ -7,28 +7,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
+    OutputOption,
     console,
     err_console,
     handle_errors,
     print_json,
 )
+from plughost.interfaces.cli._output import emit, emit_page, output_format
+from plughost.services import resources
 
 __all__ = ["register"]
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _token_dict(t: Any) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, "role": t.role, "created_at": _iso(t.created_at),
-            "expires_at": _iso(t.expires_at), "last_used_at": _iso(t.last_used_at),
-            "revoked_at": _iso(t.revoked_at)}
 
 
 def _authority(home: Path | None) -> Any:
@@ -58,10 +50,12 @@ def register(app: typer.Typer) -> None:
             "--expires-days", min=1, help="Expire after this many days.",
             show_default=False)] = None,
         home: HomeOption = None,
+        output: OutputOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Create a token and print its secret (shown once; only a hash is stored)."""
-        with handle_errors(as_json=as_json):
+        fmt = output_format(output, as_json)
+        with handle_errors(as_json=fmt == "json"):
             storage, authority = _authority(home)
             with storage:
                 expires = timedelta(days=expires_days) if expires_days else None
@@ -69,8 +63,11 @@ def register(app: typer.Typer) -> None:
                 storage.repository.append_audit("token.create", actor="cli",
                                                 details={"name": record.name,
                                                          "role": record.role})
-            if as_json:
-                print_json({**_token_dict(record), "secret": secret})
+            if fmt == "json":
+                print_json({**resources.token(record), "secret": secret})
+                return
+            if fmt == "plain":  # the secret alone, so `$(plughost token create ...)` works
+                typer.echo(secret)
                 return
             err_console.print(f"created token [bold]{record.name}[/] (role {record.role}); "
                               "its secret is shown once — store it now:")
@@ -81,40 +78,35 @@ def register(app: typer.Typer) -> None:
         include_revoked: Annotated[bool, typer.Option("--all",
                                                       help="Include revoked tokens.")] = False,
         home: HomeOption = None,
+        output: OutputOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """List tokens (never their secrets)."""
-        with handle_errors(as_json=as_json):
+        fmt = output_format(output, as_json)
+        with handle_errors(as_json=fmt == "json"):
             storage, authority = _authority(home)
             with storage:
                 tokens = authority.list(include_revoked=include_revoked)
-            if as_json:
-                print_json([_token_dict(t) for t in tokens])
-                return
-            table = Table(title=f"{len(tokens)} token(s)", title_justify="left")
-            for column in ("name", "role", "created", "expires", "last used", "revoked"):
-                table.add_column(column)
-            for t in tokens:
-                table.add_row(t.name, t.role, _iso(t.created_at) or "-",
-                              _iso(t.expires_at) or "never", _iso(t.last_used_at) or "-",
-                              _iso(t.revoked_at) or "-")
-            console.print(table)
+        emit_page("token", [resources.token(t) for t in tokens], fmt, total=len(tokens),
+                  title=f"{len(tokens)} token(s)", empty="no tokens")
 
     @token_app.command("revoke")
     def revoke(
         name: Annotated[str, typer.Argument(help="The token's name.", metavar="NAME")],
         home: HomeOption = None,
+        output: OutputOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Revoke a token: requests with it are refused (within two seconds on a running
         server)."""
-        with handle_errors(as_json=as_json):
+        fmt = output_format(output, as_json)
+        with handle_errors(as_json=fmt == "json"):
             storage, authority = _authority(home)
             with storage:
                 authority.revoke(name)
                 storage.repository.append_audit("token.revoke", actor="cli",
                                                 details={"name": name})
-            if as_json:
-                print_json({"revoked": name})
-            else:
-                console.print(f"revoked token {name}")
+                revoked = next(t for t in authority.list(include_revoked=True)
+                               if t.name == name)
+        emit("token", resources.token(revoked), fmt,
+             human=lambda: console.print(f"revoked token {name}"))

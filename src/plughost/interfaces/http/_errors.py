@@ -1,4 +1,5 @@
-"""Errors as JSON: ``{"error": {"code", "message", "details"}}`` with the status the code means.
+"""Errors as JSON: ``{"error": {"code", "message", "hint", "plugin_id", "details"}}`` (the one
+shape, :func:`plughost.services.resources.error`) with the status the code means.
 
 Statuses come from the error's stable ``code`` (exact match, then its prefix before the first
 dot), so new error classes in lower layers get a sensible status without this table knowing
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plughost.errors import PlughostError
+from plughost.services import resources
 
 __all__ = ["RETRY_AFTER_SECONDS", "error_body", "install_error_handlers", "status_for"]
 
@@ -58,6 +60,10 @@ _EXACT: dict[str, int] = {
     "alert.rule_readonly": 409,
     "service.no_services": 409,
     "marketplace.unavailable": 400,
+    "market.not_found": 404,
+    "market.unreachable": 502,
+    "market.disabled": 409,
+    "market.invalid": 400,
     "config.version": 404,
     "config.conflict": 409,
     "config.rejected": 409,
@@ -90,6 +96,7 @@ _PREFIX: dict[str, int] = {
     "plugin": 422,
     "storage": 503,
     "command": 422,
+    "market": 422,
 }
 
 
@@ -104,20 +111,12 @@ def status_for(error: PlughostError) -> int:
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The error envelope."""
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+    """The error envelope (the one shape: :func:`plughost.services.resources.error`)."""
+    return resources.error({"code": code, "message": message, "details": details or {}})
 
 
 def _plughost_body(error: PlughostError) -> dict[str, Any]:
-    details: dict[str, Any] = dict(error.details or {})
-    if error.plugin_id:
-        details.setdefault("plugin_id", error.plugin_id)
-    if error.phase:
-        details.setdefault("phase", error.phase)
-    problems = getattr(error, "problems", None)
-    if problems:
-        details.setdefault("problems", [p.to_dict() for p in problems])
-    return error_body(error.code, error.message, details)
+    return resources.error(error)
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:

@@ -16,17 +16,20 @@ from plughost.errors import OperationRefused, RequestInvalid
 from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
     ConfigChangeIn,
-    ConfigHistoryEntry,
+    ConfigHistoryPage,
     ConfigOut,
     ConfigRestoreIn,
+    CursorQuery,
     PermissionRequestOut,
+    PermissionRequestPage,
     PermissionsOut,
     ScopeIn,
-    SecurityAuditOut,
+    SecurityAuditPage,
 )
 from plughost.interfaces.http._state import api_state, requires
 from plughost.interfaces.tokens import Principal
 from plughost.security.audit import SEVERITIES
+from plughost.services import resources
 
 __all__ = ["router"]
 
@@ -71,12 +74,16 @@ async def reset_config(request: Request, plugin_id: PluginId,
 
 
 @router.get("/plugins/{plugin_id}/config/history", summary="Configuration history",
-            response_model=list[ConfigHistoryEntry], tags=["config"])
+            response_model=ConfigHistoryPage, tags=["config"])
 async def config_history(request: Request, plugin_id: PluginId,
-                         _: Principal = requires("viewer")) -> list[dict[str, Any]]:
+                         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                         cursor: CursorQuery = None,
+                         _: Principal = requires("viewer")) -> dict[str, Any]:
     """Every accepted change, oldest first, secrets redacted."""
     data: list[dict[str, Any]] = await api_state(request).service.config_history(plugin_id)
-    return data
+    offset = resources.offset_of(cursor)
+    items = [resources.resource("config_change", d) for d in data[offset:offset + limit]]
+    return resources.offset_page(items, offset, total=len(data))
 
 
 @router.post("/plugins/{plugin_id}/config/restore", summary="Restore an earlier configuration",
@@ -130,18 +137,22 @@ async def revoke(request: Request, plugin_id: PluginId, body: ScopeIn,
 
 
 @router.get("/permissions/requests", summary="Permission requests",
-            response_model=list[PermissionRequestOut], tags=["permissions"])
+            response_model=PermissionRequestPage, tags=["permissions"])
 async def permission_requests(
     request: Request,
     plugin_id: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(
         description="pending (default), approved, refused, or all.", max_length=20)] = "pending",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: CursorQuery = None,
     _: Principal = requires("viewer"),
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
     """Scopes plugins asked for at run time, oldest first."""
     data: list[dict[str, Any]] = await api_state(request).service.permission_requests(
         plugin_id=plugin_id, status=None if status == "all" else status)
-    return data
+    offset = resources.offset_of(cursor)
+    items = [resources.resource("permission_request", d) for d in data[offset:offset + limit]]
+    return resources.offset_page(items, offset, total=len(data))
 
 
 @router.post("/permissions/requests/{request_id}/{decision}",
@@ -161,7 +172,7 @@ async def decide(
 
 
 @router.get("/security/audit", summary="The security audit log",
-            response_model=list[SecurityAuditOut], tags=["permissions"])
+            response_model=SecurityAuditPage, tags=["permissions"])
 async def security_audit(
     request: Request,
     plugin_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -172,10 +183,12 @@ async def security_audit(
     since: Annotated[float | None, Query(ge=0, le=1e11, description="Epoch seconds.")] = None,
     until: Annotated[float | None, Query(ge=0, le=1e11, description="Epoch seconds.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+    cursor: CursorQuery = None,
     _: Principal = requires("viewer"),
-) -> list[dict[str, Any]]:
-    """Permission decisions (denials, grants, revocations, requests), oldest first; the
-    newest ``limit`` of those matching."""
+) -> dict[str, Any]:
+    """Permission decisions (denials, grants, revocations, requests) with their full detail,
+    newest first. ``GET /audit?kind=security`` shows the same decisions in the one audit log
+    beside the operations."""
     services = getattr(api_state(request).service, "services", None)
     log = getattr(getattr(services, "permissions", None), "audit", None)
     if log is None:
@@ -184,6 +197,9 @@ async def security_audit(
     if min_severity is not None and min_severity not in SEVERITIES:
         raise RequestInvalid(f"min_severity must be one of {', '.join(SEVERITIES)}",
                              details={"min_severity": min_severity})
+    before = resources.before_id(cursor)
     rows = log.query(plugin=plugin_id, kind=kind, action=action, decision=decision,
-                     min_severity=min_severity, since=since, until=until, limit=limit)
-    return [r.to_dict() for r in rows]
+                     min_severity=min_severity, since=since, until=until)
+    newest = [r for r in reversed(rows) if before is None or (r.id or 0) < before][:limit]
+    return resources.id_page([{**r.to_dict(), "time": resources.iso(r.time)} for r in newest],
+                             limit)

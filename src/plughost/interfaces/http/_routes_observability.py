@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from plughost.errors import OperationRefused, PluginNotFound
 from plughost.interfaces.http._routing import ApiRoute
+from plughost.interfaces.http._schemas import CursorQuery
 from plughost.interfaces.http._state import api_state, requires
 from plughost.interfaces.tokens import Principal
 from plughost.observability.alerts import rule_from_request
@@ -21,6 +22,7 @@ from plughost.observability.health import HealthPoller
 from plughost.observability.logs import LogFilter, parse_since
 from plughost.observability.metrics import CONTENT_TYPE, render
 from plughost.observability.observer import Observer
+from plughost.services import resources
 
 __all__ = ["probes", "router"]
 
@@ -52,19 +54,22 @@ async def logs(
     grep: GrepQuery = None,
     correlation_id: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    after_id: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    cursor: CursorQuery = None,
+    after_id: Annotated[int | None, Query(ge=0, le=2**62, description=(
+        "Only lines newer than this id (to poll for new lines; /logs/stream pushes them)."))
+    ] = None,
     _: Principal = requires("viewer"),
 ) -> dict[str, Any]:
-    """Stored plugin log lines, newest first; page back with ``before_id``, poll for newer
-    ones with ``after_id``. Each line has its plugin, level, time and correlation id (the
-    ``X-Request-ID`` of the API request that caused it, when there was one)."""
+    """Stored plugin log lines, newest first; page back with ``cursor`` (the previous page's
+    ``next_cursor``), poll for newer ones with ``after_id``. Each line has its plugin, level,
+    time and correlation id (the ``X-Request-ID`` of the API request that caused it, when
+    there was one)."""
     flt = _filter(plugin_id, level, since, grep, correlation_id)
     hub = api_state(request).observer.logs
-    items = await asyncio.to_thread(hub.query, flt, limit=limit, before_id=before_id,
-                                    after_id=after_id)
-    return {"items": [e.to_dict() for e in items],
-            "next_before_id": items[-1].id if len(items) == limit else None}
+    items = await asyncio.to_thread(hub.query, flt, limit=limit,
+                                    before_id=resources.before_id(cursor), after_id=after_id)
+    return resources.id_page([resources.resource("log_line", e.to_dict()) for e in items],
+                             limit)
 
 
 @router.get("/logs/stats", summary="Log capture figures")
@@ -154,16 +159,15 @@ async def alert_history(
     state: Annotated[str | None, Query(pattern="^(firing|resolved)$")] = None,
     since: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    cursor: CursorQuery = None,
     _: Principal = requires("viewer"),
 ) -> dict[str, Any]:
-    """Each time an alert started firing or resolved, newest first."""
+    """Each time an alert started firing or resolved, newest first; page with ``cursor``."""
     repo = api_state(request).service.repository
     items = await asyncio.to_thread(repo.query_alert_events, rule=rule, plugin_id=plugin_id,
                                     state=state, since=parse_since(since), limit=limit,
-                                    before_id=before_id)
-    return {"items": items,
-            "next_before_id": items[-1]["id"] if len(items) == limit else None}
+                                    before_id=resources.before_id(cursor))
+    return resources.id_page([resources.resource("alert", i) for i in items], limit)
 
 
 @router.get("/alerts/rules", summary="Alert rules in force")

@@ -20,11 +20,11 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from plughost.core.manifest import manifest_from_dict
-from plughost.errors import ManifestError, RequestInvalid
+from plughost.errors import RequestInvalid
 from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
     ArcadeStatus,
+    CursorQuery,
     HealthCheckOut,
     InstallOut,
     MetricOut,
@@ -37,7 +37,7 @@ from plughost.interfaces.http._schemas import (
     UninstallOut,
     UpdateOut,
     ValidateManifestOut,
-    VersionOut,
+    VersionPage,
 )
 from plughost.interfaces.http._state import ApiState, api_state, requires
 from plughost.interfaces.http._uploads import (
@@ -46,9 +46,10 @@ from plughost.interfaces.http._uploads import (
     save_upload,
 )
 from plughost.interfaces.tokens import Principal
+from plughost.services import resources
 from plughost.services.sources import parse_package_url
 
-__all__ = ["plugin_dict", "router"]
+__all__ = ["router"]
 
 log = logging.getLogger("plughost.server")
 
@@ -74,13 +75,21 @@ _PACKAGE_FORM = {
                                  "description": "source=local: the package (zip) or plugin file."},
                         "url": {"type": "string", "description": "source=url: an https URL."},
                         "marketId": {"type": "string",
-                                     "description": "source=market: the marketplace id."},
+                                     "description": "source=market: the plugin id (or "
+                                                    "id@range), installed with its "
+                                                    "dependencies."},
+                        "version": {"type": "string",
+                                    "description": "source=market: a version or range."},
                         "manifest": {"type": "string",
                                      "description": "Optional manifest JSON (Arcade shape)."},
                         "sha256": {"type": "string",
                                    "description": "Optional expected SHA-256 of the package."},
                         "enable": {"type": "boolean", "default": True},
                         "activate": {"type": "boolean", "default": True},
+                        "allow_unsigned": {
+                            "type": "boolean", "default": False,
+                            "description": "Install it even though it is not signed (for a "
+                                           "plugin in development; recorded in the audit log)."},
                         "force": {"type": "boolean", "default": False,
                                   "description": "Update only: reinstall a version that is "
                                                  "already installed."},
@@ -95,9 +104,14 @@ _PACKAGE_FORM = {
                         "source": {"type": "string", "enum": ["url", "market"]},
                         "url": {"type": "string"},
                         "marketId": {"type": "string"},
+                        "version": {"type": "string"},
                         "sha256": {"type": "string"},
                         "enable": {"type": "boolean", "default": True},
                         "activate": {"type": "boolean", "default": True},
+                        "allow_unsigned": {
+                            "type": "boolean", "default": False,
+                            "description": "Install it even though it is not signed (for a "
+                                           "plugin in development; recorded in the audit log)."},
                         "force": {"type": "boolean", "default": False},
                     },
                 },
@@ -107,17 +121,10 @@ _PACKAGE_FORM = {
 }
 
 
-def arcade_status(state: str, enabled: bool) -> int:
-    """Arcade's status: 2 error, 1 enabled, 0 disabled."""
-    if state == "failed":
-        return ArcadeStatus.error
-    return ArcadeStatus.enabled if enabled else ArcadeStatus.disabled
-
-
 def plugin_dict(info: dict[str, Any]) -> dict[str, Any]:
-    """A facade plugin dict plus Arcade's names."""
-    return {**info, "pluginId": info["id"], "pluginType": info.get("type", ""),
-            "status": arcade_status(info.get("state", ""), bool(info.get("enabled")))}
+    """The plugin resource (:func:`plughost.services.resources.plugin`: plughost's fields and
+    the Arcade-compatible names beside them) plus Arcade's ``status``."""
+    return resources.plugin(info)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -135,12 +142,14 @@ async def list_plugins(
     q: Annotated[str | None, Query(description="Text in id, name or description.",
                                    max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: CursorQuery = None,
     _: Principal = requires("viewer"),
 ) -> Response:
     """Arcade's plugin list with its ``pluginType`` and ``status`` filters, plus ``state``, ``q``
-    and pagination (``limit``, ``offset``; ``total`` counts every match)."""
+    and pagination (``limit``, ``cursor`` = the previous page's ``next_cursor``; ``total``
+    counts every match)."""
     api = api_state(request)
+    offset = resources.offset_of(cursor)
 
     async def compute() -> bytes:
         data = await _list(api.service, pluginType, status_, state, enabled, q, limit, offset)
@@ -158,13 +167,12 @@ async def _list(service: Any, pluginType: str | None, status_: ArcadeStatus | No
         page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
                                           q=q, limit=limit, offset=offset)
         items = [plugin_dict(p.to_dict()) for p in page.items]
-        return {"items": items, "total": page.total, "limit": limit, "offset": offset}
+        return resources.offset_page(items, offset, total=page.total)
     # status is derived from (state, enabled): filter the full match, then page it.
     page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
                                       q=q, limit=1_000_000, offset=0)
     items = [d for p in page.items if (d := plugin_dict(p.to_dict()))["status"] == status_]
-    return {"items": items[offset:offset + limit], "total": len(items), "limit": limit,
-            "offset": offset}
+    return resources.offset_page(items[offset:offset + limit], offset, total=len(items))
 
 
 @router.get("/metrics", summary="Per-plugin runtime metrics", response_model=list[MetricOut])
@@ -194,16 +202,13 @@ async def validate_manifest(
                     "entryPoint, configSchema, ...).",
         examples=[{"name": "slack-notify", "version": "1.0.0", "pluginType": "notify",
                    "entryPoint": "slack:SlackNotifier"}])],
+    request: Request,
     _: Principal = requires("viewer"),
 ) -> dict[str, Any]:
-    """Check a manifest without installing anything: ``valid``, every problem with its path
-    and code, and the normalised manifest when valid."""
-    try:
-        parsed = manifest_from_dict(manifest, source="request")
-    except ManifestError as exc:
-        return {"valid": False, "problems": [p.to_dict() for p in exc.problems],
-                "manifest": None}
-    return {"valid": True, "problems": [], "manifest": parsed.to_dict()}
+    """Check a manifest without installing anything, as install would: ``valid``, every
+    problem with its path and code (the manifest, permission scopes, host-version
+    compatibility, dependencies, runtime), and the normalised manifest when valid."""
+    return (await api_state(request).service.check_manifest(manifest)).to_dict()
 
 
 @router.get("/{plugin_id}", summary="Plugin details", response_model=PluginDetailOut)
@@ -212,16 +217,20 @@ async def get_plugin(request: Request, plugin_id: PluginId,
     """Everything about one plugin: manifest, path, versions, dependencies and dependents,
     configuration (secrets redacted), granted permissions, counters."""
     detail = await api_state(request).service.get(plugin_id)
-    return plugin_dict(detail.to_dict())
+    return detail.to_dict()
 
 
 @router.get("/{plugin_id}/versions", summary="Kept versions of a plugin",
-            response_model=list[VersionOut])
+            response_model=VersionPage)
 async def versions(request: Request, plugin_id: PluginId,
-                   _: Principal = requires("viewer")) -> list[dict[str, Any]]:
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                   cursor: CursorQuery = None,
+                   _: Principal = requires("viewer")) -> dict[str, Any]:
     """Installed versions kept for rollback, newest install first."""
     found = await api_state(request).service.versions(plugin_id)
-    return [v.to_dict() for v in found]
+    offset = resources.offset_of(cursor)
+    items = [resources.version(v.to_dict()) for v in found[offset:offset + limit]]
+    return resources.offset_page(items, offset, total=len(found))
 
 
 @router.get("/{plugin_id}/info", summary="Plugin details (alternative path)",
@@ -230,7 +239,7 @@ async def get_plugin_info(request: Request, plugin_id: PluginId,
                           _: Principal = requires("viewer")) -> dict[str, Any]:
     """The same as ``GET /plugins/{id}``, under the path other plugin managers use."""
     detail = await api_state(request).service.get(plugin_id)
-    return plugin_dict(detail.to_dict())
+    return detail.to_dict()
 
 
 @router.get("/{plugin_id}/health", summary="Ask a plugin whether it is healthy",
@@ -251,7 +260,7 @@ async def enable(request: Request, plugin_id: PluginId,
     """Persistently enable the plugin and activate it now."""
     info = await api_state(request).service.enable(plugin_id, actor=who.actor)
     log.info("enabled plugin: %s", plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/disable", summary="Disable a plugin", response_model=PluginOut)
@@ -261,7 +270,7 @@ async def disable(request: Request, plugin_id: PluginId,
     configuration stay."""
     info = await api_state(request).service.disable(plugin_id, actor=who.actor)
     log.info("disabled plugin: %s", plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/activate", summary="Activate a plugin now", response_model=PluginOut)
@@ -269,7 +278,7 @@ async def activate(request: Request, plugin_id: PluginId,
                    _: Principal = requires("operator")) -> dict[str, Any]:
     """Activate an enabled plugin now (its dependencies first)."""
     info = await api_state(request).service.activate(plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/start", summary="Start a plugin (= activate)",
@@ -278,7 +287,7 @@ async def start(request: Request, plugin_id: PluginId,
                 _: Principal = requires("operator")) -> dict[str, Any]:
     """Start: activate the plugin now."""
     info = await api_state(request).service.activate(plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/stop", summary="Stop a plugin (= deactivate)",
@@ -287,7 +296,7 @@ async def stop(request: Request, plugin_id: PluginId,
                _: Principal = requires("operator")) -> dict[str, Any]:
     """Stop: deactivate the plugin (it stays enabled)."""
     info = await api_state(request).service.deactivate(plugin_id)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/deactivate", summary="Deactivate a plugin",
@@ -300,7 +309,7 @@ async def deactivate(
 ) -> dict[str, Any]:
     """Deactivate a running plugin; it stays enabled and starts again at the next start."""
     info = await api_state(request).service.deactivate(plugin_id, cascade=cascade)
-    return plugin_dict(info.to_dict())
+    return info.to_dict()
 
 
 @router.post("/{plugin_id}/rollback", summary="Roll back to a kept version",
@@ -346,6 +355,7 @@ class _PackageRequest:
     enable: bool
     activate: bool
     workdir: Path | None
+    allow_unsigned: bool = False
     force: bool = False
 
     def cleanup(self) -> None:
@@ -408,6 +418,7 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     sha256 = _text(fields.get("sha256"), "sha256")
     enable = _flag(fields.get("enable"), "enable", True)
     activate_ = _flag(fields.get("activate"), "activate", True)
+    allow_unsigned = _flag(fields.get("allow_unsigned"), "allow_unsigned", False)
     force = _flag(fields.get("force"), "force", False)
     manifest = _text(fields.get("manifest"), "manifest")
     if source is None:
@@ -415,11 +426,22 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
                              "url) or market (with marketId)", details={"field": "source"})
     if source == "market":
         market_id = _text(fields.get("marketId"), "marketId")
-        raise RequestInvalid(
-            "no marketplace is configured on this server, so source=market cannot install "
-            f"{market_id or 'anything'}; upload the package (source=local) or give its URL "
-            "(source=url)", code="marketplace.unavailable",
-            details={"marketId": market_id})
+        version = _text(fields.get("version"), "version")
+        if market_id is None:
+            raise RequestInvalid("source=market needs the field 'marketId' (the plugin id, "
+                                 "or id@range)", details={"field": "marketId"})
+        if not api.settings.enable_market or not await asyncio.to_thread(_has_markets, api):
+            raise RequestInvalid(
+                "no marketplace is configured on this server, so source=market cannot "
+                f"install {market_id}; add one (`plughost market add NAME URL --root "
+                "root.json`), upload the package (source=local) or give its URL (source=url)",
+                code="marketplace.unavailable", details={"marketId": market_id})
+        request_text = f"{market_id}@{version}" if version and "@" not in market_id \
+            else market_id
+        from plughost.services.market.plan import parse_request
+
+        parse_request(request_text)  # refuse a malformed request now, not in the background
+        return _PackageRequest("market", request_text, sha256, enable, activate_, None)
     if source == "url":
         url = _text(fields.get("url"), "url")
         if url is None:
@@ -431,7 +453,8 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
         # refuse a malformed URL now, not from a background operation (http:// is judged by
         # the fetch policy when the download starts)
         parse_package_url(url, allow_http=True)
-        return _PackageRequest("url", url, sha256, enable, activate_, None, force)
+        return _PackageRequest("url", url, sha256, enable, activate_, None, allow_unsigned,
+                               force)
     if source != "local":
         raise RequestInvalid(f"unknown source {source!r}; use local, url or market",
                              details={"field": "source"})
@@ -450,7 +473,14 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return _PackageRequest("local", dest, sha256, enable, activate_, workdir, force)
+    return _PackageRequest("local", dest, sha256, enable, activate_, workdir, allow_unsigned,
+                           force)
+
+
+def _has_markets(api: ApiState) -> bool:
+    from plughost.services.market.client import MarketClient
+
+    return bool(MarketClient(api.settings.home).sources())
 
 
 def _accepted(op: dict[str, Any]) -> JSONResponse:
@@ -476,9 +506,17 @@ async def install(request: Request, async_: AsyncFlag = False,
 
     async def work(progress: Any = None) -> Any:
         try:
-            result = await api.service.install(
-                pkg.location, sha256=pkg.sha256, enable=pkg.enable, activate=pkg.activate,
-                progress=progress, actor=who.actor)
+            if pkg.source == "market":
+                from plughost.interfaces.http._routes_market import market_of
+
+                done = await market_of(api).install(str(pkg.location), actor=who.actor,
+                                                    activate=pkg.activate)
+                result = done.installed[-1]
+            else:
+                result = await api.service.install(
+                    pkg.location, sha256=pkg.sha256, enable=pkg.enable,
+                    activate=pkg.activate, progress=progress, actor=who.actor,
+                    allow_unsigned=pkg.allow_unsigned)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         # Arcade's log lines, from what the install did
@@ -514,9 +552,14 @@ async def update(request: Request, plugin_id: PluginId, async_: AsyncFlag = Fals
 
     async def work(progress: Any = None) -> Any:
         try:
-            result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
-                                              progress=progress, actor=who.actor,
-                                              force=pkg.force)
+            if pkg.source == "market":
+                from plughost.interfaces.http._routes_market import market_of
+
+                result = await market_of(api).update(plugin_id, actor=who.actor)
+            else:
+                result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
+                                                  progress=progress, actor=who.actor,
+                                                  force=pkg.force)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         log.info("plugin updated successfully: %s (v%s -> v%s)", plugin_id,

@@ -3,31 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from plughost.errors import PlughostError, RecordNotFound
+from plughost.errors import OperationRefused, PlughostError, RecordNotFound
 from plughost.interfaces.http._errors import RETRY_AFTER_SECONDS
 from plughost.interfaces.http._operations import operation_dict
 from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
+    AuditKind,
     AuditPage,
     CommandIn,
     CommandOut,
+    CursorQuery,
     HealthOut,
+    NodePage,
     OperationOut,
     ReadyOut,
     TokenCreatedOut,
     TokenCreateIn,
-    TokenOut,
+    TokenPage,
 )
 from plughost.interfaces.http._state import api_state, requires
 from plughost.interfaces.tokens import Principal
+from plughost.services import resources
 
 __all__ = ["probes", "router"]
 
@@ -66,6 +71,47 @@ async def readyz(request: Request) -> Any:
         "ready": True, "reason": "", "plugins": sum(states.values()),
         "active": states.get("active", 0), "failed": states.get("failed", 0),
     }
+
+
+# ---------------------------------------------------------------------------- cluster
+
+
+@router.get("/nodes", summary="The servers sharing this database", response_model=NodePage,
+            tags=["cluster"])
+async def nodes(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64,
+                                        description="`next_cursor` of the previous page.")
+                      ] = None,
+    _: Principal = requires("viewer"),
+) -> dict[str, Any]:
+    """Every `plughost serve` on this database with its version, last heartbeat, the change
+    it applied, how it hears about changes, and each plugin's live state on it."""
+    start = _offset(cursor)
+    found = await asyncio.to_thread(api_state(request).service.nodes)
+    page = found[start:start + limit]
+    more = start + limit < len(found)
+    return {"items": [n.to_dict() for n in page],
+            "next_cursor": _cursor(start + limit) if more else None}
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if text[:1] != "o" or not text[1:].isdigit():
+            raise ValueError(text)
+        return int(text[1:])
+    except (ValueError, UnicodeDecodeError):
+        raise OperationRefused(f"cursor {cursor[:64]!r} is not one this API gave; pass the "
+                               "next_cursor of the previous page, or none for the first",
+                               code="request.invalid") from None
 
 
 # ---------------------------------------------------------------------------- operations
@@ -197,34 +243,43 @@ async def audit(
     plugin_id: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=100,
                                         description="e.g. plugin.install")] = None,
+    kind: Annotated[AuditKind | None, Query(
+        description="operation (install, update...) or security (grants, denials...)")] = None,
+    outcome: Annotated[str | None, Query(max_length=50, description="ok, denied, failed...")
+                       ] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601 time (UTC if no offset).")
+                     ] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601 time.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    cursor: CursorQuery = None,
     _: Principal = requires("viewer"),
 ) -> dict[str, Any]:
-    """Audit events, newest first; page with ``before_id``."""
-    items = await api_state(request).service.audit(plugin_id=plugin_id, action=action,
-                                                   limit=limit, before_id=before_id)
-    next_id = items[-1]["id"] if len(items) == limit else None
-    return {"items": items, "next_before_id": next_id}
+    """The one audit log, newest first: operations and security decisions; page with
+    ``cursor`` (the previous page's ``next_cursor``)."""
+    items = await api_state(request).service.audit(
+        plugin_id=plugin_id, action=action, limit=limit, before_id=resources.before_id(cursor),
+        kind=kind.value if kind else None, outcome=outcome, since=since, until=until)
+    return resources.id_page(items, limit)
 
 
 # ---------------------------------------------------------------------------- tokens
 
 
-def _token(t: Any) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, "role": t.role, "created_at": _iso(t.created_at),
-            "expires_at": _iso(t.expires_at), "last_used_at": _iso(t.last_used_at),
-            "revoked_at": _iso(t.revoked_at)}
+_token = resources.token
 
 
-@router.get("/tokens", summary="List API tokens", response_model=list[TokenOut],
+@router.get("/tokens", summary="List API tokens", response_model=TokenPage,
             tags=["tokens"])
 async def list_tokens(request: Request, include_revoked: bool = False,
-                      _: Principal = requires("admin")) -> list[dict[str, Any]]:
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                      cursor: CursorQuery = None,
+                      _: Principal = requires("admin")) -> dict[str, Any]:
     """API tokens by name (never their secrets)."""
     found = await asyncio.to_thread(api_state(request).authority.list,
                                     include_revoked=include_revoked)
-    return [_token(t) for t in found]
+    offset = resources.offset_of(cursor)
+    return resources.offset_page([_token(t) for t in found[offset:offset + limit]], offset,
+                                 total=len(found))
 
 
 @router.post("/tokens", summary="Create an API token", response_model=TokenCreatedOut,

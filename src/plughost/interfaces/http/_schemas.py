@@ -9,31 +9,39 @@ keep working.
 from __future__ import annotations
 
 from enum import Enum, IntEnum, StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from plughost.core.hookcall import SAMPLE as HOOK_SAMPLE
 from plughost.core.lifecycle import State
 
 __all__ = [
+    "NEXT_CURSOR",
     "ArcadeStatus",
     "AuditEventOut",
+    "AuditKind",
     "AuditPage",
     "CommandIn",
     "CommandOut",
     "ConfigChangeIn",
     "ConfigHistoryEntry",
+    "ConfigHistoryPage",
     "ConfigOut",
     "ConfigRestoreIn",
+    "CursorQuery",
     "ErrorResponse",
     "HealthCheckOut",
     "HealthOut",
     "InstallOut",
     "ManifestProblem",
     "MetricOut",
+    "NodeOut",
+    "NodePage",
     "OperationOut",
     "PermissionRequestOut",
+    "PermissionRequestPage",
     "PermissionsOut",
     "PluginDetailOut",
     "PluginOut",
@@ -43,14 +51,17 @@ __all__ = [
     "RollbackIn",
     "ScopeIn",
     "SecurityAuditOut",
+    "SecurityAuditPage",
     "StateName",
     "TokenCreateIn",
     "TokenCreatedOut",
     "TokenOut",
+    "TokenPage",
     "UninstallOut",
     "UpdateOut",
     "ValidateManifestOut",
     "VersionOut",
+    "VersionPage",
     "WhoAmIOut",
 ]
 
@@ -74,6 +85,10 @@ class RoleName(StrEnum):
     admin = "admin"
 
 
+NEXT_CURSOR: Any = Field(None, description="Pass as ?cursor= to read the next page; null at "
+                                           "the end.")
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -81,7 +96,10 @@ class _Out(BaseModel):
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable machine-readable code, e.g. plugin.not_found.")
     message: str = Field(description="What went wrong and what to do.")
-    details: dict[str, Any] = Field(default_factory=dict, description="Facts for machines.")
+    hint: str | None = Field(None, description="The command or setting that fixes it, if any.")
+    plugin_id: str | None = Field(None, description="The plugin concerned, if any.")
+    details: dict[str, Any] = Field(default_factory=dict, description="Facts for machines "
+                                    "(phase, problems, ...).")
 
 
 class ErrorResponse(BaseModel):
@@ -100,6 +118,36 @@ class ReadyOut(BaseModel):
     plugins: int = 0
     active: int = 0
     failed: int = 0
+
+
+class NodePluginOut(BaseModel):
+    id: str
+    state: str = Field(description="The plugin's live state on that node.")
+
+
+class NodeOut(BaseModel):
+    """A ``plughost serve`` sharing this database."""
+
+    id: str = Field(description="The node's owner id (its lease in the database).")
+    name: str
+    url: str = ""
+    version: str = Field(description="The plughost version it runs.")
+    status: str = Field(description="`up`; `stale` (heartbeat late); `down` (its process is "
+                                    "gone: its lease in the database is free).")
+    this_node: bool = Field(description="The node that answered this request.")
+    started_at: str
+    heartbeat_at: str = Field(description="Its last heartbeat (UTC).")
+    applied_seq: int = Field(description="The last change (sequence number) it applied.")
+    transport: str = Field(description="How it hears about changes: redis, postgres or "
+                                       "polling.")
+    plugins: list[NodePluginOut] = Field(default_factory=list)
+    package_cache: dict[str, Any] = Field(
+        default_factory=dict, description="Hits and misses of each package cache tier.")
+
+
+class NodePage(BaseModel):
+    items: list[NodeOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
 
 
 class PluginOut(_Out):
@@ -124,13 +172,19 @@ class PluginOut(_Out):
     updated_at: str | None = None
     error: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
+    checksum: str = Field("", description="Arcade name of `sha256`.")
+    installTime: str | None = Field(None, description="Arcade name of `installed_at`.")
+    updateTime: str | None = Field(None, description="Arcade name of `updated_at`.")
+    isEnabled: ArcadeStatus = Field(description="Arcade name of `status`: 0 disabled, "
+                                                "1 enabled, 2 error.")
+    isBuiltin: int = Field(0, description="Arcade's built-in flag: always 0 (every plugin "
+                                          "can be uninstalled).")
 
 
 class PluginPage(BaseModel):
     items: list[PluginOut]
+    next_cursor: str | None = NEXT_CURSOR
     total: int = Field(description="How many plugins match the filters.")
-    limit: int
-    offset: int
 
 
 class VersionOut(_Out):
@@ -146,6 +200,12 @@ class VersionOut(_Out):
     cache_path: str | None = None
 
 
+class VersionPage(BaseModel):
+    items: list[VersionOut]
+    next_cursor: str | None = NEXT_CURSOR
+    total: int
+
+
 class PluginDetailOut(PluginOut):
     manifest: dict[str, Any]
     path: str | None = None
@@ -156,6 +216,17 @@ class PluginDetailOut(PluginOut):
     config_revision: int = 0
     grants: list[str] = Field(default_factory=list)
     stats: dict[str, Any] = Field(default_factory=dict)
+    entryPoint: str = Field("", description="Arcade name of the manifest's `entry`.")
+    configSchema: dict[str, Any] | None = Field(
+        None, description="Arcade name of the manifest's `config.schema`.")
+    paramsSchema: dict[str, Any] | None = Field(
+        None, description="Arcade name of the manifest's `params-schema`.")
+    defaultConfig: dict[str, Any] = Field(
+        default_factory=dict, description="Arcade name of the manifest's `config.defaults`.")
+    icon: str = ""
+    repository: str = ""
+    documentation: str = Field("", description="The documentation URL (else the homepage).")
+    s3Path: str = Field("", description="The package's key in the object store.")
 
 
 class InstallOut(_Out):
@@ -229,9 +300,15 @@ class ManifestProblem(BaseModel):
 
 
 class ValidateManifestOut(BaseModel):
-    valid: bool
-    problems: list[ManifestProblem] = Field(default_factory=list)
+    valid: bool = Field(description="True when install would accept this manifest.")
+    problems: list[ManifestProblem] = Field(
+        default_factory=list, description="Everything install would refuse: the manifest, its "
+        "permission scopes, host-version compatibility (`host`, Arcade `minVersion`), "
+        "dependencies and the runtime.")
     manifest: dict[str, Any] | None = Field(None, description="The normalised manifest.")
+    warnings: list[str] = Field(default_factory=list,
+                                description="Not a problem of the manifest, but worth knowing "
+                                            "(e.g. the plugin is already installed).")
 
 
 class OperationOut(BaseModel):
@@ -250,20 +327,34 @@ class OperationOut(BaseModel):
     finished_at: str | None = None
 
 
+class AuditKind(StrEnum):
+    """What an audit entry records."""
+
+    operation = "operation"
+    security = "security"
+
+
 class AuditEventOut(_Out):
-    id: int
-    at: str | None
+    """One audit entry (the ``audit_entry`` resource)."""
+
+    id: int | None
+    at: str | None = Field(description="ISO 8601 UTC time.")
     actor: str
     action: str
     plugin_id: str | None = None
     outcome: str
+    kind: AuditKind = Field(description="operation (install, update...) or security "
+                                        "(grants, revocations, denials, requests).")
     details: dict[str, Any] = Field(default_factory=dict)
 
 
 class AuditPage(BaseModel):
     items: list[AuditEventOut]
-    next_before_id: int | None = Field(
-        None, description="Pass as before_id to read the next (older) page.")
+    next_cursor: str | None = NEXT_CURSOR
+
+
+CursorQuery = Annotated[str | None, Query(
+    max_length=1000, description="The next_cursor of the previous page (omit for the first).")]
 
 
 class HealthCheckOut(BaseModel):
@@ -301,7 +392,13 @@ class ConfigHistoryEntry(_Out):
     settings: dict[str, Any]
     action: str
     actor: str
-    time: float
+    time: str | None = Field(description="ISO 8601 UTC time.")
+
+
+class ConfigHistoryPage(BaseModel):
+    items: list[ConfigHistoryEntry]
+    next_cursor: str | None = NEXT_CURSOR
+    total: int
 
 
 class ScopeIn(BaseModel):
@@ -317,7 +414,7 @@ class PermissionRequestOut(_Out):
     scope: str
     reason: str = ""
     status: str
-    created: float | None = None
+    created: str | None = Field(None, description="ISO 8601 UTC time.")
     resolved_by: str | None = None
 
 
@@ -325,7 +422,7 @@ class SecurityAuditOut(_Out):
     """One security decision: a denial, a grant, a revocation, a request and its answer."""
 
     id: int | None = None
-    time: float
+    time: str | None = Field(description="ISO 8601 UTC time.")
     plugin: str
     action: str
     kind: str
@@ -336,6 +433,17 @@ class SecurityAuditOut(_Out):
     reason: str = ""
     actor: str = ""
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class PermissionRequestPage(BaseModel):
+    items: list[PermissionRequestOut]
+    next_cursor: str | None = NEXT_CURSOR
+    total: int
+
+
+class SecurityAuditPage(BaseModel):
+    items: list[SecurityAuditOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class PermissionsOut(BaseModel):
@@ -371,6 +479,12 @@ class TokenOut(BaseModel):
     expires_at: str | None = None
     last_used_at: str | None = None
     revoked_at: str | None = None
+
+
+class TokenPage(BaseModel):
+    items: list[TokenOut]
+    next_cursor: str | None = NEXT_CURSOR
+    total: int
 
 
 class TokenCreatedOut(TokenOut):

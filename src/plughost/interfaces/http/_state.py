@@ -16,7 +16,6 @@ from plughost.errors import (
     AccessDenied,
     AuthenticationRequired,
     OperationRefused,
-    PlughostError,
 )
 from plughost.interfaces.http._cache import ReadCache
 from plughost.interfaces.http._events import EventBroker
@@ -158,8 +157,9 @@ class ApiState:
                           "(their deactivate did not finish)", self.options.shutdown_timeout)
 
     async def storage_problem(self, timeout: float = 5.0) -> str:
-        """Why the database cannot serve requests right now ("" when it can): a ``SELECT 1``
-        through the pool, bounded by ``timeout``. Concurrent callers share one probe."""
+        """Why the shared stores cannot serve requests right now ("" when they can): a
+        ``SELECT 1`` through the pool and a look-up in the object store, bounded by
+        ``timeout``. Concurrent callers share one probe."""
         if self._probe is None or self._probe.done():
             self._probe = asyncio.ensure_future(self._ping_database())
         try:
@@ -168,14 +168,7 @@ class ApiState:
             return f"the database did not answer within {timeout:g} s"
 
     async def _ping_database(self) -> str:
-        database = getattr(self.service.repository, "database", None)
-        if database is None:
-            return ""
-        try:
-            await asyncio.to_thread(database.ping)
-        except PlughostError as exc:
-            return exc.message
-        return ""
+        return await asyncio.to_thread(self.service.storage_problem)
 
     # -- auth ----------------------------------------------------------------------------
 

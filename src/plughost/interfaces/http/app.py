@@ -30,6 +30,8 @@ from plughost._version import __version__
 from plughost.errors import OperationRefused
 from plughost.interfaces.http._errors import install_error_handlers
 from plughost.interfaces.http._middleware import ApiMiddleware
+from plughost.interfaces.http._routes_market import market_tasks
+from plughost.interfaces.http._routes_market import router as market_router
 from plughost.interfaces.http._routes_observability import probes as observability_probes
 from plughost.interfaces.http._routes_observability import router as observability_router
 from plughost.interfaces.http._routes_plugins import router as plugins_router
@@ -84,7 +86,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.startup()
         try:
-            yield
+            async with market_tasks(state):
+                yield
         finally:
             await state.shutdown()
 
@@ -110,12 +113,14 @@ def create_app(
     _include(app, system_router, API_PREFIX)
     _include(app, observability_router, API_PREFIX)
     _include(app, observability_probes)
+    _include(app, market_router, API_PREFIX)
     _include(app, session_router, API_PREFIX)
     if _facade_has_access_methods(service):
         from plughost.interfaces.http._routes_access import router as access_router
 
         _include(app, access_router, API_PREFIX)
     _mount_dashboard(app)
+    _document_resources(app)
 
     upload_limit = settings.max_plugin_size + _MULTIPART_OVERHEAD
     default_limit = options.max_request_size
@@ -154,6 +159,26 @@ def _include(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
             for method in sorted(route.methods or ()):
                 if method != "HEAD":
                     roles[f"{method} {prefix}{route.path}"] = role
+
+
+def _document_resources(app: FastAPI) -> None:
+    """Put the resource schemas (:mod:`plughost.services.resources`: one shape per kind, the
+    same in the CLI's ``--output json``) in the OpenAPI document's components, as
+    ``Resource.<kind>`` and ``Resource.<kind>.page``."""
+    from plughost.services.resources import SCHEMAS, page_schema
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for kind, schema in SCHEMAS.items():
+                schemas[f"Resource.{kind}"] = schema
+                schemas[f"Resource.{kind}.page"] = page_schema(kind)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _facade_has_access_methods(service: Any) -> bool:

@@ -124,6 +124,13 @@ class ProcessRuntime:
         self._forkserver_task: asyncio.Task[ForkServer | None] | None = None
         self._forkserver_starts: list[float] = []  # when each was started (restart budget)
 
+    def command(self, manifest: Manifest, root: Path) -> tuple[list[str], bool, dict[str, str]]:
+        """How ``manifest``'s plugin is started: its command line, whether that is the Python
+        child runner (which a warm spare may stand in for), and environment variables of its
+        own. A runtime built on this one (native libraries) overrides it."""
+        argv, python_child = build_argv(manifest.entry, root, self.options)
+        return argv, python_child, {}
+
     def _new_session(
         self, plugin_id: str, handler: Any, sink: OutputSink, limits: Mapping[str, Any]
     ) -> Session:
@@ -362,7 +369,7 @@ class ProcessInstance:
     # -- launching -----------------------------------------------------------------------------
     async def _launch(self, *, phase: str) -> None:
         entry = self.manifest.entry
-        argv, python_child = build_argv(entry, self.root, self.options)
+        argv, python_child, own_env = self.runtime.command(self.manifest, self.root)
         sink = OutputSink(
             self.log,
             lines_per_second=self.options.output_lines_per_second,
@@ -374,8 +381,9 @@ class ProcessInstance:
         if self._jail is not None:  # what the previous process left behind goes first
             await self._jail.release()
         spare_fits = self._isolate_net or not self.options.isolate_network
+        spare_fits = spare_fits and not own_env  # a spare cannot take environment variables
         spare = self.runtime._take_spare() if python_child and spare_fits else None
-        if spare is None and python_child and self.options.fork_server:
+        if spare is None and python_child and self.options.fork_server and not own_env:
             # forked from the fork server now; it leaves the network namespace when asked
             spare = await self.runtime._forked(
                 self._id, self._serve, sink, self.limits, isolate_network=self._isolate_net
@@ -415,7 +423,8 @@ class ProcessInstance:
                 await session.start_process(
                     argv,
                     cwd=str(self.root),
-                    env={**child_env(self.options, self._id, token, python_child), **jail.env()},
+                    env={**child_env(self.options, self._id, token, python_child), **own_env,
+                         **jail.env()},
                     token=token,
                     preexec_fn=make_preexec(
                         self.limits, isolate_network=self._isolate_net, jail=jail

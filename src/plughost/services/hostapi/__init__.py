@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from plughost.security.permissions import PermissionManager
 from plughost.services.hostapi.files import FileInfo, FileService
 from plughost.services.hostapi.storage import StorageService
-from plughost.storage.kv import KeyValueStore
+from plughost.storage.kv import KeyValueBackend
 
 if TYPE_CHECKING:
     from plughost.services.hostapi.http import HttpOptions, HttpService
@@ -59,7 +59,7 @@ def make_services(
     permissions: PermissionManager,
     *,
     data_dir: str | Path,
-    kv: KeyValueStore,
+    kv: KeyValueBackend,
     http_options: HttpOptions | None = None,
 ) -> HostServices:
     """Build ``files``/``http``/``storage`` for a plugin and register its implicit grants.

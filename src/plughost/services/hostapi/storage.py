@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from plughost.security.permissions import PermissionManager
-from plughost.storage.kv import KeyValueStore, Transaction
+from plughost.storage.kv import KeyValueBackend, Transaction
 
 __all__ = ["StorageService"]
 
@@ -30,7 +30,7 @@ class StorageService:
         self,
         plugin_id: str,
         permissions: PermissionManager,
-        kv: KeyValueStore,
+        kv: KeyValueBackend,
         namespace: str | None = None,
     ) -> None:
         self.plugin_id = plugin_id

@@ -1,0 +1,703 @@
+"""The ``grpc`` runtime: plugins that are gRPC services implementing ``plughost.proto``.
+
+``entry`` is either a command line the host starts (``python server.py``, ``node server.js``,
+``./plugin``), run like a process plugin — the plugin folder as working directory, a minimal
+environment, rlimits, its own network namespace when it declares no ``net:`` permission,
+children killed with the host — and supervised the same way (restarts with backoff, quarantine,
+through :class:`~plughost.observability.health.Supervisor`); or the address of a service that
+already runs elsewhere (``host:port``, ``unix:/path``), which the host attaches to and
+reconnects to with backoff when it goes away.
+
+A launched plugin completes the handshake of :mod:`.handshake` (go-plugin style: a magic cookie
+in its environment, one line on stdout, a timeout, a clear version mismatch); by default it
+listens on a Unix socket in a private directory the host made for it. With
+``GrpcOptions(mtls=True)`` each launch also gets per-launch certificates (go-plugin's AutoMTLS,
+:mod:`.tls`). Readiness is the standard ``grpc.health.v1.Health`` service.
+
+Host operations reach the host on the ``HostCalls`` stream and go through the shared table
+(:mod:`plughost.runtimes.hostcalls`): this module restates no permission rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from plughost.core._manifest_checks import entry_problem, grpc_address
+from plughost.core.contract import Capability
+from plughost.errors import (
+    PermissionDenied,
+    PlughostError,
+    PluginActivationError,
+    PluginCrashed,
+    PluginError,
+    PluginLoadError,
+    PluginTimeout,
+    PluginUnavailable,
+    ProtocolError,
+)
+from plughost.observability.health import RestartPolicy, Supervisor, SupervisorEvent
+from plughost.runtimes.base import Export, Health
+from plughost.runtimes.grpc import plughost_pb2 as pb
+from plughost.runtimes.grpc import plughost_pb2_grpc as pb_grpc
+from plughost.runtimes.grpc.handshake import (
+    APP_PROTOCOL_VERSION,
+    ENV_COOKIE,
+    ENV_SOCKET_DIR,
+    ENV_VERSIONS,
+    MAGIC_COOKIE,
+    Handshake,
+    parse_line,
+)
+from plughost.runtimes.hostcalls import HostCalls, HostOpUnserved, HostParamsError
+from plughost.runtimes.process.launch import (
+    ProcessOptions,
+    build_argv,
+    child_env,
+    declares_network,
+    limits_of,
+    make_preexec,
+)
+from plughost.runtimes.process.output import OutputSink
+
+if TYPE_CHECKING:
+    from plughost.core.bus import Event
+    from plughost.core.context import PluginContext
+    from plughost.core.manifest import Manifest
+
+__all__ = ["GrpcInstance", "GrpcOptions", "GrpcRuntime", "create_runtime"]
+
+logger = logging.getLogger(__name__)
+
+SERVICE: Final = "plughost.v1.Plugin"
+"""The name the plugin's health service reports for (``""`` is accepted too)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcOptions:
+    """Knobs of the gRPC runtime.
+
+    :param handshake_timeout: seconds a launched plugin has to print its handshake line and an
+        attached one to answer its health check.
+    :param default_timeout: per-call deadline when neither the caller nor the manifest sets one.
+    :param stop_grace: seconds a launched plugin has to exit after SIGTERM at close.
+    :param mtls: give each launch its own certificates and speak mutual TLS (go-plugin's
+        AutoMTLS); the default is a Unix socket in a private directory.
+    :param hung_probe: after a call misses its deadline, a launched plugin must answer a health
+        check within this many seconds, or it is considered hung, killed and restarted (as the
+        process runtime does with a child that ignores a cancellation).
+    :param reconnect_backoff: first and largest delay between reconnection attempts to an
+        attached service (gRPC's own backoff, jittered).
+    :param process: the process runtime's launch settings (environment passthrough, network
+        isolation, output rate).
+    """
+
+    handshake_timeout: float = 10.0
+    default_timeout: float | None = 30.0
+    stop_grace: float = 2.0
+    mtls: bool = False
+    hung_probe: float = 1.0
+    reconnect_backoff: tuple[float, float] = (0.1, 5.0)
+    process: ProcessOptions = field(default_factory=ProcessOptions)
+
+
+def _json(text: str) -> Any:
+    return json.loads(text) if text else None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class GrpcRuntime:
+    """Loads ``runtime = "grpc"`` plugins. One per host; instances are independent."""
+
+    name = "grpc"
+    enforces: frozenset[str] = frozenset({"timeout", "memory", "cpu", "open_files", "output"})
+    capabilities: frozenset[Capability] = frozenset(Capability) - {Capability.CHANNELS}
+
+    def __init__(
+        self,
+        *,
+        options: GrpcOptions | None = None,
+        policy: RestartPolicy | None = None,
+        on_event: Callable[[SupervisorEvent], None] | None = None,
+    ) -> None:
+        self.options = options or GrpcOptions()
+        self.policy = policy or RestartPolicy()
+        self.on_event = on_event
+        self._instances: set[GrpcInstance] = set()
+        self._closed = False
+
+    def check_entry(self, entry: str, root: Path | None) -> str | None:
+        return entry_problem(self.name, entry, str(root) if root is not None else None)
+
+    async def load(self, manifest: Manifest, root: Path | None) -> GrpcInstance:
+        if self._closed:
+            raise PluginUnavailable("the grpc runtime is closed", plugin_id=manifest.id)
+        inst = GrpcInstance(self, manifest, Path(root) if root is not None else Path.cwd())
+        try:
+            await inst._connect(phase="load")
+        except BaseException:
+            await inst.close()
+            raise
+        self._instances.add(inst)
+        return inst
+
+    async def aclose(self) -> None:
+        self._closed = True
+        instances, self._instances = list(self._instances), set()
+        await asyncio.gather(*(i.close() for i in instances), return_exceptions=True)
+
+
+class _Launched:
+    """One started plugin process: its handshake, its output, its end."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, socket_dir: str, sink: OutputSink):
+        self.proc = proc
+        self.socket_dir = socket_dir
+        self.sink = sink
+        self.expected_end = False
+        self._pumps: list[asyncio.Task[None]] = []
+
+    def pump_output(self) -> None:
+        loop = asyncio.get_running_loop()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                self._pumps.append(loop.create_task(self._pump(stream)))
+
+    async def _pump(self, stream: asyncio.StreamReader) -> None:
+        while True:
+            chunk = await stream.read(65536)
+            if not chunk:
+                self.sink.close()
+                return
+            self.sink.feed(chunk)
+
+    async def end(self, grace: float) -> None:
+        self.expected_end = True
+        proc = self.proc
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        for task in self._pumps:
+            task.cancel()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+def _exit_reason(returncode: int | None) -> str:
+    import signal
+
+    if returncode is None:
+        return "ended"
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-returncode).name}"
+    return f"exited with status {returncode}"
+
+
+class GrpcInstance:
+    """One gRPC plugin: a channel (replaced on restart), the process when launched, its
+    supervisor."""
+
+    def __init__(self, runtime: GrpcRuntime, manifest: Manifest, root: Path) -> None:
+        self.runtime = runtime
+        self.options = runtime.options
+        self.manifest = manifest
+        self.root = root
+        self.limits = limits_of(manifest)
+        self._id = manifest.id
+        self.log = logging.getLogger(f"plughost.plugin.{self._id}")
+        self.address = grpc_address(manifest.entry)
+        self.supervisor = Supervisor(runtime.policy)
+        self._launched: _Launched | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: pb_grpc.PluginStub | None = None
+        self._context: PluginContext | None = None
+        self._calls = HostCalls(self._id, None, log=self._log_line)
+        self._host_stream: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._restart: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self._active = False
+        self._closed = False
+        self.failure: str | None = None
+        self.exports: list[Export] = []
+        self.sink = OutputSink(self.log, lines_per_second=self.options.process
+                               .output_lines_per_second, bytes_per_second=self.limits.get("output"))
+        self._changed = asyncio.Event()
+        self._stats = {"calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0,
+                       "host_calls": 0}
+        self._tls: Any = None
+
+    @property
+    def plugin_id(self) -> str:
+        return self._id
+
+    @property
+    def pid(self) -> int | None:
+        launched = self._launched
+        return launched.proc.pid if launched is not None else None
+
+    def _log_line(self, level: int, message: str) -> None:
+        self.sink.log(level, message)
+
+    # -- connecting ------------------------------------------------------------------------------
+    def _channel_options(self) -> list[tuple[str, Any]]:
+        first, most = self.options.reconnect_backoff
+        return [
+            ("grpc.initial_reconnect_backoff_ms", int(first * 1000)),
+            ("grpc.min_reconnect_backoff_ms", int(first * 1000)),
+            ("grpc.max_reconnect_backoff_ms", int(most * 1000)),
+            ("grpc.max_receive_message_length", self.options.process.max_frame),
+            ("grpc.max_send_message_length", self.options.process.max_frame),
+        ]
+
+    async def _connect(self, *, phase: str) -> None:
+        if self.address is not None:
+            target, credentials = self.address, None
+        else:
+            handshake = await self._launch(phase)
+            target = handshake.target
+            credentials = self._tls.channel_credentials() if self._tls is not None else None
+        options = self._channel_options()
+        if credentials is not None:
+            from plughost.runtimes.grpc.tls import SERVER_NAME
+
+            options.append(("grpc.ssl_target_name_override", SERVER_NAME))
+            channel = grpc.aio.secure_channel(target, credentials, options=options)
+        else:
+            channel = grpc.aio.insecure_channel(target, options=options)
+        self._channel = channel
+        self._stub = pb_grpc.PluginStub(channel)  # type: ignore[no-untyped-call]
+        try:
+            await self._wait_serving(phase)
+        except BaseException:
+            await self._drop_channel()
+            raise
+
+    async def _wait_serving(self, phase: str) -> None:
+        assert self._channel is not None
+        health = health_pb2_grpc.HealthStub(self._channel)
+        deadline = time.monotonic() + self.options.handshake_timeout
+        last = "no answer"
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PluginLoadError(
+                    f"the gRPC plugin at {self._target_text()} did not report SERVING on the "
+                    f"grpc.health.v1 service within {self.options.handshake_timeout:g}s "
+                    f"({last})", plugin_id=self._id, phase=phase)
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE),
+                                           timeout=remaining, wait_for_ready=True)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = f"status {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:  # reports for "" only
+                    reply = await health.Check(health_pb2.HealthCheckRequest(service=""),
+                                               timeout=remaining, wait_for_ready=True)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                last = f"{exc.code().name}: {exc.details()}"
+                if self._launched is not None and self._launched.proc.returncode is not None:
+                    raise PluginLoadError(
+                        f"the gRPC plugin process {_exit_reason(self._launched.proc.returncode)} "
+                        "before it was serving", plugin_id=self._id, phase=phase) from None
+            await asyncio.sleep(0.02)
+
+    def _target_text(self) -> str:
+        return self.address or "its handshake address"
+
+    async def _launch(self, phase: str) -> Handshake:
+        opts = self.options.process
+        argv, _ = build_argv(self.manifest.entry, self.root, opts)
+        socket_dir = tempfile.mkdtemp(prefix="plughost-grpc-")
+        env = child_env(opts, self._id, secrets.token_hex(16), True)
+        env.update({ENV_COOKIE: MAGIC_COOKIE, ENV_SOCKET_DIR: socket_dir,
+                    ENV_VERSIONS: str(APP_PROTOCOL_VERSION)})
+        if self.options.mtls:
+            from plughost.runtimes.grpc.tls import AutoTLS
+
+            self._tls = AutoTLS.for_launch()
+            env.update(self._tls.env())
+        isolate = opts.isolate_network and not declares_network(self.manifest)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, cwd=str(self.root), env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                preexec_fn=make_preexec(self.limits, isolate_network=isolate),
+            )
+        except OSError as exc:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+            raise PluginLoadError(f"cannot start {argv[0]!r}: {exc}", plugin_id=self._id,
+                                  phase=phase) from None
+        launched = _Launched(proc, socket_dir, self.sink)
+        self._launched = launched
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), self.options.handshake_timeout)
+        except TimeoutError:
+            await launched.end(self.options.stop_grace)
+            raise ProtocolError(
+                f"the plugin printed no handshake line within {self.options.handshake_timeout:g}s"
+                "; a gRPC plugin prints one line like '1|1|unix|/path/plugin.sock|grpc' on "
+                "stdout once it listens (docs/grpc.md)", code="protocol.handshake",
+                plugin_id=self._id, phase=phase) from None
+        if not line:
+            await launched.end(self.options.stop_grace)
+            raise PluginLoadError(
+                f"the gRPC plugin {_exit_reason(await proc.wait())} before its handshake",
+                plugin_id=self._id, phase=phase)
+        try:
+            handshake = parse_line(line.decode("utf-8", "replace"), self._id)
+            if self._tls is not None:
+                self._tls.accept_server(line.decode().strip().split("|"))
+        except PlughostError as exc:
+            await launched.end(self.options.stop_grace)
+            exc.phase = phase
+            raise
+        launched.pump_output()
+        self._watch = asyncio.get_running_loop().create_task(self._watch_exit(launched))
+        return handshake
+
+    async def _drop_channel(self) -> None:
+        if self._host_stream is not None:
+            self._host_stream.cancel()
+            self._host_stream = None
+        channel, self._channel, self._stub = self._channel, None, None
+        if channel is not None:
+            await channel.close(grace=None)
+
+    # -- supervision (the process runtime's policy) ---------------------------------------------
+    async def _watch_exit(self, launched: _Launched) -> None:
+        code = await launched.proc.wait()
+        if launched.expected_end or self._closed or launched is not self._launched:
+            return
+        reason = _exit_reason(code)
+        self._stats["crashes"] += 1
+        self.log.error("gRPC plugin process ended: %s", reason)
+        await self._drop_channel()
+        shutil.rmtree(launched.socket_dir, ignore_errors=True)
+        self._launched = None
+        decision = self.supervisor.record_crash(reason)
+        self._emit("crashed", reason, returncode=code)
+        if decision.quarantine:
+            self.failure = decision.reason
+            self._notify()
+            self._emit("quarantined", decision.reason, crashes=decision.crashes_in_window)
+            return
+        self._restart = asyncio.get_running_loop().create_task(
+            self._relaunch(decision.delay, reason))
+
+    async def _relaunch(self, delay: float, reason: str) -> None:
+        await asyncio.sleep(delay)
+        if self._closed:
+            return
+        try:
+            await self._connect(phase="restart")
+            if self._active and self._context is not None:
+                await self._activate(self._context)
+        except PlughostError as exc:
+            launched = self._launched
+            if launched is not None:
+                await launched.end(self.options.stop_grace)
+            self._launched = None
+            decision = self.supervisor.record_crash(f"restart failed: {exc.message}")
+            if decision.quarantine:
+                self.failure = decision.reason
+                self._notify()
+                self._emit("quarantined", decision.reason)
+                return
+            self._restart = asyncio.get_running_loop().create_task(
+                self._relaunch(decision.delay, reason))
+            return
+        self._stats["restarts"] += 1
+        self._notify()
+        self._emit("restarted", reason, pid=self.pid)
+
+    def _emit(self, kind: str, reason: str, **details: Any) -> None:
+        if self.runtime.on_event is not None:
+            try:
+                self.runtime.on_event(SupervisorEvent(self._id, kind, reason, details))
+            except Exception:
+                logger.exception("supervisor listener failed")
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _ready(self, timeout: float | None) -> pb_grpc.PluginStub:
+        """The stub to call, waiting out a restart within ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._closed:
+                raise PluginUnavailable("the plugin instance is closed; load it again",
+                                        plugin_id=self._id)
+            if self.failure is not None:
+                raise PluginUnavailable(self.failure, plugin_id=self._id,
+                                        details={"quarantined": True})
+            if self._stub is not None and (self.address is not None or self._launched):
+                return self._stub
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise PluginUnavailable(
+                    f"the gRPC plugin is restarting and was not back within {timeout:g}s",
+                    plugin_id=self._id, details={"restarting": True})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    # -- errors ----------------------------------------------------------------------------------
+    def _error(self, exc: grpc.aio.AioRpcError, what: str, timeout: float | None) -> PlughostError:
+        code, details = exc.code(), exc.details() or ""
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            self._stats["timeouts"] += 1
+            return PluginTimeout(f"{what} did not finish within {timeout}s", plugin_id=self._id,
+                                 details={"timeout": timeout})
+        self._stats["errors"] += 1
+        if code == grpc.StatusCode.NOT_FOUND:
+            return PluginUnavailable(f"{what}: {details}", plugin_id=self._id,
+                                     code="plugin.no_target")
+        if code == grpc.StatusCode.PERMISSION_DENIED:
+            return PermissionDenied(f"{what}: {details}", plugin_id=self._id)
+        if code == grpc.StatusCode.UNAVAILABLE:
+            if self.address is None:
+                return PluginCrashed(f"{what}: the plugin process went away ({details})",
+                                     plugin_id=self._id)
+            return PluginUnavailable(f"{what}: {self.address} is unreachable ({details})",
+                                     plugin_id=self._id)
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return ProtocolError(f"{what}: {details}", code="protocol.frame", plugin_id=self._id)
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            return PluginError(f"{what}: not implemented by the plugin", plugin_id=self._id,
+                               code="plugin.method")
+        return PluginError(f"{what}: {details}", plugin_id=self._id,
+                           details={"grpc_status": code.name})
+
+    def _timeout(self, timeout: float | None) -> float | None:
+        if timeout is not None:
+            return timeout
+        if self.limits.get("timeout") is not None:
+            return float(self.limits["timeout"])
+        return self.options.default_timeout
+
+    async def _rpc(self, name: str, request: Any, timeout: float | None = None, *,
+                   optional: bool = False, wait: bool = True) -> Any:
+        timeout = self._timeout(timeout)
+        stub = await self._ready(timeout) if wait else self._stub
+        if stub is None:
+            raise PluginUnavailable("the gRPC plugin is not connected", plugin_id=self._id)
+        try:
+            return await getattr(stub, name)(request, timeout=timeout,
+                                             wait_for_ready=self.address is not None)
+        except grpc.aio.AioRpcError as exc:
+            if optional and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and self._launched is not None:
+                self._probe_task = asyncio.get_running_loop().create_task(
+                    self._kill_if_hung(self._launched))
+            raise self._error(exc, name, timeout) from None
+
+    async def _kill_if_hung(self, launched: _Launched) -> None:
+        """A call missed its deadline: a plugin that cannot answer a health check either is
+        hung; kill it, and supervision restarts it."""
+        health = await self.health(timeout=self.options.hung_probe)
+        if health.ok or launched is not self._launched or launched.proc.returncode is not None:
+            return
+        self.log.error("gRPC plugin is unresponsive after a missed deadline (%s); killing it",
+                       health.detail)
+        with contextlib.suppress(ProcessLookupError):
+            launched.proc.kill()
+
+    # -- host operations on the HostCalls stream ---------------------------------------------------
+    async def _serve_host_calls(self, stub: pb_grpc.PluginStub) -> None:
+        replies: asyncio.Queue[pb.HostReply | None] = asyncio.Queue()
+
+        async def outgoing() -> AsyncIterator[pb.HostReply]:
+            while True:
+                reply = await replies.get()
+                if reply is None:
+                    return
+                yield reply
+
+        call = stub.HostCalls(outgoing())
+        try:
+            async for request in call:
+                asyncio.get_running_loop().create_task(self._host_call(request, replies))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE,
+                                  grpc.StatusCode.UNIMPLEMENTED):
+                self.log.warning("host call stream ended: %s", exc.details())
+        finally:
+            replies.put_nowait(None)
+
+    async def _host_call(self, request: pb.HostCall,
+                         replies: asyncio.Queue[pb.HostReply | None]) -> None:
+        self._stats["host_calls"] += 1
+        try:
+            params = json.loads(request.params_json or "{}")
+            result = self._calls.dispatch(request.method, params)
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await result
+            reply = pb.HostReply(id=request.id, result_json=_dumps(result))
+        except PlughostError as exc:
+            reply = pb.HostReply(id=request.id, error_code=exc.code, error_message=exc.message)
+        except (HostParamsError, ValueError) as exc:
+            reply = pb.HostReply(id=request.id, error_code="host.params", error_message=str(exc))
+        except HostOpUnserved as exc:
+            reply = pb.HostReply(id=request.id, error_code="host.unserved",
+                                 error_message=str(exc))
+        except Exception as exc:  # a service failed: tell the plugin, keep serving
+            reply = pb.HostReply(id=request.id, error_code="host.error",
+                                 error_message=f"{type(exc).__name__}: {exc}")
+        replies.put_nowait(reply)
+
+    # -- the PluginInstance contract ---------------------------------------------------------------
+    async def _activate(self, context: PluginContext) -> list[Export]:
+        try:
+            data_dir = getattr(context, "data_dir", None)
+        except PlughostError:
+            data_dir = None
+        manifest = getattr(self.manifest, "to_dict", None)
+        request = pb.ActivateRequest(
+            plugin_id=self._id,
+            config_json=_dumps(dict(getattr(context, "config", None) or {})),
+            data_dir=str(data_dir) if data_dir is not None else "",
+            manifest_json=_dumps(manifest() if manifest is not None else {"id": self._id}),
+        )
+        try:
+            reply = await self._rpc("Activate", request, wait=False)
+        except PluginError as exc:
+            if exc.code != "plugin.error":
+                raise
+            raise PluginActivationError(f"activate failed: {exc.message}", plugin_id=self._id,
+                                        phase="activate") from None
+        exports = [Export(e.kind, e.name, e.target, _json(e.options_json) or {})
+                   for e in reply.exports]
+        self.exports = exports
+        if self._stub is not None:
+            if self._host_stream is not None:
+                self._host_stream.cancel()
+            self._host_stream = asyncio.get_running_loop().create_task(
+                self._serve_host_calls(self._stub))
+        return exports
+
+    async def start(self, context: PluginContext) -> Sequence[Export]:
+        self._context = context
+        self._calls = HostCalls(self._id, context, log=self._log_line)
+        exports = await self._activate(context)
+        self._active = True
+        return exports
+
+    async def call(self, target: str, kwargs: Mapping[str, Any] | None = None, *,
+                   timeout: float | None = None) -> Any:
+        self._stats["calls"] += 1
+        reply = await self._rpc("Call", pb.CallRequest(target=target,
+                                                       args_json=_dumps(dict(kwargs or {}))),
+                                timeout)
+        return _json(reply.result_json)
+
+    async def deliver_event(self, target: str, event: Event) -> None:
+        await self._rpc("Event", pb.EventRequest(
+            target=target, topic=event.topic, payload_json=_dumps(event.payload),
+            source=event.source or "", id=event.id, timestamp=event.timestamp))
+
+    async def export_state(self) -> Any:
+        reply = await self._rpc("ExportState", pb.Empty(), optional=True)
+        return _json(reply.state_json) if reply is not None else None
+
+    async def import_state(self, state: Any, from_version: str) -> None:
+        await self._rpc("ImportState", pb.State(state_json=_dumps(state),
+                                                from_version=from_version), optional=True)
+
+    async def config_changed(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        await self._rpc("ConfigChange", pb.ConfigChangeRequest(
+            old_json=_dumps(dict(old)), new_json=_dumps(dict(new))), optional=True)
+
+    async def enabled_changed(self, enabled: bool) -> None:
+        await self._rpc("EnabledChange", pb.EnabledChangeRequest(enabled=enabled),
+                        optional=True)
+
+    async def health(self, timeout: float | None = None) -> Health:
+        if self.failure is not None:
+            return Health(False, self.failure, {"quarantined": True})
+        channel = self._channel
+        if channel is None:
+            return Health(False, "restarting", {})
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=SERVICE),
+                timeout=timeout or self._timeout(None) or 5.0)
+        except grpc.aio.AioRpcError as exc:
+            return Health(False, f"{exc.code().name}: {exc.details()}", {})
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        return Health(reply.status == health_pb2.HealthCheckResponse.SERVING, status, {})
+
+    async def stop(self) -> None:
+        if not self._active:
+            return
+        self._active = False
+        if self._stub is not None:
+            try:
+                await self._rpc("Deactivate", pb.Empty(), self.options.stop_grace,
+                                optional=True, wait=False)
+            except PlughostError as exc:
+                self.log.warning("deactivate failed: %s", exc.message)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        await self.stop()
+        self._closed = True
+        self._notify()
+        self.runtime._instances.discard(self)
+        for task in (self._restart, self._watch, self._probe_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await self._drop_channel()
+        launched, self._launched = self._launched, None
+        if launched is not None:
+            await launched.end(self.options.stop_grace)
+
+    def stats(self) -> Mapping[str, Any]:
+        out: dict[str, Any] = dict(self._stats)
+        out["pid"] = self.pid
+        out["address"] = self.address
+        out["quarantined"] = self.failure is not None
+        out["mtls"] = self._tls is not None
+        out["log_lines_dropped"] = self.sink.dropped_lines
+        return out
+
+    def local_callable(self, target: str) -> Callable[..., Any] | None:
+        return None
+
+
+def create_runtime(home: Path | None = None,
+                   on_event: Callable[[SupervisorEvent], None] | None = None) -> GrpcRuntime:
+    """Factory used by the host (see :data:`plughost.runtimes.base.BUILTIN_RUNTIMES`)."""
+    process = ProcessOptions(data_root=home / "data" if home is not None else None)
+    return GrpcRuntime(options=GrpcOptions(process=process), on_event=on_event)
+
+

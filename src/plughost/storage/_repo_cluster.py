@@ -1,0 +1,54 @@
+"""Repository part: the nodes of a cluster (``plughost serve`` processes on one database)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from plughost.storage._repo_base import RepositoryBase
+from plughost.storage.models import ClusterNodeRow
+from plughost.storage.records import StoredNode
+
+
+class ClusterRecords(RepositoryBase):
+    """Heartbeats of the nodes sharing this database."""
+
+    def beat_node(self, node_id: str, *, name: str, url: str, version: str,
+                  started_at: datetime, applied_seq: int, plugins: Mapping[str, str],
+                  info: Mapping[str, Any]) -> StoredNode:
+        """Insert or refresh a node's row with its figures, its heartbeat now."""
+        now = self._now()
+        with self._tx() as s:
+            row = s.get(ClusterNodeRow, node_id)
+            if row is None:
+                row = ClusterNodeRow(id=node_id, started_at=started_at)
+                s.add(row)
+            row.name, row.url, row.version = name[:200], url[:500], version[:100]
+            row.heartbeat_at, row.applied_seq = now, applied_seq
+            row.plugins, row.info = dict(plugins), dict(info)
+            s.flush()
+            return self._node(row)
+
+    def list_nodes(self) -> list[StoredNode]:
+        """Every node that reported, by name then id."""
+        with self._tx(write=False) as s:
+            rows = s.scalars(select(ClusterNodeRow).order_by(ClusterNodeRow.name,
+                                                             ClusterNodeRow.id)).all()
+            return [self._node(r) for r in rows]
+
+    def delete_node(self, node_id: str) -> bool:
+        """Forget a node (it left, or it has been dead for long)."""
+        with self._tx() as s:
+            return bool(getattr(s.execute(delete(ClusterNodeRow)
+                                          .where(ClusterNodeRow.id == node_id)),
+                                "rowcount", 0))
+
+    @staticmethod
+    def _node(row: ClusterNodeRow) -> StoredNode:
+        return StoredNode(id=row.id, name=row.name, url=row.url, version=row.version,
+                          started_at=row.started_at, heartbeat_at=row.heartbeat_at,
+                          applied_seq=int(row.applied_seq or 0), plugins=dict(row.plugins or {}),
+                          info=dict(row.info or {}))

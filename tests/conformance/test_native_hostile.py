@@ -1,0 +1,187 @@
+"""Conformance, native runtime: hostile C libraries are contained, the host and a neighbour live.
+
+The library (tests/conformance/plugins/hostile.c, compiled here with ``cc``) runs with the
+default isolation — a supervised child process speaking the process protocol — next to a
+well-behaved neighbour in a real PluginHost. Each case checks the failure is the one its limit
+promises (and that nothing it was refused happened), that the neighbour still answers, and that
+the hostile plugin is back in service (its child was replaced).
+
+A trusted, in-process library is not contained (docs/native.md says so); its host operations
+still pass the same permission checks, tested at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plughost import PluginHost, State
+from plughost.errors import (
+    PermissionDenied,
+    PluginCrashed,
+    PluginError,
+    PluginTimeout,
+    ProtocolError,
+)
+from plughost.observability.health import RestartPolicy
+from plughost.runtimes.native import NativeRuntime
+from plughost.runtimes.process.runtime import ProcessOptions
+from tests.fixtures.native import build_library
+
+from .conftest import CASES, Services, write_plugin
+from .test_process_hostile import NEIGHBOUR, back_in_service, eventually
+
+HERE = Path(__file__).parent
+
+
+@asynccontextmanager
+async def hostile_host(
+    tmp_path: Path,
+    services: Services,
+    *,
+    limits: Mapping[str, Any] | None = None,
+    options: ProcessOptions | None = None,
+    inprocess: bool = False,
+) -> AsyncIterator[tuple[PluginHost, list[str]]]:
+    plugins = tmp_path / "plugins"
+    folder = write_plugin(plugins, "hostile", runtime="native", entry="hostile.so", limits=limits)
+    build_library(HERE / "plugins" / "hostile.c", folder / "hostile.so")
+    shutil.copytree(NEIGHBOUR, plugins / "pyecho")
+    host = PluginHost([plugins])
+    events: list[str] = []
+
+    def on_event(event: Any) -> None:
+        events.append(event.kind)
+        host._on_supervisor_event(event)
+
+    host.add_runtime(NativeRuntime(
+        inprocess={"hostile"} if inprocess else (),
+        options=options or ProcessOptions(cancel_grace=0.3, term_grace=0.5, stop_grace=1.0),
+        policy=RestartPolicy(initial_delay=0.01, max_delay=0.1),
+        on_event=on_event,
+    ))
+    host.add_extension(services)
+    async with host:
+        await host.start()
+        assert host.get("hostile").state is State.ACTIVE
+        assert host.get("pyecho").state is State.ACTIVE
+        yield host, events
+        result = await host.call("pyecho", "say", text="still fine")
+        assert result["text"] == "still fine"
+
+
+def test_every_conformance_case_is_covered_here() -> None:
+    tests = [name for name in globals() if name.startswith("test_")]
+    missing = [c for c in CASES if not any(t.startswith(f"test_{c}_") for t in tests)]
+    assert missing == []
+
+
+async def test_infinite_loop_is_stopped_at_its_deadline(tmp_path, services) -> None:
+    async with hostile_host(tmp_path, services, limits={"timeout": 0.5}) as (host, events):
+        with pytest.raises(PluginTimeout):
+            await host.call("hostile", "infinite_loop")
+        await back_in_service(host, events)
+        assert host.get("hostile").instance.stats()["timeouts"] == 1
+
+
+async def test_memory_bomb_is_stopped_by_the_memory_limit(tmp_path, services) -> None:
+    async with hostile_host(tmp_path, services, limits={"memory": "256Mi"}) as (host, events):
+        with pytest.raises(PluginCrashed):
+            await host.call("hostile", "memory_bomb")
+        await back_in_service(host, events)
+
+
+async def test_crash_mid_call_fails_the_call_and_restarts(tmp_path, services) -> None:
+    async with hostile_host(tmp_path, services) as (host, events):
+        neighbour_calls = [host.call("pyecho", "nap", seconds=0.2) for _ in range(5)]
+        with pytest.raises(PluginCrashed, match="SIGSEGV"):
+            await host.call("hostile", "crash_mid_call")
+        assert await asyncio.gather(*neighbour_calls) == [0.2] * 5
+        await back_in_service(host, events)
+        assert host.get("hostile").instance.stats()["crashes"] == 1
+
+
+async def test_output_flood_is_rate_limited_and_the_neighbour_keeps_answering(
+    tmp_path, services, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="plughost.plugin.hostile")
+    async with hostile_host(tmp_path, services) as (host, _events):
+        flood = asyncio.ensure_future(host.call("hostile", "output_flood", lines=100_000))
+        while not flood.done():
+            assert (await host.call("pyecho", "say", text="hi"))["text"] == "hi"
+            await asyncio.sleep(0.01)
+        assert await flood == 100_000
+        instance = host.get("hostile").instance
+        await eventually(lambda: instance.sink.dropped_lines > 50_000)
+        kept = [r for r in caplog.records if r.getMessage().startswith("flood")]
+        assert len(kept) < 10_000
+
+
+async def test_oversized_message_ends_the_session_with_a_protocol_error(tmp_path, services):
+    options = ProcessOptions(max_frame=1 << 20, cancel_grace=0.3, term_grace=0.5)
+    async with hostile_host(tmp_path, services, options=options) as (host, events):
+        with pytest.raises(ProtocolError) as info:
+            await host.call("hostile", "oversized_message", size=4 << 20)
+        assert info.value.code == "protocol.frame"
+        await back_in_service(host, events)
+
+
+async def test_bad_frames_from_the_library_fail_only_that_call(tmp_path, services) -> None:
+    async with hostile_host(tmp_path, services) as (host, _events):
+        with pytest.raises(PluginError, match=r"JSON|Expecting"):
+            await host.call("hostile", "bad_json")
+        assert await host.call("hostile", "ping") == "pong"
+
+
+async def test_forbidden_file_read_is_refused_at_the_boundary(tmp_path, services) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    async with hostile_host(tmp_path, services) as (host, _events):
+        with pytest.raises(PermissionDenied, match="fs:read"):
+            await host.call("hostile", "forbidden_file_read", path=str(secret))
+    assert services.reads == []
+    assert services.grants.denied == [("fs:read", str(secret))]
+
+
+async def test_forbidden_http_request_is_refused_at_the_boundary(tmp_path, services) -> None:
+    async with hostile_host(tmp_path, services) as (host, _events):
+        with pytest.raises(PermissionDenied, match=r"net:evil\.example:443"):
+            await host.call("hostile", "forbidden_http_request", url="https://evil.example/x")
+    assert services.requests == []
+
+
+async def test_forbidden_event_emit_is_refused_and_a_granted_one_goes_through(
+    tmp_path, services
+) -> None:
+    services.grants.pairs.add(("events:emit", "hostile.allowed"))
+    async with hostile_host(tmp_path, services) as (host, _events):
+        with pytest.raises(PermissionDenied, match=r"events:emit:admin\.shutdown"):
+            await host.call("hostile", "forbidden_event_emit", topic="admin.shutdown")
+        assert await host.call("hostile", "forbidden_event_emit", topic="hostile.allowed") == 1
+        with pytest.raises(PluginError, match=r"host\.shell\.run"):
+            await host.call("hostile", "unknown_host_op")
+    assert services.events == [("hostile.allowed", {"evil": True})]
+
+
+@pytest.mark.parametrize("case", ["file", "emit"])
+async def test_trusted_inprocess_library_passes_the_same_permission_checks(
+    tmp_path, services, case
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    async with hostile_host(tmp_path, services, inprocess=True) as (host, _events):
+        assert host.get("hostile").instance.stats()["isolation"] == "inprocess"
+        with pytest.raises(PermissionDenied):
+            if case == "file":
+                await host.call("hostile", "forbidden_file_read", path=str(secret))
+            else:
+                await host.call("hostile", "forbidden_event_emit", topic="admin.shutdown")
+        assert await host.call("hostile", "ping") == "pong"
+    assert services.reads == [] and services.events == []

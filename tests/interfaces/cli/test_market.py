@@ -1,0 +1,173 @@
+"""The marketplace from the command line, as a publisher and an operator use it: init,
+publish, serve (a real process), add, search, install ID@RANGE with dependencies, outdated,
+update --all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from click.testing import Result
+from typer.testing import CliRunner
+
+from plughost.interfaces.cli import build_app
+
+runner = CliRunner()
+
+CODE = """
+from plughost.sdk import Plugin
+
+class Main(Plugin):
+    def ping(self):
+        return "pong"
+"""
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    return build_app()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PLUGHOST_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "home"
+
+
+def invoke(app: typer.Typer, *args: object) -> Result:
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def data(result: Result) -> object:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def keys(tmp_path: Path, home: Path) -> Path:
+    from plughost.security.signing import TrustStore, keygen
+
+    private, public = keygen(tmp_path / "keys", "publisher")
+    TrustStore.for_home(home).add(public, "publisher")
+    return private
+
+
+def package(tmp_path: Path, key: Path, pid: str, version: str, deps: str = "",
+            description: str = "") -> Path:
+    from plughost.security.package import pack
+    from plughost.security.signing import sign
+
+    src = tmp_path / "src" / f"{pid}-{version}"
+    src.mkdir(parents=True)
+    (src / "plugin.toml").write_text(textwrap.dedent(f"""\
+        id = "{pid}"
+        name = "{pid}"
+        version = "{version}"
+        entry = "main:Main"
+        description = "{description}"
+        tags = ["lyrics"]
+        """) + (f"[dependencies]\n{deps}\n" if deps else ""))
+    (src / "main.py").write_text(CODE)
+    out = pack(src, tmp_path / f"{pid}-{version}.zip")
+    sign(out, key)
+    return out
+
+
+@pytest.fixture
+def served_repo(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """`plughost market init` + `plughost market serve` in its own process."""
+    repo = tmp_path / "repo"
+    result = invoke(build_app(), "market", "init", repo, "--json")
+    assert result.exit_code == 0, result.output
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "plughost", "market", "serve", str(repo),
+                             "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = line.split(" at ", 1)[1].split(" ", 1)[0]
+        yield repo, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_publish_add_search_install_outdated_update(app, home, tmp_path, keys, served_repo):
+    repo, url = served_repo
+    for pid, version, deps in (("lrc-core", "1.0.0", ""),
+                               ("lrc-fetch", "0.2.0", '"lrc-core" = "^1.0"'),
+                               ("lyrics-lrc", "0.3.1", '"lrc-fetch" = "^0.2"\n"lrc-core" = "*"')):
+        published = data(invoke(app, "publish", package(tmp_path, keys, pid, version, deps,
+                                                        f"{pid} synced lyrics"),
+                                 "--repo", repo, "--json"))
+        assert published["plugin_id"] == pid  # type: ignore[index]
+    added = data(invoke(app, "market", "add", "main", url, "--root", repo / "root.json",
+                        "--json"))
+    assert added["plugins"] == 3  # type: ignore[index]
+    found = data(invoke(app, "search", "lyrics", "--limit", "2", "--json"))
+    assert found["total"] == 3 and len(found["items"]) == 2  # type: ignore[index]
+    assert found["items"][0]["id"] == "lyrics-lrc"  # type: ignore[index]
+    nxt = data(invoke(app, "search", "lyrics", "--cursor", found["next_cursor"],  # type: ignore[index]
+                      "--json"))
+    assert len(nxt["items"]) == 1 and nxt["next_cursor"] is None  # type: ignore[index]
+
+    installed = data(invoke(app, "install", "lyrics-lrc@^0.3", "--json"))
+    assert [i["plugin_id"] for i in installed["installed"]] == [  # type: ignore[index]
+        "lrc-core", "lrc-fetch", "lyrics-lrc"]
+    again = invoke(app, "install", "lyrics-lrc", "--json")
+    assert json.loads(again.stdout)["error"]["code"] == "install.exists"
+
+    assert data(invoke(app, "outdated", "--json"))["items"] == []  # type: ignore[index]
+    invoke(app, "publish", package(tmp_path, keys, "lrc-core", "1.1.0"), "--repo", repo)
+    outdated = data(invoke(app, "outdated", "--json"))
+    assert [(i["id"], i["latest_version"]) for i in outdated["items"]] == [  # type: ignore[index]
+        ("lrc-core", "1.1.0")]
+    updated = data(invoke(app, "update", "--all", "--json"))
+    assert [(u["id"], u["ok"], u["to_version"]) for u in updated["items"]] == [  # type: ignore[index]
+        ("lrc-core", True, "1.1.0")]
+
+
+def test_install_of_an_unknown_id_says_what_to_do(app, home, served_repo):
+    repo, url = served_repo
+    invoke(app, "market", "add", "main", url, "--root", repo / "root.json")
+    result = invoke(app, "install", "nothing-here", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"]["code"] == "market.not_found"
+
+
+def test_add_refuses_a_wrong_root_and_keeps_nothing(app, home, tmp_path, served_repo):
+    _repo, url = served_repo
+    other = tmp_path / "other"
+    invoke(app, "market", "init", other)
+    result = invoke(app, "market", "add", "main", url, "--root", other / "root.json",
+                    "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"]["code"] == "market.signature"
+    assert data(invoke(app, "market", "list", "--json"))["items"] == []  # type: ignore[index]
+
+
+def test_policy_and_check_from_the_command_line(app, home, tmp_path, keys, served_repo):
+    repo, url = served_repo
+    invoke(app, "publish", package(tmp_path, keys, "solo", "1.0.0"), "--repo", repo)
+    invoke(app, "market", "add", "main", url, "--root", repo / "root.json")
+    data(invoke(app, "install", "solo", "--json"))
+    shown = data(invoke(app, "market", "policy", "solo", "--json"))
+    assert shown["policy"] == "notify"  # type: ignore[index]
+    bad = invoke(app, "market", "policy", "solo", "--policy", "auto", "--window", "9-5",
+                 "--json")
+    assert bad.exit_code == 1 and json.loads(bad.stdout)["error"]["code"] == "market.invalid"
+    data(invoke(app, "market", "policy", "solo", "--policy", "auto", "--json"))
+    invoke(app, "publish", package(tmp_path, keys, "solo", "1.1.0"), "--repo", repo)
+    checked = data(invoke(app, "market", "check", "--json"))
+    assert [(d["id"], d["action"]) for d in checked["items"]] == [  # type: ignore[index]
+        ("solo", "updated")]
