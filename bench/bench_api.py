@@ -112,6 +112,16 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) ->
     raise SystemExit("server did not become ready")
 
 
+def stop_server(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -127,18 +137,30 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def run_wrk(url: str, connections: int, duration: int) -> dict[str, float]:
+def parse_wrk(out: str) -> dict[str, float]:
+    """Requests/s, p50/p99 (ms) and non-2xx count from ``wrk --latency`` output. wrk pads a
+    one-letter unit with a trailing space ("  99%    1.23s "), so allow trailing blanks."""
+    def grab(pattern: str) -> str:
+        match = re.search(pattern, out, re.M)
+        if match is None:
+            raise SystemExit(f"cannot find {pattern!r} in wrk's output:\n{out}")
+        return match.group(1)
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(grab(r"Requests/sec:\s+([\d.]+)")),
+            "p50": _ms(grab(r"^\s+50%\s+(\S+)\s*$")),
+            "p99": _ms(grab(r"^\s+99%\s+(\S+)\s*$")),
+            "errors": float(errors.group(1)) if errors else 0.0}
+
+
+def run_wrk(url: str, connections: int, duration: int, path: str = "/api/v1/plugins",
+            ) -> dict[str, float]:
     cmd = [*pinned(1), "wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s",
-           "--latency", f"{url}/api/v1/plugins"]
+           "--latency", f"{url}{path}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     if os.environ.get("BENCH_VERBOSE"):
         print(out)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": p50, "p99": p99,
-            "errors": float(errors.group(1)) if errors else 0.0}
+    return parse_wrk(out)
 
 
 LOADGEN = r"""
@@ -198,12 +220,7 @@ def measure(home: Path, args: argparse.Namespace, cache_ttl: float) -> dict[str,
                       idle_rss=idle_rss, loaded_rss=rss_mib(proc.pid))
         return result
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
 
 
 def main() -> None:

@@ -110,6 +110,28 @@ def bare_pipe_echo(n: int) -> float:
     return elapsed
 
 
+_READ_LOOP = """
+import os, sys, time
+size, n = int(sys.argv[1]), 20000
+r, w = os.pipe()
+msg = b"x" * 100
+start = time.perf_counter()
+for _ in range(n):
+    os.write(w, msg)
+    os.read(r, size)
+print((time.perf_counter() - start) / n)
+"""
+
+
+def read_cost(size: int) -> float:
+    """Seconds per write + ``os.read(fd, size)`` of a 100-byte message through a pipe, in a
+    fresh ``python -S`` process as a plugin runner is (the heap's state decides whether a big
+    read buffer is mapped and faulted in on every read)."""
+    out = subprocess.run([sys.executable, "-S", "-c", _READ_LOOP, str(size)], check=True,
+                         capture_output=True, text=True)
+    return float(out.stdout)
+
+
 def task_cpu(pid: int) -> float:
     """CPU seconds used so far by every thread of process ``pid`` (nanosecond resolution)."""
     total = 0
@@ -331,7 +353,7 @@ async def spawn_to_ready(
     when it is assigned); ``forked``, forked from the fork server (started by the untimed load);
     ``cold``, interpreter + imports + handshake every time.
     """
-    warm = mode == "spare"
+    warm = mode != "cold"  # the fork server forks the next runner ahead of need, as a spare
     runtimes = [ProcessRuntime(options=ProcessOptions(warm_spare=warm, confine=c,
                                                       fork_server=mode == "forked"))
                 for c in (False, True)]
@@ -367,6 +389,10 @@ async def process_section(quick: bool) -> list[Row]:
     c = Cost(*(statistics.median(getattr(x, k) for x in call) for k in ("wall", "host", "child")))
     f_cpu = statistics.median(x.cpu for x in floor)
     c_cpu = statistics.median(x.cpu for x in call)
+    reads = {size: statistics.median(read_cost(size) for _ in range(runs))
+             for size in (64 * 1024, 256 * 1024)}
+    rows.append(Row("process", "pipe write + os.read, 256 KiB read buffer",
+                    reads[256 * 1024] * 1e6, "µs", "64 KiB buffer", reads[64 * 1024] * 1e6))
     rows.append(Row("process", "bare pipe echo round trip (blocking, floor)", b * 1e6, "µs"))
     rows.append(Row("process", "asyncio pipe echo round trip, wall", f.wall * 1e6, "µs",
                     "blocking floor", b * 1e6))

@@ -45,6 +45,16 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+async def _per_call(inst: Any, target: str, n: int, warm: int = 500) -> float:
+    """Seconds per ``await inst.call(target, {})``, after ``warm`` calls."""
+    for _ in range(warm):
+        await inst.call(target, {})
+    start = time.perf_counter()
+    for _ in range(n):
+        await inst.call(target, {})
+    return (time.perf_counter() - start) / n
+
+
 # --- native --------------------------------------------------------------------------------------
 def _built_counter(tmp: Path) -> Path:
     from tests.fixtures.native import build_library
@@ -109,12 +119,7 @@ async def native_isolated(folder: Path, n: int) -> float:
     runtime = NativeRuntime(options=ProcessOptions(warm_spare=False))
     inst = await runtime.load(_manifest(folder), folder)
     await inst.start(CTX)
-    for _ in range(500):
-        await inst.call("get", {})
-    start = time.perf_counter()
-    for _ in range(n):
-        await inst.call("get", {})
-    per_call = (time.perf_counter() - start) / n
+    per_call = await _per_call(inst, "get", n)
     await runtime.aclose()
     return per_call
 
@@ -127,12 +132,7 @@ async def process_round_trip(n: int) -> float:
                                    "runtime": "process", "entry": "pyecho_plugin:Echo"})
     inst = await runtime.load(manifest, PYECHO)
     await inst.start(CTX)
-    for _ in range(500):
-        await inst.call("say", {})
-    start = time.perf_counter()
-    for _ in range(n):
-        await inst.call("say", {})
-    per_call = (time.perf_counter() - start) / n
+    per_call = await _per_call(inst, "say", n)
     await runtime.aclose()
     return per_call
 
@@ -195,7 +195,7 @@ async def bare_grpc_echo(n: int) -> float:
     sock_dir = tempfile.mkdtemp(prefix="bench-grpc-")
     path = os.path.join(sock_dir, "echo.sock")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", _BARE_SERVER, path], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", _BARE_SERVER, path], env=env,  # noqa: ASYNC220
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     proc.stdout.readline()
@@ -225,12 +225,7 @@ async def grpc_runtime(n: int) -> tuple[float, float]:
     inst = await runtime.load(manifest, EXAMPLE_GRPC)
     await inst.start(CTX)
     ready = time.perf_counter() - start
-    for _ in range(300):
-        await inst.call("echo", {})
-    start = time.perf_counter()
-    for _ in range(n):
-        await inst.call("echo", {})
-    per_call = (time.perf_counter() - start) / n
+    per_call = await _per_call(inst, "echo", n, warm=300)
     await runtime.aclose()
     return per_call, ready
 

@@ -1440,8 +1440,8 @@ class PluginHost:
                 await hook(record, exports)
         return exports
 
-    async def _stop_instance(self, record: PluginRecord) -> None:
-        """Remove what the running instance registered and stop it (it stays loaded)."""
+    async def _unregister(self, record: PluginRecord) -> None:
+        """The extensions' ``on_deactivated``: what the plugin registered goes."""
         for ext in reversed(self._extensions):
             hook = getattr(ext, "on_deactivated", None)
             if hook is not None:
@@ -1449,6 +1449,10 @@ class PluginHost:
                     await hook(record)
                 except Exception:
                     logger.exception("extension cleanup failed for %s", record.id)
+
+    async def _stop_instance(self, record: PluginRecord) -> None:
+        """Remove what the running instance registered and stop it (it stays loaded)."""
+        await self._unregister(record)
         try:
             await record.instance.stop()
         except Exception as exc:
@@ -1473,13 +1477,7 @@ class PluginHost:
             record.warnings.append(f"{what}() raised {type(exc).__name__}: {exc}")
 
     async def _teardown_after_failed_activation(self, record: PluginRecord) -> None:
-        for ext in reversed(self._extensions):
-            hook = getattr(ext, "on_deactivated", None)
-            if hook is not None:
-                try:
-                    await hook(record)
-                except Exception:
-                    logger.exception("extension cleanup failed for %s", record.id)
+        await self._unregister(record)
         instance: PluginInstance | None = record.instance
         record.instance = None
         if instance is not None:

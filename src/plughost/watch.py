@@ -238,32 +238,47 @@ class FolderWatcher:
         await self._ready.wait()
 
     async def _run(self, watchfiles: Any) -> None:
-        quiet = max(1, int(self.debounce * 1000))
+        # watchfiles yields a batch once ``step`` ms pass without a new change; the rest of
+        # the quiet period is waited here, so a burst ends ``debounce`` after its last save.
+        step = max(1, min(50, int(self.debounce * 1000)))
         folders = [f for f in self.folders if f.exists()]
         if not folders:
             self._ready.set()
             return
-        changes = watchfiles.awatch(*folders, step=quiet, debounce=max(quiet * 10, 2000),
+        batches: asyncio.Queue[set[Path]] = asyncio.Queue()
+        debouncer = asyncio.get_running_loop().create_task(self._debounce(batches, step / 1000))
+        changes = watchfiles.awatch(*folders, step=step, debounce=max(step * 40, 2000),
                                     stop_event=self._stop, yield_on_timeout=True,
                                     rust_timeout=200)
-        first = True
-        async for batch in changes:
-            if first:
-                first = False
+        try:
+            async for batch in changes:
                 self._ready.set()
-                if not batch:
-                    continue
-            roots: set[Path] = set()
-            for _, name in batch:
-                root = plugin_root_of(Path(name), self.folders)
-                if root is not None:
-                    roots.add(root)
-            if roots:
+                roots: set[Path] = set()
+                for _, name in batch:
+                    root = plugin_root_of(Path(name), self.folders)
+                    if root is not None:
+                        roots.add(root)
+                if roots:
+                    batches.put_nowait(roots)
+        finally:
+            self._ready.set()
+            debouncer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await debouncer
+
+    async def _debounce(self, batches: asyncio.Queue[set[Path]], step: float) -> None:
+        quiet = max(0.0, self.debounce - step)
+        while True:
+            roots = await batches.get()
+            while True:
                 try:
-                    await self.on_change(roots)
-                except Exception:
-                    logger.exception("handling changes in %s failed", sorted(map(str, roots)))
-        self._ready.set()
+                    roots |= await asyncio.wait_for(batches.get(), quiet)
+                except TimeoutError:
+                    break
+            try:
+                await self.on_change(roots)
+            except Exception:
+                logger.exception("handling changes in %s failed", sorted(map(str, roots)))
 
     async def aclose(self) -> None:
         self._stop.set()

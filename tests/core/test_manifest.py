@@ -768,7 +768,7 @@ def test_field_table_covers_the_native_keys() -> None:
         "id", "name", "version", "description", "author", "license", "homepage", "repository",
         "documentation", "icon", "tags", "type", "runtime", "entry", "host", "platforms",
         "alternatives", "dependencies", "optional-dependencies", "provides", "activation",
-        "permissions", "config", "limits", "resources",
+        "permissions", "config", "limits", "resources", "params-schema",
     }
     limits = next(f for f in FIELDS if f.key == "limits")
     assert [c.key for c in limits.children] == [

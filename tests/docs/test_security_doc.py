@@ -20,7 +20,7 @@ SRC = REPO / "src" / "plughost"
 
 #: The families of refusal codes the threat model lists in full.
 FAMILIES = ("auth", "request", "permission", "download", "archive", "package", "signature",
-            "integrity", "key", "trust", "protocol", "http", "market")
+            "integrity", "key", "trust", "protocol", "http", "market", "reload")
 #: Single codes from other families the threat model lists.
 SINGLES = {"storage.database_unavailable", "storage.object_store_unavailable"}
 #: String constants that look like codes but are file names.

@@ -192,6 +192,31 @@ async def test_missing_dependency_refused_then_installed_once_available(service,
     assert result.state == "active"
 
 
+async def test_resolution_follows_what_another_process_installed_and_removed(trusted,
+                                                                          make_package):
+    """The installer validates installed manifests once and then follows the change log: a
+    dependency another process installed (or removed) since is seen at the next install."""
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted, start=False) as mine:
+        await mine.install(make_package("base"))  # reads and keeps the installed manifests
+        async with PluginService(trusted, start=False) as other:
+            await other.install(make_package("lib", "1.2.0"))
+        await mine.refresh()  # the host runs lib now; the installer needed no refresh
+        assert (await mine.install(make_package("app", dependencies={"lib": "^1.0"}))).state
+        async with PluginService(trusted, start=False) as other:
+            await other.uninstall("app")
+            await other.uninstall("lib")
+        with pytest.raises(PlughostError) as info:
+            await mine.install(make_package("app2", dependencies={"lib": "^1.0"}))
+        assert info.value.code == "resolve.missing"
+        async with PluginService(trusted, start=False) as other:
+            await other.install(make_package("lib", "2.0.0"))
+        with pytest.raises(PlughostError) as info:  # the version another process installed
+            await mine.install(make_package("app2", dependencies={"lib": "^1.0"}))
+        assert info.value.code in ("resolve.conflict", "resolve.missing")
+
+
 async def test_incompatible_host_version_refused(service, make_package, state_snapshot):
     package = make_package("hello", extra='host = ">=99.0.0"')
     error = await _refused(service, state_snapshot, "resolve.host", package)

@@ -288,6 +288,42 @@ async def test_refresh_picks_up_what_another_process_changed(trusted, make_packa
         assert "hello" not in server.host.registry
 
 
+async def test_refresh_applies_only_what_the_change_log_names(trusted, make_package):
+    """refresh() reads the change log from its position and touches only the plugins named
+    there: a row altered behind the repository's back (no change recorded) is not re-read,
+    while the plugin another process changed is; once the log is pruned past its position it
+    compares everything instead."""
+    import sqlalchemy as sa
+
+    from plughost.services.manager import PluginService
+    from plughost.storage.models import PluginRow
+
+    async with PluginService(trusted) as server:
+        async with PluginService(trusted, start=False) as cli:
+            await cli.install(make_package("alpha"))
+            await cli.install(make_package("beta"))
+        assert await server.refresh() == ["alpha", "beta"]
+        assert await server.refresh() == []  # own state writes are not changes to apply
+
+        def sneak() -> None:  # a raw write: no change row
+            with server.repository.database.engine.begin() as conn:
+                conn.execute(sa.update(PluginRow).where(PluginRow.id == "alpha")
+                             .values(enabled=False))
+
+        await asyncio.to_thread(sneak)
+        async with PluginService(trusted, start=False) as cli:
+            await cli.disable("beta")
+        assert await server.refresh() == ["beta"]
+        assert server.host.get("alpha").state.value == "active"  # not re-read
+        assert server.host.get("beta").state.value == "disabled"
+
+        last = await asyncio.to_thread(server.repository.last_change_seq)
+        await asyncio.to_thread(server.repository.prune_changes, last)
+        server._change_seq = 0  # a position the log no longer reaches
+        assert await server.refresh() == ["alpha"]  # the full comparison finds the raw write
+        assert server.host.get("alpha").state.value == "disabled"
+
+
 async def test_refresh_interval_runs_in_the_background(trusted, make_package):
     import asyncio
 

@@ -452,3 +452,37 @@ def test_from_manifest_accepts_a_real_parsed_manifest(repo: Repository) -> None:
     assert stored.entry_point == "notify_slack:Plugin" and stored.runtime == "python"
     assert stored.default_config == {"channel": "#x"}
     assert repo.require_plugin("notify-slack").manifest == parsed.to_dict()
+
+
+def test_keyset_pages_filter_and_neither_repeat_nor_skip_under_concurrent_changes(
+    repo: Repository,
+) -> None:
+    for i in range(0, 40, 2):  # p00, p02, ... p38
+        install(repo, f"p{i:02d}", type="notify" if i % 4 else "demo")
+    seen: list[str] = []
+    after: str | None = None
+    pages = 0
+    while True:
+        page, after = repo.page_plugins(after=after, limit=6)
+        seen += [p.id for p in page]
+        pages += 1
+        # Meanwhile another writer installs (before and after the position) and removes.
+        install(repo, f"p{pages * 2 + 1:02d}")
+        install(repo, f"a{pages:02d}")  # sorts before everything already seen
+        if after is None:
+            break
+    originals = [f"p{i:02d}" for i in range(0, 40, 2)]
+    assert len(seen) == len(set(seen))  # nothing twice
+    assert set(originals) <= set(seen)  # nothing that existed was skipped
+    assert seen == sorted(seen)
+    assert not any(pid.startswith("a") for pid in seen)  # inserted behind the cursor
+    demo, after = repo.page_plugins(type="demo", limit=100)
+    assert [p.id for p in demo] == [f"p{i:02d}" for i in range(0, 40, 4)] and after is None
+    repo.set_enabled("p04", False)
+    off, _ = repo.page_plugins(enabled=False, limit=100)
+    assert [p.id for p in off] == ["p04"]
+    repo.set_state("p08", "active")
+    active, _ = repo.page_plugins(state="active", q="P0", limit=100)
+    assert [p.id for p in active] == ["p08"]
+    with pytest.raises(InvalidRecord, match="limit must be between"):
+        repo.page_plugins(limit=0)

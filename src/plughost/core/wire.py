@@ -350,6 +350,14 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[bytes]:
         """Consume ``data``; return every body completed by it (possibly none)."""
         buf = self._buf
+        if not buf and self._need < 0 and data[:16] == b"Content-Length: ":
+            # The common case, one whole canonical frame in one read: no copy into the buffer.
+            end = data.find(_SEP, 16, MAX_HEADER)
+            digits = data[16:end]
+            if end > 16 and digits.isdigit() and len(data) - end - 4 == int(digits):
+                if int(digits) > self.max_frame:
+                    _parse_header(data[:end], self.max_frame)  # raises, same text as below
+                return [data[end + 4 :]]
         buf += data
         out: list[bytes] = []
         pos = 0

@@ -18,9 +18,9 @@ for each child (``status`` as ``subprocess``'s ``returncode``).
 A forked child keeps nothing of the server: the socket, the wake-up pipe and every descriptor
 but its own three are closed before it does anything else; it leads a session of its own, dies
 with the server (``PR_SET_PDEATHSIG``), and leaves the network namespace when asked. It then
-is a warm spare (:func:`plughost.sdk.child.run_assigned`): it takes the plugin's environment,
-limits and confinement (Landlock, seccomp) from ``$/assign`` before importing plugin code, and
-the host moves it into the plugin's cgroup before sending that.
+is a warm spare (``$/spare``, then :func:`plughost.sdk.child.run_assigned`): it takes the
+plugin's environment, limits and confinement (Landlock, seccomp) from ``$/assign`` before
+importing plugin code, and the host moves it into the plugin's cgroup before sending that.
 """
 
 from __future__ import annotations
@@ -70,9 +70,12 @@ def _child(ctl: socket.socket, fds: list[int], preexec: Any) -> None:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         os.closerange(3, 1 << 20)  # the socket, the wake-up pipe, the received originals
+        from plughost.core.wire import M
         from plughost.sdk.child import _protocol_fds, run_assigned
 
-        code = run_assigned(_protocol_fds())
+        conn = _protocol_fds()
+        conn.notify(M.SPARE)  # ready, as a warm spare says it
+        code = run_assigned(conn)
     except BaseException as exc:  # say why on stderr; never return into the server's loop
         with contextlib.suppress(Exception):
             os.write(2, f"plughost fork server child: {type(exc).__name__}: {exc}\n".encode())

@@ -47,7 +47,14 @@ from typing import Any, Final
 from plughost.errors import PlughostError
 from plughost.storage.records import PLUGIN_CHANGE_KINDS
 
-__all__ = ["FORGET_AFTER", "TAKEOVER_EVERY", "ClusterNode", "NodeInfo", "list_nodes"]
+__all__ = [
+    "FORGET_AFTER",
+    "RESYNC_EVERY",
+    "TAKEOVER_EVERY",
+    "ClusterNode",
+    "NodeInfo",
+    "list_nodes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,8 @@ log = logging.getLogger(__name__)
 FORGET_AFTER: Final = timedelta(minutes=10)
 #: Every this many heartbeats, a node looks for operations of dead nodes to take over.
 TAKEOVER_EVERY: Final = 3
+#: Every this many quiet polls, a node re-reads the whole state (whatever the change log says).
+RESYNC_EVERY: Final = 5
 _PG_CHANNEL: Final = "plughost_changes"
 _RETRY: Final = (0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -181,8 +190,8 @@ class ClusterNode:
         repo.origin = self.id  # its changes say they come from this node
         repo.on_commit(self._committed)
         self._tasks.append(asyncio.create_task(self._apply_forever(), name="cluster apply"))
-        self._tasks.append(asyncio.create_task(self._beat_forever(), name="cluster heartbeat"))
         await self._beat()
+        self._tasks.append(asyncio.create_task(self._beat_forever(), name="cluster heartbeat"))
 
     async def aclose(self) -> None:
         """Stop, and remove this node's row (it left; it did not die). Idempotent."""
@@ -307,12 +316,21 @@ class ClusterNode:
     # ------------------------------------------------------------------ apply
 
     async def _apply_forever(self) -> None:
+        quiet = 0
         while True:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._hint.wait(), self.poll_interval)
+            except TimeoutError:
+                quiet += 1
             self._hint.clear()
             try:
                 await self.catch_up()
+                if quiet >= RESYNC_EVERY:
+                    # The safety net: a change whose application failed here (a package not
+                    # reachable for a moment) is applied again once the state is read anew.
+                    quiet = 0
+                    async with self._applying:
+                        await self.service.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception:

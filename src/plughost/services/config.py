@@ -391,6 +391,10 @@ class ConfigManager:
         """Plugins with a registered or stored configuration."""
         return sorted(set(self._entries) | set(self.store.plugins()))
 
+    def knows(self, plugin_id: str) -> bool:
+        """Whether ``plugin_id`` is one of :meth:`plugins` (one lookup, not a listing)."""
+        return plugin_id in self._entries or self.store.load_schema(plugin_id) is not None
+
     def view(self, plugin_id: str) -> ConfigView:
         """The live read-only view handed to the plugin as ``ctx.config``."""
         self._entry(plugin_id)
@@ -523,7 +527,7 @@ class ConfigManager:
         Listeners are told, but cannot refuse (the change is already committed elsewhere).
         """
         entry = self._entry(plugin_id)
-        latest = self.store.latest(plugin_id)
+        latest = await asyncio.to_thread(self.store.latest, plugin_id)  # I/O: off the loop
         if latest is None or latest.version == entry.version:
             return False
         try:

@@ -32,6 +32,7 @@ import contextlib
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -45,6 +46,7 @@ from plughost.core.monitoring import step_monitors
 from plughost.core.resolver import resolve
 from plughost.core.version import Version
 from plughost.errors import (
+    ChangesPruned,
     DependentsExist,
     InstallError,
     LockTimeout,
@@ -236,6 +238,10 @@ class Installer:
 
         self.settings = settings
         self.repo = repository
+        # Installed manifests, validated once and kept current from the change log.
+        self._manifests: dict[str, tuple[bool, Manifest | None]] = {}
+        self._manifests_seq: int | None = None
+        self._manifests_lock = threading.Lock()
         self.store = store
         self.trust_store = trust_store or TrustStore.for_home(settings.home)
         self.signature_policy = SignaturePolicy.from_settings(settings)
@@ -359,20 +365,51 @@ class Installer:
     # ------------------------------------------------------------------ queries
 
     def installed_manifests(self, *, enabled_only: bool = True) -> dict[str, Manifest]:
-        """The current manifest of every installed (enabled) plugin, by id."""
-        out: dict[str, Manifest] = {}
+        """The current manifest of every installed (enabled) plugin, by id.
+
+        Each stored manifest is read and validated once; later calls re-read only the plugins
+        the change log names since (so an install does not cost more with more installed)."""
+        if self.repo.in_unit_of_work:
+            entries = self._read_manifests()  # uncached: what the block reads may roll back
+        else:
+            with self._manifests_lock:
+                self._sync_manifests()
+                entries = self._manifests
+        return {pid: m for pid, (enabled, m) in entries.items()
+                if m is not None and (enabled or not enabled_only)}
+
+    def _read_manifests(self) -> dict[str, tuple[bool, Manifest | None]]:
+        out: dict[str, tuple[bool, Manifest | None]] = {}
         offset = 0
         while True:
-            page = self.repo.list_plugins(enabled=True if enabled_only else None,
-                                          limit=500, offset=offset)
+            page = self.repo.list_plugins(limit=500, offset=offset)
             for row in page:
-                try:
-                    out[row.id] = manifest_from_dict(row.manifest, source=f"database:{row.id}")
-                except ManifestError:
-                    log.warning("stored manifest of %s no longer validates; ignored", row.id)
+                out[row.id] = (row.enabled, _stored_manifest(row))
             if len(page) < 500:
                 return out
             offset += 500
+
+    def _sync_manifests(self) -> None:
+        seq = self._manifests_seq
+        if seq is not None:
+            try:
+                changed: set[str] = set()
+                while changes := self.repo.changes_since(seq, limit=10_000):
+                    changed.update(c.key for c in changes if c.kind in ("plugin", "version"))
+                    seq = changes[-1].seq
+            except ChangesPruned:
+                seq = None
+            else:
+                for pid in changed:
+                    row = self.repo.get_plugin(pid)
+                    if row is None:
+                        self._manifests.pop(pid, None)
+                    else:
+                        self._manifests[pid] = (row.enabled, _stored_manifest(row))
+                self._manifests_seq = seq
+                return
+        last = self.repo.last_change_seq()  # first: what changes meanwhile is re-read later
+        self._manifests, self._manifests_seq = self._read_manifests(), last
 
     def dependents(self, plugin_id: str, manifests: Mapping[str, Manifest] | None = None,
                    *, transitive: bool = False) -> list[str]:
@@ -394,16 +431,21 @@ class Installer:
         """Refuse ``manifest`` unless it resolves against ``installed`` and the host version,
         and every installed plugin that requires it still resolves with it."""
         candidates = {**installed, manifest.id: manifest}
-        resolution = resolve(list(candidates.values()), host_version=self.host_version,
-                             partial=True)
+        # Only the new plugin and what requires it directly can change outcome: resolve those
+        # (with their dependency closures), not every installed plugin.
+        direct = [pid for pid, m in installed.items()
+                  if pid != manifest.id and manifest.id in m.dependencies]
+        resolution = resolve(list(candidates.values()), requested=[manifest.id, *direct],
+                             host_version=self.host_version, partial=True)
         error = resolution.failed.get(manifest.id)
         if error is not None:
             if isinstance(error, PlughostError):
                 error.plugin_id = error.plugin_id or manifest.id
                 error.phase = error.phase or "resolve"
             raise error
-        before = resolve(list(installed.values()), host_version=self.host_version,
-                         partial=True) if manifest.id in installed else None
+        before = resolve(list(installed.values()), requested=direct,
+                         host_version=self.host_version,
+                         partial=True) if manifest.id in installed and direct else None
         broken = sorted(
             pid for pid in resolution.failed
             if pid != manifest.id and manifest.id in installed[pid].dependencies
@@ -688,3 +730,13 @@ def _quietly(fn: Callable[[], Any], what: str, *args: Any) -> None:
         fn()
     except Exception:
         log.exception("while undoing: " + what, *args)
+
+
+def _stored_manifest(row: StoredPlugin) -> Manifest | None:
+    """The validated manifest of a plugin row, or ``None`` (logged) when it no longer
+    validates."""
+    try:
+        return manifest_from_dict(row.manifest, source=f"database:{row.id}")
+    except ManifestError:
+        log.warning("stored manifest of %s no longer validates; ignored", row.id)
+        return None

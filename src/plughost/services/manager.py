@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -41,10 +42,13 @@ from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, State
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.core.registry import PluginRecord
 from plughost.errors import (
+    ChangesPruned,
     InstallError,
     OperationRefused,
     PlughostError,
+    PluginNotFound,
     PluginUnavailable,
+    ReloadError,
 )
 from plughost.host import PluginHost, ReloadResult
 from plughost.security.archive import ArchiveLimits
@@ -99,6 +103,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: What registering an installed plugin needs: its manifest, cache dir, and why it cannot run.
+_Prepared = tuple[Manifest, Path | None, PlughostError | None]
 #: The key readiness looks up in the object store (a HEAD that proves it answers).
 _READINESS_PROBE = "plughost-readiness-probe"
 
@@ -122,6 +128,8 @@ class PluginService:
     :param refresh_interval: every this many seconds, :meth:`refresh` the host from storage
         (picks up installs, updates, enable/disable and uninstalls done by other processes,
         e.g. the CLI next to a server). ``None``: only when :meth:`refresh` is called.
+    :param reconcile: repair storage after an interrupted operation when opened (see
+        :mod:`plughost.services.reconcile`); ``False`` for commands that only read.
     :param cluster: run a :class:`~plughost.services.cluster.ClusterNode` with these options
         (``redis_url``, ``heartbeat_interval``, ``name``, ``url``; its ``poll_interval`` is
         ``refresh_interval``): changes are announced to, and applied from, the other servers
@@ -144,6 +152,7 @@ class PluginService:
         host_options: Mapping[str, Any] | None = None,
         refresh_interval: float | None = None,
         plugin_services: bool = True,
+        reconcile: bool = True,
         cluster: Mapping[str, Any] | None = None,
     ) -> None:
         self.settings = settings or HostSettings.from_env()
@@ -161,6 +170,7 @@ class PluginService:
         self._host_options = dict(host_options or {})
         self._refresh_interval = refresh_interval
         self._want_services = plugin_services
+        self._reconcile = reconcile
         self._cluster_options = None if cluster is None else dict(cluster)
         self.services: PluginServices | None = None
         #: The cluster node (propagation, membership), when the server runs one.
@@ -177,6 +187,9 @@ class PluginService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._touched: set[str] = set()
+        #: Written as the origin of this service's changes, so refresh skips them.
+        self._origin = "service-" + secrets.token_hex(8)
+        self._change_seq = 0
         self._opened = False
         self._closed = False
         self.reconcile_report: ReconcileReport | None = None
@@ -202,7 +215,8 @@ class PluginService:
         self._loop = asyncio.get_running_loop()
         try:
             await asyncio.to_thread(self._open_storage)
-            self.reconcile_report = await asyncio.to_thread(self.installer.reconcile)
+            if self._reconcile:
+                self.reconcile_report = await asyncio.to_thread(self.installer.reconcile)
             await self._build_host()
         except BaseException:
             await self._close_storage()
@@ -222,6 +236,8 @@ class PluginService:
         storage = open_storage(self.settings)
         self._database = storage.database
         self._repo = storage.repository
+        if self._repo.origin is None:
+            self._repo.origin = self._origin
         self._store = storage.objects
         s = self.settings
         self._installer = Installer(
@@ -233,18 +249,22 @@ class PluginService:
 
     async def _build_host(self) -> None:
         s = self.settings
+        # The change log position first: whatever changes while the rows are read is applied
+        # again by the next refresh (applying a change is idempotent).
+        self._change_seq = await asyncio.to_thread(self.repository.last_change_seq)
         plugins = await asyncio.to_thread(self._stored_plugins)
         configs = await asyncio.to_thread(
             lambda: {p.id: c.config for p in plugins
                      if (c := self.repository.get_config(p.id)) is not None})
+        prepared = await asyncio.to_thread(lambda: [self._prepare(p) for p in plugins])
         dirs = [s.plugins_dir] if s.plugins_dir.is_dir() and any(s.plugins_dir.iterdir()) else []
         options: dict[str, Any] = {"home": s.home, "config": configs, "watch": s.watch,
                                    "debounce": s.reload_debounce, **self._host_options}
         if self._host_version is not None:
             options["host_version"] = self._host_version
         host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
-        for stored in plugins:
-            self._register(host, stored)
+        for stored, ready in zip(plugins, prepared, strict=True):
+            self._register(host, stored, ready)
         self._host = host
         host.on_reload(self._audit_reload)
         self._ops = HostOps(host, self._on_loop)
@@ -292,8 +312,9 @@ class PluginService:
         installed it), or ``None`` when there is no such version."""
         return None if version is None else self.installer.version_dir(version)
 
-    def _register(self, host: PluginHost, stored: StoredPlugin) -> None:
-        """Register one installed plugin in the host from its current version's cache dir."""
+    def _prepare(self, stored: StoredPlugin) -> _Prepared:
+        """Read what registering an installed plugin needs (database and files: call it in a
+        worker thread): its manifest and cache dir, or why it cannot run."""
         version = self.repository.get_version(stored.id, stored.version)
         root = None if version is None else self.installer.local_dir(version)
         try:
@@ -308,15 +329,22 @@ class PluginService:
                 raise InstallError(
                     f"the files of {stored.id} {stored.version} are missing; reinstall it",
                     code="install.files_missing", plugin_id=stored.id)
-            manifest = load_manifest(root)
+            return load_manifest(root), root, None
         except PlughostError as exc:
             log.error("installed plugin %s cannot be registered: %s", stored.id, exc)
             from plughost.core.manifest import manifest_from_dict
 
-            manifest = manifest_from_dict(stored.manifest, source=f"database:{stored.id}")
-            host.add(manifest, root, source="installed", failure=exc, phase="install")
-            return
-        host.add(manifest, root, source="installed", enabled=stored.enabled)
+            return (manifest_from_dict(stored.manifest, source=f"database:{stored.id}"), root,
+                    exc)
+
+    @staticmethod
+    def _register(host: PluginHost, stored: StoredPlugin, prepared: _Prepared) -> None:
+        """Register one installed plugin in the host (see :meth:`_prepare`)."""
+        manifest, root, failure = prepared
+        if failure is not None:
+            host.add(manifest, root, source="installed", failure=failure, phase="install")
+        else:
+            host.add(manifest, root, source="installed", enabled=stored.enabled)
 
     async def close(self) -> None:
         """Stop every plugin and release the database and object store. Idempotent."""
@@ -360,43 +388,104 @@ class PluginService:
         beside a server, a second server on the same database): newly installed plugins are
         registered (and activated when this service starts plugins), updated or rolled-back
         ones switched with their state handed over, enable/disable applied, uninstalled ones
-        unloaded. Returns the ids that changed. A plugin that fails to switch keeps running
-        its old version and is logged (the other process already proved the new one)."""
+        unloaded, grants and config re-read. Returns the ids that changed. A plugin that fails
+        to switch keeps running its old version and is logged (the other process already
+        proved the new one).
+
+        Costs what changed, not what is installed: it reads the change log from the last
+        position it applied (see :meth:`Repository.changes_since`), then only those plugins.
+        Database and file reads run in worker threads, never on the event loop."""
         self._check_open()
-        host = self.host
-        rows = {p.id: p for p in await asyncio.to_thread(self.installer.all_plugins)}
+        try:
+            seq, plugins, configs, grants = await asyncio.to_thread(self._changes_to_apply)
+        except ChangesPruned:
+            return await self._refresh_all()
+        if seq == self._change_seq:
+            return []
+        rows = await asyncio.to_thread(
+            lambda: {pid: self.repository.get_plugin(pid) for pid in plugins})
+        changed = await self._apply_rows(rows)
+        for pid in sorted(configs | grants | plugins):
+            if await self._reread_services(pid, grants=pid in grants or pid in plugins) \
+                    and pid not in changed:
+                changed.append(pid)
+        self._change_seq = max(self._change_seq, seq)
+        return changed
+
+    def _changes_to_apply(self) -> tuple[int, set[str], set[str], set[str]]:
+        """From the change log after our position: (newest seq, plugin ids whose row or
+        versions changed, ids whose config changed, ids whose grants changed)."""
+        seq = self._change_seq
+        plugins: set[str] = set()
+        configs: set[str] = set()
+        grants: set[str] = set()
+        while changes := self.repository.changes_since(seq, limit=10_000):
+            for change in changes:
+                if change.origin == self.repository.origin:
+                    continue  # made through this service's host: already applied
+                target = {"plugin": plugins, "version": plugins, "config": configs,
+                          "grant": grants, "permission_request": grants}.get(change.kind)
+                if target is not None:
+                    target.add(change.key)
+            seq = changes[-1].seq
+        return seq, plugins, configs, grants
+
+    async def _refresh_all(self) -> list[str]:
+        """Compare every installed plugin (when the change log no longer reaches back to our
+        position)."""
+        seq = await asyncio.to_thread(self.repository.last_change_seq)
+        rows: dict[str, StoredPlugin | None] = {
+            p.id: p for p in await asyncio.to_thread(self.installer.all_plugins)}
+        for record in list(self.host.registry):
+            if record.source == "installed" and record.id not in rows:
+                rows[record.id] = None
+        changed = await self._apply_rows(rows)
+        if self.services is not None:
+            self.services.permissions.refresh()
+        for pid in sorted(p for p, row in rows.items() if row is not None):
+            if await self._reread_services(pid, grants=False) and pid not in changed:
+                changed.append(pid)
+        self._change_seq = max(self._change_seq, seq)
+        return changed
+
+    async def _apply_rows(self, rows: Mapping[str, StoredPlugin | None]) -> list[str]:
+        """Make the host match these plugin rows (``None``: uninstalled)."""
         changed: list[str] = []
-        for pid, row in sorted(rows.items()):
+        for pid in sorted(rows):
             async with self._serialised(pid):
                 try:
-                    if await self._refresh_one(pid, row):
+                    # Read again under the lock: an operation of this service that held it
+                    # may have changed the row since (applying the older row would undo it).
+                    row = await asyncio.to_thread(self.repository.get_plugin, pid)
+                    if row is None:
+                        record = self.host.registry.find(pid)
+                        if record is not None and record.source == "installed":
+                            await self._ops.remove(pid)
+                            changed.append(pid)
+                    elif await self._refresh_one(pid, row):
                         changed.append(pid)
                 except PlughostError as exc:
                     log.error("refreshing %s from storage failed: %s", pid, exc)
-        for record in list(host.registry):
-            if record.source == "installed" and record.id not in rows:
-                async with self._serialised(record.id):
-                    await self._ops.remove(record.id)
-                    changed.append(record.id)
-        if self.services is not None:
-            # Grants and config the other process changed: re-read them.
-            self.services.permissions.refresh()
-            for pid in rows:
-                if pid in self.services.config.plugins() and host.registry.find(pid):
-                    with contextlib.suppress(PlughostError):
-                        if await self.services.config.refresh(pid) and pid not in changed:
-                            changed.append(pid)
         return changed
+
+    async def _reread_services(self, pid: str, *, grants: bool) -> bool:
+        """Grants and config another process changed: drop the compiled grants, re-read the
+        config version. True when the config changed."""
+        services = self.services
+        if services is None or not self.host.registry.find(pid):
+            return False
+        if grants:
+            services.permissions.refresh(pid)
+        with contextlib.suppress(PlughostError):
+            if await asyncio.to_thread(services.config.knows, pid):
+                return await services.config.refresh(pid)
+        return False
 
     async def _refresh_one(self, pid: str, row: StoredPlugin) -> bool:
         host = self.host
         record = host.registry.find(pid)
         if record is None:
-            # Installed by another process: fetch its files off the event loop first.
-            with contextlib.suppress(PlughostError):
-                await asyncio.to_thread(
-                    lambda: self._version_root(self.repository.get_version(pid, row.version)))
-            self._register(host, row)
+            self._register(host, row, await asyncio.to_thread(self._prepare, row))
             host.resolve()
             new = host.registry.get(pid)
             if row.enabled and self._start_plugins and not new.manifest.is_lazy:
@@ -409,10 +498,11 @@ class PluginService:
         if not row.enabled and record.state is not State.DISABLED:
             await host.disable(pid)
             changed = True
-        if record.source == "installed" and root is not None and record.root != root:
+        if record.source == "installed" and root is not None and _moved(record.root, root):
             # A disabled plugin only gets the new files; a running one is switched with its
             # state handed over.
-            await host.replace(load_manifest(root), root, source="installed")
+            manifest = await asyncio.to_thread(load_manifest, root)
+            await host.replace(manifest, root, source="installed")
             changed = True
         if row.enabled and record.state is State.DISABLED:
             await host.enable(pid, activate=self._start_plugins)
@@ -524,6 +614,17 @@ class PluginService:
                     f"{state!r} is not a plugin state; use one of "
                     + ", ".join(s.value for s in State), code="request.invalid") from None
 
+        if state is None and not any(r.source != "installed" for r in self.host.registry):
+            # Only installed plugins and no live-state filter: the database pages and counts.
+            def page() -> tuple[list[StoredPlugin], int]:
+                with self.repository.reading() as repo:
+                    return (repo.list_plugins(type=type, enabled=enabled, q=q, limit=limit,
+                                              offset=offset),
+                            repo.count_plugins(type=type, enabled=enabled, q=q))
+
+            found, total = await asyncio.to_thread(page)
+            return PluginList(tuple(self._info(r) for r in found), total, limit, offset)
+
         def query() -> list[StoredPlugin]:
             out: list[StoredPlugin] = []
             while True:
@@ -590,10 +691,10 @@ class PluginService:
                 return _detail_from_record(record, self.host)
 
         def load() -> tuple[Any, ...]:
-            repo = self.repository
-            stored = repo.require_plugin(plugin_id)
-            return (stored, self.updater.versions(plugin_id), repo.get_config(plugin_id),
-                    [g.scope for g in repo.list_grants(plugin_id)])
+            with self.repository.reading() as repo:  # one transaction for the whole detail
+                stored = repo.require_plugin(plugin_id)
+                return (stored, self.updater.versions(plugin_id), repo.get_config(plugin_id),
+                        [g.scope for g in repo.list_grants(plugin_id)])
 
         stored, versions, config, grants = await asyncio.to_thread(load)
         values = {**(stored.default_config or {}), **(config.config if config else {})}
@@ -603,7 +704,8 @@ class PluginService:
             with contextlib.suppress(PlughostError):
                 live = await self.config(plugin_id)
                 values, revision = live["config"], live["version"]
-            grants = [str(s) for s in self.services.permissions.grants(plugin_id)]
+            live_grants = await asyncio.to_thread(self.services.permissions.grants, plugin_id)
+            grants = [str(s) for s in live_grants]
         record = self.host.registry.find(plugin_id)
         stats = dict(record.instance.stats()) if record and record.instance else {}
         manifest = dict(stored.manifest)
@@ -714,7 +816,7 @@ class PluginService:
         """The services, with ``plugin_id``'s config registered (it is at activation; a plugin
         that is not running in this process is registered from its stored manifest)."""
         services = self._require_services()
-        if plugin_id not in services.config.plugins():
+        if not await asyncio.to_thread(services.config.knows, plugin_id):
             record = self.host.registry.find(plugin_id)
             if record is None:
                 await asyncio.to_thread(self.repository.require_plugin, plugin_id)
@@ -898,9 +1000,7 @@ class PluginService:
         if installed_now and isinstance(store, RepositoryPermissionStore):
             store.fallback.forget(plugin_id)
         services.permissions.refresh(plugin_id)
-        if plugin_id in services.config.plugins() and self.host.registry.find(plugin_id):
-            with contextlib.suppress(PlughostError):
-                await services.config.refresh(plugin_id)
+        await self._reread_services(plugin_id, grants=False)
 
     async def _info_of(self, plugin_id: str) -> PluginInfo:
         stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
@@ -1085,13 +1185,75 @@ class PluginService:
             raise
         return UninstallResult(tuple(removed), versions)
 
+    async def _development(self, plugin_id: str) -> PluginRecord | None:
+        """The host's record of a plugin from a development folder (no database row), or
+        ``None`` for an installed one. Neither: :class:`PluginNotFound`."""
+        if await asyncio.to_thread(self.repository.get_plugin, plugin_id) is not None:
+            return None
+        record = self.host.registry.find(plugin_id)
+        if record is None:
+            raise PluginNotFound(
+                f"no plugin {plugin_id!r} is installed or in a development folder; "
+                "`plughost list` shows them", plugin_id=plugin_id)
+        return record
+
+    async def _toggle_development(self, record: PluginRecord, enable: bool, activate: bool,
+                                  actor: str) -> PluginInfo:
+        """Enable or disable a development plugin in the running host (it has no database row:
+        the change lasts until the service restarts), with an audit entry."""
+        if enable:
+            await self.host.enable(record.id, activate=activate)
+        else:
+            await self.host.disable(record.id)
+        await asyncio.to_thread(
+            self.repository.append_audit, "plugin.enable" if enable else "plugin.disable",
+            actor=actor, plugin_id=record.id, details={"development": True})
+        return info_from_record(record)
+
+    async def reload(self, plugin_id: str, *, actor: str = "") -> ReloadResult:
+        """Hot reload a plugin from its files (a watched development folder: its current
+        contents, as a save would), handing its state over; on failure the running version
+        keeps serving and the error is raised. Audited like every reload."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            installed = await self._development(plugin_id) is None
+            host = self.host
+            host.registry.get(plugin_id)  # installed but not registered: PluginNotFound
+            if host.source_of(plugin_id) is not None:
+                result = await host.reload_source(plugin_id)
+                if result is None:  # the files did not change: reload them anyway
+                    result = await host.reload(plugin_id)
+            else:
+                result = await host.reload(plugin_id)
+            if installed:
+                await self._persist_states([plugin_id])
+        return result
+
+    async def rollback_build(self, plugin_id: str, ref: str | None = None, *,
+                             actor: str = "") -> ReloadResult:
+        """Reload a watched development plugin to one of its kept good builds (``ref``: a
+        digest prefix or a version; default: the one before the current)."""
+        self._check_open()
+        async with self._serialised(plugin_id):
+            await self._development(plugin_id)
+            if self.host.source_of(plugin_id) is None:
+                raise ReloadError(
+                    f"{plugin_id} is not a watched development plugin, so it has no builds; "
+                    "an installed plugin rolls back to a kept version (--to)",
+                    plugin_id=plugin_id, code="reload.no_build")
+            return await self.host.rollback_build(plugin_id, ref)
+
     async def enable(self, plugin_id: str, *, activate: bool = True,
                      actor: str = "") -> PluginInfo:
         """Persistently enable a plugin and (unless ``activate=False``) activate it now.
 
         A plugin that cannot be resolved or activated is refused with that error and stays
-        disabled (nothing is recorded)."""
+        disabled (nothing is recorded). A development plugin is enabled in the running host."""
         self._check_open()
+        development = await self._development(plugin_id)
+        if development is not None:
+            async with self._serialised(plugin_id):
+                return await self._toggle_development(development, True, activate, actor)
         async with self._serialised(plugin_id):
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             host = self.host
@@ -1125,8 +1287,13 @@ class PluginService:
 
     async def disable(self, plugin_id: str, *, actor: str = "") -> PluginInfo:
         """Persistently disable a plugin: deactivated and unloaded now, not loaded at start,
-        still installed. Refused while enabled plugins require it (naming them)."""
+        still installed. Refused while enabled plugins require it (naming them). A development
+        plugin is disabled in the running host."""
         self._check_open()
+        development = await self._development(plugin_id)
+        if development is not None:
+            async with self._serialised(plugin_id):
+                return await self._toggle_development(development, False, False, actor)
         async with self._serialised(plugin_id):
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             host = self.host
@@ -1203,3 +1370,9 @@ def _scope_policy(policy: GrantPolicy) -> Any:
 
     apply.__name__ = getattr(policy, "__name__", "policy")
     return apply
+
+
+def _moved(current: Any, root: Path) -> bool:
+    """Whether a plugin registered from ``current`` must switch to ``root`` (compared once
+    resolved: the same directory spelled two ways is not a new version)."""
+    return current is None or Path(current).resolve() != root.resolve()

@@ -94,14 +94,17 @@ class _Reconciler:
         ids = {p.id for p in self.installer.all_plugins()}
         if self.plugins_cache.is_dir():
             ids.update(p.name for p in self.plugins_cache.iterdir() if p.is_dir())
+        # One listing of the object store, grouped by plugin (not one listing per plugin).
+        keys: dict[str, list[str]] = {}
         for info in self.store.list("plugins/"):
             parts = info.key.split("/")
             if len(parts) >= 2:
-                ids.add(parts[1])
+                keys.setdefault(parts[1], []).append(info.key)
+        ids.update(keys)
         for pid in sorted(ids):
             try:
                 with self.installer.locked(pid, timeout=0.5):
-                    self._reconcile_one(pid, report)
+                    self._reconcile_one(pid, keys.get(pid, []), report)
             except LockTimeout:
                 report.skipped_busy.append(pid)
         self._sweep_empty_data_dirs(report)
@@ -159,15 +162,17 @@ class _Reconciler:
             return pid != os.getpid() and not _alive(pid)
         return not name.startswith(".")  # nothing plughost makes; dot files are not ours
 
-    def _reconcile_one(self, pid: str, report: ReconcileReport) -> None:
+    def _reconcile_one(self, pid: str, stored_keys: list[str], report: ReconcileReport) -> None:
+        """``stored_keys``: the object keys under ``plugins/<pid>/`` listed before the lock
+        was taken; each is re-checked against the rows read under the lock."""
         plugin = self.repo.get_plugin(pid)
         versions = self.repo.list_versions(pid) if plugin is not None else []
         keys = {v.object_key for v in versions}
         dirs = {self.installer.local_dir(v).name for v in versions}
-        for info in self.store.list(f"plugins/{pid}/"):
-            if info.key not in keys:
-                self.store.delete(info.key)
-                report.objects_removed.append(info.key)
+        for key in stored_keys:
+            if key not in keys:
+                self.store.delete(key)
+                report.objects_removed.append(key)
         root = self.plugins_cache / pid
         if root.is_dir():
             for entry in root.iterdir():

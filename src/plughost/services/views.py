@@ -16,6 +16,7 @@ from plughost.services.updater import VersionInfo
 
 if TYPE_CHECKING:
     from plughost.core.registry import PluginRecord
+    from plughost.host import ReloadResult
     from plughost.services.installer import InstallResult, UninstallResult
     from plughost.services.sources import Progress
     from plughost.services.updater import UpdateResult
@@ -211,6 +212,11 @@ class PluginManagement(Protocol):
 
     async def rollback(self, plugin_id: str, to: str | None = None, *,
                        actor: str = "") -> UpdateResult: ...
+
+    async def reload(self, plugin_id: str, *, actor: str = "") -> ReloadResult: ...
+
+    async def rollback_build(self, plugin_id: str, ref: str | None = None, *,
+                             actor: str = "") -> ReloadResult: ...
 
     async def uninstall(self, plugin_id: str, *, cascade: bool = False,
                         keep_data: bool = False, actor: str = "") -> UninstallResult: ...

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy import exc as sa_exc
 
 from plughost.storage._repo_base import RepositoryBase
 from plughost.storage.models import ClusterNodeRow
@@ -19,18 +20,24 @@ class ClusterRecords(RepositoryBase):
     def beat_node(self, node_id: str, *, name: str, url: str, version: str,
                   started_at: datetime, applied_seq: int, plugins: Mapping[str, str],
                   info: Mapping[str, Any]) -> StoredNode:
-        """Insert or refresh a node's row with its figures, its heartbeat now."""
-        now = self._now()
-        with self._tx() as s:
-            row = s.get(ClusterNodeRow, node_id)
-            if row is None:
-                row = ClusterNodeRow(id=node_id, started_at=started_at)
-                s.add(row)
-            row.name, row.url, row.version = name[:200], url[:500], version[:100]
-            row.heartbeat_at, row.applied_seq = now, applied_seq
-            row.plugins, row.info = dict(plugins), dict(info)
-            s.flush()
-            return self._node(row)
+        """Insert or refresh a node's row with its figures, its heartbeat now. Two beats of
+        one node racing to insert its first row end as one row (the loser updates it)."""
+        for attempt in (1, 2):
+            try:
+                with self._tx() as s:
+                    row = s.get(ClusterNodeRow, node_id)
+                    if row is None:
+                        row = ClusterNodeRow(id=node_id, started_at=started_at)
+                        s.add(row)
+                    row.name, row.url, row.version = name[:200], url[:500], version[:100]
+                    row.heartbeat_at, row.applied_seq = self._now(), applied_seq
+                    row.plugins, row.info = dict(plugins), dict(info)
+                    s.flush()
+                    return self._node(row)
+            except sa_exc.IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def list_nodes(self) -> list[StoredNode]:
         """Every node that reported, by name then id."""

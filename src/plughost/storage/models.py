@@ -96,13 +96,16 @@ class PluginRow(Base):
     """One installed plugin and its *current* version (Arcade's ``t_plugin``)."""
 
     __tablename__ = "plugins"
+    # Every filter the plugin list offers, then id: a keyset page is one index range scan.
+    __table_args__ = (Index(None, "type", "id"), Index(None, "state", "id"),
+                      Index(None, "enabled", "id"))
 
     id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LEN))
     version: Mapped[str] = mapped_column(String(VERSION_LEN))
     description: Mapped[str] = mapped_column(Text, default="")
     author: Mapped[str] = mapped_column(String(NAME_LEN), default="")
-    type: Mapped[str] = mapped_column(String(ID_LEN), default="", index=True)
+    type: Mapped[str] = mapped_column(String(ID_LEN), default="")
     runtime: Mapped[str] = mapped_column(String(SHORT_LEN), default="python")
     entry_point: Mapped[str] = mapped_column(String(URL_LEN), default="")
     config_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -110,7 +113,7 @@ class PluginRow(Base):
     icon: Mapped[str] = mapped_column(String(URL_LEN), default="")
     repository: Mapped[str] = mapped_column(String(URL_LEN), default="")
     documentation: Mapped[str] = mapped_column(String(URL_LEN), default="")
-    state: Mapped[str] = mapped_column(String(SHORT_LEN), index=True)
+    state: Mapped[str] = mapped_column(String(SHORT_LEN))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     checksum: Mapped[str] = mapped_column(String(SHA256_LEN), default="")
     source: Mapped[str] = mapped_column(String(SHORT_LEN), default="local", index=True)

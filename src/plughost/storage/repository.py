@@ -124,6 +124,21 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
                 self._current.reset(token)
         self._committed(session)
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Repository]:
+        """Run the reads in the block in ONE read transaction (one consistent view, one
+        connection checkout); joins an enclosing unit of work. Not for writes."""
+        if self._current.get() is not None:
+            yield self
+            return
+        with self.database.transaction(write=False) as session:
+            token = self._current.set(session)
+            try:
+                yield self
+                self._write_changes(session)
+            finally:
+                self._current.reset(token)
+
     @property
     def in_unit_of_work(self) -> bool:
         """True inside :meth:`unit_of_work` (in this thread / task)."""
@@ -254,6 +269,32 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         stmt = stmt.order_by(PluginRow.id).limit(limit).offset(offset)
         with self._tx(write=False) as s:
             return [to_record(StoredPlugin, r) for r in s.scalars(stmt)]
+
+    def page_plugins(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        type: str | None = None,
+        state: str | None = None,
+        enabled: bool | None = None,
+        q: str | None = None,
+    ) -> tuple[list[StoredPlugin], str | None]:
+        """One keyset page of :meth:`list_plugins`: the plugins ordered by id whose id comes
+        after ``after``, and the id to pass as ``after`` for the next page (``None`` on the last
+        page). Unlike offsets, a page never repeats or skips a plugin that existed when paging
+        started, whatever is installed or removed meanwhile; each page is one index range scan.
+        """
+        if not 1 <= limit <= 10_000:
+            raise InvalidRecord(f"limit must be between 1 and 10000, got {limit}")
+        stmt = self._plugin_filter(select(PluginRow), type, state, enabled, q)
+        if after is not None:
+            stmt = stmt.where(PluginRow.id > after)
+        stmt = stmt.order_by(PluginRow.id).limit(limit + 1)
+        with self._tx(write=False) as s:
+            rows = [to_record(StoredPlugin, r) for r in s.scalars(stmt)]
+        page = rows[:limit]
+        return page, (page[-1].id if len(rows) > limit else None)
 
     def count_plugins(
         self,
@@ -396,6 +437,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
                 setattr(row, f.name, dict(value) if isinstance(value, Mapping) else value)
             row.installed_at = version.installed_at or self._now()
             s.flush()
+            self._record_change(s, "version", version.plugin_id, "replace",
+                                {"version": version.version})
             return old, to_record(StoredVersion, row)
 
     def get_version(self, plugin_id: str, version: str) -> StoredVersion | None:

@@ -204,3 +204,22 @@ def test_perms_and_config_commands_use_the_home_database(app, package, home) -> 
         (e["action"], e["details"].get("scope")) for e in events]
     # The one audit view: the install (an operation) is there too.
     assert "plugin.install" in [e["action"] for e in events]
+
+
+def test_commands_that_only_read_leave_interrupted_work_for_the_next_writer(
+    app, package, home
+) -> None:
+    """list, info, versions and status never reconcile (a read costs a read); the next command
+    that changes something repairs what an interrupted operation left."""
+    assert invoke(app, "install", package("hello"), "--json").exit_code == 0
+    from plughost.settings import HostSettings
+
+    settings = HostSettings.from_env({"PLUGHOST_HOME": str(home)})
+    dead = settings.staging_dir / "999999999-abcdef"  # a dead process's staging directory
+    dead.mkdir(parents=True)
+    for args in (["list", "--json"], ["info", "hello", "--json"], ["versions", "hello"],
+                 ["status"]):
+        assert invoke(app, *args).exit_code == 0, args
+        assert dead.is_dir(), args
+    assert invoke(app, "disable", "hello").exit_code == 0
+    assert not dead.exists()

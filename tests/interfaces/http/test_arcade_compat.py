@@ -11,35 +11,17 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from tests.core.test_manifest import ARCADE_SEED
 from tests.interfaces.http.conftest import Api
 
 #: The example manifest of the Arcade plugin design, as written (only ``entryPoint`` names a
 #: Python class: Go shared objects cannot be loaded by any host but a Go one; and
 #: ``minVersion`` is this plughost's version, see ``test_validate_reports_min_version``).
 SEED_MANIFEST: dict[str, Any] = {
-    "name": "slack-notify",
-    "version": "1.0.0",
-    "description": "Slack notification plugin",
-    "author": "Arcade Team",
-    "homepage": "https://example.com",
-    "repository": "https://github.com/example/slack-plugin",
-    "pluginType": "notify",
+    **ARCADE_SEED,
     "entryPoint": "slack:Main",
-    "dependencies": [],
-    "configSchema": {
-        "type": "object",
-        "properties": {
-            "webhook_url": {"type": "string", "description": "Slack webhook URL"},
-            "channel": {"type": "string", "description": "Slack channel"},
-        },
-        "required": ["webhook_url"],
-    },
-    "defaultConfig": {"channel": "#general"},
-    "icon": "https://example.com/icon.png",
-    "tags": ["notify", "slack", "communication"],
     "minVersion": "0.1.0",
     "paramsSchema": {"type": "object", "properties": {"text": {"type": "string"}}},
-    "resources": {"cpu": "100m", "memory": "128Mi", "disk": "50Mi"},
 }
 
 CODE = """

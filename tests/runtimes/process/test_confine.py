@@ -238,12 +238,15 @@ async def test_confinement_can_be_turned_off_and_status_says_so(make_runtime, tm
     assert inst.stats()["confinement"].startswith("none: confinement turned off")
 
 
-def test_a_host_killed_outright_leaves_nothing_behind() -> None:
-    """SIGKILL on the host: the plugin dies with it (parent-death signal) and the host's watchdog
-    kills what the plugin started (here a daemon that left the plugin's session)."""
+@pytest.mark.parametrize("forked", [False, True], ids=["cold", "forked"])
+def test_a_host_killed_outright_leaves_nothing_behind(forked: bool) -> None:
+    """SIGKILL on the host: the plugin dies with it (parent-death signal; a forked one with the
+    fork server, which dies with the host) and the host's watchdog kills what the plugin started
+    (here a daemon that left the plugin's session)."""
     src = Path(__file__).parents[3] / "src"
     host = subprocess.Popen(
-        [sys.executable, str(PLUGINS / "confined_host.py"), str(ESCAPEE)],
+        [sys.executable, str(PLUGINS / "confined_host.py"), str(ESCAPEE),
+         *(["--fork-server"] if forked else [])],
         stdout=subprocess.PIPE,
         env=dict(os.environ, PYTHONPATH=str(src)),
     )
@@ -251,7 +254,7 @@ def test_a_host_killed_outright_leaves_nothing_behind() -> None:
     try:
         assert host.stdout is not None
         pids = [int(p) for p in host.stdout.readline().split()]
-        assert len(pids) == 2 and all(pid_alive(p) for p in pids)
+        assert len(pids) == (3 if forked else 2) and all(pid_alive(p) for p in pids)
         host.kill()
         host.wait(timeout=5)
         deadline = time.monotonic() + 10

@@ -27,7 +27,10 @@ def _ppid(pid: int | None) -> int:
 
 async def _start(rt: ProcessRuntime, plugin_id: str) -> ProcessInstance:
     inst = await rt.load(make_manifest(plugin_id, "forkprobe_plugin:Probe"), PROBE)
-    await inst.start(Context())
+    context = Context()
+    if rt.options.data_root is not None:  # as the host gives it: no second start at activation
+        context.data_dir = rt.options.data_root / plugin_id  # type: ignore[assignment]
+    await inst.start(context)
     return inst
 
 
@@ -135,3 +138,16 @@ async def test_closing_the_runtime_ends_the_fork_server(forking) -> None:
     pids = [inst.pid, server.pid]
     await forking.aclose()
     assert not any(pid_alive(p) for p in pids)  # type: ignore[arg-type]
+
+
+async def test_the_next_plugin_takes_a_child_forked_ahead_of_need(forking) -> None:
+    await _start(forking, "a")  # forked on demand; the next one is forked in advance
+    await eventually(lambda: forking._spare is not None)
+    spare = forking._spare
+    assert spare is not None and spare.origin == "forked"
+    assert _ppid(spare.pid) == forking._forkserver.pid  # type: ignore[union-attr]
+    b = await _start(forking, "b")
+    assert b.pid == spare.pid and b.stats()["started"] == "forked"
+    assert (await b.call("env"))["PLUGHOST_PLUGIN_ID"] == "b"
+    assert b.stats()["confinement"] == "cgroup+landlock+seccomp"
+    assert await b.call("signal_parent") == "PermissionError"

@@ -31,6 +31,7 @@ import typer
 from plughost.errors import PlughostError
 
 if TYPE_CHECKING:
+    from plughost.host import ReloadResult
     from plughost.services.installer import InstallResult, UninstallResult
     from plughost.services.sources import Progress
     from plughost.services.updater import UpdateResult, VersionInfo
@@ -319,6 +320,26 @@ class RemoteBackend:
                        actor: str = "") -> UpdateResult:
         return _update_result(await self._call("POST", f"/plugins/{plugin_id}/rollback",
                                                json={"to": to}))
+
+    async def rollback_build(self, plugin_id: str, ref: str | None = None, *,
+                             actor: str = "") -> ReloadResult:
+        from plughost.host import ReloadResult
+
+        d = await self._call("POST", f"/plugins/{plugin_id}/rollback",
+                             json={"build": ref or "previous"})
+        return ReloadResult(d["plugin_id"], d["from_version"], d["to_version"], d["state"],
+                            True, None, float((d.get("timings") or {}).get("reload") or 0))
+
+    async def reload(self, plugin_id: str, *, actor: str = "") -> ReloadResult:
+        from plughost.host import ReloadResult
+
+        d = await self._call("POST", f"/plugins/{plugin_id}/reload")
+        return ReloadResult(d["plugin_id"], d["from_version"], d["to_version"], d["state"],
+                            bool(d.get("ok", True)), None, float(d.get("seconds") or 0),
+                            load_seconds=float(d.get("load_seconds") or 0),
+                            switch_seconds=float(d.get("switch_seconds") or 0),
+                            swapped=bool(d.get("swapped", True)),
+                            warnings=tuple(d.get("warnings") or ()))
 
     async def uninstall(self, plugin_id: str, *, cascade: bool = False, keep_data: bool = False,
                         actor: str = "") -> UninstallResult:

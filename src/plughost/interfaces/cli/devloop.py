@@ -334,7 +334,29 @@ def call(
         console.print(result, markup=False, highlight=False)
 
 
+def reload(
+    plugin_id: Annotated[str, typer.Argument(help="The plugin id.")],
+    home: HomeOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Hot reload a plugin from its files (development plugins too); on failure the running
+    version keeps serving and the error is shown."""
+    from plughost.interfaces.cli._backend import run_backend, target
+
+    with handle_errors(as_json=as_json):
+        result = run_backend(target(home, server, token),
+                             lambda svc: svc.reload(plugin_id, actor="cli"))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console.print(f"[green]↻[/] reloaded [bold]{result.plugin_id}[/] {result.from_version} → "
+                  f"{result.to_version} in {result.seconds * 1000:.0f} ms ({result.state})")
+
+
 def register(app: typer.Typer) -> None:
     app.command("new")(new)
     app.command("dev")(dev)
     app.command("call")(call)
+    app.command("reload")(reload)

@@ -44,6 +44,7 @@ from plughost.interfaces.cli._common import (
     console,
     err_console,
     handle_errors,
+    print_json,
 )
 from plughost.interfaces.cli._output import Format, emit, emit_page, output_format
 from plughost.services import resources
@@ -265,15 +266,31 @@ def rollback_cmd(
     to: Annotated[str | None, typer.Option(
         "--to", help="The kept version to return to (default: the previous one).",
         metavar="VERSION", show_default=False)] = None,
+    build: Annotated[str | None, typer.Option(
+        "--build", help="A development plugin on a server watching its folder: reload a kept "
+        "good build (digest prefix, version, or 'previous').", metavar="REF",
+        show_default=False)] = None,
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
     output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Return to a kept version (`plughost versions ID` lists them)."""
+    """Return to a kept version (`plughost versions ID` lists them), or with --build to a
+    kept good build of a development plugin."""
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
+        if build is not None:
+            ref = None if build == "previous" else build
+            reloaded = _with_service(
+                target(home, server, token),
+                lambda svc: svc.rollback_build(plugin_id, ref, actor="cli"))
+            if fmt == "json":
+                print_json(reloaded.to_dict())
+            else:
+                console.print(f"{plugin_id} back to build {build} "
+                              f"({reloaded.from_version} -> {reloaded.to_version})")
+            return
         result = _with_service(target(home, server, token), lambda svc: _then_info(
             svc, svc.rollback(plugin_id, to, actor="cli")))
     _print_switch(result, "rolled back", fmt)
@@ -285,7 +302,8 @@ def versions_cmd(plugin_id: IdArgument, home: HomeOption = None,
     """List the kept versions of a plugin, newest install first."""
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
-        versions = _with_service(target(home, server, token), lambda svc: svc.versions(plugin_id))
+        versions = _with_service(target(home, server, token), lambda svc: svc.versions(plugin_id),
+                                 reconcile=False)
     emit_page("version", [v.to_dict() for v in versions], fmt, total=len(versions),
               title=f"{plugin_id}: {len(versions)} kept version(s)")
 
@@ -381,7 +399,8 @@ def list_installed(settings: Any, *, type_: str | None, state: str | None,
     """``plughost list`` for a home with a database: installed plugins with their state."""
     with handle_errors(as_json=fmt == "json"):
         page = _with_service(settings, lambda svc: svc.list_plugins(
-            type=type_, state=state, limit=limit, offset=resources.offset_of(cursor)))
+            type=type_, state=state, limit=limit, offset=resources.offset_of(cursor)),
+            reconcile=False)
     emit_page("plugin", [p.to_dict() for p in page.items], fmt, total=page.total,
               next_cursor=resources.offset_cursor(page.offset, len(page.items), page.total),
               title=f"{page.total} installed plugin(s)", empty="no plugins installed")
@@ -390,7 +409,7 @@ def list_installed(settings: Any, *, type_: str | None, state: str | None,
 def info_installed(settings: Any, plugin_id: str, *, fmt: Format) -> None:
     """``plughost info ID`` for an installed plugin."""
     with handle_errors(as_json=fmt == "json"):
-        detail = _with_service(settings, lambda svc: svc.get(plugin_id))
+        detail = _with_service(settings, lambda svc: svc.get(plugin_id), reconcile=False)
 
     def human() -> None:
         i = detail.info
@@ -430,7 +449,7 @@ def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
                 "one": (await svc.get(plugin_id)).to_dict() if plugin_id else None}
 
     with handle_errors(as_json=fmt == "json"):
-        data = _with_service(settings, collect, start=activate)
+        data = _with_service(settings, collect, start=activate, reconcile=activate)
     if plugin_id is not None:
         one = data["one"]
 

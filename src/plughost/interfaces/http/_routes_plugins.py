@@ -32,6 +32,7 @@ from plughost.interfaces.http._schemas import (
     PluginDetailOut,
     PluginOut,
     PluginPage,
+    ReloadOut,
     RollbackIn,
     StateName,
     UninstallOut,
@@ -317,11 +318,33 @@ async def deactivate(
 async def rollback(request: Request, plugin_id: PluginId,
                    body: Annotated[RollbackIn | None, Body()] = None,
                    who: Principal = requires("admin")) -> dict[str, Any]:
-    """Switch back to a kept version (``to``, or the previous one), handing state over."""
+    """Switch back to a kept version (``to``, or the previous one), handing state over; for a
+    development plugin, ``build`` reloads one of its kept good builds."""
+    if body is not None and body.build is not None:
+        reloaded = await api_state(request).service.rollback_build(
+            plugin_id, None if body.build == "previous" else body.build, actor=who.actor)
+        return {"plugin_id": plugin_id, "from_version": reloaded.from_version,
+                "to_version": reloaded.to_version, "state": reloaded.state, "pruned": [],
+                "timings": {"reload": reloaded.seconds},
+                "message": f"reloaded {plugin_id} build {body.build}"}
     result = await api_state(request).service.rollback(
         plugin_id, body.to if body else None, actor=who.actor)
     data: dict[str, Any] = result.to_dict()
     data["message"] = f"rolled back {plugin_id} to {data['to_version']}"
+    return data
+
+
+@router.post("/{plugin_id}/reload", summary="Hot reload a plugin", response_model=ReloadOut)
+async def reload(request: Request, plugin_id: PluginId,
+                 who: Principal = requires("operator")) -> dict[str, Any]:
+    """Reload the plugin from its files (a development folder: as a save would) without
+    dropping a call: the new code is loaded beside the running one, state is handed over,
+    and any failure leaves the running version serving (the error says why)."""
+    result = await api_state(request).service.reload(plugin_id, actor=who.actor)
+    data: dict[str, Any] = result.to_dict()
+    data.pop("error", None)
+    data["message"] = (f"reloaded {plugin_id} {data['from_version']} -> "
+                       f"{data['to_version']} in {result.seconds * 1000:.0f} ms")
     return data
 
 

@@ -258,6 +258,20 @@ class UpdateOut(_Out):
     message: str = ""
 
 
+class ReloadOut(_Out):
+    plugin_id: str
+    from_version: str
+    to_version: str
+    state: str
+    ok: bool
+    swapped: bool = True
+    seconds: float = 0.0
+    load_seconds: float = 0.0
+    switch_seconds: float = 0.0
+    warnings: list[str] = Field(default_factory=list)
+    message: str = ""
+
+
 class UninstallOut(_Out):
     removed: list[str]
     versions: dict[str, list[str]] = Field(default_factory=dict)
@@ -267,6 +281,10 @@ class UninstallOut(_Out):
 class RollbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str | None = Field(None, description="Version to go back to; default: the previous one.")
+    build: str | None = Field(
+        None, max_length=64,
+        description="A development plugin: the kept good build to reload (digest prefix or "
+                    "version; 'previous' for the one before the current).")
 
 
 class MetricOut(_Out):

@@ -725,8 +725,9 @@ class Jail:
         return jail
 
     def _make_cgroup(self, root: Path) -> None:
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in self.plugin_id)
-        path = root / f"{safe}.{os.getpid()}.{next(_SEQ)}"
+        from plughost.runtimes.process.launch import file_name
+
+        path = root / f"{file_name(self.plugin_id)}.{os.getpid()}.{next(_SEQ)}"
         try:
             path.mkdir()
             (path / "pids.max").write_text(str(self.plan.processes))

@@ -209,6 +209,7 @@ class Session:
         self._err_reader: asyncio.BaseTransport | None = None
         self._signaller: Callable[[int], None] | None = None  # a pipe peer's way to signal
         self.pid: int | None = None
+        self.origin = "cold"  # how the process started: cold, spare (warm), forked (fork server)
         self.calls = 0
         self.hello: dict[str, Any] = {}
 

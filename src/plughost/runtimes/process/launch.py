@@ -41,6 +41,7 @@ __all__ = [
     "build_argv",
     "child_env",
     "declares_network",
+    "file_name",
     "is_python_entry",
     "limits_of",
     "make_preexec",
@@ -218,12 +219,17 @@ def is_python_entry(entry: str) -> bool:
     return _PY_ENTRY.match(entry.strip()) is not None
 
 
+def file_name(plugin_id: str) -> str:
+    """``plugin_id`` as one safe file name (no separator, no leading dot)."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in plugin_id).lstrip(".")
+    return safe or "_"
+
+
 def pycache_dir(options: ProcessOptions, plugin_id: str) -> Path | None:
     """The plugin's own ``.pyc`` directory (created), or ``None`` when there is no cache."""
     if options.pycache_root is None or not plugin_id:
         return None
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in plugin_id).lstrip(".")
-    path = Path(options.pycache_root) / (safe or "_")
+    path = Path(options.pycache_root) / file_name(plugin_id)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 

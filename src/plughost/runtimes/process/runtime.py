@@ -155,7 +155,7 @@ class ProcessRuntime:
 
     def _want_spare(self) -> None:
         """Start a warm spare in the background if the options ask for one and none exists."""
-        if not self.options.warm_spare or self.options.fork_server or self._closed:
+        if not self.options.warm_spare or self._closed:
             return
         if self._spare is not None or (self._spare_task and not self._spare_task.done()):
             return
@@ -170,6 +170,21 @@ class ProcessRuntime:
         launcher = "from plughost.sdk.child import main; raise SystemExit(main([]))"
         argv = [self.options.python, *self.options.python_flags, "-c", launcher]
         jail = Jail.for_spare() if self.options.confine else None  # its plugin's cgroup-to-be
+        if self.options.fork_server:  # forked ahead of need: its network namespace made too
+            forked = await self._forked(
+                "(spare)", _refuse_before_assign, sink, {},
+                isolate_network=self.options.isolate_network,
+            )
+            if forked is None:
+                if jail is not None:
+                    await jail.release()
+                return
+            session = forked
+            if jail is not None:
+                await jail.attach(session.pid)
+                jail.started(session)
+            await self._keep_spare(session)
+            return
         try:
             await session.start_process(
                 argv,
@@ -187,6 +202,10 @@ class ProcessRuntime:
         except OSError:
             logger.warning("could not start a warm spare; plugins will start cold", exc_info=True)
             return
+        session.origin = "spare"
+        await self._keep_spare(session)
+
+    async def _keep_spare(self, session: Session) -> None:
         try:  # only a runner that has finished its imports is worth handing out
             await asyncio.wait_for(
                 asyncio.shield(session.spare_ready), self.options.handshake_timeout
@@ -261,6 +280,7 @@ class ProcessRuntime:
             logger.warning("fork server: %s; plugin %s starts cold", exc, plugin_id)
             return None
         session = self._new_session(plugin_id, handler, sink, limits)
+        session.origin = "forked"
         server.adopt(pid, session)
         await session.connect_pipes(
             stdout, stdin, token=secrets.token_hex(16), stderr_fd=stderr, pid=pid,
@@ -364,13 +384,11 @@ class ProcessInstance:
         spare_fits = spare_fits and not own_env  # a spare cannot take environment variables
         spare = self.runtime._take_spare() if python_child and spare_fits else None
         if spare is None and python_child and self.options.fork_server and not own_env:
-            # forked from the fork server; it leaves the network namespace when asked
+            # forked from the fork server now; it leaves the network namespace when asked
             spare = await self.runtime._forked(
                 self._id, self._serve, sink, self.limits, isolate_network=self._isolate_net
             )
-            self._start = "forked" if spare is not None else "cold"
-        else:
-            self._start = "spare" if spare is not None else "cold"
+        self._start = spare.origin if spare is not None else "cold"
         jail = Jail.prepare(plan_launch(self, argv[0]), self._id, spare=spare is not None)
         try:
             if spare is not None:

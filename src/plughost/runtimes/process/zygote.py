@@ -92,7 +92,7 @@ class ForkServer:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
-                cwd=os.getcwd(),
+                cwd="/",  # its imports never resolve in whatever directory the host runs in
                 env=env,
                 pass_fds=(theirs.fileno(),),
                 preexec_fn=make_preexec({}, isolate_network=False),  # dies with the host

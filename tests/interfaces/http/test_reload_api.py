@@ -1,0 +1,102 @@
+"""Development plugins through the API: enable, disable and hot reload without a restart, with
+an audit entry per reload; a broken reload keeps the running version and says why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plughost.settings import HostSettings
+from tests.interfaces.http.conftest import Api
+
+CODE = """
+from plughost.sdk import Plugin
+
+class Main(Plugin):
+    def activate(self, ctx):
+        self.n = getattr(self, "n", 0)
+        ctx.commands.register("ping", self.ping)
+
+    def ping(self):
+        self.n += 1
+        return ["{tag}", self.n]
+
+    def export_state(self):
+        return {{"n": self.n}}
+
+    def import_state(self, state, from_version):
+        self.n = state["n"]
+"""
+
+
+def write(folder: Path, version: str, tag: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "plugin.toml").write_text(
+        f'id = "devplug"\nversion = "{version}"\nentry = "main:Main"\n')
+    (folder / "main.py").write_text(CODE.format(tag=tag))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> HostSettings:
+    settings = HostSettings(home=tmp_path / "home", require_signature="never")
+    write(settings.plugins_dir / "devplug", "1.0.0", "v1")
+    return settings
+
+
+async def test_development_plugin_is_reloaded_enabled_and_disabled_through_the_api(
+        api: Api, settings: HostSettings) -> None:
+    folder = settings.plugins_dir / "devplug"
+    ping = "/api/v1/commands/devplug.ping"
+    assert (await api.client.post(ping)).json()["result"] == ["v1", 1]
+    write(folder, "1.1.0", "v2")
+    r = await api.client.post("/api/v1/plugins/devplug/reload")
+    assert r.status_code == 200, r.text
+    assert (r.json()["from_version"], r.json()["to_version"]) == ("1.0.0", "1.1.0")
+    assert (await api.client.post(ping)).json()["result"] == ["v2", 2]
+    (folder / "main.py").write_text("def broken(:\n")
+    r = await api.client.post("/api/v1/plugins/devplug/reload")
+    assert r.status_code >= 400, r.text
+    assert "devplug" in r.text and "SyntaxError" in r.text
+    assert (await api.client.post(ping)).json()["result"] == ["v2", 3]
+    r = await api.client.post("/api/v1/plugins/devplug/disable")
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "disabled"
+    assert (await api.client.post(ping)).status_code == 404
+    write(folder, "1.1.0", "v2")
+    r = await api.client.post("/api/v1/plugins/devplug/enable")
+    assert r.status_code == 200 and r.json()["state"] == "active", r.text
+    audit = (await api.client.get("/api/v1/audit",
+                                  params={"plugin_id": "devplug"})).json()["items"]
+    actions = [(e["action"], e["outcome"]) for e in audit]
+    assert ("plugin.reload", "ok") in actions and ("plugin.reload", "error") in actions
+    assert ("plugin.disable", "ok") in actions and ("plugin.enable", "ok") in actions
+    missing = await api.client.post("/api/v1/plugins/nobody/reload")
+    assert missing.status_code == 404
+
+
+async def test_a_watched_development_plugin_rolls_back_to_a_kept_build(tmp_path: Path) -> None:
+    from tests.interfaces.http.conftest import open_api
+
+    settings = HostSettings(home=tmp_path / "home", require_signature="never", watch=True,
+                            reload_debounce=0.05)
+    folder = settings.plugins_dir / "devplug"
+    write(folder, "1.0.0", "v1")
+    apis = open_api(settings)
+    api = await anext(apis)
+    try:
+        ping = "/api/v1/commands/devplug.ping"
+        assert (await api.client.post(ping)).json()["result"] == ["v1", 1]
+        write(folder, "1.1.0", "v2")
+        r = await api.client.post("/api/v1/plugins/devplug/reload")
+        assert r.status_code == 200, r.text
+        assert (await api.client.post(ping)).json()["result"] == ["v2", 2]
+        r = await api.client.post("/api/v1/plugins/devplug/rollback",
+                                  json={"build": "previous"})
+        assert r.status_code == 200, r.text
+        assert (r.json()["from_version"], r.json()["to_version"]) == ("1.1.0", "1.0.0")
+        assert (await api.client.post(ping)).json()["result"] == ["v1", 3]
+        r = await api.client.post("/api/v1/plugins/devplug/rollback", json={"build": "9.9.9"})
+        assert r.status_code == 400 and "reload.no_build" in r.text
+    finally:
+        await apis.aclose()
