@@ -149,6 +149,6 @@ def test_concurrent_updates_of_one_plugin_from_two_nodes_are_serialised(
     cluster.everywhere(lambda i: cluster.command(i, "kv.version") == cluster.plugin(
         0, "kv")["version"])
     assert len(final) <= 2
-    versions = cluster.node(1).get("/api/v1/plugins/kv/versions").json()
+    versions = cluster.node(1).get("/api/v1/plugins/kv/versions").json()["items"]
     assert sorted(v["version"] for v in versions) == ["1.0.0", "2.0.0", "3.0.0"]
     assert sum(v["current"] for v in versions) == 1

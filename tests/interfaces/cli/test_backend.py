@@ -22,4 +22,9 @@ def test_both_backends_offer_every_facade_method_with_the_same_parameters() -> N
         for backend in (PluginService, RemoteBackend):
             method = getattr(backend, name, None)
             assert method is not None, f"{backend.__name__} has no {name}()"
-            assert list(inspect.signature(method).parameters) == wanted, (backend, name)
+            params = list(inspect.signature(method).parameters)
+            if backend is PluginService:
+                # `origin` is set only by the marketplace, which drives the service directly;
+                # it records where a package came from and is not part of the facade.
+                params = [p for p in params if p != "origin"]
+            assert params == wanted, (backend, name)

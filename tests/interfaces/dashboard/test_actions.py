@@ -195,7 +195,7 @@ def test_configuration_json_history_restore_and_reset(site: Site, new_page: NewP
 
 def test_permissions_approve_refuse_grant_revoke(site: Site, new_page: NewPage) -> None:
     page = new_page()
-    pending = site.get("/api/v1/permissions/requests?plugin_id=asker")
+    pending = site.get("/api/v1/permissions/requests?plugin_id=asker")["items"]
     assert [r["scope"] for r in pending] == ["net:api.example.com:443"]
     page.goto(site.url + "/#/plugins/asker")
     perms = page.locator("#permissions")
