@@ -137,7 +137,7 @@ def _info(d: Mapping[str, Any]) -> PluginInfo:
         state=d["state"], enabled=bool(d["enabled"]), source=d.get("source", ""),
         source_uri=d.get("source_uri", ""), sha256=d.get("sha256", ""),
         installed_at=_dt(d.get("installed_at")), updated_at=_dt(d.get("updated_at")),
-        error=d.get("error"), warnings=tuple(d.get("warnings") or ()))
+        error=d.get("error"), warnings=tuple(d.get("warnings") or ()), signed=d.get("signed"))
 
 
 def _version(d: Mapping[str, Any]) -> VersionInfo:
