@@ -153,7 +153,7 @@ function pluginPage(view, rest) {
   async function renderConfig() {
     await fill(config, async () => {
       const cfg = await api("GET", `${path}/config`);
-      const history = await api("GET", `${path}/config/history`).catch(e => {
+      const history = await api("GET", `${path}/config/history?limit=1000`).then(page => page.items).catch(e => {
         showError(config.errors, e, "Loading the configuration history");
         return [];
       });
