@@ -163,12 +163,11 @@ def test_inprocess_is_the_operators_choice(monkeypatch: pytest.MonkeyPatch) -> N
     assert not create_runtime().trusted("a")
 
 
-@pytest.mark.skipif(shutil.which("cargo") is None and not (Path.home() / ".cargo/bin/cargo")
-                    .exists(), reason="cargo is not installed")
 async def test_the_rust_cdylib_example_loads(tmp_path: Path) -> None:
     import subprocess
 
     cargo = shutil.which("cargo") or str(Path.home() / ".cargo/bin/cargo")
+    assert Path(cargo).exists(), "cargo is not installed: install Rust's cargo to build it"
     src = REPO / "examples" / "native-rust-greeter"
     work = tmp_path / "build"
     shutil.copytree(src, work, ignore=shutil.ignore_patterns("target", "*.so"))
