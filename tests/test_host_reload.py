@@ -274,6 +274,32 @@ async def test_a_folder_added_while_watching_joins_and_a_bad_one_leaves_nothing(
         assert sorted(r.id for r in host.registry) == ["counter", "greeter"]
 
 
+GREETER = """
+from plughost.sdk import Plugin, hookimpl
+
+class Main(Plugin):
+    @hookimpl("app.greeting")
+    def greeting(self, name):
+        return "{tag}"
+"""
+
+
+async def test_a_reloaded_plugin_keeps_its_place_in_an_extension_point(tmp_path: Path) -> None:
+    for pid in ("alpha", "beta", "gamma"):
+        write_plugin(tmp_path / "plugins" / pid, code=GREETER.format(tag=pid))
+    async with PluginHost([tmp_path / "plugins"], home=tmp_path / "home") as host:
+
+        def greeting(name: str) -> str: ...
+
+        host.hooks.add_spec(greeting, name="app.greeting")
+        assert (await host.start()).ok
+        before = host.hooks.call("app.greeting", name="x")
+        write_plugin(tmp_path / "plugins" / before[0], version="1.0.1",
+                     code=GREETER.format(tag=f"{before[0]}-2"))
+        assert (await host.reload(before[0])).ok
+        assert host.hooks.call("app.greeting", name="x") == [f"{before[0]}-2", *before[1:]]
+
+
 async def test_wasm_plugin_reloads(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[1] / "examples" / "wasm-hello"
     folder = tmp_path / "plugins" / "wasm-hello"

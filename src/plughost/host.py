@@ -581,6 +581,7 @@ class PluginHost:
         self._enabling.discard(plugin_id)
         self._locks.pop(plugin_id, None)
         self.comms.counters.forget(plugin_id)
+        self.hooks.forget_places(plugin_id)
         self.resolve()
         for dep in active_dependents:
             if dep in self.registry:
