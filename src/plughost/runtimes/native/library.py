@@ -17,6 +17,7 @@ rule is the table's.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import os
 import re
@@ -65,7 +66,7 @@ class _HostTable(ctypes.Structure):
 
 
 _CODE: Final = re.compile(r"[a-z][a-z_]*(\.[a-z_]+)+")
-_EXPORT_KINDS: Final = frozenset({"command", "hook", "event"})
+_EXPORT_KINDS: Final = frozenset({"command", "hook", "event", "channel"})
 _LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 
 
@@ -139,6 +140,7 @@ class NativePlugin:
         self._closed = False
         self.ctx: Any = None
         self._targets: set[str] = set()
+        self._channel_ids = itertools.count(1)
         # The callbacks must outlive every call: keep them on the object.
         self._table = _HostTable(ABI_VERSION, None, _CALL(self._on_call), _FREE(self._on_free),
                                  _LOG(self._on_log))
@@ -169,12 +171,16 @@ class NativePlugin:
             if not ok or not isinstance(target, str) or not target.isidentifier() or (
                     target.startswith("_") or reserved):
                 raise PluginLoadError(
-                    f"plughost_init export #{i} is not {{kind: command|hook|event, name, target}} "
+                    f"plughost_init export #{i} is not {{kind: command|hook|event|channel, name, "
+                    "target}} "
                     f"with an identifier target that is not a reserved name: {item!r}")
             options = item.get("options") or {}
             if not isinstance(options, dict):
                 raise PluginLoadError(f"plughost_init export #{i}: options must be an object")
-            handler = getattr(self, target, None) or self._handler(target)
+            if item["kind"] == "channel":
+                handler = self._channel_handler(target)
+            else:
+                handler = getattr(self, target, None) or self._handler(target)
             marks = (*getattr(handler, EXPORTS_ATTR, ()),
                      ExportMark(item["kind"], item["name"], dict(options)))
             setattr(handler, EXPORTS_ATTR, marks)
@@ -198,6 +204,43 @@ class NativePlugin:
 
         handler.__name__ = target
         return handler
+
+    def _channel_handler(self, target: str) -> Callable[..., Any]:
+        """The channel handler for a ``channel`` export: each step of the conversation is one
+        ``plughost_call(target, {"channel", "event", "data"?})`` — ``open``, then ``message``
+        per message from the opener, then ``close`` when the opener closed its end — answered
+        with ``null`` or ``{"send": [messages...], "close": bool}`` (docs/native.md)."""
+
+        async def handler(channel: Any) -> None:
+            handle = next(self._channel_ids)
+
+            async def step(event: str, *data: Any) -> bool:
+                args: dict[str, Any] = {"channel": handle, "event": event}
+                if data:
+                    args["data"] = data[0]
+                answer = await self.run_blocking(self.invoke, target, args)
+                sends, close = _channel_answer(answer, target)
+                for message in sends:
+                    await channel.send(message)
+                return close
+
+            if await step("open"):
+                return
+            async for message in channel:
+                if await step("message", message):
+                    return
+            await step("close")
+
+        handler.__name__ = target
+        return handler
+
+    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one library call from a channel handler: in a worker thread (the library may
+        block, and may ask for host operations that wait); the trusted in-process instance
+        replaces this when its calls run on the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(fn, *args)
 
     # -- calling the library ---------------------------------------------------------------------
     def _raw_call(self, target: bytes | None, args: bytes) -> tuple[int, bytes | None]:
@@ -338,6 +381,21 @@ class NativePlugin:
                 return
             self._closed = True
             self.lib.plughost_shutdown()
+
+
+def _channel_answer(answer: Any, target: str) -> tuple[list[Any], bool]:
+    """``(messages to send, close?)`` from a library's answer to one channel step."""
+    if answer is None:
+        return [], False
+    if isinstance(answer, dict) and set(answer) <= {"send", "close"}:
+        sends = answer.get("send", [])
+        close = answer.get("close", False)
+        if isinstance(sends, list) and isinstance(close, bool):
+            return sends, close
+    raise PluginError(
+        f"channel target {target!r} answered {json.dumps(answer)[:200]}; a channel step answers "
+        'null or {"send": [messages...], "close": true|false} (docs/native.md)',
+        code="plugin.error")
 
 
 def _event_dict(event: Any) -> dict[str, Any]:
