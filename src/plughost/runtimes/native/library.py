@@ -17,7 +17,6 @@ rule is the table's.
 from __future__ import annotations
 
 import ctypes
-import itertools
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from typing import Any, Final
 
 from plughost.core.contract import Health
 from plughost.errors import PermissionDenied, PluginError, PluginLoadError, PluginUnavailable
+from plughost.runtimes.stepchannels import serve_by_steps
 
 __all__ = [
     "ABI_VERSION",
@@ -140,7 +140,6 @@ class NativePlugin:
         self._closed = False
         self.ctx: Any = None
         self._targets: set[str] = set()
-        self._channel_ids = itertools.count(1)
         # The callbacks must outlive every call: keep them on the object.
         self._table = _HostTable(ABI_VERSION, None, _CALL(self._on_call), _FREE(self._on_free),
                                  _LOG(self._on_log))
@@ -206,30 +205,12 @@ class NativePlugin:
         return handler
 
     def _channel_handler(self, target: str) -> Callable[..., Any]:
-        """The channel handler for a ``channel`` export: each step of the conversation is one
-        ``plughost_call(target, {"channel", "event", "data"?})`` — ``open``, then ``message``
-        per message from the opener, then ``close`` when the opener closed its end — answered
-        with ``null`` or ``{"send": [messages...], "close": bool}`` (docs/native.md)."""
+        """The channel handler for a ``channel`` export: one ``plughost_call(target, ...)`` per
+        step of the conversation (:mod:`plughost.runtimes.stepchannels`, docs/native.md)."""
 
         async def handler(channel: Any) -> None:
-            handle = next(self._channel_ids)
-
-            async def step(event: str, *data: Any) -> bool:
-                args: dict[str, Any] = {"channel": handle, "event": event}
-                if data:
-                    args["data"] = data[0]
-                answer = await self.run_blocking(self.invoke, target, args)
-                sends, close = _channel_answer(answer, target)
-                for message in sends:
-                    await channel.send(message)
-                return close
-
-            if await step("open"):
-                return
-            async for message in channel:
-                if await step("message", message):
-                    return
-            await step("close")
+            await serve_by_steps(
+                channel, lambda args: self.run_blocking(self.invoke, target, args), target)
 
         handler.__name__ = target
         return handler
@@ -381,21 +362,6 @@ class NativePlugin:
                 return
             self._closed = True
             self.lib.plughost_shutdown()
-
-
-def _channel_answer(answer: Any, target: str) -> tuple[list[Any], bool]:
-    """``(messages to send, close?)`` from a library's answer to one channel step."""
-    if answer is None:
-        return [], False
-    if isinstance(answer, dict) and set(answer) <= {"send", "close"}:
-        sends = answer.get("send", [])
-        close = answer.get("close", False)
-        if isinstance(sends, list) and isinstance(close, bool):
-            return sends, close
-    raise PluginError(
-        f"channel target {target!r} answered {json.dumps(answer)[:200]}; a channel step answers "
-        'null or {"send": [messages...], "close": true|false} (docs/native.md)',
-        code="plugin.error")
 
 
 def _event_dict(event: Any) -> dict[str, Any]:
