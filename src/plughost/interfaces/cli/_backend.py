@@ -17,7 +17,6 @@ or a :class:`Remote` — and a function of the backend.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -110,6 +109,8 @@ def open_backend(where: HostSettings | Remote,
 def run_backend(where: HostSettings | Remote, fn: Callable[[PluginManagement], Awaitable[T]],
                 **service_options: Any) -> T:
     """Open the backend for ``where``, run ``fn(backend)`` to completion, close it."""
+    import asyncio
+
     if isinstance(where, Remote):
         # Local-only knobs (start, allowed URL kinds) are the server's business remotely.
         service_options = {}
