@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from plughost.core.bus import Event
-from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, State
+from plughost.core.lifecycle import LifecycleEvent, State
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.core.registry import PluginRecord
 from plughost.errors import (
@@ -77,13 +77,14 @@ from plughost.services.stores import (
 )
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
 from plughost.services.views import (
-    SHOWS_ERROR,
     HealthReport,
     PluginDetail,
     PluginInfo,
     PluginList,
     error_of,
     info_from_record,
+    list_stored,
+    stored_info,
 )
 from plughost.settings import HostSettings
 from plughost.storage.kv_db import DatabaseKeyValueStore, import_sqlite_kv
@@ -257,7 +258,7 @@ class PluginService:
             lambda: {p.id: c.config for p in plugins
                      if (c := self.repository.get_config(p.id)) is not None})
         prepared = await asyncio.to_thread(lambda: [self._prepare(p) for p in plugins])
-        dirs = [s.plugins_dir] if s.plugins_dir.is_dir() and any(s.plugins_dir.iterdir()) else []
+        dirs = s.development_dirs()
         options: dict[str, Any] = {"home": s.home, "config": configs, "watch": s.watch,
                                    "debounce": s.reload_debounce, **self._host_options}
         if self._host_version is not None:
@@ -563,32 +564,16 @@ class PluginService:
 
     # ================================================================== queries
 
-    def _info(self, stored: StoredPlugin) -> PluginInfo:
+    def _info(self, stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo:
+        info = stored_info(stored, signed=signed)
         record = self._host.registry.find(stored.id) if self._host is not None else None
-        if record is not None and not self._start_plugins and stored.id not in self._touched \
-                and record.state is not State.FAILED:
+        if record is None or (not self._start_plugins and stored.id not in self._touched
+                              and record.state is not State.FAILED):
             # Not started here: the stored state (last observed by a running service) says
             # more than "resolved"; failures found while registering are live facts.
-            record = None
-        state = record.state.value if record is not None else (
-            stored.state if stored.enabled else State.DISABLED.value)
-        error = None
-        warnings: tuple[str, ...] = ()
-        if record is not None:
-            warnings = tuple(record.warnings)
-            error = error_of(record)
-        elif stored.state in SHOWS_ERROR and stored.failure_reason:
-            waiting = stored.state == State.NEEDS_CONFIG.value
-            error = {"code": "config.invalid" if waiting else "plugin.failed",
-                     "message": stored.failure_reason, "phase": stored.failure_phase,
-                     "hint": CONFIG_HINT.format(id=stored.id) if waiting else None}
-        return PluginInfo(
-            id=stored.id, name=stored.name, version=stored.version,
-            description=stored.description, author=stored.author, type=stored.type,
-            runtime=stored.runtime, state=state, enabled=stored.enabled, source=stored.source,
-            source_uri=stored.source_uri, sha256=stored.checksum,
-            installed_at=stored.installed_at, updated_at=stored.updated_at, error=error,
-            warnings=warnings)
+            return info
+        return replace(info, state=record.state.value, error=error_of(record),
+                       warnings=tuple(record.warnings))
 
     async def list_plugins(
         self,
@@ -616,14 +601,9 @@ class PluginService:
 
         if state is None and not any(r.source != "installed" for r in self.host.registry):
             # Only installed plugins and no live-state filter: the database pages and counts.
-            def page() -> tuple[list[StoredPlugin], int]:
-                with self.repository.reading() as repo:
-                    return (repo.list_plugins(type=type, enabled=enabled, q=q, limit=limit,
-                                              offset=offset),
-                            repo.count_plugins(type=type, enabled=enabled, q=q))
-
-            found, total = await asyncio.to_thread(page)
-            return PluginList(tuple(self._info(r) for r in found), total, limit, offset)
+            return await asyncio.to_thread(
+                lambda: list_stored(self.repository, type=type, enabled=enabled, q=q,
+                                    limit=limit, offset=offset, info=self._info))
 
         def query() -> list[StoredPlugin]:
             out: list[StoredPlugin] = []
