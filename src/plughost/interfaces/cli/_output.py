@@ -110,7 +110,7 @@ COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
     "plugin": (Column("id", "id"), Column("version", "version"), Column("state", "state"),
                Column("enabled", "enabled", in_table=False), Column("type", "type", drop=1),
                Column("runtime", "runtime", drop=2),
-               Column("signature", _signed, in_table=False),
+               Column("signature", _signed, drop=3),
                Column("problem", _error_code, in_table=False),
                Column("description", "description", True)),
     "version": (Column("plugin_id", "plugin_id", in_table=False), Column("version", "version"),
