@@ -118,6 +118,8 @@ def _progress() -> Iterator[Callable[[str, int, int | None], None] | None]:
         if stage not in tasks:
             tasks[stage] = bars.add_task(stage, total=total)
         bars.update(tasks[stage], completed=done, total=total)
+        if total is not None and done >= total:
+            bars.refresh()  # a finished stage is drawn finished, however fast it went
 
     with bars:
         yield report
