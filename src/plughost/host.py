@@ -49,7 +49,6 @@ from plughost.core.contract import (
     needed_by_manifest,
     refuse,
 )
-from plughost.core.depgraph import dependents_of
 from plughost.core.discovery import Discovered, DiscoveryCache, discover
 from plughost.core.hooks import HookRegistry
 from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, LifecycleEvents, State, transition
@@ -1269,14 +1268,10 @@ class PluginHost:
 
         With ``states``, only plugins in those states count (and the chain runs through them).
         """
-        manifests = {r.id: r.manifest for r in self.registry}
-        wanted = set(states) if states is not None else None
-        considered = (
-            None
-            if wanted is None
-            else {r.id for r in self.registry if r.state in wanted}
-        )
-        return dependents_of(plugin_id, manifests, enabled=considered)
+        if states is None:
+            return self.registry.dependents(plugin_id)
+        wanted = set(states)
+        return self.registry.dependents(plugin_id, considered=lambda r: r.state in wanted)
 
     # ----------------------------------------------------------------- load / activate
 

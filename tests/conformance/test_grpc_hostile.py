@@ -187,3 +187,22 @@ async def test_forbidden_event_emit_is_refused_and_a_granted_one_goes_through(
         with pytest.raises(PluginError, match=r"host\.shell\.run"):
             await host.call("hostile", "unknown_host_op")
     assert services.events == [("hostile.allowed", {"evil": True})]
+
+
+async def test_going_around_the_host_is_stopped_by_the_kernel(tmp_path, services) -> None:
+    # the same confinement as a process plugin: the package (read-only), what the
+    # interpreter needs, a private temporary directory, and nothing else
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    async with hostile_host(tmp_path, services) as (host, _events):
+        assert await host.call("hostile", "ping") == "pong"
+        stats = host.get("hostile").instance.stats()
+        assert stats["confinement"] == "cgroup+landlock+seccomp"
+        package = tmp_path / "plugins" / "hostile"
+        assert await host.call("hostile", "open_directly", path=str(package / "plugin.toml"))
+        assert not await host.call("hostile", "open_directly", path=str(secret))
+        assert not await host.call("hostile", "open_directly", path="/etc/shadow")
+        assert not await host.call("hostile", "open_directly",
+                                   path=str(package / "planted.txt"), mode="w")
+        assert not await host.call("hostile", "spawn")  # no process:spawn grant
+    assert not (tmp_path / "plugins" / "hostile" / "planted.txt").exists()
