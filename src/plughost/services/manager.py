@@ -263,7 +263,8 @@ class PluginService:
         plugins, configs, prepared = await asyncio.to_thread(self._read_installed)
         dirs = s.development_dirs()
         options: dict[str, Any] = {"home": s.home, "config": configs, "watch": s.watch,
-                                   "debounce": s.reload_debounce, **self._host_options}
+                                   "debounce": s.reload_debounce,
+                                   "load_timeout": s.load_timeout, **self._host_options}
         if self._host_version is not None:
             options["host_version"] = self._host_version
         host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
