@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from plughost.core.bus import Event
-from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, State
+from plughost.core.lifecycle import LifecycleEvent, State
 from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
 from plughost.core.registry import PluginRecord
 from plughost.errors import (
@@ -78,7 +78,6 @@ from plughost.services.stores import (
 )
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
 from plughost.services.views import (
-    SHOWS_ERROR,
     HealthReport,
     PluginDetail,
     PluginInfo,
@@ -86,6 +85,7 @@ from plughost.services.views import (
     arcade_status,
     error_of,
     info_from_record,
+    stored_info,
 )
 from plughost.settings import HostSettings
 from plughost.storage.kv_db import DatabaseKeyValueStore, import_sqlite_kv
@@ -261,9 +261,10 @@ class PluginService:
         # again by the next refresh (applying a change is idempotent).
         self._change_seq = await asyncio.to_thread(self.repository.last_change_seq)
         plugins, configs, prepared = await asyncio.to_thread(self._read_installed)
-        dirs = [s.plugins_dir] if s.plugins_dir.is_dir() and any(s.plugins_dir.iterdir()) else []
+        dirs = s.development_dirs()
         options: dict[str, Any] = {"home": s.home, "config": configs, "watch": s.watch,
-                                   "debounce": s.reload_debounce, **self._host_options}
+                                   "debounce": s.reload_debounce,
+                                   "load_timeout": s.load_timeout, **self._host_options}
         if self._host_version is not None:
             options["host_version"] = self._host_version
         host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
@@ -588,32 +589,16 @@ class PluginService:
 
     # ================================================================== queries
 
-    def _info(self, stored: StoredPlugin) -> PluginInfo:
+    def _info(self, stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo:
+        info = stored_info(stored, signed=signed)
         record = self._host.registry.find(stored.id) if self._host is not None else None
-        if record is not None and not self._start_plugins and stored.id not in self._touched \
-                and record.state is not State.FAILED:
+        if record is None or (not self._start_plugins and stored.id not in self._touched
+                              and record.state is not State.FAILED):
             # Not started here: the stored state (last observed by a running service) says
             # more than "resolved"; failures found while registering are live facts.
-            record = None
-        state = record.state.value if record is not None else (
-            stored.state if stored.enabled else State.DISABLED.value)
-        error = None
-        warnings: tuple[str, ...] = ()
-        if record is not None:
-            warnings = tuple(record.warnings)
-            error = error_of(record)
-        elif stored.state in SHOWS_ERROR and stored.failure_reason:
-            waiting = stored.state == State.NEEDS_CONFIG.value
-            error = {"code": "config.invalid" if waiting else "plugin.failed",
-                     "message": stored.failure_reason, "phase": stored.failure_phase,
-                     "hint": CONFIG_HINT.format(id=stored.id) if waiting else None}
-        return PluginInfo(
-            id=stored.id, name=stored.name, version=stored.version,
-            description=stored.description, author=stored.author, type=stored.type,
-            runtime=stored.runtime, state=state, enabled=stored.enabled, source=stored.source,
-            source_uri=stored.source_uri, sha256=stored.checksum,
-            installed_at=stored.installed_at, updated_at=stored.updated_at, error=error,
-            warnings=warnings)
+            return info
+        return replace(info, state=record.state.value, error=error_of(record),
+                       warnings=tuple(record.warnings))
 
     async def list_plugins(
         self,
@@ -673,10 +658,13 @@ class PluginService:
                         after=last, limit=min(_MAX_PAGE, wanted - len(rows)), **filters)
                     rows.extend(found)
                     if last is None or len(rows) >= wanted:
+                        signed.update(repo.signed_plugins(r.id for r in rows))
                         return rows, last is not None, repo.count_plugins(**filters)
 
+        signed: dict[str, bool] = {}
         rows, more, total = await asyncio.to_thread(read)
-        infos = sorted([*(self._info(r) for r in rows), *dev], key=lambda i: i.id)
+        infos = sorted([*(self._info(r, signed=signed.get(r.id)) for r in rows), *dev],
+                       key=lambda i: i.id)
         more = more or len(infos) > wanted
         items = tuple(infos[offset:wanted])
         following = resources.encode_cursor({"after": items[-1].id}) if more and items else None
