@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -64,11 +65,16 @@ __all__ = [
 # ------------------------------------------------------------------------------------ times
 
 
+_CANONICAL_TIME: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z")
+
+
 def iso(value: Any) -> str | None:
     """``value`` (a datetime, epoch seconds, or an ISO string) as ``YYYY-MM-DDTHH:MM:SSZ``
     (with milliseconds when it has any), in UTC; ``None`` stays ``None``."""
     if value is None or value == "":
         return None
+    if type(value) is str and _CANONICAL_TIME.fullmatch(value):
+        return value  # already in this shape (a record's to_dict() wrote it): nothing to do
     if isinstance(value, bool):
         raise TypeError("a time cannot be a boolean")
     if isinstance(value, (int, float)):

@@ -1,0 +1,32 @@
+"""The output model's rules that every resource shares (times, cursors)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from plughost.errors import RequestInvalid
+from plughost.services.resources import decode_cursor, encode_cursor, iso
+
+
+def test_times_come_out_in_one_shape_and_a_time_already_in_it_is_kept() -> None:
+    assert iso(datetime(2026, 12, 3, 17, 20, tzinfo=UTC)) == "2026-12-03T17:20:00Z"
+    assert iso("2026-12-03T17:20:00Z") == "2026-12-03T17:20:00Z"
+    assert iso("2026-12-03T17:20:00.120Z") == "2026-12-03T17:20:00.120Z"
+    assert iso("2026-12-03T17:20:00.123456Z") == "2026-12-03T17:20:00.123Z"
+    assert iso("2026-12-03T18:20:00+01:00") == "2026-12-03T17:20:00Z"
+    east = datetime(2026, 12, 3, 19, 20, tzinfo=timezone(timedelta(hours=2)))
+    assert iso(east) == "2026-12-03T17:20:00Z"
+    assert iso(0) == "1970-01-01T00:00:00Z" and iso(None) is None and iso("") is None
+    with pytest.raises(ValueError):
+        iso("2026-12-03T17:20:00Zjunk")
+
+
+def test_a_cursor_stands_for_its_position_and_anything_else_is_refused() -> None:
+    cursor = encode_cursor({"after": "scale-00099"})
+    assert decode_cursor(cursor, keys=("after",)) == {"after": "scale-00099"}
+    assert decode_cursor(None) is None
+    for bad in ("not-a-cursor", encode_cursor({"other": 1}), "x" * 2000):
+        with pytest.raises(RequestInvalid):
+            decode_cursor(bad, keys=("after",))
