@@ -589,7 +589,8 @@ class PluginHost:
         return record
 
     async def replace(
-        self, manifest: Manifest, root: Path | None, *, source: str = "installed"
+        self, manifest: Manifest, root: Path | None, *, source: str = "installed",
+        prove: bool = True,
     ) -> Callable[[], Awaitable[None]]:
         """Put ``manifest`` (files at ``root``) in place of the registered version of the same
         plugin, its state handed over; returns the undo.
@@ -601,7 +602,9 @@ class PluginHost:
         previous version is put back, given back its state, and the error is raised. A plugin
         that was not running is proved the same way unless it is lazy, then left as it was (a
         deactivated one deactivated). A disabled plugin only gets the new files; an unknown
-        one is added.
+        one is added. ``prove=False`` (where no plugin may run, e.g. a command-line tool
+        beside no server) loads nothing: a plugin that is not loaded gets the new files and is
+        resolved again; a loaded one is refused.
 
         The undo (for a caller's later step that fails, e.g. a database commit) puts the
         previous version back the same way, with the state the new one exports.
@@ -618,18 +621,24 @@ class PluginHost:
                     await self.remove(pid)
 
             try:
-                if not manifest.is_lazy:
+                if prove and not manifest.is_lazy:
                     await self._prove(added, None, "", [])
             except BaseException:
                 await forget()
                 raise
             return forget
         previous = (record.manifest, record.root, record.source)
-        if record.state is State.DISABLED:
+        if not prove and record.state not in (State.DISABLED, State.INSTALLED, State.RESOLVED,
+                                              State.FAILED):
+            raise OperationRefused(
+                f"{pid} is {record.state.value} here; it can only be replaced with its state "
+                "handed over (prove=True)", plugin_id=pid, code="registry.replace")
+        if record.state is State.DISABLED or not prove:
+            unchanged = record.state
             self._swap(record, manifest, root, source)
 
             async def swap_back() -> None:
-                if record.state is State.DISABLED:
+                if record.state is unchanged or not prove:
                     self._swap(record, *previous)
 
             return swap_back

@@ -17,9 +17,11 @@ Every method returns plain frozen dataclasses with ``to_dict()`` (JSON-ready) or
 raises only :class:`~plughost.errors.PlughostError` subclasses. Blocking work (database, files,
 downloads) runs in worker threads; host operations run on the service's event loop.
 
-``start=True`` (servers) activates every enabled startup plugin on open. ``start=False`` (one-shot
-CLI commands) only registers and resolves them; operations still activate the plugins they touch
-(an install with ``activate=True`` proves the plugin activates before committing it).
+``start=True`` (servers) activates every enabled startup plugin on open. ``start=False`` only
+registers and resolves them; operations still activate the plugins they touch (an install with
+``activate=True`` proves the plugin activates before committing it). ``run_plugins=False`` (the
+CLI on a home where no server runs) never loads plugin code: operations record the intent
+(installed, enabled, disabled, the new version) for the next start, and what runs is refused.
 
 The lifecycle state stored in the database is the last state a service observed; live state
 always comes from the running host. ``enabled`` is the persistent switch.
@@ -134,6 +136,12 @@ class PluginService:
         (``redis_url``, ``heartbeat_interval``, ``name``, ``url``; its ``poll_interval`` is
         ``refresh_interval``): changes are announced to, and applied from, the other servers
         on this database. Servers pass it; one-shot CLI commands do not.
+    :param run_plugins: ``False`` never loads or activates plugin code in this process (the
+        CLI on a home where no server runs, so it does not act as the host): installs, updates
+        and ``enable`` are checked and recorded without activating, ``activate``,
+        ``deactivate`` and ``reload`` are refused (``server.not_running``: nothing runs), and
+        every state read is what the next start begins from (``live`` false). Needs
+        ``start=False``.
     """
 
     def __init__(
@@ -154,9 +162,14 @@ class PluginService:
         plugin_services: bool = True,
         reconcile: bool = True,
         cluster: Mapping[str, Any] | None = None,
+        run_plugins: bool = True,
     ) -> None:
+        if start and not run_plugins:
+            raise OperationRefused("start=True runs every enabled plugin; it cannot be combined "
+                                   "with run_plugins=False", code="request.invalid")
         self.settings = settings or HostSettings.from_env()
         self._start_plugins = start
+        self._run_plugins = run_plugins
         self._host_version = host_version
         self._runtimes = list(runtimes)
         self._trust_store = trust_store
@@ -267,7 +280,7 @@ class PluginService:
             self._register(host, stored, ready)
         self._host = host
         host.on_reload(self._audit_reload)
-        self._ops = HostOps(host, self._on_loop)
+        self._ops = HostOps(host, self._on_loop, run_plugins=self._run_plugins)
         if self._want_services:
             # One source of truth: installed plugins' grants, requests and config live in the
             # database next to their rows; the installer grants in its own transaction.
@@ -561,17 +574,29 @@ class PluginService:
                 "PluginService(settings)` or `await PluginService.open(settings)`",
                 code="service.closed")
 
+    def _require_running(self, plugin_id: str, verb: str, instead: str) -> None:
+        """Refuse an operation on running plugins where none may run (``run_plugins=False``)."""
+        if not self._run_plugins:
+            raise OperationRefused(
+                f"cannot {verb} {plugin_id}: no server is running on {self.settings.home}, so "
+                f"no plugin runs; {instead}", code="server.not_running", plugin_id=plugin_id)
+
     # ================================================================== queries
 
     def _info(self, stored: StoredPlugin) -> PluginInfo:
         record = self._host.registry.find(stored.id) if self._host is not None else None
-        if record is not None and not self._start_plugins and stored.id not in self._touched \
-                and record.state is not State.FAILED:
+        live = self._start_plugins or stored.id in self._touched
+        if record is not None and not live and record.state is not State.FAILED and (
+                self._run_plugins or stored.state in SHOWS_ERROR):
             # Not started here: the stored state (last observed by a running service) says
-            # more than "resolved"; failures found while registering are live facts.
+            # more than "resolved"; failures found while registering are live facts. Where
+            # nothing may run, only why it failed at the last start says more.
             record = None
         state = record.state.value if record is not None else (
             stored.state if stored.enabled else State.DISABLED.value)
+        if not self._run_plugins and record is None and state not in SHOWS_ERROR | {
+                State.DISABLED.value}:
+            state = State.INSTALLED.value  # "active" was true of the last server, not now
         error = None
         warnings: tuple[str, ...] = ()
         if record is not None:
@@ -588,7 +613,7 @@ class PluginService:
             runtime=stored.runtime, state=state, enabled=stored.enabled, source=stored.source,
             source_uri=stored.source_uri, sha256=stored.checksum,
             installed_at=stored.installed_at, updated_at=stored.updated_at, error=error,
-            warnings=warnings)
+            warnings=warnings, live=live and self._run_plugins)
 
     async def list_plugins(
         self,
@@ -647,7 +672,7 @@ class PluginService:
                 continue
             if needle and not any(needle in t.lower() for t in (m.id, m.name, m.description)):
                 continue
-            infos.append(info_from_record(record))
+            infos.append(info_from_record(record, live=self._start_plugins))
         infos.sort(key=lambda i: i.id)
         if state is not None:
             infos = [i for i in infos if i.state == state]
@@ -688,7 +713,7 @@ class PluginService:
         if record is not None and record.source != "installed":
             stored_row = await asyncio.to_thread(self.repository.get_plugin, plugin_id)
             if stored_row is None:
-                return _detail_from_record(record, self.host)
+                return _detail_from_record(record, self.host, live=self._start_plugins)
 
         def load() -> tuple[Any, ...]:
             with self.repository.reading() as repo:  # one transaction for the whole detail
@@ -962,7 +987,10 @@ class PluginService:
             log.exception("could not record the failed %s in the audit log", action)
 
     async def _persist_states(self, ids: Iterable[str]) -> None:
-        """Write the host's current state of these plugins to the database (when changed)."""
+        """Write the host's current state of these plugins to the database (when changed).
+        Not where no plugin runs: the stored state stays the one the last server saw."""
+        if not self._run_plugins:
+            return
         wanted: list[tuple[str, str, str | None, str | None]] = []
         ids = list(ids)
         self._touched.update(ids)
@@ -1035,6 +1063,7 @@ class PluginService:
         :raises InstallError: ``install.exists`` (use update) and other refusals.
         """
         self._check_open()
+        activate = activate and self._run_plugins
         installer = self.installer
         plugin_id: str | None = None
         try:
@@ -1208,13 +1237,16 @@ class PluginService:
         await asyncio.to_thread(
             self.repository.append_audit, "plugin.enable" if enable else "plugin.disable",
             actor=actor, plugin_id=record.id, details={"development": True})
-        return info_from_record(record)
+        return info_from_record(record, live=self._start_plugins)
 
     async def reload(self, plugin_id: str, *, actor: str = "") -> ReloadResult:
         """Hot reload a plugin from its files (a watched development folder: its current
         contents, as a save would), handing its state over; on failure the running version
         keeps serving and the error is raised. Audited like every reload."""
         self._check_open()
+        self._require_running(plugin_id, "reload",
+                              "the server loads its current files when it starts "
+                              "(`plughost serve`)")
         async with self._serialised(plugin_id):
             installed = await self._development(plugin_id) is None
             host = self.host
@@ -1234,6 +1266,9 @@ class PluginService:
         """Reload a watched development plugin to one of its kept good builds (``ref``: a
         digest prefix or a version; default: the one before the current)."""
         self._check_open()
+        self._require_running(plugin_id, "roll back a build of",
+                              "the server loads its current files when it starts "
+                              "(`plughost serve`)")
         async with self._serialised(plugin_id):
             await self._development(plugin_id)
             if self.host.source_of(plugin_id) is None:
@@ -1250,6 +1285,7 @@ class PluginService:
         A plugin that cannot be resolved or activated is refused with that error and stays
         disabled (nothing is recorded). A development plugin is enabled in the running host."""
         self._check_open()
+        activate = activate and self._run_plugins
         development = await self._development(plugin_id)
         if development is not None:
             async with self._serialised(plugin_id):
@@ -1320,6 +1356,8 @@ class PluginService:
     async def activate(self, plugin_id: str) -> PluginInfo:
         """Activate an installed, enabled plugin now (its dependencies first)."""
         self._check_open()
+        self._require_running(plugin_id, "activate",
+                              "`plughost serve` activates every enabled plugin when it starts")
         async with self._serialised(plugin_id):
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             if not stored.enabled:
@@ -1336,6 +1374,9 @@ class PluginService:
         """Deactivate a running plugin (refused while active plugins need it, unless
         ``cascade``). It stays enabled: it is activated again at the next start."""
         self._check_open()
+        self._require_running(plugin_id, "deactivate",
+                              f"it runs when the server starts (`plughost serve`); to keep it "
+                              f"off, `plughost disable {plugin_id}`")
         async with self._serialised(plugin_id):
             await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             await self.host.deactivate(plugin_id, cascade=cascade)
@@ -1343,10 +1384,11 @@ class PluginService:
         return await self._info_of(plugin_id)
 
 
-def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
+def _detail_from_record(record: PluginRecord, host: PluginHost, *,
+                        live: bool) -> PluginDetail:
     m = record.manifest
     return PluginDetail(
-        info=info_from_record(record), manifest=m.to_dict(),
+        info=info_from_record(record, live=live), manifest=m.to_dict(),
         path=str(record.root) if record.root else None, versions=(),
         dependencies={k: str(v) for k, v in m.dependencies.items()},
         dependents=tuple(host.dependents(record.id)), config=dict(m.config_defaults),

@@ -70,6 +70,9 @@ class PluginInfo:
     """Installed with a signature by a trusted key (``False``: without one, e.g.
     ``--allow-unsigned``); ``None`` when not known (a development folder, or a list that does
     not read versions)."""
+    live: bool = False
+    """``state`` is what a running host runs now (a server, or a host started in this
+    process); ``False``: no host runs it here, ``state`` is what the next start begins from."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,7 +82,7 @@ class PluginInfo:
             "source": self.source, "source_uri": self.source_uri, "sha256": self.sha256,
             "installed_at": _iso(self.installed_at), "updated_at": _iso(self.updated_at),
             "error": dict(self.error) if self.error else None,
-            "warnings": list(self.warnings), "signed": self.signed,
+            "warnings": list(self.warnings), "signed": self.signed, "live": self.live,
             # The Arcade-compatible names, beside plughost's own (same values).
             "pluginId": self.id, "pluginType": self.type, "checksum": self.sha256,
             "installTime": _iso(self.installed_at), "updateTime": _iso(self.updated_at),
@@ -101,15 +104,16 @@ def error_of(record: PluginRecord) -> dict[str, Any] | None:
             "phase": record.phase, "hint": record.hint}
 
 
-def info_from_record(record: PluginRecord) -> PluginInfo:
-    """A plugin the host found in a development folder (not installed: no database row)."""
+def info_from_record(record: PluginRecord, *, live: bool = False) -> PluginInfo:
+    """A plugin the host found in a development folder (not installed: no database row);
+    ``live`` when that host runs (a server), not one that only discovered the folder."""
     m = record.manifest
     return PluginInfo(
         id=m.id, name=m.name, version=str(m.version), description=m.description,
         author=m.author, type=m.type, runtime=m.runtime, state=record.state.value,
         enabled=record.state.value != "disabled", source=record.source,
         source_uri=str(record.root) if record.root else "", sha256="", installed_at=None,
-        updated_at=None, error=error_of(record), warnings=tuple(record.warnings))
+        updated_at=None, error=error_of(record), warnings=tuple(record.warnings), live=live)
 
 
 @dataclass(frozen=True, slots=True)
