@@ -23,10 +23,10 @@ from rich.table import Table
 
 from plughost.errors import ConfigurationError, PluginNotFound
 from plughost.interfaces.cli._backend import (
-    Remote,
     RemoteConfigManager,
     ServerOption,
     TokenOption,
+    server_for,
 )
 from plughost.interfaces.cli._common import (
     HomeOption,
@@ -122,8 +122,9 @@ def _manager(
     home: Path | None, plugins_dir: list[Path] | None, plugin_id: str, store: str | None = None,
     server: str | None = None, token: str | None = None,
 ) -> ConfigManager:
-    if server:  # the same methods, over the HTTP API of that server
-        return RemoteConfigManager(Remote(server.rstrip("/"), token or None))  # type: ignore[return-value]
+    remote = None if store or plugins_dir else server_for(home, server, token)
+    if remote is not None:  # the same methods, over the HTTP API of that server
+        return RemoteConfigManager(remote)  # type: ignore[return-value]
     from plughost.services.stores import config_store_for_home
 
     database = None if store else config_store_for_home(home)  # installed plugins' config
