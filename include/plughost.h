@@ -13,10 +13,14 @@
  *                               -- keep `host` (valid until plughost_shutdown returns); answer
  *                                  {"exports": [{"kind": "command", "name": "add",
  *                                                "target": "add", "options": {}}]}
- *                                  kind is "command", "hook" or "event" (docs/runtimes.md).
+ *                                  kind is "command", "hook", "event" or "channel"
+ *                                  (docs/runtimes.md).
  *   3. plughost_call(target, args, args_len, &out, &out_len), any number of times:
  *        - a target from the exports, with a JSON object of keyword arguments
- *          (an event target gets {"topic", "payload", "source", "id", "timestamp"});
+ *          (an event target gets {"topic", "payload", "source", "id", "timestamp"};
+ *          a channel target gets one call per step, {"channel": N, "event": "open" |
+ *          "message" | "close", "data": ...} with "data" on messages, and answers null or
+ *          {"send": [messages...], "close": true|false} -- docs/native.md);
  *        - the lifecycle targets, all optional (answer PLUGHOST_NO_TARGET to ignore one):
  *          "$activate" {"plugin_id", "config", "data_dir"}, "$deactivate" {},
  *          "$health" {} -> true / false / {"ok": bool, "detail": "..."},

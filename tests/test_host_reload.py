@@ -233,6 +233,73 @@ async def test_watched_folder_reloads_on_save_and_rolls_back_a_broken_one(
         assert kept == {b.digest for b in host.builds("counter")}
 
 
+async def test_a_folder_added_while_watching_joins_and_a_bad_one_leaves_nothing(
+        tmp_path: Path) -> None:
+    write_plugin(tmp_path / "plugins" / "counter")
+    events: asyncio.Queue[ReloadResult] = asyncio.Queue()
+    async with PluginHost([tmp_path / "plugins"], home=tmp_path / "home", watch=True,
+                          debounce=0.05) as host:
+        host.on_reload(events.put_nowait)
+        assert (await host.start()).ok
+        # a new plugin folder, moved in whole (as a copy tool or a checkout does)
+        new = write_plugin(tmp_path / "staging" / "greeter", tag="hi")
+        new.rename(tmp_path / "plugins" / "greeter")
+        result = await asyncio.wait_for(events.get(), 20)
+        assert result.ok and result.plugin_id == "greeter" and result.from_version == ""
+        assert host.get("greeter").state is State.ACTIVE
+        assert await host.call("greeter", "ping") == ["hi", 1]
+        assert host.source_of("greeter") == tmp_path / "plugins" / "greeter"
+        # and later saves reload it like any watched plugin
+        write_plugin(tmp_path / "plugins" / "greeter", version="1.0.1", tag="hey")
+        result = await asyncio.wait_for(events.get(), 20)
+        assert result.ok and result.to_version == "1.0.1"
+        assert await host.call("greeter", "ping") == ["hey", 2]
+        # a folder whose id is taken, or that cannot activate, is reported and leaves nothing
+        dup = tmp_path / "staging" / "counter-copy"
+        write_plugin(dup)
+        (dup / "plugin.toml").write_text((dup / "plugin.toml").read_text()
+                                         .replace('"counter-copy"', '"counter"'))
+        dup.rename(tmp_path / "plugins" / "counter-copy")
+        result = await asyncio.wait_for(events.get(), 20)
+        assert not result.ok and result.error is not None
+        assert result.error.code == "registry.duplicate"
+        assert await host.call("counter", "ping") == ["v1", 1]  # the first one is untouched
+        bad = write_plugin(tmp_path / "staging" / "broken", code=BROKEN["activation raising"])
+        bad.rename(tmp_path / "plugins" / "broken")
+        result = await asyncio.wait_for(events.get(), 20)
+        assert not result.ok and result.plugin_id == "broken"
+        assert host.registry.find("broken") is None
+        assert not (tmp_path / "home" / "builds" / "broken").exists() or not any(
+            p.is_dir() for p in (tmp_path / "home" / "builds" / "broken").iterdir())
+        assert sorted(r.id for r in host.registry) == ["counter", "greeter"]
+
+
+GREETER = """
+from plughost.sdk import Plugin, hookimpl
+
+class Main(Plugin):
+    @hookimpl("app.greeting")
+    def greeting(self, name):
+        return "{tag}"
+"""
+
+
+async def test_a_reloaded_plugin_keeps_its_place_in_an_extension_point(tmp_path: Path) -> None:
+    for pid in ("alpha", "beta", "gamma"):
+        write_plugin(tmp_path / "plugins" / pid, code=GREETER.format(tag=pid))
+    async with PluginHost([tmp_path / "plugins"], home=tmp_path / "home") as host:
+
+        def greeting(name: str) -> str: ...
+
+        host.hooks.add_spec(greeting, name="app.greeting")
+        assert (await host.start()).ok
+        before = host.hooks.call("app.greeting", name="x")
+        write_plugin(tmp_path / "plugins" / before[0], version="1.0.1",
+                     code=GREETER.format(tag=f"{before[0]}-2"))
+        assert (await host.reload(before[0])).ok
+        assert host.hooks.call("app.greeting", name="x") == [f"{before[0]}-2", *before[1:]]
+
+
 async def test_wasm_plugin_reloads(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[1] / "examples" / "wasm-hello"
     folder = tmp_path / "plugins" / "wasm-hello"

@@ -47,6 +47,7 @@ const plugin = {
       exports: [
         { kind: 'command', name: 'grpc-node-echo.echo', target: 'echo', options_json: '{}' },
         { kind: 'command', name: 'grpc-node-echo.count', target: 'count', options_json: '{}' },
+        { kind: 'channel', name: 'grpc-node-echo.tally', target: 'tally', options_json: '{}' },
       ],
     });
   },
@@ -65,6 +66,24 @@ const plugin = {
   ImportState(call, callback) {
     counter = (JSON.parse(call.request.state_json || 'null') || {}).counter || 0;
     callback(null, {});
+  },
+  // A channel: the first frame names the target; each later frame is one message. This one
+  // answers every number with the running total, and ends the stream when the opener closes.
+  Channel(stream) {
+    let total = 0;
+    let opened = false;
+    stream.on('data', (frame) => {
+      if (!opened) {
+        opened = true;
+        if (frame.target !== 'tally') {
+          stream.destroy({ code: grpc.status.NOT_FOUND, details: `no target ${frame.target}` });
+        }
+        return;
+      }
+      total += Number(JSON.parse(frame.data_json || '0'));
+      stream.write({ data_json: JSON.stringify(total) });
+    });
+    stream.on('end', () => stream.end());
   },
   HostCalls(stream) {
     hostStream = stream;

@@ -1,4 +1,4 @@
-"""A gRPC plugin in Python: an echo service with a counter, a host operation and state.
+"""A gRPC plugin in Python: an echo service with a counter, a host operation, a channel and state.
 
 The host starts it (`entry = "python server.py"`), it prints its handshake line and serves
 plughost.proto's Plugin service on the Unix socket the host asked for.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plughost.runtimes.grpc.plugin import JsonPlugin, serve
+from plughost.runtimes.grpc.plugin import JsonPlugin, PluginChannel, serve
 
 
 class Echo(JsonPlugin):
@@ -16,6 +16,7 @@ class Echo(JsonPlugin):
         {"kind": "command", "name": "grpc-python-echo.echo", "target": "echo"},
         {"kind": "command", "name": "grpc-python-echo.count", "target": "count"},
         {"kind": "event", "name": "echo.*", "target": "heard"},
+        {"kind": "channel", "name": "grpc-python-echo.shout", "target": "shout"},
     ]
 
     def __init__(self) -> None:
@@ -29,6 +30,13 @@ class Echo(JsonPlugin):
     def count(self, by: int = 1) -> int:
         self.counter += by
         return self.counter
+
+    def shout(self, channel: PluginChannel) -> None:
+        # a channel: every message from the opener comes back in capitals; "bye" ends it
+        for message in channel:
+            if message == "bye":
+                return
+            channel.send(str(message).upper())
 
     def heard(self, event: dict[str, Any]) -> None:
         self.events.append(event["topic"])

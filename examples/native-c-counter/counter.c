@@ -1,5 +1,6 @@
-/* A native plughost plugin in C: a counter with a command, an event subscription, state handed
- * over on update, and a host operation (host.storage.set) checked against its permissions.
+/* A native plughost plugin in C: a counter with a command, an event subscription, a channel,
+ * state handed over on update, and a host operation (host.storage.set) checked against its
+ * permissions.
  * Build: cc -shared -fPIC -O2 -I../../include -o counter.so counter.c */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,8 @@ int32_t plughost_init(const plughost_host *h, char **out, size_t *out_len) {
         "{\"kind\": \"command\", \"name\": \"save\", \"target\": \"save\"},"
         "{\"kind\": \"command\", \"name\": \"crash\", \"target\": \"crash\"},"
         "{\"kind\": \"command\", \"name\": \"spin\", \"target\": \"spin\"},"
-        "{\"kind\": \"event\", \"name\": \"counter.tick\", \"target\": \"on_tick\"}]}",
+        "{\"kind\": \"event\", \"name\": \"counter.tick\", \"target\": \"on_tick\"},"
+        "{\"kind\": \"channel\", \"name\": \"feed\", \"target\": \"feed\"}]}",
         out_len);
     return PLUGHOST_OK;
 }
@@ -79,6 +81,20 @@ int32_t plughost_call(const char *target, const char *args, size_t args_len, cha
         }
         host->free_result(host->data, result);
         *out = dup_text("true", out_len);
+    } else if (strcmp(target, "feed") == 0) {
+        /* a channel, one call per step: answer each number with the new count; 0 ends it */
+        char buf[64];
+        if (strstr(args, "\"event\":\"open\"")) {
+            snprintf(buf, sizeof buf, "{\"send\": [%ld]}", count);
+        } else if (strstr(args, "\"event\":\"message\"")) {
+            long n = int_arg(args, "data", 0);
+            count += n;
+            snprintf(buf, sizeof buf, "{\"send\": [%ld], \"close\": %s}", count,
+                     n == 0 ? "true" : "false");
+        } else { /* "close": the opener closed its end */
+            snprintf(buf, sizeof buf, "null");
+        }
+        *out = dup_text(buf, out_len);
     } else if (strcmp(target, "crash") == 0) {
         volatile int *nowhere = NULL;
         *nowhere = 1; /* a segfault: the child dies, the host restarts it */

@@ -49,7 +49,6 @@ from plughost.core.contract import (
     needed_by_manifest,
     refuse,
 )
-from plughost.core.depgraph import dependents_of
 from plughost.core.discovery import Discovered, DiscoveryCache, discover
 from plughost.core.hooks import HookRegistry
 from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, LifecycleEvents, State, transition
@@ -581,6 +580,7 @@ class PluginHost:
         self._enabling.discard(plugin_id)
         self._locks.pop(plugin_id, None)
         self.comms.counters.forget(plugin_id)
+        self.hooks.forget_places(plugin_id)
         self.resolve()
         for dep in active_dependents:
             if dep in self.registry:
@@ -1043,12 +1043,71 @@ class PluginHost:
         by_folder = {folder.resolve(): pid for pid, folder in self._sources.items()}
         for root in sorted(roots):
             pid = by_folder.get(root.resolve())
-            if pid is None:
-                logger.info("%s changed but is not a loaded plugin folder; restart to add it",
-                            root)
-                continue
             with contextlib.suppress(PlughostError):
-                await self.reload_source(pid)
+                if pid is None:
+                    await self.add_source(root)
+                else:
+                    await self.reload_source(pid)
+
+    async def add_source(self, folder: Path) -> PluginRecord:
+        """Add a plugin folder that appeared in a watched folder while the host runs.
+
+        The folder is copied to a build (as every watched plugin is), registered, resolved
+        against what runs, and activated unless it is lazy; from then on saves reload it. A
+        folder that cannot join — its manifest is invalid, its id is taken, its dependencies
+        are missing, its activation fails — is reported (a ``reload_failed`` result naming
+        the error) and leaves the host as it was: nothing registered, no build kept.
+        """
+        self._check_open()
+        started = time.perf_counter()
+        folder = Path(folder)
+        manifest: Manifest | None = None
+        build: Build | None = None
+        try:
+            manifest = load_manifest(folder)
+            if manifest.id in self.registry:
+                where = self.registry.get(manifest.id).root or self.registry.get(manifest.id).source
+                raise OperationRefused(
+                    f"Duplicate plugin id {manifest.id!r}: {folder} and {where}. Rename one of "
+                    "them (the id in plugin.toml) to run both.",
+                    plugin_id=manifest.id, phase="discover", code="registry.duplicate")
+            build = self.builds_store.snapshot(manifest.id, folder)
+            manifest = load_manifest(build.path)
+            record = self.add(manifest, build.path, source="directory",
+                              enabled=manifest.id not in self._disabled)
+            self._sources[manifest.id] = folder
+            self._current_build[manifest.id] = build
+            try:
+                self.resolve()
+                if record.state is State.FAILED:
+                    raise failure_of(record, "resolve")
+                if record.state is State.RESOLVED and not manifest.is_lazy:
+                    activated = await self.activate(manifest.id)
+                    if activated.state is not State.ACTIVE:
+                        raise failure_of(activated, "activate")
+            except PlughostError:
+                self._sources.pop(manifest.id, None)
+                self._current_build.pop(manifest.id, None)
+                await self.remove(manifest.id)
+                raise
+        except (OSError, PlughostError) as exc:
+            error = exc if isinstance(exc, PlughostError) else ReloadError(
+                f"cannot read {folder}: {exc}", code="reload.busy")
+            pid = manifest.id if manifest is not None else folder.name
+            if build is not None:  # drop the failed copy, keep the good builds of earlier runs
+                self.builds_store.prune(
+                    pid, keep={b.digest for b in self.builds_store.history(pid)})
+            logger.warning("new plugin folder %s was not added: %s", folder, error)
+            self._notify_reload(ReloadResult(
+                pid, "", str(manifest.version) if manifest is not None else "?", "absent", False,
+                error, time.perf_counter() - started, swapped=False))
+            raise error from None
+        self.builds_store.mark_good(build, str(manifest.version))
+        logger.info("added %s %s from new folder %s", manifest.id, manifest.version, folder)
+        self._notify_reload(ReloadResult(
+            manifest.id, "", str(manifest.version), record.state.value, True, None,
+            time.perf_counter() - started, swapped=False))
+        return record
 
     async def reload_source(self, plugin_id: str, *, attempts: int = 3,
                             backoff: float = 0.05) -> ReloadResult | None:
@@ -1218,14 +1277,10 @@ class PluginHost:
 
         With ``states``, only plugins in those states count (and the chain runs through them).
         """
-        manifests = {r.id: r.manifest for r in self.registry}
-        wanted = set(states) if states is not None else None
-        considered = (
-            None
-            if wanted is None
-            else {r.id for r in self.registry if r.state in wanted}
-        )
-        return dependents_of(plugin_id, manifests, enabled=considered)
+        if states is None:
+            return self.registry.dependents(plugin_id)
+        wanted = set(states)
+        return self.registry.dependents(plugin_id, considered=lambda r: r.state in wanted)
 
     # ----------------------------------------------------------------- load / activate
 

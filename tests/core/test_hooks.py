@@ -331,6 +331,28 @@ def test_priority_orders_within_a_band_and_ties_keep_registration_order() -> Non
     assert order(reg) == ["high", "mid1", "mid2", "low"]
 
 
+def test_a_plugin_registered_again_takes_its_old_place_among_equal_priorities() -> None:
+    reg = registry_with("all")
+    for pid in ("first", "second", "third"):
+        reg.register(pid, "chat.before_send", lambda message: None)
+        reg.register(pid, "chat.before_send", lambda message: None)  # two each
+    assert order(reg) == ["first", "first", "second", "second", "third", "third"]
+    # stopped and started again (a reload or an update): the same place, not the last
+    reg.unregister_owner("first")
+    reg.register("first", "chat.before_send", lambda message: None)
+    reg.register("first", "chat.before_send", lambda message: None)
+    assert order(reg) == ["first", "first", "second", "second", "third", "third"]
+    # a priority still wins over the place
+    reg.unregister_owner("third")
+    reg.register("third", "chat.before_send", lambda message: None, priority=1)
+    assert order(reg)[0] == "third"
+    # a plugin that left for good comes back as a new one: last
+    reg.unregister_owner("first")
+    reg.forget_places("first")
+    reg.register("first", "chat.before_send", lambda message: None)
+    assert order(reg) == ["third", "second", "second", "first"]
+
+
 def test_tryfirst_and_trylast_bands_beat_priority() -> None:
     reg = registry_with("all")
     reg.register("last", "chat.before_send", lambda message: None, trylast=True, priority=100)

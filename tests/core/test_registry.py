@@ -74,3 +74,24 @@ def test_capabilities_of_lists_every_kind() -> None:
 def test_record_to_dict_is_json_ready(registry: Registry) -> None:
     data = registry.get("slack").to_dict()
     assert data["id"] == "slack" and data["state"] == "discovered" and data["error"] is None
+
+
+def test_dependents_come_from_an_index_kept_in_step_with_add_replace_and_remove() -> None:
+    reg = Registry()
+    reg.add(record("lib"))
+    reg.add(record("mid", dependencies={"lib": "^1.0"}))
+    reg.add(record("app", dependencies={"mid": "^1.0"}))
+    reg.add(record("opt", **{"optional-dependencies": {"lib": "^1.0"}}))  # optional: not needed
+    assert reg.dependents("lib") == ["app", "mid"]
+    assert reg.dependents("mid") == ["app"] and reg.dependents("app") == []
+    # Only the considered plugins count, and the chain runs through them only.
+    assert reg.dependents("lib", considered=lambda r: r.id != "mid") == []
+    reg.add(record("mid"), replace=True)  # a new version that no longer needs lib
+    assert reg.dependents("lib") == []
+    reg.remove("app")
+    assert reg.dependents("mid") == []
+    reg.add(PluginRecord(record("dev", dependencies={"lib": "^1.0"}).manifest, None,
+                         source="directory"))
+    assert reg.dependents("lib") == ["dev"]
+    assert [r.id for r in reg.not_from("installed")] == ["dev", "lib", "mid", "opt"]
+    assert [r.id for r in reg.not_from("directory")] == []

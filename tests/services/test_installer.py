@@ -555,3 +555,30 @@ async def test_a_package_for_another_platform_is_refused_before_anything_is_stor
     assert platforms.current() in error.message and elsewhere in error.message
     fits = make_package("hello", "1.0.0", extra=f'platforms = ["{platforms.current()}"]')
     assert (await service.install(fits)).state == "active"
+
+
+async def test_reconcile_lists_every_plugin_directory_only_after_an_interrupted_operation(
+        trusted, make_package):
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted) as svc:
+        result = await svc.install(make_package("hello"))
+    leftover = Path(result.cache_path).parent / ".2.0.0-1.extract-feedface"
+    leftover.mkdir()
+    # Clean exits before: the quick pass checks rows against the top-level listings and each
+    # kept version's directory, and does not list inside an installed plugin's directory.
+    async with PluginService(trusted) as svc:
+        assert not svc.reconcile_report.changed and leftover.is_dir()
+        # Asked for, the full comparison finds it.
+        report = await asyncio.to_thread(svc.installer.reconcile, full=True)
+        assert report.cache_removed == [f"hello/{leftover.name}"] and not leftover.exists()
+    leftover.mkdir()
+    owners = trusted.home / "locks" / "owners"
+    if owners.is_dir():  # SQLite: leases are lock files (on a server database, rows)
+        from plughost.storage.locks import new_owner_id
+
+        # The lease file of an owner that died (nobody holds its lock), as a crashed install
+        # leaves it: the next start compares everything.
+        (owners / f"{new_owner_id()}.lock").write_text("pid 1\n")
+        async with PluginService(trusted) as svc:
+            assert svc.reconcile_report.cache_removed == [f"hello/{leftover.name}"]

@@ -238,6 +238,8 @@ async def test_a_service_that_runs_no_plugins_records_the_intent_only(trusted, m
     async with PluginService(trusted, start=False, run_plugins=False) as svc:
         [info] = (await svc.list_plugins()).items
         assert (info.state, info.live) == ("resolved", False)  # never "active": nothing runs
+        assert (await svc.list_plugins(state="active")).total == 0
+        assert [i.id for i in await svc.list_plugins(state="resolved")] == ["hello"]
     with pytest.raises(PlughostError) as refused:
         PluginService(trusted, start=True, run_plugins=False)
     assert refused.value.code == "request.invalid"
@@ -547,3 +549,43 @@ async def test_needs_config_is_not_a_failure_in_the_load_report(service, make_pa
         # Disabling and uninstalling work from needs-config.
         assert (await again.disable("notify")).state == "disabled"
         assert (await again.uninstall("notify")).removed == ("notify",)
+
+
+async def test_list_pages_by_cursor_without_repeating_or_skipping_while_plugins_come_and_go(
+        service, make_package):
+    for pid in ("a1", "a3", "a5", "a7"):
+        await service.install(make_package(pid))
+    first = await service.list_plugins(limit=2)
+    assert [p.id for p in first] == ["a1", "a3"] and first.total == 4 and first.next_cursor
+    await service.install(make_package("a2"))  # behind the cursor: not in later pages
+    await service.install(make_package("a4"))  # ahead of it: in the next page
+    await service.uninstall("a5")
+    second = await service.list_plugins(limit=2, cursor=first.next_cursor)
+    assert [p.id for p in second] == ["a4", "a7"] and second.total == 5
+    assert second.next_cursor is None
+    assert second.to_dict()["next_cursor"] is None
+    with pytest.raises(PlughostError) as info:
+        await service.list_plugins(cursor="not-a-cursor")
+    assert info.value.code == "request.invalid"
+    from plughost.services.resources import encode_cursor
+
+    older = await service.list_plugins(limit=2, cursor=encode_cursor({"offset": 3}))
+    assert [p.id for p in older] == ["a4", "a7"]  # a cursor of an older server still works
+
+
+async def test_state_and_status_filters_see_changes_as_they_happen(service, make_package):
+    await service.install(make_package("eager"))
+    await service.install(make_package("lazy", extra='activation = ["command:lazy.go"]'))
+    await service.install(make_package("off"), enable=False)
+
+    async def ids(**filters):
+        return [p.id for p in await service.list_plugins(**filters)]
+
+    assert await ids(state="active") == ["eager"] and await ids(state="resolved") == ["lazy"]
+    await service.host.activate("lazy")  # as a first command would: not through the service
+    assert await ids(state="active") == ["eager", "lazy"]
+    assert await ids(state="resolved") == []
+    assert (await service.list_plugins(state="active")).total == 2
+    assert await ids(status=1) == ["eager", "lazy"] and await ids(status=0) == ["off"]
+    await service.host.deactivate("eager")
+    assert await ids(state="deactivated") == ["eager"]

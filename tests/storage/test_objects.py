@@ -72,6 +72,15 @@ def test_put_get_info_exists_list_delete(object_store: ObjectStore) -> None:
     object_store.put("marketplace/index.json", b"{}")
     assert [i.key for i in object_store.list("plugins/notify-slack/")] == [KEY, other]
     assert [i.key for i in object_store.list()] == ["marketplace/index.json", KEY, other]
+    object_store.put("plugins/zeta/1.0.0/zeta_1.0.0.zip", b"z")
+    assert object_store.keys("plugins/notify-slack/") == [KEY, other]
+    assert object_store.keys("plugins/notify") == [KEY, other]  # a prefix, not a folder
+    assert object_store.keys() == ["marketplace/index.json", KEY, other,
+                                   "plugins/zeta/1.0.0/zeta_1.0.0.zip"]
+    assert object_store.children("plugins/") == ["notify-slack", "zeta"]
+    assert object_store.children("") == ["marketplace", "plugins"]
+    assert object_store.children("nothing/") == []
+    assert object_store.delete("plugins/zeta/1.0.0/zeta_1.0.0.zip")
     assert object_store.delete(KEY) is True
     assert object_store.delete(KEY) is False
     assert not object_store.exists(KEY)

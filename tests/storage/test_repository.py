@@ -486,3 +486,34 @@ def test_keyset_pages_filter_and_neither_repeat_nor_skip_under_concurrent_change
     assert [p.id for p in active] == ["p08"]
     with pytest.raises(InvalidRecord, match="limit must be between"):
         repo.page_plugins(limit=0)
+
+
+def test_whole_table_reads_are_one_query_each_and_agree_with_the_rows(repo: Repository) -> None:
+    for i in range(7):
+        install(repo, f"p{i}")
+    repo.set_current_version("p3", repo.add_version(StoredVersion(
+        "p3", "2.0.0", "b" * 64, package_key("p3", "2.0.0"), manifest("p3", "2.0.0"),
+        size=1)).version)
+    repo.set_state("p1", "failed", failure_reason="boom", failure_phase="activate")
+    assert [p.id for p in repo.iter_plugins(batch=3)] == [f"p{i}" for i in range(7)]
+    assert repo.plugin_ids() == [f"p{i}" for i in range(7)]
+    current = repo.current_versions()
+    assert sorted(current) == repo.plugin_ids() and current["p3"].version == "2.0.0"
+    assert current["p3"].manifest["version"] == "2.0.0"
+    assert repo.all_configs()["p2"].config == repo.get_config("p2").config  # type: ignore
+    files = repo.version_files()
+    assert ("p3", "1.0.0", "a" * 64, package_key("p3", "1.0.0")) in files and len(files) == 8
+    assert repo.plugin_states(["p1", "p2", "gone"]) == {"p1": ("failed", "boom"),
+                                                       "p2": ("installed", None)}
+
+
+def test_arcade_status_filters_in_the_query(repo: Repository) -> None:
+    for pid in ("a", "b", "c", "d"):
+        install(repo, pid)
+    repo.set_enabled("b", False)
+    repo.set_state("c", "failed", failure_reason="boom")
+    repo.set_enabled("d", False)
+    repo.set_state("d", "failed", failure_reason="boom")
+    for status, ids in ((2, ["c", "d"]), (1, ["a"]), (0, ["b"])):
+        assert [p.id for p in repo.page_plugins(status=status)[0]] == ids
+        assert repo.count_plugins(status=status) == len(ids)

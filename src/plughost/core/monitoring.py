@@ -188,6 +188,17 @@ _SUM = {kind: f"seconds:{kind}" for kind in COUNTED_KINDS}
 _PLAIN = frozenset({type(None), bool, int, float, str, bytes, dict, list, tuple})
 
 
+def _zero_counts() -> dict[str, Any]:
+    counts: dict[str, Any] = dict.fromkeys((*COUNTED_KINDS, "errors"), 0)
+    for key in _SUM.values():
+        counts[key] = 0.0
+    for key in _HIST.values():
+        counts[key] = [0] * (len(LATENCY_BUCKETS) + 1)
+    counts["codes"] = {}
+    counts["limits"] = {}
+    return counts
+
+
 class DispatchCounters:
     """Per-plugin counts of everything the host dispatches to plugins, whatever the runtime.
 
@@ -239,13 +250,7 @@ class DispatchCounters:
     def _of(self, owner: str) -> dict[str, Any]:
         counts = self._counts.get(owner)
         if counts is None:
-            counts = self._counts[owner] = dict.fromkeys((*COUNTED_KINDS, "errors"), 0)
-            for key in _SUM.values():
-                counts[key] = 0.0
-            for key in _HIST.values():
-                counts[key] = [0] * (len(LATENCY_BUCKETS) + 1)
-            counts["codes"] = {}
-            counts["limits"] = {}
+            counts = self._counts[owner] = _zero_counts()
         return counts
 
     def record(self, owner: str, kind: str, seconds: float, failed: bool) -> None:
@@ -271,7 +276,8 @@ class DispatchCounters:
         ``latency_by_kind["hooks"]["count"]`` may be lower than ``hooks``; counts are exact."""
         for flush in self._sources:
             flush()
-        counts = self._counts.get(owner) or self._of(owner)
+        # Reading creates nothing: an owner never dispatched to stays out of owners().
+        counts = self._counts.get(owner) or _zero_counts()
         out: dict[str, Any] = {"calls": int(sum(counts[k] for k in COUNTED_KINDS))}
         out.update({k: int(counts[k]) for k in (*COUNTED_KINDS, "errors")})
         busy = sum(counts[k] for k in _SUM.values())
@@ -302,6 +308,13 @@ class DispatchCounters:
 
     def forget(self, owner: str) -> None:
         self._counts.pop(owner, None)
+
+    def owners(self) -> set[str]:
+        """The owners anything was ever counted for (:meth:`snapshot` of any other is all
+        zeros): what a sample that leaves out idle plugins asks, once."""
+        for flush in self._sources:
+            flush()
+        return set(self._counts)
 
     def counted(self, owner: str, kind: str, fn: F) -> F:
         """``fn`` wrapped so that each call is counted as ``kind`` for ``owner``.

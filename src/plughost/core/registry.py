@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,7 +97,8 @@ def capabilities_of(manifest: Manifest) -> set[str]:
 class Registry:
     """id → :class:`PluginRecord` with secondary indexes kept in step."""
 
-    __slots__ = ("_by_cap", "_by_ext", "_by_tag", "_by_type", "_records")
+    __slots__ = ("_by_cap", "_by_ext", "_by_source", "_by_tag", "_by_type", "_needed_by",
+                 "_records")
 
     def __init__(self) -> None:
         self._records: dict[str, PluginRecord] = {}
@@ -105,6 +106,9 @@ class Registry:
         self._by_ext: defaultdict[str, set[str]] = defaultdict(set)
         self._by_cap: defaultdict[str, set[str]] = defaultdict(set)
         self._by_tag: defaultdict[str, set[str]] = defaultdict(set)
+        #: dependency id -> ids of the registered plugins that require it (not optionally).
+        self._needed_by: defaultdict[str, set[str]] = defaultdict(set)
+        self._by_source: defaultdict[str, set[str]] = defaultdict(set)
 
     def add(self, record: PluginRecord, *, replace: bool = False) -> None:
         """Index ``record``; refuse a second record with the same id unless ``replace``."""
@@ -130,12 +134,16 @@ class Registry:
             self._by_cap[cap].add(pid)
         for tag in m.tags:
             self._by_tag[tag].add(pid)
+        for dep in m.dependencies:
+            self._needed_by[dep].add(pid)
+        self._by_source[record.source].add(pid)
 
     def remove(self, plugin_id: str) -> PluginRecord:
         """Drop a record and its index entries; returns it."""
         record = self.get(plugin_id)
         del self._records[plugin_id]
-        for index in (self._by_type, self._by_ext, self._by_cap, self._by_tag):
+        for index in (self._by_type, self._by_ext, self._by_cap, self._by_tag, self._needed_by,
+                      self._by_source):
             for key in [k for k, ids in index.items() if plugin_id in ids]:
                 index[key].discard(plugin_id)
                 if not index[key]:
@@ -164,6 +172,30 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._records)
+
+    def not_from(self, source: str) -> list[PluginRecord]:
+        """The records whose ``source`` is not ``source`` (e.g. every development folder
+        beside ``installed`` plugins), from the index: costs what it returns."""
+        return [self._records[pid] for src, ids in self._by_source.items() if src != source
+                for pid in sorted(ids)]
+
+    def dependents(self, plugin_id: str, *,
+                   considered: Callable[[PluginRecord], bool] | None = None) -> list[str]:
+        """Ids of the registered plugins that require ``plugin_id``, directly or transitively,
+        sorted (what :func:`~plughost.core.depgraph.dependents_of` finds, from the index kept
+        here: costs the dependents found, not the plugins registered). With ``considered``,
+        only the plugins it accepts count, and the chain runs through them only."""
+        found: set[str] = set()
+        frontier = [plugin_id]
+        while frontier:
+            for pid in self._needed_by.get(frontier.pop(), ()):
+                if pid in found or pid == plugin_id:
+                    continue
+                if considered is not None and not considered(self._records[pid]):
+                    continue
+                found.add(pid)
+                frontier.append(pid)
+        return sorted(found)
 
     def ids(self) -> list[str]:
         return sorted(self._records)

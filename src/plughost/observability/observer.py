@@ -118,7 +118,7 @@ class Observer:
         at = self.settings.alerts
         stored = await asyncio.to_thread(service.repository.list_alert_rules)
         self.api_rules = [rule_from_stored(r["spec"]) for r in stored]
-        self.alerts = AlertManager(self._all_rules(), self.sample, interval=at.interval,
+        self.alerts = AlertManager(self._all_rules(), self._alert_sample, interval=at.interval,
                                    window=at.window,
                                    sinks=[self._record_alert, self._announce_alert,
                                           self._send_webhooks])
@@ -162,13 +162,18 @@ class Observer:
 
     # -- figures ---------------------------------------------------------------------------
 
-    def sample(self) -> Sample:
-        """A snapshot of the host's figures (alerts and metrics read the same one)."""
+    def sample(self, *, idle: bool = True) -> Sample:
+        """A snapshot of the host's figures (alerts and metrics read the same one). The alert
+        evaluation, every interval, passes ``idle=False``: plugins that never ran have no
+        figure a rule could fire on, and leaving them out keeps an idle server idle."""
         drops = self.logs.stats()["dropped_by_plugin"]
         return read_sample(self.service.host,
                            health=self.health.verdict if self.health is not None else None,
                            log_drops={pid: d["store_queue"] + d["output_limit"]
-                                      for pid, d in drops.items()})
+                                      for pid, d in drops.items()}, idle=idle)
+
+    def _alert_sample(self) -> Sample:
+        return self.sample(idle=False)
 
     def _output_drops(self) -> dict[str, int]:
         """Lines each plugin's runtime dropped by its output limit (its own counter)."""

@@ -391,6 +391,10 @@ class ConfigManager:
         """Plugins with a registered or stored configuration."""
         return sorted(set(self._entries) | set(self.store.plugins()))
 
+    def loaded(self, plugin_id: str) -> bool:
+        """Whether ``plugin_id``'s config is registered in memory (reading it costs no I/O)."""
+        return plugin_id in self._entries
+
     def knows(self, plugin_id: str) -> bool:
         """Whether ``plugin_id`` is one of :meth:`plugins` (one lookup, not a listing)."""
         return plugin_id in self._entries or self.store.load_schema(plugin_id) is not None

@@ -379,15 +379,7 @@ class Installer:
                 if m is not None and (enabled or not enabled_only)}
 
     def _read_manifests(self) -> dict[str, tuple[bool, Manifest | None]]:
-        out: dict[str, tuple[bool, Manifest | None]] = {}
-        offset = 0
-        while True:
-            page = self.repo.list_plugins(limit=500, offset=offset)
-            for row in page:
-                out[row.id] = (row.enabled, _stored_manifest(row))
-            if len(page) < 500:
-                return out
-            offset += 500
+        return {row.id: (row.enabled, _stored_manifest(row)) for row in self.repo.iter_plugins()}
 
     def _sync_manifests(self) -> None:
         seq = self._manifests_seq
@@ -695,21 +687,16 @@ class Installer:
 
     # ------------------------------------------------------------------ reconcile
 
-    def reconcile(self) -> ReconcileReport:
+    def reconcile(self, *, full: bool | None = None) -> ReconcileReport:
         """Bring database, object store and cache back in step after a crash (see
-        :mod:`plughost.services.reconcile`)."""
+        :mod:`plughost.services.reconcile`; ``full=True`` compares every file)."""
         from plughost.services.reconcile import reconcile
 
-        return reconcile(self)
+        return reconcile(self, full=full)
 
     def all_plugins(self) -> list[StoredPlugin]:
         """Every installed plugin's record (paged through the repository)."""
-        out: list[StoredPlugin] = []
-        while True:
-            page = self.repo.list_plugins(limit=500, offset=len(out))
-            out.extend(page)
-            if len(page) < 500:
-                return out
+        return list(self.repo.iter_plugins())
 
 
 def check_platform(manifest: Manifest) -> None:

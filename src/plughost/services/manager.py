@@ -41,11 +41,12 @@ from typing import Any, TypeVar
 
 from plughost.core.bus import Event
 from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, State
-from plughost.core.manifest import Manifest, load_manifest
+from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
 from plughost.core.registry import PluginRecord
 from plughost.errors import (
     ChangesPruned,
     InstallError,
+    ManifestError,
     OperationRefused,
     PlughostError,
     PluginNotFound,
@@ -84,6 +85,7 @@ from plughost.services.views import (
     PluginDetail,
     PluginInfo,
     PluginList,
+    arcade_status,
     error_of,
     info_from_record,
 )
@@ -107,6 +109,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: What registering an installed plugin needs: its manifest, cache dir, and why it cannot run.
 _Prepared = tuple[Manifest, Path | None, PlughostError | None]
+#: The most plugins one database read of a list returns (bigger pages are read in parts).
+_MAX_PAGE = 10_000
 #: The key readiness looks up in the object store (a HEAD that proves it answers).
 _READINESS_PROBE = "plughost-readiness-probe"
 
@@ -200,6 +204,10 @@ class PluginService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._touched: set[str] = set()
+        #: Installed plugins whose lifecycle state changed and is not written yet.
+        self._unwritten: set[str] = set()
+        self._state_writer: asyncio.Task[None] | None = None
+        self._unsubscribe_states: Callable[[], None] | None = None
         #: Written as the origin of this service's changes, so refresh skips them.
         self._origin = "service-" + secrets.token_hex(8)
         self._change_seq = 0
@@ -265,11 +273,7 @@ class PluginService:
         # The change log position first: whatever changes while the rows are read is applied
         # again by the next refresh (applying a change is idempotent).
         self._change_seq = await asyncio.to_thread(self.repository.last_change_seq)
-        plugins = await asyncio.to_thread(self._stored_plugins)
-        configs = await asyncio.to_thread(
-            lambda: {p.id: c.config for p in plugins
-                     if (c := self.repository.get_config(p.id)) is not None})
-        prepared = await asyncio.to_thread(lambda: [self._prepare(p) for p in plugins])
+        plugins, configs, prepared = await asyncio.to_thread(self._read_installed)
         dirs = [s.plugins_dir] if s.plugins_dir.is_dir() and any(s.plugins_dir.iterdir()) else []
         options: dict[str, Any] = {"home": s.home, "config": configs, "watch": s.watch,
                                    "debounce": s.reload_debounce, **self._host_options}
@@ -304,6 +308,9 @@ class PluginService:
             host.resolve()
         if self._start_plugins:
             await self._persist_states([p.id for p in plugins])
+            # From now on every state change is written as it happens (batched per loop turn):
+            # the list's state filter is a query, and the database says what runs.
+            self._unsubscribe_states = host.lifecycle.subscribe(self._state_changed)
 
     def _plugin_storage(self) -> DatabaseKeyValueStore:
         """``ctx.storage`` in the database, so every server on it sees the same data. A
@@ -317,36 +324,48 @@ class PluginService:
                      copied, legacy)
         return store
 
-    def _stored_plugins(self) -> list[StoredPlugin]:
-        return self.installer.all_plugins()
+    def _read_installed(self) -> tuple[list[StoredPlugin], dict[str, Any], list[_Prepared]]:
+        """Every installed plugin, its config and what registering it needs, read in one
+        transaction with one query each (not one per plugin)."""
+        with self.repository.reading() as repo:
+            plugins = list(repo.iter_plugins())
+            configs = {pid: c.config for pid, c in repo.all_configs().items()}
+            versions = repo.current_versions()
+        return plugins, configs, [self._prepare(p, versions.get(p.id)) for p in plugins]
 
     def _version_root(self, version: Any) -> Path | None:
         """A stored version's files on this node (fetched and unpacked when another node
         installed it), or ``None`` when there is no such version."""
         return None if version is None else self.installer.version_dir(version)
 
-    def _prepare(self, stored: StoredPlugin) -> _Prepared:
+    def _prepare(self, stored: StoredPlugin, version: Any = False) -> _Prepared:
         """Read what registering an installed plugin needs (database and files: call it in a
-        worker thread): its manifest and cache dir, or why it cannot run."""
-        version = self.repository.get_version(stored.id, stored.version)
+        worker thread): its manifest and cache dir, or why it cannot run. ``version``: its
+        current version record when already read (``None``: there is none)."""
+        if version is False:
+            version = self.repository.get_version(stored.id, stored.version)
         root = None if version is None else self.installer.local_dir(version)
         try:
             try:
-                self._version_root(version)
+                found = self._version_root(version)  # unpacked here when it is missing
             except PlughostError as exc:
                 raise InstallError(
                     f"the files of {stored.id} {stored.version} are missing and its package "
                     f"cannot be read ({exc.message}); reinstall it",
                     code="install.files_missing", plugin_id=stored.id) from exc
-            if root is None or not root.is_dir():
+            if version is None or root is None or found is None:
                 raise InstallError(
                     f"the files of {stored.id} {stored.version} are missing; reinstall it",
                     code="install.files_missing", plugin_id=stored.id)
-            return load_manifest(root), root, None
+            try:
+                # The manifest the install validated and recorded, read from the files of this
+                # checksum: no need to read and parse the file again (a third of the time).
+                manifest = manifest_from_dict(version.manifest, source=str(root))
+            except ManifestError:
+                manifest = load_manifest(root)  # says what is wrong with the file itself
+            return manifest, root, None
         except PlughostError as exc:
             log.error("installed plugin %s cannot be registered: %s", stored.id, exc)
-            from plughost.core.manifest import manifest_from_dict
-
             return (manifest_from_dict(stored.manifest, source=f"database:{stored.id}"), root,
                     exc)
 
@@ -364,6 +383,11 @@ class PluginService:
         if self._closed:
             return
         self._closed = True
+        if self._unsubscribe_states is not None:
+            self._unsubscribe_states()
+        if self._state_writer is not None:
+            with contextlib.suppress(Exception):
+                await self._state_writer
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -448,7 +472,8 @@ class PluginService:
         position)."""
         seq = await asyncio.to_thread(self.repository.last_change_seq)
         rows: dict[str, StoredPlugin | None] = {
-            p.id: p for p in await asyncio.to_thread(self.installer.all_plugins)}
+            p.id: p for p in await asyncio.to_thread(
+                lambda: list(self.repository.iter_plugins()))}
         for record in list(self.host.registry):
             if record.source == "installed" and record.id not in rows:
                 rows[record.id] = None
@@ -622,15 +647,24 @@ class PluginService:
         state: str | None = None,
         enabled: bool | None = None,
         q: str | None = None,
+        status: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        cursor: str | None = None,
     ) -> PluginList:
-        """Installed plugins by id, filtered by type, live state, enabled flag and a text
-        ``q`` (id, name, description), paginated."""
+        """Installed plugins by id, filtered by type, state, enabled flag, Arcade ``status``
+        (2 failed, 1 enabled, 0 disabled) and a text ``q`` (id, name, description): one page
+        of at most ``limit``, after ``cursor`` (the previous page's ``next_cursor``).
+
+        Every filter and the page are one indexed query in the database (the state filter
+        reads the states this service writes as they change), so a page costs its size, not
+        what is installed; development folders are merged in by id. ``offset`` (instead of
+        a cursor) still works and costs the plugins skipped."""
         self._check_open()
-        if limit < 0 or offset < 0:
-            raise OperationRefused(f"limit and offset must be >= 0, got {limit} and {offset}",
-                                   code="request.invalid")
+        if limit < 1 or offset < 0:
+            raise OperationRefused(
+                f"limit must be >= 1 and offset >= 0, got {limit} and {offset}",
+                code="request.invalid")
         if state is not None:
             try:
                 state = State(state).value
@@ -638,45 +672,74 @@ class PluginService:
                 raise OperationRefused(
                     f"{state!r} is not a plugin state; use one of "
                     + ", ".join(s.value for s in State), code="request.invalid") from None
+        if status not in (None, 0, 1, 2):
+            raise OperationRefused(f"status must be 0, 1 or 2, got {status!r}",
+                                   code="request.invalid")
+        after: str | None = None
+        position = resources.decode_cursor(cursor)
+        if position is not None:
+            if isinstance(position.get("after"), str):
+                after = position["after"]
+            else:  # a cursor of an older server: {"offset": n}
+                offset = resources.offset_of(cursor)
+        if not self._run_plugins and (state is not None or status is not None):
+            # Nothing runs here, so the states shown are not the stored ones (the last
+            # server's): filter what is shown.
+            every = (await self.list_plugins(type=type, enabled=enabled, q=q,
+                                             limit=1 << 62)).items
+            shown = [i for i in every if i.id > (after or "")
+                     and (state is None or i.state == state)
+                     and (status is None or arcade_status(i.state, i.enabled) == status)]
+            page = tuple(shown[offset:offset + limit])
+            more = len(shown) > offset + limit and bool(page)
+            return PluginList(page, len(shown), limit, offset, next_cursor=resources.encode_cursor(
+                {"after": page[-1].id}) if more else None)
+        if state is not None or status is not None:
+            await self._states_written()
+        filters = {"type": type, "state": state, "enabled": enabled, "q": q, "status": status}
+        every_dev = self._development_infos(filters)
+        dev = [i for i in every_dev if after is None or i.id > after]
+        wanted = offset + limit
 
-        if state is None and not any(r.source != "installed" for r in self.host.registry):
-            # Only installed plugins and no live-state filter: the database pages and counts.
-            def page() -> tuple[list[StoredPlugin], int]:
-                with self.repository.reading() as repo:
-                    return (repo.list_plugins(type=type, enabled=enabled, q=q, limit=limit,
-                                              offset=offset),
-                            repo.count_plugins(type=type, enabled=enabled, q=q))
+        def read() -> tuple[list[StoredPlugin], bool, int]:
+            rows: list[StoredPlugin] = []
+            last = after
+            with self.repository.reading() as repo:  # one transaction: page and count agree
+                while True:
+                    found, last = repo.page_plugins(
+                        after=last, limit=min(_MAX_PAGE, wanted - len(rows)), **filters)
+                    rows.extend(found)
+                    if last is None or len(rows) >= wanted:
+                        return rows, last is not None, repo.count_plugins(**filters)
 
-            found, total = await asyncio.to_thread(page)
-            return PluginList(tuple(self._info(r) for r in found), total, limit, offset)
+        rows, more, total = await asyncio.to_thread(read)
+        infos = sorted([*(self._info(r) for r in rows), *dev], key=lambda i: i.id)
+        more = more or len(infos) > wanted
+        items = tuple(infos[offset:wanted])
+        following = resources.encode_cursor({"after": items[-1].id}) if more and items else None
+        return PluginList(items, total + len(every_dev), limit, offset, next_cursor=following)
 
-        def query() -> list[StoredPlugin]:
-            out: list[StoredPlugin] = []
-            while True:
-                page = self.repository.list_plugins(type=type, enabled=enabled, q=q,
-                                                    limit=500, offset=len(out))
-                out.extend(page)
-                if len(page) < 500:
-                    return out
-
-        rows = await asyncio.to_thread(query)
-        infos = [self._info(r) for r in rows]
-        needle = q.lower() if q else None
-        for record in self.host.registry:
-            # Development folders under plugins_dir run beside installed plugins; list them
-            # too (they are always enabled, and not managed by install/update/uninstall).
+    def _development_infos(self, filters: Mapping[str, Any]) -> list[PluginInfo]:
+        """Plugins of development folders under plugins_dir (run beside installed plugins,
+        always enabled, not managed by install/update/uninstall) that match ``filters``."""
+        if self._host is None or filters["enabled"] is False:
+            return []
+        needle = filters["q"].lower() if filters["q"] else None
+        out = []
+        for record in self._host.registry.not_from("installed"):
             m = record.manifest
-            if record.source == "installed" or enabled is False:
-                continue
-            if type is not None and m.type != type:
+            if filters["type"] is not None and m.type != filters["type"]:
                 continue
             if needle and not any(needle in t.lower() for t in (m.id, m.name, m.description)):
                 continue
-            infos.append(info_from_record(record, live=self._start_plugins))
-        infos.sort(key=lambda i: i.id)
-        if state is not None:
-            infos = [i for i in infos if i.state == state]
-        return PluginList(tuple(infos[offset:offset + limit]), len(infos), limit, offset)
+            info = info_from_record(record, live=self._start_plugins)
+            if filters["state"] is not None and info.state != filters["state"]:
+                continue
+            if filters["status"] is not None and arcade_status(
+                    info.state, info.enabled) != filters["status"]:
+                continue
+            out.append(info)
+        return sorted(out, key=lambda i: i.id)
 
     def storage_problem(self) -> str:
         """Why this service cannot serve ("" when it can): the database or the object store
@@ -708,29 +771,38 @@ class PluginService:
     async def get(self, plugin_id: str) -> PluginDetail:
         """Everything about one installed plugin. :raises PluginNotFound:"""
         self._check_open()
-
         record = self.host.registry.find(plugin_id)
-        if record is not None and record.source != "installed":
-            stored_row = await asyncio.to_thread(self.repository.get_plugin, plugin_id)
-            if stored_row is None:
-                return _detail_from_record(record, self.host, live=self._start_plugins)
+        services = self.services
+        live_config = services is not None and services.config.loaded(plugin_id)
 
         def load() -> tuple[Any, ...]:
             with self.repository.reading() as repo:  # one transaction for the whole detail
                 stored = repo.require_plugin(plugin_id)
-                return (stored, self.updater.versions(plugin_id), repo.get_config(plugin_id),
-                        [g.scope for g in repo.list_grants(plugin_id)])
+                config = None if live_config else repo.get_config(plugin_id)
+                grants = ([str(s) for s in services.permissions.grants(plugin_id)]
+                          if services is not None
+                          else [g.scope for g in repo.list_grants(plugin_id)])
+                return stored, self.updater.versions(plugin_id), config, grants
 
-        stored, versions, config, grants = await asyncio.to_thread(load)
+        try:
+            stored, versions, config, grants = await asyncio.to_thread(load)
+        except PluginNotFound:
+            if record is not None and record.source != "installed":
+                return _detail_from_record(record, self.host,  # a development folder
+                                           live=self._start_plugins)
+            raise
         values = {**(stored.default_config or {}), **(config.config if config else {})}
         revision = config.revision if config else 0
-        if self.services is not None:
-            # The live managers are the source of truth once attached.
+        if services is not None:
+            # The live managers are the source of truth once attached (in memory once the
+            # plugin's config is registered; the first read registers it).
             with contextlib.suppress(PlughostError):
-                live = await self.config(plugin_id)
-                values, revision = live["config"], live["version"]
-            live_grants = await asyncio.to_thread(self.services.permissions.grants, plugin_id)
-            grants = [str(s) for s in live_grants]
+                if live_config:
+                    values = services.config.get(plugin_id)
+                    revision = services.config.version(plugin_id)
+                else:
+                    live = await self.config(plugin_id)
+                    values, revision = live["config"], live["version"]
         record = self.host.registry.find(plugin_id)
         stats = dict(record.instance.stats()) if record and record.instance else {}
         manifest = dict(stored.manifest)
@@ -986,6 +1058,43 @@ class PluginService:
         except PlughostError:
             log.exception("could not record the failed %s in the audit log", action)
 
+    def _state_changed(self, event: LifecycleEvent) -> None:
+        """A lifecycle listener: note the change; a task writes the changes of a loop turn."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._note_state(event.plugin_id)
+        else:
+            loop.call_soon_threadsafe(self._note_state, event.plugin_id)
+
+    def _note_state(self, plugin_id: str) -> None:
+        record = self._host.registry.find(plugin_id) if self._host is not None else None
+        if record is None or record.source != "installed" or self._closed:
+            return
+        self._unwritten.add(plugin_id)
+        if self._state_writer is None or self._state_writer.done():
+            self._state_writer = asyncio.get_running_loop().create_task(self._write_states())
+
+    async def _write_states(self) -> None:
+        await asyncio.sleep(0)  # the other changes of this turn join the same write
+        while self._unwritten:
+            ids, self._unwritten = sorted(self._unwritten), set()
+            try:
+                await self._persist_states(ids)
+            except PlughostError:
+                log.exception("could not record the state of %s", ", ".join(ids))
+
+    async def _states_written(self) -> None:
+        """Wait until the state changes seen so far are in the database."""
+        writer = self._state_writer
+        if writer is not None and not writer.done():
+            await asyncio.shield(writer)
+
     async def _persist_states(self, ids: Iterable[str]) -> None:
         """Write the host's current state of these plugins to the database (when changed).
         Not where no plugin runs: the stored state stays the one the last server saw."""
@@ -1008,11 +1117,9 @@ class PluginService:
 
         def write() -> None:
             with self.repository.unit_of_work() as repo:
+                stored = repo.plugin_states(pid for pid, *_ in wanted)
                 for pid, state, reason, phase in wanted:
-                    stored = repo.get_plugin(pid)
-                    if stored is None:
-                        continue
-                    if (stored.state, stored.failure_reason) != (state, reason):
+                    if pid in stored and stored[pid] != (state, reason):
                         repo.set_state(pid, state, failure_reason=reason, failure_phase=phase)
 
         await asyncio.to_thread(write)

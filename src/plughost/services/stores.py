@@ -149,7 +149,7 @@ class RepositoryPermissionStore:
                                                 decided_by=actor)
 
     def plugins(self) -> list[str]:
-        installed = {p.id for p in self.repo.list_plugins(limit=100_000)}
+        installed = set(self.repo.plugin_ids())
         return sorted(installed | set(self.fallback.plugins()))
 
     def forget(self, plugin_id: str) -> None:
@@ -240,7 +240,7 @@ class RepositoryConfigStore:
         return schema, dict(row.default_config or {})
 
     def plugins(self) -> list[str]:
-        installed = {p.id for p in self.repo.list_plugins(limit=100_000)}
+        installed = set(self.repo.plugin_ids())
         return sorted(installed | set(self.fallback.plugins()))
 
     def close(self) -> None:

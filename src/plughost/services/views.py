@@ -124,6 +124,8 @@ class PluginList:
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = None
+    """Where the next page starts (pass it as ``cursor``); ``None`` on the last page."""
 
     def __iter__(self) -> Iterator[PluginInfo]:
         return iter(self.items)
@@ -133,7 +135,7 @@ class PluginList:
 
     def to_dict(self) -> dict[str, Any]:
         return {"items": [p.to_dict() for p in self.items], "total": self.total,
-                "limit": self.limit, "offset": self.offset}
+                "limit": self.limit, "offset": self.offset, "next_cursor": self.next_cursor}
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +192,8 @@ class PluginManagement(Protocol):
 
     async def list_plugins(self, *, type: str | None = None, state: str | None = None,
                            enabled: bool | None = None, q: str | None = None,
-                           limit: int = 100, offset: int = 0) -> PluginList: ...
+                           limit: int = 100, offset: int = 0,
+                           cursor: str | None = None) -> PluginList: ...
 
     async def get(self, plugin_id: str) -> PluginDetail: ...
 

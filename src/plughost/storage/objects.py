@@ -192,6 +192,16 @@ class ObjectStore(Protocol):
         """Objects whose key starts with ``prefix``, sorted by key."""
         ...
 
+    def keys(self, prefix: str = "") -> builtins.list[str]:
+        """The keys :meth:`list` would return, without reading each object's record (one
+        listing, however many objects: what start-up reconciliation compares)."""
+        ...
+
+    def children(self, prefix: str) -> builtins.list[str]:
+        """The names one level below ``prefix`` (which ends in ``/``), sorted: for
+        ``"plugins/"``, the id of every plugin with an object (one listing of one level)."""
+        ...
+
 
 class FilesystemObjectStore:
     """Content-addressed object store in a local directory (see the module doc for the layout)."""
@@ -358,14 +368,25 @@ class FilesystemObjectStore:
     def list(self, prefix: str = "") -> list[ObjectInfo]:
         """See :meth:`ObjectStore.list`."""
         out: list[ObjectInfo] = []
-        for ref in self._keys.rglob("*.ref"):
-            if ref.name.startswith(".tmp-"):
-                continue
-            key = ref.relative_to(self._keys).as_posix()[: -len(".ref")]
-            if key.startswith(prefix):
-                with contextlib.suppress(ObjectNotFound):  # deleted while listing
-                    out.append(self._read_ref(key))
-        return sorted(out, key=lambda i: i.key)
+        for key in self.keys(prefix):
+            with contextlib.suppress(ObjectNotFound):  # deleted while listing
+                out.append(self._read_ref(key))
+        return out
+
+    def keys(self, prefix: str = "") -> builtins.list[str]:
+        """See :meth:`ObjectStore.keys` (names only: no reference file is read)."""
+        # Walk only below the prefix's directory part (keys are /-separated paths).
+        base = prefix.rpartition("/")[0]
+        start = self._keys / base if base else self._keys
+        out = []
+        for folder, _dirs, files in os.walk(start):
+            rel = os.path.relpath(folder, self._keys).replace(os.sep, "/")
+            for name in files:
+                if name.endswith(".ref") and not name.startswith(".tmp-"):
+                    key = name[: -len(".ref")] if rel == "." else f"{rel}/{name[: -len('.ref')]}"
+                    if key.startswith(prefix):
+                        out.append(key)
+        return sorted(out)
 
     # deletes ----------------------------------------------------------------------------
     def delete(self, key: str) -> bool:
@@ -398,6 +419,20 @@ class FilesystemObjectStore:
             except OSError:
                 return
             path = path.parent
+
+    def children(self, prefix: str) -> builtins.list[str]:
+        """See :meth:`ObjectStore.children`."""
+        folder = self._keys / prefix.rstrip("/") if prefix.strip("/") else self._keys
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(n[: -len(".ref")] if n.endswith(".ref") else n
+                      for n in names if not n.startswith(".tmp-"))
+
+    def has_temporary_files(self) -> bool:
+        """Whether a write left a temporary file (in ``tmp/``): one was interrupted."""
+        return any(True for _ in self._tmp.iterdir())
 
     def gc(self) -> builtins.list[str]:
         """Remove temp files and blobs no key refers to (leftovers of interrupted writes and of
@@ -637,16 +672,33 @@ class S3ObjectStore:
     def list(self, prefix: str = "") -> list[ObjectInfo]:
         """See :meth:`ObjectStore.list` (one ``HeadObject`` per object for its digest)."""
         out = []
+        for key in self.keys(prefix):
+            with contextlib.suppress(ObjectNotFound):  # deleted while listing
+                out.append(self.info(key))
+        return out
+
+    def children(self, prefix: str) -> builtins.list[str]:
+        """See :meth:`ObjectStore.children` (one delimited listing)."""
+        with self._translate(prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter="/"
+            )
+            names = set()
+            for page in pages:
+                for common in page.get("CommonPrefixes", []):
+                    names.add(common["Prefix"][len(self.prefix + prefix):].rstrip("/"))
+                for obj in page.get("Contents", []):
+                    names.add(obj["Key"][len(self.prefix + prefix):])
+            return sorted(names)
+
+    def keys(self, prefix: str = "") -> builtins.list[str]:
+        """See :meth:`ObjectStore.keys` (the listing only: no ``HeadObject``)."""
         with self._translate(prefix):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix + prefix
             )
-            keys = [obj["Key"][len(self.prefix):] for page in pages
-                    for obj in page.get("Contents", [])]
-        for key in keys:
-            with contextlib.suppress(ObjectNotFound):  # deleted while listing
-                out.append(self.info(key))
-        return sorted(out, key=lambda i: i.key)
+            return sorted(obj["Key"][len(self.prefix):] for page in pages
+                          for obj in page.get("Contents", []))
 
 
 def object_store_from_url(url: str) -> ObjectStore:

@@ -117,6 +117,8 @@ def test_operator_sees_operator_actions_only(secured: SecuredSite, new_page: New
     page.goto(secured.url + "/#/plugins/asker")
     expect(page.locator("#versions tbody tr").first).to_be_visible()
     expect(page.locator("#requests li")).to_have_count(1)
+    # the configuration section loads on its own request; wait for it before reading the buttons
+    expect(page.locator("#config").get_by_role("button", name="Save")).to_be_visible()
     shown = visible_actions(page)
     assert {"Check now", "Save", "Deactivate"} <= shown, shown
     assert not shown & set(ADMIN_ONLY), shown

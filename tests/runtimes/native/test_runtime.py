@@ -53,6 +53,45 @@ async def test_the_c_counter_runs_through_the_host(tmp_path: Path, trusted: bool
         assert (stats.get("isolation") == "inprocess") is trusted
 
 
+@pytest.mark.parametrize("trusted", [False, True], ids=["process", "inprocess"])
+async def test_the_c_counter_serves_a_channel(tmp_path: Path, trusted: bool) -> None:
+    counter_folder(tmp_path / "plugins")
+    runtime = NativeRuntime(inprocess={"native-c-counter"} if trusted else ())
+    async with PluginHost([tmp_path / "plugins"], runtimes=[runtime]) as host:
+        assert (await host.start()).ok
+        await host.call("native-c-counter", "add", n=10)
+        # open: the library sends the count; each number comes back added; 0 ends it
+        feed = await host.channels.open("native-c-counter.feed")
+        assert await feed.receive() == 10
+        for n in (1, 2):
+            await feed.send(n)
+        await feed.send(0)
+        assert [m async for m in feed] == [11, 13, 13]
+        assert await host.call("native-c-counter", "get") == 13
+        # the opener closing its end reaches the library as a "close" step
+        async with await host.channels.open("native-c-counter.feed") as again:
+            assert await again.receive() == 13
+
+
+async def test_a_malformed_channel_answer_aborts_the_channel_naming_the_shape(
+        tmp_path: Path) -> None:
+    from plughost.errors import ChannelClosed
+
+    folder = counter_folder(tmp_path / "plugins")
+    source = (folder / "counter.c").read_text().replace(
+        'snprintf(buf, sizeof buf, "{\\"send\\": [%ld]}", count);',
+        'snprintf(buf, sizeof buf, "[%ld]", count);')
+    assert source != (folder / "counter.c").read_text()
+    (folder / "counter.c").write_text(source)
+    build_library(folder / "counter.c", folder / "counter.so")
+    async with PluginHost([tmp_path / "plugins"], runtimes=[NativeRuntime()]) as host:
+        assert (await host.start()).ok
+        feed = await host.channels.open("native-c-counter.feed")
+        with pytest.raises(ChannelClosed, match=r"null or \{\"send\""):
+            await feed.receive()
+        assert await host.call("native-c-counter", "get") == 0  # the library still answers
+
+
 async def test_state_is_handed_to_a_fresh_load(tmp_path: Path) -> None:
     counter_folder(tmp_path / "plugins")
     runtime = NativeRuntime()

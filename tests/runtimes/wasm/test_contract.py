@@ -134,20 +134,30 @@ async def test_state_survives_update_and_rollback_through_the_service(tmp_path) 
         }
 
 
-async def test_a_wasm_plugin_that_provides_channels_is_refused_at_load(tmp_path) -> None:
-    from plughost.core.lifecycle import State
+async def test_a_wasm_plugin_serves_channels_one_call_per_step(tmp_path) -> None:
+    from plughost.errors import ChannelClosed
     from plughost.host import PluginHost
 
-    _wasm_plugin(
-        tmp_path / "plugins" / "streamer",
-        "streamer",
-        "1.0.0",
-        wat_modules.ECHO,
-        '[provides]\nchannels = ["lyrics"]\n',
-    )
+    _wasm_plugin(tmp_path / "plugins" / "streamer", "streamer", "1.0.0", wat_modules.CHANNELS,
+                 '[provides]\nchannels = ["streamer.steps", "streamer.ends", '
+                 '"streamer.garbled"]\n')
     async with PluginHost([tmp_path / "plugins"]) as host:
-        report = await host.start()
-        record = host.get("streamer")
-        assert record.state is State.FAILED, report
-        assert record.error.code == "runtime.capability"
-        assert "channels" in record.error.message and "'wasm' runtime" in record.error.message
+        assert (await host.start()).ok
+        steps = await host.channels.open("streamer.steps")
+        opened = await steps.receive()
+        assert opened == {"channel": opened["channel"], "event": "open"}
+        await steps.send({"text": "hi"})
+        assert await steps.receive() == {"channel": opened["channel"], "event": "message",
+                                         "data": {"text": "hi"}}
+        other = await host.channels.open("streamer.steps")
+        assert (await other.receive())["channel"] != opened["channel"]  # numbered apart
+        steps.close()
+        other.close()
+        # the plugin's answer can end the channel: the opener reads what it sent, then the end
+        ends = await host.channels.open("streamer.ends")
+        assert [m async for m in ends] == ["done"]
+        # an answer of another shape aborts the channel, naming the shape to use
+        garbled = await host.channels.open("streamer.garbled")
+        with pytest.raises(ChannelClosed, match=r'null or \{"send"'):
+            await garbled.receive()
+        assert host.get("streamer").instance.active  # the plugin itself is fine

@@ -404,3 +404,29 @@ HANDOVER = recorder(
     ("remember", "plughost_export_state"),
     ("plughost_import_state", "imported"),
 )
+
+
+# channels, one call per step: "steps" sends each step's request back to the opener
+# ({"ok":{"send":[<request>]}}); "ends" sends "done" and closes at once; "garbled" answers a
+# shape that is not a step answer
+CHANNELS = with_exports(module("""
+  (data (i32.const 16) "{\\"ok\\":{\\"send\\":[")
+  (data (i32.const 48) "]}}")
+  (data (i32.const 64) "{\\"ok\\":{\\"send\\":[\\"done\\"],\\"close\\":true}}")
+  (data (i32.const 128) "{\\"ok\\":[1]}")
+  (func (export "steps") (param $ptr i32) (param $len i32) (result i64)
+    (local $out i32) (local $n i32)
+    (local.set $n (i32.add (local.get $len) (i32.const 18)))
+    (local.set $out (call $alloc (local.get $n)))
+    (if (i32.eqz (local.get $out)) (then unreachable))
+    (memory.copy (local.get $out) (i32.const 16) (i32.const 15))
+    (memory.copy (i32.add (local.get $out) (i32.const 15)) (local.get $ptr) (local.get $len))
+    (memory.copy (i32.add (local.get $out) (i32.add (i32.const 15) (local.get $len)))
+                 (i32.const 48) (i32.const 3))
+    (call $pack (local.get $out) (local.get $n)))
+  (func (export "ends") (param i32 i32) (result i64)
+    (call $pack (i32.const 64) (i32.const 37)))
+  (func (export "garbled") (param i32 i32) (result i64)
+    (call $pack (i32.const 128) (i32.const 10)))
+"""), '{"ok":{"channels":[{"name":"streamer.steps","export":"steps"},'
+      '{"name":"streamer.ends","export":"ends"},{"name":"streamer.garbled","export":"garbled"}]}}')

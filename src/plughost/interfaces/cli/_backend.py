@@ -263,12 +263,15 @@ class RemoteBackend:
 
     async def list_plugins(self, *, type: str | None = None, state: str | None = None,
                            enabled: bool | None = None, q: str | None = None,
-                           limit: int = 100, offset: int = 0) -> PluginList:
+                           limit: int = 100, offset: int = 0,
+                           cursor: str | None = None) -> PluginList:
         from plughost.services.resources import encode_cursor
         from plughost.services.views import PluginList
 
         params: dict[str, Any] = {}
-        if offset:
+        if cursor:
+            params["cursor"] = cursor
+        elif offset:
             params["cursor"] = encode_cursor({"offset": offset})
         for key, value in (("pluginType", type), ("state", state), ("q", q)):
             if value is not None:
@@ -277,15 +280,17 @@ class RemoteBackend:
             params["enabled"] = "true" if enabled else "false"
         items: list[PluginInfo] = []
         total = 0
+        following = None
         while len(items) < limit:  # the API pages by at most 1000: follow next_cursor
             params["limit"] = min(limit - len(items), 1000)
             page = await self._call("GET", "/plugins", params=params)
             items.extend(_info(p) for p in page["items"])
             total = page["total"]
-            if not page.get("next_cursor"):
+            following = page.get("next_cursor")
+            if not following:
                 break
-            params["cursor"] = page["next_cursor"]
-        return PluginList(tuple(items), total, limit, offset)
+            params["cursor"] = following
+        return PluginList(tuple(items), total, limit, offset, next_cursor=following)
 
     async def get(self, plugin_id: str) -> PluginDetail:
         return _detail(await self._call("GET", f"/plugins/{plugin_id}"))

@@ -150,30 +150,19 @@ async def list_plugins(
     and pagination (``limit``, ``cursor`` = the previous page's ``next_cursor``; ``total``
     counts every match)."""
     api = api_state(request)
-    offset = resources.offset_of(cursor)
+    service = api.service
 
     async def compute() -> bytes:
-        data = await _list(api.service, pluginType, status_, state, enabled, q, limit, offset)
+        found = await service.list_plugins(
+            type=pluginType, state=state.value if state is not None else None,
+            enabled=enabled, q=q, status=None if status_ is None else int(status_),
+            limit=limit, cursor=cursor)
+        data = resources.page([plugin_dict(p.to_dict()) for p in found.items],
+                              found.next_cursor, total=found.total)
         return json.dumps(data, separators=(",", ":")).encode()
 
     body = await api.cache.get_or_compute(str(request.url.query), compute)
     return Response(body, media_type="application/json")
-
-
-async def _list(service: Any, pluginType: str | None, status_: ArcadeStatus | None,
-                state: StateName | None, enabled: bool | None, q: str | None, limit: int,
-                offset: int) -> dict[str, Any]:
-    state_value = state.value if state is not None else None
-    if status_ is None:
-        page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
-                                          q=q, limit=limit, offset=offset)
-        items = [plugin_dict(p.to_dict()) for p in page.items]
-        return resources.offset_page(items, offset, total=page.total)
-    # status is derived from (state, enabled): filter the full match, then page it.
-    page = await service.list_plugins(type=pluginType, state=state_value, enabled=enabled,
-                                      q=q, limit=1_000_000, offset=0)
-    items = [d for p in page.items if (d := plugin_dict(p.to_dict()))["status"] == status_]
-    return resources.offset_page(items[offset:offset + limit], offset, total=len(items))
 
 
 @router.get("/metrics", summary="Per-plugin runtime metrics", response_model=list[MetricOut])
@@ -181,10 +170,16 @@ async def metrics(request: Request, _: Principal = requires("viewer")) -> list[d
     """Arcade's metrics (name, type, version, path, description) with the live state and
     the call / error counters the host keeps."""
     service = api_state(request).service
-    page = await service.list_plugins(limit=1_000_000)
+    infos: list[Any] = []
+    cursor = None
+    while True:  # every plugin, a page at a time
+        page = await service.list_plugins(limit=1000, cursor=cursor)
+        infos.extend(page.items)
+        if (cursor := page.next_cursor) is None:
+            break
     counters = await service.metrics()
     out = []
-    for info in page.items:
+    for info in infos:
         data = dict(counters.get(info.id, {}))
         out.append({
             **data, "id": info.id, "name": info.name, "type": info.type,
@@ -214,11 +209,17 @@ async def validate_manifest(
 
 @router.get("/{plugin_id}", summary="Plugin details", response_model=PluginDetailOut)
 async def get_plugin(request: Request, plugin_id: PluginId,
-                     _: Principal = requires("viewer")) -> dict[str, Any]:
+                     _: Principal = requires("viewer")) -> Response:
     """Everything about one plugin: manifest, path, versions, dependencies and dependents,
     configuration (secrets redacted), granted permissions, counters."""
-    detail = await api_state(request).service.get(plugin_id)
-    return detail.to_dict()
+    return _detail_response(await api_state(request).service.get(plugin_id))
+
+
+def _detail_response(detail: Any) -> Response:
+    # Encoded once, as the list is: the dict is already the documented shape, so running it
+    # through the response model again would only cost time.
+    return Response(json.dumps(detail.to_dict(), separators=(",", ":"), default=str).encode(),
+                    media_type="application/json")
 
 
 @router.get("/{plugin_id}/versions", summary="Kept versions of a plugin",
@@ -237,10 +238,9 @@ async def versions(request: Request, plugin_id: PluginId,
 @router.get("/{plugin_id}/info", summary="Plugin details (alternative path)",
             response_model=PluginDetailOut)
 async def get_plugin_info(request: Request, plugin_id: PluginId,
-                          _: Principal = requires("viewer")) -> dict[str, Any]:
+                          _: Principal = requires("viewer")) -> Response:
     """The same as ``GET /plugins/{id}``, under the path other plugin managers use."""
-    detail = await api_state(request).service.get(plugin_id)
-    return detail.to_dict()
+    return _detail_response(await api_state(request).service.get(plugin_id))
 
 
 @router.get("/{plugin_id}/health", summary="Ask a plugin whether it is healthy",

@@ -113,3 +113,13 @@ class HostReply(_message.Message):
     error_code: str
     error_message: str
     def __init__(self, id: _Optional[int] = ..., result_json: _Optional[str] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class ChannelFrame(_message.Message):
+    __slots__ = ("target", "name", "data_json")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    name: str
+    data_json: str
+    def __init__(self, target: _Optional[str] = ..., name: _Optional[str] = ..., data_json: _Optional[str] = ...) -> None: ...

@@ -79,6 +79,11 @@ class PluginStub:
                 request_serializer=plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.HostReply.SerializeToString,
                 response_deserializer=plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.HostCall.FromString,
                 _registered_method=True)
+        self.Channel = channel.stream_stream(
+                '/plughost.v1.Plugin/Channel',
+                request_serializer=plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.ChannelFrame.SerializeToString,
+                response_deserializer=plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.ChannelFrame.FromString,
+                _registered_method=True)
 
 
 class PluginServicer:
@@ -145,6 +150,18 @@ class PluginServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Channel(self, request_iterator, context):
+        """A channel opened to one of the plugin's "channel" exports. The host's first frame names
+        the target and the channel; each later frame carries one message from the opener. The
+        host half-closes the stream when the opener closes its end. Each frame the plugin sends is
+        one message to the opener; ending the stream closes the plugin's end, and failing it (any
+        status) aborts the channel with the status message as the reason. gRPC's flow control is
+        the backpressure.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PluginServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -192,6 +209,11 @@ def add_PluginServicer_to_server(servicer, server):
                     servicer.HostCalls,
                     request_deserializer=plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.HostReply.FromString,
                     response_serializer=plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.HostCall.SerializeToString,
+            ),
+            'Channel': grpc.stream_stream_rpc_method_handler(
+                    servicer.Channel,
+                    request_deserializer=plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.ChannelFrame.FromString,
+                    response_serializer=plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.ChannelFrame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -437,6 +459,33 @@ class Plugin:
             '/plughost.v1.Plugin/HostCalls',
             plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.HostReply.SerializeToString,
             plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.HostCall.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Channel(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/plughost.v1.Plugin/Channel',
+            plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.ChannelFrame.SerializeToString,
+            plughost_dot_runtimes_dot_grpc_dot_plughost__pb2.ChannelFrame.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,7 +45,7 @@ from plughost.runtimes.grpc.handshake import (
     MAGIC_COOKIE,
 )
 
-__all__ = ["HostRefused", "JsonPlugin", "serve"]
+__all__ = ["ChannelGone", "HostRefused", "JsonPlugin", "PluginChannel", "serve"]
 
 SERVICE = "plughost.v1.Plugin"
 EXIT_OUT_OF_MEMORY = 70
@@ -57,6 +57,53 @@ class HostRefused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ChannelGone(Exception):
+    """The host ended the channel (the opener went away or aborted it): stop sending."""
+
+
+class PluginChannel:
+    """One channel opened to the plugin, as its handler sees it.
+
+    Iterate over it for the opener's messages (the loop ends when the opener closes its end);
+    :meth:`send` a JSON value to the opener (it waits while the opener's buffer is full, and
+    raises :class:`ChannelGone` once the host has ended the channel). Returning from the
+    handler closes the plugin's end; raising aborts the channel with the error as the reason.
+    """
+
+    def __init__(self, name: str, frames: Iterator[Any], context: Any, buffer: int = 64) -> None:
+        self.name = name
+        self._frames = frames
+        self._outgoing: queue.Queue[Any] = queue.Queue(maxsize=buffer)
+        self._gone = threading.Event()
+        context.add_callback(self._gone.set)
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            for frame in self._frames:
+                yield json.loads(frame.data_json) if frame.data_json else None
+        except grpc.RpcError:  # the host cancelled the stream
+            self._gone.set()
+
+    def receive(self) -> Any:
+        """The opener's next message; :class:`ChannelGone` once its end is closed."""
+        for message in self:
+            return message
+        raise ChannelGone(f"the opener closed channel {self.name!r}")
+
+    def send(self, message: Any) -> None:
+        data = json.dumps(message)
+        while not self._gone.is_set():
+            try:
+                self._outgoing.put(data, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise ChannelGone(f"the host ended channel {self.name!r}")
+
+
+_END = object()
 
 
 class JsonPlugin(pb_grpc.PluginServicer):
@@ -126,13 +173,16 @@ class JsonPlugin(pb_grpc.PluginServicer):
         self.deactivate()
         return pb.Empty()
 
-    def Call(self, request: Any, context: Any) -> Any:
-        target = request.target
+    def _target(self, target: str, context: Any) -> Any:
         reserved = target.startswith("_") or target in _RESERVED
         fn = None if reserved else getattr(self, target, None)
         if fn is None or not callable(fn):
             context.abort(grpc.StatusCode.NOT_FOUND, f"no target {target!r}")
             raise AssertionError("abort raises")
+        return fn
+
+    def Call(self, request: Any, context: Any) -> Any:
+        fn = self._target(request.target, context)
         try:
             result = fn(**json.loads(request.args_json or "{}"))
         except MemoryError:  # out of its memory limit: end, and let the host restart it
@@ -167,6 +217,32 @@ class JsonPlugin(pb_grpc.PluginServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         self.config = new
         return pb.Empty()
+
+    def Channel(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
+        first = next(request_iterator, None)
+        if first is None:
+            return
+        fn = self._target(first.target, context)
+        channel = PluginChannel(first.name, request_iterator, context)
+        failure: list[str] = []
+
+        def run() -> None:
+            try:
+                fn(channel)
+            except ChannelGone:
+                pass
+            except Exception as exc:
+                failure.append(f"{type(exc).__name__}: {exc}")
+            channel._outgoing.put(_END)
+
+        threading.Thread(target=run, name=f"channel:{first.name}", daemon=True).start()
+        while True:
+            item = channel._outgoing.get()
+            if item is _END:
+                break
+            yield pb.ChannelFrame(data_json=item)
+        if failure:
+            context.abort(grpc.StatusCode.UNKNOWN, failure[0])
 
     def HostCalls(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
         def replies() -> None:

@@ -39,6 +39,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from plughost.core._manifest_checks import entry_problem, grpc_address
 from plughost.core.contract import Capability
 from plughost.errors import (
+    ChannelClosed,
     PermissionDenied,
     PlughostError,
     PluginActivationError,
@@ -75,6 +76,7 @@ from plughost.runtimes.process.output import OutputSink
 
 if TYPE_CHECKING:
     from plughost.core.bus import Event
+    from plughost.core.channels import Channel as ChannelEnd
     from plughost.core.context import PluginContext
     from plughost.core.manifest import Manifest
 
@@ -127,7 +129,7 @@ class GrpcRuntime:
 
     name = "grpc"
     enforces: frozenset[str] = frozenset({"timeout", "memory", "cpu", "open_files", "output"})
-    capabilities: frozenset[Capability] = frozenset(Capability) - {Capability.CHANNELS}
+    capabilities: frozenset[Capability] = frozenset(Capability)
 
     def __init__(
         self,
@@ -246,7 +248,7 @@ class GrpcInstance:
                                .output_lines_per_second, bytes_per_second=self.limits.get("output"))
         self._changed = asyncio.Event()
         self._stats = {"calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0,
-                       "host_calls": 0}
+                       "host_calls": 0, "channels": 0}
         self._tls: Any = None
 
     @property
@@ -494,6 +496,17 @@ class GrpcInstance:
         return PluginError(f"{what}: {details}", plugin_id=self._id,
                            details={"grpc_status": code.name})
 
+    def _cancelled(self, what: str) -> BaseException:
+        """A call ended by cancellation: ours to pass on when this task is being cancelled;
+        otherwise grpc cancelled it because the channel was closed under it (the process went
+        away and supervision dropped the connection), which is the plugin's failure."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            return asyncio.CancelledError()
+        self._stats["errors"] += 1
+        return PluginCrashed(f"{what}: the plugin process went away (its connection was closed)",
+                             plugin_id=self._id)
+
     def _timeout(self, timeout: float | None) -> float | None:
         if timeout is not None:
             return timeout
@@ -510,6 +523,8 @@ class GrpcInstance:
         try:
             return await getattr(stub, name)(request, timeout=timeout,
                                              wait_for_ready=self.address is not None)
+        except asyncio.CancelledError:
+            raise self._cancelled(name) from None
         except grpc.aio.AioRpcError as exc:
             if optional and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 return None
@@ -621,6 +636,38 @@ class GrpcInstance:
         await self._rpc("Event", pb.EventRequest(
             target=target, topic=event.topic, payload_json=_dumps(event.payload),
             source=event.source or "", id=event.id, timestamp=event.timestamp))
+
+    async def serve_channel(self, target: str, channel: ChannelEnd) -> None:
+        """Serve one opened channel on the plugin's ``Channel`` stream (plughost.proto).
+
+        The first frame names ``target`` and the channel; each message the opener sends is one
+        frame, and the opener closing its end half-closes the stream. Each frame the plugin
+        sends goes to the opener; the plugin ending the stream closes the channel, and a failed
+        stream (a status, the process going away) aborts it with the reason. No deadline: a
+        channel lives as long as both ends keep it open.
+        """
+        stub = await self._ready(self._timeout(None))
+        name = next((e.name for e in self.exports if e.kind == "channel" and e.target == target),
+                    target)
+        self._stats["channels"] += 1
+
+        async def outgoing() -> AsyncIterator[pb.ChannelFrame]:
+            yield pb.ChannelFrame(target=target, name=name)
+            with contextlib.suppress(ChannelClosed):  # the opener went away: end the input
+                async for message in channel:
+                    yield pb.ChannelFrame(data_json=_dumps(message))
+
+        call = stub.Channel(outgoing())
+        try:
+            async for frame in call:
+                await channel.send(_json(frame.data_json))
+        except asyncio.CancelledError:
+            raise self._cancelled(f"channel {name}") from None
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc, f"channel {name}", None) from None
+        finally:
+            if not call.done():
+                call.cancel()
 
     async def export_state(self) -> Any:
         reply = await self._rpc("ExportState", pb.Empty(), optional=True)

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from plughost.core.contract import Health
 from plughost.errors import PermissionDenied, PluginError, PluginLoadError, PluginUnavailable
+from plughost.runtimes.stepchannels import serve_by_steps
 
 __all__ = [
     "ABI_VERSION",
@@ -65,7 +66,7 @@ class _HostTable(ctypes.Structure):
 
 
 _CODE: Final = re.compile(r"[a-z][a-z_]*(\.[a-z_]+)+")
-_EXPORT_KINDS: Final = frozenset({"command", "hook", "event"})
+_EXPORT_KINDS: Final = frozenset({"command", "hook", "event", "channel"})
 _LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 
 
@@ -169,12 +170,16 @@ class NativePlugin:
             if not ok or not isinstance(target, str) or not target.isidentifier() or (
                     target.startswith("_") or reserved):
                 raise PluginLoadError(
-                    f"plughost_init export #{i} is not {{kind: command|hook|event, name, target}} "
+                    f"plughost_init export #{i} is not {{kind: command|hook|event|channel, name, "
+                    "target}} "
                     f"with an identifier target that is not a reserved name: {item!r}")
             options = item.get("options") or {}
             if not isinstance(options, dict):
                 raise PluginLoadError(f"plughost_init export #{i}: options must be an object")
-            handler = getattr(self, target, None) or self._handler(target)
+            if item["kind"] == "channel":
+                handler = self._channel_handler(target)
+            else:
+                handler = getattr(self, target, None) or self._handler(target)
             marks = (*getattr(handler, EXPORTS_ATTR, ()),
                      ExportMark(item["kind"], item["name"], dict(options)))
             setattr(handler, EXPORTS_ATTR, marks)
@@ -198,6 +203,25 @@ class NativePlugin:
 
         handler.__name__ = target
         return handler
+
+    def _channel_handler(self, target: str) -> Callable[..., Any]:
+        """The channel handler for a ``channel`` export: one ``plughost_call(target, ...)`` per
+        step of the conversation (:mod:`plughost.runtimes.stepchannels`, docs/native.md)."""
+
+        async def handler(channel: Any) -> None:
+            await serve_by_steps(
+                channel, lambda args: self.run_blocking(self.invoke, target, args), target)
+
+        handler.__name__ = target
+        return handler
+
+    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one library call from a channel handler: in a worker thread (the library may
+        block, and may ask for host operations that wait); the trusted in-process instance
+        replaces this when its calls run on the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(fn, *args)
 
     # -- calling the library ---------------------------------------------------------------------
     def _raw_call(self, target: bytes | None, args: bytes) -> tuple[int, bytes | None]:

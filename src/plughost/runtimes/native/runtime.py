@@ -99,6 +99,8 @@ class NativeInProcessInstance(InProcessInstance):
         self._library = library
         self._off_loop = _needs_loop(manifest)
         self._loop: asyncio.AbstractEventLoop | None = None
+        if not self._off_loop:  # channel steps run where its calls run: on the loop
+            library.run_blocking = _inline  # type: ignore[method-assign]
 
     async def start(self, context: PluginContext) -> list[Export]:
         self._loop = asyncio.get_running_loop()
@@ -146,6 +148,10 @@ class NativeInProcessInstance(InProcessInstance):
         return {"isolation": "inprocess", "library": self._library.path.name}
 
 
+async def _inline(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -168,7 +174,7 @@ class NativeRuntime:
 
     name = "native"
     enforces: frozenset[str] = ProcessRuntime.enforces
-    capabilities: frozenset[Capability] = frozenset(Capability) - {Capability.CHANNELS}
+    capabilities: frozenset[Capability] = frozenset(Capability)
 
     def __init__(
         self,

@@ -41,6 +41,7 @@ from plughost.errors import (
     ProtocolError,
 )
 from plughost.runtimes.base import Export, Health
+from plughost.runtimes.stepchannels import serve_by_steps
 
 from . import _ffi, abi
 from ._ffi import TRAPPED, make_invoker
@@ -52,6 +53,7 @@ from .traps import first_line, memory_exceeded, trap_error
 
 if TYPE_CHECKING:
     from plughost.core.bus import Event
+    from plughost.core.channels import Channel
 
     from .runtime import WasmRuntime
 
@@ -271,6 +273,12 @@ class WasmInstance:
     async def deliver_event(self, target: str, event: Event) -> None:
         """Hand an event to the subscription handler ``target`` as ``{"event": <wire shape>}``."""
         await self.call(target, {"event": event.to_dict()})
+
+    async def serve_channel(self, target: str, channel: Channel) -> None:
+        """Serve one opened channel with the handler ``target``, one call per step of the
+        conversation (:mod:`plughost.runtimes.stepchannels`): ``open``, each ``message``,
+        ``close``; each answer says what to send and whether to end it."""
+        await serve_by_steps(channel, lambda args: self.call(target, args), self._what(target))
 
     async def export_state(self) -> Any:
         """The guest's ``plughost_export_state`` answer; None when it exports none (no state)."""

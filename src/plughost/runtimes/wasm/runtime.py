@@ -80,12 +80,9 @@ class WasmRuntime:
 
     name = "wasm"
     enforces: frozenset[str] = frozenset({"timeout", "memory", "fuel", "output"})
-    # channels are not offered: a wasm handler is a call that returns, not a live stream
-    # (docs/wasm-abi.md), so the host refuses a wasm plugin that needs them, naming it
-    capabilities: frozenset[Capability] = frozenset({
-        Capability.CALL, Capability.HEALTH, Capability.EVENTS, Capability.CONFIG,
-        Capability.STATE, Capability.ENABLE,
-    })
+    # a wasm handler is a call that returns: channels are served one call per step
+    # (plughost.runtimes.stepchannels, docs/wasm-abi.md)
+    capabilities: frozenset[Capability] = frozenset(Capability)
 
     def check_entry(self, entry: str, root: Path | None) -> str | None:
         return entry_problem(self.name, entry, str(root) if root is not None else None)
