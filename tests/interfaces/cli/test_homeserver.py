@@ -93,6 +93,11 @@ def test_local_commands_go_through_the_server_running_on_the_home(
         assert "enabled pidmark 1.0.0 (active)" in done.stdout
         shown = api.get("/plugins/pidmark").json()
         assert (shown["state"], shown["live"]) == ("active", True)
+        for command, state in (("deactivate", "deactivated"), ("activate", "active"),
+                               ("reload", "active")):
+            done = _cli(command, "pidmark", "--home", home)
+            assert done.exit_code == 0, (command, done.output)
+            assert api.get("/plugins/pidmark").json()["state"] == state
 
         local = _cli("list", "--json", "--home", home)
         remote = _cli("list", "--json", "--server", server.base_url)
