@@ -3,6 +3,7 @@
     python bench/bench_runtimes.py            # every section
     python bench/bench_runtimes.py process    # one section: process | wasm | grpc | native
                                               # (--quick: fewer rounds)
+    python bench/bench_runtimes.py calls      # the process section's call rows alone (~1 min)
 
 Process section: a ``plugin.call`` round trip through the process runtime against a bare
 length-prefixed echo over a pipe to a child driven by asyncio (the floor): wall time and CPU per
@@ -375,7 +376,10 @@ async def spawn_to_ready(
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-async def process_section(quick: bool) -> list[Row]:
+async def calls_section(quick: bool) -> list[Row]:
+    """The cost of a call: round trip CPU and wall against the asyncio pipe echo, and calls/s
+    with 64 in flight against the same echo with 64 frames in flight (the two floors), each
+    the median of 5 runs (``--quick``: 3) interleaved with its floor's."""
     n = 2000 if quick else 10000
     runs = 3 if quick else 5
     rows: list[Row] = []
@@ -422,6 +426,13 @@ async def process_section(quick: bool) -> list[Row]:
     rows.append(Row("process", "plugin.call with 64 in flight", statistics.median(rates),
                     "calls/s", "echo, 64 in flight", statistics.median(echo_rates),
                     "≥ 100,000/s"))
+    return rows
+
+
+async def process_section(quick: bool) -> list[Row]:
+    runs = 3 if quick else 5
+    rows = await calls_section(quick)
+    reps = 9 if quick else 21
     count = 10
     for mode in ("cold", "spare", "forked"):
         mem = [await memory_per_plugin(mode, count) for _ in range(runs)]
@@ -436,7 +447,6 @@ async def process_section(quick: bool) -> list[Row]:
     crash = await crash_detection(5 if quick else 15)
     rows.append(Row("process", "crash (SIGKILL) to PluginCrashed on in-flight call", crash * 1e3,
                     "ms", "goal 1 s", 1000.0, "≤ 1000 ms"))
-    reps = 9 if quick else 21
     py_pass = median_of(lambda: spawn_pass([]), reps)
     py_pass_s = median_of(lambda: spawn_pass(["-S"]), reps)
     rows.append(Row("process", "python -c pass", py_pass * 1e3, "ms"))
@@ -488,7 +498,7 @@ async def native_section(quick: bool) -> list[Row]:
     return [Row(**r) for r in await asyncio.to_thread(other.section_rows, "native", quick)]
 
 
-SECTIONS = {"process": process_section, "wasm": wasm_section, "grpc": grpc_section,
+SECTIONS = {"calls": calls_section, "process": process_section, "wasm": wasm_section, "grpc": grpc_section,
             "native": native_section}
 
 
@@ -508,7 +518,9 @@ async def main() -> None:
     # The crash measurement kills plugins on purpose; their error logs are expected noise here.
     logging.getLogger("plughost").setLevel(logging.CRITICAL)
     quick = "--quick" in sys.argv
-    wanted = [a for a in sys.argv[1:] if not a.startswith("-")] or list(SECTIONS)
+    # "calls" is part of "process": every section, by default, runs it once.
+    wanted = [a for a in sys.argv[1:] if not a.startswith("-")] or [
+        name for name in SECTIONS if name != "calls"]
     rows: list[Row] = []
     for name in wanted:
         rows += await SECTIONS[name](quick)

@@ -580,3 +580,40 @@ async def test_embedded_host_refuses_config_its_schema_refuses(tmp_path) -> None
     async with PluginHost([plugin], config={"thermo": {"unit": "F"}}) as host:
         assert (await host.start()).ok
         assert await host.call("thermo", "config") == {"unit": "F", "digits": 1}
+
+
+HANGS_IN_ACTIVATE = """
+import asyncio, time
+from plughost.sdk import Plugin
+
+class Main(Plugin):
+    async def activate(self, ctx):
+        await asyncio.Event().wait()  # waits for something that never comes
+"""
+
+HANGS_IN_CHILD = """
+import time
+from plughost.sdk import Plugin
+
+class Main(Plugin):
+    def activate(self, ctx):
+        time.sleep(3600)
+"""
+
+
+@pytest.mark.parametrize("runtime", ["python", "process"])
+async def test_a_plugin_that_hangs_while_activating_fails_alone_at_load_timeout(
+        write_plugin: WritePlugin, tmp_path: Path, runtime: str) -> None:
+    code = HANGS_IN_ACTIVATE if runtime == "python" else HANGS_IN_CHILD
+    write_plugin("stuck", code=code, runtime=runtime)
+    write_plugin("fine")
+    async with PluginHost([tmp_path / "plugins"], load_timeout=0.5) as host:
+        report = await host.start()
+        assert host.get("fine").state is State.ACTIVE
+        stuck = host.get("stuck")
+        assert stuck.state is State.FAILED, report
+        assert stuck.error.code == "plugin.timeout" and stuck.phase == "activate"
+        assert "load_timeout" in stuck.error.message
+        assert stuck.instance is None  # torn down: a process plugin's child is gone
+    with pytest.raises(ValueError, match="load_timeout"):
+        PluginHost([], load_timeout=0)

@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -66,6 +66,7 @@ from plughost.errors import (
     PluginActivationError,
     PluginError,
     PluginLoadError,
+    PluginTimeout,
     PluginUnavailable,
     ReloadError,
     error_context,
@@ -303,6 +304,10 @@ class PluginHost:
         without ``home``), so a broken save is rolled back to the last good build.
     :param debounce: seconds without a change that end a burst of saves (``watch``).
     :param keep_builds: how many good builds of each watched plugin are kept for rollback.
+    :param load_timeout: seconds a plugin may take to load (import, spawn, compile) and, again,
+        to activate; one that takes longer fails alone (``plugin.timeout``) instead of holding
+        up the host's start. ``None``: no bound. (A Python plugin that blocks the event loop
+        in synchronous code cannot be interrupted: run untrusted code out of process.)
     """
 
     def __init__(
@@ -324,9 +329,13 @@ class PluginHost:
         watch: bool = False,
         debounce: float = 0.2,
         keep_builds: int = 5,
+        load_timeout: float | None = 30.0,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if load_timeout is not None and load_timeout <= 0:
+            raise ValueError("load_timeout must be a positive number of seconds, or None")
+        self.load_timeout = load_timeout
         if debounce < 0:
             raise ValueError("debounce must be zero or more seconds")
         self.plugin_dirs = [Path(d) for d in plugin_dirs]
@@ -1301,7 +1310,8 @@ class PluginHost:
                 manifest, runtime = self._choose_runtime(record)
                 self._check_runtime(runtime, record, manifest)
                 with error_context(plugin_id=plugin_id, phase="import"):
-                    instance = await runtime.load(manifest, record.root)
+                    async with self._bounded(plugin_id, "load", "import"):
+                        instance = await runtime.load(manifest, record.root)
             except Exception as exc:
                 error = _as_error(exc, record, "import")
                 self._fail(record, error, "import")
@@ -1491,7 +1501,8 @@ class PluginHost:
         """Start ``record.instance`` with ``context`` and register what it exports (the
         extensions' ``on_activated``); raise what failed. No state change."""
         with error_context(plugin_id=record.id, phase="activate"):
-            exports = tuple(await record.instance.start(context))
+            async with self._bounded(record.id, "activate", "activate"):
+                exports = tuple(await record.instance.start(context))
         runtime = self.runtime_for(self._running(record))
         missing = missing_capabilities(runtime, needed_by_exports(exports))
         if missing:
@@ -1503,6 +1514,22 @@ class PluginHost:
             if hook is not None:
                 await hook(record, exports)
         return exports
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self, plugin_id: str, what: str, phase: str) -> AsyncIterator[None]:
+        """Bound one step of bringing a plugin up by :attr:`load_timeout`."""
+        if self.load_timeout is None:
+            yield
+            return
+        try:
+            async with asyncio.timeout(self.load_timeout):
+                yield
+        except TimeoutError:
+            raise PluginTimeout(
+                f"Plugin {plugin_id!r} did not {what} within {self.load_timeout:g}s "
+                "(load_timeout); it fails alone. Look at its log for what it waits on, or raise "
+                "load_timeout if it is only slow.", plugin_id=plugin_id, phase=phase,
+                details={"limit": "load_timeout", "seconds": self.load_timeout}) from None
 
     async def _unregister(self, record: PluginRecord) -> None:
         """The extensions' ``on_deactivated``: what the plugin registered goes."""

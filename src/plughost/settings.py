@@ -35,6 +35,7 @@ __all__ = [
     "SIGNATURE_POLICIES",
     "HostSettings",
     "default_home",
+    "managed_settings",
     "parse_size",
 ]
 
@@ -86,6 +87,19 @@ def default_home() -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".local" / "share" / "plughost"
+
+
+def managed_settings(home: Path | None) -> HostSettings | None:
+    """The settings of ``home`` (``$PLUGHOST_HOME`` etc. when ``None``) if it has a plugin
+    database (an SQLite file that exists, or a server URL configured); else ``None``."""
+    env = dict(os.environ)
+    if home is not None:
+        env["PLUGHOST_HOME"] = str(home)
+    settings = HostSettings.from_env(env)
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        return settings if Path(url[len("sqlite:///"):]).is_file() else None
+    return settings
 
 
 def parse_size(value: int | str, *, what: str = "size") -> int:
@@ -236,6 +250,12 @@ class HostSettings:
         """Create the home and the local directories (not the database or object store)."""
         for path in (self.home, self.cache_dir, self.plugins_dir, self.staging_dir, self.lock_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+    def development_dirs(self) -> list[Path]:
+        """``[plugins_dir]`` when it holds anything (development plugin folders that run
+        beside the installed plugins), else ``[]``."""
+        folder = self.plugins_dir
+        return [folder] if folder.is_dir() and any(folder.iterdir()) else []
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "settings") -> HostSettings:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +118,23 @@ def test_entry_point_plugins_are_discovered_without_importing(
     assert manifest.description == "An EP plugin"
     assert found[0].source == "entry-point"
 
+
+
+@pytest.mark.parametrize("poison", [
+    lambda e: e["manifest"].update(version="not a version"),  # invalid: validated all the same
+    lambda e: e.update(manifest=["not", "a", "table"]),
+    lambda e: e.pop("manifest"),
+    lambda e: e.update(size="12"),
+])
+def test_cache_entry_edited_by_hand_is_parsed_again(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path, poison: Any
+) -> None:
+    write_plugin("edited", "1.2.3")
+    cache_file = tmp_path / "cache.json"
+    discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    data = json.loads(cache_file.read_text())
+    [entry] = data["entries"].values()
+    poison(entry)
+    cache_file.write_text(json.dumps(data))
+    [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert found.manifest is not None and str(found.manifest.version) == "1.2.3"

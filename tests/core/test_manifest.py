@@ -20,6 +20,7 @@ from plughost.core.manifest import (
     Provides,
     load_manifest,
     manifest_from_dict,
+    manifest_from_plain,
     manifest_json_schema,
     parse_manifest,
     read_manifest_data,
@@ -960,3 +961,14 @@ def test_a_manifest_nested_too_deeply_is_a_problem_not_a_crash(fmt: str, text: s
     with pytest.raises(ManifestError) as info:
         parse_manifest(text, format=fmt)  # type: ignore[arg-type]
     assert [p.code for p in info.value.problems] == ["manifest.too_deep"]
+
+
+def test_manifest_from_plain_builds_what_manifest_from_dict_builds_and_refuses_alike() -> None:
+    data = {"id": "plain", "version": "1.2.0", "entry": "m:P", "dependencies": {"b": "^1"},
+            "limits": {"memory": "64Mi"}, "configSchema": {"type": "object"}, "x-team": "a"}
+    assert manifest_from_plain(data) == manifest_from_dict(data)
+    again = manifest_from_dict(data)
+    assert manifest_from_plain(again.to_dict()) == again
+    with pytest.raises(ManifestError) as info:
+        manifest_from_plain({"id": "plain", "version": "one", "entry": "m:P"}, source="cache")
+    assert info.value.problems[0].path == "version"

@@ -89,6 +89,8 @@ def fast() -> Iterator[None]:
 @example("\ud800")
 @example(-0.0)
 @example(1e16)
+@example({"result": None})  # a null orjson wrote for None, not for a NaN: no fallback needed
+@example({"a": None, "b": [None, float("nan")]})  # a null and a NaN: refused, as by json
 def test_encoding_means_what_the_standard_library_means(fast: None, value: Any) -> None:
     want = _outcome(lambda: json.loads(_reference_dumps(value)))
     got = _outcome(lambda: json.loads(wire.dumps(value)))
@@ -105,6 +107,10 @@ class Colour(enum.Enum):
 
 class Level(enum.IntEnum):
     HIGH = 3
+
+
+class NanEnum(float, enum.Enum):  # orjson writes its value itself, NaN as null
+    NAN = float("nan")
 
 
 class Sub(str):
@@ -125,6 +131,7 @@ class Point:
     uuid.UUID(int=7), Colour.RED, Level.HIGH, Sub("s"), Items(a=1), (1, "a"),
     datetime.datetime(2026, 1, 2, 3, 4, 5), datetime.date(2026, 1, 2), Point(1), b"bytes",
     {"k": object()}, [float("-inf")], {"deep": [[{"n": float("nan")}]]}, 2**63, -(2**63) - 1,
+    [None, NanEnum.NAN], {"none": None, "tuple": (None, float("inf"))},
 ])
 def test_types_beyond_json_are_treated_alike(value: Any) -> None:
     wire.disable_fast_json()

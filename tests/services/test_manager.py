@@ -222,7 +222,7 @@ async def test_a_service_that_runs_no_plugins_records_the_intent_only(trusted, m
         assert (await svc.install(make_package("hello", code=code))).state == "resolved"
         await svc.disable("hello")
         info = await svc.enable("hello")
-        assert (info.state, info.enabled, info.live) == ("resolved", True, False)
+        assert (info.state, info.enabled, info.live) == ("installed", True, False)
         await svc.update("hello", make_package("hello", "1.1.0", code=code))
         assert (await svc.get("hello")).info.version == "1.1.0"
         for operation in (svc.activate, svc.deactivate, svc.reload):
@@ -237,9 +237,9 @@ async def test_a_service_that_runs_no_plugins_records_the_intent_only(trusted, m
     assert marks.read_text().split() == ["import", "activate"]
     async with PluginService(trusted, start=False, run_plugins=False) as svc:
         [info] = (await svc.list_plugins()).items
-        assert (info.state, info.live) == ("resolved", False)  # never "active": nothing runs
+        assert (info.state, info.live) == ("installed", False)  # never "active": nothing runs
         assert (await svc.list_plugins(state="active")).total == 0
-        assert [i.id for i in await svc.list_plugins(state="resolved")] == ["hello"]
+        assert [i.id for i in await svc.list_plugins(state="installed")] == ["hello"]
     with pytest.raises(PlughostError) as refused:
         PluginService(trusted, start=True, run_plugins=False)
     assert refused.value.code == "request.invalid"

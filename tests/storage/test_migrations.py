@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from plughost.errors import MigrationError
@@ -58,3 +63,23 @@ def test_database_migrate_method_and_alembic_config_need_no_ini_file(tmp_path) -
     with Database(f"sqlite:///{tmp_path / 'y.db'}") as db:
         db.migrate()
         assert migrations.current(db) == migrations.head()
+
+
+def test_the_head_read_from_the_revision_files_is_alembics() -> None:
+    assert migrations._shipped_head() == migrations.head()
+
+
+def test_upgrading_a_database_at_head_costs_one_query_and_no_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'z.db'}"
+    assert migrations.upgrade(url) == migrations.head()
+    probe = ("import sys\nfrom plughost.storage import migrations\n"
+             f"assert migrations.upgrade({url!r}) == {migrations.head()!r}\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n")
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": src}, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
+    # Behind head (here: an empty database) it is still Alembic's work, as before.
+    url2 = f"sqlite:///{tmp_path / 'w.db'}"
+    with Database(url2) as db:
+        assert migrations.upgrade(db) == migrations.head()

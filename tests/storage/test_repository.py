@@ -488,6 +488,20 @@ def test_keyset_pages_filter_and_neither_repeat_nor_skip_under_concurrent_change
         repo.page_plugins(limit=0)
 
 
+def test_signed_plugins_reads_the_current_version_of_each(repo: Repository) -> None:
+    install(repo, "unsigned-one")
+    install(repo, "signed-one")
+    key = package_key("signed-one", "2.0.0")
+    repo.add_version(StoredVersion("signed-one", "2.0.0", "e" * 64, key,
+                                   manifest("signed-one", "2.0.0"), signed_by="key-1"))
+    assert repo.signed_plugins(["signed-one", "unsigned-one", "ghost"]) == {
+        "signed-one": False, "unsigned-one": False}  # 2.0.0 is kept, not current
+    repo.set_current_version("signed-one", "2.0.0")
+    assert repo.signed_plugins(["signed-one", "unsigned-one"]) == {
+        "signed-one": True, "unsigned-one": False}
+    assert repo.signed_plugins([]) == {}
+
+
 def test_whole_table_reads_are_one_query_each_and_agree_with_the_rows(repo: Repository) -> None:
     for i in range(7):
         install(repo, f"p{i}")

@@ -21,11 +21,13 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from plughost.core._gc import collector_paused
 from plughost.core.manifest import (
     MANIFEST_FILES,
     Manifest,
     load_manifest,
     manifest_from_dict,
+    manifest_from_plain,
     read_manifest_data,
 )
 from plughost.errors import ManifestError, PlughostError, Problem
@@ -74,7 +76,7 @@ class DiscoveryCache:
     def _load(self) -> None:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # unreadable: start afresh
             return
         if isinstance(data, dict) and data.get("format") == _CACHE_FORMAT:
             entries = data.get("entries")
@@ -83,11 +85,11 @@ class DiscoveryCache:
 
     def get(self, manifest_path: str, stat: os.stat_result) -> Manifest | None:
         entry = self._entries.get(manifest_path)
-        if entry is None or entry["size"] != stat.st_size or entry["mtime"] != stat.st_mtime_ns:
-            return None
         try:
-            return manifest_from_dict(entry["manifest"], source=manifest_path)
-        except ManifestError:
+            if entry is None or entry["size"] != stat.st_size or entry["mtime"] != stat.st_mtime_ns:
+                return None
+            return manifest_from_plain(entry["manifest"], source=manifest_path)
+        except (ManifestError, TypeError, KeyError):  # an entry edited by hand: parse again
             return None
 
     def put(self, manifest_path: str, stat: os.stat_result, manifest: Manifest) -> None:
@@ -261,7 +263,8 @@ def discover(
     cache: DiscoveryCache | None = None,
 ) -> list[Discovered]:
     """Everything in ``directories`` and, if asked, the entry-point group."""
-    found = discover_directories(directories, cache=cache)
-    if entry_points:
-        found.extend(discover_entry_points())
+    with collector_paused():
+        found = discover_directories(directories, cache=cache)
+        if entry_points:
+            found.extend(discover_entry_points())
     return found

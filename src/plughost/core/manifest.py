@@ -68,6 +68,7 @@ __all__ = [
     "Resources",
     "load_manifest",
     "manifest_from_dict",
+    "manifest_from_plain",
     "manifest_json_schema",
     "parse_manifest",
     "read_manifest_data",
@@ -640,6 +641,22 @@ def manifest_from_dict(data: Mapping[str, Any], *, source: str | None = None) ->
     manifest = _build(plain, None, problems)
     if manifest is None:
         _raise(problems, source, plain)
+    assert manifest is not None
+    return manifest
+
+
+def manifest_from_plain(data: dict[str, Any], *, source: str | None = None) -> Manifest:
+    """:func:`manifest_from_dict` for data that is plain JSON already, as ``json.loads`` gives
+    it back from a file plughost wrote from a valid manifest's :meth:`Manifest.to_dict` (the
+    discovery cache): validated all the same (a file edited by hand is caught), without the
+    defensive copy and the depth walk that foreign mappings need (JSON that deep never loads).
+
+    :raises ManifestError: listing every problem found.
+    """
+    problems: Problems = []
+    manifest = _build(data, None, problems)
+    if manifest is None:
+        _raise(problems, source, data)
     assert manifest is not None
     return manifest
 

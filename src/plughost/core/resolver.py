@@ -67,6 +67,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
+from plughost.core._gc import collector_paused
 from plughost.core._resolvelib_glue import _Node, _OptionalInConflicts, _Provider, _Req, _Rev
 from plughost.core.depgraph import (
     Candidate,
@@ -209,14 +210,15 @@ def resolve(
             f"requested must be a list of plugin ids, not the string {requested!r}; "
             f"write requested=[{requested!r}]."
         )
-    problem = _Problem(
-        available,
-        host_version=Version.parse(host_version),
-        installed=installed or {},
-        prefer=prefer,
-        requested=requested,
-    )
-    return problem.run(partial=partial, force_resolvelib=engine == "resolvelib")
+    with collector_paused():
+        problem = _Problem(
+            available,
+            host_version=Version.parse(host_version),
+            installed=installed or {},
+            prefer=prefer,
+            requested=requested,
+        )
+        return problem.run(partial=partial, force_resolvelib=engine == "resolvelib")
 
 
 class _Problem(Generic[C]):

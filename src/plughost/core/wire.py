@@ -64,6 +64,7 @@ __all__ = [
     "error_to_wire",
     "exception_response",
     "fast_json",
+    "frame_message",
     "hello_params",
     "launch_env",
     "loads",
@@ -289,6 +290,13 @@ def encode_frame(body: bytes) -> bytes:
     return b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
 
 
+def frame_message(msg: Any) -> bytes:
+    """One message, encoded (:func:`dumps`) and framed (:func:`encode_frame`): the hot path of
+    both ends, in one call."""
+    body: bytes = _dumps(msg)
+    return b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+
+
 def _frame_error(message: str) -> ProtocolError:
     from plughost.errors import ProtocolError
 
@@ -350,14 +358,16 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[bytes]:
         """Consume ``data``; return every body completed by it (possibly none)."""
         buf = self._buf
-        if not buf and self._need < 0 and data[:16] == b"Content-Length: ":
+        if not buf and self._need < 0 and data.startswith(b"Content-Length: "):
             # The common case, one whole canonical frame in one read: no copy into the buffer.
             end = data.find(_SEP, 16, MAX_HEADER)
             digits = data[16:end]
-            if end > 16 and digits.isdigit() and len(data) - end - 4 == int(digits):
-                if int(digits) > self.max_frame:
-                    _parse_header(data[:end], self.max_frame)  # raises, same text as below
-                return [data[end + 4 :]]
+            if end > 16 and digits.isdigit():
+                length = int(digits)
+                if len(data) - end - 4 == length:
+                    if length > self.max_frame:
+                        _parse_header(data[:end], self.max_frame)  # raises, same text as below
+                    return [data[end + 4 :]]
         buf += data
         out: list[bytes] = []
         pos = 0
@@ -454,12 +464,34 @@ _DIGIT_RUN = b"0" * 19
 _orjson: Any = None
 
 
+def _maybe_nonfinite(obj: Any) -> bool:
+    """Whether ``obj`` (which orjson has just encoded) may hold a NaN or an infinity, which
+    orjson writes as ``null``: only plain containers, strings, numbers and ``None`` are looked
+    into (orjson refused their subclasses already); anything else it wrote itself (an enum, a
+    UUID) counts as a maybe. Nesting is bounded: orjson refuses more than 255 levels."""
+    t = type(obj)
+    if t is str or t is int or t is bool or obj is None:
+        return False
+    if t is float:
+        return not -_INF < obj < _INF  # NaN fails both comparisons
+    if t is dict:
+        return any(map(_maybe_nonfinite, obj.values()))
+    if t is list or t is tuple:
+        return any(map(_maybe_nonfinite, obj))
+    return True
+
+
+_INF = float("inf")
+
+
 def _fast_dumps(obj: Any) -> bytes:
     try:
         out: bytes = _orjson.dumps(obj, option=_FAST_OPTIONS)
     except TypeError:  # a type or value only the standard library encodes (or refuses) right
         return _std_dumps(obj)
-    if b"null" in out:  # perhaps a NaN or infinity orjson wrote as null
+    # A ``null`` may be a NaN or an infinity orjson wrote so (the standard library refuses
+    # them): let it decide then. ``None`` alone (a handler that returns nothing) is common.
+    if b"null" in out and _maybe_nonfinite(obj):
         return _std_dumps(obj)
     return out
 

@@ -20,10 +20,10 @@ from plughost.core.wire import (
     M,
     WireCode,
     decode_message,
-    dumps,
     encode_frame,
     error_response,
     exception_response,
+    frame_message,
     notification,
     request,
     response,
@@ -58,11 +58,17 @@ class _Slot:
         self.waker: Any = None  # (loop, future) for async waiters
 
 
+_PLAIN = frozenset((dict, list, tuple, str, int, float, bool, type(None)))
+"""Result types that are never awaitable: no attribute lookup (a failing ``hasattr`` raises and
+catches an exception inside) for what handlers return most."""
+
+
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+    n = os.write(fd, data)
+    if n < len(data):  # a full pipe took part of it: write the rest as it drains
+        view = memoryview(data)[n:]
+        while view:
+            view = view[os.write(fd, view):]
 
 
 class ChildConnection:
@@ -87,7 +93,7 @@ class ChildConnection:
     # -- output --------------------------------------------------------------------------------
     def send(self, msg: dict[str, Any]) -> None:
         """Queue one message; written at the next :meth:`flush` (or now, off the main thread)."""
-        frame = encode_frame(dumps(msg))
+        frame = frame_message(msg)
         if threading.get_ident() == self._main:
             self._out.append(frame)
         else:
@@ -223,7 +229,7 @@ class ChildConnection:
         if method == M.EXIT:
             self.closed = True
             return
-        if rid is not None and rid in self._cancelled:
+        if self._cancelled and rid is not None and rid in self._cancelled:
             self._cancelled.discard(rid)
             self.send(error_response(rid, WireCode.REQUEST_CANCELLED, "request cancelled"))
             return
@@ -254,10 +260,11 @@ class ChildConnection:
             return
         finally:
             self._fast[key] = perf_counter() - started < 0.0002
-        if hasattr(result, "__await__"):
+        if type(result) not in _PLAIN and hasattr(result, "__await__"):
             self._run_async(rid, method, result)
         elif rid is not None:
-            self.send(response(rid, result))
+            # This runs on the thread that pumps (see send): queue the answer for the flush.
+            self._out.append(frame_message(response(rid, result)))
 
     # -- async handlers ------------------------------------------------------------------------
     def _run_async(self, rid: Any, method: str, coro: Any) -> None:

@@ -117,10 +117,14 @@ def _load_otel() -> Any:
     return _otel
 
 
-def _traced(name: str, params: dict[str, Any], run: Any) -> Any:
+def _traced(kind: str, label: Any, params: dict[str, Any], run: Any) -> Any:
     """``run()`` under the host's trace context (docs/protocol.md, "Trace context"): exposed as
     ``ctx.trace_parent``, and, when opentelemetry is importable here, as the remote parent of a
-    span ``name`` that is current while the handler runs (sync or async)."""
+    span ``"{kind} {label}"`` that is current while the handler runs (sync or async)."""
+    if "traceparent" not in params and "tracestate" not in params:  # untraced: the hot path
+        if trace_context.get() is not None:
+            trace_context.set(None)
+        return run()
     fields = {k: params[k] for k in _TRACE_FIELDS if type(params.get(k)) is str}
     trace_context.set(fields or None)
     otel: Any = _load_otel() if fields else False
@@ -128,7 +132,7 @@ def _traced(name: str, params: dict[str, Any], run: Any) -> Any:
         return run()
     context, trace, propagator = otel
     span = trace.get_tracer("plughost.plugin").start_span(
-        name, context=propagator.extract(fields), kind=trace.SpanKind.SERVER)
+        f"{kind} {label}", context=propagator.extract(fields), kind=trace.SpanKind.SERVER)
     current = trace.set_span_in_context(span)
 
     def end(error: BaseException | None) -> None:
@@ -219,15 +223,16 @@ class PluginRunner:
         return fn
 
     def _call(self, params: dict[str, Any]) -> Any:
-        fn = self._target(params.get("target"))
-        return _traced(f"plugin.call {params.get('target')}", params,
-                       lambda: fn(**(params.get("args") or {})))
+        target: Any = params.get("target")
+        fn = self.targets.get(target) or self._target(target)
+        args = params.get("args") or {}
+        return _traced("plugin.call", target, params, lambda: fn(**args))
 
     def _event(self, params: dict[str, Any]) -> Any:
         # Events have no result (docs/protocol.md §6): the handler's return value is dropped.
         event = RemoteEvent(params.get("args") or {})
         fn = self._target(params.get("target"))
-        return _then(_traced(f"plugin.event {event.topic}", params, lambda: fn(event)), _none)
+        return _then(_traced("plugin.event", event.topic, params, lambda: fn(event)), _none)
 
     def _instance(self) -> Any:
         """The plugin object, made on first need and kept, as in process: ``import_state``
@@ -310,7 +315,7 @@ class PluginRunner:
                 ch._closed_here(reason)
 
         asyncio.run_coroutine_threadsafe(
-            _traced(f"plugin.channel {name}", params, serve), _helper_loop())
+            _traced("plugin.channel", name, params, serve), _helper_loop())
 
     def _channel_message(self, params: dict[str, Any]) -> None:
         ch = self.streams.get((str(params.get("channel")), str(params.get("stream"))))

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from plughost.core.bus import Event
-from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, State
+from plughost.core.lifecycle import LifecycleEvent, State
 from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
 from plughost.core.registry import PluginRecord
 from plughost.errors import (
@@ -80,14 +80,15 @@ from plughost.services.stores import (
 )
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
 from plughost.services.views import (
-    SHOWS_ERROR,
     HealthReport,
     PluginDetail,
     PluginInfo,
     PluginList,
     arcade_status,
     error_of,
+    idle_info,
     info_from_record,
+    stored_info,
 )
 from plughost.settings import HostSettings
 from plughost.storage.kv_db import DatabaseKeyValueStore, import_sqlite_kv
@@ -274,9 +275,10 @@ class PluginService:
         # again by the next refresh (applying a change is idempotent).
         self._change_seq = await asyncio.to_thread(self.repository.last_change_seq)
         plugins, configs, prepared = await asyncio.to_thread(self._read_installed)
-        dirs = [s.plugins_dir] if s.plugins_dir.is_dir() and any(s.plugins_dir.iterdir()) else []
+        dirs = s.development_dirs()
         options: dict[str, Any] = {"home": s.home, "config": configs, "watch": s.watch,
-                                   "debounce": s.reload_debounce, **self._host_options}
+                                   "debounce": s.reload_debounce,
+                                   "load_timeout": s.load_timeout, **self._host_options}
         if self._host_version is not None:
             options["host_version"] = self._host_version
         host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
@@ -608,37 +610,24 @@ class PluginService:
 
     # ================================================================== queries
 
-    def _info(self, stored: StoredPlugin) -> PluginInfo:
+    def _info(self, stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo:
+        info = stored_info(stored, signed=signed)
         record = self._host.registry.find(stored.id) if self._host is not None else None
+        if not self._run_plugins:
+            # Nothing runs here: the state is what the next start begins from (never the last
+            # server's "active"); a failure found registering it here is a fact about it too.
+            idle = idle_info(stored, signed=signed)
+            if record is not None and record.state is State.FAILED:
+                return replace(idle, state=record.state.value, error=error_of(record),
+                               warnings=tuple(record.warnings))
+            return idle
         live = self._start_plugins or stored.id in self._touched
-        if record is not None and not live and record.state is not State.FAILED and (
-                self._run_plugins or stored.state in SHOWS_ERROR):
+        if record is None or (not live and record.state is not State.FAILED):
             # Not started here: the stored state (last observed by a running service) says
-            # more than "resolved"; failures found while registering are live facts. Where
-            # nothing may run, only why it failed at the last start says more.
-            record = None
-        state = record.state.value if record is not None else (
-            stored.state if stored.enabled else State.DISABLED.value)
-        if not self._run_plugins and record is None and state not in SHOWS_ERROR | {
-                State.DISABLED.value}:
-            state = State.INSTALLED.value  # "active" was true of the last server, not now
-        error = None
-        warnings: tuple[str, ...] = ()
-        if record is not None:
-            warnings = tuple(record.warnings)
-            error = error_of(record)
-        elif stored.state in SHOWS_ERROR and stored.failure_reason:
-            waiting = stored.state == State.NEEDS_CONFIG.value
-            error = {"code": "config.invalid" if waiting else "plugin.failed",
-                     "message": stored.failure_reason, "phase": stored.failure_phase,
-                     "hint": CONFIG_HINT.format(id=stored.id) if waiting else None}
-        return PluginInfo(
-            id=stored.id, name=stored.name, version=stored.version,
-            description=stored.description, author=stored.author, type=stored.type,
-            runtime=stored.runtime, state=state, enabled=stored.enabled, source=stored.source,
-            source_uri=stored.source_uri, sha256=stored.checksum,
-            installed_at=stored.installed_at, updated_at=stored.updated_at, error=error,
-            warnings=warnings, live=live and self._run_plugins)
+            # more than "resolved"; failures found while registering are live facts.
+            return info
+        return replace(info, state=record.state.value, error=error_of(record),
+                       warnings=tuple(record.warnings), live=live)
 
     async def list_plugins(
         self,
@@ -710,10 +699,13 @@ class PluginService:
                         after=last, limit=min(_MAX_PAGE, wanted - len(rows)), **filters)
                     rows.extend(found)
                     if last is None or len(rows) >= wanted:
+                        signed.update(repo.signed_plugins(r.id for r in rows))
                         return rows, last is not None, repo.count_plugins(**filters)
 
+        signed: dict[str, bool] = {}
         rows, more, total = await asyncio.to_thread(read)
-        infos = sorted([*(self._info(r) for r in rows), *dev], key=lambda i: i.id)
+        infos = sorted([*(self._info(r, signed=signed.get(r.id)) for r in rows), *dev],
+                       key=lambda i: i.id)
         more = more or len(infos) > wanted
         items = tuple(infos[offset:wanted])
         following = resources.encode_cursor({"after": items[-1].id}) if more and items else None

@@ -25,6 +25,7 @@ from plughost.errors import ConcurrentModification, ConfigConflict
 from plughost.security.audit import SEVERITIES, AuditEvent
 from plughost.security.grant_store import PermissionStore, RequestRow, SQLitePermissionStore
 from plughost.security.scopes import parse_scopes
+from plughost.settings import managed_settings
 from plughost.storage.config_store import ConfigRecord, ConfigStore, SQLiteConfigStore
 from plughost.storage.repository import Repository
 
@@ -338,23 +339,6 @@ class RepositoryAuditLog:
 
 
 # ---------------------------------------------------------------------- for the CLI
-
-def managed_settings(home: Path | None) -> Any | None:
-    """The settings of ``home`` (``$PLUGHOST_HOME`` etc. when ``None``) if it has a plugin
-    database (an SQLite file that exists, or a server URL configured); else ``None``."""
-    import os
-
-    from plughost.settings import HostSettings
-
-    env = dict(os.environ)
-    if home is not None:
-        env["PLUGHOST_HOME"] = str(home)
-    settings = HostSettings.from_env(env)
-    url = settings.database_url
-    if url.startswith("sqlite:///"):
-        return settings if Path(url[len("sqlite:///"):]).is_file() else None
-    return settings
-
 
 def _repository_for_home(home: Path | None) -> Repository | None:
     settings = managed_settings(home)

@@ -6,20 +6,20 @@ over HTTP). mypy checks both against it, so an interface never reaches past it i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-
-from plughost.services.updater import VersionInfo
 
 if TYPE_CHECKING:
     from plughost.core.registry import PluginRecord
     from plughost.host import ReloadResult
     from plughost.services.installer import InstallResult, UninstallResult
     from plughost.services.sources import Progress
-    from plughost.services.updater import UpdateResult
+    from plughost.services.updater import UpdateResult, VersionInfo
+    from plughost.storage.records import StoredPlugin
+    from plughost.storage.repository import Repository
 
 __all__ = [
     "HealthReport",
@@ -29,7 +29,10 @@ __all__ = [
     "PluginManagement",
     "arcade_status",
     "error_of",
+    "idle_info",
     "info_from_record",
+    "list_stored",
+    "stored_info",
 ]
 
 
@@ -114,6 +117,65 @@ def info_from_record(record: PluginRecord, *, live: bool = False) -> PluginInfo:
         enabled=record.state.value != "disabled", source=record.source,
         source_uri=str(record.root) if record.root else "", sha256="", installed_at=None,
         updated_at=None, error=error_of(record), warnings=tuple(record.warnings), live=live)
+
+
+def stored_info(stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo:
+    """An installed plugin as its database row records it: the state a running service last
+    observed (``disabled`` when switched off), and why it failed or waits for configuration.
+    A service with plugins running overlays their live state (``PluginService._info``)."""
+    from plughost.core.lifecycle import CONFIG_HINT
+
+    error = None
+    if stored.state in SHOWS_ERROR and stored.failure_reason:
+        waiting = stored.state == "needs-config"
+        error = {"code": "config.invalid" if waiting else "plugin.failed",
+                 "message": stored.failure_reason, "phase": stored.failure_phase,
+                 "hint": CONFIG_HINT.format(id=stored.id) if waiting else None}
+    return PluginInfo(
+        id=stored.id, name=stored.name, version=stored.version,
+        description=stored.description, author=stored.author, type=stored.type,
+        runtime=stored.runtime, state=stored.state if stored.enabled else "disabled",
+        enabled=stored.enabled, source=stored.source, source_uri=stored.source_uri,
+        sha256=stored.checksum, installed_at=stored.installed_at,
+        updated_at=stored.updated_at, error=error, signed=signed)
+
+
+def idle_info(stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo:
+    """An installed plugin on a home where no server runs: nothing runs, so its state is what
+    the next start begins from — ``installed`` (it will be activated), ``disabled``, or why it
+    failed or waited for configuration at the last start — never the last server's
+    ``active``; ``live`` is false (the CLI shows ``enabled (not running)``)."""
+    info = stored_info(stored, signed=signed)
+    if not stored.enabled or info.state in SHOWS_ERROR:
+        return info
+    return replace(info, state="installed")  # also when switched back on since the last start
+
+
+def list_stored(repository: Repository, *, type: str | None = None, state: str | None = None,
+                enabled: bool | None = None, q: str | None = None, limit: int = 100,
+                offset: int = 0,
+                info: Callable[..., PluginInfo] = stored_info) -> PluginList:
+    """A page of installed plugins from the database, by id, with the total: one read
+    transaction of three queries (page, count, signatures), whatever is installed.
+
+    ``state`` filters on the recorded state as :func:`stored_info` shows it (``disabled``:
+    switched off). ``info(stored, signed=...)`` makes each item; a service passes its own to
+    overlay the live state of the plugins it runs. Blocking: run it in a thread on a loop."""
+    if state == "disabled":  # every switched-off plugin, whatever state it last had
+        if enabled is True:
+            return PluginList((), 0, limit, offset)
+        state, enabled = None, False
+    elif state is not None:  # a recorded state shows only while the plugin is switched on
+        if enabled is False:
+            return PluginList((), 0, limit, offset)
+        enabled = True
+    with repository.reading() as repo:
+        found = repo.list_plugins(type=type, state=state, enabled=enabled, q=q, limit=limit,
+                                  offset=offset)
+        total = repo.count_plugins(type=type, state=state, enabled=enabled, q=q)
+        signed = repo.signed_plugins([p.id for p in found])
+    return PluginList(tuple(info(p, signed=signed.get(p.id)) for p in found), total, limit,
+                      offset)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,25 @@ class Hostile(JsonPlugin):
     def forbidden_event_emit(self, topic: str) -> Any:
         return self.host_call("host.emit", {"topic": topic, "payload": {"evil": True}})
 
+    def open_directly(self, path: str, mode: str = "r") -> bool:
+        """Go around the host: the kernel's confinement must stop it."""
+        try:
+            with open(path, mode) as f:
+                f.read() if mode == "r" else f.write("planted")
+        except OSError:
+            return False
+        return True
+
+    def spawn(self) -> bool:
+        try:
+            pid = os.fork()
+        except OSError:
+            return False
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        return True
+
     def unknown_host_op(self) -> Any:
         return self.host_call("host.shell.run", {"cmd": "id"})
 

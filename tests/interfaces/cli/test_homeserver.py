@@ -120,7 +120,7 @@ def test_local_commands_go_through_the_server_running_on_the_home(
     assert f"no server is running on {home}" in status.stdout
     assert "pidmark" in _cli("list", "--home", home).stdout
     listing = json.loads(_cli("list", "--json", "--home", home).stdout)["items"]
-    assert [(p["state"], p["live"]) for p in listing] == [("resolved", False)]
+    assert [(p["state"], p["live"]) for p in listing] == [("installed", False)]
     assert {p for _, p in _marks(marks)} == {pid}
 
 

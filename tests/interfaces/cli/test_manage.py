@@ -85,14 +85,14 @@ def test_install_list_info_and_refusal_of_a_second_install(app, package, home) -
     result = data(invoke(app, "install", pkg, "--json"))
     # No server runs on the home: recorded and checked, not run (the server activates it).
     assert (result["id"], result["version"], result["state"], result["live"]) == (
-        "hello", "1.0.0", "resolved", False)
+        "hello", "1.0.0", "installed", False)
     assert result["sha256"] == hashlib.sha256(pkg.read_bytes()).hexdigest()
     human = invoke(app, "install", pkg)
     assert human.exit_code == 1
     assert "install.exists" in human.output and "plughost update hello" in human.output
     listing = data(invoke(app, "list", "--json"))
     assert [(p["id"], p["state"], p["enabled"]) for p in listing["items"]] == [
-        ("hello", "resolved", True)]
+        ("hello", "installed", True)]
     table = invoke(app, "list")
     assert "hello" in table.output and "enabled (not running)" in table.output
     assert f"no server is running on {home}" in table.output
@@ -127,9 +127,9 @@ def test_install_no_enable_and_enable_disable(app, package, home) -> None:
     assert [(p["state"], p["enabled"]) for p in listing] == [("disabled", False)]
 
 
-def test_no_activate_leaves_it_resolved(app, package, home) -> None:
+def test_no_activate_installs_it_without_running_it(app, package, home) -> None:
     result = data(invoke(app, "install", package("hello"), "--no-activate", "--json"))
-    assert result["state"] == "resolved"
+    assert result["state"] == "installed"
 
 
 def test_without_a_server_what_runs_is_refused_and_nothing_changes(app, package,
@@ -245,3 +245,35 @@ def test_commands_that_only_read_leave_interrupted_work_for_the_next_writer(
         assert dead.is_dir(), args
     assert invoke(app, "disable", "hello").exit_code == 0
     assert not dead.exists()
+
+
+def test_list_says_which_plugins_are_signed_in_every_format(app, package, home,
+                                                            tmp_path) -> None:
+    assert invoke(app, "install", package("signed-one")).exit_code == 0
+    src = tmp_path / "src" / "own"
+    src.mkdir(parents=True)
+    (src / "plugin.toml").write_text('id = "own"\nversion = "0.1.0"\nentry = "main:Main"\n')
+    (src / "main.py").write_text(textwrap.dedent(CODE))
+    packed = data(invoke(app, "pack", src, "-o", tmp_path / "dist", "--json"))["path"]
+    assert invoke(app, "install", packed, "--allow-unsigned").exit_code == 0
+
+    listing = data(invoke(app, "list", "--json"))
+    assert [(p["id"], p["signed"]) for p in listing["items"]] == [("own", False),
+                                                                  ("signed-one", True)]
+    plain = invoke(app, "list", "-o", "plain").stdout.splitlines()
+    assert [line.split("\t")[6] for line in plain] == ["unsigned", "signed"]
+    table = runner.invoke(app, ["list", "-o", "table"], env={"COLUMNS": "200"}).stdout
+    assert "signature" in table
+    assert [row.split("│")[6].strip() for row in table.splitlines()
+            if row.startswith("│")] == ["unsigned", "signed"]
+
+
+def test_list_of_a_home_shows_its_development_folders_too(app, package, home) -> None:
+    assert invoke(app, "install", package("hello")).exit_code == 0
+    dev = home / "plugins" / "devplug"
+    dev.mkdir(parents=True)
+    (dev / "plugin.toml").write_text('id = "devplug"\nversion = "0.1.0"\nentry = "m:M"\n')
+    (dev / "m.py").write_text("class M:\n    pass\n")
+    listing = data(invoke(app, "list", "--json"))
+    assert [(p["id"], p["source"]) for p in listing["items"]] == [
+        ("devplug", "directory"), ("hello", "local")]

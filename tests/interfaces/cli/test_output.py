@@ -112,7 +112,7 @@ def test_every_command_prints_its_documented_shape(cli: Callable[..., Any],
     installed = cli("install", v1, kind="plugin")
     # No server runs on this home: recorded, not run (a server's answers: test_remote.py).
     assert (installed["state"], installed["live"], installed["pluginId"],
-            installed["isEnabled"]) == ("resolved", False, "hello", 1)
+            installed["isEnabled"]) == ("installed", False, "hello", 1)
     assert cli("list", kind="plugin", page=True)["items"][0]["id"] == "hello"
     assert cli("list", kind="plugin", plain=True)[0][:3] == ["hello", "1.0.0",
                                                              "enabled (not running)"]

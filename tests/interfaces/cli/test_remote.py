@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,3 +203,39 @@ def test_remote_audit_matches_local(
     assert any(e["action"] == "plugin.install" and e["kind"] == "operation" for e in events)
     table = _cli("audit", "--plugin", "audited", *remote)
     assert table.stdout == _cli("audit", "--plugin", "audited", "--home", str(home)).stdout
+
+
+def test_remote_install_reports_upload_progress_and_draws_it_on_a_terminal_only(
+    server: tuple[ServerProcess, Path, str], tmp_path: Path, write_plugin: Any
+) -> None:
+    import asyncio
+
+    from plughost.interfaces.cli._backend import Remote, RemoteBackend
+
+    proc, _home, secret = server
+    first = _package(tmp_path, write_plugin, "upload-one", "1.0.0")
+    seen: list[tuple[str, int, int | None]] = []
+
+    async def install() -> Any:
+        async with RemoteBackend(Remote(proc.base_url, secret)) as backend:
+            return await backend.install(first, progress=lambda *a: seen.append(a))
+
+    assert asyncio.run(install()).plugin_id == "upload-one"
+    size = first.stat().st_size
+    assert seen and seen[-1] == ("upload", size, size)
+    assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen)
+
+    remote = ("--server", proc.base_url, "--token", secret)
+    piped = _cli("install", str(_package(tmp_path, write_plugin, "upload-two", "1.0.0")),
+                 *remote)
+    assert piped.exit_code == 0, piped.output
+    assert "upload" not in piped.stderr
+    # Rich draws on a terminal; TTY_COMPATIBLE=1 tells it the real command's stderr is one.
+    third = _package(tmp_path, write_plugin, "upload-three", "1.0.0")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "src"),
+           "TTY_COMPATIBLE": "1", "TERM": "xterm"}
+    drawn = subprocess.run([sys.executable, "-m", "plughost", "install", str(third), *remote],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert drawn.returncode == 0, drawn.stderr
+    assert "upload" in drawn.stderr and f"{third.stat().st_size} bytes" in drawn.stderr
+    assert "installed" in drawn.stdout and "upload-three" in drawn.stdout

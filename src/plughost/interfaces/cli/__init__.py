@@ -2,6 +2,13 @@
 
 Each command group lives in its own module exposing ``register(app)``; :data:`COMMAND_MODULES`
 lists them in the order their commands appear in ``--help``.
+
+Starting fast is part of the interface. The command modules import only Typer and the standard
+library at their top, and everything else (Rich, the services, the database, asyncio) inside the
+command that needs it; the root group (:mod:`._group`) builds a command's parameters only when
+that command runs. ``tests/interfaces/cli/test_app.py`` checks what ``--help`` imports. Help is
+plain Click help (``rich_markup_mode=None``): Typer's Rich help imports Rich's Markdown,
+traceback and syntax highlighting, several times the cost of all the rest.
 """
 
 from __future__ import annotations
@@ -50,13 +57,18 @@ def build_app() -> typer.Typer:
 
         raise ExtraNotInstalled("The plughost command line", "cli", exc.name or "typer") \
             from None
+    from plughost.interfaces.cli._group import lazy_group
 
+    catalogue = typer.Typer()  # where the modules register; the app's group converts lazily
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(catalogue)
     app = typer.Typer(
         name="plughost",
         help="plughost: discover, check, install and run plugins; serve the management API.",
         no_args_is_help=True,
         add_completion=True,
-        rich_markup_mode="rich",
+        rich_markup_mode=None,
+        cls=lazy_group(catalogue),
     )
 
     @app.callback()
@@ -66,9 +78,6 @@ def build_app() -> typer.Typer:
     ) -> None:
         """plughost: discover, check, install and run plugins; serve the management API."""
 
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        module.register(app)
     return app
 
 

@@ -22,14 +22,13 @@ settings for a home no server runs on — and a function of the backend.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, TypeVar
 
 import typer
 
@@ -144,6 +143,8 @@ def open_backend(where: HostSettings | Remote,
 def run_backend(where: HostSettings | Remote, fn: Callable[[PluginManagement], Awaitable[T]],
                 **service_options: Any) -> T:
     """Open the backend for ``where``, run ``fn(backend)`` to completion, close it."""
+    import asyncio
+
     if isinstance(where, Remote):
         # Local-only knobs (start, allowed URL kinds) are the server's business remotely.
         service_options = {}
@@ -327,7 +328,8 @@ class RemoteBackend:
     # -- changing --------------------------------------------------------------------------
 
     async def _package(self, method: str, path: str, source: str | Path,
-                       sha256: str | None, extra: Mapping[str, str]) -> Any:
+                       sha256: str | None, extra: Mapping[str, str],
+                       progress: Progress | None = None) -> Any:
         text = str(source)
         fields = {**extra, **({"sha256": sha256} if sha256 else {})}
         if text.startswith(("https://", "http://")):
@@ -338,8 +340,9 @@ class RemoteBackend:
             raise PlughostError(f"{file} is not a file; give a package (.zip) or an https URL",
                                 code="install.source")
         with file.open("rb") as fh:  # noqa: ASYNC230 - streamed by httpx, see above
+            body: Any = fh if progress is None else _Uploading(fh, progress)
             return await self._call(method, path, data={"source": "local", **fields},
-                                    files={"file": (file.name, fh, "application/zip")})
+                                    files={"file": (file.name, body, "application/zip")})
 
     async def install(self, source: str | Path, *, sha256: str | None = None,
                       enable: bool = True, activate: bool = True,
@@ -348,13 +351,14 @@ class RemoteBackend:
         flags = {"enable": str(enable).lower(), "activate": str(activate).lower(),
                  "allow_unsigned": str(allow_unsigned).lower()}
         return _install_result(await self._package("POST", "/plugins/install", source, sha256,
-                                                   flags))
+                                                   flags, progress))
 
     async def update(self, plugin_id: str, source: str | Path, *, sha256: str | None = None,
                      progress: Progress | None = None, actor: str = "",
                      force: bool = False) -> UpdateResult:
         return _update_result(await self._package("PUT", f"/plugins/{plugin_id}", source,
-                                                  sha256, {"force": str(force).lower()}))
+                                                  sha256, {"force": str(force).lower()},
+                                                  progress))
 
     async def rollback(self, plugin_id: str, to: str | None = None, *,
                        actor: str = "") -> UpdateResult:
@@ -400,6 +404,30 @@ class RemoteBackend:
     async def deactivate(self, plugin_id: str, *, cascade: bool = False) -> PluginInfo:
         return _info(await self._call("POST", f"/plugins/{plugin_id}/deactivate",
                                       params={"cascade": str(cascade).lower()}))
+
+
+class _Uploading:
+    """A package file on its way to the server: reports ``progress("upload", sent, size)``
+    each time httpx reads a chunk of it to send (httpx sizes the request with ``fileno``)."""
+
+    def __init__(self, file: BinaryIO, progress: Progress) -> None:
+        self._file = file
+        self._progress = progress
+        self._size = os.fstat(file.fileno()).st_size
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        self._progress("upload", self._file.tell(), self._size)
+        return chunk
 
 
 def _error_from(response: Any) -> PlughostError:

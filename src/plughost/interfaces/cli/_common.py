@@ -6,14 +6,16 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from plughost.errors import PlughostError
 from plughost.interfaces.cli._output import JsonOption, OutputOption, print_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from plughost.errors import PlughostError
 
 __all__ = [
     "HomeOption",
@@ -22,15 +24,51 @@ __all__ = [
     "console",
     "default_home",
     "err_console",
+    "escape",
     "exit_with",
     "handle_errors",
     "print_json",
+    "rich_console",
 ]
 
 T = TypeVar("T")
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _LazyConsole:
+    """A Rich console made on first use: importing Rich costs more than many commands, and
+    ``--help`` or ``--output plain`` never print through one."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+
+console = cast("Console", _LazyConsole(highlight=False, soft_wrap=True))
+err_console = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
+
+
+def rich_console(console: Console) -> Console:
+    """The Rich console itself behind :data:`console` or :data:`err_console`, for Rich objects
+    that take one (``Progress(console=...)``)."""
+    return console.real() if isinstance(console, _LazyConsole) else console
+
+
+def escape(text: str) -> str:
+    """``text`` with Rich markup escaped (``[plugin-id]`` stays text)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def default_home() -> Path:
@@ -66,6 +104,8 @@ def exit_with(error: PlughostError, *, as_json: bool = False) -> NoReturn:
 @contextmanager
 def handle_errors(*, as_json: bool = False) -> Iterator[None]:
     """Turn any PlughostError raised inside into a clean message and exit code 1."""
+    from plughost.errors import PlughostError
+
     try:
         yield
     except PlughostError as exc:

@@ -28,8 +28,6 @@ from typing import Annotated, Any, Final, Literal
 
 import typer
 
-from plughost.services import resources
-
 __all__ = [
     "COLUMNS",
     "Column",
@@ -123,7 +121,7 @@ COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
     "plugin": (Column("id", "id"), Column("version", "version"), Column("state", shown_state),
                Column("enabled", "enabled", in_table=False), Column("type", "type", drop=1),
                Column("runtime", "runtime", drop=2),
-               Column("signature", _signed, in_table=False),
+               Column("signature", _signed, drop=3),
                Column("problem", _error_code, in_table=False),
                Column("description", "description", True)),
     "version": (Column("plugin_id", "plugin_id", in_table=False), Column("version", "version"),
@@ -254,6 +252,8 @@ def emit(kind: str, data: Mapping[str, Any], fmt: Format, *,
          human: Callable[[], None] | None = None) -> None:
     """Print one resource of ``kind``: its JSON, one plain line, or (table) ``human()`` when
     given, else a one-row table."""
+    from plughost.services import resources
+
     item = resources.resource(kind, data)
     if fmt == "json":
         print_json(item)
@@ -270,6 +270,8 @@ def emit_page(kind: str, items: Sequence[Mapping[str, Any]], fmt: Format, *,
               title: str | None = None, empty: str = "nothing to show") -> None:
     """Print a page of ``kind``: ``{"items", "next_cursor"[, "total"]}`` in JSON, one plain
     line per item, or a table (with the title, or ``empty`` when there is nothing)."""
+    from plughost.services import resources
+
     converted = [resources.resource(kind, i) for i in items]
     if fmt == "json":
         print_json(resources.page(converted, next_cursor, total=total))

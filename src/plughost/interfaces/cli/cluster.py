@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from plughost.interfaces.cli._backend import Remote, ServerOption, TokenOption, target
 from plughost.interfaces.cli._common import (
@@ -38,6 +36,9 @@ def nodes(
 ) -> None:
     """Every `plughost serve` on this database: version, last heartbeat, the change it applied,
     and each plugin's state on it. `down` means its process is gone."""
+    from rich.markup import escape
+    from rich.table import Table
+
     with handle_errors(as_json=as_json):
         where = target(home, server, token)
         if isinstance(where, Remote):

@@ -11,17 +11,14 @@ A running host does not poll the store; to change a running host live, edit its 
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from plughost.errors import ConfigurationError, PluginNotFound
 from plughost.interfaces.cli._backend import (
     RemoteConfigManager,
     ServerOption,
@@ -43,8 +40,10 @@ from plughost.interfaces.cli._output import (
     emit_page,
     output_format,
 )
-from plughost.services.config import ConfigManager
-from plughost.storage.config_store import ConfigRecord, open_config_store
+
+if TYPE_CHECKING:
+    from plughost.services.config import ConfigManager
+    from plughost.storage.config_store import ConfigRecord
 
 __all__ = ["parse_assignments", "register"]
 
@@ -62,6 +61,8 @@ PluginsDirOption = Annotated[
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     """``["a.b=1", "x=y"]`` -> ``{"a": {"b": 1}, "x": "y"}``; values are JSON if they parse."""
+    from plughost.errors import ConfigurationError
+
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -86,6 +87,10 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
 
 
 def _load_file(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    from plughost.errors import ConfigurationError
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -122,6 +127,10 @@ def _manager(
     home: Path | None, plugins_dir: list[Path] | None, plugin_id: str, store: str | None = None,
     server: str | None = None, token: str | None = None,
 ) -> ConfigManager:
+    from plughost.errors import PluginNotFound
+    from plughost.services.config import ConfigManager
+    from plughost.storage.config_store import open_config_store
+
     remote = None if store or plugins_dir else server_for(home, server, token)
     if remote is not None:  # the same methods, over the HTTP API of that server
         return RemoteConfigManager(remote)  # type: ignore[return-value]
@@ -249,6 +258,8 @@ def set_(
     as_json: JsonOption = False,
 ) -> None:
     """Change a plugin's configuration; validated against its schema before it is accepted."""
+    from plughost.errors import ConfigurationError
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         if not assignments and file is None:
@@ -313,6 +324,8 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Every accepted configuration change, oldest first (secrets as ***)."""
+    from rich.table import Table
+
     fmt = output_format(output, as_json)
     with (
         handle_errors(as_json=fmt == "json"),

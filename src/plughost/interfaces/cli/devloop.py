@@ -13,24 +13,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import re
 import signal
 import sys
-import tempfile
 import time
-import traceback
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from plughost.errors import OperationRefused, PluginNotFound
-from plughost.host import PluginHost, ReloadResult
 from plughost.interfaces.cli._backend import ServerOption, TokenOption
 from plughost.interfaces.cli._common import (
     HomeOption,
@@ -40,6 +35,11 @@ from plughost.interfaces.cli._common import (
     print_json,
     run_async,
 )
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from plughost.host import PluginHost, ReloadResult
 
 __all__ = ["register"]
 
@@ -53,6 +53,8 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 def render_template(runtime: str, plugin_id: str, dest: Path) -> list[Path]:
     """Write the ``runtime`` template for ``plugin_id`` into ``dest`` (which must not exist or
     be empty); returns the files written."""
+    from plughost.errors import OperationRefused
+
     if runtime not in RUNTIMES:
         raise OperationRefused(f"unknown runtime {runtime!r}; use {', '.join(RUNTIMES)}",
                                code="request.invalid")
@@ -125,6 +127,8 @@ def _stamp() -> str:
 def plugin_frames_first(error: BaseException, roots: list[Path]) -> list[str]:
     """The traceback of ``error`` (and what caused it) with the frames in the plugin's own
     files first, then the rest; one line per frame."""
+    import traceback
+
     ours: list[str] = []
     others: list[str] = []
     seen: set[int] = set()
@@ -190,6 +194,8 @@ def _print_reload(result: ReloadResult, host: PluginHost) -> None:
 async def run_dev(paths: list[Path], home: Path, debounce: float,
                   stop: asyncio.Event) -> int:
     """The ``dev`` loop on an event loop; returns the exit code when ``stop`` is set."""
+    from plughost.host import PluginHost
+
     handler = _PluginLogs()
     plugin_log = logging.getLogger("plughost.plugin")
     plugin_log.addHandler(handler)
@@ -228,6 +234,11 @@ def dev(
     home: HomeOption = None,
 ) -> None:
     """Run the plugin(s) with hot reload: each save reloads, logs and errors show here."""
+    import asyncio
+    import tempfile
+
+    from plughost.errors import OperationRefused
+
     with handle_errors():
         missing = [p for p in paths if not p.is_dir()]
         if missing:
@@ -254,6 +265,7 @@ def dev(
 
 def _serve(paths: list[Path], home: Path | None, debounce: float) -> None:
     """``serve --watch`` with the given folders as the development plugin folders."""
+    from plughost.errors import OperationRefused
     from plughost.interfaces.cli.serve import serve
 
     if len(paths) != 1:
@@ -272,6 +284,8 @@ def _serve(paths: list[Path], home: Path | None, debounce: float) -> None:
 def parse_args(pairs: list[str]) -> dict[str, Any]:
     """``k=v`` pairs into keyword arguments; a value that is JSON (``3``, ``true``,
     ``[1,2]``, ``"x"``) is decoded, anything else is a string."""
+    from plughost.errors import OperationRefused
+
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -300,6 +314,9 @@ def call(
 ) -> None:
     """Call a plugin and print the result: on a host built from the folders, or on a server
     (--server runs the command ID.METHOD)."""
+    from plughost.errors import PluginNotFound
+    from plughost.host import PluginHost
+
     with handle_errors(as_json=as_json):
         kwargs = parse_args(arg or [])
         if server:

@@ -23,17 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import typer
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
 from plughost.interfaces.cli._backend import (
     Remote,
@@ -50,11 +39,13 @@ from plughost.interfaces.cli._common import (
     err_console,
     handle_errors,
     print_json,
+    rich_console,
 )
 from plughost.interfaces.cli._output import Format, emit, emit_page, output_format, shown_state
-from plughost.services import resources
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from plughost.services.views import PluginInfo, PluginManagement
     from plughost.settings import HostSettings
 
@@ -91,7 +82,7 @@ def cli_settings(home: Path | None) -> Any:
 
 def managed_settings(home: Path | None) -> Any | None:
     """The home's settings when it has a plugin database (else ``None``: plain folders)."""
-    from plughost.services.stores import managed_settings as find
+    from plughost.settings import managed_settings as find
 
     return find(home)
 
@@ -110,13 +101,23 @@ def _with_service(where: HostSettings | Remote, fn: Callable[[PluginManagement],
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int, int | None], None] | None]:
-    """Rich progress bars for download / extract / store, or nothing (``--json``)."""
-    if not enabled:
+def _progress() -> Iterator[Callable[[str, int, int | None], None] | None]:
+    """Rich progress bars for upload / download / extract / store on stderr when it is a
+    terminal (whatever the output format: they go away when done), else nothing."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    if not err_console.is_terminal:
         yield None
         return
     bars = Progress(TextColumn("{task.description:<9}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(), console=err_console,
+                    TransferSpeedColumn(), TimeRemainingColumn(), console=rich_console(err_console),
                     transient=True)
     tasks: dict[str, TaskID] = {}
 
@@ -124,6 +125,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int | None], None] 
         if stage not in tasks:
             tasks[stage] = bars.add_task(stage, total=total)
         bars.update(tasks[stage], completed=done, total=total)
+        if total is not None and done >= total:
+            bars.refresh()  # a finished stage is drawn finished, however fast it went
 
     with bars:
         yield report
@@ -158,7 +161,7 @@ def install_cmd(
     if server is None and sha256 is None and not no_enable and looks_like_request(source):
         install_from_market(source, home, activate=not no_activate, as_json=fmt == "json")
         return
-    with handle_errors(as_json=fmt == "json"), _progress(fmt == "table") as progress:
+    with handle_errors(as_json=fmt == "json"), _progress() as progress:
         result, info = _with_service(
             target(home, server, token),
             lambda svc: _then_info(svc, svc.install(
@@ -196,6 +199,8 @@ async def _then_info(svc: PluginManagement, operation: Awaitable[R]) -> tuple[R,
 
 def _explain(info: PluginInfo) -> None:
     """What a person should know about a plugin that is not running as asked."""
+    from rich.markup import escape
+
     if info.state == "needs-config" and info.error:
         err_console.print(f"  [yellow]needs configuration[/]: {escape(info.error['message'])}")
         if info.error.get("hint"):
@@ -258,7 +263,7 @@ def update_cmd(
             raise RequestInvalid("give ID and SOURCE, ID alone (from the marketplaces) or "
                                  "--all")
     pid, src = plugin_id or "", source or ""
-    with handle_errors(as_json=fmt == "json"), _progress(fmt == "table") as progress:
+    with handle_errors(as_json=fmt == "json"), _progress() as progress:
         result = _with_service(
             target(home, server, token),
             lambda svc: _then_info(svc, svc.update(pid, src, sha256=sha256,
@@ -418,11 +423,26 @@ def _print_info(info: PluginInfo, verb: str, fmt: Format) -> None:
 
 def list_installed(settings: Any, *, type_: str | None, state: str | None,
                    fmt: Format, limit: int = 10_000, cursor: str | None = None) -> None:
-    """``plughost list`` for a home with a database: installed plugins with their state."""
+    """``plughost list`` for a home with a database (or a server): installed plugins with
+    their state. A home is read from its database alone, as the service lists it (one page
+    query, no host, no plugin files, Alembic only when the schema is behind), unless it has
+    development folders, which only a host can list beside the installed plugins."""
+    from plughost.services import resources
+
+    offset = resources.offset_of(cursor)
     with handle_errors(as_json=fmt == "json"):
-        page = _with_service(settings, lambda svc: svc.list_plugins(
-            type=type_, state=state, limit=limit, offset=resources.offset_of(cursor)),
-            reconcile=False)
+        # No server here: nothing runs, so the states are what the next start begins from
+        # (idle_info); a state filter then applies to those, which the service does.
+        if isinstance(settings, Remote) or settings.development_dirs() or state is not None:
+            page = _with_service(settings, lambda svc: svc.list_plugins(
+                type=type_, state=state, limit=limit, offset=offset), reconcile=False)
+        else:
+            from plughost.services.views import idle_info, list_stored
+            from plughost.storage.backends import open_storage
+
+            with open_storage(settings) as storage:
+                page = list_stored(storage.repository, type=type_, limit=limit,
+                                   offset=offset, info=idle_info)
     idle = "" if isinstance(settings, Remote) else (
         f"; no server is running on {settings.home}, nothing runs")
     emit_page("plugin", [p.to_dict() for p in page.items], fmt, total=page.total,
@@ -433,6 +453,9 @@ def list_installed(settings: Any, *, type_: str | None, state: str | None,
 
 def info_installed(settings: Any, plugin_id: str, *, fmt: Format) -> None:
     """``plughost info ID`` for an installed plugin."""
+    from rich.markup import escape
+    from rich.table import Table
+
     with handle_errors(as_json=fmt == "json"):
         detail = _with_service(settings, lambda svc: svc.get(plugin_id), reconcile=False)
 
@@ -467,6 +490,8 @@ def info_installed(settings: Any, plugin_id: str, *, fmt: Format) -> None:
 def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
                      fmt: Format) -> None:
     """``plughost status [ID]`` for a home with a database."""
+    from rich.markup import escape
+
 
     async def collect(svc: PluginManagement) -> dict[str, Any]:
         page = await svc.list_plugins(limit=10_000)

@@ -11,14 +11,11 @@ turns to the marketplaces when its argument is a plugin id rather than a file or
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from plughost.interfaces.cli._common import (
     HomeOption,
@@ -60,6 +57,8 @@ def with_market(home: Path | None, fn: Callable[[Market], Awaitable[T]]) -> T:
     """Open the home's service and its marketplaces, run ``fn``. No plugin runs in this
     process: installs and updates are recorded, and the server on the home (if one runs)
     applies them from the database within its refresh interval."""
+    import asyncio
+
     from plughost.services.manager import PluginService
     from plughost.services.market.service import Market
 
@@ -92,6 +91,8 @@ def init_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Create a repository: signing keys, TUF metadata and an empty index."""
+    from rich.markup import escape
+
     from plughost.services.market.repo import MarketRepository
 
     with handle_errors(as_json=as_json):
@@ -139,6 +140,8 @@ def serve_cmd(
     port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8700,
 ) -> None:
     """Serve a repository's public files over HTTP (a static server; keys are never served)."""
+    from rich.markup import escape
+
     from plughost.services.market.serve import serve_repository
 
     with handle_errors():
@@ -249,6 +252,8 @@ def add_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Add a marketplace and fetch its metadata (verified from the given root)."""
+    from rich.markup import escape
+
     from plughost.errors import MarketError
 
     with handle_errors(as_json=as_json):
@@ -275,6 +280,9 @@ def add_cmd(
 @market_app.command("list")
 def list_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """The marketplaces this home reads, by priority."""
+    from rich.markup import escape
+    from rich.table import Table
+
     with handle_errors(as_json=as_json):
         sources = _client(home).sources()
     if as_json:
@@ -333,6 +341,9 @@ def search_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Search the marketplaces (ranked; compatible plugins only unless --all)."""
+    from rich.markup import escape
+    from rich.table import Table
+
     from plughost.services.market.index import SearchQuery
 
     query = SearchQuery(text, type_, tag, runtime, compatible=not all_)
@@ -366,6 +377,9 @@ def search_cmd(
 def info_cmd(plugin_id: Annotated[str, typer.Argument(metavar="ID")],
              home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Everything a marketplace says about a plugin: versions, compatibility, advisories."""
+    from rich.markup import escape
+    from rich.table import Table
+
 
     async def go(market: Market) -> Any:
         return await market.details(plugin_id)
@@ -392,6 +406,8 @@ def info_cmd(plugin_id: Annotated[str, typer.Argument(metavar="ID")],
 
 def outdated_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Installed plugins with a newer version or a security advisory in their marketplace."""
+    from rich.table import Table
+
 
     async def go(market: Market) -> Any:
         return await market.outdated(refresh=True)
@@ -450,6 +466,8 @@ def policy_cmd(
 @market_app.command("check")
 def check_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Run the scheduled update check once: apply each plugin's update policy now."""
+    from rich.markup import escape
+
     from plughost.services.market.updates import UpdateScheduler
 
     async def go(market: Market) -> Any:
@@ -504,6 +522,8 @@ def install_from_market(request: str, home: Path | None, *, activate: bool,
 
 def update_all(home: Path | None, as_json: bool, plugin_id: str | None = None) -> None:
     """``plughost update --all`` / ``plughost update ID`` without a source."""
+    from rich.markup import escape
+
 
     async def go(market: Market) -> Any:
         if plugin_id is not None:

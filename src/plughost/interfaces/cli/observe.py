@@ -18,13 +18,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from plughost.errors import PlughostError
 from plughost.interfaces.cli._backend import (
     Remote,
     ServerOption,
@@ -40,7 +37,9 @@ from plughost.interfaces.cli._common import (
     handle_errors,
 )
 from plughost.interfaces.cli._output import Format, emit_page, output_format
-from plughost.services import resources
+
+if TYPE_CHECKING:
+    from plughost.errors import PlughostError
 
 __all__ = ["register"]
 
@@ -49,6 +48,10 @@ _LEVEL_STYLE = {"debug": "dim", "info": "cyan", "warning": "yellow", "error": "r
 
 
 def _print_line(item: dict[str, Any], fmt: Format) -> None:
+    from rich.markup import escape
+
+    from plughost.services import resources
+
     if fmt == "json":  # one log_line resource a line (JSON Lines), so `-f` can feed jq
         sys.stdout.write(json.dumps(resources.resource("log_line", item)) + "\n")
         sys.stdout.flush()
@@ -174,6 +177,8 @@ def logs(
 
 
 def _server_only(what: str) -> PlughostError:
+    from plughost.errors import PlughostError
+
     return PlughostError(
         f"{what} is known to the running server only: pass --server URL (or set "
         "PLUGHOST_SERVER) to ask `plughost serve`", code="server.required")
@@ -198,6 +203,9 @@ def alerts(
     as_json: JsonOption = False,
 ) -> None:
     """Alerts pending and firing now (default), their history, or the rules in force."""
+    from rich.markup import escape
+    from rich.table import Table
+
     from plughost.observability.logs import parse_since
 
     fmt = output_format(output, as_json)
@@ -259,6 +267,11 @@ def health(
 ) -> None:
     """Each plugin's last health check (healthy, degraded, unknown) and what the policy did;
     exits 1 when a plugin shown is degraded."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from plughost.errors import PlughostError
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         where = target(home, server, token)

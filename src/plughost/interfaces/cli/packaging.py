@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from plughost.interfaces.cli._common import (
     HomeOption,
@@ -63,6 +61,8 @@ def pack_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Build a reproducible plugin package (same files, same bytes)."""
+    from rich.markup import escape
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         from plughost.security.package import open_package, pack
@@ -89,6 +89,8 @@ def keygen_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Create an Ed25519 signing key pair: NAME.key (private, mode 600) and NAME.pub."""
+    from rich.markup import escape
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         from plughost.security.signing import key_id, keygen, load_public_key
@@ -116,6 +118,8 @@ def sign_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Sign a package: adds PLUGHOST-SIGNATURE.json binding its id, version and files."""
+    from rich.markup import escape
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         from plughost.security.package import open_package
@@ -151,6 +155,8 @@ def verify_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Verify a package: checksum, archive safety, every file, and the signature."""
+    from rich.markup import escape
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         from plughost.security.signing import SignaturePolicy, verify
@@ -190,6 +196,8 @@ def trust_add(
     as_json: JsonOption = False,
 ) -> None:
     """Trust a publisher's public key."""
+    from rich.markup import escape
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         key = _store(home).add(keyfile, name)
@@ -203,6 +211,9 @@ def trust_add(
 def trust_list(home: HomeOption = None, output: OutputOption = None,
                as_json: JsonOption = False) -> None:
     """List trusted keys, revoked ones included."""
+    from rich.markup import escape
+    from rich.table import Table
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         keys = _store(home).list_keys()
@@ -231,6 +242,8 @@ def trust_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a key: it stays recorded and its signatures are refused from now on."""
+    from rich.markup import escape
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         key = _store(home).revoke(key_id, reason)

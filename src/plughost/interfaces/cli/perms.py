@@ -12,12 +12,10 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from plughost.errors import ConfigurationError
 from plughost.interfaces.cli._backend import (
     RemotePermissionManager,
     ServerOption,
@@ -39,8 +37,9 @@ from plughost.interfaces.cli._output import (
     output_format,
 )
 from plughost.security.audit import SEVERITIES
-from plughost.security.permissions import PermissionManager
-from plughost.services import resources
+
+if TYPE_CHECKING:
+    from plughost.security.permissions import PermissionManager
 
 __all__ = ["parse_since", "register"]
 
@@ -53,6 +52,8 @@ _ACTIONS = ("grant", "revoke", "approve", "refuse")
 
 def _manager(home: Path | None, server: str | None = None,
              token: str | None = None) -> PermissionManager:
+    from plughost.security.permissions import PermissionManager
+
     remote = server_for(home, server, token)
     if remote is not None:  # the same methods, over the HTTP API of that server
         return RemotePermissionManager(remote)  # type: ignore[return-value]
@@ -67,6 +68,8 @@ def _manager(home: Path | None, server: str | None = None,
 
 def parse_since(text: str, *, now: float | None = None) -> float:
     """``"30s"``, ``"10m"``, ``"2h"``, ``"7d"`` ago, or an ISO date/time (UTC if no zone)."""
+    from plughost.errors import ConfigurationError
+
     now = time.time() if now is None else now
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
     if match:
@@ -101,6 +104,8 @@ def perms(
     as_json: JsonOption = False,
 ) -> None:
     """Show a plugin's permissions, or grant / revoke a scope, or resolve a request."""
+    from plughost.errors import ConfigurationError
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         manager = _manager(home, server, token)
@@ -124,6 +129,8 @@ def perms(
 
 
 def _act(manager: PermissionManager, words: list[str], reason: str) -> dict[str, Any]:
+    from plughost.errors import ConfigurationError
+
     action = words[0]
     if action in ("grant", "revoke"):
         if len(words) != 3:
@@ -156,6 +163,8 @@ def _act(manager: PermissionManager, words: list[str], reason: str) -> dict[str,
 
 
 def _show(manager: PermissionManager, plugin_id: str, fmt: Format) -> None:
+    from rich.table import Table
+
     declared = [str(s) for s in manager.declared(plugin_id)]
     granted = [str(s) for s in manager.grants(plugin_id)]
     requests: list[dict[str, Any]] = [
@@ -193,6 +202,8 @@ def _show(manager: PermissionManager, plugin_id: str, fmt: Format) -> None:
 
 def _security_entry(event: Any) -> dict[str, Any]:
     """A permission-log event (a home without a database) as an audit entry."""
+    from plughost.services import resources
+
     return resources.audit_entry({
         "id": event.id, "at": event.time, "actor": event.actor,
         "action": f"permission.{event.action}", "plugin_id": event.plugin or None,
@@ -235,6 +246,9 @@ def audit(
 ) -> None:
     """The audit log, newest first: operations (install, update, rollback, enable...) and
     security decisions (grants, revocations, denials, requests), filterable."""
+    from plughost.errors import ConfigurationError
+    from plughost.services import resources
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         if kind is not None and kind not in ("operation", "security"):

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from plughost.core.lifecycle import State
-from plughost.core.manifest import load_manifest, validate_manifest_file
-from plughost.errors import Problem
-from plughost.host import PluginHost
 from plughost.interfaces.cli import manage
 from plughost.interfaces.cli._backend import ServerOption, TokenOption, server_for
 from plughost.interfaces.cli._common import (
@@ -27,7 +22,10 @@ from plughost.interfaces.cli._common import (
     run_async,
 )
 from plughost.interfaces.cli._output import emit, emit_page, output_format
-from plughost.services import resources
+
+if TYPE_CHECKING:
+    from plughost.errors import Problem
+    from plughost.host import PluginHost
 
 __all__ = ["register"]
 
@@ -70,6 +68,8 @@ def _managed(home: Path | None, server: str | None = None, token: str | None = N
 
 
 def _host(plugins_dir: list[Path] | None, home: Path | None) -> PluginHost:
+    from plughost.host import PluginHost
+
     home = home or default_home()
     dirs = plugins_dir or [home / "plugins"]
     return PluginHost(dirs, home=home)
@@ -112,6 +112,8 @@ def list_plugins(
     as_json: JsonOption = False,
 ) -> None:
     """List plugins with their version, state, type and runtime."""
+    from plughost.services import resources
+
     fmt = output_format(output, as_json)
     with handle_errors(as_json=fmt == "json"):
         if state is not None and state not in {s.value for s in State}:
@@ -161,6 +163,9 @@ def info(
     as_json: JsonOption = False,
 ) -> None:
     """Show everything about one plugin: manifest, dependencies, dependents, permissions."""
+    from rich.markup import escape
+    from rich.table import Table
+
     fmt = output_format(output, as_json)
     if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
         return manage.info_installed(managed, plugin_id, fmt=fmt)
@@ -250,6 +255,8 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show the host's state: counts by state, failures with their phase and a suggested fix."""
+    from plughost.services import resources
+
     fmt = output_format(output, as_json)
     if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
         return manage.status_installed(managed, plugin_id, activate=activate, fmt=fmt)
@@ -329,6 +336,8 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Validate a plugin folder or manifest: exit 0 if valid, 1 with every problem listed."""
+    from plughost.core.manifest import validate_manifest_file
+
     fmt = output_format(output, as_json)
     if not path.exists():
         message = f"{path} does not exist; give a plugin folder or a manifest file."
@@ -356,6 +365,8 @@ def runtime_problems(path: Path) -> list[Problem]:
     """A valid manifest with no way to run on this machine: its platforms do not include it,
     or its runtime's extra is not installed (and no alternative fits instead)."""
     from plughost.core import platforms
+    from plughost.core.manifest import load_manifest
+    from plughost.errors import Problem
     from plughost.runtimes.base import unavailable
 
     choice = platforms.select(load_manifest(path), unavailable)

@@ -15,7 +15,6 @@ status, duration_ms, client and request_id.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -23,7 +22,6 @@ from typing import Annotated, Any
 
 import typer
 
-from plughost.errors import OperationRefused
 from plughost.interfaces.cli._common import HomeOption, err_console, handle_errors
 from plughost.observability.console import FORMATS, JsonFormatter, configure_logging
 
@@ -43,6 +41,8 @@ def settings_for(home: Path | None) -> Any:
 
 def is_loopback(host: str) -> bool:
     """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -113,6 +113,8 @@ def serve(
 ) -> None:
     """Run the management service: HTTP API under /api/v1, dashboard at /, health at /healthz
     and /readyz. Loads every enabled plugin."""
+    from plughost.errors import OperationRefused
+
     with handle_errors():
         if log_level.lower() not in ("debug", "info", "warning", "error"):
             raise OperationRefused(f"unknown log level {log_level!r}; use debug, info, "

@@ -18,7 +18,6 @@ from plughost.interfaces.cli._common import (
     print_json,
 )
 from plughost.interfaces.cli._output import emit, emit_page, output_format
-from plughost.services import resources
 
 __all__ = ["register"]
 
@@ -54,6 +53,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Create a token and print its secret (shown once; only a hash is stored)."""
+        from plughost.services import resources
+
         fmt = output_format(output, as_json)
         with handle_errors(as_json=fmt == "json"):
             storage, authority = _authority(home)
@@ -82,6 +83,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """List tokens (never their secrets)."""
+        from plughost.services import resources
+
         fmt = output_format(output, as_json)
         with handle_errors(as_json=fmt == "json"):
             storage, authority = _authority(home)
@@ -99,6 +102,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Revoke a token: requests with it are refused (within two seconds on a running
         server)."""
+        from plughost.services import resources
+
         fmt = output_format(output, as_json)
         with handle_errors(as_json=fmt == "json"):
             storage, authority = _authority(home)

@@ -63,7 +63,13 @@ from plughost.runtimes.grpc.handshake import (
     Handshake,
     parse_line,
 )
-from plughost.runtimes.hostcalls import HostCalls, HostOpUnserved, HostParamsError
+from plughost.runtimes.hostcalls import (
+    HostCalls,
+    HostOpUnserved,
+    HostParamsError,
+    PermissionCheck,
+)
+from plughost.runtimes.process.confine import Jail, plan_launch
 from plughost.runtimes.process.launch import (
     ProcessOptions,
     build_argv,
@@ -165,6 +171,13 @@ class GrpcRuntime:
         await asyncio.gather(*(i.close() for i in instances), return_exceptions=True)
 
 
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """What :meth:`Jail.started` reads of a started process."""
+
+    pid: int | None
+
+
 class _Launched:
     """One started plugin process: its handshake, its output, its end."""
 
@@ -250,6 +263,7 @@ class GrpcInstance:
         self._stats = {"calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0,
                        "host_calls": 0, "channels": 0}
         self._tls: Any = None
+        self._jail: Jail | None = None  # the confinement of the current process
 
     @property
     def plugin_id(self) -> str:
@@ -331,11 +345,26 @@ class GrpcInstance:
     def _target_text(self) -> str:
         return self.address or "its handshake address"
 
+    @property
+    def _check(self) -> PermissionCheck:
+        """The permission check host operations pass (the confinement reads grants from it)."""
+        return self._calls.check
+
     async def _launch(self, phase: str) -> Handshake:
         opts = self.options.process
         argv, _ = build_argv(self.manifest.entry, self.root, opts)
-        socket_dir = tempfile.mkdtemp(prefix="plughost-grpc-")
-        env = child_env(opts, self._id, secrets.token_hex(16), True)
+        if self._jail is not None:  # what the previous process left behind goes first
+            await self._jail.release()
+            self._jail = None
+        # The same confinement as a process plugin (pids cgroup, Landlock, seccomp); its
+        # socket lives in the jail's private temporary directory, which it may write.
+        jail = Jail.prepare(plan_launch(self, argv[0], opts), self._id)
+        try:
+            socket_dir = jail.tmpdir or tempfile.mkdtemp(prefix="plughost-grpc-")
+        except OSError:
+            await jail.release()
+            raise
+        env = {**child_env(opts, self._id, secrets.token_hex(16), True), **jail.env()}
         env.update({ENV_COOKIE: MAGIC_COOKIE, ENV_SOCKET_DIR: socket_dir,
                     ENV_VERSIONS: str(APP_PROTOCOL_VERSION)})
         if self.options.mtls:
@@ -348,12 +377,15 @@ class GrpcInstance:
             proc = await asyncio.create_subprocess_exec(
                 *argv, cwd=str(self.root), env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                preexec_fn=make_preexec(self.limits, isolate_network=isolate),
+                preexec_fn=make_preexec(self.limits, isolate_network=isolate, jail=jail),
             )
+            await jail.attach(proc.pid)
         except OSError as exc:
             shutil.rmtree(socket_dir, ignore_errors=True)
+            await jail.release()
             raise PluginLoadError(f"cannot start {argv[0]!r}: {exc}", plugin_id=self._id,
                                   phase=phase) from None
+        self._jail = jail.started(_Started(proc.pid))
         launched = _Launched(proc, socket_dir, self.sink)
         self._launched = launched
         assert proc.stdout is not None
@@ -402,6 +434,9 @@ class GrpcInstance:
         await self._drop_channel()
         shutil.rmtree(launched.socket_dir, ignore_errors=True)
         self._launched = None
+        if self._jail is not None:  # whatever the plugin left running goes with it
+            await self._jail.release()
+            self._jail = None
         decision = self.supervisor.record_crash(reason)
         self._emit("crashed", reason, returncode=code)
         if decision.quarantine:
@@ -620,6 +655,15 @@ class GrpcInstance:
     async def start(self, context: PluginContext) -> Sequence[Export]:
         self._context = context
         self._calls = HostCalls(self._id, context, log=self._log_line)
+        jail, launched = self._jail, self._launched
+        if jail is not None and launched is not None and jail.plan != plan_launch(
+                self, jail.plan.argv0, self.options.process):
+            # started at load without the plugin's grants and data directory: start it again
+            # confined to what the context grants (as the process runtime does)
+            self._launched = None
+            await launched.end(self.options.stop_grace)
+            await self._drop_channel()
+            await self._connect(phase="activate")
         exports = await self._activate(context)
         self._active = True
         return exports
@@ -727,6 +771,9 @@ class GrpcInstance:
         launched, self._launched = self._launched, None
         if launched is not None:
             await launched.end(self.options.stop_grace)
+        if self._jail is not None:
+            await self._jail.release()
+            self._jail = None
 
     def stats(self) -> Mapping[str, Any]:
         out: dict[str, Any] = dict(self._stats)
@@ -735,6 +782,8 @@ class GrpcInstance:
         out["quarantined"] = self.failure is not None
         out["mtls"] = self._tls is not None
         out["log_lines_dropped"] = self.sink.dropped_lines
+        if self._jail is not None:
+            out["confinement"] = self._jail.label
         return out
 
     def local_callable(self, target: str) -> Callable[..., Any] | None:

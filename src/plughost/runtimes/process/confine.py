@@ -612,20 +612,24 @@ def plan_for(
     )
 
 
-def plan_launch(instance: Any, argv0: str) -> Plan:
-    """The plan for a :class:`~plughost.runtimes.process.runtime.ProcessInstance` now: its
-    package, its context's data directory (once it has a context) and what its permission
-    check (``instance._check``, the plugin's grants) allows of what the manifest declares."""
+def plan_launch(instance: Any, argv0: str, options: Any = None) -> Plan:
+    """The plan for a started plugin process now (a process or gRPC plugin): its package, its
+    context's data directory (once it has a context) and what its permission check
+    (``instance._check``, the plugin's grants) allows of what the manifest declares.
+    ``options``: its :class:`~plughost.runtimes.process.launch.ProcessOptions` (default
+    ``instance.options``)."""
+    options = options if options is not None else instance.options
     data_dir = None
     context = instance._context
     allowed = query_from_check(instance._check)
-    if context is None and instance.options.data_root is not None:
-        data_dir = str(Path(instance.options.data_root) / instance.plugin_id)  # as the host's
+    if context is None and options.data_root is not None:
+        data_dir = str(Path(options.data_root) / instance.plugin_id)  # as the host's
         Path(data_dir).mkdir(parents=True, exist_ok=True)
     if context is not None:
         with contextlib.suppress(PlughostError):
             service: Any = getattr(context, "permissions", None)
-            if instance.runtime.check_for is None and callable(getattr(service, "allowed", None)):
+            explicit = getattr(instance.runtime, "check_for", None)
+            if explicit is None and callable(getattr(service, "allowed", None)):
                 allowed = service.allowed  # asks without writing a denial to the audit log
         try:
             raw = getattr(context, "data_dir", None)
@@ -638,15 +642,15 @@ def plan_launch(instance: Any, argv0: str) -> Plan:
     from plughost.runtimes.process.launch import is_python_entry, pycache_dir
 
     python_child = is_python_entry(str(getattr(manifest, "entry", "")))
-    cache = pycache_dir(instance.options, instance.plugin_id) if python_child else None
+    cache = pycache_dir(options, instance.plugin_id) if python_child else None
     return plan_for(
         root=instance.root,
         argv0=argv0,
-        python=instance.options.python,
+        python=options.python,
         data_dir=data_dir,
         grants=granted_access(getattr(manifest, "permissions", ()) or (), allowed),
         processes=instance.limits.get("processes"),
-        enabled=instance.options.confine,
+        enabled=options.confine,
         pycache_dir=str(cache) if cache is not None else None,
     )
 

@@ -30,12 +30,11 @@ from plughost.core.wire import (
     check_hello,
     crashed,
     decode_message,
-    dumps,
     enable_fast_json,
-    encode_frame,
     error_from_wire,
     error_response,
     exception_response,
+    frame_message,
     notification,
     request,
     response,
@@ -125,6 +124,40 @@ class _Protocol(asyncio.SubprocessProtocol):
 
     def process_exited(self) -> None:
         self.s._on_exit()
+
+
+class _DirectReads(asyncio.Protocol):
+    """A child's stdout, straight into its session.
+
+    asyncio's subprocess transport hands every read of a child's pipe to its protocol through
+    ``call_soon``: one more event-loop turn for every answer. This protocol takes the place of
+    the transport's own on the stdout pipe and calls the session in the very turn the data is
+    read; the end of the pipe still goes through the transport's protocol (``inner``), which
+    keeps the transport's bookkeeping of closed pipes and its order (data, then end of input).
+    """
+
+    def __init__(self, session: Session, inner: Any) -> None:
+        self.s = session
+        self.inner = inner
+
+    def data_received(self, data: bytes) -> None:
+        self.s._on_stdout(data)
+
+    def eof_received(self) -> bool | None:
+        eof = getattr(self.inner, "eof_received", None)
+        return eof() if eof is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.inner.connection_lost(exc)
+
+
+def _read_directly(session: Session, pipe: Any) -> None:
+    """Give a subprocess's stdout pipe transport a :class:`_DirectReads` protocol (loops whose
+    pipe transports cannot change protocol keep the transport's, one turn later)."""
+    if pipe is None or not hasattr(pipe, "set_protocol") or not hasattr(pipe, "get_protocol"):
+        return
+    with contextlib.suppress(NotImplementedError, AttributeError):
+        pipe.set_protocol(_DirectReads(session, pipe.get_protocol()))
 
 
 class _PipeReader(asyncio.Protocol):
@@ -255,6 +288,7 @@ class Session:
         self.pid = transport.get_pid()
         for fd in (1, 2):
             _small_reads(transport.get_pipe_transport(fd))
+        _read_directly(self, transport.get_pipe_transport(1))
 
     async def connect_pipes(
         self,
@@ -448,7 +482,7 @@ class Session:
         # Under load, frames of one loop turn are joined and written in one system call at the
         # end of the turn (fewer wake-ups on both sides). A request sent while nothing else is
         # in flight (``idle``) is written at once instead: latency is all that matters then.
-        frame = encode_frame(dumps(msg))
+        frame = frame_message(msg)
         if idle and not self._flush_scheduled:
             if self._stdin is not None and not self._stdin.is_closing():
                 self._stdin.write(frame)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from plughost.core._manifest_checks import entry_problem
 from plughost.core.contract import Capability
-from plughost.core.correlation import correlation_id, trace_fields
+from plughost.core.correlation import correlation_id, trace_context, trace_fields
 from plughost.core.wire import ENV_SPARE, M, crashed
 from plughost.errors import (
     ChannelClosed,
@@ -684,7 +684,13 @@ class ProcessInstance:
         if self.sink is not None:  # lines logged during the call carry its correlation id
             self.sink.correlation = correlation_id.get()
         try:
-            params = {"target": target, "args": dict(kwargs or {}), **trace_fields()}
+            # The message is encoded before anything else runs (Session.request): a caller's
+            # dict needs no copy; another mapping is made one (the encoder takes only dicts).
+            args = kwargs if type(kwargs) is dict else dict(kwargs or {})
+            params = {"target": target, "args": args}
+            traced = trace_context.get()
+            if traced:
+                params.update(traced)
             return await session.request(M.CALL, params, timeout)
         except TimeoutError:
             self._stats["timeouts"] += 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,6 +122,46 @@ def head() -> str:
     return str(rev)
 
 
+_REVISION_LINE = re.compile(
+    r"""^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(?:"([^"\n]*)"|'([^'\n]*)'|(None))\s*$""",
+    re.MULTILINE)
+
+
+def _shipped_head() -> str | None:
+    """The newest revision, read from the ``revision`` / ``down_revision`` lines of the
+    revision files without loading Alembic (which costs more than a CLI command); ``None``
+    when they are not one plain chain (a merge, a branch), where only Alembic can tell."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        found = {m[1]: m[2] or m[3] or None for m in _REVISION_LINE.finditer(path.read_text())}
+        if "revision" not in found:
+            continue  # not a revision file (the package's __init__)
+        if "down_revision" not in found or not found["revision"]:
+            return None  # a form this reader does not know: ask Alembic
+        revisions.add(str(found["revision"]))
+        if found["down_revision"]:
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
+def _at_head(engine: Engine) -> str | None:
+    """The head revision when the database is known to be at it (one query, no Alembic),
+    else ``None``: older, newer, empty or not plain, which :func:`upgrade` sorts out."""
+    from sqlalchemy import exc as sa_exc
+
+    shipped = _shipped_head()
+    if shipped is None:
+        return None
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except sa_exc.SQLAlchemyError:
+        return None  # no version table yet (an empty database), or unreadable: the long way
+    return shipped if [r[0] for r in rows] == [shipped] else None
+
+
 def _current_on(conn: Connection) -> str | None:
     from alembic.migration import MigrationContext
 
@@ -145,13 +186,20 @@ def current(target: Database | Engine | str) -> str | None:
 def upgrade(target: Database | Engine | str, revision: str = "head") -> str | None:
     """Apply migrations up to ``revision`` (default: the newest); returns the revision reached.
 
-    Idempotent: a database already at ``revision`` is left alone.
+    Idempotent: a database already at ``revision`` is left alone; one already at the newest
+    revision costs one query (Alembic is not even imported), as every open of storage asks.
 
     :raises MigrationError: when the database is at a revision this plughost does not know
         (it was migrated by a newer plughost), when ``revision`` is unknown, or when a
         migration fails (the failed migration's transaction is rolled back where the backend
         has transactional DDL: PostgreSQL and SQLite).
     """
+    if revision == "head":
+        with _engine_for(target) as engine:
+            reached = _at_head(engine)
+        if reached is not None:
+            return reached
+
     from alembic import command
     from alembic.util import CommandError
     from sqlalchemy import exc as sa_exc
