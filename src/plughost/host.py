@@ -902,6 +902,18 @@ class PluginHost:
 
     def _notify_reload(self, result: ReloadResult) -> None:
         payload = result.to_dict()
+        if result.ok and result.from_version:
+            logger.info("reloaded %s %s → %s in %.0f ms", result.plugin_id,
+                        result.from_version, result.to_version, result.seconds * 1000)
+        elif result.ok:
+            logger.info("added %s %s from a new folder in %.0f ms", result.plugin_id,
+                        result.to_version, result.seconds * 1000)
+        elif result.error is not None:
+            logger.warning("%s of %s %s failed (%s: %s); %s",
+                           "reload" if result.from_version else "adding", result.plugin_id,
+                           result.to_version, result.error.code, result.error.message,
+                           "the running version keeps serving" if result.from_version
+                           else "nothing was added")
         record = self.registry.find(result.plugin_id)
         if record is not None and not result.ok and result.error is not None:
             record.warnings.append(f"reload to {result.to_version} failed: "
@@ -1098,13 +1110,11 @@ class PluginHost:
             if build is not None:  # drop the failed copy, keep the good builds of earlier runs
                 self.builds_store.prune(
                     pid, keep={b.digest for b in self.builds_store.history(pid)})
-            logger.warning("new plugin folder %s was not added: %s", folder, error)
             self._notify_reload(ReloadResult(
                 pid, "", str(manifest.version) if manifest is not None else "?", "absent", False,
                 error, time.perf_counter() - started, swapped=False))
             raise error from None
         self.builds_store.mark_good(build, str(manifest.version))
-        logger.info("added %s %s from new folder %s", manifest.id, manifest.version, folder)
         self._notify_reload(ReloadResult(
             manifest.id, "", str(manifest.version), record.state.value, True, None,
             time.perf_counter() - started, swapped=False))
