@@ -582,6 +582,32 @@ async def test_embedded_host_refuses_config_its_schema_refuses(tmp_path) -> None
         assert await host.call("thermo", "config") == {"unit": "F", "digits": 1}
 
 
+async def test_resolving_only_added_plugins_leaves_the_others_and_indexes_their_triggers(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path
+) -> None:
+    from plughost.core.manifest import load_manifest
+
+    write_plugin("lib")
+    extra = tmp_path / "extra"
+    app = write_plugin("app", dependencies={"lib": "^1.0"}, activation=["command:app.go"],
+                       directory=extra)
+    orphan = write_plugin("orphan", dependencies={"missing": "^1.0"}, directory=extra)
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        for root in (app, orphan):
+            host.add(load_manifest(root), root, source="installed")
+        order = host.resolve(only=["app", "orphan"])
+        assert order == ["lib", "app"]
+        assert host.get("app").state is State.RESOLVED
+        assert host.get("orphan").state is State.FAILED
+        assert host.get("lib").state is State.ACTIVE  # untouched
+        assert host.activation_candidates("command:app.go") == ["app"]
+        await host.remove("app")
+        host.add(load_manifest(app), app, source="installed")
+        assert host.resolve(only=["app"]) == ["lib", "app"]  # back once, at the end
+        assert host.activation_candidates("command:app.go") == ["app"]
+
+
 HANGS_IN_ACTIVATE = """
 import asyncio, time
 from plughost.sdk import Plugin

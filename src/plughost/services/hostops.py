@@ -59,7 +59,7 @@ class HostOps:
             if host.registry.find(manifest.id) is record:
                 await host.remove(manifest.id)
 
-        host.resolve()
+        host.resolve(only=[manifest.id])
         try:
             if record.state is State.FAILED:
                 raise record_error(record, "resolve")
@@ -92,7 +92,7 @@ class HostOps:
         async def undo() -> None:
             if host.registry.find(plugin_id) is None:
                 host.add(record.manifest, record.root, source=record.source, enabled=enabled)
-                host.resolve()
+                host.resolve(only=[plugin_id])
                 if was_active:
                     await host.activate(plugin_id)
 

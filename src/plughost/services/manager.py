@@ -526,7 +526,7 @@ class PluginService:
         record = host.registry.find(pid)
         if record is None:
             self._register(host, row, await asyncio.to_thread(self._prepare, row))
-            host.resolve()
+            host.resolve(only=[pid])
             new = host.registry.get(pid)
             if row.enabled and self._start_plugins and not new.manifest.is_lazy:
                 await host.activate(pid)
