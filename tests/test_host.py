@@ -479,6 +479,29 @@ async def test_replace_hands_the_state_over_through_the_runtime_contract(
         assert kinds.index("import_state") < kinds.index("start")
 
 
+async def test_replace_without_proof_points_at_the_new_files_and_loads_nothing(
+    write_plugin: WritePlugin, tmp_path: Path
+) -> None:
+    v1 = load_manifest(write_plugin("idle", "1.0.0", directory=tmp_path / "v1"))
+    v2 = load_manifest(write_plugin("idle", "2.0.0", directory=tmp_path / "v2"))
+    fake = FakeRuntime()
+    fake.define(FakePlugin("idle"))
+    async with PluginHost(runtimes=[fake]) as host:
+        host.add(v1, tmp_path / "v1" / "idle")
+        host.resolve()
+        undo = await host.replace(v2, tmp_path / "v2" / "idle", prove=False)
+        record = host.get("idle")
+        assert (str(record.manifest.version), record.state) == ("2.0.0", State.RESOLVED)
+        assert "idle" not in fake.instances  # nothing was loaded
+        await undo()
+        assert str(host.get("idle").manifest.version) == "1.0.0"
+        await host.activate("idle")
+        with pytest.raises(OperationRefused) as refused:  # a running plugin needs the handover
+            await host.replace(v2, tmp_path / "v2" / "idle", prove=False)
+        assert refused.value.code == "registry.replace"
+        assert str(host.get("idle").manifest.version) == "1.0.0"
+
+
 async def test_replace_on_a_runtime_without_state_handover_says_so(
     write_plugin: WritePlugin, tmp_path: Path
 ) -> None:

@@ -599,7 +599,8 @@ class PluginHost:
         return record
 
     async def replace(
-        self, manifest: Manifest, root: Path | None, *, source: str = "installed"
+        self, manifest: Manifest, root: Path | None, *, source: str = "installed",
+        prove: bool = True,
     ) -> Callable[[], Awaitable[None]]:
         """Put ``manifest`` (files at ``root``) in place of the registered version of the same
         plugin, its state handed over; returns the undo.
@@ -611,7 +612,9 @@ class PluginHost:
         previous version is put back, given back its state, and the error is raised. A plugin
         that was not running is proved the same way unless it is lazy, then left as it was (a
         deactivated one deactivated). A disabled plugin only gets the new files; an unknown
-        one is added.
+        one is added. ``prove=False`` (where no plugin may run, e.g. a command-line tool
+        beside no server) loads nothing: a plugin that is not loaded gets the new files and is
+        resolved again; a loaded one is refused.
 
         The undo (for a caller's later step that fails, e.g. a database commit) puts the
         previous version back the same way, with the state the new one exports.
@@ -628,18 +631,24 @@ class PluginHost:
                     await self.remove(pid)
 
             try:
-                if not manifest.is_lazy:
+                if prove and not manifest.is_lazy:
                     await self._prove(added, None, "", [])
             except BaseException:
                 await forget()
                 raise
             return forget
         previous = (record.manifest, record.root, record.source)
-        if record.state is State.DISABLED:
+        if not prove and record.state not in (State.DISABLED, State.INSTALLED, State.RESOLVED,
+                                              State.FAILED):
+            raise OperationRefused(
+                f"{pid} is {record.state.value} here; it can only be replaced with its state "
+                "handed over (prove=True)", plugin_id=pid, code="registry.replace")
+        if record.state is State.DISABLED or not prove:
+            unchanged = record.state
             self._swap(record, manifest, root, source)
 
             async def swap_back() -> None:
-                if record.state is State.DISABLED:
+                if record.state is unchanged or not prove:
                     self._swap(record, *previous)
 
             return swap_back
@@ -902,6 +911,18 @@ class PluginHost:
 
     def _notify_reload(self, result: ReloadResult) -> None:
         payload = result.to_dict()
+        if result.ok and result.from_version:
+            logger.info("reloaded %s %s → %s in %.0f ms", result.plugin_id,
+                        result.from_version, result.to_version, result.seconds * 1000)
+        elif result.ok:
+            logger.info("added %s %s from a new folder in %.0f ms", result.plugin_id,
+                        result.to_version, result.seconds * 1000)
+        elif result.error is not None:
+            logger.warning("%s of %s %s failed (%s: %s); %s",
+                           "reload" if result.from_version else "adding", result.plugin_id,
+                           result.to_version, result.error.code, result.error.message,
+                           "the running version keeps serving" if result.from_version
+                           else "nothing was added")
         record = self.registry.find(result.plugin_id)
         if record is not None and not result.ok and result.error is not None:
             record.warnings.append(f"reload to {result.to_version} failed: "
@@ -1098,13 +1119,11 @@ class PluginHost:
             if build is not None:  # drop the failed copy, keep the good builds of earlier runs
                 self.builds_store.prune(
                     pid, keep={b.digest for b in self.builds_store.history(pid)})
-            logger.warning("new plugin folder %s was not added: %s", folder, error)
             self._notify_reload(ReloadResult(
                 pid, "", str(manifest.version) if manifest is not None else "?", "absent", False,
                 error, time.perf_counter() - started, swapped=False))
             raise error from None
         self.builds_store.mark_good(build, str(manifest.version))
-        logger.info("added %s %s from new folder %s", manifest.id, manifest.version, folder)
         self._notify_reload(ReloadResult(
             manifest.id, "", str(manifest.version), record.state.value, True, None,
             time.perf_counter() - started, swapped=False))
