@@ -207,6 +207,7 @@ class PluginService:
         self._touched: set[str] = set()
         #: Installed plugins whose lifecycle state changed and is not written yet.
         self._unwritten: set[str] = set()
+        self._held_states: set[str] = set()  # changed while an operation held the plugin
         self._state_writer: asyncio.Task[None] | None = None
         self._unsubscribe_states: Callable[[], None] | None = None
         #: Written as the origin of this service's changes, so refresh skips them.
@@ -996,8 +997,13 @@ class PluginService:
         # One operation per plugin id per process on the event loop, so worker threads never
         # pile up waiting for the cross-process repository lock the installer takes.
         lock = self._locks.setdefault(plugin_id, asyncio.Lock())
-        async with lock:
-            yield
+        try:
+            async with lock:
+                yield
+        finally:
+            if plugin_id in self._held_states:  # changed during the operation: written now
+                self._held_states.discard(plugin_id)
+                self._note_state(plugin_id)
 
     async def _complete(self, fn: Callable[..., T], /, *args: Any,
                         abandon: Callable[[T], None] | None = None, **kwargs: Any) -> T:
@@ -1067,6 +1073,12 @@ class PluginService:
     def _note_state(self, plugin_id: str) -> None:
         record = self._host.registry.find(plugin_id) if self._host is not None else None
         if record is None or record.source != "installed" or self._closed:
+            return
+        lock = self._locks.get(plugin_id)
+        if lock is not None and lock.locked():
+            # An operation on it is under way: it records the outcome itself, or is refused and
+            # puts things back — what it passes through on the way is never written.
+            self._held_states.add(plugin_id)
             return
         self._unwritten.add(plugin_id)
         if self._state_writer is None or self._state_writer.done():
