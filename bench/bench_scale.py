@@ -1,11 +1,14 @@
 """The service at scale: what 10 / 100 / 1,000 / 10,000 installed plugins cost, beside floors.
 
     python bench/bench_scale.py [--sizes 10,100,1000,10000] [--repeat 5] [--duration 3]
+        [--parts serve,cli,install,discovery] [--keep DIR]
 
-For each size a fresh home gets that many installed, lazy (``activation = ["command:..."]``)
-in-process plugins, written straight through the repository (rows, an unpacked cache directory
-and a package blob each, as an install leaves them) instead of N real installs. Then, medians
-of ``--repeat`` runs, each beside its floor measured in the same run:
+One home grows through the sizes: each size adds installed, lazy (``activation =
+["command:..."]``) in-process plugins, written straight through the repository as an install
+writes them (package blob, unpacked cache directory, plugin and version rows, config, audit;
+see :func:`populate`) instead of N real installs. ``--keep DIR`` keeps that home, so a later
+run (``--sizes 10000``) only adds what is missing. Then, medians of ``--repeat`` runs, each
+beside its floor measured in the same run:
 
   serve start -> /readyz       goal <= 3 s at 10,000            floor: bare uvicorn + Starlette
   idle CPU of the server       goal <= 2 %  (refresh every 2 s)
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import statistics
@@ -31,6 +35,7 @@ import sys
 import tempfile
 import time
 import tomllib
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,35 +59,66 @@ def manifest_text(i: int) -> str:
             f'activation = ["command:{pid}.run"]\n')
 
 
-def populate(home: Path, count: int) -> None:
-    """``count`` installed plugins, as installs leave them, written through the repository."""
+def package_bytes(i: int) -> bytes:
+    """The package a plugin of this bench is installed from (a real zip: manifest + code)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in (("plugin.toml", manifest_text(i)), ("main.py", CODE)):
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            zf.writestr(info, text)
+    return out.getvalue()
+
+
+def populate(home: Path, start: int, stop: int) -> None:
+    """Plugins ``start..stop-1`` installed into ``home``, written through the repository as an
+    install writes them (``Installer._commit_install``): the package blob under its key, the
+    package unpacked into its checksum-named cache directory, the plugin and version rows,
+    config version 1 and the audit entry. Much faster than real installs, and the same rows
+    and files; a home grows from one size to the next."""
+    import hashlib
+
     from plughost.core.manifest import load_manifest
+    from plughost.services.installer import Installer
     from plughost.settings import HostSettings
     from plughost.storage.backends import open_storage
     from plughost.storage.objects import package_key
     from plughost.storage.records import StoredPlugin, StoredVersion
 
-    home.mkdir(parents=True)
-    (home / "plughost.toml").write_text('require_signature = "never"\n')
+    home.mkdir(parents=True, exist_ok=True)
+    # Alerts evaluated every 2 s (default 15 s), so each idle window sees evaluations too.
+    (home / "plughost.toml").write_text('require_signature = "never"\n\n'
+                                        '[alerts]\ninterval = "2s"\n')
     settings = HostSettings.from_env({"PLUGHOST_HOME": str(home)})
     with open_storage(settings) as storage:
         repo = storage.repository
-        for start in range(0, count, 500):
+        installer = Installer(settings, repo, storage.objects)
+        for first in range(start, stop, 500):
             with repo.unit_of_work():
-                for i in range(start, min(count, start + 500)):
+                for i in range(first, min(stop, first + 500)):
                     pid = f"scale-{i:05d}"
-                    root = settings.cache_dir / "plugins" / pid / "1.0.0-000000000000"
+                    blob = package_bytes(i)
+                    sha = hashlib.sha256(blob).hexdigest()
+                    root = installer.cache_path(pid, "1.0.0", sha)
                     root.mkdir(parents=True)
-                    (root / "plugin.toml").write_text(manifest_text(i))
-                    (root / "main.py").write_text(CODE)
-                    manifest = load_manifest(root).to_dict()
+                    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+                        zf.extractall(root)
+                    data = load_manifest(root).to_dict()
                     key = package_key(pid, "1.0.0")
-                    storage.objects.put(key, b"PK\x05\x06" + b"\0" * 18)
-                    repo.add_plugin(StoredPlugin.from_manifest(manifest, checksum="0" * 64,
-                                                               object_key=key,
-                                                               state="resolved"))
-                    repo.add_version(StoredVersion(pid, "1.0.0", "0" * 64, key, manifest,
-                                                   size=22, cache_path=str(root)))
+                    storage.objects.put(key, blob)
+                    source_uri = f"/packages/{pid}-1.0.0.zip"
+                    repo.add_plugin(StoredPlugin.from_manifest(
+                        data, checksum=sha, object_key=key, source="local",
+                        source_uri=source_uri))
+                    repo.add_version(StoredVersion(
+                        plugin_id=pid, version="1.0.0", checksum=sha, object_key=key,
+                        manifest=data, size=len(blob), cache_path=str(root), source="local",
+                        source_uri=source_uri))
+                    repo.set_config(pid, {}, changed_by="bench|install")
+                    repo.append_audit("plugin.install", actor="bench", plugin_id=pid,
+                                      details={"version": "1.0.0", "sha256": sha,
+                                               "source": source_uri, "signed_by": None,
+                                               "signed": False, "allow_unsigned": True,
+                                               "granted": []})
 
 
 def median(fn: Callable[[], float], repeat: int) -> float:
@@ -187,13 +223,38 @@ def discovery(folder: Path, home: Path, repeat: int) -> tuple[float, float, floa
 
 
 def measure(size: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
-    home = tmp / f"home-{size}"
+    home = tmp / "home"
     log = tmp / f"server-{size}.log"
+    have = len(list((home / "cache" / "plugins").glob("*"))) if home.is_dir() else 0
+    if have > size:
+        raise SystemExit(f"{home} already holds {have} plugins, more than {size}: use a new "
+                         "--keep directory, or sizes in increasing order")
     t0 = time.perf_counter()
-    populate(home, size)
-    print(f"  {size} plugins written in {time.perf_counter() - t0:.1f} s", flush=True)
+    populate(home, have, size)
+    print(f"  {size - have} plugins added in {time.perf_counter() - t0:.1f} s", flush=True)
     out: dict[str, float] = {}
-    starts, bare_starts, idle, lists, details, bare_lists, bare_details = ([] for _ in range(7))
+    if "serve" in args.parts:
+        out.update(measure_server(home, tmp, log, args))
+    if "cli" in args.parts:
+        out["cli_list"] = median(lambda: cli_wall(["list", "--home", str(home)]), args.repeat)
+        out["cli_help"] = median(lambda: cli_wall(["--help"]), args.repeat)
+    if "install" in args.parts:
+        out["install"] = median(lambda: install_once(home, args.package), args.repeat)
+    if "discovery" in args.parts:
+        folder = plugin_folders(home, tmp / f"folders-{size}")
+        out["floor_disc"], out["disc"], out["disc_cached"] = discovery(
+            folder, tmp / f"discovery-home-{size}", args.repeat)
+    return out
+
+
+def measure_server(home: Path, tmp: Path, log: Path,
+                   args: argparse.Namespace) -> dict[str, float]:
+    """Start to ready, idle CPU, list and detail req/s — each run beside a bare Starlette
+    serving the same bytes."""
+    import httpx
+
+    starts, bare_starts, idle, lists, details, bare_lists, bare_details = (
+        [] for _ in range(7))  # type: ignore[var-annotated]
     detail_path = "/api/v1/plugins/scale-00000"
     list_body, detail_body = tmp / "list.json", tmp / "detail.json"
     bodies = {"/api/v1/plugins": list_body, detail_path: detail_body}
@@ -202,8 +263,6 @@ def measure(size: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
         url = f"http://127.0.0.1:{port}"
         try:
             starts.append(took)
-            import httpx
-
             list_body.write_bytes(httpx.get(f"{url}/api/v1/plugins").content)
             detail_body.write_bytes(httpx.get(url + detail_path).content)
             time.sleep(1.0)
@@ -214,8 +273,7 @@ def measure(size: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
             details.append(load(url + detail_path, args.duration))
         finally:
             stop_server(proc, 60)
-        took, (proc, port) = timed_start(
-            lambda p: bare(p, bodies, log))
+        took, (proc, port) = timed_start(lambda p: bare(p, bodies, log))
         try:
             bare_starts.append(took)
             url = f"http://127.0.0.1:{port}"
@@ -224,23 +282,17 @@ def measure(size: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
         finally:
             stop_server(proc, 60)
     med = statistics.median
-    out.update(start=med(starts), bare_start=med(bare_starts), idle=med(idle),
-               list=med(lists), bare_list=med(bare_lists), detail=med(details),
-               bare_detail=med(bare_details))
-    out["cli_list"] = median(lambda: cli_wall(["list", "--home", str(home)]), args.repeat)
-    out["cli_help"] = median(lambda: cli_wall(["--help"]), args.repeat)
-    out["install"] = median(lambda: install_once(home, args.package), args.repeat)
-    folder = settings_cache(home)
-    out["floor_disc"], out["disc"], out["disc_cached"] = discovery(folder, tmp / "dh", args.repeat)
-    return out
+    return {"start": med(starts), "bare_start": med(bare_starts), "idle": med(idle),
+            "list": med(lists), "bare_list": med(bare_lists), "detail": med(details),
+            "bare_detail": med(bare_details)}
 
 
-def settings_cache(home: Path) -> Path:
+def plugin_folders(home: Path, folder: Path) -> Path:
     """A folder of N plugin folders (links to the unpacked versions) for discovery."""
-    folder = home.parent / f"folders-{home.name}"
-    folder.mkdir()
-    for root in sorted((home / "cache" / "plugins").glob("*/*")):
-        (folder / root.parent.name).symlink_to(root)
+    if not folder.is_dir():
+        folder.mkdir()
+        for root in sorted((home / "cache" / "plugins").glob("*/*")):
+            (folder / root.parent.name).symlink_to(root)
     return folder
 
 
@@ -261,34 +313,55 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--idle", type=float, default=5.0)
+    parser.add_argument("--parts", default="serve,cli,install,discovery",
+                        help="what to measure (comma-separated)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the home here and reuse it: a later run with bigger sizes "
+                             "adds plugins to it instead of writing them all again")
     args = parser.parse_args()
+    args.parts = set(args.parts.split(","))
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="plughost-bench-scale-") as name:
-        tmp = Path(name)
-        args.package = make_package(tmp)
+        tmp = args.keep or Path(name)
+        tmp.mkdir(parents=True, exist_ok=True)
+        args.package = make_package(Path(name))
         results = {}
         for size in sizes:
             print(f"size {size}", flush=True)
             results[size] = measure(size, tmp, args)
-        first = results[sizes[0]]["install"]
-        print(f"\nmedians of {args.repeat} runs; floors from the same run")
-        print(f"{'installed':>10} {'start s':>8} {'floor':>6} {'idle %':>7} "
-              f"{'list r/s':>9} {'bare':>7} {'ratio':>6} {'detail r/s':>10} {'bare':>7} "
-              f"{'ratio':>6} {'list s':>7} {'help s':>7} {'x':>5} {'install ms':>10} "
-              f"{'vs first':>8} {'disc ms':>8} {'cached':>7} {'floor':>7} {'x':>5} {'xc':>5}")
-        for size, r in results.items():
-            print(f"{size:>10} {r['start']:8.2f} {r['bare_start']:6.2f} {r['idle']:7.1f} "
-                  f"{r['list']:9.0f} {r['bare_list']:7.0f} {r['list'] / r['bare_list']:6.2f} "
-                  f"{r['detail']:10.0f} {r['bare_detail']:7.0f} "
-                  f"{r['detail'] / r['bare_detail']:6.2f} {r['cli_list']:7.2f} "
-                  f"{r['cli_help']:7.2f} {r['cli_list'] / r['cli_help']:5.1f} "
-                  f"{r['install'] * 1000:10.1f} {r['install'] / first:8.2f} "
-                  f"{r['disc'] * 1000:8.1f} {r['disc_cached'] * 1000:7.1f} "
-                  f"{r['floor_disc'] * 1000:7.1f} {r['disc'] / r['floor_disc']:5.2f} "
-                  f"{r['disc_cached'] / r['floor_disc']:5.2f}")
-        print("goals: start <= 3 s at 10,000; idle <= 2 %; list/detail ratio >= 0.5; "
-              "list <= 2x help; install within 1.2x of the first size; discovery x <= 1.5, "
-              "xc <= 0.5")
+        report(results, sizes, args.repeat)
+
+
+def report(results: dict[int, dict[str, float]], sizes: list[int], repeat: int) -> None:
+    def cell(r: dict[str, float], fmt: str, key: str, scale: float = 1.0) -> str:
+        return format(r[key] * scale, fmt) if key in r else "-"
+
+    def ratio(r: dict[str, float], a: str, b: str) -> str:
+        return f"{r[a] / r[b]:.2f}" if a in r and b in r else "-"
+
+    first = next((results[s]["install"] for s in sizes if "install" in results[s]), None)
+    print(f"\nmedians of {repeat} runs; floors from the same run")
+    head = ("installed", "start s", "floor", "idle %", "list r/s", "bare", "ratio",
+            "detail r/s", "bare", "ratio", "list s", "help s", "x", "install ms", "vs first",
+            "disc ms", "cached", "floor", "x", "xc")
+    widths = (10, 8, 6, 7, 9, 7, 6, 10, 7, 6, 7, 7, 5, 10, 8, 8, 7, 7, 5, 5)
+    print(" ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
+    for size in sizes:
+        r = results[size]
+        row = (str(size), cell(r, ".2f", "start"), cell(r, ".2f", "bare_start"),
+               cell(r, ".1f", "idle"), cell(r, ".0f", "list"), cell(r, ".0f", "bare_list"),
+               ratio(r, "list", "bare_list"), cell(r, ".0f", "detail"),
+               cell(r, ".0f", "bare_detail"), ratio(r, "detail", "bare_detail"),
+               cell(r, ".2f", "cli_list"), cell(r, ".2f", "cli_help"),
+               ratio(r, "cli_list", "cli_help"), cell(r, ".1f", "install", 1000),
+               f"{r['install'] / first:.2f}" if first and "install" in r else "-",
+               cell(r, ".1f", "disc", 1000), cell(r, ".1f", "disc_cached", 1000),
+               cell(r, ".1f", "floor_disc", 1000), ratio(r, "disc", "floor_disc"),
+               ratio(r, "disc_cached", "floor_disc"))
+        print(" ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    print("goals: start <= 3 s at 10,000; idle <= 2 %; list/detail ratio >= 0.5; "
+          "list <= 2x help; install within 1.2x of the first size; discovery x <= 1.5, "
+          "xc <= 0.5")
 
 
 if __name__ == "__main__":

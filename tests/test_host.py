@@ -479,6 +479,29 @@ async def test_replace_hands_the_state_over_through_the_runtime_contract(
         assert kinds.index("import_state") < kinds.index("start")
 
 
+async def test_replace_without_proof_points_at_the_new_files_and_loads_nothing(
+    write_plugin: WritePlugin, tmp_path: Path
+) -> None:
+    v1 = load_manifest(write_plugin("idle", "1.0.0", directory=tmp_path / "v1"))
+    v2 = load_manifest(write_plugin("idle", "2.0.0", directory=tmp_path / "v2"))
+    fake = FakeRuntime()
+    fake.define(FakePlugin("idle"))
+    async with PluginHost(runtimes=[fake]) as host:
+        host.add(v1, tmp_path / "v1" / "idle")
+        host.resolve()
+        undo = await host.replace(v2, tmp_path / "v2" / "idle", prove=False)
+        record = host.get("idle")
+        assert (str(record.manifest.version), record.state) == ("2.0.0", State.RESOLVED)
+        assert "idle" not in fake.instances  # nothing was loaded
+        await undo()
+        assert str(host.get("idle").manifest.version) == "1.0.0"
+        await host.activate("idle")
+        with pytest.raises(OperationRefused) as refused:  # a running plugin needs the handover
+            await host.replace(v2, tmp_path / "v2" / "idle", prove=False)
+        assert refused.value.code == "registry.replace"
+        assert str(host.get("idle").manifest.version) == "1.0.0"
+
+
 async def test_replace_on_a_runtime_without_state_handover_says_so(
     write_plugin: WritePlugin, tmp_path: Path
 ) -> None:
@@ -557,6 +580,32 @@ async def test_embedded_host_refuses_config_its_schema_refuses(tmp_path) -> None
     async with PluginHost([plugin], config={"thermo": {"unit": "F"}}) as host:
         assert (await host.start()).ok
         assert await host.call("thermo", "config") == {"unit": "F", "digits": 1}
+
+
+async def test_resolving_only_added_plugins_leaves_the_others_and_indexes_their_triggers(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path
+) -> None:
+    from plughost.core.manifest import load_manifest
+
+    write_plugin("lib")
+    extra = tmp_path / "extra"
+    app = write_plugin("app", dependencies={"lib": "^1.0"}, activation=["command:app.go"],
+                       directory=extra)
+    orphan = write_plugin("orphan", dependencies={"missing": "^1.0"}, directory=extra)
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        for root in (app, orphan):
+            host.add(load_manifest(root), root, source="installed")
+        order = host.resolve(only=["app", "orphan"])
+        assert order == ["lib", "app"]
+        assert host.get("app").state is State.RESOLVED
+        assert host.get("orphan").state is State.FAILED
+        assert host.get("lib").state is State.ACTIVE  # untouched
+        assert host.activation_candidates("command:app.go") == ["app"]
+        await host.remove("app")
+        host.add(load_manifest(app), app, source="installed")
+        assert host.resolve(only=["app"]) == ["lib", "app"]  # back once, at the end
+        assert host.activation_candidates("command:app.go") == ["app"]
 
 
 HANGS_IN_ACTIVATE = """

@@ -370,6 +370,7 @@ class PluginHost:
         self._locks: dict[str, asyncio.Lock] = {}
         self._order: list[str] = []
         self._activation_index: dict[str, list[str]] = {}
+        self._triggers_of: dict[str, list[str]] = {}  # plugin id -> its indexed triggers
         self._closed = False
         # Hot reload: calls wait at a plugin's gate while it switches; in-flight direct calls
         # are counted so the old version is drained before it stops.
@@ -598,7 +599,8 @@ class PluginHost:
         return record
 
     async def replace(
-        self, manifest: Manifest, root: Path | None, *, source: str = "installed"
+        self, manifest: Manifest, root: Path | None, *, source: str = "installed",
+        prove: bool = True,
     ) -> Callable[[], Awaitable[None]]:
         """Put ``manifest`` (files at ``root``) in place of the registered version of the same
         plugin, its state handed over; returns the undo.
@@ -610,7 +612,9 @@ class PluginHost:
         previous version is put back, given back its state, and the error is raised. A plugin
         that was not running is proved the same way unless it is lazy, then left as it was (a
         deactivated one deactivated). A disabled plugin only gets the new files; an unknown
-        one is added.
+        one is added. ``prove=False`` (where no plugin may run, e.g. a command-line tool
+        beside no server) loads nothing: a plugin that is not loaded gets the new files and is
+        resolved again; a loaded one is refused.
 
         The undo (for a caller's later step that fails, e.g. a database commit) puts the
         previous version back the same way, with the state the new one exports.
@@ -627,18 +631,24 @@ class PluginHost:
                     await self.remove(pid)
 
             try:
-                if not manifest.is_lazy:
+                if prove and not manifest.is_lazy:
                     await self._prove(added, None, "", [])
             except BaseException:
                 await forget()
                 raise
             return forget
         previous = (record.manifest, record.root, record.source)
-        if record.state is State.DISABLED:
+        if not prove and record.state not in (State.DISABLED, State.INSTALLED, State.RESOLVED,
+                                              State.FAILED):
+            raise OperationRefused(
+                f"{pid} is {record.state.value} here; it can only be replaced with its state "
+                "handed over (prove=True)", plugin_id=pid, code="registry.replace")
+        if record.state is State.DISABLED or not prove:
+            unchanged = record.state
             self._swap(record, manifest, root, source)
 
             async def swap_back() -> None:
-                if record.state is State.DISABLED:
+                if record.state is unchanged or not prove:
                     self._swap(record, *previous)
 
             return swap_back
@@ -901,6 +911,18 @@ class PluginHost:
 
     def _notify_reload(self, result: ReloadResult) -> None:
         payload = result.to_dict()
+        if result.ok and result.from_version:
+            logger.info("reloaded %s %s → %s in %.0f ms", result.plugin_id,
+                        result.from_version, result.to_version, result.seconds * 1000)
+        elif result.ok:
+            logger.info("added %s %s from a new folder in %.0f ms", result.plugin_id,
+                        result.to_version, result.seconds * 1000)
+        elif result.error is not None:
+            logger.warning("%s of %s %s failed (%s: %s); %s",
+                           "reload" if result.from_version else "adding", result.plugin_id,
+                           result.to_version, result.error.code, result.error.message,
+                           "the running version keeps serving" if result.from_version
+                           else "nothing was added")
         record = self.registry.find(result.plugin_id)
         if record is not None and not result.ok and result.error is not None:
             record.warnings.append(f"reload to {result.to_version} failed: "
@@ -1097,13 +1119,11 @@ class PluginHost:
             if build is not None:  # drop the failed copy, keep the good builds of earlier runs
                 self.builds_store.prune(
                     pid, keep={b.digest for b in self.builds_store.history(pid)})
-            logger.warning("new plugin folder %s was not added: %s", folder, error)
             self._notify_reload(ReloadResult(
                 pid, "", str(manifest.version) if manifest is not None else "?", "absent", False,
                 error, time.perf_counter() - started, swapped=False))
             raise error from None
         self.builds_store.mark_good(build, str(manifest.version))
-        logger.info("added %s %s from new folder %s", manifest.id, manifest.version, folder)
         self._notify_reload(ReloadResult(
             manifest.id, "", str(manifest.version), record.state.value, True, None,
             time.perf_counter() - started, swapped=False))
@@ -1172,18 +1192,19 @@ class PluginHost:
 
     # ----------------------------------------------------------------- resolution
 
-    def resolve(self) -> list[str]:
+    def resolve(self, only: Iterable[str] | None = None) -> list[str]:
         """Resolve every ``installed`` plugin; move them to ``resolved`` or ``failed``.
 
-        Returns the load order of everything resolved (dependencies first).
+        Returns the load order of everything resolved (dependencies first). ``only``: just
+        these newly added plugins, against what they need (their dependency closure) — what
+        adding a plugin costs, however many are registered; they join the end of the order.
         """
         self._check_open()
-        candidates = [
-            r.manifest
-            for r in self.registry
-            if r.state in (State.INSTALLED, State.RESOLVED, State.LOADED, State.ACTIVE,
-                           State.DEACTIVATED)
-        ]
+        usable = (State.INSTALLED, State.RESOLVED, State.LOADED, State.ACTIVE,
+                  State.DEACTIVATED)
+        if only is not None:
+            return self._resolve_added(list(only), usable)
+        candidates = [r.manifest for r in self.registry if r.state in usable]
         resolution = resolve(candidates, host_version=self.host_version, partial=True)
         for pid, error in sorted(resolution.failed.items()):
             record = self.registry.get(pid)
@@ -1199,12 +1220,61 @@ class PluginHost:
         self._index_activation()
         return list(self._order)
 
-    def _index_activation(self) -> None:
-        index: dict[str, list[str]] = {}
-        for pid in self._order:
-            for trigger in self.registry.get(pid).manifest.activation:
-                if trigger not in ("startup", "manual"):
-                    index.setdefault(trigger, []).append(pid)
+    def _resolve_added(self, ids: list[str], usable: tuple[State, ...]) -> list[str]:
+        closure: dict[str, Manifest] = {}
+        pending = list(ids)
+        while pending:
+            record = self.registry.find(pending.pop())
+            if record is None or record.id in closure or record.state not in usable:
+                continue
+            closure[record.id] = record.manifest
+            pending.extend(record.manifest.dependencies)
+            pending.extend(record.manifest.optional_dependencies)
+        resolution = resolve(list(closure.values()), requested=[i for i in ids if i in closure],
+                             host_version=self.host_version, partial=True)
+        wanted = set(ids)
+        for pid, error in sorted(resolution.failed.items()):
+            record = self.registry.get(pid)
+            if pid in wanted and record.state is State.INSTALLED:
+                self._fail(record, error, "resolve")
+        for pid, reason in resolution.skipped_optional.items():
+            if pid in wanted:
+                self.registry.get(pid).warnings.append(reason)
+        # A plugin removed and added again (an uninstall undone, a reinstall) goes back to
+        # the end, its activation triggers indexed afresh.
+        placed = set(self._order)
+        if wanted & placed:
+            self._order = [pid for pid in self._order if pid not in wanted]
+            placed -= wanted
+        for pid in wanted:
+            for trigger in self._triggers_of.pop(pid, ()):
+                kept = [p for p in self._activation_index.get(trigger, ()) if p != pid]
+                if kept:
+                    self._activation_index[trigger] = kept
+                else:
+                    self._activation_index.pop(trigger, None)
+        added = []
+        for pid in resolution.order:
+            record = self.registry.get(pid)
+            if record.state is State.INSTALLED:
+                self._set_state(record, State.RESOLVED)
+            if pid not in placed and record.state not in _UNUSABLE:
+                added.append(pid)
+        self._order.extend(added)
+        self._index_activation(added)
+        return list(self._order)
+
+    def _index_activation(self, added: Iterable[str] | None = None) -> None:
+        index: dict[str, list[str]] = {} if added is None else self._activation_index
+        if added is None:
+            self._triggers_of = {}
+        for pid in self._order if added is None else added:
+            triggers = [t for t in self.registry.get(pid).manifest.activation
+                        if t not in ("startup", "manual")]
+            for trigger in triggers:
+                index.setdefault(trigger, []).append(pid)
+            if triggers:
+                self._triggers_of[pid] = triggers
         self._activation_index = index
         self.comms.set_event_triggers(
             [t.removeprefix("event:") for t in index if t.startswith("event:")],

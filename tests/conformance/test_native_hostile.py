@@ -12,9 +12,6 @@ still pass the same permission checks, tested at the end.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import shutil
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,8 +32,9 @@ from plughost.runtimes.native import NativeRuntime
 from plughost.runtimes.process.runtime import ProcessOptions
 from tests.fixtures.native import build_library
 
+from . import shared
 from .conftest import CASES, Services, write_plugin
-from .test_process_hostile import NEIGHBOUR, back_in_service, eventually
+from .shared import back_in_service, host_beside_a_neighbour
 
 HERE = Path(__file__).parent
 
@@ -50,31 +48,22 @@ async def hostile_host(
     options: ProcessOptions | None = None,
     inprocess: bool = False,
 ) -> AsyncIterator[tuple[PluginHost, list[str]]]:
-    plugins = tmp_path / "plugins"
-    folder = write_plugin(plugins, "hostile", runtime="native", entry="hostile.so", limits=limits)
-    build_library(HERE / "plugins" / "hostile.c", folder / "hostile.so")
-    shutil.copytree(NEIGHBOUR, plugins / "pyecho")
-    host = PluginHost([plugins])
-    events: list[str] = []
+    def write(plugins: Path) -> None:
+        folder = write_plugin(plugins, "hostile", runtime="native", entry="hostile.so",
+                              limits=limits)
+        build_library(HERE / "plugins" / "hostile.c", folder / "hostile.so")
 
-    def on_event(event: Any) -> None:
-        events.append(event.kind)
-        host._on_supervisor_event(event)
+    def runtime(on_event: Any) -> NativeRuntime:
+        return NativeRuntime(
+            inprocess={"hostile"} if inprocess else (),
+            options=options or ProcessOptions(cancel_grace=0.3, term_grace=0.5, stop_grace=1.0),
+            policy=RestartPolicy(initial_delay=0.01, max_delay=0.1),
+            on_event=on_event,
+        )
 
-    host.add_runtime(NativeRuntime(
-        inprocess={"hostile"} if inprocess else (),
-        options=options or ProcessOptions(cancel_grace=0.3, term_grace=0.5, stop_grace=1.0),
-        policy=RestartPolicy(initial_delay=0.01, max_delay=0.1),
-        on_event=on_event,
-    ))
-    host.add_extension(services)
-    async with host:
-        await host.start()
+    async with host_beside_a_neighbour(tmp_path, services, write, runtime) as (host, events):
         assert host.get("hostile").state is State.ACTIVE
-        assert host.get("pyecho").state is State.ACTIVE
         yield host, events
-        result = await host.call("pyecho", "say", text="still fine")
-        assert result["text"] == "still fine"
 
 
 def test_every_conformance_case_is_covered_here() -> None:
@@ -99,29 +88,13 @@ async def test_memory_bomb_is_stopped_by_the_memory_limit(tmp_path, services) ->
 
 
 async def test_crash_mid_call_fails_the_call_and_restarts(tmp_path, services) -> None:
-    async with hostile_host(tmp_path, services) as (host, events):
-        neighbour_calls = [host.call("pyecho", "nap", seconds=0.2) for _ in range(5)]
-        with pytest.raises(PluginCrashed, match="SIGSEGV"):
-            await host.call("hostile", "crash_mid_call")
-        assert await asyncio.gather(*neighbour_calls) == [0.2] * 5
-        await back_in_service(host, events)
-        assert host.get("hostile").instance.stats()["crashes"] == 1
+    await shared.crash_mid_call(hostile_host, tmp_path, services, match="SIGSEGV")
 
 
 async def test_output_flood_is_rate_limited_and_the_neighbour_keeps_answering(
     tmp_path, services, caplog
 ) -> None:
-    caplog.set_level(logging.INFO, logger="plughost.plugin.hostile")
-    async with hostile_host(tmp_path, services) as (host, _events):
-        flood = asyncio.ensure_future(host.call("hostile", "output_flood", lines=100_000))
-        while not flood.done():
-            assert (await host.call("pyecho", "say", text="hi"))["text"] == "hi"
-            await asyncio.sleep(0.01)
-        assert await flood == 100_000
-        instance = host.get("hostile").instance
-        await eventually(lambda: instance.sink.dropped_lines > 50_000)
-        kept = [r for r in caplog.records if r.getMessage().startswith("flood")]
-        assert len(kept) < 10_000
+    await shared.output_flood(hostile_host, tmp_path, services, caplog)
 
 
 async def test_oversized_message_ends_the_session_with_a_protocol_error(tmp_path, services):
@@ -141,33 +114,17 @@ async def test_bad_frames_from_the_library_fail_only_that_call(tmp_path, service
 
 
 async def test_forbidden_file_read_is_refused_at_the_boundary(tmp_path, services) -> None:
-    secret = tmp_path / "secret.txt"
-    secret.write_text("top secret")
-    async with hostile_host(tmp_path, services) as (host, _events):
-        with pytest.raises(PermissionDenied, match="fs:read"):
-            await host.call("hostile", "forbidden_file_read", path=str(secret))
-    assert services.reads == []
-    assert services.grants.denied == [("fs:read", str(secret))]
+    await shared.forbidden_file_read(hostile_host, tmp_path, services)
 
 
 async def test_forbidden_http_request_is_refused_at_the_boundary(tmp_path, services) -> None:
-    async with hostile_host(tmp_path, services) as (host, _events):
-        with pytest.raises(PermissionDenied, match=r"net:evil\.example:443"):
-            await host.call("hostile", "forbidden_http_request", url="https://evil.example/x")
-    assert services.requests == []
+    await shared.forbidden_http_request(hostile_host, tmp_path, services)
 
 
 async def test_forbidden_event_emit_is_refused_and_a_granted_one_goes_through(
     tmp_path, services
 ) -> None:
-    services.grants.pairs.add(("events:emit", "hostile.allowed"))
-    async with hostile_host(tmp_path, services) as (host, _events):
-        with pytest.raises(PermissionDenied, match=r"events:emit:admin\.shutdown"):
-            await host.call("hostile", "forbidden_event_emit", topic="admin.shutdown")
-        assert await host.call("hostile", "forbidden_event_emit", topic="hostile.allowed") == 1
-        with pytest.raises(PluginError, match=r"host\.shell\.run"):
-            await host.call("hostile", "unknown_host_op")
-    assert services.events == [("hostile.allowed", {"evil": True})]
+    await shared.forbidden_event_emit(hostile_host, tmp_path, services)
 
 
 @pytest.mark.parametrize("case", ["file", "emit"])

@@ -5,19 +5,16 @@ next to a well-behaved neighbour in a real PluginHost, checks the failure is the
 promises (and that nothing it was refused happened), then checks that the neighbour still answers
 and that the hostile plugin is back in service (its process was replaced).
 
-What the process runtime cannot do: it mediates host services (files, HTTP, events) and limits
-resources, but it does not sandbox the child's own system calls — a process plugin that opens
-/etc/passwd itself is stopped only by the operating system's file permissions. Use the wasm
-runtime (or OS sandboxing around plughost) for untrusted code that must not touch the machine.
+What the plugin does on its own, around the host, is confined by the kernel (Landlock, seccomp, a
+pids cgroup, an empty network namespace): tests/runtimes/process/test_confine.py tries each way
+out; the last case here tries its own socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import socket
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,15 +23,16 @@ from typing import Any
 import pytest
 
 from plughost import PluginHost, State
-from plughost.errors import PermissionDenied, PluginCrashed, PluginTimeout, ProtocolError
+from plughost.errors import PluginCrashed, PluginTimeout, ProtocolError
 from plughost.observability.health import RestartPolicy
 from plughost.runtimes.process.launch import _libc
 from plughost.runtimes.process.runtime import ProcessOptions, ProcessRuntime
 
+from . import shared
 from .conftest import CASES, Services, write_plugin
+from .shared import back_in_service, eventually, host_beside_a_neighbour
 
 HERE = Path(__file__).parent
-NEIGHBOUR = HERE.parent / "runtimes" / "process" / "plugins" / "pyecho"
 
 
 def network_namespaces_work() -> bool:
@@ -51,13 +49,6 @@ def network_namespaces_work() -> bool:
     return _libc() is not None and subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-async def eventually(pred: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "condition not reached before the deadline"
-        await asyncio.sleep(0.01)
-
-
 @asynccontextmanager
 async def hostile_host(
     tmp_path: Path,
@@ -66,43 +57,21 @@ async def hostile_host(
     limits: Mapping[str, Any] | None = None,
     options: ProcessOptions | None = None,
 ) -> AsyncIterator[tuple[PluginHost, list[str]]]:
-    plugins = tmp_path / "plugins"
-    write_plugin(
-        plugins,
-        "hostile",
-        runtime="process",
-        entry="hostile:Hostile",
-        limits=limits,
-        files={"hostile.py": (HERE / "plugins" / "hostile.py").read_text()},
-    )
-    shutil.copytree(NEIGHBOUR, plugins / "pyecho")
-    host = PluginHost([plugins])
-    events: list[str] = []
+    def write(plugins: Path) -> None:
+        write_plugin(plugins, "hostile", runtime="process", entry="hostile:Hostile",
+                     limits=limits,
+                     files={"hostile.py": (HERE / "plugins" / "hostile.py").read_text()})
 
-    def on_event(event: Any) -> None:
-        events.append(event.kind)
-        host._on_supervisor_event(event)
+    def runtime(on_event: Any) -> ProcessRuntime:
+        return ProcessRuntime(
+            options=options or ProcessOptions(cancel_grace=0.3, term_grace=0.5, stop_grace=1.0),
+            policy=RestartPolicy(initial_delay=0.01, max_delay=0.1),
+            on_event=on_event,
+        )
 
-    runtime = ProcessRuntime(
-        options=options or ProcessOptions(cancel_grace=0.3, term_grace=0.5, stop_grace=1.0),
-        policy=RestartPolicy(initial_delay=0.01, max_delay=0.1),
-        on_event=on_event,
-    )
-    host.add_runtime(runtime)
-    host.add_extension(services)
-    async with host:
-        await host.start()
+    async with host_beside_a_neighbour(tmp_path, services, write, runtime) as (host, events):
         assert host.get("hostile").state is State.ACTIVE
-        assert host.get("pyecho").state is State.ACTIVE
         yield host, events
-        # The neighbour never noticed.
-        result = await host.call("pyecho", "say", text="still fine")
-        assert result["text"] == "still fine"
-
-
-async def back_in_service(host: PluginHost, events: list[str]) -> None:
-    await eventually(lambda: "restarted" in events)
-    assert await host.call("hostile", "ping") == "pong"
 
 
 def test_every_conformance_case_is_covered_here() -> None:
@@ -135,12 +104,7 @@ async def test_memory_bomb_is_stopped_by_the_memory_limit(tmp_path, services) ->
 
 
 async def test_crash_mid_call_fails_the_call_quickly_and_restarts(tmp_path, services) -> None:
-    async with hostile_host(tmp_path, services) as (host, events):
-        neighbour_calls = [host.call("pyecho", "nap", seconds=0.2) for _ in range(5)]
-        with pytest.raises(PluginCrashed, match="killed by SIGKILL"):
-            await host.call("hostile", "crash_mid_call")
-        assert await asyncio.gather(*neighbour_calls) == [0.2] * 5
-        await back_in_service(host, events)
+    await shared.crash_mid_call(hostile_host, tmp_path, services, match="killed by SIGKILL")
 
 
 async def test_output_flood_is_rate_limited_and_the_neighbour_keeps_answering(
@@ -173,20 +137,11 @@ async def test_oversized_message_ends_the_session_with_a_protocol_error(tmp_path
 
 
 async def test_forbidden_file_read_is_refused_at_the_boundary(tmp_path, services) -> None:
-    secret = tmp_path / "secret.txt"
-    secret.write_text("top secret")
-    async with hostile_host(tmp_path, services) as (host, _events):
-        with pytest.raises(PermissionDenied, match="fs:read"):
-            await host.call("hostile", "forbidden_file_read", path=str(secret))
-    assert services.reads == []
-    assert services.grants.denied == [("fs:read", str(secret))]
+    await shared.forbidden_file_read(hostile_host, tmp_path, services)
 
 
 async def test_forbidden_http_request_is_refused_at_the_boundary(tmp_path, services) -> None:
-    async with hostile_host(tmp_path, services) as (host, _events):
-        with pytest.raises(PermissionDenied, match=r"net:evil\.example:443"):
-            await host.call("hostile", "forbidden_http_request", url="https://evil.example/x")
-    assert services.requests == []
+    await shared.forbidden_http_request(hostile_host, tmp_path, services)
 
 
 @pytest.mark.skipif(not network_namespaces_work(), reason="cannot create network namespaces here")
@@ -207,9 +162,4 @@ async def test_forbidden_http_request_by_its_own_socket_reaches_nothing(tmp_path
 async def test_forbidden_event_emit_is_refused_and_a_granted_one_goes_through(
     tmp_path, services
 ) -> None:
-    services.grants.pairs.add(("events:emit", "hostile.allowed"))
-    async with hostile_host(tmp_path, services) as (host, _events):
-        with pytest.raises(PermissionDenied, match=r"events:emit:admin\.shutdown"):
-            await host.call("hostile", "forbidden_event_emit", topic="admin.shutdown")
-        assert await host.call("hostile", "forbidden_event_emit", topic="hostile.allowed") == 1
-    assert services.events == [("hostile.allowed", {"evil": True})]
+    await shared.forbidden_event_emit(hostile_host, tmp_path, services, unknown_op=False)

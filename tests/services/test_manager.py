@@ -199,6 +199,52 @@ async def test_cli_style_service_does_not_start_plugins_but_shows_last_state(tru
         assert info.state == "active"  # as last observed by a running service
 
 
+MARKING = """
+from plughost.sdk import Plugin
+
+with open({marks!r}, "a") as fh:
+    fh.write("import\\n")
+
+class Main(Plugin):
+    def activate(self, ctx):
+        with open({marks!r}, "a") as fh:
+            fh.write("activate\\n")
+"""
+
+
+async def test_a_service_that_runs_no_plugins_records_the_intent_only(trusted, make_package,
+                                                                     tmp_path):
+    from plughost.services.manager import PluginService
+
+    marks = tmp_path / "marks.txt"
+    code = MARKING.format(marks=str(marks))
+    async with PluginService(trusted, start=False, run_plugins=False) as svc:
+        assert (await svc.install(make_package("hello", code=code))).state == "resolved"
+        await svc.disable("hello")
+        info = await svc.enable("hello")
+        assert (info.state, info.enabled, info.live) == ("installed", True, False)
+        await svc.update("hello", make_package("hello", "1.1.0", code=code))
+        assert (await svc.get("hello")).info.version == "1.1.0"
+        for operation in (svc.activate, svc.deactivate, svc.reload):
+            with pytest.raises(PlughostError) as refused:
+                await operation("hello")
+            assert refused.value.code == "server.not_running"
+            assert str(trusted.home) in refused.value.message
+    assert not marks.exists()  # no plugin code was imported, let alone activated
+    async with PluginService(trusted) as svc:  # the next start runs what was recorded
+        [info] = (await svc.list_plugins()).items
+        assert (info.version, info.state, info.live) == ("1.1.0", "active", True)
+    assert marks.read_text().split() == ["import", "activate"]
+    async with PluginService(trusted, start=False, run_plugins=False) as svc:
+        [info] = (await svc.list_plugins()).items
+        assert (info.state, info.live) == ("installed", False)  # never "active": nothing runs
+        assert (await svc.list_plugins(state="active")).total == 0
+        assert [i.id for i in await svc.list_plugins(state="installed")] == ["hello"]
+    with pytest.raises(PlughostError) as refused:
+        PluginService(trusted, start=True, run_plugins=False)
+    assert refused.value.code == "request.invalid"
+
+
 async def test_service_refuses_use_before_open_and_after_close(trusted):
     from plughost.services.manager import PluginService
 

@@ -531,3 +531,17 @@ def test_arcade_status_filters_in_the_query(repo: Repository) -> None:
     for status, ids in ((2, ["c", "d"]), (1, ["a"]), (0, ["b"])):
         assert [p.id for p in repo.page_plugins(status=status)[0]] == ids
         assert repo.count_plugins(status=status) == len(ids)
+
+
+def test_plugins_requiring_one_are_found_inside_the_stored_manifests(repo: Repository) -> None:
+    install(repo, "lib")
+    install(repo, "app", dependencies={"lib": "^1.0"})
+    install(repo, "tool", dependencies={"lib": "^1.2", "app": "*"})
+    install(repo, "maybe", **{"optional-dependencies": {"lib": "*"}})  # optional: not needed
+    install(repo, "lib-extra", dependencies={"lib-2": "*"})  # a longer id is another plugin
+    repo.set_enabled("tool", False)
+    assert [p.id for p in repo.plugins_requiring("lib")] == ["app", "tool"]
+    assert [p.id for p in repo.plugins_requiring("lib", enabled=True)] == ["app"]
+    assert [p.id for p in repo.plugins_requiring("app")] == ["tool"]
+    assert repo.plugins_requiring("nobody") == []
+    assert sorted(repo.get_plugins(["lib", "app", "gone"])) == ["app", "lib"]

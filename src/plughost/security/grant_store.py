@@ -54,6 +54,9 @@ class PermissionStore(Protocol):
     def plugins(self) -> list[str]:
         """Every plugin with declarations, grants or requests, sorted."""
 
+    def knows(self, plugin_id: str) -> bool:
+        """Whether ``plugin_id`` is one of :meth:`plugins` (one lookup, not a listing)."""
+
     def forget(self, plugin_id: str) -> None:
         """Drop declarations, grants and requests of a plugin."""
 
@@ -170,6 +173,14 @@ class SQLitePermissionStore:
                 " UNION SELECT plugin FROM requests ORDER BY 1"
             ).fetchall()
         return [r[0] for r in rows]
+
+    def knows(self, plugin_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM declared WHERE plugin = ? UNION SELECT 1 FROM grants WHERE"
+                " plugin = ? UNION SELECT 1 FROM requests WHERE plugin = ? LIMIT 1",
+                (plugin_id, plugin_id, plugin_id)).fetchone()
+        return row is not None
 
     def forget(self, plugin_id: str) -> None:
         with self._lock:

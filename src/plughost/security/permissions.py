@@ -368,7 +368,7 @@ class PermissionManager:
     def _learn(self, plugin_id: str) -> None:
         """A plugin not known before: every other plugin's compiled rules must now keep out of
         its storage namespace, so they are rebuilt."""
-        if plugin_id not in self._implicit and plugin_id not in self.store.plugins():
+        if plugin_id not in self._implicit and not self.store.knows(plugin_id):
             self._sets.clear()
 
     # ---- checks

@@ -30,11 +30,15 @@ class HostOps:
     :param host: the running host.
     :param run: runs a coroutine on the host's event loop and waits for it (the undo callables
         are called from worker threads).
+    :param run_plugins: ``False`` where no plugin may run (the CLI beside no server): new
+        versions are registered and resolved, never loaded or activated.
     """
 
-    def __init__(self, host: PluginHost, run: Callable[[Awaitable[Any]], Any]) -> None:
+    def __init__(self, host: PluginHost, run: Callable[[Awaitable[Any]], Any], *,
+                 run_plugins: bool = True) -> None:
         self.host = host
         self._run = run
+        self._run_plugins = run_plugins
 
     def _undo(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], None]:
         return lambda: self._run(fn())
@@ -55,11 +59,11 @@ class HostOps:
             if host.registry.find(manifest.id) is record:
                 await host.remove(manifest.id)
 
-        host.resolve()
+        host.resolve(only=[manifest.id])
         try:
             if record.state is State.FAILED:
                 raise record_error(record, "resolve")
-            if activate and not manifest.is_lazy:
+            if activate and self._run_plugins and not manifest.is_lazy:
                 await host.activate(manifest.id)
                 # Missing required settings do not undo the install: the plugin stays,
                 # visible as ``needs-config``, for the operator to configure and enable.
@@ -72,7 +76,8 @@ class HostOps:
 
     async def switch(self, manifest: Manifest, root: Path) -> Undo:
         """Replace the running version by ``manifest`` at ``root`` (see the updater doc)."""
-        return self._undo(await self.host.replace(manifest, root, source="installed"))
+        return self._undo(await self.host.replace(manifest, root, source="installed",
+                                                  prove=self._run_plugins))
 
     async def remove(self, plugin_id: str) -> Undo:
         """Take an uninstalled plugin out of the host; the undo registers it again."""
@@ -87,7 +92,7 @@ class HostOps:
         async def undo() -> None:
             if host.registry.find(plugin_id) is None:
                 host.add(record.manifest, record.root, source=record.source, enabled=enabled)
-                host.resolve()
+                host.resolve(only=[plugin_id])
                 if was_active:
                     await host.activate(plugin_id)
 

@@ -403,6 +403,26 @@ class Installer:
         last = self.repo.last_change_seq()  # first: what changes meanwhile is re-read later
         self._manifests, self._manifests_seq = self._read_manifests(), last
 
+    def manifests_around(self, manifest: Manifest) -> dict[str, Manifest]:
+        """The part of :meth:`installed_manifests` that :meth:`check_resolves` reads for
+        ``manifest``: the enabled plugins that require it, and everything it and they need or
+        may use, transitively. Read by id from the database, so judging an install costs
+        what it touches, not what is installed."""
+        out: dict[str, Manifest] = {}
+        pending: list[str] = [*manifest.dependencies, *manifest.optional_dependencies]
+        rows = self.repo.plugins_requiring(manifest.id, enabled=True)
+        while True:
+            for row in rows:
+                found = _stored_manifest(row) if row.enabled else None
+                if found is not None and row.id not in out:
+                    out[row.id] = found
+                    pending += [*found.dependencies, *found.optional_dependencies]
+            wanted = {pid for pid in pending if pid not in out}
+            if not wanted:
+                return out
+            pending = []
+            rows = list(self.repo.get_plugins(wanted).values())
+
     def dependents(self, plugin_id: str, manifests: Mapping[str, Manifest] | None = None,
                    *, transitive: bool = False) -> list[str]:
         """Enabled plugins that require ``plugin_id`` (directly, or transitively), sorted so
@@ -424,10 +444,12 @@ class Installer:
         and every installed plugin that requires it still resolves with it."""
         candidates = {**installed, manifest.id: manifest}
         # Only the new plugin and what requires it directly can change outcome: resolve those
-        # (with their dependency closures), not every installed plugin.
+        # with their dependency closures, not every installed plugin (nor hand the resolver
+        # every installed manifest: that costs what is installed).
         direct = [pid for pid, m in installed.items()
                   if pid != manifest.id and manifest.id in m.dependencies]
-        resolution = resolve(list(candidates.values()), requested=[manifest.id, *direct],
+        resolution = resolve(_closure(candidates, [manifest.id, *direct]),
+                             requested=[manifest.id, *direct],
                              host_version=self.host_version, partial=True)
         error = resolution.failed.get(manifest.id)
         if error is not None:
@@ -435,7 +457,7 @@ class Installer:
                 error.plugin_id = error.plugin_id or manifest.id
                 error.phase = error.phase or "resolve"
             raise error
-        before = resolve(list(installed.values()), requested=direct,
+        before = resolve(_closure(installed, direct), requested=direct,
                          host_version=self.host_version,
                          partial=True) if manifest.id in installed and direct else None
         broken = sorted(
@@ -554,7 +576,7 @@ class Installer:
                     details={"installed_version": existing.version})
             check_platform(staged.manifest)
             with step(timings, "install", "resolve", pid, staged.version):
-                self.check_resolves(staged.manifest, self.installed_manifests())
+                self.check_resolves(staged.manifest, self.manifests_around(staged.manifest))
             cache: Path | None = None
             key: str | None = None
             undo: Undo = None
@@ -697,6 +719,21 @@ class Installer:
     def all_plugins(self) -> list[StoredPlugin]:
         """Every installed plugin's record (paged through the repository)."""
         return list(self.repo.iter_plugins())
+
+
+def _closure(manifests: Mapping[str, Manifest], roots: Iterable[str]) -> list[Manifest]:
+    """The manifests of ``roots`` and of everything they need or may use, transitively."""
+    found: dict[str, Manifest] = {}
+    pending = list(roots)
+    while pending:
+        pid = pending.pop()
+        m = manifests.get(pid)
+        if m is None or pid in found:
+            continue
+        found[pid] = m
+        pending.extend(m.dependencies)
+        pending.extend(m.optional_dependencies)
+    return list(found.values())
 
 
 def check_platform(manifest: Manifest) -> None:

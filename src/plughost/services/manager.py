@@ -17,9 +17,11 @@ Every method returns plain frozen dataclasses with ``to_dict()`` (JSON-ready) or
 raises only :class:`~plughost.errors.PlughostError` subclasses. Blocking work (database, files,
 downloads) runs in worker threads; host operations run on the service's event loop.
 
-``start=True`` (servers) activates every enabled startup plugin on open. ``start=False`` (one-shot
-CLI commands) only registers and resolves them; operations still activate the plugins they touch
-(an install with ``activate=True`` proves the plugin activates before committing it).
+``start=True`` (servers) activates every enabled startup plugin on open. ``start=False`` only
+registers and resolves them; operations still activate the plugins they touch (an install with
+``activate=True`` proves the plugin activates before committing it). ``run_plugins=False`` (the
+CLI on a home where no server runs) never loads plugin code: operations record the intent
+(installed, enabled, disabled, the new version) for the next start, and what runs is refused.
 
 The lifecycle state stored in the database is the last state a service observed; live state
 always comes from the running host. ``enabled`` is the persistent switch.
@@ -84,6 +86,7 @@ from plughost.services.views import (
     PluginList,
     arcade_status,
     error_of,
+    idle_info,
     info_from_record,
     stored_info,
 )
@@ -138,6 +141,12 @@ class PluginService:
         (``redis_url``, ``heartbeat_interval``, ``name``, ``url``; its ``poll_interval`` is
         ``refresh_interval``): changes are announced to, and applied from, the other servers
         on this database. Servers pass it; one-shot CLI commands do not.
+    :param run_plugins: ``False`` never loads or activates plugin code in this process (the
+        CLI on a home where no server runs, so it does not act as the host): installs, updates
+        and ``enable`` are checked and recorded without activating, ``activate``,
+        ``deactivate`` and ``reload`` are refused (``server.not_running``: nothing runs), and
+        every state read is what the next start begins from (``live`` false). Needs
+        ``start=False``.
     """
 
     def __init__(
@@ -158,9 +167,14 @@ class PluginService:
         plugin_services: bool = True,
         reconcile: bool = True,
         cluster: Mapping[str, Any] | None = None,
+        run_plugins: bool = True,
     ) -> None:
+        if start and not run_plugins:
+            raise OperationRefused("start=True runs every enabled plugin; it cannot be combined "
+                                   "with run_plugins=False", code="request.invalid")
         self.settings = settings or HostSettings.from_env()
         self._start_plugins = start
+        self._run_plugins = run_plugins
         self._host_version = host_version
         self._runtimes = list(runtimes)
         self._trust_store = trust_store
@@ -272,7 +286,7 @@ class PluginService:
             self._register(host, stored, ready)
         self._host = host
         host.on_reload(self._audit_reload)
-        self._ops = HostOps(host, self._on_loop)
+        self._ops = HostOps(host, self._on_loop, run_plugins=self._run_plugins)
         if self._want_services:
             # One source of truth: installed plugins' grants, requests and config live in the
             # database next to their rows; the installer grants in its own transaction.
@@ -512,7 +526,7 @@ class PluginService:
         record = host.registry.find(pid)
         if record is None:
             self._register(host, row, await asyncio.to_thread(self._prepare, row))
-            host.resolve()
+            host.resolve(only=[pid])
             new = host.registry.get(pid)
             if row.enabled and self._start_plugins and not new.manifest.is_lazy:
                 await host.activate(pid)
@@ -587,18 +601,33 @@ class PluginService:
                 "PluginService(settings)` or `await PluginService.open(settings)`",
                 code="service.closed")
 
+    def _require_running(self, plugin_id: str, verb: str, instead: str) -> None:
+        """Refuse an operation on running plugins where none may run (``run_plugins=False``)."""
+        if not self._run_plugins:
+            raise OperationRefused(
+                f"cannot {verb} {plugin_id}: no server is running on {self.settings.home}, so "
+                f"no plugin runs; {instead}", code="server.not_running", plugin_id=plugin_id)
+
     # ================================================================== queries
 
     def _info(self, stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo:
         info = stored_info(stored, signed=signed)
         record = self._host.registry.find(stored.id) if self._host is not None else None
-        if record is None or (not self._start_plugins and stored.id not in self._touched
-                              and record.state is not State.FAILED):
+        if not self._run_plugins:
+            # Nothing runs here: the state is what the next start begins from (never the last
+            # server's "active"); a failure found registering it here is a fact about it too.
+            idle = idle_info(stored, signed=signed)
+            if record is not None and record.state is State.FAILED:
+                return replace(idle, state=record.state.value, error=error_of(record),
+                               warnings=tuple(record.warnings))
+            return idle
+        live = self._start_plugins or stored.id in self._touched
+        if record is None or (not live and record.state is not State.FAILED):
             # Not started here: the stored state (last observed by a running service) says
             # more than "resolved"; failures found while registering are live facts.
             return info
         return replace(info, state=record.state.value, error=error_of(record),
-                       warnings=tuple(record.warnings))
+                       warnings=tuple(record.warnings), live=live)
 
     async def list_plugins(
         self,
@@ -642,6 +671,18 @@ class PluginService:
                 after = position["after"]
             else:  # a cursor of an older server: {"offset": n}
                 offset = resources.offset_of(cursor)
+        if not self._run_plugins and (state is not None or status is not None):
+            # Nothing runs here, so the states shown are not the stored ones (the last
+            # server's): filter what is shown.
+            every = (await self.list_plugins(type=type, enabled=enabled, q=q,
+                                             limit=1 << 62)).items
+            shown = [i for i in every if i.id > (after or "")
+                     and (state is None or i.state == state)
+                     and (status is None or arcade_status(i.state, i.enabled) == status)]
+            page = tuple(shown[offset:offset + limit])
+            more = len(shown) > offset + limit and bool(page)
+            return PluginList(page, len(shown), limit, offset, next_cursor=resources.encode_cursor(
+                {"after": page[-1].id}) if more else None)
         if state is not None or status is not None:
             await self._states_written()
         filters = {"type": type, "state": state, "enabled": enabled, "q": q, "status": status}
@@ -683,7 +724,7 @@ class PluginService:
                 continue
             if needle and not any(needle in t.lower() for t in (m.id, m.name, m.description)):
                 continue
-            info = info_from_record(record)
+            info = info_from_record(record, live=self._start_plugins)
             if filters["state"] is not None and info.state != filters["state"]:
                 continue
             if filters["status"] is not None and arcade_status(
@@ -739,7 +780,8 @@ class PluginService:
             stored, versions, config, grants = await asyncio.to_thread(load)
         except PluginNotFound:
             if record is not None and record.source != "installed":
-                return _detail_from_record(record, self.host)  # a development folder
+                return _detail_from_record(record, self.host,  # a development folder
+                                           live=self._start_plugins)
             raise
         values = {**(stored.default_config or {}), **(config.config if config else {})}
         revision = config.revision if config else 0
@@ -1046,7 +1088,10 @@ class PluginService:
             await asyncio.shield(writer)
 
     async def _persist_states(self, ids: Iterable[str]) -> None:
-        """Write the host's current state of these plugins to the database (when changed)."""
+        """Write the host's current state of these plugins to the database (when changed).
+        Not where no plugin runs: the stored state stays the one the last server saw."""
+        if not self._run_plugins:
+            return
         wanted: list[tuple[str, str, str | None, str | None]] = []
         ids = list(ids)
         self._touched.update(ids)
@@ -1117,6 +1162,7 @@ class PluginService:
         :raises InstallError: ``install.exists`` (use update) and other refusals.
         """
         self._check_open()
+        activate = activate and self._run_plugins
         installer = self.installer
         plugin_id: str | None = None
         try:
@@ -1290,13 +1336,16 @@ class PluginService:
         await asyncio.to_thread(
             self.repository.append_audit, "plugin.enable" if enable else "plugin.disable",
             actor=actor, plugin_id=record.id, details={"development": True})
-        return info_from_record(record)
+        return info_from_record(record, live=self._start_plugins)
 
     async def reload(self, plugin_id: str, *, actor: str = "") -> ReloadResult:
         """Hot reload a plugin from its files (a watched development folder: its current
         contents, as a save would), handing its state over; on failure the running version
         keeps serving and the error is raised. Audited like every reload."""
         self._check_open()
+        self._require_running(plugin_id, "reload",
+                              "the server loads its current files when it starts "
+                              "(`plughost serve`)")
         async with self._serialised(plugin_id):
             installed = await self._development(plugin_id) is None
             host = self.host
@@ -1316,6 +1365,9 @@ class PluginService:
         """Reload a watched development plugin to one of its kept good builds (``ref``: a
         digest prefix or a version; default: the one before the current)."""
         self._check_open()
+        self._require_running(plugin_id, "roll back a build of",
+                              "the server loads its current files when it starts "
+                              "(`plughost serve`)")
         async with self._serialised(plugin_id):
             await self._development(plugin_id)
             if self.host.source_of(plugin_id) is None:
@@ -1332,6 +1384,7 @@ class PluginService:
         A plugin that cannot be resolved or activated is refused with that error and stays
         disabled (nothing is recorded). A development plugin is enabled in the running host."""
         self._check_open()
+        activate = activate and self._run_plugins
         development = await self._development(plugin_id)
         if development is not None:
             async with self._serialised(plugin_id):
@@ -1402,6 +1455,8 @@ class PluginService:
     async def activate(self, plugin_id: str) -> PluginInfo:
         """Activate an installed, enabled plugin now (its dependencies first)."""
         self._check_open()
+        self._require_running(plugin_id, "activate",
+                              "`plughost serve` activates every enabled plugin when it starts")
         async with self._serialised(plugin_id):
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             if not stored.enabled:
@@ -1418,6 +1473,9 @@ class PluginService:
         """Deactivate a running plugin (refused while active plugins need it, unless
         ``cascade``). It stays enabled: it is activated again at the next start."""
         self._check_open()
+        self._require_running(plugin_id, "deactivate",
+                              f"it runs when the server starts (`plughost serve`); to keep it "
+                              f"off, `plughost disable {plugin_id}`")
         async with self._serialised(plugin_id):
             await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             await self.host.deactivate(plugin_id, cascade=cascade)
@@ -1425,10 +1483,11 @@ class PluginService:
         return await self._info_of(plugin_id)
 
 
-def _detail_from_record(record: PluginRecord, host: PluginHost) -> PluginDetail:
+def _detail_from_record(record: PluginRecord, host: PluginHost, *,
+                        live: bool) -> PluginDetail:
     m = record.manifest
     return PluginDetail(
-        info=info_from_record(record), manifest=m.to_dict(),
+        info=info_from_record(record, live=live), manifest=m.to_dict(),
         path=str(record.root) if record.root else None, versions=(),
         dependencies={k: str(v) for k, v in m.dependencies.items()},
         dependents=tuple(host.dependents(record.id)), config=dict(m.config_defaults),

@@ -191,6 +191,7 @@ def plugin(info: Mapping[str, Any]) -> dict[str, Any]:
     data.setdefault("signed", None)
     data.setdefault("error", None)
     data.setdefault("warnings", [])
+    data.setdefault("live", False)
     # The Arcade-compatible names (the facade's to_dict() carries them; the cluster work owns
     # their values): filled in only where a record lacks them.
     data.setdefault("pluginId", data["id"])
@@ -317,8 +318,12 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         {"id": _STR, "name": _STR, "version": _STR, "description": _STR, "author": _STR,
          "type": _STR, "runtime": _STR,
          "state": {"type": "string", "description": "What the host runs now: active, "
-                   "needs-config, failed, disabled, resolved... (or the state recorded at the "
-                   "last start when no host runs)"},
+                   "needs-config, failed, disabled, resolved... When no server runs on the "
+                   "home (live false), never active: installed, disabled, or why it failed "
+                   "at the last start"},
+         "live": {"type": "boolean", "description": "true: state is what a running server "
+                  "runs now; false: no server runs on the home, nothing runs, and state is "
+                  "what the next start begins from (shown as 'enabled (not running)')"},
          "enabled": {"type": "boolean"}, "source": _STR, "source_uri": _STR, "sha256": _STR,
          "installed_at": _TIME, "updated_at": _TIME,
          "signed": {"type": ["boolean", "null"],

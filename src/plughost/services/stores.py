@@ -153,6 +153,9 @@ class RepositoryPermissionStore:
         installed = set(self.repo.plugin_ids())
         return sorted(installed | set(self.fallback.plugins()))
 
+    def knows(self, plugin_id: str) -> bool:
+        return self._installed(plugin_id) is not None or self.fallback.knows(plugin_id)
+
     def forget(self, plugin_id: str) -> None:
         # An uninstalled plugin's grants and requests went with its row (ON DELETE CASCADE).
         self.fallback.forget(plugin_id)

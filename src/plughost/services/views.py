@@ -7,7 +7,7 @@ over HTTP). mypy checks both against it, so an interface never reaches past it i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,6 +29,7 @@ __all__ = [
     "PluginManagement",
     "arcade_status",
     "error_of",
+    "idle_info",
     "info_from_record",
     "list_stored",
     "stored_info",
@@ -72,6 +73,9 @@ class PluginInfo:
     """Installed with a signature by a trusted key (``False``: without one, e.g.
     ``--allow-unsigned``); ``None`` when not known (a development folder, or a list that does
     not read versions)."""
+    live: bool = False
+    """``state`` is what a running host runs now (a server, or a host started in this
+    process); ``False``: no host runs it here, ``state`` is what the next start begins from."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,7 +85,7 @@ class PluginInfo:
             "source": self.source, "source_uri": self.source_uri, "sha256": self.sha256,
             "installed_at": _iso(self.installed_at), "updated_at": _iso(self.updated_at),
             "error": dict(self.error) if self.error else None,
-            "warnings": list(self.warnings), "signed": self.signed,
+            "warnings": list(self.warnings), "signed": self.signed, "live": self.live,
             # The Arcade-compatible names, beside plughost's own (same values).
             "pluginId": self.id, "pluginType": self.type, "checksum": self.sha256,
             "installTime": _iso(self.installed_at), "updateTime": _iso(self.updated_at),
@@ -103,15 +107,16 @@ def error_of(record: PluginRecord) -> dict[str, Any] | None:
             "phase": record.phase, "hint": record.hint}
 
 
-def info_from_record(record: PluginRecord) -> PluginInfo:
-    """A plugin the host found in a development folder (not installed: no database row)."""
+def info_from_record(record: PluginRecord, *, live: bool = False) -> PluginInfo:
+    """A plugin the host found in a development folder (not installed: no database row);
+    ``live`` when that host runs (a server), not one that only discovered the folder."""
     m = record.manifest
     return PluginInfo(
         id=m.id, name=m.name, version=str(m.version), description=m.description,
         author=m.author, type=m.type, runtime=m.runtime, state=record.state.value,
         enabled=record.state.value != "disabled", source=record.source,
         source_uri=str(record.root) if record.root else "", sha256="", installed_at=None,
-        updated_at=None, error=error_of(record), warnings=tuple(record.warnings))
+        updated_at=None, error=error_of(record), warnings=tuple(record.warnings), live=live)
 
 
 def stored_info(stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo:
@@ -133,6 +138,17 @@ def stored_info(stored: StoredPlugin, *, signed: bool | None = None) -> PluginIn
         enabled=stored.enabled, source=stored.source, source_uri=stored.source_uri,
         sha256=stored.checksum, installed_at=stored.installed_at,
         updated_at=stored.updated_at, error=error, signed=signed)
+
+
+def idle_info(stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo:
+    """An installed plugin on a home where no server runs: nothing runs, so its state is what
+    the next start begins from — ``installed`` (it will be activated), ``disabled``, or why it
+    failed or waited for configuration at the last start — never the last server's
+    ``active``; ``live`` is false (the CLI shows ``enabled (not running)``)."""
+    info = stored_info(stored, signed=signed)
+    if not stored.enabled or info.state in SHOWS_ERROR:
+        return info
+    return replace(info, state="installed")  # also when switched back on since the last start
 
 
 def list_stored(repository: Repository, *, type: str | None = None, state: str | None = None,

@@ -315,6 +315,28 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
             if after is None:
                 return
 
+    def plugins_requiring(self, plugin_id: str, *,
+                          enabled: bool | None = None) -> list[StoredPlugin]:
+        """Installed plugins whose current manifest requires ``plugin_id`` (not optionally),
+        by id: one query that looks inside the stored manifests, in the database."""
+        needs = PluginRow.manifest[("dependencies", plugin_id)].as_string()
+        stmt = select(*PluginRow.__table__.c).where(needs.is_not(None))
+        if enabled is not None:
+            stmt = stmt.where(PluginRow.enabled == enabled)
+        with self._tx(write=False) as s:
+            return [StoredPlugin(**r._mapping) for r in s.execute(stmt.order_by(PluginRow.id))]
+
+    def get_plugins(self, ids: Iterable[str]) -> dict[str, StoredPlugin]:
+        """The rows of these plugins, by id (absent ones left out), 500 ids a query."""
+        wanted = sorted(set(ids))
+        out: dict[str, StoredPlugin] = {}
+        with self._tx(write=False) as s:
+            for start in range(0, len(wanted), 500):
+                stmt = (select(*PluginRow.__table__.c)
+                        .where(PluginRow.id.in_(wanted[start:start + 500])))
+                out.update((r.id, StoredPlugin(**r._mapping)) for r in s.execute(stmt))
+        return out
+
     def plugin_ids(self) -> list[str]:
         """The id of every installed plugin, sorted (one index scan, no rows built)."""
         with self._tx(write=False) as s:

@@ -140,3 +140,39 @@ def test_dev_reloads_on_save_shows_logs_and_survives_a_broken_save(tmp_path: Pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_dev_serve_runs_a_watching_server_that_call_reaches(tmp_path: Path) -> None:
+    app = build_app()
+    plugins = tmp_path / "plugins"
+    runner.invoke(app, ["new", "greeter", "--dir", str(plugins)], catch_exceptions=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plughost", "dev", str(plugins), "--serve", "--port", "0",
+         "--debounce", "0.05", "--home", str(tmp_path / "home")], env=_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    try:
+        lines = _reader(proc.stderr)
+        line = _wait_for(lines, "listening on", seen)
+        url = json.loads(line)["message"].split()[2]
+
+        def call(name: str) -> str:
+            result = runner.invoke(app, ["call", "greeter", "greet", "--arg", f"name={name}",
+                                         "--server", url])
+            assert result.exit_code == 0, result.output
+            return result.stdout.strip()
+
+        assert call("Ada") == "Hello, Ada!"
+        code = (plugins / "greeter" / "plugin.py").read_text()
+        (plugins / "greeter" / "plugin.py").write_text(
+            code.replace('f"{self.greeting}, {name}!"', 'f"{self.greeting}, {name}?"'))
+        _wait_for(lines, "reloaded", seen)
+        assert call("Ada") == "Hello, Ada?"
+        missing = runner.invoke(app, ["call", "nobody", "greet", "--server", url])
+        assert missing.exit_code == 1 and "not" in missing.output
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, "".join(seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -83,20 +83,24 @@ def test_help_lists_the_management_commands(app: typer.Typer) -> None:
 def test_install_list_info_and_refusal_of_a_second_install(app, package, home) -> None:
     pkg = package("hello")
     result = data(invoke(app, "install", pkg, "--json"))
-    assert (result["id"], result["version"], result["state"]) == ("hello", "1.0.0",
-                                                                         "active")
+    # No server runs on the home: recorded and checked, not run (the server activates it).
+    assert (result["id"], result["version"], result["state"], result["live"]) == (
+        "hello", "1.0.0", "installed", False)
     assert result["sha256"] == hashlib.sha256(pkg.read_bytes()).hexdigest()
     human = invoke(app, "install", pkg)
     assert human.exit_code == 1
     assert "install.exists" in human.output and "plughost update hello" in human.output
     listing = data(invoke(app, "list", "--json"))
     assert [(p["id"], p["state"], p["enabled"]) for p in listing["items"]] == [
-        ("hello", "active", True)]
+        ("hello", "installed", True)]
     table = invoke(app, "list")
-    assert "hello" in table.output and "active" in table.output
+    assert "hello" in table.output and "enabled (not running)" in table.output
+    assert f"no server is running on {home}" in table.output
     info = data(invoke(app, "info", "hello", "--json"))
     assert info["versions"][0]["version"] == "1.0.0" and info["path"]
-    assert "1 installed plugin(s)" in invoke(app, "status").output
+    status = invoke(app, "status").output
+    assert f"no server is running on {home}" in status
+    assert "1 installed plugin(s) (enabled (not running): 1)" in status
 
 
 def test_install_checks_the_expected_sha256(app, package, home) -> None:
@@ -112,16 +116,34 @@ def test_install_checks_the_expected_sha256(app, package, home) -> None:
 def test_install_no_enable_and_enable_disable(app, package, home) -> None:
     result = data(invoke(app, "install", package("hello"), "--no-enable", "--json"))
     assert (result["enabled"], result["state"]) == (False, "disabled")
-    assert data(invoke(app, "enable", "hello", "--json"))["state"] == "active"
+    enabled = invoke(app, "enable", "hello")
+    assert enabled.exit_code == 0, enabled.output
+    assert "enabled hello 1.0.0 (enabled (not running))" in enabled.stdout
+    assert ("it will be activated when the server starts (no server is running on this home"
+            in enabled.stdout)
     out = invoke(app, "disable", "hello")
-    assert out.exit_code == 0 and "disabled" in out.output
+    assert out.exit_code == 0 and "it stays disabled when the server starts" in out.output
     listing = data(invoke(app, "list", "--json"))["items"]
     assert [(p["state"], p["enabled"]) for p in listing] == [("disabled", False)]
 
 
-def test_no_activate_leaves_it_resolved(app, package, home) -> None:
+def test_no_activate_installs_it_without_running_it(app, package, home) -> None:
     result = data(invoke(app, "install", package("hello"), "--no-activate", "--json"))
-    assert result["state"] == "resolved"
+    assert result["state"] == "installed"
+
+
+def test_without_a_server_what_runs_is_refused_and_nothing_changes(app, package,
+                                                                  home) -> None:
+    invoke(app, "install", package("hello"))
+    before = data(invoke(app, "info", "hello", "--json"))
+    for command in (("activate", "hello"), ("deactivate", "hello"), ("reload", "hello"),
+                    ("status", "--activate")):
+        refused = invoke(app, *command, "--json")
+        assert refused.exit_code == 1, (command, refused.output)
+        error = json.loads(refused.stdout)["error"]
+        assert error["code"] == "server.not_running", command
+        assert str(home) in error["message"] and "plughost serve" in error["message"]
+    assert data(invoke(app, "info", "hello", "--json")) == before
 
 
 def test_update_versions_rollback(app, package, home) -> None:

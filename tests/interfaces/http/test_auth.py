@@ -266,3 +266,14 @@ def test_an_api_router_without_the_route_class_is_refused_when_the_app_is_built(
     app = app_module.create_app(None, HostSettings(home=Path("/nonexistent/plughost")))
     with pytest.raises(TypeError, match="route_class=ApiRoute"):
         app_module._include(app, stray, "/api/v1")
+
+
+async def test_the_local_token_is_an_admin_named_local_cli(settings: HostSettings) -> None:
+    secret = "phl_" + "x" * 43
+    async for api in open_api(settings, ApiOptions(allow_anonymous=False, local_token=secret)):
+        who = await api.client.get("/api/v1/whoami",
+                                   headers={"Authorization": f"Bearer {secret}"})
+        assert (who.json()["name"], who.json()["role"]) == ("local-cli", "admin")
+        near = await api.client.get("/api/v1/tokens",
+                                    headers={"Authorization": f"Bearer {secret[:-1]}y"})
+        assert near.status_code == 401

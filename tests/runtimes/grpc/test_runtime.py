@@ -21,7 +21,7 @@ from plughost.observability.health import RestartPolicy
 from plughost.runtimes.grpc import GrpcOptions, GrpcRuntime
 from plughost.runtimes.grpc.handshake import ENV_COOKIE, ENV_SOCKET_DIR, MAGIC_COOKIE
 from tests.conformance.conftest import Grants, Services
-from tests.conformance.test_process_hostile import NEIGHBOUR
+from tests.conformance.shared import NEIGHBOUR
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "examples" / "grpc-python-echo"

@@ -137,7 +137,9 @@ async def test_log_flood_is_rate_limited_and_counted(load, caplog):
     logged = [r for r in caplog.records if r.name == "plughost.plugin.flood"]
     # a 16 KiB budget of 1 KiB lines, plus what refills while the flood runs: not 5000 lines
     assert len(logged) <= 20 + 2 * int(elapsed * 16)
-    assert stats["log_dropped_bytes"] >= (5000 - 20) * 1024
+    # every line that was not logged is counted as dropped (the refill, on a slow machine, lets
+    # a few more through: those are the ones logged)
+    assert stats["log_dropped_bytes"] >= (5000 - len(logged)) * 1000
 
 
 async def test_oversized_and_wild_results_are_protocol_errors(load):

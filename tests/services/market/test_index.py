@@ -104,3 +104,81 @@ def test_a_foreign_cursor_is_refused(cursor):
     with pytest.raises(MarketError) as info:
         decode_cursor(cursor)
     assert info.value.code == "market.invalid"
+
+
+# -- search against a plain reference: the straightforward scan the fast search replaced ------
+
+def _reference(indexes, query, limit, offset):
+    """Every plugin checked in turn, every hit scored, all sorted: the rule, written plainly."""
+    import math
+
+    terms = [t for t in query.text.lower().split() if t]
+    seen, hits = set(), []
+    for _source, index in indexes:
+        for pid, p in index.plugins.items():
+            if pid in seen:
+                continue
+            seen.add(pid)
+            if terms and not all(t in p.haystack for t in terms):
+                continue
+            if query.type and p.type != query.type:
+                continue
+            if query.tag and query.tag.lower() not in [t.lower() for t in p.tags]:
+                continue
+            shown = next((v for v in p.versions
+                          if not (v.yanked and not query.include_yanked)
+                          and not (query.compatible and v.incompatibility(HOST))), None)
+            if shown is None or (query.runtime and shown.runtime != query.runtime):
+                continue
+            score = math.log10(1 + p.downloads)
+            for term in terms:
+                score += (100 if pid == term else 50 if pid.startswith(term)
+                          else 30 if term in pid else 0)
+                score += (20 if term in [t.lower() for t in p.tags] else 0)
+                score += (15 if term in p.name.lower() else 0)
+                score += (5 if term in p.description.lower() else 0)
+            hits.append((-score, pid))
+    hits.sort()
+    return [pid for _, pid in hits[offset:offset + limit]], len(hits)
+
+
+def _random_index(rng, n, words):
+    plugins = {}
+    for i in range(n):
+        pid = f"{rng.choice(words)}-{i}"
+        versions = [
+            {"version": f"1.{v}.0", "target": f"packages/{pid}/{pid}-1.{v}.0.zip",
+             "sha256": "a" * 64, "size": 10, "yanked": rng.random() < 0.2,
+             "host": rng.choice([">=0.1.0", ">=9.0.0"]),
+             "runtime": rng.choice(["python", "process", "wasm"])}
+            for v in range(rng.randint(1, 3))]
+        plugins[pid] = {"name": " ".join(rng.sample(words, 2)).title(),
+                        "description": " ".join(rng.sample(words, 3)),
+                        "type": rng.choice(["notify", "music-source", ""]),
+                        "tags": rng.sample(words, 2), "downloads": rng.randint(0, 50),
+                        "versions": versions}
+    return parse_index(_doc(**plugins))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_search_agrees_with_the_plain_scan(seed):
+    import random
+
+    rng = random.Random(seed)
+    words = ["lyrics", "slack", "notify", "music", "sync", "wea", "ther", "ly"]
+    sources = [("a", _random_index(rng, 120, words)), ("b", _random_index(rng, 60, words))]
+    for _ in range(40):
+        query = SearchQuery(
+            text=" ".join(rng.sample([*words, "", "LY", "zz", "-1"], rng.randint(0, 2))),
+            type=rng.choice(["", "", "notify"]), tag=rng.choice(["", "", "Sync"]),
+            runtime=rng.choice(["", "", "wasm"]), compatible=rng.random() < 0.5,
+            include_yanked=rng.random() < 0.3)
+        limit, offset = rng.choice([1, 5, 20]), rng.choice([0, 0, 3, 30])
+        from plughost.services.market.index import encode_cursor
+
+        cursor = encode_cursor(offset) if offset else None
+        for picked in (sources[:1], sources):
+            page = search(picked, query, host_version=HOST, limit=limit, cursor=cursor)
+            ids, total = _reference(picked, query, limit, offset)
+            assert ([h.plugin.id for h in page.hits], page.total) == (ids, total), query
+            assert (page.next_cursor is None) == (offset + limit >= total)

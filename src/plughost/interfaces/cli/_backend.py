@@ -7,12 +7,17 @@ One abstraction for every command: a *backend* is an async context manager givin
 returning the facade's own records, so the commands print the same thing either way; mypy
 checks both backends against it.
 
-* **Local**: the home's :class:`~plughost.services.manager.PluginService` itself.
 * **Remote**: :class:`RemoteBackend`, which speaks the HTTP API (``--server URL --token T`` or
-  ``PLUGHOST_SERVER`` / ``PLUGHOST_TOKEN``) and rebuilds the same records from the JSON.
+  ``PLUGHOST_SERVER`` / ``PLUGHOST_TOKEN``) and rebuilds the same records from the JSON. With
+  no ``--server``, the server running on the home (advertised in its server file, see
+  :mod:`~plughost.interfaces.cli._homeserver`) is the remote: the CLI never acts as the host
+  beside one.
+* **Local**: the home's :class:`~plughost.services.manager.PluginService` when no server runs
+  on it, opened with ``run_plugins=False``: it records the intent (installed, enabled,
+  disabled, configured) for the next start and never loads plugin code in the CLI process.
 
-Commands call :func:`run_backend` with a *target* from :func:`target` — settings for the home,
-or a :class:`Remote` — and a function of the backend.
+Commands call :func:`run_backend` with a *target* from :func:`target` — a :class:`Remote`, or
+settings for a home no server runs on — and a function of the backend.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, TypeVar, overload
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, TypeVar
 
 import typer
 
@@ -50,8 +55,11 @@ __all__ = [
     "RemotePermissionManager",
     "ServerOption",
     "TokenOption",
+    "home_server",
+    "home_settings",
     "open_backend",
     "run_backend",
+    "server_for",
     "target",
 ]
 
@@ -77,16 +85,12 @@ class Remote:
     url: str
     token: str | None = None
     timeout: float = 300.0
+    home: Path | None = None
+    """The home this server runs on, when it was found there (not named with --server)."""
 
 
-@overload
-def target(home: Path | None, server: None, token: str | None) -> HostSettings: ...
-@overload
-def target(home: Path | None, server: str | None, token: str | None) -> HostSettings | Remote: ...
-def target(home: Path | None, server: str | None, token: str | None) -> HostSettings | Remote:
-    """:class:`Remote` when a server is named, else the home's settings."""
-    if server:
-        return Remote(server.rstrip("/"), token or None)
+def home_settings(home: Path | None) -> HostSettings:
+    """The home's settings: the environment (and ``plughost.toml``), ``--home`` winning."""
     from plughost.settings import HostSettings
 
     env = dict(os.environ)
@@ -95,15 +99,45 @@ def target(home: Path | None, server: str | None, token: str | None) -> HostSett
     return HostSettings.from_env(env)
 
 
+def home_server(home: Path | None) -> Remote | None:
+    """The live server advertised in ``home`` (``--home``, else ``$PLUGHOST_HOME`` or the
+    default), as a :class:`Remote` with its local token; ``None`` when none runs. Server files
+    it ignores (stale, unsafe) are reported on stderr."""
+    from plughost.interfaces.cli import _homeserver
+    from plughost.interfaces.cli._common import default_home, err_console
+
+    where = (home if home is not None else default_home()).expanduser()
+
+    def note(message: str) -> None:
+        err_console.print(f"note: {message}", markup=False)
+
+    found = _homeserver.find(where, note)
+    return None if found is None else Remote(found.url, found.token, home=where)
+
+
+def server_for(home: Path | None, server: str | None, token: str | None) -> Remote | None:
+    """The server to go through: the one named (``--server``), else the one running on the
+    home, else ``None`` (no server: act on the home's storage)."""
+    if server:
+        return Remote(server.rstrip("/"), token or None)
+    return home_server(home)
+
+
+def target(home: Path | None, server: str | None, token: str | None) -> HostSettings | Remote:
+    """:class:`Remote` when a server is named or runs on the home, else the home's settings."""
+    return server_for(home, server, token) or home_settings(home)
+
+
 def open_backend(where: HostSettings | Remote,
                  **service_options: Any) -> AbstractAsyncContextManager[PluginManagement]:
-    """The backend for ``where`` (settings or :class:`Remote`), not yet entered."""
+    """The backend for ``where`` (settings or :class:`Remote`), not yet entered. On a home
+    with no server the service never runs plugins (see the module doc)."""
     if isinstance(where, Remote):
         return RemoteBackend(where)
     from plughost.services.manager import PluginService
 
-    start = service_options.pop("start", False)
-    return PluginService(where, start=start, **service_options)
+    service_options.pop("start", None)
+    return PluginService(where, start=False, run_plugins=False, **service_options)
 
 
 def run_backend(where: HostSettings | Remote, fn: Callable[[PluginManagement], Awaitable[T]],
@@ -138,7 +172,8 @@ def _info(d: Mapping[str, Any]) -> PluginInfo:
         state=d["state"], enabled=bool(d["enabled"]), source=d.get("source", ""),
         source_uri=d.get("source_uri", ""), sha256=d.get("sha256", ""),
         installed_at=_dt(d.get("installed_at")), updated_at=_dt(d.get("updated_at")),
-        error=d.get("error"), warnings=tuple(d.get("warnings") or ()), signed=d.get("signed"))
+        error=d.get("error"), warnings=tuple(d.get("warnings") or ()), signed=d.get("signed"),
+        live=bool(d.get("live", True)))
 
 
 def _version(d: Mapping[str, Any]) -> VersionInfo:

@@ -101,13 +101,24 @@ def _error_code(item: Mapping[str, Any]) -> Any:
     return error.get("code") if isinstance(error, Mapping) else None
 
 
+def shown_state(item: Mapping[str, Any]) -> str:
+    """A plugin's state as a person reads it: what runs, or — when no server runs on the home
+    (``live`` false) — ``enabled (not running)``, ``disabled``, or the last start's failure."""
+    state = str(item.get("state", ""))
+    if item.get("live", True) or state == "disabled":
+        return state
+    if state in ("failed", "needs-config"):
+        return f"{state} (not running)"
+    return "enabled (not running)" if item.get("enabled") else "disabled"
+
+
 def _signed(item: Mapping[str, Any]) -> str:
     signed = item.get("signed")
     return "" if signed is None else "signed" if signed else "unsigned"
 
 
 COLUMNS: Final[dict[str, tuple[Column, ...]]] = {
-    "plugin": (Column("id", "id"), Column("version", "version"), Column("state", "state"),
+    "plugin": (Column("id", "id"), Column("version", "version"), Column("state", shown_state),
                Column("enabled", "enabled", in_table=False), Column("type", "type", drop=1),
                Column("runtime", "runtime", drop=2),
                Column("signature", _signed, drop=3),

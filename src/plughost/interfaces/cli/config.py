@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from plughost.interfaces.cli._backend import (
-    Remote,
     RemoteConfigManager,
     ServerOption,
     TokenOption,
+    server_for,
 )
 from plughost.interfaces.cli._common import (
     HomeOption,
@@ -131,8 +131,9 @@ def _manager(
     from plughost.services.config import ConfigManager
     from plughost.storage.config_store import open_config_store
 
-    if server:  # the same methods, over the HTTP API of that server
-        return RemoteConfigManager(Remote(server.rstrip("/"), token or None))  # type: ignore[return-value]
+    remote = None if store or plugins_dir else server_for(home, server, token)
+    if remote is not None:  # the same methods, over the HTTP API of that server
+        return RemoteConfigManager(remote)  # type: ignore[return-value]
     from plughost.services.stores import config_store_for_home
 
     database = None if store else config_store_for_home(home)  # installed plugins' config

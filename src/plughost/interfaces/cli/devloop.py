@@ -231,6 +231,9 @@ def dev(
     serve: Annotated[bool, typer.Option(
         "--serve", help="Run `plughost serve --watch` (API + dashboard) on the folders.")
     ] = False,
+    port: Annotated[int, typer.Option(
+        help="With --serve: the port (0: any free port, logged at start).", min=0, max=65535)
+    ] = 8080,
     home: HomeOption = None,
 ) -> None:
     """Run the plugin(s) with hot reload: each save reloads, logs and errors show here."""
@@ -245,7 +248,7 @@ def dev(
             raise OperationRefused(f"{', '.join(map(str, missing))} is not a folder; give "
                                    "plugin folders", code="request.invalid")
         if serve:
-            _serve(paths, home, debounce)
+            _serve(paths, home, debounce, port)
             return
         with contextlib.ExitStack() as stack:
             where = home if home is not None else Path(
@@ -263,7 +266,7 @@ def dev(
     raise typer.Exit(code)
 
 
-def _serve(paths: list[Path], home: Path | None, debounce: float) -> None:
+def _serve(paths: list[Path], home: Path | None, debounce: float, port: int) -> None:
     """``serve --watch`` with the given folders as the development plugin folders."""
     from plughost.errors import OperationRefused
     from plughost.interfaces.cli.serve import serve
@@ -275,7 +278,7 @@ def _serve(paths: list[Path], home: Path | None, debounce: float) -> None:
 
     os.environ["PLUGHOST_PLUGINS_DIR"] = str(paths[0].resolve())
     os.environ["PLUGHOST_RELOAD_DEBOUNCE"] = str(debounce)
-    serve(home=home, watch=True)
+    serve(home=home, watch=True, port=port)
 
 
 # ------------------------------------------------------------------------------------ call

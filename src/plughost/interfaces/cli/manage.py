@@ -1,9 +1,14 @@
-"""``plughost install | uninstall | update | rollback | versions | enable | disable``.
+"""``plughost install | uninstall | update | rollback | versions | enable | disable | activate |
+deactivate``.
 
-Each command opens the home's :class:`~plughost.services.manager.PluginService` without starting
-every plugin (``start=False``), does its one operation, and closes it. ``install`` and ``update``
-activate the plugin they touch (so a plugin that cannot activate is refused, nothing kept) unless
-told not to. Errors print their code and message in red and exit 1; ``--json`` prints data.
+The CLI never acts as the host. With a server running on the home (or named with ``--server``)
+each command goes through its HTTP API, and the server does the work: ``install`` and
+``update`` activate the plugin they touch there (one that cannot activate is refused, nothing
+kept) unless told not to. With no server, a command opens the home's
+:class:`~plughost.services.manager.PluginService` without running plugins, records the intent
+(installed, enabled, disabled, the new version) and says what the next start will do;
+``activate``, ``deactivate`` and ``reload`` are refused, since nothing runs. Errors print their
+code and message in red and exit 1; ``--json`` prints data.
 
 Also here: the database-backed views ``plughost list | info | status`` switch to when the home
 has a database (:func:`managed_settings`).
@@ -12,7 +17,7 @@ has a database (:func:`managed_settings`).
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
@@ -36,7 +41,7 @@ from plughost.interfaces.cli._common import (
     print_json,
     rich_console,
 )
-from plughost.interfaces.cli._output import Format, emit, emit_page, output_format
+from plughost.interfaces.cli._output import Format, emit, emit_page, output_format, shown_state
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -82,9 +87,11 @@ def managed_settings(home: Path | None) -> Any | None:
     return find(home)
 
 
-def _state(state: str) -> str:
-    style = _STATE_STYLE.get(state, "")
-    return f"[{style}]{state}[/]" if style else state
+def _state(item: Mapping[str, Any]) -> str:
+    """A plugin resource's state for a person, styled (see :func:`shown_state`)."""
+    state, shown = str(item.get("state", "")), shown_state(item)
+    style = _STATE_STYLE.get(state, "") if item.get("live", True) or state == "failed" else ""
+    return f"[{style}]{shown}[/]" if style else shown
 
 
 def _with_service(where: HostSettings | Remote, fn: Callable[[PluginManagement], Awaitable[T]],
@@ -166,7 +173,7 @@ def install_cmd(
         signed = f"signed by key {result.signed_by}" if result.signed_by else (
             "signed (key not trusted, allowed by policy)" if result.signed else "unsigned")
         console.print(f"[green]✓[/] installed [bold]{result.plugin_id}[/] {result.version} "
-                      f"({_state(info.state)}), {signed}")
+                      f"({_state(info.to_dict())}), {signed}")
         console.print(f"  sha256 {result.sha256}")
         if result.granted:
             console.print(f"  granted: {', '.join(result.granted)}")
@@ -202,6 +209,21 @@ def _explain(info: PluginInfo) -> None:
         err_console.print(f"  [red]{info.error['code']}[/]: {escape(info.error['message'])}")
     for note in info.warnings:
         err_console.print(f"  [yellow]note[/]: {escape(note)}")
+    if not info.live:
+        console.print(f"  {next_start(info.state, info.enabled)}")
+
+
+NO_SERVER = "no server is running on this home"
+
+
+def next_start(state: str, enabled: bool) -> str:
+    """What the next start does with a plugin, said where no server runs (nothing runs)."""
+    if not enabled or state == "disabled":
+        return f"it stays disabled when the server starts ({NO_SERVER})"
+    if state in ("failed", "needs-config"):
+        return (f"not running ({NO_SERVER}); the server tries again when it starts, once the "
+                "problem above is fixed")
+    return f"it will be activated when the server starts ({NO_SERVER}; `plughost serve`)"
 
 
 def update_cmd(
@@ -256,7 +278,7 @@ def _print_switch(outcome: tuple[Any, PluginInfo], verb: str, fmt: Format) -> No
 
     def human() -> None:
         console.print(f"[green]✓[/] {verb} [bold]{result.plugin_id}[/] {result.from_version} "
-                      f"→ {result.to_version} ({_state(info.state)})")
+                      f"→ {result.to_version} ({_state(info.to_dict())})")
         if result.pruned:
             console.print(f"  no longer kept: {', '.join(result.pruned)}")
         _explain(info)
@@ -391,7 +413,7 @@ def deactivate_cmd(
 def _print_info(info: PluginInfo, verb: str, fmt: Format) -> None:
     def human() -> None:
         console.print(f"[green]✓[/] {verb} [bold]{info.id}[/] {info.version} "
-                      f"({_state(info.state)})")
+                      f"({_state(info.to_dict())})")
         _explain(info)
 
     emit("plugin", info.to_dict(), fmt, human=human)
@@ -409,19 +431,24 @@ def list_installed(settings: Any, *, type_: str | None, state: str | None,
 
     offset = resources.offset_of(cursor)
     with handle_errors(as_json=fmt == "json"):
-        if isinstance(settings, Remote) or settings.development_dirs():
+        # No server here: nothing runs, so the states are what the next start begins from
+        # (idle_info); a state filter then applies to those, which the service does.
+        if isinstance(settings, Remote) or settings.development_dirs() or state is not None:
             page = _with_service(settings, lambda svc: svc.list_plugins(
                 type=type_, state=state, limit=limit, offset=offset), reconcile=False)
         else:
-            from plughost.services.views import list_stored
+            from plughost.services.views import idle_info, list_stored
             from plughost.storage.backends import open_storage
 
             with open_storage(settings) as storage:
-                page = list_stored(storage.repository, type=type_, state=state, limit=limit,
-                                   offset=offset)
+                page = list_stored(storage.repository, type=type_, limit=limit,
+                                   offset=offset, info=idle_info)
+    idle = "" if isinstance(settings, Remote) else (
+        f"; no server is running on {settings.home}, nothing runs")
     emit_page("plugin", [p.to_dict() for p in page.items], fmt, total=page.total,
               next_cursor=resources.offset_cursor(page.offset, len(page.items), page.total),
-              title=f"{page.total} installed plugin(s)", empty="no plugins installed")
+              title=f"{page.total} installed plugin(s){idle}",
+              empty=f"no plugins installed{idle}")
 
 
 def info_installed(settings: Any, plugin_id: str, *, fmt: Format) -> None:
@@ -442,7 +469,7 @@ def info_installed(settings: Any, plugin_id: str, *, fmt: Format) -> None:
         table.add_column(overflow="fold")
         signed = detail.to_dict().get("signed")
         for key, value in (
-            ("state", _state(i.state)), ("enabled", "yes" if i.enabled else "no"),
+            ("state", _state(i.to_dict())), ("enabled", "yes" if i.enabled else "no"),
             ("type", i.type or "-"), ("runtime", i.runtime), ("path", detail.path or "-"),
             ("source", i.source_uri or i.source), ("sha256", i.sha256),
             ("signature", "-" if signed is None else "signed" if signed else "unsigned"),
@@ -471,13 +498,22 @@ def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
         return {"items": [p.to_dict() for p in page.items], "total": page.total,
                 "one": (await svc.get(plugin_id)).to_dict() if plugin_id else None}
 
+    local = not isinstance(settings, Remote)
     with handle_errors(as_json=fmt == "json"):
-        data = _with_service(settings, collect, start=activate, reconcile=activate)
+        if activate and local:
+            from plughost.errors import OperationRefused
+
+            raise OperationRefused(
+                f"no server is running on {settings.home}, and `status --activate` will not run "
+                "plugins inside this command; start the server (`plughost serve`), which "
+                "activates every enabled plugin, then run `plughost status`",
+                code="server.not_running")
+        data = _with_service(settings, collect, reconcile=False)
     if plugin_id is not None:
         one = data["one"]
 
         def human_one() -> None:
-            console.print(f"{plugin_id}: {_state(one['state'])}")
+            console.print(f"{plugin_id}: {_state(one)}")
             if one.get("error"):
                 console.print(f"  [red]{one['error']['code']}[/]: "
                               f"{escape(one['error']['message'])}")
@@ -495,8 +531,11 @@ def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
     else:
         counts: dict[str, int] = {}
         for p in items:
-            counts[p["state"]] = counts.get(p["state"], 0) + 1
+            counts[shown_state(p)] = counts.get(shown_state(p), 0) + 1
         text = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"
+        if local:
+            console.print(f"no server is running on {settings.home}: no plugin runs "
+                          "(`plughost serve` starts the enabled ones)")
         console.print(f"{data['total']} installed plugin(s) ({text})")
         for p in items:
             if p.get("error"):

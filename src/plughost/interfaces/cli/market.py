@@ -54,7 +54,9 @@ def _client(home: Path | None) -> Any:
 
 
 def with_market(home: Path | None, fn: Callable[[Market], Awaitable[T]]) -> T:
-    """Open the home's service (plugins not started) and its marketplaces, run ``fn``."""
+    """Open the home's service and its marketplaces, run ``fn``. No plugin runs in this
+    process: installs and updates are recorded, and the server on the home (if one runs)
+    applies them from the database within its refresh interval."""
     import asyncio
 
     from plughost.services.manager import PluginService
@@ -69,7 +71,7 @@ def with_market(home: Path | None, fn: Callable[[Market], Awaitable[T]]) -> T:
                               "plughost.toml)", code="market.disabled")
 
     async def go() -> T:
-        async with PluginService(settings, start=False) as svc:
+        async with PluginService(settings, start=False, run_plugins=False) as svc:
             return await fn(Market(svc))
 
     return asyncio.run(go())
@@ -504,9 +506,18 @@ def install_from_market(request: str, home: Path | None, *, activate: bool,
         print_json(result.to_dict())
         return
     for r in result.installed:
-        console.print(f"[green]✓[/] installed [bold]{r.plugin_id}[/] {r.version} ({r.state})")
+        console.print(f"[green]✓[/] installed [bold]{r.plugin_id}[/] {r.version}")
     if result.plan.already_installed:
         console.print(f"  uses installed: {', '.join(result.plan.already_installed)}")
+    if result.installed:
+        from plughost.interfaces.cli._backend import home_server
+        from plughost.interfaces.cli.manage import next_start
+
+        if home_server(home) is not None:
+            console.print("  the server running on this home activates the enabled ones "
+                          "within its refresh interval")
+        else:
+            console.print(f"  {next_start('installed', True)}")
 
 
 def update_all(home: Path | None, as_json: bool, plugin_id: str | None = None) -> None:

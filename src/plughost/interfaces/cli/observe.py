@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from plughost.interfaces.cli._backend import Remote, ServerOption, TokenOption, target
+from plughost.interfaces.cli._backend import (
+    Remote,
+    ServerOption,
+    TokenOption,
+    home_settings,
+    target,
+)
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
@@ -69,7 +75,7 @@ def _local(home: Path | None, params: dict[str, Any], follow: bool, limit: int,
                     since=parse_since(params.get("since")), grep=params.get("grep"))
     from plughost.storage.backends import open_storage
 
-    with open_storage(target(home, None, None)) as storage:
+    with open_storage(home_settings(home)) as storage:
         repo = storage.repository
         items = repo.query_logs(flt, limit=limit)
         for entry in reversed(items):

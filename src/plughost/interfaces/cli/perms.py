@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from plughost.interfaces.cli._backend import (
-    Remote,
     RemotePermissionManager,
     ServerOption,
     TokenOption,
-    target,
+    server_for,
 )
 from plughost.interfaces.cli._common import (
     HomeOption,
@@ -55,8 +54,9 @@ def _manager(home: Path | None, server: str | None = None,
              token: str | None = None) -> PermissionManager:
     from plughost.security.permissions import PermissionManager
 
-    if server:  # the same methods, over the HTTP API of that server
-        return RemotePermissionManager(Remote(server.rstrip("/"), token or None))  # type: ignore[return-value]
+    remote = server_for(home, server, token)
+    if remote is not None:  # the same methods, over the HTTP API of that server
+        return RemotePermissionManager(remote)  # type: ignore[return-value]
     # A home with a plugin database keeps installed plugins' grants there (one source of
     # truth with `plughost install` and the running service).
     from plughost.services.stores import audit_log_for_home, permission_store_for_home
@@ -261,7 +261,7 @@ def audit(
         end = parse_since(until) if until else None
         from plughost.interfaces.cli.manage import managed_settings
 
-        where = target(home, server, token) if server else managed_settings(home)
+        where = server_for(home, server, token) or managed_settings(home)
         if where is not None:
             from datetime import UTC, datetime
 

@@ -9,7 +9,7 @@ import typer
 
 from plughost.core.lifecycle import State
 from plughost.interfaces.cli import manage
-from plughost.interfaces.cli._backend import ServerOption, TokenOption, target
+from plughost.interfaces.cli._backend import ServerOption, TokenOption, server_for
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
@@ -57,10 +57,12 @@ _TRUST_NOTE = (
 
 
 def _managed(home: Path | None, server: str | None = None, token: str | None = None) -> Any:
-    # A server (--server) or a home with a plugin database lists what is installed there
-    # (plughost install ...); --plugins-dir always means plain folders.
-    if server:
-        return target(home, server, token)
+    # A server (--server, or the one running on the home) or a home with a plugin database
+    # lists what is installed there (plughost install ...); --plugins-dir always means plain
+    # folders.
+    remote = server_for(home, server, token)
+    if remote is not None:
+        return remote
     with handle_errors():
         return manage.managed_settings(home)
 
@@ -272,7 +274,8 @@ def status(
                     host.resolve()
                     report = host.report()
                 one = host.status(plugin_id) if plugin_id else host.status()
-                return report, one, [info_from_record(r).to_dict() for r in host.list()]
+                return report, one, [info_from_record(r, live=activate).to_dict()
+                                     for r in host.list()]
             finally:
                 await host.aclose()
 
@@ -303,6 +306,9 @@ def status(
             emit_page("plugin", items, fmt)
         else:
             counts = ", ".join(f"{k}: {v}" for k, v in sorted(data["states"].items())) or "none"
+            if plugins_dir is None and not activate:
+                console.print(f"no server is running on {home or default_home()}: no plugin "
+                              "runs (`plughost serve` starts them)")
             console.print(
                 f"plughost {data['host_version']} — {data['plugins']} plugin(s) ({counts})"
             )

@@ -4,6 +4,9 @@ Start-up: settings from the home (embedded defaults: SQLite, filesystem object s
 migrations applied, enabled plugins loaded in dependency order, then ``/readyz`` turns ready.
 SIGTERM / SIGINT: stop accepting, end event streams, finish in-flight requests and background
 operations (bounded by ``--shutdown-timeout``), deactivate plugins in reverse order, exit 0.
+Once listening, it advertises itself in the home (``<home>/run/server-<pid>.json``, mode 0600:
+its URL and a local admin secret) so local commands go through it instead of acting as the
+host; the file goes when it stops (see :mod:`plughost.interfaces.cli._homeserver`).
 Logs are JSON lines on stderr when it is not a terminal, coloured lines on one
 (``--log-format`` / ``$PLUGHOST_LOG_FORMAT`` chooses); access lines carry time, method, path,
 status, duration_ms, client and request_id.
@@ -148,7 +151,10 @@ def serve(
                 f"[yellow]no API token configured:[/] requests without a token act as admin; "
                 f"the server is reachable from {where}. Create one with `plughost token create "
                 "--role admin` to require tokens.")
-        options = ApiOptions(allow_anonymous=loopback or insecure,
+        from plughost.interfaces.cli import _homeserver
+
+        local_token = _homeserver.new_token()
+        options = ApiOptions(allow_anonymous=loopback or insecure, local_token=local_token,
                              cors_origins=tuple(cors or ()),
                              shutdown_timeout=shutdown_timeout, read_cache_ttl=cache_ttl)
         # Every server is a node of the cluster on its database: it announces its changes,
@@ -164,14 +170,18 @@ def serve(
         state = app.state.api
 
         class Server(uvicorn.Server):
+            advertised: _homeserver.HomeServer | None = None
+
             async def startup(self, sockets: Any = None) -> None:
                 await super().startup(sockets)
-                for server in self.servers:
-                    for sock in server.sockets:
-                        name = sock.getsockname()
-                        log.info("listening on http://%s:%s (home %s)",
-                                 f"[{name[0]}]" if ":" in name[0] else name[0], name[1],
-                                 settings.home)
+                names = [sock.getsockname() for server in self.servers
+                         for sock in server.sockets]
+                for name in names:
+                    log.info("listening on http://%s:%s (home %s)",
+                             f"[{name[0]}]" if ":" in name[0] else name[0], name[1],
+                             settings.home)
+                if names and not self.should_exit:
+                    self.advertised = _advertise(settings.home, names[0], service, local_token)
 
             def handle_exit(self, sig: int, frame: Any) -> None:
                 # End event streams now: they would otherwise hold the graceful shutdown open.
@@ -186,10 +196,39 @@ def serve(
             timeout_graceful_shutdown=max(1, round(shutdown_timeout)), server_header=False,
             log_level=log_level.lower())
         server = Server(config)
-        server.run()
+        try:
+            server.run()
+        finally:
+            if server.advertised is not None:
+                _homeserver.withdraw(server.advertised)
         if not server.started:
             raise typer.Exit(1)
         log.info("stopped")
+
+
+def _advertise(home: Path, bound: Any, service: Any, token: str) -> Any:
+    """Write the server file so local commands find this server (a failure is logged: they
+    then record changes in the database, which this server applies as it refreshes)."""
+    from datetime import UTC, datetime
+
+    from plughost.interfaces.cli import _homeserver
+
+    address = bound[0]
+    if address in ("0.0.0.0", "::"):  # every interface: this machine reaches it on loopback
+        address = "127.0.0.1" if address == "0.0.0.0" else "::1"
+    url = f"http://{f'[{address}]' if ':' in address else address}:{bound[1]}"
+    node = service.cluster.id if service.cluster is not None else ""
+    started = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    try:
+        advertised = _homeserver.advertise(home, url=url, node=node, token=token,
+                                           started_at=started)
+    except (OSError, _homeserver.UnsafeServerFile) as exc:
+        log.warning("not advertising this server in %s: %s; local commands will not go "
+                    "through it (they record changes, which it applies within its refresh "
+                    "interval)", home, exc)
+        return None
+    log.info("advertised in %s for local commands", advertised.path)
+    return advertised
 
 
 def register(app: typer.Typer) -> None:

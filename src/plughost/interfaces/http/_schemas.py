@@ -172,6 +172,9 @@ class PluginOut(_Out):
     updated_at: str | None = None
     error: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
+    live: bool = Field(True, description="`state` is what this server runs now (always true "
+                                         "here; false in the CLI on a home no server runs "
+                                         "on: the state the next start begins from).")
     checksum: str = Field("", description="Arcade name of `sha256`.")
     installTime: str | None = Field(None, description="Arcade name of `installed_at`.")
     updateTime: str | None = Field(None, description="Arcade name of `updated_at`.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ __all__ = ["ROLE_ATTRIBUTE", "ApiOptions", "ApiState", "api_state", "authenticat
 log = logging.getLogger("plughost.server")
 
 _ANONYMOUS = Principal("anonymous", "admin", anonymous=True)
+_LOCAL = Principal("local-cli", "admin")
 
 #: Attribute of a :func:`requires` dependency naming the role its route needs (the route
 #: class reads it to authenticate before the body is read).
@@ -58,6 +60,10 @@ class ApiOptions:
     #: Seconds a cached ``GET /plugins`` answer may be reused when nothing changed through
     #: this server (bounds staleness for changes made by other processes); 0 turns it off.
     read_cache_ttl: float = 1.0
+    #: A secret accepted as an admin token named ``local-cli``: ``plughost serve`` makes one
+    #: at each start and writes it in its server file in the home (mode 0600), so the local
+    #: CLI goes through this server (see ``plughost.interfaces.cli._homeserver``).
+    local_token: str | None = None
 
 
 class ApiState:
@@ -185,11 +191,14 @@ class ApiState:
             if scheme.lower() != "bearer" or not secret:
                 raise AuthenticationRequired(
                     "the Authorization header must be 'Bearer <token>'", code="auth.invalid")
-            principal = self.authority.verify(secret)
-            if principal is None:
+            local = self.options.local_token
+            found = _LOCAL if local and hmac.compare_digest(secret.encode(), local.encode()) \
+                else self.authority.verify(secret)
+            if found is None:
                 raise AuthenticationRequired(
                     "the API token is unknown, revoked or expired; create a new one with "
                     "`plughost token create --role ROLE`", code="auth.invalid")
+            principal = found
         elif self.options.allow_anonymous and not self.authority.any_active():
             principal = _ANONYMOUS
         else:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
+import heapq
 import json
 import math
 import re
@@ -191,6 +193,8 @@ class Index:
 
     plugins: Mapping[str, IndexPlugin]
     generated: str = ""
+    #: What search precomputes from this (immutable) index, built on first use.
+    _search: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def get(self, plugin_id: str) -> IndexPlugin | None:
         return self.plugins.get(plugin_id)
@@ -428,24 +432,73 @@ def decode_cursor(cursor: str | None) -> int:
                       details={"field": "cursor"})
 
 
-def _score(p: IndexPlugin, terms: Sequence[str]) -> float:
-    score = 0.0
-    pid = p.id
-    tags = [t.lower() for t in p.tags]
-    name = p.name.lower()
-    for term in terms:
-        if pid == term:
-            score += 100
-        elif pid.startswith(term):
-            score += 50
-        elif term in pid:
-            score += 30
-        if term in tags:
-            score += 20
-        if term in name:
-            score += 15
-        score += 5 if term in p.description.lower() else 0
-    return score + math.log10(1 + p.downloads)
+class _Table:
+    """An index laid out for search, built once per index: the lower-cased texts in one string
+    (a term is found with ``str.find`` in C, not a Python loop over every plugin), the fields
+    ranking reads, and the popularity order for queries without words."""
+
+    __slots__ = ("by_popularity", "eligible", "ids", "lower", "plugins", "popularity", "shown",
+                 "starts", "text")
+
+    def __init__(self, index: Index) -> None:
+        self.plugins = list(index.plugins.values())
+        self.ids = [p.id for p in self.plugins]
+        texts = [p.haystack.replace("\x00", " ") for p in self.plugins]
+        self.starts: list[int] = []
+        at = 0
+        for text in texts:
+            self.starts.append(at)
+            at += len(text) + 1
+        self.text = "\x00".join(texts)
+        self.lower = [(p.name.lower(), p.description.lower(), tuple(t.lower() for t in p.tags))
+                      for p in self.plugins]
+        self.popularity = [math.log10(1 + p.downloads) for p in self.plugins]
+        #: positions in the order of a query without words: most downloaded first, then id
+        self.by_popularity = sorted(range(len(self.plugins)),
+                                    key=lambda i: (-self.popularity[i], self.ids[i]))
+        #: (host, platform, runtimes, compatible, include_yanked) -> shown version by position
+        self.shown: dict[tuple[Any, ...], dict[int, IndexVersion | None]] = {}
+        #: (shown key, type, tag, runtime) -> positions a query without words shows, in order
+        self.eligible: dict[tuple[Any, ...], list[int]] = {}
+
+    def matching(self, term: str) -> set[int]:
+        """Positions of the plugins whose text contains ``term``."""
+        out: set[int] = set()
+        find, starts = self.text.find, self.starts
+        last = len(starts) - 1
+        at = find(term)
+        while at >= 0:
+            i = bisect.bisect_right(starts, at) - 1
+            out.add(i)
+            if i == last:
+                break
+            at = find(term, starts[i + 1])
+        return out
+
+    def score(self, i: int, terms: Sequence[str]) -> float:
+        score = 0.0
+        pid = self.ids[i]
+        name, description, tags = self.lower[i]
+        for term in terms:
+            if pid == term:
+                score += 100
+            elif pid.startswith(term):
+                score += 50
+            elif term in pid:
+                score += 30
+            if term in tags:
+                score += 20
+            if term in name:
+                score += 15
+            score += 5 if term in description else 0
+        return score + self.popularity[i]
+
+
+def _table(index: Index) -> _Table:
+    table = index._search.get("table")
+    if table is None:
+        table = index._search["table"] = _Table(index)
+    return table
 
 
 def search(indexes: Iterable[tuple[str, Index]], query: SearchQuery, *,
@@ -453,37 +506,104 @@ def search(indexes: Iterable[tuple[str, Index]], query: SearchQuery, *,
            platform: str = sys.platform,
            runtimes: Iterable[str] = KNOWN_RUNTIMES) -> SearchPage:
     """Search ``indexes`` (``(source name, index)`` pairs by priority: an id found in an
-    earlier one hides the same id in later ones). See the module doc for the ranking."""
-    terms = [t for t in query.text.lower().split() if t]
+    earlier one hides the same id in later ones). See the module doc for the ranking.
+
+    Costs grow with the plugins that match, not with the index: words are found in one
+    string per index, and only the page is sorted (``heapq``)."""
+    terms = [t.replace("\x00", "") for t in query.text.lower().split()]
+    terms = [t for t in terms if t]
     offset = decode_cursor(cursor)
     runtimes = tuple(runtimes)
     tag = query.tag.lower()
-    seen: set[str] = set()
-    hits: list[SearchHit] = []
+    key = (str(host_version), platform, runtimes, query.compatible, query.include_yanked)
+    limit = max(1, min(limit, 200))
+    wanted = offset + limit
+    earlier: list[Index] = []
+    ranked: list[tuple[float, str, int, int]] = []  # (-score, id, source #, position)
+    total = 0
+    sources: list[tuple[str, _Table]] = []
     for source, index in indexes:
-        for pid, p in index.plugins.items():
-            if pid in seen:
-                continue
-            seen.add(pid)
-            if terms and not all(t in p.haystack for t in terms):
+        table = _table(index)
+        sources.append((source, table))
+        if terms:
+            found = table.matching(terms[0])
+            for term in terms[1:]:
+                if not found:
+                    break
+                found &= table.matching(term)
+            positions: Iterable[int] = found
+        elif not earlier:  # ranked by popularity: the eligible positions, once per filter
+            eligible = _eligible(table, query, tag, key, host_version, platform, runtimes)
+            total += len(eligible)
+            ranked.extend((-table.popularity[i], table.ids[i], len(sources) - 1, i)
+                          for i in eligible[:wanted])
+            earlier.append(index)
+            continue
+        else:  # already in rank order: keep the first ``wanted``, count the rest
+            positions = table.by_popularity
+        shown_cache = table.shown.setdefault(key, {})
+        kept = 0
+        for i in positions:
+            p = table.plugins[i]
+            if earlier and any(p.id in e.plugins for e in earlier):
                 continue
             if query.type and p.type != query.type:
                 continue
-            if tag and tag not in (t.lower() for t in p.tags):
+            if tag and tag not in table.lower[i][2]:
                 continue
-            shown = _shown_version(p, query, host_version, platform, runtimes)
+            if i in shown_cache:
+                shown = shown_cache[i]
+            else:
+                shown = shown_cache[i] = _shown_version(p, query, host_version, platform,
+                                                        runtimes)
             if shown is None:
                 continue
             if query.runtime and shown.runtime != query.runtime:
                 continue
-            hits.append(SearchHit(p, shown, _score(p, terms) if terms else
-                                  math.log10(1 + p.downloads), source))
-    hits.sort(key=lambda h: (-h.score, h.plugin.id))
-    limit = max(1, min(limit, 200))
-    page = hits[offset:offset + limit]
-    following = offset + limit
-    return SearchPage(page, encode_cursor(following) if following < len(hits) else None,
-                      len(hits))
+            total += 1
+            if terms:
+                ranked.append((-table.score(i, terms), p.id, len(sources) - 1, i))
+            elif kept < wanted:
+                kept += 1
+                ranked.append((-table.popularity[i], p.id, len(sources) - 1, i))
+        earlier.append(index)
+    top = heapq.nsmallest(wanted, ranked)[offset:]
+    page = []
+    for neg_score, _pid, s, i in top:
+        source, table = sources[s]
+        version = table.shown[key][i]
+        assert version is not None
+        page.append(SearchHit(table.plugins[i], version, -neg_score, source))
+    return SearchPage(page, encode_cursor(wanted) if wanted < total else None, total)
+
+
+def _eligible(table: _Table, query: SearchQuery, tag: str, key: tuple[Any, ...],
+              host_version: Version, platform: str, runtimes: Sequence[str]) -> list[int]:
+    """The positions a query without words shows, in rank order, for its filters (kept per
+    index: like a database index on the filter columns, it is built on first use)."""
+    cache_key = (key, query.type, tag, query.runtime)
+    cached = table.eligible.get(cache_key)
+    if cached is not None:
+        return cached
+    shown_cache = table.shown.setdefault(key, {})
+    out: list[int] = []
+    for i in table.by_popularity:
+        p = table.plugins[i]
+        if query.type and p.type != query.type:
+            continue
+        if tag and tag not in table.lower[i][2]:
+            continue
+        if i in shown_cache:
+            shown = shown_cache[i]
+        else:
+            shown = shown_cache[i] = _shown_version(p, query, host_version, platform, runtimes)
+        if shown is None or (query.runtime and shown.runtime != query.runtime):
+            continue
+        out.append(i)
+    if len(table.eligible) >= 256:  # filter combinations are few; bound them anyway
+        table.eligible.clear()
+    table.eligible[cache_key] = out
+    return out
 
 
 def _shown_version(p: IndexPlugin, query: SearchQuery, host_version: Version, platform: str,
