@@ -76,10 +76,11 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     results = {}
     with tempfile.TemporaryDirectory(prefix="plughost-bench-cli-") as name:
-        for size in sizes:
-            home = Path(name) / f"home-{size}"
+        home, installed = Path(name) / "home", 0  # one home, grown from one size to the next
+        for size in sorted(sizes):
             start = time.perf_counter()
-            populate(home, size)
+            populate(home, installed, size)
+            installed = size
             print(f"size {size}: installed in {time.perf_counter() - start:.1f} s", flush=True)
             results[size] = measure(home, args.repeat)
     print(f"\nmedians of {args.repeat} rounds (ms), the floor measured in each round")

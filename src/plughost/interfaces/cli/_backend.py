@@ -264,7 +264,7 @@ class RemoteBackend:
 
     async def list_plugins(self, *, type: str | None = None, state: str | None = None,
                            enabled: bool | None = None, q: str | None = None,
-                           limit: int = 100, offset: int = 0,
+                           status: int | None = None, limit: int = 100, offset: int = 0,
                            cursor: str | None = None) -> PluginList:
         from plughost.services.resources import encode_cursor
         from plughost.services.views import PluginList
@@ -279,6 +279,8 @@ class RemoteBackend:
                 params[key] = value
         if enabled is not None:
             params["enabled"] = "true" if enabled else "false"
+        if status is not None:
+            params["status"] = status
         items: list[PluginInfo] = []
         total = 0
         following = None

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +58,8 @@ class HomeServer:
 
 def new_token() -> str:
     """A fresh local admin secret (256 bits)."""
+    import secrets  # only the server needs it: not imported by every local command
+
     return "phl_" + secrets.token_urlsafe(32)
 
 
@@ -96,6 +97,8 @@ def _run_dir(home: Path, *, create: bool) -> Path:
 def advertise(home: Path, *, url: str, node: str, token: str, started_at: str) -> HomeServer:
     """Write this process's server file in ``home`` (atomically, mode 0600).
     :raises UnsafeServerFile: the ``run`` directory cannot be trusted. :raises OSError:"""
+    import secrets
+
     run = _run_dir(home, create=True)
     pid = os.getpid()
     path = run / f"server-{pid}.json"
