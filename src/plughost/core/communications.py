@@ -252,7 +252,9 @@ class Communications:
         :meth:`LifecycleEvent.to_dict` (``plugin_id``, ``old``, ``new``, ``timestamp``,
         ``reason``, ``phase``).
         """
-        self.bus.emit(f"plugin.lifecycle.{event.new.value}", event.to_dict())
+        topic = f"plugin.lifecycle.{event.new.value}"
+        if self.bus.subscribers(topic):  # nobody listens (discovering thousands): no payload
+            self.bus.emit(topic, event.to_dict())
 
     # -- cleanup ----------------------------------------------------------------------------
 

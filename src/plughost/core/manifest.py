@@ -706,17 +706,24 @@ def _too_deep(value: Any, problems: Problems) -> bool:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, Mapping):
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or kind is float:  # most leaves
+            continue
+        if kind is dict or isinstance(item, Mapping):
             children: Any = item.values()
-        elif isinstance(item, list | tuple):
+        elif kind is list or isinstance(item, list | tuple):
             children = item
         else:
             continue
         if depth >= MAX_MANIFEST_DEPTH:
             problems.append(_deep_problem())
             return True
-        stack.extend((child, depth + 1) for child in children)
+        stack.extend([(child, depth + 1) for child in children
+                      if type(child) in _CONTAINERS or not isinstance(child, str | int | float)])
     return False
+
+
+_CONTAINERS: Final = frozenset((dict, list, tuple))
 
 
 def _deep_problem() -> Problem:

@@ -99,6 +99,7 @@ def _none(_: Any) -> None:
 
 
 _TRACE_FIELDS = ("traceparent", "tracestate")
+_UNTRACED = frozenset(_TRACE_FIELDS)  # params without any of these carry no trace context
 _otel: Any = None  # the opentelemetry modules, False when not importable; loaded on first need
 
 
@@ -121,7 +122,7 @@ def _traced(kind: str, label: Any, params: dict[str, Any], run: Any) -> Any:
     """``run()`` under the host's trace context (docs/protocol.md, "Trace context"): exposed as
     ``ctx.trace_parent``, and, when opentelemetry is importable here, as the remote parent of a
     span ``"{kind} {label}"`` that is current while the handler runs (sync or async)."""
-    if "traceparent" not in params and "tracestate" not in params:  # untraced: the hot path
+    if _UNTRACED.isdisjoint(params):  # untraced: the hot path
         if trace_context.get() is not None:
             trace_context.set(None)
         return run()
@@ -226,6 +227,8 @@ class PluginRunner:
         target: Any = params.get("target")
         fn = self.targets.get(target) or self._target(target)
         args = params.get("args") or {}
+        if _UNTRACED.isdisjoint(params) and trace_context.get() is None:  # nothing to set up
+            return fn(**args)
         return _traced("plugin.call", target, params, lambda: fn(**args))
 
     def _event(self, params: dict[str, Any]) -> Any:
