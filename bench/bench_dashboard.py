@@ -1,7 +1,7 @@
 """Benchmark the dashboard's first load in Chromium with 10, 100 and 1,000 installed plugins.
 
-Setup per size: a fresh home with N installed plugins (installed through the service facade,
-not activated), ``plughost serve`` in a subprocess; Debian's Chromium through Playwright.
+Setup per size: a fresh home with N installed plugins (the rows and files an install writes,
+from bench_scale.populate), ``plughost serve`` in a subprocess; Debian's Chromium through Playwright.
 
 Measured, median of >= 5 fresh page loads per size:
 
@@ -19,7 +19,7 @@ Goals (issue 13): first load <= 150 KB; interactive <= 300 ms with 1,000 plugins
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -38,36 +38,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 def make_home(home: Path, count: int) -> None:
-    from plughost.security.package import pack
-    from plughost.services.manager import PluginService
-    from plughost.settings import HostSettings
+    """``count`` installed plugins, written as an install writes them (bench_scale's
+    ``populate``: the same rows and files as real installs, without minutes of setup)."""
+    from bench_scale import populate
 
-    home.mkdir(parents=True)
-    (home / "plughost.toml").write_text('require_signature = "never"\n')
-    work = home.parent / "src"
-    out = home.parent / "packages"
-    out.mkdir()
-    packages = []
-    kinds = ["demo", "notify", "storage", "search"]
-    for i in range(count):
-        folder = work / f"p{i:05d}"
-        folder.mkdir(parents=True)
-        (folder / "plugin.toml").write_text(
-            f'id = "bench-{i:05d}"\nname = "Bench plugin {i}"\nversion = "1.0.{i % 7}"\n'
-            f'description = "Plugin number {i} of the dashboard benchmark."\n'
-            f'type = "{kinds[i % len(kinds)]}"\nentry = "m:P"\n')
-        (folder / "m.py").write_text("from plughost.sdk import Plugin\n\n\nclass P(Plugin):\n"
-                                     "    pass\n")
-        packages.append(pack(folder, out))
-
-    async def install_all() -> None:
-        settings = HostSettings.from_file(home / "plughost.toml", home=home)
-        async with PluginService(settings) as service:
-            for i in range(0, len(packages), 8):
-                await asyncio.gather(*(service.install(p, activate=False, actor="bench")
-                                       for p in packages[i:i + 8]))
-
-    asyncio.run(install_all())
+    populate(home, 0, count)
 
 
 def measure(base: str, count: int, runs: int) -> dict[str, float]:
@@ -87,7 +62,9 @@ def measure(base: str, count: int, runs: int) -> dict[str, float]:
                     def record(response) -> None:  # type: ignore[no-untyped-def]
                         path = urlsplit(response.url).path
                         if path == "/" or path.startswith("/dashboard/"):
-                            sizes[path] = len(response.body())
+                            # a response still arriving as the page closes has no body
+                            with contextlib.suppress(Exception):
+                                sizes[path] = len(response.body())
                     page.on("response", record)
                 page.goto(base + "/")
                 page.wait_for_function(

@@ -70,3 +70,23 @@ def test_pages_search_and_filters_across_pages(base: str, new_page: NewPage) -> 
     page.focus("#plugin-search")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.dataset.filter") == "type"
+
+
+def test_the_first_page_shows_before_the_rest_of_the_list_arrives(base: str,
+                                                                  new_page: NewPage) -> None:
+    page = new_page()
+    held: list[object] = []
+    # hold every request for a later page of the list: the first page must not wait for it
+    page.route("**/api/v1/plugins?*cursor=*", lambda route: held.append(route))
+    page.goto(base + "/")
+    rows = page.locator("tbody tr[data-plugin]")
+    expect(page.locator("#plugin-range")).to_have_text(f"Showing 1–50 of {COUNT}")
+    expect(rows).to_have_count(50)
+    expect(page.locator(".counts")).to_contain_text("counting")
+    assert held, "the rest of the list was not asked for"
+    for route in held:
+        route.continue_()  # type: ignore[attr-defined]
+    expect(page.locator(".counts")).not_to_contain_text("counting")
+    expect(page.locator(".counts")).to_contain_text(f"{COUNT} installed")
+    page.click("#next-page")
+    expect(page.locator("#plugin-range")).to_have_text(f"Showing 51–{COUNT} of {COUNT}")

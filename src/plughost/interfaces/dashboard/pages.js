@@ -50,7 +50,8 @@ function stateButtons(p, where, then) {
 
 function pluginsPage(view) {
   const c = card("Plugins");
-  const state = { all: [], health: {}, page: 0, q: "", type: "", state: "", runtime: "", source: "" };
+  const state = { all: [], health: {}, page: 0, q: "", type: "", state: "", runtime: "", source: "",
+                  total: 0, partial: false };
   const search = h("input", { type: "search", id: "plugin-search", placeholder: "id, name or description" });
   const selects = {};
   const filterBar = h("div", { class: "filters", role: "search" },
@@ -108,23 +109,30 @@ function pluginsPage(view) {
   }
 
   function render() {
-    renderFilters();
+    // Until every page has arrived (state.partial), the first page is shown with the server's
+    // total; counts by state, the filters' tallies and the later pages follow when it has.
+    const partial = state.partial;
+    if (!partial) renderFilters();
     const shown = state.all.filter(p => matches(p));
     const byState = {};
     for (const p of state.all) byState[p.state] = (byState[p.state] || 0) + 1;
-    counts.replaceChildren(badge(`${state.all.length} installed`),
-      ...Object.keys(byState).sort().map(s => badge(`${byState[s]} ${s}`, "s-" + s)));
-    const pages = Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
+    const installed = partial ? state.total : state.all.length;
+    counts.replaceChildren(badge(`${installed} installed`),
+      ...(partial ? [h("span", { class: "muted" }, "counting…")]
+        : Object.keys(byState).sort().map(s => badge(`${byState[s]} ${s}`, "s-" + s))));
+    const of = partial && shown.length === state.all.length ? state.total : shown.length;
+    const pages = partial ? 1 : Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
     state.page = Math.min(state.page, pages - 1);
     const first = state.page * PAGE_SIZE;
     tbody.replaceChildren(...shown.slice(first, first + PAGE_SIZE).map(row));
     if (!shown.length) {
       tbody.append(h("tr", {}, h("td", { colspan: 7, class: "muted" },
-        state.all.length ? "No plugin matches these filters." : "No plugin is installed yet.")));
+        partial ? "Loading…" : state.all.length ? "No plugin matches these filters."
+          : "No plugin is installed yet.")));
     }
     pager.replaceChildren(
       h("span", { id: "plugin-range" }, shown.length
-        ? `Showing ${first + 1}–${Math.min(first + PAGE_SIZE, shown.length)} of ${shown.length}` : ""),
+        ? `Showing ${first + 1}–${Math.min(first + PAGE_SIZE, shown.length)} of ${of}` : ""),
       h("button", { type: "button", id: "prev-page", disabled: state.page === 0,
                     onclick: () => { state.page -= 1; render(); } }, "Previous"),
       h("button", { type: "button", id: "next-page", disabled: state.page >= pages - 1,
@@ -133,12 +141,22 @@ function pluginsPage(view) {
 
   async function refresh() {
     try {
-      const [plugins, health] = await Promise.all([
-        list("/plugins", { limit: 500 }, { all: true }),
-        api("GET", "/health").catch(() => ({ plugins: [] })),
-      ]);
-      state.all = plugins.items;
-      state.health = Object.fromEntries((health.plugins || []).map(x => [x.plugin_id, x]));
+      // The first page is on screen as soon as it arrives (the cost of a page, whatever is
+      // installed); health and the rest of the list follow.
+      const health = api("GET", "/health").catch(() => ({ plugins: [] }));
+      const firstPage = await list("/plugins", { limit: PAGE_SIZE });
+      if (firstPage.next) {
+        state.all = firstPage.items;
+        state.total = firstPage.total ?? firstPage.items.length;
+        state.partial = true;
+        render();
+      }
+      const [rest, answer] = await Promise.all([
+        firstPage.next ? list("/plugins", { limit: 500, ...firstPage.next }, { all: true })
+          : { items: [] }, health]);
+      state.all = firstPage.items.concat(rest.items);
+      state.partial = false;
+      state.health = Object.fromEntries((answer.plugins || []).map(x => [x.plugin_id, x]));
       render();
     } catch (e) {
       showError(c.errors, e, "Loading the plugins");
