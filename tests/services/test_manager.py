@@ -179,6 +179,26 @@ async def test_enable_and_disable_persist_across_restarts(trusted, make_package)
         assert events[:2] == ["plugin.enable", "plugin.disable"]
 
 
+async def test_a_recorded_manifest_that_no_longer_validates_is_read_from_the_files(
+        trusted, make_package):
+    # The start reads each manifest from its version row (plain JSON, validated field by
+    # field); a row that fails validation falls back to the plugin's own plugin.toml.
+    import sqlalchemy as sa
+
+    from plughost.services.manager import PluginService
+    from plughost.storage.backends import open_storage
+
+    async with PluginService(trusted) as svc:
+        await svc.install(make_package("hello"))
+    with open_storage(trusted) as storage, storage.database.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE plugin_versions SET manifest = :m WHERE plugin_id = 'hello'"),
+                     {"m": '{"id": "hello", "version": 5}'})
+    async with PluginService(trusted) as svc:
+        assert svc.host.get("hello").state.value == "active"
+        assert str(svc.host.get("hello").manifest.version) == "1.0.0"
+        assert await svc.host.call("hello", "ping") == ["1.0.0", 1]
+
+
 async def test_deactivate_and_activate(service, make_package):
     await service.install(make_package("hello"))
     info = await service.deactivate("hello")

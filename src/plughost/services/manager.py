@@ -41,7 +41,12 @@ from typing import Any, TypeVar
 
 from plughost.core.bus import Event
 from plughost.core.lifecycle import LifecycleEvent, State
-from plughost.core.manifest import Manifest, load_manifest, manifest_from_dict
+from plughost.core.manifest import (
+    Manifest,
+    load_manifest,
+    manifest_from_dict,
+    manifest_from_plain,
+)
 from plughost.core.registry import PluginRecord
 from plughost.errors import (
     ChangesPruned,
@@ -347,23 +352,30 @@ class PluginService:
         current version record when already read (``None``: there is none)."""
         if version is False:
             version = self.repository.get_version(stored.id, stored.version)
-        root = None if version is None else self.installer.local_dir(version)
+        root: Path | None = None
         try:
             try:
-                found = self._version_root(version)  # unpacked here when it is missing
+                # Its directory on this node (Installer.local_dir), unpacked when missing.
+                root = self._version_root(version)
             except PlughostError as exc:
+                root = self.installer.local_dir(version)
                 raise InstallError(
                     f"the files of {stored.id} {stored.version} are missing and its package "
                     f"cannot be read ({exc.message}); reinstall it",
                     code="install.files_missing", plugin_id=stored.id) from exc
-            if version is None or root is None or found is None:
+            if version is None or root is None:
                 raise InstallError(
                     f"the files of {stored.id} {stored.version} are missing; reinstall it",
                     code="install.files_missing", plugin_id=stored.id)
             try:
                 # The manifest the install validated and recorded, read from the files of this
                 # checksum: no need to read and parse the file again (a third of the time).
-                manifest = manifest_from_dict(version.manifest, source=str(root))
+                # JSON read back from the database is plain dicts and lists already: no
+                # defensive copy and no depth walk (JSON that deep never loads), still
+                # validated field by field.
+                data = version.manifest
+                manifest = (manifest_from_plain(data, source=str(root)) if type(data) is dict
+                            else manifest_from_dict(data, source=str(root)))
             except ManifestError:
                 manifest = load_manifest(root)  # says what is wrong with the file itself
             return manifest, root, None
