@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from plughost.errors import PlughostError
+from plughost.services.installer import cache_name
 from tests.security.zipcraft import rewrite
 from tests.services.conftest import make_settings
 
@@ -39,6 +40,7 @@ async def test_install_records_unpacks_stores_and_activates(service, make_packag
     assert result.sha256 == digest and result.signed and result.signed_by
     cache = Path(result.cache_path)
     assert cache == service.settings.cache_dir / "plugins" / "hello" / f"1.0.0-{digest[:12]}"
+    assert cache.name == cache_name("1.0.0", digest)  # what reconciliation expects to find
     assert not os.access(cache / "main.py", os.W_OK) or os.geteuid() == 0
     assert stat.S_IMODE(cache.stat().st_mode) == 0o555
     assert await service.host.call("hello", "ping") == ["1.0.0", 1]

@@ -81,6 +81,7 @@ __all__ = [
     "Staged",
     "Undo",
     "UninstallResult",
+    "cache_name",
     "grant_declared",
     "grant_nothing",
 ]
@@ -124,6 +125,12 @@ def grant_declared(plugin_id: str, declared: Sequence[str]) -> Sequence[str]:
 def grant_nothing(plugin_id: str, declared: Sequence[str]) -> Sequence[str]:
     """Grant nothing at install; the operator grants scopes one by one."""
     return []
+
+
+def cache_name(version: str, sha256: str) -> str:
+    """The name of a version's unpacked directory under its plugin's cache folder
+    (:meth:`Installer.cache_path`): the version and the start of the package's SHA-256."""
+    return f"{version}-{sha256[:12]}"
 
 
 @dataclass(slots=True)
@@ -257,7 +264,7 @@ class Installer:
 
     def cache_path(self, plugin_id: str, version: str, sha256: str) -> Path:
         """The content-addressed directory a version is unpacked into."""
-        return self.plugins_cache / plugin_id / f"{version}-{sha256[:12]}"
+        return self.plugins_cache / plugin_id / cache_name(version, sha256)
 
     def local_dir(self, v: StoredVersion) -> Path:
         """Where this node keeps a stored version unpacked. Computed here, never taken from

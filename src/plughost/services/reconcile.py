@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from plughost.errors import LockTimeout
 from plughost.security.archive import remove_tree
+from plughost.services.installer import cache_name
 from plughost.storage.objects import FilesystemObjectStore
 from plughost.storage.records import StoredVersion
 from plughost.storage.recovery import recover_operations
@@ -111,8 +112,7 @@ class _Reconciler:
         expected_dirs: dict[str, set[str]] = {}
         for pid, version, checksum, object_key in self.repo.version_files():
             expected_keys.setdefault(pid, set()).add(object_key)
-            expected_dirs.setdefault(pid, set()).add(
-                self.installer.cache_path(pid, version, checksum).name)
+            expected_dirs.setdefault(pid, set()).add(cache_name(version, checksum))
         installed = set(self.repo.plugin_ids())
         full = self.full if self.full is not None else (
             crashed or bool(report.staging_removed) or self._temporary_files())
@@ -153,8 +153,9 @@ class _Reconciler:
         if self.plugins_cache.is_dir():
             found.update(os.listdir(self.plugins_cache))
         dirty = {pid for pid in found if pid not in installed}
+        cache = str(self.plugins_cache)  # joined as strings: one stat per version, no Paths
         for pid, names in expected_dirs.items():
-            if any(not os.path.isdir(self.plugins_cache / pid / name) for name in names):
+            if any(not os.path.isdir(os.path.join(cache, pid, name)) for name in names):
                 dirty.add(pid)
         return sorted(dirty)
 
