@@ -392,7 +392,8 @@ class PluginHost:
         if communications is not None and permission_checker is not None:
             self.comms.set_permission_checker(permission_checker)
         self.add_extension(self.comms)
-        self.lifecycle.subscribe(self.comms.publish_lifecycle)
+        self.lifecycle.subscribe(self.comms.publish_lifecycle,
+                                 wants=self.comms.lifecycle_wanted)
         self.comms.set_lazy_resolver(self._activate_for_command)
         self.comms.hooks.set_lazy_resolver(self._activate_for_extension)
 
@@ -455,7 +456,7 @@ class PluginHost:
         transition(old, new, plugin_id=record.id)
         record.state = new
         record.since = time.time()
-        if len(self.lifecycle):
+        if self.lifecycle.listening(new):
             self.lifecycle.publish(LifecycleEvent(record.id, old, new, record.since, reason, phase))
 
     def _on_supervisor_event(self, event: SupervisorEvent) -> None:

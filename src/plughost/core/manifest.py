@@ -47,6 +47,7 @@ from plughost.core._manifest_checks import (
     _infer_runtime,
     _json_copy,
     _range,
+    _version,
     _wrong,
 )
 from plughost.core.platforms import Alternative
@@ -68,6 +69,7 @@ __all__ = [
     "Resources",
     "load_manifest",
     "manifest_from_dict",
+    "manifest_from_own_dict",
     "manifest_from_plain",
     "manifest_json_schema",
     "parse_manifest",
@@ -659,6 +661,68 @@ def manifest_from_plain(data: dict[str, Any], *, source: str | None = None) -> M
         _raise(problems, source, data)
     assert manifest is not None
     return manifest
+
+
+def _own_deps(table: dict[str, str]) -> Mapping[str, VersionRange]:
+    return MappingProxyType({dep: _range(text) for dep, text in table.items()})
+
+
+def _own_alternatives(alts: list[dict[str, Any]]) -> tuple[Alternative, ...]:
+    return tuple(Alternative(a["runtime"], a["entry"], tuple(a.get("platforms", ())))
+                 for a in alts)
+
+
+# The inverse of _DUMP: a value as Manifest.to_dict wrote it -> the model's value (kinds not
+# listed are kept as they are: strings and integers).
+_OWN: Final[dict[str, Callable[[Any], Any]]] = {
+    "version": _version,
+    "range": _range,
+    "deps": _own_deps,
+    "platforms": tuple,
+    "alternatives": _own_alternatives,
+    "strings": tuple,
+    "activation": tuple,
+    "permissions": tuple,
+    "object": MappingProxyType,
+    "schema": MappingProxyType,
+    "seconds": float,
+}
+# native dotted path -> (part, attribute, loader), for manifest_from_own_dict.
+_OWN_FIELDS: Final = {
+    native: (*_MODEL_ATTR[native], _OWN.get(spec.kind, _identity)) for native, spec in _LEAVES
+}
+
+
+def manifest_from_own_dict(data: dict[str, Any]) -> Manifest:
+    """Rebuild a manifest from what its own :meth:`Manifest.to_dict` wrote, **without
+    validating it again**: for data plughost wrote itself from a validated manifest and can
+    prove unchanged (the discovery cache checks its file's digest before it trusts an entry).
+    Anything else goes through :func:`manifest_from_plain` or :func:`manifest_from_dict`.
+
+    :raises KeyError, TypeError, ValueError: when ``data`` is not such a dict (a key that is
+        not a manifest field, a value of the wrong shape); callers fall back to validating.
+    """
+    kwargs: dict[str, Any] = {}
+    parts: dict[str, dict[str, Any]] = {}
+    extras: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _CHILD_LOOKUP:  # a table: provides, config, limits, resources
+            for child, inner in value.items():
+                if child.startswith("x-"):
+                    extras[f"{key}.{child}"] = inner
+                    continue
+                group, attr, load = _OWN_FIELDS[f"{key}.{child}"]
+                (parts.setdefault(group, {}) if group else kwargs)[attr] = load(inner)
+        elif key.startswith("x-"):
+            extras[key] = value
+        else:
+            _, attr, load = _OWN_FIELDS[key]
+            kwargs[attr] = load(value)
+    for group, values in parts.items():
+        kwargs[group] = _PARTS[group](**values)
+    if extras:
+        kwargs["extras"] = MappingProxyType(extras)
+    return Manifest(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------
