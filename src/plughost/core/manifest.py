@@ -692,6 +692,12 @@ _OWN_FIELDS: Final = {
     native: (*_MODEL_ATTR[native], _OWN.get(spec.kind, _identity)) for native, spec in _LEAVES
 }
 
+# the same for top-level fields: key -> (Manifest attribute, loader).
+_OWN_TOP: Final = {
+    native: (attr, load) for native, (group, attr, load) in _OWN_FIELDS.items() if not group
+    and "." not in native
+}
+
 
 def manifest_from_own_dict(data: dict[str, Any]) -> Manifest:
     """Rebuild a manifest from what its own :meth:`Manifest.to_dict` wrote, **without
@@ -706,7 +712,10 @@ def manifest_from_own_dict(data: dict[str, Any]) -> Manifest:
     parts: dict[str, dict[str, Any]] = {}
     extras: dict[str, Any] = {}
     for key, value in data.items():
-        if key in _CHILD_LOOKUP:  # a table: provides, config, limits, resources
+        top = _OWN_TOP.get(key)
+        if top is not None:
+            kwargs[top[0]] = top[1](value)
+        elif key in _CHILD_LOOKUP:  # a table: provides, config, limits, resources
             for child, inner in value.items():
                 if child.startswith("x-"):
                     extras[f"{key}.{child}"] = inner
@@ -716,8 +725,7 @@ def manifest_from_own_dict(data: dict[str, Any]) -> Manifest:
         elif key.startswith("x-"):
             extras[key] = value
         else:
-            _, attr, load = _OWN_FIELDS[key]
-            kwargs[attr] = load(value)
+            raise KeyError(key)
     for group, values in parts.items():
         kwargs[group] = _PARTS[group](**values)
     if extras:
