@@ -2,8 +2,8 @@
 
 Nothing is imported here: discovery reads manifests only, so a thousand lazy plugins cost a
 thousand small file reads. A :class:`DiscoveryCache` keeps the validated manifests keyed by the
-manifest file's path, size and modification time, so an unchanged plugin is not parsed again; any
-change to the file invalidates its entry.
+manifest file's path, size, modification time and inode, so an unchanged plugin is neither parsed
+nor validated again; any change to the file invalidates its entry.
 """
 
 from __future__ import annotations

@@ -649,9 +649,10 @@ def manifest_from_dict(data: Mapping[str, Any], *, source: str | None = None) ->
 
 def manifest_from_plain(data: dict[str, Any], *, source: str | None = None) -> Manifest:
     """:func:`manifest_from_dict` for data that is plain JSON already, as ``json.loads`` gives
-    it back from a file plughost wrote from a valid manifest's :meth:`Manifest.to_dict` (the
-    discovery cache): validated all the same (a file edited by hand is caught), without the
-    defensive copy and the depth walk that foreign mappings need (JSON that deep never loads).
+    it back from a file plughost wrote from a valid manifest's :meth:`Manifest.to_dict`, when
+    nothing proves the file unchanged: validated all the same (a file edited by hand is
+    caught), without the defensive copy and the depth walk that foreign mappings need (JSON
+    that deep never loads). Where a digest does prove it, :func:`manifest_from_own_dict`.
 
     :raises ManifestError: listing every problem found.
     """
