@@ -6,7 +6,8 @@ from bench_scale.populate), ``plughost serve`` in a subprocess; Debian's Chromiu
 Measured, median of >= 5 fresh page loads per size:
 
 * interactive: from navigation start until the plugin list shows its first page of rows with
-  their buttons ("Showing 1–50 of N"), read with ``performance.now()`` in the page;
+  their buttons ("Showing 1–50 of N"): the ``plugins-usable`` mark the page sets when it
+  renders them (the driver's polling would add its own delay);
 * bytes: HTML + CSS + JS of the dashboard itself (not /docs, not the lazily loaded chart);
 * floor (same run, same browser): navigating to a static file of the same server
   (``/dashboard/app.css``) until it is loaded — the browser's and server's own overhead.
@@ -71,7 +72,10 @@ def measure(base: str, count: int, runs: int) -> dict[str, float]:
                     "t => (document.getElementById('plugin-range') || {}).textContent?.endsWith(t)"
                     " && document.querySelectorAll('tbody tr[data-plugin] button').length > 0",
                     arg=shown, timeout=60_000)
-                ms = page.evaluate("() => performance.now()")
+                # when the page itself saw the list usable (its own mark), not when the
+                # test driver's polling noticed
+                ms = page.evaluate(
+                    "() => performance.getEntriesByName('plugins-usable')[0].startTime")
                 t0 = time.perf_counter()
                 page.goto(base + "/dashboard/app.css")
                 floor = (time.perf_counter() - t0) * 1000

@@ -369,9 +369,32 @@ async function refreshReady() {
 
 // ------------------------------------------------------------------ signing in
 
+// The first requests of a page load start as soon as this script runs, before the page is
+// built: who the caller is, then (on the plugin list, the default page, once the server has
+// said the caller may read it) its first page and the health. Each is taken once, by the code
+// that would otherwise ask for it; a failed one is asked again there.
+const early = {};
+function prefetch(key, make) {
+  early[key] = make();
+  early[key].catch(() => {});  // handled when taken
+}
+function takeEarly(key, make) {
+  const promise = early[key];
+  delete early[key];
+  return promise ? promise.catch(() => make()) : make();
+}
+prefetch("whoami", () => api("GET", "/whoami").then(me => {
+  const onList = !location.hash.replace(/^#\/?/, "") || /^#\/?plugins\/?$/.test(location.hash);
+  if (onList && (me.signed_in || !me.token_required)) {
+    prefetch("plugins-first", () => list("/plugins", { limit: 50 }));
+    prefetch("health", () => api("GET", "/health"));
+  }
+  return me;
+}));
+
 async function loadMe() {
   try {
-    App.me = await api("GET", "/whoami");
+    App.me = await takeEarly("whoami", () => api("GET", "/whoami"));
   } catch (e) {
     App.me = null;
     if (e.status === 401 && App.token) {
