@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 from plughost._version import __version__
 from plughost.core import platforms
+from plughost.core._gc import collector_paused
 from plughost.core.bus import EventBus, PermissionChecker
 from plughost.core.channels import ChannelRegistry
 from plughost.core.commands import CommandRegistry
@@ -392,7 +393,8 @@ class PluginHost:
         if communications is not None and permission_checker is not None:
             self.comms.set_permission_checker(permission_checker)
         self.add_extension(self.comms)
-        self.lifecycle.subscribe(self.comms.publish_lifecycle)
+        self.lifecycle.subscribe(self.comms.publish_lifecycle,
+                                 wants=self.comms.lifecycle_wanted)
         self.comms.set_lazy_resolver(self._activate_for_command)
         self.comms.hooks.set_lazy_resolver(self._activate_for_extension)
 
@@ -455,7 +457,7 @@ class PluginHost:
         transition(old, new, plugin_id=record.id)
         record.state = new
         record.since = time.time()
-        if len(self.lifecycle):
+        if self.lifecycle.listening(new):
             self.lifecycle.publish(LifecycleEvent(record.id, old, new, record.since, reason, phase))
 
     def _on_supervisor_event(self, event: SupervisorEvent) -> None:
@@ -514,7 +516,11 @@ class PluginHost:
     def discover(self) -> list[PluginRecord]:
         """Find plugins and register every valid one as ``installed`` (nothing is imported)."""
         self._check_open()
-        found = discover(self.plugin_dirs, entry_points=self.entry_points, cache=self._cache)
+        with collector_paused():  # thousands of records that all stay alive (see core._gc)
+            return self._register_found(
+                discover(self.plugin_dirs, entry_points=self.entry_points, cache=self._cache))
+
+    def _register_found(self, found: list[Discovered]) -> list[PluginRecord]:
         added: list[PluginRecord] = []
         for item in found:
             if item.manifest is None:
@@ -1204,6 +1210,10 @@ class PluginHost:
                   State.DEACTIVATED)
         if only is not None:
             return self._resolve_added(list(only), usable)
+        with collector_paused():  # a state change and an index entry per plugin
+            return self._resolve_all(usable)
+
+    def _resolve_all(self, usable: tuple[State, ...]) -> list[str]:
         candidates = [r.manifest for r in self.registry if r.state in usable]
         resolution = resolve(candidates, host_version=self.host_version, partial=True)
         for pid, error in sorted(resolution.failed.items()):

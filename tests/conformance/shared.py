@@ -75,7 +75,7 @@ async def back_in_service(host: PluginHost, events: list[str], timeout: float = 
 
 
 async def crash_mid_call(hostile_host: HostileHost, tmp_path: Path, services: Services,
-                         match: str = "") -> None:
+                         match: str | None = None) -> None:
     async with hostile_host(tmp_path, services) as (host, events):
         neighbour_calls = [host.call("pyecho", "nap", seconds=0.2) for _ in range(5)]
         with pytest.raises(PluginCrashed, match=match):

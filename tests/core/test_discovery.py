@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -45,6 +47,12 @@ def test_missing_directory_is_not_an_error(tmp_path: Path) -> None:
     assert discover([tmp_path / "nowhere"]) == []
 
 
+def _cache_entries(cache_file: Path) -> tuple[bytes, dict[str, Any]]:
+    """The cache file's header line and its entries."""
+    head, _, body = cache_file.read_bytes().partition(b"\n")
+    return head, json.loads(body)
+
+
 def test_cache_serves_unchanged_manifests_and_invalidates_on_change(
     write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path
 ) -> None:
@@ -54,11 +62,13 @@ def test_cache_serves_unchanged_manifests_and_invalidates_on_change(
     assert first[0].manifest is not None and str(first[0].manifest.version) == "1.0.0"
     assert "cached" in cache_file.read_text()
 
-    # Poison the cached copy: an unchanged file must be served from the cache.
-    data = json.loads(cache_file.read_text())
-    [entry] = data["entries"].values()
-    entry["manifest"]["description"] = "from the cache"
-    cache_file.write_text(json.dumps(data))
+    # Put a different manifest in the cache the way plughost writes it: an unchanged file must
+    # be served from the cache, not parsed again.
+    cache = DiscoveryCache(cache_file)
+    key = str(root / "plugin.toml")
+    cache.put(key, os.stat(key), dataclasses.replace(first[0].manifest,
+                                                      description="from the cache"))
+    cache.save()
     again = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
     assert again[0].manifest is not None and again[0].manifest.description == "from the cache"
 
@@ -68,6 +78,26 @@ def test_cache_serves_unchanged_manifests_and_invalidates_on_change(
     os.utime(root / "plugin.toml", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10_000_000))
     changed = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
     assert changed[0].manifest is not None and str(changed[0].manifest.version) == "1.1.0"
+
+
+def test_cache_entry_is_not_served_for_a_file_replaced_with_the_same_size_and_time(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path
+) -> None:
+    root = write_plugin("swapped", "1.0.0")
+    manifest = root / "plugin.toml"
+    cache_file = tmp_path / "cache.json"
+    discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    # Another file of the same size, renamed over it with the old modification time (what a
+    # copy that keeps times does): only the inode tells them apart.
+    before = manifest.stat()
+    other = root / "new.toml"
+    other.write_text(manifest.read_text().replace("1.0.0", "2.0.0"))
+    os.utime(other, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(other, manifest)
+    after = manifest.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert found.manifest is not None and str(found.manifest.version) == "2.0.0"
 
 
 def test_cache_drops_plugins_that_disappeared(
@@ -121,7 +151,9 @@ def test_entry_point_plugins_are_discovered_without_importing(
 
 
 @pytest.mark.parametrize("poison", [
-    lambda e: e["manifest"].update(version="not a version"),  # invalid: validated all the same
+    lambda e: e["manifest"].update(description="edited"),  # valid, but not what plughost wrote
+    lambda e: e["manifest"].update(version="not a version"),
+    lambda e: e["manifest"].update(id="Not An Id"),
     lambda e: e.update(manifest=["not", "a", "table"]),
     lambda e: e.pop("manifest"),
     lambda e: e.update(size="12"),
@@ -132,9 +164,30 @@ def test_cache_entry_edited_by_hand_is_parsed_again(
     write_plugin("edited", "1.2.3")
     cache_file = tmp_path / "cache.json"
     discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
-    data = json.loads(cache_file.read_text())
-    [entry] = data["entries"].values()
+    head, entries = _cache_entries(cache_file)
+    [entry] = entries.values()
     poison(entry)
-    cache_file.write_text(json.dumps(data))
+    cache_file.write_bytes(head + b"\n" + json.dumps(entries).encode())
     [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
     assert found.manifest is not None and str(found.manifest.version) == "1.2.3"
+    assert found.manifest.id == "edited" and found.manifest.description != "edited"
+    # The file was written afresh, and is trusted again.
+    assert _cache_entries(cache_file)[1] != entries
+
+
+def test_cache_written_by_another_format_or_version_is_read_again(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path
+) -> None:
+    write_plugin("old", "1.0.0")
+    cache_file = tmp_path / "cache.json"
+    discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    head, entries = _cache_entries(cache_file)
+    [entry] = entries.values()
+    entry["manifest"]["description"] = "stale"
+    body = json.dumps(entries).encode()
+    header = json.loads(head)
+    header.update(plughost="0.0.0-other",
+                  blake2b=hashlib.blake2b(body, digest_size=16).hexdigest())
+    cache_file.write_bytes(json.dumps(header).encode() + b"\n" + body)
+    [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert found.manifest is not None and found.manifest.description != "stale"

@@ -89,3 +89,18 @@ def test_a_failing_listener_does_not_stop_the_others(caplog: pytest.LogCaptureFi
     events.publish(LifecycleEvent("x", State.INSTALLED, State.RESOLVED))
     assert len(seen) == 1
     assert "listener bug" in caplog.text
+
+
+def test_a_listener_that_wants_some_states_gets_only_those_and_listening_says_so() -> None:
+    events = LifecycleEvents()
+    seen: list[State] = []
+    assert not events.listening(State.ACTIVE)
+    undo = events.subscribe(lambda e: seen.append(e.new), wants=lambda s: s is State.FAILED)
+    assert events.listening(State.FAILED) and not events.listening(State.INSTALLED)
+    events.publish(LifecycleEvent("x", State.DISCOVERED, State.INSTALLED))
+    events.publish(LifecycleEvent("x", State.INSTALLED, State.FAILED))
+    assert seen == [State.FAILED]
+    events.subscribe(lambda e: None)  # wants every change
+    assert events.listening(State.INSTALLED)
+    undo()
+    assert events.listening(State.INSTALLED) and len(events) == 1

@@ -20,6 +20,7 @@ from plughost.core.manifest import (
     Provides,
     load_manifest,
     manifest_from_dict,
+    manifest_from_own_dict,
     manifest_from_plain,
     manifest_json_schema,
     parse_manifest,
@@ -972,3 +973,22 @@ def test_manifest_from_plain_builds_what_manifest_from_dict_builds_and_refuses_a
     with pytest.raises(ManifestError) as info:
         manifest_from_plain({"id": "plain", "version": "one", "entry": "m:P"}, source="cache")
     assert info.value.problems[0].path == "version"
+
+
+@pytest.mark.parametrize("source", ["full", "arcade", "minimal"])
+def test_manifest_from_own_dict_rebuilds_what_to_dict_wrote(source: str) -> None:
+    m = {"full": lambda: parse_manifest(FULL_TOML, format="toml"),
+         "arcade": lambda: manifest_from_dict(ARCADE_SEED),
+         "minimal": lambda: manifest_from_dict(MINIMAL)}[source]()
+    back = manifest_from_own_dict(json.loads(json.dumps(m.to_dict())))
+    assert back == m
+    assert back.to_dict() == m.to_dict()
+
+
+def test_manifest_from_own_dict_refuses_what_to_dict_never_writes() -> None:
+    # It does not validate; it only refuses shapes that are not a manifest's own dict, and
+    # the caller (the discovery cache) then parses the file again.
+    with pytest.raises(KeyError):
+        manifest_from_own_dict({**MINIMAL, "pluginType": "notify"})
+    with pytest.raises(AttributeError):
+        manifest_from_own_dict({**MINIMAL, "provides": ["not", "a", "table"]})

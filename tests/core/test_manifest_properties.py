@@ -14,7 +14,12 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from plughost.core.manifest import Manifest, manifest_from_dict, parse_manifest
+from plughost.core.manifest import (
+    Manifest,
+    manifest_from_dict,
+    manifest_from_own_dict,
+    parse_manifest,
+)
 from plughost.errors import ManifestError
 
 # -- strategies ----------------------------------------------------------------------------
@@ -159,6 +164,8 @@ def test_json_manifests_parse_or_list_problems(data: dict[str, Any]) -> None:
         again = json.dumps(manifest.to_dict())
         assert parse_manifest(again, format="json") == manifest
         assert manifest_from_dict(manifest.to_dict()) == manifest
+        # What the discovery cache does with an entry it wrote: rebuild without validating.
+        assert manifest_from_own_dict(json.loads(again)) == manifest
 
 
 @given(manifest_dicts())

@@ -19,6 +19,11 @@ def test_times_come_out_in_one_shape_and_a_time_already_in_it_is_kept() -> None:
     east = datetime(2026, 12, 3, 19, 20, tzinfo=timezone(timedelta(hours=2)))
     assert iso(east) == "2026-12-03T17:20:00Z"
     assert iso(0) == "1970-01-01T00:00:00Z" and iso(None) is None and iso("") is None
+    # What the database gives (aware, UTC): milliseconds kept, the rest cut, as for any time.
+    assert iso(datetime(2026, 12, 3, 17, 20, 0, 123999, tzinfo=UTC)) == "2026-12-03T17:20:00.123Z"
+    assert iso(datetime(2026, 12, 3, 17, 20, 0, 999, tzinfo=UTC)) == "2026-12-03T17:20:00.000Z"
+    assert iso(datetime(2026, 12, 3, 17, 20, 0, 999, tzinfo=UTC)) == iso(
+        "2026-12-03T19:20:00.000999+02:00")
     with pytest.raises(ValueError):
         iso("2026-12-03T17:20:00Zjunk")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,31 @@ def test_list_stored_lets_a_service_overlay_what_it_runs(repo: Repository) -> No
         return replace(stored_info(stored, signed=signed), state="active")
 
     assert [(i.id, i.state) for i in list_stored(repo, info=live)] == [("alpha", "active")]
+
+
+def test_an_info_is_the_plugin_resource_already_and_a_live_record_overlays_it() -> None:
+    """``to_dict()`` is what the list serves as is: the resource shape, times in ISO UTC."""
+    import jsonschema
+
+    from plughost.core.lifecycle import State
+    from plughost.core.manifest import manifest_from_dict
+    from plughost.core.registry import PluginRecord
+    from plughost.services import resources
+
+    at = datetime(2026, 12, 3, 17, 20, 0, 123456, tzinfo=UTC)
+    row = replace(StoredPlugin.from_manifest({"id": "slack", "name": "Slack", "version": "1.2.0",
+                                              "entry": "m:P"}, state="resolved"),
+                  installed_at=at, updated_at=at)
+    data = stored_info(row, signed=True).to_dict()
+    assert resources.plugin(data) == data  # nothing left for the output model to change
+    assert data["installed_at"] == data["installTime"] == "2026-12-03T17:20:00.123Z"
+    jsonschema.Draft202012Validator(resources.SCHEMAS["plugin"]).validate(data)
+    record = PluginRecord(manifest_from_dict({"id": "slack", "version": "1.2.0",
+                                             "entry": "m:P"}), None, source="installed",
+                          state=State.FAILED, error=RuntimeError("boom"), phase="activate")
+    record.warnings.append("slow start")
+    live = stored_info(row, signed=True, live=record)
+    assert (live.state, live.live, live.signed, live.warnings) == (
+        "failed", True, True, ("slow start",))
+    assert live.error is not None and live.error["message"] == "boom"
+    assert live.to_dict()["isEnabled"] == 2

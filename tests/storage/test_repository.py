@@ -488,6 +488,32 @@ def test_keyset_pages_filter_and_neither_repeat_nor_skip_under_concurrent_change
         repo.page_plugins(limit=0)
 
 
+def test_a_summary_page_is_the_page_without_json_columns_and_with_its_signatures(
+    repo: Repository,
+) -> None:
+    for pid in ("s-a", "s-b", "s-c", "s-d"):
+        install(repo, pid)
+    repo.add_version(StoredVersion("s-b", "2.0.0", "e" * 64, package_key("s-b", "2.0.0"),
+                                   manifest("s-b", "2.0.0"), signed_by="key-1"))
+    repo.set_current_version("s-b", "2.0.0")
+    repo.update_plugin("s-c", version="9.9.9")  # no version row: signed unknown
+    repo.set_enabled("s-d", False)
+    full, after = repo.page_plugins(limit=3)
+    summary, summary_after = repo.page_summaries(limit=3)
+    assert summary_after == after == "s-c"
+    assert [dataclasses.replace(p, manifest={}, config_schema=None, default_config=None)
+            for p in full] \
+        == [p for p, _ in summary]
+    assert [signed for _, signed in summary] == [False, True, None]
+    assert repo.signed_plugins(["s-a", "s-b", "s-c"]) == {"s-a": False, "s-b": True}
+    rest, after = repo.page_summaries(after="s-c", limit=3)
+    assert [p.id for p, _ in rest] == ["s-d"] and after is None
+    off, _ = repo.page_summaries(enabled=False, q="S-D", limit=10)
+    assert [p.id for p, _ in off] == ["s-d"]
+    with pytest.raises(InvalidRecord, match="limit must be between"):
+        repo.page_summaries(limit=0)
+
+
 def test_signed_plugins_reads_the_current_version_of_each(repo: Repository) -> None:
     install(repo, "unsigned-one")
     install(repo, "signed-one")

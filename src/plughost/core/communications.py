@@ -22,7 +22,7 @@ from plughost.core.commands import CommandRegistry, LazyResolver
 from plughost.core.context import PluginContext
 from plughost.core.contract import ChannelService, EventDelivery, Export, PluginInstance
 from plughost.core.hooks import HookRegistry
-from plughost.core.lifecycle import LifecycleEvent
+from plughost.core.lifecycle import LifecycleEvent, State
 from plughost.core.monitoring import DispatchCounters, Monitor, MonitorSet
 from plughost.core.scoped import ScopedBus, ScopedChannels, ScopedCommands, ScopedHooks, ScopedTasks
 from plughost.core.tasks import OwnerTasks
@@ -252,9 +252,14 @@ class Communications:
         :meth:`LifecycleEvent.to_dict` (``plugin_id``, ``old``, ``new``, ``timestamp``,
         ``reason``, ``phase``).
         """
-        topic = f"plugin.lifecycle.{event.new.value}"
-        if self.bus.subscribers(topic):  # nobody listens (discovering thousands): no payload
-            self.bus.emit(topic, event.to_dict())
+        if self.lifecycle_wanted(event.new):  # nobody listens (discovering thousands): no payload
+            self.bus.emit(f"plugin.lifecycle.{event.new.value}", event.to_dict())
+
+    def lifecycle_wanted(self, new: State) -> bool:
+        """Whether anyone subscribes to ``plugin.lifecycle.<new>`` (the ``wants`` of
+        :meth:`publish_lifecycle` as a lifecycle listener: with no subscriber, no event is
+        even built)."""
+        return bool(self.bus.subscribers(f"plugin.lifecycle.{new.value}"))
 
     # -- cleanup ----------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from plughost.core._manifest_checks import (
     _infer_runtime,
     _json_copy,
     _range,
+    _version,
     _wrong,
 )
 from plughost.core.platforms import Alternative
@@ -68,6 +69,7 @@ __all__ = [
     "Resources",
     "load_manifest",
     "manifest_from_dict",
+    "manifest_from_own_dict",
     "manifest_from_plain",
     "manifest_json_schema",
     "parse_manifest",
@@ -647,9 +649,10 @@ def manifest_from_dict(data: Mapping[str, Any], *, source: str | None = None) ->
 
 def manifest_from_plain(data: dict[str, Any], *, source: str | None = None) -> Manifest:
     """:func:`manifest_from_dict` for data that is plain JSON already, as ``json.loads`` gives
-    it back from a file plughost wrote from a valid manifest's :meth:`Manifest.to_dict` (the
-    discovery cache): validated all the same (a file edited by hand is caught), without the
-    defensive copy and the depth walk that foreign mappings need (JSON that deep never loads).
+    it back from a file plughost wrote from a valid manifest's :meth:`Manifest.to_dict`, when
+    nothing proves the file unchanged: validated all the same (a file edited by hand is
+    caught), without the defensive copy and the depth walk that foreign mappings need (JSON
+    that deep never loads). Where a digest does prove it, :func:`manifest_from_own_dict`.
 
     :raises ManifestError: listing every problem found.
     """
@@ -659,6 +662,76 @@ def manifest_from_plain(data: dict[str, Any], *, source: str | None = None) -> M
         _raise(problems, source, data)
     assert manifest is not None
     return manifest
+
+
+def _own_deps(table: dict[str, str]) -> Mapping[str, VersionRange]:
+    return MappingProxyType({dep: _range(text) for dep, text in table.items()})
+
+
+def _own_alternatives(alts: list[dict[str, Any]]) -> tuple[Alternative, ...]:
+    return tuple(Alternative(a["runtime"], a["entry"], tuple(a.get("platforms", ())))
+                 for a in alts)
+
+
+# The inverse of _DUMP: a value as Manifest.to_dict wrote it -> the model's value (kinds not
+# listed are kept as they are: strings and integers).
+_OWN: Final[dict[str, Callable[[Any], Any]]] = {
+    "version": _version,
+    "range": _range,
+    "deps": _own_deps,
+    "platforms": tuple,
+    "alternatives": _own_alternatives,
+    "strings": tuple,
+    "activation": tuple,
+    "permissions": tuple,
+    "object": MappingProxyType,
+    "schema": MappingProxyType,
+    "seconds": float,
+}
+# native dotted path -> (part, attribute, loader), for manifest_from_own_dict.
+_OWN_FIELDS: Final = {
+    native: (*_MODEL_ATTR[native], _OWN.get(spec.kind, _identity)) for native, spec in _LEAVES
+}
+
+# the same for top-level fields: key -> (Manifest attribute, loader).
+_OWN_TOP: Final = {
+    native: (attr, load) for native, (group, attr, load) in _OWN_FIELDS.items() if not group
+    and "." not in native
+}
+
+
+def manifest_from_own_dict(data: dict[str, Any]) -> Manifest:
+    """Rebuild a manifest from what its own :meth:`Manifest.to_dict` wrote, **without
+    validating it again**: for data plughost wrote itself from a validated manifest and can
+    prove unchanged (the discovery cache checks its file's digest before it trusts an entry).
+    Anything else goes through :func:`manifest_from_plain` or :func:`manifest_from_dict`.
+
+    :raises KeyError, TypeError, ValueError: when ``data`` is not such a dict (a key that is
+        not a manifest field, a value of the wrong shape); callers fall back to validating.
+    """
+    kwargs: dict[str, Any] = {}
+    parts: dict[str, dict[str, Any]] = {}
+    extras: dict[str, Any] = {}
+    for key, value in data.items():
+        top = _OWN_TOP.get(key)
+        if top is not None:
+            kwargs[top[0]] = top[1](value)
+        elif key in _CHILD_LOOKUP:  # a table: provides, config, limits, resources
+            for child, inner in value.items():
+                if child.startswith("x-"):
+                    extras[f"{key}.{child}"] = inner
+                    continue
+                group, attr, load = _OWN_FIELDS[f"{key}.{child}"]
+                (parts.setdefault(group, {}) if group else kwargs)[attr] = load(inner)
+        elif key.startswith("x-"):
+            extras[key] = value
+        else:
+            raise KeyError(key)
+    for group, values in parts.items():
+        kwargs[group] = _PARTS[group](**values)
+    if extras:
+        kwargs["extras"] = MappingProxyType(extras)
+    return Manifest(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------

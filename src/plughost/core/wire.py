@@ -468,19 +468,31 @@ def _maybe_nonfinite(obj: Any) -> bool:
     """Whether ``obj`` (which orjson has just encoded) may hold a NaN or an infinity, which
     orjson writes as ``null``: only plain containers, strings, numbers and ``None`` are looked
     into (orjson refused their subclasses already); anything else it wrote itself (an enum, a
-    UUID) counts as a maybe. Nesting is bounded: orjson refuses more than 255 levels."""
-    t = type(obj)
-    if t is str or t is int or t is bool or obj is None:
-        return False
-    if t is float:
-        return not -_INF < obj < _INF  # NaN fails both comparisons
-    if t is dict:
-        return any(map(_maybe_nonfinite, obj.values()))
-    if t is list or t is tuple:
-        return any(map(_maybe_nonfinite, obj))
-    return True
+    UUID) counts as a maybe. A loop over a stack, not recursion: an API page of a hundred
+    records is walked in a fraction of what encoding it costs."""
+    pending = [obj]
+    pop, push = pending.pop, pending.extend
+    while pending:
+        item = pop()
+        t = type(item)
+        if t is dict:
+            values: Any = item.values()
+        elif t is list or t is tuple:
+            values = item
+        elif t is float:
+            if not -_INF < item < _INF:  # NaN fails both comparisons
+                return True
+            continue
+        elif t is str or t is int or t is bool or item is None:
+            continue
+        else:
+            return True
+        # Leaves that cannot be a non-finite number are dropped here, without a turn each.
+        push([v for v in values if type(v) not in _FINITE_LEAVES and v is not None])
+    return False
 
 
+_FINITE_LEAVES = frozenset({str, int, bool})
 _INF = float("inf")
 
 

@@ -624,8 +624,10 @@ class PluginService:
     # ================================================================== queries
 
     def _info(self, stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo:
-        info = stored_info(stored, signed=signed)
         record = self._host.registry.find(stored.id) if self._host is not None else None
+        if self._run_plugins and record is not None and (
+                self._start_plugins or stored.id in self._touched):
+            return stored_info(stored, signed=signed, live=record)  # built once: lists are hot
         if not self._run_plugins:
             # Nothing runs here: the state is what the next start begins from (never the last
             # server's "active"); a failure found registering it here is a fact about it too.
@@ -634,13 +636,13 @@ class PluginService:
                 return replace(idle, state=record.state.value, error=error_of(record),
                                warnings=tuple(record.warnings))
             return idle
-        live = self._start_plugins or stored.id in self._touched
-        if record is None or (not live and record.state is not State.FAILED):
+        info = stored_info(stored, signed=signed)
+        if record is None or record.state is not State.FAILED:
             # Not started here: the stored state (last observed by a running service) says
             # more than "resolved"; failures found while registering are live facts.
             return info
         return replace(info, state=record.state.value, error=error_of(record),
-                       warnings=tuple(record.warnings), live=live)
+                       warnings=tuple(record.warnings))
 
     async def list_plugins(
         self,
@@ -703,21 +705,19 @@ class PluginService:
         dev = [i for i in every_dev if after is None or i.id > after]
         wanted = offset + limit
 
-        def read() -> tuple[list[StoredPlugin], bool, int]:
-            rows: list[StoredPlugin] = []
+        def read() -> tuple[list[tuple[StoredPlugin, bool | None]], bool, int]:
+            rows: list[tuple[StoredPlugin, bool | None]] = []
             last = after
             with self.repository.reading() as repo:  # one transaction: page and count agree
                 while True:
-                    found, last = repo.page_plugins(
+                    found, last = repo.page_summaries(
                         after=last, limit=min(_MAX_PAGE, wanted - len(rows)), **filters)
                     rows.extend(found)
                     if last is None or len(rows) >= wanted:
-                        signed.update(repo.signed_plugins(r.id for r in rows))
                         return rows, last is not None, repo.count_plugins(**filters)
 
-        signed: dict[str, bool] = {}
         rows, more, total = await asyncio.to_thread(read)
-        infos = sorted([*(self._info(r, signed=signed.get(r.id)) for r in rows), *dev],
+        infos = sorted([*(self._info(r, signed=signed) for r, signed in rows), *dev],
                        key=lambda i: i.id)
         more = more or len(infos) > wanted
         items = tuple(infos[offset:wanted])

@@ -73,6 +73,10 @@ def iso(value: Any) -> str | None:
     (with milliseconds when it has any), in UTC; ``None`` stays ``None``."""
     if value is None or value == "":
         return None
+    if type(value) is datetime and value.tzinfo is UTC:  # what the database gives: the hot path
+        if value.microsecond:
+            return value.isoformat(timespec="milliseconds")[:-6] + "Z"
+        return value.isoformat(timespec="seconds")[:-6] + "Z"
     if type(value) is str and _CANONICAL_TIME.fullmatch(value):
         return value  # already in this shape (a record's to_dict() wrote it): nothing to do
     if isinstance(value, bool):

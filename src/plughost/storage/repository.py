@@ -63,6 +63,9 @@ __all__ = ["Repository", "hash_token"]
 _MEMORY_LOCKS: weakref.WeakKeyDictionary[Database, MemoryLock] = weakref.WeakKeyDictionary()
 _PLUGIN_FIELDS = {f.name for f in fields(StoredPlugin)}
 _UPDATABLE = _PLUGIN_FIELDS - {"id", "installed_at", "updated_at"}
+_SUMMARY_COLUMNS = tuple(c for c in PluginRow.__table__.c
+                         if c.name not in ("manifest", "config_schema", "default_config"))
+"""What :meth:`Repository.page_summaries` reads of a plugin: every column but the JSON ones."""
 
 
 def _plugin_change(changes: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -292,18 +295,63 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         started, whatever is installed or removed meanwhile; each page is one index range scan.
         ``status`` is Arcade's: 2 failed, 1 enabled, 0 disabled (not failed).
         """
-        if not 1 <= limit <= 10_000:
-            raise InvalidRecord(f"limit must be between 1 and 10000, got {limit}")
         # Plain column rows, not ORM objects: a page is built several times faster.
-        stmt = self._plugin_filter(select(*PluginRow.__table__.c), type, state, enabled, q,
-                                   status)
-        if after is not None:
-            stmt = stmt.where(PluginRow.id > after)
-        stmt = stmt.order_by(PluginRow.id).limit(limit + 1)
+        stmt = self._keyset(select(*PluginRow.__table__.c), after, limit, type, state,
+                            enabled, q, status)
         with self._tx(write=False) as s:
-            rows = [StoredPlugin(**r._mapping) for r in s.execute(stmt)]
+            # Core, not the ORM's result machinery (plain columns need none of it); the keys
+            # once, not a row's _mapping (which builds them again for every row).
+            result = s.connection().execute(stmt)
+            names = tuple(result.keys())
+            rows = [StoredPlugin(**dict(zip(names, r, strict=True))) for r in result]
         page = rows[:limit]
         return page, (page[-1].id if len(rows) > limit else None)
+
+    def page_summaries(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        type: str | None = None,
+        state: str | None = None,
+        enabled: bool | None = None,
+        q: str | None = None,
+        status: int | None = None,
+    ) -> tuple[list[tuple[StoredPlugin, bool | None]], str | None]:
+        """:meth:`page_plugins` for a list of plugin resources, in one query: each plugin with
+        whether its current version was signed (as :meth:`signed_plugins` says; ``None``
+        without a version row), and without the JSON columns, which a list never shows
+        (``manifest`` comes back ``{}``, ``config_schema`` and ``default_config`` ``None``):
+        decoding them, and a second query for the signatures, were most of a page's cost."""
+        version = PluginVersionRow
+        columns = (*_SUMMARY_COLUMNS, version.id.label("version_row"), version.signed_by)
+        stmt = self._keyset(select(*columns), after, limit, type, state, enabled, q, status)
+        stmt = stmt.outerjoin(version, (version.plugin_id == PluginRow.id)
+                              & (version.version == PluginRow.version))
+        out: list[tuple[StoredPlugin, bool | None]] = []
+        with self._tx(write=False) as s:
+            # Core, not the ORM's result machinery (plain columns need none of it); the keys
+            # once, not a row's _mapping (which builds them again for every row).
+            result = s.connection().execute(stmt)
+            names = tuple(result.keys())
+            for row in result:
+                values = dict(zip(names, row, strict=True))
+                present, signer = values.pop("version_row"), values.pop("signed_by")
+                out.append((StoredPlugin(manifest={}, **values),
+                            None if present is None else signer is not None))
+        page = out[:limit]
+        return page, (page[-1][0].id if len(out) > limit else None)
+
+    def _keyset(self, stmt: Select[Any], after: str | None, limit: int, type: str | None,
+                state: str | None, enabled: bool | None, q: str | None,
+                status: int | None) -> Select[Any]:
+        """``stmt`` filtered, after ``after`` by id, ordered by id, one more than ``limit``."""
+        if not 1 <= limit <= 10_000:
+            raise InvalidRecord(f"limit must be between 1 and 10000, got {limit}")
+        stmt = self._plugin_filter(stmt, type, state, enabled, q, status)
+        if after is not None:
+            stmt = stmt.where(PluginRow.id > after)
+        return stmt.order_by(PluginRow.id).limit(limit + 1)
 
     def iter_plugins(self, *, batch: int = 1000) -> Iterator[StoredPlugin]:
         """Every installed plugin by id, read ``batch`` at a time by keyset (each batch one

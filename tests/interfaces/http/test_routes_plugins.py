@@ -449,3 +449,25 @@ async def test_a_manifest_part_nested_too_deeply_is_a_400(api: Api, tmp_path: Pa
     r, _ = await _upload_peak(api, upload, "[" * 50_000)
     assert r.status_code == 400, r.text
     assert "nested too deeply" in r.json()["error"]["message"]
+
+
+def test_hot_bodies_mean_the_same_with_either_json_codec() -> None:
+    """The list and detail bodies are encoded by the wire codec's rule: orjson (the ``fast``
+    extra) or the standard library, the same values; what is not plain JSON (a datetime in a
+    plugin's stats) is written as its string, as before."""
+    from datetime import UTC, datetime
+
+    from plughost.core import wire
+    from plughost.interfaces.http._routes_plugins import json_bytes
+
+    data = {"items": [{"id": "é-1", "n": 2**40, "x": 1.5, "e": None, "w": []}],
+            "next_cursor": None, "total": 1}
+    fast = json_bytes(data)
+    assert wire.fast_json()  # orjson is a test dependency: the fast codec is the one used
+    wire.disable_fast_json()
+    try:
+        assert json.loads(fast) == json.loads(wire.dumps(data)) == data
+    finally:
+        wire.enable_fast_json()
+    at = datetime(2026, 12, 3, tzinfo=UTC)
+    assert json.loads(json_bytes({"stats": {"since": at}})) == {"stats": {"since": str(at)}}

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from plughost.core import wire
 from plughost.errors import RequestInvalid
 from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
@@ -122,10 +123,17 @@ _PACKAGE_FORM = {
 }
 
 
-def plugin_dict(info: dict[str, Any]) -> dict[str, Any]:
-    """The plugin resource (:func:`plughost.services.resources.plugin`: plughost's fields and
-    the Arcade-compatible names beside them) plus Arcade's ``status``."""
-    return resources.plugin(info)
+def json_bytes(data: Any) -> bytes:
+    """``data`` as a compact UTF-8 JSON body, encoded once (the hot reads return these bytes
+    instead of running the dict through their response model again: it already has the
+    documented shape). The wire codec's rule: orjson when the ``fast`` extra is installed, the
+    standard library otherwise, the same values either way; anything else a value holds (a
+    datetime in a plugin's stats) is written as its string, as before."""
+    wire.enable_fast_json()
+    try:
+        return wire.dumps(data)
+    except (TypeError, ValueError):  # not plain JSON data: the lenient encoder, as before
+        return json.dumps(data, separators=(",", ":"), default=str).encode()
 
 
 # ---------------------------------------------------------------------------- reading
@@ -157,9 +165,10 @@ async def list_plugins(
             type=pluginType, state=state.value if state is not None else None,
             enabled=enabled, q=q, status=None if status_ is None else int(status_),
             limit=limit, cursor=cursor)
-        data = resources.page([plugin_dict(p.to_dict()) for p in found.items],
-                              found.next_cursor, total=found.total)
-        return json.dumps(data, separators=(",", ":")).encode()
+        # PluginInfo.to_dict() is the plugin resource already (times in ISO UTC, Arcade
+        # names): no second pass over each item.
+        return json_bytes(resources.page([p.to_dict() for p in found.items],
+                                         found.next_cursor, total=found.total))
 
     body = await api.cache.get_or_compute(str(request.url.query), compute)
     return Response(body, media_type="application/json")
@@ -218,8 +227,7 @@ async def get_plugin(request: Request, plugin_id: PluginId,
 def _detail_response(detail: Any) -> Response:
     # Encoded once, as the list is: the dict is already the documented shape, so running it
     # through the response model again would only cost time.
-    return Response(json.dumps(detail.to_dict(), separators=(",", ":"), default=str).encode(),
-                    media_type="application/json")
+    return Response(json_bytes(detail.to_dict()), media_type="application/json")
 
 
 @router.get("/{plugin_id}/versions", summary="Kept versions of a plugin",
