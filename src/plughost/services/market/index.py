@@ -22,7 +22,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -541,24 +541,13 @@ def search(indexes: Iterable[tuple[str, Index]], query: SearchQuery, *,
             continue
         else:  # already in rank order: keep the first ``wanted``, count the rest
             positions = table.by_popularity
-        shown_cache = table.shown.setdefault(key, {})
+        passes = _filter(table, query, tag, key, host_version, platform, runtimes)
         kept = 0
         for i in positions:
             p = table.plugins[i]
             if earlier and any(p.id in e.plugins for e in earlier):
                 continue
-            if query.type and p.type != query.type:
-                continue
-            if tag and tag not in table.lower[i][2]:
-                continue
-            if i in shown_cache:
-                shown = shown_cache[i]
-            else:
-                shown = shown_cache[i] = _shown_version(p, query, host_version, platform,
-                                                        runtimes)
-            if shown is None:
-                continue
-            if query.runtime and shown.runtime != query.runtime:
+            if not passes(i):
                 continue
             total += 1
             if terms:
@@ -577,6 +566,29 @@ def search(indexes: Iterable[tuple[str, Index]], query: SearchQuery, *,
     return SearchPage(page, encode_cursor(wanted) if wanted < total else None, total)
 
 
+def _filter(table: _Table, query: SearchQuery, tag: str, key: tuple[Any, ...],
+            host_version: Version, platform: str,
+            runtimes: Sequence[str]) -> Callable[[int], bool]:
+    """The one filter rule of a search: type, tag, a version to show (compatible and not
+    yanked, when asked; remembered per index) and its runtime."""
+    shown_cache = table.shown.setdefault(key, {})
+    plugins, lower = table.plugins, table.lower
+
+    def passes(i: int) -> bool:
+        p = plugins[i]
+        if query.type and p.type != query.type:
+            return False
+        if tag and tag not in lower[i][2]:
+            return False
+        if i in shown_cache:
+            shown = shown_cache[i]
+        else:
+            shown = shown_cache[i] = _shown_version(p, query, host_version, platform, runtimes)
+        return shown is not None and not (query.runtime and shown.runtime != query.runtime)
+
+    return passes
+
+
 def _eligible(table: _Table, query: SearchQuery, tag: str, key: tuple[Any, ...],
               host_version: Version, platform: str, runtimes: Sequence[str]) -> list[int]:
     """The positions a query without words shows, in rank order, for its filters (kept per
@@ -585,21 +597,8 @@ def _eligible(table: _Table, query: SearchQuery, tag: str, key: tuple[Any, ...],
     cached = table.eligible.get(cache_key)
     if cached is not None:
         return cached
-    shown_cache = table.shown.setdefault(key, {})
-    out: list[int] = []
-    for i in table.by_popularity:
-        p = table.plugins[i]
-        if query.type and p.type != query.type:
-            continue
-        if tag and tag not in table.lower[i][2]:
-            continue
-        if i in shown_cache:
-            shown = shown_cache[i]
-        else:
-            shown = shown_cache[i] = _shown_version(p, query, host_version, platform, runtimes)
-        if shown is None or (query.runtime and shown.runtime != query.runtime):
-            continue
-        out.append(i)
+    passes = _filter(table, query, tag, key, host_version, platform, runtimes)
+    out = [i for i in table.by_popularity if passes(i)]
     if len(table.eligible) >= 256:  # filter combinations are few; bound them anyway
         table.eligible.clear()
     table.eligible[cache_key] = out
