@@ -168,6 +168,23 @@ def test_a_server_file_readable_by_others_is_not_trusted(tmp_path: Path) -> None
     assert len(notes) == 1 and "mode 0644" in notes[0] and "0600" in notes[0]
 
 
+def test_a_server_file_of_another_user_is_not_trusted(tmp_path: Path) -> None:
+    # Another user (here: nobody) planting a server file, or owning the run directory, to
+    # lead this user's commands to its own server. Changing owners needs root: CI runs as root.
+    assert os.getuid() == 0, "this test plants files as another user; run the suite as root"
+    nobody = 65534
+    written = _advertise(tmp_path)
+    os.chown(written.path, nobody, -1)
+    found, notes = _notes(tmp_path)
+    assert found is None
+    assert len(notes) == 1 and f"another user (uid {nobody}, not 0)" in notes[0]
+    assert written.path.exists()  # not ours to remove
+    os.chown(written.path, 0, -1)
+    os.chown(written.path.parent, nobody, -1)
+    found, notes = _notes(tmp_path)
+    assert found is None and "another user" in notes[0]
+
+
 def test_a_symbolic_link_is_never_followed(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere.json"
     elsewhere.write_text("{}")
