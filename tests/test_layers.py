@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "plughost"
 
 RANK = {
     "_version": 0,
+    "_proc": 0,
     "errors": 0,
     "core": 0,
     "runtimes": 1,

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from plughost._proc import pid_alive
 from plughost.errors import LockTimeout
 from plughost.security.archive import remove_tree
 from plughost.services.installer import cache_name
@@ -226,7 +227,7 @@ class _Reconciler:
         legacy = _LEGACY_STAGING_NAME.match(name)
         if legacy is not None:
             pid = int(legacy.group(1))
-            return pid != os.getpid() and not _alive(pid)
+            return pid != os.getpid() and not pid_alive(pid)
         return not name.startswith(".")  # nothing plughost makes; dot files are not ours
 
     def _reconcile_one(self, pid: str, stored_keys: list[str], report: ReconcileReport) -> None:
@@ -278,15 +279,5 @@ class _Reconciler:
         dest = self.installer.version_dir(v)  # through the package cache tiers
         if not v.cache_path:
             self.repo.set_version_cache_path(v.plugin_id, v.version, str(dest))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 

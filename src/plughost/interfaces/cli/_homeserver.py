@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from plughost._proc import pid_alive
+
 __all__ = ["LOCAL_PRINCIPAL", "HomeServer", "UnsafeServerFile", "advertise", "find", "new_token",
            "withdraw"]
 
@@ -155,18 +157,6 @@ def _read(path: Path) -> HomeServer:
                       str(data.get("started_at") or ""), path)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, another user's: the URL check decides
-    except OSError:
-        return False
-    return True
-
-
 LOCAL_PRINCIPAL = "local-cli"
 """The name the server gives a caller with its local token (audit actor ``token:local-cli``)."""
 
@@ -210,7 +200,7 @@ def find(home: Path, note: Callable[[str], None], *, timeout: float = 2.0) -> Ho
         except (OSError, ValueError) as exc:
             note(f"ignoring {path}: not a readable server file ({exc})")
             continue
-        if not _alive(server.pid):
+        if not pid_alive(server.pid):
             note(f"ignoring a stale server file {path}: process {server.pid} is not running "
                  "(the server did not stop cleanly); removed it")
             path.unlink(missing_ok=True)
