@@ -609,3 +609,40 @@ async def test_state_and_status_filters_see_changes_as_they_happen(service, make
     assert await ids(status=1) == ["eager", "lazy"] and await ids(status=0) == ["off"]
     await service.host.deactivate("eager")
     assert await ids(state="deactivated") == ["eager"]
+
+
+async def test_a_plugin_whose_files_and_package_are_gone_starts_failed_with_its_manifest(
+        trusted, make_package):
+    """Start reads plugins without their JSON columns; the one that cannot be registered
+    gets its recorded manifest read back for the failed record."""
+    import shutil
+
+    from plughost.core.lifecycle import State
+    from plughost.services.manager import PluginService
+
+    async with PluginService(trusted) as svc:
+        await svc.install(make_package("hello"))
+        version = svc.repository.get_version("hello", "1.0.0")
+        shutil.rmtree(svc.installer.local_dir(version))
+        svc.installer.store.delete(version.object_key)
+        shutil.rmtree(svc.settings.cache_dir / "packages", ignore_errors=True)
+    async with PluginService(trusted, reconcile=False) as svc:
+        record = svc.host.registry.get("hello")
+        assert record.state is State.FAILED and record.manifest.id == "hello"
+        assert str(record.manifest.version) == version.manifest["version"]
+        assert getattr(record.error, "code", None) == "install.files_missing"
+
+
+def test_a_recorded_manifest_is_rebuilt_as_validated_and_a_wrong_one_is_refused():
+    from plughost.core.manifest import manifest_from_plain
+    from plughost.errors import ManifestError
+    from plughost.services.manager import _recorded_manifest
+
+    data = {"id": "p", "version": "1.2.0", "entry": "m:P", "activation": ["command:p.run"],
+            "dependencies": {"lib": "^1.0"}, "x-note": {"a": 1}}
+    assert _recorded_manifest(data, "db") == manifest_from_plain(data)
+    for wrong in ({"id": "p", "version": "one", "entry": "m:P"},
+                  {"id": "p", "version": "1.0.0", "entry": "m:P", "bogus": 1},
+                  {"id": "p", "entry": "m:P"}):
+        with pytest.raises(ManifestError):
+            _recorded_manifest(wrong, "db")

@@ -547,6 +547,37 @@ def test_whole_table_reads_are_one_query_each_and_agree_with_the_rows(repo: Repo
                                                        "p2": ("installed", None)}
 
 
+def test_installed_with_versions_reads_each_plugin_and_its_current_version(
+        repo: Repository) -> None:
+    for pid in ("b", "a"):
+        install(repo, pid)
+    repo.set_current_version("b", repo.add_version(StoredVersion(
+        "b", "2.0.0", "c" * 64, package_key("b", "2.0.0"), manifest("b", "2.0.0"))).version)
+    repo.add_plugin(StoredPlugin.from_manifest(manifest("no-version"), checksum="d" * 64))
+    rows = repo.installed_with_versions()
+    assert [p.id for p, _ in rows] == ["a", "b", "no-version"]
+    for plugin, _ in rows:  # the plugin as a summary: every column but the JSON ones
+        assert plugin == dataclasses.replace(repo.get_plugin(plugin.id), manifest={},
+                                             config_schema=None, default_config=None)
+    current = repo.current_versions()
+    for plugin, version in rows[:2]:
+        full = current[plugin.id]
+        assert version is not None and (version.version, version.checksum, version.object_key,
+                                         version.manifest, version.id) == (
+            full.version, full.checksum, full.object_key, full.manifest, full.id)
+    assert rows[1][1].version == "2.0.0" and rows[2][1] is None  # type: ignore[union-attr]
+    assert repo.config_values() == {pid: c.config for pid, c in repo.all_configs().items()}
+
+
+def test_plugin_states_of_many_ids_reads_only_those_installed(repo: Repository) -> None:
+    install(repo, "p1")
+    repo.set_state("p1", "failed", failure_reason="boom")
+    install(repo, "p2")
+    many = ["p1", "p2"] + [f"gone-{i}" for i in range(2500)]  # the one-scan path
+    assert repo.plugin_states(many) == repo.plugin_states(["p1", "p2"]) == {
+        "p1": ("failed", "boom"), "p2": ("installed", None)}
+
+
 def test_arcade_status_filters_in_the_query(repo: Repository) -> None:
     for pid in ("a", "b", "c", "d"):
         install(repo, pid)

@@ -264,7 +264,8 @@ class Installer:
 
     def cache_path(self, plugin_id: str, version: str, sha256: str) -> Path:
         """The content-addressed directory a version is unpacked into."""
-        return self.plugins_cache / plugin_id / cache_name(version, sha256)
+        # One join, not two: at start this runs once per installed plugin.
+        return self.plugins_cache.joinpath(plugin_id, cache_name(version, sha256))
 
     def local_dir(self, v: StoredVersion) -> Path:
         """Where this node keeps a stored version unpacked. Computed here, never taken from

@@ -45,6 +45,7 @@ from plughost.core.manifest import (
     Manifest,
     load_manifest,
     manifest_from_dict,
+    manifest_from_own_dict,
     manifest_from_plain,
 )
 from plughost.core.registry import PluginRecord
@@ -336,10 +337,9 @@ class PluginService:
         """Every installed plugin, its config and what registering it needs, read in one
         transaction with one query each (not one per plugin)."""
         with self.repository.reading() as repo:
-            plugins = list(repo.iter_plugins())
-            configs = {pid: c.config for pid, c in repo.all_configs().items()}
-            versions = repo.current_versions()
-        return plugins, configs, [self._prepare(p, versions.get(p.id)) for p in plugins]
+            rows = repo.installed_with_versions()
+            configs = dict(repo.config_values())
+        return [p for p, _ in rows], configs, [self._prepare(p, v) for p, v in rows]
 
     def _version_root(self, version: Any) -> Path | None:
         """A stored version's files on this node (fetched and unpacked when another node
@@ -373,16 +373,17 @@ class PluginService:
                 # JSON read back from the database is plain dicts and lists already: no
                 # defensive copy and no depth walk (JSON that deep never loads), still
                 # validated field by field.
-                data = version.manifest
-                manifest = (manifest_from_plain(data, source=str(root)) if type(data) is dict
-                            else manifest_from_dict(data, source=str(root)))
+                manifest = _recorded_manifest(version.manifest, str(root))
             except ManifestError:
                 manifest = load_manifest(root)  # says what is wrong with the file itself
             return manifest, root, None
         except PlughostError as exc:
             log.error("installed plugin %s cannot be registered: %s", stored.id, exc)
-            return (manifest_from_dict(stored.manifest, source=f"database:{stored.id}"), root,
-                    exc)
+            recorded = stored.manifest
+            if not recorded:  # read without its JSON columns (_read_installed)
+                row = self.repository.get_plugin(stored.id)
+                recorded = row.manifest if row is not None else {}
+            return (manifest_from_dict(recorded, source=f"database:{stored.id}"), root, exc)
 
     @staticmethod
     def _register(host: PluginHost, stored: StoredPlugin, prepared: _Prepared) -> None:
@@ -1524,6 +1525,25 @@ def _request_dict(request: Any) -> dict[str, Any]:
             "reason": request.reason, "status": request.status,
             "created": resources.iso(request.created),
             "resolved_by": request.resolved_by}
+
+
+def _recorded_manifest(data: Any, source: str) -> Manifest:
+    """The manifest an install recorded (``plugin_versions.manifest``), rebuilt without
+    validating it again: the installer wrote it with :meth:`Manifest.to_dict` from the manifest
+    it validated, into plughost's own database (whoever can rewrite that can rewrite grants and
+    states too, so validating it again protects nothing), and at 10,000 plugins checking every
+    field again was a tenth of a start. What :func:`manifest_from_own_dict` cannot rebuild (a
+    shape another version wrote, a wrong value) is validated field by field, which names what
+    is wrong.
+
+    :raises ManifestError: when the recorded manifest is not valid.
+    """
+    if type(data) is dict:
+        try:
+            return manifest_from_own_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError, PlughostError):
+            return manifest_from_plain(data, source=source)
+    return manifest_from_dict(data, source=source)
 
 
 def _scope_policy(policy: GrantPolicy) -> Any:

@@ -398,6 +398,43 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         with self._tx(write=False) as s:
             return {r.plugin_id: StoredVersion(**r._mapping) for r in s.execute(stmt)}
 
+    def installed_with_versions(self) -> list[tuple[StoredPlugin, StoredVersion | None]]:
+        """Every installed plugin by id with its current version, in one query: what a host
+        start registers. Each plugin is read as :meth:`page_summaries` reads it (every column
+        but the JSON ones: ``manifest`` comes back ``{}``; :meth:`get_plugin` has it); its
+        version (``None`` without a row) carries what a start needs of it — ``plugin_id``,
+        ``version``, ``checksum``, ``object_key``, ``manifest`` and ``id`` — the other fields
+        left at their defaults. Decoding every plugin's JSON columns and building full rows
+        through the ORM were most of reading 10,000 plugins."""
+        version = PluginVersionRow
+        extra = (version.id.label("v_id"), version.checksum.label("v_checksum"),
+                 version.object_key.label("v_object_key"), version.manifest.label("v_manifest"))
+        stmt = (select(*_SUMMARY_COLUMNS, *extra)
+                .outerjoin(version, (version.plugin_id == PluginRow.id)
+                           & (version.version == PluginRow.version))
+                .order_by(PluginRow.id))
+        out: list[tuple[StoredPlugin, StoredVersion | None]] = []
+        with self._tx(write=False) as s:
+            # Core, not the ORM's result machinery; the keys once (see page_summaries).
+            result = s.connection().execute(stmt)
+            names = tuple(result.keys())[:len(_SUMMARY_COLUMNS)]
+            count = len(names)
+            for row in result:
+                plugin = StoredPlugin(manifest={}, **dict(zip(names, row[:count], strict=True)))
+                vid, checksum, object_key, manifest = row[count:]
+                out.append((plugin, None if vid is None else StoredVersion(
+                    plugin_id=plugin.id, version=plugin.version, checksum=checksum,
+                    object_key=object_key, manifest=manifest, id=vid)))
+        return out
+
+    def config_values(self) -> dict[str, Mapping[str, Any]]:
+        """Every stored configuration's values, by plugin id (one query; :meth:`all_configs`
+        has their revisions too)."""
+        table = PluginConfigRow.__table__
+        with self._tx(write=False) as s:
+            return {str(pid): config for pid, config in
+                    s.connection().execute(select(table.c.plugin_id, table.c.config))}
+
     def all_configs(self) -> dict[str, StoredConfig]:
         """Every stored configuration, by plugin id (one query)."""
         with self._tx(write=False) as s:
@@ -419,6 +456,11 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         wanted = list(ids)
         out: dict[str, tuple[str, str | None]] = {}
         with self._tx(write=False) as s:
+            if len(wanted) > 2000:  # most of them (a start): one scan, not a query per 500
+                keep = set(wanted)
+                stmt = select(PluginRow.id, PluginRow.state, PluginRow.failure_reason)
+                return {pid: (state, reason) for pid, state, reason
+                        in s.connection().execute(stmt) if pid in keep}
             for start in range(0, len(wanted), 500):
                 stmt = (select(PluginRow.id, PluginRow.state, PluginRow.failure_reason)
                         .where(PluginRow.id.in_(wanted[start:start + 500])))
