@@ -387,8 +387,9 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
 
     def plugin_ids(self) -> list[str]:
         """The id of every installed plugin, sorted (one index scan, no rows built)."""
-        with self._tx(write=False) as s:
-            return [str(pid) for pid in s.scalars(select(PluginRow.id).order_by(PluginRow.id))]
+        with self._tx(write=False) as s:  # Core: no ORM result machinery for one column
+            stmt = select(PluginRow.__table__.c.id).order_by(PluginRow.id)
+            return [str(pid) for pid, in s.connection().execute(stmt)]
 
     def current_versions(self) -> dict[str, StoredVersion]:
         """The current version record of every installed plugin, by plugin id (one query)."""
@@ -447,8 +448,9 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         stmt = (select(PluginVersionRow.plugin_id, PluginVersionRow.version,
                        PluginVersionRow.checksum, PluginVersionRow.object_key)
                 .order_by(PluginVersionRow.plugin_id, PluginVersionRow.id))
-        with self._tx(write=False) as s:
-            return [(str(a), str(b), str(c), str(d)) for a, b, c, d in s.execute(stmt)]
+        with self._tx(write=False) as s:  # Core, as plugin_ids
+            return [(str(a), str(b), str(c), str(d))
+                    for a, b, c, d in s.connection().execute(stmt)]
 
     def plugin_states(self, ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
         """``id -> (state, failure_reason)`` of these installed plugins (absent ones left
