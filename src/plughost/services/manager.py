@@ -369,10 +369,8 @@ class PluginService:
                     code="install.files_missing", plugin_id=stored.id)
             try:
                 # The manifest the install validated and recorded, read from the files of this
-                # checksum: no need to read and parse the file again (a third of the time).
-                # JSON read back from the database is plain dicts and lists already: no
-                # defensive copy and no depth walk (JSON that deep never loads), still
-                # validated field by field.
+                # checksum: no need to read and parse the file again (a third of the time),
+                # nor to validate it again (see _recorded_manifest).
                 manifest = _recorded_manifest(version.manifest, str(root))
             except ManifestError:
                 manifest = load_manifest(root)  # says what is wrong with the file itself
