@@ -11,6 +11,8 @@ run (``--sizes 10000``) only adds what is missing. Then, medians of ``--repeat``
 beside its floor measured in the same run:
 
   serve start -> /readyz       goal <= 3 s at 10,000            floor: bare uvicorn + Starlette
+                               (wall time, and the server's CPU time until ready: steadier
+                               when other work shares the machine)
   idle CPU of the server       goal <= 2 %  (refresh every 2 s)
   GET /api/v1/plugins req/s    goal >= 50 % of a Starlette endpoint returning the same bytes
   GET /api/v1/plugins/{id}     (read cache off: --cache-ttl 0)
@@ -269,8 +271,8 @@ def measure_server(home: Path, tmp: Path, log: Path,
     serving the same bytes."""
     import httpx
 
-    starts, bare_starts, idle, lists, details, bare_lists, bare_details = (
-        [] for _ in range(7))  # type: ignore[var-annotated]
+    starts, bare_starts, idle, lists, details, bare_lists, bare_details, cpus, bare_cpus = (
+        [] for _ in range(9))  # type: ignore[var-annotated]
     detail_path = "/api/v1/plugins/scale-00000"
     list_body, detail_body = tmp / "list.json", tmp / "detail.json"
     bodies = {"/api/v1/plugins": list_body, detail_path: detail_body}
@@ -279,6 +281,7 @@ def measure_server(home: Path, tmp: Path, log: Path,
         url = f"http://127.0.0.1:{port}"
         try:
             starts.append(took)
+            cpus.append(cpu_seconds(proc.pid))
             list_body.write_bytes(httpx.get(f"{url}/api/v1/plugins").content)
             detail_body.write_bytes(httpx.get(url + detail_path).content)
             time.sleep(1.0)
@@ -292,13 +295,15 @@ def measure_server(home: Path, tmp: Path, log: Path,
         took, (proc, port) = timed_start(lambda p: bare(p, bodies, log))
         try:
             bare_starts.append(took)
+            bare_cpus.append(cpu_seconds(proc.pid))
             url = f"http://127.0.0.1:{port}"
             bare_lists.append(load(f"{url}/api/v1/plugins", args.duration))
             bare_details.append(load(url + detail_path, args.duration))
         finally:
             stop_server(proc, 60)
     med = statistics.median
-    return {"start": med(starts), "bare_start": med(bare_starts), "idle": med(idle),
+    return {"start": med(starts), "bare_start": med(bare_starts), "start_cpu": med(cpus),
+            "bare_start_cpu": med(bare_cpus), "idle": med(idle),
             "list": med(lists), "bare_list": med(bare_lists), "detail": med(details),
             "bare_detail": med(bare_details)}
 
@@ -367,14 +372,15 @@ def report(results: dict[int, dict[str, float]], sizes: list[int], repeat: int) 
 
     first = next((results[s]["install"] for s in sizes if "install" in results[s]), None)
     print(f"\nmedians of {repeat} runs; floors from the same run")
-    head = ("installed", "start s", "floor", "idle %", "list r/s", "bare", "ratio",
+    head = ("installed", "start s", "floor", "cpu s", "floor", "idle %", "list r/s", "bare", "ratio",
             "detail r/s", "bare", "ratio", "list s", "help s", "x", "install ms", "vs first",
             "disc ms", "cached", "floor", "x", "xc")
-    widths = (10, 8, 6, 7, 9, 7, 6, 10, 7, 6, 7, 7, 5, 10, 8, 8, 7, 7, 5, 5)
+    widths = (10, 8, 6, 6, 6, 7, 9, 7, 6, 10, 7, 6, 7, 7, 5, 10, 8, 8, 7, 7, 5, 5)
     print(" ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
     for size in sizes:
         r = results[size]
         row = (str(size), cell(r, ".2f", "start"), cell(r, ".2f", "bare_start"),
+               cell(r, ".2f", "start_cpu"), cell(r, ".2f", "bare_start_cpu"),
                cell(r, ".1f", "idle"), cell(r, ".0f", "list"), cell(r, ".0f", "bare_list"),
                ratio(r, "list", "bare_list"), cell(r, ".0f", "detail"),
                cell(r, ".0f", "bare_detail"), ratio(r, "detail", "bare_detail"),
