@@ -54,6 +54,7 @@ __all__ = [
     "check_hello",
     "crashed",
     "decode_message",
+    "decode_messages",
     "disable_fast_json",
     "dumps",
     "enable_fast_json",
@@ -283,18 +284,32 @@ def exception_response(rid: Any, exc: BaseException) -> dict[str, Any]:
 
 # --- framing --------------------------------------------------------------------------------
 _SEP = b"\r\n\r\n"
+_PREFIX = b"Content-Length: "
+
+
+_HEADERS: dict[int, bytes] = {}
+"""The header of each body length below :data:`_HEADERS_UP_TO`, made on first use: most
+messages are small, and a dictionary lookup costs less than formatting the number."""
+_HEADERS_UP_TO = 4096
+
+
+def _header(length: int) -> bytes:
+    header = b"Content-Length: %d\r\n\r\n" % length
+    if length < _HEADERS_UP_TO:
+        _HEADERS[length] = header
+    return header
 
 
 def encode_frame(body: bytes) -> bytes:
     """Wrap one JSON body in its ``Content-Length`` header."""
-    return b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+    return (_HEADERS.get(len(body)) or _header(len(body))) + body
 
 
 def frame_message(msg: Any) -> bytes:
     """One message, encoded (:func:`dumps`) and framed (:func:`encode_frame`): the hot path of
     both ends, in one call."""
     body: bytes = _dumps(msg)
-    return b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+    return (_HEADERS.get(len(body)) or _header(len(body))) + body
 
 
 def _frame_error(message: str) -> ProtocolError:
@@ -357,17 +372,38 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Consume ``data``; return every body completed by it (possibly none)."""
+        if self._buf or self._need >= 0:
+            return self._feed_buffered(data)
+        # The common case: a read that starts at a frame (nothing left over from the last one)
+        # and holds whole canonical frames, one or many (a peer under load writes a batch at
+        # once). Splitting at the header text cuts every frame out in one call; a frame is
+        # taken when its header is the canonical one and its body, up to the next header, has
+        # exactly the declared length: then it reads as the general way reads it (which takes
+        # that many bytes and expects a header next). From the first frame that is not that
+        # (a body holding the header text, a frame cut short, another header), the rest goes
+        # the general way.
+        if type(data) is not bytes:
+            data = bytes(data)
+        parts = data.split(_PREFIX)
+        if parts[0]:
+            return self._feed_buffered(data)
+        out: list[bytes] = []
+        max_frame = self.max_frame
+        for i in range(1, len(parts)):
+            digits, sep, body = parts[i].partition(_SEP)
+            if not (
+                sep
+                and len(digits) < 10
+                and digits.isdigit()
+                and int(digits) == len(body) <= max_frame
+            ):
+                return out + self._feed_buffered(_PREFIX + _PREFIX.join(parts[i:]))
+            out.append(body)
+        return out
+
+    def _feed_buffered(self, data: bytes) -> list[bytes]:
+        """The general decoder: any headers, frames split anywhere, through the buffer."""
         buf = self._buf
-        if not buf and self._need < 0 and data.startswith(b"Content-Length: "):
-            # The common case, one whole canonical frame in one read: no copy into the buffer.
-            end = data.find(_SEP, 16, MAX_HEADER)
-            digits = data[16:end]
-            if end > 16 and digits.isdigit():
-                length = int(digits)
-                if len(data) - end - 4 == length:
-                    if length > self.max_frame:
-                        _parse_header(data[:end], self.max_frame)  # raises, same text as below
-                    return [data[end + 4 :]]
         buf += data
         out: list[bytes] = []
         pos = 0
@@ -589,6 +625,31 @@ def decode_message(body: bytes) -> dict[str, Any]:
             code="protocol.json",
         )
     return msg
+
+
+def decode_messages(bodies: list[bytes]) -> Any:
+    """The messages of several frame bodies, in order, as :func:`decode_message` reads each.
+
+    The batch of one read is decoded in one pass when orjson is in use: one check for long
+    runs of digits over all of it, orjson on each body, one type check each. A body that needs
+    more (another codec, or it is not a JSON-RPC object) sends the whole batch the careful way:
+    then an iterator that decodes one body at a time, so the messages before a bad body are
+    handled before its :class:`~plughost.errors.ProtocolError` is raised, as they would be
+    one by one.
+    """
+    if _loads is _fast_loads and bodies:
+        blob = bodies[0] if len(bodies) == 1 else b"".join(bodies)
+        if _DIGIT_RUN not in blob.translate(_DIGITS):
+            loads = _orjson.loads
+            try:
+                msgs = [loads(body) for body in bodies]
+            except ValueError:  # orjson.JSONDecodeError: the standard library decides
+                return map(decode_message, bodies)
+            for msg in msgs:
+                if type(msg) is not dict or msg.get("jsonrpc") != "2.0":
+                    return map(decode_message, bodies)
+            return msgs
+    return map(decode_message, bodies)
 
 
 # --- handshake ------------------------------------------------------------------------------
