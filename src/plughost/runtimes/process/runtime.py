@@ -684,14 +684,15 @@ class ProcessInstance:
         if self.sink is not None:  # lines logged during the call carry its correlation id
             self.sink.correlation = correlation_id.get()
         try:
-            # The message is encoded before anything else runs (Session.request): a caller's
-            # dict needs no copy; another mapping is made one (the encoder takes only dicts).
+            # The message is encoded before anything else runs (Session.start_request): a
+            # caller's dict needs no copy; another mapping is made one (the encoder takes only
+            # dicts). The session was found accepting in this very step, nothing awaited since.
             args = kwargs if type(kwargs) is dict else dict(kwargs or {})
             params = {"target": target, "args": args}
             traced = trace_context.get()
             if traced:
                 params.update(traced)
-            return await session.request(M.CALL, params, timeout)
+            return await session.start_request(M.CALL, params, timeout)
         except TimeoutError:
             self._stats["timeouts"] += 1
             raise
