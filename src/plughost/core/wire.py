@@ -47,6 +47,7 @@ __all__ = [
     "METHODS",
     "PROTOCOL_VERSION",
     "READ_SIZE",
+    "WRITE_BATCH",
     "FrameDecoder",
     "M",
     "MethodSpec",
@@ -97,6 +98,12 @@ MAX_HEADER = 1024
 READ_SIZE = 64 * 1024
 """Bytes asked for per read of a pipe, on both ends. Larger costs on Linux: a 256 KiB buffer is
 allocated with mmap and faulted in on every read (~10x the time of a 64 KiB one, measured)."""
+
+WRITE_BATCH = 32
+"""Frames per write at most, on both ends, when many are queued at once. Under load the answers
+to one batch of requests go back in writes of this many, so the other side starts on them while
+this side works on the rest: the two processes overlap on two cores instead of taking turns.
+Smaller costs more system calls and wake-ups; larger leaves the other side idle longer."""
 
 EXIT_OK, EXIT_USAGE, EXIT_LOAD, EXIT_PROTOCOL, EXIT_MEMORY = 0, 2, 3, 4, 5
 """Exit statuses the host recognises: normal, started by hand, could not load, protocol error,

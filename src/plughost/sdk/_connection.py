@@ -16,6 +16,7 @@ from plughost.core.wire import (
     DEFAULT_MAX_FRAME,
     EXIT_MEMORY,
     READ_SIZE,
+    WRITE_BATCH,
     FrameDecoder,
     M,
     WireCode,
@@ -266,8 +267,12 @@ class ChildConnection:
         if type(result) not in _PLAIN and hasattr(result, "__await__"):
             self._run_async(rid, method, result)
         elif rid is not None:
-            # This runs on the thread that pumps (see send): queue the answer for the flush.
-            self._out.append(frame_message(response(rid, result)))
+            # This runs on the thread that pumps (see send): queue the answer for the flush,
+            # or write a full batch now so that the host starts on it while the rest is served.
+            out = self._out
+            out.append(frame_message(response(rid, result)))
+            if len(out) >= WRITE_BATCH:
+                self.flush()
 
     # -- async handlers ------------------------------------------------------------------------
     def _run_async(self, rid: Any, method: str, coro: Any) -> None:

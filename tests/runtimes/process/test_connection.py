@@ -6,7 +6,14 @@ import asyncio
 import logging
 from typing import Any
 
-from plughost.core.wire import FrameDecoder, M, decode_message, frame_message, response
+from plughost.core.wire import (
+    WRITE_BATCH,
+    FrameDecoder,
+    M,
+    decode_message,
+    frame_message,
+    response,
+)
 from plughost.runtimes.process.connection import Session
 from plughost.runtimes.process.output import OutputSink
 
@@ -59,6 +66,21 @@ async def test_callers_answered_by_one_read_send_their_next_requests_in_one_writ
     )
     await asyncio.gather(*callers)
     assert not session._pending
+
+
+async def test_more_requests_in_one_turn_than_a_batch_go_out_in_writes_of_a_batch() -> None:
+    session, stdin = _session()
+    n = WRITE_BATCH + 5
+    calls = [asyncio.ensure_future(session.request(M.HEALTH, {}, 5)) for _ in range(n)]
+    for _ in range(2):  # the callers' turn, then the end-of-turn flush
+        await asyncio.sleep(0)
+    sizes = [len(batch) for batch in stdin.writes]
+    assert sum(sizes) == n
+    assert max(sizes) <= WRITE_BATCH  # the child starts on a batch while the rest are made
+    session._on_stdout(
+        b"".join(frame_message(response(m["id"], None)) for b in stdin.writes for m in b)
+    )
+    await asyncio.gather(*calls)
 
 
 async def test_a_lone_request_is_written_at_once() -> None:

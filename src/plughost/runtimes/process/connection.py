@@ -24,6 +24,7 @@ from plughost.core.wire import (
     EXIT_MEMORY,
     EXIT_PROTOCOL,
     READ_SIZE,
+    WRITE_BATCH,
     FrameDecoder,
     M,
     WireCode,
@@ -480,25 +481,33 @@ class Session:
     # -- outgoing ------------------------------------------------------------------------------
     def _send(self, msg: dict[str, Any], idle: bool = False) -> None:
         # Under load, frames of one loop turn are joined and written in one system call at the
-        # end of the turn (fewer wake-ups on both sides). A request sent while nothing else is
-        # in flight (``idle``) is written at once instead: latency is all that matters then.
+        # end of the turn (fewer wake-ups on both sides), or every WRITE_BATCH frames when the
+        # turn makes more (the child starts on those while the rest are made). A request sent
+        # while nothing else is in flight (``idle``) is written at once instead: latency is all
+        # that matters then.
         frame = frame_message(msg)
         if idle and not self._flush_scheduled:
             if self._stdin is not None and not self._stdin.is_closing():
                 self._stdin.write(frame)
             return
-        self._wbuf.append(frame)
+        wbuf = self._wbuf
+        wbuf.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
+        elif len(wbuf) >= WRITE_BATCH:
+            self._write_queued()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         if self._wbuf:
-            data = b"".join(self._wbuf) if len(self._wbuf) > 1 else self._wbuf[0]
-            self._wbuf.clear()
-            if self._stdin is not None and not self._stdin.is_closing():
-                self._stdin.write(data)
+            self._write_queued()
+
+    def _write_queued(self) -> None:
+        data = b"".join(self._wbuf) if len(self._wbuf) > 1 else self._wbuf[0]
+        self._wbuf.clear()
+        if self._stdin is not None and not self._stdin.is_closing():
+            self._stdin.write(data)
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send a notification (no answer expected)."""
