@@ -355,6 +355,7 @@ class ProcessInstance:
         self._stats = {"calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0}
         self._jail: Jail | None = None  # the confinement of the current process (confine.py)
         self._start = "cold"  # how the current process started: cold, spare or forked
+        self._call_timeout = self._timeout(None)  # limits and options are fixed: once, not per call
 
     @property
     def plugin_id(self) -> str:
@@ -676,7 +677,7 @@ class ProcessInstance:
     ) -> Any:
         """``plugin.call``: invoke an export's target with keyword arguments."""
         if timeout is None:
-            timeout = self._timeout(None)
+            timeout = self._call_timeout
         session = self._live
         if session is None or not session.accepting:
             session = await self._ready_session(timeout)
