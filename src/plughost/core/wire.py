@@ -504,6 +504,8 @@ def _std_loads(body: bytes) -> Any:
 # string of digits, which the standard library decodes as well).
 _DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
 _DIGIT_RUN = b"0" * 19
+# Searched with ``bytes.find``, not ``in``: on Python 3.11 ``bytes in bytes`` first tries the
+# operand as an integer and builds (then drops) a TypeError with a formatted message, every time.
 _orjson: Any = None
 
 
@@ -546,13 +548,13 @@ def _fast_dumps(obj: Any) -> bytes:
         return _std_dumps(obj)
     # A ``null`` may be a NaN or an infinity orjson wrote so (the standard library refuses
     # them): let it decide then. ``None`` alone (a handler that returns nothing) is common.
-    if b"null" in out and _maybe_nonfinite(obj):
+    if out.find(b"null") >= 0 and _maybe_nonfinite(obj):
         return _std_dumps(obj)
     return out
 
 
 def _fast_loads(body: bytes) -> Any:
-    if _DIGIT_RUN in body.translate(_DIGITS):
+    if body.translate(_DIGITS).find(_DIGIT_RUN) >= 0:
         return _std_loads(body)
     try:
         return _orjson.loads(body)
@@ -646,7 +648,7 @@ def decode_messages(bodies: list[bytes]) -> Any:
     """
     if _loads is _fast_loads and bodies:
         blob = bodies[0] if len(bodies) == 1 else b"".join(bodies)
-        if _DIGIT_RUN not in blob.translate(_DIGITS):
+        if blob.translate(_DIGITS).find(_DIGIT_RUN) < 0:
             loads = _orjson.loads
             try:
                 msgs = [loads(body) for body in bodies]
