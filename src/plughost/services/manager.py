@@ -841,7 +841,8 @@ class PluginService:
                 grants = ([str(s) for s in services.permissions.grants(plugin_id)]
                           if services is not None
                           else [g.scope for g in repo.list_grants(plugin_id)])
-                return stored, self.updater.versions(plugin_id), config, grants
+                return (stored, self.updater.versions(plugin_id, current=stored.version),
+                        config, grants)
 
         try:
             stored, versions, config, grants = await asyncio.to_thread(load)
