@@ -151,3 +151,17 @@ async def test_the_next_plugin_takes_a_child_forked_ahead_of_need(forking) -> No
     assert (await b.call("env"))["PLUGHOST_PLUGIN_ID"] == "b"
     assert b.stats()["confinement"] == "cgroup+landlock+seccomp"
     assert await b.call("signal_parent") == "PermissionError"
+
+
+async def test_a_spare_that_ends_while_warming_up_is_given_up_at_once(tmp_path) -> None:
+    # An interpreter that exits at once stands for a spare that dies during its imports (its
+    # fork server killed, say): the runtime stops waiting when it ends, not at the timeout.
+    rt = ProcessRuntime(options=fast_options(python="/bin/false", handshake_timeout=60.0,
+                                             data_root=tmp_path / "data"))
+    try:
+        rt._want_spare()
+        assert rt._spare_task is not None
+        await eventually(rt._spare_task.done, timeout=10)
+        assert rt._spare is None
+    finally:
+        await rt.aclose()

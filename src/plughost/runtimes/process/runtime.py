@@ -206,11 +206,18 @@ class ProcessRuntime:
         await self._keep_spare(session)
 
     async def _keep_spare(self, session: Session) -> None:
-        try:  # only a runner that has finished its imports is worth handing out
-            await asyncio.wait_for(
-                asyncio.shield(session.spare_ready), self.options.handshake_timeout
+        # Only a runner that has finished its imports is worth handing out; one that ends
+        # while warming up (its fork server killed, say) is given up at once, not at the timeout.
+        try:
+            await asyncio.wait(
+                (session.spare_ready, session.ended),
+                timeout=self.options.handshake_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
             )
-        except (TimeoutError, asyncio.CancelledError):
+        except asyncio.CancelledError:
+            await session.kill("warm spare did not become ready", expected=True)
+            return
+        if not session.spare_ready.done():
             await session.kill("warm spare did not become ready", expected=True)
             return
         if self._closed or not session.alive:
