@@ -151,6 +151,37 @@ def test_decoder_refuses_plain_text_without_header_end() -> None:
     assert "Logs belong on stderr" in info.value.message
 
 
+def test_decoder_reads_a_batch_with_the_header_text_inside_a_body_and_a_frame_cut_short() -> None:
+    # A read of many frames is cut at the header text in one go; a body that holds that text,
+    # and the frame the read ends inside, are read the general way from where they start.
+    tricky = b'{"log":"Content-Length: 5\r\n\r\n12345"}'
+    chunk = encode_frame(b"[1]") + encode_frame(tricky) + encode_frame(b"[2]")
+    last = encode_frame(b'{"x":3}')
+    dec = FrameDecoder()
+    assert dec.feed(chunk + last[:-3]) == [b"[1]", tricky, b"[2]"]
+    assert dec.buffered == 4  # the body read so far (its header is read already)
+    assert dec.feed(last[-3:] + encode_frame(b"[4]")) == [b'{"x":3}', b"[4]"]
+    assert dec.buffered == 0
+
+
+def test_decoder_refuses_an_oversized_frame_inside_a_batch_on_its_header() -> None:
+    dec = FrameDecoder(max_frame=10)
+    with pytest.raises(ProtocolError) as info:
+        dec.feed(encode_frame(b"[1]") + b"Content-Length: 11\r\n\r\n")
+    assert "exceeds the limit of 10 bytes" in info.value.message
+
+
+def test_decode_messages_reads_each_body_and_stops_at_a_bad_one_in_order() -> None:
+    good = [p.dumps(p.response(n, n)) for n in range(3)]
+    assert [m["id"] for m in p.decode_messages(good)] == [0, 1, 2]
+    seen: list[int] = []
+    with pytest.raises(ProtocolError) as info:
+        for msg in p.decode_messages([good[0], b"[1]", good[1]]):
+            seen.append(msg["id"])
+    assert seen == [0]  # the message before the bad body was handed out first
+    assert info.value.code == "protocol.json"
+
+
 def test_decoder_keeps_partial_body_until_complete() -> None:
     dec = FrameDecoder()
     assert dec.feed(b"Content-Length: 10\r\n\r\n01234") == []

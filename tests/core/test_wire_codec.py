@@ -173,6 +173,22 @@ def test_decode_message_refuses_alike_with_either_codec(fast: None) -> None:
         assert caught.value.code == "protocol.json"
 
 
+def test_a_batch_decodes_as_each_body_alone_with_either_codec(fast: None) -> None:
+    # A 20-digit id goes to the standard library (orjson would read a float), a body orjson
+    # refuses (NaN) to the standard library too, a non-object is refused; all in one batch.
+    bodies = [b'{"jsonrpc":"2.0","id":1,"result":[1.5,null]}',
+              b'{"jsonrpc":"2.0","id":12345678901234567890,"result":1}',
+              b'{"jsonrpc":"2.0","id":3,"result":NaN}']
+    want = [json.loads(b) for b in bodies]
+    for codec in (wire.enable_fast_json, wire.disable_fast_json):
+        codec()
+        got = list(wire.decode_messages(bodies))
+        assert [m["id"] for m in got] == [m["id"] for m in want]
+        assert type(got[1]["id"]) is int and math.isnan(got[2]["result"])
+        with pytest.raises(ProtocolError):
+            list(wire.decode_messages([*bodies, b"[1]"]))
+
+
 # Import everything in plughost.core and plughost.sdk in an interpreter where only the standard
 # library (and resolvelib) can be imported, then use the codec and the runner's connection.
 _STDLIB_ONLY = textwrap.dedent("""

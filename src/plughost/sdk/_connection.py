@@ -16,10 +16,12 @@ from plughost.core.wire import (
     DEFAULT_MAX_FRAME,
     EXIT_MEMORY,
     READ_SIZE,
+    WRITE_BATCH,
     FrameDecoder,
     M,
     WireCode,
     decode_message,
+    decode_messages,
     encode_frame,
     error_response,
     exception_response,
@@ -84,7 +86,7 @@ class ChildConnection:
         self._next_id = 0
         self._main = threading.get_ident()
         self._cancelled: set[Any] = set()
-        self._fast: dict[tuple[Any, Any], bool] = {}
+        self._fast: dict[Any, bool] = {}
         self._backlog: list[bytes] = []
         self._tasks: dict[Any, Any] = {}  # request id -> concurrent future (async handlers)
         self.closed = False
@@ -197,8 +199,8 @@ class ChildConnection:
         if not data:
             self.closed = True
             return False
-        for body in self.decoder.feed(data):
-            self._handle(decode_message(body))
+        for msg in decode_messages(self.decoder.feed(data)):
+            self._handle(msg)
         self.flush()
         return not self.closed
 
@@ -235,9 +237,10 @@ class ChildConnection:
             return
         params = msg.get("params") or {}
         # Responses of one read go out in one write, but never wait behind a handler that may
-        # be slow: unless this target was fast last time, flush what is queued before running it.
+        # be slow: unless this handler was fast last time, flush what is queued before running
+        # it. A handler is known by its target (plugin.call, plugin.event), else by its method.
         target = params.get("target") if type(params) is dict else None
-        key = (method, target if type(target) is str else None)
+        key = target if type(target) is str else method
         fast = self._fast.get(key, False)
         if self._out and not fast:
             self.flush()
@@ -259,12 +262,17 @@ class ChildConnection:
                 _log_exception(method, exc)
             return
         finally:
-            self._fast[key] = perf_counter() - started < 0.0002
+            if (perf_counter() - started < 0.0002) is not fast:
+                self._fast[key] = not fast
         if type(result) not in _PLAIN and hasattr(result, "__await__"):
             self._run_async(rid, method, result)
         elif rid is not None:
-            # This runs on the thread that pumps (see send): queue the answer for the flush.
-            self._out.append(frame_message(response(rid, result)))
+            # This runs on the thread that pumps (see send): queue the answer for the flush,
+            # or write a full batch now so that the host starts on it while the rest is served.
+            out = self._out
+            out.append(frame_message(response(rid, result)))
+            if len(out) >= WRITE_BATCH:
+                self.flush()
 
     # -- async handlers ------------------------------------------------------------------------
     def _run_async(self, rid: Any, method: str, coro: Any) -> None:

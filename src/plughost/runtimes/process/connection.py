@@ -24,12 +24,13 @@ from plughost.core.wire import (
     EXIT_MEMORY,
     EXIT_PROTOCOL,
     READ_SIZE,
+    WRITE_BATCH,
     FrameDecoder,
     M,
     WireCode,
     check_hello,
     crashed,
-    decode_message,
+    decode_messages,
     enable_fast_json,
     error_from_wire,
     error_response,
@@ -480,25 +481,33 @@ class Session:
     # -- outgoing ------------------------------------------------------------------------------
     def _send(self, msg: dict[str, Any], idle: bool = False) -> None:
         # Under load, frames of one loop turn are joined and written in one system call at the
-        # end of the turn (fewer wake-ups on both sides). A request sent while nothing else is
-        # in flight (``idle``) is written at once instead: latency is all that matters then.
+        # end of the turn (fewer wake-ups on both sides), or every WRITE_BATCH frames when the
+        # turn makes more (the child starts on those while the rest are made). A request sent
+        # while nothing else is in flight (``idle``) is written at once instead: latency is all
+        # that matters then.
         frame = frame_message(msg)
         if idle and not self._flush_scheduled:
             if self._stdin is not None and not self._stdin.is_closing():
                 self._stdin.write(frame)
             return
-        self._wbuf.append(frame)
+        wbuf = self._wbuf
+        wbuf.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
+        elif len(wbuf) >= WRITE_BATCH:
+            self._write_queued()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         if self._wbuf:
-            data = b"".join(self._wbuf) if len(self._wbuf) > 1 else self._wbuf[0]
-            self._wbuf.clear()
-            if self._stdin is not None and not self._stdin.is_closing():
-                self._stdin.write(data)
+            self._write_queued()
+
+    def _write_queued(self) -> None:
+        data = b"".join(self._wbuf) if len(self._wbuf) > 1 else self._wbuf[0]
+        self._wbuf.clear()
+        if self._stdin is not None and not self._stdin.is_closing():
+            self._stdin.write(data)
 
     def notify(self, method: str, params: Any = None) -> None:
         """Send a notification (no answer expected)."""
@@ -511,10 +520,16 @@ class Session:
         request would only reach a process that is going away."""
         if not self.accepting:
             raise self._refusal()
+        return await self.start_request(method, params, timeout)
+
+    def start_request(
+        self, method: str, params: Any, timeout: float | None
+    ) -> asyncio.Future[Any]:
+        """Send a request now; the future of its result. The caller has checked
+        :attr:`accepting` in the same step (:meth:`request` does both)."""
         self._next_id += 1
         rid = self._next_id
         fut = self._loop.create_future()
-        idle = not self._pending
         if timeout is None:
             self._pending[rid] = (fut, method, None, None)
         else:
@@ -523,8 +538,8 @@ class Session:
             if self._deadline is None or deadline < self._deadline_at:
                 self._arm(deadline)
         self.calls += 1
-        self._send(request(rid, method, params), idle)
-        return await fut
+        self._send(request(rid, method, params), len(self._pending) == 1)
+        return fut
 
     # One timer per session, not one per call: it fires at the earliest deadline it knows of,
     # expires what is due and re-arms for the earliest deadline still pending. A call answered
@@ -582,39 +597,47 @@ class Session:
 
     # -- incoming ------------------------------------------------------------------------------
     def _on_stdout(self, data: bytes) -> None:
+        # Every complete frame of the read is handled in this one pass: answers resolve their
+        # futures here (the callers resume together in the next loop turn).
+        answered = 0
         try:
-            bodies = self._decoder.feed(data)
-            for body in bodies:
-                msg = decode_message(body)
-                if "method" not in msg:
-                    self._on_response(msg)
-                else:
+            pending = self._pending
+            for msg in decode_messages(self._decoder.feed(data)):
+                if "method" in msg:
                     self._on_message(msg)
+                    continue
+                entry = pending.pop(msg.get("id"), None)
+                if entry is None or entry[0].done():
+                    self._on_stray(msg, entry)
+                    continue
+                answered += 1
+                if "error" in msg:
+                    entry[0].set_exception(
+                        error_from_wire(msg["error"], plugin_id=self.plugin_id, method=entry[1])
+                    )
+                else:
+                    entry[0].set_result(msg.get("result"))
         except ProtocolError as exc:
             exc.plugin_id = exc.plugin_id or self.plugin_id
             self._protocol_violation(exc)
+            return
+        if answered > 1 and not self._flush_scheduled:
+            # Callers resumed together send together: the requests they make in the next
+            # turn go out in one write at its end, not the first alone and the rest after.
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def _protocol_violation(self, exc: ProtocolError) -> None:
         self._end(f"protocol error: {exc.message}", error=exc)
         self._signal(signal.SIGKILL)  # it broke the stream; nothing it says can be trusted now
 
-    def _on_response(self, msg: dict[str, Any]) -> None:
-        rid = msg.get("id")
-        entry = self._pending.pop(rid, None)  # type: ignore[arg-type]
+    def _on_stray(self, msg: dict[str, Any], entry: Any) -> None:
+        """An answer nobody waits for: to a request that timed out (or was never made), or
+        whose caller gave up (cancelled)."""
         if entry is None:
-            late = self._late.pop(rid, None)  # type: ignore[arg-type]
+            late = self._late.pop(msg.get("id"), None)  # type: ignore[arg-type]
             if late is not None:
                 late.cancel()  # it answered after all (probably "cancelled"): not hung
-            return
-        fut, method = entry[0], entry[1]
-        if fut.done():
-            return
-        if "error" in msg:
-            fut.set_exception(
-                error_from_wire(msg["error"], plugin_id=self.plugin_id, method=method)
-            )
-        else:
-            fut.set_result(msg.get("result"))
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         method = msg["method"]

@@ -362,6 +362,7 @@ class ProcessInstance:
         self._stats = {"calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0}
         self._jail: Jail | None = None  # the confinement of the current process (confine.py)
         self._start = "cold"  # how the current process started: cold, spare or forked
+        self._call_timeout = self._timeout(None)  # limits and options are fixed: once, not per call
 
     @property
     def plugin_id(self) -> str:
@@ -683,7 +684,7 @@ class ProcessInstance:
     ) -> Any:
         """``plugin.call``: invoke an export's target with keyword arguments."""
         if timeout is None:
-            timeout = self._timeout(None)
+            timeout = self._call_timeout
         session = self._live
         if session is None or not session.accepting:
             session = await self._ready_session(timeout)
@@ -691,14 +692,15 @@ class ProcessInstance:
         if self.sink is not None:  # lines logged during the call carry its correlation id
             self.sink.correlation = correlation_id.get()
         try:
-            # The message is encoded before anything else runs (Session.request): a caller's
-            # dict needs no copy; another mapping is made one (the encoder takes only dicts).
+            # The message is encoded before anything else runs (Session.start_request): a
+            # caller's dict needs no copy; another mapping is made one (the encoder takes only
+            # dicts). The session was found accepting in this very step, nothing awaited since.
             args = kwargs if type(kwargs) is dict else dict(kwargs or {})
             params = {"target": target, "args": args}
             traced = trace_context.get()
             if traced:
                 params.update(traced)
-            return await session.request(M.CALL, params, timeout)
+            return await session.start_request(M.CALL, params, timeout)
         except TimeoutError:
             self._stats["timeouts"] += 1
             raise
