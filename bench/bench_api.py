@@ -169,17 +169,21 @@ import httpx
 
 async def main(url, connections, duration):
     latencies, errors = [], 0
-    stop = time.monotonic() + duration
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         async def worker():
             nonlocal errors
-            while time.monotonic() < stop:
+            while True:  # at least one request each, however short the duration
                 t = time.perf_counter()
                 r = await client.get(url)
                 latencies.append(time.perf_counter() - t)
                 errors += r.status_code != 200
+                if time.monotonic() >= stop:
+                    return
+        # The clock starts once the client is made (which can take longer than a short
+        # duration on a loaded machine, and left no request measured at all).
         start = time.monotonic()
+        stop = start + duration
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.monotonic() - start
     latencies.sort()

@@ -229,3 +229,14 @@ def test_core_and_sdk_need_only_the_standard_library() -> None:
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "stdlib only: ok" in out.stdout
+
+
+@pytest.mark.parametrize("codec", ["std", "fast"])
+def test_dumps_floatless_writes_what_dumps_writes_for_a_body_without_floats(
+        codec: str, request: pytest.FixtureRequest) -> None:
+    if codec == "fast":
+        request.getfixturevalue("fast")
+    page = {"items": [{"id": "a", "n": 3, "ok": True, "error": None, "tags": ["x", "é"],
+                       "big": 2**70}], "next_cursor": None, "total": 1}
+    assert wire.dumps_floatless(page) == wire.dumps(page)
+    assert wire.dumps_floatless({"at": uuid.UUID(int=1)}) == wire.dumps({"at": uuid.UUID(int=1)})

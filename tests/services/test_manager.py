@@ -28,6 +28,24 @@ async def test_list_filters_and_paginates(service, make_package):
     assert info.value.code == "request.invalid"
 
 
+async def test_plugin_page_is_the_list_as_plugin_resources(service, make_package):
+    # The API's page is built straight from the rows: the same resources, cursors and totals
+    # as list_plugins' items turned into dicts, whatever the filters.
+    await service.install(make_package("alpha", extra='type = "notify"'))
+    await service.install(make_package("beta", extra='type = "notify"'), enable=False)
+    await service.install(make_package("gamma"))
+    for filters in ({}, {"type": "notify"}, {"state": "disabled"}, {"status": 1},
+                    {"status": 2},
+                    {"enabled": True}, {"q": "GAM"}, {"limit": 2}):
+        listed = await service.list_plugins(**filters)
+        page = await service.plugin_page(**filters)
+        assert page == {"items": [p.to_dict() for p in listed], "total": listed.total,
+                        "next_cursor": listed.next_cursor}, filters
+    first = await service.plugin_page(limit=2)
+    rest = await service.plugin_page(limit=2, cursor=first["next_cursor"])
+    assert [p["id"] for p in rest["items"]] == ["gamma"] and rest["next_cursor"] is None
+
+
 async def test_get_returns_everything_json_ready(service, make_package):
     import json
 
@@ -290,6 +308,7 @@ async def test_development_folder_plugins_run_beside_installed_ones(trusted, mak
         page = await svc.list_plugins()
         assert [(p.id, p.source, p.state) for p in page] == [
             ("devplug", "directory", "active"), ("hello", "local", "active")]
+        assert (await svc.plugin_page())["items"] == [p.to_dict() for p in page]
         assert [p.id for p in await svc.list_plugins(q="progress")] == ["devplug"]
         assert [p.id for p in await svc.list_plugins(enabled=False)] == []
         detail = await svc.get("devplug")

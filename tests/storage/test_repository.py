@@ -18,7 +18,7 @@ from plughost.errors import (
 from plughost.storage.db import Database
 from plughost.storage.objects import package_key
 from plughost.storage.records import StoredPlugin, StoredVersion, TrustedKey
-from plughost.storage.repository import Repository
+from plughost.storage.repository import SUMMARY_FIELDS, Repository
 
 
 def manifest(pid: str = "notify-slack", version: str = "1.0.0", **extra: object) -> dict:
@@ -488,7 +488,7 @@ def test_keyset_pages_filter_and_neither_repeat_nor_skip_under_concurrent_change
         repo.page_plugins(limit=0)
 
 
-def test_a_summary_page_is_the_page_without_json_columns_and_with_its_signatures(
+def test_a_summary_page_is_the_page_as_plain_rows_with_signatures_and_total(
     repo: Repository,
 ) -> None:
     for pid in ("s-a", "s-b", "s-c", "s-d"):
@@ -498,20 +498,41 @@ def test_a_summary_page_is_the_page_without_json_columns_and_with_its_signatures
     repo.set_current_version("s-b", "2.0.0")
     repo.update_plugin("s-c", version="9.9.9")  # no version row: signed unknown
     repo.set_enabled("s-d", False)
-    full, after = repo.page_plugins(limit=3)
-    summary, summary_after = repo.page_summaries(limit=3)
-    assert summary_after == after == "s-c"
-    assert [dataclasses.replace(p, manifest={}, config_schema=None, default_config=None)
-            for p in full] \
-        == [p for p, _ in summary]
-    assert [signed for _, signed in summary] == [False, True, None]
-    assert repo.signed_plugins(["s-a", "s-b", "s-c"]) == {"s-a": False, "s-b": True}
-    rest, after = repo.page_summaries(after="s-c", limit=3)
-    assert [p.id for p, _ in rest] == ["s-d"] and after is None
-    off, _ = repo.page_summaries(enabled=False, q="S-D", limit=10)
-    assert [p.id for p, _ in off] == ["s-d"]
-    with pytest.raises(InvalidRecord, match="limit must be between"):
-        repo.page_summaries(limit=0)
+    full, _ = repo.page_plugins(limit=3)
+    page = repo.summary_page(limit=3)
+    assert page.more is True and page.total == 4
+    assert page.rows == [
+        (*(getattr(p, f) for f in SUMMARY_FIELDS[:-1]),
+         signed)
+        for p, signed in zip(full, (False, True, None), strict=True)]
+    rest = repo.summary_page(after="s-c", limit=3)
+    assert [r[0] for r in rest.rows] == ["s-d"] and rest.more is False and rest.total == 4
+    off = repo.summary_page(enabled=False, q="S-D", limit=10)
+    assert [r[0] for r in off.rows] == ["s-d"] and off.total == 1
+    with pytest.raises(InvalidRecord, match="limit must be"):
+        repo.summary_page(limit=0)
+
+
+def test_a_summary_page_total_is_counted_again_after_every_change(repo: Repository) -> None:
+    # The total is kept per filter with the change sequence number it was counted at: any
+    # committed change (here also through another Repository on the same database) makes
+    # the next page count again, so the total is never stale.
+    other = Repository(repo.database)
+    install(repo, "t-a")
+    assert repo.summary_page().total == 1
+    assert repo.summary_page(state="installed").total == 1
+    install(other, "t-b")
+    assert repo.summary_page().total == 2
+    other.set_state("t-a", "failed", failure_reason="boom")
+    assert repo.summary_page(state="installed").total == 1
+    assert repo.summary_page(status=2).total == 1
+    other.delete_plugin("t-b")
+    assert repo.summary_page().total == 1
+    assert repo.summary_page(state="installed").total == 0
+    with repo.unit_of_work():  # inside a unit of work: its own uncommitted writes count
+        install(repo, "t-c")
+        assert repo.summary_page().total == 2
+    assert repo.summary_page().total == 2
 
 
 def test_signed_plugins_reads_the_current_version_of_each(repo: Repository) -> None:

@@ -58,6 +58,7 @@ __all__ = [
     "decode_messages",
     "disable_fast_json",
     "dumps",
+    "dumps_floatless",
     "enable_fast_json",
     "encode_frame",
     "encode_hello",
@@ -606,6 +607,21 @@ def dumps(obj: Any) -> bytes:
     """Serialise one message body to UTF-8 JSON bytes."""
     out: bytes = _dumps(obj)
     return out
+
+
+def dumps_floatless(obj: Any) -> bytes:
+    """:func:`dumps` for a body that holds no ``float`` (records of strings, integers,
+    booleans and ``None``, such as an API page of plugin resources): the same bytes, without
+    the look through the body for a NaN or an infinity that orjson would have written as
+    ``null`` (a page of a hundred records is walked in about a third of what encoding it
+    costs). A float in it is still encoded, but a non-finite one as ``null``."""
+    if _dumps is _fast_dumps:
+        try:
+            out: bytes = _orjson.dumps(obj, option=_FAST_OPTIONS)
+        except TypeError:  # a type only the standard library encodes (or refuses) right
+            return _std_dumps(obj)
+        return out
+    return dumps(obj)
 
 
 def loads(body: bytes) -> Any:

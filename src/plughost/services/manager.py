@@ -92,9 +92,10 @@ from plughost.services.views import (
     PluginList,
     arcade_status,
     error_of,
-    idle_info,
+    idle_state,
     info_from_record,
-    stored_info,
+    plugin_resource,
+    stored_state,
 )
 from plughost.settings import HostSettings
 from plughost.storage.kv_db import DatabaseKeyValueStore, import_sqlite_kv
@@ -622,26 +623,57 @@ class PluginService:
 
     # ================================================================== queries
 
+    def _shown(self, plugin_id: str, state: str, enabled: bool, failure_reason: str | None,
+               failure_phase: str | None) -> tuple[str, Any, tuple[str, ...], bool]:
+        """``(state, error, warnings, live)`` an installed plugin shows, given its row's
+        values: the live record of a plugin this service runs; else the stored state (on a
+        home where nothing runs, what the next start begins from), unless registering it
+        here failed, which is a live fact about it too."""
+        record = self._host.registry.find(plugin_id) if self._host is not None else None
+        if record is not None:
+            if self._run_plugins and (self._start_plugins or plugin_id in self._touched):
+                return record.state.value, error_of(record), tuple(record.warnings), True
+            if record.state is State.FAILED:
+                return record.state.value, error_of(record), tuple(record.warnings), False
+        rule = stored_state if self._run_plugins else idle_state
+        shown, error = rule(plugin_id, state, enabled, failure_reason, failure_phase)
+        return shown, error, (), False
+
     def _info(self, stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo:
-        record = self._host.registry.find(stored.id) if self._host is not None else None
-        if self._run_plugins and record is not None and (
-                self._start_plugins or stored.id in self._touched):
-            return stored_info(stored, signed=signed, live=record)  # built once: lists are hot
-        if not self._run_plugins:
-            # Nothing runs here: the state is what the next start begins from (never the last
-            # server's "active"); a failure found registering it here is a fact about it too.
-            idle = idle_info(stored, signed=signed)
-            if record is not None and record.state is State.FAILED:
-                return replace(idle, state=record.state.value, error=error_of(record),
-                               warnings=tuple(record.warnings))
-            return idle
-        info = stored_info(stored, signed=signed)
-        if record is None or record.state is not State.FAILED:
-            # Not started here: the stored state (last observed by a running service) says
-            # more than "resolved"; failures found while registering are live facts.
-            return info
-        return replace(info, state=record.state.value, error=error_of(record),
-                       warnings=tuple(record.warnings))
+        state, error, warnings, live = self._shown(
+            stored.id, stored.state, stored.enabled, stored.failure_reason,
+            stored.failure_phase)
+        return PluginInfo(
+            id=stored.id, name=stored.name, version=stored.version,
+            description=stored.description, author=stored.author, type=stored.type,
+            runtime=stored.runtime, state=state, enabled=stored.enabled,
+            source=stored.source, source_uri=stored.source_uri, sha256=stored.checksum,
+            installed_at=stored.installed_at, updated_at=stored.updated_at, error=error,
+            warnings=warnings, signed=signed, live=live)
+
+    def _row_info(self, row: tuple[Any, ...]) -> PluginInfo:
+        """A :data:`~plughost.storage.repository.SUMMARY_FIELDS` row as a PluginInfo."""
+        (pid, name, version, description, author, type_, runtime, state, enabled, source,
+         source_uri, checksum, reason, phase, installed, updated, signed) = row
+        shown, error, warnings, live = self._shown(pid, state, enabled, reason, phase)
+        return PluginInfo(
+            id=pid, name=name, version=version, description=description, author=author,
+            type=type_, runtime=runtime, state=shown, enabled=enabled, source=source,
+            source_uri=source_uri, sha256=checksum, installed_at=installed,
+            updated_at=updated, error=error, warnings=warnings, signed=signed, live=live)
+
+    def _row_resource(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        """The same row as its plugin resource (``_row_info(row).to_dict()``), built
+        straight from the row: the list page's hot path."""
+        (pid, name, version, description, author, type_, runtime, state, enabled, source,
+         source_uri, checksum, reason, phase, installed, updated, signed) = row
+        shown, error, warnings, live = self._shown(pid, state, enabled, reason, phase)
+        installed_at = resources.iso(installed)
+        # Never updated since installed (most plugins): the same time, formatted once.
+        updated_at = installed_at if updated == installed else resources.iso(updated)
+        return plugin_resource(pid, name, version, description, author, type_, runtime,
+                               shown, enabled, source, source_uri, checksum, installed_at,
+                               updated_at, error, warnings, signed, live)
 
     async def list_plugins(
         self,
@@ -663,6 +695,35 @@ class PluginService:
         reads the states this service writes as they change), so a page costs its size, not
         what is installed; development folders are merged in by id. ``offset`` (instead of
         a cursor) still works and costs the plugins skipped."""
+        items, total, offset, following = await self._page(
+            False, type=type, state=state, enabled=enabled, q=q, status=status,
+            limit=limit, offset=offset, cursor=cursor)
+        return PluginList(tuple(items), total, limit, offset, next_cursor=following)
+
+    async def plugin_page(
+        self,
+        *,
+        type: str | None = None,
+        state: str | None = None,
+        enabled: bool | None = None,
+        q: str | None = None,
+        status: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`list_plugins` as the API's page of plugin resources (``items``,
+        ``next_cursor``, ``total``; each item ``PluginInfo.to_dict()``), built straight from
+        the database rows."""
+        items, total, _, following = await self._page(
+            True, type=type, state=state, enabled=enabled, q=q, status=status,
+            limit=limit, offset=0, cursor=cursor)
+        return {"items": items, "next_cursor": following, "total": total}
+
+    async def _page(self, dicts: bool, *, type: str | None, state: str | None,
+                    enabled: bool | None, q: str | None, status: int | None, limit: int,
+                    offset: int, cursor: str | None) -> tuple[list[Any], int, int, str | None]:
+        """``(items, total, offset, next_cursor)`` of :meth:`list_plugins`: PluginInfo
+        items, or with ``dicts`` their plugin resources (``to_dict()``)."""
         self._check_open()
         if limit < 1 or offset < 0:
             raise OperationRefused(
@@ -678,6 +739,7 @@ class PluginService:
         if status not in (None, 0, 1, 2):
             raise OperationRefused(f"status must be 0, 1 or 2, got {status!r}",
                                    code="request.invalid")
+        item = self._row_resource if dicts else self._row_info
         after: str | None = None
         position = resources.decode_cursor(cursor)
         if position is not None:
@@ -693,35 +755,27 @@ class PluginService:
             shown = [i for i in every if i.id > (after or "")
                      and (state is None or i.state == state)
                      and (status is None or arcade_status(i.state, i.enabled) == status)]
-            page = tuple(shown[offset:offset + limit])
+            page = shown[offset:offset + limit]
             more = len(shown) > offset + limit and bool(page)
-            return PluginList(page, len(shown), limit, offset, next_cursor=resources.encode_cursor(
-                {"after": page[-1].id}) if more else None)
+            return ([i.to_dict() for i in page] if dicts else page), len(shown), offset, (
+                resources.encode_cursor({"after": page[-1].id}) if more else None)
         if state is not None or status is not None:
             await self._states_written()
         filters = {"type": type, "state": state, "enabled": enabled, "q": q, "status": status}
         every_dev = self._development_infos(filters)
         dev = [i for i in every_dev if after is None or i.id > after]
         wanted = offset + limit
-
-        def read() -> tuple[list[tuple[StoredPlugin, bool | None]], bool, int]:
-            rows: list[tuple[StoredPlugin, bool | None]] = []
-            last = after
-            with self.repository.reading() as repo:  # one transaction: page and count agree
-                while True:
-                    found, last = repo.page_summaries(
-                        after=last, limit=min(_MAX_PAGE, wanted - len(rows)), **filters)
-                    rows.extend(found)
-                    if last is None or len(rows) >= wanted:
-                        return rows, last is not None, repo.count_plugins(**filters)
-
-        rows, more, total = await asyncio.to_thread(read)
-        infos = sorted([*(self._info(r, signed=signed) for r, signed in rows), *dev],
-                       key=lambda i: i.id)
-        more = more or len(infos) > wanted
-        items = tuple(infos[offset:wanted])
-        following = resources.encode_cursor({"after": items[-1].id}) if more and items else None
-        return PluginList(items, total + len(every_dev), limit, offset, next_cursor=following)
+        found = await asyncio.to_thread(self.repository.summary_page, after=after,
+                                        limit=wanted, **filters)
+        rows: list[tuple[str, Any]] = [(r[0], item(r)) for r in found.rows]
+        if dev:
+            rows.extend((i.id, i.to_dict() if dicts else i) for i in dev)
+            rows.sort(key=lambda pair: pair[0])
+        more = found.more or len(rows) > wanted
+        page_rows = rows[offset:wanted]
+        following = (resources.encode_cursor({"after": page_rows[-1][0]})
+                     if more and page_rows else None)
+        return [i for _, i in page_rows], found.total + len(every_dev), offset, following
 
     def _development_infos(self, filters: Mapping[str, Any]) -> list[PluginInfo]:
         """Plugins of development folders under plugins_dir (run beside installed plugins,
@@ -786,7 +840,8 @@ class PluginService:
                 grants = ([str(s) for s in services.permissions.grants(plugin_id)]
                           if services is not None
                           else [g.scope for g in repo.list_grants(plugin_id)])
-                return stored, self.updater.versions(plugin_id), config, grants
+                return (stored, self.updater.versions(plugin_id, current=stored.version),
+                        config, grants)
 
         try:
             stored, versions, config, grants = await asyncio.to_thread(load)

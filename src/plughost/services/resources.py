@@ -71,12 +71,12 @@ _CANONICAL_TIME: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3
 def iso(value: Any) -> str | None:
     """``value`` (a datetime, epoch seconds, or an ISO string) as ``YYYY-MM-DDTHH:MM:SSZ``
     (with milliseconds when it has any), in UTC; ``None`` stays ``None``."""
-    if value is None or value == "":
-        return None
     if type(value) is datetime and value.tzinfo is UTC:  # what the database gives: the hot path
         if value.microsecond:
             return value.isoformat(timespec="milliseconds")[:-6] + "Z"
         return value.isoformat(timespec="seconds")[:-6] + "Z"
+    if value is None or value == "":
+        return None
     if type(value) is str and _CANONICAL_TIME.fullmatch(value):
         return value  # already in this shape (a record's to_dict() wrote it): nothing to do
     if isinstance(value, bool):

@@ -104,12 +104,15 @@ class Updater:
         self.repo = installer.repo
         self.settings = installer.settings
 
-    def versions(self, plugin_id: str) -> list[VersionInfo]:
-        """Kept versions, most recently installed first.
+    def versions(self, plugin_id: str, *, current: str | None = None) -> list[VersionInfo]:
+        """Kept versions, most recently installed first. ``current``: the plugin's current
+        version, when the caller read its row already in the same transaction (one query
+        less; the plugin detail does).
 
         :raises PluginNotFound: when the plugin is not installed."""
-        plugin = self.repo.require_plugin(plugin_id)
-        return [_version_info(v, plugin.version) for v in self.repo.list_versions(plugin_id)]
+        if current is None:
+            current = self.repo.require_plugin(plugin_id).version
+        return [_version_info(v, current) for v in self.repo.list_versions(plugin_id)]
 
     def update(
         self,

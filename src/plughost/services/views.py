@@ -6,7 +6,7 @@ over HTTP). mypy checks both against it, so an interface never reaches past it i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -32,9 +32,12 @@ __all__ = [
     "arcade_status",
     "error_of",
     "idle_info",
+    "idle_state",
     "info_from_record",
     "list_stored",
+    "plugin_resource",
     "stored_info",
+    "stored_state",
 ]
 
 
@@ -77,23 +80,36 @@ class PluginInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """The plugin resource (:func:`plughost.services.resources.plugin`'s shape, times
-        already ISO UTC), plus Arcade's ``status`` and ``isBuiltin``. Built in one step: a
-        list page builds a hundred of these per request."""
-        installed, updated = iso(self.installed_at), iso(self.updated_at)
-        status = arcade_status(self.state, self.enabled)
-        return {
-            "id": self.id, "name": self.name, "version": self.version,
-            "description": self.description, "author": self.author, "type": self.type,
-            "runtime": self.runtime, "state": self.state, "enabled": self.enabled,
-            "source": self.source, "source_uri": self.source_uri, "sha256": self.sha256,
-            "installed_at": installed, "updated_at": updated,
-            "error": dict(self.error) if self.error else None,
-            "warnings": list(self.warnings), "signed": self.signed, "live": self.live,
-            # The Arcade-compatible names, beside plughost's own (same values).
-            "pluginId": self.id, "pluginType": self.type, "checksum": self.sha256,
-            "installTime": installed, "updateTime": updated,
-            "isEnabled": status, "status": status, "isBuiltin": 0,
-        }
+        already ISO UTC), plus Arcade's ``status`` and ``isBuiltin``."""
+        return plugin_resource(
+            self.id, self.name, self.version, self.description, self.author, self.type,
+            self.runtime, self.state, self.enabled, self.source, self.source_uri, self.sha256,
+            iso(self.installed_at), iso(self.updated_at), self.error, self.warnings,
+            self.signed, self.live)
+
+
+def plugin_resource(id: str, name: str, version: str, description: str, author: str,
+                    type: str, runtime: str, state: str, enabled: bool, source: str,
+                    source_uri: str, sha256: str, installed_at: str | None,
+                    updated_at: str | None, error: Mapping[str, Any] | None,
+                    warnings: Iterable[str], signed: bool | None,
+                    live: bool) -> dict[str, Any]:
+    """The plugin resource of :meth:`PluginInfo.to_dict` from its values (times already ISO
+    UTC strings). Built in one step: a list page builds a hundred of these per request
+    (:meth:`~plughost.services.manager.PluginService.plugin_page` straight from database
+    rows, without a :class:`PluginInfo` each)."""
+    status = arcade_status(state, enabled)
+    return {
+        "id": id, "name": name, "version": version, "description": description,
+        "author": author, "type": type, "runtime": runtime, "state": state,
+        "enabled": enabled, "source": source, "source_uri": source_uri, "sha256": sha256,
+        "installed_at": installed_at, "updated_at": updated_at,
+        "error": dict(error) if error else None, "warnings": list(warnings),
+        "signed": signed, "live": live,
+        # The Arcade-compatible names, beside plughost's own (same values).
+        "pluginId": id, "pluginType": type, "checksum": sha256, "installTime": installed_at,
+        "updateTime": updated_at, "isEnabled": status, "status": status, "isBuiltin": 0,
+    }
 
 
 SHOWS_ERROR = frozenset({"failed", "needs-config"})
@@ -121,46 +137,61 @@ def info_from_record(record: PluginRecord, *, live: bool = False) -> PluginInfo:
         updated_at=None, error=error_of(record), warnings=tuple(record.warnings), live=live)
 
 
+def stored_state(plugin_id: str, state: str, enabled: bool, failure_reason: str | None,
+                 failure_phase: str | None) -> tuple[str, dict[str, Any] | None]:
+    """The state and error an installed plugin's row shows (:func:`stored_info`): the state a
+    running service last observed (``disabled`` when switched off), and why it failed or
+    waits for configuration."""
+    error = None
+    if state in SHOWS_ERROR and failure_reason:
+        from plughost.core.lifecycle import CONFIG_HINT
+
+        waiting = state == "needs-config"
+        error = {"code": "config.invalid" if waiting else "plugin.failed",
+                 "message": failure_reason, "phase": failure_phase,
+                 "hint": CONFIG_HINT.format(id=plugin_id) if waiting else None}
+    return (state if enabled else "disabled"), error
+
+
+def idle_state(plugin_id: str, state: str, enabled: bool, failure_reason: str | None,
+               failure_phase: str | None) -> tuple[str, dict[str, Any] | None]:
+    """:func:`stored_state` where no server runs (:func:`idle_info`): an enabled plugin that
+    did not fail shows ``installed``."""
+    shown, error = stored_state(plugin_id, state, enabled, failure_reason, failure_phase)
+    if not enabled or shown in SHOWS_ERROR:
+        return shown, error
+    return "installed", error  # also when switched back on since the last start
+
+
 def stored_info(stored: StoredPlugin, *, signed: bool | None = None,
                 live: PluginRecord | None = None) -> PluginInfo:
-    """An installed plugin as its database row records it: the state a running service last
-    observed (``disabled`` when switched off), and why it failed or waits for configuration.
-    A service with plugins running passes the ``live`` record of one it runs: its state,
-    error and warnings are shown instead (``PluginService._info``)."""
-    from plughost.core.lifecycle import CONFIG_HINT
-
+    """An installed plugin as its database row records it (:func:`stored_state`). A service
+    with plugins running passes the ``live`` record of one it runs: its state, error and
+    warnings are shown instead (``PluginService._info``)."""
     if live is not None:
-        return PluginInfo(
-            id=stored.id, name=stored.name, version=stored.version,
-            description=stored.description, author=stored.author, type=stored.type,
-            runtime=stored.runtime, state=live.state.value, enabled=stored.enabled,
-            source=stored.source, source_uri=stored.source_uri, sha256=stored.checksum,
-            installed_at=stored.installed_at, updated_at=stored.updated_at,
-            error=error_of(live), warnings=tuple(live.warnings), signed=signed, live=True)
-    error = None
-    if stored.state in SHOWS_ERROR and stored.failure_reason:
-        waiting = stored.state == "needs-config"
-        error = {"code": "config.invalid" if waiting else "plugin.failed",
-                 "message": stored.failure_reason, "phase": stored.failure_phase,
-                 "hint": CONFIG_HINT.format(id=stored.id) if waiting else None}
+        state, error, warnings = live.state.value, error_of(live), tuple(live.warnings)
+    else:
+        state, error = stored_state(stored.id, stored.state, stored.enabled,
+                                    stored.failure_reason, stored.failure_phase)
+        warnings = ()
     return PluginInfo(
         id=stored.id, name=stored.name, version=stored.version,
         description=stored.description, author=stored.author, type=stored.type,
-        runtime=stored.runtime, state=stored.state if stored.enabled else "disabled",
-        enabled=stored.enabled, source=stored.source, source_uri=stored.source_uri,
-        sha256=stored.checksum, installed_at=stored.installed_at,
-        updated_at=stored.updated_at, error=error, signed=signed)
+        runtime=stored.runtime, state=state, enabled=stored.enabled, source=stored.source,
+        source_uri=stored.source_uri, sha256=stored.checksum,
+        installed_at=stored.installed_at, updated_at=stored.updated_at, error=error,
+        warnings=warnings, signed=signed, live=live is not None)
 
 
 def idle_info(stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo:
-    """An installed plugin on a home where no server runs: nothing runs, so its state is what
-    the next start begins from — ``installed`` (it will be activated), ``disabled``, or why it
-    failed or waited for configuration at the last start — never the last server's
-    ``active``; ``live`` is false (the CLI shows ``enabled (not running)``)."""
+    """An installed plugin on a home where no server runs (:func:`idle_state`): nothing runs,
+    so its state is what the next start begins from — ``installed`` (it will be activated),
+    ``disabled``, or why it failed or waited for configuration at the last start — never the
+    last server's ``active``; ``live`` is false (the CLI shows ``enabled (not running)``)."""
     info = stored_info(stored, signed=signed)
-    if not stored.enabled or info.state in SHOWS_ERROR:
-        return info
-    return replace(info, state="installed")  # also when switched back on since the last start
+    state, _ = idle_state(stored.id, stored.state, stored.enabled, stored.failure_reason,
+                          stored.failure_phase)
+    return info if state == info.state else replace(info, state=state)
 
 
 def list_stored(repository: Repository, *, type: str | None = None, state: str | None = None,

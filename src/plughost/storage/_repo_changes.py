@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 
 _PENDING = "plughost_changes"
 _COMMITTING = "plughost_committing_seq"
-_SEQ_ID = 1
+#: The id of the one ``change_sequence`` row.
+SEQ_ROW_ID: Final = 1
 #: The most changes one changes_since call returns.
 MAX_CHANGES_PAGE: Final = 10_000
 
@@ -116,26 +117,26 @@ class ChangeLog(RepositoryBase):
         # creating it after a failed UPDATE would wait on that UPDATE's own gap lock on
         # MariaDB, while a plain read takes no lock.
         if not self._seq_row_seen and not self.database.is_sqlite and s.scalar(
-            select(ChangeSequenceRow.id).where(ChangeSequenceRow.id == _SEQ_ID)
+            select(ChangeSequenceRow.id).where(ChangeSequenceRow.id == SEQ_ROW_ID)
         ) is None:
             try:  # in a transaction of its own: a writer that loses the race goes on
                 with self.database.transaction() as own:
-                    own.add(ChangeSequenceRow(id=_SEQ_ID, last_seq=self._log_end(own),
+                    own.add(ChangeSequenceRow(id=SEQ_ROW_ID, last_seq=self._log_end(own),
                                               pruned_through=0))
             except sa_exc.IntegrityError:
                 pass  # another writer created it
-        bump = (update(ChangeSequenceRow).where(ChangeSequenceRow.id == _SEQ_ID)
+        bump = (update(ChangeSequenceRow).where(ChangeSequenceRow.id == SEQ_ROW_ID)
                 .values(last_seq=ChangeSequenceRow.last_seq + count)
                 .execution_options(synchronize_session=False))
         if s.execute(bump).rowcount == 0:  # type: ignore[attr-defined]
             # The row is missing (a database whose rows were all deleted): recreate it past
             # the log in this transaction (on SQLite writers are serialised, so no one races).
-            s.add(ChangeSequenceRow(id=_SEQ_ID, last_seq=self._log_end(s) + count,
+            s.add(ChangeSequenceRow(id=SEQ_ROW_ID, last_seq=self._log_end(s) + count,
                                     pruned_through=0))
             s.flush()
         self._seq_row_seen = True
         return int(s.scalar(select(ChangeSequenceRow.last_seq)
-                            .where(ChangeSequenceRow.id == _SEQ_ID)) or 0)
+                            .where(ChangeSequenceRow.id == SEQ_ROW_ID)) or 0)
 
     @staticmethod
     def _log_end(s: Session) -> int:
@@ -158,7 +159,7 @@ class ChangeLog(RepositoryBase):
             )
         with self._tx(write=False) as s:
             pruned = s.scalar(select(ChangeSequenceRow.pruned_through)
-                              .where(ChangeSequenceRow.id == _SEQ_ID)) or 0
+                              .where(ChangeSequenceRow.id == SEQ_ROW_ID)) or 0
             if seq < pruned:
                 raise ChangesPruned(
                     f"the change log was pruned through {pruned}, after {seq}: reload the whole "
@@ -174,7 +175,7 @@ class ChangeLog(RepositoryBase):
         """The sequence number of the newest committed change (0 before the first)."""
         with self._tx(write=False) as s:
             last = s.scalar(select(ChangeSequenceRow.last_seq)
-                            .where(ChangeSequenceRow.id == _SEQ_ID))
+                            .where(ChangeSequenceRow.id == SEQ_ROW_ID))
             if last is None:
                 last = s.scalar(select(func.max(ChangeRow.seq)))
             return int(last or 0)
@@ -185,7 +186,7 @@ class ChangeLog(RepositoryBase):
         with self._tx() as s:
             last = self._claim_seqs(s, 0)
             through = min(through, last)
-            s.execute(update(ChangeSequenceRow).where(ChangeSequenceRow.id == _SEQ_ID)
+            s.execute(update(ChangeSequenceRow).where(ChangeSequenceRow.id == SEQ_ROW_ID)
                       .where(ChangeSequenceRow.pruned_through < through)
                       .values(pruned_through=through)
                       .execution_options(synchronize_session=False))

@@ -25,9 +25,9 @@ from contextvars import ContextVar
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, NamedTuple
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Connection, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from plughost.core.lifecycle import State
@@ -40,12 +40,14 @@ from plughost.errors import (
 from plughost.storage._repo_access import AccessRecords, hash_token
 from plughost.storage._repo_activity import ActivityRecords
 from plughost.storage._repo_base import check_state, to_record, utcnow
+from plughost.storage._repo_changes import SEQ_ROW_ID
 from plughost.storage._repo_cluster import ClusterRecords
 from plughost.storage._repo_market import MarketRecords
 from plughost.storage._repo_observability import ObservabilityRecords
 from plughost.storage.db import Database
 from plughost.storage.locks import FileLock, MemoryLock, OwnerLease, RowLock
 from plughost.storage.models import (
+    ChangeSequenceRow,
     ConfigHistoryRow,
     PluginConfigRow,
     PluginRow,
@@ -58,14 +60,42 @@ from plughost.storage.records import (
     StoredVersion,
 )
 
-__all__ = ["Repository", "hash_token"]
+__all__ = ["SUMMARY_FIELDS", "Repository", "SummaryPage", "hash_token"]
 
 _MEMORY_LOCKS: weakref.WeakKeyDictionary[Database, MemoryLock] = weakref.WeakKeyDictionary()
 _PLUGIN_FIELDS = {f.name for f in fields(StoredPlugin)}
 _UPDATABLE = _PLUGIN_FIELDS - {"id", "installed_at", "updated_at"}
-_SUMMARY_COLUMNS = tuple(c for c in PluginRow.__table__.c
-                         if c.name not in ("manifest", "config_schema", "default_config"))
-"""What :meth:`Repository.page_summaries` reads of a plugin: every column but the JSON ones."""
+SUMMARY_FIELDS: Final = (
+    "id", "name", "version", "description", "author", "type", "runtime", "state", "enabled",
+    "source", "source_uri", "checksum", "failure_reason", "failure_phase", "installed_at",
+    "updated_at", "signed")
+"""The fields of a row of :meth:`Repository.summary_page`, in order: the plugin columns a
+plugin resource shows, and ``signed`` (as :meth:`Repository.signed_plugins` says it; ``None``
+without a version row)."""
+
+
+class SummaryPage(NamedTuple):
+    """What :meth:`Repository.summary_page` returns."""
+
+    rows: list[tuple[Any, ...]]
+    """One tuple of :data:`SUMMARY_FIELDS` per plugin, by id."""
+    more: bool
+    """Whether more plugins match after the last row."""
+    total: int
+    """How many plugins match the filters in all."""
+
+
+
+
+_LAST_SEQ = select(ChangeSequenceRow.last_seq).where(ChangeSequenceRow.id == SEQ_ROW_ID)
+_STATEMENTS: dict[tuple[Any, ...], Select[Any]] = {}
+"""Statements of :meth:`Repository.summary_page` by shape (see ``_summary_statement``)."""
+
+
+def _keep_statement(key: tuple[Any, ...], stmt: Select[Any]) -> None:
+    if len(_STATEMENTS) >= 256:  # many distinct filters (e.g. searches): start over
+        _STATEMENTS.clear()
+    _STATEMENTS[key] = stmt
 
 
 def _plugin_change(changes: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -109,6 +139,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
             self._locks = _MEMORY_LOCKS.setdefault(database, MemoryLock())
         self._owner: OwnerLease | None = None
         self._owner_guard = threading.Lock()
+        #: filters -> (change sequence number, count): see summary_page
+        self._counts: dict[tuple[Any, ...], tuple[int, int]] = {}
 
     # -- transactions and locks ------------------------------------------------------------
 
@@ -307,7 +339,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         page = rows[:limit]
         return page, (page[-1].id if len(rows) > limit else None)
 
-    def page_summaries(
+    def summary_page(
         self,
         *,
         after: str | None = None,
@@ -317,32 +349,86 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         enabled: bool | None = None,
         q: str | None = None,
         status: int | None = None,
-    ) -> tuple[list[tuple[StoredPlugin, bool | None]], str | None]:
-        """:meth:`page_plugins` for a list of plugin resources, in one query: each plugin with
-        whether its current version was signed (as :meth:`signed_plugins` says; ``None``
-        without a version row), and without the JSON columns, which a list never shows
-        (``manifest`` comes back ``{}``, ``config_schema`` and ``default_config`` ``None``):
-        decoding them, and a second query for the signatures, were most of a page's cost."""
-        version = PluginVersionRow
-        columns = (*_SUMMARY_COLUMNS, version.id.label("version_row"), version.signed_by)
-        stmt = self._keyset(select(*columns), after, limit, type, state, enabled, q, status)
-        stmt = stmt.outerjoin(version, (version.plugin_id == PluginRow.id)
-                              & (version.version == PluginRow.version))
-        out: list[tuple[StoredPlugin, bool | None]] = []
-        with self._tx(write=False) as s:
-            # Core, not the ORM's result machinery (plain columns need none of it); the keys
-            # once, not a row's _mapping (which builds them again for every row).
-            result = s.connection().execute(stmt)
-            names = tuple(result.keys())
-            for row in result:
-                values = dict(zip(names, row, strict=True))
-                present, signer = values.pop("version_row"), values.pop("signed_by")
-                out.append((StoredPlugin(manifest={}, **values),
-                            None if present is None else signer is not None))
-        page = out[:limit]
-        return page, (page[-1][0].id if len(out) > limit else None)
+    ) -> SummaryPage:
+        """The first ``limit`` plugins after ``after`` (by id) matching the filters, as plain
+        tuples of :data:`SUMMARY_FIELDS`, whether more follow, and how many match in all: one
+        read transaction on a plain connection (no ORM session), what a list page needs.
 
-    def _keyset(self, stmt: Select[Any], after: str | None, limit: int, type: str | None,
+        The page is one index range scan (in queries of at most 10,000 rows). The total is
+        counted once per filter and committed change: it is kept with the change sequence
+        number it was counted at (read in the same transaction) and counted again as soon as
+        anything changed, so it is always exact (see :mod:`plughost.storage._repo_changes`:
+        every write of a plugin row is a numbered change)."""
+        if limit < 1:
+            raise InvalidRecord(f"limit must be >= 1, got {limit}")
+        filters = (type, state, enabled, q, status)
+        rows: list[tuple[Any, ...]] = []
+        last = after
+        with self._connection() as conn:
+            while True:
+                want = min(10_000, limit - len(rows))
+                found = conn.execute(self._summary_statement(last is not None, want, filters),
+                                     {"after": last}).fetchall()
+                more = len(found) > want
+                # (..., version row id, signer) -> (..., signed): None without a version row
+                rows.extend((*r[:-2], None if r[-2] is None else r[-1] is not None)
+                            for r in found[:want])
+                last = rows[-1][0] if rows else None
+                if not more or len(rows) >= limit:
+                    break
+            total = self._count(conn, filters)
+        return SummaryPage(rows, more, total)
+
+    def _summary_statement(self, after: bool, limit: int,
+                           filters: tuple[Any, ...]) -> Select[Any]:
+        """The page query of :meth:`summary_page` (``after`` a bound parameter), built once
+        per shape: building and keying a select costs more than running it."""
+        key = ("page", after, limit, filters)
+        stmt = _STATEMENTS.get(key)
+        if stmt is None:
+            version = PluginVersionRow
+            columns = (*(PluginRow.__table__.c[n] for n in SUMMARY_FIELDS[:-1]),
+                       version.id, version.signed_by)
+            stmt = self._keyset(select(*columns), bindparam("after") if after else None,
+                                limit, *filters)
+            stmt = stmt.outerjoin(version, (version.plugin_id == PluginRow.id)
+                                  & (version.version == PluginRow.version))
+            _keep_statement(key, stmt)
+        return stmt
+
+    def _count(self, conn: Connection, filters: tuple[Any, ...]) -> int:
+        """:meth:`count_plugins` through ``conn``, counted once per committed change (see
+        :meth:`summary_page`): the change sequence number is read first; a count kept at that
+        number is reused, else the plugins are counted and kept only if no change committed
+        meanwhile (read again after counting)."""
+        # In a unit of work, its own writes are not numbered until it commits: count them.
+        seq = None if self.in_unit_of_work else conn.execute(_LAST_SEQ).scalar()
+        kept = self._counts.get(filters)
+        if seq is not None and kept is not None and kept[0] == seq:
+            return kept[1]
+        key = ("count", filters)
+        stmt = _STATEMENTS.get(key)
+        if stmt is None:
+            stmt = self._plugin_filter(select(func.count(PluginRow.id)), *filters)
+            _keep_statement(key, stmt)
+        total = int(conn.execute(stmt).scalar() or 0)
+        if seq is not None and conn.execute(_LAST_SEQ).scalar() == seq:
+            if len(self._counts) >= 256:  # many distinct filters (e.g. searches): start over
+                self._counts.clear()
+            self._counts[filters] = (seq, total)
+        return total
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A plain connection in one read transaction (the caller's, inside a unit of work)."""
+        session = self._current.get()
+        if session is not None:
+            yield session.connection()
+            return
+        with self.database.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _keyset(self, stmt: Select[Any], after: Any, limit: int, type: str | None,
                 state: str | None, enabled: bool | None, q: str | None,
                 status: int | None) -> Select[Any]:
         """``stmt`` filtered, after ``after`` by id, ordered by id, one more than ``limit``."""

@@ -123,15 +123,16 @@ _PACKAGE_FORM = {
 }
 
 
-def json_bytes(data: Any) -> bytes:
+def json_bytes(data: Any, *, floats: bool = True) -> bytes:
     """``data`` as a compact UTF-8 JSON body, encoded once (the hot reads return these bytes
     instead of running the dict through their response model again: it already has the
     documented shape). The wire codec's rule: orjson when the ``fast`` extra is installed, the
     standard library otherwise, the same values either way; anything else a value holds (a
-    datetime in a plugin's stats) is written as its string, as before."""
+    datetime in a plugin's stats) is written as its string, as before. ``floats=False``: the
+    caller knows ``data`` holds no float (:func:`plughost.core.wire.dumps_floatless`)."""
     wire.enable_fast_json()
     try:
-        return wire.dumps(data)
+        return wire.dumps(data) if floats else wire.dumps_floatless(data)
     except (TypeError, ValueError):  # not plain JSON data: the lenient encoder, as before
         return json.dumps(data, separators=(",", ":"), default=str).encode()
 
@@ -161,14 +162,12 @@ async def list_plugins(
     service = api.service
 
     async def compute() -> bytes:
-        found = await service.list_plugins(
+        # The page of plugin resources, built straight from the database rows (the
+        # resource shape already: times in ISO UTC, Arcade names): no second pass.
+        return json_bytes(await service.plugin_page(
             type=pluginType, state=state.value if state is not None else None,
             enabled=enabled, q=q, status=None if status_ is None else int(status_),
-            limit=limit, cursor=cursor)
-        # PluginInfo.to_dict() is the plugin resource already (times in ISO UTC, Arcade
-        # names): no second pass over each item.
-        return json_bytes(resources.page([p.to_dict() for p in found.items],
-                                         found.next_cursor, total=found.total))
+            limit=limit, cursor=cursor), floats=False)  # strings, ints, booleans, None
 
     body = await api.cache.get_or_compute(str(request.url.query), compute)
     return Response(body, media_type="application/json")
