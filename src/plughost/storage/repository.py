@@ -65,6 +65,10 @@ __all__ = ["SUMMARY_FIELDS", "Repository", "SummaryPage", "hash_token"]
 _MEMORY_LOCKS: weakref.WeakKeyDictionary[Database, MemoryLock] = weakref.WeakKeyDictionary()
 _PLUGIN_FIELDS = {f.name for f in fields(StoredPlugin)}
 _UPDATABLE = _PLUGIN_FIELDS - {"id", "installed_at", "updated_at"}
+_PLAIN_COLUMNS = tuple(c for c in PluginRow.__table__.c
+                       if c.name not in ("manifest", "config_schema", "default_config"))
+"""Every plugin column but the JSON ones (what :meth:`Repository.installed_with_versions`
+reads of a plugin)."""
 SUMMARY_FIELDS: Final = (
     "id", "name", "version", "description", "author", "type", "runtime", "state", "enabled",
     "source", "source_uri", "checksum", "failure_reason", "failure_phase", "installed_at",
@@ -487,8 +491,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
 
     def installed_with_versions(self) -> list[tuple[StoredPlugin, StoredVersion | None]]:
         """Every installed plugin by id with its current version, in one query: what a host
-        start registers. Each plugin is read as :meth:`page_summaries` reads it (every column
-        but the JSON ones: ``manifest`` comes back ``{}``; :meth:`get_plugin` has it); its
+        start registers. Each plugin is read with every column but the JSON ones (``manifest``
+        comes back ``{}``, the schema and defaults ``None``; :meth:`get_plugin` has them); its
         version (``None`` without a row) carries what a start needs of it — ``plugin_id``,
         ``version``, ``checksum``, ``object_key``, ``manifest`` and ``id`` — the other fields
         left at their defaults. Decoding every plugin's JSON columns and building full rows
@@ -496,15 +500,15 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         version = PluginVersionRow
         extra = (version.id.label("v_id"), version.checksum.label("v_checksum"),
                  version.object_key.label("v_object_key"), version.manifest.label("v_manifest"))
-        stmt = (select(*_SUMMARY_COLUMNS, *extra)
+        stmt = (select(*_PLAIN_COLUMNS, *extra)
                 .outerjoin(version, (version.plugin_id == PluginRow.id)
                            & (version.version == PluginRow.version))
                 .order_by(PluginRow.id))
         out: list[tuple[StoredPlugin, StoredVersion | None]] = []
         with self._tx(write=False) as s:
-            # Core, not the ORM's result machinery; the keys once (see page_summaries).
+            # Core, not the ORM's result machinery; the keys once, not a row's _mapping.
             result = s.connection().execute(stmt)
-            names = tuple(result.keys())[:len(_SUMMARY_COLUMNS)]
+            names = tuple(result.keys())[:len(_PLAIN_COLUMNS)]
             count = len(names)
             for row in result:
                 plugin = StoredPlugin(manifest={}, **dict(zip(names, row[:count], strict=True)))
