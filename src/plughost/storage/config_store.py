@@ -325,7 +325,7 @@ class RedisConfigStore:
                     data = message["data"]
                     yield data.decode() if isinstance(data, bytes) else str(data)
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8
             await client.aclose()
 
     def close(self) -> None:
