@@ -176,3 +176,42 @@ def test_dev_serve_runs_a_watching_server_that_call_reaches(tmp_path: Path) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize(("runtime", "code", "comment", "message"), [
+    ("python", "plugin.py", "\n# saved\n", "greeter active"),
+    ("process", "main.js", "\n// saved\n", "greeter active"),
+    ("wasm", "plugin.wat", "\n;; saved\n", "wasm plugin activated"),
+])
+def test_dev_prints_each_plugin_log_line_once(tmp_path: Path, runtime: str, code: str,
+                                              comment: str, message: str) -> None:
+    """The record each template logs at activation shows once per activation in the
+    terminal, not a second time through the root log handler."""
+    app = build_app()
+    runner.invoke(app, ["new", "greeter", "--runtime", runtime, "--dir", str(tmp_path)],
+                  catch_exceptions=False)
+    folder = tmp_path / "greeter"
+    env = {**_env(), "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plughost", "dev", str(folder), "--debounce", "0.05",
+         "--home", str(tmp_path / "home")], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    try:
+        lines = _reader(proc.stdout)
+        _wait_for(lines, "watching", seen)
+        with (folder / code).open("a") as fh:
+            fh.write(comment)
+        _wait_for(lines, "reloaded", seen)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, "".join(seen)
+        while not lines.empty():
+            seen.append(lines.get())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    logged = [line for line in seen  # not the "✓ greeter active" of its state
+              if message in line and not line.startswith("✓")]
+    assert len(logged) == 2, "".join(seen)  # the first activation's and the reload's
+    assert all(f" greeter info: {message}" in line for line in logged), logged

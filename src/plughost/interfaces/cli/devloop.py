@@ -199,8 +199,11 @@ async def run_dev(paths: list[Path], home: Path, debounce: float,
     handler = _PluginLogs()
     plugin_log = logging.getLogger("plughost.plugin")
     plugin_log.addHandler(handler)
-    previous_level = plugin_log.level
+    previous_level, previous_propagate = plugin_log.level, plugin_log.propagate
     plugin_log.setLevel(logging.DEBUG)
+    # this handler prints the plugins' records; passed on, the root handler would print each
+    # one a second time
+    plugin_log.propagate = False
     try:
         async with PluginHost(paths, home=home, watch=True, debounce=debounce) as host:
             host.on_reload(lambda result: _print_reload(result, host))
@@ -220,6 +223,7 @@ async def run_dev(paths: list[Path], home: Path, debounce: float,
     finally:
         plugin_log.removeHandler(handler)
         plugin_log.setLevel(previous_level)
+        plugin_log.propagate = previous_propagate
     return 0
 
 
