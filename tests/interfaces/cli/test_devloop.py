@@ -92,23 +92,31 @@ def test_plugin_frames_come_first(tmp_path: Path) -> None:
     assert any("test_devloop.py" in line for line in lines[1:])
 
 
-def _reader(stream: object) -> queue.Queue[str]:
-    lines: queue.Queue[str] = queue.Queue()
+def _reader(stream: object) -> queue.Queue[str | None]:
+    """The lines of ``stream`` as they come, then ``None`` at its end."""
+    lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
         for line in stream:  # type: ignore[attr-defined]
             lines.put(line)
+        lines.put(None)
 
     threading.Thread(target=pump, daemon=True).start()
     return lines
 
 
-def _wait_for(lines: queue.Queue[str], text: str, seen: list[str]) -> str:
+def _wait_for(lines: queue.Queue[str | None], text: str, seen: list[str]) -> str:
     while True:
         line = lines.get(timeout=60)
+        assert line is not None, f"the output ended before {text!r}:\n" + "".join(seen)
         seen.append(line)
         if text in line:
             return line
+
+
+def _read_to_end(lines: queue.Queue[str | None], seen: list[str]) -> None:
+    while (line := lines.get(timeout=60)) is not None:
+        seen.append(line)
 
 
 def test_dev_reloads_on_save_shows_logs_and_survives_a_broken_save(tmp_path: Path) -> None:
@@ -136,10 +144,13 @@ def test_dev_reloads_on_save_shows_logs_and_survives_a_broken_save(tmp_path: Pat
         assert "plugin.py" in detail  # the plugin's own file comes first
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, "".join(seen)
+        _read_to_end(lines, seen)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    # each reload is told once, by the loop's own line (not again by the host's log record)
+    assert sum("reloaded" in line or "reload of greeter" in line for line in seen) == 2, seen
 
 
 def test_dev_serve_runs_a_watching_server_that_call_reaches(tmp_path: Path) -> None:
@@ -205,8 +216,7 @@ def test_dev_prints_each_plugin_log_line_once(tmp_path: Path, runtime: str, code
         _wait_for(lines, "reloaded", seen)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, "".join(seen)
-        while not lines.empty():
-            seen.append(lines.get())
+        _read_to_end(lines, seen)
     finally:
         if proc.poll() is None:
             proc.kill()
