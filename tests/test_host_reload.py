@@ -317,3 +317,73 @@ async def test_wasm_plugin_reloads(tmp_path: Path) -> None:
         after = await host.commands.execute("wasm-hello.greet", {"n": 1})
         assert before["greeting"] == "hello from wasm"
         assert after["greeting"] == "hullo from wasm"
+
+
+LISTENER = '''
+from plughost.sdk import Plugin, channel
+
+class Main(Plugin):
+    def activate(self, ctx):
+        self.seen = getattr(self, "seen", [])
+        ctx.subscribe("app.ping", self.on_ping)
+
+    def on_ping(self, event):
+        self.seen.append("{tag}")
+
+    def got(self):
+        return self.seen
+
+    @channel("talk")
+    async def talk(self, ch):
+        await ch.send("{tag}:" + await ch.receive())
+
+    def export_state(self):
+        return {{"state_version": 1, "seen": self.seen}}
+
+    def import_state(self, state, from_version):
+        self.seen = state["seen"]
+'''
+
+
+async def test_subscriptions_and_channels_move_to_the_new_version(tmp_path: Path) -> None:
+    folder = write_plugin(tmp_path / "plugins" / "echo", code=LISTENER.format(tag="v1"))
+
+    async def talk(host: PluginHost) -> Any:
+        ch = await host.channels.open("echo.talk")
+        await ch.send("hi")
+        return await ch.receive()
+
+    async def delivered(host: PluginHost, count: int) -> list[str]:
+        for _ in range(200):
+            seen: list[str] = await host.call("echo", "got")
+            if len(seen) >= count:
+                return seen
+            await asyncio.sleep(0.01)
+        return seen
+
+    async with PluginHost([tmp_path / "plugins"], home=tmp_path / "home") as host:
+        assert (await host.start()).ok
+        host.bus.emit("app.ping", {})
+        assert await delivered(host, 1) == ["v1"]
+        assert await talk(host) == "v1:hi"
+        write_plugin(folder, version="1.1.0", code=LISTENER.format(tag="v2"))
+        assert (await host.reload("echo")).ok
+        host.bus.emit("app.ping", {})
+        await asyncio.sleep(0.05)  # a second delivery (to the old version too) would show here
+        assert await delivered(host, 2) == ["v1", "v2"]  # once, to the new version
+        assert await talk(host) == "v2:hi"
+
+
+async def test_a_broken_wasm_save_is_rolled_back_and_the_old_version_answers(
+        tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "wasm-hello"
+    folder = tmp_path / "plugins" / "wasm-hello"
+    shutil.copytree(example, folder)
+    async with PluginHost([tmp_path / "plugins"], home=tmp_path / "home") as host:
+        assert (await host.start()).ok
+        (folder / "hello.wat").write_text("(module (func $broken")
+        with pytest.raises(PlughostError):
+            await host.reload("wasm-hello")
+        assert host.get("wasm-hello").state is State.ACTIVE
+        after = await host.commands.execute("wasm-hello.greet", {"n": 1})
+        assert after["greeting"] == "hello from wasm"

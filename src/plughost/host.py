@@ -917,18 +917,20 @@ class PluginHost:
 
     def _notify_reload(self, result: ReloadResult) -> None:
         payload = result.to_dict()
+        marked = {"reload_of": result.plugin_id}  # lets `plughost dev` leave these to its own
         if result.ok and result.from_version:
             logger.info("reloaded %s %s → %s in %.0f ms", result.plugin_id,
-                        result.from_version, result.to_version, result.seconds * 1000)
+                        result.from_version, result.to_version, result.seconds * 1000,
+                        extra=marked)
         elif result.ok:
             logger.info("added %s %s from a new folder in %.0f ms", result.plugin_id,
-                        result.to_version, result.seconds * 1000)
+                        result.to_version, result.seconds * 1000, extra=marked)
         elif result.error is not None:
             logger.warning("%s of %s %s failed (%s: %s); %s",
                            "reload" if result.from_version else "adding", result.plugin_id,
                            result.to_version, result.error.code, result.error.message,
                            "the running version keeps serving" if result.from_version
-                           else "nothing was added")
+                           else "nothing was added", extra=marked)
         record = self.registry.find(result.plugin_id)
         if record is not None and not result.ok and result.error is not None:
             record.warnings.append(f"reload to {result.to_version} failed: "

@@ -141,8 +141,9 @@ async def simulate_reload(host: PluginHost, plugin_id: str,
 
 
 def collect_events(host: PluginHost, pattern: str) -> list[Any]:
-    """A list that fills with every event on ``pattern`` (``*`` / ``**`` wildcards) the
-    host's bus delivers from now on."""
+    """A list that fills with every event on ``pattern`` the host's bus delivers from now on
+    (wildcards as the bus has them: ``*`` one segment, ``#`` any number, e.g.
+    ``plugin.lifecycle.#``)."""
     seen: list[Any] = []
     host.bus.subscribe(pattern, seen.append)
     return seen

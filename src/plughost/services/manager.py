@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -114,6 +115,24 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Who the reload running in this task was asked for by, for its audit entry: the caller of
+#: :meth:`PluginService.reload` / :meth:`PluginService.rollback_build` (a token, the CLI); a
+#: reload the file watcher starts runs in the watcher's task and keeps the default.
+_reload_actor: contextvars.ContextVar[str] = contextvars.ContextVar("reload_actor",
+                                                                    default="watch")
+
+
+@contextlib.asynccontextmanager
+async def _reloading_for(actor: str) -> Any:
+    """Audit the reloads made inside the block under ``actor``."""
+    token = _reload_actor.set(actor)
+    try:
+        yield
+    finally:
+        _reload_actor.reset(token)
+
+
 T = TypeVar("T")
 #: What registering an installed plugin needs: its manifest, cache dir, and why it cannot run.
 _Prepared = tuple[Manifest, Path | None, PlughostError | None]
@@ -1097,11 +1116,12 @@ class PluginService:
     def _audit_reload(self, result: ReloadResult) -> None:
         """One audit entry per hot reload (done or rolled back), written off the loop."""
         details = result.to_dict()
+        actor = _reload_actor.get()  # read here: the listener runs in the reloading task
 
         def write() -> None:
             try:
                 self.repository.append_audit(
-                    "plugin.reload", actor="watch", plugin_id=result.plugin_id,
+                    "plugin.reload", actor=actor, plugin_id=result.plugin_id,
                     outcome="ok" if result.ok else "error", details=details)
             except PlughostError:
                 log.exception("could not record the reload of %s in the audit log",
@@ -1424,7 +1444,7 @@ class PluginService:
         self._require_running(plugin_id, "reload",
                               "the server loads its current files when it starts "
                               "(`plughost serve`)")
-        async with self._serialised(plugin_id):
+        async with self._serialised(plugin_id), _reloading_for(actor or "operator"):
             installed = await self._development(plugin_id) is None
             host = self.host
             host.registry.get(plugin_id)  # installed but not registered: PluginNotFound
@@ -1446,7 +1466,7 @@ class PluginService:
         self._require_running(plugin_id, "roll back a build of",
                               "the server loads its current files when it starts "
                               "(`plughost serve`)")
-        async with self._serialised(plugin_id):
+        async with self._serialised(plugin_id), _reloading_for(actor or "operator"):
             await self._development(plugin_id)
             if self.host.source_of(plugin_id) is None:
                 raise ReloadError(

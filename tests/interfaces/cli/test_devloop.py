@@ -92,23 +92,31 @@ def test_plugin_frames_come_first(tmp_path: Path) -> None:
     assert any("test_devloop.py" in line for line in lines[1:])
 
 
-def _reader(stream: object) -> queue.Queue[str]:
-    lines: queue.Queue[str] = queue.Queue()
+def _reader(stream: object) -> queue.Queue[str | None]:
+    """The lines of ``stream`` as they come, then ``None`` at its end."""
+    lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
         for line in stream:  # type: ignore[attr-defined]
             lines.put(line)
+        lines.put(None)
 
     threading.Thread(target=pump, daemon=True).start()
     return lines
 
 
-def _wait_for(lines: queue.Queue[str], text: str, seen: list[str]) -> str:
+def _wait_for(lines: queue.Queue[str | None], text: str, seen: list[str]) -> str:
     while True:
         line = lines.get(timeout=60)
+        assert line is not None, f"the output ended before {text!r}:\n" + "".join(seen)
         seen.append(line)
         if text in line:
             return line
+
+
+def _read_to_end(lines: queue.Queue[str | None], seen: list[str]) -> None:
+    while (line := lines.get(timeout=60)) is not None:
+        seen.append(line)
 
 
 def test_dev_reloads_on_save_shows_logs_and_survives_a_broken_save(tmp_path: Path) -> None:
@@ -136,10 +144,13 @@ def test_dev_reloads_on_save_shows_logs_and_survives_a_broken_save(tmp_path: Pat
         assert "plugin.py" in detail  # the plugin's own file comes first
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, "".join(seen)
+        _read_to_end(lines, seen)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    # each reload is told once, by the loop's own line (not again by the host's log record)
+    assert sum("reloaded" in line or "reload of greeter" in line for line in seen) == 2, seen
 
 
 def test_dev_serve_runs_a_watching_server_that_call_reaches(tmp_path: Path) -> None:
@@ -176,3 +187,41 @@ def test_dev_serve_runs_a_watching_server_that_call_reaches(tmp_path: Path) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize(("runtime", "code", "comment", "message"), [
+    ("python", "plugin.py", "\n# saved\n", "greeter active"),
+    ("process", "main.js", "\n// saved\n", "greeter active"),
+    ("wasm", "plugin.wat", "\n;; saved\n", "wasm plugin activated"),
+])
+def test_dev_prints_each_plugin_log_line_once(tmp_path: Path, runtime: str, code: str,
+                                              comment: str, message: str) -> None:
+    """The record each template logs at activation shows once per activation in the
+    terminal, not a second time through the root log handler."""
+    app = build_app()
+    runner.invoke(app, ["new", "greeter", "--runtime", runtime, "--dir", str(tmp_path)],
+                  catch_exceptions=False)
+    folder = tmp_path / "greeter"
+    env = {**_env(), "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plughost", "dev", str(folder), "--debounce", "0.05",
+         "--home", str(tmp_path / "home")], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    try:
+        lines = _reader(proc.stdout)
+        _wait_for(lines, "watching", seen)
+        with (folder / code).open("a") as fh:
+            fh.write(comment)
+        _wait_for(lines, "reloaded", seen)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, "".join(seen)
+        _read_to_end(lines, seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    logged = [line for line in seen  # not the "✓ greeter active" of its state
+              if message in line and not line.startswith("✓")]
+    assert len(logged) == 2, "".join(seen)  # the first activation's and the reload's
+    assert all(f" greeter info: {message}" in line for line in logged), logged

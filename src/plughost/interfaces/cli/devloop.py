@@ -155,6 +155,11 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
+def _not_a_reload(record: logging.LogRecord) -> bool:
+    """Leave out the host's own line about a reload: the loop prints its ↻/✗ line for it."""
+    return not hasattr(record, "reload_of")
+
+
 class _PluginLogs(logging.Handler):
     """Prints every plugin's log records as one compact line each."""
 
@@ -199,8 +204,13 @@ async def run_dev(paths: list[Path], home: Path, debounce: float,
     handler = _PluginLogs()
     plugin_log = logging.getLogger("plughost.plugin")
     plugin_log.addHandler(handler)
-    previous_level = plugin_log.level
+    previous_level, previous_propagate = plugin_log.level, plugin_log.propagate
     plugin_log.setLevel(logging.DEBUG)
+    # this handler prints the plugins' records; passed on, the root handler would print each
+    # one a second time
+    plugin_log.propagate = False
+    host_log = logging.getLogger("plughost.host")
+    host_log.addFilter(_not_a_reload)
     try:
         async with PluginHost(paths, home=home, watch=True, debounce=debounce) as host:
             host.on_reload(lambda result: _print_reload(result, host))
@@ -220,6 +230,8 @@ async def run_dev(paths: list[Path], home: Path, debounce: float,
     finally:
         plugin_log.removeHandler(handler)
         plugin_log.setLevel(previous_level)
+        plugin_log.propagate = previous_propagate
+        host_log.removeFilter(_not_a_reload)
     return 0
 
 
