@@ -24,6 +24,7 @@ import itertools
 import logging
 import re
 import sys
+import traceback
 import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -123,7 +124,7 @@ def resolve_entry(manifest: Manifest, root: Path | None) -> tuple[Any, str | Non
         elif isinstance(exc, ModuleNotFoundError) and exc.name and module_name in exc.name:
             hint = f"no module {module_name!r}{where}; fix `entry` or add {module_name}.py"
         else:
-            hint = "the module raised while being imported; see the cause below"
+            hint = f"the module raised while being imported{_raised_at(exc)}; fix it there"
         raise PluginLoadError(
             f"Could not import entry {manifest.entry!r}{where}: {type(exc).__name__}: {exc} "
             f"({hint}).",
@@ -170,6 +171,14 @@ def _import(qualified: str, module_name: str, root: Path | None) -> types.Module
                 return module
     return importlib.import_module(qualified)
 
+
+
+def _raised_at(exc: BaseException) -> str:
+    """`` at <file>:<line>`` of where ``exc`` was raised (a syntax error: where it is)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" at {exc.filename}:{exc.lineno}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 def _is_plugin_like(obj: Any) -> bool:
     return any(hasattr(obj, name) for name in ("activate", "__plughost_exports__"))

@@ -162,3 +162,15 @@ async def test_a_reload_the_file_watcher_makes_is_audited_as_watch(tmp_path: Pat
         assert r.json()["result"] == ["v2", 1], r.text
     finally:
         await apis.aclose()
+
+
+async def test_a_reload_whose_module_raises_names_the_file_and_line(
+        api: Api, settings: HostSettings) -> None:
+    folder = settings.plugins_dir / "devplug"
+    (folder / "main.py").write_text("import os\n\nraise RuntimeError('no config yet')\n")
+    r = await api.client.post("/api/v1/plugins/devplug/reload")
+    assert r.status_code >= 400, r.text
+    assert "no config yet" in r.text and "main.py:3" in r.text, r.text
+    assert "see the cause below" not in r.text
+    ping = await api.client.post("/api/v1/commands/devplug.ping")
+    assert ping.json()["result"] == ["v1", 1], ping.text
