@@ -206,10 +206,16 @@ async function awaitOperation(op, bar, label) {
   return op;
 }
 
+// What an install or update did, in words: "Installed hello 1.0.0." or "Updated hello from
+// 1.0.0 to 1.1.0." (an update's result has from_version and to_version).
 function installResult(where, op) {
   const r = op.result || {};
   const id = r.plugin_id || r.id || op.plugin_id;
-  showOk(where, h("span", {}, `Installed ${id || "the plugin"} ${r.version || ""}. `,
+  const name = id || "the plugin";
+  const text = r.to_version != null
+    ? `Updated ${name} from ${r.from_version} to ${r.to_version}. `
+    : `Installed ${name}${r.version ? " " + r.version : ""}. `;
+  showOk(where, h("span", { class: "result" }, text,
     id ? h("a", { href: `#/plugins/${enc(id)}` }, "Open its page") : null));
 }
 
