@@ -126,7 +126,9 @@ def test_update_then_roll_back(site: Site, new_page: NewPage) -> None:
     page.locator("#summary summary").click()
     page.set_input_files("#package-file", str(site.packages["asker-1.1.0"]))
     page.get_by_role("button", name="Update from file").click()
-    expect(page.locator("#summary .ok")).to_be_visible()
+    # the message names what changed: the plugin, the version it had and the one it has now
+    expect(page.locator("#summary .ok .result")).to_have_text(
+        "Updated asker from 1.0.0 to 1.1.0. Open its page")
     expect(page.locator("#versions tr[data-version='1.1.0']")).to_contain_text("current")
     assert plugin(site, "asker")["version"] == "1.1.0"
     page.locator("#versions tr[data-version='1.0.0']").get_by_role(

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.interfaces.dashboard.conftest import NewPage, Site, shoot
+from tests.interfaces.dashboard.conftest import NewPage, Site, http_status, shoot
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -148,14 +148,22 @@ def test_api_reference_works_without_the_internet(site: Site, new_page: NewPage)
     assert outside == []
 
 
-def test_marketplace_page_is_absent_without_a_catalog(site: Site, new_page: NewPage) -> None:
-    """The catalog page appears only when the server has GET /api/v1/market/search."""
+def test_marketplace_page_without_a_marketplace_says_how_to_add_one(site: Site,
+                                                                    new_page: NewPage) -> None:
+    """The Marketplace page is there whenever the server offers GET /api/v1/market/search
+    (enable_market, on by default); this home reads no marketplace, so the page shows the
+    server's answer, which says how to add one. Browsing, search, install and update:
+    test_market.py."""
     me = site.get("/api/v1/whoami")
-    has_market = "GET /api/v1/market/search" in me["operations"]
+    assert "GET /api/v1/market/search" in me["operations"]
     page = new_page()
+    page.console.expect(http_status(409))  # type: ignore[attr-defined]
     page.goto(site.url + "/")
     expect(page.locator("tbody tr[data-plugin]")).to_have_count(5)
-    expect(page.locator("nav a", has_text="Marketplace")).to_have_count(1 if has_market else 0)
+    page.locator("nav a", has_text="Marketplace").click()
+    error = page.locator(".error[data-code='market.disabled']")
+    expect(error).to_contain_text("no marketplace is configured")
+    expect(error).to_contain_text("plughost market add NAME URL --root root.json")
 
 
 def test_first_load_is_small(site: Site, new_page: NewPage) -> None:

@@ -100,6 +100,8 @@ def test_viewer_sees_no_button_that_would_be_refused(secured: SecuredSite,
                                " || document.querySelectorAll('main .card').length > 0")
         if where.startswith("plugins/"):
             expect(page.locator("#versions tbody tr").first).to_be_visible()
+            # no Update form for a viewer, and no "null" written in its place
+            expect(page.locator("#summary")).not_to_contain_text("null")
             expect(page.locator("#config form")).to_be_visible()
             expect(page.locator("#permissions h3").first).to_be_visible()
             # the configuration is shown, read-only

@@ -15,6 +15,31 @@ const App = {
 
 // ------------------------------------------------------------------ DOM helpers
 
+// The children h() and put() add: arrays flattened; null, undefined and false left out (a
+// missing value is never written as the word "null"); anything else not a node as text.
+function childNodes(children) {
+  return children.flat(Infinity).filter(c => c != null && c !== false)
+    .map(c => (c instanceof Node ? c : String(c)));
+}
+
+// Replace an element's children, with the same rules as h().
+function put(el, ...children) {
+  el.replaceChildren(...childNodes(children));
+  return el;
+}
+
+// A value as the page shows it: a missing one (null, undefined, "", NaN) as an em dash (or
+// `missing`), never as "null" or "undefined". Use it wherever a value goes into text.
+function orDash(value, missing = "\u2014") {
+  if (value == null || value === "" || (typeof value === "number" && isNaN(value))) return missing;
+  return String(value);
+}
+
+// An object as one line of JSON for a details column, its missing (null) members left out.
+function compactJson(value) {
+  return JSON.stringify(value, (key, v) => (v === null && key !== "" ? undefined : v));
+}
+
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
@@ -25,10 +50,7 @@ function h(tag, attrs, ...children) {
     else if (key === "checked") el.checked = !!value;
     else el.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat(Infinity)) {
-    if (child == null || child === false) continue;
-    el.append(child instanceof Node ? child : String(child));
-  }
+  el.append(...childNodes(children));
   return el;
 }
 
@@ -241,7 +263,7 @@ async function fill(c, loader) {
   try {
     const nodes = await loader();
     if (nodes === undefined) return;
-    c.body.replaceChildren(...[nodes].flat().filter(n => n != null));
+    put(c.body, nodes);
   } catch (e) {
     showError(c.errors, e, "Loading " + c.heading.textContent.toLowerCase());
   }
@@ -418,14 +440,14 @@ function setToken(token) {
 function renderWho() {
   const el = document.getElementById("who");
   const me = App.me;
-  if (!me) { el.replaceChildren(); return; }
+  if (!me) { put(el); return; }
   if (me.signed_in) {
-    el.replaceChildren(`${me.name} (${me.role}) `,
+    put(el, `${me.name} (${me.role}) `,
       h("button", { type: "button", id: "signout", onclick: signOut }, "Sign out"));
   } else if (me.token_required) {
-    el.replaceChildren(h("a", { href: "#/signin" }, "Sign in"));
+    put(el, h("a", { href: "#/signin" }, "Sign in"));
   } else {
-    el.replaceChildren(h("span", { title: "No token is needed on this local server" }, "Open local server (admin) "),
+    put(el, h("span", { title: "No token is needed on this local server" }, "Open local server (admin) "),
       h("a", { href: "#/signin" }, "Use a token"));
   }
 }
@@ -461,7 +483,7 @@ function signInPage(view) {
       showError(errors, e, "Signing in");
     }
   });
-  view.replaceChildren(form);
+  put(view, form);
   input.focus();
   return {};
 }
@@ -472,7 +494,7 @@ App.routes.signin = signInPage;
 function renderNav() {
   const nav = document.getElementById("nav");
   const current = (location.hash.slice(2).split(/[/?]/)[0]) || "plugins";
-  nav.replaceChildren(...App.nav.filter(([, , visible]) => !visible || visible()).map(([name, label]) =>
+  put(nav, ...App.nav.filter(([, , visible]) => !visible || visible()).map(([name, label]) =>
     h("a", { href: "#/" + name, "aria-current": name === current ? "page" : null }, label)),
     h("a", { href: "/docs" }, "API reference"));
 }
@@ -487,10 +509,10 @@ function route() {
   const page = App.routes[name];
   renderNav();
   if (!page) {
-    view.replaceChildren(h("p", {}, "There is no such page. ", h("a", { href: "#/plugins" }, "Go to the plugins")));
+    put(view, h("p", {}, "There is no such page. ", h("a", { href: "#/plugins" }, "Go to the plugins")));
     return;
   }
-  view.replaceChildren();
+  put(view);
   App.page = page(view, parts.slice(1)) || {};
   document.title = "plughost · " + (name === "plugins" && parts[1] ? parts[1] : name);
 }

@@ -27,7 +27,7 @@ function stateNote(p) {
   }
   if (p.error) {
     const phase = p.error.phase ? ` while ${p.error.phase}` : "";
-    return h("span", { class: "sub" }, `Failed${phase}: ${p.error.message || p.error.code}`);
+    return h("span", { class: "sub" }, `Failed${phase}: ${orDash(p.error.message || p.error.code)}`);
   }
   if (!p.enabled) return h("span", { class: "sub" }, "disabled: not started with the host");
   return null;
@@ -88,7 +88,7 @@ function pluginsPage(view) {
       for (const p of state.all) if (matches(p, key)) tally[p[key] || ""] = (tally[p[key] || ""] || 0) + 1;
       if (state[key] && !(state[key] in tally)) tally[state[key]] = 0;
       const total = Object.values(tally).reduce((a, b) => a + b, 0);
-      selects[key].replaceChildren(h("option", { value: "" }, `All ${label.toLowerCase()}s (${total})`),
+      put(selects[key], h("option", { value: "" }, `All ${label.toLowerCase()}s (${total})`),
         ...Object.keys(tally).sort().map(v => h("option", { value: v }, `${v || "(none)"} (${tally[v]})`)));
       selects[key].value = state[key];
     }
@@ -99,11 +99,11 @@ function pluginsPage(view) {
     return h("tr", { "data-plugin": p.id },
       h("td", {}, h("a", { href: `#/plugins/${enc(p.id)}` }, p.id),
         p.name && p.name !== p.id ? h("span", { class: "sub" }, p.name) : null),
-      h("td", {}, p.version),
-      h("td", { class: "hide-narrow" }, p.type || ""),
-      h("td", { class: "hide-narrow" }, p.runtime || ""),
+      h("td", {}, orDash(p.version)),
+      h("td", { class: "hide-narrow" }, orDash(p.type)),
+      h("td", { class: "hide-narrow" }, orDash(p.runtime)),
       h("td", {}, stateBadge(p), stateNote(p)),
-      h("td", { class: "hide-narrow" }, health ? badge(health.status, "h-" + health.status) : h("span", { class: "muted" }, "–"),
+      h("td", { class: "hide-narrow" }, health ? badge(health.status, "h-" + health.status) : h("span", { class: "muted" }, orDash(null)),
         health && health.message ? h("span", { class: "sub" }, health.message) : null),
       h("td", { class: "row-actions" }, stateButtons(p, c.errors, refresh)));
   }
@@ -117,14 +117,14 @@ function pluginsPage(view) {
     const byState = {};
     for (const p of state.all) byState[p.state] = (byState[p.state] || 0) + 1;
     const installed = partial ? state.total : state.all.length;
-    counts.replaceChildren(badge(`${installed} installed`),
+    put(counts, badge(`${installed} installed`),
       ...(partial ? [h("span", { class: "muted" }, "counting…")]
         : Object.keys(byState).sort().map(s => badge(`${byState[s]} ${s}`, "s-" + s))));
     const of = partial && shown.length === state.all.length ? state.total : shown.length;
     const pages = partial ? 1 : Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
     state.page = Math.min(state.page, pages - 1);
     const first = state.page * PAGE_SIZE;
-    tbody.replaceChildren(...shown.slice(first, first + PAGE_SIZE).map(row));
+    put(tbody, ...shown.slice(first, first + PAGE_SIZE).map(row));
     if (!shown.length) {
       tbody.append(h("tr", {}, h("td", { colspan: 7, class: "muted" },
         partial ? "Loading…" : state.all.length ? "No plugin matches these filters."
@@ -132,7 +132,7 @@ function pluginsPage(view) {
     }
     // the moment the list is usable (bench/bench_dashboard.py reads it)
     if (!performance.getEntriesByName("plugins-usable").length) performance.mark("plugins-usable");
-    pager.replaceChildren(
+    put(pager,
       h("span", { id: "plugin-range" }, shown.length
         ? `Showing ${first + 1}–${Math.min(first + PAGE_SIZE, shown.length)} of ${of}` : ""),
       h("button", { type: "button", id: "prev-page", disabled: state.page === 0,
@@ -206,10 +206,16 @@ async function awaitOperation(op, bar, label) {
   return op;
 }
 
+// What an install or update did, in words: "Installed hello 1.0.0." or "Updated hello from
+// 1.0.0 to 1.1.0." (an update's result has from_version and to_version).
 function installResult(where, op) {
   const r = op.result || {};
   const id = r.plugin_id || r.id || op.plugin_id;
-  showOk(where, h("span", {}, `Installed ${id || "the plugin"} ${r.version || ""}. `,
+  const name = id || "the plugin";
+  const text = r.to_version != null
+    ? `Updated ${name} from ${r.from_version} to ${r.to_version}. `
+    : `Installed ${name}${r.version ? " " + r.version : ""}. `;
+  showOk(where, h("span", { class: "result" }, text,
     id ? h("a", { href: `#/plugins/${enc(id)}` }, "Open its page") : null));
 }
 
@@ -270,7 +276,7 @@ function installPage(view) {
     h("button", { type: "submit" }, "Check"), out);
   form.addEventListener("submit", async event => {
     event.preventDefault();
-    out.replaceChildren();
+    put(out);
     await run(v.errors, form.querySelector("button"), "Checking the manifest", () => {
       let manifest;
       try { manifest = JSON.parse(text.value); } catch (e) { throw new ApiError(-1, "page.json", "the manifest is not valid JSON: " + e.message); }
@@ -308,13 +314,13 @@ function marketPage(view) {
     const have = installed[m.id] || m.installed_version;
     const bar = h("progress", { max: 1, value: 0, hidden: true });
     const status = h("span", { class: "small muted", role: "status" });
-    return h("tr", {},
+    return h("tr", { "data-market": m.id },
       h("td", {}, h("strong", {}, m.id), h("span", { class: "sub" }, m.description || "")),
-      h("td", {}, m.version, m.yanked ? badge("withdrawn", "s-failed") : null),
-      h("td", { class: "hide-narrow" }, m.type || "", h("span", { class: "sub" }, (m.tags || []).join(", "))),
-      h("td", { class: "hide-narrow" }, m.rating != null ? `${Number(m.rating).toFixed(1)} (${m.ratings_count || 0})` : "–",
-        h("span", { class: "sub" }, `${m.downloads || 0} downloads`)),
-      h("td", {}, have ? h("a", { href: `#/plugins/${enc(m.id)}` }, `installed ${have}`) : null,
+      h("td", {}, orDash(m.version), m.yanked ? badge("withdrawn", "s-failed") : null),
+      h("td", { class: "hide-narrow" }, orDash(m.type), h("span", { class: "sub" }, (m.tags || []).join(", "))),
+      h("td", { class: "hide-narrow" }, m.rating != null ? `${Number(m.rating).toFixed(1)} (${m.ratings_count || 0})` : orDash(null),
+        h("span", { class: "sub" }, `${m.downloads || 0} download${m.downloads === 1 ? "" : "s"}`)),
+      h("td", {}, have ? [h("a", { href: `#/plugins/${enc(m.id)}` }, `installed ${have}`), " "] : null,
         !have || have !== m.version ? actionButton(have ? "Update" : "Install", have ? "PUT /plugins/{plugin_id}" : "POST /plugins/install", b => {
           bar.hidden = false;
           return run(c.errors, b, `${have ? "Updating" : "Installing"} ${m.id} ${m.version}`, async () => {
@@ -336,14 +342,14 @@ function marketPage(view) {
       const page = await list("/market/search", { q: q.value.trim(), limit: 50, ...(next || {}) });
       const rows = page.items.map(item);
       if (!next) {
-        results.replaceChildren(page.items.length ? h("div", { class: "table-wrap" }, h("table", {},
+        put(results, page.items.length ? h("div", { class: "table-wrap" }, h("table", {},
           h("thead", {}, h("tr", {}, h("th", {}, "Plugin"), h("th", {}, "Version"), h("th", { class: "hide-narrow" }, "Type"),
             h("th", { class: "hide-narrow" }, "Rating"), h("th", {}, ""))), h("tbody", {}, rows)))
           : h("p", { class: "muted" }, "Nothing in the catalog matches."));
       } else {
         results.querySelector("tbody").append(...rows);
       }
-      more.replaceChildren(page.total != null ? h("span", { class: "muted" }, `${page.total} in the catalog `) : "",
+      put(more, page.total != null ? h("span", { class: "muted" }, `${page.total} in the catalog `) : "",
         page.next ? h("button", { type: "button", onclick: () => search(page.next) }, "Show more") : "");
     } catch (e) {
       showError(c.errors, e, "Searching the catalog");
@@ -365,7 +371,7 @@ function operationRow(op) {
     h("td", {}, pluginOf(op) ? h("a", { href: `#/plugins/${enc(pluginOf(op))}` }, pluginOf(op)) : ""),
     h("td", {}, badge(op.status, "st-" + op.status),
       ["pending", "running"].includes(op.status) ? h("progress", { max: 1, value: op.progress || 0 }) : null),
-    h("td", {}, op.error ? `${op.error.code}: ${op.error.message}` : op.message || ""),
+    h("td", {}, op.error ? `${op.error.code}: ${orDash(op.error.message)}` : op.message || ""),
     h("td", { class: "hide-narrow" }, when(op.created_at), h("span", { class: "sub" }, op.actor || "")));
 }
 
@@ -381,7 +387,7 @@ function operationsPage(view) {
   async function refresh() {
     try {
       const page = await list("/operations", { limit: 100, unfinished: onlyOpen.checked || null });
-      tbody.replaceChildren(...page.items.map(operationRow));
+      put(tbody, ...page.items.map(operationRow));
       if (!page.items.length) tbody.append(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No operation.")));
     } catch (e) { showError(c.errors, e, "Loading the operations"); }
   }
@@ -400,7 +406,7 @@ function auditEntry(e, security) {
     ? { time: e.time, actor: e.actor, action: `${e.action} ${e.scope || e.kind || ""}`.trim(),
         plugin: e.plugin, outcome: e.decision, detail: e.reason || e.target || "", kind: "security" }
     : { time: e.at, actor: e.actor, action: e.action, plugin: e.plugin_id, outcome: e.outcome,
-        detail: e.details ? JSON.stringify(e.details) : "", kind: "operation" };
+        detail: e.details ? compactJson(e.details) : "", kind: "operation" };
 }
 
 function auditTable(entries) {
@@ -435,7 +441,7 @@ function auditPage(view) {
   view.append(c.el);
   async function refresh() {
     try {
-      out.replaceChildren(auditTable(await auditEntries({ plugin_id: plugin.value.trim() }, Number(limit.value))));
+      put(out, auditTable(await auditEntries({ plugin_id: plugin.value.trim() }, Number(limit.value))));
     } catch (e) { showError(c.errors, e, "Loading the audit log"); }
   }
   form.addEventListener("submit", e => { e.preventDefault(); refresh(); });
@@ -483,8 +489,8 @@ function alertsPage(view) {
       const report = await api("GET", "/alerts");
       const items = report.alerts || report.items || [];
       if (!items.length) return h("p", { class: "muted" }, "No alert is pending or firing.");
-      return h("ul", {}, items.map(a => h("li", {}, badge(a.state, "a-" + a.state), ` ${a.severity}: ${a.rule}`,
-        a.plugin_id ? ` (${a.plugin_id})` : "", ` — ${a.expr} ${a.op} ${a.threshold}, now ${a.value}`)));
+      return h("ul", {}, items.map(a => h("li", {}, badge(a.state, "a-" + a.state), ` ${orDash(a.severity)}: ${a.rule}`,
+        a.plugin_id ? ` (${a.plugin_id})` : "", ` — ${a.expr} ${a.op} ${a.threshold}, now ${orDash(a.value)}`)));
     });
     fill(rules, async () => {
       const page = await list("/alerts/rules");
@@ -530,7 +536,7 @@ function commandsPage(view) {
               try { parsed = JSON.parse(args.value); } catch (e) { throw new ApiError(-1, "page.json", "the arguments are not valid JSON: " + e.message); }
             }
             return api("POST", `/commands/${enc(name)}`, { json: { args: parsed } });
-          }, result => out.replaceChildren(h("pre", {}, JSON.stringify(result.result, null, 2))))));
+          }, result => put(out, h("pre", {}, JSON.stringify(result.result, null, 2))))));
       });
     });
   }
@@ -561,7 +567,7 @@ function tokensPage(view) {
       api("POST", "/tokens", { json: { name: name.value.trim(), role: role.value, expires_in_days: days.value ? Number(days.value) : null } }),
       token => {
         const open = !App.me.signed_in;
-        created.replaceChildren(h("div", { class: "ok", role: "status" }, `Token ${token.name} (${token.role}) created. Copy it now, it is not shown again: `,
+        put(created, h("div", { class: "ok", role: "status" }, `Token ${token.name} (${token.role}) created. Copy it now, it is not shown again: `,
           h("code", { id: "new-token-secret" }, token.secret),
           open ? h("p", {}, "From now on every request needs a token. ",
             h("button", { type: "button", id: "use-new-token", onclick: async () => { setToken(token.secret); await start(); } },
@@ -573,7 +579,7 @@ function tokensPage(view) {
   async function refresh() {
     try {
       const page = await list("/tokens");
-      tableBox.replaceChildren(h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Name"),
+      put(tableBox, h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Name"),
         h("th", {}, "Role"), h("th", { class: "hide-narrow" }, "Created"), h("th", { class: "hide-narrow" }, "Last used"),
         h("th", {}, "Expires"), h("th", {}, ""))),
       h("tbody", {}, page.items.map(t => h("tr", { "data-token": t.name }, h("td", {}, t.name), h("td", {}, t.role),

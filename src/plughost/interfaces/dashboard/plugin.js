@@ -40,7 +40,7 @@ function pluginPage(view, rest) {
   const summaryInfo = h("div");
   const updateBox = can("PUT /plugins/{plugin_id}") ? h("details", {}, h("summary", {}, "Update to a new package"),
     packageForms(summary.errors, "PUT", path, "Update")) : null;
-  summary.body.replaceChildren(summaryInfo, updateBox);
+  put(summary.body, summaryInfo, updateBox);
 
   async function refresh() {
     if (removed) return;
@@ -50,7 +50,7 @@ function pluginPage(view, rest) {
       showError(summary.errors, e, "Loading " + id);
       return;
     }
-    title.replaceChildren(detail.name && detail.name !== id ? `${detail.name} (${id})` : id);
+    put(title, detail.name && detail.name !== id ? `${detail.name} (${id})` : id);
     renderSummary();
     renderDeps();
     renderManifest();
@@ -67,27 +67,27 @@ function pluginPage(view, rest) {
         throw e;
       }), () => { location.hash = "#/plugins"; });
     }, "danger");
-    summaryInfo.replaceChildren(
+    put(summaryInfo,
       h("p", {}, stateBadge(p), " ", p.enabled ? "enabled" : "disabled", " ", stateNote(p)),
       p.description ? h("p", {}, p.description) : null,
       props([["Version", p.version], ["Type", p.type], ["Runtime", p.runtime], ["Author", p.author],
         ["Source", `${p.source || ""} ${p.source_uri || ""}`.trim()], ["SHA-256", p.sha256],
         ["Installed", when(p.installed_at)], ["Updated", when(p.updated_at)],
         ["Warnings", (p.warnings || []).join("; ")],
-        ["Error", p.error ? `${p.error.code}: ${p.error.message}` : null]]),
+        ["Error", p.error ? `${p.error.code}: ${orDash(p.error.message)}` : null]]),
       h("div", {}, stateButtons(p, summary.errors, refresh), uninstall));
   }
 
   function renderDeps() {
     const needs = Object.entries(detail.dependencies || {});
     const users = detail.dependents || [];
-    deps.body.replaceChildren(
+    put(deps.body, 
       h("h3", {}, "Needs"), needs.length ? h("ul", {}, needs.map(([dep, range]) => h("li", {}, pluginLink(dep), " ", range))) : h("p", { class: "muted" }, "Nothing."),
       h("h3", {}, "Needed by"), users.length ? h("ul", {}, users.map(u => h("li", {}, pluginLink(typeof u === "string" ? u : u.id)))) : h("p", { class: "muted" }, "No plugin."));
   }
 
   function renderManifest() {
-    manifest.body.replaceChildren(h("pre", {}, JSON.stringify(detail.manifest || {}, null, 2)));
+    put(manifest.body, h("pre", {}, JSON.stringify(detail.manifest || {}, null, 2)));
   }
 
   // -------------------------------------------------------------- configuration
@@ -161,7 +161,7 @@ function pluginPage(view, rest) {
       const schema = cfg.schema || {};
       const editable = can("PUT /plugins/{plugin_id}/config");
       const values = cfg.config || {};
-      const out = [h("p", { class: "small muted" }, `Version ${cfg.version}. `,
+      const out = [h("p", { class: "small muted" }, `Version ${orDash(cfg.version)}. `,
         detail.state === "needs-config" ? h("strong", {}, "This plugin waits for its required settings before it can start.") : null)];
       const properties = schema.properties || {};
       const required = new Set(schema.required || []);
@@ -199,7 +199,7 @@ function pluginPage(view, rest) {
       out.push(form);
       if (history.length) {
           out.push(h("details", {}, h("summary", {}, `History (${history.length} versions)`),
-            h("ul", {}, history.slice().reverse().map(v => h("li", {}, `version ${v.version} · ${v.action} · ${when(v.time || v.at)} `,
+            h("ul", {}, history.slice().reverse().map(v => h("li", {}, `version ${v.version} · ${orDash(v.action)} · ${orDash(when(v.time || v.at))} `,
               h("code", { class: "small" }, JSON.stringify(v.settings)), " ",
               v.version !== cfg.version ? actionButton("Restore", "POST /plugins/{plugin_id}/config/restore", b =>
                 run(config.errors, b, `Restoring version ${v.version}`, () => api("POST", `${path}/config/restore`, { json: { version: v.version } }), refresh)) : null)))));
@@ -268,8 +268,8 @@ function pluginPage(view, rest) {
   async function renderHealth() {
     await fill(health, async () => {
       const report = await api("GET", `${path}/health`);
-      return [props([["Healthy", report.healthy ? "yes" : "no"], ["State", report.state], ["Detail", report.detail],
-        ["Data", report.data && Object.keys(report.data).length ? JSON.stringify(report.data) : null]]),
+      return [props([["Healthy", report.healthy == null ? orDash(null) : report.healthy ? "yes" : "no"], ["State", report.state], ["Detail", report.detail],
+        ["Data", report.data && Object.keys(report.data).length ? compactJson(report.data) : null]]),
         actionButton("Check now", "POST /health/{plugin_id}/check", b =>
           run(health.errors, b, "Checking " + id, () => api("POST", `/health/${enc(id)}/check`), renderHealth))];
     });
@@ -289,13 +289,13 @@ function pluginPage(view, rest) {
   let chart = null;
   const chartBox = h("div", { class: "chart", id: "metrics-chart", role: "img", "aria-label": "Calls, errors and mean latency over time" });
   const figures = h("div", {}, h("p", { class: "muted" }, "Collecting figures…"));
-  metrics.body.replaceChildren(figures, chartBox);
+  put(metrics.body, figures, chartBox);
 
   async function sampleMetrics() {
     try {
       const all = await api("GET", "/plugins/metrics");
       const m = (Array.isArray(all) ? all : pageOf(all).items).find(x => x.id === id);
-      if (!m) { figures.replaceChildren(h("p", { class: "muted" }, "No figures: the plugin is not loaded.")); return; }
+      if (!m) { put(figures, h("p", { class: "muted" }, "No figures: the plugin is not loaded.")); return; }
       const now = Date.now() / 1000;
       const lat = m.latency || { sum: 0, count: 0 };
       if (last) {
@@ -308,8 +308,8 @@ function pluginPage(view, rest) {
         for (const k of Object.keys(series)) if (series[k].length > 120) series[k].shift();
       }
       last = { t: now, calls: m.calls, errors: m.errors, sum: lat.sum, count: lat.count };
-      figures.replaceChildren(props([["Calls", m.calls], ["Errors", m.errors],
-        ["Mean latency", lat.count ? `${(lat.sum / lat.count * 1000).toFixed(2)} ms` : "–"],
+      put(figures, props([["Calls", m.calls], ["Errors", m.errors],
+        ["Mean latency", lat.count ? `${(lat.sum / lat.count * 1000).toFixed(2)} ms` : orDash(null)],
         ["Busy", `${(m.busy_seconds || 0).toFixed(3)} s`],
         ["Errors by code", Object.entries(m.errors_by_code || {}).map(([k, v]) => `${k}: ${v}`).join(", ")],
         ["Limits hit", Object.entries(m.limit_hits || {}).map(([k, v]) => `${k}: ${v}`).join(", ")],
@@ -366,14 +366,14 @@ function pluginPage(view, rest) {
   const level = h("select", { id: "log-level" }, ["", "debug", "info", "warning", "error"].map(l => h("option", { value: l }, l || "all levels")));
   const pause = h("input", { type: "checkbox", id: "log-pause" });
   const logState = h("span", { class: "small muted", role: "status" });
-  logs.body.replaceChildren(h("div", { class: "filters" }, h("label", {}, "Level", level),
+  put(logs.body, h("div", { class: "filters" }, h("label", {}, "Level", level),
     h("label", { class: "check" }, pause, " Pause"),
-    h("button", { type: "button", onclick: () => logBox.replaceChildren() }, "Clear"), logState), logBox);
+    h("button", { type: "button", onclick: () => put(logBox) }, "Clear"), logState), logBox);
   let lastLogId = 0;
   let stopLogs = null;
   function tail() {
     if (stopLogs) stopLogs();
-    logBox.replaceChildren();
+    put(logBox);
     lastLogId = 0;
     stopLogs = follow("/logs/stream", { plugin_id: id, level: level.value, backlog: 200 }, {
       open() { logState.textContent = "following"; },
@@ -383,7 +383,7 @@ function pluginPage(view, rest) {
         if (kind !== "log" || pause.checked || (line.id && line.id <= lastLogId)) return;
         lastLogId = line.id || lastLogId;
         const stick = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 4;
-        logBox.append(h("div", { class: "l-" + line.level }, `${when(line.time)} ${line.level} ${line.message}`));
+        logBox.append(h("div", { class: "l-" + line.level }, `${when(line.time)} ${line.level} ${orDash(line.message, "")}`));
         while (logBox.childElementCount > 1000) logBox.firstChild.remove();
         if (stick) logBox.scrollTop = logBox.scrollHeight;
       },
