@@ -1291,16 +1291,20 @@ class PluginService:
         actor: str = "",
         force: bool = False,
         origin: str | None = None,
+        allow_unsigned: bool = False,
     ) -> UpdateResult:
         """Install a new version beside the current one, hand the running plugin's state
         over, activate and health-check it; on any failure the old version keeps running and
         nothing changes. Versions beyond ``settings.keep_versions`` are pruned. ``force``
-        reinstalls a version that is already kept (see :meth:`Updater.update`)."""
+        reinstalls a version that is already kept (see :meth:`Updater.update`);
+        ``allow_unsigned`` accepts the new package without a signature as :meth:`install`
+        does (the installer's one rule; recorded in the audit entry)."""
         self._check_open()
         await asyncio.to_thread(self.repository.require_plugin, plugin_id)
         try:
             staged = await self._complete(self.installer.stage, source, sha256=sha256,
                                           progress=progress, origin=origin,
+                                          allow_unsigned=allow_unsigned,
                                           abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.update", plugin_id, exc, actor)

@@ -277,3 +277,35 @@ def test_list_of_a_home_shows_its_development_folders_too(app, package, home) ->
     listing = data(invoke(app, "list", "--json"))
     assert [(p["id"], p["source"]) for p in listing["items"]] == [
         ("devplug", "directory"), ("hello", "local")]
+
+
+def _unsigned(app: typer.Typer, tmp_path: Path, plugin_id: str, version: str) -> str:
+    src = tmp_path / "src" / f"{plugin_id}-{version}-unsigned"
+    src.mkdir(parents=True)
+    (src / "plugin.toml").write_text(
+        f'id = "{plugin_id}"\nversion = "{version}"\nentry = "main:Main"\n')
+    (src / "main.py").write_text(textwrap.dedent(CODE))
+    return str(data(invoke(app, "pack", src, "-o", tmp_path / "dist", "--json"))["path"])
+
+
+def test_update_allow_unsigned_works_as_install_does(app, package, home, tmp_path) -> None:
+    assert invoke(app, "install", package("hello", "1.0.0")).exit_code == 0
+    v2 = _unsigned(app, tmp_path, "hello", "1.1.0")
+    refused = invoke(app, "update", "hello", v2, "--json")
+    assert refused.exit_code == 1
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "signature.missing"
+    assert "`plughost update hello SOURCE --allow-unsigned`" in error["hint"]
+    assert data(invoke(app, "info", "hello", "--json"))["version"] == "1.0.0"
+
+    updated = data(invoke(app, "update", "hello", v2, "--allow-unsigned", "--json"))
+    assert (updated["id"], updated["version"], updated["signed"]) == ("hello", "1.1.0", False)
+    assert [p["signed"] for p in data(invoke(app, "list", "--json"))["items"]] == [False]
+    entries = data(invoke(app, "audit", "--plugin", "hello", "--json"))["items"]
+    update = next(e for e in entries if e["action"] == "plugin.update" and e["outcome"] == "ok")
+    assert (update["details"]["allow_unsigned"], update["details"]["signed"]) == (True, False)
+    # and back to a signed package: the flag is recorded only when it was needed
+    again = data(invoke(app, "update", "hello", package("hello", "1.2.0"), "--allow-unsigned",
+                        "--json"))
+    assert (again["version"], again["signed"]) == ("1.2.0", True)
+

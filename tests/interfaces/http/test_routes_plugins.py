@@ -471,3 +471,39 @@ def test_hot_bodies_mean_the_same_with_either_json_codec() -> None:
         wire.enable_fast_json()
     at = datetime(2026, 12, 3, tzinfo=UTC)
     assert json.loads(json_bytes({"stats": {"since": at}})) == {"stats": {"since": str(at)}}
+
+
+@pytest.mark.parametrize("settings", ["unless-allowlisted"], indirect=True)
+async def test_update_honours_allow_unsigned_as_install_does(
+    api: Api, make_package: MakePackage
+) -> None:
+    """One rule for install and update: an unsigned package is refused under a policy that
+    requires signatures, unless the request says ``allow_unsigned``; the audit entry says so
+    and the plugin resource shows it unsigned."""
+    refused = await api.install(make_package("own", "1.0.0"))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "signature.missing"
+    assert (await api.install(make_package("own", "1.0.0"),
+                              allow_unsigned="true")).status_code == 201
+
+    async def put(version: str, **fields: str) -> Any:
+        package = make_package("own", version)
+        with package.open("rb") as fh:
+            return await api.client.put("/api/v1/plugins/own",
+                                        data={"source": "local", **fields},
+                                        files={"file": (package.name, fh, "application/zip")})
+
+    r = await put("1.1.0")
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "signature.missing"
+    assert "--allow-unsigned" in r.json()["error"]["hint"]
+    r = await put("1.1.0", allow_unsigned="true")
+    assert r.status_code == 200, r.text
+    assert (r.json()["from_version"], r.json()["to_version"]) == ("1.0.0", "1.1.0")
+    detail = (await api.client.get("/api/v1/plugins/own")).json()
+    assert (detail["version"], detail["signed"]) == ("1.1.0", False)
+    audit = (await api.client.get("/api/v1/audit?plugin_id=own")).json()["items"]
+    update = next(e for e in audit if e["action"] == "plugin.update" and e["outcome"] == "ok")
+    assert update["details"]["allow_unsigned"] is True
+    assert update["details"]["signed"] is False
+

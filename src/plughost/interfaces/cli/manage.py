@@ -68,6 +68,10 @@ AllowPrivateOption = Annotated[
                        help="Allow URLs on loopback/private addresses (trusted networks).")]
 AllowHttpOption = Annotated[
     bool, typer.Option("--allow-http", hidden=True, help="Allow plain http:// URLs.")]
+AllowUnsignedOption = Annotated[bool, typer.Option(
+    "--allow-unsigned",
+    help="Accept this package even though it is not signed (for your own plugins in "
+         "development). Recorded in the audit log; `list` and `info` show it as unsigned.")]
 
 
 def cli_settings(home: Path | None) -> Any:
@@ -140,11 +144,7 @@ def install_cmd(
     no_activate: Annotated[bool, typer.Option(
         "--no-activate", help="Do not activate it now (it is still checked and recorded).")
     ] = False,
-    allow_unsigned: Annotated[bool, typer.Option(
-        "--allow-unsigned",
-        help="Install this package even though it is not signed (for your own plugins in "
-             "development). Recorded in the audit log; `list` and `info` show it as unsigned."
-    )] = False,
+    allow_unsigned: AllowUnsignedOption = False,
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
@@ -244,6 +244,7 @@ def update_cmd(
     output: OutputOption = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Reinstall even when this version is already installed.")] = False,
+    allow_unsigned: AllowUnsignedOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Install a new version beside the current one and switch to it (state handed over);
@@ -268,7 +269,8 @@ def update_cmd(
             target(home, server, token),
             lambda svc: _then_info(svc, svc.update(pid, src, sha256=sha256,
                                                    progress=progress, actor="cli",
-                                                   force=force)),
+                                                   force=force,
+                                                   allow_unsigned=allow_unsigned)),
             allow_private_urls=allow_private_urls, allow_http_urls=allow_http)
     _print_switch(result, "updated", fmt)
 
