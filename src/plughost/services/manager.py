@@ -1208,8 +1208,15 @@ class PluginService:
         await self._reread_services(plugin_id, grants=False)
 
     async def _info_of(self, plugin_id: str) -> PluginInfo:
-        stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
-        return self._info(stored)
+        """An installed plugin's resource after an operation on it: the same fields, read the
+        same way, as the list and the detail show (its signature too)."""
+
+        def read() -> tuple[StoredPlugin, bool | None]:
+            stored = self.repository.require_plugin(plugin_id)
+            return stored, self.repository.signed_plugins([plugin_id]).get(plugin_id)
+
+        stored, signed = await asyncio.to_thread(read)
+        return self._info(stored, signed=signed)
 
     # ================================================================== operations
 

@@ -309,3 +309,23 @@ def test_update_allow_unsigned_works_as_install_does(app, package, home, tmp_pat
                         "--json"))
     assert (again["version"], again["signed"]) == ("1.2.0", True)
 
+
+def test_the_plugin_resource_has_one_shape_after_every_action(app, package, home) -> None:
+    """list, info and every action print the same plugin resource: every field a list item
+    has, valid against the schema, and the real signature status (never ``null``)."""
+    import jsonschema
+
+    from plughost.services.resources import SCHEMAS
+
+    shapes = {"install": data(invoke(app, "install", package("hello"), "--json"))}
+    shapes["list"] = data(invoke(app, "list", "--json"))["items"][0]
+    shapes["info"] = data(invoke(app, "info", "hello", "--json"))
+    for action in ("disable", "enable"):
+        shapes[action] = data(invoke(app, action, "hello", "--json"))
+    shapes["update"] = data(invoke(app, "update", "hello", package("hello", "1.1.0"), "--json"))
+    shapes["rollback"] = data(invoke(app, "rollback", "hello", "--json"))
+    validator = jsonschema.Draft202012Validator(SCHEMAS["plugin"])
+    for name, item in shapes.items():
+        validator.validate(item)
+        assert set(item) >= set(shapes["list"]), (name, set(shapes["list"]) - set(item))
+        assert item["signed"] is True, name

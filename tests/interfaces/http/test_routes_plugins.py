@@ -507,3 +507,19 @@ async def test_update_honours_allow_unsigned_as_install_does(
     assert update["details"]["allow_unsigned"] is True
     assert update["details"]["signed"] is False
 
+
+async def test_the_plugin_resource_has_one_shape_from_list_detail_and_every_action(
+    api: Api, make_package: MakePackage
+) -> None:
+    """The same fields, and the real signature status (an unsigned package here: ``false``,
+    never ``null``), from the list, the detail and each action."""
+    assert (await api.install(make_package("shape"))).status_code == 201
+    shapes = {"list": (await api.client.get("/api/v1/plugins")).json()["items"][0],
+              "detail": (await api.client.get("/api/v1/plugins/shape")).json()}
+    for action in ("disable", "enable", "deactivate", "activate", "stop", "start"):
+        r = await api.client.post(f"/api/v1/plugins/shape/{action}")
+        assert r.status_code == 200, (action, r.text)
+        shapes[action] = r.json()
+    for name, item in shapes.items():
+        assert set(item) >= set(shapes["list"]), (name, set(shapes["list"]) - set(item))
+        assert item["signed"] is False, name
