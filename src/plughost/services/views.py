@@ -149,8 +149,22 @@ def stored_state(plugin_id: str, state: str, enabled: bool, failure_reason: str 
         waiting = state == "needs-config"
         error = {"code": "config.invalid" if waiting else "plugin.failed",
                  "message": failure_reason, "phase": failure_phase,
-                 "hint": CONFIG_HINT.format(id=plugin_id) if waiting else None}
+                 "hint": CONFIG_HINT.format(id=plugin_id) if waiting else
+                 _stored_hint(failure_reason)}
     return (state if enabled else "disabled"), error
+
+
+def _stored_hint(reason: str) -> str | None:
+    """The hint of a stored failure: the extra to install when the runtime was missing (its
+    message names it, as the live record's hint does), else none."""
+    if "pip install 'plughost[" not in reason:
+        return None
+    import re
+
+    from plughost.errors import extra_hint
+
+    found = re.findall(r"pip install 'plughost\[([a-z0-9,_-]+)\]'", reason)
+    return extra_hint(*(e for group in found for e in group.split(","))) if found else None
 
 
 def idle_state(plugin_id: str, state: str, enabled: bool, failure_reason: str | None,

@@ -207,6 +207,8 @@ def _explain(info: PluginInfo) -> None:
             err_console.print(f"  hint: {escape(info.error['hint'])}")
     elif info.error:
         err_console.print(f"  [red]{info.error['code']}[/]: {escape(info.error['message'])}")
+        if info.error.get("hint"):
+            err_console.print(f"  hint: {escape(info.error['hint'])}")
     for note in info.warnings:
         err_console.print(f"  [yellow]note[/]: {escape(note)}")
     if not info.live:
@@ -519,6 +521,8 @@ def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
             if one.get("error"):
                 console.print(f"  [red]{one['error']['code']}[/]: "
                               f"{escape(one['error']['message'])}")
+                if one["error"].get("hint"):
+                    console.print(f"  hint: {escape(one['error']['hint'])}")
             if (one.get("stats") or {}).get("confinement"):
                 console.print(f"  confinement: {one['stats']['confinement']}")
 
@@ -544,6 +548,8 @@ def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
                 mark = "[yellow]…" if p["state"] == "needs-config" else "[red]✗"
                 console.print(f"{mark} {p['id']}[/] {p['error'].get('code', '')}: "
                               f"{escape(p['error'].get('message', ''))}")
+                if p["error"].get("hint"):
+                    console.print(f"  hint: {escape(p['error']['hint'])}")
     if failed:
         raise typer.Exit(1)
 
