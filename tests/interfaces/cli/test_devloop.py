@@ -176,3 +176,33 @@ def test_dev_serve_runs_a_watching_server_that_call_reaches(tmp_path: Path) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_new_call_reload_and_nodes_take_output_json_and_plain(tmp_path: Path) -> None:
+    """The author's commands and `nodes` take ``--output`` like every other command."""
+    from tests.interfaces.cli.test_output import _check, _cut
+
+    app = build_app()
+    plugins, home = tmp_path / "plugins", str(tmp_path / "home")
+
+    def run(*args: str, fmt: str, code: int = 0) -> str:
+        result = runner.invoke(app, [*args, "--output", fmt], catch_exceptions=False)
+        assert result.exit_code == code, (args, result.output)
+        return result.stdout
+
+    made = json.loads(run("new", "greeter", "--dir", str(plugins), fmt="json"))
+    _check("new_plugin", made, page=False)
+    assert "plugin.toml" in made["files"]
+    assert _cut(run("new", "other", "--dir", str(plugins), fmt="plain"),
+                "new_plugin")[0][:2] == ["other", "python"]
+    call = ("call", "greeter", "greet", "--arg", "name=Ada", "-d", str(plugins), "--home", home)
+    assert run(*call, fmt="plain") == "Hello, Ada!\n"
+    assert json.loads(run(*call, fmt="json")) == "Hello, Ada!"
+    count = ("call", "greeter", "count", "-d", str(plugins), "--home", home)
+    assert run(*count, fmt="plain").strip().isdigit()
+    refused = json.loads(run("reload", "greeter", "--home", home, fmt="json", code=1))
+    _check("error", refused, page=False)
+    assert refused["error"]["code"] == "server.not_running"
+    nodes = json.loads(run("nodes", "--home", home, fmt="json"))
+    _check("node", nodes, page=True)
+    assert run("nodes", "--home", home, fmt="plain") == ""

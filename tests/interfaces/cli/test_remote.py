@@ -110,7 +110,7 @@ def test_remote_install_and_update_allow_unsigned(
     server: tuple[ServerProcess, Path, str], tmp_path: Path, write_plugin: Any
 ) -> None:
     """``--allow-unsigned`` reaches the server for install and update alike."""
-    proc, home, secret = server
+    proc, _, secret = server
     remote = ("--server", proc.base_url, "--token", secret, "--json")
     v1 = _package(tmp_path, write_plugin, "own", "1.0.0")
     v2 = _package(tmp_path, write_plugin, "own", "1.1.0")
@@ -266,3 +266,20 @@ def test_remote_install_reports_upload_progress_and_draws_it_on_a_terminal_only(
     assert drawn.returncode == 0, drawn.stderr
     assert "upload" in drawn.stderr and f"{third.stat().st_size} bytes" in drawn.stderr
     assert "installed" in drawn.stdout and "upload-three" in drawn.stdout
+
+
+def test_nodes_in_every_format_locally_and_through_the_server(
+    server: tuple[ServerProcess, Path, str],
+) -> None:
+    from tests.interfaces.cli.test_output import _check, _cut
+
+    proc, home, secret = server
+    local = _cli("nodes", "--home", str(home), "--output", "json")
+    remote = _cli("nodes", "--server", proc.base_url, "--token", secret, "--output", "json")
+    for result in (local, remote):
+        assert result.exit_code == 0, result.output
+        _check("node", json.loads(result.stdout), page=True)
+    item = json.loads(remote.stdout)["items"][0]
+    assert item["status"] == "up" and item["heartbeat_at"].endswith("Z")
+    rows = _cut(_cli("nodes", "--home", str(home), "--output", "plain").stdout, "node")
+    assert [r[1] for r in rows] == ["up"]

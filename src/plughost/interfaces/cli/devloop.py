@@ -30,11 +30,13 @@ from plughost.interfaces.cli._backend import ServerOption, TokenOption
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
+    OutputOption,
     console,
     handle_errors,
     print_json,
     run_async,
 )
+from plughost.interfaces.cli._output import emit, output_format
 
 if TYPE_CHECKING:
     import asyncio
@@ -100,15 +102,17 @@ def new(
     ] = "python",
     directory: Annotated[Path, typer.Option(
         "--dir", help="Where to create the plugin folder.")] = Path("."),
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a plugin folder: manifest, code, README and a test (`python -m pytest`)."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         dest = directory / name
         files = render_template(runtime, name, dest)
-    if as_json:
-        print_json({"plugin_id": name, "runtime": runtime, "path": str(dest),
-                    "files": [str(f.relative_to(dest)) for f in files]})
+    if fmt != "table":
+        emit("new_plugin", {"plugin_id": name, "runtime": runtime, "path": str(dest),
+                            "files": [str(f.relative_to(dest)) for f in files]}, fmt)
         return
     console.print(f"[green]✓[/] created {dest} ({runtime})")
     for f in files:
@@ -313,6 +317,7 @@ def call(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Call a plugin and print the result: on a host built from the folders, or on a server
@@ -320,7 +325,8 @@ def call(
     from plughost.errors import PluginNotFound
     from plughost.host import PluginHost
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         kwargs = parse_args(arg or [])
         if server:
             from plughost.interfaces.cli._backend import Remote, _SyncApi
@@ -348,8 +354,14 @@ def call(
                     return await host.call(plugin_id, method, **kwargs)
 
             result = run_async(once)
-    if as_json or not isinstance(result, str):
+    # What the plugin returned, as it is: JSON, or in plain one line (text as it is, other
+    # values as compact JSON); a table shows text as text.
+    if fmt == "json" or (fmt == "table" and not isinstance(result, str)):
         print_json(result)
+    elif fmt == "plain":
+        text = result if isinstance(result, str) else json.dumps(
+            result, separators=(",", ":"), default=str)
+        sys.stdout.write(text + "\n")
     else:
         console.print(result, markup=False, highlight=False)
 
@@ -359,17 +371,19 @@ def reload(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Hot reload a plugin from its files (development plugins too); on failure the running
     version keeps serving and the error is shown."""
     from plughost.interfaces.cli._backend import run_backend, target
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         result = run_backend(target(home, server, token),
                              lambda svc: svc.reload(plugin_id, actor="cli"))
-    if as_json:
-        print_json(result.to_dict())
+    if fmt != "table":
+        emit("reload", result.to_dict(), fmt)
         return
     console.print(f"[green]↻[/] reloaded [bold]{result.plugin_id}[/] {result.from_version} → "
                   f"{result.to_version} in {result.seconds * 1000:.0f} ms ({result.state})")

@@ -159,7 +159,7 @@ def install_cmd(
 
     fmt = output_format(output, as_json)
     if server is None and sha256 is None and not no_enable and looks_like_request(source):
-        install_from_market(source, home, activate=not no_activate, as_json=fmt == "json")
+        install_from_market(source, home, activate=not no_activate, fmt=fmt)
         return
     with handle_errors(as_json=fmt == "json"), _progress() as progress:
         result, info = _with_service(
@@ -259,7 +259,7 @@ def update_cmd(
         if all_ and (plugin_id or source):
             with handle_errors(as_json=fmt == "json"):
                 raise RequestInvalid("--all updates every plugin; give no ID or SOURCE with it")
-        update_all(home, fmt == "json", None if all_ else plugin_id)
+        update_all(home, fmt, None if all_ else plugin_id)
         return
     if plugin_id is None or source is None:
         with handle_errors(as_json=fmt == "json"):
