@@ -40,6 +40,7 @@ __all__ = [
     "NodeOut",
     "NodePage",
     "OperationOut",
+    "OperationPage",
     "PermissionRequestOut",
     "PermissionRequestPage",
     "PermissionsOut",
@@ -346,6 +347,11 @@ class OperationOut(BaseModel):
     updated_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+
+
+class OperationPage(BaseModel):
+    items: list[OperationOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class AuditKind(StrEnum):
