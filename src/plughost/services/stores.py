@@ -254,6 +254,25 @@ class RepositoryConfigStore:
 _AUDIT_PREFIX = "permission."
 
 
+def _outcome(decision: str) -> str:
+    return "denied" if decision in ("deny", "refused") else "ok"
+
+
+def security_entry(event: AuditEvent) -> dict[str, Any]:
+    """A permission decision as the one audit log shows it (an ``audit_entry`` resource of
+    kind ``security``): the row :class:`RepositoryAuditLog` stores for it, the same whichever
+    log recorded it."""
+    from plughost.services.resources import audit_entry
+
+    return audit_entry({
+        "id": event.id, "at": event.time, "actor": event.actor,
+        "action": _AUDIT_PREFIX + event.action, "plugin_id": event.plugin or None,
+        "outcome": _outcome(event.decision), "kind": "security",
+        "details": {"kind": event.kind, "scope": event.scope, "target": event.target,
+                    "decision": event.decision, "severity": event.severity,
+                    "reason": event.reason, "details": dict(event.details)}})
+
+
 class RepositoryAuditLog:
     """The permission manager's audit log (:class:`~plughost.security.audit.AuditLog`'s
     ``record`` / ``query``) in the repository's ``audit_events`` table, beside the install,
@@ -283,7 +302,7 @@ class RepositoryAuditLog:
         extra = dict(details or {})
         row = self.repo.append_audit(
             _AUDIT_PREFIX + action, actor=actor, plugin_id=plugin or None,
-            outcome="denied" if decision in ("deny", "refused") else "ok",
+            outcome=_outcome(decision),
             details={"kind": kind, "scope": scope, "target": target, "decision": decision,
                      "severity": severity, "reason": reason, "details": extra})
         return AuditEvent(time=row.at.timestamp(), plugin=plugin, action=action, kind=kind,

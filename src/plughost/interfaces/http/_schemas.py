@@ -51,8 +51,6 @@ __all__ = [
     "RoleName",
     "RollbackIn",
     "ScopeIn",
-    "SecurityAuditOut",
-    "SecurityAuditPage",
     "StateName",
     "TokenCreateIn",
     "TokenCreatedOut",
@@ -445,32 +443,10 @@ class PermissionRequestOut(_Out):
     resolved_by: str | None = None
 
 
-class SecurityAuditOut(_Out):
-    """One security decision: a denial, a grant, a revocation, a request and its answer."""
-
-    id: int | None = None
-    time: str | None = Field(description="ISO 8601 UTC time.")
-    plugin: str
-    action: str
-    kind: str
-    scope: str = ""
-    target: str = ""
-    decision: str = ""
-    severity: str = "info"
-    reason: str = ""
-    actor: str = ""
-    details: dict[str, Any] = Field(default_factory=dict)
-
-
 class PermissionRequestPage(BaseModel):
     items: list[PermissionRequestOut]
     next_cursor: str | None = NEXT_CURSOR
     total: int
-
-
-class SecurityAuditPage(BaseModel):
-    items: list[SecurityAuditOut]
-    next_cursor: str | None = NEXT_CURSOR
 
 
 class PermissionsOut(BaseModel):
