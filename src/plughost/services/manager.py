@@ -95,6 +95,7 @@ from plughost.services.views import (
     idle_state,
     info_from_record,
     plugin_resource,
+    record_config_state,
     stored_state,
 )
 from plughost.settings import HostSettings
@@ -1003,6 +1004,7 @@ class PluginService:
             await cm.replace(plugin_id, values, actor=actor or "operator")
         else:
             await cm.set(plugin_id, values, actor=actor or "operator")
+        await self._note_config(plugin_id)
         return await self.config(plugin_id)
 
     async def config_history(self, plugin_id: str) -> list[dict[str, Any]]:
@@ -1017,6 +1019,7 @@ class PluginService:
         """Make the settings of an earlier version current again (as a new version)."""
         services = await self._registered(plugin_id)
         await services.config.restore(plugin_id, version, actor=actor or "operator")
+        await self._note_config(plugin_id)
         return await self.config(plugin_id)
 
     async def grants(self, plugin_id: str) -> list[str]:
@@ -1165,6 +1168,20 @@ class PluginService:
         if writer is not None and not writer.done():
             await asyncio.shield(writer)
 
+    async def _note_config(self, plugin_id: str) -> None:
+        """Where no plugin runs (no server on the home): record whether the plugin's config
+        lacks what its schema requires, as the next start would find it — ``needs-config``
+        with what to set, or no longer — so `list`, `status` and `info` say so now, and not
+        that it will be activated. A server judges it itself when it starts the plugin."""
+        if self._run_plugins or self.services is None:
+            return
+        try:
+            services = await self._registered(plugin_id)
+        except PlughostError:
+            return  # a development folder, or a plugin whose config is not known here
+        problems = await asyncio.to_thread(services.config.problems, plugin_id)
+        await asyncio.to_thread(record_config_state, self.repository, plugin_id, problems)
+
     async def _persist_states(self, ids: Iterable[str]) -> None:
         """Write the host's current state of these plugins to the database (when changed).
         Not where no plugin runs: the stored state stays the one the last server saw."""
@@ -1280,6 +1297,7 @@ class PluginService:
                     root = Path(result.cache_path)
                     self.host.add(load_manifest(root), root, source="installed", enabled=False)
                 await self._persist_states([plugin_id])
+                await self._note_config(plugin_id)
         except PlughostError as exc:
             await self._audit_failure("plugin.install", plugin_id, exc, actor)
             raise
@@ -1507,6 +1525,7 @@ class PluginService:
                         await host.disable(plugin_id)
                     raise
             await self._persist_states([plugin_id])
+        await self._note_config(plugin_id)
         return await self._info_of(plugin_id)
 
     async def disable(self, plugin_id: str, *, actor: str = "") -> PluginInfo:

@@ -6,7 +6,7 @@ over HTTP). mypy checks both against it, so an interface never reaches past it i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from plughost.services.resources import iso
 
 if TYPE_CHECKING:
     from plughost.core.registry import PluginRecord
+    from plughost.errors import Problem
     from plughost.host import ReloadResult
     from plughost.services.installer import InstallResult, UninstallResult
     from plughost.services.sources import Progress
@@ -36,6 +37,7 @@ __all__ = [
     "info_from_record",
     "list_stored",
     "plugin_resource",
+    "record_config_state",
     "stored_info",
     "stored_state",
 ]
@@ -165,6 +167,29 @@ def _stored_hint(reason: str) -> str | None:
 
     found = re.findall(r"pip install 'plughost\[([a-z0-9,_-]+)\]'", reason)
     return extra_hint(*(e for group in found for e in group.split(","))) if found else None
+
+
+def record_config_state(repository: Repository, plugin_id: str,
+                        problems: Sequence[Problem]) -> None:
+    """Where no server runs: record what the next start will find about an installed
+    plugin's config — ``needs-config`` with what to set when it lacks what its schema
+    requires (unless the plugin is disabled or failed for another reason), back to waiting
+    for the start once it is complete — so `list`, `status` and `info` say so before any
+    start. A server judges it itself when it starts the plugin."""
+    from plughost.core.lifecycle import State
+    from plughost.errors import ConfigInvalid
+
+    with repository.unit_of_work() as repo:
+        stored = repo.require_plugin(plugin_id)
+        if problems and stored.state not in (State.FAILED.value, State.DISABLED.value):
+            reason = ConfigInvalid(
+                list(problems), plugin_id=plugin_id, what=f"current config of {plugin_id}",
+                advice=f"Set them with `plughost config set {plugin_id} KEY=VALUE`.").message
+            if (stored.state, stored.failure_reason) != (State.NEEDS_CONFIG.value, reason):
+                repo.set_state(plugin_id, State.NEEDS_CONFIG.value, failure_reason=reason,
+                               failure_phase="config")
+        elif not problems and stored.state == State.NEEDS_CONFIG.value:
+            repo.set_state(plugin_id, State.RESOLVED.value)
 
 
 def idle_state(plugin_id: str, state: str, enabled: bool, failure_reason: str | None,

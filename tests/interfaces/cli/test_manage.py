@@ -329,3 +329,31 @@ def test_the_plugin_resource_has_one_shape_after_every_action(app, package, home
         validator.validate(item)
         assert set(item) >= set(shapes["list"]), (name, set(shapes["list"]) - set(item))
         assert item["signed"] is True, name
+
+
+NEEDS_URL = """
+[config.schema]
+type = "object"
+required = ["url"]
+[config.schema.properties.url]
+type = "string"
+"""
+
+
+def test_needs_config_is_reported_where_no_server_runs(app, package, home) -> None:
+    """No server on the home: an install whose config lacks a required value says so at
+    once (not that it will be activated), and `config set` clears it for the next start."""
+    installed = data(invoke(app, "install", package("hooked", extra=NEEDS_URL), "--json"))
+    assert (installed["state"], installed["live"]) == ("needs-config", False)
+    assert "url" in installed["error"]["message"]
+    assert "plughost config set hooked" in installed["error"]["hint"]
+    human = invoke(app, "status")
+    assert "needs-config (not running): 1" in human.stdout
+    assert "plughost config set hooked" in human.stdout
+    plain = invoke(app, "list", "-o", "plain").stdout.split("\t")
+    assert (plain[2], plain[7]) == ("needs-config (not running)", "config.invalid")
+
+    assert invoke(app, "config", "set", "hooked", "url=https://example.com").exit_code == 0
+    listed = data(invoke(app, "list", "--json"))["items"][0]
+    assert (listed["state"], listed["error"]) == ("installed", None)
+    assert "will be activated when the server starts" in invoke(app, "enable", "hooked").stdout

@@ -273,8 +273,21 @@ def set_(
                 record = run_async(lambda: manager.replace(plugin_id, values, actor="cli"))
             else:
                 record = run_async(lambda: manager.set(plugin_id, values, actor="cli"))
+            _note_state(manager, plugin_id)
             data = _config_resource(manager, plugin_id)
     _done(record, data, fmt)
+
+
+def _note_state(manager: ConfigManager, plugin_id: str) -> None:
+    """A home with a database and no server on it: record whether the installed plugin still
+    needs configuration, so `list` and `status` say it before the next start (a server on the
+    home judges it itself; a development folder has no recorded state)."""
+    from plughost.services.stores import RepositoryConfigStore
+    from plughost.services.views import record_config_state
+
+    store = manager.store
+    if isinstance(store, RepositoryConfigStore) and store.repo.get_plugin(plugin_id):
+        record_config_state(store.repo, plugin_id, manager.problems(plugin_id))
 
 
 def _done(record: ConfigRecord, data: dict[str, Any], fmt: Format) -> None:
@@ -309,6 +322,7 @@ def reset(
         _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
     ):
         record = run_async(lambda: manager.reset(plugin_id, actor="cli"))
+        _note_state(manager, plugin_id)
         data = _config_resource(manager, plugin_id)
     _done(record, data, fmt)
 
@@ -362,6 +376,7 @@ def restore(
         _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
     ):
         record = run_async(lambda: manager.restore(plugin_id, version, actor="cli"))
+        _note_state(manager, plugin_id)
         data = _config_resource(manager, plugin_id)
     _done(record, data, fmt)
 
