@@ -80,8 +80,8 @@ from plughost.services.reconcile import ReconcileReport
 from plughost.services.sources import FetchPolicy, Progress
 from plughost.services.stores import (
     RepositoryAuditLog,
-    RepositoryConfigStore,
     RepositoryPermissionStore,
+    home_config_store,
     installed_aware_policy,
 )
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
@@ -304,7 +304,7 @@ class PluginService:
                 policy=installed_aware_policy(_scope_policy(self._grant_policy),
                                               self.repository),
                 permission_store=RepositoryPermissionStore(self.repository),
-                config_store=RepositoryConfigStore(self.repository),
+                config_store=home_config_store(self.repository, s.home),
                 # Duck-typed AuditLog (record/query/close) over audit_events.
                 audit=RepositoryAuditLog(self.repository),  # type: ignore[arg-type]
                 kv=await asyncio.to_thread(self._plugin_storage))

@@ -379,9 +379,23 @@ def permission_store_for_home(home: Path | None) -> RepositoryPermissionStore | 
 
 
 def config_store_for_home(home: Path | None) -> RepositoryConfigStore | None:
-    """What ``plughost config`` should use in a home with a database, or ``None``."""
-    repo = _repository_for_home(home)
-    return None if repo is None else RepositoryConfigStore(repo)
+    """What ``plughost config`` should use in a home with a database, or ``None``: the
+    database for installed plugins, ``<home>/config.db`` for plugins in development folders
+    (as the server reads them: :func:`home_config_store`)."""
+    settings = managed_settings(home)
+    if settings is None:
+        return None
+    from plughost.storage.backends import open_storage
+
+    return home_config_store(open_storage(settings).repository, settings.home)
+
+
+def home_config_store(repository: Repository, home: Path) -> RepositoryConfigStore:
+    """The config store of a home with a database: installed plugins' config in the
+    database, development folders' in ``<home>/config.db`` (kept across commands, so
+    `plughost config set ID -d DIR` is what the server and `plughost call`/`dev` run with)."""
+    return RepositoryConfigStore(repository,
+                                 fallback=SQLiteConfigStore(Path(home) / "config.db"))
 
 
 def audit_log_for_home(home: Path | None) -> RepositoryAuditLog | None:

@@ -206,3 +206,35 @@ def test_new_call_reload_and_nodes_take_output_json_and_plain(tmp_path: Path) ->
     nodes = json.loads(run("nodes", "--home", home, fmt="json"))
     _check("node", nodes, page=True)
     assert run("nodes", "--home", home, fmt="plain") == ""
+
+
+def test_call_runs_a_folder_plugin_with_the_config_set_for_it(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """`plughost config set ID ... -d DIR` is what `plughost call ID ... -d DIR` runs the
+    plugin with (``${VAR}`` from the calling shell), on a plain home and on one with a
+    database alike."""
+    app = build_app()
+    plugins = tmp_path / "plugins" / "greeter"
+    plugins.mkdir(parents=True)
+    (plugins / "plugin.toml").write_text(
+        'id = "greeter"\nversion = "1.0.0"\nentry = "main:Main"\n'
+        '[config.schema]\ntype = "object"\nrequired = ["greeting"]\n'
+        '[config.schema.properties.greeting]\ntype = "string"\n')
+    (plugins / "main.py").write_text(
+        "from plughost.sdk import Plugin\n\nclass Main(Plugin):\n"
+        "    def activate(self, ctx):\n        self.greeting = ctx.config['greeting']\n\n"
+        "    def greet(self, name):\n        return f'{self.greeting}, {name}!'\n")
+    monkeypatch.setenv("GREETING", "Hej")
+    for home in (tmp_path / "plain-home", tmp_path / "db-home"):
+        if home.name == "db-home":
+            assert runner.invoke(app, ["db", "upgrade", "--home", str(home)]).exit_code == 0
+        where = ["-d", str(plugins.parent), "--home", str(home)]
+        unset = runner.invoke(app, ["call", "greeter", "greet", "--arg", "name=Ada", *where,
+                                    "--output", "plain"])
+        assert unset.exit_code == 1, unset.output  # nothing set yet: it needs its greeting
+        done = runner.invoke(app, ["config", "set", "greeter", "greeting=${GREETING}", *where])
+        assert done.exit_code == 0, done.output
+        result = runner.invoke(app, ["call", "greeter", "greet", "--arg", "name=Ada", *where,
+                                     "--output", "plain"])
+        assert (result.exit_code, result.stdout) == (0, "Hej, Ada!\n"), (home, result.output)

@@ -196,8 +196,9 @@ def _print_reload(result: ReloadResult, host: PluginHost) -> None:
 
 
 async def run_dev(paths: list[Path], home: Path, debounce: float,
-                  stop: asyncio.Event) -> int:
-    """The ``dev`` loop on an event loop; returns the exit code when ``stop`` is set."""
+                  stop: asyncio.Event, config: dict[str, dict[str, Any]] | None = None) -> int:
+    """The ``dev`` loop on an event loop; returns the exit code when ``stop`` is set.
+    ``config``: the operator settings per plugin (what `plughost config set` recorded)."""
     from plughost.host import PluginHost
 
     handler = _PluginLogs()
@@ -206,7 +207,8 @@ async def run_dev(paths: list[Path], home: Path, debounce: float,
     previous_level = plugin_log.level
     plugin_log.setLevel(logging.DEBUG)
     try:
-        async with PluginHost(paths, home=home, watch=True, debounce=debounce) as host:
+        async with PluginHost(paths, home=home, watch=True, debounce=debounce,
+                              config=config) as host:
             host.on_reload(lambda result: _print_reload(result, host))
             report = await host.start()
             for outcome in report.outcomes:
@@ -254,6 +256,9 @@ def dev(
         if serve:
             _serve(paths, home, debounce, port)
             return
+        from plughost.interfaces.cli.config import stored_settings
+
+        settings = stored_settings(home)  # what `plughost config set [-d]` recorded
         with contextlib.ExitStack() as stack:
             where = home if home is not None else Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="plughost-dev-")))
@@ -264,7 +269,8 @@ def dev(
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     with contextlib.suppress(NotImplementedError, RuntimeError):
                         loop.add_signal_handler(sig, stop.set)
-                return await run_dev([p.resolve() for p in paths], where, debounce, stop)
+                return await run_dev([p.resolve() for p in paths], where, debounce, stop,
+                                     settings)
 
             code = run_async(main)
     raise typer.Exit(code)
@@ -344,8 +350,12 @@ def call(
             base = home if home is not None else default_home()
             dirs = plugins_dir or [base / "plugins"]
 
+            from plughost.interfaces.cli.config import stored_settings
+
+            settings = stored_settings(home)  # what `plughost config set` recorded
+
             async def once() -> Any:
-                async with PluginHost(dirs, home=base) as host:
+                async with PluginHost(dirs, home=base, config=settings) as host:
                     report = await host.start()
                     if plugin_id not in {o.plugin_id for o in report.outcomes}:
                         raise PluginNotFound(
