@@ -318,7 +318,7 @@ def _note_state(manager: ConfigManager, plugin_id: str) -> None:
     from plughost.services.stores import RepositoryConfigStore
     from plughost.services.views import record_config_state
 
-    store = manager.store
+    store = getattr(manager, "store", None)  # none over a server's API: it judges itself
     if isinstance(store, RepositoryConfigStore) and store.repo.get_plugin(plugin_id):
         record_config_state(store.repo, plugin_id, manager.problems(plugin_id))
 
