@@ -21,6 +21,7 @@ from plughost.interfaces.http._schemas import (
     AuditPage,
     CommandIn,
     CommandOut,
+    CommandPage,
     CursorQuery,
     HealthOut,
     NodePage,
@@ -213,11 +214,12 @@ async def events(
 # ---------------------------------------------------------------------------- commands
 
 
-@router.get("/commands", summary="Registered commands", response_model=list[str],
+@router.get("/commands", summary="Registered commands", response_model=CommandPage,
             tags=["commands"])
-async def list_commands(request: Request, _: Principal = requires("viewer")) -> list[str]:
-    """Names of the commands active plugins registered."""
-    return api_state(request).service.command_names()
+async def list_commands(request: Request, _: Principal = requires("viewer")) -> dict[str, Any]:
+    """Names of the commands active plugins registered: one page, like every list."""
+    names = list(api_state(request).service.command_names())
+    return {"items": names, "next_cursor": None, "total": len(names)}
 
 
 @router.post("/commands/{name}", summary="Execute a command", response_model=CommandOut,

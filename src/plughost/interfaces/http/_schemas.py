@@ -25,6 +25,7 @@ __all__ = [
     "AuditPage",
     "CommandIn",
     "CommandOut",
+    "CommandPage",
     "ConfigChangeIn",
     "ConfigHistoryEntry",
     "ConfigHistoryPage",
@@ -465,6 +466,12 @@ class CommandIn(BaseModel):
 class CommandOut(BaseModel):
     command: str
     result: Any = Field(None, description="What the command returned (JSON).")
+
+
+class CommandPage(BaseModel):
+    items: list[str] = Field(description="Command names (plugin.command).")
+    next_cursor: str | None = NEXT_CURSOR
+    total: int
 
 
 class TokenCreateIn(BaseModel):
