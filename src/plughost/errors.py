@@ -209,6 +209,8 @@ __all__ = [
     "TrustStoreError",
     "VersionError",
     "error_context",
+    "extra_hint",
+    "missing_extras",
 ]
 
 
@@ -291,6 +293,27 @@ class ExtraNotInstalled(PlughostError, ImportError):
             details={"extra": extra, "module": module},
         )
         self.extra = extra
+
+    @property
+    def hint(self) -> str:
+        """The exact command to run (the error resource's ``hint``)."""
+        return extra_hint(self.extra)
+
+
+def extra_hint(*extras: str) -> str:
+    """What to run when something (a plugin's runtime, a command) needs an extra that is not
+    installed: the exact ``pip install`` command (one or more extras), then a new start."""
+    names = ",".join(dict.fromkeys(extras))
+    return f"run `pip install 'plughost[{names}]'`, then start plughost again"
+
+
+def missing_extras(error: BaseException) -> tuple[str, ...]:
+    """The extras whose absence caused ``error``: an :class:`ExtraNotInstalled`'s own, or the
+    ones a plugin with no runnable build lists in ``details["extras"]``."""
+    if isinstance(error, ExtraNotInstalled):
+        return (error.extra,)
+    details = getattr(error, "details", None) or {}
+    return tuple(str(e) for e in details.get("extras") or ())
 
 
 @dataclass(frozen=True, slots=True)

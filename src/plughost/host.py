@@ -71,6 +71,8 @@ from plughost.errors import (
     PluginUnavailable,
     ReloadError,
     error_context,
+    extra_hint,
+    missing_extras,
 )
 from plughost.observability.health import SupervisorEvent
 from plughost.runtimes.base import BUILTIN_RUNTIMES, create_runtime
@@ -496,7 +498,8 @@ class PluginHost:
     def _fail(self, record: PluginRecord, error: PlughostError, phase: str) -> None:
         record.error = error
         record.phase = phase
-        hint = HINTS.get(phase, "")
+        extras = missing_extras(error)
+        hint = extra_hint(*extras) if extras else HINTS.get(phase, "")
         record.hint = hint.format(path=record.root or record.id) if hint else None
         if record.state is not State.FAILED:
             self._set_state(record, State.FAILED, reason=error.message, phase=phase)
@@ -1419,20 +1422,27 @@ class PluginHost:
         if not m.platforms and not m.alternatives:
             return m, self.runtime_for(m)
 
+        extras: list[str] = []
+
         def unavailable(name: str) -> str | None:
             try:
                 self.runtime_for(dataclasses.replace(m, runtime=name))
             except PlughostError as exc:
+                extras.extend(missing_extras(exc))
                 return exc.message
             return None
 
         choice = platforms.select(m, unavailable)
         if isinstance(choice, list):
+            details: dict[str, Any] = {"platform": platforms.current()}
+            if extras:
+                details["extras"] = list(dict.fromkeys(extras))
+                details["hint"] = extra_hint(*extras)
             raise PluginUnavailable(
                 f"Plugin {m.id!r} has no way to run on {platforms.current()}: "
                 f"{'; '.join(choice)}. Install the plugin's build for this platform (or the "
                 "extra its runtime needs).", plugin_id=m.id, phase="import",
-                code="runtime.platform", details={"platform": platforms.current()})
+                code="runtime.platform", details=details)
         if choice.index or choice.skipped:
             skipped = f" ({'; '.join(choice.skipped)})" if choice.skipped else ""
             note = choice.describe() + skipped

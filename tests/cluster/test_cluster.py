@@ -75,7 +75,8 @@ def test_every_operation_on_a_random_node_is_applied_on_all(
     # uninstall
     assert cluster.node(pick()).delete("/api/v1/plugins/kv").status_code == 200
     cluster.everywhere(lambda i: _state(cluster, i, "kv") is None)
-    assert all(cluster.node(i).get("/api/v1/commands").json() == [] for i in cluster.up())
+    assert all(cluster.node(i).get("/api/v1/commands").json()["items"] == []
+               for i in cluster.up())
 
 
 def test_a_node_killed_mid_operation_is_taken_over(

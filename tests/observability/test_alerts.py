@@ -232,7 +232,9 @@ async def test_rules_added_through_the_api_are_stored_and_others_are_read_only(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            rules = (await client.get("/api/v1/alerts/rules")).json()
+            page = (await client.get("/api/v1/alerts/rules")).json()
+            assert page["next_cursor"] is None and page["total"] == len(page["items"])
+            rules = page["items"]
             assert {r["source"] for r in rules} == {"default"}
             assert any(r["name"] == "plugin-error-rate" and r["threshold"] == 0.05
                        for r in rules)
@@ -254,7 +256,8 @@ async def test_rules_added_through_the_api_are_stored_and_others_are_read_only(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            names = [r["name"] for r in (await client.get("/api/v1/alerts/rules")).json()]
+            names = [r["name"] for r in
+                     (await client.get("/api/v1/alerts/rules")).json()["items"]]
             assert "mem" in names
             assert (await client.delete("/api/v1/alerts/rules/mem")).status_code == 204
             assert (await client.delete("/api/v1/alerts/rules/mem")).status_code == 404

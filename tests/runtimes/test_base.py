@@ -5,25 +5,27 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from plughost.interfaces.cli import build_app
 from plughost.runtimes.base import BUILTIN_RUNTIMES, unavailable
+from plughost.security.package import pack
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Runs in a child interpreter where the wasmtime package cannot be imported.
-_WITHOUT_WASMTIME = "import sys; sys.modules['wasmtime'] = None\n"
-
-
-def _run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(code: str, *args: str, module: str = "wasmtime") -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a child interpreter where ``module`` (a runtime's backend, by default
+    wasmtime) cannot be imported, as when its extra is not installed."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + str(REPO)}
-    return subprocess.run([sys.executable, "-c", _WITHOUT_WASMTIME + code, *args],
+    missing = f"import sys; sys.modules[{module!r}] = None\n"
+    return subprocess.run([sys.executable, "-c", missing + code, *args],
                           capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
 
 
@@ -82,3 +84,82 @@ def test_a_plugin_whose_runtime_is_missing_fails_alone(tmp_path: Path) -> None:
     assert "pip install 'plughost[wasm]'" in data["error"]
     assert "wasm-hello" in data["failed"]
     assert "hello" not in data["failed"] and "native-c-counter" not in data["failed"]
+
+
+@pytest.mark.parametrize(("module", "example", "extra"), [
+    ("wasmtime", "wasm-hello", "wasm"), ("grpc", "grpc-python-echo", "grpc")])
+def test_the_hint_of_a_missing_runtime_names_the_pip_command(
+    tmp_path: Path, module: str, example: str, extra: str
+) -> None:
+    """Each runtime extra: the plugin fails alone, and its hint (record and load report) is
+    the exact command, not the generic advice about ``entry``."""
+    folder = tmp_path / "plugins"
+    shutil.copytree(REPO / "examples" / example, folder / example)
+    code = textwrap.dedent(f"""
+        import asyncio, json
+        from plughost import PluginHost
+
+        async def main():
+            async with PluginHost([{str(folder)!r}]) as host:
+                await host.start()
+                record = host.get({example!r})
+                if record.state.value != "failed":  # activated on first use
+                    await host.activate({example!r})
+                report = host.report()[{example!r}]
+                return {{"state": record.state.value, "hint": record.hint,
+                        "report": report.to_dict()}}
+        print(json.dumps(asyncio.run(main())))
+    """)
+    out = _run(code, module=module)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    command = f"pip install 'plughost[{extra}]'"
+    assert data["state"] == "failed"
+    assert command in data["hint"] and "entry" not in data["hint"]
+    assert data["report"]["hint"] == data["hint"]
+    assert data["report"]["error"]["code"] == "extra.missing"
+
+
+def test_an_installed_plugin_whose_runtime_is_missing_says_which_extra(tmp_path: Path) -> None:
+    """Through the service (what `plughost serve` runs) and then the CLI with no server: the
+    installed wasm plugin fails alone at start, and list/status give the pip command."""
+    home = tmp_path / "home"
+    package = pack(REPO / "examples" / "wasm-hello", tmp_path)
+    code = textwrap.dedent(f"""
+        import asyncio, json
+        from plughost.services.manager import PluginService
+        from plughost.settings import HostSettings
+
+        settings = HostSettings(home={str(home)!r}, require_signature="never")
+
+        async def main():
+            async with PluginService(settings, start=True) as svc:
+                try:
+                    await svc.install({str(package)!r})
+                except Exception as exc:
+                    from plughost.services.resources import error
+                    refused = error(exc)["error"]
+                await svc.install({str(package)!r}, activate=False)
+            async with PluginService(settings, start=True) as svc:  # a server start
+                item = (await svc.list_plugins()).items[0].to_dict()
+            return {{"refused": refused, "item": item}}
+        print(json.dumps(asyncio.run(main()), default=str))
+    """)
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    command = "pip install 'plughost[wasm]'"
+    assert data["refused"]["code"] == "extra.missing"
+    assert command in data["refused"]["hint"]
+    assert data["item"]["state"] == "failed"
+    assert command in data["item"]["error"]["hint"]
+
+    # No server now: the CLI reads what the last start recorded, hint included.
+    cli = _run("from plughost.interfaces.cli import main\nsys.argv[0] = 'plughost'\nmain()",
+               "list", "--home", str(home), "--json")
+    assert cli.returncode == 0, cli.stderr
+    item = json.loads(cli.stdout)["items"][0]
+    assert item["state"] == "failed" and command in item["error"]["hint"]
+    status = _run("from plughost.interfaces.cli import main\nsys.argv[0] = 'plughost'\nmain()",
+                  "status", "--home", str(home), "-o", "table")
+    assert f"hint: run `{command}`" in status.stdout, status.stdout + status.stderr

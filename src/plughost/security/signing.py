@@ -185,8 +185,9 @@ def unsigned_hint(plugin_id: str, policy: SignaturePolicy) -> str:
     if policy.require_signature == "always":
         allow = (f"set `require_signature = \"unless-allowlisted\"` and {allow}")
     return (f"Ask the publisher for a signed package. For your own plugin in development, "
-            f"install it once with `plughost install --allow-unsigned` (recorded in the audit "
-            f"log), or {allow} to always allow {plugin_id} unsigned.")
+            f"install it once with `plughost install --allow-unsigned` (or `plughost update "
+            f"{plugin_id} SOURCE --allow-unsigned`; recorded in the audit log), or {allow} to "
+            f"always allow {plugin_id} unsigned.")
 
 
 # -- signing and verifying ------------------------------------------------------------------------

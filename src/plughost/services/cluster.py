@@ -124,7 +124,8 @@ def list_nodes(repo: Any, *, this_node: str | None = None,
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # ISO 8601 UTC with milliseconds, as every other time in the API and the CLI
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 class ClusterNode:

@@ -81,8 +81,8 @@ from plughost.services.reconcile import ReconcileReport
 from plughost.services.sources import FetchPolicy, Progress
 from plughost.services.stores import (
     RepositoryAuditLog,
-    RepositoryConfigStore,
     RepositoryPermissionStore,
+    home_config_store,
     installed_aware_policy,
 )
 from plughost.services.updater import Updater, UpdateResult, VersionInfo
@@ -96,6 +96,7 @@ from plughost.services.views import (
     idle_state,
     info_from_record,
     plugin_resource,
+    record_config_state,
     stored_state,
 )
 from plughost.settings import HostSettings
@@ -322,7 +323,7 @@ class PluginService:
                 policy=installed_aware_policy(_scope_policy(self._grant_policy),
                                               self.repository),
                 permission_store=RepositoryPermissionStore(self.repository),
-                config_store=RepositoryConfigStore(self.repository),
+                config_store=home_config_store(self.repository, s.home),
                 # Duck-typed AuditLog (record/query/close) over audit_events.
                 audit=RepositoryAuditLog(self.repository),  # type: ignore[arg-type]
                 kv=await asyncio.to_thread(self._plugin_storage))
@@ -1022,6 +1023,7 @@ class PluginService:
             await cm.replace(plugin_id, values, actor=actor or "operator")
         else:
             await cm.set(plugin_id, values, actor=actor or "operator")
+        await self._note_config(plugin_id)
         return await self.config(plugin_id)
 
     async def config_history(self, plugin_id: str) -> list[dict[str, Any]]:
@@ -1036,6 +1038,7 @@ class PluginService:
         """Make the settings of an earlier version current again (as a new version)."""
         services = await self._registered(plugin_id)
         await services.config.restore(plugin_id, version, actor=actor or "operator")
+        await self._note_config(plugin_id)
         return await self.config(plugin_id)
 
     async def grants(self, plugin_id: str) -> list[str]:
@@ -1185,6 +1188,20 @@ class PluginService:
         if writer is not None and not writer.done():
             await asyncio.shield(writer)
 
+    async def _note_config(self, plugin_id: str) -> None:
+        """Where no plugin runs (no server on the home): record whether the plugin's config
+        lacks what its schema requires, as the next start would find it — ``needs-config``
+        with what to set, or no longer — so `list`, `status` and `info` say so now, and not
+        that it will be activated. A server judges it itself when it starts the plugin."""
+        if self._run_plugins or self.services is None:
+            return
+        try:
+            services = await self._registered(plugin_id)
+        except PlughostError:
+            return  # a development folder, or a plugin whose config is not known here
+        problems = await asyncio.to_thread(services.config.problems, plugin_id)
+        await asyncio.to_thread(record_config_state, self.repository, plugin_id, problems)
+
     async def _persist_states(self, ids: Iterable[str]) -> None:
         """Write the host's current state of these plugins to the database (when changed).
         Not where no plugin runs: the stored state stays the one the last server saw."""
@@ -1228,8 +1245,15 @@ class PluginService:
         await self._reread_services(plugin_id, grants=False)
 
     async def _info_of(self, plugin_id: str) -> PluginInfo:
-        stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
-        return self._info(stored)
+        """An installed plugin's resource after an operation on it: the same fields, read the
+        same way, as the list and the detail show (its signature too)."""
+
+        def read() -> tuple[StoredPlugin, bool | None]:
+            stored = self.repository.require_plugin(plugin_id)
+            return stored, self.repository.signed_plugins([plugin_id]).get(plugin_id)
+
+        stored, signed = await asyncio.to_thread(read)
+        return self._info(stored, signed=signed)
 
     # ================================================================== operations
 
@@ -1293,6 +1317,7 @@ class PluginService:
                     root = Path(result.cache_path)
                     self.host.add(load_manifest(root), root, source="installed", enabled=False)
                 await self._persist_states([plugin_id])
+                await self._note_config(plugin_id)
         except PlughostError as exc:
             await self._audit_failure("plugin.install", plugin_id, exc, actor)
             raise
@@ -1311,16 +1336,20 @@ class PluginService:
         actor: str = "",
         force: bool = False,
         origin: str | None = None,
+        allow_unsigned: bool = False,
     ) -> UpdateResult:
         """Install a new version beside the current one, hand the running plugin's state
         over, activate and health-check it; on any failure the old version keeps running and
         nothing changes. Versions beyond ``settings.keep_versions`` are pruned. ``force``
-        reinstalls a version that is already kept (see :meth:`Updater.update`)."""
+        reinstalls a version that is already kept (see :meth:`Updater.update`);
+        ``allow_unsigned`` accepts the new package without a signature as :meth:`install`
+        does (the installer's one rule; recorded in the audit entry)."""
         self._check_open()
         await asyncio.to_thread(self.repository.require_plugin, plugin_id)
         try:
             staged = await self._complete(self.installer.stage, source, sha256=sha256,
                                           progress=progress, origin=origin,
+                                          allow_unsigned=allow_unsigned,
                                           abandon=Staged.cleanup)
         except PlughostError as exc:
             await self._audit_failure("plugin.update", plugin_id, exc, actor)
@@ -1516,6 +1545,7 @@ class PluginService:
                         await host.disable(plugin_id)
                     raise
             await self._persist_states([plugin_id])
+        await self._note_config(plugin_id)
         return await self._info_of(plugin_id)
 
     async def disable(self, plugin_id: str, *, actor: str = "") -> PluginInfo:

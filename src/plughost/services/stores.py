@@ -254,6 +254,25 @@ class RepositoryConfigStore:
 _AUDIT_PREFIX = "permission."
 
 
+def _outcome(decision: str) -> str:
+    return "denied" if decision in ("deny", "refused") else "ok"
+
+
+def security_entry(event: AuditEvent) -> dict[str, Any]:
+    """A permission decision as the one audit log shows it (an ``audit_entry`` resource of
+    kind ``security``): the row :class:`RepositoryAuditLog` stores for it, the same whichever
+    log recorded it."""
+    from plughost.services.resources import audit_entry
+
+    return audit_entry({
+        "id": event.id, "at": event.time, "actor": event.actor,
+        "action": _AUDIT_PREFIX + event.action, "plugin_id": event.plugin or None,
+        "outcome": _outcome(event.decision), "kind": "security",
+        "details": {"kind": event.kind, "scope": event.scope, "target": event.target,
+                    "decision": event.decision, "severity": event.severity,
+                    "reason": event.reason, "details": dict(event.details)}})
+
+
 class RepositoryAuditLog:
     """The permission manager's audit log (:class:`~plughost.security.audit.AuditLog`'s
     ``record`` / ``query``) in the repository's ``audit_events`` table, beside the install,
@@ -283,7 +302,7 @@ class RepositoryAuditLog:
         extra = dict(details or {})
         row = self.repo.append_audit(
             _AUDIT_PREFIX + action, actor=actor, plugin_id=plugin or None,
-            outcome="denied" if decision in ("deny", "refused") else "ok",
+            outcome=_outcome(decision),
             details={"kind": kind, "scope": scope, "target": target, "decision": decision,
                      "severity": severity, "reason": reason, "details": extra})
         return AuditEvent(time=row.at.timestamp(), plugin=plugin, action=action, kind=kind,
@@ -360,9 +379,23 @@ def permission_store_for_home(home: Path | None) -> RepositoryPermissionStore | 
 
 
 def config_store_for_home(home: Path | None) -> RepositoryConfigStore | None:
-    """What ``plughost config`` should use in a home with a database, or ``None``."""
-    repo = _repository_for_home(home)
-    return None if repo is None else RepositoryConfigStore(repo)
+    """What ``plughost config`` should use in a home with a database, or ``None``: the
+    database for installed plugins, ``<home>/config.db`` for plugins in development folders
+    (as the server reads them: :func:`home_config_store`)."""
+    settings = managed_settings(home)
+    if settings is None:
+        return None
+    from plughost.storage.backends import open_storage
+
+    return home_config_store(open_storage(settings).repository, settings.home)
+
+
+def home_config_store(repository: Repository, home: Path) -> RepositoryConfigStore:
+    """The config store of a home with a database: installed plugins' config in the
+    database, development folders' in ``<home>/config.db`` (kept across commands, so
+    `plughost config set ID -d DIR` is what the server and `plughost call`/`dev` run with)."""
+    return RepositoryConfigStore(repository,
+                                 fallback=SQLiteConfigStore(Path(home) / "config.db"))
 
 
 def audit_log_for_home(home: Path | None) -> RepositoryAuditLog | None:

@@ -191,7 +191,10 @@ class Updater:
                             signed_by=(staged.verification.key_id
                                        if staged.verification.trusted else None)),
                         manifest=manifest, previous=current.manifest, crash="update.before_commit",
-                        replace=reinstall)
+                        replace=reinstall,
+                        signature={"signed_by": staged.verification.key_id,
+                                   "signed": staged.verification.signed,
+                                   "allow_unsigned": staged.allow_unsigned})
             except BaseException:
                 if undo is not None:
                     _quietly(undo, "switching %s back to the old version", plugin_id)
@@ -285,6 +288,7 @@ class Updater:
         previous: Mapping[str, Any],
         crash: str | None,
         replace: bool = False,
+        signature: Mapping[str, Any] | None = None,
     ) -> list[StoredVersion]:
         """One transaction: the version row (update), the current version, grants for scopes
         the target version declares beyond the previous one (per the grant policy), pruning
@@ -310,6 +314,8 @@ class Updater:
                                        "pruned": [v.version for v in pruned]}
             if replace:
                 details["reinstalled"] = True
+            if signature is not None:  # a new package: what install records of its signature
+                details.update(signature)
             repo.append_audit(action, actor=actor, plugin_id=plugin_id, details=details)
             if crash is not None:
                 crash_point(crash)

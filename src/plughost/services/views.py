@@ -6,7 +6,7 @@ over HTTP). mypy checks both against it, so an interface never reaches past it i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from plughost.services.resources import iso
 
 if TYPE_CHECKING:
     from plughost.core.registry import PluginRecord
+    from plughost.errors import Problem
     from plughost.host import ReloadResult
     from plughost.services.installer import InstallResult, UninstallResult
     from plughost.services.sources import Progress
@@ -36,6 +37,7 @@ __all__ = [
     "info_from_record",
     "list_stored",
     "plugin_resource",
+    "record_config_state",
     "stored_info",
     "stored_state",
 ]
@@ -149,8 +151,45 @@ def stored_state(plugin_id: str, state: str, enabled: bool, failure_reason: str 
         waiting = state == "needs-config"
         error = {"code": "config.invalid" if waiting else "plugin.failed",
                  "message": failure_reason, "phase": failure_phase,
-                 "hint": CONFIG_HINT.format(id=plugin_id) if waiting else None}
+                 "hint": CONFIG_HINT.format(id=plugin_id) if waiting else
+                 _stored_hint(failure_reason)}
     return (state if enabled else "disabled"), error
+
+
+def _stored_hint(reason: str) -> str | None:
+    """The hint of a stored failure: the extra to install when the runtime was missing (its
+    message names it, as the live record's hint does), else none."""
+    if "pip install 'plughost[" not in reason:
+        return None
+    import re
+
+    from plughost.errors import extra_hint
+
+    found = re.findall(r"pip install 'plughost\[([a-z0-9,_-]+)\]'", reason)
+    return extra_hint(*(e for group in found for e in group.split(","))) if found else None
+
+
+def record_config_state(repository: Repository, plugin_id: str,
+                        problems: Sequence[Problem]) -> None:
+    """Where no server runs: record what the next start will find about an installed
+    plugin's config — ``needs-config`` with what to set when it lacks what its schema
+    requires (unless the plugin is disabled or failed for another reason), back to waiting
+    for the start once it is complete — so `list`, `status` and `info` say so before any
+    start. A server judges it itself when it starts the plugin."""
+    from plughost.core.lifecycle import State
+    from plughost.errors import ConfigInvalid
+
+    with repository.unit_of_work() as repo:
+        stored = repo.require_plugin(plugin_id)
+        if problems and stored.state not in (State.FAILED.value, State.DISABLED.value):
+            reason = ConfigInvalid(
+                list(problems), plugin_id=plugin_id, what=f"current config of {plugin_id}",
+                advice=f"Set them with `plughost config set {plugin_id} KEY=VALUE`.").message
+            if (stored.state, stored.failure_reason) != (State.NEEDS_CONFIG.value, reason):
+                repo.set_state(plugin_id, State.NEEDS_CONFIG.value, failure_reason=reason,
+                               failure_phase="config")
+        elif not problems and stored.state == State.NEEDS_CONFIG.value:
+            repo.set_state(plugin_id, State.RESOLVED.value)
 
 
 def idle_state(plugin_id: str, state: str, enabled: bool, failure_reason: str | None,
@@ -320,7 +359,7 @@ class PluginManagement(Protocol):
 
     async def update(self, plugin_id: str, source: str | Path, *, sha256: str | None = None,
                      progress: Progress | None = None, actor: str = "",
-                     force: bool = False) -> UpdateResult: ...
+                     force: bool = False, allow_unsigned: bool = False) -> UpdateResult: ...
 
     async def rollback(self, plugin_id: str, to: str | None = None, *,
                        actor: str = "") -> UpdateResult: ...

@@ -164,10 +164,14 @@ class ActivityRecords(ChangeLog):
         status: str | None = None,
         unfinished: bool = False,
         limit: int = 50,
+        offset: int = 0,
     ) -> list[Operation]:
-        """Operations, newest first; ``unfinished=True``: only pending and running ones (after
-        a crash: the operations whose owner may have died — see docs/storage.md)."""
-        stmt = select(OperationRow).order_by(OperationRow.created_at.desc()).limit(limit)
+        """Operations, newest first, after the first ``offset``; ``unfinished=True``: only
+        pending and running ones (after a crash: the operations whose owner may have died —
+        see docs/storage.md)."""
+        stmt = (select(OperationRow)
+                .order_by(OperationRow.created_at.desc(), OperationRow.id.desc())
+                .limit(limit).offset(offset))
         if plugin_id is not None:
             stmt = stmt.where(OperationRow.plugin_id == plugin_id)
         if status is not None:

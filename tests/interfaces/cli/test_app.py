@@ -85,3 +85,22 @@ def test_a_mistyped_command_suggests_the_right_one() -> None:
     result = CliRunner().invoke(build_app(), ["lst"])
     assert result.exit_code == 2
     assert "No such command 'lst'" in result.output and "'list'" in result.output
+
+
+def test_version_completion_and_a_missing_cli_extra() -> None:
+    """`--version`, shell completion in the help, and one clean line naming the `cli` extra
+    (no traceback) when the command line's packages are not installed."""
+    from plughost._version import __version__
+
+    app = build_app()
+    assert CliRunner().invoke(app, ["--version"]).stdout == f"plughost {__version__}\n"
+    assert "--install-completion" in CliRunner().invoke(app, ["--help"]).stdout
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "src")}
+    probe = ("import sys; sys.modules['typer'] = None; sys.argv = ['plughost', 'list']\n"
+             "from plughost.interfaces.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == ("error extra.missing: The plughost command line needs the 'typer' "
+                           "package, which is not installed. Install it with: "
+                           "pip install 'plughost[cli]'\n")

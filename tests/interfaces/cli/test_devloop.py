@@ -225,3 +225,65 @@ def test_dev_prints_each_plugin_log_line_once(tmp_path: Path, runtime: str, code
               if message in line and not line.startswith("✓")]
     assert len(logged) == 2, "".join(seen)  # the first activation's and the reload's
     assert all(f" greeter info: {message}" in line for line in logged), logged
+
+
+def test_new_call_reload_and_nodes_take_output_json_and_plain(tmp_path: Path) -> None:
+    """The author's commands and `nodes` take ``--output`` like every other command."""
+    from tests.interfaces.cli.test_output import _check, _cut
+
+    app = build_app()
+    plugins, home = tmp_path / "plugins", str(tmp_path / "home")
+
+    def run(*args: str, fmt: str, code: int = 0) -> str:
+        result = runner.invoke(app, [*args, "--output", fmt], catch_exceptions=False)
+        assert result.exit_code == code, (args, result.output)
+        return result.stdout
+
+    made = json.loads(run("new", "greeter", "--dir", str(plugins), fmt="json"))
+    _check("new_plugin", made, page=False)
+    assert "plugin.toml" in made["files"]
+    assert _cut(run("new", "other", "--dir", str(plugins), fmt="plain"),
+                "new_plugin")[0][:2] == ["other", "python"]
+    call = ("call", "greeter", "greet", "--arg", "name=Ada", "-d", str(plugins), "--home", home)
+    assert run(*call, fmt="plain") == "Hello, Ada!\n"
+    assert json.loads(run(*call, fmt="json")) == "Hello, Ada!"
+    count = ("call", "greeter", "count", "-d", str(plugins), "--home", home)
+    assert run(*count, fmt="plain").strip().isdigit()
+    refused = json.loads(run("reload", "greeter", "--home", home, fmt="json", code=1))
+    _check("error", refused, page=False)
+    assert refused["error"]["code"] == "server.not_running"
+    nodes = json.loads(run("nodes", "--home", home, fmt="json"))
+    _check("node", nodes, page=True)
+    assert run("nodes", "--home", home, fmt="plain") == ""
+
+
+def test_call_runs_a_folder_plugin_with_the_config_set_for_it(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """`plughost config set ID ... -d DIR` is what `plughost call ID ... -d DIR` runs the
+    plugin with (``${VAR}`` from the calling shell), on a plain home and on one with a
+    database alike."""
+    app = build_app()
+    plugins = tmp_path / "plugins" / "greeter"
+    plugins.mkdir(parents=True)
+    (plugins / "plugin.toml").write_text(
+        'id = "greeter"\nversion = "1.0.0"\nentry = "main:Main"\n'
+        '[config.schema]\ntype = "object"\nrequired = ["greeting"]\n'
+        '[config.schema.properties.greeting]\ntype = "string"\n')
+    (plugins / "main.py").write_text(
+        "from plughost.sdk import Plugin\n\nclass Main(Plugin):\n"
+        "    def activate(self, ctx):\n        self.greeting = ctx.config['greeting']\n\n"
+        "    def greet(self, name):\n        return f'{self.greeting}, {name}!'\n")
+    monkeypatch.setenv("GREETING", "Hej")
+    for home in (tmp_path / "plain-home", tmp_path / "db-home"):
+        if home.name == "db-home":
+            assert runner.invoke(app, ["db", "upgrade", "--home", str(home)]).exit_code == 0
+        where = ["-d", str(plugins.parent), "--home", str(home)]
+        unset = runner.invoke(app, ["call", "greeter", "greet", "--arg", "name=Ada", *where,
+                                    "--output", "plain"])
+        assert unset.exit_code == 1, unset.output  # nothing set yet: it needs its greeting
+        done = runner.invoke(app, ["config", "set", "greeter", "greeting=${GREETING}", *where])
+        assert done.exit_code == 0, done.output
+        result = runner.invoke(app, ["call", "greeter", "greet", "--arg", "name=Ada", *where,
+                                     "--output", "plain"])
+        assert (result.exit_code, result.stdout) == (0, "Hej, Ada!\n"), (home, result.output)

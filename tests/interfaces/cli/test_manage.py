@@ -277,3 +277,83 @@ def test_list_of_a_home_shows_its_development_folders_too(app, package, home) ->
     listing = data(invoke(app, "list", "--json"))
     assert [(p["id"], p["source"]) for p in listing["items"]] == [
         ("devplug", "directory"), ("hello", "local")]
+
+
+def _unsigned(app: typer.Typer, tmp_path: Path, plugin_id: str, version: str) -> str:
+    src = tmp_path / "src" / f"{plugin_id}-{version}-unsigned"
+    src.mkdir(parents=True)
+    (src / "plugin.toml").write_text(
+        f'id = "{plugin_id}"\nversion = "{version}"\nentry = "main:Main"\n')
+    (src / "main.py").write_text(textwrap.dedent(CODE))
+    return str(data(invoke(app, "pack", src, "-o", tmp_path / "dist", "--json"))["path"])
+
+
+def test_update_allow_unsigned_works_as_install_does(app, package, home, tmp_path) -> None:
+    assert invoke(app, "install", package("hello", "1.0.0")).exit_code == 0
+    v2 = _unsigned(app, tmp_path, "hello", "1.1.0")
+    refused = invoke(app, "update", "hello", v2, "--json")
+    assert refused.exit_code == 1
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "signature.missing"
+    assert "`plughost update hello SOURCE --allow-unsigned`" in error["hint"]
+    assert data(invoke(app, "info", "hello", "--json"))["version"] == "1.0.0"
+
+    updated = data(invoke(app, "update", "hello", v2, "--allow-unsigned", "--json"))
+    assert (updated["id"], updated["version"], updated["signed"]) == ("hello", "1.1.0", False)
+    assert [p["signed"] for p in data(invoke(app, "list", "--json"))["items"]] == [False]
+    entries = data(invoke(app, "audit", "--plugin", "hello", "--json"))["items"]
+    update = next(e for e in entries if e["action"] == "plugin.update" and e["outcome"] == "ok")
+    assert (update["details"]["allow_unsigned"], update["details"]["signed"]) == (True, False)
+    # and back to a signed package: the flag is recorded only when it was needed
+    again = data(invoke(app, "update", "hello", package("hello", "1.2.0"), "--allow-unsigned",
+                        "--json"))
+    assert (again["version"], again["signed"]) == ("1.2.0", True)
+
+
+def test_the_plugin_resource_has_one_shape_after_every_action(app, package, home) -> None:
+    """list, info and every action print the same plugin resource: every field a list item
+    has, valid against the schema, and the real signature status (never ``null``)."""
+    import jsonschema
+
+    from plughost.services.resources import SCHEMAS
+
+    shapes = {"install": data(invoke(app, "install", package("hello"), "--json"))}
+    shapes["list"] = data(invoke(app, "list", "--json"))["items"][0]
+    shapes["info"] = data(invoke(app, "info", "hello", "--json"))
+    for action in ("disable", "enable"):
+        shapes[action] = data(invoke(app, action, "hello", "--json"))
+    shapes["update"] = data(invoke(app, "update", "hello", package("hello", "1.1.0"), "--json"))
+    shapes["rollback"] = data(invoke(app, "rollback", "hello", "--json"))
+    validator = jsonschema.Draft202012Validator(SCHEMAS["plugin"])
+    for name, item in shapes.items():
+        validator.validate(item)
+        assert set(item) >= set(shapes["list"]), (name, set(shapes["list"]) - set(item))
+        assert item["signed"] is True, name
+
+
+NEEDS_URL = """
+[config.schema]
+type = "object"
+required = ["url"]
+[config.schema.properties.url]
+type = "string"
+"""
+
+
+def test_needs_config_is_reported_where_no_server_runs(app, package, home) -> None:
+    """No server on the home: an install whose config lacks a required value says so at
+    once (not that it will be activated), and `config set` clears it for the next start."""
+    installed = data(invoke(app, "install", package("hooked", extra=NEEDS_URL), "--json"))
+    assert (installed["state"], installed["live"]) == ("needs-config", False)
+    assert "url" in installed["error"]["message"]
+    assert "plughost config set hooked" in installed["error"]["hint"]
+    human = invoke(app, "status")
+    assert "needs-config (not running): 1" in human.stdout
+    assert "plughost config set hooked" in human.stdout
+    plain = invoke(app, "list", "-o", "plain").stdout.split("\t")
+    assert (plain[2], plain[7]) == ("needs-config (not running)", "config.invalid")
+
+    assert invoke(app, "config", "set", "hooked", "url=https://example.com").exit_code == 0
+    listed = data(invoke(app, "list", "--json"))["items"][0]
+    assert (listed["state"], listed["error"]) == ("installed", None)
+    assert "will be activated when the server starts" in invoke(app, "enable", "hooked").stdout

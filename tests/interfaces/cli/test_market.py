@@ -11,6 +11,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -171,3 +172,69 @@ def test_policy_and_check_from_the_command_line(app, home, tmp_path, keys, serve
     checked = data(invoke(app, "market", "check", "--json"))
     assert [(d["id"], d["action"]) for d in checked["items"]] == [  # type: ignore[index]
         ("solo", "updated")]
+
+
+def test_every_market_command_takes_output_json_and_plain(app, home, tmp_path, keys,
+                                                          served_repo):
+    """Like every other command: ``--output json`` in the documented shape of its kind,
+    ``--output plain`` with the kind's stable tab-separated columns on every line."""
+    from tests.interfaces.cli.test_output import _check, _cut
+
+    repo, url = served_repo
+
+    def run(*args: object, kind: str, page: bool = False, plain: bool = False) -> Any:
+        result = invoke(app, *args, "--output", "plain" if plain else "json")
+        assert result.exit_code == 0, (args, result.output)
+        if plain:
+            return _cut(result.stdout, kind)
+        body = json.loads(result.stdout)
+        _check(kind, body, page=page)
+        return body
+
+    assert run("market", "init", tmp_path / "other", kind="market_change",
+               plain=True)[0][0] == "init"
+    assert run("publish", package(tmp_path, keys, "lrc-core", "1.0.0"), "--repo", repo,
+               kind="publication")["version"] == "1.0.0"
+    assert run("publish", package(tmp_path, keys, "solo", "1.0.0"), "--repo", repo,
+               kind="publication", plain=True)[0][:2] == ["solo", "1.0.0"]
+    assert run("market", "add", "main", url, "--root", repo / "root.json",
+               kind="marketplace")["plugins"] == 2
+    assert run("market", "list", kind="marketplace", page=True)["total"] == 1
+    assert run("market", "list", kind="marketplace", plain=True)[0][:2] == ["main", "100"]
+    run("market", "refresh", kind="market_refresh", page=True)
+    assert run("market", "refresh", kind="market_refresh", plain=True)[0][0] == "main"
+    assert run("search", kind="market_hit", page=True)["total"] == 2
+    assert sorted(r[0] for r in run("search", kind="market_hit", plain=True)) == [
+        "lrc-core", "solo"]
+    assert run("market", "info", "solo", kind="market_plugin")["id"] == "solo"
+    assert run("market", "info", "solo", kind="market_plugin", plain=True)[0][3] == "1.0.0"
+
+    assert run("install", "lrc-core", kind="installed_package", plain=True)[0][:2] == [
+        "lrc-core", "1.0.0"]
+    assert invoke(app, "install", "solo", "--output", "json").exit_code == 0
+    assert run("outdated", kind="outdated", plain=True) == []
+    run("publish", package(tmp_path, keys, "lrc-core", "1.1.0"), "--repo", repo,
+        kind="publication", plain=True)
+    run("publish", package(tmp_path, keys, "solo", "1.1.0"), "--repo", repo,
+        kind="publication", plain=True)
+    assert run("outdated", kind="outdated", page=True)["total"] == 2
+    assert [r[:3] for r in run("outdated", kind="outdated", plain=True)] == [
+        ["lrc-core", "1.0.0", "1.1.0"], ["solo", "1.0.0", "1.1.0"]]
+    assert run("market", "policy", "solo", kind="update_policy")["policy"] == "notify"
+    assert run("market", "policy", "solo", "--policy", "auto", kind="update_policy",
+               plain=True)[0][:2] == ["solo", "auto"]
+    assert [r[0] for r in run("market", "check", kind="update_decision", plain=True)] == [
+        "lrc-core", "solo"]
+    assert run("update", "--all", kind="update_outcome", plain=True)[0][:4] == [
+        "lrc-core", "true", "1.0.0", "1.1.0"]
+
+    # the publisher's maintenance commands
+    assert run("market", "timestamp", repo, kind="market_change")["action"] == "timestamp"
+    run("market", "timestamp", repo, kind="market_change", plain=True)
+    assert run("market", "yank", repo, "solo@1.0.0", kind="market_change",
+               plain=True)[0][:3] == ["yank", "solo", "1.0.0"]
+    run("market", "advise", repo, "solo", "--id", "PHSA-1", "--affected", "<1.1.0",
+        kind="market_change")
+    run("market", "rotate-key", repo, "timestamp", kind="market_change", plain=True)
+    assert run("market", "remove", "main", kind="market_change", plain=True)[0][:2] == [
+        "remove", "main"]

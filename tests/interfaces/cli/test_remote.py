@@ -25,10 +25,14 @@ LIVE = ("state", "stats", "updated_at", "updateTime", "warnings", "error")
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path, str]]:
+def server(tmp_path: Path,
+           request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, Path, str]]:
+    """A real server on a home accepting unsigned packages (or the ``require_signature`` a
+    test names with ``indirect=True``), and an admin token."""
     home = tmp_path / "home"
     home.mkdir()
-    (home / "plughost.toml").write_text('require_signature = "never"\n')
+    policy = getattr(request, "param", "never")
+    (home / "plughost.toml").write_text(f'require_signature = "{policy}"\n')
     app = build_app()
     made = runner.invoke(app, ["token", "create", "--role", "admin", "--name", "cli",
                                "--home", str(home), "--json"])
@@ -99,6 +103,29 @@ def test_remote_commands_match_local_output(
 
     done = _cli("uninstall", "remote-demo", *remote)
     assert done.exit_code == 0 and "uninstalled remote-demo" in done.stdout
+
+
+@pytest.mark.parametrize("server", ["unless-allowlisted"], indirect=True)
+def test_remote_install_and_update_allow_unsigned(
+    server: tuple[ServerProcess, Path, str], tmp_path: Path, write_plugin: Any
+) -> None:
+    """``--allow-unsigned`` reaches the server for install and update alike."""
+    proc, _, secret = server
+    remote = ("--server", proc.base_url, "--token", secret, "--json")
+    v1 = _package(tmp_path, write_plugin, "own", "1.0.0")
+    v2 = _package(tmp_path, write_plugin, "own", "1.1.0")
+    refused = _cli("install", str(v1), *remote)
+    assert refused.exit_code == 1
+    assert json.loads(refused.stdout)["error"]["code"] == "signature.missing"
+    done = _cli("install", str(v1), "--allow-unsigned", *remote)
+    assert done.exit_code == 0, done.output
+    refused = _cli("update", "own", str(v2), *remote)
+    assert refused.exit_code == 1
+    assert json.loads(refused.stdout)["error"]["code"] == "signature.missing"
+    done = _cli("update", "own", str(v2), "--allow-unsigned", *remote)
+    assert done.exit_code == 0, done.output
+    item = json.loads(done.stdout)
+    assert (item["version"], item["signed"], item["state"]) == ("1.1.0", False, "active")
 
 
 def test_remote_errors_print_like_local_ones(
@@ -239,3 +266,20 @@ def test_remote_install_reports_upload_progress_and_draws_it_on_a_terminal_only(
     assert drawn.returncode == 0, drawn.stderr
     assert "upload" in drawn.stderr and f"{third.stat().st_size} bytes" in drawn.stderr
     assert "installed" in drawn.stdout and "upload-three" in drawn.stdout
+
+
+def test_nodes_in_every_format_locally_and_through_the_server(
+    server: tuple[ServerProcess, Path, str],
+) -> None:
+    from tests.interfaces.cli.test_output import _check, _cut
+
+    proc, home, secret = server
+    local = _cli("nodes", "--home", str(home), "--output", "json")
+    remote = _cli("nodes", "--server", proc.base_url, "--token", secret, "--output", "json")
+    for result in (local, remote):
+        assert result.exit_code == 0, result.output
+        _check("node", json.loads(result.stdout), page=True)
+    item = json.loads(remote.stdout)["items"][0]
+    assert item["status"] == "up" and item["heartbeat_at"].endswith("Z")
+    rows = _cut(_cli("nodes", "--home", str(home), "--output", "plain").stdout, "node")
+    assert [r[1] for r in rows] == ["up"]

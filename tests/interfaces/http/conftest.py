@@ -20,8 +20,11 @@ MakePackage = Callable[..., Path]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> HostSettings:
-    return HostSettings(home=tmp_path / "home", require_signature="never")
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> HostSettings:
+    """A home accepting unsigned packages, or the signature policy a test names
+    (``@pytest.mark.parametrize("settings", ["always"], indirect=True)``)."""
+    policy = getattr(request, "param", "never")
+    return HostSettings(home=tmp_path / "home", require_signature=policy)
 
 
 @pytest.fixture

@@ -67,12 +67,13 @@ async def test_cached_list_follows_changes_made_through_the_service(
 async def test_commands_execute_through_the_host_registry(api: Api) -> None:
     registry = getattr(api.service.host, "commands", None)
     if registry is None:  # a host without the communication layer has no commands
-        assert (await api.client.get("/api/v1/commands")).json() == []
+        assert (await api.client.get("/api/v1/commands")).json() == {
+            "items": [], "next_cursor": None, "total": 0}
         r = await api.client.post("/api/v1/commands/demo.echo", json={})
         assert (r.status_code, r.json()["error"]["code"]) == (404, "command.not_found")
         return
     registry.register(None, "demo.echo", lambda text: {"echo": text})
-    assert "demo.echo" in (await api.client.get("/api/v1/commands")).json()
+    assert "demo.echo" in (await api.client.get("/api/v1/commands")).json()["items"]
     r = await api.client.post("/api/v1/commands/demo.echo", json={"args": {"text": "hi"}})
     assert r.status_code == 200, r.text
     assert r.json() == {"command": "demo.echo", "result": {"echo": "hi"}}

@@ -200,7 +200,8 @@ async def test_malformed_package_urls_are_refused_with_download_url(
         assert error["code"] == "download.url"
         assert problem in error["message"]
     assert (await api.client.get("/api/v1/plugins")).json()["total"] == 0
-    assert (await api.client.get("/api/v1/operations")).json() == []
+    assert (await api.client.get("/api/v1/operations")).json() == {"items": [],
+                                                                    "next_cursor": None}
 
 
 async def test_update_with_a_malformed_url_is_refused_too(

@@ -76,7 +76,8 @@ async def test_async_install_from_url_returns_202_and_finishes(
     assert done["result"]["plugin_id"] == "remote"
     assert (await url_api.client.get("/api/v1/plugins/remote")).json()["state"] == "active"
     listed = (await url_api.client.get("/api/v1/operations")).json()
-    assert [o["id"] for o in listed] == [op["id"]]
+    assert listed == {"items": [listed["items"][0]], "next_cursor": None}
+    assert listed["items"][0]["id"] == op["id"]
 
 
 async def test_async_install_failure_is_recorded_on_the_operation(
@@ -199,3 +200,28 @@ async def test_a_payload_too_deep_to_encode_does_not_break_the_stream(api: Api) 
     assert [(d["topic"], d["payload"]) for _, d in events] == [
         ("orders.deep", None), ("orders.after", {"order": 1})]
     assert "could not be encoded" in events[0][1]["error"]
+
+
+async def test_operations_list_is_a_page_like_every_other_list(
+    api: Api, make_package: MakePackage
+) -> None:
+    import jsonschema
+
+    from plughost.services.resources import page_schema
+
+    ids = []
+    for pid in ("op-a", "op-b", "op-c"):
+        package = make_package(pid)
+        with package.open("rb") as fh:
+            r = await api.client.post("/api/v1/plugins/install?async=true",
+                                      data={"source": "local"},
+                                      files={"file": (package.name, fh, "application/zip")})
+        assert r.status_code == 202, r.text
+        ids.append((await _wait_operation(api, r.json()["id"]))["id"])
+    first = (await api.client.get("/api/v1/operations?limit=2")).json()
+    jsonschema.validate(first, page_schema("operation"))
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    rest = (await api.client.get(
+        f"/api/v1/operations?limit=2&cursor={first['next_cursor']}")).json()
+    assert rest["next_cursor"] is None
+    assert sorted(o["id"] for o in first["items"] + rest["items"]) == sorted(ids)

@@ -96,3 +96,34 @@ async def test_plugin_details_show_the_live_config_with_secrets_redacted(
         assert detail.json()["config"] == {"channel": "#alerts", "token": "***"}
         assert detail.json()["config_revision"] == r.json()["version"]
         assert "hunter2" not in detail.text
+
+
+async def test_security_audit_entries_have_the_one_audit_entry_shape(
+    api: Api, make_package: MakePackage
+) -> None:
+    """/security/audit filters the security decisions of the one audit log: the same
+    entries, in the same audit_entry shape, as /audit?kind=security."""
+    import jsonschema
+
+    from plughost.services.resources import page_schema
+
+    assert (await api.install(make_package("reach"))).status_code == 201
+    for verb in ("grant", "revoke"):
+        r = await api.client.post(f"/api/v1/plugins/reach/permissions/{verb}",
+                                  json={"scope": "fs:read:/data"})
+        assert r.status_code == 200, r.text
+    security = (await api.client.get("/api/v1/security/audit?plugin_id=reach")).json()
+    one_log = (await api.client.get("/api/v1/audit?plugin_id=reach&kind=security")).json()
+    jsonschema.validate(security, page_schema("audit_entry"))
+    assert [e["action"] for e in security["items"]] == ["permission.revoke",
+                                                        "permission.grant"]
+    assert security["items"] == one_log["items"]
+    entry = security["items"][0]
+    assert (entry["kind"], entry["plugin_id"], entry["details"]["scope"]) == (
+        "security", "reach", "fs:read:/data")
+    assert entry["at"].endswith("Z")
+    since = (await api.client.get("/api/v1/security/audit",
+                                  params={"since": entry["at"]})).json()["items"]
+    assert entry["id"] in [e["id"] for e in since]
+    assert (await api.client.get("/api/v1/security/audit?decision=granted")).json()[
+        "items"] == [security["items"][1]]

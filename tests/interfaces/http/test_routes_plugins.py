@@ -471,3 +471,55 @@ def test_hot_bodies_mean_the_same_with_either_json_codec() -> None:
         wire.enable_fast_json()
     at = datetime(2026, 12, 3, tzinfo=UTC)
     assert json.loads(json_bytes({"stats": {"since": at}})) == {"stats": {"since": str(at)}}
+
+
+@pytest.mark.parametrize("settings", ["unless-allowlisted"], indirect=True)
+async def test_update_honours_allow_unsigned_as_install_does(
+    api: Api, make_package: MakePackage
+) -> None:
+    """One rule for install and update: an unsigned package is refused under a policy that
+    requires signatures, unless the request says ``allow_unsigned``; the audit entry says so
+    and the plugin resource shows it unsigned."""
+    refused = await api.install(make_package("own", "1.0.0"))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "signature.missing"
+    assert (await api.install(make_package("own", "1.0.0"),
+                              allow_unsigned="true")).status_code == 201
+
+    async def put(version: str, **fields: str) -> Any:
+        package = make_package("own", version)
+        with package.open("rb") as fh:
+            return await api.client.put("/api/v1/plugins/own",
+                                        data={"source": "local", **fields},
+                                        files={"file": (package.name, fh, "application/zip")})
+
+    r = await put("1.1.0")
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "signature.missing"
+    assert "--allow-unsigned" in r.json()["error"]["hint"]
+    r = await put("1.1.0", allow_unsigned="true")
+    assert r.status_code == 200, r.text
+    assert (r.json()["from_version"], r.json()["to_version"]) == ("1.0.0", "1.1.0")
+    detail = (await api.client.get("/api/v1/plugins/own")).json()
+    assert (detail["version"], detail["signed"]) == ("1.1.0", False)
+    audit = (await api.client.get("/api/v1/audit?plugin_id=own")).json()["items"]
+    update = next(e for e in audit if e["action"] == "plugin.update" and e["outcome"] == "ok")
+    assert update["details"]["allow_unsigned"] is True
+    assert update["details"]["signed"] is False
+
+
+async def test_the_plugin_resource_has_one_shape_from_list_detail_and_every_action(
+    api: Api, make_package: MakePackage
+) -> None:
+    """The same fields, and the real signature status (an unsigned package here: ``false``,
+    never ``null``), from the list, the detail and each action."""
+    assert (await api.install(make_package("shape"))).status_code == 201
+    shapes = {"list": (await api.client.get("/api/v1/plugins")).json()["items"][0],
+              "detail": (await api.client.get("/api/v1/plugins/shape")).json()}
+    for action in ("disable", "enable", "deactivate", "activate", "stop", "start"):
+        r = await api.client.post(f"/api/v1/plugins/shape/{action}")
+        assert r.status_code == 200, (action, r.text)
+        shapes[action] = r.json()
+    for name, item in shapes.items():
+        assert set(item) >= set(shapes["list"]), (name, set(shapes["list"]) - set(item))
+        assert item["signed"] is False, name

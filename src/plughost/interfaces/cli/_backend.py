@@ -357,10 +357,10 @@ class RemoteBackend:
 
     async def update(self, plugin_id: str, source: str | Path, *, sha256: str | None = None,
                      progress: Progress | None = None, actor: str = "",
-                     force: bool = False) -> UpdateResult:
+                     force: bool = False, allow_unsigned: bool = False) -> UpdateResult:
+        flags = {"force": str(force).lower(), "allow_unsigned": str(allow_unsigned).lower()}
         return _update_result(await self._package("PUT", f"/plugins/{plugin_id}", source,
-                                                  sha256, {"force": str(force).lower()},
-                                                  progress))
+                                                  sha256, flags, progress))
 
     async def rollback(self, plugin_id: str, to: str | None = None, *,
                        actor: str = "") -> UpdateResult:

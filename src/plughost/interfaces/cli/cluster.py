@@ -10,10 +10,11 @@ from plughost.interfaces.cli._backend import Remote, ServerOption, TokenOption, 
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
+    OutputOption,
     console,
     handle_errors,
-    print_json,
 )
+from plughost.interfaces.cli._output import emit_page, output_format
 
 __all__ = ["register"]
 
@@ -32,6 +33,7 @@ def nodes(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Every `plughost serve` on this database: version, last heartbeat, the change it applied,
@@ -39,7 +41,8 @@ def nodes(
     from rich.markup import escape
     from rich.table import Table
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         where = target(home, server, token)
         if isinstance(where, Remote):
             from plughost.interfaces.cli._backend import _SyncApi
@@ -51,8 +54,8 @@ def nodes(
                 api.close()
         else:
             items = _local(where)
-    if as_json:
-        print_json({"items": items, "next_cursor": None})
+    if fmt != "table":
+        emit_page("node", items, fmt, total=len(items))
         return
     table = Table("node", "status", "version", "heartbeat (UTC)", "applied", "hears changes by",
                   "plugins")

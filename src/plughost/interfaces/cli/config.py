@@ -123,6 +123,39 @@ StoreOption = Annotated[
 ]
 
 
+def stored_settings(home: Path | None) -> dict[str, dict[str, Any]]:
+    """The operator settings `plughost config set` recorded for each plugin on this home
+    (``--home``, else the default home) — in its database when it has one, else in
+    ``<home>/config.db`` — for the commands that build a host from plugin folders (`call`,
+    `dev`), so they run a plugin with the config `config set -d` gave it."""
+    import os
+
+    from plughost.services.config import substitute_env
+    from plughost.services.stores import config_store_for_home
+    from plughost.storage.config_store import ConfigStore, SQLiteConfigStore
+
+    store: ConfigStore | None = config_store_for_home(home)
+    if store is None:
+        path = (home or default_home()) / "config.db"
+        if not path.is_file():
+            return {}
+        store = SQLiteConfigStore(path)
+    try:
+        out: dict[str, dict[str, Any]] = {}
+        for plugin_id in store.plugins():
+            latest = store.latest(plugin_id)
+            if latest is not None and latest.settings:
+                # ${VAR} from this shell, as this command's host runs here; an unset one is
+                # left for the plugin's config check to name
+                saved = store.load_schema(plugin_id)
+                out[plugin_id] = substitute_env(dict(latest.settings), os.environ,
+                                                schema=saved[0] if saved else None,
+                                                problems=[])
+        return out
+    finally:
+        store.close()
+
+
 def _manager(
     home: Path | None, plugins_dir: list[Path] | None, plugin_id: str, store: str | None = None,
     server: str | None = None, token: str | None = None,
@@ -273,8 +306,21 @@ def set_(
                 record = run_async(lambda: manager.replace(plugin_id, values, actor="cli"))
             else:
                 record = run_async(lambda: manager.set(plugin_id, values, actor="cli"))
+            _note_state(manager, plugin_id)
             data = _config_resource(manager, plugin_id)
     _done(record, data, fmt)
+
+
+def _note_state(manager: ConfigManager, plugin_id: str) -> None:
+    """A home with a database and no server on it: record whether the installed plugin still
+    needs configuration, so `list` and `status` say it before the next start (a server on the
+    home judges it itself; a development folder has no recorded state)."""
+    from plughost.services.stores import RepositoryConfigStore
+    from plughost.services.views import record_config_state
+
+    store = getattr(manager, "store", None)  # none over a server's API: it judges itself
+    if isinstance(store, RepositoryConfigStore) and store.repo.get_plugin(plugin_id):
+        record_config_state(store.repo, plugin_id, manager.problems(plugin_id))
 
 
 def _done(record: ConfigRecord, data: dict[str, Any], fmt: Format) -> None:
@@ -309,6 +355,7 @@ def reset(
         _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
     ):
         record = run_async(lambda: manager.reset(plugin_id, actor="cli"))
+        _note_state(manager, plugin_id)
         data = _config_resource(manager, plugin_id)
     _done(record, data, fmt)
 
@@ -362,6 +409,7 @@ def restore(
         _opened(home, plugins_dir, plugin_id, store, server, token) as manager,
     ):
         record = run_async(lambda: manager.restore(plugin_id, version, actor="cli"))
+        _note_state(manager, plugin_id)
         data = _config_resource(manager, plugin_id)
     _done(record, data, fmt)
 

@@ -30,11 +30,13 @@ from plughost.interfaces.cli._backend import ServerOption, TokenOption
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
+    OutputOption,
     console,
     handle_errors,
     print_json,
     run_async,
 )
+from plughost.interfaces.cli._output import emit, output_format
 
 if TYPE_CHECKING:
     import asyncio
@@ -100,15 +102,17 @@ def new(
     ] = "python",
     directory: Annotated[Path, typer.Option(
         "--dir", help="Where to create the plugin folder.")] = Path("."),
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a plugin folder: manifest, code, README and a test (`python -m pytest`)."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         dest = directory / name
         files = render_template(runtime, name, dest)
-    if as_json:
-        print_json({"plugin_id": name, "runtime": runtime, "path": str(dest),
-                    "files": [str(f.relative_to(dest)) for f in files]})
+    if fmt != "table":
+        emit("new_plugin", {"plugin_id": name, "runtime": runtime, "path": str(dest),
+                            "files": [str(f.relative_to(dest)) for f in files]}, fmt)
         return
     console.print(f"[green]✓[/] created {dest} ({runtime})")
     for f in files:
@@ -197,8 +201,9 @@ def _print_reload(result: ReloadResult, host: PluginHost) -> None:
 
 
 async def run_dev(paths: list[Path], home: Path, debounce: float,
-                  stop: asyncio.Event) -> int:
-    """The ``dev`` loop on an event loop; returns the exit code when ``stop`` is set."""
+                  stop: asyncio.Event, config: dict[str, dict[str, Any]] | None = None) -> int:
+    """The ``dev`` loop on an event loop; returns the exit code when ``stop`` is set.
+    ``config``: the operator settings per plugin (what `plughost config set` recorded)."""
     from plughost.host import PluginHost
 
     handler = _PluginLogs()
@@ -212,7 +217,8 @@ async def run_dev(paths: list[Path], home: Path, debounce: float,
     host_log = logging.getLogger("plughost.host")
     host_log.addFilter(_not_a_reload)
     try:
-        async with PluginHost(paths, home=home, watch=True, debounce=debounce) as host:
+        async with PluginHost(paths, home=home, watch=True, debounce=debounce,
+                              config=config) as host:
             host.on_reload(lambda result: _print_reload(result, host))
             report = await host.start()
             for outcome in report.outcomes:
@@ -262,6 +268,9 @@ def dev(
         if serve:
             _serve(paths, home, debounce, port)
             return
+        from plughost.interfaces.cli.config import stored_settings
+
+        settings = stored_settings(home)  # what `plughost config set [-d]` recorded
         with contextlib.ExitStack() as stack:
             where = home if home is not None else Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="plughost-dev-")))
@@ -272,7 +281,8 @@ def dev(
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     with contextlib.suppress(NotImplementedError, RuntimeError):
                         loop.add_signal_handler(sig, stop.set)
-                return await run_dev([p.resolve() for p in paths], where, debounce, stop)
+                return await run_dev([p.resolve() for p in paths], where, debounce, stop,
+                                     settings)
 
             code = run_async(main)
     raise typer.Exit(code)
@@ -325,6 +335,7 @@ def call(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Call a plugin and print the result: on a host built from the folders, or on a server
@@ -332,7 +343,8 @@ def call(
     from plughost.errors import PluginNotFound
     from plughost.host import PluginHost
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         kwargs = parse_args(arg or [])
         if server:
             from plughost.interfaces.cli._backend import Remote, _SyncApi
@@ -350,8 +362,12 @@ def call(
             base = home if home is not None else default_home()
             dirs = plugins_dir or [base / "plugins"]
 
+            from plughost.interfaces.cli.config import stored_settings
+
+            settings = stored_settings(home)  # what `plughost config set` recorded
+
             async def once() -> Any:
-                async with PluginHost(dirs, home=base) as host:
+                async with PluginHost(dirs, home=base, config=settings) as host:
                     report = await host.start()
                     if plugin_id not in {o.plugin_id for o in report.outcomes}:
                         raise PluginNotFound(
@@ -360,8 +376,14 @@ def call(
                     return await host.call(plugin_id, method, **kwargs)
 
             result = run_async(once)
-    if as_json or not isinstance(result, str):
+    # What the plugin returned, as it is: JSON, or in plain one line (text as it is, other
+    # values as compact JSON); a table shows text as text.
+    if fmt == "json" or (fmt == "table" and not isinstance(result, str)):
         print_json(result)
+    elif fmt == "plain":
+        text = result if isinstance(result, str) else json.dumps(
+            result, separators=(",", ":"), default=str)
+        sys.stdout.write(text + "\n")
     else:
         console.print(result, markup=False, highlight=False)
 
@@ -371,17 +393,19 @@ def reload(
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Hot reload a plugin from its files (development plugins too); on failure the running
     version keeps serving and the error is shown."""
     from plughost.interfaces.cli._backend import run_backend, target
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         result = run_backend(target(home, server, token),
                              lambda svc: svc.reload(plugin_id, actor="cli"))
-    if as_json:
-        print_json(result.to_dict())
+    if fmt != "table":
+        emit("reload", result.to_dict(), fmt)
         return
     console.print(f"[green]↻[/] reloaded [bold]{result.plugin_id}[/] {result.from_version} → "
                   f"{result.to_version} in {result.seconds * 1000:.0f} ms ({result.state})")

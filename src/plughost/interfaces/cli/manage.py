@@ -68,6 +68,10 @@ AllowPrivateOption = Annotated[
                        help="Allow URLs on loopback/private addresses (trusted networks).")]
 AllowHttpOption = Annotated[
     bool, typer.Option("--allow-http", hidden=True, help="Allow plain http:// URLs.")]
+AllowUnsignedOption = Annotated[bool, typer.Option(
+    "--allow-unsigned",
+    help="Accept this package even though it is not signed (for your own plugins in "
+         "development). Recorded in the audit log; `list` and `info` show it as unsigned.")]
 
 
 def cli_settings(home: Path | None) -> Any:
@@ -140,11 +144,7 @@ def install_cmd(
     no_activate: Annotated[bool, typer.Option(
         "--no-activate", help="Do not activate it now (it is still checked and recorded).")
     ] = False,
-    allow_unsigned: Annotated[bool, typer.Option(
-        "--allow-unsigned",
-        help="Install this package even though it is not signed (for your own plugins in "
-             "development). Recorded in the audit log; `list` and `info` show it as unsigned."
-    )] = False,
+    allow_unsigned: AllowUnsignedOption = False,
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
@@ -159,7 +159,7 @@ def install_cmd(
 
     fmt = output_format(output, as_json)
     if server is None and sha256 is None and not no_enable and looks_like_request(source):
-        install_from_market(source, home, activate=not no_activate, as_json=fmt == "json")
+        install_from_market(source, home, activate=not no_activate, fmt=fmt)
         return
     with handle_errors(as_json=fmt == "json"), _progress() as progress:
         result, info = _with_service(
@@ -207,6 +207,8 @@ def _explain(info: PluginInfo) -> None:
             err_console.print(f"  hint: {escape(info.error['hint'])}")
     elif info.error:
         err_console.print(f"  [red]{info.error['code']}[/]: {escape(info.error['message'])}")
+        if info.error.get("hint"):
+            err_console.print(f"  hint: {escape(info.error['hint'])}")
     for note in info.warnings:
         err_console.print(f"  [yellow]note[/]: {escape(note)}")
     if not info.live:
@@ -244,6 +246,7 @@ def update_cmd(
     output: OutputOption = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Reinstall even when this version is already installed.")] = False,
+    allow_unsigned: AllowUnsignedOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Install a new version beside the current one and switch to it (state handed over);
@@ -256,7 +259,7 @@ def update_cmd(
         if all_ and (plugin_id or source):
             with handle_errors(as_json=fmt == "json"):
                 raise RequestInvalid("--all updates every plugin; give no ID or SOURCE with it")
-        update_all(home, fmt == "json", None if all_ else plugin_id)
+        update_all(home, fmt, None if all_ else plugin_id)
         return
     if plugin_id is None or source is None:
         with handle_errors(as_json=fmt == "json"):
@@ -268,7 +271,8 @@ def update_cmd(
             target(home, server, token),
             lambda svc: _then_info(svc, svc.update(pid, src, sha256=sha256,
                                                    progress=progress, actor="cli",
-                                                   force=force)),
+                                                   force=force,
+                                                   allow_unsigned=allow_unsigned)),
             allow_private_urls=allow_private_urls, allow_http_urls=allow_http)
     _print_switch(result, "updated", fmt)
 
@@ -517,6 +521,8 @@ def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
             if one.get("error"):
                 console.print(f"  [red]{one['error']['code']}[/]: "
                               f"{escape(one['error']['message'])}")
+                if one["error"].get("hint"):
+                    console.print(f"  hint: {escape(one['error']['hint'])}")
             if (one.get("stats") or {}).get("confinement"):
                 console.print(f"  confinement: {one['stats']['confinement']}")
 
@@ -542,6 +548,8 @@ def status_installed(settings: Any, plugin_id: str | None, *, activate: bool,
                 mark = "[yellow]…" if p["state"] == "needs-config" else "[red]✗"
                 console.print(f"{mark} {p['id']}[/] {p['error'].get('code', '')}: "
                               f"{escape(p['error'].get('message', ''))}")
+                if p["error"].get("hint"):
+                    console.print(f"  hint: {escape(p['error']['hint'])}")
     if failed:
         raise typer.Exit(1)
 

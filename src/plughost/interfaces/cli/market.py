@@ -20,11 +20,13 @@ import typer
 from plughost.interfaces.cli._common import (
     HomeOption,
     JsonOption,
+    OutputOption,
     console,
     err_console,
     handle_errors,
     print_json,
 )
+from plughost.interfaces.cli._output import Format, emit, emit_page, output_format
 
 if TYPE_CHECKING:
     from plughost.services.market.service import Market
@@ -88,6 +90,7 @@ def init_cmd(
                                            help="How many root keys to create.")] = 1,
     threshold: Annotated[int, typer.Option("--threshold", min=1, max=16,
                                            help="Root signatures required.")] = 1,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a repository: signing keys, TUF metadata and an empty index."""
@@ -95,12 +98,14 @@ def init_cmd(
 
     from plughost.services.market.repo import MarketRepository
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         created = MarketRepository.init(repo, name=name, root_keys=root_keys,
                                         threshold=threshold)
-    if as_json:
-        print_json({"path": str(created.path), "root": str(created.path / "root.json"),
-                    "public": str(created.public)})
+    if fmt != "table":
+        emit("market_change", {"action": "init", "path": str(created.path),
+                               "root": str(created.path / "root.json"),
+                               "public": str(created.public)}, fmt)
         return
     console.print(f"[green]✓[/] created marketplace repository {escape(str(created.path))}")
     console.print(f"  serve:   plughost market serve {escape(str(created.path))}  "
@@ -118,15 +123,17 @@ def publish_cmd(
                                        metavar="REPO")],
     allow_unsigned: Annotated[bool, typer.Option(
         "--allow-unsigned", help="Publish a package without a signature.")] = False,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Publish a package to a repository (adds the target, rebuilds and signs the index)."""
     from plughost.services.market.repo import MarketRepository
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         result = MarketRepository.open(repo).publish(package, allow_unsigned=allow_unsigned)
-    if as_json:
-        print_json(result.to_dict())
+    if fmt != "table":
+        emit("publication", result.to_dict(), fmt)
         return
     signers = ", ".join(result.signed_by) or "unsigned"
     console.print(f"[green]✓[/] published [bold]{result.plugin_id}[/] {result.version} "
@@ -156,14 +163,17 @@ def serve_cmd(
 
 
 @market_app.command("timestamp")
-def timestamp_cmd(repo: RepoArgument, as_json: JsonOption = False) -> None:
+def timestamp_cmd(repo: RepoArgument, output: OutputOption = None,
+                  as_json: JsonOption = False) -> None:
     """Re-sign the timestamp with a new expiry (run it regularly, e.g. daily)."""
     from plughost.services.market.repo import MarketRepository
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         version = MarketRepository.open(repo).refresh_timestamp()
-    if as_json:
-        print_json({"timestamp_version": version})
+    if fmt != "table":
+        emit("market_change", {"action": "timestamp", "path": str(repo),
+                               "timestamp_version": version}, fmt)
         return
     console.print(f"[green]✓[/] timestamp re-signed (version {version})")
 
@@ -174,20 +184,23 @@ def yank_cmd(
     spec: Annotated[str, typer.Argument(help="ID@VERSION", metavar="ID@VERSION")],
     reason: Annotated[str, typer.Option("--reason", help="Why (shown to users).")] = "",
     undo: Annotated[bool, typer.Option("--undo", help="Un-yank it.")] = False,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Yank a version: kept, but installed only when pinned exactly."""
     from plughost.errors import MarketError
     from plughost.services.market.repo import MarketRepository
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         pid, _, version = spec.partition("@")
         if not version:
             raise MarketError(f"{spec!r}: write ID@VERSION", code="market.invalid")
         targets = MarketRepository.open(repo).yank(pid, version, reason=reason, undo=undo)
-    if as_json:
-        print_json({"id": pid, "version": version, "yanked": not undo,
-                    "targets_version": targets})
+    if fmt != "table":
+        emit("market_change", {"action": "unyank" if undo else "yank", "id": pid,
+                               "version": version, "yanked": not undo,
+                               "targets_version": targets}, fmt)
         return
     console.print(f"[green]✓[/] {pid} {version} {'un-yanked' if undo else 'yanked'}")
 
@@ -203,17 +216,20 @@ def advise_cmd(
     fixed: Annotated[str, typer.Option("--fixed", help="First fixed version.")] = "",
     force: Annotated[bool, typer.Option("--force", help="Hosts update automatically "
                                                         "whatever their policy.")] = False,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Publish a security advisory against some versions of a plugin."""
     from plughost.services.market.repo import MarketRepository
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         targets = MarketRepository.open(repo).advise(
             plugin_id, advisory_id, affected, severity=severity, summary=summary,
             fixed=fixed, force=force)
-    if as_json:
-        print_json({"id": plugin_id, "advisory": advisory_id, "targets_version": targets})
+    if fmt != "table":
+        emit("market_change", {"action": "advise", "id": plugin_id, "advisory": advisory_id,
+                               "targets_version": targets}, fmt)
         return
     console.print(f"[green]✓[/] advisory {advisory_id} published for {plugin_id} {affected}")
 
@@ -222,15 +238,18 @@ def advise_cmd(
 def rotate_cmd(
     repo: RepoArgument,
     role: Annotated[str, typer.Argument(help="root, targets, snapshot or timestamp")],
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Replace a role's key; clients follow the new root (signed by old and new root keys)."""
     from plughost.services.market.repo import MarketRepository
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         version = MarketRepository.open(repo).rotate_keys(role)
-    if as_json:
-        print_json({"role": role, "root_version": version})
+    if fmt != "table":
+        emit("market_change", {"action": "rotate-key", "role": role, "root_version": version},
+             fmt)
         return
     console.print(f"[green]✓[/] new {role} key; root version {version}")
 
@@ -249,6 +268,7 @@ def add_cmd(
                                                              "id is taken from the first "
                                                              "marketplace listing it.")] = 100,
     home: HomeOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Add a marketplace and fetch its metadata (verified from the given root)."""
@@ -256,7 +276,8 @@ def add_cmd(
 
     from plughost.errors import MarketError
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         try:
             data = root.read_bytes()
         except OSError as exc:
@@ -270,24 +291,26 @@ def add_cmd(
             client.remove(name)
             raise
         plugins = len(client.index(name).plugins)
-    if as_json:
-        print_json({**source.to_dict(), **refreshed.to_dict(), "plugins": plugins})
+    if fmt != "table":
+        emit("marketplace", {**source.to_dict(), **refreshed.to_dict(), "plugins": plugins},
+             fmt)
         return
     console.print(f"[green]✓[/] added marketplace [bold]{name}[/] ({escape(url)}): "
                   f"{plugins} plugin(s), metadata valid until {refreshed.expires}")
 
 
 @market_app.command("list")
-def list_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
+def list_cmd(home: HomeOption = None, output: OutputOption = None,
+             as_json: JsonOption = False) -> None:
     """The marketplaces this home reads, by priority."""
     from rich.markup import escape
     from rich.table import Table
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         sources = _client(home).sources()
-    if as_json:
-        print_json({"items": [s.to_dict() for s in sources], "next_cursor": None,
-                    "total": len(sources)})
+    if fmt != "table":
+        emit_page("marketplace", [s.to_dict() for s in sources], fmt, total=len(sources))
         return
     table = Table("name", "priority", "url")
     for s in sources:
@@ -297,27 +320,30 @@ def list_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
 
 @market_app.command("remove")
 def remove_cmd(name: Annotated[str, typer.Argument(metavar="NAME")],
-               home: HomeOption = None, as_json: JsonOption = False) -> None:
+               home: HomeOption = None, output: OutputOption = None,
+               as_json: JsonOption = False) -> None:
     """Forget a marketplace (installed plugins stay installed)."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         _client(home).remove(name)
-    if as_json:
-        print_json({"removed": name})
+    if fmt != "table":
+        emit("market_change", {"action": "remove", "name": name, "removed": name}, fmt)
         return
     console.print(f"[green]✓[/] removed marketplace {name}")
 
 
 @market_app.command("refresh")
 def refresh_cmd(name: Annotated[str | None, typer.Argument(metavar="[NAME]")] = None,
-                home: HomeOption = None, as_json: JsonOption = False) -> None:
+                home: HomeOption = None, output: OutputOption = None,
+                as_json: JsonOption = False) -> None:
     """Fetch new metadata (all marketplaces, or NAME) through TUF's checks."""
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         client = _client(home)
         names = [name] if name else [s.name for s in client.sources()]
         results = [client.refresh(n) for n in names]
-    if as_json:
-        print_json({"items": [r.to_dict() for r in results], "next_cursor": None,
-                    "total": len(results)})
+    if fmt != "table":
+        emit_page("market_refresh", [r.to_dict() for r in results], fmt, total=len(results))
         return
     for r in results:
         state = "[yellow]offline, last good metadata[/]" if r.offline else (
@@ -338,12 +364,10 @@ def search_cmd(
     cursor: Annotated[str | None, typer.Option("--cursor", help="next_cursor of the "
                                                                 "previous page.")] = None,
     home: HomeOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search the marketplaces (ranked; compatible plugins only unless --all)."""
-    from rich.markup import escape
-    from rich.table import Table
-
     from plughost.services.market.index import SearchQuery
 
     query = SearchQuery(text, type_, tag, runtime, compatible=not all_)
@@ -353,7 +377,8 @@ def search_cmd(
         installed = await market.installed_manifests()
         return page, {k: str(m.version) for k, m in installed.items()}
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         page, installed = with_market(home, go)
     items = [{"id": h.plugin.id, "version": str(h.version.version),
               "description": h.plugin.description, "type": h.plugin.type,
@@ -361,21 +386,18 @@ def search_cmd(
               "downloads": h.plugin.downloads, "source": h.source,
               "installed_version": installed.get(h.plugin.id),
               "yanked": h.version.yanked} for h in page.hits]
-    if as_json:
-        print_json({"items": items, "next_cursor": page.next_cursor, "total": page.total})
-        return
-    table = Table("id", "version", "type", "description", "installed", "market")
-    for i in items:
-        table.add_row(i["id"], i["version"], i["type"], escape(i["description"][:60]),
-                      i["installed_version"] or "", i["source"])
-    console.print(table)
-    more = f" — next page: --cursor {page.next_cursor}" if page.next_cursor else ""
-    err_console.print(f"{page.total} found{more}")
+    # a table wraps descriptions between words (never cuts them short); json and plain as
+    # every page
+    emit_page("market_hit", items, fmt, next_cursor=page.next_cursor, total=page.total,
+              empty="nothing found")
+    if fmt == "table":
+        err_console.print(f"{page.total} found")
 
 
 @market_app.command("info")
 def info_cmd(plugin_id: Annotated[str, typer.Argument(metavar="ID")],
-             home: HomeOption = None, as_json: JsonOption = False) -> None:
+             home: HomeOption = None, output: OutputOption = None,
+             as_json: JsonOption = False) -> None:
     """Everything a marketplace says about a plugin: versions, compatibility, advisories."""
     from rich.markup import escape
     from rich.table import Table
@@ -384,11 +406,12 @@ def info_cmd(plugin_id: Annotated[str, typer.Argument(metavar="ID")],
     async def go(market: Market) -> Any:
         return await market.details(plugin_id)
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         source, plugin = with_market(home, go)
     data = {**plugin.to_dict(), "source": source}
-    if as_json:
-        print_json(data)
+    if fmt != "table":
+        emit("market_plugin", data, fmt)
         return
     console.print(f"[bold]{plugin.id}[/] — {escape(plugin.name)} (from {source})")
     if plugin.description:
@@ -404,7 +427,8 @@ def info_cmd(plugin_id: Annotated[str, typer.Argument(metavar="ID")],
                       f"{escape(a.summary)}")
 
 
-def outdated_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
+def outdated_cmd(home: HomeOption = None, output: OutputOption = None,
+                 as_json: JsonOption = False) -> None:
     """Installed plugins with a newer version or a security advisory in their marketplace."""
     from rich.table import Table
 
@@ -412,11 +436,11 @@ def outdated_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     async def go(market: Market) -> Any:
         return await market.outdated(refresh=True)
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         items = with_market(home, go)
-    if as_json:
-        print_json({"items": [i.to_dict() for i in items], "next_cursor": None,
-                    "total": len(items)})
+    if fmt != "table":
+        emit_page("outdated", [i.to_dict() for i in items], fmt, total=len(items))
         return
     if not items:
         console.print("everything is up to date")
@@ -439,6 +463,7 @@ def policy_cmd(
     window: Annotated[str, typer.Option(
         "--window", help="auto: HH:MM-HH:MM (UTC) when updates may run.")] = "",
     home: HomeOption = None,
+    output: OutputOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show or set how an installed plugin is updated from its marketplace."""
@@ -451,12 +476,13 @@ def policy_cmd(
         return await scheduler.set_policy(plugin_id, policy, cooldown_seconds=cooldown,
                                           window=window)
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         result = with_market(home, go)
     data = {"id": result.plugin_id, "policy": result.policy,
             "cooldown_seconds": result.cooldown_seconds, "window": result.maintenance_window}
-    if as_json:
-        print_json(data)
+    if fmt != "table":
+        emit("update_policy", data, fmt)
         return
     extra = (f", cooldown {result.cooldown_seconds} s" if result.cooldown_seconds else "") + (
         f", window {result.maintenance_window} UTC" if result.maintenance_window else "")
@@ -464,7 +490,8 @@ def policy_cmd(
 
 
 @market_app.command("check")
-def check_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
+def check_cmd(home: HomeOption = None, output: OutputOption = None,
+              as_json: JsonOption = False) -> None:
     """Run the scheduled update check once: apply each plugin's update policy now."""
     from rich.markup import escape
 
@@ -473,11 +500,12 @@ def check_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     async def go(market: Market) -> Any:
         return await UpdateScheduler(market).run_once()
 
-    with handle_errors(as_json=as_json):
+    fmt = output_format(output, as_json)
+    with handle_errors(as_json=fmt == "json"):
         decisions = with_market(home, go)
-    if as_json:
-        print_json({"items": [d.to_dict() for d in decisions], "next_cursor": None,
-                    "total": len(decisions)})
+    if fmt != "table":
+        emit_page("update_decision", [d.to_dict() for d in decisions], fmt,
+                  total=len(decisions))
         return
     if not decisions:
         console.print("everything is up to date")
@@ -494,16 +522,19 @@ def looks_like_request(source: str) -> bool:
 
 
 def install_from_market(request: str, home: Path | None, *, activate: bool,
-                        as_json: bool) -> None:
+                        fmt: Format) -> None:
     """``plughost install ID[@RANGE]``: resolve, fetch and install with dependencies."""
 
     async def go(market: Market) -> Any:
         return await market.install(request, actor="cli", activate=activate)
 
-    with handle_errors(as_json=as_json):
+    with handle_errors(as_json=fmt == "json"):
         result = with_market(home, go)
-    if as_json:
+    if fmt == "json":
         print_json(result.to_dict())
+        return
+    if fmt == "plain":
+        emit_page("installed_package", [r.to_dict() for r in result.installed], fmt)
         return
     for r in result.installed:
         console.print(f"[green]✓[/] installed [bold]{r.plugin_id}[/] {r.version}")
@@ -520,7 +551,7 @@ def install_from_market(request: str, home: Path | None, *, activate: bool,
             console.print(f"  {next_start('installed', True)}")
 
 
-def update_all(home: Path | None, as_json: bool, plugin_id: str | None = None) -> None:
+def update_all(home: Path | None, fmt: Format, plugin_id: str | None = None) -> None:
     """``plughost update --all`` / ``plughost update ID`` without a source."""
     from rich.markup import escape
 
@@ -531,10 +562,10 @@ def update_all(home: Path | None, as_json: bool, plugin_id: str | None = None) -
             return [{"id": plugin_id, "ok": True, **result.to_dict()}]
         return await market.update_all(actor="cli")
 
-    with handle_errors(as_json=as_json):
+    with handle_errors(as_json=fmt == "json"):
         outcomes = with_market(home, go)
-    if as_json:
-        print_json({"items": outcomes, "next_cursor": None, "total": len(outcomes)})
+    if fmt != "table":
+        emit_page("update_outcome", outcomes, fmt, total=len(outcomes))
     else:
         if not outcomes:
             console.print("everything is up to date")

@@ -227,6 +227,8 @@ def alerts(
             raise _server_only("Which alerts fire now" if not rules else "The rules in force")
         else:
             data = _get(remote, "/alerts/rules" if rules else "/alerts", {})
+            if rules:
+                data = data["items"]  # a page, like every list
     if fmt != "table":
         kind = "alert_rule" if rules and not history else "alert"
         items = data if isinstance(data, list) else data["alerts"]

@@ -17,6 +17,7 @@ from plughost.interfaces.cli._common import (
     console,
     default_home,
     err_console,
+    escape,
     handle_errors,
     print_json,
     run_async,
@@ -148,8 +149,8 @@ def _print_problems(host: PluginHost) -> None:
     for problem in host.problems:
         err = problem.error
         err_console.print(
-            f"[red]✗[/] {problem.location}: [red]{err.code if err else '?'}[/] "
-            f"{err.message if err else ''}"
+            f"[red]✗[/] {escape(str(problem.location))}: [red]{err.code if err else '?'}[/] "
+            f"{escape(err.message) if err else ''}"
         )
 
 
@@ -220,11 +221,11 @@ def info(
             table.add_row(key, value)
         console.print(table)
         if record.error is not None:
-            console.print(f"[bold red]failed in {record.phase}[/]: {record.error}")
+            console.print(f"[bold red]failed in {record.phase}[/]: {escape(str(record.error))}")
             if record.hint:
-                console.print(f"[yellow]hint[/]: {record.hint}")
+                console.print(f"[yellow]hint[/]: {escape(record.hint)}")
         for warning in record.warnings:
-            console.print(f"[yellow]warning[/]: {warning}")
+            console.print(f"[yellow]warning[/]: {escape(warning)}")
 
 
 def _provides(manifest: Any) -> str:
@@ -288,11 +289,12 @@ def status(
                 console.print(f"{plugin_id}: {_state_text(data['state'])}")
                 if data.get("error"):
                     e = data["error"]
-                    console.print(f"  [red]{e['code']}[/] in {e['phase']}: {e['message']}")
+                    console.print(f"  [red]{e['code']}[/] in {e['phase']}: "
+                                  f"{escape(e['message'])}")
                     if e.get("hint"):
-                        console.print(f"  [yellow]hint[/]: {e['hint']}")
+                        console.print(f"  [yellow]hint[/]: {escape(e['hint'])}")
                 for w in data.get("warnings", []):
-                    console.print(f"  [yellow]warning[/]: {w}")
+                    console.print(f"  [yellow]warning[/]: {escape(w)}")
                 if (data.get("stats") or {}).get("confinement"):
                     console.print(f"  confinement: {data['stats']['confinement']}")
             if data["state"] == "failed":
@@ -314,12 +316,12 @@ def status(
             )
             for outcome in report.failed:
                 console.print(
-                    f"[red]✗ {outcome.plugin_id}[/] [{outcome.phase}] "
+                    f"[red]✗ {outcome.plugin_id}[/] {escape(f'[{outcome.phase}]')} "
                     f"{outcome.error.code if outcome.error else ''}: "
-                    f"{outcome.error.message if outcome.error else ''}"
+                    f"{escape(outcome.error.message) if outcome.error else ''}"
                 )
                 if outcome.hint:
-                    console.print(f"    [yellow]hint[/]: {outcome.hint}")
+                    console.print(f"    [yellow]hint[/]: {escape(outcome.hint)}")
         if not report.ok:
             raise typer.Exit(1)
 
@@ -354,7 +356,8 @@ def check(
     elif problems:
         err_console.print(f"[bold red]{path}: {len(problems)} problem(s)[/]")
         for p in problems:
-            err_console.print(f"  [red]✗[/] {p.path or '<root>'}: {p.message} [dim]{p.code}[/]")
+            err_console.print(f"  [red]✗[/] {escape(p.path or '<root>')}: {escape(p.message)} "
+                              f"[dim]{p.code}[/]")
     else:
         console.print(f"[green]✓[/] {path} is a valid plugin")
     if problems:

@@ -399,14 +399,15 @@ App.routes.operations = operationsPage;
 
 // ------------------------------------------------------------------ audit log
 
-// Operations (install, enable, config, ...) and security decisions (grants, denials) in one
-// list, newest first.
-function auditEntry(e, security) {
-  return security
-    ? { time: e.time, actor: e.actor, action: `${e.action} ${e.scope || e.kind || ""}`.trim(),
-        plugin: e.plugin, outcome: e.decision, detail: e.reason || e.target || "", kind: "security" }
-    : { time: e.at, actor: e.actor, action: e.action, plugin: e.plugin_id, outcome: e.outcome,
-        detail: e.details ? compactJson(e.details) : "", kind: "operation" };
+// Operations (install, enable, config, ...) and security decisions (grants, denials): one
+// audit log, one entry shape (GET /audit), newest first.
+function auditEntry(e) {
+  const d = e.details || {};
+  const security = e.kind === "security";
+  return { time: e.at, actor: e.actor, plugin: e.plugin_id, outcome: security ? (d.decision || e.outcome) : e.outcome,
+    action: security ? `${e.action} ${d.scope || d.kind || ""}`.trim() : e.action,
+    detail: security ? (d.reason || d.target || "") : (e.details ? compactJson(e.details) : ""),
+    kind: e.kind };
 }
 
 function auditTable(entries) {
@@ -421,12 +422,8 @@ function auditTable(entries) {
 }
 
 async function auditEntries(query, limit) {
-  const [ops, security] = await Promise.all([
-    list("/audit", { ...query, limit }),
-    list("/security/audit", { plugin_id: query.plugin_id, limit }).catch(() => ({ items: [] })),
-  ]);
-  return [...ops.items.map(e => auditEntry(e, false)), ...security.items.map(e => auditEntry(e, true))]
-    .sort((a, b) => timeOf(b.time) - timeOf(a.time));
+  const page = await list("/audit", { ...query, limit });
+  return page.items.map(auditEntry);
 }
 
 function auditPage(view) {

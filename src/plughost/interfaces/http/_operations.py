@@ -17,6 +17,7 @@ from typing import Any
 
 from plughost.errors import PlughostError
 from plughost.interfaces.http._events import EventBroker
+from plughost.services.resources import iso
 
 __all__ = ["OperationRunner", "Progress", "operation_dict"]
 
@@ -40,10 +41,9 @@ def operation_dict(op: Any) -> dict[str, Any]:
         "progress": round(op.progress, 4), "message": op.message,
         "error": dict(op.error) if op.error else None, "actor": op.actor,
         "result": details.get("result"),
-        "created_at": op.created_at.isoformat() if op.created_at else None,
-        "updated_at": op.updated_at.isoformat() if op.updated_at else None,
-        "started_at": op.started_at.isoformat() if op.started_at else None,
-        "finished_at": op.finished_at.isoformat() if op.finished_at else None,
+        # ISO 8601 UTC like every time the API and the CLI print
+        "created_at": iso(op.created_at), "updated_at": iso(op.updated_at),
+        "started_at": iso(op.started_at), "finished_at": iso(op.finished_at),
     }
 
 

@@ -7,6 +7,7 @@ redacted), ``/api/v1/plugins/{id}/permissions`` (granted scopes, grant, revoke) 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -15,6 +16,7 @@ from fastapi import Path as PathParam
 from plughost.errors import OperationRefused, RequestInvalid
 from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._schemas import (
+    AuditPage,
     ConfigChangeIn,
     ConfigHistoryPage,
     ConfigOut,
@@ -24,12 +26,12 @@ from plughost.interfaces.http._schemas import (
     PermissionRequestPage,
     PermissionsOut,
     ScopeIn,
-    SecurityAuditPage,
 )
 from plughost.interfaces.http._state import api_state, requires
 from plughost.interfaces.tokens import Principal
 from plughost.security.audit import SEVERITIES
 from plughost.services import resources
+from plughost.services.stores import security_entry
 
 __all__ = ["router"]
 
@@ -172,7 +174,7 @@ async def decide(
 
 
 @router.get("/security/audit", summary="The security audit log",
-            response_model=SecurityAuditPage, tags=["permissions"])
+            response_model=AuditPage, tags=["permissions"])
 async def security_audit(
     request: Request,
     plugin_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -180,15 +182,17 @@ async def security_audit(
     action: Annotated[str | None, Query(max_length=100)] = None,
     decision: Annotated[str | None, Query(max_length=50)] = None,
     min_severity: Annotated[str | None, Query(max_length=20)] = None,
-    since: Annotated[float | None, Query(ge=0, le=1e11, description="Epoch seconds.")] = None,
-    until: Annotated[float | None, Query(ge=0, le=1e11, description="Epoch seconds.")] = None,
+    since: Annotated[datetime | None, Query(
+        description="ISO 8601 time (UTC if no offset), as for /audit.")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601 time.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
     cursor: CursorQuery = None,
     _: Principal = requires("viewer"),
 ) -> dict[str, Any]:
-    """Permission decisions (denials, grants, revocations, requests) with their full detail,
-    newest first. ``GET /audit?kind=security`` shows the same decisions in the one audit log
-    beside the operations."""
+    """Permission decisions (denials, grants, revocations, requests), newest first, with
+    filters by permission kind, decision and severity. The entries are the one audit log's
+    (``audit_entry``, kind ``security``, the decision's kind, scope, target, severity and
+    reason in ``details``): ``GET /audit?kind=security`` lists the same entries."""
     services = getattr(api_state(request).service, "services", None)
     log = getattr(getattr(services, "permissions", None), "audit", None)
     if log is None:
@@ -199,7 +203,12 @@ async def security_audit(
                              details={"min_severity": min_severity})
     before = resources.before_id(cursor)
     rows = log.query(plugin=plugin_id, kind=kind, action=action, decision=decision,
-                     min_severity=min_severity, since=since, until=until)
+                     min_severity=min_severity, since=_epoch(since), until=_epoch(until))
     newest = [r for r in reversed(rows) if before is None or (r.id or 0) < before][:limit]
-    return resources.id_page([{**r.to_dict(), "time": resources.iso(r.time)} for r in newest],
-                             limit)
+    return resources.id_page([security_entry(r) for r in newest], limit)
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

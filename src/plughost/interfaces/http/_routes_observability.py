@@ -171,10 +171,12 @@ async def alert_history(
 
 
 @router.get("/alerts/rules", summary="Alert rules in force")
-async def alert_rules(request: Request, _: Principal = requires("viewer")) -> list[dict[str, Any]]:
+async def alert_rules(request: Request, _: Principal = requires("viewer")) -> dict[str, Any]:
     """Built-in rules (``source: default``), rules from the settings file (``file``) and rules
-    added through the API (``api``)."""
-    return [r.to_dict() for r in _alerts(request).rules()]
+    added through the API (``api``): one page, ``{"items", "next_cursor", "total"}``, like
+    every list."""
+    rules = [r.to_dict() for r in _alerts(request).rules()]
+    return resources.page(rules, None, total=len(rules))
 
 
 @router.post("/alerts/rules", summary="Add an alert rule", status_code=201)

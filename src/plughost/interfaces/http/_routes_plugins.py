@@ -589,7 +589,8 @@ async def update(request: Request, plugin_id: PluginId, async_: AsyncFlag = Fals
             else:
                 result = await api.service.update(plugin_id, pkg.location, sha256=pkg.sha256,
                                                   progress=progress, actor=who.actor,
-                                                  force=pkg.force)
+                                                  force=pkg.force,
+                                                  allow_unsigned=pkg.allow_unsigned)
         finally:
             await asyncio.to_thread(pkg.cleanup)
         log.info("plugin updated successfully: %s (v%s -> v%s)", plugin_id,

@@ -21,10 +21,12 @@ from plughost.interfaces.http._schemas import (
     AuditPage,
     CommandIn,
     CommandOut,
+    CommandPage,
     CursorQuery,
     HealthOut,
     NodePage,
     OperationOut,
+    OperationPage,
     ReadyOut,
     TokenCreatedOut,
     TokenCreateIn,
@@ -133,19 +135,26 @@ async def get_operation(
     return operation_dict(op)
 
 
-@router.get("/operations", summary="Recent operations", response_model=list[OperationOut],
+@router.get("/operations", summary="Recent operations", response_model=OperationPage,
             tags=["operations"])
 async def list_operations(
     request: Request,
     plugin_id: Annotated[str | None, Query(max_length=64)] = None,
     unfinished: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64,
+                                        description="`next_cursor` of the previous page.")
+                      ] = None,
     _: Principal = requires("viewer"),
-) -> list[dict[str, Any]]:
-    """Operations, newest first (``unfinished``: only pending and running ones)."""
+) -> dict[str, Any]:
+    """Operations, newest first (``unfinished``: only pending and running ones), a page at a
+    time like every other list: ``{"items", "next_cursor"}``."""
+    start = _offset(cursor)
     ops = await asyncio.to_thread(api_state(request).service.repository.list_operations,
-                                  plugin_id=plugin_id, unfinished=unfinished, limit=limit)
-    return [operation_dict(o) for o in ops]
+                                  plugin_id=plugin_id, unfinished=unfinished,
+                                  limit=limit + 1, offset=start)
+    return {"items": [operation_dict(o) for o in ops[:limit]],
+            "next_cursor": _cursor(start + limit) if len(ops) > limit else None}
 
 
 # ---------------------------------------------------------------------------- events
@@ -205,11 +214,12 @@ async def events(
 # ---------------------------------------------------------------------------- commands
 
 
-@router.get("/commands", summary="Registered commands", response_model=list[str],
+@router.get("/commands", summary="Registered commands", response_model=CommandPage,
             tags=["commands"])
-async def list_commands(request: Request, _: Principal = requires("viewer")) -> list[str]:
-    """Names of the commands active plugins registered."""
-    return api_state(request).service.command_names()
+async def list_commands(request: Request, _: Principal = requires("viewer")) -> dict[str, Any]:
+    """Names of the commands active plugins registered: one page, like every list."""
+    names = list(api_state(request).service.command_names())
+    return {"items": names, "next_cursor": None, "total": len(names)}
 
 
 @router.post("/commands/{name}", summary="Execute a command", response_model=CommandOut,

@@ -25,6 +25,7 @@ __all__ = [
     "AuditPage",
     "CommandIn",
     "CommandOut",
+    "CommandPage",
     "ConfigChangeIn",
     "ConfigHistoryEntry",
     "ConfigHistoryPage",
@@ -40,6 +41,7 @@ __all__ = [
     "NodeOut",
     "NodePage",
     "OperationOut",
+    "OperationPage",
     "PermissionRequestOut",
     "PermissionRequestPage",
     "PermissionsOut",
@@ -50,8 +52,6 @@ __all__ = [
     "RoleName",
     "RollbackIn",
     "ScopeIn",
-    "SecurityAuditOut",
-    "SecurityAuditPage",
     "StateName",
     "TokenCreateIn",
     "TokenCreatedOut",
@@ -348,6 +348,11 @@ class OperationOut(BaseModel):
     finished_at: str | None = None
 
 
+class OperationPage(BaseModel):
+    items: list[OperationOut]
+    next_cursor: str | None = NEXT_CURSOR
+
+
 class AuditKind(StrEnum):
     """What an audit entry records."""
 
@@ -439,32 +444,10 @@ class PermissionRequestOut(_Out):
     resolved_by: str | None = None
 
 
-class SecurityAuditOut(_Out):
-    """One security decision: a denial, a grant, a revocation, a request and its answer."""
-
-    id: int | None = None
-    time: str | None = Field(description="ISO 8601 UTC time.")
-    plugin: str
-    action: str
-    kind: str
-    scope: str = ""
-    target: str = ""
-    decision: str = ""
-    severity: str = "info"
-    reason: str = ""
-    actor: str = ""
-    details: dict[str, Any] = Field(default_factory=dict)
-
-
 class PermissionRequestPage(BaseModel):
     items: list[PermissionRequestOut]
     next_cursor: str | None = NEXT_CURSOR
     total: int
-
-
-class SecurityAuditPage(BaseModel):
-    items: list[SecurityAuditOut]
-    next_cursor: str | None = NEXT_CURSOR
 
 
 class PermissionsOut(BaseModel):
@@ -483,6 +466,12 @@ class CommandIn(BaseModel):
 class CommandOut(BaseModel):
     command: str
     result: Any = Field(None, description="What the command returned (JSON).")
+
+
+class CommandPage(BaseModel):
+    items: list[str] = Field(description="Command names (plugin.command).")
+    next_cursor: str | None = NEXT_CURSOR
+    total: int
 
 
 class TokenCreateIn(BaseModel):
