@@ -223,3 +223,26 @@ async def test_the_rust_cdylib_example_loads(tmp_path: Path) -> None:
             assert report.ok, report
             result: Any = await host.call("native-rust-greeter", "greet", name="Ada")
             assert result == "Hello, Ada!"
+
+
+async def test_the_isolated_child_imports_the_library_wrapper_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every isolated load starts a fresh child: it must not import the host side (asyncio, the
+    # process runtime, the shared host-operations table), which once cost ~50 ms per load.
+    from plughost.runtimes.process.launch import ProcessOptions
+
+    counter_folder(tmp_path / "plugins")
+    options = ProcessOptions(warm_spare=False, python_flags=("-S", "-X", "importtime"),
+                             output_lines_per_second=100_000)
+    runtime = NativeRuntime(options=options)
+    with caplog.at_level("DEBUG"):
+        async with PluginHost([tmp_path / "plugins"], runtimes=[runtime]) as host:
+            assert (await host.start()).ok
+            assert await host.call("native-c-counter", "add", n=2) == 2
+    imported = {line.rsplit("|", 1)[-1].strip() for record in caplog.records
+                if record.name == "plughost.plugin.native-c-counter"
+                for line in record.getMessage().splitlines() if "import time:" in line}
+    assert "plughost.runtimes.native.library" in imported, sorted(imported)[:20]
+    assert not imported & {"asyncio", "plughost.runtimes.process.runtime",
+                           "plughost.runtimes.native.runtime", "plughost.runtimes.hostcalls"}
