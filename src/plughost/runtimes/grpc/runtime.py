@@ -122,8 +122,18 @@ class GrpcOptions:
     process: ProcessOptions = field(default_factory=ProcessOptions)
 
 
-def _json(text: str) -> Any:
-    return json.loads(text) if text else None
+def _json(text: str, plugin_id: str, what: str) -> Any:
+    """A JSON field of a message from the plugin; ``protocol.json`` naming ``what`` when it is
+    not JSON."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(
+            f"{what} from the plugin is not valid JSON ({exc}); it starts {text[:60]!r}. A gRPC "
+            "plugin sends every *_json field as a JSON text (docs/grpc.md)",
+            code="protocol.json", plugin_id=plugin_id) from None
 
 
 def _dumps(value: Any) -> str:
@@ -698,7 +708,9 @@ class GrpcInstance:
                 raise
             raise PluginActivationError(f"activate failed: {exc.message}", plugin_id=self._id,
                                         phase="activate") from None
-        exports = [Export(e.kind, e.name, e.target, _json(e.options_json) or {})
+        exports = [Export(e.kind, e.name, e.target,
+                          _json(e.options_json, self._id,
+                                f"the options_json of export {e.name!r}") or {})
                    for e in reply.exports]
         self.exports = exports
         if self._stub is not None:
@@ -730,7 +742,7 @@ class GrpcInstance:
         reply = await self._rpc("Call", pb.CallRequest(target=target,
                                                        args_json=_dumps(dict(kwargs or {}))),
                                 timeout)
-        return _json(reply.result_json)
+        return _json(reply.result_json, self._id, f"the result_json of call {target!r}")
 
     async def deliver_event(self, target: str, event: Event) -> None:
         await self._rpc("Event", pb.EventRequest(
@@ -760,7 +772,8 @@ class GrpcInstance:
         call = stub.Channel(outgoing())
         try:
             async for frame in call:
-                await channel.send(_json(frame.data_json))
+                await channel.send(_json(frame.data_json, self._id,
+                                         f"a data_json frame on channel {name!r}"))
         except asyncio.CancelledError:
             raise self._cancelled(f"channel {name}") from None
         except grpc.aio.AioRpcError as exc:
@@ -771,7 +784,9 @@ class GrpcInstance:
 
     async def export_state(self) -> Any:
         reply = await self._rpc("ExportState", pb.Empty(), optional=True)
-        return _json(reply.state_json) if reply is not None else None
+        if reply is None:
+            return None
+        return _json(reply.state_json, self._id, "the state_json of ExportState")
 
     async def import_state(self, state: Any, from_version: str) -> None:
         await self._rpc("ImportState", pb.State(state_json=_dumps(state),

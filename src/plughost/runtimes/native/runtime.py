@@ -205,7 +205,7 @@ class NativeRuntime:
         if not self.trusted(manifest.id):
             return await self._children.load(manifest, root)
         try:
-            library = NativePlugin(path)
+            library = NativePlugin(path, plugin_id=manifest.id)
         except PluginError as exc:
             exc.plugin_id = manifest.id
             raise
