@@ -650,11 +650,14 @@ class GrpcInstance:
         replies: asyncio.Queue[pb.HostReply | None] = asyncio.Queue()
 
         async def outgoing() -> AsyncIterator[pb.HostReply]:
-            while True:
-                reply = await replies.get()
-                if reply is None:
-                    return
-                yield reply
+            # grpc cancels its reader of this when the call ends (shutdown, the plugin gone):
+            # end quietly then, or grpc logs the cancellation as a traceback
+            with contextlib.suppress(asyncio.CancelledError):
+                while True:
+                    reply = await replies.get()
+                    if reply is None:
+                        return
+                    yield reply
 
         call = stub.HostCalls(outgoing())
         try:
@@ -765,7 +768,9 @@ class GrpcInstance:
 
         async def outgoing() -> AsyncIterator[pb.ChannelFrame]:
             yield pb.ChannelFrame(target=target, name=name)
-            with contextlib.suppress(ChannelClosed):  # the opener went away: end the input
+            # the opener went away: end the input; the call ended (cancelled): end quietly, as
+            # grpc would log the cancellation as a traceback
+            with contextlib.suppress(ChannelClosed, asyncio.CancelledError):
                 async for message in channel:
                     yield pb.ChannelFrame(data_json=_dumps(message))
 
