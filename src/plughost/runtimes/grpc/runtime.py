@@ -335,7 +335,7 @@ class GrpcInstance:
         service answers again, it is activated again before they go on (a service that was
         restarted remembers nothing of its activation), and its host-call stream reopened."""
         ready = grpc.ChannelConnectivity.READY
-        while not self._closed and channel is self._channel:
+        while self._following(channel):
             state = channel.get_state(try_to_connect=False)
             if state == ready:
                 await channel.wait_for_state_change(state)
@@ -348,11 +348,15 @@ class GrpcInstance:
             self._emit("disconnected", reason)
             await self._relink(channel, reason)
 
+    def _following(self, channel: grpc.aio.Channel) -> bool:
+        """Whether ``channel`` is still this open instance's connection."""
+        return not self._closed and channel is self._channel
+
     async def _relink(self, channel: grpc.aio.Channel, reason: str) -> None:
         """Wait (gRPC's reconnection backoff) until the service reports SERVING, then activate
         it again if the host had started it."""
         delay = self.options.reconnect_backoff[0]
-        while not self._closed and channel is self._channel:
+        while self._following(channel):
             try:
                 await self._wait_serving("reconnect")
                 if self._active and self._context is not None:
