@@ -109,6 +109,18 @@ async def test_oversized_message_is_refused_with_a_protocol_error(tmp_path, serv
         assert await host.call("hostile", "ping") == "pong"
 
 
+async def test_a_reply_that_is_not_json_is_a_protocol_json_error(tmp_path, services) -> None:
+    async with hostile_host(tmp_path, services) as (host, _events):
+        with pytest.raises(ProtocolError) as info:
+            await host.call("hostile", "bad_json")
+        error = info.value
+        assert error.code == "protocol.json" and error.plugin_id == "hostile"
+        assert "result_json of call 'bad_json'" in error.message
+        assert "not valid JSON" in error.message and "'{\"half\": '" in error.message
+        assert await host.call("hostile", "ping") == "pong"  # the service goes on
+        assert (await host.call("pyecho", "say", text="hi"))["text"] == "hi"
+
+
 @pytest.mark.parametrize("kind", ["garbage", "version"])
 async def test_bad_handshake_fails_that_plugin_alone(tmp_path, services, monkeypatch, kind):
     monkeypatch.setenv("HOSTILE_HANDSHAKE", kind)

@@ -106,10 +106,14 @@ async def test_oversized_message_ends_the_session_with_a_protocol_error(tmp_path
         await back_in_service(host, events)
 
 
-async def test_bad_frames_from_the_library_fail_only_that_call(tmp_path, services) -> None:
-    async with hostile_host(tmp_path, services) as (host, _events):
-        with pytest.raises(PluginError, match=r"JSON|Expecting"):
+@pytest.mark.parametrize("inprocess", [False, True], ids=["process", "inprocess"])
+async def test_bad_frames_from_the_library_fail_only_that_call(tmp_path, services,
+                                                               inprocess) -> None:
+    async with hostile_host(tmp_path, services, inprocess=inprocess) as (host, _events):
+        with pytest.raises(PluginError) as info:  # the library answered badly, not the wire
             await host.call("hostile", "bad_json")
+        assert info.value.code == "protocol.json" and info.value.plugin_id == "hostile"
+        assert "result for 'bad_json' is not valid JSON" in info.value.message
         assert await host.call("hostile", "ping") == "pong"
 
 

@@ -79,7 +79,8 @@ class CrashDecision:
 class SupervisorEvent:
     """What a runtime's supervisor did, reported to the host's listener (``on_event``).
 
-    ``kind`` is ``crashed``, ``restarted``, ``quarantined`` or ``reenabled``; the host marks a
+    ``kind`` is ``crashed``, ``restarted``, ``quarantined``, ``reenabled``, or for a service
+    the host attaches to, ``disconnected`` and ``reconnected`` (activated again); the host marks a
     quarantined plugin FAILED with ``reason``. Every isolated runtime reports this one shape.
     """
 

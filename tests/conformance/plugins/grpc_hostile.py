@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Any
 
+from plughost.runtimes.grpc import plughost_pb2 as pb
 from plughost.runtimes.grpc.plugin import JsonPlugin, serve
 
 
@@ -63,6 +64,11 @@ class Hostile(JsonPlugin):
             os._exit(0)
         os.waitpid(pid, 0)
         return True
+
+    def Call(self, request: Any, context: Any) -> Any:
+        if request.target == "bad_json":  # a reply whose result is not JSON
+            return pb.CallResponse(result_json='{"half": ')
+        return super().Call(request, context)
 
     def unknown_host_op(self) -> Any:
         return self.host_call("host.shell.run", {"cmd": "id"})

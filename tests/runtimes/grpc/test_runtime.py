@@ -179,10 +179,11 @@ async def test_mutual_tls_with_per_launch_certificates(tmp_path: Path) -> None:
         assert host.get("grpc-python-echo").instance.stats()["mtls"] is True
 
 
-def _start_server(socket_dir: Path) -> tuple[subprocess.Popen[str], str]:
+def _start_server(socket_dir: Path,
+                  script: Path = EXAMPLE / "server.py") -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, ENV_COOKIE: MAGIC_COOKIE, ENV_SOCKET_DIR: str(socket_dir),
            "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, str(EXAMPLE / "server.py")], env=env,
+    proc = subprocess.Popen([sys.executable, str(script)], env=env,
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -214,6 +215,85 @@ async def test_attach_to_a_running_service_and_reconnect_after_it_restarts(
             # the call waits for the reconnection (gRPC's backoff) within its deadline
             assert await host.call("remote-echo", "count", timeout=10) == 1
             assert (await host.health("remote-echo")).ok
+    finally:
+        server.kill()
+        server.wait()
+
+
+REMEMBERS_ACTIVATION = """
+from plughost.runtimes.grpc.plugin import JsonPlugin, serve
+
+class Remote(JsonPlugin):
+    exports = [{"kind": "command", "name": "remote.whoami", "target": "whoami"}]
+
+    def __init__(self):
+        super().__init__()
+        self.activations = 0
+
+    def activate(self):
+        self.activations += 1
+
+    def whoami(self):
+        if not self.activations:
+            raise RuntimeError("called before the host activated this service")
+        return {"activations": self.activations, "plugin_id": self.plugin_id,
+                "greeting": self.config.get("greeting")}
+
+    def announce(self, topic):
+        return self.host_call("host.emit", {"topic": topic, "payload": {}})
+
+serve(Remote())
+"""
+
+
+async def test_an_attached_service_that_comes_back_is_activated_again(tmp_path: Path) -> None:
+    script = tmp_path / "remote_server.py"
+    script.write_text(REMEMBERS_ACTIVATION)
+    socket_dir = tmp_path / "sock"
+    socket_dir.mkdir()
+    server, path = _start_server(socket_dir, script)
+    try:
+        folder = tmp_path / "plugins" / "remote"
+        folder.mkdir(parents=True)
+        (folder / "plugin.toml").write_text(
+            f'id = "remote"\nname = "remote"\nversion = "1.0.0"\nruntime = "grpc"\n'
+            f'entry = "unix:{path}"\n')
+        events: list[str] = []
+        services = Services(grants=Grants(("events:emit", "remote.up")))
+        host = PluginHost([tmp_path / "plugins"], config={"remote": {"greeting": "hi"}})
+        host.add_extension(services)
+
+        def on_event(event: Any) -> None:
+            events.append(event.kind)
+            host._on_supervisor_event(event)
+
+        host.add_runtime(GrpcRuntime(options=GrpcOptions(reconnect_backoff=(0.05, 0.2)),
+                                     on_event=on_event))
+        async with host:
+            assert (await host.start()).ok
+            await host.activate("remote")
+            first = await host.call("remote", "whoami")
+            assert first == {"activations": 1, "plugin_id": "remote", "greeting": "hi"}
+            server.kill()
+            server.wait()
+            for _ in range(500):  # the host notices the connection is gone
+                if "disconnected" in events:
+                    break
+                await asyncio.sleep(0.01)
+            server, _ = _start_server(socket_dir, script)  # a fresh process, same address
+            # the call waits until the new service has been activated, then goes through
+            again = await host.call("remote", "whoami", timeout=20)
+            assert again == {"activations": 1, "plugin_id": "remote", "greeting": "hi"}
+            record = host.get("remote")
+            assert record.state is State.ACTIVE
+            # its host-call stream is open again: host operations work and are still checked
+            assert await host.call("remote", "announce", topic="remote.up") == 1
+            with pytest.raises(PermissionDenied):
+                await host.call("remote", "announce", topic="admin.x")
+            assert services.events == [("remote.up", {})]
+            assert events == ["disconnected", "reconnected"]
+            stats = record.instance.stats()
+            assert stats["disconnects"] == 1 and stats["reconnects"] == 1
     finally:
         server.kill()
         server.wait()

@@ -223,3 +223,61 @@ async def test_the_rust_cdylib_example_loads(tmp_path: Path) -> None:
             assert report.ok, report
             result: Any = await host.call("native-rust-greeter", "greet", name="Ada")
             assert result == "Hello, Ada!"
+
+
+async def test_the_isolated_child_imports_the_library_wrapper_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every isolated load starts a fresh child: it must not import the host side (asyncio, the
+    # process runtime, the shared host-operations table), which once cost ~50 ms per load.
+    from plughost.runtimes.process.launch import ProcessOptions
+
+    counter_folder(tmp_path / "plugins")
+    options = ProcessOptions(warm_spare=False, python_flags=("-S", "-X", "importtime"),
+                             output_lines_per_second=100_000)
+    runtime = NativeRuntime(options=options)
+    with caplog.at_level("DEBUG"):
+        async with PluginHost([tmp_path / "plugins"], runtimes=[runtime]) as host:
+            assert (await host.start()).ok
+            assert await host.call("native-c-counter", "add", n=2) == 2
+    imported = {line.rsplit("|", 1)[-1].strip() for record in caplog.records
+                if record.name == "plughost.plugin.native-c-counter"
+                for line in record.getMessage().splitlines() if "import time:" in line}
+    assert "plughost.runtimes.native.library" in imported, sorted(imported)[:20]
+    assert not imported & {"asyncio", "plughost.runtimes.process.runtime",
+                           "plughost.runtimes.native.runtime", "plughost.runtimes.hostcalls"}
+
+
+async def test_isolated_native_plugins_start_in_the_warm_spare(tmp_path: Path) -> None:
+    # The runner reads the library's path only when it imports its entry, so a pre-started
+    # runner can become a native plugin: no interpreter start per load or restart.
+    from plughost.errors import PluginCrashed
+    from plughost.runtimes.process.launch import ProcessOptions
+
+    from ..process.conftest import eventually
+
+    counter_folder(tmp_path / "plugins")
+    toml = counter_folder(tmp_path / "plugins", "second-counter") / "plugin.toml"
+    toml.write_text(toml.read_text().replace('entry = "counter.so"',
+                                             'entry = "counter.so"\nactivation = ["manual"]'))
+    runtime = NativeRuntime(options=ProcessOptions(warm_spare=True))
+    spares = runtime.children
+    async with PluginHost([tmp_path / "plugins"], runtimes=[runtime]) as host:
+        assert (await host.start()).ok
+        first = host.get("native-c-counter").instance
+        assert first.stats()["started"] == "cold"
+        await eventually(lambda: spares._spare is not None)
+        assert spares._spare is not None
+        spare_pid = spares._spare.pid
+        await host.activate("second-counter")  # loaded now, on first use
+        second = host.get("second-counter").instance
+        assert second.stats()["started"] == "spare" and second.pid == spare_pid
+        assert await host.call("second-counter", "add", n=4) == 4
+        assert await host.call("native-c-counter", "add", n=1) == 1  # its own library state
+        # a restart after a crash takes the next spare too
+        await eventually(lambda: spares._spare is not None)
+        with pytest.raises(PluginCrashed):
+            await host.call("second-counter", "crash")
+        await eventually(lambda: second.stats()["restarts"] == 1, timeout=30)
+        assert second.stats()["started"] == "spare"
+        assert await host.call("second-counter", "get") == 0

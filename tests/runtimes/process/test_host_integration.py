@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from plughost import PluginHost, State
-from plughost.errors import PermissionDenied, PluginCrashed, PluginUnavailable
+from plughost.errors import (
+    PermissionDenied,
+    PluginCrashed,
+    PluginUnavailable,
+    ProtocolError,
+)
 from plughost.runtimes.process.runtime import ProcessRuntime
 from tests._tools import require_tool
 
@@ -122,3 +127,24 @@ def test_sync_facade_drives_a_process_plugin_from_its_loop_thread(plugins_dir: P
 
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_a_reply_that_is_not_json_is_a_protocol_json_error_naming_the_plugin(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "rogue"
+    folder.mkdir()
+    shutil.copy(PLUGINS / "rogue.py", folder / "rogue.py")
+    (folder / "plugin.toml").write_text(
+        'id = "rogue"\nname = "rogue"\nversion = "1.0.0"\nruntime = "process"\n'
+        'entry = "python rogue.py bad-json"\n')
+    shutil.copytree(PLUGINS / "pyecho", tmp_path / "pyecho")
+    async with PluginHost([tmp_path], runtimes=[ProcessRuntime(options=fast_options())]) as host:
+        assert (await host.start()).ok
+        with pytest.raises(ProtocolError) as info:
+            await host.call("rogue", "run", timeout=10)
+        error = info.value
+        assert error.code == "protocol.json" and error.plugin_id == "rogue"
+        assert "not valid JSON" in error.message and "{not json" in error.message
+        assert str(error).startswith("[rogue] ")
+        assert (await host.call("pyecho", "say", text="hi"))["text"] == "hi"

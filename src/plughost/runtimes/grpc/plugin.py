@@ -246,11 +246,14 @@ class JsonPlugin(pb_grpc.PluginServicer):
 
     def HostCalls(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
         def replies() -> None:
-            for reply in request_iterator:
-                waiter = self._waiting.pop(reply.id, None)
-                if waiter is not None:
-                    waiter[1].append(reply)
-                    waiter[0].set()
+            try:
+                for reply in request_iterator:
+                    waiter = self._waiting.pop(reply.id, None)
+                    if waiter is not None:
+                        waiter[1].append(reply)
+                        waiter[0].set()
+            except grpc.RpcError:  # the host closed the stream: it shut down or went away
+                pass
             self._outgoing.put(None)
 
         threading.Thread(target=replies, daemon=True).start()

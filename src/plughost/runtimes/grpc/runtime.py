@@ -122,8 +122,18 @@ class GrpcOptions:
     process: ProcessOptions = field(default_factory=ProcessOptions)
 
 
-def _json(text: str) -> Any:
-    return json.loads(text) if text else None
+def _json(text: str, plugin_id: str, what: str) -> Any:
+    """A JSON field of a message from the plugin; ``protocol.json`` naming ``what`` when it is
+    not JSON."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(
+            f"{what} from the plugin is not valid JSON ({exc}); it starts {text[:60]!r}. A gRPC "
+            "plugin sends every *_json field as a JSON text (docs/grpc.md)",
+            code="protocol.json", plugin_id=plugin_id) from None
 
 
 def _dumps(value: Any) -> str:
@@ -253,6 +263,8 @@ class GrpcInstance:
         self._watch: asyncio.Task[None] | None = None
         self._restart: asyncio.Task[None] | None = None
         self._probe_task: asyncio.Task[None] | None = None
+        self._link: asyncio.Task[None] | None = None  # an attached service's connection
+        self._linked = False  # ... is up and the service activated (when the host started it)
         self._active = False
         self._closed = False
         self.failure: str | None = None
@@ -261,7 +273,7 @@ class GrpcInstance:
                                .output_lines_per_second, bytes_per_second=self.limits.get("output"))
         self._changed = asyncio.Event()
         self._stats = {"calls": 0, "errors": 0, "timeouts": 0, "crashes": 0, "restarts": 0,
-                       "host_calls": 0, "channels": 0}
+                       "host_calls": 0, "channels": 0, "disconnects": 0, "reconnects": 0}
         self._tls: Any = None
         self._jail: Jail | None = None  # the confinement of the current process
 
@@ -286,6 +298,9 @@ class GrpcInstance:
             ("grpc.max_reconnect_backoff_ms", int(most * 1000)),
             ("grpc.max_receive_message_length", self.options.process.max_frame),
             ("grpc.max_send_message_length", self.options.process.max_frame),
+            # a quiet channel never goes idle: only a lost connection makes it leave READY
+            # (which, for an attached service, means activating it again once it is back)
+            ("grpc.client_idle_timeout_ms", 2**31 - 1),
         ]
 
     async def _connect(self, *, phase: str) -> None:
@@ -310,6 +325,55 @@ class GrpcInstance:
         except BaseException:
             await self._drop_channel()
             raise
+        if self.address is not None:
+            self._linked = True
+            self._link = asyncio.get_running_loop().create_task(self._watch_link(channel))
+
+    # -- an attached service: losing it, getting it back --------------------------------------
+    async def _watch_link(self, channel: grpc.aio.Channel) -> None:
+        """Follow the connection to an attached service. When it is lost, calls wait; when the
+        service answers again, it is activated again before they go on (a service that was
+        restarted remembers nothing of its activation), and its host-call stream reopened."""
+        ready = grpc.ChannelConnectivity.READY
+        while self._following(channel):
+            state = channel.get_state(try_to_connect=False)
+            if state == ready:
+                await channel.wait_for_state_change(state)
+                continue
+            self._linked = False
+            self._notify()
+            reason = f"lost the connection to {self.address}"
+            self.log.warning("gRPC plugin: %s; reconnecting", reason)
+            self._stats["disconnects"] += 1
+            self._emit("disconnected", reason)
+            await self._relink(channel, reason)
+
+    def _following(self, channel: grpc.aio.Channel) -> bool:
+        """Whether ``channel`` is still this open instance's connection."""
+        return not self._closed and channel is self._channel
+
+    async def _relink(self, channel: grpc.aio.Channel, reason: str) -> None:
+        """Wait (gRPC's reconnection backoff) until the service reports SERVING, then activate
+        it again if the host had started it."""
+        delay = self.options.reconnect_backoff[0]
+        while self._following(channel):
+            try:
+                await self._wait_serving("reconnect")
+                if self._active and self._context is not None:
+                    await self._activate(self._context)
+            except PlughostError as exc:
+                self.log.warning("gRPC plugin at %s is not back yet: %s", self.address,
+                                 exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.reconnect_backoff[1])
+                continue
+            self._linked = True
+            self._stats["reconnects"] += 1
+            self._notify()
+            self.log.info("gRPC plugin at %s is back%s", self.address,
+                          " and activated again" if self._active else "")
+            self._emit("reconnected", reason)
+            return
 
     async def _wait_serving(self, phase: str) -> None:
         assert self._channel is not None
@@ -494,10 +558,16 @@ class GrpcInstance:
             if self.failure is not None:
                 raise PluginUnavailable(self.failure, plugin_id=self._id,
                                         details={"quarantined": True})
-            if self._stub is not None and (self.address is not None or self._launched):
+            if self._stub is not None and (self._linked if self.address is not None
+                                           else self._launched):
                 return self._stub
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
+                if self.address is not None:
+                    raise PluginUnavailable(
+                        f"the gRPC service at {self.address} is unreachable and was not back "
+                        f"within {timeout:g}s; the host keeps reconnecting", plugin_id=self._id,
+                        details={"reconnecting": True})
                 raise PluginUnavailable(
                     f"the gRPC plugin is restarting and was not back within {timeout:g}s",
                     plugin_id=self._id, details={"restarting": True})
@@ -584,11 +654,14 @@ class GrpcInstance:
         replies: asyncio.Queue[pb.HostReply | None] = asyncio.Queue()
 
         async def outgoing() -> AsyncIterator[pb.HostReply]:
-            while True:
-                reply = await replies.get()
-                if reply is None:
-                    return
-                yield reply
+            # grpc cancels its reader of this when the call ends (shutdown, the plugin gone):
+            # end quietly then, or grpc logs the cancellation as a traceback
+            with contextlib.suppress(asyncio.CancelledError):
+                while True:
+                    reply = await replies.get()
+                    if reply is None:
+                        return
+                    yield reply
 
         call = stub.HostCalls(outgoing())
         try:
@@ -642,7 +715,9 @@ class GrpcInstance:
                 raise
             raise PluginActivationError(f"activate failed: {exc.message}", plugin_id=self._id,
                                         phase="activate") from None
-        exports = [Export(e.kind, e.name, e.target, _json(e.options_json) or {})
+        exports = [Export(e.kind, e.name, e.target,
+                          _json(e.options_json, self._id,
+                                f"the options_json of export {e.name!r}") or {})
                    for e in reply.exports]
         self.exports = exports
         if self._stub is not None:
@@ -674,7 +749,7 @@ class GrpcInstance:
         reply = await self._rpc("Call", pb.CallRequest(target=target,
                                                        args_json=_dumps(dict(kwargs or {}))),
                                 timeout)
-        return _json(reply.result_json)
+        return _json(reply.result_json, self._id, f"the result_json of call {target!r}")
 
     async def deliver_event(self, target: str, event: Event) -> None:
         await self._rpc("Event", pb.EventRequest(
@@ -697,14 +772,17 @@ class GrpcInstance:
 
         async def outgoing() -> AsyncIterator[pb.ChannelFrame]:
             yield pb.ChannelFrame(target=target, name=name)
-            with contextlib.suppress(ChannelClosed):  # the opener went away: end the input
+            # the opener went away: end the input; the call ended (cancelled): end quietly, as
+            # grpc would log the cancellation as a traceback
+            with contextlib.suppress(ChannelClosed, asyncio.CancelledError):
                 async for message in channel:
                     yield pb.ChannelFrame(data_json=_dumps(message))
 
         call = stub.Channel(outgoing())
         try:
             async for frame in call:
-                await channel.send(_json(frame.data_json))
+                await channel.send(_json(frame.data_json, self._id,
+                                         f"a data_json frame on channel {name!r}"))
         except asyncio.CancelledError:
             raise self._cancelled(f"channel {name}") from None
         except grpc.aio.AioRpcError as exc:
@@ -715,7 +793,9 @@ class GrpcInstance:
 
     async def export_state(self) -> Any:
         reply = await self._rpc("ExportState", pb.Empty(), optional=True)
-        return _json(reply.state_json) if reply is not None else None
+        if reply is None:
+            return None
+        return _json(reply.state_json, self._id, "the state_json of ExportState")
 
     async def import_state(self, state: Any, from_version: str) -> None:
         await self._rpc("ImportState", pb.State(state_json=_dumps(state),
@@ -762,7 +842,7 @@ class GrpcInstance:
         self._closed = True
         self._notify()
         self.runtime._instances.discard(self)
-        for task in (self._restart, self._watch, self._probe_task):
+        for task in (self._restart, self._watch, self._probe_task, self._link):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

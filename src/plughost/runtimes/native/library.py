@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from plughost.core.contract import Health
-from plughost.errors import PermissionDenied, PluginError, PluginLoadError, PluginUnavailable
+from plughost.errors import (
+    PermissionDenied,
+    PluginError,
+    PluginLoadError,
+    PluginUnavailable,
+    ProtocolError,
+)
 from plughost.runtimes.stepchannels import serve_by_steps
 
 __all__ = [
@@ -88,6 +94,20 @@ def _error_of(raw: bytes | None, what: str) -> PluginError | PermissionDenied:
     return PluginError(f"{what}: {message}", code=code)
 
 
+def _result_of(raw: bytes | None, target: str, plugin_id: str | None) -> Any:
+    """What ``plughost_call`` returned for ``target``, decoded; ``protocol.json`` if it is not
+    JSON."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(
+            f"the native library's result for {target!r} is not valid JSON ({exc}); it starts "
+            f"{raw[:60]!r}. plughost_call returns a JSON text (include/plughost.h)",
+            code="protocol.json", plugin_id=plugin_id) from None
+
+
 def open_library(path: Path) -> ctypes.CDLL:
     """Load ``path`` and check its ABI version before calling anything else in it."""
     try:
@@ -130,8 +150,10 @@ class NativePlugin:
         (default: refused, "not active yet").
     """
 
-    def __init__(self, path: Path, host_call: HostCall | None = None) -> None:
+    def __init__(self, path: Path, host_call: HostCall | None = None, *,
+                 plugin_id: str | None = None) -> None:
         self.path = path
+        self.plugin_id = plugin_id  # named in the errors its answers cause
         self.lib = open_library(path)
         self._host_call: HostCall | None = host_call
         self.log: Callable[[int, str], None] | None = None
@@ -247,7 +269,7 @@ class NativePlugin:
         """Call ``target`` with ``args``; its JSON result, decoded."""
         rc, raw = self._raw_call(target.encode(), json.dumps(args, separators=(",", ":")).encode())
         if rc == OK:
-            return json.loads(raw) if raw else None
+            return _result_of(raw, target, self.plugin_id)
         if rc == NO_TARGET:
             raise PluginUnavailable(
                 f"the native library has no target {target!r}; exports: "
@@ -258,7 +280,7 @@ class NativePlugin:
         """A lifecycle target the library need not implement (``None`` when it has none)."""
         rc, raw = self._raw_call(target.encode(), json.dumps(args).encode())
         if rc == OK:
-            return json.loads(raw) if raw else None
+            return _result_of(raw, target, self.plugin_id)
         if rc == NO_TARGET:
             return None
         raise _error_of(raw, target)
@@ -376,4 +398,4 @@ def from_environment() -> NativePlugin:
     path = os.environ.get(ENV_LIBRARY)
     if not path:
         raise PluginLoadError(f"${ENV_LIBRARY} is not set; this runner is started by the host")
-    return NativePlugin(Path(path))
+    return NativePlugin(Path(path), plugin_id=os.environ.get("PLUGHOST_PLUGIN_ID") or None)

@@ -71,7 +71,15 @@ def library_path(entry: str, root: Path | None) -> Path:
 
 
 class _ChildRuntime(ProcessRuntime):
-    """The process runtime, starting the Python child runner with a native library."""
+    """The process runtime, starting the Python child runner with a native library.
+
+    The library's path is read when the runner imports its entry, so a warm spare (or a forked
+    runner) can be assigned a native plugin like a Python one: no interpreter start per load."""
+
+    env_read_late = True
+
+    def runner_entry(self, manifest: Manifest) -> str:
+        return _CHILD_ENTRY
 
     def command(self, manifest: Manifest, root: Path) -> tuple[list[str], bool, dict[str, str]]:
         path = library_path(manifest.entry, root)
@@ -205,7 +213,7 @@ class NativeRuntime:
         if not self.trusted(manifest.id):
             return await self._children.load(manifest, root)
         try:
-            library = NativePlugin(path)
+            library = NativePlugin(path, plugin_id=manifest.id)
         except PluginError as exc:
             exc.plugin_id = manifest.id
             raise

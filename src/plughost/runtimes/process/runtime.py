@@ -124,12 +124,22 @@ class ProcessRuntime:
         self._forkserver_task: asyncio.Task[ForkServer | None] | None = None
         self._forkserver_starts: list[float] = []  # when each was started (restart budget)
 
+    env_read_late: bool = False
+    """Whether the environment variables of :meth:`command` are read only by the plugin's entry
+    (not by the interpreter as it starts): then a warm spare or a forked runner, which takes
+    its environment at assignment, may stand in for a cold start."""
+
     def command(self, manifest: Manifest, root: Path) -> tuple[list[str], bool, dict[str, str]]:
         """How ``manifest``'s plugin is started: its command line, whether that is the Python
         child runner (which a warm spare may stand in for), and environment variables of its
         own. A runtime built on this one (native libraries) overrides it."""
         argv, python_child = build_argv(manifest.entry, root, self.options)
         return argv, python_child, {}
+
+    def runner_entry(self, manifest: Manifest) -> str:
+        """The ``module:attribute`` the Python child runner loads for ``manifest`` (what a warm
+        spare is assigned)."""
+        return manifest.entry.strip()
 
     def _new_session(
         self, plugin_id: str, handler: Any, sink: OutputSink, limits: Mapping[str, Any]
@@ -376,7 +386,6 @@ class ProcessInstance:
 
     # -- launching -----------------------------------------------------------------------------
     async def _launch(self, *, phase: str) -> None:
-        entry = self.manifest.entry
         argv, python_child, own_env = self.runtime.command(self.manifest, self.root)
         sink = OutputSink(
             self.log,
@@ -389,9 +398,11 @@ class ProcessInstance:
         if self._jail is not None:  # what the previous process left behind goes first
             await self._jail.release()
         spare_fits = self._isolate_net or not self.options.isolate_network
-        spare_fits = spare_fits and not own_env  # a spare cannot take environment variables
+        # a spare takes its environment when assigned: too late for what the interpreter reads
+        env_fits = not own_env or self.runtime.env_read_late
+        spare_fits = spare_fits and env_fits
         spare = self.runtime._take_spare() if python_child and spare_fits else None
-        if spare is None and python_child and self.options.fork_server and not own_env:
+        if spare is None and python_child and self.options.fork_server and env_fits:
             # forked from the fork server now; it leaves the network namespace when asked
             spare = await self.runtime._forked(
                 self._id, self._serve, sink, self.limits, isolate_network=self._isolate_net
@@ -413,13 +424,14 @@ class ProcessInstance:
                     limits=self.limits,
                     params={
                         "plugin_id": self._id,
-                        "entry": entry.strip(),
+                        "entry": self.runtime.runner_entry(self.manifest),
                         "cwd": str(self.root),
                         "limits": {k: self.limits.get(k) for k in ("memory", "cpu", "open_files")},
                         "confine": jail.spec(),
                         # exactly what a cold start of this plugin gets: nothing of the spare's
                         "env": {
                             **child_env(self.options, self._id, session.token, True),
+                            **own_env,
                             **jail.env(),
                         },
                     },
