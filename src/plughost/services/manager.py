@@ -802,15 +802,38 @@ class PluginService:
     def storage_problem(self) -> str:
         """Why this service cannot serve ("" when it can): the database or the object store
         (shared by every node of a cluster) does not answer. Blocking: run it in a thread."""
+        return self.database_problem() or self.object_store_problem()
+
+    def database_problem(self) -> str:
+        """Why the database cannot serve ("" when it can). Blocking: run it in a thread."""
         try:
             self.repository.database.ping()
         except PlughostError as exc:
             return exc.message
+        return ""
+
+    def object_store_problem(self) -> str:
+        """Why the object store cannot serve ("" when it can), naming it. Blocking: run it
+        in a thread."""
         try:
             self.store.exists(_READINESS_PROBE)
         except PlughostError as exc:
-            return f"the object store is unreachable: {exc.message}"
+            return f"the object store {self.object_store_name} is unreachable: {exc.message}"
         return ""
+
+    @property
+    def object_store_name(self) -> str:
+        """The object store as an operator configured it (an S3 bucket with its endpoint, or
+        a directory), for messages; no credentials."""
+        store = self.store
+        bucket = getattr(store, "bucket", None)
+        if bucket is not None:
+            endpoint = getattr(getattr(getattr(store, "client", None), "meta", None),
+                               "endpoint_url", None)
+            where = f"s3://{bucket}/{getattr(store, 'prefix', '')}"
+            return f"{where} at {endpoint}" if endpoint else where
+        root = getattr(store, "root", None)
+        return str(root) if root is not None else repr(store)
 
     def nodes(self) -> list[NodeInfo]:
         """The servers sharing this database (blocking: run it in a thread)."""
