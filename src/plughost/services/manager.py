@@ -458,9 +458,10 @@ class PluginService:
             lambda: {pid: self.repository.get_plugin(pid) for pid in plugins})
         changed = await self._apply_rows(rows)
         for pid in sorted(configs | grants | plugins):
-            if await self._reread_services(pid, grants=pid in grants or pid in plugins) \
-                    and pid not in changed:
-                changed.append(pid)
+            if await self._reread_services(pid, grants=pid in grants or pid in plugins):
+                await self._start_if_waiting(pid)
+                if pid not in changed:
+                    changed.append(pid)
         self._change_seq = max(self._change_seq, seq)
         return changed
 
@@ -496,8 +497,10 @@ class PluginService:
         if self.services is not None:
             self.services.permissions.refresh()
         for pid in sorted(p for p, row in rows.items() if row is not None):
-            if await self._reread_services(pid, grants=False) and pid not in changed:
-                changed.append(pid)
+            if await self._reread_services(pid, grants=False):
+                await self._start_if_waiting(pid)
+                if pid not in changed:
+                    changed.append(pid)
         self._change_seq = max(self._change_seq, seq)
         return changed
 
@@ -533,6 +536,22 @@ class PluginService:
             if await asyncio.to_thread(services.config.knows, pid):
                 return await services.config.refresh(pid)
         return False
+
+    async def _start_if_waiting(self, pid: str) -> None:
+        """Start an enabled plugin waiting in ``needs-config`` now that its config changed,
+        wherever the change was made: what a node runs follows from the database (enabled,
+        and a config that is valid), not from which node saw which request first."""
+        if not (self._start_plugins and self._run_plugins) or self._host is None:
+            return
+        record = self._host.registry.find(pid)
+        if record is None or record.state is not State.NEEDS_CONFIG:
+            return
+        async with self._serialised(pid):
+            row = await asyncio.to_thread(self.repository.get_plugin, pid)
+            if row is None or not row.enabled or record.state is not State.NEEDS_CONFIG:
+                return
+            await self._host.activate(pid)  # still invalid: it stays in needs-config
+            await self._persist_states([pid])
 
     async def _refresh_one(self, pid: str, row: StoredPlugin) -> bool:
         host = self.host
@@ -1026,6 +1045,7 @@ class PluginService:
             await cm.replace(plugin_id, values, actor=actor or "operator")
         else:
             await cm.set(plugin_id, values, actor=actor or "operator")
+        await self._start_if_waiting(plugin_id)
         return await self.config(plugin_id)
 
     async def config_history(self, plugin_id: str) -> list[dict[str, Any]]:
@@ -1040,6 +1060,7 @@ class PluginService:
         """Make the settings of an earlier version current again (as a new version)."""
         services = await self._registered(plugin_id)
         await services.config.restore(plugin_id, version, actor=actor or "operator")
+        await self._start_if_waiting(plugin_id)
         return await self.config(plugin_id)
 
     async def grants(self, plugin_id: str) -> list[str]:

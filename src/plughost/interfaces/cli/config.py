@@ -286,8 +286,8 @@ def _done(record: ConfigRecord, data: dict[str, Any], fmt: Format) -> None:
                 console.print(f"  [yellow]still wrong[/] {problem['path']}: "
                               f"{problem['message']}")
         else:
-            console.print(f"  valid; a plugin waiting for it (needs-config) starts with "
-                          f"`plughost enable {record.plugin_id}`")
+            console.print("  valid; if the plugin was waiting for it (needs-config) and is "
+                          "enabled, the servers running it start it now")
 
     emit("config", {**data, "action": record.action}, fmt, human=human)
 
