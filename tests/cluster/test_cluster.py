@@ -153,3 +153,56 @@ def test_concurrent_updates_of_one_plugin_from_two_nodes_are_serialised(
     versions = cluster.node(1).get("/api/v1/plugins/kv/versions").json()["items"]
     assert sorted(v["version"] for v in versions) == ["1.0.0", "2.0.0", "3.0.0"]
     assert sum(v["current"] for v in versions) == 1
+
+
+#: A plugin that cannot start without ``webhook_url`` (no default): it installs into
+#: ``needs-config``.
+NEEDS_CONFIG_CODE = """
+from plughost.sdk import Plugin, command
+
+class Main(Plugin):
+    def activate(self, ctx):
+        self.url = ctx.config["webhook_url"]
+
+    @command("where")
+    def where(self):
+        return self.url
+"""
+NEEDS_CONFIG_SCHEMA = """
+[config.schema]
+type = "object"
+required = ["webhook_url"]
+[config.schema.properties.webhook_url]
+type = "string"
+"""
+
+
+@pytest.mark.parametrize("order", ["configure-on-A-then-enable-on-B",
+                                   "enable-on-B-then-configure-on-A"])
+def test_a_plugin_waiting_for_config_runs_on_every_node_once_configured_and_enabled(
+        make_cluster: MakeCluster, package: MakePackage, order: str) -> None:
+    cluster = make_cluster()
+    cluster.start(2)
+    a, b = 0, 1
+    r = cluster.install(a, package("notify", "1.0.0", code=NEEDS_CONFIG_CODE,
+                                   extra=NEEDS_CONFIG_SCHEMA))
+    assert (r.status_code, r.json()["state"]) == (201, "needs-config"), r.text
+    # Both nodes have seen it while it could not run.
+    cluster.everywhere(lambda i: _state(cluster, i, "notify") == "needs-config")
+
+    def configure() -> None:
+        r = cluster.node(a).put("/api/v1/plugins/notify/config",
+                                json={"values": {"webhook_url": "https://hooks.example/x"}})
+        assert r.status_code == 200, r.text
+
+    def enable() -> None:
+        assert cluster.node(b).post("/api/v1/plugins/notify/enable").status_code == 200
+
+    steps = [configure, enable] if order.startswith("configure") else [enable, configure]
+    for step in steps:
+        step()
+    cluster.everywhere(lambda i: _state(cluster, i, "notify") == "active")
+    assert [cluster.command(i, "notify.where") for i in cluster.up()] == [
+        "https://hooks.example/x"] * 2
+    eventually(lambda: all({"id": "notify", "state": "active"} in n["plugins"]
+                           for n in cluster.node(b).get("/api/v1/nodes").json()["items"]))

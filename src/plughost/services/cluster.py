@@ -28,8 +28,9 @@ by the next node that notices (every :data:`TAKEOVER_EVERY` heartbeats), through
 reconciliation a restart runs.
 
 **Readiness.** :meth:`PluginService.storage_problem` says why a node cannot serve (the
-database or the object store is unreachable); Redis being down only slows propagation to
-polling, so it is reported in the node's figures but does not make the node unready.
+database or the object store is unreachable, naming which); Redis being down only slows
+propagation to polling, so it is reported in the node's figures but does not make the node
+unready.
 """
 
 from __future__ import annotations

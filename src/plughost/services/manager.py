@@ -478,9 +478,10 @@ class PluginService:
             lambda: {pid: self.repository.get_plugin(pid) for pid in plugins})
         changed = await self._apply_rows(rows)
         for pid in sorted(configs | grants | plugins):
-            if await self._reread_services(pid, grants=pid in grants or pid in plugins) \
-                    and pid not in changed:
-                changed.append(pid)
+            if await self._reread_services(pid, grants=pid in grants or pid in plugins):
+                await self._start_if_waiting(pid)
+                if pid not in changed:
+                    changed.append(pid)
         self._change_seq = max(self._change_seq, seq)
         return changed
 
@@ -516,8 +517,10 @@ class PluginService:
         if self.services is not None:
             self.services.permissions.refresh()
         for pid in sorted(p for p, row in rows.items() if row is not None):
-            if await self._reread_services(pid, grants=False) and pid not in changed:
-                changed.append(pid)
+            if await self._reread_services(pid, grants=False):
+                await self._start_if_waiting(pid)
+                if pid not in changed:
+                    changed.append(pid)
         self._change_seq = max(self._change_seq, seq)
         return changed
 
@@ -553,6 +556,22 @@ class PluginService:
             if await asyncio.to_thread(services.config.knows, pid):
                 return await services.config.refresh(pid)
         return False
+
+    async def _start_if_waiting(self, pid: str) -> None:
+        """Start an enabled plugin waiting in ``needs-config`` now that its config changed,
+        wherever the change was made: what a node runs follows from the database (enabled,
+        and a config that is valid), not from which node saw which request first."""
+        if not (self._start_plugins and self._run_plugins) or self._host is None:
+            return
+        record = self._host.registry.find(pid)
+        if record is None or record.state is not State.NEEDS_CONFIG:
+            return
+        async with self._serialised(pid):
+            row = await asyncio.to_thread(self.repository.get_plugin, pid)
+            if row is None or not row.enabled or record.state is not State.NEEDS_CONFIG:
+                return
+            await self._host.activate(pid)  # still invalid: it stays in needs-config
+            await self._persist_states([pid])
 
     async def _refresh_one(self, pid: str, row: StoredPlugin) -> bool:
         host = self.host
@@ -822,15 +841,38 @@ class PluginService:
     def storage_problem(self) -> str:
         """Why this service cannot serve ("" when it can): the database or the object store
         (shared by every node of a cluster) does not answer. Blocking: run it in a thread."""
+        return self.database_problem() or self.object_store_problem()
+
+    def database_problem(self) -> str:
+        """Why the database cannot serve ("" when it can). Blocking: run it in a thread."""
         try:
             self.repository.database.ping()
         except PlughostError as exc:
             return exc.message
+        return ""
+
+    def object_store_problem(self) -> str:
+        """Why the object store cannot serve ("" when it can), naming it. Blocking: run it
+        in a thread."""
         try:
             self.store.exists(_READINESS_PROBE)
         except PlughostError as exc:
-            return f"the object store is unreachable: {exc.message}"
+            return f"the object store {self.object_store_name} is unreachable: {exc.message}"
         return ""
+
+    @property
+    def object_store_name(self) -> str:
+        """The object store as an operator configured it (an S3 bucket with its endpoint, or
+        a directory), for messages; no credentials."""
+        store = self.store
+        bucket = getattr(store, "bucket", None)
+        if bucket is not None:
+            endpoint = getattr(getattr(getattr(store, "client", None), "meta", None),
+                               "endpoint_url", None)
+            where = f"s3://{bucket}/{getattr(store, 'prefix', '')}"
+            return f"{where} at {endpoint}" if endpoint else where
+        root = getattr(store, "root", None)
+        return str(root) if root is not None else repr(store)
 
     def nodes(self) -> list[NodeInfo]:
         """The servers sharing this database (blocking: run it in a thread)."""
@@ -1024,6 +1066,7 @@ class PluginService:
         else:
             await cm.set(plugin_id, values, actor=actor or "operator")
         await self._note_config(plugin_id)
+        await self._start_if_waiting(plugin_id)
         return await self.config(plugin_id)
 
     async def config_history(self, plugin_id: str) -> list[dict[str, Any]]:
@@ -1039,6 +1082,7 @@ class PluginService:
         services = await self._registered(plugin_id)
         await services.config.restore(plugin_id, version, actor=actor or "operator")
         await self._note_config(plugin_id)
+        await self._start_if_waiting(plugin_id)
         return await self.config(plugin_id)
 
     async def grants(self, plugin_id: str) -> list[str]:

@@ -332,8 +332,8 @@ def _done(record: ConfigRecord, data: dict[str, Any], fmt: Format) -> None:
                 console.print(f"  [yellow]still wrong[/] {problem['path']}: "
                               f"{problem['message']}")
         else:
-            console.print(f"  valid; a plugin waiting for it (needs-config) starts with "
-                          f"`plughost enable {record.plugin_id}`")
+            console.print("  valid; an enabled plugin that was waiting for it (needs-config) "
+                          "starts now on running servers, or when a server starts")
 
     emit("config", {**data, "action": record.action}, fmt, human=human)
 

@@ -93,6 +93,7 @@ class ApiState:
         self._undo: list[Callable[[], None]] = []
         self._started = False
         self._probe: asyncio.Future[str] | None = None
+        self._store_probe: asyncio.Future[str] | None = None
 
     @property
     def authority(self) -> TokenAuthority:
@@ -164,17 +165,24 @@ class ApiState:
 
     async def storage_problem(self, timeout: float = 5.0) -> str:
         """Why the shared stores cannot serve requests right now ("" when they can): a
-        ``SELECT 1`` through the pool and a look-up in the object store, bounded by
-        ``timeout``. Concurrent callers share one probe."""
+        ``SELECT 1`` through the pool and a look-up in the object store, run side by side and
+        each bounded by ``timeout``; the answer names the store that failed. Concurrent
+        callers share one probe of each."""
+        service = self.service
         if self._probe is None or self._probe.done():
-            self._probe = asyncio.ensure_future(self._ping_database())
-        try:
-            return await asyncio.wait_for(asyncio.shield(self._probe), timeout)
-        except TimeoutError:
-            return f"the database did not answer within {timeout:g} s"
-
-    async def _ping_database(self) -> str:
-        return await asyncio.to_thread(self.service.storage_problem)
+            self._probe = asyncio.ensure_future(asyncio.to_thread(service.database_problem))
+        if self._store_probe is None or self._store_probe.done():
+            self._store_probe = asyncio.ensure_future(
+                asyncio.to_thread(service.object_store_problem))
+        database, store = await asyncio.gather(
+            _bounded(self._probe, timeout,
+                     f"the database did not answer within {timeout:g} s; check that it is "
+                     "running and reachable from this node"),
+            _bounded(self._store_probe, timeout,
+                     f"the object store {service.object_store_name} did not answer within "
+                     f"{timeout:g} s; check that it is running and reachable from this node "
+                     "(endpoint, network, credentials)"))
+        return database or store
 
     # -- auth ----------------------------------------------------------------------------
 
@@ -211,6 +219,15 @@ class ApiState:
                 f"{required!r} or higher",
                 details={"role": principal.role, "required": required})
         return principal
+
+
+async def _bounded(probe: asyncio.Future[str], timeout: float, late: str) -> str:
+    """``probe``'s answer, or ``late`` when it takes longer than ``timeout`` (the probe goes
+    on: the next caller gets its answer)."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(probe), timeout)
+    except TimeoutError:
+        return late
 
 
 def _subscribe_plugin_events(service: PluginService,
