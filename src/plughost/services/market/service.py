@@ -27,6 +27,7 @@ from plughost.services.market.index import (
     Index,
     IndexPlugin,
     IndexVersion,
+    Runtimes,
     SearchPage,
     SearchQuery,
     iso,
@@ -88,10 +89,10 @@ class Market:
     def host_version(self) -> Version:
         return self.service.host.host_version
 
-    def _runtimes(self) -> tuple[str, ...]:
-        from plughost.services.market.index import KNOWN_RUNTIMES
-
-        return KNOWN_RUNTIMES
+    def _runtimes(self) -> Runtimes:
+        """The host's runtimes as the runtime registry sees them (built-in ones whose extra is
+        installed, and any registered with the host); versions needing another are left out."""
+        return self.service.host.runtime_availability()
 
     async def indexes(self, *, refresh: bool = False) -> list[tuple[str, Index]]:
         if not self.client.sources():
@@ -270,6 +271,7 @@ class Market:
                 "downloads": h.plugin.downloads + downloads.get(pid, 0),
                 "installed_version": str(installed[pid].version) if pid in installed else None,
                 "yanked": h.version.yanked, "source": h.source,
+                "incompatible": h.incompatible,
                 "advisories": [a.to_dict() for a in h.plugin.advisories],
             })
         return {"items": items, "next_cursor": page.next_cursor, "total": page.total}
