@@ -104,6 +104,40 @@ async def test_one_rating_per_token_holder_and_moderation(api, served):
     assert (found["rating"], found["ratings_count"]) == (5.0, 1)
 
 
+
+async def test_a_hidden_review_stays_hidden_when_its_author_sends_it_again(api, served):
+    bob, admin = api.auth("viewer"), api.auth("admin")
+    r = await api.client.put("/api/v1/market/plugins/lyrics-lrc/ratings",
+                             json={"rating": 1, "review": "spam spam"}, headers=bob)
+    spam = r.json()["id"]
+    r = await api.client.post(f"/api/v1/market/ratings/{spam}/moderation",
+                              json={"hidden": True, "reason": "spam"}, headers=admin)
+    assert r.status_code == 200 and r.json()["hidden"] is True
+    for body in ({"rating": 1, "review": "spam spam"}, {"rating": 2, "review": "edited"}):
+        r = await api.client.put("/api/v1/market/plugins/lyrics-lrc/ratings", json=body,
+                                 headers=bob)
+        assert r.status_code == 200, r.text
+        assert (r.json()["id"], r.json()["rating"], r.json()["hidden"]) == (
+            spam, body["rating"], True)
+        shown = (await api.client.get("/api/v1/market/plugins/lyrics-lrc/ratings",
+                                      headers=bob)).json()
+        assert shown["items"] == []
+        found = (await api.client.get("/api/v1/market/plugins/lyrics-lrc",
+                                      headers=bob)).json()
+        assert (found["rating"], found["ratings_count"]) == (None, 0)
+    everything = (await api.client.get("/api/v1/market/plugins/lyrics-lrc/ratings",
+                                       params={"include_hidden": "true"},
+                                       headers=admin)).json()["items"]
+    assert [(i["review"], i["hidden"], i["moderation_reason"]) for i in everything] == [
+        ("edited", True, "spam")]
+    # only an admin lifts it
+    r = await api.client.post(f"/api/v1/market/ratings/{spam}/moderation",
+                              json={"hidden": False}, headers=admin)
+    assert r.status_code == 200 and r.json()["hidden"] is False
+    found = (await api.client.get("/api/v1/market/plugins/lyrics-lrc", headers=bob)).json()
+    assert (found["rating"], found["ratings_count"]) == (2.0, 1)
+
+
 @pytest.mark.parametrize("body", [{"rating": 0}, {"rating": 6}, {"rating": "5"},
                                   {"rating": 3, "review": "x" * 5001}, {"rating": 3, "x": 1}])
 async def test_bad_ratings_are_refused(api, served, body):

@@ -294,7 +294,8 @@ class Market:
 
     async def rate(self, plugin_id: str, rater: str, rating: int,
                    review: str = "") -> dict[str, Any]:
-        """Record ``rater``'s rating (1-5) and review of a listed plugin (one per rater)."""
+        """Record ``rater``'s rating (1-5) and review of a listed plugin (one per rater). A
+        rating an admin hid stays hidden when its author sends it again."""
         if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
             raise MarketError(f"a rating is a whole number from 1 to 5, not {rating!r}",
                               code="market.rating", plugin_id=plugin_id)
@@ -304,7 +305,8 @@ class Market:
         await self.details(plugin_id)  # only plugins a marketplace lists can be rated
         record = await asyncio.to_thread(self.service.repository.rate, plugin_id, rater,
                                          rating, review)
-        return rating_dict(record)
+        # the author is told when a moderator hid their rating (it stays hidden)
+        return {**rating_dict(record), "hidden": record.hidden}
 
 
 #: Longest review accepted, in characters.
