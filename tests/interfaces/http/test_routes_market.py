@@ -72,6 +72,24 @@ async def test_source_market_without_a_marketplace_says_so(api):
     assert r.json()["error"]["code"] == "marketplace.unavailable"
 
 
+async def test_a_disabled_marketplace_answers_alike_for_search_and_install(settings, served):
+    # A marketplace is configured; enable_market = false is what refuses, and both say so.
+    from dataclasses import replace
+
+    from tests.interfaces.http.conftest import open_api
+
+    async for api in open_api(replace(settings, enable_market=False)):
+        search = await api.client.get("/api/v1/market/search", params={"q": "lyrics"})
+        install = await api.client.post("/api/v1/plugins/install",
+                                        json={"source": "market", "marketId": "lyrics-lrc"})
+        assert search.status_code == install.status_code == 409
+        assert search.json()["error"] == install.json()["error"]
+        error = install.json()["error"]
+        assert error["code"] == "market.disabled"
+        assert "set enable_market = true" in error["message"]
+        assert (await api.client.get("/api/v1/plugins")).json()["items"] == []
+
+
 async def test_one_rating_per_token_holder_and_moderation(api, served):
     alice = api.auth("viewer")
     r = await api.client.put("/api/v1/market/plugins/lyrics-lrc/ratings",

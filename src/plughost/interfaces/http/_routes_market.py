@@ -24,7 +24,7 @@ from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._state import ApiState, api_state, requires
 from plughost.interfaces.tokens import Principal
 from plughost.services.market.index import SearchQuery, iso
-from plughost.services.market.service import Market, rating_dict
+from plughost.services.market.service import Market, market_disabled, rating_dict
 
 __all__ = ["market_of", "market_tasks", "router"]
 
@@ -100,8 +100,7 @@ def market_of(api: ApiState) -> Market:
     :raises MarketError: ``market.disabled`` when ``enable_market`` is off.
     """
     if not api.settings.enable_market:
-        raise MarketError("the marketplace is disabled on this server (enable_market = "
-                          "false)", code="market.disabled")
+        raise market_disabled()
     market: Market | None = getattr(api, "_market", None)
     if market is None:
         market = Market(api.service)

@@ -39,9 +39,17 @@ if TYPE_CHECKING:
     from plughost.services.installer import InstallResult
     from plughost.services.manager import PluginService
 
-__all__ = ["Market", "MarketInstallResult", "OutdatedPlugin"]
+__all__ = ["Market", "MarketInstallResult", "OutdatedPlugin", "market_disabled"]
 
 log = logging.getLogger(__name__)
+
+
+def market_disabled() -> MarketError:
+    """The one error for a marketplace request while ``enable_market`` is off (search,
+    details, ratings and ``source=market`` installs answer it alike)."""
+    return MarketError("the marketplace is disabled on this server (enable_market = false); "
+                       "set enable_market = true in plughost.toml and restart to search and "
+                       "install from marketplaces", code="market.disabled")
 
 
 @dataclass(frozen=True, slots=True)
