@@ -90,6 +90,23 @@ async def test_a_disabled_marketplace_answers_alike_for_search_and_install(setti
         assert (await api.client.get("/api/v1/plugins")).json()["items"] == []
 
 
+async def test_market_api_is_not_used_and_the_server_says_so(settings, served, caplog):
+    # What docs/market.md says: the setting is read, a warning names it, and downloads are
+    # counted by this server (nothing is sent to the address, which here answers nothing).
+    from dataclasses import replace
+
+    from tests.interfaces.http.conftest import open_api
+
+    with caplog.at_level("WARNING", logger="plughost.interfaces.http._routes_market"):
+        async for api in open_api(replace(settings, market_api="http://127.0.0.1:9/api")):
+            assert "market_api = 'http://127.0.0.1:9/api' is set but not used" in caplog.text
+            r = await api.client.post("/api/v1/plugins/install",
+                                      json={"source": "market", "marketId": "other"})
+            assert r.status_code == 201, r.text
+            found = (await api.client.get("/api/v1/market/plugins/other")).json()
+            assert found["downloads"] == 1
+
+
 async def test_one_rating_per_token_holder_and_moderation(api, served):
     alice = api.auth("viewer")
     r = await api.client.put("/api/v1/market/plugins/lyrics-lrc/ratings",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -27,6 +28,8 @@ from plughost.services.market.index import SearchQuery, iso
 from plughost.services.market.service import Market, market_disabled, rating_dict
 
 __all__ = ["market_of", "market_tasks", "router"]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/market", tags=["market"], route_class=ApiRoute)
 
@@ -113,6 +116,10 @@ async def market_tasks(api: ApiState) -> AsyncIterator[None]:
     """While the app runs: the scheduled update check, when ``auto_check_update`` is on."""
     task: asyncio.Task[None] | None = None
     settings = api.settings
+    if settings.market_api:
+        log.warning("market_api = %r is set but not used by this version: ratings, reviews "
+                    "and download counts are this server's own (see docs/market.md)",
+                    settings.market_api)
     if settings.enable_market and settings.auto_check_update:
         from plughost.services.market.updates import UpdateScheduler
 
