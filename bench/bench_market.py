@@ -1,6 +1,7 @@
 """The marketplace: search, metadata refresh, install with dependencies; against floors and pip.
 
 Run: python bench/bench_market.py [--repeat 5] [--sizes 10,100,1000,10000] [--no-pip]
+     [--only search|api|refresh|install|pip ...]
 
 1. **Search in-process** over generated indexes of 10 / 100 / 1,000 / 10,000 plugins
    (:func:`plughost.services.market.index.search`, ranked, paginated, compatibility filter):
@@ -333,13 +334,19 @@ def make_wheels(folder: Path) -> None:
             f'<html><body><a href="../../{whl.name}">{whl.name}</a></body></html>')
 
 
+class _QuietHandler(SimpleHTTPRequestHandler):
+    """The local index's file server, without a stderr line per request (pip makes ~60)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 def bench_pip(tmp: Path, repeat: int) -> None:
     print("\n== peer: pip download of six comparable wheels from a local simple index (ms) ==")
     index = tmp / "pypi"
     index.mkdir()
     make_wheels(index)
-    handler = partial(SimpleHTTPRequestHandler, directory=str(index))
-    handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
+    handler = partial(_QuietHandler, directory=str(index))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/simple"
@@ -367,21 +374,31 @@ def bench_pip(tmp: Path, repeat: int) -> None:
           f"start-up (pip --version) {fl:.1f}  without start-up {m - fl:.1f}")
 
 
+SECTIONS = ("search", "api", "refresh", "install", "pip")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--no-pip", action="store_true")
+    parser.add_argument("--only", choices=SECTIONS, action="append",
+                        help="run only this section (repeat the option for several)")
     args = parser.parse_args()
     repeat = max(5, args.repeat)
     sizes = [int(s) for s in args.sizes.split(",")]
+    only = set(args.only or SECTIONS) - ({"pip"} if args.no_pip else set())
     with tempfile.TemporaryDirectory(prefix="bench-market-") as d:
         tmp = Path(d)
-        bench_search(sizes, repeat)
-        asyncio.run(bench_api_search(tmp, repeat))
-        bench_refresh(tmp, repeat)
-        asyncio.run(bench_install(tmp, repeat))
-        if not args.no_pip:
+        if "search" in only:
+            bench_search(sizes, repeat)
+        if "api" in only:
+            asyncio.run(bench_api_search(tmp, repeat))
+        if "refresh" in only:
+            bench_refresh(tmp, repeat)
+        if "install" in only:
+            asyncio.run(bench_install(tmp, repeat))
+        if "pip" in only:
             bench_pip(tmp, repeat)
 
 

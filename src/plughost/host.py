@@ -75,7 +75,7 @@ from plughost.errors import (
     missing_extras,
 )
 from plughost.observability.health import SupervisorEvent
-from plughost.runtimes.base import BUILTIN_RUNTIMES, create_runtime
+from plughost.runtimes.base import BUILTIN_RUNTIMES, availability, create_runtime
 from plughost.watch import Build, BuildStore, FolderWatcher
 
 __all__ = [
@@ -414,6 +414,11 @@ class PluginHost:
                 self._runtimes[runtime.name] = previous
 
         return undo
+
+    def runtime_availability(self) -> dict[str, str | None]:
+        """Each runtime this host knows (built in or registered) → ``None`` when it can run
+        here, else why not (naming the extra to install): :func:`runtimes.base.availability`."""
+        return availability(self._runtimes)
 
     def add_extension(self, extension: Any) -> Callable[[], None]:
         """Attach a :class:`HostExtension`; returns the undo."""

@@ -170,7 +170,9 @@ class HostSettings:
     redis_url: str = ""
     #: This node's name in ``plughost nodes`` (default: the host name and port it serves on).
     node_name: str = ""
-    #: The plugin marketplace's API address (Arcade's ``market_api``); empty: none configured.
+    #: Arcade's ``market_api``: the server meant to keep a marketplace's ratings and download
+    #: counts. Read and validated, but not used yet: every server keeps its own (the API logs
+    #: a warning at start when it is set; see docs/market.md).
     market_api: str = ""
     #: Whether installs from the marketplace are allowed (Arcade's ``enable_market``).
     enable_market: bool = True

@@ -13,7 +13,7 @@ error names the extra. See ``docs/runtimes.md``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,6 +36,7 @@ __all__ = [
     "Health",
     "PluginInstance",
     "Runtime",
+    "availability",
     "create_runtime",
     "unavailable",
 ]
@@ -83,3 +84,16 @@ def unavailable(name: str) -> str | None:
         return getattr(exc, "message", None) or (
             f"the {name!r} runtime cannot be imported here: {exc}")
     return None
+
+
+def availability(registered: Iterable[str] = ()) -> dict[str, str | None]:
+    """Every runtime a host knows, mapped to ``None`` when it can run here, or to why not.
+
+    The built-in runtimes (:data:`BUILTIN_RUNTIMES`, each checked with :func:`unavailable`, so
+    a missing extra is named with the ``pip install`` that adds it) and ``registered``: the
+    names of runtimes a host was given (``PluginHost(runtimes=...)``, ``add_runtime``), which
+    run by definition. A name missing from the answer is a runtime this host does not have.
+    """
+    out = {name: unavailable(name) for name in BUILTIN_RUNTIMES}
+    out.update(dict.fromkeys(registered))
+    return out

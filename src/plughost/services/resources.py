@@ -414,8 +414,10 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
                         "installed_version": _OSTR},
                        {"description": _STR, "type": _STR, "runtime": _STR,
                         "tags": {"type": "array", "items": _STR},
-                        "downloads": {"type": "integer"}, "yanked": {"type": "boolean"}},
-                       description="A marketplace search result (plughost search)."),
+                        "downloads": {"type": "integer"}, "yanked": {"type": "boolean"},
+                        "incompatible": _STR},
+                       description="A marketplace search result (plughost search); "
+                                   "incompatible: why it cannot run here (\"\" if it can)."),
     "outdated": _obj({"id": _STR, "installed_version": _STR, "latest_version": _OSTR,
                       "source": _STR, "advisories": {"type": "array"}},
                      {"force_update": {"type": "boolean"}},

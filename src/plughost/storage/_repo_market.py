@@ -20,8 +20,9 @@ class MarketRecords(RepositoryBase):
     # -- ratings ---------------------------------------------------------------------------
 
     def rate(self, plugin_id: str, rater: str, rating: int, review: str = "") -> MarketRating:
-        """Record ``rater``'s rating of ``plugin_id``, replacing their earlier one (a new
-        rating is shown again even if the earlier one was hidden by a moderator)."""
+        """Record ``rater``'s rating of ``plugin_id``, replacing their earlier one's stars and
+        text. A moderator's decision stands: a rating hidden by an admin stays hidden (with who
+        hid it and why) until an admin shows it again (:meth:`moderate_rating`)."""
         if not 1 <= rating <= 5:
             raise InvalidRecord(f"a rating is 1 to 5, not {rating}")
         now = self._now()
@@ -33,7 +34,6 @@ class MarketRecords(RepositoryBase):
                 row = MarketRatingRow(plugin_id=plugin_id, rater=rater, created_at=now)
                 s.add(row)
             row.rating, row.review, row.updated_at = rating, review, now
-            row.hidden, row.moderated_by, row.moderation_reason = False, "", ""
             s.flush()
             return to_record(MarketRating, row)
 

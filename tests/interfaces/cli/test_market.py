@@ -238,3 +238,65 @@ def test_every_market_command_takes_output_json_and_plain(app, home, tmp_path, k
     run("market", "rotate-key", repo, "timestamp", kind="market_change", plain=True)
     assert run("market", "remove", "main", kind="market_change", plain=True)[0][:2] == [
         "remove", "main"]
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+def example_package(tmp_path: Path, key: Path, name: str) -> Path:
+    """An example plugin folder (as shipped, native library built by the session) packed and
+    signed."""
+    from plughost.security.package import pack
+    from plughost.security.signing import sign
+
+    out = pack(EXAMPLES / name, tmp_path / f"{name}.zip")
+    sign(out, key)
+    return out
+
+
+def test_a_native_plugin_is_found_and_installed_from_a_marketplace(app, home, tmp_path, keys,
+                                                                 served_repo):
+    # The runtime registry, not a list of the marketplace's own, says which runtimes run here.
+    repo, url = served_repo
+    invoke(app, "publish", example_package(tmp_path, keys, "native-c-counter"), "--repo", repo)
+    invoke(app, "market", "add", "main", url, "--root", repo / "root.json")
+    found = data(invoke(app, "search", "counter", "--json"))
+    assert [(i["id"], i["runtime"], i["incompatible"])  # type: ignore[index]
+            for i in found["items"]] == [("native-c-counter", "native", "")]  # type: ignore[index]
+    installed = data(invoke(app, "install", "native-c-counter", "--json"))
+    [done] = installed["installed"]  # type: ignore[index]
+    assert (done["plugin_id"], done["state"]) == ("native-c-counter", "resolved")
+    listed = data(invoke(app, "list", "--json"))["items"]  # type: ignore[index]
+    assert [(p["id"], p["runtime"]) for p in listed] == [("native-c-counter", "native")]
+
+
+def test_a_runtime_whose_extra_is_missing_is_left_out_with_the_pip_extra(app, home, tmp_path,
+                                                                        keys, served_repo):
+    # A child interpreter where wasmtime cannot be imported: the host lacks the wasm extra.
+    repo, url = served_repo
+    invoke(app, "publish", example_package(tmp_path, keys, "wasm-hello"), "--repo", repo)
+    invoke(app, "market", "add", "main", url, "--root", repo / "root.json")
+    code = ("import sys; sys.modules['wasmtime'] = None\n"
+            "from plughost.interfaces.cli import build_app\n"
+            "build_app()(sys.argv[1:])\n")
+    src = Path(__file__).resolve().parents[3] / "src"
+    env = {**os.environ, "PLUGHOST_HOME": str(home), "PYTHONPATH": str(src)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                              text=True, env=env, timeout=120, cwd=tmp_path)
+
+    assert json.loads(cli("search", "hello", "--json").stdout)["total"] == 0
+    [item] = json.loads(cli("search", "hello", "--all", "--json").stdout)["items"]
+    assert item["id"] == "wasm-hello"
+    assert "pip install 'plughost[wasm]'" in item["incompatible"]
+    refused = cli("install", "wasm-hello", "--json")
+    assert refused.returncode == 1, refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "market.incompatible"
+    assert "pip install 'plughost[wasm]'" in error["details"]["excluded"]["0.1.0"]
+    assert data(invoke(app, "list", "--json"))["items"] == []  # type: ignore[index]
+    # with the extra installed (this interpreter), the same version is found and installs
+    assert data(invoke(app, "search", "hello", "--json"))["total"] == 1  # type: ignore[index]
+    assert data(invoke(app, "install", "wasm-hello", "--json"))[  # type: ignore[index]
+        "installed"][0]["state"] == "resolved"  # activates on its first call

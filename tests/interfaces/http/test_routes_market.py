@@ -72,6 +72,41 @@ async def test_source_market_without_a_marketplace_says_so(api):
     assert r.json()["error"]["code"] == "marketplace.unavailable"
 
 
+async def test_a_disabled_marketplace_answers_alike_for_search_and_install(settings, served):
+    # A marketplace is configured; enable_market = false is what refuses, and both say so.
+    from dataclasses import replace
+
+    from tests.interfaces.http.conftest import open_api
+
+    async for api in open_api(replace(settings, enable_market=False)):
+        search = await api.client.get("/api/v1/market/search", params={"q": "lyrics"})
+        install = await api.client.post("/api/v1/plugins/install",
+                                        json={"source": "market", "marketId": "lyrics-lrc"})
+        assert search.status_code == install.status_code == 409
+        assert search.json()["error"] == install.json()["error"]
+        error = install.json()["error"]
+        assert error["code"] == "market.disabled"
+        assert "set enable_market = true" in error["message"]
+        assert (await api.client.get("/api/v1/plugins")).json()["items"] == []
+
+
+async def test_market_api_is_not_used_and_the_server_says_so(settings, served, caplog):
+    # What docs/market.md says: the setting is read, a warning names it, and downloads are
+    # counted by this server (nothing is sent to the address, which here answers nothing).
+    from dataclasses import replace
+
+    from tests.interfaces.http.conftest import open_api
+
+    with caplog.at_level("WARNING", logger="plughost.interfaces.http._routes_market"):
+        async for api in open_api(replace(settings, market_api="http://127.0.0.1:9/api")):
+            assert "market_api = 'http://127.0.0.1:9/api' is set but not used" in caplog.text
+            r = await api.client.post("/api/v1/plugins/install",
+                                      json={"source": "market", "marketId": "other"})
+            assert r.status_code == 201, r.text
+            found = (await api.client.get("/api/v1/market/plugins/other")).json()
+            assert found["downloads"] == 1
+
+
 async def test_one_rating_per_token_holder_and_moderation(api, served):
     alice = api.auth("viewer")
     r = await api.client.put("/api/v1/market/plugins/lyrics-lrc/ratings",
@@ -102,6 +137,40 @@ async def test_one_rating_per_token_holder_and_moderation(api, served):
     assert [i["id"] for i in page["items"]] == [rating_id]
     found = (await api.client.get("/api/v1/market/plugins/lyrics-lrc", headers=alice)).json()
     assert (found["rating"], found["ratings_count"]) == (5.0, 1)
+
+
+
+async def test_a_hidden_review_stays_hidden_when_its_author_sends_it_again(api, served):
+    bob, admin = api.auth("viewer"), api.auth("admin")
+    r = await api.client.put("/api/v1/market/plugins/lyrics-lrc/ratings",
+                             json={"rating": 1, "review": "spam spam"}, headers=bob)
+    spam = r.json()["id"]
+    r = await api.client.post(f"/api/v1/market/ratings/{spam}/moderation",
+                              json={"hidden": True, "reason": "spam"}, headers=admin)
+    assert r.status_code == 200 and r.json()["hidden"] is True
+    for body in ({"rating": 1, "review": "spam spam"}, {"rating": 2, "review": "edited"}):
+        r = await api.client.put("/api/v1/market/plugins/lyrics-lrc/ratings", json=body,
+                                 headers=bob)
+        assert r.status_code == 200, r.text
+        assert (r.json()["id"], r.json()["rating"], r.json()["hidden"]) == (
+            spam, body["rating"], True)
+        shown = (await api.client.get("/api/v1/market/plugins/lyrics-lrc/ratings",
+                                      headers=bob)).json()
+        assert shown["items"] == []
+        found = (await api.client.get("/api/v1/market/plugins/lyrics-lrc",
+                                      headers=bob)).json()
+        assert (found["rating"], found["ratings_count"]) == (None, 0)
+    everything = (await api.client.get("/api/v1/market/plugins/lyrics-lrc/ratings",
+                                       params={"include_hidden": "true"},
+                                       headers=admin)).json()["items"]
+    assert [(i["review"], i["hidden"], i["moderation_reason"]) for i in everything] == [
+        ("edited", True, "spam")]
+    # only an admin lifts it
+    r = await api.client.post(f"/api/v1/market/ratings/{spam}/moderation",
+                              json={"hidden": False}, headers=admin)
+    assert r.status_code == 200 and r.json()["hidden"] is False
+    found = (await api.client.get("/api/v1/market/plugins/lyrics-lrc", headers=bob)).json()
+    assert (found["rating"], found["ratings_count"]) == (2.0, 1)
 
 
 @pytest.mark.parametrize("body", [{"rating": 0}, {"rating": 6}, {"rating": "5"},

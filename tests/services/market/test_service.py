@@ -4,6 +4,7 @@ first — or nothing at all; outdated and update through the host's update path.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -120,6 +121,27 @@ async def test_incompatible_versions_are_left_out_with_the_reason(market, market
     page = await market.search(SearchQuery(compatible=True))
     shown = {h.plugin.id: str(h.version.version) for h in page.hits}
     assert shown == {"hello": "1.0.0", "needy": "1.0.0"}  # search shows; install resolves
+
+
+async def test_runtimes_come_from_the_hosts_registry(market, market_repo, make_package):
+    # No list of the marketplace's own: a runtime the host does not have is a stated reason,
+    # and one registered with the host (host.add_runtime) makes the same version installable.
+    publish(market_repo, make_package, "luaish", "1.0.0", extra='runtime = "lua"')
+    market.client.refresh("main")
+    assert (await market.search(SearchQuery("luaish", compatible=True))).total == 0
+    [hit] = (await market.search(SearchQuery("luaish"))).hits
+    assert hit.incompatible.startswith("needs the 'lua' runtime, which this host does not "
+                                       "have (it has ")
+    with pytest.raises(PlughostError) as info:
+        await market.plan("luaish")
+    assert info.value.code == "market.incompatible"
+    assert "'lua' runtime" in info.value.message
+    undo = market.service.host.add_runtime(SimpleNamespace(name="lua"))
+    try:
+        assert (await market.search(SearchQuery("luaish", compatible=True))).total == 1
+        assert [p.version.id for p in (await market.plan("luaish")).packages] == ["luaish"]
+    finally:
+        undo()
 
 
 async def test_outdated_and_update_use_the_update_path(service, market, market_repo,

@@ -27,6 +27,7 @@ from plughost.interfaces.cli._common import (
     print_json,
 )
 from plughost.interfaces.cli._output import Format, emit, emit_page, output_format
+from plughost.runtimes.base import BUILTIN_RUNTIMES
 
 if TYPE_CHECKING:
     from plughost.services.market.service import Market
@@ -356,8 +357,9 @@ def search_cmd(
     text: Annotated[str, typer.Argument(help="Words to look for.", metavar="[TEXT]")] = "",
     type_: Annotated[str, typer.Option("--type", help="Only this plugin type.")] = "",
     tag: Annotated[str, typer.Option("--tag", help="Only plugins with this tag.")] = "",
-    runtime: Annotated[str, typer.Option("--runtime", help="python, process, wasm, grpc.")
-                       ] = "",
+    runtime: Annotated[str, typer.Option("--runtime", help="Only plugins needing this "
+                                         f"runtime: {', '.join(BUILTIN_RUNTIMES)} or one a "
+                                         "host registers.")] = "",
     all_: Annotated[bool, typer.Option("--all", help="Also plugins that cannot run on "
                                                      "this host.")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 20,
@@ -385,7 +387,8 @@ def search_cmd(
               "tags": list(h.plugin.tags), "runtime": h.version.runtime,
               "downloads": h.plugin.downloads, "source": h.source,
               "installed_version": installed.get(h.plugin.id),
-              "yanked": h.version.yanked} for h in page.hits]
+              "yanked": h.version.yanked, "incompatible": h.incompatible}
+             for h in page.hits]
     # a table wraps descriptions between words (never cuts them short); json and plain as
     # every page
     emit_page("market_hit", items, fmt, next_cursor=page.next_cursor, total=page.total,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -24,9 +25,11 @@ from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._state import ApiState, api_state, requires
 from plughost.interfaces.tokens import Principal
 from plughost.services.market.index import SearchQuery, iso
-from plughost.services.market.service import Market, rating_dict
+from plughost.services.market.service import Market, market_disabled, rating_dict
 
 __all__ = ["market_of", "market_tasks", "router"]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/market", tags=["market"], route_class=ApiRoute)
 
@@ -100,8 +103,7 @@ def market_of(api: ApiState) -> Market:
     :raises MarketError: ``market.disabled`` when ``enable_market`` is off.
     """
     if not api.settings.enable_market:
-        raise MarketError("the marketplace is disabled on this server (enable_market = "
-                          "false)", code="market.disabled")
+        raise market_disabled()
     market: Market | None = getattr(api, "_market", None)
     if market is None:
         market = Market(api.service)
@@ -114,6 +116,10 @@ async def market_tasks(api: ApiState) -> AsyncIterator[None]:
     """While the app runs: the scheduled update check, when ``auto_check_update`` is on."""
     task: asyncio.Task[None] | None = None
     settings = api.settings
+    if settings.market_api:
+        log.warning("market_api = %r is set but not used by this version: ratings, reviews "
+                    "and download counts are this server's own (see docs/market.md)",
+                    settings.market_api)
     if settings.enable_market and settings.auto_check_update:
         from plughost.services.market.updates import UpdateScheduler
 

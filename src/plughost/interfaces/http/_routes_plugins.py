@@ -460,7 +460,11 @@ async def _package_from_fields(api: ApiState, fields: dict[str, Any],
         if market_id is None:
             raise RequestInvalid("source=market needs the field 'marketId' (the plugin id, "
                                  "or id@range)", details={"field": "marketId"})
-        if not api.settings.enable_market or not await asyncio.to_thread(_has_markets, api):
+        if not api.settings.enable_market:
+            from plughost.services.market.service import market_disabled
+
+            raise market_disabled()  # what /market/search answers, same code and words
+        if not await asyncio.to_thread(_has_markets, api):
             raise RequestInvalid(
                 "no marketplace is configured on this server, so source=market cannot "
                 f"install {market_id}; add one (`plughost market add NAME URL --root "

@@ -31,6 +31,7 @@ from plughost.core._manifest_checks import ID_PATTERN
 from plughost.core.manifest import Manifest
 from plughost.core.version import Version, VersionRange
 from plughost.errors import MarketError, VersionError
+from plughost.runtimes.base import availability
 
 __all__ = [
     "INDEX_FORMAT",
@@ -39,6 +40,7 @@ __all__ = [
     "Index",
     "IndexPlugin",
     "IndexVersion",
+    "Runtimes",
     "SearchPage",
     "SearchQuery",
     "decode_cursor",
@@ -52,10 +54,21 @@ __all__ = [
 
 INDEX_FORMAT = "plughost-market-index/1"
 INDEX_TARGET = "index.json"
-#: Runtimes a plughost host can run (a version needing another one is incompatible).
-KNOWN_RUNTIMES = ("python", "process", "wasm", "grpc")
+#: Which runtimes a host has: runtime name -> ``None`` when it runs here, else why not (the
+#: answer of :func:`plughost.runtimes.base.availability`; a name missing is a runtime the host
+#: does not have). ``None`` in a parameter means "ask the runtime registry".
+Runtimes = Mapping[str, str | None]
 _EMPTY: Mapping[str, VersionRange] = {}
 _ID = re.compile(ID_PATTERN)
+
+
+def runtime_problem(runtime: str, runtimes: Runtimes) -> str:
+    """Why a version needing ``runtime`` cannot run on a host with ``runtimes`` ("" if it can)."""
+    if runtime not in runtimes:
+        return (f"needs the {runtime!r} runtime, which this host does not have (it has "
+                f"{', '.join(sorted(runtimes))})")
+    why = runtimes[runtime]
+    return f"needs the {runtime} runtime: {why}" if why else ""
 
 
 def iso(when: datetime) -> str:
@@ -120,15 +133,16 @@ class IndexVersion:
     yanked_reason: str = ""
 
     def incompatibility(self, host_version: Version, platform: str = sys.platform,
-                        runtimes: Iterable[str] = KNOWN_RUNTIMES) -> str:
-        """Why this version cannot run here ("" when it can)."""
+                        runtimes: Runtimes | None = None) -> str:
+        """Why this version cannot run here ("" when it can).
+
+        :param runtimes: the host's runtimes (default: the runtime registry's answer for a host
+            with only the built-in ones)."""
         if not self.host.contains(host_version, include_prerelease=True):
             return f"needs plughost {self.host}, this host is {host_version}"
         if self.platforms and not any(platform.startswith(p) for p in self.platforms):
             return f"runs on {', '.join(self.platforms)}, not {platform}"
-        if self.runtime not in set(runtimes):
-            return f"needs the {self.runtime} runtime, which this host does not have"
-        return ""
+        return runtime_problem(self.runtime, availability() if runtimes is None else runtimes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -401,6 +415,9 @@ class SearchHit:
     version: IndexVersion
     score: float
     source: str = ""
+    #: Why ``version`` cannot run on this host ("" when it can; shown by a search with
+    #: ``compatible=False``, which lists such versions too).
+    incompatible: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,7 +521,7 @@ def _table(index: Index) -> _Table:
 def search(indexes: Iterable[tuple[str, Index]], query: SearchQuery, *,
            host_version: Version, limit: int = 20, cursor: str | None = None,
            platform: str = sys.platform,
-           runtimes: Iterable[str] = KNOWN_RUNTIMES) -> SearchPage:
+           runtimes: Runtimes | None = None) -> SearchPage:
     """Search ``indexes`` (``(source name, index)`` pairs by priority: an id found in an
     earlier one hides the same id in later ones). See the module doc for the ranking.
 
@@ -513,9 +530,10 @@ def search(indexes: Iterable[tuple[str, Index]], query: SearchQuery, *,
     terms = [t.replace("\x00", "") for t in query.text.lower().split()]
     terms = [t for t in terms if t]
     offset = decode_cursor(cursor)
-    runtimes = tuple(runtimes)
+    runtimes = availability() if runtimes is None else dict(runtimes)
     tag = query.tag.lower()
-    key = (str(host_version), platform, runtimes, query.compatible, query.include_yanked)
+    key = (str(host_version), platform, tuple(sorted(runtimes.items())), query.compatible,
+           query.include_yanked)
     limit = max(1, min(limit, 200))
     wanted = offset + limit
     earlier: list[Index] = []
@@ -562,13 +580,14 @@ def search(indexes: Iterable[tuple[str, Index]], query: SearchQuery, *,
         source, table = sources[s]
         version = table.shown[key][i]
         assert version is not None
-        page.append(SearchHit(table.plugins[i], version, -neg_score, source))
+        page.append(SearchHit(table.plugins[i], version, -neg_score, source,
+                              version.incompatibility(host_version, platform, runtimes)))
     return SearchPage(page, encode_cursor(wanted) if wanted < total else None, total)
 
 
 def _filter(table: _Table, query: SearchQuery, tag: str, key: tuple[Any, ...],
             host_version: Version, platform: str,
-            runtimes: Sequence[str]) -> Callable[[int], bool]:
+            runtimes: Runtimes) -> Callable[[int], bool]:
     """The one filter rule of a search: type, tag, a version to show (compatible and not
     yanked, when asked; remembered per index) and its runtime."""
     shown_cache = table.shown.setdefault(key, {})
@@ -590,7 +609,7 @@ def _filter(table: _Table, query: SearchQuery, tag: str, key: tuple[Any, ...],
 
 
 def _eligible(table: _Table, query: SearchQuery, tag: str, key: tuple[Any, ...],
-              host_version: Version, platform: str, runtimes: Sequence[str]) -> list[int]:
+              host_version: Version, platform: str, runtimes: Runtimes) -> list[int]:
     """The positions a query without words shows, in rank order, for its filters (kept per
     index: like a database index on the filter columns, it is built on first use)."""
     cache_key = (key, query.type, tag, query.runtime)
@@ -606,7 +625,7 @@ def _eligible(table: _Table, query: SearchQuery, tag: str, key: tuple[Any, ...],
 
 
 def _shown_version(p: IndexPlugin, query: SearchQuery, host_version: Version, platform: str,
-                   runtimes: Sequence[str]) -> IndexVersion | None:
+                   runtimes: Runtimes) -> IndexVersion | None:
     for v in p.versions:
         if v.yanked and not query.include_yanked:
             continue

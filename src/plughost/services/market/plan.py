@@ -6,8 +6,9 @@ chooses its candidates:
 
 * an installed plugin is a candidate in its installed version only (an install never changes
   another plugin's version; ``plughost update`` does that);
-* a marketplace version is a candidate when it runs here — host version, platform and runtime;
-  the others are left out and the reason is kept, so a failed resolution can say why;
+* a marketplace version is a candidate when it runs here — host version, platform and runtime
+  (the runtime registry says which runtimes the host has and which lack their extra); the
+  others are left out and the reason is kept, so a failed resolution can say why;
 * a yanked version is a candidate only when the request pins exactly that version;
 * each plugin id comes from the first marketplace (by priority) that lists it.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,8 @@ from plughost.core.manifest import Manifest
 from plughost.core.resolver import resolve
 from plughost.core.version import Version, VersionRange
 from plughost.errors import MarketError, PlughostError, ResolutionError, VersionError
-from plughost.services.market.index import KNOWN_RUNTIMES, Index, IndexVersion
+from plughost.runtimes.base import availability
+from plughost.services.market.index import Index, IndexVersion, Runtimes
 
 __all__ = ["InstallPlan", "PlannedPackage", "Request", "parse_request", "plan_install"]
 
@@ -115,7 +117,7 @@ def _first_listing(indexes: Sequence[tuple[str, Index]]) -> dict[str, tuple[str,
 def plan_install(request: Request, indexes: Sequence[tuple[str, Index]],
                  installed: Mapping[str, Manifest], *, host_version: Version,
                  platform: str = sys.platform,
-                 runtimes: Iterable[str] = KNOWN_RUNTIMES) -> InstallPlan:
+                 runtimes: Runtimes | None = None) -> InstallPlan:
     """Resolve ``request`` (see the module doc).
 
     :raises MarketError: ``market.not_found`` (no marketplace lists it),
@@ -123,7 +125,7 @@ def plan_install(request: Request, indexes: Sequence[tuple[str, Index]],
     :raises ResolutionError: dependencies cannot be satisfied (``details['excluded']`` lists
         the versions left out and why).
     """
-    runtimes = tuple(runtimes)
+    runtimes = availability() if runtimes is None else runtimes
     listing = _first_listing(indexes)
     pid = request.plugin_id
     if pid not in listing and pid not in installed:

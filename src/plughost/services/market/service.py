@@ -27,6 +27,7 @@ from plughost.services.market.index import (
     Index,
     IndexPlugin,
     IndexVersion,
+    Runtimes,
     SearchPage,
     SearchQuery,
     iso,
@@ -38,9 +39,17 @@ if TYPE_CHECKING:
     from plughost.services.installer import InstallResult
     from plughost.services.manager import PluginService
 
-__all__ = ["Market", "MarketInstallResult", "OutdatedPlugin"]
+__all__ = ["Market", "MarketInstallResult", "OutdatedPlugin", "market_disabled"]
 
 log = logging.getLogger(__name__)
+
+
+def market_disabled() -> MarketError:
+    """The one error for a marketplace request while ``enable_market`` is off (search,
+    details, ratings and ``source=market`` installs answer it alike)."""
+    return MarketError("the marketplace is disabled on this server (enable_market = false); "
+                       "set enable_market = true in plughost.toml and restart to search and "
+                       "install from marketplaces", code="market.disabled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +97,10 @@ class Market:
     def host_version(self) -> Version:
         return self.service.host.host_version
 
-    def _runtimes(self) -> tuple[str, ...]:
-        from plughost.services.market.index import KNOWN_RUNTIMES
-
-        return KNOWN_RUNTIMES
+    def _runtimes(self) -> Runtimes:
+        """The host's runtimes as the runtime registry sees them (built-in ones whose extra is
+        installed, and any registered with the host); versions needing another are left out."""
+        return self.service.host.runtime_availability()
 
     async def indexes(self, *, refresh: bool = False) -> list[tuple[str, Index]]:
         if not self.client.sources():
@@ -270,6 +279,7 @@ class Market:
                 "downloads": h.plugin.downloads + downloads.get(pid, 0),
                 "installed_version": str(installed[pid].version) if pid in installed else None,
                 "yanked": h.version.yanked, "source": h.source,
+                "incompatible": h.incompatible,
                 "advisories": [a.to_dict() for a in h.plugin.advisories],
             })
         return {"items": items, "next_cursor": page.next_cursor, "total": page.total}
@@ -292,7 +302,8 @@ class Market:
 
     async def rate(self, plugin_id: str, rater: str, rating: int,
                    review: str = "") -> dict[str, Any]:
-        """Record ``rater``'s rating (1-5) and review of a listed plugin (one per rater)."""
+        """Record ``rater``'s rating (1-5) and review of a listed plugin (one per rater). A
+        rating an admin hid stays hidden when its author sends it again."""
         if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
             raise MarketError(f"a rating is a whole number from 1 to 5, not {rating!r}",
                               code="market.rating", plugin_id=plugin_id)
@@ -302,7 +313,8 @@ class Market:
         await self.details(plugin_id)  # only plugins a marketplace lists can be rated
         record = await asyncio.to_thread(self.service.repository.rate, plugin_id, rater,
                                          rating, review)
-        return rating_dict(record)
+        # the author is told when a moderator hid their rating (it stays hidden)
+        return {**rating_dict(record), "hidden": record.hidden}
 
 
 #: Longest review accepted, in characters.
