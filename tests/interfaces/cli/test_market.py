@@ -300,3 +300,19 @@ def test_a_runtime_whose_extra_is_missing_is_left_out_with_the_pip_extra(app, ho
     assert data(invoke(app, "search", "hello", "--json"))["total"] == 1  # type: ignore[index]
     assert data(invoke(app, "install", "wasm-hello", "--json"))[  # type: ignore[index]
         "installed"][0]["state"] == "resolved"  # activates on its first call
+
+
+def test_a_disabled_marketplace_is_one_error_in_every_output(app, home):
+    """`enable_market = false`: search, outdated and install by id answer `market.disabled`
+    with what to set, as the JSON error envelope under --output json and on stderr otherwise."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "plughost.toml").write_text("enable_market = false\n")
+    for args in (("search", "lyrics"), ("outdated",), ("install", "lyrics-lrc")):
+        result = invoke(app, *args, "--output", "json")
+        assert result.exit_code == 1, result.output
+        error = json.loads(result.stdout)["error"]
+        assert error["code"] == "market.disabled", error
+        assert "enable_market = true" in error["message"], error
+        plain = invoke(app, *args)
+        assert plain.exit_code == 1 and plain.stdout == "", plain.output
+        assert "enable_market = true" in plain.stderr, plain.stderr

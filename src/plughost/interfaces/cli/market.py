@@ -63,15 +63,11 @@ def with_market(home: Path | None, fn: Callable[[Market], Awaitable[T]]) -> T:
     import asyncio
 
     from plughost.services.manager import PluginService
-    from plughost.services.market.service import Market
+    from plughost.services.market.service import Market, market_disabled
 
     settings = _settings(home)
     if not settings.enable_market:
-        from plughost.errors import MarketError
-
-        with handle_errors():
-            raise MarketError("the marketplace is disabled (enable_market = false in "
-                              "plughost.toml)", code="market.disabled")
+        raise market_disabled()  # the caller's handle_errors prints it in its --output
 
     async def go() -> T:
         async with PluginService(settings, start=False, run_plugins=False) as svc:
