@@ -67,3 +67,23 @@ async def test_the_operations_listed_are_exactly_those_the_role_may_call(
                                      **({"json": {"values": {}}} if method == "PUT" else {}))
         listed = f"{method} {template}" in allowed
         assert (r.status_code != 403) == listed, (role, method, path, r.status_code, r.text)
+
+
+async def test_a_server_with_the_marketplace_off_does_not_offer_its_operations(
+        tmp_path) -> None:
+    """With ``enable_market = false`` every marketplace operation answers ``market.disabled``,
+    so whoami does not list them (the dashboard then shows no Marketplace page)."""
+    from dataclasses import replace
+
+    from plughost.settings import HostSettings
+    from tests.interfaces.http.conftest import open_api
+
+    settings = replace(HostSettings(home=tmp_path / "home"), enable_market=False)
+    async for api in open_api(settings):
+        me = (await api.client.get("/api/v1/whoami")).json()
+        market = [op for op in documented() if op.split(" ", 1)[1].startswith("/api/v1/market/")]
+        assert market and not set(market) & set(me["operations"])
+        assert set(me["operations"]) == documented() - set(market)
+        refused = await api.client.get("/api/v1/market/search", params={"q": "x"})
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "market.disabled"

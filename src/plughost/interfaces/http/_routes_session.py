@@ -56,5 +56,15 @@ async def whoami(request: Request) -> dict[str, Any]:
 
 
 def _operations(request: Request, role: str | None) -> list[str]:
+    off = _switched_off(request)
     return sorted(op for op, needed in operation_roles(request.app).items()
-                  if needed is None or (role is not None and role_allows(role, needed)))
+                  if (needed is None or (role is not None and role_allows(role, needed)))
+                  and not any(op.split(" ", 1)[1].startswith(prefix) for prefix in off))
+
+
+def _switched_off(request: Request) -> tuple[str, ...]:
+    """Path prefixes of the operations this server's settings switch off (they answer a
+    refusal whatever the role): the marketplace's with ``enable_market = false``."""
+    from plughost.interfaces.http.app import API_PREFIX  # the app includes this router
+
+    return () if api_state(request).settings.enable_market else (f"{API_PREFIX}/market/",)
