@@ -187,3 +187,22 @@ def test_decoder_keeps_partial_body_until_complete() -> None:
     assert dec.feed(b"Content-Length: 10\r\n\r\n01234") == []
     assert dec.buffered == 5
     assert dec.feed(b"56789Content-Length: 1\r\n\r\nx") == [b"0123456789", b"x"]
+
+
+@pytest.mark.parametrize("data", ['{"a": 1', b"\xff\xfe", "nan?", "[" * 100_000])
+def test_decode_json_refuses_what_is_not_json_with_protocol_json(data: str | bytes) -> None:
+    from plughost.core.wire import decode_json
+    from plughost.errors import ProtocolError
+
+    with pytest.raises(ProtocolError) as caught:
+        decode_json(data, "the answer", "See the docs.", plugin_id="p")
+    assert caught.value.code == "protocol.json" and caught.value.plugin_id == "p"
+    assert "the answer is not valid JSON" in str(caught.value), caught.value
+
+
+def test_decode_json_reads_text_and_bytes_alike_and_empty_as_none() -> None:
+    from plughost.core.wire import decode_json
+
+    assert decode_json('{"é": [1, 2.5]}', "x", "") == decode_json(
+        '{"é": [1, 2.5]}'.encode(), "x", "") == {"é": [1, 2.5]}
+    assert decode_json("", "x", "") is None and decode_json(b"", "x", "") is None

@@ -629,6 +629,22 @@ def loads(body: bytes) -> Any:
     return _loads(body)
 
 
+def decode_json(data: bytes | str, what: str, hint: str, *,
+                plugin_id: str | None = None) -> Any:
+    """A JSON text a plugin sent (a runtime's result or message field), decoded; empty is
+    None. Not JSON: ``protocol.json`` naming ``what``, how the text starts and ``hint`` (where
+    the format is documented) — the one rule for every runtime whose plugin answers in JSON."""
+    if not data:
+        return None
+    try:
+        return _loads(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+    except (ValueError, UnicodeError, RecursionError) as exc:
+        from plughost.errors import ProtocolError
+
+        raise ProtocolError(f"{what} is not valid JSON ({exc}); it starts {data[:60]!r}. {hint}",
+                            code="protocol.json", plugin_id=plugin_id) from None
+
+
 def decode_message(body: bytes) -> dict[str, Any]:
     """Parse one frame body into a JSON-RPC message; raise ``protocol.json`` if it is not one."""
     try:

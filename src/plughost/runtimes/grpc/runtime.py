@@ -38,6 +38,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from plughost.core._manifest_checks import entry_problem, grpc_address
 from plughost.core.contract import Capability
+from plughost.core.wire import decode_json
 from plughost.errors import (
     ChannelClosed,
     PermissionDenied,
@@ -125,15 +126,8 @@ class GrpcOptions:
 def _json(text: str, plugin_id: str, what: str) -> Any:
     """A JSON field of a message from the plugin; ``protocol.json`` naming ``what`` when it is
     not JSON."""
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(
-            f"{what} from the plugin is not valid JSON ({exc}); it starts {text[:60]!r}. A gRPC "
-            "plugin sends every *_json field as a JSON text (docs/grpc.md)",
-            code="protocol.json", plugin_id=plugin_id) from None
+    return decode_json(text, f"{what} from the plugin", "A gRPC plugin sends every *_json "
+                       "field as a JSON text (docs/grpc.md)", plugin_id=plugin_id)
 
 
 def _dumps(value: Any) -> str:

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from plughost.core.contract import Health
+from plughost.core.wire import decode_json
 from plughost.errors import (
     PermissionDenied,
     PluginError,
     PluginLoadError,
     PluginUnavailable,
-    ProtocolError,
 )
 from plughost.runtimes.stepchannels import serve_by_steps
 
@@ -97,15 +97,9 @@ def _error_of(raw: bytes | None, what: str) -> PluginError | PermissionDenied:
 def _result_of(raw: bytes | None, target: str, plugin_id: str | None) -> Any:
     """What ``plughost_call`` returned for ``target``, decoded; ``protocol.json`` if it is not
     JSON."""
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(
-            f"the native library's result for {target!r} is not valid JSON ({exc}); it starts "
-            f"{raw[:60]!r}. plughost_call returns a JSON text (include/plughost.h)",
-            code="protocol.json", plugin_id=plugin_id) from None
+    return decode_json(raw or b"", f"the native library's result for {target!r}",
+                       "plughost_call returns a JSON text (include/plughost.h)",
+                       plugin_id=plugin_id)
 
 
 def open_library(path: Path) -> ctypes.CDLL:
