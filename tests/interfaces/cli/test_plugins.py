@@ -75,6 +75,7 @@ def test_status_activates_and_reports_failures_with_hints(
     result = runner.invoke(app, ["status", "-d", str(plugins_dir), "--activate"])
     assert result.exit_code == 1
     assert "broken" in result.output and "kaput" in result.output and "hint" in result.output
+    assert "trial start in this process" in result.output  # not a host that keeps running
     one = runner.invoke(app, ["status", "fine", "-d", str(plugins_dir), "--activate", "--json"])
     assert one.exit_code == 0
     assert json.loads(one.stdout)["state"] == "active"

@@ -249,7 +249,8 @@ def status(
         bool,
         typer.Option(
             "--activate",
-            help="Also load and activate the startup plugins, then report (and shut down).",
+            help="A trial start: load and activate the startup plugins in this process, "
+                 "report, then stop them (`plughost dev DIR` keeps them running).",
         ),
     ] = False,
     output: OutputOption = None,
@@ -281,6 +282,9 @@ def status(
                 await host.aclose()
 
         report, data, items = run_async(go)
+        if activate and fmt == "table":
+            console.print("trial start in this process: the states below are what activation "
+                          "gave; the plugins are stopped again now")
         if plugin_id is not None:
             if fmt != "table":
                 emit("plugin", {**next(i for i in items if i["id"] == plugin_id),
