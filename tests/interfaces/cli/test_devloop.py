@@ -142,6 +142,8 @@ def test_dev_reloads_on_save_shows_logs_and_survives_a_broken_save(tmp_path: Pat
         _wait_for(lines, "reload of greeter failed", seen)
         detail = _wait_for(lines, "plugin.py", seen)
         assert "plugin.py" in detail  # the plugin's own file comes first
+        # named as the file the author edits, not the build copy the host ran
+        assert f"{folder}/plugin.py" in detail and "/builds/" not in detail, detail
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, "".join(seen)
         _read_to_end(lines, seen)

@@ -191,13 +191,31 @@ def _print_reload(result: ReloadResult, host: PluginHost) -> None:
                   f"{result.from_version} keeps serving")
     if error is None:
         return
-    console.print(f"  [red]{error.code}[/]: {error.message}", markup=True, highlight=False)
-    roots = [p for p in (host.source_of(result.plugin_id),) if p is not None]
+    from rich.markup import escape
+
+    source = host.source_of(result.plugin_id)
+    roots = [p for p in (source,) if p is not None]
     record = host.registry.find(result.plugin_id)
-    if record is not None and record.root is not None:
-        roots.append(record.root.parent)  # the builds of this plugin
+    builds = record.root.parent if record is not None and record.root is not None else None
+    if builds is not None:
+        roots.append(builds)  # the builds of this plugin
+
+    def shown(text: str) -> str:
+        return as_source(text, builds, source)
+
+    console.print(f"  [red]{error.code}[/]: {escape(shown(error.message))}", markup=True,
+                  highlight=False)
     for line in plugin_frames_first(error, roots)[:12]:
-        console.print(f"    {line}", markup=False, highlight=False)
+        console.print(f"    {shown(line)}", markup=False, highlight=False)
+
+
+def as_source(text: str, builds: Path | None, source: Path | None) -> str:
+    """``text`` with each path into a build of the plugin (``<builds>/<digest>/file``, the copy
+    the host runs) written as the file the author edits (``<source>/file``)."""
+    if builds is None or source is None:
+        return text
+    build = re.escape(str(builds)) + r"/[0-9a-f]{8,}(?![0-9a-zA-Z_.-])"
+    return re.sub(build, lambda _: str(source), text)
 
 
 async def run_dev(paths: list[Path], home: Path, debounce: float,
