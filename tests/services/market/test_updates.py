@@ -94,6 +94,14 @@ class Main(Plugin):
     assert decision.action == "failed" and decision.error
     assert service.repository.require_plugin("auto").version == "1.0.0"
     assert await service.host.call("auto", "ping") == ["1.0.0", 1]
+    # the same broken release is not tried at every check; a newer one is
+    [again] = await scheduler.run_once()
+    assert again.action == "none" and "failed at an earlier check" in again.reason, again
+    assert await service.host.call("auto", "ping") == ["1.0.0", 2]
+    publish(market_repo, make_package, "auto", "1.2.0")
+    [fixed] = await scheduler.run_once()
+    assert (fixed.action, fixed.available) == ("updated", "1.2.0"), fixed
+    assert service.repository.require_plugin("auto").version == "1.2.0"
 
 
 async def test_bad_policies_are_refused(service, market, market_repo, make_package):

@@ -13,6 +13,9 @@ is handled by its policy (``plughost market policy ID ...``; default ``notify``)
 
 A security advisory marked ``force`` against the installed version updates it whatever the
 policy, cooldown and window say: the publisher has said the installed version is dangerous.
+
+A scheduled update that fails (the old version keeps running) is not tried again by the
+schedule for the same version: the next check waits for a newer one.
 """
 
 from __future__ import annotations
@@ -89,6 +92,10 @@ class UpdateScheduler:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.market = market
         self._clock = clock
+        # plugin id -> the version whose scheduled update failed here: not tried again by the
+        # schedule (a broken release would fail at every check) until a newer one is
+        # published; `plughost update` still installs it when asked.
+        self._failed: dict[str, str] = {}
 
     async def set_policy(self, plugin_id: str, policy: str, *, cooldown_seconds: int = 0,
                          window: str = "") -> UpdatePolicy:
@@ -154,11 +161,18 @@ class UpdateScheduler:
                                            f"cooldown {policy.cooldown_seconds} s")
             if not in_window(policy.maintenance_window, now):
                 return decision("waiting", f"outside the window {policy.maintenance_window}")
+        if self._failed.get(item.plugin_id) == item.latest:
+            return decision("none", f"the update to {item.latest} failed at an earlier check; "
+                                    "it is tried again when a newer version is published, or "
+                                    f"now with `plughost update {item.plugin_id}`")
         try:
             await self.market.update(item.plugin_id, actor="scheduler")
         except PlughostError as exc:
             log.warning("scheduled update of %s failed: %s", item.plugin_id, exc)
+            if item.latest is not None:
+                self._failed[item.plugin_id] = item.latest
             return decision("failed", exc.message, exc.to_dict())
+        self._failed.pop(item.plugin_id, None)
         return decision("updated", "forced by an advisory" if item.forced else "policy auto")
 
     async def _published(self, item: Any) -> datetime | None:
