@@ -119,15 +119,19 @@ def _read_to_end(lines: queue.Queue[str | None], seen: list[str]) -> None:
         seen.append(line)
 
 
+def _start_dev(folder: Path, home: Path) -> subprocess.Popen[str]:
+    """`plughost dev FOLDER` with a short debounce, its output (stdout and stderr) piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "plughost", "dev", str(folder), "--debounce", "0.05",
+         "--home", str(home)], env={**_env(), "COLUMNS": "200"}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+
+
 def test_dev_reloads_on_save_shows_logs_and_survives_a_broken_save(tmp_path: Path) -> None:
     app = build_app()
     runner.invoke(app, ["new", "greeter", "--dir", str(tmp_path)], catch_exceptions=False)
     folder = tmp_path / "greeter"
-    env = {**_env(), "COLUMNS": "200"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "plughost", "dev", str(folder), "--debounce", "0.05",
-         "--home", str(tmp_path / "home")], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+    proc = _start_dev(folder, tmp_path / "home")
     seen: list[str] = []
     try:
         lines = _reader(proc.stdout)
@@ -204,11 +208,7 @@ def test_dev_prints_each_plugin_log_line_once(tmp_path: Path, runtime: str, code
     runner.invoke(app, ["new", "greeter", "--runtime", runtime, "--dir", str(tmp_path)],
                   catch_exceptions=False)
     folder = tmp_path / "greeter"
-    env = {**_env(), "COLUMNS": "200"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "plughost", "dev", str(folder), "--debounce", "0.05",
-         "--home", str(tmp_path / "home")], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+    proc = _start_dev(folder, tmp_path / "home")
     seen: list[str] = []
     try:
         lines = _reader(proc.stdout)

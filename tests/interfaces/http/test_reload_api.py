@@ -38,6 +38,15 @@ def write(folder: Path, version: str, tag: str) -> None:
     (folder / "main.py").write_text(CODE.format(tag=tag))
 
 
+def watched(tmp_path: Path) -> tuple[HostSettings, Path]:
+    """Settings of a server that watches its plugin folders, with devplug 1.0.0 in one."""
+    settings = HostSettings(home=tmp_path / "home", require_signature="never", watch=True,
+                            reload_debounce=0.05)
+    folder = settings.plugins_dir / "devplug"
+    write(folder, "1.0.0", "v1")
+    return settings, folder
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> HostSettings:
     settings = HostSettings(home=tmp_path / "home", require_signature="never")
@@ -77,10 +86,7 @@ async def test_development_plugin_is_reloaded_enabled_and_disabled_through_the_a
 
 
 async def test_a_watched_development_plugin_rolls_back_to_a_kept_build(tmp_path: Path) -> None:
-    settings = HostSettings(home=tmp_path / "home", require_signature="never", watch=True,
-                            reload_debounce=0.05)
-    folder = settings.plugins_dir / "devplug"
-    write(folder, "1.0.0", "v1")
+    settings, folder = watched(tmp_path)
     apis = open_api(settings)
     api = await anext(apis)
     try:
@@ -148,10 +154,7 @@ async def test_a_reload_asked_for_through_the_api_is_audited_under_the_caller(
 
 
 async def test_a_reload_the_file_watcher_makes_is_audited_as_watch(tmp_path: Path) -> None:
-    settings = HostSettings(home=tmp_path / "home", require_signature="never", watch=True,
-                            reload_debounce=0.05)
-    folder = settings.plugins_dir / "devplug"
-    write(folder, "1.0.0", "v1")
+    settings, folder = watched(tmp_path)
     apis = open_api(settings)
     api = await anext(apis)
     try:
