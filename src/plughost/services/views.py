@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from plughost.services.installer import InstallResult, UninstallResult
     from plughost.services.sources import Progress
     from plughost.services.updater import UpdateResult, VersionInfo
+    from plughost.storage.catalog import PluginReads
     from plughost.storage.records import StoredPlugin
     from plughost.storage.repository import Repository
 
@@ -233,7 +234,7 @@ def idle_info(stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo
     return info if state == info.state else replace(info, state=state)
 
 
-def list_stored(repository: Repository, *, type: str | None = None, state: str | None = None,
+def list_stored(repository: PluginReads, *, type: str | None = None, state: str | None = None,
                 enabled: bool | None = None, q: str | None = None, limit: int = 100,
                 offset: int = 0,
                 info: Callable[..., PluginInfo] = stored_info) -> PluginList:

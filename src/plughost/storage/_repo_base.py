@@ -17,8 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plughost.core.lifecycle import State
-from plughost.errors import InvalidRecord, PluginNotFound, RecordExists, RecordNotFound
+from plughost.errors import PluginNotFound, RecordExists, RecordNotFound
 from plughost.storage.db import Database
 from plughost.storage.models import PluginRow, PluginVersionRow
 
@@ -35,16 +34,6 @@ def to_record(cls: type[R], row: Any, **extra: Any) -> R:
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     values = {n: getattr(row, n) for n in names if n not in extra and hasattr(row, n)}
     return cls(**values, **extra)
-
-
-def check_state(state: str) -> str:
-    """The canonical lifecycle state value, or InvalidRecord naming the valid ones."""
-    try:
-        return State(state).value
-    except ValueError:
-        raise InvalidRecord(
-            f"{state!r} is not a plugin state; use one of " + ", ".join(s.value for s in State)
-        ) from None
 
 
 class RepositoryBase:

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from plughost.core.lifecycle import State
+from plughost.errors import InvalidRecord
+
 __all__ = [
     "ApiToken",
     "AuditEvent",
@@ -26,6 +29,7 @@ __all__ = [
     "StoredVersion",
     "TrustedKey",
     "UpdatePolicy",
+    "check_state",
 ]
 
 #: Operation statuses, in lifecycle order.
@@ -335,3 +339,12 @@ class Change:
         """The plugin the change is about, or ``None`` (tokens, keys, alert rules)."""
         return self.key if self.kind in PLUGIN_CHANGE_KINDS else None
 
+
+def check_state(state: str) -> str:
+    """The canonical lifecycle state value, or InvalidRecord naming the valid ones."""
+    try:
+        return State(state).value
+    except ValueError:
+        raise InvalidRecord(
+            f"{state!r} is not a plugin state; use one of " + ", ".join(s.value for s in State)
+        ) from None

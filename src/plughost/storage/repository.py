@@ -39,7 +39,7 @@ from plughost.errors import (
 )
 from plughost.storage._repo_access import AccessRecords, hash_token
 from plughost.storage._repo_activity import ActivityRecords
-from plughost.storage._repo_base import check_state, to_record, utcnow
+from plughost.storage._repo_base import to_record, utcnow
 from plughost.storage._repo_changes import SEQ_ROW_ID
 from plughost.storage._repo_cluster import ClusterRecords
 from plughost.storage._repo_market import MarketRecords
@@ -58,6 +58,7 @@ from plughost.storage.records import (
     StoredConfig,
     StoredPlugin,
     StoredVersion,
+    check_state,
 )
 
 __all__ = ["SUMMARY_FIELDS", "Repository", "SummaryPage", "hash_token"]

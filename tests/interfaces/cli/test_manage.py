@@ -268,6 +268,31 @@ def test_list_says_which_plugins_are_signed_in_every_format(app, package, home,
             if row.startswith("│")] == ["unsigned", "signed"]
 
 
+def test_list_pages_and_says_where_the_rest_is_without_loading_the_orm(app, package,
+                                                                       home) -> None:
+    for pid in ("p-a", "p-b", "p-c"):
+        assert invoke(app, "install", package(pid)).exit_code == 0
+    first = invoke(app, "list", "--limit", "2", "-o", "plain")
+    assert [line.split("\t")[0] for line in first.stdout.splitlines()] == ["p-a", "p-b"]
+    hint = first.stderr.strip()  # on stderr: stdout stays one plugin per line for a pipe
+    assert hint.startswith("2 of 3 shown; more: add --cursor ")
+    rest = invoke(app, "list", "--cursor", hint.rsplit(" ", 1)[1], "-o", "plain")
+    assert [line.split("\t")[0] for line in rest.stdout.splitlines()] == ["p-c"]
+    assert rest.stderr == ""
+    # As a user runs it: a home with no server is read without SQLAlchemy (a blink, not the
+    # ORM's import), and gives what the service's reader gives.
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom plughost.interfaces.cli import main\nsys.argv = ['plughost', "
+            "'list', '--json']\ntry:\n    main()\nfinally:\n"
+            "    assert 'sqlalchemy' not in sys.modules, 'plughost list imported SQLAlchemy'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == data(invoke(app, "list", "--json"))
+
+
 def test_list_of_a_home_shows_its_development_folders_too(app, package, home) -> None:
     assert invoke(app, "install", package("hello")).exit_code == 0
     dev = home / "plugins" / "devplug"

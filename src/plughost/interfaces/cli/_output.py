@@ -328,9 +328,12 @@ def emit_page(kind: str, items: Sequence[Mapping[str, Any]], fmt: Format, *,
     if fmt == "json":
         print_json(resources.page(converted, next_cursor, total=total))
         return
+    shown = f"{len(converted)} of {total}" if total is not None else f"{len(converted)}"
     if fmt == "plain":
         _write("".join("\t".join(plain_cell(c.value(i)) for c in COLUMNS[kind]) + "\n"
                        for i in converted))
+        if next_cursor:  # on stderr: the lines on stdout stay one item each
+            sys.stderr.write(f"{shown} shown; more: add --cursor {next_cursor}\n")
         return
     from plughost.interfaces.cli._common import console
 
@@ -339,4 +342,4 @@ def emit_page(kind: str, items: Sequence[Mapping[str, Any]], fmt: Format, *,
         return
     _table(kind, converted, title)
     if next_cursor:
-        console.print(f"[dim]more: add --cursor {next_cursor}[/]")
+        console.print(f"[dim]{shown} shown; more: add --cursor {next_cursor}[/]")

@@ -426,11 +426,12 @@ def _print_info(info: PluginInfo, verb: str, fmt: Format) -> None:
 # ---------------------------------------------------------------------- list / info / status
 
 def list_installed(settings: Any, *, type_: str | None, state: str | None,
-                   fmt: Format, limit: int = 10_000, cursor: str | None = None) -> None:
+                   fmt: Format, limit: int = 100, cursor: str | None = None) -> None:
     """``plughost list`` for a home with a database (or a server): installed plugins with
-    their state. A home is read from its database alone, as the service lists it (one page
-    query, no host, no plugin files, Alembic only when the schema is behind), unless it has
-    development folders, which only a host can list beside the installed plugins."""
+    their state. A home is read from its database alone, as the service lists it (one read
+    transaction, no host, no plugin files; on the default SQLite database with the standard
+    library alone, see :mod:`plughost.storage.catalog`), unless it has development folders,
+    which only a host can list beside the installed plugins."""
     from plughost.services import resources
 
     offset = resources.offset_of(cursor)
@@ -442,11 +443,19 @@ def list_installed(settings: Any, *, type_: str | None, state: str | None,
                 type=type_, state=state, limit=limit, offset=offset), reconcile=False)
         else:
             from plughost.services.views import idle_info, list_stored
-            from plughost.storage.backends import open_storage
+            from plughost.storage.catalog import open_catalog
 
-            with open_storage(settings) as storage:
-                page = list_stored(storage.repository, type=type_, limit=limit,
-                                   offset=offset, info=idle_info)
+            catalog = open_catalog(settings.database_url)
+            if catalog is not None:  # the default SQLite home, at this plughost's schema
+                with catalog:
+                    page = list_stored(catalog, type=type_, limit=limit, offset=offset,
+                                       info=idle_info)
+            else:
+                from plughost.storage.backends import open_storage
+
+                with open_storage(settings) as storage:
+                    page = list_stored(storage.repository, type=type_, limit=limit,
+                                       offset=offset, info=idle_info)
     idle = "" if isinstance(settings, Remote) else (
         f"; no server is running on {settings.home}, nothing runs")
     emit_page("plugin", [p.to_dict() for p in page.items], fmt, total=page.total,

@@ -105,7 +105,8 @@ def list_plugins(
         ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000,
-                                       help="At most this many plugins.")] = 10_000,
+                                       help="At most this many plugins (a page; the rest "
+                                            "with --cursor).")] = 100,
     cursor: Annotated[str | None, typer.Option(
         "--cursor", help="Continue after the page that returned this next_cursor.",
         show_default=False)] = None,
