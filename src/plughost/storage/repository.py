@@ -483,9 +483,11 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         """Installed plugins whose current manifest requires ``plugin_id`` (not optionally),
         by id: one index range scan of ``plugin_requirements`` (kept in step with the
         manifests), so it costs the plugins found, not the plugins installed."""
-        stmt = (select(*PluginRow.__table__.c)
-                .join(PluginRequirementRow, PluginRequirementRow.plugin_id == PluginRow.id)
-                .where(PluginRequirementRow.requires == plugin_id))
+        # IN (subquery), not a join: planners without statistics (SQLite) would otherwise
+        # walk the enabled index over every plugin and probe the requirements of each.
+        requiring = (select(PluginRequirementRow.plugin_id)
+                     .where(PluginRequirementRow.requires == plugin_id))
+        stmt = select(*PluginRow.__table__.c).where(PluginRow.id.in_(requiring))
         if enabled is not None:
             stmt = stmt.where(PluginRow.enabled == enabled)
         with self._tx(write=False) as s:
