@@ -465,6 +465,7 @@ class PluginHost:
         transition(old, new, plugin_id=record.id)
         record.state = new
         record.since = time.time()
+        self.registry.note_state(record)
         if self.lifecycle.listening(new):
             self.lifecycle.publish(LifecycleEvent(record.id, old, new, record.since, reason, phase))
 
