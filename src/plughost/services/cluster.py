@@ -447,9 +447,9 @@ class ClusterNode:
             except PlughostError as exc:
                 log.warning("taking over operations of dead nodes failed: %s", exc)
         cutoff = datetime.now(UTC) - FORGET_AFTER
-        for node in repo.list_nodes():
-            if node.heartbeat_at < cutoff and not repo.owner_alive(node.id):
-                repo.delete_node(node.id)
+        for node_id in repo.nodes_beaten_before(cutoff):  # not every node's plugin states
+            if not repo.owner_alive(node_id):
+                repo.delete_node(node_id)
 
     def nodes(self) -> list[NodeInfo]:
         """Every node that reported (blocking: run it in a thread)."""

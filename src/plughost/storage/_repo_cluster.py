@@ -56,6 +56,14 @@ class ClusterRecords(RepositoryBase):
                                                              ClusterNodeRow.id)).all()
             return [self._node(r) for r in rows]
 
+    def nodes_beaten_before(self, cutoff: datetime) -> list[str]:
+        """The ids of the nodes whose last heartbeat is older than ``cutoff`` (an index range
+        scan reading no plugin states: what forgetting long-dead nodes asks)."""
+        with self._tx(write=False) as s:
+            return list(s.scalars(select(ClusterNodeRow.id)
+                                  .where(ClusterNodeRow.heartbeat_at < cutoff)
+                                  .order_by(ClusterNodeRow.id)))
+
     def delete_node(self, node_id: str) -> bool:
         """Forget a node (it left, or it has been dead for long)."""
         with self._tx() as s:
