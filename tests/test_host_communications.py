@@ -215,6 +215,41 @@ async def test_event_activation_wakes_the_plugin_and_delivers_the_event(
         assert host.get("listener").instance.plugin_object.got == [1, 2]
 
 
+async def test_added_plugins_watch_their_event_triggers_without_resubscribing_the_others(
+        write_plugin: Any, tmp_path: Path) -> None:
+    from plughost.core.manifest import load_manifest
+
+    write_plugin("first", code=LAZY_LISTENER, entry="listener:Listener",
+                 activation=["event:chat.opened"])
+    extra = tmp_path / "extra"
+    second = write_plugin("second", code=LAZY_LISTENER, entry="listener:Listener",
+                          activation=["event:chat.closed"], directory=extra)
+    async with PluginHost([tmp_path / "plugins"], on_plugin_error="fail") as host:
+        await host.start()
+        subscribed: list[str] = []
+        subscribe = host.bus.subscribe
+
+        def counting(pattern: str, *args: Any, **kwargs: Any) -> Any:
+            subscribed.append(pattern)
+            return subscribe(pattern, *args, **kwargs)
+
+        host.bus.subscribe = counting  # type: ignore[method-assign]
+        host.add(load_manifest(second), second, source="installed")
+        host.resolve(only=["second"])
+        assert subscribed == ["chat.closed"]  # what was added, not every trigger again
+        host.bus.emit("chat.closed", 1)  # its trigger (it listens to chat.opened only)
+        await wait_until(lambda: host.get("second").state is State.ACTIVE)
+        assert host.get("first").state is State.RESOLVED
+        await host.remove("second")  # a full resolve: every trigger watched afresh
+        subscribed.clear()
+        host.add(load_manifest(second), second, source="installed")
+        host.resolve(only=["second"])
+        assert subscribed == ["chat.closed"]
+        host.bus.emit("chat.opened", 2)
+        await wait_until(lambda: host.get("first").state is State.ACTIVE
+                         and host.get("first").instance.plugin_object.got == [2])
+
+
 async def test_extension_activation_on_first_acall(write_plugin: Any, tmp_path: Path) -> None:
     write_plugin("greeting", code=LAZY_EXTENSION, entry="greeting:Greeting",
                  activation=["extension:app.greeting"])

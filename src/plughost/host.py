@@ -371,7 +371,8 @@ class PluginHost:
         self._releasing: dict[str, asyncio.Task[None]] = {}  # quarantined plugins being released
         self._enabling: set[str] = set()  # enabled by the operator; told once active again
         self._locks: dict[str, asyncio.Lock] = {}
-        self._order: list[str] = []
+        #: The load order of what is resolved (an ordered set: dict keys, values unused).
+        self._order: dict[str, None] = {}
         self._activation_index: dict[str, list[str]] = {}
         self._triggers_of: dict[str, list[str]] = {}  # plugin id -> its indexed triggers
         self._closed = False
@@ -464,6 +465,7 @@ class PluginHost:
         transition(old, new, plugin_id=record.id)
         record.state = new
         record.since = time.time()
+        self.registry.note_state(record)
         if self.lifecycle.listening(new):
             self.lifecycle.publish(LifecycleEvent(record.id, old, new, record.since, reason, phase))
 
@@ -1236,7 +1238,7 @@ class PluginHost:
             record = self.registry.get(pid)
             if record.state is State.INSTALLED:
                 self._set_state(record, State.RESOLVED)
-        self._order = list(resolution.order)
+        self._order = dict.fromkeys(resolution.order)
         self._index_activation()
         return list(self._order)
 
@@ -1261,46 +1263,60 @@ class PluginHost:
             if pid in wanted:
                 self.registry.get(pid).warnings.append(reason)
         # A plugin removed and added again (an uninstall undone, a reinstall) goes back to
-        # the end, its activation triggers indexed afresh.
-        placed = set(self._order)
-        if wanted & placed:
-            self._order = [pid for pid in self._order if pid not in wanted]
-            placed -= wanted
+        # the end, its activation triggers indexed afresh. Everything here costs the plugins
+        # added (and what they need), not the plugins registered.
+        order = self._order
+        emptied: list[str] = []
         for pid in wanted:
+            order.pop(pid, None)
             for trigger in self._triggers_of.pop(pid, ()):
                 kept = [p for p in self._activation_index.get(trigger, ()) if p != pid]
                 if kept:
                     self._activation_index[trigger] = kept
                 else:
                     self._activation_index.pop(trigger, None)
+                    emptied.append(trigger)
         added = []
         for pid in resolution.order:
             record = self.registry.get(pid)
             if record.state is State.INSTALLED:
                 self._set_state(record, State.RESOLVED)
-            if pid not in placed and record.state not in _UNUSABLE:
+            if pid not in order and record.state not in _UNUSABLE:
                 added.append(pid)
-        self._order.extend(added)
+        order.update(dict.fromkeys(added))
+        gone = [t.removeprefix("event:") for t in emptied
+                if t.startswith("event:") and t not in self._activation_index]
+        if gone:
+            self.comms.remove_event_triggers(gone)
         self._index_activation(added)
-        return list(self._order)
+        return list(order)
 
     def _index_activation(self, added: Iterable[str] | None = None) -> None:
+        """Index the activation triggers of the plugins in the load order (``added``: only of
+        these, appended to the index; the event topics watched grow by theirs only)."""
         index: dict[str, list[str]] = {} if added is None else self._activation_index
         if added is None:
             self._triggers_of = {}
+        new_events: list[str] = []
         for pid in self._order if added is None else added:
             triggers = [t for t in self.registry.get(pid).manifest.activation
                         if t not in ("startup", "manual")]
             for trigger in triggers:
                 index.setdefault(trigger, []).append(pid)
+                if trigger.startswith("event:"):
+                    new_events.append(trigger.removeprefix("event:"))
             if triggers:
                 self._triggers_of[pid] = triggers
         self._activation_index = index
-        self.comms.set_event_triggers(
-            [t.removeprefix("event:") for t in index if t.startswith("event:")],
-            needed=lambda pattern: self._asleep(f"event:{pattern}"),
-            activate=self._activate_for_event,
-        )
+        if added is None:
+            self.comms.set_event_triggers(new_events, needed=self._asleep_for_event,
+                                          activate=self._activate_for_event)
+        elif new_events:
+            self.comms.add_event_triggers(new_events, needed=self._asleep_for_event,
+                                          activate=self._activate_for_event)
+
+    def _asleep_for_event(self, pattern: str) -> bool:
+        return self._asleep(f"event:{pattern}")
 
     async def _activate_for_command(self, name: str) -> list[str]:
         # A command missing because its plugin is switching versions: wait for the switch.

@@ -95,3 +95,25 @@ def test_dependents_come_from_an_index_kept_in_step_with_add_replace_and_remove(
     assert reg.dependents("lib") == ["dev"]
     assert [r.id for r in reg.not_from("installed")] == ["dev", "lib", "mid", "opt"]
     assert [r.id for r in reg.not_from("directory")] == []
+
+
+def test_awake_records_follow_noted_states_add_replace_and_remove(registry: Registry) -> None:
+    assert registry.awake() == []  # discovered: asleep
+    slack = registry.get("slack")
+    for state, awake in ((State.RESOLVED, []), (State.LOADED, ["slack"]),
+                         (State.ACTIVE, ["slack"]), (State.DEACTIVATED, ["slack"]),
+                         (State.RESOLVED, []), (State.FAILED, ["slack"]),
+                         (State.DISABLED, [])):
+        slack.state = state
+        registry.note_state(slack)
+        assert [r.id for r in registry.awake()] == awake
+    slack.state = State.ACTIVE
+    registry.note_state(slack)
+    registry.add(slack, replace=True)  # re-indexed as it is
+    assert registry.awake() == [slack]
+    stranger = record("slack")  # not the registered record: ignored
+    stranger.state = State.RESOLVED
+    registry.note_state(stranger)
+    assert registry.awake() == [slack]
+    registry.remove("slack")
+    assert registry.awake() == []

@@ -83,3 +83,28 @@ def test_upgrading_a_database_at_head_costs_one_query_and_no_alembic(tmp_path: P
     url2 = f"sqlite:///{tmp_path / 'w.db'}"
     with Database(url2) as db:
         assert migrations.upgrade(db) == migrations.head()
+
+
+def test_upgrading_past_0008_records_what_the_installed_plugins_require(tmp_path: Path) -> None:
+    import json
+
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    assert migrations.upgrade(url, "0007") == "0007"
+    manifests = {"lib": {"id": "lib"}, "app": {"id": "app", "dependencies": {"lib": "^1"},
+                                              "optional-dependencies": {"extra": "*"}},
+                 "odd": {"id": "odd", "dependencies": ["not", "a", "table"]}}
+    with Database(url) as db, db.engine.begin() as conn:
+        for pid, data in manifests.items():
+            conn.execute(text(
+                "INSERT INTO plugins (id, name, version, description, author, type, runtime, "
+                "entry_point, icon, repository, documentation, state, enabled, checksum, "
+                "source, source_uri, object_key, manifest, installed_at, updated_at) VALUES "
+                "(:id, :id, '1.0.0', '', '', '', 'python', '', '', '', '', 'installed', 1, '', "
+                "'local', '', '', :manifest, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"),
+                {"id": pid, "manifest": json.dumps(data)})
+    assert migrations.upgrade(url) == migrations.head()
+    with Database(url) as db, db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT plugin_id, requires FROM plugin_requirements")).all()
+    assert [tuple(r) for r in rows] == [("app", "lib")]

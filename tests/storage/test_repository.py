@@ -623,3 +623,26 @@ def test_plugins_requiring_one_are_found_inside_the_stored_manifests(repo: Repos
     assert [p.id for p in repo.plugins_requiring("app")] == ["tool"]
     assert repo.plugins_requiring("nobody") == []
     assert sorted(repo.get_plugins(["lib", "app", "gone"])) == ["app", "lib"]
+
+
+def test_what_a_plugin_requires_follows_its_current_manifest(repo: Repository) -> None:
+    install(repo, "lib")
+    install(repo, "app", dependencies={"lib": "^1.0"})
+    m2 = manifest("app", "2.0.0", dependencies={"lib-2": "*"})
+    key = package_key("app", "2.0.0")
+    repo.add_version(StoredVersion("app", "2.0.0", "b" * 64, key, m2, size=10))
+    assert [p.id for p in repo.plugins_requiring("lib")] == ["app"]  # only a kept version
+    repo.set_current_version("app", "2.0.0")
+    assert repo.plugins_requiring("lib") == []
+    assert [p.id for p in repo.plugins_requiring("lib-2")] == ["app"]
+    repo.set_current_version("app", "1.0.0")  # a rollback
+    assert [p.id for p in repo.plugins_requiring("lib")] == ["app"]
+    repo.update_plugin("app", manifest=manifest("app", dependencies={"other": "*"}))
+    assert (repo.plugins_requiring("lib"), [p.id for p in repo.plugins_requiring("other")]) \
+        == ([], ["app"])
+    with pytest.raises(RuntimeError), repo.unit_of_work():  # rolled back with the change
+        repo.update_plugin("app", manifest=manifest("app", dependencies={"lib": "*"}))
+        raise RuntimeError
+    assert repo.plugins_requiring("lib") == []
+    repo.delete_plugin("app")
+    assert repo.plugins_requiring("other") == []

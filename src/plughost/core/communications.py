@@ -79,7 +79,10 @@ class Communications:
                                         monitors=self.monitors, tasks=self.tasks)
         if lazy_resolver is not None:
             self.commands.set_lazy_resolver(lazy_resolver)
-        self._triggers: list[Callable[[], None]] = []
+        #: Event activation triggers: pattern -> how to unsubscribe it.
+        self._triggers: dict[str, Callable[[], None]] = {}
+        self._trigger_needed: Callable[[str], bool] = lambda pattern: False
+        self._trigger_activate: Callable[[str, Event], Awaitable[Any]] | None = None
 
     def set_permission_checker(self, checker: PermissionChecker | None) -> None:
         """Route emitting, executing and opening through ``checker`` (``None``: allow all)."""
@@ -207,22 +210,46 @@ class Communications:
 
         When an event matches one and ``needed(pattern)`` says a plugin is still asleep,
         ``activate(pattern, event)`` runs as a host task (it activates the plugins and
-        redelivers the event to them, see :meth:`EventBus.redeliver`). Replaces the previous set.
+        redelivers the event to them, see :meth:`EventBus.redeliver`). Replaces the previous set
+        (patterns watched already stay subscribed); :meth:`add_event_triggers` and
+        :meth:`remove_event_triggers` change it by what changed.
         """
-        for undo in self._triggers:
-            undo()
-        self._triggers = []
+        wanted = dict.fromkeys(patterns)
+        self.remove_event_triggers([p for p in self._triggers if p not in wanted])
+        self.add_event_triggers(wanted, needed=needed, activate=activate)
+
+    def add_event_triggers(
+        self,
+        patterns: Iterable[str],
+        *,
+        needed: Callable[[str], bool],
+        activate: Callable[[str, Event], Awaitable[Any]],
+    ) -> None:
+        """Watch these topic patterns too (see :meth:`set_event_triggers`); costs the patterns
+        given, not the ones watched. ``needed`` and ``activate`` replace the previous ones for
+        every pattern."""
+        self._trigger_needed, self._trigger_activate = needed, activate
         for pattern in dict.fromkeys(patterns):
+            if pattern in self._triggers:
+                continue
 
             def on_event(event: Event, pattern: str = pattern) -> None:
-                if needed(pattern):
+                activate = self._trigger_activate
+                if activate is not None and self._trigger_needed(pattern):
                     self.tasks.spawn(None, activate(pattern, event),  # type: ignore[arg-type]
                                      name=f"activate:event:{pattern}")
 
             try:
-                self._triggers.append(self.bus.subscribe(pattern, on_event))
+                self._triggers[pattern] = self.bus.subscribe(pattern, on_event)
             except PlughostError as exc:
                 logger.warning("activation trigger event:%s ignored: %s", pattern, exc.message)
+
+    def remove_event_triggers(self, patterns: Iterable[str]) -> None:
+        """Stop watching these topic patterns (unknown ones are ignored)."""
+        for pattern in list(patterns):
+            undo = self._triggers.pop(pattern, None)
+            if undo is not None:
+                undo()
 
     # -- host extension (see plughost.host.HostExtension) -------------------------------------
 

@@ -3,6 +3,9 @@
 Indexes: by ``type`` (``notify``, ``music-source``), by extension point provided, by capability
 (``command:<id>``, ``event:<topic>``, ``channel:<name>``, ``extension:<name>``) and by tag. They are
 maintained on :meth:`Registry.add` / :meth:`Registry.remove`, so queries never scan manifests.
+The plugins that are awake (not in one of the :data:`ASLEEP` states) are indexed too, kept in step
+by :meth:`Registry.note_state` (the host calls it on every state change): what runs is found
+without looking at every plugin that does not.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ from plughost.errors import OperationRefused, PluginNotFound
 if TYPE_CHECKING:
     from plughost.core.manifest import Manifest
 
-__all__ = ["PluginRecord", "Registry", "capabilities_of"]
+__all__ = ["ASLEEP", "PluginRecord", "Registry", "capabilities_of"]
+
+#: States in which a plugin holds no instance and runs nothing: not loaded since it was
+#: registered or since it was unloaded, disabled, or gone.
+ASLEEP = frozenset({State.DISCOVERED, State.INSTALLED, State.RESOLVED, State.DISABLED,
+                    State.UNINSTALLED})
 
 
 @dataclass(slots=True, eq=False)
@@ -97,8 +105,8 @@ def capabilities_of(manifest: Manifest) -> set[str]:
 class Registry:
     """id → :class:`PluginRecord` with secondary indexes kept in step."""
 
-    __slots__ = ("_by_cap", "_by_ext", "_by_source", "_by_tag", "_by_type", "_needed_by",
-                 "_records")
+    __slots__ = ("_awake", "_by_cap", "_by_ext", "_by_source", "_by_tag", "_by_type",
+                 "_needed_by", "_records")
 
     def __init__(self) -> None:
         self._records: dict[str, PluginRecord] = {}
@@ -109,6 +117,8 @@ class Registry:
         #: dependency id -> ids of the registered plugins that require it (not optionally).
         self._needed_by: defaultdict[str, set[str]] = defaultdict(set)
         self._by_source: defaultdict[str, set[str]] = defaultdict(set)
+        #: Ids of the records not in an :data:`ASLEEP` state (an ordered set).
+        self._awake: dict[str, None] = {}
 
     def add(self, record: PluginRecord, *, replace: bool = False) -> None:
         """Index ``record``; refuse a second record with the same id unless ``replace``."""
@@ -137,11 +147,13 @@ class Registry:
         for dep in m.dependencies:
             self._needed_by[dep].add(pid)
         self._by_source[record.source].add(pid)
+        self.note_state(record)
 
     def remove(self, plugin_id: str) -> PluginRecord:
         """Drop a record and its index entries; returns it."""
         record = self.get(plugin_id)
         del self._records[plugin_id]
+        self._awake.pop(plugin_id, None)
         for index in (self._by_type, self._by_ext, self._by_cap, self._by_tag, self._needed_by,
                       self._by_source):
             for key in [k for k, ids in index.items() if plugin_id in ids]:
@@ -199,6 +211,22 @@ class Registry:
 
     def ids(self) -> list[str]:
         return sorted(self._records)
+
+    def note_state(self, record: PluginRecord) -> None:
+        """Re-index ``record`` after its state changed (see :meth:`awake`); a record that is
+        not the registered one for its id is ignored."""
+        pid = record.id
+        if self._records.get(pid) is not record:
+            return
+        if record.state in ASLEEP:
+            self._awake.pop(pid, None)
+        else:
+            self._awake[pid] = None
+
+    def awake(self) -> list[PluginRecord]:
+        """The records not in an :data:`ASLEEP` state — loaded, active, deactivated, failed —
+        in the order they woke; costs what it returns, not what is registered."""
+        return [self._records[pid] for pid in self._awake]
 
     def by_type(self, type_: str) -> list[PluginRecord]:
         return self._collect(self._by_type.get(type_, ()))

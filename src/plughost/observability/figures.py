@@ -76,6 +76,22 @@ def _counted(host: Any) -> set[str] | None:
     return owners() if callable(owners) else None
 
 
+def _candidates(registry: Any, counted: set[str] | None) -> list[Any]:
+    """The records :func:`plugin_counters` may report: every one, or (``counted`` given) only
+    the awake ones and the ones ever called, from the registry's index when it keeps one —
+    so an idle sample of 10,000 lazy plugins does not look at each of them."""
+    awake = getattr(registry, "awake", None)
+    if counted is None or not callable(awake):
+        return list(registry)
+    records: list[Any] = list(awake())
+    seen = {r.id for r in records}
+    for pid in sorted(counted - seen):
+        record = registry.find(pid)
+        if record is not None:
+            records.append(record)
+    return records
+
+
 def plugin_counters(host: Any, *, idle: bool = True) -> dict[str, dict[str, Any]]:
     """Per plugin: state, runtime, the host's dispatch counters and the runtime's counters.
     ``idle=False`` leaves out the plugins that were never loaded nor called (their figures are
@@ -83,7 +99,7 @@ def plugin_counters(host: Any, *, idle: bool = True) -> dict[str, dict[str, Any]
     reader = getattr(host, "metrics", None)
     out: dict[str, dict[str, Any]] = {}
     counted = None if idle else _counted(host)
-    for record in list(host.registry):
+    for record in _candidates(host.registry, counted):
         if counted is not None and record.instance is None \
                 and record.state.value in _QUIET_STATES and record.id not in counted:
             continue

@@ -210,9 +210,19 @@ class HealthPoller:
             return None
         return health.status == "healthy"
 
+    def entries(self) -> dict[str, PluginHealth]:
+        """What is known of each plugin: every registered one (one never checked, because it
+        never ran, has a fresh ``unknown`` entry, as it had after a round of checks) and any
+        checked before it left. Costs the plugins registered: for answers that list them."""
+        out = dict(self.plugins)
+        for record in list(self.host.registry):
+            if record.id not in out:
+                out[record.id] = PluginHealth(record.id)
+        return out
+
     def overall(self) -> dict[str, Any]:
         """``{"status": healthy|degraded, "plugins": [...]}`` over the plugins checked."""
-        items = [h.to_dict() for _, h in sorted(self.plugins.items())]
+        items = [h.to_dict() for _, h in sorted(self.entries().items())]
         degraded = [h["plugin_id"] for h in items if h["status"] == "degraded"]
         return {"status": "degraded" if degraded else "healthy", "degraded": degraded,
                 "plugins": items}
@@ -280,12 +290,26 @@ class HealthPoller:
         self._notify(health)
 
     async def check_all(self) -> None:
-        """One round over every registered plugin."""
-        for record in list(self.host.registry):
+        """One round: every active plugin is checked, and one known healthy or degraded that
+        is no longer active goes back to ``unknown``. A plugin that never ran has nothing to
+        check and is not looked at (from the registry's index of awake plugins, when it keeps
+        one), so a round costs what runs, not what is registered."""
+        for pid in self._due():
             try:
-                await self.check(record.id)
+                await self.check(pid)
             except Exception:  # one plugin's trouble must not stop the round
-                logger.exception("health check of %s failed", record.id)
+                logger.exception("health check of %s failed", pid)
+
+    def _due(self) -> list[str]:
+        registry = self.host.registry
+        awake = getattr(registry, "awake", None)
+        if not callable(awake):
+            return [record.id for record in list(registry)]
+        due = dict.fromkeys(r.id for r in awake() if r.state.value == "active")
+        for pid, health in list(self.plugins.items()):
+            if health.status != "unknown" and pid not in due and pid in registry:
+                due[pid] = None
+        return list(due)
 
     def start(self) -> None:
         import asyncio

@@ -225,7 +225,7 @@ class HostCollector:
         failed = CounterMetricFamily("plughost_plugin_health_check_failures",
                                      "Failed health checks.", labels=["plugin"])
         if poller is not None:
-            for pid, item in sorted(poller.plugins.items()):
+            for pid, item in sorted(poller.entries().items()):
                 if item.status in ("healthy", "degraded"):
                     healthy.add_metric([pid], 1.0 if item.status == "healthy" else 0.0)
                 failed.add_metric([pid], float(item.failures))

@@ -43,6 +43,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 from plughost.errors import PlughostError
@@ -124,6 +125,10 @@ def list_nodes(repo: Any, *, this_node: str | None = None,
     return out
 
 
+def _state_name(state: Any) -> str:
+    return str(getattr(state, "value", state))
+
+
 def _iso(value: datetime) -> str:
     # ISO 8601 UTC with milliseconds, as every other time in the API and the CLI
     return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
@@ -164,6 +169,12 @@ class ClusterNode:
         self._listeners: list[Callable[[int], None]] = []
         self._beats = 0
         self._closed = False
+        #: ``{plugin id: state}`` as last written, kept current from the lifecycle events
+        #: (``_stale``: ids changed since), so a beat costs what changed, not every plugin.
+        self._states: dict[str, str] = {}
+        self._stale: set[str] = set()
+        self._states_written = False
+        self._unsubscribe_states: Callable[[], None] | None = None
         db = service.repository.database
         self._postgres = db.dialect == "postgresql"
         safe = db.url.render_as_string(hide_password=True)
@@ -191,6 +202,9 @@ class ClusterNode:
         self.applied_seq = await asyncio.to_thread(repo.last_change_seq)
         repo.origin = self.id  # its changes say they come from this node
         repo.on_commit(self._committed)
+        host = self.service.host
+        self._unsubscribe_states = host.lifecycle.subscribe(self._state_changed)
+        self._states = {r.id: _state_name(r.state) for r in host.registry}
         self._tasks.append(asyncio.create_task(self._apply_forever(), name="cluster apply"))
         await self._beat()
         self._tasks.append(asyncio.create_task(self._beat_forever(), name="cluster heartbeat"))
@@ -201,6 +215,8 @@ class ClusterNode:
             return
         self._closed = True
         self.service.repository.on_commit(self._committed, remove=True)
+        if self._unsubscribe_states is not None:
+            self._unsubscribe_states()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -380,16 +396,40 @@ class ClusterNode:
             except Exception as exc:
                 log.warning("heartbeat failed: %s", exc)
 
+    def _state_changed(self, event: Any) -> None:
+        self._stale.add(event.plugin_id)
+
+    def _current_states(self) -> dict[str, str] | None:
+        """The plugin states to write with this beat: ``None`` when none changed since the
+        last one written (the row keeps them); costs the plugins that changed."""
+        stale, self._stale = self._stale, set()
+        registry = self.service.host.registry
+        for pid in stale:
+            record = registry.find(pid)
+            if record is None:
+                self._states.pop(pid, None)
+            else:
+                self._states[pid] = _state_name(record.state)
+        if stale or not self._states_written:
+            return dict(self._states)
+        return None
+
     async def _beat(self) -> None:
-        host = self.service.host
-        plugins = {r.id: str(getattr(r.state, "value", r.state)) for r in host.registry}
+        plugins = self._current_states()
         info = {"transport": self.transport, "listening": self.listening,
                 "package_cache": self.service.installer.packages.figures()}
         repo = self.service.repository
-        await asyncio.to_thread(
-            repo.beat_node, self.id, name=self.name, url=self.url, version=self.version,
-            started_at=self.started_at, applied_seq=self.applied_seq, plugins=plugins,
-            info=info)
+        beat = partial(repo.beat_node, self.id, name=self.name, url=self.url,
+                       version=self.version, started_at=self.started_at,
+                       applied_seq=self.applied_seq, info=info)
+        try:
+            written = await asyncio.to_thread(beat, plugins=plugins)
+            if not written:  # the row was gone (forgotten): write it whole again
+                await asyncio.to_thread(beat, plugins=dict(self._states))
+        except BaseException:
+            self._states_written = False  # not known to be written: all of them next time
+            raise
+        self._states_written = True
         self._beats += 1
         if self._beats % TAKEOVER_EVERY == 0:
             await asyncio.to_thread(self._take_over)
@@ -407,9 +447,9 @@ class ClusterNode:
             except PlughostError as exc:
                 log.warning("taking over operations of dead nodes failed: %s", exc)
         cutoff = datetime.now(UTC) - FORGET_AFTER
-        for node in repo.list_nodes():
-            if node.heartbeat_at < cutoff and not repo.owner_alive(node.id):
-                repo.delete_node(node.id)
+        for node_id in repo.nodes_beaten_before(cutoff):  # not every node's plugin states
+            if not repo.owner_alive(node_id):
+                repo.delete_node(node_id)
 
     def nodes(self) -> list[NodeInfo]:
         """Every node that reported (blocking: run it in a thread)."""

@@ -58,6 +58,7 @@ __all__ = [
     "PluginKVRow",
     "PluginLockRow",
     "PluginLogRow",
+    "PluginRequirementRow",
     "PluginRow",
     "PluginVersionRow",
     "TrustedKeyRow",
@@ -140,6 +141,23 @@ class PluginRow(Base):
     permission_requests: Mapped[list[PermissionRequestRow]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True
     )
+    requirements: Mapped[list[PluginRequirementRow]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class PluginRequirementRow(Base):
+    """One dependency of a plugin's *current* manifest (``dependencies``, not the optional
+    ones), kept in step with ``plugins.manifest`` by the repository: which installed plugins
+    require a given id is one index range scan, not a look inside every stored manifest."""
+
+    __tablename__ = "plugin_requirements"
+    __table_args__ = (Index(None, "requires", "plugin_id"),)
+
+    plugin_id: Mapped[str] = mapped_column(
+        String(ID_LEN), ForeignKey("plugins.id", ondelete="CASCADE"), primary_key=True
+    )
+    requires: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
 
 
 class PluginVersionRow(Base):

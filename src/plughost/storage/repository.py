@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy import Connection, Select, bindparam, func, or_, select
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from plughost.core.lifecycle import State
@@ -47,9 +47,11 @@ from plughost.storage._repo_observability import ObservabilityRecords
 from plughost.storage.db import Database
 from plughost.storage.locks import FileLock, MemoryLock, OwnerLease, RowLock
 from plughost.storage.models import (
+    ID_LEN,
     ChangeSequenceRow,
     ConfigHistoryRow,
     PluginConfigRow,
+    PluginRequirementRow,
     PluginRow,
     PluginVersionRow,
 )
@@ -61,7 +63,7 @@ from plughost.storage.records import (
     check_state,
 )
 
-__all__ = ["SUMMARY_FIELDS", "Repository", "SummaryPage", "hash_token"]
+__all__ = ["SUMMARY_FIELDS", "Repository", "SummaryPage", "hash_token", "requirements_of"]
 
 _MEMORY_LOCKS: weakref.WeakKeyDictionary[Database, MemoryLock] = weakref.WeakKeyDictionary()
 _PLUGIN_FIELDS = {f.name for f in fields(StoredPlugin)}
@@ -70,6 +72,15 @@ _PLAIN_COLUMNS = tuple(c for c in PluginRow.__table__.c
                        if c.name not in ("manifest", "config_schema", "default_config"))
 """Every plugin column but the JSON ones (what :meth:`Repository.installed_with_versions`
 reads of a plugin)."""
+def requirements_of(manifest: Mapping[str, Any] | None) -> list[str]:
+    """The ids a stored manifest requires — its ``dependencies``, not the optional ones — as
+    ``plugin_requirements`` records them for :meth:`Repository.plugins_requiring`."""
+    deps = manifest.get("dependencies") if isinstance(manifest, Mapping) else None
+    if not isinstance(deps, Mapping):
+        return []
+    return sorted({d for d in deps if isinstance(d, str) and 0 < len(d) <= ID_LEN})
+
+
 SUMMARY_FIELDS: Final = (
     "id", "name", "version", "description", "author", "type", "runtime", "state", "enabled",
     "source", "source_uri", "checksum", "failure_reason", "failure_phase", "installed_at",
@@ -249,9 +260,23 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
             row = PluginRow(**values)
             s.add(row)
             self._flush(s, f"plugin {plugin.id!r} is already installed", plugin.id)
+            self._set_requirements(s, plugin.id, row.manifest, new=True)
             self._record_change(s, "plugin", plugin.id, "install",
                                 {"version": row.version, "state": row.state})
             return to_record(StoredPlugin, row)
+
+    @staticmethod
+    def _set_requirements(s: Session, plugin_id: str, manifest: Mapping[str, Any] | None, *,
+                          new: bool = False) -> None:
+        """Record what the plugin's current manifest requires (after its row is flushed)."""
+        if not new:
+            s.execute(delete(PluginRequirementRow)
+                      .where(PluginRequirementRow.plugin_id == plugin_id)
+                      .execution_options(synchronize_session=False))
+        wanted = requirements_of(manifest)
+        if wanted:
+            s.execute(insert(PluginRequirementRow),
+                      [{"plugin_id": plugin_id, "requires": dep} for dep in wanted])
 
     def get_plugin(self, plugin_id: str) -> StoredPlugin | None:
         """The plugin's record, or ``None`` when it is not installed."""
@@ -457,9 +482,13 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
     def plugins_requiring(self, plugin_id: str, *,
                           enabled: bool | None = None) -> list[StoredPlugin]:
         """Installed plugins whose current manifest requires ``plugin_id`` (not optionally),
-        by id: one query that looks inside the stored manifests, in the database."""
-        needs = PluginRow.manifest[("dependencies", plugin_id)].as_string()
-        stmt = select(*PluginRow.__table__.c).where(needs.is_not(None))
+        by id: one index range scan of ``plugin_requirements`` (kept in step with the
+        manifests), so it costs the plugins found, not the plugins installed."""
+        # IN (subquery), not a join: planners without statistics (SQLite) would otherwise
+        # walk the enabled index over every plugin and probe the requirements of each.
+        requiring = (select(PluginRequirementRow.plugin_id)
+                     .where(PluginRequirementRow.requires == plugin_id))
+        stmt = select(*PluginRow.__table__.c).where(PluginRow.id.in_(requiring))
         if enabled is not None:
             stmt = stmt.where(PluginRow.enabled == enabled)
         with self._tx(write=False) as s:
@@ -610,6 +639,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
                 setattr(row, key, dict(value) if isinstance(value, Mapping) else value)
             row.updated_at = self._now()
             s.flush()
+            if "manifest" in changes:
+                self._set_requirements(s, plugin_id, row.manifest)
             self._record_change(s, "plugin", plugin_id, *_plugin_change(changes))
             return to_record(StoredPlugin, row)
 
@@ -658,6 +689,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
             row.version = ver.version
             row.updated_at = self._now()
             s.flush()
+            self._set_requirements(s, plugin_id, row.manifest)
             self._record_change(s, "plugin", plugin_id, "update", {"version": ver.version})
             return to_record(StoredPlugin, row)
 

@@ -29,6 +29,18 @@ async def test_readyz_is_503_until_plugins_are_loaded_and_after_shutdown(
         assert (r.status_code, r.json()["reason"]) == (503, "shutting down")
 
 
+async def test_what_start_up_built_is_kept_out_of_the_collectors_walks_while_serving(
+    settings: HostSettings,
+) -> None:
+    import gc
+
+    app = create_app(PluginService(settings, start=True), settings)
+    assert gc.get_freeze_count() == 0
+    async with app.router.lifespan_context(app):
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0  # collectable again once the service is closed
+
+
 @pytest.fixture
 async def cors_api(settings: HostSettings) -> AsyncIterator[Api]:
     async for value in open_api(settings, ApiOptions(cors_origins=("https://ops.example",))):
