@@ -495,6 +495,8 @@ def _model_attr(native: str) -> tuple[str, str]:
 
 
 _MODEL_ATTR: Final = {native: _model_attr(native) for native, _ in _LEAVES}
+# native dotted path -> its checker (the kind's entry in _CHECKERS), looked up once here.
+_CHECK: Final = {native: _CHECKERS[spec.kind] for native, spec in _LEAVES}
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,7 +509,7 @@ def _collect(data: Mapping[str, Any], lookup: Mapping[str, tuple[str, _Field]], 
              problems: Problems) -> None:
     """Sort the keys of one table into ``found`` (native path -> (written path, value))."""
     for key, value in data.items():
-        written = written_prefix + str(key)
+        written = written_prefix + (key if type(key) is str else str(key))
         hit = lookup.get(key)
         if hit is None:
             if isinstance(key, str) and key.startswith("x-"):
@@ -551,7 +553,7 @@ def _build(data: Any, root: str | None, problems: Problems) -> Manifest | None:
             v = _check_version(raw, written, problems)
             values[native] = _BAD if v is _BAD else _range(f">={v}")
             continue
-        values[native] = _CHECKERS[_LEAF_BY_PATH[native].kind](raw, written, problems)
+        values[native] = _CHECK[native](raw, written, problems)
 
     # Identity: Arcade's `name` doubles as the id when no `id` is given.
     plugin_id: Any = values.get("id")
@@ -605,16 +607,20 @@ def _build(data: Any, root: str | None, problems: Problems) -> Manifest | None:
     if problems:
         return None
     kwargs: dict[str, Any] = {}
-    parts: dict[str, dict[str, Any]] = {"provides": {}, "limits": {}, "resources": {}}
+    parts: dict[str, dict[str, Any]] = {}
     for native, value in values.items():
         group, attr = _MODEL_ATTR[native]
-        (parts[group] if group else kwargs)[attr] = value
-    kwargs.update(id=plugin_id, name=name or plugin_id, runtime=runtime)
+        if group:
+            parts.setdefault(group, {})[attr] = value
+        else:
+            kwargs[attr] = value
+    kwargs["id"] = plugin_id
+    kwargs["name"] = name or plugin_id
+    kwargs["runtime"] = runtime
     if extras:
         kwargs["extras"] = MappingProxyType(extras)
-    for group, cls in _PARTS.items():
-        if parts[group]:
-            kwargs[group] = cls(**parts[group])
+    for group, values_of_part in parts.items():
+        kwargs[group] = _PARTS[group](**values_of_part)
     return Manifest(**kwargs)
 
 
@@ -776,6 +782,16 @@ def _find_dups(value: Any, path: str, problems: Problems) -> None:
 def _too_deep(value: Any, problems: Problems) -> bool:
     """Append ``manifest.too_deep`` when ``value`` nests deeper than MAX_MANIFEST_DEPTH.
     Iterative, so any depth is measured without recursing."""
+    if type(value) is dict:  # the usual manifest: leaves and lists of leaves, two levels
+        for item in value.values():
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or kind is float:
+                continue
+            if kind is list and all(type(x) is str for x in item):
+                continue
+            break
+        else:
+            return False
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
@@ -961,6 +977,13 @@ def load_manifest(path: Path | str) -> Manifest:
     :raises ManifestError: listing every problem found.
     """
     file, fmt, data = _read(path)
+    return _load_read(file, fmt, data)
+
+
+def _load_read(file: str, fmt: str, data: bytes) -> Manifest:
+    """:func:`load_manifest` once the file is found and read: ``file`` is the manifest's path
+    as :func:`_locate` gives it, ``data`` at most MAX_MANIFEST_BYTES + 1 bytes of it. For
+    discovery, which reads the file itself (its cache checks the bytes it read)."""
     return _parse_and_build(data, fmt, file, os.path.dirname(file) or ".")
 
 
