@@ -66,8 +66,8 @@ def test_cache_serves_unchanged_manifests_and_invalidates_on_change(
     # be served from the cache, not parsed again.
     cache = DiscoveryCache(cache_file)
     key = str(root / "plugin.toml")
-    cache.put(key, os.stat(key), dataclasses.replace(first[0].manifest,
-                                                      description="from the cache"))
+    cache.put(key, os.stat(key), Path(key).read_bytes(),
+              dataclasses.replace(first[0].manifest, description="from the cache"))
     cache.save()
     again = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
     assert again[0].manifest is not None and again[0].manifest.description == "from the cache"
