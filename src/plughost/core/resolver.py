@@ -293,7 +293,9 @@ class _Problem(Generic[C]):
     # -- pruning: drop every candidate that cannot work whatever else is chosen -------------
 
     def _viability(self) -> dict[str, list[_Node]]:
-        alive: dict[str, list[_Node]] = {pid: list(ns) for pid, ns in self.usable.items()}
+        # The lists are shared with ``usable``: a dead candidate's list is replaced below,
+        # never changed in place (and nothing changes ``viable``'s lists later).
+        alive: dict[str, list[_Node]] = dict(self.usable)
         for nodes in self.host_rejected.values():
             for n in nodes:
                 self.why[id(n)] = _Why("host")
