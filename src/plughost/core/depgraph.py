@@ -183,16 +183,23 @@ def order_edges(edges: Mapping[str, Iterable[str]]) -> list[str]:
                 dependents[dep].append(pid)
                 count += 1
         waiting[pid] = count
-    ready = [pid for pid, n in waiting.items() if n == 0]
-    heapq.heapify(ready)
+    # The smallest ready id next. Those ready from the start are sorted once; only those that
+    # become ready on the way go through a heap (most plugins need nothing: a sort, no heap).
+    first = sorted(pid for pid, n in waiting.items() if n == 0)
+    later: list[str] = []
     order: list[str] = []
-    while ready:
-        pid = heapq.heappop(ready)
+    i, count = 0, len(first)
+    while i < count or later:
+        if later and (i == count or later[0] < first[i]):
+            pid = heapq.heappop(later)
+        else:
+            pid = first[i]
+            i += 1
         order.append(pid)
         for dependent in dependents[pid]:
             waiting[dependent] -= 1
             if waiting[dependent] == 0:
-                heapq.heappush(ready, dependent)
+                heapq.heappush(later, dependent)
     if len(order) != len(waiting):
         cycle = find_cycle(edges)
         assert cycle is not None
