@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import operator
 import os
 import stat as stat_module
 import tempfile
@@ -201,6 +202,7 @@ def _manifest_stat(folder: str) -> tuple[str, os.stat_result] | None:
 
 
 _FIRST: Final = MANIFEST_FILES[0]
+_BY_NAME: Final = operator.attrgetter("name")
 _FORMATS: Final = {name: name.rpartition(".")[2] for name in MANIFEST_FILES}
 
 
@@ -234,7 +236,7 @@ def _plugin_folders(directory: Path
     the name, without parsing each folder's whole path again."""
     text = os.fspath(directory)
     try:
-        entries = sorted(os.scandir(text), key=_name)
+        entries = sorted(os.scandir(text), key=_BY_NAME)
     except FileNotFoundError:
         logger.info("plugin directory %s does not exist; nothing to discover there", text)
         return
@@ -250,10 +252,6 @@ def _plugin_folders(directory: Path
         if name.startswith((".", "_")):
             continue
         yield entry.path, child(name), entry
-
-
-def _name(entry: os.DirEntry[str]) -> str:
-    return entry.name
 
 
 def _child_maker(base: Path) -> Callable[[str], Path]:
