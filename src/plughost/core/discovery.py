@@ -104,8 +104,7 @@ class DiscoveryCache:
 
     def _load(self) -> None:
         try:
-            with open(self.path, "rb") as fh:
-                raw = fh.read()
+            raw = _read_whole(self.path)
             head, _, body = raw.partition(b"\n")
             header = json.loads(head)
             if header != _header(body):
@@ -164,6 +163,19 @@ class DiscoveryCache:
                 os.unlink(tmp)
             raise
         self._dirty = False
+
+
+def _read_whole(path: Path) -> bytes:
+    """The whole file, read with the system calls alone (no buffered file object: a tenth of
+    what a small discovery spends before its first plugin)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        chunks = [os.read(fd, max(os.fstat(fd).st_size, 0) + 1)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _digest(content: bytes) -> str:
