@@ -252,8 +252,8 @@ def _plugin_folders(directory: Path
     except FileNotFoundError:
         logger.info("plugin directory %s does not exist; nothing to discover there", text)
         return
-    # (lowercased: on a case-insensitive file system Plugin.toml is plugin.toml to stat)
     base = directory if isinstance(directory, Path) else Path(directory)
+    # (lowercased: on a case-insensitive file system Plugin.toml is plugin.toml to stat)
     if (any(e.name.lower() in MANIFEST_FILES for e in entries)
             and _manifest_stat(text) is not None):
         yield text, base, None
