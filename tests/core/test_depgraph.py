@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from plughost.core.depgraph import (
     check_can_remove,
@@ -10,6 +12,7 @@ from plughost.core.depgraph import (
     dependents_of,
     find_cycle,
     load_order,
+    order_edges,
 )
 from plughost.core.resolver import check_can_remove as reexported
 from plughost.errors import DependencyCycle, DependencyMissing, DependentsExist
@@ -113,3 +116,33 @@ def test_check_can_remove_allows_a_plugin_nobody_needs():
 
 def test_resolver_reexports_the_graph_helpers():
     assert reexported is check_can_remove
+
+
+@given(st.dictionaries(st.text("abcdef", min_size=1, max_size=2),
+                       st.lists(st.text("abcdefg", min_size=1, max_size=2), max_size=3),
+                       max_size=12))
+def test_order_is_the_smallest_ready_id_first(edges: dict[str, list[str]]) -> None:
+    import heapq
+
+    # The reference: Kahn's algorithm with every ready id in one heap.
+    waiting = {pid: sum(1 for d in needs if d in edges) for pid, needs in edges.items()}
+    dependents: dict[str, list[str]] = {pid: [] for pid in edges}
+    for pid, needs in edges.items():
+        for d in needs:
+            if d in edges:
+                dependents[d].append(pid)
+    ready = [pid for pid, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    expected: list[str] = []
+    while ready:
+        pid = heapq.heappop(ready)
+        expected.append(pid)
+        for dep in dependents[pid]:
+            waiting[dep] -= 1
+            if waiting[dep] == 0:
+                heapq.heappush(ready, dep)
+    if len(expected) != len(edges):
+        with pytest.raises(DependencyCycle):
+            order_edges(edges)
+    else:
+        assert order_edges(edges) == expected

@@ -66,8 +66,8 @@ def test_cache_serves_unchanged_manifests_and_invalidates_on_change(
     # be served from the cache, not parsed again.
     cache = DiscoveryCache(cache_file)
     key = str(root / "plugin.toml")
-    cache.put(key, os.stat(key), dataclasses.replace(first[0].manifest,
-                                                      description="from the cache"))
+    cache.put(key, os.stat(key), Path(key).read_bytes(),
+              dataclasses.replace(first[0].manifest, description="from the cache"))
     cache.save()
     again = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
     assert again[0].manifest is not None and again[0].manifest.description == "from the cache"
@@ -150,13 +150,14 @@ def test_entry_point_plugins_are_discovered_without_importing(
 
 
 
+# An entry is [size, mtime_ns, inode, digest of the bytes, manifest].
 @pytest.mark.parametrize("poison", [
-    lambda e: e["manifest"].update(description="edited"),  # valid, but not what plughost wrote
-    lambda e: e["manifest"].update(version="not a version"),
-    lambda e: e["manifest"].update(id="Not An Id"),
-    lambda e: e.update(manifest=["not", "a", "table"]),
-    lambda e: e.pop("manifest"),
-    lambda e: e.update(size="12"),
+    lambda e: e[4].update(description="edited"),  # valid, but not what plughost wrote
+    lambda e: e[4].update(version="not a version"),
+    lambda e: e[4].update(id="Not An Id"),
+    lambda e: e.__setitem__(4, ["not", "a", "table"]),
+    lambda e: e.pop(),
+    lambda e: e.__setitem__(0, "12"),
 ])
 def test_cache_entry_edited_by_hand_is_parsed_again(
     write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path, poison: Any
@@ -183,7 +184,7 @@ def test_cache_written_by_another_format_or_version_is_read_again(
     discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
     head, entries = _cache_entries(cache_file)
     [entry] = entries.values()
-    entry["manifest"]["description"] = "stale"
+    entry[4]["description"] = "stale"
     body = json.dumps(entries).encode()
     header = json.loads(head)
     header.update(plughost="0.0.0-other",
@@ -191,3 +192,79 @@ def test_cache_written_by_another_format_or_version_is_read_again(
     cache_file.write_bytes(json.dumps(header).encode() + b"\n" + body)
     [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
     assert found.manifest is not None and found.manifest.description != "stale"
+
+
+def test_cache_entry_is_not_served_for_a_file_rewritten_in_place_with_its_old_time(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path
+) -> None:
+    # Same size, same inode, the modification time put back (or a rewrite within one tick of
+    # the file system's clock): only the bytes tell the files apart, and the cache checks them.
+    root = write_plugin("inplace", "1.0.0")
+    manifest = root / "plugin.toml"
+    cache_file = tmp_path / "cache.json"
+    discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    before = manifest.stat()
+    with open(manifest, "r+b") as fh:  # in place: the inode stays
+        fh.write(manifest.read_bytes().replace(b"1.0.0", b"9.0.0"))
+    os.utime(manifest, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = manifest.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size, before.st_mtime_ns, before.st_ino)
+    [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert found.manifest is not None and str(found.manifest.version) == "9.0.0"
+    # ...and the entry now holds the new bytes: served from the cache from then on.
+    cache = DiscoveryCache(cache_file)
+    assert cache.get(str(manifest), manifest.stat(), manifest.read_bytes()) is not None
+    assert cache.get(str(manifest), manifest.stat(), b"other bytes") is None
+
+
+def test_cached_and_cold_discovery_report_the_same_plugins_and_errors(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path
+) -> None:
+    write_plugin("fine")
+    write_plugin("json-too").joinpath("manifest.json").write_text('{"id": "json-too"}')
+    (plugins_dir / "broken").mkdir()
+    (plugins_dir / "broken" / "plugin.toml").write_text('id = "broken"\nversion = "1"\n')
+    (plugins_dir / "only-json").mkdir()
+    (plugins_dir / "only-json" / "manifest.json").write_text(
+        '{"id": "only-json", "version": "1.0.0", "entryPoint": "node main.js"}')
+    (plugins_dir / "a-file.txt").write_text("not a folder")
+    (plugins_dir / "empty").mkdir()
+
+    def summary(found: list[Any]) -> list[tuple[Any, ...]]:
+        return [(d.location, d.root, d.manifest,
+                 None if d.error is None else (d.error.code, str(d.error))) for d in found]
+
+    cold = summary(discover_directories([plugins_dir]))
+    cache_file = tmp_path / "cache.json"
+    filling = summary(discover_directories([plugins_dir], cache=DiscoveryCache(cache_file)))
+    served = summary(discover_directories([plugins_dir], cache=DiscoveryCache(cache_file)))
+    assert cold == filling == served
+    codes = {Path(loc).name: err[0] for loc, _, _, err in cold if err is not None}
+    assert codes == {"broken": "manifest.invalid", "json-too": "manifest.invalid"}
+    assert [Path(loc).name for loc, _, m, _ in cold if m is not None] == ["fine", "only-json"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_manifest_that_is_not_a_regular_file_is_never_opened(
+    plugins_dir: Path, tmp_path: Path
+) -> None:
+    folder = plugins_dir / "fifo"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "plugin.toml")  # opening it to read would wait for a writer forever
+    for cache in (None, DiscoveryCache(tmp_path / "cache.json")):
+        [found] = discover_directories([plugins_dir], cache=cache)
+        assert found.manifest is None and found.error is not None
+
+
+@pytest.mark.parametrize("shortcut", [None, False])
+def test_plugin_folder_paths_are_the_paths_slash_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shortcut: bool | None
+) -> None:
+    from plughost.core import discovery
+
+    monkeypatch.setattr(discovery, "_SHORTCUT_FITS", shortcut)
+    for base in (tmp_path, Path("relative/dir"), Path(".")):
+        made = discovery._child_maker(base)("plugin-a")
+        assert made == base / "plugin-a" and str(made) == str(base / "plugin-a")
+        assert type(made) is type(base / "plugin-a")

@@ -204,3 +204,53 @@ def test_manifest_from_any_json_value_raises_only_manifest_error(value: Any) -> 
         manifest_from_dict(value, source="fuzz")
     except ManifestError as exc:
         assert exc.problems
+
+
+# -- the plain-TOML reader against tomllib ---------------------------------------------------
+
+# Pieces of lines, valid and not, near the edges of the plain subset: a document made of them
+# is read by the plain reader or left to tomllib, and when read, exactly as tomllib reads it.
+_TOML_KEYS = st.one_of(st.sampled_from(["id", "a", "b", "x-y", "A_1", "true", "1", "a.b",
+                                        '"q"', "é", ""]),
+                       st.text(alphabet="abAB_-09.é \t", max_size=4))
+_TOML_STRINGS = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n"),
+                        max_size=8)
+_TOML_VALUES = st.one_of(
+    st.builds('"{}"'.format, _TOML_STRINGS),
+    st.builds(lambda items, sep, trail: "[" + sep.join(f'"{i}"' for i in items) + trail + "]",
+              st.lists(_TOML_STRINGS, max_size=3), st.sampled_from([",", ", ", " ,", ",\t"]),
+              st.sampled_from(["", ",", " ,", ", "])),
+    st.builds(str, st.integers(-(10**20), 10**20)),
+    st.sampled_from(["true", "false", "truex", "01", "+1", "1_000", "1.5", "0x1f", "-0",
+                     "'lit'", '"""x"""', '"a\\"b"', '"\\u00e9"', "[ , ]", "{a = 1}", "[]",
+                     "1979-05-27", "inf", '"a" "b"', '["a"', "[\"a\"]]"]),
+)
+_TOML_LINES = st.one_of(
+    st.builds("{}{}{}={}{}{}".format, st.sampled_from(["", " ", "\t"]), _TOML_KEYS,
+              st.sampled_from(["", " ", "\t "]), st.sampled_from(["", " "]), _TOML_VALUES,
+              st.sampled_from(["", " ", " # c", "# c é", "#\x01", "\r", " \x0c"])),
+    st.builds("[{}]{}".format, st.lists(_TOML_KEYS, min_size=1, max_size=3).map(".".join),
+              st.sampled_from(["", " # t", "\t"])),
+    st.sampled_from(["", " ", "# comment", "\t# x", "[[a]]", "[ a ]", "a.b = 1", "=1",
+                     "[a]", "[a.b]", "[b]", "a = 1", "a = 2", "\r"]),
+)
+
+
+@given(st.lists(_TOML_LINES, max_size=8), st.sampled_from(["\n", "\r\n"]),
+       st.sampled_from(["", "\n", "\r\n", "\r"]))
+@example(['[a]', '[a.b]', 'c = "d"', '[e]'], "\n", "\n")
+@example(['[a.b]', '[a]'], "\n", "")
+@example(['a = "x"', '[a.b]'], "\n", "")
+@example(['x = "y"', 'x = "z"'], "\r\n", "")
+def test_plain_toml_reads_exactly_what_tomllib_reads(lines: list[str], newline: str,
+                                                     end: str) -> None:
+    import tomllib
+
+    from plughost.core.manifest import _plain_toml
+
+    text = newline.join(lines) + end
+    plain = _plain_toml(text)
+    if plain is None:
+        return  # left to tomllib
+    assert plain == tomllib.loads(text)
+    assert type(plain) is dict

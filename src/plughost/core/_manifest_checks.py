@@ -598,18 +598,17 @@ def entry_problem(runtime: str, entry: str, root: str | None) -> str | None:
     later checks its entry itself (``Runtime.check_entry``); this answers ``None`` for it.
     """
     if runtime == "python":
-        m = _PY_ENTRY_RE.fullmatch(entry)
-        parts = [*m.group(1).split("."), m.group(2)] if m else []
-        if not m or any(keyword.iskeyword(p) for p in parts):
+        module = _python_module(entry)
+        if module is None:
             return (f"{entry!r} is not 'module:attribute' (a dotted module path, a colon, an "
                     "identifier), e.g. 'hello.plugin:HelloPlugin'")
         if root is not None:
-            rel = os.path.join(*m.group(1).split("."))
+            name, rel = module
             base = os.path.join(root, rel)
             if not (os.path.isfile(base + ".py")
                     or os.path.isfile(os.path.join(base, "__init__.py"))):
                 shown = rel.replace(os.sep, "/")
-                return (f"module {m.group(1)!r} is not in the plugin folder {root!r}: expected "
+                return (f"module {name!r} is not in the plugin folder {root!r}: expected "
                         f"{shown}.py or {shown}/__init__.py")
     elif runtime == "process":
         try:
@@ -638,6 +637,20 @@ def entry_problem(runtime: str, entry: str, root: str | None) -> str | None:
         if grpc_address(entry) is None:  # a command line that starts the plugin's server
             return entry_problem("process", entry, root)
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _python_module(entry: str) -> tuple[str, str] | None:
+    """(dotted module, its path relative to the plugin folder) of a python ``entry``, or
+    ``None`` when it is not ``module:attribute``. Remembered: thousands of plugins share a
+    handful of entries (``main:Main``)."""
+    m = _PY_ENTRY_RE.fullmatch(entry)
+    if m is None:
+        return None
+    modules = m.group(1).split(".")
+    if any(keyword.iskeyword(p) for p in (*modules, m.group(2))):
+        return None
+    return m.group(1), os.path.join(*modules)
 
 
 def grpc_address(entry: str) -> str | None:

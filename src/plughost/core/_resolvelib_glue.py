@@ -20,10 +20,11 @@ class _Node:
         self.obj = obj
         self.id: str = obj.id
         self.version: Version = obj.version
-        self.deps: tuple[tuple[str, VersionRange], ...] = tuple(sorted(obj.dependencies.items()))
-        self.opt: tuple[tuple[str, VersionRange], ...] = tuple(
-            sorted((d, r) for d, r in obj.optional_dependencies.items() if d != obj.id)
-        )
+        deps, opt = obj.dependencies, obj.optional_dependencies
+        self.deps: tuple[tuple[str, VersionRange], ...] = (
+            tuple(sorted(deps.items())) if deps else ())
+        self.opt: tuple[tuple[str, VersionRange], ...] = (
+            tuple(sorted((d, r) for d, r in opt.items() if d != obj.id)) if opt else ())
 
     @property
     def label(self) -> str:

@@ -175,24 +175,34 @@ def order_edges(edges: Mapping[str, Iterable[str]]) -> list[str]:
     :raises DependencyCycle: with the full cycle path.
     """
     waiting: dict[str, int] = {}
-    dependents: dict[str, list[str]] = {pid: [] for pid in edges}
+    dependents: dict[str, list[str]] = {}  # only ids something waits for
     for pid, needs in edges.items():
         count = 0
         for dep in needs:
-            if dep in dependents:
-                dependents[dep].append(pid)
+            if dep in edges:
+                dependents.setdefault(dep, []).append(pid)
                 count += 1
         waiting[pid] = count
-    ready = [pid for pid, n in waiting.items() if n == 0]
-    heapq.heapify(ready)
+    # The smallest ready id next. Those ready from the start are sorted once; only those that
+    # become ready on the way go through a heap (most plugins need nothing: a sort, no heap).
+    first = sorted(pid for pid, n in waiting.items() if n == 0)
+    if not dependents:
+        return first  # nothing waits for anything
+    later: list[str] = []
     order: list[str] = []
-    while ready:
-        pid = heapq.heappop(ready)
+    i, count = 0, len(first)
+    no_one: tuple[str, ...] = ()
+    while i < count or later:
+        if later and (i == count or later[0] < first[i]):
+            pid = heapq.heappop(later)
+        else:
+            pid = first[i]
+            i += 1
         order.append(pid)
-        for dependent in dependents[pid]:
+        for dependent in dependents.get(pid, no_one):
             waiting[dependent] -= 1
             if waiting[dependent] == 0:
-                heapq.heappush(ready, dependent)
+                heapq.heappush(later, dependent)
     if len(order) != len(waiting):
         cycle = find_cycle(edges)
         assert cycle is not None

@@ -138,10 +138,12 @@ class Registry:
         m = record.manifest
         if m.type:
             self._by_type[m.type].add(pid)
-        for ext in m.provides.extension_points:
-            self._by_ext[ext].add(pid)
-        for cap in capabilities_of(m):
-            self._by_cap[cap].add(pid)
+        p = m.provides
+        if p.extension_points or p.commands or p.events or p.channels:
+            for ext in p.extension_points:
+                self._by_ext[ext].add(pid)
+            for cap in capabilities_of(m):
+                self._by_cap[cap].add(pid)
         for tag in m.tags:
             self._by_tag[tag].add(pid)
         for dep in m.dependencies:
