@@ -992,38 +992,3 @@ def test_manifest_from_own_dict_refuses_what_to_dict_never_writes() -> None:
         manifest_from_own_dict({**MINIMAL, "pluginType": "notify"})
     with pytest.raises(AttributeError):
         manifest_from_own_dict({**MINIMAL, "provides": ["not", "a", "table"]})
-
-
-def test_plain_toml_manifests_skip_tomllib_and_everything_else_goes_through_it() -> None:
-    import tomllib
-
-    from plughost.core.manifest import _plain_toml
-
-    plain = ('# a plugin\r\nid = "p"\nversion = "1.0.0" # the release\nentry = "main:Main"\n'
-             'tags = ["a", "b",]\n\n[limits]\nfuel = 10\n[config.defaults]\nflag = true\n')
-    assert _plain_toml(plain) == tomllib.loads(plain)
-    for other in ['a = "x\\ty"', "a = 'x'", 'a = """x"""', "a = 1.5", "a = 1_000",
-                  "a = {b = 1}", "a.b = 1", '"a" = 1', "[ a ]", "[[a]]", "a = [\n]",
-                  'a = "x"\na = "y"', "[a]\n[a]", "[a.b]\n[a]", 'a = "x"\n[a.b]',
-                  'a = "x"\r', "a = 2024-01-01"]:
-        assert _plain_toml(other) is None, other
-
-
-def test_plain_toml_takes_linear_time_on_hostile_lines() -> None:
-    import time
-
-    from plughost.core.manifest import _plain_toml
-
-    hostile = [" " * 60_000 + "\x01", "a = [" + '"a", ' * 10_000 + "x",
-               "[" + "a." * 30_000 + "]", "#" + "x" * 60_000 + "\x01", "a" * 60_000 + "!",
-               'a = "' + "x" * 60_000]
-    started = time.perf_counter()
-    assert all(_plain_toml(text) is None for text in hostile)
-    assert time.perf_counter() - started < 1.0
-
-
-def test_a_plain_toml_manifest_fails_as_tomllib_words_it() -> None:
-    with pytest.raises(ManifestError) as raised:
-        parse_manifest('id = "p"\nid = "q"\nversion = "1.0.0"\nentry = "m:M"\n', format="toml")
-    [problem] = raised.value.problems
-    assert problem.code == "manifest.duplicate_key" and "invalid TOML" in problem.message

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal
@@ -275,33 +274,6 @@ class Manifest:
         for key, value in self.extras.items():
             _put(out, key, _thaw(value))
         return out
-
-
-# Building a Manifest from checked values (the two builders below, thousands of times in a
-# discovery): the frozen dataclass's __init__ sets each of its thirty fields through
-# object.__setattr__; setting the slots directly costs half as much. Same defaults (the factory
-# fields' factories all give back one shared read-only mapping), same object.
-def _field_default(f: Any) -> Any:
-    return f.default if f.default is not MISSING else f.default_factory()
-
-
-_MANIFEST_DEFAULTS: Final[dict[str, Any]] = {
-    f.name: _field_default(f)
-    for f in fields(Manifest)
-    if f.default is not MISSING or f.default_factory is not MISSING
-}
-_MANIFEST_SLOTS: Final = tuple((f.name, Manifest.__dict__[f.name].__set__)
-                               for f in fields(Manifest))
-_new_object = object.__new__
-
-
-def _make_manifest(values: dict[str, Any]) -> Manifest:
-    """``Manifest(**values)`` for field names only (a missing required field: KeyError)."""
-    values = _MANIFEST_DEFAULTS | values
-    manifest: Manifest = _new_object(Manifest)
-    for name, set_slot in _MANIFEST_SLOTS:
-        set_slot(manifest, values[name])
-    return manifest
 
 
 def _get_attr(m: Manifest, path: str) -> Any:
@@ -649,7 +621,7 @@ def _build(data: Any, root: str | None, problems: Problems) -> Manifest | None:
         kwargs["extras"] = MappingProxyType(extras)
     for group, values_of_part in parts.items():
         kwargs[group] = _PARTS[group](**values_of_part)
-    return _make_manifest(kwargs)
+    return Manifest(**kwargs)
 
 
 def _raise(problems: Problems, source: str | None, data: Any = None) -> None:
@@ -765,7 +737,7 @@ def manifest_from_own_dict(data: dict[str, Any]) -> Manifest:
         kwargs[group] = _PARTS[group](**values)
     if extras:
         kwargs["extras"] = MappingProxyType(extras)
-    return _make_manifest(kwargs)
+    return Manifest(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -885,75 +857,8 @@ def _parse(data: bytes | str, fmt: str, problems: Problems) -> Any:
     return parsed
 
 
-# The plain TOML nearly every manifest is written in, read without tomllib (which spends some
-# forty microseconds on a ten-line manifest, more than everything else discovery does with it).
-# A line is blank, a comment, a `[table.header]` of bare keys, or `bare-key = value` where the
-# value is a one-line basic string without escapes, a one-line array of such strings, a decimal
-# integer or a boolean, optionally followed by a comment. These are a strict subset of TOML with
-# one meaning each; a document with any other line (escapes, literal or multi-line strings,
-# floats, dates, inline tables, dotted or quoted keys, whitespace inside a header, a lone CR)
-# or that writes a key or a table twice is left to tomllib, which also words every error. The
-# tests compare the two on generated documents.
-_TOML_STRING: Final = r'"[^"\\\x00-\x08\x0a-\x1f\x7f]*+"'
-# Possessive quantifiers only (and no two ways to match one text): linear time on any line,
-# however long and however it fails.
-_TOML_LINE: Final = re.compile(
-    r"[ \t]*+(?:"
-    r"(?P<key>[A-Za-z0-9_-]++)[ \t]*+=[ \t]*+(?:"
-    rf"(?P<str>{_TOML_STRING})"
-    rf"|(?P<arr>\[[ \t]*+(?:{_TOML_STRING}[ \t]*+,[ \t]*+)*+(?:{_TOML_STRING}[ \t]*+)?+\])"
-    r"|(?P<int>-?+(?:0|[1-9][0-9]{0,17}+))"
-    r"|(?P<bool>true|false))"
-    r"|\[(?P<table>[A-Za-z0-9_-]++(?:\.[A-Za-z0-9_-]++)*+)\]"
-    r")?+[ \t]*+(?:#[^\x00-\x08\x0a-\x1f\x7f]*+)?+"
-)
-_TOML_ITEM: Final = re.compile(r'"([^"]*)"')
-
-
-def _plain_toml(text: str) -> dict[str, Any] | None:
-    """``tomllib.loads(text)`` for a document in the plain subset above; ``None`` otherwise
-    (then tomllib reads it)."""
-    root: dict[str, Any] = {}
-    table = root
-    lines = text.split("\n")
-    last = len(lines) - 1
-    match = _TOML_LINE.fullmatch
-    for i, line in enumerate(lines):
-        if i != last and line.endswith("\r"):
-            line = line[:-1]  # CRLF; a CR anywhere else fails the match
-        m = match(line)
-        if m is None:
-            return None
-        key = m.group("key")
-        if key is not None:
-            if key in table:
-                return None
-            if (value := m.group("str")) is not None:
-                table[key] = value[1:-1]
-            elif (value := m.group("arr")) is not None:
-                table[key] = _TOML_ITEM.findall(value)
-            elif (value := m.group("int")) is not None:
-                table[key] = int(value)
-            else:
-                table[key] = m.group("bool") == "true"
-        elif (header := m.group("table")) is not None:
-            *parents, name = header.split(".")
-            table = root
-            for part in parents:
-                table = table.setdefault(part, {})
-                if type(table) is not dict:
-                    return None
-            if name in table:
-                return None  # defined twice, or an implicit table defined now: tomllib decides
-            table[name] = table = {}
-    return root
-
-
 def _parse_text(text: str, fmt: str, problems: Problems) -> Any:
     if fmt == "toml":
-        plain = _plain_toml(text)
-        if plain is not None:
-            return plain
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
