@@ -257,14 +257,3 @@ def test_a_manifest_that_is_not_a_regular_file_is_never_opened(
         assert found.manifest is None and found.error is not None
 
 
-@pytest.mark.parametrize("shortcut", [None, False])
-def test_plugin_folder_paths_are_the_paths_slash_builds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shortcut: bool | None
-) -> None:
-    from plughost.core import discovery
-
-    monkeypatch.setattr(discovery, "_SHORTCUT_FITS", shortcut)
-    for base in (tmp_path, Path("relative/dir"), Path(".")):
-        made = discovery._child_maker(base)("plugin-a")
-        assert made == base / "plugin-a" and str(made) == str(base / "plugin-a")
-        assert type(made) is type(base / "plugin-a")
