@@ -255,5 +255,3 @@ def test_a_manifest_that_is_not_a_regular_file_is_never_opened(
     for cache in (None, DiscoveryCache(tmp_path / "cache.json")):
         [found] = discover_directories([plugins_dir], cache=cache)
         assert found.manifest is None and found.error is not None
-
-
