@@ -103,7 +103,7 @@ function pluginsPage(view) {
       h("td", { class: "hide-narrow" }, orDash(p.type)),
       h("td", { class: "hide-narrow" }, orDash(p.runtime)),
       h("td", {}, stateBadge(p), stateNote(p)),
-      h("td", { class: "hide-narrow" }, health ? badge(health.status, "h-" + health.status) : h("span", { class: "muted" }, orDash(null)),
+      h("td", { class: "hide-narrow" }, health && health.status !== "unknown" ? badge(health.status, "h-" + health.status) : h("span", { class: "muted" }, orDash(null)),
         health && health.message ? h("span", { class: "sub" }, health.message) : null),
       h("td", { class: "row-actions" }, stateButtons(p, c.errors, refresh)));
   }
