@@ -78,7 +78,7 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(
                 [sys.executable, "-m", "schemathesis.cli", "run",
                  f"{server.base_url}/openapi.json", *selection,
                  "-H", f"Authorization: Bearer {token}", "--checks", CHECKS,
-                 "--phases", "examples,coverage,fuzzing", "-n", EXAMPLES, "-w", "2",
+                 "--phases", "examples,coverage,fuzzing", "-n", EXAMPLES, "-w", "1",
                  "--seed", "7", "--no-color", "--request-timeout", "30"],
                 capture_output=True, text=True, timeout=3000, cwd=tmp_path, env=hooks_env)
             summary = done.stdout[-5000:] + done.stderr[-2000:]
