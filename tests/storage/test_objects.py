@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -237,6 +238,215 @@ def test_process_killed_between_blob_and_reference_keeps_the_old_object(tmp_path
     assert subprocess.run([sys.executable, "-c", child], timeout=60).returncode == 9
     assert store.get(KEY) == b"version one"
     assert store.gc() == [hashlib.sha256(b"version two").hexdigest()]
+
+
+# --- filesystem: the holder index (which keys share a blob) ----------------------------------
+
+
+def holders(store: FilesystemObjectStore, data: bytes) -> list[str]:
+    """The keys whose holder markers stand in the holder directory of ``data``'s blob."""
+    folder = store.root / "holders" / "sha256" / sha(data)[:2] / sha(data)[2:]
+    return sorted(p.read_text() for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def blob_exists(store: FilesystemObjectStore, data: bytes) -> bool:
+    return store.blob_path(sha(data)).is_file()
+
+
+def old_layout(root: Path) -> FilesystemObjectStore:
+    """The store at ``root`` as an older plughost left it: no holder index."""
+    shutil.rmtree(root / "holders")
+    return FilesystemObjectStore(root)
+
+
+def counting_reads(store: FilesystemObjectStore, monkeypatch) -> list[str]:
+    """The keys whose ``.ref`` the store reads from now on."""
+    reads: list[str] = []
+    real = store._read_ref
+
+    def read_ref(key: str) -> ObjectInfo:
+        reads.append(key)
+        return real(key)
+
+    monkeypatch.setattr(store, "_read_ref", read_ref)
+    return reads
+
+
+A, B, C = ("plugins/a/1/a_1.zip", "plugins/b/1/b_1.zip", "plugins/c/1/c_1.zip")
+
+
+def test_a_shared_blob_has_one_holder_per_key_and_goes_with_the_last(tmp_path: Path) -> None:
+    store = FilesystemObjectStore(tmp_path / "objects")
+    store.put(A, b"same bytes")
+    store.put(B, b"same bytes")
+    store.put(B, b"same bytes")  # the same content again: still one marker
+    assert holders(store, b"same bytes") == [A, B]
+    assert store.delete(A)
+    assert holders(store, b"same bytes") == [B] and store.get(B) == b"same bytes"
+    assert store.delete(B)
+    assert holders(store, b"same bytes") == [] and not blob_exists(store, b"same bytes")
+    assert not (store.root / "holders" / "sha256" / sha(b"same bytes")[:2]
+                / sha(b"same bytes")[2:]).exists()
+
+
+def test_overwriting_a_key_frees_its_old_blob_unless_another_key_holds_it(
+        tmp_path: Path) -> None:
+    store = FilesystemObjectStore(tmp_path / "objects")
+    store.put(A, b"one")
+    store.put(A, b"two")
+    assert not blob_exists(store, b"one") and holders(store, b"one") == []
+    assert holders(store, b"two") == [A]
+    store.put(B, b"two")
+    store.put(A, b"three")
+    assert blob_exists(store, b"two") and holders(store, b"two") == [B]
+    assert store.get(B) == b"two" and store.get(A) == b"three"
+    assert store.gc() == []  # nothing was left behind
+
+
+def test_a_put_that_fails_at_the_reference_takes_back_its_blob_and_marker(
+        tmp_path: Path, monkeypatch) -> None:
+    store = FilesystemObjectStore(tmp_path / "objects")
+    store.put(A, b"one")
+
+    def disk_full(info: ObjectInfo) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "_write_ref", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        store.put(A, b"two")
+    with pytest.raises(OSError, match="No space"):
+        store.put(B, b"one")  # a blob already there, held by A: it stays
+    monkeypatch.undo()
+    assert store.get(A) == b"one" and not store.exists(B)
+    assert not blob_exists(store, b"two") and holders(store, b"two") == []
+    assert holders(store, b"one") == [A]
+
+
+def test_delete_reads_no_reference_but_its_own(tmp_path: Path, monkeypatch) -> None:
+    store = FilesystemObjectStore(tmp_path / "objects")
+    for i in range(30):
+        store.put(f"plugins/p{i}/1/p{i}_1.zip", b"shared" if i % 2 else f"own {i}".encode())
+    reads = counting_reads(store, monkeypatch)
+
+    def no_scan(prefix: str = "") -> None:
+        raise AssertionError("delete listed the store")
+
+    monkeypatch.setattr(store, "list", no_scan)
+    monkeypatch.setattr(store, "keys", no_scan)
+    doomed = ["plugins/p1/1/p1_1.zip", "plugins/p2/1/p2_1.zip", "plugins/p3/1/p3_1.zip"]
+    for key in doomed:
+        assert store.delete(key)
+    assert reads == doomed
+    assert not blob_exists(store, b"own 2") and blob_exists(store, b"shared")
+
+
+def test_an_old_store_is_indexed_once_and_behaves_the_same(tmp_path: Path,
+                                                          monkeypatch) -> None:
+    root = tmp_path / "objects"
+    store = FilesystemObjectStore(root)
+    store.put(A, b"shared")
+    store.put(B, b"shared")
+    store.put(C, b"own")
+    store = old_layout(root)
+    reads = counting_reads(store, monkeypatch)
+    assert store.delete(A)
+    assert sorted(reads) == [A, B, C]  # its own, then one scan of the rest to index them
+    assert blob_exists(store, b"shared") and holders(store, b"shared") == [B]
+    assert (root / "holders" / "complete").is_file()
+    reads.clear()
+    assert store.delete(C) and store.delete(B)
+    assert reads == [C, B]
+    assert not blob_exists(store, b"shared") and not blob_exists(store, b"own")
+
+
+def test_an_old_store_overwritten_first_is_indexed_before_the_old_blob_is_judged(
+        tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    store = FilesystemObjectStore(root)
+    store.put(A, b"shared")
+    store.put(B, b"shared")
+    store = old_layout(root)
+    store.put(A, b"new")  # B, which no marker names yet, still holds the old blob
+    assert store.get(B) == b"shared" and holders(store, b"shared") == [B]
+    store.put(B, b"new")
+    assert not blob_exists(store, b"shared") and holders(store, b"new") == [A, B]
+
+
+def test_an_interrupted_index_build_is_done_again(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    store = FilesystemObjectStore(root)
+    for key in (A, B, C):
+        store.put(key, b"shared")
+    store.put("plugins/d/1/d_1.zip", b"own")
+    old_layout(root)
+    child = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {SRC!r})
+        from plughost.storage import objects
+        real, written = objects._write_marker, []
+        def write_marker(path, text):
+            if len(written) == 2:
+                os._exit(9)  # dies with two of the three markers written
+            written.append(path)
+            real(path, text)
+        objects._write_marker = write_marker
+        objects.FilesystemObjectStore({str(root)!r}).delete("plugins/d/1/d_1.zip")
+        """
+    )
+    assert subprocess.run([sys.executable, "-c", child], timeout=60).returncode == 9
+    assert not (root / "holders" / "complete").exists()
+    assert len(holders(FilesystemObjectStore(root), b"shared")) == 2  # a partial index ...
+    store = FilesystemObjectStore(root)
+    assert store.delete(A)  # ... is not trusted: built again first
+    assert (root / "holders" / "complete").is_file()
+    assert holders(store, b"shared") == [B, C] and store.get(C) == b"shared"
+    assert store.delete(B) and store.get(C) == b"shared"
+    assert store.gc() == [sha(b"own")]  # d's ref went before the crash, its blob did not
+
+
+def test_gc_removes_a_stale_marker_so_it_keeps_no_blob(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    store = FilesystemObjectStore(root)
+    store.put(A, b"one")
+    store.put(B, b"two")
+    child = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {SRC!r})
+        from plughost.storage import objects
+        store = objects.FilesystemObjectStore({str(root)!r})
+        store._write_ref = lambda info: os._exit(9)  # die after the marker, before the ref
+        store.put({C!r}, b"one")
+        """
+    )
+    assert subprocess.run([sys.executable, "-c", child], timeout=60).returncode == 9
+    assert holders(store, b"one") == [A, C] and not store.exists(C)  # C's marker is stale
+    assert store.delete(A)
+    assert blob_exists(store, b"one")  # held by the stale marker: kept, never guessed
+    stale = root / "holders" / "sha256" / "ff" / ("f" * 62)  # a blob that is not there
+    stale.mkdir(parents=True)
+    (stale / ("0" * 64)).write_text("plugins/ghost/1/ghost_1.zip")
+    (root / "holders" / "sha256" / sha(b"two")[:2] / sha(b"two")[2:] / ("0" * 64)).write_text(
+        "plugins/ghost/1/ghost_1.zip")
+    assert store.gc() == [sha(b"one")]
+    assert holders(store, b"one") == [] and not stale.exists()
+    assert holders(store, b"two") == [B]
+    assert store.delete(B) and not blob_exists(store, b"two")  # no stale marker keeps it
+
+
+def test_gc_rebuilds_missing_and_garbled_markers_from_the_references(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    store = FilesystemObjectStore(root)
+    store.put(A, b"shared")
+    store.put(B, b"shared")
+    folder = root / "holders" / "sha256" / sha(b"shared")[:2] / sha(b"shared")[2:]
+    markers = sorted(folder.iterdir(), key=lambda p: p.read_text())
+    markers[0].unlink()  # A's marker lost
+    markers[1].write_text("")  # B's left empty by a crash
+    assert store.gc() == []
+    assert holders(store, b"shared") == [A, B]
+    assert store.delete(B) and store.get(A) == b"shared"
 
 
 # --- S3 specifics ----------------------------------------------------------------------------

@@ -8,13 +8,26 @@ SHA-256, recorded at write time and checked on :meth:`ObjectStore.get`.
 
     <root>/blobs/sha256/ab/cdef0123...    the bytes, named by their digest (read-only files)
     <root>/keys/plugins/x/1.0.0/x_1.0.0.zip.ref   {"sha256": ..., "size": ...}
+    <root>/holders/sha256/ab/cdef0123.../<sha256 of the key>   the key (one marker per key
+                                           whose .ref names that blob)
+    <root>/holders/complete                the markers were built from the refs (written last)
     <root>/tmp/                            partial writes (swept by gc())
 
 A write streams into ``tmp/`` while hashing, ``fsync``\\s, then ``rename``\\s into ``blobs/``
-(atomic on POSIX), then writes the key's ``.ref`` the same way (tmp + fsync + rename + directory
-fsync). A crash at any point leaves either the old object or the new one visible under the key,
-never a half-written one; what can be left over is an unreferenced blob or a temp file, which
-:meth:`FilesystemObjectStore.gc` removes. Identical packages share one blob.
+(atomic on POSIX), then writes the key's holder marker (its directory ``fsync``\\ed), then the
+key's ``.ref`` the same way as the blob (tmp + fsync + rename + directory fsync). A crash at any
+point leaves either the old object or the new one visible under the key, never a half-written
+one, and never a ``.ref`` without its marker; what can be left over is an unreferenced blob, a
+marker no ``.ref`` stands behind or a temp file, which :meth:`FilesystemObjectStore.gc` removes.
+
+Identical packages share one blob. Its holder markers say which keys still use it, so deleting
+a key (or overwriting it with other content) removes the blob exactly when the key's marker was
+the last one (``rmdir`` of the emptied holder directory succeeding is the test), without reading
+any other key's ``.ref``. A store written by an older plughost has no markers: they are built
+from the refs once (one scan), the first time a blob may have to go, and ``holders/complete`` is
+written when they all are (an interrupted build is done again). The markers are only as good
+as every writer: after going back to an older plughost and forward again, delete ``holders/``
+so they are built again.
 
 :class:`S3ObjectStore` stores each key as one S3 object (``PutObject`` is atomic: readers see the
 old or the new object) with its SHA-256 in the ``x-amz-meta-sha256`` metadata.
@@ -210,9 +223,15 @@ class FilesystemObjectStore:
         self.root = Path(root).expanduser().resolve()
         self._blobs = self.root / "blobs" / "sha256"
         self._keys = self.root / "keys"
+        self._holders = self.root / "holders" / "sha256"
+        self._indexed = self.root / "holders" / "complete"
         self._tmp = self.root / "tmp"
-        for path in (self._blobs, self._keys, self._tmp):
+        for path in (self._blobs, self._keys, self._holders, self._tmp):
             path.mkdir(parents=True, exist_ok=True)
+        if not self._indexed.is_file() and _empty(self._keys):
+            with self._store_lock():  # a new store: its (empty) index is complete
+                if _empty(self._keys):
+                    self._write_holders({})
 
     def __repr__(self) -> str:
         return f"<FilesystemObjectStore {self.root}>"
@@ -221,6 +240,10 @@ class FilesystemObjectStore:
     def blob_path(self, digest: str) -> Path:
         """Where the blob with SHA-256 ``digest`` lives."""
         return self._blobs / digest[:2] / digest[2:]
+
+    def _holder_dir(self, digest: str) -> Path:
+        """Where the markers of the keys that hold blob ``digest`` live."""
+        return self._holders / digest[:2] / digest[2:]
 
     def _ref_path(self, key: str) -> Path:
         return self._keys / (validate_key(key) + ".ref")
@@ -310,13 +333,118 @@ class FilesystemObjectStore:
         sha256: str | None = None,
         max_size: int | None = None,
     ) -> ObjectInfo:
-        """See :meth:`ObjectStore.put`: blob first, then the key's reference, both atomic."""
+        """See :meth:`ObjectStore.put`: blob first, then the key's holder marker, then its
+        reference. A blob the key held before and no other key holds goes; a failure takes
+        back what this put added."""
         validate_key(key)
         with self._store_lock():
+            try:
+                old: str | None = self._read_ref(key).sha256
+            except (ObjectNotFound, ObjectCorrupted):
+                old = None  # a corrupted ref's marker, if any, is left to gc()
             digest, size = self._write_blob(key, data, sha256, max_size)
             info = ObjectInfo(key, digest, size)
-            self._write_ref(info)
+            try:
+                self._hold(digest, key)
+                self._write_ref(info)
+            except BaseException:
+                if old != digest:
+                    self._release_quietly(digest, key)
+                raise
+            if old is not None and old != digest:
+                self._release_quietly(old, key)
         return info
+
+    # holders ----------------------------------------------------------------------------
+    def _hold(self, digest: str, key: str) -> None:
+        """Record that ``key`` holds blob ``digest``: its marker, durable before the key's
+        reference is written (the caller holds the lock)."""
+        folder = self._holder_dir(digest)
+        created = _make_dirs(folder)
+        _write_marker(folder / _marker_name(key), key)
+        for changed in (folder, *created):
+            _fsync_dir(changed)
+
+    def _release(self, digest: str, key: str) -> None:
+        """``key`` no longer holds blob ``digest`` (its reference is gone or names another
+        blob): drop its marker, and the blob when that was the last one. The caller holds the
+        lock. Without a complete index, it is built first (one scan of every reference)."""
+        if not self._indexed.is_file():
+            held = self._sync_holders()
+            if not self._indexed.is_file():  # the index could not be written: use the scan
+                if digest not in held:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.blob_path(digest).unlink()
+                return
+        folder = self._holder_dir(digest)
+        with contextlib.suppress(FileNotFoundError):
+            (folder / _marker_name(key)).unlink()
+        try:
+            folder.rmdir()  # succeeds only when no other key's marker is left
+        except FileNotFoundError:
+            pass  # no marker at all: nothing holds it
+        except OSError:
+            return  # still held (or the folder cannot go: the blob stays for gc to judge)
+        with contextlib.suppress(FileNotFoundError):
+            self.blob_path(digest).unlink()
+
+    def _release_quietly(self, digest: str, key: str) -> None:
+        """:meth:`_release` where the write itself is already decided: a failure only leaves
+        an unreferenced blob or a marker behind for :meth:`gc`, so it is logged."""
+        try:
+            self._release(digest, key)
+        except (OSError, ObjectCorrupted):
+            log.warning("could not release blob %s of %r in %s; gc() will", digest, key,
+                        self.root, exc_info=True)
+
+    def _sync_holders(self) -> dict[str, set[str]]:
+        """Make the holder markers say what the references say — one marker per key, in its
+        blob's holder directory, none else — and mark the index complete. Returns the keys
+        holding each blob, from one scan of every reference (the caller holds the lock). When
+        the markers cannot be written the index stays incomplete (logged), and the scan is
+        still returned."""
+        held: dict[str, dict[str, str]] = {}
+        for info in self.list():
+            held.setdefault(info.sha256, {})[_marker_name(info.key)] = info.key
+        try:
+            self._write_holders(held)
+        except OSError:
+            log.warning("could not write the holder index of %s; deleting a blob reads every "
+                        "reference until it is written", self.root, exc_info=True)
+        return {digest: set(markers.values()) for digest, markers in held.items()}
+
+    def _write_holders(self, held: dict[str, dict[str, str]]) -> None:
+        changed: set[Path] = set()
+        for shard in _subdirs(self._holders):
+            for folder in _subdirs(shard):
+                wanted = held.get(shard.name + folder.name, {})
+                with os.scandir(folder) as entries:
+                    stale = [m.path for m in entries
+                             if m.name not in wanted and not m.is_dir(follow_symlinks=False)]
+                for name in stale:
+                    os.unlink(name)
+                    changed.add(folder)
+                if not wanted:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+                        changed.add(shard)
+        for digest, markers in held.items():
+            folder = self._holder_dir(digest)
+            changed.update(_make_dirs(folder))
+            for name, key in markers.items():
+                path = folder / name
+                try:
+                    right = path.read_bytes() == key.encode()
+                except FileNotFoundError:
+                    right = False
+                if not right:
+                    _write_marker(path, key)
+                    changed.add(folder)
+        for folder in changed:
+            _fsync_dir(folder)
+        if not self._indexed.is_file():  # last: every marker above is durable
+            _write_marker(self._indexed, "holder markers built from the references\n")
+            _fsync_dir(self._indexed.parent)
 
     # reads ------------------------------------------------------------------------------
     def info(self, key: str) -> ObjectInfo:
@@ -390,7 +518,8 @@ class FilesystemObjectStore:
 
     # deletes ----------------------------------------------------------------------------
     def delete(self, key: str) -> bool:
-        """See :meth:`ObjectStore.delete`. The blob goes too unless another key shares it."""
+        """See :meth:`ObjectStore.delete`. The blob goes too unless another key shares it
+        (its holder markers say so: no other key's reference is read)."""
         ref = self._ref_path(key)
         with self._store_lock():
             try:
@@ -398,18 +527,14 @@ class FilesystemObjectStore:
             except ObjectNotFound:
                 return False
             except ObjectCorrupted:
-                info = None
+                info = None  # which blob it named is unknown: gc() judges its marker
             with contextlib.suppress(FileNotFoundError):
                 ref.unlink()
             _fsync_dir(ref.parent)
             self._prune_empty_dirs(ref.parent, self._keys)
-            if info is not None and info.sha256 not in self._referenced():
-                with contextlib.suppress(FileNotFoundError):
-                    self.blob_path(info.sha256).unlink()
+            if info is not None:
+                self._release(info.sha256, key)
         return True
-
-    def _referenced(self) -> set[str]:
-        return {i.sha256 for i in self.list()}
 
     def _prune_empty_dirs(self, start: Path, stop: Path) -> None:
         path = start
@@ -436,8 +561,10 @@ class FilesystemObjectStore:
 
     def gc(self) -> builtins.list[str]:
         """Remove temp files and blobs no key refers to (leftovers of interrupted writes and of
-        crashes between the blob and the reference); returns the removed digests. Run it when
-        no write is in progress (at host start)."""
+        crashes between the blob and the reference); returns the removed digests. The
+        references are the authority: the holder markers are rebuilt from them (stale ones
+        removed, missing ones written). Run it when no write is in progress (at host
+        start)."""
         removed = []
         with self._store_lock():
             for tmp in self._tmp.iterdir():
@@ -446,7 +573,7 @@ class FilesystemObjectStore:
             for tmp in self._keys.rglob(".tmp-*"):
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
-            referenced = self._referenced()
+            referenced = self._sync_holders()
             for shard in self._blobs.iterdir():
                 for blob in shard.iterdir():
                     digest = shard.name + blob.name
@@ -454,6 +581,44 @@ class FilesystemObjectStore:
                         blob.unlink()
                         removed.append(digest)
         return sorted(removed)
+
+
+def _marker_name(key: str) -> str:
+    """The name of ``key``'s holder marker: a fixed-length name for any key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _write_marker(path: Path, text: str) -> None:
+    # A marker's existence is what counts (its directory is fsynced by the caller); its text,
+    # the key, lets gc() check it, and gc() rewrites one a crash left short.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(path: Path) -> builtins.list[Path]:
+    """Create ``path`` and its missing parents; return the directories that gained an entry
+    (to fsync, so the new ones survive a crash)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()
+    return [folder.parent for folder in missing]
+
+
+def _empty(path: Path) -> bool:
+    with os.scandir(path) as entries:
+        return next(entries, None) is None
+
+
+def _subdirs(path: Path) -> builtins.list[Path]:
+    with os.scandir(path) as entries:
+        return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
 
 
 def _fsync_dir(path: Path) -> None:
