@@ -219,6 +219,42 @@ async def test_resolution_follows_what_another_process_installed_and_removed(tru
         assert info.value.code in ("resolve.conflict", "resolve.missing")
 
 
+async def test_dependents_are_the_enabled_valid_requirers_read_one_plugin_at_a_time(
+        service, make_package, monkeypatch):
+    """Who blocks an uninstall: enabled plugins whose current, still valid manifest requires
+    it (not optionally) — direct ones by id, transitive ones in safe removal order — found
+    through the requirements index, one query per plugin reached, never a read of them all."""
+    for pid, deps in (("lib", {}), ("web", {"lib": "^1.0"}), ("app", {"lib": "^1.0"}),
+                      ("top", {"app": "^1.0", "web": "^1.0"}), ("off", {"lib": "^1.0"}),
+                      ("odd", {"lib": "^1.0"})):
+        await service.install(make_package(pid, dependencies=deps))
+    await service.install(make_package("opt", extra='[optional-dependencies]\nlib = "^1.0"'))
+    await service.disable("off")
+    repo = service.installer.repo
+    manifest = dict(repo.require_plugin("odd").manifest, version="not a version")
+    repo.update_plugin("odd", manifest=manifest)  # no longer validates: ignored, logged
+    asked: list[str] = []
+    requiring = repo.plugins_requiring
+
+    def plugins_requiring(plugin_id: str, **kwargs: Any) -> Any:
+        asked.append(plugin_id)
+        return requiring(plugin_id, **kwargs)
+
+    def every_plugin(**kwargs: Any) -> Any:
+        raise AssertionError("dependents read every installed plugin")
+
+    monkeypatch.setattr(repo, "plugins_requiring", plugins_requiring)
+    monkeypatch.setattr(repo, "iter_plugins", every_plugin)
+    installer = service.installer
+    assert installer.dependents("lib") == ["app", "web"]
+    assert asked == ["lib"]
+    asked.clear()
+    assert installer.dependents("lib", transitive=True) == ["top", "web", "app"]
+    assert asked == ["lib", "app", "web", "top"]
+    assert installer.dependents("top", transitive=True) == []
+    assert installer.dependents("opt") == []
+
+
 async def test_incompatible_host_version_refused(service, make_package, state_snapshot):
     package = make_package("hello", extra='host = ">=99.0.0"')
     error = await _refused(service, state_snapshot, "resolve.host", package)

@@ -431,21 +431,25 @@ class Installer:
             pending = []
             rows = list(self.repo.get_plugins(wanted).values())
 
-    def dependents(self, plugin_id: str, manifests: Mapping[str, Manifest] | None = None,
-                   *, transitive: bool = False) -> list[str]:
-        """Enabled plugins that require ``plugin_id`` (directly, or transitively), sorted so
-        that a plugin comes before the ones it depends on (safe removal order)."""
-        manifests = manifests if manifests is not None else self.installed_manifests()
-        found: list[str] = []
+    def dependents(self, plugin_id: str, *, transitive: bool = False) -> list[str]:
+        """Enabled plugins whose current manifest requires ``plugin_id`` (not optionally; one
+        whose stored manifest no longer validates does not count): the direct ones sorted by
+        id, or (``transitive``) all of them in safe removal order, a plugin before the ones it
+        depends on. Read through the requirements index one plugin at a time, so it costs the
+        dependents found, not the plugins installed."""
+        found: dict[str, None] = {}  # in discovery order: breadth first, by id at each step
         frontier = [plugin_id]
         while frontier:
             current = frontier.pop(0)
-            for pid, m in sorted(manifests.items()):
-                if pid != plugin_id and pid not in found and current in m.dependencies:
-                    found.append(pid)
+            for row in self.repo.plugins_requiring(current, enabled=True):
+                if row.id == plugin_id or row.id in found:
+                    continue
+                manifest = _stored_manifest(row)
+                if manifest is not None and current in manifest.dependencies:
+                    found[row.id] = None
                     if transitive:
-                        frontier.append(pid)
-        return list(reversed(found)) if transitive else found
+                        frontier.append(row.id)
+        return list(reversed(found)) if transitive else list(found)
 
     def check_resolves(self, manifest: Manifest, installed: Mapping[str, Manifest]) -> None:
         """Refuse ``manifest`` unless it resolves against ``installed`` and the host version,
