@@ -608,6 +608,65 @@ async def test_resolving_only_added_plugins_leaves_the_others_and_indexes_their_
         assert host.activation_candidates("command:app.go") == ["app"]
 
 
+async def test_removing_a_plugin_leaves_its_dependents_where_a_full_resolve_would(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("lib")
+    write_plugin("app", dependencies={"lib": "^1.0"})
+    write_plugin("top", dependencies={"app": "^1.0"})
+    write_plugin("lazy", dependencies={"lib": "^1.0"}, activation=["command:lazy.go"])
+    write_plugin("watcher", dependencies={"lib": "^1.0"}, activation=["event:lib.changed"])
+    write_plugin("user", optional={"lib": "^1.0"})
+    write_plugin("other", activation=["command:other.go"])
+    triggers = ("command:lazy.go", "event:lib.changed", "command:other.go")
+
+    def seen(host: PluginHost) -> tuple[dict[str, State], dict[str, list[str]]]:
+        return ({r.id: r.state for r in host.registry},
+                {t: host.activation_candidates(t) for t in triggers})
+
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        await host.remove("lib")
+        states, candidates = seen(host)
+        # As before removing resolved only the dependents: the lazy ones no longer resolve,
+        # so nothing activates them any more; the active ones were deactivated and activated
+        # again (activation skips a dependency that is no longer registered); the optional
+        # user and the rest are untouched.
+        assert states == {"app": State.ACTIVE, "top": State.ACTIVE, "lazy": State.RESOLVED,
+                          "watcher": State.RESOLVED, "user": State.ACTIVE,
+                          "other": State.RESOLVED}
+        assert candidates == {"command:lazy.go": [], "event:lib.changed": [],
+                              "command:other.go": ["other"]}
+        host.resolve()  # what remove() did before: resolve everything again
+        assert seen(host) == (states, candidates)
+
+
+async def test_removing_a_plugin_resolves_only_what_required_it(
+    write_plugin: WritePlugin, plugins_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import plughost.host
+
+    write_plugin("lib")
+    write_plugin("app", dependencies={"lib": "^1.0"})
+    write_plugin("top", dependencies={"app": "^1.0"})
+    for i in range(20):
+        write_plugin(f"bystander-{i}", optional={"lib": "^1.0"} if i % 2 else None)
+    handed: list[list[str]] = []
+    real = plughost.host.resolve
+
+    def resolve(available, **kwargs):  # type: ignore[no-untyped-def]
+        available = list(available)
+        handed.append(sorted(m.id for m in available))
+        return real(available, **kwargs)
+
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        monkeypatch.setattr(plughost.host, "resolve", resolve)
+        await host.remove("lib")
+        assert handed == [["app", "top"]]  # lib's dependents, none of the 20 others
+        assert host.get("bystander-1").state is State.ACTIVE
+
+
 HANGS_IN_ACTIVATE = """
 import asyncio, time
 from plughost.sdk import Plugin

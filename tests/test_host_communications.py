@@ -240,7 +240,7 @@ async def test_added_plugins_watch_their_event_triggers_without_resubscribing_th
         host.bus.emit("chat.closed", 1)  # its trigger (it listens to chat.opened only)
         await wait_until(lambda: host.get("second").state is State.ACTIVE)
         assert host.get("first").state is State.RESOLVED
-        await host.remove("second")  # a full resolve: every trigger watched afresh
+        await host.remove("second")  # its trigger is no longer watched
         subscribed.clear()
         host.add(load_manifest(second), second, source="installed")
         host.resolve(only=["second"])

@@ -610,10 +610,15 @@ class PluginHost:
         """Take a plugin out of the host: deactivate it (and its active dependents), unload
         it, enter ``uninstalled`` (emitted like every change) and forget it. Plugins that used
         it only optionally are activated again without it. Returns the removed record, which
-        stays ``uninstalled``: :meth:`add` registers the plugin afresh."""
+        stays ``uninstalled``: :meth:`add` registers the plugin afresh.
+
+        Only the plugins that required it (transitively) are resolved again — they leave the
+        load order and the activation index, as they no longer resolve — not every registered
+        plugin."""
         self._check_open()
         record = self.registry.get(plugin_id)
         active_dependents = self.dependents(plugin_id, states=[State.ACTIVE])
+        affected = [plugin_id, *self.dependents(plugin_id)]
         releasing = self._releasing.pop(plugin_id, None)
         if releasing is not None:
             await releasing
@@ -626,7 +631,7 @@ class PluginHost:
         self._locks.pop(plugin_id, None)
         self.comms.counters.forget(plugin_id)
         self.hooks.forget_places(plugin_id)
-        self.resolve()
+        self.resolve(only=affected)
         for dep in active_dependents:
             if dep in self.registry:
                 with contextlib.suppress(PlughostError):
@@ -1233,14 +1238,16 @@ class PluginHost:
         """Resolve every ``installed`` plugin; move them to ``resolved`` or ``failed``.
 
         Returns the load order of everything resolved (dependencies first). ``only``: just
-        these newly added plugins, against what they need (their dependency closure) — what
-        adding a plugin costs, however many are registered; they join the end of the order.
+        these plugins — newly added ones, or the dependents of one removed (and its id) —
+        against what they need (their dependency closure): what adding or removing a plugin
+        costs, however many are registered. They leave the order, and join its end again if
+        they resolve; the others keep their place.
         """
         self._check_open()
         usable = (State.INSTALLED, State.RESOLVED, State.LOADED, State.ACTIVE,
                   State.DEACTIVATED)
         if only is not None:
-            return self._resolve_added(list(only), usable)
+            return self._resolve_only(list(only), usable)
         with collector_paused():  # a state change and an index entry per plugin
             return self._resolve_all(usable)
 
@@ -1262,7 +1269,7 @@ class PluginHost:
         self._index_activation()
         return list(self._order)
 
-    def _resolve_added(self, ids: list[str], usable: tuple[State, ...]) -> list[str]:
+    def _resolve_only(self, ids: list[str], usable: tuple[State, ...]) -> list[str]:
         closure: dict[str, Manifest] = {}
         pending = list(ids)
         while pending:
@@ -1283,8 +1290,9 @@ class PluginHost:
             if pid in wanted:
                 self.registry.get(pid).warnings.append(reason)
         # A plugin removed and added again (an uninstall undone, a reinstall) goes back to
-        # the end, its activation triggers indexed afresh. Everything here costs the plugins
-        # added (and what they need), not the plugins registered.
+        # the end, its activation triggers indexed afresh; one gone from the registry, or
+        # whose requirement went, leaves. Everything here costs the plugins named (and what
+        # they need), not the plugins registered.
         order = self._order
         emptied: list[str] = []
         for pid in wanted:
