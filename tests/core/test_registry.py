@@ -64,6 +64,22 @@ def test_remove_cleans_every_index(registry: Registry) -> None:
     assert len(registry) == 2
 
 
+def test_remove_takes_out_what_add_indexed_even_after_the_manifest_was_swapped() -> None:
+    reg = Registry()
+    swapped = record("x", type="a", tags=["t"], provides={"commands": ["x.go"]},
+                     dependencies={"lib": "^1.0"})
+    reg.add(swapped)
+    reg.add(record("y", type="a", provides={"commands": ["y.go"]}))
+    swapped.manifest = record("x", type="b").manifest  # in place, as a replacement does
+    reg.add(swapped, replace=True)
+    assert [r.id for r in reg.by_type("a")] == ["y"] and reg.by_tag("t") == []
+    assert reg.by_capability("command:x.go") == [] and reg.dependents("lib") == []
+    assert [r.id for r in reg.by_type("b")] == ["x"]
+    reg.remove("x")
+    assert reg.by_type("b") == [] and [r.id for r in reg.query()] == ["y"]
+    assert [r.id for r in reg.by_capability("command:y.go")] == ["y"]
+
+
 def test_capabilities_of_lists_every_kind() -> None:
     m = manifest_from_dict({"id": "x", "name": "x", "version": "1.0.0", "entry": "m:P",
                             "provides": {"commands": ["x.a"], "events": ["e"],

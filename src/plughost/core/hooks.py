@@ -359,10 +359,11 @@ class HookRegistry:
         self._waking: dict[str, asyncio.Future[Any]] = {}
         self._spec_undos: dict[str, list[Callable[[], None]]] = {}
         self._spec_owners: dict[str, str] = {}
-        self._places: dict[tuple[str, str, int], int] = {}
-        """(plugin, extension point, k) -> the registration order of the plugin's k-th
+        self._places: dict[str, dict[tuple[str, int], int]] = {}
+        """plugin -> (extension point, k) -> the registration order of the plugin's k-th
         implementation there, kept when it is unregistered: a plugin stopped and started again
-        (a reload, an update) takes its old place among equal priorities, not the last one."""
+        (a reload, an update) takes its old place among equal priorities, not the last one.
+        By plugin, so forgetting one costs its own places."""
         self.monitors.on_change(self._rewrap)
 
     def set_lazy_resolver(self, resolver: Callable[[str], Awaitable[Any]] | None) -> None:
@@ -620,7 +621,7 @@ class HookRegistry:
             _check_fits(impl, spec)
         existing = caller._impls if caller is not None else []
         k = sum(1 for i in existing if i.plugin_id == impl.plugin_id)
-        place = self._places.get((impl.plugin_id, impl.hook, k))
+        place = self._places.get(impl.plugin_id, {}).get((impl.hook, k))
         if place is not None:
             impl.seq = place
         candidate = [*existing, impl]
@@ -637,7 +638,7 @@ class HookRegistry:
                 ) from None
         if caller is None:
             caller = self._callers.setdefault(impl.hook, HookCaller(self, impl.hook))
-        self._places.setdefault((impl.plugin_id, impl.hook, k), impl.seq)
+        self._places.setdefault(impl.plugin_id, {}).setdefault((impl.hook, k), impl.seq)
         caller._impls.append(impl)
         caller._invalidate()
         if history:
@@ -717,8 +718,7 @@ class HookRegistry:
     def forget_places(self, plugin_id: str) -> None:
         """Forget where ``plugin_id``'s implementations stood (it left the host for good:
         registered again, it goes last among equal priorities, as any new plugin)."""
-        for key in [k for k in self._places if k[0] == plugin_id]:
-            del self._places[key]
+        self._places.pop(plugin_id, None)
 
     def specs_of(self, owner: str) -> list[str]:
         """Names of the extension points plugin ``owner`` declared."""

@@ -106,7 +106,7 @@ class Registry:
     """id → :class:`PluginRecord` with secondary indexes kept in step."""
 
     __slots__ = ("_awake", "_by_cap", "_by_ext", "_by_source", "_by_tag", "_by_type",
-                 "_needed_by", "_records")
+                 "_entries", "_needed_by", "_records")
 
     def __init__(self) -> None:
         self._records: dict[str, PluginRecord] = {}
@@ -119,6 +119,9 @@ class Registry:
         self._by_source: defaultdict[str, set[str]] = defaultdict(set)
         #: Ids of the records not in an :data:`ASLEEP` state (an ordered set).
         self._awake: dict[str, None] = {}
+        #: id -> the (index, key) entries :meth:`add` made for it: what :meth:`remove` undoes,
+        #: whatever the record's manifest says by then (a replacement swaps it first).
+        self._entries: dict[str, list[tuple[defaultdict[str, set[str]], str]]] = {}
 
     def add(self, record: PluginRecord, *, replace: bool = False) -> None:
         """Index ``record``; refuse a second record with the same id unless ``replace``."""
@@ -136,31 +139,32 @@ class Registry:
             self.remove(pid)
         self._records[pid] = record
         m = record.manifest
+        entries: list[tuple[defaultdict[str, set[str]], str]] = []
         if m.type:
-            self._by_type[m.type].add(pid)
+            entries.append((self._by_type, m.type))
         p = m.provides
         if p.extension_points or p.commands or p.events or p.channels:
-            for ext in p.extension_points:
-                self._by_ext[ext].add(pid)
-            for cap in capabilities_of(m):
-                self._by_cap[cap].add(pid)
-        for tag in m.tags:
-            self._by_tag[tag].add(pid)
-        for dep in m.dependencies:
-            self._needed_by[dep].add(pid)
-        self._by_source[record.source].add(pid)
+            entries += [(self._by_ext, ext) for ext in p.extension_points]
+            entries += [(self._by_cap, cap) for cap in capabilities_of(m)]
+        entries += [(self._by_tag, tag) for tag in m.tags]
+        entries += [(self._needed_by, dep) for dep in m.dependencies]
+        entries.append((self._by_source, record.source))
+        for index, key in entries:
+            index[key].add(pid)
+        self._entries[pid] = entries
         self.note_state(record)
 
     def remove(self, plugin_id: str) -> PluginRecord:
-        """Drop a record and its index entries; returns it."""
+        """Drop a record and its index entries (those :meth:`add` made: costs the plugin's
+        own entries, not the registry's); returns it."""
         record = self.get(plugin_id)
         del self._records[plugin_id]
         self._awake.pop(plugin_id, None)
-        for index in (self._by_type, self._by_ext, self._by_cap, self._by_tag, self._needed_by,
-                      self._by_source):
-            for key in [k for k, ids in index.items() if plugin_id in ids]:
-                index[key].discard(plugin_id)
-                if not index[key]:
+        for index, key in self._entries.pop(plugin_id, ()):
+            ids = index.get(key)
+            if ids is not None:
+                ids.discard(plugin_id)
+                if not ids:
                     del index[key]
         return record
 
