@@ -203,6 +203,29 @@ async def test_deactivate_refuses_while_active_dependents_unless_cascade(
         assert [host.get(p).state for p in ("base", "mid", "top")] == [State.ACTIVE] * 3
 
 
+async def test_cascading_deactivation_goes_dependents_first_sorting_only_them(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    write_plugin("base")
+    write_plugin("mid", dependencies={"base": "*"})
+    write_plugin("top", dependencies={"mid": "*", "base": "*"})
+    for i in range(10):
+        write_plugin(f"bystander-{i}")
+
+    class Unwalkable(dict):  # type: ignore[type-arg]
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            raise AssertionError("walked the whole load order")
+
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        stopped: list[str] = []
+        host.lifecycle.subscribe(
+            lambda e: stopped.append(e.plugin_id) if e.new is State.DEACTIVATED else None)
+        host._order = Unwalkable(host._order)
+        await host.deactivate("base", cascade=True)
+        assert stopped == ["top", "mid", "base"]
+
+
 async def test_disable_reports_who_needs_it_and_enable_brings_it_back(
     write_plugin: WritePlugin, plugins_dir: Path
 ) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import threading
@@ -371,8 +372,10 @@ class PluginHost:
         self._releasing: dict[str, asyncio.Task[None]] = {}  # quarantined plugins being released
         self._enabling: set[str] = set()  # enabled by the operator; told once active again
         self._locks: dict[str, asyncio.Lock] = {}
-        #: The load order of what is resolved (an ordered set: dict keys, values unused).
-        self._order: dict[str, None] = {}
+        #: The load order of what is resolved: id -> its rank, increasing along the order, so
+        #: ordering a few plugins (:meth:`_ordered`) costs those plugins, not the order.
+        self._order: dict[str, int] = {}
+        self._ranks = itertools.count()
         self._activation_index: dict[str, list[str]] = {}
         self._triggers_of: dict[str, list[str]] = {}  # plugin id -> its indexed triggers
         self._closed = False
@@ -1265,7 +1268,7 @@ class PluginHost:
             record = self.registry.get(pid)
             if record.state is State.INSTALLED:
                 self._set_state_in_bulk(record, State.RESOLVED, quiet)
-        self._order = dict.fromkeys(resolution.order)
+        self._order = {pid: next(self._ranks) for pid in resolution.order}
         self._index_activation()
         return list(self._order)
 
@@ -1311,7 +1314,7 @@ class PluginHost:
                 self._set_state(record, State.RESOLVED)
             if pid not in order and record.state not in _UNUSABLE:
                 added.append(pid)
-        order.update(dict.fromkeys(added))
+        order.update((pid, next(self._ranks)) for pid in added)
         gone = [t.removeprefix("event:") for t in emptied
                 if t.startswith("event:") and t not in self._activation_index]
         if gone:
@@ -1881,8 +1884,9 @@ class PluginHost:
     # ----------------------------------------------------------------- start / stop
 
     def _ordered(self, ids: Iterable[str]) -> list[str]:
-        position = {pid: i for i, pid in enumerate(self._order)}
-        return sorted(ids, key=lambda pid: (position.get(pid, len(position)), pid))
+        """``ids`` in load order (dependencies first); those not in it last, by id."""
+        rank = self._order
+        return sorted(ids, key=lambda pid: (rank.get(pid, float("inf")), pid))
 
     async def start(self) -> LoadReport:
         """Discover, resolve, and activate every ``startup`` plugin (dependencies first).
