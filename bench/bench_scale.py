@@ -18,6 +18,7 @@ beside its floor measured in the same run:
   GET /api/v1/plugins/{id}     (read cache off: --cache-ttl 0)
   `plughost list` wall time    goal <= 2x `plughost --help`
   install one package          goal: flat within 20 % from the smallest size
+  uninstall it again           goal: flat within 20 % from the smallest size
   discover + resolve N folders goal <= 1.5x stat + read + tomllib (cached <= 0.5x)
 
 The load generator is an httpx/asyncio process (20 connections); the server and it share the
@@ -201,18 +202,19 @@ def cli_wall(args: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def install_once(home: Path, package: Path) -> float:
+def install_once(home: Path, package: Path) -> tuple[float, float]:
+    """Seconds to install the package, then to uninstall it again (the home as it was)."""
     from plughost.services.manager import PluginService
     from plughost.settings import HostSettings
 
-    async def go() -> float:
+    async def go() -> tuple[float, float]:
         settings = HostSettings.from_env({"PLUGHOST_HOME": str(home)})
         async with PluginService(settings, start=False) as svc:
             t0 = time.perf_counter()
             await svc.install(package, actor="bench")
-            took = time.perf_counter() - t0
+            t1 = time.perf_counter()
             await svc.uninstall("bench-extra", actor="bench")
-            return took
+            return t1 - t0, time.perf_counter() - t1
 
     return asyncio.run(go())
 
@@ -257,7 +259,9 @@ def measure(size: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
         out["cli_list"] = median(lambda: cli_wall(["list", "--home", str(home)]), args.repeat)
         out["cli_help"] = median(lambda: cli_wall(["--help"]), args.repeat)
     if "install" in args.parts:
-        out["install"] = median(lambda: install_once(home, args.package), args.repeat)
+        runs = [install_once(home, args.package) for _ in range(args.repeat)]
+        out["install"] = statistics.median(install for install, _ in runs)
+        out["uninstall"] = statistics.median(uninstall for _, uninstall in runs)
     if "discovery" in args.parts:
         folder = plugin_folders(home, tmp / f"folders-{size}")
         out["floor_disc"], out["disc"], out["disc_cached"] = discovery(
@@ -370,12 +374,17 @@ def report(results: dict[int, dict[str, float]], sizes: list[int], repeat: int) 
     def ratio(r: dict[str, float], a: str, b: str) -> str:
         return f"{r[a] / r[b]:.2f}" if a in r and b in r else "-"
 
-    first = next((results[s]["install"] for s in sizes if "install" in results[s]), None)
+    first = {key: next((results[s][key] for s in sizes if key in results[s]), None)
+             for key in ("install", "uninstall")}
+
+    def versus_first(r: dict[str, float], key: str) -> str:
+        return f"{r[key] / first[key]:.2f}" if first[key] and key in r else "-"
+
     print(f"\nmedians of {repeat} runs; floors from the same run")
     head = ("installed", "start s", "floor", "cpu s", "floor", "idle %", "list r/s", "bare", "ratio",
             "detail r/s", "bare", "ratio", "list s", "help s", "x", "install ms", "vs first",
-            "disc ms", "cached", "floor", "x", "xc")
-    widths = (10, 8, 6, 6, 6, 7, 9, 7, 6, 10, 7, 6, 7, 7, 5, 10, 8, 8, 7, 7, 5, 5)
+            "uninst ms", "vs first", "disc ms", "cached", "floor", "x", "xc")
+    widths = (10, 8, 6, 6, 6, 7, 9, 7, 6, 10, 7, 6, 7, 7, 5, 10, 8, 9, 8, 8, 7, 7, 5, 5)
     print(" ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
     for size in sizes:
         r = results[size]
@@ -386,14 +395,15 @@ def report(results: dict[int, dict[str, float]], sizes: list[int], repeat: int) 
                cell(r, ".0f", "bare_detail"), ratio(r, "detail", "bare_detail"),
                cell(r, ".2f", "cli_list"), cell(r, ".2f", "cli_help"),
                ratio(r, "cli_list", "cli_help"), cell(r, ".1f", "install", 1000),
-               f"{r['install'] / first:.2f}" if first and "install" in r else "-",
-               cell(r, ".1f", "disc", 1000), cell(r, ".1f", "disc_cached", 1000),
-               cell(r, ".1f", "floor_disc", 1000), ratio(r, "disc", "floor_disc"),
+               versus_first(r, "install"), cell(r, ".1f", "uninstall", 1000),
+               versus_first(r, "uninstall"), cell(r, ".1f", "disc", 1000),
+               cell(r, ".1f", "disc_cached", 1000), cell(r, ".1f", "floor_disc", 1000),
+               ratio(r, "disc", "floor_disc"),
                ratio(r, "disc_cached", "floor_disc"))
         print(" ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
     print("goals: start <= 3 s at 10,000; idle <= 2 %; list/detail ratio >= 0.5; "
-          "list <= 2x help; install within 1.2x of the first size; discovery x <= 1.5, "
-          "xc <= 0.5")
+          "list <= 2x help; install and uninstall within 1.2x of the first size; "
+          "discovery x <= 1.5, xc <= 0.5")
 
 
 if __name__ == "__main__":
