@@ -631,7 +631,7 @@ async def test_resolving_only_added_plugins_leaves_the_others_and_indexes_their_
         assert host.activation_candidates("command:app.go") == ["app"]
 
 
-async def test_removing_a_plugin_leaves_its_dependents_where_a_full_resolve_would(
+async def test_removing_a_plugin_fails_what_required_it_and_restarts_its_optional_users(
     write_plugin: WritePlugin, plugins_dir: Path
 ) -> None:
     write_plugin("lib")
@@ -651,16 +651,18 @@ async def test_removing_a_plugin_leaves_its_dependents_where_a_full_resolve_woul
         await host.start()
         await host.remove("lib")
         states, candidates = seen(host)
-        # As before removing resolved only the dependents: the lazy ones no longer resolve,
-        # so nothing activates them any more; the active ones were deactivated and activated
-        # again (activation skips a dependency that is no longer registered); the optional
-        # user and the rest are untouched.
-        assert states == {"app": State.ACTIVE, "top": State.ACTIVE, "lazy": State.RESOLVED,
-                          "watcher": State.RESOLVED, "user": State.ACTIVE,
+        # What required lib, running or lazy, no longer resolves: failed, saying what is
+        # missing, and out of the activation index; the optional user runs again without it;
+        # the rest is untouched.
+        assert states == {"app": State.FAILED, "top": State.FAILED, "lazy": State.FAILED,
+                          "watcher": State.FAILED, "user": State.ACTIVE,
                           "other": State.RESOLVED}
         assert candidates == {"command:lazy.go": [], "event:lib.changed": [],
                               "command:other.go": ["other"]}
-        host.resolve()  # what remove() did before: resolve everything again
+        app, top = host.get("app"), host.get("top")
+        assert app.phase == "resolve" and "lib" in app.error.message
+        assert top.phase == "resolve" and "app" in top.error.message
+        host.resolve()  # resolving everything again changes nothing
         assert seen(host) == (states, candidates)
 
 

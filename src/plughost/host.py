@@ -116,6 +116,8 @@ def fail(record: PluginRecord, error: PlughostError) -> None:
 
 
 _UNUSABLE = frozenset({State.FAILED, State.DISABLED, State.UNINSTALLED, State.INSTALLED})
+_RESOLVED_AGAIN = frozenset({State.INSTALLED, State.RESOLVED, State.DEACTIVATED})
+"""States of a plugin that a targeted resolve fails when it does not resolve (not running)."""
 
 _POLICIES: dict[str, ErrorPolicy] = {"isolate": isolate, "fail": fail}
 
@@ -611,13 +613,13 @@ class PluginHost:
 
     async def remove(self, plugin_id: str) -> PluginRecord:
         """Take a plugin out of the host: deactivate it (and its active dependents), unload
-        it, enter ``uninstalled`` (emitted like every change) and forget it. Plugins that used
-        it only optionally are activated again without it. Returns the removed record, which
-        stays ``uninstalled``: :meth:`add` registers the plugin afresh.
+        it, enter ``uninstalled`` (emitted like every change) and forget it. Plugins that
+        required it (directly or through others) no longer resolve: they end ``failed``,
+        naming what is missing, and leave the load order and the activation index. Plugins
+        that used it only optionally are activated again without it. Returns the removed
+        record, which stays ``uninstalled``: :meth:`add` registers the plugin afresh.
 
-        Only the plugins that required it (transitively) are resolved again — they leave the
-        load order and the activation index, as they no longer resolve — not every registered
-        plugin."""
+        Only the plugins that required it are resolved again, not every registered one."""
         self._check_open()
         record = self.registry.get(plugin_id)
         active_dependents = self.dependents(plugin_id, states=[State.ACTIVE])
@@ -1287,7 +1289,9 @@ class PluginHost:
         wanted = set(ids)
         for pid, error in sorted(resolution.failed.items()):
             record = self.registry.get(pid)
-            if pid in wanted and record.state is State.INSTALLED:
+            # A plugin added that does not resolve fails; so does one that no longer does
+            # (a plugin it requires was removed) while it is not running.
+            if pid in wanted and record.state in _RESOLVED_AGAIN:
                 self._fail(record, error, "resolve")
         for pid, reason in resolution.skipped_optional.items():
             if pid in wanted:
