@@ -221,21 +221,27 @@ def test_process_killed_mid_write_leaves_no_visible_object_and_gc_cleans(tmp_pat
     assert store.get(KEY) == b"version one"
 
 
-def test_process_killed_between_blob_and_reference_keeps_the_old_object(tmp_path: Path) -> None:
-    root = tmp_path / "objects"
-    store = FilesystemObjectStore(root)
-    store.put(KEY, b"version one")
+def die_before_the_reference(root: Path, key: str, data: bytes) -> None:
+    """Another process puts ``data`` under ``key`` in the store at ``root`` and is killed after
+    the blob and its holder marker are written, before the key's reference."""
     child = textwrap.dedent(
         f"""
         import os, sys
         sys.path.insert(0, {SRC!r})
         from plughost.storage import objects
         store = objects.FilesystemObjectStore({str(root)!r})
-        store._write_ref = lambda info: os._exit(9)  # die after the blob, before the ref
-        store.put({KEY!r}, b"version two")
+        store._write_ref = lambda info: os._exit(9)
+        store.put({key!r}, {data!r})
         """
     )
     assert subprocess.run([sys.executable, "-c", child], timeout=60).returncode == 9
+
+
+def test_process_killed_between_blob_and_reference_keeps_the_old_object(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    store = FilesystemObjectStore(root)
+    store.put(KEY, b"version one")
+    die_before_the_reference(root, KEY, b"version two")
     assert store.get(KEY) == b"version one"
     assert store.gc() == [hashlib.sha256(b"version two").hexdigest()]
 
@@ -410,17 +416,7 @@ def test_gc_removes_a_stale_marker_so_it_keeps_no_blob(tmp_path: Path) -> None:
     store = FilesystemObjectStore(root)
     store.put(A, b"one")
     store.put(B, b"two")
-    child = textwrap.dedent(
-        f"""
-        import os, sys
-        sys.path.insert(0, {SRC!r})
-        from plughost.storage import objects
-        store = objects.FilesystemObjectStore({str(root)!r})
-        store._write_ref = lambda info: os._exit(9)  # die after the marker, before the ref
-        store.put({C!r}, b"one")
-        """
-    )
-    assert subprocess.run([sys.executable, "-c", child], timeout=60).returncode == 9
+    die_before_the_reference(root, C, b"one")
     assert holders(store, b"one") == [A, C] and not store.exists(C)  # C's marker is stale
     assert store.delete(A)
     assert blob_exists(store, b"one")  # held by the stale marker: kept, never guessed
