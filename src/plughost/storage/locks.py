@@ -427,11 +427,27 @@ class RowLock:
         def release() -> None:
             stop.set()
             with guard:
-                _drop(held["conn"])
-                held["conn"] = None
+                conn, held["conn"] = held["conn"], None
+                if conn is not None:
+                    self._unlock_owner(conn, owner)
+                _drop(conn)
             thread.join(5)
 
         return OwnerLease(owner, release)
+
+    def _unlock_owner(self, conn: Any, owner: str) -> None:
+        """Release ``owner``'s lock on ``conn`` before the connection is dropped: the server
+        ends a dropped session (and its locks) only once it notices the closed socket, so a
+        lease that is closed must not look alive to the next ``owner_alive``. A connection
+        that is already dead holds nothing: the error is ignored."""
+        from sqlalchemy import text
+
+        params = self._owner_sql(owner)[2]
+        unlock = ("SELECT pg_advisory_unlock(:k)" if self.database.dialect == "postgresql"
+                  else "SELECT RELEASE_LOCK(:k)")
+        with contextlib.suppress(Exception):
+            conn.execute(text(unlock), params)
+            conn.commit()
 
     def _take_owner_lock(self, owner: str) -> Any:
         """A dedicated connection holding ``owner``'s advisory lock, or ``None`` when another
