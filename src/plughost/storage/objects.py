@@ -381,10 +381,11 @@ class FilesystemObjectStore:
             (folder / _marker_name(key)).unlink()
         try:
             folder.rmdir()  # succeeds only when no other key's marker is left
-        except FileNotFoundError:
-            pass  # no marker at all: nothing holds it
-        except OSError:
-            return  # still held (or the folder cannot go: the blob stays for gc to judge)
+        except OSError as exc:
+            # No folder at all: no marker, nothing holds it. Otherwise still held (or the
+            # folder cannot go): the blob stays, for gc to judge.
+            if not isinstance(exc, FileNotFoundError):
+                return
         with contextlib.suppress(FileNotFoundError):
             self.blob_path(digest).unlink()
 
