@@ -150,12 +150,14 @@ def test_entry_point_plugins_are_discovered_without_importing(
 
 
 
-# An entry is [size, mtime_ns, inode, digest of the bytes, manifest].
+# An entry is [size, mtime_ns, ctime_ns, inode, device, digest of the bytes, settled,
+# manifest].
 @pytest.mark.parametrize("poison", [
-    lambda e: e[4].update(description="edited"),  # valid, but not what plughost wrote
-    lambda e: e[4].update(version="not a version"),
-    lambda e: e[4].update(id="Not An Id"),
-    lambda e: e.__setitem__(4, ["not", "a", "table"]),
+    lambda e: e[7].update(description="edited"),  # valid, but not what plughost wrote
+    lambda e: e[7].update(version="not a version"),
+    lambda e: e[7].update(id="Not An Id"),
+    lambda e: e.__setitem__(7, ["not", "a", "table"]),
+    lambda e: e.__setitem__(6, True),
     lambda e: e.pop(),
     lambda e: e.__setitem__(0, "12"),
 ])
@@ -184,7 +186,7 @@ def test_cache_written_by_another_format_or_version_is_read_again(
     discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
     head, entries = _cache_entries(cache_file)
     [entry] = entries.values()
-    entry[4]["description"] = "stale"
+    entry[7]["description"] = "stale"
     body = json.dumps(entries).encode()
     header = json.loads(head)
     header.update(plughost="0.0.0-other",
@@ -216,6 +218,99 @@ def test_cache_entry_is_not_served_for_a_file_rewritten_in_place_with_its_old_ti
     cache = DiscoveryCache(cache_file)
     assert cache.get(str(manifest), manifest.stat(), manifest.read_bytes()) is not None
     assert cache.get(str(manifest), manifest.stat(), b"other bytes") is None
+
+
+def _later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Discoveries from now on see the clock ``seconds`` ahead (the files' times stay)."""
+    import plughost.core.discovery as discovery
+
+    real = discovery._now_ns
+    monkeypatch.setattr(discovery, "_now_ns", lambda: real() + int(seconds * 1e9))
+
+
+def _unreadable(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Count the manifests discovery opens from now on (and let it open them)."""
+    import plughost.core.discovery as discovery
+
+    opened: list[str] = []
+    real = discovery._read_regular
+
+    def read(path: str, size: int) -> bytes:
+        opened.append(path)
+        return real(path, size)
+
+    monkeypatch.setattr(discovery, "_read_regular", read)
+    return opened
+
+
+@pytest.mark.skipif(os.name != "posix", reason="entries settle only where ctime is a change time")
+def test_a_settled_entry_is_served_on_its_stat_without_reading_the_file(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_plugin("old", "1.0.0")
+    cache_file = tmp_path / "cache.json"
+    # Written just now: read and checked against its digest, not settled yet.
+    opened = _unreadable(monkeypatch)
+    discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert len(opened) == 2
+    assert _cache_entries(cache_file)[1].popitem()[1][6] is False
+    # Once the file has gone unchanged long enough, the next discovery reads it a last time
+    # and settles the entry; the ones after only stat it.
+    _later(monkeypatch, 10)
+    discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert len(opened) == 3 and _cache_entries(cache_file)[1].popitem()[1][6] is True
+    [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert len(opened) == 3
+    assert found.manifest is not None and str(found.manifest.version) == "1.0.0"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="entries settle only where ctime is a change time")
+@pytest.mark.parametrize("how", ["in place, old time put back", "renamed over, old time kept",
+                                 "in place, new time"])
+def test_a_settled_entry_is_not_served_once_its_file_changes(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, how: str,
+) -> None:
+    root = write_plugin("settled", "1.0.0")
+    manifest = root / "plugin.toml"
+    cache_file = tmp_path / "cache.json"
+    _later(monkeypatch, 10)  # the file is "old": its entry settles when it is written
+    discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert _cache_entries(cache_file)[1].popitem()[1][6] is True
+    before = manifest.stat()
+    text = manifest.read_bytes().replace(b"1.0.0", b"9.0.0")
+    if how.startswith("in place"):
+        with open(manifest, "r+b") as fh:
+            fh.write(text)
+    else:
+        other = root / "new.toml"
+        other.write_bytes(text)
+        os.replace(other, manifest)
+    if "old time" in how:
+        os.utime(manifest, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert manifest.stat().st_mtime_ns == before.st_mtime_ns
+    [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert found.manifest is not None and str(found.manifest.version) == "9.0.0"
+
+
+def test_entries_never_settle_where_the_change_time_is_not_one(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import plughost.core.discovery as discovery
+
+    monkeypatch.setattr(discovery, "_CHANGE_TIMES", False)
+    write_plugin("p")
+    cache_file = tmp_path / "cache.json"
+    _later(monkeypatch, 10)
+    opened = _unreadable(monkeypatch)
+    for _ in range(3):
+        [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+        assert found.manifest is not None
+    assert len(opened) == 3
+    assert _cache_entries(cache_file)[1].popitem()[1][6] is False
 
 
 def test_cached_and_cold_discovery_report_the_same_plugins_and_errors(

@@ -2,15 +2,17 @@
 
 Nothing is imported here: discovery reads manifests only, so a thousand lazy plugins cost a
 thousand small file reads. A :class:`DiscoveryCache` keeps the validated manifests keyed by the
-manifest file's path, size, modification time and inode and by a digest of its bytes, so an
-unchanged plugin is neither parsed nor validated again; any change to the file invalidates its
-entry, even one that keeps the size, the time and the inode.
+manifest file's path and ``stat`` (size, modification and change times, inode, device) and by a
+digest of its bytes, so an unchanged plugin is neither parsed nor validated again; any change to
+the file invalidates its entry, even one that keeps the size, the time and the inode.
 
 A plugin folder costs one ``stat`` of its manifest and one read of it (open, read, close; a
 folder's other manifest name is looked for only when the manifest is parsed, and entries are
-not ``stat``-ed to learn whether they are folders: the manifest's ``stat`` says so). Anything
-out of the ordinary (no ``plugin.toml``, a manifest that is not a regular file, a read that
-fails) goes the general way, :func:`~plughost.core.manifest.load_manifest`, which reports it.
+not ``stat``-ed to learn whether they are folders: the manifest's ``stat`` says so); a cached
+manifest whose file has not changed for a few seconds costs the ``stat`` alone (see
+:class:`DiscoveryCache`). Anything out of the ordinary (no ``plugin.toml``, a manifest that is
+not a regular file, a read that fails) goes the general way,
+:func:`~plughost.core.manifest.load_manifest`, which reports it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import operator
 import os
 import stat as stat_module
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -56,7 +59,15 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "plughost.plugins"
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
+# How long a manifest file must have gone unchanged (by its modification and change times)
+# before its cache entry is trusted on its ``stat`` alone: more than the coarsest file-system
+# clock tick (FAT's 2 s) plus the lag of the kernel's coarse clock behind ``time.time_ns``.
+_SETTLE_NS: Final = 3_000_000_000
+# Only where ``st_ctime`` is the inode's change time, which nobody can set back (on Windows
+# it is the creation time): there every entry is checked against the bytes, always.
+_CHANGE_TIMES: Final = os.name == "posix"
+_now_ns = time.time_ns
 # Opening a manifest found to be a regular file: no controlling terminal, no waiting on a FIFO
 # put there in the meantime, no newline translation (Windows).
 _READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -77,15 +88,30 @@ class Discovered:
 
 
 class DiscoveryCache:
-    """Validated manifests keyed by the manifest file's path, size, ``mtime_ns`` and inode and
-    by the BLAKE2b digest of its bytes, persisted as one file.
+    """Validated manifests keyed by the manifest file's path and ``stat`` (size, ``mtime_ns``,
+    ``ctime_ns``, inode, device) and by the BLAKE2b digest of its bytes, persisted as one file.
 
     The file is a header line (format, plughost version, BLAKE2b digest of the rest) and the
-    entries as JSON. An entry is served only while its file has the same size, modification
-    time and inode *and* the bytes read from it now have the digest recorded with the entry:
-    the time and the inode alone cannot tell a file rewritten within one tick of the file
-    system's clock (or given its old time back) from the one that was validated, the bytes
-    can. A served entry is rebuilt without validating it again
+    entries as JSON. An entry is served only while its file has the same ``stat`` *and* the
+    bytes read from it now have the digest recorded with the entry: the times and the inode
+    alone cannot tell a file rewritten within one tick of the file system's clock from the one
+    that was validated, the bytes can.
+
+    Except for a *settled* entry, served on its ``stat`` alone, without opening the file (what
+    git does for its index's "racily clean" entries): one whose file's modification and change
+    times were both more than :data:`_SETTLE_NS` older than the clock when a discovery began,
+    and whose bytes were read and digested in that discovery. Any later change to the file
+    sets its change time to the time of that change, which is past that clock less one tick
+    of the file system's clock, so it can no longer equal the one recorded: ``os.utime`` can
+    put a modification time back, nothing but the clock puts a change time back. A file
+    changed between its ``stat`` and its read was recorded with the older ``stat``, which no
+    longer matches. This rests on the file system's clock agreeing with this machine's within
+    :data:`_SETTLE_NS`; a network share whose server's clock runs behind by more, rewritten
+    twice within one of its clock ticks around a discovery, could keep an entry that the
+    bytes would have refused. Where the change time is not such a time (Windows), no entry
+    settles.
+
+    A served entry is rebuilt without validating it again
     (:func:`~plughost.core.manifest.manifest_from_own_dict`), because it was validated when it
     was written and the file's digest proves the entries are byte for byte what plughost
     wrote. A file whose digest does not match (edited by hand, truncated) or that another
@@ -96,10 +122,12 @@ class DiscoveryCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # manifest path -> [size, mtime_ns, inode, BLAKE2b of the bytes, manifest.to_dict()]
-        # (a list, not an object: a quarter less JSON to read back for ten thousand entries)
+        # manifest path -> [size, mtime_ns, ctime_ns, inode, device, BLAKE2b of the bytes,
+        # settled, manifest.to_dict()] (a list, not an object: a quarter less JSON to read
+        # back for ten thousand entries)
         self._entries: dict[str, list[Any]] = {}
         self._dirty = False
+        self._settled_before = _now_ns() - _SETTLE_NS
         self._load()
 
     def _load(self) -> None:
@@ -118,27 +146,59 @@ class DiscoveryCache:
         if isinstance(entries, dict):
             self._entries = entries
 
-    def get(self, manifest_path: str, stat: os.stat_result, content: bytes) -> Manifest | None:
-        """The manifest validated from ``content``, if this entry was written from exactly
-        these bytes at this path, with this size, modification time and inode."""
+    def begin(self) -> None:
+        """Mark the start of a discovery, before its first ``stat``: files unchanged for
+        :data:`_SETTLE_NS` before now may settle (until then, since the cache was opened)."""
+        self._settled_before = _now_ns() - _SETTLE_NS
+
+    def _settles(self, stat: os.stat_result) -> bool:
+        before = self._settled_before
+        return _CHANGE_TIMES and stat.st_mtime_ns < before and stat.st_ctime_ns < before
+
+    def settled(self, manifest_path: str, stat: os.stat_result) -> Manifest | None:
+        """The manifest of a settled entry whose file still has this ``stat`` (the file need
+        not be read); ``None`` otherwise: read the file and ask :meth:`get`."""
         entry = self._entries.get(manifest_path)
         if entry is None:
             return None
         try:
-            size, mtime, inode, digest, data = entry
-            if (size != stat.st_size or mtime != stat.st_mtime_ns or inode != stat.st_ino
-                    or digest != _digest(content)):
+            size, mtime, ctime, inode, device, _, settled, data = entry
+            if (settled is not True or mtime != stat.st_mtime_ns or ctime != stat.st_ctime_ns
+                    or size != stat.st_size or inode != stat.st_ino
+                    or device != stat.st_dev):
                 return None
             return manifest_from_own_dict(data)
         except (KeyError, TypeError, ValueError, AttributeError):  # not this model's shape
             return None
 
+    def get(self, manifest_path: str, stat: os.stat_result, content: bytes) -> Manifest | None:
+        """The manifest validated from ``content``, if this entry was written from exactly
+        these bytes at this path, with this ``stat``. The entry settles if its file is old
+        enough (see the class)."""
+        entry = self._entries.get(manifest_path)
+        if entry is None:
+            return None
+        try:
+            size, mtime, ctime, inode, device, digest, settled, data = entry
+            if (size != stat.st_size or mtime != stat.st_mtime_ns
+                    or ctime != stat.st_ctime_ns or inode != stat.st_ino
+                    or device != stat.st_dev or digest != _digest(content)):
+                return None
+            manifest = manifest_from_own_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError):  # not this model's shape
+            return None
+        if settled is not True and self._settles(stat):
+            entry[6] = True
+            self._dirty = True
+        return manifest
+
     def put(self, manifest_path: str, stat: os.stat_result, content: bytes,
             manifest: Manifest) -> None:
         """Remember ``manifest``, validated from ``content`` (the bytes read from the file at
         ``manifest_path`` after ``stat`` was taken)."""
-        self._entries[manifest_path] = [stat.st_size, stat.st_mtime_ns, stat.st_ino,
-                                        _digest(content), manifest.to_dict()]
+        self._entries[manifest_path] = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
+                                        stat.st_ino, stat.st_dev, _digest(content),
+                                        self._settles(stat), manifest.to_dict()]
         self._dirty = True
 
     def prune(self, seen: set[str]) -> None:
@@ -285,13 +345,18 @@ def _read_regular(path: str, size: int) -> bytes:
 def _load_folder(key: str, stat: os.stat_result, folder: Path,
                  cache: DiscoveryCache | None) -> Manifest:
     """The manifest of the plugin folder ``folder``, whose manifest file ``key`` was found with
-    ``stat``: from the cache when the bytes read now are the ones it was validated from,
-    otherwise parsed and validated as :func:`~plughost.core.manifest.load_manifest` does.
+    ``stat``: from the cache when its entry is settled or the bytes read now are the ones it
+    was validated from, otherwise parsed and validated as
+    :func:`~plughost.core.manifest.load_manifest` does.
 
     :raises PlughostError, OSError: as ``load_manifest`` does.
     """
     if not stat_module.S_ISREG(stat.st_mode):
         return load_manifest(folder)  # a FIFO, a device...: refused there, never opened
+    if cache is not None:
+        manifest = cache.settled(key, stat)
+        if manifest is not None:
+            return manifest
     try:
         data = _read_regular(key, stat.st_size)
     except OSError:
@@ -318,6 +383,8 @@ def discover_directories(
     """Read and validate the manifest of every plugin folder under ``directories``."""
     found: list[Discovered] = []
     seen: set[str] = set()
+    if cache is not None:
+        cache.begin()
     for directory in directories:
         for location, folder, entry in _plugin_folders(directory):
             hit = _folder_manifest(location, entry)
