@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from plughost.errors import RequestInvalid
 from plughost.services.resources import decode_cursor, encode_cursor, iso
@@ -26,6 +28,24 @@ def test_times_come_out_in_one_shape_and_a_time_already_in_it_is_kept() -> None:
         "2026-12-03T19:20:00.000999+02:00")
     with pytest.raises(ValueError):
         iso("2026-12-03T17:20:00Zjunk")
+
+
+@given(st.datetimes(timezones=st.just(UTC)) | st.datetimes(timezones=st.just(UTC)).map(
+    lambda d: d.replace(microsecond=d.microsecond % 1000)))
+def test_a_time_as_sqlite_keeps_it_comes_out_as_its_datetime_does(moment: datetime) -> None:
+    # Repository.summary_page(stored_times=True) hands the list page SQLite's own text; it
+    # must give exactly what the datetime read from it gives (with or without milliseconds).
+    from sqlalchemy.dialects import sqlite
+
+    stored = sqlite.DATETIME().bind_processor(sqlite.dialect())(moment.replace(tzinfo=None))
+    assert iso(stored) == iso(moment) == iso(moment.replace(tzinfo=None))
+
+
+def test_a_stored_time_that_is_no_date_is_refused() -> None:
+    with pytest.raises(ValueError):
+        iso("2026-02-30 17:20:00.000000")
+    with pytest.raises(ValueError):
+        iso("2026-12-03 25:20:00.123456")
 
 
 def test_a_cursor_stands_for_its_position_and_anything_else_is_refused() -> None:

@@ -513,6 +513,25 @@ def test_a_summary_page_is_the_page_as_plain_rows_with_signatures_and_total(
         repo.summary_page(limit=0)
 
 
+def test_a_summary_page_can_give_the_times_as_sqlite_keeps_them(repo: Repository) -> None:
+    from plughost.services.resources import iso
+
+    for pid in ("t-a", "t-b"):
+        install(repo, pid)
+    repo.set_enabled("t-b", False)  # updated_at moves on
+    plain = repo.summary_page(limit=10).rows
+    stored = repo.summary_page(limit=10, stored_times=True).rows
+    at = SUMMARY_FIELDS.index("installed_at"), SUMMARY_FIELDS.index("updated_at")
+    for a, b in zip(plain, stored, strict=True):
+        assert [v for i, v in enumerate(a) if i not in at] == [
+            v for i, v in enumerate(b) if i not in at]
+        for i in at:
+            assert isinstance(a[i], datetime)
+            # SQLite: its text; the other databases: the same datetimes as ever.
+            assert type(b[i]) is (str if repo.database.dialect == "sqlite" else datetime)
+            assert iso(b[i]) == iso(a[i])
+
+
 def test_a_summary_page_total_is_counted_again_after_every_change(repo: Repository) -> None:
     # The total is kept per filter with the change sequence number it was counted at: any
     # committed change (here also through another Repository on the same database) makes

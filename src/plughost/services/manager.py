@@ -805,7 +805,7 @@ class PluginService:
         dev = [i for i in every_dev if after is None or i.id > after]
         wanted = offset + limit
         found = await asyncio.to_thread(self.repository.summary_page, after=after,
-                                        limit=wanted, **filters)
+                                        limit=wanted, stored_times=dicts, **filters)
         rows: list[tuple[str, Any]] = [(r[0], item(r)) for r in found.rows]
         if dev:
             rows.extend((i.id, i.to_dict() if dicts else i) for i in dev)

@@ -27,7 +27,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Select,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 
 from plughost.core.lifecycle import State
@@ -379,10 +390,17 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         enabled: bool | None = None,
         q: str | None = None,
         status: int | None = None,
+        stored_times: bool = False,
     ) -> SummaryPage:
         """The first ``limit`` plugins after ``after`` (by id) matching the filters, as plain
         tuples of :data:`SUMMARY_FIELDS`, whether more follow, and how many match in all: one
         read transaction on a plain connection (no ORM session), what a list page needs.
+
+        ``stored_times``: on SQLite, ``installed_at`` and ``updated_at`` come as the text
+        SQLite keeps (naive UTC, ``2026-01-02 03:04:05.678901``), not as datetimes, for a
+        caller that only formats them (:func:`plughost.services.resources.iso` reads that
+        text without making a datetime: two times per row are most of what building a list
+        page costs). Other databases give datetimes either way.
 
         The page is one index range scan (in queries of at most 10,000 rows). The total is
         counted once per filter and committed change: it is kept with the change sequence
@@ -394,10 +412,12 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         filters = (type, state, enabled, q, status)
         rows: list[tuple[Any, ...]] = []
         last = after
+        text = stored_times and self.database.dialect == "sqlite"
         with self._connection() as conn:
             while True:
                 want = min(10_000, limit - len(rows))
-                found = conn.execute(self._summary_statement(last is not None, want, filters),
+                found = conn.execute(self._summary_statement(last is not None, want, filters,
+                                                             text),
                                      {"after": last}).fetchall()
                 more = len(found) > want
                 # (..., version row id, signer) -> (..., signed): None without a version row
@@ -409,15 +429,19 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
             total = self._count(conn, filters)
         return SummaryPage(rows, more, total)
 
-    def _summary_statement(self, after: bool, limit: int,
-                           filters: tuple[Any, ...]) -> Select[Any]:
-        """The page query of :meth:`summary_page` (``after`` a bound parameter), built once
-        per shape: building and keying a select costs more than running it."""
-        key = ("page", after, limit, filters)
+    def _summary_statement(self, after: bool, limit: int, filters: tuple[Any, ...],
+                           text: bool = False) -> Select[Any]:
+        """The page query of :meth:`summary_page` (``after`` a bound parameter; ``text``: the
+        times as stored, not as datetimes), built once per shape: building and keying a
+        select costs more than running it."""
+        key = ("page", after, limit, filters, text)
         stmt = _STATEMENTS.get(key)
         if stmt is None:
             version = PluginVersionRow
-            columns = (*(PluginRow.__table__.c[n] for n in SUMMARY_FIELDS[:-1]),
+            table = PluginRow.__table__.c
+            columns = (*(type_coerce(table[n], String()).label(n)
+                         if text and n in ("installed_at", "updated_at") else table[n]
+                         for n in SUMMARY_FIELDS[:-1]),
                        version.id, version.signed_by)
             stmt = self._keyset(select(*columns), bindparam("after") if after else None,
                                 limit, *filters)
