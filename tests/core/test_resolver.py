@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from plughost.core.resolver import Candidate, Resolution, resolve
 from plughost.core.version import Version, VersionRange
@@ -567,3 +569,48 @@ def test_manifests_are_candidates_and_resolve():
     assert versions(res) == {"lyrics": "1.0.0", "music-source": "2.3.1"}
     assert res.order == ["music-source", "lyrics"]
     assert isinstance(res.failed["visualiser"], HostVersionMismatch)
+
+
+# -- nothing to resolve --------------------------------------------------------------------
+
+
+def _answer(run):
+    try:
+        res = run()
+    except ResolutionError as exc:
+        return ("raised", type(exc).__name__, str(exc))
+    return (versions(res), res.order, res.skipped_optional,
+            {pid: (type(e).__name__, str(e)) for pid, e in res.failed.items()})
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.sampled_from(["1.0.0", "2.0.0"]),
+                          st.sampled_from(["*", "*", "*", ">=2"]),
+                          st.sampled_from([None, None, None, {"a": "*"}]),
+                          st.sampled_from([None, None, None, {"b": "^1"}])),
+                max_size=8, unique_by=lambda spec: spec[0]),
+       st.booleans(), st.booleans(), st.booleans())
+def test_independent_plugins_resolve_as_the_general_path_resolves_them(specs, plain, twice,
+                                                                       partial):
+    # Unique ids, no dependencies, all fitting the host: one pass picks them all in id order.
+    # Anything else (a repeated id, a dependency, a host range that does not fit) goes the
+    # general way; either way the answer is the one the general path gives.
+    if plain:
+        specs = [(pid, ver, "*", None, None) for pid, ver, *_ in specs]
+    if twice and specs:
+        specs = [*specs, (specs[0][0], "3.0.0", "*", None, None)]
+    plugs = [plug(pid, ver, deps, opt, host) for pid, ver, host, deps, opt in specs]
+
+    def auto():
+        return resolve(plugs, host_version=HOST, partial=partial)
+
+    def general():
+        return resolve(plugs, host_version=HOST, partial=partial, engine="resolvelib")
+
+    assert _answer(auto) == _answer(general)
+
+
+def test_independent_plugins_skip_the_graph():
+    many = [plug(f"p{i:04d}") for i in range(2000, 0, -1)]
+    res = resolve(iter(many), host_version=HOST)
+    assert res.order == sorted(p.id for p in many) == list(res.selected)
+    assert res.engine == "direct" and not res.failed and not res.skipped

@@ -41,7 +41,10 @@ Rules
 
 Engines
 -------
-First, every candidate that cannot work whatever else is chosen (host mismatch, a dependency
+When every id is requested, each comes once, none depends on another (not even optionally)
+and all fit the host, there is nothing to resolve: one pass selects them all in id order,
+with no graph (what most catalogues are; the tests hold it to the general path's answer).
+Otherwise, first, every candidate that cannot work whatever else is chosen (host mismatch, a dependency
 missing, or no usable version of a dependency in its range) is pruned, transitively; that is
 also where most errors come from. Then, when every id in play has exactly one usable version,
 there is nothing to choose: the ranges are already checked and the graph is sorted
@@ -210,15 +213,45 @@ def resolve(
             f"requested must be a list of plugin ids, not the string {requested!r}; "
             f"write requested=[{requested!r}]."
         )
+    if not isinstance(host_version, Version):
+        host_version = Version.parse(host_version)
+    if requested is None and engine == "auto":
+        available = available if isinstance(available, (list, tuple)) else list(available)
+        independent = _independent(available, host_version)
+        if independent is not None:
+            return independent
     with collector_paused():
         problem = _Problem(
             available,
-            host_version=Version.parse(host_version),
+            host_version=host_version,
             installed=installed or {},
             prefer=prefer,
             requested=requested,
         )
         return problem.run(partial=partial, force_resolvelib=engine == "resolvelib")
+
+
+def _independent(available: Sequence[C], host_version: Version) -> Resolution[C] | None:
+    """The resolution of every id in ``available`` when there is nothing to resolve: each id
+    comes once, nothing depends on anything (not even optionally) and every candidate fits the
+    host. Then each is selected, in id order, as the general path would select and order
+    them (the tests hold the two to the same answer). ``None`` as soon as one candidate is
+    not like that: the general path decides. (One pass, no graph: most catalogues.)"""
+    selected: dict[str, C] = {}
+    fits_host: dict[int, bool] = {}  # id(range) -> contains host_version; ranges are shared
+    for obj in available:
+        if obj.dependencies or obj.optional_dependencies:
+            return None
+        host = obj.host
+        fits = fits_host.get(id(host))
+        if fits is None:
+            fits = fits_host[id(host)] = host.contains(host_version, include_prerelease=True)
+        pid = obj.id
+        if not fits or pid in selected:
+            return None
+        selected[pid] = obj
+    order = sorted(selected)
+    return Resolution(selected={pid: selected[pid] for pid in order}, order=order)
 
 
 class _Problem(Generic[C]):
