@@ -425,7 +425,7 @@ def _check_schema(value: Any, path: str, problems: Problems) -> Any:
     before = len(problems)
     types = value.get("type")
     for t in types if isinstance(types, list) else [types]:
-        if t is not None and t not in _JSON_TYPES:
+        if t is not None and (not isinstance(t, str) or t not in _JSON_TYPES):
             problems.append(Problem(f"{path}.type", "manifest.config",
                                     f"{t!r} is not a JSON Schema type; use one of "
                                     f"{', '.join(sorted(_JSON_TYPES))}"))
