@@ -41,10 +41,10 @@ Rules
 
 Engines
 -------
-When every id is requested, each comes once, none depends on another (not even optionally)
-and all fit the host, there is nothing to resolve: one pass selects them all in id order,
-with no graph (what most catalogues are; the tests hold it to the general path's answer).
-Otherwise, first, every candidate that cannot work whatever else is chosen (host mismatch, a dependency
+When every id is requested, each comes once, none depends on another (not even optionally) and
+all fit the host, there is nothing to resolve: one pass selects them all in id order, with no
+graph (what most catalogues are; the tests hold it to the general path's answer). Otherwise,
+first, every candidate that cannot work whatever else is chosen (host mismatch, a dependency
 missing, or no usable version of a dependency in its range) is pruned, transitively; that is
 also where most errors come from. Then, when every id in play has exactly one usable version,
 there is nothing to choose: the ranges are already checked and the graph is sorted
