@@ -287,8 +287,11 @@ def _folder_manifest(location: str, entry: os.DirEntry[str] | None
     if entry is not None:
         path = location + os.sep + _FIRST
         # Not a folder, no plugin.toml, or an error: asked again the general way below.
-        with contextlib.suppress(OSError):
+        try:
             stat = os.stat(path)
+        except OSError:
+            pass
+        else:
             if stat_module.S_ISREG(stat.st_mode):
                 return path, stat
         if not entry.is_dir():

@@ -699,10 +699,11 @@ _OWN_FIELDS: Final = {
     native: (*_MODEL_ATTR[native], _OWN.get(spec.kind, _identity)) for native, spec in _LEAVES
 }
 
-# the same for top-level fields: key -> (Manifest attribute, loader).
+# the same for top-level fields: key -> (Manifest attribute, loader or None: kept as it is,
+# most of them, strings; a call saved per field).
 _OWN_TOP: Final = {
-    native: (attr, load) for native, (group, attr, load) in _OWN_FIELDS.items() if not group
-    and "." not in native
+    native: (attr, None if load is _identity else load)
+    for native, (group, attr, load) in _OWN_FIELDS.items() if not group and "." not in native
 }
 
 
@@ -721,7 +722,8 @@ def manifest_from_own_dict(data: dict[str, Any]) -> Manifest:
     for key, value in data.items():
         top = _OWN_TOP.get(key)
         if top is not None:
-            kwargs[top[0]] = top[1](value)
+            attr, load = top
+            kwargs[attr] = value if load is None else load(value)
         elif key in _CHILD_LOOKUP:  # a table: provides, config, limits, resources
             for child, inner in value.items():
                 if child.startswith("x-"):
