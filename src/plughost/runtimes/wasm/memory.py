@@ -40,6 +40,8 @@ _PROT_NONE = 0
 _PROT_RW = mmap.PROT_READ | mmap.PROT_WRITE
 _MAP_NORESERVE = 0x4000 if sys.platform.startswith("linux") else 0
 _MAP_FAILED = ctypes.c_void_p(-1).value
+# wasmtime >= 51: the new-memory callback takes a wasmtime_memory_request_t
+_REQUEST: Any = getattr(_b, "wasmtime_memory_request_t", None)
 
 
 def supported() -> bool:
@@ -84,7 +86,10 @@ class MemoryCreator:
         self._get = _b.wasmtime_memory_get_callback_t(self._get_memory)
         self._grow = _b.wasmtime_memory_grow_callback_t(self._grow_memory)
         self._release = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(self._finalize)
-        self._new = _b.wasmtime_new_memory_callback_t(self._new_memory)
+        # wasmtime 51 passes the request as one struct (and may ask for a GC heap through the
+        # same callback); 50 passed its fields as arguments
+        self._new = _b.wasmtime_new_memory_callback_t(
+            self._new_memory_request if _REQUEST is not None else self._new_memory)
         self._creator_done = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda env: None)
         self._struct = _b.wasmtime_memory_creator_t(
             env=None, new_memory=self._new, finalizer=self._creator_done
@@ -119,6 +124,18 @@ class MemoryCreator:
         return len(self._memories)
 
     # -- callbacks (called by wasmtime, on the thread that instantiates, grows or drops) ---------
+
+    def _new_memory_request(self, env: Any, request: Any, out: Any) -> int:
+        try:
+            r = request.contents
+            minimum, maximum = r.minimum, r.maximum
+            reserved, guard = r.reserved_size_in_bytes, r.guard_size_in_bytes
+        except BaseException as exc:  # never unwind into wasmtime
+            log.exception("wasm memory creation failed")
+            return self._error(f"memory creation failed: {exc}")
+        # A GC heap (only with the GC proposal, which the runtime does not enable) is held to
+        # the same cap as a linear memory: each memory of the instance is capped.
+        return self._new_memory(env, None, minimum, maximum, reserved, guard, out)
 
     def _new_memory(self, env: Any, ty: Any, minimum: int, maximum: int, reserved: int,
                     guard: int, out: Any) -> int:
