@@ -628,6 +628,11 @@ INVALID_RANGES = [
     ("^1.2.3 &&  ^2", "not a version"),
     (">= ~1", "not a version"),
     ("1." * 200, "longer than 256"),
+    # a bound one past the largest version number npm allows (2**53 - 1)
+    ("^9007199254740991.0.0", "larger than 9007199254740991"),
+    ("* 9007199254740991.x", "larger than 9007199254740991"),
+    ("1 - 9007199254740991", "larger than 9007199254740991"),
+    ("~1.9007199254740991", "larger than 9007199254740991"),
 ]
 
 

@@ -501,7 +501,11 @@ def _desugar_set(set_text: str, whole: str, include: bool) -> tuple[_Comp, ...]:
             comps[""] = _ANY_COMP
             continue
         op = s[:2] if s[:2] in ("<=", ">=") else s[:1] if s[:1] in "<>" else ""
-        comp: _Comp = (op, _v(s[len(op) :]))
+        try:
+            comp: _Comp = (op, _v(s[len(op) :]))
+        except VersionError as exc:  # a bound one past the largest number ("^9007199254740991")
+            raise _range_error(whole, f"it implies the bound {s!r}, which is not a version "
+                                      f"({exc.details['reason']})") from None
         if comp == _NULL_COMP:
             return (_NULL_COMP,)
         comps[op + str(comp[1])] = comp
