@@ -754,6 +754,17 @@ def test_to_dict_leaves_defaults_out() -> None:
     }
 
 
+def test_to_dict_keeps_an_empty_schema_apart_from_no_schema() -> None:
+    # An empty config schema (anything goes) is not "no schema"; it must read back as itself,
+    # or a manifest served from the discovery cache would differ from the one parsed.
+    m = manifest_from_dict({**MINIMAL, "config": {"schema": {}}, "params-schema": {}})
+    assert m.config_schema == {} and m.params_schema == {}
+    data = m.to_dict()
+    assert data["config"] == {"schema": {}} and data["params-schema"] == {}
+    assert manifest_from_dict(data) == m == manifest_from_own_dict(json.loads(json.dumps(data)))
+    assert manifest_from_dict(MINIMAL).config_schema is None
+
+
 def test_manifest_is_frozen_and_hashable() -> None:
     m = manifest_from_dict(MINIMAL)
     with pytest.raises(AttributeError):

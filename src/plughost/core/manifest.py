@@ -27,7 +27,7 @@ import json
 import os
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal
@@ -268,7 +268,8 @@ class Manifest:
         out: dict[str, Any] = {}
         for path, spec in _LEAVES:
             value = _get_attr(self, path)
-            if value is None or (spec.required is False and _is_default(spec, value)):
+            if value is None or (spec.required is False and path not in _NONE_DEFAULT
+                                 and _is_default(spec, value)):
                 continue
             _put(out, path, _DUMP.get(spec.kind, _identity)(value))
         for key, value in self.extras.items():
@@ -495,6 +496,18 @@ def _model_attr(native: str) -> tuple[str, str]:
 
 
 _MODEL_ATTR: Final = {native: _model_attr(native) for native, _ in _LEAVES}
+
+
+def _defaults_to_none(native: str) -> bool:
+    group, attr = _MODEL_ATTR[native]
+    model = _PARTS[group] if group else Manifest
+    default = next(f.default for f in fields(model) if f.name == attr)
+    return default is None
+
+
+# Fields whose model default is None ("not set"): any value given is written back by
+# Manifest.to_dict, an empty schema or a zero included, so that it reads back the same.
+_NONE_DEFAULT: Final = frozenset(native for native, _ in _LEAVES if _defaults_to_none(native))
 # native dotted path -> its checker (the kind's entry in _CHECKERS), looked up once here.
 _CHECK: Final = {native: _CHECKERS[spec.kind] for native, spec in _LEAVES}
 
