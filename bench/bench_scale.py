@@ -220,7 +220,7 @@ def install_once(home: Path, package: Path) -> tuple[float, float]:
 
 
 def discovery(folder: Path, home: Path, repeat: int) -> tuple[float, float, float]:
-    """Discovery + resolve of the N folders, cold and cached, beside the floor.
+    """Discovery + resolve of the N folders, cold and cached, beside the floor (interleaved).
 
     Each timed run starts from a collected heap (``gc.collect()`` first, outside the timing,
     for the floor too): the previous run's host is garbage with cycles, and collecting it
@@ -254,8 +254,11 @@ def discovery(folder: Path, home: Path, repeat: int) -> tuple[float, float, floa
         Path(entry.path, "plugin.toml").stat() for entry in os.scandir(folder)))
     time.sleep(max(0.0, (newest + _SETTLE_NS - time.time_ns()) / 1e9 + 0.1))
     run(True)  # fill the discovery cache
-    return median(floor, repeat), median(lambda: run(False), repeat), \
-        median(lambda: run(True), repeat)
+    # Interleaved, floor / cold / cached in each round, so that a slow moment of the machine
+    # falls on all three alike rather than on one of them.
+    rounds = [(floor(), run(False), run(True)) for _ in range(repeat)]
+    floors, colds, cached = zip(*rounds, strict=True)
+    return statistics.median(floors), statistics.median(colds), statistics.median(cached)
 
 
 def measure(size: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
@@ -267,6 +270,9 @@ def measure(size: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
                          "--keep directory, or sizes in increasing order")
     t0 = time.perf_counter()
     populate(home, have, size)
+    # The plugins just written are still being flushed to disk; installs and uninstalls
+    # (which fsync) would wait behind that writeback. It is setup, not what is measured.
+    os.sync()
     print(f"  {size - have} plugins added in {time.perf_counter() - t0:.1f} s", flush=True)
     out: dict[str, float] = {}
     if "serve" in args.parts:
@@ -292,7 +298,7 @@ def measure_server(home: Path, tmp: Path, log: Path,
     import httpx
 
     starts, bare_starts, idle, lists, details, bare_lists, bare_details, cpus, bare_cpus = (
-        [] for _ in range(9))  # type: ignore[var-annotated]
+        [] for _ in range(9))
     detail_path = "/api/v1/plugins/scale-00000"
     list_body, detail_body = tmp / "list.json", tmp / "detail.json"
     bodies = {"/api/v1/plugins": list_body, detail_path: detail_body}
@@ -394,7 +400,8 @@ def report(results: dict[int, dict[str, float]], sizes: list[int], repeat: int) 
              for key in ("install", "uninstall")}
 
     def versus_first(r: dict[str, float], key: str) -> str:
-        return f"{r[key] / first[key]:.2f}" if first[key] and key in r else "-"
+        base = first[key]
+        return f"{r[key] / base:.2f}" if base and key in r else "-"
 
     print(f"\nmedians of {repeat} runs; floors from the same run")
     head = ("installed", "start s", "floor", "cpu s", "floor", "idle %", "list r/s", "bare", "ratio",
