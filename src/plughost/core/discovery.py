@@ -155,39 +155,37 @@ class DiscoveryCache:
         before = self._settled_before
         return _CHANGE_TIMES and stat.st_mtime_ns < before and stat.st_ctime_ns < before
 
+    def _matching(self, manifest_path: str, stat: os.stat_result) -> list[Any] | None:
+        """The entry for ``manifest_path`` if it was written for a file with this ``stat``
+        (and has the shape this plughost writes); ``None`` otherwise."""
+        entry = self._entries.get(manifest_path)
+        if type(entry) is not list or len(entry) != 8 or entry[:5] != _signature(stat):
+            return None
+        return entry
+
+    def _rebuilt(self, entry: list[Any]) -> Manifest | None:
+        try:
+            return manifest_from_own_dict(entry[7])
+        except (KeyError, TypeError, ValueError, AttributeError):  # not this model's shape
+            return None
+
     def settled(self, manifest_path: str, stat: os.stat_result) -> Manifest | None:
         """The manifest of a settled entry whose file still has this ``stat`` (the file need
         not be read); ``None`` otherwise: read the file and ask :meth:`get`."""
-        entry = self._entries.get(manifest_path)
-        if entry is None:
+        entry = self._matching(manifest_path, stat)
+        if entry is None or entry[6] is not True:
             return None
-        try:
-            size, mtime, ctime, inode, device, _, settled, data = entry
-            if (settled is not True or mtime != stat.st_mtime_ns or ctime != stat.st_ctime_ns
-                    or size != stat.st_size or inode != stat.st_ino
-                    or device != stat.st_dev):
-                return None
-            return manifest_from_own_dict(data)
-        except (KeyError, TypeError, ValueError, AttributeError):  # not this model's shape
-            return None
+        return self._rebuilt(entry)
 
     def get(self, manifest_path: str, stat: os.stat_result, content: bytes) -> Manifest | None:
         """The manifest validated from ``content``, if this entry was written from exactly
         these bytes at this path, with this ``stat``. The entry settles if its file is old
         enough (see the class)."""
-        entry = self._entries.get(manifest_path)
-        if entry is None:
+        entry = self._matching(manifest_path, stat)
+        if entry is None or entry[5] != _digest(content):
             return None
-        try:
-            size, mtime, ctime, inode, device, digest, settled, data = entry
-            if (size != stat.st_size or mtime != stat.st_mtime_ns
-                    or ctime != stat.st_ctime_ns or inode != stat.st_ino
-                    or device != stat.st_dev or digest != _digest(content)):
-                return None
-            manifest = manifest_from_own_dict(data)
-        except (KeyError, TypeError, ValueError, AttributeError):  # not this model's shape
-            return None
-        if settled is not True and self._settles(stat):
+        manifest = self._rebuilt(entry)
+        if manifest is not None and entry[6] is not True and self._settles(stat):
             entry[6] = True
             self._dirty = True
         return manifest
@@ -196,8 +194,7 @@ class DiscoveryCache:
             manifest: Manifest) -> None:
         """Remember ``manifest``, validated from ``content`` (the bytes read from the file at
         ``manifest_path`` after ``stat`` was taken)."""
-        self._entries[manifest_path] = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
-                                        stat.st_ino, stat.st_dev, _digest(content),
+        self._entries[manifest_path] = [*_signature(stat), _digest(content),
                                         self._settles(stat), manifest.to_dict()]
         self._dirty = True
 
@@ -236,6 +233,11 @@ def _read_whole(path: Path) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _signature(stat: os.stat_result) -> list[int]:
+    """What a cache entry records of its file's ``stat``, first in the entry, in this order."""
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev]
 
 
 def _digest(content: bytes) -> str:
@@ -288,12 +290,11 @@ def _folder_manifest(location: str, entry: os.DirEntry[str] | None
         path = location + os.sep + _FIRST
         # Not a folder, no plugin.toml, or an error: asked again the general way below.
         try:
-            stat = os.stat(path)
+            stat: os.stat_result | None = os.stat(path)
         except OSError:
-            pass
-        else:
-            if stat_module.S_ISREG(stat.st_mode):
-                return path, stat
+            stat = None
+        if stat is not None and stat_module.S_ISREG(stat.st_mode):
+            return path, stat
         if not entry.is_dir():
             return None
     return _manifest_stat(location)
