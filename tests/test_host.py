@@ -11,6 +11,7 @@ from plughost.core.manifest import Manifest, load_manifest
 from plughost.errors import (
     DependentsExist,
     OperationRefused,
+    PlughostError,
     PluginActivationError,
     PluginUnavailable,
 )
@@ -691,6 +692,113 @@ async def test_removing_a_plugin_resolves_only_what_required_it(
         assert handed == [["app", "top"]]  # lib's dependents, none of the 20 others
         assert host.get("bystander-1").state is State.ACTIVE
 
+
+
+async def test_enabling_or_replacing_one_plugin_resolves_it_alone_and_keeps_its_place(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import plughost.host
+
+    write_plugin("lib")
+    write_plugin("app", dependencies={"lib": "^1.0"})
+    for i in range(20):
+        write_plugin(f"bystander-{i}", optional={"lib": "^1.0"} if i % 2 else None)
+    lib_11 = load_manifest(write_plugin("lib", "1.1.0", directory=tmp_path / "v11"))
+    handed: list[list[str]] = []
+    real = plughost.host.resolve
+
+    def resolve(available, **kwargs):  # type: ignore[no-untyped-def]
+        available = list(available)
+        handed.append(sorted(m.id for m in available))
+        return real(available, **kwargs)
+
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        before = dict(host._order)
+        monkeypatch.setattr(plughost.host, "resolve", resolve)
+        await host.disable("app")
+        await host.enable("app")
+        assert handed == [["app", "lib"]]  # app and what it needs, none of the 20 others
+        assert host.get("app").state is State.ACTIVE
+        await host.replace(lib_11, tmp_path / "v11" / "lib")
+        assert handed[1:] == [["lib"]]
+        assert str(host.get("lib").manifest.version) == "1.1.0"
+        assert [host.get(p).state for p in ("lib", "app", "bystander-1")] == [State.ACTIVE] * 3
+        assert host._order == before  # both kept their places: lib before what uses it
+
+
+async def test_a_plugin_back_in_the_load_order_comes_before_the_plugins_that_use_it(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path
+) -> None:
+    x1 = write_plugin("x")
+    write_plugin("user", optional={"x": "^1.0"})
+    x2 = load_manifest(write_plugin("x", "2.0.0", directory=tmp_path / "v2"))
+    async with PluginHost([plugins_dir]) as host:
+        await host.start()
+        await host.remove("x")
+        assert host.get("user").state is State.ACTIVE  # restarted without it
+        host.add(load_manifest(x1), x1)
+        host.resolve(only=["x"])
+        assert host._ordered(["user", "x"]) == ["x", "user"]
+        await host.activate("x")
+        # A version outside the range its optional user asked for: the user is told.
+        await host.replace(x2, tmp_path / "v2" / "x")
+        assert host.get("x").state is State.ACTIVE
+        assert any("optional x ^1.0" in w for w in host.get("user").warnings)
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_the_load_order_puts_every_plugin_after_what_it_uses_whatever_is_changed(
+    seed: int
+) -> None:
+    """Enable, disable, remove, add back and replace plugins at random: every plugin that
+    can run stays after the plugins it uses (required or optional) in the load order, and
+    every plugin resolved is in it."""
+    import random
+
+    from plughost.core.manifest import manifest_from_dict
+
+    rng = random.Random(seed)
+    ids = [f"p{i}" for i in range(7)]
+    uses = {pid: {d: rng.random() < 0.5 for d in rng.sample(ids[:i], min(i, rng.randint(0, 2)))}
+            for i, pid in enumerate(ids)}  # dependency -> required?
+
+    def manifest(pid: str, minor: int) -> Manifest:
+        return manifest_from_dict({
+            "id": pid, "version": f"1.{minor}.0", "entry": "main:Main",
+            "dependencies": {d: "^1.0" for d, req in uses[pid].items() if req},
+            "optional-dependencies": {d: "^1.0" for d, req in uses[pid].items() if not req}})
+
+    async with PluginHost(runtimes=[FakeRuntime()]) as host:
+        for pid in ids:
+            host.add(manifest(pid, 0))
+        await host.start()
+        for _ in range(40):
+            pid = rng.choice(ids)
+            action = rng.choice(["disable", "enable", "remove", "replace"])
+            try:
+                if pid not in host.registry:
+                    host.add(manifest(pid, 0))
+                    host.resolve(only=[pid])
+                elif action == "disable":
+                    await host.disable(pid)
+                elif action == "enable":
+                    await host.enable(pid)
+                elif action == "remove":
+                    await host.remove(pid)
+                else:
+                    await host.replace(manifest(pid, rng.randint(1, 9)), None)
+            except PlughostError:
+                pass  # refused (dependents) or failed: the order must hold all the same
+            running = {r.id for r in host.registry if r.state in (
+                State.RESOLVED, State.LOADED, State.ACTIVE, State.DEACTIVATED)}
+            assert running <= set(host._order), (action, pid)
+            for user in running:
+                m = host.get(user).manifest
+                for dep in [*m.dependencies, *m.optional_dependencies]:
+                    if dep in running:
+                        assert host._order[dep] < host._order[user], (action, pid, dep, user)
 
 HANGS_IN_ACTIVATE = """
 import asyncio, time

@@ -16,11 +16,13 @@ A per-plugin policy overrides the global one.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import itertools
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
@@ -669,7 +671,7 @@ class PluginHost:
         record = self.registry.find(pid)
         if record is None:
             added = self.add(manifest, root, source=source)
-            self.resolve()
+            self.resolve(only=[pid])
 
             async def forget() -> None:
                 if self.registry.find(pid) is added:
@@ -757,7 +759,7 @@ class PluginHost:
         record.warnings = []
         self.registry.add(record, replace=True)  # re-index: type, capabilities, tags may differ
         if record.state is State.INSTALLED:
-            self.resolve()
+            self.resolve(only=[record.id])
 
     async def _prove(self, record: PluginRecord, state: Any, from_version: str,
                      dependents: Iterable[str]) -> None:
@@ -866,9 +868,8 @@ class PluginHost:
                     f"{pid} {manifest.version} needs {dep} {wanted}, but {have}; the "
                     "running version keeps running", plugin_id=pid,
                     code="reload.breaks_dependents", details={"dependency": dep})
-        for other in self.registry:
-            if other.id == pid:
-                continue
+        for other_id in sorted(self.registry.users(pid) - {pid}):
+            other = self.registry.get(other_id)
             needed = other.manifest.dependencies.get(pid) or (
                 other.manifest.optional_dependencies.get(pid))
             if needed is not None and not needed.contains(manifest.version,
@@ -1147,7 +1148,7 @@ class PluginHost:
             self._sources[manifest.id] = folder
             self._current_build[manifest.id] = build
             try:
-                self.resolve()
+                self.resolve(only=[manifest.id])
                 if record.state is State.FAILED:
                     raise failure_of(record, "resolve")
                 if record.state is State.RESOLVED and not manifest.is_lazy:
@@ -1244,9 +1245,12 @@ class PluginHost:
 
         Returns the load order of everything resolved (dependencies first). ``only``: just
         these plugins — newly added ones, or the dependents of one removed (and its id) —
-        against what they need (their dependency closure): what adding or removing a plugin
-        costs, however many are registered. They leave the order, and join its end again if
-        they resolve; the others keep their place.
+        against what they need (their dependency closure): what adding, removing, enabling or
+        replacing a plugin costs, however many are registered. One already in the order keeps
+        its place while what it uses still comes before it; the others join its end; the rest
+        of the order stays as it was. Where that would put a plugin after one that uses it, or
+        a plugin that stays constrains the version of one resolved now with a range it is
+        outside, everything is resolved again, as without ``only``.
         """
         self._check_open()
         usable = (State.INSTALLED, State.RESOLVED, State.LOADED, State.ACTIVE,
@@ -1287,6 +1291,18 @@ class PluginHost:
         resolution = resolve(list(closure.values()), requested=[i for i in ids if i in closure],
                              host_version=self.host_version, partial=True)
         wanted = set(ids)
+        order = self._order
+        # Where the plugins resolved go in the load order: one named that is in it already
+        # (enabled again, switched to other files) keeps its place while everything it uses
+        # comes before it; the others join its end, dependencies first.
+        fresh = {pid for pid in resolution.order if pid not in order}
+        kept = {pid for pid in resolution.order
+                if pid in wanted and pid in order and self._keeps_place(pid, fresh)}
+        moving = [pid for pid in resolution.order
+                  if pid not in kept and (pid in wanted or pid in fresh)]
+        if self._needs_whole_order(wanted, kept, moving, resolution.order):
+            with collector_paused():
+                return self._resolve_all(usable)
         for pid, error in sorted(resolution.failed.items()):
             record = self.registry.get(pid)
             # A plugin added that does not resolve fails; so does one that no longer does
@@ -1300,44 +1316,87 @@ class PluginHost:
         # the end, its activation triggers indexed afresh; one gone from the registry, or
         # whose requirement went, leaves. Everything here costs the plugins named (and what
         # they need), not the plugins registered.
-        order = self._order
         emptied: list[str] = []
         for pid in wanted:
-            order.pop(pid, None)
+            if pid not in kept:
+                order.pop(pid, None)
             for trigger in self._triggers_of.pop(pid, ()):
-                kept = [p for p in self._activation_index.get(trigger, ()) if p != pid]
-                if kept:
-                    self._activation_index[trigger] = kept
+                kept_ids = [p for p in self._activation_index.get(trigger, ()) if p != pid]
+                if kept_ids:
+                    self._activation_index[trigger] = kept_ids
                 else:
                     self._activation_index.pop(trigger, None)
                     emptied.append(trigger)
-        added = []
         for pid in resolution.order:
             record = self.registry.get(pid)
             if record.state is State.INSTALLED:
                 self._set_state(record, State.RESOLVED)
-            if pid not in order and record.state not in _UNUSABLE:
-                added.append(pid)
-        order.update((pid, next(self._ranks)) for pid in added)
+        order.update((pid, next(self._ranks)) for pid in moving)
         gone = [t.removeprefix("event:") for t in emptied
                 if t.startswith("event:") and t not in self._activation_index]
         if gone:
             self.comms.remove_event_triggers(gone)
-        self._index_activation(added)
+        self._index_activation([pid for pid in resolution.order if pid in kept or pid in moving])
         return list(order)
+
+    def _keeps_place(self, pid: str, fresh: set[str]) -> bool:
+        """Whether ``pid``, in the load order, may stay where it is: every plugin it uses
+        that is in the order (or joins it now, at its end: ``fresh``) comes before it."""
+        rank = self._order[pid]
+        manifest = self.registry.get(pid).manifest
+        for dep in itertools.chain(manifest.dependencies, manifest.optional_dependencies):
+            if dep in fresh or self._order.get(dep, -1) > rank:
+                return False
+        return True
+
+    def _needs_whole_order(self, wanted: set[str], kept: set[str], moving: list[str],
+                           resolved: list[str]) -> bool:
+        """Whether resolving only ``wanted`` would leave the host wrong, so that everything
+        must be resolved again: a plugin that stays in the load order uses one that moves to
+        its end (it would come after what it uses), or constrains the version of one resolved
+        now with a range that version is outside (a required one would run beside a version
+        it refuses; an optional one would not be told it goes without)."""
+        order = self._order
+        staying = [pid for pid in resolved if pid in wanted]
+        moved = set(moving)
+        for pid in itertools.chain(moving, staying):
+            version = self.registry.get(pid).manifest.version
+            for user_id in self.registry.users(pid):
+                if user_id not in order or user_id in moved or (
+                        user_id in wanted and user_id not in kept):
+                    continue
+                user = self.registry.get(user_id)
+                if user.state in _UNUSABLE:
+                    continue
+                if pid in moved:
+                    return True  # it would come after what it uses
+                m = user.manifest
+                rng = m.dependencies.get(pid) or m.optional_dependencies.get(pid)
+                if user_id not in wanted and rng is not None and not rng.contains(version):
+                    return True
+        return False
 
     def _index_activation(self, added: Iterable[str] | None = None) -> None:
         """Index the activation triggers of the plugins in the load order (``added``: only of
-        these, appended to the index; the event topics watched grow by theirs only)."""
+        these, put in the index at their place in the load order; the event topics watched
+        grow by theirs only)."""
         index: dict[str, list[str]] = {} if added is None else self._activation_index
         if added is None:
             self._triggers_of = {}
         new_events: list[str] = []
+        rank = self._order
+
+        def place(pid: str) -> float:
+            return rank.get(pid, math.inf)
+
         for pid in self._order if added is None else added:
             triggers = [t for t in self.registry.get(pid).manifest.activation
                         if t not in ("startup", "manual")]
             for trigger in triggers:
-                index.setdefault(trigger, []).append(pid)
+                if added is None:
+                    index.setdefault(trigger, []).append(pid)
+                else:
+                    bisect.insort(index.setdefault(trigger, []), pid, key=place)
                 if trigger.startswith("event:"):
                     new_events.append(trigger.removeprefix("event:"))
             if triggers:
@@ -1878,7 +1937,7 @@ class PluginHost:
         record.phase = None
         record.hint = None
         self._set_state(record, State.INSTALLED)
-        self.resolve()
+        self.resolve(only=[plugin_id])
         # resolve() moved it on (mypy cannot see that through the attribute).
         state: State = record.state
         if activate and state is State.RESOLVED and not record.manifest.is_lazy:

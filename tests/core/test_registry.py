@@ -113,6 +113,20 @@ def test_dependents_come_from_an_index_kept_in_step_with_add_replace_and_remove(
     assert [r.id for r in reg.not_from("directory")] == []
 
 
+
+def test_users_are_the_direct_required_and_optional_users_kept_in_step() -> None:
+    reg = Registry()
+    reg.add(record("lib"))
+    reg.add(record("mid", dependencies={"lib": "^1.0"}))
+    reg.add(record("app", dependencies={"mid": "^1.0"}))
+    reg.add(record("opt", **{"optional-dependencies": {"lib": "^1.0"}}))
+    assert reg.users("lib") == {"mid", "opt"}  # direct only: not app
+    assert reg.users("app") == set() and reg.users("nobody") == set()
+    reg.add(record("opt"), replace=True)  # a new version that no longer uses lib
+    assert reg.users("lib") == {"mid"}
+    reg.remove("mid")
+    assert reg.users("lib") == set()
+
 def test_awake_records_follow_noted_states_add_replace_and_remove(registry: Registry) -> None:
     assert registry.awake() == []  # discovered: asleep
     slack = registry.get("slack")

@@ -106,7 +106,7 @@ class Registry:
     """id → :class:`PluginRecord` with secondary indexes kept in step."""
 
     __slots__ = ("_awake", "_by_cap", "_by_ext", "_by_source", "_by_tag", "_by_type",
-                 "_entries", "_needed_by", "_records")
+                 "_entries", "_needed_by", "_records", "_used_by")
 
     def __init__(self) -> None:
         self._records: dict[str, PluginRecord] = {}
@@ -116,6 +116,8 @@ class Registry:
         self._by_tag: defaultdict[str, set[str]] = defaultdict(set)
         #: dependency id -> ids of the registered plugins that require it (not optionally).
         self._needed_by: defaultdict[str, set[str]] = defaultdict(set)
+        #: dependency id -> ids of the registered plugins that use it optionally.
+        self._used_by: defaultdict[str, set[str]] = defaultdict(set)
         self._by_source: defaultdict[str, set[str]] = defaultdict(set)
         #: Ids of the records not in an :data:`ASLEEP` state (an ordered set).
         self._awake: dict[str, None] = {}
@@ -148,6 +150,8 @@ class Registry:
             entries += [(self._by_cap, cap) for cap in capabilities_of(m)]
         entries += [(self._by_tag, tag) for tag in m.tags]
         entries += [(self._needed_by, dep) for dep in m.dependencies]
+        if m.optional_dependencies:
+            entries += [(self._used_by, dep) for dep in m.optional_dependencies]
         entries.append((self._by_source, record.source))
         for index, key in entries:
             index[key].add(pid)
@@ -214,6 +218,11 @@ class Registry:
                 found.add(pid)
                 frontier.append(pid)
         return sorted(found)
+
+    def users(self, plugin_id: str) -> set[str]:
+        """Ids of the registered plugins that name ``plugin_id`` among their dependencies,
+        required or optional (directly; from the indexes: costs what it returns)."""
+        return self._needed_by.get(plugin_id, set()) | self._used_by.get(plugin_id, set())
 
     def ids(self) -> list[str]:
         return sorted(self._records)
