@@ -1,7 +1,7 @@
 """The service at scale: what 10 / 100 / 1,000 / 10,000 installed plugins cost, beside floors.
 
     python bench/bench_scale.py [--sizes 10,100,1000,10000] [--repeat 5] [--duration 3]
-        [--parts serve,cli,install,discovery] [--keep DIR]
+        [--parts serve,cli,install,changes,discovery] [--keep DIR]
 
 One home grows through the sizes: each size adds installed, lazy (``activation =
 ["command:..."]``) in-process plugins, written straight through the repository as an install
@@ -19,6 +19,8 @@ beside its floor measured in the same run:
   `plughost list` wall time    goal <= 2x `plughost --help`
   install one package          goal: flat within 20 % from the smallest size
   uninstall it again           goal: flat within 20 % from the smallest size
+  update, disable, enable one  goal: flat within 20 % from the smallest size
+  plugin in a started service  (the live host has every installed plugin registered)
   discover + resolve N folders goal <= 1.5x stat + read + tomllib (cached <= 0.5x)
 
 The load generator is an httpx/asyncio process (20 connections); the server and it share the
@@ -219,6 +221,32 @@ def install_once(home: Path, package: Path) -> tuple[float, float]:
     return asyncio.run(go())
 
 
+def changes(home: Path, packages: tuple[Path, Path], repeat: int) -> dict[str, float]:
+    """Seconds to update one plugin to a new version, disable it and enable it again, in a
+    service started over the home (medians of ``repeat`` rounds; each round installs the
+    first version before and uninstalls the plugin after, untimed)."""
+    from plughost.services.manager import PluginService
+    from plughost.settings import HostSettings
+
+    async def go() -> dict[str, float]:
+        settings = HostSettings.from_env({"PLUGHOST_HOME": str(home)})
+        times: dict[str, list[float]] = {"update": [], "disable": [], "enable": []}
+        async with PluginService(settings, start=True) as svc:
+            for _ in range(repeat):
+                await svc.install(packages[0], actor="bench")
+                for key, step in (
+                        ("update", lambda: svc.update("bench-change", packages[1], actor="bench")),
+                        ("disable", lambda: svc.disable("bench-change", actor="bench")),
+                        ("enable", lambda: svc.enable("bench-change", actor="bench"))):
+                    t0 = time.perf_counter()
+                    await step()
+                    times[key].append(time.perf_counter() - t0)
+                await svc.uninstall("bench-change", actor="bench")
+        return {key: statistics.median(values) for key, values in times.items()}
+
+    return asyncio.run(go())
+
+
 def discovery(folder: Path, home: Path, repeat: int) -> tuple[float, float, float]:
     """Discovery + resolve of the N folders, cold and cached, beside the floor (interleaved).
 
@@ -284,6 +312,8 @@ def measure(size: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
         runs = [install_once(home, args.package) for _ in range(args.repeat)]
         out["install"] = statistics.median(install for install, _ in runs)
         out["uninstall"] = statistics.median(uninstall for _, uninstall in runs)
+    if "changes" in args.parts:
+        out.update(changes(home, args.changes, args.repeat))
     if "discovery" in args.parts:
         folder = plugin_folders(home, tmp / f"folders-{size}")
         out["floor_disc"], out["disc"], out["disc_cached"] = discovery(
@@ -343,15 +373,16 @@ def plugin_folders(home: Path, folder: Path) -> Path:
     return folder
 
 
-def make_package(tmp: Path) -> Path:
+def make_package(tmp: Path, pid: str = "bench-extra", version: str = "1.0.0") -> Path:
+    """A 1 MiB package of an in-process plugin (its code padded with random bytes)."""
     from plughost.security.package import pack
 
-    src = tmp / "bench-extra"
-    src.mkdir()
-    (src / "plugin.toml").write_text('id = "bench-extra"\nversion = "1.0.0"\n'
+    src = tmp / f"{pid}-{version}" / pid
+    src.mkdir(parents=True)
+    (src / "plugin.toml").write_text(f'id = "{pid}"\nversion = "{version}"\n'
                                      'entry = "main:Main"\n')
     (src / "main.py").write_text(CODE + "\nPAD = " + repr(os.urandom(512 * 1024).hex()) + "\n")
-    return pack(src, tmp)
+    return pack(src, src.parent)
 
 
 def main() -> None:
@@ -360,7 +391,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--idle", type=float, default=5.0)
-    parser.add_argument("--parts", default="serve,cli,install,discovery",
+    parser.add_argument("--parts", default="serve,cli,install,changes,discovery",
                         help="what to measure (comma-separated)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the home here and reuse it: a later run with bigger sizes "
@@ -382,6 +413,8 @@ def main() -> None:
         tmp = args.keep or Path(name)
         tmp.mkdir(parents=True, exist_ok=True)
         args.package = make_package(Path(name))
+        args.changes = (make_package(Path(name), "bench-change", "1.0.0"),
+                        make_package(Path(name), "bench-change", "1.1.0"))
         results = {}
         for size in sizes:
             print(f"size {size}", flush=True)
@@ -397,7 +430,7 @@ def report(results: dict[int, dict[str, float]], sizes: list[int], repeat: int) 
         return f"{r[a] / r[b]:.2f}" if a in r and b in r else "-"
 
     first = {key: next((results[s][key] for s in sizes if key in results[s]), None)
-             for key in ("install", "uninstall")}
+             for key in ("install", "uninstall", "update", "disable", "enable")}
 
     def versus_first(r: dict[str, float], key: str) -> str:
         base = first[key]
@@ -424,9 +457,20 @@ def report(results: dict[int, dict[str, float]], sizes: list[int], repeat: int) 
                ratio(r, "disc", "floor_disc"),
                ratio(r, "disc_cached", "floor_disc"))
         print(" ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    if any("update" in results[size] for size in sizes):
+        print("\nin a started service: update, disable, enable one plugin")
+        head = ("installed", "update ms", "vs first", "disable ms", "vs first", "enable ms",
+                "vs first")
+        widths = (10, 10, 8, 10, 8, 10, 8)
+        print(" ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
+        for size in sizes:
+            r = results[size]
+            row = (str(size), *(c for key in ("update", "disable", "enable")
+                                for c in (cell(r, ".1f", key, 1000), versus_first(r, key))))
+            print(" ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
     print("goals: start <= 3 s at 10,000; idle <= 2 %; list/detail ratio >= 0.5; "
-          "list <= 2x help; install and uninstall within 1.2x of the first size; "
-          "discovery x <= 1.5, xc <= 0.5")
+          "list <= 2x help; install, uninstall, update, disable and enable within 1.2x of "
+          "the first size; discovery x <= 1.5, xc <= 0.5")
 
 
 if __name__ == "__main__":
