@@ -959,12 +959,20 @@ class PluginService:
         return HealthReport(plugin_id, result.ok, state, result.detail, dict(result.data))
 
     def plugin_states(self) -> dict[str, int]:
-        """How many plugins the running host has in each lifecycle state."""
+        """How many plugins the running host has in each state a plugin is awake in (loaded,
+        active, deactivated, failed), from the registry's index of those: costs the awake
+        plugins, not the installed ones, since a readiness probe asks every few seconds. The
+        others (installed, resolved, disabled) are :meth:`plugin_count` less these."""
         self._check_open()
         counts: dict[str, int] = {}
-        for record in self.host.registry:
+        for record in self.host.registry.awake():
             counts[record.state.value] = counts.get(record.state.value, 0) + 1
         return counts
+
+    def plugin_count(self) -> int:
+        """How many plugins the running host has registered."""
+        self._check_open()
+        return len(self.host.registry)
 
     def command_names(self) -> list[str]:
         """The commands active plugins registered, sorted."""

@@ -29,6 +29,26 @@ async def test_readyz_is_503_until_plugins_are_loaded_and_after_shutdown(
         assert (r.status_code, r.json()["reason"]) == (503, "shutting down")
 
 
+
+async def test_readyz_counts_the_plugins_without_walking_every_one(
+    api: Api, make_package: MakePackage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plughost.core.registry import Registry
+
+    assert (await api.install(make_package("awake"))).status_code == 201
+    assert (await api.install(make_package("lazy", activation=["command:lazy.go"]))
+            ).status_code == 201
+    assert (await api.install(make_package("off"))).status_code == 201
+    await api.service.disable("off")
+
+    def walked(self: Registry) -> None:
+        raise AssertionError("a readiness probe walked every registered plugin")
+
+    monkeypatch.setattr(Registry, "__iter__", walked)
+    r = await api.client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"ready": True, "reason": "", "plugins": 3, "active": 1, "failed": 0}
+
 async def test_what_start_up_built_is_kept_out_of_the_collectors_walks_while_serving(
     settings: HostSettings,
 ) -> None:
