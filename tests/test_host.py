@@ -753,8 +753,8 @@ async def test_the_load_order_puts_every_plugin_after_what_it_uses_whatever_is_c
     seed: int
 ) -> None:
     """Enable, disable, remove, add back and replace plugins at random: every plugin that
-    can run stays after the plugins it uses (required or optional) in the load order, and
-    every plugin resolved is in it."""
+    can run stays after the plugins it uses (required or optional) in the load order, every
+    plugin resolved is in it, and the registry's count of each state is a recount's."""
     import random
 
     from plughost.core.manifest import manifest_from_dict
@@ -791,6 +791,10 @@ async def test_the_load_order_puts_every_plugin_after_what_it_uses_whatever_is_c
                     await host.replace(manifest(pid, rng.randint(1, 9)), None)
             except PlughostError:
                 pass  # refused (dependents) or failed: the order must hold all the same
+            counted = {state: 0 for state in State}
+            for r in host.registry:
+                counted[r.state] += 1
+            assert host.registry.state_counts() == counted, (action, pid)
             running = {r.id for r in host.registry if r.state in (
                 State.RESOLVED, State.LOADED, State.ACTIVE, State.DEACTIVATED)}
             assert running <= set(host._order), (action, pid)

@@ -472,7 +472,7 @@ class PluginHost:
         transition(old, new, plugin_id=record.id)
         record.state = new
         record.since = time.time()
-        self.registry.note_state(record)
+        self.registry.note_state(record, old)
         if self.lifecycle.listening(new):
             self.lifecycle.publish(LifecycleEvent(record.id, old, new, record.since, reason, phase))
 
@@ -489,9 +489,11 @@ class PluginHost:
                 self._set_state(record, new, reason=reason)
                 return
             quiet.add(new)
-        transition(record.state, new, plugin_id=record.id)
+        old = record.state
+        transition(old, new, plugin_id=record.id)
         record.state = new
         record.since = time.time()
+        self.registry.note_state(record, old)
 
     def _on_supervisor_event(self, event: SupervisorEvent) -> None:
         """An isolated runtime quarantined a plugin: record it as FAILED with the reason."""

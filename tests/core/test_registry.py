@@ -127,23 +127,34 @@ def test_users_are_the_direct_required_and_optional_users_kept_in_step() -> None
     reg.remove("mid")
     assert reg.users("lib") == set()
 
-def test_awake_records_follow_noted_states_add_replace_and_remove(registry: Registry) -> None:
+
+def test_awake_records_and_state_counts_follow_noted_states_add_replace_and_remove(
+        registry: Registry) -> None:
     assert registry.awake() == []  # discovered: asleep
+    total = len(registry)
+    assert registry.state_counts()[State.DISCOVERED] == total
     slack = registry.get("slack")
     for state, awake in ((State.RESOLVED, []), (State.LOADED, ["slack"]),
                          (State.ACTIVE, ["slack"]), (State.DEACTIVATED, ["slack"]),
                          (State.RESOLVED, []), (State.FAILED, ["slack"]),
                          (State.DISABLED, [])):
-        slack.state = state
-        registry.note_state(slack)
+        old, slack.state = slack.state, state
+        registry.note_state(slack, old)
         assert [r.id for r in registry.awake()] == awake
-    slack.state = State.ACTIVE
-    registry.note_state(slack)
+        counts = registry.state_counts()
+        assert counts[state] == 1 and counts[State.DISCOVERED] == total - 1
+        assert sum(counts.values()) == total
+    old, slack.state = slack.state, State.ACTIVE
+    registry.note_state(slack, old)
     registry.add(slack, replace=True)  # re-indexed as it is
     assert registry.awake() == [slack]
+    assert registry.state_counts()[State.ACTIVE] == 1
     stranger = record("slack")  # not the registered record: ignored
     stranger.state = State.RESOLVED
-    registry.note_state(stranger)
+    registry.note_state(stranger, State.DISCOVERED)
     assert registry.awake() == [slack]
+    assert registry.state_counts()[State.RESOLVED] == 0
     registry.remove("slack")
     assert registry.awake() == []
+    assert registry.state_counts()[State.ACTIVE] == 0
+    assert sum(registry.state_counts().values()) == total - 1

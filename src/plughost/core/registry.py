@@ -3,9 +3,10 @@
 Indexes: by ``type`` (``notify``, ``music-source``), by extension point provided, by capability
 (``command:<id>``, ``event:<topic>``, ``channel:<name>``, ``extension:<name>``) and by tag. They are
 maintained on :meth:`Registry.add` / :meth:`Registry.remove`, so queries never scan manifests.
-The plugins that are awake (not in one of the :data:`ASLEEP` states) are indexed too, kept in step
-by :meth:`Registry.note_state` (the host calls it on every state change): what runs is found
-without looking at every plugin that does not.
+The plugins that are awake (not in one of the :data:`ASLEEP` states) are indexed too, and how
+many plugins are in each state is counted, both kept in step by :meth:`Registry.note_state`
+(the host calls it on every state change): what runs, and how many are where, are found
+without looking at every plugin that does not run.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class Registry:
     """id → :class:`PluginRecord` with secondary indexes kept in step."""
 
     __slots__ = ("_awake", "_by_cap", "_by_ext", "_by_source", "_by_tag", "_by_type",
-                 "_entries", "_needed_by", "_records", "_used_by")
+                 "_entries", "_needed_by", "_records", "_states", "_used_by")
 
     def __init__(self) -> None:
         self._records: dict[str, PluginRecord] = {}
@@ -121,6 +122,8 @@ class Registry:
         self._by_source: defaultdict[str, set[str]] = defaultdict(set)
         #: Ids of the records not in an :data:`ASLEEP` state (an ordered set).
         self._awake: dict[str, None] = {}
+        #: How many records are in each state.
+        self._states: dict[State, int] = dict.fromkeys(State, 0)
         #: id -> the (index, key) entries :meth:`add` made for it: what :meth:`remove` undoes,
         #: whatever the record's manifest says by then (a replacement swaps it first).
         self._entries: dict[str, list[tuple[defaultdict[str, set[str]], str]]] = {}
@@ -156,7 +159,8 @@ class Registry:
         for index, key in entries:
             index[key].add(pid)
         self._entries[pid] = entries
-        self.note_state(record)
+        self._states[record.state] += 1
+        self._index_awake(record)
 
     def remove(self, plugin_id: str) -> PluginRecord:
         """Drop a record and its index entries (those :meth:`add` made: costs the plugin's
@@ -164,6 +168,7 @@ class Registry:
         record = self.get(plugin_id)
         del self._records[plugin_id]
         self._awake.pop(plugin_id, None)
+        self._states[record.state] -= 1
         for index, key in self._entries.pop(plugin_id, ()):
             ids = index.get(key)
             if ids is not None:
@@ -227,16 +232,25 @@ class Registry:
     def ids(self) -> list[str]:
         return sorted(self._records)
 
-    def note_state(self, record: PluginRecord) -> None:
-        """Re-index ``record`` after its state changed (see :meth:`awake`); a record that is
-        not the registered one for its id is ignored."""
-        pid = record.id
-        if self._records.get(pid) is not record:
+    def note_state(self, record: PluginRecord, old: State) -> None:
+        """Re-index ``record`` after its state changed from ``old`` (see :meth:`awake` and
+        :meth:`state_counts`); a record that is not the registered one for its id is
+        ignored."""
+        if self._records.get(record.id) is not record or record.state is old:
             return
+        self._states[old] -= 1
+        self._states[record.state] += 1
+        self._index_awake(record)
+
+    def _index_awake(self, record: PluginRecord) -> None:
         if record.state in ASLEEP:
-            self._awake.pop(pid, None)
+            self._awake.pop(record.id, None)
         else:
-            self._awake[pid] = None
+            self._awake[record.id] = None
+
+    def state_counts(self) -> dict[State, int]:
+        """How many registered plugins are in each state (every state, zeros included)."""
+        return dict(self._states)
 
     def awake(self) -> list[PluginRecord]:
         """The records not in an :data:`ASLEEP` state — loaded, active, deactivated, failed —

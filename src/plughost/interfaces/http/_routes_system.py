@@ -70,7 +70,7 @@ async def readyz(request: Request) -> Any:
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     states = api.service.plugin_states()
     return {
-        "ready": True, "reason": "", "plugins": api.service.plugin_count(),
+        "ready": True, "reason": "", "plugins": sum(states.values()),
         "active": states.get("active", 0), "failed": states.get("failed", 0),
     }
 
