@@ -159,3 +159,35 @@ async def test_metrics_need_a_viewer_token_or_the_public_address(tmp_path: Path)
             r = await plain.get(f"http://{address}:{port}/metrics")
         assert r.status_code == 200 and "plughost_plugins{" in r.text
         promtool_check(r.content)
+
+
+async def test_a_plugin_never_used_costs_no_series_and_a_scrape_walks_no_registry(
+    tmp_path: Path, write_plugin: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from plughost.core.registry import Registry
+
+    home = tmp_path / "home"
+    write_plugin("worker", code=WORKER, directory=home / "plugins")
+    for i in range(3):
+        write_plugin(f"lazy-{i}", activation=[f"command:lazy-{i}.go"],
+                     directory=home / "plugins")
+    settings = HostSettings(home=home, require_signature="never")
+    service = PluginService(settings, start=True)
+    app = create_app(service, settings)
+    async with app.router.lifespan_context(app):
+        def walked(self: Registry) -> None:
+            raise AssertionError("a scrape walked every registered plugin")
+
+        monkeypatch.setattr(Registry, "__iter__", walked)
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.get("/metrics")
+        monkeypatch.undo()  # shutting down walks them all, once
+    assert r.status_code == 200
+    promtool_check(r.content)
+    text = r.text
+    assert 'plugin="lazy-' not in text  # seven series of zeros each, times ten thousand
+    assert value(text, "plughost_plugin_state", plugin="worker", state="active") == 1
+    assert value(text, "plughost_plugins", state="resolved") == 3
+    assert value(text, "plughost_plugins", state="active") == 1
+    assert "plughost_api_requests_total" in text  # the whole scrape, not one cut short

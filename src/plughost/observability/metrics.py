@@ -105,10 +105,13 @@ class HostCollector:
         observer = self.observer
         service = observer.service
         host = service.host
-        plugins = plugin_counters(host)
+        # Per plugin, the plugins that run or ran (loaded, called, failed): a lazy plugin never
+        # used has nothing to count, and ten thousand of them would be seventy thousand
+        # series of zeros; plughost_plugins counts them by state.
+        plugins = plugin_counters(host, idle=False)
         yield from self._dispatch(plugins)
         yield from self._runtime(plugins)
-        yield from self._states(plugins)
+        yield from self._states(plugins, host.registry.state_counts())
         yield from self._health()
         yield from self._logs()
         yield from self._events(host)
@@ -202,19 +205,18 @@ class HostCollector:
                     fuel_used.add_metric([pid], float(data["fuel_used"]))
         yield from (restarts, crashes, quarantined, rss, cpu, pages, fuel, fuel_used)
 
-    def _states(self, plugins: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
-        state = GaugeMetricFamily("plughost_plugin_state",
-                                  "1 for the plugin's current lifecycle state.",
-                                  labels=["plugin", "runtime", "state"])
+    def _states(self, plugins: Mapping[str, Mapping[str, Any]],
+                counts: Mapping[State, int]) -> Iterator[Metric]:
+        state = GaugeMetricFamily("plughost_plugin_state", (
+            "1 for the plugin's current lifecycle state (plugins that run or ran; the others "
+            "are counted in plughost_plugins)."), labels=["plugin", "runtime", "state"])
         by_state = GaugeMetricFamily("plughost_plugins", "Plugins by lifecycle state.",
                                      labels=["state"])
-        counts = dict.fromkeys((s.value for s in State), 0)
         for pid, data in plugins.items():
-            current = str(data.get("state", ""))
-            counts[current] = counts.get(current, 0) + 1
-            state.add_metric([pid, str(data.get("runtime", "")), current], 1.0)
-        for name, n in counts.items():
-            by_state.add_metric([name], float(n))
+            state.add_metric([pid, str(data.get("runtime", "")), str(data.get("state", ""))],
+                             1.0)
+        for current in State:
+            by_state.add_metric([current.value], float(counts.get(current, 0)))
         yield from (state, by_state)
 
     def _health(self) -> Iterator[Metric]:
@@ -224,8 +226,8 @@ class HostCollector:
             "before its first check)."), labels=["plugin"])
         failed = CounterMetricFamily("plughost_plugin_health_check_failures",
                                      "Failed health checks.", labels=["plugin"])
-        if poller is not None:
-            for pid, item in sorted(poller.entries().items()):
+        if poller is not None:  # the plugins checked: one never active has nothing to say
+            for pid, item in sorted(poller.plugins.items()):
                 if item.status in ("healthy", "degraded"):
                     healthy.add_metric([pid], 1.0 if item.status == "healthy" else 0.0)
                 failed.add_metric([pid], float(item.failures))

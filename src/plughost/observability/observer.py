@@ -176,9 +176,11 @@ class Observer:
         return self.sample(idle=False)
 
     def _output_drops(self) -> dict[str, int]:
-        """Lines each plugin's runtime dropped by its output limit (its own counter)."""
+        """Lines each plugin's runtime dropped by its output limit (its own counter): the
+        plugins awake, the only ones that hold a runtime's instance (an alert evaluation and a
+        scrape ask, so this must not walk every registered plugin)."""
         out: dict[str, int] = {}
-        for record in list(self.service.host.registry):
+        for record in self.service.host.registry.awake():
             if record.instance is not None:
                 value = record.instance.stats().get("log_lines_dropped", 0)
                 if isinstance(value, int) and value:
