@@ -944,9 +944,13 @@ class PluginService:
         self._check_open()
         return await asyncio.to_thread(self.updater.versions, plugin_id)
 
-    async def metrics(self) -> dict[str, dict[str, Any]]:
-        """Per-plugin counters (calls, errors, busy seconds...) of every loaded plugin."""
+    async def metrics(self, plugin_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """Per-plugin counters (calls, errors, busy seconds...) of every plugin the host has,
+        or of ``plugin_id`` alone (nothing when the host does not have it)."""
         self._check_open()
+        if plugin_id is not None:
+            found = self.host.registry.find(plugin_id)
+            return {plugin_id: self.host.metrics(plugin_id)} if found is not None else {}
         return {record.id: self.host.metrics(record.id) for record in self.host.registry}
 
     async def health(self, plugin_id: str) -> HealthReport:
@@ -1287,9 +1291,10 @@ class PluginService:
         services.permissions.refresh(plugin_id)
         await self._reread_services(plugin_id, grants=False)
 
-    async def _info_of(self, plugin_id: str) -> PluginInfo:
-        """An installed plugin's resource after an operation on it: the same fields, read the
-        same way, as the list and the detail show (its signature too)."""
+    async def info(self, plugin_id: str) -> PluginInfo:
+        """One installed plugin's resource: the same fields, read the same way, as the list
+        and the detail show (its signature too), and what an operation on it answers.
+        :raises PluginNotFound:"""
 
         def read() -> tuple[StoredPlugin, bool | None]:
             stored = self.repository.require_plugin(plugin_id)
@@ -1589,7 +1594,7 @@ class PluginService:
                     raise
             await self._persist_states([plugin_id])
         await self._note_config(plugin_id)
-        return await self._info_of(plugin_id)
+        return await self.info(plugin_id)
 
     async def disable(self, plugin_id: str, *, actor: str = "") -> PluginInfo:
         """Persistently disable a plugin: deactivated and unloaded now, not loaded at start,
@@ -1621,7 +1626,7 @@ class PluginService:
                         await host.enable(plugin_id, activate=was_active)
                     raise
             await self._persist_states([plugin_id])
-        return await self._info_of(plugin_id)
+        return await self.info(plugin_id)
 
     async def activate(self, plugin_id: str) -> PluginInfo:
         """Activate an installed, enabled plugin now (its dependencies first)."""
@@ -1638,7 +1643,7 @@ class PluginService:
             await self._persist_states([plugin_id])
             if record.state is not State.ACTIVE:
                 raise record_error(record, "activate")
-        return await self._info_of(plugin_id)
+        return await self.info(plugin_id)
 
     async def deactivate(self, plugin_id: str, *, cascade: bool = False) -> PluginInfo:
         """Deactivate a running plugin (refused while active plugins need it, unless
@@ -1651,7 +1656,7 @@ class PluginService:
             await asyncio.to_thread(self.repository.require_plugin, plugin_id)
             await self.host.deactivate(plugin_id, cascade=cascade)
             await self._persist_states([plugin_id, *self.host.dependents(plugin_id)])
-        return await self._info_of(plugin_id)
+        return await self.info(plugin_id)
 
 
 def _detail_from_record(record: PluginRecord, host: PluginHost, *,

@@ -270,6 +270,26 @@ async def test_metrics_have_the_seed_fields_and_counters(
     assert (entry["calls"], entry["errors"]) == (1, 0)
 
 
+
+async def test_metrics_of_one_plugin_are_its_entry_of_the_list_read_alone(
+    api: Api, make_package: MakePackage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for pid in ("first", "second"):
+        assert (await api.install(make_package(pid))).status_code == 201
+    await api.service.host.call("second", "ping", value=1)
+    every = (await api.client.get("/api/v1/plugins/metrics")).json()
+
+    async def listed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read every installed plugin for one")
+
+    monkeypatch.setattr(api.service, "list_plugins", listed)
+    r = await api.client.get("/api/v1/plugins/metrics", params={"plugin_id": "second"})
+    assert r.status_code == 200
+    assert r.json() == [entry for entry in every if entry["id"] == "second"]
+    assert r.json()[0]["calls"] == 1
+    r = await api.client.get("/api/v1/plugins/metrics", params={"plugin_id": "nobody"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "plugin.not_found"
+
 COUNTED_PLUGIN = """
 from plughost.sdk import Plugin, command, hookimpl, on
 

@@ -293,8 +293,8 @@ function pluginPage(view, rest) {
 
   async function sampleMetrics() {
     try {
-      const all = await api("GET", "/plugins/metrics");
-      const m = (Array.isArray(all) ? all : pageOf(all).items).find(x => x.id === id);
+      const one = await api("GET", `/plugins/metrics?plugin_id=${enc(id)}`);
+      const m = (Array.isArray(one) ? one : pageOf(one).items).find(x => x.id === id);
       if (!m) { put(figures, h("p", { class: "muted" }, "No figures: the plugin is not loaded.")); return; }
       const now = Date.now() / 1000;
       const lat = m.latency || { sum: 0, count: 0 };

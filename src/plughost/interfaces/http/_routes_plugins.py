@@ -174,18 +174,28 @@ async def list_plugins(
 
 
 @router.get("/metrics", summary="Per-plugin runtime metrics", response_model=list[MetricOut])
-async def metrics(request: Request, _: Principal = requires("viewer")) -> list[dict[str, Any]]:
+async def metrics(
+    request: Request,
+    plugin_id: Annotated[str | None, Query(
+        min_length=1, max_length=64,
+        description="Only this plugin's entry (404 if it is not installed): what a page that "
+                    "polls one plugin asks, at the cost of that plugin.")] = None,
+    _: Principal = requires("viewer"),
+) -> list[dict[str, Any]]:
     """Arcade's metrics (name, type, version, path, description) with the live state and
-    the call / error counters the host keeps."""
+    the call / error counters the host keeps: of every installed plugin, or of one."""
     service = api_state(request).service
     infos: list[Any] = []
-    cursor = None
-    while True:  # every plugin, a page at a time
-        page = await service.list_plugins(limit=1000, cursor=cursor)
-        infos.extend(page.items)
-        if (cursor := page.next_cursor) is None:
-            break
-    counters = await service.metrics()
+    if plugin_id is not None:
+        infos.append(await service.info(plugin_id))
+    else:
+        cursor = None
+        while True:  # every plugin, a page at a time
+            page = await service.list_plugins(limit=1000, cursor=cursor)
+            infos.extend(page.items)
+            if (cursor := page.next_cursor) is None:
+                break
+    counters = await service.metrics(plugin_id)
     out = []
     for info in infos:
         data = dict(counters.get(info.id, {}))
