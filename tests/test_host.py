@@ -667,16 +667,10 @@ async def test_removing_a_plugin_fails_what_required_it_and_restarts_its_optiona
         assert seen(host) == (states, candidates)
 
 
-async def test_removing_a_plugin_resolves_only_what_required_it(
-    write_plugin: WritePlugin, plugins_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _resolutions(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """From now on, the ids of the plugins handed to each resolution, sorted, in a list."""
     import plughost.host
 
-    write_plugin("lib")
-    write_plugin("app", dependencies={"lib": "^1.0"})
-    write_plugin("top", dependencies={"app": "^1.0"})
-    for i in range(20):
-        write_plugin(f"bystander-{i}", optional={"lib": "^1.0"} if i % 2 else None)
     handed: list[list[str]] = []
     real = plughost.host.resolve
 
@@ -685,38 +679,39 @@ async def test_removing_a_plugin_resolves_only_what_required_it(
         handed.append(sorted(m.id for m in available))
         return real(available, **kwargs)
 
+    monkeypatch.setattr(plughost.host, "resolve", resolve)
+    return handed
+
+
+async def test_removing_a_plugin_resolves_only_what_required_it(
+    write_plugin: WritePlugin, plugins_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_plugin("lib")
+    write_plugin("app", dependencies={"lib": "^1.0"})
+    write_plugin("top", dependencies={"app": "^1.0"})
+    for i in range(20):
+        write_plugin(f"bystander-{i}", optional={"lib": "^1.0"} if i % 2 else None)
     async with PluginHost([plugins_dir]) as host:
         await host.start()
-        monkeypatch.setattr(plughost.host, "resolve", resolve)
+        handed = _resolutions(monkeypatch)
         await host.remove("lib")
         assert handed == [["app", "top"]]  # lib's dependents, none of the 20 others
         assert host.get("bystander-1").state is State.ACTIVE
-
 
 
 async def test_enabling_or_replacing_one_plugin_resolves_it_alone_and_keeps_its_place(
     write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import plughost.host
-
     write_plugin("lib")
     write_plugin("app", dependencies={"lib": "^1.0"})
     for i in range(20):
         write_plugin(f"bystander-{i}", optional={"lib": "^1.0"} if i % 2 else None)
     lib_11 = load_manifest(write_plugin("lib", "1.1.0", directory=tmp_path / "v11"))
-    handed: list[list[str]] = []
-    real = plughost.host.resolve
-
-    def resolve(available, **kwargs):  # type: ignore[no-untyped-def]
-        available = list(available)
-        handed.append(sorted(m.id for m in available))
-        return real(available, **kwargs)
-
     async with PluginHost([plugins_dir]) as host:
         await host.start()
         before = dict(host._order)
-        monkeypatch.setattr(plughost.host, "resolve", resolve)
+        handed = _resolutions(monkeypatch)
         await host.disable("app")
         await host.enable("app")
         assert handed == [["app", "lib"]]  # app and what it needs, none of the 20 others
