@@ -108,3 +108,23 @@ def test_upgrading_past_0008_records_what_the_installed_plugins_require(tmp_path
     with Database(url) as db, db.engine.connect() as conn:
         rows = conn.execute(text("SELECT plugin_id, requires FROM plugin_requirements")).all()
     assert [tuple(r) for r in rows] == [("app", "lib")]
+
+
+def test_upgrading_past_0009_counts_the_audit_events_already_recorded(
+        empty_database_url: str) -> None:
+    from sqlalchemy import text
+
+    assert migrations.upgrade(empty_database_url, "0008") == "0008"
+    events = [("plugin.install", "ok")] * 3 + [("plugin.install", "error"), ("config.set", "ok")]
+    with Database(empty_database_url) as db, db.engine.begin() as conn:
+        for action, outcome in events:
+            conn.execute(text(
+                "INSERT INTO audit_events (at, actor, action, plugin_id, outcome, details) "
+                "VALUES ('2026-01-01 00:00:00', 'cli', :action, 'p', :outcome, '{}')"),
+                {"action": action, "outcome": outcome})
+    assert migrations.upgrade(empty_database_url) == migrations.head()
+    with Database(empty_database_url) as db, db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT action, outcome, count FROM audit_counts "
+                                 "ORDER BY action, outcome")).all()
+    assert [tuple(r) for r in rows] == [("config.set", "ok", 1), ("plugin.install", "error", 1),
+                                        ("plugin.install", "ok", 3)]

@@ -301,6 +301,35 @@ def test_permission_requests_approve_grants_in_the_same_transaction(repo: Reposi
     assert [r.status for r in every] == ["approved", "denied"]
 
 
+
+def test_audit_counts_are_kept_as_events_are_appended_also_by_threads_at_once(
+        repo: Repository) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from plughost.storage.models import AuditEventRow
+
+    repo.append_audit("plugin.install", plugin_id="a")
+    repo.append_audit("plugin.install", plugin_id="b", outcome="error")
+    repo.append_audit("config.set", plugin_id="a")
+    with ThreadPoolExecutor(8) as pool:  # the first event of a kind, from many at once
+        list(pool.map(lambda i: repo.append_audit("plugin.update", plugin_id=f"p{i}"),
+                      range(24)))
+    with pytest.raises(RuntimeError), repo.unit_of_work():  # rolled back: nor its count
+        repo.append_audit("plugin.uninstall", plugin_id="a")
+        raise RuntimeError("undone")
+    counted = repo.count_audit(["plugin.install", "plugin.update", "plugin.uninstall"])
+    assert counted == [("plugin.install", "error", 1), ("plugin.install", "ok", 1),
+                       ("plugin.update", "ok", 24)]
+    stmt = (select(AuditEventRow.action, AuditEventRow.outcome, func.count())
+            .where(AuditEventRow.action.in_(["plugin.install", "plugin.update",
+                                             "plugin.uninstall"]))
+            .group_by(AuditEventRow.action, AuditEventRow.outcome)
+            .order_by(AuditEventRow.action, AuditEventRow.outcome))
+    with repo.database.engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(stmt)] == counted  # a recount agrees
+
 def test_audit_append_and_query_newest_first_with_filters_and_paging(repo: Repository) -> None:
     for i in range(5):
         repo.append_audit("install" if i % 2 == 0 else "config.set", actor=f"u{i % 2}",

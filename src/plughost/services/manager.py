@@ -946,11 +946,10 @@ class PluginService:
 
     async def metrics(self, plugin_id: str | None = None) -> dict[str, dict[str, Any]]:
         """Per-plugin counters (calls, errors, busy seconds...) of every plugin the host has,
-        or of ``plugin_id`` alone (nothing when the host does not have it)."""
+        or of ``plugin_id`` alone. :raises PluginNotFound: the host does not have it."""
         self._check_open()
         if plugin_id is not None:
-            found = self.host.registry.find(plugin_id)
-            return {plugin_id: self.host.metrics(plugin_id)} if found is not None else {}
+            return {plugin_id: self.host.metrics(plugin_id)}
         return {record.id: self.host.metrics(record.id) for record in self.host.registry}
 
     async def health(self, plugin_id: str) -> HealthReport:

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Insert, select
 
 from plughost.errors import InvalidRecord, OperationRefused, RecordNotFound
 from plughost.storage._repo_base import to_record
 from plughost.storage._repo_changes import ChangeLog
-from plughost.storage.models import AuditEventRow, OperationRow
+from plughost.storage.models import AuditCountRow, AuditEventRow, OperationRow
 from plughost.storage.records import OPERATION_STATUSES, AuditEvent, Operation
 
 
@@ -36,7 +36,32 @@ class ActivityRecords(ChangeLog):
                                 outcome=outcome, details=dict(details or {}))
             s.add(row)
             s.flush()
+            s.execute(self._counted(action, outcome))
             return to_record(AuditEvent, row)
+
+    def _counted(self, action: str, outcome: str) -> Insert:
+        """One more audit event of ``action`` and ``outcome`` in ``audit_counts``: an insert
+        that adds one to the row when there is one (an upsert, so that two servers appending
+        the first event of a kind at once both count)."""
+        row = AuditCountRow
+        values = {"action": action, "outcome": outcome, "count": 1}
+        dialect = self.database.dialect
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            pg = pg_insert(row).values(values)
+            return pg.on_conflict_do_update(index_elements=["action", "outcome"],
+                                            set_={"count": row.count + 1})
+        if dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+            return mysql_insert(row).values(values).on_duplicate_key_update(
+                count=row.count + 1)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        lite = sqlite_insert(row).values(values)
+        return lite.on_conflict_do_update(index_elements=["action", "outcome"],
+                                          set_={"count": row.count + 1})
 
     def query_audit(
         self,

@@ -14,7 +14,7 @@ from plughost.storage._repo_changes import ChangeLog
 from plughost.storage.models import (
     AlertEventRow,
     AlertRuleRow,
-    AuditEventRow,
+    AuditCountRow,
     OperationRow,
     PluginLogRow,
 )
@@ -148,10 +148,11 @@ class ObservabilityRecords(ChangeLog):
     # -- figures for metrics ---------------------------------------------------------------
 
     def count_audit(self, actions: Sequence[str]) -> list[tuple[str, str, int]]:
-        """``(action, outcome, count)`` of the audit events with these actions."""
-        stmt = (select(AuditEventRow.action, AuditEventRow.outcome, func.count())
-                .where(AuditEventRow.action.in_(list(actions)))
-                .group_by(AuditEventRow.action, AuditEventRow.outcome))
+        """``(action, outcome, count)`` of the audit events with these actions, from the
+        counts kept as they are appended (a few rows, however long the log)."""
+        stmt = (select(AuditCountRow.action, AuditCountRow.outcome, AuditCountRow.count)
+                .where(AuditCountRow.action.in_(list(actions)))
+                .order_by(AuditCountRow.action, AuditCountRow.outcome))
         with self._tx(write=False) as s:
             return [(a, o, int(n)) for a, o, n in s.execute(stmt)]
 

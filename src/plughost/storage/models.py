@@ -263,6 +263,18 @@ class AuditEventRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class AuditCountRow(Base):
+    """How many audit events there are of each action and outcome, kept in the transaction
+    that appends each one: what the metrics read at every scrape instead of counting a log
+    that only grows."""
+
+    __tablename__ = "audit_counts"
+
+    action: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(SHORT_LEN), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class ApiTokenRow(Base):
     """An API token of the management service; only the SHA-256 of the secret is stored."""
 

@@ -310,8 +310,9 @@ class RemoteBackend:
         return HealthReport(d["plugin_id"], bool(d["healthy"]), d["state"],
                             d.get("detail", ""), d.get("data") or {})
 
-    async def metrics(self) -> dict[str, dict[str, Any]]:
-        return {m["id"]: m for m in await self._call("GET", "/plugins/metrics")}
+    async def metrics(self, plugin_id: str | None = None) -> dict[str, dict[str, Any]]:
+        params = {"plugin_id": plugin_id} if plugin_id is not None else {}
+        return {m["id"]: m for m in await self._call("GET", "/plugins/metrics", params=params)}
 
     async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
                     limit: int = 100, before_id: int | None = None, kind: str | None = None,
