@@ -110,7 +110,7 @@ def test_upgrading_past_0008_records_what_the_installed_plugins_require(tmp_path
     assert [tuple(r) for r in rows] == [("app", "lib")]
 
 
-def test_upgrading_past_0009_counts_the_audit_events_already_recorded(
+def test_upgrading_past_0009_counts_the_audit_events_and_operations_already_recorded(
         empty_database_url: str) -> None:
     from sqlalchemy import text
 
@@ -122,9 +122,26 @@ def test_upgrading_past_0009_counts_the_audit_events_already_recorded(
                 "INSERT INTO audit_events (at, actor, action, plugin_id, outcome, details) "
                 "VALUES ('2026-01-01 00:00:00', 'cli', :action, 'p', :outcome, '{}')"),
                 {"action": action, "outcome": outcome})
+        for i, (kind, status, started, finished) in enumerate((
+                ("install", "succeeded", "2026-01-01 00:00:01", "2026-01-01 00:00:03"),
+                ("install", "succeeded", None, "2026-01-01 00:00:04"),
+                ("update", "failed", "2026-01-01 00:00:00", "2026-01-01 00:00:00.500000"),
+                ("update", "running", "2026-01-01 00:00:00", None))):
+            conn.execute(text(
+                "INSERT INTO operations (id, kind, plugin_id, status, progress, message, "
+                "details, actor, created_at, updated_at, started_at, finished_at) VALUES "
+                "(:id, :kind, 'p', :status, 0, '', '{}', 'cli', '2026-01-01 00:00:00', "
+                "'2026-01-01 00:00:00', :started, :finished)"),
+                {"id": f"op{i}", "kind": kind, "status": status, "started": started,
+                 "finished": finished})
     assert migrations.upgrade(empty_database_url) == migrations.head()
     with Database(empty_database_url) as db, db.engine.connect() as conn:
         rows = conn.execute(text("SELECT action, outcome, count FROM audit_counts "
                                  "ORDER BY action, outcome")).all()
+        totals = conn.execute(text("SELECT kind, status, count, seconds FROM operation_totals "
+                                   "ORDER BY kind, status")).all()
     assert [tuple(r) for r in rows] == [("config.set", "ok", 1), ("plugin.install", "error", 1),
                                         ("plugin.install", "ok", 3)]
+    # seconds from start (from creation when it never started) to finish; unfinished: none
+    assert [tuple(r) for r in totals] == [("install", "succeeded", 2, 6.0),
+                                          ("update", "failed", 1, 0.5)]

@@ -330,6 +330,19 @@ def test_audit_counts_are_kept_as_events_are_appended_also_by_threads_at_once(
     with repo.database.engine.connect() as conn:
         assert [tuple(r) for r in conn.execute(stmt)] == counted  # a recount agrees
 
+
+def test_operation_totals_are_kept_as_operations_finish(repo: Repository) -> None:
+    for kind, final in (("install", "succeeded"), ("install", "succeeded"),
+                        ("install", "failed"), ("update", "cancelled")):
+        op = repo.create_operation(kind, plugin_id="p")
+        repo.update_operation(op.id, status="running")
+        repo.update_operation(op.id, status=final)
+    repo.create_operation("uninstall", plugin_id="p")  # not finished: not counted
+    totals = repo.operation_totals()
+    assert [(k, st, n) for k, st, n, _ in totals] == [
+        ("install", "failed", 1), ("install", "succeeded", 2), ("update", "cancelled", 1)]
+    assert all(0 <= seconds < 60 for *_, seconds in totals)
+
 def test_audit_append_and_query_newest_first_with_filters_and_paging(repo: Repository) -> None:
     for i in range(5):
         repo.append_audit("install" if i % 2 == 0 else "config.set", actor=f"u{i % 2}",

@@ -283,12 +283,8 @@ class HostCollector:
         durations = SummaryMetricFamily("plughost_operation_duration_seconds",
                                         "Background operations by kind and final status.",
                                         labels=["kind", "status"])
-        totals: dict[tuple[str, str], tuple[int, float]] = {}
-        for kind, status, seconds in repository.operation_durations():
-            count, total = totals.get((kind, status), (0, 0.0))
-            totals[(kind, status)] = (count + 1, total + seconds)
-        for (kind, status), (count, total) in sorted(totals.items()):
-            durations.add_metric([kind, status], count, total)
+        for kind, status, count, seconds in repository.operation_totals():
+            durations.add_metric([kind, status], count, seconds)
         yield from (outcomes, durations)
 
     def _packages(self, service: Any) -> Iterator[Metric]:

@@ -12,7 +12,12 @@ from sqlalchemy import Insert, select
 from plughost.errors import InvalidRecord, OperationRefused, RecordNotFound
 from plughost.storage._repo_base import to_record
 from plughost.storage._repo_changes import ChangeLog
-from plughost.storage.models import AuditCountRow, AuditEventRow, OperationRow
+from plughost.storage.models import (
+    AuditCountRow,
+    AuditEventRow,
+    OperationRow,
+    OperationTotalRow,
+)
 from plughost.storage.records import OPERATION_STATUSES, AuditEvent, Operation
 
 
@@ -40,28 +45,32 @@ class ActivityRecords(ChangeLog):
             return to_record(AuditEvent, row)
 
     def _counted(self, action: str, outcome: str) -> Insert:
-        """One more audit event of ``action`` and ``outcome`` in ``audit_counts``: an insert
-        that adds one to the row when there is one (an upsert, so that two servers appending
-        the first event of a kind at once both count)."""
+        """One more audit event of ``action`` and ``outcome`` in ``audit_counts``."""
         row = AuditCountRow
-        values = {"action": action, "outcome": outcome, "count": 1}
+        return self._added(row, {"action": action, "outcome": outcome},
+                           {"count": (row.count, 1)})
+
+    def _added(self, row: Any, key: Mapping[str, str],
+               amounts: Mapping[str, tuple[Any, int | float]]) -> Insert:
+        """An insert of a counts row (``key`` its primary key, ``amounts`` column -> (the
+        column, how much to add)) that adds to the row when there is one: an upsert, so that
+        two servers counting the first of a kind at once both count."""
+        values = {**key, **{name: amount for name, (_, amount) in amounts.items()}}
+        added = {name: column + amount for name, (column, amount) in amounts.items()}
         dialect = self.database.dialect
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            pg = pg_insert(row).values(values)
-            return pg.on_conflict_do_update(index_elements=["action", "outcome"],
-                                            set_={"count": row.count + 1})
+            return pg_insert(row).values(values).on_conflict_do_update(
+                index_elements=list(key), set_=added)
         if dialect in ("mysql", "mariadb"):
             from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-            return mysql_insert(row).values(values).on_duplicate_key_update(
-                count=row.count + 1)
+            return mysql_insert(row).values(values).on_duplicate_key_update(added)
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        lite = sqlite_insert(row).values(values)
-        return lite.on_conflict_do_update(index_elements=["action", "outcome"],
-                                          set_={"count": row.count + 1})
+        return sqlite_insert(row).values(values).on_conflict_do_update(
+            index_elements=list(key), set_=added)
 
     def query_audit(
         self,
@@ -164,6 +173,12 @@ class ActivityRecords(ChangeLog):
                     row.finished_at = now
                     if status == "succeeded":
                         row.progress = 1.0
+                    seconds = max(0.0, (now - (row.started_at or row.created_at))
+                                  .total_seconds())
+                    total = OperationTotalRow
+                    s.execute(self._added(total, {"kind": row.kind, "status": status},
+                                          {"count": (total.count, 1),
+                                           "seconds": (total.seconds, seconds)}))
             if progress is not None:
                 row.progress = progress
             if message is not None:

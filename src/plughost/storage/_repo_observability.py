@@ -15,7 +15,7 @@ from plughost.storage.models import (
     AlertEventRow,
     AlertRuleRow,
     AuditCountRow,
-    OperationRow,
+    OperationTotalRow,
     PluginLogRow,
 )
 
@@ -156,13 +156,11 @@ class ObservabilityRecords(ChangeLog):
         with self._tx(write=False) as s:
             return [(a, o, int(n)) for a, o, n in s.execute(stmt)]
 
-    def operation_durations(self, *, limit: int = 10_000) -> list[tuple[str, str, float]]:
-        """``(kind, status, seconds)`` of the most recent finished operations."""
-        stmt = (select(OperationRow.kind, OperationRow.status, OperationRow.started_at,
-                       OperationRow.created_at, OperationRow.finished_at)
-                .where(OperationRow.finished_at.is_not(None))
-                .order_by(OperationRow.finished_at.desc()).limit(limit))
+    def operation_totals(self) -> list[tuple[str, str, int, float]]:
+        """``(kind, status, count, seconds)`` of the finished operations, from the totals
+        kept as each one finishes (a few rows, however many operations there were)."""
+        stmt = (select(OperationTotalRow.kind, OperationTotalRow.status,
+                       OperationTotalRow.count, OperationTotalRow.seconds)
+                .order_by(OperationTotalRow.kind, OperationTotalRow.status))
         with self._tx(write=False) as s:
-            rows = list(s.execute(stmt))
-        return [(k, st, max(0.0, (fin - (start or created)).total_seconds()))
-                for k, st, start, created, fin in rows if fin is not None]
+            return [(k, st, int(n), float(sec)) for k, st, n, sec in s.execute(stmt)]

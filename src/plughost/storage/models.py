@@ -275,6 +275,19 @@ class AuditCountRow(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class OperationTotalRow(Base):
+    """How many operations finished of each kind and final status, and their seconds in all
+    (from start, or creation when they never started, to finish), kept as each one finishes:
+    what the metrics read at every scrape instead of reading the operations."""
+
+    __tablename__ = "operation_totals"
+
+    kind: Mapped[str] = mapped_column(String(SHORT_LEN), primary_key=True)
+    status: Mapped[str] = mapped_column(String(SHORT_LEN), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 class ApiTokenRow(Base):
     """An API token of the management service; only the SHA-256 of the secret is stored."""
 
