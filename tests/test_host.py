@@ -526,6 +526,33 @@ async def test_replace_without_proof_points_at_the_new_files_and_loads_nothing(
         assert str(host.get("idle").manifest.version) == "1.0.0"
 
 
+
+async def test_replace_refuses_a_version_outside_a_running_dependents_range(
+    write_plugin: WritePlugin, tmp_path: Path
+) -> None:
+    from plughost.errors import ResolutionError
+
+    lib_v1 = load_manifest(write_plugin("lib", "1.0.0", directory=tmp_path / "v1"))
+    lib_v2 = load_manifest(write_plugin("lib", "2.0.0", directory=tmp_path / "v2"))
+    app = load_manifest(write_plugin("app", dependencies={"lib": "^1.0"},
+                                     directory=tmp_path / "v1"))
+    fake = FakeRuntime()
+    async with PluginHost(runtimes=[fake]) as host:
+        host.add(lib_v1, tmp_path / "v1" / "lib")
+        host.add(app, tmp_path / "v1" / "app")
+        await host.start()
+        for prove in (True, False):
+            with pytest.raises(ResolutionError) as refused:
+                await host.replace(lib_v2, tmp_path / "v2" / "lib", prove=prove)
+            assert refused.value.code == "resolve.breaks_dependents"
+            assert refused.value.details == {"dependents": ["app"]}
+            assert "app needs lib ^1.0" in refused.value.message
+        assert str(host.get("lib").manifest.version) == "1.0.0"  # nothing changed
+        assert [host.get(p).state for p in ("lib", "app")] == [State.ACTIVE, State.ACTIVE]
+        await host.disable("app")  # a disabled dependent does not hold it back
+        await host.replace(lib_v2, tmp_path / "v2" / "lib")
+        assert str(host.get("lib").manifest.version) == "2.0.0"
+
 async def test_replace_on_a_runtime_without_state_handover_says_so(
     write_plugin: WritePlugin, tmp_path: Path
 ) -> None:

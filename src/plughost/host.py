@@ -59,7 +59,7 @@ from plughost.core.lifecycle import CONFIG_HINT, LifecycleEvent, LifecycleEvents
 from plughost.core.manifest import Manifest, load_manifest
 from plughost.core.registry import PluginRecord, Registry
 from plughost.core.resolver import resolve
-from plughost.core.version import Version
+from plughost.core.version import Version, VersionRange
 from plughost.errors import (
     ConfigInvalid,
     DependentsExist,
@@ -73,6 +73,7 @@ from plughost.errors import (
     PluginTimeout,
     PluginUnavailable,
     ReloadError,
+    ResolutionError,
     error_context,
     extra_hint,
     missing_extras,
@@ -686,6 +687,16 @@ class PluginHost:
                 await forget()
                 raise
             return forget
+        refusing = [(other, rng) for other, rng in self._ranges_refusing(pid, manifest.version)
+                    if self.registry.get(other).state not in _UNUSABLE]
+        if refusing:
+            names = [other for other, _ in refusing]
+            raise ResolutionError(
+                f"{pid} {manifest.version} would break plugins that depend on it: "
+                f"{', '.join(names)} ({names[0]} needs {pid} {refusing[0][1]}). Update them "
+                "first, or choose a version inside their ranges.",
+                plugin_id=pid, phase="resolve", code="resolve.breaks_dependents",
+                details={"dependents": names})
         previous = (record.manifest, record.root, record.source)
         if not prove and record.state not in (State.DISABLED, State.INSTALLED, State.RESOLVED,
                                               State.FAILED):
@@ -870,17 +881,28 @@ class PluginHost:
                     f"{pid} {manifest.version} needs {dep} {wanted}, but {have}; the "
                     "running version keeps running", plugin_id=pid,
                     code="reload.breaks_dependents", details={"dependency": dep})
+        refusing = self._ranges_refusing(pid, manifest.version, optional=True)
+        if refusing:
+            other_id, needed = refusing[0]
+            raise ReloadError(
+                f"{other_id} needs {pid} {needed}; {manifest.version} would break it. "
+                f"Keep the version inside that range (or update {other_id} first); the "
+                "running version keeps running", plugin_id=pid,
+                code="reload.breaks_dependents", details={"dependent": other_id})
+
+    def _ranges_refusing(self, pid: str, version: Version, *, optional: bool = False
+                         ) -> list[tuple[str, VersionRange]]:
+        """The registered plugins (by id) that require ``pid`` (or, with ``optional``, use it
+        optionally) in a range ``version`` is outside, with that range; from the registry's
+        index of users, so it costs them, not every registered plugin."""
+        refusing = []
         for other_id in sorted(self.registry.users(pid) - {pid}):
-            other = self.registry.get(other_id)
-            needed = other.manifest.dependencies.get(pid) or (
-                other.manifest.optional_dependencies.get(pid))
-            if needed is not None and not needed.contains(manifest.version,
-                                                          include_prerelease=True):
-                raise ReloadError(
-                    f"{other.id} needs {pid} {needed}; {manifest.version} would break it. "
-                    f"Keep the version inside that range (or update {other.id} first); the "
-                    "running version keeps running", plugin_id=pid,
-                    code="reload.breaks_dependents", details={"dependent": other.id})
+            m = self.registry.get(other_id).manifest
+            needed = m.dependencies.get(pid) or (
+                m.optional_dependencies.get(pid) if optional else None)
+            if needed is not None and not needed.contains(version, include_prerelease=True):
+                refusing.append((other_id, needed))
+        return refusing
 
     async def _drain(self, plugin_id: str, timeout: float) -> bool:
         """Wait (at most ``timeout`` seconds) until no direct call to ``plugin_id`` is in
