@@ -890,17 +890,20 @@ class PluginHost:
                 "running version keeps running", plugin_id=pid,
                 code="reload.breaks_dependents", details={"dependent": other_id})
 
-    def _ranges_refusing(self, pid: str, version: Version, *, optional: bool = False
-                         ) -> list[tuple[str, VersionRange]]:
+    def _ranges_refusing(self, pid: str, version: Version, *, optional: bool = False,
+                         prerelease: bool = True) -> list[tuple[str, VersionRange]]:
         """The registered plugins (by id) that require ``pid`` (or, with ``optional``, use it
         optionally) in a range ``version`` is outside, with that range; from the registry's
-        index of users, so it costs them, not every registered plugin."""
+        index of users, so it costs them, not every registered plugin. ``prerelease=False``:
+        by the resolver's rule, where a pre-release is outside a range that does not name
+        one."""
         refusing = []
         for other_id in sorted(self.registry.users(pid) - {pid}):
             m = self.registry.get(other_id).manifest
             needed = m.dependencies.get(pid) or (
                 m.optional_dependencies.get(pid) if optional else None)
-            if needed is not None and not needed.contains(version, include_prerelease=True):
+            if needed is not None and not needed.contains(version,
+                                                          include_prerelease=prerelease):
                 refusing.append((other_id, needed))
         return refusing
 
@@ -1324,7 +1327,9 @@ class PluginHost:
                 if pid in wanted and pid in order and self._keeps_place(pid, fresh)}
         moving = [pid for pid in resolution.order
                   if pid not in kept and (pid in wanted or pid in fresh)]
-        if self._needs_whole_order(wanted, kept, moving, resolution.order):
+        moved = set(moving)
+        placed = [pid for pid in resolution.order if pid in kept or pid in moved]
+        if self._needs_whole_order(wanted, kept, moved, placed):
             with collector_paused():
                 return self._resolve_all(usable)
         for pid, error in sorted(resolution.failed.items()):
@@ -1360,7 +1365,7 @@ class PluginHost:
                 if t.startswith("event:") and t not in self._activation_index]
         if gone:
             self.comms.remove_event_triggers(gone)
-        self._index_activation([pid for pid in resolution.order if pid in kept or pid in moving])
+        self._index_activation(placed)
         return list(order)
 
     def _keeps_place(self, pid: str, fresh: set[str]) -> bool:
@@ -1373,31 +1378,29 @@ class PluginHost:
                 return False
         return True
 
-    def _needs_whole_order(self, wanted: set[str], kept: set[str], moving: list[str],
-                           resolved: list[str]) -> bool:
+    def _needs_whole_order(self, wanted: set[str], kept: set[str], moved: set[str],
+                           placed: list[str]) -> bool:
         """Whether resolving only ``wanted`` would leave the host wrong, so that everything
-        must be resolved again: a plugin that stays in the load order uses one that moves to
-        its end (it would come after what it uses), or constrains the version of one resolved
-        now with a range that version is outside (a required one would run beside a version
-        it refuses; an optional one would not be told it goes without)."""
+        must be resolved again (``placed``: the plugins it resolved, ``kept`` in their place
+        or ``moved`` to the end of the load order): a plugin that stays in the order uses one
+        that moves to its end (it would come after what it uses), or constrains the version
+        of one resolved now with a range that version is outside, by the resolver's rule (a
+        required one would run beside a version it refuses; an optional one would not be told
+        it goes without)."""
         order = self._order
-        staying = [pid for pid in resolved if pid in wanted]
-        moved = set(moving)
-        for pid in itertools.chain(moving, staying):
+
+        def stays(user_id: str) -> bool:
+            return (user_id in order and user_id not in moved
+                    and (user_id not in wanted or user_id in kept)
+                    and self.registry.get(user_id).state not in _UNUSABLE)
+
+        for pid in placed:
+            if pid in moved and any(stays(u) for u in self.registry.users(pid)):
+                return True  # it would come after what it uses
             version = self.registry.get(pid).manifest.version
-            for user_id in self.registry.users(pid):
-                if user_id not in order or user_id in moved or (
-                        user_id in wanted and user_id not in kept):
-                    continue
-                user = self.registry.get(user_id)
-                if user.state in _UNUSABLE:
-                    continue
-                if pid in moved:
-                    return True  # it would come after what it uses
-                m = user.manifest
-                rng = m.dependencies.get(pid) or m.optional_dependencies.get(pid)
-                if user_id not in wanted and rng is not None and not rng.contains(version):
-                    return True
+            if any(user_id not in wanted and stays(user_id) for user_id, _ in
+                   self._ranges_refusing(pid, version, optional=True, prerelease=False)):
+                return True
         return False
 
     def _index_activation(self, added: Iterable[str] | None = None) -> None:

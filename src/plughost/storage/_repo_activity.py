@@ -41,22 +41,17 @@ class ActivityRecords(ChangeLog):
                                 outcome=outcome, details=dict(details or {}))
             s.add(row)
             s.flush()
-            s.execute(self._counted(action, outcome))
+            s.execute(self._added(AuditCountRow, {"action": action, "outcome": outcome},
+                                  {"count": 1}))
             return to_record(AuditEvent, row)
 
-    def _counted(self, action: str, outcome: str) -> Insert:
-        """One more audit event of ``action`` and ``outcome`` in ``audit_counts``."""
-        row = AuditCountRow
-        return self._added(row, {"action": action, "outcome": outcome},
-                           {"count": (row.count, 1)})
-
     def _added(self, row: Any, key: Mapping[str, str],
-               amounts: Mapping[str, tuple[Any, int | float]]) -> Insert:
-        """An insert of a counts row (``key`` its primary key, ``amounts`` column -> (the
-        column, how much to add)) that adds to the row when there is one: an upsert, so that
-        two servers counting the first of a kind at once both count."""
-        values = {**key, **{name: amount for name, (_, amount) in amounts.items()}}
-        added = {name: column + amount for name, (column, amount) in amounts.items()}
+               amounts: Mapping[str, int | float]) -> Insert:
+        """An insert of a counts row (``key``: its primary key; ``amounts``: column -> what
+        to add) that adds to the row when there is one: an upsert, so that two servers
+        counting the first of a kind at once both count."""
+        values = {**key, **amounts}
+        added = {name: getattr(row, name) + amount for name, amount in amounts.items()}
         dialect = self.database.dialect
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -175,10 +170,9 @@ class ActivityRecords(ChangeLog):
                         row.progress = 1.0
                     seconds = max(0.0, (now - (row.started_at or row.created_at))
                                   .total_seconds())
-                    total = OperationTotalRow
-                    s.execute(self._added(total, {"kind": row.kind, "status": status},
-                                          {"count": (total.count, 1),
-                                           "seconds": (total.seconds, seconds)}))
+                    s.execute(self._added(OperationTotalRow,
+                                          {"kind": row.kind, "status": status},
+                                          {"count": 1, "seconds": seconds}))
             if progress is not None:
                 row.progress = progress
             if message is not None:
