@@ -283,6 +283,59 @@ async def test_a_service_that_runs_no_plugins_records_the_intent_only(trusted, m
     assert refused.value.code == "request.invalid"
 
 
+async def test_a_service_that_runs_no_plugins_registers_only_what_an_operation_touches(
+        trusted, make_package, monkeypatch):
+    # The CLI beside no server: a command on one plugin must cost that plugin and its
+    # neighbours (what requires it, what they use), never a read of every installed plugin,
+    # and still apply the host's rules to them exactly as a host with every plugin would.
+    from plughost.services.manager import PluginService
+    from plughost.storage.repository import Repository
+
+    async with PluginService(trusted, start=False, run_plugins=False) as svc:
+        await svc.install(make_package("lib"))
+        await svc.install(make_package("app", dependencies={"lib": "^1.0"}))
+        await svc.install(make_package("top", dependencies={"app": "*"}))
+        await svc.install(make_package("user", extra='[optional-dependencies]\nlib = "*"'))
+        for i in range(12):
+            await svc.install(make_package(f"bystander-{i:02d}"))
+    whole_reads = []
+    read = Repository.installed_with_versions
+
+    def counted(self, ids=None):
+        if ids is None:
+            whole_reads.append(1)
+        return read(self, ids)
+
+    monkeypatch.setattr(Repository, "installed_with_versions", counted)
+    async with PluginService(trusted, start=False, run_plugins=False) as svc:
+        assert (await svc.get("lib")).dependents == ("app", "top")
+        assert (await svc.get("top")).dependents == ()
+        with pytest.raises(PlughostError) as refused:
+            await svc.disable("lib")  # enabled plugins require it, transitively
+        assert refused.value.code == "resolve.dependents"
+        assert refused.value.details["dependents"] == ["app", "top"]
+        await svc.disable("top")
+        await svc.disable("app")
+        await svc.disable("lib")
+        with pytest.raises(PlughostError) as refused:
+            await svc.enable("app")  # what it requires is disabled
+        assert (await svc.info("app")).enabled is False
+        await svc.enable("lib")
+        assert (await svc.enable("app")).enabled and (await svc.enable("top")).enabled
+        with pytest.raises(PlughostError) as refused:
+            await svc.update("lib", make_package("lib", "2.0.0"))  # app needs ^1.0
+        assert refused.value.code == "resolve.breaks_dependents"
+        assert (await svc.update("lib", make_package("lib", "1.1.0"))).to_version == "1.1.0"
+        await svc.uninstall("user")
+        registered = set(svc._h.registry.ids())
+        assert not whole_reads and not any(pid.startswith("bystander") for pid in registered)
+        assert registered <= {"lib", "app", "top", "user"}
+        # Asking for the host itself registers every installed plugin.
+        assert len(svc.host.registry) == 15 and whole_reads == [1]
+        assert str(svc.host.registry.get("lib").manifest.version) == "1.1.0"
+        assert (await svc.get("lib")).dependents == ("app", "top")
+
+
 async def test_service_refuses_use_before_open_and_after_close(trusted):
     from plughost.services.manager import PluginService
 

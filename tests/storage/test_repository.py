@@ -649,6 +649,11 @@ def test_installed_with_versions_reads_each_plugin_and_its_current_version(
             full.version, full.checksum, full.object_key, full.manifest, full.id)
     assert rows[1][1].version == "2.0.0" and rows[2][1] is None  # type: ignore[union-attr]
     assert repo.config_values() == {pid: c.config for pid, c in repo.all_configs().items()}
+    # Some of them, by id (an absent id is left out; more than one query's worth of ids).
+    some = repo.installed_with_versions(["b", "gone", "no-version",
+                                         *(f"x{i}" for i in range(700))])
+    assert some == [rows[1], rows[2]]
+    assert repo.installed_with_versions([]) == []
 
 
 def test_plugin_states_of_many_ids_reads_only_those_installed(repo: Repository) -> None:

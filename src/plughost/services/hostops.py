@@ -32,13 +32,24 @@ class HostOps:
         are called from worker threads).
     :param run_plugins: ``False`` where no plugin may run (the CLI beside no server): new
         versions are registered and resolved, never loaded or activated.
+    :param near: ``await near(id, uses=ids)`` before each operation on ``id`` (whose new
+        version uses ``ids``): registers in the host what the operation reads, where the
+        host does not have every installed plugin (see ``PluginService._near``).
     """
 
     def __init__(self, host: PluginHost, run: Callable[[Awaitable[Any]], Any], *,
-                 run_plugins: bool = True) -> None:
+                 run_plugins: bool = True,
+                 near: Callable[..., Awaitable[Any]] | None = None) -> None:
         self.host = host
         self._run = run
         self._run_plugins = run_plugins
+        self._near = near
+
+    async def _touch(self, plugin_id: str, manifest: Manifest | None = None) -> None:
+        if self._near is not None:
+            uses = () if manifest is None else (*manifest.dependencies,
+                                                *manifest.optional_dependencies)
+            await self._near(plugin_id, uses=uses)
 
     def _undo(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], None]:
         return lambda: self._run(fn())
@@ -46,6 +57,7 @@ class HostOps:
     async def add(self, manifest: Manifest, root: Path, activate: bool) -> Undo:
         """Register a newly installed plugin; with ``activate`` (unless it is lazy), prove it
         activates — a failure undoes the registration and is raised."""
+        await self._touch(manifest.id, manifest)
         host = self.host
         existing = host.registry.find(manifest.id)
         if existing is not None:
@@ -76,11 +88,13 @@ class HostOps:
 
     async def switch(self, manifest: Manifest, root: Path) -> Undo:
         """Replace the running version by ``manifest`` at ``root`` (see the updater doc)."""
+        await self._touch(manifest.id, manifest)
         return self._undo(await self.host.replace(manifest, root, source="installed",
                                                   prove=self._run_plugins))
 
     async def remove(self, plugin_id: str) -> Undo:
         """Take an uninstalled plugin out of the host; the undo registers it again."""
+        await self._touch(plugin_id)
         host = self.host
         record = host.registry.find(plugin_id)
         if record is None:

@@ -173,7 +173,9 @@ class PluginService:
         and ``enable`` are checked and recorded without activating, ``activate``,
         ``deactivate`` and ``reload`` are refused (``server.not_running``: nothing runs), and
         every state read is what the next start begins from (``live`` false). Needs
-        ``start=False``.
+        ``start=False``. Such a service registers in its host only the installed plugins an
+        operation touches (see :meth:`_near`), so an operation on one plugin costs its
+        neighbours, not the catalogue; :attr:`host` registers them all.
     """
 
     def __init__(
@@ -228,6 +230,8 @@ class PluginService:
         self._installer: Installer | None = None
         self._updater: Updater | None = None
         self._host: PluginHost | None = None
+        #: Every installed plugin is registered in the host (see :meth:`_near`).
+        self._whole = True
         self._ops: HostOps
         self._loop: asyncio.AbstractEventLoop | None = None
         self._locks: dict[str, asyncio.Lock] = {}
@@ -302,8 +306,14 @@ class PluginService:
         # The change log position first: whatever changes while the rows are read is applied
         # again by the next refresh (applying a change is idempotent).
         self._change_seq = await asyncio.to_thread(self.repository.last_change_seq)
-        plugins, configs, prepared = await asyncio.to_thread(self._read_installed)
         dirs = s.development_dirs()
+        # Where no plugin runs (the CLI beside no server), an operation registers only the
+        # installed plugins it touches (_near), so a command on one plugin costs its
+        # neighbours, not the catalogue. Development folders are discovered whole, and their
+        # plugins may use any installed one: then every installed plugin is registered.
+        self._whole = self._run_plugins or bool(dirs)
+        plugins, configs, prepared = (await asyncio.to_thread(self._read_installed)
+                                      if self._whole else ([], {}, []))
         options: dict[str, Any] = {"home": s.home, "config": configs, "watch": s.watch,
                                    "debounce": s.reload_debounce,
                                    "load_timeout": s.load_timeout, **self._host_options}
@@ -314,7 +324,8 @@ class PluginService:
             self._register(host, stored, ready)
         self._host = host
         host.on_reload(self._audit_reload)
-        self._ops = HostOps(host, self._on_loop, run_plugins=self._run_plugins)
+        self._ops = HostOps(host, self._on_loop, run_plugins=self._run_plugins,
+                            near=self._near)
         if self._want_services:
             # One source of truth: installed plugins' grants, requests and config live in the
             # database next to their rows; the installer grants in its own transaction.
@@ -403,6 +414,62 @@ class PluginService:
                 row = self.repository.get_plugin(stored.id)
                 recorded = row.manifest if row is not None else {}
             return (manifest_from_dict(recorded, source=f"database:{stored.id}"), root, exc)
+
+    def _read_near(self, ids: tuple[str, ...], uses: tuple[str, ...],
+                   known: frozenset[str]) -> tuple[list[StoredPlugin], list[_Prepared]]:
+        """What registering the installed plugins an operation on ``ids`` touches needs (see
+        :meth:`_near`), but the ``known`` ones: read by id, in one transaction, through the
+        requirements index, so it costs those plugins, not the plugins installed."""
+        rows: dict[str, StoredPlugin] = {}
+        with self.repository.reading() as repo:
+            frontier = list(ids)
+            while frontier:  # what requires them, transitively, enabled or not
+                for row in repo.plugins_requiring(frontier.pop()):
+                    if row.id not in rows:
+                        rows[row.id] = row
+                        frontier.append(row.id)
+            rows.update(repo.get_plugins(i for i in ids if i not in rows))
+            pending = [*uses, *(d for row in rows.values() for d in _uses(row.manifest))]
+            absent: set[str] = set()
+            while wanted := {d for d in pending if d not in rows and d not in absent}:
+                found = repo.get_plugins(wanted)  # what they use, transitively
+                absent |= wanted - found.keys()
+                rows.update(found)
+                pending = [d for row in found.values() for d in _uses(row.manifest)]
+            pairs = repo.installed_with_versions(sorted(rows.keys() - known))
+        return [p for p, _ in pairs], [self._prepare(p, v) for p, v in pairs]
+
+    async def _near(self, *ids: str, uses: Iterable[str] = ()) -> PluginHost:
+        """The host, with what an operation on ``ids`` reads registered and resolved: those
+        plugins, the installed plugins that require them (transitively) and everything these
+        use (``uses``: what a new version of one of them uses). Every rule the host applies
+        to them (resolution, "enabled plugins need it", the dependents of the detail) reads
+        no other plugin. Where every installed plugin is registered (a service that runs
+        plugins), that is the host as it is."""
+        host = self._h
+        if self._whole:
+            return host
+        plugins, prepared = await asyncio.to_thread(
+            self._read_near, ids, tuple(uses), frozenset(host.registry.ids()))
+        added = []
+        for stored, ready in zip(plugins, prepared, strict=True):
+            if host.registry.find(stored.id) is None:  # registered meanwhile: keep that one
+                self._register(host, stored, ready)
+                added.append(stored.id)
+        if added:
+            host.resolve(only=added)
+        return host
+
+    def _register_all(self) -> None:
+        """Register every installed plugin not registered yet (see :meth:`_near`) and resolve
+        the whole order."""
+        host = self._h
+        plugins, _, prepared = self._read_installed()
+        for stored, ready in zip(plugins, prepared, strict=True):
+            if host.registry.find(stored.id) is None:
+                self._register(host, stored, ready)
+        host.resolve()
+        self._whole = True
 
     @staticmethod
     def _register(host: PluginHost, stored: StoredPlugin, prepared: _Prepared) -> None:
@@ -510,7 +577,7 @@ class PluginService:
         rows: dict[str, StoredPlugin | None] = {
             p.id: p for p in await asyncio.to_thread(
                 lambda: list(self.repository.iter_plugins()))}
-        for record in list(self.host.registry):
+        for record in list(self._h.registry):
             if record.source == "installed" and record.id not in rows:
                 rows[record.id] = None
         changed = await self._apply_rows(rows)
@@ -534,7 +601,7 @@ class PluginService:
                     # may have changed the row since (applying the older row would undo it).
                     row = await asyncio.to_thread(self.repository.get_plugin, pid)
                     if row is None:
-                        record = self.host.registry.find(pid)
+                        record = self._h.registry.find(pid)
                         if record is not None and record.source == "installed":
                             await self._ops.remove(pid)
                             changed.append(pid)
@@ -548,7 +615,7 @@ class PluginService:
         """Grants and config another process changed: drop the compiled grants, re-read the
         config version. True when the config changed."""
         services = self.services
-        if services is None or not self.host.registry.find(pid):
+        if services is None or not self._h.registry.find(pid):
             return False
         if grants:
             services.permissions.refresh(pid)
@@ -574,7 +641,7 @@ class PluginService:
             await self._persist_states([pid])
 
     async def _refresh_one(self, pid: str, row: StoredPlugin) -> bool:
-        host = self.host
+        host = self._h
         record = host.registry.find(pid)
         if record is None:
             self._register(host, row, await asyncio.to_thread(self._prepare, row))
@@ -615,7 +682,18 @@ class PluginService:
 
     @property
     def host(self) -> PluginHost:
-        """The running host (plugins, calls, lifecycle events)."""
+        """The running host (plugins, calls, lifecycle events). Where no plugin runs
+        (``run_plugins=False``), the operations register only the installed plugins they
+        touch; asking for the host registers every one of them first (reading them all)."""
+        host = self._h
+        if not self._whole:
+            self._register_all()
+        return host
+
+    @property
+    def _h(self) -> PluginHost:
+        """The host as it is: what the operations use once :meth:`_near` registered what
+        they touch."""
         self._check_open()
         assert self._host is not None
         return self._host
@@ -886,12 +964,13 @@ class PluginService:
         """What install would refuse about this manifest (see
         :mod:`plughost.services.preflight`)."""
         self._check_open()
-        return check_manifest(data, installer=self.installer, host=self.host)
+        return check_manifest(data, installer=self.installer, host=self._h)
 
     async def get(self, plugin_id: str) -> PluginDetail:
         """Everything about one installed plugin. :raises PluginNotFound:"""
         self._check_open()
-        record = self.host.registry.find(plugin_id)
+        host = await self._near(plugin_id)
+        record = host.registry.find(plugin_id)
         services = self.services
         live_config = services is not None and services.config.loaded(plugin_id)
 
@@ -909,7 +988,7 @@ class PluginService:
             stored, versions, config, grants = await asyncio.to_thread(load)
         except PluginNotFound:
             if record is not None and record.source != "installed":
-                return _detail_from_record(record, self.host,  # a development folder
+                return _detail_from_record(record, host,  # a development folder
                                            live=self._start_plugins)
             raise
         values = {**(stored.default_config or {}), **(config.config if config else {})}
@@ -924,7 +1003,7 @@ class PluginService:
                 else:
                     live = await self.config(plugin_id)
                     values, revision = live["config"], live["version"]
-        record = self.host.registry.find(plugin_id)
+        record = host.registry.find(plugin_id)
         stats = dict(record.instance.stats()) if record and record.instance else {}
         manifest = dict(stored.manifest)
         deps = {k: str(v) for k, v in (manifest.get("dependencies") or {}).items()}
@@ -935,7 +1014,7 @@ class PluginService:
             info=info, manifest=manifest,
             path=str(record.root) if record and record.root else None,
             versions=tuple(versions), dependencies=deps,
-            dependents=tuple(self.host.dependents(plugin_id)),
+            dependents=tuple(host.dependents(plugin_id)),
             config=values, config_revision=revision, grants=tuple(grants),
             stats=stats)
 
@@ -949,14 +1028,14 @@ class PluginService:
         or of ``plugin_id`` alone. :raises PluginNotFound: the host does not have it."""
         self._check_open()
         if plugin_id is not None:
-            return {plugin_id: self.host.metrics(plugin_id)}
+            return {plugin_id: (await self._near(plugin_id)).metrics(plugin_id)}
         return {record.id: self.host.metrics(record.id) for record in self.host.registry}
 
     async def health(self, plugin_id: str) -> HealthReport:
         """Ask a plugin whether it is healthy (one that is not active is not).
         :raises PluginNotFound:"""
         self._check_open()
-        host = self.host
+        host = await self._near(plugin_id)
         state = host.get(plugin_id).state.value
         result = await host.health(plugin_id)
         return HealthReport(plugin_id, result.ok, state, result.detail, dict(result.data))
@@ -1037,7 +1116,7 @@ class PluginService:
         that is not running in this process is registered from its stored manifest)."""
         services = self._require_services()
         if not await asyncio.to_thread(services.config.knows, plugin_id):
-            record = self.host.registry.find(plugin_id)
+            record = (await self._near(plugin_id)).registry.find(plugin_id)
             if record is None:
                 await asyncio.to_thread(self.repository.require_plugin, plugin_id)
                 raise PluginUnavailable(f"{plugin_id} is not registered in the host",
@@ -1345,7 +1424,7 @@ class PluginService:
         try:
             plugin_id = staged.plugin_id
             async with self._serialised(plugin_id):
-                existing = self.host.registry.find(plugin_id)
+                existing = self._h.registry.find(plugin_id)
                 if existing is not None and existing.source != "installed":
                     where = existing.root or existing.source
                     raise InstallError(
@@ -1362,7 +1441,7 @@ class PluginService:
                 await self._resync(plugin_id, installed_now=True)
                 if not enable:  # the installer activates nothing disabled: register it now
                     root = Path(result.cache_path)
-                    self.host.add(load_manifest(root), root, source="installed", enabled=False)
+                    self._h.add(load_manifest(root), root, source="installed", enabled=False)
                 await self._persist_states([plugin_id])
                 await self._note_config(plugin_id)
         except PlughostError as exc:
@@ -1370,7 +1449,7 @@ class PluginService:
             raise
         finally:
             staged.cleanup()  # quick (close + remove staging); must run even when cancelled
-        record = self.host.registry.find(plugin_id)
+        record = self._h.registry.find(plugin_id)
         return replace(result, state=record.state.value if record else result.state)
 
     async def update(
@@ -1418,7 +1497,7 @@ class PluginService:
             raise
         finally:
             staged.cleanup()  # quick (close + remove staging); must run even when cancelled
-        return replace(result, state=self.host.registry.get(plugin_id).state.value)
+        return replace(result, state=self._h.registry.get(plugin_id).state.value)
 
     async def rollback(self, plugin_id: str, to: str | None = None, *,
                        actor: str = "") -> UpdateResult:
@@ -1439,7 +1518,7 @@ class PluginService:
         except PlughostError as exc:
             await self._audit_failure("plugin.rollback", plugin_id, exc, actor)
             raise
-        return replace(result, state=self.host.registry.get(plugin_id).state.value)
+        return replace(result, state=self._h.registry.get(plugin_id).state.value)
 
     async def _refresh_disabled(self, plugin_id: str) -> None:
         """A disabled plugin is not switched in the host; point it at the new files."""
@@ -1449,7 +1528,10 @@ class PluginService:
         version = await asyncio.to_thread(self.repository.get_version, plugin_id,
                                           stored.version)
         root = await asyncio.to_thread(self.installer.version_dir, version)
-        await self.host.replace(load_manifest(root), root, source="installed")
+        manifest = load_manifest(root)
+        host = await self._near(plugin_id, uses=(*manifest.dependencies,
+                                                 *manifest.optional_dependencies))
+        await host.replace(manifest, root, source="installed")
 
     async def uninstall(self, plugin_id: str, *, cascade: bool = False,
                         keep_data: bool = False, actor: str = "") -> UninstallResult:
@@ -1492,7 +1574,7 @@ class PluginService:
         ``None`` for an installed one. Neither: :class:`PluginNotFound`."""
         if await asyncio.to_thread(self.repository.get_plugin, plugin_id) is not None:
             return None
-        record = self.host.registry.find(plugin_id)
+        record = self._h.registry.find(plugin_id)
         if record is None:
             raise PluginNotFound(
                 f"no plugin {plugin_id!r} is installed or in a development folder; "
@@ -1504,9 +1586,9 @@ class PluginService:
         """Enable or disable a development plugin in the running host (it has no database row:
         the change lasts until the service restarts), with an audit entry."""
         if enable:
-            await self.host.enable(record.id, activate=activate)
+            await self._h.enable(record.id, activate=activate)
         else:
-            await self.host.disable(record.id)
+            await self._h.disable(record.id)
         await asyncio.to_thread(
             self.repository.append_audit, "plugin.enable" if enable else "plugin.disable",
             actor=actor, plugin_id=record.id, details={"development": True})
@@ -1522,7 +1604,7 @@ class PluginService:
                               "(`plughost serve`)")
         async with self._serialised(plugin_id), _reloading_for(actor or "operator"):
             installed = await self._development(plugin_id) is None
-            host = self.host
+            host = self._h
             host.registry.get(plugin_id)  # installed but not registered: PluginNotFound
             if host.source_of(plugin_id) is not None:
                 result = await host.reload_source(plugin_id)
@@ -1544,12 +1626,12 @@ class PluginService:
                               "(`plughost serve`)")
         async with self._serialised(plugin_id), _reloading_for(actor or "operator"):
             await self._development(plugin_id)
-            if self.host.source_of(plugin_id) is None:
+            if self._h.source_of(plugin_id) is None:
                 raise ReloadError(
                     f"{plugin_id} is not a watched development plugin, so it has no builds; "
                     "an installed plugin rolls back to a kept version (--to)",
                     plugin_id=plugin_id, code="reload.no_build")
-            return await self.host.rollback_build(plugin_id, ref)
+            return await self._h.rollback_build(plugin_id, ref)
 
     async def enable(self, plugin_id: str, *, activate: bool = True,
                      actor: str = "") -> PluginInfo:
@@ -1565,7 +1647,7 @@ class PluginService:
                 return await self._toggle_development(development, True, activate, actor)
         async with self._serialised(plugin_id):
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
-            host = self.host
+            host = await self._near(plugin_id)
             record = host.registry.find(plugin_id)
             if record is not None and record.state in (State.DISABLED, State.FAILED,
                                                        State.NEEDS_CONFIG):
@@ -1606,7 +1688,7 @@ class PluginService:
                 return await self._toggle_development(development, False, False, actor)
         async with self._serialised(plugin_id):
             stored = await asyncio.to_thread(self.repository.require_plugin, plugin_id)
-            host = self.host
+            host = await self._near(plugin_id)
             record = host.registry.find(plugin_id)
             was_active = record is not None and record.state is State.ACTIVE
             if record is not None and record.state is not State.DISABLED:
@@ -1638,7 +1720,7 @@ class PluginService:
                 raise PluginUnavailable(
                     f"{plugin_id} is disabled; enable it first (`plughost enable {plugin_id}`)",
                     plugin_id=plugin_id)
-            record = await self.host.activate(plugin_id)
+            record = await self._h.activate(plugin_id)
             await self._persist_states([plugin_id])
             if record.state is not State.ACTIVE:
                 raise record_error(record, "activate")
@@ -1653,8 +1735,8 @@ class PluginService:
                               f"off, `plughost disable {plugin_id}`")
         async with self._serialised(plugin_id):
             await asyncio.to_thread(self.repository.require_plugin, plugin_id)
-            await self.host.deactivate(plugin_id, cascade=cascade)
-            await self._persist_states([plugin_id, *self.host.dependents(plugin_id)])
+            await self._h.deactivate(plugin_id, cascade=cascade)
+            await self._persist_states([plugin_id, *self._h.dependents(plugin_id)])
         return await self.info(plugin_id)
 
 
@@ -1705,6 +1787,11 @@ def _scope_policy(policy: GrantPolicy) -> Any:
 
     apply.__name__ = getattr(policy, "__name__", "policy")
     return apply
+
+
+def _uses(manifest: Mapping[str, Any]) -> list[str]:
+    """The ids a stored manifest names among its dependencies, required or optional."""
+    return [*(manifest.get("dependencies") or ()), *(manifest.get("optional-dependencies") or ())]
 
 
 def _moved(current: Any, root: Path) -> bool:

@@ -543,10 +543,12 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         with self._tx(write=False) as s:
             return {r.plugin_id: StoredVersion(**r._mapping) for r in s.execute(stmt)}
 
-    def installed_with_versions(self) -> list[tuple[StoredPlugin, StoredVersion | None]]:
-        """Every installed plugin by id with its current version, in one query: what a host
-        start registers. Each plugin is read with every column but the JSON ones (``manifest``
-        comes back ``{}``, the schema and defaults ``None``; :meth:`get_plugin` has them); its
+    def installed_with_versions(self, ids: Iterable[str] | None = None,
+                                ) -> list[tuple[StoredPlugin, StoredVersion | None]]:
+        """Every installed plugin (or those of ``ids`` that are installed) by id with its
+        current version, in one query (500 ids a query): what a host start registers. Each
+        plugin is read with every column but the JSON ones (``manifest`` comes back ``{}``,
+        the schema and defaults ``None``; :meth:`get_plugin` has them); its
         version (``None`` without a row) carries what a start needs of it — ``plugin_id``,
         ``version``, ``checksum``, ``object_key``, ``manifest`` and ``id`` — the other fields
         left at their defaults. Decoding every plugin's JSON columns and building full rows
@@ -558,18 +560,24 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
                 .outerjoin(version, (version.plugin_id == PluginRow.id)
                            & (version.version == PluginRow.version))
                 .order_by(PluginRow.id))
+        wanted = sorted(set(ids)) if ids is not None else None
+        chunks = ([stmt] if wanted is None else
+                  [stmt.where(PluginRow.id.in_(wanted[i:i + 500]))
+                   for i in range(0, len(wanted), 500)])
         out: list[tuple[StoredPlugin, StoredVersion | None]] = []
         with self._tx(write=False) as s:
-            # Core, not the ORM's result machinery; the keys once, not a row's _mapping.
-            result = s.connection().execute(stmt)
-            names = tuple(result.keys())[:len(_PLAIN_COLUMNS)]
-            count = len(names)
-            for row in result:
-                plugin = StoredPlugin(manifest={}, **dict(zip(names, row[:count], strict=True)))
-                vid, checksum, object_key, manifest = row[count:]
-                out.append((plugin, None if vid is None else StoredVersion(
-                    plugin_id=plugin.id, version=plugin.version, checksum=checksum,
-                    object_key=object_key, manifest=manifest, id=vid)))
+            for chunk in chunks:
+                # Core, not the ORM's result machinery; the keys once, not a row's _mapping.
+                result = s.connection().execute(chunk)
+                names = tuple(result.keys())[:len(_PLAIN_COLUMNS)]
+                count = len(names)
+                for row in result:
+                    plugin = StoredPlugin(manifest={},
+                                          **dict(zip(names, row[:count], strict=True)))
+                    vid, checksum, object_key, manifest = row[count:]
+                    out.append((plugin, None if vid is None else StoredVersion(
+                        plugin_id=plugin.id, version=plugin.version, checksum=checksum,
+                        object_key=object_key, manifest=manifest, id=vid)))
         return out
 
     def config_values(self) -> dict[str, Mapping[str, Any]]:
