@@ -18,6 +18,8 @@ beside its floor measured in the same run:
   GET /api/v1/plugins/{id}     (read cache off: --cache-ttl 0)
   GET /metrics (a scrape)      goal: flat within 20 % from the smallest size
   `plughost list` wall time    goal <= 2x `plughost --help`
+  `plughost info ID`, `disable  goal: flat within 20 % from the smallest size (no server: the
+  ID`, `enable ID` wall time   command reads the plugin and its neighbours, not every one)
   install one package          goal: flat within 20 % from the smallest size
   uninstall it again           goal: flat within 20 % from the smallest size
   update, disable, enable one  goal: flat within 20 % from the smallest size
@@ -309,6 +311,11 @@ def measure(size: int, tmp: Path, args: argparse.Namespace) -> dict[str, float]:
     if "cli" in args.parts:
         out["cli_list"] = median(lambda: cli_wall(["list", "--home", str(home)]), args.repeat)
         out["cli_help"] = median(lambda: cli_wall(["--help"]), args.repeat)
+        one = ["scale-00001", "--home", str(home)]
+        out["cli_info"] = median(lambda: cli_wall(["info", *one]), args.repeat)
+        # Each round disables the plugin and enables it again (the home as it was).
+        out["cli_switch"] = median(lambda: (cli_wall(["disable", *one])
+                                            + cli_wall(["enable", *one])) / 2, args.repeat)
     if "install" in args.parts:
         runs = [install_once(home, args.package) for _ in range(args.repeat)]
         out["install"] = statistics.median(install for install, _ in runs)
@@ -436,7 +443,8 @@ def report(results: dict[int, dict[str, float]], sizes: list[int], repeat: int) 
         return f"{r[a] / r[b]:.2f}" if a in r and b in r else "-"
 
     first = {key: next((results[s][key] for s in sizes if key in results[s]), None)
-             for key in ("install", "uninstall", "update", "disable", "enable", "scrape")}
+             for key in ("install", "uninstall", "update", "disable", "enable", "scrape",
+                         "cli_info", "cli_switch")}
 
     def versus_first(r: dict[str, float], key: str) -> str:
         base = first[key]
@@ -474,9 +482,21 @@ def report(results: dict[int, dict[str, float]], sizes: list[int], repeat: int) 
             row = (str(size), *(c for key in ("update", "disable", "enable", "scrape")
                                 for c in (cell(r, ".1f", key, 1000), versus_first(r, key))))
             print(" ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    if any("cli_info" in results[size] for size in sizes):
+        print("\n`plughost info ID`, and `disable ID` / `enable ID` (per command), "
+              "beside no server")
+        head = ("installed", "info s", "vs first", "switch s", "vs first", "help s")
+        widths = (10, 8, 8, 9, 8, 7)
+        print(" ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
+        for size in sizes:
+            r = results[size]
+            row = (str(size), cell(r, ".2f", "cli_info"), versus_first(r, "cli_info"),
+                   cell(r, ".2f", "cli_switch"), versus_first(r, "cli_switch"),
+                   cell(r, ".2f", "cli_help"))
+            print(" ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
     print("goals: start <= 3 s at 10,000; idle <= 2 %; list/detail ratio >= 0.5; "
-          "list <= 2x help; install, uninstall, update, disable, enable and a scrape within "
-          "1.2x of the first size; discovery x <= 1.5, xc <= 0.5")
+          "list <= 2x help; install, uninstall, update, disable, enable, a scrape and the CLI "
+          "on one plugin within 1.2x of the first size; discovery x <= 1.5, xc <= 0.5")
 
 
 if __name__ == "__main__":
