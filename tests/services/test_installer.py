@@ -542,6 +542,38 @@ async def test_reconcile_marks_a_plugin_failed_when_all_its_files_are_gone(trust
         assert "reinstall" in json.dumps(info.to_dict())
 
 
+async def test_a_service_that_runs_no_plugins_repairs_only_what_an_interruption_left(
+        trusted, make_package, monkeypatch):
+    # The CLI beside no server: a command on one plugin reads no row or directory per
+    # installed plugin to look for damage from outside (the next start does), but still
+    # repairs after an interrupted operation.
+    from plughost.security.archive import remove_tree
+    from plughost.services.manager import PluginService
+    from plughost.storage.repository import Repository
+
+    async with PluginService(trusted) as svc:
+        result = await svc.install(make_package("hello"))
+    remove_tree(result.cache_path)  # damage from outside
+    reads: list[str] = []
+    for name in ("version_files", "plugin_ids"):
+        original = getattr(Repository, name)
+        monkeypatch.setattr(Repository, name,
+                            lambda self, _o=original, _n=name: reads.append(_n) or _o(self))
+    async with PluginService(trusted, start=False, run_plugins=False) as svc:
+        assert not svc.reconcile_report.changed and not reads
+        assert (await svc.info("hello")).state == "installed"
+    dead = trusted.staging_dir / "999999999-abcdef"  # a dead process's staging directory
+    dead.mkdir(parents=True)
+    async with PluginService(trusted, start=False, run_plugins=False) as svc:
+        report = svc.reconcile_report
+        assert report.staging_removed and report.repaired == ["hello@1.0.0"]
+        assert Path(result.cache_path, "main.py").is_file() and reads
+    monkeypatch.undo()
+    remove_tree(result.cache_path)
+    async with PluginService(trusted) as svc:  # a start looks for damage from outside
+        assert svc.reconcile_report.repaired == ["hello@1.0.0"]
+
+
 async def test_cancelled_install_is_seen_through_then_cancelled(service, make_package,
                                                                state_snapshot):
     """A caller that goes away mid-install (an HTTP client hanging up) cannot stop the worker

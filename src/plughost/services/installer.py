@@ -721,12 +721,13 @@ class Installer:
 
     # ------------------------------------------------------------------ reconcile
 
-    def reconcile(self, *, full: bool | None = None) -> ReconcileReport:
+    def reconcile(self, *, full: bool | None = None, outside: bool = True) -> ReconcileReport:
         """Bring database, object store and cache back in step after a crash (see
-        :mod:`plughost.services.reconcile`; ``full=True`` compares every file)."""
+        :func:`plughost.services.reconcile.reconcile`; ``full=True`` compares every file,
+        ``outside=False`` looks only after an interrupted operation)."""
         from plughost.services.reconcile import reconcile
 
-        return reconcile(self, full=full)
+        return reconcile(self, full=full, outside=outside)
 
     def all_plugins(self) -> list[StoredPlugin]:
         """Every installed plugin's record (paged through the repository)."""

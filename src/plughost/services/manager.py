@@ -270,7 +270,11 @@ class PluginService:
         try:
             await asyncio.to_thread(self._open_storage)
             if self._reconcile:
-                self.reconcile_report = await asyncio.to_thread(self.installer.reconcile)
+                # Damage from outside (a version's files deleted by hand) is looked for where
+                # plugins run; a service that runs none (a CLI command on one plugin) repairs
+                # only what an interrupted operation left, which costs no read per plugin.
+                self.reconcile_report = await asyncio.to_thread(
+                    self.installer.reconcile, outside=self._run_plugins)
             await self._build_host()
         except BaseException:
             await self._close_storage()

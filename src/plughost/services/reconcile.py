@@ -16,7 +16,10 @@ an unpacked version that vanished). Only after an interrupted operation — an o
 holding its lease, a staging directory or a temporary file it left — are the object store and
 every plugin's cache directory listed (each once) and compared with the rows. Either way only
 the plugins found out of step are locked and repaired, and the object store's unreferenced
-blobs are collected only then (that reads every reference).
+blobs are collected only then (that reads every reference). A service that runs no plugins
+(the CLI beside no server) passes ``outside=False``: with no interrupted operation it reads
+nothing per plugin, so a command on one plugin costs the same with 10 or 10,000 installed;
+the next start looks for damage from outside.
 
 Nothing a live process owns is touched. Each plugin is reconciled while holding its lock, so an
 operation running in another process is never disturbed (its plugin is skipped and listed in
@@ -83,17 +86,22 @@ class ReconcileReport:
         return {f.name: list(getattr(self, f.name)) for f in fields(self)}
 
 
-def reconcile(installer: Installer, *, full: bool | None = None) -> ReconcileReport:
+def reconcile(installer: Installer, *, full: bool | None = None,
+              outside: bool = True) -> ReconcileReport:
     """Reconcile ``installer``'s storage; returns what was found and fixed. ``full=True``
     compares every file with the rows; ``None`` does so only after an interrupted operation
-    (see the module doc)."""
-    return _Reconciler(installer, full).run()
+    (see the module doc). ``outside=False``: where no operation was interrupted, look for no
+    damage from outside either (which reads every installed plugin's row and directory): a
+    command acting on one plugin costs that plugin, and the next start looks."""
+    return _Reconciler(installer, full, outside).run()
 
 
 class _Reconciler:
-    def __init__(self, installer: Installer, full: bool | None = None) -> None:
+    def __init__(self, installer: Installer, full: bool | None = None,
+                 outside: bool = True) -> None:
         self.installer = installer
         self.full = full
+        self.outside = outside
         self.repo = installer.repo
         self.store = installer.store
         self.settings = installer.settings
@@ -109,14 +117,17 @@ class _Reconciler:
         # removes its lease), so the object store may hold a blob a write never referenced.
         crashed = bool(self.repo.prune_owners())
         self._sweep_staging(report)
+        full = self.full if self.full is not None else (
+            crashed or bool(report.staging_removed) or self._temporary_files())
+        if not full and not self.outside:
+            self._recover_operations(report)
+            return report
         expected_keys: dict[str, set[str]] = {}
         expected_dirs: dict[str, set[str]] = {}
         for pid, version, checksum, object_key in self.repo.version_files():
             expected_keys.setdefault(pid, set()).add(object_key)
             expected_dirs.setdefault(pid, set()).add(cache_name(version, checksum))
         installed = set(self.repo.plugin_ids())
-        full = self.full if self.full is not None else (
-            crashed or bool(report.staging_removed) or self._temporary_files())
         if full:
             dirty, keys = self._compare_everything(installed, expected_keys, expected_dirs)
         else:
@@ -134,13 +145,16 @@ class _Reconciler:
         if isinstance(self.store, FilesystemObjectStore) and not report.skipped_busy and (
                 full or dirty or report.changed):
             self.store.gc()  # reads every reference: only when something was interrupted
+        self._recover_operations(report)
+        return report
+
+    def _recover_operations(self, report: ReconcileReport) -> None:
         # Storage is in step again: close the operations whose process died, with the reason.
         for op in recover_operations(self.repo, lambda op: "failed"):
             report.operations_failed.append(op.id)
         if report.changed:
             log.warning("reconciled storage after an interrupted operation: %s",
                         report.to_dict())
-        return report
 
     def _temporary_files(self) -> bool:
         return isinstance(self.store, FilesystemObjectStore) and self.store.has_temporary_files()
