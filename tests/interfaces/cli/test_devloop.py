@@ -289,3 +289,34 @@ def test_call_runs_a_folder_plugin_with_the_config_set_for_it(tmp_path: Path,
         result = runner.invoke(app, ["call", "greeter", "greet", "--arg", "name=Ada", *where,
                                      "--output", "plain"])
         assert (result.exit_code, result.stdout) == (0, "Hej, Ada!\n"), (home, result.output)
+
+
+def test_call_reads_the_settings_of_the_folders_plugins_alone(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """`call` and `dev` read the stored settings of the plugins in their folders, not of every
+    plugin the home knows (10,000 installed ones cost three queries each)."""
+    from plughost.storage.config_store import SQLiteConfigStore
+
+    app = build_app()
+    plugins = tmp_path / "plugins"
+    assert runner.invoke(app, ["new", "greeter", "--dir", str(plugins)]).exit_code == 0
+    home = tmp_path / "home"
+    where = ["-d", str(plugins), "--home", str(home)]
+    for other in ("alpha", "beta"):  # settings recorded for plugins not in the folder
+        (plugins.parent / "others" / other).mkdir(parents=True)
+        (plugins.parent / "others" / other / "plugin.toml").write_text(
+            f'id = "{other}"\nversion = "1.0.0"\nentry = "main:Main"\n')
+        (plugins.parent / "others" / other / "main.py").write_text(
+            "from plughost.sdk import Plugin\n\nclass Main(Plugin):\n    pass\n")
+        done = runner.invoke(app, ["config", "set", other, "x=1", "-d",
+                                   str(plugins.parent / "others"), "--home", str(home)])
+        assert done.exit_code == 0, done.output
+    asked: list[str] = []
+    latest = SQLiteConfigStore.latest
+    monkeypatch.setattr(SQLiteConfigStore, "latest",
+                        lambda self, pid: asked.append(pid) or latest(self, pid))
+    result = runner.invoke(app, ["call", "greeter", "greet", "--arg", "name=Ada", *where,
+                                 "--output", "plain"])
+    assert (result.exit_code, result.stdout) == (0, "Hello, Ada!\n"), result.output
+    assert asked == ["greeter"]

@@ -288,7 +288,8 @@ def dev(
             return
         from plughost.interfaces.cli.config import stored_settings
 
-        settings = stored_settings(home)  # what `plughost config set [-d]` recorded
+        # What `plughost config set [-d]` recorded for the plugins in these folders.
+        settings = stored_settings(home, folder_plugin_ids(paths))
         with contextlib.ExitStack() as stack:
             where = home if home is not None else Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="plughost-dev-")))
@@ -319,6 +320,16 @@ def _serve(paths: list[Path], home: Path | None, debounce: float, port: int) -> 
     os.environ["PLUGHOST_PLUGINS_DIR"] = str(paths[0].resolve())
     os.environ["PLUGHOST_RELOAD_DEBOUNCE"] = str(debounce)
     serve(home=home, watch=True, port=port)
+
+
+def folder_plugin_ids(directories: list[Path]) -> list[str]:
+    """The ids of the plugins in these folders (each a plugin folder or a folder of them), as
+    a host built from them discovers them; the ones whose manifest is invalid are left out
+    (the host reports them)."""
+    from plughost.core.discovery import discover_directories
+
+    return [found.manifest.id for found in discover_directories(directories)
+            if found.manifest is not None]
 
 
 # ------------------------------------------------------------------------------------ call
@@ -382,7 +393,8 @@ def call(
 
             from plughost.interfaces.cli.config import stored_settings
 
-            settings = stored_settings(home)  # what `plughost config set` recorded
+            # What `plughost config set` recorded for the plugins in these folders.
+            settings = stored_settings(home, folder_plugin_ids(dirs))
 
             async def once() -> Any:
                 async with PluginHost(dirs, home=base, config=settings) as host:
