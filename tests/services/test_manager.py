@@ -336,6 +336,35 @@ async def test_a_service_that_runs_no_plugins_registers_only_what_an_operation_t
         assert (await svc.get("lib")).dependents == ("app", "top")
 
 
+async def test_a_neighbour_whose_stored_manifest_is_damaged_does_not_stop_an_operation(
+        trusted, make_package):
+    # A row edited behind plughost's back (dependencies no longer a table) is read as a
+    # neighbour without breaking the operation: the host registers what the installed
+    # version's files say, as a host with every plugin does.
+    import json
+
+    import sqlalchemy as sa
+
+    from plughost.services.manager import PluginService
+    from plughost.storage.backends import open_storage
+
+    async with PluginService(trusted, start=False, run_plugins=False) as svc:
+        await svc.install(make_package("lib"))
+        await svc.install(make_package("app", dependencies={"lib": "^1.0"}))
+    with open_storage(trusted) as storage:
+        row = storage.repository.get_plugin("app")
+        damaged = {**row.manifest, "dependencies": 5}
+        with storage.database.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE plugins SET manifest = :m WHERE id = 'app'"),
+                         {"m": json.dumps(damaged)})
+    async with PluginService(trusted, start=False, run_plugins=False) as svc:
+        assert (await svc.get("lib")).dependents == ("app",)
+        with pytest.raises(PlughostError) as refused:
+            await svc.disable("lib")
+        assert refused.value.code == "resolve.dependents"
+        assert (await svc.disable("app")).enabled is False
+
+
 async def test_service_refuses_use_before_open_and_after_close(trusted):
     from plughost.services.manager import PluginService
 

@@ -1793,9 +1793,15 @@ def _scope_policy(policy: GrantPolicy) -> Any:
     return apply
 
 
-def _uses(manifest: Mapping[str, Any]) -> list[str]:
-    """The ids a stored manifest names among its dependencies, required or optional."""
-    return [*(manifest.get("dependencies") or ()), *(manifest.get("optional-dependencies") or ())]
+def _uses(manifest: Any) -> list[str]:
+    """The ids a stored manifest names among its dependencies, required or optional (none
+    from a row whose manifest is not the shape an install records: registering it says what
+    is wrong with it)."""
+    if not isinstance(manifest, Mapping):
+        return []
+    return [pid for key in ("dependencies", "optional-dependencies")
+            if isinstance(table := manifest.get(key), Mapping)
+            for pid in table if isinstance(pid, str)]
 
 
 def _moved(current: Any, root: Path) -> bool:
