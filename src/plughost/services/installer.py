@@ -84,6 +84,7 @@ __all__ = [
     "cache_name",
     "grant_declared",
     "grant_nothing",
+    "stored_manifest",
 ]
 
 log = logging.getLogger(__name__)
@@ -387,7 +388,7 @@ class Installer:
                 if m is not None and (enabled or not enabled_only)}
 
     def _read_manifests(self) -> dict[str, tuple[bool, Manifest | None]]:
-        return {row.id: (row.enabled, _stored_manifest(row)) for row in self.repo.iter_plugins()}
+        return {row.id: (row.enabled, stored_manifest(row)) for row in self.repo.iter_plugins()}
 
     def _sync_manifests(self) -> None:
         seq = self._manifests_seq
@@ -405,7 +406,7 @@ class Installer:
                     if row is None:
                         self._manifests.pop(pid, None)
                     else:
-                        self._manifests[pid] = (row.enabled, _stored_manifest(row))
+                        self._manifests[pid] = (row.enabled, stored_manifest(row))
                 self._manifests_seq = seq
                 return
         last = self.repo.last_change_seq()  # first: what changes meanwhile is re-read later
@@ -421,7 +422,7 @@ class Installer:
         rows = self.repo.plugins_requiring(manifest.id, enabled=True)
         while True:
             for row in rows:
-                found = _stored_manifest(row) if row.enabled else None
+                found = stored_manifest(row) if row.enabled else None
                 if found is not None and row.id not in out:
                     out[row.id] = found
                     pending += [*found.dependencies, *found.optional_dependencies]
@@ -444,7 +445,7 @@ class Installer:
             for row in self.repo.plugins_requiring(current, enabled=True):
                 if row.id == plugin_id or row.id in found:
                     continue
-                manifest = _stored_manifest(row)
+                manifest = stored_manifest(row)
                 if manifest is not None and current in manifest.dependencies:
                     found[row.id] = None
                     if transitive:
@@ -769,7 +770,7 @@ def _quietly(fn: Callable[[], Any], what: str, *args: Any) -> None:
         log.exception("while undoing: " + what, *args)
 
 
-def _stored_manifest(row: StoredPlugin) -> Manifest | None:
+def stored_manifest(row: StoredPlugin) -> Manifest | None:
     """The validated manifest of a plugin row, or ``None`` (logged) when it no longer
     validates."""
     try:

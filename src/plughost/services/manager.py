@@ -74,6 +74,7 @@ from plughost.services.installer import (
     Undo,
     UninstallResult,
     grant_declared,
+    stored_manifest,
 )
 from plughost.services.plugin_services import PluginServices
 from plughost.services.preflight import ManifestCheck, check_manifest
@@ -433,13 +434,13 @@ class PluginService:
                         rows[row.id] = row
                         frontier.append(row.id)
             rows.update(repo.get_plugins(i for i in ids if i not in rows))
-            pending = [*uses, *(d for row in rows.values() for d in _uses(row.manifest))]
+            pending = [*uses, *(d for row in rows.values() for d in _uses(row))]
             absent: set[str] = set()
             while wanted := {d for d in pending if d not in rows and d not in absent}:
                 found = repo.get_plugins(wanted)  # what they use, transitively
                 absent |= wanted - found.keys()
                 rows.update(found)
-                pending = [d for row in found.values() for d in _uses(row.manifest)]
+                pending = [d for row in found.values() for d in _uses(row)]
             pairs = repo.installed_with_versions(sorted(rows.keys() - known))
         return [p for p, _ in pairs], [self._prepare(p, v) for p, v in pairs]
 
@@ -1793,15 +1794,11 @@ def _scope_policy(policy: GrantPolicy) -> Any:
     return apply
 
 
-def _uses(manifest: Any) -> list[str]:
-    """The ids a stored manifest names among its dependencies, required or optional (none
-    from a row whose manifest is not the shape an install records: registering it says what
-    is wrong with it)."""
-    if not isinstance(manifest, Mapping):
-        return []
-    return [pid for key in ("dependencies", "optional-dependencies")
-            if isinstance(table := manifest.get(key), Mapping)
-            for pid in table if isinstance(pid, str)]
+def _uses(row: StoredPlugin) -> list[str]:
+    """The ids an installed plugin's stored manifest names among its dependencies, required
+    or optional (none when it no longer validates, as the installer reads it)."""
+    manifest = stored_manifest(row)
+    return [] if manifest is None else [*manifest.dependencies, *manifest.optional_dependencies]
 
 
 def _moved(current: Any, root: Path) -> bool:
