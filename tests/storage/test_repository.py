@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -358,6 +359,26 @@ def test_audit_append_and_query_newest_first_with_filters_and_paging(repo: Repos
     assert [e.details["i"] for e in page1 + page2] == [4, 3, 2, 1]
     assert repo.query_audit(since=events[0].at + timedelta(seconds=1)) == []
     assert len(repo.query_audit(until=events[0].at + timedelta(seconds=1))) == 5
+
+
+def test_audit_query_keeps_or_leaves_out_actions_by_prefix(repo: Repository) -> None:
+    # A prefix is literal: "_" and "%" are not patterns (a LIKE would read them so).
+    for i, action in enumerate(("plugin.install", "permission.grant", "pluginXinstall",
+                                "plugin_install", "signature.refused", "permission.deny")):
+        repo.append_audit(action, details={"i": i})
+
+    def ids(**query: Any) -> list[int]:
+        return [e.details["i"] for e in repo.query_audit(**query)]
+
+    assert ids(action_prefixes=("permission.", "signature.")) == [5, 4, 1]
+    assert ids(other_than=("permission.", "signature.")) == [3, 2, 0]
+    assert ids(action_prefixes=("plugin_",)) == [3]
+    assert ids(other_than=("plugin_",)) == [5, 4, 2, 1, 0]
+    assert ids(action_prefixes=("permission.",), limit=1) == [5]
+    assert ids(action_prefixes=("permission.",), before_id=repo.query_audit(
+        action_prefixes=("permission.",), limit=1)[0].id) == [1]
+    with pytest.raises(ValueError):
+        repo.query_audit(action_prefixes=("",))
 
 
 def test_tokens_store_only_a_hash_and_verify_revoke_expire(repo: Repository, database) -> None:

@@ -180,8 +180,10 @@ class AuditLog:
         since: float | None = None,
         until: float | None = None,
         limit: int | None = None,
+        before_id: int | None = None,
     ) -> list[AuditEvent]:
-        """Rows matching every given filter, oldest first (the newest ``limit`` when given)."""
+        """Rows matching every given filter, oldest first (the newest ``limit`` when given;
+        with ``before_id``, older than that row)."""
         where: list[str] = []
         args: list[Any] = []
         for column, value in (
@@ -204,6 +206,9 @@ class AuditLog:
         if until is not None:
             where.append("time <= ?")
             args.append(until)
+        if before_id is not None:
+            where.append("id < ?")
+            args.append(before_id)
         sql = (
             "SELECT id, time, plugin, action, kind, scope, target, decision, severity, reason,"
             " actor, details FROM audit"

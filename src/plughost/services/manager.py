@@ -1083,25 +1083,20 @@ class PluginService:
             raise OperationRefused(f"kind must be operation or security, not {kind!r}",
                                    code="request.invalid")
 
+        # The kind is the action's prefix (resources.SECURITY_ACTIONS), asked of the query:
+        # a page of security entries reads that page, not the operations between them.
+        security = resources.SECURITY_ACTIONS
+
         def query() -> list[dict[str, Any]]:
-            out: list[dict[str, Any]] = []
-            cursor = before_id
-            batch = limit if kind is None else max(limit, 200)
-            while len(out) < limit:
-                events = self.repository.query_audit(
-                    plugin_id=plugin_id, action=action, outcome=outcome, since=since,
-                    until=until, limit=batch, before_id=cursor)
-                for e in events:
-                    entry = resources.audit_entry({
-                        "id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
-                        "plugin_id": e.plugin_id, "outcome": e.outcome,
-                        "details": dict(e.details)})
-                    if kind is None or entry["kind"] == kind:
-                        out.append(entry)
-                if len(events) < batch:
-                    break
-                cursor = events[-1].id
-            return out[:limit]
+            events = self.repository.query_audit(
+                plugin_id=plugin_id, action=action, outcome=outcome, since=since,
+                until=until, limit=limit, before_id=before_id,
+                action_prefixes=security if kind == "security" else (),
+                other_than=security if kind == "operation" else ())
+            return [resources.audit_entry({
+                "id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
+                "plugin_id": e.plugin_id, "outcome": e.outcome, "details": dict(e.details)})
+                for e in events]
 
         return await asyncio.to_thread(query)
 

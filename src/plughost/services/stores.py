@@ -320,41 +320,52 @@ class RepositoryAuditLog:
         since: float | None = None,
         until: float | None = None,
         limit: int | None = None,
+        before_id: int | None = None,
     ) -> list[AuditEvent]:
-        """Events matching every given filter, oldest first (the newest ``limit`` when given)."""
+        """Events matching every given filter, oldest first (the newest ``limit`` when given;
+        with ``before_id``, older than that event). Read newest first, a page at a time, from
+        the permission events alone (the query skips the operations between them); the
+        filters on what ``details`` holds apply to each page."""
         from datetime import UTC, datetime
 
         if min_severity is not None and min_severity not in SEVERITIES:
             raise ValueError(f"severity {min_severity!r} is not one of {SEVERITIES}")
-        rows = self.repo.query_audit(
-            plugin_id=plugin, action=None if action is None else _AUDIT_PREFIX + action,
-            since=None if since is None else datetime.fromtimestamp(since, UTC),
-            limit=1_000_000)
+        batch = 1_000_000 if limit is None else max(limit, 200)
         out: list[AuditEvent] = []
-        for row in rows:  # newest first
-            if not row.action.startswith(_AUDIT_PREFIX):
-                continue
-            d = row.details
-            event = AuditEvent(
-                time=row.at.timestamp(), plugin=row.plugin_id or "",
-                action=row.action[len(_AUDIT_PREFIX):], kind=d.get("kind", ""),
-                scope=d.get("scope", ""), target=d.get("target", ""),
-                decision=d.get("decision", ""), severity=d.get("severity", "info"),
-                reason=d.get("reason", ""), actor=row.actor, details=d.get("details", {}),
-                id=row.id)
-            if kind is not None and event.kind != kind:
-                continue
-            if decision is not None and event.decision != decision:
-                continue
-            if min_severity is not None and (SEVERITIES.index(event.severity)
-                                             < SEVERITIES.index(min_severity)):
-                continue
-            if until is not None and event.time > until:
-                continue
-            out.append(event)
-            if limit is not None and len(out) >= limit:
+        while limit is None or len(out) < limit:
+            rows = self.repo.query_audit(
+                plugin_id=plugin, action=None if action is None else _AUDIT_PREFIX + action,
+                since=None if since is None else datetime.fromtimestamp(since, UTC),
+                before_id=before_id, limit=batch, action_prefixes=(_AUDIT_PREFIX,))
+            for row in rows:  # newest first
+                event = self._event(row)
+                if kind is not None and event.kind != kind:
+                    continue
+                if decision is not None and event.decision != decision:
+                    continue
+                if min_severity is not None and (SEVERITIES.index(event.severity)
+                                                 < SEVERITIES.index(min_severity)):
+                    continue
+                if until is not None and event.time > until:
+                    continue
+                out.append(event)
+                if limit is not None and len(out) >= limit:
+                    break
+            if len(rows) < batch:
                 break
+            before_id = rows[-1].id
         return list(reversed(out))
+
+    @staticmethod
+    def _event(row: Any) -> AuditEvent:
+        d = row.details
+        return AuditEvent(
+            time=row.at.timestamp(), plugin=row.plugin_id or "",
+            action=row.action[len(_AUDIT_PREFIX):], kind=d.get("kind", ""),
+            scope=d.get("scope", ""), target=d.get("target", ""),
+            decision=d.get("decision", ""), severity=d.get("severity", "info"),
+            reason=d.get("reason", ""), actor=row.actor, details=d.get("details", {}),
+            id=row.id)
 
     def close(self) -> None:
         """Nothing to release (the repository belongs to its owner)."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, select
+from sqlalchemy import Insert, not_, or_, select
 
 from plughost.errors import InvalidRecord, OperationRefused, RecordNotFound
 from plughost.storage._repo_base import to_record
@@ -78,13 +78,21 @@ class ActivityRecords(ChangeLog):
         until: datetime | None = None,
         before_id: int | None = None,
         limit: int = 100,
+        action_prefixes: Sequence[str] = (),
+        other_than: Sequence[str] = (),
     ) -> list[AuditEvent]:
-        """Audit events newest first. Page with ``before_id`` = the last id of the previous page."""
+        """Audit events newest first. Page with ``before_id`` = the last id of the previous page.
+        ``action_prefixes``: only actions starting with one of them; ``other_than``: only
+        actions starting with none of them (filtered in the query, not after it)."""
         stmt = select(AuditEventRow).order_by(AuditEventRow.id.desc()).limit(limit)
         if plugin_id is not None:
             stmt = stmt.where(AuditEventRow.plugin_id == plugin_id)
         if action is not None:
             stmt = stmt.where(AuditEventRow.action == action)
+        if action_prefixes:
+            stmt = stmt.where(or_(*map(_starting_with, action_prefixes)))
+        if other_than:
+            stmt = stmt.where(not_(or_(*map(_starting_with, other_than))))
         if actor is not None:
             stmt = stmt.where(AuditEventRow.actor == actor)
         if outcome is not None:
@@ -214,3 +222,12 @@ class ActivityRecords(ChangeLog):
             stmt = stmt.where(OperationRow.status.in_(("pending", "running")))
         with self._tx(write=False) as s:
             return [to_record(Operation, r) for r in s.scalars(stmt)]
+
+
+
+def _starting_with(prefix: str) -> Any:
+    """``action`` starts with ``prefix`` (a ``LIKE`` with ``_`` and ``%`` escaped: a range
+    comparison would follow the database's collation, which need not order by code point)."""
+    if not prefix:
+        raise ValueError("an action prefix cannot be empty")
+    return AuditEventRow.action.startswith(prefix, autoescape=True)

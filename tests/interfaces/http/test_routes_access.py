@@ -127,3 +127,28 @@ async def test_security_audit_entries_have_the_one_audit_entry_shape(
     assert entry["id"] in [e["id"] for e in since]
     assert (await api.client.get("/api/v1/security/audit?decision=granted")).json()[
         "items"] == [security["items"][1]]
+
+
+
+async def test_security_audit_pages_past_the_operations_between_its_entries(
+    api: Api, make_package: MakePackage
+) -> None:
+    """Pages of security entries (both routes) follow each other through the log with
+    operations (installs, config changes) between them, as a page of the whole log does."""
+    assert (await api.install(make_package("reach"))).status_code == 201
+    for i in range(5):
+        r = await api.client.post("/api/v1/plugins/reach/permissions/grant",
+                                  json={"scope": f"fs:read:/data/{i}"})
+        assert r.status_code == 200, r.text
+        assert (await api.install(make_package(f"filler-{i}"))).status_code == 201
+    for path in ("/api/v1/security/audit?limit=2", "/api/v1/audit?kind=security&limit=2"):
+        seen: list[str] = []
+        url: str | None = path
+        while url is not None:
+            page = (await api.client.get(url)).json()
+            assert len(page["items"]) <= 2
+            seen += [e["details"].get("scope", "") for e in page["items"]]
+            url = page["next_cursor"] and f"{path}&cursor={page['next_cursor']}"
+        assert seen == [f"fs:read:/data/{i}" for i in reversed(range(5))], path
+    operations = (await api.client.get("/api/v1/audit?kind=operation&limit=3")).json()
+    assert [e["action"] for e in operations["items"]] == ["plugin.install"] * 3

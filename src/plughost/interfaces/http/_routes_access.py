@@ -7,6 +7,7 @@ redacted), ``/api/v1/plugins/{id}/permissions`` (granted scopes, grant, revoke) 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -201,11 +202,11 @@ async def security_audit(
     if min_severity is not None and min_severity not in SEVERITIES:
         raise RequestInvalid(f"min_severity must be one of {', '.join(SEVERITIES)}",
                              details={"min_severity": min_severity})
-    before = resources.before_id(cursor)
-    rows = log.query(plugin=plugin_id, kind=kind, action=action, decision=decision,
-                     min_severity=min_severity, since=_epoch(since), until=_epoch(until))
-    newest = [r for r in reversed(rows) if before is None or (r.id or 0) < before][:limit]
-    return resources.id_page([security_entry(r) for r in newest], limit)
+    rows = await asyncio.to_thread(
+        log.query, plugin=plugin_id, kind=kind, action=action, decision=decision,
+        min_severity=min_severity, since=_epoch(since), until=_epoch(until), limit=limit,
+        before_id=resources.before_id(cursor))
+    return resources.id_page([security_entry(r) for r in reversed(rows)], limit)
 
 
 def _epoch(moment: datetime | None) -> float | None:
