@@ -133,6 +133,15 @@ async def test_a_failing_check_marks_the_plugin_degraded_then_the_policy_restart
             assert (r.json()["status"], r.json()["consecutive_failures"]) == ("degraded", 1)
             r = await client.get("/healthz/plugins")
             assert r.status_code == 503 and r.json()["degraded"] == ["sickly"]
+            # The probe asks the plugins checked, not every registered one (it is polled).
+            registry = type(service.host.registry)
+            walk = registry.__iter__
+            registry.__iter__ = lambda self: (_ for _ in ()).throw(  # type: ignore[method-assign]
+                AssertionError("the probe walked every plugin"))
+            try:
+                assert (await client.get("/healthz/plugins")).status_code == 503
+            finally:
+                registry.__iter__ = walk  # type: ignore[method-assign]
             assert (await client.get("/healthz/plugins/sickly")).status_code == 503
             overall = (await client.get("/api/v1/health")).json()
             assert overall["status"] == "degraded"

@@ -220,12 +220,18 @@ class HealthPoller:
                 out[record.id] = PluginHealth(record.id)
         return out
 
+    def degraded(self) -> list[str]:
+        """Ids of the plugins whose last check failed, sorted. From the plugins checked alone
+        (one never checked is ``unknown``, never degraded), so a probe asking every few
+        seconds costs those, not the plugins registered."""
+        return sorted(pid for pid, h in self.plugins.items() if h.status == "degraded")
+
     def overall(self) -> dict[str, Any]:
-        """``{"status": healthy|degraded, "plugins": [...]}`` over the plugins checked."""
-        items = [h.to_dict() for _, h in sorted(self.entries().items())]
-        degraded = [h["plugin_id"] for h in items if h["status"] == "degraded"]
+        """``{"status": healthy|degraded, "degraded": [...], "plugins": [...]}``: every
+        plugin's entry (see :meth:`entries`; it costs the plugins registered)."""
+        degraded = self.degraded()
         return {"status": "degraded" if degraded else "healthy", "degraded": degraded,
-                "plugins": items}
+                "plugins": [h.to_dict() for _, h in sorted(self.entries().items())]}
 
     def _notify(self, health: PluginHealth) -> None:
         if self.on_change is not None:

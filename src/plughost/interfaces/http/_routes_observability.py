@@ -255,9 +255,9 @@ class PluginProbeOut(BaseModel):
             responses={503: {"model": PluginsProbeOut, "description": "A plugin is degraded."}})
 async def healthz_plugins(request: Request) -> Any:
     """200 when no plugin is degraded, else 503 naming the degraded ones."""
-    overall = _health(request).overall()
-    body = {"status": overall["status"], "degraded": overall["degraded"]}
-    return JSONResponse(body, status_code=200 if not overall["degraded"] else 503)
+    degraded = _health(request).degraded()
+    body = {"status": "degraded" if degraded else "healthy", "degraded": degraded}
+    return JSONResponse(body, status_code=503 if degraded else 200)
 
 
 @probes.get("/healthz/plugins/{plugin_id}", summary="One plugin's health probe",
