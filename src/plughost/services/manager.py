@@ -40,6 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from plughost.core._gc import collector_paused
 from plughost.core.bus import Event
 from plughost.core.lifecycle import LifecycleEvent, State
 from plughost.core.manifest import (
@@ -1034,7 +1035,9 @@ class PluginService:
         self._check_open()
         if plugin_id is not None:
             return {plugin_id: (await self._near(plugin_id)).metrics(plugin_id)}
-        return {record.id: self.host.metrics(record.id) for record in self.host.registry}
+        host = self.host
+        with collector_paused():  # a nested dict per plugin, all kept (see core._gc)
+            return {record.id: host.metrics(record.id) for record in host.registry}
 
     async def health(self, plugin_id: str) -> HealthReport:
         """Ask a plugin whether it is healthy (one that is not active is not).
