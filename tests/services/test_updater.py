@@ -184,6 +184,38 @@ async def test_update_of_a_dependency_reactivates_its_dependents(service, make_p
     assert (await service.host.call("lib", "ping"))[0] == "1.5.0"
 
 
+async def test_update_and_rollback_judge_what_the_change_touches_not_every_plugin(
+        service, make_package, state_snapshot, monkeypatch):
+    # The same refusals as against every installed manifest, read by id: the dependents,
+    # what the new and the current version use, and the current version itself.
+    from plughost.services.installer import Installer
+
+    await service.install(make_package("base", "1.0.0"))
+    await service.install(make_package("lib", "1.0.0"))
+    await service.update("lib", make_package("lib", "1.1.0", dependencies={"base": "^1.0"}))
+    await service.install(make_package("app", "1.0.0", dependencies={"lib": "^1.1"}))
+    for i in range(5):
+        await service.install(make_package(f"bystander-{i}"))
+
+    def every_plugin(self, **_: object) -> None:
+        raise AssertionError("judging the change read every installed plugin")
+
+    monkeypatch.setattr(Installer, "installed_manifests", every_plugin)
+    error = await _refused_update(service, state_snapshot, "resolve.breaks_dependents", "lib",
+                                  make_package("lib", "2.0.0"))
+    assert "app" in error.message
+    before = state_snapshot(service.settings, service)
+    with pytest.raises(PlughostError) as refused:  # 1.0.0 is outside app's ^1.1
+        await service.rollback("lib", to="1.0.0")
+    assert refused.value.code == "resolve.breaks_dependents"
+    assert state_snapshot(service.settings, service) == before
+    result = await service.update("lib", make_package("lib", "1.2.0",
+                                                      dependencies={"base": "^1.0"}))
+    assert result.to_version == "1.2.0"
+    assert (await service.rollback("lib", to="1.1.0")).to_version == "1.1.0"
+    assert service.host.get("app").state.value == "active"
+
+
 async def test_only_keep_versions_are_kept(trusted, make_package, state_snapshot):
     from plughost.services.manager import PluginService
 

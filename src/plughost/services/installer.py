@@ -432,6 +432,21 @@ class Installer:
             pending = []
             rows = list(self.repo.get_plugins(wanted).values())
 
+    def manifests_replacing(self, current: StoredPlugin, manifest: Manifest,
+                            ) -> dict[str, Manifest]:
+        """The part of :meth:`installed_manifests` that :meth:`check_resolves` reads when
+        ``manifest`` replaces the current version of an installed plugin (``current``: its
+        row), by update or rollback: what :meth:`manifests_around` gives for the new version
+        and, when the plugin is enabled, for its current version too, with that version
+        (what its dependents resolve with before the change). Read by id from the database:
+        judging an update costs what it touches, not what is installed."""
+        out = self.manifests_around(manifest)
+        old = stored_manifest(current) if current.enabled else None
+        if old is not None:
+            out.update(self.manifests_around(old))
+            out[current.id] = old
+        return out
+
     def dependents(self, plugin_id: str, *, transitive: bool = False) -> list[str]:
         """Enabled plugins whose current manifest requires ``plugin_id`` (not optionally; one
         whose stored manifest no longer validates does not count): the direct ones sorted by

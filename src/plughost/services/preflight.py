@@ -60,9 +60,10 @@ def check_manifest(data: Mapping[str, Any], *, installer: Any, host: Any) -> Man
         declared_scopes(manifest.id, manifest.permissions)
     except PlughostError as exc:
         refused("scope", exc)
-    installed = installer.installed_manifests()
+    # What install reads (by id: what the manifest touches, not every installed plugin).
+    around = installer.manifests_around(manifest)
     try:
-        installer.check_resolves(manifest, {k: v for k, v in installed.items()
+        installer.check_resolves(manifest, {k: v for k, v in around.items()
                                             if k != manifest.id})
     except PlughostError as exc:
         refused("resolve", exc)

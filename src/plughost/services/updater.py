@@ -158,10 +158,10 @@ class Updater:
                     code="install.same_version", plugin_id=plugin_id,
                     details={"version": staged.version, "current": current.version})
             with step(timings, "update", "resolve", plugin_id, staged.version):
-                installed = inst.installed_manifests()
                 check_platform(staged.manifest)
                 if current.enabled:
-                    inst.check_resolves(staged.manifest, installed)
+                    inst.check_resolves(staged.manifest,
+                                        inst.manifests_replacing(current, staged.manifest))
             cache: Path | None = None
             key: str | None = None
             undo: Undo = None
@@ -256,7 +256,7 @@ class Updater:
                     code="install.not_kept", plugin_id=plugin_id) from exc
             manifest = load_manifest(target_dir)
             if current.enabled:
-                inst.check_resolves(manifest, inst.installed_manifests())
+                inst.check_resolves(manifest, inst.manifests_replacing(current, manifest))
             undo: Undo = None
             try:
                 if switch is not None and current.enabled:

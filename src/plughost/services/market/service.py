@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from plughost.core.manifest import Manifest, manifest_from_dict
 from plughost.core.version import Version
 from plughost.errors import InstallError, ManifestError, MarketError, PlughostError
+from plughost.services.installer import stored_manifest
 from plughost.services.market.client import MarketClient
 from plughost.services.market.index import (
     Index,
@@ -107,6 +108,12 @@ class Market:
             raise MarketError("no marketplace is configured; add one with `plughost market add "
                               "NAME URL --root root.json`", code="market.disabled")
         return await asyncio.to_thread(self.client.indexes, refresh=refresh)
+
+    async def installed_manifest(self, plugin_id: str) -> Manifest | None:
+        """The current manifest of one installed plugin (``None``: not installed, or its
+        stored manifest no longer validates), read by id: not every installed plugin."""
+        row = await asyncio.to_thread(self.service.repository.get_plugin, plugin_id)
+        return None if row is None else stored_manifest(row)
 
     async def installed_manifests(self) -> dict[str, Manifest]:
         rows = await asyncio.to_thread(self.service.installer.all_plugins)
@@ -225,7 +232,7 @@ class Market:
         """
         source, plugin = await self.details(plugin_id)
         newest = self._newest_compatible(plugin)
-        installed = (await self.installed_manifests()).get(plugin_id)
+        installed = await self.installed_manifest(plugin_id)
         if installed is None:
             raise MarketError(f"{plugin_id} is not installed; install it with `plughost "
                               f"install {plugin_id}`", code="market.not_found",
@@ -266,7 +273,9 @@ class Market:
         repo = self.service.repository
         ratings = await asyncio.to_thread(repo.rating_summary, ids)
         downloads = await asyncio.to_thread(repo.download_counts, ids)
-        installed = await self.installed_manifests()
+        rows = await asyncio.to_thread(repo.get_plugins, ids)  # the hits', not every one
+        installed = {pid: m for pid, row in rows.items()
+                     if (m := stored_manifest(row)) is not None}
         items = []
         for h in page.hits:
             pid = h.plugin.id
@@ -293,7 +302,7 @@ class Market:
             plugin_id, (None, 0))
         downloads = (await asyncio.to_thread(repo.download_counts, [plugin_id])).get(
             plugin_id, 0)
-        installed = (await self.installed_manifests()).get(plugin_id)
+        installed = await self.installed_manifest(plugin_id)
         newest = self._newest_compatible(plugin)
         return {**plugin.to_dict(), "source": source, "rating": avg, "ratings_count": count,
                 "downloads": plugin.downloads + downloads,
