@@ -412,14 +412,16 @@ class Installer:
         last = self.repo.last_change_seq()  # first: what changes meanwhile is re-read later
         self._manifests, self._manifests_seq = self._read_manifests(), last
 
-    def manifests_around(self, manifest: Manifest) -> dict[str, Manifest]:
+    def manifests_around(self, *manifests: Manifest) -> dict[str, Manifest]:
         """The part of :meth:`installed_manifests` that :meth:`check_resolves` reads for
-        ``manifest``: the enabled plugins that require it, and everything it and they need or
-        may use, transitively. Read by id from the database, so judging an install costs
-        what it touches, not what is installed."""
+        ``manifests`` (one plugin, or two versions of it): the enabled plugins that require
+        them, and everything they and those need or may use, transitively. Read by id from
+        the database, so judging an install costs what it touches, not what is installed."""
         out: dict[str, Manifest] = {}
-        pending: list[str] = [*manifest.dependencies, *manifest.optional_dependencies]
-        rows = self.repo.plugins_requiring(manifest.id, enabled=True)
+        pending: list[str] = [dep for m in manifests
+                              for dep in (*m.dependencies, *m.optional_dependencies)]
+        rows = [row for pid in dict.fromkeys(m.id for m in manifests)
+                for row in self.repo.plugins_requiring(pid, enabled=True)]
         while True:
             for row in rows:
                 found = stored_manifest(row) if row.enabled else None
@@ -440,12 +442,10 @@ class Installer:
         and, when the plugin is enabled, for its current version too, with that version
         (what its dependents resolve with before the change). Read by id from the database:
         judging an update costs what it touches, not what is installed."""
-        out = self.manifests_around(manifest)
         old = stored_manifest(current) if current.enabled else None
-        if old is not None:
-            out.update(self.manifests_around(old))
-            out[current.id] = old
-        return out
+        if old is None:
+            return self.manifests_around(manifest)
+        return {**self.manifests_around(manifest, old), current.id: old}
 
     def dependents(self, plugin_id: str, *, transitive: bool = False) -> list[str]:
         """Enabled plugins whose current manifest requires ``plugin_id`` (not optionally; one

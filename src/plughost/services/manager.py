@@ -457,11 +457,7 @@ class PluginService:
             return host
         plugins, prepared = await asyncio.to_thread(
             self._read_near, ids, tuple(uses), frozenset(host.registry.ids()))
-        added = []
-        for stored, ready in zip(plugins, prepared, strict=True):
-            if host.registry.find(stored.id) is None:  # registered meanwhile: keep that one
-                self._register(host, stored, ready)
-                added.append(stored.id)
+        added = self._register_missing(host, plugins, prepared)
         if added:
             host.resolve(only=added)
         return host
@@ -471,11 +467,20 @@ class PluginService:
         the whole order."""
         host = self._h
         plugins, _, prepared = self._read_installed()
+        self._register_missing(host, plugins, prepared)
+        host.resolve()
+        self._whole = True
+
+    def _register_missing(self, host: PluginHost, plugins: list[StoredPlugin],
+                          prepared: list[_Prepared]) -> list[str]:
+        """Register those of ``plugins`` the host does not have (one registered meanwhile is
+        kept); their ids."""
+        added = []
         for stored, ready in zip(plugins, prepared, strict=True):
             if host.registry.find(stored.id) is None:
                 self._register(host, stored, ready)
-        host.resolve()
-        self._whole = True
+                added.append(stored.id)
+        return added
 
     @staticmethod
     def _register(host: PluginHost, stored: StoredPlugin, prepared: _Prepared) -> None:
