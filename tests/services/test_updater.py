@@ -188,8 +188,6 @@ async def test_update_and_rollback_judge_what_the_change_touches_not_every_plugi
         service, make_package, state_snapshot, monkeypatch):
     # The same refusals as against every installed manifest, read by id: the dependents,
     # what the new and the current version use, and the current version itself.
-    from plughost.services.installer import Installer
-
     await service.install(make_package("base", "1.0.0"))
     await service.install(make_package("lib", "1.0.0"))
     await service.update("lib", make_package("lib", "1.1.0", dependencies={"base": "^1.0"}))
@@ -200,7 +198,7 @@ async def test_update_and_rollback_judge_what_the_change_touches_not_every_plugi
     def every_plugin(self, **_: object) -> None:
         raise AssertionError("judging the change read every installed plugin")
 
-    monkeypatch.setattr(Installer, "installed_manifests", every_plugin)
+    monkeypatch.setattr(type(service.repository), "iter_plugins", every_plugin)
     error = await _refused_update(service, state_snapshot, "resolve.breaks_dependents", "lib",
                                   make_package("lib", "2.0.0"))
     assert "app" in error.message

@@ -32,7 +32,6 @@ import contextlib
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -46,7 +45,6 @@ from plughost.core.monitoring import step_monitors
 from plughost.core.resolver import resolve
 from plughost.core.version import Version
 from plughost.errors import (
-    ChangesPruned,
     DependentsExist,
     InstallError,
     LockTimeout,
@@ -247,9 +245,6 @@ class Installer:
         self.settings = settings
         self.repo = repository
         # Installed manifests, validated once and kept current from the change log.
-        self._manifests: dict[str, tuple[bool, Manifest | None]] = {}
-        self._manifests_seq: int | None = None
-        self._manifests_lock = threading.Lock()
         self.store = store
         self.trust_store = trust_store or TrustStore.for_home(settings.home)
         self.signature_policy = SignaturePolicy.from_settings(settings)
@@ -373,50 +368,11 @@ class Installer:
 
     # ------------------------------------------------------------------ queries
 
-    def installed_manifests(self, *, enabled_only: bool = True) -> dict[str, Manifest]:
-        """The current manifest of every installed (enabled) plugin, by id.
-
-        Each stored manifest is read and validated once; later calls re-read only the plugins
-        the change log names since (so an install does not cost more with more installed)."""
-        if self.repo.in_unit_of_work:
-            entries = self._read_manifests()  # uncached: what the block reads may roll back
-        else:
-            with self._manifests_lock:
-                self._sync_manifests()
-                entries = self._manifests
-        return {pid: m for pid, (enabled, m) in entries.items()
-                if m is not None and (enabled or not enabled_only)}
-
-    def _read_manifests(self) -> dict[str, tuple[bool, Manifest | None]]:
-        return {row.id: (row.enabled, stored_manifest(row)) for row in self.repo.iter_plugins()}
-
-    def _sync_manifests(self) -> None:
-        seq = self._manifests_seq
-        if seq is not None:
-            try:
-                changed: set[str] = set()
-                while changes := self.repo.changes_since(seq, limit=10_000):
-                    changed.update(c.key for c in changes if c.kind in ("plugin", "version"))
-                    seq = changes[-1].seq
-            except ChangesPruned:
-                seq = None
-            else:
-                for pid in changed:
-                    row = self.repo.get_plugin(pid)
-                    if row is None:
-                        self._manifests.pop(pid, None)
-                    else:
-                        self._manifests[pid] = (row.enabled, stored_manifest(row))
-                self._manifests_seq = seq
-                return
-        last = self.repo.last_change_seq()  # first: what changes meanwhile is re-read later
-        self._manifests, self._manifests_seq = self._read_manifests(), last
-
     def manifests_around(self, *manifests: Manifest) -> dict[str, Manifest]:
-        """The part of :meth:`installed_manifests` that :meth:`check_resolves` reads for
-        ``manifests`` (one plugin, or two versions of it): the enabled plugins that require
-        them, and everything they and those need or may use, transitively. Read by id from
-        the database, so judging an install costs what it touches, not what is installed."""
+        """The installed manifests that :meth:`check_resolves` reads for ``manifests`` (one
+        plugin, or two versions of it): the enabled plugins that require them, and
+        everything they and those need or may use, transitively. Read by id from the
+        database, so judging an install costs what it touches, not what is installed."""
         out: dict[str, Manifest] = {}
         pending: list[str] = [dep for m in manifests
                               for dep in (*m.dependencies, *m.optional_dependencies)]
@@ -436,12 +392,12 @@ class Installer:
 
     def manifests_replacing(self, current: StoredPlugin, manifest: Manifest,
                             ) -> dict[str, Manifest]:
-        """The part of :meth:`installed_manifests` that :meth:`check_resolves` reads when
-        ``manifest`` replaces the current version of an installed plugin (``current``: its
-        row), by update or rollback: what :meth:`manifests_around` gives for the new version
-        and, when the plugin is enabled, for its current version too, with that version
-        (what its dependents resolve with before the change). Read by id from the database:
-        judging an update costs what it touches, not what is installed."""
+        """The installed manifests that :meth:`check_resolves` reads when ``manifest``
+        replaces the current version of an installed plugin (``current``: its row), by
+        update or rollback: what :meth:`manifests_around` gives for the new version and,
+        when the plugin is enabled, for its current version too, with that version (what its
+        dependents resolve with before the change). Read by id from the database: judging
+        an update costs what it touches, not what is installed."""
         old = stored_manifest(current) if current.enabled else None
         if old is None:
             return self.manifests_around(manifest)

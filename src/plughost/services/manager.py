@@ -51,6 +51,7 @@ from plughost.core.manifest import (
     manifest_from_plain,
 )
 from plughost.core.registry import PluginRecord
+from plughost.core.version import Version
 from plughost.errors import (
     ChangesPruned,
     InstallError,
@@ -700,6 +701,17 @@ class PluginService:
         if not self._whole:
             self._register_all()
         return host
+
+    @property
+    def host_version(self) -> Version:
+        """The plughost version manifests' ``host`` ranges are checked against (read without
+        registering every installed plugin, unlike :attr:`host`)."""
+        return self._h.host_version
+
+    def runtime_availability(self) -> dict[str, str | None]:
+        """Each runtime the host knows → ``None`` when it can run here, else why not
+        (:meth:`PluginHost.runtime_availability`, without registering every plugin)."""
+        return self._h.runtime_availability()
 
     @property
     def _h(self) -> PluginHost:

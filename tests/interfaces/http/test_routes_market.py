@@ -51,7 +51,19 @@ async def test_search_answers_the_catalog_shape(api, served):
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "market.invalid"
 
 
-async def test_source_market_installs_with_dependencies(api, served):
+def _no_read_of_every_plugin(service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make reading every installed plugin fail: what a marketplace page or plan reads must
+    be read by id."""
+    def every(*_: Any, **__: Any) -> Any:
+        raise AssertionError("read every installed plugin")
+
+    monkeypatch.setattr(type(service.repository), "iter_plugins", every)
+
+
+async def test_source_market_installs_with_dependencies(api, served, monkeypatch):
+    # The plan, its install, a plugin's details and a search page read the installed
+    # plugins they reach or show, not every installed one.
+    _no_read_of_every_plugin(api.service, monkeypatch)
     r = await api.client.post("/api/v1/plugins/install",
                               json={"source": "market", "marketId": "lyrics-lrc",
                                     "version": "^0.3"})
@@ -60,18 +72,7 @@ async def test_source_market_installs_with_dependencies(api, served):
     page = (await api.client.get("/api/v1/market/search", params={"q": "lyrics"})).json()
     assert {i["id"]: (i["installed_version"], i["downloads"]) for i in page["items"]} == {
         "lyrics-lrc": ("0.3.1", 1), "base": ("1.0.0", 1)}
-    # A plugin's details and a search page read the installed versions of the plugins they
-    # show, not of every installed one.
-    from plughost.services.market.service import Market
-
-    every = Market.installed_manifests
-    Market.installed_manifests = None  # type: ignore[assignment]
-    try:
-        details = (await api.client.get("/api/v1/market/plugins/lyrics-lrc")).json()
-        again = (await api.client.get("/api/v1/market/search", params={"q": "lyrics"})).json()
-        assert again["items"] == page["items"]
-    finally:
-        Market.installed_manifests = every  # type: ignore[method-assign]
+    details = (await api.client.get("/api/v1/market/plugins/lyrics-lrc")).json()
     assert details["installed_version"] == "0.3.1"
     assert details["versions"][0]["dependencies"] == {"base": "^1.0"}
 

@@ -372,7 +372,7 @@ def search_cmd(
 
     async def go(market: Market) -> Any:
         page = await market.search(query, limit=limit, cursor=cursor)
-        installed = await market.installed_manifests()
+        installed = await market.installed_of([h.plugin.id for h in page.hits])
         return page, {k: str(m.version) for k, m in installed.items()}
 
     fmt = output_format(output, as_json)

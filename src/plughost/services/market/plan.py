@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +26,18 @@ from plughost.core.resolver import resolve
 from plughost.core.version import Version, VersionRange
 from plughost.errors import MarketError, PlughostError, ResolutionError, VersionError
 from plughost.runtimes.base import availability
-from plughost.services.market.index import Index, IndexVersion, Runtimes
+from plughost.services.market.index import Index, IndexPlugin, IndexVersion, Runtimes
 
-__all__ = ["InstallPlan", "PlannedPackage", "Request", "parse_request", "plan_install"]
+__all__ = [
+    "InstallPlan",
+    "Installed",
+    "PlannedPackage",
+    "Request",
+    "listed",
+    "parse_request",
+    "plan_install",
+    "reachable",
+]
 
 _REQ = re.compile(r"^([a-z0-9][a-z0-9._-]{0,63})(?:@(.+))?$")
 
@@ -106,19 +115,59 @@ class InstallPlan:
                 "excluded": {k: dict(v) for k, v in self.excluded.items()}}
 
 
-def _first_listing(indexes: Sequence[tuple[str, Index]]) -> dict[str, tuple[str, Any]]:
-    found: dict[str, tuple[str, Any]] = {}
+def listed(indexes: Sequence[tuple[str, Index]], plugin_id: str
+           ) -> tuple[str, IndexPlugin] | None:
+    """The first marketplace (by priority) that lists ``plugin_id``, with its entry there."""
     for name, index in indexes:
-        for pid, plugin in index.plugins.items():
-            found.setdefault(pid, (name, plugin))
-    return found
+        plugin = index.get(plugin_id)
+        if plugin is not None:
+            return name, plugin
+    return None
+
+
+#: What is installed, by id: a mapping, or a function reading the given ids (those of them
+#: that are installed, with their current manifests).
+Installed = Mapping[str, Manifest] | Callable[[Collection[str]], Mapping[str, Manifest]]
+
+
+def reachable(plugin_id: str, indexes: Sequence[tuple[str, Index]], installed: Installed,
+              ) -> tuple[dict[str, tuple[str, IndexPlugin]], dict[str, Manifest]]:
+    """What a plan for ``plugin_id`` can reach: the marketplace listings of the reached
+    plugins that are not installed, and the installed ones with their manifests. An
+    installed plugin leads to what its installed version needs or may use, one that is not
+    installed to what any version its marketplace lists does. ``installed`` is asked about
+    the reached ids alone, one step at a time, so a plan costs what it reaches, not what is
+    installed or listed."""
+    lookup = installed if callable(installed) else (
+        lambda ids: {i: installed[i] for i in ids if i in installed})
+    seen: set[str] = set()
+    listing: dict[str, tuple[str, IndexPlugin]] = {}
+    found: dict[str, Manifest] = {}
+    frontier = {plugin_id}
+    while frontier:
+        seen |= frontier
+        here = lookup(frontier)
+        found.update(here)
+        following: set[str] = set()
+        for pid in sorted(frontier):
+            manifest = here.get(pid)
+            if manifest is not None:
+                following.update(manifest.dependencies, manifest.optional_dependencies)
+            elif (entry := listed(indexes, pid)) is not None:
+                listing[pid] = entry
+                for v in entry[1].versions:
+                    following.update(v.dependencies, v.optional_dependencies)
+        frontier = following - seen
+    return listing, found
 
 
 def plan_install(request: Request, indexes: Sequence[tuple[str, Index]],
-                 installed: Mapping[str, Manifest], *, host_version: Version,
+                 installed: Installed, *, host_version: Version,
                  platform: str = sys.platform,
                  runtimes: Runtimes | None = None) -> InstallPlan:
-    """Resolve ``request`` (see the module doc).
+    """Resolve ``request`` (see the module doc). ``installed``: see :func:`reachable`; only
+    the plugins the request can reach are read, and only their marketplace versions are
+    judged (and named in :attr:`InstallPlan.excluded`).
 
     :raises MarketError: ``market.not_found`` (no marketplace lists it),
         ``market.incompatible`` (no version of it can run here or fits the request).
@@ -126,17 +175,15 @@ def plan_install(request: Request, indexes: Sequence[tuple[str, Index]],
         the versions left out and why).
     """
     runtimes = availability() if runtimes is None else runtimes
-    listing = _first_listing(indexes)
     pid = request.plugin_id
+    listing, installed = reachable(pid, indexes, installed)
     if pid not in listing and pid not in installed:
         raise MarketError(f"no marketplace lists {pid}; `plughost search` shows what they have",
                           code="market.not_found", plugin_id=pid)
     excluded: dict[str, dict[str, str]] = {}
     candidates: list[Any] = list(installed.values())
     where: dict[tuple[str, str], tuple[str, IndexVersion]] = {}
-    for other, (source, plugin) in listing.items():
-        if other in installed:
-            continue
+    for other, (source, plugin) in sorted(listing.items()):
         for v in plugin.versions:
             why = ""
             if other == pid and not request.admits(v.version):

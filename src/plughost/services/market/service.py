@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plughost.core.manifest import Manifest, manifest_from_dict
+from plughost.core.manifest import Manifest
 from plughost.core.version import Version
-from plughost.errors import InstallError, ManifestError, MarketError, PlughostError
+from plughost.errors import InstallError, MarketError, PlughostError
 from plughost.services.installer import stored_manifest
 from plughost.services.market.client import MarketClient
 from plughost.services.market.index import (
@@ -34,7 +34,7 @@ from plughost.services.market.index import (
     iso,
     search,
 )
-from plughost.services.market.plan import InstallPlan, parse_request, plan_install
+from plughost.services.market.plan import InstallPlan, listed, parse_request, plan_install
 
 if TYPE_CHECKING:
     from plughost.services.installer import InstallResult
@@ -96,12 +96,12 @@ class Market:
 
     @property
     def host_version(self) -> Version:
-        return self.service.host.host_version
+        return self.service.host_version
 
     def _runtimes(self) -> Runtimes:
         """The host's runtimes as the runtime registry sees them (built-in ones whose extra is
         installed, and any registered with the host); versions needing another are left out."""
-        return self.service.host.runtime_availability()
+        return self.service.runtime_availability()
 
     async def indexes(self, *, refresh: bool = False) -> list[tuple[str, Index]]:
         if not self.client.sources():
@@ -115,15 +115,15 @@ class Market:
         row = await asyncio.to_thread(self.service.repository.get_plugin, plugin_id)
         return None if row is None else stored_manifest(row)
 
-    async def installed_manifests(self) -> dict[str, Manifest]:
-        rows = await asyncio.to_thread(self.service.installer.all_plugins)
-        out: dict[str, Manifest] = {}
-        for row in rows:
-            try:
-                out[row.id] = manifest_from_dict(row.manifest, source=f"database:{row.id}")
-            except ManifestError:
-                log.warning("stored manifest of %s no longer validates; ignored", row.id)
-        return out
+    def _installed_of(self, ids: Collection[str]) -> dict[str, Manifest]:
+        """The current manifests of those of ``ids`` that are installed (one whose stored
+        manifest no longer validates left out), read by id: not every installed plugin."""
+        rows = self.service.repository.get_plugins(ids)
+        return {pid: m for pid, row in rows.items() if (m := stored_manifest(row)) is not None}
+
+    async def installed_of(self, ids: Collection[str]) -> dict[str, Manifest]:
+        """:meth:`_installed_of` in a worker thread."""
+        return await asyncio.to_thread(self._installed_of, ids)
 
     # ------------------------------------------------------------------ search
 
@@ -134,10 +134,9 @@ class Market:
                       cursor=cursor, runtimes=self._runtimes())
 
     async def details(self, plugin_id: str) -> tuple[str, IndexPlugin]:
-        for name, index in await self.indexes():
-            plugin = index.get(plugin_id)
-            if plugin is not None:
-                return name, plugin
+        found = listed(await self.indexes(), plugin_id)
+        if found is not None:
+            return found
         raise MarketError(f"no marketplace lists {plugin_id}", code="market.not_found",
                           plugin_id=plugin_id)
 
@@ -145,14 +144,17 @@ class Market:
 
     async def plan(self, request: str) -> InstallPlan:
         req = parse_request(request)
-        installed = await self.installed_manifests()
-        if req.plugin_id in installed:
+        row = await asyncio.to_thread(self.service.repository.get_plugin, req.plugin_id)
+        if row is not None:
             raise InstallError(
-                f"{req.plugin_id} is already installed (version "
-                f"{installed[req.plugin_id].version}); `plughost update {req.plugin_id}` "
-                "moves it to a newer version", code="install.exists", plugin_id=req.plugin_id)
-        return plan_install(req, await self.indexes(), installed,
-                            host_version=self.host_version, runtimes=self._runtimes())
+                f"{req.plugin_id} is already installed (version {row.version}); "
+                f"`plughost update {req.plugin_id}` moves it to a newer version",
+                code="install.exists", plugin_id=req.plugin_id)
+        indexes = await self.indexes()
+        # In a worker thread: it reads the installed plugins the request reaches, by id.
+        return await asyncio.to_thread(
+            plan_install, req, indexes, self._installed_of, host_version=self.host_version,
+            runtimes=self._runtimes())
 
     async def install(self, request: str, *, actor: str = "",
                       activate: bool = True) -> MarketInstallResult:
@@ -198,12 +200,13 @@ class Market:
         """Installed plugins with a newer compatible version in their marketplace (the first
         that lists them), or an advisory against the installed version."""
         indexes = await self.indexes(refresh=refresh)
-        installed = await self.installed_manifests()
+        # The listed plugins that are installed, read by id (the marketplaces' lists are in
+        # memory already): not every installed plugin.
+        installed = await self.installed_of({pid for _, i in indexes for pid in i.plugins})
         out = []
         for pid, manifest in sorted(installed.items()):
-            found = next(((n, p) for n, i in indexes if (p := i.get(pid)) is not None), None)
-            if found is None:
-                continue
+            found = listed(indexes, pid)
+            assert found is not None
             source, plugin = found
             newest = self._newest_compatible(plugin)
             advisories = plugin.advisories_for(manifest.version)
@@ -273,9 +276,7 @@ class Market:
         repo = self.service.repository
         ratings = await asyncio.to_thread(repo.rating_summary, ids)
         downloads = await asyncio.to_thread(repo.download_counts, ids)
-        rows = await asyncio.to_thread(repo.get_plugins, ids)  # the hits', not every one
-        installed = {pid: m for pid, row in rows.items()
-                     if (m := stored_manifest(row)) is not None}
+        installed = await self.installed_of(ids)  # the hits', not every one
         items = []
         for h in page.hits:
             pid = h.plugin.id
