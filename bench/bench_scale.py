@@ -494,6 +494,13 @@ def report(results: dict[int, dict[str, float]], sizes: list[int], repeat: int) 
                    cell(r, ".2f", "cli_switch"), versus_first(r, "cli_switch"),
                    cell(r, ".2f", "cli_help"))
             print(" ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    if any("disc" in results[size] for size in sizes):
+        from plughost.core import manifest
+
+        parser = manifest._toml_loads.__module__.partition(".")[0]
+        version = "" if parser == "tomllib" else " " + sys.modules[parser].__version__
+        print(f"\nmanifests parsed by {parser}{version} (compiled tomli comes with the `fast` "
+              "extra; the floor parses with tomllib)")
     print("goals: start <= 3 s at 10,000; idle <= 2 %; list/detail ratio >= 0.5; "
           "list <= 2x help; install, uninstall, update, disable, enable, a scrape and the CLI "
           "on one plugin within 1.2x of the first size; discovery x <= 1.5, xc <= 0.5")

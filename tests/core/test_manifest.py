@@ -1007,3 +1007,82 @@ def test_manifest_from_own_dict_refuses_what_to_dict_never_writes() -> None:
         manifest_from_own_dict({**MINIMAL, "pluginType": "notify"})
     with pytest.raises(AttributeError):
         manifest_from_own_dict({**MINIMAL, "provides": ["not", "a", "table"]})
+
+
+# TOML documents both parsers must read alike: valid ones, and each kind of refusal.
+_TOML_PARITY = [
+    'id = "a"\nversion = "1.0.0"\nentry = "a:b"\n',
+    'a.b.c = 1\n[t]\nx = [1, 2.5, "s", true, 1979-05-27T07:32:00Z, {k = "v"}]\n',
+    's = """\nmulti\\tline"""\nl = \'\'\'raw\\n\'\'\'\nh = 0xff\no = 0o7\nb = 0b1\nf = -inf\n',
+    '[[a]]\nx = 1\n[[a]]\nx = 2\n[a.b]\ny = 3\n',
+    'id = "a"\nid = "b"\n',  # duplicate key
+    "[t]\nx = 1\n[t]\ny = 2\n",  # duplicate table
+    'x = ',  # syntax
+    't = {a = 1,\n b = 2}\n',  # newline in an inline table: TOML 1.1, refused by 1.0
+    't = {a = 1, }\n',  # trailing comma in an inline table: TOML 1.1
+    's = "\\e"\n',  # \e escape: TOML 1.1
+    'd = 1979-05-27T07:32Z\n',  # a time without seconds: TOML 1.1
+    'k = "\\ud800"\n',  # not a Unicode scalar value
+    "a = 1\r",  # a lone carriage return
+    'x = ' + "[" * 2000 + "]" * 2000,  # deep: RecursionError in both
+]
+
+
+@pytest.mark.parametrize("text", _TOML_PARITY)
+def test_the_toml_parser_in_use_reads_what_tomllib_reads(text: str) -> None:
+    """Manifests mean the same whichever parser ``_toml_parser`` chose (tomli compiled, with
+    the ``fast`` extra, or the standard library's): the same data, or a refusal by both."""
+    import tomllib
+
+    from plughost.core import manifest
+
+    def outcome(loads: Any, error: type[Exception]) -> Any:
+        try:
+            return ("ok", loads(text))
+        except error:
+            return ("refused",)
+        except RecursionError:
+            return ("too deep",)
+
+    assert outcome(manifest._toml_loads, manifest._TOMLDecodeError) == \
+        outcome(tomllib.loads, tomllib.TOMLDecodeError)
+
+
+def test_tomli_is_used_only_compiled_and_reading_this_pythons_toml_version(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tomllib
+    import types
+
+    from plughost.core import manifest
+
+    def choice(version: str, parser_file: str, python: tuple[int, int]) -> str:
+        module = types.ModuleType("tomli")
+        module.__version__ = version  # type: ignore[attr-defined]
+        module.loads = lambda text: {}  # type: ignore[attr-defined]
+        module.TOMLDecodeError = type("TOMLDecodeError", (ValueError,), {})  # type: ignore
+        parser = types.ModuleType("tomli._parser")
+        parser.__file__ = parser_file
+        module._parser = parser  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "tomli", module)
+        monkeypatch.setitem(sys.modules, "tomli._parser", parser)
+        monkeypatch.setattr(manifest.sys, "version_info", (*python, 0))
+        loads, _ = manifest._toml_parser()
+        return "stdlib" if loads is tomllib.loads else "tomli"
+
+    compiled = "/x/tomli/_parser.cpython-311-x86_64-linux-gnu.so"
+    assert choice("2.3.2", compiled, (3, 11)) == "tomli"
+    assert choice("2.2.1", compiled, (3, 14)) == "tomli"
+    assert choice("2.3.2", "/x/tomli/_parser.py", (3, 11)) == "stdlib"  # not compiled
+    assert choice("2.5.0", compiled, (3, 11)) == "stdlib"  # TOML 1.1 beside a 1.0 tomllib
+    assert choice("2.1.0", compiled, (3, 11)) == "stdlib"
+    assert choice("2.3.2", compiled, (3, 15)) == "stdlib"  # TOML 1.0 beside a 1.1 tomllib
+    assert choice("2.4.0", compiled, (3, 15)) == "tomli"
+    monkeypatch.setitem(sys.modules, "tomli", None)  # not installed
+    assert manifest._toml_parser()[0] is tomllib.loads
+
+
+def test_the_fast_extra_parses_manifests_with_compiled_tomli() -> None:
+    # CI installs the test extra, which includes `fast`: the faster parser is the one in use.
+    from plughost.core import manifest
+
+    assert manifest._toml_loads.__module__.startswith("tomli")

@@ -17,14 +17,17 @@ so the four cannot drift apart (tests compare the committed files with the gener
 Validation never stops at the first problem: every problem found is collected as a
 :class:`~plughost.errors.Problem` with the path of the field *as written* (``limits.memory``,
 ``dependencies.http-client``, ``configSchema``) and a stable code from :data:`PROBLEM_CODES`, and
-raised together as one :class:`~plughost.errors.ManifestError`. Only the standard library is used;
-a small manifest parses and validates in a few tens of microseconds.
+raised together as one :class:`~plughost.errors.ManifestError`. Only the standard library is
+needed; a small manifest parses and validates in a few tens of microseconds. Where the ``fast``
+extra installed it, TOML is read by tomli compiled (:func:`_toml_parser`): the parser the
+standard library's ``tomllib`` is made from, reading the same TOML version, three times faster.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -872,11 +875,33 @@ def _parse(data: bytes | str, fmt: str, problems: Problems) -> Any:
     return parsed
 
 
+def _toml_parser() -> tuple[Callable[[str], dict[str, Any]], type[ValueError]]:
+    """``tomllib``'s ``loads`` and error, or tomli's where it is installed compiled and reads
+    the TOML version this Python's ``tomllib`` reads (tomli is the project ``tomllib`` is
+    taken from: 2.2 and 2.3 read TOML 1.0 as ``tomllib`` does up to Python 3.14; 2.4 and later
+    read TOML 1.1, as ``tomllib`` does from 3.15). A manifest means the same either way; only
+    the time differs (a few microseconds instead of twenty for a small manifest)."""
+    try:
+        import tomli
+        import tomli._parser
+    except ImportError:
+        return tomllib.loads, tomllib.TOMLDecodeError
+    version = tuple(int(part) for part in tomli.__version__.split(".")[:2])
+    same_toml = (version >= (2, 4)) == (sys.version_info >= (3, 15))
+    compiled = not (tomli._parser.__file__ or ".py").endswith(".py")
+    if version >= (2, 2) and same_toml and compiled:
+        return tomli.loads, tomli.TOMLDecodeError
+    return tomllib.loads, tomllib.TOMLDecodeError
+
+
+_toml_loads, _TOMLDecodeError = _toml_parser()
+
+
 def _parse_text(text: str, fmt: str, problems: Problems) -> Any:
     if fmt == "toml":
         try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+            return _toml_loads(text)
+        except _TOMLDecodeError as exc:
             msg = str(exc)
             code = ("manifest.duplicate_key"
                     if "Cannot overwrite" in msg or "twice" in msg or "Cannot mutate" in msg
