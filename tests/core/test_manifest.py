@@ -1086,3 +1086,30 @@ def test_the_fast_extra_parses_manifests_with_compiled_tomli() -> None:
     from plughost.core import manifest
 
     assert manifest._toml_loads.__module__.startswith("tomli")
+
+
+def test_built_manifests_equal_the_constructors_and_stay_frozen() -> None:
+    """The builders make a manifest from the fields given (the others read the class's
+    defaults): it is equal to, hashes and dumps like, the one the constructor makes with
+    every field, and it is as immutable."""
+    import dataclasses
+
+    from plughost.core.manifest import manifest_from_own_dict
+
+    full = {"id": "a", "version": "1.0.0", "entry": "m:P", "tags": ["x"],
+            "dependencies": {"b": "^1"}, "limits": {"timeout": 3},
+            "config": {"schema": {"type": "object"}, "defaults": {"n": 1}}, "x-team": "t"}
+    for data in ({"id": "a", "version": "1.0.0", "entry": "m:P"}, full):
+        built = manifest_from_dict(data)
+        every = Manifest(**{f.name: getattr(built, f.name)
+                            for f in dataclasses.fields(Manifest)})
+        rebuilt = manifest_from_own_dict(built.to_dict())
+        for m in (built, rebuilt):
+            assert m == every and hash(m) == hash(every) and m.to_dict() == every.to_dict()
+            assert dataclasses.replace(m, description="d").description == "d"
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                m.id = "b"  # type: ignore[misc]
+    bare = manifest_from_dict({"id": "a", "version": "1.0.0", "entry": "m:P"})
+    assert (bare.dependencies, bare.extras, bare.config_defaults) == ({}, {}, {})
+    with pytest.raises(TypeError):  # a required field missing: refused, not half-built
+        manifest_from_own_dict({"id": "a", "entry": "m:P"})
