@@ -865,3 +865,41 @@ async def test_a_plugin_that_hangs_while_activating_fails_alone_at_load_timeout(
         assert stuck.instance is None  # torn down: a process plugin's child is gone
     with pytest.raises(ValueError, match="load_timeout"):
         PluginHost([], load_timeout=0)
+
+
+async def test_discovery_without_listeners_registers_each_plugin_in_its_first_state(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    # Nobody listens: each record starts installed (or disabled) without a move from
+    # discovered; the counts and what listeners see afterwards are as with a listener.
+    for pid in ("a", "b", "off"):
+        write_plugin(pid)
+    async with PluginHost([plugins_dir], disabled=["off"]) as host:
+        host.discover()
+        assert {r.id: r.state for r in host.registry} == {
+            "a": State.INSTALLED, "b": State.INSTALLED, "off": State.DISABLED}
+        counts = host.registry.state_counts()
+        assert (counts[State.INSTALLED], counts[State.DISABLED], counts[State.DISCOVERED]) == \
+            (2, 1, 0)
+        events: list[LifecycleEvent] = []
+        host.lifecycle.subscribe(events.append)
+        host.resolve()
+        assert sorted((e.plugin_id, e.old, e.new) for e in events) == [
+            ("a", State.INSTALLED, State.RESOLVED), ("b", State.INSTALLED, State.RESOLVED)]
+        assert host.registry.state_counts()[State.RESOLVED] == 2
+
+
+async def test_builtin_runtimes_are_created_on_first_use(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    # A host whose plugins all run in-process never builds the process runtime; both are
+    # listed as the host's, and a plugin's status says what its runtime enforces.
+    write_plugin("inproc")
+    async with PluginHost([plugins_dir]) as host:
+        assert host._runtimes == {}
+        assert host.status()["runtimes"] == ["process", "python"]
+        await host.start()
+        assert sorted(host._runtimes) == ["python"]
+        assert host.status("inproc")["capabilities"]
+        assert sorted(host._runtimes) == ["python"]
+        assert host.runtime_availability()["process"] is None

@@ -102,10 +102,11 @@ HOST_VERSION = __version__
 
 ErrorPolicy = Callable[[PluginRecord, PlughostError], None]
 
-# Runtimes created with the host; the other built-in ones (runtimes.base.BUILTIN_RUNTIMES) are
-# created on first use by a manifest that asks for them: a host without wasmtime still starts,
-# and a wasm plugin's load error names the extra.
-_EAGER_RUNTIMES = ("python", "process")
+# Built-in runtimes every host has (they need no extra). Like the other built-in ones
+# (runtimes.base.BUILTIN_RUNTIMES) each is created on first use by a manifest that asks for it:
+# a host without wasmtime still starts, a wasm plugin's load error names the extra, and a host
+# whose plugins all run in-process never builds the process runtime.
+_ALWAYS_RUNTIMES = ("python", "process")
 
 
 def isolate(record: PluginRecord, error: PlughostError) -> None:
@@ -356,11 +357,7 @@ class PluginHost:
         self._ran_as: dict[str, Manifest] = {}  # plugin id -> the alternative it runs as
         self.problems: list[Discovered] = []
         """Plugins found but not registered (invalid manifest, duplicate id)."""
-        # The process runtime spawns nothing until a runtime = "process" plugin loads.
-        self._runtimes: dict[str, Runtime] = {
-            name: create_runtime(name, home=self.home, on_event=self._on_supervisor_event)
-            for name in _EAGER_RUNTIMES
-        }
+        self._runtimes: dict[str, Runtime] = {}  # created on first use (runtime_for)
         for runtime in runtimes or ():
             self._runtimes[runtime.name] = runtime
         self._policy = _policy(on_plugin_error)
@@ -439,6 +436,11 @@ class PluginHost:
 
         return undo
 
+    def _runtime_names(self) -> list[str]:
+        """The runtimes this host has: those created or registered, and the ones it always
+        has (created on first use)."""
+        return sorted({*_ALWAYS_RUNTIMES, *self._runtimes})
+
     def runtime_for(self, manifest: Manifest) -> Runtime:
         """The runtime serving ``manifest.runtime`` (a built-in one is created on first use)."""
         if manifest.runtime not in self._runtimes and manifest.runtime in BUILTIN_RUNTIMES:
@@ -452,7 +454,7 @@ class PluginHost:
         except KeyError:
             raise PluginUnavailable(
                 f"No runtime {manifest.runtime!r} is configured in this host (available: "
-                f"{', '.join(sorted(self._runtimes))}). Install the extra that provides it or "
+                f"{', '.join(self._runtime_names())}). Install the extra that provides it or "
                 "register the runtime with host.add_runtime().",
                 plugin_id=manifest.id,
                 phase="import",
@@ -577,13 +579,20 @@ class PluginHost:
                     Discovered(item.location, item.source, item.root, error=error)
                 )
                 continue
-            record = PluginRecord(item.manifest, item.root, source=item.source)
-            self.registry.add(record)
-            if item.manifest.id in self._disabled:
-                self._set_state_in_bulk(record, State.DISABLED, quiet,
-                                        reason="disabled by the operator")
+            disabled = item.manifest.id in self._disabled
+            first = State.DISABLED if disabled else State.INSTALLED
+            if first in quiet or not self.lifecycle.listening(first):
+                # Nobody to tell (see _set_state_in_bulk): the record starts in its state,
+                # without a move from DISCOVERED that nothing would see.
+                quiet.add(first)
+                record = PluginRecord(item.manifest, item.root, source=item.source,
+                                      state=first)
+                self.registry.add(record)
             else:
-                self._set_state_in_bulk(record, State.INSTALLED, quiet)
+                record = PluginRecord(item.manifest, item.root, source=item.source)
+                self.registry.add(record)
+                self._set_state_in_bulk(record, first, quiet,
+                                        reason="disabled by the operator" if disabled else None)
             added.append(record)
         return added
 
@@ -2129,7 +2138,9 @@ class PluginHost:
             data = record.to_dict()
             if record.instance is not None:
                 data["stats"] = dict(record.instance.stats())
-            runtime = self._runtimes.get(self._running(record).runtime)
+            name = self._running(record).runtime
+            runtime = (self.runtime_for(self._running(record)) if name in _ALWAYS_RUNTIMES
+                       else self._runtimes.get(name))
             data["enforced_limits"] = sorted(
                 record.manifest.limits.declared() & runtime.enforces if runtime else ()
             )
@@ -2146,7 +2157,7 @@ class PluginHost:
                 {"location": p.location, "error": p.error.to_dict() if p.error else None}
                 for p in self.problems
             ],
-            "runtimes": sorted(self._runtimes),
+            "runtimes": self._runtime_names(),
         }
 
 
