@@ -188,12 +188,15 @@ def test_cache_written_by_another_format_or_version_is_read_again(
     [entry] = entries.values()
     entry[7]["description"] = "stale"
     body = json.dumps(entries).encode()
-    header = json.loads(head)
-    header.update(plughost="0.0.0-other",
-                  blake2b=hashlib.blake2b(body, digest_size=16).hexdigest())
-    cache_file.write_bytes(json.dumps(header).encode() + b"\n" + body)
-    [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
-    assert found.manifest is not None and found.manifest.description != "stale"
+    digest = hashlib.blake2b(body, digest_size=16).hexdigest().encode()
+    fmt, version, _ = head.split(b" ")[1:]
+    for other in (b"plughost-discovery-cache %s 0.0.0-other %s" % (fmt, digest),
+                  b"plughost-discovery-cache 4 %s %s" % (version, digest),
+                  json.dumps({"format": 4, "plughost": version.decode(),
+                              "blake2b": digest.decode()}).encode()):
+        cache_file.write_bytes(other + b"\n" + body)
+        [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+        assert found.manifest is not None and found.manifest.description != "stale"
 
 
 def test_cache_entry_is_not_served_for_a_file_rewritten_in_place_with_its_old_time(
@@ -350,3 +353,28 @@ def test_a_manifest_that_is_not_a_regular_file_is_never_opened(
     for cache in (None, DiscoveryCache(tmp_path / "cache.json")):
         [found] = discover_directories([plugins_dir], cache=cache)
         assert found.manifest is None and found.error is not None
+
+
+@pytest.mark.parametrize("default", [2**64, -(2**63) - 1, 10**25, "\ud800 lone", 1.5])
+def test_cache_entries_read_back_as_json_reads_them(
+    default: Any, tmp_path: Path, plugins_dir: Path
+) -> None:
+    # orjson (the fast extra) reads the cache file where it reads what json reads; an integer
+    # beyond 64 bits (which it would turn into a float) and text it refuses go to json.
+    from plughost.core.discovery import _load_entries
+
+    root = plugins_dir / "big"
+    root.mkdir()
+    (root / "main.py").write_text("")
+    (root / "manifest.json").write_text(json.dumps(
+        {"id": "big", "version": "1.0.0", "entry": "main:P",
+         "config": {"schema": {"type": "object"}, "defaults": {"n": default}}}))
+    cache_file = tmp_path / "cache.json"
+    [first] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert first.manifest is not None, first.error
+    body = cache_file.read_bytes().partition(b"\n")[2]
+    assert _load_entries(body) == json.loads(body)
+    [again] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert again.manifest == first.manifest
+    assert again.manifest.config_defaults["n"] == default
+    assert type(again.manifest.config_defaults["n"]) is type(default)
