@@ -497,7 +497,7 @@ def report(results: dict[int, dict[str, float]], sizes: list[int], repeat: int) 
     if any("disc" in results[size] for size in sizes):
         from plughost.core import manifest
 
-        parser = manifest._toml_loads.__module__.partition(".")[0]
+        parser = manifest.toml_parser()[0].__module__.partition(".")[0]
         version = "" if parser == "tomllib" else " " + sys.modules[parser].__version__
         print(f"\nmanifests parsed by {parser}{version} (compiled tomli comes with the `fast` "
               "extra; the floor parses with tomllib)")

@@ -378,3 +378,18 @@ def test_cache_entries_read_back_as_json_reads_them(
     assert again.manifest == first.manifest
     assert again.manifest.config_defaults["n"] == default
     assert type(again.manifest.config_defaults["n"]) is type(default)
+
+
+def test_each_plugin_folder_is_its_directory_joined_with_its_name(
+    write_plugin: WritePlugin, plugins_dir: Path
+) -> None:
+    # Roots are joined without parsing the name as a path: the same Path as directory / name,
+    # from a Path or a string directory alike.
+    for pid in ("a", "b.c", "d-e"):
+        write_plugin(pid)
+    for directory in (plugins_dir, str(plugins_dir)):
+        found = discover_directories([directory])  # type: ignore[list-item]
+        assert [d.root for d in found] == [plugins_dir / p for p in ("a", "b.c", "d-e")]
+        assert all(type(d.root) is type(plugins_dir) and d.root is not None
+                   and d.location == str(d.root) and d.root.name == d.location.rsplit("/", 1)[1]
+                   for d in found)

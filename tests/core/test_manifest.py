@@ -1044,8 +1044,7 @@ def test_the_toml_parser_in_use_reads_what_tomllib_reads(text: str) -> None:
         except RecursionError:
             return ("too deep",)
 
-    assert outcome(manifest._toml_loads, manifest._TOMLDecodeError) == \
-        outcome(tomllib.loads, tomllib.TOMLDecodeError)
+    assert outcome(*manifest.toml_parser()) == outcome(tomllib.loads, tomllib.TOMLDecodeError)
 
 
 def test_tomli_is_used_only_compiled_and_reading_this_pythons_toml_version(
@@ -1085,7 +1084,8 @@ def test_the_fast_extra_parses_manifests_with_compiled_tomli() -> None:
     # CI installs the test extra, which includes `fast`: the faster parser is the one in use.
     from plughost.core import manifest
 
-    assert manifest._toml_loads.__module__.startswith("tomli")
+    assert manifest.toml_parser()[0].__module__.startswith("tomli")
+    assert manifest.toml_parser() is manifest.toml_parser()  # chosen once
 
 
 def test_built_manifests_equal_the_constructors_and_stay_frozen() -> None:

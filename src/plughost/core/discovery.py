@@ -226,9 +226,13 @@ def _read_whole(path: Path) -> bytes:
     what a small discovery spends before its first plugin)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        chunks = [os.read(fd, max(os.fstat(fd).st_size, 0) + 1)]
-        while chunks[-1]:
-            chunks.append(os.read(fd, 1 << 20))
+        size = max(os.fstat(fd).st_size, 0) + 1
+        data = os.read(fd, size)
+        if len(data) < size:  # a read of a regular file shorter than asked ends at its end
+            return data
+        chunks = [data]  # it grew since its fstat: read on to the end
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -344,7 +348,10 @@ def _plugin_folders(directory: Path
             and _manifest_stat(text) is not None):
         yield text, base, None
         return
-    child = base.__truediv__
+    # ``base / name`` parses ``name`` as a path (a quarter of what a cached plugin costs to
+    # list); a directory entry's name is one component, which CPython's pathlib joins
+    # without parsing where it has the (private) method for it, as its own glob does.
+    child = getattr(base, "_make_child_relpath", None) or base.__truediv__
     for entry in entries:
         name = entry.name
         if name.startswith((".", "_")):

@@ -931,14 +931,25 @@ def _toml_parser() -> tuple[Callable[[str], dict[str, Any]], type[ValueError]]:
     return tomllib.loads, tomllib.TOMLDecodeError
 
 
-_toml_loads, _TOMLDecodeError = _toml_parser()
+_toml: tuple[Callable[[str], dict[str, Any]], type[ValueError]] | None = None
+
+
+def toml_parser() -> tuple[Callable[[str], dict[str, Any]], type[ValueError]]:
+    """The ``loads`` and error manifests are parsed with (:func:`_toml_parser`), chosen at
+    the first manifest parsed: importing plughost imports nothing from outside the standard
+    library."""
+    global _toml
+    if _toml is None:
+        _toml = _toml_parser()
+    return _toml
 
 
 def _parse_text(text: str, fmt: str, problems: Problems) -> Any:
     if fmt == "toml":
+        loads, error = _toml or toml_parser()
         try:
-            return _toml_loads(text)
-        except _TOMLDecodeError as exc:
+            return loads(text)
+        except error as exc:
             msg = str(exc)
             code = ("manifest.duplicate_key"
                     if "Cannot overwrite" in msg or "twice" in msg or "Cannot mutate" in msg
