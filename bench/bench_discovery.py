@@ -91,12 +91,21 @@ def write_flat_modules(root: Path, prefix: str, count: int) -> list[str]:
 
 
 def bench_lazy(tmp: Path, count: int, repeat: int) -> dict[str, float]:
-    """Seconds (medians) for ``count`` lazy plugins: floor, cold, cached, resolve alone."""
+    """Seconds (medians) for ``count`` lazy plugins: floor, cold, cached, resolve alone.
+
+    As in ``bench_scale.py``: each timed run starts from a collected heap (``gc.collect()``
+    first, outside the timing, for the floor too), so that no run is charged for collecting
+    the previous run's host; and the cache is filled once the manifests are older than the
+    discovery cache's settling time, so the cached figure is what an unchanged plugin costs
+    (a manifest written moments ago is read and checked against its digest until then)."""
+    from plughost.core.discovery import _SETTLE_NS
+
     plugins = tmp / f"lazy-{count}"
     write_lazy_plugins(plugins, count)
     home = tmp / f"home-{count}"
 
     def floor() -> float:
+        gc.collect()
         t0 = time.process_time()
         for entry in os.scandir(plugins):
             path = os.path.join(entry.path, "plugin.toml")
@@ -106,6 +115,7 @@ def bench_lazy(tmp: Path, count: int, repeat: int) -> dict[str, float]:
         return time.process_time() - t0
 
     def run(cache: bool) -> tuple[float, float]:
+        gc.collect()
         t0 = time.process_time()
         host = PluginHost([plugins], home=home, discovery_cache=cache)  # reads the cache file
         host.discover()
@@ -115,6 +125,9 @@ def bench_lazy(tmp: Path, count: int, repeat: int) -> dict[str, float]:
         assert len(order) == count, (len(order), host.report())
         return t2 - t0, t2 - t1
 
+    newest = max(max(st.st_mtime_ns, st.st_ctime_ns) for st in (
+        Path(entry.path, "plugin.toml").stat() for entry in os.scandir(plugins)))
+    time.sleep(max(0.0, (newest + _SETTLE_NS - time.time_ns()) / 1e9 + 0.1))
     run(True)  # fill the discovery cache
     times: dict[str, list[float]] = {"floor": [], "cold": [], "cached": [], "resolve": []}
     for _ in range(repeat):  # interleaved: the machine's load moves all of them alike
