@@ -1305,11 +1305,15 @@ class PluginHost:
                 self._fail(record, error, "resolve")
         for pid, reason in resolution.skipped_optional.items():
             self.registry.get(pid).warnings.append(reason)
-        quiet: set[State] = set()
-        for pid in resolution.order:
-            record = self.registry.get(pid)
-            if record.state is State.INSTALLED:
+        get = self.registry.get
+        resolved = [r for r in map(get, resolution.order) if r.state is State.INSTALLED]
+        if self.lifecycle.listening(State.RESOLVED):
+            quiet: set[State] = set()
+            for record in resolved:
                 self._set_state_in_bulk(record, State.RESOLVED, quiet)
+        elif resolved:  # nobody to tell: one move for them all (see _set_state_in_bulk)
+            transition(State.INSTALLED, State.RESOLVED)
+            self.registry.move_all(resolved, State.INSTALLED, State.RESOLVED, time.time())
         self._order = {pid: next(self._ranks) for pid in resolution.order}
         self._index_activation()
         return list(self._order)

@@ -158,3 +158,20 @@ def test_awake_records_and_state_counts_follow_noted_states_add_replace_and_remo
     assert registry.awake() == []
     assert registry.state_counts()[State.ACTIVE] == 0
     assert sum(registry.state_counts().values()) == total - 1
+
+
+def test_moving_records_together_keeps_states_counts_and_awake_as_one_by_one(
+        registry: Registry) -> None:
+    records = list(registry)
+    registry.move_all(records, State.DISCOVERED, State.RESOLVED, 123.0)
+    assert {r.state for r in records} == {State.RESOLVED} and {r.since for r in records} == {123.0}
+    counts = registry.state_counts()
+    assert (counts[State.RESOLVED], counts[State.DISCOVERED]) == (len(records), 0)
+    assert registry.awake() == []  # asleep to asleep
+    registry.move_all(records[:2], State.RESOLVED, State.FAILED, 124.0)
+    assert [r.id for r in registry.awake()] == [r.id for r in records[:2]]
+    registry.move_all(records[:1], State.FAILED, State.DISABLED, 125.0)
+    assert [r.id for r in registry.awake()] == [records[1].id]
+    counts = registry.state_counts()
+    assert (counts[State.FAILED], counts[State.DISABLED]) == (1, 1)
+    assert sum(counts.values()) == len(records)

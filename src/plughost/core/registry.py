@@ -242,6 +242,20 @@ class Registry:
         self._states[record.state] += 1
         self._index_awake(record)
 
+    def move_all(self, records: list[PluginRecord], old: State, new: State,
+                 since: float) -> None:
+        """Move ``records`` (registered, each in ``old``) to ``new`` as of ``since``, with
+        the counts changed once: for a host moving thousands of records that nobody is to
+        hear about (it checks the move is allowed)."""
+        for record in records:
+            record.state = new
+            record.since = since
+        self._states[old] -= len(records)
+        self._states[new] += len(records)
+        if (old in ASLEEP) != (new in ASLEEP):
+            for record in records:
+                self._index_awake(record)
+
     def _index_awake(self, record: PluginRecord) -> None:
         if record.state in ASLEEP:
             self._awake.pop(record.id, None)
