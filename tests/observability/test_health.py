@@ -195,3 +195,22 @@ async def test_the_poller_checks_on_its_interval_and_deactivates_per_policy(
                 await asyncio.sleep(0.05)
             assert item["last_action"] == "deactivated after 2 failed checks"
             assert service.host.registry.get("sickly").state.value == "deactivated"
+
+
+def test_overall_lists_every_registered_plugin_and_any_checked_before_it_left() -> None:
+    from types import SimpleNamespace
+
+    from plughost.observability.health import HealthPoller, PluginHealth
+
+    registry = [SimpleNamespace(id=pid) for pid in ("c", "a", "b")]
+    poller = HealthPoller(SimpleNamespace(registry=registry))
+    poller.plugins["b"] = PluginHealth("b", "degraded", "boom", 1_700_000_000.0, 2, 5, 3)
+    poller.plugins["gone"] = PluginHealth("gone", "healthy", "", 1_700_000_100.0, 0, 1, 0)
+    overall = poller.overall()
+    assert (overall["status"], overall["degraded"]) == ("degraded", ["b"])
+    assert [p["plugin_id"] for p in overall["plugins"]] == ["a", "b", "c", "gone"]
+    # A plugin never checked reads as a fresh entry would; a checked one as its own.
+    assert overall["plugins"][0] == PluginHealth("a").to_dict()
+    assert overall["plugins"][1] == poller.plugins["b"].to_dict()
+    assert overall["plugins"][1]["checked_at"] == "2023-11-14T22:13:20+00:00"
+    assert list(overall["plugins"][2]) == list(PluginHealth("c").to_dict())  # same key order

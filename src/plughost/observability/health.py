@@ -168,10 +168,11 @@ class PluginHealth:
     last_action: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        from datetime import UTC, datetime
+        when = None
+        if self.checked_at is not None:  # (imported here: not for a plugin never checked)
+            from datetime import UTC, datetime
 
-        when = (datetime.fromtimestamp(self.checked_at, UTC).isoformat(timespec="seconds")
-                if self.checked_at is not None else None)
+            when = datetime.fromtimestamp(self.checked_at, UTC).isoformat(timespec="seconds")
         return {"plugin_id": self.plugin_id, "status": self.status, "message": self.message,
                 "checked_at": when, "consecutive_failures": self.consecutive_failures,
                 "checks": self.checks, "failures": self.failures,
@@ -210,16 +211,6 @@ class HealthPoller:
             return None
         return health.status == "healthy"
 
-    def entries(self) -> dict[str, PluginHealth]:
-        """What is known of each plugin: every registered one (one never checked, because it
-        never ran, has a fresh ``unknown`` entry, as it had after a round of checks) and any
-        checked before it left. Costs the plugins registered: for answers that list them."""
-        out = dict(self.plugins)
-        for record in list(self.host.registry):
-            if record.id not in out:
-                out[record.id] = PluginHealth(record.id)
-        return out
-
     def degraded(self) -> list[str]:
         """Ids of the plugins whose last check failed, sorted. From the plugins checked alone
         (one never checked is ``unknown``, never degraded), so a probe asking every few
@@ -227,11 +218,19 @@ class HealthPoller:
         return sorted(pid for pid, h in self.plugins.items() if h.status == "degraded")
 
     def overall(self) -> dict[str, Any]:
-        """``{"status": healthy|degraded, "degraded": [...], "plugins": [...]}``: every
-        plugin's entry (see :meth:`entries`; it costs the plugins registered)."""
+        """``{"status": healthy|degraded, "degraded": [...], "plugins": [...]}``: what is known
+        of each plugin, by id: every registered one (one never checked, because it never ran,
+        is ``unknown``, as it is after a round of checks) and any checked before it left. It
+        costs the plugins registered; the entry of one never checked (most of ten thousand
+        lazy plugins) is a copy of one made once."""
         degraded = self.degraded()
+        checked = dict(self.plugins)
+        never = PluginHealth("").to_dict()
+        ids = {*checked, *(record.id for record in list(self.host.registry))}
+        plugins = [checked[pid].to_dict() if pid in checked else {**never, "plugin_id": pid}
+                   for pid in sorted(ids)]
         return {"status": "degraded" if degraded else "healthy", "degraded": degraded,
-                "plugins": [h.to_dict() for _, h in sorted(self.entries().items())]}
+                "plugins": plugins}
 
     def _notify(self, health: PluginHealth) -> None:
         if self.on_change is not None:
