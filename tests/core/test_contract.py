@@ -30,7 +30,8 @@ def _runtime(*capabilities: Capability) -> Any:
 
 
 class _Whole:
-    """Every member of PluginInstance and of EventDelivery, on the class."""
+    """Every member of PluginInstance and of EventDelivery, on the class. The check looks at
+    which members there are, never calls them: they do nothing."""
 
     @property
     def plugin_id(self) -> str:
@@ -49,16 +50,16 @@ class _Whole:
         return None
 
     async def stop(self) -> None:
-        pass
+        return None
 
     async def close(self) -> None:
-        pass
+        return None
 
     def stats(self) -> dict[str, Any]:
         return {}
 
     async def deliver_event(self, target: str, event: Any) -> None:
-        pass
+        return None
 
 
 class _NoEvents(_Whole):

@@ -45,6 +45,7 @@ from plughost.core.manifest import (
     manifest_from_own_dict,
     read_manifest_data,
 )
+from plughost.core.wire import orjson_reads_alike
 from plughost.errors import ManifestError, PlughostError, Problem
 
 __all__ = [
@@ -254,23 +255,17 @@ def _header(body: bytes) -> bytes:
     return f"plughost-discovery-cache {_CACHE_FORMAT} {__version__} {digest}".encode()
 
 
-# Every digit to "0", a minus sign kept, anything else to a space: see _load_entries.
-_NUMBERS: Final = bytes(48 if 48 <= i <= 57 else 45 if i == 45 else 32 for i in range(256))
-
-
 def _load_entries(body: bytes) -> Any:
     """The entries as the standard library's ``json`` reads them; by orjson where the
     ``fast`` extra installed it (twice as fast). orjson refuses what ``json`` alone reads
-    right (a lone surrogate in a manifest's text, say): ``json`` reads it then. It would read
-    an integer beyond 64 bits as a float, so a body with one that may be (twenty digits in a
-    row, or a minus sign and nineteen: a manifest's default, say; a ``stat`` figure has at
-    most nineteen) is read by ``json`` too."""
+    right (a lone surrogate in a manifest's text, say): ``json`` reads it then, and a body
+    that may hold an integer beyond 64 bits (a manifest's default, say), which orjson would
+    read as a float (the wire codec's rule, :func:`~plughost.core.wire.orjson_reads_alike`)."""
     try:
         import orjson
     except ImportError:
         return json.loads(body)
-    numbers = body.translate(_NUMBERS)
-    if numbers.find(b"0" * 20) >= 0 or numbers.find(b"-" + b"0" * 19) >= 0:
+    if not orjson_reads_alike(body):
         return json.loads(body)
     try:
         return orjson.loads(body)

@@ -463,8 +463,8 @@ class FrameDecoder:
 #   ``enum.Enum`` as its value (the standard library through :func:`_default`).
 # * decoding: orjson refuses NaN/Infinity literals, lone surrogates, a byte order mark and
 #   numbers out of a double's range -> the standard library decodes (or refuses) them. orjson
-#   reads an integer beyond 64 bits as a float: a body with a run of 19 digits (-2**63 - 1 has
-#   19) goes to the standard library, which keeps it an integer.
+#   reads an integer beyond 64 bits as a float: a body that may hold one goes to the standard
+#   library, which keeps it an integer (:func:`orjson_reads_alike`).
 #
 # Byte-for-byte the output may differ (``1e16`` vs ``1e+16``); decoded, it never does.
 
@@ -501,10 +501,21 @@ def _std_loads(body: bytes) -> Any:
     return json.loads(body)
 
 
-# Every digit to "0", everything else to a space: a run of 19 zeros is a 19-digit number (or a
-# string of digits, which the standard library decodes as well).
-_DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
-_DIGIT_RUN = b"0" * 19
+# Every digit to "0", a minus sign kept, anything else to a space (see orjson_reads_alike).
+_NUMBERS = bytes(48 if 48 <= i <= 57 else 45 if i == 45 else 32 for i in range(256))
+_LONG = b"0" * 20
+_LONG_NEGATIVE = b"-" + b"0" * 19
+
+
+def orjson_reads_alike(body: bytes) -> bool:
+    """Whether orjson reads every integer in ``body`` as the standard library does. It reads
+    one beyond 64 bits as a float; every integer of up to nineteen digits, or of twenty
+    without a sign, under 2**64, fits. So a body with twenty digits in a row, or a minus sign
+    and nineteen, is left to the standard library (a run of digits in a string or a fraction
+    only costs that body the slower codec)."""
+    numbers = body.translate(_NUMBERS)
+    return numbers.find(_LONG) < 0 and numbers.find(_LONG_NEGATIVE) < 0
+
 # Searched with ``bytes.find``, not ``in``: on Python 3.11 ``bytes in bytes`` first tries the
 # operand as an integer and builds (then drops) a TypeError with a formatted message, every time.
 _orjson: Any = None
@@ -555,7 +566,7 @@ def _fast_dumps(obj: Any) -> bytes:
 
 
 def _fast_loads(body: bytes) -> Any:
-    if body.translate(_DIGITS).find(_DIGIT_RUN) >= 0:
+    if not orjson_reads_alike(body):
         return _std_loads(body)
     try:
         return _orjson.loads(body)
@@ -680,7 +691,7 @@ def decode_messages(bodies: list[bytes]) -> Any:
     """
     if _loads is _fast_loads and bodies:
         blob = bodies[0] if len(bodies) == 1 else b"".join(bodies)
-        if blob.translate(_DIGITS).find(_DIGIT_RUN) < 0:
+        if orjson_reads_alike(blob):
             loads = _orjson.loads
             try:
                 msgs = [loads(body) for body in bodies]

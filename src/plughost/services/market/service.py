@@ -112,8 +112,7 @@ class Market:
     async def installed_manifest(self, plugin_id: str) -> Manifest | None:
         """The current manifest of one installed plugin (``None``: not installed, or its
         stored manifest no longer validates), read by id: not every installed plugin."""
-        row = await asyncio.to_thread(self.service.repository.get_plugin, plugin_id)
-        return None if row is None else stored_manifest(row)
+        return (await self.installed_of([plugin_id])).get(plugin_id)
 
     def _installed_of(self, ids: Collection[str]) -> dict[str, Manifest]:
         """The current manifests of those of ``ids`` that are installed (one whose stored
