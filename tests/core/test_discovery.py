@@ -188,10 +188,18 @@ def test_cache_written_by_another_format_or_version_is_read_again(
     [entry] = entries.values()
     entry[7]["description"] = "stale"
     body = json.dumps(entries).encode()
-    digest = hashlib.blake2b(body, digest_size=16).hexdigest().encode()
-    fmt, version, _ = head.split(b" ")[1:]
-    for other in (b"plughost-discovery-cache %s 0.0.0-other %s" % (fmt, digest),
-                  b"plughost-discovery-cache 4 %s %s" % (version, digest),
+    fmt, version, codec, _ = head.split(b" ")[1:]
+    digest = hashlib.blake2b(codec + b"\n" + body, digest_size=16).hexdigest().encode()
+    # The control: this format, version and codec over the body's digest are served as written.
+    cache_file.write_bytes(b"plughost-discovery-cache %s %s %s %s\n" % (fmt, version, codec, digest)
+                           + body)
+    [found] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert found.manifest is not None and found.manifest.description == "stale"
+    for other in (b"plughost-discovery-cache %s 0.0.0-other %s %s" % (fmt, codec, digest),
+                  b"plughost-discovery-cache 4 %s %s %s" % (version, codec, digest),
+                  # the other codec named over this body's digest: not what was written
+                  b"plughost-discovery-cache %s %s %s %s" % (
+                      fmt, version, b"json" if codec == b"orjson" else b"orjson", digest),
                   json.dumps({"format": 4, "plughost": version.decode(),
                               "blake2b": digest.decode()}).encode()):
         cache_file.write_bytes(other + b"\n" + body)
@@ -372,8 +380,10 @@ def test_cache_entries_read_back_as_json_reads_them(
     cache_file = tmp_path / "cache.json"
     [first] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
     assert first.manifest is not None, first.error
-    body = cache_file.read_bytes().partition(b"\n")[2]
-    assert _load_entries(body) == json.loads(body)
+    head, _, body = cache_file.read_bytes().partition(b"\n")
+    codec = head.split(b" ")[3]
+    assert codec == (b"json" if isinstance(default, int) else b"orjson")
+    assert _load_entries(body, fast=codec == b"orjson") == json.loads(body)
     [again] = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
     assert again.manifest == first.manifest
     assert again.manifest.config_defaults["n"] == default

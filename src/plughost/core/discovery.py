@@ -60,7 +60,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "plughost.plugins"
-_CACHE_FORMAT = 5
+_CACHE_FORMAT = 6
+_HEAD: Final = f"plughost-discovery-cache {_CACHE_FORMAT} {__version__} ".encode()
+_ORJSON: Final = b"orjson"
+_JSON: Final = b"json"
+_CODECS: Final = (_ORJSON, _JSON)
 # How long a manifest file must have gone unchanged (by its modification and change times)
 # before its cache entry is trusted on its ``stat`` alone: more than the coarsest file-system
 # clock tick (FAT's 2 s) plus the lag of the kernel's coarse clock behind ``time.time_ns``.
@@ -92,11 +96,11 @@ class DiscoveryCache:
     """Validated manifests keyed by the manifest file's path and ``stat`` (size, ``mtime_ns``,
     ``ctime_ns``, inode, device) and by the BLAKE2b digest of its bytes, persisted as one file.
 
-    The file is a header line (format, plughost version, BLAKE2b digest of the rest) and the
-    entries as JSON. An entry is served only while its file has the same ``stat`` *and* the
-    bytes read from it now have the digest recorded with the entry: the times and the inode
-    alone cannot tell a file rewritten within one tick of the file system's clock from the one
-    that was validated, the bytes can.
+    The file is a header line (format, plughost version, the codec that reads the rest,
+    BLAKE2b digest of the rest) and the entries as JSON. An entry is served only while its
+    file has the same ``stat`` *and* the bytes read from it now have the digest recorded with
+    the entry: the times and the inode alone cannot tell a file rewritten within one tick of
+    the file system's clock from the one that was validated, the bytes can.
 
     Except for a *settled* entry, served on its ``stat`` alone, without opening the file (what
     git does for its index's "racily clean" entries): one whose file's modification and change
@@ -134,13 +138,16 @@ class DiscoveryCache:
     def _load(self) -> None:
         try:
             raw = _read_whole(self.path)
-            head, _, body = raw.partition(b"\n")
-            if head != _header(body):
+            end = raw.find(b"\n")
+            head = raw[:end]
+            body = memoryview(raw)[end + 1:]  # the entries, not copied out of the file's bytes
+            codec = head[len(_HEAD):].partition(b" ")[0]
+            if end < 0 or codec not in _CODECS or head != _header(codec, body):
                 logger.info("discovery cache %s was not written by this plughost or was "
                             "changed since; every manifest is read again", self.path)
                 return
             with collector_paused():  # ten thousand entries, all kept
-                entries = _load_entries(body)
+                entries = _load_entries(body, fast=codec == _ORJSON)
         except (OSError, ValueError, RecursionError):  # unreadable: start afresh
             return
         if isinstance(entries, dict):
@@ -209,7 +216,8 @@ class DiscoveryCache:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps(self._entries, separators=(",", ":")).encode()
-        payload = _header(body) + b"\n" + body
+        codec = _ORJSON if orjson_reads_alike(body) else _JSON
+        payload = _header(codec, body) + b"\n" + body
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".discovery-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -248,29 +256,33 @@ def _digest(content: bytes) -> str:
     return hashlib.blake2b(content, digest_size=16).hexdigest()
 
 
-def _header(body: bytes) -> bytes:
+def _header(codec: bytes, body: bytes | memoryview) -> bytes:
     """The cache file's first line for ``body``, the entries as written: the format, the
-    plughost version and the BLAKE2b digest of ``body`` (compared as bytes when read)."""
-    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
-    return f"plughost-discovery-cache {_CACHE_FORMAT} {__version__} {digest}".encode()
+    plughost version, the codec that reads the entries as written (``orjson`` when it reads
+    every number in them as ``json`` does, see :func:`~plughost.core.wire.orjson_reads_alike`;
+    ``json`` otherwise: decided once, when the file is written, not at each read) and the
+    BLAKE2b digest of the codec's name and ``body`` (compared as bytes when read)."""
+    digest = hashlib.blake2b(codec + b"\n", digest_size=16)
+    digest.update(body)
+    return _HEAD + codec + b" " + digest.hexdigest().encode()
 
 
-def _load_entries(body: bytes) -> Any:
-    """The entries as the standard library's ``json`` reads them; by orjson where the
-    ``fast`` extra installed it (twice as fast). orjson refuses what ``json`` alone reads
-    right (a lone surrogate in a manifest's text, say): ``json`` reads it then, and a body
-    that may hold an integer beyond 64 bits (a manifest's default, say), which orjson would
-    read as a float (the wire codec's rule, :func:`~plughost.core.wire.orjson_reads_alike`)."""
-    try:
-        import orjson
-    except ImportError:
-        return json.loads(body)
-    if not orjson_reads_alike(body):
-        return json.loads(body)
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json.loads(body)
+def _load_entries(body: bytes | memoryview, *, fast: bool) -> Any:
+    """The entries as the standard library's ``json`` reads them; by orjson (twice as fast)
+    where the ``fast`` extra installed it and ``fast`` says it reads them alike (the file's
+    codec). orjson refuses some of what ``json`` alone reads right (a lone surrogate in a
+    manifest's text, say): ``json`` reads that then."""
+    if fast:
+        try:
+            import orjson
+        except ImportError:
+            pass
+        else:
+            try:
+                return orjson.loads(body)
+            except orjson.JSONDecodeError:
+                pass
+    return json.loads(bytes(body))
 
 
 def _manifest_file(folder: Path) -> Path | None:
