@@ -215,6 +215,26 @@ async def test_event_activation_wakes_the_plugin_and_delivers_the_event(
         assert host.get("listener").instance.plugin_object.got == [1, 2]
 
 
+async def test_the_hub_is_made_at_first_use_and_then_hears_first_and_watches_triggers(
+        write_plugin: Any, tmp_path: Path) -> None:
+    # A host that only discovers and resolves makes no hub (events, commands, channels); one
+    # asked for afterwards watches the event triggers indexed before it and hears lifecycle
+    # changes before the listeners subscribed earlier, as when it was made with the host.
+    write_plugin("listener", code=LAZY_LISTENER, entry="listener:Listener",
+                 activation=["event:chat.opened"])
+    heard: list[tuple[str, str]] = []
+    async with PluginHost([tmp_path / "plugins"], on_plugin_error="fail") as host:
+        host.lifecycle.subscribe(lambda e: heard.append(("earlier listener", e.new.value)))
+        await host.start()
+        assert host._comms is None
+        assert host.get("listener").state is State.RESOLVED
+        host.bus.subscribe("plugin.lifecycle.active", lambda e: heard.append(("bus", "active")))
+        host.bus.emit("chat.opened", 1)
+        await wait_until(lambda: host.get("listener").state is State.ACTIVE
+                         and host.get("listener").instance.plugin_object.got == [1])
+    assert heard[heard.index(("bus", "active")) + 1] == ("earlier listener", "active")
+
+
 async def test_added_plugins_watch_their_event_triggers_without_resubscribing_the_others(
         write_plugin: Any, tmp_path: Path) -> None:
     from plughost.core.manifest import load_manifest

@@ -99,6 +99,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 HOST_VERSION = __version__
+_HOST_VERSION = Version(HOST_VERSION)  # what a host gets by default, parsed once
 
 ErrorPolicy = Callable[[PluginRecord, PlughostError], None]
 
@@ -348,10 +349,12 @@ class PluginHost:
         self.load_timeout = load_timeout
         if debounce < 0:
             raise ValueError("debounce must be zero or more seconds")
-        self.plugin_dirs = [Path(d) for d in plugin_dirs]
-        self.home = Path(home) if home is not None else None
+        self.plugin_dirs = [d if isinstance(d, Path) else Path(d) for d in plugin_dirs]
+        self.home = Path(home) if home is not None and not isinstance(home, Path) else home
         self.entry_points = entry_points
-        self.host_version = Version(str(host_version))
+        self.host_version = (host_version if isinstance(host_version, Version)
+                             else _HOST_VERSION if host_version == HOST_VERSION
+                             else Version(str(host_version)))
         self.registry = Registry()
         self.lifecycle = LifecycleEvents()
         self._ran_as: dict[str, Manifest] = {}  # plugin id -> the alternative it runs as
@@ -366,7 +369,7 @@ class PluginHost:
         self._config = {k: dict(v) for k, v in (config or {}).items()}
         self._disabled = set(disabled)
         self._cache = (
-            DiscoveryCache(self.home / "cache" / "discovery.json")
+            DiscoveryCache(self.home.joinpath("cache", "discovery.json"))
             if discovery_cache and self.home is not None
             else None
         )
@@ -395,18 +398,43 @@ class PluginHost:
         self._watcher: FolderWatcher | None = None
         self._sources: dict[str, Path] = {}  # watched plugin id -> the folder being edited
         self._current_build: dict[str, Build] = {}
-        # Extension points, events, commands, channels: registered from each plugin's exports
-        # on activation, removed on deactivation; lifecycle changes are published on the bus.
-        self.comms = communications or Communications(checker=permission_checker)
-        if communications is not None and permission_checker is not None:
-            self.comms.set_permission_checker(permission_checker)
-        self.add_extension(self.comms)
-        self.lifecycle.subscribe(self.comms.publish_lifecycle,
-                                 wants=self.comms.lifecycle_wanted)
-        self.comms.set_lazy_resolver(self._activate_for_command)
-        self.comms.hooks.set_lazy_resolver(self._activate_for_extension)
+        # Extension points, events, commands, channels (:attr:`comms`): registered from each
+        # plugin's exports on activation, removed on deactivation; lifecycle changes are
+        # published on the bus. Made at first use: a host that discovers and resolves only
+        # (a listing, a check) never needs them.
+        self._comms: Communications | None = None
+        self._permission_checker = permission_checker
+        if communications is not None:
+            self._attach(communications)
 
     # ----------------------------------------------------------------- wiring
+
+    @property
+    def comms(self) -> Communications:
+        """The host's extension points, events, commands and channels (:attr:`hooks`,
+        :attr:`bus`, :attr:`commands`, :attr:`channels`), made at first use."""
+        comms = self._comms
+        if comms is None:
+            comms = self._attach(Communications(checker=self._permission_checker))
+        return comms
+
+    def _attach(self, comms: Communications) -> Communications:
+        """Make ``comms`` this host's: the first extension (every plugin is activated through
+        a context made by :meth:`_make_context`, which asks for :attr:`comms` first, so no
+        plugin ever ran without it) and the first to hear of lifecycle changes, whenever it
+        is made; resolving lazy plugins, and watching the event triggers indexed so far."""
+        self._comms = comms
+        if self._permission_checker is not None:
+            comms.set_permission_checker(self._permission_checker)
+        self._extensions.insert(0, comms)
+        self.lifecycle.subscribe(comms.publish_lifecycle, wants=comms.lifecycle_wanted,
+                                 first=True)
+        comms.set_lazy_resolver(self._activate_for_command)
+        comms.hooks.set_lazy_resolver(self._activate_for_extension)
+        comms.set_event_triggers(
+            [t.removeprefix("event:") for t in self._activation_index if t.startswith("event:")],
+            needed=self._asleep_for_event, activate=self._activate_for_event)
+        return comms
 
     def add_runtime(self, runtime: Runtime) -> Callable[[], None]:
         """Serve manifests whose ``runtime`` is ``runtime.name``; returns the undo."""
@@ -648,8 +676,9 @@ class PluginHost:
         self._disabled.discard(plugin_id)
         self._enabling.discard(plugin_id)
         self._locks.pop(plugin_id, None)
-        self.comms.counters.forget(plugin_id)
-        self.hooks.forget_places(plugin_id)
+        if self._comms is not None:
+            self._comms.counters.forget(plugin_id)
+            self._comms.hooks.forget_places(plugin_id)
         self.resolve(only=affected)
         for dep in active_dependents:
             if dep in self.registry:
@@ -1314,7 +1343,7 @@ class PluginHost:
         elif resolved:  # nobody to tell: one move for them all (see _set_state_in_bulk)
             transition(State.INSTALLED, State.RESOLVED)
             self.registry.move_all(resolved, State.INSTALLED, State.RESOLVED, time.time())
-        self._order = {pid: next(self._ranks) for pid in resolution.order}
+        self._order = dict(zip(resolution.order, self._ranks, strict=False))  # ranks: endless
         self._index_activation()
         return list(self._order)
 
@@ -1373,11 +1402,11 @@ class PluginHost:
             record = self.registry.get(pid)
             if record.state is State.INSTALLED:
                 self._set_state(record, State.RESOLVED)
-        order.update((pid, next(self._ranks)) for pid in moving)
+        order.update(zip(moving, self._ranks, strict=False))
         gone = [t.removeprefix("event:") for t in emptied
                 if t.startswith("event:") and t not in self._activation_index]
-        if gone:
-            self.comms.remove_event_triggers(gone)
+        if gone and self._comms is not None:
+            self._comms.remove_event_triggers(gone)
         self._index_activation(placed)
         return list(order)
 
@@ -1442,12 +1471,14 @@ class PluginHost:
             if triggers:
                 self._triggers_of[pid] = triggers
         self._activation_index = index
+        if self._comms is None:  # the triggers are watched once it is made (_attach)
+            return
         if added is None:
-            self.comms.set_event_triggers(new_events, needed=self._asleep_for_event,
-                                          activate=self._activate_for_event)
+            self._comms.set_event_triggers(new_events, needed=self._asleep_for_event,
+                                           activate=self._activate_for_event)
         elif new_events:
-            self.comms.add_event_triggers(new_events, needed=self._asleep_for_event,
-                                          activate=self._activate_for_event)
+            self._comms.add_event_triggers(new_events, needed=self._asleep_for_event,
+                                           activate=self._activate_for_event)
 
     def _asleep_for_event(self, pattern: str) -> bool:
         return self._asleep(f"event:{pattern}")
@@ -1643,6 +1674,7 @@ class PluginHost:
         config = effective_config(m.config_schema, m.config_defaults, self._config.get(m.id))
         data_dir = self.home / "data" / m.id if self.home is not None else None
         context = PluginContext(m, config=config, data_dir=data_dir)
+        _ = self.comms  # the first extension, made now if not yet (see _attach)
         for ext in self._extensions:
             prepare = getattr(ext, "prepare_context", None)
             if prepare is not None:
@@ -2089,7 +2121,8 @@ class PluginHost:
             except Exception:
                 logger.exception("shutting down %s failed", pid)
         try:
-            await self.comms.aclose()
+            if self._comms is not None:
+                await self._comms.aclose()
         except Exception:
             logger.exception("closing the communication layer failed")
         for runtime in self._runtimes.values():

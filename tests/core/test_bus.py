@@ -160,6 +160,15 @@ def test_emit_with_no_subscribers_reaches_nobody() -> None:
     assert EventBus().emit("nobody.listens") == 0
 
 
+def test_subscribers_answer_alike_before_any_subscription_and_after_the_last_leaves() -> None:
+    bus = EventBus()
+    assert bus.subscribers("a.b") == ()
+    sub = bus.subscribe("a.*", lambda e: None)
+    assert bus.subscribers("a.b") == (sub,)  # the route cached now ...
+    sub()  # unsubscribes
+    assert bus.subscribers("a.b") == ()  # ... is not served once nobody subscribes
+
+
 # ------------------------------------------------------------------------------- async delivery
 
 

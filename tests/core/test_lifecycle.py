@@ -77,6 +77,16 @@ def test_listeners_receive_events_with_timestamps_and_undo_unsubscribes() -> Non
     assert seen[0].to_dict()["new"] == "active"
 
 
+def test_a_listener_subscribed_first_hears_before_the_ones_already_there() -> None:
+    events = LifecycleEvents()
+    heard: list[str] = []
+    events.subscribe(lambda e: heard.append("earlier"))
+    events.subscribe(lambda e: heard.append("first"), first=True)
+    events.subscribe(lambda e: heard.append("later"))
+    events.publish(LifecycleEvent("x", State.INSTALLED, State.RESOLVED))
+    assert heard == ["first", "earlier", "later"]
+
+
 def test_a_failing_listener_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
     events = LifecycleEvents()
     seen: list[LifecycleEvent] = []

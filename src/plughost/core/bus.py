@@ -467,6 +467,8 @@ class EventBus:
 
     def subscribers(self, topic: str) -> tuple[Subscription, ...]:
         """The subscriptions an event on ``topic`` would reach, in delivery order."""
+        if not self._subs:  # nobody subscribes (a host being set up): nothing to match
+            return ()
         route = self._cache.get(topic)
         return (route if route is not None else self._resolve(topic)).subs
 

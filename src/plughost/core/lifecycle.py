@@ -165,11 +165,13 @@ class LifecycleEvents:
         self._listeners: list[tuple[LifecycleListener, Callable[[State], bool] | None]] = []
 
     def subscribe(self, listener: LifecycleListener, *,
-                  wants: Callable[[State], bool] | None = None) -> Callable[[], None]:
+                  wants: Callable[[State], bool] | None = None,
+                  first: bool = False) -> Callable[[], None]:
         """Call ``listener`` on every change (``wants``: only on changes to the states for
-        which it returns true); returns a callable that unsubscribes it."""
+        which it returns true; ``first``: before the listeners subscribed so far); returns a
+        callable that unsubscribes it."""
         entry = (listener, wants)
-        self._listeners.append(entry)
+        self._listeners.insert(0 if first else len(self._listeners), entry)
 
         def undo() -> None:
             with contextlib.suppress(ValueError):

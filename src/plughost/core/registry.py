@@ -30,6 +30,7 @@ __all__ = ["ASLEEP", "PluginRecord", "Registry", "capabilities_of"]
 #: registered or since it was unloaded, disabled, or gone.
 ASLEEP = frozenset({State.DISCOVERED, State.INSTALLED, State.RESOLVED, State.DISABLED,
                     State.UNINSTALLED})
+_NONE_IN_ANY_STATE: dict[State, int] = dict.fromkeys(State, 0)  # copied: iterating an enum is slow
 
 
 @dataclass(slots=True, eq=False)
@@ -123,7 +124,7 @@ class Registry:
         #: Ids of the records not in an :data:`ASLEEP` state (an ordered set).
         self._awake: dict[str, None] = {}
         #: How many records are in each state.
-        self._states: dict[State, int] = dict.fromkeys(State, 0)
+        self._states: dict[State, int] = dict(_NONE_IN_ANY_STATE)
         #: id -> the (index, key) entries :meth:`add` made for it: what :meth:`remove` undoes,
         #: whatever the record's manifest says by then (a replacement swaps it first).
         self._entries: dict[str, list[tuple[defaultdict[str, set[str]], str]]] = {}
