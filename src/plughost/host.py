@@ -23,6 +23,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
@@ -369,7 +370,8 @@ class PluginHost:
         self._config = {k: dict(v) for k, v in (config or {}).items()}
         self._disabled = set(disabled)
         self._cache = (
-            DiscoveryCache(self.home.joinpath("cache", "discovery.json"))
+            # (a string: joining Paths is a tenth of setting up a host)
+            DiscoveryCache(f"{self.home}{os.sep}cache{os.sep}discovery.json")
             if discovery_cache and self.home is not None
             else None
         )

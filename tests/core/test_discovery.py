@@ -189,7 +189,7 @@ def test_cache_written_by_another_format_or_version_is_read_again(
     entry[7]["description"] = "stale"
     body = json.dumps(entries).encode()
     fmt, version, codec, _ = head.split(b" ")[1:]
-    digest = hashlib.blake2b(codec + b"\n" + body, digest_size=16).hexdigest().encode()
+    digest = hashlib.blake2b(body, digest_size=16, person=codec).hexdigest().encode()
     # The control: this format, version and codec over the body's digest are served as written.
     cache_file.write_bytes(b"plughost-discovery-cache %s %s %s %s\n" % (fmt, version, codec, digest)
                            + body)
@@ -403,3 +403,27 @@ def test_each_plugin_folder_is_its_directory_joined_with_its_name(
         assert all(type(d.root) is type(plugins_dir) and d.root is not None
                    and d.location == str(d.root) and d.root.name == d.location.rsplit("/", 1)[1]
                    for d in found)
+
+
+def test_a_cache_bigger_than_its_first_read_is_read_whole(
+    write_plugin: WritePlugin, plugins_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The cache file is read in one read of up to _FIRST_READ bytes; past that, the rest of
+    # its size and on to its end. Every entry of a file three times that size is served.
+    import plughost.core.discovery as discovery
+
+    monkeypatch.setattr(discovery, "_FIRST_READ", 1024)
+    for i in range(12):
+        write_plugin(f"p{i:02d}", "1.0.0", description="x" * 200)
+    cache_file = tmp_path / "cache.json"
+    first = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert cache_file.stat().st_size > 3 * 1024
+    opened = _unreadable(monkeypatch)
+    _later(monkeypatch, 10)  # settled: served without reading the manifests at all
+    cache = DiscoveryCache(cache_file)
+    assert len(cache._entries) == 12
+    discover_directories([plugins_dir], cache=cache)
+    again = discover_directories([plugins_dir], cache=DiscoveryCache(cache_file))
+    assert [d.manifest for d in again] == [d.manifest for d in first]
+    assert len(opened) == 12  # each manifest read once more, when it settled; not again

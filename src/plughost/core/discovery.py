@@ -125,8 +125,8 @@ class DiscoveryCache:
     signature (whoever can write the home can write the plugin folders too).
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._file = os.fspath(path)  # read as given; a Path only to write (see path)
         # manifest path -> [size, mtime_ns, ctime_ns, inode, device, BLAKE2b of the bytes,
         # settled, manifest.to_dict()] (a list, not an object: a quarter less JSON to read
         # back for ten thousand entries)
@@ -135,9 +135,14 @@ class DiscoveryCache:
         self._settled_before = _now_ns() - _SETTLE_NS
         self._load()
 
+    @property
+    def path(self) -> Path:
+        """The cache file."""
+        return Path(self._file)
+
     def _load(self) -> None:
         try:
-            raw = _read_whole(self.path)
+            raw = _read_whole(self._file)
             end = raw.find(b"\n")
             head = raw[:end]
             body = memoryview(raw)[end + 1:]  # the entries, not copied out of the file's bytes
@@ -214,15 +219,16 @@ class DiscoveryCache:
         """Write atomically (temp file + rename) if anything changed."""
         if not self._dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps(self._entries, separators=(",", ":")).encode()
         codec = _ORJSON if orjson_reads_alike(body) else _JSON
         payload = _header(codec, body) + b"\n" + body
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".discovery-", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".discovery-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(payload)
-            os.replace(tmp, self.path)
+            os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -230,21 +236,26 @@ class DiscoveryCache:
         self._dirty = False
 
 
-def _read_whole(path: Path) -> bytes:
+def _read_whole(path: str) -> bytes:
     """The whole file, read with the system calls alone (no buffered file object: a tenth of
-    what a small discovery spends before its first plugin)."""
+    what a small discovery spends before its first plugin): one read of up to
+    :data:`_FIRST_READ` bytes, which is the whole of a small file (a read of a regular file
+    shorter than asked ends at its end) without asking its size first, and for a bigger one a
+    read of the rest of its size, then on to its end (it may have grown)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        size = max(os.fstat(fd).st_size, 0) + 1
-        data = os.read(fd, size)
-        if len(data) < size:  # a read of a regular file shorter than asked ends at its end
+        data = os.read(fd, _FIRST_READ)
+        if len(data) < _FIRST_READ:
             return data
-        chunks = [data]  # it grew since its fstat: read on to the end
+        chunks = [data, os.read(fd, max(os.fstat(fd).st_size - _FIRST_READ, 0) + 1)]
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+_FIRST_READ: Final = 1 << 16  # the cache of about 150 plugins
 
 
 def _signature(stat: os.stat_result) -> list[int]:
@@ -261,10 +272,10 @@ def _header(codec: bytes, body: bytes | memoryview) -> bytes:
     plughost version, the codec that reads the entries as written (``orjson`` when it reads
     every number in them as ``json`` does, see :func:`~plughost.core.wire.orjson_reads_alike`;
     ``json`` otherwise: decided once, when the file is written, not at each read) and the
-    BLAKE2b digest of the codec's name and ``body`` (compared as bytes when read)."""
-    digest = hashlib.blake2b(codec + b"\n", digest_size=16)
-    digest.update(body)
-    return _HEAD + codec + b" " + digest.hexdigest().encode()
+    BLAKE2b digest of ``body`` personalised with the codec's name (compared as bytes when
+    read)."""
+    digest = hashlib.blake2b(body, digest_size=16, person=codec).hexdigest()
+    return b"%s%s %s" % (_HEAD, codec, digest.encode())
 
 
 def _load_entries(body: bytes | memoryview, *, fast: bool) -> Any:
