@@ -417,7 +417,7 @@ class PluginHost:
         :attr:`bus`, :attr:`commands`, :attr:`channels`), made at first use."""
         comms = self._comms
         if comms is None:
-            comms = self._attach(Communications(checker=self._permission_checker))
+            comms = self._attach(Communications())
         return comms
 
     def _attach(self, comms: Communications) -> Communications:
