@@ -585,17 +585,22 @@ def _answer(run):
 
 @given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.sampled_from(["1.0.0", "2.0.0"]),
                           st.sampled_from(["*", "*", "*", ">=2"]),
-                          st.sampled_from([None, None, None, {"a": "*"}]),
+                          st.sampled_from([None, None, None, {"a": "*"}, {"c": "^1"},
+                                           {"d": "*", "e": ">=2"}, {"h": "*"}]),
                           st.sampled_from([None, None, None, {"b": "^1"}])),
                 max_size=8, unique_by=lambda spec: spec[0]),
-       st.booleans(), st.booleans(), st.booleans())
-def test_independent_plugins_resolve_as_the_general_path_resolves_them(specs, plain, twice,
-                                                                       partial):
-    # Unique ids, no dependencies, all fitting the host: one pass picks them all in id order.
-    # Anything else (a repeated id, a dependency, a host range that does not fit) goes the
-    # general way; either way the answer is the one the general path gives.
+       st.booleans(), st.booleans(), st.booleans(), st.booleans())
+def test_one_version_each_resolves_as_the_general_path_resolves_it(specs, plain, required,
+                                                                   twice, partial):
+    # Unique ids, all fitting the host, no optional dependencies, every dependency there in a
+    # version its range accepts and no cycle: one pass picks them all, ordered by their
+    # dependencies. Anything else (a repeated id, a missing or refused dependency, a cycle, an
+    # optional dependency, a host range that does not fit) goes the general way; either way
+    # the answer is the one the general path gives.
     if plain:
         specs = [(pid, ver, "*", None, None) for pid, ver, *_ in specs]
+    elif required:  # dependency chains and cycles, nothing optional
+        specs = [(pid, ver, "*", deps, None) for pid, ver, _, deps, _ in specs]
     if twice and specs:
         specs = [*specs, (specs[0][0], "3.0.0", "*", None, None)]
     plugs = [plug(pid, ver, deps, opt, host) for pid, ver, host, deps, opt in specs]
@@ -614,3 +619,19 @@ def test_independent_plugins_skip_the_graph():
     res = resolve(iter(many), host_version=HOST)
     assert res.order == sorted(p.id for p in many) == list(res.selected)
     assert res.engine == "direct" and not res.failed and not res.skipped
+
+
+def test_a_tree_of_one_version_each_skips_the_candidate_graph(monkeypatch):
+    import plughost.core.resolver as resolver
+
+    many = [plug(f"p{i:04d}", "1.0.0", {f"p{i // 2:04d}": "^1"} if i else None)
+            for i in range(2000, -1, -1)]
+    monkeypatch.setattr(resolver, "_Problem", None)  # the general path is not taken
+    res = resolve(many, host_version=HOST)
+    assert list(res.selected) == sorted(p.id for p in many)
+    rank = {pid: i for i, pid in enumerate(res.order)}
+    assert all(rank[f"p{i // 2:04d}"] < rank[f"p{i:04d}"] for i in range(1, 2001))
+    assert res.engine == "direct" and not res.failed and not res.skipped
+    monkeypatch.undo()
+    full = resolve(many, host_version=HOST, engine="resolvelib")
+    assert (res.selected, res.order) == (full.selected, full.order)

@@ -217,9 +217,9 @@ def resolve(
         host_version = Version.parse(host_version)
     if requested is None and engine == "auto":
         available = available if isinstance(available, (list, tuple)) else list(available)
-        independent = _independent(available, host_version)
-        if independent is not None:
-            return independent
+        direct = _one_each(available, host_version)
+        if direct is not None:
+            return direct
     with collector_paused():
         problem = _Problem(
             available,
@@ -231,16 +231,20 @@ def resolve(
         return problem.run(partial=partial, force_resolvelib=engine == "resolvelib")
 
 
-def _independent(available: Sequence[C], host_version: Version) -> Resolution[C] | None:
-    """The resolution of every id in ``available`` when there is nothing to resolve: each id
-    comes once, nothing depends on anything (not even optionally) and every candidate fits the
-    host. Then each is selected, in id order, as the general path would select and order
-    them (the tests hold the two to the same answer). ``None`` as soon as one candidate is
-    not like that: the general path decides. (One pass, no graph: most catalogues.)"""
+def _one_each(available: Sequence[C], host_version: Version) -> Resolution[C] | None:
+    """The resolution of every id in ``available`` when there is nothing to choose and nothing
+    fails: each id comes once, every candidate fits the host, none declares optional
+    dependencies, and each dependency is there in a version its range accepts, with no cycle.
+    Then each is selected and ordered as the general path would select and order them (the
+    same :func:`~plughost.core.depgraph.order_edges` over the same edges; the tests hold the
+    two to the same answer). ``None`` as soon as one candidate is not like that: the general
+    path decides, and words what fails. (Two passes and an ordering, no candidate graph: most
+    catalogues, a plugin and what it needs installed once each.)"""
     selected: dict[str, C] = {}
     fits_host: dict[int, bool] = {}  # id(range) -> contains host_version; ranges are shared
+    needing: list[C] = []
     for obj in available:
-        if obj.dependencies or obj.optional_dependencies:
+        if obj.optional_dependencies:
             return None
         host = obj.host
         fits = fits_host.get(id(host))
@@ -250,8 +254,23 @@ def _independent(available: Sequence[C], host_version: Version) -> Resolution[C]
         if not fits or pid in selected:
             return None
         selected[pid] = obj
-    order = sorted(selected)
-    return Resolution(selected={pid: selected[pid] for pid in order}, order=order)
+        if obj.dependencies:
+            needing.append(obj)
+    ids = sorted(selected)
+    if not needing:
+        return Resolution(selected={pid: selected[pid] for pid in ids}, order=ids)
+    edges: dict[str, Iterable[str]] = dict.fromkeys(ids, ())
+    for obj in needing:
+        for dep, rng in obj.dependencies.items():
+            other = selected.get(dep)
+            if other is None or not rng.contains(other.version):
+                return None
+        edges[obj.id] = sorted(obj.dependencies)
+    try:
+        order = order_edges(edges)
+    except DependencyCycle:
+        return None
+    return Resolution(selected={pid: selected[pid] for pid in ids}, order=order)
 
 
 class _Problem(Generic[C]):
