@@ -312,3 +312,30 @@ class Fold(Plugin):
         await host.deactivate("jit", cascade=True)
         assert "vm.jit.pass" not in host.hooks
         assert host.comms.owned_by("jit")["specs"] == []
+
+
+def test_threads_asking_for_the_hub_at_once_get_the_same_one(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    import threading
+    import time
+
+    import plughost.host as host_module
+
+    made = []
+    real = host_module.Communications
+
+    def slow_hub(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.05)  # both threads are past the first look meanwhile
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(host_module, "Communications", slow_hub)
+    host = PluginHost([tmp_path])
+    got: list[Any] = []
+    threads = [threading.Thread(target=lambda: got.append(host.comms)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1 and all(hub is made[0] for hub in got)
+    assert host._extensions.count(made[0]) == 1

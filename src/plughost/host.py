@@ -101,6 +101,7 @@ T = TypeVar("T")
 
 HOST_VERSION = __version__
 _HOST_VERSION = Version(HOST_VERSION)  # what a host gets by default, parsed once
+_HUB_MADE_ONCE = threading.Lock()  # see PluginHost.comms
 
 ErrorPolicy = Callable[[PluginRecord, PlughostError], None]
 
@@ -417,7 +418,10 @@ class PluginHost:
         :attr:`bus`, :attr:`commands`, :attr:`channels`), made at first use."""
         comms = self._comms
         if comms is None:
-            comms = self._attach(Communications())
+            with _HUB_MADE_ONCE:  # two threads asking first still get one hub
+                comms = self._comms
+                if comms is None:
+                    comms = self._attach(Communications())
         return comms
 
     def _attach(self, comms: Communications) -> Communications:
