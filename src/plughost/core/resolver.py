@@ -41,9 +41,11 @@ Rules
 
 Engines
 -------
-When every id is requested, each comes once, none depends on another (not even optionally) and
-all fit the host, there is nothing to resolve: one pass selects them all in id order, with no
-graph (what most catalogues are; the tests hold it to the general path's answer). Otherwise,
+When every id is requested, each comes once, all fit the host, none uses another optionally,
+and every dependency is there in a version its range accepts with no cycle, there is nothing
+to resolve: one pass selects them all and orders them by their dependencies, with no candidate
+graph (what most installed catalogues are; the tests hold it to the general path's answer: 28
+ms for 10,000 plugins in a dependency tree, 4.4 µs a plugin with the host's bookkeeping). Otherwise,
 first, every candidate that cannot work whatever else is chosen (host mismatch, a dependency
 missing, or no usable version of a dependency in its range) is pruned, transitively; that is
 also where most errors come from. Then, when every id in play has exactly one usable version,
