@@ -105,6 +105,11 @@ _HUB_MADE_ONCE = threading.Lock()  # see PluginHost.comms
 
 ErrorPolicy = Callable[[PluginRecord, PlughostError], None]
 
+
+def _event_patterns(triggers: Iterable[str]) -> list[str]:
+    """The topic patterns of the ``event:<pattern>`` activation triggers among ``triggers``."""
+    return [t.removeprefix("event:") for t in triggers if t.startswith("event:")]
+
 # Built-in runtimes every host has (they need no extra). Like the other built-in ones
 # (runtimes.base.BUILTIN_RUNTIMES) each is created on first use by a manifest that asks for it:
 # a host without wasmtime still starts, a wasm plugin's load error names the extra, and a host
@@ -438,7 +443,7 @@ class PluginHost:
         comms.set_lazy_resolver(self._activate_for_command)
         comms.hooks.set_lazy_resolver(self._activate_for_extension)
         comms.set_event_triggers(
-            [t.removeprefix("event:") for t in self._activation_index if t.startswith("event:")],
+            _event_patterns(self._activation_index),
             needed=self._asleep_for_event, activate=self._activate_for_event)
         return comms
 
@@ -1409,8 +1414,7 @@ class PluginHost:
             if record.state is State.INSTALLED:
                 self._set_state(record, State.RESOLVED)
         order.update(zip(moving, self._ranks, strict=False))
-        gone = [t.removeprefix("event:") for t in emptied
-                if t.startswith("event:") and t not in self._activation_index]
+        gone = _event_patterns(t for t in emptied if t not in self._activation_index)
         if gone and self._comms is not None:
             self._comms.remove_event_triggers(gone)
         self._index_activation(placed)
@@ -1472,8 +1476,7 @@ class PluginHost:
                     index.setdefault(trigger, []).append(pid)
                 else:
                     bisect.insort(index.setdefault(trigger, []), pid, key=place)
-                if trigger.startswith("event:"):
-                    new_events.append(trigger.removeprefix("event:"))
+            new_events += _event_patterns(triggers)
             if triggers:
                 self._triggers_of[pid] = triggers
         self._activation_index = index

@@ -284,15 +284,12 @@ def _load_entries(body: bytes | memoryview, *, fast: bool) -> Any:
     codec). orjson refuses some of what ``json`` alone reads right (a lone surrogate in a
     manifest's text, say): ``json`` reads that then."""
     if fast:
-        try:
+        # No orjson (the extra is not installed), or text it refuses (its JSONDecodeError
+        # is a ValueError): json reads it.
+        with contextlib.suppress(ImportError, ValueError):
             import orjson
-        except ImportError:
-            pass
-        else:
-            try:
-                return orjson.loads(body)
-            except orjson.JSONDecodeError:
-                pass
+
+            return orjson.loads(body)
     return json.loads(bytes(body))
 
 
