@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson  # noqa: F401  (the test extra installs it: a missing fast codec fails here)
+import orjson  # (the test extra installs it: a missing fast codec fails here)
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -164,6 +164,36 @@ def test_decoding_means_what_the_standard_library_means(fast: None, body: bytes)
     assert want[0] == got[0], (body, want, got)
     if want[0] == "ok":
         assert _same(want[1], got[1]), (body, want, got)
+
+
+@given(VALUES)
+@example({"digest": "1" * 40, "n": -(2**63), "m": 2**64 - 1})
+@example({"n": 2**64})
+@example([-(2**63) - 1])
+@example({"text": "\ud800"})
+@example([float("nan"), float("inf")])
+def test_orjson_reads_back_what_it_says_it_reads_as_the_standard_library(value: Any) -> None:
+    # The discovery cache's promise: where orjson_reads_back says yes, orjson reads the
+    # standard library's JSON of the value as the standard library does, or refuses it (a
+    # ValueError: the reader then falls back to the standard library). It never reads it
+    # otherwise without a word.
+    body = json.dumps(value, separators=(",", ":")).encode()
+    if not wire.orjson_reads_back(value):
+        return
+    want = json.loads(body)
+    try:
+        got = orjson.loads(body)
+    except ValueError:
+        return
+    assert _same(want, got), (value, want, got)
+
+
+def test_orjson_reads_back_looks_at_values_not_at_their_digits() -> None:
+    assert wire.orjson_reads_back({"digest": "12345678901234567890123", "n": 2**64 - 1})
+    assert wire.orjson_reads_back([-(2**63), 1.5, None, True, "-" + "9" * 30])
+    assert not wire.orjson_reads_back({"n": 2**64})
+    assert not wire.orjson_reads_back([-(2**63) - 1])
+    assert not wire.orjson_reads_back("\ud800")
 
 
 def test_decode_message_refuses_alike_with_either_codec(fast: None) -> None:

@@ -45,7 +45,7 @@ from plughost.core.manifest import (
     manifest_from_own_dict,
     read_manifest_data,
 )
-from plughost.core.wire import orjson_reads_alike
+from plughost.core.wire import orjson_reads_back
 from plughost.errors import ManifestError, PlughostError, Problem
 
 __all__ = [
@@ -60,7 +60,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "plughost.plugins"
-_CACHE_FORMAT = 6
+_CACHE_FORMAT = 7
 _HEAD: Final = f"plughost-discovery-cache {_CACHE_FORMAT} {__version__} ".encode()
 _ORJSON: Final = b"orjson"
 _JSON: Final = b"json"
@@ -222,7 +222,7 @@ class DiscoveryCache:
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps(self._entries, separators=(",", ":")).encode()
-        codec = _ORJSON if orjson_reads_alike(body) else _JSON
+        codec = _ORJSON if orjson_reads_back(self._entries) else _JSON
         payload = _header(codec, body) + b"\n" + body
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".discovery-", suffix=".tmp")
         try:
@@ -270,7 +270,7 @@ def _digest(content: bytes) -> str:
 def _header(codec: bytes, body: bytes | memoryview) -> bytes:
     """The cache file's first line for ``body``, the entries as written: the format, the
     plughost version, the codec that reads the entries as written (``orjson`` when it reads
-    every number in them as ``json`` does, see :func:`~plughost.core.wire.orjson_reads_alike`;
+    every number in them as ``json`` does, see :func:`~plughost.core.wire.orjson_reads_back`;
     ``json`` otherwise: decided once, when the file is written, not at each read) and the
     BLAKE2b digest of ``body`` personalised with the codec's name (compared as bytes when
     read)."""

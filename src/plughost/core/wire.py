@@ -521,6 +521,23 @@ def orjson_reads_alike(body: bytes) -> bool:
 _orjson: Any = None
 
 
+def orjson_reads_back(obj: Any) -> bool:
+    """Whether orjson is installed and reads the standard library's JSON of ``obj`` (plain
+    JSON values) back as the standard library does: it encodes an integer exactly when it
+    would read it back as one (up to 64 bits), so encoding ``obj`` once tells. Unlike
+    :func:`orjson_reads_alike`, which has only the bytes, a long run of digits inside a string
+    costs nothing (ten thousand hex digests hold a few). What orjson refuses to read (``NaN``,
+    a lone surrogate: it refuses to encode the latter too) a reader hands to the standard
+    library on its ``ValueError``."""
+    try:
+        import orjson
+
+        orjson.dumps(obj)
+    except (ImportError, TypeError):  # its JSONEncodeError is a TypeError
+        return False
+    return True
+
+
 def _maybe_nonfinite(obj: Any) -> bool:
     """Whether ``obj`` (which orjson has just encoded) may hold a NaN or an infinity, which
     orjson writes as ``null``: only plain containers, strings, numbers and ``None`` are looked
