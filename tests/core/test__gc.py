@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from plughost.core._gc import collector_paused
+from plughost.core._gc import PROMOTE_AFTER, collector_paused
 
 
 def test_off_inside_and_back_on_after_even_on_error() -> None:
@@ -30,3 +30,44 @@ def test_a_collector_turned_off_by_the_caller_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _young(objects: list[object]) -> int:
+    ids = {id(o) for o in objects}
+    return sum(id(o) in ids for gen in (0, 1) for o in gc.get_objects(generation=gen))
+
+
+def test_many_objects_built_while_paused_go_to_the_oldest_generation() -> None:
+    gc.collect()
+    with collector_paused():
+        kept = [[i] for i in range(PROMOTE_AFTER + 1000)]
+    assert gc.isenabled()
+    assert _young(kept) == 0  # no young collection will walk them
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert all(id(o) in oldest for o in kept[::997])
+
+
+def test_a_few_objects_or_a_failed_block_stay_young() -> None:
+    gc.collect()
+    with collector_paused():
+        few = [[i] for i in range(100)]
+    assert _young(few) == len(few)
+    with pytest.raises(RuntimeError), collector_paused():
+        failed = [[i] for i in range(PROMOTE_AFTER + 1000)]
+        raise RuntimeError("boom")
+    assert _young(failed[::97]) == len(failed[::97])
+
+
+def test_objects_the_application_froze_stay_frozen() -> None:
+    gc.collect()
+    frozen = [[i] for i in range(10)]
+    gc.freeze()
+    try:
+        count = gc.get_freeze_count()
+        with collector_paused():
+            young = [[i] for i in range(PROMOTE_AFTER + 1000)]
+        assert gc.get_freeze_count() == count  # not unfrozen by the pause
+        assert _young(young[::97]) == len(young[::97])  # so nothing was promoted either
+        assert frozen
+    finally:
+        gc.unfreeze()
