@@ -68,12 +68,13 @@ def write_lazy_plugins(root: Path, count: int) -> None:
         (folder / "main.py").write_text(PLUGIN_CODE.format(i=i))
 
 
-def write_eager_plugins(root: Path, count: int) -> None:
+def write_eager_plugins(root: Path, count: int, prefix: str = "e") -> None:
     for i in range(count):
-        folder = root / f"e{i:04d}"
+        folder = root / f"{prefix}{i:04d}"
         folder.mkdir(parents=True)
         (folder / "plugin.toml").write_text(
-            f'id = "e{i:04d}"\nname = "Eager {i}"\nversion = "1.0.0"\nentry = "main:Plugin"\n'
+            f'id = "{prefix}{i:04d}"\nname = "Eager {i}"\nversion = "1.0.0"\n'
+            'entry = "main:Plugin"\n'
         )
         (folder / "main.py").write_text(PLUGIN_CODE.format(i=i))
     compileall.compile_dir(str(root), quiet=1)
@@ -139,84 +140,96 @@ def bench_lazy(tmp: Path, count: int, repeat: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def bench_eager(tmp: Path, count: int) -> dict[str, float]:
-    results: dict[str, float] = {}
+def bench_eager(tmp: Path, count: int, repeat: int) -> dict[str, float]:
+    """Seconds (medians of ``repeat`` rounds) to load ``count`` eager plugins, per contender.
 
-    # plughost: load (import + instantiate), then activate, through the in-process runtime.
-    eager = tmp / "eager"
-    write_eager_plugins(eager, count)
-
-    async def plughost_run() -> tuple[float, float]:
-        host = PluginHost([eager])
-        host.discover()
-        order = host.resolve()
-        gc.disable()
-        t0 = time.process_time()
-        for pid in order:
-            await host.load(pid)
-        t1 = time.process_time()
-        for pid in order:
-            await host.activate(pid)
-        t2 = time.process_time()
-        gc.enable()
-        await host.aclose()
-        return t1 - t0, t2 - t0
-
-    load_s, load_activate_s = asyncio.run(plughost_run())
-    results["plughost load"] = load_s
-    results["plughost load+activate"] = load_activate_s
-
-    # The floor: a bare import of the same code, then instantiating the class.
-    bare_dir = tmp / "bare"
-    names = write_flat_modules(bare_dir, "bench_bare_", count)
-    sys.path.insert(0, str(bare_dir))
-    gc.disable()
-    t0 = time.process_time()
-    for name in names:
-        importlib.import_module(name).Plugin()
-    results["importlib import (floor)"] = time.process_time() - t0
-    gc.enable()
-
-    # pluggy: import the same code and register the plugin objects.
+    Each round writes every contender's plugins afresh under new module names (an import
+    already in ``sys.modules`` would cost nothing), then times them one after the other, so a
+    slow moment of the machine falls on one round of each rather than on one contender."""
+    times: dict[str, list[float]] = {}
     try:
         import pluggy
     except ImportError:
+        pluggy = None
         print("pluggy not installed: pip install 'plughost[bench]'")
-    else:
-        pluggy_dir = tmp / "pluggy"
-        names = write_flat_modules(pluggy_dir, "bench_pluggy_", count)
-        sys.path.insert(0, str(pluggy_dir))
-        pm = pluggy.PluginManager("bench")
-        gc.disable()
-        t0 = time.process_time()
-        for name in names:
-            pm.register(importlib.import_module(name).Plugin(), name=name)
-        results["pluggy import+register"] = time.process_time() - t0
-        gc.enable()
-
-    # stevedore: entry points of an installed distribution, loaded and instantiated.
     try:
         from stevedore import ExtensionManager
     except ImportError:
+        ExtensionManager = None
         print("stevedore not installed: pip install 'plughost[bench]'")
-    else:
-        sted_dir = tmp / "stevedore"
-        names = write_flat_modules(sted_dir, "bench_sted_", count)
-        dist = sted_dir / "bench_sted-1.0.dist-info"
-        dist.mkdir()
-        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: bench-sted\nVersion: 1.0\n")
-        (dist / "entry_points.txt").write_text(
-            "[plughost.bench]\n" + "".join(f"{n} = {n}:Plugin\n" for n in names)
-        )
-        sys.path.insert(0, str(sted_dir))
-        importlib.invalidate_caches()
+
+    def note(name: str, seconds: float) -> None:
+        times.setdefault(name, []).append(seconds)
+
+    for r in range(repeat):
+        base = tmp / f"eager-{r}"
+
+        # plughost: load (import + instantiate), then activate, through the in-process runtime.
+        eager = base / "plughost"
+        write_eager_plugins(eager, count, prefix=f"r{r}e")
+
+        async def plughost_run() -> tuple[float, float]:
+            host = PluginHost([eager])  # noqa: B023  (run before the loop moves on)
+            host.discover()
+            order = host.resolve()
+            gc.disable()
+            t0 = time.process_time()
+            for pid in order:
+                await host.load(pid)
+            t1 = time.process_time()
+            for pid in order:
+                await host.activate(pid)
+            t2 = time.process_time()
+            gc.enable()
+            await host.aclose()
+            return t1 - t0, t2 - t0
+
+        load_s, load_activate_s = asyncio.run(plughost_run())
+        note("plughost load", load_s)
+        note("plughost load+activate", load_activate_s)
+
+        # The floor: a bare import of the same code, then instantiating the class.
+        names = write_flat_modules(base / "bare", f"bench_bare_{r}_", count)
+        sys.path.insert(0, str(base / "bare"))
         gc.disable()
         t0 = time.process_time()
-        manager = ExtensionManager("plughost.bench", invoke_on_load=True)
-        results["stevedore ExtensionManager"] = time.process_time() - t0
+        for name in names:
+            importlib.import_module(name).Plugin()
+        note("importlib import (floor)", time.process_time() - t0)
         gc.enable()
-        assert len(manager.extensions) == count, len(manager.extensions)
-    return results
+
+        # pluggy: import the same code and register the plugin objects.
+        if pluggy is not None:
+            names = write_flat_modules(base / "pluggy", f"bench_pluggy_{r}_", count)
+            sys.path.insert(0, str(base / "pluggy"))
+            pm = pluggy.PluginManager("bench")
+            gc.disable()
+            t0 = time.process_time()
+            for name in names:
+                pm.register(importlib.import_module(name).Plugin(), name=name)
+            note("pluggy import+register", time.process_time() - t0)
+            gc.enable()
+
+        # stevedore: entry points of an installed distribution, loaded and instantiated.
+        if ExtensionManager is not None:
+            sted_dir = base / "stevedore"
+            names = write_flat_modules(sted_dir, f"bench_sted_{r}_", count)
+            dist = sted_dir / f"bench_sted_{r}-1.0.dist-info"
+            dist.mkdir()
+            (dist / "METADATA").write_text(
+                f"Metadata-Version: 2.1\nName: bench-sted-{r}\nVersion: 1.0\n")
+            (dist / "entry_points.txt").write_text(
+                f"[plughost.bench{r}]\n" + "".join(f"{n} = {n}:Plugin\n" for n in names)
+            )
+            sys.path.insert(0, str(sted_dir))
+            importlib.invalidate_caches()
+            gc.disable()
+            t0 = time.process_time()
+            manager = ExtensionManager(f"plughost.bench{r}", invoke_on_load=True)
+            note("stevedore ExtensionManager", time.process_time() - t0)
+            gc.enable()
+            assert len(manager.extensions) == count, len(manager.extensions)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -248,9 +261,10 @@ def main() -> None:
             f"{size:,} {'OK' if c and k else 'MISSED'}" for size, c, k in verdicts))
 
         if args.eager:
-            results = bench_eager(tmp, args.eager)
+            results = bench_eager(tmp, args.eager, args.repeat)
             floor = results["importlib import (floor)"]
-            print(f"\n{args.eager} eager plugins: per plugin, ratio to a bare import")
+            print(f"\n{args.eager} eager plugins: per plugin, ratio to a bare import "
+                  f"(medians of {args.repeat} rounds)")
             print(f"  {'contender':<30}{'ms/plugin':>10}{'ratio':>8}")
             for name, seconds in results.items():
                 per = seconds * 1000 / args.eager
