@@ -1046,13 +1046,17 @@ class PluginService:
         self._check_open()
         return await asyncio.to_thread(self.updater.versions, plugin_id)
 
-    async def metrics(self, plugin_id: str | None = None) -> dict[str, dict[str, Any]]:
+    async def metrics(self, plugin_id: str | None = None, *,
+                      among: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """Per-plugin counters (calls, errors, busy seconds...) of every plugin the host has,
-        or of ``plugin_id`` alone. :raises PluginNotFound: the host does not have it."""
+        of those of ``among`` it has (a page of the list: costs the page), or of
+        ``plugin_id`` alone. :raises PluginNotFound: the host does not have ``plugin_id``."""
         self._check_open()
         if plugin_id is not None:
             return {plugin_id: (await self._near(plugin_id)).metrics(plugin_id)}
         host = self.host
+        if among is not None:
+            return {pid: host.metrics(pid) for pid in among if pid in host.registry}
         with collector_paused():  # a nested dict per plugin, all kept (see core._gc)
             return {record.id: host.metrics(record.id) for record in host.registry}
 

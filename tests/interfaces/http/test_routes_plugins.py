@@ -543,3 +543,39 @@ async def test_the_plugin_resource_has_one_shape_from_list_detail_and_every_acti
     for name, item in shapes.items():
         assert set(item) >= set(shapes["list"]), (name, set(shapes["list"]) - set(item))
         assert item["signed"] is False, name
+
+
+async def test_metrics_pages_are_the_list_cut_with_the_next_page_in_the_link_header(
+    api: Api, make_package: MakePackage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for pid in ("m-a", "m-b", "m-c"):
+        assert (await api.install(make_package(pid))).status_code == 201
+    await api.service.host.call("m-b", "ping", value=1)
+    every = (await api.client.get("/api/v1/plugins/metrics")).json()
+    assert [e["id"] for e in every] == ["m-a", "m-b", "m-c"]
+
+    host = api.service.host
+    asked: list[str] = []
+    counted = host.metrics
+
+    def metrics(plugin_id: str) -> Any:
+        asked.append(plugin_id)
+        return counted(plugin_id)
+
+    monkeypatch.setattr(host, "metrics", metrics)
+    pages: list[list[dict[str, Any]]] = []
+    url: str | None = "/api/v1/plugins/metrics?limit=2"
+    while url is not None:
+        r = await api.client.get(url)
+        assert r.status_code == 200, r.text
+        pages.append(r.json())
+        url = r.links.get("next", {}).get("url")
+    assert [[e["id"] for e in page] for page in pages] == [["m-a", "m-b"], ["m-c"]]
+    assert [e for page in pages for e in page] == every  # the same entries, cut
+    assert pages[0][1]["calls"] == 1
+    assert sorted(asked) == ["m-a", "m-b", "m-c"]  # each page counted its own plugins only
+
+    r = await api.client.get("/api/v1/plugins/metrics", params={"cursor": "abc"})
+    assert r.status_code == 400 and "limit" in r.json()["error"]["message"]
+    r = await api.client.get("/api/v1/plugins/metrics", params={"limit": 0})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid"

@@ -182,22 +182,41 @@ async def metrics(
         min_length=1, max_length=64,
         description="Only this plugin's entry (404 if it is not installed): what a page that "
                     "polls one plugin asks, at the cost of that plugin.")] = None,
+    limit: Annotated[int | None, Query(
+        ge=1, le=1000,
+        description="At most this many entries, by id: a page, at the cost of the page. The "
+                    "next page's address is in the `Link` header (`rel=\"next\"`), absent "
+                    "after the last page. Without it, every installed plugin's entry.")] = None,
+    cursor: CursorQuery = None,
     _: Principal = requires("viewer"),
 ) -> Response:
     """Arcade's metrics (name, type, version, path, description) with the live state and
-    the call / error counters the host keeps: of every installed plugin, or of one."""
+    the call / error counters the host keeps: of every installed plugin (Arcade's list), of
+    a page of them (``limit``, ``cursor``: the same list, cut), or of one."""
     service = api_state(request).service
     infos: list[Any] = []
+    headers: dict[str, str] = {}
     if plugin_id is not None:
         infos.append(await service.info(plugin_id))
+    elif limit is not None:
+        page = await service.list_plugins(limit=limit, cursor=cursor)
+        infos = list(page.items)
+        if page.next_cursor is not None:
+            following = request.url.include_query_params(cursor=page.next_cursor)
+            headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
     else:
-        cursor = None
+        if cursor is not None:
+            raise RequestInvalid("`cursor` continues a page of `limit` entries; pass "
+                                 "`limit` too (or neither, for every plugin's entry)",
+                                 details={"field": "cursor"})
+        cursor_ = None
         while True:  # every plugin, a page at a time
-            page = await service.list_plugins(limit=1000, cursor=cursor)
+            page = await service.list_plugins(limit=1000, cursor=cursor_)
             infos.extend(page.items)
-            if (cursor := page.next_cursor) is None:
+            if (cursor_ := page.next_cursor) is None:
                 break
-    counters = await service.metrics(plugin_id)
+    counters = await service.metrics(
+        plugin_id, among=None if limit is None else [info.id for info in infos])
 
     def body() -> bytes:
         out = []
@@ -214,7 +233,8 @@ async def metrics(
             # worker thread: every installed plugin's entry is megabytes at 10,000.
             return _METRICS.dump_json(_METRICS.validate_python(out))
 
-    return Response(await asyncio.to_thread(body), media_type="application/json")
+    return Response(await asyncio.to_thread(body), media_type="application/json",
+                    headers=headers)
 
 
 _METRICS: TypeAdapter[list[MetricOut]] = TypeAdapter(list[MetricOut])
