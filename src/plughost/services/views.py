@@ -346,7 +346,8 @@ class PluginManagement(Protocol):
 
     async def health(self, plugin_id: str) -> HealthReport: ...
 
-    async def metrics(self, plugin_id: str | None = None) -> dict[str, dict[str, Any]]: ...
+    async def metrics(self, plugin_id: str | None = None, *,
+                      among: Iterable[str] | None = None) -> dict[str, dict[str, Any]]: ...
 
     async def audit(self, *, plugin_id: str | None = None, action: str | None = None,
                     limit: int = 100, before_id: int | None = None, kind: str | None = None,

@@ -283,3 +283,24 @@ def test_nodes_in_every_format_locally_and_through_the_server(
     assert item["status"] == "up" and item["heartbeat_at"].endswith("Z")
     rows = _cut(_cli("nodes", "--home", str(home), "--output", "plain").stdout, "node")
     assert [r[1] for r in rows] == ["up"]
+
+
+def test_remote_metrics_among_some_ids_are_the_servers_entries_of_those_it_has(
+    server: tuple[ServerProcess, Path, str], tmp_path: Path, write_plugin: Any
+) -> None:
+    import asyncio
+
+    from plughost.interfaces.cli._backend import Remote, RemoteBackend
+
+    proc, _home, secret = server
+
+    async def ask() -> tuple[Any, Any, Any]:
+        async with RemoteBackend(Remote(proc.base_url, secret)) as backend:
+            await backend.install(_package(tmp_path, write_plugin, "counted-among", "1.0.0"))
+            one = await backend.metrics("counted-among")
+            among = await backend.metrics(among=["counted-among", "nobody-here"])
+            every = await backend.metrics()
+            return one, among, every
+
+    one, among, every = asyncio.run(ask())
+    assert among == one == {"counted-among": every["counted-among"]}
