@@ -209,11 +209,11 @@ async def metrics(
             raise RequestInvalid("`cursor` continues a page of `limit` entries; pass "
                                  "`limit` too (or neither, for every plugin's entry)",
                                  details={"field": "cursor"})
-        cursor_ = None
+        after = None
         while True:  # every plugin, a page at a time
-            page = await service.list_plugins(limit=1000, cursor=cursor_)
+            page = await service.list_plugins(limit=1000, cursor=after)
             infos.extend(page.items)
-            if (cursor_ := page.next_cursor) is None:
+            if (after := page.next_cursor) is None:
                 break
     counters = await service.metrics(
         plugin_id, among=None if limit is None else [info.id for info in infos])
