@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from plughost.core.manifest import load_manifest
 from plughost.errors import PermissionDenied
 from plughost.host import PluginHost
-from plughost.runtimes.process.confine import kernel_support
+from plughost.runtimes.process.confine import JAIL_TMP_PREFIX, kernel_support, sweep_dead_jails
 from plughost.runtimes.process.runtime import ProcessInstance, ProcessRuntime
 from plughost.security.permissions import PermissionSet
 from plughost.security.scopes import parse_scopes
@@ -261,11 +262,55 @@ def test_a_host_killed_outright_leaves_nothing_behind(forked: bool) -> None:
         while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert [p for p in pids if pid_alive(p)] == []
+        # What the killed host could not clean up, its plugin's private temporary directory,
+        # the next host removes (a host sweeps before it makes its first one).
+        sweep_dead_jails()
+        assert _jail_dirs(host.pid) == []
     finally:
         host.kill()
         host.wait()
         for p in pids:
             kill_quietly(p)
+
+
+def _jail_dirs(pid: int) -> list[str]:
+    root = Path(tempfile.gettempdir())
+    return sorted(p.name for p in root.glob(f"{JAIL_TMP_PREFIX}{pid}-*"))
+
+
+def test_a_private_tmpdir_is_named_after_its_host_and_short_enough_for_a_socket() -> None:
+    from plughost.runtimes.process.confine import _private_tmpdir
+
+    made = Path(_private_tmpdir("p" * 64))
+    try:
+        assert made.name.startswith(f"{JAIL_TMP_PREFIX}{os.getpid()}-{'p' * 24}-")
+        assert len(made.name) <= 55  # with /tmp/ and /plugin.sock: a Unix socket path fits
+    finally:
+        made.rmdir()
+
+
+def test_the_sweep_removes_the_directories_of_dead_hosts_only(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert not pid_alive(dead.pid)
+    left = tmp_path / f"{JAIL_TMP_PREFIX}{dead.pid}-escapee-abc"
+    (left / "sub").mkdir(parents=True)
+    (left / "sub" / "f").write_text("x")
+    live = tmp_path / f"{JAIL_TMP_PREFIX}{os.getpid()}-mine-abc"
+    live.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("k")
+    link = tmp_path / f"{JAIL_TMP_PREFIX}{dead.pid}-link-abc"
+    link.symlink_to(elsewhere)
+    a_file = tmp_path / f"{JAIL_TMP_PREFIX}{dead.pid}-file-abc"
+    a_file.write_text("f")
+    odd = tmp_path / f"{JAIL_TMP_PREFIX}notapid-x"
+    odd.mkdir()
+    assert sweep_dead_jails(str(tmp_path)) == [str(left)]
+    assert not left.exists()
+    assert live.is_dir() and odd.is_dir() and a_file.is_file() and link.is_symlink()
+    assert (elsewhere / "keep").read_text() == "k"
 
 
 async def test_an_activation_that_brings_a_data_dir_restarts_the_process_confined_to_it(

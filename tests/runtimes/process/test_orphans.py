@@ -6,11 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from plughost.core.wire import ENV_PLUGIN_ID, ENV_TOKEN
+from plughost.runtimes.process.confine import JAIL_TMP_PREFIX, sweep_dead_jails
 
 from .conftest import PLUGINS, kill_quietly, pid_alive
 
@@ -44,6 +47,8 @@ def test_plugin_process_dies_when_its_host_is_killed(mode: str) -> None:
         host.wait(timeout=5)
         for child in children:
             assert wait_gone(child), f"process {child} outlived its host"
+        sweep_dead_jails()  # the next host's sweep: the killed host's private tmp goes
+        assert list(Path(tempfile.gettempdir()).glob(f"{JAIL_TMP_PREFIX}{host.pid}-*")) == []
     finally:
         host.kill()
         host.wait()

@@ -38,6 +38,7 @@ import logging
 import os
 import platform
 import shutil
+import stat as stat_module
 import struct
 import sys
 import tempfile
@@ -668,6 +669,70 @@ def _warn_once(reason: str) -> None:
         logger.warning("process plugins run with weaker confinement: %s", reason)
 
 
+
+#: A confined plugin's private temporary directory: ``plughost-jail-<host pid>-<plugin>-*``.
+JAIL_TMP_PREFIX = "plughost-jail-"
+_swept = False
+
+
+def _private_tmpdir(plugin_id: str) -> str:
+    """A new private temporary directory for one confined plugin process, named after this
+    host's pid, so that a later host can tell the ones a killed host left (see
+    :func:`sweep_dead_jails`, run before the first one a process makes)."""
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep_dead_jails()
+    from plughost.runtimes.process.launch import file_name
+
+    # The id cut to 24 characters: a gRPC plugin's Unix socket lives in this directory, and
+    # a socket's whole path must fit in 107 bytes (/tmp/ + at most 55 here + /plugin.sock).
+    return tempfile.mkdtemp(prefix=f"{JAIL_TMP_PREFIX}{os.getpid()}-{file_name(plugin_id)[:24]}-")
+
+
+def sweep_dead_jails(root: str | None = None) -> list[str]:
+    """Remove the private temporary directories that hosts no longer running left in
+    ``root`` (the temporary directory): a host killed outright (``SIGKILL``) runs no clean-up,
+    and its plugins die with it. Only directories (not links) owned by this user, named
+    ``plughost-jail-<pid>-...`` for a pid that is not running; returns the paths removed.
+    (A host in another PID namespace sharing this temporary directory would look dead:
+    containers each get their own ``/tmp``.)"""
+    root = root or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(JAIL_TMP_PREFIX):
+            continue
+        pid_text = name[len(JAIL_TMP_PREFIX):].partition("-")[0]
+        if not pid_text.isdigit() or _pid_running(int(pid_text)):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat_module.S_ISDIR(st.st_mode) or st.st_uid != uid:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
+
+
+def _pid_running(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a host's pid: leave it alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM), or anything unsure: running
+        return True
+    return True
+
 @dataclass
 class Jail:
     """The kernel objects confining one process, from :meth:`prepare` to :meth:`release`.
@@ -708,7 +773,7 @@ class Jail:
             jail.missing.append(f"no process limit or clean-up: {support.cgroup}")
         if support.landlock is None:
             try:
-                jail.tmpdir = tempfile.mkdtemp(prefix=f"plughost-{plugin_id}-")
+                jail.tmpdir = _private_tmpdir(plugin_id)
                 if spare:
                     jail._abi, jail.landlock = support.landlock_abi, True
                 else:
