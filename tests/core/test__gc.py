@@ -66,7 +66,9 @@ def test_objects_the_application_froze_stay_frozen() -> None:
         count = gc.get_freeze_count()
         with collector_paused():
             young = [[i] for i in range(PROMOTE_AFTER + 1000)]
-        assert gc.get_freeze_count() == count  # not unfrozen by the pause
+        # Not unfrozen by the pause (that would empty it; a few frozen objects may have been
+        # freed meanwhile, by reference counting, so the count need not be the same).
+        assert gc.get_freeze_count() > count // 2
         assert _young(young[::97]) == len(young[::97])  # so nothing was promoted either
         assert frozen
     finally:
