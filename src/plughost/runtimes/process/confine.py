@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plughost._proc import pid_alive
 from plughost.errors import PermissionDenied, PlughostError
 from plughost.security.scopes import parse_scope
 
@@ -709,7 +710,7 @@ def sweep_dead_jails(root: str | None = None) -> list[str]:
         if not name.startswith(JAIL_TMP_PREFIX):
             continue
         pid_text = name[len(JAIL_TMP_PREFIX):].partition("-")[0]
-        if not pid_text.isdigit() or _pid_running(int(pid_text)):
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
             continue
         try:
             st = entry.stat(follow_symlinks=False)
@@ -721,17 +722,6 @@ def sweep_dead_jails(root: str | None = None) -> list[str]:
         removed.append(entry.path)
     return removed
 
-
-def _pid_running(pid: int) -> bool:
-    if pid <= 0:
-        return True  # not a host's pid: leave it alone
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process (EPERM), or anything unsure: running
-        return True
-    return True
 
 @dataclass
 class Jail:
