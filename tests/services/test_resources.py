@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plughost.errors import RequestInvalid
-from plughost.services.resources import decode_cursor, encode_cursor, iso
+from plughost.services.resources import (
+    after_key,
+    before_id,
+    decode_cursor,
+    encode_cursor,
+    iso,
+    offset_of,
+    require_limit,
+)
 
 
 def test_times_come_out_in_one_shape_and_a_time_already_in_it_is_kept() -> None:
@@ -55,3 +63,29 @@ def test_a_cursor_stands_for_its_position_and_anything_else_is_refused() -> None
     for bad in ("not-a-cursor", encode_cursor({"other": 1}), "x" * 2000):
         with pytest.raises(RequestInvalid):
             decode_cursor(bad, keys=("after",))
+
+
+def test_each_kind_of_position_reads_back_its_own_cursors_only() -> None:
+    """Every list's cursor is one of three positions in the one format: after a key (lists by
+    id), before a number (newest first) or an offset; a cursor of another kind, or of the
+    right kind with a value of the wrong type, is refused."""
+    assert after_key(encode_cursor({"after": "b"})) == "b"
+    assert before_id(encode_cursor({"before": 7})) == 7
+    assert offset_of(encode_cursor({"offset": 3})) == 3
+    assert (after_key(None), before_id(None), offset_of(None)) == (None, None, 0)
+    for bad in (encode_cursor({"after": 1}), encode_cursor({"after": None}),
+                encode_cursor({"offset": 3})):
+        with pytest.raises(RequestInvalid):
+            after_key(bad)
+    for bad in (encode_cursor({"offset": -1}), encode_cursor({"offset": True}),
+                encode_cursor({"offset": "3"}), encode_cursor({"before": 3})):
+        with pytest.raises(RequestInvalid):
+            offset_of(bad)
+
+
+def test_a_cursor_without_a_limit_is_refused_naming_the_field() -> None:
+    require_limit(None, None)
+    require_limit("c", 10)
+    with pytest.raises(RequestInvalid) as refused:
+        require_limit("c", None)
+    assert refused.value.details == {"field": "cursor"} and "limit" in refused.value.message

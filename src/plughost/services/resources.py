@@ -171,6 +171,27 @@ def before_id(cursor: str | None) -> int | None:
     return value
 
 
+def after_key(cursor: str | None) -> str | None:
+    """The ``after`` key of a cursor that continues a list ordered by a string key (``None``
+    without a cursor); :func:`encode_cursor` ``({"after": key})`` makes one."""
+    position = decode_cursor(cursor, keys=("after",))
+    if position is None:
+        return None
+    value = position["after"]
+    if not isinstance(value, str):
+        raise RequestInvalid("the cursor is not one this list returned; pass next_cursor "
+                             "unchanged", details={"cursor": cursor})
+    return value
+
+
+def require_limit(cursor: str | None, limit: int | None) -> None:
+    """Refuse a ``cursor`` without ``limit``, on a list that answers every item without
+    ``limit`` (``request.invalid``, naming the field)."""
+    if cursor is not None and limit is None:
+        raise RequestInvalid("`cursor` continues a page of `limit` entries; pass `limit` too "
+                             "(or neither, for every entry)", details={"field": "cursor"})
+
+
 def offset_cursor(offset: int, count: int, total: int) -> str | None:
     """The cursor after ``count`` items read from ``offset`` of ``total`` (``None`` at the
     end), for a list whose order is stable by position."""

@@ -9,8 +9,6 @@ pagination: ``?limit=N&cursor=C`` and ``{"items", "next_cursor", "total"}``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,10 +18,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from plughost.errors import MarketError
+from plughost.errors import MarketError, RequestInvalid
 from plughost.interfaces.http._routing import ApiRoute
 from plughost.interfaces.http._state import ApiState, api_state, requires
 from plughost.interfaces.tokens import Principal
+from plughost.services import resources
 from plughost.services.market.index import SearchQuery, iso
 from plughost.services.market.service import Market, market_disabled, rating_dict
 
@@ -162,24 +161,18 @@ async def details(request: Request, plugin_id: PluginId,
 
 
 def _cursor_id(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text.startswith("r:") and text[2:].isdigit() and len(text) < 24:
-            return int(text[2:])
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise MarketError(f"the cursor {cursor[:40]!r} is not one this server returned",
-                      code="market.invalid", details={"field": "cursor"})
+        return resources.before_id(cursor)
+    except RequestInvalid:
+        raise MarketError(f"the cursor {str(cursor)[:40]!r} is not one this server returned",
+                          code="market.invalid", details={"field": "cursor"}) from None
 
 
 def _rating_page(records: list[Any], limit: int, moderation: bool) -> dict[str, Any]:
     following = None
     if len(records) > limit:
         records = records[:limit]
-        following = base64.urlsafe_b64encode(f"r:{records[-1].id}".encode()).decode() \
-            .rstrip("=")
+        following = resources.encode_cursor({"before": records[-1].id})
     return {"items": [rating_dict(r, moderation=moderation) for r in records],
             "next_cursor": following}
 

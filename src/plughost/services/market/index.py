@@ -14,8 +14,6 @@ count) and paginated with an opaque cursor.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import heapq
 import json
@@ -30,8 +28,9 @@ from typing import Any
 from plughost.core._manifest_checks import ID_PATTERN
 from plughost.core.manifest import Manifest
 from plughost.core.version import Version, VersionRange
-from plughost.errors import MarketError, VersionError
+from plughost.errors import MarketError, RequestInvalid, VersionError
 from plughost.runtimes.base import availability
+from plughost.services import resources
 
 __all__ = [
     "INDEX_FORMAT",
@@ -428,7 +427,9 @@ class SearchPage:
 
 
 def encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+    """The cursor of the search page that starts at ``offset`` (the API's one cursor
+    format: :func:`plughost.services.resources.encode_cursor`)."""
+    return resources.encode_cursor({"offset": offset})
 
 
 def decode_cursor(cursor: str | None) -> int:
@@ -436,17 +437,12 @@ def decode_cursor(cursor: str | None) -> int:
 
     :raises MarketError: ``market.invalid`` for a cursor this server did not hand out.
     """
-    if not cursor:
-        return 0
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text.startswith("o:") and text[2:].isdigit() and len(text) < 20:
-            return int(text[2:])
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise MarketError(f"the cursor {cursor[:40]!r} is not one this server returned; start "
-                      "again without a cursor", code="market.invalid",
-                      details={"field": "cursor"})
+        return resources.offset_of(cursor)
+    except RequestInvalid:
+        raise MarketError(f"the cursor {str(cursor)[:40]!r} is not one this server returned; "
+                          "start again without a cursor", code="market.invalid",
+                          details={"field": "cursor"}) from None
 
 
 class _Table:
