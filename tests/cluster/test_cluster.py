@@ -72,6 +72,11 @@ def test_every_operation_on_a_random_node_is_applied_on_all(
     assert all(n["status"] == "up" and n["transport"] == "redis" for n in nodes["items"])
     eventually(lambda: all({"id": "kv", "state": "active"} in n["plugins"]
                            for n in cluster.node(0).get("/api/v1/nodes").json()["items"]))
+    # where one plugin runs, without every plugin's state of every node
+    one = cluster.node(pick()).get("/api/v1/nodes", params={"plugin_id": "kv"}).json()
+    assert [n["plugins"] for n in one["items"]] == [[{"id": "kv", "state": "active"}]] * 3
+    assert cluster.node(pick()).get("/api/v1/nodes",
+                                    params={"plugin_id": "nope"}).status_code == 404
     # uninstall
     assert cluster.node(pick()).delete("/api/v1/plugins/kv").status_code == 200
     cluster.everywhere(lambda i: _state(cluster, i, "kv") is None)

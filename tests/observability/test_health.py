@@ -214,3 +214,22 @@ def test_overall_lists_every_registered_plugin_and_any_checked_before_it_left() 
     assert overall["plugins"][1] == poller.plugins["b"].to_dict()
     assert overall["plugins"][1]["checked_at"] == "2023-11-14T22:13:20+00:00"
     assert list(overall["plugins"][2]) == list(PluginHealth("c").to_dict())  # same key order
+
+
+def test_overall_pages_the_plugins_by_id_and_keeps_the_status_of_all() -> None:
+    from types import SimpleNamespace
+
+    from plughost.observability.health import HealthPoller, PluginHealth
+
+    registry = [SimpleNamespace(id=pid) for pid in ("d", "c", "a", "b")]
+    poller = HealthPoller(SimpleNamespace(registry=registry))
+    poller.plugins["d"] = PluginHealth("d", "degraded", "boom", 1_700_000_000.0, 2, 5, 3)
+    whole = poller.overall()["plugins"]
+    first = poller.overall(limit=2)
+    assert [p["plugin_id"] for p in first["plugins"]] == ["a", "b"]
+    assert (first["status"], first["degraded"]) == ("degraded", ["d"])  # of every plugin
+    rest = poller.overall(limit=2, after="b")["plugins"]
+    assert [p["plugin_id"] for p in rest] == ["c", "d"]
+    assert first["plugins"] + rest == whole
+    assert poller.overall(limit=5, after="d")["plugins"] == []
+    assert [p["plugin_id"] for p in poller.overall(after="a")["plugins"]] == ["b", "c", "d"]

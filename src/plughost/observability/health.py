@@ -17,6 +17,7 @@ The policy is a frozen option bag; clock and randomness are injected so tests ar
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import random
 import time
@@ -217,18 +218,23 @@ class HealthPoller:
         seconds costs those, not the plugins registered."""
         return sorted(pid for pid, h in self.plugins.items() if h.status == "degraded")
 
-    def overall(self) -> dict[str, Any]:
+    def overall(self, *, limit: int | None = None, after: str | None = None) -> dict[str, Any]:
         """``{"status": healthy|degraded, "degraded": [...], "plugins": [...]}``: what is known
         of each plugin, by id: every registered one (one never checked, because it never ran,
-        is ``unknown``, as it is after a round of checks) and any checked before it left. It
-        costs the plugins registered; the entry of one never checked (most of ten thousand
-        lazy plugins) is a copy of one made once."""
+        is ``unknown``, as it is after a round of checks) and any checked before it left. With
+        ``limit``, ``plugins`` holds at most that many, the first ids after ``after`` (a page;
+        the status and the degraded ones stay those of every plugin). The entries cost the
+        page; choosing them costs a comparison of each id. The entry of one never checked
+        (most of ten thousand lazy plugins) is a copy of one made once."""
         degraded = self.degraded()
         checked = dict(self.plugins)
+        ids: Any = {*checked, *(record.id for record in list(self.host.registry))}
+        if after is not None:
+            ids = [pid for pid in ids if pid > after]
+        chosen = sorted(ids) if limit is None else heapq.nsmallest(limit, ids)
         never = PluginHealth("").to_dict()
-        ids = {*checked, *(record.id for record in list(self.host.registry))}
         plugins = [checked[pid].to_dict() if pid in checked else {**never, "plugin_id": pid}
-                   for pid in sorted(ids)]
+                   for pid in chosen]
         return {"status": "degraded" if degraded else "healthy", "degraded": degraded,
                 "plugins": plugins}
 

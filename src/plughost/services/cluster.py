@@ -89,13 +89,20 @@ class NodeInfo:
     this_node: bool = False
     info: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, plugin_id: str | None = None) -> dict[str, Any]:
+        """With ``plugin_id``, ``plugins`` holds that plugin's state alone (none when this
+        node does not have it)."""
+        if plugin_id is None:
+            plugins = [{"id": k, "state": v} for k, v in sorted(self.plugins.items())]
+        elif plugin_id in self.plugins:
+            plugins = [{"id": plugin_id, "state": self.plugins[plugin_id]}]
+        else:
+            plugins = []
         return {"id": self.id, "name": self.name, "url": self.url, "version": self.version,
                 "status": self.status, "this_node": self.this_node,
                 "started_at": _iso(self.started_at), "heartbeat_at": _iso(self.heartbeat_at),
                 "applied_seq": self.applied_seq, "transport": self.transport,
-                "plugins": [{"id": k, "state": v} for k, v in sorted(self.plugins.items())],
-                "package_cache": self.info.get("package_cache", {})}
+                "plugins": plugins, "package_cache": self.info.get("package_cache", {})}
 
 
 def _needs_refresh(change: Any) -> bool:

@@ -285,6 +285,36 @@ def test_nodes_in_every_format_locally_and_through_the_server(
     assert [r[1] for r in rows] == ["up"]
 
 
+def test_nodes_of_one_plugin_show_its_state_alone_and_refuse_one_not_installed(
+    server: tuple[ServerProcess, Path, str], tmp_path: Path, write_plugin: Any
+) -> None:
+    import time
+
+    proc, home, secret = server
+    remote = ("--server", proc.base_url, "--token", secret)
+    for pid in ("where-a", "where-b"):
+        done = _cli("install", str(_package(tmp_path, write_plugin, pid, "1.0.0")), *remote)
+        assert done.exit_code == 0, done.output
+
+    def one(*where: str) -> list[Any]:
+        result = _cli("nodes", "--plugin", "where-b", *where, "--output", "json")
+        assert result.exit_code == 0, result.output
+        return [n["plugins"] for n in json.loads(result.stdout)["items"]]
+
+    deadline = time.monotonic() + 30  # the node writes its plugins' states with its heartbeat
+    while one(*remote) != [[{"id": "where-b", "state": "active"}]]:
+        assert time.monotonic() < deadline, one(*remote)
+        time.sleep(0.2)
+    assert one("--home", str(home)) == one(*remote)
+    every = _cli("nodes", *remote, "--output", "json")
+    assert {p["id"] for p in json.loads(every.stdout)["items"][0]["plugins"]} == {
+        "where-a", "where-b"}
+    for where in (remote, ("--home", str(home))):
+        refused = _cli("nodes", "--plugin", "nowhere", *where)
+        assert refused.exit_code != 0
+        assert "nowhere" in refused.output and "not installed" in refused.output
+
+
 def test_remote_metrics_among_some_ids_are_the_servers_entries_of_those_it_has(
     server: tuple[ServerProcess, Path, str], tmp_path: Path, write_plugin: Any
 ) -> None:

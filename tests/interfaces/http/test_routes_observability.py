@@ -139,3 +139,40 @@ async def test_every_api_path_the_dashboard_calls_exists(api: Api) -> None:
     for path in called:
         r = await api.client.get("/api/v1" + path)
         assert r.status_code == 200, (path, r.text)
+
+
+async def test_health_pages_are_the_whole_list_cut_by_id(
+    api: Api, make_package: MakePackage
+) -> None:
+    for pid in ("h-a", "h-b", "h-c"):
+        assert (await api.install(make_package(pid))).status_code == 201
+    r = await api.client.post("/api/v1/health/h-b/check")
+    assert r.status_code == 200, r.text
+    every = (await api.client.get("/api/v1/health")).json()
+    assert every["next_cursor"] is None
+    assert [p["plugin_id"] for p in every["plugins"]] == ["h-a", "h-b", "h-c"]
+
+    pages = []
+    params: dict[str, object] = {"limit": 2}
+    while True:
+        r = await api.client.get("/api/v1/health", params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["status"], body["degraded"]) == (every["status"], every["degraded"])
+        pages.append([p["plugin_id"] for p in body["plugins"]])
+        if body["next_cursor"] is None:
+            break
+        params = {"limit": 2, "cursor": body["next_cursor"]}
+    assert pages == [["h-a", "h-b"], ["h-c"]]
+    r = await api.client.get("/api/v1/health", params={"limit": 1, "cursor": params["cursor"]})
+    assert [p["plugin_id"] for p in r.json()["plugins"]] == ["h-c"]
+    assert r.json()["plugins"][0] == every["plugins"][2]  # the same entries, cut
+
+    r = await api.client.get("/api/v1/health", params={"cursor": params["cursor"]})
+    assert r.status_code == 400 and "limit" in r.json()["error"]["message"]
+    for bad in ("abc", "eyJhZnRlciI6IDF9"):  # not a cursor; {"after": 1}
+        r = await api.client.get("/api/v1/health", params={"limit": 2, "cursor": bad})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "request.invalid"
+    r = await api.client.get("/api/v1/health", params={"limit": 1001})
+    assert r.status_code == 422

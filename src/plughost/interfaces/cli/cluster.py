@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -21,15 +21,20 @@ __all__ = ["register"]
 _COLOURS = {"up": "green", "stale": "yellow", "down": "red"}
 
 
-def _local(settings: Any) -> list[dict[str, Any]]:
+def _local(settings: Any, plugin_id: str | None) -> list[dict[str, Any]]:
     from plughost.services.cluster import list_nodes
     from plughost.storage.backends import open_storage
 
     with open_storage(settings) as storage:
-        return [n.to_dict() for n in list_nodes(storage.repository)]
+        if plugin_id is not None:
+            storage.repository.require_plugin(plugin_id)  # PluginNotFound: not installed
+        return [n.to_dict(plugin_id) for n in list_nodes(storage.repository)]
 
 
 def nodes(
+    plugin_id: Annotated[str | None, typer.Option(
+        "--plugin", "-p", help="This plugin's state on each node, not every plugin's.")
+                         ] = None,
     home: HomeOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
@@ -37,7 +42,8 @@ def nodes(
     as_json: JsonOption = False,
 ) -> None:
     """Every `plughost serve` on this database: version, last heartbeat, the change it applied,
-    and each plugin's state on it. `down` means its process is gone."""
+    and each plugin's state on it (or one plugin's: --plugin). `down` means its process is
+    gone."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -49,11 +55,14 @@ def nodes(
 
             api = _SyncApi(where)
             try:
-                items = api.call("GET", "/nodes", params={"limit": 1000})["items"]
+                params: dict[str, Any] = {"limit": 1000}
+                if plugin_id is not None:
+                    params["plugin_id"] = plugin_id
+                items = api.call("GET", "/nodes", params=params)["items"]
             finally:
                 api.close()
         else:
-            items = _local(where)
+            items = _local(where, plugin_id)
     if fmt != "table":
         emit_page("node", items, fmt, total=len(items))
         return

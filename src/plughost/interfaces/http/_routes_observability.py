@@ -222,10 +222,28 @@ def _health(request: Request) -> HealthPoller:
 
 
 @router.get("/health", summary="Plugins' health")
-async def health(request: Request, _: Principal = requires("viewer")) -> dict[str, Any]:
+async def health(
+    request: Request,
+    limit: Annotated[int | None, Query(
+        ge=1, le=1000,
+        description="At most this many plugins' entries, by id: a page, at the cost of the "
+                    "page; `next_cursor` continues it. Without it, every plugin's entry.")
+                     ] = None,
+    cursor: CursorQuery = None,
+    _: Principal = requires("viewer"),
+) -> dict[str, Any]:
     """The last health check of every plugin (``healthy``, ``degraded`` or ``unknown``),
-    the overall status, and what the policy did."""
-    return _health(request).overall()
+    the overall status, and what the policy did; ``plugins`` a page at a time with
+    ``limit`` (``status`` and ``degraded`` are still of every plugin)."""
+    resources.require_limit(cursor, limit)
+    after = resources.after_key(cursor)
+    body = _health(request).overall(limit=None if limit is None else limit + 1, after=after)
+    more = limit is not None and len(body["plugins"]) > limit
+    if more:
+        del body["plugins"][limit:]
+    body["next_cursor"] = (resources.encode_cursor({"after": body["plugins"][-1]["plugin_id"]})
+                           if more else None)
+    return body
 
 
 @router.post("/health/{plugin_id}/check", summary="Check a plugin's health now")

@@ -205,10 +205,7 @@ async def metrics(
             following = request.url.include_query_params(cursor=page.next_cursor)
             headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
     else:
-        if cursor is not None:
-            raise RequestInvalid("`cursor` continues a page of `limit` entries; pass "
-                                 "`limit` too (or neither, for every plugin's entry)",
-                                 details={"field": "cursor"})
+        resources.require_limit(cursor, limit)
         after = None
         while True:  # every plugin, a page at a time
             page = await service.list_plugins(limit=1000, cursor=after)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -14,7 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import TypeAdapter
 
 from plughost.core._gc import collector_paused
-from plughost.errors import OperationRefused, PlughostError, RecordNotFound
+from plughost.errors import PlughostError, RecordNotFound
 from plughost.interfaces.http._errors import RETRY_AFTER_SECONDS
 from plughost.interfaces.http._operations import operation_dict
 from plughost.interfaces.http._routing import ApiRoute
@@ -88,12 +87,20 @@ async def nodes(
     cursor: Annotated[str | None, Query(max_length=64,
                                         description="`next_cursor` of the previous page.")
                       ] = None,
+    plugin_id: Annotated[str | None, Query(
+        min_length=1, max_length=64,
+        description="Each node's state of this plugin alone (404 if it is not installed): "
+                    "where it runs, at the cost of the nodes, not of every plugin.")] = None,
     _: Principal = requires("viewer"),
 ) -> Response:
     """Every `plughost serve` on this database with its version, last heartbeat, the change
-    it applied, how it hears about changes, and each plugin's live state on it."""
-    start = _offset(cursor)
+    it applied, how it hears about changes, and each plugin's live state on it (or one
+    plugin's: ``plugin_id``)."""
+    start = resources.offset_of(cursor)
     service = api_state(request).service
+    if plugin_id is not None:
+        # PluginNotFound (404) for one not installed
+        await asyncio.to_thread(service.repository.require_plugin, plugin_id)
 
     def body() -> bytes:
         # Read, built and encoded through the response model in a worker thread: each node
@@ -101,8 +108,9 @@ async def nodes(
         found = service.nodes()
         page = found[start:start + limit]
         more = start + limit < len(found)
-        data = {"items": [n.to_dict() for n in page],
-                "next_cursor": _cursor(start + limit) if more else None}
+        data = {"items": [n.to_dict(plugin_id) for n in page],
+                "next_cursor": resources.encode_cursor({"offset": start + limit}) if more
+                else None}
         with collector_paused():  # an entry per plugin, all kept (see core._gc)
             return _NODES.dump_json(_NODES.validate_python(data))
 
@@ -110,24 +118,6 @@ async def nodes(
 
 
 _NODES: TypeAdapter[NodePage] = TypeAdapter(NodePage)
-
-
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
-
-
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text[:1] != "o" or not text[1:].isdigit():
-            raise ValueError(text)
-        return int(text[1:])
-    except (ValueError, UnicodeDecodeError):
-        raise OperationRefused(f"cursor {cursor[:64]!r} is not one this API gave; pass the "
-                               "next_cursor of the previous page, or none for the first",
-                               code="request.invalid") from None
 
 
 # ---------------------------------------------------------------------------- operations
@@ -163,12 +153,13 @@ async def list_operations(
 ) -> dict[str, Any]:
     """Operations, newest first (``unfinished``: only pending and running ones), a page at a
     time like every other list: ``{"items", "next_cursor"}``."""
-    start = _offset(cursor)
+    start = resources.offset_of(cursor)
     ops = await asyncio.to_thread(api_state(request).service.repository.list_operations,
                                   plugin_id=plugin_id, unfinished=unfinished,
                                   limit=limit + 1, offset=start)
+    more = len(ops) > limit
     return {"items": [operation_dict(o) for o in ops[:limit]],
-            "next_cursor": _cursor(start + limit) if len(ops) > limit else None}
+            "next_cursor": resources.encode_cursor({"offset": start + limit}) if more else None}
 
 
 # ---------------------------------------------------------------------------- events
