@@ -197,6 +197,38 @@ async def test_enable_and_disable_persist_across_restarts(trusted, make_package)
         assert events[:2] == ["plugin.enable", "plugin.disable"]
 
 
+async def test_a_start_reads_and_registers_the_installed_plugins_with_the_collector_paused(
+    trusted, make_package, monkeypatch
+):
+    """Reading and registering every installed plugin builds objects that all stay alive:
+    a start over 10,000 plugins spent 0.15 s of its 0.9 s in two full collections walking
+    them (see core._gc)."""
+    import gc
+
+    from plughost.services.manager import PluginService
+    from plughost.storage.repository import Repository
+
+    async with PluginService(trusted) as svc:
+        await svc.install(make_package("hello"))
+    seen: dict[str, bool] = {}
+    read, register = Repository.installed_with_versions, PluginService._register
+
+    def reading(self, *args, **kwargs):
+        seen["read"] = gc.isenabled()
+        return read(self, *args, **kwargs)
+
+    def registering(*args, **kwargs):
+        seen["register"] = gc.isenabled()
+        return register(*args, **kwargs)
+
+    monkeypatch.setattr(Repository, "installed_with_versions", reading)
+    monkeypatch.setattr(PluginService, "_register", staticmethod(registering))
+    async with PluginService(trusted) as svc:
+        assert svc.host.get("hello").state.value == "active"
+        assert gc.isenabled()
+    assert seen == {"read": False, "register": False}
+
+
 async def test_a_recorded_manifest_that_no_longer_validates_is_read_from_the_files(
         trusted, make_package):
     # The start reads each manifest from its version row (plain JSON, validated field by

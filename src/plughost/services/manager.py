@@ -326,9 +326,10 @@ class PluginService:
                                    "load_timeout": s.load_timeout, **self._host_options}
         if self._host_version is not None:
             options["host_version"] = self._host_version
-        host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
-        for stored, ready in zip(plugins, prepared, strict=True):
-            self._register(host, stored, ready)
+        with collector_paused():  # a record and its index entries per plugin (core._gc)
+            host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
+            for stored, ready in zip(plugins, prepared, strict=True):
+                self._register(host, stored, ready)
         self._host = host
         host.on_reload(self._audit_reload)
         self._ops = HostOps(host, self._on_loop, run_plugins=self._run_plugins,
@@ -375,10 +376,11 @@ class PluginService:
     def _read_installed(self) -> tuple[list[StoredPlugin], dict[str, Any], list[_Prepared]]:
         """Every installed plugin, its config and what registering it needs, read in one
         transaction with one query each (not one per plugin)."""
-        with self.repository.reading() as repo:
-            rows = repo.installed_with_versions()
-            configs = dict(repo.config_values())
-        return [p for p, _ in rows], configs, [self._prepare(p, v) for p, v in rows]
+        with collector_paused():  # rows, manifests and paths per plugin, all kept (core._gc)
+            with self.repository.reading() as repo:
+                rows = repo.installed_with_versions()
+                configs = dict(repo.config_values())
+            return [p for p, _ in rows], configs, [self._prepare(p, v) for p, v in rows]
 
     def _version_root(self, version: Any) -> Path | None:
         """A stored version's files on this node (fetched and unpacked when another node
