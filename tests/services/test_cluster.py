@@ -14,32 +14,37 @@ async def test_a_heartbeat_writes_the_plugin_states_only_when_one_changed(
         await svc.install(make_package("hello"))
         await svc.install(make_package("other"))
         repo = svc.repository
-        written: list[dict[str, str] | None] = []
+        written: list[tuple[dict[str, str | None] | None, bool]] = []
         beat_node = repo.beat_node
 
-        def recording(*args: Any, plugins: Any, **kwargs: Any) -> bool:
-            written.append(None if plugins is None else dict(plugins))
-            return bool(beat_node(*args, plugins=plugins, **kwargs))
+        def recording(*args: Any, plugins: Any, whole: bool, **kwargs: Any) -> bool:
+            written.append((None if plugins is None else dict(plugins), whole))
+            return bool(beat_node(*args, plugins=plugins, whole=whole, **kwargs))
 
         repo.beat_node = recording
         node = ClusterNode(svc, heartbeat_interval=3600, poll_interval=3600)
         await node.start()
         try:
-            assert written == [{"hello": "active", "other": "active"}]
+            assert written == [({"hello": "active", "other": "active"}, True)]
             await node._beat()
             await node._beat()
-            assert written[1:] == [None, None]  # nothing changed: the row keeps them
+            assert written[1:] == [(None, False), (None, False)]  # the rows keep them
             [stored] = repo.list_nodes()
             assert stored.plugins == {"hello": "active", "other": "active"}
             await svc.disable("hello")
             await node._beat()
-            assert written[-1] == {"hello": "disabled", "other": "active"}
+            assert written[-1] == ({"hello": "disabled"}, False)  # what changed, alone
             await svc.uninstall("other")
             await node._beat()
-            assert written[-1] == {"hello": "disabled"}
+            assert written[-1] == ({"other": None}, False)
+            [stored] = repo.list_nodes()
+            assert stored.plugins == {"hello": "disabled"}
+            [stored] = repo.list_nodes(plugin_id="hello")
+            assert stored.plugins == {"hello": "disabled"}
+            assert [n.plugins for n in repo.list_nodes(plugin_id="other")] == [{}]
             repo.delete_node(node.id)  # forgotten by another node: written whole again
             await node._beat()
-            assert written[-2:] == [None, {"hello": "disabled"}]
+            assert written[-2:] == [(None, False), ({"hello": "disabled"}, True)]
             [stored] = repo.list_nodes()
             assert stored.plugins == {"hello": "disabled"}
         finally:

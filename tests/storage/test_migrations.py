@@ -145,3 +145,28 @@ def test_upgrading_past_0009_counts_the_audit_events_and_operations_already_reco
     # seconds from start (from creation when it never started) to finish; unfinished: none
     assert [tuple(r) for r in totals] == [("install", "succeeded", 2, 6.0),
                                           ("update", "failed", 1, 0.5)]
+
+
+def test_upgrading_past_0010_moves_each_nodes_plugin_states_into_rows(
+        empty_database_url: str) -> None:
+    import json
+
+    from sqlalchemy import text
+
+    assert migrations.upgrade(empty_database_url, "0009") == "0009"
+    nodes = {"n1": {"a": "active", "b": "failed"}, "n2": {}, "n3": {"a": "loaded", "": "x"}}
+    with Database(empty_database_url) as db, db.engine.begin() as conn:
+        for node_id, states in nodes.items():
+            conn.execute(text(
+                "INSERT INTO cluster_nodes (id, name, url, version, started_at, heartbeat_at, "
+                "applied_seq, plugins, info) VALUES (:id, :id, '', '1', '2026-01-01 00:00:00', "
+                "'2026-01-01 00:00:00', 0, :plugins, '{}')"),
+                {"id": node_id, "plugins": json.dumps(states)})
+    assert migrations.upgrade(empty_database_url) == migrations.head()
+    with Database(empty_database_url) as db, db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT node_id, plugin_id, state FROM cluster_node_plugins "
+                                 "ORDER BY node_id, plugin_id")).all()
+        left = conn.execute(text("SELECT plugins FROM cluster_nodes")).scalars().all()
+    assert [tuple(r) for r in rows] == [("n1", "a", "active"), ("n1", "b", "failed"),
+                                        ("n3", "a", "loaded")]
+    assert [json.loads(v) if isinstance(v, str) else v for v in left] == [{}, {}, {}]

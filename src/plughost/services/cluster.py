@@ -15,7 +15,8 @@ delay), catches up from its sequence number after a disconnect, and reconciles a
 service loads everything from the database when it opens).
 
 **Membership.** Every ``heartbeat_interval`` seconds a node writes its row in ``cluster_nodes``:
-version, heartbeat, the change sequence it applied, and the live state of each plugin it runs.
+version, heartbeat, the change sequence it applied; and in ``cluster_node_plugins`` the live
+state of each plugin whose state changed since its last beat (all of them on its first).
 Its id is its owner id (:mod:`plughost.storage.locks`), so whether it lives is answered by its
 owner lease (released by the database server when the process dies), not by guessing from the
 heartbeat's age. Rows of nodes dead for :data:`FORGET_AFTER` are removed.
@@ -89,15 +90,8 @@ class NodeInfo:
     this_node: bool = False
     info: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self, plugin_id: str | None = None) -> dict[str, Any]:
-        """With ``plugin_id``, ``plugins`` holds that plugin's state alone (none when this
-        node does not have it)."""
-        if plugin_id is None:
-            plugins = [{"id": k, "state": v} for k, v in sorted(self.plugins.items())]
-        elif plugin_id in self.plugins:
-            plugins = [{"id": plugin_id, "state": self.plugins[plugin_id]}]
-        else:
-            plugins = []
+    def to_dict(self) -> dict[str, Any]:
+        plugins = [{"id": k, "state": v} for k, v in sorted(self.plugins.items())]
         return {"id": self.id, "name": self.name, "url": self.url, "version": self.version,
                 "status": self.status, "this_node": self.this_node,
                 "started_at": _iso(self.started_at), "heartbeat_at": _iso(self.heartbeat_at),
@@ -114,14 +108,15 @@ def _needs_refresh(change: Any) -> bool:
     return (change.kind, change.action) not in (("plugin", "state"), ("version", "cache"))
 
 
-def list_nodes(repo: Any, *, this_node: str | None = None,
-               heartbeat_interval: float = 2.0) -> list[NodeInfo]:
+def list_nodes(repo: Any, *, this_node: str | None = None, heartbeat_interval: float = 2.0,
+               plugin_id: str | None = None) -> list[NodeInfo]:
     """The nodes that reported to ``repo``'s database, each ``up``, ``stale`` or ``down``
-    (blocking). A node is down when its owner lease is free, whatever its last heartbeat."""
+    (blocking), with every plugin's state on it, or ``plugin_id``'s alone. A node is down when
+    its owner lease is free, whatever its last heartbeat."""
     late = timedelta(seconds=max(3 * heartbeat_interval, 5.0))
     now = datetime.now(UTC)
     out = []
-    for n in repo.list_nodes():
+    for n in repo.list_nodes(plugin_id=plugin_id):
         alive = n.id == this_node or repo.owner_alive(n.id)
         status = "down" if not alive else "stale" if now - n.heartbeat_at > late else "up"
         out.append(NodeInfo(id=n.id, name=n.name, url=n.url, version=n.version, status=status,
@@ -406,9 +401,10 @@ class ClusterNode:
     def _state_changed(self, event: Any) -> None:
         self._stale.add(event.plugin_id)
 
-    def _current_states(self) -> dict[str, str] | None:
-        """The plugin states to write with this beat: ``None`` when none changed since the
-        last one written (the row keeps them); costs the plugins that changed."""
+    def _current_states(self) -> dict[str, str | None] | None:
+        """The plugin states to write with this beat: every plugin's until they are known to
+        be written, then those that changed since (``None`` for a plugin that left), or
+        ``None`` when none did (the rows keep them); costs the plugins that changed."""
         stale, self._stale = self._stale, set()
         registry = self.service.host.registry
         for pid in stale:
@@ -417,11 +413,14 @@ class ClusterNode:
                 self._states.pop(pid, None)
             else:
                 self._states[pid] = _state_name(record.state)
-        if stale or not self._states_written:
+        if not self._states_written:
             return dict(self._states)
+        if stale:
+            return {pid: self._states.get(pid) for pid in stale}
         return None
 
     async def _beat(self) -> None:
+        whole = not self._states_written
         plugins = self._current_states()
         info = {"transport": self.transport, "listening": self.listening,
                 "package_cache": self.service.installer.packages.figures()}
@@ -430,9 +429,9 @@ class ClusterNode:
                        version=self.version, started_at=self.started_at,
                        applied_seq=self.applied_seq, info=info)
         try:
-            written = await asyncio.to_thread(beat, plugins=plugins)
+            written = await asyncio.to_thread(beat, plugins=plugins, whole=whole)
             if not written:  # the row was gone (forgotten): write it whole again
-                await asyncio.to_thread(beat, plugins=dict(self._states))
+                await asyncio.to_thread(beat, plugins=dict(self._states), whole=True)
         except BaseException:
             self._states_written = False  # not known to be written: all of them next time
             raise
@@ -458,7 +457,8 @@ class ClusterNode:
             if not repo.owner_alive(node_id):
                 repo.delete_node(node_id)
 
-    def nodes(self) -> list[NodeInfo]:
-        """Every node that reported (blocking: run it in a thread)."""
+    def nodes(self, plugin_id: str | None = None) -> list[NodeInfo]:
+        """Every node that reported, with every plugin's state or ``plugin_id``'s alone
+        (blocking: run it in a thread)."""
         return list_nodes(self.service.repository, this_node=self.id,
-                          heartbeat_interval=self.heartbeat_interval)
+                          heartbeat_interval=self.heartbeat_interval, plugin_id=plugin_id)

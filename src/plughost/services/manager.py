@@ -977,13 +977,14 @@ class PluginService:
         root = getattr(store, "root", None)
         return str(root) if root is not None else repr(store)
 
-    def nodes(self) -> list[NodeInfo]:
-        """The servers sharing this database (blocking: run it in a thread)."""
+    def nodes(self, plugin_id: str | None = None) -> list[NodeInfo]:
+        """The servers sharing this database, with every plugin's state on each or
+        ``plugin_id``'s alone (blocking: run it in a thread)."""
         from plughost.services.cluster import list_nodes
 
         if self.cluster is not None:
-            return self.cluster.nodes()
-        return list_nodes(self.repository)
+            return self.cluster.nodes(plugin_id)
+        return list_nodes(self.repository, plugin_id=plugin_id)
 
     async def check_manifest(self, data: Mapping[str, Any]) -> ManifestCheck:
         """What install would refuse about this manifest (see

@@ -497,10 +497,24 @@ class ClusterNodeRow(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     #: The last change sequence this node applied (0 before the first).
     applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)
-    #: ``{plugin id: live state}`` as of the last heartbeat.
+    #: ``{plugin id: live state}`` written by nodes older than the ``cluster_node_plugins``
+    #: table (``{}`` from later ones): read for a node with no row there, during an upgrade.
     plugins: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: ``{"redis": bool, ...}``: how the node hears about changes, its cache figures.
     info: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ClusterNodePluginRow(Base):
+    """One plugin's live state on one node, as of the node's last heartbeat that changed it: a
+    row each, so that a heartbeat writes the plugins whose state changed (not every installed
+    plugin's), and where one plugin runs is read by its index."""
+
+    __tablename__ = "cluster_node_plugins"
+    __table_args__ = (Index(None, "plugin_id"),)
+
+    node_id: Mapped[str] = mapped_column(String(SHORT_LEN), primary_key=True)
+    plugin_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    state: Mapped[str] = mapped_column(String(SHORT_LEN))
 
 
 class ChangeRow(Base):

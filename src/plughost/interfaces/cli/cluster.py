@@ -28,7 +28,7 @@ def _local(settings: Any, plugin_id: str | None) -> list[dict[str, Any]]:
     with open_storage(settings) as storage:
         if plugin_id is not None:
             storage.repository.require_plugin(plugin_id)  # PluginNotFound: not installed
-        return [n.to_dict(plugin_id) for n in list_nodes(storage.repository)]
+        return [n.to_dict() for n in list_nodes(storage.repository, plugin_id=plugin_id)]
 
 
 def nodes(

@@ -104,11 +104,11 @@ async def nodes(
 
     def body() -> bytes:
         # Read, built and encoded through the response model in a worker thread: each node
-        # carries every plugin's state (400 kB a node at 10,000 plugins).
-        found = service.nodes()
+        # carries every plugin's state (400 kB a node at 10,000 plugins), or one's.
+        found = service.nodes(plugin_id)
         page = found[start:start + limit]
         more = start + limit < len(found)
-        data = {"items": [n.to_dict(plugin_id) for n in page],
+        data = {"items": [n.to_dict() for n in page],
                 "next_cursor": resources.encode_cursor({"offset": start + limit}) if more
                 else None}
         with collector_paused():  # an entry per plugin, all kept (see core._gc)
