@@ -70,7 +70,7 @@ def nodes(
                   "plugins")
     for n in items:
         colour = _COLOURS.get(n["status"], "dim")
-        plugins = ", ".join(f"{p['id']}={p['state']}" for p in n["plugins"]) or "-"
+        plugins = _plugins_cell(n["plugins"])
         name = n["name"] + (" (this)" if n.get("this_node") else "")
         table.add_row(escape(name), f"[{colour}]{n['status']}[/]", n["version"],
                       n["heartbeat_at"][:19], str(n["applied_seq"]), n["transport"],
@@ -78,6 +78,25 @@ def nodes(
     console.print(table)
     if not items:
         console.print("no server has reported on this database yet (`plughost serve` does)")
+
+
+#: Beyond this many plugins a node's cell counts them by state (a table of 10,000 ids is
+#: read by nobody); ``--plugin ID`` or ``--output json`` show each.
+LIST_AT_MOST = 10
+
+
+def _plugins_cell(plugins: list[dict[str, str]]) -> str:
+    """A node's plugins for the table: each ``id=state`` when there are a few, else how many
+    are in each state, most first."""
+    if not plugins:
+        return "-"
+    if len(plugins) <= LIST_AT_MOST:
+        return ", ".join(f"{p['id']}={p['state']}" for p in plugins)
+    counts: dict[str, int] = {}
+    for p in plugins:
+        counts[p["state"]] = counts.get(p["state"], 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{count:,} {state}" for state, count in ranked)
 
 
 def register(app: typer.Typer) -> None:
