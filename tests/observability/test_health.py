@@ -221,7 +221,11 @@ def test_overall_pages_the_plugins_by_id_and_keeps_the_status_of_all() -> None:
 
     from plughost.observability.health import HealthPoller, PluginHealth
 
-    registry = [SimpleNamespace(id=pid) for pid in ("d", "c", "a", "b")]
+    class Registry(list):  # what the poller asks of the host's registry
+        def find(self, pid: str) -> SimpleNamespace | None:
+            return next((r for r in self if r.id == pid), None)
+
+    registry = Registry(SimpleNamespace(id=pid) for pid in ("d", "c", "a", "b"))
     poller = HealthPoller(SimpleNamespace(registry=registry))
     poller.plugins["d"] = PluginHealth("d", "degraded", "boom", 1_700_000_000.0, 2, 5, 3)
     whole = poller.overall()["plugins"]
@@ -233,3 +237,5 @@ def test_overall_pages_the_plugins_by_id_and_keeps_the_status_of_all() -> None:
     assert first["plugins"] + rest == whole
     assert poller.overall(limit=5, after="d")["plugins"] == []
     assert [p["plugin_id"] for p in poller.overall(after="a")["plugins"]] == ["b", "c", "d"]
+    assert poller.entry("d") == whole[3] and poller.entry("a") == whole[0]
+    assert poller.entry("nobody") is None

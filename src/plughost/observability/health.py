@@ -238,6 +238,16 @@ class HealthPoller:
         return {"status": "degraded" if degraded else "healthy", "degraded": degraded,
                 "plugins": plugins}
 
+    def entry(self, plugin_id: str) -> dict[str, Any] | None:
+        """What :meth:`overall` lists for ``plugin_id`` (``None`` when it lists nothing for
+        it: neither registered nor checked before it left), at the cost of that plugin."""
+        checked = self.plugins.get(plugin_id)
+        if checked is not None:
+            return checked.to_dict()
+        if self.host.registry.find(plugin_id) is None:
+            return None
+        return PluginHealth(plugin_id).to_dict()
+
     def _notify(self, health: PluginHealth) -> None:
         if self.on_change is not None:
             try:

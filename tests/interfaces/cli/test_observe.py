@@ -131,6 +131,11 @@ def test_alerts_and_health_from_a_server(server: tuple[ServerProcess, Path]) -> 
     shown = runner.invoke(build_app(), ["health", "--server", proc.base_url],
                           env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and "chatty" in shown.stdout and "healthy" in shown.stdout
+    one = runner.invoke(build_app(), ["health", "chatty", "--json", "--server", proc.base_url])
+    assert one.exit_code == 0, one.output
+    assert [i["plugin_id"] for i in json.loads(one.stdout)["items"]] == ["chatty"]
+    unknown = runner.invoke(build_app(), ["health", "nobody", "--server", proc.base_url])
+    assert unknown.exit_code == 1 and "nobody" in unknown.output
 
 
 def test_alerts_now_and_health_need_a_server(tmp_path: Path) -> None:

@@ -168,6 +168,13 @@ async def test_health_pages_are_the_whole_list_cut_by_id(
     assert [p["plugin_id"] for p in r.json()["plugins"]] == ["h-c"]
     assert r.json()["plugins"][0] == every["plugins"][2]  # the same entries, cut
 
+    for pid, entry in zip(("h-a", "h-b"), every["plugins"], strict=False):
+        r = await api.client.get("/api/v1/health", params={"plugin_id": pid})
+        assert r.status_code == 200, r.text
+        assert r.json() == {**every, "plugins": [entry]}  # the same entry, the same status
+    r = await api.client.get("/api/v1/health", params={"plugin_id": "h-nobody"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "plugin.not_found"
+
     r = await api.client.get("/api/v1/health", params={"cursor": params["cursor"]})
     assert r.status_code == 400 and "limit" in r.json()["error"]["message"]
     for bad in ("abc", "eyJhZnRlciI6IDF9"):  # not a cursor; {"after": 1}

@@ -290,9 +290,7 @@ def health(
             finally:
                 api.close()
         else:
-            items = _get(where, "/health", {})["plugins"]
-            if plugin_id is not None:
-                items = [i for i in items if i["plugin_id"] == plugin_id]
+            items = _get(where, "/health", {"plugin_id": plugin_id})["plugins"]
     degraded = any(i["status"] == "degraded" for i in items)
     if fmt != "table":
         emit_page("health", items, fmt)

@@ -224,6 +224,10 @@ def _health(request: Request) -> HealthPoller:
 @router.get("/health", summary="Plugins' health")
 async def health(
     request: Request,
+    plugin_id: Annotated[str | None, Query(
+        min_length=1, max_length=64,
+        description="Only this plugin's entry (404 if there is none): what asking about one "
+                    "plugin costs, whatever is installed.")] = None,
     limit: Annotated[int | None, Query(
         ge=1, le=1000,
         description="At most this many plugins' entries, by id: a page, at the cost of the "
@@ -234,10 +238,20 @@ async def health(
 ) -> dict[str, Any]:
     """The last health check of every plugin (``healthy``, ``degraded`` or ``unknown``),
     the overall status, and what the policy did; ``plugins`` a page at a time with
-    ``limit`` (``status`` and ``degraded`` are still of every plugin)."""
+    ``limit``, or one plugin's entry with ``plugin_id`` (``status`` and ``degraded`` are
+    still of every plugin)."""
     resources.require_limit(cursor, limit)
     after = resources.after_key(cursor)
-    body = _health(request).overall(limit=None if limit is None else limit + 1, after=after)
+    poller = _health(request)
+    if plugin_id is not None:
+        entry = poller.entry(plugin_id)
+        if entry is None:
+            raise PluginNotFound(f"there is no plugin {plugin_id!r} on this host",
+                                 plugin_id=plugin_id)
+        degraded = poller.degraded()
+        return {"status": "degraded" if degraded else "healthy", "degraded": degraded,
+                "plugins": [entry], "next_cursor": None}
+    body = poller.overall(limit=None if limit is None else limit + 1, after=after)
     more = limit is not None and len(body["plugins"]) > limit
     if more:
         del body["plugins"][limit:]
