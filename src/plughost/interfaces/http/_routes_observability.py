@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from plughost.errors import OperationRefused, PluginNotFound
 from plughost.interfaces.http._routing import ApiRoute
-from plughost.interfaces.http._schemas import CursorQuery
+from plughost.interfaces.http._schemas import CursorQuery, OnePluginQuery
 from plughost.interfaces.http._state import api_state, requires
 from plughost.interfaces.tokens import Principal
 from plughost.observability.alerts import rule_from_request
@@ -224,10 +224,7 @@ def _health(request: Request) -> HealthPoller:
 @router.get("/health", summary="Plugins' health")
 async def health(
     request: Request,
-    plugin_id: Annotated[str | None, Query(
-        min_length=1, max_length=64,
-        description="Only this plugin's entry (404 if there is none): what asking about one "
-                    "plugin costs, whatever is installed.")] = None,
+    plugin_id: OnePluginQuery = None,
     limit: Annotated[int | None, Query(
         ge=1, le=1000,
         description="At most this many plugins' entries, by id: a page, at the cost of the "

@@ -31,6 +31,7 @@ from plughost.interfaces.http._schemas import (
     HealthCheckOut,
     InstallOut,
     MetricOut,
+    OnePluginQuery,
     OperationOut,
     PluginDetailOut,
     PluginOut,
@@ -178,10 +179,7 @@ async def list_plugins(
 @router.get("/metrics", summary="Per-plugin runtime metrics", response_model=list[MetricOut])
 async def metrics(
     request: Request,
-    plugin_id: Annotated[str | None, Query(
-        min_length=1, max_length=64,
-        description="Only this plugin's entry (404 if it is not installed): what a page that "
-                    "polls one plugin asks, at the cost of that plugin.")] = None,
+    plugin_id: OnePluginQuery = None,
     limit: Annotated[int | None, Query(
         ge=1, le=1000,
         description="At most this many entries, by id: a page, at the cost of the page. The "

@@ -40,6 +40,7 @@ __all__ = [
     "MetricOut",
     "NodeOut",
     "NodePage",
+    "OnePluginQuery",
     "OperationOut",
     "OperationPage",
     "PermissionRequestOut",
@@ -381,6 +382,12 @@ class AuditPage(BaseModel):
 
 CursorQuery = Annotated[str | None, Query(
     max_length=1000, description="The next_cursor of the previous page (omit for the first).")]
+
+#: A list of every plugin's entry asked for one plugin's alone (the metrics, the health).
+OnePluginQuery = Annotated[str | None, Query(
+    min_length=1, max_length=64,
+    description="Only this plugin's entry (404 if there is none): what asking about one "
+                "plugin costs, whatever is installed.")]
 
 
 class HealthCheckOut(BaseModel):
