@@ -180,6 +180,14 @@ class PluginHealth:
                 "last_action": self.last_action}
 
 
+def _entries(ids: list[str], checked: Mapping[str, PluginHealth]) -> list[dict[str, Any]]:
+    """The health entries of ``ids``: a checked plugin's own, else one never checked
+    (``unknown``; a copy of one made once: most of ten thousand lazy plugins)."""
+    never = PluginHealth("").to_dict()
+    return [checked[pid].to_dict() if pid in checked else {**never, "plugin_id": pid}
+            for pid in ids]
+
+
 class HealthPoller:
     """Calls every active plugin's ``health()`` each ``interval`` seconds (bounded by
     ``timeout``); a failed check marks the plugin degraded, and ``failures`` failed checks in
@@ -224,29 +232,22 @@ class HealthPoller:
         is ``unknown``, as it is after a round of checks) and any checked before it left. With
         ``limit``, ``plugins`` holds at most that many, the first ids after ``after`` (a page;
         the status and the degraded ones stay those of every plugin). The entries cost the
-        page; choosing them costs a comparison of each id. The entry of one never checked
-        (most of ten thousand lazy plugins) is a copy of one made once."""
+        page; choosing them costs a comparison of each id."""
         degraded = self.degraded()
         checked = dict(self.plugins)
         ids: Any = {*checked, *(record.id for record in list(self.host.registry))}
         if after is not None:
             ids = [pid for pid in ids if pid > after]
         chosen = sorted(ids) if limit is None else heapq.nsmallest(limit, ids)
-        never = PluginHealth("").to_dict()
-        plugins = [checked[pid].to_dict() if pid in checked else {**never, "plugin_id": pid}
-                   for pid in chosen]
         return {"status": "degraded" if degraded else "healthy", "degraded": degraded,
-                "plugins": plugins}
+                "plugins": _entries(chosen, checked)}
 
     def entry(self, plugin_id: str) -> dict[str, Any] | None:
         """What :meth:`overall` lists for ``plugin_id`` (``None`` when it lists nothing for
         it: neither registered nor checked before it left), at the cost of that plugin."""
-        checked = self.plugins.get(plugin_id)
-        if checked is not None:
-            return checked.to_dict()
-        if self.host.registry.find(plugin_id) is None:
+        if plugin_id not in self.plugins and self.host.registry.find(plugin_id) is None:
             return None
-        return PluginHealth(plugin_id).to_dict()
+        return _entries([plugin_id], self.plugins)[0]
 
     def _notify(self, health: PluginHealth) -> None:
         if self.on_change is not None:

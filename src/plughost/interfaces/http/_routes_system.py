@@ -98,13 +98,12 @@ async def nodes(
     plugin's: ``plugin_id``)."""
     start = resources.offset_of(cursor)
     service = api_state(request).service
-    if plugin_id is not None:
-        # PluginNotFound (404) for one not installed
-        await asyncio.to_thread(service.repository.require_plugin, plugin_id)
 
     def body() -> bytes:
         # Read, built and encoded through the response model in a worker thread: each node
         # carries every plugin's state (400 kB a node at 10,000 plugins), or one's.
+        if plugin_id is not None:
+            service.repository.require_plugin(plugin_id)  # PluginNotFound: a 404
         found = service.nodes(plugin_id)
         page = found[start:start + limit]
         more = start + limit < len(found)
