@@ -617,6 +617,36 @@ def test_a_summary_page_total_is_counted_again_after_every_change(repo: Reposito
     assert repo.summary_page().total == 2
 
 
+def test_plugin_counts_tally_each_facet_under_the_other_filters(repo: Repository) -> None:
+    # What a list's filter menus show: for each facet, the values among the plugins that
+    # match every other filter; kept until a change, like the list's total.
+    other = Repository(repo.database)
+    install(repo, "c-a", type="notify", runtime="python")
+    install(repo, "c-b", type="notify", runtime="process")
+    install(repo, "c-c", type="demo", runtime="process")
+    repo.update_plugin("c-c", source="market")
+    repo.set_state("c-b", "failed", failure_reason="boom")
+    every = repo.plugin_counts()
+    assert every.total == 3
+    assert every.by == {"type": {"notify": 2, "demo": 1},
+                        "state": {"installed": 2, "failed": 1},
+                        "runtime": {"python": 1, "process": 2},
+                        "source": {"local": 2, "market": 1}}
+    some = repo.plugin_counts(runtime="process", type="notify")
+    assert some.total == 1
+    assert some.by["type"] == {"notify": 1, "demo": 1}  # its own filter left out
+    assert some.by["runtime"] == {"python": 1, "process": 1}
+    assert some.by["state"] == {"failed": 1} and some.by["source"] == {"local": 1}
+    assert repo.plugin_counts(q="C-C").by["source"] == {"market": 1}
+    # the list's filters are the same ones: a page holds what the counts say
+    assert repo.summary_page(runtime="process", source="market").total == 1
+    assert repo.count_plugins(runtime="process") == 2
+    other.delete_plugin("c-a")  # a change through another repository: counted again
+    assert repo.plugin_counts().by["runtime"] == {"process": 2}
+    with pytest.raises(InvalidRecord, match="state"):
+        repo.plugin_counts(state="sleeping")
+
+
 def test_signed_plugins_reads_the_current_version_of_each(repo: Repository) -> None:
     install(repo, "unsigned-one")
     install(repo, "signed-one")

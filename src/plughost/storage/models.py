@@ -99,7 +99,8 @@ class PluginRow(Base):
     __tablename__ = "plugins"
     # Every filter the plugin list offers, then id: a keyset page is one index range scan.
     __table_args__ = (Index(None, "type", "id"), Index(None, "state", "id"),
-                      Index(None, "enabled", "id"))
+                      Index(None, "enabled", "id"), Index(None, "runtime", "id"),
+                      Index(None, "source", "id"))
 
     id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LEN))

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from plughost.core.lifecycle import State
 from plughost.errors import InvalidRecord
 
 __all__ = [
+    "FACETS",
     "ApiToken",
     "AuditEvent",
     "Change",
@@ -338,6 +339,11 @@ class Change:
     def plugin_id(self) -> str | None:
         """The plugin the change is about, or ``None`` (tokens, keys, alert rules)."""
         return self.key if self.kind in PLUGIN_CHANGE_KINDS else None
+
+
+FACETS: Final = ("type", "state", "runtime", "source")
+"""The plugin columns whose values the plugin list counts for its filter menus
+(``Repository.plugin_counts``)."""
 
 
 def check_state(state: str) -> str:

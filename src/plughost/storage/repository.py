@@ -25,7 +25,7 @@ from contextvars import ContextVar
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -67,6 +67,7 @@ from plughost.storage.models import (
     PluginVersionRow,
 )
 from plughost.storage.records import (
+    FACETS,
     ConfigChange,
     StoredConfig,
     StoredPlugin,
@@ -74,7 +75,10 @@ from plughost.storage.records import (
     check_state,
 )
 
-__all__ = ["SUMMARY_FIELDS", "Repository", "SummaryPage", "hash_token", "requirements_of"]
+__all__ = ["SUMMARY_FIELDS", "PluginCounts", "Repository", "SummaryPage", "hash_token",
+           "requirements_of"]
+
+T = TypeVar("T")
 
 _MEMORY_LOCKS: weakref.WeakKeyDictionary[Database, MemoryLock] = weakref.WeakKeyDictionary()
 _PLUGIN_FIELDS = {f.name for f in fields(StoredPlugin)}
@@ -110,6 +114,16 @@ class SummaryPage(NamedTuple):
     """Whether more plugins match after the last row."""
     total: int
     """How many plugins match the filters in all."""
+
+
+class PluginCounts(NamedTuple):
+    """What :meth:`Repository.plugin_counts` returns."""
+
+    total: int
+    """How many plugins match every filter."""
+    by: dict[str, dict[str, int]]
+    """For each of :data:`FACETS`, how many plugins have each value among those matching
+    every other filter."""
 
 
 
@@ -167,7 +181,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         self._owner: OwnerLease | None = None
         self._owner_guard = threading.Lock()
         #: filters -> (change sequence number, count): see summary_page
-        self._counts: dict[tuple[Any, ...], tuple[int, int]] = {}
+        self._counts: dict[tuple[Any, ...], tuple[int, Any]] = {}
 
     # -- transactions and locks ------------------------------------------------------------
 
@@ -310,6 +324,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         enabled: bool | None,
         q: str | None,
         status: int | None = None,
+        runtime: str | None = None,
+        source: str | None = None,
     ) -> Select[Any]:
         if status is not None:  # Arcade's status: 2 failed, else 1 enabled / 0 disabled
             failed = PluginRow.state == State.FAILED.value
@@ -321,6 +337,10 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
             stmt = stmt.where(PluginRow.state == check_state(state))
         if enabled is not None:
             stmt = stmt.where(PluginRow.enabled == enabled)
+        if runtime is not None:
+            stmt = stmt.where(PluginRow.runtime == runtime)
+        if source is not None:
+            stmt = stmt.where(PluginRow.source == source)
         if q:
             needle = q.lower()
             stmt = stmt.where(
@@ -390,6 +410,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         enabled: bool | None = None,
         q: str | None = None,
         status: int | None = None,
+        runtime: str | None = None,
+        source: str | None = None,
         stored_times: bool = False,
     ) -> SummaryPage:
         """The first ``limit`` plugins after ``after`` (by id) matching the filters, as plain
@@ -409,7 +431,7 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         every write of a plugin row is a numbered change)."""
         if limit < 1:
             raise InvalidRecord(f"limit must be >= 1, got {limit}")
-        filters = (type, state, enabled, q, status)
+        filters = (type, state, enabled, q, status, runtime, source)
         rows: list[tuple[Any, ...]] = []
         last = after
         text = stored_times and self.database.dialect == "sqlite"
@@ -452,25 +474,59 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
 
     def _count(self, conn: Connection, filters: tuple[Any, ...]) -> int:
         """:meth:`count_plugins` through ``conn``, counted once per committed change (see
-        :meth:`summary_page`): the change sequence number is read first; a count kept at that
-        number is reused, else the plugins are counted and kept only if no change committed
-        meanwhile (read again after counting)."""
-        # In a unit of work, its own writes are not numbered until it commits: count them.
+        :meth:`_kept`)."""
+        def count() -> int:
+            key = ("count", filters)
+            stmt = _STATEMENTS.get(key)
+            if stmt is None:
+                stmt = self._plugin_filter(select(func.count(PluginRow.id)), *filters)
+                _keep_statement(key, stmt)
+            return int(conn.execute(stmt).scalar() or 0)
+
+        return self._kept(conn, ("count", filters), count)
+
+    def _kept(self, conn: Connection, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """``compute()``'s answer, computed once per committed change: the change sequence
+        number is read first; an answer kept at that number is reused, else it is computed and
+        kept only if no change committed meanwhile (read again after computing)."""
+        # In a unit of work, its own writes are not numbered until it commits: compute.
         seq = None if self.in_unit_of_work else conn.execute(_LAST_SEQ).scalar()
-        kept = self._counts.get(filters)
+        kept = self._counts.get(key)
         if seq is not None and kept is not None and kept[0] == seq:
-            return kept[1]
-        key = ("count", filters)
-        stmt = _STATEMENTS.get(key)
-        if stmt is None:
-            stmt = self._plugin_filter(select(func.count(PluginRow.id)), *filters)
-            _keep_statement(key, stmt)
-        total = int(conn.execute(stmt).scalar() or 0)
+            return cast(T, kept[1])
+        answer = compute()
         if seq is not None and conn.execute(_LAST_SEQ).scalar() == seq:
             if len(self._counts) >= 256:  # many distinct filters (e.g. searches): start over
                 self._counts.clear()
-            self._counts[filters] = (seq, total)
-        return total
+            self._counts[key] = (seq, answer)
+        return answer
+
+    def plugin_counts(self, *, type: str | None = None, state: str | None = None,
+                      enabled: bool | None = None, q: str | None = None,
+                      status: int | None = None, runtime: str | None = None,
+                      source: str | None = None) -> PluginCounts:
+        """How many plugins match the filters, and for each of :data:`FACETS` how many have
+        each value among the plugins matching every *other* filter (what a list's filter
+        menus show beside each choice; values no plugin has are left out). One read
+        transaction of grouped counts on indexed columns, kept until the next committed
+        change (as the list's total)."""
+        filters: dict[str, Any] = {"type": type, "state": state, "enabled": enabled, "q": q,
+                                   "status": status, "runtime": runtime, "source": source}
+        if state is not None:
+            check_state(state)
+
+        def count(conn: Connection) -> PluginCounts:
+            by: dict[str, dict[str, int]] = {}
+            for facet in FACETS:
+                column = PluginRow.__table__.c[facet]
+                others = {**filters, facet: None}
+                stmt = self._plugin_filter(select(column, func.count(PluginRow.id)),
+                                           **others).group_by(column)
+                by[facet] = {str(value): int(n) for value, n in conn.execute(stmt)}
+            return PluginCounts(self._count(conn, tuple(filters.values())), by)
+
+        with self._connection() as conn:
+            return self._kept(conn, ("facets", *filters.values()), lambda: count(conn))
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -484,11 +540,12 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
 
     def _keyset(self, stmt: Select[Any], after: Any, limit: int, type: str | None,
                 state: str | None, enabled: bool | None, q: str | None,
-                status: int | None) -> Select[Any]:
+                status: int | None, runtime: str | None = None,
+                source: str | None = None) -> Select[Any]:
         """``stmt`` filtered, after ``after`` by id, ordered by id, one more than ``limit``."""
         if not 1 <= limit <= 10_000:
             raise InvalidRecord(f"limit must be between 1 and 10000, got {limit}")
-        stmt = self._plugin_filter(stmt, type, state, enabled, q, status)
+        stmt = self._plugin_filter(stmt, type, state, enabled, q, status, runtime, source)
         if after is not None:
             stmt = stmt.where(PluginRow.id > after)
         return stmt.order_by(PluginRow.id).limit(limit + 1)
@@ -629,10 +686,12 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         enabled: bool | None = None,
         q: str | None = None,
         status: int | None = None,
+        runtime: str | None = None,
+        source: str | None = None,
     ) -> int:
         """How many plugins :meth:`list_plugins` would return without limit/offset."""
         stmt = self._plugin_filter(select(func.count(PluginRow.id)), type, state, enabled, q,
-                                   status)
+                                   status, runtime, source)
         with self._tx(write=False) as s:
             return int(s.scalar(stmt) or 0)
 
