@@ -104,7 +104,7 @@ from plughost.services.views import (
 )
 from plughost.settings import HostSettings
 from plughost.storage.kv_db import DatabaseKeyValueStore, import_sqlite_kv
-from plughost.storage.records import StoredPlugin
+from plughost.storage.records import FACETS, StoredPlugin
 
 __all__ = [
     "InstallResult",
@@ -825,21 +825,24 @@ class PluginService:
         enabled: bool | None = None,
         q: str | None = None,
         status: int | None = None,
+        runtime: str | None = None,
+        source: str | None = None,
         limit: int = 100,
         offset: int = 0,
         cursor: str | None = None,
     ) -> PluginList:
         """Installed plugins by id, filtered by type, state, enabled flag, Arcade ``status``
-        (2 failed, 1 enabled, 0 disabled) and a text ``q`` (id, name, description): one page
-        of at most ``limit``, after ``cursor`` (the previous page's ``next_cursor``).
+        (2 failed, 1 enabled, 0 disabled), runtime, source and a text ``q`` (id, name,
+        description): one page of at most ``limit``, after ``cursor`` (the previous page's
+        ``next_cursor``).
 
         Every filter and the page are one indexed query in the database (the state filter
         reads the states this service writes as they change), so a page costs its size, not
         what is installed; development folders are merged in by id. ``offset`` (instead of
         a cursor) still works and costs the plugins skipped."""
+        filters = _filters(type, state, enabled, q, status, runtime, source)
         items, total, offset, following = await self._page(
-            False, type=type, state=state, enabled=enabled, q=q, status=status,
-            limit=limit, offset=offset, cursor=cursor)
+            False, filters, limit=limit, offset=offset, cursor=cursor)
         return PluginList(tuple(items), total, limit, offset, next_cursor=following)
 
     async def plugin_page(
@@ -850,19 +853,51 @@ class PluginService:
         enabled: bool | None = None,
         q: str | None = None,
         status: int | None = None,
+        runtime: str | None = None,
+        source: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> dict[str, Any]:
         """:meth:`list_plugins` as the API's page of plugin resources (``items``,
         ``next_cursor``, ``total``; each item ``PluginInfo.to_dict()``), built straight from
         the database rows."""
+        filters = _filters(type, state, enabled, q, status, runtime, source)
         items, total, _, following = await self._page(
-            True, type=type, state=state, enabled=enabled, q=q, status=status,
-            limit=limit, offset=0, cursor=cursor)
+            True, filters, limit=limit, offset=0, cursor=cursor)
         return {"items": items, "next_cursor": following, "total": total}
 
-    async def _page(self, dicts: bool, *, type: str | None, state: str | None,
-                    enabled: bool | None, q: str | None, status: int | None, limit: int,
+    async def plugin_counts(
+        self,
+        *,
+        type: str | None = None,
+        state: str | None = None,
+        enabled: bool | None = None,
+        q: str | None = None,
+        status: int | None = None,
+        runtime: str | None = None,
+        source: str | None = None,
+    ) -> dict[str, Any]:
+        """How many plugins :meth:`list_plugins` finds with these filters (``total``), and for
+        each of type, state, runtime and source how many plugins have each value among those
+        matching every *other* filter (``by``): what a list's filter menus show beside each
+        choice. Grouped counts in the database, kept until the next change, with the
+        development folders' plugins added: it costs the values, not the plugins."""
+        self._check_open()
+        filters = _filters(type, state, enabled, q, status, runtime, source)
+        if not self._run_plugins:  # the states shown are not the stored ones: count those
+            every = (await self.list_plugins(limit=1 << 62)).items
+            return _tally(every, filters)
+        await self._states_written()  # the counts by state are the stored states
+        counts = await asyncio.to_thread(self.repository.plugin_counts, **filters)
+        dev = _tally(self._development_infos(), filters)
+        by = {facet: dict(values) for facet, values in counts.by.items()}
+        for facet, values in dev["by"].items():
+            mine = by.setdefault(facet, {})
+            for value, n in values.items():
+                mine[value] = mine.get(value, 0) + n
+        return {"total": counts.total + dev["total"], "by": by}
+
+    async def _page(self, dicts: bool, filters: Mapping[str, Any], *, limit: int,
                     offset: int, cursor: str | None) -> tuple[list[Any], int, int, str | None]:
         """``(items, total, offset, next_cursor)`` of :meth:`list_plugins`: PluginInfo
         items, or with ``dicts`` their plugin resources (``to_dict()``)."""
@@ -871,16 +906,6 @@ class PluginService:
             raise OperationRefused(
                 f"limit must be >= 1 and offset >= 0, got {limit} and {offset}",
                 code="request.invalid")
-        if state is not None:
-            try:
-                state = State(state).value
-            except ValueError:
-                raise OperationRefused(
-                    f"{state!r} is not a plugin state; use one of "
-                    + ", ".join(s.value for s in State), code="request.invalid") from None
-        if status not in (None, 0, 1, 2):
-            raise OperationRefused(f"status must be 0, 1 or 2, got {status!r}",
-                                   code="request.invalid")
         item = self._row_resource if dicts else self._row_info
         after: str | None = None
         position = resources.decode_cursor(cursor)
@@ -889,22 +914,20 @@ class PluginService:
                 after = position["after"]
             else:  # a cursor of an older server: {"offset": n}
                 offset = resources.offset_of(cursor)
-        if not self._run_plugins and (state is not None or status is not None):
+        live_state = filters["state"] is not None or filters["status"] is not None
+        if not self._run_plugins and live_state:
             # Nothing runs here, so the states shown are not the stored ones (the last
             # server's): filter what is shown.
-            every = (await self.list_plugins(type=type, enabled=enabled, q=q,
-                                             limit=1 << 62)).items
-            shown = [i for i in every if i.id > (after or "")
-                     and (state is None or i.state == state)
-                     and (status is None or arcade_status(i.state, i.enabled) == status)]
+            every = (await self.list_plugins(
+                **{**filters, "state": None, "status": None}, limit=1 << 62)).items
+            shown = [i for i in every if i.id > (after or "") and _matches(i, filters)]
             page = shown[offset:offset + limit]
             more = len(shown) > offset + limit and bool(page)
             return ([i.to_dict() for i in page] if dicts else page), len(shown), offset, (
                 resources.encode_cursor({"after": page[-1].id}) if more else None)
-        if state is not None or status is not None:
+        if live_state:
             await self._states_written()
-        filters = {"type": type, "state": state, "enabled": enabled, "q": q, "status": status}
-        every_dev = self._development_infos(filters)
+        every_dev = [i for i in self._development_infos() if _matches(i, filters)]
         dev = [i for i in every_dev if after is None or i.id > after]
         wanted = offset + limit
         found = await asyncio.to_thread(self.repository.summary_page, after=after,
@@ -919,27 +942,14 @@ class PluginService:
                      if more and page_rows else None)
         return [i for _, i in page_rows], found.total + len(every_dev), offset, following
 
-    def _development_infos(self, filters: Mapping[str, Any]) -> list[PluginInfo]:
+    def _development_infos(self) -> list[PluginInfo]:
         """Plugins of development folders under plugins_dir (run beside installed plugins,
-        always enabled, not managed by install/update/uninstall) that match ``filters``."""
-        if self._host is None or filters["enabled"] is False:
+        always enabled, not managed by install/update/uninstall), by id."""
+        if self._host is None:
             return []
-        needle = filters["q"].lower() if filters["q"] else None
-        out = []
-        for record in self._host.registry.not_from("installed"):
-            m = record.manifest
-            if filters["type"] is not None and m.type != filters["type"]:
-                continue
-            if needle and not any(needle in t.lower() for t in (m.id, m.name, m.description)):
-                continue
-            info = info_from_record(record, live=self._start_plugins)
-            if filters["state"] is not None and info.state != filters["state"]:
-                continue
-            if filters["status"] is not None and arcade_status(
-                    info.state, info.enabled) != filters["status"]:
-                continue
-            out.append(info)
-        return sorted(out, key=lambda i: i.id)
+        return sorted((info_from_record(record, live=self._start_plugins)
+                       for record in self._host.registry.not_from("installed")),
+                      key=lambda i: i.id)
 
     def storage_problem(self) -> str:
         """Why this service cannot serve ("" when it can): the database or the object store
@@ -1765,6 +1775,52 @@ class PluginService:
             await self._h.deactivate(plugin_id, cascade=cascade)
             await self._persist_states([plugin_id, *self._h.dependents(plugin_id)])
         return await self.info(plugin_id)
+
+
+def _filters(type: str | None, state: str | None, enabled: bool | None, q: str | None,
+             status: int | None, runtime: str | None, source: str | None) -> dict[str, Any]:
+    """The plugin list's filters by name, the state and Arcade status checked."""
+    if state is not None:
+        try:
+            state = State(state).value
+        except ValueError:
+            raise OperationRefused(
+                f"{state!r} is not a plugin state; use one of "
+                + ", ".join(s.value for s in State), code="request.invalid") from None
+    if status not in (None, 0, 1, 2):
+        raise OperationRefused(f"status must be 0, 1 or 2, got {status!r}",
+                               code="request.invalid")
+    return {"type": type, "state": state, "enabled": enabled, "q": q, "status": status,
+            "runtime": runtime, "source": source}
+
+
+def _matches(info: PluginInfo, filters: Mapping[str, Any], skip: str = "") -> bool:
+    """Whether ``info`` passes every filter of the list but ``skip``: the rule the database
+    applies to the stored rows (``Repository._plugin_filter``), for the plugins it does not
+    hold (development folders) or whose state it does not know (nothing runs)."""
+    for name in ("type", "state", "enabled", "runtime", "source"):
+        wanted = filters[name]
+        if name != skip and wanted is not None and getattr(info, name) != wanted:
+            return False
+    if filters["status"] is not None and (
+            arcade_status(info.state, info.enabled) != filters["status"]):
+        return False
+    needle = filters["q"].lower() if filters["q"] else ""
+    return not needle or any(needle in t.lower() for t in (info.id, info.name,
+                                                           info.description))
+
+
+def _tally(infos: Iterable[PluginInfo], filters: Mapping[str, Any]) -> dict[str, Any]:
+    """:meth:`PluginService.plugin_counts` of these plugins, counted one by one."""
+    infos = list(infos)
+    by: dict[str, dict[str, int]] = {facet: {} for facet in FACETS}
+    for info in infos:
+        for facet, values in by.items():
+            if _matches(info, filters, skip=facet):
+                value = str(getattr(info, facet))
+                values[value] = values.get(value, 0) + 1
+    return {"total": sum(1 for i in infos if _matches(i, filters)),
+            "by": {facet: values for facet, values in by.items()}}
 
 
 def _detail_from_record(record: PluginRecord, host: PluginHost, *,

@@ -337,7 +337,8 @@ class PluginManagement(Protocol):
 
     async def list_plugins(self, *, type: str | None = None, state: str | None = None,
                            enabled: bool | None = None, q: str | None = None,
-                           status: int | None = None, limit: int = 100, offset: int = 0,
+                           status: int | None = None, runtime: str | None = None,
+                           source: str | None = None, limit: int = 100, offset: int = 0,
                            cursor: str | None = None) -> PluginList: ...
 
     async def get(self, plugin_id: str) -> PluginDetail: ...

@@ -174,6 +174,19 @@ async def test_health_pages_are_the_whole_list_cut_by_id(
         assert r.json() == {**every, "plugins": [entry]}  # the same entry, the same status
     r = await api.client.get("/api/v1/health", params={"plugin_id": "h-nobody"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "plugin.not_found"
+    # several plugins (the rows of a page): their entries by id, each as in the list
+    r = await api.client.get("/api/v1/health", params=[("plugin_id", "h-c"),
+                                                       ("plugin_id", "h-a"),
+                                                       ("plugin_id", "h-c")])
+    assert r.json() == {**every, "plugins": [every["plugins"][0], every["plugins"][2]]}
+    r = await api.client.get("/api/v1/health", params=[("plugin_id", "h-a"),
+                                                       ("plugin_id", "h-nobody")])
+    assert r.status_code == 404 and "h-nobody" in r.json()["error"]["message"]
+    r = await api.client.get("/api/v1/health",
+                             params=[("plugin_id", f"p{i}") for i in range(101)])
+    assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "plugin_id"
+    r = await api.client.get("/api/v1/health", params={"plugin_id": "x" * 65})
+    assert r.status_code == 400 and "64" in r.json()["error"]["message"]
 
     r = await api.client.get("/api/v1/health", params={"cursor": params["cursor"]})
     assert r.status_code == 400 and "limit" in r.json()["error"]["message"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.interfaces.http.conftest import Api, MakePackage
+from plughost.settings import HostSettings
+from tests.interfaces.http.conftest import Api, MakePackage, open_api
 
 FAILING_CODE = """
 from plughost.sdk import Plugin
@@ -78,6 +80,61 @@ async def test_list_filters_by_type_status_state_and_text_and_pages(
     assert ([p["id"] for p in page["items"]], page["total"]) == (["charlie"], 2)
     bad = await api.client.get("/api/v1/plugins", params={"cursor": "not-a-cursor"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "request.invalid"
+
+
+@pytest.fixture
+async def dev_api(settings: HostSettings) -> AsyncIterator[Api]:
+    """The API of a home with the plugin ``devplug`` in a development folder."""
+    dev = settings.plugins_dir / "devplug"
+    dev.mkdir(parents=True)
+    (dev / "plugin.toml").write_text('id = "devplug"\nversion = "1.0.0"\nentry = "m:P"\n')
+    (dev / "m.py").write_text("from plughost.sdk import Plugin\n\n\nclass P(Plugin):\n"
+                              "    pass\n")
+    async for value in open_api(settings):
+        yield value
+
+
+async def test_counts_tally_each_filter_menu_and_the_list_takes_the_same_filters(
+    dev_api: Api, make_package: MakePackage
+) -> None:
+    # a plugin of a development folder is counted and listed beside the installed ones
+    api = dev_api
+    for pid, kind in (("alpha", "notify"), ("bravo", "notify"), ("charlie", "demo")):
+        assert (await api.install(make_package(pid, type=kind))).status_code == 201
+    assert (await api.client.post("/api/v1/plugins/bravo/disable")).status_code == 200
+
+    async def counts(**query: Any) -> dict[str, Any]:
+        r = await api.client.get("/api/v1/plugin-counts", params=query)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def ids(**query: Any) -> list[str]:
+        r = await api.client.get("/api/v1/plugins", params=query)
+        assert r.status_code == 200, r.text
+        return [p["id"] for p in r.json()["items"]]
+
+    assert await counts() == {"total": 4, "by": {
+        "type": {"notify": 2, "demo": 1, "": 1},
+        "state": {"active": 3, "disabled": 1},
+        "runtime": {"python": 4},
+        "source": {"local": 3, "directory": 1}}}
+    notify = await counts(pluginType="notify")
+    assert notify["total"] == 2 == len(await ids(pluginType="notify"))
+    assert notify["by"]["type"] == {"notify": 2, "demo": 1, "": 1}  # not its own filter
+    assert notify["by"]["state"] == {"active": 1, "disabled": 1}
+    assert notify["by"]["source"] == {"local": 2}
+    # each count is what the list finds with that value added
+    for facet, param in (("state", "state"), ("source", "source"), ("runtime", "runtime")):
+        for value, n in notify["by"][facet].items():
+            assert len(await ids(pluginType="notify", **{param: value})) == n
+    assert await ids(source="directory") == ["devplug"]
+    assert await ids(runtime="python", source="local", q="a") == ["alpha", "bravo",
+                                                                  "charlie"]
+    assert (await counts(source="directory", q="DEV"))["total"] == 1
+    assert (await counts(runtime="wasm"))["total"] == 0
+    bad = await api.client.get("/api/v1/plugin-counts", params={"state": "sleeping"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "request.invalid"
+    assert "state" in bad.text
 
 
 async def test_failed_activation_shows_status_2_and_names_the_error(

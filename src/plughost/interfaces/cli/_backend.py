@@ -264,7 +264,8 @@ class RemoteBackend:
 
     async def list_plugins(self, *, type: str | None = None, state: str | None = None,
                            enabled: bool | None = None, q: str | None = None,
-                           status: int | None = None, limit: int = 100, offset: int = 0,
+                           status: int | None = None, runtime: str | None = None,
+                           source: str | None = None, limit: int = 100, offset: int = 0,
                            cursor: str | None = None) -> PluginList:
         from plughost.services.resources import encode_cursor
         from plughost.services.views import PluginList
@@ -274,7 +275,8 @@ class RemoteBackend:
             params["cursor"] = cursor
         elif offset:
             params["cursor"] = encode_cursor({"offset": offset})
-        for key, value in (("pluginType", type), ("state", state), ("q", q)):
+        for key, value in (("pluginType", type), ("state", state), ("q", q),
+                           ("runtime", runtime), ("source", source)):
             if value is not None:
                 params[key] = value
         if enabled is not None:

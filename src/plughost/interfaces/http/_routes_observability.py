@@ -12,9 +12,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from plughost.errors import OperationRefused, PluginNotFound
+from plughost.errors import OperationRefused, PluginNotFound, RequestInvalid
 from plughost.interfaces.http._routing import ApiRoute
-from plughost.interfaces.http._schemas import CursorQuery, OnePluginQuery
+from plughost.interfaces.http._schemas import CursorQuery
 from plughost.interfaces.http._state import api_state, requires
 from plughost.interfaces.tokens import Principal
 from plughost.observability.alerts import rule_from_request
@@ -28,6 +28,8 @@ __all__ = ["probes", "router"]
 
 router = APIRouter(tags=["observability"], route_class=ApiRoute)
 probes = APIRouter(tags=["health"], route_class=ApiRoute)
+_AT_ONCE = 100
+"""How many plugins one health request may name (a page of a list)."""
 
 PluginQuery = Annotated[str | None, Query(max_length=64, description="Only this plugin.")]
 LevelQuery = Annotated[str | None, Query(
@@ -224,7 +226,10 @@ def _health(request: Request) -> HealthPoller:
 @router.get("/health", summary="Plugins' health")
 async def health(
     request: Request,
-    plugin_id: OnePluginQuery = None,
+    plugin_id: Annotated[list[str] | None, Query(
+        description=f"Only these plugins' entries (up to {_AT_ONCE}; repeat the parameter), "
+                    "by id; 404 naming one there is none for: what asking about a page of "
+                    "plugins costs, whatever is installed.")] = None,
     limit: Annotated[int | None, Query(
         ge=1, le=1000,
         description="At most this many plugins' entries, by id: a page, at the cost of the "
@@ -235,19 +240,25 @@ async def health(
 ) -> dict[str, Any]:
     """The last health check of every plugin (``healthy``, ``degraded`` or ``unknown``),
     the overall status, and what the policy did; ``plugins`` a page at a time with
-    ``limit``, or one plugin's entry with ``plugin_id`` (``status`` and ``degraded`` are
-    still of every plugin)."""
+    ``limit``, or the entries of the plugins ``plugin_id`` names, by id (``status`` and
+    ``degraded`` are still of every plugin)."""
     resources.require_limit(cursor, limit)
     after = resources.after_key(cursor)
     poller = _health(request)
     if plugin_id is not None:
-        entry = poller.entry(plugin_id)
-        if entry is None:
-            raise PluginNotFound(f"there is no plugin {plugin_id!r} on this host",
-                                 plugin_id=plugin_id)
+        ids = sorted(set(plugin_id))
+        if not 1 <= len(ids) <= _AT_ONCE or not all(1 <= len(i) <= 64 for i in ids):
+            raise RequestInvalid(f"`plugin_id` names 1 to {_AT_ONCE} plugins, each id 1 to 64 "
+                                 f"characters; got {len(ids)}", details={"field": "plugin_id"})
+        entries = []
+        for pid in ids:
+            entry = poller.entry(pid)
+            if entry is None:
+                raise PluginNotFound(f"there is no plugin {pid!r} on this host", plugin_id=pid)
+            entries.append(entry)
         degraded = poller.degraded()
         return {"status": "degraded" if degraded else "healthy", "degraded": degraded,
-                "plugins": [entry], "next_cursor": None}
+                "plugins": entries, "next_cursor": None}
     body = poller.overall(limit=None if limit is None else limit + 1, after=after)
     more = limit is not None and len(body["plugins"]) > limit
     if more:

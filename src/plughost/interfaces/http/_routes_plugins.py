@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
@@ -33,6 +33,7 @@ from plughost.interfaces.http._schemas import (
     MetricOut,
     OnePluginQuery,
     OperationOut,
+    PluginCountsOut,
     PluginDetailOut,
     PluginOut,
     PluginPage,
@@ -59,6 +60,7 @@ __all__ = ["router"]
 log = logging.getLogger("plughost.server")
 
 router = APIRouter(prefix="/plugins", tags=["plugins"], route_class=ApiRoute)
+counts_router = APIRouter(tags=["plugins"], route_class=ApiRoute)
 
 PluginId = Annotated[str, PathParam(description="The plugin id.", min_length=1, max_length=64)]
 AsyncFlag = Annotated[bool, Query(alias="async", description=(
@@ -143,9 +145,7 @@ def json_bytes(data: Any, *, floats: bool = True) -> bytes:
 # ---------------------------------------------------------------------------- reading
 
 
-@router.get("", summary="List installed plugins", response_model=PluginPage)
-async def list_plugins(
-    request: Request,
+def plugin_filters(
     pluginType: Annotated[str | None, Query(description="Only this plugin type, e.g. notify.",
                                             max_length=200)] = None,
     status_: Annotated[ArcadeStatus | None, Query(
@@ -154,25 +154,65 @@ async def list_plugins(
     enabled: Annotated[bool | None, Query(description="Only enabled / disabled ones.")] = None,
     q: Annotated[str | None, Query(description="Text in id, name or description.",
                                    max_length=200)] = None,
+    runtime: Annotated[str | None, Query(
+        description="Only plugins of this runtime (python, process, wasm, grpc, native).",
+        max_length=64)] = None,
+    source: Annotated[str | None, Query(
+        description="Only plugins installed from this source (local, url, market), or found "
+                    "in a development folder (directory).", max_length=64)] = None,
+) -> dict[str, Any]:
+    """The plugin list's filters, as :meth:`PluginService.list_plugins` takes them (the list
+    and its counts take the same ones)."""
+    return {"type": pluginType, "state": state.value if state is not None else None,
+            "enabled": enabled, "q": q, "status": None if status_ is None else int(status_),
+            "runtime": runtime, "source": source}
+
+
+PluginFilters = Annotated[dict[str, Any], Depends(plugin_filters)]
+
+
+@router.get("", summary="List installed plugins", response_model=PluginPage)
+async def list_plugins(
+    request: Request,
+    filters: PluginFilters,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: CursorQuery = None,
     _: Principal = requires("viewer"),
 ) -> Response:
-    """Arcade's plugin list with its ``pluginType`` and ``status`` filters, plus ``state``, ``q``
-    and pagination (``limit``, ``cursor`` = the previous page's ``next_cursor``; ``total``
-    counts every match)."""
+    """Arcade's plugin list with its ``pluginType`` and ``status`` filters, plus ``state``,
+    ``runtime``, ``source``, ``q`` and pagination (``limit``, ``cursor`` = the previous page's
+    ``next_cursor``; ``total`` counts every match)."""
     api = api_state(request)
     service = api.service
 
     async def compute() -> bytes:
         # The page of plugin resources, built straight from the database rows (the
         # resource shape already: times in ISO UTC, Arcade names): no second pass.
-        return json_bytes(await service.plugin_page(
-            type=pluginType, state=state.value if state is not None else None,
-            enabled=enabled, q=q, status=None if status_ is None else int(status_),
-            limit=limit, cursor=cursor), floats=False)  # strings, ints, booleans, None
+        return json_bytes(await service.plugin_page(**filters, limit=limit, cursor=cursor),
+                          floats=False)  # strings, ints, booleans, None
 
     body = await api.cache.get_or_compute(str(request.url.query), compute)
+    return Response(body, media_type="application/json")
+
+
+@counts_router.get("/plugin-counts", summary="Count installed plugins by type, state, runtime "
+                   "and source", response_model=PluginCountsOut)
+async def plugin_counts(
+    request: Request,
+    filters: PluginFilters,
+    _: Principal = requires("viewer"),
+) -> Response:
+    """How many plugins the list finds with these filters (``total``), and for each of
+    ``type``, ``state``, ``runtime`` and ``source`` how many plugins have each value among
+    those matching every *other* filter (``by``): what a list's filter menus show beside each
+    choice. Counted in the database, whatever is installed, and kept until something
+    changes."""
+    api = api_state(request)
+
+    async def compute() -> bytes:
+        return json_bytes(await api.service.plugin_counts(**filters), floats=False)
+
+    body = await api.cache.get_or_compute("counts?" + str(request.url.query), compute)
     return Response(body, media_type="application/json")
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "PermissionRequestOut",
     "PermissionRequestPage",
     "PermissionsOut",
+    "PluginCountsOut",
     "PluginDetailOut",
     "PluginOut",
     "PluginPage",
@@ -189,6 +190,13 @@ class PluginPage(BaseModel):
     items: list[PluginOut]
     next_cursor: str | None = NEXT_CURSOR
     total: int = Field(description="How many plugins match the filters.")
+
+
+class PluginCountsOut(BaseModel):
+    total: int = Field(description="How many plugins match every filter.")
+    by: dict[str, dict[str, int]] = Field(description=(
+        "For each of type, state, runtime and source: how many plugins have each value, "
+        "among those matching every other filter."))
 
 
 class VersionOut(_Out):

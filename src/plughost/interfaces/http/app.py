@@ -34,6 +34,7 @@ from plughost.interfaces.http._routes_market import market_tasks
 from plughost.interfaces.http._routes_market import router as market_router
 from plughost.interfaces.http._routes_observability import probes as observability_probes
 from plughost.interfaces.http._routes_observability import router as observability_router
+from plughost.interfaces.http._routes_plugins import counts_router
 from plughost.interfaces.http._routes_plugins import router as plugins_router
 from plughost.interfaces.http._routes_session import operation_roles
 from plughost.interfaces.http._routes_session import router as session_router
@@ -110,6 +111,7 @@ def create_app(
     install_error_handlers(app)
     _include(app, probes)
     _include(app, plugins_router, API_PREFIX)
+    _include(app, counts_router, API_PREFIX)
     _include(app, system_router, API_PREFIX)
     _include(app, observability_router, API_PREFIX)
     _include(app, observability_probes)
