@@ -1,4 +1,4 @@
-"""Benchmark the dashboard's first load in Chromium with 10, 100 and 1,000 installed plugins.
+"""The dashboard's first load and refresh in Chromium, beside 10 to 10,000 installed plugins.
 
 Setup per size: a fresh home with N installed plugins (the rows and files an install writes,
 from bench_scale.populate), ``plughost serve`` in a subprocess; Debian's Chromium through Playwright.
@@ -10,11 +10,15 @@ Measured, median of >= 5 fresh page loads per size:
   renders them (the driver's polling would add its own delay);
 * bytes: HTML + CSS + JS of the dashboard itself (not /docs, not the lazily loaded chart);
 * floor (same run, same browser): navigating to a static file of the same server
-  (``/dashboard/app.css``) until it is loaded — the browser's and server's own overhead.
+  (``/dashboard/app.css``) until it is loaded — the browser's and server's own overhead;
+* a refresh, what the page does on every change the server announces (a plugin activated,
+  an operation finished): its time until the list, its counts and its health are on screen
+  again, the API requests it made and the bytes they answered (a page's worth, whatever is
+  installed, is the goal of issue 18).
 
 Goals (issue 13): first load <= 150 KB; interactive <= 300 ms with 1,000 plugins.
 
-    python bench/bench_dashboard.py [--sizes 10,100,1000] [--runs 5]
+    python bench/bench_dashboard.py [--sizes 10,100,1000,10000] [--runs 5]
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ def measure(base: str, count: int, runs: int) -> dict[str, float]:
     shown = f"of {count}"
     loads: list[float] = []
     floors: list[float] = []
+    refreshes: list[float] = []
+    requests: list[int] = []
+    answers: list[int] = []
     sizes: dict[str, int] = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -76,6 +83,18 @@ def measure(base: str, count: int, runs: int) -> dict[str, float]:
                 # test driver's polling noticed
                 ms = page.evaluate(
                     "() => performance.getEntriesByName('plugins-usable')[0].startTime")
+                api: list[int] = []
+
+                def answered(response, api: list[int] = api) -> None:  # type: ignore[no-untyped-def]
+                    if "/api/v1/" in response.url:
+                        with contextlib.suppress(Exception):
+                            api.append(len(response.body()))
+                page.on("response", answered)
+                refresh_ms = page.evaluate(
+                    "async () => { const t = performance.now(); await App.page.refresh();"
+                    " return performance.now() - t; }")
+                page.wait_for_timeout(50)  # the last response's body
+                page.remove_listener("response", answered)
                 t0 = time.perf_counter()
                 page.goto(base + "/dashboard/app.css")
                 floor = (time.perf_counter() - t0) * 1000
@@ -83,20 +102,26 @@ def measure(base: str, count: int, runs: int) -> dict[str, float]:
                 if run:
                     loads.append(ms)
                     floors.append(floor)
+                    refreshes.append(refresh_ms)
+                    requests.append(len(api))
+                    answers.append(sum(api))
         finally:
             browser.close()
     return {"interactive_ms": statistics.median(loads), "floor_ms": statistics.median(floors),
-            "bytes": float(sum(sizes.values()))}
+            "bytes": float(sum(sizes.values())), "refresh_ms": statistics.median(refreshes),
+            "refresh_requests": statistics.median(requests),
+            "refresh_bytes": statistics.median(answers)}
 
 
 def main() -> None:
     from tests.interfaces.http._server import running_server
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    print(f"{'plugins':>8} {'interactive ms':>15} {'floor ms':>9} {'ratio':>6} {'first load KB':>14}")
+    print(f"{'plugins':>8} {'interactive ms':>15} {'floor ms':>9} {'ratio':>6} {'first load KB':>14}"
+          f" {'refresh ms':>11} {'requests':>9} {'answer KB':>10}")
     results = {}
     for count in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +134,8 @@ def main() -> None:
         results[count] = r
         print(f"{count:>8} {r['interactive_ms']:>15.1f} {r['floor_ms']:>9.1f} "
               f"{r['interactive_ms'] / r['floor_ms']:>6.1f} {r['bytes'] / 1024:>14.1f}"
-              f"   (setup {setup:.0f} s)", flush=True)
+              f" {r['refresh_ms']:>11.1f} {r['refresh_requests']:>9.0f}"
+              f" {r['refresh_bytes'] / 1024:>10.1f}   (setup {setup:.0f} s)", flush=True)
     biggest = results[max(results)]
     print(f"goal: first load <= {GOAL_KB} KB: {biggest['bytes'] / 1024:.1f} KB; interactive "
           f"<= {GOAL_MS:.0f} ms with {max(results)} plugins: {biggest['interactive_ms']:.1f} ms")

@@ -72,21 +72,48 @@ def test_pages_search_and_filters_across_pages(base: str, new_page: NewPage) -> 
     assert page.evaluate("document.activeElement.dataset.filter") == "type"
 
 
-def test_the_first_page_shows_before_the_rest_of_the_list_arrives(base: str,
+def test_the_first_page_shows_before_its_counts_and_health_arrive(base: str,
                                                                   new_page: NewPage) -> None:
     page = new_page()
     held: list[object] = []
-    # hold every request for a later page of the list: the first page must not wait for it
-    page.route("**/api/v1/plugins?*cursor=*", lambda route: held.append(route))
+    # hold the counts of the filter menus and the health: the first page must not wait
+    page.route("**/api/v1/plugin-counts*", lambda route: held.append(route))
+    page.route("**/api/v1/health?*", lambda route: held.append(route))
     page.goto(base + "/")
     rows = page.locator("tbody tr[data-plugin]")
     expect(page.locator("#plugin-range")).to_have_text(f"Showing 1–50 of {COUNT}")
     expect(rows).to_have_count(50)
     expect(page.locator(".counts")).to_contain_text("counting")
-    assert held, "the rest of the list was not asked for"
+    page.wait_for_timeout(100)
+    assert held, "the counts and the health were not asked for"
     for route in held:
         route.continue_()  # type: ignore[attr-defined]
     expect(page.locator(".counts")).not_to_contain_text("counting")
     expect(page.locator(".counts")).to_contain_text(f"{COUNT} installed")
     page.click("#next-page")
     expect(page.locator("#plugin-range")).to_have_text(f"Showing 51–{COUNT} of {COUNT}")
+
+
+def test_a_change_asks_again_for_the_page_on_screen_alone(base: str, new_page: NewPage) -> None:
+    # What the list costs the server is a page, whatever is installed: on a change, the
+    # dashboard asks again for the page it shows, its counts and its rows' health.
+    page = new_page()
+    page.goto(base + "/")
+    rows = page.locator("tbody tr[data-plugin]")
+    page.click("#next-page")
+    expect(page.locator("#plugin-range")).to_have_text(f"Showing 51–{COUNT} of {COUNT}")
+    expect(page.locator(".counts")).to_contain_text(f"{COUNT} active")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/v1/" in r.url else None)
+    row = rows.filter(has_text="many-052")
+    row.get_by_role("button", name="Deactivate").click()
+    expect(row.locator(".badge").first).to_have_text("deactivated")
+    expect(page.locator("#plugin-range")).to_have_text(f"Showing 51–{COUNT} of {COUNT}")
+    expect(page.locator(".counts")).to_contain_text(f"{COUNT - 1} active")
+    expect(page.locator(".counts")).to_contain_text("1 deactivated")
+    row.get_by_role("button", name="Activate").click()  # as the module found it
+    expect(page.locator(".counts")).to_contain_text(f"{COUNT} active")
+    lists = [u for u in asked if "/api/v1/plugins?" in u]
+    assert lists and all("limit=50" in u and "cursor=" in u for u in lists), lists
+    health = [u for u in asked if "/api/v1/health" in u]
+    assert health and all(u.count("plugin_id=") == COUNT - 50 for u in health), health

@@ -63,8 +63,14 @@ def test_plugin_list_search_filters_and_counts(site: Site, new_page: NewPage) ->
     expect(rows.first).to_contain_text("music-local")
     type_filter.select_option("")
     state_filter = page.locator("select[data-filter=state]")
-    expect(state_filter.locator("option", has_text="active")).not_to_have_count(0)
+    # the menus' counts follow the page: those of every type again
+    expect(state_filter.locator("option").first).to_have_text("All states (5)")
+    active = state_filter.locator("option", has_text="active")
+    expect(active).not_to_have_count(0)
+    shown = int(re.fullmatch(r"active \((\d+)\)", active.inner_text())[1])  # type: ignore[index]
     state_filter.select_option("active")
+    expect(page.locator("#plugin-range")).to_have_text(f"Showing 1–{shown} of {shown}")
+    expect(rows).to_have_count(shown)
     for text in rows.all_inner_texts():
         assert "active" in text
     state_filter.select_option("")

@@ -71,7 +71,8 @@ function badge(text, cls) { return h("span", { class: "badge " + (cls || "") }, 
 function qs(query) {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query || {})) {
-    if (value != null && value !== "") params.set(key, String(value));
+    if (Array.isArray(value)) for (const one of value) params.append(key, String(one));
+    else if (value != null && value !== "") params.set(key, String(value));
   }
   const text = params.toString();
   return text ? "?" + text : "";
@@ -393,8 +394,8 @@ async function refreshReady() {
 
 // The first requests of a page load start as soon as this script runs, before the page is
 // built: who the caller is, then (on the plugin list, the default page, once the server has
-// said the caller may read it) its first page and the health. Each is taken once, by the code
-// that would otherwise ask for it; a failed one is asked again there.
+// said the caller may read it) its first page and the counts of its filter menus. Each is
+// taken once, by the code that would otherwise ask for it; a failed one is asked again there.
 const early = {};
 function prefetch(key, make) {
   early[key] = make();
@@ -409,7 +410,7 @@ prefetch("whoami", () => api("GET", "/whoami").then(me => {
   const onList = !location.hash.replace(/^#\/?/, "") || /^#\/?plugins\/?$/.test(location.hash);
   if (onList && (me.signed_in || !me.token_required)) {
     prefetch("plugins-first", () => list("/plugins", { limit: 50 }));
-    prefetch("health", () => api("GET", "/health"));
+    prefetch("plugin-counts", () => api("GET", "/plugin-counts"));
   }
   return me;
 }));

@@ -15,6 +15,7 @@ App.nav.push(
 
 const PAGE_SIZE = 50;
 const FILTERS = [["type", "Type"], ["state", "State"], ["runtime", "Runtime"], ["source", "Source"]];
+const FILTER_PARAM = { type: "pluginType", state: "state", runtime: "runtime", source: "source" };
 
 function stateBadge(p) {
   return badge(p.state, "state s-" + p.state);
@@ -48,10 +49,13 @@ function stateButtons(p, where, then) {
 
 // ------------------------------------------------------------------ plugins
 
+// The list is asked of the server a page at a time, with its filters; the filter menus and
+// the counts by state come from /plugin-counts, and the health of the plugins on screen from
+// /health: what the page costs the server is a page, whatever is installed.
 function pluginsPage(view) {
   const c = card("Plugins");
-  const state = { all: [], health: {}, page: 0, q: "", type: "", state: "", runtime: "", source: "",
-                  total: 0, partial: false };
+  const state = { items: [], counts: null, everything: null, health: {}, cursors: [null], page: 0,
+                  next: null, total: 0, q: "", type: "", state: "", runtime: "", source: "" };
   const search = h("input", { type: "search", id: "plugin-search", placeholder: "id, name or description" });
   const selects = {};
   const filterBar = h("div", { class: "filters", role: "search" },
@@ -68,24 +72,27 @@ function pluginsPage(view) {
   c.body.replaceWith(h("div", {}, filterBar, counts, table, pager));
   view.append(c.el);
 
+  function restart() { state.cursors = [null]; state.page = 0; refresh(); }
   let typing = null;
   search.addEventListener("input", () => {
     clearTimeout(typing);
-    typing = setTimeout(() => { state.q = search.value.trim().toLowerCase(); state.page = 0; render(); }, 120);
+    typing = setTimeout(() => { state.q = search.value.trim(); restart(); }, 120);
   });
   for (const [key, select] of Object.entries(selects)) {
-    select.addEventListener("change", () => { state[key] = select.value; state.page = 0; render(); });
+    select.addEventListener("change", () => { state[key] = select.value; restart(); });
   }
 
-  function matches(p, skip) {
-    if (state.q && !`${p.id} ${p.name || ""} ${p.description || ""}`.toLowerCase().includes(state.q)) return false;
-    return FILTERS.every(([key]) => key === skip || !state[key] || String(p[key] || "") === state[key]);
+  function filters() {
+    const query = { q: state.q };
+    for (const [key] of FILTERS) query[FILTER_PARAM[key]] = state[key];
+    return query;
   }
+  const filtered = () => Boolean(state.q || FILTERS.some(([key]) => state[key]));
 
   function renderFilters() {
+    const by = (state.counts && state.counts.by) || {};
     for (const [key, label] of FILTERS) {
-      const tally = {};
-      for (const p of state.all) if (matches(p, key)) tally[p[key] || ""] = (tally[p[key] || ""] || 0) + 1;
+      const tally = { ...(by[key] || {}) };
       if (state[key] && !(state[key] in tally)) tally[state[key]] = 0;
       const total = Object.values(tally).reduce((a, b) => a + b, 0);
       put(selects[key], h("option", { value: "" }, `All ${label.toLowerCase()}s (${total})`),
@@ -109,59 +116,59 @@ function pluginsPage(view) {
   }
 
   function render() {
-    // Until every page has arrived (state.partial), the first page is shown with the server's
-    // total; counts by state, the filters' tallies and the later pages follow when it has.
-    const partial = state.partial;
-    if (!partial) renderFilters();
-    const shown = state.all.filter(p => matches(p));
-    const byState = {};
-    for (const p of state.all) byState[p.state] = (byState[p.state] || 0) + 1;
-    const installed = partial ? state.total : state.all.length;
-    put(counts, badge(`${installed} installed`),
-      ...(partial ? [h("span", { class: "muted" }, "counting…")]
-        : Object.keys(byState).sort().map(s => badge(`${byState[s]} ${s}`, "s-" + s))));
-    const of = partial && shown.length === state.all.length ? state.total : shown.length;
-    const pages = partial ? 1 : Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
-    state.page = Math.min(state.page, pages - 1);
-    const first = state.page * PAGE_SIZE;
-    put(tbody, ...shown.slice(first, first + PAGE_SIZE).map(row));
-    if (!shown.length) {
+    renderFilters();
+    const every = state.everything || state.counts;
+    const byState = (every && every.by && every.by.state) || {};
+    put(counts, badge(`${every ? every.total : state.total} installed`),
+      ...(every ? Object.keys(byState).sort().map(s => badge(`${byState[s]} ${s}`, "s-" + s))
+        : [h("span", { class: "muted" }, "counting…")]));
+    put(tbody, ...state.items.map(row));
+    if (!state.items.length) {
       tbody.append(h("tr", {}, h("td", { colspan: 7, class: "muted" },
-        partial ? "Loading…" : state.all.length ? "No plugin matches these filters."
-          : "No plugin is installed yet.")));
+        filtered() ? "No plugin matches these filters." : "No plugin is installed yet.")));
     }
     // the moment the list is usable (bench/bench_dashboard.py reads it)
     if (!performance.getEntriesByName("plugins-usable").length) performance.mark("plugins-usable");
+    const first = state.page * PAGE_SIZE;
     put(pager,
-      h("span", { id: "plugin-range" }, shown.length
-        ? `Showing ${first + 1}–${Math.min(first + PAGE_SIZE, shown.length)} of ${of}` : ""),
+      h("span", { id: "plugin-range" }, state.items.length
+        ? `Showing ${first + 1}–${first + state.items.length} of ${state.total}` : ""),
       h("button", { type: "button", id: "prev-page", disabled: state.page === 0,
-                    onclick: () => { state.page -= 1; render(); } }, "Previous"),
-      h("button", { type: "button", id: "next-page", disabled: state.page >= pages - 1,
-                    onclick: () => { state.page += 1; render(); } }, "Next"));
+                    onclick: () => { state.page -= 1; refresh(); } }, "Previous"),
+      h("button", { type: "button", id: "next-page", disabled: !state.next,
+                    onclick: () => { state.cursors[state.page + 1] = state.next; state.page += 1; refresh(); } },
+        "Next"));
   }
 
+  // Each refresh asks again for the page on screen (the same cursor), its health and the
+  // counts; an answer overtaken by a later refresh (typing, paging) is dropped.
+  let asked = 0;
   async function refresh() {
+    const mine = ++asked;
+    const query = filters();
     try {
-      // The first page is on screen as soon as it arrives (the cost of a page, whatever is
-      // installed); health and the rest of the list follow.
-      const health = takeEarly("health", () => api("GET", "/health")).catch(() => ({ plugins: [] }));
-      const firstPage = await takeEarly("plugins-first", () => list("/plugins", { limit: PAGE_SIZE }));
-      if (firstPage.next) {
-        state.all = firstPage.items;
-        state.total = firstPage.total ?? firstPage.items.length;
-        state.partial = true;
-        render();
-      }
-      const [rest, answer] = await Promise.all([
-        firstPage.next ? list("/plugins", { limit: 500, ...firstPage.next }, { all: true })
-          : { items: [] }, health]);
-      state.all = firstPage.items.concat(rest.items);
-      state.partial = false;
-      state.health = Object.fromEntries((answer.plugins || []).map(x => [x.plugin_id, x]));
+      const first = state.page === 0 && !filtered();
+      const page = await (first ? takeEarly("plugins-first", () => list("/plugins", { limit: PAGE_SIZE }))
+        : list("/plugins", { ...query, limit: PAGE_SIZE, cursor: state.cursors[state.page] }));
+      if (mine !== asked) return;
+      if (!page.items.length && state.page > 0) { state.cursors = [null]; state.page = 0; return refresh(); }
+      state.items = page.items;
+      state.next = page.next && page.next.cursor;
+      state.total = page.total ?? page.items.length;
+      render();  // the page is on screen; the counts and the health follow
+      const ids = page.items.map(p => p.id);
+      const [countsNow, everything, health] = await Promise.all([
+        takeEarly("plugin-counts", () => api("GET", "/plugin-counts", { query: filtered() ? query : {} })),
+        filtered() ? api("GET", "/plugin-counts") : null,
+        ids.length ? api("GET", "/health", { query: { plugin_id: ids } }).catch(() => ({ plugins: [] }))
+          : { plugins: [] }]);
+      if (mine !== asked) return;
+      state.counts = countsNow;
+      state.everything = everything;
+      state.health = Object.fromEntries((health.plugins || []).map(x => [x.plugin_id, x]));
       render();
     } catch (e) {
-      showError(c.errors, e, "Loading the plugins");
+      if (mine === asked) showError(c.errors, e, "Loading the plugins");
     }
   }
   refresh();
