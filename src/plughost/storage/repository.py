@@ -516,14 +516,24 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
             check_state(state)
 
         def count(conn: Connection) -> PluginCounts:
+            # One grouped count of the plugins matching every filter answers the total and
+            # each facet whose own filter is not set (one scan, whatever the filters); a
+            # facet whose filter is set is counted without it.
+            columns = [PluginRow.__table__.c[facet] for facet in FACETS]
+            groups = conn.execute(self._plugin_filter(
+                select(*columns, func.count(PluginRow.id)), **filters).group_by(*columns)).all()
             by: dict[str, dict[str, int]] = {}
-            for facet in FACETS:
-                column = PluginRow.__table__.c[facet]
-                others = {**filters, facet: None}
-                stmt = self._plugin_filter(select(column, func.count(PluginRow.id)),
-                                           **others).group_by(column)
-                by[facet] = {str(value): int(n) for value, n in conn.execute(stmt)}
-            return PluginCounts(self._count(conn, tuple(filters.values())), by)
+            for i, (facet, column) in enumerate(zip(FACETS, columns, strict=True)):
+                tally: dict[str, int] = {}
+                if filters[facet] is None:
+                    for group in groups:
+                        tally[str(group[i])] = tally.get(str(group[i]), 0) + int(group[-1])
+                else:
+                    stmt = self._plugin_filter(select(column, func.count(PluginRow.id)),
+                                               **{**filters, facet: None}).group_by(column)
+                    tally = {str(value): int(n) for value, n in conn.execute(stmt)}
+                by[facet] = tally
+            return PluginCounts(sum(int(group[-1]) for group in groups), by)
 
         with self._connection() as conn:
             return self._kept(conn, ("facets", *filters.values()), lambda: count(conn))
