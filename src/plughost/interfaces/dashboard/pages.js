@@ -146,10 +146,11 @@ function pluginsPage(view) {
   async function refresh() {
     const mine = ++asked;
     const query = filters();
+    // the first refresh takes what the page load asked for early (the first page, unfiltered)
+    const early = (key, make) => mine === 1 ? takeEarly(key, make) : make();
     try {
-      const first = state.page === 0 && !filtered();
-      const page = await (first ? takeEarly("plugins-first", () => list("/plugins", { limit: PAGE_SIZE }))
-        : list("/plugins", { ...query, limit: PAGE_SIZE, cursor: state.cursors[state.page] }));
+      const page = await early("plugins-first",
+        () => list("/plugins", { ...query, limit: PAGE_SIZE, cursor: state.cursors[state.page] }));
       if (mine !== asked) return;
       if (!page.items.length && state.page > 0) { state.cursors = [null]; state.page = 0; return refresh(); }
       state.items = page.items;
@@ -158,7 +159,7 @@ function pluginsPage(view) {
       render();  // the page is on screen; the counts and the health follow
       const ids = page.items.map(p => p.id);
       const [countsNow, everything, health] = await Promise.all([
-        takeEarly("plugin-counts", () => api("GET", "/plugin-counts", { query: filtered() ? query : {} })),
+        early("plugin-counts", () => api("GET", "/plugin-counts", { query })),
         filtered() ? api("GET", "/plugin-counts") : null,
         ids.length ? api("GET", "/health", { query: { plugin_id: ids } }).catch(() => ({ plugins: [] }))
           : { plugins: [] }]);
