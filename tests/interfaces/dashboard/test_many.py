@@ -117,3 +117,22 @@ def test_a_change_asks_again_for_the_page_on_screen_alone(base: str, new_page: N
     assert lists and all("limit=50" in u and "cursor=" in u for u in lists), lists
     health = [u for u in asked if "/api/v1/health" in u]
     assert health and all(u.count("plugin_id=") == COUNT - 50 for u in health), health
+
+
+def test_a_search_typed_before_the_first_page_arrives_gets_its_own_counts(
+        base: str, new_page: NewPage) -> None:
+    page = new_page()
+    held: list[object] = []
+    # the page load's own requests (the first page, the counts) are held until after a search
+    page.route(lambda url: url.endswith("/api/v1/plugins?limit=50"),
+               lambda route: held.append(route))
+    page.route("**/api/v1/plugin-counts", lambda route: held.append(route))
+    page.goto(base + "/")
+    page.fill("#plugin-search", "many-05")  # many-050 to many-056
+    rows = page.locator("tbody tr[data-plugin]")
+    expect(rows).to_have_count(7)
+    for route in held:
+        route.continue_()  # type: ignore[attr-defined]
+    expect(page.locator("select[data-filter=type] option").first).to_have_text("All types (7)")
+    expect(page.locator(".counts")).to_contain_text(f"{COUNT} installed")
+    expect(rows).to_have_count(7)
