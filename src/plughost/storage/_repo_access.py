@@ -7,16 +7,19 @@ import secrets
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from plughost.errors import OperationRefused, RecordExists, RecordNotFound
-from plughost.storage._repo_base import to_record
+from plughost.storage._repo_base import read_records, record_columns, to_record
 from plughost.storage._repo_changes import ChangeLog
 from plughost.storage.models import ApiTokenRow, GrantRow, PermissionRequestRow, TrustedKeyRow
 from plughost.storage.records import ApiToken, Grant, PermissionRequest, TrustedKey
 
 _TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
+_GRANTS_OF = (record_columns(Grant, GrantRow).where(GrantRow.plugin_id == bindparam("plugin_id"))
+              .order_by(GrantRow.id))
+_ACTIVE_GRANTS_OF = _GRANTS_OF.where(GrantRow.revoked_at.is_(None))
 
 
 def hash_token(secret: str) -> str:
@@ -66,11 +69,9 @@ class AccessRecords(ChangeLog):
 
     def list_grants(self, plugin_id: str, *, include_revoked: bool = False) -> list[Grant]:
         """The plugin's grants, oldest first."""
-        stmt = select(GrantRow).where(GrantRow.plugin_id == plugin_id).order_by(GrantRow.id)
-        if not include_revoked:
-            stmt = stmt.where(GrantRow.revoked_at.is_(None))
+        stmt = _GRANTS_OF if include_revoked else _ACTIVE_GRANTS_OF
         with self._tx(write=False) as s:
-            return [to_record(Grant, r) for r in s.scalars(stmt)]
+            return read_records(s, Grant, stmt, {"plugin_id": plugin_id})
 
     def request_permission(
         self, plugin_id: str, scope: str, *, reason: str = ""

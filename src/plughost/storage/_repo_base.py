@@ -7,14 +7,14 @@ only :class:`~plughost.storage.repository.Repository` is public.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import Select, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plughost.errors import PluginNotFound, RecordExists, RecordNotFound
@@ -34,6 +34,24 @@ def to_record(cls: type[R], row: Any, **extra: Any) -> R:
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     values = {n: getattr(row, n) for n in names if n not in extra and hasattr(row, n)}
     return cls(**values, **extra)
+
+
+def record_columns(cls: type[Any], model: type[Any]) -> Select[Any]:
+    """A select of ``model``'s columns named like ``cls``'s fields (what :func:`to_record`
+    copies), for :func:`read_records`."""
+    table = model.__table__
+    return select(*(table.c[f.name] for f in fields(cls) if f.name in table.c))
+
+
+def read_records(s: Session, cls: type[R], stmt: Select[Any],
+                 params: Mapping[str, Any]) -> list[R]:
+    """``stmt`` (a :func:`record_columns` select) as records of ``cls``, run on the session's
+    connection without the ORM: loading objects into the session and copying them out costs
+    several times the query on a small read (a plugin's detail makes four). Changes pending
+    in the session are flushed first, as an ORM query would."""
+    if s.new or s.dirty or s.deleted:
+        s.flush()
+    return [cls(**row._mapping) for row in s.connection().execute(stmt, params)]
 
 
 class RepositoryBase:

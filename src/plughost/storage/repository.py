@@ -50,7 +50,7 @@ from plughost.errors import (
 )
 from plughost.storage._repo_access import AccessRecords, hash_token
 from plughost.storage._repo_activity import ActivityRecords
-from plughost.storage._repo_base import to_record, utcnow
+from plughost.storage._repo_base import read_records, record_columns, to_record, utcnow
 from plughost.storage._repo_changes import SEQ_ROW_ID
 from plughost.storage._repo_cluster import ClusterRecords
 from plughost.storage._repo_market import MarketRecords
@@ -129,6 +129,13 @@ class PluginCounts(NamedTuple):
 
 
 _LAST_SEQ = select(ChangeSequenceRow.last_seq).where(ChangeSequenceRow.id == SEQ_ROW_ID)
+# The hot reads of one plugin's records (see read_records).
+_PLUGIN_BY_ID = record_columns(StoredPlugin, PluginRow).where(PluginRow.id == bindparam("id"))
+_CONFIG_OF = record_columns(StoredConfig, PluginConfigRow).where(
+    PluginConfigRow.plugin_id == bindparam("plugin_id"))
+_VERSIONS_OF = (record_columns(StoredVersion, PluginVersionRow)
+                .where(PluginVersionRow.plugin_id == bindparam("plugin_id"))
+                .order_by(PluginVersionRow.installed_at.desc(), PluginVersionRow.id.desc()))
 _STATEMENTS: dict[tuple[Any, ...], Select[Any]] = {}
 """Statements of :meth:`Repository.summary_page` by shape (see ``_summary_statement``)."""
 
@@ -306,8 +313,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
     def get_plugin(self, plugin_id: str) -> StoredPlugin | None:
         """The plugin's record, or ``None`` when it is not installed."""
         with self._tx(write=False) as s:
-            row = s.get(PluginRow, plugin_id)
-            return None if row is None else to_record(StoredPlugin, row)
+            found = read_records(s, StoredPlugin, _PLUGIN_BY_ID, {"id": plugin_id})
+            return found[0] if found else None
 
     def require_plugin(self, plugin_id: str) -> StoredPlugin:
         """The plugin's record. :raises PluginNotFound: when it is not installed."""
@@ -863,13 +870,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
 
     def list_versions(self, plugin_id: str) -> list[StoredVersion]:
         """Kept versions of a plugin, most recently installed first."""
-        stmt = (
-            select(PluginVersionRow)
-            .where(PluginVersionRow.plugin_id == plugin_id)
-            .order_by(PluginVersionRow.installed_at.desc(), PluginVersionRow.id.desc())
-        )
         with self._tx(write=False) as s:
-            return [to_record(StoredVersion, r) for r in s.scalars(stmt)]
+            return read_records(s, StoredVersion, _VERSIONS_OF, {"plugin_id": plugin_id})
 
     def set_version_cache_path(
         self, plugin_id: str, version: str, cache_path: str | None
@@ -940,8 +942,8 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
     def get_config(self, plugin_id: str) -> StoredConfig | None:
         """The plugin's current configuration, or ``None`` if none was ever set."""
         with self._tx(write=False) as s:
-            row = s.get(PluginConfigRow, plugin_id)
-            return None if row is None else to_record(StoredConfig, row)
+            found = read_records(s, StoredConfig, _CONFIG_OF, {"plugin_id": plugin_id})
+            return found[0] if found else None
 
     def set_config(
         self,
