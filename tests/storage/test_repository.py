@@ -17,6 +17,7 @@ from plughost.errors import (
     RecordNotFound,
 )
 from plughost.storage.db import Database
+from plughost.storage.models import PluginRow
 from plughost.storage.objects import package_key
 from plughost.storage.records import StoredPlugin, StoredVersion, TrustedKey
 from plughost.storage.repository import SUMMARY_FIELDS, Repository
@@ -645,6 +646,34 @@ def test_plugin_counts_tally_each_facet_under_the_other_filters(repo: Repository
     assert repo.plugin_counts().by["runtime"] == {"process": 2}
     with pytest.raises(InvalidRecord, match="state"):
         repo.plugin_counts(state="sleeping")
+
+
+def test_the_plain_reads_of_a_plugin_see_what_its_unit_of_work_wrote_and_not_after_undo(
+        repo: Repository) -> None:
+    # get_plugin, get_config, list_versions and list_grants read without the ORM: inside a
+    # unit of work they must still see its own writes, as the ORM's reads would.
+    install(repo, "uow")
+    with pytest.raises(RuntimeError), repo.unit_of_work():
+        repo.update_plugin("uow", description="changed")
+        repo.set_config("uow", {"channel": "#ops"}, changed_by="t")
+        repo.add_version(StoredVersion("uow", "2.0.0", "b" * 64, package_key("uow", "2.0.0"),
+                                       manifest("uow", "2.0.0")))
+        repo.grant("uow", "net:example.org", granted_by="t")
+        assert repo.get_plugin("uow").description == "changed"  # type: ignore[union-attr]
+        assert repo.get_config("uow").config == {"channel": "#ops"}  # type: ignore[union-attr]
+        assert {v.version for v in repo.list_versions("uow")} == {"1.0.0", "2.0.0"}
+        assert [g.scope for g in repo.list_grants("uow")] == ["net:example.org"]
+        # a change still pending in the session (not flushed yet) is seen too
+        session = repo._current.get()
+        assert session is not None
+        session.get(PluginRow, "uow").author = "pending"  # type: ignore[union-attr]
+        assert repo.get_plugin("uow").author == "pending"  # type: ignore[union-attr]
+        raise RuntimeError("undo")
+    assert repo.get_plugin("uow").description == "uow plugin"  # type: ignore[union-attr]
+    assert repo.get_config("uow").config == {"channel": "#general"}  # type: ignore[union-attr]
+    assert [v.version for v in repo.list_versions("uow")] == ["1.0.0"]
+    assert repo.list_grants("uow") == []
+    assert repo.get_plugin("nobody") is None and repo.get_config("nobody") is None
 
 
 def test_signed_plugins_reads_the_current_version_of_each(repo: Repository) -> None:
