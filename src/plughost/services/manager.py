@@ -105,7 +105,6 @@ from plughost.services.views import (
 from plughost.settings import HostSettings
 from plughost.storage.kv_db import DatabaseKeyValueStore, import_sqlite_kv
 from plughost.storage.records import FACETS, StoredPlugin
-from plughost.storage.repository import SummaryPage
 
 __all__ = [
     "InstallResult",
@@ -931,17 +930,11 @@ class PluginService:
         every_dev = [i for i in self._development_infos() if _matches(i, filters)]
         dev = [i for i in every_dev if after is None or i.id > after]
         wanted = offset + limit
-
-        def read() -> tuple[SummaryPage, list[tuple[str, Any]]]:
-            # The items are built in the worker thread that read their rows (the live
-            # states they show are read from the registry, as a read cache would): handing
-            # a page of rows back to the event loop's thread to build there cost a quarter
-            # of the page's time more.
-            found = self.repository.summary_page(after=after, limit=wanted,
-                                                 stored_times=dicts, **filters)
-            return found, [(r[0], item(r)) for r in found.rows]
-
-        found, rows = await asyncio.to_thread(read)
+        # Only the read in a worker thread: building the items there too costs more under
+        # concurrent requests (the two threads take the interpreter lock from each other).
+        found = await asyncio.to_thread(self.repository.summary_page, after=after,
+                                        limit=wanted, stored_times=dicts, **filters)
+        rows: list[tuple[str, Any]] = [(r[0], item(r)) for r in found.rows]
         if dev:
             rows.extend((i.id, i.to_dict() if dicts else i) for i in dev)
             rows.sort(key=lambda pair: pair[0])
