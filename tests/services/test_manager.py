@@ -310,6 +310,13 @@ async def test_a_service_that_runs_no_plugins_records_the_intent_only(trusted, m
         assert (info.state, info.live) == ("installed", False)  # never "active": nothing runs
         assert (await svc.list_plugins(state="active")).total == 0
         assert [i.id for i in await svc.list_plugins(state="installed")] == ["hello"]
+        # the counts of the list's menus count what it shows, not the last server's states
+        counts = await svc.plugin_counts()
+        assert (counts["total"], counts["by"]["state"]) == (1, {"installed": 1})
+        assert (await svc.plugin_counts(state="active"))["total"] == 0
+    async with PluginService(trusted) as svc:  # a server's: the stored states, counted
+        counts = await svc.plugin_counts(state="active")
+        assert (counts["total"], counts["by"]["state"]) == (1, {"active": 1})
     with pytest.raises(PlughostError) as refused:
         PluginService(trusted, start=True, run_plugins=False)
     assert refused.value.code == "request.invalid"

@@ -1821,8 +1821,7 @@ def _tally(infos: Iterable[PluginInfo], filters: Mapping[str, Any]) -> dict[str,
             if _matches(info, filters, skip=facet):
                 value = str(getattr(info, facet))
                 values[value] = values.get(value, 0) + 1
-    return {"total": sum(1 for i in infos if _matches(i, filters)),
-            "by": {facet: values for facet, values in by.items()}}
+    return {"total": sum(1 for i in infos if _matches(i, filters)), "by": by}
 
 
 def _detail_from_record(record: PluginRecord, host: PluginHost, *,
