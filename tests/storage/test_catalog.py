@@ -25,7 +25,8 @@ T0 = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 def _manifest(pid: str, version: str, **extra: object) -> dict[str, object]:
     return {"id": pid, "name": pid.replace("-", " ").title(), "version": version,
             "description": f"{pid} does 100% of_the work", "author": "Ada",
-            "type": "notify" if pid.startswith("n") else "theme", "runtime": "python",
+            "type": "notify" if pid.startswith("n") else "theme",
+            "runtime": "process" if pid.endswith("b") else "python",
             "entry": "x:Plugin", "config": {"schema": {"type": "object"},
                                             "defaults": {"channel": "#general"}}, **extra}
 
@@ -46,7 +47,7 @@ def home_db(tmp_path: Path) -> tuple[str, Repository]:
                                                 updated_at=T0 + timedelta(days=i)))
             repo.add_version(StoredVersion(pid, str(m["version"]), f"{i:064x}", key, m,
                                            signed_by="key-1" if i % 2 else None))
-        repo.update_plugin("notify-d", enabled=False)
+        repo.update_plugin("notify-d", enabled=False, source="market")
         repo.update_plugin("theme-e", state="failed", failure_reason="boom at start",
                            failure_phase="activate")
     yield url, repo
@@ -63,6 +64,8 @@ FILTERS = [
     {}, {"type": "notify"}, {"type": "nothing"}, {"state": "failed"}, {"enabled": False},
     {"enabled": True, "type": "theme"}, {"q": "NOTIFY"}, {"q": "%"}, {"q": "_b"}, {"q": "100%"},
     {"limit": 2}, {"limit": 2, "offset": 2}, {"offset": 5}, {"limit": 0},
+    {"runtime": "process"}, {"runtime": "python", "type": "notify"}, {"source": "market"},
+    {"source": "local", "runtime": "python", "enabled": True},
 ]
 
 
@@ -88,6 +91,9 @@ def test_the_plugin_list_page_is_the_same_through_either_reader(
         assert list_stored(catalog, limit=3, offset=1, info=idle_info) == \
             list_stored(repo, limit=3, offset=1, info=idle_info)
         assert list_stored(catalog, state="disabled") == list_stored(repo, state="disabled")
+        by_runtime = list_stored(catalog, runtime="process", source="local")
+        assert by_runtime == list_stored(repo, runtime="process", source="local")
+        assert [i.id for i in by_runtime.items] == ["notify_b"] and by_runtime.total == 1
 
 
 def test_a_bad_state_or_page_is_refused_as_the_repository_refuses_it(

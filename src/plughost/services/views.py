@@ -235,7 +235,8 @@ def idle_info(stored: StoredPlugin, *, signed: bool | None = None) -> PluginInfo
 
 
 def list_stored(repository: PluginReads, *, type: str | None = None, state: str | None = None,
-                enabled: bool | None = None, q: str | None = None, limit: int = 100,
+                enabled: bool | None = None, q: str | None = None,
+                runtime: str | None = None, source: str | None = None, limit: int = 100,
                 offset: int = 0,
                 info: Callable[..., PluginInfo] = stored_info) -> PluginList:
     """A page of installed plugins from the database, by id, with the total: one read
@@ -253,9 +254,10 @@ def list_stored(repository: PluginReads, *, type: str | None = None, state: str 
             return PluginList((), 0, limit, offset)
         enabled = True
     with repository.reading() as repo:
-        found = repo.list_plugins(type=type, state=state, enabled=enabled, q=q, limit=limit,
-                                  offset=offset)
-        total = repo.count_plugins(type=type, state=state, enabled=enabled, q=q)
+        found = repo.list_plugins(type=type, state=state, enabled=enabled, q=q,
+                                  runtime=runtime, source=source, limit=limit, offset=offset)
+        total = repo.count_plugins(type=type, state=state, enabled=enabled, q=q,
+                                   runtime=runtime, source=source)
         signed = repo.signed_plugins([p.id for p in found])
     return PluginList(tuple(info(p, signed=signed.get(p.id)) for p in found), total, limit,
                       offset)

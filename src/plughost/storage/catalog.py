@@ -44,11 +44,13 @@ class PluginReads(Protocol):
     def reading(self) -> contextlib.AbstractContextManager[PluginReads]: ...
 
     def list_plugins(self, *, type: str | None = None, state: str | None = None,
-                     enabled: bool | None = None, q: str | None = None, limit: int = 100,
+                     enabled: bool | None = None, q: str | None = None,
+                     runtime: str | None = None, source: str | None = None, limit: int = 100,
                      offset: int = 0) -> list[StoredPlugin]: ...
 
     def count_plugins(self, *, type: str | None = None, state: str | None = None,
-                      enabled: bool | None = None, q: str | None = None) -> int: ...
+                      enabled: bool | None = None, q: str | None = None,
+                      runtime: str | None = None, source: str | None = None) -> int: ...
 
     def signed_plugins(self, ids: Iterable[str]) -> dict[str, bool]: ...
 
@@ -122,12 +124,14 @@ class Catalog:
 
     @staticmethod
     def _where(type: str | None, state: str | None, enabled: bool | None,
-               q: str | None) -> tuple[str, list[Any]]:
+               q: str | None, runtime: str | None = None,
+               source: str | None = None) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
-        if type is not None:
-            clauses.append("type = ?")
-            params.append(type)
+        for column, value in (("type", type), ("runtime", runtime), ("source", source)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
         if state is not None:
             clauses.append("state = ?")
             params.append(check_state(state))
@@ -143,23 +147,25 @@ class Catalog:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def list_plugins(self, *, type: str | None = None, state: str | None = None,
-                     enabled: bool | None = None, q: str | None = None, limit: int = 100,
+                     enabled: bool | None = None, q: str | None = None,
+                     runtime: str | None = None, source: str | None = None, limit: int = 100,
                      offset: int = 0) -> list[StoredPlugin]:
         """As ``Repository.list_plugins``."""
         if limit < 0 or offset < 0:
             from plughost.errors import InvalidRecord
 
             raise InvalidRecord(f"limit and offset must be >= 0, got {limit} and {offset}")
-        where, params = self._where(type, state, enabled, q)
+        where, params = self._where(type, state, enabled, q, runtime, source)
         rows = self._conn.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM plugins{where} ORDER BY id LIMIT ? OFFSET ?",
             [*params, limit, offset])
         return [_record(row) for row in rows]
 
     def count_plugins(self, *, type: str | None = None, state: str | None = None,
-                      enabled: bool | None = None, q: str | None = None) -> int:
+                      enabled: bool | None = None, q: str | None = None,
+                      runtime: str | None = None, source: str | None = None) -> int:
         """As ``Repository.count_plugins``."""
-        where, params = self._where(type, state, enabled, q)
+        where, params = self._where(type, state, enabled, q, runtime, source)
         return int(self._conn.execute(f"SELECT count(id) FROM plugins{where}",
                                       params).fetchone()[0])
 

@@ -366,14 +366,17 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         state: str | None = None,
         enabled: bool | None = None,
         q: str | None = None,
+        runtime: str | None = None,
+        source: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[StoredPlugin]:
-        """Installed plugins ordered by id, filtered by type, state, enabled flag and a
-        case-insensitive text ``q`` matched against id, name and description."""
+        """Installed plugins ordered by id, filtered by type, state, enabled flag, runtime,
+        source and a case-insensitive text ``q`` matched against id, name and description."""
         if limit < 0 or offset < 0:
             raise InvalidRecord(f"limit and offset must be >= 0, got {limit} and {offset}")
-        stmt = self._plugin_filter(select(PluginRow), type, state, enabled, q)
+        stmt = self._plugin_filter(select(PluginRow), type, state, enabled, q,
+                                   runtime=runtime, source=source)
         stmt = stmt.order_by(PluginRow.id).limit(limit).offset(offset)
         with self._tx(write=False) as s:
             return [to_record(StoredPlugin, r) for r in s.scalars(stmt)]

@@ -279,6 +279,10 @@ def test_list_pages_and_says_where_the_rest_is_without_loading_the_orm(app, pack
     rest = invoke(app, "list", "--cursor", hint.rsplit(" ", 1)[1], "-o", "plain")
     assert [line.split("\t")[0] for line in rest.stdout.splitlines()] == ["p-c"]
     assert rest.stderr == ""
+    # the list's runtime and source filters, read the same way
+    local = invoke(app, "list", "--runtime", "python", "--source", "local", "-o", "plain")
+    assert [line.split("\t")[0] for line in local.stdout.splitlines()] == ["p-a", "p-b", "p-c"]
+    assert invoke(app, "list", "--runtime", "wasm", "-o", "plain").stdout == ""
     # As a user runs it: a home with no server is read without SQLAlchemy (a blink, not the
     # ORM's import), and gives what the service's reader gives.
     import subprocess

@@ -42,6 +42,12 @@ def test_list_shows_examples_and_filters_by_type(app) -> None:  # type: ignore[n
     assert {p["state"] for p in data["items"]} == {"resolved"}
     notify = invoke(app, "list", "-d", str(EXAMPLES), "--type", "notify", "--json")
     assert [p["id"] for p in json.loads(notify.stdout)["items"]] == ["notify-slack"]
+    python = invoke(app, "list", "-d", str(EXAMPLES), "--runtime", "python", "--json")
+    shown = json.loads(python.stdout)["items"]
+    assert shown and {p["runtime"] for p in shown} == {"python"}
+    assert json.loads(python.stdout)["total"] == len(shown)
+    none = invoke(app, "list", "-d", str(EXAMPLES), "--source", "market", "--json")
+    assert json.loads(none.stdout)["items"] == []
     table = invoke(app, "list", "-d", str(EXAMPLES))
     assert "hello" in table.output and "music-source" in table.output
 

@@ -426,7 +426,8 @@ def _print_info(info: PluginInfo, verb: str, fmt: Format) -> None:
 # ---------------------------------------------------------------------- list / info / status
 
 def list_installed(settings: Any, *, type_: str | None, state: str | None,
-                   fmt: Format, limit: int = 100, cursor: str | None = None) -> None:
+                   fmt: Format, runtime: str | None = None, source: str | None = None,
+                   limit: int = 100, cursor: str | None = None) -> None:
     """``plughost list`` for a home with a database (or a server): installed plugins with
     their state. A home is read from its database alone, as the service lists it (one read
     transaction, no host, no plugin files; on the default SQLite database with the standard
@@ -440,7 +441,8 @@ def list_installed(settings: Any, *, type_: str | None, state: str | None,
         # (idle_info); a state filter then applies to those, which the service does.
         if isinstance(settings, Remote) or settings.development_dirs() or state is not None:
             page = _with_service(settings, lambda svc: svc.list_plugins(
-                type=type_, state=state, limit=limit, offset=offset), reconcile=False)
+                type=type_, state=state, runtime=runtime, source=source, limit=limit,
+                offset=offset), reconcile=False)
         else:
             from plughost.services.views import idle_info, list_stored
             from plughost.storage.catalog import open_catalog
@@ -448,13 +450,15 @@ def list_installed(settings: Any, *, type_: str | None, state: str | None,
             catalog = open_catalog(settings.database_url)
             if catalog is not None:  # the default SQLite home, at this plughost's schema
                 with catalog:
-                    page = list_stored(catalog, type=type_, limit=limit, offset=offset,
+                    page = list_stored(catalog, type=type_, runtime=runtime,
+                                       source=source, limit=limit, offset=offset,
                                        info=idle_info)
             else:
                 from plughost.storage.backends import open_storage
 
                 with open_storage(settings) as storage:
-                    page = list_stored(storage.repository, type=type_, limit=limit,
+                    page = list_stored(storage.repository, type=type_, runtime=runtime,
+                                       source=source, limit=limit,
                                        offset=offset, info=idle_info)
     idle = "" if isinstance(settings, Remote) else (
         f"; no server is running on {settings.home}, nothing runs")

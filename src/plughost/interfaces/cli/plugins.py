@@ -104,6 +104,15 @@ def list_plugins(
             help=f"Only plugins in this state ({', '.join(s.value for s in State)}).",
         ),
     ] = None,
+    runtime: Annotated[
+        str | None, typer.Option("--runtime", help="Only plugins of this runtime (python, "
+                                                    "process, wasm, grpc, native).")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Only plugins installed from this source "
+                                                   "(local, url, market), or found in a "
+                                                   "development folder (directory).")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000,
                                        help="At most this many plugins (a page; the rest "
                                             "with --cursor).")] = 100,
@@ -126,13 +135,16 @@ def list_plugins(
             raise typer.Exit(2)
         if plugins_dir is None and (managed := _managed(home, server, token)) is not None:
             return manage.list_installed(managed, type_=type_, state=state, fmt=fmt,
-                                         limit=limit, cursor=cursor)
+                                         runtime=runtime, source=source, limit=limit,
+                                         cursor=cursor)
         from plughost.services import resources
         from plughost.services.views import info_from_record
 
         offset = resources.offset_of(cursor)
         host = _discover(plugins_dir, home)
-        records = host.list(type=type_, state=state)
+        records = [r for r in host.list(type=type_, state=state)
+                   if (runtime is None or r.manifest.runtime == runtime)
+                   and (source is None or r.source == source)]
         items = [info_from_record(r).to_dict() for r in records[offset:offset + limit]]
         nxt = resources.offset_cursor(offset, len(items), len(records))
         if fmt == "json":
