@@ -522,8 +522,6 @@ class Repository(AccessRecords, ActivityRecords, ObservabilityRecords, ClusterRe
         change (as the list's total)."""
         filters: dict[str, Any] = {"type": type, "state": state, "enabled": enabled, "q": q,
                                    "status": status, "runtime": runtime, "source": source}
-        if state is not None:
-            check_state(state)
 
         def count(conn: Connection) -> PluginCounts:
             # One grouped count of the plugins matching every filter answers the total and
