@@ -711,7 +711,7 @@ def manifest_from_plain(data: dict[str, Any], *, source: str | None = None) -> M
     it back from a file plughost wrote from a valid manifest's :meth:`Manifest.to_dict`, when
     nothing proves the file unchanged: validated all the same (a file edited by hand is
     caught), without the defensive copy and the depth walk that foreign mappings need (JSON
-    that deep never loads). Where a digest does prove it, :func:`manifest_from_own_dict`.
+    that deep never loads). Where a checksum does show it, :func:`manifest_from_own_dict`.
 
     :raises ManifestError: listing every problem found.
     """
@@ -763,7 +763,7 @@ _OWN_TOP: Final = {
 def manifest_from_own_dict(data: dict[str, Any]) -> Manifest:
     """Rebuild a manifest from what its own :meth:`Manifest.to_dict` wrote, **without
     validating it again**: for data plughost wrote itself from a validated manifest and can
-    prove unchanged (the discovery cache checks its file's digest before it trusts an entry).
+    prove unchanged (the discovery cache checks its file's checksum before it trusts an entry).
     Anything else goes through :func:`manifest_from_plain` or :func:`manifest_from_dict`.
 
     :raises KeyError, TypeError, ValueError: when ``data`` is not such a dict (a key that is
