@@ -70,6 +70,7 @@ def test_remove_takes_out_what_add_indexed_even_after_the_manifest_was_swapped()
                      dependencies={"lib": "^1.0"})
     reg.add(swapped)
     reg.add(record("y", type="a", provides={"commands": ["y.go"]}))
+    assert [r.id for r in reg.by_type("a")] == ["x", "y"]  # indexed by this first query
     swapped.manifest = record("x", type="b").manifest  # in place, as a replacement does
     reg.add(swapped, replace=True)
     assert [r.id for r in reg.by_type("a")] == ["y"] and reg.by_tag("t") == []
@@ -175,3 +176,25 @@ def test_moving_records_together_keeps_states_counts_and_awake_as_one_by_one(
     counts = registry.state_counts()
     assert (counts[State.FAILED], counts[State.DISABLED]) == (1, 1)
     assert sum(counts.values()) == len(records)
+
+
+def test_records_are_indexed_by_the_first_query_as_they_are_then() -> None:
+    # Added, replaced and removed before any query: nothing of them was indexed, and nothing
+    # of them is found; what is left is found by what its manifest says when first asked.
+    reg = Registry()
+    gone = record("gone", type="a", provides={"commands": ["gone.go"]})
+    kept = record("kept", type="a", tags=["t"], dependencies={"lib": "^1.0"})
+    reg.add(gone)
+    reg.add(kept)
+    reg.remove("gone")
+    kept.manifest = record("kept", type="b", tags=["u"], dependencies={"lib": "^1.0"}).manifest
+    reg.add(kept, replace=True)
+    assert reg.by_type("a") == [] and reg.by_capability("command:gone.go") == []
+    assert [r.id for r in reg.by_type("b")] == ["kept"] and reg.by_tag("t") == []
+    assert reg.dependents("lib") == ["kept"] and reg.users("lib") == {"kept"}
+    # The counts by state and what is awake do not wait for a query.
+    assert reg.state_counts()[State.DISCOVERED] == 1 and len(reg) == 1
+    reg.add(record("late", type="b"))
+    assert [r.id for r in reg.query(type="b")] == ["kept", "late"]
+    reg.remove("kept")
+    assert [r.id for r in reg.by_type("b")] == ["late"] and reg.dependents("lib") == []

@@ -1,8 +1,11 @@
 """The in-memory index of plugins the host knows: id → record, plus secondary indexes.
 
 Indexes: by ``type`` (``notify``, ``music-source``), by extension point provided, by capability
-(``command:<id>``, ``event:<topic>``, ``channel:<name>``, ``extension:<name>``) and by tag. They are
-maintained on :meth:`Registry.add` / :meth:`Registry.remove`, so queries never scan manifests.
+(``command:<id>``, ``event:<topic>``, ``channel:<name>``, ``extension:<name>``), by tag, by
+dependency and by source. A record is put in them by the first query of any of them after
+:meth:`Registry.add` (a host that discovers and resolves only, to list or check, never asks:
+registering costs the record alone), and taken out by :meth:`Registry.remove`, so queries never
+scan manifests.
 The plugins that are awake (not in one of the :data:`ASLEEP` states) are indexed too, and how
 many plugins are in each state is counted, both kept in step by :meth:`Registry.note_state`
 (the host calls it on every state change): what runs, and how many are where, are found
@@ -108,7 +111,7 @@ class Registry:
     """id → :class:`PluginRecord` with secondary indexes kept in step."""
 
     __slots__ = ("_awake", "_by_cap", "_by_ext", "_by_source", "_by_tag", "_by_type",
-                 "_entries", "_needed_by", "_records", "_states", "_used_by")
+                 "_entries", "_needed_by", "_records", "_states", "_unindexed", "_used_by")
 
     def __init__(self) -> None:
         self._records: dict[str, PluginRecord] = {}
@@ -125,12 +128,15 @@ class Registry:
         self._awake: dict[str, None] = {}
         #: How many records are in each state.
         self._states: dict[State, int] = dict(_NONE_IN_ANY_STATE)
-        #: id -> the (index, key) entries :meth:`add` made for it: what :meth:`remove` undoes,
-        #: whatever the record's manifest says by then (a replacement swaps it first).
+        #: id -> the (index, key) entries :meth:`_index` made for it: what :meth:`remove`
+        #: undoes, whatever the record's manifest says by then (a replacement swaps it first).
         self._entries: dict[str, list[tuple[defaultdict[str, set[str]], str]]] = {}
+        #: id -> the record added and not yet in the indexes above (see :meth:`_catch_up`).
+        self._unindexed: dict[str, PluginRecord] = {}
 
     def add(self, record: PluginRecord, *, replace: bool = False) -> None:
-        """Index ``record``; refuse a second record with the same id unless ``replace``."""
+        """Register ``record`` (indexed by the next query); refuse a second record with the same
+        id unless ``replace``."""
         pid = record.id
         if pid in self._records:
             if not replace:
@@ -144,6 +150,19 @@ class Registry:
                 )
             self.remove(pid)
         self._records[pid] = record
+        self._unindexed[pid] = record
+        self._states[record.state] += 1
+        self._index_awake(record)
+
+    def _catch_up(self) -> None:
+        """Put the records added since the last query in the indexes: every method that reads
+        one of them calls this first."""
+        if self._unindexed:
+            for pid, record in self._unindexed.items():
+                self._index(pid, record)
+            self._unindexed.clear()
+
+    def _index(self, pid: str, record: PluginRecord) -> None:
         m = record.manifest
         entries: list[tuple[defaultdict[str, set[str]], str]] = []
         if m.type:
@@ -160,8 +179,6 @@ class Registry:
         for index, key in entries:
             index[key].add(pid)
         self._entries[pid] = entries
-        self._states[record.state] += 1
-        self._index_awake(record)
 
     def remove(self, plugin_id: str) -> PluginRecord:
         """Drop a record and its index entries (those :meth:`add` made: costs the plugin's
@@ -170,6 +187,8 @@ class Registry:
         del self._records[plugin_id]
         self._awake.pop(plugin_id, None)
         self._states[record.state] -= 1
+        if self._unindexed.pop(plugin_id, None) is not None:
+            return record  # not in the indexes yet
         for index, key in self._entries.pop(plugin_id, ()):
             ids = index.get(key)
             if ids is not None:
@@ -204,6 +223,7 @@ class Registry:
     def not_from(self, source: str) -> list[PluginRecord]:
         """The records whose ``source`` is not ``source`` (e.g. every development folder
         beside ``installed`` plugins), from the index: costs what it returns."""
+        self._catch_up()
         return [self._records[pid] for src, ids in self._by_source.items() if src != source
                 for pid in sorted(ids)]
 
@@ -215,6 +235,7 @@ class Registry:
         only the plugins it accepts count, and the chain runs through them only."""
         found: set[str] = set()
         frontier = [plugin_id]
+        self._catch_up()
         while frontier:
             for pid in self._needed_by.get(frontier.pop(), ()):
                 if pid in found or pid == plugin_id:
@@ -228,6 +249,7 @@ class Registry:
     def users(self, plugin_id: str) -> set[str]:
         """Ids of the registered plugins that name ``plugin_id`` among their dependencies,
         required or optional (directly; from the indexes: costs what it returns)."""
+        self._catch_up()
         return self._needed_by.get(plugin_id, set()) | self._used_by.get(plugin_id, set())
 
     def ids(self) -> list[str]:
@@ -273,16 +295,20 @@ class Registry:
         return [self._records[pid] for pid in self._awake]
 
     def by_type(self, type_: str) -> list[PluginRecord]:
+        self._catch_up()
         return self._collect(self._by_type.get(type_, ()))
 
     def by_extension_point(self, name: str) -> list[PluginRecord]:
+        self._catch_up()
         return self._collect(self._by_ext.get(name, ()))
 
     def by_capability(self, capability: str) -> list[PluginRecord]:
         """Plugins advertising ``capability`` (``command:x``, ``event:y``, ``extension:z``)."""
+        self._catch_up()
         return self._collect(self._by_cap.get(capability, ()))
 
     def by_tag(self, tag: str) -> list[PluginRecord]:
+        self._catch_up()
         return self._collect(self._by_tag.get(tag, ()))
 
     def query(
@@ -296,6 +322,7 @@ class Registry:
         runtime: str | None = None,
     ) -> list[PluginRecord]:
         """Records matching every given filter, sorted by id."""
+        self._catch_up()
         ids: set[str] | None = None
         for index, key in (
             (self._by_type, type),
