@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from plughost._version import __version__
 from plughost.core import platforms
@@ -109,6 +109,9 @@ ErrorPolicy = Callable[[PluginRecord, PlughostError], None]
 def _event_patterns(triggers: Iterable[str]) -> list[str]:
     """The topic patterns of the ``event:<pattern>`` activation triggers among ``triggers``."""
     return [t.removeprefix("event:") for t in triggers if t.startswith("event:")]
+
+
+_NOT_TRIGGERS: Final = frozenset({"startup", "manual"})  # activation entries that wait on nothing
 
 # Built-in runtimes every host has (they need no extra). Like the other built-in ones
 # (runtimes.base.BUILTIN_RUNTIMES) each is created on first use by a manifest that asks for it:
@@ -1345,8 +1348,8 @@ class PluginHost:
                 self._fail(record, error, "resolve")
         for pid, reason in resolution.skipped_optional.items():
             self.registry.get(pid).warnings.append(reason)
-        get = self.registry.get
-        resolved = [r for r in map(get, resolution.order) if r.state is State.INSTALLED]
+        resolved = [r for r in self.registry.records(resolution.order)
+                    if r.state is State.INSTALLED]
         if self.lifecycle.listening(State.RESOLVED):
             quiet: set[State] = set()
             for record in resolved:
@@ -1462,30 +1465,34 @@ class PluginHost:
         index: dict[str, list[str]] = {} if added is None else self._activation_index
         if added is None:
             self._triggers_of = {}
-        new_events: list[str] = []
+        triggers_of = self._triggers_of
         rank = self._order
+        placed = list(rank if added is None else added)
 
         def place(pid: str) -> float:
             return rank.get(pid, math.inf)
 
-        for pid in self._order if added is None else added:
-            triggers = [t for t in self.registry.get(pid).manifest.activation
-                        if t not in ("startup", "manual")]
+        for record in self.registry.records(placed):
+            triggers = [t for t in record.manifest.activation if t not in _NOT_TRIGGERS]
+            if not triggers:
+                continue
+            pid = record.id
+            triggers_of[pid] = triggers
             for trigger in triggers:
                 if added is None:
                     index.setdefault(trigger, []).append(pid)
                 else:
                     bisect.insort(index.setdefault(trigger, []), pid, key=place)
-            new_events += _event_patterns(triggers)
-            if triggers:
-                self._triggers_of[pid] = triggers
         self._activation_index = index
         if self._comms is None:  # the triggers are watched once it is made (_attach)
             return
-        if added is None:
-            self._comms.set_event_triggers(new_events, needed=self._asleep_for_event,
+        if added is None:  # every trigger: the index's (in the order first met)
+            self._comms.set_event_triggers(_event_patterns(index),
+                                           needed=self._asleep_for_event,
                                            activate=self._activate_for_event)
-        elif new_events:
+            return
+        new_events = _event_patterns(t for pid in placed for t in triggers_of.get(pid, ()))
+        if new_events:
             self._comms.add_event_triggers(new_events, needed=self._asleep_for_event,
                                            activate=self._activate_for_event)
 

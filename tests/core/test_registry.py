@@ -198,3 +198,9 @@ def test_records_are_indexed_by_the_first_query_as_they_are_then() -> None:
     assert [r.id for r in reg.query(type="b")] == ["kept", "late"]
     reg.remove("kept")
     assert [r.id for r in reg.by_type("b")] == ["late"] and reg.dependents("lib") == []
+
+
+def test_records_are_the_records_of_the_ids_in_their_order(registry: Registry) -> None:
+    assert [r.id for r in registry.records(["slack", "mail"])] == ["slack", "mail"]
+    with pytest.raises(PluginNotFound, match="'nope'"):
+        registry.records(["mail", "nope"])

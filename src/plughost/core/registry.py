@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,6 +207,14 @@ class Registry:
                 "Check the id with `plughost list`.",
                 plugin_id=plugin_id,
             ) from None
+
+    def records(self, plugin_ids: Sequence[str]) -> list[PluginRecord]:
+        """The records of ``plugin_ids``, in that order (:meth:`get` of each, which says which
+        one is not known)."""
+        try:
+            return [self._records[pid] for pid in plugin_ids]
+        except KeyError:
+            return [self.get(pid) for pid in plugin_ids]
 
     def find(self, plugin_id: str) -> PluginRecord | None:
         return self._records.get(plugin_id)
