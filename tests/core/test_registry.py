@@ -195,6 +195,8 @@ def test_records_are_indexed_by_the_first_query_as_they_are_then() -> None:
     # The counts by state and what is awake do not wait for a query.
     assert reg.state_counts()[State.DISCOVERED] == 1 and len(reg) == 1
     reg.add(record("late", type="b"))
+    reg.catch_up()  # indexed now, not by the next query
+    assert not reg._unindexed
     assert [r.id for r in reg.query(type="b")] == ["kept", "late"]
     reg.remove("kept")
     assert [r.id for r in reg.by_type("b")] == ["late"] and reg.dependents("lib") == []

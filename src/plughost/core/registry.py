@@ -4,8 +4,9 @@ Indexes: by ``type`` (``notify``, ``music-source``), by extension point provided
 (``command:<id>``, ``event:<topic>``, ``channel:<name>``, ``extension:<name>``), by tag, by
 dependency and by source. A record is put in them by the first query of any of them after
 :meth:`Registry.add` (a host that discovers and resolves only, to list or check, never asks:
-registering costs the record alone), and taken out by :meth:`Registry.remove`, so queries never
-scan manifests.
+registering costs the record alone; :meth:`Registry.catch_up` indexes them at once, for a
+service at its start), and taken out by :meth:`Registry.remove`, so queries never scan
+manifests.
 The plugins that are awake (not in one of the :data:`ASLEEP` states) are indexed too, and how
 many plugins are in each state is counted, both kept in step by :meth:`Registry.note_state`
 (the host calls it on every state change): what runs, and how many are where, are found
@@ -131,7 +132,7 @@ class Registry:
         #: id -> the (index, key) entries :meth:`_index` made for it: what :meth:`remove`
         #: undoes, whatever the record's manifest says by then (a replacement swaps it first).
         self._entries: dict[str, list[tuple[defaultdict[str, set[str]], str]]] = {}
-        #: id -> the record added and not yet in the indexes above (see :meth:`_catch_up`).
+        #: id -> the record added and not yet in the indexes above (see :meth:`catch_up`).
         self._unindexed: dict[str, PluginRecord] = {}
 
     def add(self, record: PluginRecord, *, replace: bool = False) -> None:
@@ -154,9 +155,11 @@ class Registry:
         self._states[record.state] += 1
         self._index_awake(record)
 
-    def _catch_up(self) -> None:
-        """Put the records added since the last query in the indexes: every method that reads
-        one of them calls this first."""
+    def catch_up(self) -> None:
+        """Put the records added since the last query in the indexes now: every method that
+        reads one of them calls this first; a service that registers every installed plugin
+        calls it once they are, so that indexing them is part of its start, not of its first
+        operation."""
         if self._unindexed:
             for pid, record in self._unindexed.items():
                 self._index(pid, record)
@@ -231,7 +234,7 @@ class Registry:
     def not_from(self, source: str) -> list[PluginRecord]:
         """The records whose ``source`` is not ``source`` (e.g. every development folder
         beside ``installed`` plugins), from the index: costs what it returns."""
-        self._catch_up()
+        self.catch_up()
         return [self._records[pid] for src, ids in self._by_source.items() if src != source
                 for pid in sorted(ids)]
 
@@ -243,7 +246,7 @@ class Registry:
         only the plugins it accepts count, and the chain runs through them only."""
         found: set[str] = set()
         frontier = [plugin_id]
-        self._catch_up()
+        self.catch_up()
         while frontier:
             for pid in self._needed_by.get(frontier.pop(), ()):
                 if pid in found or pid == plugin_id:
@@ -257,7 +260,7 @@ class Registry:
     def users(self, plugin_id: str) -> set[str]:
         """Ids of the registered plugins that name ``plugin_id`` among their dependencies,
         required or optional (directly; from the indexes: costs what it returns)."""
-        self._catch_up()
+        self.catch_up()
         return self._needed_by.get(plugin_id, set()) | self._used_by.get(plugin_id, set())
 
     def ids(self) -> list[str]:
@@ -303,20 +306,20 @@ class Registry:
         return [self._records[pid] for pid in self._awake]
 
     def by_type(self, type_: str) -> list[PluginRecord]:
-        self._catch_up()
+        self.catch_up()
         return self._collect(self._by_type.get(type_, ()))
 
     def by_extension_point(self, name: str) -> list[PluginRecord]:
-        self._catch_up()
+        self.catch_up()
         return self._collect(self._by_ext.get(name, ()))
 
     def by_capability(self, capability: str) -> list[PluginRecord]:
         """Plugins advertising ``capability`` (``command:x``, ``event:y``, ``extension:z``)."""
-        self._catch_up()
+        self.catch_up()
         return self._collect(self._by_cap.get(capability, ()))
 
     def by_tag(self, tag: str) -> list[PluginRecord]:
-        self._catch_up()
+        self.catch_up()
         return self._collect(self._by_tag.get(tag, ()))
 
     def query(
@@ -330,7 +333,7 @@ class Registry:
         runtime: str | None = None,
     ) -> list[PluginRecord]:
         """Records matching every given filter, sorted by id."""
-        self._catch_up()
+        self.catch_up()
         ids: set[str] | None = None
         for index, key in (
             (self._by_type, type),

@@ -330,6 +330,7 @@ class PluginService:
             host = PluginHost(dirs, runtimes=self._runtimes or None, **options)
             for stored, ready in zip(plugins, prepared, strict=True):
                 self._register(host, stored, ready)
+            host.registry.catch_up()  # its operations query the indexes: indexed at open
         self._host = host
         host.on_reload(self._audit_reload)
         self._ops = HostOps(host, self._on_loop, run_plugins=self._run_plugins,
@@ -471,6 +472,7 @@ class PluginService:
         host = self._h
         plugins, _, prepared = self._read_installed()
         self._register_missing(host, plugins, prepared)
+        host.registry.catch_up()
         host.resolve()
         self._whole = True
 
